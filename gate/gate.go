@@ -1,0 +1,251 @@
+// Package gate runs the pipeline for one tool call: decide, maybe ask a human,
+// record, forward, record the outcome. It declares the small interfaces it
+// needs and fails closed: a missing or failing part denies the call.
+//
+// The order is the contract: no call is forwarded before its decision (and,
+// for reviews, its verdict) is committed to the audit log.
+package gate
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/oklog/ulid/v2"
+
+	"github.com/toolgate/toolgate/audit"
+	"github.com/toolgate/toolgate/review"
+	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/tools"
+)
+
+// Decider evaluates rules for a call. Implementations must never return an
+// empty Action; the gate treats one as Deny.
+type Decider interface {
+	Decide(ctx context.Context, c tools.Call) rules.Decision
+}
+
+// Reviewer asks a human about a call whose decision is Review. It returns
+// when someone answers or ctx ends; an error means no verdict (the gate denies).
+type Reviewer interface {
+	Review(ctx context.Context, c tools.Call, d rules.Decision) (review.Verdict, error)
+}
+
+// Recorder is the audit log as the gate uses it. Each method returns only
+// after its write is durable.
+type Recorder interface {
+	// Begin records the call and its decision. Status is derived from the
+	// decision: allow -> started, deny -> refused, review -> pending.
+	Begin(ctx context.Context, c tools.Call, d rules.Decision) error
+	// Resolve records a review's verdict for call id.
+	Resolve(ctx context.Context, id string, v review.Verdict) error
+	// Finish records what happened to call id after it was forwarded.
+	Finish(ctx context.Context, id string, o audit.Outcome) error
+}
+
+// Forwarder sends a call to its upstream and returns the upstream's result.
+type Forwarder interface {
+	Forward(ctx context.Context, c tools.Call) (*mcp.CallToolResult, error)
+}
+
+// Observer is told about each finished call, for metrics. It must be cheap.
+type Observer interface {
+	Observe(c tools.Call, d rules.Decision, o audit.Outcome)
+}
+
+// Options configures a Gate. Decider, Recorder and Forwarder are required;
+// a nil Reviewer denies every review.
+type Options struct {
+	Decider   Decider
+	Reviewer  Reviewer
+	Recorder  Recorder
+	Forwarder Forwarder
+	Observer  Observer
+	// Logger receives one line per decision; nil discards.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Gate is the one place every tool call passes through.
+type Gate struct {
+	o Options
+}
+
+// New returns a Gate. It reports a missing required part as an error rather
+// than running open.
+func New(o Options) (*Gate, error) {
+	switch {
+	case o.Decider == nil:
+		return nil, errors.New("gate: no decider")
+	case o.Recorder == nil:
+		return nil, errors.New("gate: no recorder")
+	case o.Forwarder == nil:
+		return nil, errors.New("gate: no forwarder")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Gate{o: o}, nil
+}
+
+// NewID returns a new decision id: a ULID, sortable by time.
+func NewID(t time.Time) string {
+	return ulid.MustNew(ulid.Timestamp(t), rand.Reader).String()
+}
+
+// Handle runs one call through the pipeline. It always returns a result the
+// agent can act on: refusals are tool errors (isError) that say why.
+func (g *Gate) Handle(ctx context.Context, c tools.Call) *mcp.CallToolResult {
+	if c.Time.IsZero() {
+		c.Time = g.o.Now()
+	}
+	if c.ID == "" {
+		c.ID = NewID(c.Time)
+	}
+	log := g.o.Logger.With("call_id", c.ID, "server", c.Server, "tool", c.Tool)
+
+	d := g.o.Decider.Decide(ctx, c)
+	switch d.Action {
+	case rules.Allow, rules.Deny, rules.Review:
+	default:
+		d.Action, d.Error = rules.Deny, fmt.Sprintf("invalid action %q", d.Action)
+	}
+	if d.Error != "" {
+		log.Warn("rule evaluation error", "rule", d.Rule, "effect", d.Action, "err", d.Error)
+	}
+
+	if err := g.o.Recorder.Begin(ctx, c, d); err != nil {
+		log.Error("audit write failed; call denied", "err", err)
+		g.observe(c, d, audit.Outcome{Status: audit.StatusRefused, Error: err.Error()})
+		return refusal(c, "the audit log could not record this call, so it was not run (fail closed): "+err.Error())
+	}
+
+	switch d.Action {
+	case rules.Deny:
+		log.Info("call denied", "rule", d.Rule, "effect", d.Action)
+		g.observe(c, d, audit.Outcome{Status: audit.StatusRefused})
+		return refusal(c, denyText(d))
+	case rules.Review:
+		v := g.review(ctx, c, d)
+		if err := g.o.Recorder.Resolve(context.WithoutCancel(ctx), c.ID, v); err != nil {
+			log.Error("audit write of review verdict failed; call denied", "err", err)
+			g.observe(c, d, audit.Outcome{Status: audit.StatusRefused, Error: err.Error()})
+			return refusal(c, "the audit log could not record the review verdict, so the call was not run (fail closed): "+err.Error())
+		}
+		log.Info("review answered", "rule", d.Rule, "approved", v.Approved, "reviewer", v.Reviewer, "channel", v.Channel)
+		if !v.Approved {
+			g.observe(c, d, audit.Outcome{Status: audit.StatusRefused})
+			return refusal(c, reviewDeniedText(d, v))
+		}
+	}
+
+	log.Debug("call forwarded", "rule", d.Rule, "effect", d.Action)
+	start := g.o.Now()
+	res, err := g.o.Forwarder.Forward(ctx, c)
+	out := outcome(res, err, g.o.Now().Sub(start), g.o.Now())
+	if ferr := g.o.Recorder.Finish(context.WithoutCancel(ctx), c.ID, out); ferr != nil {
+		// The call already ran; its decision row stays "started", which is
+		// what a crash would leave too. Say so loudly.
+		log.Error("audit write of outcome failed", "err", ferr)
+	}
+	g.observe(c, d, out)
+	if err != nil {
+		return mcp.NewToolResultError(fmt.Sprintf("toolgate: upstream %q failed on %s: %v", c.Server, c.Tool, err))
+	}
+	return res
+}
+
+func (g *Gate) observe(c tools.Call, d rules.Decision, o audit.Outcome) {
+	if g.o.Observer != nil {
+		g.o.Observer.Observe(c, d, o)
+	}
+}
+
+// review asks the Reviewer and turns every failure into a denial verdict.
+func (g *Gate) review(ctx context.Context, c tools.Call, d rules.Decision) review.Verdict {
+	if g.o.Reviewer == nil {
+		return review.Verdict{Channel: "none", Reason: "no review channel is configured", DecidedAt: g.o.Now()}
+	}
+	v, err := g.o.Reviewer.Review(ctx, c, d)
+	if err != nil {
+		g.o.Logger.Warn("review failed; call denied", "call_id", c.ID, "err", err)
+		ch := v.Channel
+		if ch == "" {
+			ch = "error"
+		}
+		return review.Verdict{Channel: ch, Reviewer: v.Reviewer, Reason: "review failed: " + err.Error(), DecidedAt: g.o.Now()}
+	}
+	if v.DecidedAt.IsZero() {
+		v.DecidedAt = g.o.Now()
+	}
+	return v
+}
+
+func outcome(res *mcp.CallToolResult, err error, dur time.Duration, now time.Time) audit.Outcome {
+	o := audit.Outcome{Duration: dur, FinishedAt: now}
+	switch {
+	case err != nil:
+		o.Status, o.Error = audit.StatusFailed, err.Error()
+		return o
+	case res == nil:
+		o.Status, o.Error = audit.StatusFailed, "upstream returned no result"
+		return o
+	case res.IsError:
+		o.Status = audit.StatusToolError
+	default:
+		o.Status = audit.StatusOK
+	}
+	if b, merr := json.Marshal(res); merr == nil {
+		sum := sha256.Sum256(b)
+		o.ResultSize, o.ResultHash = len(b), hex.EncodeToString(sum[:])
+	}
+	return o
+}
+
+func refusal(c tools.Call, why string) *mcp.CallToolResult {
+	return mcp.NewToolResultError(fmt.Sprintf("toolgate refused %s (decision %s): %s", c.Name, c.ID, why))
+}
+
+func denyText(d rules.Decision) string {
+	s := "denied by policy"
+	if d.Rule != "" {
+		s += fmt.Sprintf(" (rule %q)", d.Rule)
+	}
+	if d.Reason != "" {
+		s += ": " + d.Reason
+	}
+	if d.Error != "" {
+		s += " [rule evaluation error: " + d.Error + "]"
+	}
+	return s + ". Do not retry the same call; change the approach or ask the user."
+}
+
+func reviewDeniedText(d rules.Decision, v review.Verdict) string {
+	s := "a human review was required"
+	if d.Rule != "" {
+		s += fmt.Sprintf(" (rule %q: %s)", d.Rule, d.Reason)
+	}
+	switch {
+	case v.Channel == "timeout":
+		s += " and no reviewer answered in time, so the call was denied"
+	case v.Reviewer != "":
+		s += fmt.Sprintf(" and %s denied it via %s", v.Reviewer, v.Channel)
+	default:
+		s += " and it was not approved"
+	}
+	if v.Reason != "" {
+		s += ": " + v.Reason
+	}
+	return s + ". Ask the user before trying again."
+}

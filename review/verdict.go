@@ -1,0 +1,17 @@
+package review
+
+import "time"
+
+// Verdict is a human's (or an auto-approval's) answer to a review.
+type Verdict struct {
+	// Approved is true only on an explicit approval.
+	Approved bool `json:"approved"`
+	// Reviewer identifies who decided: a Slack user ID, a local user name, "elicitation:<client>".
+	Reviewer string `json:"reviewer,omitempty"`
+	// Channel is how the answer came: "slack", "cli", "elicitation", "timeout", "auto".
+	Channel string `json:"channel"`
+	// Reason is the reviewer's reason (deny) or why the review ended (timeout, error).
+	Reason string `json:"reason,omitempty"`
+	// DecidedAt is when the answer was given.
+	DecidedAt time.Time `json:"decided_at"`
+}

@@ -1,0 +1,39 @@
+package rules
+
+// Action is what a decision tells the gate to do with a call.
+type Action string
+
+// The three actions. The zero Action is not valid and is treated as Deny.
+const (
+	Allow  Action = "allow"
+	Deny   Action = "deny"
+	Review Action = "review"
+)
+
+// Decision is the outcome of evaluating one call against a rule set.
+// The gate acts on Action; audit stores every field.
+type Decision struct {
+	// Action is what to do. Never empty in a Decision returned by this package.
+	Action Action `json:"action"`
+	// Rule is the name of the matching rule; "" when the default applied.
+	Rule string `json:"rule,omitempty"`
+	// Reason is the rule's (possibly computed) reason, shown to the agent on deny.
+	Reason string `json:"reason,omitempty"`
+	// Version is the rule set's content hash.
+	Version string `json:"version"`
+	// Label is the rule set's optional human label.
+	Label string `json:"label,omitempty"`
+	// AutoApproved is true when a review rule's auto_approve_at turned it into Allow.
+	AutoApproved bool `json:"auto_approved,omitempty"`
+	// Shadow holds what each matching shadow-mode rule would have decided.
+	Shadow []ShadowResult `json:"shadow,omitempty"`
+	// Error is the evaluation error, if one forced this decision (fail closed).
+	Error string `json:"error,omitempty"`
+}
+
+// ShadowResult is a shadow rule's verdict, recorded but not enforced.
+type ShadowResult struct {
+	Rule   string `json:"rule"`
+	Action Action `json:"action"`
+	Reason string `json:"reason,omitempty"`
+}

@@ -1,0 +1,55 @@
+// Package tools holds the catalog of tools toolgate re-exposes: the upstream
+// MCP servers, the built-in workspace tools, and the Call that describes one
+// tool invocation as it travels through the gate.
+package tools
+
+import "time"
+
+// Peer names a piece of software and its version: the agent's MCP client
+// (from initialize) or the model driving it.
+type Peer struct {
+	Name    string `json:"name,omitempty"`
+	Version string `json:"version,omitempty"`
+}
+
+// Annotations are the upstream tool's behaviour hints, copied unchanged.
+// A nil hint means the upstream did not say.
+type Annotations struct {
+	Title       string `json:"title,omitempty"`
+	ReadOnly    *bool  `json:"readOnlyHint,omitempty"`
+	Destructive *bool  `json:"destructiveHint,omitempty"`
+	Idempotent  *bool  `json:"idempotentHint,omitempty"`
+	OpenWorld   *bool  `json:"openWorldHint,omitempty"`
+}
+
+// Call is one tools/call as the gate sees it. The mcp package builds it from
+// the agent's request; rules decide on it, review shows it, audit records it,
+// and the catalog forwards it. It holds no transport state.
+type Call struct {
+	// ID is the decision id the gate assigns (a ULID, sortable by time).
+	ID string `json:"id"`
+	// Server is the upstream's name in the config ("workspace" for built-ins).
+	Server string `json:"server"`
+	// Tool is the tool's name on its upstream.
+	Tool string `json:"tool"`
+	// Name is the name exposed to agents, e.g. "fs__read_file".
+	Name string `json:"name"`
+	// Args are the agent's arguments with toolgate's own keys (_confidence) removed.
+	Args map[string]any `json:"args"`
+	// Annotations are the upstream tool's hints.
+	Annotations Annotations `json:"annotations"`
+	// SchemaHash is the hex sha256 of the tool's input schema as its upstream declared it.
+	SchemaHash string `json:"schema_hash,omitempty"`
+	// ServerVersion is the upstream's serverInfo.version.
+	ServerVersion string `json:"server_version,omitempty"`
+	// Client is the agent's MCP client, from initialize.
+	Client Peer `json:"client"`
+	// Model is the model driving the agent, when known.
+	Model Peer `json:"model"`
+	// Confidence is the agent's stated confidence in 0..1; nil means unknown.
+	Confidence *float64 `json:"confidence,omitempty"`
+	// SessionID identifies the agent's MCP session ("stdio" on stdio).
+	SessionID string `json:"session_id,omitempty"`
+	// Time is when toolgate received the call; rules see it as `now`.
+	Time time.Time `json:"time"`
+}
