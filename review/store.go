@@ -1,0 +1,42 @@
+package review
+
+import (
+	"context"
+	"time"
+
+	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/tools"
+)
+
+// Pending is a call waiting for a human, as stored durably in the audit DB.
+type Pending struct {
+	Call        tools.Call     `json:"call"`
+	Decision    rules.Decision `json:"decision"`
+	RequestedAt time.Time      `json:"requested_at"`
+	// SlackChannel and SlackTS locate the Slack message for this review, if
+	// one was posted, so it can be updated after a restart.
+	SlackChannel string `json:"slack_channel,omitempty"`
+	SlackTS      string `json:"slack_ts,omitempty"`
+}
+
+// Store is where reviews live durably. The audit package's *audit.Store
+// implements it; the gate's Recorder.Begin creates the pending entry (a call
+// whose decision is review) before any channel is asked.
+type Store interface {
+	// PendingReviews lists calls still waiting for a verdict, oldest first.
+	PendingReviews(ctx context.Context) ([]Pending, error)
+	// SubmitVerdict stores v for call id if, and only if, the call is still
+	// pending with no verdict: the first answer wins, from any channel or
+	// process. ok is false when the review was already answered or expired.
+	SubmitVerdict(ctx context.Context, id string, v Verdict) (ok bool, err error)
+	// ReviewVerdict returns the stored verdict for id; decided is false while
+	// it is pending.
+	ReviewVerdict(ctx context.Context, id string) (v Verdict, decided bool, err error)
+	// SetReviewMessage remembers where the review's Slack message is.
+	SetReviewMessage(ctx context.Context, id, channel, ts string) error
+	// ExpireOrphanReviews marks every still-pending review as expired (a
+	// verdict with Channel "expired", not approved) and returns them, so the
+	// caller can update their Slack messages. Called at start-up, when no
+	// call from a previous process can still be waiting.
+	ExpireOrphanReviews(ctx context.Context, now time.Time) ([]Pending, error)
+}
