@@ -1,0 +1,268 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+// Transport is how toolgate talks to an upstream server.
+type Transport string
+
+// The upstream transports. A server's "type" may also be spelled
+// "streamable-http" or "streamableHttp" (meaning TransportHTTP).
+const (
+	TransportStdio Transport = "stdio" // a subprocess speaking JSON-RPC on stdin/stdout
+	TransportHTTP  Transport = "http"  // MCP streamable HTTP
+	TransportSSE   Transport = "sse"   // legacy HTTP+SSE
+)
+
+// Review channels.
+const (
+	ChannelSlack       = "slack"
+	ChannelCLI         = "cli"
+	ChannelElicitation = "elicitation"
+)
+
+// Slack connection modes.
+const (
+	SlackModeSocket = "socket"
+	SlackModeHTTP   = "http"
+)
+
+// Defaults applied by [Parse] and [Default] to settings the file leaves out.
+const (
+	DefaultSeparator       = "__"
+	DefaultServerTimeout   = 120 * time.Second
+	DefaultCommandTimeout  = 30 * time.Second
+	DefaultAuthTokenEnv    = "TOOLGATE_AUTH_TOKEN"
+	DefaultMaxRequestBytes = 4 << 20
+	DefaultReviewTimeout   = 5 * time.Minute
+	DefaultSlackBotEnv     = "SLACK_BOT_TOKEN"
+	DefaultSlackAppEnv     = "SLACK_APP_TOKEN"
+	DefaultSlackSigningEnv = "SLACK_SIGNING_SECRET"
+	DefaultSlackHTTPPath   = "/slack/interactions"
+)
+
+// DefaultAllowedOrigins are the browser origins the HTTP transport accepts
+// when the file names none: local pages only (any port).
+var DefaultAllowedOrigins = []string{
+	"http://localhost", "https://localhost",
+	"http://127.0.0.1", "https://127.0.0.1",
+	"http://[::1]", "https://[::1]",
+}
+
+// Config is a loaded, validated configuration with defaults applied.
+type Config struct {
+	// File is the path the configuration came from; "" for [Default].
+	File string
+	// Servers are the upstream MCP servers, in file order (disabled ones included).
+	Servers []Server
+	// Naming controls the names tools are exposed under.
+	Naming Naming
+	// Workspace configures the built-in workspace tools.
+	Workspace Workspace
+	// Model is the model metadata used when the agent sends none.
+	Model Model
+	// HTTP configures the streamable HTTP transport.
+	HTTP HTTP
+	// Rules selects the rule pack.
+	Rules Rules
+	// Audit configures the audit log.
+	Audit Audit
+	// Review configures human review.
+	Review Review
+}
+
+// Pos is a position in a config file. Line and Col are 1-based; 0 means unknown.
+type Pos struct {
+	File string
+	Line int
+	Col  int
+}
+
+// String formats p as FILE:LINE:COL, leaving out unknown parts.
+func (p Pos) String() string {
+	switch {
+	case p.Line == 0:
+		return p.File
+	case p.Col == 0:
+		return fmt.Sprintf("%s:%d", p.File, p.Line)
+	default:
+		return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+	}
+}
+
+// Server is one upstream MCP server. Exactly one of Command (stdio) and URL
+// (http, sse) is set.
+type Server struct {
+	// Name is the server's key in the file: [a-zA-Z0-9_-]+.
+	Name string
+	// Type is the transport, inferred from Command/URL when the file omits it.
+	Type Transport
+	// Command, Args, Env and Cwd start a stdio server. Env adds to toolgate's
+	// own environment. Values may hold ${VAR} references, unexpanded.
+	Command string
+	Args    []string
+	Env     map[string]string
+	Cwd     string
+	// URL and Headers reach an HTTP or SSE server.
+	URL     string
+	Headers map[string]string
+	// Disabled servers are parsed and validated but not started.
+	Disabled bool
+	// Timeout bounds each tools/call to this server (default 120s).
+	Timeout time.Duration
+	// Pos is where the server's name appears in the file.
+	Pos Pos
+}
+
+// Naming controls exposed tool names: <server><Separator><tool>.
+type Naming struct {
+	Separator string
+}
+
+// Workspace configures the built-in workspace tools (read_file, write_file,
+// list_dir, run_command).
+type Workspace struct {
+	// Enabled defaults to true exactly when no server is enabled.
+	Enabled bool
+	// Root confines the tools; default "." (toolgate's working directory).
+	Root string
+	// CommandTimeout bounds run_command (default 30s).
+	CommandTimeout time.Duration
+}
+
+// Model is model metadata: name and version.
+type Model struct {
+	Name    string
+	Version string
+}
+
+// HTTP configures the agent-facing streamable HTTP transport.
+type HTTP struct {
+	// AuthTokenEnv names the environment variable holding the bearer token.
+	AuthTokenEnv string
+	// AllowedOrigins are the browser origins accepted (scheme://host[:port]);
+	// an entry without a port matches any port. Requests without Origin are allowed.
+	AllowedOrigins []string
+	// MaxRequestBytes limits a request body.
+	MaxRequestBytes int64
+}
+
+// Rules selects the rule pack. An empty File means the embedded default.
+type Rules struct {
+	File  string
+	Label string
+}
+
+// Audit configures the audit log. An empty Path means the per-user state dir.
+type Audit struct {
+	Path       string
+	RedactKeys []string
+}
+
+// Review configures human review of calls whose decision is "review".
+type Review struct {
+	// Timeout is how long to wait for an answer (default 5m); no answer denies.
+	Timeout time.Duration
+	// Channels are tried in order: slack, cli, elicitation. Empty means the
+	// review package's default.
+	Channels []string
+	Slack    Slack
+}
+
+// Slack configures the Slack review channel. The *Env fields name environment
+// variables; secrets are never written in the file.
+type Slack struct {
+	BotTokenEnv      string
+	AppTokenEnv      string
+	SigningSecretEnv string
+	Channel          string
+	// Mode is "socket" (default) or "http".
+	Mode string
+	// HTTPPath is the interactions endpoint in http mode.
+	HTTPPath       string
+	Approvers      []string
+	ApproverGroups []string
+}
+
+// Default returns the configuration used when there is no file: no upstream
+// servers, built-in workspace tools enabled, every other setting at its default.
+func Default() *Config {
+	c := &Config{}
+	c.applyDefaults(nil)
+	return c
+}
+
+// Load reads and parses the file at path. See [Parse].
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// EnabledServers returns the servers that are not disabled, in file order.
+func (c *Config) EnabledServers() []Server {
+	var out []Server
+	for _, s := range c.Servers {
+		if !s.Disabled {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// applyDefaults fills unset fields. workspaceEnabled is the file's explicit
+// workspace.enabled, or nil.
+func (c *Config) applyDefaults(workspaceEnabled *bool) {
+	if c.Naming.Separator == "" {
+		c.Naming.Separator = DefaultSeparator
+	}
+	for i := range c.Servers {
+		if c.Servers[i].Timeout == 0 {
+			c.Servers[i].Timeout = DefaultServerTimeout
+		}
+	}
+	if workspaceEnabled != nil {
+		c.Workspace.Enabled = *workspaceEnabled
+	} else {
+		c.Workspace.Enabled = len(c.EnabledServers()) == 0
+	}
+	if c.Workspace.Root == "" {
+		c.Workspace.Root = "."
+	}
+	if c.Workspace.CommandTimeout == 0 {
+		c.Workspace.CommandTimeout = DefaultCommandTimeout
+	}
+	if c.HTTP.AuthTokenEnv == "" {
+		c.HTTP.AuthTokenEnv = DefaultAuthTokenEnv
+	}
+	if c.HTTP.AllowedOrigins == nil {
+		c.HTTP.AllowedOrigins = append([]string(nil), DefaultAllowedOrigins...)
+	}
+	if c.HTTP.MaxRequestBytes == 0 {
+		c.HTTP.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.Review.Timeout == 0 {
+		c.Review.Timeout = DefaultReviewTimeout
+	}
+	s := &c.Review.Slack
+	if s.BotTokenEnv == "" {
+		s.BotTokenEnv = DefaultSlackBotEnv
+	}
+	if s.AppTokenEnv == "" {
+		s.AppTokenEnv = DefaultSlackAppEnv
+	}
+	if s.SigningSecretEnv == "" {
+		s.SigningSecretEnv = DefaultSlackSigningEnv
+	}
+	if s.Mode == "" {
+		s.Mode = SlackModeSocket
+	}
+	if s.HTTPPath == "" {
+		s.HTTPPath = DefaultSlackHTTPPath
+	}
+}

@@ -1,0 +1,231 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseFull(t *testing.T) {
+	src := `
+servers:
+  fs:
+    command: npx
+    args: ["-y", "@modelcontextprotocol/server-filesystem", "/tmp", 8080]
+    env: {FOO: bar, EMPTY: }
+    cwd: /srv
+  remote:
+    url: https://example.com/mcp
+    headers: {Authorization: "Bearer ${TOKEN}"}
+    timeout: 60s
+  legacy:
+    type: sse
+    url: http://localhost:9000/sse
+    disabled: true
+naming: {separator: "."}
+workspace: {root: /work, command_timeout: 10s}
+model: {name: claude, version: "4"}
+http: {auth_token_env: MY_TOKEN, allowed_origins: ["http://localhost:3000"], max_request_bytes: 1024}
+rules: {file: rules.yaml, label: prod}
+audit: {path: /var/audit.db, redact_keys: [password]}
+review:
+  timeout: 2m
+  channels: [slack, cli]
+  slack: {channel: "#approvals", mode: http, approvers: [U1], approver_groups: [S1]}
+`
+	cfg, err := Parse("t.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Server{
+		{Name: "fs", Type: TransportStdio, Command: "npx", Args: []string{"-y", "@modelcontextprotocol/server-filesystem", "/tmp", "8080"},
+			Env: map[string]string{"FOO": "bar", "EMPTY": ""}, Cwd: "/srv", Timeout: DefaultServerTimeout, Pos: Pos{"t.yaml", 3, 3}},
+		{Name: "remote", Type: TransportHTTP, URL: "https://example.com/mcp", Headers: map[string]string{"Authorization": "Bearer ${TOKEN}"},
+			Timeout: 60 * time.Second, Pos: Pos{"t.yaml", 8, 3}},
+		{Name: "legacy", Type: TransportSSE, URL: "http://localhost:9000/sse", Disabled: true, Timeout: DefaultServerTimeout, Pos: Pos{"t.yaml", 12, 3}},
+	}
+	if !reflect.DeepEqual(cfg.Servers, want) {
+		t.Errorf("servers:\n got %+v\nwant %+v", cfg.Servers, want)
+	}
+	if got := len(cfg.EnabledServers()); got != 2 {
+		t.Errorf("enabled servers = %d, want 2", got)
+	}
+	if cfg.Workspace.Enabled {
+		t.Error("workspace enabled by default although servers are configured")
+	}
+	checks := map[string][2]any{
+		"separator":   {cfg.Naming.Separator, "."},
+		"root":        {cfg.Workspace.Root, "/work"},
+		"cmd timeout": {cfg.Workspace.CommandTimeout, 10 * time.Second},
+		"model":       {cfg.Model, Model{"claude", "4"}},
+		"auth env":    {cfg.HTTP.AuthTokenEnv, "MY_TOKEN"},
+		"max bytes":   {cfg.HTTP.MaxRequestBytes, int64(1024)},
+		"rules":       {cfg.Rules, Rules{"rules.yaml", "prod"}},
+		"review t":    {cfg.Review.Timeout, 2 * time.Minute},
+		"slack mode":  {cfg.Review.Slack.Mode, "http"},
+		"slack bot":   {cfg.Review.Slack.BotTokenEnv, DefaultSlackBotEnv},
+		"slack path":  {cfg.Review.Slack.HTTPPath, DefaultSlackHTTPPath},
+	}
+	for name, c := range checks {
+		if !reflect.DeepEqual(c[0], c[1]) {
+			t.Errorf("%s = %v, want %v", name, c[0], c[1])
+		}
+	}
+	if !reflect.DeepEqual(cfg.HTTP.AllowedOrigins, []string{"http://localhost:3000"}) {
+		t.Errorf("origins = %v", cfg.HTTP.AllowedOrigins)
+	}
+}
+
+// A Cursor .cursor/mcp.json pasted as is.
+func TestParseCursorJSON(t *testing.T) {
+	src := `{
+  "mcpServers": {
+    "filesystem": {
+      "command": "npx",
+      "args": ["-y", "@modelcontextprotocol/server-filesystem", "/Users/me/Desktop"],
+      "env": {"DEBUG": "1"}
+    },
+    "everything": {"type": "streamable-http", "url": "http://127.0.0.1:3001/mcp", "headers": {"X-Key": "${KEY}"}}
+  }
+}`
+	cfg, err := Parse("mcp.json", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Servers) != 2 || cfg.Servers[0].Name != "filesystem" || cfg.Servers[1].Type != TransportHTTP {
+		t.Fatalf("servers = %+v", cfg.Servers)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	for name, src := range map[string]string{"empty": "", "comment": "# nothing\n", "null": "~\n", "empty servers": "servers: {}\n"} {
+		cfg, err := Parse("d.yaml", []byte(src))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		def := Default()
+		def.File = "d.yaml"
+		if !reflect.DeepEqual(cfg, def) {
+			t.Errorf("%s: got %+v, want Default() %+v", name, cfg, def)
+		}
+		if !cfg.Workspace.Enabled || cfg.Naming.Separator != "__" || cfg.HTTP.MaxRequestBytes != 4<<20 {
+			t.Errorf("%s: defaults not applied: %+v", name, cfg)
+		}
+	}
+	// Explicitly disabled workspace with no servers stays disabled.
+	cfg, err := Parse("d.yaml", []byte("workspace: {enabled: false}"))
+	if err != nil || cfg.Workspace.Enabled {
+		t.Fatalf("workspace.enabled false: %v %+v", err, cfg)
+	}
+	// Only disabled servers: the workspace is on by default.
+	cfg, err = Parse("d.yaml", []byte("servers: {a: {command: x, disabled: true}}"))
+	if err != nil || !cfg.Workspace.Enabled {
+		t.Fatalf("only disabled servers: %v %+v", err, cfg)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		src  string
+		want []string // each must appear, in order, one per error
+	}{
+		{"unknown key with suggestion", "servers:\n  fs:\n    comand: npx\n",
+			[]string{`c.yaml:3:5: unknown key "comand" in server "fs" (did you mean "command"?)`}},
+		{"unknown top-level key", "sevrers: {}\n", []string{`c.yaml:1:1: unknown key "sevrers" in the config (did you mean "servers"?)`}},
+		{"far unknown key lists known", "http: {zzzzzzzzzz: 1}\n", []string{`c.yaml:1:8: unknown key "zzzzzzzzzz" in http (known keys: allowed_origins, auth_token_env, max_request_bytes)`}},
+		{"bad duration", "servers:\n  a: {command: x, timeout: 5 minutes}\n", []string{`c.yaml:2:28: invalid duration "5 minutes"`}},
+		{"unitless duration", "review: {timeout: 30}\n", []string{`c.yaml:1:19: duration 30 has no unit`}},
+		{"negative duration", "workspace: {command_timeout: -1s}\n", []string{`c.yaml:1:30: duration "-1s" must be positive`}},
+		{"bool", "workspace: {enabled: yes please}\n", []string{`c.yaml:1:22: expected true or false, got "yes please"`}},
+		{"no command or url", "servers:\n  a: {env: {A: b}}\n", []string{`c.yaml:2:3: server "a" needs "command"`}},
+		{"both command and url", "servers:\n  a: {command: x, url: http://h/mcp}\n", []string{`c.yaml:2:24: server "a" has both "command" and "url"`}},
+		{"bad name", "servers:\n  'a b': {command: x}\n", []string{`c.yaml:2:3: invalid server name "a b"`}},
+		{"bad type", "servers:\n  a: {type: websocket, url: http://h}\n", []string{`c.yaml:2:13: server "a": unknown type "websocket"`}},
+		{"stdio with url", "servers:\n  a: {type: stdio, url: http://h}\n", []string{`c.yaml:2:13: server "a": type stdio needs "command"`}},
+		{"relative url", "servers:\n  a: {url: /mcp}\n", []string{`c.yaml:2:12: server "a": url "/mcp" must be an absolute`}},
+		{"args not a list", "servers:\n  a: {command: x, args: -y}\n", []string{`c.yaml:2:25: server "a" args must be a list, got "-y"`}},
+		{"env not a map", "servers:\n  a: {command: x, env: [A]}\n", []string{`c.yaml:2:24: server "a" env must be a mapping, got a list`}},
+		{"servers and mcpServers", "servers: {}\nmcpServers: {}\n", []string{`c.yaml:2:1: "mcpServers" given but servers were already defined at line 1`}},
+		{"duplicate server", "servers:\n  a: {command: x}\n  a: {command: y}\n", []string{`c.yaml:3:3: duplicate server "a" (first at line 2)`}},
+		{"duplicate key", "naming: {separator: _, separator: .}\n", []string{`c.yaml:1:24: naming: duplicate key "separator" (first at line 1)`}},
+		{"bad separator", "naming: {separator: ' '}\n", []string{`c.yaml:1:21: naming.separator must be`}},
+		{"bad origin", "http: {allowed_origins: [\"http://x/path\", localhost]}\n",
+			[]string{`c.yaml:1:26: http.allowed_origins: "http://x/path" is not an origin`, `c.yaml:1:43: http.allowed_origins: "localhost" is not an origin`}},
+		{"bad max bytes", "http: {max_request_bytes: -5}\n", []string{`c.yaml:1:27: expected a positive whole number`}},
+		{"bad env name", "http: {auth_token_env: 'MY-TOKEN'}\n", []string{`c.yaml:1:24: http.auth_token_env must be an environment variable name`}},
+		{"bad channel", "review: {channels: [slack, email, cli, cli], slack: {channel: '#a'}}\n",
+			[]string{`c.yaml:1:28: review.channels: unknown channel "email"`, `c.yaml:1:40: review.channels: "cli" listed twice`}},
+		{"slack without channel", "review: {channels: [slack]}\n", []string{`c.yaml:1:20: review.channels includes slack but review.slack.channel is not set`}},
+		{"slack mode", "review: {slack: {mode: rtm, http_path: interactions}}\n",
+			[]string{`c.yaml:1:24: review.slack.mode must be socket or http`, `c.yaml:1:40: review.slack.http_path must start with /`}},
+		{"top level list", "- a\n- b\n", []string{`c.yaml:1:1: the config must be a mapping, got a list`}},
+		{"syntax error", "servers:\n  a: {command: x\n", []string{`c.yaml:2: invalid YAML: did not find expected ',' or '}'`}},
+		{"scanner error", "a: b\n\tc: d\n", []string{`c.yaml:2: invalid YAML: found a tab character`}},
+		{"flow sequence", "servers:\n  a:\n    args: [1, 2\n\n", []string{`c.yaml:3: invalid YAML: did not find expected ',' or ']'`}},
+		{"two documents", "servers: {}\n---\nnaming: {}\n", []string{`c.yaml:2:1: only one YAML document is allowed`}},
+		{"all problems at once", "servers:\n  a: {comand: x}\n  b: {command: y, timeout: soon}\nnaming: {sep: x}\n", []string{
+			`c.yaml:2:7: unknown key "comand" in server "a"`,
+			`c.yaml:3:28: invalid duration "soon"`,
+			`c.yaml:4:10: unknown key "sep" in naming`,
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse("c.yaml", []byte(tc.src))
+			if err == nil {
+				t.Fatalf("no error; config %+v", cfg)
+			}
+			if cfg != nil {
+				t.Error("config returned along with an error")
+			}
+			lines := strings.Split(err.Error(), "\n")
+			if len(lines) != len(tc.want) {
+				t.Fatalf("got %d errors, want %d:\n%v", len(lines), len(tc.want), err)
+			}
+			for i, w := range tc.want {
+				if !strings.HasPrefix(lines[i], w) {
+					t.Errorf("error %d:\n got %s\nwant prefix %s", i, lines[i], w)
+				}
+			}
+			var ce *Error
+			if !errors.As(err, &ce) || ce.Pos.File != "c.yaml" || ce.Pos.Line == 0 {
+				t.Errorf("error is not a positioned *Error: %#v", err)
+			}
+		})
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "toolgate.yaml")
+	if err := os.WriteFile(path, []byte("servers:\n  a: {command: x, bogus: 1}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	if err == nil || !strings.HasPrefix(err.Error(), path+":2:19: unknown key \"bogus\"") {
+		t.Fatalf("Load error = %v", err)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing file: %v", err)
+	}
+}
+
+func TestAliasesResolve(t *testing.T) {
+	src := "x: &args [-y, pkg]\n"
+	if _, err := Parse("a.yaml", []byte(src)); err == nil {
+		t.Fatal("unknown top-level key x accepted")
+	}
+	src = "servers:\n  a: &s {command: x, args: [1]}\n  b: *s\n"
+	cfg, err := Parse("a.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Servers) != 2 || cfg.Servers[1].Command != "x" || cfg.Servers[1].Args[0] != "1" {
+		t.Fatalf("servers = %+v", cfg.Servers)
+	}
+}

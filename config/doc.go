@@ -1,0 +1,30 @@
+// Package config reads toolgate's configuration file.
+//
+// The file is YAML; JSON is accepted too (it is YAML), so the "mcpServers"
+// block of a Cursor .cursor/mcp.json or a Claude config can be pasted as is:
+//
+//	servers:            # alias: mcpServers
+//	  fs:
+//	    command: npx
+//	    args: ["-y", "@modelcontextprotocol/server-filesystem", "/tmp"]
+//	    env: {FOO: bar}
+//	  remote:
+//	    url: https://example.com/mcp   # streamable HTTP; type: sse for legacy SSE
+//	    headers: {Authorization: "Bearer ${TOKEN}"}
+//	    timeout: 60s
+//	naming: {separator: "__"}
+//	workspace: {enabled: true, root: ".", command_timeout: 30s}
+//	model: {name: "", version: ""}
+//	http: {auth_token_env: TOOLGATE_AUTH_TOKEN, allowed_origins: ["http://localhost"], max_request_bytes: 4194304}
+//	rules: {file: "", label: ""}
+//	audit: {path: "", redact_keys: []}
+//	review:
+//	  timeout: 5m
+//	  channels: [slack, cli, elicitation]
+//	  slack: {channel: "#approvals", mode: socket}
+//
+// Decoding is strict: unknown keys, wrong types and bad values are all
+// reported at once, each as "FILE:LINE:COL: message" (see [Error]). The
+// package is pure data: it reads no environment variables; "${VAR}"
+// references are left for the caller to expand.
+package config
