@@ -1,20 +1,559 @@
 // Package redact masks secrets (tokens, keys, passwords) in tool arguments,
 // messages and logs before they leave toolgate.
-// (Placeholder API: the review task replaces this file.)
+//
+// A [Redactor] masks two kinds of things:
+//
+//   - values stored under secret-looking keys ("password", "api_key",
+//     "Authorization", "client_secret", "session", ... and any extra keys
+//     given to [New]), matched case-insensitively and ignoring "_", "-" and
+//     "." so that "apiKey", "API-KEY" and "api_key" are the same key;
+//   - secret-looking substrings anywhere in a string: cloud and SaaS tokens
+//     (AWS, GitHub, Slack, OpenAI/Anthropic, Google, Stripe, ...), JWTs, PEM
+//     private key blocks, bearer/basic credentials, passwords in URLs and
+//     KEY=value / "key": "value" pairs whose key looks secret.
+//
+// Masking is one-way and idempotent: r.String(r.String(s)) == r.String(s).
+// It errs on the side of masking too much.
+//
+//	r := redact.New([]string{"x-internal-sig"})
+//	safe := r.Value(call.Args) // deep copy; call.Args is untouched
+//	line := r.String("curl -H 'Authorization: Bearer abc...'")
 package redact
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+)
 
 // Mask replaces a secret.
 const Mask = "[REDACTED]"
 
-// Redactor masks values under secret-looking keys and secret-looking strings.
-type Redactor struct{ keys []string }
+// maxPasses bounds the rewrite loop in String. Every rule's output is a fixed
+// point of that rule, so two passes are the norm; a string that still changes
+// after maxPasses is masked whole rather than returned half-redacted.
+const maxPasses = 6
 
-// New returns a Redactor that also masks values under the given extra keys.
-func New(extraKeys []string) *Redactor { return &Redactor{keys: extraKeys} }
+// secretKeyParts are substrings of a normalized key (lower case, letters and
+// digits only) that make the key secret.
+var secretKeyParts = []string{
+	"password", "passwd", "passphrase", "secret", "token", "apikey",
+	"authorization", "privatekey", "accesskey", "secretkey", "signingkey",
+	"encryptionkey", "cookie", "session", "credential", "bearer",
+}
+
+// secretKeyExact are normalized keys that are secret only as a whole word
+// ("auth" yes, "author" no).
+var secretKeyExact = []string{"auth", "pass", "pwd", "xauth", "basicauth", "proxyauth"}
+
+// Redactor masks values under secret-looking keys and secret-looking strings.
+// It is immutable and safe for concurrent use. A nil *Redactor masks with the
+// default rules.
+type Redactor struct {
+	extra []string // normalized extra keys
+	rules []rule
+}
+
+// rule is one pattern and how to rewrite each of its matches. hint is a cheap
+// pre-check on the lower-cased input; nil means always try the pattern.
+type rule struct {
+	name string
+	re   *regexp.Regexp
+	hint []string
+	repl func(s string, m []int) string
+	// apply, when set, replaces re and repl.
+	apply func(s string) string
+}
+
+// New returns a Redactor that also masks values under the given extra keys
+// (compared like the built-in ones: case-insensitive, ignoring "_", "-", ".";
+// a key is secret when it contains an extra key).
+func New(extraKeys []string) *Redactor {
+	r := &Redactor{}
+	for _, k := range extraKeys {
+		if n := normalizeKey(k); n != "" {
+			r.extra = append(r.extra, n)
+		}
+	}
+	r.rules = buildRules(extraKeys, r.extra)
+	return r
+}
+
+// IsSecretKey reports whether values under key are masked by Value.
+func (r *Redactor) IsSecretKey(key string) bool {
+	var extra []string
+	if r != nil {
+		extra = r.extra
+	}
+	return secretKey(normalizeKey(key), extra)
+}
+
+// secretKey reports whether the normalized key n is secret, given the
+// normalized extra keys.
+func secretKey(n string, extra []string) bool {
+	if n == "" {
+		return false
+	}
+	// Counts, not secrets: "max_tokens", "input_tokens", "session_count".
+	if strings.HasSuffix(n, "tokens") || strings.HasSuffix(n, "count") {
+		return false
+	}
+	for _, p := range secretKeyParts {
+		if strings.Contains(n, p) {
+			return true
+		}
+	}
+	for _, e := range secretKeyExact {
+		if n == e {
+			return true
+		}
+	}
+	for _, e := range extra {
+		if strings.Contains(n, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func normalizeKey(k string) string {
+	var b strings.Builder
+	b.Grow(len(k))
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+			b.WriteByte(c)
+		case c >= 'A' && c <= 'Z':
+			b.WriteByte(c + 'a' - 'A')
+		}
+	}
+	return b.String()
+}
 
 // Value returns a deep copy of v (JSON-like: maps, slices, strings, numbers)
-// with secrets masked. v is not modified.
-func (r *Redactor) Value(v any) any { return v }
+// with secrets masked. v is not modified. Values under secret keys become
+// [Mask] whatever their type (nil and "" stay as they are); every other
+// string goes through [Redactor.String], map keys included. Values of other
+// types are copied through a JSON round trip, and masked whole if that fails.
+func (r *Redactor) Value(v any) any {
+	if r == nil {
+		r = defaultRedactor
+	}
+	return r.value(v, 0)
+}
+
+// maxDepth bounds recursion on pathological (self-referencing) inputs.
+const maxDepth = 64
+
+func (r *Redactor) value(v any, depth int) any {
+	if depth > maxDepth {
+		return Mask
+	}
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case string:
+		return r.String(x)
+	case bool, float64, float32, int, int8, int16, int32, int64,
+		uint, uint8, uint16, uint32, uint64:
+		return x
+	case json.Number:
+		return x
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			r.put(out, k, e, depth)
+		}
+		return out
+	case map[string]string:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			r.put(out, k, e, depth)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = r.value(e, depth+1)
+		}
+		return out
+	case []string:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = r.String(e)
+		}
+		return out
+	case []map[string]any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = r.value(e, depth+1)
+		}
+		return out
+	default:
+		// Structs, typed maps, pointers: normalize through JSON, which is
+		// what leaves toolgate anyway.
+		b, err := json.Marshal(x)
+		if err != nil {
+			return Mask
+		}
+		var g any
+		if err := json.Unmarshal(b, &g); err != nil {
+			return Mask
+		}
+		return r.value(g, depth+1)
+	}
+}
+
+// put stores e (redacted) under the redacted k, never overwriting an entry
+// another key redacted to the same text.
+func (r *Redactor) put(out map[string]any, k string, e any, depth int) {
+	var val any
+	if r.IsSecretKey(k) {
+		val = maskWhole(e)
+	} else {
+		val = r.value(e, depth+1)
+	}
+	rk := r.String(k)
+	if _, dup := out[rk]; dup || (rk != k && hasKey(out, rk)) {
+		for i := 2; ; i++ {
+			c := fmt.Sprintf("%s#%d", rk, i)
+			if _, taken := out[c]; !taken {
+				rk = c
+				break
+			}
+		}
+	}
+	out[rk] = val
+}
+
+func hasKey(m map[string]any, k string) bool { _, ok := m[k]; return ok }
+
+func maskWhole(v any) any {
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case string:
+		if x == "" {
+			return ""
+		}
+	}
+	return Mask
+}
 
 // String returns s with secret-looking substrings masked.
-func (r *Redactor) String(s string) string { return s }
+func (r *Redactor) String(s string) string {
+	if r == nil {
+		r = defaultRedactor
+	}
+	for range maxPasses {
+		t := r.pass(s)
+		if t == s {
+			return s
+		}
+		s = t
+	}
+	return Mask
+}
+
+func (r *Redactor) pass(s string) string {
+	if s == "" {
+		return s
+	}
+	lower := strings.ToLower(s)
+	for i := range r.rules {
+		ru := &r.rules[i]
+		if ru.hint != nil && !containsAny(lower, ru.hint) {
+			continue
+		}
+		if ru.apply != nil {
+			s = ru.apply(s)
+		} else {
+			s = replaceAll(ru.re, s, ru.repl)
+		}
+		if ru.hint != nil {
+			lower = strings.ToLower(s)
+		}
+	}
+	return s
+}
+
+func containsAny(s string, subs []string) bool {
+	for _, x := range subs {
+		if strings.Contains(s, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// replaceAll is regexp.ReplaceAllStringFunc with access to submatch indexes.
+func replaceAll(re *regexp.Regexp, s string, repl func(s string, m []int) string) string {
+	ms := re.FindAllStringSubmatchIndex(s, -1)
+	if ms == nil {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	last := 0
+	for _, m := range ms {
+		b.WriteString(s[last:m[0]])
+		b.WriteString(repl(s, m))
+		last = m[1]
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+// group returns submatch n of m in s, "" when it did not participate.
+func group(s string, m []int, n int) string {
+	if m[2*n] < 0 {
+		return ""
+	}
+	return s[m[2*n]:m[2*n+1]]
+}
+
+func maskAll(string, []int) string { return Mask }
+
+// tokenPatterns are well-known credential formats, masked wherever they
+// appear. Each hint is a lower-case literal the match must contain.
+var tokenPatterns = []struct {
+	name, re string
+	hint     []string
+}{
+	{"aws-access-key-id", `\b(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA)[0-9A-Z]{16,}`, []string{"akia", "asia", "abia", "acca", "aroa", "aida"}},
+	{"github", `(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}`, []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_"}},
+	{"github-pat", `github_pat_[A-Za-z0-9_]{20,}`, []string{"github_pat_"}},
+	{"gitlab", `glpat-[A-Za-z0-9_\-]{20,}`, []string{"glpat-"}},
+	{"slack", `xox[abposre]-[A-Za-z0-9\-]{8,}`, []string{"xox"}},
+	{"slack-app", `xapp-[A-Za-z0-9\-]{8,}`, []string{"xapp-"}},
+	{"slack-webhook", `hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_\-]+`, []string{"hooks.slack.com"}},
+	{"openai-anthropic", `\bsk-[A-Za-z0-9_\-]{16,}`, []string{"sk-"}},
+	{"google-api-key", `AIza[0-9A-Za-z_\-]{30,}`, []string{"aiza"}},
+	{"google-oauth", `ya29\.[0-9A-Za-z_\-]{20,}`, []string{"ya29."}},
+	{"stripe", `\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{10,}`, []string{"k_live_", "k_test_"}},
+	{"stripe-webhook", `whsec_[0-9A-Za-z]{16,}`, []string{"whsec_"}},
+	{"npm", `npm_[A-Za-z0-9]{30,}`, []string{"npm_"}},
+	{"pypi", `pypi-[A-Za-z0-9_\-]{40,}`, []string{"pypi-"}},
+	{"jwt", `eyJ[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]*`, []string{"eyj"}},
+}
+
+// genericValue is the value part of a KEY=value pair: a double-quoted
+// string (optionally with escaped quotes, as in JSON inside a string), a
+// single-quoted string, or a bare word.
+const genericValue = `(\\"(?:[^"\\]|\\[^"])*\\"|"(?:[^"\\]|\\.)*"?|'[^']*'?|[^\s"',;&<>(){}\[\]]+|\[[^\s\]]*\]?)`
+
+func buildRules(extraKeys, extraNorm []string) []rule {
+	var rs []rule
+	// PEM private keys first: the block may contain anything.
+	rs = append(rs, rule{name: "pem", hint: []string{"private key"}, apply: maskPEM})
+	for _, p := range tokenPatterns {
+		rs = append(rs, rule{name: p.name, re: regexp.MustCompile(p.re), hint: p.hint, repl: maskAll})
+	}
+	// scheme://user:password@host -> scheme://user:[REDACTED]@host.
+	url := &scanRule{
+		re:     regexp.MustCompile(`^([A-Za-z0-9+.\-]*://[^\s:/?#@]*:)[^\s/?#]*@`),
+		starts: []string{"://"},
+		back:   func(c byte) bool { return isAlnum(c) || c == '+' || c == '.' || c == '-' },
+		repl: func(s string, m []int) (string, bool) {
+			return group(s, m, 1) + Mask + "@", true
+		},
+	}
+	rs = append(rs, rule{name: "url-password", hint: url.starts, apply: url.apply})
+	// Bearer/Basic credentials wherever they appear.
+	auth := &scanRule{
+		re:        regexp.MustCompile(`^(?i)((?:bearer|basic|digest|negotiate)\s+)[A-Za-z0-9\-._~+/]+=*`),
+		starts:    []string{"bearer", "basic", "digest", "negotiate"},
+		wordStart: true,
+		repl: func(s string, m []int) (string, bool) {
+			// "basic arithmetic" is prose; credentials mix in digits,
+			// capitals or punctuation.
+			return group(s, m, 1) + Mask, credentialLike(s[m[3]:m[1]])
+		},
+	}
+	rs = append(rs, rule{name: "auth-scheme", hint: auth.starts, apply: auth.apply})
+	// KEY=value, KEY: value, "key": "value", key := "value" where KEY looks
+	// secret. The pattern finds candidates; IsSecretKey has the last word,
+	// so counts like max_tokens=100 are kept.
+	parts := append([]string(nil), secretKeyParts...)
+	parts = append(parts, `api[_\-.]?key`, `private[_\-.]?key`, `access[_\-.]?key`, `secret[_\-.]?key`,
+		`client[_\-.]?secret`, `auth`, `pass`, `pwd`)
+	starts := append([]string(nil), secretKeyParts...)
+	starts = append(starts, "api", "private", "access", "client", "auth", "pass", "pwd")
+	for _, n := range extraNorm {
+		// "X-Internal-Sig" in text matches extra key "xinternalsig".
+		parts = append(parts, strings.Join(strings.Split(n, ""), `[_\-.]?`))
+		starts = append(starts, n[:1])
+	}
+	// Longest alternatives first so RE2's leftmost-first picks the full word.
+	sort.SliceStable(parts, func(i, j int) bool { return len(parts[i]) > len(parts[j]) })
+	keyRe := `(?:` + strings.Join(parts, "|") + `)[A-Za-z0-9_.\-]*`
+	kv := &scanRule{
+		re:     regexp.MustCompile(`^(?i)(` + keyRe + `)(\\?["']?\s*(?::=|=>|[:=])\s*)((?:bearer|basic|token|digest|negotiate)\s+)?` + genericValue),
+		starts: starts,
+		repl: func(s string, m []int) (string, bool) {
+			// The keyword only found a candidate; the whole identifier
+			// decides, so counts like max_tokens=100 are kept.
+			start := m[0]
+			for start > 0 && isIdentByte(s[start-1]) {
+				start--
+			}
+			if !secretKey(normalizeKey(s[start:m[3]]), extraNorm) {
+				return "", false
+			}
+			return group(s, m, 1) + group(s, m, 2) + group(s, m, 3) + quoteLike(group(s, m, 4)), true
+		},
+	}
+	rs = append(rs, rule{name: "key-value", hint: starts, apply: kv.apply})
+	return rs
+}
+
+// scanRule finds candidate positions with plain string search for its
+// lower-case starts and runs its anchored pattern only there. Patterns whose
+// first character could be anything (a case-folded alternation, an
+// identifier) cost ~0.4 µs per input byte when left unanchored; this is what
+// keeps String at tens of MB/s.
+type scanRule struct {
+	re     *regexp.Regexp // anchored with ^
+	starts []string
+	// back, when set, moves a candidate start left over bytes it accepts
+	// (the scheme before "://").
+	back func(c byte) bool
+	// wordStart requires a non-word byte (or the start) before a candidate.
+	wordStart bool
+	// repl returns the replacement of match m; false keeps the match as is.
+	repl func(s string, m []int) (string, bool)
+}
+
+func (k *scanRule) apply(s string) string {
+	lower := asciiLower(s)
+	var pos []int
+	for _, w := range k.starts {
+		for off := 0; ; {
+			i := strings.Index(lower[off:], w)
+			if i < 0 {
+				break
+			}
+			p := off + i
+			off = p + 1
+			if k.wordStart && p > 0 && (isAlnum(s[p-1]) || s[p-1] == '_') {
+				continue
+			}
+			if k.back != nil {
+				for p > 0 && k.back(s[p-1]) {
+					p--
+				}
+			}
+			pos = append(pos, p)
+		}
+	}
+	if pos == nil {
+		return s
+	}
+	sort.Ints(pos)
+	var b strings.Builder
+	last := 0
+	for _, p := range pos {
+		if p < last {
+			continue
+		}
+		m := k.re.FindStringSubmatchIndex(s[p:])
+		if m == nil {
+			continue
+		}
+		for i := range m {
+			if m[i] >= 0 {
+				m[i] += p
+			}
+		}
+		r, ok := k.repl(s, m)
+		if !ok {
+			continue
+		}
+		b.WriteString(s[last:p])
+		b.WriteString(r)
+		last = m[1]
+	}
+	if b.Len() == 0 && last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// asciiLower lower-cases ASCII letters only, so byte offsets are preserved.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+func isIdentByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-'
+}
+
+func credentialLike(tok string) bool {
+	if len(tok) < 8 {
+		return false
+	}
+	for i := 0; i < len(tok); i++ {
+		if c := tok[i]; c < 'a' || c > 'z' {
+			return true
+		}
+	}
+	return false
+}
+
+// quoteLike returns Mask wrapped in the same quotes as v.
+func quoteLike(v string) string {
+	switch {
+	case strings.HasPrefix(v, `\"`):
+		return `\"` + Mask + `\"`
+	case strings.HasPrefix(v, `"`):
+		return `"` + Mask + `"`
+	case strings.HasPrefix(v, `'`):
+		return `'` + Mask + `'`
+	}
+	return Mask
+}
+
+var (
+	pemBegin = regexp.MustCompile(`-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----`)
+	pemEnd   = regexp.MustCompile(`-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----`)
+)
+
+// maskPEM keeps each private key block's BEGIN and END lines and masks what
+// is between them; a block with no END (truncated input) is masked to the
+// end of s.
+func maskPEM(s string) string {
+	var b strings.Builder
+	for {
+		loc := pemBegin.FindStringIndex(s)
+		if loc == nil {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:loc[1]])
+		b.WriteString(Mask)
+		rest := s[loc[1]:]
+		end := pemEnd.FindStringIndex(rest)
+		if end == nil {
+			return b.String()
+		}
+		b.WriteString(rest[end[0]:end[1]])
+		s = rest[end[1]:]
+	}
+}
+
+// defaultRedactor is immutable after init; it backs a nil *Redactor.
+var defaultRedactor = New(nil)

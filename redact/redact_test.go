@@ -1,0 +1,289 @@
+package redact
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+type corpusEntry struct {
+	line         int
+	secret, text string
+}
+
+func loadCorpus(t testing.TB) []corpusEntry {
+	t.Helper()
+	f, err := os.Open("testdata/secrets.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []corpusEntry
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		secret, text, ok := strings.Cut(line, "\t")
+		if !ok {
+			t.Fatalf("secrets.txt:%d: no tab", n)
+		}
+		secret = strings.ReplaceAll(secret, `\n`, "\n")
+		text = strings.ReplaceAll(text, `\n`, "\n")
+		if !strings.Contains(text, secret) {
+			t.Fatalf("secrets.txt:%d: text does not contain its secret", n)
+		}
+		out = append(out, corpusEntry{n, secret, text})
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(out) < 40 {
+		t.Fatalf("corpus has only %d entries", len(out))
+	}
+	return out
+}
+
+// leaks reports a piece of secret still visible in out: the whole secret, or
+// for long secrets any 12-character window of it.
+func leaks(out, secret string) string {
+	if strings.Contains(out, secret) {
+		return secret
+	}
+	const w = 12
+	if len(secret) < 2*w {
+		return ""
+	}
+	for i := 0; i+w <= len(secret); i++ {
+		if p := secret[i : i+w]; !strings.Contains(p, "\n") && strings.Contains(out, p) {
+			return p
+		}
+	}
+	return ""
+}
+
+func TestCorpus(t *testing.T) {
+	r := New(nil)
+	for _, e := range loadCorpus(t) {
+		out := r.String(e.text)
+		if p := leaks(out, e.secret); p != "" {
+			t.Errorf("secrets.txt:%d: String leaks %q:\n in:  %q\n out: %q", e.line, p, e.text, out)
+		}
+		if !strings.Contains(out, Mask) {
+			t.Errorf("secrets.txt:%d: String output has no mask: %q", e.line, out)
+		}
+		if again := r.String(out); again != out {
+			t.Errorf("secrets.txt:%d: not idempotent:\n once:  %q\n twice: %q", e.line, out, again)
+		}
+		// The same text deep inside a JSON-like value, under a harmless key.
+		v := map[string]any{"cmd": []any{"run", map[string]any{"arg": e.text, "n": 1.0}}}
+		b, err := json.Marshal(r.Value(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back any
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatal(err)
+		}
+		inner := back.(map[string]any)["cmd"].([]any)[1].(map[string]any)["arg"].(string)
+		if p := leaks(inner, e.secret); p != "" {
+			t.Errorf("secrets.txt:%d: Value leaks %q: %q", e.line, p, inner)
+		}
+	}
+}
+
+func TestValueSecretKeys(t *testing.T) {
+	r := New([]string{"X-Internal-Sig"})
+	in := map[string]any{
+		"password":              "hunter2",
+		"Password":              "hunter3",
+		"apiKey":                "abc",
+		"API-KEY":               "def",
+		"api_key":               123.0,
+		"Authorization":         "Bearer zzz",
+		"client_secret":         "cs",
+		"AWS_SECRET_ACCESS_KEY": "aws",
+		"private_key":           map[string]any{"pem": "..."},
+		"cookie":                []any{"a", "b"},
+		"session":               "s",
+		"x_internal_sig":        "sig",
+		"auth":                  "a",
+		"max_tokens":            100.0,
+		"author":                "Jane",
+		"path":                  "/etc/hosts",
+		"empty_token":           "",
+		"nil_secret":            nil,
+		"nested":                map[string]any{"db": map[string]any{"passwd": "p", "host": "h"}},
+		"list":                  []any{map[string]any{"token": "t"}, "plain"},
+	}
+	want := map[string]any{
+		"password":              Mask,
+		"Password":              Mask,
+		"apiKey":                Mask,
+		"API-KEY":               Mask,
+		"api_key":               Mask,
+		"Authorization":         Mask,
+		"client_secret":         Mask,
+		"AWS_SECRET_ACCESS_KEY": Mask,
+		"private_key":           Mask,
+		"cookie":                Mask,
+		"session":               Mask,
+		"x_internal_sig":        Mask,
+		"auth":                  Mask,
+		"max_tokens":            100.0,
+		"author":                "Jane",
+		"path":                  "/etc/hosts",
+		"empty_token":           "",
+		"nil_secret":            nil,
+		"nested":                map[string]any{"db": map[string]any{"passwd": Mask, "host": "h"}},
+		"list":                  []any{map[string]any{"token": Mask}, "plain"},
+	}
+	got := r.Value(in)
+	if !reflect.DeepEqual(got, want) {
+		gb, _ := json.MarshalIndent(got, "", " ")
+		t.Errorf("Value =\n%s", gb)
+	}
+	// Deep copy: the input is untouched.
+	if in["password"] != "hunter2" || in["nested"].(map[string]any)["db"].(map[string]any)["passwd"] != "p" {
+		t.Error("Value modified its input")
+	}
+	// Without the extra key, x_internal_sig is kept.
+	if New(nil).Value(map[string]any{"x_internal_sig": "sig"}).(map[string]any)["x_internal_sig"] != "sig" {
+		t.Error("extra key leaked into another Redactor")
+	}
+}
+
+func TestValueOtherTypes(t *testing.T) {
+	r := New(nil)
+	type creds struct {
+		User     string `json:"user"`
+		Password string `json:"password"`
+	}
+	got := r.Value(map[string]any{
+		"c":  creds{"bob", "pw"},
+		"ss": []string{"ok", "token=abcdefgh"},
+		"ms": map[string]string{"secret": "x"},
+	}).(map[string]any)
+	if c := got["c"].(map[string]any); c["password"] != Mask || c["user"] != "bob" {
+		t.Errorf("struct: %v", c)
+	}
+	if ss := got["ss"].([]any); ss[0] != "ok" || ss[1] != "token="+Mask {
+		t.Errorf("[]string: %v", ss)
+	}
+	if ms := got["ms"].(map[string]any); ms["secret"] != Mask {
+		t.Errorf("map[string]string: %v", ms)
+	}
+	if r.Value(make(chan int)) != Mask {
+		t.Error("unmarshalable value not masked whole")
+	}
+}
+
+func TestStringKeepsHarmlessText(t *testing.T) {
+	r := New(nil)
+	for _, s := range []string{
+		"",
+		"ls -la /tmp",
+		"max_tokens=4096",
+		"the author: Jane Doe",
+		"basic arithmetic is fun",
+		"task-1234567890abcdefghij",
+		"https://example.com/path?page=2&sort=asc",
+		"ssh user@host",
+		"git@github.com:o/r.git",
+		`{"name": "report.pdf", "size": 1234}`,
+		"session_count: 4",
+		"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
+	} {
+		if got := r.String(s); got != s {
+			t.Errorf("String(%q) = %q, want unchanged", s, got)
+		}
+	}
+}
+
+func TestStringShapes(t *testing.T) {
+	r := New(nil)
+	cases := []struct{ in, want string }{
+		{"postgres://admin:hunter2@db:5432/x", "postgres://admin:" + Mask + "@db:5432/x"},
+		{"Authorization: Bearer abcdefghijkl", "Authorization: Bearer " + Mask},
+		{`{"password": "p w", "user": "bob"}`, `{"password": "` + Mask + `", "user": "bob"}`},
+		{"a\n-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\nb",
+			"a\n-----BEGIN RSA PRIVATE KEY-----" + Mask + "-----END RSA PRIVATE KEY-----\nb"},
+		{"x=1 token=abc y=2", "x=1 token=" + Mask + " y=2"},
+		{Mask, Mask},
+	}
+	for _, c := range cases {
+		if got := r.String(c.in); got != c.want {
+			t.Errorf("String(%q)\n got  %q\n want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestNilRedactor(t *testing.T) {
+	var r *Redactor
+	if got := r.String("password=x"); got != "password="+Mask {
+		t.Errorf("nil String = %q", got)
+	}
+	if got := r.Value(map[string]any{"token": "x"}).(map[string]any)["token"]; got != Mask {
+		t.Errorf("nil Value = %v", got)
+	}
+}
+
+func FuzzString(f *testing.F) {
+	for _, e := range loadCorpus(f) {
+		f.Add(e.text)
+	}
+	for _, s := range []string{"", Mask, "a:b@c", "://:@", "password=", "-----BEGIN PRIVATE KEY-----",
+		"token=\"", `\"password\":\"`, "Bearer Bearer Bearer x", "ghp_" + strings.Repeat("a", 40) + "ghp_"} {
+		f.Add(s)
+	}
+	r := New([]string{"extra"})
+	f.Fuzz(func(t *testing.T, s string) {
+		once := r.String(s)
+		if twice := r.String(once); twice != once {
+			t.Fatalf("not idempotent:\n in:    %q\n once:  %q\n twice: %q", s, once, twice)
+		}
+		v := r.Value(map[string]any{s: s, "k": []any{s}})
+		if _, err := json.Marshal(v); err != nil {
+			t.Fatalf("Value result not marshalable: %v", err)
+		}
+	})
+}
+
+func BenchmarkString(b *testing.B) {
+	r := New(nil)
+	plain := strings.Repeat("ls -la /var/log && grep -r error . | head -n 20; ", 8)
+	secret := plain + "curl -H 'Authorization: Bearer abcdefghijklmnop' https://u:p@x/y?api_key=zzz"
+	b.Run("plain-400B", func(b *testing.B) {
+		b.SetBytes(int64(len(plain)))
+		for b.Loop() {
+			r.String(plain)
+		}
+	})
+	b.Run("secrets-480B", func(b *testing.B) {
+		b.SetBytes(int64(len(secret)))
+		for b.Loop() {
+			r.String(secret)
+		}
+	})
+}
+
+func BenchmarkValue(b *testing.B) {
+	r := New(nil)
+	args := map[string]any{
+		"command": "psql postgres://app:hunter2@db/app -c 'select 1'",
+		"cwd":     "/home/me/project",
+		"env":     map[string]any{"PGPASSWORD": "hunter2", "PATH": "/usr/bin"},
+		"files":   []any{"a.go", "b.go", "c.go"},
+		"timeout": 30.0,
+	}
+	for b.Loop() {
+		r.Value(args)
+	}
+}
