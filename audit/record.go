@@ -1,0 +1,245 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/toolgate/toolgate/review"
+	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/tools"
+)
+
+// Record is one recorded call: what was asked, what was decided, what a
+// reviewer said, and what happened. Keep the JSON field names stable: they
+// are the format of `audit export`, `--output json`, Import and the hash
+// chain's event bodies.
+type Record struct {
+	// Seq is the row's insertion number (for tailing); not part of the chain.
+	Seq int64 `json:"seq,omitempty"`
+	Entry
+	// Status is one of the Status* constants.
+	Status string `json:"status"`
+	// Review is the reviewer's verdict, once there is one.
+	Review *Review `json:"review,omitempty"`
+	// Outcome is what happened after forwarding, once known.
+	Outcome *Outcome `json:"outcome,omitempty"`
+	// SlackChannel and SlackTS locate a review's Slack message. They are
+	// operational metadata, not covered by the hash chain.
+	SlackChannel string `json:"slack_channel,omitempty"`
+	SlackTS      string `json:"slack_ts,omitempty"`
+}
+
+// Entry is what is known when a call is decided. It never changes after
+// Begin commits it.
+type Entry struct {
+	ID            string            `json:"id"`
+	ReceivedAt    time.Time         `json:"received_at"`
+	DecidedAt     time.Time         `json:"decided_at"`
+	Client        tools.Peer        `json:"client"`
+	Model         tools.Peer        `json:"model"`
+	Session       string            `json:"session,omitempty"`
+	Server        string            `json:"server"`
+	ServerVersion string            `json:"server_version,omitempty"`
+	Tool          string            `json:"tool"`
+	Name          string            `json:"name,omitempty"`
+	SchemaHash    string            `json:"schema_hash,omitempty"`
+	Annotations   tools.Annotations `json:"annotations"`
+	// Args are the call's arguments as stored: after Options.Redact.
+	Args json.RawMessage `json:"args"`
+	// ArgsHash is the hex sha256 of Args (the redacted arguments, so it
+	// cannot be used to guess a secret).
+	ArgsHash string `json:"args_hash"`
+	// Confidence is the agent's stated confidence; nil when unknown.
+	Confidence   *float64             `json:"confidence,omitempty"`
+	RulesVersion string               `json:"rules_version"`
+	RulesLabel   string               `json:"rules_label,omitempty"`
+	Rule         string               `json:"rule,omitempty"`
+	Action       rules.Action         `json:"action"`
+	Reason       string               `json:"reason,omitempty"`
+	AutoApproved bool                 `json:"auto_approved,omitempty"`
+	Shadow       []rules.ShadowResult `json:"shadow,omitempty"`
+	EvalError    string               `json:"eval_error,omitempty"`
+	// ToolgateVersion is the version of toolgate that recorded the call.
+	ToolgateVersion string `json:"toolgate_version,omitempty"`
+}
+
+// Review is a recorded verdict.
+type Review struct {
+	Approved  bool      `json:"approved"`
+	Reviewer  string    `json:"reviewer,omitempty"`
+	Channel   string    `json:"channel"`
+	Reason    string    `json:"reason,omitempty"`
+	DecidedAt time.Time `json:"decided_at"`
+	// TimeToDecision is from the decision (DecidedAt of the Entry) to the verdict.
+	TimeToDecision time.Duration `json:"time_to_decision"`
+}
+
+// Verdict returns the review as a review.Verdict.
+func (r Review) Verdict() review.Verdict {
+	return review.Verdict{Approved: r.Approved, Reviewer: r.Reviewer, Channel: r.Channel, Reason: r.Reason, DecidedAt: r.DecidedAt}
+}
+
+// Call rebuilds the tools.Call as the rules saw it, except that Args are
+// the stored (redacted) arguments.
+func (r *Record) Call() (tools.Call, error) {
+	c := tools.Call{
+		ID: r.ID, Server: r.Server, Tool: r.Tool, Name: r.Name,
+		Annotations: r.Annotations, SchemaHash: r.SchemaHash, ServerVersion: r.ServerVersion,
+		Client: r.Client, Model: r.Model, Confidence: r.Confidence, SessionID: r.Session,
+		Time: r.ReceivedAt,
+	}
+	if len(r.Args) > 0 && !bytes.Equal(r.Args, []byte("null")) {
+		if err := json.Unmarshal(r.Args, &c.Args); err != nil {
+			return c, fmt.Errorf("audit: call %s: args: %w", r.ID, err)
+		}
+	}
+	return c, nil
+}
+
+// Decision returns the recorded decision.
+func (r *Record) Decision() rules.Decision {
+	return rules.Decision{
+		Action: r.Action, Rule: r.Rule, Reason: r.Reason, Version: r.RulesVersion, Label: r.RulesLabel,
+		AutoApproved: r.AutoApproved, Shadow: r.Shadow, Error: r.EvalError,
+	}
+}
+
+// Event kinds in the hash chain.
+const (
+	kindDecision = "decision" // Begin: the Entry and the initial status
+	kindVerdict  = "verdict"  // a review verdict (and the status it leads to)
+	kindStatus   = "status"   // a status change alone (finalizing a submitted verdict, expiry)
+	kindOutcome  = "outcome"  // Finish
+)
+
+// event is the body of one chained event; its canonical JSON (encoding/json
+// of this struct: fixed field order, sorted map keys, UTC times) is hashed.
+type event struct {
+	Kind     string   `json:"kind"`
+	ID       string   `json:"id"`
+	At       int64    `json:"at"`
+	Status   string   `json:"status"`
+	Decision *Entry   `json:"decision,omitempty"`
+	Verdict  *Review  `json:"verdict,omitempty"`
+	Outcome  *Outcome `json:"outcome,omitempty"`
+}
+
+// chainHash is the hash of an event: sha256(prev hash hex || body).
+func chainHash(prev string, body []byte) string {
+	h := sha256.New()
+	h.Write([]byte(prev))
+	h.Write(body)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// fold applies an event to the record it describes (used by Verify to
+// rebuild what each row must contain).
+func (r *Record) fold(e *event) {
+	r.Status = e.Status
+	switch e.Kind {
+	case kindDecision:
+		if e.Decision != nil {
+			r.Entry = *e.Decision
+		}
+	case kindVerdict:
+		r.Review = e.Verdict
+	case kindOutcome:
+		r.Outcome = e.Outcome
+	}
+}
+
+// utc normalises t as stored: UTC, nanosecond unix time, no monotonic clock.
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return time.Unix(0, t.UnixNano()).UTC()
+}
+
+func nanos(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return time.Unix(0, n.Int64).UTC()
+}
+
+// recordCols is the column list scanRecord reads, in order.
+const recordCols = `seq, id, received_at, decided_at, client_name, client_version, model_name, model_version,
+session_id, server, server_version, tool, name, schema_hash, annotations, args, args_hash, confidence,
+rules_version, rules_label, rule, action, reason, auto_approved, shadow, eval_error, toolgate_version, status,
+review_approved, reviewer, review_channel, review_reason, review_decided_at, review_ms, slack_channel, slack_ts,
+finished_at, outcome_error, duration_ns, result_size, result_hash`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanRecord(sc scanner) (*Record, error) {
+	var (
+		r                          Record
+		received, decided          int64
+		annotations, args, shadow  string
+		confidence                 sql.NullFloat64
+		action                     string
+		auto                       bool
+		approved                   sql.NullBool
+		reviewer, channel, rreason string
+		rdecided, rms              sql.NullInt64
+		finished, dur, size        sql.NullInt64
+		oerr, rhash                string
+	)
+	err := sc.Scan(&r.Seq, &r.ID, &received, &decided, &r.Client.Name, &r.Client.Version, &r.Model.Name, &r.Model.Version,
+		&r.Session, &r.Server, &r.ServerVersion, &r.Tool, &r.Name, &r.SchemaHash, &annotations, &args, &r.ArgsHash, &confidence,
+		&r.RulesVersion, &r.RulesLabel, &r.Rule, &action, &r.Reason, &auto, &shadow, &r.EvalError, &r.ToolgateVersion, &r.Status,
+		&approved, &reviewer, &channel, &rreason, &rdecided, &rms, &r.SlackChannel, &r.SlackTS,
+		&finished, &oerr, &dur, &size, &rhash)
+	if err != nil {
+		return nil, err
+	}
+	r.ReceivedAt = time.Unix(0, received).UTC()
+	r.DecidedAt = time.Unix(0, decided).UTC()
+	if err := json.Unmarshal([]byte(annotations), &r.Annotations); err != nil {
+		return nil, fmt.Errorf("call %s: annotations: %w", r.ID, err)
+	}
+	r.Args = json.RawMessage(args)
+	if confidence.Valid {
+		c := confidence.Float64
+		r.Confidence = &c
+	}
+	r.Action = rules.Action(action)
+	r.AutoApproved = auto
+	if shadow != "" {
+		if err := json.Unmarshal([]byte(shadow), &r.Shadow); err != nil {
+			return nil, fmt.Errorf("call %s: shadow: %w", r.ID, err)
+		}
+	}
+	if approved.Valid {
+		r.Review = &Review{
+			Approved: approved.Bool, Reviewer: reviewer, Channel: channel, Reason: rreason,
+			DecidedAt: fromNanos(rdecided), TimeToDecision: time.Duration(rms.Int64) * time.Millisecond,
+		}
+	}
+	if finished.Valid {
+		r.Outcome = &Outcome{
+			Status: r.Status, Error: oerr, Duration: time.Duration(dur.Int64),
+			ResultSize: int(size.Int64), ResultHash: rhash, FinishedAt: fromNanos(finished),
+		}
+	}
+	return &r, nil
+}
+
+// marshalCanonical is encoding/json without HTML escaping surprises: the
+// same input always gives the same bytes.
+func marshalCanonical(v any) ([]byte, error) {
+	return json.Marshal(v)
+}

@@ -1,0 +1,206 @@
+package audit
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/toolgate/toolgate/review"
+	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/tools"
+)
+
+// initialStatus is the status Begin gives a decision.
+func initialStatus(a rules.Action) string {
+	switch a {
+	case rules.Allow:
+		return StatusStarted
+	case rules.Review:
+		return StatusPending
+	default:
+		return StatusRefused
+	}
+}
+
+// entryRow is an Entry with its column encodings and its decision-event
+// body, computed by the caller so the writer goroutine only hashes and
+// inserts.
+type entryRow struct {
+	e                         Entry
+	args, annotations, shadow string
+	body                      []byte
+	status                    string
+	at                        int64
+}
+
+func (s *Store) newEntry(c tools.Call, d rules.Decision) (*entryRow, error) {
+	if c.ID == "" {
+		return nil, fmt.Errorf("audit: call has no id")
+	}
+	args := c.Args
+	if s.o.Redact != nil && args != nil {
+		args = s.o.Redact(args)
+	}
+	if args == nil {
+		args = map[string]any{}
+	}
+	ab, err := json.Marshal(args)
+	if err != nil {
+		return nil, fmt.Errorf("audit: encode args of %s: %w", c.ID, err)
+	}
+	sum := sha256.Sum256(ab)
+	now := utc(s.o.Now())
+	received := utc(c.Time)
+	if received.IsZero() {
+		received = now
+	}
+	e := Entry{
+		ID: c.ID, ReceivedAt: received, DecidedAt: now,
+		Client: c.Client, Model: c.Model, Session: c.SessionID,
+		Server: c.Server, ServerVersion: c.ServerVersion, Tool: c.Tool, Name: c.Name, SchemaHash: c.SchemaHash,
+		Annotations: c.Annotations, Args: ab, ArgsHash: hex.EncodeToString(sum[:]), Confidence: c.Confidence,
+		RulesVersion: d.Version, RulesLabel: d.Label, Rule: d.Rule, Action: d.Action, Reason: d.Reason,
+		AutoApproved: d.AutoApproved, Shadow: d.Shadow, EvalError: d.Error, ToolgateVersion: s.o.ToolgateVersion,
+	}
+	return s.encodeEntry(e, initialStatus(d.Action), now.UnixNano())
+}
+
+func (s *Store) encodeEntry(e Entry, status string, at int64) (*entryRow, error) {
+	r := &entryRow{e: e, args: string(e.Args), status: status, at: at}
+	if len(e.Args) == 0 {
+		r.args = "{}"
+		r.e.Args = json.RawMessage(r.args)
+	}
+	an, err := json.Marshal(e.Annotations)
+	if err != nil {
+		return nil, fmt.Errorf("audit: encode annotations of %s: %w", e.ID, err)
+	}
+	r.annotations = string(an)
+	if len(e.Shadow) > 0 {
+		sh, err := json.Marshal(e.Shadow)
+		if err != nil {
+			return nil, fmt.Errorf("audit: encode shadow results of %s: %w", e.ID, err)
+		}
+		r.shadow = string(sh)
+	}
+	r.body, err = marshalCanonical(&event{Kind: kindDecision, ID: e.ID, At: at, Status: status, Decision: &r.e})
+	if err != nil {
+		return nil, fmt.Errorf("audit: encode decision of %s: %w", e.ID, err)
+	}
+	return r, nil
+}
+
+func (w *wtx) begin(r *entryRow) error {
+	if err := w.insertEntry(&r.e, r.args, r.annotations, r.shadow, r.status); err != nil {
+		return err
+	}
+	return w.appendBody(r.e.ID, kindDecision, r.at, r.body)
+}
+
+// Begin records call c and its decision d, and returns once both are
+// committed: status started (allow), refused (deny) or pending (review).
+// Arguments pass through Options.Redact first. An error means nothing was
+// recorded and the call must not run.
+func (s *Store) Begin(ctx context.Context, c tools.Call, d rules.Decision) error {
+	r, err := s.newEntry(c, d)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, func(w *wtx) error { return w.begin(r) })
+}
+
+// Resolve records a review's verdict for call id and moves it from pending
+// to started (approved) or refused, returning once committed.
+//
+// If a verdict was already stored (SubmitVerdict from any process, or an
+// earlier Resolve), that verdict wins: Resolve only finalizes the status.
+// The call is started only when both the stored verdict and v approve; if
+// v approves but the stored verdict does not, the call is recorded as
+// refused and Resolve returns ErrVerdictConflict, so the gate denies.
+// Resolving an already-resolved call with an agreeing verdict is a no-op.
+func (s *Store) Resolve(ctx context.Context, id string, v review.Verdict) error {
+	at := utc(s.o.Now())
+	if v.DecidedAt.IsZero() {
+		v.DecidedAt = at
+	}
+	return s.write(ctx, func(w *wtx) error {
+		cs, err := w.state(id)
+		if err != nil {
+			return err
+		}
+		if cs.verdict != nil {
+			status := StatusRefused
+			if cs.verdict.Approved && v.Approved {
+				status = StatusStarted
+			}
+			var conflict error
+			if v.Approved && !cs.verdict.Approved {
+				conflict = fmt.Errorf("%w: call %s was denied by %s via %s", ErrVerdictConflict, id, cs.verdict.Reviewer, cs.verdict.Channel)
+			}
+			if cs.status != StatusPending {
+				if v.Approved && cs.status == StatusRefused {
+					return conflict
+				}
+				return nil // already finalized; idempotent
+			}
+			w.s.o.Logger.Debug("audit: finalizing stored verdict", "call_id", id, "status", status)
+			if err := w.setStatus(id, status); err != nil {
+				return err
+			}
+			w.result = conflict
+			return w.appendEvent(&event{Kind: kindStatus, ID: id, At: at.UnixNano(), Status: status})
+		}
+		if cs.status != StatusPending {
+			return fmt.Errorf("%w: resolve %s: status is %s, not pending", ErrState, id, cs.status)
+		}
+		status := StatusRefused
+		if v.Approved {
+			status = StatusStarted
+		}
+		r := newReview(v, cs.decidedAt)
+		if err := w.setVerdict(id, status, r); err != nil {
+			return err
+		}
+		return w.appendEvent(&event{Kind: kindVerdict, ID: id, At: at.UnixNano(), Status: status, Verdict: r})
+	})
+}
+
+func newReview(v review.Verdict, decidedAt int64) *Review {
+	d := utc(v.DecidedAt)
+	return &Review{
+		Approved: v.Approved, Reviewer: v.Reviewer, Channel: v.Channel, Reason: v.Reason, DecidedAt: d,
+		TimeToDecision: d.Sub(time.Unix(0, decidedAt)).Truncate(time.Millisecond),
+	}
+}
+
+// Finish records the outcome of a forwarded (started) call and returns once
+// committed. o.Status must be StatusOK, StatusToolError or StatusFailed; a
+// zero FinishedAt means now.
+func (s *Store) Finish(ctx context.Context, id string, o Outcome) error {
+	switch o.Status {
+	case StatusOK, StatusToolError, StatusFailed:
+	default:
+		return fmt.Errorf("%w: finish %s: outcome status %q is not ok, tool_error or failed", ErrState, id, o.Status)
+	}
+	at := utc(s.o.Now())
+	if o.FinishedAt.IsZero() {
+		o.FinishedAt = at
+	}
+	o.FinishedAt = utc(o.FinishedAt)
+	return s.write(ctx, func(w *wtx) error {
+		cs, err := w.state(id)
+		if err != nil {
+			return err
+		}
+		if cs.status != StatusStarted {
+			return fmt.Errorf("%w: finish %s: status is %s, not started", ErrState, id, cs.status)
+		}
+		if err := w.setOutcome(id, &o); err != nil {
+			return err
+		}
+		return w.appendEvent(&event{Kind: kindOutcome, ID: id, At: at.UnixNano(), Status: o.Status, Outcome: &o})
+	})
+}

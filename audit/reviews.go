@@ -1,0 +1,180 @@
+package audit
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/toolgate/toolgate/review"
+)
+
+var _ review.Store = (*Store)(nil)
+
+// ChannelExpired is the verdict channel ExpireOrphanReviews records.
+const ChannelExpired = "expired"
+
+// PendingReviews lists calls waiting for a verdict (status pending, none
+// stored yet), oldest first. Their Call.Args are the stored, redacted args.
+func (s *Store) PendingReviews(ctx context.Context) ([]review.Pending, error) {
+	return s.pending(ctx, s.rdb, `WHERE status = 'pending' AND review_approved IS NULL`)
+}
+
+type queryer interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}
+
+func (s *Store) pending(ctx context.Context, q queryer, where string, args ...any) ([]review.Pending, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+recordCols+` FROM calls `+where+` ORDER BY received_at, seq`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("audit: pending reviews: %w", err)
+	}
+	defer rows.Close()
+	var out []review.Pending
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, fmt.Errorf("audit: pending reviews: %w", err)
+		}
+		p, err := r.pending()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("audit: pending reviews: %w", err)
+	}
+	return out, nil
+}
+
+func (r *Record) pending() (review.Pending, error) {
+	c, err := r.Call()
+	return review.Pending{
+		Call: c, Decision: r.Decision(), RequestedAt: r.DecidedAt,
+		SlackChannel: r.SlackChannel, SlackTS: r.SlackTS,
+	}, err
+}
+
+// SubmitVerdict stores v for call id if the call is still pending with no
+// verdict (compare-and-set inside the write transaction, so it is safe
+// across processes: the first answer wins). The call stays pending until
+// the gate's Resolve finalizes it. ok is false when there was already a
+// verdict or the call is no longer pending; ErrNotFound when there is no
+// such call.
+func (s *Store) SubmitVerdict(ctx context.Context, id string, v review.Verdict) (bool, error) {
+	at := utc(s.o.Now())
+	if v.DecidedAt.IsZero() {
+		v.DecidedAt = at
+	}
+	var ok bool
+	err := s.write(ctx, func(w *wtx) error {
+		ok = false
+		cs, err := w.state(id)
+		if err != nil {
+			return err
+		}
+		if cs.status != StatusPending || cs.verdict != nil {
+			return nil
+		}
+		r := newReview(v, cs.decidedAt)
+		if err := w.setVerdict(id, StatusPending, r); err != nil {
+			return err
+		}
+		if err := w.appendEvent(&event{Kind: kindVerdict, ID: id, At: at.UnixNano(), Status: StatusPending, Verdict: r}); err != nil {
+			return err
+		}
+		ok = true
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	return ok, nil
+}
+
+// ReviewVerdict returns the stored verdict for call id; decided is false
+// while none is stored. It reads the DB, so it sees verdicts written by
+// other processes (the server polls it).
+func (s *Store) ReviewVerdict(ctx context.Context, id string) (review.Verdict, bool, error) {
+	var (
+		approved                  sql.NullBool
+		reviewer, channel, reason string
+		decided                   sql.NullInt64
+	)
+	err := s.rdb.QueryRowContext(ctx, `SELECT review_approved, reviewer, review_channel, review_reason, review_decided_at
+		FROM calls WHERE id = ?`, id).Scan(&approved, &reviewer, &channel, &reason, &decided)
+	if errors.Is(err, sql.ErrNoRows) {
+		return review.Verdict{}, false, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return review.Verdict{}, false, fmt.Errorf("audit: read verdict of %s: %w", id, err)
+	}
+	if !approved.Valid {
+		return review.Verdict{}, false, nil
+	}
+	return review.Verdict{Approved: approved.Bool, Reviewer: reviewer, Channel: channel, Reason: reason,
+		DecidedAt: fromNanos(decided)}, true, nil
+}
+
+// SetReviewMessage remembers where call id's Slack review message is. This
+// is operational metadata and is not part of the hash chain.
+func (s *Store) SetReviewMessage(ctx context.Context, id, channel, ts string) error {
+	return s.write(ctx, func(w *wtx) error {
+		res, err := w.s.stmts.setSlack.ExecContext(w.ctx, channel, ts, id)
+		if err != nil {
+			return fmt.Errorf("audit: set review message of %s: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		return nil
+	})
+}
+
+// ExpireOrphanReviews ends every review left pending by a previous
+// process: calls with no verdict get an "expired" denial, and calls whose
+// verdict was stored but never resolved are refused (they never ran). All of
+// them become refused, and they are returned so the caller can update their
+// Slack messages. Call it at start-up, before serving.
+func (s *Store) ExpireOrphanReviews(ctx context.Context, now time.Time) ([]review.Pending, error) {
+	now = utc(now)
+	var out []review.Pending
+	err := s.write(ctx, func(w *wtx) error {
+		conn := w.s.conn
+		ps, err := w.s.pending(w.ctx, conn, `WHERE status = 'pending'`)
+		if err != nil {
+			return err
+		}
+		out = ps
+		for _, p := range ps {
+			id := p.Call.ID
+			cs, err := w.state(id)
+			if err != nil {
+				return err
+			}
+			if cs.verdict != nil {
+				if err := w.setStatus(id, StatusRefused); err != nil {
+					return err
+				}
+				if err := w.appendEvent(&event{Kind: kindStatus, ID: id, At: now.UnixNano(), Status: StatusRefused}); err != nil {
+					return err
+				}
+				continue
+			}
+			r := newReview(review.Verdict{Channel: ChannelExpired, Reason: "toolgate restarted before the review was answered", DecidedAt: now}, cs.decidedAt)
+			if err := w.setVerdict(id, StatusRefused, r); err != nil {
+				return err
+			}
+			if err := w.appendEvent(&event{Kind: kindVerdict, ID: id, At: now.UnixNano(), Status: StatusRefused, Verdict: r}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

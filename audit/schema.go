@@ -1,0 +1,83 @@
+package audit
+
+// migrations are the schema changes, in order. migrations[i] takes the
+// database from schema version i to i+1. Append only: never edit a shipped
+// migration, add a new one.
+var migrations = []string{
+	// 1: calls (one mutable row per call, for querying) and events (append
+	// only, hash chained: the tamper-evident history the rows are checked
+	// against).
+	`
+CREATE TABLE calls (
+	seq               INTEGER PRIMARY KEY,
+	id                TEXT    NOT NULL UNIQUE,
+	received_at       INTEGER NOT NULL,
+	decided_at        INTEGER NOT NULL,
+	client_name       TEXT    NOT NULL DEFAULT '',
+	client_version    TEXT    NOT NULL DEFAULT '',
+	model_name        TEXT    NOT NULL DEFAULT '',
+	model_version     TEXT    NOT NULL DEFAULT '',
+	session_id        TEXT    NOT NULL DEFAULT '',
+	server            TEXT    NOT NULL DEFAULT '',
+	server_version    TEXT    NOT NULL DEFAULT '',
+	tool              TEXT    NOT NULL DEFAULT '',
+	name              TEXT    NOT NULL DEFAULT '',
+	schema_hash       TEXT    NOT NULL DEFAULT '',
+	annotations       TEXT    NOT NULL DEFAULT '{}',
+	args              TEXT    NOT NULL DEFAULT '{}',
+	args_hash         TEXT    NOT NULL DEFAULT '',
+	confidence        REAL,
+	rules_version     TEXT    NOT NULL DEFAULT '',
+	rules_label       TEXT    NOT NULL DEFAULT '',
+	rule              TEXT    NOT NULL DEFAULT '',
+	action            TEXT    NOT NULL,
+	reason            TEXT    NOT NULL DEFAULT '',
+	auto_approved     INTEGER NOT NULL DEFAULT 0,
+	shadow            TEXT    NOT NULL DEFAULT '',
+	eval_error        TEXT    NOT NULL DEFAULT '',
+	toolgate_version  TEXT    NOT NULL DEFAULT '',
+	status            TEXT    NOT NULL,
+	review_approved   INTEGER,
+	reviewer          TEXT    NOT NULL DEFAULT '',
+	review_channel    TEXT    NOT NULL DEFAULT '',
+	review_reason     TEXT    NOT NULL DEFAULT '',
+	review_decided_at INTEGER,
+	review_ms         INTEGER,
+	slack_channel     TEXT    NOT NULL DEFAULT '',
+	slack_ts          TEXT    NOT NULL DEFAULT '',
+	finished_at       INTEGER,
+	outcome_error     TEXT    NOT NULL DEFAULT '',
+	duration_ns       INTEGER,
+	result_size       INTEGER,
+	result_hash       TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX calls_received ON calls(received_at);
+CREATE INDEX calls_tool     ON calls(tool, received_at);
+CREATE INDEX calls_server   ON calls(server, received_at);
+CREATE INDEX calls_action   ON calls(action, received_at);
+CREATE INDEX calls_client   ON calls(client_name, received_at);
+CREATE INDEX calls_model    ON calls(model_name, received_at);
+CREATE INDEX calls_session  ON calls(session_id, received_at);
+CREATE INDEX calls_rule     ON calls(rule, received_at);
+CREATE INDEX calls_pending  ON calls(received_at) WHERE status = 'pending';
+
+CREATE TABLE events (
+	seq       INTEGER PRIMARY KEY,
+	call_id   TEXT    NOT NULL,
+	kind      TEXT    NOT NULL,
+	at        INTEGER NOT NULL,
+	body      TEXT    NOT NULL,
+	prev_hash TEXT    NOT NULL,
+	hash      TEXT    NOT NULL
+);
+CREATE INDEX events_call ON events(call_id, seq);
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
+`,
+}
+
+// SchemaVersion is the schema version this build writes and understands
+// (len(migrations); a test keeps the two in step).
+const SchemaVersion = 1

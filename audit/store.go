@@ -1,0 +1,493 @@
+package audit
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultBusyTimeout  = 2 * time.Second
+	DefaultWriteTimeout = 5 * time.Second
+	// maxBatch bounds how many queued writes share one transaction.
+	maxBatch = 1024
+)
+
+// Synchronous is SQLite's synchronous setting for the audit DB (in WAL mode).
+type Synchronous string
+
+const (
+	// SyncNormal (the default): a committed write survives a crash or kill
+	// of toolgate; the last commits before an OS crash or power loss may be
+	// lost (the database stays consistent).
+	SyncNormal Synchronous = "NORMAL"
+	// SyncFull fsyncs the WAL on every commit: committed writes also survive
+	// power loss, at several times the cost per commit (group commit
+	// amortises it across concurrent calls).
+	SyncFull Synchronous = "FULL"
+)
+
+// Sentinel errors. Callers branch on them with errors.Is.
+var (
+	// ErrNotFound: no call with that id.
+	ErrNotFound = errors.New("audit: no such call")
+	// ErrNewerSchema: the DB was written by a newer toolgate.
+	ErrNewerSchema = errors.New("audit: database schema is newer than this toolgate")
+	// ErrClosed: the Store is closed.
+	ErrClosed = errors.New("audit: store closed")
+	// ErrTimeout: a write waited longer than Options.WriteTimeout.
+	ErrTimeout = errors.New("audit: write timed out")
+	// ErrState: the call is not in a state that allows the write
+	// (e.g. Finish on a refused call, Begin twice with one id).
+	ErrState = errors.New("audit: call is not in the right state")
+	// ErrVerdictConflict: Resolve was given an approval but the verdict
+	// stored first (by SubmitVerdict or an earlier Resolve) is not one. The
+	// stored verdict wins and the call is recorded as refused.
+	ErrVerdictConflict = errors.New("audit: a different verdict was already recorded")
+)
+
+// Options configures a Store. The zero value is usable.
+type Options struct {
+	// Logger receives write failures and start-up notes; nil discards.
+	Logger *slog.Logger
+	// Now is the clock for decided/finished/event times; nil means time.Now.
+	Now func() time.Time
+	// Redact returns a copy of a call's arguments with secrets masked; it
+	// runs before the arguments are stored or hashed. nil stores them as
+	// they are. It must not modify its argument.
+	Redact func(map[string]any) map[string]any
+	// ToolgateVersion is stored in every row.
+	ToolgateVersion string
+	// BusyTimeout is how long one transaction waits for another process's
+	// write lock; zero means DefaultBusyTimeout.
+	BusyTimeout time.Duration
+	// WriteTimeout bounds how long Begin, Resolve, Finish and the review
+	// writes wait for their commit before failing with ErrTimeout (the gate
+	// then denies the call); zero means DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// Synchronous is the durability level; "" means SyncNormal.
+	Synchronous Synchronous
+	// ReadOnly opens the DB for queries only (no migrations, no writer);
+	// for CLI commands that only read. The DB must exist.
+	ReadOnly bool
+}
+
+// DefaultPath is where the audit DB lives under a per-user state directory
+// (callers pass $XDG_STATE_HOME, or ~/.local/state when it is unset).
+func DefaultPath(stateDir string) string {
+	return filepath.Join(stateDir, "toolgate", "audit.db")
+}
+
+// Store is the SQLite audit log. It implements the gate's Recorder and
+// review.Store, and answers queries. Safe for concurrent use; several
+// processes may open the same file (the CLI answering reviews while the
+// server runs).
+type Store struct {
+	o     Options
+	path  string
+	rdb   *sql.DB // readers
+	wdb   *sql.DB // one connection, owned by the writer goroutine
+	conn  *sql.Conn
+	stmts writeStmts
+
+	mu     sync.RWMutex // guards closed against queue sends
+	closed bool
+	queue  chan *op
+	done   chan struct{}
+}
+
+// op is one queued write. The writer claims it (queued -> claimed) only once
+// it holds the write lock; a waiter that gives up first marks it abandoned
+// and the writer skips it, so a write reported as failed is never committed.
+type op struct {
+	state atomic.Int32
+	apply func(w *wtx) error
+	// result is set by apply for a write that commits but still reports an
+	// error to its caller (ErrVerdictConflict).
+	result error
+	done   chan error
+}
+
+const (
+	opQueued int32 = iota
+	opClaimed
+	opAbandoned
+)
+
+// Open opens (creating if needed) the audit DB at path and migrates it to
+// SchemaVersion. The directory is created 0700 and the files 0600. A DB with
+// a newer schema fails with ErrNewerSchema.
+func Open(ctx context.Context, path string, o Options) (*Store, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = DefaultBusyTimeout
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	switch o.Synchronous {
+	case "":
+		o.Synchronous = SyncNormal
+	case SyncNormal, SyncFull:
+	default:
+		return nil, fmt.Errorf("audit: unknown synchronous mode %q", o.Synchronous)
+	}
+	if o.ReadOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("audit: open %s: %w", path, err)
+		}
+	} else if err := createFile(path); err != nil {
+		return nil, err
+	}
+	s := &Store{o: o, path: path}
+	var err error
+	s.rdb, err = sql.Open("sqlite3", dsn(path, o, true))
+	if err != nil {
+		return nil, fmt.Errorf("audit: open %s: %w", path, err)
+	}
+	if o.ReadOnly {
+		if err := s.checkVersion(ctx); err != nil {
+			s.rdb.Close()
+			return nil, err
+		}
+		return s, nil
+	}
+	if err := s.openWriter(ctx); err != nil {
+		s.rdb.Close()
+		if s.wdb != nil {
+			s.wdb.Close()
+		}
+		return nil, err
+	}
+	// SQLite creates -wal and -shm with the DB file's mode; enforce 0600
+	// anyway in case they pre-existed with a wider one.
+	for _, suf := range []string{"-wal", "-shm"} {
+		if err := os.Chmod(path+suf, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			o.Logger.Warn("audit: cannot restrict file mode", "path", path+suf, "err", err)
+		}
+	}
+	s.queue = make(chan *op, maxBatch)
+	s.done = make(chan struct{})
+	go s.writer()
+	return s, nil
+}
+
+func createFile(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("audit: create directory for %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit: create %s: %w", path, err)
+	}
+	f.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(path, 0o600); err != nil {
+			return fmt.Errorf("audit: restrict mode of %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
+// dsn builds the mattn/go-sqlite3 DSN. PRAGMAs go here because they are per
+// connection and database/sql pools connections.
+func dsn(path string, o Options, read bool) string {
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_busy_timeout", fmt.Sprint(o.BusyTimeout.Milliseconds()))
+	q.Set("_synchronous", string(o.Synchronous))
+	q.Set("_txlock", "immediate")
+	if read {
+		q.Set("_query_only", "true")
+	}
+	if o.ReadOnly {
+		q.Set("mode", "ro")
+	}
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+}
+
+func (s *Store) openWriter(ctx context.Context) error {
+	var err error
+	s.wdb, err = sql.Open("sqlite3", dsn(s.path, s.o, false))
+	if err != nil {
+		return fmt.Errorf("audit: open %s: %w", s.path, err)
+	}
+	s.wdb.SetMaxOpenConns(1)
+	s.wdb.SetConnMaxLifetime(0)
+	s.wdb.SetConnMaxIdleTime(0)
+	s.conn, err = s.wdb.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("audit: open %s: %w", s.path, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		return err
+	}
+	return s.stmts.prepare(ctx, s.conn)
+}
+
+// checkVersion fails if the DB's schema is not one this build can read.
+func (s *Store) checkVersion(ctx context.Context) error {
+	var v int
+	if err := s.rdb.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("audit: open %s: %w", s.path, err)
+	}
+	switch {
+	case v > SchemaVersion:
+		return fmt.Errorf("%w: %s has schema version %d, this toolgate knows up to %d; upgrade toolgate", ErrNewerSchema, s.path, v, SchemaVersion)
+	case v < SchemaVersion:
+		return fmt.Errorf("audit: %s has schema version %d; run a toolgate command that writes (e.g. serve) to migrate it to %d", s.path, v, SchemaVersion)
+	}
+	return nil
+}
+
+// migrate applies the missing migrations, each in its own transaction that
+// also records it in schema_migrations and PRAGMA user_version.
+func (s *Store) migrate(ctx context.Context) error {
+	c := s.conn
+	if _, err := c.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("audit: migrate %s: %w", s.path, err)
+	}
+	for {
+		if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+			return fmt.Errorf("audit: migrate %s: %w", s.path, err)
+		}
+		var v int
+		err := c.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v)
+		if err == nil && v > SchemaVersion {
+			err = fmt.Errorf("%w: %s has schema version %d, this toolgate knows up to %d; upgrade toolgate", ErrNewerSchema, s.path, v, SchemaVersion)
+		}
+		if err == nil && v == SchemaVersion {
+			_, err = c.ExecContext(ctx, "COMMIT")
+			return err
+		}
+		if err == nil {
+			_, err = c.ExecContext(ctx, migrations[v])
+		}
+		if err == nil {
+			_, err = c.ExecContext(ctx, `INSERT INTO schema_migrations(version, applied_at) VALUES (?, ?)`, v+1, s.o.Now().UnixNano())
+		}
+		if err == nil {
+			_, err = c.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1))
+		}
+		if err == nil {
+			_, err = c.ExecContext(ctx, "COMMIT")
+		}
+		if err != nil {
+			c.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+			if errors.Is(err, ErrNewerSchema) {
+				return err
+			}
+			return fmt.Errorf("audit: migrate %s to version %d: %w", s.path, v+1, err)
+		}
+		s.o.Logger.Info("audit: migrated schema", "path", s.path, "version", v+1)
+	}
+}
+
+// Path returns the DB file's path.
+func (s *Store) Path() string { return s.path }
+
+// Close waits for queued writes to commit, stops the writer and closes the
+// DB. Writes after Close fail with ErrClosed.
+func (s *Store) Close() error {
+	if s.queue != nil {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return nil
+		}
+		s.closed = true
+		close(s.queue)
+		s.mu.Unlock()
+		<-s.done
+	}
+	var errs []error
+	if s.conn != nil {
+		s.stmts.close()
+		errs = append(errs, s.conn.Close())
+	}
+	if s.wdb != nil {
+		errs = append(errs, s.wdb.Close())
+	}
+	errs = append(errs, s.rdb.Close())
+	return errors.Join(errs...)
+}
+
+// write queues apply and waits until it is committed (or failed). ctx
+// cancellation and WriteTimeout only take effect while the write is still
+// queued; once the writer holds the lock, the result is awaited so that
+// success is never reported for a rolled-back write or vice versa.
+func (s *Store) write(ctx context.Context, apply func(w *wtx) error) error {
+	if s.queue == nil {
+		return fmt.Errorf("audit: store opened read-only")
+	}
+	o := &op{apply: apply, done: make(chan error, 1)}
+	timer := time.NewTimer(s.o.WriteTimeout)
+	defer timer.Stop()
+
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case s.queue <- o:
+		s.mu.RUnlock()
+	case <-timer.C:
+		s.mu.RUnlock()
+		return fmt.Errorf("%w after %v (queue full)", ErrTimeout, s.o.WriteTimeout)
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return fmt.Errorf("audit: write: %w", ctx.Err())
+	}
+	select {
+	case err := <-o.done:
+		return err
+	case <-timer.C:
+		if o.state.CompareAndSwap(opQueued, opAbandoned) {
+			return fmt.Errorf("%w after %v (database busy or locked)", ErrTimeout, s.o.WriteTimeout)
+		}
+	case <-ctx.Done():
+		if o.state.CompareAndSwap(opQueued, opAbandoned) {
+			return fmt.Errorf("audit: write: %w", ctx.Err())
+		}
+	}
+	return <-o.done
+}
+
+// writer is the only goroutine that writes. It takes every queued write,
+// commits them in one transaction and then acknowledges each: group commit.
+func (s *Store) writer() {
+	defer close(s.done)
+	batch := make([]*op, 0, maxBatch)
+	for first := range s.queue {
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case o, ok := <-s.queue:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+func (s *Store) commit(batch []*op) {
+	ctx := context.Background()
+	fail := func(ops []*op, err error) {
+		for _, o := range ops {
+			o.done <- err
+		}
+	}
+	if _, err := s.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		err = fmt.Errorf("audit: begin transaction: %w", err)
+		s.o.Logger.Error("audit write failed", "err", err, "writes", len(batch))
+		for _, o := range batch {
+			if o.state.CompareAndSwap(opQueued, opClaimed) {
+				o.done <- err
+			}
+		}
+		return
+	}
+	w := &wtx{s: s, ctx: ctx}
+	if err := s.stmts.head.QueryRowContext(ctx).Scan(&w.prev); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		s.conn.ExecContext(ctx, "ROLLBACK")
+		err = fmt.Errorf("audit: read chain head: %w", err)
+		for _, o := range batch {
+			if o.state.CompareAndSwap(opQueued, opClaimed) {
+				o.done <- err
+			}
+		}
+		return
+	}
+	live := make([]*op, 0, len(batch))
+	errs := make([]error, 0, len(batch))
+	ok := 0
+	for _, o := range batch {
+		if !o.state.CompareAndSwap(opQueued, opClaimed) {
+			continue // its waiter gave up; never commit it
+		}
+		live = append(live, o)
+		w.result = nil
+		err := s.applyOne(w, o, len(batch) > 1)
+		o.result = w.result
+		if err == nil {
+			ok++
+		}
+		errs = append(errs, err)
+	}
+	if ok == 0 {
+		// Nothing to keep (every op failed or was abandoned): roll back,
+		// which also undoes a failed op that ran without a savepoint.
+		s.conn.ExecContext(ctx, "ROLLBACK")
+		for i, o := range live {
+			o.done <- errs[i]
+		}
+		return
+	}
+	if _, err := s.conn.ExecContext(ctx, "COMMIT"); err != nil {
+		s.conn.ExecContext(ctx, "ROLLBACK")
+		err = fmt.Errorf("audit: commit: %w", err)
+		s.o.Logger.Error("audit write failed", "err", err, "writes", len(live))
+		fail(live, err)
+		return
+	}
+	for i, o := range live {
+		if errs[i] == nil {
+			errs[i] = o.result
+		}
+		o.done <- errs[i]
+	}
+}
+
+// applyOne runs one op. In a batch of several it runs inside a savepoint so
+// its failure does not undo the others; alone, a failure rolls back the
+// whole transaction (see commit).
+func (s *Store) applyOne(w *wtx, o *op, shared bool) error {
+	ctx := w.ctx
+	prev := w.prev
+	if !shared {
+		err := o.apply(w)
+		if err != nil {
+			w.prev = prev
+		}
+		return err
+	}
+	if _, err := s.conn.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+		return fmt.Errorf("audit: savepoint: %w", err)
+	}
+	err := o.apply(w)
+	if err != nil {
+		w.prev = prev
+		s.conn.ExecContext(ctx, "ROLLBACK TO op")
+	}
+	if _, rerr := s.conn.ExecContext(ctx, "RELEASE op"); rerr != nil && err == nil {
+		err = fmt.Errorf("audit: release savepoint: %w", rerr)
+	}
+	return err
+}

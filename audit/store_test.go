@@ -1,0 +1,396 @@
+package audit
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/toolgate/toolgate/review"
+	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/tools"
+)
+
+// clock is a deterministic Now: each call advances one millisecond.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(time.Millisecond)
+	return c.t
+}
+
+func openTest(t testing.TB, path string, o Options) *Store {
+	t.Helper()
+	if path == "" {
+		path = filepath.Join(t.TempDir(), "state", "toolgate", "audit.db")
+	}
+	if o.Now == nil {
+		o.Now = newClock().Now
+	}
+	s, err := Open(context.Background(), path, o)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func testCall(id string, n int) tools.Call {
+	conf := 0.5
+	return tools.Call{
+		ID: id, Server: "fs", Tool: "write_file", Name: "fs__write_file",
+		Args:        map[string]any{"path": fmt.Sprintf("/tmp/f%d", n), "token": "s3cret", "n": float64(n)},
+		Annotations: tools.Annotations{Title: "Write"}, SchemaHash: "abc", ServerVersion: "1.2.3",
+		Client: tools.Peer{Name: "cursor", Version: "1.0"}, Model: tools.Peer{Name: "claude", Version: "4"},
+		Confidence: &conf, SessionID: "sess-1",
+		Time: time.Date(2026, 3, 1, 11, 0, 0, n, time.UTC),
+	}
+}
+
+func testDecision(a rules.Action) rules.Decision {
+	return rules.Decision{Action: a, Rule: "r-" + string(a), Reason: "because", Version: "v1", Label: "prod",
+		Shadow: []rules.ShadowResult{{Rule: "shadow-1", Action: rules.Deny}}}
+}
+
+func rawDB(t testing.TB, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestOpenCreatesPrivateFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	path := DefaultPath(dir)
+	s := openTest(t, path, Options{})
+	if err := s.Begin(context.Background(), testCall("01A", 1), testDecision(rules.Allow)); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Dir(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got != 0o700 {
+		t.Errorf("dir mode = %o, want 700", got)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != 0o600 {
+			t.Errorf("%s mode = %o, want 600", filepath.Base(p), got)
+		}
+	}
+}
+
+func TestBeginIsCommittedBeforeReturn(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.db")
+	s := openTest(t, path, Options{Redact: func(m map[string]any) map[string]any {
+		out := map[string]any{}
+		for k, v := range m {
+			if k == "token" {
+				v = "[REDACTED]"
+			}
+			out[k] = v
+		}
+		return out
+	}, ToolgateVersion: "9.9"})
+	other := rawDB(t, path)
+	ctx := context.Background()
+	for i, a := range []rules.Action{rules.Allow, rules.Deny, rules.Review} {
+		id := fmt.Sprintf("01ID%d", i)
+		if err := s.Begin(ctx, testCall(id, i), testDecision(a)); err != nil {
+			t.Fatal(err)
+		}
+		var status, args, ver string
+		if err := other.QueryRow(`SELECT status, args, toolgate_version FROM calls WHERE id = ?`, id).Scan(&status, &args, &ver); err != nil {
+			t.Fatalf("second connection does not see %s: %v", id, err)
+		}
+		if want := initialStatus(a); status != want {
+			t.Errorf("%s: status %q, want %q", a, status, want)
+		}
+		if ver != "9.9" {
+			t.Errorf("toolgate_version = %q", ver)
+		}
+		if want := fmt.Sprintf(`{"n":%d,"path":"/tmp/f%d","token":"[REDACTED]"}`, i, i); args != want {
+			t.Errorf("args = %s, want %s", args, want)
+		}
+	}
+	if err := s.Begin(ctx, testCall("01ID0", 0), testDecision(rules.Allow)); err == nil {
+		t.Error("Begin with a duplicate id succeeded")
+	}
+}
+
+func TestRecordRoundTrip(t *testing.T) {
+	s := openTest(t, "", Options{ToolgateVersion: "1"})
+	ctx := context.Background()
+	c := testCall("01RT", 7)
+	d := testDecision(rules.Review)
+	if err := s.Begin(ctx, c, d); err != nil {
+		t.Fatal(err)
+	}
+	v := review.Verdict{Approved: true, Reviewer: "alice", Channel: "cli", Reason: "ok"}
+	if err := s.Resolve(ctx, c.ID, v); err != nil {
+		t.Fatal(err)
+	}
+	o := Outcome{Status: StatusOK, Duration: 42 * time.Millisecond, ResultSize: 10, ResultHash: "ff"}
+	if err := s.Finish(ctx, c.ID, o); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Get(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != StatusOK || r.Review == nil || !r.Review.Approved || r.Review.Reviewer != "alice" || r.Outcome == nil ||
+		r.Outcome.Duration != o.Duration || r.Outcome.ResultHash != "ff" || r.Outcome.FinishedAt.IsZero() {
+		t.Fatalf("record = %+v review=%+v outcome=%+v", r, r.Review, r.Outcome)
+	}
+	if r.Review.TimeToDecision <= 0 {
+		t.Errorf("time to decision = %v", r.Review.TimeToDecision)
+	}
+	got, err := r.Call()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Args["path"] != "/tmp/f7" || *got.Confidence != 0.5 || !got.Time.Equal(c.Time) || got.Client != c.Client ||
+		got.Annotations.Title != "Write" || got.SessionID != "sess-1" || got.ServerVersion != "1.2.3" {
+		t.Errorf("Call() = %+v", got)
+	}
+	if dd := r.Decision(); dd.Rule != d.Rule || dd.Label != "prod" || len(dd.Shadow) != 1 {
+		t.Errorf("Decision() = %+v", dd)
+	}
+	// Finish twice, or on a refused call, is a state error.
+	if err := s.Finish(ctx, c.ID, o); !errors.Is(err, ErrState) {
+		t.Errorf("second Finish: %v, want ErrState", err)
+	}
+	if err := s.Finish(ctx, "nope", o); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Finish unknown: %v, want ErrNotFound", err)
+	}
+}
+
+func TestNullConfidence(t *testing.T) {
+	s := openTest(t, "", Options{})
+	c := testCall("01NC", 1)
+	c.Confidence = nil
+	ctx := context.Background()
+	if err := s.Begin(ctx, c, testDecision(rules.Allow)); err != nil {
+		t.Fatal(err)
+	}
+	var conf sql.NullFloat64
+	if err := s.rdb.QueryRow(`SELECT confidence FROM calls WHERE id = ?`, c.ID).Scan(&conf); err != nil {
+		t.Fatal(err)
+	}
+	if conf.Valid {
+		t.Errorf("confidence = %v, want NULL", conf.Float64)
+	}
+}
+
+func TestReviewsAcrossProcesses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.db")
+	server := openTest(t, path, Options{})
+	cli := openTest(t, path, Options{}) // stands in for `toolgate review approve`
+	ctx := context.Background()
+	for _, id := range []string{"01R1", "01R2", "01R3"} {
+		if err := server.Begin(ctx, testCall(id, 1), testDecision(rules.Review)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := cli.PendingReviews(ctx)
+	if err != nil || len(p) != 3 || p[0].Call.ID != "01R1" || p[0].Decision.Rule != "r-review" {
+		t.Fatalf("PendingReviews = %+v, %v", p, err)
+	}
+	if _, decided, err := server.ReviewVerdict(ctx, "01R1"); err != nil || decided {
+		t.Fatalf("ReviewVerdict before answer: decided=%v err=%v", decided, err)
+	}
+	ok, err := cli.SubmitVerdict(ctx, "01R1", review.Verdict{Approved: true, Reviewer: "bob", Channel: "cli"})
+	if err != nil || !ok {
+		t.Fatalf("SubmitVerdict = %v, %v", ok, err)
+	}
+	ok, err = server.SubmitVerdict(ctx, "01R1", review.Verdict{Approved: false, Reviewer: "eve", Channel: "slack"})
+	if err != nil || ok {
+		t.Fatalf("second SubmitVerdict = %v, %v; want false (first answer wins)", ok, err)
+	}
+	v, decided, err := server.ReviewVerdict(ctx, "01R1")
+	if err != nil || !decided || !v.Approved || v.Reviewer != "bob" {
+		t.Fatalf("ReviewVerdict = %+v %v %v", v, decided, err)
+	}
+	// The gate resolves with what it polled: idempotent, call starts.
+	if err := server.Resolve(ctx, "01R1", v); err != nil {
+		t.Fatal(err)
+	}
+	if err := server.Resolve(ctx, "01R1", v); err != nil {
+		t.Fatalf("second Resolve: %v", err)
+	}
+	if r, _ := server.Get(ctx, "01R1"); r.Status != StatusStarted || r.Review.Reviewer != "bob" {
+		t.Fatalf("after resolve: %+v", r)
+	}
+	// A denial stored by another process beats an approval passed to Resolve.
+	if ok, err := cli.SubmitVerdict(ctx, "01R2", review.Verdict{Reviewer: "carol", Channel: "cli"}); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if err := server.Resolve(ctx, "01R2", review.Verdict{Approved: true, Channel: "slack"}); !errors.Is(err, ErrVerdictConflict) {
+		t.Fatalf("conflicting Resolve: %v, want ErrVerdictConflict", err)
+	}
+	if r, _ := server.Get(ctx, "01R2"); r.Status != StatusRefused || r.Review.Approved {
+		t.Fatalf("after conflict: %+v %+v", r, r.Review)
+	}
+	if err := server.SetReviewMessage(ctx, "01R3", "C1", "123.4"); err != nil {
+		t.Fatal(err)
+	}
+	p, err = cli.PendingReviews(ctx)
+	if err != nil || len(p) != 1 || p[0].SlackTS != "123.4" {
+		t.Fatalf("PendingReviews = %+v, %v", p, err)
+	}
+	exp, err := server.ExpireOrphanReviews(ctx, time.Now())
+	if err != nil || len(exp) != 1 || exp[0].Call.ID != "01R3" {
+		t.Fatalf("ExpireOrphanReviews = %+v, %v", exp, err)
+	}
+	v, decided, err = cli.ReviewVerdict(ctx, "01R3")
+	if err != nil || !decided || v.Approved || v.Channel != ChannelExpired {
+		t.Fatalf("expired verdict = %+v %v %v", v, decided, err)
+	}
+	if rep, err := server.Verify(ctx); err != nil || !rep.OK() {
+		t.Fatalf("Verify = %+v, %v", rep, err)
+	}
+}
+
+func TestWriteFailsPromptlyWhenLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.db")
+	s := openTest(t, path, Options{BusyTimeout: 100 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
+	ctx := context.Background()
+	if err := s.Begin(ctx, testCall("01L0", 0), testDecision(rules.Allow)); err != nil {
+		t.Fatal(err)
+	}
+	// Another connection holds the write lock.
+	db := rawDB(t, path)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = s.Begin(ctx, testCall("01L1", 1), testDecision(rules.Allow))
+	if err == nil {
+		t.Fatal("Begin succeeded while the DB was locked")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Begin took %v to fail", d)
+	}
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing was recorded for the failed call, and the store recovers.
+	if _, err := s.Get(ctx, "01L1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("failed Begin left a row: %v", err)
+	}
+	if err := s.Begin(ctx, testCall("01L2", 2), testDecision(rules.Allow)); err != nil {
+		t.Fatalf("Begin after unlock: %v", err)
+	}
+}
+
+func TestOpenUnwritable(t *testing.T) {
+	if os.Getuid() == 0 {
+		t.Skip("root ignores file modes")
+	}
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chmod(dir, 0o700)
+	if _, err := Open(context.Background(), filepath.Join(dir, "x", "audit.db"), Options{}); err == nil {
+		t.Fatal("Open in a read-only directory succeeded")
+	}
+}
+
+func TestBeginFailsOnReadOnlyFile(t *testing.T) {
+	if os.Getuid() == 0 {
+		t.Skip("root ignores file modes")
+	}
+	path := filepath.Join(t.TempDir(), "a.db")
+	s := openTest(t, path, Options{WriteTimeout: time.Second})
+	ctx := context.Background()
+	if err := s.Begin(ctx, testCall("01W0", 0), testDecision(rules.Allow)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := os.Chmod(path, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(ctx, path, Options{WriteTimeout: time.Second})
+	if err != nil {
+		return // refusing to open is also a clear failure
+	}
+	defer s2.Close()
+	if err := s2.Begin(ctx, testCall("01W1", 1), testDecision(rules.Allow)); err == nil {
+		t.Fatal("Begin on a read-only DB succeeded")
+	}
+}
+
+func TestNewerSchemaRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.db")
+	s := openTest(t, path, Options{})
+	s.Close()
+	db := rawDB(t, path)
+	if _, err := db.Exec(fmt.Sprintf("PRAGMA user_version = %d", SchemaVersion+1)); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	_, err := Open(context.Background(), path, Options{})
+	if !errors.Is(err, ErrNewerSchema) {
+		t.Fatalf("Open newer schema: %v, want ErrNewerSchema", err)
+	}
+	if len(migrations) != SchemaVersion {
+		t.Fatalf("SchemaVersion %d != %d migrations", SchemaVersion, len(migrations))
+	}
+}
+
+func TestCloseDrainsAndRejects(t *testing.T) {
+	s := openTest(t, "", Options{})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.Begin(ctx, testCall(fmt.Sprintf("01C%03d", i), i), testDecision(rules.Allow))
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := s.Path()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Begin(ctx, testCall("01CX", 1), testDecision(rules.Allow)); !errors.Is(err, ErrClosed) {
+		t.Errorf("Begin after Close: %v", err)
+	}
+	var n int
+	if err := rawDB(t, path).QueryRow(`SELECT count(*) FROM calls`).Scan(&n); err != nil || n != 50 {
+		t.Errorf("rows = %d, %v", n, err)
+	}
+}

@@ -1,0 +1,146 @@
+package audit
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// writeStmts are prepared once on the writer's connection.
+type writeStmts struct {
+	head, insertCall, insertEvent, state, setVerdict, setStatus, setOutcome, setSlack *sql.Stmt
+}
+
+const insertCallSQL = `INSERT INTO calls (id, received_at, decided_at, client_name, client_version, model_name, model_version,
+session_id, server, server_version, tool, name, schema_hash, annotations, args, args_hash, confidence,
+rules_version, rules_label, rule, action, reason, auto_approved, shadow, eval_error, toolgate_version, status)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+
+func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
+	for _, p := range []struct {
+		dst *(*sql.Stmt)
+		sql string
+	}{
+		{&st.head, `SELECT hash FROM events ORDER BY seq DESC LIMIT 1`},
+		{&st.insertCall, insertCallSQL},
+		{&st.insertEvent, `INSERT INTO events (call_id, kind, at, body, prev_hash, hash) VALUES (?,?,?,?,?,?)`},
+		{&st.state, `SELECT status, decided_at, review_approved, reviewer, review_channel FROM calls WHERE id = ?`},
+		{&st.setVerdict, `UPDATE calls SET status = ?, review_approved = ?, reviewer = ?, review_channel = ?, review_reason = ?,
+			review_decided_at = ?, review_ms = ? WHERE id = ?`},
+		{&st.setStatus, `UPDATE calls SET status = ? WHERE id = ?`},
+		{&st.setOutcome, `UPDATE calls SET status = ?, finished_at = ?, outcome_error = ?, duration_ns = ?, result_size = ?,
+			result_hash = ? WHERE id = ?`},
+		{&st.setSlack, `UPDATE calls SET slack_channel = ?, slack_ts = ? WHERE id = ?`},
+	} {
+		s, err := c.PrepareContext(ctx, p.sql)
+		if err != nil {
+			st.close()
+			return fmt.Errorf("audit: prepare: %w", err)
+		}
+		*p.dst = s
+	}
+	return nil
+}
+
+func (st *writeStmts) close() {
+	for _, s := range []*sql.Stmt{st.head, st.insertCall, st.insertEvent, st.state, st.setVerdict, st.setStatus, st.setOutcome, st.setSlack} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+// wtx is the writer's view of the open transaction.
+type wtx struct {
+	s    *Store
+	ctx  context.Context
+	prev string // hash of the last event written (chain head)
+	// result is an error the current op reports although its writes commit.
+	result error
+}
+
+// appendEvent chains one event body after the current head.
+func (w *wtx) appendEvent(e *event) error {
+	body, err := marshalCanonical(e)
+	if err != nil {
+		return fmt.Errorf("audit: encode event: %w", err)
+	}
+	return w.appendBody(e.ID, e.Kind, e.At, body)
+}
+
+func (w *wtx) appendBody(id, kind string, at int64, body []byte) error {
+	h := chainHash(w.prev, body)
+	if _, err := w.s.stmts.insertEvent.ExecContext(w.ctx, id, kind, at, string(body), w.prev, h); err != nil {
+		return fmt.Errorf("audit: append %s event for %s: %w", kind, id, err)
+	}
+	w.prev = h
+	return nil
+}
+
+// callState is what the writer needs to know about a call before changing it.
+type callState struct {
+	status    string
+	decidedAt int64
+	verdict   *Review // nil when none is stored; only Approved/Reviewer/Channel set
+}
+
+func (w *wtx) state(id string) (callState, error) {
+	var (
+		cs       callState
+		approved sql.NullBool
+		reviewer string
+		channel  string
+	)
+	err := w.s.stmts.state.QueryRowContext(w.ctx, id).Scan(&cs.status, &cs.decidedAt, &approved, &reviewer, &channel)
+	if errors.Is(err, sql.ErrNoRows) {
+		return cs, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return cs, fmt.Errorf("audit: read call %s: %w", id, err)
+	}
+	if approved.Valid {
+		cs.verdict = &Review{Approved: approved.Bool, Reviewer: reviewer, Channel: channel}
+	}
+	return cs, nil
+}
+
+func (w *wtx) insertEntry(e *Entry, args, annotations, shadow string, status string) error {
+	var conf any
+	if e.Confidence != nil {
+		conf = *e.Confidence
+	}
+	_, err := w.s.stmts.insertCall.ExecContext(w.ctx, e.ID, e.ReceivedAt.UnixNano(), e.DecidedAt.UnixNano(),
+		e.Client.Name, e.Client.Version, e.Model.Name, e.Model.Version, e.Session, e.Server, e.ServerVersion,
+		e.Tool, e.Name, e.SchemaHash, annotations, args, e.ArgsHash, conf, e.RulesVersion, e.RulesLabel,
+		e.Rule, string(e.Action), e.Reason, e.AutoApproved, shadow, e.EvalError, e.ToolgateVersion, status)
+	if err != nil {
+		return fmt.Errorf("audit: insert call %s: %w", e.ID, err)
+	}
+	return nil
+}
+
+func (w *wtx) setVerdict(id, status string, r *Review) error {
+	_, err := w.s.stmts.setVerdict.ExecContext(w.ctx, status, r.Approved, r.Reviewer, r.Channel, r.Reason,
+		nanos(r.DecidedAt), r.TimeToDecision.Milliseconds(), id)
+	if err != nil {
+		return fmt.Errorf("audit: record verdict for %s: %w", id, err)
+	}
+	return nil
+}
+
+func (w *wtx) setStatus(id, status string) error {
+	if _, err := w.s.stmts.setStatus.ExecContext(w.ctx, status, id); err != nil {
+		return fmt.Errorf("audit: set status of %s: %w", id, err)
+	}
+	return nil
+}
+
+func (w *wtx) setOutcome(id string, o *Outcome) error {
+	_, err := w.s.stmts.setOutcome.ExecContext(w.ctx, o.Status, nanos(o.FinishedAt), o.Error, int64(o.Duration),
+		o.ResultSize, o.ResultHash, id)
+	if err != nil {
+		return fmt.Errorf("audit: record outcome of %s: %w", id, err)
+	}
+	return nil
+}
