@@ -52,4 +52,7 @@ type Call struct {
 	SessionID string `json:"session_id,omitempty"`
 	// Time is when toolgate received the call; rules see it as `now`.
 	Time time.Time `json:"time"`
+	// Meta is the request's _meta to pass upstream (progressToken and
+	// reserved keys removed, see StripMeta). Not recorded.
+	Meta map[string]any `json:"-"`
 }

@@ -1,0 +1,125 @@
+// Command upstream is a small MCP server (stdio, or streamable HTTP with
+// --http ADDR) used by toolgate's tests and benchmarks.
+//
+// Tools:
+//
+//	echo      returns its "text" argument (read-only, idempotent).
+//	slow      sleeps "seconds" in "steps" steps, sending progress; counts cancellations.
+//	crash     writes to stderr and exits the process with status 3.
+//	add_tool  registers a new tool "extra_N", so the server sends tools/list_changed.
+//	stats     reports the pid, and how many slow calls started and were cancelled.
+//	complex   has a hand-written input schema with keywords mcp-go does not model.
+//
+// Flags: --name sets serverInfo.name; --fail-start exits at once with an error
+// on stderr, like a misconfigured server.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// complexSchema exercises what a proxy must pass through unchanged.
+const complexSchema = `{"type":"object","$schema":"https://json-schema.org/draft/2020-12/schema","description":"top-level description","properties":{"mode":{"type":"string","enum":["a","b"]},"n":{"type":"integer","minimum":1}},"required":["mode"],"additionalProperties":false,"anyOf":[{"required":["n"]},{"properties":{"mode":{"const":"a"}}}]}`
+
+func main() {
+	name := flag.String("name", "upstream", "serverInfo name")
+	failStart := flag.Bool("fail-start", false, "exit immediately with an error")
+	httpAddr := flag.String("http", "", "serve streamable HTTP on this address instead of stdio")
+	flag.Parse()
+	if *failStart {
+		fmt.Fprintln(os.Stderr, "upstream: cannot start: missing API key (on purpose)")
+		os.Exit(2)
+	}
+
+	s := server.NewMCPServer(*name, "1.2.3", server.WithToolCapabilities(true))
+	var started, cancelled, extra atomic.Int64
+
+	s.AddTool(mcp.NewTool("echo",
+		mcp.WithToolTitle("Echo"),
+		mcp.WithDescription("Returns the text it is given."),
+		mcp.WithString("text", mcp.Required(), mcp.Description("what to echo")),
+		mcp.WithReadOnlyHintAnnotation(true),
+		mcp.WithIdempotentHintAnnotation(true),
+		mcp.WithDestructiveHintAnnotation(false),
+	), func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return mcp.NewToolResultText(req.GetString("text", "")), nil
+	})
+
+	s.AddTool(mcp.NewTool("slow",
+		mcp.WithDescription("Sleeps, reporting progress."),
+		mcp.WithNumber("seconds", mcp.Description("how long")),
+		mcp.WithNumber("steps", mcp.Description("progress notifications to send")),
+	), func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		started.Add(1)
+		secs := req.GetFloat("seconds", 1)
+		steps := max(int(req.GetFloat("steps", 3)), 1)
+		var token mcp.ProgressToken
+		if req.Params.Meta != nil {
+			token = req.Params.Meta.ProgressToken
+		}
+		tick := time.Duration(secs * float64(time.Second) / float64(steps))
+		for i := 1; i <= steps; i++ {
+			select {
+			case <-ctx.Done():
+				cancelled.Add(1)
+				return nil, ctx.Err()
+			case <-time.After(tick):
+			}
+			if token != nil {
+				_ = s.SendNotificationToClient(ctx, "notifications/progress", map[string]any{
+					"progressToken": token, "progress": i, "total": steps, "message": fmt.Sprintf("step %d", i),
+				})
+			}
+		}
+		return mcp.NewToolResultText(fmt.Sprintf("slept %gs", secs)), nil
+	})
+
+	s.AddTool(mcp.NewTool("crash",
+		mcp.WithDescription("Exits the server process."),
+		mcp.WithDestructiveHintAnnotation(true),
+	), func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		fmt.Fprintln(os.Stderr, "upstream: crashing on purpose")
+		os.Exit(3)
+		return nil, nil
+	})
+
+	s.AddTool(mcp.NewTool("add_tool", mcp.WithDescription("Adds a tool named extra_N.")),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			n := extra.Add(1)
+			name := fmt.Sprintf("extra_%d", n)
+			s.AddTool(mcp.NewTool(name, mcp.WithDescription("An added tool.")),
+				func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+					return mcp.NewToolResultText(name), nil
+				})
+			return mcp.NewToolResultText(name), nil
+		})
+
+	s.AddTool(mcp.NewTool("stats", mcp.WithDescription("Process statistics.")),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			b, _ := json.Marshal(map[string]any{"pid": os.Getpid(), "started": started.Load(), "cancelled": cancelled.Load()})
+			return mcp.NewToolResultText(string(b)), nil
+		})
+
+	s.AddTool(mcp.NewToolWithRawSchema("complex", "Has a schema mcp-go does not model.", json.RawMessage(complexSchema)),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			b, _ := json.Marshal(req.GetArguments())
+			return mcp.NewToolResultText(string(b)), nil
+		})
+
+	if *httpAddr != "" {
+		log.Fatal(server.NewStreamableHTTPServer(s).Start(*httpAddr))
+	}
+	if err := server.ServeStdio(s); err != nil {
+		log.Fatal(err)
+	}
+}

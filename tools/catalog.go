@@ -1,0 +1,378 @@
+package tools
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// Defaults for [Options] fields left zero.
+const (
+	DefaultSeparator    = "__"
+	DefaultCallTimeout  = 120 * time.Second
+	DefaultStartTimeout = 60 * time.Second
+	DefaultStartWait    = 15 * time.Second
+	DefaultMinBackoff   = 500 * time.Millisecond
+	DefaultMaxBackoff   = 30 * time.Second
+)
+
+// ErrUnavailable is matched (errors.Is) by the errors Forward returns for a
+// call to an upstream that is down or restarting; see [UnavailableError].
+var ErrUnavailable = errors.New("upstream unavailable")
+
+// ErrUnknownTool is returned by Forward for a call naming no catalog tool.
+var ErrUnknownTool = errors.New("unknown tool")
+
+// Upstream describes one upstream MCP server. Exactly one of Server
+// (in-process), Command (stdio subprocess) and URL (HTTP) is set.
+type Upstream struct {
+	// Name is the server's name; tools are exposed as <Name><sep><tool>.
+	Name string
+	// Command, Args, Env and Dir start a stdio server. Env ("K=V") is added
+	// to the environment toolgate inherited; Dir "" is toolgate's directory.
+	Command string
+	Args    []string
+	Env     []string
+	Dir     string
+	// URL and Headers reach a streamable HTTP server, or a legacy HTTP+SSE
+	// server when SSE is set.
+	URL     string
+	Headers map[string]string
+	SSE     bool
+	// Server is an in-process MCP server (the built-in workspace tools).
+	Server *server.MCPServer
+	// Timeout bounds each tools/call; 0 means DefaultCallTimeout.
+	Timeout time.Duration
+}
+
+func (u Upstream) transportName() string {
+	switch {
+	case u.Server != nil:
+		return "inprocess"
+	case u.Command != "":
+		return "stdio"
+	case u.SSE:
+		return "sse"
+	default:
+		return "http"
+	}
+}
+
+// Tool is one upstream tool as the catalog exposes it.
+type Tool struct {
+	// Name is the exposed name: <Server><separator><upstream tool name>.
+	Name string
+	// Server is the upstream's name; ServerVersion its serverInfo.version.
+	Server        string
+	ServerVersion string
+	// Def is the upstream's definition, unchanged: its Name is the upstream
+	// name and its input and output schemas are kept as raw JSON
+	// (RawInputSchema, RawOutputSchema) exactly as the upstream sent them.
+	Def mcp.Tool
+	// SchemaHash is the hex sha256 of the canonical JSON of the input schema.
+	SchemaHash string
+	// Annotations are Def's behaviour hints.
+	Annotations Annotations
+}
+
+// Options configures a Catalog.
+type Options struct {
+	// Upstreams are the servers, in the order their tools are listed.
+	Upstreams []Upstream
+	// Separator joins server and tool names; "" means DefaultSeparator.
+	Separator string
+	// Version is toolgate's version, sent as clientInfo toolgate/<Version>.
+	Version string
+	// OnChange is called, from a catalog goroutine, after the set of exposed
+	// tools changed (an upstream came up or relisted after list_changed).
+	// It must not call Close.
+	OnChange func()
+	// StartTimeout bounds one connection attempt (spawn, initialize, list);
+	// 0 means DefaultStartTimeout.
+	StartTimeout time.Duration
+	// StartWait bounds how long Start waits for every upstream's first
+	// attempt; 0 means DefaultStartWait. Late upstreams appear via OnChange.
+	StartWait time.Duration
+	// MinBackoff and MaxBackoff bound the restart delay, which doubles per
+	// failed attempt; 0 means the defaults (500ms, 30s).
+	MinBackoff, MaxBackoff time.Duration
+	// Logger receives upstream lifecycle events; nil discards.
+	Logger *slog.Logger
+}
+
+// Catalog is the set of upstream servers and the tools they expose. It
+// supervises each upstream: one that fails to start or crashes is logged
+// (with its stderr tail) and restarted with exponential backoff, without
+// affecting the others.
+//
+// While an upstream is down its last known tools stay listed, so agents keep
+// a stable tool list and calls get a prompt error naming the upstream
+// ([UnavailableError]) rather than a "tool not found". An upstream that
+// never came up has no tools listed.
+//
+// Catalog implements gate.Forwarder. It is safe for concurrent use.
+type Catalog struct {
+	o    Options
+	log  *slog.Logger
+	ups  []*upstream
+	byNm map[string]*upstream
+
+	mu     sync.RWMutex
+	tools  []Tool
+	index  map[string]Tool
+	fprint string
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New checks opts and returns a Catalog that has not connected to anything
+// yet; call Start.
+func New(opts Options) (*Catalog, error) {
+	if opts.Separator == "" {
+		opts.Separator = DefaultSeparator
+	}
+	if opts.StartTimeout <= 0 {
+		opts.StartTimeout = DefaultStartTimeout
+	}
+	if opts.StartWait <= 0 {
+		opts.StartWait = DefaultStartWait
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = DefaultMinBackoff
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = DefaultMaxBackoff
+	}
+	if opts.MaxBackoff < opts.MinBackoff {
+		opts.MaxBackoff = opts.MinBackoff
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Catalog{o: opts, log: log, byNm: map[string]*upstream{}, index: map[string]Tool{}}
+	var errs []error
+	for _, u := range opts.Upstreams {
+		n := 0
+		for _, set := range []bool{u.Server != nil, u.Command != "", u.URL != ""} {
+			if set {
+				n++
+			}
+		}
+		switch {
+		case u.Name == "":
+			errs = append(errs, errors.New("tools: an upstream has no name"))
+			continue
+		case c.byNm[u.Name] != nil:
+			errs = append(errs, fmt.Errorf("tools: upstream %q given twice", u.Name))
+			continue
+		case n != 1:
+			errs = append(errs, fmt.Errorf("tools: upstream %q needs exactly one of Server, Command and URL", u.Name))
+			continue
+		}
+		if u.Timeout <= 0 {
+			u.Timeout = DefaultCallTimeout
+		}
+		up := &upstream{cat: c, spec: u, log: log.With("server", u.Name, "transport", u.transportName()), relist: make(chan struct{}, 1)}
+		c.ups = append(c.ups, up)
+		c.byNm[u.Name] = up
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Start connects to every upstream in the background and waits until each
+// has made its first attempt (connected and listed, or failed) or
+// StartWait passed, whichever is first. Upstreams keep being supervised
+// until ctx ends or Close is called.
+func (c *Catalog) Start(ctx context.Context) {
+	ctx, c.cancel = context.WithCancel(ctx)
+	firsts := make([]chan struct{}, len(c.ups))
+	for i, u := range c.ups {
+		firsts[i] = make(chan struct{})
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			u.supervise(ctx, firsts[i])
+		}()
+	}
+	deadline := time.NewTimer(c.o.StartWait)
+	defer deadline.Stop()
+	for i, ch := range firsts {
+		select {
+		case <-ch:
+		case <-deadline.C:
+			c.log.Warn("upstreams still starting; their tools will appear when they are up", "waited", c.o.StartWait, "pending", len(firsts)-i)
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// Close stops supervising, disconnects every upstream and stops the
+// subprocesses. It waits for them to exit.
+func (c *Catalog) Close() error {
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.wg.Wait()
+	return nil
+}
+
+// Tools returns the exposed tools, grouped by upstream in Options order.
+// The slice is a copy.
+func (c *Catalog) Tools() []Tool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return slices.Clone(c.tools)
+}
+
+// Lookup returns the tool exposed under name.
+func (c *Catalog) Lookup(name string) (Tool, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	t, ok := c.index[name]
+	return t, ok
+}
+
+// UpstreamStatus describes one upstream's current state.
+type UpstreamStatus struct {
+	Name      string
+	Transport string
+	Up        bool
+	// ServerName and ServerVersion are the upstream's serverInfo.
+	ServerName, ServerVersion string
+	Tools                     int
+	// Restarts counts connection attempts after the first.
+	Restarts int
+	// LastError is why the upstream last went down, "" if it never did.
+	LastError string
+}
+
+// Status reports every upstream's state, in Options order.
+func (c *Catalog) Status() []UpstreamStatus {
+	out := make([]UpstreamStatus, 0, len(c.ups))
+	for _, u := range c.ups {
+		out = append(out, u.status())
+	}
+	return out
+}
+
+// rebuild recomputes the exposed tool list from every upstream's tools and
+// calls OnChange when it differs from the previous one.
+func (c *Catalog) rebuild() {
+	var all []Tool
+	index := map[string]Tool{}
+	for _, u := range c.ups {
+		for _, t := range u.currentTools() {
+			if prev, dup := index[t.Name]; dup {
+				c.log.Warn("exposed tool name collides; later tool hidden", "tool", t.Name, "server", t.Server, "kept_server", prev.Server)
+				continue
+			}
+			index[t.Name] = t
+			all = append(all, t)
+		}
+	}
+	h := sha256.New()
+	for _, t := range all {
+		b, _ := json.Marshal(t.Def)
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00", t.Name, t.ServerVersion, b)
+	}
+	fp := hex.EncodeToString(h.Sum(nil))
+
+	c.mu.Lock()
+	changed := fp != c.fprint
+	c.tools, c.index, c.fprint = all, index, fp
+	c.mu.Unlock()
+	if changed && c.o.OnChange != nil {
+		c.o.OnChange()
+	}
+}
+
+// exposedName joins a server and tool name.
+func (c *Catalog) exposedName(server, tool string) string {
+	return server + c.o.Separator + tool
+}
+
+// Forward sends call to its upstream (c.Server, c.Tool) and returns the
+// upstream's result. It implements gate.Forwarder.
+//
+// The call gets the upstream's Timeout. Cancelling ctx cancels the upstream
+// request (on stdio, mcp-go sends notifications/cancelled). When ctx carries
+// a [ProgressFunc], the upstream call gets its own progress token and the
+// upstream's progress notifications are relayed to it. Meta keys reserved by
+// MCP ("io.modelcontextprotocol/...") or toolgate ("toolgate/...") are not
+// forwarded. A down upstream fails fast with an [*UnavailableError].
+func (c *Catalog) Forward(ctx context.Context, call Call) (*mcp.CallToolResult, error) {
+	u := c.byNm[call.Server]
+	if u == nil {
+		return nil, fmt.Errorf("%w: no upstream named %q", ErrUnknownTool, call.Server)
+	}
+	return u.call(ctx, call)
+}
+
+// StripMeta returns meta without the keys toolgate must not forward: those
+// under "io.modelcontextprotocol/" (protocol-level, per hop) and "toolgate/"
+// (toolgate's own). It returns nil when nothing is left.
+func StripMeta(meta map[string]any) map[string]any {
+	var out map[string]any
+	for k, v := range meta {
+		if strings.HasPrefix(k, "io.modelcontextprotocol/") || strings.HasPrefix(k, "toolgate/") || k == "progressToken" {
+			continue
+		}
+		if out == nil {
+			out = map[string]any{}
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// UnavailableError is the error for a call to an upstream that is down or
+// restarting. It matches ErrUnavailable with errors.Is.
+type UnavailableError struct {
+	// Server is the upstream's name.
+	Server string
+	// Reason says why it is down (e.g. "process exited: exit status 3").
+	Reason string
+	// Stderr is the last line the upstream wrote to stderr, if any.
+	Stderr string
+	// RetryIn is the time until the next restart attempt; 0 if one is running.
+	RetryIn time.Duration
+}
+
+// Error describes the outage for the agent and the log.
+func (e *UnavailableError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "upstream %q is unavailable", e.Server)
+	if e.Reason != "" {
+		b.WriteString(": " + e.Reason)
+	}
+	if e.Stderr != "" {
+		fmt.Fprintf(&b, " (last stderr: %q)", e.Stderr)
+	}
+	if e.RetryIn > 0 {
+		fmt.Fprintf(&b, "; toolgate restarts it in %s", e.RetryIn.Round(100*time.Millisecond))
+	} else {
+		b.WriteString("; toolgate is restarting it")
+	}
+	return b.String()
+}
+
+// Is reports whether target is ErrUnavailable.
+func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }

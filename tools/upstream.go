@@ -1,0 +1,558 @@
+package tools
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// errCallTimeout is the cause of a call's context ending on the upstream's
+// per-call timeout (as opposed to the caller cancelling).
+var errCallTimeout = errors.New("upstream call timeout")
+
+// upstream supervises one server: it connects, watches the connection and
+// reconnects with backoff. Its last known tools outlive the connection.
+type upstream struct {
+	cat    *Catalog
+	spec   Upstream
+	log    *slog.Logger
+	relist chan struct{} // coalesced tools/list_changed signals
+
+	mu       sync.Mutex
+	conn     *conn // nil while down
+	tools    []Tool
+	info     mcp.Implementation
+	lastErr  string
+	stderr   string // last stderr line from the last dead connection
+	retryAt  time.Time
+	restarts int
+}
+
+// conn is one live connection to an upstream.
+type conn struct {
+	client *client.Client
+	info   mcp.Implementation
+	proc   *process // stdio only
+
+	dead     chan struct{}
+	deadOnce sync.Once
+	deadErr  error
+
+	tokens   atomic.Int64
+	progMu   sync.Mutex
+	progress map[string]ProgressFunc
+	listSeq  atomic.Int64
+}
+
+func (c *conn) fail(err error) {
+	c.deadOnce.Do(func() {
+		c.deadErr = err
+		close(c.dead)
+	})
+}
+
+func (c *conn) isDead() bool {
+	select {
+	case <-c.dead:
+		return true
+	default:
+		return false
+	}
+}
+
+func (u *upstream) currentTools() []Tool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.tools
+}
+
+func (u *upstream) status() UpstreamStatus {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return UpstreamStatus{
+		Name: u.spec.Name, Transport: u.spec.transportName(), Up: u.conn != nil,
+		ServerName: u.info.Name, ServerVersion: u.info.Version, Tools: len(u.tools),
+		Restarts: u.restarts, LastError: u.lastErr,
+	}
+}
+
+func (u *upstream) backoff(attempt int) time.Duration {
+	d := u.cat.o.MinBackoff
+	for i := 1; i < attempt && d < u.cat.o.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, u.cat.o.MaxBackoff)
+}
+
+// supervise runs until ctx ends: connect, wait for the connection to die,
+// back off, repeat. first is closed after the first attempt.
+func (u *upstream) supervise(ctx context.Context, first chan struct{}) {
+	attempt := 0
+	signalled := false
+	signalFirst := func() {
+		if !signalled {
+			signalled = true
+			close(first)
+		}
+	}
+	defer signalFirst()
+	for ctx.Err() == nil {
+		c, tools, err := u.connect(ctx)
+		if err == nil {
+			u.up(c, tools)
+			signalFirst()
+			upAt := time.Now()
+			var relistWG sync.WaitGroup
+			relistWG.Add(1)
+			go func() {
+				defer relistWG.Done()
+				u.relistLoop(ctx, c)
+			}()
+			select {
+			case <-c.dead:
+				err = c.deadErr
+			case <-ctx.Done():
+				c.fail(ctx.Err())
+			}
+			if ctx.Err() != nil {
+				u.close(c)
+				relistWG.Wait()
+				return
+			}
+			if time.Since(upAt) >= u.cat.o.MaxBackoff {
+				attempt = 0 // it ran a good while: not a crash loop
+			}
+			attempt++
+			// Record the outage before the (slow) cleanup, so calls meanwhile
+			// get the reason.
+			u.down(err, u.backoff(attempt))
+			u.close(c)
+			relistWG.Wait()
+		} else {
+			if ctx.Err() != nil {
+				return
+			}
+			attempt++
+			u.down(err, u.backoff(attempt))
+		}
+		delay := u.backoff(attempt)
+		signalFirst()
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		u.mu.Lock()
+		u.restarts++
+		u.retryAt = time.Time{}
+		u.mu.Unlock()
+	}
+}
+
+func (u *upstream) up(c *conn, tools []Tool) {
+	u.mu.Lock()
+	u.conn, u.info, u.tools = c, c.info, tools
+	restarted := u.restarts > 0
+	u.mu.Unlock()
+	u.log.Info("upstream up", "server_name", c.info.Name, "server_version", c.info.Version, "tools", len(tools), "restarted", restarted)
+	u.cat.rebuild()
+}
+
+func (u *upstream) down(err error, retryIn time.Duration) {
+	u.mu.Lock()
+	u.conn = nil
+	u.lastErr = err.Error()
+	u.retryAt = time.Now().Add(retryIn)
+	var tail string
+	if pe, ok := errors.AsType[*procError](err); ok {
+		tail = pe.stderr
+		u.stderr = lastLine(tail)
+	} else {
+		u.stderr = ""
+	}
+	u.mu.Unlock()
+	attrs := []any{"err", err, "retry_in", retryIn}
+	if tail != "" {
+		attrs = append(attrs, "stderr_tail", tail)
+	}
+	u.log.Error("upstream down", attrs...)
+}
+
+// unavailable describes the current outage.
+func (u *upstream) unavailable() *UnavailableError {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	e := &UnavailableError{Server: u.spec.Name, Reason: u.lastErr, Stderr: u.stderr}
+	if e.Reason == "" {
+		e.Reason = "not connected yet"
+	}
+	if !u.retryAt.IsZero() {
+		e.RetryIn = max(time.Until(u.retryAt), 0)
+	}
+	return e
+}
+
+func (u *upstream) close(c *conn) {
+	u.mu.Lock()
+	if u.conn == c {
+		u.conn = nil
+	}
+	u.mu.Unlock()
+	_ = c.client.Close()
+	if c.proc != nil {
+		c.proc.stop()
+	}
+}
+
+// connect starts the transport, initializes and lists tools, all within
+// StartTimeout.
+func (u *upstream) connect(ctx context.Context) (*conn, []Tool, error) {
+	ctx, cancel := context.WithTimeout(ctx, u.cat.o.StartTimeout)
+	defer cancel()
+	c := &conn{dead: make(chan struct{}), progress: map[string]ProgressFunc{}}
+	var tr transport.Interface
+	switch {
+	case u.spec.Server != nil:
+		tr = transport.NewInProcessTransport(u.spec.Server)
+	case u.spec.Command != "":
+		p, err := startProcess(u.spec, u.log)
+		if err != nil {
+			return nil, nil, err
+		}
+		c.proc = p
+		go func() {
+			<-p.exited
+			c.fail(p.exitError())
+		}()
+		tr = transport.NewIO(p.stdout, p.stdin, p.stderrCloser())
+	case u.spec.SSE:
+		t, err := transport.NewSSE(u.spec.URL, transport.WithHeaders(u.spec.Headers), transport.WithSSELogger(u.log))
+		if err != nil {
+			return nil, nil, fmt.Errorf("sse transport: %w", err)
+		}
+		tr = t
+	default:
+		t, err := transport.NewStreamableHTTP(u.spec.URL, transport.WithHTTPHeaders(u.spec.Headers),
+			transport.WithContinuousListening(), transport.WithHTTPLogger(u.log))
+		if err != nil {
+			return nil, nil, fmt.Errorf("http transport: %w", err)
+		}
+		tr = t
+	}
+	c.client = client.NewClient(tr, client.WithProtocolVersion(mcp.ProtocolVersion20251125))
+	fail := func(err error) (*conn, []Tool, error) {
+		_ = c.client.Close()
+		if c.proc != nil {
+			exited := c.proc.waitExit(300 * time.Millisecond)
+			c.proc.stop()
+			// A process that died during the handshake explains the failure.
+			if exited {
+				return nil, nil, fmt.Errorf("%w (while connecting: %v)", c.proc.exitError(), err)
+			}
+			return nil, nil, &procError{err: err, stderr: c.proc.stderrTail()}
+		}
+		return nil, nil, err
+	}
+	// The transport outlives this attempt's timeout: give it the supervisor's ctx.
+	if err := c.client.Start(context.WithoutCancel(ctx)); err != nil {
+		return fail(fmt.Errorf("start: %w", err))
+	}
+	c.client.OnNotification(func(n mcp.JSONRPCNotification) { u.notify(c, n) })
+	req := mcp.InitializeRequest{}
+	req.Params.ProtocolVersion = mcp.ProtocolVersion20251125
+	req.Params.ClientInfo = mcp.Implementation{Name: "toolgate", Version: u.cat.o.Version}
+	res, err := c.client.Initialize(ctx, req)
+	if err != nil {
+		return fail(fmt.Errorf("initialize: %w", err))
+	}
+	c.info = res.ServerInfo
+	tools, err := u.list(ctx, c)
+	if err != nil {
+		return fail(err)
+	}
+	return c, tools, nil
+}
+
+// notify routes a notification from the upstream. It runs on the
+// transport's read loop, so it must not block on the upstream.
+func (u *upstream) notify(c *conn, n mcp.JSONRPCNotification) {
+	switch n.Method {
+	case string(mcp.MethodNotificationToolsListChanged):
+		select {
+		case u.relist <- struct{}{}:
+		default:
+		}
+	case string(mcp.MethodNotificationProgress):
+		f := n.Params.AdditionalFields
+		tok := tokenKey(f["progressToken"])
+		c.progMu.Lock()
+		fn := c.progress[tok]
+		c.progMu.Unlock()
+		if fn == nil {
+			return
+		}
+		progress, total := number(f["progress"]), number(f["total"])
+		msg, _ := f["message"].(string)
+		fn(progress, total, msg)
+	}
+}
+
+func tokenKey(v any) string {
+	switch t := v.(type) {
+	case string:
+		return "s:" + t
+	case float64:
+		return "n:" + strconv.FormatFloat(t, 'f', -1, 64)
+	case int64:
+		return "n:" + strconv.FormatInt(t, 10)
+	default:
+		return fmt.Sprintf("?:%v", v)
+	}
+}
+
+// relistLoop relists tools whenever the upstream says they changed.
+func (u *upstream) relistLoop(ctx context.Context, c *conn) {
+	for {
+		select {
+		case <-c.dead:
+			return
+		case <-ctx.Done():
+			return
+		case <-u.relist:
+		}
+		lctx, cancel := context.WithTimeout(ctx, u.cat.o.StartTimeout)
+		tools, err := u.list(lctx, c)
+		cancel()
+		if err != nil {
+			u.log.Warn("relisting tools after list_changed failed", "err", err)
+			continue
+		}
+		u.mu.Lock()
+		u.tools = tools
+		u.mu.Unlock()
+		u.log.Info("upstream tools changed", "tools", len(tools))
+		u.cat.rebuild()
+	}
+}
+
+// list fetches all pages of tools/list. It talks to the transport directly
+// (with string request ids, which cannot collide with the client's numeric
+// ones) because mcp-go's typed Tool drops schema keywords it does not model.
+func (u *upstream) list(ctx context.Context, c *conn) ([]Tool, error) {
+	var out []Tool
+	seen := map[string]bool{}
+	cursor := ""
+	for page := 0; ; page++ {
+		if page > 1000 {
+			return nil, errors.New("tools/list: more than 1000 pages")
+		}
+		params := map[string]any{}
+		if cursor != "" {
+			params["cursor"] = cursor
+		}
+		resp, err := c.client.GetTransport().SendRequest(ctx, transport.JSONRPCRequest{
+			JSONRPC: mcp.JSONRPC_VERSION,
+			ID:      mcp.NewRequestId(fmt.Sprintf("toolgate-list-%d", c.listSeq.Add(1))),
+			Method:  string(mcp.MethodToolsList),
+			Params:  params,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("tools/list: %w", err)
+		}
+		if resp.Error != nil {
+			return nil, fmt.Errorf("tools/list: %w", resp.Error.AsError())
+		}
+		var res struct {
+			Tools      []json.RawMessage `json:"tools"`
+			NextCursor string            `json:"nextCursor"`
+		}
+		if err := json.Unmarshal(resp.Result, &res); err != nil {
+			return nil, fmt.Errorf("tools/list: bad result: %w", err)
+		}
+		for _, raw := range res.Tools {
+			t, err := u.parseTool(raw, c.info.Version)
+			if err != nil {
+				u.log.Warn("upstream tool skipped", "err", err)
+				continue
+			}
+			if seen[t.Name] {
+				u.log.Warn("upstream listed a tool twice; first kept", "tool", t.Def.Name)
+				continue
+			}
+			seen[t.Name] = true
+			out = append(out, t)
+		}
+		if res.NextCursor == "" || res.NextCursor == cursor {
+			break
+		}
+		cursor = res.NextCursor
+	}
+	return out, nil
+}
+
+// parseTool decodes one tools/list entry, keeping its schemas as raw JSON.
+func (u *upstream) parseTool(raw json.RawMessage, serverVersion string) (Tool, error) {
+	var def mcp.Tool
+	if err := json.Unmarshal(raw, &def); err != nil {
+		return Tool{}, fmt.Errorf("undecodable tool: %w", err)
+	}
+	var schemas struct {
+		Input  json.RawMessage `json:"inputSchema"`
+		Output json.RawMessage `json:"outputSchema"`
+	}
+	if err := json.Unmarshal(raw, &schemas); err != nil {
+		return Tool{}, fmt.Errorf("tool %q: %w", def.Name, err)
+	}
+	if def.Name == "" {
+		return Tool{}, errors.New("tool without a name")
+	}
+	if len(schemas.Input) == 0 || string(schemas.Input) == "null" {
+		schemas.Input = json.RawMessage(`{"type":"object"}`)
+	}
+	def.InputSchema, def.RawInputSchema = mcp.ToolInputSchema{}, schemas.Input
+	def.OutputSchema, def.RawOutputSchema = mcp.ToolOutputSchema{}, nil
+	if len(schemas.Output) > 0 && string(schemas.Output) != "null" {
+		def.RawOutputSchema = schemas.Output
+	}
+	if err := mcp.ValidateParamHeaderAnnotations(&def); err != nil {
+		return Tool{}, fmt.Errorf("tool %q: %w", def.Name, err)
+	}
+	hash, err := SchemaHash(schemas.Input)
+	if err != nil {
+		return Tool{}, fmt.Errorf("tool %q: input schema: %w", def.Name, err)
+	}
+	a := def.Annotations
+	return Tool{
+		Name:          u.cat.exposedName(u.spec.Name, def.Name),
+		Server:        u.spec.Name,
+		ServerVersion: serverVersion,
+		Def:           def,
+		SchemaHash:    hash,
+		Annotations: Annotations{Title: a.Title, ReadOnly: a.ReadOnlyHint, Destructive: a.DestructiveHint,
+			Idempotent: a.IdempotentHint, OpenWorld: a.OpenWorldHint},
+	}, nil
+}
+
+// call forwards one call over the live connection, or fails fast.
+func (u *upstream) call(ctx context.Context, call Call) (*mcp.CallToolResult, error) {
+	u.mu.Lock()
+	c := u.conn
+	u.mu.Unlock()
+	if c == nil {
+		return nil, u.unavailable()
+	}
+	if c.isDead() {
+		return nil, u.unavailableFrom(c)
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, u.spec.Timeout, errCallTimeout)
+	defer cancel()
+
+	req := mcp.CallToolRequest{}
+	req.Params.Name = call.Tool
+	req.Params.Arguments = call.Args
+	if req.Params.Arguments == nil {
+		req.Params.Arguments = map[string]any{}
+	}
+	meta := &mcp.Meta{AdditionalFields: StripMeta(call.Meta)}
+	if fn := ProgressFrom(ctx); fn != nil {
+		tok := "toolgate-" + strconv.FormatInt(c.tokens.Add(1), 10)
+		meta.ProgressToken = tok
+		key := tokenKey(tok)
+		c.progMu.Lock()
+		c.progress[key] = fn
+		c.progMu.Unlock()
+		defer func() {
+			c.progMu.Lock()
+			delete(c.progress, key)
+			c.progMu.Unlock()
+		}()
+	}
+	if meta.ProgressToken != nil || meta.AdditionalFields != nil {
+		req.Params.Meta = meta
+	}
+
+	res, err := c.client.CallTool(ctx, req)
+	if err == nil {
+		return res, nil
+	}
+	switch {
+	case errors.Is(context.Cause(ctx), errCallTimeout):
+		return nil, fmt.Errorf("upstream %q: %s timed out after %s", u.spec.Name, call.Tool, u.spec.Timeout)
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("upstream %q: %s: %w", u.spec.Name, call.Tool, ctx.Err())
+	}
+	if _, transportErr := errors.AsType[*transport.Error](err); !transportErr {
+		return nil, fmt.Errorf("upstream %q: %s: %w", u.spec.Name, call.Tool, err)
+	}
+	// The connection broke. A stdio process usually exits right after its
+	// stdout closes; give it a moment so the error can say how it ended.
+	if c.proc != nil {
+		select {
+		case <-c.dead:
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if c.isDead() {
+		return nil, u.unavailableFrom(c)
+	}
+	go u.checkHealth(c, err)
+	return nil, fmt.Errorf("upstream %q: %s: %w", u.spec.Name, call.Tool, err)
+}
+
+// unavailableFrom describes a connection that just died.
+func (u *upstream) unavailableFrom(c *conn) *UnavailableError {
+	e := &UnavailableError{Server: u.spec.Name, Reason: "connection lost"}
+	if c.deadErr != nil {
+		e.Reason = c.deadErr.Error()
+		if pe, ok := errors.AsType[*procError](c.deadErr); ok {
+			e.Stderr = lastLine(pe.stderr)
+		}
+	}
+	return e
+}
+
+// checkHealth pings an upstream after a transport error and declares the
+// connection dead if the ping fails too.
+func (u *upstream) checkHealth(c *conn, cause error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.client.Ping(ctx); err != nil {
+		c.fail(fmt.Errorf("call failed (%v) and ping failed: %w", cause, err))
+	}
+}
+
+// number reads a JSON number that may not have been through encoding/json
+// (in-process upstreams send Go ints).
+func number(v any) float64 {
+	switch n := v.(type) {
+	case float64:
+		return n
+	case float32:
+		return float64(n)
+	case int:
+		return float64(n)
+	case int64:
+		return float64(n)
+	case int32:
+		return float64(n)
+	case uint64:
+		return float64(n)
+	case json.Number:
+		f, _ := n.Float64()
+		return f
+	default:
+		return 0
+	}
+}
