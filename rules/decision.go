@@ -36,4 +36,7 @@ type ShadowResult struct {
 	Rule   string `json:"rule"`
 	Action Action `json:"action"`
 	Reason string `json:"reason,omitempty"`
+	// Error is the shadow rule's evaluation error, if any; Action is then
+	// the set's on_error.
+	Error string `json:"error,omitempty"`
 }

@@ -2,22 +2,546 @@ package rules
 
 import (
 	"context"
-	"errors"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/toolgate/toolgate/tools"
 )
 
-// Set is a compiled, immutable rule set. Safe for concurrent use.
-// (Placeholder API: the rules task replaces this file.)
-type Set struct{}
+// Limits applied to every expression that can loop (uses a comprehension
+// such as exists, all, map, filter or cel.bind). Expressions without one run
+// in time linear in the call's size and skip cost tracking, which would
+// otherwise triple their cost.
+const (
+	// CostLimit is the most CEL cost units one evaluation of one expression
+	// may spend (about 0.1 s of work); beyond it the evaluation fails and
+	// on_error applies.
+	CostLimit = 1_000_000
+	// interruptEvery is how many comprehension iterations run between checks
+	// of the context's cancellation.
+	interruptEvery = 100
+)
+
+// Set is a compiled, immutable rule set. Safe for concurrent use; evaluation
+// has no side effects. *Set implements the gate's Decider.
+type Set struct {
+	name      string
+	version   string
+	label     string
+	def       Action
+	onError   Action
+	rules     []*rule
+	byTool    map[string][]int // indexed rules per tool name, in file order
+	unindexed []int            // rules any tool may match, in file order
+	hasShadow bool
+}
+
+// rule is one compiled rule.
+type rule struct {
+	name          string
+	line          int
+	action        Action
+	shadow        bool
+	reason        string
+	match         program
+	reasonExpr    *program
+	autoApproveAt float64 // < 0: not set
+	denyBelow     float64 // < 0: not set
+	tools         []string
+}
+
+// program is a compiled expression; tracked ones run with cost limits and
+// context checks.
+type program struct {
+	prg     cel.Program
+	tracked bool
+}
+
+func (p *program) eval(ctx context.Context, act *activation) (ref.Val, error) {
+	var (
+		v   ref.Val
+		err error
+	)
+	if p.tracked {
+		v, _, err = p.prg.ContextEval(ctx, act)
+	} else {
+		v, _, err = p.prg.Eval(act)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if types.IsError(v) {
+		if e, ok := v.(*types.Err); ok {
+			return nil, e
+		}
+		return nil, fmt.Errorf("%v", v)
+	}
+	return v, nil
+}
 
 // Parse compiles a rules file's contents; name is used in error positions.
-func Parse(name string, data []byte) (*Set, error) { return nil, errors.New("rules: not implemented") }
+// On error it returns every problem found (see Error), never a partial Set.
+func Parse(name string, data []byte) (*Set, error) {
+	var errs errorList
+	f := decodeFile(name, data, &errs)
+	if f == nil {
+		return nil, errs.err()
+	}
+	env, err := newEnv()
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	src := newSource(data)
+	sum := sha256.Sum256(data)
+	s := &Set{
+		name:    name,
+		version: "sha256:" + hex.EncodeToString(sum[:])[:12],
+		label:   f.label,
+		def:     f.def,
+		onError: f.onError,
+		byTool:  map[string][]int{},
+	}
+	for i, spec := range f.rules {
+		label := spec.name
+		if label == "" {
+			label = fmt.Sprintf("#%d", i+1)
+		}
+		r := &rule{
+			name:          spec.name,
+			line:          spec.node.Line,
+			action:        spec.action,
+			shadow:        spec.shadow,
+			reason:        spec.reason,
+			autoApproveAt: -1,
+			denyBelow:     -1,
+		}
+		if spec.autoApproveAt != nil {
+			r.autoApproveAt = *spec.autoApproveAt
+		}
+		if spec.denyBelow != nil {
+			r.denyBelow = *spec.denyBelow
+		}
+		if spec.match != nil {
+			p, checked, ok := compileExpr(env, src, name, label, "match", spec.match, cel.BoolType, &errs)
+			if ok {
+				r.match = p
+				r.tools = toolNames(checked)
+			}
+		}
+		if spec.reasonExpr != nil {
+			if p, _, ok := compileExpr(env, src, name, label, "reason_expr", spec.reasonExpr, cel.StringType, &errs); ok {
+				r.reasonExpr = &p
+			}
+		}
+		s.rules = append(s.rules, r)
+	}
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+	for i, r := range s.rules {
+		s.hasShadow = s.hasShadow || r.shadow
+		if len(r.tools) == 0 {
+			s.unindexed = append(s.unindexed, i)
+			continue
+		}
+		for _, t := range r.tools {
+			if l := s.byTool[t]; len(l) == 0 || l[len(l)-1] != i {
+				s.byTool[t] = append(l, i)
+			}
+		}
+	}
+	return s, nil
+}
 
 // Load reads and compiles a rules file.
-func Load(path string) (*Set, error) { return nil, errors.New("rules: not implemented") }
+func Load(path string) (*Set, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	return Parse(path, data)
+}
 
-// Evaluate decides c. It never returns an empty Action.
+// compileExpr type-checks one expression and builds its program. Problems
+// are added to errs at their position in the file.
+func compileExpr(env *cel.Env, src *source, file, rule, field string, n *yaml.Node, want *cel.Type, errs *errorList) (program, *cel.Ast, bool) {
+	if strings.TrimSpace(n.Value) == "" {
+		errs.add(file, n, rule, field, "empty expression")
+		return program{}, nil, false
+	}
+	checked, iss := env.Compile(n.Value)
+	if iss != nil && iss.Err() != nil {
+		for _, e := range iss.Errors() {
+			line, col := src.locate(n, e.Location.Line(), e.Location.Column())
+			*errs = append(*errs, &Error{File: file, Line: line, Column: col, Rule: rule, Field: field, Msg: celHint(e.Message)})
+		}
+		return program{}, nil, false
+	}
+	if out := checked.OutputType(); !out.IsExactType(want) && !out.IsExactType(cel.DynType) {
+		errs.add(file, n, rule, field, "must be a %s expression, but its type is %s", want, out)
+		return program{}, nil, false
+	}
+	tracked := hasComprehension(checked)
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	if tracked {
+		opts = append(opts, cel.CostLimit(CostLimit), cel.InterruptCheckFrequency(interruptEvery))
+	}
+	for _, lit := range globLiterals(checked) {
+		if err := validGlob(lit.pattern); err != nil {
+			loc := checked.NativeRep().SourceInfo().GetStartLocation(lit.id)
+			line, col := src.locate(n, loc.Line(), loc.Column())
+			*errs = append(*errs, &Error{File: file, Line: line, Column: col, Rule: rule, Field: field, Msg: err.Error()})
+			return program{}, nil, false
+		}
+	}
+	prg, err := env.Program(checked, opts...)
+	if err != nil {
+		errs.add(file, n, rule, field, "%v", err)
+		return program{}, nil, false
+	}
+	return program{prg: prg, tracked: tracked}, checked, true
+}
+
+// celHint adds advice to cel-go messages that rule authors commonly hit.
+func celHint(msg string) string {
+	if strings.Contains(msg, "optional_type(double)") {
+		return msg + " (confidence is optional because it may be unknown: use confidence.orValue(x), confidence.hasValue(), or the rule's deny_below / auto_approve_at)"
+	}
+	return msg
+}
+
+func hasComprehension(a *cel.Ast) bool {
+	found := false
+	ast.PreOrderVisit(a.NativeRep().Expr(), ast.NewExprVisitor(func(e ast.Expr) {
+		if e.Kind() == ast.ComprehensionKind {
+			found = true
+		}
+	}))
+	return found
+}
+
+type globLiteral struct {
+	pattern string
+	id      int64
+}
+
+// globLiterals returns the literal patterns passed to glob, so a malformed
+// one is a load-time error rather than a runtime one.
+func globLiterals(a *cel.Ast) []globLiteral {
+	var out []globLiteral
+	ast.PreOrderVisit(a.NativeRep().Expr(), ast.NewExprVisitor(func(e ast.Expr) {
+		if e.Kind() != ast.CallKind || e.AsCall().FunctionName() != FuncGlob || len(e.AsCall().Args()) != 2 {
+			return
+		}
+		p := e.AsCall().Args()[1]
+		switch p.Kind() {
+		case ast.LiteralKind:
+			if s, ok := p.AsLiteral().(types.String); ok {
+				out = append(out, globLiteral{string(s), p.ID()})
+			}
+		case ast.ListKind:
+			for _, el := range p.AsList().Elements() {
+				if el.Kind() == ast.LiteralKind {
+					if s, ok := el.AsLiteral().(types.String); ok {
+						out = append(out, globLiteral{string(s), el.ID()})
+					}
+				}
+			}
+		}
+	}))
+	return out
+}
+
+// toolNames returns the tool names a match expression is limited to, when one
+// of its top-level conjuncts is `tool.name == "x"` or `tool.name in ["x", ...]`;
+// nil means any tool. Skipping the rule for other tools is exact: a false
+// conjunct makes the whole && false, whatever the others would do.
+func toolNames(a *cel.Ast) []string {
+	na := a.NativeRep()
+	refs := na.ReferenceMap()
+	isToolName := func(e ast.Expr) bool {
+		if r, ok := refs[e.ID()]; ok && r.Name == VarToolName && r.Value == nil {
+			return true
+		}
+		return e.Kind() == ast.IdentKind && e.AsIdent() == VarToolName
+	}
+	str := func(e ast.Expr) (string, bool) {
+		if e.Kind() != ast.LiteralKind {
+			return "", false
+		}
+		s, ok := e.AsLiteral().(types.String)
+		return string(s), ok
+	}
+	var conj []ast.Expr
+	var flatten func(e ast.Expr)
+	flatten = func(e ast.Expr) {
+		if e.Kind() == ast.CallKind && e.AsCall().FunctionName() == "_&&_" {
+			for _, x := range e.AsCall().Args() {
+				flatten(x)
+			}
+			return
+		}
+		conj = append(conj, e)
+	}
+	flatten(na.Expr())
+	for _, e := range conj {
+		if e.Kind() != ast.CallKind {
+			continue
+		}
+		call := e.AsCall()
+		args := call.Args()
+		if len(args) != 2 {
+			continue
+		}
+		switch call.FunctionName() {
+		case "_==_":
+			if isToolName(args[0]) {
+				if s, ok := str(args[1]); ok {
+					return []string{s}
+				}
+			}
+			if isToolName(args[1]) {
+				if s, ok := str(args[0]); ok {
+					return []string{s}
+				}
+			}
+		case "@in":
+			if !isToolName(args[0]) || args[1].Kind() != ast.ListKind {
+				continue
+			}
+			var names []string
+			for _, el := range args[1].AsList().Elements() {
+				s, ok := str(el)
+				if !ok {
+					names = nil
+					break
+				}
+				names = append(names, s)
+			}
+			if len(names) > 0 {
+				return names
+			}
+		}
+	}
+	return nil
+}
+
+// Version is the set's content hash, "sha256:" and the first 12 hex digits.
+func (s *Set) Version() string {
+	if s == nil {
+		return ""
+	}
+	return s.version
+}
+
+// Label is the file's optional human label.
+func (s *Set) Label() string {
+	if s == nil {
+		return ""
+	}
+	return s.label
+}
+
+// Name is the file name the set was parsed from.
+func (s *Set) Name() string {
+	if s == nil {
+		return ""
+	}
+	return s.name
+}
+
+// Len is the number of rules, shadow rules included.
+func (s *Set) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.rules)
+}
+
+// Decide implements the gate's Decider with a fixed rule set.
+func (s *Set) Decide(ctx context.Context, c tools.Call) Decision { return s.Evaluate(ctx, c) }
+
+// Evaluate decides c: the first matching enforced rule wins; every shadow
+// rule is evaluated too and recorded in Decision.Shadow; with no match the
+// file's default applies. It never returns an empty Action, and an
+// evaluation error never allows: on_error decides and Decision.Error says
+// why. A nil Set denies.
 func (s *Set) Evaluate(ctx context.Context, c tools.Call) Decision {
-	return Decision{Action: Deny, Error: "rules: not implemented"}
+	return s.evaluate(ctx, &c, nil)
+}
+
+// Step is one rule's part in a decision, as Explain reports it.
+type Step struct {
+	// Rule is the rule's name.
+	Rule string `json:"rule"`
+	// Shadow is true for a shadow-mode rule.
+	Shadow bool `json:"shadow,omitempty"`
+	// Result is "matched", "no match" or "error".
+	Result string `json:"result"`
+	// Error is the evaluation error, if any.
+	Error string `json:"error,omitempty"`
+}
+
+// Explain is Evaluate plus the rules it evaluated, in order. Rules the
+// tool-name index ruled out, and enforced rules after the winner, are not
+// listed; skipped counts them.
+func (s *Set) Explain(ctx context.Context, c tools.Call) (d Decision, steps []Step, skipped int) {
+	steps = []Step{}
+	d = s.evaluate(ctx, &c, &steps)
+	return d, steps, s.Len() - len(steps)
+}
+
+func (s *Set) evaluate(ctx context.Context, c *tools.Call, trace *[]Step) Decision {
+	if s == nil {
+		return Decision{Action: Deny, Error: "no rule set is loaded"}
+	}
+	d := Decision{Version: s.version, Label: s.label}
+	act := newActivation(c)
+	won := false
+	indexed := s.byTool[c.Tool]
+	unindexed := s.unindexed
+	for len(indexed) > 0 || len(unindexed) > 0 {
+		var i int
+		if len(unindexed) == 0 || len(indexed) > 0 && indexed[0] < unindexed[0] {
+			i, indexed = indexed[0], indexed[1:]
+		} else {
+			i, unindexed = unindexed[0], unindexed[1:]
+		}
+		r := s.rules[i]
+		if won && !r.shadow {
+			continue
+		}
+		matched, err := r.matches(ctx, act)
+		if trace != nil {
+			st := Step{Rule: r.name, Shadow: r.shadow, Result: "no match"}
+			switch {
+			case err != nil:
+				st.Result, st.Error = "error", err.Error()
+			case matched:
+				st.Result = "matched"
+			}
+			*trace = append(*trace, st)
+		}
+		if r.shadow {
+			switch {
+			case err != nil:
+				d.Shadow = append(d.Shadow, ShadowResult{Rule: r.name, Action: s.onError, Reason: "evaluation error", Error: errString("match", err)})
+			case matched:
+				sd := r.decide(ctx, act, c, s.onError)
+				d.Shadow = append(d.Shadow, ShadowResult{Rule: r.name, Action: sd.Action, Reason: sd.Reason, Error: sd.Error})
+			}
+			continue
+		}
+		switch {
+		case err != nil:
+			d.Action, d.Rule = s.onError, r.name
+			d.Reason = fmt.Sprintf("rule %q could not be evaluated, so on_error (%s) applies", r.name, s.onError)
+			d.Error = fmt.Sprintf("rule %q: %s", r.name, errString("match", err))
+			won = true
+		case matched:
+			rd := r.decide(ctx, act, c, s.onError)
+			d.Action, d.Rule, d.Reason, d.AutoApproved = rd.Action, r.name, rd.Reason, rd.AutoApproved
+			if rd.Error != "" {
+				d.Error = fmt.Sprintf("rule %q: %s", r.name, rd.Error)
+			}
+			won = true
+		}
+		if won && !s.hasShadow && trace == nil {
+			break
+		}
+	}
+	if !won {
+		d.Action = s.def
+	}
+	return d
+}
+
+// matches evaluates the rule's match expression. A non-bool result is an error.
+func (r *rule) matches(ctx context.Context, act *activation) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	v, err := r.match.eval(ctx, act)
+	if err != nil {
+		return false, err
+	}
+	b, ok := v.(types.Bool)
+	if !ok {
+		return false, fmt.Errorf("match returned %s, not bool", v.Type())
+	}
+	return bool(b), nil
+}
+
+// ruleDecision is what a matching rule decides.
+type ruleDecision struct {
+	Action       Action
+	Reason       string
+	AutoApproved bool
+	Error        string
+}
+
+// decide applies a matching rule: its reason (computed if reason_expr), then
+// the confidence thresholds. A reason_expr error keeps the rule matched but
+// makes the action at least as strict as on_error and disables auto-approval.
+func (r *rule) decide(ctx context.Context, act *activation, c *tools.Call, onError Action) ruleDecision {
+	rd := ruleDecision{Action: r.action, Reason: r.reason}
+	if r.reasonExpr != nil {
+		v, err := r.reasonExpr.eval(ctx, act)
+		if err == nil {
+			if s, ok := v.(types.String); ok {
+				rd.Reason = string(s)
+			} else {
+				err = fmt.Errorf("reason_expr returned %s, not string", v.Type())
+			}
+		}
+		if err != nil {
+			rd.Error = errString("reason_expr", err)
+			rd.Reason = fmt.Sprintf("rule %q matched but its reason could not be computed", r.name)
+			rd.Action = stricter(r.action, onError)
+			return rd
+		}
+	}
+	conf, known := knownConfidence(c.Confidence)
+	switch {
+	case !known:
+	case r.denyBelow >= 0 && conf < r.denyBelow:
+		why := fmt.Sprintf("the agent's confidence %.2f is below this rule's deny_below %.2f", conf, r.denyBelow)
+		if rd.Reason != "" {
+			why = rd.Reason + "; " + why
+		}
+		rd.Action, rd.Reason = Deny, why
+	case r.action == Review && r.autoApproveAt >= 0 && conf >= r.autoApproveAt:
+		why := fmt.Sprintf("auto-approved: the agent's confidence %.2f is at or above %.2f", conf, r.autoApproveAt)
+		if rd.Reason != "" {
+			why = rd.Reason + " (" + why + ")"
+		}
+		rd.Action, rd.Reason, rd.AutoApproved = Allow, why, true
+	}
+	return rd
+}
+
+// stricter returns the stricter of two actions: deny > review > allow.
+func stricter(a, b Action) Action {
+	rank := func(x Action) int {
+		switch x {
+		case Allow:
+			return 0
+		case Review:
+			return 1
+		}
+		return 2
+	}
+	if rank(a) >= rank(b) {
+		return a
+	}
+	return b
 }

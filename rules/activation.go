@@ -1,0 +1,169 @@
+package rules
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/interpreter"
+
+	"github.com/toolgate/toolgate/tools"
+)
+
+// activation exposes one call to CEL. Values are converted on first use and
+// cached, so a rule that never looks at args does not pay for them.
+type activation struct {
+	c    *tools.Call
+	args ref.Val
+	ann  ref.Val
+	conf ref.Val
+}
+
+var _ interpreter.Activation = (*activation)(nil)
+
+func newActivation(c *tools.Call) *activation { return &activation{c: c} }
+
+// ResolveName implements interpreter.Activation.
+func (a *activation) ResolveName(name string) (any, bool) {
+	c := a.c
+	switch name {
+	case VarToolName:
+		return types.String(c.Tool), true
+	case VarToolServer:
+		return types.String(c.Server), true
+	case VarToolExposed:
+		return types.String(c.Name), true
+	case VarArgs:
+		if a.args == nil {
+			a.args = argsValue(c.Args)
+		}
+		return a.args, true
+	case VarToolAnnotations:
+		if a.ann == nil {
+			a.ann = annotationsValue(c.Annotations)
+		}
+		return a.ann, true
+	case VarClientName:
+		return types.String(c.Client.Name), true
+	case VarClientVersion:
+		return types.String(c.Client.Version), true
+	case VarModelName:
+		return types.String(c.Model.Name), true
+	case VarModelVersion:
+		return types.String(c.Model.Version), true
+	case VarConfidence:
+		if a.conf == nil {
+			if f, ok := knownConfidence(c.Confidence); ok {
+				a.conf = types.OptionalOf(types.Double(f))
+			} else {
+				a.conf = types.OptionalNone
+			}
+		}
+		return a.conf, true
+	case VarSessionID:
+		return types.String(c.SessionID), true
+	case VarNow:
+		if c.Time.IsZero() {
+			return nil, false // unbound: a rule using now fails closed
+		}
+		return types.Timestamp{Time: c.Time}, true
+	}
+	return nil, false
+}
+
+// Parent implements interpreter.Activation.
+func (a *activation) Parent() interpreter.Activation { return nil }
+
+// knownConfidence returns the call's confidence if it is usable: present,
+// a number, and within 0..1. Anything else counts as unknown, so a bogus
+// value can never auto-approve.
+func knownConfidence(p *float64) (float64, bool) {
+	if p == nil || math.IsNaN(*p) || *p < 0 || *p > 1 {
+		return 0, false
+	}
+	return *p, true
+}
+
+// argsValue converts call arguments to a CEL map. JSON-decoded arguments
+// (strings, float64, bool, nil, []any, map[string]any) are wrapped as they
+// are; anything else (ints, json.Number, structs from Go callers) is first
+// normalized through a JSON round trip so every number is a double. A value
+// that cannot be converted becomes an error value: rules that read args fail
+// closed.
+func argsValue(args map[string]any) ref.Val {
+	if args == nil {
+		return types.NewStringInterfaceMap(types.DefaultTypeAdapter, map[string]any{})
+	}
+	if !jsonNative(args, 0) {
+		b, err := json.Marshal(args)
+		if err != nil {
+			return types.NewErr("args: not JSON: %v", err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			return types.NewErr("args: not JSON: %v", err)
+		}
+		if m == nil {
+			m = map[string]any{}
+		}
+		args = m
+	}
+	return types.NewStringInterfaceMap(types.DefaultTypeAdapter, args)
+}
+
+// maxArgsDepth bounds how deep jsonNative looks before it asks for a round
+// trip (which has its own limits).
+const maxArgsDepth = 64
+
+func jsonNative(v any, depth int) bool {
+	if depth > maxArgsDepth {
+		return false
+	}
+	switch x := v.(type) {
+	case nil, string, bool:
+		return true
+	case float64:
+		return !math.IsNaN(x) && !math.IsInf(x, 0)
+	case map[string]any:
+		for _, e := range x {
+			if !jsonNative(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		for _, e := range x {
+			if !jsonNative(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// annotationsValue is tool.annotations: only the hints the upstream gave.
+func annotationsValue(an tools.Annotations) ref.Val {
+	m := map[string]any{}
+	if an.Title != "" {
+		m["title"] = an.Title
+	}
+	for k, p := range map[string]*bool{
+		"readOnlyHint":    an.ReadOnly,
+		"destructiveHint": an.Destructive,
+		"idempotentHint":  an.Idempotent,
+		"openWorldHint":   an.OpenWorld,
+	} {
+		if p != nil {
+			m[k] = *p
+		}
+	}
+	return types.NewStringInterfaceMap(types.DefaultTypeAdapter, m)
+}
+
+// errString renders an evaluation error for Decision.Error.
+func errString(what string, err error) string {
+	return fmt.Sprintf("%s: %v", what, err)
+}

@@ -1,0 +1,212 @@
+package rules
+
+import (
+	"fmt"
+	"path"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/common/types/traits"
+	"cel.dev/cel-go/ext"
+)
+
+// The CEL variables a rule sees: the rule author's contract, documented in
+// docs/rules.md. Names with a dot are single variables in a namespace
+// (tool.name is one string variable), so a misspelt field such as
+// tool.nmae is a load-time error, not a runtime one.
+const (
+	// VarToolName is the tool's name on its upstream server (string).
+	VarToolName = "tool.name"
+	// VarToolServer is the upstream's name in the config, "workspace" for built-ins (string).
+	VarToolServer = "tool.server"
+	// VarToolExposed is the tool's name as agents see it, e.g. "fs__read_file" (string).
+	VarToolExposed = "tool.exposed"
+	// VarToolAnnotations holds the upstream's hints: title, readOnlyHint,
+	// destructiveHint, idempotentHint, openWorldHint (map(string, dyn)).
+	// A hint the upstream did not give is absent, not false.
+	VarToolAnnotations = "tool.annotations"
+	// VarArgs are the call's arguments as JSON values (map(string, dyn));
+	// every JSON number is a double.
+	VarArgs = "args"
+	// VarClientName is the agent's MCP client name from initialize ("" if unknown).
+	VarClientName = "client.name"
+	// VarClientVersion is the agent's MCP client version ("" if unknown).
+	VarClientVersion = "client.version"
+	// VarModelName is the model driving the agent ("" if unknown).
+	VarModelName = "model.name"
+	// VarModelVersion is the model's version ("" if unknown).
+	VarModelVersion = "model.version"
+	// VarConfidence is the agent's stated confidence (optional_type(double)):
+	// optional.none() when unknown, so it cannot be compared by accident.
+	VarConfidence = "confidence"
+	// VarSessionID is the agent's MCP session id (string).
+	VarSessionID = "session.id"
+	// VarNow is when toolgate received the call (timestamp).
+	VarNow = "now"
+)
+
+// Custom function names available to rules, beyond standard CEL, the
+// strings and sets extensions, cel.bind and optional values.
+const (
+	FuncGlob          = "glob"
+	FuncPathClean     = "path.clean"
+	FuncPathBase      = "path.base"
+	FuncPathDir       = "path.dir"
+	FuncPathExt       = "path.ext"
+	FuncShellWords    = "shell.words"
+	FuncShellCommands = "shell.commands"
+	FuncShellUnwrap   = "shell.unwrap"
+)
+
+// newEnv builds the CEL environment every rule is compiled in. It fails only
+// on a programming error in this file.
+func newEnv() (*cel.Env, error) {
+	strList := cel.ListType(cel.StringType)
+	return cel.NewEnv(
+		cel.Variable(VarToolName, cel.StringType),
+		cel.Variable(VarToolServer, cel.StringType),
+		cel.Variable(VarToolExposed, cel.StringType),
+		cel.Variable(VarToolAnnotations, cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable(VarArgs, cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable(VarClientName, cel.StringType),
+		cel.Variable(VarClientVersion, cel.StringType),
+		cel.Variable(VarModelName, cel.StringType),
+		cel.Variable(VarModelVersion, cel.StringType),
+		cel.Variable(VarConfidence, cel.OptionalType(cel.DoubleType)),
+		cel.Variable(VarSessionID, cel.StringType),
+		cel.Variable(VarNow, cel.TimestampType),
+
+		cel.OptionalTypes(),
+		cel.ExtendedValidations(),
+		ext.Strings(),
+		ext.Sets(),
+		ext.Bindings(),
+
+		cel.Function(FuncGlob,
+			cel.Overload("glob_string_string", []*cel.Type{cel.StringType, cel.StringType}, cel.BoolType,
+				cel.BinaryBinding(globBinding)),
+			cel.Overload("glob_string_list", []*cel.Type{cel.StringType, strList}, cel.BoolType,
+				cel.BinaryBinding(globAnyBinding))),
+		cel.Function(FuncPathClean,
+			cel.Overload("path_clean_string", []*cel.Type{cel.StringType}, cel.StringType,
+				cel.UnaryBinding(stringFunc(path.Clean)))),
+		cel.Function(FuncPathBase,
+			cel.Overload("path_base_string", []*cel.Type{cel.StringType}, cel.StringType,
+				cel.UnaryBinding(stringFunc(path.Base)))),
+		cel.Function(FuncPathDir,
+			cel.Overload("path_dir_string", []*cel.Type{cel.StringType}, cel.StringType,
+				cel.UnaryBinding(stringFunc(path.Dir)))),
+		cel.Function(FuncPathExt,
+			cel.Overload("path_ext_string", []*cel.Type{cel.StringType}, cel.StringType,
+				cel.UnaryBinding(stringFunc(path.Ext)))),
+		cel.Function(FuncShellWords,
+			cel.Overload("shell_words_string", []*cel.Type{cel.StringType}, strList,
+				cel.UnaryBinding(shellWordsBinding))),
+		cel.Function(FuncShellCommands,
+			cel.Overload("shell_commands_string", []*cel.Type{cel.StringType}, cel.ListType(strList),
+				cel.UnaryBinding(shellCommandsBinding))),
+		cel.Function(FuncShellUnwrap,
+			cel.Overload("shell_unwrap_list", []*cel.Type{strList}, strList,
+				cel.UnaryBinding(shellUnwrapBinding))),
+	)
+}
+
+func stringFunc(f func(string) string) func(ref.Val) ref.Val {
+	return func(v ref.Val) ref.Val {
+		s, ok := v.(types.String)
+		if !ok {
+			return types.MaybeNoSuchOverloadErr(v)
+		}
+		return types.String(f(string(s)))
+	}
+}
+
+func globBinding(name, pattern ref.Val) ref.Val {
+	n, ok1 := name.(types.String)
+	p, ok2 := pattern.(types.String)
+	if !ok1 || !ok2 {
+		return types.NoSuchOverloadErr()
+	}
+	ok, err := glob(string(n), string(p))
+	if err != nil {
+		return types.WrapErr(err)
+	}
+	return types.Bool(ok)
+}
+
+func globAnyBinding(name, patterns ref.Val) ref.Val {
+	n, ok1 := name.(types.String)
+	l, ok2 := patterns.(traits.Lister)
+	if !ok1 || !ok2 {
+		return types.NoSuchOverloadErr()
+	}
+	for it := l.Iterator(); it.HasNext() == types.True; {
+		p, ok := it.Next().(types.String)
+		if !ok {
+			return types.NewErr("glob: pattern list holds a non-string")
+		}
+		ok, err := glob(string(n), string(p))
+		if err != nil {
+			return types.WrapErr(err)
+		}
+		if ok {
+			return types.True
+		}
+	}
+	return types.False
+}
+
+func shellWordsBinding(v ref.Val) ref.Val {
+	s, ok := v.(types.String)
+	if !ok {
+		return types.MaybeNoSuchOverloadErr(v)
+	}
+	w, err := shellWords(string(s))
+	if err != nil {
+		return types.WrapErr(err)
+	}
+	return types.NewStringList(types.DefaultTypeAdapter, w)
+}
+
+func shellCommandsBinding(v ref.Val) ref.Val {
+	s, ok := v.(types.String)
+	if !ok {
+		return types.MaybeNoSuchOverloadErr(v)
+	}
+	cmds, err := shellCommands(string(s))
+	if err != nil {
+		return types.WrapErr(err)
+	}
+	out := make([]ref.Val, len(cmds))
+	for i, c := range cmds {
+		out[i] = types.NewStringList(types.DefaultTypeAdapter, c)
+	}
+	return types.NewRefValList(types.DefaultTypeAdapter, out)
+}
+
+func shellUnwrapBinding(v ref.Val) ref.Val {
+	l, ok := v.(traits.Lister)
+	if !ok {
+		return types.MaybeNoSuchOverloadErr(v)
+	}
+	var words []string
+	for it := l.Iterator(); it.HasNext() == types.True; {
+		s, ok := it.Next().(types.String)
+		if !ok {
+			return types.NewErr("shell.unwrap: list holds a non-string")
+		}
+		words = append(words, string(s))
+	}
+	return types.NewStringList(types.DefaultTypeAdapter, shellUnwrap(words))
+}
+
+// mustEnv is newEnv for callers that have no error path; newEnv only fails
+// on a bug in this package, which the tests catch.
+func mustEnv() *cel.Env {
+	e, err := newEnv()
+	if err != nil {
+		panic(fmt.Sprintf("rules: building the CEL environment: %v", err))
+	}
+	return e
+}

@@ -1,0 +1,352 @@
+package rules
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// FileVersion is the only rules file format version this package reads.
+const FileVersion = 1
+
+// Error is one problem in a rules file, with its position. Parse and Load
+// return every Error they find, joined with errors.Join and sorted by
+// position; errors.As finds the first one. Errors stop at the caller that
+// loads the file (the CLI prints them, hot reload logs them); they never
+// reach a Decision.
+type Error struct {
+	// File is the name given to Parse, or the path given to Load.
+	File string
+	// Line and Column are 1-based; Column counts characters.
+	Line, Column int
+	// Rule is the rule's name ("" for file-level problems, "#N" for an unnamed rule).
+	Rule string
+	// Field is the rule's key the problem is in ("match", "reason_expr", ...), if any.
+	Field string
+	// Msg says what is wrong.
+	Msg string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s:%d:%d: ", e.File, e.Line, e.Column)
+	if e.Rule != "" {
+		fmt.Fprintf(&b, "rule %q: ", e.Rule)
+	}
+	if e.Field != "" {
+		b.WriteString(e.Field + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// errorList collects Errors and joins them sorted by position.
+type errorList []*Error
+
+func (l *errorList) add(file string, n *yaml.Node, rule, field, format string, args ...any) {
+	e := &Error{File: file, Rule: rule, Field: field, Msg: fmt.Sprintf(format, args...), Line: 1, Column: 1}
+	if n != nil && n.Line > 0 {
+		e.Line, e.Column = n.Line, n.Column
+	}
+	*l = append(*l, e)
+}
+
+func (l errorList) err() error {
+	if len(l) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(l, func(a, b *Error) int {
+		if a.Line != b.Line {
+			return a.Line - b.Line
+		}
+		return a.Column - b.Column
+	})
+	errs := make([]error, len(l))
+	for i, e := range l {
+		errs[i] = e
+	}
+	return errors.Join(errs...)
+}
+
+// fileSpec is a rules file as written, before its expressions are compiled.
+type fileSpec struct {
+	label   string
+	def     Action
+	onError Action
+	rules   []ruleSpec
+}
+
+// ruleSpec is one rule as written; nodes are kept for error positions.
+type ruleSpec struct {
+	name          string
+	node          *yaml.Node
+	match         *yaml.Node
+	action        Action
+	reason        string
+	reasonExpr    *yaml.Node
+	autoApproveAt *float64
+	denyBelow     *float64
+	shadow        bool
+}
+
+var (
+	fileKeys = []string{"version", "label", "default", "on_error", "rules"}
+	ruleKeys = []string{"name", "match", "action", "reason", "reason_expr", "auto_approve_at", "deny_below", "mode"}
+)
+
+var yamlLineRE = regexp.MustCompile(`line (\d+)(?:, column (\d+))?`)
+
+// decodeFile reads a rules file strictly: unknown keys, duplicate keys,
+// wrong types and missing required fields are all reported, each with its
+// position.
+func decodeFile(name string, data []byte, errs *errorList) *fileSpec {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			errs.add(name, nil, "", "", "empty rules file (want at least \"version: %d\")", FileVersion)
+			return nil
+		}
+		e := &Error{File: name, Line: 1, Column: 1, Msg: err.Error()}
+		if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+			e.Line, _ = strconv.Atoi(m[1])
+			if m[2] != "" {
+				e.Column, _ = strconv.Atoi(m[2])
+			}
+		}
+		*errs = append(*errs, e)
+		return nil
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		errs.add(name, &extra, "", "", "a rules file holds one YAML document; found another")
+	} else if !errors.Is(err, io.EOF) {
+		errs.add(name, nil, "", "", "after the first document: %v", err)
+	}
+	root := resolve(&doc)
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = resolve(root.Content[0])
+	}
+	if root.Kind != yaml.MappingNode {
+		errs.add(name, root, "", "", "the top level must be a mapping with version, default, on_error and rules")
+		return nil
+	}
+	f := &fileSpec{def: Review, onError: Review}
+	seen := map[string]bool{}
+	var version *yaml.Node
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], resolve(root.Content[i+1])
+		if seen[k.Value] {
+			errs.add(name, k, "", "", "duplicate key %q", k.Value)
+			continue
+		}
+		seen[k.Value] = true
+		switch k.Value {
+		case "version":
+			version = v
+			if n, ok := scalarInt(v); !ok || n != FileVersion {
+				errs.add(name, v, "", "version", "must be %d, got %q", FileVersion, v.Value)
+			}
+		case "label":
+			if s, ok := scalarString(v); ok {
+				f.label = s
+			} else {
+				errs.add(name, v, "", "label", "must be a string")
+			}
+		case "default":
+			if a, ok := parseAction(v); ok {
+				f.def = a
+			} else {
+				errs.add(name, v, "", "default", "must be allow, deny or review, got %q", v.Value)
+			}
+		case "on_error":
+			a, ok := parseAction(v)
+			switch {
+			case !ok:
+				errs.add(name, v, "", "on_error", "must be review or deny, got %q", v.Value)
+			case a == Allow:
+				errs.add(name, v, "", "on_error", "must be review or deny: an evaluation error never allows a call")
+			default:
+				f.onError = a
+			}
+		case "rules":
+			if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+				continue
+			}
+			if v.Kind != yaml.SequenceNode {
+				errs.add(name, v, "", "rules", "must be a list of rules")
+				continue
+			}
+			for idx, rn := range v.Content {
+				if r, ok := decodeRule(name, idx, resolve(rn), errs); ok {
+					f.rules = append(f.rules, r)
+				}
+			}
+		default:
+			errs.add(name, k, "", "", "unknown key %q (known keys: %s)", k.Value, strings.Join(fileKeys, ", "))
+		}
+	}
+	if version == nil {
+		errs.add(name, root, "", "", "missing \"version: %d\"", FileVersion)
+	}
+	names := map[string]*yaml.Node{}
+	for _, r := range f.rules {
+		if r.name == "" {
+			continue
+		}
+		if first, dup := names[r.name]; dup {
+			errs.add(name, r.node, r.name, "name", "duplicate rule name (first used at line %d)", first.Line)
+			continue
+		}
+		names[r.name] = r.node
+	}
+	return f
+}
+
+func decodeRule(file string, idx int, n *yaml.Node, errs *errorList) (ruleSpec, bool) {
+	r := ruleSpec{node: n, action: ""}
+	label := fmt.Sprintf("#%d", idx+1)
+	if n.Kind != yaml.MappingNode {
+		errs.add(file, n, label, "", "a rule must be a mapping with name, match and action")
+		return r, false
+	}
+	// The name first, so every other message can use it.
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "name" {
+			if s, ok := scalarString(resolve(n.Content[i+1])); ok && strings.TrimSpace(s) != "" {
+				r.name, label = s, s
+			}
+		}
+	}
+	if r.name == "" {
+		errs.add(file, n, label, "name", "missing (every rule needs a unique name)")
+	}
+	seen := map[string]bool{}
+	var actionNode *yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], resolve(n.Content[i+1])
+		if seen[k.Value] {
+			errs.add(file, k, label, "", "duplicate key %q", k.Value)
+			continue
+		}
+		seen[k.Value] = true
+		switch k.Value {
+		case "name":
+			if _, ok := scalarString(v); !ok {
+				errs.add(file, v, label, "name", "must be a string")
+			}
+		case "match":
+			if v.Kind != yaml.ScalarNode {
+				errs.add(file, v, label, "match", "must be a CEL expression (a string)")
+				continue
+			}
+			r.match = v
+		case "action":
+			actionNode = v
+			if a, ok := parseAction(v); ok {
+				r.action = a
+			} else {
+				errs.add(file, v, label, "action", "must be allow, deny or review, got %q", v.Value)
+			}
+		case "reason":
+			if s, ok := scalarString(v); ok {
+				r.reason = s
+			} else {
+				errs.add(file, v, label, "reason", "must be a string")
+			}
+		case "reason_expr":
+			if v.Kind != yaml.ScalarNode {
+				errs.add(file, v, label, "reason_expr", "must be a CEL expression (a string)")
+				continue
+			}
+			r.reasonExpr = v
+		case "auto_approve_at", "deny_below":
+			f, ok := scalarFloat(v)
+			if !ok || f < 0 || f > 1 || math.IsNaN(f) {
+				errs.add(file, v, label, k.Value, "must be a number from 0 to 1, got %q", v.Value)
+				continue
+			}
+			if k.Value == "auto_approve_at" {
+				r.autoApproveAt = &f
+			} else {
+				r.denyBelow = &f
+			}
+		case "mode":
+			switch v.Value {
+			case "shadow":
+				r.shadow = true
+			case "enforce":
+			default:
+				errs.add(file, v, label, "mode", "must be enforce or shadow, got %q", v.Value)
+			}
+		default:
+			errs.add(file, k, label, "", "unknown key %q (known keys: %s)", k.Value, strings.Join(ruleKeys, ", "))
+		}
+	}
+	if r.match == nil && !seen["match"] {
+		errs.add(file, n, label, "match", "missing (use match: 'true' to match every call)")
+	}
+	if actionNode == nil {
+		errs.add(file, n, label, "action", "missing (allow, deny or review)")
+	}
+	if seen["reason"] && seen["reason_expr"] {
+		errs.add(file, n, label, "reason_expr", "give either reason (text) or reason_expr (CEL), not both")
+	}
+	if r.autoApproveAt != nil && r.action != "" && r.action != Review {
+		errs.add(file, n, label, "auto_approve_at", "only a review rule can auto-approve (this rule's action is %s)", r.action)
+	}
+	if r.autoApproveAt != nil && r.denyBelow != nil && *r.denyBelow >= *r.autoApproveAt {
+		errs.add(file, n, label, "deny_below", "%g must be below auto_approve_at %g", *r.denyBelow, *r.autoApproveAt)
+	}
+	return r, true
+}
+
+// resolve follows YAML aliases.
+func resolve(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && n.Alias != nil && i < 16; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+func parseAction(n *yaml.Node) (Action, bool) {
+	if n.Kind != yaml.ScalarNode {
+		return "", false
+	}
+	switch a := Action(n.Value); a {
+	case Allow, Deny, Review:
+		return a, true
+	}
+	return "", false
+}
+
+func scalarString(n *yaml.Node) (string, bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		return "", false
+	}
+	return n.Value, true
+}
+
+func scalarInt(n *yaml.Node) (int, bool) {
+	if n.Kind != yaml.ScalarNode {
+		return 0, false
+	}
+	i, err := strconv.Atoi(n.Value)
+	return i, err == nil
+}
+
+func scalarFloat(n *yaml.Node) (float64, bool) {
+	if n.Kind != yaml.ScalarNode || (n.Tag != "!!float" && n.Tag != "!!int") {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(n.Value, 64)
+	return f, err == nil
+}

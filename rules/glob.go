@@ -1,0 +1,299 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// errBadPattern marks a malformed glob pattern; it becomes an evaluation
+// error, so the rule set's on_error applies (never allow).
+var errBadPattern = errors.New("bad glob pattern")
+
+// maxGlobAlternatives bounds brace expansion so one pattern cannot explode.
+const maxGlobAlternatives = 256
+
+// glob reports whether name matches pattern. The syntax is the one the
+// rule author's contract documents (docs/rules.md): '*' matches any run of
+// characters except '/'; '?' one character except '/'; '**' any run of
+// characters, '/' included, and "**/" also matches nothing, so "**/.env"
+// matches ".env" and "a/b/.env"; "[abc]", "[a-z]", "[!abc]" (or "[^abc]")
+// match one character of a class; "{a,b}" either alternative (not nested);
+// a backslash quotes the next character.
+//
+// Matching is on bytes of the whole name (anchored at both ends), case
+// sensitive, and linear in len(name) for a given pattern: it simulates the
+// pattern as an automaton instead of backtracking, so hostile arguments
+// cannot make it slow.
+func glob(name, pattern string) (bool, error) {
+	alts, err := expandBraces(pattern)
+	if err != nil {
+		return false, err
+	}
+	for _, alt := range alts {
+		toks, err := compileGlob(alt)
+		if err != nil {
+			return false, err
+		}
+		if runGlob(toks, name) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// expandBraces turns "a{b,c}d" into ["abd", "acd"], left to right.
+func expandBraces(p string) ([]string, error) {
+	open := -1
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '\\':
+			i++
+		case '{':
+			open = i
+		}
+		if open >= 0 {
+			break
+		}
+	}
+	if open < 0 {
+		if strings.ContainsRune(p, '}') && !escapedOnly(p, '}') {
+			return nil, fmt.Errorf("%w %q: unmatched '}'", errBadPattern, p)
+		}
+		return []string{p}, nil
+	}
+	end := -1
+	var parts []string
+	start := open + 1
+	for i := start; i < len(p) && end < 0; i++ {
+		switch p[i] {
+		case '\\':
+			i++
+		case '{':
+			return nil, fmt.Errorf("%w %q: nested '{' is not supported", errBadPattern, p)
+		case ',':
+			parts = append(parts, p[start:i])
+			start = i + 1
+		case '}':
+			parts = append(parts, p[start:i])
+			end = i
+		}
+	}
+	if end < 0 {
+		return nil, fmt.Errorf("%w %q: unmatched '{'", errBadPattern, p)
+	}
+	rest, err := expandBraces(p[end+1:])
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(parts)*len(rest))
+	for _, part := range parts {
+		for _, r := range rest {
+			out = append(out, p[:open]+part+r)
+		}
+	}
+	if len(out) > maxGlobAlternatives {
+		return nil, fmt.Errorf("%w %q: more than %d alternatives", errBadPattern, p, maxGlobAlternatives)
+	}
+	return out, nil
+}
+
+func escapedOnly(p string, c byte) bool {
+	for i := 0; i < len(p); i++ {
+		if p[i] == '\\' {
+			i++
+			continue
+		}
+		if p[i] == c {
+			return false
+		}
+	}
+	return true
+}
+
+type globKind uint8
+
+const (
+	gLit       globKind = iota // one literal byte
+	gAny                       // ? : one byte except '/'
+	gStar                      // * : bytes except '/'
+	gDStar                     // ** : any bytes
+	gDStarDirs                 // **/ : nothing, or any bytes ending in '/'
+	gClass                     // [...]
+)
+
+type globTok struct {
+	kind   globKind
+	c      byte
+	negate bool
+	ranges []byte // pairs lo,hi
+}
+
+func (t *globTok) matchByte(b byte) bool {
+	switch t.kind {
+	case gLit:
+		return b == t.c
+	case gAny:
+		return b != '/'
+	case gClass:
+		if b == '/' {
+			return false
+		}
+		in := false
+		for i := 0; i+1 < len(t.ranges); i += 2 {
+			if t.ranges[i] <= b && b <= t.ranges[i+1] {
+				in = true
+				break
+			}
+		}
+		return in != t.negate
+	}
+	return false
+}
+
+func compileGlob(p string) ([]globTok, error) {
+	var toks []globTok
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; c {
+		case '\\':
+			if i+1 >= len(p) {
+				return nil, fmt.Errorf("%w %q: trailing backslash", errBadPattern, p)
+			}
+			i++
+			toks = append(toks, globTok{kind: gLit, c: p[i]})
+		case '?':
+			toks = append(toks, globTok{kind: gAny})
+		case '*':
+			if i+1 < len(p) && p[i+1] == '*' {
+				for i+1 < len(p) && p[i+1] == '*' {
+					i++
+				}
+				if i+1 < len(p) && p[i+1] == '/' {
+					i++
+					toks = append(toks, globTok{kind: gDStarDirs})
+				} else {
+					toks = append(toks, globTok{kind: gDStar})
+				}
+				continue
+			}
+			toks = append(toks, globTok{kind: gStar})
+		case '[':
+			t := globTok{kind: gClass}
+			j := i + 1
+			if j < len(p) && (p[j] == '!' || p[j] == '^') {
+				t.negate = true
+				j++
+			}
+			first := true
+			for ; j < len(p) && (p[j] != ']' || first); j++ {
+				first = false
+				lo := p[j]
+				if lo == '\\' && j+1 < len(p) {
+					j++
+					lo = p[j]
+				}
+				hi := lo
+				if j+2 < len(p) && p[j+1] == '-' && p[j+2] != ']' {
+					hi = p[j+2]
+					j += 2
+					if hi < lo {
+						return nil, fmt.Errorf("%w %q: bad range %c-%c", errBadPattern, p, lo, hi)
+					}
+				}
+				t.ranges = append(t.ranges, lo, hi)
+			}
+			if j >= len(p) {
+				return nil, fmt.Errorf("%w %q: unmatched '['", errBadPattern, p)
+			}
+			i = j
+			toks = append(toks, t)
+		default:
+			toks = append(toks, globTok{kind: gLit, c: c})
+		}
+	}
+	return toks, nil
+}
+
+// runGlob simulates the pattern automaton over name. State k means "the
+// first k tokens have matched"; star-like tokens loop on themselves.
+func runGlob(toks []globTok, name string) bool {
+	n := len(toks) + 1
+	var bufA, bufB [64]bool
+	cur, next := bufA[:0], bufB[:0]
+	if n <= len(bufA) {
+		cur, next = bufA[:n], bufB[:n]
+	} else {
+		cur, next = make([]bool, n), make([]bool, n)
+	}
+	cur[0] = true
+	closeGlob(toks, cur)
+	for i := 0; i < len(name); i++ {
+		b := name[i]
+		clear(next)
+		any := false
+		for k := 0; k < len(toks); k++ {
+			if !cur[k] {
+				continue
+			}
+			t := &toks[k]
+			switch t.kind {
+			case gStar:
+				if b != '/' {
+					next[k] = true
+					any = true
+				}
+			case gDStar:
+				next[k] = true
+				any = true
+			case gDStarDirs:
+				next[k] = true
+				any = true
+				if b == '/' {
+					next[k+1] = true
+				}
+			default:
+				if t.matchByte(b) {
+					next[k+1] = true
+					any = true
+				}
+			}
+		}
+		if !any {
+			return false
+		}
+		closeGlob(toks, next)
+		cur, next = next, cur
+	}
+	return cur[len(toks)]
+}
+
+// closeGlob adds the states reachable without consuming input: every
+// star-like token may match nothing.
+func closeGlob(toks []globTok, st []bool) {
+	for k := 0; k < len(toks); k++ {
+		if st[k] {
+			switch toks[k].kind {
+			case gStar, gDStar, gDStarDirs:
+				st[k+1] = true
+			}
+		}
+	}
+}
+
+// validGlob reports a malformed pattern at load time when it is a literal.
+func validGlob(p string) error {
+	alts, err := expandBraces(p)
+	if err != nil {
+		return err
+	}
+	for _, a := range alts {
+		if _, err := compileGlob(a); err != nil {
+			return err
+		}
+	}
+	if !utf8.ValidString(p) {
+		return fmt.Errorf("%w %q: not valid UTF-8", errBadPattern, p)
+	}
+	return nil
+}
