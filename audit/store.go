@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +24,10 @@ const (
 	DefaultWriteTimeout = 5 * time.Second
 	// maxBatch bounds how many queued writes share one transaction.
 	maxBatch = 1024
+	// checkpointEvery is how many commits pass between checkpoint nudges;
+	// the checkpointer also runs every checkpointInterval.
+	checkpointEvery    = 128
+	checkpointInterval = time.Second
 )
 
 // Synchronous is SQLite's synchronous setting for the audit DB (in WAL mode).
@@ -98,6 +104,7 @@ type Store struct {
 	path  string
 	rdb   *sql.DB // readers
 	wdb   *sql.DB // one connection, owned by the writer goroutine
+	cdb   *sql.DB // one connection for WAL checkpoints, off the writer's path
 	conn  *sql.Conn
 	stmts writeStmts
 
@@ -105,6 +112,12 @@ type Store struct {
 	closed bool
 	queue  chan *op
 	done   chan struct{}
+
+	// commits and committed count transactions and the writes in them
+	// (their ratio is the group-commit factor).
+	commits, committed atomic.Int64
+	ckpt               chan struct{} // nudges the checkpointer
+	ckptDone           chan struct{}
 }
 
 // op is one queued write. The writer claims it (queued -> claimed) only once
@@ -184,7 +197,10 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	}
 	s.queue = make(chan *op, maxBatch)
 	s.done = make(chan struct{})
+	s.ckpt = make(chan struct{}, 1)
+	s.ckptDone = make(chan struct{})
 	go s.writer()
+	go s.checkpointer()
 	return s, nil
 }
 
@@ -242,6 +258,21 @@ func (s *Store) openWriter(ctx context.Context) error {
 	if err := s.migrate(ctx); err != nil {
 		return err
 	}
+	// The writer never checkpoints (a checkpoint fsyncs and copies pages,
+	// which would stall every queued call); the checkpointer does, on its
+	// own connection. Both settings are per connection, and this one is
+	// held for the Store's lifetime.
+	if _, err := s.conn.ExecContext(ctx, "PRAGMA wal_autocheckpoint = 0"); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	if _, err := s.conn.ExecContext(ctx, "PRAGMA journal_size_limit = 67108864"); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	s.cdb, err = sql.Open("sqlite3", dsn(s.path, s.o, false))
+	if err != nil {
+		return fmt.Errorf("audit: open %s: %w", s.path, err)
+	}
+	s.cdb.SetMaxOpenConns(1)
 	return s.stmts.prepare(ctx, s.conn)
 }
 
@@ -319,6 +350,8 @@ func (s *Store) Close() error {
 		close(s.queue)
 		s.mu.Unlock()
 		<-s.done
+		close(s.ckpt)
+		<-s.ckptDone
 	}
 	var errs []error
 	if s.conn != nil {
@@ -327,6 +360,9 @@ func (s *Store) Close() error {
 	}
 	if s.wdb != nil {
 		errs = append(errs, s.wdb.Close())
+	}
+	if s.cdb != nil {
+		errs = append(errs, s.cdb.Close())
 	}
 	errs = append(errs, s.rdb.Close())
 	return errors.Join(errs...)
@@ -379,8 +415,15 @@ func (s *Store) write(ctx context.Context, apply func(w *wtx) error) error {
 func (s *Store) writer() {
 	defer close(s.done)
 	batch := make([]*op, 0, maxBatch)
+	last := 0
 	for first := range s.queue {
 		batch = append(batch[:0], first)
+		if last > 1 {
+			// Under concurrency, let the callers just acknowledged queue
+			// their next writes before this batch closes: a yield costs
+			// far less than the extra commit it saves.
+			runtime.Gosched()
+		}
 	fill:
 		for len(batch) < maxBatch {
 			select {
@@ -393,101 +436,116 @@ func (s *Store) writer() {
 				break fill
 			}
 		}
+		last = len(batch)
 		s.commit(batch)
 	}
 }
 
 func (s *Store) commit(batch []*op) {
-	ctx := context.Background()
-	fail := func(ops []*op, err error) {
-		for _, o := range ops {
-			o.done <- err
-		}
-	}
-	if _, err := s.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		err = fmt.Errorf("audit: begin transaction: %w", err)
-		s.o.Logger.Error("audit write failed", "err", err, "writes", len(batch))
-		for _, o := range batch {
-			if o.state.CompareAndSwap(opQueued, opClaimed) {
-				o.done <- err
-			}
-		}
-		return
-	}
-	w := &wtx{s: s, ctx: ctx}
-	if err := s.stmts.head.QueryRowContext(ctx).Scan(&w.prev); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		s.conn.ExecContext(ctx, "ROLLBACK")
-		err = fmt.Errorf("audit: read chain head: %w", err)
-		for _, o := range batch {
-			if o.state.CompareAndSwap(opQueued, opClaimed) {
-				o.done <- err
-			}
-		}
-		return
-	}
 	live := make([]*op, 0, len(batch))
-	errs := make([]error, 0, len(batch))
-	ok := 0
 	for _, o := range batch {
-		if !o.state.CompareAndSwap(opQueued, opClaimed) {
-			continue // its waiter gave up; never commit it
+		if o.state.Load() != opAbandoned {
+			live = append(live, o)
 		}
-		live = append(live, o)
-		w.result = nil
-		err := s.applyOne(w, o, len(batch) > 1)
-		o.result = w.result
-		if err == nil {
-			ok++
-		}
-		errs = append(errs, err)
 	}
-	if ok == 0 {
-		// Nothing to keep (every op failed or was abandoned): roll back,
-		// which also undoes a failed op that ran without a savepoint.
-		s.conn.ExecContext(ctx, "ROLLBACK")
-		for i, o := range live {
-			o.done <- errs[i]
+	for len(live) > 0 {
+		failed, err := s.tryCommit(live)
+		if err != nil {
+			// The transaction as a whole failed (lock, disk, I/O): every
+			// write in it fails.
+			s.o.Logger.Error("audit write failed", "err", err, "writes", len(live))
+			for _, o := range live {
+				o.done <- err
+			}
+			return
 		}
-		return
-	}
-	if _, err := s.conn.ExecContext(ctx, "COMMIT"); err != nil {
-		s.conn.ExecContext(ctx, "ROLLBACK")
-		err = fmt.Errorf("audit: commit: %w", err)
-		s.o.Logger.Error("audit write failed", "err", err, "writes", len(live))
-		fail(live, err)
-		return
-	}
-	for i, o := range live {
-		if errs[i] == nil {
-			errs[i] = o.result
+		if failed < 0 {
+			for _, o := range live {
+				o.done <- o.result
+			}
+			return
 		}
-		o.done <- errs[i]
+		// One write failed on its own (duplicate id, wrong state, ...). Its
+		// error was sent; redo the others without it. Ops re-read their
+		// state inside the new transaction, so re-running is safe.
+		live = slices.Delete(live, failed, failed+1)
 	}
 }
 
-// applyOne runs one op. In a batch of several it runs inside a savepoint so
-// its failure does not undo the others; alone, a failure rolls back the
-// whole transaction (see commit).
-func (s *Store) applyOne(w *wtx, o *op, shared bool) error {
-	ctx := w.ctx
-	prev := w.prev
-	if !shared {
-		err := o.apply(w)
-		if err != nil {
-			w.prev = prev
+// tryCommit runs every op in one transaction. It returns the index of the
+// first op whose apply failed (after rolling back and reporting that op's
+// error), -1 after a successful commit, or an error for the whole batch.
+// Ops are claimed once the write lock is held; an op its waiter already
+// abandoned is dropped (it can never commit after its caller saw a failure).
+func (s *Store) tryCommit(live []*op) (int, error) {
+	ctx := context.Background()
+	if _, err := s.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return 0, fmt.Errorf("audit: begin transaction: %w", err)
+	}
+	rollback := func() { s.conn.ExecContext(ctx, "ROLLBACK") }
+	w := &wtx{s: s, ctx: ctx}
+	if err := s.stmts.head.QueryRowContext(ctx).Scan(&w.prev); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		rollback()
+		return 0, fmt.Errorf("audit: read chain head: %w", err)
+	}
+	n := 0
+	for i, o := range live {
+		if !o.state.CompareAndSwap(opQueued, opClaimed) && o.state.Load() != opClaimed {
+			continue // abandoned by its waiter: never commit it
 		}
-		return err
+		w.result = nil
+		if err := o.apply(w); err != nil {
+			rollback()
+			o.done <- err
+			return i, nil
+		}
+		o.result = w.result
+		n++
 	}
-	if _, err := s.conn.ExecContext(ctx, "SAVEPOINT op"); err != nil {
-		return fmt.Errorf("audit: savepoint: %w", err)
+	if n == 0 {
+		rollback()
+		return -1, nil
 	}
-	err := o.apply(w)
-	if err != nil {
-		w.prev = prev
-		s.conn.ExecContext(ctx, "ROLLBACK TO op")
+	if _, err := s.conn.ExecContext(ctx, "COMMIT"); err != nil {
+		rollback()
+		return 0, fmt.Errorf("audit: commit: %w", err)
 	}
-	if _, rerr := s.conn.ExecContext(ctx, "RELEASE op"); rerr != nil && err == nil {
-		err = fmt.Errorf("audit: release savepoint: %w", rerr)
+	if s.commits.Add(1)%checkpointEvery == 0 {
+		select {
+		case s.ckpt <- struct{}{}:
+		default:
+		}
 	}
-	return err
+	s.committed.Add(int64(n))
+	return -1, nil
+}
+
+// checkpointer copies the WAL back into the DB file (PASSIVE: it never
+// blocks the writer or readers) after every checkpointEvery commits and
+// once a second, and truncates the WAL on Close.
+func (s *Store) checkpointer() {
+	defer close(s.ckptDone)
+	t := time.NewTicker(checkpointInterval)
+	defer t.Stop()
+	ctx := context.Background()
+	last := s.commits.Load()
+	for {
+		select {
+		case _, ok := <-s.ckpt:
+			if !ok {
+				if _, err := s.cdb.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+					s.o.Logger.Warn("audit: final checkpoint failed", "err", err)
+				}
+				return
+			}
+		case <-t.C:
+			if n := s.commits.Load(); n == last {
+				continue
+			}
+		}
+		last = s.commits.Load()
+		if _, err := s.cdb.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+			s.o.Logger.Warn("audit: checkpoint failed", "err", err)
+		}
+	}
 }

@@ -1,0 +1,323 @@
+package audit
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/toolgate/toolgate/review"
+	"github.com/toolgate/toolgate/rules"
+)
+
+func TestVerifyCatchesTampering(t *testing.T) {
+	ctx := context.Background()
+	setup := func(t *testing.T) (*Store, string) {
+		path := filepath.Join(t.TempDir(), "a.db")
+		s := openTest(t, path, Options{})
+		for i := range 5 {
+			id := fmt.Sprintf("01V%d", i)
+			a := []rules.Action{rules.Allow, rules.Deny, rules.Review}[i%3]
+			if err := s.Begin(ctx, testCall(id, i), testDecision(a)); err != nil {
+				t.Fatal(err)
+			}
+			switch a {
+			case rules.Allow:
+				if err := s.Finish(ctx, id, Outcome{Status: StatusOK, ResultSize: 3}); err != nil {
+					t.Fatal(err)
+				}
+			case rules.Review:
+				if err := s.Resolve(ctx, id, review.Verdict{Approved: false, Reviewer: "amy", Channel: "slack"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := s.SetReviewMessage(ctx, "01V2", "C9", "1.2"); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := s.Verify(ctx)
+		if err != nil || !rep.OK() || rep.Events != 8 || rep.Calls != 5 || rep.Head == "" {
+			t.Fatalf("clean Verify = %+v, %v", rep, err)
+		}
+		return s, path
+	}
+	cases := []struct {
+		name     string
+		sql      string
+		wantID   string
+		wantSeq  bool
+		wantText string
+	}{
+		{"row rule changed", `UPDATE calls SET rule = 'harmless' WHERE id = '01V1'`, "01V1", false, "rule: chained"},
+		{"row action changed", `UPDATE calls SET action = 'allow' WHERE id = '01V1'`, "01V1", false, "action"},
+		{"row verdict changed", `UPDATE calls SET review_approved = 1 WHERE id = '01V2'`, "01V2", false, "review.approved"},
+		{"row outcome changed", `UPDATE calls SET result_size = 99 WHERE id = '01V3'`, "01V3", false, "outcome.result_size"},
+		{"row args changed", `UPDATE calls SET args = '{"path":"/etc/passwd"}' WHERE id = '01V0'`, "01V0", false, "args"},
+		{"row deleted", `DELETE FROM calls WHERE id = '01V4'`, "01V4", true, "no calls row"},
+		{"row inserted", `INSERT INTO calls (id, received_at, decided_at, action, status) VALUES ('01V00', 1, 1, 'allow', 'ok')`, "01V00", false, "no events"},
+		{"event body altered", `DROP TRIGGER events_no_update; UPDATE events SET body = replace(body, '"rule":"r-deny"', '"rule":"x"') WHERE call_id = '01V1'`, "01V1", true, "hash mismatch"},
+		{"event deleted", `DROP TRIGGER events_no_delete; DELETE FROM events WHERE seq = 3`, "01V2", true, "prev_hash"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, path := setup(t)
+			if _, err := rawDB(t, path).Exec(tc.sql); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := s.Verify(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := rep.First()
+			if p == nil {
+				t.Fatal("Verify found nothing")
+			}
+			if p.CallID != tc.wantID || (p.Seq > 0) != tc.wantSeq || !strings.Contains(p.What, tc.wantText) {
+				t.Fatalf("first problem = %s; want call %s containing %q", p, tc.wantID, tc.wantText)
+			}
+		})
+	}
+	t.Run("events are append-only", func(t *testing.T) {
+		_, path := setup(t)
+		if _, err := rawDB(t, path).Exec(`UPDATE events SET body = '{}' WHERE seq = 1`); err == nil {
+			t.Fatal("UPDATE of events succeeded")
+		}
+	})
+}
+
+func TestDiskFullDeniesPromptly(t *testing.T) {
+	s := openTest(t, "", Options{WriteTimeout: 2 * time.Second})
+	ctx := context.Background()
+	if err := s.Begin(ctx, testCall("01F0", 0), testDecision(rules.Allow)); err != nil {
+		t.Fatal(err)
+	}
+	// Cap the DB at its current size: the next page allocation fails with
+	// SQLITE_FULL, as on a full disk.
+	var pages int
+	if err := s.conn.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.conn.ExecContext(ctx, fmt.Sprintf("PRAGMA max_page_count = %d", pages)); err != nil {
+		t.Fatal(err)
+	}
+	c := testCall("01F1", 1)
+	c.Args["blob"] = strings.Repeat("x", 64<<10)
+	start := time.Now()
+	err := s.Begin(ctx, c, testDecision(rules.Allow))
+	if err == nil {
+		t.Fatal("Begin succeeded on a full database")
+	}
+	if !strings.Contains(err.Error(), "full") {
+		t.Errorf("error = %v, want it to say the database is full", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Begin took %v to fail", d)
+	}
+	if _, err := s.Get(ctx, "01F1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("failed Begin left a row: %v", err)
+	}
+	if rep, err := s.Verify(ctx); err != nil || !rep.OK() {
+		t.Fatalf("Verify = %+v, %v", rep, err)
+	}
+}
+
+// TestGroupCommitIsolatesFailures: one failing write in a shared batch
+// does not fail or undo the others.
+func TestGroupCommitIsolatesFailures(t *testing.T) {
+	s := openTest(t, "", Options{})
+	ctx := context.Background()
+	if err := s.Begin(ctx, testCall("01DUP", 0), testDecision(rules.Allow)); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var failed, okN atomic.Int32
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("01G%03d", i)
+			if i%8 == 0 {
+				id = "01DUP"
+			}
+			if err := s.Begin(ctx, testCall(id, i), testDecision(rules.Allow)); err != nil {
+				failed.Add(1)
+			} else {
+				okN.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() != 8 || okN.Load() != 56 {
+		t.Fatalf("failed=%d ok=%d, want 8 and 56", failed.Load(), okN.Load())
+	}
+	recs, err := s.List(ctx, Filter{})
+	if err != nil || len(recs) != 57 {
+		t.Fatalf("List = %d rows, %v", len(recs), err)
+	}
+	if rep, err := s.Verify(ctx); err != nil || !rep.OK() {
+		t.Fatalf("Verify = %+v, %v", rep, err)
+	}
+}
+
+const crashChildEnv = "TOOLGATE_AUDIT_CRASH_CHILD"
+
+// TestCrashChild is the child process of TestKill9LeavesEveryForwardedCall.
+// It loops Begin -> "forward" (append the id to a side file) -> Finish
+// until it is killed.
+func TestCrashChild(t *testing.T) {
+	dir := os.Getenv(crashChildEnv)
+	if dir == "" {
+		t.Skip("child process of TestKill9LeavesEveryForwardedCall")
+	}
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(dir, "audit.db"), Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
+	}
+	side, err := os.OpenFile(filepath.Join(dir, "forwarded"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		os.Exit(3)
+	}
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := n.Add(1)
+				id := fmt.Sprintf("01K%d-%09d", w, i)
+				if err := s.Begin(ctx, testCall(id, int(i)), testDecision(rules.Allow)); err != nil {
+					fmt.Fprintln(os.Stderr, "begin:", err)
+					os.Exit(4)
+				}
+				if _, err := side.WriteString(id + "\n"); err != nil {
+					os.Exit(5)
+				}
+				if err := s.Finish(ctx, id, Outcome{Status: StatusOK}); err != nil {
+					fmt.Fprintln(os.Stderr, "finish:", err)
+					os.Exit(4)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestKill9LeavesEveryForwardedCall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns a child process")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	side := filepath.Join(dir, "forwarded")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, _ := os.ReadFile(side)
+		if strings.Count(string(b), "\n") >= 2000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("child made too little progress; stderr: %s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("child did not die by SIGKILL: %v; stderr: %s", err, stderr.String())
+	}
+
+	s := openTest(t, filepath.Join(dir, "audit.db"), Options{})
+	ctx := context.Background()
+	f, err := os.Open(side)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	n := 0
+	for sc.Scan() {
+		id := sc.Text()
+		if !strings.HasPrefix(id, "01K") || len(id) != len("01K0-000000000") {
+			continue // a line torn by the kill
+		}
+		r, err := s.Get(ctx, id)
+		if err != nil {
+			t.Fatalf("forwarded call %s has no audit row: %v", id, err)
+		}
+		if r.Status != StatusStarted && r.Status != StatusOK {
+			t.Fatalf("forwarded call %s has status %s", id, r.Status)
+		}
+		n++
+	}
+	if n < 2000 {
+		t.Fatalf("only %d forwarded ids read", n)
+	}
+	rep, err := s.Verify(ctx)
+	if err != nil || !rep.OK() {
+		t.Fatalf("Verify after kill -9 = %+v, %v", rep, err)
+	}
+	t.Logf("%d forwarded calls all recorded; %d rows, %d events verified", n, rep.Calls, rep.Events)
+}
+
+func benchmarkBegin(b *testing.B, conc int, mode Synchronous) {
+	s := openTest(b, filepath.Join(b.TempDir(), "a.db"), Options{Now: time.Now, Synchronous: mode})
+	ctx := context.Background()
+	d := testDecision(rules.Allow)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(b.N) {
+					return
+				}
+				if err := s.Begin(ctx, testCall(fmt.Sprintf("01B%012d", i), int(i)), d); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/el.Seconds(), "decisions/s")
+	b.ReportMetric(float64(s.committed.Load())/float64(max(1, s.commits.Load())), "writes/commit")
+}
+
+// BenchmarkBegin measures committed decisions per second: each Begin
+// returns only after its row and chain event are committed.
+func BenchmarkBegin(b *testing.B) {
+	for _, conc := range []int{1, 16} {
+		b.Run(fmt.Sprintf("c=%d", conc), func(b *testing.B) { benchmarkBegin(b, conc, SyncNormal) })
+	}
+	b.Run("c=16/sync=FULL", func(b *testing.B) { benchmarkBegin(b, 16, SyncFull) })
+}
