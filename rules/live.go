@@ -1,0 +1,131 @@
+package rules
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/toolgate/toolgate/tools"
+)
+
+// DefaultInterval is how often a Live rule set checks its file when
+// LiveOptions.Interval is zero.
+const DefaultInterval = 2 * time.Second
+
+// LiveOptions configures a Live rule set.
+type LiveOptions struct {
+	// Logger receives reload and reload-failure lines; nil discards.
+	Logger *slog.Logger
+	// Interval is how often the file's content hash is checked; zero means
+	// DefaultInterval.
+	Interval time.Duration
+	// Default is the set served when the path is empty (no rules file);
+	// nil means the embedded default pack.
+	Default *Set
+}
+
+// Live is a rule set that follows its file: Run polls the file and swaps in
+// each edit that compiles, atomically, so calls in flight keep the set they
+// started with. An edit that does not compile is logged with its errors and
+// the previous set stays in force. Safe for concurrent use; it implements
+// the gate's Decider.
+type Live struct {
+	path     string
+	interval time.Duration
+	log      *slog.Logger
+	cur      atomic.Pointer[Set]
+	lastSum  [sha256.Size]byte // content hash of the last file version tried (Run's goroutine only)
+}
+
+// NewLive loads path and returns a Live set serving it. With an empty path
+// it serves opts.Default (or the embedded pack) and Run only waits for ctx.
+// A path that cannot be read or compiled is an error: toolgate does not
+// start on a broken rules file.
+func NewLive(path string, opts LiveOptions) (*Live, error) {
+	l := &Live{path: path, interval: opts.Interval, log: opts.Logger}
+	if l.interval <= 0 {
+		l.interval = DefaultInterval
+	}
+	if l.log == nil {
+		l.log = slog.New(slog.DiscardHandler)
+	}
+	if path == "" {
+		s := opts.Default
+		if s == nil {
+			s = Default()
+		}
+		l.cur.Store(s)
+		return l, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	s, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	l.lastSum = sha256.Sum256(data)
+	l.cur.Store(s)
+	return l, nil
+}
+
+// Current returns the set in force now.
+func (l *Live) Current() *Set { return l.cur.Load() }
+
+// Decide implements the gate's Decider with the set in force when it is called.
+func (l *Live) Decide(ctx context.Context, c tools.Call) Decision {
+	return l.cur.Load().Evaluate(ctx, c)
+}
+
+// Run checks the file every Interval until ctx ends. Each new content is
+// compiled; success swaps it in (logged at info with the new version), and
+// failure is logged at error with every problem while the old set stays.
+// A file that disappears is logged once and the old set stays.
+func (l *Live) Run(ctx context.Context) {
+	if l.path == "" {
+		<-ctx.Done()
+		return
+	}
+	t := time.NewTicker(l.interval)
+	defer t.Stop()
+	readFailed := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		data, err := os.ReadFile(l.path)
+		if err != nil {
+			if !readFailed {
+				l.log.Error("rules file unreadable; keeping the rules in force", "rules_file", l.path, "version", l.Current().Version(), "err", err)
+				readFailed = true
+			}
+			continue
+		}
+		readFailed = false
+		l.reload(data)
+	}
+}
+
+// reload compiles data if it differs from the last version tried.
+func (l *Live) reload(data []byte) {
+	sum := sha256.Sum256(data)
+	if sum == l.lastSum {
+		return
+	}
+	l.lastSum = sum
+	old := l.Current()
+	s, err := Parse(l.path, data)
+	if err != nil {
+		l.log.Error("rules file does not compile; keeping the rules in force", "rules_file", l.path, "version", old.Version(), "err", err)
+		return
+	}
+	l.cur.Store(s)
+	l.log.Info("rules reloaded", "rules_file", l.path, "version", s.Version(), "label", s.Label(), "rules", s.Len(), "previous", old.Version())
+}

@@ -1,0 +1,154 @@
+package rules
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/toolgate/toolgate/tools"
+)
+
+// syncBuffer is a log sink safe for the Run goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestLiveReload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("version: 1\ndefault: allow\n")
+	var logs syncBuffer
+	l, err := NewLive(path, LiveOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Interval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { l.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	call := tools.Call{Tool: "x"}
+	if d := l.Decide(context.Background(), call); d.Action != Allow {
+		t.Fatalf("initial: %+v", d)
+	}
+	v1 := l.Current().Version()
+
+	write("version: 1\ndefault: deny\n")
+	waitFor(t, "reload to deny", func() bool { return l.Decide(context.Background(), call).Action == Deny })
+	v2 := l.Current().Version()
+	if v2 == v1 {
+		t.Fatal("version did not change")
+	}
+
+	write("version: 1\ndefault: allow\nrules:\n  - {name: broken, match: 'nope', action: allow}\n")
+	waitFor(t, "broken edit logged", func() bool { return strings.Contains(logs.String(), "undeclared reference to 'nope'") })
+	if d := l.Decide(context.Background(), call); d.Action != Deny || d.Version != v2 {
+		t.Fatalf("broken edit replaced the rules: %+v", d)
+	}
+
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "missing file logged", func() bool { return strings.Contains(logs.String(), "unreadable") })
+	if d := l.Decide(context.Background(), call); d.Action != Deny {
+		t.Fatalf("missing file replaced the rules: %+v", d)
+	}
+	write("version: 1\ndefault: review\n")
+	waitFor(t, "recovery", func() bool { return l.Decide(context.Background(), call).Action == Review })
+}
+
+func TestLiveConcurrentDecisionsDuringReload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	files := []string{"version: 1\ndefault: allow\n", "version: 1\ndefault: deny\n"}
+	if err := os.WriteFile(path, []byte(files[0]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := NewLive(path, LiveOptions{Interval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); l.Run(ctx) }()
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				if d := l.Decide(ctx, tools.Call{Tool: "x"}); d.Action != Allow && d.Action != Deny {
+					t.Errorf("decision during reload: %+v", d)
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < 20; i++ {
+		if err := os.WriteFile(path, []byte(files[i%2]), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+}
+
+func TestNewLive(t *testing.T) {
+	if _, err := NewLive(filepath.Join(t.TempDir(), "missing.yaml"), LiveOptions{}); err == nil {
+		t.Error("missing file: no error")
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("version: 2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewLive(bad, LiveOptions{}); err == nil || !strings.Contains(err.Error(), "bad.yaml:1:10") {
+		t.Errorf("broken file: %v", err)
+	}
+	l, err := NewLive("", LiveOptions{})
+	if err != nil || l.Current() != Default() {
+		t.Fatalf("no path: %v, %v", l, err)
+	}
+	own := mustParse(t, "version: 1\ndefault: deny\n")
+	l, err = NewLive("", LiveOptions{Default: own})
+	if err != nil || l.Current() != own {
+		t.Fatalf("no path with Default: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	l.Run(ctx) // returns at once
+}
