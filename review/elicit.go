@@ -1,0 +1,116 @@
+package review
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/tools"
+)
+
+// elicitationSupported reports why the agent's client cannot be asked
+// through MCP elicitation, or nil when it can.
+func elicitationSupported(ctx context.Context) error {
+	if server.ServerFromContext(ctx) == nil {
+		return errors.New("not called from an MCP request")
+	}
+	sess := server.ClientSessionFromContext(ctx)
+	if sess == nil {
+		return errors.New("no MCP client session")
+	}
+	if _, ok := sess.(server.SessionWithElicitation); !ok {
+		return errors.New("the transport cannot send elicitation requests")
+	}
+	if ci, ok := sess.(server.SessionWithClientInfo); ok && ci.GetClientCapabilities().Elicitation == nil {
+		return errors.New("the MCP client did not declare the elicitation capability")
+	}
+	return nil
+}
+
+// elicit asks the agent's user and stores the answer as a verdict with
+// channel "elicitation". It returns an error when the question could not be
+// asked or answered; an answer that loses the race is not an error.
+func (s *Service) elicit(ctx context.Context, c tools.Call, d rules.Decision, expires time.Time) error {
+	srv := server.ServerFromContext(ctx)
+	if srv == nil {
+		return errors.New("no MCP server in context")
+	}
+	res, err := srv.RequestElicitation(ctx, mcpgo.ElicitationRequest{
+		Request: mcpgo.Request{Method: string(mcpgo.MethodElicitationCreate)},
+		Params: mcpgo.ElicitationParams{
+			Message:         s.elicitMessage(c, d, expires),
+			RequestedSchema: elicitSchema,
+		},
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // another channel answered, or the call went away
+		}
+		return fmt.Errorf("elicitation request: %w", err)
+	}
+	v := Verdict{Channel: ChannelElicitation, Reviewer: "elicitation:" + orUnknown(c.Client.Name)}
+	switch res.Action {
+	case mcpgo.ElicitationResponseActionAccept:
+		content, _ := res.Content.(map[string]any)
+		v.Approved, _ = content["approve"].(bool)
+		if reason, ok := content["reason"].(string); ok {
+			v.Reason = strings.TrimSpace(reason)
+		}
+	case mcpgo.ElicitationResponseActionDecline:
+		v.Reason = "declined by the user"
+	default:
+		// Dismissing the question is not consent.
+		v.Reason = "the user dismissed the review question"
+	}
+	if _, err := s.submit(context.WithoutCancel(ctx), c.ID, v); err != nil {
+		return fmt.Errorf("storing elicitation verdict: %w", err)
+	}
+	return nil
+}
+
+var elicitSchema = map[string]any{
+	"type": "object",
+	"properties": map[string]any{
+		"approve": map[string]any{
+			"type":        "boolean",
+			"title":       "Approve this tool call?",
+			"description": "Tick to let the call run; leave unticked to deny it.",
+			"default":     false,
+		},
+		"reason": map[string]any{
+			"type":        "string",
+			"title":       "Reason (optional)",
+			"description": "Sent to the agent when you deny.",
+		},
+	},
+	"required": []string{"approve"},
+}
+
+func (s *Service) elicitMessage(c tools.Call, d rules.Decision, expires time.Time) string {
+	r := s.o.Redactor
+	var b strings.Builder
+	fmt.Fprintf(&b, "toolgate: the agent wants to run %s (%s on server %s).", c.Name, c.Tool, c.Server)
+	if d.Rule != "" {
+		fmt.Fprintf(&b, "\nRule %q asks for a human review", d.Rule)
+		if d.Reason != "" {
+			b.WriteString(": " + d.Reason)
+		}
+		b.WriteString(".")
+	}
+	fmt.Fprintf(&b, "\nArguments:\n%s", argsPreviewPlain(r.Value(c.Args)))
+	fmt.Fprintf(&b, "\nDecision %s; denied automatically at %s.", c.ID, expires.Format(time.Kitchen))
+	return r.String(b.String())
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown-client"
+	}
+	return s
+}

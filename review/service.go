@@ -1,0 +1,396 @@
+package review
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/toolgate/toolgate/redact"
+	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/tools"
+)
+
+// Channel names, as listed in Options.Channels and recorded in
+// Verdict.Channel.
+const (
+	ChannelSlack       = "slack"
+	ChannelCLI         = "cli"
+	ChannelElicitation = "elicitation"
+	// ChannelTimeout marks a review nobody answered in time.
+	ChannelTimeout = "timeout"
+	// ChannelCancelled marks a review whose call went away (the agent
+	// disconnected or cancelled the request) before anyone answered.
+	ChannelCancelled = "cancelled"
+	// ChannelExpired marks a review left pending by a previous process
+	// (see Store.ExpireOrphanReviews).
+	ChannelExpired = "expired"
+)
+
+// Defaults for Options.
+const (
+	DefaultTimeout          = 5 * time.Minute
+	DefaultPollInterval     = 500 * time.Millisecond
+	DefaultProgressInterval = 5 * time.Second
+)
+
+// ErrNoChannel is wrapped by Review's error when no review channel could be
+// reached; the gate then denies the call.
+var ErrNoChannel = errors.New("no review channel could be reached")
+
+// Options configures a Service. Store is required.
+type Options struct {
+	// Store holds pending reviews and their verdicts (an *audit.Store).
+	Store Store
+	// Slack configures the Slack channel; nil means no Slack.
+	Slack *SlackOptions
+	// Channels are the channels to use, in order of preference: "slack",
+	// "cli", "elicitation". Slack and elicitation are asked in this order
+	// and only the first one reached is used ("fall to the next channel");
+	// "cli" means a verdict written by `toolgate review approve|deny` (from
+	// any process, found by polling the Store) is accepted. A verdict from
+	// any listed channel ends the review. Empty means slack (when Slack is
+	// set), cli, elicitation (when Elicitation is true).
+	Channels []string
+	// Timeout is how long a review waits before it is denied; zero means
+	// DefaultTimeout.
+	Timeout time.Duration
+	// Elicitation allows asking the agent's own user through MCP
+	// elicitation when the client supports it. False disables the
+	// "elicitation" channel even when listed.
+	Elicitation bool
+	// PollInterval is how often a waiting review reads the Store for
+	// verdicts written by another process; zero means DefaultPollInterval.
+	PollInterval time.Duration
+	// ProgressInterval is how often a waiting review sends MCP progress to
+	// the agent (when it asked for progress); zero means
+	// DefaultProgressInterval.
+	ProgressInterval time.Duration
+	// Redactor masks secrets in what is shown to reviewers; nil uses
+	// redact's default rules.
+	Redactor *redact.Redactor
+	// Logger receives one line per review event; nil discards. Arguments
+	// are never logged.
+	Logger *slog.Logger
+	// Now is the clock for verdict times; nil means time.Now. Waiting uses
+	// real timers.
+	Now func() time.Time
+}
+
+// Service asks humans about calls whose decision is review. It implements
+// the gate's Reviewer. Safe for concurrent use.
+type Service struct {
+	o        Options
+	channels []string
+	slack    *slackChannel // nil without Slack
+
+	mu      sync.Mutex
+	waiters map[string]chan struct{} // call id -> woken when a verdict lands
+}
+
+// New checks o and returns a Service. It does not contact Slack; Run does.
+func New(o Options) (*Service, error) {
+	if o.Store == nil {
+		return nil, errors.New("review: no store")
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = DefaultPollInterval
+	}
+	if o.ProgressInterval <= 0 {
+		o.ProgressInterval = DefaultProgressInterval
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Redactor == nil {
+		o.Redactor = redact.New(nil)
+	}
+	s := &Service{o: o, waiters: map[string]chan struct{}{}}
+	s.channels = o.Channels
+	if len(s.channels) == 0 {
+		if o.Slack != nil {
+			s.channels = append(s.channels, ChannelSlack)
+		}
+		s.channels = append(s.channels, ChannelCLI)
+		if o.Elicitation {
+			s.channels = append(s.channels, ChannelElicitation)
+		}
+	}
+	for i, ch := range s.channels {
+		switch ch {
+		case ChannelSlack, ChannelCLI, ChannelElicitation:
+		default:
+			return nil, fmt.Errorf("review: unknown channel %q (want slack, cli or elicitation)", ch)
+		}
+		if slices.Contains(s.channels[:i], ch) {
+			return nil, fmt.Errorf("review: channel %q listed twice", ch)
+		}
+	}
+	if slices.Contains(s.channels, ChannelSlack) && o.Slack == nil {
+		return nil, errors.New("review: channel slack is listed but Slack is not configured")
+	}
+	if o.Slack != nil {
+		sc, err := newSlackChannel(s, *o.Slack)
+		if err != nil {
+			return nil, err
+		}
+		s.slack = sc
+	}
+	return s, nil
+}
+
+// Channels returns the channels in use, in order.
+func (s *Service) Channels() []string { return slices.Clone(s.channels) }
+
+// Review asks for a verdict on call c, whose pending review the gate has
+// already stored, and waits for the first answer from any channel, the
+// timeout, or the end of ctx. Timeouts and cancellations are stored as
+// not-approved verdicts (channels "timeout" and "cancelled") and returned
+// with a nil error. An error means no channel could be reached or the Store
+// failed; the gate denies the call.
+func (s *Service) Review(ctx context.Context, c tools.Call, d rules.Decision) (Verdict, error) {
+	log := s.o.Logger.With("call_id", c.ID, "server", c.Server, "tool", c.Tool, "rule", d.Rule)
+	start := s.o.Now()
+	expires := start.Add(s.o.Timeout)
+	wake := s.register(c.ID)
+	defer s.unregister(c.ID)
+
+	w := &wait{s: s, c: c, d: d, log: log, expires: expires}
+	var why []error
+	listening := false
+	pushed := false // a push channel (slack, elicitation) was reached
+	elicitDone := make(chan error, 1)
+	elicitCtx, stopElicit := context.WithCancel(ctx)
+	defer stopElicit()
+	for _, ch := range s.channels {
+		switch ch {
+		case ChannelCLI:
+			listening = true
+			log.Info("review waiting; answer with `toolgate review approve|deny " + c.ID + "`")
+		case ChannelSlack:
+			if pushed {
+				continue
+			}
+			if err := w.postSlack(ctx); err != nil {
+				log.Warn("slack review channel unreachable", "err", err)
+				why = append(why, fmt.Errorf("slack: %w", err))
+				continue
+			}
+			pushed = true
+		case ChannelElicitation:
+			if pushed {
+				continue
+			}
+			if !s.o.Elicitation {
+				why = append(why, errors.New("elicitation: disabled in config"))
+				continue
+			}
+			if err := elicitationSupported(ctx); err != nil {
+				why = append(why, fmt.Errorf("elicitation: %w", err))
+				continue
+			}
+			pushed = true
+			go func() { elicitDone <- s.elicit(elicitCtx, c, d, expires) }()
+		}
+	}
+	if !pushed && !listening {
+		err := fmt.Errorf("review of %s: %w: %w", c.ID, ErrNoChannel, errors.Join(why...))
+		log.Warn("review impossible; call denied", "err", err)
+		return Verdict{Channel: "error", Reason: err.Error(), DecidedAt: s.o.Now()}, err
+	}
+
+	timer := time.NewTimer(s.o.Timeout)
+	defer timer.Stop()
+	poll := time.NewTicker(s.o.PollInterval)
+	defer poll.Stop()
+	progress := tools.ProgressFrom(ctx)
+	var progressC <-chan time.Time
+	if progress != nil {
+		t := time.NewTicker(s.o.ProgressInterval)
+		defer t.Stop()
+		progressC = t.C
+		progress(0, s.o.Timeout.Seconds(), w.progressText(start))
+	}
+	for {
+		// The store is the source of truth: a verdict may already be there
+		// (a fast CLI answer, or another process).
+		v, decided, err := s.o.Store.ReviewVerdict(ctx, c.ID)
+		if err != nil && ctx.Err() == nil {
+			return Verdict{}, fmt.Errorf("review of %s: read verdict: %w", c.ID, err)
+		}
+		if decided {
+			w.finish(v)
+			return v, nil
+		}
+		select {
+		case <-wake:
+		case <-poll.C:
+		case <-progressC:
+			progress(s.o.Now().Sub(start).Seconds(), s.o.Timeout.Seconds(), w.progressText(start))
+		case err := <-elicitDone:
+			if err != nil {
+				log.Warn("elicitation failed", "err", err)
+				if !listening && w.msgTS == "" {
+					err = fmt.Errorf("review of %s: %w: elicitation: %w", c.ID, ErrNoChannel, err)
+					return s.conclude(w, Verdict{Channel: "error", Reason: err.Error()}), err
+				}
+			}
+		case <-timer.C:
+			return s.conclude(w, Verdict{Channel: ChannelTimeout,
+				Reason: fmt.Sprintf("no reviewer answered within %s", s.o.Timeout)}), nil
+		case <-ctx.Done():
+			return s.conclude(w, Verdict{Channel: ChannelCancelled,
+				Reason: "the call was cancelled before a reviewer answered: " + context.Cause(ctx).Error()}), nil
+		}
+	}
+}
+
+// conclude stores v (not approved) unless another verdict won the race, and
+// returns the verdict that counts, after updating the Slack message.
+func (s *Service) conclude(w *wait, v Verdict) Verdict {
+	ctx := context.WithoutCancel(context.Background())
+	v.Approved = false
+	v.DecidedAt = s.o.Now()
+	ok, err := s.o.Store.SubmitVerdict(ctx, w.c.ID, v)
+	switch {
+	case err != nil:
+		// The gate's Resolve will try to record v again and deny.
+		w.log.Error("storing review end failed", "channel", v.Channel, "err", err)
+	case !ok:
+		if won, decided, err := s.o.Store.ReviewVerdict(ctx, w.c.ID); err == nil && decided {
+			v = won
+		}
+	}
+	w.finish(v)
+	return v
+}
+
+func (s *Service) register(id string) chan struct{} {
+	ch := make(chan struct{}, 1)
+	s.mu.Lock()
+	s.waiters[id] = ch
+	s.mu.Unlock()
+	return ch
+}
+
+func (s *Service) unregister(id string) {
+	s.mu.Lock()
+	delete(s.waiters, id)
+	s.mu.Unlock()
+}
+
+// notify wakes the review of call id waiting in this process, if any.
+func (s *Service) notify(id string) {
+	s.mu.Lock()
+	ch := s.waiters[id]
+	s.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// submit stores v for call id and wakes its waiter; ok is false when the
+// review was already decided.
+func (s *Service) submit(ctx context.Context, id string, v Verdict) (bool, error) {
+	if v.DecidedAt.IsZero() {
+		v.DecidedAt = s.o.Now()
+	}
+	ok, err := s.o.Store.SubmitVerdict(ctx, id, v)
+	if ok {
+		s.notify(id)
+	}
+	return ok, err
+}
+
+// Recover expires the reviews a previous process left pending (their calls
+// are gone) and updates their Slack messages to say so. Call it at start-up,
+// before serving. Slack failures are logged, not returned.
+func (s *Service) Recover(ctx context.Context) error {
+	ps, err := s.o.Store.ExpireOrphanReviews(ctx, s.o.Now())
+	if err != nil {
+		return fmt.Errorf("review: expire orphan reviews: %w", err)
+	}
+	if len(ps) > 0 {
+		s.o.Logger.Info("expired reviews left pending by a previous run", "count", len(ps))
+	}
+	for _, p := range ps {
+		if s.slack == nil || p.SlackChannel == "" || p.SlackTS == "" {
+			continue
+		}
+		v := Verdict{Channel: ChannelExpired, Reason: "toolgate restarted", DecidedAt: s.o.Now()}
+		if err := s.slack.update(ctx, p.SlackChannel, p.SlackTS, p.Call, p.Decision, time.Time{}, &v); err != nil {
+			s.o.Logger.Warn("updating slack message of expired review failed", "call_id", p.Call.ID, "err", err)
+		}
+	}
+	return nil
+}
+
+// Run runs the background parts until ctx ends: the Slack Socket Mode
+// connection (when Slack is configured with an app-level token). It returns
+// nil when ctx ends and an error when Socket Mode cannot work (bad token).
+// Reviews are still answered through the other channels while it is not
+// running.
+func (s *Service) Run(ctx context.Context) error {
+	if s.slack == nil || !s.slack.socketMode() {
+		<-ctx.Done()
+		return nil
+	}
+	return s.slack.runSocketMode(ctx)
+}
+
+// wait is one review in flight.
+type wait struct {
+	s       *Service
+	c       tools.Call
+	d       rules.Decision
+	log     *slog.Logger
+	expires time.Time
+	// Where the Slack message is, once posted.
+	msgChannel, msgTS string
+}
+
+func (w *wait) postSlack(ctx context.Context) error {
+	ch, ts, err := w.s.slack.post(ctx, w.c, w.d, w.expires)
+	if err != nil {
+		return err
+	}
+	w.msgChannel, w.msgTS = ch, ts
+	w.log.Info("review posted to slack", "slack_channel", ch, "slack_ts", ts)
+	if err := w.s.o.Store.SetReviewMessage(context.WithoutCancel(ctx), w.c.ID, ch, ts); err != nil {
+		// Only restart recovery needs it; the review itself goes on.
+		w.log.Warn("remembering the slack message failed", "err", err)
+	}
+	return nil
+}
+
+// finish updates the Slack message (if any) to show verdict v.
+func (w *wait) finish(v Verdict) {
+	w.log.Info("review ended", "approved", v.Approved, "reviewer", v.Reviewer, "channel", v.Channel)
+	if w.msgTS == "" {
+		return
+	}
+	if err := w.s.slack.update(context.Background(), w.msgChannel, w.msgTS, w.c, w.d, w.expires, &v); err != nil {
+		w.log.Warn("updating slack message failed", "err", err)
+	}
+}
+
+func (w *wait) progressText(start time.Time) string {
+	left := w.expires.Sub(w.s.o.Now()).Round(time.Second)
+	where := "a terminal (`toolgate review approve " + w.c.ID + "`)"
+	if w.msgTS != "" {
+		where = "Slack"
+	}
+	return fmt.Sprintf("waiting for human review via %s; denied in %s if nobody answers", where, max(left, 0))
+}
