@@ -2,10 +2,283 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/toolgate/toolgate/config"
+	"github.com/toolgate/toolgate/gate"
+	"github.com/toolgate/toolgate/mcp"
+	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate/tools/workspace"
 )
 
+// Environment variables serve reads (besides the token variable the config names).
+const (
+	envConfig    = "TOOLGATE_CONFIG"
+	envModel     = "TOOLGATE_MODEL"
+	workspaceSrv = "workspace"
+)
+
+const serveUsage = `usage: toolgate serve [flags]
+
+Serves MCP to one agent over stdio (the default), or to any number over
+streamable HTTP at /mcp with --http. Without a config file, serves the
+built-in workspace tools (read_file, write_file, list_dir, run_command)
+confined to the current directory.
+
+Environment: TOOLGATE_CONFIG (config file), TOOLGATE_AUTH_TOKEN (HTTP bearer
+token; the config's http.auth_token_env names another variable),
+TOOLGATE_MODEL (default model, "name" or "name@version").
+
+Flags:`
+
+// runServe is `toolgate serve`. Logs go to stderr only: on stdio, stdout is
+// the MCP transport.
 func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, stdout, stderr io.Writer) error {
-	return fmt.Errorf("serve: not implemented yet")
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, serveUsage)
+		fs.PrintDefaults()
+	}
+	configPath := fs.String("config", "", "config file, YAML or JSON (default $"+envConfig+")")
+	httpAddr := fs.String("http", "", "serve streamable HTTP on `ADDR` (e.g. 127.0.0.1:8765) instead of stdio")
+	authToken := fs.String("auth-token", "", "bearer `TOKEN` required over HTTP (default $"+config.DefaultAuthTokenEnv+")")
+	rulesFile := fs.String("rules", "", "rule `FILE` (overrides the config's rules.file)")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return fmt.Errorf("%w: serve: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, fs.Args())
+	}
+	logger, err := newLogger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		return fmt.Errorf("%w: serve: %v", errUsage, err)
+	}
+
+	path := *configPath
+	if path == "" {
+		path = env.Getenv(envConfig)
+	}
+	cfg := config.Default()
+	if path != "" {
+		if cfg, err = config.Load(path); err != nil {
+			return err
+		}
+	}
+	if *rulesFile != "" {
+		cfg.Rules.File = *rulesFile
+	}
+	model := tools.Peer{Name: cfg.Model.Name, Version: cfg.Model.Version}
+	if m := env.Getenv(envModel); m != "" {
+		model = mcp.ParseModel(m)
+	}
+
+	upstreams, err := buildUpstreams(cfg, env, logger)
+	if err != nil {
+		return err
+	}
+	pol, err := buildPolicy(ctx, cfg, env, logger)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer func() {
+		if cerr := pol.close(); cerr != nil {
+			logger.Error("closing policy", "err", cerr)
+		}
+	}()
+
+	var srv *mcp.Server
+	cat, err := tools.New(tools.Options{
+		Upstreams: upstreams,
+		Separator: cfg.Naming.Separator,
+		Version:   version,
+		Logger:    logger,
+		OnChange:  func() { srv.Sync() },
+	})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	g, err := gate.New(gate.Options{
+		Decider: pol.Decider, Reviewer: pol.Reviewer, Recorder: pol.Recorder, Observer: pol.Observer,
+		Forwarder: cat, Logger: logger,
+	})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	srv, err = mcp.New(mcp.Options{Version: version, Gate: g, Catalog: cat, DefaultModel: model, Logger: logger})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if pol.attach != nil {
+		pol.attach(srv)
+	}
+
+	cat.Start(ctx) // returns once every upstream has had its first attempt (bounded)
+	defer cat.Close()
+	srv.Sync()
+	logger.Info("toolgate serving", "version", version, "upstreams", len(upstreams), "tools", len(cat.Tools()),
+		"transport", map[bool]string{true: "http", false: "stdio"}[*httpAddr != ""], "config", path)
+
+	if *httpAddr == "" {
+		return srv.ServeStdio(ctx, stdin, stdout)
+	}
+	token := *authToken
+	if token == "" {
+		token = env.Getenv(cfg.HTTP.AuthTokenEnv)
+	}
+	return serveHTTP(ctx, *httpAddr, srv.HTTPHandler(mcp.HTTPOptions{
+		AuthToken: token, AllowedOrigins: cfg.HTTP.AllowedOrigins, MaxRequestBytes: cfg.HTTP.MaxRequestBytes,
+	}), token != "", logger)
+}
+
+func serveHTTP(ctx context.Context, addr string, h *mcp.HTTPHandler, authed bool, logger *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if ta, ok := ln.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() && !authed {
+		logger.Warn("HTTP on a non-loopback address without --auth-token: anyone who can reach it can call tools", "addr", ln.Addr().String())
+	}
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	logger.Info("listening", "url", "http://"+ln.Addr().String()+mcp.PathMCP, "auth", authed)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = h.Close(sctx)
+	if err := hs.Shutdown(sctx); err != nil {
+		_ = hs.Close()
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	o := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, o)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, o)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: want text or json", format)
+	}
+}
+
+// buildUpstreams turns the config's enabled servers (and the built-in
+// workspace, when enabled) into catalog upstreams, expanding ${VAR}
+// references from env.
+func buildUpstreams(cfg *config.Config, env environ, logger *slog.Logger) ([]tools.Upstream, error) {
+	var out []tools.Upstream
+	var errs []error
+	for _, s := range cfg.EnabledServers() {
+		x := expander{env: env, where: fmt.Sprintf("%s: server %q", s.Pos, s.Name)}
+		u := tools.Upstream{
+			Name:    s.Name,
+			Command: x.expand("command", s.Command),
+			Dir:     x.expand("cwd", s.Cwd),
+			URL:     x.expand("url", s.URL),
+			SSE:     s.Type == config.TransportSSE,
+			Timeout: s.Timeout,
+		}
+		for _, a := range s.Args {
+			u.Args = append(u.Args, x.expand("args", a))
+		}
+		for _, k := range sortedKeys(s.Env) {
+			u.Env = append(u.Env, k+"="+x.expand("env."+k, s.Env[k]))
+		}
+		if len(s.Headers) > 0 {
+			u.Headers = map[string]string{}
+			for _, k := range sortedKeys(s.Headers) {
+				u.Headers[k] = x.expand("headers."+k, s.Headers[k])
+			}
+		}
+		errs = append(errs, x.errs...)
+		out = append(out, u)
+	}
+	if cfg.Workspace.Enabled {
+		if slices.ContainsFunc(out, func(u tools.Upstream) bool { return u.Name == workspaceSrv }) {
+			errs = append(errs, fmt.Errorf("%s: a server is named %q, which the built-in workspace tools use: rename it or set workspace.enabled: false", cfg.File, workspaceSrv))
+		} else {
+			ws, err := workspace.NewServer(workspace.Options{
+				Root:           cfg.Workspace.Root,
+				CommandTimeout: cfg.Workspace.CommandTimeout,
+				Version:        version,
+				Logger:         logger.With("server", workspaceSrv),
+			})
+			if err != nil {
+				errs = append(errs, fmt.Errorf("workspace: %w", err))
+			} else {
+				out = append(out, tools.Upstream{Name: workspaceSrv, Server: ws})
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// varRE matches ${VAR}, ${VAR:-default} and Cursor's ${env:VAR}.
+var varRE = regexp.MustCompile(`\$\{(env:)?([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+
+// expander expands ${VAR} references in config values, collecting an error
+// for each variable that is unset and has no default.
+type expander struct {
+	env   environ
+	where string
+	errs  []error
+}
+
+func (x *expander) expand(field, s string) string {
+	if !strings.Contains(s, "${") {
+		return s
+	}
+	return varRE.ReplaceAllStringFunc(s, func(ref string) string {
+		m := varRE.FindStringSubmatch(ref)
+		if v := x.env.Getenv(m[2]); v != "" {
+			return v
+		}
+		if m[3] != "" {
+			return m[4]
+		}
+		x.errs = append(x.errs, fmt.Errorf("%s: %s: environment variable %s is not set (write ${%s:-default} for a default)", x.where, field, m[2], m[2]))
+		return ""
+	})
 }

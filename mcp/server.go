@@ -1,0 +1,300 @@
+// Package mcp is toolgate's agent-facing edge: an MCP server (stdio or
+// streamable HTTP) that lists the catalog's tools and turns each tools/call
+// into a [tools.Call] for the [Gate].
+//
+// Every wrapped tool keeps its upstream definition (description, schemas,
+// annotations, title, icons) under its exposed name, with one addition: an
+// optional "_confidence" number in its input schema, where the model states
+// how confident it is that the call is correct and safe. toolgate removes it
+// from the arguments before rules see them or the upstream gets them.
+//
+// A typical wiring:
+//
+//	cat, _ := tools.New(tools.Options{Upstreams: ups, OnChange: func() { srv.Sync() }})
+//	srv, _ := mcp.New(mcp.Options{Version: v, Gate: g, Catalog: cat})
+//	cat.Start(ctx)
+//	srv.Sync()
+//	err := srv.ServeStdio(ctx, os.Stdin, os.Stdout)
+package mcp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/toolgate/toolgate/tools"
+)
+
+// Keys toolgate reads from a request's _meta, and the HTTP header for the model.
+const (
+	MetaModel       = "toolgate/model"      // "name", "name@version" or {"name","version"}
+	MetaConfidence  = "toolgate/confidence" // number in 0..1
+	HeaderModel     = "X-Toolgate-Model"    // "name" or "name@version"
+	ConfidenceParam = "_confidence"         // the input-schema property added to every tool
+)
+
+// confidenceSchema is the property added to each wrapped tool's input schema.
+var confidenceSchema = json.RawMessage(`{"type":"number","minimum":0,"maximum":1,"description":"toolgate: state honestly how confident you are (0 = not at all, 1 = certain) that this call is correct, safe and what the user wants. Low confidence may route the call to a human for review."}`)
+
+// Gate runs one call through policy and returns the result for the agent.
+// *gate.Gate satisfies it.
+type Gate interface {
+	Handle(ctx context.Context, c tools.Call) *mcpgo.CallToolResult
+}
+
+// Catalog is the source of the tools to expose. *tools.Catalog satisfies it.
+type Catalog interface {
+	Tools() []tools.Tool
+}
+
+// Options configures a Server.
+type Options struct {
+	// Version is toolgate's version, reported in serverInfo.
+	Version string
+	// Gate receives every tools/call. Required.
+	Gate Gate
+	// Catalog lists the tools to expose. Required.
+	Catalog Catalog
+	// DefaultModel is used when a call names no model (_meta or header).
+	DefaultModel tools.Peer
+	// Instructions are sent to agents in the initialize result; "" for none.
+	Instructions string
+	// Logger receives protocol and call-building events; nil discards.
+	Logger *slog.Logger
+	// Now is the clock for Call.Time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server is the agent-facing MCP server.
+type Server struct {
+	o   Options
+	log *slog.Logger
+	mcp *server.MCPServer
+
+	syncMu sync.Mutex
+}
+
+// New returns a Server with no tools registered yet; call Sync.
+func New(o Options) (*Server, error) {
+	if o.Gate == nil {
+		return nil, errors.New("mcp: no gate")
+	}
+	if o.Catalog == nil {
+		return nil, errors.New("mcp: no catalog")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Server{o: o, log: o.Logger}
+	opts := []server.ServerOption{
+		server.WithToolCapabilities(true),
+		server.WithRecovery(),
+		server.WithElicitation(),
+	}
+	if o.Instructions != "" {
+		opts = append(opts, server.WithInstructions(o.Instructions))
+	}
+	s.mcp = server.NewMCPServer("toolgate", o.Version, opts...)
+	return s, nil
+}
+
+// MCPServer returns the underlying mcp-go server, e.g. for elicitation
+// requests from the review package.
+func (s *Server) MCPServer() *server.MCPServer { return s.mcp }
+
+// Sync registers the catalog's current tools, replacing the previous set.
+// Connected agents get notifications/tools/list_changed. Safe to call from
+// any goroutine (it is the catalog's OnChange).
+func (s *Server) Sync() {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	var list []server.ServerTool
+	for _, t := range s.o.Catalog.Tools() {
+		st, err := s.wrap(t)
+		if err != nil {
+			s.log.Warn("tool not exposed", "tool", t.Name, "server", t.Server, "err", err)
+			continue
+		}
+		list = append(list, st)
+	}
+	s.mcp.SetTools(list...)
+	s.log.Debug("tools registered", "tools", len(list))
+}
+
+// wrap builds the exposed definition and handler of one catalog tool.
+func (s *Server) wrap(t tools.Tool) (server.ServerTool, error) {
+	def := t.Def
+	def.Name = t.Name
+	// toolgate answers every call synchronously; task-augmented execution
+	// is not proxied.
+	def.Execution = nil
+	schema := def.RawInputSchema
+	if len(schema) == 0 {
+		b, err := json.Marshal(def.InputSchema)
+		if err != nil {
+			return server.ServerTool{}, fmt.Errorf("input schema: %w", err)
+		}
+		schema = b
+	}
+	withConf, added, err := tools.AddProperty(schema, ConfidenceParam, confidenceSchema)
+	if err != nil {
+		return server.ServerTool{}, err
+	}
+	def.InputSchema, def.RawInputSchema = mcpgo.ToolInputSchema{}, withConf
+	if err := mcpgo.ValidateParamHeaderAnnotations(&def); err != nil {
+		return server.ServerTool{}, err
+	}
+	return server.ServerTool{Tool: def, Handler: s.handler(t, added)}, nil
+}
+
+// handler turns a tools/call for t into a tools.Call and hands it to the gate.
+// ownsConfidence is whether toolgate added _confidence to t's schema (it
+// does not when the upstream has its own property of that name).
+func (s *Server) handler(t tools.Tool, ownsConfidence bool) server.ToolHandlerFunc {
+	return func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+		c := tools.Call{
+			Server:        t.Server,
+			Tool:          t.Def.Name,
+			Name:          t.Name,
+			Annotations:   t.Annotations,
+			SchemaHash:    t.SchemaHash,
+			ServerVersion: t.ServerVersion,
+			Time:          s.o.Now(),
+		}
+		var meta map[string]any
+		if req.Params.Meta != nil {
+			meta = req.Params.Meta.AdditionalFields
+		}
+		args, ok := req.Params.Arguments.(map[string]any)
+		if !ok && req.Params.Arguments != nil {
+			return mcpgo.NewToolResultError(fmt.Sprintf("toolgate: arguments of %s must be a JSON object", t.Name)), nil
+		}
+		c.Args = make(map[string]any, len(args))
+		for k, v := range args {
+			c.Args[k] = v
+		}
+		if ownsConfidence {
+			if v, present := c.Args[ConfidenceParam]; present {
+				delete(c.Args, ConfidenceParam)
+				c.Confidence = s.confidence(t.Name, ConfidenceParam, v)
+			}
+		}
+		if v, present := meta[MetaConfidence]; present && c.Confidence == nil {
+			c.Confidence = s.confidence(t.Name, MetaConfidence, v)
+		}
+		if sess := server.ClientSessionFromContext(ctx); sess != nil {
+			c.SessionID = sess.SessionID()
+			if ci, ok := sess.(server.SessionWithClientInfo); ok {
+				info := ci.GetClientInfo()
+				c.Client = tools.Peer{Name: info.Name, Version: info.Version}
+			}
+		}
+		c.Model = s.model(meta, req.Header.Get(HeaderModel))
+		c.Meta = tools.StripMeta(meta)
+		if req.Params.Meta != nil && req.Params.Meta.ProgressToken != nil {
+			ctx = tools.WithProgress(ctx, s.progress(ctx, req.Params.Meta.ProgressToken))
+		}
+		res := s.o.Gate.Handle(ctx, c)
+		if res == nil {
+			return mcpgo.NewToolResultError(fmt.Sprintf("toolgate: no result for %s", t.Name)), nil
+		}
+		return res, nil
+	}
+}
+
+// progress returns a ProgressFunc that reports to the agent under token.
+func (s *Server) progress(ctx context.Context, token mcpgo.ProgressToken) tools.ProgressFunc {
+	return func(progress, total float64, message string) {
+		params := map[string]any{"progressToken": token, "progress": progress}
+		if total > 0 {
+			params["total"] = total
+		}
+		if message != "" {
+			params["message"] = message
+		}
+		if err := s.mcp.SendNotificationToClient(ctx, string(mcpgo.MethodNotificationProgress), params); err != nil {
+			s.log.Debug("progress notification not delivered", "err", err)
+		}
+	}
+}
+
+// confidence reads a stated confidence; anything but a number in 0..1 is
+// unknown (nil), and noted in the log.
+func (s *Server) confidence(tool, from string, v any) *float64 {
+	var f float64
+	switch n := v.(type) {
+	case float64:
+		f = n
+	case json.Number:
+		var err error
+		if f, err = n.Float64(); err != nil {
+			s.log.Info("ignored non-numeric confidence", "tool", tool, "from", from)
+			return nil
+		}
+	default:
+		s.log.Info("ignored non-numeric confidence", "tool", tool, "from", from, "type", fmt.Sprintf("%T", v))
+		return nil
+	}
+	if f < 0 || f > 1 || f != f {
+		s.log.Info("ignored out-of-range confidence", "tool", tool, "from", from, "value", f)
+		return nil
+	}
+	return &f
+}
+
+// model picks the model: _meta, else the HTTP header, else the default.
+func (s *Server) model(meta map[string]any, header string) tools.Peer {
+	switch m := meta[MetaModel].(type) {
+	case string:
+		if p := parseModel(m); p.Name != "" {
+			return p
+		}
+	case map[string]any:
+		name, _ := m["name"].(string)
+		version, _ := m["version"].(string)
+		if name = strings.TrimSpace(name); name != "" {
+			return tools.Peer{Name: name, Version: strings.TrimSpace(version)}
+		}
+	}
+	if p := parseModel(header); p.Name != "" {
+		return p
+	}
+	return s.o.DefaultModel
+}
+
+// parseModel reads "name" or "name@version".
+func parseModel(s string) tools.Peer {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '@'); i > 0 {
+		return tools.Peer{Name: strings.TrimSpace(s[:i]), Version: strings.TrimSpace(s[i+1:])}
+	}
+	return tools.Peer{Name: s}
+}
+
+// ParseModel reads a model given as "name" or "name@version", as in
+// TOOLGATE_MODEL or the X-Toolgate-Model header.
+func ParseModel(s string) tools.Peer { return parseModel(s) }
+
+// ServeStdio serves one agent over in/out until in ends or ctx is cancelled.
+// Nothing else may write to out.
+func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
+	ss := server.NewStdioServer(s.mcp)
+	ss.SetErrorLogger(slog.NewLogLogger(s.log.Handler(), slog.LevelWarn))
+	err := ss.Listen(ctx, in, out)
+	if err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, io.EOF)) {
+		return nil
+	}
+	return err
+}
