@@ -2,10 +2,238 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/toolgate/toolgate/audit"
+	"github.com/toolgate/toolgate/redact"
+	"github.com/toolgate/toolgate/review"
 )
 
+const reviewUsage = `usage:
+  toolgate review list [--db PATH] [--output text|json]
+  toolgate review approve ID [--db PATH]
+  toolgate review deny ID [--reason TEXT] [--db PATH]
+
+Answers reviews waiting in a running toolgate from a terminal on the same
+machine. The server notices the answer within a second; the first answer
+from any channel (Slack, terminal, MCP elicitation) wins.
+
+--db defaults to $TOOLGATE_AUDIT_DB, else $XDG_STATE_HOME/toolgate/audit.db,
+else ~/.local/state/toolgate/audit.db.`
+
+// runReview is `toolgate review`.
 func runReview(ctx context.Context, args []string, env environ, stdout, stderr io.Writer) error {
-	return fmt.Errorf("review: not implemented yet")
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, reviewUsage)
+		return fmt.Errorf("%w: review: no subcommand", errUsage)
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("review "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, reviewUsage) }
+	db := fs.String("db", "", "audit DB `path`")
+	var output, reason *string
+	switch sub {
+	case "list":
+		output = fs.String("output", "text", "output format: text or json")
+	case "approve":
+	case "deny":
+		reason = fs.String("reason", "", "why the call is denied (shown to the agent)")
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, reviewUsage)
+		return nil
+	default:
+		fmt.Fprintln(stderr, reviewUsage)
+		return fmt.Errorf("%w: review: unknown subcommand %q", errUsage, sub)
+	}
+	pos, err := reviewParseArgs(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%w: review %s: %v", errUsage, sub, err)
+	}
+	path, err := reviewDBPath(*db, env)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("review: no audit DB at %s (pass --db or set TOOLGATE_AUDIT_DB to the server's): %w", path, err)
+	}
+
+	switch sub {
+	case "list":
+		if len(pos) != 0 {
+			return fmt.Errorf("%w: review list takes no arguments", errUsage)
+		}
+		if *output != "text" && *output != "json" {
+			return fmt.Errorf("%w: review list: --output must be text or json", errUsage)
+		}
+		st, err := audit.Open(ctx, path, audit.Options{ReadOnly: true})
+		if err != nil {
+			return fmt.Errorf("review: %w", err)
+		}
+		defer st.Close()
+		ps, err := st.PendingReviews(ctx)
+		if err != nil {
+			return fmt.Errorf("review: %w", err)
+		}
+		return printPendingReviews(stdout, ps, *output == "json", time.Now())
+	default:
+		if len(pos) != 1 {
+			return fmt.Errorf("%w: review %s needs exactly one review ID (see `toolgate review list`)", errUsage, sub)
+		}
+		v := review.Verdict{
+			Approved:  sub == "approve",
+			Reviewer:  "cli:" + reviewUser(env),
+			Channel:   review.ChannelCLI,
+			DecidedAt: time.Now(),
+		}
+		if reason != nil {
+			v.Reason = strings.TrimSpace(*reason)
+		}
+		st, err := audit.Open(ctx, path, audit.Options{})
+		if err != nil {
+			return fmt.Errorf("review: %w", err)
+		}
+		defer st.Close()
+		return answerReview(ctx, st, pos[0], v, stdout)
+	}
+}
+
+// answerReview stores v for review id and says what happened.
+func answerReview(ctx context.Context, st review.Store, id string, v review.Verdict, stdout io.Writer) error {
+	ok, err := st.SubmitVerdict(ctx, id, v)
+	if errors.Is(err, audit.ErrNotFound) {
+		return fmt.Errorf("review: no call with ID %s (see `toolgate review list`)", id)
+	}
+	if err != nil {
+		return fmt.Errorf("review: %w", err)
+	}
+	if !ok {
+		won, decided, err := st.ReviewVerdict(ctx, id)
+		switch {
+		case err != nil:
+			return fmt.Errorf("review: %s is not waiting for a review: %w", id, err)
+		case !decided:
+			return fmt.Errorf("review: %s is not waiting for a review (it was never reviewed)", id)
+		}
+		how := "denied"
+		if won.Approved {
+			how = "approved"
+		}
+		if won.Reviewer != "" {
+			how += " by " + won.Reviewer
+		}
+		return fmt.Errorf("review: %s was already %s via %s at %s; your answer was not recorded",
+			id, how, won.Channel, won.DecidedAt.Local().Format(time.DateTime))
+	}
+	word := "denied"
+	if v.Approved {
+		word = "approved"
+	}
+	fmt.Fprintf(stdout, "%s %s as %s\n", word, id, v.Reviewer)
+	return nil
+}
+
+// printPendingReviews writes the pending reviews as a table or a JSON array.
+func printPendingReviews(w io.Writer, ps []review.Pending, asJSON bool, now time.Time) error {
+	r := redact.New(nil)
+	if asJSON {
+		if ps == nil {
+			ps = []review.Pending{}
+		}
+		for i := range ps {
+			if a, ok := r.Value(ps[i].Call.Args).(map[string]any); ok {
+				ps[i].Call.Args = a
+			}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(ps)
+	}
+	if len(ps) == 0 {
+		fmt.Fprintln(w, "no reviews waiting")
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tWAITING\tTOOL\tRULE\tCLIENT\tARGS")
+	for _, p := range ps {
+		args, _ := json.Marshal(r.Value(p.Call.Args))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Call.ID,
+			now.Sub(p.RequestedAt).Round(time.Second), p.Call.Name, reviewOrDash(p.Decision.Rule),
+			reviewOrDash(p.Call.Client.Name), reviewOneLine(string(args), 80))
+	}
+	return tw.Flush()
+}
+
+func reviewOrDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// reviewOneLine squeezes s onto one line of at most n runes.
+func reviewOneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if rs := []rune(s); len(rs) > n {
+		return string(rs[:n-1]) + "…"
+	}
+	return s
+}
+
+// reviewDBPath picks the audit DB: --db, $TOOLGATE_AUDIT_DB,
+// $XDG_STATE_HOME/toolgate/audit.db, ~/.local/state/toolgate/audit.db.
+func reviewDBPath(flagPath string, env environ) (string, error) {
+	switch {
+	case flagPath != "":
+		return flagPath, nil
+	case env.Getenv("TOOLGATE_AUDIT_DB") != "":
+		return env.Getenv("TOOLGATE_AUDIT_DB"), nil
+	case env.Getenv("XDG_STATE_HOME") != "":
+		return audit.DefaultPath(env.Getenv("XDG_STATE_HOME")), nil
+	case env.Getenv("HOME") != "":
+		return audit.DefaultPath(filepath.Join(env.Getenv("HOME"), ".local", "state")), nil
+	}
+	return "", fmt.Errorf("%w: review: cannot find the audit DB: pass --db, or set TOOLGATE_AUDIT_DB or HOME", errUsage)
+}
+
+// reviewUser names the person at the terminal.
+func reviewUser(env environ) string {
+	for _, k := range []string{"USER", "LOGNAME"} {
+		if u := env.Getenv(k); u != "" {
+			return u
+		}
+	}
+	return "unknown"
+}
+
+// reviewParseArgs parses flags that may come before or after the
+// positional arguments, and returns the positional ones.
+func reviewParseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
 }

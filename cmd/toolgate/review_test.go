@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/toolgate/toolgate/audit"
+	"github.com/toolgate/toolgate/review"
+	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/tools"
+)
+
+// seedReviews creates an audit DB holding pending reviews for ids.
+func seedReviews(t *testing.T, ids ...string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "audit.db")
+	ctx := context.Background()
+	st, err := audit.Open(ctx, path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for i, id := range ids {
+		c := tools.Call{
+			ID: id, Server: "shell", Tool: "exec", Name: "shell__exec",
+			Args:   map[string]any{"command": "rm -rf build", "api_key": "sk-live-should-not-show"},
+			Client: tools.Peer{Name: "cursor"},
+			Time:   time.Now().Add(time.Duration(i-10) * time.Second),
+		}
+		d := rules.Decision{Action: rules.Review, Rule: "destructive", Reason: "deletes files", Version: "v1"}
+		if err := st.Begin(ctx, c, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return path
+}
+
+func runReviewCmd(t *testing.T, env mapEnv, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := runReview(t.Context(), args, env, &out, &errb)
+	return out.String(), errb.String(), err
+}
+
+func storedVerdict(t *testing.T, path, id string) (review.Verdict, bool) {
+	t.Helper()
+	st, err := audit.Open(t.Context(), path, audit.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	v, ok, err := st.ReviewVerdict(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, ok
+}
+
+func TestReviewListApproveDeny(t *testing.T) {
+	path := seedReviews(t, "01AAA", "01BBB", "01CCC")
+	env := mapEnv{"TOOLGATE_AUDIT_DB": path, "USER": "alice"}
+
+	out, _, err := runReviewCmd(t, env, "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"ID", "01AAA", "01BBB", "shell__exec", "destructive", "cursor", "rm -rf build"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("list lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "sk-live-should-not-show") {
+		t.Errorf("list shows a secret:\n%s", out)
+	}
+
+	out, _, err = runReviewCmd(t, env, "approve", "01AAA")
+	if err != nil || !strings.Contains(out, "approved 01AAA as cli:alice") {
+		t.Fatalf("approve: %q, %v", out, err)
+	}
+	if v, ok := storedVerdict(t, path, "01AAA"); !ok || !v.Approved || v.Reviewer != "cli:alice" || v.Channel != "cli" {
+		t.Errorf("stored %+v, %v", v, ok)
+	}
+
+	// Flags after the ID, and --db overriding the environment.
+	_, _, err = runReviewCmd(t, mapEnv{"USER": "bob", "TOOLGATE_AUDIT_DB": "/nonexistent"}, "deny", "01BBB", "--reason", "not today", "--db", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := storedVerdict(t, path, "01BBB"); !ok || v.Approved || v.Reviewer != "cli:bob" || v.Reason != "not today" {
+		t.Errorf("stored %+v, %v", v, ok)
+	}
+
+	// The first answer wins; a second one is refused and says who won.
+	_, _, err = runReviewCmd(t, env, "deny", "01AAA")
+	if err == nil || !strings.Contains(err.Error(), "already approved by cli:alice via cli") {
+		t.Errorf("second answer: %v", err)
+	}
+	if v, _ := storedVerdict(t, path, "01AAA"); !v.Approved {
+		t.Error("second answer changed the verdict")
+	}
+
+	out, _, err = runReviewCmd(t, env, "list", "--output", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ps []review.Pending
+	if err := json.Unmarshal([]byte(out), &ps); err != nil {
+		t.Fatalf("json list: %v\n%s", err, out)
+	}
+	if len(ps) != 1 || ps[0].Call.ID != "01CCC" || ps[0].Decision.Rule != "destructive" {
+		t.Errorf("json list = %+v", ps)
+	}
+	if strings.Contains(out, "sk-live-should-not-show") {
+		t.Error("json list shows a secret")
+	}
+
+	if _, _, err := runReviewCmd(t, env, "approve", "01NOPE"); err == nil || !strings.Contains(err.Error(), "no call with ID 01NOPE") {
+		t.Errorf("unknown id: %v", err)
+	}
+}
+
+func TestReviewListEmpty(t *testing.T) {
+	path := seedReviews(t)
+	out, _, err := runReviewCmd(t, mapEnv{}, "list", "--db", path)
+	if err != nil || !strings.Contains(out, "no reviews waiting") {
+		t.Errorf("%q, %v", out, err)
+	}
+	out, _, err = runReviewCmd(t, mapEnv{}, "list", "--db", path, "--output", "json")
+	if err != nil || strings.TrimSpace(out) != "[]" {
+		t.Errorf("%q, %v", out, err)
+	}
+}
+
+func TestReviewUsageErrors(t *testing.T) {
+	path := seedReviews(t)
+	env := mapEnv{"TOOLGATE_AUDIT_DB": path}
+	for _, args := range [][]string{
+		{},
+		{"bogus"},
+		{"approve"},
+		{"approve", "a", "b"},
+		{"list", "extra"},
+		{"list", "--output", "yaml"},
+		{"deny", "--nope"},
+	} {
+		if _, _, err := runReviewCmd(t, env, args...); !errors.Is(err, errUsage) {
+			t.Errorf("%q: err = %v, want usage error", args, err)
+		}
+	}
+	// A missing DB is reported, not created.
+	missing := filepath.Join(t.TempDir(), "nope", "audit.db")
+	if _, _, err := runReviewCmd(t, mapEnv{}, "approve", "X", "--db", missing); err == nil || !strings.Contains(err.Error(), "no audit DB") {
+		t.Errorf("missing DB: %v", err)
+	}
+}
+
+func TestReviewDBPath(t *testing.T) {
+	cases := []struct {
+		flag string
+		env  mapEnv
+		want string
+	}{
+		{"/x.db", mapEnv{"TOOLGATE_AUDIT_DB": "/y.db"}, "/x.db"},
+		{"", mapEnv{"TOOLGATE_AUDIT_DB": "/y.db", "XDG_STATE_HOME": "/s"}, "/y.db"},
+		{"", mapEnv{"XDG_STATE_HOME": "/s", "HOME": "/h"}, "/s/toolgate/audit.db"},
+		{"", mapEnv{"HOME": "/h"}, "/h/.local/state/toolgate/audit.db"},
+	}
+	for _, c := range cases {
+		got, err := reviewDBPath(c.flag, c.env)
+		if err != nil || got != c.want {
+			t.Errorf("reviewDBPath(%q, %v) = %q, %v; want %q", c.flag, c.env, got, err, c.want)
+		}
+	}
+	if _, err := reviewDBPath("", mapEnv{}); !errors.Is(err, errUsage) {
+		t.Errorf("no env: %v", err)
+	}
+	if u := reviewUser(mapEnv{"LOGNAME": "carol"}); u != "carol" {
+		t.Errorf("reviewUser = %q", u)
+	}
+}
