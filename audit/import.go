@@ -1,0 +1,249 @@
+package audit
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+)
+
+// importBatch is how many records Import commits per transaction.
+const importBatch = 2000
+
+// Import appends the records in r, one JSON Record per line (the format of
+// `audit export --format jsonl`), as if they had been recorded live:
+// each gets its decision event, then its verdict and outcome events, all
+// hash chained. Args are normalised (keys sorted, compact) and ArgsHash is
+// recomputed; Seq is ignored. Meant for fixtures, tests and moving logs
+// between machines; it does not redact. It returns how many records were
+// imported; on an error, records of earlier batches stay imported.
+func (s *Store) Import(ctx context.Context, r io.Reader) (int, error) {
+	dec := json.NewDecoder(bufio.NewReaderSize(r, 1<<20))
+	n := 0
+	batch := make([]*importRow, 0, importBatch)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		rows := batch
+		err := s.write(ctx, func(w *wtx) error {
+			for _, ir := range rows {
+				if err := w.importRecord(ir); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		n += len(rows)
+		batch = make([]*importRow, 0, importBatch)
+		return nil
+	}
+	for line := 1; ; line++ {
+		var rec Record
+		err := dec.Decode(&rec)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return n, fmt.Errorf("audit: import record %d: %w", line, err)
+		}
+		ir, err := s.prepareImport(&rec)
+		if err != nil {
+			return n, fmt.Errorf("audit: import record %d: %w", line, err)
+		}
+		batch = append(batch, ir)
+		if len(batch) == importBatch {
+			if err := flush(); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, flush()
+}
+
+type importRow struct {
+	entry   *entryRow
+	rec     *Record
+	at      int64
+	outcome *Outcome
+}
+
+func (s *Store) prepareImport(rec *Record) (*importRow, error) {
+	if rec.ID == "" {
+		return nil, errors.New("no id")
+	}
+	switch rec.Status {
+	case StatusStarted, StatusPending, StatusRefused, StatusOK, StatusToolError, StatusFailed:
+	default:
+		return nil, fmt.Errorf("call %s: unknown status %q", rec.ID, rec.Status)
+	}
+	e := rec.Entry
+	var args any = map[string]any{}
+	if len(e.Args) > 0 {
+		if err := json.Unmarshal(e.Args, &args); err != nil {
+			return nil, fmt.Errorf("call %s: args: %w", rec.ID, err)
+		}
+	}
+	ab, err := json.Marshal(args)
+	if err != nil {
+		return nil, fmt.Errorf("call %s: args: %w", rec.ID, err)
+	}
+	sum := sha256.Sum256(ab)
+	e.Args, e.ArgsHash = ab, hex.EncodeToString(sum[:])
+	e.ReceivedAt, e.DecidedAt = utc(e.ReceivedAt), utc(e.DecidedAt)
+	if e.DecidedAt.IsZero() {
+		e.DecidedAt = e.ReceivedAt
+	}
+	at := e.DecidedAt.UnixNano()
+	er, err := s.encodeEntry(e, initialStatus(e.Action), at)
+	if err != nil {
+		return nil, err
+	}
+	ir := &importRow{entry: er, rec: rec, at: at}
+	if rec.Review != nil {
+		rv := *rec.Review
+		rv.DecidedAt = utc(rv.DecidedAt)
+		rv.TimeToDecision = rv.TimeToDecision.Truncate(time.Millisecond)
+		rec.Review = &rv
+	}
+	if rec.Outcome != nil {
+		o := *rec.Outcome
+		o.Status = rec.Status
+		o.FinishedAt = utc(o.FinishedAt)
+		if o.FinishedAt.IsZero() {
+			o.FinishedAt = e.DecidedAt
+		}
+		ir.outcome = &o
+	}
+	return ir, nil
+}
+
+func (w *wtx) importRecord(ir *importRow) error {
+	if err := w.begin(ir.entry); err != nil {
+		return err
+	}
+	id, status := ir.rec.ID, ir.entry.status
+	if r := ir.rec.Review; r != nil {
+		status = StatusRefused
+		if r.Approved {
+			status = StatusStarted
+		}
+		if ir.rec.Status == StatusPending {
+			status = StatusPending
+		}
+		if err := w.setVerdict(id, status, r); err != nil {
+			return err
+		}
+		if err := w.appendEvent(&event{Kind: kindVerdict, ID: id, At: ir.at, Status: status, Verdict: r}); err != nil {
+			return err
+		}
+	}
+	if o := ir.outcome; o != nil {
+		if err := w.setOutcome(id, o); err != nil {
+			return err
+		}
+		return w.appendEvent(&event{Kind: kindOutcome, ID: id, At: ir.at, Status: o.Status, Outcome: o})
+	}
+	if status != ir.rec.Status {
+		if err := w.setStatus(id, ir.rec.Status); err != nil {
+			return err
+		}
+		return w.appendEvent(&event{Kind: kindStatus, ID: id, At: ir.at, Status: ir.rec.Status})
+	}
+	return nil
+}
+
+// WriteJSONL writes records as JSON Lines, the format Import reads.
+func WriteJSONL(w io.Writer, recs func(yield func(*Record, error) bool)) error {
+	enc := json.NewEncoder(w)
+	for r, err := range recs {
+		if err != nil {
+			return err
+		}
+		if err := enc.Encode(r); err != nil {
+			return fmt.Errorf("audit: export: %w", err)
+		}
+	}
+	return nil
+}
+
+// csvHeader is the header row WriteCSV writes. Keep in sync with csvRow
+// and docs/audit.md.
+var csvHeader = []string{
+	"id", "received_at", "decided_at", "status", "action", "rule", "reason", "auto_approved", "eval_error",
+	"server", "server_version", "tool", "name", "schema_hash", "client_name", "client_version",
+	"model_name", "model_version", "session", "confidence", "args", "args_hash",
+	"rules_version", "rules_label", "shadow", "review_approved", "reviewer", "review_channel", "review_reason",
+	"review_decided_at", "time_to_decision_ms", "finished_at", "duration_ms", "result_size", "result_hash",
+	"outcome_error", "toolgate_version",
+}
+
+// WriteCSV writes records as CSV with a header row (see docs/audit.md); times are RFC 3339 UTC,
+// empty when unset; args and shadow are JSON.
+func WriteCSV(w io.Writer, recs func(yield func(*Record, error) bool)) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(csvHeader); err != nil {
+		return fmt.Errorf("audit: export: %w", err)
+	}
+	for r, err := range recs {
+		if err != nil {
+			return err
+		}
+		if err := cw.Write(csvRow(r)); err != nil {
+			return fmt.Errorf("audit: export: %w", err)
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func csvRow(r *Record) []string {
+	ts := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	conf := ""
+	if r.Confidence != nil {
+		conf = strconv.FormatFloat(*r.Confidence, 'g', -1, 64)
+	}
+	shadow := ""
+	if len(r.Shadow) > 0 {
+		b, _ := json.Marshal(r.Shadow)
+		shadow = string(b)
+	}
+	var rv Review
+	approved := ""
+	if r.Review != nil {
+		rv = *r.Review
+		approved = strconv.FormatBool(rv.Approved)
+	}
+	var o Outcome
+	ttd, dur, size := "", "", ""
+	if r.Review != nil {
+		ttd = strconv.FormatInt(rv.TimeToDecision.Milliseconds(), 10)
+	}
+	if r.Outcome != nil {
+		o = *r.Outcome
+		dur = strconv.FormatFloat(float64(o.Duration)/float64(time.Millisecond), 'f', 3, 64)
+		size = strconv.Itoa(o.ResultSize)
+	}
+	return []string{
+		r.ID, ts(r.ReceivedAt), ts(r.DecidedAt), r.Status, string(r.Action), r.Rule, r.Reason,
+		strconv.FormatBool(r.AutoApproved), r.EvalError, r.Server, r.ServerVersion, r.Tool, r.Name, r.SchemaHash,
+		r.Client.Name, r.Client.Version, r.Model.Name, r.Model.Version, r.Session, conf, string(r.Args), r.ArgsHash,
+		r.RulesVersion, r.RulesLabel, shadow, approved, rv.Reviewer, rv.Channel, rv.Reason, ts(rv.DecidedAt), ttd,
+		ts(o.FinishedAt), dur, size, o.ResultHash, o.Error, r.ToolgateVersion,
+	}
+}

@@ -1,0 +1,307 @@
+package audit
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/tools"
+)
+
+// Evaluator decides a call; *rules.Set implements it.
+type Evaluator interface {
+	Evaluate(ctx context.Context, c tools.Call) rules.Decision
+}
+
+// ReplayReport says which recorded decisions a rule set would change.
+type ReplayReport struct {
+	// Total is how many calls were re-evaluated; Changed how many got a
+	// different action or rule.
+	Total   int `json:"total"`
+	Changed int `json:"changed"`
+	// RulesVersion and RulesLabel identify the new rule set.
+	RulesVersion string `json:"rules_version,omitempty"`
+	RulesLabel   string `json:"rules_label,omitempty"`
+	// Changes lists every changed call, oldest first.
+	Changes []Change `json:"changes"`
+	// Transitions counts changed calls per (old action, old rule) -> (new
+	// action, new rule), most first.
+	Transitions []Transition `json:"transitions"`
+	// Rules counts, per rule name (old or new; "" is the default), how many
+	// calls it matched before and after and how many changed.
+	Rules []RuleSummary `json:"rules"`
+	// Elapsed is how long the replay took.
+	Elapsed time.Duration `json:"elapsed"`
+}
+
+// Change is one call whose decision would change.
+type Change struct {
+	ID         string       `json:"id"`
+	ReceivedAt time.Time    `json:"received_at"`
+	Server     string       `json:"server"`
+	Tool       string       `json:"tool"`
+	OldAction  rules.Action `json:"old_action"`
+	OldRule    string       `json:"old_rule,omitempty"`
+	NewAction  rules.Action `json:"new_action"`
+	NewRule    string       `json:"new_rule,omitempty"`
+	NewReason  string       `json:"new_reason,omitempty"`
+	// NewError is the evaluation error under the new rules, if any.
+	NewError string `json:"new_error,omitempty"`
+	seq      int64
+}
+
+// Transition is a count of changed calls with the same old and new outcome.
+type Transition struct {
+	OldAction rules.Action `json:"old_action"`
+	OldRule   string       `json:"old_rule,omitempty"`
+	NewAction rules.Action `json:"new_action"`
+	NewRule   string       `json:"new_rule,omitempty"`
+	Calls     int          `json:"calls"`
+}
+
+// RuleSummary is one rule's part in a replay.
+type RuleSummary struct {
+	Rule string `json:"rule"`
+	// Before and After count the calls the rule decided in the log and
+	// under the new rules.
+	Before int `json:"before"`
+	After  int `json:"after"`
+	// Lost counts changed calls it decided before; Gained changed calls it
+	// decides now.
+	Lost   int `json:"lost"`
+	Gained int `json:"gained"`
+}
+
+// replayCols are the columns a replay needs: the call and the old decision.
+const replayCols = `seq, id, received_at, client_name, client_version, model_name, model_version, session_id,
+server, server_version, tool, name, schema_hash, annotations, args, confidence, rule, action`
+
+// replayRow is a row as read; JSON is decoded by the workers, in parallel.
+type replayRow struct {
+	seq                                         int64
+	id                                          string
+	received                                    int64
+	client, model                               tools.Peer
+	session, server, serverVersion, tool, name  string
+	schemaHash, annotations, args, rule, action string
+	confidence                                  sql.NullFloat64
+}
+
+func (r *replayRow) call() (tools.Call, error) {
+	c := tools.Call{
+		ID: r.id, Server: r.server, Tool: r.tool, Name: r.name, SchemaHash: r.schemaHash,
+		ServerVersion: r.serverVersion, Client: r.client, Model: r.model, SessionID: r.session,
+		Time: time.Unix(0, r.received).UTC(),
+	}
+	if r.confidence.Valid {
+		v := r.confidence.Float64
+		c.Confidence = &v
+	}
+	if err := json.Unmarshal([]byte(r.annotations), &c.Annotations); err != nil {
+		return c, fmt.Errorf("call %s: annotations: %w", r.id, err)
+	}
+	if r.args != "" && r.args != "null" {
+		if err := json.Unmarshal([]byte(r.args), &c.Args); err != nil {
+			return c, fmt.Errorf("call %s: args: %w", r.id, err)
+		}
+	}
+	return c, nil
+}
+
+type replayResult struct {
+	oldRule, newRule string
+	version, label   string
+	change           *Change
+}
+
+const replayChunk = 256
+
+// Replay re-evaluates the calls matching f with set, rebuilding each
+// tools.Call from its recorded context (client, model, session, server and
+// version, tool, annotations, args, confidence; `now` is the recorded
+// receive time, so time-based rules replay deterministically). Args are the
+// stored ones, after redaction: rules that look at a redacted value see
+// "[REDACTED]". Rows are streamed and evaluated by GOMAXPROCS workers.
+// progress, if not nil, is called from one goroutine with (done, total).
+func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress func(done, total int)) (ReplayReport, error) {
+	start := time.Now()
+	var rep ReplayReport
+	total := 0
+	if progress != nil {
+		var err error
+		if total, err = st.count(ctx, f); err != nil {
+			return rep, err
+		}
+		progress(0, total)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	chunks := make(chan []replayRow, 4)
+	results := make(chan []replayResult, 4)
+	var readErr error
+	go func() {
+		defer close(chunks)
+		readErr = st.readReplay(ctx, f, chunks)
+	}()
+	var (
+		wg      sync.WaitGroup
+		evalErr error
+		errOnce sync.Once
+	)
+	workers := runtime.GOMAXPROCS(0)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for chunk := range chunks {
+				out := make([]replayResult, len(chunk))
+				for i := range chunk {
+					r := &chunk[i]
+					c, err := r.call()
+					if err != nil {
+						errOnce.Do(func() { evalErr = err; cancel() })
+						break
+					}
+					d := set.Evaluate(ctx, c)
+					out[i] = replayResult{oldRule: r.rule, newRule: d.Rule, version: d.Version, label: d.Label}
+					if string(d.Action) != r.action || d.Rule != r.rule {
+						out[i].change = &Change{
+							ID: r.id, ReceivedAt: c.Time, Server: r.server, Tool: r.tool,
+							OldAction: rules.Action(r.action), OldRule: r.rule,
+							NewAction: d.Action, NewRule: d.Rule, NewReason: d.Reason, NewError: d.Error, seq: r.seq,
+						}
+					}
+				}
+				select {
+				case results <- out:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(results) }()
+
+	type key struct {
+		oa rules.Action
+		or string
+		na rules.Action
+		nr string
+	}
+	trans := map[key]int{}
+	perRule := map[string]*RuleSummary{}
+	rule := func(name string) *RuleSummary {
+		r := perRule[name]
+		if r == nil {
+			r = &RuleSummary{Rule: name}
+			perRule[name] = r
+		}
+		return r
+	}
+	lastReport := 0
+	for out := range results {
+		for _, res := range out {
+			rep.Total++
+			if rep.RulesVersion == "" {
+				rep.RulesVersion, rep.RulesLabel = res.version, res.label
+			}
+			rule(res.oldRule).Before++
+			rule(res.newRule).After++
+			if ch := res.change; ch != nil {
+				rep.Changed++
+				rep.Changes = append(rep.Changes, *ch)
+				trans[key{ch.OldAction, ch.OldRule, ch.NewAction, ch.NewRule}]++
+				rule(ch.OldRule).Lost++
+				rule(ch.NewRule).Gained++
+			}
+		}
+		if progress != nil && rep.Total-lastReport >= 10000 {
+			lastReport = rep.Total
+			progress(rep.Total, max(total, rep.Total))
+		}
+	}
+	if evalErr != nil {
+		return rep, fmt.Errorf("audit: replay: %w", evalErr)
+	}
+	if readErr != nil {
+		return rep, readErr
+	}
+	if err := ctx.Err(); err != nil {
+		return rep, fmt.Errorf("audit: replay: %w", err)
+	}
+	if progress != nil {
+		progress(rep.Total, max(total, rep.Total))
+	}
+	slices.SortFunc(rep.Changes, func(a, b Change) int {
+		return cmp.Or(a.ReceivedAt.Compare(b.ReceivedAt), cmp.Compare(a.seq, b.seq))
+	})
+	for k, n := range trans {
+		rep.Transitions = append(rep.Transitions, Transition{k.oa, k.or, k.na, k.nr, n})
+	}
+	slices.SortFunc(rep.Transitions, func(a, b Transition) int {
+		return cmp.Or(cmp.Compare(b.Calls, a.Calls), cmp.Compare(a.OldRule, b.OldRule), cmp.Compare(a.NewRule, b.NewRule),
+			cmp.Compare(a.OldAction, b.OldAction), cmp.Compare(a.NewAction, b.NewAction))
+	})
+	for _, r := range perRule {
+		rep.Rules = append(rep.Rules, *r)
+	}
+	slices.SortFunc(rep.Rules, func(a, b RuleSummary) int {
+		return cmp.Or(cmp.Compare(b.Lost+b.Gained, a.Lost+a.Gained), cmp.Compare(b.Before+b.After, a.Before+a.After), cmp.Compare(a.Rule, b.Rule))
+	})
+	rep.Elapsed = time.Since(start)
+	return rep, nil
+}
+
+func (s *Store) count(ctx context.Context, f Filter) (int, error) {
+	q, args := f.selectSQL("1")
+	var n int
+	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM (`+q+`)`, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("audit: count: %w", err)
+	}
+	return n, nil
+}
+
+func (s *Store) readReplay(ctx context.Context, f Filter, out chan<- []replayRow) error {
+	q, args := f.selectSQL(replayCols)
+	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("audit: replay: %w", err)
+	}
+	defer rows.Close()
+	chunk := make([]replayRow, 0, replayChunk)
+	for rows.Next() {
+		chunk = append(chunk, replayRow{})
+		r := &chunk[len(chunk)-1]
+		if err := rows.Scan(&r.seq, &r.id, &r.received, &r.client.Name, &r.client.Version, &r.model.Name, &r.model.Version,
+			&r.session, &r.server, &r.serverVersion, &r.tool, &r.name, &r.schemaHash, &r.annotations, &r.args,
+			&r.confidence, &r.rule, &r.action); err != nil {
+			return fmt.Errorf("audit: replay: %w", err)
+		}
+		if len(chunk) == replayChunk {
+			select {
+			case out <- chunk:
+			case <-ctx.Done():
+				return nil
+			}
+			chunk = make([]replayRow, 0, replayChunk)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("audit: replay: %w", err)
+	}
+	if len(chunk) > 0 {
+		select {
+		case out <- chunk:
+		case <-ctx.Done():
+		}
+	}
+	return nil
+}
