@@ -68,10 +68,20 @@ func (f Filter) where() (string, []any) {
 
 // selectSQL returns the query for cols under f, oldest first.
 func (f Filter) selectSQL(cols string) (string, []any) {
+	return f.selectOrdered(cols, true)
+}
+
+// selectOrdered is selectSQL; with ordered false, rows come in whatever
+// order is cheapest (a full scan reads the table in insertion order
+// instead of walking an index and looking up each row).
+func (f Filter) selectOrdered(cols string, ordered bool) (string, []any) {
 	where, args := f.where()
 	if f.Limit > 0 {
 		return `SELECT ` + cols + ` FROM (SELECT * FROM calls` + where +
 			` ORDER BY received_at DESC, seq DESC LIMIT ?) ORDER BY received_at, seq`, append(args, f.Limit)
+	}
+	if !ordered {
+		return `SELECT ` + cols + ` FROM calls` + where, args
 	}
 	return `SELECT ` + cols + ` FROM calls` + where + ` ORDER BY received_at, seq`, args
 }

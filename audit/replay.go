@@ -104,8 +104,10 @@ func (r *replayRow) call() (tools.Call, error) {
 		v := r.confidence.Float64
 		c.Confidence = &v
 	}
-	if err := json.Unmarshal([]byte(r.annotations), &c.Annotations); err != nil {
-		return c, fmt.Errorf("call %s: annotations: %w", r.id, err)
+	if r.annotations != "{}" {
+		if err := json.Unmarshal([]byte(r.annotations), &c.Annotations); err != nil {
+			return c, fmt.Errorf("call %s: annotations: %w", r.id, err)
+		}
 	}
 	if r.args != "" && r.args != "null" {
 		if err := json.Unmarshal([]byte(r.args), &c.Args); err != nil {
@@ -270,7 +272,7 @@ func (s *Store) count(ctx context.Context, f Filter) (int, error) {
 }
 
 func (s *Store) readReplay(ctx context.Context, f Filter, out chan<- []replayRow) error {
-	q, args := f.selectSQL(replayCols)
+	q, args := f.selectOrdered(replayCols, false) // Replay sorts its changes itself
 	rows, err := s.rdb.QueryContext(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("audit: replay: %w", err)
