@@ -1,0 +1,239 @@
+package review_test
+
+import (
+	"context"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/toolgate/toolgate/audit"
+	"github.com/toolgate/toolgate/gate"
+	"github.com/toolgate/toolgate/review"
+	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/tools"
+)
+
+// These tests run the Service over a real audit DB (package audit's
+// *audit.Store), and through the gate.
+
+func openAudit(t *testing.T, path string) *audit.Store {
+	t.Helper()
+	st, err := audit.Open(context.Background(), path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func reviewCall(id string) (tools.Call, rules.Decision) {
+	return tools.Call{
+			ID: id, Server: "fs", Tool: "delete", Name: "fs__delete",
+			Args:   map[string]any{"path": "/srv/data", "token": "abc123secret"},
+			Client: tools.Peer{Name: "cursor"}, Time: time.Now(),
+		}, rules.Decision{Action: rules.Review, Rule: "deletes", Reason: "deleting needs a human", Version: "v1"}
+}
+
+func TestCLIVerdictFromAnotherProcess(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.db")
+	server := openAudit(t, path)
+	svc, err := review.New(review.Options{Store: server, Channels: []string{review.ChannelCLI},
+		Timeout: 10 * time.Second, PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, d := reviewCall("01CROSSPROC")
+	if err := server.Begin(t.Context(), c, d); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		v   review.Verdict
+		err error
+	}
+	done := make(chan result, 1)
+	go func() { v, err := svc.Review(t.Context(), c, d); done <- result{v, err} }()
+
+	// `toolgate review approve` opens its own store on the same file.
+	cli := openAudit(t, path)
+	ps, err := cli.PendingReviews(t.Context())
+	if err != nil || len(ps) != 1 || ps[0].Call.ID != c.ID {
+		t.Fatalf("pending = %+v, %v", ps, err)
+	}
+	ok, err := cli.SubmitVerdict(t.Context(), c.ID, review.Verdict{Approved: true, Reviewer: "cli:alice", Channel: review.ChannelCLI})
+	if !ok || err != nil {
+		t.Fatalf("SubmitVerdict = %v, %v", ok, err)
+	}
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("waiter did not pick up the other process's verdict")
+	}
+	if r.err != nil || !r.v.Approved || r.v.Reviewer != "cli:alice" || r.v.Channel != review.ChannelCLI {
+		t.Fatalf("Review = %+v, %v", r.v, r.err)
+	}
+	if err := server.Resolve(t.Context(), c.ID, r.v); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := server.Get(t.Context(), c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status != audit.StatusStarted || rec.Review == nil || rec.Review.Reviewer != "cli:alice" {
+		t.Errorf("record = status %s, review %+v", rec.Status, rec.Review)
+	}
+}
+
+type decideReview struct{}
+
+func (decideReview) Decide(context.Context, tools.Call) rules.Decision {
+	return rules.Decision{Action: rules.Review, Rule: "deletes", Reason: "deleting needs a human", Version: "v1"}
+}
+
+type countingForwarder struct{ n atomic.Int32 }
+
+func (f *countingForwarder) Forward(ctx context.Context, c tools.Call) (*mcp.CallToolResult, error) {
+	f.n.Add(1)
+	return mcp.NewToolResultText("deleted"), nil
+}
+
+// gateHarness wires gate + audit + review + fake Slack (Socket Mode).
+func gateHarness(t *testing.T) (*gate.Gate, *audit.Store, *review.FakeSlack, *countingForwarder) {
+	t.Helper()
+	st := openAudit(t, filepath.Join(t.TempDir(), "audit.db"))
+	fs := review.NewFakeSlack(t)
+	hc := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(hc.CloseIdleConnections)
+	svc, err := review.New(review.Options{
+		Store: st, Timeout: 10 * time.Second, PollInterval: 20 * time.Millisecond,
+		Slack: &review.SlackOptions{
+			BotToken: review.TestBotToken, AppToken: review.TestAppToken, Channel: "#approvals",
+			Approvers: []string{review.TestApprover}, APIURL: fs.APIURL(), HTTPClient: hc,
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- svc.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-runDone })
+	fs.WaitConnected()
+	fw := &countingForwarder{}
+	g, err := gate.New(gate.Options{Decider: decideReview{}, Reviewer: svc, Recorder: st, Forwarder: fw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, st, fs, fw
+}
+
+func TestGateSlackApprovalEndToEnd(t *testing.T) {
+	g, st, fs, fw := gateHarness(t)
+	c, _ := reviewCall("01E2EAPPROVE")
+	done := make(chan *mcp.CallToolResult, 1)
+	go func() { done <- g.Handle(t.Context(), c) }()
+
+	review.Eventually(t, "review posted", func() bool { p, _, _ := fs.Snapshot(); return p == 1 })
+	if fw.n.Load() != 0 {
+		t.Fatal("forwarded before approval")
+	}
+	time.Sleep(20 * time.Millisecond) // a measurable time-to-approval
+	fs.Click(review.ClickPayload(review.TestApprover, review.ActionApprove, c.ID, ""))
+
+	var res *mcp.CallToolResult
+	select {
+	case res = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("call still blocked after approval")
+	}
+	if res.IsError || fw.n.Load() != 1 {
+		t.Fatalf("result %+v, forwarded %d times", res, fw.n.Load())
+	}
+	rec, err := st.Get(t.Context(), c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status != audit.StatusOK || rec.Review == nil || !rec.Review.Approved ||
+		rec.Review.Reviewer != review.TestApprover || rec.Review.Channel != review.ChannelSlack {
+		t.Fatalf("record: status %s, review %+v", rec.Status, rec.Review)
+	}
+	if rec.Review.TimeToDecision < 20*time.Millisecond {
+		t.Errorf("time to decision = %v", rec.Review.TimeToDecision)
+	}
+	review.Eventually(t, "message updated", func() bool { _, u, _ := fs.Snapshot(); return u == 1 })
+	if up := fs.LastUpdate(); !strings.Contains(up, "Approved") {
+		t.Errorf("update = %s", up)
+	}
+}
+
+func TestGateSlackDenialEndToEnd(t *testing.T) {
+	g, st, fs, fw := gateHarness(t)
+	c, _ := reviewCall("01E2EDENY")
+	done := make(chan *mcp.CallToolResult, 1)
+	go func() { done <- g.Handle(t.Context(), c) }()
+	review.Eventually(t, "review posted", func() bool { p, _, _ := fs.Snapshot(); return p == 1 })
+	fs.Click(review.ClickPayload(review.TestApprover, review.ActionDeny, c.ID, "use the archive instead"))
+	res := <-done
+	if !res.IsError || fw.n.Load() != 0 {
+		t.Fatalf("result %+v, forwarded %d", res, fw.n.Load())
+	}
+	text := res.Content[0].(mcp.TextContent).Text
+	if !strings.Contains(text, "use the archive instead") || !strings.Contains(text, review.TestApprover) {
+		t.Errorf("refusal = %q", text)
+	}
+	rec, err := st.Get(t.Context(), c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status != audit.StatusRefused || rec.Review == nil || rec.Review.Reason != "use the archive instead" {
+		t.Errorf("record: status %s, review %+v", rec.Status, rec.Review)
+	}
+}
+
+func TestRecoverWithRealAudit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.db")
+	fs := review.NewFakeSlack(t)
+	hc := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(hc.CloseIdleConnections)
+
+	// The previous process: a review posted to Slack, then a crash.
+	prev := openAudit(t, path)
+	c, d := reviewCall("01RESTART")
+	if err := prev.Begin(t.Context(), c, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := prev.SetReviewMessage(t.Context(), c.ID, review.TestChannelID, "1700000000.000042"); err != nil {
+		t.Fatal(err)
+	}
+	prev.Close()
+
+	st := openAudit(t, path)
+	svc, err := review.New(review.Options{Store: st, Slack: &review.SlackOptions{
+		BotToken: review.TestBotToken, AppToken: review.TestAppToken, Channel: "#approvals",
+		Approvers: []string{review.TestApprover}, APIURL: fs.APIURL(), HTTPClient: hc,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Recover(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := st.Get(t.Context(), c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status != audit.StatusRefused || rec.Review == nil || rec.Review.Channel != review.ChannelExpired {
+		t.Errorf("record: status %s, review %+v", rec.Status, rec.Review)
+	}
+	if _, u, _ := fs.Snapshot(); u != 1 || !strings.Contains(fs.LastUpdate(), "toolgate restarted") {
+		t.Errorf("updates %d: %s", u, fs.LastUpdate())
+	}
+	if ps, _ := st.PendingReviews(t.Context()); len(ps) != 0 {
+		t.Errorf("still pending: %+v", ps)
+	}
+}
