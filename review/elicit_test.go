@@ -1,0 +1,135 @@
+package review
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// elicitAnswer is the agent's user, answering every question the same way.
+type elicitAnswer struct {
+	res       mcpgo.ElicitationResponse
+	asks      chan mcpgo.ElicitationRequest
+	withdrawn chan struct{} // closed when an unanswered question is withdrawn
+}
+
+func (a *elicitAnswer) Elicit(ctx context.Context, req mcpgo.ElicitationRequest) (*mcpgo.ElicitationResult, error) {
+	a.asks <- req
+	if a.res.Action == "" { // never answers
+		<-ctx.Done()
+		close(a.withdrawn)
+		return nil, ctx.Err()
+	}
+	return &mcpgo.ElicitationResult{ElicitationResponse: a.res}, nil
+}
+
+// callThroughMCP runs Review inside a tool handler of an in-process MCP
+// server whose client answers elicitations with ans; a nil ans makes a
+// client without the elicitation capability.
+func callThroughMCP(t *testing.T, h *harness, id string, ans *elicitAnswer) string {
+	t.Helper()
+	srv := server.NewMCPServer("toolgate", "test", server.WithElicitation())
+	c, d := testCall(id)
+	h.store.add(c, d)
+	srv.AddTool(mcpgo.NewTool("guarded"), func(ctx context.Context, _ mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+		v, err := h.svc.Review(ctx, c, d)
+		return mcpgo.NewToolResultText(fmt.Sprintf("approved=%v reviewer=%s channel=%s reason=%q err=%v",
+			v.Approved, v.Reviewer, v.Channel, v.Reason, err)), nil
+	})
+	var opts []client.ClientOption
+	caps := mcpgo.ClientCapabilities{}
+	if ans != nil {
+		opts = append(opts, client.WithElicitationHandler(ans))
+		caps.Elicitation = &mcpgo.ElicitationCapability{}
+	}
+	cl, err := client.NewInProcessClientWithOptions(srv, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Initialize(t.Context(), mcpgo.InitializeRequest{Params: mcpgo.InitializeParams{
+		ProtocolVersion: mcpgo.LATEST_LEGACY_PROTOCOL_VERSION,
+		ClientInfo:      mcpgo.Implementation{Name: "test-agent", Version: "1"},
+		Capabilities:    caps,
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := cl.CallTool(t.Context(), mcpgo.CallToolRequest{Params: mcpgo.CallToolParams{Name: "guarded"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Content[0].(mcpgo.TextContent).Text
+}
+
+func TestElicitation(t *testing.T) {
+	cases := []struct {
+		name string
+		res  mcpgo.ElicitationResponse
+		want string
+	}{
+		{"approve", mcpgo.ElicitationResponse{Action: mcpgo.ElicitationResponseActionAccept, Content: map[string]any{"approve": true}},
+			`approved=true reviewer=elicitation:claude-code channel=elicitation`},
+		{"accept unticked", mcpgo.ElicitationResponse{Action: mcpgo.ElicitationResponseActionAccept, Content: map[string]any{"approve": false, "reason": " too broad "}},
+			`approved=false reviewer=elicitation:claude-code channel=elicitation reason="too broad"`},
+		{"decline", mcpgo.ElicitationResponse{Action: mcpgo.ElicitationResponseActionDecline},
+			`approved=false reviewer=elicitation:claude-code channel=elicitation reason="declined by the user"`},
+		{"cancel", mcpgo.ElicitationResponse{Action: mcpgo.ElicitationResponseActionCancel},
+			`approved=false reviewer=elicitation:claude-code channel=elicitation reason="the user dismissed the review question"`},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, false, func(o *Options) { o.Elicitation = true; o.Channels = []string{ChannelElicitation} })
+			ans := &elicitAnswer{res: tc.res, asks: make(chan mcpgo.ElicitationRequest, 1)}
+			got := callThroughMCP(t, h, fmt.Sprintf("01ELI%d", i), ans)
+			if !strings.HasPrefix(got, tc.want) || !strings.HasSuffix(got, "err=<nil>") {
+				t.Errorf("got  %s\nwant %s", got, tc.want)
+			}
+			q := <-ans.asks
+			if !strings.Contains(q.Params.Message, "shell__exec") || strings.Contains(q.Params.Message, "hunter2") ||
+				strings.Contains(q.Params.Message, fakeSecret) {
+				t.Errorf("question = %q", q.Params.Message)
+			}
+		})
+	}
+}
+
+func TestElicitationNeedsClientCapability(t *testing.T) {
+	h := newHarness(t, false, func(o *Options) { o.Elicitation = true; o.Channels = []string{ChannelElicitation} })
+	got := callThroughMCP(t, h, "01NOCAP", nil)
+	if !strings.Contains(got, "no review channel could be reached") || !strings.Contains(got, "elicitation capability") {
+		t.Errorf("got %s", got)
+	}
+}
+
+func TestElicitationLosesToCLI(t *testing.T) {
+	// The agent's user never answers; a terminal approval wins and the
+	// pending question is withdrawn.
+	h := newHarness(t, false, func(o *Options) {
+		o.Elicitation = true
+		o.Channels = []string{ChannelElicitation, ChannelCLI}
+		o.Timeout = 10 * time.Second
+	})
+	ans := &elicitAnswer{asks: make(chan mcpgo.ElicitationRequest, 1), withdrawn: make(chan struct{})}
+	go func() {
+		<-ans.asks
+		h.store.SubmitVerdict(context.Background(), "01RACECLI", Verdict{Approved: true, Reviewer: "cli:dave", Channel: ChannelCLI})
+	}()
+	got := callThroughMCP(t, h, "01RACECLI", ans)
+	if !strings.HasPrefix(got, "approved=true reviewer=cli:dave channel=cli") {
+		t.Errorf("got %s", got)
+	}
+	select {
+	case <-ans.withdrawn:
+	case <-time.After(5 * time.Second):
+		t.Error("the unanswered elicitation was not withdrawn")
+	}
+}
