@@ -115,12 +115,12 @@ func escapedOnly(p string, c byte) bool {
 type globKind uint8
 
 const (
-	gLit       globKind = iota // one literal byte
-	gAny                       // ? : one byte except '/'
-	gStar                      // * : bytes except '/'
-	gDStar                     // ** : any bytes
-	gDStarDirs                 // **/ : nothing, or any bytes ending in '/'
-	gClass                     // [...]
+	gLit   globKind = iota // one literal byte
+	gAny                   // ? : one byte except '/'
+	gStar                  // * : bytes except '/'
+	gDStar                 // ** : any bytes
+	gOpt                   // no input; may jump over the next two tokens ("**/" matching nothing)
+	gClass                 // [...]
 )
 
 type globTok struct {
@@ -170,8 +170,9 @@ func compileGlob(p string) ([]globTok, error) {
 					i++
 				}
 				if i+1 < len(p) && p[i+1] == '/' {
+					// "**/": nothing, or any bytes ending in '/'.
 					i++
-					toks = append(toks, globTok{kind: gDStarDirs})
+					toks = append(toks, globTok{kind: gOpt}, globTok{kind: gDStar}, globTok{kind: gLit, c: '/'})
 				} else {
 					toks = append(toks, globTok{kind: gDStar})
 				}
@@ -246,12 +247,7 @@ func runGlob(toks []globTok, name string) bool {
 			case gDStar:
 				next[k] = true
 				any = true
-			case gDStarDirs:
-				next[k] = true
-				any = true
-				if b == '/' {
-					next[k+1] = true
-				}
+			case gOpt:
 			default:
 				if t.matchByte(b) {
 					next[k+1] = true
@@ -269,13 +265,17 @@ func runGlob(toks []globTok, name string) bool {
 }
 
 // closeGlob adds the states reachable without consuming input: every
-// star-like token may match nothing.
+// star-like token may match nothing, and gOpt may skip "**/" entirely.
+// All such moves go forward, so one pass suffices.
 func closeGlob(toks []globTok, st []bool) {
 	for k := 0; k < len(toks); k++ {
 		if st[k] {
 			switch toks[k].kind {
-			case gStar, gDStar, gDStarDirs:
+			case gStar, gDStar:
 				st[k+1] = true
+			case gOpt:
+				st[k+1] = true
+				st[k+3] = true
 			}
 		}
 	}
