@@ -2,15 +2,20 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
 
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/config"
 	"github.com/toolgate/toolgate/gate"
 	"github.com/toolgate/toolgate/mcp"
+	"github.com/toolgate/toolgate/redact"
 	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
 )
 
 // policy is everything serve plugs into the gate besides the forwarder:
@@ -23,34 +28,132 @@ type policy struct {
 	// attach, when set, is called with the agent-facing server once it
 	// exists (e.g. to give an elicitation reviewer its MCPServer()).
 	attach func(*mcp.Server)
-	// close releases what buildPolicy opened (audit store, Slack socket...).
+	// routes are extra HTTP handlers for the HTTP listener (the Slack
+	// interactivity endpoint), by path.
+	routes map[string]http.Handler
+	// close stops the background work and releases what buildPolicy opened.
 	close func() error
 }
 
-// buildPolicy constructs the gate's Decider, Recorder and Reviewer from cfg.
-//
-// TEMPORARY: rules, audit and review are not wired yet. This allows every
-// call and records nothing; the lead replaces it with the real wiring
-// (rules.Load/default pack, audit store at cfg.Audit.Path, review channels).
-func buildPolicy(ctx context.Context, cfg *config.Config, env environ, logger *slog.Logger) (*policy, error) {
-	logger.Warn("TEMPORARY policy: every call is allowed and nothing is audited (rules/audit/review not wired yet)")
-	return &policy{
-		Decider:  allowAll{},
-		Recorder: nopRecorder{},
-		close:    func() error { return nil },
-	}, nil
+// buildPolicy constructs the gate's Decider (rules, hot-reloaded), Recorder
+// (the SQLite audit log) and Reviewer (Slack, CLI, elicitation) from cfg,
+// and starts their background work (rule file polling, Socket Mode, CLI
+// verdict polling). Reviews left pending by a previous process are expired
+// first, since no call can still be waiting for them.
+func buildPolicy(ctx context.Context, cfg *config.Config, env environ, logger *slog.Logger) (_ *policy, err error) {
+	live, err := rules.NewLive(cfg.Rules.File, rules.LiveOptions{Logger: logger.With("component", "rules")})
+	if err != nil {
+		return nil, err
+	}
+	cur := live.Current()
+	logger.Info("rules loaded", "file", rulesFileName(cfg.Rules.File), "version", cur.Version(), "label", cur.Label(), "rules", cur.Len())
+
+	dbPath, err := auditDBPath(cfg.Audit.Path, env)
+	if err != nil {
+		return nil, err
+	}
+	red := redact.New(cfg.Audit.RedactKeys)
+	st, err := audit.Open(ctx, dbPath, audit.Options{
+		Logger:          logger.With("component", "audit"),
+		Redact:          redactArgs(red),
+		ToolgateVersion: version,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = st.Close()
+		}
+	}()
+	logger.Info("audit log open", "path", dbPath)
+
+	slackOpts, err := slackOptions(cfg.Review, env)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := review.New(review.Options{
+		Store:       st,
+		Slack:       slackOpts,
+		Channels:    cfg.Review.Channels,
+		Timeout:     cfg.Review.Timeout,
+		Elicitation: len(cfg.Review.Channels) == 0 || slices.Contains(cfg.Review.Channels, config.ChannelElicitation),
+		Redactor:    red,
+		Logger:      logger.With("component", "review"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("review: %w", err)
+	}
+	if err := svc.Recover(ctx); err != nil {
+		logger.Warn("recovering reviews left pending by a previous run", "err", err)
+	}
+	logger.Info("review channels", "channels", svc.Channels(), "timeout", cfg.Review.Timeout)
+
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { live.Run(bg) })
+	wg.Go(func() {
+		if err := svc.Run(bg); err != nil && !errors.Is(err, context.Canceled) {
+			logger.Error("review channel stopped", "err", err)
+		}
+	})
+
+	p := &policy{
+		Decider:  live,
+		Recorder: st,
+		Reviewer: svc,
+		close: func() error {
+			stop()
+			wg.Wait()
+			return st.Close()
+		},
+	}
+	if slackOpts != nil && slackOpts.Mode == review.SlackModeHTTP {
+		p.routes = map[string]http.Handler{cfg.Review.Slack.HTTPPath: svc.InteractionHandler()}
+	}
+	return p, nil
 }
 
-// allowAll is the TEMPORARY decider: it allows everything. Remove with buildPolicy's stub.
-type allowAll struct{}
-
-func (allowAll) Decide(context.Context, tools.Call) rules.Decision {
-	return rules.Decision{Action: rules.Allow, Reason: "temporary allow-all (rules not wired)", Version: "none"}
+func rulesFileName(f string) string {
+	if f == "" {
+		return rules.DefaultName
+	}
+	return f
 }
 
-// nopRecorder is the TEMPORARY recorder: it writes nothing.
-type nopRecorder struct{}
+// redactArgs adapts a Redactor to the audit log's argument hook.
+func redactArgs(r *redact.Redactor) func(map[string]any) map[string]any {
+	return func(args map[string]any) map[string]any {
+		out, _ := r.Value(args).(map[string]any)
+		return out
+	}
+}
 
-func (nopRecorder) Begin(context.Context, tools.Call, rules.Decision) error { return nil }
-func (nopRecorder) Resolve(context.Context, string, review.Verdict) error   { return nil }
-func (nopRecorder) Finish(context.Context, string, audit.Outcome) error     { return nil }
+// slackOptions builds the Slack channel's options from the config and the
+// environment variables it names; nil when Slack is not configured.
+func slackOptions(rc config.Review, env environ) (*review.SlackOptions, error) {
+	sc := rc.Slack
+	if sc.Channel == "" {
+		return nil, nil
+	}
+	o := &review.SlackOptions{
+		BotToken:       env.Getenv(sc.BotTokenEnv),
+		AppToken:       env.Getenv(sc.AppTokenEnv),
+		SigningSecret:  env.Getenv(sc.SigningSecretEnv),
+		Mode:           sc.Mode,
+		Channel:        sc.Channel,
+		Approvers:      sc.Approvers,
+		ApproverGroups: sc.ApproverGroups,
+	}
+	var errs []error
+	if o.BotToken == "" {
+		errs = append(errs, fmt.Errorf("review.slack: $%s (the bot token, xoxb-...) is not set", sc.BotTokenEnv))
+	}
+	if o.Mode != review.SlackModeHTTP && o.AppToken == "" {
+		errs = append(errs, fmt.Errorf("review.slack: $%s (the app-level token for Socket Mode, xapp-...) is not set", sc.AppTokenEnv))
+	}
+	if o.Mode == review.SlackModeHTTP && o.SigningSecret == "" {
+		errs = append(errs, fmt.Errorf("review.slack: $%s (the signing secret for the interactivity endpoint) is not set", sc.SigningSecretEnv))
+	}
+	return o, errors.Join(errs...)
+}
