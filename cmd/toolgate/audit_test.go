@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/toolgate/toolgate/audit"
+)
+
+const auditFixture = "../../testdata/audit"
+
+// auditDB imports the fixture log into a fresh DB and returns its path.
+func auditDB(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "state", "audit.db")
+	if _, _, err := runAuditCmd(t, mapEnv{}, "import", "--db", path, filepath.Join(auditFixture, "calls.jsonl")); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func runAuditCmd(t *testing.T, env mapEnv, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := runAudit(t.Context(), args, env, &out, &errb)
+	return out.String(), errb.String(), err
+}
+
+func TestAuditDBPath(t *testing.T) {
+	cases := []struct {
+		flag string
+		env  mapEnv
+		want string
+	}{
+		{"/x.db", mapEnv{"TOOLGATE_AUDIT_DB": "/y.db"}, "/x.db"},
+		{"", mapEnv{"TOOLGATE_AUDIT_DB": "/y.db", "XDG_STATE_HOME": "/s"}, "/y.db"},
+		{"", mapEnv{"XDG_STATE_HOME": "/s", "HOME": "/h"}, "/s/toolgate/audit.db"},
+		{"", mapEnv{"HOME": "/h"}, "/h/.local/state/toolgate/audit.db"},
+	}
+	for _, tc := range cases {
+		if got, err := auditDBPath(tc.flag, tc.env); err != nil || got != tc.want {
+			t.Errorf("auditDBPath(%q, %v) = %q, %v; want %q", tc.flag, tc.env, got, err, tc.want)
+		}
+	}
+	if _, err := auditDBPath("", mapEnv{}); !errors.Is(err, errUsage) {
+		t.Errorf("no env: %v, want errUsage", err)
+	}
+}
+
+func TestAuditList(t *testing.T) {
+	path := auditDB(t)
+	env := mapEnv{"TOOLGATE_AUDIT_DB": path}
+	out, _, err := runAuditCmd(t, env, "list", "--tool", "write_file", "--action", "review")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 6 || !strings.HasPrefix(lines[0], "TIME") || !strings.Contains(lines[1], "U-alice") {
+		t.Fatalf("list:\n%s", out)
+	}
+	out, _, err = runAuditCmd(t, env, "list", "--output", "json", "--model", "gpt-x", "--since", "2026-03-01T10:05:00Z", "--until", "2026-03-01T10:08:00Z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []audit.Record
+	if err := json.Unmarshal([]byte(out), &recs); err != nil || len(recs) != 1 || recs[0].Model.Name != "gpt-x" {
+		t.Fatalf("list json = %s (%v)", out, err)
+	}
+	out, _, err = runAuditCmd(t, env, "list", "--output", "json", "--server", "nope")
+	if err != nil || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("empty list json = %q, %v", out, err)
+	}
+	for _, bad := range [][]string{
+		{"list", "--action", "maybe"}, {"list", "--since", "yesterday"}, {"list", "--output", "xml"}, {"list", "extra"},
+		{"show"}, {"frobnicate"}, {"replay"},
+	} {
+		if _, _, err := runAuditCmd(t, env, bad...); !errors.Is(err, errUsage) {
+			t.Errorf("%v: %v, want a usage error", bad, err)
+		}
+	}
+}
+
+func TestAuditShowTailExport(t *testing.T) {
+	path := auditDB(t)
+	env := mapEnv{"TOOLGATE_AUDIT_DB": path}
+	out, _, err := runAuditCmd(t, env, "show", "01JNQX0008AAAAAAAAAAAAAAAA")
+	if err != nil || !strings.Contains(out, "confidence:") || !strings.Contains(out, "0.1") || !strings.Contains(out, "via timeout") {
+		t.Fatalf("show: %v\n%s", err, out)
+	}
+	out, _, err = runAuditCmd(t, env, "show", "--output", "json", "01JNQX0003AAAAAAAAAAAAAAAA")
+	var r audit.Record
+	if err != nil || json.Unmarshal([]byte(out), &r) != nil || r.Review == nil || r.Review.Reviewer != "U-alice" {
+		t.Fatalf("show json: %v\n%s", err, out)
+	}
+	if _, _, err := runAuditCmd(t, env, "show", "01NOPE"); err == nil || !strings.Contains(err.Error(), "no call 01NOPE") {
+		t.Fatalf("show unknown: %v", err)
+	}
+	out, _, err = runAuditCmd(t, env, "tail", "-n", "3")
+	if err != nil || strings.Count(out, "\n") != 4 || !strings.Contains(out, "01JNQX0012") || strings.Contains(out, "01JNQX0009") {
+		t.Fatalf("tail: %v\n%s", err, out)
+	}
+	out, _, err = runAuditCmd(t, env, "export", "--format", "csv", "--session", "s-2")
+	if err != nil || strings.Count(out, "\n") != 2 || !strings.HasPrefix(out, "id,received_at") {
+		t.Fatalf("export csv: %v\n%s", err, out)
+	}
+	out, _, err = runAuditCmd(t, env, "export")
+	if err != nil || strings.Count(out, "\n") != 12 {
+		t.Fatalf("export jsonl: %v\n%s", err, out)
+	}
+}
+
+func TestAuditTailFollow(t *testing.T) {
+	path := auditDB(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var errb bytes.Buffer
+	done := make(chan error, 1)
+	w := &notifyWriter{ch: make(chan struct{}, 100)}
+	go func() {
+		done <- runAudit(ctx, []string{"tail", "-f", "-n", "1", "--interval", "10ms", "--db", path, "--output", "json"}, mapEnv{}, w, &errb)
+	}()
+	for !strings.Contains(w.String(), "01JNQX0012") { // the last fixture call: tail is running
+		<-w.ch
+	}
+	// Record another call while tail follows: it must be printed.
+	st, err := audit.Open(ctx, path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := `{"id":"01JNQX0099AAAAAAAAAAAAAAAA","received_at":"2026-03-02T00:00:00Z","server":"fs","tool":"new_tool","action":"allow","status":"started","args":{}}`
+	if _, err := st.Import(ctx, strings.NewReader(rec)); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	for !strings.Contains(w.String(), "new_tool") {
+		<-w.ch
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(w.String(), "\n"); n != 2 {
+		t.Fatalf("tail -f printed %d lines:\n%s", n, w.String())
+	}
+}
+
+// notifyWriter is a buffer, safe for one writer and one reader, that
+// signals each write.
+type notifyWriter struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	ch  chan struct{}
+}
+
+func (w *notifyWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	n, err := w.buf.Write(p)
+	w.mu.Unlock()
+	w.ch <- struct{}{}
+	return n, err
+}
+
+func (w *notifyWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+func TestAuditStats(t *testing.T) {
+	env := mapEnv{"TOOLGATE_AUDIT_DB": auditDB(t)}
+	out, _, err := runAuditCmd(t, env, "stats")
+	if err != nil || !strings.Contains(out, "calls:") || !strings.Contains(out, "p50 30s") || !strings.Contains(out, "review-writes") {
+		t.Fatalf("stats: %v\n%s", err, out)
+	}
+	out, _, err = runAuditCmd(t, env, "stats", "--output", "json", "--tool", "run_command")
+	var s audit.Stats
+	if err != nil || json.Unmarshal([]byte(out), &s) != nil || s.Calls != 2 || s.Deny != 2 {
+		t.Fatalf("stats json: %v\n%s", err, out)
+	}
+}
+
+func TestAuditVerify(t *testing.T) {
+	path := auditDB(t)
+	env := mapEnv{"TOOLGATE_AUDIT_DB": path}
+	out, _, err := runAuditCmd(t, env, "verify")
+	if err != nil || !strings.HasPrefix(out, "OK: 20 events and 12 calls") {
+		t.Fatalf("verify: %v\n%s", err, out)
+	}
+	db, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE calls SET reviewer = 'U-mallory' WHERE id = '01JNQX0004AAAAAAAAAAAAAAAA'`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	out, _, err = runAuditCmd(t, env, "verify")
+	if !errors.Is(err, errFailed) || !strings.Contains(out, "BROKEN: first bad link: call 01JNQX0004AAAAAAAAAAAAAAAA") ||
+		!strings.Contains(out, "review.reviewer") {
+		t.Fatalf("verify tampered: %v\n%s", err, out)
+	}
+	out, _, err = runAuditCmd(t, env, "verify", "--output", "json")
+	if !errors.Is(err, errFailed) || !strings.Contains(out, `"ok": false`) {
+		t.Fatalf("verify json: %v\n%s", err, out)
+	}
+}
+
+func TestAuditReplay(t *testing.T) {
+	env := mapEnv{"TOOLGATE_AUDIT_DB": auditDB(t)}
+	newRules := filepath.Join(auditFixture, "rules-new.yaml")
+	out, errOut, err := runAuditCmd(t, env, "replay", "--rules", newRules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "12 calls") || !strings.Contains(out, "7 would change") ||
+		!strings.Contains(out, "review (review-writes)  ->  allow (allow-tmp-writes)") || errOut != "" {
+		t.Fatalf("replay:\n%s\nstderr: %q", out, errOut)
+	}
+	if _, _, err := runAuditCmd(t, env, "replay", "--rules", newRules, "--fail-on-change"); !errors.Is(err, errFailed) {
+		t.Fatalf("--fail-on-change with changes: %v", err)
+	}
+	if _, _, err := runAuditCmd(t, env, "replay", "--rules", filepath.Join(auditFixture, "rules-old.yaml"), "--fail-on-change"); err != nil {
+		t.Fatalf("--fail-on-change without changes: %v", err)
+	}
+	out, _, err = runAuditCmd(t, env, "replay", "--rules", newRules, "--tool", "run_command", "--output", "json")
+	var rep audit.ReplayReport
+	if err != nil || json.Unmarshal([]byte(out), &rep) != nil || rep.Total != 2 || rep.Changed != 2 || rep.Changes[0].NewRule != "review-shell" {
+		t.Fatalf("replay json: %v\n%s", err, out)
+	}
+	if _, _, err := runAuditCmd(t, env, "replay", "--rules", "/nonexistent.yaml"); err == nil {
+		t.Fatal("replay with a missing rule file succeeded")
+	}
+}
