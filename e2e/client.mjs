@@ -13,7 +13,7 @@
 //   {"op":"callTool","name":"x","arguments":{},"meta":{},"progress":true,"timeoutMs":N,"cancelAfterMs":N}
 //       -> {result, progress: [{progress,total,message}], elapsedMs}
 //   {"op":"notifications"}                      -> {notifications: [{method, params}]} received so far (then cleared)
-//   {"op":"ping"} / {"op":"close"}
+//   {"op":"ping"} / {"op":"sleep","ms":N} / {"op":"close"}
 // Every answer has "ok"; a failed step has ok:false, "error" (message) and "code" (MCP error code or HTTP status).
 import { createInterface } from 'node:readline';
 import { readFileSync } from 'node:fs';
@@ -94,6 +94,7 @@ async function run(step) {
         case 'listTools': return listTools(step);
         case 'callTool': return callTool(step);
         case 'ping': await client.ping(); return {};
+        case 'sleep': await new Promise((r) => setTimeout(r, step.ms ?? 0)); return {};
         case 'notifications': { const n = notifications; notifications = []; return { notifications: n }; }
         case 'close': if (client) await client.close(); client = null; return {};
         default: throw new Error(`unknown op ${JSON.stringify(step.op)}`);
@@ -103,7 +104,7 @@ async function run(step) {
 async function answer(step) {
     const base = { id: step.id ?? null, op: step.op ?? null };
     try {
-        if (step.op !== 'connect' && step.op !== 'close' && !client) throw new Error('not connected');
+        if (!['connect', 'close', 'sleep'].includes(step.op) && !client) throw new Error('not connected');
         return { ...base, ok: true, ...(await run(step)) };
     } catch (e) {
         const out = { ...base, ok: false, error: String(e?.message ?? e), code: e?.code ?? null };

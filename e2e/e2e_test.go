@@ -245,8 +245,8 @@ type gateway struct {
 	err    error // set when exited closes
 }
 
-// startHTTP starts toolgate on a free loopback port and waits until it
-// accepts connections. A non-empty token is passed as --auth-token.
+// startHTTP starts toolgate on a free loopback port and waits until its
+// /healthz answers (serve listens only after every upstream's first start). A non-empty token is passed as --auth-token.
 func startHTTP(t *testing.T, fx *fixture, token string) *gateway {
 	t.Helper()
 	addr := freeAddr(t)
@@ -272,12 +272,14 @@ func startHTTP(t *testing.T, fx *fixture, token string) *gateway {
 			t.Fatalf("toolgate serve --http exited early: %v\n%s", g.err, g.stderr.String())
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return g
+		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return g
+			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("toolgate did not listen on %s within 30s", addr)
+			t.Fatalf("toolgate's /healthz on %s did not answer 200 within 30s", addr)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -603,18 +605,24 @@ func TestTypeScriptClientHTTP(t *testing.T) {
 	}
 	exerciseTS(t, c, fx)
 
-	// Raw HTTP: no token is 401 even for a well-formed initialize, and an
-	// evil Origin is refused.
+	// Raw HTTP: the guards in front of /mcp.
 	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
+	huge := `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"` + strings.Repeat("x", 5<<20) + `"}}`
+	auth := "Bearer " + token
 	for _, tc := range []struct {
 		name   string
+		body   string
 		header map[string]string
 		want   int
 	}{
-		{"no token", nil, http.StatusUnauthorized},
-		{"evil origin", map[string]string{"Authorization": "Bearer " + token, "Origin": "https://evil.example"}, http.StatusForbidden},
+		{"no token", init, nil, http.StatusUnauthorized},
+		{"wrong scheme", init, map[string]string{"Authorization": "Basic " + token}, http.StatusUnauthorized},
+		{"evil origin", init, map[string]string{"Authorization": auth, "Origin": "https://evil.example"}, http.StatusForbidden},
+		{"local origin", init, map[string]string{"Authorization": auth, "Origin": "http://localhost:5173"}, http.StatusOK},
+		{"no origin", init, map[string]string{"Authorization": auth}, http.StatusOK},
+		{"body over the limit", huge, map[string]string{"Authorization": auth}, http.StatusRequestEntityTooLarge},
 	} {
-		req, _ := http.NewRequest(http.MethodPost, g.url, strings.NewReader(init))
+		req, _ := http.NewRequest(http.MethodPost, g.url, strings.NewReader(tc.body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Accept", "application/json, text/event-stream")
 		for k, v := range tc.header {
@@ -902,6 +910,45 @@ func TestHTTPUpstream(t *testing.T) {
 	}
 	if a := c.must(call("remote__echo", map[string]any{"message": "over http"})); a.Result.IsError || a.Result.text() != "Echo: over http" {
 		t.Errorf("remote echo: %+v", a.Result)
+	}
+}
+
+// TestToolsListChanged: an upstream's tools/list_changed reaches the agent,
+// and the new tool is listed and callable.
+func TestToolsListChanged(t *testing.T) {
+	t.Parallel()
+	dir := realTempDir(t)
+	rules := filepath.Join(dir, "rules.yaml")
+	mustWrite(t, rules, allowAll, 0o644)
+	fx := &fixture{dir: dir, config: filepath.Join(dir, "toolgate.yaml")}
+	mustWrite(t, fx.config, fmt.Sprintf("servers:\n  dynamic:\n    command: %q\n    args: [%q]\nworkspace: {enabled: false}\nrules: {file: %q}\naudit: {path: %q}\n",
+		harness.node, filepath.Join(harness.dir, "testdata", "dynamic-server.mjs"), rules, filepath.Join(dir, "audit.db")), 0o644)
+
+	c := newTSClient(t)
+	c.must(map[string]any{"op": "connect", "transport": stdioTransport(fx)})
+	if got := names(c.must(map[string]any{"op": "listTools"}).Tools); !slices.Equal(got, []string{"dynamic__add_tool"}) {
+		t.Fatalf("tools %v, want [dynamic__add_tool]", got)
+	}
+	c.must(map[string]any{"op": "notifications"}) // drop anything sent at startup
+	if a := c.must(call("dynamic__add_tool", map[string]any{"name": "extra", "text": "extra!"})); a.Result.IsError {
+		t.Fatalf("add_tool: %+v", a.Result)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		n := c.must(map[string]any{"op": "notifications"}).Notifications
+		if slices.ContainsFunc(n, func(m map[string]any) bool { return m["method"] == "notifications/tools/list_changed" }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no notifications/tools/list_changed reached the client within 20s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := names(c.must(map[string]any{"op": "listTools"}).Tools); !slices.Contains(got, "dynamic__extra") {
+		t.Fatalf("after list_changed, tools %v lack dynamic__extra", got)
+	}
+	if a := c.must(call("dynamic__extra", map[string]any{})); a.Result.IsError || a.Result.text() != "extra!" {
+		t.Errorf("dynamic__extra: %+v", a.Result)
 	}
 }
 
