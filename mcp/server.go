@@ -10,7 +10,7 @@
 //
 // A typical wiring:
 //
-//	cat, _ := tools.New(tools.Options{Upstreams: ups, OnChange: func() { srv.Sync() }})
+//	cat, _ := tools.New(tools.Options{Upstreams: ups, OnChange: func() { srv.SyncSoon() }})
 //	srv, _ := mcp.New(mcp.Options{Version: v, Gate: g, Catalog: cat})
 //	cat.Start(ctx)
 //	srv.Sync()
@@ -19,6 +19,7 @@ package mcp
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -80,8 +81,18 @@ type Server struct {
 	log *slog.Logger
 	mcp *server.MCPServer
 
-	syncMu sync.Mutex
+	syncMu     sync.Mutex
+	registered string // hash of the tool set last registered
+	soonMu     sync.Mutex
+	soonTimer  *time.Timer
 }
+
+// syncDelay is how long SyncSoon waits. It coalesces bursts of catalog
+// changes, and it lets the HTTP request that caused a change (e.g. a tool
+// that registers tools) finish first: mcp-go's streamable HTTP server lets
+// any in-flight POST of the session take a notification off the session's
+// queue, and one that is just finishing drops it.
+const syncDelay = 50 * time.Millisecond
 
 // New returns a Server with no tools registered yet; call Sync.
 func New(o Options) (*Server, error) {
@@ -121,16 +132,47 @@ func (s *Server) Sync() {
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
 	var list []server.ServerTool
+	h := sha256.New()
 	for _, t := range s.o.Catalog.Tools() {
 		st, err := s.wrap(t)
 		if err != nil {
 			s.log.Warn("tool not exposed", "tool", t.Name, "server", t.Server, "err", err)
 			continue
 		}
+		b, err := json.Marshal(st.Tool)
+		if err != nil {
+			s.log.Warn("tool not exposed", "tool", t.Name, "server", t.Server, "err", err)
+			continue
+		}
+		h.Write(b)
+		h.Write([]byte{0})
 		list = append(list, st)
 	}
+	// Re-registering an identical set would only send agents a spurious
+	// list_changed.
+	sum := string(h.Sum(nil))
+	if sum == s.registered {
+		return
+	}
+	s.registered = sum
 	s.mcp.SetTools(list...)
 	s.log.Debug("tools registered", "tools", len(list))
+}
+
+// SyncSoon schedules a Sync shortly (see syncDelay), coalescing calls made
+// meanwhile. Use it as the catalog's OnChange.
+func (s *Server) SyncSoon() {
+	s.soonMu.Lock()
+	defer s.soonMu.Unlock()
+	if s.soonTimer != nil {
+		return
+	}
+	s.soonTimer = time.AfterFunc(syncDelay, func() {
+		s.soonMu.Lock()
+		s.soonTimer = nil
+		s.soonMu.Unlock()
+		s.Sync()
+	})
 }
 
 // wrap builds the exposed definition and handler of one catalog tool.

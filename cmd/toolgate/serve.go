@@ -108,7 +108,7 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 		Separator: cfg.Naming.Separator,
 		Version:   version,
 		Logger:    logger,
-		OnChange:  func() { srv.Sync() },
+		OnChange:  func() { srv.SyncSoon() },
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
