@@ -218,7 +218,7 @@ func (s *Service) Review(ctx context.Context, c tools.Call, d rules.Decision) (V
 		t := time.NewTicker(s.o.ProgressInterval)
 		defer t.Stop()
 		progressC = t.C
-		progress(0, s.o.Timeout.Seconds(), w.progressText(start))
+		progress(0, s.o.Timeout.Seconds(), w.progressText())
 	}
 	for {
 		// The store is the source of truth: a verdict may already be there
@@ -235,7 +235,7 @@ func (s *Service) Review(ctx context.Context, c tools.Call, d rules.Decision) (V
 		case <-wake:
 		case <-poll.C:
 		case <-progressC:
-			progress(s.o.Now().Sub(start).Seconds(), s.o.Timeout.Seconds(), w.progressText(start))
+			progress(s.o.Now().Sub(start).Seconds(), s.o.Timeout.Seconds(), w.progressText())
 		case err := <-elicitDone:
 			if err != nil {
 				log.Warn("elicitation failed", "err", err)
@@ -386,7 +386,7 @@ func (w *wait) finish(v Verdict) {
 	}
 }
 
-func (w *wait) progressText(start time.Time) string {
+func (w *wait) progressText() string {
 	left := w.expires.Sub(w.s.o.Now()).Round(time.Second)
 	where := "a terminal (`toolgate review approve " + w.c.ID + "`)"
 	if w.msgTS != "" {

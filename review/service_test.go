@@ -17,6 +17,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
+
+	"github.com/slack-go/slack"
 
 	"github.com/toolgate/toolgate/rules"
 	"github.com/toolgate/toolgate/tools"
@@ -455,6 +458,10 @@ func TestLateClickOnDecidedReview(t *testing.T) {
 	h.slack.click(map[string]any{"type": "block_actions", "actions": []any{}})
 	h.slack.click(map[string]any{"type": "view_submission"})
 	eventually(t, "second ephemeral", func() bool { _, _, e, _ := h.slack.snapshot(); return len(e) == 2 })
+	_, _, eph, _ = h.slack.snapshot()
+	if txt := eph[1].Get("text"); !strings.Contains(txt, "not known to this toolgate") {
+		t.Errorf("unknown review reply = %q", txt)
+	}
 }
 
 func TestSlackDownFallsToCLI(t *testing.T) {
@@ -619,7 +626,7 @@ func TestMessageShape(t *testing.T) {
 	h := newHarness(t, true, nil)
 	c, d := testCall("01SHAPE")
 	c.Args["blob"] = strings.Repeat("é", 2000)
-	c.Name = "evil<@U123>&`"
+	c.Name = "evil<@U123>&`" + strings.Repeat("x", 300)
 	bs := h.svc.slack.reviewBlocks(c, d, time.Unix(1700000000, 0), nil)
 	b, err := json.Marshal(bs)
 	if err != nil {
@@ -634,6 +641,12 @@ func TestMessageShape(t *testing.T) {
 	}
 	if len(s) > 6000 {
 		t.Errorf("message is %d bytes", len(s))
+	}
+	if head := bs[0].(*slack.HeaderBlock).Text.Text; utf8.RuneCountInString(head) > 150 {
+		t.Errorf("header has %d runes, Slack allows 150", utf8.RuneCountInString(head))
+	}
+	if fb := h.svc.slack.fallbackText(tools.Call{Name: "<!channel>", ID: "1"}, nil); strings.Contains(fb, "<!channel>") {
+		t.Errorf("fallback text can ping: %q", fb)
 	}
 	var decoded []map[string]any
 	if err := json.Unmarshal(b, &decoded); err != nil {

@@ -181,11 +181,14 @@ func slackHint(err error) error {
 	return err
 }
 
+// fallbackText is the notification text; names are escaped so a tool
+// called "<!channel>" cannot ping anyone.
 func (sc *slackChannel) fallbackText(c tools.Call, v *Verdict) string {
+	name, id := escape(truncate(c.Name, 200)), escape(truncate(c.ID, 100))
 	if v == nil {
-		return fmt.Sprintf("toolgate: review requested for %s (decision %s)", c.Name, c.ID)
+		return fmt.Sprintf("toolgate: review requested for %s (decision %s)", name, id)
 	}
-	return fmt.Sprintf("toolgate: %s %s (decision %s)", c.Name, outcomeWord(*v), c.ID)
+	return fmt.Sprintf("toolgate: %s %s (decision %s)", name, outcomeWord(*v), id)
 }
 
 func outcomeWord(v Verdict) string {
@@ -214,7 +217,7 @@ func (sc *slackChannel) reviewBlocks(c tools.Call, d rules.Decision, expires tim
 	if v != nil {
 		title = strings.ToUpper(outcomeWord(*v)[:1]) + outcomeWord(*v)[1:] + ": " + c.Name
 	}
-	blocks := []slack.Block{slack.NewHeaderBlock(plain(truncate(r.String(title), 150)))}
+	blocks := []slack.Block{slack.NewHeaderBlock(plain(truncate(r.String(title), 145)))}
 
 	summary := fmt.Sprintf("An agent wants to run *%s* (`%s` on server `%s`).", txt(c.Name), txt(c.Tool), txt(c.Server))
 	if d.Rule != "" {
@@ -230,10 +233,10 @@ func (sc *slackChannel) reviewBlocks(c tools.Call, d rules.Decision, expires tim
 		conf = strconv.FormatFloat(*c.Confidence, 'f', 2, 64)
 	}
 	fields := []*slack.TextBlockObject{
-		mrkdwn("*Client:*\n" + orDash(txt(peer(c.Client)))),
-		mrkdwn("*Model:*\n" + orDash(txt(peer(c.Model)))),
+		mrkdwn("*Client:*\n" + orDash(truncate(txt(peer(c.Client)), 200))),
+		mrkdwn("*Model:*\n" + orDash(truncate(txt(peer(c.Model)), 200))),
 		mrkdwn("*Confidence:*\n" + conf),
-		mrkdwn("*Decision ID:*\n`" + txt(c.ID) + "`"),
+		mrkdwn("*Decision ID:*\n`" + truncate(txt(c.ID), 100) + "`"),
 	}
 	if !expires.IsZero() {
 		fields = append(fields, mrkdwn("*Expires:*\n"+slackDate(expires)))
@@ -312,8 +315,9 @@ func escape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "```", "`\u200b``").Replace(s)
 }
 
-// argsPreview pretty-prints args (already redacted), truncated, for mrkdwn.
-func argsPreview(args any) string { return escape(argsPreviewPlain(args)) }
+// argsPreview pretty-prints args (already redacted), truncated, for mrkdwn;
+// escaping can grow the text, so it is cut again to fit a section.
+func argsPreview(args any) string { return truncate(escape(argsPreviewPlain(args)), 2800) }
 
 // argsPreviewPlain pretty-prints args (already redacted) and truncates them.
 func argsPreviewPlain(args any) string {
@@ -412,6 +416,13 @@ func (sc *slackChannel) handleClick(ctx context.Context, cb slack.InteractionCal
 	}
 	ok, err := sc.s.submit(ctx, id, v)
 	if err != nil {
+		if _, _, rerr := sc.s.o.Store.ReviewVerdict(ctx, id); rerr != nil {
+			// Not in this toolgate's audit DB: another instance's message,
+			// or a deleted DB.
+			log.Warn("click on an unknown review", "err", err)
+			sc.ephemeral(ctx, cb, "This review is not known to this toolgate (it may belong to another instance). Your click changed nothing.")
+			return
+		}
 		log.Error("storing slack verdict failed", "err", err)
 		sc.ephemeral(ctx, cb, "toolgate could not record your answer ("+err.Error()+"). Try again, or use `toolgate review` on the host.")
 		return
