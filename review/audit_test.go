@@ -33,10 +33,10 @@ func openAudit(t *testing.T, path string) *audit.Store {
 
 func reviewCall(id string) (tools.Call, rules.Decision) {
 	return tools.Call{
-			ID: id, Server: "fs", Tool: "delete", Name: "fs__delete",
-			Args:   map[string]any{"path": "/srv/data", "token": "abc123secret"},
-			Client: tools.Peer{Name: "cursor"}, Time: time.Now(),
-		}, rules.Decision{Action: rules.Review, Rule: "deletes", Reason: "deleting needs a human", Version: "v1"}
+		ID: id, Server: "fs", Tool: "delete", Name: "fs__delete",
+		Args:   map[string]any{"path": "/srv/data", "token": "abc123secret"},
+		Client: tools.Peer{Name: "cursor"}, Time: time.Now(),
+	}, rules.Decision{Action: rules.Review, Rule: "deletes", Reason: "deleting needs a human", Version: "v1"}
 }
 
 func TestCLIVerdictFromAnotherProcess(t *testing.T) {

@@ -210,8 +210,12 @@ func outcomeWord(v Verdict) string {
 func (sc *slackChannel) reviewBlocks(c tools.Call, d rules.Decision, expires time.Time, v *Verdict) []slack.Block {
 	r := sc.s.o.Redactor
 	txt := func(s string) string { return escape(r.String(s)) }
-	mrkdwn := func(s string) *slack.TextBlockObject { return slack.NewTextBlockObject(slack.MarkdownType, s, false, false) }
-	plain := func(s string) *slack.TextBlockObject { return slack.NewTextBlockObject(slack.PlainTextType, s, false, false) }
+	mrkdwn := func(s string) *slack.TextBlockObject {
+		return slack.NewTextBlockObject(slack.MarkdownType, s, false, false)
+	}
+	plain := func(s string) *slack.TextBlockObject {
+		return slack.NewTextBlockObject(slack.PlainTextType, s, false, false)
+	}
 
 	title := "Review requested: " + c.Name
 	if v != nil {
