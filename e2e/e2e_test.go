@@ -1009,6 +1009,82 @@ func TestDenyRule(t *testing.T) {
 	if a := c.must(call(toolWSRead, map[string]any{"path": "note.txt"})); a.Result.IsError || a.Result.text() != wsText {
 		t.Errorf("read note.txt: %+v", a.Result)
 	}
+	c.must(map[string]any{"op": "close"}) // toolgate exits; its audit log is complete
+
+	// Both calls are in the audit log, with their decisions and outcomes.
+	db := filepath.Join(fx.dir, "audit.db")
+	out, err = exec.Command(harness.bin, "audit", "export", "--db", db, "--format", "jsonl").Output()
+	if err != nil {
+		t.Fatalf("toolgate audit export: %v", err)
+	}
+	type record struct {
+		Name   string         `json:"name"`
+		Server string         `json:"server"`
+		Tool   string         `json:"tool"`
+		Args   map[string]any `json:"args"`
+		Rule   string         `json:"rule"`
+		Action string         `json:"action"`
+		Status string         `json:"status"`
+		Client struct {
+			Name string `json:"name"`
+		} `json:"client"`
+	}
+	var recs []record
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var r record
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("audit export line %q: %v", line, err)
+		}
+		recs = append(recs, r)
+	}
+	want := []record{
+		{Name: toolWSRead, Server: "workspace", Tool: "read_file", Args: map[string]any{"path": ".env"}, Rule: "no-secrets", Action: "deny", Status: "refused"},
+		{Name: toolWSRead, Server: "workspace", Tool: "read_file", Args: map[string]any{"path": "note.txt"}, Action: "allow", Status: "ok"},
+	}
+	if len(recs) != len(want) {
+		t.Fatalf("audit log holds %d records, want %d:\n%s", len(recs), len(want), out)
+	}
+	for i, w := range want {
+		r := recs[i]
+		if r.Name != w.Name || r.Server != w.Server || r.Tool != w.Tool || r.Rule != w.Rule || r.Action != w.Action ||
+			r.Status != w.Status || r.Args["path"] != w.Args["path"] || r.Client.Name != "toolgate-e2e-ts" {
+			t.Errorf("audit record %d = %+v, want %+v from client toolgate-e2e-ts", i, r, w)
+		}
+	}
+	if out, err := exec.Command(harness.bin, "audit", "verify", "--db", db).CombinedOutput(); err != nil {
+		t.Errorf("toolgate audit verify: %v\n%s", err, out)
+	}
+}
+
+// TestDefaultConfig: `toolgate serve` with no config serves the workspace
+// tools, confined to its working directory.
+func TestDefaultConfig(t *testing.T) {
+	t.Parallel()
+	dir := realTempDir(t)
+	cwd := filepath.Join(dir, "project")
+	mustMkdir(t, cwd)
+	mustWrite(t, filepath.Join(cwd, "README"), "default workspace\n", 0o644)
+	mustWrite(t, filepath.Join(dir, "outside.txt"), "outside\n", 0o644)
+
+	c := newTSClient(t)
+	c.must(map[string]any{"op": "connect", "transport": map[string]any{
+		"type": "stdio", "command": harness.bin, "args": []string{"serve"}, "cwd": cwd,
+		// Keep the default audit log and any config lookup inside the test.
+		"env": map[string]string{"HOME": dir, "XDG_STATE_HOME": filepath.Join(dir, "state"), "TOOLGATE_CONFIG": "", "TOOLGATE_AUDIT_DB": ""},
+	}})
+	got := names(c.must(map[string]any{"op": "listTools"}).Tools)
+	if want := []string{toolWSList, toolWSRead, toolWSRun, toolWSWrite}; !slices.Equal(got, want) {
+		t.Fatalf("tools %v, want %v", got, want)
+	}
+	if a := c.must(call(toolWSRead, map[string]any{"path": "README"})); a.Result.IsError || a.Result.text() != "default workspace\n" {
+		t.Errorf("read README: %+v", a.Result)
+	}
+	if a := c.must(call(toolWSRead, map[string]any{"path": "../outside.txt"})); !a.Result.IsError || strings.Contains(a.Result.text(), "outside\n") {
+		t.Errorf("read ../outside.txt: %+v", a.Result)
+	}
+	if a := c.must(call(toolWSRun, map[string]any{"command": "pwd"})); a.Result.IsError || !strings.Contains(a.Result.text(), cwd+"\n") {
+		t.Errorf("pwd: %+v", a.Result)
+	}
 }
 
 // waitDead polls until pid is gone (or a zombie).
