@@ -289,7 +289,7 @@ func benchmarkBegin(b *testing.B, conc int, mode Synchronous) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	for range conc {
 		wg.Add(1)
 		go func() {
@@ -310,6 +310,7 @@ func benchmarkBegin(b *testing.B, conc int, mode Synchronous) {
 	el := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/el.Seconds(), "decisions/s")
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 	b.ReportMetric(float64(s.committed.Load())/float64(max(1, s.commits.Load())), "writes/commit")
 }
 
@@ -320,4 +321,14 @@ func BenchmarkBegin(b *testing.B) {
 		b.Run(fmt.Sprintf("c=%d", conc), func(b *testing.B) { benchmarkBegin(b, conc, SyncNormal) })
 	}
 	b.Run("c=16/sync=FULL", func(b *testing.B) { benchmarkBegin(b, 16, SyncFull) })
+}
+
+// cpuTime is the process's user+system CPU time: with the machine shared,
+// CPU per decision is steadier than wall-clock throughput.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

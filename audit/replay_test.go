@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -262,10 +263,16 @@ func TestReplayStub(t *testing.T) {
 	}
 }
 
+var replayRows = flag.Int("replay.rows", 0, "BenchmarkReplay: replay this many rows instead of 10k and 100k (e.g. 1000000)")
+
 // BenchmarkReplay re-evaluates N recorded rows with the fixture's new rule
 // set (real CEL) and reports rows/s.
 func BenchmarkReplay(b *testing.B) {
-	for _, n := range []int{10_000, 100_000} {
+	sizes := []int{10_000, 100_000}
+	if *replayRows > 0 {
+		sizes = []int{*replayRows}
+	}
+	for _, n := range sizes {
 		b.Run(fmt.Sprintf("rows=%d", n), func(b *testing.B) {
 			s := openTest(b, filepath.Join(b.TempDir(), "a.db"), Options{})
 			seedRows(b, s, n)

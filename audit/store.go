@@ -26,7 +26,10 @@ const (
 	maxBatch = 1024
 	// checkpointEvery is how many commits pass between checkpoint nudges;
 	// the checkpointer also runs every checkpointInterval.
-	checkpointEvery    = 128
+	checkpointEvery = 128
+	// maxYields bounds how often the writer yields while waiting for the
+	// previous batch's callers to queue again.
+	maxYields          = 8
 	checkpointInterval = time.Second
 )
 
@@ -418,10 +421,10 @@ func (s *Store) writer() {
 	last := 0
 	for first := range s.queue {
 		batch = append(batch[:0], first)
-		if last > 1 {
-			// Under concurrency, let the callers just acknowledged queue
-			// their next writes before this batch closes: a yield costs
-			// far less than the extra commit it saves.
+		// Under concurrency, let the callers just acknowledged queue their
+		// next writes before this batch closes: a few yields cost far less
+		// than the extra commit they save. Alone (last <= 1), commit at once.
+		for i := 0; last > 1 && i < maxYields && len(s.queue)+1 < last; i++ {
 			runtime.Gosched()
 		}
 	fill:
