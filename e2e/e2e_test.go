@@ -917,17 +917,11 @@ func TestHTTPUpstream(t *testing.T) {
 // and the new tool is listed and callable.
 func TestToolsListChanged(t *testing.T) {
 	t.Parallel()
-	dir := realTempDir(t)
-	rules := filepath.Join(dir, "rules.yaml")
-	mustWrite(t, rules, allowAll, 0o644)
-	fx := &fixture{dir: dir, config: filepath.Join(dir, "toolgate.yaml")}
-	mustWrite(t, fx.config, fmt.Sprintf("servers:\n  dynamic:\n    command: %q\n    args: [%q]\nworkspace: {enabled: false}\nrules: {file: %q}\naudit: {path: %q}\n",
-		harness.node, filepath.Join(harness.dir, "testdata", "dynamic-server.mjs"), rules, filepath.Join(dir, "audit.db")), 0o644)
-
+	fx := dynamicFixture(t)
 	c := newTSClient(t)
 	c.must(map[string]any{"op": "connect", "transport": stdioTransport(fx)})
-	if got := names(c.must(map[string]any{"op": "listTools"}).Tools); !slices.Equal(got, []string{"dynamic__add_tool"}) {
-		t.Fatalf("tools %v, want [dynamic__add_tool]", got)
+	if got := names(c.must(map[string]any{"op": "listTools"}).Tools); slices.Contains(got, "dynamic__extra") || !slices.Contains(got, "dynamic__add_tool") {
+		t.Fatalf("tools %v, want dynamic__add_tool and no dynamic__extra yet", got)
 	}
 	c.must(map[string]any{"op": "notifications"}) // drop anything sent at startup
 	if a := c.must(call("dynamic__add_tool", map[string]any{"name": "extra", "text": "extra!"})); a.Result.IsError {
@@ -949,6 +943,56 @@ func TestToolsListChanged(t *testing.T) {
 	}
 	if a := c.must(call("dynamic__extra", map[string]any{})); a.Result.IsError || a.Result.text() != "extra!" {
 		t.Errorf("dynamic__extra: %+v", a.Result)
+	}
+}
+
+// dynamicFixture configures toolgate with testdata/dynamic-server.mjs as
+// its only upstream, "dynamic".
+func dynamicFixture(t *testing.T) *fixture {
+	t.Helper()
+	dir := realTempDir(t)
+	rules := filepath.Join(dir, "rules.yaml")
+	mustWrite(t, rules, allowAll, 0o644)
+	fx := &fixture{dir: dir, config: filepath.Join(dir, "toolgate.yaml")}
+	mustWrite(t, fx.config, fmt.Sprintf("servers:\n  dynamic:\n    command: %q\n    args: [%q]\nworkspace: {enabled: false}\nrules: {file: %q}\naudit: {path: %q}\n",
+		harness.node, filepath.Join(harness.dir, "testdata", "dynamic-server.mjs"), rules, filepath.Join(dir, "audit.db")), 0o644)
+	return fx
+}
+
+// TestCancelReachesStdioUpstream: an agent's cancellation (notifications/
+// cancelled) reaches a stdio upstream through toolgate, over both transports.
+func TestCancelReachesStdioUpstream(t *testing.T) {
+	t.Parallel()
+	fx := dynamicFixture(t)
+	const token = "cancel-token"
+	g := startHTTP(t, fx, token)
+	for _, tc := range []struct {
+		name      string
+		transport map[string]any
+	}{
+		{"stdio", stdioTransport(fx)},
+		{"http", httpTransport(g, token)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTSClient(t)
+			c.must(map[string]any{"op": "connect", "transport": tc.transport})
+			step := call("dynamic__wait", map[string]any{"ms": 120000})
+			step["cancelAfterMs"] = 1000
+			if a := c.do(step); a.OK {
+				t.Fatalf("cancelled call succeeded: %+v", a.Result)
+			}
+			deadline := time.Now().Add(15 * time.Second)
+			for {
+				a := c.must(call("dynamic__cancelled", map[string]any{}))
+				if a.Result.text() == "1" {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the upstream saw %s cancellations, want 1", a.Result.text())
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		})
 	}
 }
 
