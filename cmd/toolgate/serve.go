@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"regexp"
@@ -135,18 +136,34 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 		"transport", map[bool]string{true: "http", false: "stdio"}[*httpAddr != ""], "config", path)
 
 	if *httpAddr == "" {
+		if len(pol.routes) > 0 {
+			logger.Warn("HTTP endpoints (e.g. Slack interactivity in review.slack.mode http) are only served with --http", "paths", slices.Sorted(maps.Keys(pol.routes)))
+		}
 		return srv.ServeStdio(ctx, stdin, stdout)
 	}
 	token := *authToken
 	if token == "" {
 		token = env.Getenv(cfg.HTTP.AuthTokenEnv)
 	}
-	return serveHTTP(ctx, *httpAddr, srv.HTTPHandler(mcp.HTTPOptions{
+	h := srv.HTTPHandler(mcp.HTTPOptions{
 		AuthToken: token, AllowedOrigins: cfg.HTTP.AllowedOrigins, MaxRequestBytes: cfg.HTTP.MaxRequestBytes,
-	}), token != "", logger)
+	})
+	return serveHTTP(ctx, *httpAddr, h, pol.routes, token != "", logger)
 }
 
-func serveHTTP(ctx context.Context, addr string, h *mcp.HTTPHandler, authed bool, logger *slog.Logger) error {
+// serveHTTP serves h (/mcp, /healthz) plus the policy's extra routes, which
+// authenticate themselves (Slack signs its requests) and so bypass the MCP
+// bearer/Origin guard, until ctx ends.
+func serveHTTP(ctx context.Context, addr string, h *mcp.HTTPHandler, routes map[string]http.Handler, authed bool, logger *slog.Logger) error {
+	var handler http.Handler = h
+	if len(routes) > 0 {
+		mux := http.NewServeMux()
+		mux.Handle("/", h)
+		for path, rh := range routes {
+			mux.Handle(path, rh)
+		}
+		handler = mux
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -155,7 +172,7 @@ func serveHTTP(ctx context.Context, addr string, h *mcp.HTTPHandler, authed bool
 		logger.Warn("HTTP on a non-loopback address without --auth-token: anyone who can reach it can call tools", "addr", ln.Addr().String())
 	}
 	hs := &http.Server{
-		Handler:           h,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}

@@ -78,8 +78,17 @@ func writeConfig(t *testing.T, body string) string {
 	return path
 }
 
-func upstreamConfig(extra string) string {
-	return fmt.Sprintf("servers:\n  up:\n    command: %q\nworkspace: {enabled: false}\n%s", upstreamBin, extra)
+// upstreamConfig is a config with the test upstream as server "up", an
+// allow-everything rule file (these tests are about the proxy, not policy)
+// and the audit log in a temporary directory.
+func upstreamConfig(t *testing.T, extra string) string {
+	dir := t.TempDir()
+	rulesFile := filepath.Join(dir, "allow.yaml")
+	if err := os.WriteFile(rulesFile, []byte("version: 1\nlabel: gateway-tests\ndefault: allow\nrules: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("servers:\n  up:\n    command: %q\nworkspace: {enabled: false}\nrules: {file: %q}\naudit: {path: %q}\n%s",
+		upstreamBin, rulesFile, filepath.Join(dir, "audit.db"), extra)
 }
 
 // notes collects the notifications a client receives.
@@ -227,7 +236,7 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 const complexSchema = `{"type":"object","$schema":"https://json-schema.org/draft/2020-12/schema","description":"top-level description","properties":{"mode":{"type":"string","enum":["a","b"]},"n":{"type":"integer","minimum":1}},"required":["mode"],"additionalProperties":false,"anyOf":[{"required":["n"]},{"properties":{"mode":{"const":"a"}}}]}`
 
 func TestServeStdio(t *testing.T) {
-	c, n, stderr := startStdio(t, writeConfig(t, upstreamConfig("")))
+	c, n, stderr := startStdio(t, writeConfig(t, upstreamConfig(t, "")))
 
 	t.Run("definitions intact", func(t *testing.T) {
 		raw := rawTools(t, c)
@@ -375,7 +384,7 @@ func TestServeStdio(t *testing.T) {
 
 // TestServeStdioMalformed speaks raw JSON-RPC lines to toolgate's stdin.
 func TestServeStdioMalformed(t *testing.T) {
-	cmd := exec.Command(toolgateBin, "serve", "--config", writeConfig(t, upstreamConfig("")))
+	cmd := exec.Command(toolgateBin, "serve", "--config", writeConfig(t, upstreamConfig(t, "")))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -566,7 +575,7 @@ func post(t *testing.T, url, body string, hdr map[string]string) (*http.Response
 
 func TestServeHTTP(t *testing.T) {
 	const token = "s3cret-token"
-	base := startHTTP(t, writeConfig(t, upstreamConfig("http: {max_request_bytes: 65536}\n")), "--auth-token", token)
+	base := startHTTP(t, writeConfig(t, upstreamConfig(t, "http: {max_request_bytes: 65536}\n")), "--auth-token", token)
 	mcpURL := base + "/mcp"
 	auth := map[string]string{"Authorization": "Bearer " + token}
 
