@@ -3,6 +3,7 @@ package mcp
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -117,7 +118,8 @@ func (b *inbox) count(method string) int {
 
 func (f *fixture) client(t *testing.T, headers map[string]string) (*client.Client, *inbox) {
 	t.Helper()
-	tr, err := transport.NewStreamableHTTP(f.url+PathMCP, transport.WithHTTPHeaders(headers), transport.WithContinuousListening())
+	tr, err := transport.NewStreamableHTTP(f.url+PathMCP, transport.WithHTTPHeaders(headers), transport.WithContinuousListening(),
+		transport.WithHTTPLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -619,7 +620,7 @@ func TestServeHTTP(t *testing.T) {
 	t.Run("client", func(t *testing.T) {
 		tr, err := transport.NewStreamableHTTP(mcpURL, transport.WithHTTPHeaders(map[string]string{
 			"Authorization": "Bearer " + token, "X-Toolgate-Model": "test-model@1",
-		}), transport.WithContinuousListening())
+		}), transport.WithContinuousListening(), transport.WithHTTPLogger(slog.New(slog.DiscardHandler)))
 		if err != nil {
 			t.Fatal(err)
 		}
