@@ -245,16 +245,17 @@ type gateway struct {
 	err    error // set when exited closes
 }
 
-// startHTTP starts toolgate on a free loopback port and waits until its
-// /healthz answers (serve listens only after every upstream's first start). A non-empty token is passed as --auth-token.
+// startHTTP starts `toolgate serve --http 127.0.0.1:0` and waits until it
+// logs the URL it listens on and its /healthz answers (serve listens only
+// after every upstream's first start). A non-empty token is passed as
+// --auth-token.
 func startHTTP(t *testing.T, fx *fixture, token string) *gateway {
 	t.Helper()
-	addr := freeAddr(t)
-	args := []string{"serve", "--config", fx.config, "--http", addr}
+	args := []string{"serve", "--config", fx.config, "--http", "127.0.0.1:0"}
 	if token != "" {
 		args = append(args, "--auth-token", token)
 	}
-	g := &gateway{url: "http://" + addr + "/mcp", stderr: &syncBuffer{}, exited: make(chan struct{})}
+	g := &gateway{stderr: &syncBuffer{}, exited: make(chan struct{})}
 	g.cmd = exec.Command(harness.bin, args...)
 	g.cmd.Dir = fx.dir
 	g.cmd.Stdout, g.cmd.Stderr = g.stderr, g.stderr
@@ -265,6 +266,7 @@ func startHTTP(t *testing.T, fx *fixture, token string) *gateway {
 	logOnFailure(t, "toolgate serve --http", g.stderr)
 	t.Cleanup(func() { g.stop(t) })
 
+	listening := regexp.MustCompile(`msg=listening url=(http://\S+/mcp)`)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
@@ -272,14 +274,18 @@ func startHTTP(t *testing.T, fx *fixture, token string) *gateway {
 			t.Fatalf("toolgate serve --http exited early: %v\n%s", g.err, g.stderr.String())
 		default:
 		}
-		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return g
+		if m := listening.FindStringSubmatch(g.stderr.String()); m != nil {
+			g.url = m[1]
+			resp, err := http.Get(strings.TrimSuffix(g.url, "/mcp") + "/healthz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return g
+				}
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("toolgate's /healthz on %s did not answer 200 within 30s", addr)
+			t.Fatalf("toolgate did not log its URL and answer /healthz within 30s")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
