@@ -1,8 +1,8 @@
 package rules
 
 import (
-	"fmt"
 	"path"
+	"sync/atomic"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
@@ -59,9 +59,40 @@ const (
 	FuncShellUnwrap   = "shell.unwrap"
 )
 
-// newEnv builds the CEL environment every rule is compiled in. It fails only
-// on a programming error in this file.
-func newEnv() (*cel.Env, error) {
+// funcs holds what a set's custom functions reuse between calls: literal
+// glob patterns compiled at load time (written only while the set is being
+// compiled, read-only afterwards) and the last shell parse of each kind, so
+// the many rules of one decision that split the same command line parse it
+// once. Both are caches: they never change a result.
+type funcs struct {
+	globs    globCache
+	words    memo
+	commands memo
+}
+
+// memo remembers one function result, for the last input. Results are
+// immutable CEL values, so sharing them between goroutines is safe.
+type memo struct{ last atomic.Pointer[memoEntry] }
+
+type memoEntry struct {
+	in  string
+	out ref.Val
+}
+
+func (m *memo) get(in string, f func(string) ref.Val) ref.Val {
+	if e := m.last.Load(); e != nil && e.in == in {
+		return e.out
+	}
+	out := f(in)
+	m.last.Store(&memoEntry{in: in, out: out})
+	return out
+}
+
+// newEnv builds the CEL environment every rule of one set is compiled in,
+// with fn's caches behind its custom functions. It fails only on a
+// programming error in this file.
+func newEnv(fn *funcs) (*cel.Env, error) {
+	globs := fn.globs
 	strList := cel.ListType(cel.StringType)
 	return cel.NewEnv(
 		cel.Variable(VarToolName, cel.StringType),
@@ -85,9 +116,9 @@ func newEnv() (*cel.Env, error) {
 
 		cel.Function(FuncGlob,
 			cel.Overload("glob_string_string", []*cel.Type{cel.StringType, cel.StringType}, cel.BoolType,
-				cel.BinaryBinding(globBinding)),
+				cel.BinaryBinding(globs.binding)),
 			cel.Overload("glob_string_list", []*cel.Type{cel.StringType, strList}, cel.BoolType,
-				cel.BinaryBinding(globAnyBinding))),
+				cel.BinaryBinding(globs.anyBinding))),
 		cel.Function(FuncPathClean,
 			cel.Overload("path_clean_string", []*cel.Type{cel.StringType}, cel.StringType,
 				cel.UnaryBinding(stringFunc(path.Clean)))),
@@ -102,10 +133,10 @@ func newEnv() (*cel.Env, error) {
 				cel.UnaryBinding(stringFunc(path.Ext)))),
 		cel.Function(FuncShellWords,
 			cel.Overload("shell_words_string", []*cel.Type{cel.StringType}, strList,
-				cel.UnaryBinding(shellWordsBinding))),
+				cel.UnaryBinding(fn.shellWordsBinding))),
 		cel.Function(FuncShellCommands,
 			cel.Overload("shell_commands_string", []*cel.Type{cel.StringType}, cel.ListType(strList),
-				cel.UnaryBinding(shellCommandsBinding))),
+				cel.UnaryBinding(fn.shellCommandsBinding))),
 		cel.Function(FuncShellUnwrap,
 			cel.Overload("shell_unwrap_list", []*cel.Type{strList}, strList,
 				cel.UnaryBinding(shellUnwrapBinding))),
@@ -122,20 +153,20 @@ func stringFunc(f func(string) string) func(ref.Val) ref.Val {
 	}
 }
 
-func globBinding(name, pattern ref.Val) ref.Val {
+func (c globCache) binding(name, pattern ref.Val) ref.Val {
 	n, ok1 := name.(types.String)
 	p, ok2 := pattern.(types.String)
 	if !ok1 || !ok2 {
 		return types.NoSuchOverloadErr()
 	}
-	ok, err := glob(string(n), string(p))
+	ok, err := c.match(string(n), string(p))
 	if err != nil {
 		return types.WrapErr(err)
 	}
 	return types.Bool(ok)
 }
 
-func globAnyBinding(name, patterns ref.Val) ref.Val {
+func (c globCache) anyBinding(name, patterns ref.Val) ref.Val {
 	n, ok1 := name.(types.String)
 	l, ok2 := patterns.(traits.Lister)
 	if !ok1 || !ok2 {
@@ -146,7 +177,7 @@ func globAnyBinding(name, patterns ref.Val) ref.Val {
 		if !ok {
 			return types.NewErr("glob: pattern list holds a non-string")
 		}
-		ok, err := glob(string(n), string(p))
+		ok, err := c.match(string(n), string(p))
 		if err != nil {
 			return types.WrapErr(err)
 		}
@@ -157,32 +188,36 @@ func globAnyBinding(name, patterns ref.Val) ref.Val {
 	return types.False
 }
 
-func shellWordsBinding(v ref.Val) ref.Val {
+func (fn *funcs) shellWordsBinding(v ref.Val) ref.Val {
 	s, ok := v.(types.String)
 	if !ok {
 		return types.MaybeNoSuchOverloadErr(v)
 	}
-	w, err := shellWords(string(s))
-	if err != nil {
-		return types.WrapErr(err)
-	}
-	return types.NewStringList(types.DefaultTypeAdapter, w)
+	return fn.words.get(string(s), func(s string) ref.Val {
+		w, err := shellWords(s)
+		if err != nil {
+			return types.WrapErr(err)
+		}
+		return types.NewStringList(types.DefaultTypeAdapter, w)
+	})
 }
 
-func shellCommandsBinding(v ref.Val) ref.Val {
+func (fn *funcs) shellCommandsBinding(v ref.Val) ref.Val {
 	s, ok := v.(types.String)
 	if !ok {
 		return types.MaybeNoSuchOverloadErr(v)
 	}
-	cmds, err := shellCommands(string(s))
-	if err != nil {
-		return types.WrapErr(err)
-	}
-	out := make([]ref.Val, len(cmds))
-	for i, c := range cmds {
-		out[i] = types.NewStringList(types.DefaultTypeAdapter, c)
-	}
-	return types.NewRefValList(types.DefaultTypeAdapter, out)
+	return fn.commands.get(string(s), func(s string) ref.Val {
+		cmds, err := shellCommands(s)
+		if err != nil {
+			return types.WrapErr(err)
+		}
+		out := make([]ref.Val, len(cmds))
+		for i, c := range cmds {
+			out[i] = types.NewStringList(types.DefaultTypeAdapter, c)
+		}
+		return types.NewRefValList(types.DefaultTypeAdapter, out)
+	})
 }
 
 func shellUnwrapBinding(v ref.Val) ref.Val {
@@ -199,14 +234,4 @@ func shellUnwrapBinding(v ref.Val) ref.Val {
 		words = append(words, string(s))
 	}
 	return types.NewStringList(types.DefaultTypeAdapter, shellUnwrap(words))
-}
-
-// mustEnv is newEnv for callers that have no error path; newEnv only fails
-// on a bug in this package, which the tests catch.
-func mustEnv() *cel.Env {
-	e, err := newEnv()
-	if err != nil {
-		panic(fmt.Sprintf("rules: building the CEL environment: %v", err))
-	}
-	return e
 }

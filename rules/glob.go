@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 )
 
 // errBadPattern marks a malformed glob pattern; it becomes an evaluation
@@ -27,20 +26,89 @@ const maxGlobAlternatives = 256
 // pattern as an automaton instead of backtracking, so hostile arguments
 // cannot make it slow.
 func glob(name, pattern string) (bool, error) {
-	alts, err := expandBraces(pattern)
+	g, err := compilePattern(pattern)
 	if err != nil {
 		return false, err
 	}
-	for _, alt := range alts {
+	return g.match(name), nil
+}
+
+// globPattern is a compiled pattern: one automaton per brace alternative.
+type globPattern []globAlt
+
+// globAlt is one alternative: its tokens and the longest literal every
+// match must contain, checked first (strings.Contains is far cheaper than
+// running the automaton, and most names do not match).
+type globAlt struct {
+	toks []globTok
+	must string
+}
+
+func compilePattern(pattern string) (globPattern, error) {
+	alts, err := expandBraces(pattern)
+	if err != nil {
+		return nil, err
+	}
+	g := make(globPattern, len(alts))
+	for i, alt := range alts {
 		toks, err := compileGlob(alt)
 		if err != nil {
-			return false, err
+			return nil, err
 		}
-		if runGlob(toks, name) {
-			return true, nil
+		g[i] = globAlt{toks: toks, must: mustContain(toks)}
+	}
+	return g, nil
+}
+
+func (g globPattern) match(name string) bool {
+	for _, a := range g {
+		if strings.Contains(name, a.must) && runGlob(a.toks, name) {
+			return true
 		}
 	}
-	return false, nil
+	return false
+}
+
+// mustContain returns the longest run of literal bytes that every match
+// contains. The '/' of a "**/" group is optional, so it ends a run.
+func mustContain(toks []globTok) string {
+	best, cur := "", []byte{}
+	for k := 0; k < len(toks); k++ {
+		t := toks[k]
+		if t.kind == gOpt {
+			if len(cur) > len(best) {
+				best = string(cur)
+			}
+			cur = cur[:0]
+			k += 2 // the DStar and the optional '/'
+			continue
+		}
+		if t.kind != gLit {
+			if len(cur) > len(best) {
+				best = string(cur)
+			}
+			cur = cur[:0]
+			continue
+		}
+		cur = append(cur, t.c)
+	}
+	if len(cur) > len(best) {
+		best = string(cur)
+	}
+	return best
+}
+
+// globCache holds the patterns a rule set's expressions spell out as
+// literals, compiled at load time. It is filled while the set is compiled
+// and only read afterwards, so evaluation needs no lock. Patterns computed at
+// run time are compiled on each call.
+type globCache map[string]globPattern
+
+func (c globCache) match(name, pattern string) (bool, error) {
+	if g, ok := c[pattern]; ok {
+		return g.match(name), nil
+	}
+	return glob(name, pattern)
 }
 
 // expandBraces turns "a{b,c}d" into ["abd", "acd"], left to right.
@@ -279,21 +347,4 @@ func closeGlob(toks []globTok, st []bool) {
 			}
 		}
 	}
-}
-
-// validGlob reports a malformed pattern at load time when it is a literal.
-func validGlob(p string) error {
-	alts, err := expandBraces(p)
-	if err != nil {
-		return err
-	}
-	for _, a := range alts {
-		if _, err := compileGlob(a); err != nil {
-			return err
-		}
-	}
-	if !utf8.ValidString(p) {
-		return fmt.Errorf("%w %q: not valid UTF-8", errBadPattern, p)
-	}
-	return nil
 }

@@ -96,7 +96,8 @@ func Parse(name string, data []byte) (*Set, error) {
 	if f == nil {
 		return nil, errs.err()
 	}
-	env, err := newEnv()
+	fn := &funcs{globs: globCache{}}
+	env, err := newEnv(fn)
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
@@ -131,14 +132,14 @@ func Parse(name string, data []byte) (*Set, error) {
 			r.denyBelow = *spec.denyBelow
 		}
 		if spec.match != nil {
-			p, checked, ok := compileExpr(env, src, name, label, "match", spec.match, cel.BoolType, &errs)
+			p, checked, ok := compileExpr(env, fn.globs, src, name, label, "match", spec.match, cel.BoolType, &errs)
 			if ok {
 				r.match = p
 				r.tools = toolNames(checked)
 			}
 		}
 		if spec.reasonExpr != nil {
-			if p, _, ok := compileExpr(env, src, name, label, "reason_expr", spec.reasonExpr, cel.StringType, &errs); ok {
+			if p, _, ok := compileExpr(env, fn.globs, src, name, label, "reason_expr", spec.reasonExpr, cel.StringType, &errs); ok {
 				r.reasonExpr = &p
 			}
 		}
@@ -173,7 +174,7 @@ func Load(path string) (*Set, error) {
 
 // compileExpr type-checks one expression and builds its program. Problems
 // are added to errs at their position in the file.
-func compileExpr(env *cel.Env, src *source, file, rule, field string, n *yaml.Node, want *cel.Type, errs *errorList) (program, *cel.Ast, bool) {
+func compileExpr(env *cel.Env, globs globCache, src *source, file, rule, field string, n *yaml.Node, want *cel.Type, errs *errorList) (program, *cel.Ast, bool) {
 	if strings.TrimSpace(n.Value) == "" {
 		errs.add(file, n, rule, field, "empty expression")
 		return program{}, nil, false
@@ -195,13 +196,16 @@ func compileExpr(env *cel.Env, src *source, file, rule, field string, n *yaml.No
 	if tracked {
 		opts = append(opts, cel.CostLimit(CostLimit), cel.InterruptCheckFrequency(interruptEvery))
 	}
+	// Literal glob patterns are checked and compiled now, once.
 	for _, lit := range globLiterals(checked) {
-		if err := validGlob(lit.pattern); err != nil {
+		g, err := compilePattern(lit.pattern)
+		if err != nil {
 			loc := checked.NativeRep().SourceInfo().GetStartLocation(lit.id)
 			line, col := src.locate(n, loc.Line(), loc.Column())
 			*errs = append(*errs, &Error{File: file, Line: line, Column: col, Rule: rule, Field: field, Msg: err.Error()})
 			return program{}, nil, false
 		}
+		globs[lit.pattern] = g
 	}
 	prg, err := env.Program(checked, opts...)
 	if err != nil {

@@ -1,0 +1,135 @@
+package rules
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/toolgate/toolgate/tools"
+)
+
+// synthFile builds a rules file of n rules. Indexed rules each name one of
+// n/2 tools (`tool.name == "tool_k" && ...`), so the tool-name index leaves
+// about two candidates per call; unindexed rules must all be evaluated.
+func synthFile(n int, indexed bool) string {
+	var b strings.Builder
+	b.WriteString("version: 1\ndefault: review\nrules:\n")
+	tools := max(n/2, 1)
+	for i := range n {
+		cond := fmt.Sprintf(`glob(args.?path.orValue(""), "**/secret%d/**")`, i)
+		if indexed {
+			cond = fmt.Sprintf(`tool.name == "tool_%d" && `, i%tools) + cond
+		}
+		fmt.Fprintf(&b, "  - name: r%d\n    match: '%s'\n    action: deny\n", i, cond)
+	}
+	return b.String()
+}
+
+var benchCall = tools.Call{
+	Tool: "tool_7", Server: "fs",
+	Args: map[string]any{"path": "/home/u/project/src/main.go", "content": strings.Repeat("x", 200)},
+}
+
+func BenchmarkEvaluate(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		for _, indexed := range []bool{true, false} {
+			name := fmt.Sprintf("rules=%d", n)
+			if !indexed {
+				name += "/unindexed"
+			}
+			b.Run(name, func(b *testing.B) {
+				s := mustParse(b, synthFile(n, indexed))
+				ctx := context.Background()
+				b.ReportAllocs()
+				for b.Loop() {
+					if d := s.Evaluate(ctx, benchCall); d.Action != Review {
+						b.Fatalf("unexpected %+v", d)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkEvaluateDefault measures the embedded pack on typical calls.
+func BenchmarkEvaluateDefault(b *testing.B) {
+	calls := map[string]tools.Call{
+		"read_file":       {Tool: "read_file", Server: "workspace", Args: map[string]any{"path": "src/main.go"}},
+		"write_file":      {Tool: "write_file", Server: "workspace", Args: map[string]any{"path": "src/main.go", "content": "package main"}},
+		"run_command":     {Tool: "run_command", Server: "workspace", Args: map[string]any{"command": "go test ./... && git status"}},
+		"other_annotated": {Tool: "search", Server: "gh", Annotations: tools.Annotations{ReadOnly: yes()}, Args: map[string]any{"q": "x"}},
+	}
+	s := Default()
+	for name, c := range calls {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				s.Evaluate(context.Background(), c)
+			}
+		})
+	}
+}
+
+// BenchmarkParse measures compiling a set and the heap it keeps alive
+// (retained-B/set after a GC, the memory cost of a loaded rule set).
+func BenchmarkParse(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
+			data := []byte(synthFile(n, true))
+			var keep *Set
+			for b.Loop() {
+				keep = mustParse(b, string(data))
+			}
+			b.StopTimer()
+			retained := heapOf(func() any { return mustParse(b, string(data)) })
+			b.ReportMetric(float64(retained), "retained-B/set")
+			b.ReportMetric(float64(retained)/float64(n), "retained-B/rule")
+			_ = keep
+		})
+	}
+}
+
+// heapOf returns the live heap growth caused by keeping make()'s result.
+func heapOf(make func() any) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	v := make()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(v)
+	if after.HeapAlloc < before.HeapAlloc {
+		return 0
+	}
+	return after.HeapAlloc - before.HeapAlloc
+}
+
+// TestIndexPreservesOrder checks that indexed and unindexed rules interleave
+// in file order: the index only skips rules, it never reorders them.
+func TestIndexPreservesOrder(t *testing.T) {
+	s := mustParse(t, `version: 1
+default: deny
+rules:
+  - {name: a, match: 'tool.name == "x" && args.?k.orValue("") == "a"', action: allow}
+  - {name: b, match: 'args.?k.orValue("") in ["a", "b"]', action: review}
+  - {name: c, match: '"x" == tool.name && args.?k.orValue("") in ["b", "c"]', action: allow}
+  - {name: d, match: 'tool.name in ["x", "y"] && true', action: deny}
+  - {name: e, match: 'tool.name == "x" || true', action: allow}
+`)
+	if got := s.byTool["x"]; fmt.Sprint(got) != "[0 2 3]" {
+		t.Errorf("index for x = %v", got)
+	}
+	if fmt.Sprint(s.unindexed) != "[1 4]" {
+		t.Errorf("unindexed = %v", s.unindexed)
+	}
+	for k, want := range map[string]string{"a": "a", "b": "b", "c": "c", "z": "d"} {
+		if d := s.Evaluate(context.Background(), tools.Call{Tool: "x", Args: map[string]any{"k": k}}); d.Rule != want {
+			t.Errorf("k=%s: rule %q, want %q", k, d.Rule, want)
+		}
+	}
+	if d := s.Evaluate(context.Background(), tools.Call{Tool: "q"}); d.Rule != "e" {
+		t.Errorf("other tool: rule %q, want e", d.Rule)
+	}
+}
