@@ -185,6 +185,10 @@ type Slack struct {
 	HTTPPath       string
 	Approvers      []string
 	ApproverGroups []string
+	// APIURL overrides Slack's Web API base URL, for tests and
+	// Slack-compatible proxies; an absolute http(s) URL ending in "/".
+	// Empty means Slack's own (https://slack.com/api/).
+	APIURL string
 }
 
 // Default returns the configuration used when there is no file: no upstream

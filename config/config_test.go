@@ -35,7 +35,7 @@ audit: {path: /var/audit.db, redact_keys: [password]}
 review:
   timeout: 2m
   channels: [slack, cli]
-  slack: {channel: "#approvals", mode: http, approvers: [U1], approver_groups: [S1]}
+  slack: {channel: "#approvals", mode: http, approvers: [U1], approver_groups: [S1], api_url: "http://127.0.0.1:9/api/"}
 `
 	cfg, err := Parse("t.yaml", []byte(src))
 	if err != nil {
@@ -69,6 +69,7 @@ review:
 		"slack mode":  {cfg.Review.Slack.Mode, "http"},
 		"slack bot":   {cfg.Review.Slack.BotTokenEnv, DefaultSlackBotEnv},
 		"slack path":  {cfg.Review.Slack.HTTPPath, DefaultSlackHTTPPath},
+		"slack api":   {cfg.Review.Slack.APIURL, "http://127.0.0.1:9/api/"},
 	}
 	for name, c := range checks {
 		if !reflect.DeepEqual(c[0], c[1]) {
@@ -163,6 +164,9 @@ func TestParseErrors(t *testing.T) {
 		{"slack without channel", "review: {channels: [slack]}\n", []string{`c.yaml:1:20: review.channels includes slack but review.slack.channel is not set`}},
 		{"slack mode", "review: {slack: {mode: rtm, http_path: interactions}}\n",
 			[]string{`c.yaml:1:24: review.slack.mode must be socket or http`, `c.yaml:1:40: review.slack.http_path must start with /`}},
+		{"slack api url no slash", "review: {slack: {api_url: 'http://h/api'}}\n", []string{`c.yaml:1:27: review.slack.api_url: "http://h/api" must end with "/"`}},
+		{"slack api url relative", "review: {slack: {api_url: /api/}}\n", []string{`c.yaml:1:27: review.slack.api_url: "/api/" is not an absolute http(s) URL`}},
+		{"slack api url scheme", "review: {slack: {api_url: 'ftp://h/api/'}}\n", []string{`c.yaml:1:27: review.slack.api_url: "ftp://h/api/" is not an absolute http(s) URL`}},
 		{"top level list", "- a\n- b\n", []string{`c.yaml:1:1: the config must be a mapping, got a list`}},
 		{"syntax error", "servers:\n  a: {command: x\n", []string{`c.yaml:2: invalid YAML: did not find expected ',' or '}'`}},
 		{"scanner error", "a: b\n\tc: d\n", []string{`c.yaml:2: invalid YAML: found a tab character`}},

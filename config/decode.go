@@ -602,5 +602,24 @@ func (d *decoder) slack(s *Slack, v *yaml.Node) {
 		},
 		"approvers":       func(_, v *yaml.Node) { s.Approvers = d.strList(v, "review.slack.approvers", false) },
 		"approver_groups": func(_, v *yaml.Node) { s.ApproverGroups = d.strList(v, "review.slack.approver_groups", false) },
+		"api_url": func(_, v *yaml.Node) {
+			s.APIURL = d.str(v)
+			if err := checkAPIURL(s.APIURL); err != nil {
+				d.errAt(v, "review.slack.api_url: %v", err)
+			}
+		},
 	})
+}
+
+// checkAPIURL accepts an absolute http(s) base URL ending in "/", which is
+// what slack-go appends method names to.
+func checkAPIURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute http(s) URL", s)
+	}
+	if !strings.HasSuffix(u.Path, "/") || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q must end with \"/\" (like https://slack.com/api/)", s)
+	}
+	return nil
 }

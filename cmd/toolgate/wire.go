@@ -144,6 +144,7 @@ func slackOptions(rc config.Review, env environ) (*review.SlackOptions, error) {
 		Channel:        sc.Channel,
 		Approvers:      sc.Approvers,
 		ApproverGroups: sc.ApproverGroups,
+		APIURL:         sc.APIURL,
 	}
 	var errs []error
 	if o.BotToken == "" {
