@@ -213,8 +213,9 @@ func (s stubEvaluator) Evaluate(_ context.Context, c tools.Call) rules.Decision 
 	return rules.Decision{Action: rules.Deny, Version: "stub"}
 }
 
-// seedRows writes n synthetic calls directly (bulk transactions).
-func seedRows(t testing.TB, s *Store, n int) {
+// seedRows writes n synthetic calls directly (bulk transactions), decided
+// by old (nil: allow by a rule named after the tool).
+func seedRows(t testing.TB, s *Store, n int, old Evaluator) {
 	t.Helper()
 	ctx := context.Background()
 	toolsN := []string{"read_file", "write_file", "run_command", "list_dir"}
@@ -225,7 +226,11 @@ func seedRows(t testing.TB, s *Store, n int) {
 			c := testCall(fmt.Sprintf("01S%012d", i), i)
 			c.Tool = toolsN[i%len(toolsN)]
 			c.Time = base.Add(time.Duration(i) * time.Millisecond)
-			r, err := s.newEntry(c, rules.Decision{Action: rules.Allow, Rule: "stub-" + c.Tool, Version: "old"})
+			d := rules.Decision{Action: rules.Allow, Rule: "stub-" + c.Tool, Version: "old"}
+			if old != nil {
+				d = old.Evaluate(ctx, c)
+			}
+			r, err := s.newEntry(c, d)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -247,7 +252,7 @@ func seedRows(t testing.TB, s *Store, n int) {
 
 func TestReplayStub(t *testing.T) {
 	s := openTest(t, "", Options{})
-	seedRows(t, s, 1000)
+	seedRows(t, s, 1000, nil)
 	ev := stubEvaluator{"read_file": rules.Allow, "write_file": rules.Review, "run_command": rules.Allow, "list_dir": rules.Allow}
 	rep, err := Replay(context.Background(), s, ev, Filter{}, nil)
 	if err != nil {
@@ -265,8 +270,9 @@ func TestReplayStub(t *testing.T) {
 
 var replayRows = flag.Int("replay.rows", 0, "BenchmarkReplay: replay this many rows instead of 10k and 100k (e.g. 1000000)")
 
-// BenchmarkReplay re-evaluates N recorded rows with the fixture's new rule
-// set (real CEL) and reports rows/s.
+// BenchmarkReplay re-evaluates N rows recorded under the fixture's old
+// rules with its new rules (real CEL; half of the decisions change) and
+// reports rows/s. -replay.rows=1000000 runs the million-row case.
 func BenchmarkReplay(b *testing.B) {
 	sizes := []int{10_000, 100_000}
 	if *replayRows > 0 {
@@ -274,9 +280,9 @@ func BenchmarkReplay(b *testing.B) {
 	}
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("rows=%d", n), func(b *testing.B) {
-			s := openTest(b, filepath.Join(b.TempDir(), "a.db"), Options{})
-			seedRows(b, s, n)
 			set := loadRules(b, "rules-new.yaml")
+			s := openTest(b, filepath.Join(b.TempDir(), "a.db"), Options{})
+			seedRows(b, s, n, loadRules(b, "rules-old.yaml")) // half the calls change
 			b.ResetTimer()
 			start := time.Now()
 			for range b.N {

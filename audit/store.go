@@ -524,8 +524,8 @@ func (s *Store) tryCommit(live []*op) (int, error) {
 }
 
 // checkpointer copies the WAL back into the DB file (PASSIVE: it never
-// blocks the writer or readers) after every checkpointEvery commits and
-// once a second, and truncates the WAL on Close.
+// blocks the writer or readers) after every checkpointEvery commits, once a
+// second while there are commits, and on Close.
 func (s *Store) checkpointer() {
 	defer close(s.ckptDone)
 	t := time.NewTicker(checkpointInterval)
@@ -536,7 +536,9 @@ func (s *Store) checkpointer() {
 		select {
 		case _, ok := <-s.ckpt:
 			if !ok {
-				if _, err := s.cdb.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+				// PASSIVE: another process (the server) may be writing;
+				// the last connection to close checkpoints the rest.
+				if _, err := s.cdb.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
 					s.o.Logger.Warn("audit: final checkpoint failed", "err", err)
 				}
 				return

@@ -394,3 +394,33 @@ func TestCloseDrainsAndRejects(t *testing.T) {
 		t.Errorf("rows = %d, %v", n, err)
 	}
 }
+
+func TestReadOnly(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if _, err := Open(ctx, filepath.Join(dir, "missing.db"), Options{ReadOnly: true}); err == nil {
+		t.Fatal("read-only Open of a missing DB succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "missing.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("read-only Open created the file: %v", err)
+	}
+	path := filepath.Join(dir, "a.db")
+	w := openTest(t, path, Options{})
+	if err := w.Begin(ctx, testCall("01RO1", 1), testDecision(rules.Allow)); err != nil {
+		t.Fatal(err)
+	}
+	r := openTest(t, path, Options{ReadOnly: true})
+	if recs, err := r.List(ctx, Filter{}); err != nil || len(recs) != 1 {
+		t.Fatalf("List = %d, %v", len(recs), err)
+	}
+	if err := r.Begin(ctx, testCall("01RO2", 2), testDecision(rules.Allow)); err == nil {
+		t.Fatal("Begin on a read-only store succeeded")
+	}
+	// A writer's later commits are visible to the open read-only store.
+	if err := w.Begin(ctx, testCall("01RO3", 3), testDecision(rules.Allow)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Get(ctx, "01RO3"); err != nil {
+		t.Fatalf("read-only store does not see a new row: %v", err)
+	}
+}
