@@ -111,7 +111,7 @@ func TestLiveConcurrentDecisionsDuringReload(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
-				if d := l.Decide(ctx, tools.Call{Tool: "x"}); d.Action != Allow && d.Action != Deny {
+				if d := l.Decide(context.Background(), tools.Call{Tool: "x"}); d.Action != Allow && d.Action != Deny {
 					t.Errorf("decision during reload: %+v", d)
 					return
 				}

@@ -409,6 +409,11 @@ func (s *Set) evaluate(ctx context.Context, c *tools.Call, trace *[]Step) Decisi
 		return Decision{Action: Deny, Error: "no rule set is loaded"}
 	}
 	d := Decision{Version: s.version, Label: s.label}
+	if err := ctx.Err(); err != nil {
+		d.Action, d.Error = s.onError, errString("call context", err)
+		d.Reason = fmt.Sprintf("the call was cancelled before it could be decided, so on_error (%s) applies", s.onError)
+		return d
+	}
 	act := newActivation(c)
 	won := false
 	indexed := s.byTool[c.Tool]

@@ -274,3 +274,63 @@ rules:
 		t.Errorf("errors.As: %+v", pe)
 	}
 }
+
+func TestLoadTimeChecks(t *testing.T) {
+	for expr, want := range map[string]string{
+		`args.?p.orValue("").matches("(")`: "invalid matches argument",
+		`"x"`:                              "must be a bool expression, but its type is string",
+		`1 +`:                              "Syntax error",
+		``:                                 "empty expression",
+	} {
+		_, err := Parse("l.yaml", []byte("version: 1\nrules:\n  - name: r\n    match: '"+expr+"'\n    action: deny\n"))
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.HasPrefix(err.Error(), "l.yaml:4:") {
+			t.Errorf("%s: got %v, want an l.yaml:4 error containing %q", expr, err, want)
+		}
+	}
+}
+
+func TestDynResults(t *testing.T) {
+	s := mustParse(t, `version: 1
+default: allow
+rules:
+  - name: shadow-err
+    match: 'args.missing'
+    action: deny
+    mode: shadow
+  - name: dyn
+    match: 'args.?flag.orValue(false)'
+    action: allow
+    reason_expr: 'args.?why.orValue("no reason")'
+`)
+	d := s.Evaluate(context.Background(), tools.Call{Args: map[string]any{"flag": "yes"}})
+	if d.Action != Review || !strings.Contains(d.Error, "not bool") {
+		t.Errorf("non-bool match: %+v", d)
+	}
+	if len(d.Shadow) != 1 || d.Shadow[0].Action != Review || !strings.Contains(d.Shadow[0].Error, "no such key") {
+		t.Errorf("shadow error not recorded: %+v", d.Shadow)
+	}
+	d = s.Evaluate(context.Background(), tools.Call{Args: map[string]any{"flag": true, "why": 3}})
+	if d.Action != Review || !strings.Contains(d.Error, "not string") {
+		t.Errorf("non-string reason: %+v", d)
+	}
+	d = s.Evaluate(context.Background(), tools.Call{Args: map[string]any{"flag": true}})
+	if d.Action != Allow || d.Reason != "no reason" || d.Error != "" {
+		t.Errorf("dyn ok: %+v", d)
+	}
+}
+
+func TestExplain(t *testing.T) {
+	s := mustParse(t, basicFile)
+	d, steps, skipped := s.Explain(context.Background(), tools.Call{Tool: "run_command", Args: map[string]any{"command": "ls", "x": 9.0}})
+	if d.Rule != "shell-review" {
+		t.Fatalf("decision %+v", d)
+	}
+	var got []string
+	for _, st := range steps {
+		got = append(got, st.Rule+"="+st.Result)
+	}
+	// deny-ssh is ruled out by the tool-name index; reads and strict-x come after the winner.
+	if strings.Join(got, " ") != "shell-review=matched big-x=matched" || skipped != 3 {
+		t.Errorf("steps %v, skipped %d", got, skipped)
+	}
+}
