@@ -14,12 +14,22 @@ import (
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/gate"
 	"github.com/toolgate/toolgate/review"
+	"github.com/toolgate/toolgate/review/slackfake"
 	"github.com/toolgate/toolgate/rules"
 	"github.com/toolgate/toolgate/tools"
 )
 
 // These tests run the Service over a real audit DB (package audit's
 // *audit.Store), and through the gate.
+
+const testApprover = "U0APPROVER"
+
+// click is testApprover pressing button action on callID's review message,
+// with reason typed into the reason field.
+func click(action, callID, reason string) slackfake.Action {
+	return slackfake.Action{User: testApprover, ActionID: action, Value: callID,
+		Inputs: map[string]map[string]string{review.BlockReason: {review.ActionReason: reason}}}
+}
 
 func openAudit(t *testing.T, path string) *audit.Store {
 	t.Helper()
@@ -103,17 +113,17 @@ func (f *countingForwarder) Forward(ctx context.Context, c tools.Call) (*mcp.Cal
 }
 
 // gateHarness wires gate + audit + review + fake Slack (Socket Mode).
-func gateHarness(t *testing.T) (*gate.Gate, *audit.Store, *review.FakeSlack, *countingForwarder) {
+func gateHarness(t *testing.T) (*gate.Gate, *audit.Store, *slackfake.Server, *countingForwarder) {
 	t.Helper()
 	st := openAudit(t, filepath.Join(t.TempDir(), "audit.db"))
-	fs := review.NewFakeSlack(t)
+	fs := slackfake.New(t)
 	hc := &http.Client{Transport: &http.Transport{}}
 	t.Cleanup(hc.CloseIdleConnections)
 	svc, err := review.New(review.Options{
 		Store: st, Timeout: 10 * time.Second, PollInterval: 20 * time.Millisecond,
 		Slack: &review.SlackOptions{
-			BotToken: review.TestBotToken, AppToken: review.TestAppToken, Channel: "#approvals",
-			Approvers: []string{review.TestApprover}, APIURL: fs.APIURL(), HTTPClient: hc,
+			BotToken: slackfake.BotToken, AppToken: slackfake.AppToken, Channel: "#approvals",
+			Approvers: []string{testApprover}, APIURL: fs.APIURL(), HTTPClient: hc,
 		},
 	})
 	if err != nil {
@@ -138,12 +148,12 @@ func TestGateSlackApprovalEndToEnd(t *testing.T) {
 	done := make(chan *mcp.CallToolResult, 1)
 	go func() { done <- g.Handle(t.Context(), c) }()
 
-	review.Eventually(t, "review posted", func() bool { p, _, _ := fs.Snapshot(); return p == 1 })
+	fs.WaitPosts(1)
 	if fw.n.Load() != 0 {
 		t.Fatal("forwarded before approval")
 	}
 	time.Sleep(20 * time.Millisecond) // a measurable time-to-approval
-	fs.Click(review.ClickPayload(review.TestApprover, review.ActionApprove, c.ID, ""))
+	fs.Click(click(review.ActionApprove, c.ID, ""))
 
 	var res *mcp.CallToolResult
 	select {
@@ -159,15 +169,14 @@ func TestGateSlackApprovalEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	if rec.Status != audit.StatusOK || rec.Review == nil || !rec.Review.Approved ||
-		rec.Review.Reviewer != review.TestApprover || rec.Review.Channel != review.ChannelSlack {
+		rec.Review.Reviewer != testApprover || rec.Review.Channel != review.ChannelSlack {
 		t.Fatalf("record: status %s, review %+v", rec.Status, rec.Review)
 	}
 	if rec.Review.TimeToDecision < 20*time.Millisecond {
 		t.Errorf("time to decision = %v", rec.Review.TimeToDecision)
 	}
-	review.Eventually(t, "message updated", func() bool { _, u, _ := fs.Snapshot(); return u == 1 })
-	if up := fs.LastUpdate(); !strings.Contains(up, "Approved") {
-		t.Errorf("update = %s", up)
+	if up := fs.WaitUpdates(1); !slackfake.ContainsText(up, "Approved") {
+		t.Errorf("update = %v", up)
 	}
 }
 
@@ -176,14 +185,14 @@ func TestGateSlackDenialEndToEnd(t *testing.T) {
 	c, _ := reviewCall("01E2EDENY")
 	done := make(chan *mcp.CallToolResult, 1)
 	go func() { done <- g.Handle(t.Context(), c) }()
-	review.Eventually(t, "review posted", func() bool { p, _, _ := fs.Snapshot(); return p == 1 })
-	fs.Click(review.ClickPayload(review.TestApprover, review.ActionDeny, c.ID, "use the archive instead"))
+	fs.WaitPosts(1)
+	fs.Click(click(review.ActionDeny, c.ID, "use the archive instead"))
 	res := <-done
 	if !res.IsError || fw.n.Load() != 0 {
 		t.Fatalf("result %+v, forwarded %d", res, fw.n.Load())
 	}
 	text := res.Content[0].(mcp.TextContent).Text
-	if !strings.Contains(text, "use the archive instead") || !strings.Contains(text, review.TestApprover) {
+	if !strings.Contains(text, "use the archive instead") || !strings.Contains(text, testApprover) {
 		t.Errorf("refusal = %q", text)
 	}
 	rec, err := st.Get(t.Context(), c.ID)
@@ -197,7 +206,7 @@ func TestGateSlackDenialEndToEnd(t *testing.T) {
 
 func TestRecoverWithRealAudit(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.db")
-	fs := review.NewFakeSlack(t)
+	fs := slackfake.New(t)
 	hc := &http.Client{Transport: &http.Transport{}}
 	t.Cleanup(hc.CloseIdleConnections)
 
@@ -207,15 +216,15 @@ func TestRecoverWithRealAudit(t *testing.T) {
 	if err := prev.Begin(t.Context(), c, d); err != nil {
 		t.Fatal(err)
 	}
-	if err := prev.SetReviewMessage(t.Context(), c.ID, review.TestChannelID, "1700000000.000042"); err != nil {
+	if err := prev.SetReviewMessage(t.Context(), c.ID, slackfake.ChannelID, "1700000000.000042"); err != nil {
 		t.Fatal(err)
 	}
 	prev.Close()
 
 	st := openAudit(t, path)
 	svc, err := review.New(review.Options{Store: st, Slack: &review.SlackOptions{
-		BotToken: review.TestBotToken, AppToken: review.TestAppToken, Channel: "#approvals",
-		Approvers: []string{review.TestApprover}, APIURL: fs.APIURL(), HTTPClient: hc,
+		BotToken: slackfake.BotToken, AppToken: slackfake.AppToken, Channel: "#approvals",
+		Approvers: []string{testApprover}, APIURL: fs.APIURL(), HTTPClient: hc,
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -230,8 +239,8 @@ func TestRecoverWithRealAudit(t *testing.T) {
 	if rec.Status != audit.StatusRefused || rec.Review == nil || rec.Review.Channel != review.ChannelExpired {
 		t.Errorf("record: status %s, review %+v", rec.Status, rec.Review)
 	}
-	if _, u, _ := fs.Snapshot(); u != 1 || !strings.Contains(fs.LastUpdate(), "toolgate restarted") {
-		t.Errorf("updates %d: %s", u, fs.LastUpdate())
+	if ups := fs.Updates(); len(ups) != 1 || !slackfake.ContainsText(ups[0], "toolgate restarted") {
+		t.Errorf("updates: %v", ups)
 	}
 	if ps, _ := st.PendingReviews(t.Context()); len(ps) != 0 {
 		t.Errorf("still pending: %+v", ps)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -14,9 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-	"github.com/slack-go/slack/slacktest"
-
+	"github.com/toolgate/toolgate/review/slackfake"
 	"github.com/toolgate/toolgate/rules"
 	"github.com/toolgate/toolgate/tools"
 )
@@ -125,201 +122,27 @@ func (f *fakeStore) message(id string) (string, string) {
 	return p.SlackChannel, p.SlackTS
 }
 
-// fakeSlack is slacktest's server extended with the endpoints review uses
-// and a Socket Mode endpoint speaking envelopes.
-type fakeSlack struct {
-	t  *testing.T
-	ts *slacktest.Server
+const signingSecret = "test-signing-secret"
 
-	mu         sync.Mutex
-	posts      []url.Values
-	updates    []url.Values
-	ephemerals []url.Values
-	groupCalls int
-	groups     map[string][]string
-	seq        int
-
-	clicks chan []byte // envelopes to send over the socket
-	acks   chan string // envelope ids acknowledged by the client
-	conns  chan struct{}
-	done   chan struct{}
-}
-
-const (
-	fakeChannelID = "C0REVIEW"
-	botToken      = "xoxb-test-bot"
-	appToken      = "xapp-test-app"
-	signingSecret = "test-signing-secret"
-)
-
-func newFakeSlack(t *testing.T) *fakeSlack {
-	f := &fakeSlack{
-		t:      t,
-		groups: map[string][]string{"S0OPS": {"U0GROUPIE", "U0OTHER"}},
-		clicks: make(chan []byte, 8),
-		acks:   make(chan string, 8),
-		conns:  make(chan struct{}, 8),
-		done:   make(chan struct{}),
-	}
-	f.ts = slacktest.NewTestServer(func(c slacktest.Customize) {
-		c.Handle("/chat.postMessage", f.record(&f.posts, func(v url.Values) any {
-			return map[string]any{"ok": true, "channel": fakeChannelID, "ts": f.nextTS(), "text": v.Get("text")}
-		}))
-		c.Handle("/chat.update", f.record(&f.updates, func(v url.Values) any {
-			return map[string]any{"ok": true, "channel": v.Get("channel"), "ts": v.Get("ts"), "text": v.Get("text")}
-		}))
-		c.Handle("/chat.postEphemeral", f.record(&f.ephemerals, func(v url.Values) any {
-			return map[string]any{"ok": true, "message_ts": f.nextTS()}
-		}))
-		c.Handle("/usergroups.users.list", func(w http.ResponseWriter, r *http.Request) {
-			_ = r.ParseForm()
-			f.mu.Lock()
-			f.groupCalls++
-			users, ok := f.groups[r.Form.Get("usergroup")]
-			f.mu.Unlock()
-			if !ok {
-				writeJSON(w, map[string]any{"ok": false, "error": "no_such_subteam"})
-				return
-			}
-			writeJSON(w, map[string]any{"ok": true, "users": users})
-		})
-		c.Handle("/apps.connections.open", func(w http.ResponseWriter, r *http.Request) {
-			if r.Header.Get("Authorization") != "Bearer "+appToken {
-				writeJSON(w, map[string]any{"ok": false, "error": "invalid_auth"})
-				return
-			}
-			writeJSON(w, map[string]any{"ok": true, "url": "ws://" + r.Host + "/socketmode"})
-		})
-		c.Handle("/socketmode", slacktest.Websocket(f.socket))
-	})
-	f.ts.Start()
-	t.Cleanup(func() {
-		close(f.done)
-		f.ts.Stop()
-	})
+// newFakeSlack starts a slackfake server with the approver group S0OPS.
+func newFakeSlack(t *testing.T) *slackfake.Server {
+	f := slackfake.New(t)
+	f.SetUserGroup("S0OPS", "U0GROUPIE", "U0OTHER")
 	return f
 }
 
-func (f *fakeSlack) apiURL() string { return f.ts.GetAPIURL() }
-
-func (f *fakeSlack) nextTS() string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.seq++
-	return fmt.Sprintf("1700000000.%06d", f.seq)
-}
-
-func (f *fakeSlack) record(into *[]url.Values, resp func(url.Values) any) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if err := r.ParseForm(); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		if r.Header.Get("Authorization") != "Bearer "+botToken && r.Form.Get("token") != botToken {
-			writeJSON(w, map[string]any{"ok": false, "error": "invalid_auth"})
-			return
-		}
-		f.mu.Lock()
-		*into = append(*into, r.Form)
-		f.mu.Unlock()
-		writeJSON(w, resp(r.Form))
+// click is user pressing button action (ActionApprove or ActionDeny) on
+// callID's review message, with reason typed into the reason field.
+func click(user, action, callID, reason string) slackfake.Action {
+	return slackfake.Action{
+		User: user, ActionID: action, Value: callID, BlockID: blockActionsPrefix + callID,
+		Inputs: map[string]map[string]string{BlockReason: {ActionReason: reason}},
 	}
 }
 
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-// socket speaks Socket Mode: hello, then each queued envelope; acks are
-// reported on f.acks.
-func (f *fakeSlack) socket(c *websocket.Conn) {
-	if err := c.WriteJSON(map[string]any{"type": "hello", "num_connections": 1}); err != nil {
-		return
-	}
-	f.conns <- struct{}{}
-	readErr := make(chan error, 1)
-	go func() {
-		for {
-			var m map[string]any
-			if err := c.ReadJSON(&m); err != nil {
-				readErr <- err
-				return
-			}
-			if id, ok := m["envelope_id"].(string); ok {
-				f.acks <- id
-			}
-		}
-	}()
-	for {
-		select {
-		case env := <-f.clicks:
-			if err := c.WriteMessage(websocket.TextMessage, env); err != nil {
-				return
-			}
-		case <-readErr:
-			return
-		case <-f.done:
-			return
-		}
-	}
-}
-
-// clickPayload is a block_actions payload as Slack sends it.
+// clickPayload is click's block_actions payload, for the HTTP endpoint.
 func clickPayload(user, action, callID, reason string) map[string]any {
-	p := map[string]any{
-		"type":         "block_actions",
-		"user":         map[string]any{"id": user, "username": "someone"},
-		"channel":      map[string]any{"id": fakeChannelID},
-		"container":    map[string]any{"type": "message", "message_ts": "1700000000.000001", "channel_id": fakeChannelID},
-		"response_url": "https://hooks.slack.invalid/actions/x",
-		"trigger_id":   "123.456",
-		"actions": []any{map[string]any{
-			"type": "button", "action_id": action, "block_id": blockActionsPrefix + callID, "value": callID,
-			"action_ts": "1700000001.000000",
-		}},
-		"state": map[string]any{"values": map[string]any{
-			BlockReason: map[string]any{ActionReason: map[string]any{"type": "plain_text_input", "value": reason}},
-		}},
-	}
-	return p
-}
-
-// click sends payload over the socket and waits for its ack.
-func (f *fakeSlack) click(payload map[string]any) {
-	f.t.Helper()
-	f.mu.Lock()
-	f.seq++
-	env := fmt.Sprintf("env-%d", f.seq)
-	f.mu.Unlock()
-	b, err := json.Marshal(map[string]any{"type": "interactive", "envelope_id": env, "payload": payload, "accepts_response_payload": false})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.clicks <- b
-	select {
-	case got := <-f.acks:
-		if got != env {
-			f.t.Fatalf("ack for %q, want %q", got, env)
-		}
-	case <-time.After(5 * time.Second):
-		f.t.Fatal("socket mode envelope was not acknowledged")
-	}
-}
-
-func (f *fakeSlack) waitConnected() {
-	f.t.Helper()
-	select {
-	case <-f.conns:
-	case <-time.After(5 * time.Second):
-		f.t.Fatal("socket mode client did not connect")
-	}
-}
-
-func (f *fakeSlack) snapshot() (posts, updates, ephemerals []url.Values, groupCalls int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.posts), slices.Clone(f.updates), slices.Clone(f.ephemerals), f.groupCalls
+	return click(user, action, callID, reason).Payload()
 }
 
 // closedURL returns an API URL nothing listens on.
@@ -357,13 +180,6 @@ func blocksOf(t *testing.T, v url.Values) []map[string]any {
 
 func hasBlockType(bs []map[string]any, typ string) bool {
 	return slices.ContainsFunc(bs, func(b map[string]any) bool { return b["type"] == typ })
-}
-
-// containsText reports whether a posted message's text or blocks contain s
-// (blocks compared after undoing JSON's HTML escaping).
-func containsText(v url.Values, s string) bool {
-	blocks := strings.NewReplacer(`\u003c`, "<", `\u003e`, ">", `\u0026`, "&").Replace(v.Get("blocks"))
-	return strings.Contains(blocks, s) || strings.Contains(v.Get("text"), s)
 }
 
 // syncBuffer is a goroutine-safe log sink.

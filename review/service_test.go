@@ -21,6 +21,7 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/toolgate/toolgate/review/slackfake"
 	"github.com/toolgate/toolgate/rules"
 	"github.com/toolgate/toolgate/tools"
 )
@@ -49,7 +50,7 @@ type harness struct {
 	t     *testing.T
 	logs  *syncBuffer
 	store *fakeStore
-	slack *fakeSlack
+	slack *slackfake.Server
 	svc   *Service
 }
 
@@ -65,9 +66,9 @@ func newHarness(t *testing.T, withSlack bool, mut func(*Options)) *harness {
 		hc := &http.Client{Transport: &http.Transport{}}
 		t.Cleanup(hc.CloseIdleConnections)
 		o.Slack = &SlackOptions{
-			BotToken: botToken, AppToken: appToken, SigningSecret: signingSecret,
+			BotToken: slackfake.BotToken, AppToken: slackfake.AppToken, SigningSecret: signingSecret,
 			Channel: "#approvals", Approvers: []string{approver}, ApproverGroups: []string{"S0OPS"},
-			APIURL: h.slack.apiURL(), HTTPClient: hc, APITimeout: 2 * time.Second,
+			APIURL: h.slack.APIURL(), HTTPClient: hc, APITimeout: 2 * time.Second,
 		}
 	}
 	if mut != nil {
@@ -98,7 +99,7 @@ func (h *harness) run() {
 			h.t.Error("Run did not return after cancel")
 		}
 	})
-	h.slack.waitConnected()
+	h.slack.WaitConnected()
 }
 
 type result struct {
@@ -120,9 +121,7 @@ func (h *harness) review(ctx context.Context, id string) (tools.Call, <-chan res
 
 func (h *harness) waitPosted(n int) url.Values {
 	h.t.Helper()
-	eventually(h.t, "slack post", func() bool { p, _, _, _ := h.slack.snapshot(); return len(p) >= n })
-	p, _, _, _ := h.slack.snapshot()
-	return p[n-1]
+	return h.slack.WaitPosts(n)
 }
 
 func await(t *testing.T, ch <-chan result) result {
@@ -152,18 +151,18 @@ func TestSlackApproveViaSocketMode(t *testing.T) {
 	for _, want := range []string{`"action_id":"approve"`, `"action_id":"deny"`, `"style":"primary"`, `"style":"danger"`,
 		`"value":"01APPROVE"`, "shell__exec", "prod-deploys", "deploys need a human", "claude-code 2.1", "claude-opus",
 		"0.42", "01APPROVE", "/srv/app", "!date^"} {
-		if !containsText(post, want) {
+		if !slackfake.ContainsText(post, want) {
 			t.Errorf("review message lacks %q", want)
 		}
 	}
 	for _, secret := range []string{fakeSecret, "hunter2"} {
-		if containsText(post, secret) {
+		if slackfake.ContainsText(post, secret) {
 			t.Errorf("review message leaks %q", secret)
 		}
 	}
 	eventually(t, "message location stored", func() bool { _, ts := h.store.message(c.ID); return ts != "" })
 
-	h.slack.click(clickPayload(approver, ActionApprove, c.ID, ""))
+	h.slack.Click(click(approver, ActionApprove, c.ID, ""))
 	r := await(t, res)
 	if r.err != nil || !r.v.Approved || r.v.Reviewer != approver || r.v.Channel != ChannelSlack {
 		t.Fatalf("Review = %+v, %v; want approved by %s via slack", r.v, r.err, approver)
@@ -171,16 +170,16 @@ func TestSlackApproveViaSocketMode(t *testing.T) {
 	if v, ok := h.store.verdict(c.ID); !ok || !v.Approved {
 		t.Errorf("stored verdict = %+v, %v", v, ok)
 	}
-	_, ups, _, _ := h.slack.snapshot()
+	ups := h.slack.Updates()
 	if len(ups) != 1 {
 		t.Fatalf("%d chat.update calls, want 1", len(ups))
 	}
 	up := ups[0]
 	_, ts := h.store.message(c.ID)
-	if up.Get("channel") != fakeChannelID || up.Get("ts") != ts {
-		t.Errorf("updated %s/%s, want %s/%s", up.Get("channel"), up.Get("ts"), fakeChannelID, ts)
+	if up.Get("channel") != slackfake.ChannelID || up.Get("ts") != ts {
+		t.Errorf("updated %s/%s, want %s/%s", up.Get("channel"), up.Get("ts"), slackfake.ChannelID, ts)
 	}
-	if !containsText(up, "Approved") || !containsText(up, "<@"+approver+">") || containsText(up, `"action_id":"approve"`) {
+	if !slackfake.ContainsText(up, "Approved") || !slackfake.ContainsText(up, "<@"+approver+">") || slackfake.ContainsText(up, `"action_id":"approve"`) {
 		t.Errorf("updated message: %s", up.Get("blocks"))
 	}
 	if logs := h.logs.String(); strings.Contains(logs, "hunter2") || strings.Contains(logs, fakeSecret) {
@@ -201,8 +200,8 @@ func TestSlackDenyWithReasonViaHTTP(t *testing.T) {
 	if r.err != nil || r.v.Approved || r.v.Reviewer != approver || r.v.Channel != ChannelSlack || r.v.Reason != "not on a Friday" {
 		t.Fatalf("Review = %+v, %v", r.v, r.err)
 	}
-	_, ups, _, _ := h.slack.snapshot()
-	if len(ups) != 1 || !containsText(ups[0], "Denied") || !containsText(ups[0], "not on a Friday") {
+	ups := h.slack.Updates()
+	if len(ups) != 1 || !slackfake.ContainsText(ups[0], "Denied") || !slackfake.ContainsText(ups[0], "not on a Friday") {
 		t.Errorf("updates: %v", ups)
 	}
 }
@@ -287,10 +286,10 @@ func TestUnauthorizedClickerIsRefused(t *testing.T) {
 	c, res := h.review(t.Context(), "01STRANGER")
 	h.waitPosted(1)
 
-	h.slack.click(clickPayload(stranger, ActionApprove, c.ID, ""))
-	eventually(t, "ephemeral refusal", func() bool { _, _, e, _ := h.slack.snapshot(); return len(e) == 1 })
-	_, _, eph, _ := h.slack.snapshot()
-	if eph[0].Get("user") != stranger || eph[0].Get("channel") != fakeChannelID || !strings.Contains(eph[0].Get("text"), "not on toolgate's approver list") {
+	h.slack.Click(click(stranger, ActionApprove, c.ID, ""))
+	h.slack.WaitEphemerals(1)
+	eph := h.slack.Ephemerals()
+	if eph[0].Get("user") != stranger || eph[0].Get("channel") != slackfake.ChannelID || !strings.Contains(eph[0].Get("text"), "not on toolgate's approver list") {
 		t.Errorf("ephemeral = %v", eph[0])
 	}
 	if v, ok := h.store.verdict(c.ID); ok {
@@ -306,7 +305,7 @@ func TestUnauthorizedClickerIsRefused(t *testing.T) {
 	}
 
 	// A member of an approver group may answer.
-	h.slack.click(clickPayload("U0GROUPIE", ActionApprove, c.ID, ""))
+	h.slack.Click(click("U0GROUPIE", ActionApprove, c.ID, ""))
 	r := await(t, res)
 	if !r.v.Approved || r.v.Reviewer != "U0GROUPIE" {
 		t.Errorf("Review = %+v", r.v)
@@ -324,14 +323,14 @@ func TestGroupMembersAreCached(t *testing.T) {
 	if !sc.approver(ctx, "U0GROUPIE") || !sc.approver(ctx, "U0OTHER") || sc.approver(ctx, stranger) {
 		t.Fatal("group membership wrong")
 	}
-	if _, _, _, calls := h.slack.snapshot(); calls != 1 {
+	if calls := h.slack.GroupCalls(); calls != 1 {
 		t.Errorf("%d usergroups.users.list calls within the TTL, want 1", calls)
 	}
 	mu.Lock()
 	now = now.Add(DefaultGroupCacheTTL + time.Second)
 	mu.Unlock()
 	sc.approver(ctx, stranger)
-	if _, _, _, calls := h.slack.snapshot(); calls != 2 {
+	if calls := h.slack.GroupCalls(); calls != 2 {
 		t.Errorf("%d usergroups.users.list calls after the TTL, want 2", calls)
 	}
 	if !sc.approver(ctx, approver) {
@@ -352,8 +351,8 @@ func TestTimeoutDeniesAndUpdatesMessage(t *testing.T) {
 	if v, ok := h.store.verdict(c.ID); !ok || v.Channel != ChannelTimeout {
 		t.Errorf("stored verdict = %+v, %v", v, ok)
 	}
-	_, ups, _, _ := h.slack.snapshot()
-	if len(ups) != 1 || !containsText(ups[0], "Expired") || containsText(ups[0], `"type":"actions"`) {
+	ups := h.slack.Updates()
+	if len(ups) != 1 || !slackfake.ContainsText(ups[0], "Expired") || slackfake.ContainsText(ups[0], `"type":"actions"`) {
 		t.Errorf("updates = %v", ups)
 	}
 }
@@ -392,8 +391,8 @@ func TestCancelledCall(t *testing.T) {
 	if v, _ := h.store.verdict(c.ID); v.Channel != ChannelCancelled {
 		t.Errorf("stored %+v", v)
 	}
-	_, ups, _, _ := h.slack.snapshot()
-	if len(ups) != 1 || !containsText(ups[0], "Cancelled") {
+	ups := h.slack.Updates()
+	if len(ups) != 1 || !slackfake.ContainsText(ups[0], "Cancelled") {
 		t.Errorf("updates = %v", ups)
 	}
 }
@@ -404,7 +403,7 @@ func TestRecoverExpiresOrphans(t *testing.T) {
 	c2, d2 := testCall("01ORPHAN2")
 	h.store.add(c1, d1)
 	h.store.add(c2, d2)
-	h.store.SetReviewMessage(t.Context(), c1.ID, fakeChannelID, "1699999999.000100")
+	h.store.SetReviewMessage(t.Context(), c1.ID, slackfake.ChannelID, "1699999999.000100")
 
 	if err := h.svc.Recover(t.Context()); err != nil {
 		t.Fatal(err)
@@ -414,19 +413,19 @@ func TestRecoverExpiresOrphans(t *testing.T) {
 			t.Errorf("%s: verdict %+v, %v", id, v, ok)
 		}
 	}
-	_, ups, _, _ := h.slack.snapshot()
+	ups := h.slack.Updates()
 	if len(ups) != 1 {
 		t.Fatalf("%d updates, want 1 (only c1 had a message)", len(ups))
 	}
-	if ups[0].Get("ts") != "1699999999.000100" || !containsText(ups[0], "toolgate restarted") || containsText(ups[0], `"type":"actions"`) {
+	if ups[0].Get("ts") != "1699999999.000100" || !slackfake.ContainsText(ups[0], "toolgate restarted") || slackfake.ContainsText(ups[0], `"type":"actions"`) {
 		t.Errorf("update = %v", ups[0])
 	}
 
 	// A late click on the expired review is answered politely.
 	h.run()
-	h.slack.click(clickPayload(approver, ActionApprove, c1.ID, ""))
-	eventually(t, "ephemeral", func() bool { _, _, e, _ := h.slack.snapshot(); return len(e) == 1 })
-	_, _, eph, _ := h.slack.snapshot()
+	h.slack.Click(click(approver, ActionApprove, c1.ID, ""))
+	h.slack.WaitEphemerals(1)
+	eph := h.slack.Ephemerals()
 	if !strings.Contains(eph[0].Get("text"), "already closed") || !strings.Contains(eph[0].Get("text"), "expired") {
 		t.Errorf("late click reply = %q", eph[0].Get("text"))
 	}
@@ -440,13 +439,13 @@ func TestLateClickOnDecidedReview(t *testing.T) {
 	h.run()
 	c, res := h.review(t.Context(), "01LATE")
 	h.waitPosted(1)
-	h.slack.click(clickPayload(approver, ActionDeny, c.ID, "nope"))
+	h.slack.Click(click(approver, ActionDeny, c.ID, "nope"))
 	if r := await(t, res); r.v.Approved {
 		t.Fatalf("Review = %+v", r.v)
 	}
-	h.slack.click(clickPayload(approver, ActionApprove, c.ID, ""))
-	eventually(t, "ephemeral", func() bool { _, _, e, _ := h.slack.snapshot(); return len(e) == 1 })
-	_, _, eph, _ := h.slack.snapshot()
+	h.slack.Click(click(approver, ActionApprove, c.ID, ""))
+	h.slack.WaitEphemerals(1)
+	eph := h.slack.Ephemerals()
 	if txt := eph[0].Get("text"); !strings.Contains(txt, "already closed: denied by <@"+approver+">") {
 		t.Errorf("late click reply = %q", txt)
 	}
@@ -454,11 +453,11 @@ func TestLateClickOnDecidedReview(t *testing.T) {
 		t.Errorf("verdict changed to %+v", v)
 	}
 	// Clicks for unknown calls and junk payloads do not crash either.
-	h.slack.click(clickPayload(approver, ActionApprove, "01UNKNOWN", ""))
-	h.slack.click(map[string]any{"type": "block_actions", "actions": []any{}})
-	h.slack.click(map[string]any{"type": "view_submission"})
-	eventually(t, "second ephemeral", func() bool { _, _, e, _ := h.slack.snapshot(); return len(e) == 2 })
-	_, _, eph, _ = h.slack.snapshot()
+	h.slack.Click(click(approver, ActionApprove, "01UNKNOWN", ""))
+	h.slack.Send(map[string]any{"type": "block_actions", "actions": []any{}})
+	h.slack.Send(map[string]any{"type": "view_submission"})
+	h.slack.WaitEphemerals(2)
+	eph = h.slack.Ephemerals()
 	if txt := eph[1].Get("text"); !strings.Contains(txt, "not known to this toolgate") {
 		t.Errorf("unknown review reply = %q", txt)
 	}
