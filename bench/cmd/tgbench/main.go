@@ -1,0 +1,538 @@
+// Command tgbench measures what toolgate adds to a tool call. In one run it
+// calls the test upstream's echo tool (testdata/upstream) directly, then the
+// same tool through toolgate, at concurrency 1 and 16, and prints p50/p99
+// latency, calls/s and the overhead: the p50 latency toolgate adds at
+// concurrency 1 and its share of direct throughput at 16.
+//
+// Usage (from the repository root):
+//
+//	go run ./bench/cmd/tgbench [flags]
+//
+// Both sides use mcp-go clients pinned to protocol 2025-11-25 (what Cursor
+// and Claude Code speak). With -transport stdio (the default), the direct
+// side launches the upstream as a stdio subprocess, and the proxied side
+// launches `toolgate serve` as one, which launches its own upstream: one
+// client connection per side, shared by the concurrent callers, as an agent
+// would. With -transport http, one upstream serves streamable HTTP; the
+// direct side connects to it, the proxied side to `toolgate serve --http`
+// whose config points at that same upstream; each concurrent caller has its
+// own client session, like separate agents.
+//
+// toolgate runs with its real rules and SQLite audit log (a fresh database
+// in a temporary directory, or under -audit-dir, e.g. /dev/shm to take the
+// disk out). -rules picks the rule set: "100" (default) generates 100 rules
+// of which 99 must be evaluated or skipped before the one that allows the
+// call; "default" is the embedded default pack; anything else is a rule file.
+//
+// The binaries are built with `go build` unless -toolgate and -upstream name
+// them. The aims (issue 6): added p50 under 150µs at concurrency 1, and at
+// least 80% of direct throughput at 16, on 2 cores; -check exits 1 when
+// either is missed.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// The aims from issue 6.
+const (
+	aimAddedP50   = 150 * time.Microsecond
+	aimThroughput = 0.80
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case err == nil:
+	case errors.Is(err, errMissed):
+		os.Exit(1)
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "tgbench:", err)
+		os.Exit(1)
+	}
+}
+
+var errMissed = errors.New("aim missed")
+
+type options struct {
+	transport          string
+	calls, warmup      int
+	conc               []int
+	rules              string
+	auditDir           string
+	toolgate, upstream string
+	rounds             int
+	check              bool
+	text               string
+	stderr             io.Writer
+	workDir            string
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("tgbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	concs := fs.String("c", "1,16", "concurrency levels, comma-separated")
+	fs.StringVar(&o.transport, "transport", "stdio", "stdio or http")
+	fs.IntVar(&o.calls, "n", 2000, "measured calls per side and concurrency level")
+	fs.IntVar(&o.warmup, "warmup", 200, "unmeasured calls first")
+	fs.IntVar(&o.rounds, "rounds", 3, "alternate direct and proxied this many times and pool the samples (throughput: median round)")
+	fs.StringVar(&o.rules, "rules", "100", `rule set: "100" (generated), "default" (embedded pack) or a rule file`)
+	fs.StringVar(&o.auditDir, "audit-dir", "", "directory for the audit database (default: a temporary directory)")
+	fs.StringVar(&o.toolgate, "toolgate", "", "toolgate binary (default: go build ./cmd/toolgate)")
+	fs.StringVar(&o.upstream, "upstream", "", "test upstream binary (default: go build ./testdata/upstream)")
+	fs.StringVar(&o.text, "text", "hello, toolgate", "the echo tool's argument")
+	fs.BoolVar(&o.check, "check", false, "exit 1 if an aim is missed")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	for _, s := range strings.Split(*concs, ",") {
+		var n int
+		if _, err := fmt.Sscan(strings.TrimSpace(s), &n); err != nil || n < 1 {
+			return fmt.Errorf("-c %q: want positive integers", *concs)
+		}
+		o.conc = append(o.conc, n)
+	}
+	if o.transport != "stdio" && o.transport != "http" {
+		return fmt.Errorf("-transport %q: want stdio or http", o.transport)
+	}
+	o.stderr = stderr
+
+	dir, err := os.MkdirTemp("", "tgbench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	o.workDir = dir
+	if err := buildBinaries(ctx, &o, dir); err != nil {
+		return err
+	}
+	rulesFile, rulesDesc, err := writeRules(o.rules, dir)
+	if err != nil {
+		return err
+	}
+	adir := dir
+	if o.auditDir != "" {
+		if adir, err = os.MkdirTemp(o.auditDir, "tgbench"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(adir)
+	}
+	dbPath := filepath.Join(adir, "audit.db")
+
+	var sides [2]side // direct, proxied
+	switch o.transport {
+	case "stdio":
+		cfg, err := writeConfig(dir, fmt.Sprintf("up: {command: %q}", o.upstream), rulesFile, dbPath)
+		if err != nil {
+			return err
+		}
+		sides[0] = stdioSide("direct", o.upstream)
+		sides[1] = stdioSide("toolgate", o.toolgate, "serve", "--config", cfg, "--log-level", "error")
+	case "http":
+		upURL, stopUp, err := startHTTPUpstream(ctx, o.upstream)
+		if err != nil {
+			return err
+		}
+		defer stopUp()
+		cfg, err := writeConfig(dir, fmt.Sprintf("up: {url: %q}", upURL), rulesFile, dbPath)
+		if err != nil {
+			return err
+		}
+		tgURL, stopTG, err := startHTTPToolgate(ctx, o.toolgate, cfg, stderr)
+		if err != nil {
+			return err
+		}
+		defer stopTG()
+		sides[0] = httpSide("direct", upURL)
+		sides[1] = httpSide("toolgate", tgURL)
+	}
+	sides[0].tool, sides[1].tool = "echo", "up__echo"
+
+	fmt.Fprintf(stdout, "tgbench: echo tool, %s transport, mcp-go clients (protocol %s)\n", o.transport, mcp.ProtocolVersion20251125)
+	fmt.Fprintf(stdout, "toolgate: rules %s; audit log %s\n", rulesDesc, dbPath)
+	fmt.Fprintf(stdout, "%d measured calls per side and level, in %d alternating rounds, after %d warm-up calls\n\n", o.calls, o.rounds, o.warmup)
+
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "side\tconcurrency\tcalls\tp50\tp99\tcalls/s\t")
+	type key struct {
+		side int
+		c    int
+	}
+	res := map[key]stats{}
+	for _, c := range o.conc {
+		for i := range sides {
+			if err := sides[i].open(ctx, c); err != nil {
+				return fmt.Errorf("%s: %w", sides[i].name, err)
+			}
+		}
+		var lat [2][]time.Duration
+		var rates [2][]float64
+		for i := range sides {
+			if _, _, err := sides[i].load(ctx, c, o.warmup, o.text); err != nil {
+				return fmt.Errorf("%s warm-up: %w", sides[i].name, err)
+			}
+		}
+		per := max(o.calls/o.rounds, c)
+		for range o.rounds {
+			for i := range sides {
+				l, wall, err := sides[i].load(ctx, c, per, o.text)
+				if err != nil {
+					return fmt.Errorf("%s at concurrency %d: %w", sides[i].name, c, err)
+				}
+				lat[i] = append(lat[i], l...)
+				rates[i] = append(rates[i], float64(len(l))/wall.Seconds())
+			}
+		}
+		for i := range sides {
+			sides[i].close()
+			st := summarize(lat[i], rates[i])
+			res[key{i, c}] = st
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%.0f\t\n", sides[i].name, c, st.n, us(st.p50), us(st.p99), st.rate)
+		}
+	}
+	tw.Flush()
+
+	fmt.Fprintln(stdout)
+	missed := false
+	if d, p, ok := res[key{0, 1}], res[key{1, 1}], slices.Contains(o.conc, 1); ok {
+		added := p.p50 - d.p50
+		ok := added < aimAddedP50
+		missed = missed || !ok
+		fmt.Fprintf(stdout, "added p50 at concurrency 1: %s (%.2fx direct; aim < %s) %s\n", us(added), float64(p.p50)/float64(d.p50), us(aimAddedP50), verdict(ok))
+	}
+	for _, c := range o.conc {
+		if c == 1 {
+			continue
+		}
+		d, p := res[key{0, c}], res[key{1, c}]
+		ratio := p.rate / d.rate
+		ok := ratio >= aimThroughput
+		missed = missed || !ok
+		fmt.Fprintf(stdout, "throughput at concurrency %d: %.0f%% of direct (%.0f vs %.0f calls/s; aim >= %.0f%%) %s\n", c, 100*ratio, p.rate, d.rate, 100*aimThroughput, verdict(ok))
+	}
+	if o.check && missed {
+		return errMissed
+	}
+	return nil
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "ok"
+	}
+	return "MISSED"
+}
+
+func us(d time.Duration) string {
+	return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
+}
+
+type stats struct {
+	n        int
+	p50, p99 time.Duration
+	rate     float64
+}
+
+func summarize(lat []time.Duration, rates []float64) stats {
+	slices.Sort(lat)
+	slices.Sort(rates)
+	pct := func(p float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[min(int(p*float64(len(lat))), len(lat)-1)]
+	}
+	st := stats{n: len(lat), p50: pct(0.50), p99: pct(0.99)}
+	if len(rates) > 0 {
+		st.rate = rates[len(rates)/2]
+	}
+	return st
+}
+
+// side is one way of reaching the echo tool: a way to open clients for a
+// concurrency level, and the clients opened.
+type side struct {
+	name    string
+	tool    string
+	dial    func(ctx context.Context) (*client.Client, error)
+	perConn bool // one client per concurrent caller (HTTP), else one shared
+	clients []*client.Client
+}
+
+func stdioSide(name, command string, args ...string) side {
+	return side{name: name, dial: func(ctx context.Context) (*client.Client, error) {
+		return connect(ctx, transport.NewStdioWithOptions(command, nil, args, transport.WithCommandStderrWriter(io.Discard)))
+	}}
+}
+
+func httpSide(name, url string) side {
+	return side{name: name, perConn: true, dial: func(ctx context.Context) (*client.Client, error) {
+		tr, err := transport.NewStreamableHTTP(url, transport.WithHTTPLogger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			return nil, err
+		}
+		return connect(ctx, tr)
+	}}
+}
+
+func (s *side) open(ctx context.Context, c int) error {
+	n := 1
+	if s.perConn {
+		n = c
+	}
+	for range n {
+		cl, err := s.dial(ctx)
+		if err != nil {
+			s.close()
+			return err
+		}
+		s.clients = append(s.clients, cl)
+	}
+	return nil
+}
+
+func (s *side) close() {
+	for _, c := range s.clients {
+		_ = c.Close()
+	}
+	s.clients = nil
+}
+
+// load makes n calls from c concurrent callers and returns each call's
+// latency and the wall time.
+func (s *side) load(ctx context.Context, c, n int, text string) ([]time.Duration, time.Duration, error) {
+	lat := make([]time.Duration, n)
+	var next int
+	var mu sync.Mutex
+	var firstErr error
+	var wg sync.WaitGroup
+	req := mcp.CallToolRequest{}
+	req.Params.Name = s.tool
+	req.Params.Arguments = map[string]any{"text": text}
+	start := time.Now()
+	for w := range c {
+		cl := s.clients[w%len(s.clients)]
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				t0 := time.Now()
+				res, err := cl.CallTool(ctx, req)
+				lat[i] = time.Since(t0)
+				if err == nil && res.IsError {
+					err = fmt.Errorf("tool error: %v", res.Content)
+				}
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					next = n
+					mu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	return lat, time.Since(start), firstErr
+}
+
+// connect starts and initializes a client pinned to 2025-11-25. The
+// transport lives as long as the client (a stdio child is killed on Close).
+// (The same steps as bench_test.go's dial, which takes a *testing.B.)
+func connect(ctx context.Context, tr transport.Interface) (*client.Client, error) {
+	c := client.NewClient(tr, client.WithProtocolVersion(mcp.ProtocolVersion20251125))
+	if err := c.Start(context.WithoutCancel(ctx)); err != nil {
+		return nil, err
+	}
+	req := mcp.InitializeRequest{}
+	req.Params.ProtocolVersion = mcp.ProtocolVersion20251125
+	req.Params.ClientInfo = mcp.Implementation{Name: "tgbench", Version: "1"}
+	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := c.Initialize(ictx, req); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("initialize: %w", err)
+	}
+	return c, nil
+}
+
+func buildBinaries(ctx context.Context, o *options, dir string) error {
+	if o.toolgate != "" && o.upstream != "" {
+		return nil
+	}
+	out, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		return fmt.Errorf("finding the module (run tgbench inside the toolgate repository, or pass -toolgate and -upstream): %w", err)
+	}
+	root := strings.TrimSpace(string(out))
+	for _, b := range []struct {
+		dst *string
+		pkg string
+	}{{&o.toolgate, "./cmd/toolgate"}, {&o.upstream, "./testdata/upstream"}} {
+		if *b.dst != "" {
+			continue
+		}
+		*b.dst = filepath.Join(dir, filepath.Base(b.pkg))
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", *b.dst, b.pkg)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build %s: %w\n%s", b.pkg, err, out)
+		}
+	}
+	return nil
+}
+
+// writeRules returns the rule file for toolgate ("" = the embedded default
+// pack) and a description of it.
+func writeRules(which, dir string) (string, string, error) {
+	switch which {
+	case "default":
+		return "", "the embedded default pack (echo is allowed as read-only)", nil
+	case "100":
+		path := filepath.Join(dir, "rules-100.yaml")
+		if err := os.WriteFile(path, []byte(hundredRules()), 0o600); err != nil {
+			return "", "", err
+		}
+		return path, "100 generated rules (50 limited to other tools, 49 argument checks evaluated on every call, then the allow)", nil
+	default:
+		abs, err := filepath.Abs(which)
+		return abs, which, err
+	}
+}
+
+// hundredRules is a 100-rule set in which the echo call is allowed only by
+// the last rule: 50 deny rules limited to other tool names (skipped by the
+// tool-name index), and 49 that any tool may match (path globs, shell-ish
+// argument regexes, confidence checks), all evaluated before the allow.
+func hundredRules() string {
+	var b strings.Builder
+	b.WriteString("version: 1\nlabel: tgbench-100\ndefault: review\non_error: deny\nrules:\n")
+	for i := range 50 {
+		fmt.Fprintf(&b, "  - name: other-tool-%d\n    match: 'tool.name == \"tool_%d\" && glob(args.?path.orValue(\"\"), \"**/secret%d/**\")'\n    action: deny\n", i, i, i)
+	}
+	for i := range 49 {
+		var m string
+		switch i % 3 {
+		case 0:
+			m = fmt.Sprintf(`glob(args.?path.orValue(""), "**/private%d/**")`, i)
+		case 1:
+			m = fmt.Sprintf(`args.?command.orValue("").matches("^rm -rf /data%d")`, i)
+		default:
+			m = fmt.Sprintf(`tool.server == "svc%d" && confidence.orValue(1.0) < 0.5`, i)
+		}
+		fmt.Fprintf(&b, "  - name: any-tool-%d\n    match: '%s'\n    action: deny\n", i, m)
+	}
+	b.WriteString("  - name: allow-echo\n    match: 'tool.name == \"echo\"'\n    action: allow\n")
+	return b.String()
+}
+
+func writeConfig(dir, server, rulesFile, dbPath string) (string, error) {
+	path := filepath.Join(dir, "toolgate.yaml")
+	body := fmt.Sprintf("servers:\n  %s\nworkspace: {enabled: false}\nrules: {file: %q}\naudit: {path: %q}\nreview: {channels: [cli]}\n",
+		server, rulesFile, dbPath)
+	return path, os.WriteFile(path, []byte(body), 0o600)
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func startProcess(ctx context.Context, stderr io.Writer, ready func() bool, name string, args ...string) (func(), error) {
+	cmd := exec.Command(name, args...)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !ready() {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			stop()
+			return nil, fmt.Errorf("%s did not become ready", filepath.Base(name))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return stop, nil
+}
+
+func startHTTPUpstream(ctx context.Context, bin string) (string, func(), error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return "", nil, err
+	}
+	stop, err := startProcess(ctx, io.Discard, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, bin, "--http", addr)
+	return "http://" + addr + "/mcp", stop, err
+}
+
+func startHTTPToolgate(ctx context.Context, bin, cfg string, stderr io.Writer) (string, func(), error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return "", nil, err
+	}
+	stop, err := startProcess(ctx, stderr, func() bool {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, bin, "serve", "--config", cfg, "--http", addr, "--log-level", "error")
+	return "http://" + addr + "/mcp", stop, err
+}
