@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -86,7 +85,7 @@ func runAudit(ctx context.Context, args []string, env environ, stdout, stderr io
 		fs.IntVar(&c.limit, "limit", 0, "replay only the newest `N` matching calls (0 = all)")
 		fs.IntVar(&c.show, "show", 200, "list at most `N` changed calls in text output (0 = all)")
 	}
-	pos, err := auditParseArgs(fs, args)
+	pos, err := parseInterleaved(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
@@ -106,7 +105,7 @@ func runAudit(ctx context.Context, args []string, env environ, stdout, stderr io
 	if len(pos) != wantPos {
 		return fmt.Errorf("%w: audit %s takes %d argument(s), got %d: %s", errUsage, sub, wantPos, len(pos), strings.Join(pos, " "))
 	}
-	c.path, err = auditDBPath(c.db, env)
+	c.path, err = dbPath(c.db, env)
 	if err != nil {
 		return err
 	}
@@ -636,41 +635,5 @@ func progressBar(w io.Writer) func(done, total int) {
 		if done >= total {
 			fmt.Fprintln(w)
 		}
-	}
-}
-
-// auditDBPath picks the audit DB: --db, $TOOLGATE_AUDIT_DB,
-// $XDG_STATE_HOME/toolgate/audit.db, ~/.local/state/toolgate/audit.db.
-func auditDBPath(flagPath string, env environ) (string, error) {
-	switch {
-	case flagPath != "":
-		return flagPath, nil
-	case env.Getenv("TOOLGATE_AUDIT_DB") != "":
-		return env.Getenv("TOOLGATE_AUDIT_DB"), nil
-	case env.Getenv("XDG_STATE_HOME") != "":
-		return audit.DefaultPath(env.Getenv("XDG_STATE_HOME")), nil
-	case env.Getenv("HOME") != "":
-		return audit.DefaultPath(filepath.Join(env.Getenv("HOME"), ".local", "state")), nil
-	}
-	return "", fmt.Errorf("%w: audit: cannot find the audit DB: pass --db, or set TOOLGATE_AUDIT_DB or HOME", errUsage)
-}
-
-// auditParseArgs parses flags that may come before or after positional
-// arguments ("show ID --output json"), returning the positional ones.
-func auditParseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
 	}
 }

@@ -45,11 +45,11 @@ func TestAuditDBPath(t *testing.T) {
 		{"", mapEnv{"HOME": "/h"}, "/h/.local/state/toolgate/audit.db"},
 	}
 	for _, tc := range cases {
-		if got, err := auditDBPath(tc.flag, tc.env); err != nil || got != tc.want {
-			t.Errorf("auditDBPath(%q, %v) = %q, %v; want %q", tc.flag, tc.env, got, err, tc.want)
+		if got, err := dbPath(tc.flag, tc.env); err != nil || got != tc.want {
+			t.Errorf("dbPath(%q, %v) = %q, %v; want %q", tc.flag, tc.env, got, err, tc.want)
 		}
 	}
-	if _, err := auditDBPath("", mapEnv{}); !errors.Is(err, errUsage) {
+	if _, err := dbPath("", mapEnv{}); !errors.Is(err, errUsage) {
 		t.Errorf("no env: %v, want errUsage", err)
 	}
 }

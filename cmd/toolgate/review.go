@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -55,14 +54,14 @@ func runReview(ctx context.Context, args []string, env environ, stdout, stderr i
 		fmt.Fprintln(stderr, reviewUsage)
 		return fmt.Errorf("%w: review: unknown subcommand %q", errUsage, sub)
 	}
-	pos, err := reviewParseArgs(fs, args)
+	pos, err := parseInterleaved(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("%w: review %s: %v", errUsage, sub, err)
 	}
-	path, err := reviewDBPath(*db, env)
+	path, err := dbPath(*db, env)
 	if err != nil {
 		return err
 	}
@@ -192,22 +191,6 @@ func reviewOneLine(s string, n int) string {
 	return s
 }
 
-// reviewDBPath picks the audit DB: --db, $TOOLGATE_AUDIT_DB,
-// $XDG_STATE_HOME/toolgate/audit.db, ~/.local/state/toolgate/audit.db.
-func reviewDBPath(flagPath string, env environ) (string, error) {
-	switch {
-	case flagPath != "":
-		return flagPath, nil
-	case env.Getenv("TOOLGATE_AUDIT_DB") != "":
-		return env.Getenv("TOOLGATE_AUDIT_DB"), nil
-	case env.Getenv("XDG_STATE_HOME") != "":
-		return audit.DefaultPath(env.Getenv("XDG_STATE_HOME")), nil
-	case env.Getenv("HOME") != "":
-		return audit.DefaultPath(filepath.Join(env.Getenv("HOME"), ".local", "state")), nil
-	}
-	return "", fmt.Errorf("%w: review: cannot find the audit DB: pass --db, or set TOOLGATE_AUDIT_DB or HOME", errUsage)
-}
-
 // reviewUser names the person at the terminal.
 func reviewUser(env environ) string {
 	for _, k := range []string{"USER", "LOGNAME"} {
@@ -216,24 +199,4 @@ func reviewUser(env environ) string {
 		}
 	}
 	return "unknown"
-}
-
-// reviewParseArgs parses flags that may come before or after the
-// positional arguments, and returns the positional ones.
-func reviewParseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
 }

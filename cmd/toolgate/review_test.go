@@ -160,26 +160,7 @@ func TestReviewUsageErrors(t *testing.T) {
 	}
 }
 
-func TestReviewDBPath(t *testing.T) {
-	cases := []struct {
-		flag string
-		env  mapEnv
-		want string
-	}{
-		{"/x.db", mapEnv{"TOOLGATE_AUDIT_DB": "/y.db"}, "/x.db"},
-		{"", mapEnv{"TOOLGATE_AUDIT_DB": "/y.db", "XDG_STATE_HOME": "/s"}, "/y.db"},
-		{"", mapEnv{"XDG_STATE_HOME": "/s", "HOME": "/h"}, "/s/toolgate/audit.db"},
-		{"", mapEnv{"HOME": "/h"}, "/h/.local/state/toolgate/audit.db"},
-	}
-	for _, c := range cases {
-		got, err := reviewDBPath(c.flag, c.env)
-		if err != nil || got != c.want {
-			t.Errorf("reviewDBPath(%q, %v) = %q, %v; want %q", c.flag, c.env, got, err, c.want)
-		}
-	}
-	if _, err := reviewDBPath("", mapEnv{}); !errors.Is(err, errUsage) {
-		t.Errorf("no env: %v", err)
-	}
+func TestReviewUser(t *testing.T) {
 	if u := reviewUser(mapEnv{"LOGNAME": "carol"}); u != "carol" {
 		t.Errorf("reviewUser = %q", u)
 	}

@@ -48,7 +48,7 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, logger *s
 	cur := live.Current()
 	logger.Info("rules loaded", "file", rulesFileName(cfg.Rules.File), "version", cur.Version(), "label", cur.Label(), "rules", cur.Len())
 
-	dbPath, err := auditDBPath(cfg.Audit.Path, env)
+	dbPath, err := dbPath(cfg.Audit.Path, env)
 	if err != nil {
 		return nil, err
 	}
