@@ -9,6 +9,8 @@
 //	add_tool  registers a new tool "extra_N", so the server sends tools/list_changed.
 //	stats     reports the pid, and how many slow calls started and were cancelled.
 //	complex   has a hand-written input schema with keywords mcp-go does not model.
+//	record    appends its "id" and a newline to the file "file" as soon as it is
+//	          called, then waits "ms" milliseconds (a log of calls received).
 //
 // Flags: --name sets serverInfo.name; --fail-start exits at once with an error
 // on stderr, like a misconfigured server.
@@ -21,6 +23,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -115,6 +118,34 @@ func main() {
 			b, _ := json.Marshal(req.GetArguments())
 			return mcp.NewToolResultText(string(b)), nil
 		})
+
+	var recordMu sync.Mutex
+	s.AddTool(mcp.NewTool("record",
+		mcp.WithDescription("Appends id to file on receipt, then waits ms milliseconds."),
+		mcp.WithString("file", mcp.Required(), mcp.Description("file to append to")),
+		mcp.WithString("id", mcp.Required(), mcp.Description("what to append")),
+		mcp.WithNumber("ms", mcp.Description("how long to wait after recording")),
+	), func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		id := req.GetString("id", "")
+		recordMu.Lock()
+		f, err := os.OpenFile(req.GetString("file", ""), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err == nil {
+			_, err = f.WriteString(id + "\n")
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		recordMu.Unlock()
+		if err != nil {
+			return mcp.NewToolResultError(err.Error()), nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(req.GetFloat("ms", 0) * float64(time.Millisecond))):
+		}
+		return mcp.NewToolResultText(id), nil
+	})
 
 	if *httpAddr != "" {
 		log.Fatal(server.NewStreamableHTTPServer(s).Start(*httpAddr))
