@@ -26,9 +26,16 @@ const (
 	maxBatch = 1024
 	// checkpointEvery is how many commits pass between checkpoint nudges;
 	// the checkpointer also runs every checkpointInterval.
-	checkpointEvery = 128
-	// maxYields bounds how often the writer yields while waiting for the
-	// previous batch's callers to queue again.
+	checkpointEvery = 256
+	// walRestartFrames is the WAL size (in frames) above which the
+	// checkpointer, after a passive checkpoint, briefly holds off commits to
+	// copy the last few frames, so that the next commit rewinds the WAL to
+	// its start instead of growing it (under steady load a passive
+	// checkpoint never catches up on its own, and appending to an ever
+	// larger WAL costs a new file block per page).
+	walRestartFrames = 4096
+	// maxYields bounds how often the writer goroutine yields while waiting
+	// for the previous batch's callers to queue again.
 	maxYields          = 8
 	checkpointInterval = time.Second
 )
@@ -111,10 +118,21 @@ type Store struct {
 	conn  *sql.Conn
 	stmts writeStmts
 
-	mu     sync.RWMutex // guards closed against queue sends
+	// wmu is held by whoever commits on conn: a caller that found the
+	// connection idle (it commits its own write at once, with no hand-off
+	// to another goroutine), the writer goroutine (which drains what
+	// queued up meanwhile), the checkpointer's catch-up, or Close. Whoever
+	// releases it re-checks the queue, so no queued write is stranded.
+	wmu       sync.Mutex
+	lastBatch int // size of the previous batch; guarded by wmu
+
+	qmu    sync.Mutex // guards closed and queue
 	closed bool
-	queue  chan *op
-	done   chan struct{}
+	queue  []*op
+	spare  []*op         // recycled backing array for queue; guarded by wmu
+	kick   chan struct{} // wakes the writer goroutine (buffered, never closed)
+	stop   chan struct{} // closed by Close
+	done   chan struct{} // closed when the writer goroutine exits
 
 	// commits and committed count transactions and the writes in them
 	// (their ratio is the group-commit factor).
@@ -133,6 +151,14 @@ type op struct {
 	// error to its caller (ErrVerdictConflict).
 	result error
 	done   chan error
+	// finished is set (under wmu) once done has been sent.
+	finished bool
+}
+
+// finish reports the op's result to its waiter. Called with wmu held.
+func (o *op) finish(err error) {
+	o.finished = true
+	o.done <- err
 }
 
 const (
@@ -198,7 +224,8 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 			o.Logger.Warn("audit: cannot restrict file mode", "path", path+suf, "err", err)
 		}
 	}
-	s.queue = make(chan *op, maxBatch)
+	s.kick = make(chan struct{}, 1)
+	s.stop = make(chan struct{})
 	s.done = make(chan struct{})
 	s.ckpt = make(chan struct{}, 1)
 	s.ckptDone = make(chan struct{})
@@ -343,15 +370,21 @@ func (s *Store) Path() string { return s.path }
 // Close waits for queued writes to commit, stops the writer and closes the
 // DB. Writes after Close fail with ErrClosed.
 func (s *Store) Close() error {
-	if s.queue != nil {
-		s.mu.Lock()
+	if s.kick != nil {
+		s.qmu.Lock()
 		if s.closed {
-			s.mu.Unlock()
+			s.qmu.Unlock()
 			return nil
 		}
 		s.closed = true
-		close(s.queue)
-		s.mu.Unlock()
+		s.qmu.Unlock()
+		// Nothing can queue any more: commit what did.
+		s.wmu.Lock()
+		for batch := s.take(); len(batch) > 0; batch = s.take() {
+			s.commit(batch)
+		}
+		s.wmu.Unlock()
+		close(s.stop)
 		<-s.done
 		close(s.ckpt)
 		<-s.ckptDone
@@ -371,33 +404,50 @@ func (s *Store) Close() error {
 	return errors.Join(errs...)
 }
 
-// write queues apply and waits until it is committed (or failed). ctx
-// cancellation and WriteTimeout only take effect while the write is still
-// queued; once the writer holds the lock, the result is awaited so that
-// success is never reported for a rolled-back write or vice versa.
+// write queues apply and waits until it is committed (or failed). If no
+// commit is in progress, the caller commits the queue itself (with its own
+// write first in line), so a lone call pays no goroutine hand-off; otherwise
+// its write joins the next batch (group commit). ctx cancellation and
+// WriteTimeout only take effect while the write is still queued; once a
+// committer has claimed it, the result is awaited so that success is never
+// reported for a rolled-back write or vice versa.
 func (s *Store) write(ctx context.Context, apply func(w *wtx) error) error {
-	if s.queue == nil {
+	if s.kick == nil {
 		return fmt.Errorf("audit: store opened read-only")
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("audit: write: %w", err)
+	}
 	o := &op{apply: apply, done: make(chan error, 1)}
-	timer := time.NewTimer(s.o.WriteTimeout)
-	defer timer.Stop()
-
-	s.mu.RLock()
+	s.qmu.Lock()
 	if s.closed {
-		s.mu.RUnlock()
+		s.qmu.Unlock()
 		return ErrClosed
 	}
-	select {
-	case s.queue <- o:
-		s.mu.RUnlock()
-	case <-timer.C:
-		s.mu.RUnlock()
-		return fmt.Errorf("%w after %v (queue full)", ErrTimeout, s.o.WriteTimeout)
-	case <-ctx.Done():
-		s.mu.RUnlock()
-		return fmt.Errorf("audit: write: %w", ctx.Err())
+	s.queue = append(s.queue, o)
+	alone := len(s.queue) == 1
+	s.qmu.Unlock()
+
+	if !alone {
+		// Others are waiting: their committer (or the writer goroutine)
+		// takes this write with theirs.
+		s.wake()
+	} else if s.wmu.TryLock() {
+		// Lead: commit until our own write is done, then hand whatever
+		// queued meanwhile to the writer goroutine.
+		for !o.finished {
+			batch := s.take()
+			if len(batch) == 0 {
+				break // unreachable: o was queued and not yet finished
+			}
+			s.commit(batch)
+		}
+		s.release()
+		return <-o.done
 	}
+
+	timer := time.NewTimer(s.o.WriteTimeout)
+	defer timer.Stop()
 	select {
 	case err := <-o.done:
 		return err
@@ -413,38 +463,77 @@ func (s *Store) write(ctx context.Context, apply func(w *wtx) error) error {
 	return <-o.done
 }
 
-// writer is the only goroutine that writes. It takes every queued write,
-// commits them in one transaction and then acknowledges each: group commit.
-func (s *Store) writer() {
-	defer close(s.done)
-	batch := make([]*op, 0, maxBatch)
-	last := 0
-	for first := range s.queue {
-		batch = append(batch[:0], first)
-		// Under concurrency, let the callers just acknowledged queue their
-		// next writes before this batch closes: a few yields cost far less
-		// than the extra commit they save. Alone (last <= 1), commit at once.
-		for i := 0; last > 1 && i < maxYields && len(s.queue)+1 < last; i++ {
-			runtime.Gosched()
-		}
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case o, ok := <-s.queue:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, o)
-			default:
-				break fill
-			}
-		}
-		last = len(batch)
-		s.commit(batch)
+// take removes up to maxBatch queued writes, oldest first. Called with wmu
+// held; the returned slice is valid until the next take.
+func (s *Store) take() []*op {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if len(s.queue) <= maxBatch {
+		batch := s.queue
+		s.queue, s.spare = s.spare[:0], batch
+		return batch
+	}
+	batch := append(s.spare[:0], s.queue[:maxBatch]...)
+	s.queue = append(s.queue[:0], s.queue[maxBatch:]...)
+	s.spare = batch
+	return batch
+}
+
+func (s *Store) queued() int {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	return len(s.queue)
+}
+
+// release unlocks wmu and, if writes queued while it was held, wakes the
+// writer goroutine to commit them.
+func (s *Store) release() {
+	s.wmu.Unlock()
+	if s.queued() > 0 {
+		s.wake()
 	}
 }
 
+// wake wakes the writer goroutine.
+func (s *Store) wake() {
+	select {
+	case s.kick <- struct{}{}:
+	default: // already woken
+	}
+}
+
+// writer commits the writes that queue up while another commit is in
+// progress, in batches: group commit.
+func (s *Store) writer() {
+	defer close(s.done)
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.kick:
+		}
+		for s.wmu.TryLock() { // else the holder re-checks the queue on release
+			// Under concurrency, let the callers just acknowledged queue
+			// their next writes before this batch closes: a few yields
+			// cost far less than the extra commit they save.
+			for i := 0; s.lastBatch > 1 && i < maxYields && s.queued() < s.lastBatch; i++ {
+				runtime.Gosched()
+			}
+			batch := s.take()
+			if len(batch) > 0 {
+				s.commit(batch)
+			}
+			s.wmu.Unlock()
+			if s.queued() == 0 {
+				break
+			}
+		}
+	}
+}
+
+// commit commits batch, acknowledging each write. Called with wmu held.
 func (s *Store) commit(batch []*op) {
+	s.lastBatch = len(batch)
 	live := make([]*op, 0, len(batch))
 	for _, o := range batch {
 		if o.state.Load() != opAbandoned {
@@ -458,13 +547,13 @@ func (s *Store) commit(batch []*op) {
 			// write in it fails.
 			s.o.Logger.Error("audit write failed", "err", err, "writes", len(live))
 			for _, o := range live {
-				o.done <- err
+				o.finish(err)
 			}
 			return
 		}
 		if failed < 0 {
 			for _, o := range live {
-				o.done <- o.result
+				o.finish(o.result)
 			}
 			return
 		}
@@ -499,7 +588,7 @@ func (s *Store) tryCommit(live []*op) (int, error) {
 		w.result = nil
 		if err := o.apply(w); err != nil {
 			rollback()
-			o.done <- err
+			o.finish(err)
 			return i, nil
 		}
 		o.result = w.result
@@ -525,7 +614,10 @@ func (s *Store) tryCommit(live []*op) (int, error) {
 
 // checkpointer copies the WAL back into the DB file (PASSIVE: it never
 // blocks the writer or readers) after every checkpointEvery commits, once a
-// second while there are commits, and on Close.
+// second while there are commits, and on Close. If the WAL has grown past
+// walRestartFrames it then holds off commits (wmu) just long enough to copy
+// the frames committed during that checkpoint, so the next commit starts
+// the WAL over.
 func (s *Store) checkpointer() {
 	defer close(s.ckptDone)
 	t := time.NewTicker(checkpointInterval)
@@ -538,7 +630,7 @@ func (s *Store) checkpointer() {
 			if !ok {
 				// PASSIVE: another process (the server) may be writing;
 				// the last connection to close checkpoints the rest.
-				if _, err := s.cdb.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+				if _, _, err := s.checkpoint(ctx); err != nil {
 					s.o.Logger.Warn("audit: final checkpoint failed", "err", err)
 				}
 				return
@@ -549,8 +641,22 @@ func (s *Store) checkpointer() {
 			}
 		}
 		last = s.commits.Load()
-		if _, err := s.cdb.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+		frames, _, err := s.checkpoint(ctx)
+		if err == nil && frames >= walRestartFrames {
+			s.wmu.Lock()
+			_, _, err = s.checkpoint(ctx)
+			s.release()
+		}
+		if err != nil {
 			s.o.Logger.Warn("audit: checkpoint failed", "err", err)
 		}
 	}
+}
+
+// checkpoint runs a passive checkpoint on the checkpointer's connection and
+// returns the WAL's size and how much of it is now in the DB, in frames.
+func (s *Store) checkpoint(ctx context.Context) (frames, copied int, err error) {
+	var busy int
+	err = s.cdb.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
+	return frames, copied, err
 }
