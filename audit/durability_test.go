@@ -282,10 +282,16 @@ func TestKill9LeavesEveryForwardedCall(t *testing.T) {
 	t.Logf("%d forwarded calls all recorded; %d rows, %d events verified", n, rep.Calls, rep.Events)
 }
 
-func benchmarkBegin(b *testing.B, conc int, mode Synchronous) {
+// benchmarkWrites runs b.N iterations of op at concurrency conc and reports
+// iterations per second, process CPU per iteration (steadier than
+// wall-clock on a shared machine) and the group-commit factor. setup runs
+// untimed on the open store first.
+func benchmarkWrites(b *testing.B, conc int, mode Synchronous, unit string, setup func(s *Store), op func(s *Store, i int) error) {
 	s := openTest(b, filepath.Join(b.TempDir(), "a.db"), Options{Now: time.Now, Synchronous: mode})
-	ctx := context.Background()
-	d := testDecision(rules.Allow)
+	if setup != nil {
+		setup(s)
+	}
+	commits0, committed0 := s.commits.Load(), s.committed.Load()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	b.ResetTimer()
@@ -299,7 +305,7 @@ func benchmarkBegin(b *testing.B, conc int, mode Synchronous) {
 				if i > int64(b.N) {
 					return
 				}
-				if err := s.Begin(ctx, testCall(fmt.Sprintf("01B%012d", i), int(i)), d); err != nil {
+				if err := op(s, int(i)); err != nil {
 					b.Error(err)
 					return
 				}
@@ -309,18 +315,62 @@ func benchmarkBegin(b *testing.B, conc int, mode Synchronous) {
 	wg.Wait()
 	el := time.Since(start)
 	b.StopTimer()
-	b.ReportMetric(float64(b.N)/el.Seconds(), "decisions/s")
+	b.ReportMetric(float64(b.N)/el.Seconds(), unit+"/s")
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
-	b.ReportMetric(float64(s.committed.Load())/float64(max(1, s.commits.Load())), "writes/commit")
+	b.ReportMetric(float64(s.committed.Load()-committed0)/float64(max(1, s.commits.Load()-commits0)), "writes/commit")
+}
+
+func benchID(i int) string { return fmt.Sprintf("01B%012d", i) }
+
+func beginN(b *testing.B, s *Store) {
+	ctx := context.Background()
+	d := testDecision(rules.Allow)
+	for i := 1; i <= b.N; i++ {
+		if err := s.Begin(ctx, testCall(benchID(i), i), d); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // BenchmarkBegin measures committed decisions per second: each Begin
 // returns only after its row and chain event are committed.
 func BenchmarkBegin(b *testing.B) {
+	d := testDecision(rules.Allow)
+	begin := func(s *Store, i int) error { return s.Begin(context.Background(), testCall(benchID(i), i), d) }
 	for _, conc := range []int{1, 16} {
-		b.Run(fmt.Sprintf("c=%d", conc), func(b *testing.B) { benchmarkBegin(b, conc, SyncNormal) })
+		b.Run(fmt.Sprintf("c=%d", conc), func(b *testing.B) { benchmarkWrites(b, conc, SyncNormal, "decisions", nil, begin) })
 	}
-	b.Run("c=16/sync=FULL", func(b *testing.B) { benchmarkBegin(b, 16, SyncFull) })
+	b.Run("c=16/sync=FULL", func(b *testing.B) { benchmarkWrites(b, 16, SyncFull, "decisions", nil, begin) })
+}
+
+// BenchmarkFinish measures committed outcomes per second (the calls were
+// begun, untimed, first).
+func BenchmarkFinish(b *testing.B) {
+	finish := func(s *Store, i int) error {
+		return s.Finish(context.Background(), benchID(i), Outcome{Status: StatusOK, Duration: time.Millisecond, ResultSize: 100})
+	}
+	for _, conc := range []int{1, 16} {
+		b.Run(fmt.Sprintf("c=%d", conc), func(b *testing.B) {
+			benchmarkWrites(b, conc, SyncNormal, "outcomes", func(s *Store) { beginN(b, s) }, finish)
+		})
+	}
+}
+
+// BenchmarkCall measures whole proxied calls as the gate records them: a
+// Begin, then a Finish, each committed before it returns (two durable
+// writes per call).
+func BenchmarkCall(b *testing.B) {
+	d := testDecision(rules.Allow)
+	call := func(s *Store, i int) error {
+		ctx := context.Background()
+		if err := s.Begin(ctx, testCall(benchID(i), i), d); err != nil {
+			return err
+		}
+		return s.Finish(ctx, benchID(i), Outcome{Status: StatusOK, Duration: time.Millisecond, ResultSize: 100})
+	}
+	for _, conc := range []int{1, 16} {
+		b.Run(fmt.Sprintf("c=%d", conc), func(b *testing.B) { benchmarkWrites(b, conc, SyncNormal, "calls", nil, call) })
+	}
 }
 
 // cpuTime is the process's user+system CPU time: with the machine shared,
