@@ -318,6 +318,7 @@ func benchmarkWrites(b *testing.B, conc int, mode Synchronous, unit string, setu
 	b.ReportMetric(float64(b.N)/el.Seconds(), unit+"/s")
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 	b.ReportMetric(float64(s.committed.Load()-committed0)/float64(max(1, s.commits.Load()-commits0)), "writes/commit")
+	b.ReportMetric(float64(s.ckptStall.Load())/1e6, "max-ckpt-stall-ms")
 }
 
 func benchID(i int) string { return fmt.Sprintf("01B%012d", i) }
