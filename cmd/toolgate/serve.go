@@ -125,9 +125,7 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	if pol.attach != nil {
-		pol.attach(srv)
-	}
+	pol.metrics.WatchUpstreams(cat.Status)
 
 	cat.Start(ctx) // returns once every upstream has had its first attempt (bounded)
 	defer cat.Close()

@@ -9,10 +9,12 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/config"
 	"github.com/toolgate/toolgate/gate"
-	"github.com/toolgate/toolgate/mcp"
+	"github.com/toolgate/toolgate/metrics"
 	"github.com/toolgate/toolgate/redact"
 	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/rules"
@@ -25,15 +27,20 @@ type policy struct {
 	Recorder gate.Recorder
 	Reviewer gate.Reviewer // nil denies every review
 	Observer gate.Observer // nil: no metrics
-	// attach, when set, is called with the agent-facing server once it
-	// exists (e.g. to give an elicitation reviewer its MCPServer()).
-	attach func(*mcp.Server)
-	// routes are extra HTTP handlers for the HTTP listener (the Slack
-	// interactivity endpoint), by path.
+	// metrics is fed by the gate (Observer, wrapped Recorder) and, once the
+	// catalog exists, by the upstreams' health.
+	metrics *metrics.Metrics
+	// routes are extra HTTP handlers for the HTTP listener (/metrics, the
+	// Slack interactivity endpoint), by path. They are served outside the
+	// MCP bearer-token guard: Slack signs its own requests, and /metrics
+	// carries counts, never arguments.
 	routes map[string]http.Handler
 	// close stops the background work and releases what buildPolicy opened.
 	close func() error
 }
+
+// pathMetrics is where Prometheus metrics are served on the HTTP listener.
+const pathMetrics = "/metrics"
 
 // buildPolicy constructs the gate's Decider (rules, hot-reloaded), Recorder
 // (the SQLite audit log) and Reviewer (Slack, CLI, elicitation) from cfg,
@@ -87,7 +94,7 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, logger *s
 	if err := svc.Recover(ctx); err != nil {
 		logger.Warn("recovering reviews left pending by a previous run", "err", err)
 	}
-	logger.Info("review channels", "channels", svc.Channels(), "timeout", cfg.Review.Timeout)
+	logger.Info("review channels", "channels", svc.Channels(), "timeout", cfg.Review.Timeout.String())
 
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
@@ -98,10 +105,14 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, logger *s
 		}
 	})
 
+	m := metrics.New(prometheus.NewRegistry())
 	p := &policy{
 		Decider:  live,
-		Recorder: st,
+		Recorder: m.WrapRecorder(st),
 		Reviewer: svc,
+		Observer: m,
+		metrics:  m,
+		routes:   map[string]http.Handler{pathMetrics: m.Handler()},
 		close: func() error {
 			stop()
 			wg.Wait()
@@ -109,7 +120,7 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, logger *s
 		},
 	}
 	if slackOpts != nil && slackOpts.Mode == review.SlackModeHTTP {
-		p.routes = map[string]http.Handler{cfg.Review.Slack.HTTPPath: svc.InteractionHandler()}
+		p.routes[cfg.Review.Slack.HTTPPath] = svc.InteractionHandler()
 	}
 	return p, nil
 }
