@@ -113,6 +113,10 @@ func New(o Options) (*Server, error) {
 		server.WithToolCapabilities(true),
 		server.WithRecovery(),
 		server.WithElicitation(),
+		// Arguments that do not match the tool's input schema are refused
+		// as a tool error (SEP-1303) before the gate sees them: the agent
+		// learns what to fix, and no upstream gets input it never declared.
+		server.WithInputSchemaValidation(),
 	}
 	if o.Instructions != "" {
 		opts = append(opts, server.WithInstructions(o.Instructions))

@@ -404,9 +404,9 @@ func callResult(m map[string]any) (text string, isError bool) {
 
 // TestOpsBadArguments: arguments that are not an object are refused before
 // any rule or upstream sees them; arguments of the wrong type for the
-// schema are not validated by toolgate (rules and the audit log see them as
-// sent) and the upstream's answer is returned; oversized lines on stdio are
-// answered and do not stop the server.
+// schema are refused with a tool error naming the problem, and the upstream
+// never sees them; oversized lines on stdio are answered and do not stop the
+// server.
 func TestOpsBadArguments(t *testing.T) {
 	cfg, db := opsConfig(t, allowRules, "", "")
 	r := startRawStdio(t, cfg)
@@ -414,15 +414,15 @@ func TestOpsBadArguments(t *testing.T) {
 	for i, args := range []string{`"rm -rf /"`, `[1,2]`, `42`} {
 		r.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"up__echo","arguments":%s}}`, 10+i, args))
 		m := r.next()
-		if text, isErr := callResult(m); !isErr || !strings.Contains(text, "arguments of up__echo must be a JSON object") {
+		if text, isErr := callResult(m); !isErr || !strings.Contains(text, "input schema validation failed") || !strings.Contains(text, "object") {
 			t.Errorf("arguments %s: got %v", args, m)
 		}
 	}
 
-	// Wrong type for the schema ("text" is a string): passed through.
+	// Wrong types for the schema: refused before the gate and the upstream.
 	r.send(`{"jsonrpc":"2.0","id":20,"method":"tools/call","params":{"name":"up__complex","arguments":{"mode":7,"n":"x"}}}`)
-	if text, _ := callResult(r.next()); text != `{"mode":7,"n":"x"}` {
-		t.Errorf("schema-mismatched arguments reached the upstream as %q", text)
+	if text, isErr := callResult(r.next()); !isErr || !strings.Contains(text, "input schema validation failed") || !strings.Contains(text, "mode") {
+		t.Errorf("schema-mismatched arguments: isError %v, text %q; want a tool error naming the bad argument", isErr, text)
 	}
 
 	// Oversized lines: 6 MiB of junk, then a 2 MiB argument.
@@ -449,8 +449,8 @@ func TestOpsBadArguments(t *testing.T) {
 			objectless++
 		}
 	}
-	if wrongType != 1 || objectless != 0 {
-		t.Errorf("audit: %d rows for the schema-mismatched call (want 1), %d for the refused non-object ones (want 0)", wrongType, objectless)
+	if wrongType != 0 || objectless != 0 {
+		t.Errorf("audit: %d rows for the schema-mismatched call, %d for the non-object ones; want none (refused before the gate)", wrongType, objectless)
 	}
 }
 
