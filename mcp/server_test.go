@@ -196,6 +196,23 @@ func TestCallBuilding(t *testing.T) {
 		t.Error("call time not set")
 	}
 
+	// A _confidence argument outside the published schema (a number in
+	// 0..1) is refused by input validation before the gate sees the call.
+	for _, bad := range []any{1.5, "high"} {
+		before := f.gate.last()
+		res := call(t, c, "up__echo", map[string]any{"text": "x", "_confidence": bad}, nil)
+		text := ""
+		if len(res.Content) > 0 {
+			text = res.Content[0].(mcpgo.TextContent).Text
+		}
+		if !res.IsError || !strings.Contains(text, "_confidence") {
+			t.Errorf("_confidence %v: isError %v, %q; want a schema error naming _confidence", bad, res.IsError, text)
+		}
+		if after := f.gate.last(); !after.Time.Equal(before.Time) {
+			t.Errorf("_confidence %v: the gate saw the call", bad)
+		}
+	}
+
 	cases := []struct {
 		name      string
 		args      map[string]any
@@ -207,8 +224,6 @@ func TestCallBuilding(t *testing.T) {
 		{"meta model object", nil, map[string]any{MetaModel: map[string]any{"name": "m2", "version": "3"}}, tools.Peer{Name: "m2", Version: "3"}, nil},
 		{"meta confidence", nil, map[string]any{MetaConfidence: 0.9}, tools.Peer{Name: "header-model", Version: "7"}, ptr(0.9)},
 		{"arg beats meta", map[string]any{"_confidence": 0.1}, map[string]any{MetaConfidence: 0.9}, tools.Peer{Name: "header-model", Version: "7"}, ptr(0.1)},
-		{"out of range", map[string]any{"_confidence": 1.5}, nil, tools.Peer{Name: "header-model", Version: "7"}, nil},
-		{"not a number", map[string]any{"_confidence": "high"}, nil, tools.Peer{Name: "header-model", Version: "7"}, nil},
 		{"negative meta", nil, map[string]any{MetaConfidence: -0.1}, tools.Peer{Name: "header-model", Version: "7"}, nil},
 	}
 	for _, tc := range cases {
