@@ -32,6 +32,10 @@ var errUsage = errors.New("usage")
 var errFailed = errors.New("failed")
 
 func main() {
+	// An agent that goes away closes our stdio pipes; a log line written to
+	// the closed stderr must fail (EPIPE), not kill toolgate with SIGPIPE
+	// before it records the cancelled calls and shuts down cleanly.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
