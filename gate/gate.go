@@ -113,7 +113,7 @@ func (g *Gate) Handle(ctx context.Context, c tools.Call) *mcp.CallToolResult {
 	if c.ID == "" {
 		c.ID = NewID(c.Time)
 	}
-	log := g.o.Logger.With("call_id", c.ID, "server", c.Server, "tool", c.Tool)
+	log := callLog{g.o.Logger, ctx, &c}
 
 	d := g.o.Decider.Decide(ctx, c)
 	switch d.Action {
@@ -165,6 +165,30 @@ func (g *Gate) Handle(ctx context.Context, c tools.Call) *mcp.CallToolResult {
 	}
 	return res
 }
+
+// callLog logs about one call, with its call_id, server and tool first. It
+// builds nothing for a level the logger does not have enabled: Logger.With
+// would format those three attributes on every call, and most calls log
+// only at Debug.
+type callLog struct {
+	l   *slog.Logger
+	ctx context.Context
+	c   *tools.Call
+}
+
+func (cl callLog) log(level slog.Level, msg string, args ...any) {
+	if !cl.l.Enabled(cl.ctx, level) {
+		return
+	}
+	all := make([]any, 0, 6+len(args))
+	all = append(all, "call_id", cl.c.ID, "server", cl.c.Server, "tool", cl.c.Tool)
+	cl.l.Log(cl.ctx, level, msg, append(all, args...)...)
+}
+
+func (cl callLog) Debug(msg string, args ...any) { cl.log(slog.LevelDebug, msg, args...) }
+func (cl callLog) Info(msg string, args ...any)  { cl.log(slog.LevelInfo, msg, args...) }
+func (cl callLog) Warn(msg string, args ...any)  { cl.log(slog.LevelWarn, msg, args...) }
+func (cl callLog) Error(msg string, args ...any) { cl.log(slog.LevelError, msg, args...) }
 
 func (g *Gate) observe(c tools.Call, d rules.Decision, o audit.Outcome) {
 	if g.o.Observer != nil {
