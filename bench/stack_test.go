@@ -1,0 +1,160 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/toolgate/toolgate/audit"
+	"github.com/toolgate/toolgate/gate"
+	"github.com/toolgate/toolgate/mcp"
+	"github.com/toolgate/toolgate/metrics"
+	"github.com/toolgate/toolgate/redact"
+	"github.com/toolgate/toolgate/rules"
+)
+
+// The Stack benchmarks run what `toolgate serve` runs for a stdio agent,
+// in-process, so one CPU profile covers all of it: an mcp-go client talks
+// over in-memory pipes to the mcp.Server, whose gate evaluates a 100-rule
+// set (as tgbench's default), records to the SQLite audit log through the
+// redactor and the metrics wrapper, and forwards to the test upstream
+// (a stdio subprocess). Stack/nop replaces the audit log with a no-op.
+
+// hundredRules mirrors tgbench's generated rule set: the echo call is
+// allowed only by the last of 100 rules, 49 of which every call evaluates.
+func hundredRules() string {
+	var b strings.Builder
+	b.WriteString("version: 1\nlabel: bench-100\ndefault: review\non_error: deny\nrules:\n")
+	for i := range 50 {
+		fmt.Fprintf(&b, "  - name: other-tool-%d\n    match: 'tool.name == \"tool_%d\" && glob(args.?path.orValue(\"\"), \"**/secret%d/**\")'\n    action: deny\n", i, i, i)
+	}
+	for i := range 49 {
+		var m string
+		switch i % 3 {
+		case 0:
+			m = fmt.Sprintf(`glob(args.?path.orValue(""), "**/private%d/**")`, i)
+		case 1:
+			m = fmt.Sprintf(`args.?command.orValue("").matches("^rm -rf /data%d")`, i)
+		default:
+			m = fmt.Sprintf(`tool.server == "svc%d" && confidence.orValue(1.0) < 0.5`, i)
+		}
+		fmt.Fprintf(&b, "  - name: any-tool-%d\n    match: '%s'\n    action: deny\n", i, m)
+	}
+	b.WriteString("  - name: allow-echo\n    match: 'tool.name == \"echo\"'\n    action: allow\n")
+	return b.String()
+}
+
+// stack starts the in-process toolgate and returns a client connected to it.
+func stack(b *testing.B, withAudit bool) *client.Client {
+	b.Helper()
+	set, err := rules.Parse("rules-100.yaml", []byte(hundredRules()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := metrics.New(prometheus.NewRegistry())
+	var rec gate.Recorder = nopRecorder{}
+	if withAudit {
+		red := redact.New(nil)
+		st, err := audit.Open(context.Background(), filepath.Join(auditDir(b, b.TempDir()), "audit.db"), audit.Options{
+			Redact: func(args map[string]any) map[string]any {
+				out, _ := red.Value(args).(map[string]any)
+				return out
+			},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = st.Close() })
+		rec = st
+	}
+	cat := catalog(b)
+	g, err := gate.New(gate.Options{Decider: set, Recorder: m.WrapRecorder(rec), Observer: m, Forwarder: cat})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := mcp.New(mcp.Options{Version: "bench", Gate: g, Catalog: cat})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv.Sync()
+
+	inR, inW := io.Pipe()   // client -> server
+	outR, outW := io.Pipe() // server -> client
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.ServeStdio(ctx, inR, outW)
+		_ = outW.Close()
+	}()
+	c := client.NewClient(transport.NewIO(outR, inW, io.NopCloser(strings.NewReader(""))),
+		client.WithProtocolVersion(mcpgo.ProtocolVersion20251125))
+	if err := c.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	req := mcpgo.InitializeRequest{}
+	req.Params.ProtocolVersion = mcpgo.ProtocolVersion20251125
+	req.Params.ClientInfo = mcpgo.Implementation{Name: "bench", Version: "1"}
+	if _, err := c.Initialize(ctx, req); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = c.Close()
+		cancel()
+		_ = inW.Close()
+		<-done
+	})
+	return c
+}
+
+// BenchmarkStack: in-process toolgate (stdio framing over pipes, 100 rules,
+// SQLite audit with redaction, metrics) -> upstream (stdio), one caller.
+func BenchmarkStack(b *testing.B) {
+	for _, withAudit := range []bool{true, false} {
+		name := "audit"
+		if !withAudit {
+			name = "nop"
+		}
+		b.Run(name, func(b *testing.B) { run(b, stack(b, withAudit), "up__echo") })
+	}
+}
+
+// BenchmarkStackParallel: as BenchmarkStack with 16 concurrent callers
+// sharing the one connection, as tgbench's stdio side does.
+func BenchmarkStackParallel(b *testing.B) {
+	for _, withAudit := range []bool{true, false} {
+		name := "audit"
+		if !withAudit {
+			name = "nop"
+		}
+		b.Run(name, func(b *testing.B) {
+			c := stack(b, withAudit)
+			req := mcpgo.CallToolRequest{}
+			req.Params.Name = "up__echo"
+			req.Params.Arguments = map[string]any{"text": "hello, toolgate"}
+			b.SetParallelism(8) // x GOMAXPROCS(2) = 16 callers
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					res, err := c.CallTool(context.Background(), req)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					if res.IsError {
+						b.Errorf("tool error: %+v", res.Content)
+						return
+					}
+				}
+			})
+		})
+	}
+}
