@@ -1,0 +1,240 @@
+package gate
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/toolgate/toolgate/audit"
+	"github.com/toolgate/toolgate/review"
+	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/tools"
+)
+
+// fixed decides every call the same way.
+type fixed rules.Decision
+
+func (f fixed) Decide(context.Context, tools.Call) rules.Decision { return rules.Decision(f) }
+
+// journal records the order of everything the gate does, across its parts.
+type journal struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (j *journal) add(e string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.events = append(j.events, e)
+}
+
+func (j *journal) String() string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return strings.Join(j.events, " ")
+}
+
+type recorder struct {
+	j                    *journal
+	beginErr, resolveErr error
+	finishErr            error
+	resolved             review.Verdict
+	finished             audit.Outcome
+}
+
+func (r *recorder) Begin(_ context.Context, c tools.Call, d rules.Decision) error {
+	r.j.add("begin:" + string(d.Action))
+	return r.beginErr
+}
+
+func (r *recorder) Resolve(_ context.Context, id string, v review.Verdict) error {
+	r.j.add("resolve")
+	r.resolved = v
+	return r.resolveErr
+}
+
+func (r *recorder) Finish(_ context.Context, id string, o audit.Outcome) error {
+	r.j.add("finish:" + o.Status)
+	r.finished = o
+	return r.finishErr
+}
+
+type forwarder struct {
+	j   *journal
+	res *mcp.CallToolResult
+	err error
+}
+
+func (f *forwarder) Forward(context.Context, tools.Call) (*mcp.CallToolResult, error) {
+	f.j.add("forward")
+	return f.res, f.err
+}
+
+type reviewer struct {
+	j   *journal
+	v   review.Verdict
+	err error
+}
+
+func (r *reviewer) Review(context.Context, tools.Call, rules.Decision) (review.Verdict, error) {
+	r.j.add("review")
+	return r.v, r.err
+}
+
+func text(r *mcp.CallToolResult) string {
+	var b strings.Builder
+	for _, c := range r.Content {
+		if t, ok := c.(mcp.TextContent); ok {
+			b.WriteString(t.Text)
+		}
+	}
+	return b.String()
+}
+
+func TestNewRefusesMissingParts(t *testing.T) {
+	j := &journal{}
+	full := Options{Decider: fixed{Action: rules.Allow}, Recorder: &recorder{j: j}, Forwarder: &forwarder{j: j}}
+	for name, o := range map[string]Options{
+		"no decider":   {Recorder: full.Recorder, Forwarder: full.Forwarder},
+		"no recorder":  {Decider: full.Decider, Forwarder: full.Forwarder},
+		"no forwarder": {Decider: full.Decider, Recorder: full.Recorder},
+	} {
+		if _, err := New(o); err == nil {
+			t.Errorf("%s: New succeeded", name)
+		}
+	}
+	if _, err := New(full); err != nil {
+		t.Errorf("complete options: %v", err)
+	}
+}
+
+func TestHandle(t *testing.T) {
+	ok := &mcp.CallToolResult{Content: []mcp.Content{mcp.NewTextContent("done")}}
+	boom := errors.New("disk full")
+	cases := []struct {
+		name       string
+		decision   rules.Decision
+		rec        recorder
+		fwd        forwarder
+		rev        *reviewer // nil: no reviewer configured
+		wantEvents string
+		wantError  bool
+		wantText   []string
+		wantStatus string // recorded outcome, when finished
+	}{
+		{name: "allow forwards after the decision is recorded",
+			decision: rules.Decision{Action: rules.Allow, Rule: "reads"}, fwd: forwarder{res: ok},
+			wantEvents: "begin:allow forward finish:ok", wantText: []string{"done"}, wantStatus: audit.StatusOK},
+		{name: "deny never forwards and says why",
+			decision:   rules.Decision{Action: rules.Deny, Rule: "no-rm", Reason: "rm -rf is not allowed"},
+			wantEvents: "begin:deny", wantError: true, wantText: []string{`rule "no-rm"`, "rm -rf is not allowed", "Do not retry"}},
+		{name: "an invalid action is a deny",
+			decision:   rules.Decision{Action: "maybe"},
+			wantEvents: "begin:deny", wantError: true, wantText: []string{`invalid action "maybe"`}},
+		{name: "audit failure denies before anything runs",
+			decision: rules.Decision{Action: rules.Allow}, rec: recorder{beginErr: boom},
+			wantEvents: "begin:allow", wantError: true, wantText: []string{"fail closed", "disk full"}},
+		{name: "review without a reviewer is denied",
+			decision:   rules.Decision{Action: rules.Review, Rule: "writes", Reason: "writes need a human"},
+			wantEvents: "begin:review resolve", wantError: true, wantText: []string{"not approved", "no review channel"}},
+		{name: "approved review forwards after the verdict is recorded",
+			decision: rules.Decision{Action: rules.Review, Rule: "writes"}, fwd: forwarder{res: ok},
+			rev:        &reviewer{v: review.Verdict{Approved: true, Reviewer: "U1", Channel: "slack"}},
+			wantEvents: "begin:review review resolve forward finish:ok", wantText: []string{"done"}, wantStatus: audit.StatusOK},
+		{name: "denied review names the reviewer",
+			decision:   rules.Decision{Action: rules.Review, Rule: "writes", Reason: "writes need a human"},
+			rev:        &reviewer{v: review.Verdict{Reviewer: "U1", Channel: "slack", Reason: "not on main"}},
+			wantEvents: "begin:review review resolve", wantError: true, wantText: []string{"U1 denied it via slack", "not on main"}},
+		{name: "review timeout says nobody answered",
+			decision:   rules.Decision{Action: rules.Review},
+			rev:        &reviewer{v: review.Verdict{Channel: "timeout"}},
+			wantEvents: "begin:review review resolve", wantError: true, wantText: []string{"no reviewer answered in time"}},
+		{name: "a failing reviewer denies",
+			decision:   rules.Decision{Action: rules.Review},
+			rev:        &reviewer{err: errors.New("slack unreachable")},
+			wantEvents: "begin:review review resolve", wantError: true, wantText: []string{"slack unreachable"}},
+		{name: "an unrecorded approval is not acted on",
+			decision: rules.Decision{Action: rules.Review}, rec: recorder{resolveErr: boom},
+			rev:        &reviewer{v: review.Verdict{Approved: true, Reviewer: "U1", Channel: "slack"}},
+			wantEvents: "begin:review review resolve", wantError: true, wantText: []string{"review verdict", "fail closed"}},
+		{name: "upstream failure is a tool error and recorded",
+			decision: rules.Decision{Action: rules.Allow}, fwd: forwarder{err: errors.New("connection reset")},
+			wantEvents: "begin:allow forward finish:failed", wantError: true, wantText: []string{"connection reset"}, wantStatus: audit.StatusFailed},
+		{name: "upstream tool error passes through and is recorded",
+			decision: rules.Decision{Action: rules.Allow}, fwd: forwarder{res: mcp.NewToolResultError("no such file")},
+			wantEvents: "begin:allow forward finish:tool_error", wantError: true, wantText: []string{"no such file"}, wantStatus: audit.StatusToolError},
+		{name: "an outcome that cannot be recorded still returns the result",
+			decision: rules.Decision{Action: rules.Allow}, rec: recorder{finishErr: boom}, fwd: forwarder{res: ok},
+			wantEvents: "begin:allow forward finish:ok", wantText: []string{"done"}, wantStatus: audit.StatusOK},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			j := &journal{}
+			rec, fwd := tc.rec, tc.fwd
+			rec.j, fwd.j = j, j
+			o := Options{Decider: fixed(tc.decision), Recorder: &rec, Forwarder: &fwd,
+				Now: func() time.Time { return time.Unix(1700000000, 0) }}
+			if tc.rev != nil {
+				tc.rev.j = j
+				o.Reviewer = tc.rev
+			}
+			g, err := New(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := g.Handle(t.Context(), tools.Call{Server: "ws", Tool: "write_file", Name: "ws__write_file"})
+			if got := j.String(); got != tc.wantEvents {
+				t.Errorf("events = %q, want %q", got, tc.wantEvents)
+			}
+			if res == nil {
+				t.Fatal("nil result")
+			}
+			if res.IsError != tc.wantError {
+				t.Errorf("isError = %v, want %v (%q)", res.IsError, tc.wantError, text(res))
+			}
+			for _, w := range tc.wantText {
+				if !strings.Contains(text(res), w) {
+					t.Errorf("result %q lacks %q", text(res), w)
+				}
+			}
+			if tc.wantStatus != "" && rec.finished.Status != tc.wantStatus {
+				t.Errorf("recorded status %q, want %q", rec.finished.Status, tc.wantStatus)
+			}
+			if tc.wantStatus == audit.StatusOK && (rec.finished.ResultHash == "" || rec.finished.ResultSize == 0) {
+				t.Errorf("outcome lacks the result's size and hash: %+v", rec.finished)
+			}
+			if strings.Contains(tc.wantEvents, "resolve") && rec.resolved.DecidedAt.IsZero() {
+				t.Errorf("verdict recorded without a decision time: %+v", rec.resolved)
+			}
+		})
+	}
+}
+
+func TestHandleAssignsSortableIDs(t *testing.T) {
+	j := &journal{}
+	var ids []string
+	g, err := New(Options{Decider: fixed{Action: rules.Deny}, Recorder: &recorder{j: j}, Forwarder: &forwarder{j: j}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		res := g.Handle(t.Context(), tools.Call{Name: "x"})
+		_, after, _ := strings.Cut(text(res), "(decision ")
+		id, _, _ := strings.Cut(after, ")")
+		if len(id) != 26 {
+			t.Fatalf("refusal %q carries no ULID", text(res))
+		}
+		ids = append(ids, id)
+		time.Sleep(2 * time.Millisecond)
+	}
+	for i := 1; i < len(ids); i++ {
+		if ids[i] <= ids[i-1] {
+			t.Errorf("ids not increasing: %v", ids)
+		}
+	}
+}
