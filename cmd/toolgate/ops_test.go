@@ -41,7 +41,7 @@ import (
 	"github.com/toolgate/toolgate/tools"
 )
 
-var opsCalls = flag.Int("ops.calls", 10000, "calls in TestOpsNoLeaks (the issue asks for 100000; ~10x slower)")
+var opsCalls = flag.Int("ops.calls", 100000, "calls in TestOpsNoLeaks")
 
 const allowRules = "version: 1\nlabel: ops-tests\ndefault: allow\nrules: []\n"
 
@@ -478,7 +478,7 @@ func openFDs(t *testing.T) int {
 	return len(ents)
 }
 
-// TestOpsNoLeaks runs -ops.calls calls (default 10,000) through the real
+// TestOpsNoLeaks runs -ops.calls calls (default 100,000; about 25 s) through the real
 // rules (100), audit log, metrics and catalog, to an in-process upstream,
 // from 4 goroutines, and checks that goroutines and file descriptors do not
 // grow, and that nothing is left running once everything is closed.
