@@ -151,9 +151,10 @@ type HTTP struct {
 }
 
 // Rules selects the rule pack. An empty File means the embedded default.
+// The rule set's label lives in the rules file itself, so it is versioned
+// with the rules it names.
 type Rules struct {
-	File  string
-	Label string
+	File string
 }
 
 // Audit configures the audit log. An empty Path means the per-user state dir.

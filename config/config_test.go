@@ -30,7 +30,7 @@ naming: {separator: "."}
 workspace: {root: /work, command_timeout: 10s}
 model: {name: claude, version: "4"}
 http: {auth_token_env: MY_TOKEN, allowed_origins: ["http://localhost:3000"], max_request_bytes: 1024}
-rules: {file: rules.yaml, label: prod}
+rules: {file: rules.yaml}
 audit: {path: /var/audit.db, redact_keys: [password]}
 review:
   timeout: 2m
@@ -64,7 +64,7 @@ review:
 		"model":       {cfg.Model, Model{"claude", "4"}},
 		"auth env":    {cfg.HTTP.AuthTokenEnv, "MY_TOKEN"},
 		"max bytes":   {cfg.HTTP.MaxRequestBytes, int64(1024)},
-		"rules":       {cfg.Rules, Rules{"rules.yaml", "prod"}},
+		"rules":       {cfg.Rules, Rules{"rules.yaml"}},
 		"review t":    {cfg.Review.Timeout, 2 * time.Minute},
 		"slack mode":  {cfg.Review.Slack.Mode, "http"},
 		"slack bot":   {cfg.Review.Slack.BotTokenEnv, DefaultSlackBotEnv},

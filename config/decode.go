@@ -111,8 +111,7 @@ func Parse(name string, data []byte) (*Config, error) {
 			"http": func(_, v *yaml.Node) { d.http(&cfg.HTTP, v) },
 			"rules": func(_, v *yaml.Node) {
 				d.fields(v, "rules", map[string]func(k, v *yaml.Node){
-					"file":  func(_, v *yaml.Node) { cfg.Rules.File = d.str(v) },
-					"label": func(_, v *yaml.Node) { cfg.Rules.Label = d.str(v) },
+					"file": func(_, v *yaml.Node) { cfg.Rules.File = d.str(v) },
 				})
 			},
 			"audit": func(_, v *yaml.Node) {
