@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -200,13 +202,27 @@ func Default() *Config {
 	return c
 }
 
-// Load reads and parses the file at path. See [Parse].
+// Load reads and parses the file at path. See [Parse]. Relative paths of
+// files toolgate owns (rules.file, audit.path) are resolved against the
+// config file's directory, so a config works from any working directory;
+// workspace.root and a server's cwd stay relative to the working directory,
+// where the agent starts toolgate.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(path, data)
+	c, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(path)
+	for _, p := range []*string{&c.Rules.File, &c.Audit.Path} {
+		if *p != "" && !filepath.IsAbs(*p) && !strings.HasPrefix(*p, "@") {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	return c, nil
 }
 
 // EnabledServers returns the servers that are not disabled, in file order.

@@ -233,3 +233,35 @@ func TestAliasesResolve(t *testing.T) {
 		t.Fatalf("servers = %+v", cfg.Servers)
 	}
 }
+
+func TestLoadResolvesOwnFilesAgainstTheConfigDir(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "toolgate.yaml")
+	body := "rules: {file: policy/rules.yaml}\naudit: {path: audit.db}\nworkspace: {root: src}\n"
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "policy", "rules.yaml"); c.Rules.File != want {
+		t.Errorf("rules.file = %q, want %q", c.Rules.File, want)
+	}
+	if want := filepath.Join(dir, "audit.db"); c.Audit.Path != want {
+		t.Errorf("audit.path = %q, want %q", c.Audit.Path, want)
+	}
+	if c.Workspace.Root != "src" {
+		t.Errorf("workspace.root = %q, want it relative to the working directory", c.Workspace.Root)
+	}
+
+	if err := os.WriteFile(path, []byte("rules: {file: '@default'}\naudit: {path: /var/lib/tg/audit.db}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = Load(path); err != nil {
+		t.Fatal(err)
+	}
+	if c.Rules.File != "@default" || c.Audit.Path != "/var/lib/tg/audit.db" {
+		t.Errorf("@default and absolute paths changed: %q, %q", c.Rules.File, c.Audit.Path)
+	}
+}
