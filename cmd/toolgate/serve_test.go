@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -385,65 +384,8 @@ func TestServeStdio(t *testing.T) {
 
 // TestServeStdioMalformed speaks raw JSON-RPC lines to toolgate's stdin.
 func TestServeStdioMalformed(t *testing.T) {
-	cmd := exec.Command(toolgateBin, "serve", "--config", writeConfig(t, upstreamConfig(t, "")))
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = stdin.Close()
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Error("toolgate did not exit when stdin closed")
-		}
-	})
-	lines := make(chan map[string]any, 16)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil && m["method"] == nil { // responses only
-				lines <- m
-			}
-		}
-		close(lines)
-	}()
-	next := func() map[string]any {
-		select {
-		case m, ok := <-lines:
-			if !ok {
-				t.Fatalf("toolgate closed stdout; stderr:\n%s", stderr.String())
-			}
-			return m
-		case <-time.After(20 * time.Second):
-			t.Fatalf("no response; stderr:\n%s", stderr.String())
-		}
-		return nil
-	}
-	send := func(s string) {
-		if _, err := io.WriteString(stdin, s+"\n"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	send(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}`)
-	if m := next(); m["result"] == nil {
-		t.Fatalf("initialize: %v", m)
-	}
-	send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	r := startRawStdio(t, writeConfig(t, upstreamConfig(t, "")))
+	send, next := r.send, r.next
 
 	send(`{this is not json`)
 	if m := next(); errCode(m) != -32700 {
