@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
@@ -28,34 +27,10 @@ import (
 // redactor and the metrics wrapper, and forwards to the test upstream
 // (a stdio subprocess). Stack/nop replaces the audit log with a no-op.
 
-// hundredRules mirrors tgbench's generated rule set: the echo call is
-// allowed only by the last of 100 rules, 49 of which every call evaluates.
-func hundredRules() string {
-	var b strings.Builder
-	b.WriteString("version: 1\nlabel: bench-100\ndefault: review\non_error: deny\nrules:\n")
-	for i := range 50 {
-		fmt.Fprintf(&b, "  - name: other-tool-%d\n    match: 'tool.name == \"tool_%d\" && glob(args.?path.orValue(\"\"), \"**/secret%d/**\")'\n    action: deny\n", i, i, i)
-	}
-	for i := range 49 {
-		var m string
-		switch i % 3 {
-		case 0:
-			m = fmt.Sprintf(`glob(args.?path.orValue(""), "**/private%d/**")`, i)
-		case 1:
-			m = fmt.Sprintf(`args.?command.orValue("").matches("^rm -rf /data%d")`, i)
-		default:
-			m = fmt.Sprintf(`tool.server == "svc%d" && confidence.orValue(1.0) < 0.5`, i)
-		}
-		fmt.Fprintf(&b, "  - name: any-tool-%d\n    match: '%s'\n    action: deny\n", i, m)
-	}
-	b.WriteString("  - name: allow-echo\n    match: 'tool.name == \"echo\"'\n    action: allow\n")
-	return b.String()
-}
-
 // stack starts the in-process toolgate and returns a client connected to it.
 func stack(b *testing.B, withAudit bool) *client.Client {
 	b.Helper()
-	set, err := rules.Parse("rules-100.yaml", []byte(hundredRules()))
+	set, err := rules.Parse("rules-100.yaml", []byte(HundredRules("bench-100")))
 	if err != nil {
 		b.Fatal(err)
 	}

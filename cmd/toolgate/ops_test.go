@@ -33,6 +33,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/toolgate/toolgate/audit"
+	"github.com/toolgate/toolgate/bench"
 	"github.com/toolgate/toolgate/gate"
 	"github.com/toolgate/toolgate/mcp"
 	"github.com/toolgate/toolgate/metrics"
@@ -454,21 +455,6 @@ func TestOpsBadArguments(t *testing.T) {
 	}
 }
 
-// hundredRules is a 100-rule set where the echo call is allowed by the last
-// rule (the same shape as bench/cmd/tgbench's).
-func hundredRules() string {
-	var b strings.Builder
-	b.WriteString("version: 1\nlabel: ops-100\ndefault: review\non_error: deny\nrules:\n")
-	for i := range 50 {
-		fmt.Fprintf(&b, "  - name: other-tool-%d\n    match: 'tool.name == \"tool_%d\" && glob(args.?path.orValue(\"\"), \"**/secret%d/**\")'\n    action: deny\n", i, i, i)
-	}
-	for i := range 49 {
-		fmt.Fprintf(&b, "  - name: any-tool-%d\n    match: 'glob(args.?path.orValue(\"\"), \"**/private%d/**\") || args.?command.orValue(\"\").matches(\"^rm -rf /data%d\")'\n    action: deny\n", i, i, i)
-	}
-	b.WriteString("  - name: allow-echo\n    match: 'tool.name == \"echo\"'\n    action: allow\n")
-	return b.String()
-}
-
 func openFDs(t *testing.T) int {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
@@ -497,7 +483,7 @@ func TestOpsNoLeaks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := rules.Parse("rules-100.yaml", []byte(hundredRules()))
+	set, err := rules.Parse("rules-100.yaml", []byte(bench.HundredRules("ops-100")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -584,7 +570,7 @@ func TestOpsRSS(t *testing.T) {
 	}
 	dir := t.TempDir()
 	rf := filepath.Join(dir, "rules.yaml")
-	if err := os.WriteFile(rf, []byte(hundredRules()), 0o600); err != nil {
+	if err := os.WriteFile(rf, []byte(bench.HundredRules("ops-100")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg := writeConfig(t, fmt.Sprintf("servers:\n  a: {command: %q}\n  b: {command: %q}\n  c: {command: %q}\nworkspace: {enabled: false}\nrules: {file: %q}\naudit: {path: %q}\n",

@@ -53,6 +53,8 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/toolgate/toolgate/bench"
 )
 
 // The aims from issue 6.
@@ -426,7 +428,7 @@ func writeRules(which, dir string) (string, string, error) {
 		return "", "the embedded default pack (echo is allowed as read-only)", nil
 	case "100":
 		path := filepath.Join(dir, "rules-100.yaml")
-		if err := os.WriteFile(path, []byte(hundredRules()), 0o600); err != nil {
+		if err := os.WriteFile(path, []byte(bench.HundredRules("tgbench-100")), 0o600); err != nil {
 			return "", "", err
 		}
 		return path, "100 generated rules (50 limited to other tools, 49 argument checks evaluated on every call, then the allow)", nil
@@ -434,32 +436,6 @@ func writeRules(which, dir string) (string, string, error) {
 		abs, err := filepath.Abs(which)
 		return abs, which, err
 	}
-}
-
-// hundredRules is a 100-rule set in which the echo call is allowed only by
-// the last rule: 50 deny rules limited to other tool names (skipped by the
-// tool-name index), and 49 that any tool may match (path globs, shell-ish
-// argument regexes, confidence checks), all evaluated before the allow.
-func hundredRules() string {
-	var b strings.Builder
-	b.WriteString("version: 1\nlabel: tgbench-100\ndefault: review\non_error: deny\nrules:\n")
-	for i := range 50 {
-		fmt.Fprintf(&b, "  - name: other-tool-%d\n    match: 'tool.name == \"tool_%d\" && glob(args.?path.orValue(\"\"), \"**/secret%d/**\")'\n    action: deny\n", i, i, i)
-	}
-	for i := range 49 {
-		var m string
-		switch i % 3 {
-		case 0:
-			m = fmt.Sprintf(`glob(args.?path.orValue(""), "**/private%d/**")`, i)
-		case 1:
-			m = fmt.Sprintf(`args.?command.orValue("").matches("^rm -rf /data%d")`, i)
-		default:
-			m = fmt.Sprintf(`tool.server == "svc%d" && confidence.orValue(1.0) < 0.5`, i)
-		}
-		fmt.Fprintf(&b, "  - name: any-tool-%d\n    match: '%s'\n    action: deny\n", i, m)
-	}
-	b.WriteString("  - name: allow-echo\n    match: 'tool.name == \"echo\"'\n    action: allow\n")
-	return b.String()
 }
 
 func writeConfig(dir, server, rulesFile, dbPath string) (string, error) {
