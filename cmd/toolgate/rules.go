@@ -63,26 +63,13 @@ func rulesFlags(name, usage string, stderr io.Writer) *flag.FlagSet {
 }
 
 // rulesArgs parses flags that may come before or after positional
-// arguments ("eval FILE --call JSON").
+// arguments ("eval FILE --call JSON"); a bad flag is a usage error.
 func rulesArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, fmt.Errorf("%w: %v", errUsage, err)
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
+	pos, err := parseInterleaved(fs, args)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
+	return pos, err
 }
 
 // loadRuleSet loads a rules file, or the embedded pack for "@default".
