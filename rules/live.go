@@ -42,10 +42,14 @@ type Live struct {
 }
 
 // NewLive loads path and returns a Live set serving it. With an empty path
-// it serves opts.Default (or the embedded pack) and Run only waits for ctx.
+// it serves opts.Default (or the embedded pack) and Run only waits for ctx;
+// DefaultName serves the embedded pack the same way.
 // A path that cannot be read or compiled is an error: toolgate does not
 // start on a broken rules file.
 func NewLive(path string, opts LiveOptions) (*Live, error) {
+	if path == DefaultName {
+		path, opts.Default = "", Default()
+	}
 	l := &Live{path: path, interval: opts.Interval, log: opts.Logger}
 	if l.interval <= 0 {
 		l.interval = DefaultInterval

@@ -163,8 +163,12 @@ func Parse(name string, data []byte) (*Set, error) {
 	return s, nil
 }
 
-// Load reads and compiles a rules file.
+// Load reads and compiles a rules file; the path DefaultName ("@default")
+// is the embedded default pack.
 func Load(path string) (*Set, error) {
+	if path == DefaultName {
+		return Default(), nil
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)

@@ -72,14 +72,6 @@ func rulesArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	return pos, err
 }
 
-// loadRuleSet loads a rules file, or the embedded pack for "@default".
-func loadRuleSet(path string) (*rules.Set, error) {
-	if path == rules.DefaultName {
-		return rules.Default(), nil
-	}
-	return rules.Load(path)
-}
-
 // printRuleErrors prints every error of a failed load, one per line.
 func printRuleErrors(w io.Writer, err error) {
 	for _, line := range strings.Split(err.Error(), "\n") {
@@ -99,7 +91,7 @@ func rulesCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	failed := false
 	for _, f := range files {
-		s, err := loadRuleSet(f)
+		s, err := rules.Load(f)
 		if err != nil {
 			printRuleErrors(stderr, err)
 			failed = true
@@ -139,7 +131,7 @@ func rulesTest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.Usage()
 		return fmt.Errorf("%w: rules test needs a rules FILE and at least one CASES file", errUsage)
 	}
-	s, err := loadRuleSet(pos[0])
+	s, err := rules.Load(pos[0])
 	if err != nil {
 		printRuleErrors(stderr, err)
 		return errFailed
@@ -196,7 +188,7 @@ func rulesEval(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.Usage()
 		return fmt.Errorf("%w: rules eval needs one rules FILE and --call", errUsage)
 	}
-	s, err := loadRuleSet(pos[0])
+	s, err := rules.Load(pos[0])
 	if err != nil {
 		printRuleErrors(stderr, err)
 		return errFailed

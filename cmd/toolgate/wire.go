@@ -48,16 +48,12 @@ const pathMetrics = "/metrics"
 // verdict polling). Reviews left pending by a previous process are expired
 // first, since no call can still be waiting for them.
 func buildPolicy(ctx context.Context, cfg *config.Config, env environ, logger *slog.Logger) (_ *policy, err error) {
-	rulesFile := cfg.Rules.File
-	if rulesFile == rules.DefaultName {
-		rulesFile = "" // the embedded pack, by its CLI name
-	}
-	live, err := rules.NewLive(rulesFile, rules.LiveOptions{Logger: logger.With("component", "rules")})
+	live, err := rules.NewLive(cfg.Rules.File, rules.LiveOptions{Logger: logger.With("component", "rules")})
 	if err != nil {
 		return nil, err
 	}
 	cur := live.Current()
-	logger.Info("rules loaded", "file", rulesFileName(rulesFile), "version", cur.Version(), "label", cur.Label(), "rules", cur.Len())
+	logger.Info("rules loaded", "file", rulesFileName(cfg.Rules.File), "version", cur.Version(), "label", cur.Label(), "rules", cur.Len())
 
 	dbPath, err := dbPath(cfg.Audit.Path, env)
 	if err != nil {
