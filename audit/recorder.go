@@ -176,9 +176,14 @@ func newReview(v review.Verdict, decidedAt int64) *Review {
 	}
 }
 
-// Finish records the outcome of a forwarded (started) call and returns once
-// committed. o.Status must be StatusOK, StatusToolError or StatusFailed; a
-// zero FinishedAt means now.
+// Finish records the outcome of a forwarded (started) call. It does not wait
+// for the commit: the call has already run, so nothing waits on the outcome
+// being durable, and the agent gets its result one commit sooner. The
+// outcome is committed right behind, with whatever else is queued; Flush
+// waits for it, Close commits it. If it cannot be written (or the call is
+// not started), the failure is logged and the row stays "started", as a
+// crash would leave it. o.Status must be StatusOK, StatusToolError or
+// StatusFailed; a zero FinishedAt means now.
 func (s *Store) Finish(ctx context.Context, id string, o Outcome) error {
 	switch o.Status {
 	case StatusOK, StatusToolError, StatusFailed:
@@ -190,7 +195,7 @@ func (s *Store) Finish(ctx context.Context, id string, o Outcome) error {
 		o.FinishedAt = at
 	}
 	o.FinishedAt = utc(o.FinishedAt)
-	return s.write(ctx, func(w *wtx) error {
+	return s.writeBehind("outcome of "+id, func(w *wtx) error {
 		cs, err := w.state(id)
 		if err != nil {
 			return err

@@ -139,6 +139,8 @@ type Store struct {
 	// commits and committed count transactions and the writes in them
 	// (their ratio is the group-commit factor).
 	commits, committed atomic.Int64
+	// behindFailed counts writes behind (outcomes) that failed.
+	behindFailed atomic.Int64
 	ckpt               chan struct{} // nudges the checkpointer
 	ckptStall          atomic.Int64  // longest catch-up (commits held off), ns
 	ckptDone           chan struct{}
@@ -147,6 +149,7 @@ type Store struct {
 // op is one queued write. The writer claims it (queued -> claimed) only once
 // it holds the write lock; a waiter that gives up first marks it abandoned
 // and the writer skips it, so a write reported as failed is never committed.
+// A write behind (done == nil) has no waiter: its failure is logged.
 type op struct {
 	state atomic.Int32
 	apply func(w *wtx) error
@@ -154,14 +157,24 @@ type op struct {
 	// error to its caller (ErrVerdictConflict).
 	result error
 	done   chan error
+	// what names a write behind in the log if it fails.
+	what string
 	// finished is set (under wmu) once done has been sent.
 	finished bool
 }
 
-// finish reports the op's result to its waiter. Called with wmu held.
-func (o *op) finish(err error) {
+// finish reports the op's result to its waiter (or, for a write behind, logs
+// a failure). Called with wmu held.
+func (s *Store) finish(o *op, err error) {
 	o.finished = true
-	o.done <- err
+	if o.done != nil {
+		o.done <- err
+		return
+	}
+	if err != nil {
+		s.behindFailed.Add(1)
+		s.o.Logger.Error("audit: write behind failed", "write", o.what, "err", err)
+	}
 }
 
 const (
@@ -466,6 +479,33 @@ func (s *Store) write(ctx context.Context, apply func(w *wtx) error) error {
 	return <-o.done
 }
 
+// writeBehind queues apply without waiting for its commit: the writer
+// goroutine commits it at once, in the same transaction as whatever else is
+// queued by then. Failures are logged (what names the write). Close commits
+// what is still queued.
+func (s *Store) writeBehind(what string, apply func(w *wtx) error) error {
+	if s.kick == nil {
+		return fmt.Errorf("audit: store opened read-only")
+	}
+	o := &op{apply: apply, what: what}
+	o.state.Store(opClaimed) // nobody can abandon it
+	s.qmu.Lock()
+	if s.closed {
+		s.qmu.Unlock()
+		return ErrClosed
+	}
+	s.queue = append(s.queue, o)
+	s.qmu.Unlock()
+	s.wake()
+	return nil
+}
+
+// Flush returns once every write queued before it, including outcomes
+// written behind, is committed.
+func (s *Store) Flush(ctx context.Context) error {
+	return s.write(ctx, func(*wtx) error { return nil })
+}
+
 // take removes up to maxBatch queued writes, oldest first. Called with wmu
 // held; the returned slice is valid until the next take.
 func (s *Store) take() []*op {
@@ -550,13 +590,13 @@ func (s *Store) commit(batch []*op) {
 			// write in it fails.
 			s.o.Logger.Error("audit write failed", "err", err, "writes", len(live))
 			for _, o := range live {
-				o.finish(err)
+				s.finish(o, err)
 			}
 			return
 		}
 		if failed < 0 {
 			for _, o := range live {
-				o.finish(o.result)
+				s.finish(o, o.result)
 			}
 			return
 		}
@@ -591,7 +631,7 @@ func (s *Store) tryCommit(live []*op) (int, error) {
 		w.result = nil
 		if err := o.apply(w); err != nil {
 			rollback()
-			o.finish(err)
+			s.finish(o, err)
 			return i, nil
 		}
 		o.result = w.result

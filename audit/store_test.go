@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -153,6 +155,10 @@ func TestRecordRoundTrip(t *testing.T) {
 	if err := s.Finish(ctx, c.ID, o); err != nil {
 		t.Fatal(err)
 	}
+	// Finish writes behind; Flush waits for it.
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
 	r, err := s.Get(ctx, c.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -175,12 +181,53 @@ func TestRecordRoundTrip(t *testing.T) {
 	if dd := r.Decision(); dd.Rule != d.Rule || dd.Label != "prod" || len(dd.Shadow) != 1 {
 		t.Errorf("Decision() = %+v", dd)
 	}
-	// Finish twice, or on a refused call, is a state error.
-	if err := s.Finish(ctx, c.ID, o); !errors.Is(err, ErrState) {
-		t.Errorf("second Finish: %v, want ErrState", err)
+}
+
+// TestFinishBehindFailures: Finish does not wait for its commit, so a
+// second Finish, or one for an unknown call, fails behind: the failure is
+// logged and counted, nothing is written, and the writes around it commit.
+func TestFinishBehindFailures(t *testing.T) {
+	var logs syncBuffer
+	s := openTest(t, "", Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	ctx := context.Background()
+	c := testCall("01FB", 1)
+	if err := s.Begin(ctx, c, testDecision(rules.Allow)); err != nil {
+		t.Fatal(err)
 	}
-	if err := s.Finish(ctx, "nope", o); !errors.Is(err, ErrNotFound) {
-		t.Errorf("Finish unknown: %v, want ErrNotFound", err)
+	o := Outcome{Status: StatusOK, ResultSize: 1}
+	for _, id := range []string{c.ID, c.ID, "nope"} {
+		if err := s.Finish(ctx, id, o); err != nil {
+			t.Fatalf("Finish(%s) = %v; it must only queue", id, err)
+		}
+	}
+	// A decision queued behind the failing outcomes still commits.
+	if err := s.Begin(ctx, testCall("01FC", 2), testDecision(rules.Allow)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.behindFailed.Load(); got != 2 {
+		t.Errorf("failed writes behind = %d, want 2", got)
+	}
+	for _, want := range []string{"outcome of 01FB", ErrState.Error(), "outcome of nope", ErrNotFound.Error()} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
+	}
+	var outcomes int
+	if err := s.rdb.QueryRow(`SELECT count(*) FROM events WHERE kind = ?`, kindOutcome).Scan(&outcomes); err != nil {
+		t.Fatal(err)
+	}
+	if outcomes != 1 {
+		t.Errorf("outcome events = %d, want 1", outcomes)
+	}
+	if r, err := s.Get(ctx, "01FC"); err != nil || r.Status != StatusStarted {
+		t.Errorf("Get(01FC) = %+v, %v", r, err)
+	}
+	rep, err := s.Verify(ctx)
+	if err != nil || len(rep.Problems) > 0 {
+		t.Errorf("Verify = %+v, %v", rep, err)
 	}
 }
 
@@ -265,7 +312,7 @@ func TestReviewsAcrossProcesses(t *testing.T) {
 	if err != nil || !decided || v.Approved || v.Channel != ChannelExpired {
 		t.Fatalf("expired verdict = %+v %v %v", v, decided, err)
 	}
-	if rep, err := server.Verify(ctx); err != nil || !rep.OK() {
+	if rep, err := server.Verify(ctx); err != nil || len(rep.Problems) > 0 {
 		t.Fatalf("Verify = %+v, %v", rep, err)
 	}
 }
@@ -423,4 +470,22 @@ func TestReadOnly(t *testing.T) {
 	if _, err := r.Get(ctx, "01RO3"); err != nil {
 		t.Fatalf("read-only store does not see a new row: %v", err)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

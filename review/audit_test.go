@@ -164,6 +164,9 @@ func TestGateSlackApprovalEndToEnd(t *testing.T) {
 	if res.IsError || fw.n.Load() != 1 {
 		t.Fatalf("result %+v, forwarded %d times", res, fw.n.Load())
 	}
+	if err := st.Flush(t.Context()); err != nil { // the outcome is written behind
+		t.Fatal(err)
+	}
 	rec, err := st.Get(t.Context(), c.ID)
 	if err != nil {
 		t.Fatal(err)

@@ -156,17 +156,25 @@ func rvCLI(t *testing.T, env []string, args ...string) string {
 }
 
 // rvAuditRow reads call id's audit row with `toolgate audit show --output json`.
+//
+// A forwarded call's outcome is committed just after the agent has its
+// result, so a row still "started" is read again for a while.
 func rvAuditRow(t *testing.T, db, id string) audit.Record {
 	t.Helper()
 	var r audit.Record
-	out := rvCLI(t, nil, "audit", "show", id, "--db", db, "--output", "json")
-	if err := json.Unmarshal([]byte(out), &r); err != nil {
-		t.Fatalf("audit show --output json: %v\n%s", err, out)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		r = audit.Record{}
+		out := rvCLI(t, nil, "audit", "show", id, "--db", db, "--output", "json")
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("audit show --output json: %v\n%s", err, out)
+		}
+		if r.ID != id {
+			t.Fatalf("audit show %s returned row %q", id, r.ID)
+		}
+		if r.Status != audit.StatusStarted || time.Now().After(deadline) {
+			return r
+		}
 	}
-	if r.ID != id {
-		t.Fatalf("audit show %s returned row %q", id, r.ID)
-	}
-	return r
 }
 
 // rvWaitPending waits until `toolgate review list` shows n pending reviews
