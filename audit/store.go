@@ -141,9 +141,9 @@ type Store struct {
 	commits, committed atomic.Int64
 	// behindFailed counts writes behind (outcomes) that failed.
 	behindFailed atomic.Int64
-	ckpt               chan struct{} // nudges the checkpointer
-	ckptStall          atomic.Int64  // longest catch-up (commits held off), ns
-	ckptDone           chan struct{}
+	ckpt         chan struct{} // nudges the checkpointer
+	ckptStall    atomic.Int64  // longest catch-up (commits held off), ns
+	ckptDone     chan struct{}
 }
 
 // op is one queued write. The writer claims it (queued -> claimed) only once
