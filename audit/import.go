@@ -149,8 +149,12 @@ func (w *wtx) importRecord(ir *importRow) error {
 		}
 	}
 	if o := ir.outcome; o != nil {
-		if err := w.setOutcome(id, o); err != nil {
+		n, err := w.setOutcome(id, o)
+		if err != nil {
 			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: record %s has an outcome but its call was never started (status %s)", ErrState, id, status)
 		}
 		return w.appendEvent(&event{Kind: kindOutcome, ID: id, At: ir.at, Status: o.Status, Outcome: o})
 	}

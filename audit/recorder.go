@@ -195,17 +195,25 @@ func (s *Store) Finish(ctx context.Context, id string, o Outcome) error {
 		o.FinishedAt = at
 	}
 	o.FinishedAt = utc(o.FinishedAt)
+	// Encode here, not in the writer, which every write waits behind.
+	body, err := marshalCanonical(&event{Kind: kindOutcome, ID: id, At: at.UnixNano(), Status: o.Status, Outcome: &o})
+	if err != nil {
+		return fmt.Errorf("audit: encode outcome of %s: %w", id, err)
+	}
 	return s.writeBehind("outcome of "+id, func(w *wtx) error {
-		cs, err := w.state(id)
+		// The update only matches a started call; read the state only to
+		// say why it did not.
+		n, err := w.setOutcome(id, &o)
 		if err != nil {
 			return err
 		}
-		if cs.status != StatusStarted {
+		if n == 0 {
+			cs, err := w.state(id)
+			if err != nil {
+				return err
+			}
 			return fmt.Errorf("%w: finish %s: status is %s, not started", ErrState, id, cs.status)
 		}
-		if err := w.setOutcome(id, &o); err != nil {
-			return err
-		}
-		return w.appendEvent(&event{Kind: kindOutcome, ID: id, At: at.UnixNano(), Status: o.Status, Outcome: &o})
+		return w.appendBody(id, kindOutcome, at.UnixNano(), body)
 	})
 }

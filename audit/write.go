@@ -30,7 +30,7 @@ func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 			review_decided_at = ?, review_ms = ? WHERE id = ?`},
 		{&st.setStatus, `UPDATE calls SET status = ? WHERE id = ?`},
 		{&st.setOutcome, `UPDATE calls SET status = ?, finished_at = ?, outcome_error = ?, duration_ns = ?, result_size = ?,
-			result_hash = ? WHERE id = ?`},
+			result_hash = ? WHERE id = ? AND status = 'started'`},
 		{&st.setSlack, `UPDATE calls SET slack_channel = ?, slack_ts = ? WHERE id = ?`},
 	} {
 		s, err := c.PrepareContext(ctx, p.sql)
@@ -136,11 +136,17 @@ func (w *wtx) setStatus(id, status string) error {
 	return nil
 }
 
-func (w *wtx) setOutcome(id string, o *Outcome) error {
-	_, err := w.s.stmts.setOutcome.ExecContext(w.ctx, o.Status, nanos(o.FinishedAt), o.Error, int64(o.Duration),
+// setOutcome records o on call id if it is started, and returns how many
+// rows it changed (0: no such call, or not started).
+func (w *wtx) setOutcome(id string, o *Outcome) (int64, error) {
+	res, err := w.s.stmts.setOutcome.ExecContext(w.ctx, o.Status, nanos(o.FinishedAt), o.Error, int64(o.Duration),
 		o.ResultSize, o.ResultHash, id)
 	if err != nil {
-		return fmt.Errorf("audit: record outcome of %s: %w", id, err)
+		return 0, fmt.Errorf("audit: record outcome of %s: %w", id, err)
 	}
-	return nil
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("audit: record outcome of %s: %w", id, err)
+	}
+	return n, nil
 }
