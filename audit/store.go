@@ -96,6 +96,10 @@ type Options struct {
 	WriteTimeout time.Duration
 	// Synchronous is the durability level; "" means SyncNormal.
 	Synchronous Synchronous
+	// OnBehind, if set, is told about each write behind (an outcome) once
+	// it is committed or has failed: how long it waited since Finish
+	// queued it, and its error. It runs on the writer's path: keep it cheap.
+	OnBehind func(wait time.Duration, err error)
 	// ReadOnly opens the DB for queries only (no migrations, no writer);
 	// for CLI commands that only read. The DB must exist.
 	ReadOnly bool
@@ -157,8 +161,10 @@ type op struct {
 	// error to its caller (ErrVerdictConflict).
 	result error
 	done   chan error
-	// what names a write behind in the log if it fails.
-	what string
+	// what names a write behind in the log if it fails; queued is when
+	// it was queued.
+	what   string
+	queued time.Time
 	// finished is set (under wmu) once done has been sent.
 	finished bool
 }
@@ -174,6 +180,9 @@ func (s *Store) finish(o *op, err error) {
 	if err != nil {
 		s.behindFailed.Add(1)
 		s.o.Logger.Error("audit: write behind failed", "write", o.what, "err", err)
+	}
+	if s.o.OnBehind != nil {
+		s.o.OnBehind(time.Since(o.queued), err)
 	}
 }
 
@@ -487,7 +496,7 @@ func (s *Store) writeBehind(what string, apply func(w *wtx) error) error {
 	if s.kick == nil {
 		return fmt.Errorf("audit: store opened read-only")
 	}
-	o := &op{apply: apply, what: what}
+	o := &op{apply: apply, what: what, queued: time.Now()}
 	o.state.Store(opClaimed) // nobody can abandon it
 	s.qmu.Lock()
 	if s.closed {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -188,7 +189,13 @@ func TestRecordRoundTrip(t *testing.T) {
 // logged and counted, nothing is written, and the writes around it commit.
 func TestFinishBehindFailures(t *testing.T) {
 	var logs syncBuffer
-	s := openTest(t, "", Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	var behind, behindErrs atomic.Int64
+	s := openTest(t, "", Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), OnBehind: func(wait time.Duration, err error) {
+		behind.Add(1)
+		if err != nil {
+			behindErrs.Add(1)
+		}
+	}})
 	ctx := context.Background()
 	c := testCall("01FB", 1)
 	if err := s.Begin(ctx, c, testDecision(rules.Allow)); err != nil {
@@ -209,6 +216,9 @@ func TestFinishBehindFailures(t *testing.T) {
 	}
 	if got := s.behindFailed.Load(); got != 2 {
 		t.Errorf("failed writes behind = %d, want 2", got)
+	}
+	if behind.Load() != 3 || behindErrs.Load() != 2 {
+		t.Errorf("OnBehind saw %d writes, %d failed; want 3, 2", behind.Load(), behindErrs.Load())
 	}
 	for _, want := range []string{"outcome of 01FB", ErrState.Error(), "outcome of nope", ErrNotFound.Error()} {
 		if !strings.Contains(logs.String(), want) {

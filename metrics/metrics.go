@@ -121,7 +121,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	})
 	m.auditWrite = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: Namespace, Name: "audit_write_seconds",
-		Help:    "Time for an audit write to become durable, by operation (begin, resolve, finish).",
+		Help:    "Time for an audit write to become durable, by operation (begin, resolve: the call waits for it; finish: written behind, after the agent has its result).",
 		Buckets: prometheus.ExponentialBuckets(50e-6, 3, 10), // 50µs .. ~1s
 	}, []string{"op"})
 	m.auditErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -256,11 +256,22 @@ func (w *recorder) Resolve(ctx context.Context, id string, v review.Verdict) err
 	return err
 }
 
+// Finish only counts an immediate failure: the audit log writes outcomes
+// behind, and reports their commit through OutcomeWritten.
 func (w *recorder) Finish(ctx context.Context, id string, o audit.Outcome) error {
-	start := w.m.now()
 	err := w.r.Finish(ctx, id, o)
-	w.m.auditDone(OpFinish, w.m.now().Sub(start), err)
+	if err != nil {
+		w.m.auditErrors.WithLabelValues(OpFinish).Inc()
+	}
 	return err
+}
+
+// OutcomeWritten observes an outcome the audit log wrote behind (see
+// audit.Options.OnBehind): the time from Finish to its commit into
+// toolgate_audit_write_seconds{op="finish"}, and a failure into
+// toolgate_audit_write_errors_total{op="finish"}.
+func (m *Metrics) OutcomeWritten(wait time.Duration, err error) {
+	m.auditDone(OpFinish, wait, err)
 }
 
 func (m *Metrics) auditDone(op string, d time.Duration, err error) {

@@ -232,10 +232,16 @@ func TestWrapRecorder(t *testing.T) {
 		t.Errorf("pending at the end = %v", got)
 	}
 
-	// Every write was timed, passed through in order.
+	// Every write was passed through in order; begins and resolves were
+	// timed by the wrapper, the outcome (written behind) by the audit
+	// log's report.
 	if want := "begin A,finish A,begin R1,begin R2,resolve R1,resolve R2"; strings.Join(fr.calls, ",") != want {
 		t.Errorf("writes = %v, want %s", fr.calls, want)
 	}
+	if n, _, _ := sample(t, reg, "toolgate_audit_write_seconds", "op", OpFinish); n != 0 {
+		t.Errorf("finish timed by the wrapper (%v samples); it only queues", n)
+	}
+	m.OutcomeWritten(200*time.Microsecond, nil)
 	for op, want := range map[string]float64{OpBegin: 3, OpFinish: 1, OpResolve: 2} {
 		n, sum, _ := sample(t, reg, "toolgate_audit_write_seconds", "op", op)
 		if n != want || fmt.Sprintf("%.4f", sum) != fmt.Sprintf("%.4f", want*0.0002) {
@@ -254,6 +260,10 @@ func TestWrapRecorder(t *testing.T) {
 	}
 	if got := value(t, reg, "toolgate_pending_reviews"); got != 0 {
 		t.Errorf("pending after a failed review Begin = %v", got)
+	}
+	m.OutcomeWritten(time.Millisecond, errors.New("disk full"))
+	if got := value(t, reg, "toolgate_audit_write_errors_total", "op", OpFinish); got != 1 {
+		t.Errorf("finish errors = %v", got)
 	}
 }
 
@@ -381,7 +391,7 @@ func (echo) Forward(_ context.Context, c tools.Call) (*mcp.CallToolResult, error
 func TestThroughGate(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := New(reg)
-	st, err := audit.Open(context.Background(), filepath.Join(t.TempDir(), "audit.db"), audit.Options{})
+	st, err := audit.Open(context.Background(), filepath.Join(t.TempDir(), "audit.db"), audit.Options{OnBehind: m.OutcomeWritten})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,6 +428,7 @@ func TestThroughGate(t *testing.T) {
 	}
 
 	// The audit log is gone: the call is refused, and the metrics say why.
+	// (Close commits the outcomes still behind.)
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}

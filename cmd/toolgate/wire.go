@@ -60,10 +60,12 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, logger *s
 		return nil, err
 	}
 	red := redact.New(cfg.Audit.RedactKeys)
+	m := metrics.New(prometheus.NewRegistry())
 	st, err := audit.Open(ctx, dbPath, audit.Options{
 		Logger:          logger.With("component", "audit"),
 		Redact:          redactArgs(red),
 		ToolgateVersion: version,
+		OnBehind:        m.OutcomeWritten,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
@@ -105,7 +107,6 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, logger *s
 		}
 	})
 
-	m := metrics.New(prometheus.NewRegistry())
 	p := &policy{
 		Decider:  live,
 		Recorder: m.WrapRecorder(st),
