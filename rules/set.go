@@ -91,6 +91,12 @@ func (p *program) eval(ctx context.Context, act *activation) (ref.Val, error) {
 // Parse compiles a rules file's contents; name is used in error positions.
 // On error it returns every problem found (see Error), never a partial Set.
 func Parse(name string, data []byte) (*Set, error) {
+	return parse(name, data, true)
+}
+
+// parse is Parse; fast false leaves out the evaluation fast paths (see
+// fastpath.go), so tests can check they never change a decision.
+func parse(name string, data []byte, fast bool) (*Set, error) {
 	var errs errorList
 	f := decodeFile(name, data, &errs)
 	if f == nil {
@@ -132,14 +138,14 @@ func Parse(name string, data []byte) (*Set, error) {
 			r.denyBelow = *spec.denyBelow
 		}
 		if spec.match != nil {
-			p, checked, ok := compileExpr(env, fn.globs, src, name, label, "match", spec.match, cel.BoolType, &errs)
+			p, checked, ok := compileExpr(env, fn.globs, fast, src, name, label, "match", spec.match, cel.BoolType, &errs)
 			if ok {
 				r.match = p
 				r.tools = toolNames(checked)
 			}
 		}
 		if spec.reasonExpr != nil {
-			if p, _, ok := compileExpr(env, fn.globs, src, name, label, "reason_expr", spec.reasonExpr, cel.StringType, &errs); ok {
+			if p, _, ok := compileExpr(env, fn.globs, fast, src, name, label, "reason_expr", spec.reasonExpr, cel.StringType, &errs); ok {
 				r.reasonExpr = &p
 			}
 		}
@@ -176,9 +182,10 @@ func Load(path string) (*Set, error) {
 	return Parse(path, data)
 }
 
-// compileExpr type-checks one expression and builds its program. Problems
-// are added to errs at their position in the file.
-func compileExpr(env *cel.Env, globs globCache, src *source, file, rule, field string, n *yaml.Node, want *cel.Type, errs *errorList) (program, *cel.Ast, bool) {
+// compileExpr type-checks one expression and builds its program, with the
+// fast paths of fastpath.go when fast is set. Problems are added to errs at
+// their position in the file.
+func compileExpr(env *cel.Env, globs globCache, fast bool, src *source, file, rule, field string, n *yaml.Node, want *cel.Type, errs *errorList) (program, *cel.Ast, bool) {
 	if strings.TrimSpace(n.Value) == "" {
 		errs.add(file, n, rule, field, "empty expression")
 		return program{}, nil, false
@@ -210,6 +217,11 @@ func compileExpr(env *cel.Env, globs globCache, src *source, file, rule, field s
 			return program{}, nil, false
 		}
 		globs[lit.pattern] = g
+	}
+	if fast && !tracked {
+		if dec := fastDecorator(checked, env.CELTypeAdapter(), globs); dec != nil {
+			opts = append(opts, dec)
+		}
 	}
 	prg, err := env.Program(checked, opts...)
 	if err != nil {

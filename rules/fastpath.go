@@ -1,0 +1,185 @@
+package rules
+
+import (
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/operators"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/common/types/traits"
+	"cel.dev/cel-go/interpreter"
+)
+
+// Fast paths for the two shapes nearly every argument check is built from,
+// `args.?k.orValue(lit)` and `glob(x, "lit")`. cel-go evaluates the first
+// through an attribute resolution that allocates an optional per call, and
+// the second through a guarded overload and a pattern-cache lookup; the
+// nodes below compute the same value directly. Each falls back to the plan
+// cel-go built whenever its inputs are not the plain case (args is not a
+// map, the argument is not a string, a lookup errs), so errors and their
+// messages are cel-go's own.
+//
+// They are installed only in programs that run without cost tracking (see
+// compileExpr): the nodes do not report costs, so a tracked program keeps
+// cel-go's plan and its exact cost accounting.
+
+// fastDecorator returns a decorator that installs the fast paths in one
+// program, or nil when the expression has no node they apply to.
+func fastDecorator(a *cel.Ast, adapter types.Adapter, globs globCache) cel.ProgramOption {
+	orValues := argOrValues(a)
+	hasGlob := false
+	ast.PreOrderVisit(a.NativeRep().Expr(), ast.NewExprVisitor(func(e ast.Expr) {
+		if e.Kind() == ast.CallKind && e.AsCall().FunctionName() == FuncGlob {
+			hasGlob = true
+		}
+	}))
+	if len(orValues) == 0 && !hasGlob {
+		return nil
+	}
+	return cel.CustomDecoratorV2(func(i interpreter.InterpretableV2) (interpreter.InterpretableV2, error) {
+		if n, ok := orValues[i.ID()]; ok {
+			return &argOrValue{id: i.ID(), key: n.key, def: n.def, adapter: adapter, orig: i}, nil
+		}
+		if n := newGlobLit(i, globs); n != nil {
+			return n, nil
+		}
+		return i, nil
+	})
+}
+
+// argOrValues finds every `args.?k.orValue(lit)` in a checked expression,
+// by the id of its orValue call.
+func argOrValues(a *cel.Ast) map[int64]*argOrValue {
+	na := a.NativeRep()
+	refs := na.ReferenceMap()
+	out := map[int64]*argOrValue{}
+	ast.PreOrderVisit(na.Expr(), ast.NewExprVisitor(func(e ast.Expr) {
+		if e.Kind() != ast.CallKind {
+			return
+		}
+		call := e.AsCall()
+		if call.FunctionName() != "orValue" || !call.IsMemberFunction() || len(call.Args()) != 1 {
+			return
+		}
+		if r, ok := refs[e.ID()]; ok && (len(r.OverloadIDs) != 1 || r.OverloadIDs[0] != "optional_orValue_value") {
+			return
+		}
+		def := call.Args()[0]
+		if def.Kind() != ast.LiteralKind {
+			return
+		}
+		sel := call.Target()
+		if sel.Kind() != ast.CallKind || sel.AsCall().FunctionName() != operators.OptSelect || len(sel.AsCall().Args()) != 2 {
+			return
+		}
+		operand, field := sel.AsCall().Args()[0], sel.AsCall().Args()[1]
+		if operand.Kind() != ast.IdentKind || operand.AsIdent() != VarArgs || field.Kind() != ast.LiteralKind {
+			return
+		}
+		key, ok := field.AsLiteral().(types.String)
+		if !ok {
+			return
+		}
+		out[e.ID()] = &argOrValue{key: key, def: def.AsLiteral()}
+	}))
+	return out
+}
+
+// argOrValue is `args.?key.orValue(def)`: args' value at key, or def when
+// args has no such key.
+type argOrValue struct {
+	id      int64
+	key     types.String
+	def     ref.Val
+	adapter types.Adapter
+	orig    interpreter.InterpretableV2 // cel-go's plan, for anything unusual
+}
+
+// stringKeyFinder is how cel-go's attribute resolution looks a field up
+// in a map value first (the args map has it); the raw value it returns is
+// then converted with the environment's adapter.
+type stringKeyFinder interface {
+	FindStringKey(string) (any, bool)
+}
+
+// ID implements interpreter.Interpretable.
+func (n *argOrValue) ID() int64 { return n.id }
+
+// Eval implements interpreter.Interpretable.
+func (n *argOrValue) Eval(act interpreter.Activation) ref.Val {
+	return interpreter.EvalActivation(act, n.Exec)
+}
+
+// Exec implements interpreter.InterpretableV2. It resolves args through the
+// frame, as cel-go does, so a local variable named args is honoured. A
+// present key yields its value converted as cel-go converts it (the
+// optional it would wrap the value in is unwrapped at once by orValue); an
+// absent one yields def. Anything else takes cel-go's plan.
+func (n *argOrValue) Exec(f *interpreter.ExecutionFrame) ref.Val {
+	v, found := f.ResolveName(VarArgs)
+	if !found {
+		return n.orig.Exec(f)
+	}
+	m, ok := v.(stringKeyFinder)
+	if !ok {
+		return n.orig.Exec(f)
+	}
+	if raw, ok := m.FindStringKey(string(n.key)); ok {
+		return n.adapter.NativeToValue(raw)
+	}
+	// cel-go then asks the map itself; absent there too means def.
+	if mp, ok := v.(traits.Mapper); ok {
+		if val, found := mp.Find(n.key); !found && (val == nil || !types.IsError(val)) {
+			return n.def
+		}
+	}
+	return n.orig.Exec(f)
+}
+
+// globLit is `glob(x, "pattern")` with the pattern compiled at load time.
+type globLit struct {
+	id   int64
+	name interpreter.InterpretableV2
+	g    globPattern
+	orig interpreter.InterpretableV2
+}
+
+// newGlobLit returns the fast node for i, or nil if i is not a glob call
+// with a literal pattern compiled at load time.
+func newGlobLit(i interpreter.InterpretableV2, globs globCache) *globLit {
+	call, ok := i.(interpreter.InterpretableCall)
+	if !ok || call.Function() != FuncGlob || call.OverloadID() != "glob_string_string" || len(call.Args()) != 2 {
+		return nil
+	}
+	c, ok := call.Args()[1].(interpreter.InterpretableConst)
+	if !ok {
+		return nil
+	}
+	p, ok := c.Value().(types.String)
+	if !ok {
+		return nil
+	}
+	g, ok := globs[string(p)]
+	if !ok {
+		return nil
+	}
+	return &globLit{id: i.ID(), name: call.Args()[0], g: g, orig: i}
+}
+
+// ID implements interpreter.Interpretable.
+func (n *globLit) ID() int64 { return n.id }
+
+// Eval implements interpreter.Interpretable.
+func (n *globLit) Eval(act interpreter.Activation) ref.Val {
+	return interpreter.EvalActivation(act, n.Exec)
+}
+
+// Exec implements interpreter.InterpretableV2. Anything but a string name
+// (an error, a value of another type) is left to cel-go's plan, which
+// evaluates the name again: expressions have no side effects.
+func (n *globLit) Exec(f *interpreter.ExecutionFrame) ref.Val {
+	if s, ok := n.name.Exec(f).(types.String); ok {
+		return types.Bool(n.g.match(string(s)))
+	}
+	return n.orig.Exec(f)
+}

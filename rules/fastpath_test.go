@@ -1,0 +1,182 @@
+package rules
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/toolgate/toolgate/tools"
+)
+
+// fastPathRules holds the shapes the fast paths replace, next to near
+// misses they must leave alone, fed values of every type. Every rule but
+// the last is a shadow rule, so each call evaluates all of them.
+const fastPathRules = `version: 1
+default: review
+on_error: deny
+rules:
+  - {name: glob-or, mode: shadow, action: deny, match: 'glob(args.?path.orValue(""), "**/.ssh/**")'}
+  - {name: glob-or-brace, mode: shadow, action: deny, match: 'glob(args.?path.orValue(""), "*.{go,md}")'}
+  - {name: glob-or-int, mode: shadow, action: deny, match: 'glob(args.?path.orValue(1), "**")'}
+  - {name: glob-or-null, mode: shadow, action: deny, match: 'glob(args.?path.orValue(null), "**")'}
+  - {name: glob-strict, mode: shadow, action: deny, match: 'glob(args.path, "src/*")'}
+  - {name: glob-clean, mode: shadow, action: deny, match: 'glob(path.clean(args.?path.orValue("")).lowerAscii(), "**/id_rsa*")'}
+  - {name: glob-tool, mode: shadow, action: deny, match: 'glob(tool.name, "read_*")'}
+  - {name: glob-list, mode: shadow, action: deny, match: 'glob(args.?path.orValue(""), ["**/.env", "**/*.pem"])'}
+  - {name: glob-dyn, mode: shadow, action: deny, match: 'glob(args.?path.orValue(""), args.?pattern.orValue("*"))'}
+  - {name: or-eq, mode: shadow, action: deny, match: 'args.?path.orValue("") == "a"'}
+  - {name: or-num, mode: shadow, action: deny, match: 'args.?n.orValue(0.0) > 1.0'}
+  - {name: or-num-int, mode: shadow, action: deny, match: 'args.?n.orValue(0) > 1'}
+  - {name: or-bool, mode: shadow, action: deny, match: 'args.?flag.orValue(false) == true'}
+  - {name: or-type, mode: shadow, action: deny, match: 'type(args.?path.orValue(null)) == string'}
+  - {name: or-size, mode: shadow, action: deny, match: 'args.?a.orValue([]).size() > 1'}
+  - {name: or-nested, mode: shadow, action: deny, match: 'args.?a.orValue({}).?b.orValue("") == "x"'}
+  - {name: or-map-default, mode: shadow, action: deny, match: 'args.?a.orValue({"b": "x"}).b == "x"'}
+  - {name: or-matches, mode: shadow, action: deny, match: 'args.?command.orValue("").matches("^rm -rf")'}
+  - {name: or-twice, mode: shadow, action: deny, match: 'args.?path.orValue("") == args.?path.orValue("x")'}
+  - {name: or-empty-key, mode: shadow, action: deny, match: 'args[?""].orValue("") == "e"'}
+  - {name: or-index, mode: shadow, action: deny, match: 'args[?"path"].orValue("") == "a"'}
+  - {name: has, mode: shadow, action: deny, match: 'has(args.path) && args.?path.hasValue()'}
+  - {name: in-comprehension, mode: shadow, action: deny, match: 'args.?paths.orValue([]).exists(p, glob(string(p), "**/.ssh/**"))'}
+  - {name: annotations, mode: shadow, action: deny, match: 'tool.annotations.?readOnlyHint.orValue(false)'}
+  - name: reason
+    mode: shadow
+    action: deny
+    match: 'args.?path.orValue("") != ""'
+    reason_expr: '"path " + args.?path.orValue("none")'
+  - {name: last, action: allow, match: 'glob(args.?path.orValue(""), "**") || true'}
+`
+
+// fastPathValues are argument values of every JSON type, plus Go values a
+// caller may pass that are normalized (ints) or rejected (a channel).
+var fastPathValues = []any{
+	nil, "", "a", "x", "e", "src/main.go", "README.md", "/home/u/.ssh/id_rsa", "/home/someone/projects/x/.ssh/authorized_keys", "proj/../.SSH/ID_RSA",
+	"rm -rf /", "*", "**/*.go", "[", "{a,b", ".env", "k.pem",
+	0.0, 1.0, 2.5, 3, true, false,
+	[]any{}, []any{"a", "/home/u/.ssh/x"}, []any{1.0, nil},
+	map[string]any{}, map[string]any{"b": "x"}, map[string]any{"b": 1.0},
+	make(chan int),
+}
+
+var fastPathKeys = []string{"path", "n", "flag", "a", "command", "paths", "pattern", ""}
+
+// TestFastPathSameDecisions checks that the fast paths never change what a
+// set decides or explains, over hand-written and random calls, for the
+// rules above, the default pack with its test cases, and the benchmark set.
+func TestFastPathSameDecisions(t *testing.T) {
+	calls := []tools.Call{
+		{Tool: "read_file"},
+		{Tool: "read_file", Args: map[string]any{}},
+		{Tool: "t", Args: map[string]any{"path": "/home/u/.ssh/id_rsa"}},
+		{Tool: "t", Args: map[string]any{"path": 3.0}},
+		{Tool: "t", Args: map[string]any{"path": nil}},
+		{Tool: "t", Args: map[string]any{"path": []any{"a"}}},
+		{Tool: "t", Args: map[string]any{"path": map[string]any{"b": "x"}}},
+		{Tool: "t", Args: map[string]any{"path": make(chan int)}},
+		{Tool: "t", Args: map[string]any{"n": 3}},
+		{Tool: "t", Args: map[string]any{"a": map[string]any{"b": "x"}}},
+		{Tool: "t", Args: map[string]any{"": "e"}},
+		{Tool: "t", Annotations: tools.Annotations{ReadOnly: yes()}},
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		c := tools.Call{Tool: []string{"read_file", "run_command", "t"}[rng.IntN(3)], Args: map[string]any{}}
+		for range rng.IntN(4) {
+			c.Args[fastPathKeys[rng.IntN(len(fastPathKeys))]] = fastPathValues[rng.IntN(len(fastPathValues))]
+		}
+		if rng.IntN(10) == 0 {
+			c.Args = nil
+		}
+		calls = append(calls, c)
+	}
+
+	data, err := os.ReadFile("testdata/default_cases.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases, err := ParseCases("testdata/default_cases.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defaultCalls := append([]tools.Call(nil), calls...)
+	for _, c := range cases {
+		defaultCalls = append(defaultCalls, c.Call)
+	}
+
+	for _, tc := range []struct {
+		name  string
+		src   string
+		calls []tools.Call
+	}{
+		{"fast path rules", fastPathRules, calls},
+		{"default pack", string(defaultPack), defaultCalls},
+		{"synthetic", synthFile(20, false), append(calls, benchCall)},
+		{"synthetic indexed", synthFile(20, true), append(calls, benchCall)},
+		{"fuzz rules", fuzzRules, calls},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fast, err := parse("f.yaml", []byte(tc.src), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			slow, err := parse("f.yaml", []byte(tc.src), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range tc.calls {
+				ctx := context.Background()
+				fd, fsteps, fskip := fast.Explain(ctx, c)
+				sd, ssteps, sskip := slow.Explain(ctx, c)
+				if !reflect.DeepEqual(fd, sd) || !reflect.DeepEqual(fsteps, ssteps) || fskip != sskip {
+					t.Fatalf("call %+v:\nfast %+v\n     %+v\nslow %+v\n     %+v", c, fd, fsteps, sd, ssteps)
+				}
+				if d := fast.Evaluate(ctx, c); !reflect.DeepEqual(d, sd) {
+					t.Fatalf("call %+v: Evaluate %+v, Explain %+v", c, d, sd)
+				}
+			}
+		})
+	}
+}
+
+// TestFastPathInstalled fails if the fast paths stop applying (say, after a
+// cel-go upgrade changes its plan): the general path allocates twice per
+// rule of the synthetic set, the fast one at most once.
+func TestFastPathInstalled(t *testing.T) {
+	const n = 100
+	s := mustParse(t, synthFile(n, false))
+	ctx := context.Background()
+	allocs := testing.AllocsPerRun(100, func() { s.Evaluate(ctx, benchCall) })
+	if allocs > 1.5*n {
+		t.Errorf("%v allocations for %d rules: the fast paths are not installed", allocs, n)
+	}
+}
+
+// TestFastPathErrorsMatch spells out a few error messages: the fast paths
+// hand anything unusual to cel-go, so they read as before.
+func TestFastPathErrorsMatch(t *testing.T) {
+	s := mustParse(t, fastPathRules)
+	d, steps, _ := s.Explain(context.Background(), tools.Call{Tool: "t", Args: map[string]any{"path": 3.0}})
+	if d.Action != Allow {
+		t.Fatalf("decision %+v", d)
+	}
+	got := map[string]string{}
+	for _, st := range steps {
+		got[st.Rule] = st.Error
+	}
+	for rule, want := range map[string]string{
+		"glob-or":     "no such overload",
+		"glob-or-int": "no such overload",
+		"or-eq":       "",
+		"or-num":      "",
+	} {
+		if !strings.Contains(got[rule], want) || want == "" && got[rule] != "" {
+			t.Errorf("%s: error %q, want %q", rule, got[rule], want)
+		}
+	}
+	if len(steps) != s.Len() {
+		t.Errorf("%d steps for %d rules", len(steps), s.Len())
+	}
+}
