@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -235,6 +236,47 @@ func TestNilRedactor(t *testing.T) {
 	}
 }
 
+// passEveryHint is pass as it was before the hint index: every rule's
+// hints looked up with strings.Contains in the Unicode-lower-cased text.
+// The fuzzer and TestHintIndex hold pass to it.
+func (r *Redactor) passEveryHint(s string) string {
+	if s == "" {
+		return s
+	}
+	lower := strings.ToLower(s)
+	for i := range r.rules {
+		ru := &r.rules[i]
+		if ru.hint != nil && !slices.ContainsFunc(ru.hint, func(h string) bool { return strings.Contains(lower, h) }) {
+			continue
+		}
+		if ru.apply != nil {
+			s = ru.apply(s)
+		} else {
+			s = replaceAll(ru.re, s, ru.repl)
+		}
+		lower = strings.ToLower(s)
+	}
+	return s
+}
+
+// TestHintIndex: on the secret corpus (each line alone, all lines in one
+// text, upper- and lower-cased), pass finds what a Contains per hint finds.
+func TestHintIndex(t *testing.T) {
+	r := New([]string{"x-internal-sig"})
+	var all []string
+	for _, e := range loadCorpus(t) {
+		all = append(all, e.text)
+	}
+	texts := append(all, strings.Join(all, "\n"), "X-Internal-Sig: abcdef123", "KKIA not a key")
+	for _, s := range texts {
+		for _, v := range []string{s, strings.ToUpper(s), strings.ToLower(s)} {
+			if got, want := r.pass(v), r.passEveryHint(v); got != want {
+				t.Errorf("pass(%q)\n got  %q\n want %q", v, got, want)
+			}
+		}
+	}
+}
+
 func FuzzString(f *testing.F) {
 	for _, e := range loadCorpus(f) {
 		f.Add(e.text)
@@ -245,6 +287,9 @@ func FuzzString(f *testing.F) {
 	}
 	r := New([]string{"extra"})
 	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := r.pass(s), r.passEveryHint(s); got != want {
+			t.Fatalf("one-scan hints differ from a Contains per hint:\n in:   %q\n got:  %q\n want: %q", s, got, want)
+		}
 		once := r.String(s)
 		if twice := r.String(once); twice != once {
 			t.Fatalf("not idempotent:\n in:    %q\n once:  %q\n twice: %q", s, once, twice)
