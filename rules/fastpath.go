@@ -110,30 +110,62 @@ func (n *argOrValue) Eval(act interpreter.Activation) ref.Val {
 	return interpreter.EvalActivation(act, n.Exec)
 }
 
-// Exec implements interpreter.InterpretableV2. It resolves args through the
-// frame, as cel-go does, so a local variable named args is honoured. A
-// present key yields its value converted as cel-go converts it (the
-// optional it would wrap the value in is unwrapped at once by orValue); an
-// absent one yields def. Anything else takes cel-go's plan.
+// Exec implements interpreter.InterpretableV2. A present key yields its
+// value converted as cel-go converts it (the optional cel-go would wrap it
+// in is unwrapped at once by orValue); an absent one yields def. Anything
+// else takes cel-go's plan.
+//
+// In the frame Eval starts with, whose scope is the call's activation, args
+// is the activation's, and the lookup is cached for the whole call. In any
+// other frame (there is none in a program without comprehensions, the only
+// kind the node is installed in) args is resolved through the frame, as
+// cel-go does, so a local variable named args would be honoured.
 func (n *argOrValue) Exec(f *interpreter.ExecutionFrame) ref.Val {
-	v, found := f.ResolveName(VarArgs)
-	if !found {
-		return n.orig.Exec(f)
+	var (
+		val ref.Val
+		res argResult
+	)
+	if act, ok := f.Scope().(*activation); ok {
+		val, res = act.arg(n.key, n.adapter)
+	} else if v, found := f.ResolveName(VarArgs); found {
+		val, res = lookupArg(v, n.key, n.adapter)
 	}
-	m, ok := v.(stringKeyFinder)
-	if !ok {
-		return n.orig.Exec(f)
-	}
-	if raw, ok := m.FindStringKey(string(n.key)); ok {
-		return n.adapter.NativeToValue(raw)
-	}
-	// cel-go then asks the map itself; absent there too means def.
-	if mp, ok := v.(traits.Mapper); ok {
-		if val, found := mp.Find(n.key); !found && (val == nil || !types.IsError(val)) {
-			return n.def
-		}
+	switch res {
+	case argPresent:
+		return val
+	case argAbsent:
+		return n.def
 	}
 	return n.orig.Exec(f)
+}
+
+// argResult is what looking a key up in args found.
+type argResult uint8
+
+const (
+	argOther   argResult = iota // not a plain lookup: let cel-go decide
+	argPresent                  // the key's value
+	argAbsent                   // no such key
+)
+
+// lookupArg looks key up in the value args resolved to, as cel-go's
+// optional field selection does: first the map's FindStringKey, converting
+// the raw value it returns with the environment's adapter, then, when that
+// misses, the map's Find.
+func lookupArg(v any, key types.String, adapter types.Adapter) (ref.Val, argResult) {
+	m, ok := v.(stringKeyFinder)
+	if !ok {
+		return nil, argOther
+	}
+	if raw, ok := m.FindStringKey(string(key)); ok {
+		return adapter.NativeToValue(raw), argPresent
+	}
+	if mp, ok := v.(traits.Mapper); ok {
+		if val, found := mp.Find(key); !found && (val == nil || !types.IsError(val)) {
+			return nil, argAbsent
+		}
+	}
+	return nil, argOther
 }
 
 // globLit is `glob(x, "pattern")` with the pattern compiled at load time.
