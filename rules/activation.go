@@ -13,18 +13,40 @@ import (
 )
 
 // activation exposes one call to CEL. Values are converted on first use and
-// cached, so a rule that never looks at args does not pay for them.
+// cached, so a rule that never looks at args does not pay for them, and
+// the rules that do share one conversion.
 type activation struct {
 	c    *tools.Call
 	args ref.Val
 	ann  ref.Val
 	conf ref.Val
+	now  ref.Val
+	// strs caches the string variables, by strVar.
+	strs [numStrVars]ref.Val
 	// argVals caches lookups of args by key for the fast paths (see
 	// argOrValue), so each key's value is converted once per call. Its
 	// first entries live in argBuf, sparing an allocation.
 	argVals []argVal
 	argBuf  [4]argVal
+	// frame is the execution frame the call's programs without cost
+	// tracking share (see program.eval); nil until one runs.
+	frame *interpreter.ExecutionFrame
 }
+
+// strVar indexes activation.strs.
+type strVar int
+
+const (
+	strToolName strVar = iota
+	strToolServer
+	strToolExposed
+	strClientName
+	strClientVersion
+	strModelName
+	strModelVersion
+	strSessionID
+	numStrVars
+)
 
 // argVal is one cached lookup of args.
 type argVal struct {
@@ -37,16 +59,47 @@ var _ interpreter.Activation = (*activation)(nil)
 
 func newActivation(c *tools.Call) *activation { return &activation{c: c} }
 
+// execFrame returns the frame the call's untracked programs share, which
+// spares each evaluation taking a frame from cel-go's pool and putting it
+// back. close releases it.
+func (a *activation) execFrame() (*interpreter.ExecutionFrame, error) {
+	if a.frame == nil {
+		f, err := interpreter.NewExecutionFrame(a)
+		if err != nil {
+			return nil, err
+		}
+		a.frame = f
+	}
+	return a.frame, nil
+}
+
+// close releases the activation's frame, if it has one. The activation
+// must not be used afterwards.
+func (a *activation) close() {
+	if a.frame != nil {
+		a.frame.Close()
+		a.frame = nil
+	}
+}
+
+// str returns the string variable v, whose value is s, converting it once.
+func (a *activation) str(v strVar, s string) ref.Val {
+	if a.strs[v] == nil {
+		a.strs[v] = types.String(s)
+	}
+	return a.strs[v]
+}
+
 // ResolveName implements interpreter.Activation.
 func (a *activation) ResolveName(name string) (any, bool) {
 	c := a.c
 	switch name {
 	case VarToolName:
-		return types.String(c.Tool), true
+		return a.str(strToolName, c.Tool), true
 	case VarToolServer:
-		return types.String(c.Server), true
+		return a.str(strToolServer, c.Server), true
 	case VarToolExposed:
-		return types.String(c.Name), true
+		return a.str(strToolExposed, c.Name), true
 	case VarArgs:
 		if a.args == nil {
 			a.args = argsValue(c.Args)
@@ -58,13 +111,13 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		}
 		return a.ann, true
 	case VarClientName:
-		return types.String(c.Client.Name), true
+		return a.str(strClientName, c.Client.Name), true
 	case VarClientVersion:
-		return types.String(c.Client.Version), true
+		return a.str(strClientVersion, c.Client.Version), true
 	case VarModelName:
-		return types.String(c.Model.Name), true
+		return a.str(strModelName, c.Model.Name), true
 	case VarModelVersion:
-		return types.String(c.Model.Version), true
+		return a.str(strModelVersion, c.Model.Version), true
 	case VarConfidence:
 		if a.conf == nil {
 			if f, ok := knownConfidence(c.Confidence); ok {
@@ -75,12 +128,15 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		}
 		return a.conf, true
 	case VarSessionID:
-		return types.String(c.SessionID), true
+		return a.str(strSessionID, c.SessionID), true
 	case VarNow:
 		if c.Time.IsZero() {
 			return nil, false // unbound: a rule using now fails closed
 		}
-		return types.Timestamp{Time: c.Time}, true
+		if a.now == nil {
+			a.now = types.Timestamp{Time: c.Time}
+		}
+		return a.now, true
 	}
 	return nil, false
 }

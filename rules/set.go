@@ -74,7 +74,11 @@ func (p *program) eval(ctx context.Context, act *activation) (ref.Val, error) {
 	if p.tracked {
 		v, _, err = p.prg.ContextEval(ctx, act)
 	} else {
-		v, _, err = p.prg.Eval(act)
+		f, ferr := act.execFrame()
+		if ferr != nil {
+			return nil, ferr
+		}
+		v, _, err = p.prg.Eval(f)
 	}
 	if err != nil {
 		return nil, err
@@ -431,6 +435,7 @@ func (s *Set) evaluate(ctx context.Context, c *tools.Call, trace *[]Step) Decisi
 		return d
 	}
 	act := newActivation(c)
+	defer act.close()
 	won := false
 	indexed := s.byTool[c.Tool]
 	unindexed := s.unindexed
