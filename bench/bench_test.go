@@ -61,6 +61,7 @@ func run(b *testing.B, c *client.Client, tool string) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer reportCPU(b)()
 	for b.Loop() {
 		res, err := c.CallTool(ctx, req)
 		if err != nil {

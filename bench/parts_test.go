@@ -48,6 +48,7 @@ func (nopRecorder) Finish(context.Context, string, audit.Outcome) error     { re
 
 func loopGate(b *testing.B, g *gate.Gate) {
 	ctx := context.Background()
+	defer reportCPU(b)()
 	for b.Loop() {
 		if res := g.Handle(ctx, echoCall()); res.IsError {
 			b.Fatalf("tool error: %+v", res.Content)
@@ -59,6 +60,7 @@ func loopGate(b *testing.B, g *gate.Gate) {
 func BenchmarkPartForward(b *testing.B) {
 	c := catalog(b)
 	ctx := context.Background()
+	defer reportCPU(b)()
 	for b.Loop() {
 		if _, err := c.Forward(ctx, echoCall()); err != nil {
 			b.Fatal(err)

@@ -117,6 +117,7 @@ func BenchmarkStackParallel(b *testing.B) {
 			req.Params.Arguments = map[string]any{"text": "hello, toolgate"}
 			b.SetParallelism(8) // x GOMAXPROCS(2) = 16 callers
 			b.ResetTimer()
+			defer reportCPU(b)()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					res, err := c.CallTool(context.Background(), req)

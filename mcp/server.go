@@ -23,7 +23,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -332,23 +331,3 @@ func parseModel(s string) tools.Peer {
 // ParseModel reads a model given as "name" or "name@version", as in
 // TOOLGATE_MODEL or the X-Toolgate-Model header.
 func ParseModel(s string) tools.Peer { return parseModel(s) }
-
-// stdioWorkers is how many tools/call requests one stdio agent can have in
-// flight. mcp-go's default (5) serialises a busy agent's calls behind five
-// slow ones (a call waiting for a human review holds a worker for minutes)
-// and caps how many calls share one audit-log commit; 100 is mcp-go's
-// maximum. Idle workers are parked goroutines.
-const stdioWorkers = 100
-
-// ServeStdio serves one agent over in/out until in ends or ctx is cancelled.
-// Nothing else may write to out.
-func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
-	ss := server.NewStdioServer(s.mcp)
-	server.WithWorkerPoolSize(stdioWorkers)(ss)
-	ss.SetErrorLogger(slog.NewLogLogger(s.log.Handler(), slog.LevelWarn))
-	err := ss.Listen(ctx, in, out)
-	if err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, io.EOF)) {
-		return nil
-	}
-	return err
-}
