@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/toolgate/toolgate/bench"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -50,6 +51,21 @@ func BenchmarkEvaluate(b *testing.B) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// BenchmarkEvaluateHundred measures tgbench's 100-rule set on its echo
+// call, which the last rule allows after 49 argument checks.
+func BenchmarkEvaluateHundred(b *testing.B) {
+	s := mustParse(b, bench.HundredRules("bench-100"))
+	c := tools.Call{Tool: "echo", Server: "up", Name: "up__echo", Args: map[string]any{"text": "hello, toolgate"}}
+	ctx := context.Background()
+	b.ReportAllocs()
+	defer reportCPU(b)()
+	for b.Loop() {
+		if d := s.Evaluate(ctx, c); d.Action != Allow {
+			b.Fatalf("unexpected %+v", d)
 		}
 	}
 }

@@ -1,50 +1,68 @@
 package rules
 
 import (
+	"regexp"
+
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/operators"
+	"cel.dev/cel-go/common/overloads"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/common/types/traits"
 	"cel.dev/cel-go/interpreter"
 )
 
-// Fast paths for the two shapes nearly every argument check is built from,
-// `args.?k.orValue(lit)` and `glob(x, "lit")`. cel-go evaluates the first
-// through an attribute resolution that allocates an optional per call, and
-// the second through a guarded overload and a pattern-cache lookup; the
-// nodes below compute the same value directly. Each falls back to the plan
-// cel-go built whenever its inputs are not the plain case (args is not a
-// map, the argument is not a string, a lookup errs), so errors and their
-// messages are cel-go's own.
+// Fast paths for the shapes nearly every argument check is built from:
+// `args.?k.orValue(lit)`, `glob(x, "lit")` and `x.matches("lit")`. cel-go
+// evaluates the first through an attribute resolution that allocates an
+// optional per call, the second through a guarded overload and a
+// pattern-cache lookup, and the third through a variadic call that
+// allocates its argument slice; the nodes below compute the same values
+// directly. Each falls back to the plan cel-go built whenever its inputs
+// are not the plain case (args is not a map, the argument is not a string,
+// a lookup errs), so errors and their messages are cel-go's own.
 //
 // They are installed only in programs that run without cost tracking (see
 // compileExpr): the nodes do not report costs, so a tracked program keeps
 // cel-go's plan and its exact cost accounting.
 
-// fastDecorator returns a decorator that installs the fast paths in one
-// program, or nil when the expression has no node they apply to.
-func fastDecorator(a *cel.Ast, adapter types.Adapter, globs globCache) cel.ProgramOption {
+// fastPaths returns the program options that install the fast paths in
+// one program; none when the expression has no node they apply to.
+func fastPaths(a *cel.Ast, adapter types.Adapter, globs globCache) []cel.ProgramOption {
 	orValues := argOrValues(a)
-	hasGlob := false
+	hasGlob, hasMatches := false, false
 	ast.PreOrderVisit(a.NativeRep().Expr(), ast.NewExprVisitor(func(e ast.Expr) {
-		if e.Kind() == ast.CallKind && e.AsCall().FunctionName() == FuncGlob {
-			hasGlob = true
+		if e.Kind() == ast.CallKind {
+			switch e.AsCall().FunctionName() {
+			case FuncGlob:
+				hasGlob = true
+			case overloads.Matches:
+				hasMatches = true
+			}
 		}
 	}))
-	if len(orValues) == 0 && !hasGlob {
-		return nil
+	var opts []cel.ProgramOption
+	if len(orValues) > 0 || hasGlob {
+		opts = append(opts, cel.CustomDecoratorV2(func(i interpreter.InterpretableV2) (interpreter.InterpretableV2, error) {
+			if n, ok := orValues[i.ID()]; ok {
+				return &argOrValue{id: i.ID(), key: n.key, def: n.def, adapter: adapter, orig: i}, nil
+			}
+			if n := newGlobLit(i, globs); n != nil {
+				return n, nil
+			}
+			return i, nil
+		}))
 	}
-	return cel.CustomDecoratorV2(func(i interpreter.InterpretableV2) (interpreter.InterpretableV2, error) {
-		if n, ok := orValues[i.ID()]; ok {
-			return &argOrValue{id: i.ID(), key: n.key, def: n.def, adapter: adapter, orig: i}, nil
-		}
-		if n := newGlobLit(i, globs); n != nil {
-			return n, nil
-		}
-		return i, nil
-	})
+	if hasMatches {
+		// cel-go picks a regex optimization by overload id before function
+		// name, so these take the place of its own for matches calls.
+		opts = append(opts, cel.OptimizeRegex(
+			&interpreter.RegexOptimization{Function: overloads.Matches, OverloadID: overloads.MatchesString, RegexIndex: 1, Factory: newRegexLit},
+			&interpreter.RegexOptimization{Function: overloads.Matches, OverloadID: overloads.Matches, RegexIndex: 1, Factory: newRegexLit},
+		))
+	}
+	return opts
 }
 
 // argOrValues finds every `args.?k.orValue(lit)` in a checked expression,
@@ -214,4 +232,49 @@ func (n *globLit) Exec(f *interpreter.ExecutionFrame) ref.Val {
 		return types.Bool(n.g.match(string(s)))
 	}
 	return n.orig.Exec(f)
+}
+
+// regexLit is `x.matches("pattern")` (or `matches(x, "pattern")`) with the
+// pattern compiled at load time. gen is the node cel-go's own regex
+// optimization (interpreter.MatchesRegexOptimization) would have built.
+type regexLit struct {
+	interpreter.InterpretableCall
+	name interpreter.InterpretableV2
+	re   *regexp.Regexp
+}
+
+// newRegexLit is an interpreter.RegexOptimization factory. It compiles the
+// pattern and builds cel-go's node exactly as MatchesRegexOptimization
+// does, so errors and fallbacks are the same, and wraps it.
+func newRegexLit(call interpreter.InterpretableCall, pattern string) (interpreter.InterpretableCall, error) {
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return nil, err
+	}
+	gen := interpreter.NewCall(call.ID(), call.Function(), call.OverloadID(), call.Args(), func(values ...ref.Val) ref.Val {
+		if len(values) != 2 {
+			return types.NoSuchOverloadErr()
+		}
+		in, ok := values[0].Value().(string)
+		if !ok {
+			return types.NoSuchOverloadErr()
+		}
+		return types.Bool(re.MatchString(in))
+	})
+	return &regexLit{InterpretableCall: gen, name: call.Args()[0], re: re}, nil
+}
+
+// Eval implements interpreter.Interpretable.
+func (n *regexLit) Eval(act interpreter.Activation) ref.Val {
+	return interpreter.EvalActivation(act, n.Exec)
+}
+
+// Exec implements interpreter.InterpretableV2. Anything but a string is
+// left to cel-go's node, which evaluates the name again: expressions have
+// no side effects.
+func (n *regexLit) Exec(f *interpreter.ExecutionFrame) ref.Val {
+	if s, ok := n.name.Exec(f).(types.String); ok {
+		return types.Bool(n.re.MatchString(string(s)))
+	}
+	return n.InterpretableCall.Exec(f)
 }

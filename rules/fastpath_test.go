@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/toolgate/toolgate/bench"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -36,6 +37,10 @@ rules:
   - {name: or-nested, mode: shadow, action: deny, match: 'args.?a.orValue({}).?b.orValue("") == "x"'}
   - {name: or-map-default, mode: shadow, action: deny, match: 'args.?a.orValue({"b": "x"}).b == "x"'}
   - {name: or-matches, mode: shadow, action: deny, match: 'args.?command.orValue("").matches("^rm -rf")'}
+  - {name: matches-global, mode: shadow, action: deny, match: 'matches(args.?command.orValue(""), "rm\\s+-[a-z]*r")'}
+  - {name: matches-dyn, mode: shadow, action: deny, match: 'args.?n.orValue(1).matches("^[0-9]")'}
+  - {name: matches-tool, mode: shadow, action: deny, match: 'tool.name.matches("^read_")'}
+  - {name: matches-strict, mode: shadow, action: deny, match: 'args.command.matches("^rm")'}
   - {name: or-twice, mode: shadow, action: deny, match: 'args.?path.orValue("") == args.?path.orValue("x")'}
   - {name: or-empty-key, mode: shadow, action: deny, match: 'args[?""].orValue("") == "e"'}
   - {name: or-index, mode: shadow, action: deny, match: 'args[?"path"].orValue("") == "a"'}
@@ -54,7 +59,7 @@ rules:
 // caller may pass that are normalized (ints) or rejected (a channel).
 var fastPathValues = []any{
 	nil, "", "a", "x", "e", "src/main.go", "README.md", "/home/u/.ssh/id_rsa", "/home/someone/projects/x/.ssh/authorized_keys", "proj/../.SSH/ID_RSA",
-	"rm -rf /", "*", "**/*.go", "[", "{a,b", ".env", "k.pem",
+	"rm -rf /", "rm  -fr ~", "*", "**/*.go", "[", "{a,b", ".env", "k.pem",
 	0.0, 1.0, 2.5, 3, true, false,
 	[]any{}, []any{"a", "/home/u/.ssh/x"}, []any{1.0, nil},
 	map[string]any{}, map[string]any{"b": "x"}, map[string]any{"b": 1.0},
@@ -116,6 +121,7 @@ func TestFastPathSameDecisions(t *testing.T) {
 		{"synthetic", synthFile(20, false), append(calls, benchCall)},
 		{"synthetic indexed", synthFile(20, true), append(calls, benchCall)},
 		{"fuzz rules", fuzzRules, calls},
+		{"tgbench rules", bench.HundredRules("t"), calls},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fast, err := parse("f.yaml", []byte(tc.src), true)

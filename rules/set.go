@@ -223,9 +223,7 @@ func compileExpr(env *cel.Env, globs globCache, fast bool, src *source, file, ru
 		globs[lit.pattern] = g
 	}
 	if fast && !tracked {
-		if dec := fastDecorator(checked, env.CELTypeAdapter(), globs); dec != nil {
-			opts = append(opts, dec)
-		}
+		opts = append(opts, fastPaths(checked, env.CELTypeAdapter(), globs)...)
 	}
 	prg, err := env.Program(checked, opts...)
 	if err != nil {
