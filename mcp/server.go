@@ -115,7 +115,8 @@ func New(o Options) (*Server, error) {
 		// Arguments that do not match the tool's input schema are refused
 		// as a tool error (SEP-1303) before the gate sees them: the agent
 		// learns what to fix, and no upstream gets input it never declared.
-		server.WithInputSchemaValidation(),
+		// The handler validates them (see schema.go), not mcp-go's
+		// server.WithInputSchemaValidation.
 	}
 	if o.Instructions != "" {
 		opts = append(opts, server.WithInstructions(o.Instructions))
@@ -201,14 +202,22 @@ func (s *Server) wrap(t tools.Tool) (server.ServerTool, error) {
 	if err := mcpgo.ValidateParamHeaderAnnotations(&def); err != nil {
 		return server.ServerTool{}, err
 	}
-	return server.ServerTool{Tool: def, Handler: s.handler(t, added)}, nil
+	in, err := compileInputSchema(t.Name, withConf)
+	if err != nil {
+		s.log.Warn("input schema not enforced", "tool", t.Name, "server", t.Server, "err", err)
+	}
+	return server.ServerTool{Tool: def, Handler: s.handler(t, added, in)}, nil
 }
 
 // handler turns a tools/call for t into a tools.Call and hands it to the gate.
 // ownsConfidence is whether toolgate added _confidence to t's schema (it
-// does not when the upstream has its own property of that name).
-func (s *Server) handler(t tools.Tool, ownsConfidence bool) server.ToolHandlerFunc {
+// does not when the upstream has its own property of that name). Arguments
+// that fail schema (nil: not enforced) are refused before the gate.
+func (s *Server) handler(t tools.Tool, ownsConfidence bool, schema *inputSchema) server.ToolHandlerFunc {
 	return func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+		if err := schema.validate(req.Params.Arguments); err != nil {
+			return mcpgo.NewToolResultError(err.Error()), nil
+		}
 		c := tools.Call{
 			Server:        t.Server,
 			Tool:          t.Def.Name,
