@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"sync"
 
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
@@ -29,7 +30,7 @@ type activation struct {
 	argVals []argVal
 	argBuf  [4]argVal
 	// frame is the execution frame the call's programs without cost
-	// tracking share (see program.eval); nil until one runs.
+	// tracking share (see program.eval); nil until one runs. put closes it.
 	frame *interpreter.ExecutionFrame
 }
 
@@ -57,11 +58,34 @@ type argVal struct {
 
 var _ interpreter.Activation = (*activation)(nil)
 
-func newActivation(c *tools.Call) *activation { return &activation{c: c} }
+// activations recycles activations between calls: with its caches an
+// activation is a few hundred bytes, which allocating on every call would
+// cost more than all the conversions it saves on a small rule set.
+type activations struct{ pool sync.Pool }
+
+// get returns a fresh activation for c; put it back when the call is decided.
+func (p *activations) get(c *tools.Call) *activation {
+	a, _ := p.pool.Get().(*activation)
+	if a == nil {
+		a = &activation{}
+	}
+	a.c = c
+	return a
+}
+
+// put releases a's frame and clears a, so a pooled activation holds nothing
+// of the call, and recycles it. Nothing may use a afterwards.
+func (p *activations) put(a *activation) {
+	if a.frame != nil {
+		a.frame.Close()
+	}
+	*a = activation{}
+	p.pool.Put(a)
+}
 
 // execFrame returns the frame the call's untracked programs share, which
 // spares each evaluation taking a frame from cel-go's pool and putting it
-// back. close releases it.
+// back.
 func (a *activation) execFrame() (*interpreter.ExecutionFrame, error) {
 	if a.frame == nil {
 		f, err := interpreter.NewExecutionFrame(a)
@@ -71,15 +95,6 @@ func (a *activation) execFrame() (*interpreter.ExecutionFrame, error) {
 		a.frame = f
 	}
 	return a.frame, nil
-}
-
-// close releases the activation's frame, if it has one. The activation
-// must not be used afterwards.
-func (a *activation) close() {
-	if a.frame != nil {
-		a.frame.Close()
-		a.frame = nil
-	}
 }
 
 // str returns the string variable v, whose value is s, converting it once.

@@ -43,6 +43,7 @@ type Set struct {
 	byTool    map[string][]int // indexed rules per tool name, in file order
 	unindexed []int            // rules any tool may match, in file order
 	hasShadow bool
+	acts      activations // recycled per-call state
 }
 
 // rule is one compiled rule.
@@ -432,8 +433,8 @@ func (s *Set) evaluate(ctx context.Context, c *tools.Call, trace *[]Step) Decisi
 		d.Reason = fmt.Sprintf("the call was cancelled before it could be decided, so on_error (%s) applies", s.onError)
 		return d
 	}
-	act := newActivation(c)
-	defer act.close()
+	act := s.acts.get(c)
+	defer s.acts.put(act)
 	won := false
 	indexed := s.byTool[c.Tool]
 	unindexed := s.unindexed
