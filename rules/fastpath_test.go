@@ -2,10 +2,12 @@ package rules
 
 import (
 	"context"
+	"encoding/json"
 	"math/rand/v2"
 	"os"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/toolgate/toolgate/bench"
@@ -185,4 +187,67 @@ func TestFastPathErrorsMatch(t *testing.T) {
 	if len(steps) != s.Len() {
 		t.Errorf("%d steps for %d rules", len(steps), s.Len())
 	}
+}
+
+// FuzzFastPath compares the fast and general paths on arbitrary JSON
+// arguments.
+func FuzzFastPath(f *testing.F) {
+	for _, seed := range []string{
+		`{}`, `{"path":"/home/u/.ssh/id_rsa"}`, `{"path":3}`, `{"path":null}`, `{"path":["a"]}`,
+		`{"a":{"b":"x"}}`, `{"command":"rm -rf /"}`, `{"n":"5"}`, `{"":"e","flag":true}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	fast, err := parse("f.yaml", []byte(fastPathRules), true)
+	if err != nil {
+		f.Fatal(err)
+	}
+	slow, err := parse("f.yaml", []byte(fastPathRules), false)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var args map[string]any
+		if json.Unmarshal(data, &args) != nil {
+			return
+		}
+		for _, tool := range []string{"read_file", "t"} {
+			c := tools.Call{Tool: tool, Args: args}
+			fd, fsteps, _ := fast.Explain(context.Background(), c)
+			sd, ssteps, _ := slow.Explain(context.Background(), c)
+			if !reflect.DeepEqual(fd, sd) || !reflect.DeepEqual(fsteps, ssteps) {
+				t.Fatalf("call %+v:\nfast %+v\n     %+v\nslow %+v\n     %+v", c, fd, fsteps, sd, ssteps)
+			}
+		}
+	})
+}
+
+// TestEvaluateConcurrent checks that calls decided at once, which share
+// the set's recycled activations, get the decisions they get one by one.
+func TestEvaluateConcurrent(t *testing.T) {
+	s := mustParse(t, fastPathRules)
+	ctx := context.Background()
+	var calls []tools.Call
+	var want []Decision
+	for i, v := range fastPathValues {
+		if _, ok := v.(chan int); ok {
+			continue
+		}
+		c := tools.Call{Tool: "t", Args: map[string]any{fastPathKeys[i%len(fastPathKeys)]: v, "path": v}}
+		calls = append(calls, c)
+		want = append(want, s.Evaluate(ctx, c))
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for n := range 200 {
+				i := (g + n) % len(calls)
+				if d := s.Evaluate(ctx, calls[i]); !reflect.DeepEqual(d, want[i]) {
+					t.Errorf("call %d: %+v, want %+v", i, d, want[i])
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
