@@ -11,7 +11,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -230,7 +229,10 @@ func outcome(res *mcp.CallToolResult, err error, dur time.Duration, now time.Tim
 	default:
 		o.Status = audit.StatusOK
 	}
-	if b, merr := json.Marshal(res); merr == nil {
+	// The result's own MarshalJSON gives the bytes json.Marshal(res) would
+	// (compact, HTML-escaped: it is json.Marshal of a map) without
+	// json.Marshal's second pass over them to compact and copy.
+	if b, merr := res.MarshalJSON(); merr == nil {
 		sum := sha256.Sum256(b)
 		o.ResultSize, o.ResultHash = len(b), hex.EncodeToString(sum[:])
 	}
