@@ -1,8 +1,15 @@
 // Command tgbench measures what toolgate adds to a tool call. In one run it
-// calls the test upstream's echo tool (testdata/upstream) directly, then the
-// same tool through toolgate, at concurrency 1 and 16, and prints p50/p99
-// latency, calls/s and the overhead: the p50 latency toolgate adds at
-// concurrency 1 and its share of direct throughput at 16.
+// calls an upstream's echo tool directly, then the same tool through
+// toolgate, at concurrency 1 and 16, and prints p50/p99 latency, calls/s and
+// the overhead: the p50 latency toolgate adds at concurrency 1 and its share
+// of direct throughput at 16.
+//
+// -server picks the upstream, the same on both sides: "go" (the default) is
+// the Go test upstream (testdata/upstream, an mcp-go server); "everything"
+// is the npm reference server @modelcontextprotocol/server-everything (the
+// TypeScript SDK), run with node from e2e/node_modules (install it with
+// `cd e2e && npm ci`, or let the e2e tests do it; -everything names another
+// copy of its dist/index.js). Its echo tool takes "message" instead of "text".
 //
 // Usage (from the repository root):
 //
@@ -32,6 +39,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -82,6 +90,8 @@ func main() {
 var errMissed = errors.New("aim missed")
 
 type options struct {
+	server             string // "go" or "everything"
+	node, everything   string // for -server everything
 	transport          string
 	calls, warmup      int
 	conc               []int
@@ -100,6 +110,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var o options
 	concs := fs.String("c", "1,16", "concurrency levels, comma-separated")
+	fs.StringVar(&o.server, "server", "go", `upstream: "go" (testdata/upstream) or "everything" (npm @modelcontextprotocol/server-everything)`)
+	fs.StringVar(&o.node, "node", "node", "node binary, for -server everything")
+	fs.StringVar(&o.everything, "everything", "", "server-everything's dist/index.js (default: e2e/node_modules/@modelcontextprotocol/server-everything/dist/index.js)")
 	fs.StringVar(&o.transport, "transport", "stdio", "stdio or http")
 	fs.IntVar(&o.calls, "n", 2000, "measured calls per side and concurrency level")
 	fs.IntVar(&o.warmup, "warmup", 200, "unmeasured calls first")
@@ -107,7 +120,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.rules, "rules", "100", `rule set: "100" (generated), "default" (embedded pack) or a rule file`)
 	fs.StringVar(&o.auditDir, "audit-dir", "", "directory for the audit database (default: a temporary directory)")
 	fs.StringVar(&o.toolgate, "toolgate", "", "toolgate binary (default: go build ./cmd/toolgate)")
-	fs.StringVar(&o.upstream, "upstream", "", "test upstream binary (default: go build ./testdata/upstream)")
+	fs.StringVar(&o.upstream, "upstream", "", "test upstream binary, for -server go (default: go build ./testdata/upstream)")
 	fs.StringVar(&o.text, "text", "hello, toolgate", "the echo tool's argument")
 	fs.BoolVar(&o.check, "check", false, "exit 1 if an aim is missed")
 	if err := fs.Parse(args); err != nil {
@@ -123,6 +136,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.transport != "stdio" && o.transport != "http" {
 		return fmt.Errorf("-transport %q: want stdio or http", o.transport)
 	}
+	if o.server != "go" && o.server != "everything" {
+		return fmt.Errorf("-server %q: want go or everything", o.server)
+	}
 	o.stderr = stderr
 
 	dir, err := os.MkdirTemp("", "tgbench")
@@ -132,6 +148,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer os.RemoveAll(dir)
 	o.workDir = dir
 	if err := buildBinaries(ctx, &o, dir); err != nil {
+		return err
+	}
+	up, err := upstreamOf(ctx, &o)
+	if err != nil {
 		return err
 	}
 	rulesFile, rulesDesc, err := writeRules(o.rules, dir)
@@ -150,14 +170,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var sides [2]side // direct, proxied
 	switch o.transport {
 	case "stdio":
-		cfg, err := writeConfig(dir, fmt.Sprintf("up: {command: %q}", o.upstream), rulesFile, dbPath)
+		cfg, err := writeConfig(dir, fmt.Sprintf("up: {command: %q, args: %s}", up.command, yamlList(up.args)), rulesFile, dbPath)
 		if err != nil {
 			return err
 		}
-		sides[0] = stdioSide("direct", o.upstream)
+		sides[0] = stdioSide("direct", up.command, up.args...)
 		sides[1] = stdioSide("toolgate", o.toolgate, "serve", "--config", cfg, "--log-level", "error")
 	case "http":
-		upURL, stopUp, err := startHTTPUpstream(ctx, o.upstream)
+		upURL, stopUp, err := startHTTPUpstream(ctx, up)
 		if err != nil {
 			return err
 		}
@@ -176,7 +196,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	sides[0].tool, sides[1].tool = "echo", "up__echo"
 
-	fmt.Fprintf(stdout, "tgbench: echo tool, %s transport, mcp-go clients (protocol %s)\n", o.transport, mcp.ProtocolVersion20251125)
+	fmt.Fprintf(stdout, "tgbench: echo tool of %s, %s transport, mcp-go clients (protocol %s)\n", up.desc, o.transport, mcp.ProtocolVersion20251125)
 	fmt.Fprintf(stdout, "toolgate: rules %s; audit log %s\n", rulesDesc, dbPath)
 	fmt.Fprintf(stdout, "%d measured calls per side and level, in %d alternating rounds, after %d warm-up calls\n\n", o.calls, o.rounds, o.warmup)
 
@@ -196,14 +216,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		var lat [2][]time.Duration
 		var rates [2][]float64
 		for i := range sides {
-			if _, _, err := sides[i].load(ctx, c, o.warmup, o.text); err != nil {
+			if _, _, err := sides[i].load(ctx, c, o.warmup, up.arg, o.text); err != nil {
 				return fmt.Errorf("%s warm-up: %w", sides[i].name, err)
 			}
 		}
 		per := max(o.calls/o.rounds, c)
 		for range o.rounds {
 			for i := range sides {
-				l, wall, err := sides[i].load(ctx, c, per, o.text)
+				l, wall, err := sides[i].load(ctx, c, per, up.arg, o.text)
 				if err != nil {
 					return fmt.Errorf("%s at concurrency %d: %w", sides[i].name, c, err)
 				}
@@ -326,9 +346,10 @@ func (s *side) close() {
 	s.clients = nil
 }
 
-// load makes n calls from c concurrent callers and returns each call's
-// latency and the wall time.
-func (s *side) load(ctx context.Context, c, n int, text string) ([]time.Duration, time.Duration, error) {
+// load makes n calls from c concurrent callers, with the echo tool's
+// argument arg set to text, and returns each call's latency and the wall
+// time.
+func (s *side) load(ctx context.Context, c, n int, arg, text string) ([]time.Duration, time.Duration, error) {
 	lat := make([]time.Duration, n)
 	var next int
 	var mu sync.Mutex
@@ -336,7 +357,7 @@ func (s *side) load(ctx context.Context, c, n int, text string) ([]time.Duration
 	var wg sync.WaitGroup
 	req := mcp.CallToolRequest{}
 	req.Params.Name = s.tool
-	req.Params.Arguments = map[string]any{"text": text}
+	req.Params.Arguments = map[string]any{arg: text}
 	start := time.Now()
 	for w := range c {
 		cl := s.clients[w%len(s.clients)]
@@ -394,15 +415,26 @@ func connect(ctx context.Context, tr transport.Interface) (*client.Client, error
 	return c, nil
 }
 
+// moduleRoot is the toolgate repository's directory.
+func moduleRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		return "", fmt.Errorf("finding the module (run tgbench inside the toolgate repository, or pass -toolgate, -upstream and -everything): %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
 func buildBinaries(ctx context.Context, o *options, dir string) error {
+	if o.server != "go" && o.upstream == "" {
+		o.upstream = "-" // not needed
+	}
 	if o.toolgate != "" && o.upstream != "" {
 		return nil
 	}
-	out, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}").Output()
+	root, err := moduleRoot(ctx)
 	if err != nil {
-		return fmt.Errorf("finding the module (run tgbench inside the toolgate repository, or pass -toolgate and -upstream): %w", err)
+		return err
 	}
-	root := strings.TrimSpace(string(out))
 	for _, b := range []struct {
 		dst *string
 		pkg string
@@ -418,6 +450,65 @@ func buildBinaries(ctx context.Context, o *options, dir string) error {
 		}
 	}
 	return nil
+}
+
+// upstream is how to start the upstream both sides call.
+type upstream struct {
+	desc    string   // for the report
+	command string   // a stdio server
+	args    []string // its arguments for stdio
+	http    []string // its arguments to serve streamable HTTP on $PORT / ADDR (see startHTTPUpstream)
+	arg     string   // the echo tool's argument
+}
+
+func upstreamOf(ctx context.Context, o *options) (upstream, error) {
+	if o.server == "go" {
+		return upstream{desc: "the Go test upstream (testdata/upstream, mcp-go)", command: o.upstream, arg: "text"}, nil
+	}
+	index := o.everything
+	if index == "" {
+		root, err := moduleRoot(ctx)
+		if err != nil {
+			return upstream{}, err
+		}
+		index = filepath.Join(root, "e2e", "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js")
+	}
+	index, err := filepath.Abs(index)
+	if err != nil {
+		return upstream{}, err
+	}
+	if _, err := os.Stat(index); err != nil {
+		return upstream{}, fmt.Errorf("server-everything not found (install it with `cd e2e && npm ci`, or pass -everything): %w", err)
+	}
+	node, err := exec.LookPath(o.node)
+	if err != nil {
+		return upstream{}, fmt.Errorf("-server everything needs node: %w", err)
+	}
+	version := "unknown version"
+	if b, err := os.ReadFile(filepath.Join(filepath.Dir(index), "..", "package.json")); err == nil {
+		var pkg struct{ Version string }
+		if json.Unmarshal(b, &pkg) == nil && pkg.Version != "" {
+			version = pkg.Version
+		}
+	}
+	nodeVersion, _ := exec.CommandContext(ctx, node, "--version").Output()
+	return upstream{
+		desc: fmt.Sprintf("the npm reference server @modelcontextprotocol/server-everything %s (node %s)",
+			version, strings.TrimSpace(string(nodeVersion))),
+		command: node,
+		args:    []string{index, "stdio"},
+		http:    []string{index, "streamableHttp"},
+		arg:     "message",
+	}, nil
+}
+
+// yamlList writes a flow sequence of quoted strings.
+func yamlList(items []string) string {
+	q := make([]string, len(items))
+	for i, it := range items {
+		q[i] = fmt.Sprintf("%q", it)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
 }
 
 // writeRules returns the rule file for toolgate ("" = the embedded default
@@ -454,9 +545,12 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-func startProcess(ctx context.Context, stderr io.Writer, ready func() bool, name string, args ...string) (func(), error) {
+func startProcess(ctx context.Context, stderr io.Writer, env []string, ready func() bool, name string, args ...string) (func(), error) {
 	cmd := exec.Command(name, args...)
 	cmd.Stderr = stderr
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -482,18 +576,26 @@ func startProcess(ctx context.Context, stderr io.Writer, ready func() bool, name
 	return stop, nil
 }
 
-func startHTTPUpstream(ctx context.Context, bin string) (string, func(), error) {
+// startHTTPUpstream starts up serving streamable HTTP: the Go upstream with
+// --http ADDR, server-everything on $PORT (all interfaces; tgbench uses
+// 127.0.0.1).
+func startHTTPUpstream(ctx context.Context, up upstream) (string, func(), error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return "", nil, err
 	}
-	stop, err := startProcess(ctx, io.Discard, func() bool {
+	args, env := []string{"--http", addr}, []string(nil)
+	if up.http != nil {
+		_, port, _ := net.SplitHostPort(addr)
+		args, env = up.http, []string{"PORT=" + port}
+	}
+	stop, err := startProcess(ctx, io.Discard, env, func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
 		}
 		return err == nil
-	}, bin, "--http", addr)
+	}, up.command, args...)
 	return "http://" + addr + "/mcp", stop, err
 }
 
@@ -502,7 +604,7 @@ func startHTTPToolgate(ctx context.Context, bin, cfg string, stderr io.Writer) (
 	if err != nil {
 		return "", nil, err
 	}
-	stop, err := startProcess(ctx, stderr, func() bool {
+	stop, err := startProcess(ctx, stderr, nil, func() bool {
 		resp, err := http.Get("http://" + addr + "/healthz")
 		if err != nil {
 			return false
