@@ -61,7 +61,9 @@ type rule struct {
 }
 
 // program is a compiled expression; tracked ones run with cost limits and
-// context checks.
+// context checks, each in a frame of its own, while the others share one
+// frame per call (activation.execFrame) and may hold the fast paths of
+// fastpath.go.
 type program struct {
 	prg     cel.Program
 	tracked bool
