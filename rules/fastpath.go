@@ -28,8 +28,9 @@ import (
 // cel-go's plan and its exact cost accounting.
 
 // fastPaths returns the program options that install the fast paths in
-// one program; none when the expression has no node they apply to.
-func fastPaths(a *cel.Ast, adapter types.Adapter, globs globCache) []cel.ProgramOption {
+// one program; none when the expression has no node they apply to. Planning
+// the program adds the number of fast nodes it installs to *installed.
+func fastPaths(a *cel.Ast, adapter types.Adapter, globs globCache, installed *int) []cel.ProgramOption {
 	orValues := argOrValues(a)
 	hasGlob, hasMatches := false, false
 	ast.PreOrderVisit(a.NativeRep().Expr(), ast.NewExprVisitor(func(e ast.Expr) {
@@ -46,9 +47,11 @@ func fastPaths(a *cel.Ast, adapter types.Adapter, globs globCache) []cel.Program
 	if len(orValues) > 0 || hasGlob {
 		opts = append(opts, cel.CustomDecoratorV2(func(i interpreter.InterpretableV2) (interpreter.InterpretableV2, error) {
 			if n, ok := orValues[i.ID()]; ok {
+				*installed++
 				return &argOrValue{id: i.ID(), key: n.key, def: n.def, adapter: adapter, orig: i}, nil
 			}
 			if n := newGlobLit(i, globs); n != nil {
+				*installed++
 				return n, nil
 			}
 			return i, nil
@@ -57,9 +60,16 @@ func fastPaths(a *cel.Ast, adapter types.Adapter, globs globCache) []cel.Program
 	if hasMatches {
 		// cel-go picks a regex optimization by overload id before function
 		// name, so these take the place of its own for matches calls.
+		factory := func(call interpreter.InterpretableCall, pattern string) (interpreter.InterpretableCall, error) {
+			n, err := newRegexLit(call, pattern)
+			if err == nil {
+				*installed++
+			}
+			return n, err
+		}
 		opts = append(opts, cel.OptimizeRegex(
-			&interpreter.RegexOptimization{Function: overloads.Matches, OverloadID: overloads.MatchesString, RegexIndex: 1, Factory: newRegexLit},
-			&interpreter.RegexOptimization{Function: overloads.Matches, OverloadID: overloads.Matches, RegexIndex: 1, Factory: newRegexLit},
+			&interpreter.RegexOptimization{Function: overloads.Matches, OverloadID: overloads.MatchesString, RegexIndex: 1, Factory: factory},
+			&interpreter.RegexOptimization{Function: overloads.Matches, OverloadID: overloads.Matches, RegexIndex: 1, Factory: factory},
 		))
 	}
 	return opts

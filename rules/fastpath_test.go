@@ -3,6 +3,7 @@ package rules
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"reflect"
@@ -160,6 +161,44 @@ func TestFastPathInstalled(t *testing.T) {
 	allocs := testing.AllocsPerRun(100, func() { s.Evaluate(ctx, benchCall) })
 	if allocs > n/10 {
 		t.Errorf("%v allocations for %d rules: the fast paths are not installed", allocs, n)
+	}
+}
+
+// TestFastPathNodes checks which expressions get fast-path nodes, so a
+// cel-go upgrade that changes the plan they hook into is noticed.
+func TestFastPathNodes(t *testing.T) {
+	s := mustParse(t, fastPathRules+`  - {name: tracked, action: deny, match: 'args.?paths.orValue([]).exists(p, glob(p, "*"))'}
+`)
+	want := map[string]int{
+		"glob-or":        2, // orValue and glob
+		"glob-or-int":    2,
+		"glob-strict":    1, // glob
+		"glob-tool":      1,
+		"glob-list":      1, // orValue; the list overload keeps cel-go's plan
+		"glob-dyn":       2, // two orValues, cel-go's glob
+		"or-eq":          1,
+		"or-map-default": 0, // the default is not a literal
+		"or-matches":     2, // orValue and matches
+		"matches-global": 2,
+		"matches-tool":   1,
+		"or-index":       0, // args[?"path"] is another shape
+		"tracked":        0, // cost tracking keeps cel-go's plan
+	}
+	for _, r := range s.rules {
+		if n, ok := want[r.name]; ok && r.match.fast != n {
+			t.Errorf("%s: %d fast nodes, want %d", r.name, r.match.fast, n)
+		}
+	}
+	// tgbench's set: every argument check is a glob or a regex on an
+	// orValue, two fast nodes each.
+	for _, r := range mustParse(t, bench.HundredRules("t")).rules {
+		var i int
+		if _, err := fmt.Sscanf(r.name, "any-tool-%d", &i); err == nil && i%3 == 2 {
+			continue // tool.server and confidence: nothing to replace
+		}
+		if want := 2; r.name != "allow-echo" && r.match.fast != want {
+			t.Errorf("%s: %d fast nodes, want %d", r.name, r.match.fast, want)
+		}
 	}
 }
 

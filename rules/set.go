@@ -67,6 +67,7 @@ type rule struct {
 type program struct {
 	prg     cel.Program
 	tracked bool
+	fast    int // fast-path nodes in the plan, for tests
 }
 
 func (p *program) eval(ctx context.Context, act *activation) (ref.Val, error) {
@@ -225,15 +226,16 @@ func compileExpr(env *cel.Env, globs globCache, fast bool, src *source, file, ru
 		}
 		globs[lit.pattern] = g
 	}
+	installed := 0
 	if fast && !tracked {
-		opts = append(opts, fastPaths(checked, env.CELTypeAdapter(), globs)...)
+		opts = append(opts, fastPaths(checked, env.CELTypeAdapter(), globs, &installed)...)
 	}
 	prg, err := env.Program(checked, opts...)
 	if err != nil {
 		errs.add(file, n, rule, field, "%v", err)
 		return program{}, nil, false
 	}
-	return program{prg: prg, tracked: tracked}, checked, true
+	return program{prg: prg, tracked: tracked, fast: installed}, checked, true
 }
 
 // celHint adds advice to cel-go messages that rule authors commonly hit.
