@@ -499,3 +499,47 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// TestOutcomeRidesWithNextDecision: called one after another, each call's
+// outcome commits with the next call's decision (one commit per call), and
+// the last one commits on its own shortly after, with no further write.
+func TestOutcomeRidesWithNextDecision(t *testing.T) {
+	s := openTest(t, "", Options{})
+	ctx := context.Background()
+	d := testDecision(rules.Allow)
+	const n = 50
+	c0 := s.commits.Load()
+	for i := range n {
+		id := fmt.Sprintf("01RIDE%04d", i)
+		if err := s.Begin(ctx, testCall(id, i), d); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Finish(ctx, id, Outcome{Status: StatusOK}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One per call, but a scheduling pause longer than behindDelay between
+	// a Finish and the next Begin lets an outcome commit alone: allow some.
+	c1 := s.commits.Load()
+	if got := c1 - c0; got > n+n/5 {
+		t.Errorf("%d sequential calls took %d commits, want about %d", n, got, n)
+	}
+	last := fmt.Sprintf("01RIDE%04d", n-1)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r, err := s.Get(ctx, last)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status == StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the last outcome was not committed without a further write: status %s", r.Status)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := s.commits.Load() - c1; got != 1 {
+		t.Errorf("the last outcome took %d commits, want 1", got)
+	}
+}
