@@ -109,7 +109,11 @@ func (s *Store) Begin(ctx context.Context, c tools.Call, d rules.Decision) error
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, func(w *wtx) error { return w.begin(r) })
+	err = s.write(ctx, func(w *wtx) error { return w.begin(r) })
+	if err == nil && d.Action == rules.Allow {
+		s.inflight.Add(1) // started: its Finish follows
+	}
+	return err
 }
 
 // Resolve records a review's verdict for call id and moves it from pending
@@ -126,7 +130,7 @@ func (s *Store) Resolve(ctx context.Context, id string, v review.Verdict) error 
 	if v.DecidedAt.IsZero() {
 		v.DecidedAt = at
 	}
-	return s.write(ctx, func(w *wtx) error {
+	err := s.write(ctx, func(w *wtx) error {
 		cs, err := w.state(id)
 		if err != nil {
 			return err
@@ -166,6 +170,10 @@ func (s *Store) Resolve(ctx context.Context, id string, v review.Verdict) error 
 		}
 		return w.appendEvent(&event{Kind: kindVerdict, ID: id, At: at.UnixNano(), Status: status, Verdict: r})
 	})
+	if err == nil && v.Approved {
+		s.inflight.Add(1) // started: its Finish follows
+	}
+	return err
 }
 
 func newReview(v review.Verdict, decidedAt int64) *Review {
@@ -195,6 +203,7 @@ func (s *Store) Finish(ctx context.Context, id string, o Outcome) error {
 		o.FinishedAt = at
 	}
 	o.FinishedAt = utc(o.FinishedAt)
+	s.inflight.Add(-1)
 	// Encode here, not in the writer, which every write waits behind.
 	body, err := marshalCanonical(&event{Kind: kindOutcome, ID: id, At: at.UnixNano(), Status: o.Status, Outcome: &o})
 	if err != nil {
