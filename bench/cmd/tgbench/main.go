@@ -31,6 +31,13 @@
 // of which 99 must be evaluated or skipped before the one that allows the
 // call; "default" is the embedded default pack; anything else is a rule file.
 //
+// With -transport stdio, a third side (-floor, on by default) calls the same
+// upstream through a byte relay: tgbench re-executed as `tgbench -relay`,
+// which copies JSON-RPC lines both ways and renames the tool, nothing else.
+// What the relay adds is the floor of any stdio proxy on the machine (one
+// more process, two more pipes and their wake-ups); the report gives it next
+// to toolgate's figures, so that what toolgate itself costs is visible.
+//
 // The binaries are built with `go build` unless -toolgate and -upstream name
 // them. The aims (issue 6): added p50 under 150µs at concurrency 1, and at
 // least 80% of direct throughput at 16, on 2 cores; -check exits 1 when
@@ -72,6 +79,13 @@ const (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == relayFlag {
+		if err := relayMain(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "tgbench relay:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -100,6 +114,7 @@ type options struct {
 	toolgate, upstream string
 	rounds             int
 	check              bool
+	floor              bool
 	text               string
 	stderr             io.Writer
 	workDir            string
@@ -123,6 +138,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.upstream, "upstream", "", "test upstream binary, for -server go (default: go build ./testdata/upstream)")
 	fs.StringVar(&o.text, "text", "hello, toolgate", "the echo tool's argument")
 	fs.BoolVar(&o.check, "check", false, "exit 1 if an aim is missed")
+	fs.BoolVar(&o.floor, "floor", true, "with -transport stdio, also measure a byte relay (tgbench -relay): the floor of any stdio proxy")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -167,15 +183,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	dbPath := filepath.Join(adir, "audit.db")
 
-	var sides [2]side // direct, proxied
+	// direct, toolgate and, with -floor, the relay.
+	const direct, proxied, relayed = 0, 1, 2
+	sides := make([]side, 2, 3)
 	switch o.transport {
 	case "stdio":
 		cfg, err := writeConfig(dir, fmt.Sprintf("up: {command: %q, args: %s}", up.command, yamlList(up.args)), rulesFile, dbPath)
 		if err != nil {
 			return err
 		}
-		sides[0] = stdioSide("direct", up.command, up.args...)
-		sides[1] = stdioSide("toolgate", o.toolgate, "serve", "--config", cfg, "--log-level", "error")
+		sides[direct] = stdioSide("direct", up.command, up.args...)
+		sides[proxied] = stdioSide("toolgate", o.toolgate, "serve", "--config", cfg, "--log-level", "error")
+		if o.floor {
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			sides = append(sides, stdioSide("relay", self, append([]string{relayFlag, "up__echo=echo", "--", up.command}, up.args...)...))
+			sides[relayed].tool = "up__echo"
+		}
 	case "http":
 		upURL, stopUp, err := startHTTPUpstream(ctx, up)
 		if err != nil {
@@ -194,7 +220,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		sides[0] = httpSide("direct", upURL)
 		sides[1] = httpSide("toolgate", tgURL)
 	}
-	sides[0].tool, sides[1].tool = "echo", "up__echo"
+	sides[direct].tool, sides[proxied].tool = "echo", "up__echo"
 
 	fmt.Fprintf(stdout, "tgbench: echo tool of %s, %s transport, mcp-go clients (protocol %s)\n", up.desc, o.transport, mcp.ProtocolVersion20251125)
 	fmt.Fprintf(stdout, "toolgate: rules %s; audit log %s\n", rulesDesc, dbPath)
@@ -213,8 +239,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return fmt.Errorf("%s: %w", sides[i].name, err)
 			}
 		}
-		var lat [2][]time.Duration
-		var rates [2][]float64
+		lat := make([][]time.Duration, len(sides))
+		rates := make([][]float64, len(sides))
 		for i := range sides {
 			if _, _, err := sides[i].load(ctx, c, o.warmup, up.arg, o.text); err != nil {
 				return fmt.Errorf("%s warm-up: %w", sides[i].name, err)
@@ -242,21 +268,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	fmt.Fprintln(stdout)
 	missed := false
-	if d, p, ok := res[key{0, 1}], res[key{1, 1}], slices.Contains(o.conc, 1); ok {
+	floor := len(sides) > relayed
+	if d, p, ok := res[key{direct, 1}], res[key{proxied, 1}], slices.Contains(o.conc, 1); ok {
 		added := p.p50 - d.p50
 		ok := added < aimAddedP50
 		missed = missed || !ok
 		fmt.Fprintf(stdout, "added p50 at concurrency 1: %s (%.2fx direct; aim < %s) %s\n", us(added), float64(p.p50)/float64(d.p50), us(aimAddedP50), verdict(ok))
+		if floor {
+			r := res[key{relayed, 1}]
+			fmt.Fprintf(stdout, "  floor: a byte relay adds %s; toolgate adds %s more\n", us(r.p50-d.p50), us(p.p50-r.p50))
+		}
 	}
 	for _, c := range o.conc {
 		if c == 1 {
 			continue
 		}
-		d, p := res[key{0, c}], res[key{1, c}]
+		d, p := res[key{direct, c}], res[key{proxied, c}]
 		ratio := p.rate / d.rate
 		ok := ratio >= aimThroughput
 		missed = missed || !ok
 		fmt.Fprintf(stdout, "throughput at concurrency %d: %.0f%% of direct (%.0f vs %.0f calls/s; aim >= %.0f%%) %s\n", c, 100*ratio, p.rate, d.rate, 100*aimThroughput, verdict(ok))
+		if floor {
+			r := res[key{relayed, c}]
+			fmt.Fprintf(stdout, "  floor: a byte relay reaches %.0f%% of direct (%.0f calls/s); toolgate %.0f%% of the relay\n", 100*r.rate/d.rate, r.rate, 100*p.rate/r.rate)
+		}
 	}
 	if o.check && missed {
 		return errMissed

@@ -3,11 +3,25 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
+
+// TestMain lets the test binary serve as the relay side, which tgbench
+// starts by re-executing itself (os.Executable is this binary here).
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == relayFlag {
+		if err := relayMain(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "tgbench relay:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
 
 // TestRunSmoke runs a tiny benchmark against each upstream and checks the
 // report names it.
@@ -30,7 +44,8 @@ func TestRunSmoke(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v\n%s%s", err, out.String(), errb.String())
 			}
-			for _, want := range []string{tc.want, "added p50 at concurrency 1", "throughput at concurrency 2"} {
+			for _, want := range []string{tc.want, "added p50 at concurrency 1", "throughput at concurrency 2",
+				"floor: a byte relay adds", "floor: a byte relay reaches"} {
 				if !strings.Contains(out.String(), want) {
 					t.Errorf("report lacks %q:\n%s", want, out.String())
 				}
