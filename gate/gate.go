@@ -37,15 +37,17 @@ type Reviewer interface {
 	Review(ctx context.Context, c tools.Call, d rules.Decision) (review.Verdict, error)
 }
 
-// Recorder is the audit log as the gate uses it. Each method returns only
-// after its write is durable.
+// Recorder is the audit log as the gate uses it. Begin and Resolve return
+// only after their write is durable: the gate forwards nothing before.
 type Recorder interface {
 	// Begin records the call and its decision. Status is derived from the
 	// decision: allow -> started, deny -> refused, review -> pending.
 	Begin(ctx context.Context, c tools.Call, d rules.Decision) error
 	// Resolve records a review's verdict for call id.
 	Resolve(ctx context.Context, id string, v review.Verdict) error
-	// Finish records what happened to call id after it was forwarded.
+	// Finish records what happened to call id after it was forwarded. The
+	// call has run, so nothing waits on it: it may return before the write
+	// is durable (the audit log writes it behind).
 	Finish(ctx context.Context, id string, o audit.Outcome) error
 }
 
