@@ -25,6 +25,7 @@ const (
 	DefaultStartWait    = 15 * time.Second
 	DefaultMinBackoff   = 500 * time.Millisecond
 	DefaultMaxBackoff   = 30 * time.Second
+	DefaultPingInterval = 30 * time.Second
 )
 
 // ErrUnavailable is matched (errors.Is) by the errors Forward returns for a
@@ -107,6 +108,13 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound the restart delay, which doubles per
 	// failed attempt; 0 means the defaults (500ms, 30s).
 	MinBackoff, MaxBackoff time.Duration
+	// PingInterval is how often a connected HTTP or SSE upstream that has
+	// not answered a call meanwhile is pinged; after two failed pings in a
+	// row it is declared down (and reconnected with backoff), so its health
+	// is known without waiting for a call to fail. Stdio upstreams are not
+	// pinged: their process exiting is noticed at once. 0 means
+	// DefaultPingInterval; negative disables the pings.
+	PingInterval time.Duration
 	// Logger receives upstream lifecycle events; nil discards.
 	Logger *slog.Logger
 }
@@ -157,6 +165,9 @@ func New(opts Options) (*Catalog, error) {
 	}
 	if opts.MaxBackoff < opts.MinBackoff {
 		opts.MaxBackoff = opts.MinBackoff
+	}
+	if opts.PingInterval == 0 {
+		opts.PingInterval = DefaultPingInterval
 	}
 	log := opts.Logger
 	if log == nil {

@@ -48,7 +48,10 @@ type conn struct {
 	deadOnce sync.Once
 	deadErr  error
 
-	tokens   atomic.Int64
+	tokens atomic.Int64
+	// answered is when the upstream last answered a call (unix ns): a
+	// connection that answers needs no ping.
+	answered atomic.Int64
 	progMu   sync.Mutex
 	progress map[string]ProgressFunc
 	listSeq  atomic.Int64
@@ -118,6 +121,9 @@ func (u *upstream) supervise(ctx context.Context, first chan struct{}) {
 				defer relistWG.Done()
 				u.relistLoop(ctx, c)
 			}()
+			if iv := u.cat.o.PingInterval; iv > 0 && u.spec.URL != "" {
+				relistWG.Go(func() { u.pingLoop(ctx, c, iv) })
+			}
 			select {
 			case <-c.dead:
 				err = c.deadErr
@@ -485,6 +491,7 @@ func (u *upstream) call(ctx context.Context, call Call) (*mcp.CallToolResult, er
 
 	res, err := c.client.CallTool(ctx, req)
 	if err == nil {
+		c.answered.Store(time.Now().UnixNano())
 		return res, nil
 	}
 	switch {
@@ -521,6 +528,45 @@ func (u *upstream) unavailableFrom(c *conn) *UnavailableError {
 		}
 	}
 	return e
+}
+
+// pingLoop pings a remote upstream every interval in which it answered no
+// call, and declares the connection dead after two failed pings in a row.
+// It returns when the connection dies or ctx ends.
+func (u *upstream) pingLoop(ctx context.Context, c *conn, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	failed := 0
+	for {
+		select {
+		case <-c.dead:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if time.Since(time.Unix(0, c.answered.Load())) < interval {
+			failed = 0
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, min(interval, 10*time.Second))
+		err := c.client.Ping(pctx)
+		cancel()
+		switch {
+		case err == nil:
+			failed = 0
+			c.answered.Store(time.Now().UnixNano())
+		case ctx.Err() != nil:
+			return
+		default:
+			failed++
+			u.log.Warn("upstream ping failed", "err", err, "failed_in_a_row", failed)
+			if failed >= 2 {
+				c.fail(fmt.Errorf("health check: %d pings in a row failed: %w", failed, err))
+				return
+			}
+		}
+	}
 }
 
 // checkHealth pings an upstream after a transport error and declares the
