@@ -160,15 +160,21 @@ func (c *stdioConn) read() (call bool, id any, line []byte, ok bool) {
 			c.ended <- c.ctx.Err()
 			return false, nil, nil, false
 		}
-		var m message
-		if err := json.Unmarshal(line, &m); err != nil {
-			if !json.Valid(line) {
-				c.sess.write(mcpgo.NewJSONRPCError(mcpgo.NewRequestId(nil), mcpgo.PARSE_ERROR, "Parse error", nil))
+		// The peek routes most lines without decoding their params
+		// (mcp-go decodes them again anyway); anything it is unsure of
+		// gets the full decode.
+		m, peeked := peekMessage(line)
+		if !peeked {
+			m = message{}
+			if err := json.Unmarshal(line, &m); err != nil {
+				if !json.Valid(line) {
+					c.sess.write(mcpgo.NewJSONRPCError(mcpgo.NewRequestId(nil), mcpgo.PARSE_ERROR, "Parse error", nil))
+					continue
+				}
+				// Valid JSON but not a message object: mcp-go answers it.
+				c.handle(nil, line)
 				continue
 			}
-			// Valid JSON but not a message object: mcp-go answers it.
-			c.handle(nil, line)
-			continue
 		}
 		if m.Method == "" && m.ID != nil && (m.Result != nil || m.Error != nil) && c.sess.answer(m.ID, m.Result, m.Error) {
 			continue
