@@ -55,6 +55,7 @@ type conn struct {
 	progMu   sync.Mutex
 	progress map[string]ProgressFunc
 	listSeq  atomic.Int64
+	callSeq  atomic.Int64 // ids of callTool's requests
 }
 
 func (c *conn) fail(err error) {
@@ -489,7 +490,7 @@ func (u *upstream) call(ctx context.Context, call Call) (*mcp.CallToolResult, er
 		req.Params.Meta = meta
 	}
 
-	res, err := c.client.CallTool(ctx, req)
+	res, err := c.callTool(ctx, req.Params)
 	if err == nil {
 		c.answered.Store(time.Now().UnixNano())
 		return res, nil
