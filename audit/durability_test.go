@@ -62,6 +62,7 @@ func TestVerifyCatchesTampering(t *testing.T) {
 		{"row verdict changed", `UPDATE calls SET review_approved = 1 WHERE id = '01V2'`, "01V2", false, "review.approved"},
 		{"row outcome changed", `UPDATE calls SET result_size = 99 WHERE id = '01V3'`, "01V3", false, "outcome.result_size"},
 		{"row args changed", `UPDATE calls SET args = '{"path":"/etc/passwd"}' WHERE id = '01V0'`, "01V0", false, "args"},
+		{"row args and args_hash changed", `UPDATE calls SET args = '{}', args_hash = '44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a' WHERE id = '01V0'`, "01V0", false, "args"},
 		{"row deleted", `DELETE FROM calls WHERE id = '01V4'`, "01V4", true, "no calls row"},
 		{"row inserted", `INSERT INTO calls (id, received_at, decided_at, action, status) VALUES ('01V00', 1, 1, 'allow', 'ok')`, "01V00", false, "no events"},
 		{"event body altered", `DROP TRIGGER events_no_update; UPDATE events SET body = replace(body, '"rule":"r-deny"', '"rule":"x"') WHERE call_id = '01V1'`, "01V1", true, "hash mismatch"},

@@ -86,7 +86,12 @@ func (s *Store) encodeEntry(e Entry, status string, at int64) (*entryRow, error)
 		}
 		r.shadow = string(sh)
 	}
-	r.body, err = marshalCanonical(&event{Kind: kindDecision, ID: e.ID, At: at, Status: status, Decision: &r.e})
+	// The decision event chains the arguments' hash, not the arguments: the
+	// row holds them once (big arguments were written twice), and Verify
+	// checks the row's arguments against the chained hash.
+	chained := r.e
+	chained.Args = nil
+	r.body, err = marshalCanonical(&event{Kind: kindDecision, ID: e.ID, At: at, Status: status, Decision: &chained})
 	if err != nil {
 		return nil, fmt.Errorf("audit: encode decision of %s: %w", e.ID, err)
 	}

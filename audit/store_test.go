@@ -543,3 +543,60 @@ func TestOutcomeRidesWithNextDecision(t *testing.T) {
 		t.Errorf("the last outcome took %d commits, want 1", got)
 	}
 }
+
+// TestDecisionEventChainsArgsHash: the decision event carries the
+// arguments' hash, not the arguments (the row holds them once); logs whose
+// decision events carry the arguments themselves (written before) verify
+// too, and a changed row is caught in both.
+func TestDecisionEventChainsArgsHash(t *testing.T) {
+	s := openTest(t, "", Options{})
+	ctx := context.Background()
+	c := testCall("01NEW", 1)
+	c.Args = map[string]any{"path": "/very/distinctive/path"}
+	if err := s.Begin(ctx, c, testDecision(rules.Allow)); err != nil {
+		t.Fatal(err)
+	}
+	var body string
+	if err := s.rdb.QueryRow(`SELECT body FROM events WHERE call_id = ?`, c.ID).Scan(&body); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(body, "/very/distinctive/path") || !strings.Contains(body, `"args_hash":"`) {
+		t.Errorf("decision event body = %s; want the args hash and not the args", body)
+	}
+
+	// The old layout, written as toolgate did before.
+	r, err := s.newEntry(testCall("01OLD", 2), testDecision(rules.Allow))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.body, err = marshalCanonical(&event{Kind: kindDecision, ID: r.e.ID, At: r.at, Status: r.status, Decision: &r.e}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(r.body), `"args":{`) {
+		t.Fatalf("old-layout body has no args: %s", r.body)
+	}
+	if err := s.write(ctx, func(w *wtx) error { return w.begin(r) }); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := s.Verify(ctx); err != nil || !rep.OK() {
+		t.Fatalf("Verify of both layouts = %+v, %v", rep, err)
+	}
+	for _, id := range []string{"01NEW", "01OLD"} {
+		if _, err := s.conn.ExecContext(ctx, `UPDATE calls SET args = '{"path":"/etc/shadow"}' WHERE id = ?`, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := s.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flagged := map[string]bool{}
+	for _, p := range rep.Problems {
+		if strings.Contains(p.What, "args") {
+			flagged[p.CallID] = true
+		}
+	}
+	if !flagged["01NEW"] || !flagged["01OLD"] {
+		t.Errorf("changed args flagged for %v, want both; problems: %v", flagged, rep.Problems)
+	}
+}
