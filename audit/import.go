@@ -3,9 +3,7 @@ package audit
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"encoding/csv"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,8 +96,7 @@ func (s *Store) prepareImport(rec *Record) (*importRow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("call %s: args: %w", rec.ID, err)
 	}
-	sum := sha256.Sum256(ab)
-	e.Args, e.ArgsHash = ab, hex.EncodeToString(sum[:])
+	e.Args, e.ArgsHash = ab, argsHash(ab)
 	e.ReceivedAt, e.DecidedAt = utc(e.ReceivedAt), utc(e.DecidedAt)
 	if e.DecidedAt.IsZero() {
 		e.DecidedAt = e.ReceivedAt

@@ -129,6 +129,12 @@ type event struct {
 	Outcome  *Outcome `json:"outcome,omitempty"`
 }
 
+// argsHash is Entry.ArgsHash of the stored arguments b: their hex sha256.
+func argsHash(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
 // chainHash is the hash of an event: sha256(prev hash hex || body).
 func chainHash(prev string, body []byte) string {
 	h := sha256.New()

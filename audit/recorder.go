@@ -2,8 +2,6 @@ package audit
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -51,7 +49,6 @@ func (s *Store) newEntry(c tools.Call, d rules.Decision) (*entryRow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit: encode args of %s: %w", c.ID, err)
 	}
-	sum := sha256.Sum256(ab)
 	now := utc(s.o.Now())
 	received := utc(c.Time)
 	if received.IsZero() {
@@ -61,7 +58,7 @@ func (s *Store) newEntry(c tools.Call, d rules.Decision) (*entryRow, error) {
 		ID: c.ID, ReceivedAt: received, DecidedAt: now,
 		Client: c.Client, Model: c.Model, Session: c.SessionID,
 		Server: c.Server, ServerVersion: c.ServerVersion, Tool: c.Tool, Name: c.Name, SchemaHash: c.SchemaHash,
-		Annotations: c.Annotations, Args: ab, ArgsHash: hex.EncodeToString(sum[:]), Confidence: c.Confidence,
+		Annotations: c.Annotations, Args: ab, ArgsHash: argsHash(ab), Confidence: c.Confidence,
 		RulesVersion: d.Version, RulesLabel: d.Label, Rule: d.Rule, Action: d.Action, Reason: d.Reason,
 		AutoApproved: d.AutoApproved, Shadow: d.Shadow, EvalError: d.Error, ToolgateVersion: s.o.ToolgateVersion,
 	}
