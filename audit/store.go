@@ -462,16 +462,10 @@ func (s *Store) write(ctx context.Context, apply func(w *wtx) error) error {
 		return fmt.Errorf("audit: write: %w", err)
 	}
 	o := &op{apply: apply, done: make(chan error, 1)}
-	s.qmu.Lock()
-	if s.closed {
-		s.qmu.Unlock()
-		return ErrClosed
+	alone, _, err := s.enqueue(o)
+	if err != nil {
+		return err
 	}
-	s.queue = append(s.queue, o)
-	s.nsync++
-	alone := s.nsync == 1 // writes behind queued before it commit with it
-	s.qmu.Unlock()
-
 	if !alone {
 		// Others are waiting: their committer (or the writer goroutine)
 		// takes this write with theirs.
@@ -525,21 +519,33 @@ func (s *Store) writeBehind(what string, apply func(w *wtx) error) error {
 	}
 	o := &op{apply: apply, what: what, queued: time.Now()}
 	o.state.Store(opClaimed) // nobody can abandon it
-	s.qmu.Lock()
-	if s.closed {
-		s.qmu.Unlock()
-		return ErrClosed
-	}
-	s.queue = append(s.queue, o)
-	arm := s.nsync == 0 && !s.flushArmed
-	if arm {
-		s.flushArmed = true
-	}
-	s.qmu.Unlock()
+	_, arm, err := s.enqueue(o)
 	if arm {
 		s.flush.Reset(behindDelay)
 	}
-	return nil
+	return err
+}
+
+// enqueue queues o unless the store is closed. For a waited-for write it
+// reports whether it is the only one queued (alone: writes behind queued
+// before it commit with it); for a write behind, whether the flush timer
+// must be armed (no waited-for write to ride with, timer not yet set).
+func (s *Store) enqueue(o *op) (alone, arm bool, err error) {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if s.closed {
+		return false, false, ErrClosed
+	}
+	s.queue = append(s.queue, o)
+	if o.done != nil {
+		s.nsync++
+		return s.nsync == 1, false, nil
+	}
+	if s.nsync == 0 && !s.flushArmed {
+		s.flushArmed = true
+		return false, true, nil
+	}
+	return false, false, nil
 }
 
 // Flush returns once every write queued before it, including outcomes
