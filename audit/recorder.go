@@ -195,6 +195,7 @@ func newReview(v review.Verdict, decidedAt int64) *Review {
 // crash would leave it. o.Status must be StatusOK, StatusToolError or
 // StatusFailed; a zero FinishedAt means now.
 func (s *Store) Finish(ctx context.Context, id string, o Outcome) error {
+	s.inflight.Add(-1) // the call has ended, whatever becomes of its outcome
 	switch o.Status {
 	case StatusOK, StatusToolError, StatusFailed:
 	default:
@@ -205,7 +206,6 @@ func (s *Store) Finish(ctx context.Context, id string, o Outcome) error {
 		o.FinishedAt = at
 	}
 	o.FinishedAt = utc(o.FinishedAt)
-	s.inflight.Add(-1)
 	// Encode here, not in the writer, which every write waits behind.
 	body, err := marshalCanonical(&event{Kind: kindOutcome, ID: id, At: at.UnixNano(), Status: o.Status, Outcome: &o})
 	if err != nil {
