@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
@@ -82,8 +83,12 @@ type Server struct {
 
 	syncMu     sync.Mutex
 	registered string // hash of the tool set last registered
-	soonMu     sync.Mutex
-	soonTimer  *time.Timer
+	// exposed maps each exposed tool name to what its calls need; Sync
+	// replaces it whole. Both the mcp-go handlers and the stdio fast path
+	// (stdio.go) look tools up in it at call time.
+	exposed   atomic.Pointer[map[string]*exposedTool]
+	soonMu    sync.Mutex
+	soonTimer *time.Timer
 }
 
 // syncDelay is how long SyncSoon waits. It coalesces bursts of catalog
@@ -136,9 +141,10 @@ func (s *Server) Sync() {
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
 	var list []server.ServerTool
+	exposed := map[string]*exposedTool{}
 	h := sha256.New()
 	for _, t := range s.o.Catalog.Tools() {
-		st, err := s.wrap(t)
+		st, e, err := s.wrap(t)
 		if err != nil {
 			s.log.Warn("tool not exposed", "tool", t.Name, "server", t.Server, "err", err)
 			continue
@@ -151,7 +157,12 @@ func (s *Server) Sync() {
 		h.Write(b)
 		h.Write([]byte{0})
 		list = append(list, st)
+		exposed[t.Name] = e
 	}
+	// What calls record (upstream version, schema hash, annotations) can
+	// change without the definitions agents see changing: the map is
+	// always replaced.
+	s.exposed.Store(&exposed)
 	// Re-registering an identical set would only send agents a spurious
 	// list_changed.
 	sum := string(h.Sum(nil))
@@ -179,8 +190,27 @@ func (s *Server) SyncSoon() {
 	})
 }
 
+// exposedTool is one catalog tool as agents call it.
+type exposedTool struct {
+	tool tools.Tool
+	// ownsConfidence is whether toolgate added _confidence to the tool's
+	// schema (it does not when the upstream has its own property of that
+	// name).
+	ownsConfidence bool
+	// schema checks the arguments; nil: not enforced.
+	schema *inputSchema
+}
+
+// lookup returns the exposed tool of that name, or nil.
+func (s *Server) lookup(name string) *exposedTool {
+	if m := s.exposed.Load(); m != nil {
+		return (*m)[name]
+	}
+	return nil
+}
+
 // wrap builds the exposed definition and handler of one catalog tool.
-func (s *Server) wrap(t tools.Tool) (server.ServerTool, error) {
+func (s *Server) wrap(t tools.Tool) (server.ServerTool, *exposedTool, error) {
 	def := t.Def
 	def.Name = t.Name
 	// toolgate answers every call synchronously; task-augmented execution
@@ -190,82 +220,91 @@ func (s *Server) wrap(t tools.Tool) (server.ServerTool, error) {
 	if len(schema) == 0 {
 		b, err := json.Marshal(def.InputSchema)
 		if err != nil {
-			return server.ServerTool{}, fmt.Errorf("input schema: %w", err)
+			return server.ServerTool{}, nil, fmt.Errorf("input schema: %w", err)
 		}
 		schema = b
 	}
 	withConf, added, err := tools.AddProperty(schema, ConfidenceParam, confidenceSchema)
 	if err != nil {
-		return server.ServerTool{}, err
+		return server.ServerTool{}, nil, err
 	}
 	def.InputSchema, def.RawInputSchema = mcpgo.ToolInputSchema{}, withConf
 	if err := mcpgo.ValidateParamHeaderAnnotations(&def); err != nil {
-		return server.ServerTool{}, err
+		return server.ServerTool{}, nil, err
 	}
 	in, err := compileInputSchema(t.Name, withConf)
 	if err != nil {
 		s.log.Warn("input schema not enforced", "tool", t.Name, "server", t.Server, "err", err)
 	}
-	return server.ServerTool{Tool: def, Handler: s.handler(t, added, in)}, nil
+	return server.ServerTool{Tool: def, Handler: s.handler}, &exposedTool{tool: t, ownsConfidence: added, schema: in}, nil
 }
 
-// handler turns a tools/call for t into a tools.Call and hands it to the gate.
-// ownsConfidence is whether toolgate added _confidence to t's schema (it
-// does not when the upstream has its own property of that name). Arguments
-// that fail schema (nil: not enforced) are refused before the gate.
-func (s *Server) handler(t tools.Tool, ownsConfidence bool, schema *inputSchema) server.ToolHandlerFunc {
-	return func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
-		if err := schema.validate(req.Params.Arguments); err != nil {
-			return mcpgo.NewToolResultError(err.Error()), nil
-		}
-		c := tools.Call{
-			Server:        t.Server,
-			Tool:          t.Def.Name,
-			Name:          t.Name,
-			Annotations:   t.Annotations,
-			SchemaHash:    t.SchemaHash,
-			ServerVersion: t.ServerVersion,
-			Time:          s.o.Now(),
-		}
-		var meta map[string]any
-		if req.Params.Meta != nil {
-			meta = req.Params.Meta.AdditionalFields
-		}
-		args, ok := req.Params.Arguments.(map[string]any)
-		if !ok && req.Params.Arguments != nil {
-			return mcpgo.NewToolResultError(fmt.Sprintf("toolgate: arguments of %s must be a JSON object", t.Name)), nil
-		}
-		c.Args = make(map[string]any, len(args))
-		for k, v := range args {
-			c.Args[k] = v
-		}
-		if ownsConfidence {
-			if v, present := c.Args[ConfidenceParam]; present {
-				delete(c.Args, ConfidenceParam)
-				c.Confidence = s.confidence(t.Name, ConfidenceParam, v)
-			}
-		}
-		if v, present := meta[MetaConfidence]; present && c.Confidence == nil {
-			c.Confidence = s.confidence(t.Name, MetaConfidence, v)
-		}
-		if sess := server.ClientSessionFromContext(ctx); sess != nil {
-			c.SessionID = sess.SessionID()
-			if ci, ok := sess.(server.SessionWithClientInfo); ok {
-				info := ci.GetClientInfo()
-				c.Client = tools.Peer{Name: info.Name, Version: info.Version}
-			}
-		}
-		c.Model = s.model(meta, req.Header.Get(HeaderModel))
-		c.Meta = tools.StripMeta(meta)
-		if req.Params.Meta != nil && req.Params.Meta.ProgressToken != nil {
-			ctx = tools.WithProgress(ctx, s.progress(ctx, req.Params.Meta.ProgressToken))
-		}
-		res := s.o.Gate.Handle(ctx, c)
-		if res == nil {
-			return mcpgo.NewToolResultError(fmt.Sprintf("toolgate: no result for %s", t.Name)), nil
-		}
-		return res, nil
+// handler serves a tools/call that mcp-go dispatched (streamable HTTP, and
+// the stdio requests the fast path leaves to mcp-go).
+func (s *Server) handler(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+	e := s.lookup(req.Params.Name)
+	if e == nil {
+		// Removed between mcp-go's lookup and this one.
+		return mcpgo.NewToolResultError(fmt.Sprintf("toolgate: tool %s is no longer available", req.Params.Name)), nil
 	}
+	return s.call(ctx, e, req.Params.Arguments, req.Params.Meta, req.Header.Get(HeaderModel)), nil
+}
+
+// call turns one tools/call of e into a tools.Call and hands it to the
+// gate. Arguments that fail e's schema are refused before the gate.
+// modelHeader is the request's X-Toolgate-Model header ("" for none).
+func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMeta *mcpgo.Meta, modelHeader string) *mcpgo.CallToolResult {
+	t := &e.tool
+	if err := e.schema.validate(arguments); err != nil {
+		return mcpgo.NewToolResultError(err.Error())
+	}
+	c := tools.Call{
+		Server:        t.Server,
+		Tool:          t.Def.Name,
+		Name:          t.Name,
+		Annotations:   t.Annotations,
+		SchemaHash:    t.SchemaHash,
+		ServerVersion: t.ServerVersion,
+		Time:          s.o.Now(),
+	}
+	var meta map[string]any
+	if reqMeta != nil {
+		meta = reqMeta.AdditionalFields
+	}
+	args, ok := arguments.(map[string]any)
+	if !ok && arguments != nil {
+		return mcpgo.NewToolResultError(fmt.Sprintf("toolgate: arguments of %s must be a JSON object", t.Name))
+	}
+	c.Args = make(map[string]any, len(args))
+	for k, v := range args {
+		c.Args[k] = v
+	}
+	if e.ownsConfidence {
+		if v, present := c.Args[ConfidenceParam]; present {
+			delete(c.Args, ConfidenceParam)
+			c.Confidence = s.confidence(t.Name, ConfidenceParam, v)
+		}
+	}
+	if v, present := meta[MetaConfidence]; present && c.Confidence == nil {
+		c.Confidence = s.confidence(t.Name, MetaConfidence, v)
+	}
+	if sess := server.ClientSessionFromContext(ctx); sess != nil {
+		c.SessionID = sess.SessionID()
+		if ci, ok := sess.(server.SessionWithClientInfo); ok {
+			info := ci.GetClientInfo()
+			c.Client = tools.Peer{Name: info.Name, Version: info.Version}
+		}
+	}
+	c.Model = s.model(meta, modelHeader)
+	c.Meta = tools.StripMeta(meta)
+	if reqMeta != nil && reqMeta.ProgressToken != nil {
+		ctx = tools.WithProgress(ctx, s.progress(ctx, reqMeta.ProgressToken))
+	}
+	res := s.o.Gate.Handle(ctx, c)
+	if res == nil {
+		return mcpgo.NewToolResultError(fmt.Sprintf("toolgate: no result for %s", t.Name))
+	}
+	return res
 }
 
 // progress returns a ProgressFunc that reports to the agent under token.

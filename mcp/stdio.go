@@ -54,13 +54,14 @@ func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) er
 	defer cancel()
 
 	c := &stdioConn{
-		srv:   s,
-		sess:  sess,
-		ctx:   ctx,
-		in:    bufio.NewReader(in),
-		slots: make(chan struct{}, stdioWorkers),
-		ended: make(chan error, 1),
-		wake:  make(chan struct{}),
+		srv:     s,
+		sess:    sess,
+		ctx:     ctx,
+		in:      bufio.NewReader(in),
+		cancels: map[string]context.CancelFunc{},
+		slots:   make(chan struct{}, stdioWorkers),
+		ended:   make(chan error, 1),
+		wake:    make(chan struct{}),
 	}
 	notifyDone := make(chan struct{})
 	go func() {
@@ -102,6 +103,12 @@ type stdioConn struct {
 	mu       sync.Mutex
 	closed   bool           // ServeStdio is returning: start no more requests
 	requests sync.WaitGroup // requests being served
+
+	// cancels holds the cancel funcs of the tools/calls the fast path
+	// serves, by request id (fmt.Sprint of it, as mcp-go keys its own), for
+	// notifications/cancelled.
+	cancelMu sync.Mutex
+	cancels  map[string]context.CancelFunc
 }
 
 // message is what the dispatcher needs of an incoming JSON-RPC line.
@@ -172,7 +179,7 @@ func (c *stdioConn) read() (call bool, id any, line []byte, ok bool) {
 					continue
 				}
 				// Valid JSON but not a message object: mcp-go answers it.
-				c.handle(nil, line)
+				c.handle(false, nil, line)
 				continue
 			}
 		}
@@ -181,7 +188,10 @@ func (c *stdioConn) read() (call bool, id any, line []byte, ok bool) {
 		}
 		if m.ID == nil {
 			// Notifications are handled in order, and answer nothing.
-			c.handle(nil, line)
+			if m.Method == string(mcpgo.MethodNotificationCancelled) {
+				c.cancelCall(line)
+			}
+			c.handle(false, nil, line)
 			continue
 		}
 		c.mu.Lock()
@@ -205,12 +215,13 @@ func (c *stdioConn) serve(call bool, id any, line []byte) {
 			return
 		}
 	}
-	c.handle(id, line)
+	c.handle(call, id, line)
 }
 
-// handle runs mcp-go's HandleMessage on one line and writes its response,
-// turning a panic into an internal error for a request (id != nil).
-func (c *stdioConn) handle(id any, line []byte) {
+// handle answers one line and writes the response, turning a panic into an
+// internal error for a request (id != nil). A tools/call (call) takes the
+// fast path when it can; everything else goes to mcp-go's HandleMessage.
+func (c *stdioConn) handle(call bool, id any, line []byte) {
 	var resp mcpgo.JSONRPCMessage
 	func() {
 		defer func() {
@@ -221,6 +232,12 @@ func (c *stdioConn) handle(id any, line []byte) {
 				}
 			}
 		}()
+		if call {
+			var ok bool
+			if resp, ok = c.callFast(id, line); ok {
+				return
+			}
+		}
 		resp = c.srv.mcp.HandleMessage(c.ctx, line)
 	}()
 	if resp != nil {

@@ -17,12 +17,9 @@ import (
 // elicitationSupported reports why the agent's client cannot be asked
 // through MCP elicitation, or nil when it can.
 func elicitationSupported(ctx context.Context) error {
-	if server.ServerFromContext(ctx) == nil {
-		return errors.New("not called from an MCP request")
-	}
 	sess := server.ClientSessionFromContext(ctx)
 	if sess == nil {
-		return errors.New("no MCP client session")
+		return errors.New("not called from an MCP request (no client session)")
 	}
 	if _, ok := sess.(server.SessionWithElicitation); !ok {
 		return errors.New("the transport cannot send elicitation requests")
@@ -33,15 +30,30 @@ func elicitationSupported(ctx context.Context) error {
 	return nil
 }
 
+// requestElicitation sends req to the agent of ctx's session: through
+// mcp-go's server when the request came through its dispatch (it also
+// checks the protocol allows server-initiated requests), else straight to
+// the session (toolgate's stdio fast path, which serves only legacy
+// protocol requests).
+func requestElicitation(ctx context.Context, req mcpgo.ElicitationRequest) (*mcpgo.ElicitationResult, error) {
+	if srv := server.ServerFromContext(ctx); srv != nil {
+		return srv.RequestElicitation(ctx, req)
+	}
+	sess, ok := server.ClientSessionFromContext(ctx).(server.SessionWithElicitation)
+	if !ok {
+		return nil, server.ErrElicitationNotSupported
+	}
+	if err := req.Params.Validate(); err != nil {
+		return nil, err
+	}
+	return sess.RequestElicitation(ctx, req)
+}
+
 // elicit asks the agent's user and stores the answer as a verdict with
 // channel "elicitation". It returns an error when the question could not be
 // asked or answered; an answer that loses the race is not an error.
 func (s *Service) elicit(ctx context.Context, c tools.Call, d rules.Decision, expires time.Time) error {
-	srv := server.ServerFromContext(ctx)
-	if srv == nil {
-		return errors.New("no MCP server in context")
-	}
-	res, err := srv.RequestElicitation(ctx, mcpgo.ElicitationRequest{
+	res, err := requestElicitation(ctx, mcpgo.ElicitationRequest{
 		Request: mcpgo.Request{Method: string(mcpgo.MethodElicitationCreate)},
 		Params: mcpgo.ElicitationParams{
 			Message:         s.elicitMessage(c, d, expires),

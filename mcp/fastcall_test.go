@@ -1,0 +1,252 @@
+package mcp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/toolgate/toolgate/tools"
+)
+
+// echoGate records the last Call and answers with it, so that a response
+// shows everything the call carried to the gate.
+type echoGate struct {
+	mu   sync.Mutex
+	last *tools.Call
+}
+
+func (g *echoGate) Handle(ctx context.Context, c tools.Call) *mcpgo.CallToolResult {
+	g.mu.Lock()
+	g.last = &c
+	g.mu.Unlock()
+	b, err := json.Marshal(struct {
+		tools.Call
+		Meta     map[string]any `json:"meta"`
+		Progress bool           `json:"progress"`
+	}{c, c.Meta, tools.ProgressFrom(ctx) != nil})
+	if err != nil {
+		return mcpgo.NewToolResultError(err.Error())
+	}
+	return mcpgo.NewToolResultText(string(b))
+}
+
+func (g *echoGate) take() *tools.Call {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	c := g.last
+	g.last = nil
+	return c
+}
+
+// fastCallConn is a stdio connection as ServeStdio sets one up, without
+// its reader, for calling callFast and HandleMessage side by side.
+func fastCallConn(t testing.TB) (*stdioConn, *echoGate) {
+	t.Helper()
+	yes, no := true, false
+	with := func(name string, schema string) tools.Tool {
+		def := mcpgo.NewTool(name)
+		if schema != "" {
+			def = mcpgo.NewToolWithRawSchema(name, "", json.RawMessage(schema))
+		}
+		return tools.Tool{Name: "up__" + name, Server: "up", Def: def, ServerVersion: "2.0", SchemaHash: "h-" + name,
+			Annotations: tools.Annotations{ReadOnly: &yes, Destructive: &no}}
+	}
+	cat := staticTools{
+		with("echo", `{"type":"object","properties":{"text":{"type":"string"},"n":{"type":"integer"}},"required":["text"]}`),
+		with("free", ""),
+		// An upstream with its own _confidence: toolgate leaves it alone.
+		with("own", `{"type":"object","properties":{"_confidence":{"type":"string"}}}`),
+	}
+	g := &echoGate{}
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	srv, err := New(Options{Version: "t", Gate: g, Catalog: cat, DefaultModel: tools.Peer{Name: "dm", Version: "1"},
+		Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Sync()
+	sess := &stdioSession{notifications: make(chan mcpgo.JSONRPCNotification, 100), pending: map[int64]chan *elicitationAnswer{},
+		out: io.Discard, log: srv.log}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := srv.mcp.RegisterSession(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.mcp.UnregisterSession(context.Background(), stdioSessionID) })
+	sess.SetClientInfo(mcpgo.Implementation{Name: "agent", Version: "9"})
+	sess.Initialize()
+	return &stdioConn{srv: srv, sess: sess, ctx: srv.mcp.WithContext(ctx, sess), cancels: map[string]context.CancelFunc{}}, g
+}
+
+// fastCallLines are tools/call lines of every kind: the ones the fast path
+// serves, and the ones it must leave to mcp-go.
+var fastCallLines = []string{
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"up__echo","arguments":{"text":"hi"}}}`,
+	`{"jsonrpc":"2.0","id":"s-2","method":"tools/call","params":{"name":"up__echo","arguments":{"text":"hi","n":3,"_confidence":0.4}}}`,
+	`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"up__echo","arguments":{"text":"hi","_confidence":"high"}}}`,
+	`{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"up__echo","arguments":{"n":1.5}}}`,
+	`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"up__echo","arguments":{"text":"a"},"_meta":{"progressToken":"p","toolgate/model":"m@2","toolgate/confidence":0.7,"trace":"x"}}}`,
+	`{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"up__echo","arguments":{"text":"a"},"_meta":{"toolgate/model":{"name":"m3","version":"4"}}}}`,
+	`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"up__free"}}`,
+	`{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"up__free","arguments":null}}`,
+	`{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"up__free","arguments":[1,2]}}`,
+	`{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"up__free","arguments":"str"}}`,
+	`{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"up__own","arguments":{"_confidence":"mine"}}}`,
+	`{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"name":"up__free","arguments":{"deep":{"a":[1,{"b":null}],"u":"\u00e9\u2028<&>"},"big":12345678901234567890}}}`,
+	`{"jsonrpc":"2.0","id":13,"method":"tools/call","params":{"NAME":"up__free","Arguments":{"x":1}}}`,
+	`{"jsonrpc":"2.0","id":14,"method":"tools/call","params":{"name":"up__free","arguments":{"x":1},"_meta":{"progressToken":7}}}`,
+	// Left to mcp-go:
+	`{"jsonrpc":"2.0","id":20,"method":"tools/call","params":{"name":"nope"}}`,
+	`{"jsonrpc":"1.0","id":21,"method":"tools/call","params":{"name":"up__free"}}`,
+	`{"jsonrpc":"2.0","id":22,"method":"tools/call"}`,
+	`{"jsonrpc":"2.0","id":23,"method":"tools/call","params":{"name":"up__free","task":{"ttl":1000}}}`,
+	`{"jsonrpc":"2.0","id":24,"method":"tools/call","params":{"name":"up__free","requestState":"abc"}}`,
+	`{"jsonrpc":"2.0","id":25,"method":"tools/call","params":{"name":"up__free","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`,
+	`{"jsonrpc":"2.0","id":26,"method":"tools/call","params":{"name":7}}`,
+	`{"jsonrpc":"2.0","id":27,"method":"tools/call","params":[1]}`,
+	`{"jsonrpc":"2.0","id":28,"method":"tools/call","params":{"name":"up__free","_meta":"x"}}`,
+}
+
+// TestCallFastLikeMCPGo holds the stdio fast path to mcp-go's dispatch: for
+// every line it serves, the gate gets the same Call and the agent the same
+// response as through HandleMessage.
+func TestCallFastLikeMCPGo(t *testing.T) {
+	c, g := fastCallConn(t)
+	served := 0
+	for _, line := range fastCallLines {
+		if compareCallFast(t, c, g, []byte(line)) {
+			served++
+		}
+	}
+	if served != 14 {
+		t.Errorf("the fast path served %d of the 14 plain calls", served)
+	}
+}
+
+// compareCallFast runs line through callFast and HandleMessage and reports
+// whether callFast served it.
+func compareCallFast(t testing.TB, c *stdioConn, g *echoGate, line []byte) bool {
+	t.Helper()
+	m, ok := peekMessage(line)
+	if !ok || m.ID == nil || m.Method != string(mcpgo.MethodToolsCall) {
+		return false
+	}
+	fast, served := c.callFast(m.ID, line)
+	fastCall := g.take()
+	if !served {
+		if fast != nil || fastCall != nil {
+			t.Errorf("%s: declined but answered %v, gate saw %v", line, fast, fastCall)
+		}
+		return false
+	}
+	slow := c.srv.mcp.HandleMessage(c.ctx, line)
+	slowCall := g.take()
+	fb, err1 := json.Marshal(fast)
+	sb, err2 := json.Marshal(slow)
+	if err1 != nil || err2 != nil || !bytes.Equal(fb, sb) {
+		t.Errorf("%s:\n fast %s (%v)\n mcp-go %s (%v)", line, fb, err1, sb, err2)
+	}
+	if !reflect.DeepEqual(fastCall, slowCall) {
+		t.Errorf("%s: gate saw\n fast %+v\n mcp-go %+v", line, fastCall, slowCall)
+	}
+	return true
+}
+
+func FuzzCallFast(f *testing.F) {
+	for _, l := range fastCallLines {
+		f.Add([]byte(l))
+	}
+	c, g := fastCallConn(f)
+	f.Fuzz(func(t *testing.T, line []byte) {
+		compareCallFast(t, c, g, line)
+	})
+}
+
+// TestCallFastCancelled checks that notifications/cancelled reaches a call
+// the fast path serves, over a real stdio connection.
+func TestCallFastCancelled(t *testing.T) {
+	cat := staticTools{{Name: "t__block", Server: "t", Def: mcpgo.NewTool("block")}}
+	g := &stdioGate{release: make(chan struct{}), blocked: make(chan struct{}, 1), cancelled: make(chan struct{})}
+	srv, err := New(Options{Version: "t", Gate: g, Catalog: cat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.srv = srv
+	srv.Sync()
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	go func() {
+		_ = srv.ServeStdio(context.Background(), inR, outW)
+		_ = outW.Close()
+	}()
+	t.Cleanup(func() { _ = inW.Close() })
+	c := client.NewClient(transport.NewIO(outR, inW, io.NopCloser(strings.NewReader(""))),
+		client.WithProtocolVersion(mcpgo.ProtocolVersion20251125))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Initialize(ctx, mcpgo.InitializeRequest{Params: mcpgo.InitializeParams{ProtocolVersion: mcpgo.ProtocolVersion20251125}}); err != nil {
+		t.Fatal(err)
+	}
+	callCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.CallTool(callCtx, mcpgo.CallToolRequest{Params: mcpgo.CallToolParams{Name: "t__block"}})
+		done <- err
+	}()
+	<-g.blocked
+	stop() // the client sends notifications/cancelled
+	select {
+	case <-g.cancelled:
+	case <-ctx.Done():
+		t.Fatal("notifications/cancelled did not cancel the call")
+	}
+	if err := <-done; err == nil {
+		t.Error("the cancelled call reported success")
+	}
+}
+
+// BenchmarkDispatch compares serving a tools/call line (to a gate that
+// answers at once) through the fast path and through mcp-go's
+// HandleMessage, with a small and an 8 KB argument.
+func BenchmarkDispatch(b *testing.B) {
+	c, _ := fastCallConn(b)
+	c.srv.o.Gate = nopGate{}
+	for _, size := range []int{15, 8192} {
+		line := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"up__echo","arguments":{"text":"` +
+			strings.Repeat("x", size) + `","_confidence":0.9}}}`)
+		b.Run(fmt.Sprintf("fast/%dB", size), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, ok := c.callFast(float64(1), line); !ok {
+					b.Fatal("not served")
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("mcp-go/%dB", size), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				c.srv.mcp.HandleMessage(c.ctx, line)
+			}
+		})
+	}
+}
+
+type nopGate struct{}
+
+func (nopGate) Handle(context.Context, tools.Call) *mcpgo.CallToolResult {
+	return mcpgo.NewToolResultText("ok")
+}
