@@ -250,3 +250,31 @@ type nopGate struct{}
 func (nopGate) Handle(context.Context, tools.Call) *mcpgo.CallToolResult {
 	return mcpgo.NewToolResultText("ok")
 }
+
+// TestSyncUpdatesRecordedVersion checks that an upstream that comes back
+// with a new version but the same tools is recorded with its new version
+// on both dispatch paths, although agents are not sent list_changed.
+func TestSyncUpdatesRecordedVersion(t *testing.T) {
+	c, g := fastCallConn(t)
+	before := c.srv.registered
+	cat := append(staticTools(nil), c.srv.o.Catalog.(staticTools)...)
+	for i := range cat {
+		cat[i].ServerVersion = "3.0"
+	}
+	c.srv.o.Catalog = cat
+	c.srv.Sync()
+	if c.srv.registered != before {
+		t.Error("a version change re-registered the tools (agents would get list_changed)")
+	}
+	line := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"up__free"}}`)
+	if _, ok := c.callFast(float64(1), line); !ok {
+		t.Fatal("not served by the fast path")
+	}
+	if got := g.take(); got == nil || got.ServerVersion != "3.0" {
+		t.Errorf("fast path recorded %+v, want server version 3.0", got)
+	}
+	c.srv.mcp.HandleMessage(c.ctx, line)
+	if got := g.take(); got == nil || got.ServerVersion != "3.0" {
+		t.Errorf("mcp-go path recorded %+v, want server version 3.0", got)
+	}
+}
