@@ -56,6 +56,13 @@ type Forwarder interface {
 	Forward(ctx context.Context, c tools.Call) (*mcp.CallToolResult, error)
 }
 
+// ResultForwarder is a Forwarder that can return a plain upstream result
+// undecoded (tools.Result.Raw), for HandleResult. *tools.Catalog is one.
+type ResultForwarder interface {
+	Forwarder
+	ForwardResult(ctx context.Context, c tools.Call) (tools.Result, error)
+}
+
 // Observer is told about each finished call, for metrics. It must be cheap.
 type Observer interface {
 	Observe(c tools.Call, d rules.Decision, o audit.Outcome)
@@ -108,6 +115,27 @@ func NewID(t time.Time) string {
 // Handle runs one call through the pipeline. It always returns a result the
 // agent can act on: refusals are tool errors (isError) that say why.
 func (g *Gate) Handle(ctx context.Context, c tools.Call) *mcp.CallToolResult {
+	return g.handle(ctx, c, func(ctx context.Context, c tools.Call) (tools.Result, error) {
+		res, err := g.o.Forwarder.Forward(ctx, c)
+		return tools.Decoded(res), err
+	}).Decoded
+}
+
+// HandleResult is Handle for a caller that can pass a result on as JSON:
+// when the Forwarder is a ResultForwarder, a plain upstream result comes
+// back undecoded (Raw), as the upstream sent it. Refusals come back decoded.
+func (g *Gate) HandleResult(ctx context.Context, c tools.Call) tools.Result {
+	fwd := func(ctx context.Context, c tools.Call) (tools.Result, error) {
+		res, err := g.o.Forwarder.Forward(ctx, c)
+		return tools.Decoded(res), err
+	}
+	if rf, ok := g.o.Forwarder.(ResultForwarder); ok {
+		fwd = rf.ForwardResult
+	}
+	return g.handle(ctx, c, fwd)
+}
+
+func (g *Gate) handle(ctx context.Context, c tools.Call, forward func(context.Context, tools.Call) (tools.Result, error)) tools.Result {
 	if c.Time.IsZero() {
 		c.Time = g.o.Now()
 	}
@@ -129,31 +157,31 @@ func (g *Gate) Handle(ctx context.Context, c tools.Call) *mcp.CallToolResult {
 	if err := g.o.Recorder.Begin(ctx, c, d); err != nil {
 		log.Error("audit write failed; call denied", "err", err)
 		g.observe(c, d, audit.Outcome{Status: audit.StatusRefused, Error: err.Error()})
-		return refusal(c, "the audit log could not record this call, so it was not run (fail closed): "+err.Error())
+		return tools.Decoded(refusal(c, "the audit log could not record this call, so it was not run (fail closed): "+err.Error()))
 	}
 
 	switch d.Action {
 	case rules.Deny:
 		log.Info("call denied", "rule", d.Rule, "effect", d.Action)
 		g.observe(c, d, audit.Outcome{Status: audit.StatusRefused})
-		return refusal(c, denyText(d))
+		return tools.Decoded(refusal(c, denyText(d)))
 	case rules.Review:
 		v := g.review(ctx, c, d)
 		if err := g.o.Recorder.Resolve(context.WithoutCancel(ctx), c.ID, v); err != nil {
 			log.Error("audit write of review verdict failed; call denied", "err", err)
 			g.observe(c, d, audit.Outcome{Status: audit.StatusRefused, Error: err.Error()})
-			return refusal(c, "the audit log could not record the review verdict, so the call was not run (fail closed): "+err.Error())
+			return tools.Decoded(refusal(c, "the audit log could not record the review verdict, so the call was not run (fail closed): "+err.Error()))
 		}
 		log.Info("review answered", "rule", d.Rule, "approved", v.Approved, "reviewer", v.Reviewer, "channel", v.Channel)
 		if !v.Approved {
 			g.observe(c, d, audit.Outcome{Status: audit.StatusRefused})
-			return refusal(c, reviewDeniedText(d, v))
+			return tools.Decoded(refusal(c, reviewDeniedText(d, v)))
 		}
 	}
 
 	log.Debug("call forwarded", "rule", d.Rule, "effect", d.Action)
 	start := g.o.Now()
-	res, err := g.o.Forwarder.Forward(ctx, c)
+	res, err := forward(ctx, c)
 	out := outcome(res, err, g.o.Now().Sub(start), g.o.Now())
 	if ferr := g.o.Recorder.Finish(context.WithoutCancel(ctx), c.ID, out); ferr != nil {
 		// The call already ran; its decision row stays "started", which is
@@ -162,7 +190,7 @@ func (g *Gate) Handle(ctx context.Context, c tools.Call) *mcp.CallToolResult {
 	}
 	g.observe(c, d, out)
 	if err != nil {
-		return mcp.NewToolResultError(fmt.Sprintf("toolgate: upstream %q failed on %s: %v", c.Server, c.Tool, err))
+		return tools.Decoded(mcp.NewToolResultError(fmt.Sprintf("toolgate: upstream %q failed on %s: %v", c.Server, c.Tool, err)))
 	}
 	return res
 }
@@ -217,13 +245,16 @@ func (g *Gate) review(ctx context.Context, c tools.Call, d rules.Decision) revie
 	return v
 }
 
-func outcome(res *mcp.CallToolResult, err error, dur time.Duration, now time.Time) audit.Outcome {
+// outcome describes a forwarded call's end. The result's size and hash are
+// those of its JSON as the agent gets it: the upstream's bytes for a result
+// passed on undecoded, else the encoding of the decoded result.
+func outcome(res tools.Result, err error, dur time.Duration, now time.Time) audit.Outcome {
 	o := audit.Outcome{Duration: dur, FinishedAt: now}
 	switch {
 	case err != nil:
 		o.Status, o.Error = audit.StatusFailed, err.Error()
 		return o
-	case res == nil:
+	case res.Raw == nil && res.Decoded == nil:
 		o.Status, o.Error = audit.StatusFailed, "upstream returned no result"
 		return o
 	case res.IsError:
@@ -231,13 +262,18 @@ func outcome(res *mcp.CallToolResult, err error, dur time.Duration, now time.Tim
 	default:
 		o.Status = audit.StatusOK
 	}
-	// The result's own MarshalJSON gives the bytes json.Marshal(res) would
-	// (compact, HTML-escaped: it is json.Marshal of a map) without
-	// json.Marshal's second pass over them to compact and copy.
-	if b, merr := res.MarshalJSON(); merr == nil {
-		sum := sha256.Sum256(b)
-		o.ResultSize, o.ResultHash = len(b), hex.EncodeToString(sum[:])
+	b := []byte(res.Raw)
+	if b == nil {
+		// The result's own MarshalJSON gives the bytes json.Marshal(res)
+		// would (compact, HTML-escaped: it is json.Marshal of a map)
+		// without json.Marshal's second pass over them to compact and copy.
+		var merr error
+		if b, merr = res.Decoded.MarshalJSON(); merr != nil {
+			return o
+		}
 	}
+	sum := sha256.Sum256(b)
+	o.ResultSize, o.ResultHash = len(b), hex.EncodeToString(sum[:])
 	return o
 }
 

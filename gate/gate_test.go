@@ -238,3 +238,57 @@ func TestHandleAssignsSortableIDs(t *testing.T) {
 		}
 	}
 }
+
+// rawForwarder passes results on undecoded.
+type rawForwarder struct {
+	forwarder
+	raw string
+}
+
+func (f *rawForwarder) ForwardResult(context.Context, tools.Call) (tools.Result, error) {
+	f.j.add("forward-raw")
+	return tools.Result{Raw: []byte(f.raw), IsError: strings.Contains(f.raw, `"isError":true`)}, f.err
+}
+
+// TestHandleResult: with a ResultForwarder, the upstream's bytes reach the
+// caller undecoded, after the same decision and audit steps as Handle;
+// refusals and failures come back decoded; Handle still decodes.
+func TestHandleResult(t *testing.T) {
+	const raw = `{"content":[{"type":"text","text":"raw"}],"isError":true}`
+	j := &journal{}
+	rec := &recorder{j: j}
+	fwd := &rawForwarder{forwarder: forwarder{j: j, res: mcp.NewToolResultText("decoded")}, raw: raw}
+	g, err := New(Options{Decider: fixed{Action: rules.Allow}, Recorder: rec, Forwarder: fwd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := g.HandleResult(context.Background(), tools.Call{Server: "s", Tool: "t"})
+	if string(res.Raw) != raw || !res.IsError || res.Decoded != nil {
+		t.Errorf("HandleResult = %+v", res)
+	}
+	if got := j.String(); got != "begin:allow forward-raw finish:tool_error" {
+		t.Errorf("steps: %s", got)
+	}
+	if rec.finished.ResultSize != len(raw) {
+		t.Errorf("recorded size %d, want %d", rec.finished.ResultSize, len(raw))
+	}
+
+	if got := text(g.Handle(context.Background(), tools.Call{Server: "s", Tool: "t"})); got != "decoded" {
+		t.Errorf("Handle = %q, want the decoded forward", got)
+	}
+
+	fwd.err = errors.New("pipe closed")
+	res = g.HandleResult(context.Background(), tools.Call{Server: "s", Tool: "t"})
+	if res.Decoded == nil || !res.IsError || !strings.Contains(text(res.Decoded), "pipe closed") {
+		t.Errorf("failed forward: %+v", res)
+	}
+
+	deny, err := New(Options{Decider: fixed{Action: rules.Deny, Rule: "r"}, Recorder: rec, Forwarder: fwd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res = deny.HandleResult(context.Background(), tools.Call{Server: "s", Tool: "t"})
+	if res.Decoded == nil || !res.IsError || !strings.Contains(text(res.Decoded), `rule "r"`) {
+		t.Errorf("refusal: %+v", res)
+	}
+}

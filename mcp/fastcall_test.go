@@ -278,3 +278,39 @@ func TestSyncUpdatesRecordedVersion(t *testing.T) {
 		t.Errorf("mcp-go path recorded %+v, want server version 3.0", got)
 	}
 }
+
+// rawGate answers every call with an upstream result passed on undecoded.
+type rawGate struct{ nopGate }
+
+const rawResult = `{ "content" : [{"type":"text","text":"<raw>"}], "future": {"x":1} }`
+
+func (rawGate) HandleResult(context.Context, tools.Call) tools.Result {
+	return tools.Result{Raw: json.RawMessage(rawResult)}
+}
+
+// TestCallFastPassesRawResult: a result the gate returns as its upstream's
+// JSON reaches the stdio agent byte for byte, under the request's id; the
+// mcp-go path (HTTP) gets it decoded through Handle.
+func TestCallFastPassesRawResult(t *testing.T) {
+	c, _ := fastCallConn(t)
+	c.srv.o.Gate = rawGate{}
+	var out bytes.Buffer
+	c.sess.out = &out
+	for _, tc := range []struct{ id, line string }{
+		{`7`, `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"up__free"}}`},
+		{`"a\"b"`, `{"jsonrpc":"2.0","id":"a\"b","method":"tools/call","params":{"name":"up__free"}}`},
+	} {
+		out.Reset()
+		m, _ := peekMessage([]byte(tc.line))
+		c.handle(true, m.ID, []byte(tc.line))
+		want := `{"jsonrpc":"2.0","id":` + tc.id + `,"result":` + rawResult + "}\n"
+		if out.String() != want {
+			t.Errorf("wrote %q, want %q", out.String(), want)
+		}
+	}
+	resp := c.srv.mcp.HandleMessage(c.ctx, []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"up__free"}}`))
+	b, _ := json.Marshal(resp)
+	if !strings.Contains(string(b), `"text":"ok"`) {
+		t.Errorf("mcp-go path: %s, want the decoded Handle result", b)
+	}
+}

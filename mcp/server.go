@@ -52,6 +52,12 @@ type Gate interface {
 	Handle(ctx context.Context, c tools.Call) *mcpgo.CallToolResult
 }
 
+// resultGate is a Gate that can return a result as its upstream's JSON,
+// for the stdio fast path to pass on undecoded. *gate.Gate is one.
+type resultGate interface {
+	HandleResult(ctx context.Context, c tools.Call) tools.Result
+}
+
 // Catalog is the source of the tools to expose. *tools.Catalog satisfies it.
 type Catalog interface {
 	Tools() []tools.Tool
@@ -247,16 +253,18 @@ func (s *Server) handler(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo
 		// Removed between mcp-go's lookup and this one.
 		return mcpgo.NewToolResultError(fmt.Sprintf("toolgate: tool %s is no longer available", req.Params.Name)), nil
 	}
-	return s.call(ctx, e, req.Params.Arguments, req.Params.Meta, req.Header.Get(HeaderModel)), nil
+	return s.call(ctx, e, req.Params.Arguments, req.Params.Meta, req.Header.Get(HeaderModel), false).Decoded, nil
 }
 
 // call turns one tools/call of e into a tools.Call and hands it to the
 // gate. Arguments that fail e's schema are refused before the gate.
-// modelHeader is the request's X-Toolgate-Model header ("" for none).
-func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMeta *mcpgo.Meta, modelHeader string) *mcpgo.CallToolResult {
+// modelHeader is the request's X-Toolgate-Model header ("" for none). The
+// result is decoded unless raw is set and the gate can pass it on as its
+// upstream's JSON.
+func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMeta *mcpgo.Meta, modelHeader string, raw bool) tools.Result {
 	t := &e.tool
 	if err := e.schema.validate(arguments); err != nil {
-		return mcpgo.NewToolResultError(err.Error())
+		return tools.Decoded(mcpgo.NewToolResultError(err.Error()))
 	}
 	c := tools.Call{
 		Server:        t.Server,
@@ -273,7 +281,7 @@ func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMet
 	}
 	args, ok := arguments.(map[string]any)
 	if !ok && arguments != nil {
-		return mcpgo.NewToolResultError(fmt.Sprintf("toolgate: arguments of %s must be a JSON object", t.Name))
+		return tools.Decoded(mcpgo.NewToolResultError(fmt.Sprintf("toolgate: arguments of %s must be a JSON object", t.Name)))
 	}
 	c.Args = make(map[string]any, len(args))
 	for k, v := range args {
@@ -300,9 +308,14 @@ func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMet
 	if reqMeta != nil && reqMeta.ProgressToken != nil {
 		ctx = tools.WithProgress(ctx, s.progress(ctx, reqMeta.ProgressToken))
 	}
-	res := s.o.Gate.Handle(ctx, c)
-	if res == nil {
-		return mcpgo.NewToolResultError(fmt.Sprintf("toolgate: no result for %s", t.Name))
+	var res tools.Result
+	if rg, ok := s.o.Gate.(resultGate); ok && raw {
+		res = rg.HandleResult(ctx, c)
+	} else {
+		res = tools.Decoded(s.o.Gate.Handle(ctx, c))
+	}
+	if res.Raw == nil && res.Decoded == nil {
+		return tools.Decoded(mcpgo.NewToolResultError(fmt.Sprintf("toolgate: no result for %s", t.Name)))
 	}
 	return res
 }

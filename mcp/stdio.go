@@ -240,7 +240,11 @@ func (c *stdioConn) handle(call bool, id any, line []byte) {
 		}
 		resp = c.srv.mcp.HandleMessage(c.ctx, line)
 	}()
-	if resp != nil {
+	switch r := resp.(type) {
+	case nil:
+	case rawLine:
+		c.sess.writeLine(r)
+	default:
 		c.sess.write(resp)
 	}
 }
@@ -320,9 +324,13 @@ func (s *stdioSession) write(msg any) {
 		s.log.Warn("stdio: encoding a message", "err", err)
 		return
 	}
-	b = append(b, '\n')
+	s.writeLine(append(b, '\n'))
+}
+
+// writeLine sends one encoded message, newline included.
+func (s *stdioSession) writeLine(b []byte) {
 	s.writeMu.Lock()
-	_, err = s.out.Write(b)
+	_, err := s.out.Write(b)
 	s.writeMu.Unlock()
 	if err != nil {
 		s.log.Warn("stdio: writing a message", "err", err)

@@ -52,27 +52,41 @@ const cancelNotificationTimeout = 5 * time.Second
 // (a server shedding load) mcp-go's client accepts in a row.
 const maxLoadShedding = 3
 
-// callTool forwards params as one tools/call and decodes the result.
-func (c *conn) callTool(ctx context.Context, params mcp.CallToolParams) (*mcp.CallToolResult, error) {
+// callTool forwards params as one tools/call. A plain result comes back
+// undecoded (see passThrough) when raw is set, else decoded.
+func (c *conn) callTool(ctx context.Context, params mcp.CallToolParams, raw bool) (Result, error) {
 	if !c.client.IsInitialized() || mcp.IsModernProtocol(c.client.ProtocolVersion()) {
 		req := mcp.CallToolRequest{Params: params}
-		return c.client.CallTool(ctx, req)
+		res, err := c.client.CallTool(ctx, req)
+		if err != nil {
+			return Result{}, err
+		}
+		return Decoded(res), nil
 	}
 	shed := 0
 	for {
-		res, err := c.sendCall(ctx, params)
+		b, err := c.sendCall(ctx, params)
 		if err != nil {
-			return nil, err
+			return Result{}, err
+		}
+		if raw {
+			if r, ok := passThrough(b); ok {
+				return r, nil
+			}
+		}
+		res, err := decodeCallToolResult(b)
+		if err != nil {
+			return Result{}, err
 		}
 		if !res.NeedsInput() {
-			return res, nil
+			return Decoded(res), nil
 		}
 		if len(res.InputRequests) > 0 {
-			return nil, unanswerable(res.InputRequests)
+			return Result{}, unanswerable(res.InputRequests)
 		}
 		shed++
 		if shed >= maxLoadShedding {
-			return nil, fmt.Errorf("%w: server asked to retry %d times without requesting input",
+			return Result{}, fmt.Errorf("%w: server asked to retry %d times without requesting input",
 				client.ErrMaxInputRoundTripsExceeded, shed)
 		}
 		params.MultiRoundTripParams = mcp.MultiRoundTripParams{RequestState: res.RequestState}
@@ -103,8 +117,8 @@ func unanswerable(reqs mcp.InputRequests) error {
 	return fmt.Errorf("multi round-trip: %w", fmt.Errorf("fulfilling input request %q: %w", id, err))
 }
 
-// sendCall sends one tools/call request and decodes its result.
-func (c *conn) sendCall(ctx context.Context, params mcp.CallToolParams) (*mcp.CallToolResult, error) {
+// sendCall sends one tools/call request and returns its result's JSON.
+func (c *conn) sendCall(ctx context.Context, params mcp.CallToolParams) (json.RawMessage, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, transport.NewError(err)
 	}
@@ -125,7 +139,7 @@ func (c *conn) sendCall(ctx context.Context, params mcp.CallToolParams) (*mcp.Ca
 	if resp.Error != nil {
 		return nil, resp.Error.AsError()
 	}
-	return decodeCallToolResult(resp.Result)
+	return resp.Result, nil
 }
 
 // sendCancelled tells the upstream to stop working on request id, whose

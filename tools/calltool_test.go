@@ -341,7 +341,8 @@ func TestCallToolMatchesMCPGo(t *testing.T) {
 		params        []string
 		notifications []mcp.JSONRPCNotification
 	}
-	run := func(t *testing.T, i int, viaMCPGo bool) outcome {
+	// mode: "mcp-go" (CallTool), "decoded" or "raw" (callTool).
+	run := func(t *testing.T, i int, mode string) outcome {
 		tc := cases[i]
 		st := &scriptTransport{answer: tc.answer, notified: make(chan struct{}, 8)}
 		var tr transport.Interface = st
@@ -363,10 +364,21 @@ func TestCallToolMatchesMCPGo(t *testing.T) {
 		}
 		defer cancel()
 		var o outcome
-		if viaMCPGo {
+		switch mode {
+		case "mcp-go":
 			o.res, o.err = cl.CallTool(ctx, mcp.CallToolRequest{Params: params()})
-		} else {
-			o.res, o.err = (&conn{client: cl}).callTool(ctx, params())
+		default:
+			var r Result
+			r, o.err = (&conn{client: cl}).callTool(ctx, params(), mode == "raw")
+			if mode == "decoded" && r.Raw != nil {
+				t.Errorf("decoded mode returned raw %s", r.Raw)
+			}
+			if o.err == nil {
+				o.res, o.err = r.Decode()
+				if o.err == nil && r.IsError != o.res.IsError {
+					t.Errorf("%s: IsError %v, result says %v", mode, r.IsError, o.res.IsError)
+				}
+			}
 		}
 		if tc.cancel {
 			select {
@@ -381,46 +393,48 @@ func TestCallToolMatchesMCPGo(t *testing.T) {
 		return o
 	}
 	for i, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			old, got := run(t, i, true), run(t, i, false)
-			if d := sameOutcome(old.res, old.err, got.res, got.err); d != "" {
-				t.Fatal(d)
-			}
-			if old.err != nil {
-				_, oldTransport := errors.AsType[*transport.Error](old.err)
-				_, newTransport := errors.AsType[*transport.Error](got.err)
-				if oldTransport != newTransport {
-					t.Errorf("transport error: old %v, new %v", oldTransport, newTransport)
+		for _, mode := range []string{"decoded", "raw"} {
+			t.Run(tc.name+"/"+mode, func(t *testing.T) {
+				old, got := run(t, i, "mcp-go"), run(t, i, mode)
+				if d := sameOutcome(old.res, old.err, got.res, got.err); d != "" {
+					t.Fatal(d)
 				}
-				if errors.Is(old.err, context.Canceled) != errors.Is(got.err, context.Canceled) ||
-					errors.Is(old.err, context.DeadlineExceeded) != errors.Is(got.err, context.DeadlineExceeded) ||
-					errors.Is(old.err, client.ErrMaxInputRoundTripsExceeded) != errors.Is(got.err, client.ErrMaxInputRoundTripsExceeded) {
-					t.Errorf("errors.Is differs: old %v, new %v", old.err, got.err)
+				if old.err != nil {
+					_, oldTransport := errors.AsType[*transport.Error](old.err)
+					_, newTransport := errors.AsType[*transport.Error](got.err)
+					if oldTransport != newTransport {
+						t.Errorf("transport error: old %v, new %v", oldTransport, newTransport)
+					}
+					if errors.Is(old.err, context.Canceled) != errors.Is(got.err, context.Canceled) ||
+						errors.Is(old.err, context.DeadlineExceeded) != errors.Is(got.err, context.DeadlineExceeded) ||
+						errors.Is(old.err, client.ErrMaxInputRoundTripsExceeded) != errors.Is(got.err, client.ErrMaxInputRoundTripsExceeded) {
+						t.Errorf("errors.Is differs: old %v, new %v", old.err, got.err)
+					}
 				}
-			}
-			if !reflect.DeepEqual(old.params, got.params) {
-				t.Errorf("params sent:\nold %q\nnew %q", old.params, got.params)
-			}
-			for j, id := range got.ids {
-				want := fmt.Sprintf("toolgate-call-%d", j+1)
-				if s, ok := id.Value().(string); !ok || s != want {
-					t.Errorf("request id %d = %v, want %q", j, id.Value(), want)
+				if !reflect.DeepEqual(old.params, got.params) {
+					t.Errorf("params sent:\nold %q\nnew %q", old.params, got.params)
 				}
-			}
-			if len(old.notifications) != len(got.notifications) {
-				t.Fatalf("notifications: old %v, new %v", old.notifications, got.notifications)
-			}
-			for j := range old.notifications {
-				o, n := old.notifications[j], got.notifications[j]
-				if n.Params.AdditionalFields["requestId"] != got.ids[0] {
-					t.Errorf("cancelled names %v, want %v", n.Params.AdditionalFields["requestId"], got.ids[0])
+				for j, id := range got.ids {
+					want := fmt.Sprintf("toolgate-call-%d", j+1)
+					if s, ok := id.Value().(string); !ok || s != want {
+						t.Errorf("request id %d = %v, want %q", j, id.Value(), want)
+					}
 				}
-				delete(o.Params.AdditionalFields, "requestId")
-				delete(n.Params.AdditionalFields, "requestId")
-				if !reflect.DeepEqual(o, n) {
-					t.Errorf("notification: old %+v, new %+v", o, n)
+				if len(old.notifications) != len(got.notifications) {
+					t.Fatalf("notifications: old %v, new %v", old.notifications, got.notifications)
 				}
-			}
-		})
+				for j := range old.notifications {
+					o, n := old.notifications[j], got.notifications[j]
+					if n.Params.AdditionalFields["requestId"] != got.ids[0] {
+						t.Errorf("cancelled names %v, want %v", n.Params.AdditionalFields["requestId"], got.ids[0])
+					}
+					delete(o.Params.AdditionalFields, "requestId")
+					delete(n.Params.AdditionalFields, "requestId")
+					if !reflect.DeepEqual(o, n) {
+						t.Errorf("notification: old %+v, new %+v", o, n)
+					}
+				}
+			})
+		}
 	}
 }

@@ -453,15 +453,25 @@ func (u *upstream) parseTool(raw json.RawMessage, serverVersion string) (Tool, e
 }
 
 // call forwards one call over the live connection, or fails fast.
+// call forwards call and decodes the result; callResult with raw set
+// passes a plain result on undecoded.
 func (u *upstream) call(ctx context.Context, call Call) (*mcp.CallToolResult, error) {
+	r, err := u.callResult(ctx, call, false)
+	if err != nil {
+		return nil, err
+	}
+	return r.Decoded, nil
+}
+
+func (u *upstream) callResult(ctx context.Context, call Call, raw bool) (Result, error) {
 	u.mu.Lock()
 	c := u.conn
 	u.mu.Unlock()
 	if c == nil {
-		return nil, u.unavailable()
+		return Result{}, u.unavailable()
 	}
 	if c.isDead() {
-		return nil, u.unavailableFrom(c)
+		return Result{}, u.unavailableFrom(c)
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, u.spec.Timeout, errCallTimeout)
 	defer cancel()
@@ -490,19 +500,19 @@ func (u *upstream) call(ctx context.Context, call Call) (*mcp.CallToolResult, er
 		req.Params.Meta = meta
 	}
 
-	res, err := c.callTool(ctx, req.Params)
+	res, err := c.callTool(ctx, req.Params, raw)
 	if err == nil {
 		c.answered.Store(time.Now().UnixNano())
 		return res, nil
 	}
 	switch {
 	case errors.Is(context.Cause(ctx), errCallTimeout):
-		return nil, fmt.Errorf("upstream %q: %s timed out after %s", u.spec.Name, call.Tool, u.spec.Timeout)
+		return Result{}, fmt.Errorf("upstream %q: %s timed out after %s", u.spec.Name, call.Tool, u.spec.Timeout)
 	case ctx.Err() != nil:
-		return nil, fmt.Errorf("upstream %q: %s: %w", u.spec.Name, call.Tool, ctx.Err())
+		return Result{}, fmt.Errorf("upstream %q: %s: %w", u.spec.Name, call.Tool, ctx.Err())
 	}
 	if _, transportErr := errors.AsType[*transport.Error](err); !transportErr {
-		return nil, fmt.Errorf("upstream %q: %s: %w", u.spec.Name, call.Tool, err)
+		return Result{}, fmt.Errorf("upstream %q: %s: %w", u.spec.Name, call.Tool, err)
 	}
 	// The connection broke. A stdio process usually exits right after its
 	// stdout closes; give it a moment so the error can say how it ended.
@@ -513,10 +523,10 @@ func (u *upstream) call(ctx context.Context, call Call) (*mcp.CallToolResult, er
 		}
 	}
 	if c.isDead() {
-		return nil, u.unavailableFrom(c)
+		return Result{}, u.unavailableFrom(c)
 	}
 	go u.checkHealth(c, err)
-	return nil, fmt.Errorf("upstream %q: %s: %w", u.spec.Name, call.Tool, err)
+	return Result{}, fmt.Errorf("upstream %q: %s: %w", u.spec.Name, call.Tool, err)
 }
 
 // unavailableFrom describes a connection that just died.
