@@ -71,18 +71,14 @@ func (s *Store) encodeEntry(e Entry, status string, at int64) (*entryRow, error)
 		r.args = "{}"
 		r.e.Args = json.RawMessage(r.args)
 	}
-	an, err := json.Marshal(e.Annotations)
-	if err != nil {
-		return nil, fmt.Errorf("audit: encode annotations of %s: %w", e.ID, err)
-	}
-	r.annotations = string(an)
+	// The columns hold json.Marshal's encoding (encode.go), which cannot
+	// fail for these types.
+	var buf [256]byte
+	r.annotations = string(appendAnnotations(buf[:0], &e.Annotations))
 	if len(e.Shadow) > 0 {
-		sh, err := json.Marshal(e.Shadow)
-		if err != nil {
-			return nil, fmt.Errorf("audit: encode shadow results of %s: %w", e.ID, err)
-		}
-		r.shadow = string(sh)
+		r.shadow = string(appendShadow(buf[:0], e.Shadow))
 	}
+	var err error
 	// The decision event chains the arguments' hash, not the arguments: the
 	// row holds them once (big arguments were written twice), and Verify
 	// checks the row's arguments against the chained hash.
