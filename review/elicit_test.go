@@ -133,3 +133,44 @@ func TestElicitationLosesToCLI(t *testing.T) {
 		t.Error("the unanswered elicitation was not withdrawn")
 	}
 }
+
+// sessionOnly is an agent session reached without mcp-go's dispatch (as
+// toolgate's stdio fast path serves calls): no MCP server in the context.
+type sessionOnly struct {
+	ans *elicitAnswer
+}
+
+func (s sessionOnly) SessionID() string                                     { return "stdio" }
+func (s sessionOnly) NotificationChannel() chan<- mcpgo.JSONRPCNotification { return nil }
+func (s sessionOnly) Initialize()                                           {}
+func (s sessionOnly) Initialized() bool                                     { return true }
+func (s sessionOnly) GetClientInfo() mcpgo.Implementation {
+	return mcpgo.Implementation{Name: "test-agent", Version: "1"}
+}
+func (s sessionOnly) SetClientInfo(mcpgo.Implementation) {}
+func (s sessionOnly) GetClientCapabilities() mcpgo.ClientCapabilities {
+	return mcpgo.ClientCapabilities{Elicitation: &mcpgo.ElicitationCapability{}}
+}
+func (s sessionOnly) SetClientCapabilities(mcpgo.ClientCapabilities) {}
+func (s sessionOnly) RequestElicitation(ctx context.Context, req mcpgo.ElicitationRequest) (*mcpgo.ElicitationResult, error) {
+	return s.ans.Elicit(ctx, req)
+}
+
+func TestElicitationThroughSessionOnly(t *testing.T) {
+	h := newHarness(t, false, func(o *Options) { o.Elicitation = true; o.Channels = []string{ChannelElicitation} })
+	ans := &elicitAnswer{res: mcpgo.ElicitationResponse{Action: mcpgo.ElicitationResponseActionAccept, Content: map[string]any{"approve": true}},
+		asks: make(chan mcpgo.ElicitationRequest, 1)}
+	ctx := server.NewMCPServer("toolgate", "test").WithContext(t.Context(), sessionOnly{ans})
+	if server.ServerFromContext(ctx) != nil {
+		t.Fatal("the context has a server; the test would not cover the session-only path")
+	}
+	c, d := testCall("01SESSONLY")
+	h.store.add(c, d)
+	v, err := h.svc.Review(ctx, c, d)
+	if err != nil || !v.Approved || v.Channel != ChannelElicitation {
+		t.Errorf("verdict %+v, err %v; want approved through elicitation", v, err)
+	}
+	if q := <-ans.asks; !strings.Contains(q.Params.Message, "shell__exec") {
+		t.Errorf("question = %q", q.Params.Message)
+	}
+}
