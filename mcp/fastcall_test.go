@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/toolgate/toolgate/tools"
@@ -184,15 +182,7 @@ func TestCallFastCancelled(t *testing.T) {
 	}
 	g.srv = srv
 	srv.Sync()
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	go func() {
-		_ = srv.ServeStdio(context.Background(), inR, outW)
-		_ = outW.Close()
-	}()
-	t.Cleanup(func() { _ = inW.Close() })
-	c := client.NewClient(transport.NewIO(outR, inW, io.NopCloser(strings.NewReader(""))),
-		client.WithProtocolVersion(mcpgo.ProtocolVersion20251125))
+	c, _, _ := serveStdioPipe(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := c.Start(ctx); err != nil {

@@ -75,15 +75,7 @@ func TestServeStdio(t *testing.T) {
 	g.srv = srv
 	srv.Sync()
 
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	served := make(chan error, 1)
-	go func() {
-		served <- srv.ServeStdio(context.Background(), inR, outW)
-		_ = outW.Close()
-	}()
-	c := client.NewClient(transport.NewIO(outR, inW, io.NopCloser(strings.NewReader(""))),
-		client.WithProtocolVersion(mcpgo.ProtocolVersion20251125), client.WithElicitationHandler(elicitYes{}))
+	c, inW, served := serveStdioPipe(t, srv, client.WithElicitationHandler(elicitYes{}))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := c.Start(ctx); err != nil {
@@ -151,6 +143,23 @@ func TestServeStdio(t *testing.T) {
 		t.Error("the running call was not cancelled")
 	}
 	_ = c.Close()
+}
+
+// serveStdioPipe serves srv over a pair of pipes and returns an mcp-go
+// client on their other ends (not started), the agent's side of the input
+// (closing it ends the session), and ServeStdio's result.
+func serveStdioPipe(t *testing.T, srv *Server, opts ...client.ClientOption) (*client.Client, io.Closer, <-chan error) {
+	t.Helper()
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	served := make(chan error, 1)
+	go func() {
+		served <- srv.ServeStdio(context.Background(), inR, outW)
+		_ = outW.Close()
+	}()
+	t.Cleanup(func() { _ = inW.Close() })
+	opts = append([]client.ClientOption{client.WithProtocolVersion(mcpgo.ProtocolVersion20251125)}, opts...)
+	return client.NewClient(transport.NewIO(outR, inW, io.NopCloser(strings.NewReader(""))), opts...), inW, served
 }
 
 type staticTools []tools.Tool
