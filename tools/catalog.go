@@ -197,6 +197,9 @@ func New(opts Options) (*Catalog, error) {
 			u.Timeout = DefaultCallTimeout
 		}
 		up := &upstream{cat: c, spec: u, log: log.With("server", u.Name, "transport", u.transportName()), relist: make(chan struct{}, 1)}
+		if u.URL != "" {
+			up.http = remoteClient()
+		}
 		c.ups = append(c.ups, up)
 		c.byNm[u.Name] = up
 	}
@@ -242,6 +245,11 @@ func (c *Catalog) Close() error {
 		c.cancel()
 	}
 	c.wg.Wait()
+	for _, u := range c.ups {
+		if u.http != nil {
+			u.http.CloseIdleConnections()
+		}
+	}
 	return nil
 }
 

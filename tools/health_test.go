@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -106,5 +108,41 @@ func TestPingsSkippedWhileAnswering(t *testing.T) {
 				t.Errorf("%d pings in 500ms at a 20ms interval, want at least 5", got)
 			}
 		})
+	}
+}
+
+// TestHTTPUpstreamReusesConnections: calls in flight to a remote upstream
+// reuse its connections instead of dialling new ones (net/http keeps only
+// two idle connections a host unless told otherwise).
+func TestHTTPUpstreamReusesConnections(t *testing.T) {
+	s, _ := newInProcess(t)
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(server.NewStreamableHTTPServer(s))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c := startCatalog(t, Options{Upstreams: []Upstream{{Name: "r", URL: srv.URL + "/mcp"}}})
+	waitFor(t, "the upstream up", func() bool { return c.Status()[0].Up })
+
+	const inFlight, rounds = 16, 20
+	for range rounds {
+		var wg sync.WaitGroup
+		for range inFlight {
+			wg.Go(func() {
+				if _, err := c.Forward(context.Background(), call(c, "r__echo", map[string]any{"text": "x"})); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	// The listening stream, the handshake and one connection per call in
+	// flight, give or take; without reuse it is most of the 320 calls.
+	if n := conns.Load(); n > 2*inFlight+4 {
+		t.Errorf("%d connections opened for %d calls, %d at a time", n, inFlight*rounds, inFlight)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,10 @@ type upstream struct {
 	spec   Upstream
 	log    *slog.Logger
 	relist chan struct{} // coalesced tools/list_changed signals
+
+	// http is the HTTP client of a remote upstream, kept across
+	// reconnections (see remoteClient); nil for the others.
+	http *http.Client
 
 	mu       sync.Mutex
 	conn     *conn // nil while down
@@ -223,6 +228,22 @@ func (u *upstream) close(c *conn) {
 	}
 }
 
+// maxIdleConnsPerUpstream is how many idle connections to one remote
+// upstream are kept for reuse. net/http's default is 2, so more calls in
+// flight than that closed their connections after use and dialled new ones
+// (a TCP handshake, and a TLS one over https, for most calls under load).
+const maxIdleConnsPerUpstream = 128
+
+// remoteClient returns the HTTP client for a remote upstream: net/http's
+// default transport settings (proxy from the environment, timeouts, HTTP/2),
+// with enough idle connections kept for the calls in flight.
+func remoteClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = maxIdleConnsPerUpstream
+	tr.MaxIdleConnsPerHost = maxIdleConnsPerUpstream
+	return &http.Client{Transport: tr}
+}
+
 // connect starts the transport, initializes and lists tools, all within
 // StartTimeout.
 func (u *upstream) connect(ctx context.Context) (*conn, []Tool, error) {
@@ -245,14 +266,15 @@ func (u *upstream) connect(ctx context.Context) (*conn, []Tool, error) {
 		}()
 		tr = transport.NewIO(p.stdout, p.stdin, p.stderrCloser())
 	case u.spec.SSE:
-		t, err := transport.NewSSE(u.spec.URL, transport.WithHeaders(u.spec.Headers), transport.WithSSELogger(u.log))
+		t, err := transport.NewSSE(u.spec.URL, transport.WithHeaders(u.spec.Headers), transport.WithSSELogger(u.log),
+			transport.WithHTTPClient(u.http))
 		if err != nil {
 			return nil, nil, fmt.Errorf("sse transport: %w", err)
 		}
 		tr = t
 	default:
 		t, err := transport.NewStreamableHTTP(u.spec.URL, transport.WithHTTPHeaders(u.spec.Headers),
-			transport.WithContinuousListening(), transport.WithHTTPLogger(u.log))
+			transport.WithContinuousListening(), transport.WithHTTPLogger(u.log), transport.WithHTTPBasicClient(u.http))
 		if err != nil {
 			return nil, nil, fmt.Errorf("http transport: %w", err)
 		}

@@ -350,7 +350,12 @@ func stdioSide(name, command string, args ...string) side {
 
 func httpSide(name, url string) side {
 	return side{name: name, perConn: true, dial: func(ctx context.Context) (*client.Client, error) {
-		tr, err := transport.NewStreamableHTTP(url, transport.WithHTTPLogger(slog.New(slog.DiscardHandler)))
+		// Each caller is an agent of its own, with its own connections
+		// (sharing net/http's default transport, which keeps two idle
+		// connections a host, 16 callers would mostly dial anew).
+		own := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+		tr, err := transport.NewStreamableHTTP(url, transport.WithHTTPLogger(slog.New(slog.DiscardHandler)),
+			transport.WithHTTPBasicClient(own))
 		if err != nil {
 			return nil, err
 		}
