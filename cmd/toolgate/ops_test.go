@@ -6,7 +6,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -325,8 +327,14 @@ func TestOpsSIGTERMUnderLoad(t *testing.T) {
 type rawStdio struct {
 	t      *testing.T
 	stdin  io.WriteCloser
-	lines  chan map[string]any
+	lines  chan rawLine
 	stderr *syncBuffer
+}
+
+// rawLine is one response line from toolgate, decoded and as sent.
+type rawLine struct {
+	m   map[string]any
+	raw []byte
 }
 
 func startRawStdio(t *testing.T, cfg string) *rawStdio {
@@ -334,7 +342,7 @@ func startRawStdio(t *testing.T, cfg string) *rawStdio {
 	cmd := exec.Command(toolgateBin, "serve", "--config", cfg)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
-	r := &rawStdio{t: t, stdin: stdin, lines: make(chan map[string]any, 16), stderr: &syncBuffer{}}
+	r := &rawStdio{t: t, stdin: stdin, lines: make(chan rawLine, 16), stderr: &syncBuffer{}}
 	cmd.Stderr = r.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -356,7 +364,7 @@ func startRawStdio(t *testing.T, cfg string) *rawStdio {
 		for sc.Scan() {
 			var m map[string]any
 			if json.Unmarshal(sc.Bytes(), &m) == nil && m["method"] == nil {
-				r.lines <- m
+				r.lines <- rawLine{m, append([]byte(nil), sc.Bytes()...)}
 			}
 		}
 		close(r.lines)
@@ -378,16 +386,21 @@ func (r *rawStdio) send(s string) {
 
 func (r *rawStdio) next() map[string]any {
 	r.t.Helper()
+	return r.nextRaw().m
+}
+
+func (r *rawStdio) nextRaw() rawLine {
+	r.t.Helper()
 	select {
-	case m, ok := <-r.lines:
+	case l, ok := <-r.lines:
 		if !ok {
 			r.t.Fatalf("toolgate closed stdout; stderr:\n%s", r.stderr.String())
 		}
-		return m
+		return l
 	case <-time.After(20 * time.Second):
 		r.t.Fatalf("no response; stderr:\n%s", r.stderr.String())
 	}
-	return nil
+	return rawLine{}
 }
 
 func callResult(m map[string]any) (text string, isError bool) {
@@ -452,6 +465,41 @@ func TestOpsBadArguments(t *testing.T) {
 	}
 	if wrongType != 0 || objectless != 0 {
 		t.Errorf("audit: %d rows for the schema-mismatched call, %d for the non-object ones; want none (refused before the gate)", wrongType, objectless)
+	}
+}
+
+// TestOpsResultHashIsWhatTheAgentGot: the recorded result size and hash
+// are those of the result's bytes as the agent received them (over stdio,
+// the upstream's own bytes, passed on undecoded).
+func TestOpsResultHashIsWhatTheAgentGot(t *testing.T) {
+	cfg, db := opsConfig(t, allowRules, "", "")
+	r := startRawStdio(t, cfg)
+	r.send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"up__echo","arguments":{"text":"<b>caf\u00e9</b> & more"}}}`)
+	l := r.nextRaw()
+	if text, isErr := callResult(l.m); isErr || text != "<b>café</b> & more" {
+		t.Fatalf("echo: %q isError %v", text, isErr)
+	}
+	var resp struct {
+		Result json.RawMessage `json:"result"`
+	}
+	if err := json.Unmarshal(l.raw, &resp); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(resp.Result)
+	want := hex.EncodeToString(sum[:])
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		recs := records(t, db)
+		if len(recs) == 1 && recs[0].Outcome != nil && recs[0].Status != audit.StatusStarted {
+			if o := recs[0].Outcome; o.ResultHash != want || o.ResultSize != len(resp.Result) || recs[0].Status != audit.StatusOK {
+				t.Errorf("recorded %s, size %d, hash %s; the agent got %d bytes, sha256 %s", recs[0].Status, o.ResultSize, o.ResultHash, len(resp.Result), want)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no outcome recorded: %+v", recs)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
