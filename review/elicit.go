@@ -2,58 +2,21 @@ package review
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
-	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/toolgate/toolgate/rules"
 	"github.com/toolgate/toolgate/tools"
 )
 
-// elicitationSupported reports why the agent's client cannot be asked
-// through MCP elicitation, or nil when it can.
-func elicitationSupported(ctx context.Context) error {
-	sess := server.ClientSessionFromContext(ctx)
-	if sess == nil {
-		return errors.New("not called from an MCP request (no client session)")
-	}
-	if _, ok := sess.(server.SessionWithElicitation); !ok {
-		return errors.New("the transport cannot send elicitation requests")
-	}
-	if ci, ok := sess.(server.SessionWithClientInfo); ok && ci.GetClientCapabilities().Elicitation == nil {
-		return errors.New("the MCP client did not declare the elicitation capability")
-	}
-	return nil
-}
-
-// requestElicitation sends req to the agent of ctx's session: through
-// mcp-go's server when the request came through its dispatch (it also
-// checks the protocol allows server-initiated requests), else straight to
-// the session (toolgate's stdio fast path, which serves only legacy
-// protocol requests).
-func requestElicitation(ctx context.Context, req mcpgo.ElicitationRequest) (*mcpgo.ElicitationResult, error) {
-	if srv := server.ServerFromContext(ctx); srv != nil {
-		return srv.RequestElicitation(ctx, req)
-	}
-	sess, ok := server.ClientSessionFromContext(ctx).(server.SessionWithElicitation)
-	if !ok {
-		return nil, server.ErrElicitationNotSupported
-	}
-	if err := req.Params.Validate(); err != nil {
-		return nil, err
-	}
-	return sess.RequestElicitation(ctx, req)
-}
-
 // elicit asks the agent's user and stores the answer as a verdict with
 // channel "elicitation". It returns an error when the question could not be
 // asked or answered; an answer that loses the race is not an error.
 func (s *Service) elicit(ctx context.Context, c tools.Call, d rules.Decision, expires time.Time) error {
-	res, err := requestElicitation(ctx, mcpgo.ElicitationRequest{
+	res, err := tools.Elicit(ctx, mcpgo.ElicitationRequest{
 		Request: mcpgo.Request{Method: string(mcpgo.MethodElicitationCreate)},
 		Params: mcpgo.ElicitationParams{
 			Message:         s.elicitMessage(c, d, expires),

@@ -194,7 +194,7 @@ func (s *Service) Review(ctx context.Context, c tools.Call, d rules.Decision) (V
 				why = append(why, errors.New("elicitation: disabled in config"))
 				continue
 			}
-			if err := elicitationSupported(ctx); err != nil {
+			if err := tools.ElicitationSupported(ctx); err != nil {
 				why = append(why, fmt.Errorf("elicitation: %w", err))
 				continue
 			}

@@ -61,6 +61,11 @@ type conn struct {
 	progress map[string]ProgressFunc
 	listSeq  atomic.Int64
 	callSeq  atomic.Int64 // ids of callTool's requests
+
+	// flights are the calls in flight, for relaying elicitation (elicit.go).
+	flightMu  sync.Mutex
+	flightSeq uint64
+	flights   map[uint64]inflight
 }
 
 func (c *conn) fail(err error) {
@@ -280,7 +285,8 @@ func (u *upstream) connect(ctx context.Context) (*conn, []Tool, error) {
 		}
 		tr = t
 	}
-	c.client = client.NewClient(tr, client.WithProtocolVersion(mcp.ProtocolVersion20251125))
+	c.client = client.NewClient(tr, client.WithProtocolVersion(mcp.ProtocolVersion20251125),
+		client.WithElicitationHandler(elicitRelay{u: u, c: c}))
 	fail := func(err error) (*conn, []Tool, error) {
 		_ = c.client.Close()
 		if c.proc != nil {
@@ -522,7 +528,9 @@ func (u *upstream) callResult(ctx context.Context, call Call, raw bool) (Result,
 		req.Params.Meta = meta
 	}
 
+	untrack := c.track(ctx, &call)
 	res, err := c.callTool(ctx, req.Params, raw)
+	untrack()
 	if err == nil {
 		c.answered.Store(time.Now().UnixNano())
 		return res, nil

@@ -128,9 +128,9 @@ func (n *notes) progress(token string) []float64 {
 	return out
 }
 
-func connect(t *testing.T, tr transport.Interface) (*client.Client, *notes) {
+func connect(t *testing.T, tr transport.Interface, opts ...client.ClientOption) (*client.Client, *notes) {
 	t.Helper()
-	c := client.NewClient(tr, client.WithProtocolVersion(mcp.ProtocolVersion20251125))
+	c := client.NewClient(tr, append([]client.ClientOption{client.WithProtocolVersion(mcp.ProtocolVersion20251125)}, opts...)...)
 	// Start's ctx lives as long as the transport (stdio kills its child when it ends).
 	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -580,4 +580,41 @@ func TestServeHTTP(t *testing.T) {
 		mustCall(t, c, "up__add_tool", nil)
 		waitFor(t, "list_changed over HTTP", 10*time.Second, func() bool { return n.count("notifications/tools/list_changed") > before })
 	})
+}
+
+// userAnswers is an agent's user answering every elicitation the same way.
+type userAnswers struct{ asked chan string }
+
+func (u userAnswers) Elicit(_ context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
+	u.asked <- req.Params.Message
+	return &mcp.ElicitationResult{ElicitationResponse: mcp.ElicitationResponse{
+		Action: mcp.ElicitationResponseActionAccept, Content: map[string]any{"branch": "main"}}}, nil
+}
+
+// TestServeRelaysUpstreamElicitation: an upstream's question during a call
+// reaches the user of the agent over stdio, named as the upstream's, and
+// the answer reaches the upstream.
+func TestServeRelaysUpstreamElicitation(t *testing.T) {
+	cfg, _ := opsConfig(t, allowRules, "", "")
+	stderr := &syncBuffer{}
+	user := userAnswers{asked: make(chan string, 1)}
+	c, _ := connect(t, transport.NewStdioWithOptions(toolgateBin, nil, []string{"serve", "--config", cfg},
+		transport.WithCommandStderrWriter(stderr)), client.WithElicitationHandler(user))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := callTool(ctx, c, "up__ask", nil, "")
+	if err != nil {
+		t.Fatalf("call: %v\n%s", err, stderr.String())
+	}
+	if got := resultText(res); res.IsError || got != "accept map[branch:main]" {
+		t.Errorf("the upstream got %q (isError %v)", got, res.IsError)
+	}
+	select {
+	case q := <-user.asked:
+		if q != "[up] which branch?" {
+			t.Errorf("the user was asked %q", q)
+		}
+	default:
+		t.Error("the user was not asked")
+	}
 }

@@ -11,6 +11,8 @@
 //	complex   has a hand-written input schema with keywords mcp-go does not model.
 //	record    appends its "id" and a newline to the file "file" as soon as it is
 //	          called, then waits "ms" milliseconds (a log of calls received).
+//	ask       asks the user "which branch?" (MCP elicitation) and returns the
+//	          answer's action and content.
 //
 // Flags: --name sets serverInfo.name; --fail-start exits at once with an error
 // on stderr, like a misconfigured server.
@@ -44,8 +46,21 @@ func main() {
 		os.Exit(2)
 	}
 
-	s := server.NewMCPServer(*name, "1.2.3", server.WithToolCapabilities(true))
+	s := server.NewMCPServer(*name, "1.2.3", server.WithToolCapabilities(true), server.WithElicitation())
 	var started, cancelled, extra atomic.Int64
+
+	s.AddTool(mcp.NewTool("ask", mcp.WithDescription("Asks the user which branch to use.")),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			res, err := s.RequestElicitation(ctx, mcp.ElicitationRequest{Params: mcp.ElicitationParams{
+				Message: "which branch?",
+				RequestedSchema: map[string]any{"type": "object",
+					"properties": map[string]any{"branch": map[string]any{"type": "string"}}},
+			}})
+			if err != nil {
+				return mcp.NewToolResultError("no answer: " + err.Error()), nil
+			}
+			return mcp.NewToolResultText(fmt.Sprintf("%s %v", res.Action, res.Content)), nil
+		})
 
 	s.AddTool(mcp.NewTool("echo",
 		mcp.WithToolTitle("Echo"),

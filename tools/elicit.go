@@ -1,0 +1,144 @@
+package tools
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// Upstreams may ask the user for input while one of their tools runs (MCP
+// elicitation: "which branch?", "confirm the deletion"). toolgate declares
+// the capability to its upstreams and relays each question to the agent
+// whose call is in flight on that upstream connection, prefixed with the
+// upstream's name so the user sees who asks; the agent's client shows it
+// and returns the answer. The question and answer are not recorded (they
+// may hold what the user typed); the log says that one was asked, by whom,
+// during which call, and the answer's action.
+//
+// The protocol (2025-11-25) does not tie a server's request to the call it
+// is made for, so the agent is inferred: the one whose calls are in flight
+// on the connection. When calls of several agents are in flight (an HTTP
+// toolgate shared by agents, one upstream process), toolgate cannot tell
+// whose user to ask and answers the upstream with an error.
+
+// ElicitationSupported reports why the agent of ctx (the MCP request a
+// call came in on) cannot be asked through elicitation, or nil when it can.
+func ElicitationSupported(ctx context.Context) error {
+	sess := server.ClientSessionFromContext(ctx)
+	if sess == nil {
+		return errors.New("not called from an MCP request (no client session)")
+	}
+	if _, ok := sess.(server.SessionWithElicitation); !ok {
+		return errors.New("the transport cannot send elicitation requests")
+	}
+	if ci, ok := sess.(server.SessionWithClientInfo); ok && ci.GetClientCapabilities().Elicitation == nil {
+		return errors.New("the MCP client did not declare the elicitation capability")
+	}
+	return nil
+}
+
+// Elicit sends req to the agent of ctx and waits for the answer: through
+// mcp-go's server when the request came through its dispatch (it also
+// checks the protocol allows server-initiated requests), else straight to
+// the session (toolgate's stdio fast path, which serves only legacy
+// protocol requests).
+func Elicit(ctx context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
+	if srv := server.ServerFromContext(ctx); srv != nil {
+		return srv.RequestElicitation(ctx, req)
+	}
+	sess, ok := server.ClientSessionFromContext(ctx).(server.SessionWithElicitation)
+	if !ok {
+		return nil, server.ErrElicitationNotSupported
+	}
+	if err := req.Params.Validate(); err != nil {
+		return nil, err
+	}
+	return sess.RequestElicitation(ctx, req)
+}
+
+// inflight is a call forwarded on a connection and not yet answered.
+type inflight struct {
+	ctx  context.Context
+	call *Call
+}
+
+// track records a call in flight on c until the returned func is called.
+func (c *conn) track(ctx context.Context, call *Call) (untrack func()) {
+	c.flightMu.Lock()
+	c.flightSeq++
+	seq := c.flightSeq
+	if c.flights == nil {
+		c.flights = map[uint64]inflight{}
+	}
+	c.flights[seq] = inflight{ctx: ctx, call: call}
+	c.flightMu.Unlock()
+	return func() {
+		c.flightMu.Lock()
+		delete(c.flights, seq)
+		c.flightMu.Unlock()
+	}
+}
+
+// asker returns the call whose agent an upstream's question goes to: the
+// latest in flight, provided all in flight are one agent's.
+func (c *conn) asker() (inflight, error) {
+	c.flightMu.Lock()
+	defer c.flightMu.Unlock()
+	var (
+		latest  inflight
+		maxSeq  uint64
+		session string
+	)
+	for seq, f := range c.flights {
+		id := ""
+		if s := server.ClientSessionFromContext(f.ctx); s != nil {
+			id = s.SessionID()
+		}
+		if maxSeq != 0 && id != session {
+			return inflight{}, errors.New("calls of several agents are in flight on this upstream, so toolgate cannot tell whose user to ask")
+		}
+		session = id
+		if seq > maxSeq {
+			latest, maxSeq = f, seq
+		}
+	}
+	if maxSeq == 0 {
+		return inflight{}, errors.New("no call to this upstream is in flight, so there is no user to ask")
+	}
+	return latest, nil
+}
+
+// elicitRelay is an upstream connection's elicitation handler.
+type elicitRelay struct {
+	u *upstream
+	c *conn
+}
+
+func (r elicitRelay) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
+	f, err := r.c.asker()
+	if err == nil {
+		err = ElicitationSupported(f.ctx)
+	}
+	if err != nil {
+		r.u.log.Warn("upstream elicitation refused", "err", err)
+		return nil, fmt.Errorf("toolgate: %w", err)
+	}
+	log := r.u.log.With("call_id", f.call.ID, "tool", f.call.Tool)
+	req.Params.Message = fmt.Sprintf("[%s] %s", r.u.spec.Name, req.Params.Message)
+	// The answer is the call's: it ends when the call does, or when the
+	// upstream withdraws the question.
+	ask, cancel := context.WithCancel(f.ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	res, err := Elicit(ask, req)
+	if err != nil {
+		log.Warn("upstream elicitation failed", "err", err)
+		return nil, fmt.Errorf("toolgate: asking the agent's user: %w", err)
+	}
+	log.Info("upstream elicitation answered", "action", res.Action)
+	return res, nil
+}
