@@ -362,7 +362,13 @@ type wait struct {
 }
 
 func (w *wait) postSlack(ctx context.Context) error {
-	ch, ts, err := w.s.slack.post(ctx, w.c, w.d, w.expires)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Not cut short by the call going away: a post that reached Slack
+	// must be known, so that the review's end (cancelled, here) updates
+	// it instead of leaving reviewers a live request.
+	ch, ts, err := w.s.slack.post(context.WithoutCancel(ctx), w.c, w.d, w.expires)
 	if err != nil {
 		return err
 	}

@@ -397,6 +397,29 @@ func TestCancelledCall(t *testing.T) {
 	}
 }
 
+// TestCancelledWhilePosting: a call that goes away while its review is
+// being posted to Slack still gets its message marked cancelled, rather
+// than leaving reviewers a live request for a call that is gone.
+func TestCancelledWhilePosting(t *testing.T) {
+	h := newHarness(t, true, nil)
+	h.slack.PostDelay = 300 * time.Millisecond
+	ctx, cancel := context.WithCancel(t.Context())
+	c, res := h.review(ctx, "01CANCELPOST")
+	h.waitPosted(1) // recorded; the answer is still on its way
+	cancel()
+	r := await(t, res)
+	if r.err != nil || r.v.Approved || r.v.Channel != ChannelCancelled {
+		t.Fatalf("Review = %+v, %v", r.v, r.err)
+	}
+	if v, _ := h.store.verdict(c.ID); v.Channel != ChannelCancelled {
+		t.Errorf("stored %+v", v)
+	}
+	ups := h.slack.Updates()
+	if len(ups) != 1 || !slackfake.ContainsText(ups[0], "Cancelled") {
+		t.Errorf("updates = %v; want the posted message marked cancelled", ups)
+	}
+}
+
 func TestRecoverExpiresOrphans(t *testing.T) {
 	h := newHarness(t, true, nil)
 	c1, d1 := testCall("01ORPHAN1")

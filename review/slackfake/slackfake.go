@@ -64,6 +64,9 @@ type Server struct {
 	// WaitTimeout bounds every Wait method, Send and Click; set it before
 	// use. Zero means DefaultWaitTimeout.
 	WaitTimeout time.Duration
+	// PostDelay makes chat.postMessage answer that long after it recorded
+	// the post (a slow Slack); set it before use.
+	PostDelay time.Duration
 
 	t  testing.TB
 	ts *slacktest.Server
@@ -95,6 +98,7 @@ func New(t testing.TB) *Server {
 	}
 	s.ts = slacktest.NewTestServer(func(c slacktest.Customize) {
 		c.Handle("/chat.postMessage", s.record(&s.posts, func(v url.Values) any {
+			time.Sleep(s.PostDelay)
 			return map[string]any{"ok": true, "channel": ChannelID, "ts": s.nextTS(), "text": v.Get("text")}
 		}))
 		c.Handle("/chat.update", s.record(&s.updates, func(v url.Values) any {
