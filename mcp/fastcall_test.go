@@ -174,14 +174,7 @@ func FuzzCallFast(f *testing.F) {
 // TestCallFastCancelled checks that notifications/cancelled reaches a call
 // the fast path serves, over a real stdio connection.
 func TestCallFastCancelled(t *testing.T) {
-	cat := staticTools{{Name: "t__block", Server: "t", Def: mcpgo.NewTool("block")}}
-	g := &stdioGate{release: make(chan struct{}), blocked: make(chan struct{}, 1), cancelled: make(chan struct{})}
-	srv, err := New(Options{Version: "t", Gate: g, Catalog: cat})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.srv = srv
-	srv.Sync()
+	srv, g := newStdioGateServer(t, "block")
 	c, _, _ := serveStdioPipe(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -62,9 +62,12 @@ func (elicitYes) Elicit(context.Context, mcpgo.ElicitationRequest) (*mcpgo.Elici
 	return &mcpgo.ElicitationResult{ElicitationResponse: mcpgo.ElicitationResponse{Action: mcpgo.ElicitationResponseActionAccept, Content: map[string]any{"ok": true}}}, nil
 }
 
-func TestServeStdio(t *testing.T) {
+// newStdioGateServer returns a Server exposing the stdioGate tools named
+// (as "t__" + name), and its gate.
+func newStdioGateServer(t *testing.T, names ...string) (*Server, *stdioGate) {
+	t.Helper()
 	var cat staticTools
-	for _, name := range []string{"ask", "block", "progress", "who"} {
+	for _, name := range names {
 		cat = append(cat, tools.Tool{Name: "t__" + name, Server: "t", Def: mcpgo.NewTool(name)})
 	}
 	g := &stdioGate{release: make(chan struct{}), blocked: make(chan struct{}, 1), cancelled: make(chan struct{})}
@@ -74,6 +77,11 @@ func TestServeStdio(t *testing.T) {
 	}
 	g.srv = srv
 	srv.Sync()
+	return srv, g
+}
+
+func TestServeStdio(t *testing.T) {
+	srv, g := newStdioGateServer(t, "ask", "block", "progress", "who")
 
 	c, inW, served := serveStdioPipe(t, srv, client.WithElicitationHandler(elicitYes{}))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

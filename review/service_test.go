@@ -378,45 +378,31 @@ func TestTimeoutLosesRaceToVerdict(t *testing.T) {
 	}
 }
 
+// TestCancelledCall: a call that goes away during its review ends it as
+// cancelled, and its Slack message says so, also when the call went away
+// while the message was being posted (a slow Slack): reviewers are never
+// left a live request for a call that is gone.
 func TestCancelledCall(t *testing.T) {
-	h := newHarness(t, true, nil)
-	ctx, cancel := context.WithCancel(t.Context())
-	c, res := h.review(ctx, "01CANCEL")
-	h.waitPosted(1)
-	cancel()
-	r := await(t, res)
-	if r.err != nil || r.v.Approved || r.v.Channel != ChannelCancelled {
-		t.Fatalf("Review = %+v, %v", r.v, r.err)
-	}
-	if v, _ := h.store.verdict(c.ID); v.Channel != ChannelCancelled {
-		t.Errorf("stored %+v", v)
-	}
-	ups := h.slack.Updates()
-	if len(ups) != 1 || !slackfake.ContainsText(ups[0], "Cancelled") {
-		t.Errorf("updates = %v", ups)
-	}
-}
-
-// TestCancelledWhilePosting: a call that goes away while its review is
-// being posted to Slack still gets its message marked cancelled, rather
-// than leaving reviewers a live request for a call that is gone.
-func TestCancelledWhilePosting(t *testing.T) {
-	h := newHarness(t, true, nil)
-	h.slack.PostDelay = 300 * time.Millisecond
-	ctx, cancel := context.WithCancel(t.Context())
-	c, res := h.review(ctx, "01CANCELPOST")
-	h.waitPosted(1) // recorded; the answer is still on its way
-	cancel()
-	r := await(t, res)
-	if r.err != nil || r.v.Approved || r.v.Channel != ChannelCancelled {
-		t.Fatalf("Review = %+v, %v", r.v, r.err)
-	}
-	if v, _ := h.store.verdict(c.ID); v.Channel != ChannelCancelled {
-		t.Errorf("stored %+v", v)
-	}
-	ups := h.slack.Updates()
-	if len(ups) != 1 || !slackfake.ContainsText(ups[0], "Cancelled") {
-		t.Errorf("updates = %v; want the posted message marked cancelled", ups)
+	for _, delay := range []time.Duration{0, 300 * time.Millisecond} {
+		t.Run(fmt.Sprintf("post takes %v", delay), func(t *testing.T) {
+			h := newHarness(t, true, nil)
+			h.slack.PostDelay = delay
+			ctx, cancel := context.WithCancel(t.Context())
+			c, res := h.review(ctx, "01CANCEL")
+			h.waitPosted(1) // recorded; with a delay, the answer is still on its way
+			cancel()
+			r := await(t, res)
+			if r.err != nil || r.v.Approved || r.v.Channel != ChannelCancelled {
+				t.Fatalf("Review = %+v, %v", r.v, r.err)
+			}
+			if v, _ := h.store.verdict(c.ID); v.Channel != ChannelCancelled {
+				t.Errorf("stored %+v", v)
+			}
+			ups := h.slack.Updates()
+			if len(ups) != 1 || !slackfake.ContainsText(ups[0], "Cancelled") {
+				t.Errorf("updates = %v; want the posted message marked cancelled", ups)
+			}
+		})
 	}
 }
 
