@@ -115,24 +115,23 @@ func NewID(t time.Time) string {
 // Handle runs one call through the pipeline. It always returns a result the
 // agent can act on: refusals are tool errors (isError) that say why.
 func (g *Gate) Handle(ctx context.Context, c tools.Call) *mcp.CallToolResult {
-	return g.handle(ctx, c, func(ctx context.Context, c tools.Call) (tools.Result, error) {
-		res, err := g.o.Forwarder.Forward(ctx, c)
-		return tools.Decoded(res), err
-	}).Decoded
+	return g.handle(ctx, c, g.forwardDecoded).Decoded
 }
 
 // HandleResult is Handle for a caller that can pass a result on as JSON:
 // when the Forwarder is a ResultForwarder, a plain upstream result comes
 // back undecoded (Raw), as the upstream sent it. Refusals come back decoded.
 func (g *Gate) HandleResult(ctx context.Context, c tools.Call) tools.Result {
-	fwd := func(ctx context.Context, c tools.Call) (tools.Result, error) {
-		res, err := g.o.Forwarder.Forward(ctx, c)
-		return tools.Decoded(res), err
-	}
+	fwd := g.forwardDecoded
 	if rf, ok := g.o.Forwarder.(ResultForwarder); ok {
 		fwd = rf.ForwardResult
 	}
 	return g.handle(ctx, c, fwd)
+}
+
+func (g *Gate) forwardDecoded(ctx context.Context, c tools.Call) (tools.Result, error) {
+	res, err := g.o.Forwarder.Forward(ctx, c)
+	return tools.Decoded(res), err
 }
 
 func (g *Gate) handle(ctx context.Context, c tools.Call, forward func(context.Context, tools.Call) (tools.Result, error)) tools.Result {
