@@ -10,9 +10,9 @@ import (
 
 // The stdio fast path for tools/call.
 //
-// mcp-go's HandleMessage decodes a tools/call line four times before the
-// handler runs (the envelope, the protocol _meta, the trace _meta, then
-// the request, whose params decode their arguments a second time), and
+// mcp-go's HandleMessage decodes a tools/call line five times before the
+// handler runs (the envelope, the protocol _meta, the trace _meta, the
+// request, then its arguments again from their raw bytes), and
 // with large arguments that was the largest JSON cost of a proxied call.
 // callFast decodes the line once into what the handler needs, and serves
 // the call itself when it is the plain case: JSON-RPC 2.0, a tool that is
