@@ -128,6 +128,9 @@ type Store struct {
 	cdb   *sql.DB // one connection for WAL checkpoints, off the writer's path
 	conn  *sql.Conn
 	stmts writeStmts
+	// files is what the writer opened; every commit first checks the
+	// paths still name them. Set by Open, read-only after.
+	files liveFiles
 
 	// wmu is held by whoever commits on conn: a caller that found the
 	// connection idle (it commits its own write at once, with no hand-off
@@ -263,6 +266,10 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		if err := os.Chmod(path+suf, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
 			o.Logger.Warn("audit: cannot restrict file mode", "path", path+suf, "err", err)
 		}
+	}
+	if s.files, err = rememberFiles(path); err != nil {
+		// No writer goroutine runs yet: Close only closes the connections.
+		return nil, errors.Join(err, s.Close())
 	}
 	s.kick = make(chan struct{}, 1)
 	s.flush = time.NewTimer(time.Hour)
@@ -699,6 +706,12 @@ func (s *Store) tryCommit(live []*op) (int, error) {
 	if n == 0 {
 		rollback()
 		return -1, nil
+	}
+	// Checked last, so the window in which the file can vanish unnoticed
+	// before the commit is as short as it gets.
+	if err := s.files.check(s.path); err != nil {
+		rollback()
+		return 0, err
 	}
 	if _, err := s.conn.ExecContext(ctx, "COMMIT"); err != nil {
 		rollback()

@@ -1,0 +1,124 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/toolgate/toolgate/review"
+	"github.com/toolgate/toolgate/rules"
+)
+
+// TestGoneLogRefusesWrites: while the audit DB or its WAL at the configured
+// path is not the file the Store opened, every decision write fails with
+// ErrGone (so the gate refuses the call) and nothing is recorded; once the
+// original file is back at its path, writes resume.
+func TestGoneLogRefusesWrites(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name string
+		// hide makes the path name something else, and returns how to
+		// put the original back (nil: it cannot come back).
+		hide func(t *testing.T, path string) (restore func())
+		want string // a format for the path
+	}{
+		{"db moved away and back", func(t *testing.T, path string) func() {
+			return moveAway(t, path)
+		}, "(%s does not exist)"},
+		{"wal moved away and back", func(t *testing.T, path string) func() {
+			return moveAway(t, path+walSuffix)
+		}, "(its write-ahead log: %s-wal does not exist)"},
+		{"db deleted", func(t *testing.T, path string) func() {
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			return nil
+		}, "(%s does not exist)"},
+		{"db replaced by a copy", func(t *testing.T, path string) func() {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path+".new", b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(path+".new", path); err != nil {
+				t.Fatal(err)
+			}
+			return nil
+		}, "(%s is another file than the one opened)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.db")
+			s := openTest(t, path, Options{})
+			if err := s.Begin(ctx, testCall("01BEFORE", 1), testDecision(rules.Review)); err != nil {
+				t.Fatal(err)
+			}
+
+			restore := tc.hide(t, path)
+			err := s.Begin(ctx, testCall("01GONE", 2), testDecision(rules.Allow))
+			if !errors.Is(err, ErrGone) {
+				t.Fatalf("Begin with the log %s: err = %v, want ErrGone", tc.name, err)
+			}
+			for _, want := range []string{"audit log " + path + " was deleted or replaced while toolgate was running; calls are refused until it is back", fmt.Sprintf(tc.want, path)} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("Begin error %q lacks %q", err, want)
+				}
+			}
+			if err := s.Resolve(ctx, "01BEFORE", review.Verdict{Approved: true, Reviewer: "U1", Channel: "slack"}); !errors.Is(err, ErrGone) {
+				t.Errorf("Resolve with the log %s: err = %v, want ErrGone", tc.name, err)
+			}
+			if restore == nil {
+				return
+			}
+
+			restore()
+			if err := s.Begin(ctx, testCall("01BACK", 3), testDecision(rules.Allow)); err != nil {
+				t.Fatalf("Begin with the log back: %v", err)
+			}
+			if _, err := s.Get(ctx, "01GONE"); !errors.Is(err, ErrNotFound) {
+				t.Errorf("the refused Begin left a row (err %v)", err)
+			}
+			if r, err := s.Get(ctx, "01BEFORE"); err != nil || r.Status != StatusPending {
+				t.Errorf("the refused Resolve changed the call: %+v, %v", r, err)
+			}
+			if rep, err := s.Verify(ctx); err != nil || !rep.OK() {
+				t.Errorf("Verify: %v %+v", err, rep.Problems)
+			}
+		})
+	}
+}
+
+// moveAway renames path aside and returns how to move it back.
+func moveAway(t *testing.T, path string) func() {
+	t.Helper()
+	if err := os.Rename(path, path+".aside"); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if err := os.Rename(path+".aside", path); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLiveFilesCheck is the cost the liveness check adds to each
+// commit: a stat of the DB and of its WAL.
+func BenchmarkLiveFilesCheck(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "audit.db")
+	s := openTest(b, path, Options{})
+	if s.files.wal == nil {
+		b.Fatal("no WAL remembered")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.files.check(path); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
