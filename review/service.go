@@ -392,9 +392,12 @@ func (w *wait) finish(v Verdict) {
 	}
 }
 
+// progressText is sent to the agent. It never says how to answer from a
+// terminal: an agent that can run commands would run that one and approve
+// its own call. The log (for the humans) says it instead.
 func (w *wait) progressText() string {
 	left := w.expires.Sub(w.s.o.Now()).Round(time.Second)
-	where := "a terminal (`toolgate review approve " + w.c.ID + "`)"
+	where := "a terminal on toolgate's host"
 	if w.msgTS != "" {
 		where = "Slack"
 	}

@@ -1,9 +1,11 @@
 package main
 
 // Issue 11's attacks on toolgate's own state and secrets, through the real
-// binary: the audit log deleted while serving.
+// binary: the audit log deleted while serving, an agent told how to approve
+// its own call.
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,4 +69,38 @@ func TestServeAuditLogGone(t *testing.T) {
 	}
 	refused("deleted")
 	refused("deleted-again")
+}
+
+// TestServeReviewTextHidesApproveCommand: nothing the agent receives while
+// its call waits for a terminal review, nor the refusal when nobody
+// answers, contains the command that would approve it (an agent that can
+// run commands would run it); the log, for the humans, does.
+func TestServeReviewTextHidesApproveCommand(t *testing.T) {
+	cfg, _ := rvConfig(t, nil, "  timeout: 1s\n  channels: [cli]\n")
+	c, n, stderr := startStdio(t, cfg)
+	res := rvStart(c, t.Context(), "anyone?", "hide-progress").wait(t)
+	refusal := resultText(res)
+	m := rvDecisionID.FindStringSubmatch(refusal)
+	if !res.IsError || m == nil || !strings.Contains(refusal, "no reviewer answered in time") {
+		t.Fatalf("unanswered review: isError %v, %q; want a timeout refusal naming the decision", res.IsError, refusal)
+	}
+	agentSaw := []string{refusal}
+	n.mu.Lock()
+	for _, x := range n.all {
+		if x.Method == "notifications/progress" {
+			agentSaw = append(agentSaw, fmt.Sprint(x.Params.AdditionalFields["message"]))
+		}
+	}
+	n.mu.Unlock()
+	if len(agentSaw) < 2 {
+		t.Fatal("no progress notification while the review waited")
+	}
+	for _, text := range agentSaw {
+		if strings.Contains(text, "review approve") {
+			t.Errorf("the agent was sent the approve command: %q", text)
+		}
+	}
+	if log := stderr.String(); !strings.Contains(log, "toolgate review approve|deny "+m[1]) {
+		t.Errorf("the log does not tell the humans how to answer:\n%s", log)
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -93,7 +95,7 @@ func runReview(ctx context.Context, args []string, env environ, stdout, stderr i
 		}
 		v := review.Verdict{
 			Approved:  sub == "approve",
-			Reviewer:  "cli:" + reviewUser(env),
+			Reviewer:  "cli:" + reviewAccount(os.Getuid()),
 			Channel:   review.ChannelCLI,
 			DecidedAt: time.Now(),
 		}
@@ -191,12 +193,13 @@ func reviewOneLine(s string, n int) string {
 	return s
 }
 
-// reviewUser names the person at the terminal.
-func reviewUser(env environ) string {
-	for _, k := range []string{"USER", "LOGNAME"} {
-		if u := env.Getenv(k); u != "" {
-			return u
-		}
+// reviewAccount names the OS account with uid, the real uid of the process
+// answering: "uid:N" when the account has no name. Never $USER or
+// $LOGNAME, which whoever runs the command sets to any name they like.
+func reviewAccount(uid int) string {
+	id := strconv.Itoa(uid)
+	if u, err := user.LookupId(id); err == nil && u.Username != "" {
+		return u.Username
 	}
-	return "unknown"
+	return "uid:" + id
 }

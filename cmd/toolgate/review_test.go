@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -64,7 +66,8 @@ func storedVerdict(t *testing.T, path, id string) (review.Verdict, bool) {
 
 func TestReviewListApproveDeny(t *testing.T) {
 	path := seedReviews(t, "01AAA", "01BBB", "01CCC")
-	env := mapEnv{"TOOLGATE_AUDIT_DB": path, "USER": "alice"}
+	env := mapEnv{"TOOLGATE_AUDIT_DB": path}
+	me := "cli:" + reviewAccount(os.Getuid())
 
 	out, _, err := runReviewCmd(t, env, "list")
 	if err != nil {
@@ -80,25 +83,25 @@ func TestReviewListApproveDeny(t *testing.T) {
 	}
 
 	out, _, err = runReviewCmd(t, env, "approve", "01AAA")
-	if err != nil || !strings.Contains(out, "approved 01AAA as cli:alice") {
+	if err != nil || !strings.Contains(out, "approved 01AAA as "+me) {
 		t.Fatalf("approve: %q, %v", out, err)
 	}
-	if v, ok := storedVerdict(t, path, "01AAA"); !ok || !v.Approved || v.Reviewer != "cli:alice" || v.Channel != "cli" {
+	if v, ok := storedVerdict(t, path, "01AAA"); !ok || !v.Approved || v.Reviewer != me || v.Channel != "cli" {
 		t.Errorf("stored %+v, %v", v, ok)
 	}
 
 	// Flags after the ID, and --db overriding the environment.
-	_, _, err = runReviewCmd(t, mapEnv{"USER": "bob", "TOOLGATE_AUDIT_DB": "/nonexistent"}, "deny", "01BBB", "--reason", "not today", "--db", path)
+	_, _, err = runReviewCmd(t, mapEnv{"TOOLGATE_AUDIT_DB": "/nonexistent"}, "deny", "01BBB", "--reason", "not today", "--db", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, ok := storedVerdict(t, path, "01BBB"); !ok || v.Approved || v.Reviewer != "cli:bob" || v.Reason != "not today" {
+	if v, ok := storedVerdict(t, path, "01BBB"); !ok || v.Approved || v.Reviewer != me || v.Reason != "not today" {
 		t.Errorf("stored %+v, %v", v, ok)
 	}
 
 	// The first answer wins; a second one is refused and says who won.
 	_, _, err = runReviewCmd(t, env, "deny", "01AAA")
-	if err == nil || !strings.Contains(err.Error(), "already approved by cli:alice via cli") {
+	if err == nil || !strings.Contains(err.Error(), "already approved by "+me+" via cli") {
 		t.Errorf("second answer: %v", err)
 	}
 	if v, _ := storedVerdict(t, path, "01AAA"); !v.Approved {
@@ -160,8 +163,30 @@ func TestReviewUsageErrors(t *testing.T) {
 	}
 }
 
-func TestReviewUser(t *testing.T) {
-	if u := reviewUser(mapEnv{"LOGNAME": "carol"}); u != "carol" {
-		t.Errorf("reviewUser = %q", u)
+// TestReviewerIsTheOSAccount: a terminal answer records the account of the
+// process's uid, whatever $USER and $LOGNAME claim.
+func TestReviewerIsTheOSAccount(t *testing.T) {
+	me, err := user.Current()
+	if err != nil {
+		t.Skipf("no account for this uid: %v", err)
+	}
+	if me.Username == "mallory" {
+		t.Skip("the test account is named mallory")
+	}
+	path := seedReviews(t, "01MAL")
+	out, _, err := runReviewCmd(t, mapEnv{"TOOLGATE_AUDIT_DB": path, "USER": "mallory", "LOGNAME": "mallory"}, "approve", "01MAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "cli:" + me.Username
+	if v, ok := storedVerdict(t, path, "01MAL"); !ok || v.Reviewer != want {
+		t.Errorf("stored reviewer %q (verdict %v), want %q", v.Reviewer, ok, want)
+	}
+	if !strings.Contains(out, "as "+want) {
+		t.Errorf("approve printed %q, want it to name %s", out, want)
+	}
+	// An account with no name is recorded by number.
+	if got := reviewAccount(2147480001); got != "uid:2147480001" {
+		t.Errorf("reviewAccount of an unnamed uid = %q", got)
 	}
 }
