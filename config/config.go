@@ -102,8 +102,9 @@ type Server struct {
 	Name string
 	// Type is the transport, inferred from Command/URL when the file omits it.
 	Type Transport
-	// Command, Args, Env and Cwd start a stdio server. Env adds to toolgate's
-	// own environment. Values may hold ${VAR} references, unexpanded.
+	// Command, Args, Env and Cwd start a stdio server. Env adds to a small
+	// allowlist of toolgate's environment (PATH, HOME, LANG...), never the
+	// rest of it. Values may hold ${VAR} references, unexpanded.
 	Command string
 	Args    []string
 	Env     map[string]string

@@ -40,10 +40,18 @@ var ErrUnknownTool = errors.New("unknown tool")
 type Upstream struct {
 	// Name is the server's name; tools are exposed as <Name><sep><tool>.
 	Name string
-	// Command, Args, Env and Dir start a stdio server. Env ("K=V") is added
-	// to the environment toolgate inherited; Dir "" is toolgate's directory.
+	// Command, Args, BaseEnv, Env and Dir start a stdio server. Its
+	// environment is exactly BaseEnv followed by Env ("K=V"; a key in Env
+	// overrides the same key in BaseEnv), never the environment toolgate
+	// inherited: that holds toolgate's secrets (bearer token, Slack
+	// tokens), and an upstream may hand its environment to the agent.
+	// BaseEnv is the caller's allowlisted part of its own environment
+	// (cmd/toolgate passes PATH, HOME, LANG and the like), Env the server's
+	// configured variables; both empty means an empty environment. Dir ""
+	// is toolgate's directory.
 	Command string
 	Args    []string
+	BaseEnv []string
 	Env     []string
 	Dir     string
 	// URL and Headers reach a streamable HTTP server, or a legacy HTTP+SSE

@@ -45,7 +45,10 @@ func (e *procError) Unwrap() error { return e.err }
 
 func startProcess(spec Upstream, log *slog.Logger) (*process, error) {
 	cmd := exec.Command(spec.Command, spec.Args...)
-	cmd.Env = append(cmd.Environ(), spec.Env...)
+	// Exactly BaseEnv + Env (see Upstream). A nil cmd.Env would inherit
+	// toolgate's whole environment, so an empty one must stay non-nil.
+	env := make([]string, 0, len(spec.BaseEnv)+len(spec.Env))
+	cmd.Env = append(append(env, spec.BaseEnv...), spec.Env...)
 	cmd.Dir = spec.Dir
 	setProcessGroup(cmd)
 	inR, inW, err := os.Pipe()

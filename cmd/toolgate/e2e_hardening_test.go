@@ -2,9 +2,10 @@ package main
 
 // Issue 11's attacks on toolgate's own state and secrets, through the real
 // binary: the audit log deleted while serving, an agent told how to approve
-// its own call.
+// its own call, an upstream reading toolgate's environment.
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -102,5 +103,34 @@ func TestServeReviewTextHidesApproveCommand(t *testing.T) {
 	}
 	if log := stderr.String(); !strings.Contains(log, "toolgate review approve|deny "+m[1]) {
 		t.Errorf("the log does not tell the humans how to answer:\n%s", log)
+	}
+}
+
+// TestServeUpstreamEnvironment: a stdio upstream sees the variables its
+// config's env: sets and the allowlisted ones (PATH...), never toolgate's
+// secrets (server-everything's get-env tool handed the Slack tokens to the
+// agent).
+func TestServeUpstreamEnvironment(t *testing.T) {
+	cfg, _ := opsConfig(t, allowRules, ", env: {FROM_CONFIG: set-by-config, EXPANDED: '${UP_VALUE}'}", "")
+	c, _, _ := startStdio(t, cfg, "SLACK_BOT_TOKEN=xoxb-secret", "SLACK_SIGNING_SECRET=signing-secret",
+		"TOOLGATE_AUTH_TOKEN=bearer-secret", "UP_VALUE=expanded-for-up", "PATH=/usr/bin:/bin")
+	var got []string
+	if err := json.Unmarshal([]byte(mustCall(t, c, "up__env", nil)), &got); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, kv := range got {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	for k, want := range map[string]string{"FROM_CONFIG": "set-by-config", "EXPANDED": "expanded-for-up", "PATH": "/usr/bin:/bin"} {
+		if env[k] != want {
+			t.Errorf("upstream's $%s = %q, want %q", k, env[k], want)
+		}
+	}
+	for _, k := range []string{"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "TOOLGATE_AUTH_TOKEN", "UP_VALUE"} {
+		if v, ok := env[k]; ok {
+			t.Errorf("upstream sees toolgate's $%s (%q)", k, v)
+		}
 	}
 }

@@ -242,6 +242,7 @@ func buildUpstreams(cfg *config.Config, env environ, logger *slog.Logger) ([]too
 		u := tools.Upstream{
 			Name:    s.Name,
 			Command: x.expand("command", s.Command),
+			BaseEnv: upstreamBaseEnv(env),
 			Dir:     x.expand("cwd", s.Cwd),
 			URL:     x.expand("url", s.URL),
 			SSE:     s.Type == config.TransportSSE,

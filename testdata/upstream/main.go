@@ -13,6 +13,7 @@
 //	          called, then waits "ms" milliseconds (a log of calls received).
 //	ask       asks the user "which branch?" (MCP elicitation) and returns the
 //	          answer's action and content.
+//	env       returns the process's environment, a JSON list of "K=V".
 //
 // Flags: --name sets serverInfo.name; --fail-start exits at once with an error
 // on stderr, like a misconfigured server.
@@ -125,6 +126,12 @@ func main() {
 	s.AddTool(mcp.NewTool("stats", mcp.WithDescription("Process statistics.")),
 		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			b, _ := json.Marshal(map[string]any{"pid": os.Getpid(), "started": started.Load(), "cancelled": cancelled.Load()})
+			return mcp.NewToolResultText(string(b)), nil
+		})
+
+	s.AddTool(mcp.NewTool("env", mcp.WithDescription("The process's environment.")),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			b, _ := json.Marshal(os.Environ())
 			return mcp.NewToolResultText(string(b)), nil
 		})
 
