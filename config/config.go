@@ -145,7 +145,12 @@ type Model struct {
 // HTTP configures the agent-facing streamable HTTP transport.
 type HTTP struct {
 	// AuthTokenEnv names the environment variable holding the bearer token.
+	// It is not read when AuthTokenFile is set.
 	AuthTokenEnv string
+	// AuthTokenFile, if set, is the file holding the bearer token instead
+	// (its content trimmed of surrounding white space). [Load] resolves a
+	// relative path against the config file's directory.
+	AuthTokenFile string
 	// AllowedOrigins are the browser origins accepted (scheme://host[:port]);
 	// an entry without a port matches any port. Requests without Origin are allowed.
 	AllowedOrigins []string
@@ -177,12 +182,17 @@ type Review struct {
 }
 
 // Slack configures the Slack review channel. The *Env fields name environment
-// variables; secrets are never written in the file.
+// variables, the *File fields files (each takes the place of its *Env field
+// when set; [Load] resolves a relative path against the config file's
+// directory); secrets are never written in the config file itself.
 type Slack struct {
-	BotTokenEnv      string
-	AppTokenEnv      string
-	SigningSecretEnv string
-	Channel          string
+	BotTokenEnv       string
+	AppTokenEnv       string
+	SigningSecretEnv  string
+	BotTokenFile      string
+	AppTokenFile      string
+	SigningSecretFile string
+	Channel           string
 	// Mode is "socket" (default) or "http".
 	Mode string
 	// HTTPPath is the interactions endpoint in http mode.
@@ -204,8 +214,9 @@ func Default() *Config {
 }
 
 // Load reads and parses the file at path. See [Parse]. Relative paths of
-// files toolgate owns (rules.file, audit.path) are resolved against the
-// config file's directory, so a config works from any working directory;
+// files toolgate owns (rules.file, audit.path, the *_file secrets) are
+// resolved against the config file's directory, so a config works from any
+// working directory;
 // workspace.root and a server's cwd stay relative to the working directory,
 // where the agent starts toolgate.
 func Load(path string) (*Config, error) {
@@ -218,7 +229,9 @@ func Load(path string) (*Config, error) {
 		return nil, err
 	}
 	dir := filepath.Dir(path)
-	for _, p := range []*string{&c.Rules.File, &c.Audit.Path} {
+	sl := &c.Review.Slack
+	for _, p := range []*string{&c.Rules.File, &c.Audit.Path,
+		&c.HTTP.AuthTokenFile, &sl.BotTokenFile, &sl.AppTokenFile, &sl.SigningSecretFile} {
 		if *p != "" && !filepath.IsAbs(*p) && !strings.HasPrefix(*p, "@") {
 			*p = filepath.Join(dir, *p)
 		}

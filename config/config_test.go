@@ -138,7 +138,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown key with suggestion", "servers:\n  fs:\n    comand: npx\n",
 			[]string{`c.yaml:3:5: unknown key "comand" in server "fs" (did you mean "command"?)`}},
 		{"unknown top-level key", "sevrers: {}\n", []string{`c.yaml:1:1: unknown key "sevrers" in the config (did you mean "servers"?)`}},
-		{"far unknown key lists known", "http: {zzzzzzzzzz: 1}\n", []string{`c.yaml:1:8: unknown key "zzzzzzzzzz" in http (known keys: allowed_origins, auth_token_env, max_request_bytes)`}},
+		{"far unknown key lists known", "http: {zzzzzzzzzz: 1}\n", []string{`c.yaml:1:8: unknown key "zzzzzzzzzz" in http (known keys: allowed_origins, auth_token_env, auth_token_file, max_request_bytes)`}},
 		{"bad duration", "servers:\n  a: {command: x, timeout: 5 minutes}\n", []string{`c.yaml:2:28: invalid duration "5 minutes"`}},
 		{"unitless duration", "review: {timeout: 30}\n", []string{`c.yaml:1:19: duration 30 has no unit`}},
 		{"negative duration", "workspace: {command_timeout: -1s}\n", []string{`c.yaml:1:30: duration "-1s" must be positive`}},
@@ -159,6 +159,13 @@ func TestParseErrors(t *testing.T) {
 			[]string{`c.yaml:1:26: http.allowed_origins: "http://x/path" is not an origin`, `c.yaml:1:43: http.allowed_origins: "localhost" is not an origin`}},
 		{"bad max bytes", "http: {max_request_bytes: -5}\n", []string{`c.yaml:1:27: expected a positive whole number`}},
 		{"bad env name", "http: {auth_token_env: 'MY-TOKEN'}\n", []string{`c.yaml:1:24: http.auth_token_env must be an environment variable name`}},
+		{"token env and file", "http: {auth_token_env: TOK, auth_token_file: tok}\n", []string{`c.yaml:1:46: http: give auth_token_env or auth_token_file, not both`}},
+		{"empty token file", "http: {auth_token_file: ''}\n", []string{`c.yaml:1:25: http.auth_token_file must be a path, got ""`}},
+		{"slack secrets env and file", "review: {slack: {bot_token_file: b, bot_token_env: B, signing_secret_env: S, signing_secret_file: s, app_token_file: [a]}}\n", []string{
+			`c.yaml:1:118: expected a string, got a list`,
+			`c.yaml:1:34: review.slack: give bot_token_env or bot_token_file, not both`,
+			`c.yaml:1:99: review.slack: give signing_secret_env or signing_secret_file, not both`,
+		}},
 		{"bad channel", "review: {channels: [slack, email, cli, cli], slack: {channel: '#a'}}\n",
 			[]string{`c.yaml:1:28: review.channels: unknown channel "email"`, `c.yaml:1:40: review.channels: "cli" listed twice`}},
 		{"slack without channel", "review: {channels: [slack]}\n", []string{`c.yaml:1:20: review.channels includes slack but review.slack.channel is not set`}},
@@ -237,7 +244,9 @@ func TestAliasesResolve(t *testing.T) {
 func TestLoadResolvesOwnFilesAgainstTheConfigDir(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "toolgate.yaml")
-	body := "rules: {file: policy/rules.yaml}\naudit: {path: audit.db}\nworkspace: {root: src}\n"
+	body := "rules: {file: policy/rules.yaml}\naudit: {path: audit.db}\nworkspace: {root: src}\n" +
+		"http: {auth_token_file: secrets/token}\n" +
+		"review: {slack: {bot_token_file: secrets/bot, app_token_file: /etc/tg/app, signing_secret_file: signing}}\n"
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -253,6 +262,17 @@ func TestLoadResolvesOwnFilesAgainstTheConfigDir(t *testing.T) {
 	}
 	if c.Workspace.Root != "src" {
 		t.Errorf("workspace.root = %q, want it relative to the working directory", c.Workspace.Root)
+	}
+	sl := c.Review.Slack
+	for name, got := range map[string][2]string{
+		"http.auth_token_file":             {c.HTTP.AuthTokenFile, filepath.Join(dir, "secrets", "token")},
+		"review.slack.bot_token_file":      {sl.BotTokenFile, filepath.Join(dir, "secrets", "bot")},
+		"review.slack.app_token_file":      {sl.AppTokenFile, "/etc/tg/app"},
+		"review.slack.signing_secret_file": {sl.SigningSecretFile, filepath.Join(dir, "signing")},
+	} {
+		if got[0] != got[1] {
+			t.Errorf("%s = %q, want %q", name, got[0], got[1])
+		}
 	}
 
 	if err := os.WriteFile(path, []byte("rules: {file: '@default'}\naudit: {path: /var/lib/tg/audit.db}\n"), 0o600); err != nil {

@@ -509,8 +509,7 @@ func (d *decoder) server(name string, k, v *yaml.Node) (Server, bool) {
 }
 
 func (d *decoder) http(h *HTTP, v *yaml.Node) {
-	d.fields(v, "http", map[string]func(k, v *yaml.Node){
-		"auth_token_env": func(_, v *yaml.Node) { h.AuthTokenEnv = d.envName(v, "http.auth_token_env") },
+	handlers := map[string]func(k, v *yaml.Node){
 		"allowed_origins": func(_, v *yaml.Node) {
 			list := deref(v)
 			h.AllowedOrigins = d.strList(v, "http.allowed_origins", false)
@@ -531,7 +530,34 @@ func (d *decoder) http(h *HTTP, v *yaml.Node) {
 			}
 		},
 		"max_request_bytes": func(_, v *yaml.Node) { h.MaxRequestBytes = d.positiveInt(v) },
-	})
+	}
+	check := d.secret(handlers, "http", "auth_token", &h.AuthTokenEnv, &h.AuthTokenFile)
+	d.fields(v, "http", handlers)
+	check()
+}
+
+// secret adds the handlers of a secret's two keys to handlers: NAME_env,
+// the environment variable holding it, and NAME_file, a file holding it.
+// It returns a check to run once the mapping is decoded: giving both keys
+// is an error, since either reading would ignore what the other says.
+func (d *decoder) secret(handlers map[string]func(k, v *yaml.Node), what, name string, env, file *string) (check func()) {
+	var envNode, fileNode *yaml.Node
+	handlers[name+"_env"] = func(_, v *yaml.Node) {
+		envNode = v
+		*env = d.envName(v, what+"."+name+"_env")
+	}
+	handlers[name+"_file"] = func(_, v *yaml.Node) {
+		fileNode = v
+		// str reports a value that is not a string; an empty one is ours.
+		if *file = d.str(v); *file == "" && deref(v).Kind == yaml.ScalarNode {
+			d.errAt(v, "%s.%s_file must be a path, got %s", what, name, kindName(deref(v)))
+		}
+	}
+	return func() {
+		if envNode != nil && fileNode != nil {
+			d.errAt(fileNode, "%s: give %s_env or %s_file, not both", what, name, name)
+		}
+	}
 }
 
 // checkOrigin accepts scheme://host[:port] with nothing after it.
@@ -582,11 +608,8 @@ func (d *decoder) review(r *Review, v *yaml.Node) {
 }
 
 func (d *decoder) slack(s *Slack, v *yaml.Node) {
-	d.fields(v, "review.slack", map[string]func(k, v *yaml.Node){
-		"bot_token_env":      func(_, v *yaml.Node) { s.BotTokenEnv = d.envName(v, "review.slack.bot_token_env") },
-		"app_token_env":      func(_, v *yaml.Node) { s.AppTokenEnv = d.envName(v, "review.slack.app_token_env") },
-		"signing_secret_env": func(_, v *yaml.Node) { s.SigningSecretEnv = d.envName(v, "review.slack.signing_secret_env") },
-		"channel":            func(_, v *yaml.Node) { s.Channel = d.str(v) },
+	handlers := map[string]func(k, v *yaml.Node){
+		"channel": func(_, v *yaml.Node) { s.Channel = d.str(v) },
 		"mode": func(_, v *yaml.Node) {
 			s.Mode = d.str(v)
 			if s.Mode != SlackModeSocket && s.Mode != SlackModeHTTP {
@@ -607,7 +630,16 @@ func (d *decoder) slack(s *Slack, v *yaml.Node) {
 				d.errAt(v, "review.slack.api_url: %v", err)
 			}
 		},
-	})
+	}
+	checks := []func(){
+		d.secret(handlers, "review.slack", "bot_token", &s.BotTokenEnv, &s.BotTokenFile),
+		d.secret(handlers, "review.slack", "app_token", &s.AppTokenEnv, &s.AppTokenFile),
+		d.secret(handlers, "review.slack", "signing_secret", &s.SigningSecretEnv, &s.SigningSecretFile),
+	}
+	d.fields(v, "review.slack", handlers)
+	for _, check := range checks {
+		check()
+	}
 }
 
 // checkAPIURL accepts an absolute http(s) base URL ending in "/", which is

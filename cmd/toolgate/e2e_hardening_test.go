@@ -2,15 +2,22 @@ package main
 
 // Issue 11's attacks on toolgate's own state and secrets, through the real
 // binary: the audit log deleted while serving, an agent told how to approve
-// its own call, an upstream reading toolgate's environment.
+// its own call, an upstream reading toolgate's environment, secrets that
+// had to live in the environment.
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/toolgate/toolgate/review"
+	"github.com/toolgate/toolgate/review/slackfake"
 )
 
 // TestServeAuditLogGone: once the audit DB is deleted (or moved away) while
@@ -133,4 +140,57 @@ func TestServeUpstreamEnvironment(t *testing.T) {
 			t.Errorf("upstream sees toolgate's $%s (%q)", k, v)
 		}
 	}
+}
+
+// TestServeSecretFiles: with *_file keys, the bearer token and the Slack
+// tokens come from files (relative to the config), not from the variables
+// in toolgate's environment; a token file others can read stops start-up
+// with a message saying so.
+func TestServeSecretFiles(t *testing.T) {
+	t.Run("http token", func(t *testing.T) {
+		cfg := writeConfig(t, upstreamConfig(t, "http: {auth_token_file: token}\n"))
+		writeSecret(t, filepath.Dir(cfg), "token", "file-token\n", 0o600)
+		t.Setenv("TOOLGATE_AUTH_TOKEN", "env-token")
+		mcpURL := startHTTP(t, cfg) + "/mcp"
+		if resp, body := post(t, mcpURL, initBody, map[string]string{"Authorization": "Bearer file-token"}); resp.StatusCode != http.StatusOK {
+			t.Errorf("the file's token: status %d (%s), want 200", resp.StatusCode, body)
+		}
+		if resp, _ := post(t, mcpURL, initBody, map[string]string{"Authorization": "Bearer env-token"}); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("the environment's token: status %d, want 401", resp.StatusCode)
+		}
+	})
+
+	t.Run("open token file", func(t *testing.T) {
+		cfg := writeConfig(t, upstreamConfig(t, "http: {auth_token_file: token}\n"))
+		token := writeSecret(t, filepath.Dir(cfg), "token", "file-token", 0o644)
+		out, err := exec.Command(toolgateBin, "serve", "--config", cfg, "--http", freeAddr(t)).CombinedOutput()
+		var ee *exec.ExitError
+		want := "permissions 0644 for secret file " + token + " are too open: it must be accessible by its owner only (chmod 600 " + token + ")"
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), want) {
+			t.Errorf("serve with a world-readable token file: %v; want exit 1 saying %q; output:\n%s", err, want, out)
+		}
+	})
+
+	t.Run("slack tokens", func(t *testing.T) {
+		fs := slackfake.New(t)
+		cfg, _ := rvConfig(t, fs, "  timeout: 60s\n  channels: [slack]\n")
+		b, err := os.ReadFile(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		withFiles := strings.Replace(string(b), "slack: {", "slack: {bot_token_file: bot, app_token_file: app, ", 1)
+		if err := os.WriteFile(cfg, []byte(withFiles), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		writeSecret(t, filepath.Dir(cfg), "bot", slackfake.BotToken+"\n", 0o600)
+		writeSecret(t, filepath.Dir(cfg), "app", slackfake.AppToken+"\n", 0o400)
+		// The fake refuses these: were they read, nothing would connect or post.
+		c, _, _ := startStdio(t, cfg, "SLACK_BOT_TOKEN=xoxb-wrong", "SLACK_APP_TOKEN=xapp-wrong")
+		fs.WaitConnected()
+		call := rvStart(c, t.Context(), "tokens from files", "")
+		fs.Click(rvClick(rvApprover, review.ActionApprove, rvPostedID(t, fs.WaitPosts(1)), ""))
+		if res := call.wait(t); res.IsError || resultText(res) != "tokens from files" {
+			t.Errorf("call approved on Slack: isError %v, %q", res.IsError, resultText(res))
+		}
+	})
 }

@@ -38,7 +38,8 @@ built-in workspace tools (read_file, write_file, list_dir, run_command)
 confined to the current directory.
 
 Environment: TOOLGATE_CONFIG (config file), TOOLGATE_AUTH_TOKEN (HTTP bearer
-token; the config's http.auth_token_env names another variable),
+token; the config's http.auth_token_env names another variable, and
+http.auth_token_file a file to read it from instead),
 TOOLGATE_MODEL (default model, "name" or "name@version").
 
 Flags:`
@@ -143,7 +144,9 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	}
 	token := *authToken
 	if token == "" {
-		token = env.Getenv(cfg.HTTP.AuthTokenEnv)
+		if token, err = secret(env, cfg.HTTP.AuthTokenEnv, cfg.HTTP.AuthTokenFile); err != nil {
+			return fmt.Errorf("serve: http.auth_token_file: %w", err)
+		}
 	}
 	h := srv.HTTPHandler(mcp.HTTPOptions{
 		AuthToken: token, AllowedOrigins: cfg.HTTP.AllowedOrigins, MaxRequestBytes: cfg.HTTP.MaxRequestBytes,

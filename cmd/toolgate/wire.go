@@ -142,31 +142,34 @@ func redactArgs(r *redact.Redactor) func(map[string]any) map[string]any {
 }
 
 // slackOptions builds the Slack channel's options from the config and the
-// environment variables it names; nil when Slack is not configured.
+// files or environment variables it names; nil when Slack is not configured.
 func slackOptions(rc config.Review, env environ) (*review.SlackOptions, error) {
 	sc := rc.Slack
 	if sc.Channel == "" {
 		return nil, nil
 	}
+	var errs []error
+	get := func(envKey, file string, needed bool, what string) string {
+		v, err := secret(env, envKey, file)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("review.slack: %s: %w", what, err))
+		case v == "" && needed:
+			errs = append(errs, fmt.Errorf("review.slack: %s (%s) is not set", secretSource(envKey, file), what))
+		}
+		return v
+	}
 	o := &review.SlackOptions{
-		BotToken:       env.Getenv(sc.BotTokenEnv),
-		AppToken:       env.Getenv(sc.AppTokenEnv),
-		SigningSecret:  env.Getenv(sc.SigningSecretEnv),
+		BotToken: get(sc.BotTokenEnv, sc.BotTokenFile, true, "the bot token, xoxb-..."),
+		AppToken: get(sc.AppTokenEnv, sc.AppTokenFile, sc.Mode != review.SlackModeHTTP,
+			"the app-level token for Socket Mode, xapp-..."),
+		SigningSecret: get(sc.SigningSecretEnv, sc.SigningSecretFile, sc.Mode == review.SlackModeHTTP,
+			"the signing secret for the interactivity endpoint"),
 		Mode:           sc.Mode,
 		Channel:        sc.Channel,
 		Approvers:      sc.Approvers,
 		ApproverGroups: sc.ApproverGroups,
 		APIURL:         sc.APIURL,
-	}
-	var errs []error
-	if o.BotToken == "" {
-		errs = append(errs, fmt.Errorf("review.slack: $%s (the bot token, xoxb-...) is not set", sc.BotTokenEnv))
-	}
-	if o.Mode != review.SlackModeHTTP && o.AppToken == "" {
-		errs = append(errs, fmt.Errorf("review.slack: $%s (the app-level token for Socket Mode, xapp-...) is not set", sc.AppTokenEnv))
-	}
-	if o.Mode == review.SlackModeHTTP && o.SigningSecret == "" {
-		errs = append(errs, fmt.Errorf("review.slack: $%s (the signing secret for the interactivity endpoint) is not set", sc.SigningSecretEnv))
 	}
 	return o, errors.Join(errs...)
 }
