@@ -72,6 +72,7 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	if err != nil {
 		return fmt.Errorf("%w: serve: %v", errUsage, err)
 	}
+	harden(logger)
 	tuneGC(env)
 
 	path := *configPath
