@@ -159,6 +159,10 @@ func appendEntry(dst []byte, e *Entry) (_ []byte, err error) {
 		dst = append(dst, `,"eval_error":`...)
 		dst = appendString(dst, e.EvalError)
 	}
+	if e.Sandbox != "" {
+		dst = append(dst, `,"sandbox":`...)
+		dst = appendString(dst, e.Sandbox)
+	}
 	if e.ToolgateVersion != "" {
 		dst = append(dst, `,"toolgate_version":`...)
 		dst = appendString(dst, e.ToolgateVersion)

@@ -64,6 +64,8 @@ type Entry struct {
 	AutoApproved bool                 `json:"auto_approved,omitempty"`
 	Shadow       []rules.ShadowResult `json:"shadow,omitempty"`
 	EvalError    string               `json:"eval_error,omitempty"`
+	// Sandbox is the sandbox profile the call runs in, if it runs.
+	Sandbox string `json:"sandbox,omitempty"`
 	// ToolgateVersion is the version of toolgate that recorded the call.
 	ToolgateVersion string `json:"toolgate_version,omitempty"`
 }
@@ -105,7 +107,7 @@ func (r *Record) Call() (tools.Call, error) {
 func (r *Record) Decision() rules.Decision {
 	return rules.Decision{
 		Action: r.Action, Rule: r.Rule, Reason: r.Reason, Version: r.RulesVersion, Label: r.RulesLabel,
-		AutoApproved: r.AutoApproved, Shadow: r.Shadow, Error: r.EvalError,
+		AutoApproved: r.AutoApproved, Shadow: r.Shadow, Error: r.EvalError, Sandbox: r.Sandbox,
 	}
 }
 
@@ -188,7 +190,7 @@ const recordCols = `seq, id, received_at, decided_at, client_name, client_versio
 session_id, server, server_version, tool, name, schema_hash, annotations, args, args_hash, confidence,
 rules_version, rules_label, rule, action, reason, auto_approved, shadow, eval_error, toolgate_version, status,
 review_approved, reviewer, review_channel, review_reason, review_decided_at, review_ms, slack_channel, slack_ts,
-finished_at, outcome_error, duration_ns, result_size, result_hash`
+finished_at, outcome_error, duration_ns, result_size, result_hash, sandbox`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -210,7 +212,7 @@ func scanRecord(sc scanner) (*Record, error) {
 		&r.Session, &r.Server, &r.ServerVersion, &r.Tool, &r.Name, &r.SchemaHash, &annotations, &args, &r.ArgsHash, &confidence,
 		&r.RulesVersion, &r.RulesLabel, &r.Rule, &action, &r.Reason, &auto, &shadow, &r.EvalError, &r.ToolgateVersion, &r.Status,
 		&approved, &reviewer, &channel, &rreason, &rdecided, &rms, &r.SlackChannel, &r.SlackTS,
-		&finished, &oerr, &dur, &size, &rhash)
+		&finished, &oerr, &dur, &size, &rhash, &r.Sandbox)
 	if err != nil {
 		return nil, err
 	}

@@ -60,7 +60,7 @@ func (s *Store) newEntry(c tools.Call, d rules.Decision) (*entryRow, error) {
 		Server: c.Server, ServerVersion: c.ServerVersion, Tool: c.Tool, Name: c.Name, SchemaHash: c.SchemaHash,
 		Annotations: c.Annotations, Args: ab, ArgsHash: argsHash(ab), Confidence: c.Confidence,
 		RulesVersion: d.Version, RulesLabel: d.Label, Rule: d.Rule, Action: d.Action, Reason: d.Reason,
-		AutoApproved: d.AutoApproved, Shadow: d.Shadow, EvalError: d.Error, ToolgateVersion: s.o.ToolgateVersion,
+		AutoApproved: d.AutoApproved, Shadow: d.Shadow, EvalError: d.Error, Sandbox: d.Sandbox, ToolgateVersion: s.o.ToolgateVersion,
 	}
 	return s.encodeEntry(e, initialStatus(d.Action), now.UnixNano())
 }

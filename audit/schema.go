@@ -77,8 +77,10 @@ BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
 CREATE TRIGGER events_no_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
 `,
+	// 2: the sandbox profile a call ran in.
+	`ALTER TABLE calls ADD COLUMN sandbox TEXT NOT NULL DEFAULT '';`,
 }
 
 // SchemaVersion is the schema version this build writes and understands
 // (len(migrations); a test keeps the two in step).
-const SchemaVersion = 1
+const SchemaVersion = 2

@@ -74,6 +74,9 @@ type Config struct {
 	Audit Audit
 	// Review configures human review.
 	Review Review
+	// Sandbox configures the OS sandbox of the built-in tools and of the
+	// stdio servers that name a profile.
+	Sandbox Sandbox
 }
 
 // Pos is a position in a config file. Line and Col are 1-based; 0 means unknown.
@@ -116,6 +119,9 @@ type Server struct {
 	Disabled bool
 	// Timeout bounds each tools/call to this server (default 120s).
 	Timeout time.Duration
+	// Sandbox is the profile a stdio server's process runs in; "" runs it
+	// unsandboxed (with a clean environment all the same).
+	Sandbox string
 	// Pos is where the server's name appears in the file.
 	Pos Pos
 }
@@ -208,7 +214,7 @@ type Slack struct {
 // Default returns the configuration used when there is no file: no upstream
 // servers, built-in workspace tools enabled, every other setting at its default.
 func Default() *Config {
-	c := &Config{}
+	c := &Config{Sandbox: Sandbox{GitIdentity: true}}
 	c.applyDefaults(nil)
 	return c
 }

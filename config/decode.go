@@ -57,7 +57,7 @@ const maxAliasDepth = 16
 // It returns every problem found, each an [*Error], joined with errors.Join.
 func Parse(name string, data []byte) (*Config, error) {
 	d := &decoder{file: name}
-	cfg := &Config{File: name}
+	cfg := &Config{File: name, Sandbox: Sandbox{GitIdentity: true}}
 	var workspaceEnabled *bool
 
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -120,8 +120,14 @@ func Parse(name string, data []byte) (*Config, error) {
 					"redact_keys": func(_, v *yaml.Node) { cfg.Audit.RedactKeys = d.strList(v, "audit.redact_keys", false) },
 				})
 			},
-			"review": func(_, v *yaml.Node) { d.review(&cfg.Review, v) },
+			"review":  func(_, v *yaml.Node) { d.review(&cfg.Review, v) },
+			"sandbox": func(_, v *yaml.Node) { d.sandbox(&cfg.Sandbox, v) },
 		})
+	}
+	for _, s := range cfg.Servers {
+		if s.Sandbox != "" && !cfg.Sandbox.NamesProfile(s.Sandbox) {
+			d.errs = append(d.errs, &Error{Pos: s.Pos, Msg: fmt.Sprintf("server %q: sandbox profile %q is not defined (define it under sandbox.profiles, or use read-only or workspace-write)", s.Name, s.Sandbox)})
+		}
 	}
 	if err := errors.Join(d.errs...); err != nil {
 		return nil, err
@@ -445,7 +451,7 @@ func (d *decoder) server(name string, k, v *yaml.Node) (Server, bool) {
 	s := Server{Name: name, Pos: d.pos(k)}
 	what := fmt.Sprintf("server %q", name)
 	nerr := len(d.errs)
-	var typeNode, urlNode, cmdNode *yaml.Node
+	var typeNode, urlNode, cmdNode, sandboxNode *yaml.Node
 	d.fields(v, what, map[string]func(k, v *yaml.Node){
 		"type": func(_, v *yaml.Node) {
 			typeNode = v
@@ -472,6 +478,7 @@ func (d *decoder) server(name string, k, v *yaml.Node) (Server, bool) {
 			}
 		},
 		"timeout": func(_, v *yaml.Node) { s.Timeout = d.duration(v) },
+		"sandbox": func(_, v *yaml.Node) { sandboxNode = v; s.Sandbox = d.str(v) },
 	})
 	if len(d.errs) > nerr {
 		return s, false
@@ -504,6 +511,9 @@ func (d *decoder) server(name string, k, v *yaml.Node) (Server, bool) {
 	}
 	if s.Command != "" && len(s.Headers) > 0 {
 		d.errAt(cmdNode, "%s: headers only apply to HTTP and SSE servers (with \"url\")", what)
+	}
+	if s.Sandbox != "" && s.Command == "" {
+		d.errAt(sandboxNode, "%s: sandbox only applies to stdio servers (with \"command\"); a remote server runs elsewhere", what)
 	}
 	return s, len(d.errs) == nerr
 }

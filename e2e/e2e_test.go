@@ -35,6 +35,8 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/toolgate/toolgate/tools/sandbox/sandboxtest"
 )
 
 // harness holds what TestMain prepared; it is set once, before any test runs.
@@ -677,18 +679,36 @@ func TestTypeScriptClientCancel(t *testing.T) {
 	fx := newFixture(t, allowAll)
 	c := newTSClient(t)
 	c.must(map[string]any{"op": "connect", "transport": stdioTransport(fx)})
-	step := call(toolWSRun, map[string]any{"command": "echo $$ > sleeper.pid; exec sleep 120"})
+	// The command runs in the sandbox's PID namespace, so it is found from
+	// out here by its unusual argument.
+	step := call(toolWSRun, map[string]any{"command": "exec sleep 120312"})
 	step["cancelAfterMs"] = 2000
+	seen := make(chan int, 1)
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			if pids := sandboxtest.Processes(sandboxtest.Sleep(120312)); len(pids) > 0 {
+				seen <- pids[0]
+				return
+			}
+		}
+	}()
 	a := c.do(step)
+	close(stop)
 	if a.OK {
 		t.Fatalf("cancelled call succeeded: %+v", a.Result)
 	}
-	b, err := os.ReadFile(filepath.Join(fx.wsDir, "sleeper.pid"))
-	if err != nil {
-		t.Fatalf("the command never ran: %v", err)
+	select {
+	case pid := <-seen:
+		waitDead(t, pid, 15*time.Second)
+	default:
+		t.Fatal("the command never ran")
 	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	waitDead(t, pid, 15*time.Second)
 }
 
 // TestGoClient: mcp-go's client, pinned to 2025-11-25, over stdio and HTTP.

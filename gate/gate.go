@@ -152,6 +152,17 @@ func (g *Gate) handle(ctx context.Context, c tools.Call, forward func(context.Co
 	if d.Error != "" {
 		log.Warn("rule evaluation error", "rule", d.Rule, "effect", d.Action, "err", d.Error)
 	}
+	// The profile a call runs in is part of its decision: the rule's
+	// choice, else the tool's default. It is recorded and shown to
+	// reviewers before anything runs.
+	switch {
+	case d.Action == rules.Deny:
+		d.Sandbox = ""
+	case d.Sandbox == "":
+		d.Sandbox = c.Sandbox
+	default:
+		c.Sandbox = d.Sandbox
+	}
 
 	if err := g.o.Recorder.Begin(ctx, c, d); err != nil {
 		log.Error("audit write failed; call denied", "err", err)

@@ -273,6 +273,7 @@ func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMet
 		Annotations:   t.Annotations,
 		SchemaHash:    t.SchemaHash,
 		ServerVersion: t.ServerVersion,
+		Sandbox:       t.Sandbox,
 		Time:          s.o.Now(),
 	}
 	var meta map[string]any

@@ -23,6 +23,10 @@ type Decision struct {
 	Version string `json:"version"`
 	// Label is the rule set's optional human label.
 	Label string `json:"label,omitempty"`
+	// Sandbox is the sandbox profile the matching rule names for running
+	// the call (allow, or review once approved); "" means the tool's own
+	// default.
+	Sandbox string `json:"sandbox,omitempty"`
 	// AutoApproved is true when a review rule's auto_approve_at turned it into Allow.
 	AutoApproved bool `json:"auto_approved,omitempty"`
 	// Shadow holds what each matching shadow-mode rule would have decided.

@@ -95,12 +95,17 @@ type ruleSpec struct {
 	autoApproveAt *float64
 	denyBelow     *float64
 	shadow        bool
+	sandbox       string
 }
 
 var (
 	fileKeys = []string{"version", "label", "default", "on_error", "rules"}
-	ruleKeys = []string{"name", "match", "action", "reason", "reason_expr", "auto_approve_at", "deny_below", "mode"}
+	ruleKeys = []string{"name", "match", "action", "reason", "reason_expr", "auto_approve_at", "deny_below", "mode", "sandbox"}
 )
+
+// sandboxNameRE is the shape of a sandbox profile name; whether the profile
+// exists is the config's business (see Set.Sandboxes).
+var sandboxNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
 var yamlLineRE = regexp.MustCompile(`line (\d+)(?:, column (\d+))?`)
 
@@ -279,6 +284,13 @@ func decodeRule(file string, idx int, n *yaml.Node, errs *errorList) (ruleSpec, 
 			} else {
 				r.denyBelow = &f
 			}
+		case "sandbox":
+			sb, ok := scalarString(v)
+			if !ok || !sandboxNameRE.MatchString(sb) {
+				errs.add(file, v, label, "sandbox", "must name a sandbox profile (read-only, workspace-write, or one the config defines), got %q", v.Value)
+				continue
+			}
+			r.sandbox = sb
 		case "mode":
 			switch v.Value {
 			case "shadow":
@@ -302,6 +314,9 @@ func decodeRule(file string, idx int, n *yaml.Node, errs *errorList) (ruleSpec, 
 	}
 	if r.autoApproveAt != nil && r.action != "" && r.action != Review {
 		errs.add(file, n, label, "auto_approve_at", "only a review rule can auto-approve (this rule's action is %s)", r.action)
+	}
+	if r.sandbox != "" && r.action == Deny {
+		errs.add(file, n, label, "sandbox", "a deny rule runs nothing, so it cannot name a sandbox profile")
 	}
 	if r.autoApproveAt != nil && r.denyBelow != nil && *r.denyBelow >= *r.autoApproveAt {
 		errs.add(file, n, label, "deny_below", "%g must be below auto_approve_at %g", *r.denyBelow, *r.autoApproveAt)

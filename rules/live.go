@@ -26,6 +26,9 @@ type LiveOptions struct {
 	// Default is the set served when the path is empty (no rules file);
 	// nil means the embedded default pack.
 	Default *Set
+	// Check, when set, vets every set before it is served (at load and on
+	// each reload): an error refuses the set like a compile error would.
+	Check func(*Set) error
 }
 
 // Live is a rule set that follows its file: Run polls the file and swaps in
@@ -39,6 +42,7 @@ type Live struct {
 	log      *slog.Logger
 	cur      atomic.Pointer[Set]
 	lastSum  [sha256.Size]byte // content hash of the last file version tried (Run's goroutine only)
+	check    func(*Set) error
 }
 
 // NewLive loads path and returns a Live set serving it. With an empty path
@@ -50,7 +54,10 @@ func NewLive(path string, opts LiveOptions) (*Live, error) {
 	if path == DefaultName {
 		path, opts.Default = "", Default()
 	}
-	l := &Live{path: path, interval: opts.Interval, log: opts.Logger}
+	l := &Live{path: path, interval: opts.Interval, log: opts.Logger, check: opts.Check}
+	if l.check == nil {
+		l.check = func(*Set) error { return nil }
+	}
 	if l.interval <= 0 {
 		l.interval = DefaultInterval
 	}
@@ -62,6 +69,9 @@ func NewLive(path string, opts LiveOptions) (*Live, error) {
 		if s == nil {
 			s = Default()
 		}
+		if err := l.check(s); err != nil {
+			return nil, err
+		}
 		l.cur.Store(s)
 		return l, nil
 	}
@@ -70,6 +80,9 @@ func NewLive(path string, opts LiveOptions) (*Live, error) {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
 	s, err := Parse(path, data)
+	if err == nil {
+		err = l.check(s)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -126,8 +139,11 @@ func (l *Live) reload(data []byte) {
 	l.lastSum = sum
 	old := l.Current()
 	s, err := Parse(l.path, data)
+	if err == nil {
+		err = l.check(s)
+	}
 	if err != nil {
-		l.log.Error("rules file does not compile; keeping the rules in force", "rules_file", l.path, "version", old.Version(), "err", err)
+		l.log.Error("rules file refused (it does not compile, or names a sandbox profile the config lacks); keeping the rules in force", "rules_file", l.path, "version", old.Version(), "err", err)
 		return
 	}
 	l.cur.Store(s)

@@ -57,6 +57,7 @@ type rule struct {
 	reasonExpr    *program
 	autoApproveAt float64 // < 0: not set
 	denyBelow     float64 // < 0: not set
+	sandbox       string
 	tools         []string
 }
 
@@ -136,6 +137,7 @@ func parse(name string, data []byte, fast bool) (*Set, error) {
 			action:        spec.action,
 			shadow:        spec.shadow,
 			reason:        spec.reason,
+			sandbox:       spec.sandbox,
 			autoApproveAt: -1,
 			denyBelow:     -1,
 		}
@@ -175,6 +177,19 @@ func parse(name string, data []byte, fast bool) (*Set, error) {
 		}
 	}
 	return s, nil
+}
+
+// Sandboxes returns the sandbox profiles the set's rules name, each with
+// the first rule that names it ("rules.yaml:12 (rule shell)"), so the
+// caller can refuse a set that names a profile it does not have.
+func (s *Set) Sandboxes() map[string]string {
+	out := map[string]string{}
+	for _, r := range s.rules {
+		if _, seen := out[r.sandbox]; r.sandbox != "" && !seen {
+			out[r.sandbox] = fmt.Sprintf("%s:%d (rule %s)", s.name, r.line, r.name)
+		}
+	}
+	return out
 }
 
 // Load reads and compiles a rules file; the path DefaultName ("@default")
@@ -483,6 +498,9 @@ func (s *Set) evaluate(ctx context.Context, c *tools.Call, trace *[]Step) Decisi
 		case matched:
 			rd := r.decide(ctx, act, c, s.onError)
 			d.Action, d.Rule, d.Reason, d.AutoApproved = rd.Action, r.name, rd.Reason, rd.AutoApproved
+			if rd.Action != Deny {
+				d.Sandbox = r.sandbox
+			}
 			if rd.Error != "" {
 				d.Error = fmt.Sprintf("rule %q: %s", r.name, rd.Error)
 			}

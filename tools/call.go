@@ -48,6 +48,11 @@ type Call struct {
 	Model Peer `json:"model"`
 	// Confidence is the agent's stated confidence in 0..1; nil means unknown.
 	Confidence *float64 `json:"confidence,omitempty"`
+	// Sandbox is the sandbox profile the call runs in: the tool's default
+	// (Tool.Sandbox) until the gate applies the decision's choice. "" means
+	// the tool runs outside any sandbox toolgate controls (a remote
+	// upstream, or a local one configured without a profile).
+	Sandbox string `json:"sandbox,omitempty"`
 	// SessionID identifies the agent's MCP session ("stdio" on stdio).
 	SessionID string `json:"session_id,omitempty"`
 	// Time is when toolgate received the call; rules see it as `now`.

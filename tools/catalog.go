@@ -32,6 +32,10 @@ const (
 // call to an upstream that is down or restarting; see [UnavailableError].
 var ErrUnavailable = errors.New("upstream unavailable")
 
+// ErrSandboxMismatch is matched by the error Forward returns when a call's
+// sandbox profile is not the one its upstream's process runs in.
+var ErrSandboxMismatch = errors.New("sandbox profile mismatch")
+
 // ErrUnknownTool is returned by Forward for a call naming no catalog tool.
 var ErrUnknownTool = errors.New("unknown tool")
 
@@ -60,7 +64,14 @@ type Upstream struct {
 	Headers map[string]string
 	SSE     bool
 	// Server is an in-process MCP server (the built-in workspace tools).
+	// It chooses each call's sandbox: the call's profile is sent in
+	// _meta[MetaSandbox].
 	Server *server.MCPServer
+	// Sandbox is the profile a stdio server's process runs in ("" for
+	// none): set by whoever built Command to run inside it. A call whose
+	// decision names another profile is refused, since a running process
+	// cannot change its sandbox.
+	Sandbox string
 	// Timeout bounds each tools/call; 0 means DefaultCallTimeout.
 	Timeout time.Duration
 }
@@ -93,7 +104,18 @@ type Tool struct {
 	SchemaHash string
 	// Annotations are Def's behaviour hints.
 	Annotations Annotations
+	// Sandbox is the sandbox profile the tool runs in unless a decision
+	// names another: for a built-in tool, its safe default (declared in
+	// its definition's _meta under MetaSandbox); for a stdio upstream with
+	// a profile, that profile; "" otherwise.
+	Sandbox string
 }
+
+// MetaSandbox is the _meta key under which toolgate tells its in-process
+// server the sandbox profile of a call, and under which that server's tool
+// definitions declare their default profile. Agents cannot set it:
+// StripMeta removes every "toolgate/" key they send.
+const MetaSandbox = "toolgate/sandbox"
 
 // Options configures a Catalog.
 type Options struct {

@@ -469,7 +469,12 @@ func (u *upstream) parseTool(raw json.RawMessage, serverVersion string) (Tool, e
 		return Tool{}, fmt.Errorf("tool %q: input schema: %w", def.Name, err)
 	}
 	a := def.Annotations
+	sandbox := u.spec.Sandbox
+	if u.spec.Server != nil && def.Meta != nil {
+		sandbox, _ = def.Meta.AdditionalFields[MetaSandbox].(string)
+	}
 	return Tool{
+		Sandbox:       sandbox,
 		Name:          u.cat.exposedName(u.spec.Name, def.Name),
 		Server:        u.spec.Name,
 		ServerVersion: serverVersion,
@@ -511,6 +516,17 @@ func (u *upstream) callResult(ctx context.Context, call Call, raw bool) (Result,
 		req.Params.Arguments = map[string]any{}
 	}
 	meta := &mcp.Meta{AdditionalFields: StripMeta(call.Meta)}
+	switch {
+	case u.spec.Server != nil && call.Sandbox == "":
+	case u.spec.Server != nil:
+		if meta.AdditionalFields == nil {
+			meta.AdditionalFields = map[string]any{}
+		}
+		meta.AdditionalFields[MetaSandbox] = call.Sandbox
+	case call.Sandbox != u.spec.Sandbox:
+		return Result{}, fmt.Errorf("upstream %q runs in sandbox profile %q and cannot run %s in profile %q: %w",
+			u.spec.Name, u.spec.Sandbox, call.Tool, call.Sandbox, ErrSandboxMismatch)
+	}
 	if fn := ProgressFrom(ctx); fn != nil {
 		tok := "toolgate-" + strconv.FormatInt(c.tokens.Add(1), 10)
 		meta.ProgressToken = tok

@@ -333,6 +333,7 @@ func (c *auditCmd) showOne(ctx context.Context, id string) error {
 	row("action", action)
 	row("rule", dash(r.Rule)+"  (rules "+r.RulesVersion+labelSuffix(r.RulesLabel)+")")
 	row("reason", r.Reason)
+	row("sandbox", r.Sandbox)
 	row("eval error", r.EvalError)
 	for _, s := range r.Shadow {
 		row("shadow", fmt.Sprintf("%s would %s %s", s.Rule, s.Action, s.Reason))

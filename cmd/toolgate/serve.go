@@ -20,6 +20,7 @@ import (
 	"github.com/toolgate/toolgate/gate"
 	"github.com/toolgate/toolgate/mcp"
 	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate/tools/sandbox"
 	"github.com/toolgate/toolgate/tools/workspace"
 )
 
@@ -93,11 +94,19 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 		model = mcp.ParseModel(m)
 	}
 
-	upstreams, err := buildUpstreams(cfg, env, logger)
+	dbp, err := dbPath(cfg.Audit.Path, env)
 	if err != nil {
 		return err
 	}
-	pol, err := buildPolicy(ctx, cfg, env, logger)
+	sb, err := buildSandbox(ctx, cfg, env, ownFiles(path, cfg, dbp), logger)
+	if err != nil {
+		return err
+	}
+	upstreams, err := buildUpstreams(cfg, env, sb, logger)
+	if err != nil {
+		return err
+	}
+	pol, err := buildPolicy(ctx, cfg, env, sandboxRulesCheck(sb), logger)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -238,7 +247,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 // buildUpstreams turns the config's enabled servers (and the built-in
 // workspace, when enabled) into catalog upstreams, expanding ${VAR}
 // references from env.
-func buildUpstreams(cfg *config.Config, env environ, logger *slog.Logger) ([]tools.Upstream, error) {
+func buildUpstreams(cfg *config.Config, env environ, sb *sandbox.Sandbox, logger *slog.Logger) ([]tools.Upstream, error) {
 	var out []tools.Upstream
 	var errs []error
 	for _, s := range cfg.EnabledServers() {
@@ -274,6 +283,7 @@ func buildUpstreams(cfg *config.Config, env environ, logger *slog.Logger) ([]too
 			ws, err := workspace.NewServer(workspace.Options{
 				Root:           cfg.Workspace.Root,
 				CommandTimeout: cfg.Workspace.CommandTimeout,
+				Sandbox:        sb,
 				Version:        version,
 				Logger:         logger.With("server", workspaceSrv),
 			})

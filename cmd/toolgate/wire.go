@@ -47,8 +47,8 @@ const pathMetrics = "/metrics"
 // and starts their background work (rule file polling, Socket Mode, CLI
 // verdict polling). Reviews left pending by a previous process are expired
 // first, since no call can still be waiting for them.
-func buildPolicy(ctx context.Context, cfg *config.Config, env environ, logger *slog.Logger) (_ *policy, err error) {
-	live, err := rules.NewLive(cfg.Rules.File, rules.LiveOptions{Logger: logger.With("component", "rules")})
+func buildPolicy(ctx context.Context, cfg *config.Config, env environ, checkRules func(*rules.Set) error, logger *slog.Logger) (_ *policy, err error) {
+	live, err := rules.NewLive(cfg.Rules.File, rules.LiveOptions{Logger: logger.With("component", "rules"), Check: checkRules})
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/toolgate/toolgate/tools/sandbox"
 )
 
 // shell runs command strings. POSIX guarantees it.
@@ -35,27 +37,32 @@ func (w *ws) runCommand(ctx context.Context, req mcp.CallToolRequest) (*mcp.Call
 			return mcp.NewToolResultError(err.Error()), nil
 		}
 	}
+	prof, refused := w.confine(req, sandbox.ReadOnly, accessRead)
+	if refused != nil {
+		return refused, nil
+	}
 	cwd := req.GetString("cwd", "")
-	dir, err := w.commandDir(cwd)
+	dir, err := w.commandDir(prof, cwd)
 	if err != nil {
 		return w.toolError(cwd, err), nil
 	}
 
-	argv := []string{"-c", command}
+	argv := []string{shell, "-c", command}
 	if len(args) > 0 {
-		argv = append([]string{"-c", execArgv, command}, args...)
+		argv = append([]string{shell, "-c", execArgv, command}, args...)
 	}
-	res := w.run(ctx, dir, argv)
-	w.log.DebugContext(ctx, "workspace call", "tool", ToolRunCommand, "command_bytes", len(command), "args", len(args),
+	res := w.run(ctx, prof, dir, argv)
+	w.log.DebugContext(ctx, "workspace call", "tool", ToolRunCommand, "sandbox", prof.Name, "command_bytes", len(command), "args", len(args),
 		"exit_code", res.exitCode, "timed_out", res.timedOut, "duration", res.duration, "err", res.err)
 	return res.toolResult(w.timeout), nil
 }
 
 // commandDir returns the real absolute path of cwd, a directory inside the
-// workspace. It is checked, not opened: run_command is not a sandbox, so a
-// race here gains an attacker nothing the command could not do itself.
-func (w *ws) commandDir(cwd string) (string, error) {
-	rel, err := resolve(w.root, w.alias, cwd)
+// workspace. It is checked, not opened: the command runs in the sandbox,
+// where a directory swapped after this check leads nowhere the profile
+// does not already allow.
+func (w *ws) commandDir(prof sandbox.Profile, cwd string) (string, error) {
+	rel, err := w.checked(prof, cwd, accessRead)
 	if err != nil {
 		return "", err
 	}
@@ -76,7 +83,9 @@ func (w *ws) commandDir(cwd string) (string, error) {
 
 // runResult is what happened to one command.
 type runResult struct {
-	exitCode       int // -1 when killed or not started
+	profile        sandbox.Profile
+	removed        []string // protected files the command created, removed after it
+	exitCode       int      // -1 when killed or not started
 	signal         string
 	timedOut       bool
 	cancelled      bool
@@ -85,29 +94,30 @@ type runResult struct {
 	duration       time.Duration
 }
 
-// run executes the shell with argv in dir, in a new process group that is
-// killed on timeout, on cancellation and after the shell exits.
-func (w *ws) run(ctx context.Context, dir string, argv []string) runResult {
+// run executes argv in dir inside sandbox profile prof. The sandbox (its
+// process group and PID namespace) is killed on timeout, on cancellation
+// and after the command exits, so nothing it started outlives the call.
+func (w *ws) run(ctx context.Context, prof sandbox.Profile, dir string, argv []string) runResult {
 	tctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
-	res := runResult{exitCode: -1, stdout: newCapped(w.maxOut), stderr: newCapped(w.maxOut)}
-	cmd := exec.CommandContext(tctx, shell, argv...)
-	cmd.Dir = dir
-	cmd.Env = w.env
-	cmd.Stdout, cmd.Stderr = res.stdout, res.stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
-	cmd.WaitDelay = waitDelay
-
-	start := time.Now()
-	err := cmd.Start()
+	res := runResult{profile: prof, exitCode: -1, stdout: newCapped(w.maxOut), stderr: newCapped(w.maxOut)}
+	cmd, err := w.sb.Command(tctx, prof.Name, dir, argv)
 	if err != nil {
 		res.err = err
 		return res
 	}
+	cmd.Stdout, cmd.Stderr = res.stdout, res.stderr
+	cmd.WaitDelay = waitDelay
+
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		res.err = err
+		return res
+	}
 	err = cmd.Wait()
-	// Kill whatever the command left running in its group (background jobs).
-	_ = killGroup(cmd.Process.Pid) // ESRCH when nothing is left
+	// Kill whatever the command left running (background jobs).
+	cmd.Kill()
+	res.removed = cmd.Cleanup()
 	res.duration = time.Since(start)
 
 	switch {
@@ -121,6 +131,11 @@ func (w *ws) run(ctx context.Context, dir string, argv []string) runResult {
 		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			res.signal = ws.Signal().String()
 		}
+		// bwrap, the sandbox's init, reports a command killed by signal
+		// N as exit status 128+N.
+		if !prof.Unsandboxed && res.exitCode > 128 && res.exitCode <= 128+64 && res.signal == "" {
+			res.signal = syscall.Signal(res.exitCode - 128).String()
+		}
 	}
 	var exitErr *exec.ExitError
 	if err != nil && !errors.As(err, &exitErr) && !errors.Is(err, exec.ErrWaitDelay) {
@@ -129,14 +144,11 @@ func (w *ws) run(ctx context.Context, dir string, argv []string) runResult {
 	return res
 }
 
-// killGroup sends SIGKILL to process group pgid.
-func killGroup(pgid int) error {
-	return syscall.Kill(-pgid, syscall.SIGKILL)
-}
-
 func (r runResult) toolResult(timeout time.Duration) *mcp.CallToolResult {
 	var b strings.Builder
 	failed := true
+	w := r.profile.Describe()
+	fmt.Fprintf(&b, "sandbox: %s\n", w)
 	switch {
 	case r.cancelled:
 		b.WriteString("command cancelled; its process group was killed\n")
@@ -152,6 +164,13 @@ func (r runResult) toolResult(timeout time.Duration) *mcp.CallToolResult {
 	}
 	writeStream(&b, "stdout", r.stdout)
 	writeStream(&b, "stderr", r.stderr)
+	for _, p := range r.removed {
+		fmt.Fprintf(&b, "toolgate removed %s: the command created it, and it is a protected path (it would become code or policy outside the sandbox)\n", p)
+		failed = true
+	}
+	if failed && !r.profile.Unsandboxed && sandboxRefusal(r.stderr.String()) {
+		fmt.Fprintf(&b, "note: the sandbox profile %q refused this (%s); if the call needs more, a rule or a reviewer can name another profile\n", r.profile.Name, w)
+	}
 	res := mcp.NewToolResultText(b.String())
 	res.IsError = failed
 	return res
@@ -209,4 +228,16 @@ func (c *capped) String() string {
 		return string(c.head) + string(c.tail)
 	}
 	return fmt.Sprintf("%s\n[... %d bytes omitted (output limit %d bytes) ...]\n%s", c.head, c.dropped, c.max, c.tail)
+}
+
+// sandboxRefusal reports whether stderr reads like the sandbox said no: a
+// read-only filesystem, a missing network, or a path that is not there.
+func sandboxRefusal(stderr string) bool {
+	for _, s := range []string{"Read-only file system", "Network is unreachable", "Temporary failure in name resolution",
+		"Could not resolve host", "Permission denied"} {
+		if strings.Contains(stderr, s) {
+			return true
+		}
+	}
+	return false
 }

@@ -18,6 +18,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/toolgate/toolgate/tools/sandbox"
 )
 
 // refusal is a problem the agent caused (a binary file, a missing parent
@@ -41,7 +43,11 @@ func (w *ws) readFile(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallTo
 	if err != nil {
 		return mcp.NewToolResultError(err.Error()), nil
 	}
-	rel, err := resolve(w.root, w.alias, p)
+	prof, refused := w.confine(req, sandbox.ReadOnly, accessRead)
+	if refused != nil {
+		return refused, nil
+	}
+	rel, err := w.checked(prof, p, accessRead)
 	if err != nil {
 		return w.toolError(p, err), nil
 	}
@@ -102,7 +108,11 @@ func (w *ws) writeFile(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallT
 		return mcp.NewToolResultError(err.Error()), nil
 	}
 	mkdirs := req.GetBool("create_dirs", false)
-	rel, err := resolve(w.root, w.alias, p)
+	prof, refused := w.confine(req, sandbox.WorkspaceWrite, accessWrite)
+	if refused != nil {
+		return refused, nil
+	}
+	rel, err := w.checked(prof, p, accessWrite)
 	if err == nil && rel == "." {
 		err = refusal("is the workspace root, not a file")
 	}
@@ -110,7 +120,7 @@ func (w *ws) writeFile(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallT
 		return w.toolError(p, err), nil
 	}
 	err = w.withRoot(rel, func(r *os.Root, rel string) error {
-		return w.write(r, rel, []byte(content), mkdirs)
+		return w.write(r, prof, rel, []byte(content), mkdirs)
 	})
 	w.log.DebugContext(ctx, "workspace call", "tool", ToolWriteFile, "bytes", len(content), "err", err)
 	if err != nil {
@@ -123,7 +133,7 @@ func (w *ws) writeFile(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallT
 // directory is written, synced and renamed over rel. An existing file keeps
 // its permissions; a symlink in the workspace is written through (its target
 // is replaced, not the link).
-func (w *ws) write(r *os.Root, rel string, data []byte, mkdirs bool) error {
+func (w *ws) write(r *os.Root, prof sandbox.Profile, rel string, data []byte, mkdirs bool) error {
 	dir, base := filepath.Dir(rel), filepath.Base(rel)
 	if mkdirs && dir != "." {
 		if err := r.MkdirAll(dir, 0o755); err != nil {
@@ -150,7 +160,10 @@ func (w *ws) write(r *os.Root, rel string, data []byte, mkdirs bool) error {
 		if real == rel {
 			return refusal("is a symlink that could not be resolved")
 		}
-		return w.write(r, real, data, false)
+		if err := w.checkPath(prof, real, accessWrite); err != nil {
+			return err
+		}
+		return w.write(r, prof, real, data, false)
 	case fi.IsDir():
 		return refusal("is a directory")
 	case !fi.Mode().IsRegular():
@@ -200,7 +213,11 @@ type entry struct {
 
 func (w *ws) listDir(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	p := req.GetString("path", "")
-	rel, err := resolve(w.root, w.alias, p)
+	prof, refused := w.confine(req, sandbox.ReadOnly, accessRead)
+	if refused != nil {
+		return refused, nil
+	}
+	rel, err := w.checked(prof, p, accessRead)
 	if err != nil {
 		return w.toolError(p, err), nil
 	}
@@ -211,6 +228,11 @@ func (w *ws) listDir(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToo
 	err = w.withRoot(rel, func(r *os.Root, rel string) error {
 		var lerr error
 		entries, more, lerr = w.list(r, rel)
+		if !prof.Unsandboxed {
+			entries = slices.DeleteFunc(entries, func(e entry) bool {
+				return w.sb.Hidden(filepath.Join(w.root, rel, e.name))
+			})
+		}
 		return lerr
 	})
 	w.log.DebugContext(ctx, "workspace call", "tool", ToolListDir, "entries", len(entries), "err", err)

@@ -15,7 +15,7 @@ import (
 // from /proc to see where it really landed.
 func FuzzResolve(f *testing.F) {
 	fx := newFixture(f)
-	w, err := newWS(Options{Root: fx.root})
+	w, err := newWS(Options{Root: fx.root, Sandbox: testSandbox(f, fx.root)})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -10,6 +10,9 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate/tools/sandbox"
 )
 
 // ServerName is the name the workspace server reports in initialize.
@@ -54,10 +57,12 @@ type Options struct {
 	// MaxListEntries caps the entries list_dir returns; zero means
 	// DefaultMaxListEntries.
 	MaxListEntries int
-	// Env is the whole environment of run_command ("KEY=value"). nil means a
-	// minimal one: PATH=DefaultPath, HOME=Root, LANG=C.UTF-8. toolgate's own
-	// environment is never inherited implicitly.
-	Env []string
+	// Sandbox runs every call: run_command's process inside the call's
+	// profile, and the file tools within what that profile allows (a
+	// read-only profile writes nothing; protected and hidden paths are
+	// refused). nil refuses every call: the tools never run unconfined by
+	// accident. Its workspace must be Root.
+	Sandbox *sandbox.Sandbox
 	// Version is reported as the server's version in initialize; "" means "dev".
 	Version string
 	// Logger gets one debug line per call (tool, path size, exit code; never
@@ -74,7 +79,7 @@ type ws struct {
 	maxRead int64
 	maxOut  int
 	maxList int
-	env     []string
+	sb      *sandbox.Sandbox
 	log     *slog.Logger
 }
 
@@ -94,11 +99,31 @@ func NewServer(opts Options) (*server.MCPServer, error) {
 		server.WithRecovery(),
 		server.WithInstructions("Files and commands in the workspace "+w.root+". Paths are relative to it; nothing outside it is reachable."),
 	)
-	s.AddTool(readFileTool(), w.readFile)
-	s.AddTool(writeFileTool(), w.writeFile)
-	s.AddTool(listDirTool(), w.listDir)
-	s.AddTool(runCommandTool(), w.runCommand)
+	s.AddTool(withProfile(readFileTool(), sandbox.ReadOnly), w.readFile)
+	s.AddTool(withProfile(writeFileTool(), sandbox.WorkspaceWrite), w.writeFile)
+	s.AddTool(withProfile(listDirTool(), sandbox.ReadOnly), w.listDir)
+	s.AddTool(withProfile(runCommandTool(), sandbox.ReadOnly), w.runCommand)
 	return s, nil
+}
+
+// withProfile declares t's default sandbox profile, the one a call runs in
+// when its decision names none: reads read-only, writes workspace-write.
+// run_command defaults to read-only: a rule (or a reviewer's approval)
+// names workspace-write for the commands that should write.
+func withProfile(t mcp.Tool, profile string) mcp.Tool {
+	t.Meta = &mcp.Meta{AdditionalFields: map[string]any{tools.MetaSandbox: profile}}
+	return t
+}
+
+// profile returns the sandbox profile of call req: the one toolgate's gate
+// chose (sent in _meta), or tool's default when it sent none.
+func profile(req mcp.CallToolRequest, def string) string {
+	if m := req.Params.Meta; m != nil {
+		if p, ok := m.AdditionalFields[tools.MetaSandbox].(string); ok && p != "" {
+			return p
+		}
+	}
+	return def
 }
 
 func newWS(opts Options) (*ws, error) {
@@ -127,7 +152,7 @@ func newWS(opts Options) (*ws, error) {
 		maxRead: opts.MaxReadBytes,
 		maxOut:  opts.MaxOutputBytes,
 		maxList: opts.MaxListEntries,
-		env:     opts.Env,
+		sb:      opts.Sandbox,
 		log:     opts.Logger,
 	}
 	if w.timeout <= 0 {
@@ -142,8 +167,8 @@ func newWS(opts Options) (*ws, error) {
 	if w.maxList <= 0 {
 		w.maxList = DefaultMaxListEntries
 	}
-	if w.env == nil {
-		w.env = []string{"PATH=" + DefaultPath, "HOME=" + root, "LANG=C.UTF-8"}
+	if w.sb != nil && w.sb.Workspace() != root {
+		return nil, fmt.Errorf("workspace: root %s is not the sandbox's workspace %q", root, w.sb.Workspace())
 	}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)

@@ -14,6 +14,8 @@ import (
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/toolgate/toolgate/tools/sandbox/sandboxtest"
 )
 
 // fixture is a workspace root next to an "outside" directory holding a
@@ -100,6 +102,9 @@ func write(t testing.TB, p, s string) {
 
 func connect(t *testing.T, opts Options) *client.Client {
 	t.Helper()
+	if opts.Sandbox == nil {
+		opts.Sandbox = testSandbox(t, opts.Root)
+	}
 	s, err := NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -426,7 +431,7 @@ func TestRunCommand(t *testing.T) {
 		{name: "default cwd is root", args: map[string]any{"command": "pwd"}, want: []string{"\n" + fx.root + "\n"}},
 		{name: "cwd", args: map[string]any{"command": "cat inner.txt; pwd", "cwd": "sub"}, want: []string{"inner\n" + filepath.Join(fx.root, "sub") + "\n"}},
 		{name: "cwd through link inside", args: map[string]any{"command": "pwd", "cwd": "sub_link"}, want: []string{filepath.Join(fx.root, "sub") + "\n"}},
-		{name: "minimal env", args: map[string]any{"command": "echo \"$HOME|$LANG\"; env | wc -l"}, want: []string{fx.root + "|C.UTF-8\n"}},
+		{name: "minimal env", args: map[string]any{"command": "echo \"$HOME|$LANG\"; env | wc -l"}, want: []string{"/tmp|C.UTF-8\n"}},
 		{name: "no stdin", args: map[string]any{"command": "cat; echo done"}, want: []string{"done"}},
 		{name: "unknown program", args: map[string]any{"command": "no-such-program-xyz"}, isErr: true, want: []string{"exit code: 127", "not found"}},
 		{name: "killed by signal", args: map[string]any{"command": "kill -9 $$"}, isErr: true, want: []string{"killed by signal killed"}},
@@ -455,7 +460,7 @@ func TestRunCommand(t *testing.T) {
 	}
 
 	t.Run("custom env", func(t *testing.T) {
-		c := connect(t, Options{Root: fx.root, Env: []string{"PATH=" + DefaultPath, "FOO=bar"}})
+		c := connect(t, Options{Root: fx.root, Sandbox: testSandbox(t, fx.root, "PATH="+DefaultPath, "FOO=bar")})
 		if got, _ := call(t, c, ToolRunCommand, map[string]any{"command": "echo \"$FOO|$HOME\""}); !strings.Contains(got, "bar|\n") {
 			t.Errorf("got %q", got)
 		}
@@ -512,21 +517,24 @@ func alive(pid int) bool {
 	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
 }
 
-func readPids(t *testing.T, dir string, names ...string) []int {
+// sleepers returns the host pids of the processes running `sleep secs`:
+// a sandboxed command sees its own PID namespace, so its $! means nothing
+// out here; the unusual duration marks the processes of one test.
+func sleepers(secs int) []int { return sandboxtest.Processes(sandboxtest.Sleep(secs)) }
+
+// waitSleepers waits until n processes run `sleep secs` and returns them.
+func waitSleepers(t *testing.T, secs, n int) []int {
 	t.Helper()
-	var pids []int
-	for _, n := range names {
-		b, err := os.ReadFile(filepath.Join(dir, n))
-		if err != nil {
-			t.Fatalf("pid file %s: %v", n, err)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if p := sleepers(secs); len(p) >= n {
+			return p
 		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil {
-			t.Fatal(err)
+		if time.Now().After(deadline) {
+			t.Fatalf("%d processes running sleep %d, want %d", len(sleepers(secs)), secs, n)
 		}
-		pids = append(pids, pid)
+		time.Sleep(10 * time.Millisecond)
 	}
-	return pids
 }
 
 // waitDead polls until every pid is gone; the kill is asynchronous only up
@@ -544,28 +552,41 @@ func waitDead(t *testing.T, pids []int) {
 	}
 }
 
-// spawn is a command that starts a background sleeper and a foreground one,
-// recording both pids.
-const spawn = "sleep 300 & echo $! > bg.pid; echo $$ > fg.pid; exec sleep 300"
+// spawn returns a command that starts a background sleeper (in a new
+// session, as a daemon would) and a foreground one, both running sleep secs.
+func spawn(secs int) string {
+	return fmt.Sprintf("setsid sleep %d & (sleep %d &) ; exec sleep %d", secs, secs, secs)
+}
 
 func TestRunCommandTimeoutKillsGroup(t *testing.T) {
 	root := t.TempDir()
-	c := connect(t, Options{Root: root, CommandTimeout: 500 * time.Millisecond})
-	got, isErr := call(t, c, ToolRunCommand, map[string]any{"command": spawn})
-	if !isErr || !strings.Contains(got, "timed out after 500ms") {
-		t.Fatalf("got %q, %v", got, isErr)
+	c := connect(t, Options{Root: root, CommandTimeout: 2 * time.Second})
+	type result struct {
+		text  string
+		isErr bool
 	}
-	waitDead(t, readPids(t, root, "bg.pid", "fg.pid"))
+	done := make(chan result, 1)
+	go func() {
+		text, isErr, _ := callCtx(context.Background(), c, ToolRunCommand, map[string]any{"command": spawn(300101)})
+		done <- result{text, isErr}
+	}()
+	pids := waitSleepers(t, 300101, 3)
+	r := <-done
+	if !r.isErr || !strings.Contains(r.text, "timed out after 2s") {
+		t.Fatalf("got %q, %v", r.text, r.isErr)
+	}
+	waitDead(t, pids)
 }
 
 func TestRunCommandBackgroundKilledOnExit(t *testing.T) {
 	root := t.TempDir()
 	c := connect(t, Options{Root: root})
-	got, isErr := call(t, c, ToolRunCommand, map[string]any{"command": "sleep 300 > /dev/null 2>&1 & echo $! > bg.pid; echo started"})
-	if isErr || !strings.Contains(got, "started") {
+	got, isErr := call(t, c, ToolRunCommand, map[string]any{"command": "setsid sleep 300102 > /dev/null 2>&1 & (sleep 300102 &); " +
+		"sleep 0.2; n=0; for f in /proc/[0-9]*/cmdline; do [ \"$(tr '\\0' ' ' < $f)\" = 'sleep 300102 ' ] && n=$((n+1)); done; echo sleepers: $n"})
+	if isErr || !strings.Contains(got, "sleepers: 2") {
 		t.Fatalf("got %q, %v", got, isErr)
 	}
-	waitDead(t, readPids(t, root, "bg.pid"))
+	waitDead(t, sleepers(300102))
 }
 
 func TestRunCommandCancelKillsGroup(t *testing.T) {
@@ -576,7 +597,7 @@ func TestRunCommandCancelKillsGroup(t *testing.T) {
 	go func() {
 		// In-process, the handler's own result comes back; over a real
 		// transport the client returns ctx's error. Either is fine.
-		text, _, err := callCtx(ctx, c, ToolRunCommand, map[string]any{"command": spawn})
+		text, _, err := callCtx(ctx, c, ToolRunCommand, map[string]any{"command": spawn(300103)})
 		if err == nil && !strings.Contains(text, "command cancelled") {
 			err = fmt.Errorf("result %q does not say cancelled", text)
 		} else if errors.Is(err, context.Canceled) {
@@ -584,23 +605,8 @@ func TestRunCommandCancelKillsGroup(t *testing.T) {
 		}
 		done <- err
 	}()
-	// Cancel once both processes are up.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(root, "fg.pid")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("command did not start")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	pids := readPids(t, root, "bg.pid", "fg.pid")
-	for _, pid := range pids {
-		if !alive(pid) {
-			t.Fatalf("process %d not running before cancel", pid)
-		}
-	}
+	// Cancel once the three processes are up.
+	pids := waitSleepers(t, 300103, 3)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/toolgate/toolgate/config"
+	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/tools/sandbox"
+	"github.com/toolgate/toolgate/tools/workspace"
+)
+
+// sandboxEnvAllow are the variables of toolgate's environment every
+// sandboxed command (and every stdio server) gets: what programs need to
+// run and print, nothing that authenticates anyone.
+func sandboxEnvAllow() []string {
+	return []string{"PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "LC_COLLATE", "LC_NUMERIC", "LC_TIME",
+		"TERM", "TZ", "USER", "LOGNAME", "SHELL"}
+}
+
+// homeSecrets are the usual secret stores under a home directory: hidden
+// from every sandbox, even one whose workspace or profile paths include them.
+func homeSecrets() []string {
+	return []string{".ssh", ".aws", ".azure", ".config/gcloud", ".config/gh", ".config/hub", ".kube", ".netrc",
+		".docker", ".gnupg", ".local/share/keyrings", ".password-store", ".git-credentials", ".npmrc", ".pypirc",
+		".cargo/credentials", ".cargo/credentials.toml", ".config/toolgate", ".local/state/toolgate", ".terraform.d",
+		".vault-token", ".bash_history", ".zsh_history"}
+}
+
+// toolchainPaths are home paths every profile may read when they exist:
+// toolchains and module caches, so builds find what is installed.
+func toolchainPaths() []string {
+	return []string{"go/pkg/mod", "go/bin", ".local/bin", ".cargo/bin", ".rustup", ".nvm"}
+}
+
+// ownFile is one of toolgate's own files: the sandbox must neither show it
+// nor let a profile write where it lies.
+type ownFile struct {
+	what, path string
+}
+
+// buildSandbox builds the sandbox from cfg. It returns an error only for
+// what must stop toolgate from starting (one of its own files where a
+// sandbox could write it, a workspace that holds the home directory); a
+// sandbox that cannot run here (bubblewrap missing, no namespaces) is
+// logged, and every command that needs it fails with that message.
+func buildSandbox(ctx context.Context, cfg *config.Config, env environ, own []ownFile, logger *slog.Logger) (*sandbox.Sandbox, error) {
+	home := env.Getenv("HOME")
+	if home == "" {
+		home = "/tmp"
+	}
+	tilde := func(p string) string {
+		if p == "~" {
+			return home
+		}
+		if rest, ok := strings.CutPrefix(p, "~/"); ok {
+			return filepath.Join(home, rest)
+		}
+		return p
+	}
+	var ws string
+	if cfg.Workspace.Enabled {
+		var err error
+		if ws, err = realPath(cfg.Workspace.Root); err != nil {
+			return nil, fmt.Errorf("workspace: root %q: %w", cfg.Workspace.Root, err)
+		}
+		if realHome, err := realPath(home); err == nil && sandbox.Within(ws, realHome) {
+			return nil, fmt.Errorf("workspace: root %s contains the home directory %s, where secrets, shell startup files and toolgate's own state live: set workspace.root to a project directory", ws, realHome)
+		}
+	}
+
+	cache := filepath.Join(home, ".cache", "toolgate", "sandbox")
+	if x := env.Getenv("XDG_CACHE_HOME"); x != "" {
+		cache = filepath.Join(x, "toolgate", "sandbox")
+	}
+	var read []string
+	for _, p := range toolchainPaths() {
+		read = append(read, filepath.Join(home, p))
+	}
+	for _, k := range []string{"GOMODCACHE", "GOROOT"} {
+		if v := env.Getenv(k); v != "" && filepath.IsAbs(v) {
+			read = append(read, v)
+		}
+	}
+
+	var hide []string
+	for _, p := range homeSecrets() {
+		hide = append(hide, filepath.Join(home, p))
+	}
+	for _, f := range own {
+		hide = append(hide, f.path)
+		if f.what == "audit log" {
+			hide = append(hide, f.path+"-wal", f.path+"-shm", f.path+"-journal")
+		}
+	}
+	for _, h := range cfg.Sandbox.Hide {
+		hide = append(hide, tilde(h))
+	}
+
+	protect := append(append([]string(nil), sandbox.DefaultProtect...), cfg.Sandbox.Protect...)
+	if exe, err := os.Executable(); err == nil && ws != "" {
+		if real, err := realPath(exe); err == nil && sandbox.Within(ws, real) && real != ws {
+			rel, _ := filepath.Rel(ws, real)
+			protect = append(protect, rel) // the agent must not replace the binary the user runs next
+		}
+	}
+
+	profiles := map[string]*sandbox.Profile{}
+	for _, b := range sandbox.Builtin() {
+		profiles[b.Name] = &b
+	}
+	order := []string{sandbox.ReadOnly, sandbox.WorkspaceWrite}
+	for _, cp := range cfg.Sandbox.Profiles {
+		p, ok := profiles[cp.Name]
+		if !ok {
+			p = &sandbox.Profile{Name: cp.Name, Workspace: sandbox.ReadAccess, Unsandboxed: cp.Name == sandbox.None}
+			profiles[cp.Name] = p
+			order = append(order, cp.Name)
+		}
+		switch cp.Workspace {
+		case "read":
+			p.Workspace = sandbox.ReadAccess
+		case "write":
+			p.Workspace = sandbox.WriteAccess
+		case "none":
+			p.Workspace = sandbox.NoAccess
+		}
+		p.Network = p.Network || cp.Network
+		for _, r := range cp.Read {
+			p.Read = append(p.Read, tilde(r))
+		}
+		for _, w := range cp.Write {
+			p.Write = append(p.Write, tilde(w))
+		}
+	}
+	var list []sandbox.Profile
+	for _, n := range order {
+		p := profiles[n]
+		if !p.Unsandboxed {
+			p.Read = append(append([]string(nil), read...), p.Read...)
+			if p.Workspace == sandbox.WriteAccess {
+				p.Write = append(p.Write, cache)
+			}
+		}
+		list = append(list, *p)
+	}
+	if profiles[sandbox.None] != nil {
+		logger.Warn("sandbox profile none is configured: calls a rule runs in it use toolgate's own rights, unconfined", "config", cfg.File)
+	}
+
+	x := expander{env: env, where: fmt.Sprintf("%s: sandbox.set_env", cfg.File)}
+	sbEnv := sandboxEnv(ctx, cfg.Sandbox, env, home, cache, &x)
+	if err := errors.Join(x.errs...); err != nil {
+		return nil, err
+	}
+	bwrap := cfg.Sandbox.Bwrap
+	var unavailable error
+	if bwrap == "" {
+		var err error
+		if bwrap, err = exec.LookPath("bwrap"); err != nil {
+			unavailable = fmt.Errorf("%w: bubblewrap (bwrap) was not found in PATH: install it (Debian, Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap) or set sandbox.bwrap", sandbox.ErrUnavailable)
+		}
+	}
+	if unavailable == nil {
+		if err := os.MkdirAll(cache, 0o700); err != nil {
+			return nil, fmt.Errorf("sandbox: cache directory: %w", err)
+		}
+		unavailable = sandbox.Probe(ctx, bwrap)
+	}
+	sb, err := sandbox.New(sandbox.Options{Bwrap: bwrap, Workspace: ws, Home: home, Hide: hide, Protect: protect, Env: sbEnv,
+		Profiles: list, Unavailable: unavailable})
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	if err := checkOwnFiles(sb, own); err != nil {
+		return nil, err
+	}
+	if unavailable != nil {
+		logger.Error("the sandbox cannot run here, so run_command and sandboxed servers refuse every call (fail closed); "+
+			"fix the cause, or, to run them unconfined, define sandbox.profiles.none and name sandbox: none in a rule", "err", unavailable)
+		return sb, nil
+	}
+	logger.Info("sandbox ready", "bwrap", bwrap, "profiles", sb.Names(), "workspace", ws)
+	return sb, nil
+}
+
+// sandboxEnv is the whole environment of a sandboxed command: the
+// allowlist from toolgate's own, HOME, the private caches, the user's git
+// identity and what the config adds. Nothing else of toolgate's
+// environment (tokens, secrets) gets in.
+func sandboxEnv(ctx context.Context, c config.Sandbox, env environ, home, cache string, x *expander) []string {
+	vars := map[string]string{
+		"HOME": home, "TMPDIR": "/tmp", "PATH": workspace.DefaultPath,
+		"XDG_CACHE_HOME": cache, "GOCACHE": filepath.Join(cache, "go-build"), "npm_config_cache": filepath.Join(cache, "npm"),
+	}
+	order := []string{"HOME", "TMPDIR", "PATH", "XDG_CACHE_HOME", "GOCACHE", "npm_config_cache"}
+	set := func(k, v string) {
+		if _, ok := vars[k]; !ok {
+			order = append(order, k)
+		}
+		vars[k] = v
+	}
+	for _, k := range append(sandboxEnvAllow(), c.Env...) {
+		if v := env.Getenv(k); v != "" {
+			set(k, v)
+		}
+	}
+	if c.GitIdentity {
+		for _, id := range [][3]string{{"user.name", "GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"}, {"user.email", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"}} {
+			if v := gitConfig(ctx, env, id[0]); v != "" {
+				set(id[1], v)
+				set(id[2], v)
+			}
+		}
+	}
+	for _, k := range sortedKeys(c.SetEnv) {
+		set(k, x.expand(k, c.SetEnv[k]))
+	}
+	out := make([]string, 0, len(order))
+	for _, k := range order {
+		out = append(out, k+"="+vars[k])
+	}
+	return out
+}
+
+// gitConfig returns the user's global git setting key, or "".
+func gitConfig(ctx context.Context, env environ, key string) string {
+	git, err := exec.LookPath("git")
+	if err != nil {
+		return ""
+	}
+	cmd := exec.CommandContext(ctx, git, "config", "--global", "--get", key)
+	cmd.Env = []string{"HOME=" + env.Getenv("HOME"), "PATH=" + workspace.DefaultPath}
+	if x := env.Getenv("XDG_CONFIG_HOME"); x != "" {
+		cmd.Env = append(cmd.Env, "XDG_CONFIG_HOME="+x)
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// checkOwnFiles refuses to start when one of toolgate's own files lies
+// where a sandbox profile can write: an agent could then rewrite the rules
+// or the config that decide its calls, or the log that records them.
+func checkOwnFiles(sb *sandbox.Sandbox, own []ownFile) error {
+	var errs []error
+	for _, f := range own {
+		real, err := realPath(f.path)
+		if err != nil {
+			continue
+		}
+		for _, w := range sb.Writable() {
+			rw, err := realPath(w)
+			if err != nil {
+				continue
+			}
+			if sandbox.Within(rw, real) {
+				errs = append(errs, fmt.Errorf("toolgate will not start: its %s %s lies inside %s, which a sandbox profile can write, so an agent could change it; move it out (or set workspace.root elsewhere)", f.what, f.path, w))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// realPath is p absolute with its symlinks evaluated; for a path that does
+// not exist yet, the longest existing prefix is evaluated.
+func realPath(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	var rest []string
+	for {
+		real, err := filepath.EvalSymlinks(abs)
+		if err == nil {
+			return filepath.Join(append([]string{real}, rest...)...), nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		parent := filepath.Dir(abs)
+		if parent == abs {
+			return "", err
+		}
+		rest = append([]string{filepath.Base(abs)}, rest...)
+		abs = parent
+	}
+}
+
+// sandboxRulesCheck returns the rules check for sb: a rule set naming a profile
+// the sandbox lacks is refused at load and on reload.
+func sandboxRulesCheck(sb *sandbox.Sandbox) func(*rules.Set) error {
+	return func(set *rules.Set) error {
+		var errs []error
+		for name, where := range set.Sandboxes() {
+			if _, err := sb.Profile(name); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", where, err))
+			}
+		}
+		return errors.Join(errs...)
+	}
+}
+
+// ownFiles lists toolgate's own files for cfg: the config file, the rules
+// file and the audit log.
+func ownFiles(configPath string, cfg *config.Config, dbPath string) []ownFile {
+	var own []ownFile
+	if configPath != "" {
+		own = append(own, ownFile{"config file", configPath})
+	}
+	if f := cfg.Rules.File; f != "" && f != rules.DefaultName {
+		own = append(own, ownFile{"rules file", f})
+	}
+	return append(own, ownFile{"audit log", dbPath})
+}

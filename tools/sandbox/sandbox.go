@@ -1,0 +1,586 @@
+// Package sandbox runs commands inside an OS sandbox built with bubblewrap
+// (bwrap): new mount, PID, IPC, UTS and (unless the profile allows it)
+// network namespaces, a filesystem assembled from an allowlist, and an
+// environment that is exactly the one it is given.
+//
+// The sandbox is what makes a decision mean something: a command the rules
+// allowed runs with the rights of its profile, not with toolgate's. What is
+// not mounted does not exist inside, so toolgate's secrets and state, the
+// user's home and the usual secret stores are simply absent:
+//
+//   - system directories (/usr, /etc, /opt, ...) are mounted read-only, with
+//     Hide paths (e.g. /etc/shadow, toolgate's config, rules and audit log)
+//     masked;
+//   - the user's home is an empty private tmpfs at the same path, into which
+//     only a profile's Read and Write paths are mounted;
+//   - /tmp is a private tmpfs, /proc shows only the sandbox's own processes,
+//     /dev holds only the standard devices;
+//   - the workspace is mounted read-only or read-write, as the profile says;
+//     in a writable workspace the Protect paths (.git/config, .git/hooks,
+//     agent permission files) stay read-only, so a write cannot become code
+//     that runs outside the sandbox or policy the agent grants itself.
+//
+// Every process of a run lives in the run's PID namespace, whose init is
+// bwrap: when the run ends, is cancelled or times out, bwrap is killed and
+// the kernel kills every process left in the namespace, setsid and double
+// forks included.
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+)
+
+// Built-in profile names.
+const (
+	// ReadOnly: the workspace readable, nothing writable but private tmpfs
+	// (/tmp and the home directory), no network.
+	ReadOnly = "read-only"
+	// WorkspaceWrite: the workspace writable except its Protect paths, no network.
+	WorkspaceWrite = "workspace-write"
+	// None: no sandbox at all. It exists only when the configuration names
+	// it explicitly.
+	None = "none"
+)
+
+// Access is what a profile may do in the workspace.
+type Access uint8
+
+// Workspace access levels.
+const (
+	NoAccess Access = iota
+	ReadAccess
+	WriteAccess
+)
+
+func (a Access) String() string {
+	switch a {
+	case ReadAccess:
+		return "read"
+	case WriteAccess:
+		return "write"
+	}
+	return "none"
+}
+
+// Profile is one set of rights a sandboxed command runs with.
+type Profile struct {
+	// Name is how rules and the config refer to the profile.
+	Name string
+	// Workspace is the access to the workspace directory.
+	Workspace Access
+	// Network keeps the host's network; false gives the run a network
+	// namespace of its own with only a loopback interface.
+	Network bool
+	// Read are absolute paths mounted read-only (missing ones are skipped).
+	Read []string
+	// Write are absolute paths mounted read-write (missing ones are skipped).
+	Write []string
+	// Unsandboxed marks the None profile: the command runs directly, with
+	// toolgate's rights, in the given environment.
+	Unsandboxed bool
+}
+
+// Options configures a Sandbox.
+type Options struct {
+	// Bwrap is the bubblewrap executable. Required unless every profile is
+	// unsandboxed.
+	Bwrap string
+	// Workspace is the workspace directory, absolute with symlinks
+	// evaluated; "" means no workspace is mounted.
+	Workspace string
+	// Home is the home directory path inside the sandbox: an empty private
+	// tmpfs. "" means /tmp.
+	Home string
+	// System are the read-only system paths; nil means DefaultSystem.
+	System []string
+	// Hide are absolute paths that are never visible inside, even when they
+	// lie under a mounted path: a directory is replaced by an empty one, a
+	// file by an unreadable one. DefaultHide is always added.
+	Hide []string
+	// Protect are workspace-relative paths that stay read-only in a
+	// writable workspace. A missing one whose name ends in "/" is created
+	// as an empty directory first, so it can be held read-only too; a
+	// missing file is watched instead: if a run creates it, it is removed
+	// afterwards and the run reports it (Cmd.Cleanup).
+	Protect []string
+	// Env is the whole environment of a sandboxed command ("K=V"); bwrap
+	// itself gets the same one, so /proc/1/environ inside shows nothing more.
+	Env []string
+	// Profiles are the profiles rules may name. ReadOnly and
+	// WorkspaceWrite are added when missing; None only exists if listed.
+	Profiles []Profile
+	// Unavailable, when set, says why sandboxes cannot be set up here (see
+	// Probe): Command then fails with it for every sandboxed profile, so
+	// nothing runs unconfined by accident.
+	Unavailable error
+}
+
+// DefaultSystem are the system paths mounted read-only when they exist.
+// A top-level symlink (/bin -> usr/bin) is recreated as a symlink.
+var DefaultSystem = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"}
+
+// DefaultHide are system files that hold secrets and are masked inside.
+var DefaultHide = []string{
+	"/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-",
+	"/etc/sudoers", "/etc/sudoers.d", "/etc/ssh", "/etc/ssl/private",
+	"/etc/security/opasswd", "/etc/machine-id",
+}
+
+// DefaultProtect are the workspace paths that stay read-only in a writable
+// workspace: git's config and hooks (a hook or a config alias is code that
+// runs the next time the user runs git), and the permission and server
+// files of coding agents and editors.
+var DefaultProtect = []string{
+	".git/config", ".git/hooks/", ".git/info/attributes",
+	".claude/", ".cursor/", ".vscode/", ".idea/", ".toolgate/",
+	".mcp.json", ".envrc", ".gitmodules",
+}
+
+// ErrUnknownProfile is returned for a profile name that is not configured.
+var ErrUnknownProfile = errors.New("unknown sandbox profile")
+
+// ErrUnavailable is returned when the sandbox cannot be set up here.
+var ErrUnavailable = errors.New("sandbox unavailable")
+
+var profileNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+// ValidName reports whether s can name a profile.
+func ValidName(s string) bool { return profileNameRE.MatchString(s) }
+
+// Sandbox builds sandboxed commands. It holds no resources; it is safe for
+// concurrent use.
+type Sandbox struct {
+	o        Options
+	profiles map[string]Profile
+}
+
+// New checks o and returns a Sandbox. It does not run bwrap: see Probe.
+func New(o Options) (*Sandbox, error) {
+	if o.System == nil {
+		o.System = DefaultSystem
+	}
+	if o.Home == "" {
+		o.Home = "/tmp"
+	}
+	o.Hide = append(slices.Clone(DefaultHide), o.Hide...)
+	s := &Sandbox{o: o, profiles: map[string]Profile{}}
+	var errs []error
+	for _, p := range o.Profiles {
+		if err := checkProfile(p); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if _, dup := s.profiles[p.Name]; dup {
+			errs = append(errs, fmt.Errorf("sandbox profile %q is defined twice", p.Name))
+			continue
+		}
+		s.profiles[p.Name] = p
+	}
+	for _, b := range Builtin() {
+		if _, ok := s.profiles[b.Name]; !ok {
+			s.profiles[b.Name] = b
+		}
+	}
+	for _, p := range append(slices.Clone(o.Hide), o.Workspace, o.Home) {
+		if p != "" && !filepath.IsAbs(p) {
+			errs = append(errs, fmt.Errorf("sandbox: path %q is not absolute", p))
+		}
+	}
+	for _, rel := range o.Protect {
+		if c := filepath.Clean(strings.TrimSuffix(rel, "/")); !filepath.IsLocal(c) {
+			errs = append(errs, fmt.Errorf("sandbox: protected path %q must be relative to the workspace and stay inside it", rel))
+		}
+	}
+	if o.Bwrap == "" && o.Unavailable == nil {
+		s.o.Unavailable = fmt.Errorf("%w: no bubblewrap (bwrap) executable given", ErrUnavailable)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Builtin returns the built-in profiles, ReadOnly and WorkspaceWrite.
+func Builtin() []Profile {
+	return []Profile{
+		{Name: ReadOnly, Workspace: ReadAccess},
+		{Name: WorkspaceWrite, Workspace: WriteAccess},
+	}
+}
+
+func checkProfile(p Profile) error {
+	if !ValidName(p.Name) {
+		return fmt.Errorf("sandbox profile name %q: want lower-case letters, digits, - and _", p.Name)
+	}
+	if p.Name == None && !p.Unsandboxed || p.Name != None && p.Unsandboxed {
+		return fmt.Errorf("sandbox profile %q: only the profile named %q runs unsandboxed", p.Name, None)
+	}
+	for _, path := range append(slices.Clone(p.Read), p.Write...) {
+		if !filepath.IsAbs(path) {
+			return fmt.Errorf("sandbox profile %q: path %q is not absolute", p.Name, path)
+		}
+		if filepath.Clean(path) == "/" {
+			return fmt.Errorf("sandbox profile %q: mounting / defeats the sandbox; name the directories", p.Name)
+		}
+	}
+	return nil
+}
+
+// Profile returns the profile called name, or ErrUnknownProfile.
+func (s *Sandbox) Profile(name string) (Profile, error) {
+	p, ok := s.profiles[name]
+	if !ok {
+		return Profile{}, fmt.Errorf("%w %q (configured: %s)", ErrUnknownProfile, name, strings.Join(s.Names(), ", "))
+	}
+	return p, nil
+}
+
+// Names returns the configured profile names, sorted.
+func (s *Sandbox) Names() []string {
+	names := make([]string, 0, len(s.profiles))
+	for n := range s.profiles {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Writable returns every host path some profile can write to, cleaned:
+// the workspace when a profile writes it, and each profile's Write paths.
+// toolgate's own files must lie outside all of them.
+func (s *Sandbox) Writable() []string {
+	var out []string
+	for _, n := range s.Names() {
+		p := s.profiles[n]
+		if p.Unsandboxed {
+			continue
+		}
+		if p.Workspace == WriteAccess && s.o.Workspace != "" {
+			out = append(out, s.o.Workspace)
+		}
+		for _, w := range p.Write {
+			out = append(out, filepath.Clean(w))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Cmd is a command prepared to run in a sandbox. Run it like any
+// exec.Cmd, then call Cleanup once it has exited.
+type Cmd struct {
+	*exec.Cmd
+	// Profile is the profile it runs with.
+	Profile  Profile
+	watch    []string // absolute paths of missing protected files
+	argsPipe *os.File // read end of bwrap's --args pipe, until Start
+}
+
+// Command prepares argv to run in profile, in dir (an absolute path that
+// must be visible inside: the workspace or a directory in it). The returned
+// command is in its own process group; its Cancel kills the group, which
+// ends the sandbox's PID namespace and with it every process of the run.
+func (s *Sandbox) Command(ctx context.Context, profile, dir string, argv []string) (*Cmd, error) {
+	p, err := s.Profile(profile)
+	if err != nil {
+		return nil, err
+	}
+	if len(argv) == 0 {
+		return nil, errors.New("sandbox: empty command")
+	}
+	if !p.Unsandboxed && s.o.Unavailable != nil {
+		return nil, s.o.Unavailable
+	}
+	c := &Cmd{Profile: p}
+	var cmd *exec.Cmd
+	var argsPipe *os.File
+	if p.Unsandboxed {
+		cmd = exec.CommandContext(ctx, argv[0], argv[1:]...)
+	} else {
+		var args []string
+		args, c.watch, err = s.args(p, dir)
+		if err != nil {
+			return nil, err
+		}
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+		// The mount options go through a pipe (--args), so the paths
+		// toolgate hides are not in bwrap's command line for a
+		// sandboxed process to read; the command itself follows "--".
+		go func() {
+			_, _ = w.Write(nulJoin(args))
+			_ = w.Close()
+		}()
+		cmd = exec.CommandContext(ctx, s.o.Bwrap, append([]string{"--args", "3", "--"}, argv...)...)
+		cmd.ExtraFiles = []*os.File{r}
+		argsPipe = r
+	}
+	cmd.Dir = dir
+	cmd.Env = slices.Clone(s.o.Env)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	c.Cmd, c.argsPipe = cmd, argsPipe
+	return c, nil
+}
+
+// Start starts the command. It must be used instead of the embedded
+// exec.Cmd's: it closes toolgate's copy of the argument pipe, so the
+// writer ends (EPIPE) even when bwrap dies before reading it.
+func (c *Cmd) Start() error {
+	err := c.Cmd.Start()
+	if c.argsPipe != nil {
+		_ = c.argsPipe.Close()
+		c.argsPipe = nil
+	}
+	return err
+}
+
+// Run starts the command and waits for it.
+func (c *Cmd) Run() error {
+	if err := c.Start(); err != nil {
+		return err
+	}
+	return c.Wait()
+}
+
+// Kill kills the command's process group: bwrap and, through its PID
+// namespace, everything the command started. Safe after exit.
+func (c *Cmd) Kill() {
+	if c.Process != nil {
+		_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+// Cleanup removes the protected files the run created (they did not exist
+// when it started, so no mount could hold them read-only) and returns their
+// paths. Call it after the command has exited.
+func (c *Cmd) Cleanup() []string {
+	var removed []string
+	for _, p := range c.watch {
+		if _, err := os.Lstat(p); err == nil {
+			if os.RemoveAll(p) == nil {
+				removed = append(removed, p)
+			}
+		}
+	}
+	return removed
+}
+
+func nulJoin(args []string) []byte {
+	var b []byte
+	for _, a := range args {
+		b = append(b, a...)
+		b = append(b, 0)
+	}
+	return b
+}
+
+// args returns bwrap's options for a command in profile p, run in dir, and
+// the protected files to watch. Mount order matters: later mounts cover earlier
+// ones, so masks and protections come after what they cover.
+func (s *Sandbox) args(p Profile, dir string) ([]string, []string, error) {
+	a := []string{
+		"--die-with-parent", "--new-session",
+		"--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+		"--cap-drop", "ALL",
+	}
+	if !p.Network {
+		a = append(a, "--unshare-net")
+	}
+	for _, sys := range s.o.System {
+		fi, err := os.Lstat(sys)
+		switch {
+		case err != nil:
+			continue
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(sys)
+			if err != nil {
+				continue
+			}
+			a = append(a, "--symlink", target, sys)
+		default:
+			a = append(a, "--ro-bind", sys, sys)
+		}
+	}
+	a = append(a, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp", "--tmpfs", "/run")
+	if s.o.Home != "/tmp" {
+		a = append(a, "--tmpfs", s.o.Home)
+	}
+	for _, r := range p.Read {
+		a = append(a, "--ro-bind-try", r, r)
+	}
+	for _, w := range p.Write {
+		a = append(a, "--bind-try", w, w)
+	}
+	var watch []string
+	if ws := s.o.Workspace; ws != "" && p.Workspace != NoAccess {
+		if p.Workspace == WriteAccess {
+			a = append(a, "--bind", ws, ws)
+			var err error
+			a, watch, err = s.protect(a, ws)
+			if err != nil {
+				return nil, nil, err
+			}
+		} else {
+			a = append(a, "--ro-bind", ws, ws)
+		}
+	}
+	for _, h := range s.o.Hide {
+		fi, err := os.Stat(h)
+		switch {
+		case err != nil || !s.visible(p, h):
+			continue
+		case fi.IsDir():
+			a = append(a, "--tmpfs", h, "--remount-ro", h)
+		default:
+			a = append(a, "--ro-bind", "/dev/null", h)
+		}
+	}
+	if dir != "" {
+		a = append(a, "--chdir", dir)
+	}
+	return a, watch, nil
+}
+
+// visible reports whether host path h would be mounted in profile p (and so
+// needs masking).
+func (s *Sandbox) visible(p Profile, h string) bool {
+	roots := slices.Concat(s.o.System, p.Read, p.Write)
+	if p.Workspace != NoAccess && s.o.Workspace != "" {
+		roots = append(roots, s.o.Workspace)
+	}
+	for _, r := range roots {
+		if Within(r, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// protect appends the read-only mounts that hold the workspace's protected
+// paths, creating missing protected directories, and returns the missing
+// protected files to watch.
+func (s *Sandbox) protect(a []string, ws string) ([]string, []string, error) {
+	var watch []string
+	for _, rel := range s.o.Protect {
+		isDir := strings.HasSuffix(rel, "/")
+		p := filepath.Join(ws, filepath.Clean(strings.TrimSuffix(rel, "/")))
+		fi, err := os.Lstat(p)
+		switch {
+		case err == nil && fi.Mode()&fs.ModeSymlink != 0:
+			// A mount holds what a link points to, not the link: the
+			// run could replace the link itself. Refuse rather than
+			// protect the wrong thing.
+			return nil, nil, fmt.Errorf("sandbox: protected path %s is a symlink; replace it with the file or directory it points to", rel)
+		case err == nil:
+			a = append(a, "--ro-bind", p, p)
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, nil, fmt.Errorf("sandbox: protected path %s: %w", rel, err)
+		case isDir:
+			parent := filepath.Dir(p)
+			if _, perr := os.Stat(parent); perr != nil {
+				// .git/hooks/ when there is no .git: nothing to protect
+				// until a repository exists; watch the path instead.
+				watch = append(watch, p)
+				continue
+			}
+			if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+				return nil, nil, fmt.Errorf("sandbox: creating protected directory %s: %w", rel, err)
+			}
+			a = append(a, "--ro-bind", p, p)
+		default:
+			watch = append(watch, p)
+		}
+	}
+	return a, watch, nil
+}
+
+// Within reports whether path p is dir or lies under it (lexically; both
+// must be clean absolute paths or they are cleaned first).
+func Within(dir, p string) bool {
+	dir, p = filepath.Clean(dir), filepath.Clean(p)
+	if dir == "/" {
+		return strings.HasPrefix(p, "/")
+	}
+	return p == dir || strings.HasPrefix(p, dir+"/")
+}
+
+// Probe runs a trivial command in a bare sandbox of bwrap once, so a
+// machine where sandboxes cannot be set up (no user namespaces, an old
+// kernel, a seccomp policy that forbids them) is found at start, with
+// bwrap's own message. Pass its error as Options.Unavailable.
+func Probe(ctx context.Context, bwrap string) error {
+	s, err := New(Options{Bwrap: bwrap, Env: []string{"PATH=/usr/bin:/bin"}})
+	if err != nil {
+		return err
+	}
+	c, err := s.Command(ctx, ReadOnly, "", []string{"/bin/sh", "-c", "exit 0"})
+	if err != nil {
+		return err
+	}
+	var out strings.Builder
+	c.Stdout, c.Stderr = &out, &out
+	if err := c.Run(); err != nil {
+		return fmt.Errorf("%w: %s cannot set up a sandbox here: %v: %s", ErrUnavailable, bwrap, err, strings.TrimSpace(out.String()))
+	}
+	return nil
+}
+
+// Workspace returns the workspace directory the sandbox mounts ("" for none).
+func (s *Sandbox) Workspace() string { return s.o.Workspace }
+
+// Protected reports whether rel, a clean workspace-relative path, is or
+// lies under one of the Protect paths (the paths that stay read-only in a
+// writable workspace).
+func (s *Sandbox) Protected(rel string) bool {
+	rel = filepath.Clean(rel)
+	for _, p := range s.o.Protect {
+		p = filepath.Clean(strings.TrimSuffix(p, "/"))
+		if rel == p || strings.HasPrefix(rel, p+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// Hidden reports whether absolute path p is, or lies under, a Hide path:
+// something no sandboxed process can see.
+func (s *Sandbox) Hidden(p string) bool {
+	for _, h := range s.o.Hide {
+		if Within(h, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Describe says in a few words what p allows, for agents and reviewers.
+func (p Profile) Describe() string {
+	if p.Unsandboxed {
+		return p.Name + " (no sandbox: toolgate's own rights)"
+	}
+	net := "no network"
+	if p.Network {
+		net = "network"
+	}
+	ws := "workspace read-only"
+	switch p.Workspace {
+	case WriteAccess:
+		ws = "workspace writable except protected paths"
+	case NoAccess:
+		ws = "no workspace"
+	}
+	return fmt.Sprintf("%s (%s, %s)", p.Name, ws, net)
+}

@@ -1,0 +1,79 @@
+package workspace
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/toolgate/toolgate/tools/sandbox"
+)
+
+// access is what a file tool does with a path.
+type access uint8
+
+const (
+	accessRead access = iota
+	accessWrite
+)
+
+// confine returns the sandbox profile call req runs in, or the refusal the
+// agent gets when that profile does not allow what the tool does. The file
+// tools run in toolgate's process, confined to the workspace by os.Root; the
+// profile then decides whether they may write, and which paths they may not
+// touch, the same paths that a sandboxed command cannot see or change.
+func (w *ws) confine(req mcp.CallToolRequest, def string, a access) (sandbox.Profile, *mcp.CallToolResult) {
+	if w.sb == nil {
+		return sandbox.Profile{}, mcp.NewToolResultError("toolgate has no sandbox configured, so the workspace tools refuse to run (fail closed)")
+	}
+	p, err := w.sb.Profile(profile(req, def))
+	if err != nil {
+		return p, mcp.NewToolResultError("toolgate cannot run this call: " + err.Error())
+	}
+	switch {
+	case p.Unsandboxed:
+	case a == accessWrite && p.Workspace != sandbox.WriteAccess:
+		return p, mcp.NewToolResultError(fmt.Sprintf("the sandbox profile %q does not allow writing the workspace; "+
+			"a rule or a reviewer can run this call in %q", p.Name, sandbox.WorkspaceWrite))
+	case p.Workspace == sandbox.NoAccess:
+		return p, mcp.NewToolResultError(fmt.Sprintf("the sandbox profile %q gives no access to the workspace", p.Name))
+	}
+	return p, nil
+}
+
+// checkPath refuses real (a real, workspace-relative path) when profile p
+// may not do a with it: hidden paths (toolgate's own files, secret stores)
+// for any access, protected paths for writes.
+func (w *ws) checkPath(p sandbox.Profile, real string, a access) error {
+	switch {
+	case p.Unsandboxed:
+		return nil
+	case w.sb.Hidden(filepath.Join(w.root, real)):
+		return refusal("is hidden from the agent's tools (toolgate's own files and secret stores are never visible)")
+	case a == accessWrite && w.sb.Protected(real):
+		return refusal(fmt.Sprintf("is protected: it stays read-only in the sandbox profile %q (git config and hooks, agent "+
+			"permission and server files become code or policy outside the sandbox); ask the user to change it", p.Name))
+	}
+	return nil
+}
+
+// checked resolves agent path p to a workspace-relative path and checks it,
+// symlinks evaluated, against what profile prof allows. The lexical path is
+// returned (os.Root confines it again when it is opened); a path whose
+// real location cannot be worked out is refused unless prof is unsandboxed.
+func (w *ws) checked(prof sandbox.Profile, p string, a access) (string, error) {
+	rel, err := resolve(w.root, w.alias, p)
+	if err != nil || prof.Unsandboxed {
+		return rel, err
+	}
+	if err := w.checkPath(prof, rel, a); err != nil {
+		return "", err
+	}
+	real, err := w.realRel(rel)
+	if err != nil {
+		// Leads out, dangles or cannot be read: os.Root refuses such a
+		// path when it is opened, with the error the agent should see.
+		return rel, nil
+	}
+	return rel, w.checkPath(prof, real, a)
+}
