@@ -78,6 +78,7 @@ func (s *Service) elicitMessage(c tools.Call, d rules.Decision, expires time.Tim
 		}
 		b.WriteString(".")
 	}
+	fmt.Fprintf(&b, "\nIf approved, it runs in %s.", sandboxText(d.Sandbox))
 	fmt.Fprintf(&b, "\nArguments:\n%s", argsPreviewPlain(r.Value(c.Args)))
 	fmt.Fprintf(&b, "\nDecision %s; denied automatically at %s.", c.ID, expires.Format(time.Kitchen))
 	return r.String(b.String())

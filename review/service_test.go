@@ -638,12 +638,16 @@ func TestMessageShape(t *testing.T) {
 	c, d := testCall("01SHAPE")
 	c.Args["blob"] = strings.Repeat("é", 2000)
 	c.Name = "evil<@U123>&`" + strings.Repeat("x", 300)
+	d.Sandbox = "workspace-write"
 	bs := h.svc.slack.reviewBlocks(c, d, time.Unix(1700000000, 0), nil)
 	b, err := json.Marshal(bs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := string(b)
+	if !strings.Contains(s, "*Runs in:*\\nsandbox profile workspace-write") {
+		t.Errorf("the message does not say which sandbox the call runs in: %s", s)
+	}
 	if strings.Contains(s, "<@U123>") || !strings.Contains(s, "evil\\u0026lt;@U123\\u0026gt;\\u0026amp;") {
 		t.Errorf("names not escaped: %s", s)
 	}

@@ -240,6 +240,7 @@ func (sc *slackChannel) reviewBlocks(c tools.Call, d rules.Decision, expires tim
 		mrkdwn("*Client:*\n" + orDash(truncate(txt(peer(c.Client)), 200))),
 		mrkdwn("*Model:*\n" + orDash(truncate(txt(peer(c.Model)), 200))),
 		mrkdwn("*Confidence:*\n" + conf),
+		mrkdwn("*Runs in:*\n" + escape(sandboxText(d.Sandbox))),
 		mrkdwn("*Decision ID:*\n`" + truncate(txt(c.ID), 100) + "`"),
 	}
 	if !expires.IsZero() {

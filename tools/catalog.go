@@ -15,6 +15,8 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/toolgate/toolgate/tools/sandbox"
 )
 
 // Defaults for [Options] fields left zero.
@@ -67,11 +69,12 @@ type Upstream struct {
 	// It chooses each call's sandbox: the call's profile is sent in
 	// _meta[MetaSandbox].
 	Server *server.MCPServer
-	// Sandbox is the profile a stdio server's process runs in ("" for
-	// none): set by whoever built Command to run inside it. A call whose
-	// decision names another profile is refused, since a running process
-	// cannot change its sandbox.
-	Sandbox string
+	// Sandbox is the profile a stdio server's process runs in, by
+	// Sandboxer; "" runs it directly. A call whose decision names another
+	// profile is refused, since a running process cannot change its
+	// sandbox.
+	Sandbox   string
+	Sandboxer *sandbox.Sandbox
 	// Timeout bounds each tools/call; 0 means DefaultCallTimeout.
 	Timeout time.Duration
 }

@@ -2,6 +2,7 @@ package tools
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -45,12 +46,25 @@ func (e *procError) Unwrap() error { return e.err }
 
 func startProcess(spec Upstream, log *slog.Logger) (*process, error) {
 	cmd := exec.Command(spec.Command, spec.Args...)
+	start := cmd.Start
+	if spec.Sandbox != "" {
+		if spec.Sandboxer == nil {
+			return nil, fmt.Errorf("server runs in sandbox profile %q, but no sandbox is configured", spec.Sandbox)
+		}
+		sc, err := spec.Sandboxer.Command(context.Background(), spec.Sandbox, spec.Dir, append([]string{spec.Command}, spec.Args...))
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+		cmd, start = sc.Cmd, sc.Start
+	}
 	// Exactly BaseEnv + Env (see Upstream). A nil cmd.Env would inherit
 	// toolgate's whole environment, so an empty one must stay non-nil.
 	env := make([]string, 0, len(spec.BaseEnv)+len(spec.Env))
 	cmd.Env = append(append(env, spec.BaseEnv...), spec.Env...)
 	cmd.Dir = spec.Dir
-	setProcessGroup(cmd)
+	if spec.Sandbox == "" {
+		setProcessGroup(cmd)
+	}
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("pipe: %w", err)
@@ -66,7 +80,7 @@ func startProcess(spec Upstream, log *slog.Logger) (*process, error) {
 		return nil, fmt.Errorf("pipe: %w", err)
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
-	if err := cmd.Start(); err != nil {
+	if err := start(); err != nil {
 		closeAll(inR, inW, outR, outW, errR, errW)
 		return nil, fmt.Errorf("start %q: %w", spec.Command, err)
 	}

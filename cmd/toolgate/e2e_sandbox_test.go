@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -325,5 +326,46 @@ func TestServeSandboxUnavailable(t *testing.T) {
 	}
 	if !strings.Contains(f.stderr.String(), "sandbox.profiles.none") {
 		t.Fatalf("the start log does not say how to opt out:\n%s", f.stderr.String())
+	}
+}
+
+// TestServeSandboxedUpstream: a stdio server whose config names a profile
+// runs inside it, with its own environment; a rule cannot move its calls to
+// another profile.
+func TestServeSandboxedUpstream(t *testing.T) {
+	rules := "version: 1\ndefault: allow\nrules:\n  - name: writes-in-workspace-write\n    match: 'tool.name == \"echo\"'\n    action: allow\n    sandbox: workspace-write\n"
+	f := sbSetup(t, rules)
+	extra := fmt.Sprintf("servers:\n  up:\n    command: %q\n    sandbox: upstream\n    env: {GIVEN: by-config}\n"+
+		"sandbox:\n  profiles:\n    upstream: {read: [%q]}\n", upstreamBin, filepath.Dir(upstreamBin))
+	f.c, _, f.stderr = startStdio(t, f.config(extra), f.env()...)
+
+	if out := mustCall(t, f.c, "up__read", map[string]any{"path": filepath.Join(f.ws, "main.txt")}); !strings.Contains(out, "hello from the workspace") {
+		t.Fatalf("the server cannot read the workspace: %s", out)
+	}
+	for _, p := range []string{filepath.Join(f.home, ".ssh", "id_ed25519"), f.db, f.rules, "/etc/shadow", "/proc/1/environ"} {
+		res, err := callTool(t.Context(), f.c, "up__read", map[string]any{"path": p}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range mustNotSee {
+			if strings.Contains(resultText(res), s) {
+				t.Errorf("the sandboxed server read %s: %s", p, resultText(res))
+			}
+		}
+	}
+	env := mustCall(t, f.c, "up__env", nil)
+	if !strings.Contains(env, "GIVEN=by-config") || strings.Contains(env, sbToken) || strings.Contains(env, sbBot) {
+		t.Errorf("server environment: %s", env)
+	}
+	var stats struct{ PID int }
+	if err := json.Unmarshal([]byte(mustCall(t, f.c, "up__stats", nil)), &stats); err != nil || stats.PID > 3 {
+		t.Errorf("the server is not in a PID namespace of its own: pid %d (%v)", stats.PID, err)
+	}
+	res, err := callTool(t.Context(), f.c, "up__echo", map[string]any{"text": "x"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.IsError || !strings.Contains(resultText(res), `runs in sandbox profile "upstream"`) {
+		t.Errorf("a call the rules move to another profile: %s", resultText(res))
 	}
 }

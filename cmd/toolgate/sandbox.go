@@ -17,14 +17,6 @@ import (
 	"github.com/toolgate/toolgate/tools/workspace"
 )
 
-// sandboxEnvAllow are the variables of toolgate's environment every
-// sandboxed command (and every stdio server) gets: what programs need to
-// run and print, nothing that authenticates anyone.
-func sandboxEnvAllow() []string {
-	return []string{"PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "LC_COLLATE", "LC_NUMERIC", "LC_TIME",
-		"TERM", "TZ", "USER", "LOGNAME", "SHELL"}
-}
-
 // homeSecrets are the usual secret stores under a home directory: hidden
 // from every sandbox, even one whose workspace or profile paths include them.
 func homeSecrets() []string {
@@ -192,22 +184,29 @@ func buildSandbox(ctx context.Context, cfg *config.Config, env environ, own []ow
 }
 
 // sandboxEnv is the whole environment of a sandboxed command: the
-// allowlist from toolgate's own, HOME, the private caches, the user's git
+// allowlist from toolgate's own (the one stdio servers get), HOME, the private caches, the user's git
 // identity and what the config adds. Nothing else of toolgate's
 // environment (tokens, secrets) gets in.
 func sandboxEnv(ctx context.Context, c config.Sandbox, env environ, home, cache string, x *expander) []string {
-	vars := map[string]string{
-		"HOME": home, "TMPDIR": "/tmp", "PATH": workspace.DefaultPath,
-		"XDG_CACHE_HOME": cache, "GOCACHE": filepath.Join(cache, "go-build"), "npm_config_cache": filepath.Join(cache, "npm"),
-	}
-	order := []string{"HOME", "TMPDIR", "PATH", "XDG_CACHE_HOME", "GOCACHE", "npm_config_cache"}
+	vars := map[string]string{}
+	var order []string
 	set := func(k, v string) {
 		if _, ok := vars[k]; !ok {
 			order = append(order, k)
 		}
 		vars[k] = v
 	}
-	for _, k := range append(sandboxEnvAllow(), c.Env...) {
+	set("PATH", workspace.DefaultPath)
+	for _, kv := range upstreamBaseEnv(env) {
+		k, v, _ := strings.Cut(kv, "=")
+		set(k, v)
+	}
+	set("HOME", home)
+	set("TMPDIR", "/tmp")
+	set("XDG_CACHE_HOME", cache)
+	set("GOCACHE", filepath.Join(cache, "go-build"))
+	set("npm_config_cache", filepath.Join(cache, "npm"))
+	for _, k := range c.Env {
 		if v := env.Getenv(k); v != "" {
 			set(k, v)
 		}
@@ -311,7 +310,7 @@ func sandboxRulesCheck(sb *sandbox.Sandbox) func(*rules.Set) error {
 }
 
 // ownFiles lists toolgate's own files for cfg: the config file, the rules
-// file and the audit log.
+// file, the audit log and the files secrets are read from.
 func ownFiles(configPath string, cfg *config.Config, dbPath string) []ownFile {
 	var own []ownFile
 	if configPath != "" {
@@ -320,5 +319,12 @@ func ownFiles(configPath string, cfg *config.Config, dbPath string) []ownFile {
 	if f := cfg.Rules.File; f != "" && f != rules.DefaultName {
 		own = append(own, ownFile{"rules file", f})
 	}
-	return append(own, ownFile{"audit log", dbPath})
+	own = append(own, ownFile{"audit log", dbPath})
+	sl := cfg.Review.Slack
+	for _, f := range []string{cfg.HTTP.AuthTokenFile, sl.BotTokenFile, sl.AppTokenFile, sl.SigningSecretFile} {
+		if f != "" {
+			own = append(own, ownFile{"secret file", f})
+		}
+	}
+	return own
 }

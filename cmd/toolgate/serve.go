@@ -260,6 +260,10 @@ func buildUpstreams(cfg *config.Config, env environ, sb *sandbox.Sandbox, logger
 			URL:     x.expand("url", s.URL),
 			SSE:     s.Type == config.TransportSSE,
 			Timeout: s.Timeout,
+			Sandbox: s.Sandbox,
+		}
+		if s.Sandbox != "" {
+			u.Sandboxer = sb
 		}
 		for _, a := range s.Args {
 			u.Args = append(u.Args, x.expand("args", a))

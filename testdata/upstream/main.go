@@ -129,6 +129,15 @@ func main() {
 			return mcp.NewToolResultText(string(b)), nil
 		})
 
+	s.AddTool(mcp.NewTool("read", mcp.WithDescription("Reads a file."), mcp.WithString("path", mcp.Required())),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			b, err := os.ReadFile(req.GetString("path", ""))
+			if err != nil {
+				return mcp.NewToolResultError(err.Error()), nil
+			}
+			return mcp.NewToolResultText(string(b)), nil
+		})
+
 	s.AddTool(mcp.NewTool("env", mcp.WithDescription("The process's environment.")),
 		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			b, _ := json.Marshal(os.Environ())

@@ -507,9 +507,12 @@ func (s *Sandbox) protect(a []string, ws string) ([]string, []string, error) {
 	return a, watch, nil
 }
 
-// Within reports whether path p is dir or lies under it (lexically; both
-// must be clean absolute paths or they are cleaned first).
+// Within reports whether absolute path p is dir or lies under it,
+// lexically, after cleaning both. A relative path is within nothing.
 func Within(dir, p string) bool {
+	if !filepath.IsAbs(dir) || !filepath.IsAbs(p) {
+		return false
+	}
 	dir, p = filepath.Clean(dir), filepath.Clean(p)
 	if dir == "/" {
 		return strings.HasPrefix(p, "/")
