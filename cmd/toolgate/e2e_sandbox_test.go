@@ -142,6 +142,7 @@ func TestServeSandboxContainsAgent(t *testing.T) {
 		{"toolgate's config and rules", "cat " + f.rules + " " + filepath.Join(filepath.Dir(f.rules), "toolgate.yaml")},
 		{"files through /proc/*/root", "cat /proc/*/root" + f.db + " /proc/*/root/" + f.home + "/.ssh/id_ed25519"},
 		{"git grep --open", "git grep --no-index --open='cat ~/.ssh/id_ed25519 /etc/shadow' -e hello"},
+		{"a symlink into a hidden path", "ln -sf " + filepath.Join(f.home, ".ssh", "id_ed25519") + " k && cat k; ln -sf " + f.db + " d && cat d"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, _ := f.run(t, tc.command)
@@ -174,6 +175,35 @@ func TestServeSandboxContainsAgent(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(f.ws, p)); err == nil {
 				t.Errorf("%s was written", p)
 			}
+		}
+	})
+	t.Run("file tools", func(t *testing.T) {
+		if err := os.Symlink(".git/config", filepath.Join(f.ws, "cfglink")); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			tool string
+			args map[string]any
+		}{
+			{"write_file", map[string]any{"path": ".git/hooks/post-checkout", "content": "evil", "create_dirs": true}},
+			{"write_file", map[string]any{"path": "cfglink", "content": "[alias]\n\tx = !evil\n"}},
+			{"write_file", map[string]any{"path": ".claude/settings.local.json", "content": "{}", "create_dirs": true}},
+			{"read_file", map[string]any{"path": "../../.ssh/id_ed25519"}},
+			{"read_file", map[string]any{"path": f.db}},
+		} {
+			res, err := callTool(t.Context(), f.c, "workspace__"+tc.tool, tc.args, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.IsError {
+				t.Errorf("%s %v was not refused: %s", tc.tool, tc.args, resultText(res))
+			}
+		}
+		if _, err := os.Stat(filepath.Join(f.ws, ".git", "hooks", "post-checkout")); err == nil {
+			t.Error("write_file wrote a git hook")
+		}
+		if b, _ := os.ReadFile(filepath.Join(f.ws, ".git", "config")); strings.Contains(string(b), "evil") {
+			t.Error("write_file changed .git/config through a symlink")
 		}
 	})
 	t.Run("plain writes still work", func(t *testing.T) {

@@ -37,7 +37,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 )
 
 // Built-in profile names.
@@ -329,8 +328,8 @@ func (s *Sandbox) Command(ctx context.Context, profile, dir string, argv []strin
 	}
 	cmd.Dir = dir
 	cmd.Env = slices.Clone(s.o.Env)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.SysProcAttr = groupLeader()
+	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
 	c.Cmd, c.argsPipe = cmd, argsPipe
 	return c, nil
 }
@@ -359,7 +358,7 @@ func (c *Cmd) Run() error {
 // namespace, everything the command started. Safe after exit.
 func (c *Cmd) Kill() {
 	if c.Process != nil {
-		_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+		_ = killGroup(c.Process.Pid)
 	}
 }
 

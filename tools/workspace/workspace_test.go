@@ -100,7 +100,7 @@ func write(t testing.TB, p, s string) {
 	}
 }
 
-func connect(t *testing.T, opts Options) *client.Client {
+func connect(t testing.TB, opts Options) *client.Client {
 	t.Helper()
 	if opts.Sandbox == nil {
 		opts.Sandbox = testSandbox(t, opts.Root)

@@ -1,0 +1,20 @@
+//go:build !linux
+
+package sandbox
+
+import (
+	"os"
+	"syscall"
+)
+
+// bubblewrap is Linux only: elsewhere only the None profile runs, as a
+// plain process (the caller configured it explicitly).
+func groupLeader() *syscall.SysProcAttr { return nil }
+
+func killGroup(pid int) error {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return err
+	}
+	return p.Kill()
+}
