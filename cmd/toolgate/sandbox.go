@@ -166,6 +166,9 @@ func buildSandbox(ctx context.Context, cfg *config.Config, env environ, own []ow
 		}
 		unavailable = sandbox.Probe(ctx, bwrap)
 	}
+	if unavailable != nil {
+		unavailable = fmt.Errorf("%w (to run the built-in tools unconfined instead, define sandbox.profiles.none and name sandbox: none in a rule)", unavailable)
+	}
 	sb, err := sandbox.New(sandbox.Options{Bwrap: bwrap, Workspace: ws, Home: home, Hide: hide, Protect: protect, Env: sbEnv,
 		Profiles: list, Unavailable: unavailable})
 	if err != nil {
@@ -313,17 +316,22 @@ func sandboxRulesCheck(sb *sandbox.Sandbox) func(*rules.Set) error {
 // file, the audit log and the files secrets are read from.
 func ownFiles(configPath string, cfg *config.Config, dbPath string) []ownFile {
 	var own []ownFile
+	add := func(what, p string) {
+		if abs, err := filepath.Abs(p); err == nil {
+			own = append(own, ownFile{what, abs})
+		}
+	}
 	if configPath != "" {
-		own = append(own, ownFile{"config file", configPath})
+		add("config file", configPath)
 	}
 	if f := cfg.Rules.File; f != "" && f != rules.DefaultName {
-		own = append(own, ownFile{"rules file", f})
+		add("rules file", f)
 	}
-	own = append(own, ownFile{"audit log", dbPath})
+	add("audit log", dbPath)
 	sl := cfg.Review.Slack
 	for _, f := range []string{cfg.HTTP.AuthTokenFile, sl.BotTokenFile, sl.AppTokenFile, sl.SigningSecretFile} {
 		if f != "" {
-			own = append(own, ownFile{"secret file", f})
+			add("secret file", f)
 		}
 	}
 	return own

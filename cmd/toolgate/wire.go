@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -66,6 +67,9 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, checkRule
 		Redact:          redactArgs(red),
 		ToolgateVersion: version,
 		OnBehind:        m.OutcomeWritten,
+		// Each serve owns the reviews it records, so that sessions sharing
+		// the log never expire each other's (see expireOrphans).
+		Owner: gate.NewID(time.Now()),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
@@ -101,6 +105,7 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, checkRule
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { live.Run(bg) })
+	wg.Go(func() { expireOrphans(bg, svc, orphanSweep, logger) })
 	wg.Go(func() {
 		if err := svc.Run(bg); err != nil && !errors.Is(err, context.Canceled) {
 			logger.Error("review channel stopped", "err", err)
@@ -172,4 +177,25 @@ func slackOptions(rc config.Review, env environ) (*review.SlackOptions, error) {
 		APIURL:         sc.APIURL,
 	}
 	return o, errors.Join(errs...)
+}
+
+// orphanSweep is how often serve expires the reviews of processes that died
+// (their lease ran out) while it runs; at start it does so at once.
+const orphanSweep = 10 * time.Second
+
+// expireOrphans expires, every interval until ctx ends, the pending reviews
+// whose owning process is gone, and updates their Slack messages.
+func expireOrphans(ctx context.Context, svc *review.Service, interval time.Duration, logger *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := svc.Recover(ctx); err != nil && ctx.Err() == nil {
+			logger.Warn("expiring the reviews of ended processes failed", "err", err)
+		}
+	}
 }

@@ -471,8 +471,14 @@ func (s *Sandbox) visible(p Profile, h string) bool {
 // protect appends the read-only mounts that hold the workspace's protected
 // paths, creating missing protected directories, and returns the missing
 // protected files to watch.
+//
+// A mount point cannot be renamed or removed, but its parent's entry can:
+// holding .git/config alone would let a run rename .git away and put a
+// copy with its own hooks in its place. So every directory between the
+// workspace and a held path is bound onto itself (still writable) first,
+// which pins the whole chain of names.
 func (s *Sandbox) protect(a []string, ws string) ([]string, []string, error) {
-	var watch []string
+	var watch, held []string
 	for _, rel := range s.o.Protect {
 		isDir := strings.HasSuffix(rel, "/")
 		p := filepath.Join(ws, filepath.Clean(strings.TrimSuffix(rel, "/")))
@@ -484,7 +490,7 @@ func (s *Sandbox) protect(a []string, ws string) ([]string, []string, error) {
 			// protect the wrong thing.
 			return nil, nil, fmt.Errorf("sandbox: protected path %s is a symlink; replace it with the file or directory it points to", rel)
 		case err == nil:
-			a = append(a, "--ro-bind", p, p)
+			held = append(held, p)
 		case !errors.Is(err, fs.ErrNotExist):
 			return nil, nil, fmt.Errorf("sandbox: protected path %s: %w", rel, err)
 		case isDir:
@@ -498,10 +504,23 @@ func (s *Sandbox) protect(a []string, ws string) ([]string, []string, error) {
 			if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 				return nil, nil, fmt.Errorf("sandbox: creating protected directory %s: %w", rel, err)
 			}
-			a = append(a, "--ro-bind", p, p)
+			held = append(held, p)
 		default:
 			watch = append(watch, p)
 		}
+	}
+	var pins []string
+	for _, p := range held {
+		for d := filepath.Dir(p); d != ws && Within(ws, d); d = filepath.Dir(d) {
+			pins = append(pins, d)
+		}
+	}
+	slices.Sort(pins) // a parent sorts before its children, so is bound first
+	for _, d := range slices.Compact(pins) {
+		a = append(a, "--bind", d, d)
+	}
+	for _, p := range held {
+		a = append(a, "--ro-bind", p, p)
 	}
 	return a, watch, nil
 }
@@ -535,7 +554,7 @@ func Probe(ctx context.Context, bwrap string) error {
 	var out strings.Builder
 	c.Stdout, c.Stderr = &out, &out
 	if err := c.Run(); err != nil {
-		return fmt.Errorf("%w: %s cannot set up a sandbox here: %v: %s", ErrUnavailable, bwrap, err, strings.TrimSpace(out.String()))
+		return fmt.Errorf("%w: bubblewrap (%s) cannot set up a sandbox here: %v: %s", ErrUnavailable, bwrap, err, strings.TrimSpace(out.String()))
 	}
 	return nil
 }

@@ -115,6 +115,8 @@ func TestContainment(t *testing.T) {
 		{"git config", WorkspaceWrite, "echo '[alias] x = !evil' >> .git/config", false, ""},
 		{"git hook", WorkspaceWrite, "echo evil > .git/hooks/pre-commit && chmod +x .git/hooks/pre-commit", false, ""},
 		{"replace git config", WorkspaceWrite, "mv .git/config .git/config.old", false, ""},
+		{"replace .git", WorkspaceWrite, "mv .git .git-old && mkdir -p .git/hooks && cp -a .git-old/. .git/ 2>/dev/null; echo evil > .git/hooks/pre-commit && echo '[alias] x = !evil' >> .git/config", false, ""},
+		{"replace .git/hooks", WorkspaceWrite, "mv .git/hooks .git/hooks-old", false, ""},
 		{"agent permissions", WorkspaceWrite, "mkdir -p .claude && echo '{}' > .claude/settings.json", false, ""},
 		{"cursor mcp config", WorkspaceWrite, "echo '{}' > .cursor/mcp.json", false, ""},
 		{"network with bash", WorkspaceWrite, fmt.Sprintf("bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d; cat <&3'", port), false, "HOST-SERVICE"},

@@ -169,7 +169,7 @@ func (r runResult) toolResult(timeout time.Duration) *mcp.CallToolResult {
 		failed = true
 	}
 	if failed && !r.profile.Unsandboxed && sandboxRefusal(r.stderr.String()) {
-		fmt.Fprintf(&b, "note: the sandbox profile %q refused this (%s); if the call needs more, a rule or a reviewer can name another profile\n", r.profile.Name, w)
+		fmt.Fprintf(&b, "note: the sandbox profile %q refused this (%s); if the call needs more, a rule that names another profile (sandbox:) can run it there\n", r.profile.Name, w)
 	}
 	res := mcp.NewToolResultText(b.String())
 	res.IsError = failed

@@ -34,7 +34,7 @@ func (w *ws) confine(req mcp.CallToolRequest, def string, a access) (sandbox.Pro
 	case p.Unsandboxed:
 	case a == accessWrite && p.Workspace != sandbox.WriteAccess:
 		return p, mcp.NewToolResultError(fmt.Sprintf("the sandbox profile %q does not allow writing the workspace; "+
-			"a rule or a reviewer can run this call in %q", p.Name, sandbox.WorkspaceWrite))
+			"a rule that names sandbox: %s can run this call", p.Name, sandbox.WorkspaceWrite))
 	case p.Workspace == sandbox.NoAccess:
 		return p, mcp.NewToolResultError(fmt.Sprintf("the sandbox profile %q gives no access to the workspace", p.Name))
 	}

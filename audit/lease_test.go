@@ -1,0 +1,73 @@
+package audit
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/toolgate/toolgate/rules"
+)
+
+// TestLeaseKeepsLiveOwnersReviews: processes sharing one DB expire only the
+// reviews of an owner whose lease ran out, never a live one's.
+func TestLeaseKeepsLiveOwnersReviews(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "audit.db")
+	a := openTest(t, path, Options{Owner: "owner-a", LeaseTTL: 30 * time.Second})
+	b := openTest(t, path, Options{Owner: "owner-b", LeaseTTL: 30 * time.Second})
+	for _, c := range []struct {
+		s  *Store
+		id string
+	}{{a, "01A1"}, {b, "01B1"}} {
+		if err := c.s.Begin(ctx, testCall(c.id, 0), testDecision(rules.Review)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A second session starting up: both owners are alive.
+	for _, s := range []*Store{a, b} {
+		if exp, err := s.ExpireOrphanReviews(ctx, s.o.Now()); err != nil || len(exp) != 0 {
+			t.Fatalf("ExpireOrphanReviews with both owners alive = %+v, %v", exp, err)
+		}
+	}
+	if p, _ := b.PendingReviews(ctx); len(p) != 2 {
+		t.Fatalf("pending = %d, want 2", len(p))
+	}
+	// a stops renewing (it died): once its lease has run out, b expires its
+	// review, and only that one.
+	later := b.o.Now().Add(31 * time.Second)
+	if _, err := rawDB(t, path).ExecContext(ctx, `UPDATE review_owners SET heartbeat_at = ? WHERE owner = 'owner-b'`, later.UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	exp, err := b.ExpireOrphanReviews(ctx, later)
+	if err != nil || len(exp) != 1 || exp[0].Call.ID != "01A1" {
+		t.Fatalf("ExpireOrphanReviews after a's lease ran out = %+v, %v", exp, err)
+	}
+	if v, decided, _ := b.ReviewVerdict(ctx, "01A1"); !decided || v.Approved || v.Channel != ChannelExpired {
+		t.Fatalf("a's review: %+v decided=%v", v, decided)
+	}
+	if _, decided, _ := b.ReviewVerdict(ctx, "01B1"); decided {
+		t.Fatal("b's own review was expired")
+	}
+}
+
+// TestLeaseReleasedAtClose: a store that closes gives up its lease, so its
+// leftover reviews are expired by the next process at once.
+func TestLeaseReleasedAtClose(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "audit.db")
+	a, err := Open(ctx, path, Options{Owner: "owner-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Begin(ctx, testCall("01A1", 0), testDecision(rules.Review)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := openTest(t, path, Options{Owner: "owner-b"})
+	if exp, err := b.ExpireOrphanReviews(ctx, b.o.Now()); err != nil || len(exp) != 1 {
+		t.Fatalf("ExpireOrphanReviews = %+v, %v", exp, err)
+	}
+}
