@@ -183,6 +183,7 @@ func (s *Service) Review(ctx context.Context, c tools.Call, d rules.Decision) (V
 			if err := w.postSlack(ctx); err != nil {
 				log.Warn("slack review channel unreachable", "err", err)
 				why = append(why, fmt.Errorf("slack: %w", err))
+				w.slackErr = err // slack: see slackFallback
 				continue
 			}
 			pushed = true
@@ -207,6 +208,7 @@ func (s *Service) Review(ctx context.Context, c tools.Call, d rules.Decision) (V
 		log.Warn("review impossible; call denied", "err", err)
 		return Verdict{Channel: "error", Reason: err.Error(), DecidedAt: s.o.Now()}, err
 	}
+	w.slackFallback(pushed, listening) // slack: logs where the review goes instead
 
 	timer := time.NewTimer(s.o.Timeout)
 	defer timer.Stop()
@@ -359,16 +361,19 @@ type wait struct {
 	expires time.Time
 	// Where the Slack message is, once posted.
 	msgChannel, msgTS string
+	// slackErr is why Slack, listed, was not used (slack_socket.go).
+	slackErr error
 }
 
 func (w *wait) postSlack(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// Not cut short by the call going away: a post that reached Slack
-	// must be known, so that the review's end (cancelled, here) updates
-	// it instead of leaving reviewers a live request.
-	ch, ts, err := w.s.slack.post(context.WithoutCancel(ctx), w.c, w.d, w.expires)
+	// The call going away stops post's retries, not a post under way: a
+	// post that reached Slack must be known, so that the review's end
+	// (cancelled, here) updates it instead of leaving reviewers a live
+	// request.
+	ch, ts, err := w.s.slack.post(ctx, w.c, w.d, w.expires)
 	if err != nil {
 		return err
 	}
@@ -387,9 +392,7 @@ func (w *wait) finish(v Verdict) {
 	if w.msgTS == "" {
 		return
 	}
-	if err := w.s.slack.update(context.Background(), w.msgChannel, w.msgTS, w.c, w.d, w.expires, &v); err != nil {
-		w.log.Warn("updating slack message failed", "err", err)
-	}
+	_ = w.s.slack.update(context.Background(), w.msgChannel, w.msgTS, w.c, w.d, w.expires, &v) // logs its failure
 }
 
 // progressText is sent to the agent. It never says how to answer from a
@@ -401,5 +404,5 @@ func (w *wait) progressText() string {
 	if w.msgTS != "" {
 		where = "Slack"
 	}
-	return fmt.Sprintf("waiting for human review via %s; denied in %s if nobody answers", where, max(left, 0))
+	return w.slackNote() + fmt.Sprintf("waiting for human review via %s; denied in %s if nobody answers", where, max(left, 0))
 }

@@ -2,11 +2,12 @@
 // messages and receives button clicks, in the spirit of net/http/httptest.
 //
 // A Server is slack-go's slacktest server extended with the Web API methods
-// toolgate's review channel uses (chat.postMessage, chat.update,
-// chat.postEphemeral, usergroups.users.list), each recorded, and a Socket
-// Mode endpoint: apps.connections.open hands out a websocket URL on the same
-// server, which says hello, pings like Slack does, and delivers interactive
-// envelopes that the client must acknowledge.
+// toolgate's review channel uses (auth.test, conversations.list,
+// conversations.info, chat.postMessage, chat.update, chat.postEphemeral,
+// usergroups.users.list), each a form post answered with JSON and recorded,
+// and a Socket Mode endpoint: apps.connections.open hands out a websocket URL
+// on the same server, which says hello, pings like Slack does, and delivers
+// interactive envelopes that the client must acknowledge.
 //
 //	fs := slackfake.New(t)
 //	opts := review.SlackOptions{BotToken: slackfake.BotToken, AppToken: slackfake.AppToken,
@@ -15,6 +16,16 @@
 //	fs.WaitConnected()
 //	post := fs.WaitPosts(1)
 //	fs.Click(slackfake.Action{User: "U0APPROVER", ActionID: "approve", Value: callID})
+//
+// Trouble is served the way Slack serves it: [Server.Fail] makes a method
+// answer HTTP 429 with a Retry-After header, a 5xx with an HTML body, or
+// {"ok":false,"error":...}; [Server.DropConnections] kills the open Socket
+// Mode websockets, after which the client must reconnect through
+// apps.connections.open (make that fail too to keep it out);
+// [Server.Disconnect] sends Slack's "disconnect" request;
+// [Server.SetBotMember] takes the bot out of the review channel, and
+// [Server.RevokeScope] makes the methods needing a scope answer
+// missing_scope.
 //
 // The server is reachable over plain HTTP on 127.0.0.1, so another process
 // (a toolgate binary configured with review.slack.api_url) can use it too.
@@ -28,6 +39,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -46,9 +58,15 @@ const (
 	// ChannelID is the channel every message is posted to, whatever name
 	// the client asked for (Slack answers with the ID).
 	ChannelID = "C0REVIEW"
+	// ChannelName is ChannelID's name, as conversations.list and
+	// conversations.info show it.
+	ChannelName = "approvals"
 	// FirstTS is the ts of the first message posted; each later message's
 	// ts is one microsecond later.
 	FirstTS = "1700000000.000001"
+	// BotUserID and BotName are the bot user auth.test names.
+	BotUserID = "U0TOOLGATE"
+	BotName   = "toolgate"
 )
 
 // Defaults for Server fields.
@@ -56,6 +74,43 @@ const (
 	DefaultWaitTimeout  = 10 * time.Second
 	DefaultPingInterval = 5 * time.Second
 )
+
+// channels are the workspace's channels as conversations.list shows them,
+// in order; the bot's membership of ChannelID is SetBotMember's.
+var channels = []struct {
+	id, name string
+	member   bool
+}{
+	{"C0GENERAL", "general", true},
+	{"C0RANDOM", "random", false},
+	{ChannelID, ChannelName, true},
+}
+
+// scopeOf is the bot scope each method needs, where RevokeScope can take it
+// away.
+var scopeOf = map[string]string{
+	"conversations.list":    "channels:read",
+	"conversations.info":    "channels:read",
+	"usergroups.users.list": "usergroups:read",
+}
+
+// Fault is how a Web API call fails instead of being served (see
+// Server.Fail).
+type Fault struct {
+	// Status is the HTTP status to answer with, such as 429 or 503; zero
+	// means 200 with Error in the JSON body.
+	Status int
+	// RetryAfter is the Retry-After header's value in seconds; Slack sends
+	// it with every 429. Zero sends no header.
+	RetryAfter int
+	// Error, with Status zero, is the body's "error" ({"ok":false,...}).
+	Error string
+}
+
+type fault struct {
+	left int // calls still to fail; negative means until cleared
+	f    Fault
+}
 
 // Server is a running fake Slack. Its methods are safe for concurrent use;
 // the Wait methods and Send/Click fail the test (t.Fatal) on timeout, so call
@@ -75,12 +130,16 @@ type Server struct {
 	posts      []url.Values
 	updates    []url.Values
 	ephemerals []url.Values
-	groupCalls int
+	messages   map[string]url.Values // ts -> the message as last posted or updated
+	calls      map[string]int
+	faults     map[string]fault
 	groups     map[string][]string
+	notMember  bool
+	revoked    map[string]bool
 	seq        int
 	envSeq     int
-	conns      int                      // Socket Mode connections open now
-	acks       map[string]chan struct{} // envelope id -> closed on ack
+	sockets    map[*websocket.Conn]chan []byte // open Socket Mode connections -> their control queue
+	acks       map[string]chan struct{}        // envelope id -> closed on ack
 
 	outbox chan []byte // envelopes to deliver over whichever socket reads first
 	done   chan struct{}
@@ -90,31 +149,53 @@ type Server struct {
 func New(t testing.TB) *Server {
 	t.Helper()
 	s := &Server{
-		t:      t,
-		groups: map[string][]string{},
-		acks:   map[string]chan struct{}{},
-		outbox: make(chan []byte, 16),
-		done:   make(chan struct{}),
+		t:        t,
+		messages: map[string]url.Values{},
+		calls:    map[string]int{},
+		faults:   map[string]fault{},
+		groups:   map[string][]string{},
+		revoked:  map[string]bool{},
+		sockets:  map[*websocket.Conn]chan []byte{},
+		acks:     map[string]chan struct{}{},
+		outbox:   make(chan []byte, 16),
+		done:     make(chan struct{}),
 	}
 	s.ts = slacktest.NewTestServer(func(c slacktest.Customize) {
-		c.Handle("/chat.postMessage", s.record(&s.posts, func(v url.Values) any {
-			time.Sleep(s.PostDelay)
-			return map[string]any{"ok": true, "channel": ChannelID, "ts": s.nextTS(), "text": v.Get("text")}
-		}))
-		c.Handle("/chat.update", s.record(&s.updates, func(v url.Values) any {
-			return map[string]any{"ok": true, "channel": v.Get("channel"), "ts": v.Get("ts"), "text": v.Get("text")}
-		}))
-		c.Handle("/chat.postEphemeral", s.record(&s.ephemerals, func(url.Values) any {
-			return map[string]any{"ok": true, "message_ts": s.nextTS()}
-		}))
-		c.Handle("/usergroups.users.list", s.groupMembers)
-		c.Handle("/apps.connections.open", func(w http.ResponseWriter, r *http.Request) {
-			if r.Header.Get("Authorization") != "Bearer "+AppToken {
-				writeJSON(w, map[string]any{"ok": false, "error": "invalid_auth"})
-				return
-			}
-			writeJSON(w, map[string]any{"ok": true, "url": "ws://" + r.Host + "/socketmode"})
+		bot := func(name string, h func(url.Values) any) {
+			c.Handle("/"+name, s.method(name, BotToken, h))
+		}
+		bot("auth.test", func(url.Values) any {
+			return map[string]any{"ok": true, "url": "https://toolgate-test.slack.com/", "team": "toolgate test",
+				"user": BotName, "team_id": "T0TEST", "user_id": BotUserID, "bot_id": "B0TOOLGATE"}
 		})
+		bot("conversations.list", s.conversationsList)
+		bot("conversations.info", s.conversationsInfo)
+		bot("chat.postMessage", s.postMessage)
+		bot("chat.update", func(v url.Values) any {
+			s.mu.Lock()
+			s.updates = append(s.updates, v)
+			s.messages[v.Get("ts")] = v
+			s.mu.Unlock()
+			return map[string]any{"ok": true, "channel": v.Get("channel"), "ts": v.Get("ts"), "text": v.Get("text")}
+		})
+		bot("chat.postEphemeral", func(v url.Values) any {
+			s.mu.Lock()
+			s.ephemerals = append(s.ephemerals, v)
+			s.mu.Unlock()
+			return map[string]any{"ok": true, "message_ts": s.nextTS()}
+		})
+		bot("usergroups.users.list", func(v url.Values) any {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			users, ok := s.groups[v.Get("usergroup")]
+			if !ok {
+				return slackError("no_such_subteam")
+			}
+			return map[string]any{"ok": true, "users": slices.Clone(users)}
+		})
+		c.Handle("/apps.connections.open", s.method("apps.connections.open", AppToken, func(v url.Values) any {
+			return map[string]any{"ok": true, "url": "ws://" + v.Get("_host") + "/socketmode"}
+		}))
 		c.Handle("/socketmode", slacktest.Websocket(s.socket))
 	})
 	s.ts.Start()
@@ -136,27 +217,109 @@ func (s *Server) SetUserGroup(id string, users ...string) {
 	s.groups[id] = slices.Clone(users)
 }
 
-// Posts returns the form of every chat.postMessage call so far, in order.
+// SetBotMember puts the bot in the review channel (the default) or takes
+// it out: conversations.list and conversations.info then say is_member
+// false, and chat.postMessage answers not_in_channel.
+func (s *Server) SetBotMember(member bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.notMember = !member
+}
+
+// RevokeScope makes the methods needing bot scope (channels:read for
+// conversations.list and conversations.info, usergroups:read for
+// usergroups.users.list) answer missing_scope, as Slack does for an app
+// installed without it.
+func (s *Server) RevokeScope(scope string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.revoked[scope] = true
+}
+
+// Fail makes the next n calls of Web API method (such as
+// "chat.postMessage" or "apps.connections.open") fail with f, without
+// acting on them; n < 0 fails every call until Fail is called again with
+// n == 0, which clears it. A 429 carries f.RetryAfter in a Retry-After
+// header, a 5xx an HTML body (both as Slack sends them).
+func (s *Server) Fail(method string, n int, f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n == 0 {
+		delete(s.faults, method)
+		return
+	}
+	s.faults[method] = fault{left: n, f: f}
+}
+
+// Calls returns how many times Web API method was called, failed calls
+// included.
+func (s *Server) Calls(method string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[method]
+}
+
+// Posts returns the form of every chat.postMessage call served so far, in
+// order (thread replies included).
 func (s *Server) Posts() []url.Values { return s.snapshot(&s.posts) }
 
-// Updates returns the form of every chat.update call so far, in order.
+// Replies returns the posts in the thread of the message at ts.
+func (s *Server) Replies(ts string) []url.Values {
+	return slices.DeleteFunc(s.Posts(), func(v url.Values) bool { return v.Get("thread_ts") != ts })
+}
+
+// Updates returns the form of every chat.update call served so far, in
+// order.
 func (s *Server) Updates() []url.Values { return s.snapshot(&s.updates) }
 
 // Ephemerals returns the form of every chat.postEphemeral call so far.
 func (s *Server) Ephemerals() []url.Values { return s.snapshot(&s.ephemerals) }
 
-// GroupCalls returns how many times usergroups.users.list was called.
-func (s *Server) GroupCalls() int {
+// Message returns the message at ts as last posted or updated; nil if none.
+func (s *Server) Message(ts string) url.Values {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.groupCalls
+	return s.messages[ts]
 }
+
+// GroupCalls returns how many times usergroups.users.list was called.
+func (s *Server) GroupCalls() int { return s.Calls("usergroups.users.list") }
 
 // Connections returns how many Socket Mode connections are open now.
 func (s *Server) Connections() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.conns
+	return len(s.sockets)
+}
+
+// DropConnections cuts every open Socket Mode connection, as a network
+// failure would (no close frame). The client has to notice and reconnect
+// through apps.connections.open; make that Fail to keep it out.
+func (s *Server) DropConnections() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.sockets {
+		_ = c.UnderlyingConn().Close()
+	}
+}
+
+// Disconnect sends Slack's "disconnect" request (reason "warning",
+// "refresh_requested", ...) over every open Socket Mode connection; the
+// client is expected to open a new one.
+func (s *Server) Disconnect(reason string) {
+	b, err := json.Marshal(map[string]any{"type": "disconnect", "reason": reason,
+		"debug_info": map[string]any{"host": "slackfake"}})
+	if err != nil {
+		s.t.Fatalf("slackfake: %v", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ctl := range s.sockets {
+		select {
+		case ctl <- b:
+		default:
+		}
+	}
 }
 
 func (s *Server) snapshot(from *[]url.Values) []url.Values {
@@ -195,6 +358,14 @@ func (s *Server) WaitEphemerals(n int) url.Values {
 	return s.Ephemerals()[n-1]
 }
 
+// WaitReplies waits until the thread of the message at ts has at least n
+// replies and returns the n-th (1-based).
+func (s *Server) WaitReplies(ts string, n int) url.Values {
+	s.t.Helper()
+	s.waitFor(fmt.Sprintf("%d replies to %s", n, ts), func() bool { return len(s.Replies(ts)) >= n })
+	return s.Replies(ts)[n-1]
+}
+
 func (s *Server) timeout() time.Duration {
 	if s.WaitTimeout > 0 {
 		return s.WaitTimeout
@@ -228,14 +399,18 @@ type Action struct {
 	Inputs map[string]map[string]string
 }
 
+func (a Action) ts() string {
+	if a.MessageTS == "" {
+		return FirstTS
+	}
+	return a.MessageTS
+}
+
 // Payload returns the block_actions payload Slack would send for a, in
 // ChannelID; for Socket Mode (Send) or, form-encoded as "payload", for an
-// HTTP interactivity endpoint.
+// HTTP interactivity endpoint. It carries no "message"; Click adds the
+// clicked message as the fake last saw it.
 func (a Action) Payload() map[string]any {
-	ts := a.MessageTS
-	if ts == "" {
-		ts = FirstTS
-	}
 	values := map[string]any{}
 	for block, actions := range a.Inputs {
 		m := map[string]any{}
@@ -248,7 +423,7 @@ func (a Action) Payload() map[string]any {
 		"type":         "block_actions",
 		"user":         map[string]any{"id": a.User, "username": "user-" + strings.ToLower(a.User)},
 		"channel":      map[string]any{"id": ChannelID},
-		"container":    map[string]any{"type": "message", "message_ts": ts, "channel_id": ChannelID},
+		"container":    map[string]any{"type": "message", "message_ts": a.ts(), "channel_id": ChannelID},
 		"response_url": "https://hooks.slack.invalid/actions/x",
 		"trigger_id":   "123.456",
 		"actions": []any{map[string]any{
@@ -259,11 +434,18 @@ func (a Action) Payload() map[string]any {
 	}
 }
 
-// Click sends a's block_actions payload over Socket Mode and waits for the
-// client to acknowledge it.
+// Click sends a's block_actions payload over Socket Mode, with the clicked
+// message as last posted or updated (as Slack includes it), and waits for
+// the client to acknowledge it.
 func (s *Server) Click(a Action) {
 	s.t.Helper()
-	s.Send(a.Payload())
+	p := a.Payload()
+	if m := s.Message(a.ts()); m != nil {
+		var blocks []any
+		_ = json.Unmarshal([]byte(m.Get("blocks")), &blocks)
+		p["message"] = map[string]any{"type": "message", "ts": a.ts(), "text": m.Get("text"), "blocks": blocks}
+	}
+	s.Send(p)
 }
 
 // Send delivers payload as an "interactive" Socket Mode envelope over an
@@ -308,6 +490,35 @@ func ContainsText(v url.Values, str string) bool {
 	return strings.Contains(blocks, str) || strings.Contains(v.Get("text"), str)
 }
 
+// Readable returns what a person reads in a recorded message: its text and
+// every text in its blocks, JSON-decoded (so a `\u0026` left in it is one
+// the reader sees), one per line. Slack's own mrkdwn escapes (&amp; &lt;
+// &gt;) are left as they are.
+func Readable(v url.Values) string {
+	var blocks any
+	_ = json.Unmarshal([]byte(v.Get("blocks")), &blocks)
+	texts := []string{v.Get("text")}
+	var walk func(any)
+	walk = func(x any) {
+		switch x := x.(type) {
+		case map[string]any:
+			for k, e := range x {
+				if s, ok := e.(string); ok && k == "text" {
+					texts = append(texts, s)
+				} else {
+					walk(e)
+				}
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(blocks)
+	return strings.Join(texts, "\n")
+}
+
 func (s *Server) nextTS() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -315,55 +526,155 @@ func (s *Server) nextTS() string {
 	return fmt.Sprintf("1700000000.%06d", s.seq)
 }
 
-// record stores each authorised request's form in *into and answers with
-// resp's JSON.
-func (s *Server) record(into *[]url.Values, resp func(url.Values) any) http.HandlerFunc {
+// method serves Web API method name: it counts the call, fails it if a
+// Fault is pending, checks the token and the method's scope, and answers
+// with serve's JSON. serve gets the form, plus "_host" (the Host header).
+func (s *Server) method(name, token string, serve func(url.Values) any) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err := r.ParseForm(); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		if r.Header.Get("Authorization") != "Bearer "+BotToken && r.Form.Get("token") != BotToken {
-			writeJSON(w, map[string]any{"ok": false, "error": "invalid_auth"})
-			return
-		}
 		s.mu.Lock()
-		*into = append(*into, r.Form)
+		s.calls[name]++
+		f, failing := s.faults[name]
+		if failing && f.left > 0 {
+			if f.left--; f.left == 0 {
+				delete(s.faults, name)
+			} else {
+				s.faults[name] = f
+			}
+		}
+		scope := scopeOf[name]
+		revoked := s.revoked[scope]
 		s.mu.Unlock()
-		writeJSON(w, resp(r.Form))
+		switch {
+		case failing:
+			writeFault(w, f.f)
+		case r.Header.Get("Authorization") != "Bearer "+token && r.Form.Get("token") != token:
+			writeJSON(w, slackError("invalid_auth"))
+		case revoked:
+			writeJSON(w, map[string]any{"ok": false, "error": "missing_scope", "needed": scope, "provided": "chat:write"})
+		default:
+			form := r.Form
+			if name == "apps.connections.open" {
+				form = url.Values{"_host": {r.Host}}
+			}
+			writeJSON(w, serve(form))
+		}
 	}
 }
 
-func (s *Server) groupMembers(w http.ResponseWriter, r *http.Request) {
-	_ = r.ParseForm()
+func (s *Server) postMessage(v url.Values) any {
 	s.mu.Lock()
-	s.groupCalls++
-	users, ok := s.groups[r.Form.Get("usergroup")]
+	out := s.notMember
 	s.mu.Unlock()
-	if !ok {
-		writeJSON(w, map[string]any{"ok": false, "error": "no_such_subteam"})
-		return
+	if out {
+		return slackError("not_in_channel")
 	}
-	writeJSON(w, map[string]any{"ok": true, "users": users})
+	ts := s.nextTS()
+	s.mu.Lock()
+	s.posts = append(s.posts, v)
+	if v.Get("thread_ts") == "" {
+		s.messages[ts] = v
+	}
+	s.mu.Unlock()
+	time.Sleep(s.PostDelay)
+	return map[string]any{"ok": true, "channel": ChannelID, "ts": ts, "text": v.Get("text")}
 }
+
+// channelJSON is channel i as conversations.list and conversations.info
+// show it.
+func (s *Server) channelJSON(i int) map[string]any {
+	c := channels[i]
+	member := c.member
+	if c.id == ChannelID {
+		member = !s.notMember
+	}
+	return map[string]any{"id": c.id, "name": c.name, "is_channel": true, "is_private": false,
+		"is_archived": false, "is_member": member}
+}
+
+// conversationsList pages through channels with Slack's cursor scheme:
+// limit per page (default 100), response_metadata.next_cursor empty on the
+// last page.
+func (s *Server) conversationsList(v url.Values) any {
+	limit, err := strconv.Atoi(v.Get("limit"))
+	if err != nil || limit <= 0 {
+		limit = 100
+	}
+	start := 0
+	if c := v.Get("cursor"); c != "" {
+		if start, err = strconv.Atoi(strings.TrimPrefix(c, "dGVhbTpD")); err != nil || start < 0 || start > len(channels) {
+			return slackError("invalid_cursor")
+		}
+	}
+	end := min(start+limit, len(channels))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	page := []any{}
+	for i := start; i < end; i++ {
+		page = append(page, s.channelJSON(i))
+	}
+	next := ""
+	if end < len(channels) {
+		next = "dGVhbTpD" + strconv.Itoa(end)
+	}
+	return map[string]any{"ok": true, "channels": page, "response_metadata": map[string]any{"next_cursor": next}}
+}
+
+func (s *Server) conversationsInfo(v url.Values) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, c := range channels {
+		if c.id == v.Get("channel") {
+			return map[string]any{"ok": true, "channel": s.channelJSON(i)}
+		}
+	}
+	return slackError("channel_not_found")
+}
+
+func slackError(code string) map[string]any { return map[string]any{"ok": false, "error": code} }
 
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// socket speaks Socket Mode on one connection: hello, pings, and queued
-// envelopes; acknowledgements close the matching Send's wait.
-func (s *Server) socket(c *websocket.Conn) {
-	if err := c.WriteJSON(map[string]any{"type": "hello", "num_connections": 1}); err != nil {
+func writeFault(w http.ResponseWriter, f Fault) {
+	if f.Status == 0 || f.Status == http.StatusOK {
+		writeJSON(w, slackError(f.Error))
 		return
 	}
+	if f.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
+	}
+	if f.Status == http.StatusTooManyRequests {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(f.Status)
+		_ = json.NewEncoder(w).Encode(slackError("ratelimited"))
+		return
+	}
+	w.Header().Set("Content-Type", "text/html")
+	w.WriteHeader(f.Status)
+	fmt.Fprintf(w, "<html><body><h1>%d %s</h1></body></html>\n", f.Status, http.StatusText(f.Status))
+}
+
+// socket speaks Socket Mode on one connection: hello, pings, queued
+// envelopes and disconnect requests; acknowledgements close the matching
+// Send's wait.
+func (s *Server) socket(c *websocket.Conn) {
+	if err := c.WriteJSON(map[string]any{"type": "hello", "num_connections": 1,
+		"connection_info": map[string]any{"app_id": "A0TOOLGATE"}}); err != nil {
+		return
+	}
+	ctl := make(chan []byte, 4)
 	s.mu.Lock()
-	s.conns++
+	s.sockets[c] = ctl
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		s.conns--
+		delete(s.sockets, c)
 		s.mu.Unlock()
 	}()
 	readErr := make(chan error, 1)
@@ -394,6 +705,10 @@ func (s *Server) socket(c *websocket.Conn) {
 				case s.outbox <- env: // another connection may deliver it
 				default:
 				}
+				return
+			}
+		case m := <-ctl:
+			if err := c.WriteMessage(websocket.TextMessage, m); err != nil {
 				return
 			}
 		case <-ping.C:

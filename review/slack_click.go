@@ -1,0 +1,195 @@
+package review
+
+import (
+	"context"
+	"strings"
+
+	"github.com/slack-go/slack"
+)
+
+// Why a click changed nothing, as logged (key "why") and passed to
+// SlackOptions.OnRefusedClick.
+const (
+	RefusedNotApprover    = "not_approver"
+	RefusedAlreadyDecided = "already_decided"
+	RefusedExpired        = "expired"
+	RefusedUnknownReview  = "unknown_review"
+	RefusedBadSignature   = "bad_signature"
+	RefusedStaleRequest   = "stale_request"
+)
+
+// handleInteraction acts on a click. It never fails the caller: problems are
+// logged and, where a person can act on them, told to the clicker
+// ephemerally.
+func (sc *slackChannel) handleInteraction(ctx context.Context, cb slack.InteractionCallback) {
+	if cb.Type != slack.InteractionTypeBlockActions {
+		return
+	}
+	for _, a := range cb.ActionCallback.BlockActions {
+		switch a.ActionID {
+		case ActionApprove, ActionDeny:
+			sc.handleClick(ctx, cb, a)
+			return
+		case ActionViewArgs:
+			sc.showArgs(ctx, cb, a.Value)
+			return
+		}
+	}
+}
+
+// refused records a click that changed nothing: a Warn line with stable
+// keys, and OnRefusedClick.
+func (sc *slackChannel) refused(id, user, why, msg string) {
+	sc.log().Warn("review click refused: "+msg, "call_id", id, "slack_user", user, "why", why)
+	if sc.o.OnRefusedClick != nil {
+		sc.o.OnRefusedClick(id, user, why)
+	}
+}
+
+func (sc *slackChannel) handleClick(ctx context.Context, cb slack.InteractionCallback, a *slack.BlockAction) {
+	id, user := a.Value, cb.User.ID
+	log := sc.log().With("call_id", id, "slack_user", user, "action", a.ActionID)
+	if id == "" {
+		return
+	}
+	if !sc.approver(ctx, user) {
+		sc.refused(id, user, RefusedNotApprover, "not an approver")
+		sc.ephemeral(ctx, cb, "You are not on toolgate's approver list, so your click was not counted. The review is still waiting for an approver.")
+		return
+	}
+	v := Verdict{Approved: a.ActionID == ActionApprove, Reviewer: user, Channel: ChannelSlack}
+	if !v.Approved {
+		v.Reason = denyReason(cb)
+	}
+	ok, err := sc.s.submit(ctx, id, v)
+	if err != nil {
+		if _, _, rerr := sc.s.o.Store.ReviewVerdict(ctx, id); rerr != nil {
+			// Not in this toolgate's audit DB: another instance's message,
+			// or a deleted DB.
+			sc.refused(id, user, RefusedUnknownReview, "unknown review")
+			sc.ephemeral(ctx, cb, "This review is not known to this toolgate (it may belong to another instance). Your click changed nothing.")
+			return
+		}
+		log.Error("storing slack verdict failed", "err", err)
+		sc.ephemeral(ctx, cb, "toolgate could not record your answer ("+err.Error()+"). Try again, or use `toolgate review` on the host.")
+		return
+	}
+	if ok {
+		log.Info("slack verdict stored", "approved", v.Approved)
+		return
+	}
+	// Late click: already decided or expired.
+	msg, why := "This review is no longer waiting for an answer.", RefusedAlreadyDecided
+	if won, decided, err := sc.s.o.Store.ReviewVerdict(ctx, id); err == nil && decided {
+		msg = "This review was already closed: " + plainOutcome(won) + "."
+		if !won.Approved && (won.Channel == ChannelTimeout || won.Channel == ChannelExpired || won.Channel == ChannelCancelled) {
+			why = RefusedExpired
+		}
+		sc.closeStale(ctx, cb, won)
+	}
+	sc.refused(id, user, why, "the review was already closed")
+	sc.ephemeral(ctx, cb, msg+" Your click changed nothing.")
+}
+
+// closeStale closes the clicked message when it still offers buttons for a
+// review that ended with won: its update at the end failed, or it went to
+// another process. The message is rebuilt from what Slack sent with the
+// click: the reason input and buttons give way to the outcome.
+func (sc *slackChannel) closeStale(ctx context.Context, cb slack.InteractionCallback, won Verdict) {
+	var kept []slack.Block
+	live := false
+	for _, b := range cb.Message.Blocks.BlockSet {
+		switch b := b.(type) {
+		case *slack.ActionBlock:
+			if strings.HasPrefix(b.BlockID, blockActionsPrefix) {
+				live = true
+				continue
+			}
+		case *slack.InputBlock:
+			if b.BlockID == BlockReason {
+				continue
+			}
+		}
+		kept = append(kept, b)
+	}
+	ts := cb.Container.MessageTs
+	if !live || ts == "" {
+		return
+	}
+	kept = append(kept, slack.NewSectionBlock(mrkdwn(sc.outcomeText(won)), nil, nil))
+	err := sc.call(context.WithoutCancel(ctx), "chat.update", 0, func(ctx context.Context) error {
+		_, _, _, err := sc.api.UpdateMessageContext(ctx, clickChannel(cb), ts,
+			slack.MsgOptionText("toolgate: review "+outcomeWord(won), false), slack.MsgOptionBlocks(kept...))
+		return err
+	})
+	if err != nil {
+		sc.log().Error("closing a stale slack review message failed", "slack_ts", ts, "err", slackHint(err))
+		return
+	}
+	sc.log().Info("closed a slack review message left with live buttons", "slack_ts", ts)
+}
+
+// showArgs posts the full, redacted arguments of call id in the thread of
+// the clicked message, once; a later click is pointed at the thread.
+// Anyone who can see the message may ask: it shows nothing the message
+// does not, only more of it.
+func (sc *slackChannel) showArgs(ctx context.Context, cb slack.InteractionCallback, id string) {
+	sc.mu.Lock()
+	lr, ok := sc.live[id]
+	posted := ok && lr.argsPosted
+	if ok {
+		lr.argsPosted = true // claimed: a concurrent click is pointed at the thread
+	}
+	sc.mu.Unlock()
+	if posted {
+		sc.ephemeral(ctx, cb, "The full arguments are in this message's thread.")
+		return
+	}
+	if !ok {
+		// Not posted by this process: look for it among the pending reviews.
+		ps, err := sc.s.o.Store.PendingReviews(ctx)
+		if err == nil {
+			for _, p := range ps {
+				if p.Call.ID == id {
+					lr = &liveReview{c: p.Call, d: p.Decision}
+				}
+			}
+		}
+		if lr == nil {
+			sc.ephemeral(ctx, cb, "This review is no longer waiting. Its call is in the audit log: `toolgate audit show "+escape(id)+"` on toolgate's host.")
+			return
+		}
+	}
+	r := sc.s.o.Redactor
+	ts := cb.Container.MessageTs
+	err := sc.call(context.WithoutCancel(ctx), "chat.postMessage", 0, func(ctx context.Context) error {
+		_, _, err := sc.api.PostMessageContext(ctx, clickChannel(cb),
+			slack.MsgOptionTS(ts),
+			slack.MsgOptionText("Full arguments of "+escape(r.String(lr.c.Name))+" (decision "+escape(id)+")", false),
+			slack.MsgOptionBlocks(fullArgsBlocks(r.Value(lr.c.Args))...),
+			slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl())
+		return err
+	})
+	if err != nil {
+		sc.mu.Lock()
+		if ok {
+			lr.argsPosted = false
+		}
+		sc.mu.Unlock()
+		sc.log().Warn("posting full arguments failed", "call_id", id, "err", slackHint(err))
+		sc.ephemeral(ctx, cb, "toolgate could not post the full arguments. `toolgate audit show "+escape(id)+"` on toolgate's host shows them.")
+		return
+	}
+	sc.log().Info("full arguments posted in the review's thread", "call_id", id, "slack_user", cb.User.ID)
+}
+
+// denyReason reads the reason input from the click's message state.
+func denyReason(cb slack.InteractionCallback) string {
+	if cb.BlockActionState == nil {
+		return ""
+	}
+	if in, ok := cb.BlockActionState.Values[BlockReason][ActionReason]; ok {
+		return strings.TrimSpace(in.Value)
+	}
+	return ""
+}

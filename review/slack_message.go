@@ -1,0 +1,376 @@
+package review
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/slack-go/slack"
+
+	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/tools"
+)
+
+// Sizes of what the review message shows. A section's text may hold 3000
+// characters; a message, 50 blocks.
+const (
+	// argsPreviewLimit is how many bytes of argument values the inline
+	// preview shows, shared among the top-level keys.
+	argsPreviewLimit = 1500
+	// argsPreviewMinPerKey is the least a key's value gets.
+	argsPreviewMinPerKey = 48
+	// sectionLimit is what a section's text is cut to after escaping.
+	sectionLimit = 2900
+	// fullArgsChunk is the most arguments text one block of the thread
+	// reply holds, and fullArgsMaxBlocks the most blocks it has.
+	fullArgsChunk     = 2800
+	fullArgsMaxBlocks = 45
+)
+
+// fallbackText is the notification text; names are escaped so a tool
+// called "<!channel>" cannot ping anyone.
+func (sc *slackChannel) fallbackText(c tools.Call, v *Verdict) string {
+	r := sc.s.o.Redactor
+	name, id := escape(truncate(r.String(c.Name), 200)), escape(truncate(c.ID, 100))
+	if v == nil {
+		return fmt.Sprintf("toolgate: review requested for %s (decision %s)", name, id)
+	}
+	return fmt.Sprintf("toolgate: %s %s (decision %s)", name, outcomeWord(*v), id)
+}
+
+func outcomeWord(v Verdict) string {
+	switch {
+	case v.Approved:
+		return "approved"
+	case v.Channel == ChannelTimeout || v.Channel == ChannelExpired:
+		return "expired"
+	case v.Channel == ChannelCancelled:
+		return "cancelled"
+	default:
+		return "denied"
+	}
+}
+
+func mrkdwn(s string) *slack.TextBlockObject {
+	return slack.NewTextBlockObject(slack.MarkdownType, s, false, false)
+}
+
+func plain(s string) *slack.TextBlockObject {
+	return slack.NewTextBlockObject(slack.PlainTextType, s, false, false)
+}
+
+// reviewBlocks builds the message: a header, the call's details and who
+// asks, the redacted arguments (each top-level key's value cut to its
+// share), who may answer and where the call is in the audit log, and
+// either the reason input and buttons (v == nil) or the outcome. Every text
+// from the call, the rule or a reviewer goes through the Redactor.
+func (sc *slackChannel) reviewBlocks(c tools.Call, d rules.Decision, expires time.Time, v *Verdict) []slack.Block {
+	r := sc.s.o.Redactor
+	txt := func(s string) string { return escape(r.String(s)) }
+
+	title := "Review requested: " + c.Name
+	if v != nil {
+		title = strings.ToUpper(outcomeWord(*v)[:1]) + outcomeWord(*v)[1:] + ": " + c.Name
+	}
+	blocks := []slack.Block{slack.NewHeaderBlock(plain(truncate(r.String(title), 145)))}
+
+	summary := fmt.Sprintf("An agent wants to run *%s* (`%s` on server `%s`).", txt(c.Name), txt(c.Tool), txt(c.Server))
+	if d.Rule != "" {
+		summary += fmt.Sprintf("\n*Rule:* `%s`", txt(d.Rule))
+	}
+	if d.Reason != "" {
+		summary += " — " + txt(d.Reason)
+	}
+	blocks = append(blocks, slack.NewSectionBlock(mrkdwn(truncate(summary, sectionLimit)), nil, nil))
+
+	conf := "unknown"
+	if c.Confidence != nil {
+		conf = strconv.FormatFloat(*c.Confidence, 'f', 2, 64)
+	}
+	fields := []*slack.TextBlockObject{
+		mrkdwn("*Client:*\n" + orDash(truncate(txt(peer(c.Client)), 200))),
+		mrkdwn("*Model:*\n" + orDash(truncate(txt(peer(c.Model)), 200))),
+		mrkdwn("*Session:*\n" + sessionText(c.SessionID)),
+	}
+	if sc.o.Requester != "" {
+		fields = append(fields, mrkdwn("*Requester:*\n"+truncate(txt(sc.o.Requester), 500)))
+	}
+	fields = append(fields,
+		mrkdwn("*Confidence:*\n"+conf),
+		mrkdwn("*Runs in:*\n"+escape(sandboxText(d.Sandbox))),
+		mrkdwn("*Decision ID:*\n`"+truncate(txt(c.ID), 100)+"`"))
+	if !expires.IsZero() {
+		fields = append(fields, mrkdwn("*Expires:*\n"+slackDate(expires)))
+	}
+	blocks = append(blocks, slack.NewSectionBlock(nil, fields, nil))
+	blocks = append(blocks, slack.NewSectionBlock(mrkdwn("*Arguments:*\n```"+argsPreview(r.Value(c.Args))+"```"), nil, nil))
+	blocks = append(blocks, slack.NewContextBlock("toolgate_about",
+		mrkdwn(truncate("*May answer:* "+sc.answerers(), 1900)),
+		mrkdwn("*Audit:* `toolgate audit show "+escape(truncate(c.ID, 100))+"` on toolgate's host")))
+
+	if v == nil {
+		in := slack.NewInputBlock(BlockReason, plain("Reason (optional; sent to the agent on Deny)"), nil,
+			slack.NewPlainTextInputBlockElement(plain("Why deny?"), ActionReason))
+		in.Optional = true
+		blocks = append(blocks, in,
+			slack.NewActionBlock(blockActionsPrefix+c.ID,
+				slack.NewButtonBlockElement(ActionApprove, c.ID, plain("Approve")).WithStyle(slack.StylePrimary),
+				slack.NewButtonBlockElement(ActionDeny, c.ID, plain("Deny")).WithStyle(slack.StyleDanger),
+				slack.NewButtonBlockElement(ActionViewArgs, c.ID, plain("View full arguments"))))
+		return blocks
+	}
+	blocks = append(blocks, slack.NewSectionBlock(mrkdwn(sc.outcomeText(*v)), nil, nil))
+	return blocks
+}
+
+// answerers lists who may answer as Slack mentions: the approvers, then
+// the approver groups. IDs that are not plain Slack IDs are shown as code,
+// never as markup.
+func (sc *slackChannel) answerers() string {
+	var who []string
+	for _, u := range sc.o.Approvers {
+		who = append(who, mention("@", u))
+	}
+	for _, g := range sc.o.ApproverGroups {
+		who = append(who, mention("!subteam^", g))
+	}
+	return strings.Join(who, ", ")
+}
+
+func mention(kind, id string) string {
+	if id == "" || strings.ContainsFunc(id, func(r rune) bool { return (r < 'A' || r > 'Z') && (r < '0' || r > '9') }) {
+		return "`" + escape(truncate(id, 40)) + "`"
+	}
+	return "<" + kind + id + ">"
+}
+
+// sessionText names the agent's MCP session without showing its ID (which
+// can let whoever holds it use the session): "stdio", or a short hash that
+// tells sessions apart.
+func sessionText(id string) string {
+	switch id {
+	case "":
+		return "—"
+	case "stdio":
+		return "stdio"
+	}
+	h := sha256.Sum256([]byte(id))
+	return "`#" + hex.EncodeToString(h[:4]) + "`"
+}
+
+// outcomeText is the line that replaces the buttons once a review ends.
+func (sc *slackChannel) outcomeText(v Verdict) string {
+	who := v.Reviewer
+	if v.Channel == ChannelSlack && who != "" {
+		who = mention("@", who)
+	} else if who != "" {
+		who = "`" + escape(who) + "`"
+	}
+	when := "at " + slackDate(v.DecidedAt)
+	var s string
+	switch {
+	case v.Approved:
+		s = fmt.Sprintf(":white_check_mark: *Approved* by %s via %s %s", orDash(who), v.Channel, when)
+	case v.Channel == ChannelTimeout:
+		s = ":hourglass: *Expired*: nobody answered in time; the call was denied " + when
+	case v.Channel == ChannelExpired:
+		s = ":hourglass: *Expired (toolgate restarted)*: the call was denied " + when
+	case v.Channel == ChannelCancelled:
+		s = ":no_entry_sign: *Cancelled*: the agent stopped waiting; the call was denied " + when
+	case who != "":
+		s = fmt.Sprintf(":x: *Denied* by %s via %s %s", who, v.Channel, when)
+	default:
+		s = fmt.Sprintf(":x: *Denied* (%s) %s", v.Channel, when)
+	}
+	if v.Reason != "" && v.Channel != ChannelExpired {
+		s += "\n*Reason:* " + escape(truncate(sc.s.o.Redactor.String(v.Reason), 500))
+	}
+	return s
+}
+
+func plainOutcome(v Verdict) string {
+	s := outcomeWord(v)
+	if v.Reviewer != "" {
+		who := v.Reviewer
+		if v.Channel == ChannelSlack {
+			who = mention("@", who)
+		}
+		s += " by " + who
+	}
+	return s + " via " + v.Channel
+}
+
+func peer(p tools.Peer) string {
+	if p.Version == "" {
+		return p.Name
+	}
+	return p.Name + " " + p.Version
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+// slackDate renders t in each reader's time zone, with a UTC fallback.
+func slackDate(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return fmt.Sprintf("<!date^%d^{date_short_pretty} {time_secs}|%s>", t.Unix(), t.UTC().Format(time.RFC3339))
+}
+
+// escape makes s safe inside Slack mrkdwn.
+func escape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "```", "`\u200b``").Replace(s)
+}
+
+// codeEscape makes s safe inside a ``` block however it is cut: a zero
+// width space after every backquote means no cut can form a closing fence.
+var codeEscape = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "`", "`\u200b").Replace
+
+// argsPreview is argsPreviewPlain for a ``` block in a section.
+func argsPreview(args any) string {
+	return cutLines(codeEscape(argsPreviewPlain(args)), sectionLimit-len("*Arguments:*\n``````"))
+}
+
+// argsPreviewPlain renders args (already redacted) for a reviewer: an
+// object one top-level key a line, each value's JSON cut to its share of
+// argsPreviewLimit so that every key stays visible; anything else as
+// indented JSON cut at argsPreviewLimit. Nothing is HTML-escaped.
+func argsPreviewPlain(args any) string {
+	m, ok := args.(map[string]any)
+	if !ok {
+		s, err := jsonText(args, true)
+		if err != nil {
+			return "(arguments could not be shown)"
+		}
+		if len(s) > argsPreviewLimit {
+			s = truncate(s, argsPreviewLimit) + fmt.Sprintf("\n… (%d bytes in all)", len(s))
+		}
+		return s
+	}
+	if len(m) == 0 {
+		return "{}"
+	}
+	keys := slices.Sorted(func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	per := max(argsPreviewLimit/len(keys), argsPreviewMinPerKey)
+	var b strings.Builder
+	b.WriteString("{\n")
+	for i, k := range keys {
+		kj, _ := jsonText(truncate(k, 100), false)
+		vj, err := jsonText(m[k], false)
+		if err != nil {
+			vj = "(could not be shown)"
+		}
+		if len(vj) > per {
+			vj = truncate(vj, per) + fmt.Sprintf(" (%d bytes in all)", len(vj))
+		}
+		b.WriteString("  " + kj + ": " + vj)
+		if i < len(keys)-1 {
+			b.WriteString(",")
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+// jsonText encodes v as JSON without escaping <, > and & (a reviewer
+// would read \u0026), indented or on one line.
+func jsonText(v any, indent bool) (string, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if indent {
+		enc.SetIndent("", "  ")
+	}
+	if err := enc.Encode(v); err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(b.String(), "\n"), nil
+}
+
+// cutLines cuts s to at most n bytes at a line end, saying how many lines
+// were left out; a first line longer than n is cut within.
+func cutLines(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const note = "\n… (%d more lines: View full arguments)"
+	budget := n - len(note) - 8
+	cut := strings.LastIndexByte(s[:max(budget, 0)], '\n')
+	if cut <= 0 {
+		return truncate(s, max(budget, 0))
+	}
+	return s[:cut] + fmt.Sprintf(note, strings.Count(s[cut:], "\n"))
+}
+
+// fullArgsBlocks renders args (already redacted) in full, as indented JSON
+// in ``` blocks of at most fullArgsChunk bytes each, for the thread reply
+// of "View full arguments".
+func fullArgsBlocks(args any) []slack.Block {
+	s, err := jsonText(args, true)
+	if err != nil {
+		s = "(arguments could not be shown)"
+	}
+	var blocks []slack.Block
+	for len(s) > 0 && len(blocks) < fullArgsMaxBlocks {
+		var chunk string
+		chunk, s = codeChunk(s, fullArgsChunk-6)
+		blocks = append(blocks, slack.NewSectionBlock(mrkdwn("```"+chunk+"```"), nil, nil))
+	}
+	if len(s) > 0 {
+		blocks = append(blocks, slack.NewContextBlock("", mrkdwn(fmt.Sprintf("… %d more bytes not shown; see `toolgate audit show`.", len(s)))))
+	}
+	return blocks
+}
+
+// codeChunk takes from s the longest prefix whose codeEscape fits n bytes,
+// ending at a line end when one is within, and returns it escaped with the
+// rest of s.
+func codeChunk(s string, n int) (chunk, rest string) {
+	size, end, lastNL := 0, 0, -1
+	for end < len(s) {
+		_, w := utf8.DecodeRuneInString(s[end:])
+		add := len(codeEscape(s[end : end+w]))
+		if size+add > n {
+			break
+		}
+		size += add
+		end += w
+		if s[end-1] == '\n' {
+			lastNL = end
+		}
+	}
+	if end < len(s) && lastNL > 0 {
+		end = lastNL
+	}
+	return codeEscape(strings.TrimSuffix(s[:end], "\n")), s[end:]
+}
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
