@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,5 +70,33 @@ func TestLeaseReleasedAtClose(t *testing.T) {
 	b := openTest(t, path, Options{Owner: "owner-b"})
 	if exp, err := b.ExpireOrphanReviews(ctx, b.o.Now()); err != nil || len(exp) != 1 {
 		t.Fatalf("ExpireOrphanReviews = %+v, %v", exp, err)
+	}
+}
+
+// TestReasonRedacted: a rule's reason that quotes a secret from the
+// arguments is masked before it is stored or chained.
+func TestReasonRedacted(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "audit.db")
+	s := openTest(t, path, Options{RedactText: func(s string) string { return strings.ReplaceAll(s, "ghp_secret123", "[REDACTED]") }})
+	d := testDecision(rules.Review)
+	d.Reason = "shell command may change state: curl -H 'Authorization: ghp_secret123' x"
+	d.Error = "no such key: ghp_secret123"
+	if err := s.Begin(ctx, testCall("01S1", 0), d); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Get(ctx, "01S1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(r.Reason, "ghp_secret123") || !strings.Contains(r.Reason, "[REDACTED]") || strings.Contains(r.EvalError, "ghp_secret123") {
+		t.Fatalf("stored reason %q, error %q", r.Reason, r.EvalError)
+	}
+	var bodies string
+	if err := rawDB(t, path).QueryRowContext(ctx, `SELECT group_concat(body) FROM events`).Scan(&bodies); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(bodies, "ghp_secret123") {
+		t.Fatal("the secret is in the hash-chained events")
 	}
 }

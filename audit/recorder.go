@@ -54,6 +54,17 @@ func (s *Store) newEntry(c tools.Call, d rules.Decision) (*entryRow, error) {
 	if received.IsZero() {
 		received = now
 	}
+	if s.o.RedactText != nil {
+		d.Reason, d.Error = s.o.RedactText(d.Reason), s.o.RedactText(d.Error)
+		shadow := make([]rules.ShadowResult, len(d.Shadow))
+		for i, sr := range d.Shadow {
+			sr.Reason, sr.Error = s.o.RedactText(sr.Reason), s.o.RedactText(sr.Error)
+			shadow[i] = sr
+		}
+		if len(shadow) > 0 {
+			d.Shadow = shadow
+		}
+	}
 	e := Entry{
 		ID: c.ID, ReceivedAt: received, DecidedAt: now,
 		Client: c.Client, Model: c.Model, Session: c.SessionID,

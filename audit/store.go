@@ -90,6 +90,10 @@ type Options struct {
 	// runs before the arguments are stored or hashed. nil stores them as
 	// they are. It must not modify its argument.
 	Redact func(map[string]any) map[string]any
+	// RedactText masks secrets in the texts recorded with a decision (the
+	// rule's reason, which may quote the arguments, and evaluation errors);
+	// nil stores them as they are.
+	RedactText func(string) string
 	// ToolgateVersion is stored in every row.
 	ToolgateVersion string
 	// BusyTimeout is how long one transaction waits for another process's

@@ -65,6 +65,7 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, checkRule
 	st, err := audit.Open(ctx, dbPath, audit.Options{
 		Logger:          logger.With("component", "audit"),
 		Redact:          redactArgs(red),
+		RedactText:      red.String,
 		ToolgateVersion: version,
 		OnBehind:        m.OutcomeWritten,
 		// Each serve owns the reviews it records, so that sessions sharing
