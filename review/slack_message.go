@@ -342,8 +342,8 @@ func fullArgsBlocks(args any) []slack.Block {
 }
 
 // codeChunk takes from s the longest prefix whose codeEscape fits n bytes,
-// ending at a line end when one is within, and returns it escaped with the
-// rest of s.
+// ending at a line end when one is in its second half, and returns it
+// escaped with the rest of s.
 func codeChunk(s string, n int) (chunk, rest string) {
 	size, end, lastNL := 0, 0, -1
 	for end < len(s) {
@@ -358,7 +358,7 @@ func codeChunk(s string, n int) (chunk, rest string) {
 			lastNL = end
 		}
 	}
-	if end < len(s) && lastNL > 0 {
+	if end < len(s) && lastNL > end/2 {
 		end = lastNL
 	}
 	return codeEscape(strings.TrimSuffix(s[:end], "\n")), s[end:]
