@@ -100,3 +100,30 @@ func TestReasonRedacted(t *testing.T) {
 		t.Fatal("the secret is in the hash-chained events")
 	}
 }
+
+// TestRefusedClickChained: a refused click is in the chain, leaves the row
+// as it was, and the log still verifies.
+func TestRefusedClickChained(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "audit.db")
+	s := openTest(t, path, Options{})
+	if err := s.Begin(ctx, testCall("01C1", 0), testDecision(rules.Review)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordRefusedClick(ctx, "01C1", "U0STRANGER", "slack", "not an approver"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordRefusedClick(ctx, "01NONE", "U0STRANGER", "slack", "forged"); err == nil {
+		t.Fatal("a click on no call was recorded")
+	}
+	var n int
+	if err := rawDB(t, path).QueryRowContext(ctx, `SELECT count(*) FROM events WHERE kind = 'click' AND body LIKE '%U0STRANGER%not an approver%'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("click events = %d, %v", n, err)
+	}
+	if r, _ := s.Get(ctx, "01C1"); r.Status != StatusPending || r.Review != nil {
+		t.Fatalf("the click changed the row: %s %+v", r.Status, r.Review)
+	}
+	if rep, err := s.Verify(ctx); err != nil || len(rep.Problems) > 0 {
+		t.Fatalf("Verify = %+v, %v", rep, err)
+	}
+}

@@ -117,6 +117,7 @@ const (
 	kindVerdict  = "verdict"  // a review verdict (and the status it leads to)
 	kindStatus   = "status"   // a status change alone (finalizing a submitted verdict, expiry)
 	kindOutcome  = "outcome"  // Finish
+	kindClick    = "click"    // a reviewer's click that changed nothing (RecordRefusedClick)
 )
 
 // event is the body of one chained event; its canonical JSON (encoding/json

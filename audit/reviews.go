@@ -183,3 +183,21 @@ func (s *Store) ExpireOrphanReviews(ctx context.Context, now time.Time) ([]revie
 	}
 	return out, nil
 }
+
+// RecordRefusedClick chains a reviewer's click on call id's review that
+// changed nothing: who clicked (user), on which channel, and why it was
+// refused (not an approver, already decided, expired). The call's row is
+// unchanged; the event says the click happened and was turned away. A
+// click naming no call in the log is not recorded (ErrNotFound): there is
+// no chain of that call to put it in.
+func (s *Store) RecordRefusedClick(ctx context.Context, id, user, channel, why string) error {
+	at := utc(s.o.Now())
+	return s.write(ctx, func(w *wtx) error {
+		cs, err := w.state(id)
+		if err != nil {
+			return err
+		}
+		r := &Review{Reviewer: user, Channel: channel, Reason: why, DecidedAt: at}
+		return w.appendEvent(&event{Kind: kindClick, ID: id, At: at.UnixNano(), Status: cs.status, Verdict: r})
+	})
+}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -86,6 +88,14 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, checkRule
 	if err != nil {
 		return nil, err
 	}
+	if slackOpts != nil {
+		slackOpts.Requester = requester(cfg)
+		slackOpts.OnRefusedClick = func(callID, user, why string) {
+			if err := st.RecordRefusedClick(context.Background(), callID, user, review.ChannelSlack, why); err != nil {
+				logger.Warn("recording a refused slack click failed", "call_id", callID, "slack_user", user, "err", err)
+			}
+		}
+	}
 	svc, err := review.New(review.Options{
 		Store:       st,
 		Slack:       slackOpts,
@@ -97,6 +107,11 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, checkRule
 	})
 	if err != nil {
 		return nil, fmt.Errorf("review: %w", err)
+	}
+	if err := svc.CheckSlack(ctx); errors.Is(err, review.ErrSlackAuth) {
+		return nil, fmt.Errorf("%w (check %s)", err, secretSource(cfg.Review.Slack.BotTokenEnv, cfg.Review.Slack.BotTokenFile))
+	} else if err != nil {
+		logger.Error("slack is not ready: reviews go to the other channels until it is", "err", err)
 	}
 	if err := svc.Recover(ctx); err != nil {
 		logger.Warn("recovering reviews left pending by a previous run", "err", err)
@@ -199,4 +214,17 @@ func expireOrphans(ctx context.Context, svc *review.Service, interval time.Durat
 			logger.Warn("expiring the reviews of ended processes failed", "err", err)
 		}
 	}
+}
+
+// requester says, for reviewers, who asks: the OS account toolgate runs as
+// (from its uid), the host, and the workspace.
+func requester(cfg *config.Config) string {
+	host, _ := os.Hostname()
+	s := reviewAccount(os.Getuid()) + "@" + host
+	if cfg.Workspace.Enabled {
+		if ws, err := filepath.Abs(cfg.Workspace.Root); err == nil {
+			s += " in " + ws
+		}
+	}
+	return s
 }
