@@ -116,13 +116,23 @@ func (n *notes) count(method string) int {
 }
 
 func (n *notes) progress(token string) []float64 {
+	var out []float64
+	for _, v := range n.progressField(token, "progress") {
+		p, _ := v.(float64)
+		out = append(out, p)
+	}
+	return out
+}
+
+// progressField returns field key of each progress notification with
+// token, in order.
+func (n *notes) progressField(token, key string) []any {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	var out []float64
+	var out []any
 	for _, x := range n.all {
 		if x.Method == "notifications/progress" && x.Params.AdditionalFields["progressToken"] == token {
-			p, _ := x.Params.AdditionalFields["progress"].(float64)
-			out = append(out, p)
+			out = append(out, x.Params.AdditionalFields[key])
 		}
 	}
 	return out
