@@ -127,7 +127,16 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*Record, error) {
 
 // Get returns call id, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (*Record, error) {
-	r, err := scanRecord(s.rdb.QueryRowContext(ctx, `SELECT `+recordCols+` FROM calls WHERE id = ?`, id))
+	return s.getOn(ctx, s.rdb, id)
+}
+
+// rowQueryer is a *sql.DB, or the writer's *sql.Conn inside a write.
+type rowQueryer interface {
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+}
+
+func (s *Store) getOn(ctx context.Context, q rowQueryer, id string) (*Record, error) {
+	r, err := scanRecord(q.QueryRowContext(ctx, `SELECT `+recordCols+` FROM calls WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}

@@ -90,8 +90,28 @@ CREATE TABLE review_owners (
 	started_at   INTEGER NOT NULL,
 	heartbeat_at INTEGER NOT NULL
 );`,
+	// 4: grants, approvals bound to a call that a retry uses (grants.go).
+	`CREATE TABLE grants (
+	id            TEXT    PRIMARY KEY,
+	review_id     TEXT    NOT NULL,
+	server        TEXT    NOT NULL,
+	tool          TEXT    NOT NULL,
+	args_hash     TEXT    NOT NULL DEFAULT '',
+	rules_version TEXT    NOT NULL,
+	session       TEXT    NOT NULL,
+	scope         TEXT    NOT NULL,
+	approver      TEXT    NOT NULL DEFAULT '',
+	channel       TEXT    NOT NULL DEFAULT '',
+	created_at    INTEGER NOT NULL,
+	expires_at    INTEGER NOT NULL,
+	max_uses      INTEGER NOT NULL,
+	uses          INTEGER NOT NULL DEFAULT 0,
+	revoked_at    INTEGER,
+	revoked_by    TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX grants_match ON grants(server, tool, session);`,
 }
 
 // SchemaVersion is the schema version this build writes and understands
 // (len(migrations); a test keeps the two in step).
-const SchemaVersion = 3
+const SchemaVersion = 4

@@ -40,6 +40,7 @@ const (
 	DefaultAuthTokenEnv    = "TOOLGATE_AUTH_TOKEN"
 	DefaultMaxRequestBytes = 4 << 20
 	DefaultReviewTimeout   = 5 * time.Minute
+	DefaultReviewHold      = 45 * time.Second
 	DefaultSlackBotEnv     = "SLACK_BOT_TOKEN"
 	DefaultSlackAppEnv     = "SLACK_APP_TOKEN"
 	DefaultSlackSigningEnv = "SLACK_SIGNING_SECRET"
@@ -181,6 +182,12 @@ type Audit struct {
 type Review struct {
 	// Timeout is how long to wait for an answer (default 5m); no answer denies.
 	Timeout time.Duration
+	// Hold is how long a call waits for its review before it returns
+	// "pending" (default 45s, under MCP clients' one-minute call limit);
+	// an approval after that becomes a grant the retry uses.
+	Hold time.Duration
+	// GrantTTL is how long such a grant stays usable (default 15m).
+	GrantTTL time.Duration
 	// Channels are tried in order: slack, cli, elicitation. Empty means the
 	// review package's default.
 	Channels []string
@@ -289,6 +296,9 @@ func (c *Config) applyDefaults(workspaceEnabled *bool) {
 	}
 	if c.Review.Timeout == 0 {
 		c.Review.Timeout = DefaultReviewTimeout
+	}
+	if c.Review.Hold == 0 {
+		c.Review.Hold = DefaultReviewHold
 	}
 	s := &c.Review.Slack
 	if s.BotTokenEnv == "" {

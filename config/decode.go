@@ -585,7 +585,9 @@ func checkOrigin(s string) error {
 func (d *decoder) review(r *Review, v *yaml.Node) {
 	var channelsNode *yaml.Node
 	d.fields(v, "review", map[string]func(k, v *yaml.Node){
-		"timeout": func(_, v *yaml.Node) { r.Timeout = d.duration(v) },
+		"timeout":   func(_, v *yaml.Node) { r.Timeout = d.duration(v) },
+		"hold":      func(_, v *yaml.Node) { r.Hold = d.duration(v) },
+		"grant_ttl": func(_, v *yaml.Node) { r.GrantTTL = d.duration(v) },
 		"channels": func(_, v *yaml.Node) {
 			channelsNode = v
 			r.Channels = d.strList(v, "review.channels", false)

@@ -51,6 +51,14 @@ type Recorder interface {
 	Finish(ctx context.Context, id string, o audit.Outcome) error
 }
 
+// Granter finds the grant, if any, that covers a call decided review
+// (recorded pending by Begin): an earlier approval bound to the same call.
+// ok true means it counted the use, and v is the verdict that runs the
+// call. *audit.Store is one.
+type Granter interface {
+	UseGrant(ctx context.Context, c tools.Call, d rules.Decision) (v review.Verdict, ok bool, err error)
+}
+
 // Forwarder sends a call to its upstream and returns the upstream's result.
 type Forwarder interface {
 	Forward(ctx context.Context, c tools.Call) (*mcp.CallToolResult, error)
@@ -76,6 +84,9 @@ type Options struct {
 	Recorder  Recorder
 	Forwarder Forwarder
 	Observer  Observer
+	// Granter, when set, is asked before a review whether a grant covers
+	// the call; nil means every review asks a human.
+	Granter Granter
 	// Logger receives one line per decision; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -176,7 +187,12 @@ func (g *Gate) handle(ctx context.Context, c tools.Call, forward func(context.Co
 		g.observe(c, d, audit.Outcome{Status: audit.StatusRefused})
 		return tools.Decoded(refusal(c, denyText(d)))
 	case rules.Review:
-		v := g.review(ctx, c, d)
+		v, held := g.review(ctx, c, d)
+		if held {
+			log.Info("review held; the call returns pending", "rule", d.Rule)
+			g.observe(c, d, audit.Outcome{Status: audit.StatusPending})
+			return tools.Decoded(refusal(c, heldText(d, v)))
+		}
 		if err := g.o.Recorder.Resolve(context.WithoutCancel(ctx), c.ID, v); err != nil {
 			log.Error("audit write of review verdict failed; call denied", "err", err)
 			g.observe(c, d, audit.Outcome{Status: audit.StatusRefused, Error: err.Error()})
@@ -235,24 +251,38 @@ func (g *Gate) observe(c tools.Call, d rules.Decision, o audit.Outcome) {
 	}
 }
 
-// review asks the Reviewer and turns every failure into a denial verdict.
-func (g *Gate) review(ctx context.Context, c tools.Call, d rules.Decision) review.Verdict {
+// review returns the verdict on call c: a grant's, when one covers it, else
+// the Reviewer's, every failure turned into a denial. held is true when the
+// review goes on without the call (review.ErrHeld).
+func (g *Gate) review(ctx context.Context, c tools.Call, d rules.Decision) (v review.Verdict, held bool) {
+	if g.o.Granter != nil {
+		v, ok, err := g.o.Granter.UseGrant(ctx, c, d)
+		switch {
+		case err != nil:
+			g.o.Logger.Warn("looking for a grant failed; the call is reviewed", "call_id", c.ID, "err", err)
+		case ok:
+			return v, false
+		}
+	}
 	if g.o.Reviewer == nil {
-		return review.Verdict{Channel: "none", Reason: "no review channel is configured", DecidedAt: g.o.Now()}
+		return review.Verdict{Channel: "none", Reason: "no review channel is configured", DecidedAt: g.o.Now()}, false
 	}
 	v, err := g.o.Reviewer.Review(ctx, c, d)
+	if errors.Is(err, review.ErrHeld) {
+		return v, true
+	}
 	if err != nil {
 		g.o.Logger.Warn("review failed; call denied", "call_id", c.ID, "err", err)
 		ch := v.Channel
 		if ch == "" {
 			ch = "error"
 		}
-		return review.Verdict{Channel: ch, Reviewer: v.Reviewer, Reason: "review failed: " + err.Error(), DecidedAt: g.o.Now()}
+		return review.Verdict{Channel: ch, Reviewer: v.Reviewer, Reason: "review failed: " + err.Error(), DecidedAt: g.o.Now()}, false
 	}
 	if v.DecidedAt.IsZero() {
 		v.DecidedAt = g.o.Now()
 	}
-	return v
+	return v, false
 }
 
 // outcome describes a forwarded call's end. The result's size and hash are
@@ -322,4 +352,12 @@ func reviewDeniedText(d rules.Decision, v review.Verdict) string {
 		s += ": " + v.Reason
 	}
 	return s + ". Ask the user before trying again."
+}
+
+func heldText(d rules.Decision, v review.Verdict) string {
+	s := "a human review is required"
+	if d.Rule != "" {
+		s += fmt.Sprintf(" (rule %q: %s)", d.Rule, d.Reason)
+	}
+	return s + " and nobody has answered yet, so the call did not run: " + v.Reason + "."
 }

@@ -27,10 +27,13 @@ type fakeStore struct {
 	verdicts map[string]Verdict
 	closed   map[string]bool // expired by ExpireOrphanReviews
 	failRead error
+	grants   map[string]string // review id -> scope of the grant issued
+	resolved map[string]Verdict
 }
 
 func newFakeStore() *fakeStore {
-	return &fakeStore{pending: map[string]*Pending{}, verdicts: map[string]Verdict{}, closed: map[string]bool{}}
+	return &fakeStore{pending: map[string]*Pending{}, verdicts: map[string]Verdict{}, closed: map[string]bool{},
+		grants: map[string]string{}, resolved: map[string]Verdict{}}
 }
 
 var errNotFound = errors.New("not found")
@@ -106,6 +109,23 @@ func (f *fakeStore) ExpireOrphanReviews(ctx context.Context, now time.Time) ([]P
 		out = append(out, *f.pending[id])
 	}
 	return out, nil
+}
+
+func (f *fakeStore) GrantReview(ctx context.Context, id, scope string, ttl time.Duration) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if v, ok := f.verdicts[id]; !ok || !v.Approved {
+		return "", fmt.Errorf("grant for %s: not approved", id)
+	}
+	f.grants[id] = scope
+	return "G-" + id, nil
+}
+
+func (f *fakeStore) Resolve(ctx context.Context, id string, v Verdict) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.resolved[id] = v
+	return nil
 }
 
 func (f *fakeStore) verdict(id string) (Verdict, bool) {

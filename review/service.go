@@ -32,6 +32,7 @@ const (
 
 // Defaults for Options.
 const (
+	DefaultGrantTTL         = 15 * time.Minute
 	DefaultTimeout          = 5 * time.Minute
 	DefaultPollInterval     = 500 * time.Millisecond
 	DefaultProgressInterval = 5 * time.Second
@@ -40,6 +41,14 @@ const (
 // ErrNoChannel is wrapped by Review's error when no review channel could be
 // reached; the gate then denies the call.
 var ErrNoChannel = errors.New("no review channel could be reached")
+
+// ErrHeld is returned by Review when Options.Hold passed without a verdict:
+// the review goes on, the call does not wait for it. The Verdict returned
+// with it says where the review waits (Channel ChannelPending).
+var ErrHeld = errors.New("the review is still pending")
+
+// ChannelPending marks the verdict Review returns with ErrHeld.
+const ChannelPending = "pending"
 
 // Options configures a Service. Store is required.
 type Options struct {
@@ -58,6 +67,18 @@ type Options struct {
 	// Timeout is how long a review waits before it is denied; zero means
 	// DefaultTimeout.
 	Timeout time.Duration
+	// Hold is how long Review keeps the agent's call waiting. Past it (and
+	// before Timeout) Review returns ErrHeld and the review goes on without
+	// the call: an approval then becomes a grant (Store.GrantReview) that
+	// the agent's retry of the same call uses. MCP clients give up on a
+	// call after about a minute, so a reviewer who answers later would
+	// otherwise approve nothing. Zero, or not less than Timeout, means the
+	// call waits the whole review. Not applied while the agent's own user
+	// is being asked (elicitation): the client is showing the question.
+	Hold time.Duration
+	// GrantTTL is how long a grant from a held review stays usable; zero
+	// means DefaultGrantTTL.
+	GrantTTL time.Duration
 	// Elicitation allows asking the agent's own user through MCP
 	// elicitation when the client supports it. False disables the
 	// "elicitation" channel even when listed.
@@ -104,6 +125,9 @@ func New(o Options) (*Service, error) {
 	}
 	if o.ProgressInterval <= 0 {
 		o.ProgressInterval = DefaultProgressInterval
+	}
+	if o.GrantTTL <= 0 {
+		o.GrantTTL = DefaultGrantTTL
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -162,7 +186,11 @@ func (s *Service) Review(ctx context.Context, c tools.Call, d rules.Decision) (V
 	start := s.o.Now()
 	expires := start.Add(s.o.Timeout)
 	wake := s.register(c.ID)
-	defer s.unregister(c.ID)
+	defer func() {
+		if wake != nil {
+			s.unregister(c.ID)
+		}
+	}()
 
 	w := &wait{s: s, c: c, d: d, log: log, expires: expires}
 	var why []error
@@ -214,6 +242,12 @@ func (s *Service) Review(ctx context.Context, c tools.Call, d rules.Decision) (V
 	defer timer.Stop()
 	poll := time.NewTicker(s.o.PollInterval)
 	defer poll.Stop()
+	var holdC <-chan time.Time
+	if h := s.o.Hold; h > 0 && h < s.o.Timeout && !(pushed && w.msgTS == "") {
+		t := time.NewTimer(h)
+		defer t.Stop()
+		holdC = t.C
+	}
 	progress := tools.ProgressFrom(ctx)
 	var progressC <-chan time.Time
 	if progress != nil {
@@ -249,6 +283,11 @@ func (s *Service) Review(ctx context.Context, c tools.Call, d rules.Decision) (V
 		case <-timer.C:
 			return s.conclude(w, Verdict{Channel: ChannelTimeout,
 				Reason: fmt.Sprintf("no reviewer answered within %s", s.o.Timeout)}), nil
+		case <-holdC:
+			log.Info("review held: the call returns pending; the review goes on", "expires", expires)
+			go s.awaitHeld(w, wake, expires)
+			wake = nil // awaitHeld owns the registration now
+			return Verdict{Channel: ChannelPending, Reason: w.heldText(), DecidedAt: s.o.Now()}, ErrHeld
 		case <-ctx.Done():
 			return s.conclude(w, Verdict{Channel: ChannelCancelled,
 				Reason: "the call was cancelled before a reviewer answered: " + context.Cause(ctx).Error()}), nil
@@ -400,9 +439,71 @@ func (w *wait) finish(v Verdict) {
 // its own call. The log (for the humans) says it instead.
 func (w *wait) progressText() string {
 	left := w.expires.Sub(w.s.o.Now()).Round(time.Second)
-	where := "a terminal on toolgate's host"
+	return w.slackNote() + fmt.Sprintf("waiting for human review via %s; denied in %s if nobody answers", w.where(), max(left, 0))
+}
+
+// where names the channel a reviewer answers in, for the agent.
+func (w *wait) where() string {
 	if w.msgTS != "" {
-		where = "Slack"
+		return "Slack"
 	}
-	return w.slackNote() + fmt.Sprintf("waiting for human review via %s; denied in %s if nobody answers", where, max(left, 0))
+	return "a terminal on toolgate's host"
+}
+
+// heldText tells the agent what became of its call when the review is
+// held: where it waits, until when, and that the same call runs once
+// approved. Like progressText, never how to answer it.
+func (w *wait) heldText() string {
+	return w.slackNote() + fmt.Sprintf("review %s is waiting for a human via %s until %s UTC; once it is approved, "+
+		"the same call with the same arguments runs once (retry it then); a different call needs a review of its own",
+		w.c.ID, w.where(), w.expires.UTC().Format("15:04:05"))
+}
+
+// awaitHeld waits, without the call, for the verdict of a held review until
+// it expires, then keeps it (keepHeld). It owns the review's wake-up
+// registration.
+func (s *Service) awaitHeld(w *wait, wake chan struct{}, expires time.Time) {
+	defer s.unregister(w.c.ID)
+	ctx := context.Background()
+	timer := time.NewTimer(time.Until(expires))
+	defer timer.Stop()
+	poll := time.NewTicker(s.o.PollInterval)
+	defer poll.Stop()
+	for {
+		v, decided, err := s.o.Store.ReviewVerdict(ctx, w.c.ID)
+		if err != nil {
+			w.log.Warn("reading the verdict of a held review failed", "err", err)
+		}
+		if decided {
+			w.finish(v)
+			s.keepHeld(w, v)
+			return
+		}
+		select {
+		case <-wake:
+		case <-poll.C:
+		case <-timer.C:
+			v := s.conclude(w, Verdict{Channel: ChannelTimeout, Reason: fmt.Sprintf("no reviewer answered within %s", s.o.Timeout)})
+			s.keepHeld(w, v)
+			return
+		}
+	}
+}
+
+// keepHeld records the end of a held review: an approval becomes a grant
+// for the agent's retry; anything else refuses the call for good.
+func (s *Service) keepHeld(w *wait, v Verdict) {
+	ctx := context.Background()
+	if !v.Approved {
+		if err := s.o.Store.Resolve(ctx, w.c.ID, v); err != nil {
+			w.log.Error("recording the end of a held review failed", "err", err)
+		}
+		return
+	}
+	id, err := s.o.Store.GrantReview(ctx, w.c.ID, "once", s.o.GrantTTL)
+	if err != nil {
+		w.log.Error("issuing the grant of an approved held review failed; the retry will be reviewed again", "err", err)
+		return
+	}
+	w.log.Info("held review approved: grant issued for the agent's retry", "grant", id, "reviewer", v.Reviewer, "ttl", s.o.GrantTTL)
 }

@@ -34,6 +34,14 @@ type Store interface {
 	ReviewVerdict(ctx context.Context, id string) (v Verdict, decided bool, err error)
 	// SetReviewMessage remembers where the review's Slack message is.
 	SetReviewMessage(ctx context.Context, id, channel, ts string) error
+	// GrantReview turns the stored approval of call id, whose agent
+	// stopped waiting for it (see Options.Hold), into a grant of scope
+	// ("once") valid for ttl that a retry of the same call uses; it
+	// returns the grant's id.
+	GrantReview(ctx context.Context, id, scope string, ttl time.Duration) (grantID string, err error)
+	// Resolve finalizes call id's review with v when no gate waits for it
+	// any more (a held review that was denied or timed out).
+	Resolve(ctx context.Context, id string, v Verdict) error
 	// ExpireOrphanReviews marks every still-pending review as expired (a
 	// verdict with Channel "expired", not approved) and returns them, so the
 	// caller can update their Slack messages. Called at start-up, when no

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/toolgate/toolgate/audit"
@@ -42,4 +44,24 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
+}
+
+// parseWithDB parses a subcommand's flags (interleaved with its arguments)
+// and finds the audit DB it works on, which must exist. path is "" when the
+// command must stop: err is then nil for -h, else what went wrong.
+func parseWithDB(fs *flag.FlagSet, args []string, what string, env environ) (pos []string, path string, err error) {
+	pos, err = parseInterleaved(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %s: %v", errUsage, what, err)
+	}
+	if path, err = dbPath(fs.Lookup("db").Value.String(), env); err != nil {
+		return nil, "", err
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, "", fmt.Errorf("%s: no audit DB at %s (pass --db or set TOOLGATE_AUDIT_DB to the server's): %w", what, path, err)
+	}
+	return pos, path, nil
 }

@@ -64,6 +64,7 @@ Commands:
   rules     check, test and evaluate rule files
   audit     inspect, export, verify and replay the audit log
   review    list and answer pending reviews from a terminal
+  grants    list and revoke the approvals bound to calls
   version   print toolgate's version
 
 Run 'toolgate COMMAND -h' for a command's flags.`
@@ -85,6 +86,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runAudit(ctx, args[1:], env, stdout, stderr)
 	case "review":
 		return runReview(ctx, args[1:], env, stdout, stderr)
+	case "grants":
+		return runGrants(ctx, args[1:], env, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "toolgate", version)
 		return nil

@@ -41,7 +41,7 @@ func runReview(ctx context.Context, args []string, env environ, stdout, stderr i
 	fs := flag.NewFlagSet("review "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintln(stderr, reviewUsage) }
-	db := fs.String("db", "", "audit DB `path`")
+	fs.String("db", "", "audit DB `path`")
 	var output, reason *string
 	switch sub {
 	case "list":
@@ -56,19 +56,9 @@ func runReview(ctx context.Context, args []string, env environ, stdout, stderr i
 		fmt.Fprintln(stderr, reviewUsage)
 		return fmt.Errorf("%w: review: unknown subcommand %q", errUsage, sub)
 	}
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("%w: review %s: %v", errUsage, sub, err)
-	}
-	path, err := dbPath(*db, env)
-	if err != nil {
+	pos, path, err := parseWithDB(fs, args, "review "+sub, env)
+	if path == "" {
 		return err
-	}
-	if _, err := os.Stat(path); err != nil {
-		return fmt.Errorf("review: no audit DB at %s (pass --db or set TOOLGATE_AUDIT_DB to the server's): %w", path, err)
 	}
 
 	switch sub {

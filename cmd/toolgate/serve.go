@@ -128,7 +128,7 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 		return fmt.Errorf("serve: %w", err)
 	}
 	g, err := gate.New(gate.Options{
-		Decider: pol.Decider, Reviewer: pol.Reviewer, Recorder: pol.Recorder, Observer: pol.Observer,
+		Decider: pol.Decider, Reviewer: pol.Reviewer, Recorder: pol.Recorder, Observer: pol.Observer, Granter: pol.Granter,
 		Forwarder: cat, Logger: logger,
 	})
 	if err != nil {

@@ -29,6 +29,7 @@ type policy struct {
 	Decider  gate.Decider
 	Recorder gate.Recorder
 	Reviewer gate.Reviewer // nil denies every review
+	Granter  gate.Granter  // grants from held reviews
 	Observer gate.Observer // nil: no metrics
 	// metrics is fed by the gate (Observer, wrapped Recorder) and, once the
 	// catalog exists, by the upstreams' health.
@@ -101,6 +102,8 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, checkRule
 		Slack:       slackOpts,
 		Channels:    cfg.Review.Channels,
 		Timeout:     cfg.Review.Timeout,
+		Hold:        cfg.Review.Hold,
+		GrantTTL:    cfg.Review.GrantTTL,
 		Elicitation: len(cfg.Review.Channels) == 0 || slices.Contains(cfg.Review.Channels, config.ChannelElicitation),
 		Redactor:    red,
 		Logger:      logger.With("component", "review"),
@@ -132,6 +135,7 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, checkRule
 		Decider:  live,
 		Recorder: m.WrapRecorder(st),
 		Reviewer: svc,
+		Granter:  st,
 		Observer: m,
 		metrics:  m,
 		routes:   map[string]http.Handler{pathMetrics: m.Handler()},

@@ -1,0 +1,249 @@
+package audit
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/toolgate/toolgate/review"
+	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/tools"
+)
+
+// StatusGranted is the status of a call whose review was approved after
+// its agent had stopped waiting: the call itself never ran; the approval
+// became a grant that a retry of the same call uses.
+const StatusGranted = "granted"
+
+// ChannelGrant is the verdict channel of a call that ran on a grant.
+const ChannelGrant = "grant"
+
+// Grant scopes.
+const (
+	// ScopeOnce: the same call (server, tool, arguments, rules version,
+	// session), once.
+	ScopeOnce = "once"
+	// ScopeSession: the same tool in the same session, any arguments, any
+	// number of times until the grant expires.
+	ScopeSession = "session"
+)
+
+// Grant is an approval bound to a call, issued when a reviewer approves a
+// call whose agent stopped waiting, and used by the agent's retry.
+type Grant struct {
+	ID       string `json:"id"`
+	ReviewID string `json:"review_id"`
+	Server   string `json:"server"`
+	Tool     string `json:"tool"`
+	// ArgsHash is Entry.ArgsHash of the approved arguments; "" for a
+	// session grant (any arguments).
+	ArgsHash     string    `json:"args_hash,omitempty"`
+	RulesVersion string    `json:"rules_version"`
+	Session      string    `json:"session"`
+	Scope        string    `json:"scope"`
+	Approver     string    `json:"approver"`
+	Channel      string    `json:"channel"`
+	CreatedAt    time.Time `json:"created_at"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	// MaxUses is 1 for a ScopeOnce grant, 0 (until it expires) otherwise.
+	MaxUses   int        `json:"max_uses"`
+	Uses      int        `json:"uses"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	RevokedBy string     `json:"revoked_by,omitempty"`
+}
+
+// Active reports whether g can still be used at now.
+func (g *Grant) Active(now time.Time) bool {
+	return g.RevokedAt == nil && now.Before(g.ExpiresAt) && (g.MaxUses == 0 || g.Uses < g.MaxUses)
+}
+
+// grantEvent is the chained body of a grant's creation, use or revocation.
+// It is keyed by a call (the review's, or the one that used the grant) and
+// carries that call's status unchanged, so Verify folds it as a no-op on
+// the row; the grant itself is the event's own record.
+type grantEvent struct {
+	Kind   string `json:"kind"`
+	ID     string `json:"id"`
+	At     int64  `json:"at"`
+	Status string `json:"status"`
+	Grant  *Grant `json:"grant"`
+}
+
+const (
+	kindGrant       = "grant"
+	kindGrantUse    = "grant_use"
+	kindGrantRevoke = "grant_revoke"
+)
+
+func (w *wtx) appendGrantEvent(kind, callID, status string, at time.Time, g *Grant) error {
+	body, err := json.Marshal(grantEvent{Kind: kind, ID: callID, At: at.UnixNano(), Status: status, Grant: g})
+	if err != nil {
+		return fmt.Errorf("audit: encode %s event: %w", kind, err)
+	}
+	return w.appendBody(callID, kind, at.UnixNano(), body)
+}
+
+const grantCols = `id, review_id, server, tool, args_hash, rules_version, session, scope, approver, channel,
+created_at, expires_at, max_uses, uses, revoked_at, revoked_by`
+
+func scanGrant(sc scanner) (*Grant, error) {
+	var (
+		g                Grant
+		created, expires int64
+		revoked          sql.NullInt64
+	)
+	if err := sc.Scan(&g.ID, &g.ReviewID, &g.Server, &g.Tool, &g.ArgsHash, &g.RulesVersion, &g.Session, &g.Scope,
+		&g.Approver, &g.Channel, &created, &expires, &g.MaxUses, &g.Uses, &revoked, &g.RevokedBy); err != nil {
+		return nil, err
+	}
+	g.CreatedAt, g.ExpiresAt = time.Unix(0, created).UTC(), time.Unix(0, expires).UTC()
+	if revoked.Valid {
+		t := time.Unix(0, revoked.Int64).UTC()
+		g.RevokedAt = &t
+	}
+	return &g, nil
+}
+
+// GrantReview is IssueGrant for review.Store: it returns the grant's id.
+func (s *Store) GrantReview(ctx context.Context, id, scope string, ttl time.Duration) (string, error) {
+	g, err := s.IssueGrant(ctx, id, scope, ttl)
+	if err != nil {
+		return "", err
+	}
+	return g.ID, nil
+}
+
+// IssueGrant turns the stored approval of call id, whose agent stopped
+// waiting, into a grant of scope valid for ttl, and marks the call
+// granted. It is how a late approval is kept: the call did not run, its
+// retry will. The approval must already be stored (SubmitVerdict).
+func (s *Store) IssueGrant(ctx context.Context, id, scope string, ttl time.Duration) (*Grant, error) {
+	at := utc(s.o.Now())
+	var g *Grant
+	err := s.write(ctx, func(w *wtx) error {
+		r, err := w.s.getOn(w.ctx, w.s.conn, id)
+		if err != nil {
+			return err
+		}
+		if r.Status != StatusPending || r.Review == nil || !r.Review.Approved {
+			return fmt.Errorf("%w: grant for %s: status %s, approved %v", ErrState, id, r.Status, r.Review != nil && r.Review.Approved)
+		}
+		g = &Grant{
+			ID: ulid.MustNew(ulid.Timestamp(at), rand.Reader).String(), ReviewID: id, Server: r.Server, Tool: r.Tool,
+			RulesVersion: r.RulesVersion, Session: r.Session, Scope: scope, Approver: r.Review.Reviewer,
+			Channel: r.Review.Channel, CreatedAt: at, ExpiresAt: at.Add(ttl), MaxUses: 1,
+		}
+		if scope == ScopeOnce {
+			g.ArgsHash = r.ArgsHash
+		} else {
+			g.MaxUses = 0
+		}
+		if _, err := w.s.conn.ExecContext(w.ctx, `INSERT INTO grants (`+grantCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,'')`,
+			g.ID, g.ReviewID, g.Server, g.Tool, g.ArgsHash, g.RulesVersion, g.Session, g.Scope, g.Approver, g.Channel,
+			g.CreatedAt.UnixNano(), g.ExpiresAt.UnixNano(), g.MaxUses, 0); err != nil {
+			return fmt.Errorf("audit: insert grant: %w", err)
+		}
+		if err := w.setStatus(id, StatusGranted); err != nil {
+			return err
+		}
+		return w.appendGrantEvent(kindGrant, id, StatusGranted, at, g)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// UseGrant looks for an active grant covering call c (decided d, recorded
+// pending by Begin): same server, tool, rules version and session, and the
+// same arguments for a once grant. Found, it counts the use, chains it, and
+// returns the verdict that runs the call ("approved by X via grant G of
+// review R"); ok is false when no grant covers the call.
+func (s *Store) UseGrant(ctx context.Context, c tools.Call, d rules.Decision) (v review.Verdict, ok bool, err error) {
+	at := utc(s.o.Now())
+	err = s.write(ctx, func(w *wtx) error {
+		ok = false
+		r, err := w.s.getOn(w.ctx, w.s.conn, c.ID)
+		if err != nil {
+			return err
+		}
+		row := w.s.conn.QueryRowContext(w.ctx, `SELECT `+grantCols+` FROM grants
+			WHERE server = ? AND tool = ? AND session = ? AND rules_version = ? AND (args_hash = '' OR args_hash = ?)
+			AND revoked_at IS NULL AND expires_at > ? AND (max_uses = 0 OR uses < max_uses)
+			ORDER BY created_at LIMIT 1`, r.Server, r.Tool, r.Session, d.Version, r.ArgsHash, at.UnixNano())
+		g, err := scanGrant(row)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("audit: find grant: %w", err)
+		}
+		if _, err := w.s.conn.ExecContext(w.ctx, `UPDATE grants SET uses = uses + 1 WHERE id = ?`, g.ID); err != nil {
+			return fmt.Errorf("audit: use grant: %w", err)
+		}
+		g.Uses++
+		ok = true
+		v = review.Verdict{Approved: true, Reviewer: g.Approver, Channel: ChannelGrant, DecidedAt: at,
+			Reason: fmt.Sprintf("approved by %s via grant %s of review %s", g.Approver, g.ID, g.ReviewID)}
+		return w.appendGrantEvent(kindGrantUse, c.ID, r.Status, at, g)
+	})
+	return v, ok, err
+}
+
+// Grants lists grants, newest first; all includes expired, used up and
+// revoked ones.
+func (s *Store) Grants(ctx context.Context, all bool) ([]*Grant, error) {
+	q := `SELECT ` + grantCols + ` FROM grants`
+	var args []any
+	if !all {
+		q += ` WHERE revoked_at IS NULL AND expires_at > ? AND (max_uses = 0 OR uses < max_uses)`
+		args = append(args, s.o.Now().UnixNano())
+	}
+	rows, err := s.rdb.QueryContext(ctx, q+` ORDER BY created_at DESC`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("audit: grants: %w", err)
+	}
+	defer rows.Close()
+	var out []*Grant
+	for rows.Next() {
+		g, err := scanGrant(rows)
+		if err != nil {
+			return nil, fmt.Errorf("audit: grants: %w", err)
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+// RevokeGrant revokes grant id (by is who, e.g. "cli:alice") and chains it
+// under the review that issued it. Revoking a revoked grant is a no-op.
+func (s *Store) RevokeGrant(ctx context.Context, id, by string) error {
+	at := utc(s.o.Now())
+	return s.write(ctx, func(w *wtx) error {
+		g, err := scanGrant(w.s.conn.QueryRowContext(w.ctx, `SELECT `+grantCols+` FROM grants WHERE id = ?`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: grant %s", ErrNotFound, id)
+		}
+		if err != nil {
+			return fmt.Errorf("audit: revoke grant: %w", err)
+		}
+		if g.RevokedAt != nil {
+			return nil
+		}
+		if _, err := w.s.conn.ExecContext(w.ctx, `UPDATE grants SET revoked_at = ?, revoked_by = ? WHERE id = ?`, at.UnixNano(), by, id); err != nil {
+			return fmt.Errorf("audit: revoke grant: %w", err)
+		}
+		g.RevokedAt, g.RevokedBy = &at, by
+		cs, err := w.state(g.ReviewID)
+		if err != nil {
+			return err
+		}
+		return w.appendGrantEvent(kindGrantRevoke, g.ReviewID, cs.status, at, g)
+	})
+}

@@ -1,0 +1,84 @@
+package audit
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/toolgate/toolgate/review"
+	"github.com/toolgate/toolgate/rules"
+)
+
+// TestGrantLifecycle: an approval that arrives after the call stopped
+// waiting becomes a grant; the same call (same arguments, session, rules)
+// uses it once; another call does not; a revoked grant is not used; all of
+// it is chained and the log verifies.
+func TestGrantLifecycle(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "audit.db"), Options{})
+	d := testDecision(rules.Review)
+	begin := func(id string, n int) {
+		t.Helper()
+		if err := s.Begin(ctx, testCall(id, n), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	begin("01G0", 0)
+	if _, err := s.IssueGrant(ctx, "01G0", ScopeOnce, time.Hour); err == nil {
+		t.Fatal("a grant was issued for a review nobody approved")
+	}
+	if ok, err := s.SubmitVerdict(ctx, "01G0", review.Verdict{Approved: true, Reviewer: "alice", Channel: "slack"}); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	g, err := s.IssueGrant(ctx, "01G0", ScopeOnce, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := s.Get(ctx, "01G0"); r.Status != StatusGranted {
+		t.Fatalf("the held call is %s, want granted", r.Status)
+	}
+
+	begin("01G1", 1) // other arguments
+	if _, ok, err := s.UseGrant(ctx, testCall("01G1", 1), d); ok || err != nil {
+		t.Fatalf("a call with other arguments used the grant: %v %v", ok, err)
+	}
+	begin("01G2", 0) // the same call, retried
+	v, ok, err := s.UseGrant(ctx, testCall("01G2", 0), d)
+	if !ok || err != nil || !v.Approved || v.Channel != ChannelGrant || !strings.Contains(v.Reason, g.ID) || !strings.Contains(v.Reason, "01G0") {
+		t.Fatalf("the retry: %+v %v %v", v, ok, err)
+	}
+	if err := s.Resolve(ctx, "01G2", v); err != nil {
+		t.Fatal(err)
+	}
+	begin("01G3", 0) // the same call again: the grant was for one use
+	if _, ok, _ := s.UseGrant(ctx, testCall("01G3", 0), d); ok {
+		t.Fatal("a once grant was used twice")
+	}
+
+	begin("01G4", 4)
+	if ok, _ := s.SubmitVerdict(ctx, "01G4", review.Verdict{Approved: true, Reviewer: "bob", Channel: "cli"}); !ok {
+		t.Fatal("verdict")
+	}
+	g4, err := s.IssueGrant(ctx, "01G4", ScopeOnce, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeGrant(ctx, g4.ID, "cli:root"); err != nil {
+		t.Fatal(err)
+	}
+	begin("01G5", 4)
+	if _, ok, _ := s.UseGrant(ctx, testCall("01G5", 4), d); ok {
+		t.Fatal("a revoked grant was used")
+	}
+	if gs, _ := s.Grants(ctx, false); len(gs) != 0 {
+		t.Fatalf("usable grants = %+v", gs)
+	}
+	if gs, _ := s.Grants(ctx, true); len(gs) != 2 || gs[0].RevokedBy != "cli:root" || gs[1].Uses != 1 {
+		t.Fatalf("all grants = %+v", gs)
+	}
+	if rep, err := s.Verify(ctx); err != nil || len(rep.Problems) > 0 {
+		t.Fatalf("Verify = %+v, %v", rep, err)
+	}
+}

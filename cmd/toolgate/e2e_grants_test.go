@@ -1,0 +1,100 @@
+package main
+
+import (
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/toolgate/toolgate/audit"
+)
+
+var heldReviewID = regexp.MustCompile(`review ([0-9A-Z]{26}) is waiting`)
+
+// TestServeClientTimeoutGrant: an agent whose client stops waiting gets
+// "pending" at the hold instead of a call cut off; the reviewer answers
+// later; the agent's retry of the same call runs, once, on the grant, and
+// the log says by whose approval. A revoked grant runs nothing.
+func TestServeClientTimeoutGrant(t *testing.T) {
+	cfg, db := rvConfig(t, nil, "  timeout: 60s\n  hold: 1s\n  channels: [cli]\n")
+	c, _, _ := startStdio(t, cfg)
+	args := map[string]any{"text": "needs approval"}
+
+	res, err := callTool(t.Context(), c, "up__echo", args, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := resultText(res)
+	m := heldReviewID.FindStringSubmatch(text)
+	if !res.IsError || m == nil || !strings.Contains(text, "same arguments runs once") || strings.Contains(text, "review approve") {
+		t.Fatalf("first call: isError %v: %s", res.IsError, text)
+	}
+	reviewID := m[1]
+	rvCLI(t, nil, "review", "approve", reviewID, "--db", db)
+	waitFor(t, "the grant", 20*time.Second, func() bool {
+		return strings.Contains(rvCLI(t, nil, "grants", "list", "--db", db), reviewID)
+	})
+
+	// A different call is not covered.
+	if res, _ := callTool(t.Context(), c, "up__echo", map[string]any{"text": "something else"}, ""); !res.IsError {
+		t.Fatalf("a call with other arguments ran on the grant: %s", resultText(res))
+	}
+	// The retry runs, on the grant.
+	res, err = callTool(t.Context(), c, "up__echo", args, "")
+	if err != nil || res.IsError || resultText(res) != "needs approval" {
+		t.Fatalf("the retry: %v %s", err, resultText(res))
+	}
+	var grants []audit.Grant
+	if err := json.Unmarshal([]byte(rvCLI(t, nil, "grants", "list", "--all", "--db", db, "--output", "json")), &grants); err != nil || len(grants) != 1 {
+		t.Fatalf("grants: %+v %v", grants, err)
+	}
+	g := grants[0]
+	if g.Uses != 1 || g.ReviewID != reviewID || !strings.HasPrefix(g.Approver, "cli:") {
+		t.Fatalf("grant after use: %+v", g)
+	}
+	var ran *audit.Record
+	for _, r := range records(t, db) {
+		if r.Review != nil && r.Review.Channel == audit.ChannelGrant {
+			ran = r
+		}
+		if r.ID == reviewID && r.Status != audit.StatusGranted {
+			t.Errorf("the held call is %s, want granted", r.Status)
+		}
+	}
+	if ran == nil || ran.Status != audit.StatusOK || !strings.Contains(ran.Review.Reason, "via grant "+g.ID+" of review "+reviewID) {
+		t.Fatalf("the row of the call that ran: %+v", ran)
+	}
+	// Once only.
+	if res, _ := callTool(t.Context(), c, "up__echo", args, ""); !res.IsError {
+		t.Fatalf("the grant ran a second call: %s", resultText(res))
+	}
+
+	// Revoked before use: the retry is reviewed again.
+	res, _ = callTool(t.Context(), c, "up__echo", map[string]any{"text": "revoked"}, "")
+	m = heldReviewID.FindStringSubmatch(resultText(res))
+	if m == nil {
+		t.Fatalf("second held call: %s", resultText(res))
+	}
+	rvCLI(t, nil, "review", "approve", m[1], "--db", db)
+	var gid string
+	waitFor(t, "the second grant", 20*time.Second, func() bool {
+		var gs []audit.Grant
+		_ = json.Unmarshal([]byte(rvCLI(t, nil, "grants", "list", "--db", db, "--output", "json")), &gs)
+		if len(gs) == 1 {
+			gid = gs[0].ID
+		}
+		return gid != ""
+	})
+	rvCLI(t, nil, "grants", "revoke", gid, "--db", db)
+	if res, _ := callTool(t.Context(), c, "up__echo", map[string]any{"text": "revoked"}, ""); !res.IsError {
+		t.Fatalf("a revoked grant ran the call: %s", resultText(res))
+	}
+	var v struct {
+		OK     bool               `json:"ok"`
+		Report audit.VerifyReport `json:"report"`
+	}
+	if err := json.Unmarshal([]byte(rvCLI(t, nil, "audit", "verify", "--db", db, "--output", "json")), &v); err != nil || !v.OK || v.Report.Events == 0 {
+		t.Fatalf("audit verify: %+v %v", v, err)
+	}
+}
