@@ -119,11 +119,29 @@ func (s *Store) GrantReview(ctx context.Context, id, scope string, ttl time.Dura
 	return g.ID, nil
 }
 
+// GrantSession issues, for review.Store, a session grant from call id's
+// approval: later calls of the same tool in the same session run without a
+// review until ttl has passed. The call itself runs (or ran) on its own
+// approval, so its status is left as it is.
+func (s *Store) GrantSession(ctx context.Context, id string, ttl time.Duration) (string, error) {
+	g, err := s.issueGrant(ctx, id, ScopeSession, ttl, false)
+	if err != nil {
+		return "", err
+	}
+	return g.ID, nil
+}
+
 // IssueGrant turns the stored approval of call id, whose agent stopped
 // waiting, into a grant of scope valid for ttl, and marks the call
 // granted. It is how a late approval is kept: the call did not run, its
 // retry will. The approval must already be stored (SubmitVerdict).
 func (s *Store) IssueGrant(ctx context.Context, id, scope string, ttl time.Duration) (*Grant, error) {
+	return s.issueGrant(ctx, id, scope, ttl, true)
+}
+
+// issueGrant issues a grant of scope from call id's stored approval; held
+// means the call did not run and becomes granted (it must be pending).
+func (s *Store) issueGrant(ctx context.Context, id, scope string, ttl time.Duration, held bool) (*Grant, error) {
 	at := utc(s.o.Now())
 	var g *Grant
 	err := s.write(ctx, func(w *wtx) error {
@@ -131,7 +149,7 @@ func (s *Store) IssueGrant(ctx context.Context, id, scope string, ttl time.Durat
 		if err != nil {
 			return err
 		}
-		if r.Status != StatusPending || r.Review == nil || !r.Review.Approved {
+		if r.Review == nil || !r.Review.Approved || held && r.Status != StatusPending {
 			return fmt.Errorf("%w: grant for %s: status %s, approved %v", ErrState, id, r.Status, r.Review != nil && r.Review.Approved)
 		}
 		g = &Grant{
@@ -149,10 +167,14 @@ func (s *Store) IssueGrant(ctx context.Context, id, scope string, ttl time.Durat
 			g.CreatedAt.UnixNano(), g.ExpiresAt.UnixNano(), g.MaxUses, 0); err != nil {
 			return fmt.Errorf("audit: insert grant: %w", err)
 		}
-		if err := w.setStatus(id, StatusGranted); err != nil {
-			return err
+		status := r.Status
+		if held {
+			status = StatusGranted
+			if err := w.setStatus(id, status); err != nil {
+				return err
+			}
 		}
-		return w.appendGrantEvent(kindGrant, id, StatusGranted, at, g)
+		return w.appendGrantEvent(kindGrant, id, status, at, g)
 	})
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -77,6 +78,47 @@ func TestGrantLifecycle(t *testing.T) {
 	}
 	if gs, _ := s.Grants(ctx, true); len(gs) != 2 || gs[0].RevokedBy != "cli:root" || gs[1].Uses != 1 {
 		t.Fatalf("all grants = %+v", gs)
+	}
+	if rep, err := s.Verify(ctx); err != nil || len(rep.Problems) > 0 {
+		t.Fatalf("Verify = %+v, %v", rep, err)
+	}
+}
+
+// TestSessionGrant: an approval for the session covers later calls of the
+// same tool in the same session, whatever their arguments, and nothing in
+// another session; the approved call itself keeps its status.
+func TestSessionGrant(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "audit.db"), Options{})
+	d := testDecision(rules.Review)
+	if err := s.Begin(ctx, testCall("01S0", 0), d); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.SubmitVerdict(ctx, "01S0", review.Verdict{Approved: true, Reviewer: "alice", Channel: "slack"}); !ok {
+		t.Fatal("verdict")
+	}
+	if _, err := s.GrantSession(ctx, "01S0", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := s.Get(ctx, "01S0"); r.Status != StatusPending {
+		t.Fatalf("the approved call became %s", r.Status)
+	}
+	for i, n := range []int{7, 8} {
+		id := fmt.Sprintf("01S%d", i+1)
+		if err := s.Begin(ctx, testCall(id, n), d); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := s.UseGrant(ctx, testCall(id, n), d); !ok || err != nil {
+			t.Fatalf("call %d of the session: %v %v", i, ok, err)
+		}
+	}
+	other := testCall("01S9", 7)
+	other.SessionID = "another-session"
+	if err := s.Begin(ctx, other, d); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.UseGrant(ctx, other, d); ok {
+		t.Fatal("a session grant covered another session")
 	}
 	if rep, err := s.Verify(ctx); err != nil || len(rep.Problems) > 0 {
 		t.Fatalf("Verify = %+v, %v", rep, err)

@@ -121,6 +121,16 @@ func (f *fakeStore) GrantReview(ctx context.Context, id, scope string, ttl time.
 	return "G-" + id, nil
 }
 
+func (f *fakeStore) GrantSession(ctx context.Context, id string, ttl time.Duration) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if v, ok := f.verdicts[id]; !ok || !v.Approved {
+		return "", fmt.Errorf("session grant for %s: not approved", id)
+	}
+	f.grants[id+"/session"] = ttl.String()
+	return "S-" + id, nil
+}
+
 func (f *fakeStore) Resolve(ctx context.Context, id string, v Verdict) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/toolgate/toolgate/review/slackfake"
 )
 
 // TestHeldReview: past Hold the call stops waiting (ErrHeld, with where the
@@ -46,5 +48,43 @@ func TestHeldReview(t *testing.T) {
 				return ok && !v.Approved
 			})
 		})
+	}
+}
+
+// TestSlackApproveForSession: a rule with session_grant offers "approve for
+// this session"; that click runs the call and issues a session grant for the
+// rule's length; without session_grant there is no such button.
+func TestSlackApproveForSession(t *testing.T) {
+	h := newHarness(t, true, nil)
+	h.run()
+	c, d := testCall("01SESSION")
+	d.SessionGrant = 30 * time.Minute
+	h.store.add(c, d)
+	res := make(chan result, 1)
+	go func() {
+		v, err := h.svc.Review(t.Context(), c, d)
+		res <- result{v, err}
+	}()
+	post := h.waitPosted(1)
+	if !slackfake.ContainsText(post, `"action_id":"approve_session"`) || !slackfake.ContainsText(post, `"value":"01SESSION|1800"`) {
+		t.Fatalf("no session button: %s", post.Get("blocks"))
+	}
+	h.slack.Click(click(approver, ActionApproveSession, c.ID+"|1800", ""))
+	if r := await(t, res); r.err != nil || !r.v.Approved || !strings.Contains(r.v.Reason, "30m0s") {
+		t.Fatalf("Review = %+v, %v", r.v, r.err)
+	}
+	eventually(t, "the session grant", func() bool {
+		h.store.mu.Lock()
+		defer h.store.mu.Unlock()
+		return h.store.grants[c.ID+"/session"] == "30m0s"
+	})
+
+	c2, res2 := h.review(t.Context(), "01ONCEONLY")
+	if post := h.waitPosted(2); slackfake.ContainsText(post, "approve_session") {
+		t.Errorf("a rule without session_grant offers the session button: %s", post.Get("blocks"))
+	}
+	h.slack.Click(click(approver, ActionDeny, c2.ID, ""))
+	if r := await(t, res2); r.v.Approved {
+		t.Fatalf("denied review: %+v", r.v)
 	}
 }

@@ -30,6 +30,10 @@ const (
 const (
 	ActionApprove = "approve"
 	ActionDeny    = "deny"
+	// ActionApproveSession approves the call and, for as long as its rule's
+	// session_grant allows, the same tool for the rest of the session. Its
+	// button's value is "<call id>|<seconds>".
+	ActionApproveSession = "approve_session"
 	// ActionViewArgs posts the call's full (redacted) arguments in the
 	// message's thread; anyone who can see the message may press it.
 	ActionViewArgs = "view_args"
@@ -372,8 +376,8 @@ func claimedClick(r *http.Request, body []byte) (id, user string) {
 		return "", ""
 	}
 	for _, a := range cb.ActionCallback.BlockActions {
-		if a.ActionID == ActionApprove || a.ActionID == ActionDeny {
-			id = a.Value
+		if a.ActionID == ActionApprove || a.ActionID == ActionDeny || a.ActionID == ActionApproveSession {
+			id, _ = sessionValue(a.Value)
 		}
 	}
 	return truncate(id, 100), truncate(cb.User.ID, 100)

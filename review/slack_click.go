@@ -2,7 +2,9 @@ package review
 
 import (
 	"context"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/slack-go/slack"
 )
@@ -27,7 +29,7 @@ func (sc *slackChannel) handleInteraction(ctx context.Context, cb slack.Interact
 	}
 	for _, a := range cb.ActionCallback.BlockActions {
 		switch a.ActionID {
-		case ActionApprove, ActionDeny:
+		case ActionApprove, ActionDeny, ActionApproveSession:
 			sc.handleClick(ctx, cb, a)
 			return
 		case ActionViewArgs:
@@ -47,7 +49,8 @@ func (sc *slackChannel) refused(id, user, why, msg string) {
 }
 
 func (sc *slackChannel) handleClick(ctx context.Context, cb slack.InteractionCallback, a *slack.BlockAction) {
-	id, user := a.Value, cb.User.ID
+	id, session := sessionValue(a.Value)
+	user := cb.User.ID
 	log := sc.log().With("call_id", id, "slack_user", user, "action", a.ActionID)
 	if id == "" {
 		return
@@ -57,9 +60,12 @@ func (sc *slackChannel) handleClick(ctx context.Context, cb slack.InteractionCal
 		sc.ephemeral(ctx, cb, "You are not on toolgate's approver list, so your click was not counted. The review is still waiting for an approver.")
 		return
 	}
-	v := Verdict{Approved: a.ActionID == ActionApprove, Reviewer: user, Channel: ChannelSlack}
-	if !v.Approved {
+	v := Verdict{Approved: a.ActionID != ActionDeny, Reviewer: user, Channel: ChannelSlack}
+	switch {
+	case !v.Approved:
 		v.Reason = denyReason(cb)
+	case session > 0:
+		v.Reason = "approved for the rest of the session, for " + session.String()
 	}
 	ok, err := sc.s.submit(ctx, id, v)
 	if err != nil {
@@ -76,6 +82,13 @@ func (sc *slackChannel) handleClick(ctx context.Context, cb slack.InteractionCal
 	}
 	if ok {
 		log.Info("slack verdict stored", "approved", v.Approved)
+		if v.Approved && session > 0 {
+			if gid, err := sc.s.o.Store.GrantSession(context.WithoutCancel(ctx), id, session); err != nil {
+				log.Error("issuing the session grant failed; later calls are reviewed", "err", err)
+			} else {
+				log.Info("session grant issued", "grant", gid, "ttl", session)
+			}
+		}
 		return
 	}
 	// Late click: already decided or expired.
@@ -192,4 +205,18 @@ func denyReason(cb slack.InteractionCallback) string {
 		return strings.TrimSpace(in.Value)
 	}
 	return ""
+}
+
+// sessionValue splits a button's value: the call id and, for
+// ActionApproveSession, the session grant's length ("<id>|<seconds>").
+func sessionValue(v string) (id string, session time.Duration) {
+	id, secs, ok := strings.Cut(v, "|")
+	if !ok {
+		return v, 0
+	}
+	n, err := strconv.Atoi(secs)
+	if err != nil || n <= 0 {
+		return id, 0
+	}
+	return id, time.Duration(n) * time.Second
 }

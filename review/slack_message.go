@@ -119,11 +119,15 @@ func (sc *slackChannel) reviewBlocks(c tools.Call, d rules.Decision, expires tim
 		in := slack.NewInputBlock(BlockReason, plain("Reason (optional; sent to the agent on Deny)"), nil,
 			slack.NewPlainTextInputBlockElement(plain("Why deny?"), ActionReason))
 		in.Optional = true
-		blocks = append(blocks, in,
-			slack.NewActionBlock(blockActionsPrefix+c.ID,
-				slack.NewButtonBlockElement(ActionApprove, c.ID, plain("Approve")).WithStyle(slack.StylePrimary),
-				slack.NewButtonBlockElement(ActionDeny, c.ID, plain("Deny")).WithStyle(slack.StyleDanger),
-				slack.NewButtonBlockElement(ActionViewArgs, c.ID, plain("View full arguments"))))
+		buttons := []slack.BlockElement{slack.NewButtonBlockElement(ActionApprove, c.ID, plain("Approve once")).WithStyle(slack.StylePrimary)}
+		if d.SessionGrant > 0 {
+			buttons = append(buttons, slack.NewButtonBlockElement(ActionApproveSession, fmt.Sprintf("%s|%d", c.ID, int(d.SessionGrant.Seconds())),
+				plain(truncate("Approve "+c.Tool+" for this session ("+d.SessionGrant.String()+")", 75))))
+		}
+		buttons = append(buttons,
+			slack.NewButtonBlockElement(ActionDeny, c.ID, plain("Deny")).WithStyle(slack.StyleDanger),
+			slack.NewButtonBlockElement(ActionViewArgs, c.ID, plain("View full arguments")))
+		blocks = append(blocks, in, slack.NewActionBlock(blockActionsPrefix+c.ID, buttons...))
 		return blocks
 	}
 	blocks = append(blocks, slack.NewSectionBlock(mrkdwn(sc.outcomeText(*v)), nil, nil))

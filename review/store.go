@@ -39,6 +39,10 @@ type Store interface {
 	// ("once") valid for ttl that a retry of the same call uses; it
 	// returns the grant's id.
 	GrantReview(ctx context.Context, id, scope string, ttl time.Duration) (grantID string, err error)
+	// GrantSession issues a session grant from call id's stored approval:
+	// later calls of the same tool in the same session run without review
+	// until ttl has passed. It returns the grant's id.
+	GrantSession(ctx context.Context, id string, ttl time.Duration) (grantID string, err error)
 	// Resolve finalizes call id's review with v when no gate waits for it
 	// any more (a held review that was denied or timed out).
 	Resolve(ctx context.Context, id string, v Verdict) error

@@ -1,5 +1,7 @@
 package rules
 
+import "time"
+
 // Action is what a decision tells the gate to do with a call.
 type Action string
 
@@ -27,6 +29,10 @@ type Decision struct {
 	// the call (allow, or review once approved); "" means the tool's own
 	// default.
 	Sandbox string `json:"sandbox,omitempty"`
+	// SessionGrant, for a review, is the longest a reviewer may approve the
+	// tool for the rest of the agent's session (the rule's session_grant);
+	// zero offers only "approve once".
+	SessionGrant time.Duration `json:"session_grant,omitempty"`
 	// AutoApproved is true when a review rule's auto_approve_at turned it into Allow.
 	AutoApproved bool `json:"auto_approved,omitempty"`
 	// Shadow holds what each matching shadow-mode rule would have decided.

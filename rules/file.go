@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -96,12 +97,17 @@ type ruleSpec struct {
 	denyBelow     *float64
 	shadow        bool
 	sandbox       string
+	sessionGrant  time.Duration
 }
 
 var (
 	fileKeys = []string{"version", "label", "default", "on_error", "rules"}
-	ruleKeys = []string{"name", "match", "action", "reason", "reason_expr", "auto_approve_at", "deny_below", "mode", "sandbox"}
+	ruleKeys = []string{"name", "match", "action", "reason", "reason_expr", "auto_approve_at", "deny_below", "mode", "sandbox", "session_grant"}
 )
+
+// maxSessionGrant bounds a rule's session_grant: an approval for a session
+// should not outlive a working day.
+const maxSessionGrant = 12 * time.Hour
 
 // sandboxNameRE is the shape of a sandbox profile name; whether the profile
 // exists is the config's business (see Set.Sandboxes).
@@ -284,6 +290,14 @@ func decodeRule(file string, idx int, n *yaml.Node, errs *errorList) (ruleSpec, 
 			} else {
 				r.denyBelow = &f
 			}
+		case "session_grant":
+			s, _ := scalarString(v)
+			dur, err := time.ParseDuration(s)
+			if err != nil || dur <= 0 || dur > maxSessionGrant {
+				errs.add(file, v, label, "session_grant", "must be a duration from 1s to %s (e.g. 30m), got %q", maxSessionGrant, v.Value)
+				continue
+			}
+			r.sessionGrant = dur
 		case "sandbox":
 			sb, ok := scalarString(v)
 			if !ok || !sandboxNameRE.MatchString(sb) {
@@ -314,6 +328,9 @@ func decodeRule(file string, idx int, n *yaml.Node, errs *errorList) (ruleSpec, 
 	}
 	if r.autoApproveAt != nil && r.action != "" && r.action != Review {
 		errs.add(file, n, label, "auto_approve_at", "only a review rule can auto-approve (this rule's action is %s)", r.action)
+	}
+	if r.sessionGrant > 0 && r.action != "" && r.action != Review {
+		errs.add(file, n, label, "session_grant", "only a review rule lets a reviewer approve for the session (this rule's action is %s)", r.action)
 	}
 	if r.sandbox != "" && r.action == Deny {
 		errs.add(file, n, label, "sandbox", "a deny rule runs nothing, so it cannot name a sandbox profile")

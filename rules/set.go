@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/ast"
@@ -58,6 +59,7 @@ type rule struct {
 	autoApproveAt float64 // < 0: not set
 	denyBelow     float64 // < 0: not set
 	sandbox       string
+	sessionGrant  time.Duration
 	tools         []string
 }
 
@@ -138,6 +140,7 @@ func parse(name string, data []byte, fast bool) (*Set, error) {
 			shadow:        spec.shadow,
 			reason:        spec.reason,
 			sandbox:       spec.sandbox,
+			sessionGrant:  spec.sessionGrant,
 			autoApproveAt: -1,
 			denyBelow:     -1,
 		}
@@ -500,6 +503,9 @@ func (s *Set) evaluate(ctx context.Context, c *tools.Call, trace *[]Step) Decisi
 			d.Action, d.Rule, d.Reason, d.AutoApproved = rd.Action, r.name, rd.Reason, rd.AutoApproved
 			if rd.Action != Deny {
 				d.Sandbox = r.sandbox
+			}
+			if rd.Action == Review {
+				d.SessionGrant = r.sessionGrant
 			}
 			if rd.Error != "" {
 				d.Error = fmt.Sprintf("rule %q: %s", r.name, rd.Error)
