@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -119,6 +120,49 @@ func TestSessionGrant(t *testing.T) {
 	}
 	if _, ok, _ := s.UseGrant(ctx, other, d); ok {
 		t.Fatal("a session grant covered another session")
+	}
+	if rep, err := s.Verify(ctx); err != nil || len(rep.Problems) > 0 {
+		t.Fatalf("Verify = %+v, %v", rep, err)
+	}
+}
+
+// TestTwoPersonReview: a rule wanting two approvers from Slack only: the
+// terminal is refused, one approval counts without deciding, the same
+// approver twice is refused, the second approver decides; one denial is
+// enough to deny.
+func TestTwoPersonReview(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "audit.db"), Options{})
+	d := testDecision(rules.Review)
+	d.Review = rules.ReviewPolicy{Approvals: 2, Channels: []string{"slack"}}
+	for _, id := range []string{"01P1", "01P2"} {
+		if err := s.Begin(ctx, testCall(id, 0), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	submit := func(id, who, ch string, approve bool) (bool, error) {
+		return s.SubmitVerdict(ctx, id, review.Verdict{Approved: approve, Reviewer: who, Channel: ch})
+	}
+	if ok, err := submit("01P1", "cli:root", "cli", true); ok || !errors.Is(err, review.ErrChannelRefused) {
+		t.Fatalf("terminal answer: %v %v", ok, err)
+	}
+	if ok, err := submit("01P1", "U1", "slack", true); ok || !errors.Is(err, review.ErrMoreApprovals) {
+		t.Fatalf("first approval: %v %v", ok, err)
+	}
+	if _, decided, _ := s.ReviewVerdict(ctx, "01P1"); decided {
+		t.Fatal("one approval decided a two-person review")
+	}
+	if ok, err := submit("01P1", "U1", "slack", true); ok || !errors.Is(err, review.ErrSameApprover) {
+		t.Fatalf("same approver again: %v %v", ok, err)
+	}
+	if ok, err := submit("01P1", "U2", "slack", true); !ok || err != nil {
+		t.Fatalf("second approval: %v %v", ok, err)
+	}
+	if v, decided, _ := s.ReviewVerdict(ctx, "01P1"); !decided || !v.Approved || v.Reviewer != "U1 + U2" {
+		t.Fatalf("verdict: %+v %v", v, decided)
+	}
+	if ok, err := submit("01P2", "U1", "slack", false); !ok || err != nil {
+		t.Fatalf("a denial: %v %v", ok, err)
 	}
 	if rep, err := s.Verify(ctx); err != nil || len(rep.Problems) > 0 {
 		t.Fatalf("Verify = %+v, %v", rep, err)

@@ -32,6 +32,7 @@ type entryRow struct {
 	body                      []byte
 	status                    string
 	at                        int64
+	policy                    rules.ReviewPolicy // of a review decision
 }
 
 func (s *Store) newEntry(c tools.Call, d rules.Decision) (*entryRow, error) {
@@ -73,7 +74,11 @@ func (s *Store) newEntry(c tools.Call, d rules.Decision) (*entryRow, error) {
 		RulesVersion: d.Version, RulesLabel: d.Label, Rule: d.Rule, Action: d.Action, Reason: d.Reason,
 		AutoApproved: d.AutoApproved, Shadow: d.Shadow, EvalError: d.Error, Sandbox: d.Sandbox, ToolgateVersion: s.o.ToolgateVersion,
 	}
-	return s.encodeEntry(e, initialStatus(d.Action), now.UnixNano())
+	r, err := s.encodeEntry(e, initialStatus(d.Action), now.UnixNano())
+	if r != nil && d.Action == rules.Review {
+		r.policy = d.Review
+	}
+	return r, err
 }
 
 func (s *Store) encodeEntry(e Entry, status string, at int64) (*entryRow, error) {
@@ -104,6 +109,9 @@ func (s *Store) encodeEntry(e Entry, status string, at int64) (*entryRow, error)
 
 func (w *wtx) begin(r *entryRow) error {
 	if err := w.insertEntry(&r.e, r.args, r.annotations, r.shadow, r.status); err != nil {
+		return err
+	}
+	if err := w.setPolicy(r.e.ID, r.policy); err != nil {
 		return err
 	}
 	return w.appendBody(r.e.ID, kindDecision, r.at, r.body)

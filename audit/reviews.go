@@ -78,7 +78,11 @@ func (s *Store) SubmitVerdict(ctx context.Context, id string, v review.Verdict) 
 		if cs.status != StatusPending || cs.verdict != nil {
 			return nil
 		}
-		r := newReview(v, cs.decidedAt)
+		admitted, err := w.admit(id, v, at, cs.status)
+		if admitted == nil || err != nil {
+			return err
+		}
+		r := newReview(*admitted, cs.decidedAt)
 		if err := w.setVerdict(id, StatusPending, r); err != nil {
 			return err
 		}

@@ -110,8 +110,19 @@ CREATE TABLE review_owners (
 	revoked_by    TEXT    NOT NULL DEFAULT ''
 );
 CREATE INDEX grants_match ON grants(server, tool, session);`,
+	// 5: review policies (two-person rules, channels that may answer) and
+	// the approvals counted towards them (approvals.go).
+	`ALTER TABLE calls ADD COLUMN review_needs INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE calls ADD COLUMN review_channels TEXT NOT NULL DEFAULT '';
+CREATE TABLE review_approvals (
+	call_id  TEXT    NOT NULL,
+	approver TEXT    NOT NULL,
+	channel  TEXT    NOT NULL,
+	at       INTEGER NOT NULL,
+	PRIMARY KEY (call_id, approver)
+);`,
 }
 
 // SchemaVersion is the schema version this build writes and understands
 // (len(migrations); a test keeps the two in step).
-const SchemaVersion = 4
+const SchemaVersion = 5

@@ -200,6 +200,10 @@ func (s *Service) Review(ctx context.Context, c tools.Call, d rules.Decision) (V
 	elicitCtx, stopElicit := context.WithCancel(ctx)
 	defer stopElicit()
 	for _, ch := range s.channels {
+		if len(d.Review.Channels) > 0 && !slices.Contains(d.Review.Channels, ch) {
+			why = append(why, fmt.Errorf("%s: rule %q does not accept answers from it", ch, d.Rule))
+			continue
+		}
 		switch ch {
 		case ChannelCLI:
 			listening = true
@@ -242,6 +246,12 @@ func (s *Service) Review(ctx context.Context, c tools.Call, d rules.Decision) (V
 	defer timer.Stop()
 	poll := time.NewTicker(s.o.PollInterval)
 	defer poll.Stop()
+	var escalateC <-chan time.Time
+	if p := d.Review; p.EscalateAfter > 0 && p.EscalateAfter < s.o.Timeout {
+		t := time.NewTimer(p.EscalateAfter)
+		defer t.Stop()
+		escalateC = t.C
+	}
 	var holdC <-chan time.Time
 	if h := s.o.Hold; h > 0 && h < s.o.Timeout && !(pushed && w.msgTS == "") {
 		t := time.NewTimer(h)
@@ -283,6 +293,8 @@ func (s *Service) Review(ctx context.Context, c tools.Call, d rules.Decision) (V
 		case <-timer.C:
 			return s.conclude(w, Verdict{Channel: ChannelTimeout,
 				Reason: fmt.Sprintf("no reviewer answered within %s", s.o.Timeout)}), nil
+		case <-escalateC:
+			w.escalate(ctx)
 		case <-holdC:
 			log.Info("review held: the call returns pending; the review goes on", "expires", expires)
 			go s.awaitHeld(w, wake, expires)
@@ -506,4 +518,18 @@ func (s *Service) keepHeld(w *wait, v Verdict) {
 		return
 	}
 	w.log.Info("held review approved: grant issued for the agent's retry", "grant", id, "reviewer", v.Reviewer, "ttl", s.o.GrantTTL)
+}
+
+// escalate mentions the rule's escalate_to in the review's Slack thread; a
+// review not in Slack is escalated in the log only.
+func (w *wait) escalate(ctx context.Context) {
+	p := w.d.Review
+	w.log.Warn("review still unanswered: escalating", "after", p.EscalateAfter, "to", p.EscalateTo)
+	if w.msgTS == "" {
+		return
+	}
+	what := fmt.Sprintf("rule %s, %s, asked %s ago", w.d.Rule, w.c.Name, p.EscalateAfter)
+	if err := w.s.slack.escalate(context.WithoutCancel(ctx), w.msgChannel, w.msgTS, p.EscalateTo, what); err != nil {
+		w.log.Error("escalating in slack failed", "err", err)
+	}
 }

@@ -2,6 +2,7 @@ package review
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,9 @@ const (
 	RefusedUnknownReview  = "unknown_review"
 	RefusedBadSignature   = "bad_signature"
 	RefusedStaleRequest   = "stale_request"
+	// RefusedPolicy: the review's rule wants another approver, or answers
+	// from another channel.
+	RefusedPolicy = "policy"
 )
 
 // handleInteraction acts on a click. It never fails the caller: problems are
@@ -68,6 +72,16 @@ func (sc *slackChannel) handleClick(ctx context.Context, cb slack.InteractionCal
 		v.Reason = "approved for the rest of the session, for " + session.String()
 	}
 	ok, err := sc.s.submit(ctx, id, v)
+	switch {
+	case errors.Is(err, ErrMoreApprovals):
+		log.Info("slack approval counted; more approvers needed", "err", err)
+		sc.ephemeral(ctx, cb, "Your approval counts ("+err.Error()+"). The review waits for another approver.")
+		return
+	case errors.Is(err, ErrSameApprover), errors.Is(err, ErrChannelRefused):
+		sc.refused(id, user, RefusedPolicy, err.Error())
+		sc.ephemeral(ctx, cb, "Your click was not counted: "+err.Error()+".")
+		return
+	}
 	if err != nil {
 		if _, _, rerr := sc.s.o.Store.ReviewVerdict(ctx, id); rerr != nil {
 			// Not in this toolgate's audit DB: another instance's message,

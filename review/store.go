@@ -2,6 +2,7 @@ package review
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/toolgate/toolgate/rules"
@@ -18,6 +19,18 @@ type Pending struct {
 	SlackChannel string `json:"slack_channel,omitempty"`
 	SlackTS      string `json:"slack_ts,omitempty"`
 }
+
+// Errors a Store's SubmitVerdict returns when a person's answer does not end
+// the review under its rule's policy (rules.ReviewPolicy); the review goes
+// on, and the answerer is told why.
+var (
+	// ErrChannelRefused: the rule does not accept answers from this channel.
+	ErrChannelRefused = errors.New("answer refused")
+	// ErrSameApprover: this approver already approved; another must.
+	ErrSameApprover = errors.New("approval not counted")
+	// ErrMoreApprovals: the approval was counted; more approvers are needed.
+	ErrMoreApprovals = errors.New("approval counted")
+)
 
 // Store is where reviews live durably. The audit package's *audit.Store
 // implements it; the gate's Recorder.Begin creates the pending entry (a call

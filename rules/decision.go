@@ -33,6 +33,9 @@ type Decision struct {
 	// tool for the rest of the agent's session (the rule's session_grant);
 	// zero offers only "approve once".
 	SessionGrant time.Duration `json:"session_grant,omitempty"`
+	// Review is how a review rule wants its review run: approvers,
+	// channels, escalation. The zero value is one approver, any channel.
+	Review ReviewPolicy `json:"review_policy,omitzero"`
 	// AutoApproved is true when a review rule's auto_approve_at turned it into Allow.
 	AutoApproved bool `json:"auto_approved,omitempty"`
 	// Shadow holds what each matching shadow-mode rule would have decided.
@@ -49,4 +52,22 @@ type ShadowResult struct {
 	// Error is the shadow rule's evaluation error, if any; Action is then
 	// the set's on_error.
 	Error string `json:"error,omitempty"`
+}
+
+// ReviewPolicy is a review rule's demands on its review.
+type ReviewPolicy struct {
+	// Approvals is how many distinct approvers must approve; 0 means 1.
+	// One denial is enough to deny.
+	Approvals int `json:"approvals,omitempty"`
+	// Channels are the channels that may answer ("slack", "cli",
+	// "elicitation"); empty means every configured one.
+	Channels []string `json:"channels,omitempty"`
+	// EscalateAfter is when, still unanswered, the review mentions
+	// EscalateTo (Slack user or group IDs) in its Slack thread.
+	EscalateAfter time.Duration `json:"escalate_after,omitempty"`
+	EscalateTo    []string      `json:"escalate_to,omitempty"`
+}
+
+func (p ReviewPolicy) zero() bool {
+	return p.Approvals == 0 && len(p.Channels) == 0 && p.EscalateAfter == 0 && len(p.EscalateTo) == 0
 }

@@ -98,11 +98,13 @@ type ruleSpec struct {
 	shadow        bool
 	sandbox       string
 	sessionGrant  time.Duration
+	review        ReviewPolicy
 }
 
 var (
 	fileKeys = []string{"version", "label", "default", "on_error", "rules"}
-	ruleKeys = []string{"name", "match", "action", "reason", "reason_expr", "auto_approve_at", "deny_below", "mode", "sandbox", "session_grant"}
+	ruleKeys = []string{"name", "match", "action", "reason", "reason_expr", "auto_approve_at", "deny_below", "mode", "sandbox", "session_grant", "approvals",
+		"review_channels", "escalate_after", "escalate_to"}
 )
 
 // maxSessionGrant bounds a rule's session_grant: an approval for a session
@@ -290,6 +292,38 @@ func decodeRule(file string, idx int, n *yaml.Node, errs *errorList) (ruleSpec, 
 			} else {
 				r.denyBelow = &f
 			}
+		case "approvals":
+			n, ok := scalarInt(v)
+			if !ok || n < 1 || n > 5 {
+				errs.add(file, v, label, "approvals", "must be a number of distinct approvers from 1 to 5, got %q", v.Value)
+				continue
+			}
+			r.review.Approvals = n
+		case "review_channels":
+			list, ok := stringList(v)
+			for _, ch := range list {
+				ok = ok && slices.Contains([]string{"slack", "cli", "elicitation"}, ch)
+			}
+			if !ok || len(list) == 0 {
+				errs.add(file, v, label, "review_channels", "must be a list of slack, cli and elicitation")
+				continue
+			}
+			r.review.Channels = list
+		case "escalate_after":
+			s, _ := scalarString(v)
+			dur, err := time.ParseDuration(s)
+			if err != nil || dur <= 0 {
+				errs.add(file, v, label, "escalate_after", "must be a positive duration (e.g. 2m), got %q", v.Value)
+				continue
+			}
+			r.review.EscalateAfter = dur
+		case "escalate_to":
+			list, ok := stringList(v)
+			if !ok || len(list) == 0 {
+				errs.add(file, v, label, "escalate_to", "must be a list of Slack user (U...) or user group (S...) IDs")
+				continue
+			}
+			r.review.EscalateTo = list
 		case "session_grant":
 			s, _ := scalarString(v)
 			dur, err := time.ParseDuration(s)
@@ -328,6 +362,12 @@ func decodeRule(file string, idx int, n *yaml.Node, errs *errorList) (ruleSpec, 
 	}
 	if r.autoApproveAt != nil && r.action != "" && r.action != Review {
 		errs.add(file, n, label, "auto_approve_at", "only a review rule can auto-approve (this rule's action is %s)", r.action)
+	}
+	if !r.review.zero() && r.action != "" && r.action != Review {
+		errs.add(file, n, label, "approvals", "approvals, review_channels and escalation only apply to review rules (this rule's action is %s)", r.action)
+	}
+	if (r.review.EscalateAfter > 0) != (len(r.review.EscalateTo) > 0) {
+		errs.add(file, n, label, "escalate_to", "escalate_after and escalate_to go together")
 	}
 	if r.sessionGrant > 0 && r.action != "" && r.action != Review {
 		errs.add(file, n, label, "session_grant", "only a review rule lets a reviewer approve for the session (this rule's action is %s)", r.action)
@@ -381,4 +421,20 @@ func scalarFloat(n *yaml.Node) (float64, bool) {
 	}
 	f, err := strconv.ParseFloat(n.Value, 64)
 	return f, err == nil
+}
+
+// stringList reads a YAML sequence of strings.
+func stringList(n *yaml.Node) ([]string, bool) {
+	if n.Kind != yaml.SequenceNode {
+		return nil, false
+	}
+	var out []string
+	for _, it := range n.Content {
+		s, ok := scalarString(resolve(it))
+		if !ok || s == "" {
+			return nil, false
+		}
+		out = append(out, s)
+	}
+	return out, true
 }

@@ -60,6 +60,7 @@ type rule struct {
 	denyBelow     float64 // < 0: not set
 	sandbox       string
 	sessionGrant  time.Duration
+	review        ReviewPolicy
 	tools         []string
 }
 
@@ -141,6 +142,7 @@ func parse(name string, data []byte, fast bool) (*Set, error) {
 			reason:        spec.reason,
 			sandbox:       spec.sandbox,
 			sessionGrant:  spec.sessionGrant,
+			review:        spec.review,
 			autoApproveAt: -1,
 			denyBelow:     -1,
 		}
@@ -505,7 +507,7 @@ func (s *Set) evaluate(ctx context.Context, c *tools.Call, trace *[]Step) Decisi
 				d.Sandbox = r.sandbox
 			}
 			if rd.Action == Review {
-				d.SessionGrant = r.sessionGrant
+				d.SessionGrant, d.Review = r.sessionGrant, r.review
 			}
 			if rd.Error != "" {
 				d.Error = fmt.Sprintf("rule %q: %s", r.name, rd.Error)

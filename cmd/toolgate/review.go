@@ -104,8 +104,12 @@ func runReview(ctx context.Context, args []string, env environ, stdout, stderr i
 // answerReview stores v for review id and says what happened.
 func answerReview(ctx context.Context, st review.Store, id string, v review.Verdict, stdout io.Writer) error {
 	ok, err := st.SubmitVerdict(ctx, id, v)
-	if errors.Is(err, audit.ErrNotFound) {
+	switch {
+	case errors.Is(err, audit.ErrNotFound):
 		return fmt.Errorf("review: no call with ID %s (see `toolgate review list`)", id)
+	case errors.Is(err, review.ErrMoreApprovals):
+		fmt.Fprintf(stdout, "%s: your approval of %s counts; the review waits for another approver\n", err, id)
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("review: %w", err)

@@ -1,0 +1,95 @@
+package audit
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/toolgate/toolgate/review"
+	"github.com/toolgate/toolgate/rules"
+)
+
+// kindApproval chains one approver's approval of a review that needs more
+// than one; the row is unchanged until the last one (SubmitVerdict).
+const kindApproval = "approval"
+
+// setPolicy records what the review of call id demands, when it demands
+// more than the default (one approver, any channel). Most calls skip it.
+func (w *wtx) setPolicy(id string, p rules.ReviewPolicy) error {
+	if p.Approvals <= 1 && len(p.Channels) == 0 {
+		return nil
+	}
+	_, err := w.s.conn.ExecContext(w.ctx, `UPDATE calls SET review_needs = ?, review_channels = ? WHERE id = ?`,
+		max(p.Approvals, 1), strings.Join(p.Channels, ","), id)
+	if err != nil {
+		return fmt.Errorf("audit: record review policy of %s: %w", id, err)
+	}
+	return nil
+}
+
+// admit checks a human verdict v on call id against its review policy. It
+// returns the verdict to store, or nil when v must not end the review:
+// err then says why (a channel the rule does not accept, the same approver
+// twice, more approvers needed, each a review error the caller shows).
+// Denials end the review at once; approvals count until enough distinct
+// approvers have approved, each chained as it comes.
+func (w *wtx) admit(id string, v review.Verdict, at time.Time, status string) (*review.Verdict, error) {
+	var (
+		needs    int
+		channels string
+	)
+	if err := w.s.conn.QueryRowContext(w.ctx, `SELECT review_needs, review_channels FROM calls WHERE id = ?`, id).Scan(&needs, &channels); err != nil {
+		return nil, fmt.Errorf("audit: review policy of %s: %w", id, err)
+	}
+	if !humanChannel(v.Channel) {
+		return &v, nil
+	}
+	if channels != "" && !slices.Contains(strings.Split(channels, ","), v.Channel) {
+		return nil, fmt.Errorf("%w: this review accepts answers via %s only, not %s", review.ErrChannelRefused, strings.ReplaceAll(channels, ",", ", "), v.Channel)
+	}
+	if !v.Approved || needs <= 1 {
+		return &v, nil
+	}
+	res, err := w.s.conn.ExecContext(w.ctx, `INSERT INTO review_approvals (call_id, approver, channel, at) VALUES (?,?,?,?) ON CONFLICT DO NOTHING`,
+		id, v.Reviewer, v.Channel, at.UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("audit: record approval of %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil, fmt.Errorf("%w: %s already approved; another approver must", review.ErrSameApprover, v.Reviewer)
+	}
+	r := newReview(v, 0)
+	if err := w.appendEvent(&event{Kind: kindApproval, ID: id, At: at.UnixNano(), Status: status, Verdict: r}); err != nil {
+		return nil, err
+	}
+	rows, err := w.s.conn.QueryContext(w.ctx, `SELECT approver FROM review_approvals WHERE call_id = ? ORDER BY at`, id)
+	if err != nil {
+		return nil, fmt.Errorf("audit: approvals of %s: %w", id, err)
+	}
+	defer rows.Close()
+	var who []string
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			return nil, err
+		}
+		who = append(who, a)
+	}
+	if len(who) < needs {
+		w.result = fmt.Errorf("%w: %d of %d approvals (%s)", review.ErrMoreApprovals, len(who), needs, strings.Join(who, ", "))
+		return nil, nil
+	}
+	v.Reviewer = strings.Join(who, " + ")
+	return &v, nil
+}
+
+// humanChannel reports whether a verdict on channel is a person's answer,
+// which a review policy applies to (timeouts and expiries end any review).
+func humanChannel(ch string) bool {
+	switch ch {
+	case review.ChannelSlack, review.ChannelCLI, review.ChannelElicitation:
+		return true
+	}
+	return false
+}
