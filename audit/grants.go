@@ -269,3 +269,21 @@ func (s *Store) RevokeGrant(ctx context.Context, id, by string) error {
 		return w.appendGrantEvent(kindGrantRevoke, g.ReviewID, cs.status, at, g)
 	})
 }
+
+// GrantsOf returns the grants issued by call id's review, oldest first.
+func (s *Store) GrantsOf(ctx context.Context, id string) ([]*Grant, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+grantCols+` FROM grants WHERE review_id = ? ORDER BY created_at`, id)
+	if err != nil {
+		return nil, fmt.Errorf("audit: grants of %s: %w", id, err)
+	}
+	defer rows.Close()
+	var out []*Grant
+	for rows.Next() {
+		g, err := scanGrant(rows)
+		if err != nil {
+			return nil, fmt.Errorf("audit: grants of %s: %w", id, err)
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}

@@ -467,7 +467,8 @@ func (w *wait) where() string {
 // approved. Like progressText, never how to answer it.
 func (w *wait) heldText() string {
 	return w.slackNote() + fmt.Sprintf("review %s is waiting for a human via %s until %s UTC; once it is approved, "+
-		"the same call with the same arguments runs once (retry it then); a different call needs a review of its own",
+		"the same call with the same arguments runs once (retry it then; toolgate's review_status tool waits for the answer); "+
+		"a different call needs a review of its own",
 		w.c.ID, w.where(), w.expires.UTC().Format("15:04:05"))
 }
 

@@ -120,6 +120,10 @@ type Tool struct {
 // StripMeta removes every "toolgate/" key they send.
 const MetaSandbox = "toolgate/sandbox"
 
+// MetaSession is the _meta key under which toolgate tells its in-process
+// servers the calling agent's session (StripMeta removes agents' own).
+const MetaSession = "toolgate/session"
+
 // Options configures a Catalog.
 type Options struct {
 	// Upstreams are the servers, in the order their tools are listed.

@@ -517,12 +517,17 @@ func (u *upstream) callResult(ctx context.Context, call Call, raw bool) (Result,
 	}
 	meta := &mcp.Meta{AdditionalFields: StripMeta(call.Meta)}
 	switch {
-	case u.spec.Server != nil && call.Sandbox == "":
+	case u.spec.Server != nil && call.Sandbox == "" && call.SessionID == "":
 	case u.spec.Server != nil:
 		if meta.AdditionalFields == nil {
 			meta.AdditionalFields = map[string]any{}
 		}
-		meta.AdditionalFields[MetaSandbox] = call.Sandbox
+		if call.Sandbox != "" {
+			meta.AdditionalFields[MetaSandbox] = call.Sandbox
+		}
+		if call.SessionID != "" {
+			meta.AdditionalFields[MetaSession] = call.SessionID
+		}
 	case call.Sandbox != u.spec.Sandbox:
 		return Result{}, fmt.Errorf("upstream %q runs in sandbox profile %q and cannot run %s in profile %q: %w",
 			u.spec.Name, u.spec.Sandbox, call.Tool, call.Sandbox, ErrSandboxMismatch)

@@ -31,10 +31,19 @@ func TestServeClientTimeoutGrant(t *testing.T) {
 		t.Fatalf("first call: isError %v: %s", res.IsError, text)
 	}
 	reviewID := m[1]
+	if out := mustCall(t, c, "toolgate__review_status", map[string]any{"review_id": reviewID}); !strings.HasPrefix(out, "pending") {
+		t.Fatalf("review_status before an answer: %s", out)
+	}
+	if res, _ := callTool(t.Context(), c, "toolgate__review_status", map[string]any{"review_id": "01NOSUCHREVIEW0000000000000"}, ""); !res.IsError {
+		t.Fatalf("review_status of no review: %s", resultText(res))
+	}
 	rvCLI(t, nil, "review", "approve", reviewID, "--db", db)
 	waitFor(t, "the grant", 20*time.Second, func() bool {
 		return strings.Contains(rvCLI(t, nil, "grants", "list", "--db", db), reviewID)
 	})
+	if out := mustCall(t, c, "toolgate__review_status", map[string]any{"review_id": reviewID, "wait_seconds": 10}); !strings.Contains(out, "retry the same call") {
+		t.Fatalf("review_status after approval: %s", out)
+	}
 
 	// A different call is not covered.
 	if res, _ := callTool(t.Context(), c, "up__echo", map[string]any{"text": "something else"}, ""); !res.IsError {

@@ -44,7 +44,10 @@ func TestServeSlackTrouble(t *testing.T) {
 		waitFor(t, "the review asking via cli", 20*time.Second, func() bool {
 			return strings.Contains(stderr.String(), "Slack is unreachable, asking via cli")
 		})
-		if msgs := progressMessages(n, "rv-down"); len(msgs) == 0 || !strings.Contains(msgs[0], "Slack is unreachable") {
+		// The first progress notification is sent as the review starts;
+		// it reaches the client on its own schedule.
+		waitFor(t, "a progress notification", 20*time.Second, func() bool { return len(progressMessages(n, "rv-down")) > 0 })
+		if msgs := progressMessages(n, "rv-down"); !strings.Contains(msgs[0], "Slack is unreachable") {
 			t.Errorf("progress messages %q; want the first to say Slack is unreachable", msgs)
 		}
 		if got := len(fs.Posts()); got != 1 {

@@ -19,7 +19,9 @@ import (
 	"github.com/toolgate/toolgate/config"
 	"github.com/toolgate/toolgate/gate"
 	"github.com/toolgate/toolgate/mcp"
+	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate/tools/reviewtool"
 	"github.com/toolgate/toolgate/tools/sandbox"
 	"github.com/toolgate/toolgate/tools/workspace"
 )
@@ -29,6 +31,8 @@ const (
 	envConfig    = "TOOLGATE_CONFIG"
 	envModel     = "TOOLGATE_MODEL"
 	workspaceSrv = "workspace"
+	// toolgateSrv serves toolgate's own tools (review_status).
+	toolgateSrv = "toolgate"
 )
 
 const serveUsage = `usage: toolgate serve [flags]
@@ -115,6 +119,11 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 			logger.Error("closing policy", "err", cerr)
 		}
 	}()
+
+	if slices.ContainsFunc(upstreams, func(u tools.Upstream) bool { return u.Name == toolgateSrv }) {
+		return fmt.Errorf("%s: a server is named %q, which toolgate's own tools use: rename it", cfg.File, toolgateSrv)
+	}
+	upstreams = append(upstreams, tools.Upstream{Name: toolgateSrv, Server: reviewtool.NewServer(pol.store, version, review.DefaultPollInterval)})
 
 	var srv *mcp.Server
 	cat, err := tools.New(tools.Options{

@@ -34,6 +34,8 @@ type policy struct {
 	// metrics is fed by the gate (Observer, wrapped Recorder) and, once the
 	// catalog exists, by the upstreams' health.
 	metrics *metrics.Metrics
+	// store is the audit log, for toolgate's own review_status tool.
+	store *audit.Store
 	// routes are extra HTTP handlers for the HTTP listener (/metrics, the
 	// Slack interactivity endpoint), by path. They are served outside the
 	// MCP bearer-token guard: Slack signs its own requests, and /metrics
@@ -136,6 +138,7 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, checkRule
 		Recorder: m.WrapRecorder(st),
 		Reviewer: svc,
 		Granter:  st,
+		store:    st,
 		Observer: m,
 		metrics:  m,
 		routes:   map[string]http.Handler{pathMetrics: m.Handler()},
