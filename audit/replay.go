@@ -54,7 +54,10 @@ type Change struct {
 	NewReason  string       `json:"new_reason,omitempty"`
 	// NewError is the evaluation error under the new rules, if any.
 	NewError string `json:"new_error,omitempty"`
-	seq      int64
+	// Grant says, for a call that ran on a grant, whose ("approved by X
+	// via grant G of review R"): the approval the new rules would revisit.
+	Grant string `json:"grant,omitempty"`
+	seq   int64
 }
 
 // Transition is a count of changed calls with the same old and new outcome.
@@ -81,7 +84,7 @@ type RuleSummary struct {
 
 // replayCols are the columns a replay needs: the call and the old decision.
 const replayCols = `seq, id, received_at, client_name, client_version, model_name, model_version, session_id,
-server, server_version, tool, name, schema_hash, annotations, args, confidence, rule, action`
+server, server_version, tool, name, schema_hash, annotations, args, confidence, rule, action, review_channel, review_reason`
 
 // replayRow is a row as read; JSON is decoded by the workers, in parallel.
 type replayRow struct {
@@ -91,6 +94,7 @@ type replayRow struct {
 	client, model                               tools.Peer
 	session, server, serverVersion, tool, name  string
 	schemaHash, annotations, args, rule, action string
+	reviewChannel, reviewReason                 string
 	confidence                                  sql.NullFloat64
 }
 
@@ -179,6 +183,9 @@ func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress fu
 							ID: r.id, ReceivedAt: c.Time, Server: r.server, Tool: r.tool,
 							OldAction: rules.Action(r.action), OldRule: r.rule,
 							NewAction: d.Action, NewRule: d.Rule, NewReason: d.Reason, NewError: d.Error, seq: r.seq,
+						}
+						if r.reviewChannel == ChannelGrant {
+							out[i].change.Grant = r.reviewReason
 						}
 					}
 				}
@@ -284,7 +291,7 @@ func (s *Store) readReplay(ctx context.Context, f Filter, out chan<- []replayRow
 		r := &chunk[len(chunk)-1]
 		if err := rows.Scan(&r.seq, &r.id, &r.received, &r.client.Name, &r.client.Version, &r.model.Name, &r.model.Version,
 			&r.session, &r.server, &r.serverVersion, &r.tool, &r.name, &r.schemaHash, &r.annotations, &r.args,
-			&r.confidence, &r.rule, &r.action); err != nil {
+			&r.confidence, &r.rule, &r.action, &r.reviewChannel, &r.reviewReason); err != nil {
 			return fmt.Errorf("audit: replay: %w", err)
 		}
 		if len(chunk) == replayChunk {

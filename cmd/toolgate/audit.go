@@ -585,7 +585,7 @@ func (c *auditCmd) replayText(rep audit.ReplayReport) error {
 			break
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t->\t%s\n", ch.ReceivedAt.Local().Format("2006-01-02 15:04:05"), ch.ID,
-			ch.Server, ch.Tool, dec(ch.OldAction, ch.OldRule), dec(ch.NewAction, ch.NewRule))
+			ch.Server, ch.Tool, dec(ch.OldAction, ch.OldRule), dec(ch.NewAction, ch.NewRule)+grantNote(ch.Grant))
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nCHANGES BY RULE")
@@ -637,4 +637,12 @@ func progressBar(w io.Writer) func(done, total int) {
 			fmt.Fprintln(w)
 		}
 	}
+}
+
+// grantNote marks a changed call that ran on a grant.
+func grantNote(grant string) string {
+	if grant == "" {
+		return ""
+	}
+	return " (ran on a grant: " + grant + ")"
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -73,6 +75,23 @@ func TestServeClientTimeoutGrant(t *testing.T) {
 	}
 	if ran == nil || ran.Status != audit.StatusOK || !strings.Contains(ran.Review.Reason, "via grant "+g.ID+" of review "+reviewID) {
 		t.Fatalf("the row of the call that ran: %+v", ran)
+	}
+	// Replayed against rules that allow echo, the call that ran on the
+	// grant is a change that says whose approval it ran on.
+	allow := filepath.Join(t.TempDir(), "allow.yaml")
+	if err := os.WriteFile(allow, []byte("version: 1\ndefault: allow\nrules: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var rep audit.ReplayReport
+	if err := json.Unmarshal([]byte(rvCLI(t, nil, "audit", "replay", "--rules", allow, "--db", db, "--output", "json")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, ch := range rep.Changes {
+		found = found || ch.ID == ran.ID && strings.Contains(ch.Grant, g.ID)
+	}
+	if !found {
+		t.Errorf("replay does not show the call that ran on grant %s: %+v", g.ID, rep.Changes)
 	}
 	// Once only.
 	if res, _ := callTool(t.Context(), c, "up__echo", args, ""); !res.IsError {
