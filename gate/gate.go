@@ -59,6 +59,28 @@ type Granter interface {
 	UseGrant(ctx context.Context, c tools.Call, d rules.Decision) (v review.Verdict, ok bool, err error)
 }
 
+// PendingFinder finds, for a call decided review (recorded pending by
+// Begin), a review of the same call that is not over: the one a retry
+// repeats, bound as a grant is. A Granter that is also a
+// PendingFinder lets a retry wait on that review instead of starting its
+// own. *audit.Store is one.
+type PendingFinder interface {
+	PendingFor(ctx context.Context, c tools.Call, d rules.Decision) (reviewID string, ok bool, err error)
+}
+
+// Waiter waits on a review another call started. A Reviewer that is also a
+// Waiter lets a retry wait on its call's review (see PendingFinder).
+// *review.Service is one.
+type Waiter interface {
+	// Await waits up to maxWait for review reviewID to end; decided false
+	// means it is still pending, and v (Channel review.ChannelPending)
+	// says where it waits.
+	Await(ctx context.Context, reviewID string, maxWait time.Duration) (v review.Verdict, decided bool, err error)
+	// Hold is how long a call waits for a review before it is answered
+	// pending.
+	Hold() time.Duration
+}
+
 // Forwarder sends a call to its upstream and returns the upstream's result.
 type Forwarder interface {
 	Forward(ctx context.Context, c tools.Call) (*mcp.CallToolResult, error)
@@ -85,7 +107,9 @@ type Options struct {
 	Forwarder Forwarder
 	Observer  Observer
 	// Granter, when set, is asked before a review whether a grant covers
-	// the call; nil means every review asks a human.
+	// the call; nil means every review asks a human. When it is also a
+	// PendingFinder and Reviewer a Waiter, a call whose review is already
+	// under way (a retry of a held call) waits on that review.
 	Granter Granter
 	// Logger receives one line per decision; nil discards.
 	Logger *slog.Logger
@@ -199,6 +223,11 @@ func (g *Gate) handle(ctx context.Context, c tools.Call, forward func(context.Co
 			return tools.Decoded(refusal(c, "the audit log could not record the review verdict, so the call was not run (fail closed): "+err.Error()))
 		}
 		log.Info("review answered", "rule", d.Rule, "approved", v.Approved, "reviewer", v.Reviewer, "channel", v.Channel)
+		if v.Channel == review.ChannelPending && !v.Approved {
+			// It waited on its call's review, which is still pending.
+			g.observe(c, d, audit.Outcome{Status: audit.StatusPending})
+			return tools.Decoded(refusal(c, heldText(d, v)))
+		}
 		if !v.Approved {
 			g.observe(c, d, audit.Outcome{Status: audit.StatusRefused})
 			return tools.Decoded(refusal(c, reviewDeniedText(d, v)))
@@ -263,6 +292,9 @@ func (g *Gate) review(ctx context.Context, c tools.Call, d rules.Decision) (v re
 		case ok:
 			return v, false
 		}
+		if v, ok := g.follow(ctx, c, d); ok {
+			return v, false
+		}
 	}
 	if g.o.Reviewer == nil {
 		return review.Verdict{Channel: "none", Reason: "no review channel is configured", DecidedAt: g.o.Now()}, false
@@ -283,6 +315,59 @@ func (g *Gate) review(ctx context.Context, c tools.Call, d rules.Decision) (v re
 		v.DecidedAt = g.o.Now()
 	}
 	return v, false
+}
+
+// follow waits, when the same call's review is not over (c is a retry of
+// a held call), on that review instead of starting a second one,
+// at most as long as a review holds a call. ok is false when there is no
+// such review; else v is c's verdict: the grant the review's approval
+// became, its denial, or still pending (Channel review.ChannelPending).
+// Each names the review.
+func (g *Gate) follow(ctx context.Context, c tools.Call, d rules.Decision) (v review.Verdict, ok bool) {
+	pf, ok1 := g.o.Granter.(PendingFinder)
+	w, ok2 := g.o.Reviewer.(Waiter)
+	if !ok1 || !ok2 {
+		return v, false
+	}
+	id, ok, err := pf.PendingFor(ctx, c, d)
+	if err != nil {
+		g.o.Logger.Warn("looking for a pending review of the same call failed; the call is reviewed", "call_id", c.ID, "err", err)
+	}
+	if !ok || err != nil {
+		return v, false
+	}
+	g.o.Logger.Info("the same call is already under review; waiting on it", "call_id", c.ID, "review", id)
+	rv, decided, err := w.Await(ctx, id, w.Hold())
+	switch {
+	case err != nil:
+		ch := "error"
+		if ctx.Err() != nil {
+			ch = review.ChannelCancelled
+		}
+		return review.Verdict{Channel: ch, Reason: fmt.Sprintf("waiting on review %s of the same call failed: %v", id, err), DecidedAt: g.o.Now()}, true
+	case !decided:
+		rv.Approved, rv.Channel, rv.DecidedAt = false, review.ChannelPending, g.o.Now()
+		return rv, true
+	case !rv.Approved:
+		note := fmt.Sprintf("review %s of the same call, which this call waited on", id)
+		if rv.Reason == "" {
+			rv.Reason = note
+		} else {
+			rv.Reason += " (" + note + ")"
+		}
+		rv.DecidedAt = g.o.Now()
+		return rv, true
+	}
+	// Approved: the review's holder turned the approval into a grant.
+	gv, ok, err := g.o.Granter.UseGrant(ctx, c, d)
+	switch {
+	case err != nil:
+		return review.Verdict{Channel: "error", Reason: fmt.Sprintf("review %s of the same call was approved, but using its grant failed: %v", id, err), DecidedAt: g.o.Now()}, true
+	case !ok:
+		return review.Verdict{Channel: audit.ChannelGrant, DecidedAt: g.o.Now(),
+			Reason: fmt.Sprintf("review %s of the same call was approved for one run, which another call had; this call needs a review of its own", id)}, true
+	}
+	return gv, true
 }
 
 // outcome describes a forwarded call's end. The result's size and hash are

@@ -1,0 +1,54 @@
+package audit
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/tools"
+)
+
+// PendingFor finds the review a retry of call c (decided d, recorded
+// pending by Begin) can wait on instead of starting its own: a call with
+// the binding of a grant (same server, tool, session, rules version and
+// arguments' hash, read from c's own row, so hashed as Begin stored them)
+// whose review is not over. That includes one answered but not yet acted
+// on: an approval stored by another process becomes a grant only when the
+// process holding the call next polls, and a retry in between would
+// otherwise start a second review. The oldest wins: a retry waiting on it
+// is pending too, and newer.
+func (s *Store) PendingFor(ctx context.Context, c tools.Call, d rules.Decision) (reviewID string, ok bool, err error) {
+	r, err := s.getOn(ctx, s.rdb, c.ID)
+	if err != nil {
+		return "", false, err
+	}
+	err = s.rdb.QueryRowContext(ctx, `SELECT id FROM calls
+		WHERE status = 'pending' AND id != ?
+		AND server = ? AND tool = ? AND session_id = ? AND rules_version = ? AND args_hash = ?
+		ORDER BY received_at, seq LIMIT 1`, c.ID, r.Server, r.Tool, r.Session, d.Version, r.ArgsHash).Scan(&reviewID)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("audit: find a pending review of the same call as %s: %w", c.ID, err)
+	}
+	return reviewID, true, nil
+}
+
+// ReviewEnded reports whether call id's review is over: the call has left
+// pending (it was granted, started or refused), so its verdict is stored
+// and what an approval became is too. An approval alone does not end it:
+// a held call's grant follows it.
+func (s *Store) ReviewEnded(ctx context.Context, id string) (bool, error) {
+	var status string
+	err := s.rdb.QueryRowContext(ctx, `SELECT status FROM calls WHERE id = ?`, id).Scan(&status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return false, fmt.Errorf("audit: read status of %s: %w", id, err)
+	}
+	return status != StatusPending, nil
+}

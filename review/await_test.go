@@ -1,0 +1,141 @@
+package review_test
+
+import (
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/toolgate/toolgate/audit"
+	"github.com/toolgate/toolgate/gate"
+	"github.com/toolgate/toolgate/review"
+)
+
+var (
+	_ gate.Waiter        = (*review.Service)(nil)
+	_ gate.PendingFinder = (*audit.Store)(nil)
+	_ review.EndedStore  = (*audit.Store)(nil)
+)
+
+var heldID = regexp.MustCompile(`review ([0-9A-Z]+) is waiting`)
+
+// TestRetryWaitsOnHeldReview, over a real audit DB through the gate: the
+// retry of a held call waits on its review instead of starting another
+// (answered pending, naming the same review, while nobody answers); an
+// approval while it waits runs it on the grant, once; a denial while it
+// waits refuses it with the reviewer's reason.
+func TestRetryWaitsOnHeldReview(t *testing.T) {
+	st := openAudit(t, filepath.Join(t.TempDir(), "audit.db"))
+	const hold = 300 * time.Millisecond
+	svc, err := review.New(review.Options{Store: st, Channels: []string{review.ChannelCLI},
+		Timeout: 10 * time.Second, Hold: hold, PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc.Hold() != hold {
+		t.Fatalf("Hold() = %v", svc.Hold())
+	}
+	fw := &countingForwarder{}
+	g, err := gate.New(gate.Options{Decider: decideReview{}, Reviewer: svc, Recorder: st, Granter: st, Forwarder: fw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	handle := func(id string) <-chan *mcp.CallToolResult {
+		c, _ := reviewCall(id)
+		out := make(chan *mcp.CallToolResult, 1)
+		go func() { out <- g.Handle(t.Context(), c) }()
+		return out
+	}
+	textOf := func(ch <-chan *mcp.CallToolResult) (string, bool) {
+		t.Helper()
+		select {
+		case res := <-ch:
+			return res.Content[0].(mcp.TextContent).Text, res.IsError
+		case <-time.After(10 * time.Second):
+			t.Fatal("the call did not return")
+			return "", false
+		}
+	}
+	pending := func() []string {
+		t.Helper()
+		ps, err := st.PendingReviews(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, p := range ps {
+			ids = append(ids, p.Call.ID)
+		}
+		return ids
+	}
+	waitPending := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); len(pending()) != n; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("pending reviews %v, want %d", pending(), n)
+			}
+		}
+	}
+
+	text, isErr := textOf(handle("01AWAIT0"))
+	m := heldID.FindStringSubmatch(text)
+	if !isErr || m == nil || m[1] != "01AWAIT0" {
+		t.Fatalf("the first call: %v %s", isErr, text)
+	}
+	start := time.Now()
+	text, isErr = textOf(handle("01AWAIT1"))
+	if m := heldID.FindStringSubmatch(text); !isErr || m == nil || m[1] != "01AWAIT0" || !strings.Contains(text, "(decision 01AWAIT1)") {
+		t.Fatalf("the retry while nobody answered: %v %s", isErr, text)
+	}
+	if d := time.Since(start); d < hold {
+		t.Errorf("the retry was answered pending after %v, before the hold", d)
+	}
+	if got := pending(); len(got) != 1 || got[0] != "01AWAIT0" {
+		t.Fatalf("pending reviews after the retry: %v", got)
+	}
+	if r, _ := st.Get(t.Context(), "01AWAIT1"); r.Status != audit.StatusRefused || r.Review == nil ||
+		r.Review.Channel != review.ChannelPending || !strings.Contains(r.Review.Reason, "01AWAIT0") {
+		t.Fatalf("the retry's row: %s %+v", r.Status, r.Review)
+	}
+
+	// Approved while the retry waits: it runs, on the grant.
+	retry := handle("01AWAIT2")
+	waitPending(2) // the retry's own row, until it is resolved
+	if ok, err := st.SubmitVerdict(t.Context(), "01AWAIT0", review.Verdict{Approved: true, Reviewer: "cli:alice", Channel: review.ChannelCLI}); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if text, isErr := textOf(retry); isErr || text != "deleted" || fw.n.Load() != 1 {
+		t.Fatalf("the retry after the approval: %v %s (forwarded %d)", isErr, text, fw.n.Load())
+	}
+	if r, _ := st.Get(t.Context(), "01AWAIT2"); r.Review == nil || r.Review.Channel != audit.ChannelGrant || !strings.Contains(r.Review.Reason, "of review 01AWAIT0") {
+		t.Fatalf("the retry's row: %s %+v", r.Status, r.Review)
+	}
+	if r, _ := st.Get(t.Context(), "01AWAIT0"); r.Status != audit.StatusGranted {
+		t.Fatalf("the held call is %s, want granted", r.Status)
+	}
+
+	// The grant ran once: the next call is reviewed anew, and a retry
+	// waiting on that review is refused when it is denied.
+	text, _ = textOf(handle("01AWAIT3"))
+	if m := heldID.FindStringSubmatch(text); m == nil || m[1] != "01AWAIT3" {
+		t.Fatalf("a call after the grant's one use: %s", text)
+	}
+	retry = handle("01AWAIT4")
+	waitPending(2)
+	if ok, err := st.SubmitVerdict(t.Context(), "01AWAIT3", review.Verdict{Reviewer: "cli:bob", Channel: review.ChannelCLI, Reason: "use the archive"}); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	text, isErr = textOf(retry)
+	if !isErr || !strings.Contains(text, "cli:bob denied it via cli") || !strings.Contains(text, "use the archive") || !strings.Contains(text, "01AWAIT3") {
+		t.Fatalf("the retry after the denial: %v %s", isErr, text)
+	}
+	if fw.n.Load() != 1 {
+		t.Fatalf("forwarded %d times", fw.n.Load())
+	}
+	if rep, err := st.Verify(t.Context()); err != nil || len(rep.Problems) > 0 {
+		t.Fatalf("Verify = %+v, %v", rep, err)
+	}
+}
