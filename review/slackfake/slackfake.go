@@ -27,6 +27,10 @@
 // [Server.RevokeScope] makes the methods needing a scope answer
 // missing_scope.
 //
+// Like Slack, Click delivers an interaction over one of the open Socket
+// Mode connections, whichever reads it first; with several clients (several
+// instances on one Slack app), [Server.ClickVia] picks the connection.
+//
 // The server is reachable over plain HTTP on 127.0.0.1, so another process
 // (a toolgate binary configured with review.slack.api_url) can use it too.
 // It requires BotToken on Web API calls and AppToken on
@@ -140,6 +144,10 @@ type Server struct {
 	envSeq     int
 	sockets    map[*websocket.Conn]chan []byte // open Socket Mode connections -> their control queue
 	acks       map[string]chan struct{}        // envelope id -> closed on ack
+	// connID numbers the open Socket Mode connections in the order they
+	// opened, from 1 (see ConnectionIDs); connSeq is the last number given.
+	connID  map[*websocket.Conn]int
+	connSeq int
 
 	outbox chan []byte // envelopes to deliver over whichever socket reads first
 	done   chan struct{}
@@ -439,19 +447,31 @@ func (a Action) Payload() map[string]any {
 // the client to acknowledge it.
 func (s *Server) Click(a Action) {
 	s.t.Helper()
+	s.Send(s.clickPayload(a))
+}
+
+// clickPayload is a's payload with the clicked message, for Click.
+func (s *Server) clickPayload(a Action) map[string]any {
 	p := a.Payload()
 	if m := s.Message(a.ts()); m != nil {
 		var blocks []any
 		_ = json.Unmarshal([]byte(m.Get("blocks")), &blocks)
 		p["message"] = map[string]any{"type": "message", "ts": a.ts(), "text": m.Get("text"), "blocks": blocks}
 	}
-	s.Send(p)
+	return p
 }
 
 // Send delivers payload as an "interactive" Socket Mode envelope over an
 // open connection and waits for the client to acknowledge it. Any JSON
 // value will do, so malformed payloads can be sent too.
 func (s *Server) Send(payload any) {
+	s.t.Helper()
+	s.send(payload, s.outbox)
+}
+
+// send delivers payload as Send does, through queue: the outbox, which
+// whichever connection reads first takes, or one connection's own queue.
+func (s *Server) send(payload any, queue chan<- []byte) {
 	s.t.Helper()
 	s.mu.Lock()
 	s.envSeq++
@@ -471,7 +491,7 @@ func (s *Server) Send(payload any) {
 	timer := time.NewTimer(s.timeout())
 	defer timer.Stop()
 	select {
-	case s.outbox <- b:
+	case queue <- b:
 	case <-timer.C:
 		s.t.Fatalf("slackfake: envelope %s not delivered within %s (is a Socket Mode client connected?)", id, s.timeout())
 	}
@@ -480,6 +500,49 @@ func (s *Server) Send(payload any) {
 	case <-timer.C:
 		s.t.Fatalf("slackfake: envelope %s was not acknowledged within %s", id, s.timeout())
 	}
+}
+
+// Delivery to a chosen connection. Slack delivers each interaction to one
+// of an app's Socket Mode connections; with several clients (several
+// instances of the code under test on one Slack app), a test picks which.
+
+// ConnectionIDs returns the numbers of the open Socket Mode connections,
+// oldest first. Connections are numbered from 1 in the order they opened;
+// a reconnection gets a new number.
+func (s *Server) ConnectionIDs() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]int, 0, len(s.connID))
+	for _, id := range s.connID {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// ClickVia is Click delivered over Socket Mode connection conn (a number
+// from ConnectionIDs) only.
+func (s *Server) ClickVia(conn int, a Action) {
+	s.t.Helper()
+	s.SendVia(conn, s.clickPayload(a))
+}
+
+// SendVia is Send delivered over Socket Mode connection conn (a number
+// from ConnectionIDs) only; the test fails if it is not open.
+func (s *Server) SendVia(conn int, payload any) {
+	s.t.Helper()
+	var queue chan []byte
+	s.mu.Lock()
+	for c, id := range s.connID {
+		if id == conn {
+			queue = s.sockets[c]
+		}
+	}
+	s.mu.Unlock()
+	if queue == nil {
+		s.t.Fatalf("slackfake: no open Socket Mode connection %d (open: %v)", conn, s.ConnectionIDs())
+	}
+	s.send(payload, queue)
 }
 
 // ContainsText reports whether a recorded message's text or blocks contain
@@ -671,10 +734,16 @@ func (s *Server) socket(c *websocket.Conn) {
 	ctl := make(chan []byte, 4)
 	s.mu.Lock()
 	s.sockets[c] = ctl
+	s.connSeq++
+	if s.connID == nil {
+		s.connID = map[*websocket.Conn]int{}
+	}
+	s.connID[c] = s.connSeq
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		delete(s.sockets, c)
+		delete(s.connID, c)
 		s.mu.Unlock()
 	}()
 	readErr := make(chan error, 1)
