@@ -74,14 +74,14 @@ func fastCallConn(t testing.TB) (*stdioConn, *echoGate) {
 		t.Fatal(err)
 	}
 	srv.Sync()
-	sess := &stdioSession{notifications: make(chan mcpgo.JSONRPCNotification, 100), pending: map[int64]chan *elicitationAnswer{},
+	sess := &stdioSession{id: newStdioSessionID(), notifications: make(chan mcpgo.JSONRPCNotification, 100), pending: map[int64]chan *elicitationAnswer{},
 		out: io.Discard, log: srv.log}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	if err := srv.mcp.RegisterSession(ctx, sess); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.mcp.UnregisterSession(context.Background(), stdioSessionID) })
+	t.Cleanup(func() { srv.mcp.UnregisterSession(context.Background(), sess.id) })
 	sess.SetClientInfo(mcpgo.Implementation{Name: "agent", Version: "9"})
 	sess.Initialize()
 	return &stdioConn{srv: srv, sess: sess, ctx: srv.mcp.WithContext(ctx, sess), cancels: map[string]context.CancelFunc{}}, g

@@ -3,6 +3,8 @@ package mcp
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,8 +23,15 @@ import (
 // for a human review holds its slot for minutes, so the limit is high.
 const stdioWorkers = 100
 
-// stdioSessionID is the session id of every stdio agent (Call.SessionID).
-const stdioSessionID = "stdio"
+// newStdioSessionID returns the session id of one stdio agent
+// (Call.SessionID): "stdio-" and 12 random hex digits. Each agent process
+// starts its own toolgate, often on one audit log, so a constant would
+// let one agent's session grant or pending review cover another's.
+func newStdioSessionID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
+	return "stdio-" + hex.EncodeToString(b[:])
+}
 
 // ServeStdio serves one agent over in/out until in ends or ctx is cancelled.
 // Nothing else may write to out.
@@ -39,6 +48,7 @@ const stdioSessionID = "stdio"
 // waiting review.
 func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
 	sess := &stdioSession{
+		id:            newStdioSessionID(),
 		notifications: make(chan mcpgo.JSONRPCNotification, 100),
 		pending:       map[int64]chan *elicitationAnswer{},
 		out:           out,
@@ -47,7 +57,7 @@ func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) er
 	if err := s.mcp.RegisterSession(ctx, sess); err != nil {
 		return fmt.Errorf("stdio: register session: %w", err)
 	}
-	defer s.mcp.UnregisterSession(context.WithoutCancel(ctx), stdioSessionID)
+	defer s.mcp.UnregisterSession(context.WithoutCancel(ctx), sess.id)
 	ctx = s.mcp.WithContext(ctx, sess)
 	// Cancelled when the input ends, so no handler outlives the session.
 	ctx, cancel := context.WithCancel(ctx)
@@ -251,6 +261,7 @@ func (c *stdioConn) handle(call bool, id any, line []byte) {
 
 // stdioSession is the mcp-go session of a stdio agent.
 type stdioSession struct {
+	id            string // see newStdioSessionID
 	notifications chan mcpgo.JSONRPCNotification
 	initialized   atomic.Bool
 	logLevel      atomic.Value // mcpgo.LoggingLevel
@@ -275,7 +286,7 @@ var (
 	_ server.SessionWithElicitation = (*stdioSession)(nil)
 )
 
-func (s *stdioSession) SessionID() string { return stdioSessionID }
+func (s *stdioSession) SessionID() string { return s.id }
 func (s *stdioSession) NotificationChannel() chan<- mcpgo.JSONRPCNotification {
 	return s.notifications
 }

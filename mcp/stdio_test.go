@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -116,8 +117,8 @@ func TestServeStdio(t *testing.T) {
 	blockedDone := make(chan string, 1)
 	go func() { blockedDone <- callText("t__block", nil) }()
 	<-g.blocked
-	if got := callText("t__who", nil); got != "stdio agent" {
-		t.Errorf("session and client: %q", got)
+	if got := callText("t__who", nil); !regexp.MustCompile(`^stdio-[0-9a-f]{12} agent$`).MatchString(got) {
+		t.Errorf("session and client: %q, want a stdio session of its own and the client", got)
 	}
 	if got := callText("t__ask", nil); got != "accept map[ok:true]" {
 		t.Errorf("elicitation over stdio: %q", got)

@@ -53,7 +53,8 @@ type Call struct {
 	// the tool runs outside any sandbox toolgate controls (a remote
 	// upstream, or a local one configured without a profile).
 	Sandbox string `json:"sandbox,omitempty"`
-	// SessionID identifies the agent's MCP session ("stdio" on stdio).
+	// SessionID identifies the agent's MCP session ("stdio-" and 12 hex
+	// digits on stdio, one per agent process).
 	SessionID string `json:"session_id,omitempty"`
 	// Time is when toolgate received the call; rules see it as `now`.
 	Time time.Time `json:"time"`
