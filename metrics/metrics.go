@@ -231,14 +231,27 @@ func (w *recorder) Begin(ctx context.Context, c tools.Call, d rules.Decision) er
 
 func (w *recorder) Resolve(ctx context.Context, id string, v review.Verdict) error {
 	now := w.m.now()
-	w.m.mu.Lock()
-	start, ok := w.m.reviewStart[id]
+	w.m.ReviewEnded(id, v)
+	err := w.r.Resolve(ctx, id, v)
+	w.m.auditDone(OpResolve, w.m.now().Sub(now), err)
+	return err
+}
+
+// ReviewEnded counts the end of review id with verdict v: it lowers
+// toolgate_pending_reviews, counts toolgate_reviews_total and observes the
+// latency. The wrapped Recorder's Resolve calls it; a review that ended
+// after its call stopped waiting (review.Options.OnHeldEnd) is told here
+// directly.
+func (m *Metrics) ReviewEnded(id string, v review.Verdict) {
+	now := m.now()
+	m.mu.Lock()
+	start, ok := m.reviewStart[id]
 	if ok {
-		delete(w.m.reviewStart, id)
-		w.m.pending.Dec()
+		delete(m.reviewStart, id)
+		m.pending.Dec()
 	}
-	w.m.mu.Unlock()
-	channel := w.m.channels.label(v.Channel, v.Channel)
+	m.mu.Unlock()
+	channel := m.channels.label(v.Channel, v.Channel)
 	if channel == "" {
 		channel = "unknown"
 	}
@@ -246,14 +259,10 @@ func (w *recorder) Resolve(ctx context.Context, id string, v review.Verdict) err
 	if v.Approved {
 		verdict = "approved"
 	}
-	w.m.reviews.WithLabelValues(channel, verdict).Inc()
+	m.reviews.WithLabelValues(channel, verdict).Inc()
 	if ok {
-		w.m.reviewLat.WithLabelValues(channel).Observe(now.Sub(start).Seconds())
+		m.reviewLat.WithLabelValues(channel).Observe(now.Sub(start).Seconds())
 	}
-
-	err := w.r.Resolve(ctx, id, v)
-	w.m.auditDone(OpResolve, w.m.now().Sub(now), err)
-	return err
 }
 
 // Finish only counts an immediate failure: the audit log writes outcomes

@@ -15,9 +15,11 @@ import (
 // on, and a later approval becomes a grant while a later denial refuses the
 // call for good.
 func TestHeldReview(t *testing.T) {
+	ended := make(chan Verdict, 2)
 	h := newHarness(t, false, func(o *Options) {
 		o.Channels = []string{ChannelCLI}
 		o.Hold = 50 * time.Millisecond
+		o.OnHeldEnd = func(_ string, v Verdict) { ended <- v }
 	})
 	for _, tc := range []struct {
 		id      string
@@ -32,6 +34,14 @@ func TestHeldReview(t *testing.T) {
 			}
 			if ok, err := h.svc.submit(context.Background(), c.ID, Verdict{Approved: tc.approve, Reviewer: "cli:alice", Channel: ChannelCLI}); !ok || err != nil {
 				t.Fatal(ok, err)
+			}
+			select {
+			case v := <-ended:
+				if v.Approved != tc.approve {
+					t.Errorf("OnHeldEnd told %+v", v)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("OnHeldEnd was not told the end of the held review")
 			}
 			if tc.approve {
 				eventually(t, "the grant", func() bool {

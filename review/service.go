@@ -79,6 +79,9 @@ type Options struct {
 	// GrantTTL is how long a grant from a held review stays usable; zero
 	// means DefaultGrantTTL.
 	GrantTTL time.Duration
+	// OnHeldEnd, when set, is told the verdict of each held review when it
+	// ends (the gate, which no longer waits, is not): for metrics.
+	OnHeldEnd func(id string, v Verdict)
 	// Elicitation allows asking the agent's own user through MCP
 	// elicitation when the client supports it. False disables the
 	// "elicitation" channel even when listed.
@@ -507,6 +510,9 @@ func (s *Service) awaitHeld(w *wait, wake chan struct{}, expires time.Time) {
 // for the agent's retry; anything else refuses the call for good.
 func (s *Service) keepHeld(w *wait, v Verdict) {
 	ctx := context.Background()
+	if s.o.OnHeldEnd != nil {
+		s.o.OnHeldEnd(w.c.ID, v)
+	}
 	if !v.Approved {
 		if err := s.o.Store.Resolve(ctx, w.c.ID, v); err != nil {
 			w.log.Error("recording the end of a held review failed", "err", err)

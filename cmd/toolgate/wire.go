@@ -105,6 +105,7 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, checkRule
 		Channels:    cfg.Review.Channels,
 		Timeout:     cfg.Review.Timeout,
 		Hold:        cfg.Review.Hold,
+		OnHeldEnd:   m.ReviewEnded,
 		GrantTTL:    cfg.Review.GrantTTL,
 		Elicitation: len(cfg.Review.Channels) == 0 || slices.Contains(cfg.Review.Channels, config.ChannelElicitation),
 		Redactor:    red,
