@@ -152,6 +152,15 @@ func (f *fakeStore) message(id string) (string, string) {
 	return p.SlackChannel, p.SlackTS
 }
 
+// messageTS waits until the location of call id's review message is
+// stored (just after chat.postMessage answers) and returns its ts.
+func (h *harness) messageTS(id string) string {
+	h.t.Helper()
+	var ts string
+	eventually(h.t, "message location stored", func() bool { _, ts = h.store.message(id); return ts != "" })
+	return ts
+}
+
 const signingSecret = "test-signing-secret"
 
 // newFakeSlack starts a slackfake server with the approver group S0OPS.

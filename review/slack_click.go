@@ -24,11 +24,16 @@ const (
 	RefusedPolicy = "policy"
 )
 
-// handleInteraction acts on a click. It never fails the caller: problems are
-// logged and, where a person can act on them, told to the clicker
-// ephemerally.
+// handleInteraction acts on a click or a submitted Deny form. It never
+// fails the caller: problems are logged and, where a person can act on
+// them, told to the clicker ephemerally.
 func (sc *slackChannel) handleInteraction(ctx context.Context, cb slack.InteractionCallback) {
-	if cb.Type != slack.InteractionTypeBlockActions {
+	switch cb.Type {
+	case slack.InteractionTypeBlockActions:
+	case slack.InteractionTypeViewSubmission:
+		sc.handleSubmission(ctx, cb)
+		return
+	default:
 		return
 	}
 	for _, a := range cb.ActionCallback.BlockActions {
@@ -52,10 +57,13 @@ func (sc *slackChannel) refused(id, user, why, msg string) {
 	}
 }
 
+// handleClick acts on Approve, Approve for this session and Deny. Deny on
+// a review still waiting opens the Deny form (see denyClick); on a message
+// posted before the form existed, it denies at once with the reason typed
+// into the message.
 func (sc *slackChannel) handleClick(ctx context.Context, cb slack.InteractionCallback, a *slack.BlockAction) {
 	id, session := sessionValue(a.Value)
 	user := cb.User.ID
-	log := sc.log().With("call_id", id, "slack_user", user, "action", a.ActionID)
 	if id == "" {
 		return
 	}
@@ -67,20 +75,40 @@ func (sc *slackChannel) handleClick(ctx context.Context, cb slack.InteractionCal
 	v := Verdict{Approved: a.ActionID != ActionDeny, Reviewer: user, Channel: ChannelSlack}
 	switch {
 	case !v.Approved:
-		v.Reason = denyReason(cb)
+		reason, old := inlineReason(cb)
+		if !old {
+			// A review no longer waiting is answered below, as any late
+			// click is.
+			if c, waiting := sc.waitingCall(ctx, id); waiting {
+				sc.denyClick(ctx, cb, c)
+				return
+			}
+		}
+		v.Reason = reason
 	case session > 0:
 		v.Reason = "approved for the rest of the session, for " + session.String()
 	}
+	sc.record(ctx, cb, id, v, session, a.ActionID)
+}
+
+// record stores v, an approver's answer to call id given by a click or a
+// Deny form (named action, for the log), and tells the approver when it
+// changed nothing (cb says where: the clicked message, or the one the form
+// was opened from). It reports whether v was stored as the verdict. An
+// approval for a session issues its grant.
+func (sc *slackChannel) record(ctx context.Context, cb slack.InteractionCallback, id string, v Verdict, session time.Duration, action string) bool {
+	user := v.Reviewer
+	log := sc.log().With("call_id", id, "slack_user", user, "action", action)
 	ok, err := sc.s.submit(ctx, id, v)
 	switch {
 	case errors.Is(err, ErrMoreApprovals):
 		log.Info("slack approval counted; more approvers needed", "err", err)
 		sc.ephemeral(ctx, cb, "Your approval counts ("+err.Error()+"). The review waits for another approver.")
-		return
+		return false
 	case errors.Is(err, ErrSameApprover), errors.Is(err, ErrChannelRefused):
 		sc.refused(id, user, RefusedPolicy, err.Error())
 		sc.ephemeral(ctx, cb, "Your click was not counted: "+err.Error()+".")
-		return
+		return false
 	}
 	if err != nil {
 		if _, _, rerr := sc.s.o.Store.ReviewVerdict(ctx, id); rerr != nil {
@@ -88,11 +116,11 @@ func (sc *slackChannel) handleClick(ctx context.Context, cb slack.InteractionCal
 			// or a deleted DB.
 			sc.refused(id, user, RefusedUnknownReview, "unknown review")
 			sc.ephemeral(ctx, cb, "This review is not known to this toolgate (it may belong to another instance). Your click changed nothing.")
-			return
+			return false
 		}
 		log.Error("storing slack verdict failed", "err", err)
 		sc.ephemeral(ctx, cb, "toolgate could not record your answer ("+err.Error()+"). Try again, or use `toolgate review` on the host.")
-		return
+		return false
 	}
 	if ok {
 		log.Info("slack verdict stored", "approved", v.Approved)
@@ -103,7 +131,7 @@ func (sc *slackChannel) handleClick(ctx context.Context, cb slack.InteractionCal
 				log.Info("session grant issued", "grant", gid, "ttl", session)
 			}
 		}
-		return
+		return true
 	}
 	// Late click: already decided or expired.
 	msg, why := "This review is no longer waiting for an answer.", RefusedAlreadyDecided
@@ -116,12 +144,14 @@ func (sc *slackChannel) handleClick(ctx context.Context, cb slack.InteractionCal
 	}
 	sc.refused(id, user, why, "the review was already closed")
 	sc.ephemeral(ctx, cb, msg+" Your click changed nothing.")
+	return false
 }
 
 // closeStale closes the clicked message when it still offers buttons for a
 // review that ended with won: its update at the end failed, or it went to
 // another process. The message is rebuilt from what Slack sent with the
-// click: the reason input and buttons give way to the outcome.
+// click: the buttons (and the reason input of a message posted before the
+// Deny form) give way to the outcome.
 func (sc *slackChannel) closeStale(ctx context.Context, cb slack.InteractionCallback, won Verdict) {
 	var kept []slack.Block
 	live := false
@@ -208,17 +238,6 @@ func (sc *slackChannel) showArgs(ctx context.Context, cb slack.InteractionCallba
 		return
 	}
 	sc.log().Info("full arguments posted in the review's thread", "call_id", id, "slack_user", cb.User.ID)
-}
-
-// denyReason reads the reason input from the click's message state.
-func denyReason(cb slack.InteractionCallback) string {
-	if cb.BlockActionState == nil {
-		return ""
-	}
-	if in, ok := cb.BlockActionState.Values[BlockReason][ActionReason]; ok {
-		return strings.TrimSpace(in.Value)
-	}
-	return ""
 }
 
 // sessionValue splits a button's value: the call id and, for

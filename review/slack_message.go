@@ -69,8 +69,9 @@ func plain(s string) *slack.TextBlockObject {
 // reviewBlocks builds the message: a header, the call's details and who
 // asks, the redacted arguments (each top-level key's value cut to its
 // share), who may answer and where the call is in the audit log, and
-// either the reason input and buttons (v == nil) or the outcome. Every text
-// from the call, the rule or a reviewer goes through the Redactor.
+// either the buttons (v == nil; Deny asks for its reason in a form, see
+// openDenyForm) or the outcome. Every text from the call, the rule or a
+// reviewer goes through the Redactor.
 func (sc *slackChannel) reviewBlocks(c tools.Call, d rules.Decision, expires time.Time, v *Verdict) []slack.Block {
 	r := sc.s.o.Redactor
 	txt := func(s string) string { return escape(r.String(s)) }
@@ -116,9 +117,6 @@ func (sc *slackChannel) reviewBlocks(c tools.Call, d rules.Decision, expires tim
 		mrkdwn("*Audit:* `toolgate audit show "+escape(truncate(c.ID, 100))+"` on toolgate's host")))
 
 	if v == nil {
-		in := slack.NewInputBlock(BlockReason, plain("Reason (optional; sent to the agent on Deny)"), nil,
-			slack.NewPlainTextInputBlockElement(plain("Why deny?"), ActionReason))
-		in.Optional = true
 		buttons := []slack.BlockElement{slack.NewButtonBlockElement(ActionApprove, c.ID, plain("Approve once")).WithStyle(slack.StylePrimary)}
 		if d.SessionGrant > 0 {
 			buttons = append(buttons, slack.NewButtonBlockElement(ActionApproveSession, fmt.Sprintf("%s|%d", c.ID, int(d.SessionGrant.Seconds())),
@@ -127,7 +125,7 @@ func (sc *slackChannel) reviewBlocks(c tools.Call, d rules.Decision, expires tim
 		buttons = append(buttons,
 			slack.NewButtonBlockElement(ActionDeny, c.ID, plain("Deny")).WithStyle(slack.StyleDanger),
 			slack.NewButtonBlockElement(ActionViewArgs, c.ID, plain("View full arguments")))
-		blocks = append(blocks, in, slack.NewActionBlock(blockActionsPrefix+c.ID, buttons...))
+		blocks = append(blocks, slack.NewActionBlock(blockActionsPrefix+c.ID, buttons...))
 		return blocks
 	}
 	blocks = append(blocks, slack.NewSectionBlock(mrkdwn(sc.outcomeText(*v)), nil, nil))

@@ -9,6 +9,16 @@
 // on the same server, which says hello, pings like Slack does, and delivers
 // interactive envelopes that the client must acknowledge.
 //
+// Modals: views.open (a JSON post, as slack-go sends it, or a form) checks
+// the view the way Slack does where it matters (a modal, a title and
+// buttons of at most 24 characters, unique input block IDs, a submit
+// button with inputs, private_metadata of at most 3000 characters),
+// records it and answers with it and a view ID; [Server.Views] lists them
+// and [Server.Submit] sends a person's submission of one as a
+// view_submission interaction carrying its private_metadata and
+// state.values, as Click does for block_actions ([Server.SubmitVia] to a
+// chosen connection).
+//
 //	fs := slackfake.New(t)
 //	opts := review.SlackOptions{BotToken: slackfake.BotToken, AppToken: slackfake.AppToken,
 //		Channel: "#approvals", Approvers: []string{"U0APPROVER"}, APIURL: fs.APIURL()}
@@ -40,6 +50,8 @@ package slackfake
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -48,6 +60,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"github.com/slack-go/slack/slacktest"
@@ -134,6 +147,7 @@ type Server struct {
 	posts      []url.Values
 	updates    []url.Values
 	ephemerals []url.Values
+	views      []OpenedView
 	messages   map[string]url.Values // ts -> the message as last posted or updated
 	calls      map[string]int
 	faults     map[string]fault
@@ -201,6 +215,7 @@ func New(t testing.TB) *Server {
 			}
 			return map[string]any{"ok": true, "users": slices.Clone(users)}
 		})
+		bot("views.open", s.viewsOpen)
 		c.Handle("/apps.connections.open", s.method("apps.connections.open", AppToken, func(v url.Values) any {
 			return map[string]any{"ok": true, "url": "ws://" + v.Get("_host") + "/socketmode"}
 		}))
@@ -591,7 +606,8 @@ func (s *Server) nextTS() string {
 
 // method serves Web API method name: it counts the call, fails it if a
 // Fault is pending, checks the token and the method's scope, and answers
-// with serve's JSON. serve gets the form, plus "_host" (the Host header).
+// with serve's JSON. serve gets the form, plus "_host" (the Host header)
+// and, for a JSON body (views.open), "_json" (the body).
 func (s *Server) method(name, token string, serve func(url.Values) any) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err := r.ParseForm(); err != nil {
@@ -622,6 +638,14 @@ func (s *Server) method(name, token string, serve func(url.Values) any) http.Han
 			form := r.Form
 			if name == "apps.connections.open" {
 				form = url.Values{"_host": {r.Host}}
+			}
+			if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/json" {
+				body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusBadRequest)
+					return
+				}
+				form.Set("_json", string(body)) // the whole JSON body
 			}
 			writeJSON(w, serve(form))
 		}
@@ -790,4 +814,255 @@ func (s *Server) socket(c *websocket.Conn) {
 			return
 		}
 	}
+}
+
+// Modals.
+
+// OpenedView is a view opened through views.open.
+type OpenedView struct {
+	// ID is the view ID views.open answered with: "V0000000001", then
+	// "V0000000002", ...
+	ID string
+	// TriggerID is the trigger_id the view was opened with.
+	TriggerID string
+	// View is the view object as the client sent it, JSON-decoded.
+	View map[string]any
+}
+
+// Title returns the view's title text.
+func (v OpenedView) Title() string {
+	t, _ := v.View["title"].(map[string]any)
+	s, _ := t["text"].(string)
+	return s
+}
+
+// CallbackID returns the view's callback_id.
+func (v OpenedView) CallbackID() string { s, _ := v.View["callback_id"].(string); return s }
+
+// PrivateMetadata returns the view's private_metadata.
+func (v OpenedView) PrivateMetadata() string { s, _ := v.View["private_metadata"].(string); return s }
+
+// Views returns the views opened so far, in order.
+func (s *Server) Views() []OpenedView {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.views)
+}
+
+// WaitViews waits until at least n views were opened and returns the n-th
+// (1-based).
+func (s *Server) WaitViews(n int) OpenedView {
+	s.t.Helper()
+	s.waitFor(fmt.Sprintf("%d views.open calls", n), func() bool { return len(s.Views()) >= n })
+	return s.Views()[n-1]
+}
+
+// viewsOpen serves views.open: a JSON body {"trigger_id", "view"} (or a
+// form with the view as a JSON string). An invalid view is answered
+// invalid_arguments with Slack's kind of explanation, and not recorded.
+func (s *Server) viewsOpen(v url.Values) any {
+	var req struct {
+		TriggerID string         `json:"trigger_id"`
+		View      map[string]any `json:"view"`
+	}
+	if body := v.Get("_json"); body != "" {
+		if err := json.Unmarshal([]byte(body), &req); err != nil {
+			return slackError("invalid_json")
+		}
+	} else {
+		req.TriggerID = v.Get("trigger_id")
+		if err := json.Unmarshal([]byte(v.Get("view")), &req.View); err != nil {
+			return slackError("invalid_arguments")
+		}
+	}
+	if req.TriggerID == "" {
+		return slackError("invalid_trigger_id")
+	}
+	if why := checkModal(req.View); why != "" {
+		return map[string]any{"ok": false, "error": "invalid_arguments",
+			"response_metadata": map[string]any{"messages": []any{"[ERROR] " + why}}}
+	}
+	s.mu.Lock()
+	opened := OpenedView{ID: fmt.Sprintf("V%010d", len(s.views)+1), TriggerID: req.TriggerID, View: req.View}
+	s.views = append(s.views, opened)
+	s.mu.Unlock()
+	return map[string]any{"ok": true, "view": served(opened, map[string]any{})}
+}
+
+// checkModal says what Slack would refuse in modal view v; empty if
+// nothing.
+func checkModal(v map[string]any) string {
+	text := func(key string) (string, bool) {
+		t, ok := v[key].(map[string]any)
+		if !ok {
+			return "", false
+		}
+		s, _ := t["text"].(string)
+		return s, t["type"] == "plain_text"
+	}
+	if v["type"] != "modal" {
+		return `view type must be "modal" [json-pointer:/view/type]`
+	}
+	if t, ok := text("title"); !ok || t == "" || utf8.RuneCountInString(t) > 24 {
+		return "title must be plain_text of 1 to 24 characters [json-pointer:/view/title]"
+	}
+	for _, k := range []string{"submit", "close"} {
+		if _, present := v[k]; !present {
+			continue
+		}
+		if t, ok := text(k); !ok || t == "" || utf8.RuneCountInString(t) > 24 {
+			return k + " must be plain_text of 1 to 24 characters [json-pointer:/view/" + k + "]"
+		}
+	}
+	if pm, _ := v["private_metadata"].(string); len(pm) > 3000 {
+		return "private_metadata must be at most 3000 characters [json-pointer:/view/private_metadata]"
+	}
+	if cb, _ := v["callback_id"].(string); len(cb) > 255 {
+		return "callback_id must be at most 255 characters [json-pointer:/view/callback_id]"
+	}
+	blocks, _ := v["blocks"].([]any)
+	if len(blocks) == 0 || len(blocks) > 100 {
+		return "a view has 1 to 100 blocks [json-pointer:/view/blocks]"
+	}
+	ids := map[string]bool{}
+	for i, b := range blocks {
+		m, _ := b.(map[string]any)
+		if m["type"] != "input" {
+			continue
+		}
+		if _, ok := v["submit"]; !ok {
+			return "a view with input blocks needs a submit button [json-pointer:/view/submit]"
+		}
+		id, _ := m["block_id"].(string)
+		if id != "" && ids[id] {
+			return fmt.Sprintf("block_id %q is not unique [json-pointer:/view/blocks/%d/block_id]", id, i)
+		}
+		ids[id] = true
+		if _, ok := m["label"].(map[string]any); !ok {
+			return fmt.Sprintf("an input block needs a label [json-pointer:/view/blocks/%d/label]", i)
+		}
+		if _, ok := m["element"].(map[string]any); !ok {
+			return fmt.Sprintf("an input block needs an element [json-pointer:/view/blocks/%d/element]", i)
+		}
+	}
+	return ""
+}
+
+// served is opened as Slack shows it, in views.open's answer and in a
+// view_submission: the view as sent with its ID, team, app and state.
+func served(opened OpenedView, values map[string]any) map[string]any {
+	v := make(map[string]any, len(opened.View)+10)
+	for k, e := range opened.View {
+		v[k] = e
+	}
+	for _, k := range []string{"private_metadata", "callback_id", "external_id"} {
+		if _, ok := v[k]; !ok {
+			v[k] = ""
+		}
+	}
+	v["id"] = opened.ID
+	v["team_id"] = "T0TEST"
+	v["app_id"] = "A0TOOLGATE"
+	v["bot_id"] = "B0TOOLGATE"
+	v["app_installed_team_id"] = "T0TEST"
+	v["root_view_id"] = opened.ID
+	v["previous_view_id"] = nil
+	v["hash"] = "1700000002.hash" + opened.ID
+	v["state"] = map[string]any{"values": values}
+	return v
+}
+
+// Submission is a person submitting a view opened through views.open,
+// sent as a view_submission interaction.
+type Submission struct {
+	// User is the submitter's Slack user ID.
+	User string
+	// ViewID is the view submitted (an OpenedView's ID); empty means the
+	// last one opened.
+	ViewID string
+	// Inputs is what was typed into the view's plain_text_inputs:
+	// block_id -> action_id -> text. An input of the view left out is
+	// sent with a null value, as Slack sends an untouched optional input.
+	Inputs map[string]map[string]string
+	// PrivateMetadata, when set, replaces the view's (a forged or broken
+	// submission).
+	PrivateMetadata *string
+}
+
+// SubmissionPayload returns the view_submission payload Slack would send
+// for sub: the view as opened, with its private_metadata and its
+// state.values. For Socket Mode (Submit, Send) or, form-encoded as
+// "payload", for an HTTP interactivity endpoint. The test fails if no such
+// view was opened.
+func (s *Server) SubmissionPayload(sub Submission) map[string]any {
+	s.t.Helper()
+	views := s.Views()
+	var opened *OpenedView
+	for i := range views {
+		if sub.ViewID == "" || views[i].ID == sub.ViewID {
+			opened = &views[i]
+		}
+	}
+	if opened == nil {
+		s.t.Fatalf("slackfake: no view %q was opened (opened: %d)", sub.ViewID, len(views))
+		return nil
+	}
+	values := map[string]any{}
+	blocks, _ := opened.View["blocks"].([]any)
+	for _, b := range blocks {
+		m, _ := b.(map[string]any)
+		el, _ := m["element"].(map[string]any)
+		block, _ := m["block_id"].(string)
+		action, _ := el["action_id"].(string)
+		if m["type"] != "input" || el == nil {
+			continue
+		}
+		var value any // null: nothing typed
+		if text, ok := sub.Inputs[block][action]; ok {
+			value = text
+		}
+		values[block] = map[string]any{action: map[string]any{"type": el["type"], "value": value}}
+	}
+	for block, actions := range sub.Inputs { // inputs the view does not have
+		m, ok := values[block].(map[string]any)
+		if !ok {
+			m = map[string]any{}
+			values[block] = m
+		}
+		for action, text := range actions {
+			if _, ok := m[action]; !ok {
+				m[action] = map[string]any{"type": "plain_text_input", "value": text}
+			}
+		}
+	}
+	view := served(*opened, values)
+	if sub.PrivateMetadata != nil {
+		view["private_metadata"] = *sub.PrivateMetadata
+	}
+	return map[string]any{
+		"type":                  "view_submission",
+		"team":                  map[string]any{"id": "T0TEST", "domain": "toolgate-test"},
+		"user":                  map[string]any{"id": sub.User, "username": "user-" + strings.ToLower(sub.User), "name": "user-" + strings.ToLower(sub.User), "team_id": "T0TEST"},
+		"api_app_id":            "A0TOOLGATE",
+		"token":                 "unused-verification-token",
+		"trigger_id":            "123.789",
+		"view":                  view,
+		"response_urls":         []any{},
+		"is_enterprise_install": false,
+		"enterprise":            nil,
+	}
+}
+
+// Submit sends sub's view_submission payload over Socket Mode and waits
+// for the client to acknowledge it.
+func (s *Server) Submit(sub Submission) {
+	s.t.Helper()
+	s.Send(s.SubmissionPayload(sub))
+}
+
+// SubmitVia is Submit delivered over Socket Mode connection conn (a number
+// from ConnectionIDs) only.
+func (s *Server) SubmitVia(conn int, sub Submission) {
+	s.t.Helper()
+	s.SendVia(conn, s.SubmissionPayload(sub))
 }
