@@ -64,7 +64,7 @@ func TestMessageForReviewers(t *testing.T) {
 
 	// Anyone who sees the message may read the full arguments, in its
 	// thread, once.
-	_, ts := h.store.message(c.ID)
+	ts := h.messageTS(c.ID)
 	h.slack.Click(slackfake.Action{User: stranger, ActionID: ActionViewArgs, Value: c.ID, MessageTS: ts})
 	reply := h.slack.WaitReplies(ts, 1)
 	full := slackfake.Readable(reply)

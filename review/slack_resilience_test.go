@@ -109,7 +109,7 @@ func TestSlackUpdateRetried(t *testing.T) {
 	h.slack.Fail("chat.update", 2, slackfake.Fault{Status: http.StatusInternalServerError})
 	c, res := h.review(t.Context(), "01UPDATE")
 	post := h.waitPosted(1)
-	_, ts := h.store.message(c.ID)
+	ts := h.messageTS(c.ID)
 	h.slack.Click(click(approver, ActionApprove, c.ID, ""))
 	if r := await(t, res); !r.v.Approved {
 		t.Fatalf("Review = %+v", r.v)
