@@ -14,14 +14,16 @@ import (
 // than one; the row is unchanged until the last one (SubmitVerdict).
 const kindApproval = "approval"
 
-// setPolicy records what the review of call id demands, when it demands
-// more than the default (one approver, any channel). Most calls skip it.
-func (w *wtx) setPolicy(id string, p rules.ReviewPolicy) error {
-	if p.Approvals <= 1 && len(p.Channels) == 0 {
+// setReview records, for a call decided review, what its review demands
+// (rules.ReviewPolicy) and the MAC that binds a grant to its arguments.
+// Calls not reviewed skip it.
+func (w *wtx) setReview(id string, r *entryRow) error {
+	if r.e.Action != rules.Review {
 		return nil
 	}
-	_, err := w.s.conn.ExecContext(w.ctx, `UPDATE calls SET review_needs = ?, review_channels = ? WHERE id = ?`,
-		max(p.Approvals, 1), strings.Join(p.Channels, ","), id)
+	p := r.policy
+	_, err := w.s.conn.ExecContext(w.ctx, `UPDATE calls SET review_needs = ?, review_channels = ?, args_mac = ? WHERE id = ?`,
+		max(p.Approvals, 1), strings.Join(p.Channels, ","), r.argsMAC, id)
 	if err != nil {
 		return fmt.Errorf("audit: record review policy of %s: %w", id, err)
 	}

@@ -2,7 +2,10 @@ package audit
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -41,8 +44,9 @@ type Grant struct {
 	ReviewID string `json:"review_id"`
 	Server   string `json:"server"`
 	Tool     string `json:"tool"`
-	// ArgsHash is Entry.ArgsHash of the approved arguments; "" for a
-	// session grant (any arguments).
+	// ArgsHash binds a once grant to the approved arguments as the agent
+	// sent them (an HMAC, see Store.argsMAC; not Entry.ArgsHash); "" for
+	// a session grant (any arguments).
 	ArgsHash     string    `json:"args_hash,omitempty"`
 	RulesVersion string    `json:"rules_version"`
 	Session      string    `json:"session"`
@@ -158,7 +162,12 @@ func (s *Store) issueGrant(ctx context.Context, id, scope string, ttl time.Durat
 			Channel: r.Review.Channel, CreatedAt: at, ExpiresAt: at.Add(ttl), MaxUses: 1,
 		}
 		if scope == ScopeOnce {
-			g.ArgsHash = r.ArgsHash
+			if g.ArgsHash, err = w.argsMACOf(id); err != nil {
+				return err
+			}
+			if g.ArgsHash == "" {
+				return fmt.Errorf("%w: grant for %s: no argument binding recorded", ErrState, id)
+			}
 		} else {
 			g.MaxUses = 0
 		}
@@ -195,10 +204,14 @@ func (s *Store) UseGrant(ctx context.Context, c tools.Call, d rules.Decision) (v
 		if err != nil {
 			return err
 		}
+		mac, err := w.argsMACOf(c.ID)
+		if err != nil {
+			return err
+		}
 		row := w.s.conn.QueryRowContext(w.ctx, `SELECT `+grantCols+` FROM grants
 			WHERE server = ? AND tool = ? AND session = ? AND rules_version = ? AND (args_hash = '' OR args_hash = ?)
 			AND revoked_at IS NULL AND expires_at > ? AND (max_uses = 0 OR uses < max_uses)
-			ORDER BY created_at LIMIT 1`, r.Server, r.Tool, r.Session, d.Version, r.ArgsHash, at.UnixNano())
+			ORDER BY created_at LIMIT 1`, r.Server, r.Tool, r.Session, d.Version, mac, at.UnixNano())
 		g, err := scanGrant(row)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
@@ -286,4 +299,31 @@ func (s *Store) GrantsOf(ctx context.Context, id string) ([]*Grant, error) {
 		out = append(out, g)
 	}
 	return out, rows.Err()
+}
+
+// argsMAC binds grants to the arguments as the agent sent them, secrets
+// included: an HMAC-SHA256, keyed by a key this Store drew at Open, of
+// their JSON (map keys sorted, so equal arguments give equal bytes). The
+// stored args_hash will not do: it is of the redacted arguments, under
+// which an approval of one token would cover another. A keyed MAC, unlike
+// a plain hash, gives no way to test guesses of a secret against the log.
+// The key lives only in this process, as does the session a grant is
+// bound to.
+func (s *Store) argsMAC(args map[string]any) (string, error) {
+	b, err := json.Marshal(args)
+	if err != nil {
+		return "", fmt.Errorf("audit: encode arguments: %w", err)
+	}
+	m := hmac.New(sha256.New, s.macKey[:])
+	m.Write(b)
+	return hex.EncodeToString(m.Sum(nil)), nil
+}
+
+// argsMACOf reads call id's args_mac.
+func (w *wtx) argsMACOf(id string) (string, error) {
+	var mac string
+	if err := w.s.conn.QueryRowContext(w.ctx, `SELECT args_mac FROM calls WHERE id = ?`, id).Scan(&mac); err != nil {
+		return "", fmt.Errorf("audit: argument binding of %s: %w", id, err)
+	}
+	return mac, nil
 }

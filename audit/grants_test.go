@@ -11,6 +11,7 @@ import (
 
 	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/tools"
 )
 
 // TestGrantLifecycle: an approval that arrives after the call stopped
@@ -166,5 +167,48 @@ func TestTwoPersonReview(t *testing.T) {
 	}
 	if rep, err := s.Verify(ctx); err != nil || len(rep.Problems) > 0 {
 		t.Fatalf("Verify = %+v, %v", rep, err)
+	}
+}
+
+// TestGrantBindsSecrets: arguments that differ only in a secret the log
+// redacts are different calls to a grant: approving one token does not
+// approve another.
+func TestGrantBindsSecrets(t *testing.T) {
+	ctx := context.Background()
+	mask := func(a map[string]any) map[string]any {
+		out := map[string]any{}
+		for k, v := range a {
+			out[k] = v
+		}
+		out["token"] = "[REDACTED]"
+		return out
+	}
+	s := openTest(t, filepath.Join(t.TempDir(), "audit.db"), Options{Redact: mask})
+	d := testDecision(rules.Review)
+	call := func(id, token string) tools.Call {
+		c := testCall(id, 0)
+		c.Args["token"] = token
+		return c
+	}
+	if err := s.Begin(ctx, call("01T0", "ghp_aaa"), d); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.SubmitVerdict(ctx, "01T0", review.Verdict{Approved: true, Reviewer: "alice", Channel: "slack"}); !ok {
+		t.Fatal("verdict")
+	}
+	if _, err := s.IssueGrant(ctx, "01T0", ScopeOnce, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Begin(ctx, call("01T1", "ghp_bbb"), d); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.UseGrant(ctx, call("01T1", "ghp_bbb"), d); ok {
+		t.Fatal("the grant for one token ran a call with another")
+	}
+	if err := s.Begin(ctx, call("01T2", "ghp_aaa"), d); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.UseGrant(ctx, call("01T2", "ghp_aaa"), d); !ok {
+		t.Fatal("the grant did not run the approved call")
 	}
 }

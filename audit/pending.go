@@ -13,7 +13,7 @@ import (
 // PendingFor finds the review a retry of call c (decided d, recorded
 // pending by Begin) can wait on instead of starting its own: a call with
 // the binding of a grant (same server, tool, session, rules version and
-// arguments' hash, read from c's own row, so hashed as Begin stored them)
+// arguments, by the MAC Begin stored in c's own row)
 // whose review is not over. That includes one answered but not yet acted
 // on: an approval stored by another process becomes a grant only when the
 // process holding the call next polls, and a retry in between would
@@ -24,10 +24,14 @@ func (s *Store) PendingFor(ctx context.Context, c tools.Call, d rules.Decision) 
 	if err != nil {
 		return "", false, err
 	}
+	var mac string
+	if err := s.rdb.QueryRowContext(ctx, `SELECT args_mac FROM calls WHERE id = ?`, c.ID).Scan(&mac); err != nil {
+		return "", false, fmt.Errorf("audit: argument binding of %s: %w", c.ID, err)
+	}
 	err = s.rdb.QueryRowContext(ctx, `SELECT id FROM calls
-		WHERE status = 'pending' AND id != ?
-		AND server = ? AND tool = ? AND session_id = ? AND rules_version = ? AND args_hash = ?
-		ORDER BY received_at, seq LIMIT 1`, c.ID, r.Server, r.Tool, r.Session, d.Version, r.ArgsHash).Scan(&reviewID)
+		WHERE status = 'pending' AND id != ? AND args_mac != ''
+		AND server = ? AND tool = ? AND session_id = ? AND rules_version = ? AND args_mac = ?
+		ORDER BY received_at, seq LIMIT 1`, c.ID, r.Server, r.Tool, r.Session, d.Version, mac).Scan(&reviewID)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return "", false, nil

@@ -33,6 +33,7 @@ type entryRow struct {
 	status                    string
 	at                        int64
 	policy                    rules.ReviewPolicy // of a review decision
+	argsMAC                   string             // of a review decision: see Store.argsMAC
 }
 
 func (s *Store) newEntry(c tools.Call, d rules.Decision) (*entryRow, error) {
@@ -77,6 +78,9 @@ func (s *Store) newEntry(c tools.Call, d rules.Decision) (*entryRow, error) {
 	r, err := s.encodeEntry(e, initialStatus(d.Action), now.UnixNano())
 	if r != nil && d.Action == rules.Review {
 		r.policy = d.Review
+		if r.argsMAC, err = s.argsMAC(c.Args); err != nil {
+			return nil, err
+		}
 	}
 	return r, err
 }
@@ -111,7 +115,7 @@ func (w *wtx) begin(r *entryRow) error {
 	if err := w.insertEntry(&r.e, r.args, r.annotations, r.shadow, r.status); err != nil {
 		return err
 	}
-	if err := w.setPolicy(r.e.ID, r.policy); err != nil {
+	if err := w.setReview(r.e.ID, r); err != nil {
 		return err
 	}
 	return w.appendBody(r.e.ID, kindDecision, r.at, r.body)

@@ -121,8 +121,12 @@ CREATE TABLE review_approvals (
 	at       INTEGER NOT NULL,
 	PRIMARY KEY (call_id, approver)
 );`,
+	// 6: what binds a grant to a call's arguments: an HMAC of the
+	// arguments as the agent sent them (args_hash is of the redacted ones,
+	// under which two different secrets look the same).
+	`ALTER TABLE calls ADD COLUMN args_mac TEXT NOT NULL DEFAULT '';`,
 }
 
 // SchemaVersion is the schema version this build writes and understands
 // (len(migrations); a test keeps the two in step).
-const SchemaVersion = 5
+const SchemaVersion = 6

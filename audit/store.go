@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -145,6 +146,9 @@ type Store struct {
 	conn  *sql.Conn
 	stmts writeStmts
 
+	// macKey keys argsMAC; drawn at Open.
+	macKey [32]byte
+
 	// leaseStop ends the lease renewal; leaseDone is closed when it has.
 	leaseStop, leaseDone chan struct{}
 	// files is what the writer opened; every commit first checks the
@@ -263,6 +267,7 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{o: o, path: path}
+	_, _ = rand.Read(s.macKey[:]) // crypto/rand.Read never fails on Linux
 	var err error
 	s.rdb, err = sql.Open("sqlite3", dsn(path, o, true))
 	if err != nil {

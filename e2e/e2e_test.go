@@ -1143,7 +1143,7 @@ func TestDefaultConfig(t *testing.T) {
 		"env": map[string]string{"HOME": dir, "XDG_STATE_HOME": filepath.Join(dir, "state"), "TOOLGATE_CONFIG": "", "TOOLGATE_AUDIT_DB": ""},
 	}})
 	got := names(c.must(map[string]any{"op": "listTools"}).Tools)
-	if want := []string{toolWSList, toolWSRead, toolWSRun, toolWSWrite}; !slices.Equal(got, want) {
+	if want := []string{"toolgate__review_status", toolWSList, toolWSRead, toolWSRun, toolWSWrite}; !slices.Equal(got, want) {
 		t.Fatalf("tools %v, want %v", got, want)
 	}
 	if a := c.must(call(toolWSRead, map[string]any{"path": "README"})); a.Result.IsError || a.Result.text() != "default workspace\n" {
