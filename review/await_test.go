@@ -29,7 +29,9 @@ var heldID = regexp.MustCompile(`review ([0-9A-Z]+) is waiting`)
 // waits refuses it with the reviewer's reason.
 func TestRetryWaitsOnHeldReview(t *testing.T) {
 	st := openAudit(t, filepath.Join(t.TempDir(), "audit.db"))
-	const hold = 300 * time.Millisecond
+	// Long enough that an approval lands while a retry waits, even on a
+	// loaded machine (the test waits it out only where it must).
+	const hold = 2 * time.Second
 	svc, err := review.New(review.Options{Store: st, Channels: []string{review.ChannelCLI},
 		Timeout: 10 * time.Second, Hold: hold, PollInterval: 20 * time.Millisecond})
 	if err != nil {
