@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/toolgate/toolgate/review/slackfake"
+	"github.com/toolgate/toolgate/rules"
 )
 
 // TestHeldReview: past Hold the call stops waiting (ErrHeld, with where the
@@ -97,4 +98,32 @@ func TestSlackApproveForSession(t *testing.T) {
 	if r := await(t, res2); r.v.Approved {
 		t.Fatalf("denied review: %+v", r.v)
 	}
+}
+
+// TestHeldReviewEscalates: a review held before its escalate_after is still
+// escalated in its Slack thread when the time comes.
+func TestHeldReviewEscalates(t *testing.T) {
+	h := newHarness(t, true, func(o *Options) { o.Hold = 50 * time.Millisecond })
+	h.run()
+	c, d := testCall("01HELDESC")
+	d.Review = rules.ReviewPolicy{EscalateAfter: 300 * time.Millisecond, EscalateTo: []string{"S0SRE"}}
+	h.store.add(c, d)
+	if _, err := h.svc.Review(t.Context(), c, d); !errors.Is(err, ErrHeld) {
+		t.Fatalf("Review: %v, want ErrHeld", err)
+	}
+	h.waitPosted(1)
+	eventually(t, "the escalation in the thread", func() bool {
+		for _, p := range h.slack.Posts() {
+			if p.Get("thread_ts") != "" && strings.Contains(p.Get("text"), "<!subteam^S0SRE>") {
+				return true
+			}
+		}
+		return false
+	})
+	h.slack.Click(click(approver, ActionApprove, c.ID, ""))
+	eventually(t, "the grant", func() bool {
+		h.store.mu.Lock()
+		defer h.store.mu.Unlock()
+		return h.store.grants[c.ID] == "once"
+	})
 }

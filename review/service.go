@@ -415,6 +415,8 @@ type wait struct {
 	expires time.Time
 	// Where the Slack message is, once posted.
 	msgChannel, msgTS string
+	// escalated is set once the rule's escalate_to has been mentioned.
+	escalated bool
 	// slackErr is why Slack, listed, was not used (slack_socket.go).
 	slackErr error
 }
@@ -485,6 +487,13 @@ func (s *Service) awaitHeld(w *wait, wake chan struct{}, expires time.Time) {
 	defer timer.Stop()
 	poll := time.NewTicker(s.o.PollInterval)
 	defer poll.Stop()
+	// A review held before its escalation is still escalated on time.
+	var escalateC <-chan time.Time
+	if p := w.d.Review; p.EscalateAfter > 0 && !w.escalated {
+		t := time.NewTimer(time.Until(expires.Add(p.EscalateAfter - s.o.Timeout)))
+		defer t.Stop()
+		escalateC = t.C
+	}
 	for {
 		v, decided, err := s.o.Store.ReviewVerdict(ctx, w.c.ID)
 		if err != nil {
@@ -498,6 +507,8 @@ func (s *Service) awaitHeld(w *wait, wake chan struct{}, expires time.Time) {
 		select {
 		case <-wake:
 		case <-poll.C:
+		case <-escalateC:
+			w.escalate(ctx)
 		case <-timer.C:
 			v := s.conclude(w, Verdict{Channel: ChannelTimeout, Reason: fmt.Sprintf("no reviewer answered within %s", s.o.Timeout)})
 			s.keepHeld(w, v)
@@ -530,6 +541,7 @@ func (s *Service) keepHeld(w *wait, v Verdict) {
 // escalate mentions the rule's escalate_to in the review's Slack thread; a
 // review not in Slack is escalated in the log only.
 func (w *wait) escalate(ctx context.Context) {
+	w.escalated = true
 	p := w.d.Review
 	w.log.Warn("review still unanswered: escalating", "after", p.EscalateAfter, "to", p.EscalateTo)
 	if w.msgTS == "" {
