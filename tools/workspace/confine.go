@@ -1,8 +1,12 @@
 package workspace
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"io/fs"
 	"path/filepath"
+	"strings"
 
 	"github.com/mark3labs/mcp-go/mcp"
 
@@ -76,4 +80,46 @@ func (w *ws) checked(prof sandbox.Profile, p string, a access) (string, error) {
 		return rel, nil
 	}
 	return rel, w.checkPath(prof, real, a)
+}
+
+// writeScript replaces "$1" (relative to the working directory, the
+// workspace) with standard input, atomically: a temporary file beside it,
+// mode "$2", synced, renamed over it.
+const writeScript = `set -e
+t=$(mktemp -- "$(dirname -- "$1")/.toolgate-XXXXXX.toolgate-tmp")
+trap 'rm -f -- "$t"' EXIT
+cat > "$t"
+chmod -- "$2" "$t"
+sync -- "$t"
+mv -f -- "$t" "$1"
+trap - EXIT`
+
+// writeInSandbox does the last step of write_file, creating and renaming
+// the file, inside the call's sandbox. The checks before it (protected,
+// hidden, symlinks, parent) run in toolgate's process and so could be raced
+// by a command running at the same time that swaps a directory for a
+// symlink; inside the sandbox the kernel holds the protected paths
+// read-only whatever the path resolves to.
+func (w *ws) writeInSandbox(prof sandbox.Profile, rel string, data []byte, mode fs.FileMode) error {
+	ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
+	defer cancel()
+	c, err := w.sb.Command(ctx, prof.Name, w.root, []string{"/bin/sh", "-c", writeScript, "sh", rel, fmt.Sprintf("%o", mode.Perm())})
+	if err != nil {
+		return fmt.Errorf("the sandbox: %w", err)
+	}
+	var stderr strings.Builder
+	c.Stdin, c.Stderr = bytes.NewReader(data), &stderr
+	err = c.Run()
+	c.Kill()
+	c.Cleanup()
+	switch msg := strings.TrimSpace(stderr.String()); {
+	case err == nil:
+		return nil
+	case strings.Contains(msg, "Read-only file system") || strings.Contains(msg, "Device or resource busy"):
+		return refusal(fmt.Sprintf("is protected: it stays read-only in the sandbox profile %q", prof.Name))
+	case msg != "":
+		return fmt.Errorf("%s", msg)
+	default:
+		return err
+	}
 }

@@ -172,6 +172,9 @@ func (w *ws) write(r *os.Root, prof sandbox.Profile, rel string, data []byte, mk
 		mode = fi.Mode().Perm()
 	}
 
+	if !prof.Unsandboxed {
+		return w.writeInSandbox(prof, rel, data, mode)
+	}
 	tmp := filepath.Join(dir, "."+base+"."+randomSuffix()+".toolgate-tmp")
 	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {

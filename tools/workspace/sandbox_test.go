@@ -1,8 +1,11 @@
 package workspace
 
 import (
+	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/toolgate/toolgate/tools/sandbox"
@@ -35,4 +38,49 @@ func testSandbox(t testing.TB, root string, env ...string) *sandbox.Sandbox {
 		t.Fatal(err)
 	}
 	return sb
+}
+
+// TestWriteInSandboxHoldsProtectedPaths: the file tools' checks run in
+// toolgate's process and a command running at the same time could race
+// them (swap a directory for a symlink into .git/hooks); the write itself
+// happens in the sandbox, which holds protected paths read-only whatever
+// path reaches them. Here the checks are skipped outright, as a won race
+// would skip them.
+func TestWriteInSandboxHoldsProtectedPaths(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{".git/hooks", "src"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, ".git", "config"), []byte("[core]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../.git/hooks", filepath.Join(root, "src", "swapped")); err != nil {
+		t.Fatal(err)
+	}
+	w, err := newWS(Options{Root: root, Sandbox: testSandbox(t, root)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prof, err := w.sb.Profile(sandbox.WorkspaceWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range []string{".git/hooks/pre-commit", "src/swapped/post-checkout", ".git/config"} {
+		err := w.writeInSandbox(prof, rel, []byte("#!/bin/sh\nevil\n"), 0o755)
+		var r refusal
+		if !errors.As(err, &r) || !strings.Contains(err.Error(), "protected") {
+			t.Errorf("%s: %v, want a protected-path refusal", rel, err)
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(root, ".git", "hooks")); len(ents) != 0 {
+		t.Errorf("files in .git/hooks: %v", ents)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, ".git", "config")); string(b) != "[core]\n" {
+		t.Errorf(".git/config = %q", b)
+	}
+	if err := w.writeInSandbox(prof, "src/ok.txt", []byte("fine"), 0o644); err != nil {
+		t.Fatalf("a plain write: %v", err)
+	}
 }
