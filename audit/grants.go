@@ -234,13 +234,21 @@ func (s *Store) UseGrant(ctx context.Context, c tools.Call, d rules.Decision) (v
 // Grants lists grants, newest first; all includes expired, used up and
 // revoked ones.
 func (s *Store) Grants(ctx context.Context, all bool) ([]*Grant, error) {
-	q := `SELECT ` + grantCols + ` FROM grants`
-	var args []any
-	if !all {
-		q += ` WHERE revoked_at IS NULL AND expires_at > ? AND (max_uses = 0 OR uses < max_uses)`
-		args = append(args, s.o.Now().UnixNano())
+	if all {
+		return s.queryGrants(ctx, `ORDER BY created_at DESC`)
 	}
-	rows, err := s.rdb.QueryContext(ctx, q+` ORDER BY created_at DESC`, args...)
+	return s.queryGrants(ctx, `WHERE revoked_at IS NULL AND expires_at > ? AND (max_uses = 0 OR uses < max_uses)
+		ORDER BY created_at DESC`, s.o.Now().UnixNano())
+}
+
+// GrantsOf returns the grants issued by call id's review, oldest first.
+func (s *Store) GrantsOf(ctx context.Context, id string) ([]*Grant, error) {
+	return s.queryGrants(ctx, `WHERE review_id = ? ORDER BY created_at`, id)
+}
+
+// queryGrants reads the grants the clause (WHERE ... ORDER BY ...) selects.
+func (s *Store) queryGrants(ctx context.Context, clause string, args ...any) ([]*Grant, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+grantCols+` FROM grants `+clause, args...)
 	if err != nil {
 		return nil, fmt.Errorf("audit: grants: %w", err)
 	}
@@ -281,24 +289,6 @@ func (s *Store) RevokeGrant(ctx context.Context, id, by string) error {
 		}
 		return w.appendGrantEvent(kindGrantRevoke, g.ReviewID, cs.status, at, g)
 	})
-}
-
-// GrantsOf returns the grants issued by call id's review, oldest first.
-func (s *Store) GrantsOf(ctx context.Context, id string) ([]*Grant, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+grantCols+` FROM grants WHERE review_id = ? ORDER BY created_at`, id)
-	if err != nil {
-		return nil, fmt.Errorf("audit: grants of %s: %w", id, err)
-	}
-	defer rows.Close()
-	var out []*Grant
-	for rows.Next() {
-		g, err := scanGrant(rows)
-		if err != nil {
-			return nil, fmt.Errorf("audit: grants of %s: %w", id, err)
-		}
-		out = append(out, g)
-	}
-	return out, rows.Err()
 }
 
 // argsMAC binds grants to the arguments as the agent sent them, secrets

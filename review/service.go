@@ -256,7 +256,7 @@ func (s *Service) Review(ctx context.Context, c tools.Call, d rules.Decision) (V
 		escalateC = t.C
 	}
 	var holdC <-chan time.Time
-	if h := s.o.Hold; h > 0 && h < s.o.Timeout && !(pushed && w.msgTS == "") {
+	if h := s.Hold(); h < s.o.Timeout && !(pushed && w.msgTS == "") {
 		t := time.NewTimer(h)
 		defer t.Stop()
 		holdC = t.C

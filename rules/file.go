@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/toolgate/toolgate/tools/sandbox"
 )
 
 // FileVersion is the only rules file format version this package reads.
@@ -110,10 +112,6 @@ var (
 // maxSessionGrant bounds a rule's session_grant: an approval for a session
 // should not outlive a working day.
 const maxSessionGrant = 12 * time.Hour
-
-// sandboxNameRE is the shape of a sandbox profile name; whether the profile
-// exists is the config's business (see Set.Sandboxes).
-var sandboxNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
 var yamlLineRE = regexp.MustCompile(`line (\d+)(?:, column (\d+))?`)
 
@@ -334,7 +332,9 @@ func decodeRule(file string, idx int, n *yaml.Node, errs *errorList) (ruleSpec, 
 			r.sessionGrant = dur
 		case "sandbox":
 			sb, ok := scalarString(v)
-			if !ok || !sandboxNameRE.MatchString(sb) {
+			// The shape only: whether the profile exists is the
+			// config's business (see Set.Sandboxes).
+			if !ok || !sandbox.ValidName(sb) {
 				errs.add(file, v, label, "sandbox", "must name a sandbox profile (read-only, workspace-write, or one the config defines), got %q", v.Value)
 				continue
 			}

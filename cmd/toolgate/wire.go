@@ -49,11 +49,12 @@ type policy struct {
 const pathMetrics = "/metrics"
 
 // buildPolicy constructs the gate's Decider (rules, hot-reloaded), Recorder
-// (the SQLite audit log) and Reviewer (Slack, CLI, elicitation) from cfg,
-// and starts their background work (rule file polling, Socket Mode, CLI
-// verdict polling). Reviews left pending by a previous process are expired
-// first, since no call can still be waiting for them.
-func buildPolicy(ctx context.Context, cfg *config.Config, env environ, checkRules func(*rules.Set) error, logger *slog.Logger) (_ *policy, err error) {
+// (the SQLite audit log at dbPath), Reviewer (Slack, CLI, elicitation) and
+// Granter from cfg, and starts their background work (rule file polling,
+// Socket Mode, CLI verdict polling, expiring the reviews of ended
+// processes). Reviews whose process is gone (its lease ran out, or it had
+// none) are expired first; another live process's are left alone.
+func buildPolicy(ctx context.Context, cfg *config.Config, env environ, dbPath string, checkRules func(*rules.Set) error, logger *slog.Logger) (_ *policy, err error) {
 	live, err := rules.NewLive(cfg.Rules.File, rules.LiveOptions{Logger: logger.With("component", "rules"), Check: checkRules})
 	if err != nil {
 		return nil, err
@@ -61,10 +62,6 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, checkRule
 	cur := live.Current()
 	logger.Info("rules loaded", "file", rulesFileName(cfg.Rules.File), "version", cur.Version(), "label", cur.Label(), "rules", cur.Len())
 
-	dbPath, err := dbPath(cfg.Audit.Path, env)
-	if err != nil {
-		return nil, err
-	}
 	red := redact.New(cfg.Audit.RedactKeys)
 	m := metrics.New(prometheus.NewRegistry())
 	st, err := audit.Open(ctx, dbPath, audit.Options{

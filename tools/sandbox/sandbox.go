@@ -61,16 +61,6 @@ const (
 	WriteAccess
 )
 
-func (a Access) String() string {
-	switch a {
-	case ReadAccess:
-		return "read"
-	case WriteAccess:
-		return "write"
-	}
-	return "none"
-}
-
 // Profile is one set of rights a sandboxed command runs with.
 type Profile struct {
 	// Name is how rules and the config refer to the profile.
