@@ -173,6 +173,11 @@ type Catalog struct {
 	ups  []*upstream
 	byNm map[string]*upstream
 
+	// rebuildMu serializes rebuilds: each reads every upstream's tools and
+	// then stores the result, so two unserialized rebuilds could store an
+	// older snapshot last and hide an upstream that is up.
+	rebuildMu sync.Mutex
+
 	mu     sync.RWMutex
 	tools  []Tool
 	index  map[string]Tool
@@ -332,6 +337,8 @@ func (c *Catalog) Status() []UpstreamStatus {
 // rebuild recomputes the exposed tool list from every upstream's tools and
 // calls OnChange when it differs from the previous one.
 func (c *Catalog) rebuild() {
+	c.rebuildMu.Lock()
+	defer c.rebuildMu.Unlock()
 	var all []Tool
 	index := map[string]Tool{}
 	for _, u := range c.ups {

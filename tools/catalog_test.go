@@ -384,3 +384,19 @@ func TestStripMeta(t *testing.T) {
 		t.Error("StripMeta of only reserved keys is not nil")
 	}
 }
+
+// Upstreams that come up at the same moment each rebuild the catalog; none
+// of those rebuilds may leave out an upstream that is up.
+func TestConcurrentStartListsEveryUpstream(t *testing.T) {
+	for round := range 20 {
+		var ups []Upstream
+		for i := range 12 {
+			srv, _ := newInProcess(t)
+			ups = append(ups, Upstream{Name: fmt.Sprintf("u%d", i), Server: srv})
+		}
+		c := startCatalog(t, Options{Upstreams: ups})
+		if got, want := len(c.Tools()), 12*4; got != want {
+			t.Fatalf("round %d: %d tools after Start, want %d", round, got, want)
+		}
+	}
+}
