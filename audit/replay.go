@@ -37,8 +37,26 @@ type ReplayReport struct {
 	// Rules counts, per rule name (old or new; "" is the default), how many
 	// calls it matched before and after and how many changed.
 	Rules []RuleSummary `json:"rules"`
+	// Grants lists the grants issued by reviews of the replayed calls, with
+	// their uses and revocation, and what the new rules decide for the call
+	// whose review issued each: an approval the new rules would not ask for
+	// (or would refuse) shows here even when the grant was never used.
+	Grants []GrantReplay `json:"grants"`
 	// Elapsed is how long the replay took.
 	Elapsed time.Duration `json:"elapsed"`
+}
+
+// GrantReplay is one grant in a replay: the grant as recorded (uses,
+// revocation) and the reviewed call's decision then and under the new rules.
+type GrantReplay struct {
+	Grant
+	OldAction rules.Action `json:"old_action"`
+	OldRule   string       `json:"old_rule,omitempty"`
+	NewAction rules.Action `json:"new_action"`
+	NewRule   string       `json:"new_rule,omitempty"`
+	// Changed is true when the new rules decide the reviewed call
+	// differently (another action or rule).
+	Changed bool `json:"changed"`
 }
 
 // Change is one call whose decision would change.
@@ -122,6 +140,9 @@ func (r *replayRow) call() (tools.Call, error) {
 }
 
 type replayResult struct {
+	id               string
+	oldAction        rules.Action
+	newAction        rules.Action
 	oldRule, newRule string
 	version, label   string
 	change           *Change
@@ -139,9 +160,18 @@ const replayChunk = 256
 func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress func(done, total int)) (ReplayReport, error) {
 	start := time.Now()
 	var rep ReplayReport
+	// Grants are few next to calls: index them by the review that issued
+	// them and pick out those whose reviewed call is replayed.
+	all, err := st.Grants(ctx, true)
+	if err != nil {
+		return rep, fmt.Errorf("audit: replay: %w", err)
+	}
+	byReview := map[string][]*Grant{}
+	for _, g := range all {
+		byReview[g.ReviewID] = append(byReview[g.ReviewID], g)
+	}
 	total := 0
 	if progress != nil {
-		var err error
 		if total, err = st.count(ctx, f); err != nil {
 			return rep, err
 		}
@@ -177,7 +207,8 @@ func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress fu
 						break
 					}
 					d := set.Evaluate(ctx, c)
-					out[i] = replayResult{oldRule: r.rule, newRule: d.Rule, version: d.Version, label: d.Label}
+					out[i] = replayResult{id: r.id, oldAction: rules.Action(r.action), newAction: d.Action,
+						oldRule: r.rule, newRule: d.Rule, version: d.Version, label: d.Label}
 					if string(d.Action) != r.action || d.Rule != r.rule {
 						out[i].change = &Change{
 							ID: r.id, ReceivedAt: c.Time, Server: r.server, Tool: r.tool,
@@ -224,6 +255,10 @@ func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress fu
 			}
 			rule(res.oldRule).Before++
 			rule(res.newRule).After++
+			for _, g := range byReview[res.id] {
+				rep.Grants = append(rep.Grants, GrantReplay{Grant: *g, OldAction: res.oldAction, OldRule: res.oldRule,
+					NewAction: res.newAction, NewRule: res.newRule, Changed: res.change != nil})
+			}
 			if ch := res.change; ch != nil {
 				rep.Changed++
 				rep.Changes = append(rep.Changes, *ch)
@@ -251,6 +286,9 @@ func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress fu
 	}
 	slices.SortFunc(rep.Changes, func(a, b Change) int {
 		return cmp.Or(a.ReceivedAt.Compare(b.ReceivedAt), cmp.Compare(a.seq, b.seq))
+	})
+	slices.SortFunc(rep.Grants, func(a, b GrantReplay) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
 	})
 	for k, n := range trans {
 		rep.Transitions = append(rep.Transitions, Transition{k.oa, k.or, k.na, k.nr, n})

@@ -556,6 +556,9 @@ func (c *auditCmd) replay(ctx context.Context) error {
 		if rep.Changes == nil {
 			rep.Changes = []audit.Change{}
 		}
+		if rep.Grants == nil {
+			rep.Grants = []audit.GrantReplay{}
+		}
 		if err := c.writeJSON(rep); err != nil {
 			return err
 		}
@@ -572,10 +575,36 @@ func (c *auditCmd) replayText(rep audit.ReplayReport) error {
 	w := c.stdout
 	fmt.Fprintf(w, "replayed %d calls against %s (%s%s) in %v: %d would change\n",
 		rep.Total, c.rulesPath, rep.RulesVersion, labelSuffix(rep.RulesLabel), rep.Elapsed.Round(time.Millisecond), rep.Changed)
-	if rep.Changed == 0 {
+	dec := func(a rules.Action, rule string) string { return string(a) + " (" + ruleName(rule) + ")" }
+	if rep.Changed > 0 {
+		if err := c.replayChanges(rep, dec); err != nil {
+			return err
+		}
+	}
+	if len(rep.Grants) == 0 {
 		return nil
 	}
-	dec := func(a rules.Action, rule string) string { return string(a) + " (" + ruleName(rule) + ")" }
+	fmt.Fprintln(w, "\nGRANTS (issued by reviews of the replayed calls)")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "GRANT\tREVIEW\tTOOL\tSCOPE\tAPPROVER\tUSES\tREVOKED\tDECISION THEN\t\tNOW")
+	for _, g := range rep.Grants {
+		revoked := "-"
+		if g.RevokedAt != nil {
+			revoked = g.RevokedAt.Local().Format("2006-01-02 15:04:05") + " by " + g.RevokedBy
+		}
+		now := dec(g.NewAction, g.NewRule)
+		if g.Changed {
+			now += " CHANGED"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t%s\t%d\t%s\t%s\t->\t%s\n", g.ID, g.ReviewID, g.Server, g.Tool, g.Scope, g.Approver,
+			g.Uses, revoked, dec(g.OldAction, g.OldRule), now)
+	}
+	return tw.Flush()
+}
+
+// replayChanges prints the calls a replay would decide differently.
+func (c *auditCmd) replayChanges(rep audit.ReplayReport, dec func(rules.Action, string) string) error {
+	w := c.stdout
 	fmt.Fprintln(w, "\nCHANGED CALLS")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tID\tTOOL\tOLD\t\tNEW")

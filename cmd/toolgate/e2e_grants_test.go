@@ -118,6 +118,27 @@ func TestServeClientTimeoutGrant(t *testing.T) {
 	if res, _ := callTool(t.Context(), c, "up__echo", map[string]any{"text": "revoked"}, ""); !res.IsError {
 		t.Fatalf("a revoked grant ran the call: %s", resultText(res))
 	}
+	// Replay lists both grants with their uses and the revocation, and
+	// flags the reviews the new rules would not ask for.
+	rep = audit.ReplayReport{}
+	if err := json.Unmarshal([]byte(rvCLI(t, nil, "audit", "replay", "--rules", allow, "--db", db, "--output", "json")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Grants) != 2 {
+		t.Fatalf("replay grants: %+v", rep.Grants)
+	}
+	used, revoked := rep.Grants[0], rep.Grants[1]
+	if used.ID != g.ID || used.Uses != 1 || used.RevokedAt != nil || revoked.ID != gid || revoked.Uses != 0 || revoked.RevokedAt == nil || revoked.RevokedBy == "" {
+		t.Errorf("replay grants: used %+v, revoked %+v", used, revoked)
+	}
+	for _, gr := range rep.Grants {
+		if gr.OldAction != "review" || gr.NewAction != "allow" || !gr.Changed {
+			t.Errorf("grant %s: reviewed call decided %s then, %s now, changed %v", gr.ID, gr.OldAction, gr.NewAction, gr.Changed)
+		}
+	}
+	if out := rvCLI(t, nil, "audit", "replay", "--rules", allow, "--db", db); !strings.Contains(out, "GRANTS") || !strings.Contains(out, gid) || !strings.Contains(out, "by ") {
+		t.Errorf("replay text lacks the grants: %s", out)
+	}
 	var v struct {
 		OK     bool               `json:"ok"`
 		Report audit.VerifyReport `json:"report"`
