@@ -181,6 +181,14 @@ func (s *Store) Resolve(ctx context.Context, id string, v review.Verdict) error 
 		if cs.status != StatusPending {
 			return fmt.Errorf("%w: resolve %s: status is %s, not pending", ErrState, id, cs.status)
 		}
+		var user, auth string
+		if err := w.s.conn.QueryRowContext(w.ctx, `SELECT principal_user, auth FROM calls WHERE id = ?`, id).Scan(&user, &auth); err != nil {
+			return fmt.Errorf("audit: principal of %s: %w", id, err)
+		}
+		if why := selfApproval(tools.Principal{User: user, Auth: auth}, v); why != "" {
+			v.Approved, v.Reason = false, "refused: "+why
+			w.result = fmt.Errorf("%w: %s", review.ErrSelfApproval, why)
+		}
 		status := StatusRefused
 		if v.Approved {
 			status = StatusStarted

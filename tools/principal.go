@@ -1,6 +1,9 @@
 package tools
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // How a caller was authenticated (Principal.Auth).
 const (
@@ -33,6 +36,26 @@ type Principal struct {
 // then can a review tell the caller from the reviewer.
 func (p Principal) Personal() bool {
 	return p.User != "" && (p.Auth == AuthToken || p.Auth == AuthOIDC)
+}
+
+// String describes p for people: "alice (token; groups dev, oncall)", ""
+// for no principal.
+func (p Principal) String() string {
+	if p.User == "" && p.Auth == "" {
+		return ""
+	}
+	user, auth := p.User, p.Auth
+	if user == "" {
+		user = "-"
+	}
+	if auth == "" {
+		auth = "-"
+	}
+	s := user + " (" + auth
+	if len(p.Groups) > 0 {
+		s += "; groups " + strings.Join(p.Groups, ", ")
+	}
+	return s + ")"
 }
 
 // NormalGroups returns groups sorted, without duplicates or empty names.
