@@ -143,3 +143,28 @@ func TestPrincipalRecordedAndFiltered(t *testing.T) {
 		t.Fatalf("Verify after tampering = %+v, %v", rep, err)
 	}
 }
+
+// BenchmarkTokenAuthenticate is the per-request cost of a per-user token:
+// a read of the tokens table by hash (no cache, so revocation is immediate).
+func BenchmarkTokenAuthenticate(b *testing.B) {
+	ctx := context.Background()
+	s := openTest(b, "", Options{Now: time.Now})
+	for i := range 100 {
+		if _, _, err := s.CreateToken(ctx, "user"+string(rune('a'+i%26)), []string{"dev"}, time.Time{}, "root"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	_, secret, err := s.CreateToken(ctx, "alice", []string{"oncall"}, time.Time{}, "root")
+	if err != nil {
+		b.Fatal(err)
+	}
+	auth := s.TokenAuth()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := auth.Authenticate(ctx, secret); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
