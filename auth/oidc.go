@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/go-jose/go-jose/v4"
 
 	"github.com/toolgate/toolgate/tools"
 )
@@ -46,9 +47,9 @@ type OIDCOptions struct {
 }
 
 // OIDC validates OIDC access tokens (JWTs) against an issuer's keys:
-// signature (the issuer's published keys, fetched again when a token names
-// a key not yet seen, which is how rotation is picked up), issuer,
-// audience and expiry, all by go-oidc and go-jose.
+// signature (the issuer's published keys, cached; see keySet for when
+// they are fetched again, which is how rotation is picked up), issuer,
+// audience and expiry, by go-oidc and go-jose.
 type OIDC struct {
 	o OIDCOptions
 	v *oidc.IDTokenVerifier
@@ -70,16 +71,31 @@ func NewOIDC(ctx context.Context, o OIDCOptions) (*OIDC, error) {
 	if o.Client == nil {
 		o.Client = &http.Client{Timeout: discoveryTimeout}
 	}
-	// The key set keeps this context for its fetches: it must outlive ctx.
-	kctx := oidc.ClientContext(context.WithoutCancel(ctx), o.Client)
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	dctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, o.Client), discoveryTimeout)
 	defer cancel()
 	p, err := oidc.NewProvider(dctx, o.Issuer)
 	if err != nil {
 		return nil, fmt.Errorf("auth: oidc issuer %s: %w", o.Issuer, err)
 	}
-	v := p.VerifierContext(kctx, &oidc.Config{ClientID: o.Audience, Now: o.Now})
-	return &OIDC{o: o, v: v}, nil
+	var meta struct {
+		JWKSURL string   `json:"jwks_uri"`
+		Algs    []string `json:"id_token_signing_alg_values_supported"`
+	}
+	if err := p.Claims(&meta); err != nil || meta.JWKSURL == "" {
+		return nil, fmt.Errorf("auth: oidc issuer %s: discovery names no jwks_uri", o.Issuer)
+	}
+	cfg := &oidc.Config{ClientID: o.Audience, Now: o.Now, SupportedSigningAlgs: meta.Algs}
+	if len(cfg.SupportedSigningAlgs) == 0 {
+		cfg.SupportedSigningAlgs = []string{oidc.RS256}
+	}
+	keys := &keySet{url: meta.JWKSURL, client: o.Client, now: o.Now}
+	for _, a := range cfg.SupportedSigningAlgs {
+		keys.algs = append(keys.algs, jose.SignatureAlgorithm(a))
+	}
+	return &OIDC{o: o, v: oidc.NewVerifier(o.Issuer, keys, cfg)}, nil
 }
 
 // Authenticate implements Authenticator.

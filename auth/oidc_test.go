@@ -2,22 +2,46 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 
 	"github.com/toolgate/toolgate/auth/oidctest"
 	"github.com/toolgate/toolgate/tools"
 )
 
-func TestOIDC(t *testing.T) {
-	ctx := context.Background()
+// clock is a settable Now for the key set's refresh bounds.
+type clock struct{ t atomic.Int64 }
+
+func newClock() *clock {
+	c := &clock{}
+	c.t.Store(time.Now().UnixNano())
+	return c
+}
+func (c *clock) Now() time.Time          { return time.Unix(0, c.t.Load()) }
+func (c *clock) Advance(d time.Duration) { c.t.Add(int64(d)) }
+
+// newTestOIDC starts an issuer and validates its tokens for audience
+// "toolgate", on a clock the test moves.
+func newTestOIDC(t *testing.T) (*oidctest.Issuer, *clock, *OIDC) {
+	t.Helper()
 	iss := oidctest.New(t)
-	a, err := NewOIDC(ctx, OIDCOptions{Issuer: iss.URL, Audience: "toolgate"})
+	clk := newClock()
+	a, err := NewOIDC(context.Background(), OIDCOptions{Issuer: iss.URL, Audience: "toolgate", Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return iss, clk, a
+}
+
+func TestOIDC(t *testing.T) {
+	ctx := context.Background()
+	iss, clk, a := newTestOIDC(t)
 	claims := func(mod func(map[string]any)) map[string]any {
 		c := oidctest.Claims(iss.URL, "toolgate", "alice", time.Hour, "oncall", "dev")
 		if mod != nil {
@@ -58,6 +82,7 @@ func TestOIDC(t *testing.T) {
 	// old key leaves the set, tokens it signed are refused.
 	old := iss.Sign(t, claims(nil))
 	iss.Rotate(t, true)
+	clk.Advance(keyMissInterval) // the unknown kid above fetched the keys just now
 	fetches := iss.JWKSFetches()
 	if _, err := a.Authenticate(ctx, iss.Sign(t, claims(nil))); err != nil {
 		t.Fatalf("token signed by the rotated-in key: %v", err)
@@ -80,6 +105,39 @@ func tamper(tok string) string {
 		b[5] = 'A'
 	}
 	return parts[0] + "." + string(b) + "." + parts[2]
+}
+
+// Tokens naming unknown keys, or carrying bad signatures under a known
+// key, cannot make toolgate fetch the issuer's keys more than once per
+// keyMissInterval; stale keys are fetched again.
+func TestOIDCKeyFetchesBounded(t *testing.T) {
+	ctx := context.Background()
+	iss, clk, a := newTestOIDC(t)
+	claims := oidctest.Claims(iss.URL, "toolgate", "alice", time.Hour)
+	if _, err := a.Authenticate(ctx, iss.Sign(t, claims)); err != nil {
+		t.Fatal(err)
+	}
+	base := iss.JWKSFetches()
+	unknown, stranger := oidctest.NewKey(t, "nope"), oidctest.NewKey(t, iss.Key().KeyID)
+	for i := range 50 {
+		claims["jti"] = fmt.Sprint(i)
+		for _, key := range []jose.JSONWebKey{unknown, stranger} {
+			if _, err := a.Authenticate(ctx, oidctest.SignWith(t, key, claims)); err == nil {
+				t.Fatal("a forged token was accepted")
+			}
+		}
+	}
+	n := iss.JWKSFetches() - base
+	if n > 1 {
+		t.Fatalf("100 forged tokens caused %d key set fetches, want at most 1", n)
+	}
+	clk.Advance(keyMaxAge)
+	if _, err := a.Authenticate(ctx, iss.Sign(t, claims)); err != nil {
+		t.Fatal(err)
+	}
+	if iss.JWKSFetches()-base != n+1 {
+		t.Fatal("a stale key set was not fetched again")
+	}
 }
 
 func TestOIDCNeedsIssuerAndAudience(t *testing.T) {
