@@ -62,7 +62,6 @@ type HTTPOptions struct {
 type HTTPHandler struct {
 	mux        *http.ServeMux
 	streamable *server.StreamableHTTPServer
-	sessions   *sessionOwners
 }
 
 // HTTPHandler returns the handler for o. Close it on shutdown.
@@ -85,7 +84,7 @@ func (s *Server) HTTPHandler(o HTTPOptions) *HTTPHandler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
-	return &HTTPHandler{mux: mux, streamable: st, sessions: owners}
+	return &HTTPHandler{mux: mux, streamable: st}
 }
 
 // ServeHTTP implements http.Handler.
