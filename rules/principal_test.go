@@ -40,3 +40,13 @@ rules:
 		})
 	}
 }
+
+func TestParseCallPrincipal(t *testing.T) {
+	c, err := ParseCall([]byte(`{tool: echo, principal: {user: alice, groups: [oncall, dev], auth: token}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Principal.User != "alice" || c.Principal.Auth != tools.AuthToken || len(c.Principal.Groups) != 2 || c.Principal.Groups[0] != "dev" {
+		t.Fatalf("principal %+v", c.Principal)
+	}
+}
