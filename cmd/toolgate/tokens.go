@@ -16,7 +16,7 @@ import (
 )
 
 const tokensUsage = `usage:
-  toolgate tokens create --user NAME [--group G]... [--expires D] [--db PATH]
+  toolgate tokens create --user NAME [--group G]... [--expires D] [--db PATH] [--output text|json]
   toolgate tokens list [--db PATH] [--output text|json]
   toolgate tokens revoke TOKEN_ID [--db PATH]
 
