@@ -58,6 +58,9 @@ func TestSlackSelfApprovalRefused(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("bob's approval did not release the call")
 	}
+	if err := st.Flush(t.Context()); err != nil { // the outcome is written behind
+		t.Fatal(err)
+	}
 	rec, err := st.Get(t.Context(), c.ID)
 	if err != nil || rec.Review == nil || rec.Review.Reviewer != bob || rec.Principal.User != "alice" {
 		t.Fatalf("record %+v, %v", rec, err)
