@@ -106,11 +106,13 @@ func selfApproval(caller tools.Principal, v review.Verdict) string {
 	if !v.Approved || !caller.Personal() || !humanChannel(v.Channel) {
 		return ""
 	}
-	switch v.ReviewerUser {
-	case "":
+	switch {
+	case v.ReviewerUser == "":
 		return fmt.Sprintf("the call was made by %s, and toolgate cannot tell whether %s is %s (map Slack users to principals in review.slack.users)",
 			caller.User, orUnknown(v.Reviewer), caller.User)
-	case caller.User:
+	// Names that differ only in case (Alice@example.com, alice@example.com)
+	// are taken to be one person: refusing one approval too many is safe.
+	case strings.EqualFold(v.ReviewerUser, caller.User):
 		return fmt.Sprintf("%s made this call and cannot approve it; another reviewer must", caller.User)
 	}
 	return ""

@@ -40,6 +40,7 @@ func TestSelfApprovalRefused(t *testing.T) {
 	}{
 		{"the caller on the CLI", review.Verdict{Approved: true, Reviewer: "cli:alice", ReviewerUser: "alice", Channel: review.ChannelCLI}, "alice made this call"},
 		{"the caller via elicitation", review.Verdict{Approved: true, Reviewer: "elicitation:x", ReviewerUser: "alice", Channel: review.ChannelElicitation}, "alice made this call"},
+		{"the caller, in other case", review.Verdict{Approved: true, Reviewer: "U7", ReviewerUser: "ALICE", Channel: review.ChannelSlack}, "alice made this call"},
 		{"an unmapped slack user", review.Verdict{Approved: true, Reviewer: "U999", Channel: review.ChannelSlack}, "cannot tell whether U999 is alice"},
 	}
 	for i, tc := range cases {
