@@ -8,6 +8,7 @@ import (
 
 	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/tools"
 )
 
 // kindApproval chains one approver's approval of a review that needs more
@@ -38,14 +39,24 @@ func (w *wtx) setReview(id string, r *entryRow) error {
 // approvers have approved, each chained as it comes.
 func (w *wtx) admit(id string, v review.Verdict, at time.Time, status string) (*review.Verdict, error) {
 	var (
-		needs    int
-		channels string
+		needs      int
+		channels   string
+		user, auth string
 	)
-	if err := w.s.conn.QueryRowContext(w.ctx, `SELECT review_needs, review_channels FROM calls WHERE id = ?`, id).Scan(&needs, &channels); err != nil {
+	if err := w.s.conn.QueryRowContext(w.ctx, `SELECT review_needs, review_channels, principal_user, auth FROM calls WHERE id = ?`, id).
+		Scan(&needs, &channels, &user, &auth); err != nil {
 		return nil, fmt.Errorf("audit: review policy of %s: %w", id, err)
 	}
 	if !humanChannel(v.Channel) {
 		return &v, nil
+	}
+	if why := selfApproval(tools.Principal{User: user, Auth: auth}, v); why != "" {
+		r := &Review{Reviewer: v.Reviewer, Channel: v.Channel, Reason: why, DecidedAt: at}
+		if err := w.appendEvent(&event{Kind: kindClick, ID: id, At: at.UnixNano(), Status: status, Verdict: r}); err != nil {
+			return nil, err
+		}
+		w.result = fmt.Errorf("%w: %s", review.ErrSelfApproval, why)
+		return nil, nil
 	}
 	if channels != "" && !slices.Contains(strings.Split(channels, ","), v.Channel) {
 		return nil, fmt.Errorf("%w: this review accepts answers via %s only, not %s", review.ErrChannelRefused, strings.ReplaceAll(channels, ",", ", "), v.Channel)
@@ -84,6 +95,34 @@ func (w *wtx) admit(id string, v review.Verdict, at time.Time, status string) (*
 	}
 	v.Reviewer = strings.Join(who, " + ")
 	return &v, nil
+}
+
+// selfApproval says why approval v of a call made by caller must be
+// refused, "" if it may count. Only a caller with personal credentials
+// can be told from a reviewer; for those, an approver who is the caller,
+// or whom the channel cannot name as a principal (a Slack user not
+// mapped), is refused. Denials always count.
+func selfApproval(caller tools.Principal, v review.Verdict) string {
+	if !v.Approved || !caller.Personal() || !humanChannel(v.Channel) {
+		return ""
+	}
+	switch {
+	case v.ReviewerUser == "":
+		return fmt.Sprintf("the call was made by %s, and toolgate cannot tell whether %s is %s (map Slack users to principals in review.slack.users)",
+			caller.User, orUnknown(v.Reviewer), caller.User)
+	// Names that differ only in case (Alice@example.com, alice@example.com)
+	// are taken to be one person: refusing one approval too many is safe.
+	case strings.EqualFold(v.ReviewerUser, caller.User):
+		return fmt.Sprintf("%s made this call and cannot approve it; another reviewer must", caller.User)
+	}
+	return ""
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "the reviewer"
+	}
+	return s
 }
 
 // humanChannel reports whether a verdict on channel is a person's answer,

@@ -90,6 +90,10 @@ func appendEntry(dst []byte, e *Entry) (_ []byte, err error) {
 	dst = appendPeer(dst, e.Client)
 	dst = append(dst, `,"model":`...)
 	dst = appendPeer(dst, e.Model)
+	if p := &e.Principal; p.User != "" || p.Groups != nil || p.Auth != "" {
+		dst = append(dst, `,"principal":`...)
+		dst = appendPrincipal(dst, p)
+	}
 	if e.Session != "" {
 		dst = append(dst, `,"session":`...)
 		dst = appendString(dst, e.Session)
@@ -168,6 +172,31 @@ func appendEntry(dst []byte, e *Entry) (_ []byte, err error) {
 		dst = appendString(dst, e.ToolgateVersion)
 	}
 	return append(dst, '}'), nil
+}
+
+// appendPrincipal encodes p as json.Marshal does: every field omitempty.
+func appendPrincipal(dst []byte, p *tools.Principal) []byte {
+	open := len(dst)
+	dst = append(dst, '{')
+	if p.User != "" {
+		dst = key(dst, open, `"user":`)
+		dst = appendString(dst, p.User)
+	}
+	if len(p.Groups) > 0 {
+		dst = key(dst, open, `"groups":[`)
+		for i, g := range p.Groups {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, g)
+		}
+		dst = append(dst, ']')
+	}
+	if p.Auth != "" {
+		dst = key(dst, open, `"auth":`)
+		dst = appendString(dst, p.Auth)
+	}
+	return append(dst, '}')
 }
 
 func appendReview(dst []byte, r *Review) (_ []byte, err error) {

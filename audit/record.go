@@ -37,11 +37,14 @@ type Record struct {
 // Entry is what is known when a call is decided. It never changes after
 // Begin commits it.
 type Entry struct {
-	ID            string            `json:"id"`
-	ReceivedAt    time.Time         `json:"received_at"`
-	DecidedAt     time.Time         `json:"decided_at"`
-	Client        tools.Peer        `json:"client"`
-	Model         tools.Peer        `json:"model"`
+	ID         string     `json:"id"`
+	ReceivedAt time.Time  `json:"received_at"`
+	DecidedAt  time.Time  `json:"decided_at"`
+	Client     tools.Peer `json:"client"`
+	Model      tools.Peer `json:"model"`
+	// Principal is who made the call; zero for calls made without
+	// per-caller credentials (and in logs written before it was recorded).
+	Principal     tools.Principal   `json:"principal,omitzero"`
 	Session       string            `json:"session,omitempty"`
 	Server        string            `json:"server"`
 	ServerVersion string            `json:"server_version,omitempty"`
@@ -93,7 +96,7 @@ func (r *Record) Call() (tools.Call, error) {
 		ID: r.ID, Server: r.Server, Tool: r.Tool, Name: r.Name,
 		Annotations: r.Annotations, SchemaHash: r.SchemaHash, ServerVersion: r.ServerVersion,
 		Client: r.Client, Model: r.Model, Confidence: r.Confidence, SessionID: r.Session,
-		Time: r.ReceivedAt,
+		Principal: r.Principal, Time: r.ReceivedAt,
 	}
 	if len(r.Args) > 0 && !bytes.Equal(r.Args, []byte("null")) {
 		if err := json.Unmarshal(r.Args, &c.Args); err != nil {
@@ -191,7 +194,8 @@ const recordCols = `seq, id, received_at, decided_at, client_name, client_versio
 session_id, server, server_version, tool, name, schema_hash, annotations, args, args_hash, confidence,
 rules_version, rules_label, rule, action, reason, auto_approved, shadow, eval_error, toolgate_version, status,
 review_approved, reviewer, review_channel, review_reason, review_decided_at, review_ms, slack_channel, slack_ts,
-finished_at, outcome_error, duration_ns, result_size, result_hash, sandbox`
+finished_at, outcome_error, duration_ns, result_size, result_hash, sandbox,
+principal_user, principal_groups, auth`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -208,12 +212,14 @@ func scanRecord(sc scanner) (*Record, error) {
 		rdecided, rms              sql.NullInt64
 		finished, dur, size        sql.NullInt64
 		oerr, rhash                string
+		groups                     string
 	)
 	err := sc.Scan(&r.Seq, &r.ID, &received, &decided, &r.Client.Name, &r.Client.Version, &r.Model.Name, &r.Model.Version,
 		&r.Session, &r.Server, &r.ServerVersion, &r.Tool, &r.Name, &r.SchemaHash, &annotations, &args, &r.ArgsHash, &confidence,
 		&r.RulesVersion, &r.RulesLabel, &r.Rule, &action, &r.Reason, &auto, &shadow, &r.EvalError, &r.ToolgateVersion, &r.Status,
 		&approved, &reviewer, &channel, &rreason, &rdecided, &rms, &r.SlackChannel, &r.SlackTS,
-		&finished, &oerr, &dur, &size, &rhash, &r.Sandbox)
+		&finished, &oerr, &dur, &size, &rhash, &r.Sandbox,
+		&r.Principal.User, &groups, &r.Principal.Auth)
 	if err != nil {
 		return nil, err
 	}
@@ -223,6 +229,9 @@ func scanRecord(sc scanner) (*Record, error) {
 		return nil, fmt.Errorf("call %s: annotations: %w", r.ID, err)
 	}
 	r.Args = json.RawMessage(args)
+	if r.Principal.Groups, err = decodeGroups(groups); err != nil {
+		return nil, fmt.Errorf("call %s: principal_groups: %w", r.ID, err)
+	}
 	if confidence.Valid {
 		c := confidence.Float64
 		r.Confidence = &c
@@ -247,4 +256,25 @@ func scanRecord(sc scanner) (*Record, error) {
 		}
 	}
 	return &r, nil
+}
+
+// encodeGroups is the principal_groups column of groups: a JSON array, ""
+// for none.
+func encodeGroups(groups []string) string {
+	if len(groups) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(groups) // a []string always encodes
+	return string(b)
+}
+
+func decodeGroups(s string) ([]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var g []string
+	if err := json.Unmarshal([]byte(s), &g); err != nil {
+		return nil, err
+	}
+	return g, nil
 }

@@ -69,7 +69,7 @@ func (s *Store) newEntry(c tools.Call, d rules.Decision) (*entryRow, error) {
 	}
 	e := Entry{
 		ID: c.ID, ReceivedAt: received, DecidedAt: now,
-		Client: c.Client, Model: c.Model, Session: c.SessionID,
+		Client: c.Client, Model: c.Model, Principal: c.Principal, Session: c.SessionID,
 		Server: c.Server, ServerVersion: c.ServerVersion, Tool: c.Tool, Name: c.Name, SchemaHash: c.SchemaHash,
 		Annotations: c.Annotations, Args: ab, ArgsHash: argsHash(ab), Confidence: c.Confidence,
 		RulesVersion: d.Version, RulesLabel: d.Label, Rule: d.Rule, Action: d.Action, Reason: d.Reason,
@@ -180,6 +180,14 @@ func (s *Store) Resolve(ctx context.Context, id string, v review.Verdict) error 
 		}
 		if cs.status != StatusPending {
 			return fmt.Errorf("%w: resolve %s: status is %s, not pending", ErrState, id, cs.status)
+		}
+		var user, auth string
+		if err := w.s.conn.QueryRowContext(w.ctx, `SELECT principal_user, auth FROM calls WHERE id = ?`, id).Scan(&user, &auth); err != nil {
+			return fmt.Errorf("audit: principal of %s: %w", id, err)
+		}
+		if why := selfApproval(tools.Principal{User: user, Auth: auth}, v); why != "" {
+			v.Approved, v.Reason = false, "refused: "+why
+			w.result = fmt.Errorf("%w: %s", review.ErrSelfApproval, why)
 		}
 		status := StatusRefused
 		if v.Approved {

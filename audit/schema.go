@@ -125,8 +125,27 @@ CREATE TABLE review_approvals (
 	// arguments as the agent sent them (args_hash is of the redacted ones,
 	// under which two different secrets look the same).
 	`ALTER TABLE calls ADD COLUMN args_mac TEXT NOT NULL DEFAULT '';`,
+	// 7: who made each call (the principal the edge authenticated), and
+	// the per-user bearer tokens (tokens.go): only each token's sha256 is
+	// stored. Token events are chained under the token's id.
+	`ALTER TABLE calls ADD COLUMN principal_user TEXT NOT NULL DEFAULT '';
+ALTER TABLE calls ADD COLUMN principal_groups TEXT NOT NULL DEFAULT '';
+ALTER TABLE calls ADD COLUMN auth TEXT NOT NULL DEFAULT '';
+CREATE INDEX calls_principal ON calls(principal_user, received_at);
+CREATE TABLE tokens (
+	id           TEXT    PRIMARY KEY,
+	hash         TEXT    NOT NULL UNIQUE,
+	user         TEXT    NOT NULL,
+	groups       TEXT    NOT NULL DEFAULT '',
+	created_at   INTEGER NOT NULL,
+	created_by   TEXT    NOT NULL DEFAULT '',
+	expires_at   INTEGER,
+	revoked_at   INTEGER,
+	revoked_by   TEXT    NOT NULL DEFAULT '',
+	last_used_at INTEGER
+);`,
 }
 
 // SchemaVersion is the schema version this build writes and understands
 // (len(migrations); a test keeps the two in step).
-const SchemaVersion = 6
+const SchemaVersion = 7

@@ -78,6 +78,34 @@ type Config struct {
 	// Sandbox configures the OS sandbox of the built-in tools and of the
 	// stdio servers that name a profile.
 	Sandbox Sandbox
+	// Metrics configures where /metrics is served and what it asks for.
+	Metrics Metrics
+}
+
+// Metrics configures the Prometheus endpoint. Agents' credentials never
+// open it: it takes its own token, or its own listener.
+type Metrics struct {
+	// Listen, when set, serves /metrics on this address alone, and not on
+	// the MCP listener.
+	Listen string
+	// AuthTokenEnv and AuthTokenFile name the bearer token /metrics
+	// requires (as http's auth_token_env/_file do); neither set: /metrics
+	// asks for none.
+	AuthTokenEnv  string
+	AuthTokenFile string
+}
+
+// OIDC configures OIDC access tokens as agent credentials.
+type OIDC struct {
+	// Issuer is the issuer URL (its discovery document names its keys).
+	Issuer string
+	// Audience must be among each token's "aud".
+	Audience string
+	// UserClaim is the claim naming the principal's user (default "sub";
+	// "email" is common).
+	UserClaim string
+	// GroupsClaim is the claim listing the principal's groups (default "groups").
+	GroupsClaim string
 }
 
 // Pos is a position in a config file. Line and Col are 1-based; 0 means unknown.
@@ -163,7 +191,18 @@ type HTTP struct {
 	AllowedOrigins []string
 	// MaxRequestBytes limits a request body.
 	MaxRequestBytes int64
+	// Tokens accepts per-user bearer tokens (`toolgate tokens create`).
+	Tokens bool
+	// OIDC, when set, accepts OIDC access tokens from its issuer.
+	OIDC *OIDC
+	// SharedUser is the principal's user of calls made with the shared
+	// token; "" means "shared".
+	SharedUser string
 }
+
+// PerUser reports whether agents authenticate as themselves (per-user
+// tokens or OIDC), as a team deployment has them do.
+func (h HTTP) PerUser() bool { return h.Tokens || h.OIDC != nil }
 
 // Rules selects the rule pack. An empty File means the embedded default.
 // The rule set's label lives in the rules file itself, so it is versioned
@@ -212,6 +251,10 @@ type Slack struct {
 	HTTPPath       string
 	Approvers      []string
 	ApproverGroups []string
+	// Users maps Slack user IDs to principal users, so that nobody approves
+	// a call made with their own credentials. With per-user credentials,
+	// a Slack approval by a user not listed here is refused.
+	Users map[string]string
 	// APIURL overrides Slack's Web API base URL, for tests and
 	// Slack-compatible proxies; an absolute http(s) URL ending in "/".
 	// Empty means Slack's own (https://slack.com/api/).
@@ -243,7 +286,7 @@ func Load(path string) (*Config, error) {
 	}
 	dir := filepath.Dir(path)
 	sl := &c.Review.Slack
-	for _, p := range []*string{&c.Rules.File, &c.Audit.Path,
+	for _, p := range []*string{&c.Rules.File, &c.Audit.Path, &c.Metrics.AuthTokenFile,
 		&c.HTTP.AuthTokenFile, &sl.BotTokenFile, &sl.AppTokenFile, &sl.SigningSecretFile} {
 		if *p != "" && !filepath.IsAbs(*p) && !strings.HasPrefix(*p, "@") {
 			*p = filepath.Join(dir, *p)

@@ -121,6 +121,7 @@ func Parse(name string, data []byte) (*Config, error) {
 				})
 			},
 			"review":  func(_, v *yaml.Node) { d.review(&cfg.Review, v) },
+			"metrics": func(_, v *yaml.Node) { d.metrics(&cfg.Metrics, v) },
 			"sandbox": func(_, v *yaml.Node) { d.sandbox(&cfg.Sandbox, v) },
 		})
 	}
@@ -540,6 +541,28 @@ func (d *decoder) http(h *HTTP, v *yaml.Node) {
 			}
 		},
 		"max_request_bytes": func(_, v *yaml.Node) { h.MaxRequestBytes = d.positiveInt(v) },
+		"tokens": func(_, v *yaml.Node) {
+			if b, ok := d.boolean(v); ok {
+				h.Tokens = b
+			}
+		},
+		"shared_user": func(_, v *yaml.Node) { h.SharedUser = d.str(v) },
+		"oidc": func(_, v *yaml.Node) {
+			o := &OIDC{}
+			d.fields(v, "http.oidc", map[string]func(k, v *yaml.Node){
+				"issuer":       func(_, v *yaml.Node) { o.Issuer = d.str(v) },
+				"audience":     func(_, v *yaml.Node) { o.Audience = d.str(v) },
+				"user_claim":   func(_, v *yaml.Node) { o.UserClaim = d.str(v) },
+				"groups_claim": func(_, v *yaml.Node) { o.GroupsClaim = d.str(v) },
+			})
+			if u, err := url.Parse(o.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				d.errAt(v, "http.oidc.issuer must be the issuer's URL, got %q", o.Issuer)
+			}
+			if o.Audience == "" {
+				d.errAt(v, "http.oidc.audience must be set (the audience toolgate's tokens are minted for)")
+			}
+			h.OIDC = o
+		},
 	}
 	check := d.secret(handlers, "http", "auth_token", &h.AuthTokenEnv, &h.AuthTokenFile)
 	d.fields(v, "http", handlers)
@@ -580,6 +603,15 @@ func checkOrigin(s string) error {
 		return fmt.Errorf("%q is not an origin: give only scheme://host[:port]", s)
 	}
 	return nil
+}
+
+func (d *decoder) metrics(m *Metrics, v *yaml.Node) {
+	handlers := map[string]func(k, v *yaml.Node){
+		"listen": func(_, v *yaml.Node) { m.Listen = d.str(v) },
+	}
+	check := d.secret(handlers, "metrics", "auth_token", &m.AuthTokenEnv, &m.AuthTokenFile)
+	d.fields(v, "metrics", handlers)
+	check()
 }
 
 func (d *decoder) review(r *Review, v *yaml.Node) {
@@ -636,6 +668,7 @@ func (d *decoder) slack(s *Slack, v *yaml.Node) {
 		},
 		"approvers":       func(_, v *yaml.Node) { s.Approvers = d.strList(v, "review.slack.approvers", false) },
 		"approver_groups": func(_, v *yaml.Node) { s.ApproverGroups = d.strList(v, "review.slack.approver_groups", false) },
+		"users":           func(_, v *yaml.Node) { s.Users = d.strMap(v, "review.slack.users", nil) },
 		"api_url": func(_, v *yaml.Node) {
 			s.APIURL = d.str(v)
 			if err := checkAPIURL(s.APIURL); err != nil {

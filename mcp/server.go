@@ -274,6 +274,7 @@ func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMet
 		SchemaHash:    t.SchemaHash,
 		ServerVersion: t.ServerVersion,
 		Sandbox:       t.Sandbox,
+		Principal:     principalFrom(ctx),
 		Time:          s.o.Now(),
 	}
 	var meta map[string]any

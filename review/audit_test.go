@@ -112,19 +112,23 @@ func (f *countingForwarder) Forward(ctx context.Context, c tools.Call) (*mcp.Cal
 	return mcp.NewToolResultText("deleted"), nil
 }
 
-// gateHarness wires gate + audit + review + fake Slack (Socket Mode).
-func gateHarness(t *testing.T) (*gate.Gate, *audit.Store, *slackfake.Server, *countingForwarder) {
+// gateHarness wires gate + audit + review + fake Slack (Socket Mode); mods
+// adjust the Slack options.
+func gateHarness(t *testing.T, mods ...func(*review.SlackOptions)) (*gate.Gate, *audit.Store, *slackfake.Server, *countingForwarder) {
 	t.Helper()
 	st := openAudit(t, filepath.Join(t.TempDir(), "audit.db"))
 	fs := slackfake.New(t)
 	hc := &http.Client{Transport: &http.Transport{}}
 	t.Cleanup(hc.CloseIdleConnections)
+	so := &review.SlackOptions{
+		BotToken: slackfake.BotToken, AppToken: slackfake.AppToken, Channel: "#approvals",
+		Approvers: []string{testApprover}, APIURL: fs.APIURL(), HTTPClient: hc,
+	}
+	for _, m := range mods {
+		m(so)
+	}
 	svc, err := review.New(review.Options{
-		Store: st, Timeout: 10 * time.Second, PollInterval: 20 * time.Millisecond,
-		Slack: &review.SlackOptions{
-			BotToken: slackfake.BotToken, AppToken: slackfake.AppToken, Channel: "#approvals",
-			Approvers: []string{testApprover}, APIURL: fs.APIURL(), HTTPClient: hc,
-		},
+		Store: st, Timeout: 10 * time.Second, PollInterval: 20 * time.Millisecond, Slack: so,
 	})
 	if err != nil {
 		t.Fatal(err)

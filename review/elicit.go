@@ -29,7 +29,8 @@ func (s *Service) elicit(ctx context.Context, c tools.Call, d rules.Decision, ex
 		}
 		return fmt.Errorf("elicitation request: %w", err)
 	}
-	v := Verdict{Channel: ChannelElicitation, Reviewer: "elicitation:" + orUnknown(c.Client.Name)}
+	// Whoever answers in the agent's client is the agent's own user.
+	v := Verdict{Channel: ChannelElicitation, Reviewer: "elicitation:" + orUnknown(c.Client.Name), ReviewerUser: c.Principal.User}
 	switch res.Action {
 	case mcpgo.ElicitationResponseActionAccept:
 		content, _ := res.Content.(map[string]any)
@@ -71,6 +72,9 @@ func (s *Service) elicitMessage(c tools.Call, d rules.Decision, expires time.Tim
 	r := s.o.Redactor
 	var b strings.Builder
 	fmt.Fprintf(&b, "toolgate: the agent wants to run %s (%s on server %s).", c.Name, c.Tool, c.Server)
+	if p := c.Principal.String(); p != "" {
+		fmt.Fprintf(&b, "\nRequested by %s.", p)
+	}
 	if d.Rule != "" {
 		fmt.Fprintf(&b, "\nRule %q asks for a human review", d.Rule)
 		if d.Reason != "" {

@@ -71,6 +71,11 @@ type SlackOptions struct {
 	// needs the usergroups:read scope. At least one approver or group is
 	// required: toolgate never lets just anyone in the channel approve.
 	ApproverGroups []string
+	// Users maps Slack user IDs to principal users (tools.Principal.User):
+	// who each approver is when they call tools themselves. An approval
+	// of a call made with personal credentials, by a Slack user not
+	// mapped here or mapped to the caller, is refused.
+	Users map[string]string
 	// APIURL overrides Slack's API base URL (tests); it must end in "/".
 	APIURL string
 	// HTTPClient is used for API calls; nil means http.DefaultClient.

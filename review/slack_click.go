@@ -22,6 +22,9 @@ const (
 	// RefusedPolicy: the review's rule wants another approver, or answers
 	// from another channel.
 	RefusedPolicy = "policy"
+	// RefusedSelfApproval: the approver made the call (or is not mapped
+	// to a principal, see SlackOptions.Users).
+	RefusedSelfApproval = "self_approval"
 )
 
 // handleInteraction acts on a click or a submitted Deny form. It never
@@ -98,9 +101,15 @@ func (sc *slackChannel) handleClick(ctx context.Context, cb slack.InteractionCal
 // approval for a session issues its grant.
 func (sc *slackChannel) record(ctx context.Context, cb slack.InteractionCallback, id string, v Verdict, session time.Duration, action string) bool {
 	user := v.Reviewer
+	v.ReviewerUser = sc.o.Users[user]
 	log := sc.log().With("call_id", id, "slack_user", user, "action", action)
 	ok, err := sc.s.submit(ctx, id, v)
 	switch {
+	case errors.Is(err, ErrSelfApproval):
+		// The store chained the refusal with the call.
+		log.Warn("review click refused: "+err.Error(), "why", RefusedSelfApproval)
+		sc.ephemeral(ctx, cb, "Your approval was not counted: "+err.Error()+". The review is still waiting.")
+		return false
 	case errors.Is(err, ErrMoreApprovals):
 		log.Info("slack approval counted; more approvers needed", "err", err)
 		sc.ephemeral(ctx, cb, "Your approval counts ("+err.Error()+"). The review waits for another approver.")

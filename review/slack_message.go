@@ -100,6 +100,9 @@ func (sc *slackChannel) reviewBlocks(c tools.Call, d rules.Decision, expires tim
 		mrkdwn("*Model:*\n" + orDash(truncate(txt(peer(c.Model)), 200))),
 		mrkdwn("*Session:*\n" + sessionText(c.SessionID)),
 	}
+	if p := c.Principal.String(); p != "" {
+		fields = append(fields, mrkdwn("*Requested by:*\n"+truncate(txt(p), 500)))
+	}
 	if sc.o.Requester != "" {
 		fields = append(fields, mrkdwn("*Requester:*\n"+truncate(txt(sc.o.Requester), 500)))
 	}

@@ -30,6 +30,10 @@ var (
 	ErrSameApprover = errors.New("approval not counted")
 	// ErrMoreApprovals: the approval was counted; more approvers are needed.
 	ErrMoreApprovals = errors.New("approval counted")
+	// ErrSelfApproval: the approver made the call under review (or cannot
+	// be told apart from who did); the refusal is recorded, and the
+	// review waits for someone else.
+	ErrSelfApproval = errors.New("self-approval refused")
 )
 
 // Store is where reviews live durably. The audit package's *audit.Store

@@ -14,6 +14,12 @@ type Verdict struct {
 	Reason string `json:"reason,omitempty"`
 	// DecidedAt is when the answer was given.
 	DecidedAt time.Time `json:"decided_at"`
+	// ReviewerUser is the reviewer as a principal user (Principal.User),
+	// "" when the channel cannot tell: the OS account on the CLI, the
+	// mapped user of a Slack user (SlackOptions.Users), the call's own
+	// principal for elicitation (the agent's user answers). The store
+	// refuses an approval of a call whose principal is the reviewer's.
+	ReviewerUser string `json:"-"`
 }
 
 // sandboxText says where an approved call runs, for reviewers: the sandbox

@@ -22,6 +22,8 @@ type activation struct {
 	ann  ref.Val
 	conf ref.Val
 	now  ref.Val
+	// groups is principal.groups, converted on first use.
+	groups ref.Val
 	// strs caches the string variables, by strVar.
 	strs [numStrVars]ref.Val
 	// argVals caches lookups of args by key for the fast paths (see
@@ -46,6 +48,8 @@ const (
 	strModelName
 	strModelVersion
 	strSessionID
+	strPrincipalUser
+	strPrincipalAuth
 	numStrVars
 )
 
@@ -144,6 +148,15 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return a.conf, true
 	case VarSessionID:
 		return a.str(strSessionID, c.SessionID), true
+	case VarPrincipalUser:
+		return a.str(strPrincipalUser, c.Principal.User), true
+	case VarPrincipalAuth:
+		return a.str(strPrincipalAuth, c.Principal.Auth), true
+	case VarPrincipalGroups:
+		if a.groups == nil {
+			a.groups = types.NewStringList(types.DefaultTypeAdapter, c.Principal.Groups)
+		}
+		return a.groups, true
 	case VarNow:
 		if c.Time.IsZero() {
 			return nil, false // unbound: a rule using now fails closed

@@ -63,6 +63,12 @@ type CallSpec struct {
 	Model      PeerSpec `yaml:"model"`
 	Confidence *float64 `yaml:"confidence"`
 	Session    string   `yaml:"session"`
+	// Principal is who makes the call: {user, groups, auth}.
+	Principal struct {
+		User   string   `yaml:"user"`
+		Groups []string `yaml:"groups"`
+		Auth   string   `yaml:"auth"`
+	} `yaml:"principal"`
 	// Time is RFC 3339; empty leaves `now` unset (rules that use it then fail closed).
 	Time string `yaml:"time"`
 }
@@ -85,6 +91,8 @@ func (cs CallSpec) ToCall() (tools.Call, error) {
 		Model:      tools.Peer{Name: cs.Model.Name, Version: cs.Model.Version},
 		Confidence: cs.Confidence,
 		SessionID:  cs.Session,
+		Principal: tools.Principal{User: cs.Principal.User, Groups: tools.NormalGroups(cs.Principal.Groups),
+			Auth: cs.Principal.Auth},
 	}
 	if c.Name == "" {
 		c.Name = c.Tool

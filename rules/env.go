@@ -44,6 +44,14 @@ const (
 	VarSessionID = "session.id"
 	// VarNow is when toolgate received the call (timestamp).
 	VarNow = "now"
+	// VarPrincipalUser is who made the call, as authenticated: the token's
+	// user or the OIDC user claim; "" without per-user credentials (string).
+	VarPrincipalUser = "principal.user"
+	// VarPrincipalGroups are the caller's groups, sorted (list(string)).
+	VarPrincipalGroups = "principal.groups"
+	// VarPrincipalAuth is how the caller was authenticated: "" (none),
+	// "shared-token", "token" or "oidc" (string).
+	VarPrincipalAuth = "principal.auth"
 )
 
 // Custom function names available to rules, beyond standard CEL, the
@@ -107,6 +115,9 @@ func newEnv(fn *funcs) (*cel.Env, error) {
 		cel.Variable(VarConfidence, cel.OptionalType(cel.DoubleType)),
 		cel.Variable(VarSessionID, cel.StringType),
 		cel.Variable(VarNow, cel.TimestampType),
+		cel.Variable(VarPrincipalUser, cel.StringType),
+		cel.Variable(VarPrincipalGroups, strList),
+		cel.Variable(VarPrincipalAuth, cel.StringType),
 
 		cel.OptionalTypes(),
 		cel.ExtendedValidations(),

@@ -56,6 +56,8 @@ type Call struct {
 	// SessionID identifies the agent's MCP session ("stdio-" and 12 hex
 	// digits on stdio, one per agent process).
 	SessionID string `json:"session_id,omitempty"`
+	// Principal is who made the call, as the edge authenticated them.
+	Principal Principal `json:"principal,omitzero"`
 	// Time is when toolgate received the call; rules see it as `now`.
 	Time time.Time `json:"time"`
 	// Meta is the request's _meta to pass upstream (progressToken and

@@ -31,7 +31,7 @@ const auditUsage = `usage:
 
 FILTERS: --since T --until T (RFC 3339 time, a date 2006-01-02, or a duration
 ago such as 90m or 7d) --tool --server --action allow|deny|review --client
---model --session --rule (exact names; --rule "" is not a filter).
+--model --session --rule --user (exact names; --rule "" is not a filter).
 
 Every command takes --db PATH (default $TOOLGATE_AUDIT_DB, else
 $XDG_STATE_HOME/toolgate/audit.db, else ~/.local/state/toolgate/audit.db);
@@ -169,6 +169,7 @@ func (c *auditCmd) filterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.filter.Model, "model", "", "only this model `name`")
 	fs.StringVar(&c.filter.Session, "session", "", "only this session `id`")
 	fs.StringVar(&c.filter.Rule, "rule", "", "only calls decided by this rule `name`")
+	fs.StringVar(&c.filter.User, "user", "", "only calls made by this principal `user`")
 }
 
 func (c *auditCmd) parseFilter() error {
@@ -248,7 +249,7 @@ func (c *auditCmd) list(ctx context.Context) error {
 	return nil
 }
 
-const listHeader = "TIME\tID\tSTATUS\tACTION\tRULE\tTOOL\tCLIENT\tMODEL\tREVIEWER"
+const listHeader = "TIME\tID\tSTATUS\tACTION\tRULE\tTOOL\tUSER\tCLIENT\tMODEL\tREVIEWER"
 
 func listRow(r *audit.Record) string {
 	reviewer := "-"
@@ -264,7 +265,7 @@ func listRow(r *audit.Record) string {
 	}
 	return strings.Join([]string{
 		r.ReceivedAt.Local().Format("2006-01-02 15:04:05"), r.ID, r.Status, action, dash(r.Rule),
-		r.Server + "/" + r.Tool, dash(r.Client.Name), dash(r.Model.Name), reviewer,
+		r.Server + "/" + r.Tool, dash(r.Principal.User), dash(r.Client.Name), dash(r.Model.Name), reviewer,
 	}, "\t")
 }
 
@@ -314,6 +315,7 @@ func (c *auditCmd) showOne(ctx context.Context, id string) error {
 	row("client", peer(r.Client.Name, r.Client.Version))
 	row("model", peer(r.Model.Name, r.Model.Version))
 	row("session", r.Session)
+	row("principal", r.Principal.String())
 	if r.Confidence != nil {
 		row("confidence", fmt.Sprint(*r.Confidence))
 	} else {

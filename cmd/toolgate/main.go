@@ -65,6 +65,7 @@ Commands:
   audit     inspect, export, verify and replay the audit log
   review    list and answer pending reviews from a terminal
   grants    list and revoke the approvals bound to calls
+  tokens    create, list and revoke per-user bearer tokens
   version   print toolgate's version
 
 Run 'toolgate COMMAND -h' for a command's flags.`
@@ -88,6 +89,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runReview(ctx, args[1:], env, stdout, stderr)
 	case "grants":
 		return runGrants(ctx, args[1:], env, stdout, stderr)
+	case "tokens":
+		return runTokens(ctx, args[1:], env, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "toolgate", version)
 		return nil

@@ -83,11 +83,16 @@ func runReview(ctx context.Context, args []string, env environ, stdout, stderr i
 		if len(pos) != 1 {
 			return fmt.Errorf("%w: review %s needs exactly one review ID (see `toolgate review list`)", errUsage, sub)
 		}
+		account := reviewAccount(os.Getuid())
 		v := review.Verdict{
 			Approved:  sub == "approve",
-			Reviewer:  "cli:" + reviewAccount(os.Getuid()),
+			Reviewer:  "cli:" + account,
 			Channel:   review.ChannelCLI,
 			DecidedAt: time.Now(),
+			// The OS account is the reviewer's principal user: a token
+			// made for alice does not let the account alice approve
+			// alice's calls.
+			ReviewerUser: account,
 		}
 		if reason != nil {
 			v.Reason = strings.TrimSpace(*reason)
@@ -161,12 +166,12 @@ func printPendingReviews(w io.Writer, ps []review.Pending, asJSON bool, now time
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tWAITING\tTOOL\tRULE\tCLIENT\tARGS")
+	fmt.Fprintln(tw, "ID\tWAITING\tTOOL\tRULE\tREQUESTED BY\tCLIENT\tARGS")
 	for _, p := range ps {
 		args, _ := json.Marshal(r.Value(p.Call.Args))
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Call.ID,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Call.ID,
 			now.Sub(p.RequestedAt).Round(time.Second), p.Call.Name, reviewOrDash(p.Decision.Rule),
-			reviewOrDash(p.Call.Client.Name), reviewOneLine(string(args), 80))
+			reviewOrDash(p.Call.Principal.User), reviewOrDash(p.Call.Client.Name), reviewOneLine(string(args), 80))
 	}
 	return tw.Flush()
 }

@@ -167,10 +167,23 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 			return fmt.Errorf("serve: http.auth_token_file: %w", err)
 		}
 	}
-	h := srv.HTTPHandler(mcp.HTTPOptions{
-		AuthToken: token, AllowedOrigins: cfg.HTTP.AllowedOrigins, MaxRequestBytes: cfg.HTTP.MaxRequestBytes,
-	})
-	return serveHTTP(ctx, *httpAddr, h, pol.routes, token != "", logger)
+	chain, err := buildAuth(ctx, cfg.HTTP, token, pol.store)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	hopts := mcp.HTTPOptions{AllowedOrigins: cfg.HTTP.AllowedOrigins, MaxRequestBytes: cfg.HTTP.MaxRequestBytes}
+	if !chain.Empty() {
+		hopts.Auth = chain
+	}
+	mp, err := planMetrics(cfg.Metrics, cfg.HTTP.PerUser(), env, pol.metrics.Handler(), logger)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if mp.handler != nil && mp.listen == "" {
+		pol.routes[pathMetrics] = mp.handler
+	}
+	h := srv.HTTPHandler(hopts)
+	return serveHTTP(ctx, *httpAddr, h, pol.routes, mp, !chain.Empty(), logger)
 }
 
 // GC settings for serve, unless GOGC or GOMEMLIMIT say otherwise. toolgate's
@@ -196,9 +209,10 @@ func tuneGC(env environ) {
 }
 
 // serveHTTP serves h (/mcp, /healthz) plus the policy's extra routes, which
-// authenticate themselves (Slack signs its requests) and so bypass the MCP
-// bearer/Origin guard, until ctx ends.
-func serveHTTP(ctx context.Context, addr string, h *mcp.HTTPHandler, routes map[string]http.Handler, authed bool, logger *slog.Logger) error {
+// authenticate themselves (Slack signs its requests, /metrics takes its own
+// token) and so bypass the MCP bearer/Origin guard, until ctx ends. With
+// mp.listen, /metrics has a listener of its own.
+func serveHTTP(ctx context.Context, addr string, h *mcp.HTTPHandler, routes map[string]http.Handler, mp metricsPlan, authed bool, logger *slog.Logger) error {
 	var handler http.Handler = h
 	if len(routes) > 0 {
 		mux := http.NewServeMux()
@@ -221,8 +235,21 @@ func serveHTTP(ctx context.Context, addr string, h *mcp.HTTPHandler, routes map[
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	logger.Info("listening", "url", "http://"+ln.Addr().String()+mcp.PathMCP, "auth", authed)
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
+	if mp.listen != "" && mp.handler != nil {
+		mln, err := net.Listen("tcp", mp.listen)
+		if err != nil {
+			_ = hs.Close()
+			return fmt.Errorf("serve: metrics.listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle(pathMetrics, mp.handler)
+		ms := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: hs.ErrorLog}
+		logger.Info("metrics listening", "url", "http://"+mln.Addr().String()+pathMetrics)
+		go func() { errc <- ms.Serve(mln) }()
+		defer ms.Close()
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

@@ -36,10 +36,10 @@ type policy struct {
 	metrics *metrics.Metrics
 	// store is the audit log, for toolgate's own review_status tool.
 	store *audit.Store
-	// routes are extra HTTP handlers for the HTTP listener (/metrics, the
-	// Slack interactivity endpoint), by path. They are served outside the
-	// MCP bearer-token guard: Slack signs its own requests, and /metrics
-	// carries counts, never arguments.
+	// routes are extra HTTP handlers for the HTTP listener (the Slack
+	// interactivity endpoint), by path. They are served outside the MCP
+	// bearer-token guard: Slack signs its own requests. (/metrics is
+	// served as planMetrics says.)
 	routes map[string]http.Handler
 	// close stops the background work and releases what buildPolicy opened.
 	close func() error
@@ -139,7 +139,7 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, dbPath st
 		store:    st,
 		Observer: m,
 		metrics:  m,
-		routes:   map[string]http.Handler{pathMetrics: m.Handler()},
+		routes:   map[string]http.Handler{},
 		close: func() error {
 			stop()
 			wg.Wait()
@@ -195,6 +195,7 @@ func slackOptions(rc config.Review, env environ) (*review.SlackOptions, error) {
 		Channel:        sc.Channel,
 		Approvers:      sc.Approvers,
 		ApproverGroups: sc.ApproverGroups,
+		Users:          sc.Users,
 		APIURL:         sc.APIURL,
 	}
 	return o, errors.Join(errs...)

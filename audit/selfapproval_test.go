@@ -1,0 +1,85 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/toolgate/toolgate/review"
+	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/tools"
+)
+
+func TestSelfApprovalRefused(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, "", Options{})
+	alice := tools.Principal{User: "alice", Auth: tools.AuthToken}
+	begin := func(id string, p tools.Principal) {
+		t.Helper()
+		c := testCall(id, 1)
+		c.Principal = p
+		if err := s.Begin(ctx, c, testDecision(rules.Review)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clicks := func() int {
+		t.Helper()
+		var n int
+		if err := rawDB(t, s.Path()).QueryRow(`SELECT count(*) FROM events WHERE kind = 'click'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	begin("01A", alice)
+	cases := []struct {
+		name string
+		v    review.Verdict
+		want string // in the error; "" for none
+	}{
+		{"the caller on the CLI", review.Verdict{Approved: true, Reviewer: "cli:alice", ReviewerUser: "alice", Channel: review.ChannelCLI}, "alice made this call"},
+		{"the caller via elicitation", review.Verdict{Approved: true, Reviewer: "elicitation:x", ReviewerUser: "alice", Channel: review.ChannelElicitation}, "alice made this call"},
+		{"the caller, in other case", review.Verdict{Approved: true, Reviewer: "U7", ReviewerUser: "ALICE", Channel: review.ChannelSlack}, "alice made this call"},
+		{"an unmapped slack user", review.Verdict{Approved: true, Reviewer: "U999", Channel: review.ChannelSlack}, "cannot tell whether U999 is alice"},
+	}
+	for i, tc := range cases {
+		ok, err := s.SubmitVerdict(ctx, "01A", tc.v)
+		if ok || !errors.Is(err, review.ErrSelfApproval) || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("%s: ok %v err %v", tc.name, ok, err)
+		}
+		if n := clicks(); n != i+1 {
+			t.Fatalf("%s: %d refusals chained, want %d", tc.name, n, i+1)
+		}
+	}
+	if _, decided, _ := s.ReviewVerdict(ctx, "01A"); decided {
+		t.Fatal("a refused self-approval ended the review")
+	}
+	// Another principal's approval counts.
+	if ok, err := s.SubmitVerdict(ctx, "01A", review.Verdict{Approved: true, Reviewer: "U1", ReviewerUser: "bob", Channel: review.ChannelSlack}); !ok || err != nil {
+		t.Fatalf("bob's approval: %v %v", ok, err)
+	}
+
+	// The caller may deny their own call.
+	begin("01B", alice)
+	if ok, err := s.SubmitVerdict(ctx, "01B", review.Verdict{Reviewer: "cli:alice", ReviewerUser: "alice", Channel: review.ChannelCLI}); !ok || err != nil {
+		t.Fatalf("self-denial: %v %v", ok, err)
+	}
+	// A shared token names no person: no one can be told from the caller.
+	begin("01C", tools.Principal{User: "shared", Auth: tools.AuthShared})
+	if ok, err := s.SubmitVerdict(ctx, "01C", review.Verdict{Approved: true, Reviewer: "cli:shared", ReviewerUser: "shared", Channel: review.ChannelCLI}); !ok || err != nil {
+		t.Fatalf("shared-token call: %v %v", ok, err)
+	}
+	// Resolve refuses a self-approval it is handed directly.
+	begin("01D", alice)
+	err := s.Resolve(ctx, "01D", review.Verdict{Approved: true, Reviewer: "elicitation:x", ReviewerUser: "alice", Channel: review.ChannelElicitation})
+	if !errors.Is(err, review.ErrSelfApproval) {
+		t.Fatalf("Resolve: %v", err)
+	}
+	if r, _ := s.Get(ctx, "01D"); r.Status != StatusRefused || r.Review == nil || r.Review.Approved {
+		t.Fatalf("01D after a refused self-approval: %+v", r)
+	}
+	if rep, err := s.Verify(ctx); err != nil || !rep.OK() {
+		t.Fatalf("Verify: %+v %v", rep, err)
+	}
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"crypto/subtle"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/toolgate/toolgate/audit"
+	"github.com/toolgate/toolgate/auth"
+	"github.com/toolgate/toolgate/config"
+	"github.com/toolgate/toolgate/mcp"
+)
+
+// buildAuth returns what /mcp accepts: the shared token (when one is set),
+// per-user tokens from st (http.tokens), OIDC access tokens (http.oidc).
+// An empty chain means /mcp asks for no credential.
+func buildAuth(ctx context.Context, h config.HTTP, shared string, st *audit.Store) (auth.Chain, error) {
+	var c auth.Chain
+	if shared != "" {
+		c.Shared = mcp.SharedToken{Token: shared, User: h.SharedUser}
+	}
+	if h.Tokens {
+		c.Tokens, c.TokenPrefix = st.TokenAuth(), audit.TokenPrefix
+	}
+	if o := h.OIDC; o != nil {
+		v, err := auth.NewOIDC(ctx, auth.OIDCOptions{Issuer: o.Issuer, Audience: o.Audience, UserClaim: o.UserClaim, GroupsClaim: o.GroupsClaim})
+		if err != nil {
+			return c, fmt.Errorf("http.oidc: %w", err)
+		}
+		c.OIDC = v
+	}
+	return c, nil
+}
+
+// metricsPlan says where /metrics is served and what it asks for.
+type metricsPlan struct {
+	// handler is /metrics, behind its own token when one is configured;
+	// nil: not served.
+	handler http.Handler
+	// listen is its own listener's address; "" means the MCP listener.
+	listen string
+}
+
+// planMetrics decides how /metrics is served. Agents' credentials never
+// open it: it takes its own token (metrics.auth_token_*), or its own
+// listener (metrics.listen). A team deployment (per-user credentials)
+// with neither gets no /metrics on the MCP listener, since every agent can
+// reach that listener; a one-person setup keeps it there, open, as before.
+func planMetrics(mc config.Metrics, perUser bool, env environ, m http.Handler, logger *slog.Logger) (metricsPlan, error) {
+	token := ""
+	if mc.AuthTokenFile != "" || mc.AuthTokenEnv != "" {
+		var err error
+		if token, err = secret(env, mc.AuthTokenEnv, mc.AuthTokenFile); err != nil {
+			return metricsPlan{}, fmt.Errorf("metrics.auth_token_file: %w", err)
+		}
+		if token == "" {
+			return metricsPlan{}, fmt.Errorf("metrics: %s is empty or not set", secretSource(mc.AuthTokenEnv, mc.AuthTokenFile))
+		}
+	}
+	if mc.Listen == "" && token == "" && perUser {
+		logger.Warn("/metrics is not served: with per-user credentials it needs metrics.auth_token_env/_file or metrics.listen")
+		return metricsPlan{}, nil
+	}
+	h := m
+	if token != "" {
+		h = metricsGuard(token, m)
+	}
+	return metricsPlan{handler: h, listen: mc.Listen}, nil
+}
+
+// metricsGuard requires the metrics token (constant-time compare); any
+// other credential, an agent's included, gets 401.
+func metricsGuard(token string, next http.Handler) http.Handler {
+	want := []byte("bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := r.Header.Get("Authorization")
+		if len(got) > 7 {
+			got = strings.ToLower(got[:7]) + got[7:]
+		}
+		if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="toolgate-metrics"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,113 @@
+package mcp
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/toolgate/toolgate/tools"
+)
+
+// users authenticates a fixed set of credentials.
+type users map[string]tools.Principal
+
+func (u users) Authenticate(_ context.Context, cred string) (tools.Principal, error) {
+	if p, ok := u[cred]; ok {
+		return p, nil
+	}
+	return tools.Principal{}, errors.New("unknown")
+}
+
+func rawPost(t *testing.T, url, token, session, body string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if session != "" {
+		req.Header.Set("Mcp-Session-Id", session)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+func TestPrincipalAndSessionBinding(t *testing.T) {
+	alice := tools.Principal{User: "alice", Groups: []string{"oncall"}, Auth: tools.AuthToken}
+	bob := tools.Principal{User: "bob", Auth: tools.AuthOIDC}
+	f := newFixture(t, HTTPOptions{Auth: users{"tok-a": alice, "tok-b": bob, "tok-a2": alice}})
+
+	ca, _ := f.client(t, map[string]string{"Authorization": "Bearer tok-a"})
+	call(t, ca, "up__echo", map[string]any{"text": "x"}, nil)
+	if p := f.gate.last().Principal; p.User != "alice" || p.Auth != tools.AuthToken || len(p.Groups) != 1 {
+		t.Fatalf("alice's call carries %+v", p)
+	}
+	cb, _ := f.client(t, map[string]string{"Authorization": "Bearer tok-b"})
+	call(t, cb, "up__echo", map[string]any{"text": "x"}, nil)
+	if p := f.gate.last().Principal; p.User != "bob" || p.Auth != tools.AuthOIDC {
+		t.Fatalf("bob's call carries %+v", p)
+	}
+
+	const init = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}`
+	const list = `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`
+	resp := rawPost(t, f.url+PathMCP, "tok-a", "", init)
+	sid := resp.Header.Get("Mcp-Session-Id")
+	if resp.StatusCode != http.StatusOK || sid == "" {
+		t.Fatalf("initialize: %d %q", resp.StatusCode, sid)
+	}
+	for _, tc := range []struct {
+		name, token, session string
+		want                 int
+	}{
+		{"no credential", "", sid, http.StatusUnauthorized},
+		{"unknown credential", "tok-x", sid, http.StatusUnauthorized},
+		{"another principal", "tok-b", sid, http.StatusForbidden},
+		{"the same principal, another token", "tok-a2", sid, http.StatusOK},
+		{"the owner", "tok-a", sid, http.StatusOK},
+		{"a session never handed out", "tok-a", "mcp-session-nope", http.StatusNotFound},
+	} {
+		if got := rawPost(t, f.url+PathMCP, tc.token, tc.session, list).StatusCode; got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	// Bob cannot end alice's session either; once she ends it, it is gone.
+	del := func(token string) int {
+		req, _ := http.NewRequest(http.MethodDelete, f.url+PathMCP, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Mcp-Session-Id", sid)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := del("tok-b"); got != http.StatusForbidden {
+		t.Errorf("bob's DELETE of alice's session: %d", got)
+	}
+	if got := del("tok-a"); got != http.StatusOK {
+		t.Errorf("alice's DELETE: %d", got)
+	}
+	if got := rawPost(t, f.url+PathMCP, "tok-a", sid, list).StatusCode; got != http.StatusNotFound {
+		t.Errorf("after DELETE: %d, want 404", got)
+	}
+}
+
+func TestSharedTokenPrincipal(t *testing.T) {
+	f := newFixture(t, HTTPOptions{AuthToken: "s3cret"})
+	c, _ := f.client(t, map[string]string{"Authorization": "Bearer s3cret"})
+	call(t, c, "up__echo", map[string]any{"text": "x"}, nil)
+	if p := f.gate.last().Principal; p.User != SharedUser || p.Auth != tools.AuthShared || p.Personal() {
+		t.Fatalf("shared-token call carries %+v", p)
+	}
+	if _, err := (SharedToken{Token: "s3cret", User: "me"}).Authenticate(context.Background(), "s3cret "); err == nil {
+		t.Error("a credential with a trailing space was accepted")
+	}
+}
