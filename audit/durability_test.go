@@ -389,3 +389,43 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// Verify reads the chain and the rows from one snapshot: calls committed
+// while it runs are never reported as events without rows or rows without
+// events.
+func TestVerifyWhileWriting(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.db")
+	s := openTest(t, path, Options{})
+	ctx := context.Background()
+	done := make(chan error, 1)
+	go func() {
+		for i := range 300 {
+			id := fmt.Sprintf("01W%06d", i)
+			if err := s.Begin(ctx, testCall(id, i), testDecision(rules.Allow)); err != nil {
+				done <- err
+				return
+			}
+			if err := s.Finish(ctx, id, Outcome{Status: StatusOK}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for verifies := 0; ; verifies++ {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if verifies == 0 {
+				t.Fatal("no Verify overlapped the writes")
+			}
+			return
+		default:
+		}
+		if rep, err := s.Verify(ctx); err != nil || !rep.OK() {
+			t.Fatalf("Verify during writes: %v %v", err, rep.First())
+		}
+	}
+}

@@ -350,6 +350,9 @@ func dsn(path string, o Options, read bool) string {
 	q.Set("_synchronous", string(o.Synchronous))
 	q.Set("_txlock", "immediate")
 	if read {
+		// A reader's transaction only pins a snapshot (see Verify); it
+		// never takes the write lock.
+		q.Set("_txlock", "deferred")
 		q.Set("_query_only", "true")
 	}
 	if o.ReadOnly {

@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -78,17 +79,25 @@ func (r *VerifyReport) add(p Problem) {
 // could not read the DB; a tampered log is reported in the VerifyReport.
 func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 	var rep VerifyReport
-	if err := s.verifyChain(ctx, &rep); err != nil {
+	// One read transaction: the chain and the rows are checked against
+	// the same snapshot, so a call committed between the two reads is not
+	// reported as a mismatch.
+	tx, err := s.rdb.BeginTx(ctx, nil)
+	if err != nil {
+		return rep, fmt.Errorf("audit: verify: %w", err)
+	}
+	defer tx.Rollback()
+	if err := verifyChain(ctx, tx, &rep); err != nil {
 		return rep, err
 	}
-	if err := s.verifyRows(ctx, &rep); err != nil {
+	if err := verifyRows(ctx, tx, &rep); err != nil {
 		return rep, err
 	}
 	return rep, nil
 }
 
-func (s *Store) verifyChain(ctx context.Context, rep *VerifyReport) error {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT seq, call_id, body, prev_hash, hash FROM events ORDER BY seq`)
+func verifyChain(ctx context.Context, tx *sql.Tx, rep *VerifyReport) error {
+	rows, err := tx.QueryContext(ctx, `SELECT seq, call_id, body, prev_hash, hash FROM events ORDER BY seq`)
 	if err != nil {
 		return fmt.Errorf("audit: verify: %w", err)
 	}
@@ -124,13 +133,13 @@ type evRow struct {
 	kind, body string
 }
 
-func (s *Store) verifyRows(ctx context.Context, rep *VerifyReport) error {
-	calls, err := s.rdb.QueryContext(ctx, `SELECT `+recordCols+` FROM calls ORDER BY id`)
+func verifyRows(ctx context.Context, tx *sql.Tx, rep *VerifyReport) error {
+	calls, err := tx.QueryContext(ctx, `SELECT `+recordCols+` FROM calls ORDER BY id`)
 	if err != nil {
 		return fmt.Errorf("audit: verify: %w", err)
 	}
 	defer calls.Close()
-	evs, err := s.rdb.QueryContext(ctx, `SELECT seq, call_id, kind, body FROM events ORDER BY call_id, seq`)
+	evs, err := tx.QueryContext(ctx, `SELECT seq, call_id, kind, body FROM events ORDER BY call_id, seq`)
 	if err != nil {
 		return fmt.Errorf("audit: verify: %w", err)
 	}
