@@ -26,7 +26,7 @@ servers:
     type: sse
     url: http://localhost:9000/sse
     disabled: true
-naming: {separator: "."}
+naming: {separator: "-"}
 workspace: {root: /work, command_timeout: 10s}
 model: {name: claude, version: "4"}
 http: {auth_token_env: MY_TOKEN, allowed_origins: ["http://localhost:3000"], max_request_bytes: 1024}
@@ -58,7 +58,7 @@ review:
 		t.Error("workspace enabled by default although servers are configured")
 	}
 	checks := map[string][2]any{
-		"separator":   {cfg.Naming.Separator, "."},
+		"separator":   {cfg.Naming.Separator, "-"},
 		"root":        {cfg.Workspace.Root, "/work"},
 		"cmd timeout": {cfg.Workspace.CommandTimeout, 10 * time.Second},
 		"model":       {cfg.Model, Model{"claude", "4"}},
@@ -153,8 +153,10 @@ func TestParseErrors(t *testing.T) {
 		{"env not a map", "servers:\n  a: {command: x, env: [A]}\n", []string{`c.yaml:2:24: server "a" env must be a mapping, got a list`}},
 		{"servers and mcpServers", "servers: {}\nmcpServers: {}\n", []string{`c.yaml:2:1: "mcpServers" given but servers were already defined at line 1`}},
 		{"duplicate server", "servers:\n  a: {command: x}\n  a: {command: y}\n", []string{`c.yaml:3:3: duplicate server "a" (first at line 2)`}},
-		{"duplicate key", "naming: {separator: _, separator: .}\n", []string{`c.yaml:1:24: naming: duplicate key "separator" (first at line 1)`}},
+		{"duplicate key", "naming: {separator: _, separator: -}\n", []string{`c.yaml:1:24: naming: duplicate key "separator" (first at line 1)`}},
 		{"bad separator", "naming: {separator: ' '}\n", []string{`c.yaml:1:21: naming.separator must be`}},
+		{"separator Claude refuses", "naming: {separator: .}\n", []string{`c.yaml:1:21: naming.separator must be one or more of A-Z a-z 0-9 _ -`}},
+		{"prefix not a boolean", "naming: {prefix: no-thanks}\nservers: {a: {command: x, prefix: 3}}\n", []string{`c.yaml:1:18:`, `c.yaml:2:35:`}},
 		{"bad origin", "http: {allowed_origins: [\"http://x/path\", localhost]}\n",
 			[]string{`c.yaml:1:26: http.allowed_origins: "http://x/path" is not an origin`, `c.yaml:1:43: http.allowed_origins: "localhost" is not an origin`}},
 		{"bad max bytes", "http: {max_request_bytes: -5}\n", []string{`c.yaml:1:27: expected a positive whole number`}},
@@ -283,5 +285,32 @@ func TestLoadResolvesOwnFilesAgainstTheConfigDir(t *testing.T) {
 	}
 	if c.Rules.File != "@default" || c.Audit.Path != "/var/lib/tg/audit.db" {
 		t.Errorf("@default and absolute paths changed: %q, %q", c.Rules.File, c.Audit.Path)
+	}
+}
+
+// naming.prefix sets every server's default; a server's prefix overrides it.
+func TestNamingPrefix(t *testing.T) {
+	for _, tc := range []struct {
+		src  string
+		want map[string]bool // server -> Prefixed
+	}{
+		{"servers: {a: {command: x}, b: {command: y, prefix: false}}\n", map[string]bool{"a": true, "b": false}},
+		{"naming: {prefix: false}\nservers: {a: {command: x}, b: {command: y, prefix: true}}\n", map[string]bool{"a": false, "b": true}},
+		{"naming: {prefix: true}\nservers: {a: {command: x, prefix: false}}\n", map[string]bool{"a": false}},
+	} {
+		cfg, err := Parse("n.yaml", []byte(tc.src))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.src, err)
+		}
+		got := map[string]bool{}
+		for _, s := range cfg.Servers {
+			got[s.Name] = cfg.Prefixed(s)
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%q: prefixed = %v, want %v", tc.src, got, tc.want)
+		}
+	}
+	if !Default().Naming.Prefix {
+		t.Error("Default() does not prefix")
 	}
 }

@@ -87,7 +87,7 @@ func npmInstall() error {
 		return lerr
 	}
 	if err == nil && !stamp.ModTime().Before(lock.ModTime()) {
-		for _, b := range []string{"mcp-server-everything", "mcp-server-filesystem"} {
+		for _, b := range []string{"mcp-server-everything", "mcp-server-filesystem", "conformance"} {
 			if _, err := os.Stat(filepath.Join("node_modules", ".bin", b)); err != nil {
 				return fmt.Errorf("node_modules is incomplete (%v); delete e2e/node_modules and rerun", err)
 			}
