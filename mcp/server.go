@@ -71,6 +71,10 @@ type Options struct {
 	Gate Gate
 	// Catalog lists the tools to expose. Required.
 	Catalog Catalog
+	// Surface, when set, exposes the upstreams' resources, resource
+	// templates, prompts, completions and logging (surface.go); nil
+	// exposes tools only.
+	Surface Surface
 	// DefaultModel is used when a call names no model (_meta or header).
 	DefaultModel tools.Peer
 	// Instructions are sent to agents in the initialize result; "" for none.
@@ -95,6 +99,7 @@ type Server struct {
 	exposed   atomic.Pointer[map[string]*exposedTool]
 	soonMu    sync.Mutex
 	soonTimer *time.Timer
+	surf      surfaceState
 }
 
 // syncDelay is how long SyncSoon waits. It coalesces bursts of catalog
@@ -132,6 +137,9 @@ func New(o Options) (*Server, error) {
 	if o.Instructions != "" {
 		opts = append(opts, server.WithInstructions(o.Instructions))
 	}
+	if o.Surface != nil {
+		opts = append(opts, s.surfaceOptions()...)
+	}
 	s.mcp = server.NewMCPServer("toolgate", o.Version, opts...)
 	return s, nil
 }
@@ -146,6 +154,7 @@ func (s *Server) MCPServer() *server.MCPServer { return s.mcp }
 func (s *Server) Sync() {
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
+	s.syncSurface()
 	var list []server.ServerTool
 	exposed := map[string]*exposedTool{}
 	h := sha256.New()
@@ -297,15 +306,7 @@ func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMet
 	if v, present := meta[MetaConfidence]; present && c.Confidence == nil {
 		c.Confidence = s.confidence(t.Name, MetaConfidence, v)
 	}
-	if sess := server.ClientSessionFromContext(ctx); sess != nil {
-		c.SessionID = sess.SessionID()
-		if ci, ok := sess.(server.SessionWithClientInfo); ok {
-			info := ci.GetClientInfo()
-			c.Client = tools.Peer{Name: info.Name, Version: info.Version}
-		}
-	}
-	c.Model = s.model(meta, modelHeader)
-	c.Meta = tools.StripMeta(meta)
+	s.identify(ctx, &c, meta, modelHeader)
 	if reqMeta != nil && reqMeta.ProgressToken != nil {
 		ctx = tools.WithProgress(ctx, s.progress(ctx, reqMeta.ProgressToken))
 	}
@@ -319,6 +320,21 @@ func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMet
 		return tools.Decoded(mcpgo.NewToolResultError(fmt.Sprintf("toolgate: no result for %s", t.Name)))
 	}
 	return res
+}
+
+// identify fills in who makes call c: the agent's session and client, the
+// model (meta, else the model header, else the default), and the _meta to
+// pass upstream.
+func (s *Server) identify(ctx context.Context, c *tools.Call, meta map[string]any, modelHeader string) {
+	if sess := server.ClientSessionFromContext(ctx); sess != nil {
+		c.SessionID = sess.SessionID()
+		if ci, ok := sess.(server.SessionWithClientInfo); ok {
+			info := ci.GetClientInfo()
+			c.Client = tools.Peer{Name: info.Name, Version: info.Version}
+		}
+	}
+	c.Model = s.model(meta, modelHeader)
+	c.Meta = tools.StripMeta(meta)
 }
 
 // progress returns a ProgressFunc that reports to the agent under token.

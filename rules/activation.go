@@ -46,6 +46,8 @@ const (
 	strModelName
 	strModelVersion
 	strSessionID
+	strCallKind
+	strResourceURI
 	numStrVars
 )
 
@@ -144,6 +146,14 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return a.conf, true
 	case VarSessionID:
 		return a.str(strSessionID, c.SessionID), true
+	case VarCallKind:
+		return a.str(strCallKind, c.KindName()), true
+	case VarResourceURI:
+		uri := ""
+		if c.Kind == tools.KindResource {
+			uri, _ = c.Args["uri"].(string)
+		}
+		return a.str(strResourceURI, uri), true
 	case VarNow:
 		if c.Time.IsZero() {
 			return nil, false // unbound: a rule using now fails closed

@@ -44,6 +44,13 @@ const (
 	VarSessionID = "session.id"
 	// VarNow is when toolgate received the call (timestamp).
 	VarNow = "now"
+	// VarCallKind is what the call does (string): "tool" (tools/call),
+	// "resource" (resources/read), "prompt" (prompts/get) or "completion"
+	// (completion/complete).
+	VarCallKind = "call.kind"
+	// VarResourceURI is the URI a resources/read reads, "" for other kinds
+	// (string).
+	VarResourceURI = "resource.uri"
 )
 
 // Custom function names available to rules, beyond standard CEL, the
@@ -107,6 +114,8 @@ func newEnv(fn *funcs) (*cel.Env, error) {
 		cel.Variable(VarConfidence, cel.OptionalType(cel.DoubleType)),
 		cel.Variable(VarSessionID, cel.StringType),
 		cel.Variable(VarNow, cel.TimestampType),
+		cel.Variable(VarCallKind, cel.StringType),
+		cel.Variable(VarResourceURI, cel.StringType),
 
 		cel.OptionalTypes(),
 		cel.ExtendedValidations(),

@@ -34,6 +34,11 @@ type Call struct {
 	Tool string `json:"tool"`
 	// Name is the name exposed to agents, e.g. "fs__read_file".
 	Name string `json:"name"`
+	// Kind is what the call does: KindTool (tools/call; "" counts as one),
+	// KindResource (resources/read: Tool and Name are the resource's or
+	// matching template's, Args {"uri": ...}), KindPrompt (prompts/get:
+	// Args the prompt's arguments) or KindCompletion (completion/complete).
+	Kind string `json:"kind,omitempty"`
 	// Args are the agent's arguments with toolgate's own keys (_confidence) removed.
 	Args map[string]any `json:"args"`
 	// Annotations are the upstream tool's hints.
@@ -61,4 +66,12 @@ type Call struct {
 	// Meta is the request's _meta to pass upstream (progressToken and
 	// reserved keys removed, see StripMeta). Not recorded.
 	Meta map[string]any `json:"-"`
+}
+
+// KindName is c's kind, KindTool for a call that names none.
+func (c *Call) KindName() string {
+	if c.Kind == "" {
+		return KindTool
+	}
+	return c.Kind
 }

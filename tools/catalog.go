@@ -157,6 +157,10 @@ type Options struct {
 	// pinged: their process exiting is noticed at once. 0 means
 	// DefaultPingInterval; negative disables the pings.
 	PingInterval time.Duration
+	// Notify receives, from a catalog goroutine, the upstreams'
+	// notifications that go on to agents (log messages, resource
+	// updates); nil drops them. It must not block.
+	Notify func(Notification)
 	// Logger receives upstream lifecycle events; nil discards.
 	Logger *slog.Logger
 }
@@ -187,6 +191,15 @@ type Catalog struct {
 	tools  []Tool
 	index  map[string]Tool
 	fprint string
+	// surface is the merged resources and prompts (surface.go); nil
+	// until the first rebuild.
+	surface      *surfaceIndex
+	surfacePrint string
+
+	// level is the log level last set for the upstreams ("" for none),
+	// sent again to those that reconnect.
+	levelMu sync.Mutex
+	level   mcp.LoggingLevel
 	// owners maps each exposed name to the server exposing it, and
 	// refused lists the tools not exposed because another server's tool
 	// has their name; both are replaced by each rebuild.
@@ -248,7 +261,8 @@ func New(opts Options) (*Catalog, error) {
 		if u.Timeout <= 0 {
 			u.Timeout = DefaultCallTimeout
 		}
-		up := &upstream{cat: c, spec: u, log: log.With("server", u.Name, "transport", u.transportName()), relist: make(chan struct{}, 1)}
+		up := &upstream{cat: c, spec: u, log: log.With("server", u.Name, "transport", u.transportName()), relist: make(chan struct{}, 1),
+			relistSurf: make(chan struct{}, 1), subs: map[string]int{}}
 		if u.URL != "" {
 			up.http = remoteClient()
 		}

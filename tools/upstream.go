@@ -28,6 +28,8 @@ type upstream struct {
 	spec   Upstream
 	log    *slog.Logger
 	relist chan struct{} // coalesced tools/list_changed signals
+	// relistSurf coalesces resources and prompts list_changed signals.
+	relistSurf chan struct{}
 
 	// http is the HTTP client of a remote upstream, kept across
 	// reconnections (see remoteClient); nil for the others.
@@ -36,11 +38,17 @@ type upstream struct {
 	mu       sync.Mutex
 	conn     *conn // nil while down
 	tools    []Tool
+	surf     upSurface // resources, templates, prompts (surface.go)
 	info     mcp.Implementation
 	lastErr  string
 	stderr   string // last stderr line from the last dead connection
 	retryAt  time.Time
 	restarts int
+
+	// subs counts the agent sessions subscribed to each resource URI
+	// through this upstream (Catalog.Subscribe).
+	subMu sync.Mutex
+	subs  map[string]int
 }
 
 // conn is one live connection to an upstream.
@@ -48,6 +56,11 @@ type conn struct {
 	client *client.Client
 	info   mcp.Implementation
 	proc   *process // stdio only
+	// caps and instructions are the upstream's initialize answer; surf
+	// what it listed beyond tools while connecting.
+	caps         mcp.ServerCapabilities
+	instructions string
+	surf         upSurface
 
 	dead     chan struct{}
 	deadOnce sync.Once
@@ -124,6 +137,7 @@ func (u *upstream) supervise(ctx context.Context, first chan struct{}) {
 		c, tools, err := u.connect(ctx)
 		if err == nil {
 			u.up(c, tools)
+			u.restore(ctx, c)
 			signalFirst()
 			upAt := time.Now()
 			var relistWG sync.WaitGroup
@@ -180,11 +194,12 @@ func (u *upstream) supervise(ctx context.Context, first chan struct{}) {
 
 func (u *upstream) up(c *conn, tools []Tool) {
 	u.mu.Lock()
-	u.conn, u.info, u.tools = c, c.info, tools
+	u.conn, u.info, u.tools, u.surf = c, c.info, tools, c.surf
 	restarted := u.restarts > 0
 	u.mu.Unlock()
 	u.log.Info("upstream up", "server_name", c.info.Name, "server_version", c.info.Version, "tools", len(tools), "restarted", restarted)
 	u.cat.rebuild()
+	u.cat.rebuildSurface()
 }
 
 func (u *upstream) down(err error, retryIn time.Duration) {
@@ -205,6 +220,7 @@ func (u *upstream) down(err error, retryIn time.Duration) {
 		attrs = append(attrs, "stderr_tail", tail)
 	}
 	u.log.Error("upstream down", attrs...)
+	u.cat.rebuildSurface()
 }
 
 // unavailable describes the current outage.
@@ -312,11 +328,12 @@ func (u *upstream) connect(ctx context.Context) (*conn, []Tool, error) {
 	if err != nil {
 		return fail(fmt.Errorf("initialize: %w", err))
 	}
-	c.info = res.ServerInfo
+	c.info, c.caps, c.instructions = res.ServerInfo, res.Capabilities, res.Instructions
 	tools, err := u.list(ctx, c)
 	if err != nil {
 		return fail(err)
 	}
+	c.surf = u.listSurface(ctx, c)
 	return c, tools, nil
 }
 
@@ -328,6 +345,15 @@ func (u *upstream) notify(c *conn, n mcp.JSONRPCNotification) {
 		select {
 		case u.relist <- struct{}{}:
 		default:
+		}
+	case string(mcp.MethodNotificationResourcesListChanged), string(mcp.MethodNotificationPromptsListChanged):
+		select {
+		case u.relistSurf <- struct{}{}:
+		default:
+		}
+	case string(mcp.MethodNotificationResourceUpdated), string(mcp.MethodNotificationMessage):
+		if fn := u.cat.o.Notify; fn != nil {
+			fn(Notification{Server: u.spec.Name, Method: n.Method, Params: n.Params.AdditionalFields})
 		}
 	case string(mcp.MethodNotificationProgress):
 		f := n.Params.AdditionalFields
@@ -357,7 +383,8 @@ func tokenKey(v any) string {
 	}
 }
 
-// relistLoop relists tools whenever the upstream says they changed.
+// relistLoop relists tools, or resources and prompts, whenever the
+// upstream says they changed.
 func (u *upstream) relistLoop(ctx context.Context, c *conn) {
 	for {
 		select {
@@ -365,6 +392,9 @@ func (u *upstream) relistLoop(ctx context.Context, c *conn) {
 			return
 		case <-ctx.Done():
 			return
+		case <-u.relistSurf:
+			u.relistSurface(ctx, c)
+			continue
 		case <-u.relist:
 		}
 		lctx, cancel := context.WithTimeout(ctx, u.cat.o.StartTimeout)
