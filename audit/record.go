@@ -37,18 +37,22 @@ type Record struct {
 // Entry is what is known when a call is decided. It never changes after
 // Begin commits it.
 type Entry struct {
-	ID            string            `json:"id"`
-	ReceivedAt    time.Time         `json:"received_at"`
-	DecidedAt     time.Time         `json:"decided_at"`
-	Client        tools.Peer        `json:"client"`
-	Model         tools.Peer        `json:"model"`
-	Session       string            `json:"session,omitempty"`
-	Server        string            `json:"server"`
-	ServerVersion string            `json:"server_version,omitempty"`
-	Tool          string            `json:"tool"`
-	Name          string            `json:"name,omitempty"`
-	SchemaHash    string            `json:"schema_hash,omitempty"`
-	Annotations   tools.Annotations `json:"annotations"`
+	ID            string     `json:"id"`
+	ReceivedAt    time.Time  `json:"received_at"`
+	DecidedAt     time.Time  `json:"decided_at"`
+	Client        tools.Peer `json:"client"`
+	Model         tools.Peer `json:"model"`
+	Session       string     `json:"session,omitempty"`
+	Server        string     `json:"server"`
+	ServerVersion string     `json:"server_version,omitempty"`
+	Tool          string     `json:"tool"`
+	Name          string     `json:"name,omitempty"`
+	// Kind is the call's kind (tools.Call.Kind): "" for a tool call,
+	// else resource, prompt or completion. The kind column holds "tool"
+	// for "".
+	Kind        string            `json:"kind,omitempty"`
+	SchemaHash  string            `json:"schema_hash,omitempty"`
+	Annotations tools.Annotations `json:"annotations"`
 	// Args are the call's arguments as stored: after Options.Redact.
 	Args json.RawMessage `json:"args"`
 	// ArgsHash is the hex sha256 of Args (the redacted arguments, so it
@@ -90,7 +94,7 @@ func (r Review) Verdict() review.Verdict {
 // the stored (redacted) arguments.
 func (r *Record) Call() (tools.Call, error) {
 	c := tools.Call{
-		ID: r.ID, Server: r.Server, Tool: r.Tool, Name: r.Name,
+		ID: r.ID, Server: r.Server, Tool: r.Tool, Name: r.Name, Kind: r.Kind,
 		Annotations: r.Annotations, SchemaHash: r.SchemaHash, ServerVersion: r.ServerVersion,
 		Client: r.Client, Model: r.Model, Confidence: r.Confidence, SessionID: r.Session,
 		Time: r.ReceivedAt,
@@ -191,7 +195,7 @@ const recordCols = `seq, id, received_at, decided_at, client_name, client_versio
 session_id, server, server_version, tool, name, schema_hash, annotations, args, args_hash, confidence,
 rules_version, rules_label, rule, action, reason, auto_approved, shadow, eval_error, toolgate_version, status,
 review_approved, reviewer, review_channel, review_reason, review_decided_at, review_ms, slack_channel, slack_ts,
-finished_at, outcome_error, duration_ns, result_size, result_hash, sandbox`
+finished_at, outcome_error, duration_ns, result_size, result_hash, sandbox, kind`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -213,10 +217,11 @@ func scanRecord(sc scanner) (*Record, error) {
 		&r.Session, &r.Server, &r.ServerVersion, &r.Tool, &r.Name, &r.SchemaHash, &annotations, &args, &r.ArgsHash, &confidence,
 		&r.RulesVersion, &r.RulesLabel, &r.Rule, &action, &r.Reason, &auto, &shadow, &r.EvalError, &r.ToolgateVersion, &r.Status,
 		&approved, &reviewer, &channel, &rreason, &rdecided, &rms, &r.SlackChannel, &r.SlackTS,
-		&finished, &oerr, &dur, &size, &rhash, &r.Sandbox)
+		&finished, &oerr, &dur, &size, &rhash, &r.Sandbox, &r.Kind)
 	if err != nil {
 		return nil, err
 	}
+	r.Kind = entryKind(r.Kind)
 	r.ReceivedAt = time.Unix(0, received).UTC()
 	r.DecidedAt = time.Unix(0, decided).UTC()
 	if err := json.Unmarshal([]byte(annotations), &r.Annotations); err != nil {
@@ -247,4 +252,24 @@ func scanRecord(sc scanner) (*Record, error) {
 		}
 	}
 	return &r, nil
+}
+
+// entryKind is Entry.Kind of a call of kind k: "" for a tool call, whose
+// recorded events predate kinds.
+func entryKind(k string) string {
+	if k == tools.KindTool {
+		return ""
+	}
+	return k
+}
+
+// KindName is the call's kind, "tool" for a tool call.
+func (e *Entry) KindName() string { return kindColumn(e.Kind) }
+
+// kindColumn is the kind column's value for Entry.Kind k.
+func kindColumn(k string) string {
+	if k == "" {
+		return tools.KindTool
+	}
+	return k
 }

@@ -125,8 +125,11 @@ CREATE TABLE review_approvals (
 	// arguments as the agent sent them (args_hash is of the redacted ones,
 	// under which two different secrets look the same).
 	`ALTER TABLE calls ADD COLUMN args_mac TEXT NOT NULL DEFAULT '';`,
+	// 7: what a call did: tool (tools/call), resource (resources/read),
+	// prompt (prompts/get) or completion (completion/complete).
+	`ALTER TABLE calls ADD COLUMN kind TEXT NOT NULL DEFAULT 'tool';`,
 }
 
 // SchemaVersion is the schema version this build writes and understands
 // (len(migrations); a test keeps the two in step).
-const SchemaVersion = 6
+const SchemaVersion = 7

@@ -262,9 +262,14 @@ func listRow(r *audit.Record) string {
 	if r.AutoApproved {
 		action += " (auto)"
 	}
+	what := r.Server + "/" + r.Tool
+	if r.Kind != "" {
+		// A resource read, prompt get or completion: say which.
+		what = r.Kind + " " + what
+	}
 	return strings.Join([]string{
 		r.ReceivedAt.Local().Format("2006-01-02 15:04:05"), r.ID, r.Status, action, dash(r.Rule),
-		r.Server + "/" + r.Tool, dash(r.Client.Name), dash(r.Model.Name), reviewer,
+		what, dash(r.Client.Name), dash(r.Model.Name), reviewer,
 	}, "\t")
 }
 
@@ -308,6 +313,7 @@ func (c *auditCmd) showOne(ctx context.Context, id string) error {
 	row("status", r.Status)
 	row("received", ts(r.ReceivedAt))
 	row("decided", ts(r.DecidedAt))
+	row("kind", r.KindName())
 	row("tool", fmt.Sprintf("%s/%s (exposed as %s)", r.Server, r.Tool, dash(r.Name)))
 	row("server version", r.ServerVersion)
 	row("schema hash", r.SchemaHash)
