@@ -39,6 +39,7 @@ const (
 	DefaultCommandTimeout  = 30 * time.Second
 	DefaultAuthTokenEnv    = "TOOLGATE_AUTH_TOKEN"
 	DefaultMaxRequestBytes = 4 << 20
+	DefaultSessionIdle     = 30 * time.Minute
 	DefaultReviewTimeout   = 5 * time.Minute
 	DefaultReviewHold      = 45 * time.Second
 	DefaultSlackBotEnv     = "SLACK_BOT_TOKEN"
@@ -182,6 +183,9 @@ type HTTP struct {
 	AllowedOrigins []string
 	// MaxRequestBytes limits a request body.
 	MaxRequestBytes int64
+	// SessionIdle ends a session that has had no request for this long
+	// (default 30m); its client must initialize a new one.
+	SessionIdle time.Duration
 }
 
 // Rules selects the rule pack. An empty File means the embedded default.
@@ -312,6 +316,9 @@ func (c *Config) applyDefaults(workspaceEnabled *bool) {
 	}
 	if c.HTTP.MaxRequestBytes == 0 {
 		c.HTTP.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.HTTP.SessionIdle == 0 {
+		c.HTTP.SessionIdle = DefaultSessionIdle
 	}
 	if c.Review.Timeout == 0 {
 		c.Review.Timeout = DefaultReviewTimeout

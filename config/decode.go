@@ -551,6 +551,7 @@ func (d *decoder) http(h *HTTP, v *yaml.Node) {
 			}
 		},
 		"max_request_bytes": func(_, v *yaml.Node) { h.MaxRequestBytes = d.positiveInt(v) },
+		"session_idle":      func(_, v *yaml.Node) { h.SessionIdle = d.duration(v) },
 	}
 	check := d.secret(handlers, "http", "auth_token", &h.AuthTokenEnv, &h.AuthTokenFile)
 	d.fields(v, "http", handlers)

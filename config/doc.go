@@ -16,7 +16,7 @@
 //	naming: {separator: "__", prefix: true}
 //	workspace: {enabled: true, root: ".", command_timeout: 30s}
 //	model: {name: "", version: ""}
-//	http: {auth_token_env: TOOLGATE_AUTH_TOKEN, allowed_origins: ["http://localhost"], max_request_bytes: 4194304}
+//	http: {auth_token_env: TOOLGATE_AUTH_TOKEN, allowed_origins: ["http://localhost"], max_request_bytes: 4194304, session_idle: 30m}
 //	rules: {file: "", label: ""}
 //	audit: {path: "", redact_keys: []}
 //	review:

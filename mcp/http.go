@@ -3,13 +3,17 @@ package mcp
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"time"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -24,6 +28,13 @@ const (
 // DefaultMaxRequestBytes limits request bodies when HTTPOptions leaves it 0.
 const DefaultMaxRequestBytes = 4 << 20
 
+// DefaultSessionIdle is how long an HTTP session may go without a request
+// before it ends, when HTTPOptions leaves SessionIdle 0.
+const DefaultSessionIdle = 30 * time.Minute
+
+// headerSessionID carries the session on every request after initialize.
+const headerSessionID = "Mcp-Session-Id"
+
 // HTTPOptions configures the streamable HTTP transport.
 type HTTPOptions struct {
 	// AuthToken, when set, is required as "Authorization: Bearer <token>"
@@ -37,6 +48,15 @@ type HTTPOptions struct {
 	// MaxRequestBytes limits a request body (413 beyond); 0 means
 	// DefaultMaxRequestBytes.
 	MaxRequestBytes int64
+	// SessionIdle ends a session that has had no request for this long
+	// (none in progress either: an open GET stream or a call waiting for
+	// review keeps it alive); 0 means DefaultSessionIdle. Clients that end
+	// without DELETE would otherwise hold their session's state forever.
+	// A request naming an ended session gets 404, and the client must
+	// initialize a new one, as the MCP transport specifies.
+	SessionIdle time.Duration
+	// Now is the clock for SessionIdle; nil means time.Now.
+	Now func() time.Time
 }
 
 // HTTPHandler serves MCP at /mcp (streamable HTTP, stateful sessions,
@@ -45,6 +65,10 @@ type HTTPOptions struct {
 type HTTPHandler struct {
 	mux        *http.ServeMux
 	streamable *server.StreamableHTTPServer
+	sessions   *sessionTable
+	log        *slog.Logger
+	stop       chan struct{}
+	stopOnce   sync.Once
 }
 
 // HTTPHandler returns the handler for o. Close it on shutdown.
@@ -52,27 +76,234 @@ func (s *Server) HTTPHandler(o HTTPOptions) *HTTPHandler {
 	if o.MaxRequestBytes <= 0 {
 		o.MaxRequestBytes = DefaultMaxRequestBytes
 	}
-	st := server.NewStreamableHTTPServer(s.mcp,
+	if o.SessionIdle <= 0 {
+		o.SessionIdle = DefaultSessionIdle
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	h := &HTTPHandler{
+		sessions: &sessionTable{idle: o.SessionIdle, now: o.Now, live: map[string]*sessionUse{}},
+		log:      s.log,
+		stop:     make(chan struct{}),
+	}
+	h.streamable = server.NewStreamableHTTPServer(s.mcp,
 		server.WithStreamableHTTPProtocolVersions(mcpgo.LegacyProtocolVersions()...),
-		server.WithStateful(true),
+		// The table is the stateful session manager: it knows which
+		// sessions are live and when each was last used.
+		server.WithSessionIdManager(h.sessions),
 		server.WithStreamableHTTPLogger(s.log),
 	)
-	mux := http.NewServeMux()
-	mux.Handle(PathMCP, guard(o, s.log, st))
-	mux.HandleFunc(PathHealth, func(w http.ResponseWriter, r *http.Request) {
+	h.mux = http.NewServeMux()
+	h.mux.Handle(PathMCP, guard(o, s.log, h.track(h.streamable)))
+	h.mux.HandleFunc(PathHealth, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
-	return &HTTPHandler{mux: mux, streamable: st}
+	go h.sweepEvery(sweepInterval(o.SessionIdle))
+	return h
 }
 
 // ServeHTTP implements http.Handler.
 func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
-// Close ends every MCP session (open SSE streams included).
+// Close ends every MCP session (open SSE streams included) and stops the
+// idle sweep.
 func (h *HTTPHandler) Close(ctx context.Context) error {
+	h.stopOnce.Do(func() { close(h.stop) })
 	h.streamable.CloseSessions(ctx)
 	return nil
+}
+
+// track keeps the session table's view of which sessions are in use. A
+// GET or DELETE naming a session that is not live gets 404 here (mcp-go
+// would open a listening stream for any id); a POST goes on to mcp-go,
+// which answers 404 itself unless it is an initialize.
+func (h *HTTPHandler) track(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(headerSessionID)
+		if id == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if !h.sessions.begin(id) {
+			if r.Method != http.MethodPost {
+				http.Error(w, "session not found or expired; initialize a new session", http.StatusNotFound)
+				return
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
+		defer h.sessions.end(id)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// sweepInterval is how often idle sessions are looked for: a tenth of the
+// idle time, within 1s..1m, so a session outlives its idle time by at most
+// a tenth (and a minute).
+func sweepInterval(idle time.Duration) time.Duration {
+	return min(max(idle/10, time.Second), time.Minute)
+}
+
+func (h *HTTPHandler) sweepEvery(interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+			h.sweep()
+		}
+	}
+}
+
+// sweep ends every session idle past the limit and returns how many.
+// Ending one runs mcp-go's own DELETE handling, the only public way to free
+// all it keeps per session (the registered session and its queues, log
+// level, session tools and resources) and to run the unregister hooks that
+// free toolgate's per-session state (subscriptions, log levels).
+func (h *HTTPHandler) sweep() int {
+	ids := h.sessions.expire()
+	for _, id := range ids {
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodDelete, PathMCP, nil)
+		if err != nil {
+			h.log.Error("http session expiry: building the request", "err", err)
+			continue
+		}
+		req.Header.Set(headerSessionID, id)
+		w := &discardResponse{header: http.Header{}}
+		h.streamable.ServeHTTP(w, req)
+		if w.status != http.StatusOK {
+			h.log.Warn("http session expiry: mcp-go did not end the session", "session", id, "status", w.status)
+			continue
+		}
+		h.log.Info("http session expired", "session", id, "idle", h.sessions.idle)
+	}
+	return len(ids)
+}
+
+// discardResponse is the response writer of a request toolgate makes to
+// mcp-go itself; only the status is kept.
+type discardResponse struct {
+	header http.Header
+	status int
+}
+
+func (d *discardResponse) Header() http.Header { return d.header }
+func (d *discardResponse) Write(b []byte) (int, error) {
+	if d.status == 0 {
+		d.status = http.StatusOK
+	}
+	return len(b), nil
+}
+func (d *discardResponse) WriteHeader(status int) {
+	if d.status == 0 {
+		d.status = status
+	}
+}
+
+// errNoSession is mcp-go's cue to answer 404 (it does for any Validate
+// error).
+var errNoSession = errors.New("no such session")
+
+// sessionTable is the HTTP sessions that are live: mcp-go's SessionIdManager
+// (ids, their validity, termination) plus when each was last used. A
+// session that is not in the table is unknown to toolgate; there is no
+// record of ended ones, which would grow without bound.
+type sessionTable struct {
+	idle time.Duration
+	now  func() time.Time
+
+	mu   sync.Mutex
+	live map[string]*sessionUse
+}
+
+// sessionUse is one live session's use: requests in progress, and when the
+// last one began or ended.
+type sessionUse struct {
+	active   int
+	lastSeen time.Time
+}
+
+// Generate implements server.SessionIdManager: a new live session.
+func (t *sessionTable) Generate() string {
+	id := "mcp-session-" + rand.Text()
+	t.mu.Lock()
+	t.live[id] = &sessionUse{lastSeen: t.now()}
+	t.mu.Unlock()
+	return id
+}
+
+// Validate implements server.SessionIdManager: a session not in the table
+// (never issued, deleted or expired) is an error, which mcp-go answers
+// with 404.
+func (t *sessionTable) Validate(id string) (isTerminated bool, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.live[id] == nil {
+		return false, errNoSession
+	}
+	return false, nil
+}
+
+// Terminate implements server.SessionIdManager (DELETE, and expiry):
+// the session leaves the table. Clients may always end their session.
+func (t *sessionTable) Terminate(id string) (isNotAllowed bool, err error) {
+	t.mu.Lock()
+	delete(t.live, id)
+	t.mu.Unlock()
+	return false, nil
+}
+
+// begin records a request of session id starting; false if id is not live.
+func (t *sessionTable) begin(id string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	u := t.live[id]
+	if u == nil {
+		return false
+	}
+	u.active++
+	u.lastSeen = t.now()
+	return true
+}
+
+// end records a request of session id ending (the session may have ended
+// meanwhile, by DELETE).
+func (t *sessionTable) end(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if u := t.live[id]; u != nil {
+		u.active--
+		u.lastSeen = t.now()
+	}
+}
+
+// expire removes from the table, and returns, the sessions with no request
+// in progress whose last one is at least the idle time ago. A request that
+// begins after this finds its session gone (404); one that began before
+// keeps the session live.
+func (t *sessionTable) expire() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	var ids []string
+	for id, u := range t.live {
+		if u.active == 0 && now.Sub(u.lastSeen) >= t.idle {
+			ids = append(ids, id)
+			delete(t.live, id)
+		}
+	}
+	return ids
+}
+
+// len is the number of live sessions.
+func (t *sessionTable) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.live)
 }
 
 // guard wraps next with, in order: Origin check (cheapest, and a browser

@@ -176,6 +176,7 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	}
 	h := srv.HTTPHandler(mcp.HTTPOptions{
 		AuthToken: token, AllowedOrigins: cfg.HTTP.AllowedOrigins, MaxRequestBytes: cfg.HTTP.MaxRequestBytes,
+		SessionIdle: cfg.HTTP.SessionIdle,
 	})
 	return serveHTTP(ctx, *httpAddr, h, pol.routes, token != "", logger)
 }
