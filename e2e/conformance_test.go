@@ -92,8 +92,10 @@ func startConformanceFixture(t *testing.T) string {
 }
 
 // conformanceGateway writes a toolgate config whose only upstream is the
-// fixture ("everything", given by the YAML of its server entry) and whose
-// rules allow everything: the suite tests the protocol, not the policy.
+// fixture ("everything", given by the YAML of its server entry), exposed
+// under its own names (naming.prefix false: the suite calls the fixture's
+// tools and prompts by name), and whose rules allow everything: the suite
+// tests the protocol, not the policy.
 func conformanceGateway(t *testing.T, server string) *fixture {
 	t.Helper()
 	dir := realTempDir(t)
@@ -103,6 +105,7 @@ func conformanceGateway(t *testing.T, server string) *fixture {
 	mustWrite(t, fx.config, fmt.Sprintf(`servers:
   everything:
     %s
+naming: {prefix: false}
 workspace: {enabled: false}
 rules: {file: %q}
 audit: {path: %q}
