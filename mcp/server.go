@@ -228,8 +228,14 @@ func (s *Server) lookup(name string) *exposedTool {
 func (s *Server) wrap(t tools.Tool) (server.ServerTool, *exposedTool, error) {
 	def := t.Def
 	def.Name = t.Name
-	// toolgate answers every call synchronously; task-augmented execution
-	// is not proxied.
+	// toolgate answers every call synchronously and relays no tasks/*
+	// (mcp-go's client cannot read a CreateTaskResult): a tool that may
+	// run as a task is listed without execution, and called without
+	// task; one that must run as a task cannot be called through
+	// toolgate, so it is not listed.
+	if ex := def.Execution; ex != nil && ex.TaskSupport == mcpgo.TaskSupportRequired {
+		return server.ServerTool{}, nil, errors.New(`execution.taskSupport is "required" and toolgate relays no tasks`)
+	}
 	def.Execution = nil
 	schema := def.RawInputSchema
 	if len(schema) == 0 {
@@ -247,7 +253,9 @@ func (s *Server) wrap(t tools.Tool) (server.ServerTool, *exposedTool, error) {
 	if err := mcpgo.ValidateParamHeaderAnnotations(&def); err != nil {
 		return server.ServerTool{}, nil, err
 	}
-	in, err := compileInputSchema(t.Name, withConf)
+	// Arguments are checked against the upstream's schema, _confidence
+	// apart (validateArgs).
+	in, err := compileInputSchema(t.Name, schema)
 	if err != nil {
 		s.log.Warn("input schema not enforced", "tool", t.Name, "server", t.Server, "err", err)
 	}
@@ -272,7 +280,7 @@ func (s *Server) handler(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo
 // upstream's JSON.
 func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMeta *mcpgo.Meta, modelHeader string, raw bool) tools.Result {
 	t := &e.tool
-	if err := e.schema.validate(arguments); err != nil {
+	if err := validateArgs(e, arguments); err != nil {
 		return tools.Decoded(mcpgo.NewToolResultError(err.Error()))
 	}
 	c := tools.Call{

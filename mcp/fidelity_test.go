@@ -1,0 +1,167 @@
+package mcp
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/toolgate/toolgate/tools"
+)
+
+// staticCatalog is a Catalog of fixed tools.
+type staticCatalog []tools.Tool
+
+func (c staticCatalog) Tools() []tools.Tool { return c }
+
+// okGate records calls and answers each with "ok".
+type okGate struct {
+	mu    sync.Mutex
+	calls []tools.Call
+}
+
+func (g *okGate) Handle(_ context.Context, c tools.Call) *mcpgo.CallToolResult {
+	g.mu.Lock()
+	g.calls = append(g.calls, c)
+	g.mu.Unlock()
+	return mcpgo.NewToolResultText("ok")
+}
+
+// rawTool is a catalog tool decoded from a tools/list entry, as the
+// catalog keeps it (raw input schema).
+func rawTool(t *testing.T, server, def string) tools.Tool {
+	t.Helper()
+	var d mcpgo.Tool
+	if err := json.Unmarshal([]byte(def), &d); err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		InputSchema json.RawMessage `json:"inputSchema"`
+	}
+	_ = json.Unmarshal([]byte(def), &s)
+	d.InputSchema, d.RawInputSchema = mcpgo.ToolInputSchema{}, s.InputSchema
+	return tools.Tool{Name: server + "__" + d.Name, Server: server, Def: d}
+}
+
+// rpc sends one request to s's mcp-go server and returns the response.
+func rpc(t *testing.T, s *Server, method string, params any) mcpgo.JSONRPCMessage {
+	t.Helper()
+	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+	return s.MCPServer().HandleMessage(context.Background(), b)
+}
+
+// listedTools returns the tools/list entries, by name, as JSON.
+func listedTools(t *testing.T, s *Server) map[string]json.RawMessage {
+	t.Helper()
+	b, err := json.Marshal(rpc(t, s, "tools/list", map[string]any{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp struct {
+		Result struct{ Tools []json.RawMessage }
+	}
+	if err := json.Unmarshal(b, &resp); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]json.RawMessage{}
+	for _, raw := range resp.Result.Tools {
+		var n struct{ Name string }
+		_ = json.Unmarshal(raw, &n)
+		out[n.Name] = raw
+	}
+	return out
+}
+
+func callResult(t *testing.T, s *Server, name, args string) (string, bool) {
+	t.Helper()
+	resp, ok := rpc(t, s, "tools/call", map[string]any{"name": name, "arguments": json.RawMessage(args)}).(mcpgo.JSONRPCResponse)
+	if !ok {
+		t.Fatalf("tools/call %s: not a result", name)
+	}
+	res := resp.Result.(*mcpgo.CallToolResult)
+	return res.Content[0].(mcpgo.TextContent).Text, res.IsError
+}
+
+// A schema whose root is a $ref or an allOf, forbidding other properties,
+// still takes the _confidence toolgate advertises in it; the upstream's
+// schema checks the rest, and the upstream never sees _confidence.
+func TestConfidenceWithRefAndAllOfRoots(t *testing.T) {
+	refRoot := `{"name":"ref","inputSchema":{"$ref":"#/$defs/args","$defs":{"args":{"type":"object","properties":{"x":{"type":"string"}},"required":["x"],"additionalProperties":false}}}}`
+	allOfRoot := `{"name":"allof","inputSchema":{"allOf":[{"type":"object","properties":{"x":{"type":"string"}},"required":["x"]}],"unevaluatedProperties":false}}`
+	g := &okGate{}
+	s, err := New(Options{Gate: g, Catalog: staticCatalog{rawTool(t, "up", refRoot), rawTool(t, "up", allOfRoot)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Sync()
+	listed := listedTools(t, s)
+	for _, name := range []string{"up__ref", "up__allof"} {
+		if !strings.Contains(string(listed[name]), `"_confidence"`) {
+			t.Errorf("%s: _confidence not advertised: %s", name, listed[name])
+		}
+		for _, tc := range []struct {
+			args    string
+			wantErr string // "" for accepted
+		}{
+			{`{"x":"a","_confidence":0.9}`, ""},
+			{`{"x":"a"}`, ""},
+			{`{"x":"a","_confidence":3}`, "at /_confidence: maximum: got 3, want 1"},
+			{`{"x":1,"_confidence":0.5}`, "at /x: got number, want string"},
+			{`{"x":"a","y":1,"_confidence":0.5}`, "y"},
+		} {
+			g.calls = nil
+			text, isErr := callResult(t, s, name, tc.args)
+			if tc.wantErr == "" {
+				if isErr || len(g.calls) != 1 {
+					t.Errorf("%s %s: refused: %s", name, tc.args, text)
+					continue
+				}
+				if _, leaked := g.calls[0].Args[ConfidenceParam]; leaked {
+					t.Errorf("%s %s: _confidence passed on in %v", name, tc.args, g.calls[0].Args)
+				}
+				if strings.Contains(tc.args, "0.9") && (g.calls[0].Confidence == nil || *g.calls[0].Confidence != 0.9) {
+					t.Errorf("%s %s: confidence %v", name, tc.args, g.calls[0].Confidence)
+				}
+			} else if !isErr || !strings.Contains(text, tc.wantErr) || len(g.calls) != 0 {
+				t.Errorf("%s %s: got %q (error %v, %d calls), want an error with %q", name, tc.args, text, isErr, len(g.calls), tc.wantErr)
+			}
+		}
+	}
+}
+
+// A tool only its upstream's task machinery can run is not listed (toolgate
+// relays no tasks); one that may run as a task is listed without the
+// execution member, and is called synchronously.
+func TestTaskSupportDefinitions(t *testing.T) {
+	cat := staticCatalog{
+		rawTool(t, "up", `{"name":"required","inputSchema":{"type":"object"},"execution":{"taskSupport":"required"}}`),
+		rawTool(t, "up", `{"name":"optional","inputSchema":{"type":"object"},"execution":{"taskSupport":"optional"}}`),
+		rawTool(t, "up", `{"name":"forbidden","inputSchema":{"type":"object"},"execution":{"taskSupport":"forbidden"}}`),
+	}
+	s, err := New(Options{Gate: &okGate{}, Catalog: cat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Sync()
+	listed := listedTools(t, s)
+	if _, ok := listed["up__required"]; ok {
+		t.Error("a task-required tool is listed")
+	}
+	for _, name := range []string{"up__optional", "up__forbidden"} {
+		tl, ok := listed[name]
+		if !ok || strings.Contains(string(tl), `"execution"`) {
+			t.Errorf("%s: listed %v as %s; want listed without execution", name, ok, tl)
+		}
+	}
+	if text, isErr := callResult(t, s, "up__optional", `{}`); isErr || text != "ok" {
+		t.Errorf("optional: %q %v", text, isErr)
+	}
+	resp := rpc(t, s, "tools/call", map[string]any{"name": "up__required", "arguments": map[string]any{}})
+	if _, isErr := resp.(mcpgo.JSONRPCError); !isErr {
+		t.Errorf("calling the unlisted task tool: %s", fmt.Sprint(resp))
+	}
+}
