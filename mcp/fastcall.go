@@ -74,6 +74,10 @@ func (c *stdioConn) callFast(id any, line []byte) (mcpgo.JSONRPCMessage, bool) {
 		cancel()
 	}()
 	res := c.srv.call(ctx, e, p.Arguments, p.Meta, "", true)
+	if r := res.RPCError; r != nil {
+		// The upstream's JSON-RPC error, code, message and data as sent.
+		return mcpgo.NewJSONRPCError(mcpgo.NewRequestId(id), r.Code, r.Message, r.Data), true
+	}
 	if res.Raw == nil {
 		return mcpgo.NewJSONRPCResultResponse(mcpgo.NewRequestId(id), res.Decoded), true
 	}

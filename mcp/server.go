@@ -270,7 +270,15 @@ func (s *Server) handler(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo
 		// Removed between mcp-go's lookup and this one.
 		return mcpgo.NewToolResultError(fmt.Sprintf("toolgate: tool %s is no longer available", req.Params.Name)), nil
 	}
-	return s.call(ctx, e, req.Params.Arguments, req.Params.Meta, req.Header.Get(HeaderModel), false).Decoded, nil
+	res := s.call(ctx, e, req.Params.Arguments, req.Params.Meta, req.Header.Get(HeaderModel), false)
+	if res.RPCError != nil {
+		// mcp-go answers a handler's error with code -32603 and its text,
+		// except -32042 (URL elicitation required), whose code and data it
+		// keeps: RPCError unwraps to mcp-go's error for that code. The
+		// stdio fast path passes any code and data on (fastcall.go).
+		return nil, res.RPCError
+	}
+	return res.Decoded, nil
 }
 
 // call turns one tools/call of e into a tools.Call and hands it to the
@@ -319,8 +327,16 @@ func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMet
 		ctx = tools.WithProgress(ctx, s.progress(ctx, reqMeta.ProgressToken))
 	}
 	var res tools.Result
-	if rg, ok := s.o.Gate.(resultGate); ok && raw {
+	if rg, ok := s.o.Gate.(resultGate); ok {
+		// HandleResult also carries an upstream's JSON-RPC error.
 		res = rg.HandleResult(ctx, c)
+		if !raw && res.Raw != nil {
+			d, err := res.Decode()
+			if err != nil {
+				return tools.Decoded(mcpgo.NewToolResultError(fmt.Sprintf("toolgate: the result of %s could not be read: %v", t.Name, err)))
+			}
+			res = tools.Decoded(d)
+		}
 	} else {
 		res = tools.Decoded(s.o.Gate.Handle(ctx, c))
 	}

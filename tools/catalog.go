@@ -265,6 +265,7 @@ func New(opts Options) (*Catalog, error) {
 			relistSurf: make(chan struct{}, 1), subs: map[string]int{}}
 		if u.URL != "" {
 			up.http = remoteClient()
+			up.http.Transport = up.schemas.roundTripper(up.http.Transport)
 		}
 		c.ups = append(c.ups, up)
 		c.byNm[u.Name] = up

@@ -128,6 +128,8 @@ func (r elicitRelay) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*m
 	}
 	log := r.u.log.With("call_id", f.call.ID, "tool", f.call.Tool)
 	req.Params.Message = fmt.Sprintf("[%s] %s", r.u.spec.Name, req.Params.Message)
+	// The form's fields in the upstream's order, not mcp-go's sorted map.
+	req.Params.RequestedSchema = r.u.schemas.original(req.Params.RequestedSchema)
 	// The answer is the call's: it ends when the call does, or when the
 	// upstream withdraws the question.
 	ask, cancel := context.WithCancel(f.ctx)

@@ -28,6 +28,8 @@ type upstream struct {
 	spec   Upstream
 	log    *slog.Logger
 	relist chan struct{} // coalesced tools/list_changed signals
+	// schemas keeps the elicitation forms' field order (elicitorder.go).
+	schemas schemaTap
 	// relistSurf coalesces resources and prompts list_changed signals.
 	relistSurf chan struct{}
 
@@ -49,6 +51,8 @@ type upstream struct {
 	// through this upstream (Catalog.Subscribe).
 	subMu sync.Mutex
 	subs  map[string]int
+	// links are the resource URIs its tool results handed out (links.go).
+	links linkSet
 }
 
 // conn is one live connection to an upstream.
@@ -285,7 +289,7 @@ func (u *upstream) connect(ctx context.Context) (*conn, []Tool, error) {
 			<-p.exited
 			c.fail(p.exitError())
 		}()
-		tr = transport.NewIO(p.stdout, p.stdin, p.stderrCloser())
+		tr = transport.NewIO(u.schemas.reader(p.stdout), p.stdin, p.stderrCloser())
 	case u.spec.SSE:
 		t, err := transport.NewSSE(u.spec.URL, transport.WithHeaders(u.spec.Headers), transport.WithSSELogger(u.log),
 			transport.WithHTTPClient(u.http))
@@ -584,6 +588,7 @@ func (u *upstream) callResult(ctx context.Context, call Call, raw bool) (Result,
 	untrack()
 	if err == nil {
 		c.answered.Store(time.Now().UnixNano())
+		u.noteLinks(res)
 		return res, nil
 	}
 	switch {
