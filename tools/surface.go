@@ -264,9 +264,9 @@ type ResourceRoute struct {
 }
 
 // RouteResource finds the upstream that serves uri: the one that lists it;
-// else the one with a template that matches it; else, when exactly one
-// upstream offers resources, that one (a tool's resource link may name a
-// resource no list shows). Two upstreams that could serve it is an error
+// else the one with a template that matches it; else the one whose tool
+// results linked to it (a tool's resource link may name a resource no list
+// shows); else, when exactly one upstream offers resources, that one. Two upstreams that could serve it is an error
 // ([ErrAmbiguousResource]): toolgate does not guess where a read goes.
 func (c *Catalog) RouteResource(uri string) (ResourceRoute, error) {
 	idx := c.surfaceIdx()
@@ -302,6 +302,19 @@ func (c *Catalog) RouteResource(uri string) (ResourceRoute, error) {
 		}
 		return ResourceRoute{}, fmt.Errorf("%w: %s matches resource templates of the upstreams %s; toolgate cannot tell which one to read it from",
 			ErrAmbiguousResource, uri, strings.Join(names, " and "))
+	}
+	var linked []string
+	for _, u := range c.ups {
+		if u.links.has(uri) {
+			linked = append(linked, u.spec.Name)
+		}
+	}
+	switch {
+	case len(linked) == 1:
+		return ResourceRoute{Server: linked[0], Exposed: uri}, nil
+	case len(linked) > 1:
+		return ResourceRoute{}, fmt.Errorf("%w: tool results of the upstreams %s link to %s; toolgate cannot tell which one to read it from",
+			ErrAmbiguousResource, strings.Join(linked, " and "), uri)
 	}
 	var only []string
 	for _, u := range c.ups {

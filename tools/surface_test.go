@@ -48,6 +48,9 @@ func newSurfaceServer(t *testing.T, name, instructions string, uris []string, te
 	ss.srv.AddTool(mcp.NewTool("noop"), func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		return mcp.NewToolResultText("ok"), nil
 	})
+	ss.srv.AddTool(mcp.NewTool("mklink", mcp.WithString("uri")), func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return &mcp.CallToolResult{Content: []mcp.Content{mcp.NewResourceLink(req.GetString("uri", ""), "made", "", "text/plain")}}, nil
+	})
 	read := func(_ context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
 		return []mcp.ResourceContents{mcp.TextResourceContents{URI: req.Params.URI, Text: name + " has " + req.Params.URI}}, nil
 	}
@@ -200,6 +203,23 @@ func TestSurfaceRoutingAndGating(t *testing.T) {
 		t.Errorf("notifications = %+v", notes)
 	}
 	mu.Unlock()
+
+	// A URI nobody lists or matches, handed out by a tool, goes back to
+	// that tool's upstream (decoded and undecoded results alike).
+	if _, err := cat.RouteResource("session://w/1"); !errors.Is(err, ErrUnknownResource) {
+		t.Fatalf("route session://w/1 before any link = %v", err)
+	}
+	if _, err := cat.Forward(ctx, Call{Server: "wiki", Tool: "mklink", Args: map[string]any{"uri": "session://w/1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cat.ForwardResult(ctx, Call{Server: "docs", Tool: "mklink", Args: map[string]any{"uri": "session://d/1"}}); err != nil {
+		t.Fatal(err)
+	}
+	for uri, want := range map[string]string{"session://w/1": "wiki", "session://d/1": "docs"} {
+		if r, err := cat.RouteResource(uri); err != nil || r.Server != want {
+			t.Errorf("route %s after a tool linked it = %+v, %v; want %s", uri, r, err, want)
+		}
+	}
 
 	// A resource added upstream (list_changed) appears.
 	wiki.srv.AddResource(mcp.NewResource("wiki://new", "new"), func(context.Context, mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
