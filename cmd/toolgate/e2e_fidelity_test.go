@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // fidelityConfig is a config with testdata/upstream --fidelity as server
@@ -26,104 +22,27 @@ func fidelityConfig(t *testing.T) string {
 		upstreamBin, allow, filepath.Join(dir, "audit.db")))
 }
 
-// rawAgent speaks JSON-RPC lines to a toolgate over stdio, so the test sees
-// the bytes toolgate writes (key order included).
-type rawAgent struct {
-	t   *testing.T
-	in  io.WriteCloser
-	out *bufio.Reader
-	id  int
-}
-
-func startRawAgent(t *testing.T, cfg string, capabilities string) *rawAgent {
-	t.Helper()
-	cmd := exec.Command(toolgateBin, "serve", "--config", cfg)
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = in.Close()
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-		if t.Failed() {
-			t.Logf("toolgate stderr:\n%s", stderr.String())
-		}
-	})
-	a := &rawAgent{t: t, in: in, out: bufio.NewReader(out)}
-	a.request("initialize", `{"protocolVersion":"2025-11-25","capabilities":`+capabilities+`,"clientInfo":{"name":"raw-agent","version":"1"}}`)
-	a.send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
-	return a
-}
-
-func (a *rawAgent) send(line string) {
-	a.t.Helper()
-	if _, err := io.WriteString(a.in, line+"\n"); err != nil {
-		a.t.Fatal(err)
-	}
-}
-
-// read returns the next line toolgate writes that is not a notification.
-func (a *rawAgent) read() string {
-	a.t.Helper()
-	type result struct {
-		line string
-		err  error
-	}
-	for {
-		ch := make(chan result, 1)
-		go func() { l, err := a.out.ReadString('\n'); ch <- result{l, err} }()
-		select {
-		case r := <-ch:
-			if r.err != nil {
-				a.t.Fatalf("reading from toolgate: %v", r.err)
-			}
-			if strings.Contains(r.line, `"id"`) {
-				return r.line
-			}
-		case <-time.After(20 * time.Second):
-			a.t.Fatal("toolgate wrote nothing for 20s")
-		}
-	}
-}
-
 // request sends a request and returns the line that answers it.
-func (a *rawAgent) request(method, params string) string {
-	a.t.Helper()
-	a.id++
-	a.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q,"params":%s}`, a.id, method, params))
-	return a.read()
+func (r *rawStdio) request(id int, method, params string) string {
+	r.t.Helper()
+	r.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q,"params":%s}`, id, method, params))
+	return string(r.nextRaw().raw)
 }
 
 // TestFidelityStdioE2E: over stdio, what an upstream sends reaches the
 // agent as sent: an elicitation form's field order, a JSON-RPC error's code
 // and data, a result's _meta; a task-only tool is not listed.
 func TestFidelityStdioE2E(t *testing.T) {
-	a := startRawAgent(t, fidelityConfig(t), `{"elicitation":{}}`)
+	a := startRawStdioWith(t, fidelityConfig(t), `{"elicitation":{}}`)
 
-	list := a.request("tools/list", `{}`)
+	list := a.request(1, "tools/list", `{}`)
 	if strings.Contains(list, `"up__task_required"`) || !strings.Contains(list, `"up__task_optional"`) || strings.Contains(list, `"execution"`) {
 		t.Errorf("tools/list: want up__task_optional without execution and no up__task_required:\n%s", list)
 	}
 
 	// The form reaches the agent with its fields in the upstream's order.
-	a.id++
-	a.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"up__form","arguments":{}}}`, a.id))
-	ask := a.read()
+	a.send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"up__form","arguments":{}}}`)
+	ask := string(a.nextRaw().raw)
 	var q struct {
 		ID     json.RawMessage
 		Method string
@@ -137,7 +56,7 @@ func TestFidelityStdioE2E(t *testing.T) {
 		t.Errorf("form fields reordered: %s", s)
 	}
 	a.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":{"action":"accept","content":{"zeta":"z","alpha":"a","mid":true}}}`, q.ID))
-	if res := a.read(); !strings.Contains(res, `accept {\"alpha\":\"a\",\"mid\":true,\"zeta\":\"z\"}`) {
+	if res := string(a.nextRaw().raw); !strings.Contains(res, `accept {\"alpha\":\"a\",\"mid\":true,\"zeta\":\"z\"}`) {
 		t.Errorf("form result: %s", res)
 	}
 
@@ -149,14 +68,14 @@ func TestFidelityStdioE2E(t *testing.T) {
 			Data    struct{ Elicitations []struct{ URL, ElicitationID string } }
 		}
 	}
-	line := a.request("tools/call", `{"name":"up__url_needed","arguments":{}}`)
+	line := a.request(3, "tools/call", `{"name":"up__url_needed","arguments":{}}`)
 	if err := json.Unmarshal([]byte(line), &e); err != nil || e.Error.Code != -32042 || len(e.Error.Data.Elicitations) != 1 ||
 		e.Error.Data.Elicitations[0].URL != "https://example.com/authorize" {
 		t.Errorf("want JSON-RPC error -32042 with the upstream's data, got %s", line)
 	}
 
 	// _meta and structured content pass through.
-	line = a.request("tools/call", `{"name":"up__with_meta","arguments":{}}`)
+	line = a.request(4, "tools/call", `{"name":"up__with_meta","arguments":{}}`)
 	var r struct {
 		Result struct {
 			Meta              map[string]any `json:"_meta"`
