@@ -67,7 +67,12 @@ type surfaceState struct {
 // advertises only those some upstream has (advertise).
 func (s *Server) surfaceOptions() []server.ServerOption {
 	hooks := &server.Hooks{}
-	hooks.AddAfterInitialize(s.advertise)
+	hooks.AddAfterInitialize(func(_ context.Context, _ any, _ *mcpgo.InitializeRequest, res *mcpgo.InitializeResult) {
+		s.advertise(&res.Capabilities, &res.Instructions)
+	})
+	hooks.AddAfterDiscover(func(_ context.Context, _ any, _ *mcpgo.DiscoverRequest, res *mcpgo.DiscoverResult) {
+		s.advertise(&res.Capabilities, &res.Instructions)
+	})
 	hooks.AddOnRequestInitialization(s.interceptSubscription)
 	hooks.AddAfterSetLevel(func(ctx context.Context, _ any, req *mcpgo.SetLevelRequest, _ *mcpgo.EmptyResult) {
 		if sess := server.ClientSessionFromContext(ctx); sess != nil {
@@ -91,13 +96,12 @@ func (s *Server) surfaceOptions() []server.ServerOption {
 	}
 }
 
-// advertise makes initialize's capabilities those of the upstreams that
-// are up (toolgate sends list_changed itself whenever its merged lists
-// change), and its instructions toolgate's own followed by each
-// upstream's, under the upstream's name.
-func (s *Server) advertise(_ context.Context, _ any, _ *mcpgo.InitializeRequest, res *mcpgo.InitializeResult) {
+// advertise makes the capabilities initialize (or server/discover)
+// returns those of the upstreams that are up (toolgate sends list_changed
+// itself whenever its merged lists change), and its instructions
+// toolgate's own followed by each upstream's, under the upstream's name.
+func (s *Server) advertise(caps *mcpgo.ServerCapabilities, instructions *string) {
 	sf := s.o.Surface.Surface()
-	caps := &res.Capabilities
 	if !sf.Caps.Resources {
 		caps.Resources = nil
 	} else if caps.Resources != nil {
@@ -112,7 +116,7 @@ func (s *Server) advertise(_ context.Context, _ any, _ *mcpgo.InitializeRequest,
 	if !sf.Caps.Completions {
 		caps.Completions = nil
 	}
-	res.Instructions = combineInstructions(s.o.Instructions, sf.Instructions)
+	*instructions = combineInstructions(s.o.Instructions, sf.Instructions)
 }
 
 // combineInstructions is toolgate's instructions, then each upstream's
