@@ -35,11 +35,15 @@ func (g *runGateFake) Run(ctx context.Context, c tools.Call, run func(context.Co
 }
 
 // surfaceUpstream is an in-process upstream with resources, a template, a
-// prompt, completions and logging; levels records the log levels set on it.
+// prompt, completions and logging; levels receives the log levels set on
+// it and "unsubscribe URI" for each unsubscribe.
 func surfaceUpstream(levels chan<- mcpgo.LoggingLevel) *server.MCPServer {
 	hooks := &server.Hooks{}
 	hooks.AddAfterSetLevel(func(_ context.Context, _ any, req *mcpgo.SetLevelRequest, _ *mcpgo.EmptyResult) {
 		levels <- req.Params.Level
+	})
+	hooks.AddBeforeUnsubscribe(func(_ context.Context, _ any, req *mcpgo.UnsubscribeRequest) {
+		levels <- mcpgo.LoggingLevel("unsubscribe " + req.Params.URI)
 	})
 	s := server.NewMCPServer("up", "2.0", server.WithToolCapabilities(true), server.WithResourceCapabilities(true, true),
 		server.WithPromptCapabilities(true), server.WithLogging(), server.WithCompletions(), server.WithHooks(hooks),
@@ -230,6 +234,19 @@ func TestSurface(t *testing.T) {
 	inA.mu.Unlock()
 	if n := inB.count(string(mcpgo.MethodNotificationResourceUpdated)) + inB.count(string(mcpgo.MethodNotificationMessage)); n != 0 {
 		t.Errorf("b, which neither subscribed nor set a level, got %d updates or log messages", n)
+	}
+
+	// a's session ends (DELETE): the upstream subscription it held goes.
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case l := <-levels:
+		if l != "unsubscribe up://a" {
+			t.Errorf("after a's session ended the upstream got %q, want unsubscribe up://a", l)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the upstream subscription outlived the session that held it")
 	}
 }
 
