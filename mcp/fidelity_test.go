@@ -1,22 +1,22 @@
 package mcp
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/toolgate/toolgate/tools"
 )
-
-// staticCatalog is a Catalog of fixed tools.
-type staticCatalog []tools.Tool
-
-func (c staticCatalog) Tools() []tools.Tool { return c }
 
 // okGate records calls and answers each with "ok".
 type okGate struct {
@@ -93,7 +93,7 @@ func TestConfidenceWithRefAndAllOfRoots(t *testing.T) {
 	refRoot := `{"name":"ref","inputSchema":{"$ref":"#/$defs/args","$defs":{"args":{"type":"object","properties":{"x":{"type":"string"}},"required":["x"],"additionalProperties":false}}}}`
 	allOfRoot := `{"name":"allof","inputSchema":{"allOf":[{"type":"object","properties":{"x":{"type":"string"}},"required":["x"]}],"unevaluatedProperties":false}}`
 	g := &okGate{}
-	s, err := New(Options{Gate: g, Catalog: staticCatalog{rawTool(t, "up", refRoot), rawTool(t, "up", allOfRoot)}})
+	s, err := New(Options{Gate: g, Catalog: staticTools{rawTool(t, "up", refRoot), rawTool(t, "up", allOfRoot)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func TestConfidenceWithRefAndAllOfRoots(t *testing.T) {
 // relays no tasks); one that may run as a task is listed without the
 // execution member, and is called synchronously.
 func TestTaskSupportDefinitions(t *testing.T) {
-	cat := staticCatalog{
+	cat := staticTools{
 		rawTool(t, "up", `{"name":"required","inputSchema":{"type":"object"},"execution":{"taskSupport":"required"}}`),
 		rawTool(t, "up", `{"name":"optional","inputSchema":{"type":"object"},"execution":{"taskSupport":"optional"}}`),
 		rawTool(t, "up", `{"name":"forbidden","inputSchema":{"type":"object"},"execution":{"taskSupport":"forbidden"}}`),
@@ -164,4 +164,94 @@ func TestTaskSupportDefinitions(t *testing.T) {
 	if _, isErr := resp.(mcpgo.JSONRPCError); !isErr {
 		t.Errorf("calling the unlisted task tool: %s", fmt.Sprint(resp))
 	}
+}
+
+// A tool its upstream listed without annotations is listed without them,
+// over stdio and HTTP; one listed with annotations keeps them.
+func TestNoAnnotationsAdded(t *testing.T) {
+	bare := rawTool(t, "up", `{"name":"bare","inputSchema":{"type":"object"}}`)
+	bare.Unannotated = true
+	hinted := rawTool(t, "up", `{"name":"hinted","inputSchema":{"type":"object"},"annotations":{"readOnlyHint":true}}`)
+	s, err := New(Options{Gate: &okGate{}, Catalog: staticTools{bare, hinted}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Sync()
+	check := func(how, list string) {
+		t.Helper()
+		var resp struct {
+			Result struct{ Tools []map[string]json.RawMessage }
+		}
+		if err := json.Unmarshal([]byte(list), &resp); err != nil || len(resp.Result.Tools) != 2 {
+			t.Fatalf("%s: tools/list %s (%v)", how, list, err)
+		}
+		for _, tl := range resp.Result.Tools {
+			_, has := tl["annotations"]
+			if name := string(tl["name"]); has != (name == `"up__hinted"`) {
+				t.Errorf("%s: %s listed with annotations %v: %s", how, name, has, tl["annotations"])
+			}
+			if len(tl["inputSchema"]) == 0 {
+				t.Errorf("%s: %s lost its input schema", how, tl["name"])
+			}
+		}
+	}
+
+	// stdio
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = s.ServeStdio(ctx, inR, outW) }()
+	t.Cleanup(func() { _ = inW.Close() })
+	lines := bufio.NewReader(outR)
+	for _, l := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"a","version":"1"}}}`,
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+		`{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}`,
+	} {
+		if _, err := io.WriteString(inW, l+"\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var list string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		l, err := lines.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(l, `{"jsonrpc":"2.0","id":2,`) || strings.Contains(l, `"id":2`) {
+			list = l
+			break
+		}
+	}
+	check("stdio", list)
+
+	// streamable HTTP
+	h := s.HTTPHandler(HTTPOptions{})
+	ts := httptest.NewServer(h)
+	defer ts.Close()
+	defer func() { _ = h.Close(context.Background()) }()
+	post := func(body, session string) (*http.Response, string) {
+		req, _ := http.NewRequest(http.MethodPost, ts.URL+PathMCP, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		if session != "" {
+			req.Header.Set("Mcp-Session-Id", session)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	resp, _ := post(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"a","version":"1"}}}`, "")
+	sid := resp.Header.Get("Mcp-Session-Id")
+	post(`{"jsonrpc":"2.0","method":"notifications/initialized"}`, sid)
+	_, body := post(`{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}`, sid)
+	if i := strings.LastIndex(body, "data: "); i >= 0 {
+		body = strings.TrimSpace(body[i+len("data: "):])
+	}
+	check("http", body)
 }

@@ -95,7 +95,7 @@ func (s *Server) HTTPHandler(o HTTPOptions) *HTTPHandler {
 		server.WithStreamableHTTPLogger(s.log),
 	)
 	h.mux = http.NewServeMux()
-	h.mux.Handle(PathMCP, guard(o, s.log, h.track(h.streamable)))
+	h.mux.Handle(PathMCP, guard(o, s.log, h.track(s.unannotatedHTTP(h.streamable))))
 	h.mux.HandleFunc(PathHealth, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")

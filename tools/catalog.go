@@ -112,6 +112,10 @@ type Tool struct {
 	SchemaHash string
 	// Annotations are Def's behaviour hints.
 	Annotations Annotations
+	// Unannotated is whether the upstream listed the tool without an
+	// annotations member (mcp.Tool cannot tell: it always has one, and
+	// mcp-go always sends it), so that agents are not shown an empty one.
+	Unannotated bool
 	// Sandbox is the sandbox profile the tool runs in unless a decision
 	// names another: for a built-in tool, its safe default (declared in
 	// its definition's _meta under MetaSandbox); for a stdio upstream with

@@ -478,8 +478,9 @@ func (u *upstream) parseTool(raw json.RawMessage, serverVersion string) (Tool, e
 		return Tool{}, fmt.Errorf("undecodable tool: %w", err)
 	}
 	var schemas struct {
-		Input  json.RawMessage `json:"inputSchema"`
-		Output json.RawMessage `json:"outputSchema"`
+		Input       json.RawMessage `json:"inputSchema"`
+		Output      json.RawMessage `json:"outputSchema"`
+		Annotations json.RawMessage `json:"annotations"`
 	}
 	if err := json.Unmarshal(raw, &schemas); err != nil {
 		return Tool{}, fmt.Errorf("tool %q: %w", def.Name, err)
@@ -509,6 +510,7 @@ func (u *upstream) parseTool(raw json.RawMessage, serverVersion string) (Tool, e
 	}
 	return Tool{
 		Sandbox:       sandbox,
+		Unannotated:   len(schemas.Annotations) == 0 || string(schemas.Annotations) == "null",
 		Name:          u.cat.exposedName(u.spec.Name, def.Name),
 		Server:        u.spec.Name,
 		ServerVersion: serverVersion,
