@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -135,8 +136,131 @@ func (h *HTTPHandler) track(next http.Handler) http.Handler {
 			return
 		}
 		defer h.sessions.end(id)
-		next.ServeHTTP(w, r)
+		if r.Method != http.MethodPost {
+			next.ServeHTTP(w, r)
+			return
+		}
+		p := &postStream{w: w}
+		next.ServeHTTP(p, r.WithContext(context.WithValue(r.Context(), postStreamKey{}, p)))
 	})
+}
+
+// A call's progress notifications must reach the agent on the call's own
+// stream, before its result: clients stop listening for a request's
+// progress once it is answered. mcp-go v1.2.1 queues every notification on
+// the session's one channel, which the session's GET stream and every POST
+// in progress all read, so a call's progress can leave on another stream
+// and arrive after the result; and a POST that is finishing can take one
+// off the channel and drop it (mark3labs/mcp-go#969). The conformance
+// suite's tools-call-with-progress lost the last of 3 in about one run in
+// four. So over HTTP toolgate writes a call's progress notifications to
+// the call's response itself (postStream.notify), in order and before the
+// handler returns; the stdio transport is ordered already.
+
+// postStream is the response writer of one request of a session, through
+// which toolgate can write notifications of that request. Every write,
+// mcp-go's and toolgate's, holds mu; mcp-go writes an SSE event in one
+// Write, so events never interleave.
+type postStream struct {
+	w  http.ResponseWriter
+	mu sync.Mutex
+	// sse: the response is an SSE stream whose headers toolgate sent;
+	// mcp-go, unaware, may still write its answer as a JSON body, which is
+	// then sent as one more event.
+	sse bool
+	// sent: headers are out (whoever sent them).
+	sent bool
+}
+
+type postStreamKey struct{}
+
+func (p *postStream) Header() http.Header { return p.w.Header() }
+
+func (p *postStream) WriteHeader(status int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sent {
+		return
+	}
+	p.sent = true
+	p.w.WriteHeader(status)
+}
+
+func (p *postStream) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sse && strings.HasPrefix(p.w.Header().Get("Content-Type"), "application/json") {
+		if err := writeEvent(p.w, bytes.TrimRight(b, "\n")); err != nil {
+			return 0, err
+		}
+		return len(b), nil
+	}
+	p.sent = true
+	return p.w.Write(b)
+}
+
+func (p *postStream) Flush() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.flush()
+}
+
+func (p *postStream) flush() {
+	if f, ok := p.w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController (write deadlines) reach the
+// connection.
+func (p *postStream) Unwrap() http.ResponseWriter { return p.w }
+
+// notify writes msg (a JSON-RPC notification) to the stream, making the
+// response an SSE stream first if nothing has been sent. It reports false
+// when the response has already gone out as something else.
+func (p *postStream) notify(msg []byte) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.sent {
+		h := p.w.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		h.Set("Connection", "keep-alive")
+		p.w.WriteHeader(http.StatusOK)
+		p.sent, p.sse = true, true
+	}
+	if !p.sse && !strings.HasPrefix(p.w.Header().Get("Content-Type"), "text/event-stream") {
+		return false
+	}
+	if err := writeEvent(p.w, msg); err != nil {
+		return false
+	}
+	p.flush()
+	return true
+}
+
+func writeEvent(w io.Writer, data []byte) error {
+	_, err := fmt.Fprintf(w, "event: message\ndata: %s\n\n", data)
+	return err
+}
+
+// notifyRequest writes a notification to the HTTP response of the request
+// of ctx; false when that is not possible (not an HTTP request of a
+// session, or its response already gone out as JSON), and the caller
+// should queue it through mcp-go instead.
+func notifyRequest(ctx context.Context, method string, params map[string]any) bool {
+	p, _ := ctx.Value(postStreamKey{}).(*postStream)
+	if p == nil {
+		return false
+	}
+	msg, err := json.Marshal(mcpgo.JSONRPCNotification{
+		JSONRPC:      mcpgo.JSONRPC_VERSION,
+		Notification: mcpgo.Notification{Method: method, Params: mcpgo.NotificationParams{AdditionalFields: params}},
+	})
+	if err != nil {
+		return false
+	}
+	return p.notify(msg)
 }
 
 // sweepInterval is how often idle sessions are looked for: a tenth of the

@@ -371,6 +371,9 @@ func (s *Server) progress(ctx context.Context, token mcpgo.ProgressToken) tools.
 		if message != "" {
 			params["message"] = message
 		}
+		if notifyRequest(ctx, string(mcpgo.MethodNotificationProgress), params) {
+			return
+		}
 		if err := s.mcp.SendNotificationToClient(ctx, string(mcpgo.MethodNotificationProgress), params); err != nil {
 			s.log.Debug("progress notification not delivered", "err", err)
 		}

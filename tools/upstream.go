@@ -306,7 +306,7 @@ func (u *upstream) connect(ctx context.Context) (*conn, []Tool, error) {
 		tr = t
 	}
 	c.client = client.NewClient(tr, client.WithProtocolVersion(mcp.ProtocolVersion20251125),
-		client.WithElicitationHandler(elicitRelay{u: u, c: c}))
+		client.WithElicitationHandler(elicitRelay{u: u, c: c}), client.WithSamplingHandler(samplingRelay{u: u, c: c}))
 	fail := func(err error) (*conn, []Tool, error) {
 		_ = c.client.Close()
 		if c.proc != nil {
