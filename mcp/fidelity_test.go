@@ -255,3 +255,55 @@ func TestNoAnnotationsAdded(t *testing.T) {
 	}
 	check("http", body)
 }
+
+// A tool seen eliciting is listed, and callable, only for agents whose
+// client declared elicitation.
+func TestElicitingToolHiddenWithoutElicitation(t *testing.T) {
+	asks := rawTool(t, "up", `{"name":"asks","inputSchema":{"type":"object"}}`)
+	asks.Elicits = true
+	plain := rawTool(t, "up", `{"name":"plain","inputSchema":{"type":"object"}}`)
+	s, err := New(Options{Gate: &okGate{}, Catalog: staticTools{asks, plain}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Sync()
+	for _, caps := range []string{`{}`, `{"elicitation":{}}`} {
+		inR, inW := io.Pipe()
+		outR, outW := io.Pipe()
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { _ = s.ServeStdio(ctx, inR, outW) }()
+		lines := bufio.NewReader(outR)
+		next := func(id string) string {
+			for {
+				l, err := lines.ReadString('\n')
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.Contains(l, `"id":`+id+`,`) {
+					return l
+				}
+			}
+		}
+		send := func(l string) {
+			if _, err := io.WriteString(inW, l+"\n"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		send(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":` + caps + `,"clientInfo":{"name":"a","version":"1"}}}`)
+		next("1")
+		send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+		send(`{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}`)
+		list := next("2")
+		send(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"up__asks","arguments":{}}}`)
+		called := next("3")
+		canAsk := caps != `{}`
+		if listed := strings.Contains(list, `"up__asks"`); listed != canAsk || !strings.Contains(list, `"up__plain"`) {
+			t.Errorf("capabilities %s: tools/list %s", caps, list)
+		}
+		if ran := strings.Contains(called, `"result"`); ran != canAsk {
+			t.Errorf("capabilities %s: calling up__asks: %s", caps, called)
+		}
+		cancel()
+		_ = inW.Close()
+	}
+}

@@ -2,12 +2,15 @@ package mcp
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/toolgate/toolgate/tools"
 )
 
 // mcp-go's mcp.Tool always marshals an "annotations" member, so a tool its
@@ -151,3 +154,21 @@ func (b *bufferedResponse) Header() http.Header         { return b.header }
 func (b *bufferedResponse) Write(p []byte) (int, error) { return b.body.Write(p) }
 func (b *bufferedResponse) WriteHeader(status int)      { b.status = status }
 func (b *bufferedResponse) Flush()                      {}
+
+// hideEliciting is the server's tool filter: an agent whose client cannot
+// answer elicitation (it did not declare the capability, or its transport
+// cannot send requests) is not shown the tools seen eliciting
+// (tools.Tool.Elicits), which would fail for it. mcp-go applies it to
+// tools/list and to tools/call.
+func (s *Server) hideEliciting(ctx context.Context, ts []mcpgo.Tool) []mcpgo.Tool {
+	if tools.ElicitationSupported(ctx) == nil {
+		return ts
+	}
+	out := ts[:0:0]
+	for _, t := range ts {
+		if e := s.lookup(t.Name); e == nil || !e.tool.Elicits {
+			out = append(out, t)
+		}
+	}
+	return out
+}

@@ -112,6 +112,10 @@ type Tool struct {
 	SchemaHash string
 	// Annotations are Def's behaviour hints.
 	Annotations Annotations
+	// Elicits is whether the upstream was seen asking the user something
+	// (elicitation) during a call of this tool; agents whose client cannot
+	// answer are not shown it (see the mcp package).
+	Elicits bool
 	// Unannotated is whether the upstream listed the tool without an
 	// annotations member (mcp.Tool cannot tell: it always has one, and
 	// mcp-go always sends it), so that agents are not shown an empty one.
@@ -393,7 +397,7 @@ func (c *Catalog) rebuild() {
 	listed := make([][]Tool, len(c.ups))
 	claim := map[string]Tool{}
 	for i, u := range c.ups {
-		listed[i] = u.currentTools()
+		listed[i] = u.elicits.mark(u.currentTools())
 		for _, t := range listed[i] {
 			if prev, dup := claim[t.Name]; !dup || prevOwners[t.Name] == t.Server && prev.Server != t.Server {
 				claim[t.Name] = t
@@ -421,7 +425,7 @@ func (c *Catalog) rebuild() {
 	h := sha256.New()
 	for _, t := range all {
 		b, _ := json.Marshal(t.Def)
-		fmt.Fprintf(h, "%s\x00%s\x00%s\x00", t.Name, t.ServerVersion, b)
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%t\x00", t.Name, t.ServerVersion, b, t.Elicits)
 	}
 	fp := hex.EncodeToString(h.Sum(nil))
 
