@@ -51,7 +51,7 @@ type surfaceState struct {
 
 	mu sync.Mutex
 	// subs maps a session to the URIs it subscribed to, each with the
-	// upstream serving it.
+	// upstream serving it ("" while that upstream's answer is pending).
 	subs map[string]map[string]string
 	// levels are the log levels sessions set with logging/setLevel; only
 	// those sessions get upstream log messages.
@@ -325,32 +325,42 @@ func (s *Server) interceptSubscription(ctx context.Context, _ any, message any) 
 }
 
 // subscribe records that session subscribed to uri; the catalog subscribes
-// upstream for the first session.
+// upstream for the first session. While the upstream answers, the
+// session's entry is "" (pending), so a repeated subscribe counts once.
 func (s *Server) subscribe(ctx context.Context, session, uri string) error {
 	s.surf.mu.Lock()
-	_, dup := s.surf.subs[session][uri]
-	s.surf.mu.Unlock()
-	if dup {
+	if _, dup := s.surf.subs[session][uri]; dup {
+		s.surf.mu.Unlock()
 		return nil
 	}
-	server, err := s.o.Surface.Subscribe(ctx, uri)
-	if err != nil {
-		return fmt.Errorf("toolgate: %w", err)
-	}
-	s.surf.mu.Lock()
-	defer s.surf.mu.Unlock()
 	if s.surf.subs == nil {
 		s.surf.subs = map[string]map[string]string{}
 	}
 	if s.surf.subs[session] == nil {
 		s.surf.subs[session] = map[string]string{}
 	}
-	if _, dup := s.surf.subs[session][uri]; dup {
-		// A concurrent subscribe of the same session won: count one.
-		go s.o.Surface.Unsubscribe(context.WithoutCancel(ctx), server, uri) //nolint:errcheck // best effort
-		return nil
+	s.surf.subs[session][uri] = ""
+	s.surf.mu.Unlock()
+
+	server, err := s.o.Surface.Subscribe(ctx, uri)
+
+	s.surf.mu.Lock()
+	_, wanted := s.surf.subs[session][uri] // gone if the session ended or unsubscribed meanwhile
+	switch {
+	case err != nil && wanted:
+		delete(s.surf.subs[session], uri)
+	case err == nil && wanted:
+		s.surf.subs[session][uri] = server
 	}
-	s.surf.subs[session][uri] = server
+	s.surf.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("toolgate: %w", err)
+	}
+	if !wanted {
+		if err := s.o.Surface.Unsubscribe(context.WithoutCancel(ctx), server, uri); err != nil {
+			s.log.Warn("dropping a subscription its session no longer wants failed", "uri", uri, "server", server, "err", err)
+		}
+	}
 	return nil
 }
 
@@ -359,7 +369,7 @@ func (s *Server) unsubscribe(ctx context.Context, session, uri string) error {
 	server, ok := s.surf.subs[session][uri]
 	delete(s.surf.subs[session], uri)
 	s.surf.mu.Unlock()
-	if !ok {
+	if !ok || server == "" {
 		return nil
 	}
 	if err := s.o.Surface.Unsubscribe(ctx, server, uri); err != nil {
@@ -378,6 +388,9 @@ func (s *Server) endSession(ctx context.Context, session string) {
 	s.surf.mu.Unlock()
 	ctx = context.WithoutCancel(ctx)
 	for uri, server := range subs {
+		if server == "" {
+			continue // pending: subscribe unsubscribes when it returns
+		}
 		if err := s.o.Surface.Unsubscribe(ctx, server, uri); err != nil {
 			s.log.Warn("unsubscribing upstream after the session ended failed", "uri", uri, "server", server, "err", err)
 		}
