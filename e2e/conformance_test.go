@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -38,18 +39,38 @@ func TestConformance(t *testing.T) {
 		harness.node, filepath.Join(harness.dir, "testdata", "conformance", "everything-server.mjs"))), "")
 	httpGW := startHTTP(t, conformanceGateway(t, fmt.Sprintf("url: %s", viaHTTP)), "")
 
-	want := runConformance(t, "direct", direct)
+	// The three runs are independent; run together they take about as long
+	// as the slowest.
+	targets := []struct{ name, url string }{
+		{"direct", direct},
+		{"toolgate, stdio upstream", stdioGW.url},
+		{"toolgate, http upstream", httpGW.url},
+	}
+	runs := make([]conformanceRun, len(targets))
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for i, tc := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runs[i], errs[i] = runConformance(tc.url)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("conformance %s: %v", targets[i].name, err)
+		}
+	}
+
+	want := runs[0]
 	passedDirect := want.passed()
 	if len(passedDirect) == 0 {
 		t.Fatalf("the fixture passes no scenario directly; results:\n%s", want.report())
 	}
 	t.Logf("conformance direct: %d/%d scenarios pass", len(passedDirect), len(want))
-
-	for _, tc := range []struct{ name, url string }{
-		{"toolgate, stdio upstream", stdioGW.url},
-		{"toolgate, http upstream", httpGW.url},
-	} {
-		got := runConformance(t, tc.name, tc.url)
+	for i, tc := range targets[1:] {
+		got := runs[i+1]
 		t.Logf("conformance %s: %d/%d scenarios pass", tc.name, len(got.passed()), len(got))
 		var lost []string
 		for _, sc := range passedDirect {
@@ -186,10 +207,13 @@ var resultDir = regexp.MustCompile(`^server-(.+)-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\
 
 // runConformance runs the suite's server scenarios against url and reads
 // their results. The suite exits non-zero when a scenario fails, so its
-// exit status is not the verdict; a run that saved no result is fatal.
-func runConformance(t *testing.T, what, url string) conformanceRun {
-	t.Helper()
-	out := realTempDir(t)
+// exit status is not the verdict; a run that saved no result is an error.
+func runConformance(url string) (conformanceRun, error) {
+	out, err := os.MkdirTemp("", "toolgate-conformance-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(out)
 	cmd := exec.Command(harness.node, filepath.Join(harness.dir, "node_modules", "@modelcontextprotocol", "conformance", "dist", "index.js"),
 		"server", "--url", url, "--output-dir", out)
 	cmd.Dir = out
@@ -197,11 +221,9 @@ func runConformance(t *testing.T, what, url string) conformanceRun {
 	// Node 22+ the preload does nothing.
 	preload := filepath.Join(harness.dir, "testdata", "node20", "globsync-preload.mjs")
 	cmd.Env = append(os.Environ(), "NODE_OPTIONS="+strings.TrimSpace(os.Getenv("NODE_OPTIONS")+` --import="`+preload+`"`))
-	start := time.Now()
 	log, runErr := cmd.CombinedOutput()
-	t.Logf("conformance %s: ran in %v", what, time.Since(start).Round(100*time.Millisecond))
 	run := conformanceRun{}
-	err := filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || d.Name() != "checks.json" {
 			return err
 		}
@@ -221,10 +243,10 @@ func runConformance(t *testing.T, what, url string) conformanceRun {
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("conformance %s: reading results: %v", what, err)
+		return nil, fmt.Errorf("reading results: %w", err)
 	}
 	if len(run) == 0 {
-		t.Fatalf("conformance %s: the suite saved no result (%v):\n%s", what, runErr, log)
+		return nil, fmt.Errorf("the suite saved no result (%v):\n%s", runErr, log)
 	}
-	return run
+	return run, nil
 }
