@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -18,10 +19,15 @@ rules:
     match: 'call.kind == "resource" && resource.uri.startsWith("demo://resource/dynamic/blob/")'
     action: deny
     reason: "no blobs"
+  - name: ask-for-features
+    match: 'call.kind == "resource" && resource.uri.endsWith("/features.md")'
+    action: review
+    reason: "features are secret"
 `
 
 const (
 	uriDoc      = "demo://resource/static/document/architecture.md"
+	uriFeatures = "demo://resource/static/document/features.md"
 	uriText1    = "demo://resource/dynamic/text/1"
 	uriText3    = "demo://resource/dynamic/text/3"
 	uriBlob     = "demo://resource/dynamic/blob/1"
@@ -73,6 +79,21 @@ func field(items []map[string]any, key string) []string {
 	return out
 }
 
+// surfaceFixture is newFixture with denyBlobs and a review hold of 1s.
+func surfaceFixture(t *testing.T) *fixture {
+	t.Helper()
+	fx := newFixture(t, denyBlobs)
+	f, err := os.OpenFile(fx.config, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString("review:\n  hold: 1s\n"); err != nil {
+		t.Fatal(err)
+	}
+	return fx
+}
+
 // exerciseSurface runs everything but tools through toolgate with one
 // client: lists, reads (one denied by rule), prompts, completion.
 func exerciseSurface(t *testing.T, c *tsClient, transport map[string]any) {
@@ -113,6 +134,12 @@ func exerciseSurface(t *testing.T, c *tsClient, transport map[string]any) {
 	}
 	if a := c.do(map[string]any{"op": "readResource", "uri": uriBlob}); a.OK || !strings.Contains(a.Error, "no-blob-resources") {
 		t.Errorf("read %s = %+v, want a refusal naming rule no-blob-resources", uriBlob, a)
+	}
+	// A read decided review waits for a reviewer; nobody answers within
+	// the hold, so it returns pending without having run.
+	if a := c.do(map[string]any{"op": "readResource", "uri": uriFeatures}); a.OK || !strings.Contains(a.Error, "human review") ||
+		strings.Contains(a.Error, "Server Features") {
+		t.Errorf("read %s = %+v, want it held for review, unread", uriFeatures, a)
 	}
 
 	_, lp := c.surface(map[string]any{"op": "listPrompts"})
@@ -187,10 +214,11 @@ func auditKinds(t *testing.T, db string) {
 		got[key] = r
 	}
 	for key, want := range map[string]record{
-		"resource " + uriDoc:  {Kind: "resource", Server: "everything", Action: "allow", Status: "ok"},
-		"resource " + uriBlob: {Kind: "resource", Server: "everything", Action: "deny", Rule: "no-blob-resources", Status: "refused"},
-		"prompt":              {Kind: "prompt", Server: "everything", Action: "allow", Status: "ok"},
-		"completion":          {Kind: "completion", Server: "everything", Action: "allow", Status: "ok"},
+		"resource " + uriDoc:      {Kind: "resource", Server: "everything", Action: "allow", Status: "ok"},
+		"resource " + uriBlob:     {Kind: "resource", Server: "everything", Action: "deny", Rule: "no-blob-resources", Status: "refused"},
+		"resource " + uriFeatures: {Kind: "resource", Server: "everything", Action: "review", Rule: "ask-for-features", Status: "pending"},
+		"prompt":                  {Kind: "prompt", Server: "everything", Action: "allow", Status: "ok"},
+		"completion":              {Kind: "completion", Server: "everything", Action: "allow", Status: "ok"},
 	} {
 		r, ok := got[key]
 		if !ok || r.Kind != want.Kind || r.Server != want.Server || r.Action != want.Action || r.Rule != want.Rule || r.Status != want.Status {
@@ -206,7 +234,7 @@ func auditKinds(t *testing.T, db string) {
 // subscriptions through toolgate on stdio, gated and audited.
 func TestSurfaceStdio(t *testing.T) {
 	t.Parallel()
-	fx := newFixture(t, denyBlobs)
+	fx := surfaceFixture(t)
 	c := newTSClient(t)
 	exerciseSurface(t, c, stdioTransport(fx))
 
@@ -224,7 +252,7 @@ func TestSurfaceStdio(t *testing.T) {
 // sessions that asked for them.
 func TestSurfaceHTTP(t *testing.T) {
 	t.Parallel()
-	fx := newFixture(t, denyBlobs)
+	fx := surfaceFixture(t)
 	g := startHTTP(t, fx, "")
 	a := newTSClient(t)
 	exerciseSurface(t, a, httpTransport(g, ""))
