@@ -59,6 +59,12 @@ func TestKindRoundTrip(t *testing.T) {
 	if rep, err := s.Verify(ctx); err != nil || len(rep.Problems) != 0 {
 		t.Errorf("verify: %+v, %v", rep, err)
 	}
+	for kind, want := range map[string]string{"resource": "01RES", "tool": "01TOOL"} {
+		recs, err := s.List(ctx, Filter{Kind: kind})
+		if err != nil || len(recs) != 1 || recs[0].ID != want {
+			t.Errorf("List(kind %s) = %v, %v; want %s alone", kind, recs, err, want)
+		}
+	}
 	rep, err := Replay(ctx, s, kindEvaluator(tools.KindResource), Filter{}, nil)
 	if err != nil {
 		t.Fatal(err)

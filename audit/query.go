@@ -27,6 +27,8 @@ type Filter struct {
 	Model   string // model name
 	Session string
 	Rule    string // matched rule
+	// Kind is the call's kind: tool, resource, prompt or completion.
+	Kind string
 	// After keeps rows with Seq > After (for tailing).
 	After int64
 	// Limit keeps only the newest Limit matches (still returned oldest
@@ -51,7 +53,7 @@ func (f Filter) where() (string, []any) {
 	}
 	for _, c := range []struct{ col, v string }{
 		{"tool", f.Tool}, {"server", f.Server}, {"action", f.Action}, {"client_name", f.Client},
-		{"model_name", f.Model}, {"session_id", f.Session}, {"rule", f.Rule},
+		{"model_name", f.Model}, {"session_id", f.Session}, {"rule", f.Rule}, {"kind", f.Kind},
 	} {
 		if c.v != "" {
 			add(c.col+" = ?", c.v)

@@ -31,7 +31,8 @@ const auditUsage = `usage:
 
 FILTERS: --since T --until T (RFC 3339 time, a date 2006-01-02, or a duration
 ago such as 90m or 7d) --tool --server --action allow|deny|review --client
---model --session --rule (exact names; --rule "" is not a filter).
+--model --session --rule --kind tool|resource|prompt|completion (exact
+names; --rule "" is not a filter).
 
 Every command takes --db PATH (default $TOOLGATE_AUDIT_DB, else
 $XDG_STATE_HOME/toolgate/audit.db, else ~/.local/state/toolgate/audit.db);
@@ -169,6 +170,7 @@ func (c *auditCmd) filterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.filter.Model, "model", "", "only this model `name`")
 	fs.StringVar(&c.filter.Session, "session", "", "only this session `id`")
 	fs.StringVar(&c.filter.Rule, "rule", "", "only calls decided by this rule `name`")
+	fs.StringVar(&c.filter.Kind, "kind", "", "only calls of this `kind`: tool, resource, prompt or completion")
 }
 
 func (c *auditCmd) parseFilter() error {
