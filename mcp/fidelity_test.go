@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -133,13 +132,13 @@ func TestConfidenceWithRefAndAllOfRoots(t *testing.T) {
 	}
 }
 
-// A tool only its upstream's task machinery can run is not listed (toolgate
-// relays no tasks); one that may run as a task is listed without the
-// execution member, and is called synchronously.
+// Every tool is listed without execution (toolgate relays no tasks); one
+// its upstream runs only as a task says in its description that toolgate
+// runs it synchronously.
 func TestTaskSupportDefinitions(t *testing.T) {
 	cat := staticTools{
-		rawTool(t, "up", `{"name":"required","inputSchema":{"type":"object"},"execution":{"taskSupport":"required"}}`),
-		rawTool(t, "up", `{"name":"optional","inputSchema":{"type":"object"},"execution":{"taskSupport":"optional"}}`),
+		rawTool(t, "up", `{"name":"required","description":"Long job.","inputSchema":{"type":"object"},"execution":{"taskSupport":"required"}}`),
+		rawTool(t, "up", `{"name":"optional","description":"Maybe long.","inputSchema":{"type":"object"},"execution":{"taskSupport":"optional"}}`),
 		rawTool(t, "up", `{"name":"forbidden","inputSchema":{"type":"object"},"execution":{"taskSupport":"forbidden"}}`),
 	}
 	s, err := New(Options{Gate: &okGate{}, Catalog: cat})
@@ -148,21 +147,19 @@ func TestTaskSupportDefinitions(t *testing.T) {
 	}
 	s.Sync()
 	listed := listedTools(t, s)
-	if _, ok := listed["up__required"]; ok {
-		t.Error("a task-required tool is listed")
-	}
-	for _, name := range []string{"up__optional", "up__forbidden"} {
+	for _, name := range []string{"up__required", "up__optional", "up__forbidden"} {
 		tl, ok := listed[name]
 		if !ok || strings.Contains(string(tl), `"execution"`) {
 			t.Errorf("%s: listed %v as %s; want listed without execution", name, ok, tl)
 		}
-	}
-	if text, isErr := callResult(t, s, "up__optional", `{}`); isErr || text != "ok" {
-		t.Errorf("optional: %q %v", text, isErr)
-	}
-	resp := rpc(t, s, "tools/call", map[string]any{"name": "up__required", "arguments": map[string]any{}})
-	if _, isErr := resp.(mcpgo.JSONRPCError); !isErr {
-		t.Errorf("calling the unlisted task tool: %s", fmt.Sprint(resp))
+		var d struct{ Description string }
+		_ = json.Unmarshal(tl, &d)
+		if noted := strings.Contains(d.Description, TaskNote); noted != (name == "up__required") {
+			t.Errorf("%s: description %q", name, d.Description)
+		}
+		if text, isErr := callResult(t, s, name, `{}`); isErr || text != "ok" {
+			t.Errorf("%s: %q %v", name, text, isErr)
+		}
 	}
 }
 

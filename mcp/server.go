@@ -43,6 +43,9 @@ const (
 	ConfidenceParam = "_confidence"         // the input-schema property added to every tool
 )
 
+// TaskNote ends the description of a tool its upstream runs only as a task.
+const TaskNote = "(toolgate runs this tool synchronously: the call returns when the upstream's task has ended.)"
+
 // confidenceSchema is the property added to each wrapped tool's input schema.
 var confidenceSchema = json.RawMessage(`{"type":"number","minimum":0,"maximum":1,"description":"toolgate: state honestly how confident you are (0 = not at all, 1 = certain) that this call is correct, safe and what the user wants. Low confidence may route the call to a human for review."}`)
 
@@ -128,6 +131,9 @@ func New(o Options) (*Server, error) {
 		server.WithToolCapabilities(true),
 		server.WithRecovery(),
 		server.WithElicitation(),
+		// Tools seen eliciting are not listed to clients that cannot
+		// answer (toolslist.go); mcp-go applies the filter to calls too.
+		server.WithToolFilter(s.hideEliciting),
 		// Arguments that do not match the tool's input schema are refused
 		// as a tool error (SEP-1303) before the gate sees them: the agent
 		// learns what to fix, and no upstream gets input it never declared.
@@ -171,6 +177,10 @@ func (s *Server) Sync() {
 		}
 		h.Write(b)
 		h.Write([]byte{0})
+		if t.Elicits {
+			// Agents that cannot elicit see the tool go.
+			h.Write([]byte{1})
+		}
 		list = append(list, st)
 		exposed[t.Name] = e
 	}
@@ -228,13 +238,12 @@ func (s *Server) lookup(name string) *exposedTool {
 func (s *Server) wrap(t tools.Tool) (server.ServerTool, *exposedTool, error) {
 	def := t.Def
 	def.Name = t.Name
-	// toolgate answers every call synchronously and relays no tasks/*
-	// (mcp-go's client cannot read a CreateTaskResult): a tool that may
-	// run as a task is listed without execution, and called without
-	// task; one that must run as a task cannot be called through
-	// toolgate, so it is not listed.
-	if ex := def.Execution; ex != nil && ex.TaskSupport == mcpgo.TaskSupportRequired {
-		return server.ServerTool{}, nil, errors.New(`execution.taskSupport is "required" and toolgate relays no tasks`)
+	// toolgate answers every call synchronously and relays no tasks/*:
+	// every tool is listed without execution. One that may run as a task
+	// is called without; one that must is run as a task by toolgate
+	// (tools/tasks.go), which its description says.
+	if tools.NeedsTask(def) {
+		def.Description = strings.TrimSpace(def.Description + "\n\n" + TaskNote)
 	}
 	def.Execution = nil
 	schema := def.RawInputSchema

@@ -30,6 +30,8 @@ type upstream struct {
 	relist chan struct{} // coalesced tools/list_changed signals
 	// schemas keeps the elicitation forms' field order (elicitorder.go).
 	schemas schemaTap
+	// elicits are the tools seen asking the user something (elicit.go).
+	elicits elicitMarks
 	// relistSurf coalesces resources and prompts list_changed signals.
 	relistSurf chan struct{}
 
@@ -586,7 +588,11 @@ func (u *upstream) callResult(ctx context.Context, call Call, raw bool) (Result,
 	}
 
 	untrack := c.track(ctx, &call)
-	res, err := c.callTool(ctx, req.Params, raw)
+	send := c.callTool
+	if u.needsTask(call.Tool) {
+		send = c.callAsTask // tasks.go
+	}
+	res, err := send(ctx, req.Params, raw)
 	untrack()
 	if err == nil {
 		c.answered.Store(time.Now().UnixNano())

@@ -31,13 +31,20 @@ func (r *rawStdio) request(id int, method, params string) string {
 
 // TestFidelityStdioE2E: over stdio, what an upstream sends reaches the
 // agent as sent: an elicitation form's field order, a JSON-RPC error's code
-// and data, a result's _meta; a task-only tool is not listed.
+// and data, a result's _meta; a task-only tool is listed and runs.
 func TestFidelityStdioE2E(t *testing.T) {
 	a := startRawStdioWith(t, fidelityConfig(t), `{"elicitation":{}}`)
 
 	list := a.request(1, "tools/list", `{}`)
-	if strings.Contains(list, `"up__task_required"`) || !strings.Contains(list, `"up__task_optional"`) || strings.Contains(list, `"execution"`) {
-		t.Errorf("tools/list: want up__task_optional without execution and no up__task_required:\n%s", list)
+	if !strings.Contains(list, `"up__task_required"`) || !strings.Contains(list, `"up__task_optional"`) || strings.Contains(list, `"execution"`) {
+		t.Errorf("tools/list: want both task tools, without execution:\n%s", list)
+	}
+	// The task-only tool runs (as a task, upstream); the optional one too.
+	for i, want := range map[string]string{"up__task_required": "task", "up__task_optional": "sync"} {
+		line := a.request(10, "tools/call", `{"name":"`+i+`","arguments":{}}`)
+		if !strings.Contains(line, `"text":"`+want+`"`) || strings.Contains(line, `"isError":true`) {
+			t.Errorf("%s: %s", i, line)
+		}
 	}
 
 	// The form reaches the agent with its fields in the upstream's order.

@@ -22,7 +22,8 @@ import (
 //	                 and structured content.
 //	form             asks the user to fill a form whose fields come in the
 //	                 order zeta, alpha, mid; returns the answer's content.
-//	task_required    declares execution.taskSupport "required".
+//	task_required    declares execution.taskSupport "required" (and the
+//	                 server declares tasks); returns "task", run as one.
 //	task_optional    declares execution.taskSupport "optional"; returns "sync".
 
 // LongToolName is the 90-character tool name.

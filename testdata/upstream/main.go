@@ -49,7 +49,11 @@ func main() {
 		os.Exit(2)
 	}
 
-	s := server.NewMCPServer(*name, "1.2.3", server.WithToolCapabilities(true), server.WithElicitation())
+	opts := []server.ServerOption{server.WithToolCapabilities(true), server.WithElicitation()}
+	if *fidelity {
+		opts = append(opts, server.WithTaskCapabilities(true, true, true))
+	}
+	s := server.NewMCPServer(*name, "1.2.3", opts...)
 	var started, cancelled, extra atomic.Int64
 
 	s.AddTool(mcp.NewTool("ask", mcp.WithDescription("Asks the user which branch to use.")),
