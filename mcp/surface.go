@@ -42,7 +42,10 @@ type runGate interface {
 // catchAllTemplate is registered with mcp-go so that every resources/read
 // reaches readResource, which routes the URI itself: a resource link in a
 // tool result may name a resource no list shows. It is never listed.
-const catchAllTemplate = "{+uri}"
+const (
+	catchAllTemplate = "{+uri}"
+	catchAllName     = "toolgate-any-resource" // no exposed name: those have a server prefix
+)
 
 // surfaceState is the agent-facing half of the surface: what is
 // registered with mcp-go, and each session's subscriptions and log level.
@@ -82,7 +85,7 @@ func (s *Server) surfaceOptions() []server.ServerOption {
 	hooks.AddOnUnregisterSession(func(ctx context.Context, sess server.ClientSession) { s.endSession(ctx, sess.SessionID()) })
 	hooks.AddAfterListResourceTemplates(func(_ context.Context, _ any, _ *mcpgo.ListResourceTemplatesRequest, res *mcpgo.ListResourceTemplatesResult) {
 		res.ResourceTemplates = slices.DeleteFunc(res.ResourceTemplates, func(t mcpgo.ResourceTemplate) bool {
-			return t.URITemplate != nil && t.URITemplate.Raw() == catchAllTemplate
+			return t.Name == catchAllName && t.URITemplate != nil && t.URITemplate.Raw() == catchAllTemplate
 		})
 	})
 	return []server.ServerOption{
@@ -153,7 +156,7 @@ func (s *Server) syncSurface() {
 	}
 
 	tpls := []server.ServerResourceTemplate{{
-		Template: mcpgo.NewResourceTemplate(catchAllTemplate, "toolgate-any-resource"),
+		Template: mcpgo.NewResourceTemplate(catchAllTemplate, catchAllName),
 		Handler:  s.readResource,
 	}}
 	for _, t := range sf.Templates {
