@@ -44,7 +44,7 @@ type runGate interface {
 // tool result may name a resource no list shows. It is never listed.
 const (
 	catchAllTemplate = "{+uri}"
-	catchAllName     = "toolgate-any-resource" // no exposed name: those have a server prefix
+	catchAllName     = "toolgate-any-resource" // an upstream template named so with that template would be hidden too
 )
 
 // surfaceState is the agent-facing half of the surface: what is
