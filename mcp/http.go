@@ -141,6 +141,7 @@ func (h *HTTPHandler) track(next http.Handler) http.Handler {
 			return
 		}
 		p := &postStream{w: w}
+		defer p.end()
 		next.ServeHTTP(p, r.WithContext(context.WithValue(r.Context(), postStreamKey{}, p)))
 	})
 }
@@ -170,6 +171,15 @@ type postStream struct {
 	sse bool
 	// sent: headers are out (whoever sent them).
 	sent bool
+	// ended: the request is over and w must not be used (a notification
+	// of an HTTP upstream can come after its call's result).
+	ended bool
+}
+
+func (p *postStream) end() {
+	p.mu.Lock()
+	p.ended = true
+	p.mu.Unlock()
 }
 
 type postStreamKey struct{}
@@ -217,10 +227,14 @@ func (p *postStream) Unwrap() http.ResponseWriter { return p.w }
 
 // notify writes msg (a JSON-RPC notification) to the stream, making the
 // response an SSE stream first if nothing has been sent. It reports false
-// when the response has already gone out as something else.
+// when the response has already gone out as something else, or the request
+// is over.
 func (p *postStream) notify(msg []byte) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.ended {
+		return false
+	}
 	if !p.sent {
 		h := p.w.Header()
 		h.Set("Content-Type", "text/event-stream")

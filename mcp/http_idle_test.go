@@ -41,6 +41,42 @@ type noTools struct{}
 
 func (noTools) Tools() []tools.Tool { return nil }
 
+// noSurface is a Surface with logging only, so sessions can set a log
+// level: per-session state of toolgate's that expiry must free.
+type noSurface struct{}
+
+func (noSurface) Surface() tools.Surface {
+	return tools.Surface{Caps: tools.Capabilities{Logging: true}}
+}
+func (noSurface) RouteResource(string) (tools.ResourceRoute, error) {
+	return tools.ResourceRoute{}, errors.New("no resources")
+}
+func (noSurface) ReadResource(context.Context, string, string, map[string]any) (*mcpgo.ReadResourceResult, error) {
+	return nil, errors.New("no resources")
+}
+func (noSurface) LookupPrompt(string) (tools.Prompt, bool) { return tools.Prompt{}, false }
+func (noSurface) GetPrompt(context.Context, tools.Prompt, map[string]string, map[string]any) (*mcpgo.GetPromptResult, error) {
+	return nil, errors.New("no prompts")
+}
+func (noSurface) TemplateServer(string) (string, error) { return "", errors.New("no templates") }
+func (noSurface) Complete(context.Context, string, any, mcpgo.CompleteArgument, mcpgo.CompleteContext) (*mcpgo.Completion, error) {
+	return nil, errors.New("no completions")
+}
+func (noSurface) Subscribe(context.Context, string) (string, error) {
+	return "", errors.New("no resources")
+}
+func (noSurface) Unsubscribe(context.Context, string, string) error { return nil }
+func (noSurface) SetLogLevel(context.Context, mcpgo.LoggingLevel) error {
+	return nil
+}
+
+// levels is the number of sessions toolgate keeps a log level for.
+func (s *idleServer) levels() int {
+	s.srv.surf.mu.Lock()
+	defer s.srv.surf.mu.Unlock()
+	return len(s.srv.surf.levels)
+}
+
 type refuseGate struct{}
 
 func (refuseGate) Handle(context.Context, tools.Call) *mcpgo.CallToolResult {
@@ -57,7 +93,7 @@ type idleServer struct {
 
 func newIdleServer(t *testing.T, idle time.Duration, clock *fakeClock) *idleServer {
 	t.Helper()
-	srv, err := New(Options{Version: "t", Gate: refuseGate{}, Catalog: noTools{}})
+	srv, err := New(Options{Version: "t", Gate: refuseGate{}, Catalog: noTools{}, Surface: noSurface{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +140,7 @@ func (s *idleServer) status(t *testing.T, c *http.Client, id, body string) int {
 const initializeBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"abandoner","version":"1"}}}`
 
 // open initializes a session as a client does (initialize, then
-// notifications/initialized) and returns its id.
+// notifications/initialized), sets its log level, and returns its id.
 func (s *idleServer) open(c *http.Client) (string, error) {
 	status, id, err := s.post(c, "", initializeBody)
 	if err != nil {
@@ -115,6 +151,9 @@ func (s *idleServer) open(c *http.Client) (string, error) {
 	}
 	if status, _, err = s.post(c, id, `{"jsonrpc":"2.0","method":"notifications/initialized"}`); err != nil || status != http.StatusAccepted {
 		return "", fmt.Errorf("notifications/initialized: status %d, %v", status, err)
+	}
+	if status, _, err = s.post(c, id, `{"jsonrpc":"2.0","id":2,"method":"logging/setLevel","params":{"level":"info"}}`); err != nil || status != http.StatusOK {
+		return "", fmt.Errorf("logging/setLevel: status %d, %v", status, err)
 	}
 	return id, nil
 }
@@ -160,7 +199,8 @@ func heapInUse() uint64 {
 
 // TestIdleSessionsExpire: thousands of sessions that end without DELETE
 // are all ended once idle past the limit: no longer live, no longer
-// registered with mcp-go, and the heap they took is returned.
+// registered with mcp-go, their state in toolgate (log levels) gone, and
+// the heap they took is returned.
 func TestIdleSessionsExpire(t *testing.T) {
 	const sessions = 4000
 	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
@@ -200,6 +240,9 @@ func TestIdleSessionsExpire(t *testing.T) {
 	if got := s.registered(ids); got != sessions {
 		t.Fatalf("%d sessions registered with mcp-go, want %d", got, sessions)
 	}
+	if got := s.levels(); got != sessions {
+		t.Fatalf("toolgate keeps a log level for %d sessions, want %d", got, sessions)
+	}
 
 	// Not yet idle long enough: nothing ends.
 	clock.Add(29 * time.Minute)
@@ -215,6 +258,9 @@ func TestIdleSessionsExpire(t *testing.T) {
 	}
 	if got := s.registered(ids); got != 0 {
 		t.Errorf("%d sessions still registered with mcp-go after expiry, want 0", got)
+	}
+	if got := s.levels(); got != 0 {
+		t.Errorf("toolgate still keeps a log level for %d sessions after expiry, want 0", got)
 	}
 	after := heapInUse()
 	t.Logf("heap: %.1f MB before, %.1f MB with %d sessions, %.1f MB after expiry",
