@@ -3,7 +3,10 @@
 // tool invocation as it travels through the gate.
 package tools
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Peer names a piece of software and its version: the agent's MCP client
 // (from initialize) or the model driving it.
@@ -74,4 +77,20 @@ func (c *Call) KindName() string {
 		return KindTool
 	}
 	return c.Kind
+}
+
+// Wants says what the call asks for, for a human reviewer: "run NAME (TOOL
+// on server S)" for a tool, "read the resource URI (server S)" for a
+// resource, and so on. Quote marks are left to the caller.
+func (c *Call) Wants() string {
+	switch c.Kind {
+	case KindResource:
+		uri, _ := c.Args["uri"].(string)
+		return fmt.Sprintf("read the resource %s (from server %s)", uri, c.Server)
+	case KindPrompt:
+		return fmt.Sprintf("get the prompt %s (%s on server %s)", c.Name, c.Tool, c.Server)
+	case KindCompletion:
+		return fmt.Sprintf("complete an argument of %s (server %s)", c.Name, c.Server)
+	}
+	return fmt.Sprintf("run %s (%s on server %s)", c.Name, c.Tool, c.Server)
 }

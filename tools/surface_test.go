@@ -242,3 +242,21 @@ func TestSurfaceSingleUpstreamFallback(t *testing.T) {
 		t.Errorf("route = %+v, %v; want docs, unnamed", r, err)
 	}
 }
+
+func TestCallWants(t *testing.T) {
+	for _, tc := range []struct {
+		c    Call
+		want string
+	}{
+		{Call{Server: "fs", Tool: "write_file", Name: "fs__write_file"}, "run fs__write_file (write_file on server fs)"},
+		{Call{Kind: KindTool, Server: "fs", Tool: "write_file", Name: "fs__write_file"}, "run fs__write_file (write_file on server fs)"},
+		{Call{Kind: KindResource, Server: "docs", Tool: "readme", Name: "docs__readme", Args: map[string]any{"uri": "file:///r"}},
+			"read the resource file:///r (from server docs)"},
+		{Call{Kind: KindPrompt, Server: "docs", Tool: "greet", Name: "docs__greet"}, "get the prompt docs__greet (greet on server docs)"},
+		{Call{Kind: KindCompletion, Server: "docs", Tool: "greet", Name: "docs__greet"}, "complete an argument of docs__greet (server docs)"},
+	} {
+		if got := tc.c.Wants(); got != tc.want {
+			t.Errorf("Wants() = %q, want %q", got, tc.want)
+		}
+	}
+}
