@@ -80,6 +80,10 @@ func (c *conn) callAsTask(ctx context.Context, params mcp.CallToolParams, raw bo
 	}
 	res, err := decodeCallToolResult(b)
 	if err != nil {
+		if task.Status != mcp.TaskStatusCompleted {
+			// A failed or cancelled task may have no tool result.
+			return Result{}, fmt.Errorf("task %s %s: %s", task.TaskId, task.Status, task.StatusMessage)
+		}
 		return Result{}, err
 	}
 	return Decoded(res), nil
