@@ -111,14 +111,26 @@ func indexOf(keys []string, k string) int {
 }
 
 // reader returns r with its lines shown to t as they are read.
+//
+// Only lines naming elicitation/create in their first headLen bytes are
+// kept whole: JSON-RPC requests put method before params in the SDKs'
+// encodings (field order, or sorted keys), so the others are passed on
+// after a look at their head, without being copied. A request written
+// otherwise reaches the agent with its form sorted.
 func (t *schemaTap) reader(r io.Reader) io.Reader { return &tapReader{r: r, tap: t} }
+
+// headLen is how much of a line decides whether it is kept.
+const headLen = 256
 
 type tapReader struct {
 	r    io.Reader
 	tap  *schemaTap
-	line []byte
-	skip bool // the current line outgrew maxTappedLine
+	line []byte // the current line so far, while it may be kept
+	// decided: the head was examined; keep: the line is being kept.
+	decided, keep bool
 }
+
+var elicitMethod = []byte(`"elicitation/create"`)
 
 func (tr *tapReader) Read(p []byte) (int, error) {
 	n, err := tr.r.Read(p)
@@ -129,20 +141,32 @@ func (tr *tapReader) Read(p []byte) (int, error) {
 		if i >= 0 {
 			chunk = rest[:i]
 		}
-		if !tr.skip {
-			if len(tr.line)+len(chunk) > maxTappedLine {
-				tr.skip, tr.line = true, tr.line[:0]
-			} else {
-				tr.line = append(tr.line, chunk...)
+		switch {
+		case !tr.decided:
+			take := min(len(chunk), headLen-len(tr.line))
+			tr.line = append(tr.line, chunk[:take]...)
+			if len(tr.line) >= headLen || i >= 0 {
+				tr.decided, tr.keep = true, bytes.Contains(tr.line, elicitMethod)
 			}
+			if tr.keep {
+				tr.line = append(tr.line, chunk[take:]...)
+			}
+		case tr.keep:
+			tr.line = append(tr.line, chunk...)
+		}
+		if tr.keep && len(tr.line) > maxTappedLine {
+			tr.keep = false
 		}
 		if i < 0 {
 			break
 		}
-		if !tr.skip {
+		if tr.keep {
 			tr.tap.see(tr.line)
 		}
-		tr.line, tr.skip = tr.line[:0], false
+		tr.line, tr.decided, tr.keep = tr.line[:0], false, false
+		if cap(tr.line) > 4*headLen {
+			tr.line = nil // a kept long line's buffer is not held
+		}
 		rest = rest[i+1:]
 	}
 	return n, err

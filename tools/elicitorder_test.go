@@ -43,3 +43,45 @@ func TestSchemaTapKeepsFieldOrder(t *testing.T) {
 		t.Errorf("unseen schema: %v", out)
 	}
 }
+
+// BenchmarkSchemaTap is the tap's cost on an upstream's output: 8 KB result
+// lines read through one tap (as one connection's are), against the same
+// lines read directly.
+func BenchmarkSchemaTap(b *testing.B) {
+	line := []byte(`{"jsonrpc":"2.0","id":"toolgate-call-1","result":{"content":[{"type":"text","text":"` + strings.Repeat("x", 8<<10) + `"}]}}` + "\n")
+	buf := make([]byte, 4096) // bufio.Reader's default size, as mcp-go reads
+	for _, tapped := range []bool{false, true} {
+		b.Run(map[bool]string{false: "direct", true: "tapped"}[tapped], func(b *testing.B) {
+			src := &repeatReader{line: line}
+			var r io.Reader = src
+			if tapped {
+				var tap schemaTap
+				r = tap.reader(src)
+			}
+			b.SetBytes(int64(len(line)))
+			for b.Loop() {
+				for src.lines == 0 {
+					if _, err := r.Read(buf); err != nil {
+						b.Fatal(err)
+					}
+				}
+				src.lines = 0
+			}
+		})
+	}
+}
+
+// repeatReader reads line over and over, counting the ends it hands out.
+type repeatReader struct {
+	line  []byte
+	off   int
+	lines int
+}
+
+func (r *repeatReader) Read(p []byte) (int, error) {
+	n := copy(p, r.line[r.off:])
+	if r.off += n; r.off == len(r.line) {
+		r.off, r.lines = 0, r.lines+1
+	}
+	return n, nil
+}
