@@ -12,9 +12,9 @@ import (
 //
 // Every name toolgate exposes for an upstream's tool (and, through the same
 // function, for its prompts and resources) is valid for the clients agents
-// run in: Claude accepts tool names matching ^[a-zA-Z0-9_-]{1,64}$ and
-// refuses the whole server otherwise; Cursor warns past 60 characters
-// (its own server key included). ExposedName builds it:
+// run in: Claude accepts tool names matching ^[a-zA-Z0-9_-]{1,64}$, and
+// Cursor warns past 60 characters (its own server key included).
+// ExposedName builds it:
 //
 //  1. The candidate is "<server><separator><name>" when the server is
 //     prefixed (the default), else the upstream's name alone.
@@ -102,6 +102,6 @@ type NameCollisionError struct {
 // Error names both servers and tools, and the way out.
 func (e *NameCollisionError) Error() string {
 	return fmt.Sprintf("tool name %q is exposed by server %q (tool %q) and by server %q (tool %q): "+
-		"set prefix: true on one of them (or naming.prefix: true) so each is exposed as <server>%s<tool>",
-		e.Name, e.Server, e.Tool, e.OtherServer, e.OtherTool, "<separator>")
+		"only the first is exposed; set prefix: true on one of the servers to expose its tools under its name",
+		e.Name, e.Server, e.Tool, e.OtherServer, e.OtherTool)
 }
