@@ -110,6 +110,10 @@ func appendEntry(dst []byte, e *Entry) (_ []byte, err error) {
 		dst = append(dst, `,"name":`...)
 		dst = appendString(dst, e.Name)
 	}
+	if e.Kind != "" {
+		dst = append(dst, `,"kind":`...)
+		dst = appendString(dst, e.Kind)
+	}
 	if e.SchemaHash != "" {
 		dst = append(dst, `,"schema_hash":`...)
 		dst = appendString(dst, e.SchemaHash)

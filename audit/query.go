@@ -28,6 +28,8 @@ type Filter struct {
 	Session string
 	Rule    string // matched rule
 	User    string // the principal's user
+	// Kind is the call's kind: tool, resource, prompt or completion.
+	Kind string
 	// After keeps rows with Seq > After (for tailing).
 	After int64
 	// Limit keeps only the newest Limit matches (still returned oldest
@@ -53,7 +55,7 @@ func (f Filter) where() (string, []any) {
 	for _, c := range []struct{ col, v string }{
 		{"tool", f.Tool}, {"server", f.Server}, {"action", f.Action}, {"client_name", f.Client},
 		{"model_name", f.Model}, {"session_id", f.Session}, {"rule", f.Rule},
-		{"principal_user", f.User},
+		{"principal_user", f.User}, {"kind", f.Kind},
 	} {
 		if c.v != "" {
 			add(c.col+" = ?", c.v)

@@ -44,14 +44,18 @@ type Entry struct {
 	Model      tools.Peer `json:"model"`
 	// Principal is who made the call; zero for calls made without
 	// per-caller credentials (and in logs written before it was recorded).
-	Principal     tools.Principal   `json:"principal,omitzero"`
-	Session       string            `json:"session,omitempty"`
-	Server        string            `json:"server"`
-	ServerVersion string            `json:"server_version,omitempty"`
-	Tool          string            `json:"tool"`
-	Name          string            `json:"name,omitempty"`
-	SchemaHash    string            `json:"schema_hash,omitempty"`
-	Annotations   tools.Annotations `json:"annotations"`
+	Principal     tools.Principal `json:"principal,omitzero"`
+	Session       string          `json:"session,omitempty"`
+	Server        string          `json:"server"`
+	ServerVersion string          `json:"server_version,omitempty"`
+	Tool          string          `json:"tool"`
+	Name          string          `json:"name,omitempty"`
+	// Kind is the call's kind (tools.Call.Kind): "" for a tool call,
+	// else resource, prompt or completion. The kind column holds "tool"
+	// for "".
+	Kind        string            `json:"kind,omitempty"`
+	SchemaHash  string            `json:"schema_hash,omitempty"`
+	Annotations tools.Annotations `json:"annotations"`
 	// Args are the call's arguments as stored: after Options.Redact.
 	Args json.RawMessage `json:"args"`
 	// ArgsHash is the hex sha256 of Args (the redacted arguments, so it
@@ -93,7 +97,7 @@ func (r Review) Verdict() review.Verdict {
 // the stored (redacted) arguments.
 func (r *Record) Call() (tools.Call, error) {
 	c := tools.Call{
-		ID: r.ID, Server: r.Server, Tool: r.Tool, Name: r.Name,
+		ID: r.ID, Server: r.Server, Tool: r.Tool, Name: r.Name, Kind: r.Kind,
 		Annotations: r.Annotations, SchemaHash: r.SchemaHash, ServerVersion: r.ServerVersion,
 		Client: r.Client, Model: r.Model, Confidence: r.Confidence, SessionID: r.Session,
 		Principal: r.Principal, Time: r.ReceivedAt,
@@ -195,7 +199,7 @@ session_id, server, server_version, tool, name, schema_hash, annotations, args, 
 rules_version, rules_label, rule, action, reason, auto_approved, shadow, eval_error, toolgate_version, status,
 review_approved, reviewer, review_channel, review_reason, review_decided_at, review_ms, slack_channel, slack_ts,
 finished_at, outcome_error, duration_ns, result_size, result_hash, sandbox,
-principal_user, principal_groups, auth`
+principal_user, principal_groups, auth, kind`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -219,10 +223,11 @@ func scanRecord(sc scanner) (*Record, error) {
 		&r.RulesVersion, &r.RulesLabel, &r.Rule, &action, &r.Reason, &auto, &shadow, &r.EvalError, &r.ToolgateVersion, &r.Status,
 		&approved, &reviewer, &channel, &rreason, &rdecided, &rms, &r.SlackChannel, &r.SlackTS,
 		&finished, &oerr, &dur, &size, &rhash, &r.Sandbox,
-		&r.Principal.User, &groups, &r.Principal.Auth)
+		&r.Principal.User, &groups, &r.Principal.Auth, &r.Kind)
 	if err != nil {
 		return nil, err
 	}
+	r.Kind = entryKind(r.Kind)
 	r.ReceivedAt = time.Unix(0, received).UTC()
 	r.DecidedAt = time.Unix(0, decided).UTC()
 	if err := json.Unmarshal([]byte(annotations), &r.Annotations); err != nil {
@@ -277,4 +282,24 @@ func decodeGroups(s string) ([]string, error) {
 		return nil, err
 	}
 	return g, nil
+}
+
+// entryKind is Entry.Kind of a call of kind k: "" for a tool call, whose
+// recorded events predate kinds.
+func entryKind(k string) string {
+	if k == tools.KindTool {
+		return ""
+	}
+	return k
+}
+
+// KindName is the call's kind, "tool" for a tool call.
+func (e *Entry) KindName() string { return kindColumn(e.Kind) }
+
+// kindColumn is the kind column's value for Entry.Kind k.
+func kindColumn(k string) string {
+	if k == "" {
+		return tools.KindTool
+	}
+	return k
 }

@@ -70,7 +70,7 @@ func (s *Store) newEntry(c tools.Call, d rules.Decision) (*entryRow, error) {
 	e := Entry{
 		ID: c.ID, ReceivedAt: received, DecidedAt: now,
 		Client: c.Client, Model: c.Model, Principal: c.Principal, Session: c.SessionID,
-		Server: c.Server, ServerVersion: c.ServerVersion, Tool: c.Tool, Name: c.Name, SchemaHash: c.SchemaHash,
+		Server: c.Server, ServerVersion: c.ServerVersion, Tool: c.Tool, Name: c.Name, Kind: entryKind(c.Kind), SchemaHash: c.SchemaHash,
 		Annotations: c.Annotations, Args: ab, ArgsHash: argsHash(ab), Confidence: c.Confidence,
 		RulesVersion: d.Version, RulesLabel: d.Label, Rule: d.Rule, Action: d.Action, Reason: d.Reason,
 		AutoApproved: d.AutoApproved, Shadow: d.Shadow, EvalError: d.Error, Sandbox: d.Sandbox, ToolgateVersion: s.o.ToolgateVersion,

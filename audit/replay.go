@@ -102,7 +102,7 @@ type RuleSummary struct {
 
 // replayCols are the columns a replay needs: the call and the old decision.
 const replayCols = `seq, id, received_at, client_name, client_version, model_name, model_version, session_id,
-server, server_version, tool, name, schema_hash, annotations, args, confidence, rule, action, review_channel, review_reason`
+server, server_version, tool, name, schema_hash, annotations, args, confidence, rule, action, review_channel, review_reason, kind`
 
 // replayRow is a row as read; JSON is decoded by the workers, in parallel.
 type replayRow struct {
@@ -113,12 +113,13 @@ type replayRow struct {
 	session, server, serverVersion, tool, name  string
 	schemaHash, annotations, args, rule, action string
 	reviewChannel, reviewReason                 string
+	kind                                        string
 	confidence                                  sql.NullFloat64
 }
 
 func (r *replayRow) call() (tools.Call, error) {
 	c := tools.Call{
-		ID: r.id, Server: r.server, Tool: r.tool, Name: r.name, SchemaHash: r.schemaHash,
+		ID: r.id, Server: r.server, Tool: r.tool, Name: r.name, Kind: entryKind(r.kind), SchemaHash: r.schemaHash,
 		ServerVersion: r.serverVersion, Client: r.client, Model: r.model, SessionID: r.session,
 		Time: time.Unix(0, r.received).UTC(),
 	}
@@ -329,7 +330,7 @@ func (s *Store) readReplay(ctx context.Context, f Filter, out chan<- []replayRow
 		r := &chunk[len(chunk)-1]
 		if err := rows.Scan(&r.seq, &r.id, &r.received, &r.client.Name, &r.client.Version, &r.model.Name, &r.model.Version,
 			&r.session, &r.server, &r.serverVersion, &r.tool, &r.name, &r.schemaHash, &r.annotations, &r.args,
-			&r.confidence, &r.rule, &r.action, &r.reviewChannel, &r.reviewReason); err != nil {
+			&r.confidence, &r.rule, &r.action, &r.reviewChannel, &r.reviewReason, &r.kind); err != nil {
 			return fmt.Errorf("audit: replay: %w", err)
 		}
 		if len(chunk) == replayChunk {

@@ -144,8 +144,11 @@ CREATE TABLE tokens (
 	revoked_by   TEXT    NOT NULL DEFAULT '',
 	last_used_at INTEGER
 );`,
+	// 8: what a call did: tool (tools/call), resource (resources/read),
+	// prompt (prompts/get) or completion (completion/complete).
+	`ALTER TABLE calls ADD COLUMN kind TEXT NOT NULL DEFAULT 'tool';`,
 }
 
 // SchemaVersion is the schema version this build writes and understands
 // (len(migrations); a test keeps the two in step).
-const SchemaVersion = 7
+const SchemaVersion = 8

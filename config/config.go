@@ -39,6 +39,7 @@ const (
 	DefaultCommandTimeout  = 30 * time.Second
 	DefaultAuthTokenEnv    = "TOOLGATE_AUTH_TOKEN"
 	DefaultMaxRequestBytes = 4 << 20
+	DefaultSessionIdle     = 30 * time.Minute
 	DefaultReviewTimeout   = 5 * time.Minute
 	DefaultReviewHold      = 45 * time.Second
 	DefaultSlackBotEnv     = "SLACK_BOT_TOKEN"
@@ -151,13 +152,32 @@ type Server struct {
 	// Sandbox is the profile a stdio server's process runs in; "" runs it
 	// unsandboxed (with a clean environment all the same).
 	Sandbox string
+	// Prefix is the file's per-server prefix setting; nil follows
+	// naming.prefix. See [Config.Prefixed].
+	Prefix *bool
 	// Pos is where the server's name appears in the file.
 	Pos Pos
 }
 
-// Naming controls exposed tool names: <server><Separator><tool>.
+// Naming controls exposed tool names: <server><Separator><tool>, or the
+// upstream's name alone for a server that is not prefixed. Either way the
+// name is made valid for Claude and Cursor (tools.ExposedName).
 type Naming struct {
+	// Separator joins server and tool names (default "__"); only
+	// A-Z a-z 0-9 _ -.
 	Separator string
+	// Prefix is whether servers' tools are prefixed with the server's name
+	// (default true); a server's own prefix setting overrides it.
+	Prefix bool
+}
+
+// Prefixed reports whether s's tools are exposed as <server><sep><tool>:
+// its own prefix setting, else naming.prefix.
+func (c *Config) Prefixed(s Server) bool {
+	if s.Prefix != nil {
+		return *s.Prefix
+	}
+	return c.Naming.Prefix
 }
 
 // Workspace configures the built-in workspace tools (read_file, write_file,
@@ -198,6 +218,9 @@ type HTTP struct {
 	// SharedUser is the principal's user of calls made with the shared
 	// token; "" means "shared".
 	SharedUser string
+	// SessionIdle ends a session that has had no request for this long
+	// (default 30m); its client must initialize a new one.
+	SessionIdle time.Duration
 }
 
 // PerUser reports whether agents authenticate as themselves (per-user
@@ -264,7 +287,7 @@ type Slack struct {
 // Default returns the configuration used when there is no file: no upstream
 // servers, built-in workspace tools enabled, every other setting at its default.
 func Default() *Config {
-	c := &Config{Sandbox: Sandbox{GitIdentity: true}}
+	c := &Config{Sandbox: Sandbox{GitIdentity: true}, Naming: Naming{Prefix: true}}
 	c.applyDefaults(nil)
 	return c
 }
@@ -336,6 +359,9 @@ func (c *Config) applyDefaults(workspaceEnabled *bool) {
 	}
 	if c.HTTP.MaxRequestBytes == 0 {
 		c.HTTP.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.HTTP.SessionIdle == 0 {
+		c.HTTP.SessionIdle = DefaultSessionIdle
 	}
 	if c.Review.Timeout == 0 {
 		c.Review.Timeout = DefaultReviewTimeout

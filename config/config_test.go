@@ -26,10 +26,10 @@ servers:
     type: sse
     url: http://localhost:9000/sse
     disabled: true
-naming: {separator: "."}
+naming: {separator: "-"}
 workspace: {root: /work, command_timeout: 10s}
 model: {name: claude, version: "4"}
-http: {auth_token_env: MY_TOKEN, allowed_origins: ["http://localhost:3000"], max_request_bytes: 1024}
+http: {auth_token_env: MY_TOKEN, allowed_origins: ["http://localhost:3000"], max_request_bytes: 1024, session_idle: 10m}
 rules: {file: rules.yaml}
 audit: {path: /var/audit.db, redact_keys: [password]}
 review:
@@ -58,12 +58,13 @@ review:
 		t.Error("workspace enabled by default although servers are configured")
 	}
 	checks := map[string][2]any{
-		"separator":   {cfg.Naming.Separator, "."},
+		"separator":   {cfg.Naming.Separator, "-"},
 		"root":        {cfg.Workspace.Root, "/work"},
 		"cmd timeout": {cfg.Workspace.CommandTimeout, 10 * time.Second},
 		"model":       {cfg.Model, Model{"claude", "4"}},
 		"auth env":    {cfg.HTTP.AuthTokenEnv, "MY_TOKEN"},
 		"max bytes":   {cfg.HTTP.MaxRequestBytes, int64(1024)},
+		"idle":        {cfg.HTTP.SessionIdle, 10 * time.Minute},
 		"rules":       {cfg.Rules, Rules{"rules.yaml"}},
 		"review t":    {cfg.Review.Timeout, 2 * time.Minute},
 		"slack mode":  {cfg.Review.Slack.Mode, "http"},
@@ -113,7 +114,7 @@ func TestDefaults(t *testing.T) {
 		if !reflect.DeepEqual(cfg, def) {
 			t.Errorf("%s: got %+v, want Default() %+v", name, cfg, def)
 		}
-		if !cfg.Workspace.Enabled || cfg.Naming.Separator != "__" || cfg.HTTP.MaxRequestBytes != 4<<20 {
+		if !cfg.Workspace.Enabled || cfg.Naming.Separator != "__" || cfg.HTTP.MaxRequestBytes != 4<<20 || cfg.HTTP.SessionIdle != 30*time.Minute {
 			t.Errorf("%s: defaults not applied: %+v", name, cfg)
 		}
 	}
@@ -138,7 +139,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown key with suggestion", "servers:\n  fs:\n    comand: npx\n",
 			[]string{`c.yaml:3:5: unknown key "comand" in server "fs" (did you mean "command"?)`}},
 		{"unknown top-level key", "sevrers: {}\n", []string{`c.yaml:1:1: unknown key "sevrers" in the config (did you mean "servers"?)`}},
-		{"far unknown key lists known", "http: {zzzzzzzzzz: 1}\n", []string{`c.yaml:1:8: unknown key "zzzzzzzzzz" in http (known keys: allowed_origins, auth_token_env, auth_token_file, max_request_bytes, oidc, shared_user, tokens)`}},
+		{"far unknown key lists known", "http: {zzzzzzzzzz: 1}\n", []string{`c.yaml:1:8: unknown key "zzzzzzzzzz" in http (known keys: allowed_origins, auth_token_env, auth_token_file, max_request_bytes, oidc, session_idle, shared_user, tokens)`}},
 		{"bad duration", "servers:\n  a: {command: x, timeout: 5 minutes}\n", []string{`c.yaml:2:28: invalid duration "5 minutes"`}},
 		{"unitless duration", "review: {timeout: 30}\n", []string{`c.yaml:1:19: duration 30 has no unit`}},
 		{"negative duration", "workspace: {command_timeout: -1s}\n", []string{`c.yaml:1:30: duration "-1s" must be positive`}},
@@ -153,8 +154,10 @@ func TestParseErrors(t *testing.T) {
 		{"env not a map", "servers:\n  a: {command: x, env: [A]}\n", []string{`c.yaml:2:24: server "a" env must be a mapping, got a list`}},
 		{"servers and mcpServers", "servers: {}\nmcpServers: {}\n", []string{`c.yaml:2:1: "mcpServers" given but servers were already defined at line 1`}},
 		{"duplicate server", "servers:\n  a: {command: x}\n  a: {command: y}\n", []string{`c.yaml:3:3: duplicate server "a" (first at line 2)`}},
-		{"duplicate key", "naming: {separator: _, separator: .}\n", []string{`c.yaml:1:24: naming: duplicate key "separator" (first at line 1)`}},
+		{"duplicate key", "naming: {separator: _, separator: -}\n", []string{`c.yaml:1:24: naming: duplicate key "separator" (first at line 1)`}},
 		{"bad separator", "naming: {separator: ' '}\n", []string{`c.yaml:1:21: naming.separator must be`}},
+		{"separator Claude refuses", "naming: {separator: .}\n", []string{`c.yaml:1:21: naming.separator must be one or more of A-Z a-z 0-9 _ -`}},
+		{"prefix not a boolean", "naming: {prefix: no-thanks}\nservers: {a: {command: x, prefix: 3}}\n", []string{`c.yaml:1:18:`, `c.yaml:2:35:`}},
 		{"bad origin", "http: {allowed_origins: [\"http://x/path\", localhost]}\n",
 			[]string{`c.yaml:1:26: http.allowed_origins: "http://x/path" is not an origin`, `c.yaml:1:43: http.allowed_origins: "localhost" is not an origin`}},
 		{"bad max bytes", "http: {max_request_bytes: -5}\n", []string{`c.yaml:1:27: expected a positive whole number`}},
@@ -283,5 +286,32 @@ func TestLoadResolvesOwnFilesAgainstTheConfigDir(t *testing.T) {
 	}
 	if c.Rules.File != "@default" || c.Audit.Path != "/var/lib/tg/audit.db" {
 		t.Errorf("@default and absolute paths changed: %q, %q", c.Rules.File, c.Audit.Path)
+	}
+}
+
+// naming.prefix sets every server's default; a server's prefix overrides it.
+func TestNamingPrefix(t *testing.T) {
+	for _, tc := range []struct {
+		src  string
+		want map[string]bool // server -> Prefixed
+	}{
+		{"servers: {a: {command: x}, b: {command: y, prefix: false}}\n", map[string]bool{"a": true, "b": false}},
+		{"naming: {prefix: false}\nservers: {a: {command: x}, b: {command: y, prefix: true}}\n", map[string]bool{"a": false, "b": true}},
+		{"naming: {prefix: true}\nservers: {a: {command: x, prefix: false}}\n", map[string]bool{"a": false}},
+	} {
+		cfg, err := Parse("n.yaml", []byte(tc.src))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.src, err)
+		}
+		got := map[string]bool{}
+		for _, s := range cfg.Servers {
+			got[s.Name] = cfg.Prefixed(s)
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%q: prefixed = %v, want %v", tc.src, got, tc.want)
+		}
+	}
+	if !Default().Naming.Prefix {
+		t.Error("Default() does not prefix")
 	}
 }

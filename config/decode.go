@@ -29,7 +29,7 @@ func (e *Error) Error() string { return e.Pos.String() + ": " + e.Msg }
 var (
 	serverNameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
 	envNameRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	separatorRE  = regexp.MustCompile(`^[A-Za-z0-9_.\-/]+$`)
+	separatorRE  = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 	yamlLineRE   = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 )
 
@@ -58,7 +58,7 @@ const maxAliasDepth = 16
 func Parse(name string, data []byte) (*Config, error) {
 	d := &decoder{file: name}
 	cfg := &Config{File: name, Sandbox: Sandbox{GitIdentity: true}}
-	var workspaceEnabled *bool
+	var workspaceEnabled, namingPrefix *bool
 
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
@@ -86,7 +86,12 @@ func Parse(name string, data []byte) (*Config, error) {
 					"separator": func(_, v *yaml.Node) {
 						cfg.Naming.Separator = d.str(v)
 						if !separatorRE.MatchString(cfg.Naming.Separator) {
-							d.errAt(v, "naming.separator must be one or more of A-Z a-z 0-9 _ . - /, got %q", cfg.Naming.Separator)
+							d.errAt(v, "naming.separator must be one or more of A-Z a-z 0-9 _ - (the only characters Claude accepts in a tool name), got %q", cfg.Naming.Separator)
+						}
+					},
+					"prefix": func(_, v *yaml.Node) {
+						if b, ok := d.boolean(v); ok {
+							namingPrefix = &b
 						}
 					},
 				})
@@ -133,6 +138,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	if err := errors.Join(d.errs...); err != nil {
 		return nil, err
 	}
+	cfg.Naming.Prefix = namingPrefix == nil || *namingPrefix
 	cfg.applyDefaults(workspaceEnabled)
 	return cfg, nil
 }
@@ -480,6 +486,11 @@ func (d *decoder) server(name string, k, v *yaml.Node) (Server, bool) {
 		},
 		"timeout": func(_, v *yaml.Node) { s.Timeout = d.duration(v) },
 		"sandbox": func(_, v *yaml.Node) { sandboxNode = v; s.Sandbox = d.str(v) },
+		"prefix": func(_, v *yaml.Node) {
+			if b, ok := d.boolean(v); ok {
+				s.Prefix = &b
+			}
+		},
 	})
 	if len(d.errs) > nerr {
 		return s, false
@@ -563,6 +574,7 @@ func (d *decoder) http(h *HTTP, v *yaml.Node) {
 			}
 			h.OIDC = o
 		},
+		"session_idle": func(_, v *yaml.Node) { h.SessionIdle = d.duration(v) },
 	}
 	check := d.secret(handlers, "http", "auth_token", &h.AuthTokenEnv, &h.AuthTokenFile)
 	d.fields(v, "http", handlers)

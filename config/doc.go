@@ -12,10 +12,11 @@
 //	    url: https://example.com/mcp   # streamable HTTP; type: sse for legacy SSE
 //	    headers: {Authorization: "Bearer ${TOKEN}"}
 //	    timeout: 60s
-//	naming: {separator: "__"}
+//	    prefix: false                  # expose its tools under their own names
+//	naming: {separator: "__", prefix: true}
 //	workspace: {enabled: true, root: ".", command_timeout: 30s}
 //	model: {name: "", version: ""}
-//	http: {auth_token_env: TOOLGATE_AUTH_TOKEN, allowed_origins: ["http://localhost"], max_request_bytes: 4194304}
+//	http: {auth_token_env: TOOLGATE_AUTH_TOKEN, allowed_origins: ["http://localhost"], max_request_bytes: 4194304, session_idle: 30m}
 //	rules: {file: "", label: ""}
 //	audit: {path: "", redact_keys: []}
 //	review:

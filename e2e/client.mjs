@@ -13,6 +13,13 @@
 //   {"op":"callTool","name":"x","arguments":{},"meta":{},"progress":true,"timeoutMs":N,"cancelAfterMs":N}
 //       -> {result, progress: [{progress,total,message}], elapsedMs}
 //   {"op":"notifications"}                      -> {notifications: [{method, params}]} received so far (then cleared)
+//   {"op":"listResources"} / {"op":"listResourceTemplates"} / {"op":"listPrompts"}
+//       -> {resources|resourceTemplates|prompts: [...]} (all pages)
+//   {"op":"readResource","uri":"..."}           -> {result}
+//   {"op":"subscribe","uri":"..."} / {"op":"unsubscribe","uri":"..."}
+//   {"op":"getPrompt","name":"x","arguments":{}} -> {result}
+//   {"op":"complete","ref":{"type":"ref/prompt","name":"x"},"argument":{"name","value"},"context":{}} -> {result}
+//   {"op":"setLevel","level":"debug"}
 //   {"op":"ping"} / {"op":"sleep","ms":N} / {"op":"close"}
 // Every answer has "ok"; a failed step has ok:false, "error" (message) and "code" (MCP error code or HTTP status).
 import { createInterface } from 'node:readline';
@@ -88,8 +95,30 @@ async function callTool(step) {
     }
 }
 
+// listAll gathers every page of one list method's items.
+async function listAll(fn, key, step) {
+    const items = [];
+    let cursor;
+    do {
+        const page = await fn(cursor ? { cursor } : {}, { timeout: step.timeoutMs ?? 30000 });
+        items.push(...page[key]);
+        cursor = page.nextCursor;
+    } while (cursor);
+    return { [key]: items };
+}
+
 async function run(step) {
+    const opts = { timeout: step.timeoutMs ?? 30000 };
     switch (step.op) {
+        case 'listResources': return listAll((p, o) => client.listResources(p, o), 'resources', step);
+        case 'listResourceTemplates': return listAll((p, o) => client.listResourceTemplates(p, o), 'resourceTemplates', step);
+        case 'listPrompts': return listAll((p, o) => client.listPrompts(p, o), 'prompts', step);
+        case 'readResource': return { result: await client.readResource({ uri: step.uri }, opts) };
+        case 'subscribe': await client.subscribeResource({ uri: step.uri }, opts); return {};
+        case 'unsubscribe': await client.unsubscribeResource({ uri: step.uri }, opts); return {};
+        case 'getPrompt': return { result: await client.getPrompt({ name: step.name, arguments: step.arguments ?? {} }, opts) };
+        case 'complete': return { result: await client.complete({ ref: step.ref, argument: step.argument, context: step.context }, opts) };
+        case 'setLevel': await client.setLoggingLevel(step.level, opts); return {};
         case 'connect': return connect(step);
         case 'listTools': return listTools(step);
         case 'callTool': return callTool(step);

@@ -87,7 +87,7 @@ func npmInstall() error {
 		return lerr
 	}
 	if err == nil && !stamp.ModTime().Before(lock.ModTime()) {
-		for _, b := range []string{"mcp-server-everything", "mcp-server-filesystem"} {
+		for _, b := range []string{"mcp-server-everything", "mcp-server-filesystem", "conformance"} {
 			if _, err := os.Stat(filepath.Join("node_modules", ".bin", b)); err != nil {
 				return fmt.Errorf("node_modules is incomplete (%v); delete e2e/node_modules and rerun", err)
 			}
@@ -386,6 +386,8 @@ type tsAnswer struct {
 	Result          *resultJSON      `json:"result"`
 	Progress        []progressJSON   `json:"progress"`
 	Notifications   []map[string]any `json:"notifications"`
+	// Raw is the whole answer, for steps whose fields are not above.
+	Raw json.RawMessage `json:"-"`
 }
 
 type toolJSON struct {
@@ -440,6 +442,7 @@ func (c *tsClient) do(step map[string]any) tsAnswer {
 		if err := json.Unmarshal([]byte(line), &a); err != nil {
 			c.t.Fatalf("client.mjs answered %q: %v", line, err)
 		}
+		a.Raw = json.RawMessage(line)
 		return a
 	case <-time.After(90 * time.Second):
 		c.t.Fatalf("client.mjs did not answer %s within 90s", b)

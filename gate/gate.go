@@ -245,7 +245,11 @@ func (g *Gate) handle(ctx context.Context, c tools.Call, forward func(context.Co
 	}
 	g.observe(c, d, out)
 	if err != nil {
-		return tools.Decoded(mcp.NewToolResultError(fmt.Sprintf("toolgate: upstream %q failed on %s: %v", c.Server, c.Tool, err)))
+		res := tools.Decoded(mcp.NewToolResultError(fmt.Sprintf("toolgate: upstream %q failed on %s: %v", c.Server, c.Tool, err)))
+		// The upstream's own JSON-RPC error goes on as it sent it, where
+		// the edge can answer with one.
+		res.RPCError, _ = errors.AsType[*tools.RPCError](err)
+		return res
 	}
 	return res
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/toolgate/toolgate/tools"
 )
 
 // The stdio fast path for tools/call.
@@ -59,7 +61,8 @@ func (c *stdioConn) callFast(id any, line []byte) (mcpgo.JSONRPCMessage, bool) {
 		return nil, false
 	}
 	e := c.srv.lookup(p.Name)
-	if e == nil {
+	if e == nil || e.tool.Elicits && tools.ElicitationSupported(c.ctx) != nil {
+		// mcp-go refuses a tool hidden from this agent (hideEliciting).
 		return nil, false
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
@@ -74,6 +77,10 @@ func (c *stdioConn) callFast(id any, line []byte) (mcpgo.JSONRPCMessage, bool) {
 		cancel()
 	}()
 	res := c.srv.call(ctx, e, p.Arguments, p.Meta, "", true)
+	if r := res.RPCError; r != nil {
+		// The upstream's JSON-RPC error, code, message and data as sent.
+		return mcpgo.NewJSONRPCError(mcpgo.NewRequestId(id), r.Code, r.Message, r.Data), true
+	}
 	if res.Raw == nil {
 		return mcpgo.NewJSONRPCResultResponse(mcpgo.NewRequestId(id), res.Decoded), true
 	}

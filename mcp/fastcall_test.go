@@ -273,7 +273,8 @@ func (rawGate) HandleResult(context.Context, tools.Call) tools.Result {
 
 // TestCallFastPassesRawResult: a result the gate returns as its upstream's
 // JSON reaches the stdio agent byte for byte, under the request's id; the
-// mcp-go path (HTTP) gets it decoded through Handle.
+// mcp-go path (HTTP) gets the same result, decoded (HandleResult is used
+// there too, for the upstream's JSON-RPC errors it carries).
 func TestCallFastPassesRawResult(t *testing.T) {
 	c, _ := fastCallConn(t)
 	c.srv.o.Gate = rawGate{}
@@ -293,7 +294,7 @@ func TestCallFastPassesRawResult(t *testing.T) {
 	}
 	resp := c.srv.mcp.HandleMessage(c.ctx, []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"up__free"}}`))
 	b, _ := json.Marshal(resp)
-	if !strings.Contains(string(b), `"text":"ok"`) {
-		t.Errorf("mcp-go path: %s, want the decoded Handle result", b)
+	if !strings.Contains(string(b), `"text":"\u003craw\u003e"`) {
+		t.Errorf("mcp-go path: %s, want the same result, decoded", b)
 	}
 }

@@ -3,7 +3,9 @@ package mcp
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -35,6 +38,13 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, bearer string) (tools.Principal, error)
 }
 
+// DefaultSessionIdle is how long an HTTP session may go without a request
+// before it ends, when HTTPOptions leaves SessionIdle 0.
+const DefaultSessionIdle = 30 * time.Minute
+
+// headerSessionID carries the session on every request after initialize.
+const headerSessionID = "Mcp-Session-Id"
+
 // HTTPOptions configures the streamable HTTP transport.
 type HTTPOptions struct {
 	// Auth, when set, must accept the request's "Authorization: Bearer
@@ -54,6 +64,15 @@ type HTTPOptions struct {
 	// MaxRequestBytes limits a request body (413 beyond); 0 means
 	// DefaultMaxRequestBytes.
 	MaxRequestBytes int64
+	// SessionIdle ends a session that has had no request for this long
+	// (none in progress either: an open GET stream or a call waiting for
+	// review keeps it alive); 0 means DefaultSessionIdle. Clients that end
+	// without DELETE would otherwise hold their session's state forever.
+	// A request naming an ended session gets 404, and the client must
+	// initialize a new one, as the MCP transport specifies.
+	SessionIdle time.Duration
+	// Now is the clock for SessionIdle; nil means time.Now.
+	Now func() time.Time
 }
 
 // HTTPHandler serves MCP at /mcp (streamable HTTP, stateful sessions,
@@ -62,6 +81,11 @@ type HTTPOptions struct {
 type HTTPHandler struct {
 	mux        *http.ServeMux
 	streamable *server.StreamableHTTPServer
+	sessions   *sessionTable
+	owners     *sessionOwners
+	log        *slog.Logger
+	stop       chan struct{}
+	stopOnce   sync.Once
 }
 
 // HTTPHandler returns the handler for o. Close it on shutdown.
@@ -69,31 +93,376 @@ func (s *Server) HTTPHandler(o HTTPOptions) *HTTPHandler {
 	if o.MaxRequestBytes <= 0 {
 		o.MaxRequestBytes = DefaultMaxRequestBytes
 	}
-	st := server.NewStreamableHTTPServer(s.mcp,
+	if o.SessionIdle <= 0 {
+		o.SessionIdle = DefaultSessionIdle
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	h := &HTTPHandler{
+		sessions: &sessionTable{idle: o.SessionIdle, now: o.Now, live: map[string]*sessionUse{}},
+		owners:   &sessionOwners{m: map[string]string{}},
+		log:      s.log,
+		stop:     make(chan struct{}),
+	}
+	h.streamable = server.NewStreamableHTTPServer(s.mcp,
 		server.WithStreamableHTTPProtocolVersions(mcpgo.LegacyProtocolVersions()...),
-		server.WithStateful(true),
+		// The table is the stateful session manager: it knows which
+		// sessions are live and when each was last used.
+		server.WithSessionIdManager(h.sessions),
 		server.WithStreamableHTTPLogger(s.log),
 	)
 	if o.Auth == nil && o.AuthToken != "" {
 		o.Auth = SharedToken{Token: o.AuthToken}
 	}
-	owners := &sessionOwners{m: map[string]string{}}
-	mux := http.NewServeMux()
-	mux.Handle(PathMCP, guard(o, s.log, owners.bind(s.log, st)))
-	mux.HandleFunc(PathHealth, func(w http.ResponseWriter, r *http.Request) {
+	h.mux = http.NewServeMux()
+	h.mux.Handle(PathMCP, guard(o, s.log, h.owners.bind(s.log, h.track(s.unannotatedHTTP(h.streamable)))))
+	h.mux.HandleFunc(PathHealth, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
-	return &HTTPHandler{mux: mux, streamable: st}
+	go h.sweepEvery(sweepInterval(o.SessionIdle))
+	return h
 }
 
 // ServeHTTP implements http.Handler.
 func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
-// Close ends every MCP session (open SSE streams included).
+// Close ends every MCP session (open SSE streams included) and stops the
+// idle sweep.
 func (h *HTTPHandler) Close(ctx context.Context) error {
+	h.stopOnce.Do(func() { close(h.stop) })
 	h.streamable.CloseSessions(ctx)
 	return nil
+}
+
+// track keeps the session table's view of which sessions are in use. A
+// GET or DELETE naming a session that is not live gets 404 here (mcp-go
+// would open a listening stream for any id); a POST goes on to mcp-go,
+// which answers 404 itself unless it is an initialize.
+func (h *HTTPHandler) track(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(headerSessionID)
+		if id == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if !h.sessions.begin(id) {
+			if r.Method != http.MethodPost {
+				http.Error(w, "session not found or expired; initialize a new session", http.StatusNotFound)
+				return
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
+		defer h.sessions.end(id)
+		if r.Method != http.MethodPost {
+			next.ServeHTTP(w, r)
+			return
+		}
+		p := &postStream{w: w}
+		defer p.end()
+		next.ServeHTTP(p, r.WithContext(context.WithValue(r.Context(), postStreamKey{}, p)))
+	})
+}
+
+// A call's progress notifications must reach the agent on the call's own
+// stream, before its result: clients stop listening for a request's
+// progress once it is answered. mcp-go v1.2.1 queues every notification on
+// the session's one channel, which the session's GET stream and every POST
+// in progress all read, so a call's progress can leave on another stream
+// and arrive after the result; and a POST that is finishing can take one
+// off the channel and drop it (mark3labs/mcp-go#969). The conformance
+// suite's tools-call-with-progress lost the last of 3 in about one run in
+// four. So over HTTP toolgate writes a call's progress notifications to
+// the call's response itself (postStream.notify), in order and before the
+// handler returns; the stdio transport is ordered already.
+
+// postStream is the response writer of one request of a session, through
+// which toolgate can write notifications of that request. Every write,
+// mcp-go's and toolgate's, holds mu; mcp-go writes an SSE event in one
+// Write, so events never interleave.
+type postStream struct {
+	w  http.ResponseWriter
+	mu sync.Mutex
+	// sse: the response is an SSE stream whose headers toolgate sent;
+	// mcp-go, unaware, may still write its answer as a JSON body, which is
+	// then sent as one more event.
+	sse bool
+	// sent: headers are out (whoever sent them).
+	sent bool
+	// ended: the request is over and w must not be used (a notification
+	// of an HTTP upstream can come after its call's result).
+	ended bool
+}
+
+func (p *postStream) end() {
+	p.mu.Lock()
+	p.ended = true
+	p.mu.Unlock()
+}
+
+type postStreamKey struct{}
+
+func (p *postStream) Header() http.Header { return p.w.Header() }
+
+func (p *postStream) WriteHeader(status int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sent {
+		return
+	}
+	p.sent = true
+	p.w.WriteHeader(status)
+}
+
+func (p *postStream) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sse && strings.HasPrefix(p.w.Header().Get("Content-Type"), "application/json") {
+		if err := writeEvent(p.w, bytes.TrimRight(b, "\n")); err != nil {
+			return 0, err
+		}
+		return len(b), nil
+	}
+	p.sent = true
+	return p.w.Write(b)
+}
+
+func (p *postStream) Flush() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.flush()
+}
+
+func (p *postStream) flush() {
+	if f, ok := p.w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController (write deadlines) reach the
+// connection.
+func (p *postStream) Unwrap() http.ResponseWriter { return p.w }
+
+// notify writes msg (a JSON-RPC notification) to the stream, making the
+// response an SSE stream first if nothing has been sent. It reports false
+// when the response has already gone out as something else, or the request
+// is over.
+func (p *postStream) notify(msg []byte) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ended {
+		return false
+	}
+	if !p.sent {
+		h := p.w.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		h.Set("Connection", "keep-alive")
+		p.w.WriteHeader(http.StatusOK)
+		p.sent, p.sse = true, true
+	}
+	if !p.sse && !strings.HasPrefix(p.w.Header().Get("Content-Type"), "text/event-stream") {
+		return false
+	}
+	if err := writeEvent(p.w, msg); err != nil {
+		return false
+	}
+	p.flush()
+	return true
+}
+
+func writeEvent(w io.Writer, data []byte) error {
+	_, err := fmt.Fprintf(w, "event: message\ndata: %s\n\n", data)
+	return err
+}
+
+// notifyRequest writes a notification to the HTTP response of the request
+// of ctx; false when that is not possible (not an HTTP request of a
+// session, or its response already gone out as JSON), and the caller
+// should queue it through mcp-go instead.
+func notifyRequest(ctx context.Context, method string, params map[string]any) bool {
+	p, _ := ctx.Value(postStreamKey{}).(*postStream)
+	if p == nil {
+		return false
+	}
+	msg, err := json.Marshal(mcpgo.JSONRPCNotification{
+		JSONRPC:      mcpgo.JSONRPC_VERSION,
+		Notification: mcpgo.Notification{Method: method, Params: mcpgo.NotificationParams{AdditionalFields: params}},
+	})
+	if err != nil {
+		return false
+	}
+	return p.notify(msg)
+}
+
+// sweepInterval is how often idle sessions are looked for: a tenth of the
+// idle time, within 1s..1m, so a session outlives its idle time by at most
+// a tenth (and a minute).
+func sweepInterval(idle time.Duration) time.Duration {
+	return min(max(idle/10, time.Second), time.Minute)
+}
+
+func (h *HTTPHandler) sweepEvery(interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+			h.sweep()
+		}
+	}
+}
+
+// sweep ends every session idle past the limit and returns how many.
+// Ending one runs mcp-go's own DELETE handling, the only public way to free
+// all it keeps per session (the registered session and its queues, log
+// level, session tools and resources) and to run the unregister hooks that
+// free toolgate's per-session state (subscriptions, log levels).
+func (h *HTTPHandler) sweep() int {
+	ids := h.sessions.expire()
+	for _, id := range ids {
+		h.owners.drop(id)
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodDelete, PathMCP, nil)
+		if err != nil {
+			h.log.Error("http session expiry: building the request", "err", err)
+			continue
+		}
+		req.Header.Set(headerSessionID, id)
+		w := &discardResponse{header: http.Header{}}
+		h.streamable.ServeHTTP(w, req)
+		if w.status != http.StatusOK {
+			h.log.Warn("http session expiry: mcp-go did not end the session", "session", id, "status", w.status)
+			continue
+		}
+		h.log.Info("http session expired", "session", id, "idle", h.sessions.idle)
+	}
+	return len(ids)
+}
+
+// discardResponse is the response writer of a request toolgate makes to
+// mcp-go itself; only the status is kept.
+type discardResponse struct {
+	header http.Header
+	status int
+}
+
+func (d *discardResponse) Header() http.Header { return d.header }
+func (d *discardResponse) Write(b []byte) (int, error) {
+	if d.status == 0 {
+		d.status = http.StatusOK
+	}
+	return len(b), nil
+}
+func (d *discardResponse) WriteHeader(status int) {
+	if d.status == 0 {
+		d.status = status
+	}
+}
+
+// errNoSession is mcp-go's cue to answer 404 (it does for any Validate
+// error).
+var errNoSession = errors.New("no such session")
+
+// sessionTable is the HTTP sessions that are live: mcp-go's SessionIdManager
+// (ids, their validity, termination) plus when each was last used. A
+// session that is not in the table is unknown to toolgate; there is no
+// record of ended ones, which would grow without bound.
+type sessionTable struct {
+	idle time.Duration
+	now  func() time.Time
+
+	mu   sync.Mutex
+	live map[string]*sessionUse
+}
+
+// sessionUse is one live session's use: requests in progress, and when the
+// last one began or ended.
+type sessionUse struct {
+	active   int
+	lastSeen time.Time
+}
+
+// Generate implements server.SessionIdManager: a new live session.
+func (t *sessionTable) Generate() string {
+	id := "mcp-session-" + rand.Text()
+	t.mu.Lock()
+	t.live[id] = &sessionUse{lastSeen: t.now()}
+	t.mu.Unlock()
+	return id
+}
+
+// Validate implements server.SessionIdManager: a session not in the table
+// (never issued, deleted or expired) is an error, which mcp-go answers
+// with 404.
+func (t *sessionTable) Validate(id string) (isTerminated bool, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.live[id] == nil {
+		return false, errNoSession
+	}
+	return false, nil
+}
+
+// Terminate implements server.SessionIdManager (DELETE, and expiry):
+// the session leaves the table. Clients may always end their session.
+func (t *sessionTable) Terminate(id string) (isNotAllowed bool, err error) {
+	t.mu.Lock()
+	delete(t.live, id)
+	t.mu.Unlock()
+	return false, nil
+}
+
+// begin records a request of session id starting; false if id is not live.
+func (t *sessionTable) begin(id string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	u := t.live[id]
+	if u == nil {
+		return false
+	}
+	u.active++
+	u.lastSeen = t.now()
+	return true
+}
+
+// end records a request of session id ending (the session may have ended
+// meanwhile, by DELETE).
+func (t *sessionTable) end(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if u := t.live[id]; u != nil {
+		u.active--
+		u.lastSeen = t.now()
+	}
+}
+
+// expire removes from the table, and returns, the sessions with no request
+// in progress whose last one is at least the idle time ago. A request that
+// begins after this finds its session gone (404); one that began before
+// keeps the session live.
+func (t *sessionTable) expire() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	var ids []string
+	for id, u := range t.live {
+		if u.active == 0 && now.Sub(u.lastSeen) >= t.idle {
+			ids = append(ids, id)
+			delete(t.live, id)
+		}
+	}
+	return ids
+}
+
+// len is the number of live sessions.
+func (t *sessionTable) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.live)
 }
 
 // guard wraps next with, in order: Origin check (cheapest, and a browser
@@ -225,14 +594,19 @@ func (so *sessionOwners) bind(log *slog.Logger, next http.Handler) http.Handler 
 			}
 			next.ServeHTTP(w, r)
 			if r.Method == http.MethodDelete {
-				so.mu.Lock()
-				delete(so.m, id)
-				so.mu.Unlock()
+				so.drop(id)
 			}
 			return
 		}
 		next.ServeHTTP(&sessionBinder{ResponseWriter: w, so: so, key: key}, r)
 	})
+}
+
+// drop unbinds a session that ended (DELETE or idle expiry).
+func (so *sessionOwners) drop(id string) {
+	so.mu.Lock()
+	delete(so.m, id)
+	so.mu.Unlock()
 }
 
 // sessionBinder binds the session id a response hands out, before its

@@ -43,6 +43,9 @@ const (
 	ConfidenceParam = "_confidence"         // the input-schema property added to every tool
 )
 
+// TaskNote ends the description of a tool its upstream runs only as a task.
+const TaskNote = "(toolgate runs this tool synchronously: the call returns when the upstream's task has ended.)"
+
 // confidenceSchema is the property added to each wrapped tool's input schema.
 var confidenceSchema = json.RawMessage(`{"type":"number","minimum":0,"maximum":1,"description":"toolgate: state honestly how confident you are (0 = not at all, 1 = certain) that this call is correct, safe and what the user wants. Low confidence may route the call to a human for review."}`)
 
@@ -71,6 +74,10 @@ type Options struct {
 	Gate Gate
 	// Catalog lists the tools to expose. Required.
 	Catalog Catalog
+	// Surface, when set, exposes the upstreams' resources, resource
+	// templates, prompts, completions and logging (surface.go); nil
+	// exposes tools only.
+	Surface Surface
 	// DefaultModel is used when a call names no model (_meta or header).
 	DefaultModel tools.Peer
 	// Instructions are sent to agents in the initialize result; "" for none.
@@ -95,6 +102,7 @@ type Server struct {
 	exposed   atomic.Pointer[map[string]*exposedTool]
 	soonMu    sync.Mutex
 	soonTimer *time.Timer
+	surf      surfaceState
 }
 
 // syncDelay is how long SyncSoon waits. It coalesces bursts of catalog
@@ -123,6 +131,9 @@ func New(o Options) (*Server, error) {
 		server.WithToolCapabilities(true),
 		server.WithRecovery(),
 		server.WithElicitation(),
+		// Tools seen eliciting are not listed to clients that cannot
+		// answer (toolslist.go); mcp-go applies the filter to calls too.
+		server.WithToolFilter(s.hideEliciting),
 		// Arguments that do not match the tool's input schema are refused
 		// as a tool error (SEP-1303) before the gate sees them: the agent
 		// learns what to fix, and no upstream gets input it never declared.
@@ -131,6 +142,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Instructions != "" {
 		opts = append(opts, server.WithInstructions(o.Instructions))
+	}
+	if o.Surface != nil {
+		opts = append(opts, s.surfaceOptions()...)
 	}
 	s.mcp = server.NewMCPServer("toolgate", o.Version, opts...)
 	return s, nil
@@ -146,6 +160,7 @@ func (s *Server) MCPServer() *server.MCPServer { return s.mcp }
 func (s *Server) Sync() {
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
+	s.syncSurface()
 	var list []server.ServerTool
 	exposed := map[string]*exposedTool{}
 	h := sha256.New()
@@ -162,6 +177,10 @@ func (s *Server) Sync() {
 		}
 		h.Write(b)
 		h.Write([]byte{0})
+		if t.Elicits {
+			// Agents that cannot elicit see the tool go.
+			h.Write([]byte{1})
+		}
 		list = append(list, st)
 		exposed[t.Name] = e
 	}
@@ -219,8 +238,13 @@ func (s *Server) lookup(name string) *exposedTool {
 func (s *Server) wrap(t tools.Tool) (server.ServerTool, *exposedTool, error) {
 	def := t.Def
 	def.Name = t.Name
-	// toolgate answers every call synchronously; task-augmented execution
-	// is not proxied.
+	// toolgate answers every call synchronously and relays no tasks/*:
+	// every tool is listed without execution. One that may run as a task
+	// is called without; one that must is run as a task by toolgate
+	// (tools/tasks.go), which its description says.
+	if tools.NeedsTask(def) {
+		def.Description = strings.TrimSpace(def.Description + "\n\n" + TaskNote)
+	}
 	def.Execution = nil
 	schema := def.RawInputSchema
 	if len(schema) == 0 {
@@ -238,7 +262,9 @@ func (s *Server) wrap(t tools.Tool) (server.ServerTool, *exposedTool, error) {
 	if err := mcpgo.ValidateParamHeaderAnnotations(&def); err != nil {
 		return server.ServerTool{}, nil, err
 	}
-	in, err := compileInputSchema(t.Name, withConf)
+	// Arguments are checked against the upstream's schema, _confidence
+	// apart (validateArgs).
+	in, err := compileInputSchema(t.Name, schema)
 	if err != nil {
 		s.log.Warn("input schema not enforced", "tool", t.Name, "server", t.Server, "err", err)
 	}
@@ -253,7 +279,15 @@ func (s *Server) handler(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo
 		// Removed between mcp-go's lookup and this one.
 		return mcpgo.NewToolResultError(fmt.Sprintf("toolgate: tool %s is no longer available", req.Params.Name)), nil
 	}
-	return s.call(ctx, e, req.Params.Arguments, req.Params.Meta, req.Header.Get(HeaderModel), false).Decoded, nil
+	res := s.call(ctx, e, req.Params.Arguments, req.Params.Meta, req.Header.Get(HeaderModel), false)
+	if res.RPCError != nil {
+		// mcp-go answers a handler's error with code -32603 and its text,
+		// except -32042 (URL elicitation required), whose code and data it
+		// keeps: RPCError unwraps to mcp-go's error for that code. The
+		// stdio fast path passes any code and data on (fastcall.go).
+		return nil, res.RPCError
+	}
+	return res.Decoded, nil
 }
 
 // call turns one tools/call of e into a tools.Call and hands it to the
@@ -263,7 +297,7 @@ func (s *Server) handler(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo
 // upstream's JSON.
 func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMeta *mcpgo.Meta, modelHeader string, raw bool) tools.Result {
 	t := &e.tool
-	if err := e.schema.validate(arguments); err != nil {
+	if err := validateArgs(e, arguments); err != nil {
 		return tools.Decoded(mcpgo.NewToolResultError(err.Error()))
 	}
 	c := tools.Call{
@@ -298,6 +332,34 @@ func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMet
 	if v, present := meta[MetaConfidence]; present && c.Confidence == nil {
 		c.Confidence = s.confidence(t.Name, MetaConfidence, v)
 	}
+	s.identify(ctx, &c, meta, modelHeader)
+	if reqMeta != nil && reqMeta.ProgressToken != nil {
+		ctx = tools.WithProgress(ctx, s.progress(ctx, reqMeta.ProgressToken))
+	}
+	var res tools.Result
+	if rg, ok := s.o.Gate.(resultGate); ok {
+		// HandleResult also carries an upstream's JSON-RPC error.
+		res = rg.HandleResult(ctx, c)
+		if !raw && res.Raw != nil {
+			d, err := res.Decode()
+			if err != nil {
+				return tools.Decoded(mcpgo.NewToolResultError(fmt.Sprintf("toolgate: the result of %s could not be read: %v", t.Name, err)))
+			}
+			res = tools.Decoded(d)
+		}
+	} else {
+		res = tools.Decoded(s.o.Gate.Handle(ctx, c))
+	}
+	if res.Raw == nil && res.Decoded == nil {
+		return tools.Decoded(mcpgo.NewToolResultError(fmt.Sprintf("toolgate: no result for %s", t.Name)))
+	}
+	return res
+}
+
+// identify fills in who makes call c: the agent's session and client, the
+// model (meta, else the model header, else the default), and the _meta to
+// pass upstream.
+func (s *Server) identify(ctx context.Context, c *tools.Call, meta map[string]any, modelHeader string) {
 	if sess := server.ClientSessionFromContext(ctx); sess != nil {
 		c.SessionID = sess.SessionID()
 		if ci, ok := sess.(server.SessionWithClientInfo); ok {
@@ -307,19 +369,6 @@ func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMet
 	}
 	c.Model = s.model(meta, modelHeader)
 	c.Meta = tools.StripMeta(meta)
-	if reqMeta != nil && reqMeta.ProgressToken != nil {
-		ctx = tools.WithProgress(ctx, s.progress(ctx, reqMeta.ProgressToken))
-	}
-	var res tools.Result
-	if rg, ok := s.o.Gate.(resultGate); ok && raw {
-		res = rg.HandleResult(ctx, c)
-	} else {
-		res = tools.Decoded(s.o.Gate.Handle(ctx, c))
-	}
-	if res.Raw == nil && res.Decoded == nil {
-		return tools.Decoded(mcpgo.NewToolResultError(fmt.Sprintf("toolgate: no result for %s", t.Name)))
-	}
-	return res
 }
 
 // progress returns a ProgressFunc that reports to the agent under token.
@@ -331,6 +380,9 @@ func (s *Server) progress(ctx context.Context, token mcpgo.ProgressToken) tools.
 		}
 		if message != "" {
 			params["message"] = message
+		}
+		if notifyRequest(ctx, string(mcpgo.MethodNotificationProgress), params) {
+			return
 		}
 		if err := s.mcp.SendNotificationToClient(ctx, string(mcpgo.MethodNotificationProgress), params); err != nil {
 			s.log.Debug("progress notification not delivered", "err", err)

@@ -250,6 +250,13 @@ func (c *stdioConn) handle(call bool, id any, line []byte) {
 		}
 		resp = c.srv.mcp.HandleMessage(c.ctx, line)
 	}()
+	if listResponse(resp) {
+		if bare := c.srv.unannotated(); len(bare) > 0 {
+			if b, err := json.Marshal(resp); err == nil {
+				resp = rawLine(append(dropAddedAnnotations(b, bare), '\n'))
+			}
+		}
+	}
 	switch r := resp.(type) {
 	case nil:
 	case rawLine:

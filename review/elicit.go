@@ -71,7 +71,7 @@ var elicitSchema = map[string]any{
 func (s *Service) elicitMessage(c tools.Call, d rules.Decision, expires time.Time) string {
 	r := s.o.Redactor
 	var b strings.Builder
-	fmt.Fprintf(&b, "toolgate: the agent wants to run %s (%s on server %s).", c.Name, c.Tool, c.Server)
+	fmt.Fprintf(&b, "toolgate: the agent wants to %s.", c.Wants())
 	if p := c.Principal.String(); p != "" {
 		fmt.Fprintf(&b, "\nRequested by %s.", p)
 	}

@@ -83,6 +83,9 @@ func (sc *slackChannel) reviewBlocks(c tools.Call, d rules.Decision, expires tim
 	blocks := []slack.Block{slack.NewHeaderBlock(plain(truncate(r.String(title), 145)))}
 
 	summary := fmt.Sprintf("An agent wants to run *%s* (`%s` on server `%s`).", txt(c.Name), txt(c.Tool), txt(c.Server))
+	if c.Kind != "" && c.Kind != tools.KindTool {
+		summary = "An agent wants to " + txt(c.Wants()) + "."
+	}
 	if d.Rule != "" {
 		summary += fmt.Sprintf("\n*Rule:* `%s`", txt(d.Rule))
 	}

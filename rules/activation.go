@@ -50,6 +50,8 @@ const (
 	strSessionID
 	strPrincipalUser
 	strPrincipalAuth
+	strCallKind
+	strResourceURI
 	numStrVars
 )
 
@@ -157,6 +159,14 @@ func (a *activation) ResolveName(name string) (any, bool) {
 			a.groups = types.NewStringList(types.DefaultTypeAdapter, c.Principal.Groups)
 		}
 		return a.groups, true
+	case VarCallKind:
+		return a.str(strCallKind, c.KindName()), true
+	case VarResourceURI:
+		uri := ""
+		if c.Kind == tools.KindResource {
+			uri, _ = c.Args["uri"].(string)
+		}
+		return a.str(strResourceURI, uri), true
 	case VarNow:
 		if c.Time.IsZero() {
 			return nil, false // unbound: a rule using now fails closed

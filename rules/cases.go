@@ -69,6 +69,12 @@ type CallSpec struct {
 		Groups []string `yaml:"groups"`
 		Auth   string   `yaml:"auth"`
 	} `yaml:"principal"`
+	// Kind is the call's kind (call.kind): "tool" (the default),
+	// "resource", "prompt" or "completion".
+	Kind string `yaml:"kind"`
+	// URI is a resource read's URI (resource.uri); it sets kind
+	// "resource" and args.uri.
+	URI string `yaml:"uri"`
 	// Time is RFC 3339; empty leaves `now` unset (rules that use it then fail closed).
 	Time string `yaml:"time"`
 }
@@ -94,11 +100,29 @@ func (cs CallSpec) ToCall() (tools.Call, error) {
 		Principal: tools.Principal{User: cs.Principal.User, Groups: tools.NormalGroups(cs.Principal.Groups),
 			Auth: cs.Principal.Auth},
 	}
-	if c.Name == "" {
-		c.Name = c.Tool
-	}
 	if c.Args == nil {
 		c.Args = map[string]any{}
+	}
+	switch cs.Kind {
+	case "", tools.KindTool, tools.KindResource, tools.KindPrompt, tools.KindCompletion:
+	default:
+		return c, fmt.Errorf("kind %q: want tool, resource, prompt or completion", cs.Kind)
+	}
+	c.Kind = cs.Kind
+	if cs.URI != "" {
+		if c.Kind == "" {
+			c.Kind = tools.KindResource
+		}
+		c.Args["uri"] = cs.URI
+		if c.Tool == "" {
+			c.Tool = cs.URI
+		}
+	}
+	if c.Kind == tools.KindTool {
+		c.Kind = ""
+	}
+	if c.Name == "" {
+		c.Name = c.Tool
 	}
 	if cs.Time != "" {
 		t, err := time.Parse(time.RFC3339, cs.Time)

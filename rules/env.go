@@ -52,6 +52,13 @@ const (
 	// VarPrincipalAuth is how the caller was authenticated: "" (none),
 	// "shared-token", "token" or "oidc" (string).
 	VarPrincipalAuth = "principal.auth"
+	// VarCallKind is what the call does (string): "tool" (tools/call),
+	// "resource" (resources/read), "prompt" (prompts/get) or "completion"
+	// (completion/complete).
+	VarCallKind = "call.kind"
+	// VarResourceURI is the URI a resources/read reads, "" for other kinds
+	// (string).
+	VarResourceURI = "resource.uri"
 )
 
 // Custom function names available to rules, beyond standard CEL, the
@@ -118,6 +125,8 @@ func newEnv(fn *funcs) (*cel.Env, error) {
 		cel.Variable(VarPrincipalUser, cel.StringType),
 		cel.Variable(VarPrincipalGroups, strList),
 		cel.Variable(VarPrincipalAuth, cel.StringType),
+		cel.Variable(VarCallKind, cel.StringType),
+		cel.Variable(VarResourceURI, cel.StringType),
 
 		cel.OptionalTypes(),
 		cel.ExtendedValidations(),

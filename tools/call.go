@@ -3,7 +3,10 @@
 // tool invocation as it travels through the gate.
 package tools
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Peer names a piece of software and its version: the agent's MCP client
 // (from initialize) or the model driving it.
@@ -34,6 +37,11 @@ type Call struct {
 	Tool string `json:"tool"`
 	// Name is the name exposed to agents, e.g. "fs__read_file".
 	Name string `json:"name"`
+	// Kind is what the call does: KindTool (tools/call; "" counts as one),
+	// KindResource (resources/read: Tool and Name are the resource's or
+	// matching template's, Args {"uri": ...}), KindPrompt (prompts/get:
+	// Args the prompt's arguments) or KindCompletion (completion/complete).
+	Kind string `json:"kind,omitempty"`
 	// Args are the agent's arguments with toolgate's own keys (_confidence) removed.
 	Args map[string]any `json:"args"`
 	// Annotations are the upstream tool's hints.
@@ -63,4 +71,28 @@ type Call struct {
 	// Meta is the request's _meta to pass upstream (progressToken and
 	// reserved keys removed, see StripMeta). Not recorded.
 	Meta map[string]any `json:"-"`
+}
+
+// KindName is c's kind, KindTool for a call that names none.
+func (c *Call) KindName() string {
+	if c.Kind == "" {
+		return KindTool
+	}
+	return c.Kind
+}
+
+// Wants says what the call asks for, for a human reviewer: "run NAME (TOOL
+// on server S)" for a tool, "read the resource URI (server S)" for a
+// resource, and so on. Quote marks are left to the caller.
+func (c *Call) Wants() string {
+	switch c.Kind {
+	case KindResource:
+		uri, _ := c.Args["uri"].(string)
+		return fmt.Sprintf("read the resource %s (from server %s)", uri, c.Server)
+	case KindPrompt:
+		return fmt.Sprintf("get the prompt %s (%s on server %s)", c.Name, c.Tool, c.Server)
+	case KindCompletion:
+		return fmt.Sprintf("complete an argument of %s (server %s)", c.Name, c.Server)
+	}
+	return fmt.Sprintf("run %s (%s on server %s)", c.Name, c.Tool, c.Server)
 }

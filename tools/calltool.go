@@ -32,8 +32,8 @@ import (
 //   - a context that ends while waiting sends notifications/cancelled for
 //     the request (except over HTTP, where mcp-go sends none either), and
 //     fails with a *transport.Error, like any other transport failure;
-//   - a JSON-RPC error response becomes the error of
-//     mcp.JSONRPCErrorDetails.AsError, unwrapped;
+//   - a JSON-RPC error response becomes an *RPCError, which keeps the
+//     code and data and unwraps to mcp.JSONRPCErrorDetails.AsError's error;
 //   - the multi round-trip loop of protocol 2026-07-28 (SEP-2322): a result
 //     of type input_required with no input requests is retried with its
 //     request state, at most three times in all; one with input requests
@@ -137,7 +137,7 @@ func (c *conn) sendCall(ctx context.Context, params mcp.CallToolParams) (json.Ra
 		return nil, transport.NewError(err)
 	}
 	if resp.Error != nil {
-		return nil, resp.Error.AsError()
+		return nil, newRPCError(resp.Error)
 	}
 	return resp.Result, nil
 }

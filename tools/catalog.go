@@ -44,8 +44,13 @@ var ErrUnknownTool = errors.New("unknown tool")
 // Upstream describes one upstream MCP server. Exactly one of Server
 // (in-process), Command (stdio subprocess) and URL (HTTP) is set.
 type Upstream struct {
-	// Name is the server's name; tools are exposed as <Name><sep><tool>.
+	// Name is the server's name; tools are exposed as <Name><sep><tool>
+	// (see ExposedName).
 	Name string
+	// Unprefixed exposes the server's tools under their upstream names
+	// alone (still made valid by ExposedName). A name another upstream
+	// already exposes is refused (see Catalog).
+	Unprefixed bool
 	// Command, Args, BaseEnv, Env and Dir start a stdio server. Its
 	// environment is exactly BaseEnv followed by Env ("K=V"; a key in Env
 	// overrides the same key in BaseEnv), never the environment toolgate
@@ -94,7 +99,7 @@ func (u Upstream) transportName() string {
 
 // Tool is one upstream tool as the catalog exposes it.
 type Tool struct {
-	// Name is the exposed name: <Server><separator><upstream tool name>.
+	// Name is the exposed name (ExposedName of Server and Def.Name).
 	Name string
 	// Server is the upstream's name; ServerVersion its serverInfo.version.
 	Server        string
@@ -107,6 +112,14 @@ type Tool struct {
 	SchemaHash string
 	// Annotations are Def's behaviour hints.
 	Annotations Annotations
+	// Elicits is whether the upstream was seen asking the user something
+	// (elicitation) during a call of this tool; agents whose client cannot
+	// answer are not shown it (see the mcp package).
+	Elicits bool
+	// Unannotated is whether the upstream listed the tool without an
+	// annotations member (mcp.Tool cannot tell: it always has one, and
+	// mcp-go always sends it), so that agents are not shown an empty one.
+	Unannotated bool
 	// Sandbox is the sandbox profile the tool runs in unless a decision
 	// names another: for a built-in tool, its safe default (declared in
 	// its definition's _meta under MetaSandbox); for a stdio upstream with
@@ -152,6 +165,10 @@ type Options struct {
 	// pinged: their process exiting is noticed at once. 0 means
 	// DefaultPingInterval; negative disables the pings.
 	PingInterval time.Duration
+	// Notify receives, from a catalog goroutine, the upstreams'
+	// notifications that go on to agents (log messages, resource
+	// updates); nil drops them. It must not block.
+	Notify func(Notification)
 	// Logger receives upstream lifecycle events; nil discards.
 	Logger *slog.Logger
 }
@@ -182,6 +199,20 @@ type Catalog struct {
 	tools  []Tool
 	index  map[string]Tool
 	fprint string
+	// surface is the merged resources and prompts (surface.go); nil
+	// until the first rebuild.
+	surface      *surfaceIndex
+	surfacePrint string
+
+	// level is the log level last set for the upstreams ("" for none),
+	// sent again to those that reconnect.
+	levelMu sync.Mutex
+	level   mcp.LoggingLevel
+	// owners maps each exposed name to the server exposing it, and
+	// refused lists the tools not exposed because another server's tool
+	// has their name; both are replaced by each rebuild.
+	owners  map[string]string
+	refused []*NameCollisionError
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -238,9 +269,11 @@ func New(opts Options) (*Catalog, error) {
 		if u.Timeout <= 0 {
 			u.Timeout = DefaultCallTimeout
 		}
-		up := &upstream{cat: c, spec: u, log: log.With("server", u.Name, "transport", u.transportName()), relist: make(chan struct{}, 1)}
+		up := &upstream{cat: c, spec: u, log: log.With("server", u.Name, "transport", u.transportName()), relist: make(chan struct{}, 1),
+			relistSurf: make(chan struct{}, 1), subs: map[string]int{}}
 		if u.URL != "" {
 			up.http = remoteClient()
+			up.http.Transport = up.schemas.roundTripper(up.http.Transport)
 		}
 		c.ups = append(c.ups, up)
 		c.byNm[u.Name] = up
@@ -334,42 +367,86 @@ func (c *Catalog) Status() []UpstreamStatus {
 	return out
 }
 
+// Collisions returns the tools not exposed because another server's tool is
+// exposed under the same name, one error each naming both servers; nil when
+// there are none. serve refuses to start while there are any.
+func (c *Catalog) Collisions() error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	errs := make([]error, len(c.refused))
+	for i, e := range c.refused {
+		errs[i] = e
+	}
+	return errors.Join(errs...)
+}
+
 // rebuild recomputes the exposed tool list from every upstream's tools and
 // calls OnChange when it differs from the previous one.
+//
+// Two servers' tools under one exposed name are never both exposed, nor
+// does one silently shadow the other: the one already exposed keeps the
+// name (of two appearing in one rebuild, the first in Options order) and
+// the other is refused, logged as an error with both servers, and reported
+// by Collisions.
 func (c *Catalog) rebuild() {
 	c.rebuildMu.Lock()
 	defer c.rebuildMu.Unlock()
+	c.mu.RLock()
+	prevOwners := c.owners
+	c.mu.RUnlock()
+	listed := make([][]Tool, len(c.ups))
+	claim := map[string]Tool{}
+	for i, u := range c.ups {
+		listed[i] = u.elicits.mark(u.currentTools())
+		for _, t := range listed[i] {
+			if prev, dup := claim[t.Name]; !dup || prevOwners[t.Name] == t.Server && prev.Server != t.Server {
+				claim[t.Name] = t
+			}
+		}
+	}
 	var all []Tool
+	var refused []*NameCollisionError
 	index := map[string]Tool{}
-	for _, u := range c.ups {
-		for _, t := range u.currentTools() {
-			if prev, dup := index[t.Name]; dup {
-				c.log.Warn("exposed tool name collides; later tool hidden", "tool", t.Name, "server", t.Server, "kept_server", prev.Server)
+	owners := map[string]string{}
+	for _, ts := range listed {
+		for _, t := range ts {
+			if w := claim[t.Name]; w.Server != t.Server {
+				e := &NameCollisionError{Name: t.Name, Server: w.Server, Tool: w.Def.Name, OtherServer: t.Server, OtherTool: t.Def.Name}
+				c.log.Error("tool not exposed: another server's tool has its name", "err", e,
+					"tool", t.Name, "server", t.Server, "exposing_server", w.Server)
+				refused = append(refused, e)
 				continue
 			}
 			index[t.Name] = t
+			owners[t.Name] = t.Server
 			all = append(all, t)
 		}
 	}
 	h := sha256.New()
 	for _, t := range all {
 		b, _ := json.Marshal(t.Def)
-		fmt.Fprintf(h, "%s\x00%s\x00%s\x00", t.Name, t.ServerVersion, b)
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%t\x00", t.Name, t.ServerVersion, b, t.Elicits)
 	}
 	fp := hex.EncodeToString(h.Sum(nil))
 
 	c.mu.Lock()
 	changed := fp != c.fprint
 	c.tools, c.index, c.fprint = all, index, fp
+	c.owners, c.refused = owners, refused
 	c.mu.Unlock()
 	if changed && c.o.OnChange != nil {
 		c.o.OnChange()
 	}
 }
 
-// exposedName joins a server and tool name.
-func (c *Catalog) exposedName(server, tool string) string {
-	return server + c.o.Separator + tool
+// exposedName is the name server's tool (prompt, resource) called name is
+// exposed under, by ExposedName with the server's prefix setting.
+func (c *Catalog) exposedName(server, name string) string {
+	prefix := true
+	if u := c.byNm[server]; u != nil {
+		prefix = !u.spec.Unprefixed
+	}
+	return ExposedName(server, c.o.Separator, name, prefix)
 }
 
 // Forward sends call to its upstream (c.Server, c.Tool) and returns the

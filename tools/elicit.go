@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -120,6 +122,12 @@ type elicitRelay struct {
 func (r elicitRelay) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
 	f, err := r.c.asker()
 	if err == nil {
+		// Whether or not this agent can answer, the tool elicits: from
+		// now on it is not listed to agents that cannot.
+		if r.u.elicits.note(f.call.Tool) {
+			r.u.log.Info("tool asks the user questions; hidden from clients without elicitation", "tool", f.call.Tool)
+			go r.u.cat.rebuild()
+		}
 		err = ElicitationSupported(f.ctx)
 	}
 	if err != nil {
@@ -128,6 +136,8 @@ func (r elicitRelay) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*m
 	}
 	log := r.u.log.With("call_id", f.call.ID, "tool", f.call.Tool)
 	req.Params.Message = fmt.Sprintf("[%s] %s", r.u.spec.Name, req.Params.Message)
+	// The form's fields in the upstream's order, not mcp-go's sorted map.
+	req.Params.RequestedSchema = r.u.schemas.original(req.Params.RequestedSchema)
 	// The answer is the call's: it ends when the call does, or when the
 	// upstream withdraws the question.
 	ask, cancel := context.WithCancel(f.ctx)
@@ -141,4 +151,46 @@ func (r elicitRelay) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*m
 	}
 	log.Info("upstream elicitation answered", "action", res.Action)
 	return res, nil
+}
+
+// elicitMarks are the upstream tools seen asking the user something during
+// a call: the tool of the call an elicitation was relayed for (or refused
+// for want of a client that can answer). toolgate cannot know it sooner:
+// nothing in a tool's definition says it elicits, and an upstream that
+// lists some tools only to clients that can elicit sees toolgate, which
+// declares the capability to every upstream, as one. The zero value is
+// ready to use.
+type elicitMarks struct {
+	mu    sync.Mutex
+	tools map[string]bool // upstream tool names
+}
+
+// note marks tool; it reports whether the mark is new.
+func (m *elicitMarks) note(tool string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.tools[tool] {
+		return false
+	}
+	if m.tools == nil {
+		m.tools = map[string]bool{}
+	}
+	m.tools[tool] = true
+	return true
+}
+
+// mark returns ts with Elicits set on the marked tools (a copy when any is).
+func (m *elicitMarks) mark(ts []Tool) []Tool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.tools) == 0 {
+		return ts
+	}
+	out := slices.Clone(ts)
+	for i := range out {
+		if m.tools[out[i].Def.Name] {
+			out[i].Elicits = true
+		}
+	}
+	return out
 }

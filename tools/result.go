@@ -18,6 +18,11 @@ type Result struct {
 	Raw json.RawMessage
 	// IsError is the result's isError, in both cases.
 	IsError bool
+	// RPCError, when set, is the upstream's JSON-RPC error response to the
+	// call: an edge that can answer with a JSON-RPC error passes it on as
+	// the upstream sent it; Decoded is then a tool error saying the same,
+	// for one that cannot.
+	RPCError *RPCError
 }
 
 // Decoded returns res as a Result.

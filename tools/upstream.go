@@ -28,6 +28,12 @@ type upstream struct {
 	spec   Upstream
 	log    *slog.Logger
 	relist chan struct{} // coalesced tools/list_changed signals
+	// schemas keeps the elicitation forms' field order (elicitorder.go).
+	schemas schemaTap
+	// elicits are the tools seen asking the user something (elicit.go).
+	elicits elicitMarks
+	// relistSurf coalesces resources and prompts list_changed signals.
+	relistSurf chan struct{}
 
 	// http is the HTTP client of a remote upstream, kept across
 	// reconnections (see remoteClient); nil for the others.
@@ -36,11 +42,19 @@ type upstream struct {
 	mu       sync.Mutex
 	conn     *conn // nil while down
 	tools    []Tool
+	surf     upSurface // resources, templates, prompts (surface.go)
 	info     mcp.Implementation
 	lastErr  string
 	stderr   string // last stderr line from the last dead connection
 	retryAt  time.Time
 	restarts int
+
+	// subs counts the agent sessions subscribed to each resource URI
+	// through this upstream (Catalog.Subscribe).
+	subMu sync.Mutex
+	subs  map[string]int
+	// links are the resource URIs its tool results handed out (links.go).
+	links linkSet
 }
 
 // conn is one live connection to an upstream.
@@ -48,6 +62,11 @@ type conn struct {
 	client *client.Client
 	info   mcp.Implementation
 	proc   *process // stdio only
+	// caps and instructions are the upstream's initialize answer; surf
+	// what it listed beyond tools while connecting.
+	caps         mcp.ServerCapabilities
+	instructions string
+	surf         upSurface
 
 	dead     chan struct{}
 	deadOnce sync.Once
@@ -124,6 +143,7 @@ func (u *upstream) supervise(ctx context.Context, first chan struct{}) {
 		c, tools, err := u.connect(ctx)
 		if err == nil {
 			u.up(c, tools)
+			u.restore(ctx, c)
 			signalFirst()
 			upAt := time.Now()
 			var relistWG sync.WaitGroup
@@ -180,11 +200,12 @@ func (u *upstream) supervise(ctx context.Context, first chan struct{}) {
 
 func (u *upstream) up(c *conn, tools []Tool) {
 	u.mu.Lock()
-	u.conn, u.info, u.tools = c, c.info, tools
+	u.conn, u.info, u.tools, u.surf = c, c.info, tools, c.surf
 	restarted := u.restarts > 0
 	u.mu.Unlock()
 	u.log.Info("upstream up", "server_name", c.info.Name, "server_version", c.info.Version, "tools", len(tools), "restarted", restarted)
 	u.cat.rebuild()
+	u.cat.rebuildSurface()
 }
 
 func (u *upstream) down(err error, retryIn time.Duration) {
@@ -205,6 +226,7 @@ func (u *upstream) down(err error, retryIn time.Duration) {
 		attrs = append(attrs, "stderr_tail", tail)
 	}
 	u.log.Error("upstream down", attrs...)
+	u.cat.rebuildSurface()
 }
 
 // unavailable describes the current outage.
@@ -269,7 +291,7 @@ func (u *upstream) connect(ctx context.Context) (*conn, []Tool, error) {
 			<-p.exited
 			c.fail(p.exitError())
 		}()
-		tr = transport.NewIO(p.stdout, p.stdin, p.stderrCloser())
+		tr = transport.NewIO(u.schemas.reader(p.stdout), p.stdin, p.stderrCloser())
 	case u.spec.SSE:
 		t, err := transport.NewSSE(u.spec.URL, transport.WithHeaders(u.spec.Headers), transport.WithSSELogger(u.log),
 			transport.WithHTTPClient(u.http))
@@ -286,7 +308,7 @@ func (u *upstream) connect(ctx context.Context) (*conn, []Tool, error) {
 		tr = t
 	}
 	c.client = client.NewClient(tr, client.WithProtocolVersion(mcp.ProtocolVersion20251125),
-		client.WithElicitationHandler(elicitRelay{u: u, c: c}))
+		client.WithElicitationHandler(elicitRelay{u: u, c: c}), client.WithSamplingHandler(samplingRelay{u: u, c: c}))
 	fail := func(err error) (*conn, []Tool, error) {
 		_ = c.client.Close()
 		if c.proc != nil {
@@ -312,11 +334,12 @@ func (u *upstream) connect(ctx context.Context) (*conn, []Tool, error) {
 	if err != nil {
 		return fail(fmt.Errorf("initialize: %w", err))
 	}
-	c.info = res.ServerInfo
+	c.info, c.caps, c.instructions = res.ServerInfo, res.Capabilities, res.Instructions
 	tools, err := u.list(ctx, c)
 	if err != nil {
 		return fail(err)
 	}
+	c.surf = u.listSurface(ctx, c)
 	return c, tools, nil
 }
 
@@ -328,6 +351,15 @@ func (u *upstream) notify(c *conn, n mcp.JSONRPCNotification) {
 		select {
 		case u.relist <- struct{}{}:
 		default:
+		}
+	case string(mcp.MethodNotificationResourcesListChanged), string(mcp.MethodNotificationPromptsListChanged):
+		select {
+		case u.relistSurf <- struct{}{}:
+		default:
+		}
+	case string(mcp.MethodNotificationResourceUpdated), string(mcp.MethodNotificationMessage):
+		if fn := u.cat.o.Notify; fn != nil {
+			fn(Notification{Server: u.spec.Name, Method: n.Method, Params: n.Params.AdditionalFields})
 		}
 	case string(mcp.MethodNotificationProgress):
 		f := n.Params.AdditionalFields
@@ -357,7 +389,8 @@ func tokenKey(v any) string {
 	}
 }
 
-// relistLoop relists tools whenever the upstream says they changed.
+// relistLoop relists tools, or resources and prompts, whenever the
+// upstream says they changed.
 func (u *upstream) relistLoop(ctx context.Context, c *conn) {
 	for {
 		select {
@@ -365,6 +398,9 @@ func (u *upstream) relistLoop(ctx context.Context, c *conn) {
 			return
 		case <-ctx.Done():
 			return
+		case <-u.relistSurf:
+			u.relistSurface(ctx, c)
+			continue
 		case <-u.relist:
 		}
 		lctx, cancel := context.WithTimeout(ctx, u.cat.o.StartTimeout)
@@ -444,8 +480,9 @@ func (u *upstream) parseTool(raw json.RawMessage, serverVersion string) (Tool, e
 		return Tool{}, fmt.Errorf("undecodable tool: %w", err)
 	}
 	var schemas struct {
-		Input  json.RawMessage `json:"inputSchema"`
-		Output json.RawMessage `json:"outputSchema"`
+		Input       json.RawMessage `json:"inputSchema"`
+		Output      json.RawMessage `json:"outputSchema"`
+		Annotations json.RawMessage `json:"annotations"`
 	}
 	if err := json.Unmarshal(raw, &schemas); err != nil {
 		return Tool{}, fmt.Errorf("tool %q: %w", def.Name, err)
@@ -475,6 +512,7 @@ func (u *upstream) parseTool(raw json.RawMessage, serverVersion string) (Tool, e
 	}
 	return Tool{
 		Sandbox:       sandbox,
+		Unannotated:   len(schemas.Annotations) == 0 || string(schemas.Annotations) == "null",
 		Name:          u.cat.exposedName(u.spec.Name, def.Name),
 		Server:        u.spec.Name,
 		ServerVersion: serverVersion,
@@ -550,10 +588,15 @@ func (u *upstream) callResult(ctx context.Context, call Call, raw bool) (Result,
 	}
 
 	untrack := c.track(ctx, &call)
-	res, err := c.callTool(ctx, req.Params, raw)
+	send := c.callTool
+	if u.needsTask(call.Tool) {
+		send = c.callAsTask // tasks.go
+	}
+	res, err := send(ctx, req.Params, raw)
 	untrack()
 	if err == nil {
 		c.answered.Store(time.Now().UnixNano())
+		u.noteLinks(res)
 		return res, nil
 	}
 	switch {

@@ -31,7 +31,8 @@ const auditUsage = `usage:
 
 FILTERS: --since T --until T (RFC 3339 time, a date 2006-01-02, or a duration
 ago such as 90m or 7d) --tool --server --action allow|deny|review --client
---model --session --rule --user (exact names; --rule "" is not a filter).
+--model --session --rule --user --kind tool|resource|prompt|completion
+(exact names; --rule "" is not a filter).
 
 Every command takes --db PATH (default $TOOLGATE_AUDIT_DB, else
 $XDG_STATE_HOME/toolgate/audit.db, else ~/.local/state/toolgate/audit.db);
@@ -170,6 +171,7 @@ func (c *auditCmd) filterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.filter.Session, "session", "", "only this session `id`")
 	fs.StringVar(&c.filter.Rule, "rule", "", "only calls decided by this rule `name`")
 	fs.StringVar(&c.filter.User, "user", "", "only calls made by this principal `user`")
+	fs.StringVar(&c.filter.Kind, "kind", "", "only calls of this `kind`: tool, resource, prompt or completion")
 }
 
 func (c *auditCmd) parseFilter() error {
@@ -263,9 +265,14 @@ func listRow(r *audit.Record) string {
 	if r.AutoApproved {
 		action += " (auto)"
 	}
+	what := r.Server + "/" + r.Tool
+	if r.Kind != "" {
+		// A resource read, prompt get or completion: say which.
+		what = r.Kind + " " + what
+	}
 	return strings.Join([]string{
 		r.ReceivedAt.Local().Format("2006-01-02 15:04:05"), r.ID, r.Status, action, dash(r.Rule),
-		r.Server + "/" + r.Tool, dash(r.Principal.User), dash(r.Client.Name), dash(r.Model.Name), reviewer,
+		what, dash(r.Principal.User), dash(r.Client.Name), dash(r.Model.Name), reviewer,
 	}, "\t")
 }
 
@@ -309,6 +316,7 @@ func (c *auditCmd) showOne(ctx context.Context, id string) error {
 	row("status", r.Status)
 	row("received", ts(r.ReceivedAt))
 	row("decided", ts(r.DecidedAt))
+	row("kind", r.KindName())
 	row("tool", fmt.Sprintf("%s/%s (exposed as %s)", r.Server, r.Tool, dash(r.Name)))
 	row("server version", r.ServerVersion)
 	row("schema hash", r.SchemaHash)

@@ -66,6 +66,7 @@ Commands:
   review    list and answer pending reviews from a terminal
   grants    list and revoke the approvals bound to calls
   tokens    create, list and revoke per-user bearer tokens
+  tools     names: the exposed tool names and the upstream tools they stand for
   version   print toolgate's version
 
 Run 'toolgate COMMAND -h' for a command's flags.`
@@ -91,6 +92,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runGrants(ctx, args[1:], env, stdout, stderr)
 	case "tokens":
 		return runTokens(ctx, args[1:], env, stdout, stderr)
+	case "tools":
+		if len(args) > 1 && args[1] == "names" {
+			return runToolsNames(ctx, args[2:], env, stdout, stderr)
+		}
+		fmt.Fprintln(stderr, toolsNamesUsage)
+		return fmt.Errorf("%w: tools: unknown or missing subcommand (names)", errUsage)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "toolgate", version)
 		return nil

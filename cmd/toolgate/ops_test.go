@@ -339,6 +339,14 @@ type rawLine struct {
 
 func startRawStdio(t *testing.T, cfg string) *rawStdio {
 	t.Helper()
+	return startRawStdioWith(t, cfg, `{}`)
+}
+
+// startRawStdioWith starts toolgate as an agent declaring capabilities
+// (a JSON object) would. Its requests to the agent (elicitation/create)
+// come through next like responses; notifications are dropped.
+func startRawStdioWith(t *testing.T, cfg, capabilities string) *rawStdio {
+	t.Helper()
 	cmd := exec.Command(toolgateBin, "serve", "--config", cfg)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
@@ -363,13 +371,13 @@ func startRawStdio(t *testing.T, cfg string) *rawStdio {
 		sc.Buffer(nil, 16<<20)
 		for sc.Scan() {
 			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil && m["method"] == nil {
+			if json.Unmarshal(sc.Bytes(), &m) == nil && (m["method"] == nil || m["id"] != nil) {
 				r.lines <- rawLine{m, append([]byte(nil), sc.Bytes()...)}
 			}
 		}
 		close(r.lines)
 	}()
-	r.send(`{"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}`)
+	r.send(`{"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":` + capabilities + `,"clientInfo":{"name":"raw","version":"0"}}}`)
 	if m := r.next(); m["result"] == nil {
 		t.Fatalf("initialize: %v", m)
 	}

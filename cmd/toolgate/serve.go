@@ -132,6 +132,7 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 		Version:   version,
 		Logger:    logger,
 		OnChange:  func() { srv.SyncSoon() },
+		Notify:    func(n tools.Notification) { srv.Notify(n) },
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -143,7 +144,7 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	srv, err = mcp.New(mcp.Options{Version: version, Gate: g, Catalog: cat, DefaultModel: model, Logger: logger})
+	srv, err = mcp.New(mcp.Options{Version: version, Gate: g, Catalog: cat, Surface: cat, DefaultModel: model, Logger: logger})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -151,6 +152,12 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 
 	cat.Start(ctx) // returns once every upstream has had its first attempt (bounded)
 	defer cat.Close()
+	// Two servers exposing one name is a configuration error: refuse it
+	// now rather than serve one and hide the other. (A collision that
+	// appears later, after a list_changed, is refused for the later tool.)
+	if err := cat.Collisions(); err != nil {
+		return fmt.Errorf("serve: %s: %w", path, err)
+	}
 	srv.Sync()
 	logger.Info("toolgate serving", "version", version, "upstreams", len(upstreams), "tools", len(cat.Tools()),
 		"transport", map[bool]string{true: "http", false: "stdio"}[*httpAddr != ""], "config", path)
@@ -171,7 +178,7 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	hopts := mcp.HTTPOptions{AllowedOrigins: cfg.HTTP.AllowedOrigins, MaxRequestBytes: cfg.HTTP.MaxRequestBytes}
+	hopts := mcp.HTTPOptions{AllowedOrigins: cfg.HTTP.AllowedOrigins, MaxRequestBytes: cfg.HTTP.MaxRequestBytes, SessionIdle: cfg.HTTP.SessionIdle}
 	if !chain.Empty() {
 		hopts.Auth = chain
 	}
@@ -289,14 +296,15 @@ func buildUpstreams(cfg *config.Config, env environ, sb *sandbox.Sandbox, logger
 	for _, s := range cfg.EnabledServers() {
 		x := expander{env: env, where: fmt.Sprintf("%s: server %q", s.Pos, s.Name)}
 		u := tools.Upstream{
-			Name:    s.Name,
-			Command: x.expand("command", s.Command),
-			BaseEnv: upstreamBaseEnv(env),
-			Dir:     x.expand("cwd", s.Cwd),
-			URL:     x.expand("url", s.URL),
-			SSE:     s.Type == config.TransportSSE,
-			Timeout: s.Timeout,
-			Sandbox: s.Sandbox,
+			Name:       s.Name,
+			Unprefixed: !cfg.Prefixed(s),
+			Command:    x.expand("command", s.Command),
+			BaseEnv:    upstreamBaseEnv(env),
+			Dir:        x.expand("cwd", s.Cwd),
+			URL:        x.expand("url", s.URL),
+			SSE:        s.Type == config.TransportSSE,
+			Timeout:    s.Timeout,
+			Sandbox:    s.Sandbox,
 		}
 		if s.Sandbox != "" {
 			u.Sandboxer = sb

@@ -16,7 +16,8 @@
 //	env       returns the process's environment, a JSON list of "K=V".
 //
 // Flags: --name sets serverInfo.name; --fail-start exits at once with an error
-// on stderr, like a misconfigured server.
+// on stderr, like a misconfigured server; --fidelity adds the tools of
+// fidelity.go.
 package main
 
 import (
@@ -41,13 +42,18 @@ func main() {
 	name := flag.String("name", "upstream", "serverInfo name")
 	failStart := flag.Bool("fail-start", false, "exit immediately with an error")
 	httpAddr := flag.String("http", "", "serve streamable HTTP on this address instead of stdio")
+	fidelity := flag.Bool("fidelity", false, "add the tools of fidelity.go")
 	flag.Parse()
 	if *failStart {
 		fmt.Fprintln(os.Stderr, "upstream: cannot start: missing API key (on purpose)")
 		os.Exit(2)
 	}
 
-	s := server.NewMCPServer(*name, "1.2.3", server.WithToolCapabilities(true), server.WithElicitation())
+	opts := []server.ServerOption{server.WithToolCapabilities(true), server.WithElicitation()}
+	if *fidelity {
+		opts = append(opts, server.WithTaskCapabilities(true, true, true))
+	}
+	s := server.NewMCPServer(*name, "1.2.3", opts...)
 	var started, cancelled, extra atomic.Int64
 
 	s.AddTool(mcp.NewTool("ask", mcp.WithDescription("Asks the user which branch to use.")),
@@ -178,6 +184,9 @@ func main() {
 		return mcp.NewToolResultText(id), nil
 	})
 
+	if *fidelity {
+		addFidelityTools(s)
+	}
 	if *httpAddr != "" {
 		log.Fatal(server.NewStreamableHTTPServer(s).Start(*httpAddr))
 	}

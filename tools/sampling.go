@@ -1,0 +1,91 @@
+package tools
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// Upstreams may ask the agent's model for a completion while one of their
+// tools runs (MCP sampling, sampling/createMessage). toolgate declares the
+// capability to its upstreams and relays each request, like an
+// elicitation, to the agent whose call is in flight on that connection
+// (see elicit.go for how the agent is inferred and when it cannot be); the
+// agent's client decides, usually with its user, whether and how to answer.
+// Neither the request nor the completion is recorded (they may hold the
+// user's data); the log says that one was asked, by whom, during which
+// call, and the model that answered.
+//
+// One change is made on the way: includeContext becomes "none". Context
+// from "this server" or "all servers" means, behind toolgate, the agent's
+// context of every upstream; an upstream must not get other upstreams'
+// results through the agent's model.
+
+// SamplingSupported reports why the agent of ctx cannot be asked for a
+// completion, or nil when it can.
+func SamplingSupported(ctx context.Context) error {
+	sess := server.ClientSessionFromContext(ctx)
+	if sess == nil {
+		return errors.New("not called from an MCP request (no client session)")
+	}
+	if _, ok := sess.(server.SessionWithSampling); !ok {
+		return errors.New("the transport cannot send sampling requests")
+	}
+	if ci, ok := sess.(server.SessionWithClientInfo); ok && ci.GetClientCapabilities().Sampling == nil {
+		return errors.New("the MCP client did not declare the sampling capability")
+	}
+	return nil
+}
+
+// Sample sends req to the agent of ctx and waits for the completion:
+// through mcp-go's server when the request came through its dispatch (it
+// also checks the protocol allows server-initiated requests), else
+// straight to the session.
+func Sample(ctx context.Context, req mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+	if srv := server.ServerFromContext(ctx); srv != nil {
+		return srv.RequestSampling(ctx, req)
+	}
+	sess, ok := server.ClientSessionFromContext(ctx).(server.SessionWithSampling)
+	if !ok {
+		return nil, errors.New("the transport cannot send sampling requests")
+	}
+	return sess.RequestSampling(ctx, req)
+}
+
+// samplingRelay is an upstream connection's sampling handler.
+type samplingRelay struct {
+	u *upstream
+	c *conn
+}
+
+func (r samplingRelay) CreateMessage(ctx context.Context, req mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+	f, err := r.c.asker()
+	if err == nil {
+		err = SamplingSupported(f.ctx)
+	}
+	if err != nil {
+		r.u.log.Warn("upstream sampling request refused", "err", err)
+		return nil, fmt.Errorf("toolgate: %w", err)
+	}
+	log := r.u.log.With("call_id", f.call.ID, "tool", f.call.Tool)
+	if ic := req.CreateMessageParams.IncludeContext; ic != "" && ic != "none" {
+		log.Info("upstream sampling request: includeContext set to none", "asked", ic)
+		req.CreateMessageParams.IncludeContext = "none"
+	}
+	// The completion is the call's: the request ends when the call does, or
+	// when the upstream withdraws it.
+	ask, cancel := context.WithCancel(f.ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	res, err := Sample(ask, req)
+	if err != nil {
+		log.Warn("upstream sampling request failed", "err", err)
+		return nil, fmt.Errorf("toolgate: asking the agent's model: %w", err)
+	}
+	log.Info("upstream sampling request answered", "model", res.Model)
+	return res, nil
+}
