@@ -2,6 +2,7 @@ package rules
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +36,9 @@ type Expect struct {
 	Rule *string `yaml:"rule"`
 	// AutoApproved, when set, must equal Decision.AutoApproved.
 	AutoApproved *bool `yaml:"auto_approved"`
+	// ConfidenceEffect, when set, must equal Decision.ConfidenceEffect
+	// ("none" matches "").
+	ConfidenceEffect string `yaml:"confidence_effect"`
 	// ReasonContains, when set, must be a substring of Decision.Reason.
 	ReasonContains string `yaml:"reason_contains"`
 	// ErrorContains, when set, must be a substring of Decision.Error; when
@@ -200,6 +204,9 @@ func (c Case) Check(d Decision) error {
 	}
 	if e.AutoApproved != nil && d.AutoApproved != *e.AutoApproved {
 		diffs = append(diffs, fmt.Sprintf("auto_approved is %v, want %v", d.AutoApproved, *e.AutoApproved))
+	}
+	if got := cmp.Or(d.ConfidenceEffect, ConfidenceNone); e.ConfidenceEffect != "" && got != e.ConfidenceEffect {
+		diffs = append(diffs, fmt.Sprintf("confidence_effect is %s, want %s", got, e.ConfidenceEffect))
 	}
 	if e.ReasonContains != "" && !strings.Contains(d.Reason, e.ReasonContains) {
 		diffs = append(diffs, fmt.Sprintf("reason %q does not contain %q", d.Reason, e.ReasonContains))
