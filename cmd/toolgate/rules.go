@@ -19,9 +19,13 @@ const rulesUsage = `usage:
   toolgate rules test FILE CASES.yaml...    run test cases against a rule file (PASS/FAIL per case)
   toolgate rules eval FILE --call JSON      decide one call and show why
   toolgate rules default                    print the embedded default rule pack
+  toolgate rules score [--rules FILE] CORPUS...
+                                            decide a labelled corpus of calls; print
+                                            caught %, denied-of-never %, benign escalated %
+                                            and every miss
 
 FILE may be @default, the embedded default pack. The file format, the CEL
-variables and functions, and the cases format are in docs/rules.md.`
+variables and functions, the cases format and the corpus format are in docs/rules.md.`
 
 // runRules dispatches the rules subcommands.
 func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -36,6 +40,8 @@ func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return rulesTest(ctx, args[1:], stdout, stderr)
 	case "eval":
 		return rulesEval(ctx, args[1:], stdout, stderr)
+	case "score":
+		return rulesScore(ctx, args[1:], stdout, stderr)
 	case "default":
 		if len(args) > 1 {
 			return fmt.Errorf("%w: rules default takes no arguments", errUsage)
