@@ -125,8 +125,25 @@ CREATE TABLE review_approvals (
 	// arguments as the agent sent them (args_hash is of the redacted ones,
 	// under which two different secrets look the same).
 	`ALTER TABLE calls ADD COLUMN args_mac TEXT NOT NULL DEFAULT '';`,
+	// 7: tool pins: each upstream tool's approved definition and the one
+	// seen last (pins.go). Their changes are chained as events whose
+	// call_id is "tool:SERVER/TOOL".
+	`CREATE TABLE tool_pins (
+	server      TEXT    NOT NULL,
+	tool        TEXT    NOT NULL,
+	name        TEXT    NOT NULL,
+	pinned_hash TEXT    NOT NULL DEFAULT '',
+	pinned_def  TEXT    NOT NULL DEFAULT '',
+	seen_hash   TEXT    NOT NULL,
+	seen_def    TEXT    NOT NULL,
+	seen_at     INTEGER NOT NULL,
+	first_seen  INTEGER NOT NULL,
+	approved_at INTEGER,
+	approved_by TEXT    NOT NULL DEFAULT '',
+	PRIMARY KEY (server, tool)
+);`,
 }
 
 // SchemaVersion is the schema version this build writes and understands
 // (len(migrations); a test keeps the two in step).
-const SchemaVersion = 6
+const SchemaVersion = 7

@@ -157,6 +157,10 @@ func (s *Store) verifyRows(ctx context.Context, rep *VerifyReport) error {
 		return &e
 	}
 	orphan := func(e *evRow) {
+		if standaloneKinds[e.kind] {
+			checkStandalone(rep, e)
+			return
+		}
 		rep.add(Problem{Seq: e.seq, CallID: e.callID, What: "event has no calls row (row deleted?)"})
 	}
 	for calls.Next() {
@@ -279,4 +283,18 @@ func short(v any) string {
 		return string(b[:57]) + "..."
 	}
 	return string(b)
+}
+
+// checkStandalone checks an event that belongs to no call (standaloneKinds):
+// its columns must agree with its body, so that a call's event cannot hide
+// from the row check by a changed kind column.
+func checkStandalone(rep *VerifyReport, e *evRow) {
+	var b struct{ Kind, ID string }
+	if err := json.Unmarshal([]byte(e.body), &b); err != nil {
+		rep.add(Problem{Seq: e.seq, CallID: e.callID, What: "event body is not valid JSON: " + err.Error()})
+		return
+	}
+	if b.Kind != e.kind || b.ID != e.callID {
+		rep.add(Problem{Seq: e.seq, CallID: e.callID, What: fmt.Sprintf("event columns (%s, %s) disagree with its body (%s, %s)", e.callID, e.kind, b.ID, b.Kind)})
+	}
 }

@@ -117,6 +117,11 @@ type Options struct {
 	Now func() time.Time
 }
 
+// RulePin is the rule name recorded for a call refused because its tool is
+// quarantined (tools.Pin): its definition changed since it was approved,
+// or it is new under pinning mode strict.
+const RulePin = "toolgate:pin"
+
 // Gate is the one place every tool call passes through.
 type Gate struct {
 	o Options
@@ -178,7 +183,14 @@ func (g *Gate) handle(ctx context.Context, c tools.Call, forward func(context.Co
 	}
 	log := callLog{g.o.Logger, ctx, &c}
 
-	d := g.o.Decider.Decide(ctx, c)
+	var d rules.Decision
+	if c.Pin.Quarantined() {
+		// The tool's definition is not the approved one: no rule may run
+		// it, whatever the definition now claims (annotations included).
+		d = rules.Decision{Action: rules.Deny, Rule: RulePin, Reason: c.Pin.Refusal(c.Name)}
+	} else {
+		d = g.o.Decider.Decide(ctx, c)
+	}
 	switch d.Action {
 	case rules.Allow, rules.Deny, rules.Review:
 	default:

@@ -42,6 +42,9 @@ type Call struct {
 	SchemaHash string `json:"schema_hash,omitempty"`
 	// ServerVersion is the upstream's serverInfo.version.
 	ServerVersion string `json:"server_version,omitempty"`
+	// Pin is the tool's definition's state against its pin (Tool.Pin) when
+	// the call was received. The gate refuses a quarantined tool's calls.
+	Pin Pin `json:"pin,omitzero"`
 	// Client is the agent's MCP client, from initialize.
 	Client Peer `json:"client"`
 	// Model is the model driving the agent, when known.

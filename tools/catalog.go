@@ -112,6 +112,14 @@ type Tool struct {
 	// its definition's _meta under MetaSandbox); for a stdio upstream with
 	// a profile, that profile; "" otherwise.
 	Sandbox string
+	// Definition is the canonical JSON of what a pin covers (see
+	// [Definition]): name, title, description, schemas, annotations.
+	// DefHash is its hex sha256.
+	Definition json.RawMessage
+	DefHash    string
+	// Pin is the definition's state against its pin, as of the catalog's
+	// last rebuild; PinUnchecked without Options.Pins.
+	Pin Pin
 }
 
 // MetaSandbox is the _meta key under which toolgate tells its in-process
@@ -154,6 +162,12 @@ type Options struct {
 	PingInterval time.Duration
 	// Logger receives upstream lifecycle events; nil discards.
 	Logger *slog.Logger
+	// Pins, when set, checks every upstream tool's definition against its
+	// pin whenever the tool list is rebuilt (an upstream came up or
+	// relisted, or Refresh); a failed check quarantines the tool
+	// (PinError). In-process upstreams' tools are toolgate's own and get
+	// PinBuiltin. nil leaves every tool PinUnchecked.
+	Pins PinStore
 }
 
 // Catalog is the set of upstream servers and the tools they expose. It
@@ -334,6 +348,34 @@ func (c *Catalog) Status() []UpstreamStatus {
 	return out
 }
 
+// Refresh rebuilds the tool list, checking every tool's pin again, and
+// calls OnChange if anything changed (e.g. an admin approved a pin).
+func (c *Catalog) Refresh() { c.rebuild() }
+
+// pinTimeout bounds checking one tool's pin.
+const pinTimeout = 10 * time.Second
+
+// pin returns t's pin state: what Options.Pins says, fail closed.
+func (c *Catalog) pin(u *upstream, t Tool) Pin {
+	switch {
+	case c.o.Pins == nil:
+		return Pin{}
+	case u.spec.Server != nil:
+		return Pin{State: PinBuiltin}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pinTimeout)
+	defer cancel()
+	p, err := c.o.Pins.CheckPin(ctx, t)
+	if err != nil {
+		c.log.Error("checking a tool's pin failed; the tool is quarantined", "tool", t.Name, "server", t.Server, "err", err)
+		return Pin{State: PinError, Err: err.Error()}
+	}
+	if p.Quarantined() {
+		c.log.Warn("tool quarantined: its definition is not approved", "tool", t.Name, "server", t.Server, "pin", p.State, "def_hash", t.DefHash)
+	}
+	return p
+}
+
 // rebuild recomputes the exposed tool list from every upstream's tools and
 // calls OnChange when it differs from the previous one.
 func (c *Catalog) rebuild() {
@@ -347,6 +389,7 @@ func (c *Catalog) rebuild() {
 				c.log.Warn("exposed tool name collides; later tool hidden", "tool", t.Name, "server", t.Server, "kept_server", prev.Server)
 				continue
 			}
+			t.Pin = c.pin(u, t)
 			index[t.Name] = t
 			all = append(all, t)
 		}
@@ -354,7 +397,7 @@ func (c *Catalog) rebuild() {
 	h := sha256.New()
 	for _, t := range all {
 		b, _ := json.Marshal(t.Def)
-		fmt.Fprintf(h, "%s\x00%s\x00%s\x00", t.Name, t.ServerVersion, b)
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%d\x00", t.Name, t.ServerVersion, b, t.Pin.State, t.Pin.ApprovedAt.UnixNano())
 	}
 	fp := hex.EncodeToString(h.Sum(nil))
 

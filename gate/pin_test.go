@@ -1,0 +1,76 @@
+package gate
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/tools"
+)
+
+// TestQuarantinedToolRefused: a call of a tool whose definition is not the
+// approved one is refused and recorded as denied, with a message naming
+// the command that unblocks it, even when the rules allow everything; a
+// pinned, built-in or unchecked tool's call is decided by the rules.
+func TestQuarantinedToolRefused(t *testing.T) {
+	approved := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		pin     tools.Pin
+		refused bool
+		want    string
+	}{
+		{tools.Pin{State: tools.PinChanged, ApprovedAt: approved}, true, "definition changed since it was approved on 2026-03-01; an admin must review the new definition and run `toolgate tools approve up__echo`"},
+		{tools.Pin{State: tools.PinPending}, true, "`toolgate tools approve up__echo`"},
+		{tools.Pin{State: tools.PinError, Err: "disk I/O error"}, true, "disk I/O error"},
+		{tools.Pin{State: tools.PinPinned, ApprovedAt: approved}, false, "done"},
+		{tools.Pin{State: tools.PinBuiltin}, false, "done"},
+		{tools.Pin{}, false, "done"},
+	} {
+		t.Run(string(tc.pin.State), func(t *testing.T) {
+			j := &journal{}
+			rec := &recorder{j: j}
+			var decided rules.Decision
+			g, err := New(Options{
+				Decider:   decider(func(c tools.Call) rules.Decision { j.add("decide"); return rules.Decision{Action: rules.Allow} }),
+				Recorder:  &capture{recorder: rec, d: &decided},
+				Forwarder: &forwarder{j: j, res: &mcp.CallToolResult{Content: []mcp.Content{mcp.NewTextContent("done")}}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := g.Handle(context.Background(), tools.Call{Server: "up", Tool: "echo", Name: "up__echo", Pin: tc.pin})
+			got := text(res)
+			if !strings.Contains(got, tc.want) {
+				t.Fatalf("result %q does not contain %q", got, tc.want)
+			}
+			if tc.refused {
+				if !res.IsError || j.String() != "begin:deny" || decided.Rule != RulePin || !strings.Contains(decided.Reason, "up__echo") {
+					t.Fatalf("quarantined call: isError %v, journal %q, recorded %+v", res.IsError, j, decided)
+				}
+				return
+			}
+			if res.IsError || j.String() != "decide begin:allow forward finish:ok" {
+				t.Fatalf("trusted call: isError %v, journal %q", res.IsError, j)
+			}
+		})
+	}
+}
+
+type decider func(tools.Call) rules.Decision
+
+func (f decider) Decide(_ context.Context, c tools.Call) rules.Decision { return f(c) }
+
+// capture is a recorder that keeps the decision Begin recorded.
+type capture struct {
+	*recorder
+	d *rules.Decision
+}
+
+func (c *capture) Begin(ctx context.Context, call tools.Call, d rules.Decision) error {
+	*c.d = d
+	return c.recorder.Begin(ctx, call, d)
+}
