@@ -29,6 +29,10 @@ type LiveOptions struct {
 	// Check, when set, vets every set before it is served (at load and on
 	// each reload): an error refuses the set like a compile error would.
 	Check func(*Set) error
+	// OnLoad, when set, is told of every set put in force (at load and on
+	// each reload), in order, on the loading goroutine: serve records each
+	// in the audit log.
+	OnLoad func(*Set)
 }
 
 // Live is a rule set that follows its file: Run polls the file and swaps in
@@ -43,6 +47,7 @@ type Live struct {
 	cur      atomic.Pointer[Set]
 	lastSum  [sha256.Size]byte // content hash of the last file version tried (Run's goroutine only)
 	check    func(*Set) error
+	onLoad   func(*Set)
 }
 
 // NewLive loads path and returns a Live set serving it. With an empty path
@@ -54,9 +59,12 @@ func NewLive(path string, opts LiveOptions) (*Live, error) {
 	if path == DefaultName {
 		path, opts.Default = "", Default()
 	}
-	l := &Live{path: path, interval: opts.Interval, log: opts.Logger, check: opts.Check}
+	l := &Live{path: path, interval: opts.Interval, log: opts.Logger, check: opts.Check, onLoad: opts.OnLoad}
 	if l.check == nil {
 		l.check = func(*Set) error { return nil }
+	}
+	if l.onLoad == nil {
+		l.onLoad = func(*Set) {}
 	}
 	if l.interval <= 0 {
 		l.interval = DefaultInterval
@@ -73,6 +81,7 @@ func NewLive(path string, opts LiveOptions) (*Live, error) {
 			return nil, err
 		}
 		l.cur.Store(s)
+		l.onLoad(s)
 		return l, nil
 	}
 	data, err := os.ReadFile(path)
@@ -88,6 +97,7 @@ func NewLive(path string, opts LiveOptions) (*Live, error) {
 	}
 	l.lastSum = sha256.Sum256(data)
 	l.cur.Store(s)
+	l.onLoad(s)
 	return l, nil
 }
 
@@ -147,5 +157,6 @@ func (l *Live) reload(data []byte) {
 		return
 	}
 	l.cur.Store(s)
+	l.onLoad(s)
 	l.log.Info("rules reloaded", "rules_file", l.path, "version", s.Version(), "label", s.Label(), "rules", s.Len(), "previous", old.Version())
 }

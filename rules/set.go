@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -37,6 +38,7 @@ const (
 type Set struct {
 	name      string
 	version   string
+	source    []byte // the file's contents, as compiled
 	label     string
 	def       Action
 	onError   Action
@@ -131,6 +133,7 @@ func parse(name string, data []byte, fast bool) (*Set, error) {
 	s := &Set{
 		name:    name,
 		version: "sha256:" + hex.EncodeToString(sum[:])[:12],
+		source:  bytes.Clone(data),
 		label:   f.label,
 		def:     f.def,
 		onError: f.onError,
@@ -414,6 +417,15 @@ func (s *Set) Version() string {
 		return ""
 	}
 	return s.version
+}
+
+// Source is the rules file's contents the set was compiled from (its
+// Version is their hash); nil for a nil Set.
+func (s *Set) Source() []byte {
+	if s == nil {
+		return nil
+	}
+	return bytes.Clone(s.source)
 }
 
 // Label is the file's optional human label.
