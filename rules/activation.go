@@ -122,9 +122,13 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return a.args, true
 	case VarToolAnnotations:
 		if a.ann == nil {
-			a.ann = annotationsValue(c.Annotations)
+			a.ann = annotationsValue(c.TrustedAnnotations())
 		}
 		return a.ann, true
+	case VarToolPinned:
+		return types.Bool(c.Pin.Trusted()), true
+	case VarToolChanged:
+		return types.Bool(c.Pin.State == tools.PinChanged), true
 	case VarClientName:
 		return a.str(strClientName, c.Client.Name), true
 	case VarClientVersion:

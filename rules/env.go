@@ -24,8 +24,16 @@ const (
 	VarToolExposed = "tool.exposed"
 	// VarToolAnnotations holds the upstream's hints: title, readOnlyHint,
 	// destructiveHint, idempotentHint, openWorldHint (map(string, dyn)).
-	// A hint the upstream did not give is absent, not false.
+	// A hint the upstream did not give is absent, not false. Empty when
+	// the tool's definition is not trusted (tools.Call.TrustedAnnotations).
 	VarToolAnnotations = "tool.annotations"
+	// VarToolPinned is true when the tool's definition is the approved one
+	// (its pin), or the tool is one of toolgate's own built-ins (bool).
+	VarToolPinned = "tool.pinned"
+	// VarToolChanged is true when the tool's definition differs from its
+	// pin (bool). The gate refuses such a tool's calls before any rule
+	// runs; the variable is there for rules evaluated without the gate.
+	VarToolChanged = "tool.changed"
 	// VarArgs are the call's arguments as JSON values (map(string, dyn));
 	// every JSON number is a double.
 	VarArgs = "args"
@@ -99,6 +107,8 @@ func newEnv(fn *funcs) (*cel.Env, error) {
 		cel.Variable(VarToolServer, cel.StringType),
 		cel.Variable(VarToolExposed, cel.StringType),
 		cel.Variable(VarToolAnnotations, cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable(VarToolPinned, cel.BoolType),
+		cel.Variable(VarToolChanged, cel.BoolType),
 		cel.Variable(VarArgs, cel.MapType(cel.StringType, cel.DynType)),
 		cel.Variable(VarClientName, cel.StringType),
 		cel.Variable(VarClientVersion, cel.StringType),

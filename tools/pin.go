@@ -104,3 +104,14 @@ func Definition(raw json.RawMessage) (canon json.RawMessage, hash string, err er
 	sum := sha256.Sum256(canon)
 	return canon, hex.EncodeToString(sum[:]), nil
 }
+
+// TrustedAnnotations returns the call's annotations when its tool's
+// definition is trusted (or pinning is not in effect: PinUnchecked), and
+// none otherwise: the hints of a definition nobody approved (changed, or
+// new under strict) must not make a call look harmless to the rules.
+func (c *Call) TrustedAnnotations() Annotations {
+	if c.Pin.State == PinUnchecked || c.Pin.Trusted() {
+		return c.Annotations
+	}
+	return Annotations{}
+}
