@@ -301,6 +301,7 @@ func (e corpusEntry) toCall(defs map[string]corpusToolDef, builtin map[string]to
 		Annotations:   t.Annotations,
 		SchemaHash:    t.SchemaHash,
 		ServerVersion: t.ServerVersion,
+		Pin:           t.Pin,
 		Sandbox:       t.Sandbox,
 		Args:          args,
 		Confidence:    e.Confidence,
@@ -348,7 +349,11 @@ func upstreamTool(server, name string, def corpusToolDef) (tools.Tool, error) {
 	if err != nil {
 		return tools.Tool{}, fmt.Errorf("tool definition: %w", err)
 	}
-	return catalogTool(server, raw, "")
+	t, err := catalogTool(server, raw, "")
+	// The corpus's world: every upstream tool is the definition an admin
+	// approved, so rules may trust its annotations.
+	t.Pin = tools.Pin{State: tools.PinPinned, ApprovedAt: corpusTime.AddDate(0, -1, 0)}
+	return t, err
 }
 
 // catalogTool decodes a tools/list entry the way the catalog does
@@ -406,6 +411,7 @@ func workspaceTools() (map[string]tools.Tool, error) {
 		if err != nil {
 			return nil, fmt.Errorf("workspace tool %s: %w", st.Tool.Name, err)
 		}
+		t.Pin = tools.Pin{State: tools.PinBuiltin}
 		out[t.Name] = t
 	}
 	return out, nil
