@@ -37,6 +37,11 @@ type ReplayReport struct {
 	// Rules counts, per rule name (old or new; "" is the default), how many
 	// calls it matched before and after and how many changed.
 	Rules []RuleSummary `json:"rules"`
+	// Confidence counts the calls whose decision under the new rules the
+	// agent's stated confidence changed, by rules.Confidence* effect
+	// ("none" left out): what the thresholds tighten and auto_approve_at
+	// waives on the recorded claims.
+	Confidence map[string]int `json:"confidence,omitempty"`
 	// Elapsed is how long the replay took.
 	Elapsed time.Duration `json:"elapsed"`
 }
@@ -52,6 +57,11 @@ type Change struct {
 	NewAction  rules.Action `json:"new_action"`
 	NewRule    string       `json:"new_rule,omitempty"`
 	NewReason  string       `json:"new_reason,omitempty"`
+	// OldConfidence and NewConfidence are how the agent's stated
+	// confidence changed the old and the new decision ("" for none, or
+	// for an old call recorded before it was kept).
+	OldConfidence string `json:"old_confidence_effect,omitempty"`
+	NewConfidence string `json:"new_confidence_effect,omitempty"`
 	// NewError is the evaluation error under the new rules, if any.
 	NewError string `json:"new_error,omitempty"`
 	// Grant says, for a call that ran on a grant, whose ("approved by X
@@ -84,7 +94,8 @@ type RuleSummary struct {
 
 // replayCols are the columns a replay needs: the call and the old decision.
 const replayCols = `seq, id, received_at, client_name, client_version, model_name, model_version, session_id,
-server, server_version, tool, name, schema_hash, annotations, args, confidence, rule, action, review_channel, review_reason`
+server, server_version, tool, name, schema_hash, annotations, args, confidence, rule, action, review_channel, review_reason,
+confidence_effect`
 
 // replayRow is a row as read; JSON is decoded by the workers, in parallel.
 type replayRow struct {
@@ -94,7 +105,7 @@ type replayRow struct {
 	client, model                               tools.Peer
 	session, server, serverVersion, tool, name  string
 	schemaHash, annotations, args, rule, action string
-	reviewChannel, reviewReason                 string
+	reviewChannel, reviewReason, effect         string
 	confidence                                  sql.NullFloat64
 }
 
@@ -124,6 +135,7 @@ func (r *replayRow) call() (tools.Call, error) {
 type replayResult struct {
 	oldRule, newRule string
 	version, label   string
+	effect           string
 	change           *Change
 }
 
@@ -177,12 +189,13 @@ func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress fu
 						break
 					}
 					d := set.Evaluate(ctx, c)
-					out[i] = replayResult{oldRule: r.rule, newRule: d.Rule, version: d.Version, label: d.Label}
+					out[i] = replayResult{oldRule: r.rule, newRule: d.Rule, version: d.Version, label: d.Label, effect: d.ConfidenceEffect}
 					if string(d.Action) != r.action || d.Rule != r.rule {
 						out[i].change = &Change{
 							ID: r.id, ReceivedAt: c.Time, Server: r.server, Tool: r.tool,
 							OldAction: rules.Action(r.action), OldRule: r.rule,
 							NewAction: d.Action, NewRule: d.Rule, NewReason: d.Reason, NewError: d.Error, seq: r.seq,
+							OldConfidence: decisionEffect(r.effect), NewConfidence: d.ConfidenceEffect,
 						}
 						if r.reviewChannel == ChannelGrant {
 							out[i].change.Grant = r.reviewReason
@@ -221,6 +234,12 @@ func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress fu
 			rep.Total++
 			if rep.RulesVersion == "" {
 				rep.RulesVersion, rep.RulesLabel = res.version, res.label
+			}
+			if res.effect != "" {
+				if rep.Confidence == nil {
+					rep.Confidence = map[string]int{}
+				}
+				rep.Confidence[res.effect]++
 			}
 			rule(res.oldRule).Before++
 			rule(res.newRule).After++
@@ -291,7 +310,7 @@ func (s *Store) readReplay(ctx context.Context, f Filter, out chan<- []replayRow
 		r := &chunk[len(chunk)-1]
 		if err := rows.Scan(&r.seq, &r.id, &r.received, &r.client.Name, &r.client.Version, &r.model.Name, &r.model.Version,
 			&r.session, &r.server, &r.serverVersion, &r.tool, &r.name, &r.schemaHash, &r.annotations, &r.args,
-			&r.confidence, &r.rule, &r.action, &r.reviewChannel, &r.reviewReason); err != nil {
+			&r.confidence, &r.rule, &r.action, &r.reviewChannel, &r.reviewReason, &r.effect); err != nil {
 			return fmt.Errorf("audit: replay: %w", err)
 		}
 		if len(chunk) == replayChunk {

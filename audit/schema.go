@@ -142,8 +142,21 @@ CREATE TABLE review_approvals (
 	approved_by TEXT    NOT NULL DEFAULT '',
 	PRIMARY KEY (server, tool)
 );`,
+	// 8: how the agent's stated confidence changed each decision, and the
+	// rule sets loaded (rulesets.go): each version's source, once; its
+	// loads and rollbacks are chained events (call_id "rules:VERSION"),
+	// found through a partial index that calls' events never touch.
+	`ALTER TABLE calls ADD COLUMN confidence_effect TEXT NOT NULL DEFAULT '';
+CREATE TABLE rulesets (
+	version         TEXT    PRIMARY KEY,
+	label           TEXT    NOT NULL DEFAULT '',
+	sha256          TEXT    NOT NULL,
+	source          BLOB    NOT NULL,
+	first_loaded_at INTEGER NOT NULL
+);
+CREATE INDEX events_rulesets ON events(seq) WHERE kind IN ('rules_load', 'rules_rollback');`,
 }
 
 // SchemaVersion is the schema version this build writes and understands
 // (len(migrations); a test keeps the two in step).
-const SchemaVersion = 7
+const SchemaVersion = 8

@@ -84,6 +84,9 @@ func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 	if err := s.verifyRows(ctx, &rep); err != nil {
 		return rep, err
 	}
+	if err := s.verifyRulesets(ctx, &rep); err != nil {
+		return rep, err
+	}
 	return rep, nil
 }
 
@@ -157,7 +160,7 @@ func (s *Store) verifyRows(ctx context.Context, rep *VerifyReport) error {
 		return &e
 	}
 	orphan := func(e *evRow) {
-		if standaloneKinds[e.kind] {
+		if standaloneKinds[e.kind] || e.kind == kindRulesLoad || e.kind == kindRulesRollback {
 			checkStandalone(rep, e)
 			return
 		}

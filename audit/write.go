@@ -14,8 +14,9 @@ type writeStmts struct {
 
 const insertCallSQL = `INSERT INTO calls (id, received_at, decided_at, client_name, client_version, model_name, model_version,
 session_id, server, server_version, tool, name, schema_hash, annotations, args, args_hash, confidence,
-rules_version, rules_label, rule, action, reason, auto_approved, shadow, eval_error, toolgate_version, status, sandbox, review_owner)
-VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+rules_version, rules_label, rule, action, reason, auto_approved, shadow, eval_error, toolgate_version, status, sandbox, review_owner,
+confidence_effect)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
 
 func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 	for _, p := range []struct {
@@ -113,7 +114,8 @@ func (w *wtx) insertEntry(e *Entry, args, annotations, shadow string, status str
 	_, err := w.s.stmts.insertCall.ExecContext(w.ctx, e.ID, e.ReceivedAt.UnixNano(), e.DecidedAt.UnixNano(),
 		e.Client.Name, e.Client.Version, e.Model.Name, e.Model.Version, e.Session, e.Server, e.ServerVersion,
 		e.Tool, e.Name, e.SchemaHash, annotations, args, e.ArgsHash, conf, e.RulesVersion, e.RulesLabel,
-		e.Rule, string(e.Action), e.Reason, e.AutoApproved, shadow, e.EvalError, e.ToolgateVersion, status, e.Sandbox, w.owner(status))
+		e.Rule, string(e.Action), e.Reason, e.AutoApproved, shadow, e.EvalError, e.ToolgateVersion, status, e.Sandbox, w.owner(status),
+		e.ConfidenceEffect)
 	if err != nil {
 		return fmt.Errorf("audit: insert call %s: %w", e.ID, err)
 	}
