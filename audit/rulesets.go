@@ -26,8 +26,13 @@ const (
 	kindRulesRollback = "rules_rollback"
 )
 
-// ErrAmbiguous: a version prefix names more than one stored rule set.
-var ErrAmbiguous = errors.New("audit: ambiguous rule-set version")
+// Errors of rule-set lookups.
+var (
+	// ErrNoRuleset: no stored rule set has that version.
+	ErrNoRuleset = errors.New("audit: no such rule set")
+	// ErrAmbiguous: a version prefix names more than one stored rule set.
+	ErrAmbiguous = errors.New("audit: ambiguous rule-set version")
+)
 
 // RulesetLoad is a rule set a server put in force.
 type RulesetLoad struct {
@@ -117,7 +122,7 @@ func (s *Store) RecordRulesetRollback(ctx context.Context, r RulesetRollback) er
 		var label, sha string
 		err := w.s.conn.QueryRowContext(w.ctx, `SELECT label, sha256 FROM rulesets WHERE version = ?`, r.Version).Scan(&label, &sha)
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: rule set %s", ErrNotFound, r.Version)
+			return fmt.Errorf("%w: %s", ErrNoRuleset, r.Version)
 		}
 		if err != nil {
 			return fmt.Errorf("audit: read rule set %s: %w", r.Version, err)
@@ -145,7 +150,7 @@ type Ruleset struct {
 }
 
 // Ruleset returns the stored rule set whose version is, or starts with,
-// version ("sha256:" may be left out). No match is ErrNotFound; a prefix
+// version ("sha256:" may be left out). No match is ErrNoRuleset; a prefix
 // of several is ErrAmbiguous.
 func (s *Store) Ruleset(ctx context.Context, version string) (*Ruleset, error) {
 	v := strings.TrimSpace(version)
@@ -153,7 +158,7 @@ func (s *Store) Ruleset(ctx context.Context, version string) (*Ruleset, error) {
 		v = "sha256:" + v
 	}
 	if len(v) <= len("sha256:") || strings.ContainsAny(v, "%_") {
-		return nil, fmt.Errorf("%w: rule set %q", ErrNotFound, version)
+		return nil, fmt.Errorf("%w: %q", ErrNoRuleset, version)
 	}
 	rows, err := s.rdb.QueryContext(ctx, `SELECT version, label, sha256, source, first_loaded_at FROM rulesets WHERE version LIKE ? || '%' LIMIT 2`, v)
 	if err != nil {
@@ -177,7 +182,7 @@ func (s *Store) Ruleset(ctx context.Context, version string) (*Ruleset, error) {
 	}
 	switch len(found) {
 	case 0:
-		return nil, fmt.Errorf("%w: rule set %s (see `toolgate rules history`)", ErrNotFound, version)
+		return nil, fmt.Errorf("%w: %s (see `toolgate rules history`)", ErrNoRuleset, version)
 	case 1:
 		if sourceSHA(found[0].Source) != found[0].SHA256 {
 			return nil, fmt.Errorf("audit: rule set %s: its stored source does not match its sha256 (altered?)", found[0].Version)

@@ -88,10 +88,10 @@ func TestRulesetHistory(t *testing.T) {
 	if err != nil || string(rs.Source) != "v1 source" || rs.Version != v1.Version {
 		t.Fatalf("Ruleset = %+v, %v", rs, err)
 	}
-	if _, err := s.Ruleset(ctx, "sha256:ffffffffffff"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Ruleset(ctx, "sha256:ffffffffffff"); !errors.Is(err, ErrNoRuleset) {
 		t.Errorf("unknown version: %v", err)
 	}
-	if _, err := s.Ruleset(ctx, "%"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Ruleset(ctx, "%"); !errors.Is(err, ErrNoRuleset) {
 		t.Errorf("a LIKE wildcard must not match: %v", err)
 	}
 	if rep, err := s.Verify(ctx); err != nil || !rep.OK() {
@@ -134,7 +134,7 @@ func TestRulesetLoadRefusesMismatch(t *testing.T) {
 	if err := s.RecordRulesetLoad(context.Background(), l); err == nil {
 		t.Fatal("a source whose version does not match was stored")
 	}
-	if err := s.RecordRulesetRollback(context.Background(), RulesetRollback{Version: "sha256:000000000000"}); !errors.Is(err, ErrNotFound) {
+	if err := s.RecordRulesetRollback(context.Background(), RulesetRollback{Version: "sha256:000000000000"}); !errors.Is(err, ErrNoRuleset) {
 		t.Fatalf("rollback to an unknown version: %v", err)
 	}
 }

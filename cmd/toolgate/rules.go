@@ -23,6 +23,9 @@ const rulesUsage = `usage:
                                             decide a labelled corpus of calls; print
                                             caught %, denied-of-never %, benign escalated %
                                             and every miss
+  toolgate rules history [--db PATH]        list the rule sets loaded: when in force, decisions
+  toolgate rules rollback VERSION [--config FILE]
+                                            write a recorded version back to the rules file
 
 FILE may be @default, the embedded default pack. The file format, the CEL
 variables and functions, the cases format and the corpus format are in docs/rules.md.`
@@ -42,6 +45,8 @@ func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return rulesEval(ctx, args[1:], stdout, stderr)
 	case "score":
 		return rulesScore(ctx, args[1:], stdout, stderr)
+	case "history", "rollback":
+		return runRulesHistory(ctx, args[1:], args[0] == "rollback", osEnv{}, stdout, stderr)
 	case "default":
 		if len(args) > 1 {
 			return fmt.Errorf("%w: rules default takes no arguments", errUsage)

@@ -110,7 +110,7 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	if err != nil {
 		return err
 	}
-	pol, err := buildPolicy(ctx, cfg, env, dbp, sandboxRulesCheck(sb), logger)
+	pol, err := buildPolicy(ctx, cfg, env, dbp, sandboxRulesCheck(sb, cfg.Sandbox), logger)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
