@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -188,5 +189,38 @@ func TestConfidenceEffectRecorded(t *testing.T) {
 	}
 	if rep, err := s.Verify(ctx); err != nil || !rep.OK() {
 		t.Fatalf("Verify: %v %+v", err, rep.Problems)
+	}
+}
+
+// Replay re-decides the recorded claims: a review_below added to the rules
+// tightens the allows whose claim was low, and the report says so.
+func TestReplayConfidence(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, "", Options{})
+	old, err := rules.Parse("old.yaml", []byte("version: 1\ndefault: allow\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, conf := range []float64{0.2, 0.9} {
+		c := testCall(fmt.Sprintf("01C%d", i), i)
+		c.Confidence = &conf
+		if err := s.Begin(ctx, c, old.Evaluate(ctx, c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set, err := rules.Parse("new.yaml", []byte("version: 1\ndefault: allow\nreview_below: 0.5\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Replay(ctx, s, set, Filter{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Changed != 1 || rep.Confidence[rules.ConfidenceTightenedToReview] != 1 || len(rep.Confidence) != 1 {
+		t.Fatalf("replay: changed %d, confidence %v", rep.Changed, rep.Confidence)
+	}
+	ch := rep.Changes[0]
+	if ch.ID != "01C0" || ch.NewAction != rules.Review || ch.NewConfidence != rules.ConfidenceTightenedToReview || ch.OldConfidence != "" {
+		t.Errorf("change: %+v", ch)
 	}
 }

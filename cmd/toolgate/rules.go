@@ -240,6 +240,9 @@ func printRuleDecision(w io.Writer, d rules.Decision, steps []rules.Step, skippe
 	if d.AutoApproved {
 		fmt.Fprintf(w, "auto-approved: yes (the agent's confidence met auto_approve_at)\n")
 	}
+	if d.ConfidenceEffect == rules.ConfidenceTightenedToReview || d.ConfidenceEffect == rules.ConfidenceTightenedToDeny {
+		fmt.Fprintf(w, "confidence: %s (the agent's stated confidence made the action stricter)\n", d.ConfidenceEffect)
+	}
 	if d.Error != "" {
 		fmt.Fprintf(w, "error:   %s\n", d.Error)
 	}
