@@ -286,13 +286,17 @@ func (s *Store) ApprovePins(ctx context.Context, names []string, allChanged bool
 }
 
 // pinsVersion is a fingerprint of the pins an approval changes: it moves
-// whenever a tool is added or a pin approved.
+// whenever a tool is added or a pin approved (an approval stamps
+// approved_at with its time; TOTAL is a float sum, which cannot overflow).
 func (s *Store) pinsVersion(ctx context.Context) (string, error) {
-	var n, sum int64
-	if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(approved_at), 0) FROM tool_pins`).Scan(&n, &sum); err != nil {
+	var (
+		n, last int64
+		sum     float64
+	)
+	if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MAX(approved_at), 0), TOTAL(approved_at) FROM tool_pins`).Scan(&n, &last, &sum); err != nil {
 		return "", fmt.Errorf("audit: tool pins: %w", err)
 	}
-	return fmt.Sprintf("%d/%d", n, sum), nil
+	return fmt.Sprintf("%d/%d/%g", n, last, sum), nil
 }
 
 // Pins is the pin store a tool catalog uses (tools.PinStore), over a Store

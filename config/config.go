@@ -78,6 +78,24 @@ type Config struct {
 	// Sandbox configures the OS sandbox of the built-in tools and of the
 	// stdio servers that name a profile.
 	Sandbox Sandbox
+	// Pinning configures tool pinning: how a tool seen for the first time
+	// is treated (a changed definition is always quarantined).
+	Pinning Pinning
+}
+
+// Pinning modes.
+const (
+	// PinningTOFU pins a tool's definition when it is first seen (trust on
+	// first use).
+	PinningTOFU = "tofu"
+	// PinningStrict quarantines a new tool until an admin approves it.
+	PinningStrict = "strict"
+)
+
+// Pinning configures tool pinning.
+type Pinning struct {
+	// Mode is PinningTOFU (the default) or PinningStrict.
+	Mode string
 }
 
 // Pos is a position in a config file. Line and Col are 1-based; 0 means unknown.
@@ -293,6 +311,9 @@ func (c *Config) applyDefaults(workspaceEnabled *bool) {
 	}
 	if c.HTTP.MaxRequestBytes == 0 {
 		c.HTTP.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.Pinning.Mode == "" {
+		c.Pinning.Mode = PinningTOFU
 	}
 	if c.Review.Timeout == 0 {
 		c.Review.Timeout = DefaultReviewTimeout

@@ -7,6 +7,7 @@
 //	toolgate rules check|test|eval ...
 //	toolgate audit list|show|tail|export|stats|verify|replay ...
 //	toolgate review list|approve|deny ...
+//	toolgate tools list|show|approve ...
 //	toolgate version
 package main
 
@@ -65,6 +66,7 @@ Commands:
   audit     inspect, export, verify and replay the audit log
   review    list and answer pending reviews from a terminal
   grants    list and revoke the approvals bound to calls
+  tools     list the upstream tools' pinned definitions and approve changed ones
   version   print toolgate's version
 
 Run 'toolgate COMMAND -h' for a command's flags.`
@@ -88,6 +90,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runReview(ctx, args[1:], env, stdout, stderr)
 	case "grants":
 		return runGrants(ctx, args[1:], env, stdout, stderr)
+	case "tools":
+		return runTools(ctx, args[1:], env, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "toolgate", version)
 		return nil

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/config"
 	"github.com/toolgate/toolgate/gate"
 	"github.com/toolgate/toolgate/mcp"
@@ -126,12 +127,14 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	upstreams = append(upstreams, tools.Upstream{Name: toolgateSrv, Server: reviewtool.NewServer(pol.store, version, review.DefaultPollInterval)})
 
 	var srv *mcp.Server
+	pins := audit.NewPins(pol.store, audit.PinMode(cfg.Pinning.Mode))
 	cat, err := tools.New(tools.Options{
 		Upstreams: upstreams,
 		Separator: cfg.Naming.Separator,
 		Version:   version,
 		Logger:    logger,
 		OnChange:  func() { srv.SyncSoon() },
+		Pins:      pins,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -151,6 +154,18 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 
 	cat.Start(ctx) // returns once every upstream has had its first attempt (bounded)
 	defer cat.Close()
+	// An approval (`toolgate tools approve`, another process) reaches the
+	// catalog within pinPoll, without a restart.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		pins.Watch(watchCtx, pinPoll, cat.Refresh)
+	}()
+	defer func() {
+		stopWatch()
+		<-watched
+	}()
 	srv.Sync()
 	logger.Info("toolgate serving", "version", version, "upstreams", len(upstreams), "tools", len(cat.Tools()),
 		"transport", map[bool]string{true: "http", false: "stdio"}[*httpAddr != ""], "config", path)
@@ -172,6 +187,10 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	})
 	return serveHTTP(ctx, *httpAddr, h, pol.routes, token != "", logger)
 }
+
+// pinPoll is how often serve looks for tool pin changes made by other
+// processes (approvals): a one-row query on the audit DB.
+const pinPoll = time.Second
 
 // GC settings for serve, unless GOGC or GOMEMLIMIT say otherwise. toolgate's
 // live heap is small (about 2 MB) and every call allocates, so at the
