@@ -13,8 +13,9 @@ import (
 )
 
 // TestQuarantinedToolRefused: a call of a tool whose definition is not the
-// approved one is refused and recorded as denied, with a message naming
-// the command that unblocks it, even when the rules allow everything; a
+// approved one is refused and recorded as denied, with a message saying
+// what unblocks it (but not the command), even when the rules allow
+// everything; a
 // pinned, built-in or unchecked tool's call is decided by the rules.
 func TestQuarantinedToolRefused(t *testing.T) {
 	approved := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -23,8 +24,8 @@ func TestQuarantinedToolRefused(t *testing.T) {
 		refused bool
 		want    string
 	}{
-		{tools.Pin{State: tools.PinChanged, ApprovedAt: approved}, true, "definition changed since it was approved on 2026-03-01; an admin must review the new definition and run `toolgate tools approve up__echo`"},
-		{tools.Pin{State: tools.PinPending}, true, "`toolgate tools approve up__echo`"},
+		{tools.Pin{State: tools.PinChanged, ApprovedAt: approved}, true, "tool up__echo's definition changed since it was approved on 2026-03-01, so it is quarantined until an admin reviews and approves the new definition"},
+		{tools.Pin{State: tools.PinPending}, true, "tool up__echo is new and not approved yet"},
 		{tools.Pin{State: tools.PinError, Err: "disk I/O error"}, true, "disk I/O error"},
 		{tools.Pin{State: tools.PinPinned, ApprovedAt: approved}, false, "done"},
 		{tools.Pin{State: tools.PinBuiltin}, false, "done"},
@@ -48,6 +49,9 @@ func TestQuarantinedToolRefused(t *testing.T) {
 				t.Fatalf("result %q does not contain %q", got, tc.want)
 			}
 			if tc.refused {
+				if strings.Contains(got, "tools approve") {
+					t.Fatalf("the refusal hands the agent the command that approves the tool: %s", got)
+				}
 				if !res.IsError || j.String() != "begin:deny" || decided.Rule != RulePin || !strings.Contains(decided.Reason, "up__echo") {
 					t.Fatalf("quarantined call: isError %v, journal %q, recorded %+v", res.IsError, j, decided)
 				}

@@ -371,7 +371,8 @@ func (c *Catalog) pin(u *upstream, t Tool) Pin {
 		return Pin{State: PinError, Err: err.Error()}
 	}
 	if p.Quarantined() {
-		c.log.Warn("tool quarantined: its definition is not approved", "tool", t.Name, "server", t.Server, "pin", p.State, "def_hash", t.DefHash)
+		c.log.Warn("tool quarantined: its definition is not approved; review it with `toolgate tools show "+t.Name+"`, approve it with `toolgate tools approve "+t.Name+"`",
+			"tool", t.Name, "server", t.Server, "pin", p.State, "def_hash", t.DefHash)
 	}
 	return p
 }

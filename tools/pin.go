@@ -53,15 +53,18 @@ func (p Pin) Quarantined() bool {
 // one toolgate or an admin approved.
 func (p Pin) Trusted() bool { return p.State == PinPinned || p.State == PinBuiltin }
 
-// Refusal says why a call of quarantined tool name is refused, and what
-// unblocks it, in words an agent can pass on to its user.
+// Refusal says why a call of quarantined tool name is refused, in words an
+// agent can pass on to its user. Like a review's refusal, it does not name
+// the command that approves the tool: the agent is the adversary, and an
+// agent with a shell of its own must not be handed it. The admin finds it
+// in toolgate's log and in `toolgate tools list`.
 func (p Pin) Refusal(name string) string {
 	switch p.State {
 	case PinChanged:
-		return fmt.Sprintf("tool %s's definition changed since it was approved on %s; an admin must review the new definition and run `toolgate tools approve %s`",
-			name, p.ApprovedAt.UTC().Format(time.DateOnly), name)
+		return fmt.Sprintf("tool %s's definition changed since it was approved on %s, so it is quarantined until an admin reviews and approves the new definition; ask the user",
+			name, p.ApprovedAt.UTC().Format(time.DateOnly))
 	case PinPending:
-		return fmt.Sprintf("tool %s is new and not approved yet (pinning mode strict); an admin must review its definition and run `toolgate tools approve %s`", name, name)
+		return fmt.Sprintf("tool %s is new and not approved yet (pinning mode strict), so it is quarantined until an admin reviews and approves its definition; ask the user", name)
 	case PinError:
 		return fmt.Sprintf("toolgate could not check tool %s's definition against its pin (%s), so it does not run it (fail closed)", name, p.Err)
 	}

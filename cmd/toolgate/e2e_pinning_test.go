@@ -45,13 +45,13 @@ func toolPins(t *testing.T, db string) map[string]audit.ToolPin {
 // TestServeToolPinningRugPull, as an attacker would do it: an upstream
 // redefines a tool the agent already used (a description that tells the
 // model to send it a private key). toolgate refuses its calls with a
-// message naming the fix, records each refusal, shows agents a stub
+// message saying what unblocks them, records each refusal, shows agents a stub
 // instead of the new description, and lists the tool as changed; once an
 // admin approves the new definition, the same running toolgate runs the
 // tool again.
 func TestServeToolPinningRugPull(t *testing.T) {
 	cfg, db, rugpull := pinConfig(t, "tofu")
-	c, _, _ := startStdio(t, cfg)
+	c, _, stderr := startStdio(t, cfg)
 	if out := mustCall(t, c, "up__echo", map[string]any{"text": "hi"}); out != "hi" {
 		t.Fatalf("echo before the rug pull: %q", out)
 	}
@@ -73,14 +73,17 @@ func TestServeToolPinningRugPull(t *testing.T) {
 		refusal = resultText(res)
 		return res.IsError
 	})
-	want := fmt.Sprintf("tool up__echo's definition changed since it was approved on %s; an admin must review the new definition and run `toolgate tools approve up__echo`",
+	want := fmt.Sprintf("tool up__echo's definition changed since it was approved on %s, so it is quarantined until an admin reviews and approves the new definition",
 		before.ApprovedAt.UTC().Format(time.DateOnly))
-	if !strings.Contains(refusal, want) {
-		t.Fatalf("refusal %q does not say %q", refusal, want)
+	if !strings.Contains(refusal, want) || strings.Contains(refusal, "tools approve") {
+		t.Fatalf("refusal %q does not say %q, or names the approve command", refusal, want)
 	}
 	listed := string(rawTools(t, c)["up__echo"])
-	if strings.Contains(listed, "id_rsa") || strings.Contains(listed, "readOnlyHint") || !strings.Contains(listed, "QUARANTINED") {
+	if strings.Contains(listed, "id_rsa") || strings.Contains(listed, "readOnlyHint") || !strings.Contains(listed, "QUARANTINED") || strings.Contains(listed, "tools approve") {
 		t.Fatalf("a quarantined tool is listed as %s", listed)
+	}
+	if !strings.Contains(stderr.String(), "toolgate tools approve up__echo") {
+		t.Fatalf("the admin's log does not say how to approve the tool:\n%s", stderr)
 	}
 	var refused *audit.Record
 	for _, r := range records(t, db) {
@@ -88,7 +91,7 @@ func TestServeToolPinningRugPull(t *testing.T) {
 			refused = r
 		}
 	}
-	if refused == nil || refused.Action != "deny" || refused.Status != audit.StatusRefused || !strings.Contains(refused.Reason, "toolgate tools approve up__echo") {
+	if refused == nil || refused.Action != "deny" || refused.Status != audit.StatusRefused || !strings.Contains(refused.Reason, "definition changed") {
 		t.Fatalf("the refused call's audit row: %+v", refused)
 	}
 	changed := toolPins(t, db)["up__echo"]
