@@ -83,6 +83,8 @@ func TestPinsTOFU(t *testing.T) {
 	if got := events(); got != n+1 {
 		t.Fatalf("%d events after one change, want %d", got, n+1)
 	}
+	check(v1, tools.PinPinned) // changed back: the pinned definition again
+	check(v2, tools.PinChanged)
 
 	if _, err := s.ApprovePins(ctx, []string{"up__nope"}, false, "cli:alice"); !errors.Is(err, ErrNoSuchTool) {
 		t.Fatalf("approving an unknown tool: %v", err)
@@ -117,7 +119,7 @@ func TestPinsTOFU(t *testing.T) {
 		kinds = append(kinds, k)
 	}
 	rows.Close()
-	want := []string{kindPinSeen, kindPinSeen, kindPinApprove, kindPinSeen, kindPinApprove}
+	want := []string{kindPinSeen, kindPinSeen, kindPinSeen, kindPinSeen, kindPinApprove, kindPinSeen, kindPinApprove}
 	if !slices.Equal(kinds, want) {
 		t.Fatalf("chained %v, want %v", kinds, want)
 	}
