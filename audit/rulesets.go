@@ -213,9 +213,11 @@ type RulesetPeriod struct {
 	// By and Previous are a rollback's admin and the version it replaced.
 	By       string `json:"by,omitempty"`
 	Previous string `json:"previous,omitempty"`
-	// Allow, Deny and Review count the calls decided by this version in
-	// [From, To) (to now when To is nil), by recorded action. Calls by
-	// another server running the same version in that window count too.
+	// Allow, Deny and Review count, by recorded action, the calls this
+	// version decided from From until it was next loaded (by any server),
+	// calls decided just after a swap to another version included (a
+	// server records a load before the set decides anything). Calls by
+	// another server running the same version meanwhile count too.
 	Allow  int `json:"allow"`
 	Deny   int `json:"deny"`
 	Review int `json:"review"`
@@ -261,7 +263,13 @@ func (s *Store) RulesetHistory(ctx context.Context) ([]RulesetPeriod, error) {
 		}
 		p.To = nextLoad(out[i+1:], p.Owner, alive[p.Owner])
 		p.InForce = p.To == nil && alive[p.Owner]
-		if err := s.countDecisions(ctx, p); err != nil {
+		var until *time.Time
+		for j := i + 1; j < len(out) && until == nil; j++ {
+			if out[j].Kind == "load" && out[j].Version == p.Version {
+				until = &out[j].From
+			}
+		}
+		if err := s.countDecisions(ctx, p, until); err != nil {
 			return nil, err
 		}
 	}
@@ -313,15 +321,22 @@ func (s *Store) liveOwners(ctx context.Context) (map[string]bool, error) {
 	return alive, rows.Err()
 }
 
-// countDecisions fills p's counts from the calls its version decided
-// while it was in force.
-func (s *Store) countDecisions(ctx context.Context, p *RulesetPeriod) error {
+// decideWithin bounds how long after receiving a call toolgate decides it
+// (rule evaluation is bounded by rules.CostLimit per expression). It only
+// lets countDecisions use the received_at index; decided_at is exact.
+const decideWithin = time.Hour
+
+// countDecisions fills p's counts: the calls p's version decided from
+// p.From until until (nil: no end).
+func (s *Store) countDecisions(ctx context.Context, p *RulesetPeriod, until *time.Time) error {
 	to := int64(1<<63 - 1)
-	if p.To != nil {
-		to = p.To.UnixNano()
+	if until != nil {
+		to = until.UnixNano()
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT action, count(*) FROM calls WHERE received_at >= ? AND received_at < ? AND rules_version = ? GROUP BY action`,
-		p.From.UnixNano(), to, p.Version)
+	from := p.From.UnixNano()
+	rows, err := s.rdb.QueryContext(ctx, `SELECT action, count(*) FROM calls
+		WHERE received_at >= ? AND received_at < ? AND decided_at >= ? AND decided_at < ? AND rules_version = ? GROUP BY action`,
+		from-int64(decideWithin), to, from, to, p.Version)
 	if err != nil {
 		return fmt.Errorf("audit: rule-set history: %w", err)
 	}

@@ -43,6 +43,7 @@ func TestRulesetHistory(t *testing.T) {
 	if err := s.RecordRulesetLoad(ctx, v2); err != nil {
 		t.Fatal(err)
 	}
+	decide(t, s, "01B2", v1.Version, rules.Allow) // decided by v1 just after the swap
 	decide(t, s, "01C", v2.Version, rules.Review)
 	if err := s.RecordRulesetRollback(ctx, RulesetRollback{Version: v1.Version, File: "/etc/rules.yaml", From: v2.Version, By: "cli:alice"}); err != nil {
 		t.Fatal(err)
@@ -62,7 +63,7 @@ func TestRulesetHistory(t *testing.T) {
 		to, inForce     bool
 	}
 	want := []row{
-		{"load", v1.Version, 1, 1, 0, true, false},
+		{"load", v1.Version, 2, 1, 0, true, false},
 		{"load", v2.Version, 0, 0, 1, true, false},
 		{"rollback", v1.Version, 0, 0, 0, false, false},
 		{"load", v1.Version, 1, 0, 0, false, true},

@@ -29,9 +29,11 @@ type LiveOptions struct {
 	// Check, when set, vets every set before it is served (at load and on
 	// each reload): an error refuses the set like a compile error would.
 	Check func(*Set) error
-	// OnLoad, when set, is told of every set put in force (at load and on
-	// each reload), in order, on the loading goroutine: serve records each
-	// in the audit log.
+	// OnLoad, when set, is told of every set about to be put in force (at
+	// load and on each reload, once it passed Check), in order, on the
+	// loading goroutine, before the set decides any call: serve records
+	// each in the audit log, so every call's rule version has a load
+	// recorded before it.
 	OnLoad func(*Set)
 }
 
@@ -80,8 +82,8 @@ func NewLive(path string, opts LiveOptions) (*Live, error) {
 		if err := l.check(s); err != nil {
 			return nil, err
 		}
-		l.cur.Store(s)
 		l.onLoad(s)
+		l.cur.Store(s)
 		return l, nil
 	}
 	data, err := os.ReadFile(path)
@@ -96,8 +98,8 @@ func NewLive(path string, opts LiveOptions) (*Live, error) {
 		return nil, err
 	}
 	l.lastSum = sha256.Sum256(data)
-	l.cur.Store(s)
 	l.onLoad(s)
+	l.cur.Store(s)
 	return l, nil
 }
 
@@ -156,7 +158,7 @@ func (l *Live) reload(data []byte) {
 		l.log.Error("rules file refused (it does not compile, or names a sandbox profile the config lacks); keeping the rules in force", "rules_file", l.path, "version", old.Version(), "err", err)
 		return
 	}
-	l.cur.Store(s)
 	l.onLoad(s)
+	l.cur.Store(s)
 	l.log.Info("rules reloaded", "rules_file", l.path, "version", s.Version(), "label", s.Label(), "rules", s.Len(), "previous", old.Version())
 }
