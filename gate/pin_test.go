@@ -78,3 +78,45 @@ func (c *capture) Begin(ctx context.Context, call tools.Call, d rules.Decision) 
 	*c.d = d
 	return c.recorder.Begin(ctx, call, d)
 }
+
+// lookupForwarder is a forwarder that is also a catalog.
+type lookupForwarder struct {
+	*forwarder
+	tools map[string]tools.Tool
+}
+
+func (l lookupForwarder) Lookup(name string) (tools.Tool, bool) {
+	t, ok := l.tools[name]
+	return t, ok
+}
+
+// TestPinFromCatalog: the catalog's current pin state wins over the one
+// the call was built with (the agent-facing list lags the catalog).
+func TestPinFromCatalog(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		call, now   tools.PinState
+		wantRefusal bool
+	}{
+		{"changed since the list was built", tools.PinPinned, tools.PinChanged, true},
+		{"approved since the list was built", tools.PinChanged, tools.PinPinned, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			j := &journal{}
+			tl := tools.Tool{Name: "up__echo", Server: "up", Pin: tools.Pin{State: tc.now}}
+			tl.Def.Name = "echo"
+			cat := lookupForwarder{
+				forwarder: &forwarder{j: j, res: &mcp.CallToolResult{Content: []mcp.Content{mcp.NewTextContent("done")}}},
+				tools:     map[string]tools.Tool{"up__echo": tl},
+			}
+			g, err := New(Options{Decider: fixed{Action: rules.Allow}, Recorder: &recorder{j: j}, Forwarder: cat})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := g.Handle(context.Background(), tools.Call{Server: "up", Tool: "echo", Name: "up__echo", Pin: tools.Pin{State: tc.call}})
+			if res.IsError != tc.wantRefusal {
+				t.Fatalf("isError %v, want %v: %s (journal %s)", res.IsError, tc.wantRefusal, text(res), j)
+			}
+		})
+	}
+}
