@@ -290,6 +290,8 @@ func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMet
 		Annotations:   t.Annotations,
 		SchemaHash:    t.SchemaHash,
 		ServerVersion: t.ServerVersion,
+		Description:   t.Def.Description,
+		InputSchema:   t.Def.RawInputSchema,
 		Pin:           t.Pin,
 		Sandbox:       t.Sandbox,
 		Time:          s.o.Now(),

@@ -3,6 +3,8 @@ package rules
 import (
 	"bytes"
 	"cmp"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +27,25 @@ type Case struct {
 	Call tools.Call
 	// Expect is what the decision must say.
 	Expect Expect
+	// Workspace is where the call runs (the file's top-level workspace:
+	// root, home, own); the zero value leaves the set's own.
+	Workspace Workspace
+}
+
+// Decide decides the case's call with s, in the case's workspace if its
+// file names one.
+func (c Case) Decide(ctx context.Context, s *Set) Decision {
+	if c.Workspace.Root != "" || c.Workspace.Home != "" || len(c.Workspace.Own) > 0 {
+		s = s.WithWorkspace(c.Workspace)
+	}
+	return s.Evaluate(ctx, c.Call)
+}
+
+// WorkspaceSpec is a workspace as a cases file writes it.
+type WorkspaceSpec struct {
+	Root string   `yaml:"root"`
+	Home string   `yaml:"home"`
+	Own  []string `yaml:"own"`
 }
 
 // Expect is the part of a Decision a Case checks. Zero fields are not checked.
@@ -51,24 +72,33 @@ type Expect struct {
 // CallSpec is a call as written in a cases file or given to
 // `toolgate rules eval --call`. JSON is accepted too (it is YAML).
 type CallSpec struct {
-	ID          string         `yaml:"id"`
-	Tool        string         `yaml:"tool"`
-	Server      string         `yaml:"server"`
-	Exposed     string         `yaml:"exposed"`
-	Args        map[string]any `yaml:"args"`
-	Annotations struct {
-		Title       string `yaml:"title"`
-		ReadOnly    *bool  `yaml:"readOnlyHint"`
-		Destructive *bool  `yaml:"destructiveHint"`
-		Idempotent  *bool  `yaml:"idempotentHint"`
-		OpenWorld   *bool  `yaml:"openWorldHint"`
-	} `yaml:"annotations"`
-	Client     PeerSpec `yaml:"client"`
-	Model      PeerSpec `yaml:"model"`
-	Confidence *float64 `yaml:"confidence"`
-	Session    string   `yaml:"session"`
+	ID      string         `yaml:"id"`
+	Tool    string         `yaml:"tool"`
+	Server  string         `yaml:"server"`
+	Exposed string         `yaml:"exposed"`
+	Args    map[string]any `yaml:"args"`
+	// Description and InputSchema are the tool's definition, from which
+	// tool.kind is inferred.
+	Description string         `yaml:"description"`
+	InputSchema map[string]any `yaml:"input_schema"`
+	// Sandbox is the tool's default sandbox profile (tool.sandbox).
+	Sandbox     string          `yaml:"sandbox"`
+	Annotations AnnotationsSpec `yaml:"annotations"`
+	Client      PeerSpec        `yaml:"client"`
+	Model       PeerSpec        `yaml:"model"`
+	Confidence  *float64        `yaml:"confidence"`
+	Session     string          `yaml:"session"`
 	// Time is RFC 3339; empty leaves `now` unset (rules that use it then fail closed).
 	Time string `yaml:"time"`
+}
+
+// AnnotationsSpec is a tool's hints as a cases file writes them.
+type AnnotationsSpec struct {
+	Title       string `yaml:"title"`
+	ReadOnly    *bool  `yaml:"readOnlyHint"`
+	Destructive *bool  `yaml:"destructiveHint"`
+	Idempotent  *bool  `yaml:"idempotentHint"`
+	OpenWorld   *bool  `yaml:"openWorldHint"`
 }
 
 // PeerSpec is a client or model as written in a cases file.
@@ -85,10 +115,19 @@ func (cs CallSpec) ToCall() (tools.Call, error) {
 			Title: cs.Annotations.Title, ReadOnly: cs.Annotations.ReadOnly, Destructive: cs.Annotations.Destructive,
 			Idempotent: cs.Annotations.Idempotent, OpenWorld: cs.Annotations.OpenWorld,
 		},
-		Client:     tools.Peer{Name: cs.Client.Name, Version: cs.Client.Version},
-		Model:      tools.Peer{Name: cs.Model.Name, Version: cs.Model.Version},
-		Confidence: cs.Confidence,
-		SessionID:  cs.Session,
+		Client:      tools.Peer{Name: cs.Client.Name, Version: cs.Client.Version},
+		Model:       tools.Peer{Name: cs.Model.Name, Version: cs.Model.Version},
+		Confidence:  cs.Confidence,
+		SessionID:   cs.Session,
+		Description: cs.Description,
+		Sandbox:     cs.Sandbox,
+	}
+	if cs.InputSchema != nil {
+		raw, err := json.Marshal(cs.InputSchema)
+		if err != nil {
+			return c, fmt.Errorf("input_schema: %w", err)
+		}
+		c.InputSchema = raw
 	}
 	if c.Name == "" {
 		c.Name = c.Tool
@@ -125,7 +164,8 @@ func ParseCall(data []byte) (tools.Call, error) {
 }
 
 type casesFile struct {
-	Cases []struct {
+	Workspace WorkspaceSpec `yaml:"workspace"`
+	Cases     []struct {
 		Name   string   `yaml:"name"`
 		Call   CallSpec `yaml:"call"`
 		Expect Expect   `yaml:"expect"`
@@ -167,7 +207,8 @@ func ParseCases(name string, data []byte) ([]Case, error) {
 			line = lines[i]
 		}
 		pos := &yaml.Node{Line: line, Column: 5}
-		c := Case{Name: fc.Name, Line: line, Expect: fc.Expect}
+		c := Case{Name: fc.Name, Line: line, Expect: fc.Expect,
+			Workspace: Workspace{Root: f.Workspace.Root, Home: f.Workspace.Home, Own: f.Workspace.Own}}
 		if c.Name == "" {
 			c.Name = fmt.Sprintf("case %d (line %d)", i+1, line)
 		}

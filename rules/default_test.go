@@ -28,7 +28,7 @@ func TestDefaultPackCases(t *testing.T) {
 	s := Default()
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {
-			if err := c.Check(s.Evaluate(context.Background(), c.Call)); err != nil {
+			if err := c.Check(c.Decide(context.Background(), s)); err != nil {
 				t.Errorf("line %d: %v", c.Line, err)
 			}
 		})

@@ -35,6 +35,9 @@ type LiveOptions struct {
 	// each in the audit log, so every call's rule version has a load
 	// recorded before it.
 	OnLoad func(*Set)
+	// Workspace is where calls run: every set served resolves the paths
+	// calls name against it (Set.WithWorkspace).
+	Workspace Workspace
 }
 
 // Live is a rule set that follows its file: Run polls the file and swaps in
@@ -50,6 +53,7 @@ type Live struct {
 	lastSum  [sha256.Size]byte // content hash of the last file version tried (Run's goroutine only)
 	check    func(*Set) error
 	onLoad   func(*Set)
+	ws       Workspace
 }
 
 // NewLive loads path and returns a Live set serving it. With an empty path
@@ -61,7 +65,7 @@ func NewLive(path string, opts LiveOptions) (*Live, error) {
 	if path == DefaultName {
 		path, opts.Default = "", Default()
 	}
-	l := &Live{path: path, interval: opts.Interval, log: opts.Logger, check: opts.Check, onLoad: opts.OnLoad}
+	l := &Live{path: path, interval: opts.Interval, log: opts.Logger, check: opts.Check, onLoad: opts.OnLoad, ws: opts.Workspace}
 	if l.check == nil {
 		l.check = func(*Set) error { return nil }
 	}
@@ -79,6 +83,7 @@ func NewLive(path string, opts LiveOptions) (*Live, error) {
 		if s == nil {
 			s = Default()
 		}
+		s = s.WithWorkspace(l.ws)
 		if err := l.check(s); err != nil {
 			return nil, err
 		}
@@ -90,7 +95,7 @@ func NewLive(path string, opts LiveOptions) (*Live, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
-	s, err := Parse(path, data)
+	s, err := parseIn(path, data, l.ws)
 	if err == nil {
 		err = l.check(s)
 	}
@@ -150,7 +155,7 @@ func (l *Live) reload(data []byte) {
 	}
 	l.lastSum = sum
 	old := l.Current()
-	s, err := Parse(l.path, data)
+	s, err := parseIn(l.path, data, l.ws)
 	if err == nil {
 		err = l.check(s)
 	}
@@ -161,4 +166,13 @@ func (l *Live) reload(data []byte) {
 	l.onLoad(s)
 	l.cur.Store(s)
 	l.log.Info("rules reloaded", "rules_file", l.path, "version", s.Version(), "label", s.Label(), "rules", s.Len(), "previous", old.Version())
+}
+
+// parseIn is Parse, the set resolving paths against ws.
+func parseIn(name string, data []byte, ws Workspace) (*Set, error) {
+	s, err := Parse(name, data)
+	if err != nil {
+		return nil, err
+	}
+	return s.WithWorkspace(ws), nil
 }

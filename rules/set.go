@@ -49,6 +49,8 @@ type Set struct {
 	// limits are the file-level confidence thresholds, applied to every call.
 	limits limits
 	acts   activations // recycled per-call state
+	// ws is where calls run, for the normalized call (WithWorkspace).
+	ws Workspace
 }
 
 // limits are confidence thresholds that tighten; < 0 means not set.
@@ -495,7 +497,7 @@ func (s *Set) evaluate(ctx context.Context, c *tools.Call, trace *[]Step) Decisi
 		d.Reason = fmt.Sprintf("the call was cancelled before it could be decided, so on_error (%s) applies", s.onError)
 		return d
 	}
-	act := s.acts.get(c)
+	act := s.acts.get(c, &s.ws)
 	defer s.acts.put(act)
 	won := false
 	ruled := false // a matching rule decided, thresholds included

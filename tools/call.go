@@ -3,7 +3,10 @@
 // tool invocation as it travels through the gate.
 package tools
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Peer names a piece of software and its version: the agent's MCP client
 // (from initialize) or the model driving it.
@@ -42,6 +45,11 @@ type Call struct {
 	SchemaHash string `json:"schema_hash,omitempty"`
 	// ServerVersion is the upstream's serverInfo.version.
 	ServerVersion string `json:"server_version,omitempty"`
+	// Description is the tool's description and InputSchema its input
+	// schema (raw JSON), as its upstream declared them: rules infer the
+	// tool's kind from them (tool.kind). Not recorded; SchemaHash is.
+	Description string          `json:"-"`
+	InputSchema json.RawMessage `json:"-"`
 	// Pin is the tool's definition's state against its pin (Tool.Pin) when
 	// the call was received. The gate refuses a quarantined tool's calls.
 	Pin Pin `json:"pin,omitzero"`

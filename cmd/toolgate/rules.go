@@ -159,7 +159,7 @@ func rulesTest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return errFailed
 		}
 		for _, c := range cases {
-			if err := c.Check(s.Evaluate(ctx, c.Call)); err != nil {
+			if err := c.Check(c.Decide(ctx, s)); err != nil {
 				fail++
 				fmt.Fprintf(stdout, "FAIL: %s (%s:%d)\n      %v\n", c.Name, cf, c.Line, err)
 				continue
