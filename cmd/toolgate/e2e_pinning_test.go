@@ -78,7 +78,12 @@ func TestServeToolPinningRugPull(t *testing.T) {
 	if !strings.Contains(refusal, want) || strings.Contains(refusal, "tools approve") {
 		t.Fatalf("refusal %q does not say %q, or names the approve command", refusal, want)
 	}
-	listed := string(rawTools(t, c)["up__echo"])
+	// The list agents see follows the catalog shortly after (list_changed).
+	var listed string
+	waitFor(t, "tools/list to show the quarantined echo", 10*time.Second, func() bool {
+		listed = string(rawTools(t, c)["up__echo"])
+		return strings.Contains(listed, "QUARANTINED")
+	})
 	if strings.Contains(listed, "id_rsa") || strings.Contains(listed, "readOnlyHint") || !strings.Contains(listed, "QUARANTINED") || strings.Contains(listed, "tools approve") {
 		t.Fatalf("a quarantined tool is listed as %s", listed)
 	}
