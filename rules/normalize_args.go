@@ -349,9 +349,11 @@ func (sa *shellAnalysis) escapeOpt(prog, name, val string, hasVal bool, rest []s
 			n.addEscape("find " + name)
 		}
 	case "tar", "gtar", "bsdtar":
-		switch name {
-		case "--to-command", "--use-compress-program", "-I", "--checkpoint-action", "--info-script", "-F",
-			"--new-volume-script", "--rmt-command", "--rsh-command":
+		switch {
+		case name == "-I" || name == "-F" || !strings.HasPrefix(name, "--") && strings.ContainsAny(name, "IF") && !strings.ContainsAny(name, "=/"):
+			n.addEscape("tar " + name)
+		case longOpt(name, 5, "--to-command", "--use-compress-program", "--checkpoint-action", "--info-script",
+			"--new-volume-script", "--rmt-command", "--rsh-command"):
 			n.addEscape("tar " + name)
 		}
 	case "zip":
@@ -377,7 +379,7 @@ func (sa *shellAnalysis) escapeOpt(prog, name, val string, hasVal bool, rest []s
 			n.addEscape(prog + " -S")
 		}
 	case "sort":
-		if name == "--compress-program" {
+		if longOpt(name, 5, "--compress-program") {
 			n.addEscape("sort --compress-program")
 		}
 	case "psql", "mysql", "sqlite3", "mariadb":
@@ -504,6 +506,21 @@ func (sa *shellAnalysis) gitGlobal(cmd []string, cwd string) ([]string, string) 
 	return append([]string{"git"}, cmd[i:]...), dir
 }
 
+// longOpt reports whether name is one of the long options full, or an
+// abbreviation of one at least min bytes long: git and GNU getopt accept
+// any unambiguous prefix, so --open stands for --open-files-in-pager.
+func longOpt(name string, min int, full ...string) bool {
+	if !strings.HasPrefix(name, "--") {
+		return false
+	}
+	for _, f := range full {
+		if name == f || len(name) >= min && strings.HasPrefix(f, name) {
+			return true
+		}
+	}
+	return false
+}
+
 // gitRevPath reads "REV:path" (git show HEAD~5:.env, :path for the index)
 // as the path it names: relative to the repository's top, which is taken
 // as the workspace root, or to cwd for ./ and ../ paths.
@@ -539,13 +556,14 @@ func (sa *shellAnalysis) gitInner(cmd []string, cwd string, depth int) error {
 			val = next
 		}
 		switch {
-		case sub == "grep" && (name == "-O" || strings.HasPrefix(name, "--open-files-in-pager") || strings.HasPrefix(a, "-O")):
+		case sub == "grep" && (longOpt(name, 4, "--open-files-in-pager") || strings.HasPrefix(a, "-O") ||
+			strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && strings.Contains(a, "O")):
 			sa.n.addEscape("git grep --open-files-in-pager")
-		case name == "--ext-diff" || (sub == "difftool" || sub == "mergetool") && (name == "-x" || name == "--extcmd"):
+		case longOpt(name, 5, "--ext-diff") || (sub == "difftool" || sub == "mergetool") && (name == "-x" || longOpt(name, 4, "--extcmd")):
 			sa.n.addEscape("git " + sub + " " + name)
-		case name == "--upload-pack" || name == "--receive-pack" || name == "--exec" && sub != "rebase" || sub == "clone" && name == "-u":
+		case longOpt(name, 4, "--upload-pack", "--receive-pack") || longOpt(name, 4, "--exec") && sub != "rebase" || sub == "clone" && name == "-u":
 			sa.n.addEscape("git " + sub + " " + name)
-		case sub == "rebase" && (name == "-x" || name == "--exec"):
+		case sub == "rebase" && (name == "-x" || longOpt(name, 4, "--exec")):
 			if err := sa.line(val, cwd, depth+1); err != nil {
 				return err
 			}

@@ -103,7 +103,8 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	if err != nil {
 		return err
 	}
-	sb, err := buildSandbox(ctx, cfg, env, ownFiles(path, cfg, dbp), logger)
+	own := ownFiles(path, cfg, dbp)
+	sb, err := buildSandbox(ctx, cfg, env, own, logger)
 	if err != nil {
 		return err
 	}
@@ -111,7 +112,7 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	if err != nil {
 		return err
 	}
-	pol, err := buildPolicy(ctx, cfg, env, dbp, sandboxRulesCheck(sb, cfg.Sandbox), logger)
+	pol, err := buildPolicy(ctx, cfg, env, dbp, rulesWorkspace(cfg, env, own), sandboxRulesCheck(sb, cfg.Sandbox), logger)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
