@@ -63,7 +63,7 @@ var shortOutputOpts = map[string]string{
 	"curl": "-o", "wget": "-O", "sort": "-o", "gcc": "-o", "cc": "-o", "clang": "-o", "g++": "-o", "c++": "-o",
 	"go": "-o", "rustc": "-o", "pandoc": "-o", "ld": "-o", "as": "-o", "ssh-keygen": "-f", "openssl": "-out",
 	"base64": "-o", "uglifyjs": "-o", "esbuild": "-o", "tsc": "-outDir", "javac": "-d", "unzip": "-d",
-	"zip": "-o", "gzip": "-o", "tar": "-C", "split": "-o",
+	"zip": "-o", "gzip": "-o", "tar": "-C", "split": "-o", "strace": "-o", "ltrace": "-o", "script": "-O",
 }
 
 // netPrograms take a host as a positional argument.
@@ -173,6 +173,9 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 		if i == 1 && subcommandPrograms[prog] {
 			continue
 		}
+		if strings.HasPrefix(prog, "python") && i > 1 && cmd[i-1] == "-m" {
+			continue // a module, not a path
+		}
 		if prog == "git" && i > 1 {
 			if p, ok := sa.gitRevPath(a, cwd); ok {
 				n.addPath(p, sa.ws)
@@ -229,7 +232,10 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 	case prog == "tar" && len(cmd) > 1 && (strings.HasPrefix(cmd[1], "x") || slices_contains(cmd, "-x") || slices_contains(cmd, "--extract") ||
 		strings.HasPrefix(cmd[1], "-") && !strings.HasPrefix(cmd[1], "--") && strings.Contains(cmd[1], "x")):
 		n.addWritten(cwd)
-	case !readers[prog] && !shellInterpreters[prog]:
+	case !readers[prog] && !shellInterpreters[prog] && shellWrappers[prog] == nil && extraWrappers[prog] == nil &&
+		packageRunners[prog] == nil:
+		// (Wrappers and package runners write nothing themselves: the
+		// commands they run are analysed on their own.)
 		// A program not known to only read may write what it is given.
 		for _, p := range positional {
 			n.addWritten(p)

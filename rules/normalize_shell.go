@@ -136,7 +136,11 @@ func cutHeredocs(s string) (string, []heredoc, error) {
 			sq = !sq
 		case c == '"' && !sq:
 			dq = !dq
-		case c == '<' && !sq && !dq && strings.HasPrefix(s[i:], "<<") && !strings.HasPrefix(s[i:], "<<<"):
+		case c == '<' && !sq && !dq && strings.HasPrefix(s[i:], "<<<"): // a here-string
+			out.WriteString("<<<")
+			i += 2
+			continue
+		case c == '<' && !sq && !dq && strings.HasPrefix(s[i:], "<<"):
 			m := heredocStart.FindStringSubmatch(s[i:])
 			if m != nil {
 				d := m[2] + m[3] + m[4]
@@ -385,6 +389,9 @@ func (sa *shellAnalysis) run(words []string, cwd string, depth int) (string, err
 		}
 		if _, ok := shellWrappers[prog]; ok || extraWrappers[prog] != nil {
 			next := unwrapOnce(w)
+			// The wrapper's own options name paths too (xargs -a FILE,
+			// strace -o FILE, flock FILE).
+			sa.args(prog, w[:len(w)-len(next)], cwd)
 			if len(next) == 0 {
 				return prog, nil
 			}
