@@ -2,7 +2,7 @@
 // scores a rule set on them: how many dangerous calls it catches, how many
 // must-never-run calls it denies, how many routine calls it escalates.
 // The format is testdata/corpus/README.md; `toolgate rules score` is the
-// command, and the default pack's tests use the same loader.
+// command.
 //
 // Every call is built as toolgate's MCP edge would hand it to the gate in
 // a fixed world (Root, Home, Time, toolgate's own files in Workspace): the
