@@ -111,6 +111,9 @@ type normCall struct {
 	// paths are every path the call names, resolved; written those it may
 	// write, create or delete; the others are subsets by class.
 	paths, written                        []string
+	// dest are the written paths the call only writes to; read the paths
+	// a write tool's arguments name otherwise (see classify).
+	dest, read map[string]bool
 	outside, secret, persistence, policy  []string
 	urls, hosts                           []string
 	seenPath, seenWritten, seenURL, seenH map[string]bool
@@ -154,6 +157,8 @@ func normalize(c *tools.Call, ws Workspace) *normCall {
 		seenWritten: map[string]bool{},
 		seenURL:     map[string]bool{},
 		seenH:       map[string]bool{},
+		dest:        map[string]bool{},
+		read:        map[string]bool{},
 	}
 	n.cwd = ws.root()
 	for _, k := range cwdArgKeys {
@@ -194,8 +199,13 @@ func (n *normCall) argPaths(args map[string]any, c *tools.Call, ws Workspace, wr
 				}
 				p := resolvePath(s, n.cwd, ws)
 				n.addPath(p, ws)
-				if writes && (destArgKeys[k] || !hasAnyKey(args, destArgKeys)) || writes && k == "source" && isMove(c.Tool) {
+				switch {
+				case writes && (destArgKeys[k] || !hasAnyKey(args, destArgKeys)):
+					n.addDest(p)
+				case writes && k == "source" && isMove(c.Tool):
 					n.addWritten(p)
+				default:
+					n.read[p] = true
 				}
 			}
 		}
@@ -362,6 +372,16 @@ func (n *normCall) addPath(p string, ws Workspace) {
 	n.paths = append(n.paths, p)
 }
 
+// addDest records a path the call only writes to (a redirection target,
+// a copy's destination, a write tool's file): what it held before is not
+// read.
+func (n *normCall) addDest(p string) {
+	n.addWritten(p)
+	if p != "" {
+		n.dest[p] = true
+	}
+}
+
 func (n *normCall) addWritten(p string) {
 	if p == "" || n.seenWritten[p] {
 		return
@@ -477,6 +497,11 @@ func (n *normCall) classify(ws Workspace) {
 			n.outside = append(n.outside, p)
 		}
 		rel := relTo(p, root, ws.home())
+		// A .env file of the workspace that the call only writes (cp
+		// .env.example .env) hands out no secret; one it reads does.
+		if n.dest[p] && !n.read[p] && inside(p, root) && strings.HasPrefix(path.Base(rel), ".env") && path.Base(rel) != ".envrc" {
+			continue
+		}
 		if isSecretPath(p, rel) || isOwnPath(p, ws) {
 			n.secret = append(n.secret, p)
 		}

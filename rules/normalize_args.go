@@ -97,7 +97,7 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 		if writeNext {
 			writeNext = false
 			if p := sa.wordPath(a, cwd); p != "" {
-				n.addWritten(p)
+				n.addDest(p)
 			}
 			continue
 		}
@@ -123,7 +123,7 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 			case outputOpts[name] || shortOut != "" && name == shortOut:
 				if hasVal {
 					if p := sa.wordPath(val, cwd); p != "" {
-						n.addWritten(p)
+						n.addDest(p)
 					}
 				} else {
 					writeNext = true
@@ -146,6 +146,9 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 				sa.wordPath(val, cwd)
 			}
 			continue
+		}
+		if prog == "sed" && a == "" && inPlace && len(scripts) == 0 {
+			continue // BSD sed's -i "" (no backup suffix)
 		}
 		if (prog == "sed" || strings.HasSuffix(prog, "awk")) && len(scripts) == 0 {
 			scripts = append(scripts, a)
@@ -191,13 +194,17 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 		sa.scriptEscapes(prog, s)
 	}
 	switch {
+	case prog == "tee":
+		for _, p := range positional {
+			n.addDest(p)
+		}
 	case allArgsWritten[prog]:
 		for _, p := range positional {
 			n.addWritten(p)
 		}
 	case lastArgWritten[prog]:
 		if len(positional) > 1 {
-			n.addWritten(positional[len(positional)-1])
+			n.addDest(positional[len(positional)-1])
 		}
 	case inPlace:
 		for _, p := range positional {
@@ -239,6 +246,12 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 		// A program not known to only read may write what it is given.
 		for _, p := range positional {
 			n.addWritten(p)
+		}
+	}
+	// What the program reads: every operand but the ones it only writes to.
+	for i, p := range positional {
+		if prog != "tee" && !(lastArgWritten[prog] && i == len(positional)-1 && i > 0) {
+			n.read[p] = true
 		}
 	}
 	if pagers[prog] {
@@ -408,9 +421,6 @@ func (sa *shellAnalysis) escapeOpt(prog, name, val string, hasVal bool, rest []s
 		if codeRuns.MatchString(code) || strings.HasSuffix(prog, "awk") || prog == "gdb" || prog == "expect" || prog == "osascript" {
 			n.addEscape(prog + " " + name)
 		}
-	}
-	if shellInterpreters[prog] && !strings.HasPrefix(name, "--") && strings.ContainsRune(name, 'c') {
-		n.addEscape(prog + " -c")
 	}
 }
 

@@ -212,8 +212,11 @@ func (sa *shellAnalysis) simple(words, redirs []string, docs []heredoc, cwd stri
 			n.addURL(rest)
 		}
 		n.addPath(p, sa.ws)
-		if op[0] == '>' && !isDevSink(p) {
-			n.addWritten(p)
+		switch {
+		case op[0] == '>' && !isDevSink(p):
+			n.addDest(p)
+		case op[0] == '<':
+			n.read[p] = true
 		}
 	}
 	for _, w := range words {
@@ -335,6 +338,29 @@ func (sa *shellAnalysis) run(words []string, cwd string, depth int) (string, err
 		return "", fmt.Errorf("%w: command nesting deeper than %d", errShell, maxShellDepth)
 	}
 	w := words
+	// Shell grammar around simple commands: if/while/until/do/then/else,
+	// braces and ! lead the command they apply to; done/fi/esac end one;
+	// for NAME in WORDS names values, not a program.
+	for len(w) > 0 {
+		switch w[0] {
+		case "if", "then", "else", "elif", "while", "until", "do", "!", "{", "}", "done", "fi", "esac", "in":
+			w = w[1:]
+			continue
+		case "for", "select", "case":
+			for _, v := range w[1:] {
+				sa.wordPath(v, cwd)
+			}
+			return "", nil
+		}
+		break
+	}
+	if len(w) == 0 {
+		return "", nil
+	}
+	if strings.ContainsRune(w[0], '/') && !strings.HasPrefix(w[0], "/") && !isAssignment(w[0]) {
+		// A program run from the workspace is a path it names.
+		sa.n.addPath(resolvePath(w[0], cwd, sa.ws), sa.ws)
+	}
 	for {
 		for len(w) > 0 && isAssignment(w[0]) {
 			name, val, _ := strings.Cut(w[0], "=")
