@@ -110,10 +110,10 @@ type normCall struct {
 	env []string
 	// paths are every path the call names, resolved; written those it may
 	// write, create or delete; the others are subsets by class.
-	paths, written                        []string
+	paths, written []string
 	// dest are the written paths the call only writes to; read the paths
 	// a write tool's arguments name otherwise (see classify).
-	dest, read map[string]bool
+	dest, read                            map[string]bool
 	outside, secret, persistence, policy  []string
 	urls, hosts                           []string
 	seenPath, seenWritten, seenURL, seenH map[string]bool
