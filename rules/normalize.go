@@ -111,8 +111,9 @@ type normCall struct {
 	// paths are every path the call names, resolved; written those it may
 	// write, create or delete; the others are subsets by class.
 	paths, written []string
-	// dest are the written paths the call only writes to; read the paths
-	// a write tool's arguments name otherwise (see classify).
+	// dest are the written paths the call writes to without reading them
+	// (redirection targets, copy destinations, a write tool's file); read
+	// the paths it reads (see classify).
 	dest, read                            map[string]bool
 	outside, secret, persistence, policy  []string
 	urls, hosts                           []string

@@ -477,9 +477,7 @@ func (sa *shellAnalysis) gitGlobal(cmd []string, cwd string) ([]string, string) 
 			takesVal = true
 			if i+1 < len(cmd) {
 				dir = resolvePath(cmd[i+1], cwd, sa.ws)
-				if cwd != sa.n.cwd && dir != "" {
-					dir = resolvePath(cmd[i+1], cwd, sa.ws)
-				}
+				sa.n.addPath(dir, sa.ws)
 				cwd = dir
 			}
 		case "-c":

@@ -249,6 +249,7 @@ func (sa *shellAnalysis) simple(words, redirs []string, docs []heredoc, cwd stri
 	if w := shellUnwrap(words); len(w) > 0 && (w[0] == "cd" || w[0] == "pushd") {
 		switch {
 		case len(w) == 1:
+			n.addPath(sa.ws.home(), sa.ws) // a bare cd goes home
 			return sa.ws.home(), nil
 		case w[1] != "-":
 			return resolvePath(w[len(w)-1], cwd, sa.ws), nil
