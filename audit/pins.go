@@ -98,9 +98,11 @@ var standaloneKinds = map[string]bool{kindPinSeen: true, kindPinApprove: true}
 
 func pinEventID(server, tool string) string { return "tool:" + server + "/" + tool }
 
-func (w *wtx) appendPinEvent(kind string, at time.Time, p *ToolPin, hash string) error {
+// appendPinEvent chains a kind event about p; by is who approved ("" for
+// a definition seen, unless trust on first use pinned it).
+func (w *wtx) appendPinEvent(kind string, at time.Time, p *ToolPin, hash, by string) error {
 	body, err := json.Marshal(pinEvent{Kind: kind, ID: pinEventID(p.Server, p.Tool), At: at.UnixNano(),
-		Server: p.Server, Tool: p.Tool, Name: p.Name, Hash: hash, Pinned: p.PinnedHash, By: p.ApprovedBy})
+		Server: p.Server, Tool: p.Tool, Name: p.Name, Hash: hash, Pinned: p.PinnedHash, By: by})
 	if err != nil {
 		return fmt.Errorf("audit: encode %s event: %w", kind, err)
 	}
@@ -152,12 +154,14 @@ func (s *Store) ObservePin(ctx context.Context, t tools.Tool, mode PinMode) (*To
 	at := utc(s.o.Now())
 	err := s.write(ctx, func(w *wtx) error {
 		p, err := s.pin(w.ctx, w.s.conn, t.Server, t.Def.Name)
+		by := ""
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			p = &ToolPin{Server: t.Server, Tool: t.Def.Name, Name: t.Name, SeenHash: t.DefHash, SeenDef: t.Definition,
 				SeenAt: at, FirstSeen: at}
 			if mode != PinStrict {
 				p.PinnedHash, p.PinnedDef, p.ApprovedAt, p.ApprovedBy = t.DefHash, t.Definition, &at, ByTOFU
+				by = ByTOFU
 			}
 			var approved any
 			if p.ApprovedAt != nil {
@@ -189,7 +193,7 @@ func (s *Store) ObservePin(ctx context.Context, t tools.Tool, mode PinMode) (*To
 		}
 		p.State = p.state()
 		out = p
-		return w.appendPinEvent(kindPinSeen, at, p, t.DefHash)
+		return w.appendPinEvent(kindPinSeen, at, p, t.DefHash, by)
 	})
 	if err != nil {
 		return nil, err
@@ -269,7 +273,7 @@ func (s *Store) ApprovePins(ctx context.Context, names []string, allChanged bool
 				return fmt.Errorf("audit: approve %s: %w", p.Name, err)
 			}
 			p.State = p.state()
-			if err := w.appendPinEvent(kindPinApprove, at, p, p.SeenHash); err != nil {
+			if err := w.appendPinEvent(kindPinApprove, at, p, p.SeenHash, by); err != nil {
 				return err
 			}
 			out = append(out, p)

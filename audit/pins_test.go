@@ -111,17 +111,20 @@ func TestPinsTOFU(t *testing.T) {
 	if err != nil || !rep.OK() {
 		t.Fatalf("verify: %+v %v", rep, err)
 	}
-	var kinds []string
-	rows, _ := s.rdb.Query(`SELECT kind FROM events ORDER BY seq`)
+	var kinds, bys []string
+	rows, _ := s.rdb.Query(`SELECT kind, body FROM events ORDER BY seq`)
 	for rows.Next() {
-		var k string
-		rows.Scan(&k)
-		kinds = append(kinds, k)
+		var k, body string
+		rows.Scan(&k, &body)
+		var ev pinEvent
+		json.Unmarshal([]byte(body), &ev)
+		kinds, bys = append(kinds, k), append(bys, ev.By)
 	}
 	rows.Close()
 	want := []string{kindPinSeen, kindPinSeen, kindPinSeen, kindPinSeen, kindPinApprove, kindPinSeen, kindPinApprove}
-	if !slices.Equal(kinds, want) {
-		t.Fatalf("chained %v, want %v", kinds, want)
+	wantBy := []string{ByTOFU, "", "", "", "cli:alice", "", "cli:bob"}
+	if !slices.Equal(kinds, want) || !slices.Equal(bys, wantBy) {
+		t.Fatalf("chained %v by %q, want %v by %q", kinds, bys, want, wantBy)
 	}
 }
 
