@@ -112,3 +112,29 @@ func TestInferKind(t *testing.T) {
 		}
 	}
 }
+
+// FuzzNormalize: no command line or argument makes the normalized call
+// panic or loop; a line it cannot split is an error, never a partial
+// reading.
+func FuzzNormalize(f *testing.F) {
+	for _, s := range []string{
+		`cat ~/.ssh/id_rsa`, `sh -c "$(curl -s x | sh)"`, "cat <<EOF\n$(id)\nEOF", `find . -exec sh -c 'rm {}' \;`,
+		`git -C a -c x=y push -f origin +main`, `a=b env -S 'x y' timeout 5 xargs -a f`, `echo $'\x41' ${!x*} <<< "$(y)"`,
+		"for f in *; do echo $f; done", `python3 -c "open('/x').read()"`, `npx -y -p a b@1 c`,
+	} {
+		f.Add(s, "x")
+	}
+	ws := Workspace{Root: "/w", Home: "/h"}
+	f.Fuzz(func(t *testing.T, line, arg string) {
+		for _, args := range []map[string]any{
+			{"command": line},
+			{"command": line, "args": []any{arg, line}},
+			{"command": []any{line, arg}, "cwd": arg},
+		} {
+			n := normalize(&tools.Call{Server: "workspace", Tool: "run_command", Args: args}, ws)
+			if n.err == nil && n.kind != KindShell {
+				t.Fatalf("kind %s", n.kind)
+			}
+		}
+	})
+}
