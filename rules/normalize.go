@@ -199,7 +199,7 @@ func (n *normCall) argPaths(args map[string]any, c *tools.Call, ws Workspace, wr
 					continue
 				}
 				p := resolvePath(s, n.cwd, ws)
-				n.addPath(p, ws)
+				n.addPath(p)
 				switch {
 				case writes && (destArgKeys[k] || !hasAnyKey(args, destArgKeys)):
 					n.addDest(p)
@@ -365,7 +365,7 @@ func quoteArgv(argv []string) string {
 	return b.String()
 }
 
-func (n *normCall) addPath(p string, ws Workspace) {
+func (n *normCall) addPath(p string) {
 	if p == "" || n.seenPath[p] {
 		return
 	}

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -130,7 +131,7 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 				}
 			case prog == "find" && (strings.HasPrefix(name, "-fprint") || name == "-fls"):
 				writeNext = true
-			case slices_contains(codeOpts, name) || (prog == "sed" || strings.HasSuffix(prog, "awk")) && (name == "-e" || name == "--expression"):
+			case slices.Contains(codeOpts, name) || (prog == "sed" || strings.HasSuffix(prog, "awk")) && (name == "-e" || name == "--expression"):
 				if hasVal {
 					scripts = append(scripts, val)
 				} else {
@@ -181,7 +182,7 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 		}
 		if prog == "git" && i > 1 {
 			if p, ok := sa.gitRevPath(a, cwd); ok {
-				n.addPath(p, sa.ws)
+				n.addPath(p)
 				continue
 			}
 		}
@@ -210,8 +211,8 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 		for _, p := range positional {
 			n.addWritten(p)
 		}
-	case prog == "find" && (slices_contains(cmd, "-delete") || slices_contains(cmd, "-exec") || slices_contains(cmd, "-execdir") ||
-		slices_contains(cmd, "-ok") || slices_contains(cmd, "-okdir")):
+	case prog == "find" && (slices.Contains(cmd, "-delete") || slices.Contains(cmd, "-exec") || slices.Contains(cmd, "-execdir") ||
+		slices.Contains(cmd, "-ok") || slices.Contains(cmd, "-okdir")):
 		// What find deletes or hands to a program lies under its start points.
 		for _, p := range positional {
 			n.addWritten(p)
@@ -225,10 +226,10 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 			}
 		}
 	case prog == "crontab":
-		if !slices_contains(cmd, "-l") {
+		if !slices.Contains(cmd, "-l") {
 			n.addWritten("/var/spool/cron/crontabs")
 		}
-	case prog == "systemctl" && slices_contains(cmd, "--user") && (slices_contains(cmd, "enable") || slices_contains(cmd, "link")):
+	case prog == "systemctl" && slices.Contains(cmd, "--user") && (slices.Contains(cmd, "enable") || slices.Contains(cmd, "link")):
 		n.addWritten(sa.ws.home() + "/.config/systemd/user")
 	case (prog == "npm" || prog == "pnpm" || prog == "yarn") && len(cmd) > 2 && cmd[1] == "config" && cmd[2] == "set":
 		n.addWritten(sa.ws.home() + "/.npmrc")
@@ -236,7 +237,7 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 		n.addWritten(sa.ws.home() + "/.config/pip/pip.conf")
 	case prog == "git":
 		sa.gitWrites(cmd, cwd)
-	case prog == "tar" && len(cmd) > 1 && (strings.HasPrefix(cmd[1], "x") || slices_contains(cmd, "-x") || slices_contains(cmd, "--extract") ||
+	case prog == "tar" && len(cmd) > 1 && (strings.HasPrefix(cmd[1], "x") || slices.Contains(cmd, "-x") || slices.Contains(cmd, "--extract") ||
 		strings.HasPrefix(cmd[1], "-") && !strings.HasPrefix(cmd[1], "--") && strings.Contains(cmd[1], "x")):
 		n.addWritten(cwd)
 	case !readers[prog] && !shellInterpreters[prog] && shellWrappers[prog] == nil && extraWrappers[prog] == nil &&
@@ -268,19 +269,10 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 			}
 		}
 	case "set", "export", "declare", "typeset", "compgen":
-		if len(cmd) == 1 || slices_contains(cmd, "-p") || slices_contains(cmd, "-x") || slices_contains(cmd, "-v") {
+		if len(cmd) == 1 || slices.Contains(cmd, "-p") || slices.Contains(cmd, "-x") || slices.Contains(cmd, "-v") {
 			n.addEnv("*")
 		}
 	}
-}
-
-func slices_contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // wordPath records the path a word names, if it names one, and returns it
@@ -312,7 +304,7 @@ func (sa *shellAnalysis) wordPath(w, cwd string) string {
 		return ""
 	}
 	p := resolvePath(w, cwd, sa.ws)
-	sa.n.addPath(p, sa.ws)
+	sa.n.addPath(p)
 	return p
 }
 
@@ -340,7 +332,7 @@ func (sa *shellAnalysis) codeText(code, cwd string) {
 			continue
 		}
 		p := resolvePath(m, cwd, sa.ws)
-		sa.n.addPath(p, sa.ws)
+		sa.n.addPath(p)
 		sa.n.addWritten(p)
 	}
 	for _, m := range codeEnvVar.FindAllStringSubmatch(code, -1) {
@@ -410,7 +402,7 @@ func (sa *shellAnalysis) escapeOpt(prog, name, val string, hasVal bool, rest []s
 			n.addEscape(prog + " shell escape")
 		}
 	}
-	if codes := interpreters[prog]; codes != nil && slices_contains(codes, name) {
+	if codes := interpreters[prog]; codes != nil && slices.Contains(codes, name) {
 		code := val
 		if !hasVal && len(rest) > 0 {
 			code = rest[0]
@@ -477,7 +469,7 @@ func (sa *shellAnalysis) gitGlobal(cmd []string, cwd string) ([]string, string) 
 			takesVal = true
 			if i+1 < len(cmd) {
 				dir = resolvePath(cmd[i+1], cwd, sa.ws)
-				sa.n.addPath(dir, sa.ws)
+				sa.n.addPath(dir)
 				cwd = dir
 			}
 		case "-c":

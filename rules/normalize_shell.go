@@ -211,7 +211,7 @@ func (sa *shellAnalysis) simple(words, redirs []string, docs []heredoc, cwd stri
 		} else if rest, ok := strings.CutPrefix(p, "/dev/udp/"); ok {
 			n.addURL(rest)
 		}
-		n.addPath(p, sa.ws)
+		n.addPath(p)
 		switch {
 		case op[0] == '>' && !isDevSink(p):
 			n.addDest(p)
@@ -249,7 +249,7 @@ func (sa *shellAnalysis) simple(words, redirs []string, docs []heredoc, cwd stri
 	if w := shellUnwrap(words); len(w) > 0 && (w[0] == "cd" || w[0] == "pushd") {
 		switch {
 		case len(w) == 1:
-			n.addPath(sa.ws.home(), sa.ws) // a bare cd goes home
+			n.addPath(sa.ws.home()) // a bare cd goes home
 			return sa.ws.home(), nil
 		case w[1] != "-":
 			return resolvePath(w[len(w)-1], cwd, sa.ws), nil
@@ -360,7 +360,7 @@ func (sa *shellAnalysis) run(words []string, cwd string, depth int) (string, err
 	}
 	if strings.ContainsRune(w[0], '/') && !strings.HasPrefix(w[0], "/") && !isAssignment(w[0]) {
 		// A program run from the workspace is a path it names.
-		sa.n.addPath(resolvePath(w[0], cwd, sa.ws), sa.ws)
+		sa.n.addPath(resolvePath(w[0], cwd, sa.ws))
 	}
 	for {
 		for len(w) > 0 && isAssignment(w[0]) {
