@@ -469,6 +469,11 @@ func (sa *shellAnalysis) run(words []string, cwd string, depth int) (string, err
 		}
 	case prog == "git":
 		return prog, sa.gitInner(cmd, cwd, depth)
+	case prog == "docker" || prog == "podman" || prog == "docker-compose" || prog == "kubectl" || prog == "nerdctl":
+		if inner := containerCommand(prog, cmd); len(inner) > 0 {
+			_, err := sa.run(inner, cwd, depth+1)
+			return prog, err
+		}
 	case interpreters[prog] != nil || strings.HasPrefix(prog, "python"):
 		if len(cmd) > 2 && cmd[1] == "-m" && strings.HasPrefix(prog, "python") {
 			_, err := sa.run(cmd[2:], cwd, depth+1)
@@ -529,6 +534,55 @@ func systemBinDir(p string) bool {
 		}
 	}
 	return false
+}
+
+// containerValueOpts are options of docker/podman/kubectl exec and run
+// that take a value, so the word after them is not the container.
+var containerValueOpts = map[string]bool{
+	"-e": true, "--env": true, "-u": true, "--user": true, "-w": true, "--workdir": true, "--env-file": true,
+	"-v": true, "--volume": true, "-p": true, "--publish": true, "--name": true, "--network": true, "--net": true,
+	"--entrypoint": true, "--mount": true, "--platform": true, "-l": true, "--label": true, "-c": true,
+	"--container": true, "-n": true, "--namespace": true, "--context": true, "-f": true, "--file": true,
+	"--project-name": true, "--pull": true, "--cpus": true, "-m": true, "--memory": true, "--restart": true,
+	"--add-host": true, "--cap-add": true, "--device": true, "--hostname": true, "-h": true, "--index": true,
+}
+
+// containerCommand returns the command docker/podman exec or run, docker
+// compose exec or run, or kubectl exec runs in its container: what follows
+// the container (or image, or service) and its options, or a "--".
+func containerCommand(prog string, cmd []string) []string {
+	w := cmd[1:]
+	if prog != "docker-compose" && len(w) > 0 && w[0] == "compose" {
+		w = w[1:]
+	}
+	for len(w) > 0 && strings.HasPrefix(w[0], "-") { // global options (docker --context x, compose -f x)
+		if containerValueOpts[w[0]] && len(w) > 1 {
+			w = w[1:]
+		}
+		w = w[1:]
+	}
+	if len(w) == 0 || !(w[0] == "exec" || w[0] == "run" && prog != "kubectl") {
+		return nil
+	}
+	w = w[1:]
+	for i, a := range w {
+		if a == "--" {
+			return w[i+1:]
+		}
+	}
+	if prog == "kubectl" {
+		return nil // kubectl exec runs only what follows "--"
+	}
+	for len(w) > 0 && strings.HasPrefix(w[0], "-") {
+		if containerValueOpts[w[0]] && len(w) > 1 {
+			w = w[1:]
+		}
+		w = w[1:]
+	}
+	if len(w) < 2 {
+		return nil
+	}
+	return w[1:]
 }
 
 // extraWrappers are wrappers shellUnwrap does not know, with their options
