@@ -159,6 +159,10 @@ func appendEntry(dst []byte, e *Entry) (_ []byte, err error) {
 	if e.AutoApproved {
 		dst = append(dst, `,"auto_approved":true`...)
 	}
+	if e.ConfidenceEffect != "" {
+		dst = append(dst, `,"confidence_effect":`...)
+		dst = appendString(dst, e.ConfidenceEffect)
+	}
 	if len(e.Shadow) > 0 {
 		dst = append(dst, `,"shadow":`...)
 		dst = appendShadow(dst, e.Shadow)

@@ -186,7 +186,7 @@ var csvHeader = []string{
 	"model_name", "model_version", "session", "confidence", "args", "args_hash",
 	"rules_version", "rules_label", "shadow", "review_approved", "reviewer", "review_channel", "review_reason",
 	"review_decided_at", "time_to_decision_ms", "finished_at", "duration_ms", "result_size", "result_hash",
-	"outcome_error", "toolgate_version", "sandbox", "principal_user", "principal_groups", "auth", "kind",
+	"outcome_error", "toolgate_version", "sandbox", "principal_user", "principal_groups", "auth", "kind", "confidence_effect",
 }
 
 // WriteCSV writes records as CSV with a header row (see docs/audit.md); times are RFC 3339 UTC,
@@ -246,6 +246,6 @@ func csvRow(r *Record) []string {
 		r.Client.Name, r.Client.Version, r.Model.Name, r.Model.Version, r.Session, conf, string(r.Args), r.ArgsHash,
 		r.RulesVersion, r.RulesLabel, shadow, approved, rv.Reviewer, rv.Channel, rv.Reason, ts(rv.DecidedAt), ttd,
 		ts(o.FinishedAt), dur, size, o.ResultHash, o.Error, r.ToolgateVersion, r.Sandbox,
-		r.Principal.User, encodeGroups(r.Principal.Groups), r.Principal.Auth, kindColumn(r.Kind),
+		r.Principal.User, encodeGroups(r.Principal.Groups), r.Principal.Auth, kindColumn(r.Kind), r.ConfidenceEffect,
 	}
 }

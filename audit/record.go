@@ -62,15 +62,20 @@ type Entry struct {
 	// cannot be used to guess a secret).
 	ArgsHash string `json:"args_hash"`
 	// Confidence is the agent's stated confidence; nil when unknown.
-	Confidence   *float64             `json:"confidence,omitempty"`
-	RulesVersion string               `json:"rules_version"`
-	RulesLabel   string               `json:"rules_label,omitempty"`
-	Rule         string               `json:"rule,omitempty"`
-	Action       rules.Action         `json:"action"`
-	Reason       string               `json:"reason,omitempty"`
-	AutoApproved bool                 `json:"auto_approved,omitempty"`
-	Shadow       []rules.ShadowResult `json:"shadow,omitempty"`
-	EvalError    string               `json:"eval_error,omitempty"`
+	Confidence   *float64     `json:"confidence,omitempty"`
+	RulesVersion string       `json:"rules_version"`
+	RulesLabel   string       `json:"rules_label,omitempty"`
+	Rule         string       `json:"rule,omitempty"`
+	Action       rules.Action `json:"action"`
+	Reason       string       `json:"reason,omitempty"`
+	AutoApproved bool         `json:"auto_approved,omitempty"`
+	// ConfidenceEffect is how the agent's stated confidence changed the
+	// action (rules.Confidence*: "none", "tightened_to_review",
+	// "tightened_to_deny", "auto_approved"); "" in calls recorded before
+	// it was kept.
+	ConfidenceEffect string               `json:"confidence_effect,omitempty"`
+	Shadow           []rules.ShadowResult `json:"shadow,omitempty"`
+	EvalError        string               `json:"eval_error,omitempty"`
 	// Sandbox is the sandbox profile the call runs in, if it runs.
 	Sandbox string `json:"sandbox,omitempty"`
 	// ToolgateVersion is the version of toolgate that recorded the call.
@@ -115,7 +120,17 @@ func (r *Record) Decision() rules.Decision {
 	return rules.Decision{
 		Action: r.Action, Rule: r.Rule, Reason: r.Reason, Version: r.RulesVersion, Label: r.RulesLabel,
 		AutoApproved: r.AutoApproved, Shadow: r.Shadow, Error: r.EvalError, Sandbox: r.Sandbox,
+		ConfidenceEffect: decisionEffect(r.ConfidenceEffect),
 	}
+}
+
+// decisionEffect is a recorded confidence effect as a rules.Decision says
+// it: "" for none.
+func decisionEffect(e string) string {
+	if e == rules.ConfidenceNone {
+		return ""
+	}
+	return e
 }
 
 // Event kinds in the hash chain.
@@ -199,7 +214,7 @@ session_id, server, server_version, tool, name, schema_hash, annotations, args, 
 rules_version, rules_label, rule, action, reason, auto_approved, shadow, eval_error, toolgate_version, status,
 review_approved, reviewer, review_channel, review_reason, review_decided_at, review_ms, slack_channel, slack_ts,
 finished_at, outcome_error, duration_ns, result_size, result_hash, sandbox,
-principal_user, principal_groups, auth, kind`
+principal_user, principal_groups, auth, kind, confidence_effect`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -223,7 +238,7 @@ func scanRecord(sc scanner) (*Record, error) {
 		&r.RulesVersion, &r.RulesLabel, &r.Rule, &action, &r.Reason, &auto, &shadow, &r.EvalError, &r.ToolgateVersion, &r.Status,
 		&approved, &reviewer, &channel, &rreason, &rdecided, &rms, &r.SlackChannel, &r.SlackTS,
 		&finished, &oerr, &dur, &size, &rhash, &r.Sandbox,
-		&r.Principal.User, &groups, &r.Principal.Auth, &r.Kind)
+		&r.Principal.User, &groups, &r.Principal.Auth, &r.Kind, &r.ConfidenceEffect)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -74,6 +75,7 @@ func (s *Store) newEntry(c tools.Call, d rules.Decision) (*entryRow, error) {
 		Annotations: c.Annotations, Args: ab, ArgsHash: argsHash(ab), Confidence: c.Confidence,
 		RulesVersion: d.Version, RulesLabel: d.Label, Rule: d.Rule, Action: d.Action, Reason: d.Reason,
 		AutoApproved: d.AutoApproved, Shadow: d.Shadow, EvalError: d.Error, Sandbox: d.Sandbox, ToolgateVersion: s.o.ToolgateVersion,
+		ConfidenceEffect: cmp.Or(d.ConfidenceEffect, rules.ConfidenceNone),
 	}
 	r, err := s.encodeEntry(e, initialStatus(d.Action), now.UnixNano())
 	if r != nil && d.Action == rules.Review {

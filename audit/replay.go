@@ -42,6 +42,11 @@ type ReplayReport struct {
 	// whose review issued each: an approval the new rules would not ask for
 	// (or would refuse) shows here even when the grant was never used.
 	Grants []GrantReplay `json:"grants"`
+	// Confidence counts the calls whose decision under the new rules the
+	// agent's stated confidence changed, by rules.Confidence* effect
+	// ("none" left out): what the thresholds tighten and auto_approve_at
+	// waives on the recorded claims.
+	Confidence map[string]int `json:"confidence,omitempty"`
 	// Elapsed is how long the replay took.
 	Elapsed time.Duration `json:"elapsed"`
 }
@@ -70,6 +75,11 @@ type Change struct {
 	NewAction  rules.Action `json:"new_action"`
 	NewRule    string       `json:"new_rule,omitempty"`
 	NewReason  string       `json:"new_reason,omitempty"`
+	// OldConfidence and NewConfidence are how the agent's stated
+	// confidence changed the old and the new decision ("" for none, or
+	// for an old call recorded before it was kept).
+	OldConfidence string `json:"old_confidence_effect,omitempty"`
+	NewConfidence string `json:"new_confidence_effect,omitempty"`
 	// NewError is the evaluation error under the new rules, if any.
 	NewError string `json:"new_error,omitempty"`
 	// Grant says, for a call that ran on a grant, whose ("approved by X
@@ -102,7 +112,8 @@ type RuleSummary struct {
 
 // replayCols are the columns a replay needs: the call and the old decision.
 const replayCols = `seq, id, received_at, client_name, client_version, model_name, model_version, session_id,
-server, server_version, tool, name, schema_hash, annotations, args, confidence, rule, action, review_channel, review_reason, kind`
+server, server_version, tool, name, schema_hash, annotations, args, confidence, rule, action, review_channel, review_reason, kind,
+confidence_effect`
 
 // replayRow is a row as read; JSON is decoded by the workers, in parallel.
 type replayRow struct {
@@ -112,7 +123,7 @@ type replayRow struct {
 	client, model                               tools.Peer
 	session, server, serverVersion, tool, name  string
 	schemaHash, annotations, args, rule, action string
-	reviewChannel, reviewReason                 string
+	reviewChannel, reviewReason, effect         string
 	kind                                        string
 	confidence                                  sql.NullFloat64
 }
@@ -146,6 +157,7 @@ type replayResult struct {
 	newAction        rules.Action
 	oldRule, newRule string
 	version, label   string
+	effect           string
 	change           *Change
 }
 
@@ -209,12 +221,13 @@ func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress fu
 					}
 					d := set.Evaluate(ctx, c)
 					out[i] = replayResult{id: r.id, oldAction: rules.Action(r.action), newAction: d.Action,
-						oldRule: r.rule, newRule: d.Rule, version: d.Version, label: d.Label}
+						oldRule: r.rule, newRule: d.Rule, version: d.Version, label: d.Label, effect: d.ConfidenceEffect}
 					if string(d.Action) != r.action || d.Rule != r.rule {
 						out[i].change = &Change{
 							ID: r.id, ReceivedAt: c.Time, Server: r.server, Tool: r.tool,
 							OldAction: rules.Action(r.action), OldRule: r.rule,
 							NewAction: d.Action, NewRule: d.Rule, NewReason: d.Reason, NewError: d.Error, seq: r.seq,
+							OldConfidence: decisionEffect(r.effect), NewConfidence: d.ConfidenceEffect,
 						}
 						if r.reviewChannel == ChannelGrant {
 							out[i].change.Grant = r.reviewReason
@@ -253,6 +266,12 @@ func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress fu
 			rep.Total++
 			if rep.RulesVersion == "" {
 				rep.RulesVersion, rep.RulesLabel = res.version, res.label
+			}
+			if res.effect != "" {
+				if rep.Confidence == nil {
+					rep.Confidence = map[string]int{}
+				}
+				rep.Confidence[res.effect]++
 			}
 			rule(res.oldRule).Before++
 			rule(res.newRule).After++
@@ -330,7 +349,7 @@ func (s *Store) readReplay(ctx context.Context, f Filter, out chan<- []replayRow
 		r := &chunk[len(chunk)-1]
 		if err := rows.Scan(&r.seq, &r.id, &r.received, &r.client.Name, &r.client.Version, &r.model.Name, &r.model.Version,
 			&r.session, &r.server, &r.serverVersion, &r.tool, &r.name, &r.schemaHash, &r.annotations, &r.args,
-			&r.confidence, &r.rule, &r.action, &r.reviewChannel, &r.reviewReason, &r.kind); err != nil {
+			&r.confidence, &r.rule, &r.action, &r.reviewChannel, &r.reviewReason, &r.kind, &r.effect); err != nil {
 			return fmt.Errorf("audit: replay: %w", err)
 		}
 		if len(chunk) == replayChunk {

@@ -147,8 +147,38 @@ CREATE TABLE tokens (
 	// 8: what a call did: tool (tools/call), resource (resources/read),
 	// prompt (prompts/get) or completion (completion/complete).
 	`ALTER TABLE calls ADD COLUMN kind TEXT NOT NULL DEFAULT 'tool';`,
+	// 9: tool pins: each upstream tool's approved definition and the one
+	// seen last (pins.go). Their changes are chained as events whose
+	// call_id is "tool:SERVER/TOOL".
+	`CREATE TABLE tool_pins (
+	server      TEXT    NOT NULL,
+	tool        TEXT    NOT NULL,
+	name        TEXT    NOT NULL,
+	pinned_hash TEXT    NOT NULL DEFAULT '',
+	pinned_def  TEXT    NOT NULL DEFAULT '',
+	seen_hash   TEXT    NOT NULL,
+	seen_def    TEXT    NOT NULL,
+	seen_at     INTEGER NOT NULL,
+	first_seen  INTEGER NOT NULL,
+	approved_at INTEGER,
+	approved_by TEXT    NOT NULL DEFAULT '',
+	PRIMARY KEY (server, tool)
+);`,
+	// 10: how the agent's stated confidence changed each decision, and the
+	// rule sets loaded (rulesets.go): each version's source, once; its
+	// loads and rollbacks are chained events (call_id "rules:VERSION"),
+	// found through a partial index that calls' events never touch.
+	`ALTER TABLE calls ADD COLUMN confidence_effect TEXT NOT NULL DEFAULT '';
+CREATE TABLE rulesets (
+	version         TEXT    PRIMARY KEY,
+	label           TEXT    NOT NULL DEFAULT '',
+	sha256          TEXT    NOT NULL,
+	source          BLOB    NOT NULL,
+	first_loaded_at INTEGER NOT NULL
+);
+CREATE INDEX events_rulesets ON events(seq) WHERE kind IN ('rules_load', 'rules_rollback');`,
 }
 
 // SchemaVersion is the schema version this build writes and understands
 // (len(migrations); a test keeps the two in step).
-const SchemaVersion = 8
+const SchemaVersion = 10

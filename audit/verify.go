@@ -93,6 +93,9 @@ func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 	if err := verifyRows(ctx, tx, &rep); err != nil {
 		return rep, err
 	}
+	if err := s.verifyRulesets(ctx, &rep); err != nil {
+		return rep, err
+	}
 	return rep, nil
 }
 
@@ -168,6 +171,10 @@ func verifyRows(ctx context.Context, tx *sql.Tx, rep *VerifyReport) error {
 	orphan := func(e *evRow) {
 		if e.kind == kindToken {
 			return // a token's events belong to no call
+		}
+		if standaloneKinds[e.kind] || e.kind == kindRulesLoad || e.kind == kindRulesRollback {
+			checkStandalone(rep, e)
+			return
 		}
 		rep.add(Problem{Seq: e.seq, CallID: e.callID, What: "event has no calls row (row deleted?)"})
 	}
@@ -291,4 +298,18 @@ func short(v any) string {
 		return string(b[:57]) + "..."
 	}
 	return string(b)
+}
+
+// checkStandalone checks an event that belongs to no call (standaloneKinds):
+// its columns must agree with its body, so that a call's event cannot hide
+// from the row check by a changed kind column.
+func checkStandalone(rep *VerifyReport, e *evRow) {
+	var b struct{ Kind, ID string }
+	if err := json.Unmarshal([]byte(e.body), &b); err != nil {
+		rep.add(Problem{Seq: e.seq, CallID: e.callID, What: "event body is not valid JSON: " + err.Error()})
+		return
+	}
+	if b.Kind != e.kind || b.ID != e.callID {
+		rep.add(Problem{Seq: e.seq, CallID: e.callID, What: fmt.Sprintf("event columns (%s, %s) disagree with its body (%s, %s)", e.callID, e.kind, b.ID, b.Kind)})
+	}
 }

@@ -15,8 +15,8 @@ type writeStmts struct {
 const insertCallSQL = `INSERT INTO calls (id, received_at, decided_at, client_name, client_version, model_name, model_version,
 session_id, server, server_version, tool, name, schema_hash, annotations, args, args_hash, confidence,
 rules_version, rules_label, rule, action, reason, auto_approved, shadow, eval_error, toolgate_version, status, sandbox, review_owner,
-principal_user, principal_groups, auth, kind)
-VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+principal_user, principal_groups, auth, kind, confidence_effect)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
 
 func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 	for _, p := range []struct {
@@ -115,7 +115,7 @@ func (w *wtx) insertEntry(e *Entry, args, annotations, shadow string, status str
 		e.Client.Name, e.Client.Version, e.Model.Name, e.Model.Version, e.Session, e.Server, e.ServerVersion,
 		e.Tool, e.Name, e.SchemaHash, annotations, args, e.ArgsHash, conf, e.RulesVersion, e.RulesLabel,
 		e.Rule, string(e.Action), e.Reason, e.AutoApproved, shadow, e.EvalError, e.ToolgateVersion, status, e.Sandbox, w.owner(status),
-		e.Principal.User, encodeGroups(e.Principal.Groups), e.Principal.Auth, kindColumn(e.Kind))
+		e.Principal.User, encodeGroups(e.Principal.Groups), e.Principal.Auth, kindColumn(e.Kind), e.ConfidenceEffect)
 	if err != nil {
 		return fmt.Errorf("audit: insert call %s: %w", e.ID, err)
 	}

@@ -81,6 +81,24 @@ type Config struct {
 	Sandbox Sandbox
 	// Metrics configures where /metrics is served and what it asks for.
 	Metrics Metrics
+	// Pinning configures tool pinning: how a tool seen for the first time
+	// is treated (a changed definition is always quarantined).
+	Pinning Pinning
+}
+
+// Pinning modes.
+const (
+	// PinningTOFU pins a tool's definition when it is first seen (trust on
+	// first use).
+	PinningTOFU = "tofu"
+	// PinningStrict quarantines a new tool until an admin approves it.
+	PinningStrict = "strict"
+)
+
+// Pinning configures tool pinning.
+type Pinning struct {
+	// Mode is PinningTOFU (the default) or PinningStrict.
+	Mode string
 }
 
 // Metrics configures the Prometheus endpoint. Agents' credentials never
@@ -362,6 +380,9 @@ func (c *Config) applyDefaults(workspaceEnabled *bool) {
 	}
 	if c.HTTP.SessionIdle == 0 {
 		c.HTTP.SessionIdle = DefaultSessionIdle
+	}
+	if c.Pinning.Mode == "" {
+		c.Pinning.Mode = PinningTOFU
 	}
 	if c.Review.Timeout == 0 {
 		c.Review.Timeout = DefaultReviewTimeout

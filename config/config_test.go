@@ -175,6 +175,7 @@ func TestParseErrors(t *testing.T) {
 		{"slack mode", "review: {slack: {mode: rtm, http_path: interactions}}\n",
 			[]string{`c.yaml:1:24: review.slack.mode must be socket or http`, `c.yaml:1:40: review.slack.http_path must start with /`}},
 		{"slack api url no slash", "review: {slack: {api_url: 'http://h/api'}}\n", []string{`c.yaml:1:27: review.slack.api_url: "http://h/api" must end with "/"`}},
+		{"pinning mode", "pinning: {mode: trust}\n", []string{`c.yaml:1:17: pinning.mode must be tofu or strict, got "trust"`}},
 		{"slack api url relative", "review: {slack: {api_url: /api/}}\n", []string{`c.yaml:1:27: review.slack.api_url: "/api/" is not an absolute http(s) URL`}},
 		{"slack api url scheme", "review: {slack: {api_url: 'ftp://h/api/'}}\n", []string{`c.yaml:1:27: review.slack.api_url: "ftp://h/api/" is not an absolute http(s) URL`}},
 		{"top level list", "- a\n- b\n", []string{`c.yaml:1:1: the config must be a mapping, got a list`}},
@@ -313,5 +314,14 @@ func TestNamingPrefix(t *testing.T) {
 	}
 	if !Default().Naming.Prefix {
 		t.Error("Default() does not prefix")
+	}
+}
+
+func TestPinningMode(t *testing.T) {
+	for src, want := range map[string]string{"": PinningTOFU, "pinning: {mode: strict}": PinningStrict, "pinning: {mode: tofu}": PinningTOFU} {
+		cfg, err := Parse("c.yaml", []byte(src))
+		if err != nil || cfg.Pinning.Mode != want {
+			t.Errorf("%q: mode %q, %v; want %q", src, cfg.Pinning.Mode, err, want)
+		}
 	}
 }

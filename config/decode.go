@@ -128,6 +128,16 @@ func Parse(name string, data []byte) (*Config, error) {
 			"review":  func(_, v *yaml.Node) { d.review(&cfg.Review, v) },
 			"metrics": func(_, v *yaml.Node) { d.metrics(&cfg.Metrics, v) },
 			"sandbox": func(_, v *yaml.Node) { d.sandbox(&cfg.Sandbox, v) },
+			"pinning": func(_, v *yaml.Node) {
+				d.fields(v, "pinning", map[string]func(k, v *yaml.Node){
+					"mode": func(_, v *yaml.Node) {
+						cfg.Pinning.Mode = d.str(v)
+						if cfg.Pinning.Mode != PinningTOFU && cfg.Pinning.Mode != PinningStrict {
+							d.errAt(v, "pinning.mode must be %s or %s, got %q", PinningTOFU, PinningStrict, cfg.Pinning.Mode)
+						}
+					},
+				})
+			},
 		})
 	}
 	for _, s := range cfg.Servers {

@@ -93,6 +93,15 @@ type ResultForwarder interface {
 	ForwardResult(ctx context.Context, c tools.Call) (tools.Result, error)
 }
 
+// ToolLookup finds a tool by exposed name as the catalog knows it now. A
+// Forwarder that is one (*tools.Catalog is) gives the gate each call's
+// current pin state, rather than the one the agent-facing tool list was
+// built with: a definition found changed, or an approval, applies from
+// the next call.
+type ToolLookup interface {
+	Lookup(name string) (tools.Tool, bool)
+}
+
 // Observer is told about each finished call, for metrics. It must be cheap.
 type Observer interface {
 	Observe(c tools.Call, d rules.Decision, o audit.Outcome)
@@ -116,6 +125,11 @@ type Options struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
+
+// RulePin is the rule name recorded for a call refused because its tool is
+// quarantined (tools.Pin): its definition changed since it was approved,
+// or it is new under pinning mode strict.
+const RulePin = "toolgate:pin"
 
 // Gate is the one place every tool call passes through.
 type Gate struct {
@@ -178,7 +192,19 @@ func (g *Gate) handle(ctx context.Context, c tools.Call, forward func(context.Co
 	}
 	log := callLog{g.o.Logger, ctx, &c}
 
-	d := g.o.Decider.Decide(ctx, c)
+	if lk, ok := g.o.Forwarder.(ToolLookup); ok {
+		if t, ok := lk.Lookup(c.Name); ok && t.Server == c.Server && t.Def.Name == c.Tool {
+			c.Pin = t.Pin
+		}
+	}
+	var d rules.Decision
+	if c.Pin.Quarantined() {
+		// The tool's definition is not the approved one: no rule may run
+		// it, whatever the definition now claims (annotations included).
+		d = rules.Decision{Action: rules.Deny, Rule: RulePin, Reason: c.Pin.Refusal(c.Name)}
+	} else {
+		d = g.o.Decider.Decide(ctx, c)
+	}
 	switch d.Action {
 	case rules.Allow, rules.Deny, rules.Review:
 	default:

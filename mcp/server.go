@@ -237,6 +237,9 @@ func (s *Server) lookup(name string) *exposedTool {
 // wrap builds the exposed definition and handler of one catalog tool.
 func (s *Server) wrap(t tools.Tool) (server.ServerTool, *exposedTool, error) {
 	def := t.Def
+	if t.Pin.Quarantined() {
+		def = quarantinedDef(t)
+	}
 	def.Name = t.Name
 	// toolgate answers every call synchronously and relays no tasks/*:
 	// every tool is listed without execution. One that may run as a task
@@ -269,6 +272,20 @@ func (s *Server) wrap(t tools.Tool) (server.ServerTool, *exposedTool, error) {
 		s.log.Warn("input schema not enforced", "tool", t.Name, "server", t.Server, "err", err)
 	}
 	return server.ServerTool{Tool: def, Handler: s.handler}, &exposedTool{tool: t, ownsConfidence: added, schema: in}, nil
+}
+
+// quarantinedDef is what agents see of a quarantined tool (tools.Pin):
+// its name, and a description saying it is quarantined and why, with an
+// open input schema so that a call reaches the gate, which refuses and
+// records it. None of the upstream's unapproved text (description, title,
+// schema descriptions, annotations) reaches the agent: a rug pull's new
+// description may itself be the attack, instructions to the model.
+func quarantinedDef(t tools.Tool) mcpgo.Tool {
+	return mcpgo.Tool{
+		Name:           t.Def.Name,
+		Description:    "QUARANTINED by toolgate, every call is refused: " + t.Pin.Refusal(t.Name) + ".",
+		RawInputSchema: json.RawMessage(`{"type":"object"}`),
+	}
 }
 
 // handler serves a tools/call that mcp-go dispatched (streamable HTTP, and
@@ -307,6 +324,9 @@ func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMet
 		Annotations:   t.Annotations,
 		SchemaHash:    t.SchemaHash,
 		ServerVersion: t.ServerVersion,
+		Description:   t.Def.Description,
+		InputSchema:   t.Def.RawInputSchema,
+		Pin:           t.Pin,
 		Sandbox:       t.Sandbox,
 		Principal:     principalFrom(ctx),
 		Time:          s.o.Now(),

@@ -34,6 +34,110 @@ type activation struct {
 	// frame is the execution frame the call's programs without cost
 	// tracking share (see program.eval); nil until one runs. put closes it.
 	frame *interpreter.ExecutionFrame
+	// ws is the set's workspace; norm the normalized call, computed on
+	// first use, and normVals its variables as CEL values, by normVar.
+	ws       *Workspace
+	norm     *normCall
+	normVals [numNormVars]ref.Val
+}
+
+// normVar indexes activation.normVals.
+type normVar int
+
+const (
+	nvKind normVar = iota
+	nvCmdLine
+	nvCmdArgv
+	nvCmdCommands
+	nvCmdPrograms
+	nvCmdCwd
+	nvCmdEscapes
+	nvCmdEnv
+	nvPathsAll
+	nvPathsWritten
+	nvPathsOutside
+	nvPathsSecret
+	nvPathsPersistence
+	nvPathsPolicy
+	nvNetURLs
+	nvNetHosts
+	numNormVars
+)
+
+// normVars maps the normalized call's variable names to their index.
+var normVars = map[string]normVar{
+	VarToolKind: nvKind, VarCmdLine: nvCmdLine, VarCmdArgv: nvCmdArgv, VarCmdCommands: nvCmdCommands,
+	VarCmdPrograms: nvCmdPrograms, VarCmdCwd: nvCmdCwd, VarCmdEscapes: nvCmdEscapes, VarCmdEnv: nvCmdEnv,
+	VarPathsAll: nvPathsAll, VarPathsWritten: nvPathsWritten, VarPathsOutside: nvPathsOutside,
+	VarPathsSecret: nvPathsSecret, VarPathsPersistence: nvPathsPersistence, VarPathsPolicy: nvPathsPolicy,
+	VarNetURLs: nvNetURLs, VarNetHosts: nvNetHosts,
+}
+
+// normValue returns the normalized call's variable v, normalizing the call
+// on first use. When the command line could not be split, every variable
+// but tool.kind is an error value: rules that read them fail closed.
+func (a *activation) normValue(v normVar) ref.Val {
+	if a.normVals[v] != nil {
+		return a.normVals[v]
+	}
+	if a.norm == nil {
+		ws := Workspace{}
+		if a.ws != nil {
+			ws = *a.ws
+		}
+		a.norm = normalize(a.c, ws)
+	}
+	n := a.norm
+	var out ref.Val
+	strs := func(l []string) ref.Val { return types.NewStringList(types.DefaultTypeAdapter, l) }
+	lists := func(l [][]string) ref.Val {
+		vals := make([]ref.Val, len(l))
+		for i, c := range l {
+			vals[i] = strs(c)
+		}
+		return types.NewRefValList(types.DefaultTypeAdapter, vals)
+	}
+	switch {
+	case v == nvKind:
+		out = types.String(n.kind)
+	case n.err != nil:
+		out = types.NewErr("the command could not be analysed: %v", n.err)
+	default:
+		switch v {
+		case nvCmdLine:
+			out = types.String(n.line)
+		case nvCmdArgv:
+			out = lists(n.argv)
+		case nvCmdCommands:
+			out = lists(n.commands)
+		case nvCmdPrograms:
+			out = strs(n.programs)
+		case nvCmdCwd:
+			out = types.String(n.cwd)
+		case nvCmdEscapes:
+			out = strs(n.escapes)
+		case nvCmdEnv:
+			out = strs(n.env)
+		case nvPathsAll:
+			out = strs(n.paths)
+		case nvPathsWritten:
+			out = strs(n.written)
+		case nvPathsOutside:
+			out = strs(n.outside)
+		case nvPathsSecret:
+			out = strs(n.secret)
+		case nvPathsPersistence:
+			out = strs(n.persistence)
+		case nvPathsPolicy:
+			out = strs(n.policy)
+		case nvNetURLs:
+			out = strs(n.urls)
+		case nvNetHosts:
+			out = strs(n.hosts)
+		}
+	}
+	a.normVals[v] = out
+	return out
 }
 
 // strVar indexes activation.strs.
@@ -70,12 +174,12 @@ var _ interpreter.Activation = (*activation)(nil)
 type activations struct{ pool sync.Pool }
 
 // get returns a fresh activation for c; put it back when the call is decided.
-func (p *activations) get(c *tools.Call) *activation {
+func (p *activations) get(c *tools.Call, ws *Workspace) *activation {
 	a, _ := p.pool.Get().(*activation)
 	if a == nil {
 		a = &activation{}
 	}
-	a.c = c
+	a.c, a.ws = c, ws
 	return a
 }
 
@@ -128,9 +232,13 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return a.args, true
 	case VarToolAnnotations:
 		if a.ann == nil {
-			a.ann = annotationsValue(c.Annotations)
+			a.ann = annotationsValue(c.TrustedAnnotations())
 		}
 		return a.ann, true
+	case VarToolPinned:
+		return types.Bool(c.Pin.Trusted()), true
+	case VarToolChanged:
+		return types.Bool(c.Pin.State == tools.PinChanged), true
 	case VarClientName:
 		return a.str(strClientName, c.Client.Name), true
 	case VarClientVersion:
@@ -167,6 +275,22 @@ func (a *activation) ResolveName(name string) (any, bool) {
 			uri, _ = c.Args["uri"].(string)
 		}
 		return a.str(strResourceURI, uri), true
+	case VarToolSandbox:
+		return types.String(c.Sandbox), true
+	case VarWorkspaceRoot:
+		if a.ws == nil {
+			return types.String(""), true
+		}
+		return types.String(a.ws.Root), true
+	case VarWorkspaceHome:
+		if a.ws == nil {
+			return types.String(""), true
+		}
+		return types.String(a.ws.Home), true
+	case VarToolKind, VarCmdLine, VarCmdArgv, VarCmdCommands, VarCmdPrograms, VarCmdCwd, VarCmdEscapes, VarCmdEnv,
+		VarPathsAll, VarPathsWritten, VarPathsOutside, VarPathsSecret, VarPathsPersistence, VarPathsPolicy,
+		VarNetURLs, VarNetHosts:
+		return a.normValue(normVars[name]), true
 	case VarNow:
 		if c.Time.IsZero() {
 			return nil, false // unbound: a rule using now fails closed

@@ -2,6 +2,9 @@ package rules
 
 import (
 	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +27,25 @@ type Case struct {
 	Call tools.Call
 	// Expect is what the decision must say.
 	Expect Expect
+	// Workspace is where the call runs (the file's top-level workspace:
+	// root, home, own); the zero value leaves the set's own.
+	Workspace Workspace
+}
+
+// Decide decides the case's call with s, in the case's workspace if its
+// file names one.
+func (c Case) Decide(ctx context.Context, s *Set) Decision {
+	if c.Workspace.Root != "" || c.Workspace.Home != "" || len(c.Workspace.Own) > 0 {
+		s = s.WithWorkspace(c.Workspace)
+	}
+	return s.Evaluate(ctx, c.Call)
+}
+
+// WorkspaceSpec is a workspace as a cases file writes it.
+type WorkspaceSpec struct {
+	Root string   `yaml:"root"`
+	Home string   `yaml:"home"`
+	Own  []string `yaml:"own"`
 }
 
 // Expect is the part of a Decision a Case checks. Zero fields are not checked.
@@ -35,6 +57,9 @@ type Expect struct {
 	Rule *string `yaml:"rule"`
 	// AutoApproved, when set, must equal Decision.AutoApproved.
 	AutoApproved *bool `yaml:"auto_approved"`
+	// ConfidenceEffect, when set, must equal Decision.ConfidenceEffect
+	// ("none" matches "").
+	ConfidenceEffect string `yaml:"confidence_effect"`
 	// ReasonContains, when set, must be a substring of Decision.Reason.
 	ReasonContains string `yaml:"reason_contains"`
 	// ErrorContains, when set, must be a substring of Decision.Error; when
@@ -47,22 +72,22 @@ type Expect struct {
 // CallSpec is a call as written in a cases file or given to
 // `toolgate rules eval --call`. JSON is accepted too (it is YAML).
 type CallSpec struct {
-	ID          string         `yaml:"id"`
-	Tool        string         `yaml:"tool"`
-	Server      string         `yaml:"server"`
-	Exposed     string         `yaml:"exposed"`
-	Args        map[string]any `yaml:"args"`
-	Annotations struct {
-		Title       string `yaml:"title"`
-		ReadOnly    *bool  `yaml:"readOnlyHint"`
-		Destructive *bool  `yaml:"destructiveHint"`
-		Idempotent  *bool  `yaml:"idempotentHint"`
-		OpenWorld   *bool  `yaml:"openWorldHint"`
-	} `yaml:"annotations"`
-	Client     PeerSpec `yaml:"client"`
-	Model      PeerSpec `yaml:"model"`
-	Confidence *float64 `yaml:"confidence"`
-	Session    string   `yaml:"session"`
+	ID      string         `yaml:"id"`
+	Tool    string         `yaml:"tool"`
+	Server  string         `yaml:"server"`
+	Exposed string         `yaml:"exposed"`
+	Args    map[string]any `yaml:"args"`
+	// Description and InputSchema are the tool's definition, from which
+	// tool.kind is inferred.
+	Description string         `yaml:"description"`
+	InputSchema map[string]any `yaml:"input_schema"`
+	// Sandbox is the tool's default sandbox profile (tool.sandbox).
+	Sandbox     string          `yaml:"sandbox"`
+	Annotations AnnotationsSpec `yaml:"annotations"`
+	Client      PeerSpec        `yaml:"client"`
+	Model       PeerSpec        `yaml:"model"`
+	Confidence  *float64        `yaml:"confidence"`
+	Session     string          `yaml:"session"`
 	// Principal is who makes the call: {user, groups, auth}.
 	Principal struct {
 		User   string   `yaml:"user"`
@@ -77,6 +102,15 @@ type CallSpec struct {
 	URI string `yaml:"uri"`
 	// Time is RFC 3339; empty leaves `now` unset (rules that use it then fail closed).
 	Time string `yaml:"time"`
+}
+
+// AnnotationsSpec is a tool's hints as a cases file writes them.
+type AnnotationsSpec struct {
+	Title       string `yaml:"title"`
+	ReadOnly    *bool  `yaml:"readOnlyHint"`
+	Destructive *bool  `yaml:"destructiveHint"`
+	Idempotent  *bool  `yaml:"idempotentHint"`
+	OpenWorld   *bool  `yaml:"openWorldHint"`
 }
 
 // PeerSpec is a client or model as written in a cases file.
@@ -99,6 +133,15 @@ func (cs CallSpec) ToCall() (tools.Call, error) {
 		SessionID:  cs.Session,
 		Principal: tools.Principal{User: cs.Principal.User, Groups: tools.NormalGroups(cs.Principal.Groups),
 			Auth: cs.Principal.Auth},
+		Description: cs.Description,
+		Sandbox:     cs.Sandbox,
+	}
+	if cs.InputSchema != nil {
+		raw, err := json.Marshal(cs.InputSchema)
+		if err != nil {
+			return c, fmt.Errorf("input_schema: %w", err)
+		}
+		c.InputSchema = raw
 	}
 	if c.Args == nil {
 		c.Args = map[string]any{}
@@ -153,7 +196,8 @@ func ParseCall(data []byte) (tools.Call, error) {
 }
 
 type casesFile struct {
-	Cases []struct {
+	Workspace WorkspaceSpec `yaml:"workspace"`
+	Cases     []struct {
 		Name   string   `yaml:"name"`
 		Call   CallSpec `yaml:"call"`
 		Expect Expect   `yaml:"expect"`
@@ -195,7 +239,8 @@ func ParseCases(name string, data []byte) ([]Case, error) {
 			line = lines[i]
 		}
 		pos := &yaml.Node{Line: line, Column: 5}
-		c := Case{Name: fc.Name, Line: line, Expect: fc.Expect}
+		c := Case{Name: fc.Name, Line: line, Expect: fc.Expect,
+			Workspace: Workspace{Root: f.Workspace.Root, Home: f.Workspace.Home, Own: f.Workspace.Own}}
 		if c.Name == "" {
 			c.Name = fmt.Sprintf("case %d (line %d)", i+1, line)
 		}
@@ -232,6 +277,9 @@ func (c Case) Check(d Decision) error {
 	}
 	if e.AutoApproved != nil && d.AutoApproved != *e.AutoApproved {
 		diffs = append(diffs, fmt.Sprintf("auto_approved is %v, want %v", d.AutoApproved, *e.AutoApproved))
+	}
+	if got := cmp.Or(d.ConfidenceEffect, ConfidenceNone); e.ConfidenceEffect != "" && got != e.ConfidenceEffect {
+		diffs = append(diffs, fmt.Sprintf("confidence_effect is %s, want %s", got, e.ConfidenceEffect))
 	}
 	if e.ReasonContains != "" && !strings.Contains(d.Reason, e.ReasonContains) {
 		diffs = append(diffs, fmt.Sprintf("reason %q does not contain %q", d.Reason, e.ReasonContains))

@@ -12,6 +12,19 @@ const (
 	Review Action = "review"
 )
 
+// How the agent's stated confidence changed a decision (Decision.ConfidenceEffect).
+const (
+	// ConfidenceNone: the action is the rule's (or the default's). A
+	// Decision says it with "".
+	ConfidenceNone = "none"
+	// ConfidenceTightenedToReview: an allow became review (review_below).
+	ConfidenceTightenedToReview = "tightened_to_review"
+	// ConfidenceTightenedToDeny: an allow or review became deny (deny_below).
+	ConfidenceTightenedToDeny = "tightened_to_deny"
+	// ConfidenceAutoApproved: a review became allow (a rule's auto_approve_at).
+	ConfidenceAutoApproved = "auto_approved"
+)
+
 // Decision is the outcome of evaluating one call against a rule set.
 // The gate acts on Action; audit stores every field.
 type Decision struct {
@@ -38,6 +51,10 @@ type Decision struct {
 	Review ReviewPolicy `json:"review_policy,omitzero"`
 	// AutoApproved is true when a review rule's auto_approve_at turned it into Allow.
 	AutoApproved bool `json:"auto_approved,omitempty"`
+	// ConfidenceEffect says how the agent's stated confidence changed the
+	// action: one of the Confidence* constants, "" when it changed nothing
+	// (the audit log records that as ConfidenceNone).
+	ConfidenceEffect string `json:"confidence_effect,omitempty"`
 	// Shadow holds what each matching shadow-mode rule would have decided.
 	Shadow []ShadowResult `json:"shadow,omitempty"`
 	// Error is the evaluation error, if one forced this decision (fail closed).

@@ -24,8 +24,16 @@ const (
 	VarToolExposed = "tool.exposed"
 	// VarToolAnnotations holds the upstream's hints: title, readOnlyHint,
 	// destructiveHint, idempotentHint, openWorldHint (map(string, dyn)).
-	// A hint the upstream did not give is absent, not false.
+	// A hint the upstream did not give is absent, not false. Empty when
+	// the tool's definition is not trusted (tools.Call.TrustedAnnotations).
 	VarToolAnnotations = "tool.annotations"
+	// VarToolPinned is true when the tool's definition is the approved one
+	// (its pin), or the tool is one of toolgate's own built-ins (bool).
+	VarToolPinned = "tool.pinned"
+	// VarToolChanged is true when the tool's definition differs from its
+	// pin (bool). The gate refuses such a tool's calls before any rule
+	// runs; the variable is there for rules evaluated without the gate.
+	VarToolChanged = "tool.changed"
 	// VarArgs are the call's arguments as JSON values (map(string, dyn));
 	// every JSON number is a double.
 	VarArgs = "args"
@@ -59,6 +67,61 @@ const (
 	// VarResourceURI is the URI a resources/read reads, "" for other kinds
 	// (string).
 	VarResourceURI = "resource.uri"
+)
+
+// The normalized call (normalize.go): what the call does, computed once per
+// call on first use and shared by every rule. docs/rules.md documents each.
+const (
+	// VarToolKind is the tool's inferred kind: shell, file_read,
+	// file_write, network, vcs, database or other (string).
+	VarToolKind = "tool.kind"
+	// VarToolSandbox is the sandbox profile the tool runs in by default,
+	// "" when it runs outside any sandbox toolgate controls (string).
+	VarToolSandbox = "tool.sandbox"
+	// VarCmdLine is the shell command line the call runs, "" for none; an
+	// argv is shown shell-quoted (string).
+	VarCmdLine = "cmd.line"
+	// VarCmdArgv are the simple commands as written, nested ones
+	// (substitutions, sh -c, here-documents) after them (list(list(string))).
+	VarCmdArgv = "cmd.argv"
+	// VarCmdCommands are the commands run, unwrapped: wrappers (sudo, env,
+	// xargs, timeout...) and git's global options removed, the inner
+	// commands of sh -c, find -exec, npx, python -m... added; each starts
+	// with its program's lower-case base name (list(list(string))).
+	VarCmdCommands = "cmd.commands"
+	// VarCmdPrograms are the programs run, wrappers included (list(string)).
+	VarCmdPrograms = "cmd.programs"
+	// VarCmdCwd is the directory the command runs in, resolved (string).
+	VarCmdCwd = "cmd.cwd"
+	// VarCmdEscapes name the options that make a program run code, or a
+	// program, that cmd.commands does not show, or delete what it finds:
+	// "rg --pre", "find -delete", "python -c", "less"... (list(string)).
+	VarCmdEscapes = "cmd.escapes"
+	// VarCmdEnv are the environment variables the command reads; "*"
+	// when it dumps the environment (list(string)).
+	VarCmdEnv = "cmd.env"
+	// VarPathsAll are every path the call names, absolute and clean (list(string)).
+	VarPathsAll = "paths.all"
+	// VarPathsWritten are the paths the call may write, create or delete (list(string)).
+	VarPathsWritten = "paths.written"
+	// VarPathsOutside are the paths outside the workspace (list(string)).
+	VarPathsOutside = "paths.outside"
+	// VarPathsSecret are the paths that name secret stores (list(string)).
+	VarPathsSecret = "paths.secret"
+	// VarPathsPersistence are the written paths where code runs later:
+	// shell rc files, git hooks and config, CI, cron, units (list(string)).
+	VarPathsPersistence = "paths.persistence"
+	// VarPathsPolicy are the written paths of toolgate's own files and of
+	// agents' permission files (list(string)).
+	VarPathsPolicy = "paths.policy"
+	// VarNetURLs are the URLs the call names (list(string)).
+	VarNetURLs = "net.urls"
+	// VarNetHosts are the hosts the call names, lower case (list(string)).
+	VarNetHosts = "net.hosts"
+	// VarWorkspaceRoot is the workspace root ("" when unknown) (string).
+	VarWorkspaceRoot = "workspace.root"
+	// VarWorkspaceHome is the user's home ("" when unknown) (string).
+	VarWorkspaceHome = "workspace.home"
 )
 
 // Custom function names available to rules, beyond standard CEL, the
@@ -114,6 +177,8 @@ func newEnv(fn *funcs) (*cel.Env, error) {
 		cel.Variable(VarToolServer, cel.StringType),
 		cel.Variable(VarToolExposed, cel.StringType),
 		cel.Variable(VarToolAnnotations, cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable(VarToolPinned, cel.BoolType),
+		cel.Variable(VarToolChanged, cel.BoolType),
 		cel.Variable(VarArgs, cel.MapType(cel.StringType, cel.DynType)),
 		cel.Variable(VarClientName, cel.StringType),
 		cel.Variable(VarClientVersion, cel.StringType),
@@ -127,6 +192,25 @@ func newEnv(fn *funcs) (*cel.Env, error) {
 		cel.Variable(VarPrincipalAuth, cel.StringType),
 		cel.Variable(VarCallKind, cel.StringType),
 		cel.Variable(VarResourceURI, cel.StringType),
+		cel.Variable(VarToolKind, cel.StringType),
+		cel.Variable(VarToolSandbox, cel.StringType),
+		cel.Variable(VarCmdLine, cel.StringType),
+		cel.Variable(VarCmdArgv, cel.ListType(strList)),
+		cel.Variable(VarCmdCommands, cel.ListType(strList)),
+		cel.Variable(VarCmdPrograms, strList),
+		cel.Variable(VarCmdCwd, cel.StringType),
+		cel.Variable(VarCmdEscapes, strList),
+		cel.Variable(VarCmdEnv, strList),
+		cel.Variable(VarPathsAll, strList),
+		cel.Variable(VarPathsWritten, strList),
+		cel.Variable(VarPathsOutside, strList),
+		cel.Variable(VarPathsSecret, strList),
+		cel.Variable(VarPathsPersistence, strList),
+		cel.Variable(VarPathsPolicy, strList),
+		cel.Variable(VarNetURLs, strList),
+		cel.Variable(VarNetHosts, strList),
+		cel.Variable(VarWorkspaceRoot, cel.StringType),
+		cel.Variable(VarWorkspaceHome, cel.StringType),
 
 		cel.OptionalTypes(),
 		cel.ExtendedValidations(),

@@ -85,6 +85,9 @@ type fileSpec struct {
 	def     Action
 	onError Action
 	rules   []ruleSpec
+	// denyBelow and reviewBelow are the file-level confidence thresholds,
+	// which apply to every call; nil when not set.
+	denyBelow, reviewBelow *float64
 }
 
 // ruleSpec is one rule as written; nodes are kept for error positions.
@@ -97,6 +100,7 @@ type ruleSpec struct {
 	reasonExpr    *yaml.Node
 	autoApproveAt *float64
 	denyBelow     *float64
+	reviewBelow   *float64
 	shadow        bool
 	sandbox       string
 	sessionGrant  time.Duration
@@ -104,8 +108,8 @@ type ruleSpec struct {
 }
 
 var (
-	fileKeys = []string{"version", "label", "default", "on_error", "rules"}
-	ruleKeys = []string{"name", "match", "action", "reason", "reason_expr", "auto_approve_at", "deny_below", "mode", "sandbox", "session_grant", "approvals",
+	fileKeys = []string{"version", "label", "default", "on_error", "deny_below", "review_below", "rules"}
+	ruleKeys = []string{"name", "match", "action", "reason", "reason_expr", "auto_approve_at", "deny_below", "review_below", "mode", "sandbox", "session_grant", "approvals",
 		"review_channels", "escalate_after", "escalate_to"}
 )
 
@@ -188,6 +192,22 @@ func decodeFile(name string, data []byte, errs *errorList) *fileSpec {
 			default:
 				f.onError = a
 			}
+		case "deny_below", "review_below":
+			t, ok := threshold(v)
+			if !ok {
+				errs.add(name, v, "", k.Value, "must be a number from 0 to 1, got %q", v.Value)
+				continue
+			}
+			if k.Value == "deny_below" {
+				f.denyBelow = t
+			} else {
+				f.reviewBelow = t
+			}
+		case "auto_approve_at":
+			// The agent supplies the number: a file-wide waiver would let
+			// any call skip its review by claiming it.
+			errs.add(name, k, "", "auto_approve_at", "is not a file-level setting: the agent states its own confidence, so it waives a review only where a rule says so. "+
+				"Put auto_approve_at on each review rule that may skip the human; such a rule must name a sandbox profile that keeps the call in (see docs/rules.md, Confidence thresholds)")
 		case "rules":
 			if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
 				continue
@@ -219,7 +239,31 @@ func decodeFile(name string, data []byte, errs *errorList) *fileSpec {
 		}
 		names[r.name] = r.node
 	}
+	// A rule's auto_approve_at at or below a file-level threshold could
+	// never apply (tightening wins); say so rather than keep a dead key.
+	for _, r := range f.rules {
+		if r.autoApproveAt == nil {
+			continue
+		}
+		for _, th := range []struct {
+			key string
+			v   *float64
+		}{{"deny_below", f.denyBelow}, {"review_below", f.reviewBelow}} {
+			if th.v != nil && *r.autoApproveAt <= *th.v {
+				errs.add(name, r.node, r.name, "auto_approve_at", "%g is not above the file's %s %g, so it could never apply", *r.autoApproveAt, th.key, *th.v)
+			}
+		}
+	}
 	return f
+}
+
+// threshold reads a confidence threshold: a number from 0 to 1.
+func threshold(v *yaml.Node) (*float64, bool) {
+	f, ok := scalarFloat(v)
+	if !ok || f < 0 || f > 1 || math.IsNaN(f) {
+		return nil, false
+	}
+	return &f, true
 }
 
 func decodeRule(file string, idx int, n *yaml.Node, errs *errorList) (ruleSpec, bool) {
@@ -279,16 +323,19 @@ func decodeRule(file string, idx int, n *yaml.Node, errs *errorList) (ruleSpec, 
 				continue
 			}
 			r.reasonExpr = v
-		case "auto_approve_at", "deny_below":
-			f, ok := scalarFloat(v)
-			if !ok || f < 0 || f > 1 || math.IsNaN(f) {
+		case "auto_approve_at", "deny_below", "review_below":
+			t, ok := threshold(v)
+			if !ok {
 				errs.add(file, v, label, k.Value, "must be a number from 0 to 1, got %q", v.Value)
 				continue
 			}
-			if k.Value == "auto_approve_at" {
-				r.autoApproveAt = &f
-			} else {
-				r.denyBelow = &f
+			switch k.Value {
+			case "auto_approve_at":
+				r.autoApproveAt = t
+			case "deny_below":
+				r.denyBelow = t
+			default:
+				r.reviewBelow = t
 			}
 		case "approvals":
 			n, ok := scalarInt(v)
@@ -377,6 +424,24 @@ func decodeRule(file string, idx int, n *yaml.Node, errs *errorList) (ruleSpec, 
 	}
 	if r.autoApproveAt != nil && r.denyBelow != nil && *r.denyBelow >= *r.autoApproveAt {
 		errs.add(file, n, label, "deny_below", "%g must be below auto_approve_at %g", *r.denyBelow, *r.autoApproveAt)
+	}
+	if r.autoApproveAt != nil && r.reviewBelow != nil && *r.reviewBelow >= *r.autoApproveAt {
+		errs.add(file, n, label, "review_below", "%g must be below auto_approve_at %g", *r.reviewBelow, *r.autoApproveAt)
+	}
+	// An auto-approved call runs with no human, on a number the agent
+	// states: only a call that cannot leave the sandbox may. The rule must
+	// name the profile its calls run in (without one a call runs in its
+	// tool's default, which may be no sandbox at all); whether that
+	// profile keeps the call in (no network, no writes outside the
+	// workspace) is checked against the config at load (Set.AutoApproveSandboxes).
+	if r.autoApproveAt != nil && r.action == Review {
+		switch r.sandbox {
+		case "":
+			errs.add(file, n, label, "auto_approve_at", "needs the rule to name the sandbox profile its calls run in (e.g. sandbox: workspace-write), "+
+				"so that a call waved through on the agent's own confidence cannot leave the sandbox")
+		case sandbox.None:
+			errs.add(file, n, label, "auto_approve_at", "cannot go with sandbox: none: a call that runs unconfined always needs a human")
+		}
 	}
 	return r, true
 }

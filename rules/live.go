@@ -29,6 +29,15 @@ type LiveOptions struct {
 	// Check, when set, vets every set before it is served (at load and on
 	// each reload): an error refuses the set like a compile error would.
 	Check func(*Set) error
+	// OnLoad, when set, is told of every set about to be put in force (at
+	// load and on each reload, once it passed Check), in order, on the
+	// loading goroutine, before the set decides any call: serve records
+	// each in the audit log, so every call's rule version has a load
+	// recorded before it.
+	OnLoad func(*Set)
+	// Workspace is where calls run: every set served resolves the paths
+	// calls name against it (Set.WithWorkspace).
+	Workspace Workspace
 }
 
 // Live is a rule set that follows its file: Run polls the file and swaps in
@@ -43,6 +52,8 @@ type Live struct {
 	cur      atomic.Pointer[Set]
 	lastSum  [sha256.Size]byte // content hash of the last file version tried (Run's goroutine only)
 	check    func(*Set) error
+	onLoad   func(*Set)
+	ws       Workspace
 }
 
 // NewLive loads path and returns a Live set serving it. With an empty path
@@ -54,9 +65,12 @@ func NewLive(path string, opts LiveOptions) (*Live, error) {
 	if path == DefaultName {
 		path, opts.Default = "", Default()
 	}
-	l := &Live{path: path, interval: opts.Interval, log: opts.Logger, check: opts.Check}
+	l := &Live{path: path, interval: opts.Interval, log: opts.Logger, check: opts.Check, onLoad: opts.OnLoad, ws: opts.Workspace}
 	if l.check == nil {
 		l.check = func(*Set) error { return nil }
+	}
+	if l.onLoad == nil {
+		l.onLoad = func(*Set) {}
 	}
 	if l.interval <= 0 {
 		l.interval = DefaultInterval
@@ -69,9 +83,11 @@ func NewLive(path string, opts LiveOptions) (*Live, error) {
 		if s == nil {
 			s = Default()
 		}
+		s = s.WithWorkspace(l.ws)
 		if err := l.check(s); err != nil {
 			return nil, err
 		}
+		l.onLoad(s)
 		l.cur.Store(s)
 		return l, nil
 	}
@@ -79,7 +95,7 @@ func NewLive(path string, opts LiveOptions) (*Live, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
-	s, err := Parse(path, data)
+	s, err := parseIn(path, data, l.ws)
 	if err == nil {
 		err = l.check(s)
 	}
@@ -87,6 +103,7 @@ func NewLive(path string, opts LiveOptions) (*Live, error) {
 		return nil, err
 	}
 	l.lastSum = sha256.Sum256(data)
+	l.onLoad(s)
 	l.cur.Store(s)
 	return l, nil
 }
@@ -138,7 +155,7 @@ func (l *Live) reload(data []byte) {
 	}
 	l.lastSum = sum
 	old := l.Current()
-	s, err := Parse(l.path, data)
+	s, err := parseIn(l.path, data, l.ws)
 	if err == nil {
 		err = l.check(s)
 	}
@@ -146,6 +163,16 @@ func (l *Live) reload(data []byte) {
 		l.log.Error("rules file refused (it does not compile, or names a sandbox profile the config lacks); keeping the rules in force", "rules_file", l.path, "version", old.Version(), "err", err)
 		return
 	}
+	l.onLoad(s)
 	l.cur.Store(s)
 	l.log.Info("rules reloaded", "rules_file", l.path, "version", s.Version(), "label", s.Label(), "rules", s.Len(), "previous", old.Version())
+}
+
+// parseIn is Parse, the set resolving paths against ws.
+func parseIn(name string, data []byte, ws Workspace) (*Set, error) {
+	s, err := Parse(name, data)
+	if err != nil {
+		return nil, err
+	}
+	return s.WithWorkspace(ws), nil
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -151,4 +152,52 @@ func TestNewLive(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	l.Run(ctx) // returns at once
+}
+
+// OnLoad hears of every set put in force, with its source, and of no
+// refused one.
+func TestLiveOnLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	srcs := []string{"version: 1\ndefault: allow\n", "version: 1\nrules:\n  - {name: broken, match: 'nope', action: allow}\n", "version: 1\ndefault: deny\n"}
+	if err := os.WriteFile(path, []byte(srcs[0]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu     sync.Mutex
+		loaded []string
+	)
+	onLoad := func(s *Set) {
+		mu.Lock()
+		defer mu.Unlock()
+		loaded = append(loaded, string(s.Source()))
+	}
+	got := func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(loaded) }
+	var logs syncBuffer
+	l, err := NewLive(path, LiveOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Interval: 5 * time.Millisecond, OnLoad: onLoad})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { l.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	if err := os.WriteFile(path, []byte(srcs[1]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "broken edit refused", func() bool { return strings.Contains(logs.String(), "rules file refused") })
+	if err := os.WriteFile(path, []byte(srcs[2]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "reload to deny", func() bool { return len(got()) == 2 })
+	if g := got(); g[0] != srcs[0] || g[1] != srcs[2] {
+		t.Fatalf("OnLoad heard %q", g)
+	}
+
+	def, err := NewLive(DefaultName, LiveOptions{OnLoad: onLoad})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := got(); len(g) != 3 || g[2] != string(DefaultSource()) || def.Current().Version() != Default().Version() {
+		t.Fatalf("the embedded pack's load: %d loads", len(g))
+	}
 }

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -37,6 +38,7 @@ const (
 type Set struct {
 	name      string
 	version   string
+	source    []byte // the file's contents, as compiled
 	label     string
 	def       Action
 	onError   Action
@@ -44,7 +46,16 @@ type Set struct {
 	byTool    map[string][]int // indexed rules per tool name, in file order
 	unindexed []int            // rules any tool may match, in file order
 	hasShadow bool
-	acts      activations // recycled per-call state
+	// limits are the file-level confidence thresholds, applied to every call.
+	limits limits
+	acts   activations // recycled per-call state
+	// ws is where calls run, for the normalized call (WithWorkspace).
+	ws Workspace
+}
+
+// limits are confidence thresholds that tighten; < 0 means not set.
+type limits struct {
+	denyBelow, reviewBelow float64
 }
 
 // rule is one compiled rule.
@@ -57,7 +68,7 @@ type rule struct {
 	match         program
 	reasonExpr    *program
 	autoApproveAt float64 // < 0: not set
-	denyBelow     float64 // < 0: not set
+	limits        limits  // the rule's own thresholds
 	sandbox       string
 	sessionGrant  time.Duration
 	review        ReviewPolicy
@@ -124,10 +135,12 @@ func parse(name string, data []byte, fast bool) (*Set, error) {
 	s := &Set{
 		name:    name,
 		version: "sha256:" + hex.EncodeToString(sum[:])[:12],
+		source:  bytes.Clone(data),
 		label:   f.label,
 		def:     f.def,
 		onError: f.onError,
 		byTool:  map[string][]int{},
+		limits:  limits{denyBelow: orUnset(f.denyBelow), reviewBelow: orUnset(f.reviewBelow)},
 	}
 	for i, spec := range f.rules {
 		label := spec.name
@@ -143,14 +156,8 @@ func parse(name string, data []byte, fast bool) (*Set, error) {
 			sandbox:       spec.sandbox,
 			sessionGrant:  spec.sessionGrant,
 			review:        spec.review,
-			autoApproveAt: -1,
-			denyBelow:     -1,
-		}
-		if spec.autoApproveAt != nil {
-			r.autoApproveAt = *spec.autoApproveAt
-		}
-		if spec.denyBelow != nil {
-			r.denyBelow = *spec.denyBelow
+			autoApproveAt: orUnset(spec.autoApproveAt),
+			limits:        limits{denyBelow: orUnset(spec.denyBelow), reviewBelow: orUnset(spec.reviewBelow)},
 		}
 		if spec.match != nil {
 			p, checked, ok := compileExpr(env, fn.globs, fast, src, name, label, "match", spec.match, cel.BoolType, &errs)
@@ -191,6 +198,30 @@ func (s *Set) Sandboxes() map[string]string {
 	out := map[string]string{}
 	for _, r := range s.rules {
 		if _, seen := out[r.sandbox]; r.sandbox != "" && !seen {
+			out[r.sandbox] = fmt.Sprintf("%s:%d (rule %s)", s.name, r.line, r.name)
+		}
+	}
+	return out
+}
+
+// orUnset returns *p, or -1 (not set) for nil.
+func orUnset(p *float64) float64 {
+	if p == nil {
+		return -1
+	}
+	return *p
+}
+
+// AutoApproveSandboxes returns the sandbox profiles named by rules that
+// have auto_approve_at, each with the first such rule ("rules.yaml:12
+// (rule build)"), so the caller can refuse a set whose auto-approved calls
+// could leave the sandbox (a profile with network or with writes outside
+// the workspace). Parse already refuses such a rule without a profile, or
+// with none.
+func (s *Set) AutoApproveSandboxes() map[string]string {
+	out := map[string]string{}
+	for _, r := range s.rules {
+		if _, seen := out[r.sandbox]; r.autoApproveAt >= 0 && r.sandbox != "" && !seen {
 			out[r.sandbox] = fmt.Sprintf("%s:%d (rule %s)", s.name, r.line, r.name)
 		}
 	}
@@ -390,6 +421,15 @@ func (s *Set) Version() string {
 	return s.version
 }
 
+// Source is the rules file's contents the set was compiled from (its
+// Version is their hash); nil for a nil Set.
+func (s *Set) Source() []byte {
+	if s == nil {
+		return nil
+	}
+	return bytes.Clone(s.source)
+}
+
 // Label is the file's optional human label.
 func (s *Set) Label() string {
 	if s == nil {
@@ -457,9 +497,10 @@ func (s *Set) evaluate(ctx context.Context, c *tools.Call, trace *[]Step) Decisi
 		d.Reason = fmt.Sprintf("the call was cancelled before it could be decided, so on_error (%s) applies", s.onError)
 		return d
 	}
-	act := s.acts.get(c)
+	act := s.acts.get(c, &s.ws)
 	defer s.acts.put(act)
 	won := false
+	ruled := false // a matching rule decided, thresholds included
 	indexed := s.byTool[c.Tool]
 	unindexed := s.unindexed
 	for len(indexed) > 0 || len(unindexed) > 0 {
@@ -489,7 +530,7 @@ func (s *Set) evaluate(ctx context.Context, c *tools.Call, trace *[]Step) Decisi
 			case err != nil:
 				d.Shadow = append(d.Shadow, ShadowResult{Rule: r.name, Action: s.onError, Reason: "evaluation error", Error: errString("match", err)})
 			case matched:
-				sd := r.decide(ctx, act, c, s.onError)
+				sd := r.decide(ctx, act, c, s.onError, s.limits)
 				d.Shadow = append(d.Shadow, ShadowResult{Rule: r.name, Action: sd.Action, Reason: sd.Reason, Error: sd.Error})
 			}
 			continue
@@ -501,8 +542,9 @@ func (s *Set) evaluate(ctx context.Context, c *tools.Call, trace *[]Step) Decisi
 			d.Error = fmt.Sprintf("rule %q: %s", r.name, errString("match", err))
 			won = true
 		case matched:
-			rd := r.decide(ctx, act, c, s.onError)
-			d.Action, d.Rule, d.Reason, d.AutoApproved = rd.Action, r.name, rd.Reason, rd.AutoApproved
+			rd := r.decide(ctx, act, c, s.onError, s.limits)
+			d.Action, d.Rule, d.Reason, d.AutoApproved, d.ConfidenceEffect = rd.Action, r.name, rd.Reason, rd.AutoApproved, rd.Effect
+			ruled = true
 			if rd.Action != Deny {
 				d.Sandbox = r.sandbox
 			}
@@ -520,6 +562,18 @@ func (s *Set) evaluate(ctx context.Context, c *tools.Call, trace *[]Step) Decisi
 	}
 	if !won {
 		d.Action = s.def
+	}
+	if !ruled {
+		// The default, or on_error, decided: the file's thresholds still
+		// apply (a matched rule's decide applied them already).
+		var why string
+		d.Action, d.ConfidenceEffect, why = s.limits.tighten(d.Action, c.Confidence, [2]string{"the rule set's", "the rule set's"})
+		if why != "" {
+			d.Reason = joinReason(d.Reason, why)
+			if d.Action == Deny {
+				d.Sandbox = ""
+			}
+		}
 	}
 	return d
 }
@@ -545,13 +599,18 @@ type ruleDecision struct {
 	Action       Action
 	Reason       string
 	AutoApproved bool
+	Effect       string // Decision.ConfidenceEffect
 	Error        string
 }
 
 // decide applies a matching rule: its reason (computed if reason_expr), then
-// the confidence thresholds. A reason_expr error keeps the rule matched but
-// makes the action at least as strict as on_error and disables auto-approval.
-func (r *rule) decide(ctx context.Context, act *activation, c *tools.Call, onError Action) ruleDecision {
+// the confidence thresholds. Thresholds only tighten (deny_below, then
+// review_below, the rule's or the file's, whichever is higher), and only
+// a known confidence does either; auto_approve_at, the one that waives,
+// applies only when no threshold tightened. A reason_expr error keeps the
+// rule matched but makes the action at least as strict as on_error and
+// disables auto-approval.
+func (r *rule) decide(ctx context.Context, act *activation, c *tools.Call, onError Action, file limits) ruleDecision {
 	rd := ruleDecision{Action: r.action, Reason: r.reason}
 	if r.reasonExpr != nil {
 		v, err := r.reasonExpr.eval(ctx, act)
@@ -566,26 +625,63 @@ func (r *rule) decide(ctx context.Context, act *activation, c *tools.Call, onErr
 			rd.Error = errString("reason_expr", err)
 			rd.Reason = fmt.Sprintf("rule %q matched but its reason could not be computed", r.name)
 			rd.Action = stricter(r.action, onError)
-			return rd
 		}
 	}
+	// The higher of the rule's and the file's threshold is the one that
+	// bites; the reason names where it comes from.
+	lim, whose := file, [2]string{"the rule set's", "the rule set's"}
+	if r.limits.denyBelow >= 0 && r.limits.denyBelow >= lim.denyBelow {
+		lim.denyBelow, whose[0] = r.limits.denyBelow, "this rule's"
+	}
+	if r.limits.reviewBelow >= 0 && r.limits.reviewBelow >= lim.reviewBelow {
+		lim.reviewBelow, whose[1] = r.limits.reviewBelow, "this rule's"
+	}
+	var why string
+	rd.Action, rd.Effect, why = lim.tighten(rd.Action, c.Confidence, whose)
+	if why != "" {
+		rd.Reason = joinReason(rd.Reason, why)
+		return rd
+	}
 	conf, known := knownConfidence(c.Confidence)
-	switch {
-	case !known:
-	case r.denyBelow >= 0 && conf < r.denyBelow:
-		why := fmt.Sprintf("the agent's confidence %.2f is below this rule's deny_below %.2f", conf, r.denyBelow)
-		if rd.Reason != "" {
-			why = rd.Reason + "; " + why
-		}
-		rd.Action, rd.Reason = Deny, why
-	case r.action == Review && r.autoApproveAt >= 0 && conf >= r.autoApproveAt:
+	if known && rd.Error == "" && r.action == Review && r.autoApproveAt >= 0 && conf >= r.autoApproveAt &&
+		conf >= lim.reviewBelow && conf >= lim.denyBelow {
 		why := fmt.Sprintf("auto-approved: the agent's confidence %.2f is at or above %.2f", conf, r.autoApproveAt)
 		if rd.Reason != "" {
 			why = rd.Reason + " (" + why + ")"
 		}
-		rd.Action, rd.Reason, rd.AutoApproved = Allow, why, true
+		rd.Action, rd.Reason, rd.AutoApproved, rd.Effect = Allow, why, true, ConfidenceAutoApproved
 	}
 	return rd
+}
+
+// tighten applies l to action a given the agent's stated confidence p: a
+// known confidence below denyBelow denies, one below reviewBelow turns an
+// allow into a review. An unknown confidence (absent, NaN, outside 0..1)
+// tightens nothing: the agent chooses the number, so one that wants to
+// dodge a threshold states a high one, and counting silence as doubt would
+// only penalise agents that do not state any. whose names where the deny
+// and the review threshold come from, for the reason; effect and why are
+// "" when nothing changed.
+func (l limits) tighten(a Action, p *float64, whose [2]string) (_ Action, effect, why string) {
+	conf, known := knownConfidence(p)
+	if !known {
+		return a, "", ""
+	}
+	switch {
+	case l.denyBelow >= 0 && conf < l.denyBelow && a != Deny:
+		return Deny, ConfidenceTightenedToDeny, fmt.Sprintf("the agent's confidence %.2f is below %s deny_below %.2f", conf, whose[0], l.denyBelow)
+	case l.reviewBelow >= 0 && conf < l.reviewBelow && a == Allow:
+		return Review, ConfidenceTightenedToReview, fmt.Sprintf("the agent's confidence %.2f is below %s review_below %.2f", conf, whose[1], l.reviewBelow)
+	}
+	return a, "", ""
+}
+
+// joinReason appends why to a decision's reason.
+func joinReason(reason, why string) string {
+	if reason == "" {
+		return why
+	}
+	return reason + "; " + why
 }
 
 // stricter returns the stricter of two actions: deny > review > allow.

@@ -25,6 +25,7 @@ rules:
     reason_expr: '"shell command: " + args.?command.orValue("")'
     auto_approve_at: 0.9
     deny_below: 0.3
+    sandbox: workspace-write
   - name: reads
     match: 'tool.annotations.?readOnlyHint.orValue(false) == true'
     action: allow

@@ -357,33 +357,10 @@ func shellUnwrap(cmd []string) []string {
 			w = w[1:]
 			continue
 		}
-		prog := path.Base(w[0])
-		opts, ok := shellWrappers[prog]
-		if !ok {
+		if _, ok := shellWrappers[path.Base(w[0])]; !ok {
 			break
 		}
-		w = w[1:]
-		for len(w) > 0 {
-			a := w[0]
-			if a == "--" {
-				w = w[1:]
-				break
-			}
-			if prog == "env" && isAssignment(a) {
-				w = w[1:]
-				continue
-			}
-			if !strings.HasPrefix(a, "-") || a == "-" {
-				break
-			}
-			w = w[1:]
-			if opts[a] && len(w) > 0 {
-				w = w[1:]
-			}
-		}
-		if prog == "timeout" && len(w) > 0 { // the duration
-			w = w[1:]
-		}
+		w = unwrapOnce(w)
 	}
 	if len(w) == 0 {
 		return []string{}

@@ -4,6 +4,7 @@
 package tools
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -50,6 +51,14 @@ type Call struct {
 	SchemaHash string `json:"schema_hash,omitempty"`
 	// ServerVersion is the upstream's serverInfo.version.
 	ServerVersion string `json:"server_version,omitempty"`
+	// Description is the tool's description and InputSchema its input
+	// schema (raw JSON), as its upstream declared them: rules infer the
+	// tool's kind from them (tool.kind). Not recorded; SchemaHash is.
+	Description string          `json:"-"`
+	InputSchema json.RawMessage `json:"-"`
+	// Pin is the tool's definition's state against its pin (Tool.Pin) when
+	// the call was received. The gate refuses a quarantined tool's calls.
+	Pin Pin `json:"pin,omitzero"`
 	// Client is the agent's MCP client, from initialize.
 	Client Peer `json:"client"`
 	// Model is the model driving the agent, when known.

@@ -125,6 +125,14 @@ type Tool struct {
 	// its definition's _meta under MetaSandbox); for a stdio upstream with
 	// a profile, that profile; "" otherwise.
 	Sandbox string
+	// Definition is the canonical JSON of what a pin covers (see
+	// [Definition]): name, title, description, schemas, annotations.
+	// DefHash is its hex sha256.
+	Definition json.RawMessage
+	DefHash    string
+	// Pin is the definition's state against its pin, as of the catalog's
+	// last rebuild; PinUnchecked without Options.Pins.
+	Pin Pin
 }
 
 // MetaSandbox is the _meta key under which toolgate tells its in-process
@@ -171,6 +179,12 @@ type Options struct {
 	Notify func(Notification)
 	// Logger receives upstream lifecycle events; nil discards.
 	Logger *slog.Logger
+	// Pins, when set, checks every upstream tool's definition against its
+	// pin whenever the tool list is rebuilt (an upstream came up or
+	// relisted, or Refresh); a failed check quarantines the tool
+	// (PinError). In-process upstreams' tools are toolgate's own and get
+	// PinBuiltin. nil leaves every tool PinUnchecked.
+	Pins PinStore
 }
 
 // Catalog is the set of upstream servers and the tools they expose. It
@@ -380,6 +394,35 @@ func (c *Catalog) Collisions() error {
 	return errors.Join(errs...)
 }
 
+// Refresh rebuilds the tool list, checking every tool's pin again, and
+// calls OnChange if anything changed (e.g. an admin approved a pin).
+func (c *Catalog) Refresh() { c.rebuild() }
+
+// pinTimeout bounds checking one tool's pin.
+const pinTimeout = 10 * time.Second
+
+// pin returns t's pin state: what Options.Pins says, fail closed.
+func (c *Catalog) pin(u *upstream, t Tool) Pin {
+	switch {
+	case c.o.Pins == nil:
+		return Pin{}
+	case u.spec.Server != nil:
+		return Pin{State: PinBuiltin}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pinTimeout)
+	defer cancel()
+	p, err := c.o.Pins.CheckPin(ctx, t)
+	if err != nil {
+		c.log.Error("checking a tool's pin failed; the tool is quarantined", "tool", t.Name, "server", t.Server, "err", err)
+		return Pin{State: PinError, Err: err.Error()}
+	}
+	if p.Quarantined() {
+		c.log.Warn("tool quarantined: its definition is not approved; review it with `toolgate tools show "+t.Name+"`, approve it with `toolgate tools approve "+t.Name+"`",
+			"tool", t.Name, "server", t.Server, "pin", p.State, "def_hash", t.DefHash)
+	}
+	return p
+}
+
 // rebuild recomputes the exposed tool list from every upstream's tools and
 // calls OnChange when it differs from the previous one.
 //
@@ -408,7 +451,7 @@ func (c *Catalog) rebuild() {
 	var refused []*NameCollisionError
 	index := map[string]Tool{}
 	owners := map[string]string{}
-	for _, ts := range listed {
+	for i, ts := range listed {
 		for _, t := range ts {
 			if w := claim[t.Name]; w.Server != t.Server {
 				e := &NameCollisionError{Name: t.Name, Server: w.Server, Tool: w.Def.Name, OtherServer: t.Server, OtherTool: t.Def.Name}
@@ -417,6 +460,7 @@ func (c *Catalog) rebuild() {
 				refused = append(refused, e)
 				continue
 			}
+			t.Pin = c.pin(c.ups[i], t)
 			index[t.Name] = t
 			owners[t.Name] = t.Server
 			all = append(all, t)
@@ -425,7 +469,7 @@ func (c *Catalog) rebuild() {
 	h := sha256.New()
 	for _, t := range all {
 		b, _ := json.Marshal(t.Def)
-		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%t\x00", t.Name, t.ServerVersion, b, t.Elicits)
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%t\x00%s\x00%d\x00", t.Name, t.ServerVersion, b, t.Elicits, t.Pin.State, t.Pin.ApprovedAt.UnixNano())
 	}
 	fp := hex.EncodeToString(h.Sum(nil))
 

@@ -505,6 +505,10 @@ func (u *upstream) parseTool(raw json.RawMessage, serverVersion string) (Tool, e
 	if err != nil {
 		return Tool{}, fmt.Errorf("tool %q: input schema: %w", def.Name, err)
 	}
+	canon, defHash, err := Definition(raw)
+	if err != nil {
+		return Tool{}, fmt.Errorf("tool %q: %w", def.Name, err)
+	}
 	a := def.Annotations
 	sandbox := u.spec.Sandbox
 	if u.spec.Server != nil && def.Meta != nil {
@@ -518,6 +522,8 @@ func (u *upstream) parseTool(raw json.RawMessage, serverVersion string) (Tool, e
 		ServerVersion: serverVersion,
 		Def:           def,
 		SchemaHash:    hash,
+		Definition:    canon,
+		DefHash:       defHash,
 		Annotations: Annotations{Title: a.Title, ReadOnly: a.ReadOnlyHint, Destructive: a.DestructiveHint,
 			Idempotent: a.IdempotentHint, OpenWorld: a.OpenWorldHint},
 	}, nil

@@ -341,6 +341,7 @@ func (c *auditCmd) showOne(ctx context.Context, id string) error {
 		action += " (auto-approved)"
 	}
 	row("action", action)
+	row("confidence effect", r.ConfidenceEffect)
 	row("rule", dash(r.Rule)+"  (rules "+r.RulesVersion+labelSuffix(r.RulesLabel)+")")
 	row("reason", r.Reason)
 	row("sandbox", r.Sandbox)
@@ -585,6 +586,15 @@ func (c *auditCmd) replayText(rep audit.ReplayReport) error {
 	w := c.stdout
 	fmt.Fprintf(w, "replayed %d calls against %s (%s%s) in %v: %d would change\n",
 		rep.Total, c.rulesPath, rep.RulesVersion, labelSuffix(rep.RulesLabel), rep.Elapsed.Round(time.Millisecond), rep.Changed)
+	if len(rep.Confidence) > 0 {
+		var parts []string
+		for _, e := range []string{rules.ConfidenceTightenedToReview, rules.ConfidenceTightenedToDeny, rules.ConfidenceAutoApproved} {
+			if n := rep.Confidence[e]; n > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", n, e))
+			}
+		}
+		fmt.Fprintf(w, "the agents' stated confidence changed %s of the new decisions\n", strings.Join(parts, ", "))
+	}
 	dec := func(a rules.Action, rule string) string { return string(a) + " (" + ruleName(rule) + ")" }
 	if rep.Changed > 0 {
 		if err := c.replayChanges(rep, dec); err != nil {
@@ -624,7 +634,7 @@ func (c *auditCmd) replayChanges(rep audit.ReplayReport, dec func(rules.Action, 
 			break
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t->\t%s\n", ch.ReceivedAt.Local().Format("2006-01-02 15:04:05"), ch.ID,
-			ch.Server, ch.Tool, dec(ch.OldAction, ch.OldRule), dec(ch.NewAction, ch.NewRule)+grantNote(ch.Grant))
+			ch.Server, ch.Tool, dec(ch.OldAction, ch.OldRule)+effectNote(ch.OldConfidence), dec(ch.NewAction, ch.NewRule)+effectNote(ch.NewConfidence)+grantNote(ch.Grant))
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nCHANGES BY RULE")
@@ -641,6 +651,14 @@ func (c *auditCmd) replayChanges(rep audit.ReplayReport, dec func(rules.Action, 
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", ruleName(r.Rule), r.Before, r.After, r.Lost, r.Gained)
 	}
 	return tw.Flush()
+}
+
+// effectNote marks a decision the agent's stated confidence changed.
+func effectNote(e string) string {
+	if e == "" || e == rules.ConfidenceNone {
+		return ""
+	}
+	return " [confidence: " + e + "]"
 }
 
 func ruleName(r string) string {

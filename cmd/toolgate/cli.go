@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/toolgate/toolgate/audit"
+	"github.com/toolgate/toolgate/config"
 )
 
 // dbPath picks the audit DB: --db, $TOOLGATE_AUDIT_DB,
@@ -47,8 +48,10 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 // parseWithDB parses a subcommand's flags (interleaved with its arguments)
-// and finds the audit DB it works on, which must exist. path is "" when the
-// command must stop: err is then nil for -h, else what went wrong.
+// and finds the audit DB it works on, which must exist. A subcommand with a
+// --config flag takes the DB from the config file's audit.path when --db
+// is not given. path is "" when the command must stop: err is then nil for
+// -h, else what went wrong.
 func parseWithDB(fs *flag.FlagSet, args []string, what string, env environ) (pos []string, path string, err error) {
 	pos, err = parseInterleaved(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
@@ -57,7 +60,15 @@ func parseWithDB(fs *flag.FlagSet, args []string, what string, env environ) (pos
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: %s: %v", errUsage, what, err)
 	}
-	if path, err = dbPath(fs.Lookup("db").Value.String(), env); err != nil {
+	db := fs.Lookup("db").Value.String()
+	if c := fs.Lookup("config"); c != nil && c.Value.String() != "" && db == "" {
+		cfg, err := config.Load(c.Value.String())
+		if err != nil {
+			return nil, "", err
+		}
+		db = cfg.Audit.Path
+	}
+	if path, err = dbPath(db, env); err != nil {
 		return nil, "", err
 	}
 	if _, err := os.Stat(path); err != nil {

@@ -245,17 +245,25 @@ func TestServeSandboxDefaultPack(t *testing.T) {
 	if isErr || !strings.Contains(out, "hello from the workspace") || !strings.Contains(out, "sandbox: read-only") {
 		t.Fatalf("a read the pack allows: %s", out)
 	}
-	out, _ = f.run(t, "cat main.txt > copy.txt")
-	if !strings.Contains(out, "toolgate refused") {
-		t.Fatalf("a write was not reviewed: %s", out)
+	// Routine work in the workspace runs without a human, in workspace-write.
+	out, isErr = f.run(t, "cat main.txt > copy.txt")
+	if isErr || !strings.Contains(out, "sandbox: workspace-write") {
+		t.Fatalf("a routine write in the workspace did not run in workspace-write: %s", out)
 	}
-	for _, cmd := range []string{"cat ~/.ss*/id_*", "cat .en?"} {
-		if out, _ := f.run(t, cmd); !strings.Contains(out, "deny-shell-secret-files") {
+	if b, err := os.ReadFile(filepath.Join(f.ws, "copy.txt")); err != nil || !strings.Contains(string(b), "hello from the workspace") {
+		t.Fatalf("the routine write did not land: %q, %v", b, err)
+	}
+	// What leaves the workspace goes to a human.
+	if out, _ := f.run(t, "cat main.txt > /tmp/copy.txt"); !strings.Contains(out, "toolgate refused") {
+		t.Fatalf("a write outside the workspace was not reviewed: %s", out)
+	}
+	for _, cmd := range []string{"cat ~/.ss*/id_*", "cat .en?", "cat ~/.config/gh/hosts.yml", "git show HEAD~1:.env"} {
+		if out, _ := f.run(t, cmd); !strings.Contains(out, "deny-secret-paths") {
 			t.Errorf("%s: %s", cmd, out)
 		}
 	}
-	if out, _ := f.run(t, "git grep --no-index --open='touch pwned' -e hello"); !strings.Contains(out, "toolgate refused") {
-		t.Errorf("git grep --open ran without review: %s", out)
+	if out, _ := f.run(t, "git grep --no-index --open='touch pwned' -e hello"); !strings.Contains(out, "deny-hidden-exec") {
+		t.Errorf("git grep --open was not denied: %s", out)
 	}
 	if _, err := os.Stat(filepath.Join(f.ws, "pwned")); err == nil {
 		t.Error("git grep --open ran its command")

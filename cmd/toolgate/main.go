@@ -7,6 +7,7 @@
 //	toolgate rules check|test|eval ...
 //	toolgate audit list|show|tail|export|stats|verify|replay ...
 //	toolgate review list|approve|deny ...
+//	toolgate tools list|show|approve ...
 //	toolgate version
 package main
 
@@ -66,7 +67,7 @@ Commands:
   review    list and answer pending reviews from a terminal
   grants    list and revoke the approvals bound to calls
   tokens    create, list and revoke per-user bearer tokens
-  tools     names: the exposed tool names and the upstream tools they stand for
+  tools     list, show and approve the upstream tools' pinned definitions; names: the exposed names
   version   print toolgate's version
 
 Run 'toolgate COMMAND -h' for a command's flags.`
@@ -96,8 +97,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if len(args) > 1 && args[1] == "names" {
 			return runToolsNames(ctx, args[2:], env, stdout, stderr)
 		}
-		fmt.Fprintln(stderr, toolsNamesUsage)
-		return fmt.Errorf("%w: tools: unknown or missing subcommand (names)", errUsage)
+		return runTools(ctx, args[1:], env, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "toolgate", version)
 		return nil

@@ -19,9 +19,16 @@ const rulesUsage = `usage:
   toolgate rules test FILE CASES.yaml...    run test cases against a rule file (PASS/FAIL per case)
   toolgate rules eval FILE --call JSON      decide one call and show why
   toolgate rules default                    print the embedded default rule pack
+  toolgate rules score [--rules FILE] CORPUS...
+                                            decide a labelled corpus of calls; print
+                                            caught %, denied-of-never %, benign escalated %
+                                            and every miss
+  toolgate rules history [--db PATH]        list the rule sets loaded: when in force, decisions
+  toolgate rules rollback VERSION [--config FILE]
+                                            write a recorded version back to the rules file
 
 FILE may be @default, the embedded default pack. The file format, the CEL
-variables and functions, and the cases format are in docs/rules.md.`
+variables and functions, the cases format and the corpus format are in docs/rules.md.`
 
 // runRules dispatches the rules subcommands.
 func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -36,6 +43,10 @@ func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return rulesTest(ctx, args[1:], stdout, stderr)
 	case "eval":
 		return rulesEval(ctx, args[1:], stdout, stderr)
+	case "score":
+		return rulesScore(ctx, args[1:], stdout, stderr)
+	case "history", "rollback":
+		return runRulesHistory(ctx, args[1:], args[0] == "rollback", osEnv{}, stdout, stderr)
 	case "default":
 		if len(args) > 1 {
 			return fmt.Errorf("%w: rules default takes no arguments", errUsage)
@@ -148,7 +159,7 @@ func rulesTest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return errFailed
 		}
 		for _, c := range cases {
-			if err := c.Check(s.Evaluate(ctx, c.Call)); err != nil {
+			if err := c.Check(c.Decide(ctx, s)); err != nil {
 				fail++
 				fmt.Fprintf(stdout, "FAIL: %s (%s:%d)\n      %v\n", c.Name, cf, c.Line, err)
 				continue
@@ -228,6 +239,9 @@ func printRuleDecision(w io.Writer, d rules.Decision, steps []rules.Step, skippe
 	}
 	if d.AutoApproved {
 		fmt.Fprintf(w, "auto-approved: yes (the agent's confidence met auto_approve_at)\n")
+	}
+	if d.ConfidenceEffect == rules.ConfidenceTightenedToReview || d.ConfidenceEffect == rules.ConfidenceTightenedToDeny {
+		fmt.Fprintf(w, "confidence: %s (the agent's stated confidence made the action stricter)\n", d.ConfidenceEffect)
 	}
 	if d.Error != "" {
 		fmt.Fprintf(w, "error:   %s\n", d.Error)

@@ -298,9 +298,11 @@ func realPath(p string) (string, error) {
 	}
 }
 
-// sandboxRulesCheck returns the rules check for sb: a rule set naming a profile
-// the sandbox lacks is refused at load and on reload.
-func sandboxRulesCheck(sb *sandbox.Sandbox) func(*rules.Set) error {
+// sandboxRulesCheck returns the rules check for sb, configured by cfg: a
+// rule set naming a profile the sandbox lacks, or auto-approving calls in
+// a profile they could leave the sandbox by, is refused at load and on
+// reload.
+func sandboxRulesCheck(sb *sandbox.Sandbox, cfg config.Sandbox) func(*rules.Set) error {
 	return func(set *rules.Set) error {
 		var errs []error
 		for name, where := range set.Sandboxes() {
@@ -308,8 +310,37 @@ func sandboxRulesCheck(sb *sandbox.Sandbox) func(*rules.Set) error {
 				errs = append(errs, fmt.Errorf("%s: %w", where, err))
 			}
 		}
+		for name, where := range set.AutoApproveSandboxes() {
+			if why := leavesSandbox(sb, cfg, name); why != "" {
+				errs = append(errs, fmt.Errorf("%s: auto_approve_at runs calls with no human on the agent's own confidence, so only in a profile that keeps them in; sandbox profile %s does not: %s", where, name, why))
+			}
+		}
 		return errors.Join(errs...)
 	}
+}
+
+// leavesSandbox says how a call run in profile name could leave the
+// sandbox, "" if it cannot. A call leaves it when it runs unconfined
+// (profile none), has the network, or can write outside the workspace
+// (the profile's write paths; toolgate's own cache aside). Reading more
+// of the host is not leaving: hidden paths stay hidden.
+func leavesSandbox(sb *sandbox.Sandbox, cfg config.Sandbox, name string) string {
+	p, err := sb.Profile(name)
+	if err != nil {
+		return "" // refused as an unknown profile
+	}
+	switch {
+	case p.Unsandboxed:
+		return "it runs without a sandbox"
+	case p.Network:
+		return "it has the network"
+	}
+	for _, cp := range cfg.Profiles {
+		if cp.Name == name && len(cp.Write) > 0 {
+			return "it can write outside the workspace (" + strings.Join(cp.Write, ", ") + ")"
+		}
+	}
+	return ""
 }
 
 // ownFiles lists toolgate's own files for cfg: the config file, the rules

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/config"
 	"github.com/toolgate/toolgate/gate"
 	"github.com/toolgate/toolgate/mcp"
@@ -102,7 +103,8 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	if err != nil {
 		return err
 	}
-	sb, err := buildSandbox(ctx, cfg, env, ownFiles(path, cfg, dbp), logger)
+	own := ownFiles(path, cfg, dbp)
+	sb, err := buildSandbox(ctx, cfg, env, own, logger)
 	if err != nil {
 		return err
 	}
@@ -110,7 +112,7 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	if err != nil {
 		return err
 	}
-	pol, err := buildPolicy(ctx, cfg, env, dbp, sandboxRulesCheck(sb), logger)
+	pol, err := buildPolicy(ctx, cfg, env, dbp, rulesWorkspace(cfg, env, own), sandboxRulesCheck(sb, cfg.Sandbox), logger)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -126,6 +128,7 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	upstreams = append(upstreams, tools.Upstream{Name: toolgateSrv, Server: reviewtool.NewServer(pol.store, version, review.DefaultPollInterval)})
 
 	var srv *mcp.Server
+	pins := audit.NewPins(pol.store, audit.PinMode(cfg.Pinning.Mode))
 	cat, err := tools.New(tools.Options{
 		Upstreams: upstreams,
 		Separator: cfg.Naming.Separator,
@@ -133,6 +136,7 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 		Logger:    logger,
 		OnChange:  func() { srv.SyncSoon() },
 		Notify:    func(n tools.Notification) { srv.Notify(n) },
+		Pins:      pins,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -158,6 +162,18 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	if err := cat.Collisions(); err != nil {
 		return fmt.Errorf("serve: %s: %w", path, err)
 	}
+	// An approval (`toolgate tools approve`, another process) reaches the
+	// catalog within pinPoll, without a restart.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		pins.Watch(watchCtx, pinPoll, cat.Refresh)
+	}()
+	defer func() {
+		stopWatch()
+		<-watched
+	}()
 	srv.Sync()
 	logger.Info("toolgate serving", "version", version, "upstreams", len(upstreams), "tools", len(cat.Tools()),
 		"transport", map[bool]string{true: "http", false: "stdio"}[*httpAddr != ""], "config", path)
@@ -192,6 +208,10 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	h := srv.HTTPHandler(hopts)
 	return serveHTTP(ctx, *httpAddr, h, pol.routes, mp, !chain.Empty(), logger)
 }
+
+// pinPoll is how often serve looks for tool pin changes made by other
+// processes (approvals): a one-row query on the audit DB.
+const pinPoll = time.Second
 
 // GC settings for serve, unless GOGC or GOMEMLIMIT say otherwise. toolgate's
 // live heap is small (about 2 MB) and every call allocates, so at the

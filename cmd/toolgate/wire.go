@@ -54,14 +54,7 @@ const pathMetrics = "/metrics"
 // Socket Mode, CLI verdict polling, expiring the reviews of ended
 // processes). Reviews whose process is gone (its lease ran out, or it had
 // none) are expired first; another live process's are left alone.
-func buildPolicy(ctx context.Context, cfg *config.Config, env environ, dbPath string, checkRules func(*rules.Set) error, logger *slog.Logger) (_ *policy, err error) {
-	live, err := rules.NewLive(cfg.Rules.File, rules.LiveOptions{Logger: logger.With("component", "rules"), Check: checkRules})
-	if err != nil {
-		return nil, err
-	}
-	cur := live.Current()
-	logger.Info("rules loaded", "file", rulesFileName(cfg.Rules.File), "version", cur.Version(), "label", cur.Label(), "rules", cur.Len())
-
+func buildPolicy(ctx context.Context, cfg *config.Config, env environ, dbPath string, ws rules.Workspace, checkRules func(*rules.Set) error, logger *slog.Logger) (_ *policy, err error) {
 	red := redact.New(cfg.Audit.RedactKeys)
 	m := metrics.New(prometheus.NewRegistry())
 	st, err := audit.Open(ctx, dbPath, audit.Options{
@@ -83,6 +76,24 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, dbPath st
 		}
 	}()
 	logger.Info("audit log open", "path", dbPath)
+
+	// Every rule set put in force is kept in the audit log with its source
+	// (`toolgate rules history`, `rules rollback`). A failed write is
+	// logged, not fatal: refusing a valid reload would keep older rules in
+	// force, and each call still records the version that decided it.
+	recordRules := func(set *rules.Set) {
+		err := st.RecordRulesetLoad(context.WithoutCancel(ctx), audit.RulesetLoad{
+			Version: set.Version(), Label: set.Label(), File: set.Name(), Source: set.Source()})
+		if err != nil {
+			logger.Error("recording the rule set in the audit log failed", "version", set.Version(), "err", err)
+		}
+	}
+	live, err := rules.NewLive(cfg.Rules.File, rules.LiveOptions{Logger: logger.With("component", "rules"), Check: checkRules, OnLoad: recordRules, Workspace: ws})
+	if err != nil {
+		return nil, err
+	}
+	cur := live.Current()
+	logger.Info("rules loaded", "file", rulesFileName(cfg.Rules.File), "version", cur.Version(), "label", cur.Label(), "rules", cur.Len())
 
 	slackOpts, err := slackOptions(cfg.Review, env)
 	if err != nil {
@@ -220,6 +231,20 @@ func expireOrphans(ctx context.Context, svc *review.Service, interval time.Durat
 			logger.Warn("expiring the reviews of ended processes failed", "err", err)
 		}
 	}
+}
+
+// rulesWorkspace is what rules resolve the paths calls name against: the
+// workspace root as configured (made absolute), the home directory, and
+// toolgate's own files, which no call may read or write.
+func rulesWorkspace(cfg *config.Config, env environ, own []ownFile) rules.Workspace {
+	ws := rules.Workspace{Home: env.Getenv("HOME")}
+	if root, err := filepath.Abs(cfg.Workspace.Root); err == nil {
+		ws.Root = root
+	}
+	for _, o := range own {
+		ws.Own = append(ws.Own, o.path)
+	}
+	return ws
 }
 
 // requester says, for reviewers, who asks: the OS account toolgate runs as

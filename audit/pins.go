@@ -1,0 +1,367 @@
+package audit
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/toolgate/toolgate/tools"
+)
+
+// PinMode is how a tool seen for the first time is treated.
+type PinMode string
+
+// The pinning modes (config pinning.mode).
+const (
+	// PinTOFU pins a new tool's definition at first sight (trust on first
+	// use): only later changes are quarantined.
+	PinTOFU PinMode = "tofu"
+	// PinStrict quarantines new tools too, until an admin approves them.
+	PinStrict PinMode = "strict"
+)
+
+// ByTOFU is the ApprovedBy of a pin made at first sight in mode tofu.
+const ByTOFU = "toolgate (trust on first use)"
+
+// ToolPin is one upstream tool's pin: the definition approved (at first
+// sight, or by an admin) and the definition seen last.
+type ToolPin struct {
+	Server string `json:"server"`
+	Tool   string `json:"tool"`
+	// Name is the exposed name the tool was last seen under.
+	Name string `json:"name"`
+	// PinnedHash is the approved definition's hash; "" if none ever was.
+	PinnedHash string          `json:"pinned_hash,omitempty"`
+	PinnedDef  json.RawMessage `json:"pinned_definition,omitempty"`
+	// SeenHash is the definition's hash when the tool was last listed, and
+	// SeenAt when that definition was first seen.
+	SeenHash   string          `json:"seen_hash"`
+	SeenDef    json.RawMessage `json:"seen_definition"`
+	SeenAt     time.Time       `json:"seen_at"`
+	FirstSeen  time.Time       `json:"first_seen"`
+	ApprovedAt *time.Time      `json:"approved_at,omitempty"`
+	ApprovedBy string          `json:"approved_by,omitempty"`
+	State      tools.PinState  `json:"state"`
+}
+
+// state is the pin's state as seen last.
+func (p *ToolPin) state() tools.PinState {
+	switch {
+	case p.PinnedHash == "":
+		return tools.PinPending
+	case p.PinnedHash != p.SeenHash:
+		return tools.PinChanged
+	}
+	return tools.PinPinned
+}
+
+// pin is p as the catalog wants it.
+func (p *ToolPin) pin() tools.Pin {
+	out := tools.Pin{State: p.state()}
+	if p.ApprovedAt != nil {
+		out.ApprovedAt = *p.ApprovedAt
+	}
+	return out
+}
+
+// pinEvent is the chained record of a pin's change: a definition seen
+// (first, or different from the one seen before) or approved. Its call_id
+// is pinEventID, never a call's: Verify checks it in the chain but
+// reconciles no calls row with it.
+type pinEvent struct {
+	Kind   string `json:"kind"`
+	ID     string `json:"id"`
+	At     int64  `json:"at"`
+	Server string `json:"server"`
+	Tool   string `json:"tool"`
+	Name   string `json:"name"`
+	// Hash is the definition seen, or approved.
+	Hash string `json:"hash"`
+	// Pinned is the approved hash after the event ("" if none).
+	Pinned string `json:"pinned_hash"`
+	// By is who approved (kindPinApprove, or ByTOFU on a first sight).
+	By string `json:"by,omitempty"`
+}
+
+const (
+	kindPinSeen    = "tool_seen"
+	kindPinApprove = "tool_approve"
+)
+
+// standaloneKinds are the event kinds not about a call: Verify checks
+// them in the chain but looks for no calls row.
+var standaloneKinds = map[string]bool{kindPinSeen: true, kindPinApprove: true}
+
+func pinEventID(server, tool string) string { return "tool:" + server + "/" + tool }
+
+// appendPinEvent chains a kind event about p; by is who approved ("" for
+// a definition seen, unless trust on first use pinned it).
+func (w *wtx) appendPinEvent(kind string, at time.Time, p *ToolPin, hash, by string) error {
+	body, err := json.Marshal(pinEvent{Kind: kind, ID: pinEventID(p.Server, p.Tool), At: at.UnixNano(),
+		Server: p.Server, Tool: p.Tool, Name: p.Name, Hash: hash, Pinned: p.PinnedHash, By: by})
+	if err != nil {
+		return fmt.Errorf("audit: encode %s event: %w", kind, err)
+	}
+	return w.appendBody(pinEventID(p.Server, p.Tool), kind, at.UnixNano(), body)
+}
+
+const pinCols = `server, tool, name, pinned_hash, pinned_def, seen_hash, seen_def, seen_at, first_seen, approved_at, approved_by`
+
+func scanPin(sc scanner) (*ToolPin, error) {
+	var (
+		p                  ToolPin
+		pinnedDef, seenDef string
+		seenAt, first      int64
+		approvedAt         sql.NullInt64
+	)
+	if err := sc.Scan(&p.Server, &p.Tool, &p.Name, &p.PinnedHash, &pinnedDef, &p.SeenHash, &seenDef, &seenAt, &first,
+		&approvedAt, &p.ApprovedBy); err != nil {
+		return nil, err
+	}
+	if pinnedDef != "" {
+		p.PinnedDef = json.RawMessage(pinnedDef)
+	}
+	p.SeenDef = json.RawMessage(seenDef)
+	p.SeenAt, p.FirstSeen = time.Unix(0, seenAt).UTC(), time.Unix(0, first).UTC()
+	if approvedAt.Valid {
+		t := time.Unix(0, approvedAt.Int64).UTC()
+		p.ApprovedAt = &t
+	}
+	p.State = p.state()
+	return &p, nil
+}
+
+// ObservePin records that tool t was listed with its current definition
+// and returns its pin: a tool seen for the first time is inserted, pinned
+// at once in mode PinTOFU, pending approval in PinStrict; a definition
+// other than the one seen last is recorded as seen. Each of those is
+// chained in the audit log. Seeing the same definition again writes
+// nothing.
+func (s *Store) ObservePin(ctx context.Context, t tools.Tool, mode PinMode) (*ToolPin, error) {
+	if t.DefHash == "" {
+		return nil, fmt.Errorf("audit: tool %s has no definition hash", t.Name)
+	}
+	if p, err := s.pin(ctx, s.rdb, t.Server, t.Def.Name); err == nil && p.SeenHash == t.DefHash && p.Name == t.Name {
+		return p, nil // the common case: nothing new, no write
+	} else if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, err
+	}
+	var out *ToolPin
+	at := utc(s.o.Now())
+	err := s.write(ctx, func(w *wtx) error {
+		p, err := s.pin(w.ctx, w.s.conn, t.Server, t.Def.Name)
+		by := ""
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			p = &ToolPin{Server: t.Server, Tool: t.Def.Name, Name: t.Name, SeenHash: t.DefHash, SeenDef: t.Definition,
+				SeenAt: at, FirstSeen: at}
+			if mode != PinStrict {
+				p.PinnedHash, p.PinnedDef, p.ApprovedAt, p.ApprovedBy = t.DefHash, t.Definition, &at, ByTOFU
+				by = ByTOFU
+			}
+			var approved any
+			if p.ApprovedAt != nil {
+				approved = at.UnixNano()
+			}
+			if _, err := w.s.conn.ExecContext(w.ctx, `INSERT INTO tool_pins (`+pinCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+				p.Server, p.Tool, p.Name, p.PinnedHash, string(p.PinnedDef), p.SeenHash, string(p.SeenDef), at.UnixNano(), at.UnixNano(),
+				approved, p.ApprovedBy); err != nil {
+				return fmt.Errorf("audit: record tool %s: %w", t.Name, err)
+			}
+		case err != nil:
+			return err
+		case p.SeenHash == t.DefHash:
+			if p.Name != t.Name {
+				if _, err := w.s.conn.ExecContext(w.ctx, `UPDATE tool_pins SET name = ? WHERE server = ? AND tool = ?`,
+					t.Name, p.Server, p.Tool); err != nil {
+					return fmt.Errorf("audit: record tool %s: %w", t.Name, err)
+				}
+				p.Name = t.Name
+			}
+			out = p
+			return nil
+		default:
+			p.Name, p.SeenHash, p.SeenDef, p.SeenAt = t.Name, t.DefHash, t.Definition, at
+			if _, err := w.s.conn.ExecContext(w.ctx, `UPDATE tool_pins SET name = ?, seen_hash = ?, seen_def = ?, seen_at = ?
+				WHERE server = ? AND tool = ?`, p.Name, p.SeenHash, string(p.SeenDef), at.UnixNano(), p.Server, p.Tool); err != nil {
+				return fmt.Errorf("audit: record tool %s: %w", t.Name, err)
+			}
+		}
+		p.State = p.state()
+		out = p
+		return w.appendPinEvent(kindPinSeen, at, p, t.DefHash, by)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// querier is the read pool or the writer's connection.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (s *Store) pin(ctx context.Context, q querier, server, tool string) (*ToolPin, error) {
+	p, err := scanPin(q.QueryRowContext(ctx, `SELECT `+pinCols+` FROM tool_pins WHERE server = ? AND tool = ?`, server, tool))
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("audit: read pin of %s/%s: %w", server, tool, err)
+	}
+	return p, err
+}
+
+// ToolPins lists every tool ever seen, by exposed name.
+func (s *Store) ToolPins(ctx context.Context) ([]*ToolPin, error) {
+	return allPins(ctx, s.rdb)
+}
+
+func allPins(ctx context.Context, q querier) ([]*ToolPin, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+pinCols+` FROM tool_pins ORDER BY name, server, tool`)
+	if err != nil {
+		return nil, fmt.Errorf("audit: tool pins: %w", err)
+	}
+	defer rows.Close()
+	var out []*ToolPin
+	for rows.Next() {
+		p, err := scanPin(rows)
+		if err != nil {
+			return nil, fmt.Errorf("audit: tool pins: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// ErrNoSuchTool: ApprovePins was given a name no tool was seen under.
+var ErrNoSuchTool = errors.New("audit: no tool seen under that name")
+
+// ApprovePins approves the definition last seen of each tool named (by
+// exposed name), and with allChanged of every changed or pending tool, as
+// approved by by (e.g. "cli:alice"), chaining each approval. It returns
+// the pins it approved; a tool whose seen definition is already the pinned
+// one is left as it is. All or nothing: an unknown name approves none.
+func (s *Store) ApprovePins(ctx context.Context, names []string, allChanged bool, by string) ([]*ToolPin, error) {
+	at := utc(s.o.Now())
+	var out []*ToolPin
+	err := s.write(ctx, func(w *wtx) error {
+		out = nil
+		all, err := allPins(w.ctx, w.s.conn)
+		if err != nil {
+			return err
+		}
+		want := map[string]bool{}
+		for _, n := range names {
+			want[n] = true
+		}
+		for _, p := range all {
+			named := want[p.Name]
+			delete(want, p.Name)
+			if !named && !(allChanged && p.State != tools.PinPinned) {
+				continue
+			}
+			if p.State == tools.PinPinned {
+				continue
+			}
+			p.PinnedHash, p.PinnedDef, p.ApprovedAt, p.ApprovedBy = p.SeenHash, p.SeenDef, &at, by
+			if _, err := w.s.conn.ExecContext(w.ctx, `UPDATE tool_pins SET pinned_hash = ?, pinned_def = ?, approved_at = ?, approved_by = ?
+				WHERE server = ? AND tool = ?`, p.PinnedHash, string(p.PinnedDef), at.UnixNano(), by, p.Server, p.Tool); err != nil {
+				return fmt.Errorf("audit: approve %s: %w", p.Name, err)
+			}
+			p.State = p.state()
+			if err := w.appendPinEvent(kindPinApprove, at, p, p.SeenHash, by); err != nil {
+				return err
+			}
+			out = append(out, p)
+		}
+		for n := range want {
+			return fmt.Errorf("%w: %s (see `toolgate tools list`)", ErrNoSuchTool, n)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// pinsVersion is a fingerprint of the pins an approval changes: it moves
+// whenever a tool is added or a pin approved (an approval stamps
+// approved_at with its time; TOTAL is a float sum, which cannot overflow).
+func (s *Store) pinsVersion(ctx context.Context) (string, error) {
+	var (
+		n, last int64
+		sum     float64
+	)
+	if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MAX(approved_at), 0), TOTAL(approved_at) FROM tool_pins`).Scan(&n, &last, &sum); err != nil {
+		return "", fmt.Errorf("audit: tool pins: %w", err)
+	}
+	return fmt.Sprintf("%d/%d/%g", n, last, sum), nil
+}
+
+// Pins is the pin store a tool catalog uses (tools.PinStore), over a Store
+// that other processes (`toolgate tools approve`) write to as well.
+type Pins struct {
+	s    *Store
+	mode PinMode
+
+	mu      sync.Mutex
+	version string
+	// failed is set when a check failed, so that Watch retries it.
+	failed bool
+}
+
+// NewPins returns the pin store over s in mode (PinTOFU when "").
+func NewPins(s *Store, mode PinMode) *Pins {
+	if mode == "" {
+		mode = PinTOFU
+	}
+	return &Pins{s: s, mode: mode}
+}
+
+// CheckPin implements tools.PinStore.
+func (p *Pins) CheckPin(ctx context.Context, t tools.Tool) (tools.Pin, error) {
+	tp, err := p.s.ObservePin(ctx, t, p.mode)
+	if err != nil {
+		p.mu.Lock()
+		p.failed = true
+		p.mu.Unlock()
+		return tools.Pin{}, err
+	}
+	return tp.pin(), nil
+}
+
+// Watch calls changed, until ctx ends, whenever the pins changed since the
+// last look (every interval): an approval made by another process, or a
+// tool seen for the first time. It also calls it after a failed CheckPin,
+// so the check is retried. changed should re-check every tool
+// (tools.Catalog.Refresh).
+func (p *Pins) Watch(ctx context.Context, interval time.Duration, changed func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		v, err := p.s.pinsVersion(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				p.s.o.Logger.Warn("reading tool pins failed", "err", err)
+			}
+			continue
+		}
+		p.mu.Lock()
+		moved := v != p.version || p.failed
+		p.version, p.failed = v, false
+		p.mu.Unlock()
+		if moved {
+			changed()
+		}
+	}
+}

@@ -1,0 +1,122 @@
+package gate
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/tools"
+)
+
+// TestQuarantinedToolRefused: a call of a tool whose definition is not the
+// approved one is refused and recorded as denied, with a message saying
+// what unblocks it (but not the command), even when the rules allow
+// everything; a
+// pinned, built-in or unchecked tool's call is decided by the rules.
+func TestQuarantinedToolRefused(t *testing.T) {
+	approved := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		pin     tools.Pin
+		refused bool
+		want    string
+	}{
+		{tools.Pin{State: tools.PinChanged, ApprovedAt: approved}, true, "tool up__echo's definition changed since it was approved on 2026-03-01, so it is quarantined until an admin reviews and approves the new definition"},
+		{tools.Pin{State: tools.PinPending}, true, "tool up__echo is new and not approved yet"},
+		{tools.Pin{State: tools.PinError, Err: "disk I/O error"}, true, "disk I/O error"},
+		{tools.Pin{State: tools.PinPinned, ApprovedAt: approved}, false, "done"},
+		{tools.Pin{State: tools.PinBuiltin}, false, "done"},
+		{tools.Pin{}, false, "done"},
+	} {
+		t.Run(string(tc.pin.State), func(t *testing.T) {
+			j := &journal{}
+			rec := &recorder{j: j}
+			var decided rules.Decision
+			g, err := New(Options{
+				Decider:   decider(func(c tools.Call) rules.Decision { j.add("decide"); return rules.Decision{Action: rules.Allow} }),
+				Recorder:  &capture{recorder: rec, d: &decided},
+				Forwarder: &forwarder{j: j, res: &mcp.CallToolResult{Content: []mcp.Content{mcp.NewTextContent("done")}}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := g.Handle(context.Background(), tools.Call{Server: "up", Tool: "echo", Name: "up__echo", Pin: tc.pin})
+			got := text(res)
+			if !strings.Contains(got, tc.want) {
+				t.Fatalf("result %q does not contain %q", got, tc.want)
+			}
+			if tc.refused {
+				if strings.Contains(got, "tools approve") {
+					t.Fatalf("the refusal hands the agent the command that approves the tool: %s", got)
+				}
+				if !res.IsError || j.String() != "begin:deny" || decided.Rule != RulePin || !strings.Contains(decided.Reason, "up__echo") {
+					t.Fatalf("quarantined call: isError %v, journal %q, recorded %+v", res.IsError, j, decided)
+				}
+				return
+			}
+			if res.IsError || j.String() != "decide begin:allow forward finish:ok" {
+				t.Fatalf("trusted call: isError %v, journal %q", res.IsError, j)
+			}
+		})
+	}
+}
+
+type decider func(tools.Call) rules.Decision
+
+func (f decider) Decide(_ context.Context, c tools.Call) rules.Decision { return f(c) }
+
+// capture is a recorder that keeps the decision Begin recorded.
+type capture struct {
+	*recorder
+	d *rules.Decision
+}
+
+func (c *capture) Begin(ctx context.Context, call tools.Call, d rules.Decision) error {
+	*c.d = d
+	return c.recorder.Begin(ctx, call, d)
+}
+
+// lookupForwarder is a forwarder that is also a catalog.
+type lookupForwarder struct {
+	*forwarder
+	tools map[string]tools.Tool
+}
+
+func (l lookupForwarder) Lookup(name string) (tools.Tool, bool) {
+	t, ok := l.tools[name]
+	return t, ok
+}
+
+// TestPinFromCatalog: the catalog's current pin state wins over the one
+// the call was built with (the agent-facing list lags the catalog).
+func TestPinFromCatalog(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		call, now   tools.PinState
+		wantRefusal bool
+	}{
+		{"changed since the list was built", tools.PinPinned, tools.PinChanged, true},
+		{"approved since the list was built", tools.PinChanged, tools.PinPinned, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			j := &journal{}
+			tl := tools.Tool{Name: "up__echo", Server: "up", Pin: tools.Pin{State: tc.now}}
+			tl.Def.Name = "echo"
+			cat := lookupForwarder{
+				forwarder: &forwarder{j: j, res: &mcp.CallToolResult{Content: []mcp.Content{mcp.NewTextContent("done")}}},
+				tools:     map[string]tools.Tool{"up__echo": tl},
+			}
+			g, err := New(Options{Decider: fixed{Action: rules.Allow}, Recorder: &recorder{j: j}, Forwarder: cat})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := g.Handle(context.Background(), tools.Call{Server: "up", Tool: "echo", Name: "up__echo", Pin: tools.Pin{State: tc.call}})
+			if res.IsError != tc.wantRefusal {
+				t.Fatalf("isError %v, want %v: %s (journal %s)", res.IsError, tc.wantRefusal, text(res), j)
+			}
+		})
+	}
+}

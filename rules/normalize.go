@@ -1,0 +1,558 @@
+package rules
+
+import (
+	"encoding/json"
+	"maps"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/toolgate/toolgate/tools"
+)
+
+// Workspace is where calls run, so the normalized call can resolve the
+// paths a call names: relative ones against the workspace root (or the
+// command's cwd), ~ and $HOME against the home directory.
+type Workspace struct {
+	// Root is the workspace directory, absolute. "" means unknown: relative
+	// paths then count as inside the workspace and absolute ones as outside.
+	Root string
+	// Home is the user's home directory, absolute. "" means unknown: ~ then
+	// resolves to /nonexistent-home, which is outside any workspace.
+	Home string
+	// Own are toolgate's own files and directories (its config, rules file,
+	// audit DB, secret files), absolute: paths.policy names every path at
+	// or under one of them.
+	Own []string
+}
+
+// WithWorkspace returns a set with s's rules that resolves the paths calls
+// name against ws (the normalized call's paths.*, workspace.*). s itself
+// is unchanged; the two share their compiled rules. When s already
+// resolves against ws, it is s.
+func (s *Set) WithWorkspace(ws Workspace) *Set {
+	if s == nil || ws.Root == s.ws.Root && ws.Home == s.ws.Home && slices.Equal(ws.Own, s.ws.Own) {
+		return s
+	}
+	ws.Own = slices.Clone(ws.Own)
+	return &Set{
+		name: s.name, version: s.version, source: s.source, label: s.label, def: s.def, onError: s.onError,
+		rules: s.rules, byTool: s.byTool, unindexed: s.unindexed, hasShadow: s.hasShadow,
+		limits: s.limits, ws: ws,
+	}
+}
+
+// Workspace is the workspace the set resolves paths against.
+func (s *Set) Workspace() Workspace {
+	if s == nil {
+		return Workspace{}
+	}
+	return s.ws
+}
+
+// unknownRoot and unknownHome stand in for a workspace root and a home
+// that were not given, so relative and ~ paths still resolve to something
+// absolute that matches no real directory.
+const (
+	unknownRoot = "/nonexistent-workspace"
+	unknownHome = "/nonexistent-home"
+)
+
+func (w Workspace) root() string {
+	if w.Root == "" {
+		return unknownRoot
+	}
+	return path.Clean(w.Root)
+}
+
+func (w Workspace) home() string {
+	if w.Home == "" {
+		return unknownHome
+	}
+	return path.Clean(w.Home)
+}
+
+// The tool kinds tool.kind takes, inferred by inferKind.
+const (
+	KindShell     = "shell"
+	KindFileRead  = "file_read"
+	KindFileWrite = "file_write"
+	KindNetwork   = "network"
+	KindVCS       = "vcs"
+	KindDatabase  = "database"
+	KindOther     = "other"
+)
+
+// normCall is the normalized call: what one call does, as far as toolgate
+// can tell from its tool's definition and arguments without running it.
+// It is computed once per call, on first use by a rule (activation.norm),
+// and read by every rule of the decision. docs/rules.md documents the CEL
+// variables that expose it.
+type normCall struct {
+	kind string
+	// line is the shell command line ("" when the call runs none); err is
+	// set when it could not be split, and then every cmd.* variable is an
+	// evaluation error (on_error decides).
+	line string
+	err  error
+	cwd  string
+	// argv are the simple commands as written, nested ones after them;
+	// commands the commands run, unwrapped (see unwrapCommand); programs
+	// the base names of every program run, wrappers included.
+	argv     [][]string
+	commands [][]string
+	programs []string
+	// escapes name options that make a program run code or a program that
+	// cmd.commands does not show, or delete what it finds ("rg --pre").
+	escapes []string
+	// env are the environment variables the call reads; "*" for a dump
+	// of the whole environment.
+	env []string
+	// paths are every path the call names, resolved; written those it may
+	// write, create or delete; the others are subsets by class.
+	paths, written []string
+	// dest are the written paths the call writes to without reading them
+	// (redirection targets, copy destinations, a write tool's file); read
+	// the paths it reads (see classify).
+	dest, read                            map[string]bool
+	outside, secret, persistence, policy  []string
+	urls, hosts                           []string
+	seenPath, seenWritten, seenURL, seenH map[string]bool
+}
+
+// pathArgKeys are argument names that hold a path (or a list of paths).
+var pathArgKeys = map[string]bool{
+	"path": true, "paths": true, "file": true, "files": true, "filename": true, "file_path": true,
+	"filepath": true, "filePath": true, "source": true, "destination": true, "src": true, "dst": true,
+	"dest": true, "target": true, "dir": true, "directory": true, "folder": true, "cwd": true,
+	"workdir": true, "working_directory": true, "workingDirectory": true, "root": true, "repo_path": true,
+	"repoPath": true, "repository_path": true, "uri": true, "old_path": true, "new_path": true,
+	"from": true, "to": true, "output": true, "input": true, "notebook_path": true, "image": true,
+}
+
+// writeArgKeys are the path arguments a file_write tool writes; for other
+// write tools every path argument counts as written.
+var destArgKeys = map[string]bool{"destination": true, "dst": true, "dest": true, "to": true, "new_path": true, "target": true, "output": true}
+
+// commandArgKeys hold a shell command line (string) or argv (list).
+var commandArgKeys = []string{"command", "cmd", "script", "command_line", "commandLine", "shell_command", "bash_command", "code"}
+
+// argvArgKeys hold the arguments of an argv-mode command.
+var argvArgKeys = []string{"args", "argv", "arguments"}
+
+// cwdArgKeys hold the directory a command runs in.
+var cwdArgKeys = []string{"cwd", "workdir", "working_directory", "workingDirectory", "dir", "directory"}
+
+// urlArgKeys hold a URL or a host.
+var urlArgKeys = map[string]bool{
+	"url": true, "uri": true, "urls": true, "href": true, "endpoint": true, "host": true, "hostname": true,
+	"server": true, "base_url": true, "baseUrl": true, "webhook": true, "webhook_url": true, "remote": true,
+	"link": true, "address": true, "domain": true,
+}
+
+// normalize computes c's normalized call.
+func normalize(c *tools.Call, ws Workspace) *normCall {
+	n := &normCall{
+		kind:        inferKind(c),
+		seenPath:    map[string]bool{},
+		seenWritten: map[string]bool{},
+		seenURL:     map[string]bool{},
+		seenH:       map[string]bool{},
+		dest:        map[string]bool{},
+		read:        map[string]bool{},
+	}
+	n.cwd = ws.root()
+	for _, k := range cwdArgKeys {
+		if s, ok := c.Args[k].(string); ok && s != "" {
+			n.cwd = resolvePath(s, ws.root(), ws)
+			break
+		}
+	}
+	writes := n.kind == KindFileWrite || writesByName(c.Tool)
+	n.argPaths(c.Args, c, ws, writes, 0)
+	if n.kind == KindShell {
+		n.shell(c, ws)
+	}
+	n.classify(ws)
+	return n
+}
+
+// maxArgWalk bounds how deep argPaths looks into nested arguments.
+const maxArgWalk = 6
+
+// argPaths records the paths and URLs of a tool's arguments, at any depth
+// (push_files' files: [{path: ...}]): values of path keys, values of URL
+// keys, and every string that is a URL. On a tool that writes, path
+// values are written: the destination ones when the tool has them.
+func (n *normCall) argPaths(args map[string]any, c *tools.Call, ws Workspace, writes bool, depth int) {
+	if depth > maxArgWalk {
+		return
+	}
+	// Keys in order, so the paths (and the reasons that name them) are
+	// the same on every evaluation.
+	for _, k := range slices.Sorted(maps.Keys(args)) {
+		v := args[k]
+		if pathArgKeys[k] {
+			for _, s := range stringsOf(v) {
+				if isURL(s) && !strings.HasPrefix(s, "file://") {
+					n.addURL(s)
+					continue
+				}
+				p := resolvePath(s, n.cwd, ws)
+				n.addPath(p)
+				switch {
+				case writes && (destArgKeys[k] || !hasAnyKey(args, destArgKeys)):
+					n.addDest(p)
+				case writes && k == "source" && isMove(c.Tool):
+					n.addWritten(p)
+				default:
+					n.read[p] = true
+				}
+			}
+		}
+		if urlArgKeys[k] {
+			for _, s := range stringsOf(v) {
+				n.addURL(s)
+			}
+		}
+		switch x := v.(type) {
+		case string:
+			if isURL(x) {
+				n.addURL(x)
+			}
+		case map[string]any:
+			n.argPaths(x, c, ws, writes, depth+1)
+		case []any:
+			for _, e := range x {
+				switch y := e.(type) {
+				case map[string]any:
+					n.argPaths(y, c, ws, writes, depth+1)
+				case string:
+					if isURL(y) {
+						n.addURL(y)
+					}
+				}
+			}
+		}
+	}
+}
+
+// writesByName reports whether a tool's name says it writes what its path
+// arguments name (create_or_update_file, push_files, delete_file...).
+func writesByName(tool string) bool {
+	for _, t := range nameTokens(tool) {
+		switch t {
+		case "write", "edit", "create", "update", "push", "put", "move", "rename", "delete", "remove", "append",
+			"save", "copy", "patch", "replace", "upload", "mkdir", "insert", "modify", "overwrite", "apply":
+			return true
+		}
+	}
+	return false
+}
+
+func isMove(tool string) bool {
+	t := strings.ToLower(tool)
+	return strings.Contains(t, "move") || strings.Contains(t, "rename")
+}
+
+func hasAnyKey(m map[string]any, keys map[string]bool) bool {
+	for k := range m {
+		if keys[k] {
+			return true
+		}
+	}
+	return false
+}
+
+// stringsOf returns v if it is a string, the strings of v if it is a list.
+func stringsOf(v any) []string {
+	switch x := v.(type) {
+	case string:
+		return []string{x}
+	case []any:
+		var out []string
+		for _, e := range x {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	case []string:
+		return x
+	}
+	return nil
+}
+
+// shell fills the cmd.* fields from the call's command: a command line
+// (string), or an argv (a list, or a program with an args list).
+func (n *normCall) shell(c *tools.Call, ws Workspace) {
+	var (
+		line   string
+		argv   []string
+		isArgv bool
+	)
+	keys := commandArgKeys
+	for _, k := range slices.Sorted(maps.Keys(c.Args)) {
+		if lk := strings.ToLower(k); (strings.HasSuffix(lk, "command") || strings.HasSuffix(lk, "_cmd")) && !slices.Contains(keys, k) {
+			keys = append(slices.Clip(keys), k)
+		}
+	}
+	for _, k := range keys {
+		v, ok := c.Args[k]
+		if !ok {
+			continue
+		}
+		switch x := v.(type) {
+		case string:
+			line = x
+		case []any, []string:
+			argv, isArgv = stringsOf(x), true
+		}
+		break
+	}
+	if !isArgv {
+		// A program and its argument list: the workspace tool runs exactly
+		// this argv (exec "$0" "$@"); other servers' tools do the same.
+		for _, k := range argvArgKeys {
+			v, ok := c.Args[k]
+			if !ok {
+				continue
+			}
+			if l, isList := v.([]any); isList && len(l) > 0 {
+				argv, isArgv = append([]string{line}, stringsOf(v)...), true
+			}
+			break
+		}
+		if isArgv && line == "" {
+			argv = argv[1:]
+		}
+	}
+	sa := shellAnalysis{n: n, ws: ws}
+	if isArgv {
+		if len(argv) == 0 {
+			return
+		}
+		n.line = quoteArgv(argv)
+		n.argv = append(n.argv, argv)
+		_, n.err = sa.simple(argv, nil, nil, n.cwd, 0)
+	} else {
+		n.line = line
+		n.err = sa.line(line, n.cwd, 0)
+	}
+	if n.err != nil {
+		return
+	}
+	n.argv = append(n.argv, sa.nested...)
+}
+
+// quoteArgv renders an argv as a shell command line that would run it.
+func quoteArgv(argv []string) string {
+	var b strings.Builder
+	for i, a := range argv {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if a != "" && strings.IndexFunc(a, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:@%+,", r))
+		}) < 0 {
+			b.WriteString(a)
+			continue
+		}
+		b.WriteByte('\'')
+		b.WriteString(strings.ReplaceAll(a, "'", `'\''`))
+		b.WriteByte('\'')
+	}
+	return b.String()
+}
+
+func (n *normCall) addPath(p string) {
+	if p == "" || n.seenPath[p] {
+		return
+	}
+	n.seenPath[p] = true
+	n.paths = append(n.paths, p)
+}
+
+// addDest records a path the call only writes to (a redirection target,
+// a copy's destination, a write tool's file): what it held before is not
+// read.
+func (n *normCall) addDest(p string) {
+	n.addWritten(p)
+	if p != "" {
+		n.dest[p] = true
+	}
+}
+
+func (n *normCall) addWritten(p string) {
+	if p == "" || n.seenWritten[p] {
+		return
+	}
+	n.seenWritten[p] = true
+	n.written = append(n.written, p)
+}
+
+func (n *normCall) addProgram(p string) {
+	if p != "" && !slices.Contains(n.programs, p) {
+		n.programs = append(n.programs, p)
+	}
+}
+
+func (n *normCall) addEscape(e string) {
+	if !slices.Contains(n.escapes, e) {
+		n.escapes = append(n.escapes, e)
+	}
+}
+
+func (n *normCall) addEnv(v string) {
+	if v != "" && !slices.Contains(n.env, v) {
+		n.env = append(n.env, v)
+	}
+}
+
+// addURL records a URL (scheme://...) or a bare host the call names.
+func (n *normCall) addURL(s string) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return
+	}
+	host := ""
+	if i := strings.Index(s, "://"); i > 0 {
+		if !n.seenURL[s] {
+			n.seenURL[s] = true
+			n.urls = append(n.urls, s)
+		}
+		host = hostOf(s[i+3:])
+	} else {
+		host = hostOf(s)
+	}
+	if host != "" && !n.seenH[host] {
+		n.seenH[host] = true
+		n.hosts = append(n.hosts, host)
+	}
+}
+
+// hostOf returns the host of "user@host:port/path?query", lower case.
+func hostOf(s string) string {
+	if i := strings.IndexAny(s, "/?#"); i >= 0 {
+		s = s[:i]
+	}
+	if i := strings.LastIndexByte(s, '@'); i >= 0 {
+		s = s[i+1:]
+	}
+	if strings.HasPrefix(s, "[") { // [::1]:80
+		if i := strings.IndexByte(s, ']'); i > 0 {
+			return strings.ToLower(s[1:i])
+		}
+	}
+	if i := strings.IndexByte(s, ':'); i >= 0 {
+		s = s[:i]
+	}
+	return strings.ToLower(strings.TrimSuffix(s, "."))
+}
+
+// isURL reports whether s starts with a URL scheme.
+func isURL(s string) bool {
+	i := strings.Index(s, "://")
+	if i <= 0 || i > 12 {
+		return false
+	}
+	for _, r := range s[:i] {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// resolvePath makes p absolute and clean: ~, ~/x, $HOME and ${HOME}
+// against the home, a relative path against dir, file:// URLs as their
+// path. Quotes are already gone; other variables stay as written.
+func resolvePath(p, dir string, ws Workspace) string {
+	p = strings.TrimPrefix(p, "file://")
+	switch {
+	case p == "~" || strings.HasPrefix(p, "~/"):
+		p = ws.home() + p[1:]
+	case strings.HasPrefix(p, "$HOME"):
+		p = ws.home() + p[len("$HOME"):]
+	case strings.HasPrefix(p, "${HOME}"):
+		p = ws.home() + p[len("${HOME}"):]
+	case strings.HasPrefix(p, "~"): // ~user/...
+		p = "/home/" + p[1:]
+	}
+	if !strings.HasPrefix(p, "/") {
+		p = dir + "/" + p
+	}
+	return path.Clean(p)
+}
+
+// inside reports whether p is dir or under it.
+func inside(p, dir string) bool {
+	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
+}
+
+// classify sorts the paths into the classes rules read.
+func (n *normCall) classify(ws Workspace) {
+	root := ws.root()
+	for _, p := range n.paths {
+		if !inside(p, root) {
+			n.outside = append(n.outside, p)
+		}
+		rel := relTo(p, root, ws.home())
+		// A .env file of the workspace that the call only writes (cp
+		// .env.example .env) hands out no secret; one it reads does.
+		if n.dest[p] && !n.read[p] && inside(p, root) && strings.HasPrefix(path.Base(rel), ".env") && path.Base(rel) != ".envrc" {
+			continue
+		}
+		if isSecretPath(p, rel) || isOwnPath(p, ws) {
+			n.secret = append(n.secret, p)
+		}
+	}
+	for _, p := range n.written {
+		if !n.seenPath[p] {
+			n.seenPath[p] = true
+			n.paths = append(n.paths, p)
+			if !inside(p, root) {
+				n.outside = append(n.outside, p)
+			}
+		}
+		rel := relTo(p, root, ws.home())
+		if isPersistencePath(p, rel) {
+			n.persistence = append(n.persistence, p)
+		}
+		if isPolicyPath(p, rel, ws) {
+			n.policy = append(n.policy, p)
+		}
+	}
+}
+
+// relTo returns p lower-cased and relative to the workspace root or the
+// home (whichever holds it, "~/" prefixed for the home), else p itself.
+// Patterns match it case-insensitively, as on macOS file systems.
+func relTo(p, root, home string) string {
+	switch {
+	case inside(p, root) && root != "/":
+		p = strings.TrimPrefix(strings.TrimPrefix(p, root), "/")
+	case inside(p, home):
+		p = "~/" + strings.TrimPrefix(strings.TrimPrefix(p, home), "/")
+	}
+	return strings.ToLower(p)
+}
+
+// schemaProps returns the top-level property names of a JSON schema.
+func schemaProps(raw json.RawMessage) []string {
+	if len(raw) == 0 {
+		return nil
+	}
+	var s struct {
+		Properties map[string]json.RawMessage `json:"properties"`
+	}
+	if json.Unmarshal(raw, &s) != nil {
+		return nil
+	}
+	out := make([]string, 0, len(s.Properties))
+	for k := range s.Properties {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

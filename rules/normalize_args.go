@@ -1,0 +1,644 @@
+package rules
+
+import (
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// readers only read the paths their arguments name (or name none), so
+// those paths do not count as written.
+var readers = map[string]bool{
+	"cat": true, "head": true, "tail": true, "less": true, "more": true, "grep": true, "egrep": true, "fgrep": true,
+	"rg": true, "ag": true, "ack": true, "ls": true, "ll": true, "tree": true, "stat": true, "file": true, "wc": true,
+	"du": true, "df": true, "find": true, "fd": true, "diff": true, "cmp": true, "comm": true, "md5sum": true,
+	"sha1sum": true, "sha256sum": true, "sha512sum": true, "shasum": true, "cksum": true, "b2sum": true,
+	"base64": true, "xxd": true, "od": true, "hexdump": true, "strings": true, "nl": true, "sort": true, "uniq": true,
+	"cut": true, "tr": true, "paste": true, "join": true, "column": true, "fold": true, "fmt": true, "rev": true,
+	"tac": true, "awk": true, "gawk": true, "mawk": true, "sed": true, "jq": true, "yq": true, "realpath": true,
+	"readlink": true, "basename": true, "dirname": true, "echo": true, "printf": true, "test": true, "[": true,
+	"true": true, "false": true, "which": true, "type": true, "whereis": true, "command": true, "pwd": true,
+	"cd": true, "pushd": true, "popd": true, "bat": true, "batcat": true, "curl": true, "wget": true, "git": true,
+	"ssh": true, "nc": true, "ping": true, "dig": true, "host": true, "nslookup": true, "whoami": true, "id": true,
+	"uname": true, "date": true, "env": true, "printenv": true, "sleep": true, "exit": true, "set": true,
+	"export": true, "unset": true, "source": true, ".": true, "xargs": true, "tee": false, "expr": true,
+	"seq": true, "yes": true, "numfmt": true, "iconv": true, "zcat": true, "zgrep": true, "bzcat": true,
+	"xzcat": true, "lsof": true, "ps": true, "pgrep": true, "top": true, "free": true, "uptime": true,
+	"hostname": true, "locale": true, "getent": true, "lsblk": true, "mount": false, "diffstat": true,
+	"shellcheck": true, "hadolint": true, "cloc": true, "tokei": true, "scc": true, "sqlite3": true,
+}
+
+// subcommandPrograms take a subcommand as their first word, not a path.
+var subcommandPrograms = map[string]bool{
+	"git": true, "go": true, "npm": true, "pnpm": true, "yarn": true, "bun": true, "cargo": true, "docker": true,
+	"kubectl": true, "helm": true, "terraform": true, "tofu": true, "pulumi": true, "aws": true, "gcloud": true,
+	"az": true, "gh": true, "glab": true, "pip": true, "pip3": true, "uv": true, "poetry": true, "dotnet": true,
+	"mvn": true, "gradle": true, "gradlew": true, "deno": true, "rustup": true, "brew": true, "apt": true,
+	"apt-get": true, "systemctl": true, "launchctl": false, "make": true, "just": true, "nx": true, "turbo": true,
+	"biome": true, "eslint": false, "podman": true, "flyctl": true, "fly": true, "heroku": true, "vercel": true,
+	"netlify": true, "doctl": true, "supabase": true, "firebase": true, "wrangler": true, "rails": true,
+	"bundle": true, "gem": true, "composer": true, "mix": true, "stack": true, "cabal": true, "swift": true,
+}
+
+// allArgsWritten are programs that write, create or delete every path
+// they are given.
+var allArgsWritten = map[string]bool{
+	"rm": true, "rmdir": true, "unlink": true, "shred": true, "srm": true, "wipe": true, "truncate": true,
+	"touch": true, "mkdir": true, "chmod": true, "chown": true, "chgrp": true, "chattr": true, "setfacl": true,
+	"tee": true, "mkfifo": true, "mknod": true, "mv": true, "launchctl": true,
+}
+
+// lastArgWritten are programs whose last path argument is the destination.
+var lastArgWritten = map[string]bool{"cp": true, "ln": true, "install": true, "rsync": true, "scp": true, "ditto": true}
+
+// outputOpts take the file a program writes as their value, for any program.
+var outputOpts = map[string]bool{
+	"--output": true, "--output-file": true, "--outfile": true, "--out": true, "--out-file": true,
+	"--outdir": true, "--out-dir": true, "--output-dir": true, "--output-document": true, "--log-file": true,
+	"--directory-prefix": true,
+}
+
+// shortOutputOpts are the single-letter output options of the programs
+// that have one.
+var shortOutputOpts = map[string]string{
+	"curl": "-o", "wget": "-O", "sort": "-o", "gcc": "-o", "cc": "-o", "clang": "-o", "g++": "-o", "c++": "-o",
+	"go": "-o", "rustc": "-o", "pandoc": "-o", "ld": "-o", "as": "-o", "ssh-keygen": "-f", "openssl": "-out",
+	"base64": "-o", "uglifyjs": "-o", "esbuild": "-o", "tsc": "-outDir", "javac": "-d", "unzip": "-d",
+	"zip": "-o", "gzip": "-o", "tar": "-C", "split": "-o", "strace": "-o", "ltrace": "-o", "script": "-O",
+}
+
+// netPrograms take a host as a positional argument.
+var netPrograms = map[string]bool{
+	"ssh": true, "scp": true, "sftp": true, "rsync": true, "nc": true, "ncat": true, "netcat": true, "telnet": true,
+	"ftp": true, "mosh": true, "ping": true, "dig": true, "nslookup": true, "host": true, "whois": true, "nmap": true,
+	"curl": true, "wget": true, "http": true, "https": true, "xh": true, "httpie": true, "socat": true,
+	"ssh-copy-id": true, "sshpass": true, "aria2c": true, "lftp": true, "smbclient": true, "ldapsearch": true,
+}
+
+// hostLike matches a bare host, optionally with user, port and path:
+// "example.com", "user@10.0.0.1:22/x", "localhost:8080".
+var hostLike = regexp.MustCompile(`^(?:[\w.+-]+@)?(?:localhost|\[[0-9a-fA-F:]+\]|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)(?::[\w./~-]*)?(?:/.*)?$`)
+
+// args records what the arguments of one unwrapped command name: paths
+// (and which are written), URLs and hosts, and options that make the
+// program run code it does not show.
+func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
+	n := sa.n
+	var positional []string
+	writeNext := false
+	scripts := []string{} // sed and awk programs
+	scriptNext := false
+	inPlace := false
+	findExpr := false
+	shortOut := shortOutputOpts[prog]
+	codeOpts := interpreters[prog]
+	hostDone := false
+	for i := 1; i < len(cmd); i++ {
+		a := cmd[i]
+		if writeNext {
+			writeNext = false
+			if p := sa.wordPath(a, cwd); p != "" {
+				n.addDest(p)
+			}
+			continue
+		}
+		if scriptNext {
+			scriptNext = false
+			scripts = append(scripts, a)
+			if codeOpts != nil {
+				sa.codeText(a, cwd)
+			}
+			continue
+		}
+		if isURL(a) {
+			n.addURL(a)
+			continue
+		}
+		if strings.HasPrefix(a, "-") && len(a) > 1 || prog == "find" && (a == "(" || a == "!" || a == ")") {
+			name, val, hasVal := strings.Cut(a, "=")
+			if prog == "find" {
+				findExpr = true
+			}
+			sa.escapeOpt(prog, name, val, hasVal, cmd[i+1:])
+			switch {
+			case outputOpts[name] || shortOut != "" && name == shortOut:
+				if hasVal {
+					if p := sa.wordPath(val, cwd); p != "" {
+						n.addDest(p)
+					}
+				} else {
+					writeNext = true
+				}
+			case prog == "find" && (strings.HasPrefix(name, "-fprint") || name == "-fls"):
+				writeNext = true
+			case slices.Contains(codeOpts, name) || (prog == "sed" || strings.HasSuffix(prog, "awk")) && (name == "-e" || name == "--expression"):
+				if hasVal {
+					scripts = append(scripts, val)
+				} else {
+					scriptNext = true
+				}
+			case shellInterpreters[prog] && !strings.HasPrefix(name, "--") && strings.ContainsRune(name, 'c'):
+				scriptNext = true // the script, followed by run
+			case (prog == "sed" || prog == "perl" || prog == "gsed") && (strings.HasPrefix(name, "-i") || name == "--in-place"):
+				inPlace = true
+			case (prog == "sed" || strings.HasSuffix(prog, "awk")) && (name == "-f" || name == "--file"):
+				scripts = append(scripts, "")
+			case hasVal:
+				sa.wordPath(val, cwd)
+			}
+			continue
+		}
+		if prog == "sed" && a == "" && inPlace && len(scripts) == 0 {
+			continue // BSD sed's -i "" (no backup suffix)
+		}
+		if (prog == "sed" || strings.HasSuffix(prog, "awk")) && len(scripts) == 0 {
+			scripts = append(scripts, a)
+			continue
+		}
+		if codeOpts != nil && len(codeOpts) > 0 && codeOpts[0] == a { // deno eval CODE
+			scriptNext = true
+			continue
+		}
+		if netPrograms[prog] && !hostDone && hostLike.MatchString(a) && !strings.HasPrefix(a, ".") {
+			n.addURL(a)
+			if prog != "scp" && prog != "rsync" {
+				hostDone = true
+			}
+			if !strings.Contains(a, ":") || prog == "curl" || prog == "wget" {
+				continue
+			}
+		}
+		if prog == "socat" {
+			if parts := strings.Split(a, ":"); len(parts) >= 3 && strings.HasPrefix(strings.ToUpper(parts[0]), "TCP") {
+				n.addURL(parts[1])
+				continue
+			}
+		}
+		if i == 1 && subcommandPrograms[prog] {
+			continue
+		}
+		if strings.HasPrefix(prog, "python") && i > 1 && cmd[i-1] == "-m" {
+			continue // a module, not a path
+		}
+		if prog == "git" && i > 1 {
+			if p, ok := sa.gitRevPath(a, cwd); ok {
+				n.addPath(p)
+				continue
+			}
+		}
+		p := sa.wordPath(a, cwd)
+		if p != "" && !(prog == "find" && findExpr) {
+			positional = append(positional, p)
+		}
+	}
+	for _, s := range scripts {
+		sa.scriptEscapes(prog, s)
+	}
+	switch {
+	case prog == "tee":
+		for _, p := range positional {
+			n.addDest(p)
+		}
+	case allArgsWritten[prog]:
+		for _, p := range positional {
+			n.addWritten(p)
+		}
+	case lastArgWritten[prog]:
+		if len(positional) > 1 {
+			n.addDest(positional[len(positional)-1])
+		}
+	case inPlace:
+		for _, p := range positional {
+			n.addWritten(p)
+		}
+	case prog == "find" && (slices.Contains(cmd, "-delete") || slices.Contains(cmd, "-exec") || slices.Contains(cmd, "-execdir") ||
+		slices.Contains(cmd, "-ok") || slices.Contains(cmd, "-okdir")):
+		// What find deletes or hands to a program lies under its start points.
+		for _, p := range positional {
+			n.addWritten(p)
+		}
+	case prog == "dd":
+		for _, a := range cmd[1:] {
+			if v, ok := strings.CutPrefix(a, "of="); ok {
+				if p := resolvePath(v, cwd, sa.ws); !isDevSink(p) {
+					n.addWritten(p)
+				}
+			}
+		}
+	case prog == "crontab":
+		if !slices.Contains(cmd, "-l") {
+			n.addWritten("/var/spool/cron/crontabs")
+		}
+	case prog == "systemctl" && slices.Contains(cmd, "--user") && (slices.Contains(cmd, "enable") || slices.Contains(cmd, "link")):
+		n.addWritten(sa.ws.home() + "/.config/systemd/user")
+	case (prog == "npm" || prog == "pnpm" || prog == "yarn") && len(cmd) > 2 && cmd[1] == "config" && cmd[2] == "set":
+		n.addWritten(sa.ws.home() + "/.npmrc")
+	case prog == "pip" && len(cmd) > 2 && cmd[1] == "config" && cmd[2] == "set":
+		n.addWritten(sa.ws.home() + "/.config/pip/pip.conf")
+	case prog == "git":
+		sa.gitWrites(cmd, cwd)
+	case prog == "tar" && len(cmd) > 1 && (strings.HasPrefix(cmd[1], "x") || slices.Contains(cmd, "-x") || slices.Contains(cmd, "--extract") ||
+		strings.HasPrefix(cmd[1], "-") && !strings.HasPrefix(cmd[1], "--") && strings.Contains(cmd[1], "x")):
+		n.addWritten(cwd)
+	case !readers[prog] && !shellInterpreters[prog] && shellWrappers[prog] == nil && extraWrappers[prog] == nil &&
+		packageRunners[prog] == nil:
+		// (Wrappers and package runners write nothing themselves: the
+		// commands they run are analysed on their own.)
+		// A program not known to only read may write what it is given.
+		for _, p := range positional {
+			n.addWritten(p)
+		}
+	}
+	// What the program reads: every operand but the ones it only writes to.
+	for i, p := range positional {
+		if prog != "tee" && !(lastArgWritten[prog] && i == len(positional)-1 && i > 0) {
+			n.read[p] = true
+		}
+	}
+	if pagers[prog] {
+		n.addEscape(prog)
+	}
+	switch prog {
+	case "printenv":
+		if len(positional) == 0 {
+			n.addEnv("*")
+		}
+		for _, a := range cmd[1:] {
+			if !strings.HasPrefix(a, "-") {
+				n.addEnv(a)
+			}
+		}
+	case "set", "export", "declare", "typeset", "compgen":
+		if len(cmd) == 1 || slices.Contains(cmd, "-p") || slices.Contains(cmd, "-x") || slices.Contains(cmd, "-v") {
+			n.addEnv("*")
+		}
+	}
+}
+
+// wordPath records the path a word names, if it names one, and returns it
+// resolved. Words that are data rather than names (multi-line text) name
+// none; curl's @file and name=@file name file; dd's of=file names file.
+func (sa *shellAnalysis) wordPath(w, cwd string) string {
+	if w == "" || strings.ContainsRune(w, '\n') || w == "-" || w == "--" || w == "{}" {
+		return ""
+	}
+	if isURL(w) {
+		sa.n.addURL(w)
+		return ""
+	}
+	if i := strings.Index(w, "=@"); i >= 0 {
+		w = w[i+2:]
+	} else if strings.HasPrefix(w, "@") {
+		w = w[1:]
+	} else if i := strings.IndexByte(w, '='); i > 0 && !strings.ContainsAny(w[:i], "/ ") {
+		v := w[i+1:]
+		if isURL(v) {
+			sa.n.addURL(v)
+			return ""
+		}
+		if strings.ContainsAny(v, "/~") || strings.HasPrefix(v, ".") {
+			w = v
+		}
+	}
+	if w == "" {
+		return ""
+	}
+	p := resolvePath(w, cwd, sa.ws)
+	sa.n.addPath(p)
+	return p
+}
+
+var (
+	codeKeyFile = regexp.MustCompile(`\.(?:pem|key|p12|pfx)$|^id_`)
+	codeQuoted  = regexp.MustCompile(`'([^'\n]*)'|"([^"\n]*)"`)
+	codeURL     = regexp.MustCompile(`[a-zA-Z][a-zA-Z0-9+.-]{1,10}://[^\s'"<>)\]]+`)
+	codeEnvVar  = regexp.MustCompile(`(?:environ(?:\.get)?\s*[\[(]\s*|getenv\s*\(\s*|ENV\s*\[\s*|process\.env\s*\[\s*)['"]([A-Za-z_][A-Za-z0-9_]*)|process\.env\.([A-Za-z_][A-Za-z0-9_]*)|\$ENV\{['"]?([A-Za-z_][A-Za-z0-9_]*)`)
+	codeEnvAll  = regexp.MustCompile(`\bos\.environ\b\s*(?:\)|$|;|\n|\.(?:items|keys|values|copy)\b)|process\.env\s*(?:\)|$|;|\n)|\bdict\(os\.environ|JSON\.stringify\(process\.env|\bprintenv\b|%ENV\b`)
+)
+
+// codeText records what inline code (python -c, node -e, a here-document
+// fed to an interpreter) names: paths (counted as written, since code can
+// do anything with them), URLs, environment variables.
+func (sa *shellAnalysis) codeText(code, cwd string) {
+	for _, u := range codeURL.FindAllString(code, -1) {
+		sa.n.addURL(u)
+	}
+	stripped := codeURL.ReplaceAllString(code, " ")
+	// A quoted string that looks like a path names one.
+	for _, q := range codeQuoted.FindAllStringSubmatch(stripped, -1) {
+		m := q[1] + q[2]
+		if m == "" || strings.ContainsAny(m, " \t") || !(strings.ContainsRune(m, '/') || strings.HasPrefix(m, ".") ||
+			strings.HasPrefix(m, "~") || strings.HasPrefix(m, "$HOME") || codeKeyFile.MatchString(m)) {
+			continue
+		}
+		p := resolvePath(m, cwd, sa.ws)
+		sa.n.addPath(p)
+		sa.n.addWritten(p)
+	}
+	for _, m := range codeEnvVar.FindAllStringSubmatch(code, -1) {
+		sa.n.addEnv(m[1] + m[2] + m[3])
+	}
+	if codeEnvAll.MatchString(code) {
+		sa.n.addEnv("*")
+	}
+}
+
+// escapeOpt records an option that makes prog run code or a program
+// outside what the normalized call shows, or delete what it matches.
+func (sa *shellAnalysis) escapeOpt(prog, name, val string, hasVal bool, rest []string) {
+	n := sa.n
+	switch prog {
+	case "rg", "ripgrep":
+		if name == "--pre" {
+			n.addEscape("rg --pre")
+		}
+	case "find":
+		switch name {
+		case "-delete":
+			n.addEscape("find -delete")
+		case "-exec", "-execdir", "-ok", "-okdir":
+			n.addEscape("find " + name)
+		}
+	case "tar", "gtar", "bsdtar":
+		switch {
+		case name == "-I" || name == "-F" || !strings.HasPrefix(name, "--") && strings.ContainsAny(name, "IF") && !strings.ContainsAny(name, "=/"):
+			n.addEscape("tar " + name)
+		case longOpt(name, 5, "--to-command", "--use-compress-program", "--checkpoint-action", "--info-script",
+			"--new-volume-script", "--rmt-command", "--rsh-command"):
+			n.addEscape("tar " + name)
+		}
+	case "zip":
+		if name == "-TT" || name == "--unzip-command" {
+			n.addEscape("zip " + name)
+		}
+	case "rsync":
+		if name == "-e" || name == "--rsh" || name == "--rsync-path" {
+			n.addEscape("rsync " + name)
+		}
+	case "ssh", "scp", "sftp":
+		v := val
+		if !hasVal && len(rest) > 0 {
+			v = rest[0]
+		}
+		if strings.HasPrefix(name, "-o") {
+			v = strings.ToLower(strings.TrimPrefix(name, "-o") + v)
+			if strings.Contains(v, "proxycommand") || strings.Contains(v, "localcommand") {
+				n.addEscape(prog + " -o ProxyCommand")
+			}
+		}
+		if name == "-S" && prog != "ssh" {
+			n.addEscape(prog + " -S")
+		}
+	case "sort":
+		if longOpt(name, 5, "--compress-program") {
+			n.addEscape("sort --compress-program")
+		}
+	case "psql", "mysql", "sqlite3", "mariadb":
+		v := val
+		if !hasVal && len(rest) > 0 {
+			v = rest[0]
+		}
+		if (name == "-c" || name == "-e" || name == "--command" || name == "--execute" || name == "-cmd") && (strings.Contains(v, `\!`) || strings.Contains(v, ".shell") || strings.Contains(v, ".system")) {
+			n.addEscape(prog + " shell escape")
+		}
+	}
+	if codes := interpreters[prog]; codes != nil && slices.Contains(codes, name) {
+		code := val
+		if !hasVal && len(rest) > 0 {
+			code = rest[0]
+		}
+		// Inline code is shown to rules as what it names (codeText); code
+		// that opens sockets, runs programs or evaluates strings does
+		// what no rule can read.
+		if codeRuns.MatchString(code) || strings.HasSuffix(prog, "awk") || prog == "gdb" || prog == "expect" || prog == "osascript" {
+			n.addEscape(prog + " " + name)
+		}
+	}
+}
+
+var (
+	awkRuns = regexp.MustCompile(`\bsystem\s*\(|\|\s*getline|getline\s*<|\bprint[f]?\b[^;}]*(?:\||>)|\bclose\s*\(`)
+	// sedRuns matches sed's e command, the w, W, r and R commands (file
+	// access), and the e and w flags of s with the usual delimiters.
+	sedRuns = regexp.MustCompile(`(?:^|[;\n{}])\s*(?:[0-9$]+|/[^/]*/)?(?:,(?:[0-9$]+|/[^/]*/))?\s*!?\s*[ewWrR](?:\s|$)` +
+		`|s/(?:\\.|[^\\/])*/(?:\\.|[^\\/])*/[gpiImM0-9]*[ew]` +
+		`|s\|(?:\\.|[^\\|])*\|(?:\\.|[^\\|])*\|[gpiImM0-9]*[ew]` +
+		`|s#(?:\\.|[^\\#])*#(?:\\.|[^\\#])*#[gpiImM0-9]*[ew]` +
+		`|s:(?:\\.|[^\\:])*:(?:\\.|[^\\:])*:[gpiImM0-9]*[ew]`)
+)
+
+// codeRuns matches inline code that reaches the network, runs programs or
+// evaluates computed code.
+var codeRuns = regexp.MustCompile(`(?i)\b(socket|urllib|urlopen|requests|httpx|aiohttp|http\.client|http\.request|https?\.get|fetch\s*\(|xmlhttprequest|smtplib|ftplib|telnetlib|paramiko|net\.connect|net\.socket|dgram|subprocess|os\.system|os\.popen|os\.exec|spawn|child_process|execsync|execfile|exec\s*\(|eval\s*\(|__import__|compile\s*\(|importlib|ctypes|pty|system\s*\(|popen|backtick|qx|io\.popen|Runtime\.getRuntime|open3|Kernel\.exec|shell_exec|passthru|proc_open|LWP|IO::Socket|Net::|curl|wget|base64|b64decode|atob|fromCharCode|\\x[0-9a-f]{2})`)
+
+// scriptEscapes records a sed or awk program that runs commands or
+// touches files of its own choosing.
+func (sa *shellAnalysis) scriptEscapes(prog, s string) {
+	switch {
+	case prog == "" || s == "":
+		if s == "" && (prog == "sed" || strings.HasSuffix(prog, "awk")) {
+			sa.n.addEscape(prog + " -f")
+		}
+	case strings.HasSuffix(prog, "awk"):
+		if awkRuns.MatchString(s) {
+			sa.n.addEscape("awk system")
+		}
+	case prog == "sed" || prog == "gsed":
+		if sedRuns.MatchString(s) {
+			sa.n.addEscape("sed e")
+		}
+	}
+}
+
+// benignGitConfig are `git -c` keys that cannot run anything.
+var benignGitConfig = []string{"color.", "user.name", "user.email", "advice.", "init.defaultbranch", "core.quotepath",
+	"log.", "format.pretty", "diff.noprefix", "merge.conflictstyle", "pull.rebase", "push.autosetupremote",
+	"core.autocrlf", "commit.gpgsign=false", "tag.gpgsign=false", "core.abbrev", "column.ui", "safe.directory"}
+
+// gitGlobal strips git's global options from cmd, recording the ones that
+// run code, and returns the rest and the directory -C names ("" for none).
+func (sa *shellAnalysis) gitGlobal(cmd []string, cwd string) ([]string, string) {
+	dir := ""
+	i := 1
+	for i < len(cmd) && strings.HasPrefix(cmd[i], "-") {
+		a := cmd[i]
+		name, val, hasVal := strings.Cut(a, "=")
+		takesVal := false
+		switch name {
+		case "-C":
+			takesVal = true
+			if i+1 < len(cmd) {
+				dir = resolvePath(cmd[i+1], cwd, sa.ws)
+				sa.n.addPath(dir)
+				cwd = dir
+			}
+		case "-c":
+			takesVal = true
+			if i+1 < len(cmd) {
+				kv := strings.ToLower(cmd[i+1])
+				benign := false
+				for _, b := range benignGitConfig {
+					if strings.HasPrefix(kv, b) {
+						benign = true
+						break
+					}
+				}
+				if !benign {
+					k, _, _ := strings.Cut(kv, "=")
+					sa.n.addEscape("git -c " + k)
+				}
+			}
+		case "--exec-path", "--config-env", "--upload-pack", "--receive-pack":
+			if hasVal || name == "--config-env" {
+				sa.n.addEscape("git " + name)
+			}
+			takesVal = !hasVal && name == "--config-env"
+		case "--git-dir", "--work-tree", "--namespace", "--super-prefix", "--list-cmds", "--attr-source":
+			takesVal = !hasVal
+			if hasVal {
+				sa.wordPath(val, cwd)
+			} else if i+1 < len(cmd) {
+				sa.wordPath(cmd[i+1], cwd)
+			}
+		}
+		i++
+		if takesVal {
+			i++
+		}
+	}
+	if i > len(cmd) {
+		i = len(cmd)
+	}
+	return append([]string{"git"}, cmd[i:]...), dir
+}
+
+// longOpt reports whether name is one of the long options full, or an
+// abbreviation of one at least min bytes long: git and GNU getopt accept
+// any unambiguous prefix, so --open stands for --open-files-in-pager.
+func longOpt(name string, min int, full ...string) bool {
+	if !strings.HasPrefix(name, "--") {
+		return false
+	}
+	for _, f := range full {
+		if name == f || len(name) >= min && strings.HasPrefix(f, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// gitRevPath reads "REV:path" (git show HEAD~5:.env, :path for the index)
+// as the path it names: relative to the repository's top, which is taken
+// as the workspace root, or to cwd for ./ and ../ paths.
+func (sa *shellAnalysis) gitRevPath(w, cwd string) (string, bool) {
+	rev, p, ok := strings.Cut(w, ":")
+	if !ok || p == "" || strings.Contains(rev, "@") && !strings.Contains(rev, "@{") || strings.HasPrefix(w, "-") || strings.Contains(w, "://") {
+		return "", false
+	}
+	if strings.HasPrefix(p, "/") { // "host:/path" style remote, not a revision
+		return "", false
+	}
+	base := sa.ws.root()
+	if strings.HasPrefix(p, "./") || strings.HasPrefix(p, "../") {
+		base = cwd
+	}
+	return resolvePath(p, base, sa.ws), true
+}
+
+// gitInner follows the commands git runs itself and records its options
+// that run code.
+func (sa *shellAnalysis) gitInner(cmd []string, cwd string, depth int) error {
+	if len(cmd) < 2 {
+		return nil
+	}
+	sub, rest := cmd[1], cmd[2:]
+	for i, a := range rest {
+		name, val, hasVal := strings.Cut(a, "=")
+		next := ""
+		if i+1 < len(rest) {
+			next = rest[i+1]
+		}
+		if !hasVal {
+			val = next
+		}
+		switch {
+		case sub == "grep" && (longOpt(name, 4, "--open-files-in-pager") || strings.HasPrefix(a, "-O") ||
+			strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && strings.Contains(a, "O")):
+			sa.n.addEscape("git grep --open-files-in-pager")
+		case longOpt(name, 5, "--ext-diff") || (sub == "difftool" || sub == "mergetool") && (name == "-x" || longOpt(name, 4, "--extcmd")):
+			sa.n.addEscape("git " + sub + " " + name)
+		case longOpt(name, 4, "--upload-pack", "--receive-pack") || longOpt(name, 4, "--exec") && sub != "rebase" || sub == "clone" && name == "-u":
+			sa.n.addEscape("git " + sub + " " + name)
+		case sub == "rebase" && (name == "-x" || longOpt(name, 4, "--exec")):
+			if err := sa.line(val, cwd, depth+1); err != nil {
+				return err
+			}
+		case sub == "filter-branch" && strings.HasSuffix(name, "-filter"):
+			sa.n.addEscape("git filter-branch " + name)
+			if err := sa.line(val, cwd, depth+1); err != nil {
+				return err
+			}
+		case sub == "submodule" && a == "foreach":
+			j := i + 1
+			for j < len(rest) && strings.HasPrefix(rest[j], "-") {
+				j++
+			}
+			return sa.line(strings.Join(rest[j:], " "), cwd, depth+1)
+		case sub == "bisect" && a == "run" && i+1 < len(rest):
+			_, err := sa.run(rest[i+1:], cwd, depth+1)
+			return err
+		}
+	}
+	return nil
+}
+
+// gitWrites records the files a git command writes that are not the
+// working tree's own: `git config` settings.
+func (sa *shellAnalysis) gitWrites(cmd []string, cwd string) {
+	if len(cmd) < 3 || cmd[1] != "config" {
+		return
+	}
+	target := cwd + "/.git/config"
+	reading := false
+	for i, a := range cmd[2:] {
+		switch {
+		case a == "--global":
+			target = sa.ws.home() + "/.gitconfig"
+		case a == "--system":
+			target = "/etc/gitconfig"
+		case a == "--file" || a == "-f":
+			if i+3 < len(cmd) {
+				target = resolvePath(cmd[i+3], cwd, sa.ws)
+			}
+		case strings.HasPrefix(a, "--file="):
+			target = resolvePath(strings.TrimPrefix(a, "--file="), cwd, sa.ws)
+		case a == "--get" || strings.HasPrefix(a, "--get-") || a == "--list" || a == "-l" || a == "get" || a == "list" ||
+			strings.HasPrefix(a, "--show-"):
+			reading = true
+		}
+	}
+	// `git config NAME` with no value reads too.
+	var pos []string
+	for _, a := range cmd[2:] {
+		if !strings.HasPrefix(a, "-") {
+			pos = append(pos, a)
+		}
+	}
+	if len(pos) == 1 && pos[0] != "set" {
+		reading = true
+	}
+	if len(pos) > 0 {
+		key := strings.ToLower(pos[0])
+		if key == "set" && len(pos) > 1 {
+			key = strings.ToLower(pos[1])
+		}
+		for _, b := range benignGitConfig {
+			if strings.HasPrefix(key, strings.TrimSuffix(b, "=false")) && !strings.HasSuffix(b, "=false") {
+				reading = true // a setting that runs nothing
+			}
+		}
+	}
+	if !reading {
+		sa.n.addWritten(target)
+	}
+}
