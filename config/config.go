@@ -62,6 +62,11 @@ type Config struct {
 	File string
 	// Servers are the upstream MCP servers, in file order (disabled ones included).
 	Servers []Server
+	// StartWait bounds how long serve waits for the upstreams before it
+	// answers agents (default 15s); an upstream up later adds its tools
+	// with tools/list_changed. Servers started by `npx -y` may need longer
+	// on a first run.
+	StartWait time.Duration
 	// Naming controls the names tools are exposed under.
 	Naming Naming
 	// Workspace configures the built-in workspace tools.

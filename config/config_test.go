@@ -325,3 +325,13 @@ func TestPinningMode(t *testing.T) {
 		}
 	}
 }
+
+func TestStartWait(t *testing.T) {
+	cfg, err := Parse("c.yaml", []byte("start_wait: 90s\n"))
+	if err != nil || cfg.StartWait != 90*time.Second {
+		t.Fatalf("start_wait 90s: %v, %v", cfg.StartWait, err)
+	}
+	if _, err := Parse("c.yaml", []byte("start_wait: soon\n")); err == nil || !strings.Contains(err.Error(), "soon") {
+		t.Fatalf("start_wait soon: %v", err)
+	}
+}

@@ -81,6 +81,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		d.fields(root, "the config", map[string]func(k, v *yaml.Node){
 			"servers":    func(k, v *yaml.Node) { d.servers(cfg, &serversNode, k, v) },
 			"mcpServers": func(k, v *yaml.Node) { d.servers(cfg, &serversNode, k, v) },
+			"start_wait": func(_, v *yaml.Node) { cfg.StartWait = d.duration(v) },
 			"naming": func(_, v *yaml.Node) {
 				d.fields(v, "naming", map[string]func(k, v *yaml.Node){
 					"separator": func(_, v *yaml.Node) {

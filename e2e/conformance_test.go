@@ -123,7 +123,8 @@ func conformanceGateway(t *testing.T, server string) *fixture {
 	rules := filepath.Join(dir, "rules.yaml")
 	mustWrite(t, rules, allowAll, 0o644)
 	fx := &fixture{dir: dir, config: filepath.Join(dir, "toolgate.yaml")}
-	mustWrite(t, fx.config, fmt.Sprintf(`servers:
+	mustWrite(t, fx.config, fmt.Sprintf(`start_wait: 120s
+servers:
   everything:
     %s
 naming: {prefix: false}

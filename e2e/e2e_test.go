@@ -152,7 +152,10 @@ func newFixture(t *testing.T, rules string) *fixture {
 	mustWrite(t, wrapper, fmt.Sprintf("#!/bin/sh\necho $$ > %q\nexec %q stdio\n",
 		fx.pidFile, filepath.Join(harness.dir, "node_modules", ".bin", "mcp-server-everything")), 0o755)
 
+	// start_wait: the node servers start in seconds alone, but much later
+	// on a loaded machine; tools/list must show them from the first call.
 	cfg := fmt.Sprintf(`# written by the e2e tests
+start_wait: 120s
 servers:
   everything:
     command: %q

@@ -132,6 +132,7 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	cat, err := tools.New(tools.Options{
 		Upstreams: upstreams,
 		Separator: cfg.Naming.Separator,
+		StartWait: cfg.StartWait,
 		Version:   version,
 		Logger:    logger,
 		OnChange:  func() { srv.SyncSoon() },
