@@ -72,7 +72,9 @@ func TestFidelityStdioE2E(t *testing.T) {
 		Error struct {
 			Code    int
 			Message string
-			Data    struct{ Elicitations []struct{ URL, ElicitationID string } }
+			Data    struct {
+				Elicitations []struct{ URL, ElicitationID string }
+			}
 		}
 	}
 	line := a.request(3, "tools/call", `{"name":"up__url_needed","arguments":{}}`)
