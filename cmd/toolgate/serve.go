@@ -81,15 +81,9 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	harden(logger)
 	tuneGC(env)
 
-	path := *configPath
-	if path == "" {
-		path = env.Getenv(envConfig)
-	}
-	cfg := config.Default()
-	if path != "" {
-		if cfg, err = config.Load(path); err != nil {
-			return err
-		}
+	path, cfg, err := loadConfig(*configPath, env)
+	if err != nil {
+		return err
 	}
 	if *rulesFile != "" {
 		cfg.Rules.File = *rulesFile
@@ -306,6 +300,38 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("--log-format %q: want text or json", format)
 	}
+}
+
+// loadConfig loads the config file flagPath names, else $TOOLGATE_CONFIG's,
+// else the default configuration (path ""), as serve and tools names do.
+func loadConfig(flagPath string, env environ) (path string, cfg *config.Config, err error) {
+	path = flagPath
+	if path == "" {
+		path = env.Getenv(envConfig)
+	}
+	if path == "" {
+		return "", config.Default(), nil
+	}
+	cfg, err = config.Load(path)
+	return path, cfg, err
+}
+
+// configUpstreams prepares cfg's servers as serve runs them: it returns
+// the audit DB path, the sandbox, and the catalog's upstreams.
+func configUpstreams(ctx context.Context, path string, cfg *config.Config, env environ, logger *slog.Logger) (string, *sandbox.Sandbox, []tools.Upstream, error) {
+	dbp, err := dbPath(cfg.Audit.Path, env)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	sb, err := buildSandbox(ctx, cfg, env, ownFiles(path, cfg, dbp), logger)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	ups, err := buildUpstreams(cfg, env, sb, logger)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	return dbp, sb, ups, nil
 }
 
 // buildUpstreams turns the config's enabled servers (and the built-in

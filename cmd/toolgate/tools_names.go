@@ -11,7 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/toolgate/toolgate/config"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -58,32 +57,16 @@ func runToolsNames(ctx context.Context, args []string, env environ, stdout, stde
 	if fs.NArg() > 0 || (*output != "text" && *output != "json") {
 		return fmt.Errorf("%w: tools names takes no arguments and --output text or json", errUsage)
 	}
-	path := *configPath
-	if path == "" {
-		path = env.Getenv(envConfig)
-	}
-	cfg := config.Default()
-	if path != "" {
-		var err error
-		if cfg, err = config.Load(path); err != nil {
-			return err
-		}
-	}
-	logger := slog.New(slog.DiscardHandler)
-	dbp, err := dbPath(cfg.Audit.Path, env)
+	path, cfg, err := loadConfig(*configPath, env)
 	if err != nil {
 		return err
 	}
-	sb, err := buildSandbox(ctx, cfg, env, ownFiles(path, cfg, dbp), logger)
-	if err != nil {
-		return err
-	}
-	ups, err := buildUpstreams(cfg, env, sb, logger)
+	_, _, ups, err := configUpstreams(ctx, path, cfg, env, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
 	cat, err := tools.New(tools.Options{Upstreams: ups, Separator: cfg.Naming.Separator, Version: version,
-		StartWait: namesStartWait, Logger: logger})
+		StartWait: namesStartWait})
 	if err != nil {
 		return fmt.Errorf("tools names: %w", err)
 	}
