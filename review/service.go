@@ -20,6 +20,8 @@ const (
 	ChannelSlack       = "slack"
 	ChannelCLI         = "cli"
 	ChannelElicitation = "elicitation"
+	// ChannelWeb is a signed-in reviewer's answer on the web UI (package web).
+	ChannelWeb = "web"
 	// ChannelTimeout marks a review nobody answered in time.
 	ChannelTimeout = "timeout"
 	// ChannelCancelled marks a review whose call went away (the agent

@@ -66,6 +66,7 @@ Commands:
   review    list and answer pending reviews from a terminal
   grants    list and revoke the approvals bound to calls
   tokens    create, list and revoke per-user bearer tokens
+  ui        serve the web UI read-only over an audit log (serve --http serves it at /ui/)
   version   print toolgate's version
 
 Run 'toolgate COMMAND -h' for a command's flags.`
@@ -91,6 +92,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runGrants(ctx, args[1:], env, stdout, stderr)
 	case "tokens":
 		return runTokens(ctx, args[1:], env, stdout, stderr)
+	case "ui":
+		return runUI(ctx, args[1:], env, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "toolgate", version)
 		return nil

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/toolgate/toolgate/auth"
 	"github.com/toolgate/toolgate/config"
 	"github.com/toolgate/toolgate/gate"
 	"github.com/toolgate/toolgate/mcp"
@@ -24,6 +25,7 @@ import (
 	"github.com/toolgate/toolgate/tools/reviewtool"
 	"github.com/toolgate/toolgate/tools/sandbox"
 	"github.com/toolgate/toolgate/tools/workspace"
+	"github.com/toolgate/toolgate/web"
 )
 
 // Environment variables serve reads (besides the token variable the config names).
@@ -182,8 +184,24 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	if mp.handler != nil && mp.listen == "" {
 		pol.routes[pathMetrics] = mp.handler
 	}
+	ui, err := web.New(web.Options{Store: pol.store, Auth: uiAuth(chain), Decide: pol.Decider.Decide, Logger: logger.With("component", "web")})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer ui.Close()
+	// The UI signs its users in itself (session cookie, CSRF token).
+	pol.routes[web.Prefix] = ui
 	h := srv.HTTPHandler(hopts)
 	return serveHTTP(ctx, *httpAddr, h, pol.routes, mp, !chain.Empty(), logger)
+}
+
+// uiAuth is what signs reviewers in to the web UI: the credentials the
+// MCP edge accepts; nil (nobody can sign in) when it accepts any caller.
+func uiAuth(c auth.Chain) auth.Authenticator {
+	if c.Empty() {
+		return nil
+	}
+	return c
 }
 
 // GC settings for serve, unless GOGC or GOMEMLIMIT say otherwise. toolgate's
