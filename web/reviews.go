@@ -2,6 +2,8 @@ package web
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,7 +59,20 @@ func (h *Handler) reviewsPage(w http.ResponseWriter, r *http.Request, v viewer) 
 		h.serverError(w, "listing pending reviews", err)
 		return
 	}
-	h.render(w, r, "reviews", v, map[string]any{"Pending": ps})
+	ids := make([]string, len(ps))
+	for i, p := range ps {
+		ids[i] = p.ID
+	}
+	h.render(w, r, "reviews", v, map[string]any{"Pending": ps, "Sig": queueSig(ids)})
+}
+
+// queueSig names a set of pending reviews (their IDs, oldest first): the
+// page tells the event stream which set it shows, so the stream's first
+// event is a change, not a reload of what is on screen (which would
+// replace a half-typed Deny reason).
+func queueSig(ids []string) string {
+	sum := sha256.Sum256([]byte(strings.Join(ids, ",")))
+	return hex.EncodeToString(sum[:8])
 }
 
 func (h *Handler) queueFragment(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -93,7 +108,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request, _ viewer) {
 	ctx := r.Context()
 	t := time.NewTicker(h.o.PollInterval)
 	defer t.Stop()
-	last, idle := "", 0
+	last, idle := r.URL.Query().Get("have"), 0
 	for {
 		ps, err := h.o.Store.PendingReviews(ctx)
 		if err != nil {
@@ -106,7 +121,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request, _ viewer) {
 		for i, p := range ps {
 			ids[i] = p.Call.ID
 		}
-		sig := strings.Join(ids, ",")
+		sig := queueSig(ids)
 		switch {
 		case sig != last:
 			_, err = fmt.Fprintf(w, "event: reviews\ndata: %d\n\n", len(ps))

