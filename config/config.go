@@ -24,6 +24,8 @@ const (
 	ChannelSlack       = "slack"
 	ChannelCLI         = "cli"
 	ChannelElicitation = "elicitation"
+	// ChannelWeb is the web UI (served by serve --http at /ui/).
+	ChannelWeb = "web"
 )
 
 // Slack connection modes.
@@ -227,7 +229,7 @@ type Review struct {
 	Hold time.Duration
 	// GrantTTL is how long such a grant stays usable (default 15m).
 	GrantTTL time.Duration
-	// Channels are tried in order: slack, cli, elicitation. Empty means the
+	// Channels are tried in order: slack, cli, elicitation, web. Empty means the
 	// review package's default.
 	Channels []string
 	Slack    Slack

@@ -634,9 +634,9 @@ func (d *decoder) review(r *Review, v *yaml.Node) {
 					continue
 				}
 				switch item.Value {
-				case ChannelSlack, ChannelCLI, ChannelElicitation:
+				case ChannelSlack, ChannelCLI, ChannelElicitation, ChannelWeb:
 				default:
-					d.errAt(item, "review.channels: unknown channel %q (want slack, cli or elicitation)", item.Value)
+					d.errAt(item, "review.channels: unknown channel %q (want slack, cli, elicitation or web)", item.Value)
 				}
 				if seen[item.Value] {
 					d.errAt(item, "review.channels: %q listed twice", item.Value)

@@ -150,7 +150,7 @@ workspace: {enabled: false}
 rules: {file: %q}
 audit: {path: %q}
 http: {tokens: true}
-review: {channels: [cli], timeout: 60s}
+review: {channels: [web], timeout: 60s}
 `, upstreamBin, rulesFile, db))
 	base := startHTTP(t, cfg)
 
