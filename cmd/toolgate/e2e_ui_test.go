@@ -430,4 +430,76 @@ review: {channels: [web], timeout: 60s}
 			t.Errorf("call page: review %q, verify %q", review, verify)
 		}
 	})
+
+	t.Run("revoking the token ends the session", func(t *testing.T) {
+		var id string
+		for _, line := range strings.Split(rvCLI(t, nil, "tokens", "list", "--db", db), "\n") {
+			if f := strings.Fields(line); len(f) > 1 && f[1] == "rita" {
+				id = f[0]
+			}
+		}
+		rvCLI(t, nil, "tokens", "revoke", id, "--db", db)
+		if resp, _ := request(http.MethodGet, "/ui/reviews", nil, nil); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/signin" {
+			t.Errorf("after revoking the token: %d %s, want a redirect to sign-in", resp.StatusCode, resp.Header.Get("Location"))
+		}
+	})
+}
+
+// TestUIReadOnly runs `toolgate ui`: the pages over an audit log file, no
+// sign-in, nothing to act with, loopback only.
+func TestUIReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "audit.db")
+	sample := filepath.Join(dir, "sample.jsonl")
+	uiSampleLog(t, sample, time.Now().UTC())
+	rvCLI(t, nil, "audit", "import", sample, "--db", db)
+
+	if out, err := exec.Command(toolgateBin, "ui", "--db", db, "--listen", "0.0.0.0:0").CombinedOutput(); err == nil || !strings.Contains(string(out), "not a loopback address") {
+		t.Errorf("ui on 0.0.0.0: %v\n%s", err, out)
+	}
+
+	cmd := exec.Command(toolgateBin, "ui", "--db", db, "--listen", "127.0.0.1:0")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	})
+	line := make([]byte, 256)
+	n, err := stdout.Read(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _, ok := strings.Cut(strings.TrimPrefix(string(line[:n]), "toolgate ui: "), "/ui/")
+	if !ok {
+		t.Fatalf("ui printed %q", line[:n])
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for path, want := range map[string]string{"/ui/dashboard": `id="kpi-calls"`, "/ui/reviews": "No reviews waiting", "/ui/audit?action=deny": "secrets-denied", "/ui/rules": "sample-v2"} {
+		resp, err := noRedirect.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s: %d, want %q in the page", path, resp.StatusCode, want)
+		}
+		if strings.Contains(string(body), `name="csrf"`) {
+			t.Errorf("GET %s offers a form to act", path)
+		}
+	}
+	resp, err := noRedirect.PostForm(base+"/ui/reviews/01SAMPLE000000000000000001", url.Values{"action": {"approve"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("POST to the read-only UI: %d, want 403", resp.StatusCode)
+	}
 }
