@@ -200,6 +200,12 @@ type HTTP struct {
 	// SharedUser is the principal's user of calls made with the shared
 	// token; "" means "shared".
 	SharedUser string
+	// Reviewers may answer reviews in the web UI: user names, or
+	// "group:NAME" for a group's members. Empty means anyone who can sign
+	// in with the shared token, and nobody when agents have per-user
+	// credentials (an agent holding its user's token must not approve
+	// other users' calls).
+	Reviewers []string
 }
 
 // PerUser reports whether agents authenticate as themselves (per-user

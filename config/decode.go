@@ -547,6 +547,7 @@ func (d *decoder) http(h *HTTP, v *yaml.Node) {
 			}
 		},
 		"shared_user": func(_, v *yaml.Node) { h.SharedUser = d.str(v) },
+		"reviewers":   func(_, v *yaml.Node) { h.Reviewers = d.strList(v, "http.reviewers", false) },
 		"oidc": func(_, v *yaml.Node) {
 			o := &OIDC{}
 			d.fields(v, "http.oidc", map[string]func(k, v *yaml.Node){

@@ -153,6 +153,11 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request, _ viewer) {
 // process holding the call sees the verdict on its next poll.
 func (h *Handler) verdict(w http.ResponseWriter, r *http.Request, v viewer) {
 	id := r.PathValue("id")
+	if !v.canAct() {
+		h.o.Logger.Warn("web: verdict refused: not a reviewer (http.reviewers)", "call_id", id, "user", v.s.who.User)
+		http.Error(w, "you are not one of this toolgate's reviewers (http.reviewers)", http.StatusForbidden)
+		return
+	}
 	action := r.PostForm.Get("action")
 	who := v.s.who
 	vd := review.Verdict{

@@ -152,10 +152,12 @@ func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAg
 // viewer is who is looking at a page.
 type viewer struct {
 	s *session // nil when not signed in (read-only UI)
+	// reviewer: s's principal may answer reviews (Options.MayReview).
+	reviewer bool
 }
 
 // canAct reports whether the viewer may answer reviews.
-func (v viewer) canAct() bool { return v.s != nil }
+func (v viewer) canAct() bool { return v.s != nil && v.reviewer }
 
 type viewerHandler func(w http.ResponseWriter, r *http.Request, v viewer)
 
@@ -200,7 +202,7 @@ func (h *Handler) viewer(next viewerHandler) http.HandlerFunc {
 				return
 			}
 		}
-		next(w, r, viewer{s: ss})
+		next(w, r, viewer{s: ss, reviewer: h.o.MayReview == nil || h.o.MayReview(ss.who)})
 	}
 }
 

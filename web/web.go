@@ -52,6 +52,9 @@ type Options struct {
 	// recorded call, gives the same rules version and rule and a
 	// session_grant; nil never offers one.
 	Decide func(ctx context.Context, c tools.Call) rules.Decision
+	// MayReview says whether a signed-in principal may answer reviews;
+	// the others only look. Nil lets every signed-in principal answer.
+	MayReview func(tools.Principal) bool
 	// ReadOnly serves the pages without sign-in and without any way to
 	// act (toolgate ui: a local view of an audit log file).
 	ReadOnly bool

@@ -7,11 +7,13 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -149,7 +151,7 @@ func TestWebUI(t *testing.T) {
 workspace: {enabled: false}
 rules: {file: %q}
 audit: {path: %q}
-http: {tokens: true}
+http: {tokens: true, reviewers: [rita]}
 review: {channels: [web], timeout: 60s}
 `, upstreamBin, rulesFile, db))
 	base := startHTTP(t, cfg)
@@ -362,6 +364,46 @@ review: {channels: [web], timeout: 60s}
 		if r := waitDone(done); !r.isErr {
 			t.Fatalf("denied call: %+v", r)
 		}
+	})
+
+	t.Run("only http.reviewers answer", func(t *testing.T) {
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar}
+		page := func(path string) string {
+			t.Helper()
+			resp, err := c.Get(base + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return string(b)
+		}
+		token := regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+		m := token.FindStringSubmatch(page("/ui/signin"))
+		if m == nil {
+			t.Fatal("no CSRF token on the sign-in page")
+		}
+		if resp, err := c.PostForm(base+"/ui/signin", url.Values{"csrf": {m[1]}, "token": {"tg_not-a-token"}}); err != nil || resp.Request.URL.Query().Get("error") == "" {
+			t.Fatalf("a made-up token signed in: %v", err)
+		}
+		m = token.FindStringSubmatch(page("/ui/signin"))
+		resp, err := c.PostForm(base+"/ui/signin", url.Values{"csrf": {m[1]}, "token": {alice}})
+		if err != nil || resp.Request.URL.Path != "/ui/reviews" {
+			t.Fatalf("alice's sign-in: %v", err)
+		}
+		done := agentCall(rita)
+		id := rvWaitPending(t, db, 1)[0]
+		body := page("/ui/reviews")
+		if !strings.Contains(body, `id="not-reviewer"`) || strings.Contains(body, `class="approve"`) {
+			t.Errorf("alice, not a reviewer, is offered to act:\n%s", body)
+		}
+		m = token.FindStringSubmatch(body) // the sign-out form's
+		if resp, err := c.PostForm(base+"/ui/reviews/"+id, url.Values{"csrf": {m[1]}, "action": {"approve"}}); err != nil || resp.StatusCode != http.StatusForbidden {
+			t.Errorf("alice's approval: %v %v, want 403", resp.StatusCode, err)
+		}
+		rvCLI(t, nil, "review", "deny", id, "--db", db, "--reason", "done")
+		waitDone(done)
 	})
 
 	t.Run("security headers", func(t *testing.T) {

@@ -184,7 +184,8 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	if mp.handler != nil && mp.listen == "" {
 		pol.routes[pathMetrics] = mp.handler
 	}
-	ui, err := web.New(web.Options{Store: pol.store, Auth: uiAuth(chain), Decide: pol.Decider.Decide, Logger: logger.With("component", "web")})
+	ui, err := web.New(web.Options{Store: pol.store, Auth: uiAuth(chain), Decide: pol.Decider.Decide,
+		MayReview: mayReview(cfg.HTTP, logger), Logger: logger.With("component", "web")})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -202,6 +203,33 @@ func uiAuth(c auth.Chain) auth.Authenticator {
 		return nil
 	}
 	return c
+}
+
+// mayReview says who may answer reviews in the web UI: the users and
+// "group:NAME" members of http.reviewers. Without the list, anyone who can
+// sign in may when there is only the shared token (one person), and nobody
+// may when agents have per-user credentials: an agent holding its user's
+// token could otherwise approve other users' calls.
+func mayReview(h config.HTTP, logger *slog.Logger) func(tools.Principal) bool {
+	if len(h.Reviewers) == 0 {
+		if h.PerUser() {
+			logger.Warn("the web UI lets nobody answer reviews: list who may in http.reviewers")
+			return func(tools.Principal) bool { return false }
+		}
+		return nil
+	}
+	return func(p tools.Principal) bool {
+		for _, r := range h.Reviewers {
+			if g, ok := strings.CutPrefix(r, "group:"); ok {
+				if slices.Contains(p.Groups, g) {
+					return true
+				}
+			} else if p.User != "" && p.User == r {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // GC settings for serve, unless GOGC or GOMEMLIMIT say otherwise. toolgate's
