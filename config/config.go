@@ -200,11 +200,9 @@ type HTTP struct {
 	// SharedUser is the principal's user of calls made with the shared
 	// token; "" means "shared".
 	SharedUser string
-	// Reviewers may answer reviews in the web UI: user names, or
-	// "group:NAME" for a group's members. Empty means anyone who can sign
-	// in with the shared token, and nobody when agents have per-user
-	// credentials (an agent holding its user's token must not approve
-	// other users' calls).
+	// Reviewers may answer reviews in the web UI: user names (the shared
+	// token's is SharedUser), or "group:NAME" for a group's members.
+	// Empty means nobody: an agent holds a credential the UI accepts.
 	Reviewers []string
 }
 

@@ -206,17 +206,14 @@ func uiAuth(c auth.Chain) auth.Authenticator {
 }
 
 // mayReview says who may answer reviews in the web UI: the users and
-// "group:NAME" members of http.reviewers. Without the list, anyone who can
-// sign in may when there is only the shared token (one person), and nobody
-// may when agents have per-user credentials: an agent holding its user's
-// token could otherwise approve other users' calls.
+// "group:NAME" members of http.reviewers; nobody without the list. Even
+// in a one-person setup the list is needed: the agent holds a credential
+// the UI accepts (its user's token, or the shared token), and must not
+// sign in with it to approve calls.
 func mayReview(h config.HTTP, logger *slog.Logger) func(tools.Principal) bool {
 	if len(h.Reviewers) == 0 {
-		if h.PerUser() {
-			logger.Warn("the web UI lets nobody answer reviews: list who may in http.reviewers")
-			return func(tools.Principal) bool { return false }
-		}
-		return nil
+		logger.Info("the web UI at /ui/ lets nobody answer reviews: list who may in http.reviewers")
+		return func(tools.Principal) bool { return false }
 	}
 	return func(p tools.Principal) bool {
 		for _, r := range h.Reviewers {
