@@ -129,7 +129,7 @@ func orUnknown(s string) string {
 // which a review policy applies to (timeouts and expiries end any review).
 func humanChannel(ch string) bool {
 	switch ch {
-	case review.ChannelSlack, review.ChannelCLI, review.ChannelElicitation:
+	case review.ChannelSlack, review.ChannelCLI, review.ChannelElicitation, review.ChannelWeb:
 		return true
 	}
 	return false

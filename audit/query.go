@@ -228,6 +228,10 @@ type Stats struct {
 	// each sorted by calls, most first.
 	ByTool []Count `json:"by_tool"`
 	ByRule []Count `json:"by_rule"`
+	// ByUser is per principal user, ByModel per "name@version" of the
+	// model ("" = unknown), sorted as ByTool.
+	ByUser  []Count `json:"by_user"`
+	ByModel []Count `json:"by_model"`
 }
 
 // ReviewStats summarises verdicts.
@@ -328,6 +332,12 @@ func (s *Store) Stats(ctx context.Context, f Filter) (Stats, error) {
 		return st, wrap(err)
 	}
 	if st.ByRule, err = counts(`rule`); err != nil {
+		return st, wrap(err)
+	}
+	if st.ByUser, err = counts(`principal_user`); err != nil {
+		return st, wrap(err)
+	}
+	if st.ByModel, err = counts(`model_name || CASE WHEN model_version != '' THEN '@' || model_version ELSE '' END`); err != nil {
 		return st, wrap(err)
 	}
 	for _, c := range st.ByTool {

@@ -24,6 +24,8 @@ const (
 	ChannelSlack       = "slack"
 	ChannelCLI         = "cli"
 	ChannelElicitation = "elicitation"
+	// ChannelWeb is the web UI (served by serve --http at /ui/).
+	ChannelWeb = "web"
 )
 
 // Slack connection modes.
@@ -244,6 +246,10 @@ type HTTP struct {
 	// SessionIdle ends a session that has had no request for this long
 	// (default 30m); its client must initialize a new one.
 	SessionIdle time.Duration
+	// Reviewers may answer reviews in the web UI: user names (the shared
+	// token's is SharedUser), or "group:NAME" for a group's members.
+	// Empty means nobody: an agent holds a credential the UI accepts.
+	Reviewers []string
 }
 
 // PerUser reports whether agents authenticate as themselves (per-user
@@ -273,7 +279,7 @@ type Review struct {
 	Hold time.Duration
 	// GrantTTL is how long such a grant stays usable (default 15m).
 	GrantTTL time.Duration
-	// Channels are tried in order: slack, cli, elicitation. Empty means the
+	// Channels are tried in order: slack, cli, elicitation, web. Empty means the
 	// review package's default.
 	Channels []string
 	Slack    Slack

@@ -569,6 +569,7 @@ func (d *decoder) http(h *HTTP, v *yaml.Node) {
 			}
 		},
 		"shared_user": func(_, v *yaml.Node) { h.SharedUser = d.str(v) },
+		"reviewers":   func(_, v *yaml.Node) { h.Reviewers = d.strList(v, "http.reviewers", false) },
 		"oidc": func(_, v *yaml.Node) {
 			o := &OIDC{}
 			d.fields(v, "http.oidc", map[string]func(k, v *yaml.Node){
@@ -657,9 +658,9 @@ func (d *decoder) review(r *Review, v *yaml.Node) {
 					continue
 				}
 				switch item.Value {
-				case ChannelSlack, ChannelCLI, ChannelElicitation:
+				case ChannelSlack, ChannelCLI, ChannelElicitation, ChannelWeb:
 				default:
-					d.errAt(item, "review.channels: unknown channel %q (want slack, cli or elicitation)", item.Value)
+					d.errAt(item, "review.channels: unknown channel %q (want slack, cli, elicitation or web)", item.Value)
 				}
 				if seen[item.Value] {
 					d.errAt(item, "review.channels: %q listed twice", item.Value)

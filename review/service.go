@@ -20,6 +20,8 @@ const (
 	ChannelSlack       = "slack"
 	ChannelCLI         = "cli"
 	ChannelElicitation = "elicitation"
+	// ChannelWeb is a signed-in reviewer's answer on the web UI (package web).
+	ChannelWeb = "web"
 	// ChannelTimeout marks a review nobody answered in time.
 	ChannelTimeout = "timeout"
 	// ChannelCancelled marks a review whose call went away (the agent
@@ -57,10 +59,11 @@ type Options struct {
 	// Slack configures the Slack channel; nil means no Slack.
 	Slack *SlackOptions
 	// Channels are the channels to use, in order of preference: "slack",
-	// "cli", "elicitation". Slack and elicitation are asked in this order
+	// "cli", "elicitation", "web". Slack and elicitation are asked in this order
 	// and only the first one reached is used ("fall to the next channel");
 	// "cli" means a verdict written by `toolgate review approve|deny` (from
-	// any process, found by polling the Store) is accepted. A verdict from
+	// any process, found by polling the Store) is accepted, and "web" one
+	// given in the web UI (the same way). A verdict from
 	// any listed channel ends the review. Empty means slack (when Slack is
 	// set), cli, elicitation (when Elicitation is true).
 	Channels []string
@@ -154,7 +157,7 @@ func New(o Options) (*Service, error) {
 	}
 	for i, ch := range s.channels {
 		switch ch {
-		case ChannelSlack, ChannelCLI, ChannelElicitation:
+		case ChannelSlack, ChannelCLI, ChannelElicitation, ChannelWeb:
 		default:
 			return nil, fmt.Errorf("review: unknown channel %q (want slack, cli or elicitation)", ch)
 		}
@@ -211,6 +214,11 @@ func (s *Service) Review(ctx context.Context, c tools.Call, d rules.Decision) (V
 		case ChannelCLI:
 			listening = true
 			log.Info("review waiting; answer with `toolgate review approve|deny " + c.ID + "`")
+		case ChannelWeb:
+			// Answered in the web UI (package web), through the Store
+			// like the CLI's verdicts.
+			listening = true
+			log.Info("review waiting in the web UI (/ui/reviews)")
 		case ChannelSlack:
 			if pushed {
 				continue

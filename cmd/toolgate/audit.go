@@ -24,7 +24,8 @@ const auditUsage = `usage:
   toolgate audit tail   [-f] [-n N] [FILTERS]        the last N calls (default 10); -f follows new ones
   toolgate audit export [--format jsonl|csv] [FILTERS]  every matching call, to stdout
   toolgate audit import FILE.jsonl                   append exported records (fixtures, migration)
-  toolgate audit stats  [FILTERS]                    rates, review times, per tool and per rule
+  toolgate audit stats  [FILTERS] [--bucket hour|day]  rates, review times, per tool, rule, user, model;
+                                                     json adds series over time and rule drift
   toolgate audit verify                              check the hash chain; exit 1 at the first broken link
   toolgate audit replay --rules NEW.yaml [FILTERS] [--fail-on-change]
                                                      which recorded decisions NEW.yaml would change
@@ -74,6 +75,8 @@ func runAudit(ctx context.Context, args []string, env environ, stdout, stderr io
 	switch sub {
 	case "list":
 		fs.IntVar(&c.limit, "limit", 100, "show the newest `N` matching calls (0 = all)")
+	case "stats":
+		fs.StringVar(&c.bucket, "bucket", "day", "`width` of the JSON series' buckets: hour or day (UTC)")
 	case "tail":
 		fs.BoolVar(&c.follow, "f", false, "follow: keep printing new calls until interrupted")
 		fs.IntVar(&c.limit, "n", 10, "print the last `N` calls first")
@@ -151,6 +154,7 @@ type auditCmd struct {
 	path           string
 
 	db, output, format, rulesPath string
+	bucket                        string
 	since, until                  string
 	filter                        audit.Filter
 	limit, show                   int
@@ -194,28 +198,8 @@ func (c *auditCmd) parseFilter() error {
 }
 
 // parseWhen reads an RFC 3339 time, a date, or a duration before now
-// ("90m", "36h", "7d").
-func parseWhen(s string, now time.Time) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
-	}
-	if t, err := time.ParseInLocation("2006-01-02", s, time.Local); err == nil {
-		return t, nil
-	}
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		var days int
-		if _, err := fmt.Sscanf(n, "%d", &days); err == nil && fmt.Sprint(days) == n && days >= 0 {
-			return now.AddDate(0, 0, -days), nil
-		}
-	}
-	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
-		return now.Add(-d), nil
-	}
-	return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time, a date (2006-01-02) or a duration such as 1h or 7d", s)
-}
+// ("90m", "36h", "7d"); see audit.ParseWhen.
+func parseWhen(s string, now time.Time) (time.Time, error) { return audit.ParseWhen(s, now) }
 
 func (c *auditCmd) writeJSON(v any) error {
 	enc := json.NewEncoder(c.stdout)
@@ -460,12 +444,21 @@ func (c *auditCmd) importFile(ctx context.Context, path string) error {
 }
 
 func (c *auditCmd) stats(ctx context.Context) error {
+	if c.json() {
+		// The web dashboard serves the same Report (package web).
+		b, err := audit.ParseBucket(c.bucket)
+		if err != nil {
+			return fmt.Errorf("%w: audit stats: --bucket: %v", errUsage, err)
+		}
+		r, err := c.st.Report(ctx, c.filter, b, c.now())
+		if err != nil {
+			return err
+		}
+		return c.writeJSON(r)
+	}
 	s, err := c.st.Stats(ctx, c.filter)
 	if err != nil {
 		return err
-	}
-	if c.json() {
-		return c.writeJSON(s)
 	}
 	pct := func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) }
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)

@@ -68,6 +68,7 @@ Commands:
   grants    list and revoke the approvals bound to calls
   tokens    create, list and revoke per-user bearer tokens
   tools     list, show and approve the upstream tools' pinned definitions; names: the exposed names
+  ui        serve the web UI read-only over an audit log (serve --http serves it at /ui/)
   version   print toolgate's version
 
 Run 'toolgate COMMAND -h' for a command's flags.`
@@ -98,6 +99,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return runToolsNames(ctx, args[2:], env, stdout, stderr)
 		}
 		return runTools(ctx, args[1:], env, stdout, stderr)
+	case "ui":
+		return runUI(ctx, args[1:], env, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "toolgate", version)
 		return nil

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/toolgate/toolgate/audit"
+	"github.com/toolgate/toolgate/auth"
 	"github.com/toolgate/toolgate/config"
 	"github.com/toolgate/toolgate/gate"
 	"github.com/toolgate/toolgate/mcp"
@@ -25,6 +26,7 @@ import (
 	"github.com/toolgate/toolgate/tools/reviewtool"
 	"github.com/toolgate/toolgate/tools/sandbox"
 	"github.com/toolgate/toolgate/tools/workspace"
+	"github.com/toolgate/toolgate/web"
 )
 
 // Environment variables serve reads (besides the token variable the config names).
@@ -200,6 +202,14 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	if mp.handler != nil && mp.listen == "" {
 		pol.routes[pathMetrics] = mp.handler
 	}
+	ui, err := web.New(web.Options{Store: pol.store, Auth: uiAuth(chain), Decide: pol.Decider.Decide,
+		MayReview: mayReview(cfg.HTTP, logger), Logger: logger.With("component", "web")})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer ui.Close()
+	// The UI signs its users in itself (session cookie, CSRF token).
+	pol.routes[web.Prefix] = ui
 	h := srv.HTTPHandler(hopts)
 	return serveHTTP(ctx, *httpAddr, h, pol.routes, mp, !chain.Empty(), logger)
 }
@@ -207,6 +217,39 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 // pinPoll is how often serve looks for tool pin changes made by other
 // processes (approvals): a one-row query on the audit DB.
 const pinPoll = time.Second
+
+// uiAuth is what signs reviewers in to the web UI: the credentials the
+// MCP edge accepts; nil (nobody can sign in) when it accepts any caller.
+func uiAuth(c auth.Chain) auth.Authenticator {
+	if c.Empty() {
+		return nil
+	}
+	return c
+}
+
+// mayReview says who may answer reviews in the web UI: the users and
+// "group:NAME" members of http.reviewers; nobody without the list. Even
+// in a one-person setup the list is needed: the agent holds a credential
+// the UI accepts (its user's token, or the shared token), and must not
+// sign in with it to approve calls.
+func mayReview(h config.HTTP, logger *slog.Logger) func(tools.Principal) bool {
+	if len(h.Reviewers) == 0 {
+		logger.Info("the web UI at /ui/ lets nobody answer reviews: list who may in http.reviewers")
+		return func(tools.Principal) bool { return false }
+	}
+	return func(p tools.Principal) bool {
+		for _, r := range h.Reviewers {
+			if g, ok := strings.CutPrefix(r, "group:"); ok {
+				if slices.Contains(p.Groups, g) {
+					return true
+				}
+			} else if p.User != "" && p.User == r {
+				return true
+			}
+		}
+		return false
+	}
+}
 
 // GC settings for serve, unless GOGC or GOMEMLIMIT say otherwise. toolgate's
 // live heap is small (about 2 MB) and every call allocates, so at the

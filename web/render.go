@@ -1,0 +1,105 @@
+package web
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"net/http"
+	"time"
+)
+
+// pageNames are the templates rendered inside layout.html.
+var pageNames = []string{"signin", "reviews", "dashboard", "audit", "call", "rules"}
+
+var funcs = template.FuncMap{
+	"pct": func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
+	"dur": func(d time.Duration) string {
+		if d == 0 {
+			return "-"
+		}
+		return d.Round(time.Millisecond).String()
+	},
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.UTC().Format("2006-01-02 15:04:05Z")
+	},
+	"orDash": orDash,
+	"list":   func(s ...string) []string { return s },
+	"dict": func(kv ...any) map[string]any {
+		m := map[string]any{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[fmt.Sprint(kv[i])] = kv[i+1]
+		}
+		return m
+	},
+	"ratio": func(f float64) string {
+		if f < 0 {
+			return "new"
+		}
+		return fmt.Sprintf("%.2fx", f)
+	},
+}
+
+func (h *Handler) parseTemplates() error {
+	base, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/queue.html")
+	if err != nil {
+		return fmt.Errorf("web: templates: %w", err)
+	}
+	for _, name := range pageNames {
+		t, err := template.Must(base.Clone()).ParseFS(templateFS, "templates/"+name+".html")
+		if err != nil {
+			return fmt.Errorf("web: template %s: %w", name, err)
+		}
+		h.pages[name] = t
+	}
+	return nil
+}
+
+// pageData is what layout.html sees.
+type pageData struct {
+	Page     string
+	User     string
+	Auth     string
+	CSRF     string
+	CanAct   bool
+	ReadOnly bool
+	Flash    string
+	Data     map[string]any
+}
+
+func pageDataOf(page string, v viewer, readOnly bool, data map[string]any) pageData {
+	pd := pageData{Page: page, ReadOnly: readOnly, Data: data, CanAct: v.canAct()}
+	if v.s != nil {
+		pd.User, pd.Auth, pd.CSRF = orShared(v.s.who.User), v.s.who.Auth, v.s.csrf
+	}
+	return pd
+}
+
+func (h *Handler) render(w http.ResponseWriter, r *http.Request, page string, v viewer, data map[string]any) {
+	var buf bytes.Buffer
+	pd := pageDataOf(page, v, h.o.ReadOnly, data)
+	if v.s != nil {
+		pd.Flash = h.sessions.takeFlash(v.s)
+	}
+	if err := h.pages[page].ExecuteTemplate(&buf, "layout.html", pd); err != nil {
+		h.serverError(w, "rendering "+page, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = buf.WriteTo(w)
+}
+
+// renderFragment renders one named template of the reviews page alone
+// (for htmx to swap in).
+func (h *Handler) renderFragment(w http.ResponseWriter, name string, v viewer, data map[string]any) {
+	var buf bytes.Buffer
+	pd := pageDataOf("reviews", v, h.o.ReadOnly, data)
+	if err := h.pages["reviews"].ExecuteTemplate(&buf, name, pd); err != nil {
+		h.serverError(w, "rendering "+name, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = buf.WriteTo(w)
+}

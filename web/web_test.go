@@ -1,0 +1,145 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/toolgate/toolgate/audit"
+	"github.com/toolgate/toolgate/tools"
+)
+
+// tokens accepts the credentials in the map; deleting one revokes it.
+type tokens map[string]tools.Principal
+
+func (m tokens) Authenticate(_ context.Context, cred string) (tools.Principal, error) {
+	if p, ok := m[cred]; ok {
+		return p, nil
+	}
+	return tools.Principal{}, errors.New("unknown")
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func newUI(t *testing.T, o Options) *httptest.Server {
+	t.Helper()
+	st, err := audit.Open(context.Background(), filepath.Join(t.TempDir(), "a.db"), audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	o.Store = st
+	h, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func get(t *testing.T, c *http.Client, url string) string {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// TestSession: signing in needs the sign-in form's CSRF token and a
+// credential the authenticator accepts; the session then lasts until the
+// credential is revoked or the session expires; a POST needs the
+// session's CSRF token.
+func TestSession(t *testing.T) {
+	creds := tokens{"tg_rita": {User: "rita", Auth: tools.AuthToken}}
+	now := time.Now()
+	clock := func() time.Time { return now }
+	srv := newUI(t, Options{Auth: creds, SessionTTL: time.Hour, Now: clock})
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+
+	signin := func(token string, withCSRF bool) *http.Response {
+		t.Helper()
+		m := csrfRE.FindStringSubmatch(get(t, c, srv.URL+"/ui/signin"))
+		form := url.Values{"token": {token}}
+		if withCSRF {
+			form.Set("csrf", m[1])
+		}
+		resp, err := c.PostForm(srv.URL+"/ui/signin", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := signin("tg_rita", false); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("sign-in without CSRF token: %d", resp.StatusCode)
+	}
+	if resp := signin("tg_mallory", true); resp.Request.URL.Path != "/ui/signin" {
+		t.Errorf("unknown token led to %s", resp.Request.URL)
+	}
+	if resp := signin("tg_rita", true); resp.Request.URL.Path != "/ui/reviews" {
+		t.Fatalf("rita's sign-in led to %s", resp.Request.URL)
+	}
+	page := get(t, c, srv.URL+"/ui/reviews")
+	if !strings.Contains(page, `id="whoami">rita<`) {
+		t.Fatalf("not signed in:\n%s", page)
+	}
+	csrf := csrfRE.FindStringSubmatch(page)[1]
+	if resp, _ := c.PostForm(srv.URL+"/ui/signout", url.Values{}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("sign-out without CSRF token: %d", resp.StatusCode)
+	}
+
+	now = now.Add(2 * time.Hour) // past SessionTTL
+	if resp, _ := c.Get(srv.URL + "/ui/reviews"); resp.Request.URL.Path != "/ui/signin" {
+		t.Errorf("expired session still served %s", resp.Request.URL)
+	}
+	signin("tg_rita", true)
+	delete(creds, "tg_rita")
+	if resp, _ := c.Get(srv.URL + "/ui/dashboard"); resp.Request.URL.Path != "/ui/signin" {
+		t.Errorf("revoked credential's session still served %s", resp.Request.URL)
+	}
+	if resp, _ := c.PostForm(srv.URL+"/ui/signout", url.Values{"csrf": {csrf}}); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("POST with an ended session: %d", resp.StatusCode)
+	}
+}
+
+// TestReadOnly: no sign-in, pages served, every POST refused, and the
+// security headers on every response.
+func TestReadOnly(t *testing.T) {
+	srv := newUI(t, Options{ReadOnly: true})
+	for _, path := range []string{"/ui/reviews", "/ui/dashboard", "/ui/audit", "/ui/rules", "/ui/api/stats", "/ui/assets/app.js"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		csp := resp.Header.Get("Content-Security-Policy")
+		if resp.StatusCode != 200 || !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") ||
+			resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("GET %s: %d, CSP %q", path, resp.StatusCode, csp)
+		}
+	}
+	for _, path := range []string{"/ui/reviews/01X", "/ui/signin", "/ui/signout"} {
+		resp, err := http.PostForm(srv.URL+path, url.Values{"action": {"approve"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("POST %s on the read-only UI: %d", path, resp.StatusCode)
+		}
+	}
+}
