@@ -125,8 +125,18 @@ CREATE TABLE review_approvals (
 	// arguments as the agent sent them (args_hash is of the redacted ones,
 	// under which two different secrets look the same).
 	`ALTER TABLE calls ADD COLUMN args_mac TEXT NOT NULL DEFAULT '';`,
+	// 7: signed checkpoints of the chain head (checkpoint.go). A copy
+	// here proves nothing (whoever rewrites the log rewrites this too);
+	// the published copies are what verify checks.
+	`CREATE TABLE checkpoints (
+	id       INTEGER PRIMARY KEY,
+	at       INTEGER NOT NULL,
+	head_seq INTEGER NOT NULL,
+	body     TEXT    NOT NULL,
+	hash     TEXT    NOT NULL
+);`,
 }
 
 // SchemaVersion is the schema version this build writes and understands
 // (len(migrations); a test keeps the two in step).
-const SchemaVersion = 6
+const SchemaVersion = 7
