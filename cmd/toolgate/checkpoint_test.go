@@ -4,6 +4,10 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +15,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/toolgate/toolgate/audit"
+	"github.com/toolgate/toolgate/config"
 )
 
 // tgRun runs the built toolgate binary and returns its combined output and
@@ -157,5 +164,54 @@ func TestServeCheckpoints(t *testing.T) {
 	o, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(o), "checkpoint key "+inWS) {
 		t.Fatalf("serve started with its checkpoint key in the workspace (%v):\n%s", err, o)
+	}
+}
+
+// TestCheckpointWebhook: a checkpoint is POSTed to a webhook target as the
+// same JSON line the file target gets; a webhook that refuses it is an
+// error, while the checkpoint is still stored in the log.
+func TestCheckpointWebhook(t *testing.T) {
+	db := auditDB(t)
+	key := filepath.Join(t.TempDir(), "k")
+	if _, err := audit.GenerateKey(key); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	status := http.StatusNoContent
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("webhook got %s %s", r.Method, r.Header.Get("Content-Type"))
+		}
+		got, _ = io.ReadAll(r.Body)
+		w.WriteHeader(status)
+	}))
+	defer hook.Close()
+	st, err := audit.Open(t.Context(), db, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	file := filepath.Join(t.TempDir(), "c.jsonl")
+	cp, err := newCheckpointer(st, config.Checkpoint{KeyFile: key, Publish: []string{hook.URL, file}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cp.checkpoint(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, _ := os.ReadFile(file)
+	if c.Seq != 20 || string(got)+"\n" != string(line) {
+		t.Fatalf("webhook got %s; file has %s", got, line)
+	}
+	status = http.StatusInternalServerError
+	if _, err := cp.checkpoint(t.Context()); err == nil || !strings.Contains(err.Error(), "500") {
+		t.Fatalf("refused webhook: %v", err)
+	}
+	if all, err := st.Checkpoints(t.Context()); err != nil || len(all) != 2 {
+		t.Fatalf("stored checkpoints: %d, %v", len(all), err)
+	}
+	if _, err := newCheckpointer(st, config.Checkpoint{KeyFile: key, Publish: []string{"slack"}}, slog.New(slog.DiscardHandler)); err == nil {
+		t.Fatal("publish: slack accepted")
 	}
 }
