@@ -177,8 +177,18 @@ CREATE TABLE rulesets (
 	first_loaded_at INTEGER NOT NULL
 );
 CREATE INDEX events_rulesets ON events(seq) WHERE kind IN ('rules_load', 'rules_rollback');`,
+	// 11: signed checkpoints of the chain head (checkpoint.go). A copy
+	// here proves nothing (whoever rewrites the log rewrites this too);
+	// the published copies are what verify checks.
+	`CREATE TABLE checkpoints (
+	id       INTEGER PRIMARY KEY,
+	at       INTEGER NOT NULL,
+	head_seq INTEGER NOT NULL,
+	body     TEXT    NOT NULL,
+	hash     TEXT    NOT NULL
+);`,
 }
 
 // SchemaVersion is the schema version this build writes and understands
 // (len(migrations); a test keeps the two in step).
-const SchemaVersion = 10
+const SchemaVersion = 11

@@ -267,6 +267,27 @@ type Rules struct {
 type Audit struct {
 	Path       string
 	RedactKeys []string
+	// Checkpoint configures signed checkpoints of the chain head; off
+	// when its KeyFile is empty.
+	Checkpoint Checkpoint
+}
+
+// DefaultCheckpointInterval is how often serve signs a checkpoint.
+const DefaultCheckpointInterval = 10 * time.Minute
+
+// Checkpoint configures the audit log's signed checkpoints.
+type Checkpoint struct {
+	// KeyFile is the Ed25519 private key (toolgate audit keygen); it must
+	// lie outside every sandbox-writable path.
+	KeyFile string
+	// Interval is how often serve writes one (default 10m); serve also
+	// writes one when it stops.
+	Interval time.Duration
+	// Publish lists where each checkpoint goes besides the log: a file
+	// path (a JSON line is appended), an http(s) webhook URL (POSTed), or
+	// "slack" (not supported yet). Empty means the file checkpoints.jsonl
+	// beside the key file.
+	Publish []string
 }
 
 // Review configures human review of calls whose decision is "review".
@@ -338,10 +359,15 @@ func Load(path string) (*Config, error) {
 	}
 	dir := filepath.Dir(path)
 	sl := &c.Review.Slack
-	for _, p := range []*string{&c.Rules.File, &c.Audit.Path, &c.Metrics.AuthTokenFile,
+	for _, p := range []*string{&c.Rules.File, &c.Audit.Path, &c.Metrics.AuthTokenFile, &c.Audit.Checkpoint.KeyFile,
 		&c.HTTP.AuthTokenFile, &sl.BotTokenFile, &sl.AppTokenFile, &sl.SigningSecretFile} {
 		if *p != "" && !filepath.IsAbs(*p) && !strings.HasPrefix(*p, "@") {
 			*p = filepath.Join(dir, *p)
+		}
+	}
+	for i, p := range c.Audit.Checkpoint.Publish {
+		if !strings.Contains(p, "://") && p != "slack" && !filepath.IsAbs(p) {
+			c.Audit.Checkpoint.Publish[i] = filepath.Join(dir, p)
 		}
 	}
 	return c, nil
@@ -394,6 +420,9 @@ func (c *Config) applyDefaults(workspaceEnabled *bool) {
 	}
 	if c.Pinning.Mode == "" {
 		c.Pinning.Mode = PinningTOFU
+	}
+	if c.Audit.Checkpoint.Interval == 0 {
+		c.Audit.Checkpoint.Interval = DefaultCheckpointInterval
 	}
 	if c.Review.Timeout == 0 {
 		c.Review.Timeout = DefaultReviewTimeout

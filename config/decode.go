@@ -124,6 +124,14 @@ func Parse(name string, data []byte) (*Config, error) {
 				d.fields(v, "audit", map[string]func(k, v *yaml.Node){
 					"path":        func(_, v *yaml.Node) { cfg.Audit.Path = d.str(v) },
 					"redact_keys": func(_, v *yaml.Node) { cfg.Audit.RedactKeys = d.strList(v, "audit.redact_keys", false) },
+					"checkpoint": func(_, v *yaml.Node) {
+						c := &cfg.Audit.Checkpoint
+						d.fields(v, "audit.checkpoint", map[string]func(k, v *yaml.Node){
+							"key_file": func(_, v *yaml.Node) { c.KeyFile = d.str(v) },
+							"interval": func(_, v *yaml.Node) { c.Interval = d.duration(v) },
+							"publish":  func(_, v *yaml.Node) { c.Publish = d.strList(v, "audit.checkpoint.publish", false) },
+						})
+					},
 				})
 			},
 			"review":  func(_, v *yaml.Node) { d.review(&cfg.Review, v) },

@@ -18,7 +18,7 @@
 //	model: {name: "", version: ""}
 //	http: {auth_token_env: TOOLGATE_AUTH_TOKEN, allowed_origins: ["http://localhost"], max_request_bytes: 4194304, session_idle: 30m}
 //	rules: {file: "", label: ""}
-//	audit: {path: "", redact_keys: []}
+//	audit: {path: "", redact_keys: [], checkpoint: {key_file: "", interval: 10m, publish: []}}
 //	review:
 //	  timeout: 5m
 //	  channels: [slack, cli, elicitation]

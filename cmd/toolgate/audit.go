@@ -27,6 +27,10 @@ const auditUsage = `usage:
   toolgate audit stats  [FILTERS] [--bucket hour|day]  rates, review times, per tool, rule, user, model;
                                                      json adds series over time and rule drift
   toolgate audit verify                              check the hash chain; exit 1 at the first broken link
+  toolgate audit verify --checkpoints FILE --pubkey FILE
+                                                     also prove the log was not rewritten since the signed checkpoints
+  toolgate audit checkpoint [--config F] [--key F]   sign and publish a checkpoint of the chain head now
+  toolgate audit keygen --out FILE                   a new checkpoint signing key (FILE, FILE.pub)
   toolgate audit replay --rules NEW.yaml [FILTERS] [--fail-on-change]
                                                      which recorded decisions NEW.yaml would change
 
@@ -52,6 +56,10 @@ func runAudit(ctx context.Context, args []string, env environ, stdout, stderr io
 		fmt.Fprintln(stdout, auditUsage)
 		return nil
 	case "list", "show", "tail", "export", "import", "stats", "verify", "replay":
+	case "keygen":
+		return runKeygen(args, stdout, stderr)
+	case "checkpoint":
+		return runCheckpoint(ctx, args, env, stdout, stderr)
 	default:
 		fmt.Fprintln(stderr, auditUsage)
 		return fmt.Errorf("%w: audit: unknown subcommand %q", errUsage, sub)
@@ -83,6 +91,9 @@ func runAudit(ctx context.Context, args []string, env environ, stdout, stderr io
 		fs.DurationVar(&c.interval, "interval", 500*time.Millisecond, "how often -f polls for new calls")
 	case "export":
 		fs.StringVar(&c.format, "format", "jsonl", "`format`: jsonl (what import reads) or csv")
+	case "verify":
+		fs.StringVar(&c.checkpoints, "checkpoints", "", "published checkpoints `file` (JSON lines) the log must match")
+		fs.StringVar(&c.pubkey, "pubkey", "", "public key `file` the checkpoints are signed with")
 	case "replay":
 		fs.StringVar(&c.rulesPath, "rules", "", "the rule `file` to replay against (required)")
 		fs.BoolVar(&c.failOnChange, "fail-on-change", false, "exit 1 if any decision would change (for CI)")
@@ -155,6 +166,7 @@ type auditCmd struct {
 
 	db, output, format, rulesPath string
 	bucket                        string
+	checkpoints, pubkey           string
 	since, until                  string
 	filter                        audit.Filter
 	limit, show                   int
@@ -512,6 +524,9 @@ func (c *auditCmd) stats(ctx context.Context) error {
 }
 
 func (c *auditCmd) verify(ctx context.Context) error {
+	if c.checkpoints != "" || c.pubkey != "" {
+		return c.verifyCheckpoints(ctx)
+	}
 	rep, err := c.st.Verify(ctx)
 	if err != nil {
 		return err

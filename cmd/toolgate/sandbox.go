@@ -359,6 +359,14 @@ func ownFiles(configPath string, cfg *config.Config, dbPath string) []ownFile {
 		add("rules file", f)
 	}
 	add("audit log", dbPath)
+	if ck := cfg.Audit.Checkpoint; ck.KeyFile != "" {
+		add("checkpoint key", ck.KeyFile)
+		for _, t := range checkpointTargets(ck) {
+			if !strings.Contains(t, "://") {
+				add("checkpoint log", t)
+			}
+		}
+	}
 	sl := cfg.Review.Slack
 	for _, f := range []string{cfg.HTTP.AuthTokenFile, sl.BotTokenFile, sl.AppTokenFile, sl.SigningSecretFile} {
 		if f != "" {

@@ -117,6 +117,15 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 			logger.Error("closing policy", "err", cerr)
 		}
 	}()
+	if ck := cfg.Audit.Checkpoint; ck.KeyFile != "" {
+		cp, err := newCheckpointer(pol.store, ck, logger)
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		// Deferred after pol.close, so it runs first: the last checkpoint
+		// signs the head at shutdown, while the store is still open.
+		defer cp.start(ctx, ck.Interval)()
+	}
 
 	if slices.ContainsFunc(upstreams, func(u tools.Upstream) bool { return u.Name == toolgateSrv }) {
 		return fmt.Errorf("%s: a server is named %q, which toolgate's own tools use: rename it", cfg.File, toolgateSrv)

@@ -1,0 +1,72 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/toolgate/toolgate/rules"
+)
+
+// BenchmarkBytesPerCall writes b.N allowed, finished calls into a fresh
+// log and reports its size on disk per call (DB file plus WAL, after the
+// store's closing checkpoint). Run with a fixed count, e.g.
+// go test -run '^$' -bench BytesPerCall -benchtime 5000x ./audit
+func BenchmarkBytesPerCall(b *testing.B) {
+	for _, size := range []int{5, 8 << 10} {
+		b.Run(fmt.Sprintf("args=%dB", size), func(b *testing.B) {
+			ctx := context.Background()
+			path := filepath.Join(b.TempDir(), "a.db")
+			s := openTest(b, path, Options{})
+			arg := strings.Repeat("x", size)
+			b.ResetTimer()
+			for i := range b.N {
+				id := benchID(i)
+				c := testCall(id, i)
+				c.Args = map[string]any{"text": arg}
+				if err := s.Begin(ctx, c, testDecision(rules.Allow)); err != nil {
+					b.Fatal(err)
+				}
+				if err := s.Finish(ctx, id, Outcome{Status: StatusOK, ResultSize: 120, ResultHash: "ab12"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := s.Close(); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			var total int64
+			for _, suf := range []string{"", "-wal"} {
+				if fi, err := os.Stat(path + suf); err == nil {
+					total += fi.Size()
+				}
+			}
+			b.ReportMetric(float64(total)/float64(b.N), "bytes/call")
+			if b.N >= 1000 {
+				logSpace(b, path)
+			}
+		})
+	}
+}
+
+// logSpace logs the bytes each table and index takes (SQLite's dbstat
+// table, when the driver has it).
+func logSpace(b *testing.B, path string) {
+	rows, err := rawDB(b, path).Query(`SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC`)
+	if err != nil {
+		b.Logf("dbstat: %v", err)
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var n int64
+		if err := rows.Scan(&name, &n); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("%-16s %10d bytes, %6.0f a call", name, n, float64(n)/float64(b.N))
+	}
+}
