@@ -414,3 +414,10 @@ func annotationsValue(an tools.Annotations) ref.Val {
 func errString(what string, err error) string {
 	return fmt.Sprintf("%s: %v", what, err)
 }
+
+// toolKind is tool.kind as the rules see it (always a string, even when
+// the command could not be analysed).
+func (a *activation) toolKind() string {
+	s, _ := a.normValue(nvKind).(types.String)
+	return string(s)
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -73,6 +74,16 @@ type rule struct {
 	sessionGrant  time.Duration
 	review        ReviewPolicy
 	tools         []string
+	// toolKinds and callKinds, when not nil, are the only tool.kind and
+	// call.kind values the match can be true for (see conjunctStrings);
+	// matches skips the program for the others, deciding "no match" as the
+	// program would: both variables are always strings (tool.kind even when
+	// the command cannot be analysed), so the guarding conjunct is false,
+	// never an error. Like the tool.name index, a guard that is not the
+	// first conjunct also spares the call an earlier conjunct's cost-limit
+	// error; the default pack's guards all come first.
+	toolKinds []string
+	callKinds []string
 }
 
 // program is a compiled expression; tracked ones run with cost limits and
@@ -163,7 +174,11 @@ func parse(name string, data []byte, fast bool) (*Set, error) {
 			p, checked, ok := compileExpr(env, fn.globs, fast, src, name, label, "match", spec.match, cel.BoolType, &errs)
 			if ok {
 				r.match = p
-				r.tools = toolNames(checked)
+				r.tools = conjunctStrings(checked, VarToolName)
+				if fast {
+					r.toolKinds = conjunctStrings(checked, VarToolKind)
+					r.callKinds = conjunctStrings(checked, VarCallKind)
+				}
 			}
 		}
 		if spec.reasonExpr != nil {
@@ -339,18 +354,19 @@ func globLiterals(a *cel.Ast) []globLiteral {
 	return out
 }
 
-// toolNames returns the tool names a match expression is limited to, when one
-// of its top-level conjuncts is `tool.name == "x"` or `tool.name in ["x", ...]`;
-// nil means any tool. Skipping the rule for other tools is exact: a false
-// conjunct makes the whole && false, whatever the others would do.
-func toolNames(a *cel.Ast) []string {
+// conjunctStrings returns the values the string variable name is limited
+// to by a match expression, when one of its top-level conjuncts is
+// `name == "x"` or `name in ["x", ...]`; nil means any value. Skipping the
+// rule for other values is exact: a false conjunct makes the whole && false,
+// whatever the others would do.
+func conjunctStrings(a *cel.Ast, name string) []string {
 	na := a.NativeRep()
 	refs := na.ReferenceMap()
-	isToolName := func(e ast.Expr) bool {
-		if r, ok := refs[e.ID()]; ok && r.Name == VarToolName && r.Value == nil {
+	isVar := func(e ast.Expr) bool {
+		if r, ok := refs[e.ID()]; ok && r.Name == name && r.Value == nil {
 			return true
 		}
-		return e.Kind() == ast.IdentKind && e.AsIdent() == VarToolName
+		return e.Kind() == ast.IdentKind && e.AsIdent() == name
 	}
 	str := func(e ast.Expr) (string, bool) {
 		if e.Kind() != ast.LiteralKind {
@@ -382,18 +398,18 @@ func toolNames(a *cel.Ast) []string {
 		}
 		switch call.FunctionName() {
 		case "_==_":
-			if isToolName(args[0]) {
+			if isVar(args[0]) {
 				if s, ok := str(args[1]); ok {
 					return []string{s}
 				}
 			}
-			if isToolName(args[1]) {
+			if isVar(args[1]) {
 				if s, ok := str(args[0]); ok {
 					return []string{s}
 				}
 			}
 		case "@in":
-			if !isToolName(args[0]) || args[1].Kind() != ast.ListKind {
+			if !isVar(args[0]) || args[1].Kind() != ast.ListKind {
 				continue
 			}
 			var names []string
@@ -582,6 +598,10 @@ func (s *Set) evaluate(ctx context.Context, c *tools.Call, trace *[]Step) Decisi
 func (r *rule) matches(ctx context.Context, act *activation) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
+	}
+	if r.callKinds != nil && !slices.Contains(r.callKinds, act.c.KindName()) ||
+		r.toolKinds != nil && !slices.Contains(r.toolKinds, act.toolKind()) {
+		return false, nil
 	}
 	v, err := r.match.eval(ctx, act)
 	if err != nil {

@@ -1,0 +1,107 @@
+package rules_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/rules/corpus"
+	"github.com/toolgate/toolgate/tools"
+)
+
+// shortcutSets returns the default pack compiled with its evaluation
+// shortcuts and without them.
+func shortcutSets(t testing.TB) (fast, general *rules.Set) {
+	t.Helper()
+	general, err := rules.ParseGeneral("default.yaml", rules.DefaultSource())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rules.Default(), general
+}
+
+// sameDecision fails t unless both sets decide c, in ws, alike: the whole
+// Decision (action, rule, reason, sandbox, shadow results, confidence
+// effect...) and every rule's step.
+func sameDecision(t *testing.T, where string, fast, general *rules.Set, ws rules.Workspace, c tools.Call) {
+	t.Helper()
+	fast, general = fast.WithWorkspace(ws), general.WithWorkspace(ws)
+	fd, fsteps, _ := fast.Explain(context.Background(), c)
+	gd, gsteps, _ := general.Explain(context.Background(), c)
+	if !reflect.DeepEqual(fd, gd) || !reflect.DeepEqual(fsteps, gsteps) {
+		t.Errorf("%s: the shortcuts change the decision:\nfast    %+v\n        %+v\ngeneral %+v\n        %+v", where, fd, fsteps, gd, gsteps)
+	}
+	if d := fast.Evaluate(context.Background(), c); !reflect.DeepEqual(d, fd) {
+		t.Errorf("%s: Evaluate %+v, Explain %+v", where, d, fd)
+	}
+}
+
+// TestShortcutsKeepDecisions decides every call of the default pack's cases
+// and of both corpora with and without the evaluation shortcuts (fast
+// paths, kind guards) and requires identical decisions.
+func TestShortcutsKeepDecisions(t *testing.T) {
+	fast, general := shortcutSets(t)
+	n := 0
+	files, err := filepath.Glob("testdata/*cases*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no cases files: %v", err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cases, err := rules.ParseCases(f, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cases {
+			sameDecision(t, f+": "+c.Name, fast, general, c.Workspace, c.Call)
+			n++
+		}
+	}
+	calls, err := corpus.Load("../testdata/corpus", "corpus/testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range calls {
+		sameDecision(t, c.Where, fast, general, corpus.Workspace(), c.Call)
+		n++
+	}
+	if n < 100 {
+		t.Fatalf("only %d calls compared", n)
+	}
+	t.Logf("%d calls decided alike", n)
+}
+
+// FuzzShortcuts compares the two paths on arbitrary calls: tool, server,
+// kind and JSON arguments.
+func FuzzShortcuts(f *testing.F) {
+	for _, seed := range [][4]string{
+		{"run_command", "workspace", "", `{"command":"go test ./... && git status"}`},
+		{"read_file", "workspace", "", `{"path":"../x"}`},
+		{"write_file", "workspace", "", `{"path":"/etc/passwd","content":"x"}`},
+		{"query", "db", "", `{"sql":"drop table x"}`},
+		{"fetch", "web", "", `{"url":"http://localhost:8080/"}`},
+		{"git_status", "git", "", `{"repo_path":"."}`},
+		{"shadow", "fs", "resource", `{"uri":"file:///etc/shadow"}`},
+		{"p", "s", "prompt", `{}`},
+		{"run_command", "workspace", "", `{"command":"echo 'unterminated"}`},
+	} {
+		f.Add(seed[0], seed[1], seed[2], seed[3])
+	}
+	fast, general := shortcutSets(f)
+	ws := corpus.Workspace()
+	f.Fuzz(func(t *testing.T, tool, server, kind, args string) {
+		var a map[string]any
+		if json.Unmarshal([]byte(args), &a) != nil {
+			return
+		}
+		c := tools.Call{Tool: tool, Server: server, Name: server + "__" + tool, Kind: kind, Args: a}
+		sameDecision(t, "fuzz", fast, general, ws, c)
+	})
+}
