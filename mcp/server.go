@@ -317,20 +317,9 @@ func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMet
 	if err := validateArgs(e, arguments); err != nil {
 		return tools.Decoded(mcpgo.NewToolResultError(err.Error()))
 	}
-	c := tools.Call{
-		Server:        t.Server,
-		Tool:          t.Def.Name,
-		Name:          t.Name,
-		Annotations:   t.Annotations,
-		SchemaHash:    t.SchemaHash,
-		ServerVersion: t.ServerVersion,
-		Description:   t.Def.Description,
-		InputSchema:   t.Def.RawInputSchema,
-		Pin:           t.Pin,
-		Sandbox:       t.Sandbox,
-		Principal:     principalFrom(ctx),
-		Time:          s.o.Now(),
-	}
+	c := t.Call()
+	c.Principal = principalFrom(ctx)
+	c.Time = s.o.Now()
 	var meta map[string]any
 	if reqMeta != nil {
 		meta = reqMeta.AdditionalFields

@@ -135,6 +135,25 @@ type Tool struct {
 	Pin Pin
 }
 
+// Call is a call of t carrying what t's definition decides (identity,
+// version, annotations, schema, pin, sandbox profile); the caller adds the
+// arguments and the call's context. The MCP edge and corpus scoring both
+// build calls here, so rules see the same fields in both.
+func (t *Tool) Call() Call {
+	return Call{
+		Server:        t.Server,
+		Tool:          t.Def.Name,
+		Name:          t.Name,
+		Annotations:   t.Annotations,
+		SchemaHash:    t.SchemaHash,
+		ServerVersion: t.ServerVersion,
+		Description:   t.Def.Description,
+		InputSchema:   t.Def.RawInputSchema,
+		Pin:           t.Pin,
+		Sandbox:       t.Sandbox,
+	}
+}
+
 // MetaSandbox is the _meta key under which toolgate tells its in-process
 // server the sandbox profile of a call, and under which that server's tool
 // definitions declare their default profile. Agents cannot set it:

@@ -329,24 +329,12 @@ func (e entry) toCall(defs map[string]toolDef, builtin map[string]tools.Tool) (t
 	if err != nil {
 		return tools.Call{}, fmt.Errorf("args: %w", err)
 	}
-	c := tools.Call{
-		Server:        t.Server,
-		Tool:          t.Def.Name,
-		Name:          t.Name,
-		Annotations:   t.Annotations,
-		SchemaHash:    t.SchemaHash,
-		ServerVersion: t.ServerVersion,
-		Description:   t.Def.Description,
-		InputSchema:   t.Def.RawInputSchema,
-		Pin:           t.Pin,
-		Sandbox:       t.Sandbox,
-		Args:          args,
-		Confidence:    e.Confidence,
-		Client:        tools.Peer(e.Client),
-		Model:         tools.Peer(e.Model),
-		SessionID:     "stdio-c0a1c0a1c0a1",
-		Time:          Time,
-	}
+	c := t.Call()
+	c.Args = args
+	c.Confidence = e.Confidence
+	c.Client, c.Model = tools.Peer(e.Client), tools.Peer(e.Model)
+	c.SessionID = "stdio-c0a1c0a1c0a1"
+	c.Time = Time
 	if e.Time != "" {
 		if c.Time, err = time.Parse(time.RFC3339, e.Time); err != nil {
 			return tools.Call{}, fmt.Errorf("time: %w", err)
