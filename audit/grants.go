@@ -19,14 +19,6 @@ import (
 	"github.com/toolgate/toolgate/tools"
 )
 
-// StatusGranted is the status of a call whose review was approved after
-// its agent had stopped waiting: the call itself never ran; the approval
-// became a grant that a retry of the same call uses.
-const StatusGranted = "granted"
-
-// ChannelGrant is the verdict channel of a call that ran on a grant.
-const ChannelGrant = "grant"
-
 // Grant scopes.
 const (
 	// ScopeOnce: the same call (server, tool, arguments, rules version,

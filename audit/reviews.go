@@ -12,9 +12,6 @@ import (
 
 var _ review.Store = (*Store)(nil)
 
-// ChannelExpired is the verdict channel ExpireOrphanReviews records.
-const ChannelExpired = "expired"
-
 // PendingReviews lists calls waiting for a verdict (status pending, none
 // stored yet), oldest first. Their Call.Args are the stored, redacted args.
 func (s *Store) PendingReviews(ctx context.Context) ([]review.Pending, error) {

@@ -12,24 +12,20 @@ import (
 	"github.com/toolgate/toolgate/redact"
 	"github.com/toolgate/toolgate/rules"
 	"github.com/toolgate/toolgate/tools"
+
+	"github.com/toolgate/toolgate"
 )
 
-// Channel names, as listed in Options.Channels and recorded in
-// Verdict.Channel.
+// Aliases kept until the merge; the lead removes them.
 const (
-	ChannelSlack       = "slack"
-	ChannelCLI         = "cli"
-	ChannelElicitation = "elicitation"
-	// ChannelWeb is a signed-in reviewer's answer on the web UI (package web).
-	ChannelWeb = "web"
-	// ChannelTimeout marks a review nobody answered in time.
-	ChannelTimeout = "timeout"
-	// ChannelCancelled marks a review whose call went away (the agent
-	// disconnected or cancelled the request) before anyone answered.
-	ChannelCancelled = "cancelled"
-	// ChannelExpired marks a review left pending by a previous process
-	// (see Store.ExpireOrphanReviews).
-	ChannelExpired = "expired"
+	ChannelSlack       = toolgate.ChannelSlack
+	ChannelCLI         = toolgate.ChannelCLI
+	ChannelElicitation = toolgate.ChannelElicitation
+	ChannelWeb         = toolgate.ChannelWeb
+	ChannelTimeout     = toolgate.ChannelTimeout
+	ChannelCancelled   = toolgate.ChannelCancelled
+	ChannelExpired     = toolgate.ChannelExpired
+	ChannelPending     = toolgate.ChannelPending
 )
 
 // Defaults for Options.
@@ -44,13 +40,8 @@ const (
 // reached; the gate then denies the call.
 var ErrNoChannel = errors.New("no review channel could be reached")
 
-// ErrHeld is returned by Review when Options.Hold passed without a verdict:
-// the review goes on, the call does not wait for it. The Verdict returned
-// with it says where the review waits (Channel ChannelPending).
-var ErrHeld = errors.New("the review is still pending")
-
-// ChannelPending marks the verdict Review returns with ErrHeld.
-const ChannelPending = "pending"
+// Aliases kept until the merge; the lead removes them.
+var ErrHeld = toolgate.ErrHeld
 
 // Options configures a Service. Store is required.
 type Options struct {

@@ -2,38 +2,20 @@ package review
 
 import (
 	"context"
-	"errors"
 	"time"
 
-	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
-// Pending is a call waiting for a human, as stored durably in the audit DB.
-type Pending struct {
-	Call        tools.Call     `json:"call"`
-	Decision    rules.Decision `json:"decision"`
-	RequestedAt time.Time      `json:"requested_at"`
-	// SlackChannel and SlackTS locate the Slack message for this review, if
-	// one was posted, so it can be updated after a restart.
-	SlackChannel string `json:"slack_channel,omitempty"`
-	SlackTS      string `json:"slack_ts,omitempty"`
-}
+// Aliases kept until the merge; the lead removes them.
+type Pending = toolgate.Pending
 
-// Errors a Store's SubmitVerdict returns when a person's answer does not end
-// the review under its rule's policy (rules.ReviewPolicy); the review goes
-// on, and the answerer is told why.
+// Aliases kept until the merge; the lead removes them.
 var (
-	// ErrChannelRefused: the rule does not accept answers from this channel.
-	ErrChannelRefused = errors.New("answer refused")
-	// ErrSameApprover: this approver already approved; another must.
-	ErrSameApprover = errors.New("approval not counted")
-	// ErrMoreApprovals: the approval was counted; more approvers are needed.
-	ErrMoreApprovals = errors.New("approval counted")
-	// ErrSelfApproval: the approver made the call under review (or cannot
-	// be told apart from who did); the refusal is recorded, and the
-	// review waits for someone else.
-	ErrSelfApproval = errors.New("self-approval refused")
+	ErrChannelRefused = toolgate.ErrChannelRefused
+	ErrSameApprover   = toolgate.ErrSameApprover
+	ErrMoreApprovals  = toolgate.ErrMoreApprovals
+	ErrSelfApproval   = toolgate.ErrSelfApproval
 )
 
 // Store is where reviews live durably. The audit package's *audit.Store

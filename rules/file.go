@@ -410,7 +410,7 @@ func decodeRule(file string, idx int, n *yaml.Node, errs *errorList) (ruleSpec, 
 	if r.autoApproveAt != nil && r.action != "" && r.action != Review {
 		errs.add(file, n, label, "auto_approve_at", "only a review rule can auto-approve (this rule's action is %s)", r.action)
 	}
-	if !r.review.zero() && r.action != "" && r.action != Review {
+	if !r.review.Zero() && r.action != "" && r.action != Review {
 		errs.add(file, n, label, "approvals", "approvals, review_channels and escalation only apply to review rules (this rule's action is %s)", r.action)
 	}
 	if (r.review.EscalateAfter > 0) != (len(r.review.EscalateTo) > 0) {
