@@ -51,7 +51,7 @@ func loopGate(b *testing.B, g *gate.Gate) {
 	defer reportCPU(b)()
 	for b.Loop() {
 		if res := g.Handle(ctx, echoCall()); res.IsError {
-			b.Fatalf("tool error: %+v", res.Content)
+			b.Fatalf("tool error: %+v", res)
 		}
 	}
 }

@@ -7,11 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/mcp"
-
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/toolgatetest"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -67,7 +66,7 @@ func (w *waiter) Hold() time.Duration { return 45 * time.Second }
 // asking a human again, and its own row says which review it followed.
 func TestRetryWaitsOnPendingReview(t *testing.T) {
 	const rid = "01HELDREVIEW0000000000000A"
-	ok := &mcp.CallToolResult{Content: []mcp.Content{mcp.NewTextContent("done")}}
+	ok := toolgatetest.TextResult("done", false)
 	cases := []struct {
 		name       string
 		pending    string
@@ -142,11 +141,11 @@ func TestRetryWaitsOnPendingReview(t *testing.T) {
 				t.Errorf("events = %q, want %q", got, tc.wantEvents)
 			}
 			if res.IsError != tc.wantError {
-				t.Errorf("isError = %v, want %v (%q)", res.IsError, tc.wantError, text(res))
+				t.Errorf("isError = %v, want %v (%q)", res.IsError, tc.wantError, toolgatetest.Text(res))
 			}
 			for _, s := range tc.wantText {
-				if !strings.Contains(text(res), s) {
-					t.Errorf("result %q lacks %q", text(res), s)
+				if !strings.Contains(toolgatetest.Text(res), s) {
+					t.Errorf("result %q lacks %q", toolgatetest.Text(res), s)
 				}
 			}
 			if strings.Contains(tc.wantEvents, "await") && (w.awaited != rid || w.maxWait != 45*time.Second) {
@@ -167,7 +166,7 @@ func TestRetryWaitsOnPendingReview(t *testing.T) {
 func TestNoWaitWithoutWaiter(t *testing.T) {
 	j := &journal{}
 	g, err := New(Options{Decider: fixed{Action: rules.Review}, Recorder: &recorder{j: j},
-		Forwarder: &forwarder{j: j, res: mcp.NewToolResultText("done")},
+		Forwarder: &forwarder{j: j, res: toolgatetest.TextResult("done", false)},
 		Reviewer:  &reviewer{j: j, v: review.Verdict{Approved: true, Reviewer: "U1", Channel: "cli"}},
 		Granter:   &granter{j: j, pending: "01SOMEREVIEW"}})
 	if err != nil {

@@ -3,16 +3,17 @@ package gate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/mcp"
-
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/toolgatetest"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -66,11 +67,11 @@ func (r *recorder) Finish(_ context.Context, id string, o audit.Outcome) error {
 
 type forwarder struct {
 	j   *journal
-	res *mcp.CallToolResult
+	res toolgate.Result
 	err error
 }
 
-func (f *forwarder) Forward(context.Context, tools.Call) (*mcp.CallToolResult, error) {
+func (f *forwarder) ForwardResult(context.Context, toolgate.Call) (toolgate.Result, error) {
 	f.j.add("forward")
 	return f.res, f.err
 }
@@ -84,16 +85,6 @@ type reviewer struct {
 func (r *reviewer) Review(context.Context, tools.Call, rules.Decision) (review.Verdict, error) {
 	r.j.add("review")
 	return r.v, r.err
-}
-
-func text(r *mcp.CallToolResult) string {
-	var b strings.Builder
-	for _, c := range r.Content {
-		if t, ok := c.(mcp.TextContent); ok {
-			b.WriteString(t.Text)
-		}
-	}
-	return b.String()
 }
 
 func TestNewRefusesMissingParts(t *testing.T) {
@@ -114,7 +105,7 @@ func TestNewRefusesMissingParts(t *testing.T) {
 }
 
 func TestHandle(t *testing.T) {
-	ok := &mcp.CallToolResult{Content: []mcp.Content{mcp.NewTextContent("done")}}
+	ok := toolgatetest.TextResult("done", false)
 	boom := errors.New("disk full")
 	cases := []struct {
 		name       string
@@ -166,7 +157,7 @@ func TestHandle(t *testing.T) {
 			decision: rules.Decision{Action: rules.Allow}, fwd: forwarder{err: errors.New("connection reset")},
 			wantEvents: "begin:allow forward finish:failed", wantError: true, wantText: []string{"connection reset"}, wantStatus: audit.StatusFailed},
 		{name: "upstream tool error passes through and is recorded",
-			decision: rules.Decision{Action: rules.Allow}, fwd: forwarder{res: mcp.NewToolResultError("no such file")},
+			decision: rules.Decision{Action: rules.Allow}, fwd: forwarder{res: toolgatetest.TextResult("no such file", true)},
 			wantEvents: "begin:allow forward finish:tool_error", wantError: true, wantText: []string{"no such file"}, wantStatus: audit.StatusToolError},
 		{name: "an outcome that cannot be recorded still returns the result",
 			decision: rules.Decision{Action: rules.Allow}, rec: recorder{finishErr: boom}, fwd: forwarder{res: ok},
@@ -191,15 +182,15 @@ func TestHandle(t *testing.T) {
 			if got := j.String(); got != tc.wantEvents {
 				t.Errorf("events = %q, want %q", got, tc.wantEvents)
 			}
-			if res == nil {
-				t.Fatal("nil result")
+			if res.Empty() {
+				t.Fatal("no result")
 			}
 			if res.IsError != tc.wantError {
-				t.Errorf("isError = %v, want %v (%q)", res.IsError, tc.wantError, text(res))
+				t.Errorf("isError = %v, want %v (%q)", res.IsError, tc.wantError, toolgatetest.Text(res))
 			}
 			for _, w := range tc.wantText {
-				if !strings.Contains(text(res), w) {
-					t.Errorf("result %q lacks %q", text(res), w)
+				if !strings.Contains(toolgatetest.Text(res), w) {
+					t.Errorf("result %q lacks %q", toolgatetest.Text(res), w)
 				}
 			}
 			if tc.wantStatus != "" && rec.finished.Status != tc.wantStatus {
@@ -224,10 +215,10 @@ func TestHandleAssignsSortableIDs(t *testing.T) {
 	}
 	for range 3 {
 		res := g.Handle(t.Context(), tools.Call{Name: "x"})
-		_, after, _ := strings.Cut(text(res), "(decision ")
+		_, after, _ := strings.Cut(toolgatetest.Text(res), "(decision ")
 		id, _, _ := strings.Cut(after, ")")
 		if len(id) != 26 {
-			t.Fatalf("refusal %q carries no ULID", text(res))
+			t.Fatalf("refusal %q carries no ULID", toolgatetest.Text(res))
 		}
 		ids = append(ids, id)
 		time.Sleep(2 * time.Millisecond)
@@ -239,56 +230,42 @@ func TestHandleAssignsSortableIDs(t *testing.T) {
 	}
 }
 
-// rawForwarder passes results on undecoded.
-type rawForwarder struct {
-	forwarder
-	raw string
-}
-
-func (f *rawForwarder) ForwardResult(context.Context, tools.Call) (tools.Result, error) {
-	f.j.add("forward-raw")
-	return tools.Result{Raw: []byte(f.raw), IsError: strings.Contains(f.raw, `"isError":true`)}, f.err
-}
-
-// TestHandleResult: with a ResultForwarder, the upstream's bytes reach the
-// caller undecoded, after the same decision and audit steps as Handle;
-// refusals and failures come back decoded; Handle still decodes.
-func TestHandleResult(t *testing.T) {
+// TestHandleRawResult: an upstream's bytes reach the caller undecoded;
+// a failed forward or a refusal comes back as toolgate's own tool error,
+// with the upstream's JSON-RPC error kept.
+func TestHandleRawResult(t *testing.T) {
 	const raw = `{"content":[{"type":"text","text":"raw"}],"isError":true}`
 	j := &journal{}
 	rec := &recorder{j: j}
-	fwd := &rawForwarder{forwarder: forwarder{j: j, res: mcp.NewToolResultText("decoded")}, raw: raw}
-	g, err := New(Options{Decider: fixed{Action: rules.Allow}, Recorder: rec, Forwarder: fwd})
+	fwd := &forwarder{j: j, res: toolgate.Result{Raw: []byte(raw), IsError: true}}
+	g, err := New(Options{Decider: fixed{Action: toolgate.Allow}, Recorder: rec, Forwarder: fwd})
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := g.HandleResult(context.Background(), tools.Call{Server: "s", Tool: "t"})
-	if string(res.Raw) != raw || !res.IsError || res.Decoded != nil {
-		t.Errorf("HandleResult = %+v", res)
+	res := g.Handle(context.Background(), toolgate.Call{Server: "s", Tool: "t"})
+	if string(res.Raw) != raw || !res.IsError || res.Value != nil || res.Refusal != "" {
+		t.Errorf("Handle = %+v", res)
 	}
-	if got := j.String(); got != "begin:allow forward-raw finish:tool_error" {
+	if got := j.String(); got != "begin:allow forward finish:tool_error" {
 		t.Errorf("steps: %s", got)
 	}
 	if rec.finished.ResultSize != len(raw) {
 		t.Errorf("recorded size %d, want %d", rec.finished.ResultSize, len(raw))
 	}
 
-	if got := text(g.Handle(context.Background(), tools.Call{Server: "s", Tool: "t"})); got != "decoded" {
-		t.Errorf("Handle = %q, want the decoded forward", got)
-	}
-
-	fwd.err = errors.New("pipe closed")
-	res = g.HandleResult(context.Background(), tools.Call{Server: "s", Tool: "t"})
-	if res.Decoded == nil || !res.IsError || !strings.Contains(text(res.Decoded), "pipe closed") {
+	rpc := &toolgate.RPCError{Code: -32602, Message: "bad params"}
+	fwd.res, fwd.err = toolgate.Result{}, fmt.Errorf("pipe closed: %w", rpc)
+	res = g.Handle(context.Background(), toolgate.Call{Server: "s", Tool: "t"})
+	if res.Raw != nil || !res.IsError || !strings.Contains(res.Refusal, "pipe closed") || res.RPCError != rpc {
 		t.Errorf("failed forward: %+v", res)
 	}
 
-	deny, err := New(Options{Decider: fixed{Action: rules.Deny, Rule: "r"}, Recorder: rec, Forwarder: fwd})
+	deny, err := New(Options{Decider: fixed{Action: toolgate.Deny, Rule: "r"}, Recorder: rec, Forwarder: fwd})
 	if err != nil {
 		t.Fatal(err)
 	}
-	res = deny.HandleResult(context.Background(), tools.Call{Server: "s", Tool: "t"})
-	if res.Decoded == nil || !res.IsError || !strings.Contains(text(res.Decoded), `rule "r"`) {
+	res = deny.Handle(context.Background(), toolgate.Call{Server: "s", Tool: "t"})
+	if !res.IsError || !strings.Contains(res.Refusal, `rule "r"`) {
 		t.Errorf("refusal: %+v", res)
 	}
 }

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/mcp"
-
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/toolgatetest"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -38,13 +38,13 @@ func TestQuarantinedToolRefused(t *testing.T) {
 			g, err := New(Options{
 				Decider:   decider(func(c tools.Call) rules.Decision { j.add("decide"); return rules.Decision{Action: rules.Allow} }),
 				Recorder:  &capture{recorder: rec, d: &decided},
-				Forwarder: &forwarder{j: j, res: &mcp.CallToolResult{Content: []mcp.Content{mcp.NewTextContent("done")}}},
+				Forwarder: &forwarder{j: j, res: toolgatetest.TextResult("done", false)},
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
 			res := g.Handle(context.Background(), tools.Call{Server: "up", Tool: "echo", Name: "up__echo", Pin: tc.pin})
-			got := text(res)
+			got := toolgatetest.Text(res)
 			if !strings.Contains(got, tc.want) {
 				t.Fatalf("result %q does not contain %q", got, tc.want)
 			}
@@ -79,15 +79,15 @@ func (c *capture) Begin(ctx context.Context, call tools.Call, d rules.Decision) 
 	return c.recorder.Begin(ctx, call, d)
 }
 
-// lookupForwarder is a forwarder that is also a catalog.
-type lookupForwarder struct {
+// pinForwarder is a forwarder that knows its tools' pins, as the catalog does.
+type pinForwarder struct {
 	*forwarder
-	tools map[string]tools.Tool
+	pins map[string]toolgate.Pin
 }
 
-func (l lookupForwarder) Lookup(name string) (tools.Tool, bool) {
-	t, ok := l.tools[name]
-	return t, ok
+func (f pinForwarder) PinOf(c toolgate.Call) (toolgate.Pin, bool) {
+	p, ok := f.pins[c.Name]
+	return p, ok
 }
 
 // TestPinFromCatalog: the catalog's current pin state wins over the one
@@ -103,11 +103,9 @@ func TestPinFromCatalog(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			j := &journal{}
-			tl := tools.Tool{Name: "up__echo", Server: "up", Pin: tools.Pin{State: tc.now}}
-			tl.Def.Name = "echo"
-			cat := lookupForwarder{
-				forwarder: &forwarder{j: j, res: &mcp.CallToolResult{Content: []mcp.Content{mcp.NewTextContent("done")}}},
-				tools:     map[string]tools.Tool{"up__echo": tl},
+			cat := pinForwarder{
+				forwarder: &forwarder{j: j, res: toolgatetest.TextResult("done", false)},
+				pins:      map[string]toolgate.Pin{"up__echo": {State: tc.now}},
 			}
 			g, err := New(Options{Decider: fixed{Action: rules.Allow}, Recorder: &recorder{j: j}, Forwarder: cat})
 			if err != nil {
@@ -115,7 +113,7 @@ func TestPinFromCatalog(t *testing.T) {
 			}
 			res := g.Handle(context.Background(), tools.Call{Server: "up", Tool: "echo", Name: "up__echo", Pin: tools.Pin{State: tc.call}})
 			if res.IsError != tc.wantRefusal {
-				t.Fatalf("isError %v, want %v: %s (journal %s)", res.IsError, tc.wantRefusal, text(res), j)
+				t.Fatalf("isError %v, want %v: %s (journal %s)", res.IsError, tc.wantRefusal, toolgatetest.Text(res), j)
 			}
 		})
 	}

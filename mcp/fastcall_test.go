@@ -24,7 +24,7 @@ type echoGate struct {
 	last *tools.Call
 }
 
-func (g *echoGate) Handle(ctx context.Context, c tools.Call) *mcpgo.CallToolResult {
+func (g *echoGate) Handle(ctx context.Context, c tools.Call) tools.Result {
 	g.mu.Lock()
 	g.last = &c
 	g.mu.Unlock()
@@ -34,9 +34,9 @@ func (g *echoGate) Handle(ctx context.Context, c tools.Call) *mcpgo.CallToolResu
 		Progress bool           `json:"progress"`
 	}{c, c.Meta, tools.ProgressFrom(ctx) != nil})
 	if err != nil {
-		return mcpgo.NewToolResultError(err.Error())
+		return tools.Decoded(mcpgo.NewToolResultError(err.Error()))
 	}
-	return mcpgo.NewToolResultText(string(b))
+	return tools.Decoded(mcpgo.NewToolResultText(string(b)))
 }
 
 func (g *echoGate) take() *tools.Call {
@@ -230,8 +230,8 @@ func BenchmarkDispatch(b *testing.B) {
 
 type nopGate struct{}
 
-func (nopGate) Handle(context.Context, tools.Call) *mcpgo.CallToolResult {
-	return mcpgo.NewToolResultText("ok")
+func (nopGate) Handle(context.Context, tools.Call) tools.Result {
+	return tools.Decoded(mcpgo.NewToolResultText("ok"))
 }
 
 // TestSyncUpdatesRecordedVersion checks that an upstream that comes back
@@ -263,11 +263,11 @@ func TestSyncUpdatesRecordedVersion(t *testing.T) {
 }
 
 // rawGate answers every call with an upstream result passed on undecoded.
-type rawGate struct{ nopGate }
+type rawGate struct{}
 
 const rawResult = `{ "content" : [{"type":"text","text":"<raw>"}], "future": {"x":1} }`
 
-func (rawGate) HandleResult(context.Context, tools.Call) tools.Result {
+func (rawGate) Handle(context.Context, tools.Call) tools.Result {
 	return tools.Result{Raw: json.RawMessage(rawResult)}
 }
 

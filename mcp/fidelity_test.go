@@ -23,11 +23,11 @@ type okGate struct {
 	calls []tools.Call
 }
 
-func (g *okGate) Handle(_ context.Context, c tools.Call) *mcpgo.CallToolResult {
+func (g *okGate) Handle(_ context.Context, c tools.Call) tools.Result {
 	g.mu.Lock()
 	g.calls = append(g.calls, c)
 	g.mu.Unlock()
-	return mcpgo.NewToolResultText("ok")
+	return tools.Decoded(mcpgo.NewToolResultText("ok"))
 }
 
 // rawTool is a catalog tool decoded from a tools/list entry, as the

@@ -79,8 +79,8 @@ func (s *idleServer) levels() int {
 
 type refuseGate struct{}
 
-func (refuseGate) Handle(context.Context, tools.Call) *mcpgo.CallToolResult {
-	return mcpgo.NewToolResultError("refused")
+func (refuseGate) Handle(context.Context, tools.Call) tools.Result {
+	return tools.Decoded(mcpgo.NewToolResultError("refused"))
 }
 
 // idleServer is toolgate's HTTP handler, idle limit idle on clock, served

@@ -20,7 +20,7 @@ func (c staticCatalog) Tools() []tools.Tool { return c }
 // gateFunc is a Gate from a function.
 type gateFunc func(tools.Call) *mcpgo.CallToolResult
 
-func (g gateFunc) Handle(_ context.Context, c tools.Call) *mcpgo.CallToolResult { return g(c) }
+func (g gateFunc) Handle(_ context.Context, c tools.Call) tools.Result { return tools.Decoded(g(c)) }
 
 // TestQuarantinedToolListedAsStub: agents see a quarantined tool only as a
 // stub saying so (none of the upstream's unapproved description,

@@ -49,16 +49,11 @@ const TaskNote = "(toolgate runs this tool synchronously: the call returns when 
 // confidenceSchema is the property added to each wrapped tool's input schema.
 var confidenceSchema = json.RawMessage(`{"type":"number","minimum":0,"maximum":1,"description":"toolgate: state honestly how confident you are (0 = not at all, 1 = certain) that this call is correct, safe and what the user wants. Low confidence may route the call to a human for review."}`)
 
-// Gate runs one call through policy and returns the result for the agent.
-// *gate.Gate satisfies it.
+// Gate runs one call through policy and returns the result for the agent:
+// a refusal, a decoded result, or an upstream's JSON to pass on as it
+// came. *gate.Gate satisfies it.
 type Gate interface {
-	Handle(ctx context.Context, c tools.Call) *mcpgo.CallToolResult
-}
-
-// resultGate is a Gate that can return a result as its upstream's JSON,
-// for the stdio fast path to pass on undecoded. *gate.Gate is one.
-type resultGate interface {
-	HandleResult(ctx context.Context, c tools.Call) tools.Result
+	Handle(ctx context.Context, c tools.Call) tools.Result
 }
 
 // Catalog is the source of the tools to expose. *tools.Catalog satisfies it.
@@ -304,14 +299,14 @@ func (s *Server) handler(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo
 		// stdio fast path passes any code and data on (fastcall.go).
 		return nil, res.RPCError
 	}
-	return res.Decoded, nil
+	return res.Value.(*mcpgo.CallToolResult), nil
 }
 
 // call turns one tools/call of e into a tools.Call and hands it to the
 // gate. Arguments that fail e's schema are refused before the gate.
 // modelHeader is the request's X-Toolgate-Model header ("" for none). The
 // result is decoded unless raw is set and the gate can pass it on as its
-// upstream's JSON.
+// upstream's JSON; a decoded result's Value is an *mcpgo.CallToolResult.
 func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMeta *mcpgo.Meta, modelHeader string, raw bool) tools.Result {
 	t := &e.tool
 	if err := validateArgs(e, arguments); err != nil {
@@ -345,24 +340,20 @@ func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMet
 	if reqMeta != nil && reqMeta.ProgressToken != nil {
 		ctx = tools.WithProgress(ctx, s.progress(ctx, reqMeta.ProgressToken))
 	}
-	var res tools.Result
-	if rg, ok := s.o.Gate.(resultGate); ok {
-		// HandleResult also carries an upstream's JSON-RPC error.
-		res = rg.HandleResult(ctx, c)
-		if !raw && res.Raw != nil {
-			d, err := res.Decode()
-			if err != nil {
-				return tools.Decoded(mcpgo.NewToolResultError(fmt.Sprintf("toolgate: the result of %s could not be read: %v", t.Name, err)))
-			}
-			res = tools.Decoded(d)
-		}
-	} else {
-		res = tools.Decoded(s.o.Gate.Handle(ctx, c))
-	}
-	if res.Raw == nil && res.Decoded == nil {
+	res := s.o.Gate.Handle(ctx, c)
+	if res.Empty() {
 		return tools.Decoded(mcpgo.NewToolResultError(fmt.Sprintf("toolgate: no result for %s", t.Name)))
 	}
-	return res
+	if raw && res.Raw != nil {
+		return res
+	}
+	d, err := tools.Decode(res)
+	if err != nil {
+		return tools.Decoded(mcpgo.NewToolResultError(fmt.Sprintf("toolgate: the result of %s could not be read: %v", t.Name, err)))
+	}
+	dec := tools.Decoded(d)
+	dec.RPCError = res.RPCError
+	return dec
 }
 
 // identify fills in who makes call c: the agent's session and client, the

@@ -26,13 +26,13 @@ type recordingGate struct {
 	calls []tools.Call
 }
 
-func (g *recordingGate) Handle(ctx context.Context, c tools.Call) *mcpgo.CallToolResult {
+func (g *recordingGate) Handle(ctx context.Context, c tools.Call) tools.Result {
 	g.mu.Lock()
 	g.calls = append(g.calls, c)
 	g.mu.Unlock()
-	res, err := g.fwd.Forward(ctx, c)
+	res, err := g.fwd.ForwardResult(ctx, c)
 	if err != nil {
-		return mcpgo.NewToolResultError(err.Error())
+		return tools.Decoded(mcpgo.NewToolResultError(err.Error()))
 	}
 	return res
 }

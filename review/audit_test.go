@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/mcp"
-
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/gate"
 	"github.com/toolgate/toolgate/review"
@@ -107,9 +105,9 @@ func (decideReview) Decide(context.Context, tools.Call) rules.Decision {
 
 type countingForwarder struct{ n atomic.Int32 }
 
-func (f *countingForwarder) Forward(ctx context.Context, c tools.Call) (*mcp.CallToolResult, error) {
+func (f *countingForwarder) ForwardResult(ctx context.Context, c tools.Call) (tools.Result, error) {
 	f.n.Add(1)
-	return mcp.NewToolResultText("deleted"), nil
+	return tools.Result{Raw: []byte(`{"content":[{"type":"text","text":"deleted"}]}`)}, nil
 }
 
 // gateHarness wires gate + audit + review + fake Slack (Socket Mode); mods
@@ -149,7 +147,7 @@ func gateHarness(t *testing.T, mods ...func(*review.SlackOptions)) (*gate.Gate, 
 func TestGateSlackApprovalEndToEnd(t *testing.T) {
 	g, st, fs, fw := gateHarness(t)
 	c, _ := reviewCall("01E2EAPPROVE")
-	done := make(chan *mcp.CallToolResult, 1)
+	done := make(chan tools.Result, 1)
 	go func() { done <- g.Handle(t.Context(), c) }()
 
 	fs.WaitPosts(1)
@@ -159,7 +157,7 @@ func TestGateSlackApprovalEndToEnd(t *testing.T) {
 	time.Sleep(20 * time.Millisecond) // a measurable time-to-approval
 	fs.Click(click(review.ActionApprove, c.ID, ""))
 
-	var res *mcp.CallToolResult
+	var res tools.Result
 	select {
 	case res = <-done:
 	case <-time.After(10 * time.Second):
@@ -190,7 +188,7 @@ func TestGateSlackApprovalEndToEnd(t *testing.T) {
 func TestGateSlackDenialEndToEnd(t *testing.T) {
 	g, st, fs, fw := gateHarness(t)
 	c, _ := reviewCall("01E2EDENY")
-	done := make(chan *mcp.CallToolResult, 1)
+	done := make(chan tools.Result, 1)
 	go func() { done <- g.Handle(t.Context(), c) }()
 	fs.WaitPosts(1)
 	fs.Click(click(review.ActionDeny, c.ID, "use the archive instead"))
@@ -198,7 +196,7 @@ func TestGateSlackDenialEndToEnd(t *testing.T) {
 	if !res.IsError || fw.n.Load() != 0 {
 		t.Fatalf("result %+v, forwarded %d", res, fw.n.Load())
 	}
-	text := res.Content[0].(mcp.TextContent).Text
+	text := res.Refusal
 	if !strings.Contains(text, "use the archive instead") || !strings.Contains(text, testApprover) {
 		t.Errorf("refusal = %q", text)
 	}

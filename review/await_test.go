@@ -7,11 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/toolgate/toolgate"
 
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/gate"
 	"github.com/toolgate/toolgate/review"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 var (
@@ -45,17 +46,17 @@ func TestRetryWaitsOnHeldReview(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	handle := func(id string) <-chan *mcp.CallToolResult {
+	handle := func(id string) <-chan toolgate.Result {
 		c, _ := reviewCall(id)
-		out := make(chan *mcp.CallToolResult, 1)
+		out := make(chan toolgate.Result, 1)
 		go func() { out <- g.Handle(t.Context(), c) }()
 		return out
 	}
-	textOf := func(ch <-chan *mcp.CallToolResult) (string, bool) {
+	textOf := func(ch <-chan toolgate.Result) (string, bool) {
 		t.Helper()
 		select {
 		case res := <-ch:
-			return res.Content[0].(mcp.TextContent).Text, res.IsError
+			return toolgatetest.Text(res), res.IsError
 		case <-time.After(10 * time.Second):
 			t.Fatal("the call did not return")
 			return "", false

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/toolgate/toolgate"
 
 	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/review/slackfake"
@@ -23,7 +23,7 @@ func TestSlackSelfApprovalRefused(t *testing.T) {
 	})
 	c, _ := reviewCall("01SELF")
 	c.Principal = tools.Principal{User: "alice", Groups: []string{"dev"}, Auth: tools.AuthToken}
-	done := make(chan *mcp.CallToolResult, 1)
+	done := make(chan toolgate.Result, 1)
 	go func() { done <- g.Handle(t.Context(), c) }()
 
 	post := fs.WaitPosts(1)

@@ -374,7 +374,7 @@ func TestCallToolMatchesMCPGo(t *testing.T) {
 				t.Errorf("decoded mode returned raw %s", r.Raw)
 			}
 			if o.err == nil {
-				o.res, o.err = r.Decode()
+				o.res, o.err = Decode(r)
 				if o.err == nil && r.IsError != o.res.IsError {
 					t.Errorf("%s: IsError %v, result says %v", mode, r.IsError, o.res.IsError)
 				}

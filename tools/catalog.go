@@ -377,6 +377,17 @@ func (c *Catalog) Lookup(name string) (Tool, bool) {
 	return t, ok
 }
 
+// PinOf returns the current pin state of call's tool; ok is false when no
+// tool of call's server and name is exposed under call.Name. It implements
+// gate.PinSource.
+func (c *Catalog) PinOf(call Call) (Pin, bool) {
+	t, ok := c.Lookup(call.Name)
+	if !ok || t.Server != call.Server || t.Def.Name != call.Tool {
+		return Pin{}, false
+	}
+	return t.Pin, true
+}
+
 // UpstreamStatus describes one upstream's current state.
 type UpstreamStatus struct {
 	Name      string
@@ -513,7 +524,7 @@ func (c *Catalog) exposedName(server, name string) string {
 }
 
 // Forward sends call to its upstream (c.Server, c.Tool) and returns the
-// upstream's result. It implements gate.Forwarder.
+// upstream's result.
 //
 // The call gets the upstream's Timeout. Cancelling ctx cancels the upstream
 // request (on stdio, mcp-go sends notifications/cancelled). When ctx carries
@@ -532,7 +543,8 @@ func (c *Catalog) Forward(ctx context.Context, call Call) (*mcp.CallToolResult, 
 // ForwardResult is Forward, except that a plain result from an upstream
 // comes back undecoded (Result.Raw): what the upstream sent is passed on to
 // the agent without being decoded and encoded again. Results of other
-// shapes, and those of the built-in tools, come back decoded.
+// shapes, and those of the built-in tools, come back decoded. It
+// implements gate.Forwarder.
 func (c *Catalog) ForwardResult(ctx context.Context, call Call) (Result, error) {
 	u := c.byNm[call.Server]
 	if u == nil {

@@ -55,8 +55,8 @@ func (l *linkSet) has(uri string) bool {
 // on undecoded is only decoded (its content's types and URIs) when its
 // bytes mention a resource at all.
 func (u *upstream) noteLinks(r Result) {
-	if r.Decoded != nil {
-		for _, ct := range r.Decoded.Content {
+	if d, ok := r.Value.(*mcp.CallToolResult); ok {
+		for _, ct := range d.Content {
 			switch c := ct.(type) {
 			case mcp.ResourceLink:
 				u.links.add(c.URI)

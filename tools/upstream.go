@@ -537,7 +537,7 @@ func (u *upstream) call(ctx context.Context, call Call) (*mcp.CallToolResult, er
 	if err != nil {
 		return nil, err
 	}
-	return r.Decoded, nil
+	return Decode(r)
 }
 
 func (u *upstream) callResult(ctx context.Context, call Call, raw bool) (Result, error) {

@@ -566,7 +566,7 @@ func TestOpsNoLeaks(t *testing.T) {
 				for i := next.Add(1); i <= int64(n); i = next.Add(1) {
 					c := tools.Call{Server: "up", Tool: "echo", Name: tool.Name, SchemaHash: tool.SchemaHash, Args: map[string]any{"text": "x"}}
 					if res := g.Handle(ctx, c); res.IsError {
-						t.Errorf("call %d: %+v", i, res.Content)
+						t.Errorf("call %d: %+v", i, res)
 						return
 					}
 				}
@@ -683,9 +683,9 @@ func (nopRec) Finish(context.Context, string, audit.Outcome) error     { return 
 
 type echoForwarder struct{}
 
-func (echoForwarder) Forward(_ context.Context, c tools.Call) (*mcpgo.CallToolResult, error) {
+func (echoForwarder) ForwardResult(_ context.Context, c tools.Call) (tools.Result, error) {
 	b, _ := json.Marshal(c.Args)
-	return mcpgo.NewToolResultText(string(b)), nil
+	return tools.Decoded(mcpgo.NewToolResultText(string(b))), nil
 }
 
 type staticCatalog []tools.Tool
