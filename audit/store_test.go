@@ -16,6 +16,7 @@ import (
 
 	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/toolgatetest"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -482,23 +483,8 @@ func TestReadOnly(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+// Aliases kept until the merge; the lead removes them.
+type syncBuffer = toolgatetest.SyncBuffer
 
 // TestOutcomeRidesWithNextDecision: called one after another, each call's
 // outcome commits with the next call's decision (one commit per call), and

@@ -356,7 +356,7 @@ func TestExpiredSessionGets404(t *testing.T) {
 	}
 	cancel()
 	stream.Body.Close()
-	waitFor(t, func() bool { return s.h.sessions.activeOf(streaming) == 0 })
+	waitUntil(t, "the streaming session to end", func() bool { return s.h.sessions.activeOf(streaming) == 0 })
 	clock.Add(time.Minute)
 	s.h.sweep()
 	if got := s.registered([]string{streaming}); got != 0 {
@@ -364,17 +364,5 @@ func TestExpiredSessionGets404(t *testing.T) {
 	}
 	if status := s.status(t, c, streaming, `{"jsonrpc":"2.0","id":5,"method":"ping"}`); status != http.StatusNotFound {
 		t.Errorf("ping in the session expired after its stream: status %d, want 404", status)
-	}
-}
-
-// waitFor polls cond (a state change caused by another goroutine, with no
-// event to wait on) for up to 10s.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

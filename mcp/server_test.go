@@ -16,6 +16,7 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/toolgate/toolgate/toolgatetest"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -154,16 +155,8 @@ func call(t *testing.T, c *client.Client, name string, args map[string]any, meta
 	return res
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// Aliases kept until the merge; the lead removes them.
+var waitUntil = toolgatetest.Eventually
 
 func TestCallBuilding(t *testing.T) {
 	f := newFixture(t, HTTPOptions{})

@@ -8,13 +8,13 @@ import (
 	"net"
 	"net/url"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/toolgate/toolgate/review/slackfake"
 	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/toolgatetest"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -195,17 +195,8 @@ func closedURL(t *testing.T) string {
 	return "http://" + addr + "/"
 }
 
-// eventually polls cond until it holds or 5 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// Aliases kept until the merge; the lead removes them.
+var eventually = toolgatetest.Eventually
 
 // blocksOf decodes a posted message's blocks into generic JSON.
 func blocksOf(t *testing.T, v url.Values) []map[string]any {
@@ -221,20 +212,5 @@ func hasBlockType(bs []map[string]any, typ string) bool {
 	return slices.ContainsFunc(bs, func(b map[string]any) bool { return b["type"] == typ })
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// Aliases kept until the merge; the lead removes them.
+type syncBuffer = toolgatetest.SyncBuffer

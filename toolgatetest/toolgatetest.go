@@ -6,6 +6,7 @@ package toolgatetest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"strings"
 	"sync"
@@ -35,10 +36,16 @@ func (s *SyncBuffer) String() string {
 	return s.b.String()
 }
 
-// Eventually polls cond until it holds, failing t when timeout passes
-// first. It is for a state another goroutine or process changes with no
-// event to wait on; what says what was awaited.
-func Eventually(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+// Eventually is EventuallyWithin 10 seconds.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	EventuallyWithin(t, what, 10*time.Second, cond)
+}
+
+// EventuallyWithin polls cond until it holds, failing t when timeout
+// passes first. It is for a state another goroutine or process changes
+// with no event to wait on; what says what was awaited.
+func EventuallyWithin(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -83,3 +90,11 @@ func TextResult(text string, isError bool) toolgate.Result {
 	}
 	return toolgate.Result{Raw: b, IsError: isError}
 }
+
+// NopRecorder is an audit log that records nothing and never fails: the
+// gate's Recorder for tests and benchmarks about everything else.
+type NopRecorder struct{}
+
+func (NopRecorder) Begin(context.Context, toolgate.Call, toolgate.Decision) error { return nil }
+func (NopRecorder) Resolve(context.Context, string, toolgate.Verdict) error       { return nil }
+func (NopRecorder) Finish(context.Context, string, toolgate.Outcome) error        { return nil }

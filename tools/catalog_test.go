@@ -15,6 +15,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 var upstreamBin string // built once by TestMain
@@ -203,16 +204,8 @@ func drain(ch chan struct{}) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// Aliases kept until the merge; the lead removes them.
+var waitFor = toolgatetest.Eventually
 
 func stats(t *testing.T, c *Catalog) map[string]float64 {
 	t.Helper()

@@ -39,8 +39,8 @@ import (
 	"github.com/toolgate/toolgate/gate"
 	"github.com/toolgate/toolgate/mcp"
 	"github.com/toolgate/toolgate/metrics"
-	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/toolgatetest"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -675,11 +675,8 @@ type fuzzServer struct {
 	done  chan error
 }
 
-type nopRec struct{}
-
-func (nopRec) Begin(context.Context, tools.Call, rules.Decision) error { return nil }
-func (nopRec) Resolve(context.Context, string, review.Verdict) error   { return nil }
-func (nopRec) Finish(context.Context, string, audit.Outcome) error     { return nil }
+// Aliases kept until the merge; the lead removes them.
+type nopRec = toolgatetest.NopRecorder
 
 type echoForwarder struct{}
 
