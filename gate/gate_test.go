@@ -10,17 +10,13 @@ import (
 	"time"
 
 	"github.com/toolgate/toolgate"
-	"github.com/toolgate/toolgate/audit"
-	"github.com/toolgate/toolgate/review"
-	"github.com/toolgate/toolgate/rules"
 	"github.com/toolgate/toolgate/toolgatetest"
-	"github.com/toolgate/toolgate/tools"
 )
 
 // fixed decides every call the same way.
-type fixed rules.Decision
+type fixed toolgate.Decision
 
-func (f fixed) Decide(context.Context, tools.Call) rules.Decision { return rules.Decision(f) }
+func (f fixed) Decide(context.Context, toolgate.Call) toolgate.Decision { return toolgate.Decision(f) }
 
 // journal records the order of everything the gate does, across its parts.
 type journal struct {
@@ -44,22 +40,22 @@ type recorder struct {
 	j                    *journal
 	beginErr, resolveErr error
 	finishErr            error
-	resolved             review.Verdict
-	finished             audit.Outcome
+	resolved             toolgate.Verdict
+	finished             toolgate.Outcome
 }
 
-func (r *recorder) Begin(_ context.Context, c tools.Call, d rules.Decision) error {
+func (r *recorder) Begin(_ context.Context, c toolgate.Call, d toolgate.Decision) error {
 	r.j.add("begin:" + string(d.Action))
 	return r.beginErr
 }
 
-func (r *recorder) Resolve(_ context.Context, id string, v review.Verdict) error {
+func (r *recorder) Resolve(_ context.Context, id string, v toolgate.Verdict) error {
 	r.j.add("resolve")
 	r.resolved = v
 	return r.resolveErr
 }
 
-func (r *recorder) Finish(_ context.Context, id string, o audit.Outcome) error {
+func (r *recorder) Finish(_ context.Context, id string, o toolgate.Outcome) error {
 	r.j.add("finish:" + o.Status)
 	r.finished = o
 	return r.finishErr
@@ -78,18 +74,18 @@ func (f *forwarder) ForwardResult(context.Context, toolgate.Call) (toolgate.Resu
 
 type reviewer struct {
 	j   *journal
-	v   review.Verdict
+	v   toolgate.Verdict
 	err error
 }
 
-func (r *reviewer) Review(context.Context, tools.Call, rules.Decision) (review.Verdict, error) {
+func (r *reviewer) Review(context.Context, toolgate.Call, toolgate.Decision) (toolgate.Verdict, error) {
 	r.j.add("review")
 	return r.v, r.err
 }
 
 func TestNewRefusesMissingParts(t *testing.T) {
 	j := &journal{}
-	full := Options{Decider: fixed{Action: rules.Allow}, Recorder: &recorder{j: j}, Forwarder: &forwarder{j: j}}
+	full := Options{Decider: fixed{Action: toolgate.Allow}, Recorder: &recorder{j: j}, Forwarder: &forwarder{j: j}}
 	for name, o := range map[string]Options{
 		"no decider":   {Recorder: full.Recorder, Forwarder: full.Forwarder},
 		"no recorder":  {Decider: full.Decider, Forwarder: full.Forwarder},
@@ -109,7 +105,7 @@ func TestHandle(t *testing.T) {
 	boom := errors.New("disk full")
 	cases := []struct {
 		name       string
-		decision   rules.Decision
+		decision   toolgate.Decision
 		rec        recorder
 		fwd        forwarder
 		rev        *reviewer // nil: no reviewer configured
@@ -119,49 +115,49 @@ func TestHandle(t *testing.T) {
 		wantStatus string // recorded outcome, when finished
 	}{
 		{name: "allow forwards after the decision is recorded",
-			decision: rules.Decision{Action: rules.Allow, Rule: "reads"}, fwd: forwarder{res: ok},
-			wantEvents: "begin:allow forward finish:ok", wantText: []string{"done"}, wantStatus: audit.StatusOK},
+			decision: toolgate.Decision{Action: toolgate.Allow, Rule: "reads"}, fwd: forwarder{res: ok},
+			wantEvents: "begin:allow forward finish:ok", wantText: []string{"done"}, wantStatus: toolgate.StatusOK},
 		{name: "deny never forwards and says why",
-			decision:   rules.Decision{Action: rules.Deny, Rule: "no-rm", Reason: "rm -rf is not allowed"},
+			decision:   toolgate.Decision{Action: toolgate.Deny, Rule: "no-rm", Reason: "rm -rf is not allowed"},
 			wantEvents: "begin:deny", wantError: true, wantText: []string{`rule "no-rm"`, "rm -rf is not allowed", "Do not retry"}},
 		{name: "an invalid action is a deny",
-			decision:   rules.Decision{Action: "maybe"},
+			decision:   toolgate.Decision{Action: "maybe"},
 			wantEvents: "begin:deny", wantError: true, wantText: []string{`invalid action "maybe"`}},
 		{name: "audit failure denies before anything runs",
-			decision: rules.Decision{Action: rules.Allow}, rec: recorder{beginErr: boom},
+			decision: toolgate.Decision{Action: toolgate.Allow}, rec: recorder{beginErr: boom},
 			wantEvents: "begin:allow", wantError: true, wantText: []string{"fail closed", "disk full"}},
 		{name: "review without a reviewer is denied",
-			decision:   rules.Decision{Action: rules.Review, Rule: "writes", Reason: "writes need a human"},
+			decision:   toolgate.Decision{Action: toolgate.Review, Rule: "writes", Reason: "writes need a human"},
 			wantEvents: "begin:review resolve", wantError: true, wantText: []string{"not approved", "no review channel"}},
 		{name: "approved review forwards after the verdict is recorded",
-			decision: rules.Decision{Action: rules.Review, Rule: "writes"}, fwd: forwarder{res: ok},
-			rev:        &reviewer{v: review.Verdict{Approved: true, Reviewer: "U1", Channel: "slack"}},
-			wantEvents: "begin:review review resolve forward finish:ok", wantText: []string{"done"}, wantStatus: audit.StatusOK},
+			decision: toolgate.Decision{Action: toolgate.Review, Rule: "writes"}, fwd: forwarder{res: ok},
+			rev:        &reviewer{v: toolgate.Verdict{Approved: true, Reviewer: "U1", Channel: "slack"}},
+			wantEvents: "begin:review review resolve forward finish:ok", wantText: []string{"done"}, wantStatus: toolgate.StatusOK},
 		{name: "denied review names the reviewer",
-			decision:   rules.Decision{Action: rules.Review, Rule: "writes", Reason: "writes need a human"},
-			rev:        &reviewer{v: review.Verdict{Reviewer: "U1", Channel: "slack", Reason: "not on main"}},
+			decision:   toolgate.Decision{Action: toolgate.Review, Rule: "writes", Reason: "writes need a human"},
+			rev:        &reviewer{v: toolgate.Verdict{Reviewer: "U1", Channel: "slack", Reason: "not on main"}},
 			wantEvents: "begin:review review resolve", wantError: true, wantText: []string{"U1 denied it via slack", "not on main"}},
 		{name: "review timeout says nobody answered",
-			decision:   rules.Decision{Action: rules.Review},
-			rev:        &reviewer{v: review.Verdict{Channel: "timeout"}},
+			decision:   toolgate.Decision{Action: toolgate.Review},
+			rev:        &reviewer{v: toolgate.Verdict{Channel: "timeout"}},
 			wantEvents: "begin:review review resolve", wantError: true, wantText: []string{"no reviewer answered in time"}},
 		{name: "a failing reviewer denies",
-			decision:   rules.Decision{Action: rules.Review},
+			decision:   toolgate.Decision{Action: toolgate.Review},
 			rev:        &reviewer{err: errors.New("slack unreachable")},
 			wantEvents: "begin:review review resolve", wantError: true, wantText: []string{"slack unreachable"}},
 		{name: "an unrecorded approval is not acted on",
-			decision: rules.Decision{Action: rules.Review}, rec: recorder{resolveErr: boom},
-			rev:        &reviewer{v: review.Verdict{Approved: true, Reviewer: "U1", Channel: "slack"}},
+			decision: toolgate.Decision{Action: toolgate.Review}, rec: recorder{resolveErr: boom},
+			rev:        &reviewer{v: toolgate.Verdict{Approved: true, Reviewer: "U1", Channel: "slack"}},
 			wantEvents: "begin:review review resolve", wantError: true, wantText: []string{"review verdict", "fail closed"}},
 		{name: "upstream failure is a tool error and recorded",
-			decision: rules.Decision{Action: rules.Allow}, fwd: forwarder{err: errors.New("connection reset")},
-			wantEvents: "begin:allow forward finish:failed", wantError: true, wantText: []string{"connection reset"}, wantStatus: audit.StatusFailed},
+			decision: toolgate.Decision{Action: toolgate.Allow}, fwd: forwarder{err: errors.New("connection reset")},
+			wantEvents: "begin:allow forward finish:failed", wantError: true, wantText: []string{"connection reset"}, wantStatus: toolgate.StatusFailed},
 		{name: "upstream tool error passes through and is recorded",
-			decision: rules.Decision{Action: rules.Allow}, fwd: forwarder{res: toolgatetest.TextResult("no such file", true)},
-			wantEvents: "begin:allow forward finish:tool_error", wantError: true, wantText: []string{"no such file"}, wantStatus: audit.StatusToolError},
+			decision: toolgate.Decision{Action: toolgate.Allow}, fwd: forwarder{res: toolgatetest.TextResult("no such file", true)},
+			wantEvents: "begin:allow forward finish:tool_error", wantError: true, wantText: []string{"no such file"}, wantStatus: toolgate.StatusToolError},
 		{name: "an outcome that cannot be recorded still returns the result",
-			decision: rules.Decision{Action: rules.Allow}, rec: recorder{finishErr: boom}, fwd: forwarder{res: ok},
-			wantEvents: "begin:allow forward finish:ok", wantText: []string{"done"}, wantStatus: audit.StatusOK},
+			decision: toolgate.Decision{Action: toolgate.Allow}, rec: recorder{finishErr: boom}, fwd: forwarder{res: ok},
+			wantEvents: "begin:allow forward finish:ok", wantText: []string{"done"}, wantStatus: toolgate.StatusOK},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -178,7 +174,7 @@ func TestHandle(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res := g.Handle(t.Context(), tools.Call{Server: "ws", Tool: "write_file", Name: "ws__write_file"})
+			res := g.Handle(t.Context(), toolgate.Call{Server: "ws", Tool: "write_file", Name: "ws__write_file"})
 			if got := j.String(); got != tc.wantEvents {
 				t.Errorf("events = %q, want %q", got, tc.wantEvents)
 			}
@@ -196,7 +192,7 @@ func TestHandle(t *testing.T) {
 			if tc.wantStatus != "" && rec.finished.Status != tc.wantStatus {
 				t.Errorf("recorded status %q, want %q", rec.finished.Status, tc.wantStatus)
 			}
-			if tc.wantStatus == audit.StatusOK && (rec.finished.ResultHash == "" || rec.finished.ResultSize == 0) {
+			if tc.wantStatus == toolgate.StatusOK && (rec.finished.ResultHash == "" || rec.finished.ResultSize == 0) {
 				t.Errorf("outcome lacks the result's size and hash: %+v", rec.finished)
 			}
 			if strings.Contains(tc.wantEvents, "resolve") && rec.resolved.DecidedAt.IsZero() {
@@ -209,12 +205,12 @@ func TestHandle(t *testing.T) {
 func TestHandleAssignsSortableIDs(t *testing.T) {
 	j := &journal{}
 	var ids []string
-	g, err := New(Options{Decider: fixed{Action: rules.Deny}, Recorder: &recorder{j: j}, Forwarder: &forwarder{j: j}})
+	g, err := New(Options{Decider: fixed{Action: toolgate.Deny}, Recorder: &recorder{j: j}, Forwarder: &forwarder{j: j}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {
-		res := g.Handle(t.Context(), tools.Call{Name: "x"})
+		res := g.Handle(t.Context(), toolgate.Call{Name: "x"})
 		_, after, _ := strings.Cut(toolgatetest.Text(res), "(decision ")
 		id, _, _ := strings.Cut(after, ")")
 		if len(id) != 26 {

@@ -16,6 +16,8 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/toolgatetest"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -79,7 +81,7 @@ func (s *idleServer) levels() int {
 
 type refuseGate struct{}
 
-func (refuseGate) Handle(context.Context, tools.Call) tools.Result {
+func (refuseGate) Handle(context.Context, toolgate.Call) toolgate.Result {
 	return tools.Decoded(mcpgo.NewToolResultError("refused"))
 }
 
@@ -356,7 +358,7 @@ func TestExpiredSessionGets404(t *testing.T) {
 	}
 	cancel()
 	stream.Body.Close()
-	waitUntil(t, "the streaming session to end", func() bool { return s.h.sessions.activeOf(streaming) == 0 })
+	toolgatetest.Eventually(t, "the streaming session to end", func() bool { return s.h.sessions.activeOf(streaming) == 0 })
 	clock.Add(time.Minute)
 	s.h.sweep()
 	if got := s.registered([]string{streaming}); got != 0 {

@@ -32,6 +32,7 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -53,7 +54,7 @@ var confidenceSchema = json.RawMessage(`{"type":"number","minimum":0,"maximum":1
 // a refusal, a decoded result, or an upstream's JSON to pass on as it
 // came. *gate.Gate satisfies it.
 type Gate interface {
-	Handle(ctx context.Context, c tools.Call) tools.Result
+	Handle(ctx context.Context, c toolgate.Call) toolgate.Result
 }
 
 // Catalog is the source of the tools to expose. *tools.Catalog satisfies it.
@@ -74,7 +75,7 @@ type Options struct {
 	// exposes tools only.
 	Surface Surface
 	// DefaultModel is used when a call names no model (_meta or header).
-	DefaultModel tools.Peer
+	DefaultModel toolgate.Peer
 	// Instructions are sent to agents in the initialize result; "" for none.
 	Instructions string
 	// Logger receives protocol and call-building events; nil discards.
@@ -307,7 +308,7 @@ func (s *Server) handler(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo
 // modelHeader is the request's X-Toolgate-Model header ("" for none). The
 // result is decoded unless raw is set and the gate can pass it on as its
 // upstream's JSON; a decoded result's Value is an *mcpgo.CallToolResult.
-func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMeta *mcpgo.Meta, modelHeader string, raw bool) tools.Result {
+func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMeta *mcpgo.Meta, modelHeader string, raw bool) toolgate.Result {
 	t := &e.tool
 	if err := validateArgs(e, arguments); err != nil {
 		return tools.Decoded(mcpgo.NewToolResultError(err.Error()))
@@ -359,12 +360,12 @@ func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMet
 // identify fills in who makes call c: the agent's session and client, the
 // model (meta, else the model header, else the default), and the _meta to
 // pass upstream.
-func (s *Server) identify(ctx context.Context, c *tools.Call, meta map[string]any, modelHeader string) {
+func (s *Server) identify(ctx context.Context, c *toolgate.Call, meta map[string]any, modelHeader string) {
 	if sess := server.ClientSessionFromContext(ctx); sess != nil {
 		c.SessionID = sess.SessionID()
 		if ci, ok := sess.(server.SessionWithClientInfo); ok {
 			info := ci.GetClientInfo()
-			c.Client = tools.Peer{Name: info.Name, Version: info.Version}
+			c.Client = toolgate.Peer{Name: info.Name, Version: info.Version}
 		}
 	}
 	c.Model = s.model(meta, modelHeader)
@@ -415,7 +416,7 @@ func (s *Server) confidence(tool, from string, v any) *float64 {
 }
 
 // model picks the model: _meta, else the HTTP header, else the default.
-func (s *Server) model(meta map[string]any, header string) tools.Peer {
+func (s *Server) model(meta map[string]any, header string) toolgate.Peer {
 	switch m := meta[MetaModel].(type) {
 	case string:
 		if p := parseModel(m); p.Name != "" {
@@ -425,7 +426,7 @@ func (s *Server) model(meta map[string]any, header string) tools.Peer {
 		name, _ := m["name"].(string)
 		version, _ := m["version"].(string)
 		if name = strings.TrimSpace(name); name != "" {
-			return tools.Peer{Name: name, Version: strings.TrimSpace(version)}
+			return toolgate.Peer{Name: name, Version: strings.TrimSpace(version)}
 		}
 	}
 	if p := parseModel(header); p.Name != "" {
@@ -435,14 +436,14 @@ func (s *Server) model(meta map[string]any, header string) tools.Peer {
 }
 
 // parseModel reads "name" or "name@version".
-func parseModel(s string) tools.Peer {
+func parseModel(s string) toolgate.Peer {
 	s = strings.TrimSpace(s)
 	if i := strings.LastIndexByte(s, '@'); i > 0 {
-		return tools.Peer{Name: strings.TrimSpace(s[:i]), Version: strings.TrimSpace(s[i+1:])}
+		return toolgate.Peer{Name: strings.TrimSpace(s[:i]), Version: strings.TrimSpace(s[i+1:])}
 	}
-	return tools.Peer{Name: s}
+	return toolgate.Peer{Name: s}
 }
 
 // ParseModel reads a model given as "name" or "name@version", as in
 // TOOLGATE_MODEL or the X-Toolgate-Model header.
-func ParseModel(s string) tools.Peer { return parseModel(s) }
+func ParseModel(s string) toolgate.Peer { return parseModel(s) }

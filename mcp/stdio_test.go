@@ -14,6 +14,7 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -27,7 +28,7 @@ type stdioGate struct {
 	cancelled chan struct{}
 }
 
-func (g *stdioGate) Handle(ctx context.Context, c tools.Call) tools.Result {
+func (g *stdioGate) Handle(ctx context.Context, c toolgate.Call) toolgate.Result {
 	switch c.Tool {
 	case "ask":
 		req := mcpgo.ElicitationRequest{}

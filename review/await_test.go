@@ -33,7 +33,7 @@ func TestRetryWaitsOnHeldReview(t *testing.T) {
 	// Long enough that an approval lands while a retry waits, even on a
 	// loaded machine (the test waits it out only where it must).
 	const hold = 2 * time.Second
-	svc, err := review.New(review.Options{Store: st, Channels: []string{review.ChannelCLI},
+	svc, err := review.New(review.Options{Store: st, Channels: []string{toolgate.ChannelCLI},
 		Timeout: 10 * time.Second, Hold: hold, PollInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -99,24 +99,24 @@ func TestRetryWaitsOnHeldReview(t *testing.T) {
 	if got := pending(); len(got) != 1 || got[0] != "01AWAIT0" {
 		t.Fatalf("pending reviews after the retry: %v", got)
 	}
-	if r, _ := st.Get(t.Context(), "01AWAIT1"); r.Status != audit.StatusRefused || r.Review == nil ||
-		r.Review.Channel != review.ChannelPending || !strings.Contains(r.Review.Reason, "01AWAIT0") {
+	if r, _ := st.Get(t.Context(), "01AWAIT1"); r.Status != toolgate.StatusRefused || r.Review == nil ||
+		r.Review.Channel != toolgate.ChannelPending || !strings.Contains(r.Review.Reason, "01AWAIT0") {
 		t.Fatalf("the retry's row: %s %+v", r.Status, r.Review)
 	}
 
 	// Approved while the retry waits: it runs, on the grant.
 	retry := handle("01AWAIT2")
 	waitPending(2) // the retry's own row, until it is resolved
-	if ok, err := st.SubmitVerdict(t.Context(), "01AWAIT0", review.Verdict{Approved: true, Reviewer: "cli:alice", Channel: review.ChannelCLI}); !ok || err != nil {
+	if ok, err := st.SubmitVerdict(t.Context(), "01AWAIT0", toolgate.Verdict{Approved: true, Reviewer: "cli:alice", Channel: toolgate.ChannelCLI}); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
 	if text, isErr := textOf(retry); isErr || text != "deleted" || fw.n.Load() != 1 {
 		t.Fatalf("the retry after the approval: %v %s (forwarded %d)", isErr, text, fw.n.Load())
 	}
-	if r, _ := st.Get(t.Context(), "01AWAIT2"); r.Review == nil || r.Review.Channel != audit.ChannelGrant || !strings.Contains(r.Review.Reason, "of review 01AWAIT0") {
+	if r, _ := st.Get(t.Context(), "01AWAIT2"); r.Review == nil || r.Review.Channel != toolgate.ChannelGrant || !strings.Contains(r.Review.Reason, "of review 01AWAIT0") {
 		t.Fatalf("the retry's row: %s %+v", r.Status, r.Review)
 	}
-	if r, _ := st.Get(t.Context(), "01AWAIT0"); r.Status != audit.StatusGranted {
+	if r, _ := st.Get(t.Context(), "01AWAIT0"); r.Status != toolgate.StatusGranted {
 		t.Fatalf("the held call is %s, want granted", r.Status)
 	}
 
@@ -128,7 +128,7 @@ func TestRetryWaitsOnHeldReview(t *testing.T) {
 	}
 	retry = handle("01AWAIT4")
 	waitPending(2)
-	if ok, err := st.SubmitVerdict(t.Context(), "01AWAIT3", review.Verdict{Reviewer: "cli:bob", Channel: review.ChannelCLI, Reason: "use the archive"}); !ok || err != nil {
+	if ok, err := st.SubmitVerdict(t.Context(), "01AWAIT3", toolgate.Verdict{Reviewer: "cli:bob", Channel: toolgate.ChannelCLI, Reason: "use the archive"}); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
 	text, isErr = textOf(retry)

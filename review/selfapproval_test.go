@@ -9,7 +9,6 @@ import (
 
 	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/review/slackfake"
-	"github.com/toolgate/toolgate/tools"
 )
 
 // A Slack user mapped to the caller's principal cannot approve the call;
@@ -22,7 +21,7 @@ func TestSlackSelfApprovalRefused(t *testing.T) {
 		o.Users = map[string]string{testApprover: "alice", bob: "bob"}
 	})
 	c, _ := reviewCall("01SELF")
-	c.Principal = tools.Principal{User: "alice", Groups: []string{"dev"}, Auth: tools.AuthToken}
+	c.Principal = toolgate.Principal{User: "alice", Groups: []string{"dev"}, Auth: toolgate.AuthToken}
 	done := make(chan toolgate.Result, 1)
 	go func() { done <- g.Handle(t.Context(), c) }()
 

@@ -7,7 +7,6 @@ import (
 
 	"github.com/toolgate/toolgate"
 
-	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/review/slackfake"
 	"github.com/toolgate/toolgate/toolgatetest"
@@ -43,8 +42,8 @@ func TestGateSlackDenialThroughForm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.Status != audit.StatusRefused || rec.Review == nil || rec.Review.Reason != "use the archive instead" ||
-		rec.Review.Reviewer != testApprover || rec.Review.Channel != review.ChannelSlack {
+	if rec.Status != toolgate.StatusRefused || rec.Review == nil || rec.Review.Reason != "use the archive instead" ||
+		rec.Review.Reviewer != testApprover || rec.Review.Channel != toolgate.ChannelSlack {
 		t.Errorf("record: status %s, review %+v", rec.Status, rec.Review)
 	}
 }

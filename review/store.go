@@ -23,14 +23,14 @@ var (
 // whose decision is review) before any channel is asked.
 type Store interface {
 	// PendingReviews lists calls still waiting for a verdict, oldest first.
-	PendingReviews(ctx context.Context) ([]Pending, error)
+	PendingReviews(ctx context.Context) ([]toolgate.Pending, error)
 	// SubmitVerdict stores v for call id if, and only if, the call is still
 	// pending with no verdict: the first answer wins, from any channel or
 	// process. ok is false when the review was already answered or expired.
-	SubmitVerdict(ctx context.Context, id string, v Verdict) (ok bool, err error)
+	SubmitVerdict(ctx context.Context, id string, v toolgate.Verdict) (ok bool, err error)
 	// ReviewVerdict returns the stored verdict for id; decided is false while
 	// it is pending.
-	ReviewVerdict(ctx context.Context, id string) (v Verdict, decided bool, err error)
+	ReviewVerdict(ctx context.Context, id string) (v toolgate.Verdict, decided bool, err error)
 	// SetReviewMessage remembers where the review's Slack message is.
 	SetReviewMessage(ctx context.Context, id, channel, ts string) error
 	// GrantReview turns the stored approval of call id, whose agent
@@ -44,10 +44,10 @@ type Store interface {
 	GrantSession(ctx context.Context, id string, ttl time.Duration) (grantID string, err error)
 	// Resolve finalizes call id's review with v when no gate waits for it
 	// any more (a held review that was denied or timed out).
-	Resolve(ctx context.Context, id string, v Verdict) error
+	Resolve(ctx context.Context, id string, v toolgate.Verdict) error
 	// ExpireOrphanReviews marks every still-pending review as expired (a
 	// verdict with Channel "expired", not approved) and returns them, so the
 	// caller can update their Slack messages. Called at start-up, when no
 	// call from a previous process can still be waiting.
-	ExpireOrphanReviews(ctx context.Context, now time.Time) ([]Pending, error)
+	ExpireOrphanReviews(ctx context.Context, now time.Time) ([]toolgate.Pending, error)
 }

@@ -31,7 +31,7 @@ type PinStore interface {
 	// CheckPin records t's definition (DefHash, Definition) if this is the
 	// first time its server and name are seen, or if it differs from the
 	// one seen last, and returns t's state against its pin.
-	CheckPin(ctx context.Context, t Tool) (Pin, error)
+	CheckPin(ctx context.Context, t Tool) (toolgate.Pin, error)
 }
 
 // pinnedFields are the members of a tools/list entry a definition hash

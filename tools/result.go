@@ -13,16 +13,16 @@ import (
 type Result = toolgate.Result
 
 // Decoded returns res as a Result (the zero Result for nil).
-func Decoded(res *mcp.CallToolResult) Result {
+func Decoded(res *mcp.CallToolResult) toolgate.Result {
 	if res == nil {
-		return Result{}
+		return toolgate.Result{}
 	}
-	return Result{Value: res, IsError: res.IsError}
+	return toolgate.Result{Value: res, IsError: res.IsError}
 }
 
 // Decode returns r as mcp-go's result: a refusal as a tool error, a raw
 // result decoded. It returns nil for a zero Result.
-func Decode(r Result) (*mcp.CallToolResult, error) {
+func Decode(r toolgate.Result) (*mcp.CallToolResult, error) {
 	switch v := r.Value.(type) {
 	case *mcp.CallToolResult:
 		return v, nil
@@ -63,19 +63,19 @@ type resultHead struct {
 // array, whose isError (if any) is a boolean, and that asks for no further
 // input (resultType input_required). The decoding path then answers as it
 // always has, including with its errors.
-func passThrough(raw json.RawMessage) (Result, bool) {
+func passThrough(raw json.RawMessage) (toolgate.Result, bool) {
 	var h resultHead
 	if json.Unmarshal(raw, &h) != nil || h.Content != '[' || h.ResultType == mcp.ResultTypeInputRequired {
-		return Result{}, false
+		return toolgate.Result{}, false
 	}
 	// A result from an HTTP upstream may be pretty-printed; a stdio agent
 	// reads one message a line.
 	if bytes.ContainsAny(raw, "\r\n") {
 		var b bytes.Buffer
 		if json.Compact(&b, raw) != nil {
-			return Result{}, false
+			return toolgate.Result{}, false
 		}
 		raw = b.Bytes()
 	}
-	return Result{Raw: raw, IsError: h.IsError}, true
+	return toolgate.Result{Raw: raw, IsError: h.IsError}, true
 }
