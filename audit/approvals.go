@@ -45,7 +45,7 @@ func (w *wtx) admit(id string, v toolgate.Verdict, at time.Time, status string) 
 		Scan(&needs, &channels, &user, &auth); err != nil {
 		return nil, fmt.Errorf("audit: review policy of %s: %w", id, err)
 	}
-	if !humanChannel(v.Channel) {
+	if !toolgate.IsReviewChannel(v.Channel) {
 		return &v, nil
 	}
 	if why := selfApproval(toolgate.Principal{User: user, Auth: auth}, v); why != "" {
@@ -101,7 +101,7 @@ func (w *wtx) admit(id string, v toolgate.Verdict, at time.Time, status string) 
 // or whom the channel cannot name as a principal (a Slack user not
 // mapped), is refused. Denials always count.
 func selfApproval(caller toolgate.Principal, v toolgate.Verdict) string {
-	if !v.Approved || !caller.Personal() || !humanChannel(v.Channel) {
+	if !v.Approved || !caller.Personal() || !toolgate.IsReviewChannel(v.Channel) {
 		return ""
 	}
 	switch {
@@ -121,14 +121,4 @@ func orUnknown(s string) string {
 		return "the reviewer"
 	}
 	return s
-}
-
-// humanChannel reports whether a verdict on channel is a person's answer,
-// which a review policy applies to (timeouts and expiries end any review).
-func humanChannel(ch string) bool {
-	switch ch {
-	case toolgate.ChannelSlack, toolgate.ChannelCLI, toolgate.ChannelElicitation, toolgate.ChannelWeb:
-		return true
-	}
-	return false
 }

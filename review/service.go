@@ -146,10 +146,8 @@ func New(o Options) (*Service, error) {
 		}
 	}
 	for i, ch := range s.channels {
-		switch ch {
-		case toolgate.ChannelSlack, toolgate.ChannelCLI, toolgate.ChannelElicitation, toolgate.ChannelWeb:
-		default:
-			return nil, fmt.Errorf("review: unknown channel %q (want slack, cli or elicitation)", ch)
+		if !toolgate.IsReviewChannel(ch) {
+			return nil, fmt.Errorf("review: unknown channel %q (want %s)", ch, toolgate.ReviewChannels)
 		}
 		if slices.Contains(s.channels[:i], ch) {
 			return nil, fmt.Errorf("review: channel %q listed twice", ch)

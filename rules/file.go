@@ -348,10 +348,10 @@ func decodeRule(file string, idx int, n *yaml.Node, errs *errorList) (ruleSpec, 
 		case "review_channels":
 			list, ok := stringList(v)
 			for _, ch := range list {
-				ok = ok && slices.Contains([]string{"slack", "cli", "elicitation", "web"}, ch)
+				ok = ok && toolgate.IsReviewChannel(ch)
 			}
 			if !ok || len(list) == 0 {
-				errs.add(file, v, label, "review_channels", "must be a list of slack, cli, elicitation and web")
+				errs.add(file, v, label, "review_channels", "must be a list of "+toolgate.ReviewChannels)
 				continue
 			}
 			r.review.Channels = list
