@@ -274,8 +274,7 @@ func (rawGate) Handle(context.Context, toolgate.Call) toolgate.Result {
 
 // TestCallFastPassesRawResult: a result the gate returns as its upstream's
 // JSON reaches the stdio agent byte for byte, under the request's id; the
-// mcp-go path (HTTP) gets the same result, decoded (HandleResult is used
-// there too, for the upstream's JSON-RPC errors it carries).
+// mcp-go path (HTTP) gets the same result, decoded.
 func TestCallFastPassesRawResult(t *testing.T) {
 	c, _ := fastCallConn(t)
 	c.srv.o.Gate = rawGate{}
