@@ -16,20 +16,22 @@ const (
 )
 
 // Peer names a piece of software and its version: the agent's MCP client
-// (from initialize) or the model driving it.
+// (from initialize) or the model driving it. Rule test cases write it in
+// YAML under the same keys.
 type Peer struct {
-	Name    string `json:"name,omitempty"`
-	Version string `json:"version,omitempty"`
+	Name    string `json:"name,omitempty" yaml:"name"`
+	Version string `json:"version,omitempty" yaml:"version"`
 }
 
 // Annotations are the upstream tool's behaviour hints, copied unchanged.
-// A nil hint means the upstream did not say.
+// A nil hint means the upstream did not say. Rule test cases write them
+// in YAML under the MCP names.
 type Annotations struct {
-	Title       string `json:"title,omitempty"`
-	ReadOnly    *bool  `json:"readOnlyHint,omitempty"`
-	Destructive *bool  `json:"destructiveHint,omitempty"`
-	Idempotent  *bool  `json:"idempotentHint,omitempty"`
-	OpenWorld   *bool  `json:"openWorldHint,omitempty"`
+	Title       string `json:"title,omitempty" yaml:"title"`
+	ReadOnly    *bool  `json:"readOnlyHint,omitempty" yaml:"readOnlyHint"`
+	Destructive *bool  `json:"destructiveHint,omitempty" yaml:"destructiveHint"`
+	Idempotent  *bool  `json:"idempotentHint,omitempty" yaml:"idempotentHint"`
+	OpenWorld   *bool  `json:"openWorldHint,omitempty" yaml:"openWorldHint"`
 }
 
 // Call is one call as the gate sees it. The MCP edge (package mcp) builds it from

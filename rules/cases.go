@@ -82,12 +82,12 @@ type CallSpec struct {
 	Description string         `yaml:"description"`
 	InputSchema map[string]any `yaml:"input_schema"`
 	// Sandbox is the tool's default sandbox profile (tool.sandbox).
-	Sandbox     string          `yaml:"sandbox"`
-	Annotations AnnotationsSpec `yaml:"annotations"`
-	Client      PeerSpec        `yaml:"client"`
-	Model       PeerSpec        `yaml:"model"`
-	Confidence  *float64        `yaml:"confidence"`
-	Session     string          `yaml:"session"`
+	Sandbox     string               `yaml:"sandbox"`
+	Annotations toolgate.Annotations `yaml:"annotations"`
+	Client      toolgate.Peer        `yaml:"client"`
+	Model       toolgate.Peer        `yaml:"model"`
+	Confidence  *float64             `yaml:"confidence"`
+	Session     string               `yaml:"session"`
 	// Principal is who makes the call: {user, groups, auth}.
 	Principal struct {
 		User   string   `yaml:"user"`
@@ -104,31 +104,11 @@ type CallSpec struct {
 	Time string `yaml:"time"`
 }
 
-// AnnotationsSpec is a tool's hints as a cases file writes them.
-type AnnotationsSpec struct {
-	Title       string `yaml:"title"`
-	ReadOnly    *bool  `yaml:"readOnlyHint"`
-	Destructive *bool  `yaml:"destructiveHint"`
-	Idempotent  *bool  `yaml:"idempotentHint"`
-	OpenWorld   *bool  `yaml:"openWorldHint"`
-}
-
-// PeerSpec is a client or model as written in a cases file.
-type PeerSpec struct {
-	Name    string `yaml:"name"`
-	Version string `yaml:"version"`
-}
-
 // ToCall converts the spec into the Call the gate would see.
 func (cs CallSpec) ToCall() (toolgate.Call, error) {
 	c := toolgate.Call{
 		ID: cs.ID, Tool: cs.Tool, Server: cs.Server, Name: cs.Exposed, Args: cs.Args,
-		Annotations: toolgate.Annotations{
-			Title: cs.Annotations.Title, ReadOnly: cs.Annotations.ReadOnly, Destructive: cs.Annotations.Destructive,
-			Idempotent: cs.Annotations.Idempotent, OpenWorld: cs.Annotations.OpenWorld,
-		},
-		Client:     toolgate.Peer{Name: cs.Client.Name, Version: cs.Client.Version},
-		Model:      toolgate.Peer{Name: cs.Model.Name, Version: cs.Model.Version},
+		Annotations: cs.Annotations, Client: cs.Client, Model: cs.Model,
 		Confidence: cs.Confidence,
 		SessionID:  cs.Session,
 		Principal: toolgate.Principal{User: cs.Principal.User, Groups: toolgate.NormalGroups(cs.Principal.Groups),

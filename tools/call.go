@@ -1,6 +1,6 @@
 // Package tools holds the catalog of tools toolgate re-exposes: the upstream
-// MCP servers, the built-in workspace tools, and the Call that describes one
-// tool invocation as it travels through the gate.
+// MCP servers and the built-in workspace tools. It forwards each
+// toolgate.Call the gate lets through to the tool that runs it.
 package tools
 
 import "github.com/toolgate/toolgate"
