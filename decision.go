@@ -28,7 +28,8 @@ const (
 // Decision is the outcome of evaluating one call against a rule set.
 // The gate acts on Action; audit stores every field.
 type Decision struct {
-	// Action is what to do. Never empty in a Decision returned by this package.
+	// Action is what to do. A rule set never returns an empty one; the
+	// gate treats one as Deny.
 	Action Action `json:"action"`
 	// Rule is the name of the matching rule; "" when the default applied.
 	Rule string `json:"rule,omitempty"`
@@ -76,8 +77,8 @@ type ReviewPolicy struct {
 	// Approvals is how many distinct approvers must approve; 0 means 1.
 	// One denial is enough to deny.
 	Approvals int `json:"approvals,omitempty"`
-	// Channels are the channels that may answer ("slack", "cli",
-	// "elicitation"); empty means every configured one.
+	// Channels are the review channels that may answer (see
+	// IsReviewChannel); empty means every configured one.
 	Channels []string `json:"channels,omitempty"`
 	// EscalateAfter is when, still unanswered, the review mentions
 	// EscalateTo (Slack user or group IDs) in its Slack thread.
