@@ -6,9 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/toolgate/toolgate/review"
-	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // kindApproval chains one approver's approval of a review that needs more
@@ -19,7 +17,7 @@ const kindApproval = "approval"
 // (rules.ReviewPolicy) and the MAC that binds a grant to its arguments.
 // Calls not reviewed skip it.
 func (w *wtx) setReview(id string, r *entryRow) error {
-	if r.e.Action != rules.Review {
+	if r.e.Action != toolgate.Review {
 		return nil
 	}
 	p := r.policy
@@ -37,7 +35,7 @@ func (w *wtx) setReview(id string, r *entryRow) error {
 // twice, more approvers needed, each a review error the caller shows).
 // Denials end the review at once; approvals count until enough distinct
 // approvers have approved, each chained as it comes.
-func (w *wtx) admit(id string, v review.Verdict, at time.Time, status string) (*review.Verdict, error) {
+func (w *wtx) admit(id string, v toolgate.Verdict, at time.Time, status string) (*toolgate.Verdict, error) {
 	var (
 		needs      int
 		channels   string
@@ -47,19 +45,19 @@ func (w *wtx) admit(id string, v review.Verdict, at time.Time, status string) (*
 		Scan(&needs, &channels, &user, &auth); err != nil {
 		return nil, fmt.Errorf("audit: review policy of %s: %w", id, err)
 	}
-	if !humanChannel(v.Channel) {
+	if !toolgate.IsReviewChannel(v.Channel) {
 		return &v, nil
 	}
-	if why := selfApproval(tools.Principal{User: user, Auth: auth}, v); why != "" {
+	if why := selfApproval(toolgate.Principal{User: user, Auth: auth}, v); why != "" {
 		r := &Review{Reviewer: v.Reviewer, Channel: v.Channel, Reason: why, DecidedAt: at}
 		if err := w.appendEvent(&event{Kind: kindClick, ID: id, At: at.UnixNano(), Status: status, Verdict: r}); err != nil {
 			return nil, err
 		}
-		w.result = fmt.Errorf("%w: %s", review.ErrSelfApproval, why)
+		w.result = fmt.Errorf("%w: %s", toolgate.ErrSelfApproval, why)
 		return nil, nil
 	}
 	if channels != "" && !slices.Contains(strings.Split(channels, ","), v.Channel) {
-		return nil, fmt.Errorf("%w: this review accepts answers via %s only, not %s", review.ErrChannelRefused, strings.ReplaceAll(channels, ",", ", "), v.Channel)
+		return nil, fmt.Errorf("%w: this review accepts answers via %s only, not %s", toolgate.ErrChannelRefused, strings.ReplaceAll(channels, ",", ", "), v.Channel)
 	}
 	if !v.Approved || needs <= 1 {
 		return &v, nil
@@ -70,7 +68,7 @@ func (w *wtx) admit(id string, v review.Verdict, at time.Time, status string) (*
 		return nil, fmt.Errorf("audit: record approval of %s: %w", id, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return nil, fmt.Errorf("%w: %s already approved; another approver must", review.ErrSameApprover, v.Reviewer)
+		return nil, fmt.Errorf("%w: %s already approved; another approver must", toolgate.ErrSameApprover, v.Reviewer)
 	}
 	r := newReview(v, 0)
 	if err := w.appendEvent(&event{Kind: kindApproval, ID: id, At: at.UnixNano(), Status: status, Verdict: r}); err != nil {
@@ -90,7 +88,7 @@ func (w *wtx) admit(id string, v review.Verdict, at time.Time, status string) (*
 		who = append(who, a)
 	}
 	if len(who) < needs {
-		w.result = fmt.Errorf("%w: %d of %d approvals (%s)", review.ErrMoreApprovals, len(who), needs, strings.Join(who, ", "))
+		w.result = fmt.Errorf("%w: %d of %d approvals (%s)", toolgate.ErrMoreApprovals, len(who), needs, strings.Join(who, ", "))
 		return nil, nil
 	}
 	v.Reviewer = strings.Join(who, " + ")
@@ -102,8 +100,8 @@ func (w *wtx) admit(id string, v review.Verdict, at time.Time, status string) (*
 // can be told from a reviewer; for those, an approver who is the caller,
 // or whom the channel cannot name as a principal (a Slack user not
 // mapped), is refused. Denials always count.
-func selfApproval(caller tools.Principal, v review.Verdict) string {
-	if !v.Approved || !caller.Personal() || !humanChannel(v.Channel) {
+func selfApproval(caller toolgate.Principal, v toolgate.Verdict) string {
+	if !v.Approved || !caller.Personal() || !toolgate.IsReviewChannel(v.Channel) {
 		return ""
 	}
 	switch {
@@ -123,14 +121,4 @@ func orUnknown(s string) string {
 		return "the reviewer"
 	}
 	return s
-}
-
-// humanChannel reports whether a verdict on channel is a person's answer,
-// which a review policy applies to (timeouts and expiries end any review).
-func humanChannel(ch string) bool {
-	switch ch {
-	case review.ChannelSlack, review.ChannelCLI, review.ChannelElicitation, review.ChannelWeb:
-		return true
-	}
-	return false
 }

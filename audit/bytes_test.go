@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate"
 )
 
 // BenchmarkBytesPerCall writes b.N allowed, finished calls into a fresh
@@ -27,10 +27,10 @@ func BenchmarkBytesPerCall(b *testing.B) {
 				id := benchID(i)
 				c := testCall(id, i)
 				c.Args = map[string]any{"text": arg}
-				if err := s.Begin(ctx, c, testDecision(rules.Allow)); err != nil {
+				if err := s.Begin(ctx, c, testDecision(toolgate.Allow)); err != nil {
 					b.Fatal(err)
 				}
-				if err := s.Finish(ctx, id, Outcome{Status: StatusOK, ResultSize: 120, ResultHash: "ab12"}); err != nil {
+				if err := s.Finish(ctx, id, toolgate.Outcome{Status: toolgate.StatusOK, ResultSize: 120, ResultHash: "ab12"}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate"
 )
 
 // rewriteChain is the attacker who can write the DB: it runs edit (SQL that
@@ -76,7 +76,7 @@ func seedCalls(t testing.TB, s *Store, from, n int) {
 	ctx := context.Background()
 	for i := from; i < from+n; i++ {
 		id := fmt.Sprintf("01C%03d", i)
-		if err := s.Begin(ctx, testCall(id, i), testDecision(rules.Deny)); err != nil {
+		if err := s.Begin(ctx, testCall(id, i), testDecision(toolgate.Deny)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -15,8 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/toolgate/toolgate/review"
-	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate"
 )
 
 func TestVerifyCatchesTampering(t *testing.T) {
@@ -26,17 +25,17 @@ func TestVerifyCatchesTampering(t *testing.T) {
 		s := openTest(t, path, Options{})
 		for i := range 5 {
 			id := fmt.Sprintf("01V%d", i)
-			a := []rules.Action{rules.Allow, rules.Deny, rules.Review}[i%3]
+			a := []toolgate.Action{toolgate.Allow, toolgate.Deny, toolgate.Review}[i%3]
 			if err := s.Begin(ctx, testCall(id, i), testDecision(a)); err != nil {
 				t.Fatal(err)
 			}
 			switch a {
-			case rules.Allow:
-				if err := s.Finish(ctx, id, Outcome{Status: StatusOK, ResultSize: 3}); err != nil {
+			case toolgate.Allow:
+				if err := s.Finish(ctx, id, toolgate.Outcome{Status: toolgate.StatusOK, ResultSize: 3}); err != nil {
 					t.Fatal(err)
 				}
-			case rules.Review:
-				if err := s.Resolve(ctx, id, review.Verdict{Approved: false, Reviewer: "amy", Channel: "slack"}); err != nil {
+			case toolgate.Review:
+				if err := s.Resolve(ctx, id, toolgate.Verdict{Approved: false, Reviewer: "amy", Channel: "slack"}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -98,7 +97,7 @@ func TestVerifyCatchesTampering(t *testing.T) {
 func TestDiskFullDeniesPromptly(t *testing.T) {
 	s := openTest(t, "", Options{WriteTimeout: 2 * time.Second})
 	ctx := context.Background()
-	if err := s.Begin(ctx, testCall("01F0", 0), testDecision(rules.Allow)); err != nil {
+	if err := s.Begin(ctx, testCall("01F0", 0), testDecision(toolgate.Allow)); err != nil {
 		t.Fatal(err)
 	}
 	// Cap the DB at its current size: the next page allocation fails with
@@ -113,7 +112,7 @@ func TestDiskFullDeniesPromptly(t *testing.T) {
 	c := testCall("01F1", 1)
 	c.Args["blob"] = strings.Repeat("x", 64<<10)
 	start := time.Now()
-	err := s.Begin(ctx, c, testDecision(rules.Allow))
+	err := s.Begin(ctx, c, testDecision(toolgate.Allow))
 	if err == nil {
 		t.Fatal("Begin succeeded on a full database")
 	}
@@ -136,7 +135,7 @@ func TestDiskFullDeniesPromptly(t *testing.T) {
 func TestGroupCommitIsolatesFailures(t *testing.T) {
 	s := openTest(t, "", Options{})
 	ctx := context.Background()
-	if err := s.Begin(ctx, testCall("01DUP", 0), testDecision(rules.Allow)); err != nil {
+	if err := s.Begin(ctx, testCall("01DUP", 0), testDecision(toolgate.Allow)); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -149,7 +148,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 			if i%8 == 0 {
 				id = "01DUP"
 			}
-			if err := s.Begin(ctx, testCall(id, i), testDecision(rules.Allow)); err != nil {
+			if err := s.Begin(ctx, testCall(id, i), testDecision(toolgate.Allow)); err != nil {
 				failed.Add(1)
 			} else {
 				okN.Add(1)
@@ -198,14 +197,14 @@ func TestCrashChild(t *testing.T) {
 			for {
 				i := n.Add(1)
 				id := fmt.Sprintf("01K%d-%09d", w, i)
-				if err := s.Begin(ctx, testCall(id, int(i)), testDecision(rules.Allow)); err != nil {
+				if err := s.Begin(ctx, testCall(id, int(i)), testDecision(toolgate.Allow)); err != nil {
 					fmt.Fprintln(os.Stderr, "begin:", err)
 					os.Exit(4)
 				}
 				if _, err := side.WriteString(id + "\n"); err != nil {
 					os.Exit(5)
 				}
-				if err := s.Finish(ctx, id, Outcome{Status: StatusOK}); err != nil {
+				if err := s.Finish(ctx, id, toolgate.Outcome{Status: toolgate.StatusOK}); err != nil {
 					fmt.Fprintln(os.Stderr, "finish:", err)
 					os.Exit(4)
 				}
@@ -268,7 +267,7 @@ func TestKill9LeavesEveryForwardedCall(t *testing.T) {
 		if err != nil {
 			t.Fatalf("forwarded call %s has no audit row: %v", id, err)
 		}
-		if r.Status != StatusStarted && r.Status != StatusOK {
+		if r.Status != toolgate.StatusStarted && r.Status != toolgate.StatusOK {
 			t.Fatalf("forwarded call %s has status %s", id, r.Status)
 		}
 		n++
@@ -330,7 +329,7 @@ func benchID(i int) string { return fmt.Sprintf("01B%012d", i) }
 
 func beginN(b *testing.B, s *Store) {
 	ctx := context.Background()
-	d := testDecision(rules.Allow)
+	d := testDecision(toolgate.Allow)
 	for i := 1; i <= b.N; i++ {
 		if err := s.Begin(ctx, testCall(benchID(i), i), d); err != nil {
 			b.Fatal(err)
@@ -341,7 +340,7 @@ func beginN(b *testing.B, s *Store) {
 // BenchmarkBegin measures committed decisions per second: each Begin
 // returns only after its row and chain event are committed.
 func BenchmarkBegin(b *testing.B) {
-	d := testDecision(rules.Allow)
+	d := testDecision(toolgate.Allow)
 	begin := func(s *Store, i int) error { return s.Begin(context.Background(), testCall(benchID(i), i), d) }
 	for _, conc := range []int{1, 16} {
 		b.Run(fmt.Sprintf("c=%d", conc), func(b *testing.B) { benchmarkWrites(b, conc, SyncNormal, "decisions", nil, begin) })
@@ -354,7 +353,7 @@ func BenchmarkBegin(b *testing.B) {
 // stops once all are committed.
 func BenchmarkFinish(b *testing.B) {
 	finish := func(s *Store, i int) error {
-		return s.Finish(context.Background(), benchID(i), Outcome{Status: StatusOK, Duration: time.Millisecond, ResultSize: 100})
+		return s.Finish(context.Background(), benchID(i), toolgate.Outcome{Status: toolgate.StatusOK, Duration: time.Millisecond, ResultSize: 100})
 	}
 	for _, conc := range []int{1, 16} {
 		b.Run(fmt.Sprintf("c=%d", conc), func(b *testing.B) {
@@ -367,13 +366,13 @@ func BenchmarkFinish(b *testing.B) {
 // Begin, committed before it returns, then a Finish written behind (the
 // clock stops once all are committed).
 func BenchmarkCall(b *testing.B) {
-	d := testDecision(rules.Allow)
+	d := testDecision(toolgate.Allow)
 	call := func(s *Store, i int) error {
 		ctx := context.Background()
 		if err := s.Begin(ctx, testCall(benchID(i), i), d); err != nil {
 			return err
 		}
-		return s.Finish(ctx, benchID(i), Outcome{Status: StatusOK, Duration: time.Millisecond, ResultSize: 100})
+		return s.Finish(ctx, benchID(i), toolgate.Outcome{Status: toolgate.StatusOK, Duration: time.Millisecond, ResultSize: 100})
 	}
 	for _, conc := range []int{1, 16} {
 		b.Run(fmt.Sprintf("c=%d", conc), func(b *testing.B) { benchmarkWrites(b, conc, SyncNormal, "calls", nil, call) })
@@ -401,11 +400,11 @@ func TestVerifyWhileWriting(t *testing.T) {
 	go func() {
 		for i := range 300 {
 			id := fmt.Sprintf("01W%06d", i)
-			if err := s.Begin(ctx, testCall(id, i), testDecision(rules.Allow)); err != nil {
+			if err := s.Begin(ctx, testCall(id, i), testDecision(toolgate.Allow)); err != nil {
 				done <- err
 				return
 			}
-			if err := s.Finish(ctx, id, Outcome{Status: StatusOK}); err != nil {
+			if err := s.Finish(ctx, id, toolgate.Outcome{Status: toolgate.StatusOK}); err != nil {
 				done <- err
 				return
 			}

@@ -9,8 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // This file is the canonical encoder of chained event bodies (and of the
@@ -183,7 +182,7 @@ func appendEntry(dst []byte, e *Entry) (_ []byte, err error) {
 }
 
 // appendPrincipal encodes p as json.Marshal does: every field omitempty.
-func appendPrincipal(dst []byte, p *tools.Principal) []byte {
+func appendPrincipal(dst []byte, p *toolgate.Principal) []byte {
 	open := len(dst)
 	dst = append(dst, '{')
 	if p.User != "" {
@@ -229,7 +228,7 @@ func appendReview(dst []byte, r *Review) (_ []byte, err error) {
 	return append(dst, '}'), nil
 }
 
-func appendOutcome(dst []byte, o *Outcome) (_ []byte, err error) {
+func appendOutcome(dst []byte, o *toolgate.Outcome) (_ []byte, err error) {
 	dst = append(dst, `{"status":`...)
 	dst = appendString(dst, o.Status)
 	if o.Error != "" {
@@ -252,7 +251,7 @@ func appendOutcome(dst []byte, o *Outcome) (_ []byte, err error) {
 }
 
 // appendPeer appends json.Marshal(p).
-func appendPeer(dst []byte, p tools.Peer) []byte {
+func appendPeer(dst []byte, p toolgate.Peer) []byte {
 	open := len(dst)
 	dst = append(dst, '{')
 	if p.Name != "" {
@@ -268,7 +267,7 @@ func appendPeer(dst []byte, p tools.Peer) []byte {
 
 // appendAnnotations appends json.Marshal(a): the annotations column and
 // the decision body's "annotations".
-func appendAnnotations(dst []byte, a *tools.Annotations) []byte {
+func appendAnnotations(dst []byte, a *toolgate.Annotations) []byte {
 	open := len(dst)
 	dst = append(dst, '{')
 	if a.Title != "" {
@@ -294,7 +293,7 @@ func appendAnnotations(dst []byte, a *tools.Annotations) []byte {
 
 // appendShadow appends json.Marshal(sh) for a non-nil sh: the shadow column
 // and the decision body's "shadow".
-func appendShadow(dst []byte, sh []rules.ShadowResult) []byte {
+func appendShadow(dst []byte, sh []toolgate.ShadowResult) []byte {
 	dst = append(dst, '[')
 	for i := range sh {
 		r := &sh[i]

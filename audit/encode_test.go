@@ -10,8 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // checkEncoding fails t unless the hand-written encoders agree with
@@ -210,45 +209,45 @@ func TestEncodeEventMatchesJSON(t *testing.T) {
 	at := time.Date(2026, 3, 1, 11, 0, 0, 123456789, time.UTC)
 	full := &Entry{
 		ID: "01FULL", ReceivedAt: at, DecidedAt: at.Add(time.Millisecond),
-		Client: tools.Peer{Name: "cursor", Version: "1.0"}, Model: tools.Peer{Name: "claude"},
+		Client: toolgate.Peer{Name: "cursor", Version: "1.0"}, Model: toolgate.Peer{Name: "claude"},
 		Session: "sess", Server: "fs", ServerVersion: "1.2.3", Tool: "write_file", Name: "fs__write_file",
-		SchemaHash: "abc", Annotations: tools.Annotations{Title: "Write <file>", ReadOnly: &fls, Destructive: &tru, Idempotent: &fls, OpenWorld: &tru},
-		ArgsHash: "0123", Confidence: &conf, RulesVersion: "v1", RulesLabel: "prod", Rule: "r1", Action: rules.Review,
+		SchemaHash: "abc", Annotations: toolgate.Annotations{Title: "Write <file>", ReadOnly: &fls, Destructive: &tru, Idempotent: &fls, OpenWorld: &tru},
+		ArgsHash: "0123", Confidence: &conf, RulesVersion: "v1", RulesLabel: "prod", Rule: "r1", Action: toolgate.Review,
 		Reason: "needs a human & a <reason>", AutoApproved: true,
-		Shadow:    []rules.ShadowResult{{Rule: "s1", Action: rules.Deny, Reason: "r", Error: "e"}, {Rule: "s2", Action: rules.Allow}},
+		Shadow:    []toolgate.ShadowResult{{Rule: "s1", Action: toolgate.Deny, Reason: "r", Error: "e"}, {Rule: "s2", Action: toolgate.Allow}},
 		EvalError: "no such key", ToolgateVersion: "0.9.0",
 	}
 	withArgs := *full
 	withArgs.Args = json.RawMessage(`{"path": "/tmp/<x>&y", "n": [1, 2]}`)
 	minimal := &Entry{ID: "01MIN"}
 	emptyShadow := *minimal
-	emptyShadow.Shadow = []rules.ShadowResult{}
+	emptyShadow.Shadow = []toolgate.ShadowResult{}
 	zeroConf := *minimal
 	zero := 0.0
 	zeroConf.Confidence = &zero
 	review := &Review{Approved: true, Reviewer: "alice", Channel: "slack", Reason: "ok <3", DecidedAt: at, TimeToDecision: 1500 * time.Millisecond}
-	outcome := &Outcome{Status: StatusToolError, Error: "boom\n\"quoted\"", Duration: -time.Nanosecond, ResultSize: 1 << 40, ResultHash: "ff", FinishedAt: at}
+	outcome := &toolgate.Outcome{Status: toolgate.StatusToolError, Error: "boom\n\"quoted\"", Duration: -time.Nanosecond, ResultSize: 1 << 40, ResultHash: "ff", FinishedAt: at}
 	cases := []struct {
 		name string
 		e    *event
 	}{
 		{"empty", &event{}},
-		{"decision full", &event{Kind: kindDecision, ID: "01FULL", At: at.UnixNano(), Status: StatusPending, Decision: full}},
-		{"decision with args", &event{Kind: kindDecision, ID: "01FULL", Status: StatusPending, Decision: &withArgs}},
+		{"decision full", &event{Kind: kindDecision, ID: "01FULL", At: at.UnixNano(), Status: toolgate.StatusPending, Decision: full}},
+		{"decision with args", &event{Kind: kindDecision, ID: "01FULL", Status: toolgate.StatusPending, Decision: &withArgs}},
 		{"decision minimal", &event{Kind: kindDecision, ID: "01MIN", Decision: minimal}},
 		{"decision empty shadow", &event{Kind: kindDecision, Decision: &emptyShadow}},
 		{"decision zero confidence", &event{Kind: kindDecision, Decision: &zeroConf}},
-		{"verdict", &event{Kind: kindVerdict, ID: "01FULL", At: -1, Status: StatusStarted, Verdict: review}},
+		{"verdict", &event{Kind: kindVerdict, ID: "01FULL", At: -1, Status: toolgate.StatusStarted, Verdict: review}},
 		{"verdict zero", &event{Kind: kindVerdict, Verdict: &Review{}}},
-		{"status", &event{Kind: kindStatus, ID: "01FULL", At: math.MaxInt64, Status: StatusRefused}},
-		{"outcome", &event{Kind: kindOutcome, ID: "01FULL", At: math.MinInt64, Status: StatusToolError, Outcome: outcome}},
-		{"outcome zero", &event{Kind: kindOutcome, Outcome: &Outcome{}}},
+		{"status", &event{Kind: kindStatus, ID: "01FULL", At: math.MaxInt64, Status: toolgate.StatusRefused}},
+		{"outcome", &event{Kind: kindOutcome, ID: "01FULL", At: math.MinInt64, Status: toolgate.StatusToolError, Outcome: outcome}},
+		{"outcome zero", &event{Kind: kindOutcome, Outcome: &toolgate.Outcome{}}},
 		{"all three", &event{Decision: minimal, Verdict: review, Outcome: outcome}},
 	}
 	for _, s := range specialStrings {
 		e := *full
 		e.ID, e.Session, e.Reason, e.Client.Version, e.Annotations.Title = s, s, s, s, s
-		e.Shadow = []rules.ShadowResult{{Rule: s, Action: rules.Action(s), Error: s}}
+		e.Shadow = []toolgate.ShadowResult{{Rule: s, Action: toolgate.Action(s), Error: s}}
 		cases = append(cases, struct {
 			name string
 			e    *event
@@ -272,7 +271,7 @@ func TestEncodeEventMatchesJSON(t *testing.T) {
 		cases = append(cases, struct {
 			name string
 			e    *event
-		}{fmt.Sprintf("time %d %v", i, tm), &event{Decision: &Entry{ReceivedAt: tm}, Verdict: &Review{DecidedAt: tm}, Outcome: &Outcome{FinishedAt: tm}}})
+		}{fmt.Sprintf("time %d %v", i, tm), &event{Decision: &Entry{ReceivedAt: tm}, Verdict: &Review{DecidedAt: tm}, Outcome: &toolgate.Outcome{FinishedAt: tm}}})
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { checkEncoding(t, tc.e) })
@@ -306,7 +305,7 @@ func FuzzEncodeEvent(f *testing.F) {
 // Resolve and Finish build them.
 func benchEvents(b *testing.B) map[string]*event {
 	s := &Store{o: Options{Now: time.Now, ToolgateVersion: "0.9.0"}}
-	r, err := s.newEntry(testCall("01BENCH", 7), testDecision(rules.Review))
+	r, err := s.newEntry(testCall("01BENCH", 7), testDecision(toolgate.Review))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -315,10 +314,10 @@ func benchEvents(b *testing.B) map[string]*event {
 	at := time.Date(2026, 3, 1, 11, 0, 1, 0, time.UTC)
 	return map[string]*event{
 		"decision": {Kind: kindDecision, ID: r.e.ID, At: r.at, Status: r.status, Decision: &chained},
-		"verdict": {Kind: kindVerdict, ID: r.e.ID, At: at.UnixNano(), Status: StatusStarted,
+		"verdict": {Kind: kindVerdict, ID: r.e.ID, At: at.UnixNano(), Status: toolgate.StatusStarted,
 			Verdict: &Review{Approved: true, Reviewer: "alice", Channel: "slack", Reason: "fine", DecidedAt: at, TimeToDecision: 1500 * time.Millisecond}},
-		"outcome": {Kind: kindOutcome, ID: r.e.ID, At: at.UnixNano(), Status: StatusOK,
-			Outcome: &Outcome{Status: StatusOK, Duration: 3 * time.Millisecond, ResultSize: 1234, ResultHash: "deadbeef", FinishedAt: at}},
+		"outcome": {Kind: kindOutcome, ID: r.e.ID, At: at.UnixNano(), Status: toolgate.StatusOK,
+			Outcome: &toolgate.Outcome{Status: toolgate.StatusOK, Duration: 3 * time.Millisecond, ResultSize: 1234, ResultHash: "deadbeef", FinishedAt: at}},
 	}
 }
 
@@ -342,7 +341,7 @@ func BenchmarkEncodeEvent(b *testing.B) {
 // goroutine: arguments, annotations, shadow results and the decision body.
 func BenchmarkNewEntry(b *testing.B) {
 	s := &Store{o: Options{Now: time.Now, ToolgateVersion: "0.9.0"}}
-	c, d := testCall("01BENCH", 7), testDecision(rules.Allow)
+	c, d := testCall("01BENCH", 7), testDecision(toolgate.Allow)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := s.newEntry(c, d); err != nil {

@@ -14,18 +14,8 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
-	"github.com/toolgate/toolgate/review"
-	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
-
-// StatusGranted is the status of a call whose review was approved after
-// its agent had stopped waiting: the call itself never ran; the approval
-// became a grant that a retry of the same call uses.
-const StatusGranted = "granted"
-
-// ChannelGrant is the verdict channel of a call that ran on a grant.
-const ChannelGrant = "grant"
 
 // Grant scopes.
 const (
@@ -153,7 +143,7 @@ func (s *Store) issueGrant(ctx context.Context, id, scope string, ttl time.Durat
 		if err != nil {
 			return err
 		}
-		if r.Review == nil || !r.Review.Approved || held && r.Status != StatusPending {
+		if r.Review == nil || !r.Review.Approved || held && r.Status != toolgate.StatusPending {
 			return fmt.Errorf("%w: grant for %s: status %s, approved %v", ErrState, id, r.Status, r.Review != nil && r.Review.Approved)
 		}
 		g = &Grant{
@@ -178,7 +168,7 @@ func (s *Store) issueGrant(ctx context.Context, id, scope string, ttl time.Durat
 		}
 		status := r.Status
 		if held {
-			status = StatusGranted
+			status = toolgate.StatusGranted
 			if err := w.setStatus(id, status); err != nil {
 				return err
 			}
@@ -196,7 +186,7 @@ func (s *Store) issueGrant(ctx context.Context, id, scope string, ttl time.Durat
 // same arguments for a once grant. Found, it counts the use, chains it, and
 // returns the verdict that runs the call ("approved by X via grant G of
 // review R"); ok is false when no grant covers the call.
-func (s *Store) UseGrant(ctx context.Context, c tools.Call, d rules.Decision) (v review.Verdict, ok bool, err error) {
+func (s *Store) UseGrant(ctx context.Context, c toolgate.Call, d toolgate.Decision) (v toolgate.Verdict, ok bool, err error) {
 	at := utc(s.o.Now())
 	err = s.write(ctx, func(w *wtx) error {
 		ok = false
@@ -224,7 +214,7 @@ func (s *Store) UseGrant(ctx context.Context, c tools.Call, d rules.Decision) (v
 		}
 		g.Uses++
 		ok = true
-		v = review.Verdict{Approved: true, Reviewer: g.Approver, Channel: ChannelGrant, DecidedAt: at,
+		v = toolgate.Verdict{Approved: true, Reviewer: g.Approver, Channel: toolgate.ChannelGrant, DecidedAt: at,
 			Reason: fmt.Sprintf("approved by %s via grant %s of review %s", g.Approver, g.ID, g.ReviewID)}
 		return w.appendGrantEvent(kindGrantUse, c.ID, r.Status, at, g)
 	})

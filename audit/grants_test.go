@@ -9,9 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/toolgate/toolgate/review"
-	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // TestGrantLifecycle: an approval that arrives after the call stopped
@@ -21,7 +19,7 @@ import (
 func TestGrantLifecycle(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, filepath.Join(t.TempDir(), "audit.db"), Options{})
-	d := testDecision(rules.Review)
+	d := testDecision(toolgate.Review)
 	begin := func(id string, n int) {
 		t.Helper()
 		if err := s.Begin(ctx, testCall(id, n), d); err != nil {
@@ -32,14 +30,14 @@ func TestGrantLifecycle(t *testing.T) {
 	if _, err := s.IssueGrant(ctx, "01G0", ScopeOnce, time.Hour); err == nil {
 		t.Fatal("a grant was issued for a review nobody approved")
 	}
-	if ok, err := s.SubmitVerdict(ctx, "01G0", review.Verdict{Approved: true, Reviewer: "alice", Channel: "slack"}); !ok || err != nil {
+	if ok, err := s.SubmitVerdict(ctx, "01G0", toolgate.Verdict{Approved: true, Reviewer: "alice", Channel: "slack"}); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
 	g, err := s.IssueGrant(ctx, "01G0", ScopeOnce, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := s.Get(ctx, "01G0"); r.Status != StatusGranted {
+	if r, _ := s.Get(ctx, "01G0"); r.Status != toolgate.StatusGranted {
 		t.Fatalf("the held call is %s, want granted", r.Status)
 	}
 
@@ -49,7 +47,7 @@ func TestGrantLifecycle(t *testing.T) {
 	}
 	begin("01G2", 0) // the same call, retried
 	v, ok, err := s.UseGrant(ctx, testCall("01G2", 0), d)
-	if !ok || err != nil || !v.Approved || v.Channel != ChannelGrant || !strings.Contains(v.Reason, g.ID) || !strings.Contains(v.Reason, "01G0") {
+	if !ok || err != nil || !v.Approved || v.Channel != toolgate.ChannelGrant || !strings.Contains(v.Reason, g.ID) || !strings.Contains(v.Reason, "01G0") {
 		t.Fatalf("the retry: %+v %v %v", v, ok, err)
 	}
 	if err := s.Resolve(ctx, "01G2", v); err != nil {
@@ -61,7 +59,7 @@ func TestGrantLifecycle(t *testing.T) {
 	}
 
 	begin("01G4", 4)
-	if ok, _ := s.SubmitVerdict(ctx, "01G4", review.Verdict{Approved: true, Reviewer: "bob", Channel: "cli"}); !ok {
+	if ok, _ := s.SubmitVerdict(ctx, "01G4", toolgate.Verdict{Approved: true, Reviewer: "bob", Channel: "cli"}); !ok {
 		t.Fatal("verdict")
 	}
 	g4, err := s.IssueGrant(ctx, "01G4", ScopeOnce, time.Hour)
@@ -92,17 +90,17 @@ func TestGrantLifecycle(t *testing.T) {
 func TestSessionGrant(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, filepath.Join(t.TempDir(), "audit.db"), Options{})
-	d := testDecision(rules.Review)
+	d := testDecision(toolgate.Review)
 	if err := s.Begin(ctx, testCall("01S0", 0), d); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := s.SubmitVerdict(ctx, "01S0", review.Verdict{Approved: true, Reviewer: "alice", Channel: "slack"}); !ok {
+	if ok, _ := s.SubmitVerdict(ctx, "01S0", toolgate.Verdict{Approved: true, Reviewer: "alice", Channel: "slack"}); !ok {
 		t.Fatal("verdict")
 	}
 	if _, err := s.GrantSession(ctx, "01S0", time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := s.Get(ctx, "01S0"); r.Status != StatusPending {
+	if r, _ := s.Get(ctx, "01S0"); r.Status != toolgate.StatusPending {
 		t.Fatalf("the approved call became %s", r.Status)
 	}
 	for i, n := range []int{7, 8} {
@@ -134,26 +132,26 @@ func TestSessionGrant(t *testing.T) {
 func TestTwoPersonReview(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, filepath.Join(t.TempDir(), "audit.db"), Options{})
-	d := testDecision(rules.Review)
-	d.Review = rules.ReviewPolicy{Approvals: 2, Channels: []string{"slack"}}
+	d := testDecision(toolgate.Review)
+	d.Review = toolgate.ReviewPolicy{Approvals: 2, Channels: []string{"slack"}}
 	for _, id := range []string{"01P1", "01P2"} {
 		if err := s.Begin(ctx, testCall(id, 0), d); err != nil {
 			t.Fatal(err)
 		}
 	}
 	submit := func(id, who, ch string, approve bool) (bool, error) {
-		return s.SubmitVerdict(ctx, id, review.Verdict{Approved: approve, Reviewer: who, Channel: ch})
+		return s.SubmitVerdict(ctx, id, toolgate.Verdict{Approved: approve, Reviewer: who, Channel: ch})
 	}
-	if ok, err := submit("01P1", "cli:root", "cli", true); ok || !errors.Is(err, review.ErrChannelRefused) {
+	if ok, err := submit("01P1", "cli:root", "cli", true); ok || !errors.Is(err, toolgate.ErrChannelRefused) {
 		t.Fatalf("terminal answer: %v %v", ok, err)
 	}
-	if ok, err := submit("01P1", "U1", "slack", true); ok || !errors.Is(err, review.ErrMoreApprovals) {
+	if ok, err := submit("01P1", "U1", "slack", true); ok || !errors.Is(err, toolgate.ErrMoreApprovals) {
 		t.Fatalf("first approval: %v %v", ok, err)
 	}
 	if _, decided, _ := s.ReviewVerdict(ctx, "01P1"); decided {
 		t.Fatal("one approval decided a two-person review")
 	}
-	if ok, err := submit("01P1", "U1", "slack", true); ok || !errors.Is(err, review.ErrSameApprover) {
+	if ok, err := submit("01P1", "U1", "slack", true); ok || !errors.Is(err, toolgate.ErrSameApprover) {
 		t.Fatalf("same approver again: %v %v", ok, err)
 	}
 	if ok, err := submit("01P1", "U2", "slack", true); !ok || err != nil {
@@ -184,8 +182,8 @@ func TestGrantBindsSecrets(t *testing.T) {
 		return out
 	}
 	s := openTest(t, filepath.Join(t.TempDir(), "audit.db"), Options{Redact: mask})
-	d := testDecision(rules.Review)
-	call := func(id, token string) tools.Call {
+	d := testDecision(toolgate.Review)
+	call := func(id, token string) toolgate.Call {
 		c := testCall(id, 0)
 		c.Args["token"] = token
 		return c
@@ -193,7 +191,7 @@ func TestGrantBindsSecrets(t *testing.T) {
 	if err := s.Begin(ctx, call("01T0", "ghp_aaa"), d); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := s.SubmitVerdict(ctx, "01T0", review.Verdict{Approved: true, Reviewer: "alice", Channel: "slack"}); !ok {
+	if ok, _ := s.SubmitVerdict(ctx, "01T0", toolgate.Verdict{Approved: true, Reviewer: "alice", Channel: "slack"}); !ok {
 		t.Fatal("verdict")
 	}
 	if _, err := s.IssueGrant(ctx, "01T0", ScopeOnce, time.Hour); err != nil {

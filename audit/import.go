@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/toolgate/toolgate"
 	"io"
 	"strconv"
 	"time"
@@ -73,7 +74,7 @@ type importRow struct {
 	entry   *entryRow
 	rec     *Record
 	at      int64
-	outcome *Outcome
+	outcome *toolgate.Outcome
 }
 
 func (s *Store) prepareImport(rec *Record) (*importRow, error) {
@@ -81,7 +82,7 @@ func (s *Store) prepareImport(rec *Record) (*importRow, error) {
 		return nil, errors.New("no id")
 	}
 	switch rec.Status {
-	case StatusStarted, StatusPending, StatusRefused, StatusOK, StatusToolError, StatusFailed:
+	case toolgate.StatusStarted, toolgate.StatusPending, toolgate.StatusRefused, toolgate.StatusOK, toolgate.StatusToolError, toolgate.StatusFailed:
 	default:
 		return nil, fmt.Errorf("call %s: unknown status %q", rec.ID, rec.Status)
 	}
@@ -131,12 +132,12 @@ func (w *wtx) importRecord(ir *importRow) error {
 	}
 	id, status := ir.rec.ID, ir.entry.status
 	if r := ir.rec.Review; r != nil {
-		status = StatusRefused
+		status = toolgate.StatusRefused
 		if r.Approved {
-			status = StatusStarted
+			status = toolgate.StatusStarted
 		}
-		if ir.rec.Status == StatusPending {
-			status = StatusPending
+		if ir.rec.Status == toolgate.StatusPending {
+			status = toolgate.StatusPending
 		}
 		if err := w.setVerdict(id, status, r); err != nil {
 			return err
@@ -230,7 +231,7 @@ func csvRow(r *Record) []string {
 		rv = *r.Review
 		approved = strconv.FormatBool(rv.Approved)
 	}
-	var o Outcome
+	var o toolgate.Outcome
 	ttd, dur, size := "", "", ""
 	if r.Review != nil {
 		ttd = strconv.FormatInt(rv.TimeToDecision.Milliseconds(), 10)

@@ -6,18 +6,17 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // kindEvaluator denies calls of one kind and allows the rest.
 type kindEvaluator string
 
-func (k kindEvaluator) Evaluate(_ context.Context, c tools.Call) rules.Decision {
+func (k kindEvaluator) Evaluate(_ context.Context, c toolgate.Call) toolgate.Decision {
 	if c.KindName() == string(k) {
-		return rules.Decision{Action: rules.Deny, Rule: "no-" + string(k)}
+		return toolgate.Decision{Action: toolgate.Deny, Rule: "no-" + string(k)}
 	}
-	return rules.Decision{Action: rules.Allow}
+	return toolgate.Decision{Action: toolgate.Allow}
 }
 
 // TestKindRoundTrip: a call's kind is stored (column, chained event),
@@ -29,9 +28,9 @@ func TestKindRoundTrip(t *testing.T) {
 	s := openTest(t, path, Options{})
 	tool := testCall("01TOOL", 1)
 	res := testCall("01RES", 2)
-	res.Kind, res.Tool, res.Name, res.Args = tools.KindResource, "docs", "fs__docs", map[string]any{"uri": "file:///a"}
-	for _, c := range []tools.Call{tool, res} {
-		if err := s.Begin(ctx, c, rules.Decision{Action: rules.Allow, Version: "v1"}); err != nil {
+	res.Kind, res.Tool, res.Name, res.Args = toolgate.KindResource, "docs", "fs__docs", map[string]any{"uri": "file:///a"}
+	for _, c := range []toolgate.Call{tool, res} {
+		if err := s.Begin(ctx, c, toolgate.Decision{Action: toolgate.Allow, Version: "v1"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -65,7 +64,7 @@ func TestKindRoundTrip(t *testing.T) {
 			t.Errorf("List(kind %s) = %v, %v; want %s alone", kind, recs, err, want)
 		}
 	}
-	rep, err := Replay(ctx, s, kindEvaluator(tools.KindResource), Filter{}, nil)
+	rep, err := Replay(ctx, s, kindEvaluator(toolgate.KindResource), Filter{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

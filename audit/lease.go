@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"github.com/toolgate/toolgate"
 	"os"
 	"time"
 )
@@ -10,7 +11,7 @@ import (
 // owner returns the review owner recorded with a new row of status: this
 // store's Owner for a pending review, "" otherwise.
 func (w *wtx) owner(status string) string {
-	if status != StatusPending {
+	if status != toolgate.StatusPending {
 		return ""
 	}
 	return w.s.o.Owner

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate"
 )
 
 // TestLeaseKeepsLiveOwnersReviews: processes sharing one DB expire only the
@@ -21,7 +21,7 @@ func TestLeaseKeepsLiveOwnersReviews(t *testing.T) {
 		s  *Store
 		id string
 	}{{a, "01A1"}, {b, "01B1"}} {
-		if err := c.s.Begin(ctx, testCall(c.id, 0), testDecision(rules.Review)); err != nil {
+		if err := c.s.Begin(ctx, testCall(c.id, 0), testDecision(toolgate.Review)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -44,7 +44,7 @@ func TestLeaseKeepsLiveOwnersReviews(t *testing.T) {
 	if err != nil || len(exp) != 1 || exp[0].Call.ID != "01A1" {
 		t.Fatalf("ExpireOrphanReviews after a's lease ran out = %+v, %v", exp, err)
 	}
-	if v, decided, _ := b.ReviewVerdict(ctx, "01A1"); !decided || v.Approved || v.Channel != ChannelExpired {
+	if v, decided, _ := b.ReviewVerdict(ctx, "01A1"); !decided || v.Approved || v.Channel != toolgate.ChannelExpired {
 		t.Fatalf("a's review: %+v decided=%v", v, decided)
 	}
 	if _, decided, _ := b.ReviewVerdict(ctx, "01B1"); decided {
@@ -61,7 +61,7 @@ func TestLeaseReleasedAtClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Begin(ctx, testCall("01A1", 0), testDecision(rules.Review)); err != nil {
+	if err := a.Begin(ctx, testCall("01A1", 0), testDecision(toolgate.Review)); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Close(); err != nil {
@@ -79,7 +79,7 @@ func TestReasonRedacted(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "audit.db")
 	s := openTest(t, path, Options{RedactText: func(s string) string { return strings.ReplaceAll(s, "ghp_secret123", "[REDACTED]") }})
-	d := testDecision(rules.Review)
+	d := testDecision(toolgate.Review)
 	d.Reason = "shell command may change state: curl -H 'Authorization: ghp_secret123' x"
 	d.Error = "no such key: ghp_secret123"
 	if err := s.Begin(ctx, testCall("01S1", 0), d); err != nil {
@@ -107,7 +107,7 @@ func TestRefusedClickChained(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "audit.db")
 	s := openTest(t, path, Options{})
-	if err := s.Begin(ctx, testCall("01C1", 0), testDecision(rules.Review)); err != nil {
+	if err := s.Begin(ctx, testCall("01C1", 0), testDecision(toolgate.Review)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RecordRefusedClick(ctx, "01C1", "U0STRANGER", "slack", "not an approver"); err != nil {
@@ -120,7 +120,7 @@ func TestRefusedClickChained(t *testing.T) {
 	if err := rawDB(t, path).QueryRowContext(ctx, `SELECT count(*) FROM events WHERE kind = 'click' AND body LIKE '%U0STRANGER%not an approver%'`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("click events = %d, %v", n, err)
 	}
-	if r, _ := s.Get(ctx, "01C1"); r.Status != StatusPending || r.Review != nil {
+	if r, _ := s.Get(ctx, "01C1"); r.Status != toolgate.StatusPending || r.Review != nil {
 		t.Fatalf("the click changed the row: %s %+v", r.Status, r.Review)
 	}
 	if rep, err := s.Verify(ctx); err != nil || len(rep.Problems) > 0 {

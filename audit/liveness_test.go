@@ -9,8 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/toolgate/toolgate/review"
-	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate"
 )
 
 // TestGoneLogRefusesWrites: while the audit DB or its WAL at the configured
@@ -56,12 +55,12 @@ func TestGoneLogRefusesWrites(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "audit.db")
 			s := openTest(t, path, Options{})
-			if err := s.Begin(ctx, testCall("01BEFORE", 1), testDecision(rules.Review)); err != nil {
+			if err := s.Begin(ctx, testCall("01BEFORE", 1), testDecision(toolgate.Review)); err != nil {
 				t.Fatal(err)
 			}
 
 			restore := tc.hide(t, path)
-			err := s.Begin(ctx, testCall("01GONE", 2), testDecision(rules.Allow))
+			err := s.Begin(ctx, testCall("01GONE", 2), testDecision(toolgate.Allow))
 			if !errors.Is(err, ErrGone) {
 				t.Fatalf("Begin with the log %s: err = %v, want ErrGone", tc.name, err)
 			}
@@ -70,7 +69,7 @@ func TestGoneLogRefusesWrites(t *testing.T) {
 					t.Errorf("Begin error %q lacks %q", err, want)
 				}
 			}
-			if err := s.Resolve(ctx, "01BEFORE", review.Verdict{Approved: true, Reviewer: "U1", Channel: "slack"}); !errors.Is(err, ErrGone) {
+			if err := s.Resolve(ctx, "01BEFORE", toolgate.Verdict{Approved: true, Reviewer: "U1", Channel: "slack"}); !errors.Is(err, ErrGone) {
 				t.Errorf("Resolve with the log %s: err = %v, want ErrGone", tc.name, err)
 			}
 			if restore == nil {
@@ -78,13 +77,13 @@ func TestGoneLogRefusesWrites(t *testing.T) {
 			}
 
 			restore()
-			if err := s.Begin(ctx, testCall("01BACK", 3), testDecision(rules.Allow)); err != nil {
+			if err := s.Begin(ctx, testCall("01BACK", 3), testDecision(toolgate.Allow)); err != nil {
 				t.Fatalf("Begin with the log back: %v", err)
 			}
 			if _, err := s.Get(ctx, "01GONE"); !errors.Is(err, ErrNotFound) {
 				t.Errorf("the refused Begin left a row (err %v)", err)
 			}
-			if r, err := s.Get(ctx, "01BEFORE"); err != nil || r.Status != StatusPending {
+			if r, err := s.Get(ctx, "01BEFORE"); err != nil || r.Status != toolgate.StatusPending {
 				t.Errorf("the refused Resolve changed the call: %+v, %v", r, err)
 			}
 			if rep, err := s.Verify(ctx); err != nil || !rep.OK() {

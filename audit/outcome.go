@@ -1,23 +1,19 @@
 package audit
 
-import "time"
+import "github.com/toolgate/toolgate"
 
-// Status of a recorded call.
+// Aliases kept until the merge; the lead removes them.
 const (
-	StatusStarted   = "started"    // decision committed, call forwarded, no outcome yet
-	StatusPending   = "pending"    // waiting for a human review
-	StatusRefused   = "refused"    // denied (by rule, reviewer, timeout or error); never forwarded
-	StatusOK        = "ok"         // forwarded, upstream returned a result
-	StatusToolError = "tool_error" // forwarded, upstream returned isError
-	StatusFailed    = "failed"     // forwarded, transport or upstream failure
+	StatusStarted   = toolgate.StatusStarted
+	StatusPending   = toolgate.StatusPending
+	StatusRefused   = toolgate.StatusRefused
+	StatusOK        = toolgate.StatusOK
+	StatusToolError = toolgate.StatusToolError
+	StatusFailed    = toolgate.StatusFailed
+	StatusGranted   = toolgate.StatusGranted
+	ChannelGrant    = toolgate.ChannelGrant
+	ChannelExpired  = toolgate.ChannelExpired
 )
 
-// Outcome is what happened after a call was forwarded (or refused).
-type Outcome struct {
-	Status     string        `json:"status"`
-	Error      string        `json:"error,omitempty"`
-	Duration   time.Duration `json:"duration"`
-	ResultSize int           `json:"result_size"`
-	ResultHash string        `json:"result_hash,omitempty"`
-	FinishedAt time.Time     `json:"finished_at"`
-}
+// Aliases kept until the merge; the lead removes them.
+type Outcome = toolgate.Outcome

@@ -6,8 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // PendingFor finds the review a retry of call c (decided d, recorded
@@ -19,7 +18,7 @@ import (
 // process holding the call next polls, and a retry in between would
 // otherwise start a second review. The oldest wins: a retry waiting on it
 // is pending too, and newer.
-func (s *Store) PendingFor(ctx context.Context, c tools.Call, d rules.Decision) (reviewID string, ok bool, err error) {
+func (s *Store) PendingFor(ctx context.Context, c toolgate.Call, d toolgate.Decision) (reviewID string, ok bool, err error) {
 	r, err := s.getOn(ctx, s.rdb, c.ID)
 	if err != nil {
 		return "", false, err
@@ -54,5 +53,5 @@ func (s *Store) ReviewEnded(ctx context.Context, id string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("audit: read status of %s: %w", id, err)
 	}
-	return status != StatusPending, nil
+	return status != toolgate.StatusPending, nil
 }

@@ -6,8 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/toolgate/toolgate/review"
-	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate"
 )
 
 // TestPendingFor: a retry finds the review of the same call not yet over
@@ -18,8 +17,8 @@ import (
 func TestPendingFor(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, filepath.Join(t.TempDir(), "audit.db"), Options{})
-	d := testDecision(rules.Review)
-	begin := func(id string, n int, mut func(*rules.Decision)) {
+	d := testDecision(toolgate.Review)
+	begin := func(id string, n int, mut func(*toolgate.Decision)) {
 		t.Helper()
 		c, d := testCall(id, n), d
 		if mut != nil {
@@ -42,10 +41,10 @@ func TestPendingFor(t *testing.T) {
 	if got := find("01P0", 0); got != "" {
 		t.Fatalf("the review itself was found: %s", got)
 	}
-	begin("01P1", 1, nil)                                               // other arguments
-	begin("01P2", 0, func(d *rules.Decision) { d.Version = "v2" })      // other rules
-	begin("01P3", 0, func(d *rules.Decision) { d.Action = rules.Deny }) // not a review
-	begin("01P4", 0, nil)                                               // the retry
+	begin("01P1", 1, nil)                                                     // other arguments
+	begin("01P2", 0, func(d *toolgate.Decision) { d.Version = "v2" })         // other rules
+	begin("01P3", 0, func(d *toolgate.Decision) { d.Action = toolgate.Deny }) // not a review
+	begin("01P4", 0, nil)                                                     // the retry
 	if got := find("01P4", 0); got != "01P0" {
 		t.Fatalf("the retry found %q, want 01P0", got)
 	}
@@ -67,7 +66,7 @@ func TestPendingFor(t *testing.T) {
 	if ended, err := s.ReviewEnded(ctx, "01P0"); ended || err != nil {
 		t.Fatalf("ReviewEnded of a waiting review = %v, %v", ended, err)
 	}
-	if ok, err := s.SubmitVerdict(ctx, "01P0", review.Verdict{Approved: true, Reviewer: "alice", Channel: "cli"}); !ok || err != nil {
+	if ok, err := s.SubmitVerdict(ctx, "01P0", toolgate.Verdict{Approved: true, Reviewer: "alice", Channel: "cli"}); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
 	if got := find("01P4", 0); got != "01P0" {

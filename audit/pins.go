@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -39,29 +40,29 @@ type ToolPin struct {
 	PinnedDef  json.RawMessage `json:"pinned_definition,omitempty"`
 	// SeenHash is the definition's hash when the tool was last listed, and
 	// SeenAt when that definition was first seen.
-	SeenHash   string          `json:"seen_hash"`
-	SeenDef    json.RawMessage `json:"seen_definition"`
-	SeenAt     time.Time       `json:"seen_at"`
-	FirstSeen  time.Time       `json:"first_seen"`
-	ApprovedAt *time.Time      `json:"approved_at,omitempty"`
-	ApprovedBy string          `json:"approved_by,omitempty"`
-	State      tools.PinState  `json:"state"`
+	SeenHash   string            `json:"seen_hash"`
+	SeenDef    json.RawMessage   `json:"seen_definition"`
+	SeenAt     time.Time         `json:"seen_at"`
+	FirstSeen  time.Time         `json:"first_seen"`
+	ApprovedAt *time.Time        `json:"approved_at,omitempty"`
+	ApprovedBy string            `json:"approved_by,omitempty"`
+	State      toolgate.PinState `json:"state"`
 }
 
 // state is the pin's state as seen last.
-func (p *ToolPin) state() tools.PinState {
+func (p *ToolPin) state() toolgate.PinState {
 	switch {
 	case p.PinnedHash == "":
-		return tools.PinPending
+		return toolgate.PinPending
 	case p.PinnedHash != p.SeenHash:
-		return tools.PinChanged
+		return toolgate.PinChanged
 	}
-	return tools.PinPinned
+	return toolgate.PinPinned
 }
 
 // pin is p as the catalog wants it.
-func (p *ToolPin) pin() tools.Pin {
-	out := tools.Pin{State: p.state()}
+func (p *ToolPin) pin() toolgate.Pin {
+	out := toolgate.Pin{State: p.state()}
 	if p.ApprovedAt != nil {
 		out.ApprovedAt = *p.ApprovedAt
 	}
@@ -261,10 +262,10 @@ func (s *Store) ApprovePins(ctx context.Context, names []string, allChanged bool
 		for _, p := range all {
 			named := want[p.Name]
 			delete(want, p.Name)
-			if !named && !(allChanged && p.State != tools.PinPinned) {
+			if !named && !(allChanged && p.State != toolgate.PinPinned) {
 				continue
 			}
-			if p.State == tools.PinPinned {
+			if p.State == toolgate.PinPinned {
 				continue
 			}
 			p.PinnedHash, p.PinnedDef, p.ApprovedAt, p.ApprovedBy = p.SeenHash, p.SeenDef, &at, by
@@ -324,13 +325,13 @@ func NewPins(s *Store, mode PinMode) *Pins {
 }
 
 // CheckPin implements tools.PinStore.
-func (p *Pins) CheckPin(ctx context.Context, t tools.Tool) (tools.Pin, error) {
+func (p *Pins) CheckPin(ctx context.Context, t tools.Tool) (toolgate.Pin, error) {
 	tp, err := p.s.ObservePin(ctx, t, p.mode)
 	if err != nil {
 		p.mu.Lock()
 		p.failed = true
 		p.mu.Unlock()
-		return tools.Pin{}, err
+		return toolgate.Pin{}, err
 	}
 	return tp.pin(), nil
 }

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate"
 )
 
 // Filter selects recorded calls. Zero fields match everything; string
@@ -303,12 +303,12 @@ func (s *Store) Stats(ctx context.Context, f Filter) (Stats, error) {
 				keys = append(keys, k)
 			}
 			c.Calls += n
-			switch rules.Action(a) {
-			case rules.Allow:
+			switch toolgate.Action(a) {
+			case toolgate.Allow:
 				c.Allow += n
-			case rules.Deny:
+			case toolgate.Deny:
 				c.Deny += n
-			case rules.Review:
+			case toolgate.Review:
 				c.Review += n
 			}
 		}

@@ -9,9 +9,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/toolgate/toolgate/review"
-	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // Record is one recorded call: what was asked, what was decided, what a
@@ -27,7 +25,7 @@ type Record struct {
 	// Review is the reviewer's verdict, once there is one.
 	Review *Review `json:"review,omitempty"`
 	// Outcome is what happened after forwarding, once known.
-	Outcome *Outcome `json:"outcome,omitempty"`
+	Outcome *toolgate.Outcome `json:"outcome,omitempty"`
 	// SlackChannel and SlackTS locate a review's Slack message. They are
 	// operational metadata, not covered by the hash chain.
 	SlackChannel string `json:"slack_channel,omitempty"`
@@ -37,45 +35,45 @@ type Record struct {
 // Entry is what is known when a call is decided. It never changes after
 // Begin commits it.
 type Entry struct {
-	ID         string     `json:"id"`
-	ReceivedAt time.Time  `json:"received_at"`
-	DecidedAt  time.Time  `json:"decided_at"`
-	Client     tools.Peer `json:"client"`
-	Model      tools.Peer `json:"model"`
+	ID         string        `json:"id"`
+	ReceivedAt time.Time     `json:"received_at"`
+	DecidedAt  time.Time     `json:"decided_at"`
+	Client     toolgate.Peer `json:"client"`
+	Model      toolgate.Peer `json:"model"`
 	// Principal is who made the call; zero for calls made without
 	// per-caller credentials (and in logs written before it was recorded).
-	Principal     tools.Principal `json:"principal,omitzero"`
-	Session       string          `json:"session,omitempty"`
-	Server        string          `json:"server"`
-	ServerVersion string          `json:"server_version,omitempty"`
-	Tool          string          `json:"tool"`
-	Name          string          `json:"name,omitempty"`
+	Principal     toolgate.Principal `json:"principal,omitzero"`
+	Session       string             `json:"session,omitempty"`
+	Server        string             `json:"server"`
+	ServerVersion string             `json:"server_version,omitempty"`
+	Tool          string             `json:"tool"`
+	Name          string             `json:"name,omitempty"`
 	// Kind is the call's kind (tools.Call.Kind): "" for a tool call,
 	// else resource, prompt or completion. The kind column holds "tool"
 	// for "".
-	Kind        string            `json:"kind,omitempty"`
-	SchemaHash  string            `json:"schema_hash,omitempty"`
-	Annotations tools.Annotations `json:"annotations"`
+	Kind        string               `json:"kind,omitempty"`
+	SchemaHash  string               `json:"schema_hash,omitempty"`
+	Annotations toolgate.Annotations `json:"annotations"`
 	// Args are the call's arguments as stored: after Options.Redact.
 	Args json.RawMessage `json:"args"`
 	// ArgsHash is the hex sha256 of Args (the redacted arguments, so it
 	// cannot be used to guess a secret).
 	ArgsHash string `json:"args_hash"`
 	// Confidence is the agent's stated confidence; nil when unknown.
-	Confidence   *float64     `json:"confidence,omitempty"`
-	RulesVersion string       `json:"rules_version"`
-	RulesLabel   string       `json:"rules_label,omitempty"`
-	Rule         string       `json:"rule,omitempty"`
-	Action       rules.Action `json:"action"`
-	Reason       string       `json:"reason,omitempty"`
-	AutoApproved bool         `json:"auto_approved,omitempty"`
+	Confidence   *float64        `json:"confidence,omitempty"`
+	RulesVersion string          `json:"rules_version"`
+	RulesLabel   string          `json:"rules_label,omitempty"`
+	Rule         string          `json:"rule,omitempty"`
+	Action       toolgate.Action `json:"action"`
+	Reason       string          `json:"reason,omitempty"`
+	AutoApproved bool            `json:"auto_approved,omitempty"`
 	// ConfidenceEffect is how the agent's stated confidence changed the
 	// action (rules.Confidence*: "none", "tightened_to_review",
 	// "tightened_to_deny", "auto_approved"); "" in calls recorded before
 	// it was kept.
-	ConfidenceEffect string               `json:"confidence_effect,omitempty"`
-	Shadow           []rules.ShadowResult `json:"shadow,omitempty"`
-	EvalError        string               `json:"eval_error,omitempty"`
+	ConfidenceEffect string                  `json:"confidence_effect,omitempty"`
+	Shadow           []toolgate.ShadowResult `json:"shadow,omitempty"`
+	EvalError        string                  `json:"eval_error,omitempty"`
 	// Sandbox is the sandbox profile the call runs in, if it runs.
 	Sandbox string `json:"sandbox,omitempty"`
 	// ToolgateVersion is the version of toolgate that recorded the call.
@@ -94,14 +92,14 @@ type Review struct {
 }
 
 // Verdict returns the review as a review.Verdict.
-func (r Review) Verdict() review.Verdict {
-	return review.Verdict{Approved: r.Approved, Reviewer: r.Reviewer, Channel: r.Channel, Reason: r.Reason, DecidedAt: r.DecidedAt}
+func (r Review) Verdict() toolgate.Verdict {
+	return toolgate.Verdict{Approved: r.Approved, Reviewer: r.Reviewer, Channel: r.Channel, Reason: r.Reason, DecidedAt: r.DecidedAt}
 }
 
 // Call rebuilds the tools.Call as the rules saw it, except that Args are
 // the stored (redacted) arguments.
-func (r *Record) Call() (tools.Call, error) {
-	c := tools.Call{
+func (r *Record) Call() (toolgate.Call, error) {
+	c := toolgate.Call{
 		ID: r.ID, Server: r.Server, Tool: r.Tool, Name: r.Name, Kind: r.Kind,
 		Annotations: r.Annotations, SchemaHash: r.SchemaHash, ServerVersion: r.ServerVersion,
 		Client: r.Client, Model: r.Model, Confidence: r.Confidence, SessionID: r.Session,
@@ -116,8 +114,8 @@ func (r *Record) Call() (tools.Call, error) {
 }
 
 // Decision returns the recorded decision.
-func (r *Record) Decision() rules.Decision {
-	return rules.Decision{
+func (r *Record) Decision() toolgate.Decision {
+	return toolgate.Decision{
 		Action: r.Action, Rule: r.Rule, Reason: r.Reason, Version: r.RulesVersion, Label: r.RulesLabel,
 		AutoApproved: r.AutoApproved, Shadow: r.Shadow, Error: r.EvalError, Sandbox: r.Sandbox,
 		ConfidenceEffect: decisionEffect(r.ConfidenceEffect),
@@ -127,7 +125,7 @@ func (r *Record) Decision() rules.Decision {
 // decisionEffect is a recorded confidence effect as a rules.Decision says
 // it: "" for none.
 func decisionEffect(e string) string {
-	if e == rules.ConfidenceNone {
+	if e == toolgate.ConfidenceNone {
 		return ""
 	}
 	return e
@@ -147,13 +145,13 @@ const (
 // marshalCanonical (encode.go) encodes it by hand: a field added here, or to
 // a type it holds, needs a line there too (encode_test.go fails until then).
 type event struct {
-	Kind     string   `json:"kind"`
-	ID       string   `json:"id"`
-	At       int64    `json:"at"`
-	Status   string   `json:"status"`
-	Decision *Entry   `json:"decision,omitempty"`
-	Verdict  *Review  `json:"verdict,omitempty"`
-	Outcome  *Outcome `json:"outcome,omitempty"`
+	Kind     string            `json:"kind"`
+	ID       string            `json:"id"`
+	At       int64             `json:"at"`
+	Status   string            `json:"status"`
+	Decision *Entry            `json:"decision,omitempty"`
+	Verdict  *Review           `json:"verdict,omitempty"`
+	Outcome  *toolgate.Outcome `json:"outcome,omitempty"`
 }
 
 // argsHash is Entry.ArgsHash of the stored arguments b: their hex sha256.
@@ -256,7 +254,7 @@ func scanRecord(sc scanner) (*Record, error) {
 		c := confidence.Float64
 		r.Confidence = &c
 	}
-	r.Action = rules.Action(action)
+	r.Action = toolgate.Action(action)
 	r.AutoApproved = auto
 	if shadow != "" {
 		if err := json.Unmarshal([]byte(shadow), &r.Shadow); err != nil {
@@ -270,7 +268,7 @@ func scanRecord(sc scanner) (*Record, error) {
 		}
 	}
 	if finished.Valid {
-		r.Outcome = &Outcome{
+		r.Outcome = &toolgate.Outcome{
 			Status: r.Status, Error: oerr, Duration: time.Duration(dur.Int64),
 			ResultSize: int(size.Int64), ResultHash: rhash, FinishedAt: fromNanos(finished),
 		}
@@ -302,7 +300,7 @@ func decodeGroups(s string) ([]string, error) {
 // entryKind is Entry.Kind of a call of kind k: "" for a tool call, whose
 // recorded events predate kinds.
 func entryKind(k string) string {
-	if k == tools.KindTool {
+	if k == toolgate.KindTool {
 		return ""
 	}
 	return k
@@ -314,7 +312,7 @@ func (e *Entry) KindName() string { return kindColumn(e.Kind) }
 // kindColumn is the kind column's value for Entry.Kind k.
 func kindColumn(k string) string {
 	if k == "" {
-		return tools.KindTool
+		return toolgate.KindTool
 	}
 	return k
 }

@@ -7,20 +7,18 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/toolgate/toolgate/review"
-	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // initialStatus is the status Begin gives a decision.
-func initialStatus(a rules.Action) string {
+func initialStatus(a toolgate.Action) string {
 	switch a {
-	case rules.Allow:
-		return StatusStarted
-	case rules.Review:
-		return StatusPending
+	case toolgate.Allow:
+		return toolgate.StatusStarted
+	case toolgate.Review:
+		return toolgate.StatusPending
 	default:
-		return StatusRefused
+		return toolgate.StatusRefused
 	}
 }
 
@@ -33,11 +31,11 @@ type entryRow struct {
 	body                      []byte
 	status                    string
 	at                        int64
-	policy                    rules.ReviewPolicy // of a review decision
-	argsMAC                   string             // of a review decision: see Store.argsMAC
+	policy                    toolgate.ReviewPolicy // of a review decision
+	argsMAC                   string                // of a review decision: see Store.argsMAC
 }
 
-func (s *Store) newEntry(c tools.Call, d rules.Decision) (*entryRow, error) {
+func (s *Store) newEntry(c toolgate.Call, d toolgate.Decision) (*entryRow, error) {
 	if c.ID == "" {
 		return nil, fmt.Errorf("audit: call has no id")
 	}
@@ -59,7 +57,7 @@ func (s *Store) newEntry(c tools.Call, d rules.Decision) (*entryRow, error) {
 	}
 	if s.o.RedactText != nil {
 		d.Reason, d.Error = s.o.RedactText(d.Reason), s.o.RedactText(d.Error)
-		shadow := make([]rules.ShadowResult, len(d.Shadow))
+		shadow := make([]toolgate.ShadowResult, len(d.Shadow))
 		for i, sr := range d.Shadow {
 			sr.Reason, sr.Error = s.o.RedactText(sr.Reason), s.o.RedactText(sr.Error)
 			shadow[i] = sr
@@ -75,10 +73,10 @@ func (s *Store) newEntry(c tools.Call, d rules.Decision) (*entryRow, error) {
 		Annotations: c.Annotations, Args: ab, ArgsHash: argsHash(ab), Confidence: c.Confidence,
 		RulesVersion: d.Version, RulesLabel: d.Label, Rule: d.Rule, Action: d.Action, Reason: d.Reason,
 		AutoApproved: d.AutoApproved, Shadow: d.Shadow, EvalError: d.Error, Sandbox: d.Sandbox, ToolgateVersion: s.o.ToolgateVersion,
-		ConfidenceEffect: cmp.Or(d.ConfidenceEffect, rules.ConfidenceNone),
+		ConfidenceEffect: cmp.Or(d.ConfidenceEffect, toolgate.ConfidenceNone),
 	}
 	r, err := s.encodeEntry(e, initialStatus(d.Action), now.UnixNano())
-	if r != nil && d.Action == rules.Review {
+	if r != nil && d.Action == toolgate.Review {
 		r.policy = d.Review
 		if r.argsMAC, err = s.argsMAC(c.Args); err != nil {
 			return nil, err
@@ -127,13 +125,13 @@ func (w *wtx) begin(r *entryRow) error {
 // committed: status started (allow), refused (deny) or pending (review).
 // Arguments pass through Options.Redact first. An error means nothing was
 // recorded and the call must not run.
-func (s *Store) Begin(ctx context.Context, c tools.Call, d rules.Decision) error {
+func (s *Store) Begin(ctx context.Context, c toolgate.Call, d toolgate.Decision) error {
 	r, err := s.newEntry(c, d)
 	if err != nil {
 		return err
 	}
 	err = s.write(ctx, func(w *wtx) error { return w.begin(r) })
-	if err == nil && d.Action == rules.Allow {
+	if err == nil && d.Action == toolgate.Allow {
 		s.inflight.Add(1) // started: its Finish follows
 	}
 	return err
@@ -148,7 +146,7 @@ func (s *Store) Begin(ctx context.Context, c tools.Call, d rules.Decision) error
 // v approves but the stored verdict does not, the call is recorded as
 // refused and Resolve returns ErrVerdictConflict, so the gate denies.
 // Resolving an already-resolved call with an agreeing verdict is a no-op.
-func (s *Store) Resolve(ctx context.Context, id string, v review.Verdict) error {
+func (s *Store) Resolve(ctx context.Context, id string, v toolgate.Verdict) error {
 	at := utc(s.o.Now())
 	if v.DecidedAt.IsZero() {
 		v.DecidedAt = at
@@ -159,16 +157,16 @@ func (s *Store) Resolve(ctx context.Context, id string, v review.Verdict) error 
 			return err
 		}
 		if cs.verdict != nil {
-			status := StatusRefused
+			status := toolgate.StatusRefused
 			if cs.verdict.Approved && v.Approved {
-				status = StatusStarted
+				status = toolgate.StatusStarted
 			}
 			var conflict error
 			if v.Approved && !cs.verdict.Approved {
 				conflict = fmt.Errorf("%w: call %s was denied by %s via %s", ErrVerdictConflict, id, cs.verdict.Reviewer, cs.verdict.Channel)
 			}
-			if cs.status != StatusPending {
-				if v.Approved && cs.status == StatusRefused {
+			if cs.status != toolgate.StatusPending {
+				if v.Approved && cs.status == toolgate.StatusRefused {
 					return conflict
 				}
 				return nil // already finalized; idempotent
@@ -180,20 +178,20 @@ func (s *Store) Resolve(ctx context.Context, id string, v review.Verdict) error 
 			w.result = conflict
 			return w.appendEvent(&event{Kind: kindStatus, ID: id, At: at.UnixNano(), Status: status})
 		}
-		if cs.status != StatusPending {
+		if cs.status != toolgate.StatusPending {
 			return fmt.Errorf("%w: resolve %s: status is %s, not pending", ErrState, id, cs.status)
 		}
 		var user, auth string
 		if err := w.s.conn.QueryRowContext(w.ctx, `SELECT principal_user, auth FROM calls WHERE id = ?`, id).Scan(&user, &auth); err != nil {
 			return fmt.Errorf("audit: principal of %s: %w", id, err)
 		}
-		if why := selfApproval(tools.Principal{User: user, Auth: auth}, v); why != "" {
+		if why := selfApproval(toolgate.Principal{User: user, Auth: auth}, v); why != "" {
 			v.Approved, v.Reason = false, "refused: "+why
-			w.result = fmt.Errorf("%w: %s", review.ErrSelfApproval, why)
+			w.result = fmt.Errorf("%w: %s", toolgate.ErrSelfApproval, why)
 		}
-		status := StatusRefused
+		status := toolgate.StatusRefused
 		if v.Approved {
-			status = StatusStarted
+			status = toolgate.StatusStarted
 		}
 		r := newReview(v, cs.decidedAt)
 		if err := w.setVerdict(id, status, r); err != nil {
@@ -207,7 +205,7 @@ func (s *Store) Resolve(ctx context.Context, id string, v review.Verdict) error 
 	return err
 }
 
-func newReview(v review.Verdict, decidedAt int64) *Review {
+func newReview(v toolgate.Verdict, decidedAt int64) *Review {
 	d := utc(v.DecidedAt)
 	return &Review{
 		Approved: v.Approved, Reviewer: v.Reviewer, Channel: v.Channel, Reason: v.Reason, DecidedAt: d,
@@ -223,10 +221,10 @@ func newReview(v review.Verdict, decidedAt int64) *Review {
 // not started), the failure is logged and the row stays "started", as a
 // crash would leave it. o.Status must be StatusOK, StatusToolError or
 // StatusFailed; a zero FinishedAt means now.
-func (s *Store) Finish(ctx context.Context, id string, o Outcome) error {
+func (s *Store) Finish(ctx context.Context, id string, o toolgate.Outcome) error {
 	s.inflight.Add(-1) // the call has ended, whatever becomes of its outcome
 	switch o.Status {
-	case StatusOK, StatusToolError, StatusFailed:
+	case toolgate.StatusOK, toolgate.StatusToolError, toolgate.StatusFailed:
 	default:
 		return fmt.Errorf("%w: finish %s: outcome status %q is not ok, tool_error or failed", ErrState, id, o.Status)
 	}

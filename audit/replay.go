@@ -11,13 +11,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // Evaluator decides a call; *rules.Set implements it.
 type Evaluator interface {
-	Evaluate(ctx context.Context, c tools.Call) rules.Decision
+	Evaluate(ctx context.Context, c toolgate.Call) toolgate.Decision
 }
 
 // ReplayReport says which recorded decisions a rule set would change.
@@ -55,10 +54,10 @@ type ReplayReport struct {
 // revocation) and the reviewed call's decision then and under the new rules.
 type GrantReplay struct {
 	Grant
-	OldAction rules.Action `json:"old_action"`
-	OldRule   string       `json:"old_rule,omitempty"`
-	NewAction rules.Action `json:"new_action"`
-	NewRule   string       `json:"new_rule,omitempty"`
+	OldAction toolgate.Action `json:"old_action"`
+	OldRule   string          `json:"old_rule,omitempty"`
+	NewAction toolgate.Action `json:"new_action"`
+	NewRule   string          `json:"new_rule,omitempty"`
 	// Changed is true when the new rules decide the reviewed call
 	// differently (another action or rule).
 	Changed bool `json:"changed"`
@@ -66,15 +65,15 @@ type GrantReplay struct {
 
 // Change is one call whose decision would change.
 type Change struct {
-	ID         string       `json:"id"`
-	ReceivedAt time.Time    `json:"received_at"`
-	Server     string       `json:"server"`
-	Tool       string       `json:"tool"`
-	OldAction  rules.Action `json:"old_action"`
-	OldRule    string       `json:"old_rule,omitempty"`
-	NewAction  rules.Action `json:"new_action"`
-	NewRule    string       `json:"new_rule,omitempty"`
-	NewReason  string       `json:"new_reason,omitempty"`
+	ID         string          `json:"id"`
+	ReceivedAt time.Time       `json:"received_at"`
+	Server     string          `json:"server"`
+	Tool       string          `json:"tool"`
+	OldAction  toolgate.Action `json:"old_action"`
+	OldRule    string          `json:"old_rule,omitempty"`
+	NewAction  toolgate.Action `json:"new_action"`
+	NewRule    string          `json:"new_rule,omitempty"`
+	NewReason  string          `json:"new_reason,omitempty"`
 	// OldConfidence and NewConfidence are how the agent's stated
 	// confidence changed the old and the new decision ("" for none, or
 	// for an old call recorded before it was kept).
@@ -90,11 +89,11 @@ type Change struct {
 
 // Transition is a count of changed calls with the same old and new outcome.
 type Transition struct {
-	OldAction rules.Action `json:"old_action"`
-	OldRule   string       `json:"old_rule,omitempty"`
-	NewAction rules.Action `json:"new_action"`
-	NewRule   string       `json:"new_rule,omitempty"`
-	Calls     int          `json:"calls"`
+	OldAction toolgate.Action `json:"old_action"`
+	OldRule   string          `json:"old_rule,omitempty"`
+	NewAction toolgate.Action `json:"new_action"`
+	NewRule   string          `json:"new_rule,omitempty"`
+	Calls     int             `json:"calls"`
 }
 
 // RuleSummary is one rule's part in a replay.
@@ -120,7 +119,7 @@ type replayRow struct {
 	seq                                         int64
 	id                                          string
 	received                                    int64
-	client, model                               tools.Peer
+	client, model                               toolgate.Peer
 	session, server, serverVersion, tool, name  string
 	schemaHash, annotations, args, rule, action string
 	reviewChannel, reviewReason, effect         string
@@ -128,8 +127,8 @@ type replayRow struct {
 	confidence                                  sql.NullFloat64
 }
 
-func (r *replayRow) call() (tools.Call, error) {
-	c := tools.Call{
+func (r *replayRow) call() (toolgate.Call, error) {
+	c := toolgate.Call{
 		ID: r.id, Server: r.server, Tool: r.tool, Name: r.name, Kind: entryKind(r.kind), SchemaHash: r.schemaHash,
 		ServerVersion: r.serverVersion, Client: r.client, Model: r.model, SessionID: r.session,
 		Time: time.Unix(0, r.received).UTC(),
@@ -153,8 +152,8 @@ func (r *replayRow) call() (tools.Call, error) {
 
 type replayResult struct {
 	id               string
-	oldAction        rules.Action
-	newAction        rules.Action
+	oldAction        toolgate.Action
+	newAction        toolgate.Action
 	oldRule, newRule string
 	version, label   string
 	effect           string
@@ -220,16 +219,16 @@ func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress fu
 						break
 					}
 					d := set.Evaluate(ctx, c)
-					out[i] = replayResult{id: r.id, oldAction: rules.Action(r.action), newAction: d.Action,
+					out[i] = replayResult{id: r.id, oldAction: toolgate.Action(r.action), newAction: d.Action,
 						oldRule: r.rule, newRule: d.Rule, version: d.Version, label: d.Label, effect: d.ConfidenceEffect}
 					if string(d.Action) != r.action || d.Rule != r.rule {
 						out[i].change = &Change{
 							ID: r.id, ReceivedAt: c.Time, Server: r.server, Tool: r.tool,
-							OldAction: rules.Action(r.action), OldRule: r.rule,
+							OldAction: toolgate.Action(r.action), OldRule: r.rule,
 							NewAction: d.Action, NewRule: d.Rule, NewReason: d.Reason, NewError: d.Error, seq: r.seq,
 							OldConfidence: decisionEffect(r.effect), NewConfidence: d.ConfidenceEffect,
 						}
-						if r.reviewChannel == ChannelGrant {
+						if r.reviewChannel == toolgate.ChannelGrant {
 							out[i].change.Grant = r.reviewReason
 						}
 					}
@@ -245,9 +244,9 @@ func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress fu
 	go func() { wg.Wait(); close(results) }()
 
 	type key struct {
-		oa rules.Action
+		oa toolgate.Action
 		or string
-		na rules.Action
+		na toolgate.Action
 		nr string
 	}
 	trans := map[key]int{}

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
 )
 
 const fixtureDir = "../testdata/audit"
@@ -65,7 +65,7 @@ func TestImportExportRoundTrip(t *testing.T) {
 		t.Fatalf("export -> import -> export differs:\n%s\n---\n%s", buf.String(), buf2.String())
 	}
 	r, err := s.Get(ctx, "01JNQX0003AAAAAAAAAAAAAAAA")
-	if err != nil || r.Status != StatusOK || !r.Review.Approved || r.Review.TimeToDecision != 30*time.Second || r.Outcome.ResultSize != 120 {
+	if err != nil || r.Status != toolgate.StatusOK || !r.Review.Approved || r.Review.TimeToDecision != 30*time.Second || r.Outcome.ResultSize != 120 {
 		t.Fatalf("Get = %+v, %v", r, err)
 	}
 	var csvBuf bytes.Buffer
@@ -132,7 +132,7 @@ func TestStats(t *testing.T) {
 	if len(st.ByTool) == 0 || st.ByTool[0].Key != "workspace/write_file" || st.ByTool[0].Calls != 5 {
 		t.Errorf("by tool = %+v", st.ByTool)
 	}
-	if st.Status[StatusRefused] != 6 || st.Status[StatusOK] != 3 {
+	if st.Status[toolgate.StatusRefused] != 6 || st.Status[toolgate.StatusOK] != 3 {
 		t.Errorf("status = %v", st.Status)
 	}
 	if d := st.DenyRate; d < 0.333 || d > 0.334 {
@@ -178,7 +178,7 @@ func TestReplayFixture(t *testing.T) {
 	if rep.Total != 12 || rep.Changed != 7 || rep.RulesLabel != "fixture-new" || !strings.HasPrefix(rep.RulesVersion, "sha256:") {
 		t.Errorf("report = total %d changed %d label %q version %q", rep.Total, rep.Changed, rep.RulesLabel, rep.RulesVersion)
 	}
-	if len(rep.Transitions) == 0 || rep.Transitions[0] != (Transition{rules.Review, "review-writes", rules.Allow, "allow-tmp-writes", 3}) {
+	if len(rep.Transitions) == 0 || rep.Transitions[0] != (Transition{toolgate.Review, "review-writes", toolgate.Allow, "allow-tmp-writes", 3}) {
 		t.Errorf("transitions = %+v", rep.Transitions)
 	}
 	byRule := map[string]RuleSummary{}
@@ -204,13 +204,13 @@ func TestReplayFixture(t *testing.T) {
 
 // stubEvaluator decides by tool name, for replay tests that do not depend
 // on the rules package.
-type stubEvaluator map[string]rules.Action
+type stubEvaluator map[string]toolgate.Action
 
-func (s stubEvaluator) Evaluate(_ context.Context, c tools.Call) rules.Decision {
+func (s stubEvaluator) Evaluate(_ context.Context, c toolgate.Call) toolgate.Decision {
 	if a, ok := s[c.Tool]; ok {
-		return rules.Decision{Action: a, Rule: "stub-" + c.Tool, Version: "stub"}
+		return toolgate.Decision{Action: a, Rule: "stub-" + c.Tool, Version: "stub"}
 	}
-	return rules.Decision{Action: rules.Deny, Version: "stub"}
+	return toolgate.Decision{Action: toolgate.Deny, Version: "stub"}
 }
 
 // seedRows writes n synthetic calls directly (bulk transactions), decided
@@ -226,7 +226,7 @@ func seedRows(t testing.TB, s *Store, n int, old Evaluator) {
 			c := testCall(fmt.Sprintf("01S%012d", i), i)
 			c.Tool = toolsN[i%len(toolsN)]
 			c.Time = base.Add(time.Duration(i) * time.Millisecond)
-			d := rules.Decision{Action: rules.Allow, Rule: "stub-" + c.Tool, Version: "old"}
+			d := toolgate.Decision{Action: toolgate.Allow, Rule: "stub-" + c.Tool, Version: "old"}
 			if old != nil {
 				d = old.Evaluate(ctx, c)
 			}
@@ -253,7 +253,7 @@ func seedRows(t testing.TB, s *Store, n int, old Evaluator) {
 func TestReplayStub(t *testing.T) {
 	s := openTest(t, "", Options{})
 	seedRows(t, s, 1000, nil)
-	ev := stubEvaluator{"read_file": rules.Allow, "write_file": rules.Review, "run_command": rules.Allow, "list_dir": rules.Allow}
+	ev := stubEvaluator{"read_file": toolgate.Allow, "write_file": toolgate.Review, "run_command": toolgate.Allow, "list_dir": toolgate.Allow}
 	rep, err := Replay(context.Background(), s, ev, Filter{}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate"
 )
 
 // Bucket widths of a Report's series.
@@ -144,12 +144,12 @@ func (s *Store) series(ctx context.Context, f Filter, width time.Duration) ([]Po
 		}
 		p.Calls += int(n)
 		p.AutoApproved += int(auto)
-		switch rules.Action(a) {
-		case rules.Allow:
+		switch toolgate.Action(a) {
+		case toolgate.Allow:
 			p.Allow += int(n)
-		case rules.Deny:
+		case toolgate.Deny:
 			p.Deny += int(n)
-		case rules.Review:
+		case toolgate.Review:
 			p.Review += int(n)
 		}
 	}

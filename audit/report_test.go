@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate"
 )
 
 // TestReport checks the series buckets and the drift test on a log with
@@ -22,11 +22,11 @@ func TestReport(t *testing.T) {
 	now := time.Date(2026, 3, 15, 12, 0, 0, 0, time.UTC)
 	var buf bytes.Buffer
 	n := 0
-	add := func(at time.Time, rule string, action rules.Action, count int) {
+	add := func(at time.Time, rule string, action toolgate.Action, count int) {
 		for range count {
 			rec := Record{Entry: Entry{ID: fmt.Sprintf("01REPORT%018d", n), ReceivedAt: at, Server: "s", Tool: "t",
-				Rule: rule, Action: action, RulesVersion: "v1"}, Status: StatusOK}
-			if action == rules.Review {
+				Rule: rule, Action: action, RulesVersion: "v1"}, Status: toolgate.StatusOK}
+			if action == toolgate.Review {
 				wait := time.Duration(10+n%3*10) * time.Second
 				rec.Review = &Review{Approved: true, Reviewer: "r", Channel: "web", DecidedAt: at.Add(wait), TimeToDecision: wait}
 			}
@@ -38,14 +38,14 @@ func TestReport(t *testing.T) {
 	}
 	week := 7 * 24 * time.Hour
 	prev, cur := now.Add(-week-time.Hour), now.Add(-2*time.Hour) // one bucket each
-	add(prev, "grew", rules.Review, 4)
-	add(prev, "steady", rules.Allow, 50)
-	add(prev, "rare", rules.Deny, 1)
-	add(prev, "other", rules.Allow, 45)
-	add(cur, "grew", rules.Review, 20)
-	add(cur, "steady", rules.Allow, 50)
-	add(cur, "rare", rules.Deny, 3)
-	add(cur, "other", rules.Allow, 27)
+	add(prev, "grew", toolgate.Review, 4)
+	add(prev, "steady", toolgate.Allow, 50)
+	add(prev, "rare", toolgate.Deny, 1)
+	add(prev, "other", toolgate.Allow, 45)
+	add(cur, "grew", toolgate.Review, 20)
+	add(cur, "steady", toolgate.Allow, 50)
+	add(cur, "rare", toolgate.Deny, 3)
+	add(cur, "other", toolgate.Allow, 27)
 	if _, err := s.Import(ctx, &buf); err != nil {
 		t.Fatal(err)
 	}

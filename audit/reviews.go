@@ -7,17 +7,12 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/toolgate/toolgate/review"
+	"github.com/toolgate/toolgate"
 )
-
-var _ review.Store = (*Store)(nil)
-
-// ChannelExpired is the verdict channel ExpireOrphanReviews records.
-const ChannelExpired = "expired"
 
 // PendingReviews lists calls waiting for a verdict (status pending, none
 // stored yet), oldest first. Their Call.Args are the stored, redacted args.
-func (s *Store) PendingReviews(ctx context.Context) ([]review.Pending, error) {
+func (s *Store) PendingReviews(ctx context.Context) ([]toolgate.Pending, error) {
 	return s.pending(ctx, s.rdb, `WHERE status = 'pending' AND review_approved IS NULL`)
 }
 
@@ -25,13 +20,13 @@ type queryer interface {
 	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
 }
 
-func (s *Store) pending(ctx context.Context, q queryer, where string, args ...any) ([]review.Pending, error) {
+func (s *Store) pending(ctx context.Context, q queryer, where string, args ...any) ([]toolgate.Pending, error) {
 	rows, err := q.QueryContext(ctx, `SELECT `+recordCols+` FROM calls `+where+` ORDER BY received_at, seq`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("audit: pending reviews: %w", err)
 	}
 	defer rows.Close()
-	var out []review.Pending
+	var out []toolgate.Pending
 	for rows.Next() {
 		r, err := scanRecord(rows)
 		if err != nil {
@@ -49,9 +44,9 @@ func (s *Store) pending(ctx context.Context, q queryer, where string, args ...an
 	return out, nil
 }
 
-func (r *Record) pending() (review.Pending, error) {
+func (r *Record) pending() (toolgate.Pending, error) {
 	c, err := r.Call()
-	return review.Pending{
+	return toolgate.Pending{
 		Call: c, Decision: r.Decision(), RequestedAt: r.DecidedAt,
 		SlackChannel: r.SlackChannel, SlackTS: r.SlackTS,
 	}, err
@@ -63,7 +58,7 @@ func (r *Record) pending() (review.Pending, error) {
 // the gate's Resolve finalizes it. ok is false when there was already a
 // verdict or the call is no longer pending; ErrNotFound when there is no
 // such call.
-func (s *Store) SubmitVerdict(ctx context.Context, id string, v review.Verdict) (bool, error) {
+func (s *Store) SubmitVerdict(ctx context.Context, id string, v toolgate.Verdict) (bool, error) {
 	at := utc(s.o.Now())
 	if v.DecidedAt.IsZero() {
 		v.DecidedAt = at
@@ -75,7 +70,7 @@ func (s *Store) SubmitVerdict(ctx context.Context, id string, v review.Verdict) 
 		if err != nil {
 			return err
 		}
-		if cs.status != StatusPending || cs.verdict != nil {
+		if cs.status != toolgate.StatusPending || cs.verdict != nil {
 			return nil
 		}
 		admitted, err := w.admit(id, v, at, cs.status)
@@ -83,10 +78,10 @@ func (s *Store) SubmitVerdict(ctx context.Context, id string, v review.Verdict) 
 			return err
 		}
 		r := newReview(*admitted, cs.decidedAt)
-		if err := w.setVerdict(id, StatusPending, r); err != nil {
+		if err := w.setVerdict(id, toolgate.StatusPending, r); err != nil {
 			return err
 		}
-		if err := w.appendEvent(&event{Kind: kindVerdict, ID: id, At: at.UnixNano(), Status: StatusPending, Verdict: r}); err != nil {
+		if err := w.appendEvent(&event{Kind: kindVerdict, ID: id, At: at.UnixNano(), Status: toolgate.StatusPending, Verdict: r}); err != nil {
 			return err
 		}
 		ok = true
@@ -101,7 +96,7 @@ func (s *Store) SubmitVerdict(ctx context.Context, id string, v review.Verdict) 
 // ReviewVerdict returns the stored verdict for call id; decided is false
 // while none is stored. It reads the DB, so it sees verdicts written by
 // other processes (the server polls it).
-func (s *Store) ReviewVerdict(ctx context.Context, id string) (review.Verdict, bool, error) {
+func (s *Store) ReviewVerdict(ctx context.Context, id string) (toolgate.Verdict, bool, error) {
 	var (
 		approved                  sql.NullBool
 		reviewer, channel, reason string
@@ -110,15 +105,15 @@ func (s *Store) ReviewVerdict(ctx context.Context, id string) (review.Verdict, b
 	err := s.rdb.QueryRowContext(ctx, `SELECT review_approved, reviewer, review_channel, review_reason, review_decided_at
 		FROM calls WHERE id = ?`, id).Scan(&approved, &reviewer, &channel, &reason, &decided)
 	if errors.Is(err, sql.ErrNoRows) {
-		return review.Verdict{}, false, fmt.Errorf("%w: %s", ErrNotFound, id)
+		return toolgate.Verdict{}, false, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if err != nil {
-		return review.Verdict{}, false, fmt.Errorf("audit: read verdict of %s: %w", id, err)
+		return toolgate.Verdict{}, false, fmt.Errorf("audit: read verdict of %s: %w", id, err)
 	}
 	if !approved.Valid {
-		return review.Verdict{}, false, nil
+		return toolgate.Verdict{}, false, nil
 	}
-	return review.Verdict{Approved: approved.Bool, Reviewer: reviewer, Channel: channel, Reason: reason,
+	return toolgate.Verdict{Approved: approved.Bool, Reviewer: reviewer, Channel: channel, Reason: reason,
 		DecidedAt: fromNanos(decided)}, true, nil
 }
 
@@ -144,9 +139,9 @@ func (s *Store) SetReviewMessage(ctx context.Context, id, channel, ts string) er
 // never resolved are refused (they never ran). All of them become refused,
 // and they are returned so the caller can update their Slack messages.
 // Call it at start-up and then now and then.
-func (s *Store) ExpireOrphanReviews(ctx context.Context, now time.Time) ([]review.Pending, error) {
+func (s *Store) ExpireOrphanReviews(ctx context.Context, now time.Time) ([]toolgate.Pending, error) {
 	now = utc(now)
-	var out []review.Pending
+	var out []toolgate.Pending
 	err := s.write(ctx, func(w *wtx) error {
 		conn := w.s.conn
 		ps, err := w.s.pending(w.ctx, conn, orphanWhere, s.o.Owner, now.Add(-s.o.LeaseTTL).UnixNano())
@@ -164,19 +159,19 @@ func (s *Store) ExpireOrphanReviews(ctx context.Context, now time.Time) ([]revie
 				return err
 			}
 			if cs.verdict != nil {
-				if err := w.setStatus(id, StatusRefused); err != nil {
+				if err := w.setStatus(id, toolgate.StatusRefused); err != nil {
 					return err
 				}
-				if err := w.appendEvent(&event{Kind: kindStatus, ID: id, At: now.UnixNano(), Status: StatusRefused}); err != nil {
+				if err := w.appendEvent(&event{Kind: kindStatus, ID: id, At: now.UnixNano(), Status: toolgate.StatusRefused}); err != nil {
 					return err
 				}
 				continue
 			}
-			r := newReview(review.Verdict{Channel: ChannelExpired, Reason: "the toolgate process holding the call ended before the review was answered", DecidedAt: now}, cs.decidedAt)
-			if err := w.setVerdict(id, StatusRefused, r); err != nil {
+			r := newReview(toolgate.Verdict{Channel: toolgate.ChannelExpired, Reason: "the toolgate process holding the call ended before the review was answered", DecidedAt: now}, cs.decidedAt)
+			if err := w.setVerdict(id, toolgate.StatusRefused, r); err != nil {
 				return err
 			}
-			if err := w.appendEvent(&event{Kind: kindVerdict, ID: id, At: now.UnixNano(), Status: StatusRefused, Verdict: r}); err != nil {
+			if err := w.appendEvent(&event{Kind: kindVerdict, ID: id, At: now.UnixNano(), Status: toolgate.StatusRefused, Verdict: r}); err != nil {
 				return err
 			}
 		}

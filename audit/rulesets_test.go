@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/rules"
 )
 
@@ -17,7 +18,7 @@ func rulesetLoad(src string) RulesetLoad {
 }
 
 // decide records one call decided by version at the clock's next tick.
-func decide(t *testing.T, s *Store, id, version string, a rules.Action) {
+func decide(t *testing.T, s *Store, id, version string, a toolgate.Action) {
 	t.Helper()
 	c := testCall(id, 1)
 	c.Time = s.o.Now()
@@ -38,20 +39,20 @@ func TestRulesetHistory(t *testing.T) {
 	if err := s.RecordRulesetLoad(ctx, v1); err != nil {
 		t.Fatal(err)
 	}
-	decide(t, s, "01A", v1.Version, rules.Allow)
-	decide(t, s, "01B", v1.Version, rules.Deny)
+	decide(t, s, "01A", v1.Version, toolgate.Allow)
+	decide(t, s, "01B", v1.Version, toolgate.Deny)
 	if err := s.RecordRulesetLoad(ctx, v2); err != nil {
 		t.Fatal(err)
 	}
-	decide(t, s, "01B2", v1.Version, rules.Allow) // decided by v1 just after the swap
-	decide(t, s, "01C", v2.Version, rules.Review)
+	decide(t, s, "01B2", v1.Version, toolgate.Allow) // decided by v1 just after the swap
+	decide(t, s, "01C", v2.Version, toolgate.Review)
 	if err := s.RecordRulesetRollback(ctx, RulesetRollback{Version: v1.Version, File: "/etc/rules.yaml", From: v2.Version, By: "cli:alice"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RecordRulesetLoad(ctx, v1); err != nil { // the reload the rollback causes
 		t.Fatal(err)
 	}
-	decide(t, s, "01D", v1.Version, rules.Allow)
+	decide(t, s, "01D", v1.Version, toolgate.Allow)
 
 	h, err := s.RulesetHistory(ctx)
 	if err != nil {
@@ -170,8 +171,8 @@ func TestRulesetHistoryGoneOwner(t *testing.T) {
 func TestConfidenceEffectRecorded(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, "", Options{})
-	for id, effect := range map[string]string{"01N": "", "01R": rules.ConfidenceTightenedToReview, "01A": rules.ConfidenceAutoApproved} {
-		d := testDecision(rules.Review)
+	for id, effect := range map[string]string{"01N": "", "01R": toolgate.ConfidenceTightenedToReview, "01A": toolgate.ConfidenceAutoApproved} {
+		d := testDecision(toolgate.Review)
 		d.ConfidenceEffect = effect
 		if err := s.Begin(ctx, testCall(id, 1), d); err != nil {
 			t.Fatal(err)
@@ -182,7 +183,7 @@ func TestConfidenceEffectRecorded(t *testing.T) {
 		}
 		want := effect
 		if want == "" {
-			want = rules.ConfidenceNone
+			want = toolgate.ConfidenceNone
 		}
 		if r.ConfidenceEffect != want || r.Decision().ConfidenceEffect != effect || r.Confidence == nil || *r.Confidence != 0.5 {
 			t.Errorf("%s: recorded %q (decision %q), want %q", id, r.ConfidenceEffect, r.Decision().ConfidenceEffect, want)
@@ -217,11 +218,11 @@ func TestReplayConfidence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Changed != 1 || rep.Confidence[rules.ConfidenceTightenedToReview] != 1 || len(rep.Confidence) != 1 {
+	if rep.Changed != 1 || rep.Confidence[toolgate.ConfidenceTightenedToReview] != 1 || len(rep.Confidence) != 1 {
 		t.Fatalf("replay: changed %d, confidence %v", rep.Changed, rep.Confidence)
 	}
 	ch := rep.Changes[0]
-	if ch.ID != "01C0" || ch.NewAction != rules.Review || ch.NewConfidence != rules.ConfidenceTightenedToReview || ch.OldConfidence != "" {
+	if ch.ID != "01C0" || ch.NewAction != toolgate.Review || ch.NewConfidence != toolgate.ConfidenceTightenedToReview || ch.OldConfidence != "" {
 		t.Errorf("change: %+v", ch)
 	}
 }

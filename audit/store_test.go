@@ -14,9 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/toolgate/toolgate/review"
-	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // clock is a deterministic Now: each call advances one millisecond.
@@ -50,21 +49,21 @@ func openTest(t testing.TB, path string, o Options) *Store {
 	return s
 }
 
-func testCall(id string, n int) tools.Call {
+func testCall(id string, n int) toolgate.Call {
 	conf := 0.5
-	return tools.Call{
+	return toolgate.Call{
 		ID: id, Server: "fs", Tool: "write_file", Name: "fs__write_file",
 		Args:        map[string]any{"path": fmt.Sprintf("/tmp/f%d", n), "token": "s3cret", "n": float64(n)},
-		Annotations: tools.Annotations{Title: "Write"}, SchemaHash: "abc", ServerVersion: "1.2.3",
-		Client: tools.Peer{Name: "cursor", Version: "1.0"}, Model: tools.Peer{Name: "claude", Version: "4"},
+		Annotations: toolgate.Annotations{Title: "Write"}, SchemaHash: "abc", ServerVersion: "1.2.3",
+		Client: toolgate.Peer{Name: "cursor", Version: "1.0"}, Model: toolgate.Peer{Name: "claude", Version: "4"},
 		Confidence: &conf, SessionID: "sess-1",
 		Time: time.Date(2026, 3, 1, 11, 0, 0, n, time.UTC),
 	}
 }
 
-func testDecision(a rules.Action) rules.Decision {
-	return rules.Decision{Action: a, Rule: "r-" + string(a), Reason: "because", Version: "v1", Label: "prod",
-		Shadow: []rules.ShadowResult{{Rule: "shadow-1", Action: rules.Deny}}}
+func testDecision(a toolgate.Action) toolgate.Decision {
+	return toolgate.Decision{Action: a, Rule: "r-" + string(a), Reason: "because", Version: "v1", Label: "prod",
+		Shadow: []toolgate.ShadowResult{{Rule: "shadow-1", Action: toolgate.Deny}}}
 }
 
 func rawDB(t testing.TB, path string) *sql.DB {
@@ -81,7 +80,7 @@ func TestOpenCreatesPrivateFiles(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
 	path := DefaultPath(dir)
 	s := openTest(t, path, Options{})
-	if err := s.Begin(context.Background(), testCall("01A", 1), testDecision(rules.Allow)); err != nil {
+	if err := s.Begin(context.Background(), testCall("01A", 1), testDecision(toolgate.Allow)); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(filepath.Dir(path))
@@ -116,7 +115,7 @@ func TestBeginIsCommittedBeforeReturn(t *testing.T) {
 	}, ToolgateVersion: "9.9"})
 	other := rawDB(t, path)
 	ctx := context.Background()
-	for i, a := range []rules.Action{rules.Allow, rules.Deny, rules.Review} {
+	for i, a := range []toolgate.Action{toolgate.Allow, toolgate.Deny, toolgate.Review} {
 		id := fmt.Sprintf("01ID%d", i)
 		if err := s.Begin(ctx, testCall(id, i), testDecision(a)); err != nil {
 			t.Fatal(err)
@@ -135,7 +134,7 @@ func TestBeginIsCommittedBeforeReturn(t *testing.T) {
 			t.Errorf("args = %s, want %s", args, want)
 		}
 	}
-	if err := s.Begin(ctx, testCall("01ID0", 0), testDecision(rules.Allow)); err == nil {
+	if err := s.Begin(ctx, testCall("01ID0", 0), testDecision(toolgate.Allow)); err == nil {
 		t.Error("Begin with a duplicate id succeeded")
 	}
 }
@@ -144,15 +143,15 @@ func TestRecordRoundTrip(t *testing.T) {
 	s := openTest(t, "", Options{ToolgateVersion: "1"})
 	ctx := context.Background()
 	c := testCall("01RT", 7)
-	d := testDecision(rules.Review)
+	d := testDecision(toolgate.Review)
 	if err := s.Begin(ctx, c, d); err != nil {
 		t.Fatal(err)
 	}
-	v := review.Verdict{Approved: true, Reviewer: "alice", Channel: "cli", Reason: "ok"}
+	v := toolgate.Verdict{Approved: true, Reviewer: "alice", Channel: "cli", Reason: "ok"}
 	if err := s.Resolve(ctx, c.ID, v); err != nil {
 		t.Fatal(err)
 	}
-	o := Outcome{Status: StatusOK, Duration: 42 * time.Millisecond, ResultSize: 10, ResultHash: "ff"}
+	o := toolgate.Outcome{Status: toolgate.StatusOK, Duration: 42 * time.Millisecond, ResultSize: 10, ResultHash: "ff"}
 	if err := s.Finish(ctx, c.ID, o); err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +163,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Status != StatusOK || r.Review == nil || !r.Review.Approved || r.Review.Reviewer != "alice" || r.Outcome == nil ||
+	if r.Status != toolgate.StatusOK || r.Review == nil || !r.Review.Approved || r.Review.Reviewer != "alice" || r.Outcome == nil ||
 		r.Outcome.Duration != o.Duration || r.Outcome.ResultHash != "ff" || r.Outcome.FinishedAt.IsZero() {
 		t.Fatalf("record = %+v review=%+v outcome=%+v", r, r.Review, r.Outcome)
 	}
@@ -188,7 +187,7 @@ func TestRecordRoundTrip(t *testing.T) {
 // second Finish, or one for an unknown call, fails behind: the failure is
 // logged and counted, nothing is written, and the writes around it commit.
 func TestFinishBehindFailures(t *testing.T) {
-	var logs syncBuffer
+	var logs toolgatetest.SyncBuffer
 	var behind, behindErrs atomic.Int64
 	s := openTest(t, "", Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), OnBehind: func(wait time.Duration, err error) {
 		behind.Add(1)
@@ -198,17 +197,17 @@ func TestFinishBehindFailures(t *testing.T) {
 	}})
 	ctx := context.Background()
 	c := testCall("01FB", 1)
-	if err := s.Begin(ctx, c, testDecision(rules.Allow)); err != nil {
+	if err := s.Begin(ctx, c, testDecision(toolgate.Allow)); err != nil {
 		t.Fatal(err)
 	}
-	o := Outcome{Status: StatusOK, ResultSize: 1}
+	o := toolgate.Outcome{Status: toolgate.StatusOK, ResultSize: 1}
 	for _, id := range []string{c.ID, c.ID, "nope"} {
 		if err := s.Finish(ctx, id, o); err != nil {
 			t.Fatalf("Finish(%s) = %v; it must only queue", id, err)
 		}
 	}
 	// A decision queued behind the failing outcomes still commits.
-	if err := s.Begin(ctx, testCall("01FC", 2), testDecision(rules.Allow)); err != nil {
+	if err := s.Begin(ctx, testCall("01FC", 2), testDecision(toolgate.Allow)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Flush(ctx); err != nil {
@@ -232,7 +231,7 @@ func TestFinishBehindFailures(t *testing.T) {
 	if outcomes != 1 {
 		t.Errorf("outcome events = %d, want 1", outcomes)
 	}
-	if r, err := s.Get(ctx, "01FC"); err != nil || r.Status != StatusStarted {
+	if r, err := s.Get(ctx, "01FC"); err != nil || r.Status != toolgate.StatusStarted {
 		t.Errorf("Get(01FC) = %+v, %v", r, err)
 	}
 	rep, err := s.Verify(ctx)
@@ -246,7 +245,7 @@ func TestNullConfidence(t *testing.T) {
 	c := testCall("01NC", 1)
 	c.Confidence = nil
 	ctx := context.Background()
-	if err := s.Begin(ctx, c, testDecision(rules.Allow)); err != nil {
+	if err := s.Begin(ctx, c, testDecision(toolgate.Allow)); err != nil {
 		t.Fatal(err)
 	}
 	var conf sql.NullFloat64
@@ -264,7 +263,7 @@ func TestReviewsAcrossProcesses(t *testing.T) {
 	cli := openTest(t, path, Options{}) // stands in for `toolgate review approve`
 	ctx := context.Background()
 	for _, id := range []string{"01R1", "01R2", "01R3"} {
-		if err := server.Begin(ctx, testCall(id, 1), testDecision(rules.Review)); err != nil {
+		if err := server.Begin(ctx, testCall(id, 1), testDecision(toolgate.Review)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -275,11 +274,11 @@ func TestReviewsAcrossProcesses(t *testing.T) {
 	if _, decided, err := server.ReviewVerdict(ctx, "01R1"); err != nil || decided {
 		t.Fatalf("ReviewVerdict before answer: decided=%v err=%v", decided, err)
 	}
-	ok, err := cli.SubmitVerdict(ctx, "01R1", review.Verdict{Approved: true, Reviewer: "bob", Channel: "cli"})
+	ok, err := cli.SubmitVerdict(ctx, "01R1", toolgate.Verdict{Approved: true, Reviewer: "bob", Channel: "cli"})
 	if err != nil || !ok {
 		t.Fatalf("SubmitVerdict = %v, %v", ok, err)
 	}
-	ok, err = server.SubmitVerdict(ctx, "01R1", review.Verdict{Approved: false, Reviewer: "eve", Channel: "slack"})
+	ok, err = server.SubmitVerdict(ctx, "01R1", toolgate.Verdict{Approved: false, Reviewer: "eve", Channel: "slack"})
 	if err != nil || ok {
 		t.Fatalf("second SubmitVerdict = %v, %v; want false (first answer wins)", ok, err)
 	}
@@ -294,17 +293,17 @@ func TestReviewsAcrossProcesses(t *testing.T) {
 	if err := server.Resolve(ctx, "01R1", v); err != nil {
 		t.Fatalf("second Resolve: %v", err)
 	}
-	if r, _ := server.Get(ctx, "01R1"); r.Status != StatusStarted || r.Review.Reviewer != "bob" {
+	if r, _ := server.Get(ctx, "01R1"); r.Status != toolgate.StatusStarted || r.Review.Reviewer != "bob" {
 		t.Fatalf("after resolve: %+v", r)
 	}
 	// A denial stored by another process beats an approval passed to Resolve.
-	if ok, err := cli.SubmitVerdict(ctx, "01R2", review.Verdict{Reviewer: "carol", Channel: "cli"}); !ok || err != nil {
+	if ok, err := cli.SubmitVerdict(ctx, "01R2", toolgate.Verdict{Reviewer: "carol", Channel: "cli"}); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
-	if err := server.Resolve(ctx, "01R2", review.Verdict{Approved: true, Channel: "slack"}); !errors.Is(err, ErrVerdictConflict) {
+	if err := server.Resolve(ctx, "01R2", toolgate.Verdict{Approved: true, Channel: "slack"}); !errors.Is(err, ErrVerdictConflict) {
 		t.Fatalf("conflicting Resolve: %v, want ErrVerdictConflict", err)
 	}
-	if r, _ := server.Get(ctx, "01R2"); r.Status != StatusRefused || r.Review.Approved {
+	if r, _ := server.Get(ctx, "01R2"); r.Status != toolgate.StatusRefused || r.Review.Approved {
 		t.Fatalf("after conflict: %+v %+v", r, r.Review)
 	}
 	if err := server.SetReviewMessage(ctx, "01R3", "C1", "123.4"); err != nil {
@@ -319,7 +318,7 @@ func TestReviewsAcrossProcesses(t *testing.T) {
 		t.Fatalf("ExpireOrphanReviews = %+v, %v", exp, err)
 	}
 	v, decided, err = cli.ReviewVerdict(ctx, "01R3")
-	if err != nil || !decided || v.Approved || v.Channel != ChannelExpired {
+	if err != nil || !decided || v.Approved || v.Channel != toolgate.ChannelExpired {
 		t.Fatalf("expired verdict = %+v %v %v", v, decided, err)
 	}
 	if rep, err := server.Verify(ctx); err != nil || len(rep.Problems) > 0 {
@@ -331,7 +330,7 @@ func TestWriteFailsPromptlyWhenLocked(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "a.db")
 	s := openTest(t, path, Options{BusyTimeout: 100 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
 	ctx := context.Background()
-	if err := s.Begin(ctx, testCall("01L0", 0), testDecision(rules.Allow)); err != nil {
+	if err := s.Begin(ctx, testCall("01L0", 0), testDecision(toolgate.Allow)); err != nil {
 		t.Fatal(err)
 	}
 	// Another connection holds the write lock.
@@ -345,7 +344,7 @@ func TestWriteFailsPromptlyWhenLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	err = s.Begin(ctx, testCall("01L1", 1), testDecision(rules.Allow))
+	err = s.Begin(ctx, testCall("01L1", 1), testDecision(toolgate.Allow))
 	if err == nil {
 		t.Fatal("Begin succeeded while the DB was locked")
 	}
@@ -359,7 +358,7 @@ func TestWriteFailsPromptlyWhenLocked(t *testing.T) {
 	if _, err := s.Get(ctx, "01L1"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("failed Begin left a row: %v", err)
 	}
-	if err := s.Begin(ctx, testCall("01L2", 2), testDecision(rules.Allow)); err != nil {
+	if err := s.Begin(ctx, testCall("01L2", 2), testDecision(toolgate.Allow)); err != nil {
 		t.Fatalf("Begin after unlock: %v", err)
 	}
 }
@@ -385,7 +384,7 @@ func TestBeginFailsOnReadOnlyFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "a.db")
 	s := openTest(t, path, Options{WriteTimeout: time.Second})
 	ctx := context.Background()
-	if err := s.Begin(ctx, testCall("01W0", 0), testDecision(rules.Allow)); err != nil {
+	if err := s.Begin(ctx, testCall("01W0", 0), testDecision(toolgate.Allow)); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -397,7 +396,7 @@ func TestBeginFailsOnReadOnlyFile(t *testing.T) {
 		return // refusing to open is also a clear failure
 	}
 	defer s2.Close()
-	if err := s2.Begin(ctx, testCall("01W1", 1), testDecision(rules.Allow)); err == nil {
+	if err := s2.Begin(ctx, testCall("01W1", 1), testDecision(toolgate.Allow)); err == nil {
 		t.Fatal("Begin on a read-only DB succeeded")
 	}
 }
@@ -429,7 +428,7 @@ func TestCloseDrainsAndRejects(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- s.Begin(ctx, testCall(fmt.Sprintf("01C%03d", i), i), testDecision(rules.Allow))
+			errs <- s.Begin(ctx, testCall(fmt.Sprintf("01C%03d", i), i), testDecision(toolgate.Allow))
 		}()
 	}
 	wg.Wait()
@@ -443,7 +442,7 @@ func TestCloseDrainsAndRejects(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Begin(ctx, testCall("01CX", 1), testDecision(rules.Allow)); !errors.Is(err, ErrClosed) {
+	if err := s.Begin(ctx, testCall("01CX", 1), testDecision(toolgate.Allow)); !errors.Is(err, ErrClosed) {
 		t.Errorf("Begin after Close: %v", err)
 	}
 	var n int
@@ -463,18 +462,18 @@ func TestReadOnly(t *testing.T) {
 	}
 	path := filepath.Join(dir, "a.db")
 	w := openTest(t, path, Options{})
-	if err := w.Begin(ctx, testCall("01RO1", 1), testDecision(rules.Allow)); err != nil {
+	if err := w.Begin(ctx, testCall("01RO1", 1), testDecision(toolgate.Allow)); err != nil {
 		t.Fatal(err)
 	}
 	r := openTest(t, path, Options{ReadOnly: true})
 	if recs, err := r.List(ctx, Filter{}); err != nil || len(recs) != 1 {
 		t.Fatalf("List = %d, %v", len(recs), err)
 	}
-	if err := r.Begin(ctx, testCall("01RO2", 2), testDecision(rules.Allow)); err == nil {
+	if err := r.Begin(ctx, testCall("01RO2", 2), testDecision(toolgate.Allow)); err == nil {
 		t.Fatal("Begin on a read-only store succeeded")
 	}
 	// A writer's later commits are visible to the open read-only store.
-	if err := w.Begin(ctx, testCall("01RO3", 3), testDecision(rules.Allow)); err != nil {
+	if err := w.Begin(ctx, testCall("01RO3", 3), testDecision(toolgate.Allow)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.Get(ctx, "01RO3"); err != nil {
@@ -482,23 +481,8 @@ func TestReadOnly(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+// Aliases kept until the merge; the lead removes them.
+type syncBuffer = toolgatetest.SyncBuffer
 
 // TestOutcomeRidesWithNextDecision: called one after another, each call's
 // outcome commits with the next call's decision (one commit per call), and
@@ -506,7 +490,7 @@ func (b *syncBuffer) String() string {
 func TestOutcomeRidesWithNextDecision(t *testing.T) {
 	s := openTest(t, "", Options{})
 	ctx := context.Background()
-	d := testDecision(rules.Allow)
+	d := testDecision(toolgate.Allow)
 	const n = 50
 	c0 := s.commits.Load()
 	for i := range n {
@@ -514,7 +498,7 @@ func TestOutcomeRidesWithNextDecision(t *testing.T) {
 		if err := s.Begin(ctx, testCall(id, i), d); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Finish(ctx, id, Outcome{Status: StatusOK}); err != nil {
+		if err := s.Finish(ctx, id, toolgate.Outcome{Status: toolgate.StatusOK}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -531,7 +515,7 @@ func TestOutcomeRidesWithNextDecision(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Status == StatusOK {
+		if r.Status == toolgate.StatusOK {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -553,7 +537,7 @@ func TestDecisionEventChainsArgsHash(t *testing.T) {
 	ctx := context.Background()
 	c := testCall("01NEW", 1)
 	c.Args = map[string]any{"path": "/very/distinctive/path"}
-	if err := s.Begin(ctx, c, testDecision(rules.Allow)); err != nil {
+	if err := s.Begin(ctx, c, testDecision(toolgate.Allow)); err != nil {
 		t.Fatal(err)
 	}
 	var body string
@@ -565,7 +549,7 @@ func TestDecisionEventChainsArgsHash(t *testing.T) {
 	}
 
 	// The old layout, written as toolgate did before.
-	r, err := s.newEntry(testCall("01OLD", 2), testDecision(rules.Allow))
+	r, err := s.newEntry(testCall("01OLD", 2), testDecision(toolgate.Allow))
 	if err != nil {
 		t.Fatal(err)
 	}

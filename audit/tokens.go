@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // TokenPrefix starts every per-user token, so a leaked one is recognisable
@@ -90,7 +90,7 @@ func (s *Store) CreateToken(ctx context.Context, user string, groups []string, e
 	secret := TokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:tokenBytes])
 	now := utc(s.o.Now())
 	t := Token{
-		ID: "tok_" + hex.EncodeToString(raw[tokenBytes:]), User: user, Groups: tools.NormalGroups(groups),
+		ID: "tok_" + hex.EncodeToString(raw[tokenBytes:]), User: user, Groups: toolgate.NormalGroups(groups),
 		CreatedAt: now, CreatedBy: actor, ExpiresAt: utc(expires),
 	}
 	err := s.write(ctx, func(w *wtx) error {
@@ -197,9 +197,9 @@ func (s *Store) TokenAuth() *TokenAuth { return &TokenAuth{s: s, used: map[strin
 // Authenticate returns the principal secret belongs to, or an error:
 // ErrTokenUnknown, ErrTokenRevoked, ErrTokenExpired, or a read failure
 // (the caller refuses the request in every case).
-func (a *TokenAuth) Authenticate(ctx context.Context, secret string) (tools.Principal, error) {
+func (a *TokenAuth) Authenticate(ctx context.Context, secret string) (toolgate.Principal, error) {
 	if !strings.HasPrefix(secret, TokenPrefix) {
-		return tools.Principal{}, ErrTokenUnknown
+		return toolgate.Principal{}, ErrTokenUnknown
 	}
 	want := tokenHash(secret)
 	var (
@@ -209,29 +209,29 @@ func (a *TokenAuth) Authenticate(ctx context.Context, secret string) (tools.Prin
 	err := a.s.rdb.QueryRowContext(ctx, `SELECT id, hash, user, groups, expires_at, revoked_at FROM tokens WHERE hash = ?`, want).
 		Scan(&id, &hash, &user, &groups, &expires, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {
-		return tools.Principal{}, ErrTokenUnknown
+		return toolgate.Principal{}, ErrTokenUnknown
 	}
 	if err != nil {
-		return tools.Principal{}, fmt.Errorf("audit: token lookup: %w", err)
+		return toolgate.Principal{}, fmt.Errorf("audit: token lookup: %w", err)
 	}
 	// The index found the row by equality; comparing again in constant
 	// time keeps the decision itself independent of how the bytes differ.
 	if subtle.ConstantTimeCompare([]byte(hash), []byte(want)) != 1 {
-		return tools.Principal{}, ErrTokenUnknown
+		return toolgate.Principal{}, ErrTokenUnknown
 	}
 	now := a.s.o.Now()
 	switch {
 	case revoked.Valid:
-		return tools.Principal{}, ErrTokenRevoked
+		return toolgate.Principal{}, ErrTokenRevoked
 	case expires.Valid && !now.Before(fromNanos(expires)):
-		return tools.Principal{}, ErrTokenExpired
+		return toolgate.Principal{}, ErrTokenExpired
 	}
 	g, err := decodeGroups(groups)
 	if err != nil {
-		return tools.Principal{}, fmt.Errorf("audit: token %s: groups: %w", id, err)
+		return toolgate.Principal{}, fmt.Errorf("audit: token %s: groups: %w", id, err)
 	}
 	a.touch(id, now)
-	return tools.Principal{User: user, Groups: g, Auth: tools.AuthToken}, nil
+	return toolgate.Principal{User: user, Groups: g, Auth: toolgate.AuthToken}, nil
 }
 
 // touch writes token id's last use behind, at most once per lastUsedEvery.

@@ -8,8 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 func TestTokens(t *testing.T) {
@@ -37,7 +36,7 @@ func TestTokens(t *testing.T) {
 
 	auth := s.TokenAuth()
 	p, err := auth.Authenticate(ctx, secret)
-	if err != nil || p.User != "alice" || p.Auth != tools.AuthToken || !slices.Equal(p.Groups, []string{"dev", "oncall"}) {
+	if err != nil || p.User != "alice" || p.Auth != toolgate.AuthToken || !slices.Equal(p.Groups, []string{"dev", "oncall"}) {
 		t.Fatalf("Authenticate = %+v, %v", p, err)
 	}
 	for _, bad := range []string{"", "tg_", secret + "x", secret[:len(secret)-1], strings.ToUpper(secret), "Bearer " + secret} {
@@ -79,8 +78,8 @@ func TestTokens(t *testing.T) {
 
 	// Token events are chained, and the chain still verifies with calls in it.
 	c := testCall("01AAA", 1)
-	c.Principal = tools.Principal{User: "bob", Groups: []string{"dev"}, Auth: tools.AuthToken}
-	if err := s.Begin(ctx, c, testDecision(rules.Allow)); err != nil {
+	c.Principal = toolgate.Principal{User: "bob", Groups: []string{"dev"}, Auth: toolgate.AuthToken}
+	if err := s.Begin(ctx, c, testDecision(toolgate.Allow)); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := s.Verify(ctx)
@@ -113,9 +112,9 @@ func TestPrincipalRecordedAndFiltered(t *testing.T) {
 	for i, u := range []string{"alice", "bob", "alice", ""} {
 		c := testCall(string(rune('A'+i))+"01", i)
 		if u != "" {
-			c.Principal = tools.Principal{User: u, Groups: []string{"g-" + u}, Auth: tools.AuthOIDC}
+			c.Principal = toolgate.Principal{User: u, Groups: []string{"g-" + u}, Auth: toolgate.AuthOIDC}
 		}
-		if err := s.Begin(ctx, c, testDecision(rules.Allow)); err != nil {
+		if err := s.Begin(ctx, c, testDecision(toolgate.Allow)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -124,7 +123,7 @@ func TestPrincipalRecordedAndFiltered(t *testing.T) {
 		t.Fatalf("List(alice) = %d, %v", len(recs), err)
 	}
 	for _, r := range recs {
-		if r.Principal.User != "alice" || r.Principal.Auth != tools.AuthOIDC || !slices.Equal(r.Principal.Groups, []string{"g-alice"}) {
+		if r.Principal.User != "alice" || r.Principal.Auth != toolgate.AuthOIDC || !slices.Equal(r.Principal.Groups, []string{"g-alice"}) {
 			t.Fatalf("record %+v", r.Principal)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/toolgate/toolgate"
 )
 
 // writeStmts are prepared once on the writer's connection.
@@ -140,7 +141,7 @@ func (w *wtx) setStatus(id, status string) error {
 
 // setOutcome records o on call id if it is started, and returns how many
 // rows it changed (0: no such call, or not started).
-func (w *wtx) setOutcome(id string, o *Outcome) (int64, error) {
+func (w *wtx) setOutcome(id string, o *toolgate.Outcome) (int64, error) {
 	res, err := w.s.stmts.setOutcome.ExecContext(w.ctx, o.Status, nanos(o.FinishedAt), o.Error, int64(o.Duration),
 		o.ResultSize, o.ResultHash, id)
 	if err != nil {

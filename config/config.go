@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/toolgate/toolgate"
 )
 
 // Transport is how toolgate talks to an upstream server.
@@ -19,13 +21,12 @@ const (
 	TransportSSE   Transport = "sse"   // legacy HTTP+SSE
 )
 
-// Review channels.
+// Aliases kept until the merge; the lead removes them.
 const (
-	ChannelSlack       = "slack"
-	ChannelCLI         = "cli"
-	ChannelElicitation = "elicitation"
-	// ChannelWeb is the web UI (served by serve --http at /ui/).
-	ChannelWeb = "web"
+	ChannelSlack       = toolgate.ChannelSlack
+	ChannelCLI         = toolgate.ChannelCLI
+	ChannelElicitation = toolgate.ChannelElicitation
+	ChannelWeb         = toolgate.ChannelWeb
 )
 
 // Slack connection modes.

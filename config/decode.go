@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/toolgate/toolgate"
 )
 
 // Error is one problem in a config file, at a position. [Parse] returns all
@@ -665,10 +667,8 @@ func (d *decoder) review(r *Review, v *yaml.Node) {
 				if item.Kind != yaml.ScalarNode {
 					continue
 				}
-				switch item.Value {
-				case ChannelSlack, ChannelCLI, ChannelElicitation, ChannelWeb:
-				default:
-					d.errAt(item, "review.channels: unknown channel %q (want slack, cli, elicitation or web)", item.Value)
+				if !toolgate.IsReviewChannel(item.Value) {
+					d.errAt(item, "review.channels: unknown channel %q (want %s)", item.Value, toolgate.ReviewChannels)
 				}
 				if seen[item.Value] {
 					d.errAt(item, "review.channels: %q listed twice", item.Value)

@@ -36,6 +36,7 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/toolgate/toolgate/toolgatetest"
 	"github.com/toolgate/toolgate/tools/sandbox/sandboxtest"
 )
 
@@ -212,23 +213,8 @@ func (fx *fixture) everythingPID(t *testing.T) int {
 	return pid
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// Aliases kept until the merge; the lead removes them.
+type syncBuffer = toolgatetest.SyncBuffer
 
 // logOnFailure prints what a child process wrote to stderr if t failed.
 func logOnFailure(t *testing.T, what string, buf *syncBuffer) {

@@ -7,34 +7,30 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/mcp"
-
-	"github.com/toolgate/toolgate/audit"
-	"github.com/toolgate/toolgate/review"
-	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // granter is a Granter and PendingFinder: grants hands out its verdicts one
 // use each; pending is the review PendingFor finds.
 type granter struct {
 	j          *journal
-	grants     []review.Verdict
+	grants     []toolgate.Verdict
 	pending    string
 	pendingErr error
 }
 
-func (g *granter) UseGrant(context.Context, tools.Call, rules.Decision) (review.Verdict, bool, error) {
+func (g *granter) UseGrant(context.Context, toolgate.Call, toolgate.Decision) (toolgate.Verdict, bool, error) {
 	g.j.add("grant?")
 	if len(g.grants) == 0 {
-		return review.Verdict{}, false, nil
+		return toolgate.Verdict{}, false, nil
 	}
 	v := g.grants[0]
 	g.grants = g.grants[1:]
 	return v, true, nil
 }
 
-func (g *granter) PendingFor(context.Context, tools.Call, rules.Decision) (string, bool, error) {
+func (g *granter) PendingFor(context.Context, toolgate.Call, toolgate.Decision) (string, bool, error) {
 	g.j.add("pending?")
 	return g.pending, g.pending != "", g.pendingErr
 }
@@ -50,11 +46,11 @@ type waiter struct {
 	maxWait time.Duration
 }
 
-func (w *waiter) Await(_ context.Context, id string, maxWait time.Duration) (review.Verdict, bool, error) {
+func (w *waiter) Await(_ context.Context, id string, maxWait time.Duration) (toolgate.Verdict, bool, error) {
 	w.j.add("await")
 	w.awaited, w.maxWait = id, maxWait
 	if w.decided && w.v.Approved {
-		w.g.grants = append(w.g.grants, review.Verdict{Approved: true, Reviewer: "U1", Channel: audit.ChannelGrant,
+		w.g.grants = append(w.g.grants, toolgate.Verdict{Approved: true, Reviewer: "U1", Channel: toolgate.ChannelGrant,
 			Reason: "approved by U1 via grant G1 of review " + id, DecidedAt: time.Now()})
 	}
 	return w.v, w.decided, w.err
@@ -67,57 +63,57 @@ func (w *waiter) Hold() time.Duration { return 45 * time.Second }
 // asking a human again, and its own row says which review it followed.
 func TestRetryWaitsOnPendingReview(t *testing.T) {
 	const rid = "01HELDREVIEW0000000000000A"
-	ok := &mcp.CallToolResult{Content: []mcp.Content{mcp.NewTextContent("done")}}
+	ok := toolgatetest.TextResult("done", false)
 	cases := []struct {
 		name       string
 		pending    string
 		pendingErr error
-		v          review.Verdict
+		v          toolgate.Verdict
 		decided    bool
 		err        error
 		grantTaken bool // another call used the approval's grant first
 		wantEvents string
 		wantError  bool
 		wantText   []string
-		wantRow    func(review.Verdict) bool
+		wantRow    func(toolgate.Verdict) bool
 	}{
 		{name: "still pending: the same pending answer, naming the review",
-			pending: rid, v: review.Verdict{Channel: review.ChannelPending, Reason: "review " + rid + " is waiting for a human via Slack"},
+			pending: rid, v: toolgate.Verdict{Channel: toolgate.ChannelPending, Reason: "review " + rid + " is waiting for a human via Slack"},
 			wantEvents: "begin:review grant? pending? await resolve", wantError: true,
 			wantText: []string{"nobody has answered yet", "review " + rid + " is waiting"},
-			wantRow: func(v review.Verdict) bool {
-				return !v.Approved && v.Channel == review.ChannelPending && strings.Contains(v.Reason, rid)
+			wantRow: func(v toolgate.Verdict) bool {
+				return !v.Approved && v.Channel == toolgate.ChannelPending && strings.Contains(v.Reason, rid)
 			}},
 		{name: "approved meanwhile: runs on the grant",
-			pending: rid, v: review.Verdict{Approved: true, Reviewer: "U1", Channel: "slack"}, decided: true,
+			pending: rid, v: toolgate.Verdict{Approved: true, Reviewer: "U1", Channel: "slack"}, decided: true,
 			wantEvents: "begin:review grant? pending? await grant? resolve forward finish:ok", wantText: []string{"done"},
-			wantRow: func(v review.Verdict) bool {
-				return v.Approved && v.Channel == audit.ChannelGrant && strings.Contains(v.Reason, "of review "+rid)
+			wantRow: func(v toolgate.Verdict) bool {
+				return v.Approved && v.Channel == toolgate.ChannelGrant && strings.Contains(v.Reason, "of review "+rid)
 			}},
 		{name: "approved, but its grant went to another call",
-			pending: rid, v: review.Verdict{Approved: true, Reviewer: "U1", Channel: "slack"}, decided: true, grantTaken: true,
+			pending: rid, v: toolgate.Verdict{Approved: true, Reviewer: "U1", Channel: "slack"}, decided: true, grantTaken: true,
 			wantEvents: "begin:review grant? pending? await grant? resolve", wantError: true,
 			wantText: []string{"approved for one run", "review of its own"},
-			wantRow:  func(v review.Verdict) bool { return !v.Approved && strings.Contains(v.Reason, rid) }},
+			wantRow:  func(v toolgate.Verdict) bool { return !v.Approved && strings.Contains(v.Reason, rid) }},
 		{name: "denied meanwhile: refused with that verdict",
-			pending: rid, v: review.Verdict{Reviewer: "U1", Channel: "slack", Reason: "not on main"}, decided: true,
+			pending: rid, v: toolgate.Verdict{Reviewer: "U1", Channel: "slack", Reason: "not on main"}, decided: true,
 			wantEvents: "begin:review grant? pending? await resolve", wantError: true,
 			wantText: []string{"U1 denied it via slack", "not on main", "review " + rid},
-			wantRow: func(v review.Verdict) bool {
+			wantRow: func(v toolgate.Verdict) bool {
 				return !v.Approved && v.Reviewer == "U1" && v.Channel == "slack" && strings.Contains(v.Reason, rid)
 			}},
 		{name: "expired meanwhile: refused, nobody answered",
-			pending: rid, v: review.Verdict{Channel: review.ChannelTimeout, Reason: "no reviewer answered within 5m0s"}, decided: true,
+			pending: rid, v: toolgate.Verdict{Channel: toolgate.ChannelTimeout, Reason: "no reviewer answered within 5m0s"}, decided: true,
 			wantEvents: "begin:review grant? pending? await resolve", wantError: true,
 			wantText: []string{"no reviewer answered in time", rid}},
 		{name: "waiting fails: denied",
 			pending: rid, err: errors.New("disk gone"),
 			wantEvents: "begin:review grant? pending? await resolve", wantError: true, wantText: []string{"disk gone", rid}},
 		{name: "no pending review: a review of its own",
-			v:          review.Verdict{Approved: true, Reviewer: "U2", Channel: "cli"},
+			v:          toolgate.Verdict{Approved: true, Reviewer: "U2", Channel: "cli"},
 			wantEvents: "begin:review grant? pending? review resolve forward finish:ok", wantText: []string{"done"}},
 		{name: "looking fails: a review of its own",
-			pending: rid, pendingErr: errors.New("db busy"), v: review.Verdict{Approved: true, Reviewer: "U2", Channel: "cli"},
+			pending: rid, pendingErr: errors.New("db busy"), v: toolgate.Verdict{Approved: true, Reviewer: "U2", Channel: "cli"},
 			wantEvents: "begin:review grant? pending? review resolve forward finish:ok", wantText: []string{"done"}},
 	}
 	for _, tc := range cases {
@@ -129,7 +125,7 @@ func TestRetryWaitsOnPendingReview(t *testing.T) {
 			if tc.pending == "" || tc.pendingErr != nil {
 				w.err = nil // it reviews on its own
 			}
-			g, err := New(Options{Decider: fixed{Action: rules.Review, Rule: "writes", Reason: "writes need a human"},
+			g, err := New(Options{Decider: fixed{Action: toolgate.Review, Rule: "writes", Reason: "writes need a human"},
 				Recorder: rec, Forwarder: &forwarder{j: j, res: ok}, Reviewer: w, Granter: gr})
 			if err != nil {
 				t.Fatal(err)
@@ -137,16 +133,16 @@ func TestRetryWaitsOnPendingReview(t *testing.T) {
 			if tc.grantTaken {
 				w.g = &granter{j: &journal{}} // the grant lands elsewhere
 			}
-			res := g.Handle(t.Context(), tools.Call{Server: "ws", Tool: "write_file", Name: "ws__write_file"})
+			res := g.Handle(t.Context(), toolgate.Call{Server: "ws", Tool: "write_file", Name: "ws__write_file"})
 			if got := j.String(); got != tc.wantEvents {
 				t.Errorf("events = %q, want %q", got, tc.wantEvents)
 			}
 			if res.IsError != tc.wantError {
-				t.Errorf("isError = %v, want %v (%q)", res.IsError, tc.wantError, text(res))
+				t.Errorf("isError = %v, want %v (%q)", res.IsError, tc.wantError, toolgatetest.Text(res))
 			}
 			for _, s := range tc.wantText {
-				if !strings.Contains(text(res), s) {
-					t.Errorf("result %q lacks %q", text(res), s)
+				if !strings.Contains(toolgatetest.Text(res), s) {
+					t.Errorf("result %q lacks %q", toolgatetest.Text(res), s)
 				}
 			}
 			if strings.Contains(tc.wantEvents, "await") && (w.awaited != rid || w.maxWait != 45*time.Second) {
@@ -166,14 +162,14 @@ func TestRetryWaitsOnPendingReview(t *testing.T) {
 // reviews every call itself, as before.
 func TestNoWaitWithoutWaiter(t *testing.T) {
 	j := &journal{}
-	g, err := New(Options{Decider: fixed{Action: rules.Review}, Recorder: &recorder{j: j},
-		Forwarder: &forwarder{j: j, res: mcp.NewToolResultText("done")},
-		Reviewer:  &reviewer{j: j, v: review.Verdict{Approved: true, Reviewer: "U1", Channel: "cli"}},
+	g, err := New(Options{Decider: fixed{Action: toolgate.Review}, Recorder: &recorder{j: j},
+		Forwarder: &forwarder{j: j, res: toolgatetest.TextResult("done", false)},
+		Reviewer:  &reviewer{j: j, v: toolgate.Verdict{Approved: true, Reviewer: "U1", Channel: "cli"}},
 		Granter:   &granter{j: j, pending: "01SOMEREVIEW"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.Handle(t.Context(), tools.Call{Server: "ws", Tool: "write_file"})
+	g.Handle(t.Context(), toolgate.Call{Server: "ws", Tool: "write_file"})
 	if got := j.String(); got != "begin:review grant? review resolve forward finish:ok" {
 		t.Errorf("events = %q", got)
 	}

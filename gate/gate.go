@@ -16,25 +16,21 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/oklog/ulid/v2"
 
-	"github.com/toolgate/toolgate/audit"
-	"github.com/toolgate/toolgate/review"
-	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // Decider evaluates rules for a call. Implementations must never return an
 // empty Action; the gate treats one as Deny.
 type Decider interface {
-	Decide(ctx context.Context, c tools.Call) rules.Decision
+	Decide(ctx context.Context, c toolgate.Call) toolgate.Decision
 }
 
 // Reviewer asks a human about a call whose decision is Review. It returns
 // when someone answers or ctx ends; an error means no verdict (the gate denies).
 type Reviewer interface {
-	Review(ctx context.Context, c tools.Call, d rules.Decision) (review.Verdict, error)
+	Review(ctx context.Context, c toolgate.Call, d toolgate.Decision) (toolgate.Verdict, error)
 }
 
 // Recorder is the audit log as the gate uses it. Begin and Resolve return
@@ -42,13 +38,13 @@ type Reviewer interface {
 type Recorder interface {
 	// Begin records the call and its decision. Status is derived from the
 	// decision: allow -> started, deny -> refused, review -> pending.
-	Begin(ctx context.Context, c tools.Call, d rules.Decision) error
+	Begin(ctx context.Context, c toolgate.Call, d toolgate.Decision) error
 	// Resolve records a review's verdict for call id.
-	Resolve(ctx context.Context, id string, v review.Verdict) error
+	Resolve(ctx context.Context, id string, v toolgate.Verdict) error
 	// Finish records what happened to call id after it was forwarded. The
 	// call has run, so nothing waits on it: it may return before the write
 	// is durable (the audit log writes it behind).
-	Finish(ctx context.Context, id string, o audit.Outcome) error
+	Finish(ctx context.Context, id string, o toolgate.Outcome) error
 }
 
 // Granter finds the grant, if any, that covers a call decided review
@@ -56,7 +52,7 @@ type Recorder interface {
 // ok true means it counted the use, and v is the verdict that runs the
 // call. *audit.Store is one.
 type Granter interface {
-	UseGrant(ctx context.Context, c tools.Call, d rules.Decision) (v review.Verdict, ok bool, err error)
+	UseGrant(ctx context.Context, c toolgate.Call, d toolgate.Decision) (v toolgate.Verdict, ok bool, err error)
 }
 
 // PendingFinder finds, for a call decided review (recorded pending by
@@ -65,7 +61,7 @@ type Granter interface {
 // PendingFinder lets a retry wait on that review instead of starting its
 // own. *audit.Store is one.
 type PendingFinder interface {
-	PendingFor(ctx context.Context, c tools.Call, d rules.Decision) (reviewID string, ok bool, err error)
+	PendingFor(ctx context.Context, c toolgate.Call, d toolgate.Decision) (reviewID string, ok bool, err error)
 }
 
 // Waiter waits on a review another call started. A Reviewer that is also a
@@ -73,38 +69,33 @@ type PendingFinder interface {
 // *review.Service is one.
 type Waiter interface {
 	// Await waits up to maxWait for review reviewID to end; decided false
-	// means it is still pending, and v (Channel review.ChannelPending)
+	// means it is still pending, and v (Channel toolgate.ChannelPending)
 	// says where it waits.
-	Await(ctx context.Context, reviewID string, maxWait time.Duration) (v review.Verdict, decided bool, err error)
+	Await(ctx context.Context, reviewID string, maxWait time.Duration) (v toolgate.Verdict, decided bool, err error)
 	// Hold is how long a call waits for a review before it is answered
 	// pending.
 	Hold() time.Duration
 }
 
-// Forwarder sends a call to its upstream and returns the upstream's result.
+// Forwarder sends a call to its upstream and returns the upstream's
+// result: its JSON as the upstream sent it (Result.Raw) where it can pass
+// on unchanged, else decoded (Result.Value). *tools.Catalog is one.
 type Forwarder interface {
-	Forward(ctx context.Context, c tools.Call) (*mcp.CallToolResult, error)
+	ForwardResult(ctx context.Context, c toolgate.Call) (toolgate.Result, error)
 }
 
-// ResultForwarder is a Forwarder that can return a plain upstream result
-// undecoded (tools.Result.Raw), for HandleResult. *tools.Catalog is one.
-type ResultForwarder interface {
-	Forwarder
-	ForwardResult(ctx context.Context, c tools.Call) (tools.Result, error)
-}
-
-// ToolLookup finds a tool by exposed name as the catalog knows it now. A
-// Forwarder that is one (*tools.Catalog is) gives the gate each call's
-// current pin state, rather than the one the agent-facing tool list was
-// built with: a definition found changed, or an approval, applies from
-// the next call.
-type ToolLookup interface {
-	Lookup(name string) (tools.Tool, bool)
+// PinSource gives the pin state of a call's tool as it is now. A
+// Forwarder that is one (*tools.Catalog is) lets the gate refuse each
+// call by its tool's current pin, rather than the one the agent-facing
+// tool list was built with: a definition found changed, or an approval,
+// applies from the next call. ok is false for a tool it does not list.
+type PinSource interface {
+	PinOf(c toolgate.Call) (p toolgate.Pin, ok bool)
 }
 
 // Observer is told about each finished call, for metrics. It must be cheap.
 type Observer interface {
-	Observe(c tools.Call, d rules.Decision, o audit.Outcome)
+	Observe(c toolgate.Call, d toolgate.Decision, o toolgate.Outcome)
 }
 
 // Options configures a Gate. Decider, Recorder and Forwarder are required;
@@ -127,7 +118,7 @@ type Options struct {
 }
 
 // RulePin is the rule name recorded for a call refused because its tool is
-// quarantined (tools.Pin): its definition changed since it was approved,
+// quarantined (toolgate.Pin): its definition changed since it was approved,
 // or it is new under pinning mode strict.
 const RulePin = "toolgate:pin"
 
@@ -162,28 +153,12 @@ func NewID(t time.Time) string {
 }
 
 // Handle runs one call through the pipeline. It always returns a result the
-// agent can act on: refusals are tool errors (isError) that say why.
-func (g *Gate) Handle(ctx context.Context, c tools.Call) *mcp.CallToolResult {
-	return g.handle(ctx, c, g.forwardDecoded).Decoded
+// agent can act on: refusals are tool errors (Result.Refusal) that say why.
+func (g *Gate) Handle(ctx context.Context, c toolgate.Call) toolgate.Result {
+	return g.handle(ctx, c, g.o.Forwarder.ForwardResult)
 }
 
-// HandleResult is Handle for a caller that can pass a result on as JSON:
-// when the Forwarder is a ResultForwarder, a plain upstream result comes
-// back undecoded (Raw), as the upstream sent it. Refusals come back decoded.
-func (g *Gate) HandleResult(ctx context.Context, c tools.Call) tools.Result {
-	fwd := g.forwardDecoded
-	if rf, ok := g.o.Forwarder.(ResultForwarder); ok {
-		fwd = rf.ForwardResult
-	}
-	return g.handle(ctx, c, fwd)
-}
-
-func (g *Gate) forwardDecoded(ctx context.Context, c tools.Call) (tools.Result, error) {
-	res, err := g.o.Forwarder.Forward(ctx, c)
-	return tools.Decoded(res), err
-}
-
-func (g *Gate) handle(ctx context.Context, c tools.Call, forward func(context.Context, tools.Call) (tools.Result, error)) tools.Result {
+func (g *Gate) handle(ctx context.Context, c toolgate.Call, forward func(context.Context, toolgate.Call) (toolgate.Result, error)) toolgate.Result {
 	if c.Time.IsZero() {
 		c.Time = g.o.Now()
 	}
@@ -192,23 +167,23 @@ func (g *Gate) handle(ctx context.Context, c tools.Call, forward func(context.Co
 	}
 	log := callLog{g.o.Logger, ctx, &c}
 
-	if lk, ok := g.o.Forwarder.(ToolLookup); ok {
-		if t, ok := lk.Lookup(c.Name); ok && t.Server == c.Server && t.Def.Name == c.Tool {
-			c.Pin = t.Pin
+	if ps, ok := g.o.Forwarder.(PinSource); ok {
+		if p, ok := ps.PinOf(c); ok {
+			c.Pin = p
 		}
 	}
-	var d rules.Decision
+	var d toolgate.Decision
 	if c.Pin.Quarantined() {
 		// The tool's definition is not the approved one: no rule may run
 		// it, whatever the definition now claims (annotations included).
-		d = rules.Decision{Action: rules.Deny, Rule: RulePin, Reason: c.Pin.Refusal(c.Name)}
+		d = toolgate.Decision{Action: toolgate.Deny, Rule: RulePin, Reason: c.Pin.Refusal(c.Name)}
 	} else {
 		d = g.o.Decider.Decide(ctx, c)
 	}
 	switch d.Action {
-	case rules.Allow, rules.Deny, rules.Review:
+	case toolgate.Allow, toolgate.Deny, toolgate.Review:
 	default:
-		d.Action, d.Error = rules.Deny, fmt.Sprintf("invalid action %q", d.Action)
+		d.Action, d.Error = toolgate.Deny, fmt.Sprintf("invalid action %q", d.Action)
 	}
 	if d.Error != "" {
 		log.Warn("rule evaluation error", "rule", d.Rule, "effect", d.Action, "err", d.Error)
@@ -217,7 +192,7 @@ func (g *Gate) handle(ctx context.Context, c tools.Call, forward func(context.Co
 	// choice, else the tool's default. It is recorded and shown to
 	// reviewers before anything runs.
 	switch {
-	case d.Action == rules.Deny:
+	case d.Action == toolgate.Deny:
 		d.Sandbox = ""
 	case d.Sandbox == "":
 		d.Sandbox = c.Sandbox
@@ -227,36 +202,36 @@ func (g *Gate) handle(ctx context.Context, c tools.Call, forward func(context.Co
 
 	if err := g.o.Recorder.Begin(ctx, c, d); err != nil {
 		log.Error("audit write failed; call denied", "err", err)
-		g.observe(c, d, audit.Outcome{Status: audit.StatusRefused, Error: err.Error()})
-		return tools.Decoded(refusal(c, "the audit log could not record this call, so it was not run (fail closed): "+err.Error()))
+		g.observe(c, d, toolgate.Outcome{Status: toolgate.StatusRefused, Error: err.Error()})
+		return refusal(c, "the audit log could not record this call, so it was not run (fail closed): "+err.Error())
 	}
 
 	switch d.Action {
-	case rules.Deny:
+	case toolgate.Deny:
 		log.Info("call denied", "rule", d.Rule, "effect", d.Action)
-		g.observe(c, d, audit.Outcome{Status: audit.StatusRefused})
-		return tools.Decoded(refusal(c, denyText(d)))
-	case rules.Review:
+		g.observe(c, d, toolgate.Outcome{Status: toolgate.StatusRefused})
+		return refusal(c, denyText(d))
+	case toolgate.Review:
 		v, held := g.review(ctx, c, d)
 		if held {
 			log.Info("review held; the call returns pending", "rule", d.Rule)
-			g.observe(c, d, audit.Outcome{Status: audit.StatusPending})
-			return tools.Decoded(refusal(c, heldText(d, v)))
+			g.observe(c, d, toolgate.Outcome{Status: toolgate.StatusPending})
+			return refusal(c, heldText(d, v))
 		}
 		if err := g.o.Recorder.Resolve(context.WithoutCancel(ctx), c.ID, v); err != nil {
 			log.Error("audit write of review verdict failed; call denied", "err", err)
-			g.observe(c, d, audit.Outcome{Status: audit.StatusRefused, Error: err.Error()})
-			return tools.Decoded(refusal(c, "the audit log could not record the review verdict, so the call was not run (fail closed): "+err.Error()))
+			g.observe(c, d, toolgate.Outcome{Status: toolgate.StatusRefused, Error: err.Error()})
+			return refusal(c, "the audit log could not record the review verdict, so the call was not run (fail closed): "+err.Error())
 		}
 		log.Info("review answered", "rule", d.Rule, "approved", v.Approved, "reviewer", v.Reviewer, "channel", v.Channel)
-		if v.Channel == review.ChannelPending && !v.Approved {
+		if v.Channel == toolgate.ChannelPending && !v.Approved {
 			// It waited on its call's review, which is still pending.
-			g.observe(c, d, audit.Outcome{Status: audit.StatusPending})
-			return tools.Decoded(refusal(c, heldText(d, v)))
+			g.observe(c, d, toolgate.Outcome{Status: toolgate.StatusPending})
+			return refusal(c, heldText(d, v))
 		}
 		if !v.Approved {
-			g.observe(c, d, audit.Outcome{Status: audit.StatusRefused})
-			return tools.Decoded(refusal(c, reviewDeniedText(d, v)))
+			g.observe(c, d, toolgate.Outcome{Status: toolgate.StatusRefused})
+			return refusal(c, reviewDeniedText(d, v))
 		}
 	}
 
@@ -271,10 +246,10 @@ func (g *Gate) handle(ctx context.Context, c tools.Call, forward func(context.Co
 	}
 	g.observe(c, d, out)
 	if err != nil {
-		res := tools.Decoded(mcp.NewToolResultError(fmt.Sprintf("toolgate: upstream %q failed on %s: %v", c.Server, c.Tool, err)))
+		res := toolgate.Refused(fmt.Sprintf("toolgate: upstream %q failed on %s: %v", c.Server, c.Tool, err))
 		// The upstream's own JSON-RPC error goes on as it sent it, where
 		// the edge can answer with one.
-		res.RPCError, _ = errors.AsType[*tools.RPCError](err)
+		res.RPCError, _ = errors.AsType[*toolgate.RPCError](err)
 		return res
 	}
 	return res
@@ -287,7 +262,7 @@ func (g *Gate) handle(ctx context.Context, c tools.Call, forward func(context.Co
 type callLog struct {
 	l   *slog.Logger
 	ctx context.Context
-	c   *tools.Call
+	c   *toolgate.Call
 }
 
 func (cl callLog) log(level slog.Level, msg string, args ...any) {
@@ -304,7 +279,7 @@ func (cl callLog) Info(msg string, args ...any)  { cl.log(slog.LevelInfo, msg, a
 func (cl callLog) Warn(msg string, args ...any)  { cl.log(slog.LevelWarn, msg, args...) }
 func (cl callLog) Error(msg string, args ...any) { cl.log(slog.LevelError, msg, args...) }
 
-func (g *Gate) observe(c tools.Call, d rules.Decision, o audit.Outcome) {
+func (g *Gate) observe(c toolgate.Call, d toolgate.Decision, o toolgate.Outcome) {
 	if g.o.Observer != nil {
 		g.o.Observer.Observe(c, d, o)
 	}
@@ -312,8 +287,8 @@ func (g *Gate) observe(c tools.Call, d rules.Decision, o audit.Outcome) {
 
 // review returns the verdict on call c: a grant's, when one covers it, else
 // the Reviewer's, every failure turned into a denial. held is true when the
-// review goes on without the call (review.ErrHeld).
-func (g *Gate) review(ctx context.Context, c tools.Call, d rules.Decision) (v review.Verdict, held bool) {
+// review goes on without the call (toolgate.ErrHeld).
+func (g *Gate) review(ctx context.Context, c toolgate.Call, d toolgate.Decision) (v toolgate.Verdict, held bool) {
 	if g.o.Granter != nil {
 		v, ok, err := g.o.Granter.UseGrant(ctx, c, d)
 		switch {
@@ -327,10 +302,10 @@ func (g *Gate) review(ctx context.Context, c tools.Call, d rules.Decision) (v re
 		}
 	}
 	if g.o.Reviewer == nil {
-		return review.Verdict{Channel: "none", Reason: "no review channel is configured", DecidedAt: g.o.Now()}, false
+		return toolgate.Verdict{Channel: "none", Reason: "no review channel is configured", DecidedAt: g.o.Now()}, false
 	}
 	v, err := g.o.Reviewer.Review(ctx, c, d)
-	if errors.Is(err, review.ErrHeld) {
+	if errors.Is(err, toolgate.ErrHeld) {
 		return v, true
 	}
 	if err != nil {
@@ -339,7 +314,7 @@ func (g *Gate) review(ctx context.Context, c tools.Call, d rules.Decision) (v re
 		if ch == "" {
 			ch = "error"
 		}
-		return review.Verdict{Channel: ch, Reviewer: v.Reviewer, Reason: "review failed: " + err.Error(), DecidedAt: g.o.Now()}, false
+		return toolgate.Verdict{Channel: ch, Reviewer: v.Reviewer, Reason: "review failed: " + err.Error(), DecidedAt: g.o.Now()}, false
 	}
 	if v.DecidedAt.IsZero() {
 		v.DecidedAt = g.o.Now()
@@ -351,9 +326,9 @@ func (g *Gate) review(ctx context.Context, c tools.Call, d rules.Decision) (v re
 // a held call), on that review instead of starting a second one,
 // at most as long as a review holds a call. ok is false when there is no
 // such review; else v is c's verdict: the grant the review's approval
-// became, its denial, or still pending (Channel review.ChannelPending).
+// became, its denial, or still pending (Channel toolgate.ChannelPending).
 // Each names the review.
-func (g *Gate) follow(ctx context.Context, c tools.Call, d rules.Decision) (v review.Verdict, ok bool) {
+func (g *Gate) follow(ctx context.Context, c toolgate.Call, d toolgate.Decision) (v toolgate.Verdict, ok bool) {
 	pf, ok1 := g.o.Granter.(PendingFinder)
 	w, ok2 := g.o.Reviewer.(Waiter)
 	if !ok1 || !ok2 {
@@ -372,11 +347,11 @@ func (g *Gate) follow(ctx context.Context, c tools.Call, d rules.Decision) (v re
 	case err != nil:
 		ch := "error"
 		if ctx.Err() != nil {
-			ch = review.ChannelCancelled
+			ch = toolgate.ChannelCancelled
 		}
-		return review.Verdict{Channel: ch, Reason: fmt.Sprintf("waiting on review %s of the same call failed: %v", id, err), DecidedAt: g.o.Now()}, true
+		return toolgate.Verdict{Channel: ch, Reason: fmt.Sprintf("waiting on review %s of the same call failed: %v", id, err), DecidedAt: g.o.Now()}, true
 	case !decided:
-		rv.Approved, rv.Channel, rv.DecidedAt = false, review.ChannelPending, g.o.Now()
+		rv.Approved, rv.Channel, rv.DecidedAt = false, toolgate.ChannelPending, g.o.Now()
 		return rv, true
 	case !rv.Approved:
 		note := fmt.Sprintf("review %s of the same call, which this call waited on", id)
@@ -392,9 +367,9 @@ func (g *Gate) follow(ctx context.Context, c tools.Call, d rules.Decision) (v re
 	gv, ok, err := g.o.Granter.UseGrant(ctx, c, d)
 	switch {
 	case err != nil:
-		return review.Verdict{Channel: "error", Reason: fmt.Sprintf("review %s of the same call was approved, but using its grant failed: %v", id, err), DecidedAt: g.o.Now()}, true
+		return toolgate.Verdict{Channel: "error", Reason: fmt.Sprintf("review %s of the same call was approved, but using its grant failed: %v", id, err), DecidedAt: g.o.Now()}, true
 	case !ok:
-		return review.Verdict{Channel: audit.ChannelGrant, DecidedAt: g.o.Now(),
+		return toolgate.Verdict{Channel: toolgate.ChannelGrant, DecidedAt: g.o.Now(),
 			Reason: fmt.Sprintf("review %s of the same call was approved for one run, which another call had; this call needs a review of its own", id)}, true
 	}
 	return gv, true
@@ -403,27 +378,26 @@ func (g *Gate) follow(ctx context.Context, c tools.Call, d rules.Decision) (v re
 // outcome describes a forwarded call's end. The result's size and hash are
 // those of its JSON as the agent gets it: the upstream's bytes for a result
 // passed on undecoded, else the encoding of the decoded result.
-func outcome(res tools.Result, err error, dur time.Duration, now time.Time) audit.Outcome {
-	o := audit.Outcome{Duration: dur, FinishedAt: now}
+func outcome(res toolgate.Result, err error, dur time.Duration, now time.Time) toolgate.Outcome {
+	o := toolgate.Outcome{Duration: dur, FinishedAt: now}
 	switch {
 	case err != nil:
-		o.Status, o.Error = audit.StatusFailed, err.Error()
+		o.Status, o.Error = toolgate.StatusFailed, err.Error()
 		return o
-	case res.Raw == nil && res.Decoded == nil:
-		o.Status, o.Error = audit.StatusFailed, "upstream returned no result"
+	case res.Raw == nil && res.Value == nil:
+		o.Status, o.Error = toolgate.StatusFailed, "upstream returned no result"
 		return o
 	case res.IsError:
-		o.Status = audit.StatusToolError
+		o.Status = toolgate.StatusToolError
 	default:
-		o.Status = audit.StatusOK
+		o.Status = toolgate.StatusOK
 	}
 	b := []byte(res.Raw)
 	if b == nil {
-		// The result's own MarshalJSON gives the bytes json.Marshal(res)
-		// would (compact, HTML-escaped: it is json.Marshal of a map)
-		// without json.Marshal's second pass over them to compact and copy.
+		// MarshalJSON, not json.Marshal: the agent gets the value's own
+		// encoding, and json.Marshal would compact and copy it again.
 		var merr error
-		if b, merr = res.Decoded.MarshalJSON(); merr != nil {
+		if b, merr = res.Value.MarshalJSON(); merr != nil {
 			return o
 		}
 	}
@@ -432,11 +406,11 @@ func outcome(res tools.Result, err error, dur time.Duration, now time.Time) audi
 	return o
 }
 
-func refusal(c tools.Call, why string) *mcp.CallToolResult {
-	return mcp.NewToolResultError(fmt.Sprintf("toolgate refused %s (decision %s): %s", c.Name, c.ID, why))
+func refusal(c toolgate.Call, why string) toolgate.Result {
+	return toolgate.Refused(fmt.Sprintf("toolgate refused %s (decision %s): %s", c.Name, c.ID, why))
 }
 
-func denyText(d rules.Decision) string {
+func denyText(d toolgate.Decision) string {
 	s := "denied by policy"
 	if d.Rule != "" {
 		s += fmt.Sprintf(" (rule %q)", d.Rule)
@@ -450,7 +424,7 @@ func denyText(d rules.Decision) string {
 	return s + ". Do not retry the same call; change the approach or ask the user."
 }
 
-func reviewDeniedText(d rules.Decision, v review.Verdict) string {
+func reviewDeniedText(d toolgate.Decision, v toolgate.Verdict) string {
 	s := "a human review was required"
 	if d.Rule != "" {
 		s += fmt.Sprintf(" (rule %q: %s)", d.Rule, d.Reason)
@@ -469,7 +443,7 @@ func reviewDeniedText(d rules.Decision, v review.Verdict) string {
 	return s + ". Ask the user before trying again."
 }
 
-func heldText(d rules.Decision, v review.Verdict) string {
+func heldText(d toolgate.Decision, v toolgate.Verdict) string {
 	s := "a human review is required"
 	if d.Rule != "" {
 		s += fmt.Sprintf(" (rule %q: %s)", d.Rule, d.Reason)

@@ -3,23 +3,20 @@ package gate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/mcp"
-
-	"github.com/toolgate/toolgate/audit"
-	"github.com/toolgate/toolgate/review"
-	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // fixed decides every call the same way.
-type fixed rules.Decision
+type fixed toolgate.Decision
 
-func (f fixed) Decide(context.Context, tools.Call) rules.Decision { return rules.Decision(f) }
+func (f fixed) Decide(context.Context, toolgate.Call) toolgate.Decision { return toolgate.Decision(f) }
 
 // journal records the order of everything the gate does, across its parts.
 type journal struct {
@@ -43,22 +40,22 @@ type recorder struct {
 	j                    *journal
 	beginErr, resolveErr error
 	finishErr            error
-	resolved             review.Verdict
-	finished             audit.Outcome
+	resolved             toolgate.Verdict
+	finished             toolgate.Outcome
 }
 
-func (r *recorder) Begin(_ context.Context, c tools.Call, d rules.Decision) error {
+func (r *recorder) Begin(_ context.Context, c toolgate.Call, d toolgate.Decision) error {
 	r.j.add("begin:" + string(d.Action))
 	return r.beginErr
 }
 
-func (r *recorder) Resolve(_ context.Context, id string, v review.Verdict) error {
+func (r *recorder) Resolve(_ context.Context, id string, v toolgate.Verdict) error {
 	r.j.add("resolve")
 	r.resolved = v
 	return r.resolveErr
 }
 
-func (r *recorder) Finish(_ context.Context, id string, o audit.Outcome) error {
+func (r *recorder) Finish(_ context.Context, id string, o toolgate.Outcome) error {
 	r.j.add("finish:" + o.Status)
 	r.finished = o
 	return r.finishErr
@@ -66,39 +63,29 @@ func (r *recorder) Finish(_ context.Context, id string, o audit.Outcome) error {
 
 type forwarder struct {
 	j   *journal
-	res *mcp.CallToolResult
+	res toolgate.Result
 	err error
 }
 
-func (f *forwarder) Forward(context.Context, tools.Call) (*mcp.CallToolResult, error) {
+func (f *forwarder) ForwardResult(context.Context, toolgate.Call) (toolgate.Result, error) {
 	f.j.add("forward")
 	return f.res, f.err
 }
 
 type reviewer struct {
 	j   *journal
-	v   review.Verdict
+	v   toolgate.Verdict
 	err error
 }
 
-func (r *reviewer) Review(context.Context, tools.Call, rules.Decision) (review.Verdict, error) {
+func (r *reviewer) Review(context.Context, toolgate.Call, toolgate.Decision) (toolgate.Verdict, error) {
 	r.j.add("review")
 	return r.v, r.err
 }
 
-func text(r *mcp.CallToolResult) string {
-	var b strings.Builder
-	for _, c := range r.Content {
-		if t, ok := c.(mcp.TextContent); ok {
-			b.WriteString(t.Text)
-		}
-	}
-	return b.String()
-}
-
 func TestNewRefusesMissingParts(t *testing.T) {
 	j := &journal{}
-	full := Options{Decider: fixed{Action: rules.Allow}, Recorder: &recorder{j: j}, Forwarder: &forwarder{j: j}}
+	full := Options{Decider: fixed{Action: toolgate.Allow}, Recorder: &recorder{j: j}, Forwarder: &forwarder{j: j}}
 	for name, o := range map[string]Options{
 		"no decider":   {Recorder: full.Recorder, Forwarder: full.Forwarder},
 		"no recorder":  {Decider: full.Decider, Forwarder: full.Forwarder},
@@ -114,11 +101,11 @@ func TestNewRefusesMissingParts(t *testing.T) {
 }
 
 func TestHandle(t *testing.T) {
-	ok := &mcp.CallToolResult{Content: []mcp.Content{mcp.NewTextContent("done")}}
+	ok := toolgatetest.TextResult("done", false)
 	boom := errors.New("disk full")
 	cases := []struct {
 		name       string
-		decision   rules.Decision
+		decision   toolgate.Decision
 		rec        recorder
 		fwd        forwarder
 		rev        *reviewer // nil: no reviewer configured
@@ -128,49 +115,49 @@ func TestHandle(t *testing.T) {
 		wantStatus string // recorded outcome, when finished
 	}{
 		{name: "allow forwards after the decision is recorded",
-			decision: rules.Decision{Action: rules.Allow, Rule: "reads"}, fwd: forwarder{res: ok},
-			wantEvents: "begin:allow forward finish:ok", wantText: []string{"done"}, wantStatus: audit.StatusOK},
+			decision: toolgate.Decision{Action: toolgate.Allow, Rule: "reads"}, fwd: forwarder{res: ok},
+			wantEvents: "begin:allow forward finish:ok", wantText: []string{"done"}, wantStatus: toolgate.StatusOK},
 		{name: "deny never forwards and says why",
-			decision:   rules.Decision{Action: rules.Deny, Rule: "no-rm", Reason: "rm -rf is not allowed"},
+			decision:   toolgate.Decision{Action: toolgate.Deny, Rule: "no-rm", Reason: "rm -rf is not allowed"},
 			wantEvents: "begin:deny", wantError: true, wantText: []string{`rule "no-rm"`, "rm -rf is not allowed", "Do not retry"}},
 		{name: "an invalid action is a deny",
-			decision:   rules.Decision{Action: "maybe"},
+			decision:   toolgate.Decision{Action: "maybe"},
 			wantEvents: "begin:deny", wantError: true, wantText: []string{`invalid action "maybe"`}},
 		{name: "audit failure denies before anything runs",
-			decision: rules.Decision{Action: rules.Allow}, rec: recorder{beginErr: boom},
+			decision: toolgate.Decision{Action: toolgate.Allow}, rec: recorder{beginErr: boom},
 			wantEvents: "begin:allow", wantError: true, wantText: []string{"fail closed", "disk full"}},
 		{name: "review without a reviewer is denied",
-			decision:   rules.Decision{Action: rules.Review, Rule: "writes", Reason: "writes need a human"},
+			decision:   toolgate.Decision{Action: toolgate.Review, Rule: "writes", Reason: "writes need a human"},
 			wantEvents: "begin:review resolve", wantError: true, wantText: []string{"not approved", "no review channel"}},
 		{name: "approved review forwards after the verdict is recorded",
-			decision: rules.Decision{Action: rules.Review, Rule: "writes"}, fwd: forwarder{res: ok},
-			rev:        &reviewer{v: review.Verdict{Approved: true, Reviewer: "U1", Channel: "slack"}},
-			wantEvents: "begin:review review resolve forward finish:ok", wantText: []string{"done"}, wantStatus: audit.StatusOK},
+			decision: toolgate.Decision{Action: toolgate.Review, Rule: "writes"}, fwd: forwarder{res: ok},
+			rev:        &reviewer{v: toolgate.Verdict{Approved: true, Reviewer: "U1", Channel: "slack"}},
+			wantEvents: "begin:review review resolve forward finish:ok", wantText: []string{"done"}, wantStatus: toolgate.StatusOK},
 		{name: "denied review names the reviewer",
-			decision:   rules.Decision{Action: rules.Review, Rule: "writes", Reason: "writes need a human"},
-			rev:        &reviewer{v: review.Verdict{Reviewer: "U1", Channel: "slack", Reason: "not on main"}},
+			decision:   toolgate.Decision{Action: toolgate.Review, Rule: "writes", Reason: "writes need a human"},
+			rev:        &reviewer{v: toolgate.Verdict{Reviewer: "U1", Channel: "slack", Reason: "not on main"}},
 			wantEvents: "begin:review review resolve", wantError: true, wantText: []string{"U1 denied it via slack", "not on main"}},
 		{name: "review timeout says nobody answered",
-			decision:   rules.Decision{Action: rules.Review},
-			rev:        &reviewer{v: review.Verdict{Channel: "timeout"}},
+			decision:   toolgate.Decision{Action: toolgate.Review},
+			rev:        &reviewer{v: toolgate.Verdict{Channel: "timeout"}},
 			wantEvents: "begin:review review resolve", wantError: true, wantText: []string{"no reviewer answered in time"}},
 		{name: "a failing reviewer denies",
-			decision:   rules.Decision{Action: rules.Review},
+			decision:   toolgate.Decision{Action: toolgate.Review},
 			rev:        &reviewer{err: errors.New("slack unreachable")},
 			wantEvents: "begin:review review resolve", wantError: true, wantText: []string{"slack unreachable"}},
 		{name: "an unrecorded approval is not acted on",
-			decision: rules.Decision{Action: rules.Review}, rec: recorder{resolveErr: boom},
-			rev:        &reviewer{v: review.Verdict{Approved: true, Reviewer: "U1", Channel: "slack"}},
+			decision: toolgate.Decision{Action: toolgate.Review}, rec: recorder{resolveErr: boom},
+			rev:        &reviewer{v: toolgate.Verdict{Approved: true, Reviewer: "U1", Channel: "slack"}},
 			wantEvents: "begin:review review resolve", wantError: true, wantText: []string{"review verdict", "fail closed"}},
 		{name: "upstream failure is a tool error and recorded",
-			decision: rules.Decision{Action: rules.Allow}, fwd: forwarder{err: errors.New("connection reset")},
-			wantEvents: "begin:allow forward finish:failed", wantError: true, wantText: []string{"connection reset"}, wantStatus: audit.StatusFailed},
+			decision: toolgate.Decision{Action: toolgate.Allow}, fwd: forwarder{err: errors.New("connection reset")},
+			wantEvents: "begin:allow forward finish:failed", wantError: true, wantText: []string{"connection reset"}, wantStatus: toolgate.StatusFailed},
 		{name: "upstream tool error passes through and is recorded",
-			decision: rules.Decision{Action: rules.Allow}, fwd: forwarder{res: mcp.NewToolResultError("no such file")},
-			wantEvents: "begin:allow forward finish:tool_error", wantError: true, wantText: []string{"no such file"}, wantStatus: audit.StatusToolError},
+			decision: toolgate.Decision{Action: toolgate.Allow}, fwd: forwarder{res: toolgatetest.TextResult("no such file", true)},
+			wantEvents: "begin:allow forward finish:tool_error", wantError: true, wantText: []string{"no such file"}, wantStatus: toolgate.StatusToolError},
 		{name: "an outcome that cannot be recorded still returns the result",
-			decision: rules.Decision{Action: rules.Allow}, rec: recorder{finishErr: boom}, fwd: forwarder{res: ok},
-			wantEvents: "begin:allow forward finish:ok", wantText: []string{"done"}, wantStatus: audit.StatusOK},
+			decision: toolgate.Decision{Action: toolgate.Allow}, rec: recorder{finishErr: boom}, fwd: forwarder{res: ok},
+			wantEvents: "begin:allow forward finish:ok", wantText: []string{"done"}, wantStatus: toolgate.StatusOK},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -187,25 +174,25 @@ func TestHandle(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res := g.Handle(t.Context(), tools.Call{Server: "ws", Tool: "write_file", Name: "ws__write_file"})
+			res := g.Handle(t.Context(), toolgate.Call{Server: "ws", Tool: "write_file", Name: "ws__write_file"})
 			if got := j.String(); got != tc.wantEvents {
 				t.Errorf("events = %q, want %q", got, tc.wantEvents)
 			}
-			if res == nil {
-				t.Fatal("nil result")
+			if res.Empty() {
+				t.Fatal("no result")
 			}
 			if res.IsError != tc.wantError {
-				t.Errorf("isError = %v, want %v (%q)", res.IsError, tc.wantError, text(res))
+				t.Errorf("isError = %v, want %v (%q)", res.IsError, tc.wantError, toolgatetest.Text(res))
 			}
 			for _, w := range tc.wantText {
-				if !strings.Contains(text(res), w) {
-					t.Errorf("result %q lacks %q", text(res), w)
+				if !strings.Contains(toolgatetest.Text(res), w) {
+					t.Errorf("result %q lacks %q", toolgatetest.Text(res), w)
 				}
 			}
 			if tc.wantStatus != "" && rec.finished.Status != tc.wantStatus {
 				t.Errorf("recorded status %q, want %q", rec.finished.Status, tc.wantStatus)
 			}
-			if tc.wantStatus == audit.StatusOK && (rec.finished.ResultHash == "" || rec.finished.ResultSize == 0) {
+			if tc.wantStatus == toolgate.StatusOK && (rec.finished.ResultHash == "" || rec.finished.ResultSize == 0) {
 				t.Errorf("outcome lacks the result's size and hash: %+v", rec.finished)
 			}
 			if strings.Contains(tc.wantEvents, "resolve") && rec.resolved.DecidedAt.IsZero() {
@@ -218,16 +205,16 @@ func TestHandle(t *testing.T) {
 func TestHandleAssignsSortableIDs(t *testing.T) {
 	j := &journal{}
 	var ids []string
-	g, err := New(Options{Decider: fixed{Action: rules.Deny}, Recorder: &recorder{j: j}, Forwarder: &forwarder{j: j}})
+	g, err := New(Options{Decider: fixed{Action: toolgate.Deny}, Recorder: &recorder{j: j}, Forwarder: &forwarder{j: j}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {
-		res := g.Handle(t.Context(), tools.Call{Name: "x"})
-		_, after, _ := strings.Cut(text(res), "(decision ")
+		res := g.Handle(t.Context(), toolgate.Call{Name: "x"})
+		_, after, _ := strings.Cut(toolgatetest.Text(res), "(decision ")
 		id, _, _ := strings.Cut(after, ")")
 		if len(id) != 26 {
-			t.Fatalf("refusal %q carries no ULID", text(res))
+			t.Fatalf("refusal %q carries no ULID", toolgatetest.Text(res))
 		}
 		ids = append(ids, id)
 		time.Sleep(2 * time.Millisecond)
@@ -239,56 +226,42 @@ func TestHandleAssignsSortableIDs(t *testing.T) {
 	}
 }
 
-// rawForwarder passes results on undecoded.
-type rawForwarder struct {
-	forwarder
-	raw string
-}
-
-func (f *rawForwarder) ForwardResult(context.Context, tools.Call) (tools.Result, error) {
-	f.j.add("forward-raw")
-	return tools.Result{Raw: []byte(f.raw), IsError: strings.Contains(f.raw, `"isError":true`)}, f.err
-}
-
-// TestHandleResult: with a ResultForwarder, the upstream's bytes reach the
-// caller undecoded, after the same decision and audit steps as Handle;
-// refusals and failures come back decoded; Handle still decodes.
-func TestHandleResult(t *testing.T) {
+// TestHandleRawResult: an upstream's bytes reach the caller undecoded;
+// a failed forward or a refusal comes back as toolgate's own tool error,
+// with the upstream's JSON-RPC error kept.
+func TestHandleRawResult(t *testing.T) {
 	const raw = `{"content":[{"type":"text","text":"raw"}],"isError":true}`
 	j := &journal{}
 	rec := &recorder{j: j}
-	fwd := &rawForwarder{forwarder: forwarder{j: j, res: mcp.NewToolResultText("decoded")}, raw: raw}
-	g, err := New(Options{Decider: fixed{Action: rules.Allow}, Recorder: rec, Forwarder: fwd})
+	fwd := &forwarder{j: j, res: toolgate.Result{Raw: []byte(raw), IsError: true}}
+	g, err := New(Options{Decider: fixed{Action: toolgate.Allow}, Recorder: rec, Forwarder: fwd})
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := g.HandleResult(context.Background(), tools.Call{Server: "s", Tool: "t"})
-	if string(res.Raw) != raw || !res.IsError || res.Decoded != nil {
-		t.Errorf("HandleResult = %+v", res)
+	res := g.Handle(context.Background(), toolgate.Call{Server: "s", Tool: "t"})
+	if string(res.Raw) != raw || !res.IsError || res.Value != nil || res.Refusal != "" {
+		t.Errorf("Handle = %+v", res)
 	}
-	if got := j.String(); got != "begin:allow forward-raw finish:tool_error" {
+	if got := j.String(); got != "begin:allow forward finish:tool_error" {
 		t.Errorf("steps: %s", got)
 	}
 	if rec.finished.ResultSize != len(raw) {
 		t.Errorf("recorded size %d, want %d", rec.finished.ResultSize, len(raw))
 	}
 
-	if got := text(g.Handle(context.Background(), tools.Call{Server: "s", Tool: "t"})); got != "decoded" {
-		t.Errorf("Handle = %q, want the decoded forward", got)
-	}
-
-	fwd.err = errors.New("pipe closed")
-	res = g.HandleResult(context.Background(), tools.Call{Server: "s", Tool: "t"})
-	if res.Decoded == nil || !res.IsError || !strings.Contains(text(res.Decoded), "pipe closed") {
+	rpc := &toolgate.RPCError{Code: -32602, Message: "bad params"}
+	fwd.res, fwd.err = toolgate.Result{}, fmt.Errorf("pipe closed: %w", rpc)
+	res = g.Handle(context.Background(), toolgate.Call{Server: "s", Tool: "t"})
+	if res.Raw != nil || !res.IsError || !strings.Contains(res.Refusal, "pipe closed") || res.RPCError != rpc {
 		t.Errorf("failed forward: %+v", res)
 	}
 
-	deny, err := New(Options{Decider: fixed{Action: rules.Deny, Rule: "r"}, Recorder: rec, Forwarder: fwd})
+	deny, err := New(Options{Decider: fixed{Action: toolgate.Deny, Rule: "r"}, Recorder: rec, Forwarder: fwd})
 	if err != nil {
 		t.Fatal(err)
 	}
-	res = deny.HandleResult(context.Background(), tools.Call{Server: "s", Tool: "t"})
-	if res.Decoded == nil || !res.IsError || !strings.Contains(text(res.Decoded), `rule "r"`) {
+	res = deny.Handle(context.Background(), toolgate.Call{Server: "s", Tool: "t"})
+	if !res.IsError || !strings.Contains(res.Refusal, `rule "r"`) {
 		t.Errorf("refusal: %+v", res)
 	}
 }

@@ -4,48 +4,48 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/mcp"
-
-	"github.com/toolgate/toolgate/audit"
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
-// TestOutcomeHashesTheResultJSON: the recorded size and hash are those of
-// json.Marshal(result), what the agent receives as "result".
-func TestOutcomeHashesTheResultJSON(t *testing.T) {
-	structured := mcp.NewToolResultStructured(map[string]any{"html": "<a href=\"x\">&</a>", "n": 1.5, "list": []any{"é", nil, true}}, "<b>fallback</b> \u2028")
-	structured.Meta = mcp.NewMetaFromMap(map[string]any{"k": "v"})
-	for _, res := range []*mcp.CallToolResult{
-		mcp.NewToolResultText("hello, toolgate"),
-		mcp.NewToolResultError("went <wrong> & failed"),
-		structured,
-		{Content: []mcp.Content{}},
-	} {
-		b, err := json.Marshal(res)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sum := sha256.Sum256(b)
-		o := outcome(tools.Decoded(res), nil, time.Millisecond, time.Now())
-		if o.ResultSize != len(b) || o.ResultHash != hex.EncodeToString(sum[:]) {
-			t.Errorf("result %s: size %d hash %s, want %d %x", b, o.ResultSize, o.ResultHash, len(b), sum)
-		}
-	}
+// marshaler is a decoded result whose JSON is fixed.
+type marshaler struct {
+	b   string
+	err error
 }
 
-// TestOutcomeOfRawResult: a result passed on undecoded is recorded by its
-// own bytes, what the agent receives; its status by its isError.
-func TestOutcomeOfRawResult(t *testing.T) {
+func (m marshaler) MarshalJSON() ([]byte, error) { return []byte(m.b), m.err }
+
+// TestOutcomeHashesTheResultJSON: the recorded size and hash are those of
+// the JSON the agent receives as "result": a decoded result's own
+// encoding, a raw result's bytes; the status follows isError.
+func TestOutcomeHashesTheResultJSON(t *testing.T) {
+	const js = `{"content":[{"type":"text","text":"\u003cx\u003e"}]}`
 	raw := json.RawMessage(`{ "content": [{"type":"text","text":"<x>"}], "isError": true }`)
-	sum := sha256.Sum256(raw)
-	o := outcome(tools.Result{Raw: raw, IsError: true}, nil, time.Millisecond, time.Now())
-	if o.Status != audit.StatusToolError || o.ResultSize != len(raw) || o.ResultHash != hex.EncodeToString(sum[:]) {
-		t.Errorf("outcome %+v, want tool_error, size %d, hash %x", o, len(raw), sum)
+	for _, tc := range []struct {
+		res    toolgate.Result
+		bytes  string
+		status string
+	}{
+		{toolgate.Result{Value: marshaler{b: js}}, js, toolgate.StatusOK},
+		{toolgate.Result{Raw: raw, IsError: true}, string(raw), toolgate.StatusToolError},
+	} {
+		sum := sha256.Sum256([]byte(tc.bytes))
+		o := outcome(tc.res, nil, time.Millisecond, time.Now())
+		if o.Status != tc.status || o.ResultSize != len(tc.bytes) || o.ResultHash != hex.EncodeToString(sum[:]) {
+			t.Errorf("outcome %+v, want %s, size %d, hash %x", o, tc.status, len(tc.bytes), sum)
+		}
 	}
-	if o := outcome(tools.Result{}, nil, 0, time.Now()); o.Status != audit.StatusFailed {
+	if o := outcome(toolgate.Result{}, nil, 0, time.Now()); o.Status != toolgate.StatusFailed {
 		t.Errorf("no result: %+v", o)
+	}
+	if o := outcome(toolgate.Result{}, errors.New("reset"), 0, time.Now()); o.Status != toolgate.StatusFailed || o.Error != "reset" {
+		t.Errorf("failed forward: %+v", o)
+	}
+	if o := outcome(toolgate.Result{Value: marshaler{err: errors.New("x")}}, nil, 0, time.Now()); o.Status != toolgate.StatusOK || o.ResultHash != "" {
+		t.Errorf("unencodable result: %+v", o)
 	}
 }

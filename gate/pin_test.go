@@ -6,10 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/mcp"
-
-	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // TestQuarantinedToolRefused: a call of a tool whose definition is not the
@@ -20,31 +18,34 @@ import (
 func TestQuarantinedToolRefused(t *testing.T) {
 	approved := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
-		pin     tools.Pin
+		pin     toolgate.Pin
 		refused bool
 		want    string
 	}{
-		{tools.Pin{State: tools.PinChanged, ApprovedAt: approved}, true, "tool up__echo's definition changed since it was approved on 2026-03-01, so it is quarantined until an admin reviews and approves the new definition"},
-		{tools.Pin{State: tools.PinPending}, true, "tool up__echo is new and not approved yet"},
-		{tools.Pin{State: tools.PinError, Err: "disk I/O error"}, true, "disk I/O error"},
-		{tools.Pin{State: tools.PinPinned, ApprovedAt: approved}, false, "done"},
-		{tools.Pin{State: tools.PinBuiltin}, false, "done"},
-		{tools.Pin{}, false, "done"},
+		{toolgate.Pin{State: toolgate.PinChanged, ApprovedAt: approved}, true, "tool up__echo's definition changed since it was approved on 2026-03-01, so it is quarantined until an admin reviews and approves the new definition"},
+		{toolgate.Pin{State: toolgate.PinPending}, true, "tool up__echo is new and not approved yet"},
+		{toolgate.Pin{State: toolgate.PinError, Err: "disk I/O error"}, true, "disk I/O error"},
+		{toolgate.Pin{State: toolgate.PinPinned, ApprovedAt: approved}, false, "done"},
+		{toolgate.Pin{State: toolgate.PinBuiltin}, false, "done"},
+		{toolgate.Pin{}, false, "done"},
 	} {
 		t.Run(string(tc.pin.State), func(t *testing.T) {
 			j := &journal{}
 			rec := &recorder{j: j}
-			var decided rules.Decision
+			var decided toolgate.Decision
 			g, err := New(Options{
-				Decider:   decider(func(c tools.Call) rules.Decision { j.add("decide"); return rules.Decision{Action: rules.Allow} }),
+				Decider: decider(func(c toolgate.Call) toolgate.Decision {
+					j.add("decide")
+					return toolgate.Decision{Action: toolgate.Allow}
+				}),
 				Recorder:  &capture{recorder: rec, d: &decided},
-				Forwarder: &forwarder{j: j, res: &mcp.CallToolResult{Content: []mcp.Content{mcp.NewTextContent("done")}}},
+				Forwarder: &forwarder{j: j, res: toolgatetest.TextResult("done", false)},
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
-			res := g.Handle(context.Background(), tools.Call{Server: "up", Tool: "echo", Name: "up__echo", Pin: tc.pin})
-			got := text(res)
+			res := g.Handle(context.Background(), toolgate.Call{Server: "up", Tool: "echo", Name: "up__echo", Pin: tc.pin})
+			got := toolgatetest.Text(res)
 			if !strings.Contains(got, tc.want) {
 				t.Fatalf("result %q does not contain %q", got, tc.want)
 			}
@@ -64,30 +65,30 @@ func TestQuarantinedToolRefused(t *testing.T) {
 	}
 }
 
-type decider func(tools.Call) rules.Decision
+type decider func(toolgate.Call) toolgate.Decision
 
-func (f decider) Decide(_ context.Context, c tools.Call) rules.Decision { return f(c) }
+func (f decider) Decide(_ context.Context, c toolgate.Call) toolgate.Decision { return f(c) }
 
 // capture is a recorder that keeps the decision Begin recorded.
 type capture struct {
 	*recorder
-	d *rules.Decision
+	d *toolgate.Decision
 }
 
-func (c *capture) Begin(ctx context.Context, call tools.Call, d rules.Decision) error {
+func (c *capture) Begin(ctx context.Context, call toolgate.Call, d toolgate.Decision) error {
 	*c.d = d
 	return c.recorder.Begin(ctx, call, d)
 }
 
-// lookupForwarder is a forwarder that is also a catalog.
-type lookupForwarder struct {
+// pinForwarder is a forwarder that knows its tools' pins, as the catalog does.
+type pinForwarder struct {
 	*forwarder
-	tools map[string]tools.Tool
+	pins map[string]toolgate.Pin
 }
 
-func (l lookupForwarder) Lookup(name string) (tools.Tool, bool) {
-	t, ok := l.tools[name]
-	return t, ok
+func (f pinForwarder) PinOf(c toolgate.Call) (toolgate.Pin, bool) {
+	p, ok := f.pins[c.Name]
+	return p, ok
 }
 
 // TestPinFromCatalog: the catalog's current pin state wins over the one
@@ -95,27 +96,25 @@ func (l lookupForwarder) Lookup(name string) (tools.Tool, bool) {
 func TestPinFromCatalog(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
-		call, now   tools.PinState
+		call, now   toolgate.PinState
 		wantRefusal bool
 	}{
-		{"changed since the list was built", tools.PinPinned, tools.PinChanged, true},
-		{"approved since the list was built", tools.PinChanged, tools.PinPinned, false},
+		{"changed since the list was built", toolgate.PinPinned, toolgate.PinChanged, true},
+		{"approved since the list was built", toolgate.PinChanged, toolgate.PinPinned, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			j := &journal{}
-			tl := tools.Tool{Name: "up__echo", Server: "up", Pin: tools.Pin{State: tc.now}}
-			tl.Def.Name = "echo"
-			cat := lookupForwarder{
-				forwarder: &forwarder{j: j, res: &mcp.CallToolResult{Content: []mcp.Content{mcp.NewTextContent("done")}}},
-				tools:     map[string]tools.Tool{"up__echo": tl},
+			cat := pinForwarder{
+				forwarder: &forwarder{j: j, res: toolgatetest.TextResult("done", false)},
+				pins:      map[string]toolgate.Pin{"up__echo": {State: tc.now}},
 			}
-			g, err := New(Options{Decider: fixed{Action: rules.Allow}, Recorder: &recorder{j: j}, Forwarder: cat})
+			g, err := New(Options{Decider: fixed{Action: toolgate.Allow}, Recorder: &recorder{j: j}, Forwarder: cat})
 			if err != nil {
 				t.Fatal(err)
 			}
-			res := g.Handle(context.Background(), tools.Call{Server: "up", Tool: "echo", Name: "up__echo", Pin: tools.Pin{State: tc.call}})
+			res := g.Handle(context.Background(), toolgate.Call{Server: "up", Tool: "echo", Name: "up__echo", Pin: toolgate.Pin{State: tc.call}})
 			if res.IsError != tc.wantRefusal {
-				t.Fatalf("isError %v, want %v: %s (journal %s)", res.IsError, tc.wantRefusal, text(res), j)
+				t.Fatalf("isError %v, want %v: %s (journal %s)", res.IsError, tc.wantRefusal, toolgatetest.Text(res), j)
 			}
 		})
 	}

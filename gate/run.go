@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/mark3labs/mcp-go/mcp"
-
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // RefusedError is the error Run returns for a call it did not run: denied
@@ -22,14 +20,14 @@ type RefusedError struct {
 
 func (e *RefusedError) Error() string { return e.Text }
 
-// Run passes a call that is not a tool call (c.Kind is tools.KindResource,
+// Run passes a call that is not a tool call (c.Kind is toolgate.KindResource,
 // KindPrompt or KindCompletion) through the same pipeline as Handle, in
 // the same order: decide, review, record the decision, run, record the
 // outcome. run is called only when the call may go ahead, after the
 // decision (and any verdict) is durable; the outcome's size and hash are
 // those of its result's JSON. A call not run returns a *RefusedError;
 // run's own error is returned as it is (and recorded as the outcome).
-func (g *Gate) Run(ctx context.Context, c tools.Call, run func(context.Context) (any, error)) (any, error) {
+func (g *Gate) Run(ctx context.Context, c toolgate.Call, run func(context.Context) (any, error)) (any, error) {
 	if c.Time.IsZero() {
 		c.Time = g.o.Now()
 	}
@@ -41,17 +39,17 @@ func (g *Gate) Run(ctx context.Context, c tools.Call, run func(context.Context) 
 		runErr error
 		ran    bool
 	)
-	res := g.handle(ctx, c, func(ctx context.Context, c tools.Call) (tools.Result, error) {
+	res := g.handle(ctx, c, func(ctx context.Context, c toolgate.Call) (toolgate.Result, error) {
 		ran = true
 		if out, runErr = run(ctx); runErr != nil {
-			return tools.Result{}, runErr
+			return toolgate.Result{}, runErr
 		}
 		b, err := json.Marshal(out)
 		if err != nil {
 			runErr = fmt.Errorf("encoding the result: %w", err)
-			return tools.Result{}, runErr
+			return toolgate.Result{}, runErr
 		}
-		return tools.Result{Raw: b}, nil
+		return toolgate.Result{Raw: b}, nil
 	})
 	switch {
 	case ran && runErr != nil:
@@ -59,14 +57,9 @@ func (g *Gate) Run(ctx context.Context, c tools.Call, run func(context.Context) 
 	case ran:
 		return out, nil
 	}
-	e := &RefusedError{ID: c.ID, Text: "toolgate refused the call"}
-	if res.Decoded != nil {
-		for _, ct := range res.Decoded.Content {
-			if t, ok := ct.(mcp.TextContent); ok {
-				e.Text = t.Text
-				break
-			}
-		}
+	e := &RefusedError{ID: c.ID, Text: res.Refusal}
+	if e.Text == "" {
+		e.Text = "toolgate refused the call"
 	}
 	return nil, e
 }

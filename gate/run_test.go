@@ -6,10 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/toolgate/toolgate/audit"
-	"github.com/toolgate/toolgate/review"
-	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // TestRun: a resource read, prompt or completion passes the same pipeline
@@ -19,21 +16,21 @@ func TestRun(t *testing.T) {
 	boom := errors.New("upstream said no")
 	cases := []struct {
 		name     string
-		decision rules.Decision
-		verdict  review.Verdict
+		decision toolgate.Decision
+		verdict  toolgate.Verdict
 		runErr   error
 		journal  string
 		refused  string // substring of the RefusedError; "" when it ran
 		status   string // the recorded outcome, when it ran
 	}{
-		{name: "allow", decision: rules.Decision{Action: rules.Allow}, journal: "begin:allow run finish:ok", status: audit.StatusOK},
-		{name: "deny", decision: rules.Decision{Action: rules.Deny, Rule: "no-secrets", Reason: "secret file"}, journal: "begin:deny",
+		{name: "allow", decision: toolgate.Decision{Action: toolgate.Allow}, journal: "begin:allow run finish:ok", status: toolgate.StatusOK},
+		{name: "deny", decision: toolgate.Decision{Action: toolgate.Deny, Rule: "no-secrets", Reason: "secret file"}, journal: "begin:deny",
 			refused: `denied by policy (rule "no-secrets"): secret file`},
-		{name: "review approved", decision: rules.Decision{Action: rules.Review, Rule: "ask"}, verdict: review.Verdict{Approved: true, Reviewer: "ann", Channel: "cli"},
-			journal: "begin:review review resolve run finish:ok", status: audit.StatusOK},
-		{name: "review denied", decision: rules.Decision{Action: rules.Review, Rule: "ask"}, verdict: review.Verdict{Reviewer: "ann", Channel: "cli"},
+		{name: "review approved", decision: toolgate.Decision{Action: toolgate.Review, Rule: "ask"}, verdict: toolgate.Verdict{Approved: true, Reviewer: "ann", Channel: "cli"},
+			journal: "begin:review review resolve run finish:ok", status: toolgate.StatusOK},
+		{name: "review denied", decision: toolgate.Decision{Action: toolgate.Review, Rule: "ask"}, verdict: toolgate.Verdict{Reviewer: "ann", Channel: "cli"},
 			journal: "begin:review review resolve", refused: "ann denied it via cli"},
-		{name: "run fails", decision: rules.Decision{Action: rules.Allow}, runErr: boom, journal: "begin:allow run finish:failed", status: audit.StatusFailed},
+		{name: "run fails", decision: toolgate.Decision{Action: toolgate.Allow}, runErr: boom, journal: "begin:allow run finish:failed", status: toolgate.StatusFailed},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -43,7 +40,7 @@ func TestRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := tools.Call{Kind: tools.KindResource, Server: "docs", Tool: "readme", Name: "docs__readme", Args: map[string]any{"uri": "file:///r"}}
+			c := toolgate.Call{Kind: toolgate.KindResource, Server: "docs", Tool: "readme", Name: "docs__readme", Args: map[string]any{"uri": "file:///r"}}
 			out, err := g.Run(context.Background(), c, func(context.Context) (any, error) {
 				j.add("run")
 				return map[string]string{"text": "hello"}, tc.runErr
@@ -69,7 +66,7 @@ func TestRun(t *testing.T) {
 			if tc.status != "" && rec.finished.Status != tc.status {
 				t.Errorf("outcome %+v, want status %s", rec.finished, tc.status)
 			}
-			if tc.status == audit.StatusOK && (rec.finished.ResultSize != len(`{"text":"hello"}`) || rec.finished.ResultHash == "") {
+			if tc.status == toolgate.StatusOK && (rec.finished.ResultSize != len(`{"text":"hello"}`) || rec.finished.ResultHash == "") {
 				t.Errorf("outcome %+v, want the size and hash of the result's JSON", rec.finished)
 			}
 		})

@@ -82,7 +82,7 @@ func (c *stdioConn) callFast(id any, line []byte) (mcpgo.JSONRPCMessage, bool) {
 		return mcpgo.NewJSONRPCError(mcpgo.NewRequestId(id), r.Code, r.Message, r.Data), true
 	}
 	if res.Raw == nil {
-		return mcpgo.NewJSONRPCResultResponse(mcpgo.NewRequestId(id), res.Decoded), true
+		return mcpgo.NewJSONRPCResultResponse(mcpgo.NewRequestId(id), res.Value), true
 	}
 	// The upstream's result, passed on as it came (tools.Result.Raw holds
 	// no newline).

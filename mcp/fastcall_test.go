@@ -14,6 +14,7 @@ import (
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -21,25 +22,25 @@ import (
 // shows everything the call carried to the gate.
 type echoGate struct {
 	mu   sync.Mutex
-	last *tools.Call
+	last *toolgate.Call
 }
 
-func (g *echoGate) Handle(ctx context.Context, c tools.Call) *mcpgo.CallToolResult {
+func (g *echoGate) Handle(ctx context.Context, c toolgate.Call) toolgate.Result {
 	g.mu.Lock()
 	g.last = &c
 	g.mu.Unlock()
 	b, err := json.Marshal(struct {
-		tools.Call
+		toolgate.Call
 		Meta     map[string]any `json:"meta"`
 		Progress bool           `json:"progress"`
 	}{c, c.Meta, tools.ProgressFrom(ctx) != nil})
 	if err != nil {
-		return mcpgo.NewToolResultError(err.Error())
+		return tools.Decoded(mcpgo.NewToolResultError(err.Error()))
 	}
-	return mcpgo.NewToolResultText(string(b))
+	return tools.Decoded(mcpgo.NewToolResultText(string(b)))
 }
 
-func (g *echoGate) take() *tools.Call {
+func (g *echoGate) take() *toolgate.Call {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	c := g.last
@@ -58,7 +59,7 @@ func fastCallConn(t testing.TB) (*stdioConn, *echoGate) {
 			def = mcpgo.NewToolWithRawSchema(name, "", json.RawMessage(schema))
 		}
 		return tools.Tool{Name: "up__" + name, Server: "up", Def: def, ServerVersion: "2.0", SchemaHash: "h-" + name,
-			Annotations: tools.Annotations{ReadOnly: &yes, Destructive: &no}}
+			Annotations: toolgate.Annotations{ReadOnly: &yes, Destructive: &no}}
 	}
 	cat := staticTools{
 		with("echo", `{"type":"object","properties":{"text":{"type":"string"},"n":{"type":"integer"}},"required":["text"]}`),
@@ -68,7 +69,7 @@ func fastCallConn(t testing.TB) (*stdioConn, *echoGate) {
 	}
 	g := &echoGate{}
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	srv, err := New(Options{Version: "t", Gate: g, Catalog: cat, DefaultModel: tools.Peer{Name: "dm", Version: "1"},
+	srv, err := New(Options{Version: "t", Gate: g, Catalog: cat, DefaultModel: toolgate.Peer{Name: "dm", Version: "1"},
 		Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
@@ -230,8 +231,8 @@ func BenchmarkDispatch(b *testing.B) {
 
 type nopGate struct{}
 
-func (nopGate) Handle(context.Context, tools.Call) *mcpgo.CallToolResult {
-	return mcpgo.NewToolResultText("ok")
+func (nopGate) Handle(context.Context, toolgate.Call) toolgate.Result {
+	return tools.Decoded(mcpgo.NewToolResultText("ok"))
 }
 
 // TestSyncUpdatesRecordedVersion checks that an upstream that comes back
@@ -263,18 +264,17 @@ func TestSyncUpdatesRecordedVersion(t *testing.T) {
 }
 
 // rawGate answers every call with an upstream result passed on undecoded.
-type rawGate struct{ nopGate }
+type rawGate struct{}
 
 const rawResult = `{ "content" : [{"type":"text","text":"<raw>"}], "future": {"x":1} }`
 
-func (rawGate) HandleResult(context.Context, tools.Call) tools.Result {
-	return tools.Result{Raw: json.RawMessage(rawResult)}
+func (rawGate) Handle(context.Context, toolgate.Call) toolgate.Result {
+	return toolgate.Result{Raw: json.RawMessage(rawResult)}
 }
 
 // TestCallFastPassesRawResult: a result the gate returns as its upstream's
 // JSON reaches the stdio agent byte for byte, under the request's id; the
-// mcp-go path (HTTP) gets the same result, decoded (HandleResult is used
-// there too, for the upstream's JSON-RPC errors it carries).
+// mcp-go path (HTTP) gets the same result, decoded.
 func TestCallFastPassesRawResult(t *testing.T) {
 	c, _ := fastCallConn(t)
 	c.srv.o.Gate = rawGate{}

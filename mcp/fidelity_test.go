@@ -14,20 +14,21 @@ import (
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/tools"
 )
 
 // okGate records calls and answers each with "ok".
 type okGate struct {
 	mu    sync.Mutex
-	calls []tools.Call
+	calls []toolgate.Call
 }
 
-func (g *okGate) Handle(_ context.Context, c tools.Call) *mcpgo.CallToolResult {
+func (g *okGate) Handle(_ context.Context, c toolgate.Call) toolgate.Result {
 	g.mu.Lock()
 	g.calls = append(g.calls, c)
 	g.mu.Unlock()
-	return mcpgo.NewToolResultText("ok")
+	return tools.Decoded(mcpgo.NewToolResultText("ok"))
 }
 
 // rawTool is a catalog tool decoded from a tools/list entry, as the

@@ -19,7 +19,7 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // Paths served by the HTTP handler.
@@ -35,7 +35,7 @@ const DefaultMaxRequestBytes = 4 << 20
 // error refuses the request (401), whatever it says: a revoked, expired,
 // unknown or unverifiable credential, or a store that cannot be read.
 type Authenticator interface {
-	Authenticate(ctx context.Context, bearer string) (tools.Principal, error)
+	Authenticate(ctx context.Context, bearer string) (toolgate.Principal, error)
 }
 
 // DefaultSessionIdle is how long an HTTP session may go without a request
@@ -509,14 +509,14 @@ var errNoBearer = errors.New("no bearer credential")
 
 // authenticate reads the bearer credential of an Authorization header and
 // asks a who it belongs to.
-func authenticate(ctx context.Context, a Authenticator, header string) (tools.Principal, error) {
+func authenticate(ctx context.Context, a Authenticator, header string) (toolgate.Principal, error) {
 	const prefix = "bearer "
 	if len(header) < len(prefix) || !strings.EqualFold(header[:len(prefix)], prefix) {
-		return tools.Principal{}, errNoBearer
+		return toolgate.Principal{}, errNoBearer
 	}
 	cred := strings.TrimSpace(header[len(prefix):])
 	if cred == "" {
-		return tools.Principal{}, errNoBearer
+		return toolgate.Principal{}, errNoBearer
 	}
 	return a.Authenticate(ctx, cred)
 }
@@ -535,28 +535,28 @@ type SharedToken struct {
 var errBadToken = errors.New("not the shared token")
 
 // Authenticate implements Authenticator, comparing in constant time.
-func (t SharedToken) Authenticate(_ context.Context, cred string) (tools.Principal, error) {
+func (t SharedToken) Authenticate(_ context.Context, cred string) (toolgate.Principal, error) {
 	if t.Token == "" || subtle.ConstantTimeCompare([]byte(cred), []byte(t.Token)) != 1 {
-		return tools.Principal{}, errBadToken
+		return toolgate.Principal{}, errBadToken
 	}
 	user := t.User
 	if user == "" {
 		user = SharedUser
 	}
-	return tools.Principal{User: user, Auth: tools.AuthShared}, nil
+	return toolgate.Principal{User: user, Auth: toolgate.AuthShared}, nil
 }
 
 type principalKey struct{}
 
 // withPrincipal returns ctx carrying the principal the edge authenticated.
-func withPrincipal(ctx context.Context, p tools.Principal) context.Context {
+func withPrincipal(ctx context.Context, p toolgate.Principal) context.Context {
 	return context.WithValue(ctx, principalKey{}, p)
 }
 
 // principalFrom returns the principal ctx carries, zero for none (stdio,
 // or HTTP without credentials).
-func principalFrom(ctx context.Context) tools.Principal {
-	p, _ := ctx.Value(principalKey{}).(tools.Principal)
+func principalFrom(ctx context.Context) toolgate.Principal {
+	p, _ := ctx.Value(principalKey{}).(toolgate.Principal)
 	return p
 }
 
@@ -569,7 +569,7 @@ type sessionOwners struct {
 }
 
 // ownerKey identifies a principal for session binding.
-func ownerKey(p tools.Principal) string { return p.Auth + "\x00" + p.User }
+func ownerKey(p toolgate.Principal) string { return p.Auth + "\x00" + p.User }
 
 // bind wraps next: requests carrying Mcp-Session-Id are checked against
 // the session's owner (404 for a session toolgate never handed out, 403

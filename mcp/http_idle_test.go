@@ -16,6 +16,8 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/toolgatetest"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -79,8 +81,8 @@ func (s *idleServer) levels() int {
 
 type refuseGate struct{}
 
-func (refuseGate) Handle(context.Context, tools.Call) *mcpgo.CallToolResult {
-	return mcpgo.NewToolResultError("refused")
+func (refuseGate) Handle(context.Context, toolgate.Call) toolgate.Result {
+	return tools.Decoded(mcpgo.NewToolResultError("refused"))
 }
 
 // idleServer is toolgate's HTTP handler, idle limit idle on clock, served
@@ -356,7 +358,7 @@ func TestExpiredSessionGets404(t *testing.T) {
 	}
 	cancel()
 	stream.Body.Close()
-	waitFor(t, func() bool { return s.h.sessions.activeOf(streaming) == 0 })
+	toolgatetest.Eventually(t, "the streaming session to end", func() bool { return s.h.sessions.activeOf(streaming) == 0 })
 	clock.Add(time.Minute)
 	s.h.sweep()
 	if got := s.registered([]string{streaming}); got != 0 {
@@ -364,17 +366,5 @@ func TestExpiredSessionGets404(t *testing.T) {
 	}
 	if status := s.status(t, c, streaming, `{"jsonrpc":"2.0","id":5,"method":"ping"}`); status != http.StatusNotFound {
 		t.Errorf("ping in the session expired after its stream: status %d, want 404", status)
-	}
-}
-
-// waitFor polls cond (a state change caused by another goroutine, with no
-// event to wait on) for up to 10s.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -18,9 +19,11 @@ type staticCatalog []tools.Tool
 func (c staticCatalog) Tools() []tools.Tool { return c }
 
 // gateFunc is a Gate from a function.
-type gateFunc func(tools.Call) *mcpgo.CallToolResult
+type gateFunc func(toolgate.Call) *mcpgo.CallToolResult
 
-func (g gateFunc) Handle(_ context.Context, c tools.Call) *mcpgo.CallToolResult { return g(c) }
+func (g gateFunc) Handle(_ context.Context, c toolgate.Call) toolgate.Result {
+	return tools.Decoded(g(c))
+}
 
 // TestQuarantinedToolListedAsStub: agents see a quarantined tool only as a
 // stub saying so (none of the upstream's unapproved description,
@@ -31,10 +34,10 @@ func TestQuarantinedToolListedAsStub(t *testing.T) {
 		mcpgo.WithString("text", mcpgo.Required()), mcpgo.WithReadOnlyHintAnnotation(true))
 	def.RawInputSchema = json.RawMessage(`{"type":"object","properties":{"text":{"type":"string"}},"required":["text"]}`)
 	def.InputSchema = mcpgo.ToolInputSchema{}
-	pin := tools.Pin{State: tools.PinChanged, ApprovedAt: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	var got []tools.Call
+	pin := toolgate.Pin{State: toolgate.PinChanged, ApprovedAt: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	var got []toolgate.Call
 	srv, err := New(Options{
-		Gate: gateFunc(func(c tools.Call) *mcpgo.CallToolResult {
+		Gate: gateFunc(func(c toolgate.Call) *mcpgo.CallToolResult {
 			got = append(got, c)
 			return mcpgo.NewToolResultError("refused")
 		}),

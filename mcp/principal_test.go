@@ -7,17 +7,17 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // users authenticates a fixed set of credentials.
-type users map[string]tools.Principal
+type users map[string]toolgate.Principal
 
-func (u users) Authenticate(_ context.Context, cred string) (tools.Principal, error) {
+func (u users) Authenticate(_ context.Context, cred string) (toolgate.Principal, error) {
 	if p, ok := u[cred]; ok {
 		return p, nil
 	}
-	return tools.Principal{}, errors.New("unknown")
+	return toolgate.Principal{}, errors.New("unknown")
 }
 
 func rawPost(t *testing.T, url, token, session, body string) *http.Response {
@@ -40,18 +40,18 @@ func rawPost(t *testing.T, url, token, session, body string) *http.Response {
 }
 
 func TestPrincipalAndSessionBinding(t *testing.T) {
-	alice := tools.Principal{User: "alice", Groups: []string{"oncall"}, Auth: tools.AuthToken}
-	bob := tools.Principal{User: "bob", Auth: tools.AuthOIDC}
+	alice := toolgate.Principal{User: "alice", Groups: []string{"oncall"}, Auth: toolgate.AuthToken}
+	bob := toolgate.Principal{User: "bob", Auth: toolgate.AuthOIDC}
 	f := newFixture(t, HTTPOptions{Auth: users{"tok-a": alice, "tok-b": bob, "tok-a2": alice}})
 
 	ca, _ := f.client(t, map[string]string{"Authorization": "Bearer tok-a"})
 	call(t, ca, "up__echo", map[string]any{"text": "x"}, nil)
-	if p := f.gate.last().Principal; p.User != "alice" || p.Auth != tools.AuthToken || len(p.Groups) != 1 {
+	if p := f.gate.last().Principal; p.User != "alice" || p.Auth != toolgate.AuthToken || len(p.Groups) != 1 {
 		t.Fatalf("alice's call carries %+v", p)
 	}
 	cb, _ := f.client(t, map[string]string{"Authorization": "Bearer tok-b"})
 	call(t, cb, "up__echo", map[string]any{"text": "x"}, nil)
-	if p := f.gate.last().Principal; p.User != "bob" || p.Auth != tools.AuthOIDC {
+	if p := f.gate.last().Principal; p.User != "bob" || p.Auth != toolgate.AuthOIDC {
 		t.Fatalf("bob's call carries %+v", p)
 	}
 
@@ -104,7 +104,7 @@ func TestSharedTokenPrincipal(t *testing.T) {
 	f := newFixture(t, HTTPOptions{AuthToken: "s3cret"})
 	c, _ := f.client(t, map[string]string{"Authorization": "Bearer s3cret"})
 	call(t, c, "up__echo", map[string]any{"text": "x"}, nil)
-	if p := f.gate.last().Principal; p.User != SharedUser || p.Auth != tools.AuthShared || p.Personal() {
+	if p := f.gate.last().Principal; p.User != SharedUser || p.Auth != toolgate.AuthShared || p.Personal() {
 		t.Fatalf("shared-token call carries %+v", p)
 	}
 	if _, err := (SharedToken{Token: "s3cret", User: "me"}).Authenticate(context.Background(), "s3cret "); err == nil {

@@ -32,6 +32,7 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -49,16 +50,11 @@ const TaskNote = "(toolgate runs this tool synchronously: the call returns when 
 // confidenceSchema is the property added to each wrapped tool's input schema.
 var confidenceSchema = json.RawMessage(`{"type":"number","minimum":0,"maximum":1,"description":"toolgate: state honestly how confident you are (0 = not at all, 1 = certain) that this call is correct, safe and what the user wants. Low confidence may route the call to a human for review."}`)
 
-// Gate runs one call through policy and returns the result for the agent.
-// *gate.Gate satisfies it.
+// Gate runs one call through policy and returns the result for the agent:
+// a refusal, a decoded result, or an upstream's JSON to pass on as it
+// came. *gate.Gate satisfies it.
 type Gate interface {
-	Handle(ctx context.Context, c tools.Call) *mcpgo.CallToolResult
-}
-
-// resultGate is a Gate that can return a result as its upstream's JSON,
-// for the stdio fast path to pass on undecoded. *gate.Gate is one.
-type resultGate interface {
-	HandleResult(ctx context.Context, c tools.Call) tools.Result
+	Handle(ctx context.Context, c toolgate.Call) toolgate.Result
 }
 
 // Catalog is the source of the tools to expose. *tools.Catalog satisfies it.
@@ -79,7 +75,7 @@ type Options struct {
 	// exposes tools only.
 	Surface Surface
 	// DefaultModel is used when a call names no model (_meta or header).
-	DefaultModel tools.Peer
+	DefaultModel toolgate.Peer
 	// Instructions are sent to agents in the initialize result; "" for none.
 	Instructions string
 	// Logger receives protocol and call-building events; nil discards.
@@ -304,15 +300,15 @@ func (s *Server) handler(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo
 		// stdio fast path passes any code and data on (fastcall.go).
 		return nil, res.RPCError
 	}
-	return res.Decoded, nil
+	return res.Value.(*mcpgo.CallToolResult), nil
 }
 
 // call turns one tools/call of e into a tools.Call and hands it to the
 // gate. Arguments that fail e's schema are refused before the gate.
 // modelHeader is the request's X-Toolgate-Model header ("" for none). The
 // result is decoded unless raw is set and the gate can pass it on as its
-// upstream's JSON.
-func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMeta *mcpgo.Meta, modelHeader string, raw bool) tools.Result {
+// upstream's JSON; a decoded result's Value is an *mcpgo.CallToolResult.
+func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMeta *mcpgo.Meta, modelHeader string, raw bool) toolgate.Result {
 	t := &e.tool
 	if err := validateArgs(e, arguments); err != nil {
 		return tools.Decoded(mcpgo.NewToolResultError(err.Error()))
@@ -345,35 +341,31 @@ func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMet
 	if reqMeta != nil && reqMeta.ProgressToken != nil {
 		ctx = tools.WithProgress(ctx, s.progress(ctx, reqMeta.ProgressToken))
 	}
-	var res tools.Result
-	if rg, ok := s.o.Gate.(resultGate); ok {
-		// HandleResult also carries an upstream's JSON-RPC error.
-		res = rg.HandleResult(ctx, c)
-		if !raw && res.Raw != nil {
-			d, err := res.Decode()
-			if err != nil {
-				return tools.Decoded(mcpgo.NewToolResultError(fmt.Sprintf("toolgate: the result of %s could not be read: %v", t.Name, err)))
-			}
-			res = tools.Decoded(d)
-		}
-	} else {
-		res = tools.Decoded(s.o.Gate.Handle(ctx, c))
-	}
-	if res.Raw == nil && res.Decoded == nil {
+	res := s.o.Gate.Handle(ctx, c)
+	if res.Empty() {
 		return tools.Decoded(mcpgo.NewToolResultError(fmt.Sprintf("toolgate: no result for %s", t.Name)))
 	}
-	return res
+	if raw && res.Raw != nil {
+		return res
+	}
+	d, err := tools.Decode(res)
+	if err != nil {
+		return tools.Decoded(mcpgo.NewToolResultError(fmt.Sprintf("toolgate: the result of %s could not be read: %v", t.Name, err)))
+	}
+	dec := tools.Decoded(d)
+	dec.RPCError = res.RPCError
+	return dec
 }
 
 // identify fills in who makes call c: the agent's session and client, the
 // model (meta, else the model header, else the default), and the _meta to
 // pass upstream.
-func (s *Server) identify(ctx context.Context, c *tools.Call, meta map[string]any, modelHeader string) {
+func (s *Server) identify(ctx context.Context, c *toolgate.Call, meta map[string]any, modelHeader string) {
 	if sess := server.ClientSessionFromContext(ctx); sess != nil {
 		c.SessionID = sess.SessionID()
 		if ci, ok := sess.(server.SessionWithClientInfo); ok {
 			info := ci.GetClientInfo()
-			c.Client = tools.Peer{Name: info.Name, Version: info.Version}
+			c.Client = toolgate.Peer{Name: info.Name, Version: info.Version}
 		}
 	}
 	c.Model = s.model(meta, modelHeader)
@@ -424,7 +416,7 @@ func (s *Server) confidence(tool, from string, v any) *float64 {
 }
 
 // model picks the model: _meta, else the HTTP header, else the default.
-func (s *Server) model(meta map[string]any, header string) tools.Peer {
+func (s *Server) model(meta map[string]any, header string) toolgate.Peer {
 	switch m := meta[MetaModel].(type) {
 	case string:
 		if p := parseModel(m); p.Name != "" {
@@ -434,7 +426,7 @@ func (s *Server) model(meta map[string]any, header string) tools.Peer {
 		name, _ := m["name"].(string)
 		version, _ := m["version"].(string)
 		if name = strings.TrimSpace(name); name != "" {
-			return tools.Peer{Name: name, Version: strings.TrimSpace(version)}
+			return toolgate.Peer{Name: name, Version: strings.TrimSpace(version)}
 		}
 	}
 	if p := parseModel(header); p.Name != "" {
@@ -444,14 +436,14 @@ func (s *Server) model(meta map[string]any, header string) tools.Peer {
 }
 
 // parseModel reads "name" or "name@version".
-func parseModel(s string) tools.Peer {
+func parseModel(s string) toolgate.Peer {
 	s = strings.TrimSpace(s)
 	if i := strings.LastIndexByte(s, '@'); i > 0 {
-		return tools.Peer{Name: strings.TrimSpace(s[:i]), Version: strings.TrimSpace(s[i+1:])}
+		return toolgate.Peer{Name: strings.TrimSpace(s[:i]), Version: strings.TrimSpace(s[i+1:])}
 	}
-	return tools.Peer{Name: s}
+	return toolgate.Peer{Name: s}
 }
 
 // ParseModel reads a model given as "name" or "name@version", as in
 // TOOLGATE_MODEL or the X-Toolgate-Model header.
-func ParseModel(s string) tools.Peer { return parseModel(s) }
+func ParseModel(s string) toolgate.Peer { return parseModel(s) }

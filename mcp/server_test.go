@@ -16,6 +16,8 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/toolgatetest"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -23,21 +25,21 @@ import (
 type recordingGate struct {
 	fwd   *tools.Catalog
 	mu    sync.Mutex
-	calls []tools.Call
+	calls []toolgate.Call
 }
 
-func (g *recordingGate) Handle(ctx context.Context, c tools.Call) *mcpgo.CallToolResult {
+func (g *recordingGate) Handle(ctx context.Context, c toolgate.Call) toolgate.Result {
 	g.mu.Lock()
 	g.calls = append(g.calls, c)
 	g.mu.Unlock()
-	res, err := g.fwd.Forward(ctx, c)
+	res, err := g.fwd.ForwardResult(ctx, c)
 	if err != nil {
-		return mcpgo.NewToolResultError(err.Error())
+		return tools.Decoded(mcpgo.NewToolResultError(err.Error()))
 	}
 	return res
 }
 
-func (g *recordingGate) last() tools.Call {
+func (g *recordingGate) last() toolgate.Call {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.calls[len(g.calls)-1]
@@ -81,7 +83,7 @@ func newFixture(t *testing.T, o HTTPOptions) *fixture {
 		t.Fatal(err)
 	}
 	f.gate = &recordingGate{fwd: f.cat}
-	f.srv, err = New(Options{Version: "t", Gate: f.gate, Catalog: f.cat, DefaultModel: tools.Peer{Name: "default-model", Version: "0"}})
+	f.srv, err = New(Options{Version: "t", Gate: f.gate, Catalog: f.cat, DefaultModel: toolgate.Peer{Name: "default-model", Version: "0"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,16 +156,8 @@ func call(t *testing.T, c *client.Client, name string, args map[string]any, meta
 	return res
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// Aliases kept until the merge; the lead removes them.
+var waitUntil = toolgatetest.Eventually
 
 func TestCallBuilding(t *testing.T) {
 	f := newFixture(t, HTTPOptions{})
@@ -180,10 +174,10 @@ func TestCallBuilding(t *testing.T) {
 	if got.Annotations.Destructive == nil || *got.Annotations.Destructive {
 		t.Errorf("annotations = %+v", got.Annotations)
 	}
-	if got.Client != (tools.Peer{Name: "agent-x", Version: "3.1"}) || !strings.HasPrefix(got.SessionID, "mcp-session-") {
+	if got.Client != (toolgate.Peer{Name: "agent-x", Version: "3.1"}) || !strings.HasPrefix(got.SessionID, "mcp-session-") {
 		t.Errorf("client %+v session %q", got.Client, got.SessionID)
 	}
-	if got.Model != (tools.Peer{Name: "header-model", Version: "7"}) {
+	if got.Model != (toolgate.Peer{Name: "header-model", Version: "7"}) {
 		t.Errorf("model from header = %+v", got.Model)
 	}
 	if got.Confidence == nil || *got.Confidence != 0.25 {
@@ -217,14 +211,14 @@ func TestCallBuilding(t *testing.T) {
 		name      string
 		args      map[string]any
 		meta      map[string]any
-		wantModel tools.Peer
+		wantModel toolgate.Peer
 		wantConf  *float64
 	}{
-		{"meta model string", nil, map[string]any{MetaModel: "m1@2"}, tools.Peer{Name: "m1", Version: "2"}, nil},
-		{"meta model object", nil, map[string]any{MetaModel: map[string]any{"name": "m2", "version": "3"}}, tools.Peer{Name: "m2", Version: "3"}, nil},
-		{"meta confidence", nil, map[string]any{MetaConfidence: 0.9}, tools.Peer{Name: "header-model", Version: "7"}, ptr(0.9)},
-		{"arg beats meta", map[string]any{"_confidence": 0.1}, map[string]any{MetaConfidence: 0.9}, tools.Peer{Name: "header-model", Version: "7"}, ptr(0.1)},
-		{"negative meta", nil, map[string]any{MetaConfidence: -0.1}, tools.Peer{Name: "header-model", Version: "7"}, nil},
+		{"meta model string", nil, map[string]any{MetaModel: "m1@2"}, toolgate.Peer{Name: "m1", Version: "2"}, nil},
+		{"meta model object", nil, map[string]any{MetaModel: map[string]any{"name": "m2", "version": "3"}}, toolgate.Peer{Name: "m2", Version: "3"}, nil},
+		{"meta confidence", nil, map[string]any{MetaConfidence: 0.9}, toolgate.Peer{Name: "header-model", Version: "7"}, ptr(0.9)},
+		{"arg beats meta", map[string]any{"_confidence": 0.1}, map[string]any{MetaConfidence: 0.9}, toolgate.Peer{Name: "header-model", Version: "7"}, ptr(0.1)},
+		{"negative meta", nil, map[string]any{MetaConfidence: -0.1}, toolgate.Peer{Name: "header-model", Version: "7"}, nil},
 	}
 	for _, tc := range cases {
 		var meta *mcpgo.Meta
@@ -254,13 +248,13 @@ func TestCallBuilding(t *testing.T) {
 	// Default model when nothing names one.
 	c2, _ := f.client(t, nil)
 	call(t, c2, "up__echo", map[string]any{"text": "x"}, nil)
-	if got := f.gate.last(); got.Model != (tools.Peer{Name: "default-model", Version: "0"}) {
+	if got := f.gate.last(); got.Model != (toolgate.Peer{Name: "default-model", Version: "0"}) {
 		t.Errorf("default model = %+v", got.Model)
 	}
 
 	// Progress is relayed under the agent's own token.
 	call(t, c, "up__prog", nil, &mcpgo.Meta{ProgressToken: "agent-token"})
-	waitUntil(t, "progress", func() bool { return in.count("notifications/progress") == 3 })
+	toolgatetest.Eventually(t, "progress", func() bool { return in.count("notifications/progress") == 3 })
 	in.mu.Lock()
 	for _, n := range in.ns {
 		if n.Method == "notifications/progress" && n.Params.AdditionalFields["progressToken"] != "agent-token" {
@@ -274,7 +268,7 @@ func TestCallBuilding(t *testing.T) {
 	f.up.AddTool(mcpgo.NewTool("late"), func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
 		return mcpgo.NewToolResultText("late"), nil
 	})
-	waitUntil(t, "list_changed", func() bool { return in.count("notifications/tools/list_changed") > before })
+	toolgatetest.Eventually(t, "list_changed", func() bool { return in.count("notifications/tools/list_changed") > before })
 	lt, err := c.ListTools(context.Background(), mcpgo.ListToolsRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -369,7 +363,7 @@ func TestNewRequiresParts(t *testing.T) {
 }
 
 func TestParseModel(t *testing.T) {
-	for in, want := range map[string]tools.Peer{
+	for in, want := range map[string]toolgate.Peer{
 		"claude-sonnet-4":     {Name: "claude-sonnet-4"},
 		"gpt-5@2025-08-07":    {Name: "gpt-5", Version: "2025-08-07"},
 		" a @ b ":             {Name: "a", Version: "b"},

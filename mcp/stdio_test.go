@@ -14,6 +14,7 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -27,7 +28,7 @@ type stdioGate struct {
 	cancelled chan struct{}
 }
 
-func (g *stdioGate) Handle(ctx context.Context, c tools.Call) *mcpgo.CallToolResult {
+func (g *stdioGate) Handle(ctx context.Context, c toolgate.Call) toolgate.Result {
 	switch c.Tool {
 	case "ask":
 		req := mcpgo.ElicitationRequest{}
@@ -35,26 +36,26 @@ func (g *stdioGate) Handle(ctx context.Context, c tools.Call) *mcpgo.CallToolRes
 		req.Params.RequestedSchema = map[string]any{"type": "object", "properties": map[string]any{"ok": map[string]any{"type": "boolean"}}}
 		res, err := g.srv.MCPServer().RequestElicitation(ctx, req)
 		if err != nil {
-			return mcpgo.NewToolResultError(err.Error())
+			return tools.Decoded(mcpgo.NewToolResultError(err.Error()))
 		}
-		return mcpgo.NewToolResultText(fmt.Sprintf("%s %v", res.Action, res.Content))
+		return tools.Decoded(mcpgo.NewToolResultText(fmt.Sprintf("%s %v", res.Action, res.Content)))
 	case "block":
 		g.blocked <- struct{}{}
 		select {
 		case <-g.release:
-			return mcpgo.NewToolResultText("released")
+			return tools.Decoded(mcpgo.NewToolResultText("released"))
 		case <-ctx.Done():
 			close(g.cancelled)
-			return mcpgo.NewToolResultError("cancelled")
+			return tools.Decoded(mcpgo.NewToolResultError("cancelled"))
 		}
 	case "progress":
 		if fn := tools.ProgressFrom(ctx); fn != nil {
 			fn(1, 2, "half")
 			fn(2, 2, "done")
 		}
-		return mcpgo.NewToolResultText("progressed")
+		return tools.Decoded(mcpgo.NewToolResultText("progressed"))
 	}
-	return mcpgo.NewToolResultText(c.SessionID + " " + c.Client.Name)
+	return tools.Decoded(mcpgo.NewToolResultText(c.SessionID + " " + c.Client.Name))
 }
 
 type elicitYes struct{}

@@ -13,6 +13,7 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -36,7 +37,7 @@ type Surface interface {
 // reads, prompt gets, completions) through its pipeline. *gate.Gate is
 // one; with any other Gate those calls are refused.
 type runGate interface {
-	Run(ctx context.Context, c tools.Call, run func(context.Context) (any, error)) (any, error)
+	Run(ctx context.Context, c toolgate.Call, run func(context.Context) (any, error)) (any, error)
 }
 
 // catchAllTemplate is registered with mcp-go so that every resources/read
@@ -198,8 +199,8 @@ func changedGroup[T any](last *string, items []T, def func(T) any) bool {
 
 // newCall is the gate call of one request that is not a tool call, with
 // who asked (session, client, model) filled in.
-func (s *Server) newCall(ctx context.Context, kind, server, upstreamName, exposed string, args map[string]any, meta *mcpgo.Meta, modelHeader string) tools.Call {
-	c := tools.Call{Kind: kind, Server: server, Tool: upstreamName, Name: exposed, Args: args, Time: s.o.Now()}
+func (s *Server) newCall(ctx context.Context, kind, server, upstreamName, exposed string, args map[string]any, meta *mcpgo.Meta, modelHeader string) toolgate.Call {
+	c := toolgate.Call{Kind: kind, Server: server, Tool: upstreamName, Name: exposed, Args: args, Time: s.o.Now()}
 	var m map[string]any
 	if meta != nil {
 		m = meta.AdditionalFields
@@ -212,7 +213,7 @@ func (s *Server) newCall(ctx context.Context, kind, server, upstreamName, expose
 }
 
 // run passes c through the gate, which calls fn if the call may go ahead.
-func (s *Server) run(ctx context.Context, c tools.Call, fn func(context.Context) (any, error)) (any, error) {
+func (s *Server) run(ctx context.Context, c toolgate.Call, fn func(context.Context) (any, error)) (any, error) {
 	g, ok := s.o.Gate.(runGate)
 	if !ok {
 		return nil, fmt.Errorf("toolgate refused %s: this gate decides tool calls only", c.Name)
@@ -232,7 +233,7 @@ func (s *Server) readResource(ctx context.Context, req mcpgo.ReadResourceRequest
 	if name == "" {
 		name = uri
 	}
-	c := s.newCall(ctx, tools.KindResource, route.Server, name, route.Exposed, map[string]any{"uri": uri}, req.Params.Meta, req.Header.Get(HeaderModel))
+	c := s.newCall(ctx, toolgate.KindResource, route.Server, name, route.Exposed, map[string]any{"uri": uri}, req.Params.Meta, req.Header.Get(HeaderModel))
 	out, err := s.run(ctx, c, func(ctx context.Context) (any, error) {
 		return s.o.Surface.ReadResource(ctx, route.Server, uri, c.Meta)
 	})
@@ -252,7 +253,7 @@ func (s *Server) getPrompt(ctx context.Context, req mcpgo.GetPromptRequest) (*mc
 	for k, v := range req.Params.Arguments {
 		args[k] = v
 	}
-	c := s.newCall(ctx, tools.KindPrompt, p.Server, p.Def.Name, p.Name, args, req.Params.Meta, req.Header.Get(HeaderModel))
+	c := s.newCall(ctx, toolgate.KindPrompt, p.Server, p.Def.Name, p.Name, args, req.Params.Meta, req.Header.Get(HeaderModel))
 	out, err := s.run(ctx, c, func(ctx context.Context) (any, error) {
 		return s.o.Surface.GetPrompt(ctx, p, req.Params.Arguments, c.Meta)
 	})
@@ -273,7 +274,7 @@ func (cp completer) CompletePromptArgument(ctx context.Context, name string, arg
 	}
 	ref := mcpgo.PromptReference{Type: "ref/prompt", Name: p.Def.Name}
 	args := map[string]any{"ref": "prompt", "name": p.Def.Name, "argument": arg.Name, "value": arg.Value}
-	return cp.complete(ctx, cp.s.newCall(ctx, tools.KindCompletion, p.Server, p.Def.Name, p.Name, args, nil, ""), ref, arg, cctx)
+	return cp.complete(ctx, cp.s.newCall(ctx, toolgate.KindCompletion, p.Server, p.Def.Name, p.Name, args, nil, ""), ref, arg, cctx)
 }
 
 func (cp completer) CompleteResourceArgument(ctx context.Context, uriTemplate string, arg mcpgo.CompleteArgument, cctx mcpgo.CompleteContext) (*mcpgo.Completion, error) {
@@ -283,10 +284,10 @@ func (cp completer) CompleteResourceArgument(ctx context.Context, uriTemplate st
 	}
 	ref := mcpgo.ResourceReference{Type: "ref/resource", URI: uriTemplate}
 	args := map[string]any{"ref": "resource", "uri": uriTemplate, "argument": arg.Name, "value": arg.Value}
-	return cp.complete(ctx, cp.s.newCall(ctx, tools.KindCompletion, server, uriTemplate, uriTemplate, args, nil, ""), ref, arg, cctx)
+	return cp.complete(ctx, cp.s.newCall(ctx, toolgate.KindCompletion, server, uriTemplate, uriTemplate, args, nil, ""), ref, arg, cctx)
 }
 
-func (cp completer) complete(ctx context.Context, c tools.Call, ref any, arg mcpgo.CompleteArgument, cctx mcpgo.CompleteContext) (*mcpgo.Completion, error) {
+func (cp completer) complete(ctx context.Context, c toolgate.Call, ref any, arg mcpgo.CompleteArgument, cctx mcpgo.CompleteContext) (*mcpgo.Completion, error) {
 	out, err := cp.s.run(ctx, c, func(ctx context.Context) (any, error) {
 		return cp.s.o.Surface.Complete(ctx, c.Server, ref, arg, cctx)
 	})

@@ -15,6 +15,8 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/toolgatetest"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -24,7 +26,7 @@ type runGateFake struct {
 	recordingGate
 }
 
-func (g *runGateFake) Run(ctx context.Context, c tools.Call, run func(context.Context) (any, error)) (any, error) {
+func (g *runGateFake) Run(ctx context.Context, c toolgate.Call, run func(context.Context) (any, error)) (any, error) {
 	g.mu.Lock()
 	g.calls = append(g.calls, c)
 	g.mu.Unlock()
@@ -137,7 +139,7 @@ func rawRequest(t *testing.T, c *client.Client, id, method string, params any) e
 func TestSurface(t *testing.T) {
 	f, levels := newSurfaceFixture(t, nil)
 	ctx := context.Background()
-	waitUntil(t, "the upstream's resources", func() bool { return len(f.cat.Surface().Resources) == 1 })
+	toolgatetest.Eventually(t, "the upstream's resources", func() bool { return len(f.cat.Surface().Resources) == 1 })
 	f.srv.Sync()
 	a, inA, init := f.initialize(t)
 	_, inB, _ := f.initialize(t)
@@ -166,7 +168,7 @@ func TestSurface(t *testing.T) {
 		t.Fatalf("read up://t/5 = %+v, %v", res, err)
 	}
 	c := f.gate.last()
-	if c.Kind != tools.KindResource || c.Server != "up" || c.Tool != "t" || c.Name != "up__t" || c.Args["uri"] != "up://t/5" ||
+	if c.Kind != toolgate.KindResource || c.Server != "up" || c.Tool != "t" || c.Name != "up__t" || c.Args["uri"] != "up://t/5" ||
 		c.Client.Name != "agent-x" || c.SessionID == "" {
 		t.Errorf("the read's gate call = %+v", c)
 	}
@@ -181,7 +183,7 @@ func TestSurface(t *testing.T) {
 	if err != nil || len(pr.Messages) != 1 || pr.Messages[0].Content.(mcpgo.TextContent).Text != "hello bo" {
 		t.Errorf("prompts/get = %+v, %v", pr, err)
 	}
-	if c := f.gate.last(); c.Kind != tools.KindPrompt || c.Tool != "hello" || c.Args["who"] != "bo" {
+	if c := f.gate.last(); c.Kind != toolgate.KindPrompt || c.Tool != "hello" || c.Args["who"] != "bo" {
 		t.Errorf("the prompt's gate call = %+v", c)
 	}
 	cr := mcpgo.CompleteRequest{}
@@ -190,7 +192,7 @@ func TestSurface(t *testing.T) {
 	if _, err := a.Complete(ctx, cr); err != nil {
 		t.Errorf("completion/complete: %v", err)
 	}
-	if c := f.gate.last(); c.Kind != tools.KindCompletion || c.Server != "up" || c.Args["argument"] != "who" {
+	if c := f.gate.last(); c.Kind != toolgate.KindCompletion || c.Server != "up" || c.Args["argument"] != "who" {
 		t.Errorf("the completion's gate call = %+v", c)
 	}
 
@@ -215,7 +217,7 @@ func TestSurface(t *testing.T) {
 	f.up.SendNotificationToAllClients(string(mcpgo.MethodNotificationResourceUpdated), map[string]any{"uri": "up://a"})
 	f.up.SendNotificationToAllClients(string(mcpgo.MethodNotificationMessage), map[string]any{"level": "debug", "data": "too verbose"})
 	f.up.SendNotificationToAllClients(string(mcpgo.MethodNotificationMessage), map[string]any{"level": "error", "logger": "db", "data": "boom"})
-	waitUntil(t, "a's update and log message", func() bool {
+	toolgatetest.Eventually(t, "a's update and log message", func() bool {
 		return inA.count(string(mcpgo.MethodNotificationResourceUpdated)) >= 1 && inA.count(string(mcpgo.MethodNotificationMessage)) >= 1
 	})
 	inA.mu.Lock()
@@ -259,7 +261,7 @@ func TestSurfaceNeedsRunGate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the upstream's resources", func() bool { return len(f.cat.Surface().Resources) == 1 })
+	toolgatetest.Eventually(t, "the upstream's resources", func() bool { return len(f.cat.Surface().Resources) == 1 })
 	srv.Sync()
 	ts := httptest.NewServer(srv.HTTPHandler(HTTPOptions{}))
 	t.Cleanup(ts.Close)
@@ -270,7 +272,7 @@ func TestSurfaceNeedsRunGate(t *testing.T) {
 	if _, err := c.ReadResource(context.Background(), rr); err == nil || !strings.Contains(err.Error(), "tool calls only") {
 		t.Errorf("read with a tools-only gate = %v, want a refusal", err)
 	}
-	if slices.ContainsFunc(rg.calls, func(c tools.Call) bool { return c.Kind != "" }) {
+	if slices.ContainsFunc(rg.calls, func(c toolgate.Call) bool { return c.Kind != "" }) {
 		t.Errorf("a non-tool call reached Handle: %+v", rg.calls)
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -384,8 +383,8 @@ func (a approver) Review(ctx context.Context, c tools.Call, d rules.Decision) (r
 
 type echo struct{}
 
-func (echo) Forward(_ context.Context, c tools.Call) (*mcp.CallToolResult, error) {
-	return mcp.NewToolResultText("ok"), nil
+func (echo) ForwardResult(_ context.Context, c tools.Call) (tools.Result, error) {
+	return tools.Result{Raw: []byte(`{"content":[{"type":"text","text":"ok"}]}`)}, nil
 }
 
 func TestThroughGate(t *testing.T) {
@@ -407,7 +406,7 @@ func TestThroughGate(t *testing.T) {
 	if res := g.Handle(ctx, tools.Call{Server: "ws", Tool: "read"}); res.IsError {
 		t.Fatalf("read: %+v", res)
 	}
-	done := make(chan *mcp.CallToolResult)
+	done := make(chan tools.Result)
 	go func() { done <- g.Handle(ctx, tools.Call{Server: "ws", Tool: "rm"}) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for value(t, reg, "toolgate_pending_reviews") != 1 {

@@ -9,14 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/mcp"
-
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/gate"
 	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/review/slackfake"
-	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
 )
 
 // These tests run the Service over a real audit DB (package audit's
@@ -41,18 +38,18 @@ func openAudit(t *testing.T, path string) *audit.Store {
 	return st
 }
 
-func reviewCall(id string) (tools.Call, rules.Decision) {
-	return tools.Call{
+func reviewCall(id string) (toolgate.Call, toolgate.Decision) {
+	return toolgate.Call{
 		ID: id, Server: "fs", Tool: "delete", Name: "fs__delete",
 		Args:   map[string]any{"path": "/srv/data", "token": "abc123secret"},
-		Client: tools.Peer{Name: "cursor"}, Time: time.Now(),
-	}, rules.Decision{Action: rules.Review, Rule: "deletes", Reason: "deleting needs a human", Version: "v1"}
+		Client: toolgate.Peer{Name: "cursor"}, Time: time.Now(),
+	}, toolgate.Decision{Action: toolgate.Review, Rule: "deletes", Reason: "deleting needs a human", Version: "v1"}
 }
 
 func TestCLIVerdictFromAnotherProcess(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.db")
 	server := openAudit(t, path)
-	svc, err := review.New(review.Options{Store: server, Channels: []string{review.ChannelCLI},
+	svc, err := review.New(review.Options{Store: server, Channels: []string{toolgate.ChannelCLI},
 		Timeout: 10 * time.Second, PollInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +59,7 @@ func TestCLIVerdictFromAnotherProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	type result struct {
-		v   review.Verdict
+		v   toolgate.Verdict
 		err error
 	}
 	done := make(chan result, 1)
@@ -74,7 +71,7 @@ func TestCLIVerdictFromAnotherProcess(t *testing.T) {
 	if err != nil || len(ps) != 1 || ps[0].Call.ID != c.ID {
 		t.Fatalf("pending = %+v, %v", ps, err)
 	}
-	ok, err := cli.SubmitVerdict(t.Context(), c.ID, review.Verdict{Approved: true, Reviewer: "cli:alice", Channel: review.ChannelCLI})
+	ok, err := cli.SubmitVerdict(t.Context(), c.ID, toolgate.Verdict{Approved: true, Reviewer: "cli:alice", Channel: toolgate.ChannelCLI})
 	if !ok || err != nil {
 		t.Fatalf("SubmitVerdict = %v, %v", ok, err)
 	}
@@ -84,7 +81,7 @@ func TestCLIVerdictFromAnotherProcess(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("waiter did not pick up the other process's verdict")
 	}
-	if r.err != nil || !r.v.Approved || r.v.Reviewer != "cli:alice" || r.v.Channel != review.ChannelCLI {
+	if r.err != nil || !r.v.Approved || r.v.Reviewer != "cli:alice" || r.v.Channel != toolgate.ChannelCLI {
 		t.Fatalf("Review = %+v, %v", r.v, r.err)
 	}
 	if err := server.Resolve(t.Context(), c.ID, r.v); err != nil {
@@ -94,22 +91,22 @@ func TestCLIVerdictFromAnotherProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.Status != audit.StatusStarted || rec.Review == nil || rec.Review.Reviewer != "cli:alice" {
+	if rec.Status != toolgate.StatusStarted || rec.Review == nil || rec.Review.Reviewer != "cli:alice" {
 		t.Errorf("record = status %s, review %+v", rec.Status, rec.Review)
 	}
 }
 
 type decideReview struct{}
 
-func (decideReview) Decide(context.Context, tools.Call) rules.Decision {
-	return rules.Decision{Action: rules.Review, Rule: "deletes", Reason: "deleting needs a human", Version: "v1"}
+func (decideReview) Decide(context.Context, toolgate.Call) toolgate.Decision {
+	return toolgate.Decision{Action: toolgate.Review, Rule: "deletes", Reason: "deleting needs a human", Version: "v1"}
 }
 
 type countingForwarder struct{ n atomic.Int32 }
 
-func (f *countingForwarder) Forward(ctx context.Context, c tools.Call) (*mcp.CallToolResult, error) {
+func (f *countingForwarder) ForwardResult(ctx context.Context, c toolgate.Call) (toolgate.Result, error) {
 	f.n.Add(1)
-	return mcp.NewToolResultText("deleted"), nil
+	return toolgate.Result{Raw: []byte(`{"content":[{"type":"text","text":"deleted"}]}`)}, nil
 }
 
 // gateHarness wires gate + audit + review + fake Slack (Socket Mode); mods
@@ -149,7 +146,7 @@ func gateHarness(t *testing.T, mods ...func(*review.SlackOptions)) (*gate.Gate, 
 func TestGateSlackApprovalEndToEnd(t *testing.T) {
 	g, st, fs, fw := gateHarness(t)
 	c, _ := reviewCall("01E2EAPPROVE")
-	done := make(chan *mcp.CallToolResult, 1)
+	done := make(chan toolgate.Result, 1)
 	go func() { done <- g.Handle(t.Context(), c) }()
 
 	fs.WaitPosts(1)
@@ -159,7 +156,7 @@ func TestGateSlackApprovalEndToEnd(t *testing.T) {
 	time.Sleep(20 * time.Millisecond) // a measurable time-to-approval
 	fs.Click(click(review.ActionApprove, c.ID, ""))
 
-	var res *mcp.CallToolResult
+	var res toolgate.Result
 	select {
 	case res = <-done:
 	case <-time.After(10 * time.Second):
@@ -175,8 +172,8 @@ func TestGateSlackApprovalEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.Status != audit.StatusOK || rec.Review == nil || !rec.Review.Approved ||
-		rec.Review.Reviewer != testApprover || rec.Review.Channel != review.ChannelSlack {
+	if rec.Status != toolgate.StatusOK || rec.Review == nil || !rec.Review.Approved ||
+		rec.Review.Reviewer != testApprover || rec.Review.Channel != toolgate.ChannelSlack {
 		t.Fatalf("record: status %s, review %+v", rec.Status, rec.Review)
 	}
 	if rec.Review.TimeToDecision < 20*time.Millisecond {
@@ -190,7 +187,7 @@ func TestGateSlackApprovalEndToEnd(t *testing.T) {
 func TestGateSlackDenialEndToEnd(t *testing.T) {
 	g, st, fs, fw := gateHarness(t)
 	c, _ := reviewCall("01E2EDENY")
-	done := make(chan *mcp.CallToolResult, 1)
+	done := make(chan toolgate.Result, 1)
 	go func() { done <- g.Handle(t.Context(), c) }()
 	fs.WaitPosts(1)
 	fs.Click(click(review.ActionDeny, c.ID, "use the archive instead"))
@@ -198,7 +195,7 @@ func TestGateSlackDenialEndToEnd(t *testing.T) {
 	if !res.IsError || fw.n.Load() != 0 {
 		t.Fatalf("result %+v, forwarded %d", res, fw.n.Load())
 	}
-	text := res.Content[0].(mcp.TextContent).Text
+	text := res.Refusal
 	if !strings.Contains(text, "use the archive instead") || !strings.Contains(text, testApprover) {
 		t.Errorf("refusal = %q", text)
 	}
@@ -206,7 +203,7 @@ func TestGateSlackDenialEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.Status != audit.StatusRefused || rec.Review == nil || rec.Review.Reason != "use the archive instead" {
+	if rec.Status != toolgate.StatusRefused || rec.Review == nil || rec.Review.Reason != "use the archive instead" {
 		t.Errorf("record: status %s, review %+v", rec.Status, rec.Review)
 	}
 }
@@ -243,7 +240,7 @@ func TestRecoverWithRealAudit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.Status != audit.StatusRefused || rec.Review == nil || rec.Review.Channel != review.ChannelExpired {
+	if rec.Status != toolgate.StatusRefused || rec.Review == nil || rec.Review.Channel != toolgate.ChannelExpired {
 		t.Errorf("record: status %s, review %+v", rec.Status, rec.Review)
 	}
 	if ups := fs.Updates(); len(ups) != 1 || !slackfake.ContainsText(ups[0], "toolgate restarted") {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -38,7 +39,7 @@ func (s *Service) Hold() time.Duration {
 //
 // It reads the Store every PollInterval, so it sees a verdict given in any
 // process, and sends the agent progress meanwhile, as Review does.
-func (s *Service) Await(ctx context.Context, id string, maxWait time.Duration) (v Verdict, decided bool, err error) {
+func (s *Service) Await(ctx context.Context, id string, maxWait time.Duration) (v toolgate.Verdict, decided bool, err error) {
 	w := s.heldWait(ctx, id)
 	timer := time.NewTimer(maxWait)
 	defer timer.Stop()
@@ -56,9 +57,9 @@ func (s *Service) Await(ctx context.Context, id string, maxWait time.Duration) (
 		v, decided, err := s.ended(ctx, id)
 		if err != nil {
 			if ctx.Err() != nil {
-				return Verdict{}, false, context.Cause(ctx)
+				return toolgate.Verdict{}, false, context.Cause(ctx)
 			}
-			return Verdict{}, false, fmt.Errorf("waiting on review %s: %w", id, err)
+			return toolgate.Verdict{}, false, fmt.Errorf("waiting on review %s: %w", id, err)
 		}
 		if decided {
 			return v, true, nil
@@ -68,19 +69,19 @@ func (s *Service) Await(ctx context.Context, id string, maxWait time.Duration) (
 		case <-progressC:
 			w.progress(progress)
 		case <-timer.C:
-			return Verdict{Channel: ChannelPending, Reason: w.heldText(), DecidedAt: s.o.Now()}, false, nil
+			return toolgate.Verdict{Channel: toolgate.ChannelPending, Reason: w.heldText(), DecidedAt: s.o.Now()}, false, nil
 		case <-ctx.Done():
-			return Verdict{}, false, context.Cause(ctx)
+			return toolgate.Verdict{}, false, context.Cause(ctx)
 		}
 	}
 }
 
 // ended returns review id's verdict once the review is over (see
 // EndedStore).
-func (s *Service) ended(ctx context.Context, id string) (Verdict, bool, error) {
+func (s *Service) ended(ctx context.Context, id string) (toolgate.Verdict, bool, error) {
 	if es, ok := s.o.Store.(EndedStore); ok {
 		if over, err := es.ReviewEnded(ctx, id); err != nil || !over {
-			return Verdict{}, false, err
+			return toolgate.Verdict{}, false, err
 		}
 	}
 	return s.o.Store.ReviewVerdict(ctx, id)
@@ -95,7 +96,7 @@ func (w *wait) progress(send tools.ProgressFunc) {
 // heldWait describes pending review id as Review's wait does, for the texts
 // the agent gets: where it waits and until when.
 func (s *Service) heldWait(ctx context.Context, id string) *wait {
-	w := &wait{s: s, c: tools.Call{ID: id}, expires: s.o.Now().Add(s.o.Timeout)}
+	w := &wait{s: s, c: toolgate.Call{ID: id}, expires: s.o.Now().Add(s.o.Timeout)}
 	ps, err := s.o.Store.PendingReviews(ctx)
 	if err != nil {
 		return w

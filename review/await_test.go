@@ -7,11 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/toolgate/toolgate"
 
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/gate"
 	"github.com/toolgate/toolgate/review"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 var (
@@ -32,7 +33,7 @@ func TestRetryWaitsOnHeldReview(t *testing.T) {
 	// Long enough that an approval lands while a retry waits, even on a
 	// loaded machine (the test waits it out only where it must).
 	const hold = 2 * time.Second
-	svc, err := review.New(review.Options{Store: st, Channels: []string{review.ChannelCLI},
+	svc, err := review.New(review.Options{Store: st, Channels: []string{toolgate.ChannelCLI},
 		Timeout: 10 * time.Second, Hold: hold, PollInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -45,17 +46,17 @@ func TestRetryWaitsOnHeldReview(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	handle := func(id string) <-chan *mcp.CallToolResult {
+	handle := func(id string) <-chan toolgate.Result {
 		c, _ := reviewCall(id)
-		out := make(chan *mcp.CallToolResult, 1)
+		out := make(chan toolgate.Result, 1)
 		go func() { out <- g.Handle(t.Context(), c) }()
 		return out
 	}
-	textOf := func(ch <-chan *mcp.CallToolResult) (string, bool) {
+	textOf := func(ch <-chan toolgate.Result) (string, bool) {
 		t.Helper()
 		select {
 		case res := <-ch:
-			return res.Content[0].(mcp.TextContent).Text, res.IsError
+			return toolgatetest.Text(res), res.IsError
 		case <-time.After(10 * time.Second):
 			t.Fatal("the call did not return")
 			return "", false
@@ -98,24 +99,24 @@ func TestRetryWaitsOnHeldReview(t *testing.T) {
 	if got := pending(); len(got) != 1 || got[0] != "01AWAIT0" {
 		t.Fatalf("pending reviews after the retry: %v", got)
 	}
-	if r, _ := st.Get(t.Context(), "01AWAIT1"); r.Status != audit.StatusRefused || r.Review == nil ||
-		r.Review.Channel != review.ChannelPending || !strings.Contains(r.Review.Reason, "01AWAIT0") {
+	if r, _ := st.Get(t.Context(), "01AWAIT1"); r.Status != toolgate.StatusRefused || r.Review == nil ||
+		r.Review.Channel != toolgate.ChannelPending || !strings.Contains(r.Review.Reason, "01AWAIT0") {
 		t.Fatalf("the retry's row: %s %+v", r.Status, r.Review)
 	}
 
 	// Approved while the retry waits: it runs, on the grant.
 	retry := handle("01AWAIT2")
 	waitPending(2) // the retry's own row, until it is resolved
-	if ok, err := st.SubmitVerdict(t.Context(), "01AWAIT0", review.Verdict{Approved: true, Reviewer: "cli:alice", Channel: review.ChannelCLI}); !ok || err != nil {
+	if ok, err := st.SubmitVerdict(t.Context(), "01AWAIT0", toolgate.Verdict{Approved: true, Reviewer: "cli:alice", Channel: toolgate.ChannelCLI}); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
 	if text, isErr := textOf(retry); isErr || text != "deleted" || fw.n.Load() != 1 {
 		t.Fatalf("the retry after the approval: %v %s (forwarded %d)", isErr, text, fw.n.Load())
 	}
-	if r, _ := st.Get(t.Context(), "01AWAIT2"); r.Review == nil || r.Review.Channel != audit.ChannelGrant || !strings.Contains(r.Review.Reason, "of review 01AWAIT0") {
+	if r, _ := st.Get(t.Context(), "01AWAIT2"); r.Review == nil || r.Review.Channel != toolgate.ChannelGrant || !strings.Contains(r.Review.Reason, "of review 01AWAIT0") {
 		t.Fatalf("the retry's row: %s %+v", r.Status, r.Review)
 	}
-	if r, _ := st.Get(t.Context(), "01AWAIT0"); r.Status != audit.StatusGranted {
+	if r, _ := st.Get(t.Context(), "01AWAIT0"); r.Status != toolgate.StatusGranted {
 		t.Fatalf("the held call is %s, want granted", r.Status)
 	}
 
@@ -127,7 +128,7 @@ func TestRetryWaitsOnHeldReview(t *testing.T) {
 	}
 	retry = handle("01AWAIT4")
 	waitPending(2)
-	if ok, err := st.SubmitVerdict(t.Context(), "01AWAIT3", review.Verdict{Reviewer: "cli:bob", Channel: review.ChannelCLI, Reason: "use the archive"}); !ok || err != nil {
+	if ok, err := st.SubmitVerdict(t.Context(), "01AWAIT3", toolgate.Verdict{Reviewer: "cli:bob", Channel: toolgate.ChannelCLI, Reason: "use the archive"}); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
 	text, isErr = textOf(retry)

@@ -8,14 +8,14 @@ import (
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
-	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/tools"
 )
 
 // elicit asks the agent's user and stores the answer as a verdict with
 // channel "elicitation". It returns an error when the question could not be
 // asked or answered; an answer that loses the race is not an error.
-func (s *Service) elicit(ctx context.Context, c tools.Call, d rules.Decision, expires time.Time) error {
+func (s *Service) elicit(ctx context.Context, c toolgate.Call, d toolgate.Decision, expires time.Time) error {
 	res, err := tools.Elicit(ctx, mcpgo.ElicitationRequest{
 		Request: mcpgo.Request{Method: string(mcpgo.MethodElicitationCreate)},
 		Params: mcpgo.ElicitationParams{
@@ -30,7 +30,7 @@ func (s *Service) elicit(ctx context.Context, c tools.Call, d rules.Decision, ex
 		return fmt.Errorf("elicitation request: %w", err)
 	}
 	// Whoever answers in the agent's client is the agent's own user.
-	v := Verdict{Channel: ChannelElicitation, Reviewer: "elicitation:" + orUnknown(c.Client.Name), ReviewerUser: c.Principal.User}
+	v := toolgate.Verdict{Channel: toolgate.ChannelElicitation, Reviewer: "elicitation:" + orUnknown(c.Client.Name), ReviewerUser: c.Principal.User}
 	switch res.Action {
 	case mcpgo.ElicitationResponseActionAccept:
 		content, _ := res.Content.(map[string]any)
@@ -68,7 +68,7 @@ var elicitSchema = map[string]any{
 	"required": []string{"approve"},
 }
 
-func (s *Service) elicitMessage(c tools.Call, d rules.Decision, expires time.Time) string {
+func (s *Service) elicitMessage(c toolgate.Call, d toolgate.Decision, expires time.Time) string {
 	r := s.o.Redactor
 	var b strings.Builder
 	fmt.Fprintf(&b, "toolgate: the agent wants to %s.", c.Wants())

@@ -10,6 +10,7 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+	"github.com/toolgate/toolgate"
 )
 
 // elicitAnswer is the agent's user, answering every question the same way.
@@ -87,7 +88,7 @@ func TestElicitation(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, false, func(o *Options) { o.Elicitation = true; o.Channels = []string{ChannelElicitation} })
+			h := newHarness(t, false, func(o *Options) { o.Elicitation = true; o.Channels = []string{toolgate.ChannelElicitation} })
 			ans := &elicitAnswer{res: tc.res, asks: make(chan mcpgo.ElicitationRequest, 1)}
 			got := callThroughMCP(t, h, fmt.Sprintf("01ELI%d", i), ans)
 			if !strings.HasPrefix(got, tc.want) || !strings.HasSuffix(got, "err=<nil>") {
@@ -103,7 +104,7 @@ func TestElicitation(t *testing.T) {
 }
 
 func TestElicitationNeedsClientCapability(t *testing.T) {
-	h := newHarness(t, false, func(o *Options) { o.Elicitation = true; o.Channels = []string{ChannelElicitation} })
+	h := newHarness(t, false, func(o *Options) { o.Elicitation = true; o.Channels = []string{toolgate.ChannelElicitation} })
 	got := callThroughMCP(t, h, "01NOCAP", nil)
 	if !strings.Contains(got, "no review channel could be reached") || !strings.Contains(got, "elicitation capability") {
 		t.Errorf("got %s", got)
@@ -115,13 +116,13 @@ func TestElicitationLosesToCLI(t *testing.T) {
 	// pending question is withdrawn.
 	h := newHarness(t, false, func(o *Options) {
 		o.Elicitation = true
-		o.Channels = []string{ChannelElicitation, ChannelCLI}
+		o.Channels = []string{toolgate.ChannelElicitation, toolgate.ChannelCLI}
 		o.Timeout = 10 * time.Second
 	})
 	ans := &elicitAnswer{asks: make(chan mcpgo.ElicitationRequest, 1), withdrawn: make(chan struct{})}
 	go func() {
 		<-ans.asks
-		h.store.SubmitVerdict(context.Background(), "01RACECLI", Verdict{Approved: true, Reviewer: "cli:dave", Channel: ChannelCLI})
+		h.store.SubmitVerdict(context.Background(), "01RACECLI", toolgate.Verdict{Approved: true, Reviewer: "cli:dave", Channel: toolgate.ChannelCLI})
 	}()
 	got := callThroughMCP(t, h, "01RACECLI", ans)
 	if !strings.HasPrefix(got, "approved=true reviewer=cli:dave channel=cli") {
@@ -157,7 +158,7 @@ func (s sessionOnly) RequestElicitation(ctx context.Context, req mcpgo.Elicitati
 }
 
 func TestElicitationThroughSessionOnly(t *testing.T) {
-	h := newHarness(t, false, func(o *Options) { o.Elicitation = true; o.Channels = []string{ChannelElicitation} })
+	h := newHarness(t, false, func(o *Options) { o.Elicitation = true; o.Channels = []string{toolgate.ChannelElicitation} })
 	ans := &elicitAnswer{res: mcpgo.ElicitationResponse{Action: mcpgo.ElicitationResponseActionAccept, Content: map[string]any{"approve": true}},
 		asks: make(chan mcpgo.ElicitationRequest, 1)}
 	ctx := server.NewMCPServer("toolgate", "test").WithContext(t.Context(), sessionOnly{ans})
@@ -167,7 +168,7 @@ func TestElicitationThroughSessionOnly(t *testing.T) {
 	c, d := testCall("01SESSONLY")
 	h.store.add(c, d)
 	v, err := h.svc.Review(ctx, c, d)
-	if err != nil || !v.Approved || v.Channel != ChannelElicitation {
+	if err != nil || !v.Approved || v.Channel != toolgate.ChannelElicitation {
 		t.Errorf("verdict %+v, err %v; want approved through elicitation", v, err)
 	}
 	if q := <-ans.asks; !strings.Contains(q.Params.Message, "shell__exec") {

@@ -8,47 +8,46 @@ import (
 	"net"
 	"net/url"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/review/slackfake"
-	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // fakeStore is an in-memory Store with the audit store's first-answer-wins
 // semantics.
 type fakeStore struct {
 	mu       sync.Mutex
-	pending  map[string]*Pending
+	pending  map[string]*toolgate.Pending
 	order    []string
-	verdicts map[string]Verdict
+	verdicts map[string]toolgate.Verdict
 	closed   map[string]bool // expired by ExpireOrphanReviews
 	failRead error
 	grants   map[string]string // review id -> scope of the grant issued
-	resolved map[string]Verdict
+	resolved map[string]toolgate.Verdict
 }
 
 func newFakeStore() *fakeStore {
-	return &fakeStore{pending: map[string]*Pending{}, verdicts: map[string]Verdict{}, closed: map[string]bool{},
-		grants: map[string]string{}, resolved: map[string]Verdict{}}
+	return &fakeStore{pending: map[string]*toolgate.Pending{}, verdicts: map[string]toolgate.Verdict{}, closed: map[string]bool{},
+		grants: map[string]string{}, resolved: map[string]toolgate.Verdict{}}
 }
 
 var errNotFound = errors.New("not found")
 
-func (f *fakeStore) add(c tools.Call, d rules.Decision) {
+func (f *fakeStore) add(c toolgate.Call, d toolgate.Decision) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.pending[c.ID] = &Pending{Call: c, Decision: d, RequestedAt: c.Time}
+	f.pending[c.ID] = &toolgate.Pending{Call: c, Decision: d, RequestedAt: c.Time}
 	f.order = append(f.order, c.ID)
 }
 
-func (f *fakeStore) PendingReviews(ctx context.Context) ([]Pending, error) {
+func (f *fakeStore) PendingReviews(ctx context.Context) ([]toolgate.Pending, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []Pending
+	var out []toolgate.Pending
 	for _, id := range f.order {
 		if _, done := f.verdicts[id]; !done && !f.closed[id] {
 			out = append(out, *f.pending[id])
@@ -57,7 +56,7 @@ func (f *fakeStore) PendingReviews(ctx context.Context) ([]Pending, error) {
 	return out, nil
 }
 
-func (f *fakeStore) SubmitVerdict(ctx context.Context, id string, v Verdict) (bool, error) {
+func (f *fakeStore) SubmitVerdict(ctx context.Context, id string, v toolgate.Verdict) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.pending[id]; !ok {
@@ -70,14 +69,14 @@ func (f *fakeStore) SubmitVerdict(ctx context.Context, id string, v Verdict) (bo
 	return true, nil
 }
 
-func (f *fakeStore) ReviewVerdict(ctx context.Context, id string) (Verdict, bool, error) {
+func (f *fakeStore) ReviewVerdict(ctx context.Context, id string) (toolgate.Verdict, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failRead != nil {
-		return Verdict{}, false, f.failRead
+		return toolgate.Verdict{}, false, f.failRead
 	}
 	if _, ok := f.pending[id]; !ok {
-		return Verdict{}, false, fmt.Errorf("%w: %s", errNotFound, id)
+		return toolgate.Verdict{}, false, fmt.Errorf("%w: %s", errNotFound, id)
 	}
 	v, ok := f.verdicts[id]
 	return v, ok, nil
@@ -94,16 +93,16 @@ func (f *fakeStore) SetReviewMessage(ctx context.Context, id, channel, ts string
 	return nil
 }
 
-func (f *fakeStore) ExpireOrphanReviews(ctx context.Context, now time.Time) ([]Pending, error) {
+func (f *fakeStore) ExpireOrphanReviews(ctx context.Context, now time.Time) ([]toolgate.Pending, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []Pending
+	var out []toolgate.Pending
 	for _, id := range f.order {
 		if f.closed[id] {
 			continue
 		}
 		if _, done := f.verdicts[id]; !done {
-			f.verdicts[id] = Verdict{Channel: ChannelExpired, Reason: "toolgate restarted", DecidedAt: now}
+			f.verdicts[id] = toolgate.Verdict{Channel: toolgate.ChannelExpired, Reason: "toolgate restarted", DecidedAt: now}
 		}
 		f.closed[id] = true
 		out = append(out, *f.pending[id])
@@ -131,14 +130,14 @@ func (f *fakeStore) GrantSession(ctx context.Context, id string, ttl time.Durati
 	return "S-" + id, nil
 }
 
-func (f *fakeStore) Resolve(ctx context.Context, id string, v Verdict) error {
+func (f *fakeStore) Resolve(ctx context.Context, id string, v toolgate.Verdict) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.resolved[id] = v
 	return nil
 }
 
-func (f *fakeStore) verdict(id string) (Verdict, bool) {
+func (f *fakeStore) verdict(id string) (toolgate.Verdict, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	v, ok := f.verdicts[id]
@@ -157,7 +156,7 @@ func (f *fakeStore) message(id string) (string, string) {
 func (h *harness) messageTS(id string) string {
 	h.t.Helper()
 	var ts string
-	eventually(h.t, "message location stored", func() bool { _, ts = h.store.message(id); return ts != "" })
+	toolgatetest.Eventually(h.t, "message location stored", func() bool { _, ts = h.store.message(id); return ts != "" })
 	return ts
 }
 
@@ -195,17 +194,8 @@ func closedURL(t *testing.T) string {
 	return "http://" + addr + "/"
 }
 
-// eventually polls cond until it holds or 5 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// Aliases kept until the merge; the lead removes them.
+var eventually = toolgatetest.Eventually
 
 // blocksOf decodes a posted message's blocks into generic JSON.
 func blocksOf(t *testing.T, v url.Values) []map[string]any {
@@ -221,20 +211,5 @@ func hasBlockType(bs []map[string]any, typ string) bool {
 	return slices.ContainsFunc(bs, func(b map[string]any) bool { return b["type"] == typ })
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// Aliases kept until the merge; the lead removes them.
+type syncBuffer = toolgatetest.SyncBuffer

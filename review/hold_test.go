@@ -7,8 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/review/slackfake"
-	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // TestHeldReview: past Hold the call stops waiting (ErrHeld, with where the
@@ -16,11 +17,11 @@ import (
 // on, and a later approval becomes a grant while a later denial refuses the
 // call for good.
 func TestHeldReview(t *testing.T) {
-	ended := make(chan Verdict, 2)
+	ended := make(chan toolgate.Verdict, 2)
 	h := newHarness(t, false, func(o *Options) {
-		o.Channels = []string{ChannelCLI}
+		o.Channels = []string{toolgate.ChannelCLI}
 		o.Hold = 50 * time.Millisecond
-		o.OnHeldEnd = func(_ string, v Verdict) { ended <- v }
+		o.OnHeldEnd = func(_ string, v toolgate.Verdict) { ended <- v }
 	})
 	for _, tc := range []struct {
 		id      string
@@ -29,11 +30,11 @@ func TestHeldReview(t *testing.T) {
 		t.Run(tc.id, func(t *testing.T) {
 			c, res := h.review(context.Background(), tc.id)
 			r := await(t, res)
-			if !errors.Is(r.err, ErrHeld) || r.v.Channel != ChannelPending || !strings.Contains(r.v.Reason, c.ID) ||
+			if !errors.Is(r.err, toolgate.ErrHeld) || r.v.Channel != toolgate.ChannelPending || !strings.Contains(r.v.Reason, c.ID) ||
 				!strings.Contains(r.v.Reason, "same arguments runs once") || strings.Contains(r.v.Reason, "review approve") {
 				t.Fatalf("Review = %+v, %v", r.v, r.err)
 			}
-			if ok, err := h.svc.submit(context.Background(), c.ID, Verdict{Approved: tc.approve, Reviewer: "cli:alice", Channel: ChannelCLI}); !ok || err != nil {
+			if ok, err := h.svc.submit(context.Background(), c.ID, toolgate.Verdict{Approved: tc.approve, Reviewer: "cli:alice", Channel: toolgate.ChannelCLI}); !ok || err != nil {
 				t.Fatal(ok, err)
 			}
 			select {
@@ -45,14 +46,14 @@ func TestHeldReview(t *testing.T) {
 				t.Fatal("OnHeldEnd was not told the end of the held review")
 			}
 			if tc.approve {
-				eventually(t, "the grant", func() bool {
+				toolgatetest.Eventually(t, "the grant", func() bool {
 					h.store.mu.Lock()
 					defer h.store.mu.Unlock()
 					return h.store.grants[c.ID] == "once"
 				})
 				return
 			}
-			eventually(t, "the refusal", func() bool {
+			toolgatetest.Eventually(t, "the refusal", func() bool {
 				h.store.mu.Lock()
 				defer h.store.mu.Unlock()
 				v, ok := h.store.resolved[c.ID]
@@ -84,7 +85,7 @@ func TestSlackApproveForSession(t *testing.T) {
 	if r := await(t, res); r.err != nil || !r.v.Approved || !strings.Contains(r.v.Reason, "30m0s") {
 		t.Fatalf("Review = %+v, %v", r.v, r.err)
 	}
-	eventually(t, "the session grant", func() bool {
+	toolgatetest.Eventually(t, "the session grant", func() bool {
 		h.store.mu.Lock()
 		defer h.store.mu.Unlock()
 		return h.store.grants[c.ID+"/session"] == "30m0s"
@@ -106,13 +107,13 @@ func TestHeldReviewEscalates(t *testing.T) {
 	h := newHarness(t, true, func(o *Options) { o.Hold = 50 * time.Millisecond })
 	h.run()
 	c, d := testCall("01HELDESC")
-	d.Review = rules.ReviewPolicy{EscalateAfter: 300 * time.Millisecond, EscalateTo: []string{"S0SRE"}}
+	d.Review = toolgate.ReviewPolicy{EscalateAfter: 300 * time.Millisecond, EscalateTo: []string{"S0SRE"}}
 	h.store.add(c, d)
-	if _, err := h.svc.Review(t.Context(), c, d); !errors.Is(err, ErrHeld) {
+	if _, err := h.svc.Review(t.Context(), c, d); !errors.Is(err, toolgate.ErrHeld) {
 		t.Fatalf("Review: %v, want ErrHeld", err)
 	}
 	h.waitPosted(1)
-	eventually(t, "the escalation in the thread", func() bool {
+	toolgatetest.Eventually(t, "the escalation in the thread", func() bool {
 		for _, p := range h.slack.Posts() {
 			if p.Get("thread_ts") != "" && strings.Contains(p.Get("text"), "<!subteam^S0SRE>") {
 				return true
@@ -121,7 +122,7 @@ func TestHeldReviewEscalates(t *testing.T) {
 		return false
 	})
 	h.slack.Click(click(approver, ActionApprove, c.ID, ""))
-	eventually(t, "the grant", func() bool {
+	toolgatetest.Eventually(t, "the grant", func() bool {
 		h.store.mu.Lock()
 		defer h.store.mu.Unlock()
 		return h.store.grants[c.ID] == "once"

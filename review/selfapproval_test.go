@@ -5,11 +5,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/toolgate/toolgate"
 
 	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/review/slackfake"
-	"github.com/toolgate/toolgate/tools"
 )
 
 // A Slack user mapped to the caller's principal cannot approve the call;
@@ -22,8 +21,8 @@ func TestSlackSelfApprovalRefused(t *testing.T) {
 		o.Users = map[string]string{testApprover: "alice", bob: "bob"}
 	})
 	c, _ := reviewCall("01SELF")
-	c.Principal = tools.Principal{User: "alice", Groups: []string{"dev"}, Auth: tools.AuthToken}
-	done := make(chan *mcp.CallToolResult, 1)
+	c.Principal = toolgate.Principal{User: "alice", Groups: []string{"dev"}, Auth: toolgate.AuthToken}
+	done := make(chan toolgate.Result, 1)
 	go func() { done <- g.Handle(t.Context(), c) }()
 
 	post := fs.WaitPosts(1)

@@ -10,26 +10,21 @@ import (
 	"time"
 
 	"github.com/toolgate/toolgate/redact"
-	"github.com/toolgate/toolgate/rules"
 	"github.com/toolgate/toolgate/tools"
+
+	"github.com/toolgate/toolgate"
 )
 
-// Channel names, as listed in Options.Channels and recorded in
-// Verdict.Channel.
+// Aliases kept until the merge; the lead removes them.
 const (
-	ChannelSlack       = "slack"
-	ChannelCLI         = "cli"
-	ChannelElicitation = "elicitation"
-	// ChannelWeb is a signed-in reviewer's answer on the web UI (package web).
-	ChannelWeb = "web"
-	// ChannelTimeout marks a review nobody answered in time.
-	ChannelTimeout = "timeout"
-	// ChannelCancelled marks a review whose call went away (the agent
-	// disconnected or cancelled the request) before anyone answered.
-	ChannelCancelled = "cancelled"
-	// ChannelExpired marks a review left pending by a previous process
-	// (see Store.ExpireOrphanReviews).
-	ChannelExpired = "expired"
+	ChannelSlack       = toolgate.ChannelSlack
+	ChannelCLI         = toolgate.ChannelCLI
+	ChannelElicitation = toolgate.ChannelElicitation
+	ChannelWeb         = toolgate.ChannelWeb
+	ChannelTimeout     = toolgate.ChannelTimeout
+	ChannelCancelled   = toolgate.ChannelCancelled
+	ChannelExpired     = toolgate.ChannelExpired
+	ChannelPending     = toolgate.ChannelPending
 )
 
 // Defaults for Options.
@@ -44,13 +39,8 @@ const (
 // reached; the gate then denies the call.
 var ErrNoChannel = errors.New("no review channel could be reached")
 
-// ErrHeld is returned by Review when Options.Hold passed without a verdict:
-// the review goes on, the call does not wait for it. The Verdict returned
-// with it says where the review waits (Channel ChannelPending).
-var ErrHeld = errors.New("the review is still pending")
-
-// ChannelPending marks the verdict Review returns with ErrHeld.
-const ChannelPending = "pending"
+// Aliases kept until the merge; the lead removes them.
+var ErrHeld = toolgate.ErrHeld
 
 // Options configures a Service. Store is required.
 type Options struct {
@@ -84,7 +74,7 @@ type Options struct {
 	GrantTTL time.Duration
 	// OnHeldEnd, when set, is told the verdict of each held review when it
 	// ends (the gate, which no longer waits, is not): for metrics.
-	OnHeldEnd func(id string, v Verdict)
+	OnHeldEnd func(id string, v toolgate.Verdict)
 	// Elicitation allows asking the agent's own user through MCP
 	// elicitation when the client supports it. False disables the
 	// "elicitation" channel even when listed.
@@ -148,24 +138,22 @@ func New(o Options) (*Service, error) {
 	s.channels = o.Channels
 	if len(s.channels) == 0 {
 		if o.Slack != nil {
-			s.channels = append(s.channels, ChannelSlack)
+			s.channels = append(s.channels, toolgate.ChannelSlack)
 		}
-		s.channels = append(s.channels, ChannelCLI)
+		s.channels = append(s.channels, toolgate.ChannelCLI)
 		if o.Elicitation {
-			s.channels = append(s.channels, ChannelElicitation)
+			s.channels = append(s.channels, toolgate.ChannelElicitation)
 		}
 	}
 	for i, ch := range s.channels {
-		switch ch {
-		case ChannelSlack, ChannelCLI, ChannelElicitation, ChannelWeb:
-		default:
-			return nil, fmt.Errorf("review: unknown channel %q (want slack, cli or elicitation)", ch)
+		if !toolgate.IsReviewChannel(ch) {
+			return nil, fmt.Errorf("review: unknown channel %q (want %s)", ch, toolgate.ReviewChannels)
 		}
 		if slices.Contains(s.channels[:i], ch) {
 			return nil, fmt.Errorf("review: channel %q listed twice", ch)
 		}
 	}
-	if slices.Contains(s.channels, ChannelSlack) && o.Slack == nil {
+	if slices.Contains(s.channels, toolgate.ChannelSlack) && o.Slack == nil {
 		return nil, errors.New("review: channel slack is listed but Slack is not configured")
 	}
 	if o.Slack != nil {
@@ -187,7 +175,7 @@ func (s *Service) Channels() []string { return slices.Clone(s.channels) }
 // not-approved verdicts (channels "timeout" and "cancelled") and returned
 // with a nil error. An error means no channel could be reached or the Store
 // failed; the gate denies the call.
-func (s *Service) Review(ctx context.Context, c tools.Call, d rules.Decision) (Verdict, error) {
+func (s *Service) Review(ctx context.Context, c toolgate.Call, d toolgate.Decision) (toolgate.Verdict, error) {
 	log := s.o.Logger.With("call_id", c.ID, "server", c.Server, "tool", c.Tool, "rule", d.Rule)
 	start := s.o.Now()
 	expires := start.Add(s.o.Timeout)
@@ -211,15 +199,15 @@ func (s *Service) Review(ctx context.Context, c tools.Call, d rules.Decision) (V
 			continue
 		}
 		switch ch {
-		case ChannelCLI:
+		case toolgate.ChannelCLI:
 			listening = true
 			log.Info("review waiting; answer with `toolgate review approve|deny " + c.ID + "`")
-		case ChannelWeb:
+		case toolgate.ChannelWeb:
 			// Answered in the web UI (package web), through the Store
 			// like the CLI's verdicts.
 			listening = true
 			log.Info("review waiting in the web UI (/ui/reviews)")
-		case ChannelSlack:
+		case toolgate.ChannelSlack:
 			if pushed {
 				continue
 			}
@@ -230,7 +218,7 @@ func (s *Service) Review(ctx context.Context, c tools.Call, d rules.Decision) (V
 				continue
 			}
 			pushed = true
-		case ChannelElicitation:
+		case toolgate.ChannelElicitation:
 			if pushed {
 				continue
 			}
@@ -249,7 +237,7 @@ func (s *Service) Review(ctx context.Context, c tools.Call, d rules.Decision) (V
 	if !pushed && !listening {
 		err := fmt.Errorf("review of %s: %w: %w", c.ID, ErrNoChannel, errors.Join(why...))
 		log.Warn("review impossible; call denied", "err", err)
-		return Verdict{Channel: "error", Reason: err.Error(), DecidedAt: s.o.Now()}, err
+		return toolgate.Verdict{Channel: "error", Reason: err.Error(), DecidedAt: s.o.Now()}, err
 	}
 	w.slackFallback(pushed, listening) // slack: logs where the review goes instead
 
@@ -282,7 +270,7 @@ func (s *Service) Review(ctx context.Context, c tools.Call, d rules.Decision) (V
 		// (a fast CLI answer, or another process).
 		v, decided, err := s.o.Store.ReviewVerdict(ctx, c.ID)
 		if err != nil && ctx.Err() == nil {
-			return Verdict{}, fmt.Errorf("review of %s: read verdict: %w", c.ID, err)
+			return toolgate.Verdict{}, fmt.Errorf("review of %s: read verdict: %w", c.ID, err)
 		}
 		if decided {
 			w.finish(v)
@@ -298,11 +286,11 @@ func (s *Service) Review(ctx context.Context, c tools.Call, d rules.Decision) (V
 				log.Warn("elicitation failed", "err", err)
 				if !listening && w.msgTS == "" {
 					err = fmt.Errorf("review of %s: %w: elicitation: %w", c.ID, ErrNoChannel, err)
-					return s.conclude(w, Verdict{Channel: "error", Reason: err.Error()}), err
+					return s.conclude(w, toolgate.Verdict{Channel: "error", Reason: err.Error()}), err
 				}
 			}
 		case <-timer.C:
-			return s.conclude(w, Verdict{Channel: ChannelTimeout,
+			return s.conclude(w, toolgate.Verdict{Channel: toolgate.ChannelTimeout,
 				Reason: fmt.Sprintf("no reviewer answered within %s", s.o.Timeout)}), nil
 		case <-escalateC:
 			w.escalate(ctx)
@@ -310,9 +298,9 @@ func (s *Service) Review(ctx context.Context, c tools.Call, d rules.Decision) (V
 			log.Info("review held: the call returns pending; the review goes on", "expires", expires)
 			go s.awaitHeld(w, wake, expires)
 			wake = nil // awaitHeld owns the registration now
-			return Verdict{Channel: ChannelPending, Reason: w.heldText(), DecidedAt: s.o.Now()}, ErrHeld
+			return toolgate.Verdict{Channel: toolgate.ChannelPending, Reason: w.heldText(), DecidedAt: s.o.Now()}, toolgate.ErrHeld
 		case <-ctx.Done():
-			return s.conclude(w, Verdict{Channel: ChannelCancelled,
+			return s.conclude(w, toolgate.Verdict{Channel: toolgate.ChannelCancelled,
 				Reason: "the call was cancelled before a reviewer answered: " + context.Cause(ctx).Error()}), nil
 		}
 	}
@@ -320,7 +308,7 @@ func (s *Service) Review(ctx context.Context, c tools.Call, d rules.Decision) (V
 
 // conclude stores v (not approved) unless another verdict won the race, and
 // returns the verdict that counts, after updating the Slack message.
-func (s *Service) conclude(w *wait, v Verdict) Verdict {
+func (s *Service) conclude(w *wait, v toolgate.Verdict) toolgate.Verdict {
 	ctx := context.WithoutCancel(context.Background())
 	v.Approved = false
 	v.DecidedAt = s.o.Now()
@@ -367,7 +355,7 @@ func (s *Service) notify(id string) {
 
 // submit stores v for call id and wakes its waiter; ok is false when the
 // review was already decided.
-func (s *Service) submit(ctx context.Context, id string, v Verdict) (bool, error) {
+func (s *Service) submit(ctx context.Context, id string, v toolgate.Verdict) (bool, error) {
 	if v.DecidedAt.IsZero() {
 		v.DecidedAt = s.o.Now()
 	}
@@ -393,7 +381,7 @@ func (s *Service) Recover(ctx context.Context) error {
 		if s.slack == nil || p.SlackChannel == "" || p.SlackTS == "" {
 			continue
 		}
-		v := Verdict{Channel: ChannelExpired, Reason: "toolgate restarted", DecidedAt: s.o.Now()}
+		v := toolgate.Verdict{Channel: toolgate.ChannelExpired, Reason: "toolgate restarted", DecidedAt: s.o.Now()}
 		if err := s.slack.update(ctx, p.SlackChannel, p.SlackTS, p.Call, p.Decision, time.Time{}, &v); err != nil {
 			s.o.Logger.Warn("updating slack message of expired review failed", "call_id", p.Call.ID, "err", err)
 		}
@@ -417,8 +405,8 @@ func (s *Service) Run(ctx context.Context) error {
 // wait is one review in flight.
 type wait struct {
 	s       *Service
-	c       tools.Call
-	d       rules.Decision
+	c       toolgate.Call
+	d       toolgate.Decision
 	log     *slog.Logger
 	expires time.Time
 	// Where the Slack message is, once posted.
@@ -451,7 +439,7 @@ func (w *wait) postSlack(ctx context.Context) error {
 }
 
 // finish updates the Slack message (if any) to show verdict v.
-func (w *wait) finish(v Verdict) {
+func (w *wait) finish(v toolgate.Verdict) {
 	w.log.Info("review ended", "approved", v.Approved, "reviewer", v.Reviewer, "channel", v.Channel)
 	if w.msgTS == "" {
 		return
@@ -518,7 +506,7 @@ func (s *Service) awaitHeld(w *wait, wake chan struct{}, expires time.Time) {
 		case <-escalateC:
 			w.escalate(ctx)
 		case <-timer.C:
-			v := s.conclude(w, Verdict{Channel: ChannelTimeout, Reason: fmt.Sprintf("no reviewer answered within %s", s.o.Timeout)})
+			v := s.conclude(w, toolgate.Verdict{Channel: toolgate.ChannelTimeout, Reason: fmt.Sprintf("no reviewer answered within %s", s.o.Timeout)})
 			s.keepHeld(w, v)
 			return
 		}
@@ -527,7 +515,7 @@ func (s *Service) awaitHeld(w *wait, wake chan struct{}, expires time.Time) {
 
 // keepHeld records the end of a held review: an approval becomes a grant
 // for the agent's retry; anything else refuses the call for good.
-func (s *Service) keepHeld(w *wait, v Verdict) {
+func (s *Service) keepHeld(w *wait, v toolgate.Verdict) {
 	ctx := context.Background()
 	if s.o.OnHeldEnd != nil {
 		s.o.OnHeldEnd(w.c.ID, v)

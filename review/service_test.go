@@ -21,8 +21,9 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/review/slackfake"
-	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/toolgatetest"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -32,23 +33,23 @@ const (
 	fakeSecret = "ghp_" + "0123456789abcdefghijABCDEFGHIJ012345"
 )
 
-func testCall(id string) (tools.Call, rules.Decision) {
+func testCall(id string) (toolgate.Call, toolgate.Decision) {
 	conf := 0.42
-	c := tools.Call{
+	c := toolgate.Call{
 		ID: id, Server: "shell", Tool: "exec", Name: "shell__exec",
 		Args:       map[string]any{"command": "deploy --token " + fakeSecret, "password": "hunter2", "cwd": "/srv/app"},
-		Client:     tools.Peer{Name: "claude-code", Version: "2.1"},
-		Model:      tools.Peer{Name: "claude-opus"},
+		Client:     toolgate.Peer{Name: "claude-code", Version: "2.1"},
+		Model:      toolgate.Peer{Name: "claude-opus"},
 		Confidence: &conf,
 		Time:       time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC),
 	}
-	d := rules.Decision{Action: rules.Review, Rule: "prod-deploys", Reason: "deploys need a human", Version: "v1"}
+	d := toolgate.Decision{Action: toolgate.Review, Rule: "prod-deploys", Reason: "deploys need a human", Version: "v1"}
 	return c, d
 }
 
 type harness struct {
 	t     *testing.T
-	logs  *syncBuffer
+	logs  *toolgatetest.SyncBuffer
 	store *fakeStore
 	slack *slackfake.Server
 	svc   *Service
@@ -58,7 +59,7 @@ type harness struct {
 // nil) the fake Slack; mut adjusts the options.
 func newHarness(t *testing.T, withSlack bool, mut func(*Options)) *harness {
 	t.Helper()
-	h := &harness{t: t, store: newFakeStore(), logs: &syncBuffer{}}
+	h := &harness{t: t, store: newFakeStore(), logs: &toolgatetest.SyncBuffer{}}
 	o := Options{Store: h.store, Timeout: 5 * time.Second, PollInterval: 10 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	if withSlack {
@@ -103,12 +104,12 @@ func (h *harness) run() {
 }
 
 type result struct {
-	v   Verdict
+	v   toolgate.Verdict
 	err error
 }
 
 // review starts Review for a new pending call in the background.
-func (h *harness) review(ctx context.Context, id string) (tools.Call, <-chan result) {
+func (h *harness) review(ctx context.Context, id string) (toolgate.Call, <-chan result) {
 	c, d := testCall(id)
 	h.store.add(c, d)
 	out := make(chan result, 1)
@@ -160,11 +161,11 @@ func TestSlackApproveViaSocketMode(t *testing.T) {
 			t.Errorf("review message leaks %q", secret)
 		}
 	}
-	eventually(t, "message location stored", func() bool { _, ts := h.store.message(c.ID); return ts != "" })
+	toolgatetest.Eventually(t, "message location stored", func() bool { _, ts := h.store.message(c.ID); return ts != "" })
 
 	h.slack.Click(click(approver, ActionApprove, c.ID, ""))
 	r := await(t, res)
-	if r.err != nil || !r.v.Approved || r.v.Reviewer != approver || r.v.Channel != ChannelSlack {
+	if r.err != nil || !r.v.Approved || r.v.Reviewer != approver || r.v.Channel != toolgate.ChannelSlack {
 		t.Fatalf("Review = %+v, %v; want approved by %s via slack", r.v, r.err, approver)
 	}
 	if v, ok := h.store.verdict(c.ID); !ok || !v.Approved {
@@ -197,7 +198,7 @@ func TestSlackDenyWithReasonViaHTTP(t *testing.T) {
 		t.Fatalf("interaction status %d: %s", rec.Code, rec.Body)
 	}
 	r := await(t, res)
-	if r.err != nil || r.v.Approved || r.v.Reviewer != approver || r.v.Channel != ChannelSlack || r.v.Reason != "not on a Friday" {
+	if r.err != nil || r.v.Approved || r.v.Reviewer != approver || r.v.Channel != toolgate.ChannelSlack || r.v.Reason != "not on a Friday" {
 		t.Fatalf("Review = %+v, %v", r.v, r.err)
 	}
 	ups := h.slack.Updates()
@@ -275,7 +276,7 @@ func TestForgedClickDoesNotDecide(t *testing.T) {
 	if rec := h.postInteraction(click, time.Now().Add(-10*time.Minute)); rec.Code != http.StatusUnauthorized {
 		t.Fatalf("status %d", rec.Code)
 	}
-	if r := await(t, res); r.v.Approved || r.v.Channel != ChannelTimeout {
+	if r := await(t, res); r.v.Approved || r.v.Channel != toolgate.ChannelTimeout {
 		t.Errorf("after forged clicks Review = %+v, want timeout", r.v)
 	}
 }
@@ -345,10 +346,10 @@ func TestTimeoutDeniesAndUpdatesMessage(t *testing.T) {
 	h := newHarness(t, true, func(o *Options) { o.Timeout = 200 * time.Millisecond })
 	c, res := h.review(t.Context(), "01TIMEOUT")
 	r := await(t, res)
-	if r.err != nil || r.v.Approved || r.v.Channel != ChannelTimeout || !strings.Contains(r.v.Reason, "200ms") {
+	if r.err != nil || r.v.Approved || r.v.Channel != toolgate.ChannelTimeout || !strings.Contains(r.v.Reason, "200ms") {
 		t.Fatalf("Review = %+v, %v", r.v, r.err)
 	}
-	if v, ok := h.store.verdict(c.ID); !ok || v.Channel != ChannelTimeout {
+	if v, ok := h.store.verdict(c.ID); !ok || v.Channel != toolgate.ChannelTimeout {
 		t.Errorf("stored verdict = %+v, %v", v, ok)
 	}
 	ups := h.slack.Updates()
@@ -363,7 +364,7 @@ func TestTimeoutLosesRaceToVerdict(t *testing.T) {
 	c, d := testCall("01RACE")
 	h.store.add(c, d)
 	// Stored without waking the waiter, as another process would.
-	h.store.SubmitVerdict(t.Context(), c.ID, Verdict{Approved: true, Reviewer: "cli:alice", Channel: ChannelCLI})
+	h.store.SubmitVerdict(t.Context(), c.ID, toolgate.Verdict{Approved: true, Reviewer: "cli:alice", Channel: toolgate.ChannelCLI})
 	v, err := h.svc.Review(t.Context(), c, d)
 	if err != nil || !v.Approved || v.Reviewer != "cli:alice" {
 		t.Fatalf("Review = %+v, %v", v, err)
@@ -372,8 +373,8 @@ func TestTimeoutLosesRaceToVerdict(t *testing.T) {
 	c2, d2 := testCall("01RACE2")
 	h.store.add(c2, d2)
 	w := &wait{s: h.svc, c: c2, d: d2, log: h.svc.o.Logger}
-	h.store.SubmitVerdict(t.Context(), c2.ID, Verdict{Reviewer: "U1", Channel: ChannelSlack, Reason: "no"})
-	if got := h.svc.conclude(w, Verdict{Channel: ChannelTimeout}); got.Channel != ChannelSlack || got.Reviewer != "U1" {
+	h.store.SubmitVerdict(t.Context(), c2.ID, toolgate.Verdict{Reviewer: "U1", Channel: toolgate.ChannelSlack, Reason: "no"})
+	if got := h.svc.conclude(w, toolgate.Verdict{Channel: toolgate.ChannelTimeout}); got.Channel != toolgate.ChannelSlack || got.Reviewer != "U1" {
 		t.Errorf("conclude = %+v, want the stored slack verdict", got)
 	}
 }
@@ -392,10 +393,10 @@ func TestCancelledCall(t *testing.T) {
 			h.waitPosted(1) // recorded; with a delay, the answer is still on its way
 			cancel()
 			r := await(t, res)
-			if r.err != nil || r.v.Approved || r.v.Channel != ChannelCancelled {
+			if r.err != nil || r.v.Approved || r.v.Channel != toolgate.ChannelCancelled {
 				t.Fatalf("Review = %+v, %v", r.v, r.err)
 			}
-			if v, _ := h.store.verdict(c.ID); v.Channel != ChannelCancelled {
+			if v, _ := h.store.verdict(c.ID); v.Channel != toolgate.ChannelCancelled {
 				t.Errorf("stored %+v", v)
 			}
 			ups := h.slack.Updates()
@@ -418,7 +419,7 @@ func TestRecoverExpiresOrphans(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{c1.ID, c2.ID} {
-		if v, ok := h.store.verdict(id); !ok || v.Approved || v.Channel != ChannelExpired {
+		if v, ok := h.store.verdict(id); !ok || v.Approved || v.Channel != toolgate.ChannelExpired {
 			t.Errorf("%s: verdict %+v, %v", id, v, ok)
 		}
 	}
@@ -475,10 +476,10 @@ func TestLateClickOnDecidedReview(t *testing.T) {
 func TestSlackDownFallsToCLI(t *testing.T) {
 	h := newHarness(t, true, func(o *Options) {
 		o.Slack.APIURL = closedURL(t)
-		o.Channels = []string{ChannelSlack, ChannelCLI}
+		o.Channels = []string{toolgate.ChannelSlack, toolgate.ChannelCLI}
 	})
 	c, res := h.review(t.Context(), "01SLACKDOWN")
-	eventually(t, "slack failure logged", func() bool { return strings.Contains(h.logs.String(), "slack review channel unreachable") })
+	toolgatetest.Eventually(t, "slack failure logged", func() bool { return strings.Contains(h.logs.String(), "slack review channel unreachable") })
 	select {
 	case r := <-res:
 		t.Fatalf("Review returned although cli is listed: %+v, %v", r.v, r.err)
@@ -486,11 +487,11 @@ func TestSlackDownFallsToCLI(t *testing.T) {
 	}
 	// Another process (toolgate review approve) writes the verdict; the
 	// waiter finds it by polling.
-	if ok, err := h.store.SubmitVerdict(t.Context(), c.ID, Verdict{Approved: true, Reviewer: "cli:alice", Channel: ChannelCLI}); !ok || err != nil {
+	if ok, err := h.store.SubmitVerdict(t.Context(), c.ID, toolgate.Verdict{Approved: true, Reviewer: "cli:alice", Channel: toolgate.ChannelCLI}); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
 	r := await(t, res)
-	if r.err != nil || !r.v.Approved || r.v.Channel != ChannelCLI {
+	if r.err != nil || !r.v.Approved || r.v.Channel != toolgate.ChannelCLI {
 		t.Fatalf("Review = %+v, %v", r.v, r.err)
 	}
 }
@@ -498,7 +499,7 @@ func TestSlackDownFallsToCLI(t *testing.T) {
 func TestSlackDownOnlyChannelErrorsPromptly(t *testing.T) {
 	h := newHarness(t, true, func(o *Options) {
 		o.Slack.APIURL = closedURL(t)
-		o.Channels = []string{ChannelSlack}
+		o.Channels = []string{toolgate.ChannelSlack}
 		o.Timeout = time.Hour
 	})
 	_, res := h.review(t.Context(), "01NOCHAN")
@@ -509,7 +510,7 @@ func TestSlackDownOnlyChannelErrorsPromptly(t *testing.T) {
 }
 
 func TestSlackErrorsCarryHints(t *testing.T) {
-	h := newHarness(t, true, func(o *Options) { o.Slack.BotToken = "xoxb-wrong"; o.Channels = []string{ChannelSlack} })
+	h := newHarness(t, true, func(o *Options) { o.Slack.BotToken = "xoxb-wrong"; o.Channels = []string{toolgate.ChannelSlack} })
 	_, res := h.review(t.Context(), "01BADTOKEN")
 	r := await(t, res)
 	if r.err == nil || !strings.Contains(r.err.Error(), "invalid_auth") || !strings.Contains(r.err.Error(), "check the bot token") {
@@ -518,13 +519,13 @@ func TestSlackErrorsCarryHints(t *testing.T) {
 }
 
 func TestElicitationUnavailableOutsideMCP(t *testing.T) {
-	h := newHarness(t, false, func(o *Options) { o.Elicitation = true; o.Channels = []string{ChannelElicitation} })
+	h := newHarness(t, false, func(o *Options) { o.Elicitation = true; o.Channels = []string{toolgate.ChannelElicitation} })
 	_, res := h.review(t.Context(), "01ELICIT")
 	r := await(t, res)
 	if !errors.Is(r.err, ErrNoChannel) || !strings.Contains(r.err.Error(), "elicitation") {
 		t.Fatalf("err = %v", r.err)
 	}
-	h2 := newHarness(t, false, func(o *Options) { o.Channels = []string{ChannelElicitation} })
+	h2 := newHarness(t, false, func(o *Options) { o.Channels = []string{toolgate.ChannelElicitation} })
 	_, res = h2.review(t.Context(), "01ELICIT2")
 	if r := await(t, res); !strings.Contains(fmt.Sprint(r.err), "disabled") {
 		t.Fatalf("err = %v", r.err)
@@ -549,7 +550,7 @@ func TestProgressWhileWaiting(t *testing.T) {
 		}
 	})
 	_, res := h.review(ctx, "01PROGRESS")
-	if r := await(t, res); r.v.Channel != ChannelTimeout {
+	if r := await(t, res); r.v.Channel != toolgate.ChannelTimeout {
 		t.Fatalf("Review = %+v", r.v)
 	}
 	mu.Lock()
@@ -660,7 +661,7 @@ func TestMessageShape(t *testing.T) {
 	if head := bs[0].(*slack.HeaderBlock).Text.Text; utf8.RuneCountInString(head) > 150 {
 		t.Errorf("header has %d runes, Slack allows 150", utf8.RuneCountInString(head))
 	}
-	if fb := h.svc.slack.fallbackText(tools.Call{Name: "<!channel>", ID: "1"}, nil); strings.Contains(fb, "<!channel>") {
+	if fb := h.svc.slack.fallbackText(toolgate.Call{Name: "<!channel>", ID: "1"}, nil); strings.Contains(fb, "<!channel>") {
 		t.Errorf("fallback text can ping: %q", fb)
 	}
 	var decoded []map[string]any

@@ -15,8 +15,7 @@ import (
 
 	"github.com/slack-go/slack"
 
-	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // Slack receive modes.
@@ -123,8 +122,8 @@ type slackChannel struct {
 
 // liveReview is a review message this process posted.
 type liveReview struct {
-	c tools.Call
-	d rules.Decision
+	c toolgate.Call
+	d toolgate.Decision
 	// argsPosted is set once its full arguments are in its thread.
 	argsPosted bool
 }
@@ -183,7 +182,7 @@ func (sc *slackChannel) log() *slog.Logger { return sc.s.o.Logger }
 // retried within APITimeout and the review's time left; a ctx that ends
 // stops the retries, not an attempt under way (a message that reached
 // Slack must be known, so that the review's end updates it).
-func (sc *slackChannel) post(ctx context.Context, c tools.Call, d rules.Decision, expires time.Time) (channel, ts string, err error) {
+func (sc *slackChannel) post(ctx context.Context, c toolgate.Call, d toolgate.Decision, expires time.Time) (channel, ts string, err error) {
 	if err := sc.reachable(ctx); err != nil {
 		return "", "", err
 	}
@@ -209,7 +208,7 @@ func (sc *slackChannel) post(ctx context.Context, c tools.Call, d rules.Decision
 // message still offers Approve and Deny for a review that has ended: that
 // is logged as an error, and a click on it is answered "already decided"
 // (and the message closed then, see handleClick).
-func (sc *slackChannel) update(ctx context.Context, channel, ts string, c tools.Call, d rules.Decision, expires time.Time, v *Verdict) error {
+func (sc *slackChannel) update(ctx context.Context, channel, ts string, c toolgate.Call, d toolgate.Decision, expires time.Time, v *toolgate.Verdict) error {
 	if v != nil {
 		sc.mu.Lock()
 		delete(sc.live, c.ID)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/slack-go/slack"
+	"github.com/toolgate/toolgate"
 )
 
 // Why a click changed nothing, as logged (key "why") and passed to
@@ -75,7 +76,7 @@ func (sc *slackChannel) handleClick(ctx context.Context, cb slack.InteractionCal
 		sc.ephemeral(ctx, cb, "You are not on toolgate's approver list, so your click was not counted. The review is still waiting for an approver.")
 		return
 	}
-	v := Verdict{Approved: a.ActionID != ActionDeny, Reviewer: user, Channel: ChannelSlack}
+	v := toolgate.Verdict{Approved: a.ActionID != ActionDeny, Reviewer: user, Channel: toolgate.ChannelSlack}
 	switch {
 	case !v.Approved:
 		reason, old := inlineReason(cb)
@@ -99,22 +100,22 @@ func (sc *slackChannel) handleClick(ctx context.Context, cb slack.InteractionCal
 // changed nothing (cb says where: the clicked message, or the one the form
 // was opened from). It reports whether v was stored as the verdict. An
 // approval for a session issues its grant.
-func (sc *slackChannel) record(ctx context.Context, cb slack.InteractionCallback, id string, v Verdict, session time.Duration, action string) bool {
+func (sc *slackChannel) record(ctx context.Context, cb slack.InteractionCallback, id string, v toolgate.Verdict, session time.Duration, action string) bool {
 	user := v.Reviewer
 	v.ReviewerUser = sc.o.Users[user]
 	log := sc.log().With("call_id", id, "slack_user", user, "action", action)
 	ok, err := sc.s.submit(ctx, id, v)
 	switch {
-	case errors.Is(err, ErrSelfApproval):
+	case errors.Is(err, toolgate.ErrSelfApproval):
 		// The store chained the refusal with the call.
 		log.Warn("review click refused: "+err.Error(), "why", RefusedSelfApproval)
 		sc.ephemeral(ctx, cb, "Your approval was not counted: "+err.Error()+". The review is still waiting.")
 		return false
-	case errors.Is(err, ErrMoreApprovals):
+	case errors.Is(err, toolgate.ErrMoreApprovals):
 		log.Info("slack approval counted; more approvers needed", "err", err)
 		sc.ephemeral(ctx, cb, "Your approval counts ("+err.Error()+"). The review waits for another approver.")
 		return false
-	case errors.Is(err, ErrSameApprover), errors.Is(err, ErrChannelRefused):
+	case errors.Is(err, toolgate.ErrSameApprover), errors.Is(err, toolgate.ErrChannelRefused):
 		sc.refused(id, user, RefusedPolicy, err.Error())
 		sc.ephemeral(ctx, cb, "Your click was not counted: "+err.Error()+".")
 		return false
@@ -146,7 +147,7 @@ func (sc *slackChannel) record(ctx context.Context, cb slack.InteractionCallback
 	msg, why := "This review is no longer waiting for an answer.", RefusedAlreadyDecided
 	if won, decided, err := sc.s.o.Store.ReviewVerdict(ctx, id); err == nil && decided {
 		msg = "This review was already closed: " + plainOutcome(won) + "."
-		if !won.Approved && (won.Channel == ChannelTimeout || won.Channel == ChannelExpired || won.Channel == ChannelCancelled) {
+		if !won.Approved && (won.Channel == toolgate.ChannelTimeout || won.Channel == toolgate.ChannelExpired || won.Channel == toolgate.ChannelCancelled) {
 			why = RefusedExpired
 		}
 		sc.closeStale(ctx, cb, won)
@@ -161,7 +162,7 @@ func (sc *slackChannel) record(ctx context.Context, cb slack.InteractionCallback
 // another process. The message is rebuilt from what Slack sent with the
 // click: the buttons (and the reason input of a message posted before the
 // Deny form) give way to the outcome.
-func (sc *slackChannel) closeStale(ctx context.Context, cb slack.InteractionCallback, won Verdict) {
+func (sc *slackChannel) closeStale(ctx context.Context, cb slack.InteractionCallback, won toolgate.Verdict) {
 	var kept []slack.Block
 	live := false
 	for _, b := range cb.Message.Blocks.BlockSet {

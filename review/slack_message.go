@@ -14,8 +14,7 @@ import (
 
 	"github.com/slack-go/slack"
 
-	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // Sizes of what the review message shows. A section's text may hold 3000
@@ -36,7 +35,7 @@ const (
 
 // fallbackText is the notification text; names are escaped so a tool
 // called "<!channel>" cannot ping anyone.
-func (sc *slackChannel) fallbackText(c tools.Call, v *Verdict) string {
+func (sc *slackChannel) fallbackText(c toolgate.Call, v *toolgate.Verdict) string {
 	r := sc.s.o.Redactor
 	name, id := escape(truncate(r.String(c.Name), 200)), escape(truncate(c.ID, 100))
 	if v == nil {
@@ -45,13 +44,13 @@ func (sc *slackChannel) fallbackText(c tools.Call, v *Verdict) string {
 	return fmt.Sprintf("toolgate: %s %s (decision %s)", name, outcomeWord(*v), id)
 }
 
-func outcomeWord(v Verdict) string {
+func outcomeWord(v toolgate.Verdict) string {
 	switch {
 	case v.Approved:
 		return "approved"
-	case v.Channel == ChannelTimeout || v.Channel == ChannelExpired:
+	case v.Channel == toolgate.ChannelTimeout || v.Channel == toolgate.ChannelExpired:
 		return "expired"
-	case v.Channel == ChannelCancelled:
+	case v.Channel == toolgate.ChannelCancelled:
 		return "cancelled"
 	default:
 		return "denied"
@@ -72,7 +71,7 @@ func plain(s string) *slack.TextBlockObject {
 // either the buttons (v == nil; Deny asks for its reason in a form, see
 // openDenyForm) or the outcome. Every text from the call, the rule or a
 // reviewer goes through the Redactor.
-func (sc *slackChannel) reviewBlocks(c tools.Call, d rules.Decision, expires time.Time, v *Verdict) []slack.Block {
+func (sc *slackChannel) reviewBlocks(c toolgate.Call, d toolgate.Decision, expires time.Time, v *toolgate.Verdict) []slack.Block {
 	r := sc.s.o.Redactor
 	txt := func(s string) string { return escape(r.String(s)) }
 
@@ -83,7 +82,7 @@ func (sc *slackChannel) reviewBlocks(c tools.Call, d rules.Decision, expires tim
 	blocks := []slack.Block{slack.NewHeaderBlock(plain(truncate(r.String(title), 145)))}
 
 	summary := fmt.Sprintf("An agent wants to run *%s* (`%s` on server `%s`).", txt(c.Name), txt(c.Tool), txt(c.Server))
-	if c.Kind != "" && c.Kind != tools.KindTool {
+	if c.Kind != "" && c.Kind != toolgate.KindTool {
 		summary = "An agent wants to " + txt(c.Wants()) + "."
 	}
 	if d.Rule != "" {
@@ -174,9 +173,9 @@ func sessionText(id string) string {
 }
 
 // outcomeText is the line that replaces the buttons once a review ends.
-func (sc *slackChannel) outcomeText(v Verdict) string {
+func (sc *slackChannel) outcomeText(v toolgate.Verdict) string {
 	who := v.Reviewer
-	if v.Channel == ChannelSlack && who != "" {
+	if v.Channel == toolgate.ChannelSlack && who != "" {
 		who = mention("@", who)
 	} else if who != "" {
 		who = "`" + escape(who) + "`"
@@ -186,28 +185,28 @@ func (sc *slackChannel) outcomeText(v Verdict) string {
 	switch {
 	case v.Approved:
 		s = fmt.Sprintf(":white_check_mark: *Approved* by %s via %s %s", orDash(who), v.Channel, when)
-	case v.Channel == ChannelTimeout:
+	case v.Channel == toolgate.ChannelTimeout:
 		s = ":hourglass: *Expired*: nobody answered in time; the call was denied " + when
-	case v.Channel == ChannelExpired:
+	case v.Channel == toolgate.ChannelExpired:
 		s = ":hourglass: *Expired (toolgate restarted)*: the call was denied " + when
-	case v.Channel == ChannelCancelled:
+	case v.Channel == toolgate.ChannelCancelled:
 		s = ":no_entry_sign: *Cancelled*: the agent stopped waiting; the call was denied " + when
 	case who != "":
 		s = fmt.Sprintf(":x: *Denied* by %s via %s %s", who, v.Channel, when)
 	default:
 		s = fmt.Sprintf(":x: *Denied* (%s) %s", v.Channel, when)
 	}
-	if v.Reason != "" && v.Channel != ChannelExpired {
+	if v.Reason != "" && v.Channel != toolgate.ChannelExpired {
 		s += "\n*Reason:* " + escape(truncate(sc.s.o.Redactor.String(v.Reason), 500))
 	}
 	return s
 }
 
-func plainOutcome(v Verdict) string {
+func plainOutcome(v toolgate.Verdict) string {
 	s := outcomeWord(v)
 	if v.Reviewer != "" {
 		who := v.Reviewer
-		if v.Channel == ChannelSlack {
+		if v.Channel == toolgate.ChannelSlack {
 			who = mention("@", who)
 		}
 		s += " by " + who
@@ -215,7 +214,7 @@ func plainOutcome(v Verdict) string {
 	return s + " via " + v.Channel
 }
 
-func peer(p tools.Peer) string {
+func peer(p toolgate.Peer) string {
 	if p.Version == "" {
 		return p.Name
 	}

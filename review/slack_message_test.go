@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/review/slackfake"
 )
 
@@ -130,7 +131,7 @@ func TestRuleReasonRedacted(t *testing.T) {
 	if !strings.Contains(slackfake.Readable(post), "shell command may change state: deploy --token [REDACTED]") {
 		t.Errorf("the rule's reason is missing: %s", slackfake.Readable(post))
 	}
-	h.svc.submit(t.Context(), c.ID, Verdict{Channel: ChannelCLI, Reviewer: "cli:bob", Reason: "no: " + fakeSecret})
+	h.svc.submit(t.Context(), c.ID, toolgate.Verdict{Channel: toolgate.ChannelCLI, Reviewer: "cli:bob", Reason: "no: " + fakeSecret})
 	await(t, res)
 	if up := h.slack.WaitUpdates(1); strings.Contains(up.Get("blocks")+up.Get("text"), fakeSecret) {
 		t.Errorf("the update leaks the token: %s", up.Get("blocks"))
@@ -164,7 +165,7 @@ func TestRefusedClicksReported(t *testing.T) {
 	if rec := h.postInteraction(clickPayload(approver, ActionApprove, c.ID, ""), time.Now().Add(-time.Hour)); rec.Code != http.StatusUnauthorized {
 		t.Fatalf("stale: status %d", rec.Code)
 	}
-	if r := await(t, res); r.v.Channel != ChannelTimeout {
+	if r := await(t, res); r.v.Channel != toolgate.ChannelTimeout {
 		t.Fatalf("Review = %+v", r.v)
 	}
 	h.postInteraction(clickPayload(approver, ActionApprove, c.ID, ""), time.Now())

@@ -14,7 +14,7 @@ import (
 
 	"github.com/slack-go/slack"
 
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // The Deny form: Deny opens a modal (views.open with the click's
@@ -108,9 +108,9 @@ func inlineReason(cb slack.InteractionCallback) (reason string, old bool) {
 // waitingCall returns call id when its review is still waiting for an
 // answer in the store, and the call as far as this process knows it (zero
 // when it did not post it and cannot find it among the pending reviews).
-func (sc *slackChannel) waitingCall(ctx context.Context, id string) (tools.Call, bool) {
+func (sc *slackChannel) waitingCall(ctx context.Context, id string) (toolgate.Call, bool) {
 	if _, decided, err := sc.s.o.Store.ReviewVerdict(ctx, id); err != nil || decided {
-		return tools.Call{}, false
+		return toolgate.Call{}, false
 	}
 	sc.mu.Lock()
 	lr, ok := sc.live[id]
@@ -125,7 +125,7 @@ func (sc *slackChannel) waitingCall(ctx context.Context, id string) (tools.Call,
 			}
 		}
 	}
-	return tools.Call{ID: id}, true
+	return toolgate.Call{ID: id}, true
 }
 
 // denyClick handles an approver's Deny click on a review still waiting:
@@ -133,7 +133,7 @@ func (sc *slackChannel) waitingCall(ctx context.Context, id string) (tools.Call,
 // form cannot be opened (an expired trigger_id, Slack failing past the
 // retries), the call is denied at once without a reason and the clicker
 // told so.
-func (sc *slackChannel) denyClick(ctx context.Context, cb slack.InteractionCallback, c tools.Call) {
+func (sc *slackChannel) denyClick(ctx context.Context, cb slack.InteractionCallback, c toolgate.Call) {
 	log := sc.log().With("call_id", c.ID, "slack_user", cb.User.ID, "action", ActionDeny)
 	err := sc.openDenyForm(ctx, cb, c)
 	if err == nil {
@@ -141,14 +141,14 @@ func (sc *slackChannel) denyClick(ctx context.Context, cb slack.InteractionCallb
 		return
 	}
 	log.Warn("opening the deny form failed; denying without a reason", "err", err)
-	v := Verdict{Reviewer: cb.User.ID, Channel: ChannelSlack}
+	v := toolgate.Verdict{Reviewer: cb.User.ID, Channel: toolgate.ChannelSlack}
 	if sc.record(ctx, cb, c.ID, v, 0, ActionDeny) {
 		sc.ephemeral(ctx, cb, "Denied, without a reason: toolgate could not open the form asking for one ("+err.Error()+").")
 	}
 }
 
 // openDenyForm opens the Deny form for call c for the clicker of cb.
-func (sc *slackChannel) openDenyForm(ctx context.Context, cb slack.InteractionCallback, c tools.Call) error {
+func (sc *slackChannel) openDenyForm(ctx context.Context, cb slack.InteractionCallback, c toolgate.Call) error {
 	meta, err := json.Marshal(denyMeta{ID: c.ID, Channel: clickChannel(cb), TS: cb.Container.MessageTs})
 	if err != nil {
 		return err
@@ -169,7 +169,7 @@ func (sc *slackChannel) openDenyForm(ctx context.Context, cb slack.InteractionCa
 
 // denyForm is the Deny form for call c: what is denied, and a required
 // multi-line reason, which the agent is sent and the audit log keeps.
-func (sc *slackChannel) denyForm(c tools.Call, meta string) slack.ModalViewRequest {
+func (sc *slackChannel) denyForm(c toolgate.Call, meta string) slack.ModalViewRequest {
 	r := sc.s.o.Redactor
 	what := "this call"
 	if c.Name != "" {
@@ -229,7 +229,7 @@ func (sc *slackChannel) handleSubmission(ctx context.Context, cb slack.Interacti
 		sc.ephemeral(ctx, reply, "You are not on toolgate's approver list, so your denial was not counted. The review is still waiting for an approver.")
 		return
 	}
-	v := Verdict{Reviewer: user, Channel: ChannelSlack, Reason: formReason(cb.View.State)}
+	v := toolgate.Verdict{Reviewer: user, Channel: toolgate.ChannelSlack, Reason: formReason(cb.View.State)}
 	if v.Reason == "" {
 		// Slack requires the input, so only blanks get here: the reviewer
 		// still chose to deny.

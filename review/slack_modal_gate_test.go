@@ -5,11 +5,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/toolgate/toolgate"
 
-	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/review/slackfake"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // The reason given in the Deny form reaches the agent and the audit log,
@@ -17,7 +17,7 @@ import (
 func TestGateSlackDenialThroughForm(t *testing.T) {
 	g, st, fs, fw := gateHarness(t)
 	c, _ := reviewCall("01E2EFORM")
-	done := make(chan *mcp.CallToolResult, 1)
+	done := make(chan toolgate.Result, 1)
 	go func() { done <- g.Handle(t.Context(), c) }()
 	fs.WaitPosts(1)
 	fs.Click(slackfake.Action{User: testApprover, ActionID: review.ActionDeny, Value: c.ID})
@@ -26,7 +26,7 @@ func TestGateSlackDenialThroughForm(t *testing.T) {
 	}
 	fs.Submit(slackfake.Submission{User: testApprover,
 		Inputs: map[string]map[string]string{review.BlockDenyReason: {review.ActionDenyReason: "use the archive instead"}}})
-	var res *mcp.CallToolResult
+	var res toolgate.Result
 	select {
 	case res = <-done:
 	case <-time.After(10 * time.Second):
@@ -35,15 +35,15 @@ func TestGateSlackDenialThroughForm(t *testing.T) {
 	if !res.IsError || fw.n.Load() != 0 {
 		t.Fatalf("result %+v, forwarded %d", res, fw.n.Load())
 	}
-	if text := res.Content[0].(mcp.TextContent).Text; !strings.Contains(text, "use the archive instead") || !strings.Contains(text, testApprover) {
+	if text := toolgatetest.Text(res); !strings.Contains(text, "use the archive instead") || !strings.Contains(text, testApprover) {
 		t.Errorf("the agent reads %q", text)
 	}
 	rec, err := st.Get(t.Context(), c.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.Status != audit.StatusRefused || rec.Review == nil || rec.Review.Reason != "use the archive instead" ||
-		rec.Review.Reviewer != testApprover || rec.Review.Channel != review.ChannelSlack {
+	if rec.Status != toolgate.StatusRefused || rec.Review == nil || rec.Review.Reason != "use the archive instead" ||
+		rec.Review.Reviewer != testApprover || rec.Review.Channel != toolgate.ChannelSlack {
 		t.Errorf("record: status %s, review %+v", rec.Status, rec.Review)
 	}
 }

@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/review/slackfake"
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // Deny asks for its reason in a form (a modal).
@@ -82,7 +83,7 @@ func TestDenyThroughForm(t *testing.T) {
 
 	h.slack.Submit(denyForm(approver, "  use the staging cluster;\nprod is frozen  "))
 	r := await(t, res)
-	if r.err != nil || r.v.Approved || r.v.Reviewer != approver || r.v.Channel != ChannelSlack ||
+	if r.err != nil || r.v.Approved || r.v.Reviewer != approver || r.v.Channel != toolgate.ChannelSlack ||
 		r.v.Reason != "use the staging cluster;\nprod is frozen" {
 		t.Fatalf("Review = %+v, %v", r.v, r.err)
 	}
@@ -234,7 +235,7 @@ func TestDenyFormOpenFailsFallsBack(t *testing.T) {
 			h.waitPosted(1)
 			h.slack.Click(denyClick(approver, c.ID))
 			r := await(t, res)
-			if r.err != nil || r.v.Approved || r.v.Reviewer != approver || r.v.Channel != ChannelSlack || r.v.Reason != "" {
+			if r.err != nil || r.v.Approved || r.v.Reviewer != approver || r.v.Channel != toolgate.ChannelSlack || r.v.Reason != "" {
 				t.Fatalf("Review = %+v, %v", r.v, r.err)
 			}
 			eph := h.slack.WaitEphemerals(1)
@@ -270,7 +271,7 @@ func TestDenyFormBadSubmissionsIgnored(t *testing.T) {
 	p["view"].(map[string]any)["callback_id"] = "someone_else"
 	h.slack.Send(p)
 	// Socket Mode acknowledges before handling: wait for the handling.
-	eventually(t, "9 bad submissions logged", func() bool { return strings.Count(h.logs.String(), "deny form submission ignored") == 9 })
+	toolgatetest.Eventually(t, "9 bad submissions logged", func() bool { return strings.Count(h.logs.String(), "deny form submission ignored") == 9 })
 	if v, ok := h.store.verdict(c.ID); ok {
 		t.Fatalf("a bad submission stored %+v", v)
 	}
@@ -296,7 +297,7 @@ func TestDenyFormShape(t *testing.T) {
 	if v.Submit.Text != "Deny" || v.Close.Text != "Cancel" || v.CallbackID != ViewDeny {
 		t.Errorf("form = %+v", v)
 	}
-	if got := h.svc.slack.denyForm(tools.Call{ID: "01X"}, "{}").Title.Text; got != "Deny tool call" {
+	if got := h.svc.slack.denyForm(toolgate.Call{ID: "01X"}, "{}").Title.Text; got != "Deny tool call" {
 		t.Errorf("title without a known call = %q", got)
 	}
 }
@@ -329,7 +330,7 @@ func TestDenyFormSubmittedToAnotherInstance(t *testing.T) {
 	}
 	b := &harness{t: t, logs: a.logs, store: a.store, slack: a.slack, svc: svcB}
 	b.run()
-	eventually(t, "two Socket Mode connections", func() bool { return len(a.slack.ConnectionIDs()) == 2 })
+	toolgatetest.Eventually(t, "two Socket Mode connections", func() bool { return len(a.slack.ConnectionIDs()) == 2 })
 	conns := a.slack.ConnectionIDs() // a connected first
 
 	c, res := a.review(t.Context(), "01FORMTWO")

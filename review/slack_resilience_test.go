@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/review/slackfake"
+	"github.com/toolgate/toolgate/toolgatetest"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -23,7 +25,7 @@ func fastRetries(h *harness) { h.svc.slack.retryFirstWait = 5 * time.Millisecond
 
 func TestSlackBurstRateLimited(t *testing.T) {
 	h := newHarness(t, true, func(o *Options) {
-		o.Channels = []string{ChannelSlack} // a post that fails denies the call at once
+		o.Channels = []string{toolgate.ChannelSlack} // a post that fails denies the call at once
 		o.Timeout = time.Minute
 		o.Slack.APITimeout = 20 * time.Second
 	})
@@ -64,18 +66,18 @@ func TestSlackBurstRateLimited(t *testing.T) {
 // asks the next channel at once.
 func TestSlackRateLimitPastBudgetFallsThrough(t *testing.T) {
 	h := newHarness(t, true, func(o *Options) {
-		o.Channels = []string{ChannelSlack, ChannelCLI}
+		o.Channels = []string{toolgate.ChannelSlack, toolgate.ChannelCLI}
 		o.Timeout = time.Minute
 		o.Slack.APITimeout = 30 * time.Second
 	})
 	h.slack.Fail("chat.postMessage", -1, slackfake.Fault{Status: http.StatusTooManyRequests, RetryAfter: 600})
 	c, res := h.review(t.Context(), "01LONGWAIT")
-	eventually(t, "the review asking via cli", func() bool { return strings.Contains(h.logs.String(), "Slack is unreachable, asking via cli") })
+	toolgatetest.Eventually(t, "the review asking via cli", func() bool { return strings.Contains(h.logs.String(), "Slack is unreachable, asking via cli") })
 	if logs := h.logs.String(); !strings.Contains(logs, "gave up after 1 attempts") {
 		t.Errorf("the log does not say why Slack was given up:\n%s", logs)
 	}
-	h.store.SubmitVerdict(t.Context(), c.ID, Verdict{Approved: true, Reviewer: "cli:alice", Channel: ChannelCLI})
-	if r := await(t, res); !r.v.Approved || r.v.Channel != ChannelCLI {
+	h.store.SubmitVerdict(t.Context(), c.ID, toolgate.Verdict{Approved: true, Reviewer: "cli:alice", Channel: toolgate.ChannelCLI})
+	if r := await(t, res); !r.v.Approved || r.v.Channel != toolgate.ChannelCLI {
 		t.Fatalf("Review = %+v, %v", r.v, r.err)
 	}
 }
@@ -83,7 +85,7 @@ func TestSlackRateLimitPastBudgetFallsThrough(t *testing.T) {
 // A call that goes away stops the retries of its post.
 func TestSlackRetriesStopWhenCallCancelled(t *testing.T) {
 	h := newHarness(t, true, func(o *Options) {
-		o.Channels = []string{ChannelSlack, ChannelCLI}
+		o.Channels = []string{toolgate.ChannelSlack, toolgate.ChannelCLI}
 		o.Timeout = 5 * time.Minute
 		o.Slack.APITimeout = 5 * time.Minute
 	})
@@ -91,10 +93,10 @@ func TestSlackRetriesStopWhenCallCancelled(t *testing.T) {
 	h.slack.Fail("chat.postMessage", -1, slackfake.Fault{Status: http.StatusServiceUnavailable})
 	ctx, cancel := context.WithCancel(t.Context())
 	_, res := h.review(ctx, "01CANCELRETRY")
-	eventually(t, "a failed post", func() bool { return h.slack.Calls("chat.postMessage") > 0 })
+	toolgatetest.Eventually(t, "a failed post", func() bool { return h.slack.Calls("chat.postMessage") > 0 })
 	cancel()
 	r := await(t, res)
-	if r.v.Approved || r.v.Channel != ChannelCancelled {
+	if r.v.Approved || r.v.Channel != toolgate.ChannelCancelled {
 		t.Fatalf("Review = %+v, %v; want cancelled", r.v, r.err)
 	}
 	if n := h.slack.Calls("chat.postMessage"); n != 1 {
@@ -161,7 +163,7 @@ func TestSlackUpdateFailsForGood(t *testing.T) {
 			t.Errorf("late click reply = %q", txt)
 		}
 	}
-	eventually(t, "the message closed", func() bool { return len(h.slack.Updates()) > 0 })
+	toolgatetest.Eventually(t, "the message closed", func() bool { return len(h.slack.Updates()) > 0 })
 	m := h.slack.Message(ts)
 	if slackfake.ContainsText(m, `"action_id":"approve"`) || !slackfake.ContainsText(m, "Denied") || !slackfake.ContainsText(m, "not now") {
 		t.Errorf("the late click did not close the message: %v", m)
@@ -186,7 +188,7 @@ func TestSlackUpdateFailsForGood(t *testing.T) {
 
 func TestSocketModeDownFallsToCLI(t *testing.T) {
 	h := newHarness(t, true, func(o *Options) {
-		o.Channels = []string{ChannelSlack, ChannelCLI}
+		o.Channels = []string{toolgate.ChannelSlack, toolgate.ChannelCLI}
 		o.Timeout = time.Minute
 		o.ProgressInterval = time.Hour
 	})
@@ -198,7 +200,7 @@ func TestSocketModeDownFallsToCLI(t *testing.T) {
 	// Slack goes away: the websocket dies and reconnecting fails.
 	h.slack.Fail("apps.connections.open", -1, slackfake.Fault{Status: http.StatusServiceUnavailable})
 	h.slack.DropConnections()
-	eventually(t, "SlackUp false", func() bool { return !h.svc.SlackUp() })
+	toolgatetest.Eventually(t, "SlackUp false", func() bool { return !h.svc.SlackUp() })
 
 	var mu sync.Mutex
 	var progress []string
@@ -208,7 +210,7 @@ func TestSocketModeDownFallsToCLI(t *testing.T) {
 		progress = append(progress, msg)
 	})
 	c, res := h.review(ctx, "01SOCKDOWN")
-	eventually(t, "the review asking via cli", func() bool { return strings.Contains(h.logs.String(), "Slack is unreachable, asking via cli") })
+	toolgatetest.Eventually(t, "the review asking via cli", func() bool { return strings.Contains(h.logs.String(), "Slack is unreachable, asking via cli") })
 	mu.Lock()
 	first := strings.Join(progress, "\n")
 	mu.Unlock()
@@ -218,19 +220,19 @@ func TestSocketModeDownFallsToCLI(t *testing.T) {
 	if n := h.slack.Calls("chat.postMessage"); n != 0 {
 		t.Errorf("%d posts while clicks could not arrive", n)
 	}
-	h.store.SubmitVerdict(t.Context(), c.ID, Verdict{Approved: true, Reviewer: "cli:alice", Channel: ChannelCLI})
-	if r := await(t, res); !r.v.Approved || r.v.Channel != ChannelCLI {
+	h.store.SubmitVerdict(t.Context(), c.ID, toolgate.Verdict{Approved: true, Reviewer: "cli:alice", Channel: toolgate.ChannelCLI})
+	if r := await(t, res); !r.v.Approved || r.v.Channel != toolgate.ChannelCLI {
 		t.Fatalf("Review = %+v, %v", r.v, r.err)
 	}
 
 	// Slack comes back; so do reviews in Slack.
 	h.slack.Fail("apps.connections.open", 0, slackfake.Fault{})
 	h.slack.WaitConnected()
-	eventually(t, "SlackUp true", h.svc.SlackUp)
+	toolgatetest.Eventually(t, "SlackUp true", h.svc.SlackUp)
 	c2, res2 := h.review(t.Context(), "01SOCKBACK")
 	h.waitPosted(1)
 	h.slack.Click(click(approver, ActionApprove, c2.ID, ""))
-	if r := await(t, res2); !r.v.Approved || r.v.Channel != ChannelSlack {
+	if r := await(t, res2); !r.v.Approved || r.v.Channel != toolgate.ChannelSlack {
 		t.Fatalf("Review after reconnecting = %+v, %v", r.v, r.err)
 	}
 	if logs := h.logs.String(); !strings.Contains(logs, "connection lost") || !strings.Contains(logs, "connected again") {
@@ -242,7 +244,7 @@ func TestSocketModeDownFallsToCLI(t *testing.T) {
 // toolgate reconnects waits for it instead of skipping Slack.
 func TestSocketModeRefreshKeepsSlack(t *testing.T) {
 	h := newHarness(t, true, func(o *Options) {
-		o.Channels = []string{ChannelSlack} // skipping Slack would deny the call
+		o.Channels = []string{toolgate.ChannelSlack} // skipping Slack would deny the call
 		o.Timeout = time.Minute
 	})
 	h.svc.slack.reconnectGrace = time.Minute // a guard: reconnecting takes a fraction of a second
@@ -252,7 +254,7 @@ func TestSocketModeRefreshKeepsSlack(t *testing.T) {
 		// starts while the connection is down.
 		h.slack.Fail("apps.connections.open", 1, slackfake.Fault{Status: http.StatusServiceUnavailable})
 		h.slack.Disconnect("refresh_requested")
-		eventually(t, "SlackUp false", func() bool { return !h.svc.SlackUp() })
+		toolgatetest.Eventually(t, "SlackUp false", func() bool { return !h.svc.SlackUp() })
 		c, res := h.review(t.Context(), id)
 		h.waitPosted(i + 1)
 		h.slack.WaitConnected()
@@ -267,12 +269,12 @@ func TestSocketModeRefreshKeepsSlack(t *testing.T) {
 }
 
 func TestSlackDownWithoutOtherChannelDenies(t *testing.T) {
-	h := newHarness(t, true, func(o *Options) { o.Channels = []string{ChannelSlack}; o.Timeout = time.Hour })
+	h := newHarness(t, true, func(o *Options) { o.Channels = []string{toolgate.ChannelSlack}; o.Timeout = time.Hour })
 	h.svc.slack.reconnectGrace = 10 * time.Millisecond
 	h.run()
 	h.slack.Fail("apps.connections.open", -1, slackfake.Fault{Status: http.StatusBadGateway})
 	h.slack.DropConnections()
-	eventually(t, "SlackUp false", func() bool { return !h.svc.SlackUp() })
+	toolgatetest.Eventually(t, "SlackUp false", func() bool { return !h.svc.SlackUp() })
 	_, res := h.review(t.Context(), "01NOSOCKET")
 	r := await(t, res)
 	if !errors.Is(r.err, ErrNoChannel) || !errors.Is(r.err, errSlackDown) || !strings.Contains(r.err.Error(), "Socket Mode") {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
+	"github.com/toolgate/toolgate"
 )
 
 // Socket Mode reconnection.
@@ -315,10 +316,10 @@ func (w *wait) slackFallback(pushed, listening bool) {
 	}
 	var via []string
 	if pushed {
-		via = append(via, ChannelElicitation) // the only push channel after slack
+		via = append(via, toolgate.ChannelElicitation) // the only push channel after slack
 	}
 	if listening {
-		via = append(via, ChannelCLI)
+		via = append(via, toolgate.ChannelCLI)
 	}
 	w.log.Warn("Slack is unreachable, asking via "+strings.Join(via, " and "), "err", w.slackErr)
 }

@@ -10,14 +10,14 @@ import (
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/interpreter"
 
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // activation exposes one call to CEL. Values are converted on first use and
 // cached, so a rule that never looks at args does not pay for them, and
 // the rules that do share one conversion.
 type activation struct {
-	c    *tools.Call
+	c    *toolgate.Call
 	args ref.Val
 	ann  ref.Val
 	conf ref.Val
@@ -174,7 +174,7 @@ var _ interpreter.Activation = (*activation)(nil)
 type activations struct{ pool sync.Pool }
 
 // get returns a fresh activation for c; put it back when the call is decided.
-func (p *activations) get(c *tools.Call, ws *Workspace) *activation {
+func (p *activations) get(c *toolgate.Call, ws *Workspace) *activation {
 	a, _ := p.pool.Get().(*activation)
 	if a == nil {
 		a = &activation{}
@@ -238,7 +238,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 	case VarToolPinned:
 		return types.Bool(c.Pin.Trusted()), true
 	case VarToolChanged:
-		return types.Bool(c.Pin.State == tools.PinChanged), true
+		return types.Bool(c.Pin.State == toolgate.PinChanged), true
 	case VarClientName:
 		return a.str(strClientName, c.Client.Name), true
 	case VarClientVersion:
@@ -271,7 +271,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return a.str(strCallKind, c.KindName()), true
 	case VarResourceURI:
 		uri := ""
-		if c.Kind == tools.KindResource {
+		if c.Kind == toolgate.KindResource {
 			uri, _ = c.Args["uri"].(string)
 		}
 		return a.str(strResourceURI, uri), true
@@ -392,7 +392,7 @@ func jsonNative(v any, depth int) bool {
 }
 
 // annotationsValue is tool.annotations: only the hints the upstream gave.
-func annotationsValue(an tools.Annotations) ref.Val {
+func annotationsValue(an toolgate.Annotations) ref.Val {
 	m := map[string]any{}
 	if an.Title != "" {
 		m["title"] = an.Title

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/bench"
-	"github.com/toolgate/toolgate/tools"
 )
 
 // synthFile builds a rules file of n rules. Indexed rules each name one of
@@ -28,7 +28,7 @@ func synthFile(n int, indexed bool) string {
 	return b.String()
 }
 
-var benchCall = tools.Call{
+var benchCall = toolgate.Call{
 	Tool: "tool_7", Server: "fs",
 	Args: map[string]any{"path": "/home/u/project/src/main.go", "content": strings.Repeat("x", 200)},
 }
@@ -46,7 +46,7 @@ func BenchmarkEvaluate(b *testing.B) {
 				b.ReportAllocs()
 				defer reportCPU(b)()
 				for b.Loop() {
-					if d := s.Evaluate(ctx, benchCall); d.Action != Review {
+					if d := s.Evaluate(ctx, benchCall); d.Action != toolgate.Review {
 						b.Fatalf("unexpected %+v", d)
 					}
 				}
@@ -59,12 +59,12 @@ func BenchmarkEvaluate(b *testing.B) {
 // call, which the last rule allows after 49 argument checks.
 func BenchmarkEvaluateHundred(b *testing.B) {
 	s := mustParse(b, bench.HundredRules("bench-100"))
-	c := tools.Call{Tool: "echo", Server: "up", Name: "up__echo", Args: map[string]any{"text": "hello, toolgate"}}
+	c := toolgate.Call{Tool: "echo", Server: "up", Name: "up__echo", Args: map[string]any{"text": "hello, toolgate"}}
 	ctx := context.Background()
 	b.ReportAllocs()
 	defer reportCPU(b)()
 	for b.Loop() {
-		if d := s.Evaluate(ctx, c); d.Action != Allow {
+		if d := s.Evaluate(ctx, c); d.Action != toolgate.Allow {
 			b.Fatalf("unexpected %+v", d)
 		}
 	}
@@ -72,11 +72,11 @@ func BenchmarkEvaluateHundred(b *testing.B) {
 
 // BenchmarkEvaluateDefault measures the embedded pack on typical calls.
 func BenchmarkEvaluateDefault(b *testing.B) {
-	calls := map[string]tools.Call{
+	calls := map[string]toolgate.Call{
 		"read_file":       {Tool: "read_file", Server: "workspace", Args: map[string]any{"path": "src/main.go"}},
 		"write_file":      {Tool: "write_file", Server: "workspace", Args: map[string]any{"path": "src/main.go", "content": "package main"}},
 		"run_command":     {Tool: "run_command", Server: "workspace", Args: map[string]any{"command": "go test ./... && git status"}},
-		"other_annotated": {Tool: "search", Server: "gh", Annotations: tools.Annotations{ReadOnly: yes()}, Args: map[string]any{"q": "x"}},
+		"other_annotated": {Tool: "search", Server: "gh", Annotations: toolgate.Annotations{ReadOnly: yes()}, Args: map[string]any{"q": "x"}},
 	}
 	s := Default()
 	for name, c := range calls {
@@ -156,11 +156,11 @@ rules:
 		t.Errorf("unindexed = %v", s.unindexed)
 	}
 	for k, want := range map[string]string{"a": "a", "b": "b", "c": "c", "z": "d"} {
-		if d := s.Evaluate(context.Background(), tools.Call{Tool: "x", Args: map[string]any{"k": k}}); d.Rule != want {
+		if d := s.Evaluate(context.Background(), toolgate.Call{Tool: "x", Args: map[string]any{"k": k}}); d.Rule != want {
 			t.Errorf("k=%s: rule %q, want %q", k, d.Rule, want)
 		}
 	}
-	if d := s.Evaluate(context.Background(), tools.Call{Tool: "q"}); d.Rule != "e" {
+	if d := s.Evaluate(context.Background(), toolgate.Call{Tool: "q"}); d.Rule != "e" {
 		t.Errorf("other tool: rule %q, want e", d.Rule)
 	}
 }

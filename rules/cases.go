@@ -13,7 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // Case is one test case for a rule set: a call and the decision it should
@@ -24,7 +24,7 @@ type Case struct {
 	// Line is where the case starts in its file.
 	Line int
 	// Call is the call to decide.
-	Call tools.Call
+	Call toolgate.Call
 	// Expect is what the decision must say.
 	Expect Expect
 	// Workspace is where the call runs (the file's top-level workspace:
@@ -34,7 +34,7 @@ type Case struct {
 
 // Decide decides the case's call with s, in the case's workspace if its
 // file names one.
-func (c Case) Decide(ctx context.Context, s *Set) Decision {
+func (c Case) Decide(ctx context.Context, s *Set) toolgate.Decision {
 	if c.Workspace.Root != "" || c.Workspace.Home != "" || len(c.Workspace.Own) > 0 {
 		s = s.WithWorkspace(c.Workspace)
 	}
@@ -51,7 +51,7 @@ type WorkspaceSpec struct {
 // Expect is the part of a Decision a Case checks. Zero fields are not checked.
 type Expect struct {
 	// Action is required.
-	Action Action `yaml:"action"`
+	Action toolgate.Action `yaml:"action"`
 	// Rule, when set, is the rule that must decide; "" (written `rule: ""`)
 	// means the file's default must apply.
 	Rule *string `yaml:"rule"`
@@ -82,12 +82,12 @@ type CallSpec struct {
 	Description string         `yaml:"description"`
 	InputSchema map[string]any `yaml:"input_schema"`
 	// Sandbox is the tool's default sandbox profile (tool.sandbox).
-	Sandbox     string          `yaml:"sandbox"`
-	Annotations AnnotationsSpec `yaml:"annotations"`
-	Client      PeerSpec        `yaml:"client"`
-	Model       PeerSpec        `yaml:"model"`
-	Confidence  *float64        `yaml:"confidence"`
-	Session     string          `yaml:"session"`
+	Sandbox     string               `yaml:"sandbox"`
+	Annotations toolgate.Annotations `yaml:"annotations"`
+	Client      toolgate.Peer        `yaml:"client"`
+	Model       toolgate.Peer        `yaml:"model"`
+	Confidence  *float64             `yaml:"confidence"`
+	Session     string               `yaml:"session"`
 	// Principal is who makes the call: {user, groups, auth}.
 	Principal struct {
 		User   string   `yaml:"user"`
@@ -104,34 +104,14 @@ type CallSpec struct {
 	Time string `yaml:"time"`
 }
 
-// AnnotationsSpec is a tool's hints as a cases file writes them.
-type AnnotationsSpec struct {
-	Title       string `yaml:"title"`
-	ReadOnly    *bool  `yaml:"readOnlyHint"`
-	Destructive *bool  `yaml:"destructiveHint"`
-	Idempotent  *bool  `yaml:"idempotentHint"`
-	OpenWorld   *bool  `yaml:"openWorldHint"`
-}
-
-// PeerSpec is a client or model as written in a cases file.
-type PeerSpec struct {
-	Name    string `yaml:"name"`
-	Version string `yaml:"version"`
-}
-
 // ToCall converts the spec into the Call the gate would see.
-func (cs CallSpec) ToCall() (tools.Call, error) {
-	c := tools.Call{
+func (cs CallSpec) ToCall() (toolgate.Call, error) {
+	c := toolgate.Call{
 		ID: cs.ID, Tool: cs.Tool, Server: cs.Server, Name: cs.Exposed, Args: cs.Args,
-		Annotations: tools.Annotations{
-			Title: cs.Annotations.Title, ReadOnly: cs.Annotations.ReadOnly, Destructive: cs.Annotations.Destructive,
-			Idempotent: cs.Annotations.Idempotent, OpenWorld: cs.Annotations.OpenWorld,
-		},
-		Client:     tools.Peer{Name: cs.Client.Name, Version: cs.Client.Version},
-		Model:      tools.Peer{Name: cs.Model.Name, Version: cs.Model.Version},
+		Annotations: cs.Annotations, Client: cs.Client, Model: cs.Model,
 		Confidence: cs.Confidence,
 		SessionID:  cs.Session,
-		Principal: tools.Principal{User: cs.Principal.User, Groups: tools.NormalGroups(cs.Principal.Groups),
+		Principal: toolgate.Principal{User: cs.Principal.User, Groups: toolgate.NormalGroups(cs.Principal.Groups),
 			Auth: cs.Principal.Auth},
 		Description: cs.Description,
 		Sandbox:     cs.Sandbox,
@@ -147,21 +127,21 @@ func (cs CallSpec) ToCall() (tools.Call, error) {
 		c.Args = map[string]any{}
 	}
 	switch cs.Kind {
-	case "", tools.KindTool, tools.KindResource, tools.KindPrompt, tools.KindCompletion:
+	case "", toolgate.KindTool, toolgate.KindResource, toolgate.KindPrompt, toolgate.KindCompletion:
 	default:
 		return c, fmt.Errorf("kind %q: want tool, resource, prompt or completion", cs.Kind)
 	}
 	c.Kind = cs.Kind
 	if cs.URI != "" {
 		if c.Kind == "" {
-			c.Kind = tools.KindResource
+			c.Kind = toolgate.KindResource
 		}
 		c.Args["uri"] = cs.URI
 		if c.Tool == "" {
 			c.Tool = cs.URI
 		}
 	}
-	if c.Kind == tools.KindTool {
+	if c.Kind == toolgate.KindTool {
 		c.Kind = ""
 	}
 	if c.Name == "" {
@@ -178,15 +158,15 @@ func (cs CallSpec) ToCall() (tools.Call, error) {
 }
 
 // ParseCall reads one call (YAML or JSON, strict: unknown keys fail).
-func ParseCall(data []byte) (tools.Call, error) {
+func ParseCall(data []byte) (toolgate.Call, error) {
 	var cs CallSpec
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cs); err != nil {
 		if errors.Is(err, io.EOF) {
-			return tools.Call{}, errors.New("call: empty")
+			return toolgate.Call{}, errors.New("call: empty")
 		}
-		return tools.Call{}, fmt.Errorf("call: %w", err)
+		return toolgate.Call{}, fmt.Errorf("call: %w", err)
 	}
 	c, err := cs.ToCall()
 	if err != nil {
@@ -245,7 +225,7 @@ func ParseCases(name string, data []byte) ([]Case, error) {
 			c.Name = fmt.Sprintf("case %d (line %d)", i+1, line)
 		}
 		switch fc.Expect.Action {
-		case Allow, Deny, Review:
+		case toolgate.Allow, toolgate.Deny, toolgate.Review:
 		default:
 			errs.add(name, pos, "", "", "case %q: expect.action must be allow, deny or review, got %q", c.Name, fc.Expect.Action)
 		}
@@ -266,7 +246,7 @@ func ParseCases(name string, data []byte) ([]Case, error) {
 }
 
 // Check reports how d differs from what c expects, or nil.
-func (c Case) Check(d Decision) error {
+func (c Case) Check(d toolgate.Decision) error {
 	var diffs []string
 	e := c.Expect
 	if d.Action != e.Action {
@@ -278,7 +258,7 @@ func (c Case) Check(d Decision) error {
 	if e.AutoApproved != nil && d.AutoApproved != *e.AutoApproved {
 		diffs = append(diffs, fmt.Sprintf("auto_approved is %v, want %v", d.AutoApproved, *e.AutoApproved))
 	}
-	if got := cmp.Or(d.ConfidenceEffect, ConfidenceNone); e.ConfidenceEffect != "" && got != e.ConfidenceEffect {
+	if got := cmp.Or(d.ConfidenceEffect, toolgate.ConfidenceNone); e.ConfidenceEffect != "" && got != e.ConfidenceEffect {
 		diffs = append(diffs, fmt.Sprintf("confidence_effect is %s, want %s", got, e.ConfidenceEffect))
 	}
 	if e.ReasonContains != "" && !strings.Contains(d.Reason, e.ReasonContains) {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // confidenceFile has file-level thresholds and one rule of each kind.
@@ -42,38 +42,38 @@ func TestConfidenceThresholds(t *testing.T) {
 		tool   string
 		cmd    string
 		conf   *float64
-		action Action
+		action toolgate.Action
 		effect string
 		reason string // substring
 	}{
 		// File-level thresholds apply to the default's decision too.
-		{name: "default allow, sure", tool: "ls", conf: conf(0.7), action: Allow},
-		{name: "default allow, unsure: review", tool: "ls", conf: conf(0.3), action: Review, effect: ConfidenceTightenedToReview, reason: "below the rule set's review_below 0.50"},
-		{name: "default allow, very unsure: deny", tool: "ls", conf: conf(0.1), action: Deny, effect: ConfidenceTightenedToDeny, reason: "below the rule set's deny_below 0.20"},
-		{name: "review_below is exclusive", tool: "ls", conf: conf(0.5), action: Allow},
+		{name: "default allow, sure", tool: "ls", conf: conf(0.7), action: toolgate.Allow},
+		{name: "default allow, unsure: review", tool: "ls", conf: conf(0.3), action: toolgate.Review, effect: toolgate.ConfidenceTightenedToReview, reason: "below the rule set's review_below 0.50"},
+		{name: "default allow, very unsure: deny", tool: "ls", conf: conf(0.1), action: toolgate.Deny, effect: toolgate.ConfidenceTightenedToDeny, reason: "below the rule set's deny_below 0.20"},
+		{name: "review_below is exclusive", tool: "ls", conf: conf(0.5), action: toolgate.Allow},
 		// Unknown confidence neither tightens nor waives.
-		{name: "unknown tightens nothing", tool: "ls", action: Allow},
-		{name: "out of range counts as unknown", tool: "ls", conf: conf(-0.5), action: Allow},
-		{name: "unknown never auto-approves", tool: "run_command", cmd: "make", action: Review},
+		{name: "unknown tightens nothing", tool: "ls", action: toolgate.Allow},
+		{name: "out of range counts as unknown", tool: "ls", conf: conf(-0.5), action: toolgate.Allow},
+		{name: "unknown never auto-approves", tool: "run_command", cmd: "make", action: toolgate.Review},
 		// Deny stays deny, with no effect recorded.
-		{name: "deny is not tightened further", tool: "read_secret", conf: conf(0.1), action: Deny},
-		{name: "deny is not waived by confidence", tool: "read_secret", conf: conf(1), action: Deny},
+		{name: "deny is not tightened further", tool: "read_secret", conf: conf(0.1), action: toolgate.Deny},
+		{name: "deny is not waived by confidence", tool: "read_secret", conf: conf(1), action: toolgate.Deny},
 		// Review rules: 0.99 waives only where the rule says so.
-		{name: "review without auto_approve_at stays review at 0.99", tool: "run_command", cmd: "git push", conf: conf(0.99), action: Review},
-		{name: "review with auto_approve_at allows at 0.95", tool: "run_command", cmd: "make", conf: conf(0.95), action: Allow, effect: ConfidenceAutoApproved, reason: "auto-approved"},
-		{name: "review with auto_approve_at below it stays review", tool: "run_command", cmd: "make", conf: conf(0.6), action: Review},
-		{name: "review is not tightened by review_below", tool: "run_command", cmd: "git push", conf: conf(0.3), action: Review},
-		{name: "review below deny_below is denied", tool: "run_command", cmd: "git push", conf: conf(0.1), action: Deny, effect: ConfidenceTightenedToDeny},
+		{name: "review without auto_approve_at stays review at 0.99", tool: "run_command", cmd: "git push", conf: conf(0.99), action: toolgate.Review},
+		{name: "review with auto_approve_at allows at 0.95", tool: "run_command", cmd: "make", conf: conf(0.95), action: toolgate.Allow, effect: toolgate.ConfidenceAutoApproved, reason: "auto-approved"},
+		{name: "review with auto_approve_at below it stays review", tool: "run_command", cmd: "make", conf: conf(0.6), action: toolgate.Review},
+		{name: "review is not tightened by review_below", tool: "run_command", cmd: "git push", conf: conf(0.3), action: toolgate.Review},
+		{name: "review below deny_below is denied", tool: "run_command", cmd: "git push", conf: conf(0.1), action: toolgate.Deny, effect: toolgate.ConfidenceTightenedToDeny},
 		// A rule's own thresholds, higher than the file's, bite first.
-		{name: "rule review_below", tool: "write_file", conf: conf(0.7), action: Review, effect: ConfidenceTightenedToReview, reason: "below this rule's review_below 0.80"},
-		{name: "rule deny_below", tool: "write_file", conf: conf(0.3), action: Deny, effect: ConfidenceTightenedToDeny, reason: "below this rule's deny_below 0.40"},
-		{name: "rule thresholds met", tool: "write_file", conf: conf(0.85), action: Allow},
+		{name: "rule review_below", tool: "write_file", conf: conf(0.7), action: toolgate.Review, effect: toolgate.ConfidenceTightenedToReview, reason: "below this rule's review_below 0.80"},
+		{name: "rule deny_below", tool: "write_file", conf: conf(0.3), action: toolgate.Deny, effect: toolgate.ConfidenceTightenedToDeny, reason: "below this rule's deny_below 0.40"},
+		{name: "rule thresholds met", tool: "write_file", conf: conf(0.85), action: toolgate.Allow},
 		// on_error (review) is tightened by the file's deny_below.
-		{name: "on_error tightened", tool: "broken", conf: conf(0.1), action: Deny, effect: ConfidenceTightenedToDeny},
+		{name: "on_error tightened", tool: "broken", conf: conf(0.1), action: toolgate.Deny, effect: toolgate.ConfidenceTightenedToDeny},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := tools.Call{Tool: tc.tool, Confidence: tc.conf, Args: map[string]any{}}
+			c := toolgate.Call{Tool: tc.tool, Confidence: tc.conf, Args: map[string]any{}}
 			if tc.cmd != "" {
 				c.Args["command"] = tc.cmd
 			}
@@ -84,10 +84,10 @@ func TestConfidenceThresholds(t *testing.T) {
 			if !strings.Contains(d.Reason, tc.reason) {
 				t.Errorf("reason %q does not contain %q", d.Reason, tc.reason)
 			}
-			if d.AutoApproved != (tc.effect == ConfidenceAutoApproved) {
+			if d.AutoApproved != (tc.effect == toolgate.ConfidenceAutoApproved) {
 				t.Errorf("AutoApproved = %v with effect %q", d.AutoApproved, d.ConfidenceEffect)
 			}
-			if d.Action == Deny && d.Sandbox != "" {
+			if d.Action == toolgate.Deny && d.Sandbox != "" {
 				t.Errorf("a denied call names sandbox %q", d.Sandbox)
 			}
 		})
@@ -97,8 +97,8 @@ func TestConfidenceThresholds(t *testing.T) {
 // A tightened allow keeps the rule's sandbox for when the review approves.
 func TestConfidenceTightenedKeepsSandbox(t *testing.T) {
 	s := mustParse(t, "version: 1\nreview_below: 0.5\nrules:\n  - {name: a, match: 'true', action: allow, sandbox: read-only}\n")
-	d := s.Evaluate(context.Background(), tools.Call{Tool: "x", Confidence: conf(0.1)})
-	if d.Action != Review || d.Sandbox != "read-only" || d.Rule != "a" {
+	d := s.Evaluate(context.Background(), toolgate.Call{Tool: "x", Confidence: conf(0.1)})
+	if d.Action != toolgate.Review || d.Sandbox != "read-only" || d.Rule != "a" {
 		t.Fatalf("got %+v", d)
 	}
 }

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/bench"
-	"github.com/toolgate/toolgate/tools"
 )
 
 // fastPathRules holds the shapes the fast paths replace, next to near
@@ -75,7 +75,7 @@ var fastPathKeys = []string{"path", "n", "flag", "a", "command", "paths", "patte
 // set decides or explains, over hand-written and random calls, for the
 // rules above, the default pack with its test cases, and the benchmark set.
 func TestFastPathSameDecisions(t *testing.T) {
-	calls := []tools.Call{
+	calls := []toolgate.Call{
 		{Tool: "read_file"},
 		{Tool: "read_file", Args: map[string]any{}},
 		{Tool: "t", Args: map[string]any{"path": "/home/u/.ssh/id_rsa"}},
@@ -87,11 +87,11 @@ func TestFastPathSameDecisions(t *testing.T) {
 		{Tool: "t", Args: map[string]any{"n": 3}},
 		{Tool: "t", Args: map[string]any{"a": map[string]any{"b": "x"}}},
 		{Tool: "t", Args: map[string]any{"": "e"}},
-		{Tool: "t", Annotations: tools.Annotations{ReadOnly: yes()}},
+		{Tool: "t", Annotations: toolgate.Annotations{ReadOnly: yes()}},
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 2000 {
-		c := tools.Call{Tool: []string{"read_file", "run_command", "t"}[rng.IntN(3)], Args: map[string]any{}}
+		c := toolgate.Call{Tool: []string{"read_file", "run_command", "t"}[rng.IntN(3)], Args: map[string]any{}}
 		for range rng.IntN(4) {
 			c.Args[fastPathKeys[rng.IntN(len(fastPathKeys))]] = fastPathValues[rng.IntN(len(fastPathValues))]
 		}
@@ -109,7 +109,7 @@ func TestFastPathSameDecisions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defaultCalls := append([]tools.Call(nil), calls...)
+	defaultCalls := append([]toolgate.Call(nil), calls...)
 	for _, c := range cases {
 		defaultCalls = append(defaultCalls, c.Call)
 	}
@@ -117,7 +117,7 @@ func TestFastPathSameDecisions(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		src   string
-		calls []tools.Call
+		calls []toolgate.Call
 	}{
 		{"fast path rules", fastPathRules, calls},
 		{"default pack", string(defaultPack), defaultCalls},
@@ -206,8 +206,8 @@ func TestFastPathNodes(t *testing.T) {
 // hand anything unusual to cel-go, so they read as before.
 func TestFastPathErrorsMatch(t *testing.T) {
 	s := mustParse(t, fastPathRules)
-	d, steps, _ := s.Explain(context.Background(), tools.Call{Tool: "t", Args: map[string]any{"path": 3.0}})
-	if d.Action != Allow {
+	d, steps, _ := s.Explain(context.Background(), toolgate.Call{Tool: "t", Args: map[string]any{"path": 3.0}})
+	if d.Action != toolgate.Allow {
 		t.Fatalf("decision %+v", d)
 	}
 	got := map[string]string{}
@@ -252,7 +252,7 @@ func FuzzFastPath(f *testing.F) {
 			return
 		}
 		for _, tool := range []string{"read_file", "t"} {
-			c := tools.Call{Tool: tool, Args: args}
+			c := toolgate.Call{Tool: tool, Args: args}
 			fd, fsteps, _ := fast.Explain(context.Background(), c)
 			sd, ssteps, _ := slow.Explain(context.Background(), c)
 			if !reflect.DeepEqual(fd, sd) || !reflect.DeepEqual(fsteps, ssteps) {
@@ -267,13 +267,13 @@ func FuzzFastPath(f *testing.F) {
 func TestEvaluateConcurrent(t *testing.T) {
 	s := mustParse(t, fastPathRules)
 	ctx := context.Background()
-	var calls []tools.Call
-	var want []Decision
+	var calls []toolgate.Call
+	var want []toolgate.Decision
 	for i, v := range fastPathValues {
 		if _, ok := v.(chan int); ok {
 			continue
 		}
-		c := tools.Call{Tool: "t", Args: map[string]any{fastPathKeys[i%len(fastPathKeys)]: v, "path": v}}
+		c := toolgate.Call{Tool: "t", Args: map[string]any{fastPathKeys[i%len(fastPathKeys)]: v, "path": v}}
 		calls = append(calls, c)
 		want = append(want, s.Evaluate(ctx, c))
 	}

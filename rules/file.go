@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/tools/sandbox"
 )
 
@@ -82,8 +83,8 @@ func (l errorList) err() error {
 // fileSpec is a rules file as written, before its expressions are compiled.
 type fileSpec struct {
 	label   string
-	def     Action
-	onError Action
+	def     toolgate.Action
+	onError toolgate.Action
 	rules   []ruleSpec
 	// denyBelow and reviewBelow are the file-level confidence thresholds,
 	// which apply to every call; nil when not set.
@@ -95,7 +96,7 @@ type ruleSpec struct {
 	name          string
 	node          *yaml.Node
 	match         *yaml.Node
-	action        Action
+	action        toolgate.Action
 	reason        string
 	reasonExpr    *yaml.Node
 	autoApproveAt *float64
@@ -104,7 +105,7 @@ type ruleSpec struct {
 	shadow        bool
 	sandbox       string
 	sessionGrant  time.Duration
-	review        ReviewPolicy
+	review        toolgate.ReviewPolicy
 }
 
 var (
@@ -154,7 +155,7 @@ func decodeFile(name string, data []byte, errs *errorList) *fileSpec {
 		errs.add(name, root, "", "", "the top level must be a mapping with version, default, on_error and rules")
 		return nil
 	}
-	f := &fileSpec{def: Review, onError: Review}
+	f := &fileSpec{def: toolgate.Review, onError: toolgate.Review}
 	seen := map[string]bool{}
 	var version *yaml.Node
 	for i := 0; i+1 < len(root.Content); i += 2 {
@@ -187,7 +188,7 @@ func decodeFile(name string, data []byte, errs *errorList) *fileSpec {
 			switch {
 			case !ok:
 				errs.add(name, v, "", "on_error", "must be review or deny, got %q", v.Value)
-			case a == Allow:
+			case a == toolgate.Allow:
 				errs.add(name, v, "", "on_error", "must be review or deny: an evaluation error never allows a call")
 			default:
 				f.onError = a
@@ -347,10 +348,10 @@ func decodeRule(file string, idx int, n *yaml.Node, errs *errorList) (ruleSpec, 
 		case "review_channels":
 			list, ok := stringList(v)
 			for _, ch := range list {
-				ok = ok && slices.Contains([]string{"slack", "cli", "elicitation", "web"}, ch)
+				ok = ok && toolgate.IsReviewChannel(ch)
 			}
 			if !ok || len(list) == 0 {
-				errs.add(file, v, label, "review_channels", "must be a list of slack, cli, elicitation and web")
+				errs.add(file, v, label, "review_channels", "must be a list of "+toolgate.ReviewChannels)
 				continue
 			}
 			r.review.Channels = list
@@ -407,19 +408,19 @@ func decodeRule(file string, idx int, n *yaml.Node, errs *errorList) (ruleSpec, 
 	if seen["reason"] && seen["reason_expr"] {
 		errs.add(file, n, label, "reason_expr", "give either reason (text) or reason_expr (CEL), not both")
 	}
-	if r.autoApproveAt != nil && r.action != "" && r.action != Review {
+	if r.autoApproveAt != nil && r.action != "" && r.action != toolgate.Review {
 		errs.add(file, n, label, "auto_approve_at", "only a review rule can auto-approve (this rule's action is %s)", r.action)
 	}
-	if !r.review.zero() && r.action != "" && r.action != Review {
+	if !r.review.Zero() && r.action != "" && r.action != toolgate.Review {
 		errs.add(file, n, label, "approvals", "approvals, review_channels and escalation only apply to review rules (this rule's action is %s)", r.action)
 	}
 	if (r.review.EscalateAfter > 0) != (len(r.review.EscalateTo) > 0) {
 		errs.add(file, n, label, "escalate_to", "escalate_after and escalate_to go together")
 	}
-	if r.sessionGrant > 0 && r.action != "" && r.action != Review {
+	if r.sessionGrant > 0 && r.action != "" && r.action != toolgate.Review {
 		errs.add(file, n, label, "session_grant", "only a review rule lets a reviewer approve for the session (this rule's action is %s)", r.action)
 	}
-	if r.sandbox != "" && r.action == Deny {
+	if r.sandbox != "" && r.action == toolgate.Deny {
 		errs.add(file, n, label, "sandbox", "a deny rule runs nothing, so it cannot name a sandbox profile")
 	}
 	if r.autoApproveAt != nil && r.denyBelow != nil && *r.denyBelow >= *r.autoApproveAt {
@@ -434,7 +435,7 @@ func decodeRule(file string, idx int, n *yaml.Node, errs *errorList) (ruleSpec, 
 	// tool's default, which may be no sandbox at all); whether that
 	// profile keeps the call in (no network, no writes outside the
 	// workspace) is checked against the config at load (Set.AutoApproveSandboxes).
-	if r.autoApproveAt != nil && r.action == Review {
+	if r.autoApproveAt != nil && r.action == toolgate.Review {
 		switch r.sandbox {
 		case "":
 			errs.add(file, n, label, "auto_approve_at", "needs the rule to name the sandbox profile its calls run in (e.g. sandbox: workspace-write), "+
@@ -454,12 +455,12 @@ func resolve(n *yaml.Node) *yaml.Node {
 	return n
 }
 
-func parseAction(n *yaml.Node) (Action, bool) {
+func parseAction(n *yaml.Node) (toolgate.Action, bool) {
 	if n.Kind != yaml.ScalarNode {
 		return "", false
 	}
-	switch a := Action(n.Value); a {
-	case Allow, Deny, Review:
+	switch a := toolgate.Action(n.Value); a {
+	case toolgate.Allow, toolgate.Deny, toolgate.Review:
 		return a, true
 	}
 	return "", false

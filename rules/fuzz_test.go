@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // fuzzRules reads args in every way that can fail: missing keys, wrong
@@ -63,13 +63,13 @@ func FuzzEvaluateArgs(f *testing.F) {
 		if json.Unmarshal(data, &args) != nil {
 			return
 		}
-		d := s.Evaluate(context.Background(), tools.Call{Tool: "t", Args: args})
+		d := s.Evaluate(context.Background(), toolgate.Call{Tool: "t", Args: args})
 		switch d.Action {
-		case Allow, Deny, Review:
+		case toolgate.Allow, toolgate.Deny, toolgate.Review:
 		default:
 			t.Fatalf("invalid action %q", d.Action)
 		}
-		if d.Error != "" && d.Action == Allow {
+		if d.Error != "" && d.Action == toolgate.Allow {
 			t.Fatalf("an evaluation error allowed the call: %+v", d)
 		}
 		if d.Version == "" {
@@ -95,8 +95,8 @@ func FuzzParse(f *testing.F) {
 			if s == nil || s.Version() == "" {
 				t.Fatal("nil set without error")
 			}
-			d := s.Evaluate(context.Background(), tools.Call{Tool: "read_file", Args: map[string]any{"path": "x"}})
-			if d.Action == "" || d.Error != "" && d.Action == Allow {
+			d := s.Evaluate(context.Background(), toolgate.Call{Tool: "read_file", Args: map[string]any{"path": "x"}})
+			if d.Action == "" || d.Error != "" && d.Action == toolgate.Allow {
 				t.Fatalf("bad decision %+v", d)
 			}
 			return

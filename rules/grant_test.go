@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 func TestSessionGrantKey(t *testing.T) {
@@ -14,7 +14,7 @@ func TestSessionGrantKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := s.Evaluate(context.Background(), tools.Call{Tool: "x"}); d.SessionGrant != 30*time.Minute {
+	if d := s.Evaluate(context.Background(), toolgate.Call{Tool: "x"}); d.SessionGrant != 30*time.Minute {
 		t.Fatalf("decision session_grant = %v", d.SessionGrant)
 	}
 	for _, bad := range []string{"action: allow\n    session_grant: 30m", "action: review\n    session_grant: 13h", "action: review\n    session_grant: soon"} {

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // DefaultInterval is how often a Live rule set checks its file when
@@ -112,7 +112,7 @@ func NewLive(path string, opts LiveOptions) (*Live, error) {
 func (l *Live) Current() *Set { return l.cur.Load() }
 
 // Decide implements the gate's Decider with the set in force when it is called.
-func (l *Live) Decide(ctx context.Context, c tools.Call) Decision {
+func (l *Live) Decide(ctx context.Context, c toolgate.Call) toolgate.Decision {
 	return l.cur.Load().Evaluate(ctx, c)
 }
 

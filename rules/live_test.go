@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
@@ -12,37 +11,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
-// syncBuffer is a log sink safe for the Run goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// Aliases kept until the merge; the lead removes them.
+type syncBuffer = toolgatetest.SyncBuffer
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// Aliases kept until the merge; the lead removes them.
+var waitFor = toolgatetest.Eventually
 
 func TestLiveReload(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "rules.yaml")
@@ -53,7 +30,7 @@ func TestLiveReload(t *testing.T) {
 		}
 	}
 	write("version: 1\ndefault: allow\n")
-	var logs syncBuffer
+	var logs toolgatetest.SyncBuffer
 	l, err := NewLive(path, LiveOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Interval: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -63,34 +40,34 @@ func TestLiveReload(t *testing.T) {
 	go func() { l.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 
-	call := tools.Call{Tool: "x"}
-	if d := l.Decide(context.Background(), call); d.Action != Allow {
+	call := toolgate.Call{Tool: "x"}
+	if d := l.Decide(context.Background(), call); d.Action != toolgate.Allow {
 		t.Fatalf("initial: %+v", d)
 	}
 	v1 := l.Current().Version()
 
 	write("version: 1\ndefault: deny\n")
-	waitFor(t, "reload to deny", func() bool { return l.Decide(context.Background(), call).Action == Deny })
+	toolgatetest.Eventually(t, "reload to deny", func() bool { return l.Decide(context.Background(), call).Action == toolgate.Deny })
 	v2 := l.Current().Version()
 	if v2 == v1 {
 		t.Fatal("version did not change")
 	}
 
 	write("version: 1\ndefault: allow\nrules:\n  - {name: broken, match: 'nope', action: allow}\n")
-	waitFor(t, "broken edit logged", func() bool { return strings.Contains(logs.String(), "undeclared reference to 'nope'") })
-	if d := l.Decide(context.Background(), call); d.Action != Deny || d.Version != v2 {
+	toolgatetest.Eventually(t, "broken edit logged", func() bool { return strings.Contains(logs.String(), "undeclared reference to 'nope'") })
+	if d := l.Decide(context.Background(), call); d.Action != toolgate.Deny || d.Version != v2 {
 		t.Fatalf("broken edit replaced the rules: %+v", d)
 	}
 
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "missing file logged", func() bool { return strings.Contains(logs.String(), "unreadable") })
-	if d := l.Decide(context.Background(), call); d.Action != Deny {
+	toolgatetest.Eventually(t, "missing file logged", func() bool { return strings.Contains(logs.String(), "unreadable") })
+	if d := l.Decide(context.Background(), call); d.Action != toolgate.Deny {
 		t.Fatalf("missing file replaced the rules: %+v", d)
 	}
 	write("version: 1\ndefault: review\n")
-	waitFor(t, "recovery", func() bool { return l.Decide(context.Background(), call).Action == Review })
+	toolgatetest.Eventually(t, "recovery", func() bool { return l.Decide(context.Background(), call).Action == toolgate.Review })
 }
 
 func TestLiveConcurrentDecisionsDuringReload(t *testing.T) {
@@ -112,7 +89,7 @@ func TestLiveConcurrentDecisionsDuringReload(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
-				if d := l.Decide(context.Background(), tools.Call{Tool: "x"}); d.Action != Allow && d.Action != Deny {
+				if d := l.Decide(context.Background(), toolgate.Call{Tool: "x"}); d.Action != toolgate.Allow && d.Action != toolgate.Deny {
 					t.Errorf("decision during reload: %+v", d)
 					return
 				}
@@ -172,7 +149,7 @@ func TestLiveOnLoad(t *testing.T) {
 		loaded = append(loaded, string(s.Source()))
 	}
 	got := func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(loaded) }
-	var logs syncBuffer
+	var logs toolgatetest.SyncBuffer
 	l, err := NewLive(path, LiveOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Interval: 5 * time.Millisecond, OnLoad: onLoad})
 	if err != nil {
 		t.Fatal(err)
@@ -184,11 +161,11 @@ func TestLiveOnLoad(t *testing.T) {
 	if err := os.WriteFile(path, []byte(srcs[1]), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "broken edit refused", func() bool { return strings.Contains(logs.String(), "rules file refused") })
+	toolgatetest.Eventually(t, "broken edit refused", func() bool { return strings.Contains(logs.String(), "rules file refused") })
 	if err := os.WriteFile(path, []byte(srcs[2]), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "reload to deny", func() bool { return len(got()) == 2 })
+	toolgatetest.Eventually(t, "reload to deny", func() bool { return len(got()) == 2 })
 	if g := got(); g[0] != srcs[0] || g[1] != srcs[2] {
 		t.Fatalf("OnLoad heard %q", g)
 	}

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // Workspace is where calls run, so the normalized call can resolve the
@@ -151,7 +151,7 @@ var urlArgKeys = map[string]bool{
 }
 
 // normalize computes c's normalized call.
-func normalize(c *tools.Call, ws Workspace) *normCall {
+func normalize(c *toolgate.Call, ws Workspace) *normCall {
 	n := &normCall{
 		kind:        inferKind(c),
 		seenPath:    map[string]bool{},
@@ -184,7 +184,7 @@ const maxArgWalk = 6
 // (push_files' files: [{path: ...}]): values of path keys, values of URL
 // keys, and every string that is a URL. On a tool that writes, path
 // values are written: the destination ones when the tool has them.
-func (n *normCall) argPaths(args map[string]any, c *tools.Call, ws Workspace, writes bool, depth int) {
+func (n *normCall) argPaths(args map[string]any, c *toolgate.Call, ws Workspace, writes bool, depth int) {
 	if depth > maxArgWalk {
 		return
 	}
@@ -285,7 +285,7 @@ func stringsOf(v any) []string {
 
 // shell fills the cmd.* fields from the call's command: a command line
 // (string), or an argv (a list, or a program with an args list).
-func (n *normCall) shell(c *tools.Call, ws Workspace) {
+func (n *normCall) shell(c *toolgate.Call, ws Workspace) {
 	var (
 		line   string
 		argv   []string

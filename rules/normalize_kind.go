@@ -5,7 +5,7 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // inferKind infers what a tool does from its name, description, input
@@ -14,7 +14,7 @@ import (
 // shell > database > vcs > network > file_write > file_read > other, and
 // hints can only raise a kind, never lower one: a tool that takes a
 // command is a shell tool whatever its readOnlyHint says.
-func inferKind(c *tools.Call) string {
+func inferKind(c *toolgate.Call) string {
 	name := nameTokens(c.Tool)
 	props := schemaProps(c.InputSchema)
 	if len(props) == 0 {

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // TestWithWorkspaceCopiesEveryField guards WithWorkspace against a Set
@@ -60,7 +60,7 @@ func TestNormalizeShell(t *testing.T) {
 	}
 	join := func(l []string) string { return strings.Join(l, " ") }
 	for _, tc := range cases {
-		n := normalize(&tools.Call{Server: "workspace", Tool: "run_command", Args: map[string]any{"command": tc.line}}, ws)
+		n := normalize(&toolgate.Call{Server: "workspace", Tool: "run_command", Args: map[string]any{"command": tc.line}}, ws)
 		if n.err != nil {
 			t.Errorf("%q: %v", tc.line, n.err)
 			continue
@@ -84,27 +84,27 @@ func TestNormalizeShell(t *testing.T) {
 func TestInferKind(t *testing.T) {
 	yes := true
 	cases := []struct {
-		c    tools.Call
+		c    toolgate.Call
 		want string
 	}{
-		{tools.Call{Tool: "run_command"}, KindShell},
-		{tools.Call{Tool: "start_process", InputSchema: []byte(`{"properties":{"command":{},"timeout_ms":{}}}`)}, KindShell},
-		{tools.Call{Tool: "interact_with_process"}, KindShell},
-		{tools.Call{Tool: "helper", Description: "Execute a shell command on the host"}, KindShell},
-		{tools.Call{Tool: "read_logs", InputSchema: []byte(`{"properties":{"command":{}}}`), Annotations: tools.Annotations{ReadOnly: &yes}}, KindShell},
-		{tools.Call{Tool: "call_aws", InputSchema: []byte(`{"properties":{"cli_command":{}}}`)}, KindShell},
-		{tools.Call{Tool: "read_text_file", InputSchema: []byte(`{"properties":{"path":{}}}`)}, KindFileRead},
-		{tools.Call{Tool: "list_directory"}, KindFileRead},
-		{tools.Call{Tool: "edit_file", InputSchema: []byte(`{"properties":{"path":{},"edits":{}}}`)}, KindFileWrite},
-		{tools.Call{Tool: "move_file"}, KindFileWrite},
-		{tools.Call{Tool: "fetch", InputSchema: []byte(`{"properties":{"url":{}}}`)}, KindNetwork},
-		{tools.Call{Tool: "navigate", Server: "browser"}, KindNetwork},
-		{tools.Call{Tool: "query", Server: "postgres", InputSchema: []byte(`{"properties":{"sql":{}}}`)}, KindDatabase},
-		{tools.Call{Tool: "execute_sql"}, KindDatabase},
-		{tools.Call{Tool: "create_pull_request", Server: "github"}, KindVCS},
-		{tools.Call{Tool: "git_status", Server: "git"}, KindVCS},
-		{tools.Call{Tool: "kubectl_apply", InputSchema: []byte(`{"properties":{"filename":{},"manifest":{}}}`)}, KindOther},
-		{tools.Call{Tool: "get_weather"}, KindOther},
+		{toolgate.Call{Tool: "run_command"}, KindShell},
+		{toolgate.Call{Tool: "start_process", InputSchema: []byte(`{"properties":{"command":{},"timeout_ms":{}}}`)}, KindShell},
+		{toolgate.Call{Tool: "interact_with_process"}, KindShell},
+		{toolgate.Call{Tool: "helper", Description: "Execute a shell command on the host"}, KindShell},
+		{toolgate.Call{Tool: "read_logs", InputSchema: []byte(`{"properties":{"command":{}}}`), Annotations: toolgate.Annotations{ReadOnly: &yes}}, KindShell},
+		{toolgate.Call{Tool: "call_aws", InputSchema: []byte(`{"properties":{"cli_command":{}}}`)}, KindShell},
+		{toolgate.Call{Tool: "read_text_file", InputSchema: []byte(`{"properties":{"path":{}}}`)}, KindFileRead},
+		{toolgate.Call{Tool: "list_directory"}, KindFileRead},
+		{toolgate.Call{Tool: "edit_file", InputSchema: []byte(`{"properties":{"path":{},"edits":{}}}`)}, KindFileWrite},
+		{toolgate.Call{Tool: "move_file"}, KindFileWrite},
+		{toolgate.Call{Tool: "fetch", InputSchema: []byte(`{"properties":{"url":{}}}`)}, KindNetwork},
+		{toolgate.Call{Tool: "navigate", Server: "browser"}, KindNetwork},
+		{toolgate.Call{Tool: "query", Server: "postgres", InputSchema: []byte(`{"properties":{"sql":{}}}`)}, KindDatabase},
+		{toolgate.Call{Tool: "execute_sql"}, KindDatabase},
+		{toolgate.Call{Tool: "create_pull_request", Server: "github"}, KindVCS},
+		{toolgate.Call{Tool: "git_status", Server: "git"}, KindVCS},
+		{toolgate.Call{Tool: "kubectl_apply", InputSchema: []byte(`{"properties":{"filename":{},"manifest":{}}}`)}, KindOther},
+		{toolgate.Call{Tool: "get_weather"}, KindOther},
 	}
 	for _, tc := range cases {
 		if got := inferKind(&tc.c); got != tc.want {
@@ -131,7 +131,7 @@ func FuzzNormalize(f *testing.F) {
 			{"command": line, "args": []any{arg, line}},
 			{"command": []any{line, arg}, "cwd": arg},
 		} {
-			n := normalize(&tools.Call{Server: "workspace", Tool: "run_command", Args: args}, ws)
+			n := normalize(&toolgate.Call{Server: "workspace", Tool: "run_command", Args: args}, ws)
 			if n.err == nil && n.kind != KindShell {
 				t.Fatalf("kind %s", n.kind)
 			}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // TestPinVariables: rules read tool.pinned and tool.changed, and the
@@ -25,19 +25,19 @@ rules:
     action: review
     reason: not pinned
 `)
-	ro := tools.Annotations{ReadOnly: yes()}
+	ro := toolgate.Annotations{ReadOnly: yes()}
 	for _, tc := range []struct {
-		pin  tools.PinState
+		pin  toolgate.PinState
 		rule string
 	}{
-		{tools.PinPinned, "reads"},
-		{tools.PinBuiltin, "reads"},
-		{tools.PinChanged, "changed"},
-		{tools.PinPending, "unpinned"},
-		{tools.PinError, "unpinned"},
-		{tools.PinUnchecked, "reads"}, // no pinning in effect: the hints are as given
+		{toolgate.PinPinned, "reads"},
+		{toolgate.PinBuiltin, "reads"},
+		{toolgate.PinChanged, "changed"},
+		{toolgate.PinPending, "unpinned"},
+		{toolgate.PinError, "unpinned"},
+		{toolgate.PinUnchecked, "reads"}, // no pinning in effect: the hints are as given
 	} {
-		d := s.Evaluate(context.Background(), tools.Call{Server: "up", Tool: "echo", Annotations: ro, Pin: tools.Pin{State: tc.pin}})
+		d := s.Evaluate(context.Background(), toolgate.Call{Server: "up", Tool: "echo", Annotations: ro, Pin: toolgate.Pin{State: tc.pin}})
 		if d.Rule != tc.rule {
 			t.Errorf("pin %q: rule %q (%s), want %q", tc.pin, d.Rule, d.Action, tc.rule)
 		}

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 func TestPrincipalVariables(t *testing.T) {
@@ -21,19 +21,19 @@ rules:
 `)
 	cases := []struct {
 		name string
-		p    tools.Principal
-		want Action
+		p    toolgate.Principal
+		want toolgate.Action
 		rule string
 	}{
-		{"group member by token", tools.Principal{User: "bob", Groups: []string{"dev", "oncall"}, Auth: tools.AuthToken}, Allow, "oncall"},
-		{"group member by oidc", tools.Principal{User: "bob", Groups: []string{"oncall"}, Auth: tools.AuthOIDC}, Allow, "oncall"},
-		{"group named by a shared token is not enough", tools.Principal{User: "shared", Groups: []string{"oncall"}, Auth: tools.AuthShared}, Deny, ""},
-		{"user", tools.Principal{User: "alice", Groups: []string{"dev"}, Auth: tools.AuthToken}, Review, "alice"},
-		{"nobody", tools.Principal{}, Deny, ""},
+		{"group member by token", toolgate.Principal{User: "bob", Groups: []string{"dev", "oncall"}, Auth: toolgate.AuthToken}, toolgate.Allow, "oncall"},
+		{"group member by oidc", toolgate.Principal{User: "bob", Groups: []string{"oncall"}, Auth: toolgate.AuthOIDC}, toolgate.Allow, "oncall"},
+		{"group named by a shared token is not enough", toolgate.Principal{User: "shared", Groups: []string{"oncall"}, Auth: toolgate.AuthShared}, toolgate.Deny, ""},
+		{"user", toolgate.Principal{User: "alice", Groups: []string{"dev"}, Auth: toolgate.AuthToken}, toolgate.Review, "alice"},
+		{"nobody", toolgate.Principal{}, toolgate.Deny, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			d := s.Evaluate(context.Background(), tools.Call{Tool: "x", Principal: tc.p, Time: time.Now()})
+			d := s.Evaluate(context.Background(), toolgate.Call{Tool: "x", Principal: tc.p, Time: time.Now()})
 			if d.Action != tc.want || d.Rule != tc.rule || d.Error != "" {
 				t.Fatalf("got %s by %q (err %q), want %s by %q", d.Action, d.Rule, d.Error, tc.want, tc.rule)
 			}
@@ -46,7 +46,7 @@ func TestParseCallPrincipal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Principal.User != "alice" || c.Principal.Auth != tools.AuthToken || len(c.Principal.Groups) != 2 || c.Principal.Groups[0] != "dev" {
+	if c.Principal.User != "alice" || c.Principal.Auth != toolgate.AuthToken || len(c.Principal.Groups) != 2 || c.Principal.Groups[0] != "dev" {
 		t.Fatalf("principal %+v", c.Principal)
 	}
 }

@@ -17,7 +17,7 @@ import (
 	"cel.dev/cel-go/common/types/ref"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // Limits applied to every expression that can loop (uses a comprehension
@@ -41,8 +41,8 @@ type Set struct {
 	version   string
 	source    []byte // the file's contents, as compiled
 	label     string
-	def       Action
-	onError   Action
+	def       toolgate.Action
+	onError   toolgate.Action
 	rules     []*rule
 	byTool    map[string][]int // indexed rules per tool name, in file order
 	unindexed []int            // rules any tool may match, in file order
@@ -63,7 +63,7 @@ type limits struct {
 type rule struct {
 	name          string
 	line          int
-	action        Action
+	action        toolgate.Action
 	shadow        bool
 	reason        string
 	match         program
@@ -72,7 +72,7 @@ type rule struct {
 	limits        limits  // the rule's own thresholds
 	sandbox       string
 	sessionGrant  time.Duration
-	review        ReviewPolicy
+	review        toolgate.ReviewPolicy
 	tools         []string
 	// toolKinds and callKinds, when not nil, are the only tool.kind and
 	// call.kind values the match can be true for (see conjunctStrings);
@@ -471,14 +471,16 @@ func (s *Set) Len() int {
 }
 
 // Decide implements the gate's Decider with a fixed rule set.
-func (s *Set) Decide(ctx context.Context, c tools.Call) Decision { return s.Evaluate(ctx, c) }
+func (s *Set) Decide(ctx context.Context, c toolgate.Call) toolgate.Decision {
+	return s.Evaluate(ctx, c)
+}
 
 // Evaluate decides c: the first matching enforced rule wins; every shadow
 // rule is evaluated too and recorded in Decision.Shadow; with no match the
 // file's default applies. It never returns an empty Action, and an
 // evaluation error never allows: on_error decides and Decision.Error says
 // why. A nil Set denies.
-func (s *Set) Evaluate(ctx context.Context, c tools.Call) Decision {
+func (s *Set) Evaluate(ctx context.Context, c toolgate.Call) toolgate.Decision {
 	return s.evaluate(ctx, &c, nil)
 }
 
@@ -497,17 +499,17 @@ type Step struct {
 // Explain is Evaluate plus the rules it evaluated, in order. Rules the
 // tool-name index ruled out, and enforced rules after the winner, are not
 // listed; skipped counts them.
-func (s *Set) Explain(ctx context.Context, c tools.Call) (d Decision, steps []Step, skipped int) {
+func (s *Set) Explain(ctx context.Context, c toolgate.Call) (d toolgate.Decision, steps []Step, skipped int) {
 	steps = []Step{}
 	d = s.evaluate(ctx, &c, &steps)
 	return d, steps, s.Len() - len(steps)
 }
 
-func (s *Set) evaluate(ctx context.Context, c *tools.Call, trace *[]Step) Decision {
+func (s *Set) evaluate(ctx context.Context, c *toolgate.Call, trace *[]Step) toolgate.Decision {
 	if s == nil {
-		return Decision{Action: Deny, Error: "no rule set is loaded"}
+		return toolgate.Decision{Action: toolgate.Deny, Error: "no rule set is loaded"}
 	}
-	d := Decision{Version: s.version, Label: s.label}
+	d := toolgate.Decision{Version: s.version, Label: s.label}
 	if err := ctx.Err(); err != nil {
 		d.Action, d.Error = s.onError, errString("call context", err)
 		d.Reason = fmt.Sprintf("the call was cancelled before it could be decided, so on_error (%s) applies", s.onError)
@@ -544,10 +546,10 @@ func (s *Set) evaluate(ctx context.Context, c *tools.Call, trace *[]Step) Decisi
 		if r.shadow {
 			switch {
 			case err != nil:
-				d.Shadow = append(d.Shadow, ShadowResult{Rule: r.name, Action: s.onError, Reason: "evaluation error", Error: errString("match", err)})
+				d.Shadow = append(d.Shadow, toolgate.ShadowResult{Rule: r.name, Action: s.onError, Reason: "evaluation error", Error: errString("match", err)})
 			case matched:
 				sd := r.decide(ctx, act, c, s.onError, s.limits)
-				d.Shadow = append(d.Shadow, ShadowResult{Rule: r.name, Action: sd.Action, Reason: sd.Reason, Error: sd.Error})
+				d.Shadow = append(d.Shadow, toolgate.ShadowResult{Rule: r.name, Action: sd.Action, Reason: sd.Reason, Error: sd.Error})
 			}
 			continue
 		}
@@ -561,10 +563,10 @@ func (s *Set) evaluate(ctx context.Context, c *tools.Call, trace *[]Step) Decisi
 			rd := r.decide(ctx, act, c, s.onError, s.limits)
 			d.Action, d.Rule, d.Reason, d.AutoApproved, d.ConfidenceEffect = rd.Action, r.name, rd.Reason, rd.AutoApproved, rd.Effect
 			ruled = true
-			if rd.Action != Deny {
+			if rd.Action != toolgate.Deny {
 				d.Sandbox = r.sandbox
 			}
-			if rd.Action == Review {
+			if rd.Action == toolgate.Review {
 				d.SessionGrant, d.Review = r.sessionGrant, r.review
 			}
 			if rd.Error != "" {
@@ -586,7 +588,7 @@ func (s *Set) evaluate(ctx context.Context, c *tools.Call, trace *[]Step) Decisi
 		d.Action, d.ConfidenceEffect, why = s.limits.tighten(d.Action, c.Confidence, [2]string{"the rule set's", "the rule set's"})
 		if why != "" {
 			d.Reason = joinReason(d.Reason, why)
-			if d.Action == Deny {
+			if d.Action == toolgate.Deny {
 				d.Sandbox = ""
 			}
 		}
@@ -616,7 +618,7 @@ func (r *rule) matches(ctx context.Context, act *activation) (bool, error) {
 
 // ruleDecision is what a matching rule decides.
 type ruleDecision struct {
-	Action       Action
+	Action       toolgate.Action
 	Reason       string
 	AutoApproved bool
 	Effect       string // Decision.ConfidenceEffect
@@ -630,7 +632,7 @@ type ruleDecision struct {
 // applies only when no threshold tightened. A reason_expr error keeps the
 // rule matched but makes the action at least as strict as on_error and
 // disables auto-approval.
-func (r *rule) decide(ctx context.Context, act *activation, c *tools.Call, onError Action, file limits) ruleDecision {
+func (r *rule) decide(ctx context.Context, act *activation, c *toolgate.Call, onError toolgate.Action, file limits) ruleDecision {
 	rd := ruleDecision{Action: r.action, Reason: r.reason}
 	if r.reasonExpr != nil {
 		v, err := r.reasonExpr.eval(ctx, act)
@@ -663,13 +665,13 @@ func (r *rule) decide(ctx context.Context, act *activation, c *tools.Call, onErr
 		return rd
 	}
 	conf, known := knownConfidence(c.Confidence)
-	if known && rd.Error == "" && r.action == Review && r.autoApproveAt >= 0 && conf >= r.autoApproveAt &&
+	if known && rd.Error == "" && r.action == toolgate.Review && r.autoApproveAt >= 0 && conf >= r.autoApproveAt &&
 		conf >= lim.reviewBelow && conf >= lim.denyBelow {
 		why := fmt.Sprintf("auto-approved: the agent's confidence %.2f is at or above %.2f", conf, r.autoApproveAt)
 		if rd.Reason != "" {
 			why = rd.Reason + " (" + why + ")"
 		}
-		rd.Action, rd.Reason, rd.AutoApproved, rd.Effect = Allow, why, true, ConfidenceAutoApproved
+		rd.Action, rd.Reason, rd.AutoApproved, rd.Effect = toolgate.Allow, why, true, toolgate.ConfidenceAutoApproved
 	}
 	return rd
 }
@@ -682,16 +684,16 @@ func (r *rule) decide(ctx context.Context, act *activation, c *tools.Call, onErr
 // only penalise agents that do not state any. whose names where the deny
 // and the review threshold come from, for the reason; effect and why are
 // "" when nothing changed.
-func (l limits) tighten(a Action, p *float64, whose [2]string) (_ Action, effect, why string) {
+func (l limits) tighten(a toolgate.Action, p *float64, whose [2]string) (_ toolgate.Action, effect, why string) {
 	conf, known := knownConfidence(p)
 	if !known {
 		return a, "", ""
 	}
 	switch {
-	case l.denyBelow >= 0 && conf < l.denyBelow && a != Deny:
-		return Deny, ConfidenceTightenedToDeny, fmt.Sprintf("the agent's confidence %.2f is below %s deny_below %.2f", conf, whose[0], l.denyBelow)
-	case l.reviewBelow >= 0 && conf < l.reviewBelow && a == Allow:
-		return Review, ConfidenceTightenedToReview, fmt.Sprintf("the agent's confidence %.2f is below %s review_below %.2f", conf, whose[1], l.reviewBelow)
+	case l.denyBelow >= 0 && conf < l.denyBelow && a != toolgate.Deny:
+		return toolgate.Deny, toolgate.ConfidenceTightenedToDeny, fmt.Sprintf("the agent's confidence %.2f is below %s deny_below %.2f", conf, whose[0], l.denyBelow)
+	case l.reviewBelow >= 0 && conf < l.reviewBelow && a == toolgate.Allow:
+		return toolgate.Review, toolgate.ConfidenceTightenedToReview, fmt.Sprintf("the agent's confidence %.2f is below %s review_below %.2f", conf, whose[1], l.reviewBelow)
 	}
 	return a, "", ""
 }
@@ -705,12 +707,12 @@ func joinReason(reason, why string) string {
 }
 
 // stricter returns the stricter of two actions: deny > review > allow.
-func stricter(a, b Action) Action {
-	rank := func(x Action) int {
+func stricter(a, b toolgate.Action) toolgate.Action {
+	rank := func(x toolgate.Action) int {
 		switch x {
-		case Allow:
+		case toolgate.Allow:
 			return 0
-		case Review:
+		case toolgate.Review:
 			return 1
 		}
 		return 2

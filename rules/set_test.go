@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 const basicFile = `version: 1
@@ -53,29 +53,29 @@ func mustParse(t testing.TB, data string) *Set {
 
 func TestEvaluate(t *testing.T) {
 	s := mustParse(t, basicFile)
-	ro := tools.Annotations{ReadOnly: yes()}
+	ro := toolgate.Annotations{ReadOnly: yes()}
 	cases := []struct {
 		name   string
-		call   tools.Call
-		action Action
+		call   toolgate.Call
+		action toolgate.Action
 		rule   string
 		reason string // substring
 		auto   bool
 		err    string // substring of Decision.Error
 		shadow []string
 	}{
-		{name: "ssh key denied", call: tools.Call{Tool: "read_file", Args: map[string]any{"path": "/home/u/.ssh/id_rsa"}}, action: Deny, rule: "deny-ssh", reason: "SSH keys"},
-		{name: "ordinary read falls to annotation rule", call: tools.Call{Tool: "read_file", Annotations: ro, Args: map[string]any{"path": "main.go"}}, action: Allow, rule: "reads"},
-		{name: "shell reviewed with computed reason", call: tools.Call{Tool: "run_command", Args: map[string]any{"command": "make"}}, action: Review, rule: "shell-review", reason: "shell command: make"},
-		{name: "shell auto-approved at high confidence", call: tools.Call{Tool: "run_command", Args: map[string]any{"command": "make"}, Confidence: conf(0.95)}, action: Allow, rule: "shell-review", reason: "auto-approved", auto: true},
-		{name: "threshold is inclusive", call: tools.Call{Tool: "run_command", Confidence: conf(0.9)}, action: Allow, rule: "shell-review", auto: true},
-		{name: "mid confidence still reviewed", call: tools.Call{Tool: "run_command", Confidence: conf(0.5)}, action: Review, rule: "shell-review"},
-		{name: "low confidence denied", call: tools.Call{Tool: "run_command", Confidence: conf(0.1)}, action: Deny, rule: "shell-review", reason: "below this rule's deny_below"},
-		{name: "bogus confidence is unknown, never auto-approves", call: tools.Call{Tool: "run_command", Confidence: conf(7)}, action: Review, rule: "shell-review"},
-		{name: "missing key is an error and never allows", call: tools.Call{Tool: "other"}, action: Review, rule: "strict-x", err: "no such key"},
-		{name: "enforced match", call: tools.Call{Tool: "other", Args: map[string]any{"x": 3}}, action: Allow, rule: "strict-x", shadow: []string{"big-x"}},
-		{name: "default when nothing matches", call: tools.Call{Tool: "other", Args: map[string]any{"x": 1.0}}, action: Review, rule: ""},
-		{name: "shadow after the winner is still evaluated", call: tools.Call{Tool: "read_file", Annotations: ro, Args: map[string]any{"path": "a", "x": 5.0}}, action: Allow, rule: "reads", shadow: []string{"big-x"}},
+		{name: "ssh key denied", call: toolgate.Call{Tool: "read_file", Args: map[string]any{"path": "/home/u/.ssh/id_rsa"}}, action: toolgate.Deny, rule: "deny-ssh", reason: "SSH keys"},
+		{name: "ordinary read falls to annotation rule", call: toolgate.Call{Tool: "read_file", Annotations: ro, Args: map[string]any{"path": "main.go"}}, action: toolgate.Allow, rule: "reads"},
+		{name: "shell reviewed with computed reason", call: toolgate.Call{Tool: "run_command", Args: map[string]any{"command": "make"}}, action: toolgate.Review, rule: "shell-review", reason: "shell command: make"},
+		{name: "shell auto-approved at high confidence", call: toolgate.Call{Tool: "run_command", Args: map[string]any{"command": "make"}, Confidence: conf(0.95)}, action: toolgate.Allow, rule: "shell-review", reason: "auto-approved", auto: true},
+		{name: "threshold is inclusive", call: toolgate.Call{Tool: "run_command", Confidence: conf(0.9)}, action: toolgate.Allow, rule: "shell-review", auto: true},
+		{name: "mid confidence still reviewed", call: toolgate.Call{Tool: "run_command", Confidence: conf(0.5)}, action: toolgate.Review, rule: "shell-review"},
+		{name: "low confidence denied", call: toolgate.Call{Tool: "run_command", Confidence: conf(0.1)}, action: toolgate.Deny, rule: "shell-review", reason: "below this rule's deny_below"},
+		{name: "bogus confidence is unknown, never auto-approves", call: toolgate.Call{Tool: "run_command", Confidence: conf(7)}, action: toolgate.Review, rule: "shell-review"},
+		{name: "missing key is an error and never allows", call: toolgate.Call{Tool: "other"}, action: toolgate.Review, rule: "strict-x", err: "no such key"},
+		{name: "enforced match", call: toolgate.Call{Tool: "other", Args: map[string]any{"x": 3}}, action: toolgate.Allow, rule: "strict-x", shadow: []string{"big-x"}},
+		{name: "default when nothing matches", call: toolgate.Call{Tool: "other", Args: map[string]any{"x": 1.0}}, action: toolgate.Review, rule: ""},
+		{name: "shadow after the winner is still evaluated", call: toolgate.Call{Tool: "read_file", Annotations: ro, Args: map[string]any{"path": "a", "x": 5.0}}, action: toolgate.Allow, rule: "reads", shadow: []string{"big-x"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -108,7 +108,7 @@ func TestEvaluate(t *testing.T) {
 
 func TestEvaluateNilSetDenies(t *testing.T) {
 	var s *Set
-	if d := s.Evaluate(context.Background(), tools.Call{Tool: "x"}); d.Action != Deny || d.Error == "" {
+	if d := s.Evaluate(context.Background(), toolgate.Call{Tool: "x"}); d.Action != toolgate.Deny || d.Error == "" {
 		t.Fatalf("nil set: %+v", d)
 	}
 }
@@ -117,16 +117,16 @@ func TestEvaluateCancelledContextNeverAllows(t *testing.T) {
 	s := mustParse(t, "version: 1\ndefault: allow\nrules:\n  - {name: a, match: 'true', action: allow}\n")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	d := s.Evaluate(ctx, tools.Call{Tool: "x"})
-	if d.Action != Review || !strings.Contains(d.Error, "canceled") {
+	d := s.Evaluate(ctx, toolgate.Call{Tool: "x"})
+	if d.Action != toolgate.Review || !strings.Contains(d.Error, "canceled") {
 		t.Fatalf("got %+v", d)
 	}
 }
 
 func TestOnErrorDeny(t *testing.T) {
 	s := mustParse(t, "version: 1\non_error: deny\nrules:\n  - {name: a, match: 'args.path == \"x\"', action: allow}\n")
-	d := s.Evaluate(context.Background(), tools.Call{Tool: "x"})
-	if d.Action != Deny || d.Rule != "a" || !strings.Contains(d.Error, `rule "a": match: no such key: path`) {
+	d := s.Evaluate(context.Background(), toolgate.Call{Tool: "x"})
+	if d.Action != toolgate.Deny || d.Rule != "a" || !strings.Contains(d.Error, `rule "a": match: no such key: path`) {
 		t.Fatalf("got %+v", d)
 	}
 }
@@ -140,20 +140,20 @@ rules:
     action: allow
     reason_expr: 'args.why'
 `)
-	d := s.Evaluate(context.Background(), tools.Call{Tool: "x"})
-	if d.Action != Deny || !strings.Contains(d.Error, "reason_expr") {
+	d := s.Evaluate(context.Background(), toolgate.Call{Tool: "x"})
+	if d.Action != toolgate.Deny || !strings.Contains(d.Error, "reason_expr") {
 		t.Fatalf("got %+v", d)
 	}
 }
 
 func TestVariables(t *testing.T) {
 	when := time.Date(2026, 11, 3, 22, 0, 0, 0, time.UTC)
-	c := tools.Call{
+	c := toolgate.Call{
 		Tool: "t", Server: "srv", Name: "srv__t",
-		Annotations: tools.Annotations{Title: "T", Destructive: yes()},
+		Annotations: toolgate.Annotations{Title: "T", Destructive: yes()},
 		Args:        map[string]any{"n": 5, "list": []any{"a", 1.5}, "nested": map[string]any{"k": true}},
-		Client:      tools.Peer{Name: "cursor", Version: "1.2"},
-		Model:       tools.Peer{Name: "claude", Version: "4"},
+		Client:      toolgate.Peer{Name: "cursor", Version: "1.2"},
+		Model:       toolgate.Peer{Name: "claude", Version: "4"},
 		Confidence:  conf(0.5),
 		SessionID:   "s1",
 		Time:        when,
@@ -176,7 +176,7 @@ func TestVariables(t *testing.T) {
 		`cel.bind(x, 1, x + 1 == 2)`,
 	} {
 		s := mustParse(t, "version: 1\ndefault: deny\nrules:\n  - name: r\n    match: '"+strings.ReplaceAll(expr, "'", "''")+"'\n    action: allow\n")
-		if d := s.Evaluate(context.Background(), c); d.Action != Allow {
+		if d := s.Evaluate(context.Background(), c); d.Action != toolgate.Allow {
 			t.Errorf("%s: got %s (err %q)", expr, d.Action, d.Error)
 		}
 	}
@@ -185,7 +185,7 @@ func TestVariables(t *testing.T) {
 func TestUnknownConfidence(t *testing.T) {
 	s := mustParse(t, "version: 1\ndefault: deny\nrules:\n  - {name: r, match: '!confidence.hasValue()', action: allow}\n")
 	for _, c := range []*float64{nil, conf(-1), conf(1.5)} {
-		if d := s.Evaluate(context.Background(), tools.Call{Confidence: c}); d.Action != Allow {
+		if d := s.Evaluate(context.Background(), toolgate.Call{Confidence: c}); d.Action != toolgate.Allow {
 			t.Errorf("confidence %v: want unknown, got %+v", c, d)
 		}
 	}
@@ -193,7 +193,7 @@ func TestUnknownConfidence(t *testing.T) {
 
 func TestNowUnsetFailsClosed(t *testing.T) {
 	s := mustParse(t, "version: 1\ndefault: allow\nrules:\n  - {name: r, match: 'now.getHours() > 30', action: allow}\n")
-	if d := s.Evaluate(context.Background(), tools.Call{}); d.Action != Review || d.Error == "" {
+	if d := s.Evaluate(context.Background(), toolgate.Call{}); d.Action != toolgate.Review || d.Error == "" {
 		t.Fatalf("got %+v", d)
 	}
 }
@@ -210,8 +210,8 @@ rules:
 	for i := range l {
 		l[i] = float64(i)
 	}
-	d := s.Evaluate(context.Background(), tools.Call{Args: map[string]any{"l": l}})
-	if d.Action != Deny || !strings.Contains(d.Error, "cost limit") {
+	d := s.Evaluate(context.Background(), toolgate.Call{Args: map[string]any{"l": l}})
+	if d.Action != toolgate.Deny || !strings.Contains(d.Error, "cost limit") {
 		t.Fatalf("got %+v", d)
 	}
 }
@@ -303,26 +303,26 @@ rules:
     action: allow
     reason_expr: 'args.?why.orValue("no reason")'
 `)
-	d := s.Evaluate(context.Background(), tools.Call{Args: map[string]any{"flag": "yes"}})
-	if d.Action != Review || !strings.Contains(d.Error, "not bool") {
+	d := s.Evaluate(context.Background(), toolgate.Call{Args: map[string]any{"flag": "yes"}})
+	if d.Action != toolgate.Review || !strings.Contains(d.Error, "not bool") {
 		t.Errorf("non-bool match: %+v", d)
 	}
-	if len(d.Shadow) != 1 || d.Shadow[0].Action != Review || !strings.Contains(d.Shadow[0].Error, "no such key") {
+	if len(d.Shadow) != 1 || d.Shadow[0].Action != toolgate.Review || !strings.Contains(d.Shadow[0].Error, "no such key") {
 		t.Errorf("shadow error not recorded: %+v", d.Shadow)
 	}
-	d = s.Evaluate(context.Background(), tools.Call{Args: map[string]any{"flag": true, "why": 3}})
-	if d.Action != Review || !strings.Contains(d.Error, "not string") {
+	d = s.Evaluate(context.Background(), toolgate.Call{Args: map[string]any{"flag": true, "why": 3}})
+	if d.Action != toolgate.Review || !strings.Contains(d.Error, "not string") {
 		t.Errorf("non-string reason: %+v", d)
 	}
-	d = s.Evaluate(context.Background(), tools.Call{Args: map[string]any{"flag": true}})
-	if d.Action != Allow || d.Reason != "no reason" || d.Error != "" {
+	d = s.Evaluate(context.Background(), toolgate.Call{Args: map[string]any{"flag": true}})
+	if d.Action != toolgate.Allow || d.Reason != "no reason" || d.Error != "" {
 		t.Errorf("dyn ok: %+v", d)
 	}
 }
 
 func TestExplain(t *testing.T) {
 	s := mustParse(t, basicFile)
-	d, steps, skipped := s.Explain(context.Background(), tools.Call{Tool: "run_command", Args: map[string]any{"command": "ls", "x": 9.0}})
+	d, steps, skipped := s.Explain(context.Background(), toolgate.Call{Tool: "run_command", Args: map[string]any{"command": "ls", "x": 9.0}})
 	if d.Rule != "shell-review" {
 		t.Fatalf("decision %+v", d)
 	}

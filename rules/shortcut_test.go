@@ -8,9 +8,9 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/rules"
 	"github.com/toolgate/toolgate/rules/corpus"
-	"github.com/toolgate/toolgate/tools"
 )
 
 // shortcutSets returns the default pack compiled with its evaluation
@@ -27,7 +27,7 @@ func shortcutSets(t testing.TB) (fast, general *rules.Set) {
 // sameDecision fails t unless both sets decide c, in ws, alike: the whole
 // Decision (action, rule, reason, sandbox, shadow results, confidence
 // effect...) and every rule's step.
-func sameDecision(t *testing.T, where string, fast, general *rules.Set, ws rules.Workspace, c tools.Call) {
+func sameDecision(t *testing.T, where string, fast, general *rules.Set, ws rules.Workspace, c toolgate.Call) {
 	t.Helper()
 	fast, general = fast.WithWorkspace(ws), general.WithWorkspace(ws)
 	fd, fsteps, _ := fast.Explain(context.Background(), c)
@@ -101,7 +101,7 @@ func FuzzShortcuts(f *testing.F) {
 		if json.Unmarshal([]byte(args), &a) != nil {
 			return
 		}
-		c := tools.Call{Tool: tool, Server: server, Name: server + "__" + tool, Kind: kind, Args: a}
+		c := toolgate.Call{Tool: tool, Server: server, Name: server + "__" + tool, Kind: kind, Args: a}
 		sameDecision(t, "fuzz", fast, general, ws, c)
 	})
 }

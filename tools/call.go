@@ -1,107 +1,13 @@
 // Package tools holds the catalog of tools toolgate re-exposes: the upstream
-// MCP servers, the built-in workspace tools, and the Call that describes one
-// tool invocation as it travels through the gate.
+// MCP servers and the built-in workspace tools. It forwards each
+// toolgate.Call the gate lets through to the tool that runs it.
 package tools
 
-import (
-	"encoding/json"
-	"fmt"
-	"time"
+import "github.com/toolgate/toolgate"
+
+// Aliases kept until the merge; the lead removes them.
+type (
+	Peer        = toolgate.Peer
+	Annotations = toolgate.Annotations
+	Call        = toolgate.Call
 )
-
-// Peer names a piece of software and its version: the agent's MCP client
-// (from initialize) or the model driving it.
-type Peer struct {
-	Name    string `json:"name,omitempty"`
-	Version string `json:"version,omitempty"`
-}
-
-// Annotations are the upstream tool's behaviour hints, copied unchanged.
-// A nil hint means the upstream did not say.
-type Annotations struct {
-	Title       string `json:"title,omitempty"`
-	ReadOnly    *bool  `json:"readOnlyHint,omitempty"`
-	Destructive *bool  `json:"destructiveHint,omitempty"`
-	Idempotent  *bool  `json:"idempotentHint,omitempty"`
-	OpenWorld   *bool  `json:"openWorldHint,omitempty"`
-}
-
-// Call is one tools/call as the gate sees it. The mcp package builds it from
-// the agent's request; rules decide on it, review shows it, audit records it,
-// and the catalog forwards it. It holds no transport state.
-type Call struct {
-	// ID is the decision id the gate assigns (a ULID, sortable by time).
-	ID string `json:"id"`
-	// Server is the upstream's name in the config ("workspace" for built-ins).
-	Server string `json:"server"`
-	// Tool is the tool's name on its upstream.
-	Tool string `json:"tool"`
-	// Name is the name exposed to agents, e.g. "fs__read_file".
-	Name string `json:"name"`
-	// Kind is what the call does: KindTool (tools/call; "" counts as one),
-	// KindResource (resources/read: Tool and Name are the resource's or
-	// matching template's, Args {"uri": ...}), KindPrompt (prompts/get:
-	// Args the prompt's arguments) or KindCompletion (completion/complete).
-	Kind string `json:"kind,omitempty"`
-	// Args are the agent's arguments with toolgate's own keys (_confidence) removed.
-	Args map[string]any `json:"args"`
-	// Annotations are the upstream tool's hints.
-	Annotations Annotations `json:"annotations"`
-	// SchemaHash is the hex sha256 of the tool's input schema as its upstream declared it.
-	SchemaHash string `json:"schema_hash,omitempty"`
-	// ServerVersion is the upstream's serverInfo.version.
-	ServerVersion string `json:"server_version,omitempty"`
-	// Description is the tool's description and InputSchema its input
-	// schema (raw JSON), as its upstream declared them: rules infer the
-	// tool's kind from them (tool.kind). Not recorded; SchemaHash is.
-	Description string          `json:"-"`
-	InputSchema json.RawMessage `json:"-"`
-	// Pin is the tool's definition's state against its pin (Tool.Pin) when
-	// the call was received. The gate refuses a quarantined tool's calls.
-	Pin Pin `json:"pin,omitzero"`
-	// Client is the agent's MCP client, from initialize.
-	Client Peer `json:"client"`
-	// Model is the model driving the agent, when known.
-	Model Peer `json:"model"`
-	// Confidence is the agent's stated confidence in 0..1; nil means unknown.
-	Confidence *float64 `json:"confidence,omitempty"`
-	// Sandbox is the sandbox profile the call runs in: the tool's default
-	// (Tool.Sandbox) until the gate applies the decision's choice. "" means
-	// the tool runs outside any sandbox toolgate controls (a remote
-	// upstream, or a local one configured without a profile).
-	Sandbox string `json:"sandbox,omitempty"`
-	// SessionID identifies the agent's MCP session ("stdio-" and 12 hex
-	// digits on stdio, one per agent process).
-	SessionID string `json:"session_id,omitempty"`
-	// Principal is who made the call, as the edge authenticated them.
-	Principal Principal `json:"principal,omitzero"`
-	// Time is when toolgate received the call; rules see it as `now`.
-	Time time.Time `json:"time"`
-	// Meta is the request's _meta to pass upstream (progressToken and
-	// reserved keys removed, see StripMeta). Not recorded.
-	Meta map[string]any `json:"-"`
-}
-
-// KindName is c's kind, KindTool for a call that names none.
-func (c *Call) KindName() string {
-	if c.Kind == "" {
-		return KindTool
-	}
-	return c.Kind
-}
-
-// Wants says what the call asks for, for a human reviewer: "run NAME (TOOL
-// on server S)" for a tool, "read the resource URI (server S)" for a
-// resource, and so on. Quote marks are left to the caller.
-func (c *Call) Wants() string {
-	switch c.Kind {
-	case KindResource:
-		uri, _ := c.Args["uri"].(string)
-		return fmt.Sprintf("read the resource %s (from server %s)", uri, c.Server)
-	case KindPrompt:
-		return fmt.Sprintf("get the prompt %s (%s on server %s)", c.Name, c.Tool, c.Server)
-	case KindCompletion:
-		return fmt.Sprintf("complete an argument of %s (server %s)", c.Name, c.Server)
-	}
-	return fmt.Sprintf("run %s (%s on server %s)", c.Name, c.Tool, c.Server)
-}

@@ -11,6 +11,7 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/toolgate/toolgate"
 )
 
 // This file forwards tools/call without mcp-go's (*client.Client).CallTool,
@@ -54,12 +55,12 @@ const maxLoadShedding = 3
 
 // callTool forwards params as one tools/call. A plain result comes back
 // undecoded (see passThrough) when raw is set, else decoded.
-func (c *conn) callTool(ctx context.Context, params mcp.CallToolParams, raw bool) (Result, error) {
+func (c *conn) callTool(ctx context.Context, params mcp.CallToolParams, raw bool) (toolgate.Result, error) {
 	if !c.client.IsInitialized() || mcp.IsModernProtocol(c.client.ProtocolVersion()) {
 		req := mcp.CallToolRequest{Params: params}
 		res, err := c.client.CallTool(ctx, req)
 		if err != nil {
-			return Result{}, err
+			return toolgate.Result{}, err
 		}
 		return Decoded(res), nil
 	}
@@ -67,7 +68,7 @@ func (c *conn) callTool(ctx context.Context, params mcp.CallToolParams, raw bool
 	for {
 		b, err := c.sendCall(ctx, params)
 		if err != nil {
-			return Result{}, err
+			return toolgate.Result{}, err
 		}
 		if raw {
 			if r, ok := passThrough(b); ok {
@@ -76,17 +77,17 @@ func (c *conn) callTool(ctx context.Context, params mcp.CallToolParams, raw bool
 		}
 		res, err := decodeCallToolResult(b)
 		if err != nil {
-			return Result{}, err
+			return toolgate.Result{}, err
 		}
 		if !res.NeedsInput() {
 			return Decoded(res), nil
 		}
 		if len(res.InputRequests) > 0 {
-			return Result{}, unanswerable(res.InputRequests)
+			return toolgate.Result{}, unanswerable(res.InputRequests)
 		}
 		shed++
 		if shed >= maxLoadShedding {
-			return Result{}, fmt.Errorf("%w: server asked to retry %d times without requesting input",
+			return toolgate.Result{}, fmt.Errorf("%w: server asked to retry %d times without requesting input",
 				client.ErrMaxInputRoundTripsExceeded, shed)
 		}
 		params.MultiRoundTripParams = mcp.MultiRoundTripParams{RequestState: res.RequestState}

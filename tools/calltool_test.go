@@ -14,6 +14,7 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/toolgate/toolgate"
 )
 
 // resultCases are tools/call results, each with why it is here. The old path
@@ -368,13 +369,13 @@ func TestCallToolMatchesMCPGo(t *testing.T) {
 		case "mcp-go":
 			o.res, o.err = cl.CallTool(ctx, mcp.CallToolRequest{Params: params()})
 		default:
-			var r Result
+			var r toolgate.Result
 			r, o.err = (&conn{client: cl}).callTool(ctx, params(), mode == "raw")
 			if mode == "decoded" && r.Raw != nil {
 				t.Errorf("decoded mode returned raw %s", r.Raw)
 			}
 			if o.err == nil {
-				o.res, o.err = r.Decode()
+				o.res, o.err = Decode(r)
 				if o.err == nil && r.IsError != o.res.IsError {
 					t.Errorf("%s: IsError %v, result says %v", mode, r.IsError, o.res.IsError)
 				}

@@ -16,6 +16,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/tools/sandbox"
 )
 
@@ -111,7 +112,7 @@ type Tool struct {
 	// SchemaHash is the hex sha256 of the canonical JSON of the input schema.
 	SchemaHash string
 	// Annotations are Def's behaviour hints.
-	Annotations Annotations
+	Annotations toolgate.Annotations
 	// Elicits is whether the upstream was seen asking the user something
 	// (elicitation) during a call of this tool; agents whose client cannot
 	// answer are not shown it (see the mcp package).
@@ -132,15 +133,15 @@ type Tool struct {
 	DefHash    string
 	// Pin is the definition's state against its pin, as of the catalog's
 	// last rebuild; PinUnchecked without Options.Pins.
-	Pin Pin
+	Pin toolgate.Pin
 }
 
 // Call is a call of t carrying what t's definition decides (identity,
 // version, annotations, schema, pin, sandbox profile); the caller adds the
 // arguments and the call's context. The MCP edge and corpus scoring both
 // build calls here, so rules see the same fields in both.
-func (t *Tool) Call() Call {
-	return Call{
+func (t *Tool) Call() toolgate.Call {
+	return toolgate.Call{
 		Server:        t.Server,
 		Tool:          t.Def.Name,
 		Name:          t.Name,
@@ -377,6 +378,17 @@ func (c *Catalog) Lookup(name string) (Tool, bool) {
 	return t, ok
 }
 
+// PinOf returns the current pin state of call's tool; ok is false when no
+// tool of call's server and name is exposed under call.Name. It implements
+// gate.PinSource.
+func (c *Catalog) PinOf(call toolgate.Call) (toolgate.Pin, bool) {
+	t, ok := c.Lookup(call.Name)
+	if !ok || t.Server != call.Server || t.Def.Name != call.Tool {
+		return toolgate.Pin{}, false
+	}
+	return t.Pin, true
+}
+
 // UpstreamStatus describes one upstream's current state.
 type UpstreamStatus struct {
 	Name      string
@@ -421,19 +433,19 @@ func (c *Catalog) Refresh() { c.rebuild() }
 const pinTimeout = 10 * time.Second
 
 // pin returns t's pin state: what Options.Pins says, fail closed.
-func (c *Catalog) pin(u *upstream, t Tool) Pin {
+func (c *Catalog) pin(u *upstream, t Tool) toolgate.Pin {
 	switch {
 	case c.o.Pins == nil:
-		return Pin{}
+		return toolgate.Pin{}
 	case u.spec.Server != nil:
-		return Pin{State: PinBuiltin}
+		return toolgate.Pin{State: toolgate.PinBuiltin}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), pinTimeout)
 	defer cancel()
 	p, err := c.o.Pins.CheckPin(ctx, t)
 	if err != nil {
 		c.log.Error("checking a tool's pin failed; the tool is quarantined", "tool", t.Name, "server", t.Server, "err", err)
-		return Pin{State: PinError, Err: err.Error()}
+		return toolgate.Pin{State: toolgate.PinError, Err: err.Error()}
 	}
 	if p.Quarantined() {
 		c.log.Warn("tool quarantined: its definition is not approved; review it with `toolgate tools show "+t.Name+"`, approve it with `toolgate tools approve "+t.Name+"`",
@@ -513,7 +525,7 @@ func (c *Catalog) exposedName(server, name string) string {
 }
 
 // Forward sends call to its upstream (c.Server, c.Tool) and returns the
-// upstream's result. It implements gate.Forwarder.
+// upstream's result.
 //
 // The call gets the upstream's Timeout. Cancelling ctx cancels the upstream
 // request (on stdio, mcp-go sends notifications/cancelled). When ctx carries
@@ -521,7 +533,7 @@ func (c *Catalog) exposedName(server, name string) string {
 // upstream's progress notifications are relayed to it. Meta keys reserved by
 // MCP ("io.modelcontextprotocol/...") or toolgate ("toolgate/...") are not
 // forwarded. A down upstream fails fast with an [*UnavailableError].
-func (c *Catalog) Forward(ctx context.Context, call Call) (*mcp.CallToolResult, error) {
+func (c *Catalog) Forward(ctx context.Context, call toolgate.Call) (*mcp.CallToolResult, error) {
 	u := c.byNm[call.Server]
 	if u == nil {
 		return nil, fmt.Errorf("%w: no upstream named %q", ErrUnknownTool, call.Server)
@@ -532,11 +544,12 @@ func (c *Catalog) Forward(ctx context.Context, call Call) (*mcp.CallToolResult, 
 // ForwardResult is Forward, except that a plain result from an upstream
 // comes back undecoded (Result.Raw): what the upstream sent is passed on to
 // the agent without being decoded and encoded again. Results of other
-// shapes, and those of the built-in tools, come back decoded.
-func (c *Catalog) ForwardResult(ctx context.Context, call Call) (Result, error) {
+// shapes, and those of the built-in tools, come back decoded. It
+// implements gate.Forwarder.
+func (c *Catalog) ForwardResult(ctx context.Context, call toolgate.Call) (toolgate.Result, error) {
 	u := c.byNm[call.Server]
 	if u == nil {
-		return Result{}, fmt.Errorf("%w: no upstream named %q", ErrUnknownTool, call.Server)
+		return toolgate.Result{}, fmt.Errorf("%w: no upstream named %q", ErrUnknownTool, call.Server)
 	}
 	return u.callResult(ctx, call, true)
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 var upstreamBin string // built once by TestMain
@@ -90,12 +92,12 @@ func startCatalog(t *testing.T, o Options) *Catalog {
 	return c
 }
 
-func call(c *Catalog, name string, args map[string]any) Call {
+func call(c *Catalog, name string, args map[string]any) toolgate.Call {
 	t, ok := c.Lookup(name)
 	if !ok {
-		return Call{Server: strings.Split(name, "__")[0], Tool: strings.SplitN(name, "__", 2)[1], Name: name, Args: args}
+		return toolgate.Call{Server: strings.Split(name, "__")[0], Tool: strings.SplitN(name, "__", 2)[1], Name: name, Args: args}
 	}
-	return Call{Server: t.Server, Tool: t.Def.Name, Name: t.Name, Args: args}
+	return toolgate.Call{Server: t.Server, Tool: t.Def.Name, Name: t.Name, Args: args}
 }
 
 func text(r *mcp.CallToolResult) string {
@@ -169,7 +171,7 @@ func TestInProcessCatalog(t *testing.T) {
 	if res, err := c.Forward(ctx, call(c, "ws__prog", nil)); err != nil || text(res) != "done" {
 		t.Fatalf("prog: %v %v", res, err)
 	}
-	waitFor(t, "3 progress notifications", func() bool { mu.Lock(); defer mu.Unlock(); return len(steps) == 3 })
+	toolgatetest.Eventually(t, "3 progress notifications", func() bool { mu.Lock(); defer mu.Unlock(); return len(steps) == 3 })
 	if steps[0] != "1/3 step 1" || steps[2] != "3/3 step 3" {
 		t.Errorf("progress = %v", steps)
 	}
@@ -188,7 +190,7 @@ func TestInProcessCatalog(t *testing.T) {
 		t.Fatal("ws__late not listed after list_changed")
 	}
 
-	if _, err := c.Forward(context.Background(), Call{Server: "nope", Tool: "x"}); !errors.Is(err, ErrUnknownTool) {
+	if _, err := c.Forward(context.Background(), toolgate.Call{Server: "nope", Tool: "x"}); !errors.Is(err, ErrUnknownTool) {
 		t.Errorf("unknown server: %v", err)
 	}
 }
@@ -203,16 +205,8 @@ func drain(ch chan struct{}) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// Aliases kept until the merge; the lead removes them.
+var waitFor = toolgatetest.Eventually
 
 func stats(t *testing.T, c *Catalog) map[string]float64 {
 	t.Helper()
@@ -255,7 +249,7 @@ func TestStdioCrashAndRestart(t *testing.T) {
 		t.Error("tools dropped while upstream down")
 	}
 
-	waitFor(t, "restart", func() bool {
+	toolgatetest.Eventually(t, "restart", func() bool {
 		res, err := c.Forward(context.Background(), call(c, "up__echo", map[string]any{"text": "back"}))
 		return err == nil && text(res) == "back"
 	})
@@ -279,11 +273,11 @@ func TestStdioFailStartIsolated(t *testing.T) {
 			t.Errorf("tool %s listed from a server that never started", tl.Name)
 		}
 	}
-	_, err := c.Forward(context.Background(), Call{Server: "bad", Tool: "echo", Name: "bad__echo"})
+	_, err := c.Forward(context.Background(), toolgate.Call{Server: "bad", Tool: "echo", Name: "bad__echo"})
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "missing API key") || !strings.Contains(err.Error(), "exit status 2") {
 		t.Errorf("bad upstream error = %v", err)
 	}
-	_, err = c.Forward(context.Background(), Call{Server: "missing", Tool: "echo"})
+	_, err = c.Forward(context.Background(), toolgate.Call{Server: "missing", Tool: "echo"})
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "no-such-binary") {
 		t.Errorf("missing binary error = %v", err)
 	}
@@ -314,7 +308,7 @@ func TestStdioCancelProgressTimeout(t *testing.T) {
 		}
 		// The last step may trail the response (mcp-go writes notifications
 		// on another goroutine) and is then dropped; earlier ones must come.
-		waitFor(t, "progress", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= 2 })
+		toolgatetest.Eventually(t, "progress", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= 2 })
 		mu.Lock()
 		if got[0] != 1 || got[1] != 2 {
 			t.Errorf("progress = %v", got)
@@ -334,7 +328,7 @@ func TestStdioCancelProgressTimeout(t *testing.T) {
 		if d := time.Since(start); d > 3*time.Second {
 			t.Errorf("cancel took %s", d)
 		}
-		waitFor(t, "upstream to see the cancellation", func() bool { return stats(t, c)["cancelled"] == before+1 })
+		toolgatetest.Eventually(t, "upstream to see the cancellation", func() bool { return stats(t, c)["cancelled"] == before+1 })
 	})
 
 	t.Run("timeout", func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+	"github.com/toolgate/toolgate"
 )
 
 // Upstreams may ask the user for input while one of their tools runs (MCP
@@ -64,11 +65,11 @@ func Elicit(ctx context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationRe
 // inflight is a call forwarded on a connection and not yet answered.
 type inflight struct {
 	ctx  context.Context
-	call *Call
+	call *toolgate.Call
 }
 
 // track records a call in flight on c until the returned func is called.
-func (c *conn) track(ctx context.Context, call *Call) (untrack func()) {
+func (c *conn) track(ctx context.Context, call *toolgate.Call) (untrack func()) {
 	c.flightMu.Lock()
 	c.flightSeq++
 	seq := c.flightSeq

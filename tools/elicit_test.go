@@ -9,6 +9,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // agentSession is an agent's MCP session as the mcp package puts it in a
@@ -57,7 +58,7 @@ func TestElicitationRelayed(t *testing.T) {
 	srv := httptest.NewServer(server.NewStreamableHTTPServer(up))
 	t.Cleanup(srv.Close)
 	c := startCatalog(t, Options{Upstreams: []Upstream{{Name: "r", URL: srv.URL + "/mcp"}}})
-	waitFor(t, "the upstream up", func() bool { return c.Status()[0].Up })
+	toolgatetest.Eventually(t, "the upstream up", func() bool { return c.Status()[0].Up })
 
 	agent := func(id string, elicits bool) *agentSession {
 		a := &agentSession{id: id, asked: make(chan string, 1), answer: func(mcp.ElicitationRequest) *mcp.ElicitationResult {
@@ -101,7 +102,7 @@ func TestElicitationRelayed(t *testing.T) {
 		}
 		waiting <- text(res)
 	}()
-	waitFor(t, "the other agent's call in flight", func() bool {
+	toolgatetest.Eventually(t, "the other agent's call in flight", func() bool {
 		cn := c.byNm["r"].conn
 		cn.flightMu.Lock()
 		defer cn.flightMu.Unlock()

@@ -3,6 +3,7 @@ package tools
 import (
 	"context"
 	"encoding/json"
+	"github.com/toolgate/toolgate/toolgatetest"
 	"strings"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ func TestElicitingToolMarked(t *testing.T) {
 	if err != nil || !strings.Contains(text(res), "no answer") {
 		t.Fatalf("ask without an agent to ask: %v %v", text(res), err)
 	}
-	waitFor(t, "up__ask marked", func() bool { tl, _ := c.Lookup("up__ask"); return tl.Elicits })
+	toolgatetest.Eventually(t, "up__ask marked", func() bool { tl, _ := c.Lookup("up__ask"); return tl.Elicits })
 	if tl, _ := c.Lookup("up__echo"); tl.Elicits {
 		t.Error("up__echo marked too")
 	}

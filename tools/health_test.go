@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/server"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // TestHTTPUpstreamHealth: a remote upstream that stops answering is
@@ -39,13 +40,13 @@ func TestHTTPUpstreamHealth(t *testing.T) {
 		MaxBackoff:   200 * time.Millisecond,
 	})
 	status := func() UpstreamStatus { return c.Status()[0] }
-	waitFor(t, "the upstream up", func() bool { return status().Up })
+	toolgatetest.Eventually(t, "the upstream up", func() bool { return status().Up })
 	if res, err := c.Forward(context.Background(), call(c, "r__echo", map[string]any{"text": "hi"})); err != nil || text(res) != "hi" {
 		t.Fatalf("call while up: %v, %v", text(res), err)
 	}
 
 	broken.Store(true)
-	waitFor(t, "the pings to declare it down", func() bool { return !status().Up })
+	toolgatetest.Eventually(t, "the pings to declare it down", func() bool { return !status().Up })
 	if st := status(); !strings.Contains(st.LastError, "health check") {
 		t.Errorf("last error %q does not name the health check", st.LastError)
 	}
@@ -54,7 +55,7 @@ func TestHTTPUpstreamHealth(t *testing.T) {
 	}
 
 	broken.Store(false)
-	waitFor(t, "the upstream back up", func() bool { return status().Up })
+	toolgatetest.Eventually(t, "the upstream back up", func() bool { return status().Up })
 	if res, err := c.Forward(context.Background(), call(c, "r__echo", map[string]any{"text": "back"})); err != nil || text(res) != "back" {
 		t.Fatalf("call after recovery: %v, %v", text(res), err)
 	}
@@ -90,7 +91,7 @@ func TestPingsSkippedWhileAnswering(t *testing.T) {
 			}))
 			t.Cleanup(srv.Close)
 			c := startCatalog(t, Options{Upstreams: []Upstream{{Name: "r", URL: srv.URL + "/mcp"}}, PingInterval: tc.interval})
-			waitFor(t, "the upstream up", func() bool { return c.Status()[0].Up })
+			toolgatetest.Eventually(t, "the upstream up", func() bool { return c.Status()[0].Up })
 			deadline := time.Now().Add(500 * time.Millisecond)
 			for time.Now().Before(deadline) {
 				if tc.calls {
@@ -126,7 +127,7 @@ func TestHTTPUpstreamReusesConnections(t *testing.T) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	c := startCatalog(t, Options{Upstreams: []Upstream{{Name: "r", URL: srv.URL + "/mcp"}}})
-	waitFor(t, "the upstream up", func() bool { return c.Status()[0].Up })
+	toolgatetest.Eventually(t, "the upstream up", func() bool { return c.Status()[0].Up })
 
 	const inFlight, rounds = 16, 20
 	for range rounds {

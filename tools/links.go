@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/toolgate/toolgate"
 )
 
 // maxLinks bounds how many resource-link URIs one upstream remembers; past
@@ -54,9 +55,9 @@ func (l *linkSet) has(uri string) bool {
 // noteLinks remembers the resource URIs in a tool result. A result passed
 // on undecoded is only decoded (its content's types and URIs) when its
 // bytes mention a resource at all.
-func (u *upstream) noteLinks(r Result) {
-	if r.Decoded != nil {
-		for _, ct := range r.Decoded.Content {
+func (u *upstream) noteLinks(r toolgate.Result) {
+	if d, ok := r.Value.(*mcp.CallToolResult); ok {
+		for _, ct := range d.Content {
 			switch c := ct.(type) {
 			case mcp.ResourceLink:
 				u.links.add(c.URI)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // claudeName is the pattern Claude accepts for a tool name.
@@ -111,7 +113,7 @@ func TestUnprefixedCatalog(t *testing.T) {
 		}
 		// The upstream gets the name it listed.
 		tl, _ := c.Lookup(exp)
-		res, err := c.Forward(context.Background(), Call{Server: tl.Server, Tool: tl.Def.Name, Name: exp})
+		res, err := c.Forward(context.Background(), toolgate.Call{Server: tl.Server, Tool: tl.Def.Name, Name: exp})
 		if err != nil || text(res) != orig {
 			t.Errorf("calling %q: %v %v, want %q", exp, text(res), err, orig)
 		}
@@ -143,19 +145,19 @@ func TestNameCollisions(t *testing.T) {
 	// A tool appearing later under a name already exposed is refused,
 	// even from a server earlier in the order: nothing is shadowed.
 	addTextTool(b, "late", "from b")
-	waitFor(t, "late listed", func() bool { _, ok := c.Lookup("late"); return ok })
+	toolgatetest.Eventually(t, "late listed", func() bool { _, ok := c.Lookup("late"); return ok })
 	addTextTool(a, "late", "from a")
 	time.Sleep(300 * time.Millisecond) // a relists; give it the chance to take the name
 	if tl, _ := c.Lookup("late"); tl.Server != "b" {
 		t.Errorf("late now exposed by %q: a's later tool shadowed b's", tl.Server)
 	}
-	waitFor(t, "a's late refused", func() bool {
+	toolgatetest.Eventually(t, "a's late refused", func() bool {
 		return strings.Contains(errorText(c.Collisions()), `"late" is exposed by server "b" (tool "late") and by server "a"`)
 	})
 
 	// When the owner drops the tool, the name is free for the other.
 	b.DeleteTools("late")
-	waitFor(t, "late handed to a", func() bool { tl, ok := c.Lookup("late"); return ok && tl.Server == "a" })
+	toolgatetest.Eventually(t, "late handed to a", func() bool { tl, ok := c.Lookup("late"); return ok && tl.Server == "a" })
 }
 
 func errorText(err error) string {

@@ -5,37 +5,42 @@ import (
 	"encoding/json"
 
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/toolgate/toolgate"
 )
 
-// Result is a tool call's result on its way back to the agent: decoded,
-// or, from an upstream, the result object's JSON as the upstream sent it,
-// which toolgate passes on without decoding (see ForwardResult).
-type Result struct {
-	// Decoded is the result; nil when only Raw is set.
-	Decoded *mcp.CallToolResult
-	// Raw is the result object's JSON, compact enough to sit in one stdio
-	// line (it holds no raw newline); nil when only Decoded is set.
-	Raw json.RawMessage
-	// IsError is the result's isError, in both cases.
-	IsError bool
-	// RPCError, when set, is the upstream's JSON-RPC error response to the
-	// call: an edge that can answer with a JSON-RPC error passes it on as
-	// the upstream sent it; Decoded is then a tool error saying the same,
-	// for one that cannot.
-	RPCError *RPCError
-}
+// Aliases kept until the merge; the lead removes them.
+type Result = toolgate.Result
 
-// Decoded returns res as a Result.
-func Decoded(res *mcp.CallToolResult) Result {
-	return Result{Decoded: res, IsError: res != nil && res.IsError}
-}
-
-// Decode returns the decoded result (nil for a zero Result).
-func (r Result) Decode() (*mcp.CallToolResult, error) {
-	if r.Decoded != nil || r.Raw == nil {
-		return r.Decoded, nil
+// Decoded returns res as a Result (the zero Result for nil).
+func Decoded(res *mcp.CallToolResult) toolgate.Result {
+	if res == nil {
+		return toolgate.Result{}
 	}
-	return decodeCallToolResult(r.Raw)
+	return toolgate.Result{Value: res, IsError: res.IsError}
+}
+
+// Decode returns r as mcp-go's result: a refusal as a tool error, a raw
+// result decoded. It returns nil for a zero Result.
+func Decode(r toolgate.Result) (*mcp.CallToolResult, error) {
+	switch v := r.Value.(type) {
+	case *mcp.CallToolResult:
+		return v, nil
+	case nil:
+	default:
+		b, err := v.MarshalJSON()
+		if err != nil {
+			return nil, err
+		}
+		return decodeCallToolResult(b)
+	}
+	switch {
+	case r.Refusal != "":
+		return mcp.NewToolResultError(r.Refusal), nil
+	case r.Raw != nil:
+		return decodeCallToolResult(r.Raw)
+	}
+	return nil, nil
 }
 
 // jsonShape records the first byte of a JSON value without copying it.
@@ -58,19 +63,19 @@ type resultHead struct {
 // array, whose isError (if any) is a boolean, and that asks for no further
 // input (resultType input_required). The decoding path then answers as it
 // always has, including with its errors.
-func passThrough(raw json.RawMessage) (Result, bool) {
+func passThrough(raw json.RawMessage) (toolgate.Result, bool) {
 	var h resultHead
 	if json.Unmarshal(raw, &h) != nil || h.Content != '[' || h.ResultType == mcp.ResultTypeInputRequired {
-		return Result{}, false
+		return toolgate.Result{}, false
 	}
 	// A result from an HTTP upstream may be pretty-printed; a stdio agent
 	// reads one message a line.
 	if bytes.ContainsAny(raw, "\r\n") {
 		var b bytes.Buffer
 		if json.Compact(&b, raw) != nil {
-			return Result{}, false
+			return toolgate.Result{}, false
 		}
 		raw = b.Bytes()
 	}
-	return Result{Raw: raw, IsError: h.IsError}, true
+	return toolgate.Result{Raw: raw, IsError: h.IsError}, true
 }

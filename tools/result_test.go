@@ -42,8 +42,8 @@ func TestPassThrough(t *testing.T) {
 			if want == "" {
 				want = tc.raw
 			}
-			if string(r.Raw) != want || r.IsError != tc.isError || r.Decoded != nil {
-				t.Errorf("got %s isError %v decoded %v, want %s isError %v", r.Raw, r.IsError, r.Decoded, want, tc.isError)
+			if string(r.Raw) != want || r.IsError != tc.isError || r.Value != nil {
+				t.Errorf("got %s isError %v decoded %v, want %s isError %v", r.Raw, r.IsError, r.Value, want, tc.isError)
 			}
 		})
 	}
@@ -74,7 +74,7 @@ func FuzzPassThrough(f *testing.F) {
 			t.Fatalf("passed on %q for %q", r.Raw, raw)
 		}
 		oldRes, oldErr := decodeCallToolResult(append([]byte(nil), raw...))
-		newRes, newErr := r.Decode()
+		newRes, newErr := Decode(r)
 		if d := sameOutcome(oldRes, oldErr, newRes, newErr); d != "" {
 			t.Fatalf("input %q: %s", raw, d)
 		}

@@ -6,14 +6,15 @@ import (
 	"testing"
 
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/toolgate/toolgate"
 )
 
 // An upstream's JSON-RPC error comes back as an *RPCError with its code,
 // message and data, still matching mcp-go's sentinel for the code.
 func TestForwardKeepsRPCError(t *testing.T) {
 	c := startCatalog(t, Options{Upstreams: []Upstream{{Name: "a", Server: namedServer("here")}}})
-	_, err := c.ForwardResult(context.Background(), Call{Server: "a", Tool: "gone", Name: "a__gone"})
-	rpc, ok := errors.AsType[*RPCError](err)
+	_, err := c.ForwardResult(context.Background(), toolgate.Call{Server: "a", Tool: "gone", Name: "a__gone"})
+	rpc, ok := errors.AsType[*toolgate.RPCError](err)
 	if !ok {
 		t.Fatalf("err = %v (%T), want an *RPCError", err, err)
 	}

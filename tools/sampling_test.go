@@ -9,6 +9,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // samplingAgent is an agent whose client answers sampling requests.
@@ -46,7 +47,7 @@ func TestSamplingRelayed(t *testing.T) {
 	srv := httptest.NewServer(server.NewStreamableHTTPServer(up))
 	t.Cleanup(srv.Close)
 	c := startCatalog(t, Options{Upstreams: []Upstream{{Name: "s", URL: srv.URL + "/mcp"}}})
-	waitFor(t, "the upstream up", func() bool { return c.Status()[0].Up })
+	toolgatetest.Eventually(t, "the upstream up", func() bool { return c.Status()[0].Up })
 
 	sample := func(a *samplingAgent) string {
 		ctx := up.WithContext(context.Background(), a)

@@ -12,15 +12,16 @@ import (
 
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/toolgate/toolgate"
 )
 
-// The kinds of call the gate sees (Call.Kind). A tool call's Kind may be
-// "" (every caller before kinds existed); Call.KindName reports it "tool".
+// Aliases kept until the merge; the lead removes them.
 const (
-	KindTool       = "tool"
-	KindResource   = "resource"
-	KindPrompt     = "prompt"
-	KindCompletion = "completion"
+	KindTool       = toolgate.KindTool
+	KindResource   = toolgate.KindResource
+	KindPrompt     = toolgate.KindPrompt
+	KindCompletion = toolgate.KindCompletion
 )
 
 // ErrUnknownResource matches (errors.Is) the error for a resource URI that

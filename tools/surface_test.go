@@ -10,6 +10,8 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // surfaceServer is an in-process upstream with resources, a template, a
@@ -93,7 +95,7 @@ func TestSurfaceRoutingAndGating(t *testing.T) {
 			mu.Unlock()
 		},
 	})
-	waitFor(t, "both upstreams' resources", func() bool { return len(cat.Surface().Resources) == 4 })
+	toolgatetest.Eventually(t, "both upstreams' resources", func() bool { return len(cat.Surface().Resources) == 4 })
 
 	sf := cat.Surface()
 	if !sf.Caps.Resources || !sf.Caps.Subscribe || !sf.Caps.Prompts || !sf.Caps.Logging || !sf.Caps.Completions {
@@ -192,7 +194,7 @@ func TestSurfaceRoutingAndGating(t *testing.T) {
 	// Notifications for agents are handed on with their upstream.
 	wiki.srv.SendNotificationToAllClients(string(mcp.MethodNotificationResourceUpdated), map[string]any{"uri": "wiki://home"})
 	docs.srv.SendNotificationToAllClients(string(mcp.MethodNotificationMessage), map[string]any{"level": "info", "data": "hello"})
-	waitFor(t, "two notifications", func() bool {
+	toolgatetest.Eventually(t, "two notifications", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(notes) == 2
@@ -209,10 +211,10 @@ func TestSurfaceRoutingAndGating(t *testing.T) {
 	if _, err := cat.RouteResource("session://w/1"); !errors.Is(err, ErrUnknownResource) {
 		t.Fatalf("route session://w/1 before any link = %v", err)
 	}
-	if _, err := cat.Forward(ctx, Call{Server: "wiki", Tool: "mklink", Args: map[string]any{"uri": "session://w/1"}}); err != nil {
+	if _, err := cat.Forward(ctx, toolgate.Call{Server: "wiki", Tool: "mklink", Args: map[string]any{"uri": "session://w/1"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cat.ForwardResult(ctx, Call{Server: "docs", Tool: "mklink", Args: map[string]any{"uri": "session://d/1"}}); err != nil {
+	if _, err := cat.ForwardResult(ctx, toolgate.Call{Server: "docs", Tool: "mklink", Args: map[string]any{"uri": "session://d/1"}}); err != nil {
 		t.Fatal(err)
 	}
 	for uri, want := range map[string]string{"session://w/1": "wiki", "session://d/1": "docs"} {
@@ -225,7 +227,7 @@ func TestSurfaceRoutingAndGating(t *testing.T) {
 	wiki.srv.AddResource(mcp.NewResource("wiki://new", "new"), func(context.Context, mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
 		return nil, nil
 	})
-	waitFor(t, "the new resource after list_changed", func() bool {
+	toolgatetest.Eventually(t, "the new resource after list_changed", func() bool {
 		_, err := cat.RouteResource("wiki://new")
 		return err == nil && len(cat.Surface().Resources) == 5
 	})
@@ -236,7 +238,7 @@ func TestSurfaceRoutingAndGating(t *testing.T) {
 func TestSurfaceSingleUpstreamFallback(t *testing.T) {
 	docs := newSurfaceServer(t, "docs", "", []string{"file:///a"}, nil)
 	cat := startCatalog(t, Options{Upstreams: []Upstream{{Name: "docs", Server: docs.srv}}})
-	waitFor(t, "resources", func() bool { return len(cat.Surface().Resources) == 1 })
+	toolgatetest.Eventually(t, "resources", func() bool { return len(cat.Surface().Resources) == 1 })
 	r, err := cat.RouteResource("session://made-by-a-tool")
 	if err != nil || r.Server != "docs" || r.Name != "" || r.Exposed != "session://made-by-a-tool" {
 		t.Errorf("route = %+v, %v; want docs, unnamed", r, err)
@@ -245,15 +247,15 @@ func TestSurfaceSingleUpstreamFallback(t *testing.T) {
 
 func TestCallWants(t *testing.T) {
 	for _, tc := range []struct {
-		c    Call
+		c    toolgate.Call
 		want string
 	}{
-		{Call{Server: "fs", Tool: "write_file", Name: "fs__write_file"}, "run fs__write_file (write_file on server fs)"},
-		{Call{Kind: KindTool, Server: "fs", Tool: "write_file", Name: "fs__write_file"}, "run fs__write_file (write_file on server fs)"},
-		{Call{Kind: KindResource, Server: "docs", Tool: "readme", Name: "docs__readme", Args: map[string]any{"uri": "file:///r"}},
+		{toolgate.Call{Server: "fs", Tool: "write_file", Name: "fs__write_file"}, "run fs__write_file (write_file on server fs)"},
+		{toolgate.Call{Kind: toolgate.KindTool, Server: "fs", Tool: "write_file", Name: "fs__write_file"}, "run fs__write_file (write_file on server fs)"},
+		{toolgate.Call{Kind: toolgate.KindResource, Server: "docs", Tool: "readme", Name: "docs__readme", Args: map[string]any{"uri": "file:///r"}},
 			"read the resource file:///r (from server docs)"},
-		{Call{Kind: KindPrompt, Server: "docs", Tool: "greet", Name: "docs__greet"}, "get the prompt docs__greet (greet on server docs)"},
-		{Call{Kind: KindCompletion, Server: "docs", Tool: "greet", Name: "docs__greet"}, "complete an argument of docs__greet (server docs)"},
+		{toolgate.Call{Kind: toolgate.KindPrompt, Server: "docs", Tool: "greet", Name: "docs__greet"}, "get the prompt docs__greet (greet on server docs)"},
+		{toolgate.Call{Kind: toolgate.KindCompletion, Server: "docs", Tool: "greet", Name: "docs__greet"}, "complete an argument of docs__greet (server docs)"},
 	} {
 		if got := tc.c.Wants(); got != tc.want {
 			t.Errorf("Wants() = %q, want %q", got, tc.want)

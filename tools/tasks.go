@@ -9,6 +9,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/toolgate/toolgate"
 )
 
 // Tasks (MCP 2025-11-25, execution.taskSupport). toolgate relays no tasks/*
@@ -37,17 +38,17 @@ func NeedsTask(def mcp.Tool) bool {
 }
 
 // callAsTask runs params as a task on the upstream and returns its result.
-func (c *conn) callAsTask(ctx context.Context, params mcp.CallToolParams, raw bool) (Result, error) {
+func (c *conn) callAsTask(ctx context.Context, params mcp.CallToolParams, raw bool) (toolgate.Result, error) {
 	params.Task = &mcp.TaskParams{}
 	b, err := c.sendCall(ctx, params)
 	if err != nil {
-		return Result{}, err
+		return toolgate.Result{}, err
 	}
 	var created struct {
 		Task mcp.Task `json:"task"`
 	}
 	if err := json.Unmarshal(b, &created); err != nil || created.Task.TaskId == "" {
-		return Result{}, fmt.Errorf("%s runs only as a task, and the upstream answered with no task: %s", params.Name, b)
+		return toolgate.Result{}, fmt.Errorf("%s runs only as a task, and the upstream answered with no task: %s", params.Name, b)
 	}
 	task := created.Task
 	for !task.Status.IsTerminal() {
@@ -58,20 +59,20 @@ func (c *conn) callAsTask(ctx context.Context, params mcp.CallToolParams, raw bo
 		select {
 		case <-ctx.Done():
 			c.cancelTask(ctx, task.TaskId)
-			return Result{}, transport.NewError(ctx.Err())
+			return toolgate.Result{}, transport.NewError(ctx.Err())
 		case <-time.After(wait):
 		}
 		b, err := c.taskRequest(ctx, mcp.MethodTasksGet, task.TaskId)
 		if err != nil {
-			return Result{}, fmt.Errorf("tasks/get %s: %w", task.TaskId, err)
+			return toolgate.Result{}, fmt.Errorf("tasks/get %s: %w", task.TaskId, err)
 		}
 		if err := json.Unmarshal(b, &task); err != nil {
-			return Result{}, fmt.Errorf("tasks/get %s: %w", task.TaskId, err)
+			return toolgate.Result{}, fmt.Errorf("tasks/get %s: %w", task.TaskId, err)
 		}
 	}
 	b, err = c.taskRequest(ctx, mcp.MethodTasksResult, task.TaskId)
 	if err != nil {
-		return Result{}, err
+		return toolgate.Result{}, err
 	}
 	if raw {
 		if r, ok := passThrough(b); ok {
@@ -82,9 +83,9 @@ func (c *conn) callAsTask(ctx context.Context, params mcp.CallToolParams, raw bo
 	if err != nil {
 		if task.Status != mcp.TaskStatusCompleted {
 			// A failed or cancelled task may have no tool result.
-			return Result{}, fmt.Errorf("task %s %s: %s", task.TaskId, task.Status, task.StatusMessage)
+			return toolgate.Result{}, fmt.Errorf("task %s %s: %s", task.TaskId, task.Status, task.StatusMessage)
 		}
-		return Result{}, err
+		return toolgate.Result{}, err
 	}
 	return Decoded(res), nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/toolgate/toolgate"
 )
 
 // errCallTimeout is the cause of a call's context ending on the upstream's
@@ -524,7 +525,7 @@ func (u *upstream) parseTool(raw json.RawMessage, serverVersion string) (Tool, e
 		SchemaHash:    hash,
 		Definition:    canon,
 		DefHash:       defHash,
-		Annotations: Annotations{Title: a.Title, ReadOnly: a.ReadOnlyHint, Destructive: a.DestructiveHint,
+		Annotations: toolgate.Annotations{Title: a.Title, ReadOnly: a.ReadOnlyHint, Destructive: a.DestructiveHint,
 			Idempotent: a.IdempotentHint, OpenWorld: a.OpenWorldHint},
 	}, nil
 }
@@ -532,23 +533,23 @@ func (u *upstream) parseTool(raw json.RawMessage, serverVersion string) (Tool, e
 // call forwards one call over the live connection, or fails fast.
 // call forwards call and decodes the result; callResult with raw set
 // passes a plain result on undecoded.
-func (u *upstream) call(ctx context.Context, call Call) (*mcp.CallToolResult, error) {
+func (u *upstream) call(ctx context.Context, call toolgate.Call) (*mcp.CallToolResult, error) {
 	r, err := u.callResult(ctx, call, false)
 	if err != nil {
 		return nil, err
 	}
-	return r.Decoded, nil
+	return Decode(r)
 }
 
-func (u *upstream) callResult(ctx context.Context, call Call, raw bool) (Result, error) {
+func (u *upstream) callResult(ctx context.Context, call toolgate.Call, raw bool) (toolgate.Result, error) {
 	u.mu.Lock()
 	c := u.conn
 	u.mu.Unlock()
 	if c == nil {
-		return Result{}, u.unavailable()
+		return toolgate.Result{}, u.unavailable()
 	}
 	if c.isDead() {
-		return Result{}, u.unavailableFrom(c)
+		return toolgate.Result{}, u.unavailableFrom(c)
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, u.spec.Timeout, errCallTimeout)
 	defer cancel()
@@ -573,7 +574,7 @@ func (u *upstream) callResult(ctx context.Context, call Call, raw bool) (Result,
 			meta.AdditionalFields[MetaSession] = call.SessionID
 		}
 	case call.Sandbox != u.spec.Sandbox:
-		return Result{}, fmt.Errorf("upstream %q runs in sandbox profile %q and cannot run %s in profile %q: %w",
+		return toolgate.Result{}, fmt.Errorf("upstream %q runs in sandbox profile %q and cannot run %s in profile %q: %w",
 			u.spec.Name, u.spec.Sandbox, call.Tool, call.Sandbox, ErrSandboxMismatch)
 	}
 	if fn := ProgressFrom(ctx); fn != nil {
@@ -607,12 +608,12 @@ func (u *upstream) callResult(ctx context.Context, call Call, raw bool) (Result,
 	}
 	switch {
 	case errors.Is(context.Cause(ctx), errCallTimeout):
-		return Result{}, fmt.Errorf("upstream %q: %s timed out after %s", u.spec.Name, call.Tool, u.spec.Timeout)
+		return toolgate.Result{}, fmt.Errorf("upstream %q: %s timed out after %s", u.spec.Name, call.Tool, u.spec.Timeout)
 	case ctx.Err() != nil:
-		return Result{}, fmt.Errorf("upstream %q: %s: %w", u.spec.Name, call.Tool, ctx.Err())
+		return toolgate.Result{}, fmt.Errorf("upstream %q: %s: %w", u.spec.Name, call.Tool, ctx.Err())
 	}
 	if _, transportErr := errors.AsType[*transport.Error](err); !transportErr {
-		return Result{}, fmt.Errorf("upstream %q: %s: %w", u.spec.Name, call.Tool, err)
+		return toolgate.Result{}, fmt.Errorf("upstream %q: %s: %w", u.spec.Name, call.Tool, err)
 	}
 	// The connection broke. A stdio process usually exits right after its
 	// stdout closes; give it a moment so the error can say how it ended.
@@ -623,10 +624,10 @@ func (u *upstream) callResult(ctx context.Context, call Call, raw bool) (Result,
 		}
 	}
 	if c.isDead() {
-		return Result{}, u.unavailableFrom(c)
+		return toolgate.Result{}, u.unavailableFrom(c)
 	}
 	go u.checkHealth(c, err)
-	return Result{}, fmt.Errorf("upstream %q: %s: %w", u.spec.Name, call.Tool, err)
+	return toolgate.Result{}, fmt.Errorf("upstream %q: %s: %w", u.spec.Name, call.Tool, err)
 }
 
 // unavailableFrom describes a connection that just died.

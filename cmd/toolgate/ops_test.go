@@ -39,8 +39,8 @@ import (
 	"github.com/toolgate/toolgate/gate"
 	"github.com/toolgate/toolgate/mcp"
 	"github.com/toolgate/toolgate/metrics"
-	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/toolgatetest"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -566,7 +566,7 @@ func TestOpsNoLeaks(t *testing.T) {
 				for i := next.Add(1); i <= int64(n); i = next.Add(1) {
 					c := tools.Call{Server: "up", Tool: "echo", Name: tool.Name, SchemaHash: tool.SchemaHash, Args: map[string]any{"text": "x"}}
 					if res := g.Handle(ctx, c); res.IsError {
-						t.Errorf("call %d: %+v", i, res.Content)
+						t.Errorf("call %d: %+v", i, res)
 						return
 					}
 				}
@@ -675,17 +675,14 @@ type fuzzServer struct {
 	done  chan error
 }
 
-type nopRec struct{}
-
-func (nopRec) Begin(context.Context, tools.Call, rules.Decision) error { return nil }
-func (nopRec) Resolve(context.Context, string, review.Verdict) error   { return nil }
-func (nopRec) Finish(context.Context, string, audit.Outcome) error     { return nil }
+// Aliases kept until the merge; the lead removes them.
+type nopRec = toolgatetest.NopRecorder
 
 type echoForwarder struct{}
 
-func (echoForwarder) Forward(_ context.Context, c tools.Call) (*mcpgo.CallToolResult, error) {
+func (echoForwarder) ForwardResult(_ context.Context, c tools.Call) (tools.Result, error) {
 	b, _ := json.Marshal(c.Args)
-	return mcpgo.NewToolResultText(string(b)), nil
+	return tools.Decoded(mcpgo.NewToolResultText(string(b))), nil
 }
 
 type staticCatalog []tools.Tool

@@ -22,6 +22,7 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/toolgate/toolgate/toolgatetest"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -51,23 +52,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer is a bytes.Buffer safe for the writer goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// Aliases kept until the merge; the lead removes them.
+type syncBuffer = toolgatetest.SyncBuffer
 
 func writeConfig(t *testing.T, body string) string {
 	t.Helper()
@@ -231,16 +217,8 @@ func rawTools(t *testing.T, c *client.Client) map[string]json.RawMessage {
 	return out
 }
 
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
+// Aliases kept until the merge; the lead removes them.
+var waitFor = toolgatetest.EventuallyWithin
 
 // complexSchema is testdata/upstream's "complex" tool schema.
 const complexSchema = `{"type":"object","$schema":"https://json-schema.org/draft/2020-12/schema","description":"top-level description","properties":{"mode":{"type":"string","enum":["a","b"]},"n":{"type":"integer","minimum":1}},"required":["mode"],"additionalProperties":false,"anyOf":[{"required":["n"]},{"properties":{"mode":{"const":"a"}}}]}`

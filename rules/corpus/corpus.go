@@ -29,6 +29,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/rules"
 	"github.com/toolgate/toolgate/tools"
 	"github.com/toolgate/toolgate/tools/workspace"
@@ -128,8 +129,8 @@ type entry struct {
 	toolDef    `yaml:",inline"`
 	Args       map[string]any `yaml:"args"`
 	Confidence *float64       `yaml:"confidence"`
-	Client     rules.PeerSpec `yaml:"client"`
-	Model      rules.PeerSpec `yaml:"model"`
+	Client     toolgate.Peer  `yaml:"client"`
+	Model      toolgate.Peer  `yaml:"model"`
 	Time       string         `yaml:"time"`
 	Label      Label          `yaml:"label"`
 	Why        string         `yaml:"why"`
@@ -332,7 +333,7 @@ func (e entry) toCall(defs map[string]toolDef, builtin map[string]tools.Tool) (t
 	c := t.Call()
 	c.Args = args
 	c.Confidence = e.Confidence
-	c.Client, c.Model = tools.Peer(e.Client), tools.Peer(e.Model)
+	c.Client, c.Model = e.Client, e.Model
 	c.SessionID = "stdio-c0a1c0a1c0a1"
 	c.Time = Time
 	if e.Time != "" {
