@@ -958,3 +958,101 @@ func archivedHash(ctx context.Context, archives []*Archived, seq int64) (hash st
 	}
 	return "", false, nil
 }
+
+// OpenCombined opens one read view of archives and the live log, for
+// queries that span them (replay, stats): the archives are decompressed
+// into dir ("" is the system's temporary directory) and the later ones'
+// rows and the live log's (as of one snapshot) are copied into the first,
+// in chain order. The live log's grants come along (replay reports the
+// grants of the calls it replays). Close removes the copies.
+func OpenCombined(ctx context.Context, live *Store, paths []string, dir string) (*Archived, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("audit: no archives to combine")
+	}
+	var archives []*Archived
+	closeAll := func() {
+		for _, a := range archives {
+			a.Close()
+		}
+	}
+	for _, p := range paths {
+		a, err := OpenArchive(ctx, p, dir)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		archives = append(archives, a)
+	}
+	slices.SortStableFunc(archives, func(a, b *Archived) int { return int(a.Info.Start.Seq - b.Info.Start.Seq) })
+	first, rest := archives[0], archives[1:]
+	defer func() {
+		for _, a := range rest {
+			a.Close()
+		}
+	}()
+	var srcs []attached
+	for i, a := range rest {
+		srcs = append(srcs, attached{a.tmp, fmt.Sprintf("a%d", i)})
+	}
+	srcs = append(srcs, attached{live.path, "live"})
+	if err := first.appendFrom(ctx, srcs); err != nil {
+		first.Close()
+		return nil, err
+	}
+	return first, nil
+}
+
+// attached is a DB file and the schema name it is attached as.
+type attached struct{ path, alias string }
+
+// appendFrom copies the rows of srcs into a's copy, in order, in one
+// transaction (so the last, the live log, is read in one snapshot). Rows
+// the copy already has (a rule set) are kept; grants come from the last
+// source only. Calls rows get new seqs: a log whose calls were all
+// archived numbers its next ones from 1 again.
+func (a *Archived) appendFrom(ctx context.Context, srcs []attached) error {
+	db, err := sql.Open("sqlite3", snapshotDSN(a.tmp, a.o))
+	if err != nil {
+		return fmt.Errorf("audit: combine archives: %w", err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("audit: combine archives: %w", err)
+	}
+	defer conn.Close()
+	for _, s := range srcs {
+		if _, err := conn.ExecContext(ctx, `ATTACH DATABASE ? AS `+s.alias, s.path); err != nil {
+			return fmt.Errorf("audit: combine archives: attach %s: %w", s.path, err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), `DETACH DATABASE `+s.alias)
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("audit: combine archives: %w", err)
+	}
+	defer tx.Rollback()
+	for _, table := range []string{"events", "calls", "review_approvals", "rulesets", "grants"} {
+		cols, err := tableColumns(ctx, tx, table)
+		if err != nil {
+			return err
+		}
+		if table == "calls" {
+			cols = slices.DeleteFunc(cols, func(c string) bool { return c == `"seq"` })
+		}
+		list := strings.Join(cols, ", ")
+		for i, s := range srcs {
+			if table == "grants" && i < len(srcs)-1 {
+				continue
+			}
+			q := `INSERT INTO main.` + table + ` (` + list + `) SELECT ` + list + ` FROM ` + s.alias + `.` + table + ` WHERE true ON CONFLICT DO NOTHING`
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("audit: combine archives: copy %s.%s: %w", s.alias, table, err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("audit: combine archives: %w", err)
+	}
+	return nil
+}

@@ -187,6 +187,28 @@ func TestArchiveMovesWholeFinishedCallsAndChainVerifies(t *testing.T) {
 		t.Errorf("VerifyArchives checked %d events, %d calls; want every event and 5 calls", ev, calls)
 	}
 
+	t.Run("combined", func(t *testing.T) {
+		c, err := OpenCombined(ctx, l.s, []string{filepath.Join(l.dir, "two.db.gz"), filepath.Join(l.dir, "one.db.gz")}, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		var ids []string
+		for r, err := range c.Records(ctx, Filter{}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, r.ID)
+		}
+		if got := strings.Join(ids, ","); got != "a1,a2,p3,a4,a5" {
+			t.Errorf("combined records = %s, want all five in order", got)
+		}
+		rep, err := c.Verify(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustOK(t, "Verify of the combined view", rep)
+	})
 	t.Run("missing archive", func(t *testing.T) {
 		for _, names := range [][]string{{"two.db.gz"}, {"one.db.gz"}} {
 			rep := l.verifyAll(names...)

@@ -289,7 +289,12 @@ func (c *auditCmd) verifyCheckpoints(ctx context.Context) error {
 	if len(cps) == 0 {
 		return fmt.Errorf("audit verify: no checkpoints to check in %s", cmp.Or(c.checkpoints, "the log"))
 	}
-	rep, err := c.st.VerifyCheckpoints(ctx, cps, pub)
+	archives, err := c.openArchives(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeArchives(archives)
+	rep, err := c.st.VerifyCheckpoints(ctx, cps, pub, archives...)
 	if err != nil {
 		return err
 	}
@@ -301,8 +306,12 @@ func (c *auditCmd) verifyCheckpoints(ctx context.Context) error {
 		for _, p := range rep.Problems {
 			fmt.Fprintf(c.stdout, "BROKEN: %s\n", p.What)
 		}
-		for _, p := range rep.Log.Problems {
-			fmt.Fprintf(c.stdout, "BROKEN: %s\n", p)
+		if rep.Archives != nil {
+			c.printArchiveReport(rep.Archives)
+		} else {
+			for _, p := range rep.Log.Problems {
+				fmt.Fprintf(c.stdout, "BROKEN: %s\n", p)
+			}
 		}
 		if rep.OK() {
 			fmt.Fprintf(c.stdout, "OK: %d checkpoints (key %s) verified; the log matches the latest, event %d at %s, and its %d events and %d calls verify; chain head %s\n",
