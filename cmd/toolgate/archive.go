@@ -59,14 +59,7 @@ func runArchive(ctx context.Context, args []string, env environ, stdout, stderr 
 	if err != nil {
 		return fmt.Errorf("%w: audit archive: --before: %v", errUsage, err)
 	}
-	path, err := dbPath(db, env)
-	if err != nil {
-		return err
-	}
-	if _, err := os.Stat(path); err != nil {
-		return fmt.Errorf("audit archive: no audit DB at %s: %w", path, err)
-	}
-	st, err := audit.Open(ctx, path, audit.Options{ToolgateVersion: version})
+	st, err := openExistingDB(ctx, db, env)
 	if err != nil {
 		return err
 	}
@@ -93,6 +86,19 @@ func runArchive(ctx context.Context, args []string, env environ, stdout, stderr 
 		fmt.Fprintf(stdout, "held back: call %s (event %d) %s; it and the calls after it stay in the log\n", h.CallID, h.Seq, h.Why)
 	}
 	return nil
+}
+
+// openExistingDB opens the audit DB for writing (flag path, else env's),
+// which must exist: a command that changes a log never creates one.
+func openExistingDB(ctx context.Context, flagPath string, env environ) (*audit.Store, error) {
+	path, err := dbPath(flagPath, env)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("audit: no audit DB at %s: %w", path, err)
+	}
+	return audit.Open(ctx, path, audit.Options{ToolgateVersion: version})
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

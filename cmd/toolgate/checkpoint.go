@@ -234,14 +234,7 @@ func runCheckpoint(ctx context.Context, args []string, env environ, stdout, stde
 	if *db == "" {
 		*db = cfg.Audit.Path
 	}
-	path, err := dbPath(*db, env)
-	if err != nil {
-		return err
-	}
-	if _, err := os.Stat(path); err != nil {
-		return fmt.Errorf("audit: no audit DB at %s: %w", path, err)
-	}
-	st, err := audit.Open(ctx, path, audit.Options{ToolgateVersion: version})
+	st, err := openExistingDB(ctx, *db, env)
 	if err != nil {
 		return err
 	}
