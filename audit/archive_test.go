@@ -371,3 +371,77 @@ func BenchmarkImport(b *testing.B) {
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "calls/s")
 }
+
+func TestApplyRetention(t *testing.T) {
+	ctx := context.Background()
+	l := newArchiveLog(t)
+	// 300 calls a second apart, the last one a day before the clock.
+	start := l.clk.Now().Add(-24*time.Hour - 300*time.Second)
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(writeSyntheticJSONL(pw, 300, start)) }()
+	if _, err := l.s.Import(ctx, pr); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(l.dir, "archives")
+	if _, err := l.s.ApplyRetention(ctx, Retention{MaxAge: 48 * time.Hour, Dir: dir}); !errors.Is(err, ErrNothingToArchive) {
+		t.Fatalf("retention of 48h over a day-old log: err = %v, want nothing to archive", err)
+	}
+	res, err := l.s.ApplyRetention(ctx, Retention{MaxAge: 24*time.Hour + 100*time.Second, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := res.Info.Calls; c < 195 || c > 205 {
+		t.Errorf("max_age archived %d calls, want the ~200 older than it", c)
+	}
+	used, err := l.s.usedBytes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res2, err := l.s.ApplyRetention(ctx, Retention{MaxSize: used / 2, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res2.Info.Calls == 0 || res2.Info.Start != res.Info.Head {
+		t.Errorf("max_size archive = %+v, want the oldest calls, after the first archive", res2.Info)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.db.gz"))
+	if len(files) != 2 {
+		t.Fatalf("archives in %s = %v, want 2", dir, files)
+	}
+	for i, f := range files {
+		files[i] = filepath.Base(f)
+	}
+	l.dir = dir
+	if rep := l.verifyAll(files...); !rep.OK() {
+		t.Fatalf("VerifyArchives = %+v", rep)
+	}
+}
+
+func TestArchiveOfABrokenChainPrunesNothing(t *testing.T) {
+	ctx := context.Background()
+	l := newArchiveLog(t)
+	for _, id := range []string{"a", "b", "c"} {
+		l.begin(id, rules.Deny)
+	}
+	db := rawDB(t, l.s.Path())
+	if _, err := db.Exec(`DROP TRIGGER events_no_update; UPDATE events SET body = replace(body, 'because', 'BECAUSE') WHERE call_id = 'b'`); err != nil {
+		t.Fatal(err)
+	}
+	before, err := l.s.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.archive(l.now(), "x.db.gz"); err == nil || !strings.Contains(err.Error(), "broken") {
+		t.Fatalf("archive of a broken chain: err = %v, want it refused", err)
+	}
+	after, err := l.s.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Events != before.Events || after.Calls != before.Calls {
+		t.Errorf("a failed archive pruned: %d events, %d calls before; %d, %d after", before.Events, before.Calls, after.Events, after.Calls)
+	}
+	if m, _ := filepath.Glob(filepath.Join(l.dir, "*x.db*")); len(m) > 0 {
+		t.Errorf("a failed archive left files: %v", m)
+	}
+}

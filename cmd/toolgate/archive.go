@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/toolgate/toolgate/audit"
+	"github.com/toolgate/toolgate/config"
 )
 
 const archiveUsage = `usage: toolgate audit archive --before T --to FILE [--db PATH] [--no-vacuum] [--tmp DIR]
@@ -218,5 +220,40 @@ func (c *auditCmd) printArchiveReport(rep *audit.ArchiveReport) {
 func closeArchives(as []*audit.Archived) {
 	for _, a := range as {
 		a.Close()
+	}
+}
+
+// startRetention applies the audit log's retention once now and then at
+// its interval, until the returned stop is called (which waits for a run
+// in progress). A run that fails is logged and prunes nothing; the next
+// one tries again.
+func startRetention(ctx context.Context, st *audit.Store, a config.Audit, logger *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	r := audit.Retention{MaxAge: a.Retention.MaxAge, MaxSize: a.Retention.MaxSize, Dir: a.ArchiveDir}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(a.Retention.Interval)
+		defer t.Stop()
+		for {
+			res, err := st.ApplyRetention(ctx, r)
+			switch {
+			case errors.Is(err, audit.ErrNothingToArchive) || ctx.Err() != nil:
+			case err != nil:
+				logger.Error("audit retention: archive failed; nothing pruned", "err", err)
+			default:
+				logger.Info("audit retention: archived", "file", res.File, "calls", res.Info.Calls,
+					"head_seq", res.Info.Head.Seq, "bytes", res.Bytes, "sha256", res.SHA256)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
 	}
 }
