@@ -102,6 +102,10 @@ type ArchiveOptions struct {
 	// TempDir holds the uncompressed archive while it is built; "" means
 	// To's directory.
 	TempDir string
+	// MaxCalls bounds how many calls one archive takes (0: no bound). The
+	// prune holds the log's write lock for a time proportional to what it
+	// removes; a bound keeps a running server's calls from waiting long.
+	MaxCalls int
 	// Vacuum rebuilds the DB file after the prune to return the freed
 	// pages to the file system. It holds the write lock for as long as it
 	// takes (seconds per GB), so a running server's calls wait; without
@@ -122,6 +126,9 @@ type ArchiveResult struct {
 	// or one with events after the cut time. It and every later event
 	// stay in the live log.
 	HeldBack *HeldBack `json:"held_back,omitempty"`
+	// More says the cut stopped at ArchiveOptions.MaxCalls: more calls
+	// before the cut time are left to archive.
+	More bool `json:"more,omitempty"`
 	// DBBytes and DBBytesAfter are the DB file's size (with its WAL)
 	// before and after (after the vacuum, if asked).
 	DBBytes      int64 `json:"db_bytes"`
@@ -191,7 +198,7 @@ func (s *Store) Archive(ctx context.Context, o ArchiveOptions) (*ArchiveResult, 
 	}
 	tmp.Close()
 	defer removeDB(tmp.Name())
-	plan, err := s.copyArchive(ctx, tmp.Name(), o.Before, res)
+	plan, err := s.copyArchive(ctx, tmp.Name(), o, res)
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +247,7 @@ type archivePlan struct {
 // the prefix into it, all in one read snapshot of the log on a connection
 // of its own (the log's writer is not held up: only the archive file is
 // written).
-func (s *Store) copyArchive(ctx context.Context, path string, before time.Time, res *ArchiveResult) (*archivePlan, error) {
+func (s *Store) copyArchive(ctx context.Context, path string, o ArchiveOptions, res *ArchiveResult) (*archivePlan, error) {
 	a, err := Open(ctx, path, Options{ToolgateVersion: s.o.ToolgateVersion, Now: s.o.Now})
 	if err != nil {
 		return nil, fmt.Errorf("audit: archive: create %s: %w", path, err)
@@ -267,11 +274,11 @@ func (s *Store) copyArchive(ctx context.Context, path string, before time.Time, 
 		return nil, fmt.Errorf("audit: archive: %w", err)
 	}
 	defer tx.Rollback()
-	plan, err := planCut(ctx, tx, before, res)
+	plan, err := planCut(ctx, tx, o.Before, o.MaxCalls, res)
 	if err != nil {
 		return nil, err
 	}
-	plan.info.Before = before.UTC()
+	plan.info.Before = o.Before.UTC()
 	plan.info.CreatedAt = s.o.Now().UTC()
 	plan.info.SchemaVersion = SchemaVersion
 	plan.info.ToolgateVersion = s.o.ToolgateVersion
@@ -295,7 +302,7 @@ func snapshotDSN(path string, o Options) string {
 }
 
 // planCut picks the archive's head (see Archive) in tx's snapshot.
-func planCut(ctx context.Context, tx *sql.Tx, before time.Time, res *ArchiveResult) (*archivePlan, error) {
+func planCut(ctx context.Context, tx *sql.Tx, before time.Time, maxCalls int, res *ArchiveResult) (*archivePlan, error) {
 	start, err := chainBase(ctx, tx)
 	if err != nil {
 		return nil, err
@@ -369,11 +376,17 @@ func planCut(ctx context.Context, tx *sql.Tx, before time.Time, res *ArchiveResu
 		return nil, fmt.Errorf("audit: archive: %w", err)
 	}
 	// The cut is the largest c <= limit at which every call decided at or
-	// before c has its last event at or before c.
+	// before c has its last event at or before c (and at most maxCalls
+	// calls are).
 	head, reach := start.Seq, start.Seq
-	for _, d := range decisions {
+	for i, d := range decisions {
 		if reach < d.seq {
-			head = d.seq - 1
+			head = d.seq - 1 // a cut before d holds decisions[:i]
+		}
+		if maxCalls > 0 && i == maxCalls {
+			res.More = true
+			reach = math.MaxInt64
+			break
 		}
 		if l := last[d.id]; l == math.MaxInt64 {
 			why := open[d.id]

@@ -386,12 +386,20 @@ func TestApplyRetention(t *testing.T) {
 	if _, err := l.s.ApplyRetention(ctx, Retention{MaxAge: 48 * time.Hour, Dir: dir}); !errors.Is(err, ErrNothingToArchive) {
 		t.Fatalf("retention of 48h over a day-old log: err = %v, want nothing to archive", err)
 	}
-	res, err := l.s.ApplyRetention(ctx, Retention{MaxAge: 24*time.Hour + 100*time.Second, Dir: dir})
+	byAge := Retention{MaxAge: 24*time.Hour + 100*time.Second, Dir: dir, PerRun: 150}
+	first, err := l.s.ApplyRetention(ctx, byAge)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := res.Info.Calls; c < 195 || c > 205 {
-		t.Errorf("max_age archived %d calls, want the ~200 older than it", c)
+	if first.Info.Calls != 150 || !first.More {
+		t.Fatalf("max_age run bounded to 150 calls archived %d (more: %v)", first.Info.Calls, first.More)
+	}
+	res, err := l.s.ApplyRetention(ctx, byAge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := first.Info.Calls + res.Info.Calls; c < 195 || c > 205 || res.More {
+		t.Errorf("max_age archived %d calls in two runs (more: %v), want the ~200 older than it", c, res.More)
 	}
 	used, err := l.s.usedBytes(ctx)
 	if err != nil {
@@ -405,8 +413,8 @@ func TestApplyRetention(t *testing.T) {
 		t.Errorf("max_size archive = %+v, want the oldest calls, after the first archive", res2.Info)
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, "*.db.gz"))
-	if len(files) != 2 {
-		t.Fatalf("archives in %s = %v, want 2", dir, files)
+	if len(files) != 3 {
+		t.Fatalf("archives in %s = %v, want 3", dir, files)
 	}
 	for i, f := range files {
 		files[i] = filepath.Base(f)

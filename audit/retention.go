@@ -18,7 +18,15 @@ type Retention struct {
 	// Dir is where the archives go, one file per run, named by the time
 	// of the run (created 0700 if missing).
 	Dir string
+	// PerRun bounds the calls one run archives (0: DefaultRetentionPerRun),
+	// so that its prune holds the write lock briefly; ArchiveResult.More
+	// says another run is due at once.
+	PerRun int
 }
+
+// DefaultRetentionPerRun is Retention.PerRun's default: about a second of
+// prune on a 2-core machine.
+const DefaultRetentionPerRun = 20000
 
 // ApplyRetention archives what r says is too old or too much (one
 // Archive, without a vacuum: freed pages are reused by new records, so
@@ -47,7 +55,11 @@ func (s *Store) ApplyRetention(ctx context.Context, r Retention) (*ArchiveResult
 		return nil, fmt.Errorf("audit: retention: %w", err)
 	}
 	name := "audit-" + now.UTC().Format("20060102T150405.000Z") + ".db.gz"
-	return s.Archive(ctx, ArchiveOptions{Before: before, To: filepath.Join(r.Dir, name)})
+	perRun := r.PerRun
+	if perRun <= 0 {
+		perRun = DefaultRetentionPerRun
+	}
+	return s.Archive(ctx, ArchiveOptions{Before: before, To: filepath.Join(r.Dir, name), MaxCalls: perRun})
 }
 
 // sizeCut returns the cut time that brings the records under nine tenths

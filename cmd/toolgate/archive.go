@@ -243,7 +243,10 @@ func startRetention(ctx context.Context, st *audit.Store, a config.Audit, logger
 				logger.Error("audit retention: archive failed; nothing pruned", "err", err)
 			default:
 				logger.Info("audit retention: archived", "file", res.File, "calls", res.Info.Calls,
-					"head_seq", res.Info.Head.Seq, "bytes", res.Bytes, "sha256", res.SHA256)
+					"head_seq", res.Info.Head.Seq, "bytes", res.Bytes, "sha256", res.SHA256, "prune", res.Prune)
+				if res.More {
+					continue // a backlog: the next bounded run at once
+				}
 			}
 			select {
 			case <-ctx.Done():
