@@ -131,12 +131,8 @@ func TestArchiveCLI(t *testing.T) {
 	if !wantLive.MatchString(out) {
 		t.Fatalf("verify of the live log after the cuts: %s", out)
 	}
-	out = timed(t, "verify --archive", "audit", "verify", "--db", db, "--archive", a2, a1)
-	if !strings.HasPrefix(out, "OK: 2 archives") || !strings.Contains(out, " and "+strconv.Itoa(n)+" calls;") {
-		t.Fatalf("verify --archive: %s", out)
-	}
 	out = timed(t, "verify --checkpoints --archive", "audit", "verify", "--db", db, "--checkpoints", cps, "--pubkey", key+".pub", "--archive", dir)
-	if !strings.HasPrefix(out, "OK: 1 checkpoints") {
+	if !strings.HasPrefix(out, "OK: 1 checkpoints") || !strings.Contains(out, "(with 2 archives)") || !strings.Contains(out, " and "+strconv.Itoa(n)+" calls verify") {
 		t.Fatalf("verify --checkpoints --archive DIR: %s", out)
 	}
 	if out, ok := tgRun(t, "audit", "verify", "--db", db, "--checkpoints", cps, "--pubkey", key+".pub"); ok || !strings.Contains(out, "moved to an archive") {
@@ -152,8 +148,14 @@ func TestArchiveCLI(t *testing.T) {
 		t.Fatalf("replay --archive replayed %d calls, want %d", rep.Total, n)
 	}
 
-	if out, ok := tgRun(t, "audit", "verify", "--db", db, "--archive", a2); ok || !strings.Contains(out, "archive missing") {
-		t.Fatalf("verify with the first archive missing: %s", out)
+	if n <= 100_000 { // each verifies the whole log again: the long run spares them
+		out := timed(t, "verify --archive", "audit", "verify", "--db", db, "--archive", a2, a1)
+		if !strings.HasPrefix(out, "OK: 2 archives") || !strings.Contains(out, " and "+strconv.Itoa(n)+" calls;") {
+			t.Fatalf("verify --archive: %s", out)
+		}
+		if out, ok := tgRun(t, "audit", "verify", "--db", db, "--archive", a2); ok || !strings.Contains(out, "archive missing") {
+			t.Fatalf("verify with the first archive missing: %s", out)
+		}
 	}
 	// One byte of the compressed archive flipped.
 	b, err := os.ReadFile(a1)

@@ -307,8 +307,13 @@ func (c *auditCmd) verifyCheckpoints(ctx context.Context) error {
 			}
 		}
 		if rep.OK() {
-			fmt.Fprintf(c.stdout, "OK: %d checkpoints (key %s) verified; the log matches the latest, event %d at %s, and its %d events and %d calls verify; chain head %s\n",
-				rep.Checkpoints, audit.KeyID(pub), rep.Latest.Seq, rep.Latest.At.Format(time.RFC3339), rep.Log.Events, rep.Log.Calls, rep.Log.Head)
+			events, calls, archives := rep.Log.Events, rep.Log.Calls, ""
+			if rep.Archives != nil {
+				events, calls = rep.Archives.Events()
+				archives = fmt.Sprintf(" (with %d archives)", len(rep.Archives.Archives))
+			}
+			fmt.Fprintf(c.stdout, "OK: %d checkpoints (key %s) verified; the log%s matches the latest, event %d at %s, and its %d events and %d calls verify; chain head %s\n",
+				rep.Checkpoints, audit.KeyID(pub), archives, rep.Latest.Seq, rep.Latest.At.Format(time.RFC3339), events, calls, rep.Log.Head)
 		}
 	}
 	if !rep.OK() {
