@@ -23,15 +23,20 @@ const importBatch = 2000
 // recomputed; Seq is ignored. Meant for fixtures, tests and moving logs
 // between machines; it does not redact. It returns how many records were
 // imported; on an error, records of earlier batches stay imported.
+//
+// Decoding runs in a goroutine of its own, one batch ahead of the writer:
+// a batch's JSON decoding overlaps the previous batch's commit.
 func (s *Store) Import(ctx context.Context, r io.Reader) (int, error) {
-	dec := json.NewDecoder(bufio.NewReaderSize(r, 1<<20))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []*importRow, 1)
+	var decodeErr error
+	go func() {
+		defer close(batches)
+		decodeErr = s.decodeImport(ctx, r, batches)
+	}()
 	n := 0
-	batch := make([]*importRow, 0, importBatch)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		rows := batch
+	for rows := range batches {
 		err := s.write(ctx, func(w *wtx) error {
 			for _, ir := range rows {
 				if err := w.importRecord(ir); err != nil {
@@ -41,11 +46,31 @@ func (s *Store) Import(ctx context.Context, r io.Reader) (int, error) {
 			return nil
 		})
 		if err != nil {
-			return err
+			cancel()
+			for range batches { // let the decoder exit
+			}
+			return n, err
 		}
 		n += len(rows)
-		batch = make([]*importRow, 0, importBatch)
-		return nil
+	}
+	// batches is closed: decodeErr is set.
+	return n, decodeErr
+}
+
+// decodeImport decodes and prepares the records in r, importBatch at a
+// time, and sends the batches to out until r ends, a record is bad or ctx
+// is done.
+func (s *Store) decodeImport(ctx context.Context, r io.Reader, out chan<- []*importRow) error {
+	dec := json.NewDecoder(bufio.NewReaderSize(r, 1<<20))
+	batch := make([]*importRow, 0, importBatch)
+	send := func() error {
+		select {
+		case out <- batch:
+			batch = make([]*importRow, 0, importBatch)
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	for line := 1; ; line++ {
 		var rec Record
@@ -54,20 +79,23 @@ func (s *Store) Import(ctx context.Context, r io.Reader) (int, error) {
 			break
 		}
 		if err != nil {
-			return n, fmt.Errorf("audit: import record %d: %w", line, err)
+			return fmt.Errorf("audit: import record %d: %w", line, err)
 		}
 		ir, err := s.prepareImport(&rec)
 		if err != nil {
-			return n, fmt.Errorf("audit: import record %d: %w", line, err)
+			return fmt.Errorf("audit: import record %d: %w", line, err)
 		}
 		batch = append(batch, ir)
 		if len(batch) == importBatch {
-			if err := flush(); err != nil {
-				return n, err
+			if err := send(); err != nil {
+				return err
 			}
 		}
 	}
-	return n, flush()
+	if len(batch) == 0 {
+		return nil
+	}
+	return send()
 }
 
 type importRow struct {

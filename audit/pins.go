@@ -95,7 +95,7 @@ const (
 
 // standaloneKinds are the event kinds not about a call: Verify checks
 // them in the chain but looks for no calls row.
-var standaloneKinds = map[string]bool{kindPinSeen: true, kindPinApprove: true}
+var standaloneKinds = map[string]bool{kindPinSeen: true, kindPinApprove: true, kindArchiveCut: true}
 
 func pinEventID(server, tool string) string { return "tool:" + server + "/" + tool }
 

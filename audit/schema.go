@@ -187,8 +187,24 @@ CREATE INDEX events_rulesets ON events(seq) WHERE kind IN ('rules_load', 'rules_
 	body     TEXT    NOT NULL,
 	hash     TEXT    NOT NULL
 );`,
+	// 14: archives (archive.go). chain_base is where the events kept here
+	// begin: the last event moved out to an archive, whose hash the first
+	// kept event chains from (no row: nothing archived). A DELETE may
+	// remove only events at or before it, so archiving's prune is the one
+	// path that removes events. Cut events are found through a partial
+	// index that calls' events never touch.
+	`CREATE TABLE chain_base (
+	id   INTEGER PRIMARY KEY CHECK (id = 1),
+	seq  INTEGER NOT NULL,
+	hash TEXT    NOT NULL
+);
+CREATE INDEX events_cuts ON events(seq) WHERE kind = 'archive_cut';
+DROP TRIGGER events_no_delete;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+WHEN old.seq > coalesce((SELECT seq FROM chain_base WHERE id = 1), 0)
+BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;`,
 }
 
 // SchemaVersion is the schema version this build writes and understands
 // (len(migrations); a test keeps the two in step).
-const SchemaVersion = 11
+const SchemaVersion = 12

@@ -87,7 +87,15 @@ func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 		return rep, fmt.Errorf("audit: verify: %w", err)
 	}
 	defer tx.Rollback()
-	if err := verifyChain(ctx, tx, &rep); err != nil {
+	// An archived log's chain starts at the archived head (archive.go).
+	base, err := chainBase(ctx, tx)
+	if err != nil {
+		return rep, err
+	}
+	if err := verifyChain(ctx, tx, &rep, base.Hash); err != nil {
+		return rep, err
+	}
+	if err := verifyBase(ctx, tx, &rep, base); err != nil {
 		return rep, err
 	}
 	if err := verifyRows(ctx, tx, &rep); err != nil {
@@ -99,13 +107,14 @@ func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 	return rep, nil
 }
 
-func verifyChain(ctx context.Context, tx *sql.Tx, rep *VerifyReport) error {
+// verifyChain checks the chain of the events in tx, the first of which
+// follows the event hashed prev ("" for the genesis).
+func verifyChain(ctx context.Context, tx *sql.Tx, rep *VerifyReport, prev string) error {
 	rows, err := tx.QueryContext(ctx, `SELECT seq, call_id, body, prev_hash, hash FROM events ORDER BY seq`)
 	if err != nil {
 		return fmt.Errorf("audit: verify: %w", err)
 	}
 	defer rows.Close()
-	prev := ""
 	var (
 		seq                        int64
 		id, body, prevHash, stored string

@@ -271,7 +271,30 @@ type Audit struct {
 	// Checkpoint configures signed checkpoints of the chain head; off
 	// when its KeyFile is empty.
 	Checkpoint Checkpoint
+	// Retention archives old records out of the log while serve runs;
+	// off when neither MaxAge nor MaxSize is set. It needs ArchiveDir.
+	Retention Retention
+	// ArchiveDir is where retention writes its archives (created 0700).
+	ArchiveDir string
 }
+
+// DefaultRetentionInterval is how often serve applies the retention.
+const DefaultRetentionInterval = time.Hour
+
+// Retention says how long records stay in the live audit log.
+type Retention struct {
+	// MaxAge archives the calls decided longer ago than this.
+	MaxAge time.Duration
+	// MaxSize archives the oldest calls while the log's records take more
+	// bytes than this (down to nine tenths of it).
+	MaxSize int64
+	// Interval is how often serve applies it (default 1h), and once at
+	// start.
+	Interval time.Duration
+}
+
+// Enabled reports whether r asks for anything.
+func (r Retention) Enabled() bool { return r.MaxAge > 0 || r.MaxSize > 0 }
 
 // DefaultCheckpointInterval is how often serve signs a checkpoint.
 const DefaultCheckpointInterval = 10 * time.Minute
@@ -360,7 +383,7 @@ func Load(path string) (*Config, error) {
 	}
 	dir := filepath.Dir(path)
 	sl := &c.Review.Slack
-	for _, p := range []*string{&c.Rules.File, &c.Audit.Path, &c.Metrics.AuthTokenFile, &c.Audit.Checkpoint.KeyFile,
+	for _, p := range []*string{&c.Rules.File, &c.Audit.Path, &c.Audit.ArchiveDir, &c.Metrics.AuthTokenFile, &c.Audit.Checkpoint.KeyFile,
 		&c.HTTP.AuthTokenFile, &sl.BotTokenFile, &sl.AppTokenFile, &sl.SigningSecretFile} {
 		if *p != "" && !filepath.IsAbs(*p) && !strings.HasPrefix(*p, "@") {
 			*p = filepath.Join(dir, *p)
@@ -424,6 +447,9 @@ func (c *Config) applyDefaults(workspaceEnabled *bool) {
 	}
 	if c.Audit.Checkpoint.Interval == 0 {
 		c.Audit.Checkpoint.Interval = DefaultCheckpointInterval
+	}
+	if c.Audit.Retention.Interval == 0 {
+		c.Audit.Retention.Interval = DefaultRetentionInterval
 	}
 	if c.Review.Timeout == 0 {
 		c.Review.Timeout = DefaultReviewTimeout

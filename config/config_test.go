@@ -335,3 +335,23 @@ func TestStartWait(t *testing.T) {
 		t.Fatalf("start_wait soon: %v", err)
 	}
 }
+
+func TestAuditRetention(t *testing.T) {
+	c, err := Parse("t.yaml", []byte("audit:\n  retention:\n    max_age: 720h\n    max_size: 10GiB\n  archive_dir: arch\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Audit.Retention
+	if r.MaxAge != 720*time.Hour || r.MaxSize != 10<<30 || r.Interval != DefaultRetentionInterval || c.Audit.ArchiveDir != "arch" {
+		t.Errorf("retention = %+v, dir %q", r, c.Audit.ArchiveDir)
+	}
+	for _, bad := range []string{
+		"audit:\n  retention:\n    max_age: 720h\n",  // no archive_dir
+		"audit:\n  retention:\n    max_size: lots\n", // not a size
+		"audit:\n  retention:\n    max_age: 30\n",    // no unit
+	} {
+		if _, err := Parse("t.yaml", []byte(bad)); err == nil || !strings.Contains(err.Error(), "t.yaml:") {
+			t.Errorf("Parse(%q) = %v, want an error with its position", bad, err)
+		}
+	}
+}

@@ -61,6 +61,9 @@ func Parse(name string, data []byte) (*Config, error) {
 	d := &decoder{file: name}
 	cfg := &Config{File: name, Sandbox: Sandbox{GitIdentity: true}}
 	var workspaceEnabled, namingPrefix *bool
+	// retentionKey is audit.retention's key, where a missing
+	// audit.archive_dir (which may come after it) is reported.
+	var retentionKey *yaml.Node
 
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
@@ -134,7 +137,20 @@ func Parse(name string, data []byte) (*Config, error) {
 							"publish":  func(_, v *yaml.Node) { c.Publish = d.strList(v, "audit.checkpoint.publish", false) },
 						})
 					},
+					"archive_dir": func(_, v *yaml.Node) { cfg.Audit.ArchiveDir = d.str(v) },
+					"retention": func(k, v *yaml.Node) {
+						r := &cfg.Audit.Retention
+						d.fields(v, "audit.retention", map[string]func(k, v *yaml.Node){
+							"max_age":  func(_, v *yaml.Node) { r.MaxAge = d.duration(v) },
+							"max_size": func(_, v *yaml.Node) { r.MaxSize = d.size(v) },
+							"interval": func(_, v *yaml.Node) { r.Interval = d.duration(v) },
+						})
+						retentionKey = k
+					},
 				})
+				if cfg.Audit.Retention.Enabled() && cfg.Audit.ArchiveDir == "" {
+					d.errAt(retentionKey, "audit.retention needs audit.archive_dir: the directory its archives go to")
+				}
 			},
 			"review":  func(_, v *yaml.Node) { d.review(&cfg.Review, v) },
 			"metrics": func(_, v *yaml.Node) { d.metrics(&cfg.Metrics, v) },
@@ -337,6 +353,31 @@ func (d *decoder) positiveInt(n *yaml.Node) int64 {
 		return 0
 	}
 	return i
+}
+
+// size decodes a positive byte count: a whole number, or one with a unit
+// (KB, MB, GB, TB: powers of 1000; KiB, MiB, GiB, TiB: of 1024).
+func (d *decoder) size(n *yaml.Node) int64 {
+	n = deref(n)
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!int" {
+		return d.positiveInt(n)
+	}
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}}
+	if n.Kind == yaml.ScalarNode {
+		for _, u := range units {
+			if num, ok := strings.CutSuffix(strings.TrimSpace(n.Value), u.suffix); ok {
+				v, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+				if err == nil && v > 0 && v*float64(u.mult) < 1<<62 {
+					return int64(v * float64(u.mult))
+				}
+			}
+		}
+	}
+	d.errAt(n, "expected a size like 500MB or 10GiB (or a number of bytes), got %s", kindName(n))
+	return 0
 }
 
 // duration decodes a positive Go duration string ("30s", "5m", "1h30m").

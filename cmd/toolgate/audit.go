@@ -33,6 +33,11 @@ const auditUsage = `usage:
   toolgate audit keygen --out FILE                   a new checkpoint signing key (FILE, FILE.pub)
   toolgate audit replay --rules NEW.yaml [FILTERS] [--fail-on-change]
                                                      which recorded decisions NEW.yaml would change
+  toolgate audit archive --before T --to FILE        move the calls decided before T into an archive
+                                                     and prune them (see audit archive -h)
+
+verify, replay and stats take --archive FILE|DIR... to read archives with
+the live log (verify checks them as one chain).
 
 FILTERS: --since T --until T (RFC 3339 time, a date 2006-01-02, or a duration
 ago such as 90m or 7d) --tool --server --action allow|deny|review --client
@@ -60,6 +65,8 @@ func runAudit(ctx context.Context, args []string, env environ, stdout, stderr io
 		return runKeygen(args, stdout, stderr)
 	case "checkpoint":
 		return runCheckpoint(ctx, args, env, stdout, stderr)
+	case "archive":
+		return runArchive(ctx, args, env, stdout, stderr)
 	default:
 		fmt.Fprintln(stderr, auditUsage)
 		return fmt.Errorf("%w: audit: unknown subcommand %q", errUsage, sub)
@@ -79,6 +86,10 @@ func runAudit(ctx context.Context, args []string, env environ, stdout, stderr io
 	switch sub {
 	case "list", "tail", "export", "stats", "replay":
 		c.filterFlags(fs)
+	}
+	switch sub {
+	case "verify", "replay", "stats":
+		fs.Var(&c.archives, "archive", "read this archive `file` (or every *.gz in a directory) with the live log; repeat it, or list more files after it")
 	}
 	switch sub {
 	case "list":
@@ -117,6 +128,10 @@ func runAudit(ctx context.Context, args []string, env environ, stdout, stderr io
 	if sub == "show" || sub == "import" {
 		wantPos = 1
 	}
+	if len(c.archives) > 0 {
+		// --archive A B C: the files after the flag are archives too.
+		c.archives, pos = append(c.archives, pos...), nil
+	}
 	if len(pos) != wantPos {
 		return fmt.Errorf("%w: audit %s takes %d argument(s), got %d: %s", errUsage, sub, wantPos, len(pos), strings.Join(pos, " "))
 	}
@@ -135,6 +150,13 @@ func runAudit(ctx context.Context, args []string, env environ, stdout, stderr io
 	}
 	defer st.Close()
 	c.st = st
+	if len(c.archives) > 0 && (sub == "replay" || sub == "stats") {
+		done, err := c.useCombined(ctx)
+		if err != nil {
+			return err
+		}
+		defer done()
+	}
 	switch sub {
 	case "list":
 		return c.list(ctx)
@@ -167,6 +189,7 @@ type auditCmd struct {
 	db, output, format, rulesPath string
 	bucket                        string
 	checkpoints, pubkey           string
+	archives                      archiveList
 	since, until                  string
 	filter                        audit.Filter
 	limit, show                   int
@@ -526,6 +549,9 @@ func (c *auditCmd) stats(ctx context.Context) error {
 func (c *auditCmd) verify(ctx context.Context) error {
 	if c.checkpoints != "" || c.pubkey != "" {
 		return c.verifyCheckpoints(ctx)
+	}
+	if len(c.archives) > 0 {
+		return c.verifyArchives(ctx)
 	}
 	rep, err := c.st.Verify(ctx)
 	if err != nil {

@@ -234,14 +234,7 @@ func runCheckpoint(ctx context.Context, args []string, env environ, stdout, stde
 	if *db == "" {
 		*db = cfg.Audit.Path
 	}
-	path, err := dbPath(*db, env)
-	if err != nil {
-		return err
-	}
-	if _, err := os.Stat(path); err != nil {
-		return fmt.Errorf("audit: no audit DB at %s: %w", path, err)
-	}
-	st, err := audit.Open(ctx, path, audit.Options{ToolgateVersion: version})
+	st, err := openExistingDB(ctx, *db, env)
 	if err != nil {
 		return err
 	}
@@ -289,7 +282,12 @@ func (c *auditCmd) verifyCheckpoints(ctx context.Context) error {
 	if len(cps) == 0 {
 		return fmt.Errorf("audit verify: no checkpoints to check in %s", cmp.Or(c.checkpoints, "the log"))
 	}
-	rep, err := c.st.VerifyCheckpoints(ctx, cps, pub)
+	archives, err := c.openArchives(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeArchives(archives)
+	rep, err := c.st.VerifyCheckpoints(ctx, cps, pub, archives...)
 	if err != nil {
 		return err
 	}
@@ -301,12 +299,21 @@ func (c *auditCmd) verifyCheckpoints(ctx context.Context) error {
 		for _, p := range rep.Problems {
 			fmt.Fprintf(c.stdout, "BROKEN: %s\n", p.What)
 		}
-		for _, p := range rep.Log.Problems {
-			fmt.Fprintf(c.stdout, "BROKEN: %s\n", p)
+		if rep.Archives != nil {
+			c.printArchiveReport(rep.Archives)
+		} else {
+			for _, p := range rep.Log.Problems {
+				fmt.Fprintf(c.stdout, "BROKEN: %s\n", p)
+			}
 		}
 		if rep.OK() {
-			fmt.Fprintf(c.stdout, "OK: %d checkpoints (key %s) verified; the log matches the latest, event %d at %s, and its %d events and %d calls verify; chain head %s\n",
-				rep.Checkpoints, audit.KeyID(pub), rep.Latest.Seq, rep.Latest.At.Format(time.RFC3339), rep.Log.Events, rep.Log.Calls, rep.Log.Head)
+			events, calls, archives := rep.Log.Events, rep.Log.Calls, ""
+			if rep.Archives != nil {
+				events, calls = rep.Archives.Events()
+				archives = fmt.Sprintf(" (with %d archives)", len(rep.Archives.Archives))
+			}
+			fmt.Fprintf(c.stdout, "OK: %d checkpoints (key %s) verified; the log%s matches the latest, event %d at %s, and its %d events and %d calls verify; chain head %s\n",
+				rep.Checkpoints, audit.KeyID(pub), archives, rep.Latest.Seq, rep.Latest.At.Format(time.RFC3339), events, calls, rep.Log.Head)
 		}
 	}
 	if !rep.OK() {

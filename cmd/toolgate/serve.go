@@ -126,6 +126,9 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 		// signs the head at shutdown, while the store is still open.
 		defer cp.start(ctx, ck.Interval)()
 	}
+	if cfg.Audit.Retention.Enabled() {
+		defer startRetention(ctx, pol.store, cfg.Audit, logger)()
+	}
 
 	if slices.ContainsFunc(upstreams, func(u tools.Upstream) bool { return u.Name == toolgateSrv }) {
 		return fmt.Errorf("%s: a server is named %q, which toolgate's own tools use: rename it", cfg.File, toolgateSrv)

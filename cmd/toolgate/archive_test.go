@@ -1,0 +1,172 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/toolgate/toolgate/audit"
+	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/tools"
+)
+
+// writeCallsJSONL writes finished calls from to to (indexes; call i is
+// made i seconds after start), in the export format, through
+// audit.WriteJSONL; the call at index pending is a review still waiting.
+func writeCallsJSONL(t *testing.T, path string, from, to, pending int, start time.Time) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs := func(yield func(*audit.Record, error) bool) {
+		for i := from; i < to; i++ {
+			at := start.Add(time.Duration(i) * time.Second)
+			r := &audit.Record{Entry: audit.Entry{
+				ID: "c" + strconv.Itoa(i), ReceivedAt: at, DecidedAt: at,
+				Client: tools.Peer{Name: "claude-code", Version: "2.0.1"}, Session: "s-" + strconv.Itoa(i%50),
+				Server: "workspace", Tool: "read_file", Name: "ws__read_file",
+				Args:         json.RawMessage(`{"path":"/src/f` + strconv.Itoa(i%1000) + `.go"}`),
+				RulesVersion: "sha256:v1", Action: rules.Allow, Rule: "allow-reads",
+			}, Status: audit.StatusOK, Outcome: &audit.Outcome{Status: audit.StatusOK, Duration: time.Millisecond, ResultSize: 120, FinishedAt: at}}
+			if i == pending {
+				r.Action, r.Rule, r.Status, r.Outcome = rules.Review, "review-reads", audit.StatusPending, nil
+			}
+			if !yield(r, nil) {
+				return
+			}
+		}
+	}
+	if err := audit.WriteJSONL(f, recs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// timed runs the binary, fails the test unless it exits 0, and logs how
+// long it took.
+func timed(t *testing.T, what string, args ...string) string {
+	t.Helper()
+	t0 := time.Now()
+	out, ok := tgRun(t, args...)
+	if !ok {
+		t.Fatalf("%s: %s", what, out)
+	}
+	t.Logf("%s: %v", what, time.Since(t0).Round(10*time.Millisecond))
+	return out
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// TestArchiveCLI builds a log of calls with `audit import` (100k; a
+// million with TOOLGATE_LONG=1), then through the built binary: archives
+// the oldest 30% and then up to 80% (held back by a pending review at
+// 60%), checks the disk is reclaimed, verifies the archives and the live
+// log as one chain (also against checkpoints signed before the cuts),
+// replays across the cut, and shows a missing or altered archive
+// reported.
+func TestArchiveCLI(t *testing.T) {
+	n := 100_000
+	if os.Getenv("TOOLGATE_LONG") == "1" && !testing.Short() {
+		n = 1_000_000
+	}
+	dir := t.TempDir()
+	db, jsonl := filepath.Join(dir, "audit.db"), filepath.Join(dir, "calls.jsonl")
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(frac float64) string {
+		return start.Add(time.Duration(frac*float64(n)) * time.Second).Format(time.RFC3339)
+	}
+	pending := n * 6 / 10
+	// Half the calls, a checkpoint, the other half: the checkpoint signs
+	// an event the second archive moves out.
+	keys := filepath.Join(dir, "keys")
+	if err := os.Mkdir(keys, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	key, cps := filepath.Join(keys, "ckpt.key"), filepath.Join(keys, "cps.jsonl")
+	timed(t, "keygen", "audit", "keygen", "--out", key)
+	t0 := time.Now()
+	for i, part := range [][2]int{{0, n / 2}, {n / 2, n}} {
+		writeCallsJSONL(t, jsonl, part[0], part[1], pending, start)
+		timed(t, "import", "audit", "import", "--db", db, jsonl)
+		if i == 0 {
+			timed(t, "checkpoint", "audit", "checkpoint", "--db", db, "--key", key, "--publish", cps)
+		}
+	}
+	t.Logf("import: %.0f calls/s (with one checkpoint); DB %s", float64(n)/time.Since(t0).Seconds(), mib(fileSize(t, db)))
+
+	a1, a2 := filepath.Join(dir, "a1.db.gz"), filepath.Join(dir, "a2.db.gz")
+	out := timed(t, "archive 30%", "audit", "archive", "--db", db, "--before", at(0.3), "--to", a1)
+	t.Logf("archive 30%%:\n%s", out)
+	if want := "archived " + strconv.Itoa(n*3/10) + " calls"; !strings.HasPrefix(out, want) {
+		t.Fatalf("archive 30%%: %s\nwant %q", out, want)
+	}
+	sizeBefore := fileSize(t, db)
+	out = timed(t, "archive 80%", "audit", "archive", "--db", db, "--before", at(0.8), "--to", a2)
+	t.Logf("archive 80%%:\n%s", out)
+	if want := "archived " + strconv.Itoa(pending-n*3/10) + " calls"; !strings.HasPrefix(out, want) ||
+		!strings.Contains(out, "held back: call c"+strconv.Itoa(pending)) {
+		t.Fatalf("archive up to 80%%: %s\nwant %q, held back by the pending review", out, want)
+	}
+	sizeAfter := fileSize(t, db)
+	t.Logf("DB %s -> %s; archives %s + %s", mib(sizeBefore), mib(sizeAfter), mib(fileSize(t, a1)), mib(fileSize(t, a2)))
+	if sizeAfter > sizeBefore*6/10 {
+		t.Errorf("DB file %d bytes after archiving 30%% of what it held, was %d: disk not reclaimed", sizeAfter, sizeBefore)
+	}
+
+	out = timed(t, "verify live", "audit", "verify", "--db", db)
+	wantLive := regexp.MustCompile(`^OK: \d+ events and ` + strconv.Itoa(n-pending) + ` calls verified`)
+	if !wantLive.MatchString(out) {
+		t.Fatalf("verify of the live log after the cuts: %s", out)
+	}
+	out = timed(t, "verify --checkpoints --archive", "audit", "verify", "--db", db, "--checkpoints", cps, "--pubkey", key+".pub", "--archive", dir)
+	if !strings.HasPrefix(out, "OK: 1 checkpoints") || !strings.Contains(out, "(with 2 archives)") || !strings.Contains(out, " and "+strconv.Itoa(n)+" calls verify") {
+		t.Fatalf("verify --checkpoints --archive DIR: %s", out)
+	}
+	if out, ok := tgRun(t, "audit", "verify", "--db", db, "--checkpoints", cps, "--pubkey", key+".pub"); ok || !strings.Contains(out, "moved to an archive") {
+		t.Fatalf("verify --checkpoints without the archives must fail: %s", out)
+	}
+
+	out = timed(t, "replay --archive", "audit", "replay", "--db", db, "--archive", a1, a2, "--rules", "../../testdata/audit/rules-new.yaml", "--output", "json")
+	var rep audit.ReplayReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("replay output: %v\n%.500s", err, out)
+	}
+	if rep.Total != n {
+		t.Fatalf("replay --archive replayed %d calls, want %d", rep.Total, n)
+	}
+
+	if n <= 100_000 { // each verifies the whole log again: the long run spares them
+		out := timed(t, "verify --archive", "audit", "verify", "--db", db, "--archive", a2, a1)
+		if !strings.HasPrefix(out, "OK: 2 archives") || !strings.Contains(out, " and "+strconv.Itoa(n)+" calls;") {
+			t.Fatalf("verify --archive: %s", out)
+		}
+		if out, ok := tgRun(t, "audit", "verify", "--db", db, "--archive", a2); ok || !strings.Contains(out, "archive missing") {
+			t.Fatalf("verify with the first archive missing: %s", out)
+		}
+	}
+	// One byte of the compressed archive flipped.
+	b, err := os.ReadFile(a1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x40
+	if err := os.WriteFile(a1, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, ok := tgRun(t, "audit", "verify", "--db", db, "--archive", a1, a2); ok {
+		t.Fatalf("verify with an altered archive passed: %s", out)
+	}
+}
