@@ -138,7 +138,7 @@ func TestVerifyFastSound(t *testing.T) {
 		for _, set := range []string{col + " || 'x'", "NULL", "''"} {
 			s, path := copyDB(t, template)
 			// Reviewed calls with an outcome, a finished one, a refused one.
-			if _, err := rawDB(t, path).Exec(`UPDATE calls SET `+col+` = `+set+` WHERE id IN ('01JNQX0003AAAAAAAAAAAAAAAA', '01VF0', '01VF2', '01VF4')`); err != nil {
+			if _, err := rawDB(t, path).Exec(`UPDATE calls SET ` + col + ` = ` + set + ` WHERE id IN ('01JNQX0003AAAAAAAAAAAAAAAA', '01VF0', '01VF2', '01VF4')`); err != nil {
 				continue // a NOT NULL column
 			}
 			checkFastSound(t, col+" = "+set, s)
