@@ -84,6 +84,26 @@ type rule struct {
 	// error; the default pack's guards all come first.
 	toolKinds []string
 	callKinds []string
+	// reads says which call inputs that differ on every call the rule's
+	// expressions read (see Memo).
+	reads reads
+}
+
+// reads names the variables of one call's own that expressions read.
+type reads struct{ now, session bool }
+
+// add records the variables checked reads: every identifier the checker
+// resolved to a declared variable.
+func (r *reads) add(checked *cel.Ast) {
+	for _, ref := range checked.NativeRep().ReferenceMap() {
+		switch {
+		case ref.Value != nil:
+		case ref.Name == VarNow:
+			r.now = true
+		case ref.Name == VarSessionID:
+			r.session = true
+		}
+	}
 }
 
 // program is a compiled expression; tracked ones run with cost limits and
@@ -174,6 +194,7 @@ func parse(name string, data []byte, fast bool) (*Set, error) {
 			p, checked, ok := compileExpr(env, fn.globs, fast, src, name, label, "match", spec.match, cel.BoolType, &errs)
 			if ok {
 				r.match = p
+				r.reads.add(checked)
 				r.tools = conjunctStrings(checked, VarToolName)
 				if fast {
 					r.toolKinds = conjunctStrings(checked, VarToolKind)
@@ -182,8 +203,9 @@ func parse(name string, data []byte, fast bool) (*Set, error) {
 			}
 		}
 		if spec.reasonExpr != nil {
-			if p, _, ok := compileExpr(env, fn.globs, fast, src, name, label, "reason_expr", spec.reasonExpr, cel.StringType, &errs); ok {
+			if p, checked, ok := compileExpr(env, fn.globs, fast, src, name, label, "reason_expr", spec.reasonExpr, cel.StringType, &errs); ok {
 				r.reasonExpr = &p
+				r.reads.add(checked)
 			}
 		}
 		s.rules = append(s.rules, r)
