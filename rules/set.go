@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/interpreter"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/toolgate/toolgate/tools"
@@ -122,7 +124,19 @@ func (p *program) eval(ctx context.Context, act *activation) (ref.Val, error) {
 		err error
 	)
 	if p.tracked {
-		v, _, err = p.prg.ContextEval(ctx, act)
+		// As prg.ContextEval, in the call's shared tracked frame: the
+		// tracker left by the previous program is dropped, so the cost
+		// limit applies to each program alone.
+		f, ferr := act.trackedFrame(ctx)
+		if ferr != nil {
+			return nil, ferr
+		}
+		f.SetCostTracker(nil)
+		v, _, err = p.prg.Eval(f)
+		f.SetCostTracker(nil)
+		if err != nil && errors.Is(err, interpreter.InterruptError{}) {
+			err = fmt.Errorf("%w: %w", err, context.Cause(ctx))
+		}
 	} else {
 		f, ferr := act.execFrame()
 		if ferr != nil {
