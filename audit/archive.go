@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/toolgate/toolgate"
 	"io"
 	"maps"
 	"math"
@@ -324,7 +325,7 @@ func planCut(ctx context.Context, tx *sql.Tx, before time.Time, maxCalls int, re
 	// open: calls that may still get events (never archived), and calls
 	// with events after limit (their decision at or before it must not be).
 	open := map[string]string{}
-	for _, status := range []string{StatusPending, StatusStarted} {
+	for _, status := range []string{toolgate.StatusPending, toolgate.StatusStarted} {
 		if err := queryEach(ctx, tx, `SELECT id FROM calls WHERE status = ?`, func(id string) bool {
 			open[id] = "still " + status
 			return true
@@ -639,7 +640,7 @@ func (w *wtx) prune(p *archivePlan, cut *Cut) error {
 	}
 	from, to := p.info.Start.Seq, p.info.Head.Seq
 	res, err := q.ExecContext(ctx, `DELETE FROM calls WHERE id IN (`+archivedCalls+`) AND status NOT IN (?, ?)`,
-		from, to, StatusPending, StatusStarted)
+		from, to, toolgate.StatusPending, toolgate.StatusStarted)
 	if err != nil {
 		return fmt.Errorf("audit: archive: prune calls: %w", err)
 	}

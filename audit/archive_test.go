@@ -14,8 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/toolgate/toolgate/review"
-	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate"
 )
 
 // writeSyntheticJSONL writes n records in the format Import reads: calls
@@ -61,7 +60,7 @@ func newArchiveLog(t *testing.T) *archiveLog {
 	return &archiveLog{t: t, s: openTest(t, filepath.Join(dir, "audit.db"), Options{Now: clk.Now}), clk: clk, dir: dir}
 }
 
-func (l *archiveLog) begin(id string, a rules.Action) {
+func (l *archiveLog) begin(id string, a toolgate.Action) {
 	l.t.Helper()
 	l.n++
 	if err := l.s.Begin(context.Background(), testCall(id, l.n), testDecision(a)); err != nil {
@@ -71,7 +70,7 @@ func (l *archiveLog) begin(id string, a rules.Action) {
 
 func (l *archiveLog) finish(id string) {
 	l.t.Helper()
-	if err := l.s.Finish(context.Background(), id, Outcome{Status: StatusOK, ResultSize: 3}); err != nil {
+	if err := l.s.Finish(context.Background(), id, toolgate.Outcome{Status: toolgate.StatusOK, ResultSize: 3}); err != nil {
 		l.t.Fatal(err)
 	}
 }
@@ -128,14 +127,14 @@ func mustOK(t *testing.T, what string, rep VerifyReport) {
 func TestArchiveMovesWholeFinishedCallsAndChainVerifies(t *testing.T) {
 	ctx := context.Background()
 	l := newArchiveLog(t)
-	l.begin("a1", rules.Allow)
+	l.begin("a1", toolgate.Allow)
 	l.finish("a1")
-	l.begin("a2", rules.Deny)
-	l.begin("p3", rules.Review) // pending: holds back the cut
-	l.begin("a4", rules.Allow)
+	l.begin("a2", toolgate.Deny)
+	l.begin("p3", toolgate.Review) // pending: holds back the cut
+	l.begin("a4", toolgate.Allow)
 	l.finish("a4")
 	cutTime := l.now()
-	l.begin("a5", rules.Allow)
+	l.begin("a5", toolgate.Allow)
 	l.finish("a5")
 
 	res, err := l.archive(cutTime, "one.db.gz")
@@ -157,7 +156,7 @@ func TestArchiveMovesWholeFinishedCallsAndChainVerifies(t *testing.T) {
 	// The review ends after a5 was decided: p3's verdict follows a5's
 	// decision, so p3 cannot move without a5, which was decided after
 	// the cut time.
-	if err := l.s.Resolve(ctx, "p3", review.Verdict{Approved: false, Reviewer: "bob", Channel: "terminal"}); err != nil {
+	if err := l.s.Resolve(ctx, "p3", toolgate.Verdict{Approved: false, Reviewer: "bob", Channel: "terminal"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.archive(cutTime, "two.db.gz"); !errors.Is(err, ErrNothingToArchive) {
@@ -221,7 +220,7 @@ func TestArchiveMovesWholeFinishedCallsAndChainVerifies(t *testing.T) {
 		// A well-formed archive of another log's events: it chains on
 		// its own, but its hash is not the one the cut recorded.
 		other := newArchiveLog(t)
-		other.begin("x1", rules.Allow)
+		other.begin("x1", toolgate.Allow)
 		other.finish("x1")
 		if _, err := other.archive(other.now(), "one.db.gz"); err != nil {
 			t.Fatal(err)
@@ -251,9 +250,9 @@ func TestArchiveMovesWholeFinishedCallsAndChainVerifies(t *testing.T) {
 
 func TestArchiveNeverSplitsACall(t *testing.T) {
 	l := newArchiveLog(t)
-	l.begin("a", rules.Allow)
+	l.begin("a", toolgate.Allow)
 	cutTime := l.now()
-	l.begin("b", rules.Allow)
+	l.begin("b", toolgate.Allow)
 	l.finish("a")
 	l.finish("b")
 	// a was decided before the cut time, but its outcome follows b's
@@ -261,8 +260,8 @@ func TestArchiveNeverSplitsACall(t *testing.T) {
 	if _, err := l.archive(cutTime, "x.db.gz"); !errors.Is(err, ErrNothingToArchive) {
 		t.Fatalf("archive = %v, want ErrNothingToArchive", err)
 	}
-	l.begin("c", rules.Allow) // started, never finished
-	l.begin("d", rules.Deny)
+	l.begin("c", toolgate.Allow) // started, never finished
+	l.begin("d", toolgate.Deny)
 	res, err := l.archive(l.now(), "y.db.gz")
 	if err != nil {
 		t.Fatal(err)
@@ -282,8 +281,8 @@ func TestArchiveNeverSplitsACall(t *testing.T) {
 
 func TestEventsDeleteRefusedBeyondTheCut(t *testing.T) {
 	l := newArchiveLog(t)
-	l.begin("a", rules.Deny)
-	l.begin("b", rules.Deny)
+	l.begin("a", toolgate.Deny)
+	l.begin("b", toolgate.Deny)
 	db := rawDB(t, l.s.Path())
 	if _, err := db.Exec(`DELETE FROM events WHERE seq = 1`); err == nil || !strings.Contains(err.Error(), "append-only") {
 		t.Fatalf("DELETE of an event before any archive: err = %v, want append-only", err)
@@ -302,7 +301,7 @@ func TestVerifyReportsChainBaseMovedByHand(t *testing.T) {
 	// Verify says so.
 	l := newArchiveLog(t)
 	for _, id := range []string{"a", "b", "c"} {
-		l.begin(id, rules.Deny)
+		l.begin(id, toolgate.Deny)
 	}
 	db := rawDB(t, l.s.Path())
 	if _, err := db.Exec(`INSERT INTO chain_base (id, seq, hash) SELECT 1, seq, hash FROM events WHERE seq = 2;
@@ -326,16 +325,16 @@ func TestCheckpointsAcrossAnArchive(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub := key.Public().(ed25519.PublicKey)
-	l.begin("a", rules.Deny)
+	l.begin("a", toolgate.Deny)
 	cp1, err := l.s.Checkpoint(ctx, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.begin("b", rules.Deny)
+	l.begin("b", toolgate.Deny)
 	if _, err := l.archive(l.now(), "a.db.gz"); err != nil {
 		t.Fatal(err)
 	}
-	l.begin("c", rules.Deny)
+	l.begin("c", toolgate.Deny)
 	cp2, err := l.s.Checkpoint(ctx, key)
 	if err != nil {
 		t.Fatal(err)
@@ -429,7 +428,7 @@ func TestArchiveOfABrokenChainPrunesNothing(t *testing.T) {
 	ctx := context.Background()
 	l := newArchiveLog(t)
 	for _, id := range []string{"a", "b", "c"} {
-		l.begin(id, rules.Deny)
+		l.begin(id, toolgate.Deny)
 	}
 	db := rawDB(t, l.s.Path())
 	if _, err := db.Exec(`DROP TRIGGER events_no_update; UPDATE events SET body = replace(body, 'because', 'BECAUSE') WHERE call_id = 'b'`); err != nil {

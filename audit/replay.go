@@ -112,7 +112,7 @@ type RuleSummary struct {
 // replayCols are the columns a replay needs: the call and the old decision.
 const replayCols = `seq, id, received_at, client_name, client_version, model_name, model_version, session_id,
 server, server_version, tool, name, schema_hash, annotations, args, confidence, rule, action, review_channel, review_reason, kind,
-confidence_effect`
+confidence_effect, principal_user, principal_groups, auth`
 
 // replayRow is a row as read; JSON is decoded by the workers, in parallel.
 type replayRow struct {
@@ -125,13 +125,18 @@ type replayRow struct {
 	reviewChannel, reviewReason, effect         string
 	kind                                        string
 	confidence                                  sql.NullFloat64
+	user, groups, auth                          string
 }
 
 func (r *replayRow) call() (toolgate.Call, error) {
 	c := toolgate.Call{
 		ID: r.id, Server: r.server, Tool: r.tool, Name: r.name, Kind: entryKind(r.kind), SchemaHash: r.schemaHash,
 		ServerVersion: r.serverVersion, Client: r.client, Model: r.model, SessionID: r.session,
-		Time: time.Unix(0, r.received).UTC(),
+		Time: time.Unix(0, r.received).UTC(), Principal: toolgate.Principal{User: r.user, Auth: r.auth},
+	}
+	var err error
+	if c.Principal.Groups, err = decodeGroups(r.groups); err != nil {
+		return c, fmt.Errorf("call %s: principal_groups: %w", r.id, err)
 	}
 	if r.confidence.Valid {
 		v := r.confidence.Float64
@@ -163,11 +168,12 @@ type replayResult struct {
 const replayChunk = 256
 
 // Replay re-evaluates the calls matching f with set, rebuilding each
-// tools.Call from its recorded context (client, model, session, server and
-// version, tool, annotations, args, confidence; `now` is the recorded
-// receive time, so time-based rules replay deterministically). Args are the
-// stored ones, after redaction: rules that look at a redacted value see
-// "[REDACTED]". Rows are streamed and evaluated by GOMAXPROCS workers.
+// tools.Call from its recorded context (client, model, session, principal,
+// server and version, tool, annotations, args, confidence; `now` is the
+// recorded receive time, so time-based rules replay deterministically).
+// Args are the stored ones, after redaction: rules that look at a redacted
+// value see "[REDACTED]". Rows are streamed and evaluated by GOMAXPROCS
+// workers; give it a rules.Memo to decide each distinct call once.
 // progress, if not nil, is called from one goroutine with (done, total).
 func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress func(done, total int)) (ReplayReport, error) {
 	start := time.Now()
@@ -259,6 +265,9 @@ func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress fu
 		}
 		return r
 	}
+	// Changes are gathered and sorted by pointer, then copied out once:
+	// a log replayed against very different rules changes most calls.
+	var changes []*Change
 	lastReport := 0
 	for out := range results {
 		for _, res := range out {
@@ -280,7 +289,7 @@ func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress fu
 			}
 			if ch := res.change; ch != nil {
 				rep.Changed++
-				rep.Changes = append(rep.Changes, *ch)
+				changes = append(changes, ch)
 				trans[key{ch.OldAction, ch.OldRule, ch.NewAction, ch.NewRule}]++
 				rule(ch.OldRule).Lost++
 				rule(ch.NewRule).Gained++
@@ -303,9 +312,15 @@ func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress fu
 	if progress != nil {
 		progress(rep.Total, max(total, rep.Total))
 	}
-	slices.SortFunc(rep.Changes, func(a, b Change) int {
+	slices.SortFunc(changes, func(a, b *Change) int {
 		return cmp.Or(a.ReceivedAt.Compare(b.ReceivedAt), cmp.Compare(a.seq, b.seq))
 	})
+	if len(changes) > 0 {
+		rep.Changes = make([]Change, len(changes))
+		for i, ch := range changes {
+			rep.Changes[i] = *ch
+		}
+	}
 	slices.SortFunc(rep.Grants, func(a, b GrantReplay) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
 	})
@@ -348,7 +363,8 @@ func (s *Store) readReplay(ctx context.Context, f Filter, out chan<- []replayRow
 		r := &chunk[len(chunk)-1]
 		if err := rows.Scan(&r.seq, &r.id, &r.received, &r.client.Name, &r.client.Version, &r.model.Name, &r.model.Version,
 			&r.session, &r.server, &r.serverVersion, &r.tool, &r.name, &r.schemaHash, &r.annotations, &r.args,
-			&r.confidence, &r.rule, &r.action, &r.reviewChannel, &r.reviewReason, &r.kind, &r.effect); err != nil {
+			&r.confidence, &r.rule, &r.action, &r.reviewChannel, &r.reviewReason, &r.kind, &r.effect,
+			&r.user, &r.groups, &r.auth); err != nil {
 			return fmt.Errorf("audit: replay: %w", err)
 		}
 		if len(chunk) == replayChunk {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -270,28 +271,87 @@ func TestReplayStub(t *testing.T) {
 
 var replayRows = flag.Int("replay.rows", 0, "BenchmarkReplay: replay this many rows instead of 10k and 100k (e.g. 1000000)")
 
-// BenchmarkReplay re-evaluates N rows recorded under the fixture's old
-// rules with its new rules (real CEL; half of the decisions change) and
-// reports rows/s. -replay.rows=1000000 runs the million-row case.
+// BenchmarkReplay re-evaluates N rows and reports rows/s: rows=N are
+// recorded under the fixture's old rules and replayed with its new rules
+// (real CEL; half of the decisions change; every call distinct, so no two
+// share a decision), synthetic=N is the synthetic agent log (perf_test.go,
+// calls repeat as they do) replayed with the default pack.
+// -replay.rows=1000000 runs the million-row case.
 func BenchmarkReplay(b *testing.B) {
 	sizes := []int{10_000, 100_000}
 	if *replayRows > 0 {
 		sizes = []int{*replayRows}
 	}
+	run := func(b *testing.B, s *Store, set *rules.Set, n int) {
+		b.ResetTimer()
+		start := time.Now()
+		for range b.N {
+			rep, err := Replay(context.Background(), s, set.Memo(100_000), Filter{}, nil)
+			if err != nil || rep.Total != n {
+				b.Fatal(rep.Total, err)
+			}
+		}
+		b.ReportMetric(float64(n*b.N)/time.Since(start).Seconds(), "rows/s")
+	}
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("rows=%d", n), func(b *testing.B) {
-			set := loadRules(b, "rules-new.yaml")
 			s := openTest(b, filepath.Join(b.TempDir(), "a.db"), Options{})
 			seedRows(b, s, n, loadRules(b, "rules-old.yaml")) // half the calls change
-			b.ResetTimer()
-			start := time.Now()
-			for range b.N {
-				rep, err := Replay(context.Background(), s, set, Filter{}, nil)
-				if err != nil || rep.Total != n {
-					b.Fatal(rep.Total, err)
+			run(b, s, loadRules(b, "rules-new.yaml"), n)
+		})
+		b.Run(fmt.Sprintf("synthetic=%d", n), func(b *testing.B) {
+			run(b, importSynth(b, n), rules.Default(), n)
+		})
+	}
+}
+
+// TestReplayMemoKeepsReport replays the synthetic log (repeating calls,
+// several principals and confidences) against three rule sets, with and
+// without the memo: the reports must be identical.
+func TestReplayMemoKeepsReport(t *testing.T) {
+	const n = 3000
+	s := importSynth(t, n)
+	ctx := context.Background()
+	who, err := rules.Parse("who.yaml", []byte(`version: 1
+default: allow
+rules:
+  - name: bob
+    match: 'principal.user == "bob" && "dev" in principal.groups && principal.auth == "token"'
+    action: deny
+  - name: unsure
+    match: 'confidence.orValue(1.0) < 0.5'
+    action: review
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, set := range []*rules.Set{rules.Default(), loadRules(t, "rules-new.yaml"), who} {
+		memo, err := Replay(ctx, s, set.Memo(100_000), Filter{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := Replay(ctx, s, set, Filter{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		memo.Elapsed, plain.Elapsed = 0, 0
+		if !reflect.DeepEqual(memo, plain) {
+			t.Errorf("%s: the memo changes the report: %d changed (%+v) against %d (%+v)", set.Name(), memo.Changed, memo.Rules, plain.Changed, plain.Rules)
+		}
+		if memo.Total != n {
+			t.Errorf("%s: replayed %d of %d", set.Name(), memo.Total, n)
+		}
+		if set == who {
+			// Replay sees each call's principal: a quarter are bob's.
+			after := 0
+			for _, r := range memo.Rules {
+				if r.Rule == "bob" {
+					after = r.After
 				}
 			}
-			b.ReportMetric(float64(n*b.N)/time.Since(start).Seconds(), "rows/s")
-		})
+			if after != n/4 {
+				t.Errorf("rule bob decides %d calls, want %d", after, n/4)
+			}
+		}
 	}
 }

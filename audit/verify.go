@@ -3,13 +3,19 @@ package audit
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"maps"
 	"reflect"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 )
 
 // maxProblems bounds how many problems Verify lists.
@@ -68,7 +74,7 @@ func (r *VerifyReport) add(p Problem) {
 	r.Problems = append(r.Problems, p)
 }
 
-// Verify checks the log's tamper evidence in two streaming passes:
+// Verify checks the log's tamper evidence:
 //  1. the events chain: each event's prev_hash is the previous event's hash
 //     and its hash is sha256(prev_hash || body);
 //  2. every calls row equals the record rebuilt from its events (so an
@@ -77,34 +83,85 @@ func (r *VerifyReport) add(p Problem) {
 //
 // Slack message locations and Seq are not covered. An error means Verify
 // could not read the DB; a tampered log is reported in the VerifyReport.
+//
+// The events and the rows are read at once on two connections whose
+// snapshots hold the same events, and hashed, decoded and encoded by
+// GOMAXPROCS workers (verifyfast.go); the chain is still checked in
+// order. That pass proves a clean log; when it finds anything amiss,
+// verifyRows, the detailed pass, re-checks the rows and names each
+// problem, so the report is the same either way.
 func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 	var rep VerifyReport
-	// One read transaction: the chain and the rows are checked against
-	// the same snapshot, so a call committed between the two reads is not
-	// reported as a mismatch.
-	tx, err := s.rdb.BeginTx(ctx, nil)
+	evTx, rowTx, err := s.snapshotPair(ctx)
 	if err != nil {
 		return rep, fmt.Errorf("audit: verify: %w", err)
 	}
-	defer tx.Rollback()
+	defer evTx.Rollback()
+	if rowTx != nil {
+		defer rowTx.Rollback()
+	}
 	// An archived log's chain starts at the archived head (archive.go).
-	base, err := chainBase(ctx, tx)
+	base, err := chainBase(ctx, evTx)
 	if err != nil {
 		return rep, err
 	}
-	if err := verifyChain(ctx, tx, &rep, base.Hash); err != nil {
+	clean, err := verifyFast(ctx, evTx, rowTx, &rep, base.Hash)
+	if err != nil {
 		return rep, err
 	}
-	if err := verifyBase(ctx, tx, &rep, base); err != nil {
+	if err := verifyBase(ctx, evTx, &rep, base); err != nil {
 		return rep, err
 	}
-	if err := verifyRows(ctx, tx, &rep); err != nil {
-		return rep, err
+	if !clean {
+		rep.Calls = 0
+		if err := verifyRows(ctx, evTx, &rep); err != nil {
+			return rep, err
+		}
 	}
 	if err := s.verifyRulesets(ctx, &rep); err != nil {
 		return rep, err
 	}
 	return rep, nil
+}
+
+// snapshotPair opens two read transactions that see the same events. The
+// events table is append-only and every change to a chained column of a
+// calls row commits with an event, so two snapshots with the same last
+// event hold the same chained rows: the chain and the rows are checked
+// against one state of the log even though they are read on two
+// connections. When writers keep the snapshots apart, rowTx is nil and
+// both are read from evTx.
+func (s *Store) snapshotPair(ctx context.Context) (evTx, rowTx *sql.Tx, err error) {
+	last := func(tx *sql.Tx) (int64, error) {
+		var n int64
+		err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM events`).Scan(&n)
+		return n, err
+	}
+	for range 3 {
+		if evTx, err = s.rdb.BeginTx(ctx, nil); err != nil {
+			return nil, nil, err
+		}
+		a, err := last(evTx)
+		if err != nil {
+			evTx.Rollback()
+			return nil, nil, err
+		}
+		if rowTx, err = s.rdb.BeginTx(ctx, nil); err != nil {
+			evTx.Rollback()
+			return nil, nil, err
+		}
+		b, err := last(rowTx)
+		if err == nil && a == b {
+			return evTx, rowTx, nil
+		}
+		rowTx.Rollback()
+		evTx.Rollback()
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	evTx, err = s.rdb.BeginTx(ctx, nil)
+	return evTx, nil, err
 }
 
 // verifyChain checks the chain of the events in tx, the first of which
@@ -124,11 +181,9 @@ func verifyChain(ctx context.Context, tx *sql.Tx, rep *VerifyReport, prev string
 			return fmt.Errorf("audit: verify: %w", err)
 		}
 		rep.Events++
-		if prevHash != prev {
-			rep.add(Problem{Seq: seq, CallID: id, What: fmt.Sprintf("prev_hash %.12s… does not match the previous event's hash %.12s… (event missing, reordered or inserted)", prevHash, prev)})
-		}
-		if h := chainHash(prevHash, []byte(body)); h != stored {
-			rep.add(Problem{Seq: seq, CallID: id, What: fmt.Sprintf("hash mismatch: body hashes to %.12s…, stored %.12s… (event body altered)", h, stored)})
+		ok := chainHash(prevHash, []byte(body)) == stored
+		if prevHash != prev || !ok {
+			chainProblems(rep, seq, id, prev, prevHash, stored, body, ok)
 		}
 		prev = stored
 	}
@@ -137,6 +192,18 @@ func verifyChain(ctx context.Context, tx *sql.Tx, rep *VerifyReport, prev string
 	}
 	rep.Head = prev
 	return nil
+}
+
+// chainProblems reports a broken link of event seq: prev is the previous
+// event's hash; hashOK says whether its body hashes to stored.
+func chainProblems(rep *VerifyReport, seq int64, id, prev, prevHash, stored, body string, hashOK bool) {
+	if prevHash != prev {
+		rep.add(Problem{Seq: seq, CallID: id, What: fmt.Sprintf("prev_hash %.12s… does not match the previous event's hash %.12s… (event missing, reordered or inserted)", prevHash, prev)})
+	}
+	if !hashOK {
+		h := chainHash(prevHash, []byte(body))
+		rep.add(Problem{Seq: seq, CallID: id, What: fmt.Sprintf("hash mismatch: body hashes to %.12s…, stored %.12s… (event body altered)", h, stored)})
+	}
 }
 
 type evRow struct {
@@ -321,4 +388,487 @@ func checkStandalone(rep *VerifyReport, e *evRow) {
 	if b.Kind != e.kind || b.ID != e.callID {
 		rep.add(Problem{Seq: e.seq, CallID: e.callID, What: fmt.Sprintf("event columns (%s, %s) disagree with its body (%s, %s)", e.callID, e.kind, b.ID, b.Kind)})
 	}
+}
+
+// verifyChunk is how many events or rows the fast pass reads per batch.
+const verifyChunk = 512
+
+// digest is the sha256 of one part of a record (its entry, review or
+// outcome) as the chain encodes it.
+type digest [sha256.Size]byte
+
+// evItem is one event as read, and what a worker computed from it.
+type evItem struct {
+	seq                                int64
+	callID, kind, body, prevHash, hash string
+
+	hashOK bool // body hashes to hash
+	// headerOK says the body is JSON whose kind and id are the columns'.
+	headerOK bool
+	// raw says the parts were hashed as stored, not yet known to be well
+	// formed JSON: matching a row's part proves they are.
+	raw    bool
+	status string
+	// The body's parts, by digest, and which of them it has.
+	entry, review, outcome    digest
+	hasEntry, hasRev, hasOutc bool
+}
+
+// hasher hashes what a worker checks, reusing its scratch buffer.
+type hasher struct {
+	h   hash.Hash
+	buf []byte
+}
+
+func newHasher() *hasher { return &hasher{h: sha256.New()} }
+
+// sum returns sha256(a || b).
+func (x *hasher) sum(a, b string) digest {
+	x.buf = append(append(x.buf[:0], a...), b...)
+	return sha256.Sum256(x.buf)
+}
+
+// digest hashes the event and reads its header and parts: from the
+// canonical layout directly when it is in it (see parseEnvelope), else
+// with encoding/json, as verifyRows reads every event.
+func (e *evItem) digest(x *hasher) {
+	sum := x.sum(e.prevHash, e.body)
+	var hx [2 * sha256.Size]byte
+	hex.Encode(hx[:], sum[:])
+	e.hashOK = string(hx[:]) == e.hash
+	if env, ok := parseEnvelope(e.body); ok && env.partKey == partOf(e.kind) {
+		e.headerOK = env.kind == e.kind && env.id == e.callID
+		e.status, e.raw = env.status, true
+		if env.part != "" {
+			d := x.sum(env.part, "")
+			switch env.partKey {
+			case "decision":
+				e.entry, e.hasEntry = d, true
+			case "verdict":
+				e.review, e.hasRev = d, true
+			case "outcome":
+				e.outcome, e.hasOutc = d, true
+			}
+		}
+		return
+	}
+	var ev event
+	if json.Unmarshal([]byte(e.body), &ev) != nil {
+		return
+	}
+	e.headerOK = ev.ID == e.callID && ev.Kind == e.kind
+	e.status = ev.Status
+	enc := func(d *digest, f func([]byte) ([]byte, error)) bool {
+		b, err := f(x.buf[:0])
+		x.buf = b
+		if err != nil {
+			e.headerOK = false // cannot be encoded, so cannot match a row
+			return false
+		}
+		*d = sha256.Sum256(b)
+		return true
+	}
+	if ev.Decision != nil {
+		e.hasEntry = enc(&e.entry, func(b []byte) ([]byte, error) { return appendEntry(b, ev.Decision) })
+	}
+	if ev.Verdict != nil {
+		e.hasRev = enc(&e.review, func(b []byte) ([]byte, error) { return appendReview(b, ev.Verdict) })
+	}
+	if ev.Outcome != nil {
+		e.hasOutc = enc(&e.outcome, func(b []byte) ([]byte, error) { return appendOutcome(b, ev.Outcome) })
+	}
+}
+
+// partOf is the part an event of kind carries in the canonical layout
+// ("" for none, "?" for kinds parseEnvelope leaves to encoding/json).
+func partOf(kind string) string {
+	switch kind {
+	case kindDecision:
+		return "decision"
+	case kindVerdict:
+		return "verdict"
+	case kindOutcome:
+		return "outcome"
+	case kindStatus:
+		return ""
+	}
+	return "?"
+}
+
+// envelope is an event body in the canonical layout.
+type envelope struct {
+	kind, id, status string
+	// partKey names the part (decision, verdict or outcome) and part is
+	// its encoding, left unparsed; both "" when there is none.
+	partKey, part string
+}
+
+// parseEnvelope reads a body laid out as the chain's encoder writes it,
+//
+//	{"kind":K,"id":I,"at":N,"status":S[,"decision"|"verdict"|"outcome":P]}
+//
+// with K, I and S printable ASCII without escapes and N an integer. It
+// does not look into P: a part counts only once it equals a row's part
+// as the same encoder writes it, which proves it well formed. Any other
+// layout is not ok, and is read with encoding/json instead.
+func parseEnvelope(b string) (env envelope, ok bool) {
+	str := func(key string) (string, bool) {
+		if !strings.HasPrefix(b, key) {
+			return "", false
+		}
+		b = b[len(key):]
+		for i := 0; i < len(b); i++ {
+			switch c := b[i]; {
+			case c == '"':
+				s := b[:i]
+				b = b[i+1:]
+				return s, true
+			case c < 0x20 || c >= 0x7f || c == '\\':
+				return "", false
+			}
+		}
+		return "", false
+	}
+	if env.kind, ok = str(`{"kind":"`); !ok {
+		return env, false
+	}
+	if env.id, ok = str(`,"id":"`); !ok {
+		return env, false
+	}
+	if !strings.HasPrefix(b, `,"at":`) {
+		return env, false
+	}
+	b = b[len(`,"at":`):]
+	n := 0
+	if n < len(b) && b[n] == '-' {
+		n++
+	}
+	start := n
+	for n < len(b) && b[n] >= '0' && b[n] <= '9' {
+		n++
+	}
+	if n == start || b[start] == '0' && n > start+1 {
+		return env, false
+	}
+	if _, err := strconv.ParseInt(b[:n], 10, 64); err != nil {
+		return env, false
+	}
+	b = b[n:]
+	if env.status, ok = str(`,"status":"`); !ok {
+		return env, false
+	}
+	if b == "}" {
+		return env, true
+	}
+	for _, k := range []string{"decision", "verdict", "outcome"} {
+		if p, found := strings.CutPrefix(b, `,"`+k+`":`); found && strings.HasSuffix(p, "}") {
+			env.partKey, env.part = k, p[:len(p)-1]
+			return env, env.part != ""
+		}
+	}
+	return env, false
+}
+
+// foldState is what a call's events fold to (see Record.fold), by digest.
+type foldState struct {
+	entry, review, outcome    digest
+	hasEntry, hasRev, hasOutc bool
+	// rawRev and rawOutc say the review and outcome were hashed as stored
+	// (evItem.raw): they must still be compared with the row's.
+	rawRev, rawOutc bool
+	status          string
+	n               int
+	// bad marks a problem the detailed pass names if the call has a row;
+	// orphanBad one it names if the call has none.
+	bad, orphanBad bool
+}
+
+func (st *foldState) fold(e *evItem) {
+	switch {
+	case e.kind == kindToken:
+	case standaloneKinds[e.kind] || e.kind == kindRulesLoad || e.kind == kindRulesRollback:
+		st.orphanBad = st.orphanBad || !e.headerOK
+	default:
+		st.orphanBad = true
+	}
+	if !e.headerOK || (st.n == 0) != (e.kind == kindDecision) {
+		st.bad = true
+	}
+	st.n++
+	st.status = e.status
+	switch e.kind {
+	case kindDecision:
+		if e.hasEntry {
+			st.entry, st.hasEntry = e.entry, true
+		}
+	case kindVerdict:
+		// A part hashed as stored and replaced before it could be
+		// compared with the row is not known to be well formed.
+		st.bad = st.bad || st.rawRev
+		st.review, st.hasRev, st.rawRev = e.review, e.hasRev, e.raw && e.hasRev
+	case kindOutcome:
+		st.bad = st.bad || st.rawOutc
+		st.outcome, st.hasOutc, st.rawOutc = e.outcome, e.hasOutc, e.raw && e.hasOutc
+	}
+}
+
+// rowItem is a calls row by the digests of its parts, encoded as the
+// chain encodes them.
+type rowItem struct {
+	id     string
+	status string
+	// entry is the row's entry; entryHashed the same with its args left
+	// out, as decision events that chain only the args' hash hold them,
+	// and valid (hashedOK) only when the row's args hash to its args_hash.
+	entry, entryHashed, review, outcome digest
+	hashedOK, hasRev, hasOutc, bad      bool
+}
+
+func (r *rowItem) digest(rec *Record, buf []byte) []byte {
+	r.id, r.status = rec.ID, rec.Status
+	sum := func(d *digest, enc func([]byte) ([]byte, error)) {
+		var err error
+		if buf, err = enc(buf[:0]); err != nil {
+			r.bad = true
+			return
+		}
+		*d = sha256.Sum256(buf)
+	}
+	e := rec.Entry
+	sum(&r.entry, func(b []byte) ([]byte, error) { return appendEntry(b, &e) })
+	if argsHash(e.Args) == e.ArgsHash {
+		e.Args = nil
+		sum(&r.entryHashed, func(b []byte) ([]byte, error) { return appendEntry(b, &e) })
+		r.hashedOK = true
+	}
+	if rec.Review != nil {
+		sum(&r.review, func(b []byte) ([]byte, error) { return appendReview(b, rec.Review) })
+		r.hasRev = true
+	}
+	if rec.Outcome != nil {
+		sum(&r.outcome, func(b []byte) ([]byte, error) { return appendOutcome(b, rec.Outcome) })
+		r.hasOutc = true
+	}
+	return buf
+}
+
+// matches reports whether the row equals what its events fold to. Equal
+// encodings decode to equal records, so a match here is a match in
+// verifyRows; anything else is left to verifyRows to judge and name.
+func (r *rowItem) matches(st *foldState) bool {
+	switch {
+	case r.bad || st.bad || !st.hasEntry || r.status != st.status:
+		return false
+	case st.entry != r.entry && (!r.hashedOK || st.entry != r.entryHashed):
+		return false
+	case r.hasRev != st.hasRev || r.hasRev && r.review != st.review:
+		return false
+	case r.hasOutc != st.hasOutc || r.hasOutc && r.outcome != st.outcome:
+		return false
+	}
+	return true
+}
+
+// verifyFast checks the chain, reporting its problems, and reports
+// whether every calls row equals what its events fold to, with nothing
+// left over on either side. Events are read from evTx and rows from
+// rowTx (evTx when nil) at the same time; workers hash and decode events
+// and encode rows while the readers read.
+// verifyFast's first event follows the event hashed prev ("" for the
+// genesis).
+func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, prev string) (clean bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan func(), 8)
+	var workers sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		workers.Go(func() {
+			for job := range jobs {
+				job()
+			}
+		})
+	}
+	var readers sync.WaitGroup
+	defer func() {
+		cancel()
+		readers.Wait()
+		close(jobs)
+		workers.Wait()
+	}()
+	submit := func(job func()) bool {
+		select {
+		case jobs <- job:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+
+	// Rows: read (on their own connection when there is one), encoded
+	// by the workers, kept by digest until the events are folded.
+	var (
+		rowChunks [][]rowItem
+		rowErr    error
+		rowsDone  = make(chan struct{})
+		rowJobs   sync.WaitGroup
+	)
+	readRows := func() {
+		defer close(rowsDone)
+		defer rowJobs.Wait()
+		tx := rowTx
+		if tx == nil {
+			tx = evTx
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT `+recordCols+` FROM calls ORDER BY seq`)
+		if err != nil {
+			rowErr = err
+			return
+		}
+		defer rows.Close()
+		recs := make([]*Record, 0, verifyChunk)
+		flush := func() bool {
+			out := make([]rowItem, len(recs))
+			rowChunks = append(rowChunks, out)
+			in := recs
+			rowJobs.Add(1)
+			ok := submit(func() {
+				defer rowJobs.Done()
+				var buf []byte
+				for i, rec := range in {
+					if rec == nil {
+						out[i].bad = true
+						continue
+					}
+					buf = out[i].digest(rec, buf)
+				}
+			})
+			if !ok {
+				rowJobs.Done()
+			}
+			recs = make([]*Record, 0, verifyChunk)
+			return ok
+		}
+		for rows.Next() {
+			rec, err := scanRecord(rows)
+			if err != nil {
+				rec = nil // unreadable: verifyRows names it
+			}
+			if recs = append(recs, rec); len(recs) == verifyChunk && !flush() {
+				return
+			}
+		}
+		if rowErr = rows.Err(); rowErr == nil && len(recs) > 0 {
+			flush()
+		}
+	}
+	if rowTx != nil {
+		readers.Go(readRows)
+	}
+
+	// Events: read in seq order, hashed and decoded by the workers, then
+	// linked and folded here in order.
+	type evChunk struct {
+		evs  []evItem
+		done chan struct{}
+	}
+	order := make(chan *evChunk, 4)
+	var evErr error
+	readers.Go(func() {
+		defer close(order)
+		rows, err := evTx.QueryContext(ctx, `SELECT seq, call_id, kind, body, prev_hash, hash FROM events ORDER BY seq`)
+		if err != nil {
+			evErr = err
+			return
+		}
+		defer rows.Close()
+		send := func(evs []evItem) bool {
+			ch := &evChunk{evs: evs, done: make(chan struct{})}
+			if !submit(func() {
+				x := newHasher()
+				for i := range ch.evs {
+					ch.evs[i].digest(x)
+				}
+				close(ch.done)
+			}) {
+				return false
+			}
+			select {
+			case order <- ch:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		evs := make([]evItem, 0, verifyChunk)
+		for rows.Next() {
+			evs = append(evs, evItem{})
+			e := &evs[len(evs)-1]
+			if evErr = rows.Scan(&e.seq, &e.callID, &e.kind, &e.body, &e.prevHash, &e.hash); evErr != nil {
+				return
+			}
+			if len(evs) == verifyChunk {
+				if !send(evs) {
+					return
+				}
+				evs = make([]evItem, 0, verifyChunk)
+			}
+		}
+		if evErr = rows.Err(); evErr == nil && len(evs) > 0 {
+			send(evs)
+		}
+	})
+	states := map[string]*foldState{}
+	for ch := range order {
+		select {
+		case <-ch.done:
+		case <-ctx.Done():
+			return false, fmt.Errorf("audit: verify: %w", ctx.Err())
+		}
+		for i := range ch.evs {
+			e := &ch.evs[i]
+			rep.Events++
+			if e.prevHash != prev || !e.hashOK {
+				chainProblems(rep, e.seq, e.callID, prev, e.prevHash, e.hash, e.body, e.hashOK)
+			}
+			prev = e.hash
+			st := states[e.callID]
+			if st == nil {
+				st = &foldState{}
+				states[e.callID] = st
+			}
+			st.fold(e)
+		}
+	}
+	if evErr != nil {
+		return false, fmt.Errorf("audit: verify: %w", evErr)
+	}
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("audit: verify: %w", err)
+	}
+	rep.Head = prev
+
+	if rowTx == nil {
+		readRows()
+	}
+	<-rowsDone
+	if rowErr != nil {
+		return false, fmt.Errorf("audit: verify: %w", rowErr)
+	}
+	clean = true
+	for _, chunk := range rowChunks {
+		for i := range chunk {
+			r := &chunk[i]
+			rep.Calls++
+			st := states[r.id]
+			if st == nil || !r.matches(st) {
+				clean = false
+				continue
+			}
+			delete(states, r.id)
+		}
+	}
+	for _, st := range states {
+		clean = clean && !st.orphanBad
+	}
+	return clean, nil
 }

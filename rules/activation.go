@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -32,8 +33,10 @@ type activation struct {
 	argVals []argVal
 	argBuf  [4]argVal
 	// frame is the execution frame the call's programs without cost
-	// tracking share (see program.eval); nil until one runs. put closes it.
-	frame *interpreter.ExecutionFrame
+	// tracking share, tracked the one its tracked programs share, which
+	// carries the call's context (see program.eval); nil until one runs.
+	// put closes them.
+	frame, tracked *interpreter.ExecutionFrame
 	// ws is the set's workspace; norm the normalized call, computed on
 	// first use, and normVals its variables as CEL values, by normVar.
 	ws       *Workspace
@@ -189,6 +192,9 @@ func (p *activations) put(a *activation) {
 	if a.frame != nil {
 		a.frame.Close()
 	}
+	if a.tracked != nil {
+		a.tracked.Close()
+	}
 	*a = activation{}
 	p.pool.Put(a)
 }
@@ -205,6 +211,24 @@ func (a *activation) execFrame() (*interpreter.ExecutionFrame, error) {
 		a.frame = f
 	}
 	return a.frame, nil
+}
+
+// trackedFrame returns the frame the call's tracked programs share: one
+// context and interrupt check per call rather than per program. Each
+// program still gets a cost tracker of its own (see program.eval).
+func (a *activation) trackedFrame(ctx context.Context) (*interpreter.ExecutionFrame, error) {
+	if a.tracked == nil {
+		f, err := interpreter.NewExecutionFrame(a)
+		if err != nil {
+			return nil, err
+		}
+		if err := f.SetContext(ctx, interruptEvery); err != nil {
+			f.Close()
+			return nil, err
+		}
+		a.tracked = f
+	}
+	return a.tracked, nil
 }
 
 // str returns the string variable v, whose value is s, converting it once.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/interpreter"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/toolgate/toolgate"
@@ -84,6 +86,26 @@ type rule struct {
 	// error; the default pack's guards all come first.
 	toolKinds []string
 	callKinds []string
+	// reads says which call inputs that differ on every call the rule's
+	// expressions read (see Memo).
+	reads reads
+}
+
+// reads names the variables of one call's own that expressions read.
+type reads struct{ now, session bool }
+
+// add records the variables checked reads: every identifier the checker
+// resolved to a declared variable.
+func (r *reads) add(checked *cel.Ast) {
+	for _, ref := range checked.NativeRep().ReferenceMap() {
+		switch {
+		case ref.Value != nil:
+		case ref.Name == VarNow:
+			r.now = true
+		case ref.Name == VarSessionID:
+			r.session = true
+		}
+	}
 }
 
 // program is a compiled expression; tracked ones run with cost limits and
@@ -102,7 +124,19 @@ func (p *program) eval(ctx context.Context, act *activation) (ref.Val, error) {
 		err error
 	)
 	if p.tracked {
-		v, _, err = p.prg.ContextEval(ctx, act)
+		// As prg.ContextEval, in the call's shared tracked frame: the
+		// tracker left by the previous program is dropped, so the cost
+		// limit applies to each program alone.
+		f, ferr := act.trackedFrame(ctx)
+		if ferr != nil {
+			return nil, ferr
+		}
+		f.SetCostTracker(nil)
+		v, _, err = p.prg.Eval(f)
+		f.SetCostTracker(nil)
+		if err != nil && errors.Is(err, interpreter.InterruptError{}) {
+			err = fmt.Errorf("%w: %w", err, context.Cause(ctx))
+		}
 	} else {
 		f, ferr := act.execFrame()
 		if ferr != nil {
@@ -174,6 +208,7 @@ func parse(name string, data []byte, fast bool) (*Set, error) {
 			p, checked, ok := compileExpr(env, fn.globs, fast, src, name, label, "match", spec.match, cel.BoolType, &errs)
 			if ok {
 				r.match = p
+				r.reads.add(checked)
 				r.tools = conjunctStrings(checked, VarToolName)
 				if fast {
 					r.toolKinds = conjunctStrings(checked, VarToolKind)
@@ -182,8 +217,9 @@ func parse(name string, data []byte, fast bool) (*Set, error) {
 			}
 		}
 		if spec.reasonExpr != nil {
-			if p, _, ok := compileExpr(env, fn.globs, fast, src, name, label, "reason_expr", spec.reasonExpr, cel.StringType, &errs); ok {
+			if p, checked, ok := compileExpr(env, fn.globs, fast, src, name, label, "reason_expr", spec.reasonExpr, cel.StringType, &errs); ok {
 				r.reasonExpr = &p
+				r.reads.add(checked)
 			}
 		}
 		s.rules = append(s.rules, r)

@@ -335,3 +335,39 @@ func TestExplain(t *testing.T) {
 		t.Errorf("steps %v, skipped %d", got, skipped)
 	}
 }
+
+// TestCostLimitPerExpression checks that the cost limit bounds each
+// expression alone, not the sum over a call's rules (which share one
+// frame): three rules that each spend most of the limit all evaluate.
+func TestCostLimitPerExpression(t *testing.T) {
+	const match = `args.l.map(a, args.l.map(b, a + b)).size() < 0`
+	call := func(n int) toolgate.Call {
+		l := make([]any, n)
+		for i := range l {
+			l[i] = float64(i)
+		}
+		return toolgate.Call{Tool: "x", Args: map[string]any{"l": l}}
+	}
+	one := mustParse(t, "version: 1\non_error: deny\ndefault: allow\nrules:\n  - {name: r, match: '"+match+"', action: deny}\n")
+	// The largest list one rule evaluates within the limit.
+	lo, hi := 1, 2000
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if d := one.Evaluate(context.Background(), call(mid)); d.Error == "" {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	if lo == 2000 {
+		t.Fatal("the cost limit never bites")
+	}
+	three := mustParse(t, "version: 1\non_error: deny\ndefault: allow\nrules:\n"+
+		"  - {name: a, match: '"+match+"', action: deny}\n  - {name: b, match: '"+match+"', action: deny}\n  - {name: c, match: '"+match+"', action: deny}\n")
+	if d := three.Evaluate(context.Background(), call(lo)); d.Action != toolgate.Allow || d.Error != "" {
+		t.Fatalf("three rules within the limit each: %+v", d)
+	}
+	if d := three.Evaluate(context.Background(), call(lo+1)); d.Action != toolgate.Deny || !strings.Contains(d.Error, "cost limit") {
+		t.Fatalf("past the limit: %+v", d)
+	}
+}

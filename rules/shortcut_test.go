@@ -3,8 +3,6 @@ package rules_test
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -45,37 +43,14 @@ func sameDecision(t *testing.T, where string, fast, general *rules.Set, ws rules
 // paths, kind guards) and requires identical decisions.
 func TestShortcutsKeepDecisions(t *testing.T) {
 	fast, general := shortcutSets(t)
-	n := 0
-	files, err := filepath.Glob("testdata/*cases*.yaml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no cases files: %v", err)
+	calls := packCalls(t)
+	for _, pc := range calls {
+		sameDecision(t, pc.where, fast, general, pc.ws, pc.call)
 	}
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cases, err := rules.ParseCases(f, data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range cases {
-			sameDecision(t, f+": "+c.Name, fast, general, c.Workspace, c.Call)
-			n++
-		}
+	if len(calls) < 100 {
+		t.Fatalf("only %d calls compared", len(calls))
 	}
-	calls, err := corpus.Load("../testdata/corpus", "corpus/testdata")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range calls {
-		sameDecision(t, c.Where, fast, general, corpus.Workspace(), c.Call)
-		n++
-	}
-	if n < 100 {
-		t.Fatalf("only %d calls compared", n)
-	}
-	t.Logf("%d calls decided alike", n)
+	t.Logf("%d calls decided alike", len(calls))
 }
 
 // FuzzShortcuts compares the two paths on arbitrary calls: tool, server,

@@ -593,7 +593,8 @@ func (c *auditCmd) replay(ctx context.Context) error {
 	if isTerminal(c.stderr) {
 		progress = progressBar(c.stderr)
 	}
-	rep, err := audit.Replay(ctx, c.st, set, f, progress)
+	// Replayed logs repeat calls: each distinct one is decided once.
+	rep, err := audit.Replay(ctx, c.st, set.Memo(replayMemo), f, progress)
 	if err != nil {
 		return err
 	}
@@ -615,6 +616,9 @@ func (c *auditCmd) replay(ctx context.Context) error {
 	}
 	return nil
 }
+
+// replayMemo bounds how many distinct calls' decisions a replay keeps.
+const replayMemo = 100_000
 
 func (c *auditCmd) replayText(rep audit.ReplayReport) error {
 	w := c.stdout
