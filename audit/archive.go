@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -735,7 +736,8 @@ func isArchiveStart(ctx context.Context, q querier, base ChainPoint) bool {
 
 // readCuts returns the chained cut events in the DB by archived head seq.
 func readCuts(ctx context.Context, q querier) (map[int64]Cut, error) {
-	rows, err := q.QueryContext(ctx, `SELECT body FROM events WHERE kind = ?`, kindArchiveCut)
+	// The literal kind lets SQLite use the partial index events_cuts.
+	rows, err := q.QueryContext(ctx, `SELECT body FROM events WHERE kind = 'archive_cut'`)
 	if err != nil {
 		return nil, fmt.Errorf("audit: read cuts: %w", err)
 	}
@@ -908,7 +910,7 @@ func VerifyArchives(ctx context.Context, live *Store, archives []*Archived) (Arc
 		}
 	}
 	sorted := slices.Clone(archives)
-	slices.SortStableFunc(sorted, func(a, b *Archived) int { return int(a.Info.Start.Seq - b.Info.Start.Seq) })
+	slices.SortStableFunc(sorted, byStart)
 	cuts := map[int64]Cut{}
 	at := ChainPoint{}
 	for _, a := range sorted {
@@ -969,6 +971,9 @@ func VerifyArchives(ctx context.Context, live *Store, archives []*Archived) (Arc
 	return rep, nil
 }
 
+// byStart orders archives along the chain.
+func byStart(a, b *Archived) int { return cmp.Compare(a.Info.Start.Seq, b.Info.Start.Seq) }
+
 // archivedHash returns the hash of event seq from whichever archive holds
 // it (found false if none does).
 func archivedHash(ctx context.Context, archives []*Archived, seq int64) (hash string, found bool, err error) {
@@ -1012,7 +1017,7 @@ func OpenCombined(ctx context.Context, live *Store, paths []string, dir string) 
 		}
 		archives = append(archives, a)
 	}
-	slices.SortStableFunc(archives, func(a, b *Archived) int { return int(a.Info.Start.Seq - b.Info.Start.Seq) })
+	slices.SortStableFunc(archives, byStart)
 	first, rest := archives[0], archives[1:]
 	defer func() {
 		for _, a := range rest {
