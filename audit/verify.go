@@ -90,7 +90,17 @@ func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 	if err := verifyChain(ctx, tx, &rep); err != nil {
 		return rep, err
 	}
-	if err := verifyRows(ctx, tx, &rep); err != nil {
+	etx := tx
+	if s.pg != nil {
+		// verifyRows reads two result sets at once, which one PostgreSQL
+		// connection cannot: the events are read on a second one, in the
+		// same snapshot.
+		if etx, err = s.pg.sameSnapshot(ctx, s.rdb, tx); err != nil {
+			return rep, err
+		}
+		defer etx.Rollback()
+	}
+	if err := verifyRows(ctx, tx, etx, &rep); err != nil {
 		return rep, err
 	}
 	if err := s.verifyRulesets(ctx, &rep); err != nil {
@@ -136,13 +146,15 @@ type evRow struct {
 	kind, body string
 }
 
-func verifyRows(ctx context.Context, tx *sql.Tx, rep *VerifyReport) error {
+// verifyRows checks the calls rows (read in tx) against their events (read
+// in etx, which sees the same snapshot).
+func verifyRows(ctx context.Context, tx, etx *sql.Tx, rep *VerifyReport) error {
 	calls, err := tx.QueryContext(ctx, `SELECT `+recordCols+` FROM calls ORDER BY id`)
 	if err != nil {
 		return fmt.Errorf("audit: verify: %w", err)
 	}
 	defer calls.Close()
-	evs, err := tx.QueryContext(ctx, `SELECT seq, call_id, kind, body FROM events ORDER BY call_id, seq`)
+	evs, err := etx.QueryContext(ctx, `SELECT seq, call_id, kind, body FROM events ORDER BY call_id, seq`)
 	if err != nil {
 		return fmt.Errorf("audit: verify: %w", err)
 	}
