@@ -1,11 +1,17 @@
 package audit
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/toolgate/toolgate/audit/pgtest"
+	"github.com/toolgate/toolgate/review"
+	"github.com/toolgate/toolgate/rules"
 )
 
 // envDriver, set to "postgres" in the environment of this package's test
@@ -35,10 +41,106 @@ func TestSuiteOnPostgres(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
 	}
-	cmd := exec.Command(os.Args[0], "-test.count=1", "-test.timeout=10m")
+	// The PostgreSQL-only tests already ran in this pass.
+	cmd := exec.Command(os.Args[0], "-test.count=1", "-test.timeout=10m", "-test.skip", "^(TestReplicasShareOneChain|TestListenDeliversVerdicts|TestCopyToPostgres)$")
 	cmd.Env = append(os.Environ(), envDriver+"=postgres")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("the suite on PostgreSQL failed: %v\n%s", err, out)
+	}
+}
+
+// TestReplicasShareOneChain: several stores (replicas) on one PostgreSQL
+// database append concurrently; the log is one chain that verifies, with
+// every call in it.
+func TestReplicasShareOneChain(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	ctx := context.Background()
+	const replicas, perReplica = 3, 40
+	stores := make([]*Store, replicas)
+	for i := range stores {
+		stores[i] = openTest(t, dsn, Options{Owner: fmt.Sprintf("replica-%d", i)})
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, replicas*perReplica)
+	for r, s := range stores {
+		for g := 0; g < 4; g++ {
+			wg.Go(func() {
+				for i := g; i < perReplica; i += 4 {
+					id := fmt.Sprintf("01R%d%03d", r, i)
+					if err := s.Begin(ctx, testCall(id, i), testDecision(rules.Allow)); err != nil {
+						errs <- err
+						return
+					}
+					if err := s.Finish(ctx, id, Outcome{Status: StatusOK}); err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for _, s := range stores {
+		if err := s.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := stores[0].Verify(ctx)
+	if err != nil || !rep.OK() || rep.Calls != replicas*perReplica || rep.Events != 2*replicas*perReplica {
+		t.Fatalf("Verify = %+v, %v; want %d calls, %d events", rep, err, replicas*perReplica, 2*replicas*perReplica)
+	}
+}
+
+// TestListenDeliversVerdicts: a verdict recorded through one store reaches
+// another store's Listen (the replica holding the call).
+func TestListenDeliversVerdicts(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	holder := openTest(t, dsn, Options{Owner: "holder"})
+	other := openTest(t, dsn, Options{Owner: "other"})
+	got := make(chan string, 16)
+	done := make(chan error, 1)
+	go func() { done <- holder.Listen(ctx, func(id string) { got <- id }) }()
+	// Wait until Listen listens: announce a marker until it arrives.
+	raw := rawDB(t, dsn)
+	waitNote := func(want string, send func()) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			send()
+			select {
+			case id := <-got:
+				if id == want {
+					return
+				}
+			case <-time.After(50 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no notification %q within 20 s", want)
+			}
+		}
+	}
+	waitNote("ready", func() {
+		if _, err := raw.Exec(`SELECT pg_notify(?, 'ready')`, pgVerdictChannel); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if err := holder.Begin(ctx, testCall("01LSTN", 1), testDecision(rules.Review)); err != nil {
+		t.Fatal(err)
+	}
+	ok, err := other.SubmitVerdict(ctx, "01LSTN", review.Verdict{Approved: true, Reviewer: "bob", Channel: "cli"})
+	if err != nil || !ok {
+		t.Fatalf("SubmitVerdict = %v, %v", ok, err)
+	}
+	waitNote("01LSTN", func() {})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Listen = %v", err)
 	}
 }

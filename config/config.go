@@ -270,7 +270,23 @@ type Audit struct {
 	// Checkpoint configures signed checkpoints of the chain head; off
 	// when its KeyFile is empty.
 	Checkpoint Checkpoint
+
+	// Driver is DriverSQLite (the default: the file at Path) or
+	// DriverPostgres (the database at DSN, shared by replicas).
+	Driver string
+	// DSN is the PostgreSQL URL (postgres://user@host:5432/db?sslmode=...).
+	// Keep the password out of it: PasswordEnv names the environment
+	// variable holding it (read by the command, never by this package;
+	// without it pgx also reads $PGPASSWORD and ~/.pgpass).
+	DSN         string
+	PasswordEnv string
 }
+
+// Audit drivers.
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
+)
 
 // DefaultCheckpointInterval is how often serve signs a checkpoint.
 const DefaultCheckpointInterval = 10 * time.Minute

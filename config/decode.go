@@ -132,7 +132,20 @@ func Parse(name string, data []byte) (*Config, error) {
 							"publish":  func(_, v *yaml.Node) { c.Publish = d.strList(v, "audit.checkpoint.publish", false) },
 						})
 					},
+					"driver":       func(_, v *yaml.Node) { cfg.Audit.Driver = d.str(v) },
+					"dsn":          func(_, v *yaml.Node) { cfg.Audit.DSN = d.str(v) },
+					"password_env": func(_, v *yaml.Node) { cfg.Audit.PasswordEnv = d.envName(v, "audit.password_env") },
 				})
+				switch a := cfg.Audit; {
+				case a.Driver != "" && a.Driver != DriverSQLite && a.Driver != DriverPostgres:
+					d.errAt(v, "audit.driver must be %s or %s, got %q", DriverSQLite, DriverPostgres, a.Driver)
+				case a.Driver == DriverPostgres && !strings.HasPrefix(a.DSN, "postgres://") && !strings.HasPrefix(a.DSN, "postgresql://"):
+					d.errAt(v, "audit.dsn must be a postgres:// URL with audit.driver postgres")
+				case a.Driver == DriverPostgres && a.Path != "":
+					d.errAt(v, "audit.path is the SQLite file; with audit.driver postgres the log is at audit.dsn")
+				case a.Driver != DriverPostgres && (a.DSN != "" || a.PasswordEnv != ""):
+					d.errAt(v, "audit.dsn and audit.password_env need audit.driver postgres")
+				}
 			},
 			"review":  func(_, v *yaml.Node) { d.review(&cfg.Review, v) },
 			"metrics": func(_, v *yaml.Node) { d.metrics(&cfg.Metrics, v) },

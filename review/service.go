@@ -365,6 +365,11 @@ func (s *Service) notify(id string) {
 	}
 }
 
+// Wake wakes the review of call id if one waits in this process, so that
+// it reads the verdict another process recorded now instead of at its next
+// poll (the audit store's Listen reports such verdicts).
+func (s *Service) Wake(id string) { s.notify(id) }
+
 // submit stores v for call id and wakes its waiter; ok is false when the
 // review was already decided.
 func (s *Service) submit(ctx context.Context, id string, v Verdict) (bool, error) {

@@ -31,6 +31,8 @@ const auditUsage = `usage:
                                                      also prove the log was not rewritten since the signed checkpoints
   toolgate audit checkpoint [--config F] [--key F]   sign and publish a checkpoint of the chain head now
   toolgate audit keygen --out FILE                   a new checkpoint signing key (FILE, FILE.pub)
+  toolgate audit migrate --to postgres://... | --config F
+                                                     copy the SQLite log into PostgreSQL and verify the copy
   toolgate audit replay --rules NEW.yaml [FILTERS] [--fail-on-change]
                                                      which recorded decisions NEW.yaml would change
 
@@ -39,7 +41,7 @@ ago such as 90m or 7d) --tool --server --action allow|deny|review --client
 --model --session --rule --user --kind tool|resource|prompt|completion
 (exact names; --rule "" is not a filter).
 
-Every command takes --db PATH (default $TOOLGATE_AUDIT_DB, else
+Every command takes --db PATH, a SQLite file or a postgres:// URL (default $TOOLGATE_AUDIT_DB, else
 $XDG_STATE_HOME/toolgate/audit.db, else ~/.local/state/toolgate/audit.db);
 read commands take --output text|json (text is a table for people, json is
 for scripts). See docs/audit.md.`
@@ -60,6 +62,8 @@ func runAudit(ctx context.Context, args []string, env environ, stdout, stderr io
 		return runKeygen(args, stdout, stderr)
 	case "checkpoint":
 		return runCheckpoint(ctx, args, env, stdout, stderr)
+	case "migrate":
+		return runAuditMigrate(ctx, args, env, stdout, stderr)
 	default:
 		fmt.Fprintln(stderr, auditUsage)
 		return fmt.Errorf("%w: audit: unknown subcommand %q", errUsage, sub)
@@ -125,7 +129,7 @@ func runAudit(ctx context.Context, args []string, env environ, stdout, stderr io
 		return err
 	}
 	if sub != "import" {
-		if _, err := os.Stat(c.path); err != nil {
+		if _, err := os.Stat(c.path); err != nil && !audit.IsPostgres(c.path) {
 			return fmt.Errorf("audit: no audit DB at %s (pass --db or set TOOLGATE_AUDIT_DB): %w", c.path, err)
 		}
 	}

@@ -232,13 +232,13 @@ func runCheckpoint(ctx context.Context, args []string, env environ, stdout, stde
 		return fmt.Errorf("%w: audit checkpoint: no key: pass --key or set audit.checkpoint.key_file", errUsage)
 	}
 	if *db == "" {
-		*db = cfg.Audit.Path
+		*db = configDB(cfg.Audit, env)
 	}
 	path, err := dbPath(*db, env)
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(path); err != nil {
+	if _, err := os.Stat(path); err != nil && !audit.IsPostgres(path) {
 		return fmt.Errorf("audit: no audit DB at %s: %w", path, err)
 	}
 	st, err := audit.Open(ctx, path, audit.Options{ToolgateVersion: version})

@@ -95,7 +95,7 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 		model = mcp.ParseModel(m)
 	}
 
-	dbp, err := dbPath(cfg.Audit.Path, env)
+	dbp, err := dbPath(configDB(cfg.Audit, env), env)
 	if err != nil {
 		return err
 	}
@@ -371,7 +371,7 @@ func loadConfig(flagPath string, env environ) (path string, cfg *config.Config, 
 // configUpstreams prepares cfg's servers as serve runs them: it returns
 // the audit DB path, the sandbox, and the catalog's upstreams.
 func configUpstreams(ctx context.Context, path string, cfg *config.Config, env environ, logger *slog.Logger) (string, *sandbox.Sandbox, []tools.Upstream, error) {
-	dbp, err := dbPath(cfg.Audit.Path, env)
+	dbp, err := dbPath(configDB(cfg.Audit, env), env)
 	if err != nil {
 		return "", nil, nil, err
 	}

@@ -75,7 +75,7 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, dbPath st
 			_ = st.Close()
 		}
 	}()
-	logger.Info("audit log open", "path", dbPath)
+	logger.Info("audit log open", "path", st.Path())
 
 	// Every rule set put in force is kept in the audit log with its source
 	// (`toolgate rules history`, `rules rollback`). A failed write is
@@ -136,6 +136,9 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, dbPath st
 	var wg sync.WaitGroup
 	wg.Go(func() { live.Run(bg) })
 	wg.Go(func() { expireOrphans(bg, svc, orphanSweep, logger) })
+	// On PostgreSQL a verdict recorded by another replica wakes the review
+	// waiting here at once (on SQLite Listen returns; reviews poll).
+	wg.Go(func() { _ = st.Listen(bg, svc.Wake) })
 	wg.Go(func() {
 		if err := svc.Run(bg); err != nil && !errors.Is(err, context.Canceled) {
 			logger.Error("review channel stopped", "err", err)
