@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Starts or stops a throwaway PostgreSQL cluster for the tests.
 #
+#   .ci/postgres.sh run go test ./...  # runs the command with a cluster, then removes it
 #   eval "$(.ci/postgres.sh start)"   # prints export TOOLGATE_TEST_POSTGRES=... and TOOLGATE_TEST_POSTGRES_DIR=...
 #   .ci/postgres.sh stop "$TOOLGATE_TEST_POSTGRES_DIR"
 #
+# run without PostgreSQL installed runs the command alone (the PostgreSQL
+# tests then skip, or fail when $CI is set).
 # The cluster lives in a new temporary directory and listens only on a unix
 # socket there (no TCP port to collide with). It trusts local connections:
 # it is for tests, never for data. PostgreSQL refuses to run as root, so as
@@ -41,13 +44,24 @@ start)
   echo "export TOOLGATE_TEST_POSTGRES='postgres://toolgate@/toolgate?host=$dir'"
   echo "export TOOLGATE_TEST_POSTGRES_DIR='$dir'"
   ;;
+run)
+  shift
+  [ $# -gt 0 ] || { echo "usage: $0 run COMMAND..." >&2; exit 2; }
+  if ! env_lines=$("$0" start); then
+    echo "postgres.sh: no PostgreSQL cluster; running without one" >&2
+    exec "$@"
+  fi
+  eval "$env_lines"
+  trap '"$0" stop "$TOOLGATE_TEST_POSTGRES_DIR"' EXIT
+  "$@"
+  ;;
 stop)
   dir=${2:?usage: postgres.sh stop DIR}
   as_owner "$(pg_bin)/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null || true
   rm -rf "$dir"
   ;;
 *)
-  echo "usage: $0 start | stop DIR" >&2
+  echo "usage: $0 run COMMAND... | start | stop DIR" >&2
   exit 2
   ;;
 esac

@@ -28,8 +28,10 @@ Answers reviews waiting in a running toolgate from a terminal on the same
 machine. The server notices the answer within a second; the first answer
 from any channel (Slack, terminal, MCP elicitation) wins.
 
---db defaults to $TOOLGATE_AUDIT_DB, else $XDG_STATE_HOME/toolgate/audit.db,
-else ~/.local/state/toolgate/audit.db.`
+--db (a file or a postgres:// URL) defaults to the --config file's audit log,
+else $TOOLGATE_AUDIT_DB, else $XDG_STATE_HOME/toolgate/audit.db, else
+~/.local/state/toolgate/audit.db. On PostgreSQL the answer reaches the
+replica holding the call at once, on any host.`
 
 // runReview is `toolgate review`.
 func runReview(ctx context.Context, args []string, env environ, stdout, stderr io.Writer) error {
@@ -41,7 +43,8 @@ func runReview(ctx context.Context, args []string, env environ, stdout, stderr i
 	fs := flag.NewFlagSet("review "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintln(stderr, reviewUsage) }
-	fs.String("db", "", "audit DB `path`")
+	fs.String("db", "", "audit DB `path` or postgres:// URL")
+	fs.String("config", "", "take the audit log from this config `file` (audit.path, or audit.dsn with driver postgres)")
 	var output, reason *string
 	switch sub {
 	case "list":
