@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ func TestSuiteOnPostgres(t *testing.T) {
 		t.Skip("-short")
 	}
 	// The PostgreSQL-only tests already ran in this pass.
-	cmd := exec.Command(os.Args[0], "-test.count=1", "-test.timeout=10m", "-test.skip", "^(TestReplicasShareOneChain|TestListenDeliversVerdicts|TestCopyToPostgres)$")
+	cmd := exec.Command(os.Args[0], "-test.count=1", "-test.timeout=10m", "-test.skip", "^(TestReplicasShareOneChain|TestListenDeliversVerdicts|TestCopyToPostgres|TestAdoptOrphanReviews)$")
 	cmd.Env = append(os.Environ(), envDriver+"=postgres")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -142,5 +143,43 @@ func TestListenDeliversVerdicts(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Listen = %v", err)
+	}
+}
+
+// TestAdoptOrphanReviews: on PostgreSQL, a replica takes over the
+// unanswered reviews of one whose lease ran out (instead of expiring
+// them); a live replica's reviews, and any on SQLite, are left alone.
+func TestAdoptOrphanReviews(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	ctx := context.Background()
+	a := openTest(t, dsn, Options{Owner: "owner-a", LeaseTTL: 30 * time.Second})
+	b := openTest(t, dsn, Options{Owner: "owner-b", LeaseTTL: 30 * time.Second})
+	if err := a.Begin(ctx, testCall("01ADOPT", 0), testDecision(rules.Review)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.AdoptOrphanReviews(ctx, b.o.Now()); err != nil || len(got) != 0 {
+		t.Fatalf("adopted a live replica's reviews: %+v, %v", got, err)
+	}
+	// a dies: b's heartbeat goes on, a's does not.
+	later := b.o.Now().Add(31 * time.Second)
+	if _, err := rawDB(t, dsn).ExecContext(ctx, `UPDATE review_owners SET heartbeat_at = ? WHERE owner = 'owner-b'`, later.UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.AdoptOrphanReviews(ctx, later)
+	if err != nil || len(got) != 1 || got[0].Call.ID != "01ADOPT" {
+		t.Fatalf("AdoptOrphanReviews = %+v, %v", got, err)
+	}
+	if exp, err := b.ExpireOrphanReviews(ctx, later); err != nil || len(exp) != 0 {
+		t.Fatalf("an adopted review was expired: %+v, %v", exp, err)
+	}
+	if ps, err := b.PendingReviews(ctx); err != nil || len(ps) != 1 {
+		t.Fatalf("pending after the takeover = %+v, %v", ps, err)
+	}
+	if again, err := b.AdoptOrphanReviews(ctx, later); err != nil || len(again) != 0 {
+		t.Fatalf("adopted twice: %+v, %v", again, err)
+	}
+	sq := openTest(t, filepath.Join(t.TempDir(), "audit.db"), Options{Owner: "sqlite"})
+	if got, err := sq.AdoptOrphanReviews(ctx, later); err != nil || got != nil {
+		t.Fatalf("SQLite adopted %+v, %v", got, err)
 	}
 }

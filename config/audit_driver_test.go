@@ -3,14 +3,15 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestAuditDriver(t *testing.T) {
-	cfg, err := Parse("t.yaml", []byte("audit: {driver: postgres, dsn: \"postgres://tg@db:5432/tg\", password_env: TG_PG_PASSWORD}\n"))
+	cfg, err := Parse("t.yaml", []byte("audit: {driver: postgres, dsn: \"postgres://tg@db:5432/tg\", password_env: TG_PG_PASSWORD, lease_ttl: 6s}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a := cfg.Audit; a.Driver != DriverPostgres || a.DSN != "postgres://tg@db:5432/tg" || a.PasswordEnv != "TG_PG_PASSWORD" {
+	if a := cfg.Audit; a.Driver != DriverPostgres || a.DSN != "postgres://tg@db:5432/tg" || a.PasswordEnv != "TG_PG_PASSWORD" || a.LeaseTTL != 6*time.Second {
 		t.Fatalf("Audit = %+v", a)
 	}
 	cfg, err = Parse("t.yaml", []byte("audit: {path: /var/a.db}\n"))

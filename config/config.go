@@ -280,6 +280,11 @@ type Audit struct {
 	// without it pgx also reads $PGPASSWORD and ~/.pgpass).
 	DSN         string
 	PasswordEnv string
+	// LeaseTTL is how long a serve process that stops renewing its lease
+	// (it died) keeps its pending reviews before another process expires
+	// them (SQLite) or takes them over (PostgreSQL); zero means the audit
+	// package's default (30s).
+	LeaseTTL time.Duration
 }
 
 // Audit drivers.

@@ -135,6 +135,7 @@ func Parse(name string, data []byte) (*Config, error) {
 					"driver":       func(_, v *yaml.Node) { cfg.Audit.Driver = d.str(v) },
 					"dsn":          func(_, v *yaml.Node) { cfg.Audit.DSN = d.str(v) },
 					"password_env": func(_, v *yaml.Node) { cfg.Audit.PasswordEnv = d.envName(v, "audit.password_env") },
+					"lease_ttl":    func(_, v *yaml.Node) { cfg.Audit.LeaseTTL = d.duration(v) },
 				})
 				switch a := cfg.Audit; {
 				case a.Driver != "" && a.Driver != DriverSQLite && a.Driver != DriverPostgres:

@@ -383,10 +383,42 @@ func (s *Service) submit(ctx context.Context, id string, v Verdict) (bool, error
 	return ok, err
 }
 
+// AdoptStore is a Store whose reviews can outlive the process holding them
+// (the audit store on PostgreSQL, shared by replicas): AdoptOrphanReviews
+// makes this process the owner of the unanswered reviews whose owner's
+// lease ran out, and returns them. A Store that cannot returns none.
+type AdoptStore interface {
+	AdoptOrphanReviews(ctx context.Context, now time.Time) ([]Pending, error)
+}
+
+// adopt goes on with review p, whose process is gone, as a held review
+// (awaitHeld): it stays answerable until the end of its original timeout,
+// an approval becomes a grant for the agent's retry, and its Slack message
+// is closed when it ends. The call itself ended with its process.
+func (s *Service) adopt(p Pending) {
+	log := s.o.Logger.With("call_id", p.Call.ID, "server", p.Call.Server, "tool", p.Call.Tool, "rule", p.Decision.Rule)
+	expires := p.RequestedAt.Add(s.o.Timeout)
+	log.Info("review taken over from an ended process", "expires", expires)
+	w := &wait{s: s, c: p.Call, d: p.Decision, log: log, expires: expires, msgChannel: p.SlackChannel, msgTS: p.SlackTS}
+	if s.slack == nil {
+		w.msgTS = ""
+	}
+	go s.awaitHeld(w, s.register(p.Call.ID), expires)
+}
+
 // Recover expires the reviews a previous process left pending (their calls
 // are gone) and updates their Slack messages to say so. Call it at start-up,
 // before serving. Slack failures are logged, not returned.
 func (s *Service) Recover(ctx context.Context) error {
+	if as, ok := s.o.Store.(AdoptStore); ok {
+		ps, err := as.AdoptOrphanReviews(ctx, s.o.Now())
+		if err != nil {
+			s.o.Logger.Warn("taking over the reviews of ended processes failed; they are expired instead", "err", err)
+		}
+		for _, p := range ps {
+			s.adopt(p)
+		}
+	}
 	ps, err := s.o.Store.ExpireOrphanReviews(ctx, s.o.Now())
 	if err != nil {
 		return fmt.Errorf("review: expire orphan reviews: %w", err)

@@ -65,7 +65,8 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, dbPath st
 		OnBehind:        m.OutcomeWritten,
 		// Each serve owns the reviews it records, so that sessions sharing
 		// the log never expire each other's (see expireOrphans).
-		Owner: gate.NewID(time.Now()),
+		Owner:    gate.NewID(time.Now()),
+		LeaseTTL: cfg.Audit.LeaseTTL,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
@@ -135,7 +136,11 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, dbPath st
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { live.Run(bg) })
-	wg.Go(func() { expireOrphans(bg, svc, orphanSweep, logger) })
+	sweep := orphanSweep
+	if ttl := cfg.Audit.LeaseTTL; ttl > 0 && ttl/3 < sweep {
+		sweep = ttl / 3 // a dead process's reviews are taken over soon after its lease ends
+	}
+	wg.Go(func() { expireOrphans(bg, svc, sweep, logger) })
 	// On PostgreSQL a verdict recorded by another replica wakes the review
 	// waiting here at once (on SQLite Listen returns; reviews poll).
 	wg.Go(func() { _ = st.Listen(bg, svc.Wake) })
