@@ -142,23 +142,7 @@ func TestServeKill9LeavesEveryForwardedCallRecorded(t *testing.T) {
 	wg.Wait()
 
 	ids := durLines(t, received)
-	rows := map[string]string{} // args.id -> status
-	out := rvCLI(t, nil, "audit", "export", "--format", "jsonl", "--db", db)
-	sc := bufio.NewScanner(strings.NewReader(out))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var r struct {
-			Tool   string
-			Status string
-			Args   struct{ ID string }
-		}
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatalf("export line %q: %v", sc.Text(), err)
-		}
-		if r.Tool == "record" {
-			rows[r.Args.ID] = r.Status
-		}
-	}
+	rows := recordRows(t, db)
 	inFlight := 0
 	seen := map[string]bool{}
 	for _, id := range ids {
@@ -186,4 +170,28 @@ func TestServeKill9LeavesEveryForwardedCallRecorded(t *testing.T) {
 		!strings.Contains(verify, fmt.Sprintf("%d calls verified", len(rows))) {
 		t.Errorf("audit verify: %s", verify)
 	}
+}
+
+// recordRows maps the id argument of every call of the upstream's record
+// tool in the log at db to the call's status (`audit export`).
+func recordRows(t *testing.T, db string) map[string]string {
+	t.Helper()
+	rows := map[string]string{}
+	out := rvCLI(t, nil, "audit", "export", "--format", "jsonl", "--db", db)
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var r struct {
+			Tool   string
+			Status string
+			Args   struct{ ID string }
+		}
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("export line %q: %v", sc.Text(), err)
+		}
+		if r.Tool == "record" {
+			rows[r.Args.ID] = r.Status
+		}
+	}
+	return rows
 }

@@ -8,11 +8,8 @@ package main
 // ends it.
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,9 +18,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
 
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/audit/pgtest"
@@ -66,7 +60,7 @@ func TestServeReplicasPostgresKill9(t *testing.T) {
 	// A review waiting on the victim: it must survive the kill.
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	held := rvStart(replicaClient(t, reps[victim].url), ctx, "survives the kill", "")
+	held := rvStart(httpClient(t, reps[victim].url), ctx, "survives the kill", "")
 	reviewID := rvPostedID(t, fs.WaitPosts(1))
 
 	// 64 agents, each with its own MCP session, round-robin over the
@@ -81,7 +75,7 @@ func TestServeReplicasPostgresKill9(t *testing.T) {
 	var failures []string
 	for a := range agents {
 		r := a % nReplicas
-		c := replicaClient(t, reps[r].url)
+		c := httpClient(t, reps[r].url)
 		wg.Go(func() {
 			for i := 0; !stopped.Load(); i++ {
 				id := fmt.Sprintf("r%d-a%02d-%05d", r, a, i)
@@ -118,22 +112,7 @@ func TestServeReplicasPostgresKill9(t *testing.T) {
 
 	// Every call an upstream received has its decision in the log.
 	ids := durLines(t, received)
-	rows := map[string]string{}
-	out := rvCLI(t, nil, "audit", "export", "--format", "jsonl", "--db", dsn)
-	sc := bufio.NewScanner(strings.NewReader(out))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var r struct {
-			Tool, Status string
-			Args         struct{ ID string }
-		}
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatalf("export line %q: %v", sc.Text(), err)
-		}
-		if r.Tool == "record" {
-			rows[r.Args.ID] = r.Status
-		}
-	}
+	rows := recordRows(t, dsn)
 	seen := map[string]bool{}
 	inFlight := 0
 	for _, id := range ids {
@@ -197,15 +176,4 @@ func TestServeReplicasPostgresKill9(t *testing.T) {
 	if verify := rvCLI(t, nil, "audit", "verify", "--db", dsn); !strings.HasPrefix(verify, "OK: ") {
 		t.Errorf("audit verify: %s", verify)
 	}
-}
-
-// replicaClient is an MCP session with the replica at url.
-func replicaClient(t *testing.T, url string) *client.Client {
-	t.Helper()
-	tr, err := transport.NewStreamableHTTP(url, transport.WithHTTPLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := connect(t, tr)
-	return c
 }
