@@ -55,6 +55,10 @@ func IsPostgres(location string) bool {
 type pgState struct {
 	// cfg is the parsed DSN, for Listen's own connection.
 	cfg *pgx.ConnConfig
+	// stale is set when a batch failed as a whole (the server restarted,
+	// failed over, or the network dropped): the writer's connection is
+	// replaced before the next batch. Guarded by the Store's wmu.
+	stale bool
 }
 
 // redactDSN returns dsn without its password, for logs and errors.
@@ -187,6 +191,31 @@ func (s *Store) pgMigrate(ctx context.Context) (err error) {
 		}
 		s.o.Logger.Info("audit: migrated schema", "db", s.path, "version", v+1)
 	}
+}
+
+// pgReconnect replaces the writer's connection, and its prepared
+// statements, if the last batch failed as a whole: database/sql never
+// replaces a pinned connection by itself, so without this a PostgreSQL
+// restart would fail every later write. Called with wmu held.
+func (s *Store) pgReconnect(ctx context.Context) error {
+	if !s.pg.stale {
+		return nil
+	}
+	s.stmts.close()
+	s.stmts = writeStmts{}
+	// A dead connection is discarded by the pool, not reused.
+	_ = s.conn.Close()
+	c, err := s.wdb.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("audit: reconnect to %s: %w", s.path, err)
+	}
+	s.conn = c
+	if err := s.stmts.prepare(ctx, c); err != nil {
+		return fmt.Errorf("audit: reconnect to %s: %w", s.path, err)
+	}
+	s.pg.stale = false
+	s.o.Logger.Info("audit: reconnected to the database", "db", s.path)
+	return nil
 }
 
 // lockChain takes the chain lock for the writer's open transaction.

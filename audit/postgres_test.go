@@ -44,7 +44,7 @@ func TestSuiteOnPostgres(t *testing.T) {
 		t.Skip("-short")
 	}
 	// The PostgreSQL-only tests already ran in this pass.
-	cmd := exec.Command(os.Args[0], "-test.count=1", "-test.timeout=10m", "-test.skip", "^(TestReplicasShareOneChain|TestListenDeliversVerdicts|TestCopyToPostgres|TestAdoptOrphanReviews)$")
+	cmd := exec.Command(os.Args[0], "-test.count=1", "-test.timeout=10m", "-test.skip", "^(TestReplicasShareOneChain|TestListenDeliversVerdicts|TestCopyToPostgres|TestAdoptOrphanReviews|TestPostgresWriterReconnects)$")
 	cmd.Env = append(os.Environ(), envDriver+"=postgres")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -236,5 +236,34 @@ func BenchmarkReplicas(b *testing.B) {
 			}
 			b.ReportMetric(float64(writes)/float64(max(1, commits)), "writes/commit")
 		})
+	}
+}
+
+// TestPostgresWriterReconnects: when the writer's connection dies (the
+// server restarted or failed over), the writes in flight fail (the calls
+// are denied) and later ones go through a new connection.
+func TestPostgresWriterReconnects(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	ctx := context.Background()
+	s := openTest(t, dsn, Options{})
+	if err := s.Begin(ctx, testCall("01RC1", 1), testDecision(rules.Allow)); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if err := s.conn.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rawDB(t, dsn).Exec(`SELECT pg_terminate_backend(?)`, pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Begin(ctx, testCall("01RC2", 2), testDecision(rules.Allow)); err == nil {
+		t.Fatal("Begin on a terminated connection succeeded")
+	}
+	if err := s.Begin(ctx, testCall("01RC3", 3), testDecision(rules.Allow)); err != nil {
+		t.Fatalf("Begin after the connection died: %v", err)
+	}
+	rep, err := s.Verify(ctx)
+	if err != nil || !rep.OK() || rep.Calls != 2 {
+		t.Fatalf("Verify = %+v, %v; want 2 calls", rep, err)
 	}
 }

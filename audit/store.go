@@ -728,6 +728,9 @@ func (s *Store) commit(batch []*op) {
 			// The transaction as a whole failed (lock, disk, I/O): every
 			// write in it fails.
 			s.o.Logger.Error("audit write failed", "err", err, "writes", len(live))
+			if s.pg != nil {
+				s.pg.stale = true // the connection may be gone: the next batch opens another
+			}
 			for _, o := range live {
 				s.finish(o, err)
 			}
@@ -756,6 +759,9 @@ func (s *Store) tryCommit(live []*op) (int, error) {
 	begin := "BEGIN IMMEDIATE"
 	if s.pg != nil {
 		begin = "BEGIN"
+		if err := s.pgReconnect(ctx); err != nil {
+			return 0, err
+		}
 	}
 	if _, err := s.conn.ExecContext(ctx, begin); err != nil {
 		return 0, fmt.Errorf("audit: begin transaction: %w", err)
