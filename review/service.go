@@ -115,7 +115,7 @@ type Service struct {
 	slack    *slackChannel // nil without Slack
 
 	mu      sync.Mutex
-	waiters map[string]chan struct{} // call id -> woken when a verdict lands
+	waiters map[string][]chan struct{} // call id -> woken when its review changes
 }
 
 // New checks o and returns a Service. It does not contact Slack; Run does.
@@ -144,7 +144,7 @@ func New(o Options) (*Service, error) {
 	if o.Redactor == nil {
 		o.Redactor = redact.New(nil)
 	}
-	s := &Service{o: o, waiters: map[string]chan struct{}{}}
+	s := &Service{o: o, waiters: map[string][]chan struct{}{}}
 	s.channels = o.Channels
 	if len(s.channels) == 0 {
 		if o.Slack != nil {
@@ -194,7 +194,7 @@ func (s *Service) Review(ctx context.Context, c tools.Call, d rules.Decision) (V
 	wake := s.register(c.ID)
 	defer func() {
 		if wake != nil {
-			s.unregister(c.ID)
+			s.unregister(c.ID, wake)
 		}
 	}()
 
@@ -338,26 +338,32 @@ func (s *Service) conclude(w *wait, v Verdict) Verdict {
 	return v
 }
 
+// register returns a channel woken when review id changes; several waits
+// (the review, and a retry's Await) may watch one review.
 func (s *Service) register(id string) chan struct{} {
 	ch := make(chan struct{}, 1)
 	s.mu.Lock()
-	s.waiters[id] = ch
+	s.waiters[id] = append(s.waiters[id], ch)
 	s.mu.Unlock()
 	return ch
 }
 
-func (s *Service) unregister(id string) {
+func (s *Service) unregister(id string, ch chan struct{}) {
 	s.mu.Lock()
-	delete(s.waiters, id)
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	chs := slices.DeleteFunc(s.waiters[id], func(c chan struct{}) bool { return c == ch })
+	if len(chs) == 0 {
+		delete(s.waiters, id)
+		return
+	}
+	s.waiters[id] = chs
 }
 
 // notify wakes the review of call id waiting in this process, if any.
 func (s *Service) notify(id string) {
 	s.mu.Lock()
-	ch := s.waiters[id]
-	s.mu.Unlock()
-	if ch != nil {
+	defer s.mu.Unlock()
+	for _, ch := range s.waiters[id] {
 		select {
 		case ch <- struct{}{}:
 		default:
@@ -526,7 +532,7 @@ func (w *wait) heldText() string {
 // it expires, then keeps it (keepHeld). It owns the review's wake-up
 // registration.
 func (s *Service) awaitHeld(w *wait, wake chan struct{}, expires time.Time) {
-	defer s.unregister(w.c.ID)
+	defer s.unregister(w.c.ID, wake)
 	ctx := context.Background()
 	timer := time.NewTimer(time.Until(expires))
 	defer timer.Stop()
