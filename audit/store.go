@@ -133,9 +133,10 @@ func DefaultPath(stateDir string) string {
 	return filepath.Join(stateDir, "toolgate", "audit.db")
 }
 
-// Store is the SQLite audit log. It implements the gate's Recorder and
+// Store is the audit log: a SQLite file, or a PostgreSQL database shared by
+// replicas (postgres.go). It implements the gate's Recorder and
 // review.Store, and answers queries. Safe for concurrent use; several
-// processes may open the same file (the CLI answering reviews while the
+// processes may open the same log (the CLI answering reviews while the
 // server runs).
 type Store struct {
 	o     Options
