@@ -95,6 +95,7 @@ func TestVerifyCatchesTampering(t *testing.T) {
 }
 
 func TestDiskFullDeniesPromptly(t *testing.T) {
+	skipOnPostgres(t)
 	s := openTest(t, "", Options{WriteTimeout: 2 * time.Second})
 	ctx := context.Background()
 	if err := s.Begin(ctx, testCall("01F0", 0), testDecision(toolgate.Allow)); err != nil {

@@ -172,6 +172,10 @@ func (s *Store) issueGrant(ctx context.Context, id, scope string, ttl time.Durat
 			if err := w.setStatus(id, status); err != nil {
 				return err
 			}
+			// A retry waiting on this review (on any replica) may go on.
+			if err := w.notify(id); err != nil {
+				return err
+			}
 		}
 		return w.appendGrantEvent(kindGrant, id, status, at, g)
 	})

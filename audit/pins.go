@@ -292,13 +292,13 @@ func (s *Store) ApprovePins(ctx context.Context, names []string, allChanged bool
 
 // pinsVersion is a fingerprint of the pins an approval changes: it moves
 // whenever a tool is added or a pin approved (an approval stamps
-// approved_at with its time; TOTAL is a float sum, which cannot overflow).
+// approved_at with its time; the sum is a float sum, which cannot overflow).
 func (s *Store) pinsVersion(ctx context.Context) (string, error) {
 	var (
 		n, last int64
 		sum     float64
 	)
-	if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MAX(approved_at), 0), TOTAL(approved_at) FROM tool_pins`).Scan(&n, &last, &sum); err != nil {
+	if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MAX(approved_at), 0), COALESCE(SUM(CAST(approved_at AS DOUBLE PRECISION)), 0) FROM tool_pins`).Scan(&n, &last, &sum); err != nil {
 		return "", fmt.Errorf("audit: tool pins: %w", err)
 	}
 	return fmt.Sprintf("%d/%d/%g", n, last, sum), nil

@@ -82,7 +82,7 @@ func (f Filter) selectOrdered(cols string, ordered bool) (string, []any) {
 	where, args := f.where()
 	if f.Limit > 0 {
 		return `SELECT ` + cols + ` FROM (SELECT * FROM calls` + where +
-			` ORDER BY received_at DESC, seq DESC LIMIT ?) ORDER BY received_at, seq`, append(args, f.Limit)
+			` ORDER BY received_at DESC, seq DESC LIMIT ?) AS latest ORDER BY received_at, seq`, append(args, f.Limit)
 	}
 	if !ordered {
 		return `SELECT ` + cols + ` FROM calls` + where, args
@@ -348,11 +348,11 @@ func (s *Store) Stats(ctx context.Context, f Filter) (Stats, error) {
 	}
 	var pending, approved, denied, unanswered sql.NullInt64
 	err = s.rdb.QueryRowContext(ctx, `SELECT
-		sum(auto_approved), sum(eval_error != ''),
-		sum(action = 'review' AND review_approved IS NULL),
-		sum(review_approved = 1),
-		sum(review_approved = 0 AND review_channel NOT IN `+unansweredChannels+`),
-		sum(review_approved = 0 AND review_channel IN `+unansweredChannels+`)
+		sum(auto_approved), sum(CASE WHEN eval_error != '' THEN 1 ELSE 0 END),
+		sum(CASE WHEN action = 'review' AND review_approved IS NULL THEN 1 ELSE 0 END),
+		sum(CASE WHEN review_approved = 1 THEN 1 ELSE 0 END),
+		sum(CASE WHEN review_approved = 0 AND review_channel NOT IN `+unansweredChannels+` THEN 1 ELSE 0 END),
+		sum(CASE WHEN review_approved = 0 AND review_channel IN `+unansweredChannels+` THEN 1 ELSE 0 END)
 		FROM calls`+where, args...).Scan(nullInt(&st.AutoApproved), nullInt(&st.EvalErrors), &pending, &approved, &denied, &unanswered)
 	if err != nil {
 		return st, wrap(err)

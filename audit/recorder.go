@@ -175,6 +175,9 @@ func (s *Store) Resolve(ctx context.Context, id string, v toolgate.Verdict) erro
 			if err := w.setStatus(id, status); err != nil {
 				return err
 			}
+			if err := w.notify(id); err != nil { // the review has ended
+				return err
+			}
 			w.result = conflict
 			return w.appendEvent(&event{Kind: kindStatus, ID: id, At: at.UnixNano(), Status: status})
 		}

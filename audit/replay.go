@@ -344,7 +344,7 @@ func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress fu
 func (s *Store) count(ctx context.Context, f Filter) (int, error) {
 	q, args := f.selectSQL("1")
 	var n int
-	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM (`+q+`)`, args...).Scan(&n); err != nil {
+	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM (`+q+`) AS matched`, args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("audit: count: %w", err)
 	}
 	return n, nil

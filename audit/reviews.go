@@ -183,6 +183,38 @@ func (s *Store) ExpireOrphanReviews(ctx context.Context, now time.Time) ([]toolg
 	return out, nil
 }
 
+// AdoptOrphanReviews makes this store's owner the owner of the unanswered
+// reviews no live process holds (see ExpireOrphanReviews), and returns
+// them, for review.Service to carry on (review.AdoptStore). Only on
+// PostgreSQL, where replicas share the log and a reviewer's answer can
+// still reach a live one; on SQLite, and without an Owner, it adopts
+// nothing and ExpireOrphanReviews ends them as before. Ownership is
+// operational state: the chain is not touched.
+func (s *Store) AdoptOrphanReviews(ctx context.Context, now time.Time) ([]toolgate.Pending, error) {
+	if s.pg == nil || s.o.Owner == "" {
+		return nil, nil
+	}
+	now = utc(now)
+	var out []toolgate.Pending
+	err := s.write(ctx, func(w *wtx) error {
+		ps, err := w.s.pending(w.ctx, w.s.conn, orphanWhere+` AND review_approved IS NULL`, s.o.Owner, now.Add(-s.o.LeaseTTL).UnixNano())
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			if _, err := w.s.conn.ExecContext(w.ctx, `UPDATE calls SET review_owner = ? WHERE id = ?`, s.o.Owner, p.Call.ID); err != nil {
+				return fmt.Errorf("audit: take over review %s: %w", p.Call.ID, err)
+			}
+		}
+		out = ps
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RecordRefusedClick chains a reviewer's click on call id's review that
 // changed nothing: who clicked (user), on which channel, and why it was
 // refused (not an approver, already decided, expired). The call's row is

@@ -133,9 +133,10 @@ func DefaultPath(stateDir string) string {
 	return filepath.Join(stateDir, "toolgate", "audit.db")
 }
 
-// Store is the SQLite audit log. It implements the gate's Recorder and
+// Store is the audit log: a SQLite file, or a PostgreSQL database shared by
+// replicas (postgres.go). It implements the gate's Recorder and
 // review.Store, and answers queries. Safe for concurrent use; several
-// processes may open the same file (the CLI answering reviews while the
+// processes may open the same log (the CLI answering reviews while the
 // server runs).
 type Store struct {
 	o     Options
@@ -145,6 +146,8 @@ type Store struct {
 	cdb   *sql.DB // one connection for WAL checkpoints, off the writer's path
 	conn  *sql.Conn
 	stmts writeStmts
+	// pg is set when the log is in PostgreSQL (postgres.go); nil for SQLite.
+	pg *pgState
 
 	// macKey keys argsMAC; drawn at Open.
 	macKey [32]byte
@@ -259,6 +262,9 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	default:
 		return nil, fmt.Errorf("audit: unknown synchronous mode %q", o.Synchronous)
 	}
+	if IsPostgres(path) {
+		return openPostgres(ctx, path, o)
+	}
 	if o.ReadOnly {
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("audit: open %s: %w", path, err)
@@ -298,6 +304,15 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		// No writer goroutine runs yet: Close only closes the connections.
 		return nil, errors.Join(err, s.Close())
 	}
+	if err := s.start(ctx, true); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// start starts the writer, the WAL checkpointer (SQLite only) and the
+// review lease's renewal. On failure the Store is closed.
+func (s *Store) start(ctx context.Context, checkpoints bool) error {
 	s.kick = make(chan struct{}, 1)
 	s.flush = time.NewTimer(time.Hour)
 	s.flush.Stop()
@@ -306,10 +321,14 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	s.ckpt = make(chan struct{}, 1)
 	s.ckptDone = make(chan struct{})
 	go s.writer()
-	go s.checkpointer()
-	if o.Owner != "" {
+	if checkpoints {
+		go s.checkpointer()
+	} else {
+		close(s.ckptDone)
+	}
+	if s.o.Owner != "" {
 		if err := s.RenewLease(ctx); err != nil {
-			return nil, errors.Join(err, s.Close())
+			return errors.Join(err, s.Close())
 		}
 		s.leaseStop, s.leaseDone = make(chan struct{}), make(chan struct{})
 		go func() {
@@ -317,7 +336,7 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 			s.renewLoop(s.leaseStop)
 		}()
 	}
-	return s, nil
+	return nil
 }
 
 func createFile(path string) error {
@@ -398,7 +417,13 @@ func (s *Store) openWriter(ctx context.Context) error {
 // checkVersion fails if the DB's schema is not one this build can read.
 func (s *Store) checkVersion(ctx context.Context) error {
 	var v int
-	if err := s.rdb.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+	var err error
+	if s.pg != nil {
+		v, err = pgVersion(ctx, s.rdb)
+	} else {
+		err = s.rdb.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v)
+	}
+	if err != nil {
 		return fmt.Errorf("audit: open %s: %w", s.path, err)
 	}
 	switch {
@@ -453,7 +478,8 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 }
 
-// Path returns the DB file's path.
+// Path returns the DB file's path, or for PostgreSQL its DSN without the
+// password.
 func (s *Store) Path() string { return s.path }
 
 // Close waits for queued writes to commit, stops the writer and closes the
@@ -703,6 +729,9 @@ func (s *Store) commit(batch []*op) {
 			// The transaction as a whole failed (lock, disk, I/O): every
 			// write in it fails.
 			s.o.Logger.Error("audit write failed", "err", err, "writes", len(live))
+			if s.pg != nil {
+				s.pg.stale = true // the connection may be gone: the next batch opens another
+			}
 			for _, o := range live {
 				s.finish(o, err)
 			}
@@ -728,10 +757,23 @@ func (s *Store) commit(batch []*op) {
 // abandoned is dropped (it can never commit after its caller saw a failure).
 func (s *Store) tryCommit(live []*op) (int, error) {
 	ctx := context.Background()
-	if _, err := s.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+	begin := "BEGIN IMMEDIATE"
+	if s.pg != nil {
+		begin = "BEGIN"
+		if err := s.pgReconnect(ctx); err != nil {
+			return 0, err
+		}
+	}
+	if _, err := s.conn.ExecContext(ctx, begin); err != nil {
 		return 0, fmt.Errorf("audit: begin transaction: %w", err)
 	}
 	rollback := func() { s.conn.ExecContext(ctx, "ROLLBACK") }
+	if s.pg != nil {
+		if err := s.pg.lockChain(ctx, s.conn); err != nil {
+			rollback()
+			return 0, err
+		}
+	}
 	w := &wtx{s: s, ctx: ctx}
 	if err := s.stmts.head.QueryRowContext(ctx).Scan(&w.prev); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		rollback()
@@ -757,9 +799,11 @@ func (s *Store) tryCommit(live []*op) (int, error) {
 	}
 	// Checked last, so the window in which the file can vanish unnoticed
 	// before the commit is as short as it gets.
-	if err := s.files.check(s.path); err != nil {
-		rollback()
-		return 0, err
+	if s.pg == nil {
+		if err := s.files.check(s.path); err != nil {
+			rollback()
+			return 0, err
+		}
 	}
 	if _, err := s.conn.ExecContext(ctx, "COMMIT"); err != nil {
 		rollback()

@@ -15,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/audit/pgtest"
 	"github.com/toolgate/toolgate/toolgatetest"
 )
 
@@ -38,6 +41,9 @@ func openTest(t testing.TB, path string, o Options) *Store {
 	t.Helper()
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "state", "toolgate", "audit.db")
+		if onPostgres() {
+			path = pgtest.DSN(t)
+		}
 	}
 	if o.Now == nil {
 		o.Now = newClock().Now
@@ -69,7 +75,16 @@ func testDecision(a toolgate.Action) toolgate.Decision {
 
 func rawDB(t testing.TB, path string) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+(&url.URL{Path: path}).EscapedPath()+"?_busy_timeout=5000")
+	var db *sql.DB
+	var err error
+	if IsPostgres(path) {
+		var cfg *pgx.ConnConfig
+		if cfg, err = pgx.ParseConfig(path); err == nil {
+			db = sql.OpenDB(rebindConnector{stdlib.GetConnector(*cfg)})
+		}
+	} else {
+		db, err = sql.Open("sqlite3", "file:"+(&url.URL{Path: path}).EscapedPath()+"?_busy_timeout=5000")
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,7 +94,7 @@ func (s *Store) CreateToken(ctx context.Context, user string, groups []string, e
 		CreatedAt: now, CreatedBy: actor, ExpiresAt: utc(expires),
 	}
 	err := s.write(ctx, func(w *wtx) error {
-		_, err := w.s.conn.ExecContext(w.ctx, `INSERT INTO tokens (id, hash, user, groups, created_at, created_by, expires_at)
+		_, err := w.s.conn.ExecContext(w.ctx, `INSERT INTO tokens (id, hash, "user", groups, created_at, created_by, expires_at)
 			VALUES (?,?,?,?,?,?,?)`, t.ID, tokenHash(secret), t.User, encodeGroups(t.Groups), now.UnixNano(), actor, nanos(t.ExpiresAt))
 		if err != nil {
 			return fmt.Errorf("audit: store token: %w", err)
@@ -136,7 +136,7 @@ func (s *Store) RevokeToken(ctx context.Context, id, actor string) error {
 			user    string
 			revoked sql.NullInt64
 		)
-		err := w.s.conn.QueryRowContext(w.ctx, `SELECT user, revoked_at FROM tokens WHERE id = ?`, id).Scan(&user, &revoked)
+		err := w.s.conn.QueryRowContext(w.ctx, `SELECT "user", revoked_at FROM tokens WHERE id = ?`, id).Scan(&user, &revoked)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%w: %s", ErrTokenUnknown, id)
 		}
@@ -155,7 +155,7 @@ func (s *Store) RevokeToken(ctx context.Context, id, actor string) error {
 
 // Tokens lists every token, oldest first.
 func (s *Store) Tokens(ctx context.Context) ([]Token, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id, user, groups, created_at, created_by, expires_at, revoked_at, revoked_by, last_used_at
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, "user", groups, created_at, created_by, expires_at, revoked_at, revoked_by, last_used_at
 		FROM tokens ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("audit: tokens: %w", err)
@@ -206,7 +206,7 @@ func (a *TokenAuth) Authenticate(ctx context.Context, secret string) (toolgate.P
 		id, hash, user, groups string
 		expires, revoked       sql.NullInt64
 	)
-	err := a.s.rdb.QueryRowContext(ctx, `SELECT id, hash, user, groups, expires_at, revoked_at FROM tokens WHERE hash = ?`, want).
+	err := a.s.rdb.QueryRowContext(ctx, `SELECT id, hash, "user", groups, expires_at, revoked_at FROM tokens WHERE hash = ?`, want).
 		Scan(&id, &hash, &user, &groups, &expires, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return toolgate.Principal{}, ErrTokenUnknown

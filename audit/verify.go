@@ -114,7 +114,7 @@ func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 	}
 	if !clean {
 		rep.Calls = 0
-		if err := verifyRows(ctx, evTx, &rep); err != nil {
+		if err := s.verifyRowsIn(ctx, evTx, rowTx, &rep); err != nil {
 			return rep, err
 		}
 	}
@@ -136,6 +136,16 @@ func (s *Store) snapshotPair(ctx context.Context) (evTx, rowTx *sql.Tx, err erro
 		var n int64
 		err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM events`).Scan(&n)
 		return n, err
+	}
+	if s.pg != nil {
+		if evTx, err = s.rdb.BeginTx(ctx, nil); err != nil {
+			return nil, nil, err
+		}
+		if rowTx, err = s.pg.sameSnapshot(ctx, s.rdb, evTx); err != nil {
+			evTx.Rollback()
+			return nil, nil, err
+		}
+		return evTx, rowTx, nil
 	}
 	for range 3 {
 		if evTx, err = s.rdb.BeginTx(ctx, nil); err != nil {
@@ -212,13 +222,26 @@ type evRow struct {
 	kind, body string
 }
 
-func verifyRows(ctx context.Context, tx *sql.Tx, rep *VerifyReport) error {
+// verifyRowsIn runs verifyRows on a snapshotPair. verifyRows reads two
+// result sets at once, which one PostgreSQL connection cannot: there the
+// events are read on rowTx, which shares evTx's snapshot.
+func (s *Store) verifyRowsIn(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport) error {
+	etx := evTx
+	if s.pg != nil {
+		etx = rowTx
+	}
+	return verifyRows(ctx, evTx, etx, rep)
+}
+
+// verifyRows checks the calls rows (read in tx) against their events (read
+// in etx, which sees the same snapshot).
+func verifyRows(ctx context.Context, tx, etx *sql.Tx, rep *VerifyReport) error {
 	calls, err := tx.QueryContext(ctx, `SELECT `+recordCols+` FROM calls ORDER BY id`)
 	if err != nil {
 		return fmt.Errorf("audit: verify: %w", err)
 	}
 	defer calls.Close()
-	evs, err := tx.QueryContext(ctx, `SELECT seq, call_id, kind, body FROM events ORDER BY call_id, seq`)
+	evs, err := etx.QueryContext(ctx, `SELECT seq, call_id, kind, body FROM events ORDER BY call_id, seq`)
 	if err != nil {
 		return fmt.Errorf("audit: verify: %w", err)
 	}

@@ -30,7 +30,7 @@ func fastClean(t testing.TB, s *Store) (bool, []Problem) {
 		t.Fatal(err)
 	}
 	var detailed VerifyReport
-	if err := verifyRows(ctx, evTx, &detailed); err != nil {
+	if err := s.verifyRowsIn(ctx, evTx, rowTx, &detailed); err != nil {
 		t.Fatal(err)
 	}
 	return clean, detailed.Problems

@@ -129,7 +129,7 @@ func (w *wtx) setVerdict(id, status string, r *Review) error {
 	if err != nil {
 		return fmt.Errorf("audit: record verdict for %s: %w", id, err)
 	}
-	return nil
+	return w.notify(id)
 }
 
 func (w *wtx) setStatus(id, status string) error {

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // Authenticator returns the principal a credential belongs to, or an
 // error that refuses it.
 type Authenticator interface {
-	Authenticate(ctx context.Context, credential string) (tools.Principal, error)
+	Authenticate(ctx context.Context, credential string) (toolgate.Principal, error)
 }
 
 // ErrUnknownCredential: no configured authenticator accepts the credential.
@@ -33,7 +33,7 @@ type Chain struct {
 }
 
 // Authenticate implements Authenticator.
-func (c Chain) Authenticate(ctx context.Context, cred string) (tools.Principal, error) {
+func (c Chain) Authenticate(ctx context.Context, cred string) (toolgate.Principal, error) {
 	if c.Shared != nil {
 		if p, err := c.Shared.Authenticate(ctx, cred); err == nil {
 			return p, nil
@@ -45,7 +45,7 @@ func (c Chain) Authenticate(ctx context.Context, cred string) (tools.Principal, 
 	case c.OIDC != nil && strings.Count(cred, ".") == 2:
 		return c.OIDC.Authenticate(ctx, cred)
 	}
-	return tools.Principal{}, ErrUnknownCredential
+	return toolgate.Principal{}, ErrUnknownCredential
 }
 
 // Empty reports whether c accepts nothing at all.

@@ -11,7 +11,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-jose/go-jose/v4"
 
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // Claim defaults for OIDCOptions.
@@ -99,18 +99,18 @@ func NewOIDC(ctx context.Context, o OIDCOptions) (*OIDC, error) {
 }
 
 // Authenticate implements Authenticator.
-func (a *OIDC) Authenticate(ctx context.Context, raw string) (tools.Principal, error) {
+func (a *OIDC) Authenticate(ctx context.Context, raw string) (toolgate.Principal, error) {
 	tok, err := a.v.Verify(ctx, raw)
 	if err != nil {
-		return tools.Principal{}, fmt.Errorf("auth: oidc: %w", err)
+		return toolgate.Principal{}, fmt.Errorf("auth: oidc: %w", err)
 	}
 	var claims map[string]any
 	if err := tok.Claims(&claims); err != nil {
-		return tools.Principal{}, fmt.Errorf("auth: oidc claims: %w", err)
+		return toolgate.Principal{}, fmt.Errorf("auth: oidc claims: %w", err)
 	}
 	user, _ := claims[a.o.UserClaim].(string)
 	if user = strings.TrimSpace(user); user == "" {
-		return tools.Principal{}, fmt.Errorf("auth: oidc: token has no %q claim naming the user", a.o.UserClaim)
+		return toolgate.Principal{}, fmt.Errorf("auth: oidc: token has no %q claim naming the user", a.o.UserClaim)
 	}
 	var groups []string
 	switch g := claims[a.o.GroupsClaim].(type) {
@@ -121,12 +121,12 @@ func (a *OIDC) Authenticate(ctx context.Context, raw string) (tools.Principal, e
 		for _, e := range g {
 			s, ok := e.(string)
 			if !ok {
-				return tools.Principal{}, fmt.Errorf("auth: oidc: %q claim holds a non-string", a.o.GroupsClaim)
+				return toolgate.Principal{}, fmt.Errorf("auth: oidc: %q claim holds a non-string", a.o.GroupsClaim)
 			}
 			groups = append(groups, s)
 		}
 	default:
-		return tools.Principal{}, fmt.Errorf("auth: oidc: %q claim is neither a string nor a list", a.o.GroupsClaim)
+		return toolgate.Principal{}, fmt.Errorf("auth: oidc: %q claim is neither a string nor a list", a.o.GroupsClaim)
 	}
-	return tools.Principal{User: user, Groups: tools.NormalGroups(groups), Auth: tools.AuthOIDC}, nil
+	return toolgate.Principal{User: user, Groups: toolgate.NormalGroups(groups), Auth: toolgate.AuthOIDC}, nil
 }

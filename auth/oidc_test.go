@@ -11,8 +11,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/auth/oidctest"
-	"github.com/toolgate/toolgate/tools"
 )
 
 // clock is a settable Now for the key set's refresh bounds.
@@ -50,7 +50,7 @@ func TestOIDC(t *testing.T) {
 		return c
 	}
 	p, err := a.Authenticate(ctx, iss.Sign(t, claims(nil)))
-	if err != nil || p.User != "alice" || p.Auth != tools.AuthOIDC || !slices.Equal(p.Groups, []string{"dev", "oncall"}) {
+	if err != nil || p.User != "alice" || p.Auth != toolgate.AuthOIDC || !slices.Equal(p.Groups, []string{"dev", "oncall"}) {
 		t.Fatalf("valid token: %+v, %v", p, err)
 	}
 	good := iss.Sign(t, claims(nil))
@@ -153,15 +153,15 @@ func TestOIDCNeedsIssuerAndAudience(t *testing.T) {
 }
 
 type fixed struct {
-	p   tools.Principal
+	p   toolgate.Principal
 	ok  bool
 	hit *string
 }
 
-func (f fixed) Authenticate(_ context.Context, cred string) (tools.Principal, error) {
+func (f fixed) Authenticate(_ context.Context, cred string) (toolgate.Principal, error) {
 	*f.hit = cred
 	if !f.ok {
-		return tools.Principal{}, ErrUnknownCredential
+		return toolgate.Principal{}, ErrUnknownCredential
 	}
 	return f.p, nil
 }
@@ -169,10 +169,10 @@ func (f fixed) Authenticate(_ context.Context, cred string) (tools.Principal, er
 func TestChain(t *testing.T) {
 	var shared, tokens, oidc string
 	c := Chain{
-		Shared:      fixed{p: tools.Principal{User: "shared"}, ok: false, hit: &shared},
-		Tokens:      fixed{p: tools.Principal{User: "tok"}, ok: true, hit: &tokens},
+		Shared:      fixed{p: toolgate.Principal{User: "shared"}, ok: false, hit: &shared},
+		Tokens:      fixed{p: toolgate.Principal{User: "tok"}, ok: true, hit: &tokens},
 		TokenPrefix: "tg_",
-		OIDC:        fixed{p: tools.Principal{User: "jwt"}, ok: true, hit: &oidc},
+		OIDC:        fixed{p: toolgate.Principal{User: "jwt"}, ok: true, hit: &oidc},
 	}
 	ctx := context.Background()
 	for cred, want := range map[string]string{"tg_abc": "tok", "h.p.s": "jwt"} {

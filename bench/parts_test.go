@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/gate"
 	"github.com/toolgate/toolgate/rules"
@@ -27,8 +28,8 @@ func catalog(b *testing.B) *tools.Catalog {
 	return c
 }
 
-func echoCall() tools.Call {
-	return tools.Call{Server: "up", Tool: "echo", Name: "up__echo", Args: map[string]any{"text": "hello, toolgate"}}
+func echoCall() toolgate.Call {
+	return toolgate.Call{Server: "up", Tool: "echo", Name: "up__echo", Args: map[string]any{"text": "hello, toolgate"}}
 }
 
 func allowRules(b *testing.B) *rules.Set {
@@ -67,7 +68,7 @@ func BenchmarkPartForward(b *testing.B) {
 
 // BenchmarkPartGateNop: gate (allow-all rule set, no audit) -> Forward.
 func BenchmarkPartGateNop(b *testing.B) {
-	g, err := gate.New(gate.Options{Decider: allowRules(b), Recorder: nopRecorder{}, Forwarder: catalog(b)})
+	g, err := gate.New(gate.Options{Decider: allowRules(b), Recorder: toolgatetest.NopRecorder{}, Forwarder: catalog(b)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/toolgate/toolgate/metrics"
 	"github.com/toolgate/toolgate/redact"
 	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // The Stack benchmarks run what `toolgate serve` runs for a stdio agent,
@@ -35,7 +36,7 @@ func stack(b *testing.B, withAudit bool) *client.Client {
 		b.Fatal(err)
 	}
 	m := metrics.New(prometheus.NewRegistry())
-	var rec gate.Recorder = nopRecorder{}
+	var rec gate.Recorder = toolgatetest.NopRecorder{}
 	if withAudit {
 		red := redact.New(nil)
 		st, err := audit.Open(context.Background(), filepath.Join(auditDir(b, b.TempDir()), "audit.db"), audit.Options{

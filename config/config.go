@@ -276,7 +276,28 @@ type Audit struct {
 	Retention Retention
 	// ArchiveDir is where retention writes its archives (created 0700).
 	ArchiveDir string
+
+	// Driver is DriverSQLite (the default: the file at Path) or
+	// DriverPostgres (the database at DSN, shared by replicas).
+	Driver string
+	// DSN is the PostgreSQL URL (postgres://user@host:5432/db?sslmode=...).
+	// Keep the password out of it: PasswordEnv names the environment
+	// variable holding it (read by the command, never by this package;
+	// without it pgx also reads $PGPASSWORD and ~/.pgpass).
+	DSN         string
+	PasswordEnv string
+	// LeaseTTL is how long a serve process that stops renewing its lease
+	// (it died) keeps its pending reviews before another process expires
+	// them (SQLite) or takes them over (PostgreSQL); zero means the audit
+	// package's default (30s).
+	LeaseTTL time.Duration
 }
+
+// Audit drivers.
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
+)
 
 // DefaultRetentionInterval is how often serve applies the retention.
 const DefaultRetentionInterval = time.Hour

@@ -147,9 +147,25 @@ func Parse(name string, data []byte) (*Config, error) {
 						})
 						retentionKey = k
 					},
+					"driver":       func(_, v *yaml.Node) { cfg.Audit.Driver = d.str(v) },
+					"dsn":          func(_, v *yaml.Node) { cfg.Audit.DSN = d.str(v) },
+					"password_env": func(_, v *yaml.Node) { cfg.Audit.PasswordEnv = d.envName(v, "audit.password_env") },
+					"lease_ttl":    func(_, v *yaml.Node) { cfg.Audit.LeaseTTL = d.duration(v) },
 				})
 				if cfg.Audit.Retention.Enabled() && cfg.Audit.ArchiveDir == "" {
 					d.errAt(retentionKey, "audit.retention needs audit.archive_dir: the directory its archives go to")
+				}
+				switch a := cfg.Audit; {
+				case a.Driver != "" && a.Driver != DriverSQLite && a.Driver != DriverPostgres:
+					d.errAt(v, "audit.driver must be %s or %s, got %q", DriverSQLite, DriverPostgres, a.Driver)
+				case a.Driver == DriverPostgres && !strings.HasPrefix(a.DSN, "postgres://") && !strings.HasPrefix(a.DSN, "postgresql://"):
+					d.errAt(v, "audit.dsn must be a postgres:// URL with audit.driver postgres")
+				case a.Driver == DriverPostgres && a.Path != "":
+					d.errAt(v, "audit.path is the SQLite file; with audit.driver postgres the log is at audit.dsn")
+				case a.Driver != DriverPostgres && (a.DSN != "" || a.PasswordEnv != ""):
+					d.errAt(v, "audit.dsn and audit.password_env need audit.driver postgres")
+				case a.Driver == DriverPostgres && a.Retention.Enabled():
+					d.errAt(retentionKey, "audit.retention works on the SQLite log only; on PostgreSQL archive with pg_dump and partitions (docs/deploying.md)")
 				}
 			},
 			"review":  func(_, v *yaml.Node) { d.review(&cfg.Review, v) },
@@ -719,7 +735,7 @@ func (d *decoder) review(r *Review, v *yaml.Node) {
 		},
 		"slack": func(_, v *yaml.Node) { d.slack(&r.Slack, v) },
 	})
-	if slices.Contains(r.Channels, ChannelSlack) && r.Slack.Channel == "" {
+	if slices.Contains(r.Channels, toolgate.ChannelSlack) && r.Slack.Channel == "" {
 		d.errAt(channelsNode, "review.channels includes slack but review.slack.channel is not set")
 	}
 }

@@ -19,6 +19,8 @@
 //	http: {auth_token_env: TOOLGATE_AUTH_TOKEN, allowed_origins: ["http://localhost"], max_request_bytes: 4194304, session_idle: 30m}
 //	rules: {file: "", label: ""}
 //	audit: {path: "", redact_keys: [], checkpoint: {key_file: "", interval: 10m, publish: []}}
+//	# or, shared by replicas: audit: {driver: postgres, dsn: "postgres://toolgate@db:5432/toolgate", password_env: PGPASSWORD, lease_ttl: 30s}
+//	# or, shared by replicas: audit: {driver: postgres, dsn: "postgres://toolgate@db:5432/toolgate", password_env: PGPASSWORD}
 //	review:
 //	  timeout: 5m
 //	  channels: [slack, cli, elicitation]

@@ -1,6 +1,9 @@
 package config
 
-import "testing"
+import (
+	"github.com/toolgate/toolgate"
+	"testing"
+)
 
 func TestHTTPReviewers(t *testing.T) {
 	c, err := Parse("c.yaml", []byte("http:\n  tokens: true\n  reviewers: [rita, \"group:oncall\"]\n"))
@@ -13,7 +16,7 @@ func TestHTTPReviewers(t *testing.T) {
 	if _, err := Parse("c.yaml", []byte("review:\n  channels: [web, pager]\n")); err == nil {
 		t.Error("an unknown review channel was accepted")
 	}
-	if c, err := Parse("c.yaml", []byte("review:\n  channels: [web]\n")); err != nil || c.Review.Channels[0] != ChannelWeb {
+	if c, err := Parse("c.yaml", []byte("review:\n  channels: [web]\n")); err != nil || c.Review.Channels[0] != toolgate.ChannelWeb {
 		t.Errorf("review.channels [web]: %v", err)
 	}
 }

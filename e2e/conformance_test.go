@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/toolgate/toolgate/toolgatetest"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -92,7 +93,7 @@ func startConformanceFixture(t *testing.T) string {
 	cmd := exec.Command(harness.node, filepath.Join(harness.dir, "testdata", "conformance", "everything-server.mjs"))
 	cmd.Dir = harness.dir
 	cmd.Env = append(os.Environ(), "PORT=0")
-	out := &syncBuffer{}
+	out := &toolgatetest.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -217,7 +217,7 @@ func (fx *fixture) everythingPID(t *testing.T) int {
 type syncBuffer = toolgatetest.SyncBuffer
 
 // logOnFailure prints what a child process wrote to stderr if t failed.
-func logOnFailure(t *testing.T, what string, buf *syncBuffer) {
+func logOnFailure(t *testing.T, what string, buf *toolgatetest.SyncBuffer) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("%s stderr:\n%s", what, buf.String())
@@ -231,7 +231,7 @@ func logOnFailure(t *testing.T, what string, buf *syncBuffer) {
 type gateway struct {
 	cmd    *exec.Cmd
 	url    string
-	stderr *syncBuffer
+	stderr *toolgatetest.SyncBuffer
 	exited chan struct{}
 	err    error // set when exited closes
 }
@@ -246,7 +246,7 @@ func startHTTP(t *testing.T, fx *fixture, token string) *gateway {
 	if token != "" {
 		args = append(args, "--auth-token", token)
 	}
-	g := &gateway{stderr: &syncBuffer{}, exited: make(chan struct{})}
+	g := &gateway{stderr: &toolgatetest.SyncBuffer{}, exited: make(chan struct{})}
 	g.cmd = exec.Command(harness.bin, args...)
 	g.cmd.Dir = fx.dir
 	g.cmd.Stdout, g.cmd.Stderr = g.stderr, g.stderr
@@ -317,12 +317,12 @@ type tsClient struct {
 	cmd    *exec.Cmd
 	in     io.WriteCloser
 	lines  chan string
-	stderr *syncBuffer
+	stderr *toolgatetest.SyncBuffer
 }
 
 func newTSClient(t *testing.T) *tsClient {
 	t.Helper()
-	c := &tsClient{t: t, lines: make(chan string, 16), stderr: &syncBuffer{}}
+	c := &tsClient{t: t, lines: make(chan string, 16), stderr: &toolgatetest.SyncBuffer{}}
 	c.cmd = exec.Command(harness.node, filepath.Join(harness.dir, "client.mjs"))
 	c.cmd.Dir = harness.dir
 	c.cmd.Stderr = c.stderr
@@ -775,7 +775,7 @@ func TestGoClient(t *testing.T) {
 
 func goStdio(t *testing.T, fx *fixture) *client.Client {
 	t.Helper()
-	stderr := &syncBuffer{}
+	stderr := &toolgatetest.SyncBuffer{}
 	logOnFailure(t, "toolgate serve (stdio, mcp-go client)", stderr)
 	tr := transport.NewStdioWithOptions(harness.bin, nil, []string{"serve", "--config", fx.config},
 		transport.WithCommandStderrWriter(stderr))
@@ -899,7 +899,7 @@ func TestHTTPUpstream(t *testing.T) {
 	_, port, _ := net.SplitHostPort(addr)
 	up := exec.Command(filepath.Join(harness.dir, "node_modules", ".bin", "mcp-server-everything"), "streamableHttp")
 	up.Env = append(os.Environ(), "PORT="+port)
-	upErr := &syncBuffer{}
+	upErr := &toolgatetest.SyncBuffer{}
 	up.Stdout, up.Stderr = upErr, upErr
 	if err := up.Start(); err != nil {
 		t.Fatal(err)

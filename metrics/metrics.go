@@ -12,10 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/toolgate/toolgate/audit"
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/gate"
-	"github.com/toolgate/toolgate/review"
-	"github.com/toolgate/toolgate/rules"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -155,7 +153,7 @@ func (m *Metrics) Handler() http.Handler {
 
 // Observe records one finished call: its decision, its final status and how
 // long it took. It implements gate.Observer.
-func (m *Metrics) Observe(c tools.Call, d rules.Decision, o audit.Outcome) {
+func (m *Metrics) Observe(c toolgate.Call, d toolgate.Decision, o toolgate.Outcome) {
 	server := m.servers.label(c.Server, c.Server)
 	status := o.Status
 	if status == "" {
@@ -181,7 +179,7 @@ func (m *Metrics) Observe(c tools.Call, d rules.Decision, o audit.Outcome) {
 		}
 	}
 	switch o.Status {
-	case audit.StatusOK, audit.StatusToolError, audit.StatusFailed:
+	case toolgate.StatusOK, toolgate.StatusToolError, toolgate.StatusFailed:
 		m.upstreamDur.WithLabelValues(server).Observe(o.Duration.Seconds())
 	}
 }
@@ -213,12 +211,12 @@ type recorder struct {
 	r gate.Recorder
 }
 
-func (w *recorder) Begin(ctx context.Context, c tools.Call, d rules.Decision) error {
+func (w *recorder) Begin(ctx context.Context, c toolgate.Call, d toolgate.Decision) error {
 	start := w.m.now()
 	err := w.r.Begin(ctx, c, d)
 	end := w.m.now()
 	w.m.auditDone(OpBegin, end.Sub(start), err)
-	if err == nil && d.Action == rules.Review {
+	if err == nil && d.Action == toolgate.Review {
 		w.m.mu.Lock()
 		if _, dup := w.m.reviewStart[c.ID]; !dup {
 			w.m.reviewStart[c.ID] = end
@@ -229,7 +227,7 @@ func (w *recorder) Begin(ctx context.Context, c tools.Call, d rules.Decision) er
 	return err
 }
 
-func (w *recorder) Resolve(ctx context.Context, id string, v review.Verdict) error {
+func (w *recorder) Resolve(ctx context.Context, id string, v toolgate.Verdict) error {
 	now := w.m.now()
 	w.m.ReviewEnded(id, v)
 	err := w.r.Resolve(ctx, id, v)
@@ -242,7 +240,7 @@ func (w *recorder) Resolve(ctx context.Context, id string, v review.Verdict) err
 // latency. The wrapped Recorder's Resolve calls it; a review that ended
 // after its call stopped waiting (review.Options.OnHeldEnd) is told here
 // directly.
-func (m *Metrics) ReviewEnded(id string, v review.Verdict) {
+func (m *Metrics) ReviewEnded(id string, v toolgate.Verdict) {
 	now := m.now()
 	m.mu.Lock()
 	start, ok := m.reviewStart[id]
@@ -267,7 +265,7 @@ func (m *Metrics) ReviewEnded(id string, v review.Verdict) {
 
 // Finish only counts an immediate failure: the audit log writes outcomes
 // behind, and reports their commit through OutcomeWritten.
-func (w *recorder) Finish(ctx context.Context, id string, o audit.Outcome) error {
+func (w *recorder) Finish(ctx context.Context, id string, o toolgate.Outcome) error {
 	err := w.r.Finish(ctx, id, o)
 	if err != nil {
 		w.m.auditErrors.WithLabelValues(OpFinish).Inc()

@@ -16,10 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/gate"
-	"github.com/toolgate/toolgate/review"
-	"github.com/toolgate/toolgate/rules"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -114,13 +113,13 @@ func newTest(t *testing.T) (*Metrics, *prometheus.Registry, *clock) {
 
 func TestObserve(t *testing.T) {
 	m, reg, clk := newTest(t)
-	c := tools.Call{Server: "fs", Tool: "read_file", Name: "fs__read_file", Time: clk.Now(), Args: map[string]any{"path": "/secret"}}
+	c := toolgate.Call{Server: "fs", Tool: "read_file", Name: "fs__read_file", Time: clk.Now(), Args: map[string]any{"path": "/secret"}}
 	clk.Add(3 * time.Millisecond)
-	m.Observe(c, rules.Decision{Action: rules.Allow, Rule: "reads"}, audit.Outcome{Status: audit.StatusOK, Duration: 2 * time.Millisecond})
-	m.Observe(c, rules.Decision{Action: rules.Allow}, audit.Outcome{Status: audit.StatusToolError, Duration: time.Millisecond})
-	m.Observe(c, rules.Decision{Action: rules.Deny, Rule: "no-ssh", Error: "no such key",
-		Shadow: []rules.ShadowResult{{Rule: "new-ssh", Action: rules.Review}}}, audit.Outcome{Status: audit.StatusRefused})
-	m.Observe(c, rules.Decision{Action: rules.Allow, Rule: "reads"}, audit.Outcome{})
+	m.Observe(c, toolgate.Decision{Action: toolgate.Allow, Rule: "reads"}, toolgate.Outcome{Status: toolgate.StatusOK, Duration: 2 * time.Millisecond})
+	m.Observe(c, toolgate.Decision{Action: toolgate.Allow}, toolgate.Outcome{Status: toolgate.StatusToolError, Duration: time.Millisecond})
+	m.Observe(c, toolgate.Decision{Action: toolgate.Deny, Rule: "no-ssh", Error: "no such key",
+		Shadow: []toolgate.ShadowResult{{Rule: "new-ssh", Action: toolgate.Review}}}, toolgate.Outcome{Status: toolgate.StatusRefused})
+	m.Observe(c, toolgate.Decision{Action: toolgate.Allow, Rule: "reads"}, toolgate.Outcome{})
 
 	for _, tc := range []struct {
 		name   string
@@ -168,19 +167,19 @@ type fakeRecorder struct {
 	calls []string
 }
 
-func (f *fakeRecorder) Begin(_ context.Context, c tools.Call, d rules.Decision) error {
+func (f *fakeRecorder) Begin(_ context.Context, c toolgate.Call, d toolgate.Decision) error {
 	f.clk.Add(f.delay)
 	f.calls = append(f.calls, "begin "+c.ID)
 	return f.err
 }
 
-func (f *fakeRecorder) Resolve(_ context.Context, id string, v review.Verdict) error {
+func (f *fakeRecorder) Resolve(_ context.Context, id string, v toolgate.Verdict) error {
 	f.clk.Add(f.delay)
 	f.calls = append(f.calls, "resolve "+id)
 	return f.err
 }
 
-func (f *fakeRecorder) Finish(_ context.Context, id string, o audit.Outcome) error {
+func (f *fakeRecorder) Finish(_ context.Context, id string, o toolgate.Outcome) error {
 	f.clk.Add(f.delay)
 	f.calls = append(f.calls, "finish "+id)
 	return f.err
@@ -192,23 +191,23 @@ func TestWrapRecorder(t *testing.T) {
 	r := m.WrapRecorder(fr)
 	ctx := context.Background()
 
-	if err := r.Begin(ctx, tools.Call{ID: "A"}, rules.Decision{Action: rules.Allow}); err != nil {
+	if err := r.Begin(ctx, toolgate.Call{ID: "A"}, toolgate.Decision{Action: toolgate.Allow}); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Finish(ctx, "A", audit.Outcome{Status: audit.StatusOK}); err != nil {
+	if err := r.Finish(ctx, "A", toolgate.Outcome{Status: toolgate.StatusOK}); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Begin(ctx, tools.Call{ID: "R1"}, rules.Decision{Action: rules.Review}); err != nil {
+	if err := r.Begin(ctx, toolgate.Call{ID: "R1"}, toolgate.Decision{Action: toolgate.Review}); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Begin(ctx, tools.Call{ID: "R2"}, rules.Decision{Action: rules.Review}); err != nil {
+	if err := r.Begin(ctx, toolgate.Call{ID: "R2"}, toolgate.Decision{Action: toolgate.Review}); err != nil {
 		t.Fatal(err)
 	}
 	if got := value(t, reg, "toolgate_pending_reviews"); got != 2 {
 		t.Errorf("pending after two review decisions = %v", got)
 	}
 	clk.Add(90 * time.Second)
-	if err := r.Resolve(ctx, "R1", review.Verdict{Approved: true, Channel: review.ChannelSlack, Reviewer: "U1"}); err != nil {
+	if err := r.Resolve(ctx, "R1", toolgate.Verdict{Approved: true, Channel: toolgate.ChannelSlack, Reviewer: "U1"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := value(t, reg, "toolgate_pending_reviews"); got != 1 {
@@ -218,7 +217,7 @@ func TestWrapRecorder(t *testing.T) {
 	if n != 1 || sum < 90 || sum > 90.001 {
 		t.Errorf("review latency: %v samples, sum %v; want 1, ~90s", n, sum)
 	}
-	if err := r.Resolve(ctx, "R2", review.Verdict{Channel: review.ChannelTimeout}); err != nil {
+	if err := r.Resolve(ctx, "R2", toolgate.Verdict{Channel: toolgate.ChannelTimeout}); err != nil {
 		t.Fatal(err)
 	}
 	if got := value(t, reg, "toolgate_reviews_total", "channel", "slack", "verdict", "approved"); got != 1 {
@@ -251,7 +250,7 @@ func TestWrapRecorder(t *testing.T) {
 	// A failed write is returned unchanged and counted; a review whose
 	// decision was not recorded is not pending.
 	fr.err = errors.New("disk full")
-	if err := r.Begin(ctx, tools.Call{ID: "R3"}, rules.Decision{Action: rules.Review}); !errors.Is(err, fr.err) {
+	if err := r.Begin(ctx, toolgate.Call{ID: "R3"}, toolgate.Decision{Action: toolgate.Review}); !errors.Is(err, fr.err) {
 		t.Fatalf("Begin error = %v", err)
 	}
 	if got := value(t, reg, "toolgate_audit_write_errors_total", "op", OpBegin); got != 1 {
@@ -302,8 +301,8 @@ func TestWatchUpstreams(t *testing.T) {
 func TestLabelCardinalityBounded(t *testing.T) {
 	m, reg, clk := newTest(t)
 	for i := range MaxLabelValues + 50 {
-		c := tools.Call{Server: "noisy", Tool: fmt.Sprintf("tool_%d", i), Time: clk.Now()}
-		m.Observe(c, rules.Decision{Action: rules.Allow, Rule: fmt.Sprintf("r%d", i)}, audit.Outcome{Status: audit.StatusOK})
+		c := toolgate.Call{Server: "noisy", Tool: fmt.Sprintf("tool_%d", i), Time: clk.Now()}
+		m.Observe(c, toolgate.Decision{Action: toolgate.Allow, Rule: fmt.Sprintf("r%d", i)}, toolgate.Outcome{Status: toolgate.StatusOK})
 	}
 	if n := series(t, reg, "toolgate_calls_total"); n != MaxLabelValues+1 {
 		t.Errorf("calls_total has %d series, want %d", n, MaxLabelValues+1)
@@ -315,7 +314,7 @@ func TestLabelCardinalityBounded(t *testing.T) {
 		t.Errorf("overflow rule series = %v, want 50", got)
 	}
 	// An admitted value keeps its own series.
-	m.Observe(tools.Call{Server: "noisy", Tool: "tool_7"}, rules.Decision{Action: rules.Allow}, audit.Outcome{Status: audit.StatusOK})
+	m.Observe(toolgate.Call{Server: "noisy", Tool: "tool_7"}, toolgate.Decision{Action: toolgate.Allow}, toolgate.Outcome{Status: toolgate.StatusOK})
 	if got := value(t, reg, "toolgate_calls_total", "server", "noisy", "tool", "tool_7", "status", "ok"); got != 2 {
 		t.Errorf("tool_7 = %v, want 2", got)
 	}
@@ -323,7 +322,7 @@ func TestLabelCardinalityBounded(t *testing.T) {
 
 func TestHandler(t *testing.T) {
 	m, _, _ := newTest(t)
-	m.Observe(tools.Call{Server: "up", Tool: "echo"}, rules.Decision{Action: rules.Allow}, audit.Outcome{Status: audit.StatusOK})
+	m.Observe(toolgate.Call{Server: "up", Tool: "echo"}, toolgate.Decision{Action: toolgate.Allow}, toolgate.Outcome{Status: toolgate.StatusOK})
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
 	resp, err := http.Get(srv.URL)
@@ -368,23 +367,23 @@ func TestNewTwiceOnOneRegistryPanics(t *testing.T) {
 
 // Through a real gate and a real audit log: a reviewed call, an allowed one
 // and one refused because the audit log is closed.
-type decider map[string]rules.Action
+type decider map[string]toolgate.Action
 
-func (d decider) Decide(_ context.Context, c tools.Call) rules.Decision {
-	return rules.Decision{Action: d[c.Tool], Rule: "r-" + c.Tool, Version: "v1"}
+func (d decider) Decide(_ context.Context, c toolgate.Call) toolgate.Decision {
+	return toolgate.Decision{Action: d[c.Tool], Rule: "r-" + c.Tool, Version: "v1"}
 }
 
 type approver struct{ release chan struct{} }
 
-func (a approver) Review(ctx context.Context, c tools.Call, d rules.Decision) (review.Verdict, error) {
+func (a approver) Review(ctx context.Context, c toolgate.Call, d toolgate.Decision) (toolgate.Verdict, error) {
 	<-a.release
-	return review.Verdict{Approved: true, Channel: review.ChannelCLI, Reviewer: "alice"}, nil
+	return toolgate.Verdict{Approved: true, Channel: toolgate.ChannelCLI, Reviewer: "alice"}, nil
 }
 
 type echo struct{}
 
-func (echo) ForwardResult(_ context.Context, c tools.Call) (tools.Result, error) {
-	return tools.Result{Raw: []byte(`{"content":[{"type":"text","text":"ok"}]}`)}, nil
+func (echo) ForwardResult(_ context.Context, c toolgate.Call) (toolgate.Result, error) {
+	return toolgate.Result{Raw: []byte(`{"content":[{"type":"text","text":"ok"}]}`)}, nil
 }
 
 func TestThroughGate(t *testing.T) {
@@ -396,18 +395,18 @@ func TestThroughGate(t *testing.T) {
 	}
 	ap := approver{release: make(chan struct{})}
 	g, err := gate.New(gate.Options{
-		Decider: decider{"read": rules.Allow, "rm": rules.Review}, Reviewer: ap,
+		Decider: decider{"read": toolgate.Allow, "rm": toolgate.Review}, Reviewer: ap,
 		Recorder: m.WrapRecorder(st), Forwarder: echo{}, Observer: m,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if res := g.Handle(ctx, tools.Call{Server: "ws", Tool: "read"}); res.IsError {
+	if res := g.Handle(ctx, toolgate.Call{Server: "ws", Tool: "read"}); res.IsError {
 		t.Fatalf("read: %+v", res)
 	}
-	done := make(chan tools.Result)
-	go func() { done <- g.Handle(ctx, tools.Call{Server: "ws", Tool: "rm"}) }()
+	done := make(chan toolgate.Result)
+	go func() { done <- g.Handle(ctx, toolgate.Call{Server: "ws", Tool: "rm"}) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for value(t, reg, "toolgate_pending_reviews") != 1 {
 		if time.Now().After(deadline) {
@@ -431,7 +430,7 @@ func TestThroughGate(t *testing.T) {
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if res := g.Handle(ctx, tools.Call{Server: "ws", Tool: "read"}); !res.IsError {
+	if res := g.Handle(ctx, toolgate.Call{Server: "ws", Tool: "read"}); !res.IsError {
 		t.Fatal("call ran without an audit log")
 	}
 	for _, tc := range []struct {

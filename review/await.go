@@ -37,10 +37,12 @@ func (s *Service) Hold() time.Duration {
 // Review's does when it is held. An error means the Store failed or ctx
 // ended.
 //
-// It reads the Store every PollInterval, so it sees a verdict given in any
-// process, and sends the agent progress meanwhile, as Review does.
+// It reads the Store when woken (Wake) and every PollInterval, so it sees a
+// verdict given in any process, and sends the agent progress meanwhile, as Review does.
 func (s *Service) Await(ctx context.Context, id string, maxWait time.Duration) (v toolgate.Verdict, decided bool, err error) {
 	w := s.heldWait(ctx, id)
+	wake := s.register(id) // woken by a verdict or grant from any process (Wake)
+	defer s.unregister(id, wake)
 	timer := time.NewTimer(maxWait)
 	defer timer.Stop()
 	poll := time.NewTicker(s.o.PollInterval)
@@ -65,6 +67,7 @@ func (s *Service) Await(ctx context.Context, id string, maxWait time.Duration) (
 			return v, true, nil
 		}
 		select {
+		case <-wake:
 		case <-poll.C:
 		case <-progressC:
 			w.progress(progress)

@@ -105,7 +105,7 @@ type Service struct {
 	slack    *slackChannel // nil without Slack
 
 	mu      sync.Mutex
-	waiters map[string]chan struct{} // call id -> woken when a verdict lands
+	waiters map[string][]chan struct{} // call id -> woken when its review changes
 }
 
 // New checks o and returns a Service. It does not contact Slack; Run does.
@@ -134,7 +134,7 @@ func New(o Options) (*Service, error) {
 	if o.Redactor == nil {
 		o.Redactor = redact.New(nil)
 	}
-	s := &Service{o: o, waiters: map[string]chan struct{}{}}
+	s := &Service{o: o, waiters: map[string][]chan struct{}{}}
 	s.channels = o.Channels
 	if len(s.channels) == 0 {
 		if o.Slack != nil {
@@ -182,7 +182,7 @@ func (s *Service) Review(ctx context.Context, c toolgate.Call, d toolgate.Decisi
 	wake := s.register(c.ID)
 	defer func() {
 		if wake != nil {
-			s.unregister(c.ID)
+			s.unregister(c.ID, wake)
 		}
 	}()
 
@@ -326,32 +326,43 @@ func (s *Service) conclude(w *wait, v toolgate.Verdict) toolgate.Verdict {
 	return v
 }
 
+// register returns a channel woken when review id changes; several waits
+// (the review, and a retry's Await) may watch one review.
 func (s *Service) register(id string) chan struct{} {
 	ch := make(chan struct{}, 1)
 	s.mu.Lock()
-	s.waiters[id] = ch
+	s.waiters[id] = append(s.waiters[id], ch)
 	s.mu.Unlock()
 	return ch
 }
 
-func (s *Service) unregister(id string) {
+func (s *Service) unregister(id string, ch chan struct{}) {
 	s.mu.Lock()
-	delete(s.waiters, id)
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	chs := slices.DeleteFunc(s.waiters[id], func(c chan struct{}) bool { return c == ch })
+	if len(chs) == 0 {
+		delete(s.waiters, id)
+		return
+	}
+	s.waiters[id] = chs
 }
 
 // notify wakes the review of call id waiting in this process, if any.
 func (s *Service) notify(id string) {
 	s.mu.Lock()
-	ch := s.waiters[id]
-	s.mu.Unlock()
-	if ch != nil {
+	defer s.mu.Unlock()
+	for _, ch := range s.waiters[id] {
 		select {
 		case ch <- struct{}{}:
 		default:
 		}
 	}
 }
+
+// Wake wakes the review of call id if one waits in this process, so that
+// it reads the verdict another process recorded now instead of at its next
+// poll (the audit store's Listen reports such verdicts).
+func (s *Service) Wake(id string) { s.notify(id) }
 
 // submit stores v for call id and wakes its waiter; ok is false when the
 // review was already decided.
@@ -366,10 +377,42 @@ func (s *Service) submit(ctx context.Context, id string, v toolgate.Verdict) (bo
 	return ok, err
 }
 
+// AdoptStore is a Store whose reviews can outlive the process holding them
+// (the audit store on PostgreSQL, shared by replicas): AdoptOrphanReviews
+// makes this process the owner of the unanswered reviews whose owner's
+// lease ran out, and returns them. A Store that cannot returns none.
+type AdoptStore interface {
+	AdoptOrphanReviews(ctx context.Context, now time.Time) ([]toolgate.Pending, error)
+}
+
+// adopt goes on with review p, whose process is gone, as a held review
+// (awaitHeld): it stays answerable until the end of its original timeout,
+// an approval becomes a grant for the agent's retry, and its Slack message
+// is closed when it ends. The call itself ended with its process.
+func (s *Service) adopt(p toolgate.Pending) {
+	log := s.o.Logger.With("call_id", p.Call.ID, "server", p.Call.Server, "tool", p.Call.Tool, "rule", p.Decision.Rule)
+	expires := p.RequestedAt.Add(s.o.Timeout)
+	log.Info("review taken over from an ended process", "expires", expires)
+	w := &wait{s: s, c: p.Call, d: p.Decision, log: log, expires: expires, msgChannel: p.SlackChannel, msgTS: p.SlackTS}
+	if s.slack == nil {
+		w.msgTS = ""
+	}
+	go s.awaitHeld(w, s.register(p.Call.ID), expires)
+}
+
 // Recover expires the reviews a previous process left pending (their calls
 // are gone) and updates their Slack messages to say so. Call it at start-up,
 // before serving. Slack failures are logged, not returned.
 func (s *Service) Recover(ctx context.Context) error {
+	if as, ok := s.o.Store.(AdoptStore); ok {
+		ps, err := as.AdoptOrphanReviews(ctx, s.o.Now())
+		if err != nil {
+			s.o.Logger.Warn("taking over the reviews of ended processes failed; they are expired instead", "err", err)
+		}
+		for _, p := range ps {
+			s.adopt(p)
+		}
+	}
 	ps, err := s.o.Store.ExpireOrphanReviews(ctx, s.o.Now())
 	if err != nil {
 		return fmt.Errorf("review: expire orphan reviews: %w", err)
@@ -477,7 +520,7 @@ func (w *wait) heldText() string {
 // it expires, then keeps it (keepHeld). It owns the review's wake-up
 // registration.
 func (s *Service) awaitHeld(w *wait, wake chan struct{}, expires time.Time) {
-	defer s.unregister(w.c.ID)
+	defer s.unregister(w.c.ID, wake)
 	ctx := context.Background()
 	timer := time.NewTimer(time.Until(expires))
 	defer timer.Stop()

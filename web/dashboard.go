@@ -7,8 +7,8 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
-	"github.com/toolgate/toolgate/rules"
 )
 
 // defaultWindow is the dashboard's window when the query names none (the
@@ -39,8 +39,8 @@ func (q query) filter(now time.Time) (audit.Filter, error) {
 	if f.Until, err = audit.ParseWhen(q.Until, now); err != nil {
 		return f, fmt.Errorf("until: %w", err)
 	}
-	switch rules.Action(f.Action) {
-	case "", rules.Allow, rules.Deny, rules.Review:
+	switch toolgate.Action(f.Action) {
+	case "", toolgate.Allow, toolgate.Deny, toolgate.Review:
 	default:
 		return f, fmt.Errorf("action must be allow, deny or review")
 	}

@@ -12,9 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
-	"github.com/toolgate/toolgate/review"
-	"github.com/toolgate/toolgate/rules"
 )
 
 // pendingView is one waiting review as the queue shows it.
@@ -160,8 +159,8 @@ func (h *Handler) verdict(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	action := r.PostForm.Get("action")
 	who := v.s.who
-	vd := review.Verdict{
-		Approved: action == "approve" || action == "session", Channel: review.ChannelWeb,
+	vd := toolgate.Verdict{
+		Approved: action == "approve" || action == "session", Channel: toolgate.ChannelWeb,
 		Reviewer: "web:" + orShared(who.User), DecidedAt: h.o.Now(), Reason: strings.TrimSpace(r.PostForm.Get("reason")),
 	}
 	if who.Personal() {
@@ -197,14 +196,14 @@ func (h *Handler) verdict(w http.ResponseWriter, r *http.Request, v viewer) {
 	log := h.o.Logger.With("call_id", id, "reviewer", vd.Reviewer, "action", action)
 	ok, err := h.o.Store.SubmitVerdict(r.Context(), id, vd)
 	switch {
-	case errors.Is(err, review.ErrSelfApproval):
+	case errors.Is(err, toolgate.ErrSelfApproval):
 		log.Warn("web approval refused: " + err.Error())
 		h.flash(w, r, v, "Your approval was not counted: "+err.Error()+". The review is still waiting.")
 		return
-	case errors.Is(err, review.ErrMoreApprovals):
+	case errors.Is(err, toolgate.ErrMoreApprovals):
 		h.flash(w, r, v, "Your approval counts ("+err.Error()+"). The review waits for another approver.")
 		return
-	case errors.Is(err, review.ErrSameApprover), errors.Is(err, review.ErrChannelRefused):
+	case errors.Is(err, toolgate.ErrSameApprover), errors.Is(err, toolgate.ErrChannelRefused):
 		h.flash(w, r, v, "Your answer was not counted: "+err.Error()+".")
 		return
 	case errors.Is(err, audit.ErrNotFound):
@@ -258,7 +257,7 @@ func (h *Handler) sessionGrant(ctx context.Context, id string) (time.Duration, e
 // allows: its session_grant, found by deciding the recorded call again
 // under the rules in force (the review row does not keep it). A decision
 // under another rules version, or by another rule, allows none.
-func (h *Handler) sessionGrantOf(ctx context.Context, p review.Pending) time.Duration {
+func (h *Handler) sessionGrantOf(ctx context.Context, p toolgate.Pending) time.Duration {
 	if p.Decision.SessionGrant > 0 {
 		return p.Decision.SessionGrant
 	}
@@ -266,7 +265,7 @@ func (h *Handler) sessionGrantOf(ctx context.Context, p review.Pending) time.Dur
 		return 0
 	}
 	d := h.o.Decide(ctx, p.Call)
-	if d.Version != p.Decision.Version || d.Rule != p.Decision.Rule || d.Action != rules.Review {
+	if d.Version != p.Decision.Version || d.Rule != p.Decision.Rule || d.Action != toolgate.Review {
 		return 0
 	}
 	return d.SessionGrant

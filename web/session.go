@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // Cookie names. The session cookie is the only credential the browser
@@ -31,7 +31,7 @@ const (
 type session struct {
 	id      string
 	cred    string // re-checked on every request: revocation ends the session
-	who     tools.Principal
+	who     toolgate.Principal
 	csrf    string
 	expires time.Time
 	flash   string // one message for the next page
@@ -59,7 +59,7 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func (s *sessions) create(cred string, who tools.Principal) *session {
+func (s *sessions) create(cred string, who toolgate.Principal) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()

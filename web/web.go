@@ -13,11 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/auth"
 	"github.com/toolgate/toolgate/redact"
-	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
 )
 
 // Prefix is where the UI is served; every path of it starts so.
@@ -51,10 +50,10 @@ type Options struct {
 	// the UI offers an approval for the session only when Decide, on the
 	// recorded call, gives the same rules version and rule and a
 	// session_grant; nil never offers one.
-	Decide func(ctx context.Context, c tools.Call) rules.Decision
+	Decide func(ctx context.Context, c toolgate.Call) toolgate.Decision
 	// MayReview says whether a signed-in principal may answer reviews;
 	// the others only look. Nil lets every signed-in principal answer.
-	MayReview func(tools.Principal) bool
+	MayReview func(toolgate.Principal) bool
 	// ReadOnly serves the pages without sign-in and without any way to
 	// act (toolgate ui: a local view of an audit log file).
 	ReadOnly bool

@@ -14,18 +14,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
-	"github.com/toolgate/toolgate/tools"
 )
 
 // tokens accepts the credentials in the map; deleting one revokes it.
-type tokens map[string]tools.Principal
+type tokens map[string]toolgate.Principal
 
-func (m tokens) Authenticate(_ context.Context, cred string) (tools.Principal, error) {
+func (m tokens) Authenticate(_ context.Context, cred string) (toolgate.Principal, error) {
 	if p, ok := m[cred]; ok {
 		return p, nil
 	}
-	return tools.Principal{}, errors.New("unknown")
+	return toolgate.Principal{}, errors.New("unknown")
 }
 
 var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
@@ -63,7 +63,7 @@ func get(t *testing.T, c *http.Client, url string) string {
 // credential is revoked or the session expires; a POST needs the
 // session's CSRF token.
 func TestSession(t *testing.T) {
-	creds := tokens{"tg_rita": {User: "rita", Auth: tools.AuthToken}}
+	creds := tokens{"tg_rita": {User: "rita", Auth: toolgate.AuthToken}}
 	now := time.Now()
 	clock := func() time.Time { return now }
 	srv := newUI(t, Options{Auth: creds, SessionTTL: time.Hour, Now: clock})

@@ -97,7 +97,7 @@ func openExistingDB(ctx context.Context, flagPath string, env environ) (*audit.S
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(path); err != nil {
+	if _, err := os.Stat(path); err != nil && !audit.IsPostgres(path) {
 		return nil, fmt.Errorf("audit: no audit DB at %s: %w", path, err)
 	}
 	return audit.Open(ctx, path, audit.Options{ToolgateVersion: version})

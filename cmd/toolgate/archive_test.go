@@ -10,9 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
-	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
 )
 
 // writeCallsJSONL writes finished calls from to to (indexes; call i is
@@ -30,13 +29,13 @@ func writeCallsJSONL(t *testing.T, path string, from, to, pending int, start tim
 			at := start.Add(time.Duration(i) * time.Second)
 			r := &audit.Record{Entry: audit.Entry{
 				ID: "c" + strconv.Itoa(i), ReceivedAt: at, DecidedAt: at,
-				Client: tools.Peer{Name: "claude-code", Version: "2.0.1"}, Session: "s-" + strconv.Itoa(i%50),
+				Client: toolgate.Peer{Name: "claude-code", Version: "2.0.1"}, Session: "s-" + strconv.Itoa(i%50),
 				Server: "workspace", Tool: "read_file", Name: "ws__read_file",
 				Args:         json.RawMessage(`{"path":"/src/f` + strconv.Itoa(i%1000) + `.go"}`),
-				RulesVersion: "sha256:v1", Action: rules.Allow, Rule: "allow-reads",
-			}, Status: audit.StatusOK, Outcome: &audit.Outcome{Status: audit.StatusOK, Duration: time.Millisecond, ResultSize: 120, FinishedAt: at}}
+				RulesVersion: "sha256:v1", Action: toolgate.Allow, Rule: "allow-reads",
+			}, Status: toolgate.StatusOK, Outcome: &toolgate.Outcome{Status: toolgate.StatusOK, Duration: time.Millisecond, ResultSize: 120, FinishedAt: at}}
 			if i == pending {
-				r.Action, r.Rule, r.Status, r.Outcome = rules.Review, "review-reads", audit.StatusPending, nil
+				r.Action, r.Rule, r.Status, r.Outcome = toolgate.Review, "review-reads", toolgate.StatusPending, nil
 			}
 			if !yield(r, nil) {
 				return

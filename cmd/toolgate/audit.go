@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/rules"
 )
@@ -31,6 +32,8 @@ const auditUsage = `usage:
                                                      also prove the log was not rewritten since the signed checkpoints
   toolgate audit checkpoint [--config F] [--key F]   sign and publish a checkpoint of the chain head now
   toolgate audit keygen --out FILE                   a new checkpoint signing key (FILE, FILE.pub)
+  toolgate audit migrate --to postgres://... | --config F
+                                                     copy the SQLite log into PostgreSQL and verify the copy
   toolgate audit replay --rules NEW.yaml [FILTERS] [--fail-on-change]
                                                      which recorded decisions NEW.yaml would change
   toolgate audit archive --before T --to FILE        move the calls decided before T into an archive
@@ -44,7 +47,7 @@ ago such as 90m or 7d) --tool --server --action allow|deny|review --client
 --model --session --rule --user --kind tool|resource|prompt|completion
 (exact names; --rule "" is not a filter).
 
-Every command takes --db PATH (default $TOOLGATE_AUDIT_DB, else
+Every command takes --db PATH, a SQLite file or a postgres:// URL (default $TOOLGATE_AUDIT_DB, else
 $XDG_STATE_HOME/toolgate/audit.db, else ~/.local/state/toolgate/audit.db);
 read commands take --output text|json (text is a table for people, json is
 for scripts). See docs/audit.md.`
@@ -67,6 +70,8 @@ func runAudit(ctx context.Context, args []string, env environ, stdout, stderr io
 		return runCheckpoint(ctx, args, env, stdout, stderr)
 	case "archive":
 		return runArchive(ctx, args, env, stdout, stderr)
+	case "migrate":
+		return runAuditMigrate(ctx, args, env, stdout, stderr)
 	default:
 		fmt.Fprintln(stderr, auditUsage)
 		return fmt.Errorf("%w: audit: unknown subcommand %q", errUsage, sub)
@@ -140,7 +145,7 @@ func runAudit(ctx context.Context, args []string, env environ, stdout, stderr io
 		return err
 	}
 	if sub != "import" {
-		if _, err := os.Stat(c.path); err != nil {
+		if _, err := os.Stat(c.path); err != nil && !audit.IsPostgres(c.path) {
 			return fmt.Errorf("audit: no audit DB at %s (pass --db or set TOOLGATE_AUDIT_DB): %w", c.path, err)
 		}
 	}
@@ -221,8 +226,8 @@ func (c *auditCmd) parseFilter() error {
 	if c.filter.Until, err = parseWhen(c.until, c.now()); err != nil {
 		return fmt.Errorf("%w: audit %s: --until: %v", errUsage, c.sub, err)
 	}
-	switch rules.Action(c.filter.Action) {
-	case "", rules.Allow, rules.Deny, rules.Review:
+	switch toolgate.Action(c.filter.Action) {
+	case "", toolgate.Allow, toolgate.Deny, toolgate.Review:
 	default:
 		return fmt.Errorf("%w: audit %s: --action must be allow, deny or review", errUsage, c.sub)
 	}
@@ -626,14 +631,14 @@ func (c *auditCmd) replayText(rep audit.ReplayReport) error {
 		rep.Total, c.rulesPath, rep.RulesVersion, labelSuffix(rep.RulesLabel), rep.Elapsed.Round(time.Millisecond), rep.Changed)
 	if len(rep.Confidence) > 0 {
 		var parts []string
-		for _, e := range []string{rules.ConfidenceTightenedToReview, rules.ConfidenceTightenedToDeny, rules.ConfidenceAutoApproved} {
+		for _, e := range []string{toolgate.ConfidenceTightenedToReview, toolgate.ConfidenceTightenedToDeny, toolgate.ConfidenceAutoApproved} {
 			if n := rep.Confidence[e]; n > 0 {
 				parts = append(parts, fmt.Sprintf("%d %s", n, e))
 			}
 		}
 		fmt.Fprintf(w, "the agents' stated confidence changed %s of the new decisions\n", strings.Join(parts, ", "))
 	}
-	dec := func(a rules.Action, rule string) string { return string(a) + " (" + ruleName(rule) + ")" }
+	dec := func(a toolgate.Action, rule string) string { return string(a) + " (" + ruleName(rule) + ")" }
 	if rep.Changed > 0 {
 		if err := c.replayChanges(rep, dec); err != nil {
 			return err
@@ -661,7 +666,7 @@ func (c *auditCmd) replayText(rep audit.ReplayReport) error {
 }
 
 // replayChanges prints the calls a replay would decide differently.
-func (c *auditCmd) replayChanges(rep audit.ReplayReport, dec func(rules.Action, string) string) error {
+func (c *auditCmd) replayChanges(rep audit.ReplayReport, dec func(toolgate.Action, string) string) error {
 	w := c.stdout
 	fmt.Fprintln(w, "\nCHANGED CALLS")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -693,7 +698,7 @@ func (c *auditCmd) replayChanges(rep audit.ReplayReport, dec func(rules.Action, 
 
 // effectNote marks a decision the agent's stated confidence changed.
 func effectNote(e string) string {
-	if e == "" || e == rules.ConfidenceNone {
+	if e == "" || e == toolgate.ConfidenceNone {
 		return ""
 	}
 	return " [confidence: " + e + "]"

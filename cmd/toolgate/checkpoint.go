@@ -232,7 +232,7 @@ func runCheckpoint(ctx context.Context, args []string, env environ, stdout, stde
 		return fmt.Errorf("%w: audit checkpoint: no key: pass --key or set audit.checkpoint.key_file", errUsage)
 	}
 	if *db == "" {
-		*db = cfg.Audit.Path
+		*db = configDB(cfg.Audit, env)
 	}
 	st, err := openExistingDB(ctx, *db, env)
 	if err != nil {

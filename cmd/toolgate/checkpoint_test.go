@@ -18,6 +18,7 @@ import (
 
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/config"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // tgRun runs the built toolgate binary and returns its combined output and
@@ -137,12 +138,12 @@ func TestServeCheckpoints(t *testing.T) {
 	cfg := f.config("audit: {checkpoint: {key_file: " + key + ", interval: 1h, publish: [" + published + "]}}\n")
 	cmd := exec.Command(toolgateBin, "serve", "--config", cfg, "--http", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), f.env()...)
-	var stderr syncBuffer
+	var stderr toolgatetest.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "toolgate to listen", 30*time.Second, func() bool { return strings.Contains(stderr.String(), "msg=listening") })
+	toolgatetest.EventuallyWithin(t, "toolgate to listen", 30*time.Second, func() bool { return strings.Contains(stderr.String(), "msg=listening") })
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

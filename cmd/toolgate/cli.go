@@ -66,12 +66,12 @@ func parseWithDB(fs *flag.FlagSet, args []string, what string, env environ) (pos
 		if err != nil {
 			return nil, "", err
 		}
-		db = cfg.Audit.Path
+		db = configDB(cfg.Audit, env)
 	}
 	if path, err = dbPath(db, env); err != nil {
 		return nil, "", err
 	}
-	if _, err := os.Stat(path); err != nil {
+	if _, err := os.Stat(path); err != nil && !audit.IsPostgres(path) {
 		return nil, "", fmt.Errorf("%s: no audit DB at %s (pass --db or set TOOLGATE_AUDIT_DB to the server's): %w", what, path, err)
 	}
 	return pos, path, nil

@@ -21,14 +21,15 @@ import (
 
 	"github.com/mark3labs/mcp-go/client/transport"
 
-	"github.com/toolgate/toolgate/audit"
+	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // durServe is a `toolgate serve --http 127.0.0.1:0` this test owns, so it
 // can kill it.
 type durServe struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *toolgatetest.SyncBuffer
 	url    string
 	exited chan struct{}
 	err    error // set when exited is closed
@@ -36,7 +37,7 @@ type durServe struct {
 
 func durStart(t *testing.T, cfgPath string) *durServe {
 	t.Helper()
-	s := &durServe{stderr: &syncBuffer{}, exited: make(chan struct{})}
+	s := &durServe{stderr: &toolgatetest.SyncBuffer{}, exited: make(chan struct{})}
 	s.cmd = exec.Command(toolgateBin, "serve", "--config", cfgPath, "--http", "127.0.0.1:0")
 	s.cmd.Stderr = s.stderr
 	if err := s.cmd.Start(); err != nil {
@@ -51,7 +52,7 @@ func durStart(t *testing.T, cfgPath string) *durServe {
 		}
 	})
 	listening := regexp.MustCompile(`msg=listening url=(http://\S+/mcp)`)
-	waitFor(t, "toolgate to log its URL", 30*time.Second, func() bool {
+	toolgatetest.EventuallyWithin(t, "toolgate to log its URL", 30*time.Second, func() bool {
 		select {
 		case <-s.exited:
 			t.Fatalf("toolgate exited early: %v\n%s", s.err, s.stderr.String())
@@ -127,7 +128,7 @@ func TestServeKill9LeavesEveryForwardedCallRecorded(t *testing.T) {
 		}
 	}
 
-	waitFor(t, fmt.Sprintf("the upstream to receive %d calls", enough), 60*time.Second, func() bool {
+	toolgatetest.EventuallyWithin(t, fmt.Sprintf("the upstream to receive %d calls", enough), 60*time.Second, func() bool {
 		b, _ := os.ReadFile(received)
 		return strings.Count(string(b), "\n") >= enough
 	})
@@ -142,7 +143,41 @@ func TestServeKill9LeavesEveryForwardedCallRecorded(t *testing.T) {
 	wg.Wait()
 
 	ids := durLines(t, received)
-	rows := map[string]string{} // args.id -> status
+	rows := recordRows(t, db)
+	inFlight := 0
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if seen[id] {
+			t.Errorf("upstream received %s twice", id)
+		}
+		seen[id] = true
+		switch st, ok := rows[id]; {
+		case !ok:
+			t.Errorf("upstream received %s but the audit log has no row for it", id)
+		case st == toolgate.StatusStarted:
+			inFlight++
+		case st != toolgate.StatusOK:
+			t.Errorf("call %s: audit status %q, want started or ok", id, st)
+		}
+	}
+	t.Logf("upstream received %d calls; audit rows %d; %d received calls were in flight (status started) at the kill",
+		len(ids), len(rows), inFlight)
+	if inFlight == 0 {
+		t.Error("no received call was in flight when toolgate was killed; the kill did not land mid-load")
+	}
+
+	// verify exits non-zero on a broken chain, which rvCLI reports.
+	if verify := rvCLI(t, nil, "audit", "verify", "--db", db); !strings.HasPrefix(verify, "OK: ") ||
+		!strings.Contains(verify, fmt.Sprintf("%d calls verified", len(rows))) {
+		t.Errorf("audit verify: %s", verify)
+	}
+}
+
+// recordRows maps the id argument of every call of the upstream's record
+// tool in the log at db to the call's status (`audit export`).
+func recordRows(t *testing.T, db string) map[string]string {
+	t.Helper()
+	rows := map[string]string{}
 	out := rvCLI(t, nil, "audit", "export", "--format", "jsonl", "--db", db)
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(nil, 1<<20)
@@ -159,31 +194,5 @@ func TestServeKill9LeavesEveryForwardedCallRecorded(t *testing.T) {
 			rows[r.Args.ID] = r.Status
 		}
 	}
-	inFlight := 0
-	seen := map[string]bool{}
-	for _, id := range ids {
-		if seen[id] {
-			t.Errorf("upstream received %s twice", id)
-		}
-		seen[id] = true
-		switch st, ok := rows[id]; {
-		case !ok:
-			t.Errorf("upstream received %s but the audit log has no row for it", id)
-		case st == audit.StatusStarted:
-			inFlight++
-		case st != audit.StatusOK:
-			t.Errorf("call %s: audit status %q, want started or ok", id, st)
-		}
-	}
-	t.Logf("upstream received %d calls; audit rows %d; %d received calls were in flight (status started) at the kill",
-		len(ids), len(rows), inFlight)
-	if inFlight == 0 {
-		t.Error("no received call was in flight when toolgate was killed; the kill did not land mid-load")
-	}
-
-	// verify exits non-zero on a broken chain, which rvCLI reports.
-	if verify := rvCLI(t, nil, "audit", "verify", "--db", db); !strings.HasPrefix(verify, "OK: ") ||
-		!strings.Contains(verify, fmt.Sprintf("%d calls verified", len(rows))) {
-		t.Errorf("audit verify: %s", verify)
-	}
+	return rows
 }

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 var heldReviewID = regexp.MustCompile(`review ([0-9A-Z]{26}) is waiting`)
@@ -40,7 +42,7 @@ func TestServeClientTimeoutGrant(t *testing.T) {
 		t.Fatalf("review_status of no review: %s", resultText(res))
 	}
 	rvCLI(t, nil, "review", "approve", reviewID, "--db", db)
-	waitFor(t, "the grant", 20*time.Second, func() bool {
+	toolgatetest.EventuallyWithin(t, "the grant", 20*time.Second, func() bool {
 		return strings.Contains(rvCLI(t, nil, "grants", "list", "--db", db), reviewID)
 	})
 	if out := mustCall(t, c, "toolgate__review_status", map[string]any{"review_id": reviewID, "wait_seconds": 10}); !strings.Contains(out, "retry the same call") {
@@ -66,14 +68,14 @@ func TestServeClientTimeoutGrant(t *testing.T) {
 	}
 	var ran *audit.Record
 	for _, r := range records(t, db) {
-		if r.Review != nil && r.Review.Channel == audit.ChannelGrant {
+		if r.Review != nil && r.Review.Channel == toolgate.ChannelGrant {
 			ran = r
 		}
-		if r.ID == reviewID && r.Status != audit.StatusGranted {
+		if r.ID == reviewID && r.Status != toolgate.StatusGranted {
 			t.Errorf("the held call is %s, want granted", r.Status)
 		}
 	}
-	if ran == nil || ran.Status != audit.StatusOK || !strings.Contains(ran.Review.Reason, "via grant "+g.ID+" of review "+reviewID) {
+	if ran == nil || ran.Status != toolgate.StatusOK || !strings.Contains(ran.Review.Reason, "via grant "+g.ID+" of review "+reviewID) {
 		t.Fatalf("the row of the call that ran: %+v", ran)
 	}
 	// Replayed against rules that allow echo, the call that ran on the
@@ -106,7 +108,7 @@ func TestServeClientTimeoutGrant(t *testing.T) {
 	}
 	rvCLI(t, nil, "review", "approve", m[1], "--db", db)
 	var gid string
-	waitFor(t, "the second grant", 20*time.Second, func() bool {
+	toolgatetest.EventuallyWithin(t, "the second grant", 20*time.Second, func() bool {
 		var gs []audit.Grant
 		_ = json.Unmarshal([]byte(rvCLI(t, nil, "grants", "list", "--db", db, "--output", "json")), &gs)
 		if len(gs) == 1 {

@@ -15,9 +15,9 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/auth/oidctest"
-	"github.com/toolgate/toolgate/tools"
 )
 
 // identityRules allow echo to the oncall group only and send stats to a
@@ -146,8 +146,8 @@ review: {channels: [cli], timeout: 60s}
 			auth   string
 			action string
 		}{
-			"alice": {tools.AuthToken, "allow"}, "bob": {tools.AuthToken, "deny"},
-			"dave@example.com": {tools.AuthOIDC, "allow"}, "shared": {tools.AuthShared, "deny"},
+			"alice": {toolgate.AuthToken, "allow"}, "bob": {toolgate.AuthToken, "deny"},
+			"dave@example.com": {toolgate.AuthOIDC, "allow"}, "shared": {toolgate.AuthShared, "deny"},
 		} {
 			recs := idAuditList(t, db, "--user", user)
 			if len(recs) != 1 || recs[0].Principal.User != user || recs[0].Principal.Auth != want.auth || string(recs[0].Action) != want.action {

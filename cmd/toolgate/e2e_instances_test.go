@@ -7,9 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/toolgate/toolgate/audit"
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/review/slackfake"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // TestServeTwoInstancesOneSlackApp: two toolgate processes (two stdio
@@ -29,7 +30,7 @@ func TestServeTwoInstancesOneSlackApp(t *testing.T) {
 	id := rvPostedID(t, fs.WaitPosts(1))
 
 	b, _, stderrB := startStdio(t, cfg, rvSlackEnv...)
-	waitFor(t, "instance B's Socket Mode connection", 20*time.Second, func() bool { return fs.Connections() == 2 })
+	toolgatetest.EventuallyWithin(t, "instance B's Socket Mode connection", 20*time.Second, func() bool { return fs.Connections() == 2 })
 	if out := mustCall(t, b, "up__stats", nil); !strings.Contains(out, "pid") {
 		t.Fatalf("instance B: %s", out)
 	}
@@ -56,7 +57,7 @@ func TestServeTwoInstancesOneSlackApp(t *testing.T) {
 		t.Errorf("the click did not reach B alone\nA:\n%s\nB:\n%s", stderrA.String(), stderrB.String())
 	}
 	r := rvAuditRow(t, db, id)
-	if rv := r.Review; r.Status != audit.StatusOK || rv == nil || !rv.Approved || rv.Reviewer != rvApprover || rv.Channel != review.ChannelSlack {
+	if rv := r.Review; r.Status != toolgate.StatusOK || rv == nil || !rv.Approved || rv.Reviewer != rvApprover || rv.Channel != toolgate.ChannelSlack {
 		t.Fatalf("audit row: status %s, review %+v", r.Status, r.Review)
 	}
 	// A, which posted the message, closes it.

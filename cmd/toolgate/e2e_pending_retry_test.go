@@ -5,8 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/toolgate/toolgate/audit"
-	"github.com/toolgate/toolgate/review"
+	"github.com/toolgate/toolgate"
 )
 
 // TestServeRetryWaitsOnPendingReview: an agent that retries a held call
@@ -46,8 +45,8 @@ func TestServeRetryWaitsOnPendingReview(t *testing.T) {
 		t.Fatalf("pending reviews after the retry: %v, want only %s", ids, reviewID)
 	}
 	retryID := rvDecisionID.FindStringSubmatch(text)[1]
-	if r := rvAuditRow(t, db, retryID); r.Status != audit.StatusRefused || r.Review == nil ||
-		r.Review.Channel != review.ChannelPending || !strings.Contains(r.Review.Reason, reviewID) {
+	if r := rvAuditRow(t, db, retryID); r.Status != toolgate.StatusRefused || r.Review == nil ||
+		r.Review.Channel != toolgate.ChannelPending || !strings.Contains(r.Review.Reason, reviewID) {
 		t.Fatalf("the retry's row: %s %+v", r.Status, r.Review)
 	}
 
@@ -66,14 +65,14 @@ func TestServeRetryWaitsOnPendingReview(t *testing.T) {
 		switch {
 		case r.Outcome != nil:
 			ran++
-			if r.Review == nil || r.Review.Channel != audit.ChannelGrant || !strings.Contains(r.Review.Reason, "of review "+reviewID) {
+			if r.Review == nil || r.Review.Channel != toolgate.ChannelGrant || !strings.Contains(r.Review.Reason, "of review "+reviewID) {
 				t.Errorf("the call that ran: %+v", r.Review)
 			}
 		case r.ID == reviewID:
-			if r.Status != audit.StatusGranted {
+			if r.Status != toolgate.StatusGranted {
 				t.Errorf("the held call is %s, want granted", r.Status)
 			}
-		case r.Status == audit.StatusPending:
+		case r.Status == toolgate.StatusPending:
 			held++
 		}
 	}

@@ -9,9 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/gate"
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // pinConfig is a config with the test upstream as server "up", whose echo
@@ -56,7 +57,7 @@ func TestServeToolPinningRugPull(t *testing.T) {
 		t.Fatalf("echo before the rug pull: %q", out)
 	}
 	before := toolPins(t, db)["up__echo"]
-	if before.State != tools.PinPinned || before.ApprovedBy != audit.ByTOFU || before.PinnedHash == "" {
+	if before.State != toolgate.PinPinned || before.ApprovedBy != audit.ByTOFU || before.PinnedHash == "" {
 		t.Fatalf("pin at first sight: %+v", before)
 	}
 
@@ -65,7 +66,7 @@ func TestServeToolPinningRugPull(t *testing.T) {
 		t.Fatal(err)
 	}
 	var refusal string
-	waitFor(t, "calls of the redefined echo to be refused", 20*time.Second, func() bool {
+	toolgatetest.EventuallyWithin(t, "calls of the redefined echo to be refused", 20*time.Second, func() bool {
 		res, err := callTool(t.Context(), c, "up__echo", map[string]any{"text": "again"}, "")
 		if err != nil {
 			t.Fatal(err)
@@ -80,7 +81,7 @@ func TestServeToolPinningRugPull(t *testing.T) {
 	}
 	// The list agents see follows the catalog shortly after (list_changed).
 	var listed string
-	waitFor(t, "tools/list to show the quarantined echo", 10*time.Second, func() bool {
+	toolgatetest.EventuallyWithin(t, "tools/list to show the quarantined echo", 10*time.Second, func() bool {
 		listed = string(rawTools(t, c)["up__echo"])
 		return strings.Contains(listed, "QUARANTINED")
 	})
@@ -96,11 +97,11 @@ func TestServeToolPinningRugPull(t *testing.T) {
 			refused = r
 		}
 	}
-	if refused == nil || refused.Action != "deny" || refused.Status != audit.StatusRefused || !strings.Contains(refused.Reason, "definition changed") {
+	if refused == nil || refused.Action != "deny" || refused.Status != toolgate.StatusRefused || !strings.Contains(refused.Reason, "definition changed") {
 		t.Fatalf("the refused call's audit row: %+v", refused)
 	}
 	changed := toolPins(t, db)["up__echo"]
-	if changed.State != tools.PinChanged || changed.PinnedHash != before.PinnedHash || changed.SeenHash == before.PinnedHash {
+	if changed.State != toolgate.PinChanged || changed.PinnedHash != before.PinnedHash || changed.SeenHash == before.PinnedHash {
 		t.Fatalf("pin after the rug pull: %+v", changed)
 	}
 	if text := rvCLI(t, nil, "tools", "list", "--db", db); !strings.Contains(text, "changed") {
@@ -115,7 +116,7 @@ func TestServeToolPinningRugPull(t *testing.T) {
 		t.Fatalf("tools approve: %s", out)
 	}
 	var out string
-	waitFor(t, "the approved echo to run again, without a restart", 20*time.Second, func() bool {
+	toolgatetest.EventuallyWithin(t, "the approved echo to run again, without a restart", 20*time.Second, func() bool {
 		res, err := callTool(t.Context(), c, "up__echo", map[string]any{"text": "approved"}, "")
 		if err != nil {
 			t.Fatal(err)
@@ -127,7 +128,7 @@ func TestServeToolPinningRugPull(t *testing.T) {
 		t.Fatalf("echo after approval: %q", out)
 	}
 	after := toolPins(t, db)["up__echo"]
-	if after.State != tools.PinPinned || after.PinnedHash != changed.SeenHash || !strings.HasPrefix(after.ApprovedBy, "cli:") {
+	if after.State != toolgate.PinPinned || after.PinnedHash != changed.SeenHash || !strings.HasPrefix(after.ApprovedBy, "cli:") {
 		t.Fatalf("pin after approval: %+v", after)
 	}
 	var v struct {
@@ -147,16 +148,16 @@ func TestServeToolPinningStrict(t *testing.T) {
 	if err != nil || !res.IsError || !strings.Contains(resultText(res), "tool up__echo is new and not approved yet") {
 		t.Fatalf("a new tool under strict: %v %s", err, resultText(res))
 	}
-	if p := toolPins(t, db)["up__echo"]; p.State != tools.PinPending || p.ApprovedAt != nil {
+	if p := toolPins(t, db)["up__echo"]; p.State != toolgate.PinPending || p.ApprovedAt != nil {
 		t.Fatalf("pin of a new tool under strict: %+v", p)
 	}
 	rvCLI(t, nil, "tools", "approve", "--all-changed", "--config", cfg)
-	waitFor(t, "the approved echo to run", 20*time.Second, func() bool {
+	toolgatetest.EventuallyWithin(t, "the approved echo to run", 20*time.Second, func() bool {
 		res, err := callTool(t.Context(), c, "up__echo", map[string]any{"text": "hi"}, "")
 		return err == nil && !res.IsError && resultText(res) == "hi"
 	})
 	for name, p := range toolPins(t, db) {
-		if p.State != tools.PinPinned {
+		if p.State != toolgate.PinPinned {
 			t.Errorf("%s is %s after approve --all-changed", name, p.State)
 		}
 	}

@@ -27,9 +27,11 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/review/slackfake"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 const (
@@ -172,7 +174,7 @@ func rvAuditRow(t *testing.T, db, id string) audit.Record {
 		if r.ID != id {
 			t.Fatalf("audit show %s returned row %q", id, r.ID)
 		}
-		if r.Status != audit.StatusStarted || time.Now().After(deadline) {
+		if r.Status != toolgate.StatusStarted || time.Now().After(deadline) {
 			return r
 		}
 	}
@@ -183,8 +185,8 @@ func rvAuditRow(t *testing.T, db, id string) audit.Record {
 func rvWaitPending(t *testing.T, db string, n int) []string {
 	t.Helper()
 	var ids []string
-	waitFor(t, fmt.Sprintf("%d pending reviews in `toolgate review list`", n), 20*time.Second, func() bool {
-		var ps []review.Pending
+	toolgatetest.EventuallyWithin(t, fmt.Sprintf("%d pending reviews in `toolgate review list`", n), 20*time.Second, func() bool {
+		var ps []toolgate.Pending
 		if err := json.Unmarshal([]byte(rvCLI(t, nil, "review", "list", "--db", db, "--output", "json")), &ps); err != nil {
 			t.Fatalf("review list --output json: %v", err)
 		}
@@ -215,7 +217,7 @@ func TestServeReviewSlack(t *testing.T) {
 				t.Errorf("review message lacks %q", want)
 			}
 		}
-		waitFor(t, "a progress notification while the review waits", 10*time.Second, func() bool {
+		toolgatetest.EventuallyWithin(t, "a progress notification while the review waits", 10*time.Second, func() bool {
 			return len(n.progress("rv-progress")) > 0
 		})
 
@@ -226,7 +228,7 @@ func TestServeReviewSlack(t *testing.T) {
 		}
 		// The refused click is chained in the audit log; by then it has
 		// had its chance to (wrongly) land.
-		waitFor(t, "the refused click in the audit log", 10*time.Second, func() bool {
+		toolgatetest.EventuallyWithin(t, "the refused click in the audit log", 10*time.Second, func() bool {
 			return rvClickEvents(t, db, rvStranger) > 0
 		})
 		if !call.pending() {
@@ -245,14 +247,14 @@ func TestServeReviewSlack(t *testing.T) {
 		}
 
 		r := rvAuditRow(t, db, id)
-		if r.Status != audit.StatusOK || r.Outcome == nil || r.Outcome.ResultSize == 0 {
+		if r.Status != toolgate.StatusOK || r.Outcome == nil || r.Outcome.ResultSize == 0 {
 			t.Errorf("audit row: status %q, outcome %+v; want ok with the result recorded", r.Status, r.Outcome)
 		}
 		if r.Action != "review" || r.Rule != "echo-needs-human" || r.Client.Name != "serve-test" {
 			t.Errorf("audit row: action %q rule %q client %+v", r.Action, r.Rule, r.Client)
 		}
 		rv := r.Review
-		if rv == nil || !rv.Approved || rv.Reviewer != rvApprover || rv.Channel != review.ChannelSlack {
+		if rv == nil || !rv.Approved || rv.Reviewer != rvApprover || rv.Channel != toolgate.ChannelSlack {
 			t.Fatalf("audit review = %+v; want approved by %s via slack", rv, rvApprover)
 		}
 		// At least what the test waited before approving; less than the
@@ -275,10 +277,10 @@ func TestServeReviewSlack(t *testing.T) {
 			t.Fatalf("denied call: isError=%v %q; want a refusal naming the reviewer, the reason and the decision", res.IsError, msg)
 		}
 		r := rvAuditRow(t, db, id)
-		if r.Status != audit.StatusRefused || r.Outcome != nil {
+		if r.Status != toolgate.StatusRefused || r.Outcome != nil {
 			t.Errorf("audit row: status %q, outcome %+v; want refused and never run", r.Status, r.Outcome)
 		}
-		if rv := r.Review; rv == nil || rv.Approved || rv.Reviewer != rvApprover || rv.Channel != review.ChannelSlack || rv.Reason != "not on a Friday" {
+		if rv := r.Review; rv == nil || rv.Approved || rv.Reviewer != rvApprover || rv.Channel != toolgate.ChannelSlack || rv.Reason != "not on a Friday" {
 			t.Errorf("audit review = %+v", r.Review)
 		}
 		if up := fs.WaitUpdates(2); !slackfake.ContainsText(up, "Denied") || !slackfake.ContainsText(up, "not on a Friday") {
@@ -305,7 +307,7 @@ func TestServeReviewSlack(t *testing.T) {
 		}
 		r := rvAuditRow(t, db, ids[0])
 		me := "cli:" + reviewAccount(os.Getuid())
-		if rv := r.Review; r.Status != audit.StatusOK || rv == nil || !rv.Approved || rv.Channel != review.ChannelCLI || rv.Reviewer != me {
+		if rv := r.Review; r.Status != toolgate.StatusOK || rv == nil || !rv.Approved || rv.Channel != toolgate.ChannelCLI || rv.Reviewer != me {
 			t.Errorf("audit row: status %q, review %+v; want ok, approved by %s via cli", r.Status, r.Review, me)
 		}
 		// The Slack message says who answered, and where.
@@ -325,7 +327,7 @@ func TestServeReviewSlack(t *testing.T) {
 			t.Errorf("call after disconnect returned %+v, want a transport error", call.res)
 		}
 		r := rvAuditRow(t, db, id)
-		if rv := r.Review; rv == nil || rv.Approved || rv.Channel != review.ChannelCancelled {
+		if rv := r.Review; rv == nil || rv.Approved || rv.Channel != toolgate.ChannelCancelled {
 			t.Fatalf("audit review after disconnect = %+v, want cancelled", r.Review)
 		}
 		rvCLI(t, nil, "audit", "verify", "--db", db)
@@ -335,11 +337,11 @@ func TestServeReviewSlack(t *testing.T) {
 			t.Errorf("toolgate died on the disconnect (SIGPIPE?): %v", closeErr)
 		}
 		deadline := time.Now().Add(5 * time.Second)
-		for r.Status == audit.StatusPending && time.Now().Before(deadline) {
+		for r.Status == toolgate.StatusPending && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
 			r = rvAuditRow(t, db, id)
 		}
-		if r.Status != audit.StatusRefused {
+		if r.Status != toolgate.StatusRefused {
 			t.Errorf("audit row after disconnect: status %q, want refused", r.Status)
 		}
 		if up := fs.WaitUpdates(4); !slackfake.ContainsText(up, "Cancelled") {
@@ -371,7 +373,7 @@ func TestServeReviewTimeout(t *testing.T) {
 		t.Errorf("slack message for %s, refusal for %s", id, m[1])
 	}
 	r := rvAuditRow(t, db, m[1])
-	if rv := r.Review; r.Status != audit.StatusRefused || rv == nil || rv.Approved || rv.Channel != review.ChannelTimeout || rv.Reviewer != "" {
+	if rv := r.Review; r.Status != toolgate.StatusRefused || rv == nil || rv.Approved || rv.Channel != toolgate.ChannelTimeout || rv.Reviewer != "" {
 		t.Errorf("audit row: status %q, review %+v; want refused by timeout", r.Status, r.Review)
 	}
 	if up := fs.WaitUpdates(1); !slackfake.ContainsText(up, "Expired") || slackfake.ContainsText(up, `"type":"actions"`) {
@@ -430,12 +432,12 @@ func TestServeReviewHTTPDisconnect(t *testing.T) {
 	if err := <-callErr; !errors.Is(err, context.Canceled) {
 		t.Fatalf("call after disconnect: %v", err)
 	}
-	waitFor(t, "the review to be recorded as cancelled", 20*time.Second, func() bool {
+	toolgatetest.EventuallyWithin(t, "the review to be recorded as cancelled", 20*time.Second, func() bool {
 		r := rvAuditRow(t, db, id)
 		return r.Review != nil
 	})
 	r := rvAuditRow(t, db, id)
-	if rv := r.Review; r.Status != audit.StatusRefused || rv.Approved || rv.Channel != review.ChannelCancelled {
+	if rv := r.Review; r.Status != toolgate.StatusRefused || rv.Approved || rv.Channel != toolgate.ChannelCancelled {
 		t.Errorf("audit row after disconnect: status %q, review %+v; want refused, cancelled", r.Status, r.Review)
 	}
 	// A late answer from the terminal finds the review closed.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/client"
 
+	"github.com/toolgate/toolgate/toolgatetest"
 	"github.com/toolgate/toolgate/tools/sandbox/sandboxtest"
 )
 
@@ -29,7 +30,7 @@ const (
 type sbFixture struct {
 	dir, home, ws, db, rules string
 	c                        *client.Client
-	stderr                   *syncBuffer
+	stderr                   *toolgatetest.SyncBuffer
 }
 
 // sbStart starts toolgate with rulesYAML (and extra config) in a fresh
@@ -225,7 +226,7 @@ func TestServeSandboxContainsAgent(t *testing.T) {
 		if isErr || !strings.Contains(out, "started") {
 			t.Fatalf("%s", out)
 		}
-		waitFor(t, "the daemons to die", 10*time.Second, func() bool { return len(sandboxtest.Processes(sandboxtest.Sleep(310311))) == 0 })
+		toolgatetest.EventuallyWithin(t, "the daemons to die", 10*time.Second, func() bool { return len(sandboxtest.Processes(sandboxtest.Sleep(310311))) == 0 })
 	})
 }
 

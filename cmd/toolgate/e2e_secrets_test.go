@@ -13,6 +13,7 @@ import (
 
 	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/review/slackfake"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // secretCorpus reads redact's corpus of common secret formats (cloud keys,
@@ -57,7 +58,7 @@ func TestServeSecretsNeverLeave(t *testing.T) {
 	secrets, texts := secretCorpus(t)
 	fs := slackfake.New(t)
 	cfg, db := rvConfig(t, fs, "  timeout: 60s\n  channels: [slack]\n")
-	stderr := &syncBuffer{}
+	stderr := &toolgatetest.SyncBuffer{}
 	tr := transport.NewStdioWithOptions(toolgateBin, rvSlackEnv,
 		[]string{"serve", "--config", cfg, "--log-level", "debug", "--log-format", "json"},
 		transport.WithCommandStderrWriter(stderr))

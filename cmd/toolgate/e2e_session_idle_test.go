@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/toolgate/toolgate/toolgatetest"
 	"net/http"
 	"strings"
 	"testing"
@@ -21,7 +22,7 @@ func TestServeHTTPSessionIdle(t *testing.T) {
 	}
 	// Any request of the session would keep it alive, so what is waited on
 	// is toolgate's log.
-	waitFor(t, "the idle session to be ended", 30*time.Second, func() bool {
+	toolgatetest.EventuallyWithin(t, "the idle session to be ended", 30*time.Second, func() bool {
 		for _, line := range strings.Split(g.stderr.String(), "\n") {
 			if strings.Contains(line, `msg="http session expired"`) && strings.Contains(line, "session="+id) {
 				return true

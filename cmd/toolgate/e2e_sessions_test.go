@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // TestServeSessionsShareReviews: two agent sessions over stdio, each its own
@@ -22,7 +23,7 @@ import (
 // out is tested in audit.)
 func TestServeSessionsShareReviews(t *testing.T) {
 	cfg, db := rvConfig(t, nil, "  timeout: 60s\n  channels: [cli]\n")
-	stderrA := &syncBuffer{}
+	stderrA := &toolgatetest.SyncBuffer{}
 	trA := transport.NewStdioWithOptions(toolgateBin, nil, []string{"serve", "--config", cfg}, transport.WithCommandStderrWriter(stderrA))
 	a, _ := connect(t, trA)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
@@ -59,7 +60,7 @@ func TestServeSIGTERMAnswersWaitingReviews(t *testing.T) {
 	cmd := exec.Command(toolgateBin, "serve", "--config", cfg)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
-	stderr := &syncBuffer{}
+	stderr := &toolgatetest.SyncBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -85,7 +86,7 @@ func TestServeSIGTERMAnswersWaitingReviews(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "the audit log", 20*time.Second, func() bool { _, err := os.Stat(db); return err == nil })
+	toolgatetest.EventuallyWithin(t, "the audit log", 20*time.Second, func() bool { _, err := os.Stat(db); return err == nil })
 	ids := rvWaitPending(t, db, 1)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/review/slackfake"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // Slack trouble through the built binary: a rate-limited post, and the
@@ -36,17 +37,17 @@ func TestServeSlackTrouble(t *testing.T) {
 	t.Run("socket mode down", func(t *testing.T) {
 		fs.Fail("apps.connections.open", -1, slackfake.Fault{Status: http.StatusServiceUnavailable})
 		fs.DropConnections()
-		waitFor(t, "toolgate to see the connection lost", 20*time.Second, func() bool {
+		toolgatetest.EventuallyWithin(t, "toolgate to see the connection lost", 20*time.Second, func() bool {
 			return strings.Contains(stderr.String(), "connection lost")
 		})
 		call := rvStart(c, t.Context(), "while slack is down", "rv-down")
 		ids := rvWaitPending(t, db, 1)
-		waitFor(t, "the review asking via cli", 20*time.Second, func() bool {
+		toolgatetest.EventuallyWithin(t, "the review asking via cli", 20*time.Second, func() bool {
 			return strings.Contains(stderr.String(), "Slack is unreachable, asking via cli")
 		})
 		// The first progress notification is sent as the review starts;
 		// it reaches the client on its own schedule.
-		waitFor(t, "a progress notification", 20*time.Second, func() bool { return len(progressMessages(n, "rv-down")) > 0 })
+		toolgatetest.EventuallyWithin(t, "a progress notification", 20*time.Second, func() bool { return len(progressMessages(n, "rv-down")) > 0 })
 		if msgs := progressMessages(n, "rv-down"); !strings.Contains(msgs[0], "Slack is unreachable") {
 			t.Errorf("progress messages %q; want the first to say Slack is unreachable", msgs)
 		}
@@ -60,7 +61,7 @@ func TestServeSlackTrouble(t *testing.T) {
 
 		fs.Fail("apps.connections.open", 0, slackfake.Fault{})
 		fs.WaitConnected()
-		waitFor(t, "toolgate to see the connection back", 20*time.Second, func() bool {
+		toolgatetest.EventuallyWithin(t, "toolgate to see the connection back", 20*time.Second, func() bool {
 			return strings.Contains(stderr.String(), "connected again")
 		})
 		call = rvStart(c, t.Context(), "slack is back", "")

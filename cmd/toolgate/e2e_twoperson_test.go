@@ -12,6 +12,7 @@ import (
 
 	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/review/slackfake"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // TestServeTwoPersonReview: a rule that wants two approvers from Slack,
@@ -42,7 +43,7 @@ rules:
 	cfg := writeConfig(t, fmt.Sprintf("servers:\n  up:\n    command: %q\nworkspace: {enabled: false}\nrules: {file: %q}\naudit: {path: %q}\n"+
 		"review:\n  timeout: 60s\n  channels: [slack, cli]\n  slack: {channel: '#approvals', approvers: [%s, %s], api_url: %q}\n",
 		upstreamBin, rules, db, rvApprover, second, fs.APIURL()))
-	stderr := &syncBuffer{}
+	stderr := &toolgatetest.SyncBuffer{}
 	c, _ := connect(t, transport.NewStdioWithOptions(toolgateBin, rvSlackEnv, []string{"serve", "--config", cfg},
 		transport.WithCommandStderrWriter(stderr)))
 	fs.WaitConnected()
@@ -50,7 +51,7 @@ rules:
 	call := rvStart(c, t.Context(), "two people agreed", "")
 	post := fs.WaitPosts(1)
 	id := rvPostedID(t, post)
-	waitFor(t, "the escalation in the thread", 20*time.Second, func() bool {
+	toolgatetest.EventuallyWithin(t, "the escalation in the thread", 20*time.Second, func() bool {
 		for _, p := range fs.Posts() {
 			if p.Get("thread_ts") != "" && strings.Contains(p.Get("text"), "<!subteam^S0SRE>") {
 				return true

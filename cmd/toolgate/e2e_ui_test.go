@@ -21,9 +21,9 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
-	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // envScreenshots, when set, makes TestWebUI write docs/ui-reviews.png and
@@ -79,9 +79,9 @@ func uiSampleLog(t *testing.T, path string, now time.Time) {
 		recent := now.Sub(at) < 7*24*time.Hour
 		rec := audit.Record{Entry: audit.Entry{
 			ID: fmt.Sprintf("01SAMPLE%018d", i), ReceivedAt: at, DecidedAt: at,
-			Client:    tools.Peer{Name: "claude-code", Version: "2.1"},
-			Model:     tools.Peer{Name: models[r.IntN(len(models))]},
-			Principal: tools.Principal{User: users[r.IntN(len(users))], Auth: tools.AuthToken},
+			Client:    toolgate.Peer{Name: "claude-code", Version: "2.1"},
+			Model:     toolgate.Peer{Name: models[r.IntN(len(models))]},
+			Principal: toolgate.Principal{User: users[r.IntN(len(users))], Auth: toolgate.AuthToken},
 			Server:    "workspace", RulesVersion: "sample-v1", RulesLabel: "sample",
 		}}
 		if at.After(now.Add(-4 * 24 * time.Hour)) {
@@ -90,31 +90,31 @@ func uiSampleLog(t *testing.T, path string, now time.Time) {
 		roll := r.IntN(100)
 		switch {
 		case recent && roll < 30 || !recent && roll < 8:
-			rec.Tool, rec.Rule, rec.Action = "run_command", "shell-reviewed", rules.Review
+			rec.Tool, rec.Rule, rec.Action = "run_command", "shell-reviewed", toolgate.Review
 			rec.Args = json.RawMessage(`{"command":"make test"}`)
 			wait := time.Duration(5+r.IntN(300)) * time.Second
 			ok := r.IntN(10) < 8
 			rec.Review = &audit.Review{Approved: ok, Reviewer: "rita", Channel: "web", DecidedAt: at.Add(wait), TimeToDecision: wait}
-			rec.Status = audit.StatusRefused
+			rec.Status = toolgate.StatusRefused
 			if ok {
-				rec.Status = audit.StatusOK
+				rec.Status = toolgate.StatusOK
 			}
 		case roll < 45:
-			rec.Tool, rec.Rule, rec.Action = "write_file", "writes-confident", rules.Allow
+			rec.Tool, rec.Rule, rec.Action = "write_file", "writes-confident", toolgate.Allow
 			rec.AutoApproved = r.IntN(2) == 0
 			rec.Args = json.RawMessage(`{"path":"src/main.go"}`)
-			rec.Status = audit.StatusOK
+			rec.Status = toolgate.StatusOK
 		case roll < 55:
-			rec.Tool, rec.Rule, rec.Action = "read_file", "secrets-denied", rules.Deny
+			rec.Tool, rec.Rule, rec.Action = "read_file", "secrets-denied", toolgate.Deny
 			rec.Args = json.RawMessage(`{"path":".env"}`)
-			rec.Status = audit.StatusRefused
+			rec.Status = toolgate.StatusRefused
 		default:
-			rec.Tool, rec.Rule, rec.Action = "read_file", "reads-allowed", rules.Allow
+			rec.Tool, rec.Rule, rec.Action = "read_file", "reads-allowed", toolgate.Allow
 			rec.Args = json.RawMessage(`{"path":"README.md"}`)
-			rec.Status = audit.StatusOK
+			rec.Status = toolgate.StatusOK
 		}
-		if rec.Status == audit.StatusOK {
-			rec.Outcome = &audit.Outcome{Duration: 40 * time.Millisecond, FinishedAt: at.Add(time.Second)}
+		if rec.Status == toolgate.StatusOK {
+			rec.Outcome = &toolgate.Outcome{Duration: 40 * time.Millisecond, FinishedAt: at.Add(time.Second)}
 		}
 		if err := enc.Encode(rec); err != nil {
 			t.Fatal(err)
@@ -182,7 +182,7 @@ review: {channels: [web], timeout: 60s}
 	waitText := func(sel, want string) string {
 		t.Helper()
 		var got string
-		waitFor(t, fmt.Sprintf("%s to say %q", sel, want), 15*time.Second, func() bool {
+		toolgatetest.EventuallyWithin(t, fmt.Sprintf("%s to say %q", sel, want), 15*time.Second, func() bool {
 			qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
 			s, err := chromedp.Run(qctx, chromedp.TextContent(chromedp.CSS(sel)))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/toolgate/toolgate/toolgatetest"
 	"io"
 	"os"
 	"os/exec"
@@ -54,12 +55,12 @@ func TestServeNotDumpable(t *testing.T) {
 	const marker = "TOOLGATE_TEST_MARKER=environ-readable"
 	env := []string{"HOME=" + dir, "PATH=/usr/bin:/bin", marker}
 
-	start := func(args ...string) (*exec.Cmd, *syncBuffer) {
+	start := func(args ...string) (*exec.Cmd, *toolgatetest.SyncBuffer) {
 		t.Helper()
 		cmd := exec.Command(bin, args...)
 		cmd.Dir, cmd.Env = dir, env
 		asNobody(cmd)
-		stderr := &syncBuffer{}
+		stderr := &toolgatetest.SyncBuffer{}
 		cmd.Stderr = stderr
 		stdin, err := cmd.StdinPipe() // serve over stdio runs until it closes
 		if err != nil {
@@ -79,7 +80,7 @@ func TestServeNotDumpable(t *testing.T) {
 		return cmd, stderr
 	}
 	serve, serveErr := start("serve", "--config", cfg)
-	waitFor(t, "toolgate to serve", 30*time.Second, func() bool { return strings.Contains(serveErr.String(), "toolgate serving") })
+	toolgatetest.EventuallyWithin(t, "toolgate to serve", 30*time.Second, func() bool { return strings.Contains(serveErr.String(), "toolgate serving") })
 	if strings.Contains(serveErr.String(), "non-dumpable") {
 		t.Fatalf("serve could not harden itself:\n%s", serveErr.String())
 	}
@@ -91,7 +92,7 @@ func TestServeNotDumpable(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	waitFor(t, "the control process to start", 10*time.Second, func() bool {
+	toolgatetest.EventuallyWithin(t, "the control process to start", 10*time.Second, func() bool {
 		out, err := read(control.Process.Pid, "environ")
 		return err == nil && strings.Contains(out, marker)
 	})

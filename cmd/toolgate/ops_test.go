@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/bench"
 	"github.com/toolgate/toolgate/gate"
@@ -105,7 +106,7 @@ func TestOpsUpstreamHang(t *testing.T) {
 	for _, r := range records(t, db) {
 		if r.Tool == "slow" {
 			found = true
-			if r.Status != audit.StatusFailed || r.Outcome == nil || !strings.Contains(r.Outcome.Error, "timed out") {
+			if r.Status != toolgate.StatusFailed || r.Outcome == nil || !strings.Contains(r.Outcome.Error, "timed out") {
 				t.Errorf("audit row for the hung call: status %s outcome %+v", r.Status, r.Outcome)
 			}
 		}
@@ -161,7 +162,7 @@ func TestOpsAuditUnwritable(t *testing.T) {
 type httpToolgate struct {
 	cmd    *exec.Cmd
 	base   string
-	stderr *syncBuffer
+	stderr *toolgatetest.SyncBuffer
 	done   chan struct{} // closed when the process has exited, err set
 	err    error
 }
@@ -169,7 +170,7 @@ type httpToolgate struct {
 func startHTTPProc(t *testing.T, cfg string) *httpToolgate {
 	t.Helper()
 	addr := freeAddr(t)
-	g := &httpToolgate{stderr: &syncBuffer{}, done: make(chan struct{}), base: "http://" + addr}
+	g := &httpToolgate{stderr: &toolgatetest.SyncBuffer{}, done: make(chan struct{}), base: "http://" + addr}
 	g.cmd = exec.Command(toolgateBin, "serve", "--config", cfg, "--http", addr)
 	g.cmd.Stderr = g.stderr
 	if err := g.cmd.Start(); err != nil {
@@ -187,7 +188,7 @@ func startHTTPProc(t *testing.T, cfg string) *httpToolgate {
 			t.Logf("toolgate stderr:\n%s", g.stderr.String())
 		}
 	})
-	waitFor(t, "/healthz", 20*time.Second, func() bool {
+	toolgatetest.EventuallyWithin(t, "/healthz", 20*time.Second, func() bool {
 		resp, err := http.Get(g.base + "/healthz")
 		if err != nil {
 			return false
@@ -239,7 +240,7 @@ func TestOpsSIGTERMUnderLoad(t *testing.T) {
 				cmd := exec.Command(toolgateBin, "serve", "--config", cfg)
 				stdin, _ := cmd.StdinPipe()
 				stdout, _ := cmd.StdoutPipe()
-				stderr := &syncBuffer{}
+				stderr := &toolgatetest.SyncBuffer{}
 				cmd.Stderr = stderr
 				if err := cmd.Start(); err != nil {
 					t.Fatal(err)
@@ -309,9 +310,9 @@ func TestOpsSIGTERMUnderLoad(t *testing.T) {
 			okRows := 0
 			for _, r := range recs {
 				switch r.Status {
-				case audit.StatusOK:
+				case toolgate.StatusOK:
 					okRows++
-				case audit.StatusStarted, audit.StatusPending:
+				case toolgate.StatusStarted, toolgate.StatusPending:
 					t.Errorf("call %s (%s) left %s after shutdown", r.ID, r.Tool, r.Status)
 				}
 			}
@@ -328,7 +329,7 @@ type rawStdio struct {
 	t      *testing.T
 	stdin  io.WriteCloser
 	lines  chan rawLine
-	stderr *syncBuffer
+	stderr *toolgatetest.SyncBuffer
 }
 
 // rawLine is one response line from toolgate, decoded and as sent.
@@ -350,7 +351,7 @@ func startRawStdioWith(t *testing.T, cfg, capabilities string) *rawStdio {
 	cmd := exec.Command(toolgateBin, "serve", "--config", cfg)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
-	r := &rawStdio{t: t, stdin: stdin, lines: make(chan rawLine, 16), stderr: &syncBuffer{}}
+	r := &rawStdio{t: t, stdin: stdin, lines: make(chan rawLine, 16), stderr: &toolgatetest.SyncBuffer{}}
 	cmd.Stderr = r.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -498,8 +499,8 @@ func TestOpsResultHashIsWhatTheAgentGot(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		recs := records(t, db)
-		if len(recs) == 1 && recs[0].Outcome != nil && recs[0].Status != audit.StatusStarted {
-			if o := recs[0].Outcome; o.ResultHash != want || o.ResultSize != len(resp.Result) || recs[0].Status != audit.StatusOK {
+		if len(recs) == 1 && recs[0].Outcome != nil && recs[0].Status != toolgate.StatusStarted {
+			if o := recs[0].Outcome; o.ResultHash != want || o.ResultSize != len(resp.Result) || recs[0].Status != toolgate.StatusOK {
 				t.Errorf("recorded %s, size %d, hash %s; the agent got %d bytes, sha256 %s", recs[0].Status, o.ResultSize, o.ResultHash, len(resp.Result), want)
 			}
 			break
@@ -564,7 +565,7 @@ func TestOpsNoLeaks(t *testing.T) {
 		for range 4 {
 			wg.Go(func() {
 				for i := next.Add(1); i <= int64(n); i = next.Add(1) {
-					c := tools.Call{Server: "up", Tool: "echo", Name: tool.Name, SchemaHash: tool.SchemaHash, Args: map[string]any{"text": "x"}}
+					c := toolgate.Call{Server: "up", Tool: "echo", Name: tool.Name, SchemaHash: tool.SchemaHash, Args: map[string]any{"text": "x"}}
 					if res := g.Handle(ctx, c); res.IsError {
 						t.Errorf("call %d: %+v", i, res)
 						return
@@ -680,7 +681,7 @@ type nopRec = toolgatetest.NopRecorder
 
 type echoForwarder struct{}
 
-func (echoForwarder) ForwardResult(_ context.Context, c tools.Call) (tools.Result, error) {
+func (echoForwarder) ForwardResult(_ context.Context, c toolgate.Call) (toolgate.Result, error) {
 	b, _ := json.Marshal(c.Args)
 	return tools.Decoded(mcpgo.NewToolResultText(string(b))), nil
 }
@@ -714,7 +715,7 @@ func FuzzStdioJSONRPC(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	g, err := gate.New(gate.Options{Decider: set, Recorder: nopRec{}, Forwarder: echoForwarder{}})
+	g, err := gate.New(gate.Options{Decider: set, Recorder: toolgatetest.NopRecorder{}, Forwarder: echoForwarder{}})
 	if err != nil {
 		f.Fatal(err)
 	}

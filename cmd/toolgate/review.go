@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/redact"
 	"github.com/toolgate/toolgate/review"
@@ -28,8 +29,10 @@ Answers reviews waiting in a running toolgate from a terminal on the same
 machine. The server notices the answer within a second; the first answer
 from any channel (Slack, terminal, MCP elicitation) wins.
 
---db defaults to $TOOLGATE_AUDIT_DB, else $XDG_STATE_HOME/toolgate/audit.db,
-else ~/.local/state/toolgate/audit.db.`
+--db (a file or a postgres:// URL) defaults to the --config file's audit log,
+else $TOOLGATE_AUDIT_DB, else $XDG_STATE_HOME/toolgate/audit.db, else
+~/.local/state/toolgate/audit.db. On PostgreSQL the answer reaches the
+replica holding the call at once, on any host.`
 
 // runReview is `toolgate review`.
 func runReview(ctx context.Context, args []string, env environ, stdout, stderr io.Writer) error {
@@ -41,7 +44,8 @@ func runReview(ctx context.Context, args []string, env environ, stdout, stderr i
 	fs := flag.NewFlagSet("review "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintln(stderr, reviewUsage) }
-	fs.String("db", "", "audit DB `path`")
+	fs.String("db", "", "audit DB `path` or postgres:// URL")
+	fs.String("config", "", "take the audit log from this config `file` (audit.path, or audit.dsn with driver postgres)")
 	var output, reason *string
 	switch sub {
 	case "list":
@@ -84,10 +88,10 @@ func runReview(ctx context.Context, args []string, env environ, stdout, stderr i
 			return fmt.Errorf("%w: review %s needs exactly one review ID (see `toolgate review list`)", errUsage, sub)
 		}
 		account := reviewAccount(os.Getuid())
-		v := review.Verdict{
+		v := toolgate.Verdict{
 			Approved:  sub == "approve",
 			Reviewer:  "cli:" + account,
-			Channel:   review.ChannelCLI,
+			Channel:   toolgate.ChannelCLI,
 			DecidedAt: time.Now(),
 			// The OS account is the reviewer's principal user: a token
 			// made for alice does not let the account alice approve
@@ -107,12 +111,12 @@ func runReview(ctx context.Context, args []string, env environ, stdout, stderr i
 }
 
 // answerReview stores v for review id and says what happened.
-func answerReview(ctx context.Context, st review.Store, id string, v review.Verdict, stdout io.Writer) error {
+func answerReview(ctx context.Context, st review.Store, id string, v toolgate.Verdict, stdout io.Writer) error {
 	ok, err := st.SubmitVerdict(ctx, id, v)
 	switch {
 	case errors.Is(err, audit.ErrNotFound):
 		return fmt.Errorf("review: no call with ID %s (see `toolgate review list`)", id)
-	case errors.Is(err, review.ErrMoreApprovals):
+	case errors.Is(err, toolgate.ErrMoreApprovals):
 		fmt.Fprintf(stdout, "%s: your approval of %s counts; the review waits for another approver\n", err, id)
 		return nil
 	}
@@ -146,11 +150,11 @@ func answerReview(ctx context.Context, st review.Store, id string, v review.Verd
 }
 
 // printPendingReviews writes the pending reviews as a table or a JSON array.
-func printPendingReviews(w io.Writer, ps []review.Pending, asJSON bool, now time.Time) error {
+func printPendingReviews(w io.Writer, ps []toolgate.Pending, asJSON bool, now time.Time) error {
 	r := redact.New(nil)
 	if asJSON {
 		if ps == nil {
-			ps = []review.Pending{}
+			ps = []toolgate.Pending{}
 		}
 		for i := range ps {
 			if a, ok := r.Value(ps[i].Call.Args).(map[string]any); ok {

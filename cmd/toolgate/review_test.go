@@ -12,10 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
-	"github.com/toolgate/toolgate/review"
-	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
 )
 
 // seedReviews creates an audit DB holding pending reviews for ids.
@@ -29,13 +27,13 @@ func seedReviews(t *testing.T, ids ...string) string {
 	}
 	defer st.Close()
 	for i, id := range ids {
-		c := tools.Call{
+		c := toolgate.Call{
 			ID: id, Server: "shell", Tool: "exec", Name: "shell__exec",
 			Args:   map[string]any{"command": "rm -rf build", "api_key": "sk-live-should-not-show"},
-			Client: tools.Peer{Name: "cursor"},
+			Client: toolgate.Peer{Name: "cursor"},
 			Time:   time.Now().Add(time.Duration(i-10) * time.Second),
 		}
-		d := rules.Decision{Action: rules.Review, Rule: "destructive", Reason: "deletes files", Version: "v1"}
+		d := toolgate.Decision{Action: toolgate.Review, Rule: "destructive", Reason: "deletes files", Version: "v1"}
 		if err := st.Begin(ctx, c, d); err != nil {
 			t.Fatal(err)
 		}
@@ -50,7 +48,7 @@ func runReviewCmd(t *testing.T, env mapEnv, args ...string) (string, string, err
 	return out.String(), errb.String(), err
 }
 
-func storedVerdict(t *testing.T, path, id string) (review.Verdict, bool) {
+func storedVerdict(t *testing.T, path, id string) (toolgate.Verdict, bool) {
 	t.Helper()
 	st, err := audit.Open(t.Context(), path, audit.Options{ReadOnly: true})
 	if err != nil {
@@ -112,7 +110,7 @@ func TestReviewListApproveDeny(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ps []review.Pending
+	var ps []toolgate.Pending
 	if err := json.Unmarshal([]byte(out), &ps); err != nil {
 		t.Fatalf("json list: %v\n%s", err, out)
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/rules"
 )
 
@@ -181,9 +182,9 @@ func rulesTest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // rulesEvalOutput is what `rules eval --json` prints.
 type rulesEvalOutput struct {
-	Decision rules.Decision `json:"decision"`
-	Steps    []rules.Step   `json:"steps"`
-	Skipped  int            `json:"skipped"`
+	Decision toolgate.Decision `json:"decision"`
+	Steps    []rules.Step      `json:"steps"`
+	Skipped  int               `json:"skipped"`
 }
 
 func rulesEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -227,7 +228,7 @@ func rulesEval(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-func printRuleDecision(w io.Writer, d rules.Decision, steps []rules.Step, skipped int) {
+func printRuleDecision(w io.Writer, d toolgate.Decision, steps []rules.Step, skipped int) {
 	rule := d.Rule
 	if rule == "" {
 		rule = "(none: the default applied)"
@@ -240,7 +241,7 @@ func printRuleDecision(w io.Writer, d rules.Decision, steps []rules.Step, skippe
 	if d.AutoApproved {
 		fmt.Fprintf(w, "auto-approved: yes (the agent's confidence met auto_approve_at)\n")
 	}
-	if d.ConfidenceEffect == rules.ConfidenceTightenedToReview || d.ConfidenceEffect == rules.ConfidenceTightenedToDeny {
+	if d.ConfidenceEffect == toolgate.ConfidenceTightenedToReview || d.ConfidenceEffect == toolgate.ConfidenceTightenedToDeny {
 		fmt.Fprintf(w, "confidence: %s (the agent's stated confidence made the action stricter)\n", d.ConfidenceEffect)
 	}
 	if d.Error != "" {

@@ -101,13 +101,13 @@ func (c *rulesHistoryCmd) loadConfig() error {
 	}
 	db := c.db
 	if db == "" {
-		db = c.cfg.Audit.Path
+		db = configDB(c.cfg.Audit, c.env)
 	}
 	var err error
 	if c.db, err = dbPath(db, c.env); err != nil {
 		return err
 	}
-	if _, err := os.Stat(c.db); err != nil {
+	if _, err := os.Stat(c.db); err != nil && !audit.IsPostgres(c.db) {
 		return fmt.Errorf("rules: no audit DB at %s (pass --db or --config, or set TOOLGATE_AUDIT_DB to the server's): %w", c.db, err)
 	}
 	return nil

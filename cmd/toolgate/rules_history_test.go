@@ -12,9 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // rhFixture is toolgate serving its built-in tools over stdio with a rules
@@ -74,7 +75,7 @@ func TestServeConfidenceCannotWaiveReview(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const push = "git push origin HEAD:feature-x"
-	if d := rules.Default().Evaluate(ctx, workspaceCall(push, nil)); d.Action != rules.Review {
+	if d := rules.Default().Evaluate(ctx, workspaceCall(push, nil)); d.Action != toolgate.Review {
 		t.Fatalf("the default pack decides %q %s (rule %s), not review: pick another reviewed call", push, d.Action, d.Rule)
 	}
 	res, err := callTool(ctx, c, "workspace__run_command", map[string]any{"command": push, "_confidence": 0.99}, "")
@@ -89,7 +90,7 @@ func TestServeConfidenceCannotWaiveReview(t *testing.T) {
 		t.Fatalf("%d audit rows, want 1", len(recs))
 	}
 	r := recs[0]
-	if r.Action != rules.Review || r.AutoApproved || r.Confidence == nil || *r.Confidence != 0.99 || r.ConfidenceEffect != rules.ConfidenceNone {
+	if r.Action != toolgate.Review || r.AutoApproved || r.Confidence == nil || *r.Confidence != 0.99 || r.ConfidenceEffect != toolgate.ConfidenceNone {
 		t.Fatalf("audit row: action %s, auto %v, confidence %v, effect %q", r.Action, r.AutoApproved, r.Confidence, r.ConfidenceEffect)
 	}
 	out := rvCLI(t, nil, "audit", "show", r.ID, "--db", f.db)
@@ -104,8 +105,8 @@ func TestServeConfidenceCannotWaiveReview(t *testing.T) {
 
 // workspaceCall is a run_command call as the built-in workspace server
 // gets it.
-func workspaceCall(command string, conf *float64) tools.Call {
-	return tools.Call{Server: workspaceSrv, Tool: "run_command", Name: "workspace__run_command",
+func workspaceCall(command string, conf *float64) toolgate.Call {
+	return toolgate.Call{Server: workspaceSrv, Tool: "run_command", Name: "workspace__run_command",
 		Args: map[string]any{"command": command}, Confidence: conf}
 }
 
@@ -152,7 +153,7 @@ func TestServeRulesHistoryRollback(t *testing.T) {
 	if err := os.WriteFile(f.rules, []byte(v2), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "hot reload to v2", 20*time.Second, func() bool { return !read() })
+	toolgatetest.EventuallyWithin(t, "hot reload to v2", 20*time.Second, func() bool { return !read() })
 
 	history := func() []audit.RulesetPeriod {
 		t.Helper()
@@ -182,7 +183,7 @@ func TestServeRulesHistoryRollback(t *testing.T) {
 	if b, err := os.ReadFile(f.rules); err != nil || string(b) != v1 {
 		t.Fatalf("the rules file after rollback: %q, %v", b, err)
 	}
-	waitFor(t, "hot reload back to v1", 20*time.Second, read)
+	toolgatetest.EventuallyWithin(t, "hot reload back to v1", 20*time.Second, read)
 
 	h = history()
 	me, err := user.Current()

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/rules"
 )
 
@@ -112,13 +113,13 @@ func TestRulesEval(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got struct {
-		Decision rules.Decision `json:"decision"`
-		Steps    []rules.Step   `json:"steps"`
+		Decision toolgate.Decision `json:"decision"`
+		Steps    []rules.Step      `json:"steps"`
 	}
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("%v:\n%s", err, out)
 	}
-	if got.Decision.Action != rules.Allow || !got.Decision.AutoApproved || got.Decision.Rule != "shell-review" || len(got.Steps) == 0 {
+	if got.Decision.Action != toolgate.Allow || !got.Decision.AutoApproved || got.Decision.Rule != "shell-review" || len(got.Steps) == 0 {
 		t.Errorf("json decision: %+v", got)
 	}
 

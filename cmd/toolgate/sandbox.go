@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/config"
 	"github.com/toolgate/toolgate/rules"
 	"github.com/toolgate/toolgate/tools/sandbox"
@@ -358,7 +359,9 @@ func ownFiles(configPath string, cfg *config.Config, dbPath string) []ownFile {
 	if f := cfg.Rules.File; f != "" && f != rules.DefaultName {
 		add("rules file", f)
 	}
-	add("audit log", dbPath)
+	if !audit.IsPostgres(dbPath) {
+		add("audit log", dbPath)
+	}
 	if ck := cfg.Audit.Checkpoint; ck.KeyFile != "" {
 		add("checkpoint key", ck.KeyFile)
 		for _, t := range checkpointTargets(ck) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/rules"
 	"github.com/toolgate/toolgate/rules/corpus"
 )
@@ -99,7 +100,7 @@ func printScore(w io.Writer, r scoreOutput) {
 	for _, l := range []corpus.Label{corpus.Benign, corpus.Dangerous, corpus.Never} {
 		c := r.Counts[l]
 		fmt.Fprintf(w, " %s %d (allow %d, review %d, deny %d);", l,
-			c[rules.Allow]+c[rules.Review]+c[rules.Deny], c[rules.Allow], c[rules.Review], c[rules.Deny])
+			c[toolgate.Allow]+c[toolgate.Review]+c[toolgate.Deny], c[toolgate.Allow], c[toolgate.Review], c[toolgate.Deny])
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "caught:           %s  dangerous+never calls denied or reviewed\n", r.Caught)

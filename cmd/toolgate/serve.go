@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/auth"
 	"github.com/toolgate/toolgate/config"
@@ -90,12 +91,12 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	if *rulesFile != "" {
 		cfg.Rules.File = *rulesFile
 	}
-	model := tools.Peer{Name: cfg.Model.Name, Version: cfg.Model.Version}
+	model := toolgate.Peer{Name: cfg.Model.Name, Version: cfg.Model.Version}
 	if m := env.Getenv(envModel); m != "" {
 		model = mcp.ParseModel(m)
 	}
 
-	dbp, err := dbPath(cfg.Audit.Path, env)
+	dbp, err := dbPath(configDB(cfg.Audit, env), env)
 	if err != nil {
 		return err
 	}
@@ -244,12 +245,12 @@ func uiAuth(c auth.Chain) auth.Authenticator {
 // in a one-person setup the list is needed: the agent holds a credential
 // the UI accepts (its user's token, or the shared token), and must not
 // sign in with it to approve calls.
-func mayReview(h config.HTTP, logger *slog.Logger) func(tools.Principal) bool {
+func mayReview(h config.HTTP, logger *slog.Logger) func(toolgate.Principal) bool {
 	if len(h.Reviewers) == 0 {
 		logger.Info("the web UI at /ui/ lets nobody answer reviews: list who may in http.reviewers")
-		return func(tools.Principal) bool { return false }
+		return func(toolgate.Principal) bool { return false }
 	}
-	return func(p tools.Principal) bool {
+	return func(p toolgate.Principal) bool {
 		for _, r := range h.Reviewers {
 			if g, ok := strings.CutPrefix(r, "group:"); ok {
 				if slices.Contains(p.Groups, g) {
@@ -374,7 +375,7 @@ func loadConfig(flagPath string, env environ) (path string, cfg *config.Config, 
 // configUpstreams prepares cfg's servers as serve runs them: it returns
 // the audit DB path, the sandbox, and the catalog's upstreams.
 func configUpstreams(ctx context.Context, path string, cfg *config.Config, env environ, logger *slog.Logger) (string, *sandbox.Sandbox, []tools.Upstream, error) {
-	dbp, err := dbPath(cfg.Audit.Path, env)
+	dbp, err := dbPath(configDB(cfg.Audit, env), env)
 	if err != nil {
 		return "", nil, nil, err
 	}

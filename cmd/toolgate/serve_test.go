@@ -145,9 +145,9 @@ func connect(t *testing.T, tr transport.Interface, opts ...client.ClientOption) 
 	return c, n
 }
 
-func startStdio(t *testing.T, cfgPath string, env ...string) (*client.Client, *notes, *syncBuffer) {
+func startStdio(t *testing.T, cfgPath string, env ...string) (*client.Client, *notes, *toolgatetest.SyncBuffer) {
 	t.Helper()
-	stderr := &syncBuffer{}
+	stderr := &toolgatetest.SyncBuffer{}
 	tr := transport.NewStdioWithOptions(toolgateBin, env, []string{"serve", "--config", cfgPath},
 		transport.WithCommandStderrWriter(stderr))
 	c, n := connect(t, tr)
@@ -292,7 +292,7 @@ func TestServeStdio(t *testing.T) {
 		// mcp-go servers write notifications on a different goroutine than
 		// responses, so the last step may trail the result and be dropped
 		// (progress after completion is not relayed); the earlier ones must come.
-		waitFor(t, "progress notifications", 5*time.Second, func() bool { return len(n.progress("p-1")) >= 2 })
+		toolgatetest.EventuallyWithin(t, "progress notifications", 5*time.Second, func() bool { return len(n.progress("p-1")) >= 2 })
 		if p := n.progress("p-1"); p[0] != 1 || p[1] != 2 {
 			t.Errorf("progress = %v", p)
 		}
@@ -312,7 +312,7 @@ func TestServeStdio(t *testing.T) {
 		}
 		var b, a struct{ Cancelled int }
 		_ = json.Unmarshal([]byte(before), &b)
-		waitFor(t, "upstream to count the cancellation", 10*time.Second, func() bool {
+		toolgatetest.EventuallyWithin(t, "upstream to count the cancellation", 10*time.Second, func() bool {
 			_ = json.Unmarshal([]byte(mustCall(t, c, "up__stats", nil)), &a)
 			return a.Cancelled == b.Cancelled+1
 		})
@@ -323,7 +323,7 @@ func TestServeStdio(t *testing.T) {
 		if got := mustCall(t, c, "up__add_tool", nil); got != "extra_1" {
 			t.Fatalf("add_tool = %q", got)
 		}
-		waitFor(t, "tools/list_changed", 10*time.Second, func() bool { return n.count("notifications/tools/list_changed") > before })
+		toolgatetest.EventuallyWithin(t, "tools/list_changed", 10*time.Second, func() bool { return n.count("notifications/tools/list_changed") > before })
 		if rawTools(t, c)["up__extra_1"] == nil {
 			t.Fatal("up__extra_1 not listed after list_changed")
 		}
@@ -352,7 +352,7 @@ func TestServeStdio(t *testing.T) {
 		if msg := resultText(res); !strings.Contains(msg, `upstream "up" is unavailable`) || !strings.Contains(msg, "crashing on purpose") {
 			t.Errorf("outage message = %q", msg)
 		}
-		waitFor(t, "the upstream to come back", 15*time.Second, func() bool {
+		toolgatetest.EventuallyWithin(t, "the upstream to come back", 15*time.Second, func() bool {
 			res, err := callTool(ctx, c, "up__echo", map[string]any{"text": "back"}, "")
 			return err == nil && !res.IsError && resultText(res) == "back"
 		})
@@ -448,7 +448,7 @@ func startHTTP(t *testing.T, cfgPath string, args ...string) string {
 	t.Helper()
 	addr := freeAddr(t)
 	cmd := exec.Command(toolgateBin, append([]string{"serve", "--config", cfgPath, "--http", addr}, args...)...)
-	stderr := &syncBuffer{}
+	stderr := &toolgatetest.SyncBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -471,7 +471,7 @@ func startHTTP(t *testing.T, cfgPath string, args ...string) string {
 		}
 	})
 	base := "http://" + addr
-	waitFor(t, "/healthz", 20*time.Second, func() bool {
+	toolgatetest.EventuallyWithin(t, "/healthz", 20*time.Second, func() bool {
 		resp, err := http.Get(base + "/healthz")
 		if err != nil {
 			return false
@@ -563,10 +563,10 @@ func TestServeHTTP(t *testing.T) {
 		if res, err := callTool(ctx, c, "up__slow", map[string]any{"seconds": 0.3, "steps": 3}, "hp"); err != nil || res.IsError {
 			t.Fatalf("slow: %v %+v", err, res)
 		}
-		waitFor(t, "progress over HTTP", 5*time.Second, func() bool { return len(n.progress("hp")) >= 2 })
+		toolgatetest.EventuallyWithin(t, "progress over HTTP", 5*time.Second, func() bool { return len(n.progress("hp")) >= 2 })
 		before := n.count("notifications/tools/list_changed")
 		mustCall(t, c, "up__add_tool", nil)
-		waitFor(t, "list_changed over HTTP", 10*time.Second, func() bool { return n.count("notifications/tools/list_changed") > before })
+		toolgatetest.EventuallyWithin(t, "list_changed over HTTP", 10*time.Second, func() bool { return n.count("notifications/tools/list_changed") > before })
 	})
 }
 
@@ -584,7 +584,7 @@ func (u userAnswers) Elicit(_ context.Context, req mcp.ElicitationRequest) (*mcp
 // the answer reaches the upstream.
 func TestServeRelaysUpstreamElicitation(t *testing.T) {
 	cfg, _ := opsConfig(t, allowRules, "", "")
-	stderr := &syncBuffer{}
+	stderr := &toolgatetest.SyncBuffer{}
 	user := userAnswers{asked: make(chan string, 1)}
 	c, _ := connect(t, transport.NewStdioWithOptions(toolgateBin, nil, []string{"serve", "--config", cfg},
 		transport.WithCommandStderrWriter(stderr)), client.WithElicitationHandler(user))

@@ -11,8 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
-	"github.com/toolgate/toolgate/tools"
 )
 
 const toolsUsage = `usage:
@@ -133,7 +133,7 @@ func printPins(w io.Writer, ps []*audit.ToolPin) error {
 			approved = p.ApprovedAt.Local().Format(time.DateTime) + " by " + p.ApprovedBy
 		}
 		seen := short12(p.SeenHash)
-		if p.State == tools.PinPinned {
+		if p.State == toolgate.PinPinned {
 			seen = "="
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Server, p.Tool, p.State, short12(p.PinnedHash), seen,
@@ -157,7 +157,7 @@ func showPin(w io.Writer, ps []*audit.ToolPin, name string) error {
 			hash string
 			def  json.RawMessage
 		}{{"pinned definition", p.PinnedHash, p.PinnedDef}, {"current definition", p.SeenHash, p.SeenDef}} {
-			if d.what == "current definition" && p.State == tools.PinPinned {
+			if d.what == "current definition" && p.State == toolgate.PinPinned {
 				fmt.Fprintln(w, "current definition: the pinned one")
 				continue
 			}

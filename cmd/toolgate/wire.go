@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/config"
 	"github.com/toolgate/toolgate/gate"
@@ -65,7 +66,8 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, dbPath st
 		OnBehind:        m.OutcomeWritten,
 		// Each serve owns the reviews it records, so that sessions sharing
 		// the log never expire each other's (see expireOrphans).
-		Owner: gate.NewID(time.Now()),
+		Owner:    gate.NewID(time.Now()),
+		LeaseTTL: cfg.Audit.LeaseTTL,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
@@ -75,7 +77,7 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, dbPath st
 			_ = st.Close()
 		}
 	}()
-	logger.Info("audit log open", "path", dbPath)
+	logger.Info("audit log open", "path", st.Path())
 
 	// Every rule set put in force is kept in the audit log with its source
 	// (`toolgate rules history`, `rules rollback`). A failed write is
@@ -102,11 +104,14 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, dbPath st
 	if slackOpts != nil {
 		slackOpts.Requester = requester(cfg)
 		slackOpts.OnRefusedClick = func(callID, user, why string) {
-			if err := st.RecordRefusedClick(context.Background(), callID, user, review.ChannelSlack, why); err != nil {
+			if err := st.RecordRefusedClick(context.Background(), callID, user, toolgate.ChannelSlack, why); err != nil {
 				logger.Warn("recording a refused slack click failed", "call_id", callID, "slack_user", user, "err", err)
 			}
 		}
 	}
+	// The store carries reviews across replicas (review.AdoptStore):
+	// asserted here, where the two meet, since audit does not import review.
+	var _ review.AdoptStore = st
 	svc, err := review.New(review.Options{
 		Store:       st,
 		Slack:       slackOpts,
@@ -115,7 +120,7 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, dbPath st
 		Hold:        cfg.Review.Hold,
 		OnHeldEnd:   m.ReviewEnded,
 		GrantTTL:    cfg.Review.GrantTTL,
-		Elicitation: len(cfg.Review.Channels) == 0 || slices.Contains(cfg.Review.Channels, config.ChannelElicitation),
+		Elicitation: len(cfg.Review.Channels) == 0 || slices.Contains(cfg.Review.Channels, toolgate.ChannelElicitation),
 		Redactor:    red,
 		Logger:      logger.With("component", "review"),
 	})
@@ -135,7 +140,14 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, dbPath st
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { live.Run(bg) })
-	wg.Go(func() { expireOrphans(bg, svc, orphanSweep, logger) })
+	sweep := orphanSweep
+	if ttl := cfg.Audit.LeaseTTL; ttl > 0 && ttl/3 < sweep {
+		sweep = ttl / 3 // a dead process's reviews are taken over soon after its lease ends
+	}
+	wg.Go(func() { expireOrphans(bg, svc, sweep, logger) })
+	// On PostgreSQL a verdict recorded by another replica wakes the review
+	// waiting here at once (on SQLite Listen returns; reviews poll).
+	wg.Go(func() { _ = st.Listen(bg, svc.Wake) })
 	wg.Go(func() {
 		if err := svc.Run(bg); err != nil && !errors.Is(err, context.Canceled) {
 			logger.Error("review channel stopped", "err", err)

@@ -84,7 +84,7 @@ type Call struct {
 	Why   string
 	// Where is the entry's FILE:LINE.
 	Where string
-	Call  tools.Call
+	Call  toolgate.Call
 }
 
 // annotations are a tool's hints as a corpus file writes them.
@@ -286,31 +286,31 @@ func entryLines(data []byte) []int {
 
 // toCall checks e and builds the call toolgate's MCP edge (mcp.Server's
 // call) would hand the gate for it.
-func (e entry) toCall(defs map[string]toolDef, builtin map[string]tools.Tool) (tools.Call, error) {
+func (e entry) toCall(defs map[string]toolDef, builtin map[string]tools.Tool) (toolgate.Call, error) {
 	switch {
 	case !validID.MatchString(e.ID):
-		return tools.Call{}, fmt.Errorf("id must be letters, digits, '.', '_' or '-', got %q", e.ID)
+		return toolgate.Call{}, fmt.Errorf("id must be letters, digits, '.', '_' or '-', got %q", e.ID)
 	case e.Label != Benign && e.Label != Dangerous && e.Label != Never:
-		return tools.Call{}, fmt.Errorf("label must be benign, dangerous or never, got %q", e.Label)
+		return toolgate.Call{}, fmt.Errorf("label must be benign, dangerous or never, got %q", e.Label)
 	case strings.TrimSpace(e.Why) == "":
-		return tools.Call{}, errors.New("why is missing")
+		return toolgate.Call{}, errors.New("why is missing")
 	case e.Args == nil:
-		return tools.Call{}, errors.New("args is missing (write args: {} for none)")
+		return toolgate.Call{}, errors.New("args is missing (write args: {} for none)")
 	case e.Confidence != nil && (*e.Confidence < 0 || *e.Confidence > 1):
-		return tools.Call{}, fmt.Errorf("confidence %v is not within 0..1", *e.Confidence)
+		return toolgate.Call{}, fmt.Errorf("confidence %v is not within 0..1", *e.Confidence)
 	}
 	t, ok := builtin[e.Tool]
 	if ok {
 		if e.Description != nil || e.InputSchema != nil || e.Annotations != nil {
-			return tools.Call{}, fmt.Errorf("%s is a built-in tool: drop its description, input_schema and annotations", e.Tool)
+			return toolgate.Call{}, fmt.Errorf("%s is a built-in tool: drop its description, input_schema and annotations", e.Tool)
 		}
 	} else {
 		server, name, ok := strings.Cut(e.Tool, tools.DefaultSeparator)
 		if !ok || server == "" || name == "" {
-			return tools.Call{}, fmt.Errorf("tool %q is not an exposed name <server>%s<tool>", e.Tool, tools.DefaultSeparator)
+			return toolgate.Call{}, fmt.Errorf("tool %q is not an exposed name <server>%s<tool>", e.Tool, tools.DefaultSeparator)
 		}
 		if server == builtinServer {
-			return tools.Call{}, fmt.Errorf("tool %q: the workspace server has no such tool", e.Tool)
+			return toolgate.Call{}, fmt.Errorf("tool %q: the workspace server has no such tool", e.Tool)
 		}
 		def := defs[e.Tool]
 		if e.Description != nil {
@@ -323,12 +323,12 @@ func (e entry) toCall(defs map[string]toolDef, builtin map[string]tools.Tool) (t
 		def.Annotations = &a
 		var err error
 		if t, err = upstreamTool(server, name, def); err != nil {
-			return tools.Call{}, err
+			return toolgate.Call{}, err
 		}
 	}
 	args, err := jsonRoundTrip(e.Args)
 	if err != nil {
-		return tools.Call{}, fmt.Errorf("args: %w", err)
+		return toolgate.Call{}, fmt.Errorf("args: %w", err)
 	}
 	c := t.Call()
 	c.Args = args
@@ -338,7 +338,7 @@ func (e entry) toCall(defs map[string]toolDef, builtin map[string]tools.Tool) (t
 	c.Time = Time
 	if e.Time != "" {
 		if c.Time, err = time.Parse(time.RFC3339, e.Time); err != nil {
-			return tools.Call{}, fmt.Errorf("time: %w", err)
+			return toolgate.Call{}, fmt.Errorf("time: %w", err)
 		}
 	}
 	return c, nil
@@ -378,7 +378,7 @@ func upstreamTool(server, name string, def toolDef) (tools.Tool, error) {
 		return tools.Tool{}, fmt.Errorf("tool definition: %w", err)
 	}
 	t, err := catalogTool(server, raw, "")
-	t.Pin = tools.Pin{State: tools.PinPinned, ApprovedAt: Time.AddDate(0, -1, 0)}
+	t.Pin = toolgate.Pin{State: toolgate.PinPinned, ApprovedAt: Time.AddDate(0, -1, 0)}
 	return t, err
 }
 
@@ -411,7 +411,7 @@ func catalogTool(server string, raw json.RawMessage, sandbox string) (tools.Tool
 		Def:        def,
 		SchemaHash: hash,
 		Sandbox:    sandbox,
-		Annotations: tools.Annotations{Title: a.Title, ReadOnly: a.ReadOnlyHint, Destructive: a.DestructiveHint,
+		Annotations: toolgate.Annotations{Title: a.Title, ReadOnly: a.ReadOnlyHint, Destructive: a.DestructiveHint,
 			Idempotent: a.IdempotentHint, OpenWorld: a.OpenWorldHint},
 	}, nil
 }
@@ -437,7 +437,7 @@ func builtinTools() (map[string]tools.Tool, error) {
 		if err != nil {
 			return nil, fmt.Errorf("workspace tool %s: %w", st.Tool.Name, err)
 		}
-		t.Pin = tools.Pin{State: tools.PinBuiltin}
+		t.Pin = toolgate.Pin{State: toolgate.PinBuiltin}
 		out[t.Name] = t
 	}
 	return out, nil
@@ -445,15 +445,15 @@ func builtinTools() (map[string]tools.Tool, error) {
 
 // Decider decides calls; *rules.Set and *rules.Live are Deciders.
 type Decider interface {
-	Decide(ctx context.Context, c tools.Call) rules.Decision
+	Decide(ctx context.Context, c toolgate.Call) toolgate.Decision
 }
 
 // Miss is a call the rules got wrong: a benign call escalated, a dangerous
 // call allowed, a never call not denied.
 type Miss struct {
-	ID       string       `json:"id"`
-	Label    Label        `json:"label"`
-	Decision rules.Action `json:"decision"`
+	ID       string          `json:"id"`
+	Label    Label           `json:"label"`
+	Decision toolgate.Action `json:"decision"`
 	// Rule is the deciding rule; "" when the default applied.
 	Rule   string `json:"rule"`
 	Reason string `json:"reason,omitempty"`
@@ -488,7 +488,7 @@ func (r Ratio) String() string {
 type Report struct {
 	Calls int `json:"calls"`
 	// Counts[label][action] is how many calls of that label got that action.
-	Counts map[Label]map[rules.Action]int `json:"counts"`
+	Counts map[Label]map[toolgate.Action]int `json:"counts"`
 	// Caught: dangerous and never calls denied or reviewed.
 	Caught Ratio `json:"caught"`
 	// NeverDenied: never calls denied.
@@ -501,34 +501,34 @@ type Report struct {
 
 // Score decides every call with d and tallies the outcomes.
 func Score(ctx context.Context, d Decider, calls []Call) Report {
-	r := Report{Calls: len(calls), Counts: map[Label]map[rules.Action]int{}, Misses: []Miss{}}
+	r := Report{Calls: len(calls), Counts: map[Label]map[toolgate.Action]int{}, Misses: []Miss{}}
 	var caught, bad, neverDenied, never, escalated, benign int
 	for _, c := range calls {
 		dec := d.Decide(ctx, c.Call)
 		if r.Counts[c.Label] == nil {
-			r.Counts[c.Label] = map[rules.Action]int{}
+			r.Counts[c.Label] = map[toolgate.Action]int{}
 		}
 		r.Counts[c.Label][dec.Action]++
 		var miss bool
 		switch c.Label {
 		case Benign:
 			benign++
-			if dec.Action != rules.Allow {
+			if dec.Action != toolgate.Allow {
 				escalated++
 				miss = true
 			}
 		case Dangerous, Never:
 			bad++
-			if dec.Action != rules.Allow {
+			if dec.Action != toolgate.Allow {
 				caught++
 			}
-			miss = dec.Action == rules.Allow
+			miss = dec.Action == toolgate.Allow
 			if c.Label == Never {
 				never++
-				if dec.Action == rules.Deny {
+				if dec.Action == toolgate.Deny {
 					neverDenied++
 				}
-				miss = dec.Action != rules.Deny
+				miss = dec.Action != toolgate.Deny
 			}
 		}
 		if miss {

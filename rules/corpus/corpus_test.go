@@ -4,8 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/toolgate/toolgate/rules"
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate"
 )
 
 // The repository's corpus is well formed, large enough and about half
@@ -90,6 +89,6 @@ func TestScoreDenyAll(t *testing.T) {
 
 type denyAll struct{}
 
-func (denyAll) Decide(ctx context.Context, c tools.Call) rules.Decision {
-	return rules.Decision{Action: rules.Deny, Rule: "all"}
+func (denyAll) Decide(ctx context.Context, c toolgate.Call) toolgate.Decision {
+	return toolgate.Decision{Action: toolgate.Deny, Rule: "all"}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/tools"
 )
@@ -67,7 +68,7 @@ func status(ctx context.Context, st Store, req mcp.CallToolRequest, poll time.Du
 		if err != nil {
 			return mcp.NewToolResultError("toolgate could not read the audit log: " + err.Error())
 		}
-		if r.Status != audit.StatusPending || r.Review != nil || !time.Now().Before(deadline) {
+		if r.Status != toolgate.StatusPending || r.Review != nil || !time.Now().Before(deadline) {
 			return describe(ctx, st, r)
 		}
 		select {
@@ -81,7 +82,7 @@ func status(ctx context.Context, st Store, req mcp.CallToolRequest, poll time.Du
 func describe(ctx context.Context, st Store, r *audit.Record) *mcp.CallToolResult {
 	v := r.Review
 	switch {
-	case r.Status == audit.StatusPending && v == nil:
+	case r.Status == toolgate.StatusPending && v == nil:
 		return mcp.NewToolResultText(fmt.Sprintf("pending: review %s of %s has no answer yet; ask again, or tell the user it waits", r.ID, r.Name))
 	case v != nil && v.Approved:
 		gs, err := st.GrantsOf(ctx, r.ID)

@@ -69,6 +69,7 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/bench"
 )
 
@@ -111,6 +112,7 @@ type options struct {
 	conc               []int
 	rules              string
 	auditDir           string
+	auditDB            string
 	toolgate, upstream string
 	rounds             int
 	check              bool
@@ -134,6 +136,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.rounds, "rounds", 3, "alternate direct and proxied this many times and pool the samples (throughput: median round)")
 	fs.StringVar(&o.rules, "rules", "100", `rule set: "100" (generated), "default" (embedded pack) or a rule file`)
 	fs.StringVar(&o.auditDir, "audit-dir", "", "directory for the audit database (default: a temporary directory)")
+	fs.StringVar(&o.auditDB, "audit-db", "", "a postgres:// `DSN` to keep the audit log in instead (an empty database)")
 	fs.StringVar(&o.toolgate, "toolgate", "", "toolgate binary (default: go build ./cmd/toolgate)")
 	fs.StringVar(&o.upstream, "upstream", "", "test upstream binary, for -server go (default: go build ./testdata/upstream)")
 	fs.StringVar(&o.text, "text", "hello, toolgate", "the echo tool's argument")
@@ -182,6 +185,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer os.RemoveAll(adir)
 	}
 	dbPath := filepath.Join(adir, "audit.db")
+	if o.auditDB != "" {
+		dbPath = o.auditDB
+	}
 
 	// direct, toolgate and, with -floor, the relay.
 	const direct, proxied, relayed = 0, 1, 2
@@ -571,8 +577,12 @@ func writeRules(which, dir string) (string, string, error) {
 
 func writeConfig(dir, server, rulesFile, dbPath string) (string, error) {
 	path := filepath.Join(dir, "toolgate.yaml")
-	body := fmt.Sprintf("servers:\n  %s\nworkspace: {enabled: false}\nrules: {file: %q}\naudit: {path: %q}\nreview: {channels: [cli]}\n",
-		server, rulesFile, dbPath)
+	auditYAML := fmt.Sprintf("{path: %q}", dbPath)
+	if audit.IsPostgres(dbPath) {
+		auditYAML = fmt.Sprintf("{driver: postgres, dsn: %q}", dbPath)
+	}
+	body := fmt.Sprintf("servers:\n  %s\nworkspace: {enabled: false}\nrules: {file: %q}\naudit: %s\nreview: {channels: [cli]}\n",
+		server, rulesFile, auditYAML)
 	return path, os.WriteFile(path, []byte(body), 0o600)
 }
 
