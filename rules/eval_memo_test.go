@@ -152,6 +152,13 @@ func TestMemoKeyCoversCall(t *testing.T) {
 		"ID":   {},
 		"Meta": {},
 	}
+	// The key spells out the fields of these too.
+	for typ, n := range map[reflect.Type]int{reflect.TypeFor[tools.Annotations](): 5, reflect.TypeFor[tools.Pin](): 3,
+		reflect.TypeFor[tools.Peer](): 2, reflect.TypeFor[tools.Principal](): 3} {
+		if typ.NumField() != n {
+			t.Errorf("%s has %d fields, the memo key knows %d", typ, typ.NumField(), n)
+		}
+	}
 	ct := reflect.TypeFor[tools.Call]()
 	for i := range ct.NumField() {
 		name := ct.Field(i).Name
