@@ -86,8 +86,7 @@ func (r *VerifyReport) add(p Problem) {
 //
 // The events and the rows are read at once on two connections whose
 // snapshots hold the same events, and hashed, decoded and encoded by
-// GOMAXPROCS workers (verifyfast.go); the chain is still checked in
-// order. That pass proves a clean log; when it finds anything amiss,
+// GOMAXPROCS workers (verifyFast); the chain is still checked in order. That pass proves a clean log; when it finds anything amiss,
 // verifyRows, the detailed pass, re-checks the rows and names each
 // problem, so the report is the same either way.
 func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
@@ -874,6 +873,9 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, pre
 		readRows()
 	}
 	<-rowsDone
+	if rowErr == nil {
+		rowErr = ctx.Err() // a reader stopped by cancellation read only part
+	}
 	if rowErr != nil {
 		return false, fmt.Errorf("audit: verify: %w", rowErr)
 	}

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -92,18 +93,35 @@ func verifyTemplate(t testing.TB) string {
 	return path
 }
 
-// copyDB copies the template to a new file and opens it.
+// copyDB copies the template (its WAL too, if any) to a new file and
+// opens it. The file's directory is not t.TempDir(), whose name a fuzz
+// seed's '#' would cut short in rawDB's file: URI.
 func copyDB(t testing.TB, template string) (*Store, string) {
 	t.Helper()
-	data, err := os.ReadFile(template)
+	dir, err := os.MkdirTemp("", "verify")
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "a.db")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "a.db")
+	for _, suffix := range []string{"", "-wal"} {
+		data, err := os.ReadFile(template + suffix)
+		if errors.Is(err, os.ErrNotExist) && suffix != "" {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path+suffix, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	return openTest(t, path, Options{}), path
+	s := openTest(t, path, Options{})
+	var n int
+	if err := s.rdb.QueryRow(`SELECT count(*) FROM calls`).Scan(&n); err != nil || n < 17 {
+		t.Fatalf("the copy holds %d calls, %v", n, err)
+	}
+	return s, path
 }
 
 // checkFastSound fails t if the fast pass calls the log clean while the

@@ -174,3 +174,10 @@ func appendKeyValue(dst []byte, v any, depth int) (_ []byte, ok bool) {
 	}
 	return dst, false
 }
+
+// Len is how many decisions m remembers.
+func (m *Memo) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.m)
+}

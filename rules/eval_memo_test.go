@@ -155,6 +155,13 @@ func TestMemoKeyCoversCall(t *testing.T) {
 		"ID":   {},
 		"Meta": {},
 	}
+	// The key spells out the fields of these too.
+	for typ, n := range map[reflect.Type]int{reflect.TypeFor[toolgate.Annotations](): 5, reflect.TypeFor[toolgate.Pin](): 3,
+		reflect.TypeFor[toolgate.Peer](): 2, reflect.TypeFor[toolgate.Principal](): 3} {
+		if typ.NumField() != n {
+			t.Errorf("%s has %d fields, the memo key knows %d", typ, typ.NumField(), n)
+		}
+	}
 	ct := reflect.TypeFor[toolgate.Call]()
 	for i := range ct.NumField() {
 		name := ct.Field(i).Name
