@@ -10,14 +10,15 @@ import (
 	"github.com/toolgate/toolgate/tools"
 )
 
-// The stdio fast path for tools/call.
+// The stdio fast path for tools/call. It pays for itself (docs/operating.md,
+// "What toolgate costs per call"): mcp-go's HandleMessage decodes a
+// tools/call line five times before the handler runs and goes through the
+// server's per-call tool filtering and request bookkeeping.
 //
-// mcp-go's HandleMessage decodes a tools/call line five times before the
-// handler runs (the envelope, the protocol _meta, the trace _meta, the
-// request, then its arguments again from their raw bytes), and
-// with large arguments that was the largest JSON cost of a proxied call.
-// callFast decodes the line once into what the handler needs, and serves
-// the call itself when it is the plain case: JSON-RPC 2.0, a tool that is
+// Invariant: for every line callFast serves, the gate gets the Call and
+// the agent the response that HandleMessage would give (TestCallFastLikeMCPGo,
+// FuzzCallFast). callFast decodes the line once into what the handler
+// needs, and serves the call itself only in the plain case: JSON-RPC 2.0, a tool that is
 // exposed, no task augmentation, no multi round-trip answers, and a legacy
 // protocol (toolgate pins 2025-11-25; a request whose _meta names a
 // protocol of 2026-07-28 or later carries its session state in _meta,
@@ -76,33 +77,13 @@ func (c *stdioConn) callFast(id any, line []byte) (mcpgo.JSONRPCMessage, bool) {
 		c.cancelMu.Unlock()
 		cancel()
 	}()
-	res := c.srv.call(ctx, e, p.Arguments, p.Meta, "", true)
+	res := c.srv.call(ctx, e, p.Arguments, p.Meta, "")
 	if r := res.RPCError; r != nil {
 		// The upstream's JSON-RPC error, code, message and data as sent.
 		return mcpgo.NewJSONRPCError(mcpgo.NewRequestId(id), r.Code, r.Message, r.Data), true
 	}
-	if res.Raw == nil {
-		return mcpgo.NewJSONRPCResultResponse(mcpgo.NewRequestId(id), res.Decoded), true
-	}
-	// The upstream's result, passed on as it came (tools.Result.Raw holds
-	// no newline).
-	idJSON, err := json.Marshal(mcpgo.NewRequestId(id))
-	if err != nil {
-		// Unreachable: id came from decoding JSON. The call has run, so
-		// it must not go to HandleMessage.
-		return mcpgo.NewJSONRPCError(mcpgo.NewRequestId(id), mcpgo.INTERNAL_ERROR, "encoding the response id: "+err.Error(), nil), true
-	}
-	b := make([]byte, 0, len(`{"jsonrpc":"2.0","id":,"result":}`)+len(idJSON)+len(res.Raw)+1)
-	b = append(b, `{"jsonrpc":"2.0","id":`...)
-	b = append(b, idJSON...)
-	b = append(b, `,"result":`...)
-	b = append(b, res.Raw...)
-	b = append(b, "}\n"...)
-	return rawLine(b), true
+	return mcpgo.NewJSONRPCResultResponse(mcpgo.NewRequestId(id), res.Decoded), true
 }
-
-// rawLine is a response already encoded, newline included.
-type rawLine []byte
 
 // cancelCall cancels the fast-path call a notifications/cancelled line
 // names, if it is running. (mcp-go's handling of the line, which follows,
