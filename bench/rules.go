@@ -1,8 +1,6 @@
 package bench
 
 import (
-	"github.com/toolgate/toolgate/rules"
-
 	"fmt"
 	"strings"
 )
@@ -33,11 +31,4 @@ func HundredRules(label string) string {
 	}
 	b.WriteString("  - name: allow-echo\n    match: 'tool.name == \"echo\"'\n    action: allow\n")
 	return b.String()
-}
-
-// DefaultRulesWithEcho returns the embedded default rule pack with one rule
-// added at the end that allows the test upstream's echo tool: the rule set
-// tgbench gives toolgate by default.
-func DefaultRulesWithEcho() string {
-	return string(rules.DefaultSource()) + "\n  - name: allow-echo\n    match: 'tool.name == \"echo\"'\n    action: allow\n    reason: tgbench's echo\n"
 }

@@ -16,9 +16,10 @@ import (
 // server's per-call tool filtering and request bookkeeping.
 //
 // Invariant: for every line callFast serves, the gate gets the Call and
-// the agent the response that HandleMessage would give (TestCallFastLikeMCPGo,
-// FuzzCallFast). callFast decodes the line once into what the handler
-// needs, and serves the call itself only in the plain case: JSON-RPC 2.0, a tool that is
+// the agent the response that HandleMessage would give
+// (TestCallFastLikeMCPGo, FuzzCallFast). callFast decodes the line once
+// into what the handler needs, and serves the call itself only in the
+// plain case: JSON-RPC 2.0, a tool that is
 // exposed, no task augmentation, no multi round-trip answers, and a legacy
 // protocol (toolgate pins 2025-11-25; a request whose _meta names a
 // protocol of 2026-07-28 or later carries its session state in _meta,

@@ -69,6 +69,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/toolgate/toolgate/bench"
+	"github.com/toolgate/toolgate/rules"
 )
 
 // The aims from issue 15, toolgate against the plain proxy.
@@ -679,7 +680,9 @@ func writeRules(which, dir string) (string, string, error) {
 	var body, desc string
 	switch which {
 	case "default":
-		body, desc = bench.DefaultRulesWithEcho(), "the embedded default pack plus an allow rule for echo"
+		// The pack's rules list is last, so a rule appended joins it.
+		body = string(rules.DefaultSource()) + "\n  - name: allow-echo\n    match: 'tool.name == \"echo\"'\n    action: allow\n    reason: tgbench's echo\n"
+		desc = "the embedded default pack plus an allow rule for echo"
 	case "100":
 		body, desc = bench.HundredRules("tgbench-100"), "100 generated rules (50 limited to other tools, 49 argument checks evaluated on every call, then the allow)"
 	default:
