@@ -78,13 +78,33 @@ func (c *stdioConn) callFast(id any, line []byte) (mcpgo.JSONRPCMessage, bool) {
 		c.cancelMu.Unlock()
 		cancel()
 	}()
-	res := c.srv.call(ctx, e, p.Arguments, p.Meta, "")
+	res := c.srv.call(ctx, e, p.Arguments, p.Meta, "", true)
 	if r := res.RPCError; r != nil {
 		// The upstream's JSON-RPC error, code, message and data as sent.
 		return mcpgo.NewJSONRPCError(mcpgo.NewRequestId(id), r.Code, r.Message, r.Data), true
 	}
-	return mcpgo.NewJSONRPCResultResponse(mcpgo.NewRequestId(id), res.Decoded), true
+	if res.Raw == nil {
+		return mcpgo.NewJSONRPCResultResponse(mcpgo.NewRequestId(id), res.Decoded), true
+	}
+	// The upstream's result, passed on as it came (tools.Result.Raw holds
+	// no newline).
+	idJSON, err := json.Marshal(mcpgo.NewRequestId(id))
+	if err != nil {
+		// Unreachable: id came from decoding JSON. The call has run, so
+		// it must not go to HandleMessage.
+		return mcpgo.NewJSONRPCError(mcpgo.NewRequestId(id), mcpgo.INTERNAL_ERROR, "encoding the response id: "+err.Error(), nil), true
+	}
+	b := make([]byte, 0, len(`{"jsonrpc":"2.0","id":,"result":}`)+len(idJSON)+len(res.Raw)+1)
+	b = append(b, `{"jsonrpc":"2.0","id":`...)
+	b = append(b, idJSON...)
+	b = append(b, `,"result":`...)
+	b = append(b, res.Raw...)
+	b = append(b, "}\n"...)
+	return rawLine(b), true
 }
+
+// rawLine is a response already encoded, newline included.
+type rawLine []byte
 
 // cancelCall cancels the fast-path call a notifications/cancelled line
 // names, if it is running. (mcp-go's handling of the line, which follows,

@@ -261,3 +261,43 @@ func TestSyncUpdatesRecordedVersion(t *testing.T) {
 		t.Errorf("mcp-go path recorded %+v, want server version 3.0", got)
 	}
 }
+
+// rawGate answers every call with an upstream result passed on undecoded.
+type rawGate struct{ nopGate }
+
+const rawResult = `{ "content" : [{"type":"text","text":"<raw>"}], "future": {"x":1} }`
+
+func (rawGate) HandleResult(context.Context, tools.Call) tools.Result {
+	return tools.Result{Raw: json.RawMessage(rawResult)}
+}
+
+// TestCallFastPassesRawResult: a result the gate returns as its upstream's
+// JSON reaches the stdio agent byte for byte, under the request's id; the
+// mcp-go path (HTTP) gets the same result, decoded (HandleResult is used
+// there too, for the upstream's JSON-RPC errors it carries).
+func TestCallFastPassesRawResult(t *testing.T) {
+	c, _ := fastCallConn(t)
+	c.srv.o.Gate = rawGate{}
+	var out bytes.Buffer
+	c.sess.out = &out
+	for _, tc := range []struct{ id, line string }{
+		{`7`, `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"up__free"}}`},
+		{`"a\"b"`, `{"jsonrpc":"2.0","id":"a\"b","method":"tools/call","params":{"name":"up__free"}}`},
+	} {
+		out.Reset()
+		var m message
+		if err := json.Unmarshal([]byte(tc.line), &m); err != nil {
+			t.Fatal(err)
+		}
+		c.handle(true, m.ID, []byte(tc.line))
+		want := `{"jsonrpc":"2.0","id":` + tc.id + `,"result":` + rawResult + "}\n"
+		if out.String() != want {
+			t.Errorf("wrote %q, want %q", out.String(), want)
+		}
+	}
+	resp := c.srv.mcp.HandleMessage(c.ctx, []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"up__free"}}`))
+	b, _ := json.Marshal(resp)
+	if !strings.Contains(string(b), `"text":"\u003craw\u003e"`) {
+		t.Errorf("mcp-go path: %s, want the same result, decoded", b)
+	}
+}

@@ -55,8 +55,8 @@ type Gate interface {
 	Handle(ctx context.Context, c tools.Call) *mcpgo.CallToolResult
 }
 
-// resultGate is a Gate that also returns an upstream's JSON-RPC error
-// (tools.Result.RPCError), for the edge to answer with. *gate.Gate is one.
+// resultGate is a Gate that can return a result as its upstream's JSON,
+// for the stdio fast path to pass on undecoded. *gate.Gate is one.
 type resultGate interface {
 	HandleResult(ctx context.Context, c tools.Call) tools.Result
 }
@@ -296,7 +296,7 @@ func (s *Server) handler(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo
 		// Removed between mcp-go's lookup and this one.
 		return mcpgo.NewToolResultError(fmt.Sprintf("toolgate: tool %s is no longer available", req.Params.Name)), nil
 	}
-	res := s.call(ctx, e, req.Params.Arguments, req.Params.Meta, req.Header.Get(HeaderModel))
+	res := s.call(ctx, e, req.Params.Arguments, req.Params.Meta, req.Header.Get(HeaderModel), false)
 	if res.RPCError != nil {
 		// mcp-go answers a handler's error with code -32603 and its text,
 		// except -32042 (URL elicitation required), whose code and data it
@@ -309,8 +309,10 @@ func (s *Server) handler(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo
 
 // call turns one tools/call of e into a tools.Call and hands it to the
 // gate. Arguments that fail e's schema are refused before the gate.
-// modelHeader is the request's X-Toolgate-Model header ("" for none).
-func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMeta *mcpgo.Meta, modelHeader string) tools.Result {
+// modelHeader is the request's X-Toolgate-Model header ("" for none). The
+// result is decoded unless raw is set and the gate can pass it on as its
+// upstream's JSON.
+func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMeta *mcpgo.Meta, modelHeader string, raw bool) tools.Result {
 	t := &e.tool
 	if err := validateArgs(e, arguments); err != nil {
 		return tools.Decoded(mcpgo.NewToolResultError(err.Error()))
@@ -345,11 +347,19 @@ func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMet
 	}
 	var res tools.Result
 	if rg, ok := s.o.Gate.(resultGate); ok {
+		// HandleResult also carries an upstream's JSON-RPC error.
 		res = rg.HandleResult(ctx, c)
+		if !raw && res.Raw != nil {
+			d, err := res.Decode()
+			if err != nil {
+				return tools.Decoded(mcpgo.NewToolResultError(fmt.Sprintf("toolgate: the result of %s could not be read: %v", t.Name, err)))
+			}
+			res = tools.Decoded(d)
+		}
 	} else {
 		res = tools.Decoded(s.o.Gate.Handle(ctx, c))
 	}
-	if res.Decoded == nil {
+	if res.Raw == nil && res.Decoded == nil {
 		return tools.Decoded(mcpgo.NewToolResultError(fmt.Sprintf("toolgate: no result for %s", t.Name)))
 	}
 	return res

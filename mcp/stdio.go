@@ -263,9 +263,6 @@ func (c *stdioConn) handle(call bool, id any, line []byte) {
 	}
 }
 
-// rawLine is a response already encoded, newline included.
-type rawLine []byte
-
 // stdioSession is the mcp-go session of a stdio agent.
 type stdioSession struct {
 	id            string // see newStdioSessionID

@@ -13,11 +13,16 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
-// This file forwards tools/call without mcp-go's (*client.Client).CallTool,
-// which turns an upstream's JSON-RPC error into a Go error without its
-// data: callTool sends the request through the client's transport, as list
-// does, so that an *RPCError keeps the upstream's code and data, and
-// decodes the result with mcp.ParseCallToolResult, as CallTool does.
+// This file forwards tools/call without mcp-go's (*client.Client).CallTool:
+// callTool sends the request through the client's transport, as list does,
+// so that an upstream's JSON-RPC error keeps its code and data (RPCError),
+// and a plain result can be passed on undecoded (passThrough). When it is
+// decoded, it is in two passes over the bytes that matter (the result,
+// then each content item once) where mcp.ParseCallToolResult makes four;
+// both pay for themselves with results of a few KB (docs/operating.md).
+// Invariant: decodeCallToolResult returns what mcp.ParseCallToolResult
+// returns, on any input (TestDecodeCallToolResultMatchesMCPGo,
+// FuzzDecodeCallToolResult), falling back to it for anything unusual.
 //
 // What it keeps from CallTool, for the clients connect builds (a legacy
 // protocol version, no tracer or meta propagator, no elicitation, sampling
@@ -49,31 +54,41 @@ const cancelNotificationTimeout = 5 * time.Second
 // (a server shedding load) mcp-go's client accepts in a row.
 const maxLoadShedding = 3
 
-// callTool forwards params as one tools/call.
-func (c *conn) callTool(ctx context.Context, params mcp.CallToolParams) (*mcp.CallToolResult, error) {
+// callTool forwards params as one tools/call. A plain result comes back
+// undecoded (see passThrough) when raw is set, else decoded.
+func (c *conn) callTool(ctx context.Context, params mcp.CallToolParams, raw bool) (Result, error) {
 	if !c.client.IsInitialized() || mcp.IsModernProtocol(c.client.ProtocolVersion()) {
 		req := mcp.CallToolRequest{Params: params}
-		return c.client.CallTool(ctx, req)
+		res, err := c.client.CallTool(ctx, req)
+		if err != nil {
+			return Result{}, err
+		}
+		return Decoded(res), nil
 	}
 	shed := 0
 	for {
 		b, err := c.sendCall(ctx, params)
 		if err != nil {
-			return nil, err
+			return Result{}, err
 		}
-		res, err := mcp.ParseCallToolResult(&b)
+		if raw {
+			if r, ok := passThrough(b); ok {
+				return r, nil
+			}
+		}
+		res, err := decodeCallToolResult(b)
 		if err != nil {
-			return nil, err
+			return Result{}, err
 		}
 		if !res.NeedsInput() {
-			return res, nil
+			return Decoded(res), nil
 		}
 		if len(res.InputRequests) > 0 {
-			return nil, unanswerable(res.InputRequests)
+			return Result{}, unanswerable(res.InputRequests)
 		}
 		shed++
 		if shed >= maxLoadShedding {
-			return nil, fmt.Errorf("%w: server asked to retry %d times without requesting input",
+			return Result{}, fmt.Errorf("%w: server asked to retry %d times without requesting input",
 				client.ErrMaxInputRoundTripsExceeded, shed)
 		}
 		params.MultiRoundTripParams = mcp.MultiRoundTripParams{RequestState: res.RequestState}
@@ -151,4 +166,99 @@ func sendCancelled(ctx context.Context, tr transport.Interface, id mcp.RequestId
 		defer cancel()
 		_ = tr.SendNotification(ctx, n)
 	}()
+}
+
+// wireResult is the shape mcp.CallToolResult's UnmarshalJSON decodes.
+type wireResult struct {
+	Meta              *mcp.Meta         `json:"_meta,omitempty"`
+	ResultType        mcp.ResultType    `json:"resultType,omitempty"`
+	Content           []json.RawMessage `json:"content"`
+	StructuredContent json.RawMessage   `json:"structuredContent,omitempty"`
+	IsError           bool              `json:"isError,omitempty"`
+	InputRequests     mcp.InputRequests `json:"inputRequests,omitempty"`
+	RequestState      string            `json:"requestState,omitempty"`
+}
+
+// wireContent holds the fields of the plain content types (text, image,
+// audio, resource_link), each with the JSON name and Go type it has in its
+// mcp type, so that decoding an item into it fills those fields exactly as
+// decoding it into its own type would.
+type wireContent struct {
+	mcp.Annotated
+	Meta        *mcp.Meta `json:"_meta,omitempty"`
+	Type        string    `json:"type"`
+	Text        string    `json:"text"`
+	Data        string    `json:"data"`
+	MIMEType    string    `json:"mimeType"`
+	URI         string    `json:"uri"`
+	Name        string    `json:"name"`
+	Title       string    `json:"title,omitempty"`
+	Description string    `json:"description"`
+	Size        *int64    `json:"size,omitempty"`
+}
+
+// decodeCallToolResult returns what mcp.ParseCallToolResult returns for raw,
+// decoding it fewer times where it can.
+func decodeCallToolResult(raw json.RawMessage) (*mcp.CallToolResult, error) {
+	if res, ok := decodeResultFast(raw); ok {
+		return res, nil
+	}
+	return mcp.ParseCallToolResult(&raw)
+}
+
+// decodeResultFast decodes raw, or reports false if raw is one of the cases
+// it leaves to mcp.ParseCallToolResult: any error, and content missing or
+// null (which that tells apart).
+func decodeResultFast(raw json.RawMessage) (*mcp.CallToolResult, bool) {
+	var w wireResult
+	if err := json.Unmarshal(raw, &w); err != nil || w.Content == nil {
+		return nil, false
+	}
+	r := &mcp.CallToolResult{}
+	r.Meta = w.Meta
+	r.ResultType = w.ResultType
+	r.IsError = w.IsError
+	r.InputRequests = w.InputRequests
+	r.RequestState = w.RequestState
+	if len(w.Content) > 0 {
+		r.Content = make([]mcp.Content, len(w.Content))
+		for i, item := range w.Content {
+			c, err := decodeContent(item)
+			if err != nil {
+				return nil, false
+			}
+			r.Content[i] = c
+		}
+	}
+	if len(w.StructuredContent) > 0 {
+		// w.StructuredContent is already a copy, not a slice of raw.
+		r.RawStructuredContent = w.StructuredContent
+		if err := json.Unmarshal(w.StructuredContent, &r.StructuredContent); err != nil {
+			return nil, false
+		}
+	}
+	return r, true
+}
+
+// decodeContent returns what mcp.UnmarshalContent returns for item, in one
+// decode for the plain content types.
+func decodeContent(item json.RawMessage) (mcp.Content, error) {
+	var w wireContent
+	if err := json.Unmarshal(item, &w); err != nil {
+		return mcp.UnmarshalContent(item)
+	}
+	switch w.Type {
+	case mcp.ContentTypeText:
+		return mcp.TextContent{Annotated: w.Annotated, Meta: w.Meta, Type: w.Type, Text: w.Text}, nil
+	case mcp.ContentTypeImage:
+		return mcp.ImageContent{Annotated: w.Annotated, Meta: w.Meta, Type: w.Type, Data: w.Data, MIMEType: w.MIMEType}, nil
+	case mcp.ContentTypeAudio:
+		return mcp.AudioContent{Annotated: w.Annotated, Meta: w.Meta, Type: w.Type, Data: w.Data, MIMEType: w.MIMEType}, nil
+	case mcp.ContentTypeLink:
+		return mcp.ResourceLink{Annotated: w.Annotated, Meta: w.Meta, Type: w.Type, URI: w.URI, Name: w.Name,
+			Title: w.Title, Description: w.Description, MIMEType: w.MIMEType, Size: w.Size}, nil
+	default:
+		// Embedded resources, tool_use, tool_result, and errors.
+		return mcp.UnmarshalContent(item)
+	}
 }

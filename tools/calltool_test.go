@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,71 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 )
+
+// resultCases are tools/call results, each with why it is here. The old path
+// (mcp.ParseCallToolResult) and decodeCallToolResult must agree on all.
+var resultCases = []struct{ name, raw string }{
+	{"text", `{"content":[{"type":"text","text":"hello"}]}`},
+	{"text escapes", `{"content":[{"type":"text","text":"a\"b\\c\n\u00e9\ud83d\ude00 \u0000"}]}`},
+	{"text annotations and meta", `{"content":[{"type":"text","text":"x","annotations":{"audience":["user","assistant"],"priority":0.5,"lastModified":"2025-01-12T15:00:58Z"},"_meta":{"progressToken":7,"k":{"a":[1,2]}}}]}`},
+	{"image", `{"content":[{"type":"image","data":"aGVsbG8=","mimeType":"image/png","annotations":{"priority":1}}]}`},
+	{"audio", `{"content":[{"type":"audio","data":"UklGRg==","mimeType":"audio/wav","_meta":{}}]}`},
+	{"resource_link", `{"content":[{"type":"resource_link","uri":"file:///a","name":"a","title":"A","description":"d","mimeType":"text/plain","size":12}]}`},
+	{"resource_link size zero", `{"content":[{"type":"resource_link","uri":"file:///a","name":"a","size":0}]}`},
+	{"resource_link size negative", `{"content":[{"type":"resource_link","uri":"file:///a","name":"a","size":-3}]}`},
+	{"resource_link size fraction", `{"content":[{"type":"resource_link","uri":"file:///a","name":"a","size":1.5}]}`},
+	{"embedded text resource", `{"content":[{"type":"resource","resource":{"uri":"file:///a","mimeType":"text/plain","text":"body"},"annotations":{"audience":["user"]}}]}`},
+	{"embedded blob resource", `{"content":[{"type":"resource","resource":{"uri":"file:///b","blob":"AAEC","_meta":{"x":1}}}]}`},
+	{"embedded resource without variant", `{"content":[{"type":"resource","resource":{"uri":"file:///b"}}]}`},
+	{"embedded resource without uri", `{"content":[{"type":"resource","resource":{"text":"t"}}]}`},
+	{"tool_use", `{"content":[{"type":"tool_use","id":"u1","name":"f","input":{"a":1}}]}`},
+	{"tool_result", `{"content":[{"type":"tool_result","toolUseId":"u1","content":[{"type":"text","text":"r"}],"isError":true}]}`},
+	{"mixed", `{"content":[{"type":"text","text":"a"},{"type":"image","data":"eA==","mimeType":"image/gif"},{"type":"resource","resource":{"uri":"u","text":""}},{"type":"resource_link","uri":"u","name":"n"},{"type":"audio","data":"eA==","mimeType":"audio/mpeg"}]}`},
+	{"structuredContent", `{"content":[{"type":"text","text":"{\"a\":1}"}],"structuredContent":{"a":1,"b":[true,null,"s",1e3],"c":{}}}`},
+	{"structuredContent null", `{"content":[],"structuredContent":null}`},
+	{"structuredContent array", `{"content":[],"structuredContent":[1,2]}`},
+	{"structuredContent number overflow", `{"content":[],"structuredContent":{"n":1e400}}`},
+	{"isError", `{"content":[{"type":"text","text":"boom"}],"isError":true}`},
+	{"isError false", `{"content":[{"type":"text","text":"ok"}],"isError":false}`},
+	{"isError wrong type", `{"content":[],"isError":"yes"}`},
+	{"result _meta", `{"_meta":{"progressToken":"t","io.example/k":{"v":[1]}},"content":[{"type":"text","text":"m"}]}`},
+	{"result _meta null", `{"_meta":null,"content":[{"type":"text","text":"m"}]}`},
+	{"result _meta not object", `{"_meta":3,"content":[]}`},
+	{"unknown fields", `{"content":[{"type":"text","text":"u","extra":{"deep":[1]},"data":"ignored"}],"ttlMs":5,"cacheScope":"x","whatever":[null]}`},
+	{"unknown field of wrong type for another content type", `{"content":[{"type":"text","text":"u","data":5,"size":"big","uri":[]}]}`},
+	{"empty content", `{"content":[]}`},
+	{"null content", `{"content":null}`},
+	{"missing content", `{"isError":true}`},
+	{"content not array", `{"content":{"type":"text","text":"x"}}`},
+	{"content item null", `{"content":[null]}`},
+	{"content item not object", `{"content":["text"]}`},
+	{"content item without type", `{"content":[{"text":"x"}]}`},
+	{"content type null", `{"content":[{"type":null,"text":"x"}]}`},
+	{"content type number", `{"content":[{"type":1,"text":"x"}]}`},
+	{"content type unknown", `{"content":[{"type":"video","text":"x"}]}`},
+	{"content type case", `{"content":[{"type":"Text","text":"x"}]}`},
+	{"key case", `{"Content":[{"TYPE":"text","Text":"x","MimeType":"m"}],"ISERROR":true}`},
+	{"duplicate keys in item", `{"content":[{"type":"image","type":"text","text":"a","text":"b"}]}`},
+	{"duplicate content arrays", `{"content":[{"type":"image","data":"x","mimeType":"m"},{"type":"text","text":"a"}],"content":[{"type":"text","text":"b"}]}`},
+	{"duplicate content, last lacks type", `{"content":[{"type":"text","text":"a"}],"content":[{"text":"b"}]}`},
+	{"duplicate content, last null", `{"content":[{"type":"text","text":"a"}],"content":null}`},
+	{"input_required", `{"resultType":"input_required","inputRequests":{"a":{"method":"elicitation/create","params":{"message":"m","requestedSchema":{"type":"object"}}}},"requestState":"s"}`},
+	{"input_required without content or requests", `{"resultType":"input_required","requestState":"s"}`},
+	{"resultType complete", `{"resultType":"complete","content":[]}`},
+	{"resultType wrong type", `{"resultType":1,"content":[]}`},
+	{"top null", `null`},
+	{"top array", `[]`},
+	{"top string", `"x"`},
+	{"invalid json", `{"content":[`},
+	{"trailing data", `{"content":[]} x`},
+	{"whitespace", " \n{ \"content\" : [ { \"type\" : \"text\" , \"text\" : \"w\" } ] }\t"},
+}
+
+// parseOld is what mcp-go's client did with a tools/call result.
+func parseOld(raw []byte) (*mcp.CallToolResult, error) {
+	m := json.RawMessage(append([]byte(nil), raw...))
+	return mcp.ParseCallToolResult(&m)
+}
 
 // sameOutcome reports how two (result, error) pairs differ, or "".
 func sameOutcome(oldRes *mcp.CallToolResult, oldErr error, newRes *mcp.CallToolResult, newErr error) string {
@@ -26,6 +92,93 @@ func sameOutcome(oldRes *mcp.CallToolResult, oldErr error, newRes *mcp.CallToolR
 		return fmt.Sprintf("result:\nold %#v\n    %s\nnew %#v\n    %s", oldRes, o, newRes, n)
 	}
 	return ""
+}
+
+func TestDecodeCallToolResultMatchesMCPGo(t *testing.T) {
+	for _, tc := range resultCases {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := []byte(tc.raw)
+			oldRes, oldErr := parseOld(raw)
+			newRes, newErr := decodeCallToolResult(append([]byte(nil), raw...))
+			if d := sameOutcome(oldRes, oldErr, newRes, newErr); d != "" {
+				t.Fatal(d)
+			}
+		})
+	}
+}
+
+// TestDecodeCallToolResultFastPath checks that the common results do not
+// fall back to mcp.ParseCallToolResult, so the equivalence test above tests
+// the new code and not the old one twice.
+func TestDecodeCallToolResultFastPath(t *testing.T) {
+	for _, name := range []string{"text", "text escapes", "text annotations and meta", "image", "audio",
+		"resource_link", "embedded text resource", "mixed", "structuredContent", "isError", "result _meta",
+		"unknown fields", "unknown field of wrong type for another content type", "empty content", "key case"} {
+		if _, ok := decodeResultFast(json.RawMessage(resultCase(name))); !ok {
+			t.Errorf("%s: fell back to mcp.ParseCallToolResult", name)
+		}
+	}
+}
+
+func resultCase(name string) string {
+	for _, tc := range resultCases {
+		if tc.name == name {
+			return tc.raw
+		}
+	}
+	panic("no result case " + name)
+}
+
+// FuzzDecodeCallToolResult: on any input, the new decoder returns what
+// mcp.ParseCallToolResult returns, and leaves its input alone.
+func FuzzDecodeCallToolResult(f *testing.F) {
+	for _, tc := range resultCases {
+		f.Add([]byte(tc.raw))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		oldRes, oldErr := parseOld(raw)
+		in := append([]byte(nil), raw...)
+		newRes, newErr := decodeCallToolResult(in)
+		if d := sameOutcome(oldRes, oldErr, newRes, newErr); d != "" {
+			t.Fatalf("input %q: %s", raw, d)
+		}
+		if string(in) != string(raw) {
+			t.Fatalf("input modified: %q", in)
+		}
+	})
+}
+
+func bigTextResult(n int) []byte {
+	raw, err := json.Marshal(mcp.NewToolResultText(strings.Repeat("lorem ipsum dolor sit amet, ", n/28+1)[:n]))
+	if err != nil {
+		panic(err)
+	}
+	return raw
+}
+
+func BenchmarkDecodeCallToolResult(b *testing.B) {
+	for _, size := range []int{8000, 64} {
+		raw := bigTextResult(size)
+		b.Run(fmt.Sprintf("old/%dB", size), func(b *testing.B) {
+			b.SetBytes(int64(len(raw)))
+			b.ReportAllocs()
+			for b.Loop() {
+				m := json.RawMessage(raw)
+				if _, err := mcp.ParseCallToolResult(&m); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("new/%dB", size), func(b *testing.B) {
+			b.SetBytes(int64(len(raw)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := decodeCallToolResult(raw); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
 
 // scriptTransport is a transport.Interface that answers initialize itself
@@ -188,7 +341,7 @@ func TestCallToolMatchesMCPGo(t *testing.T) {
 		params        []string
 		notifications []mcp.JSONRPCNotification
 	}
-	// mode: "mcp-go" (CallTool) or "callTool".
+	// mode: "mcp-go" (CallTool), "decoded" or "raw" (callTool).
 	run := func(t *testing.T, i int, mode string) outcome {
 		tc := cases[i]
 		st := &scriptTransport{answer: tc.answer, notified: make(chan struct{}, 8)}
@@ -215,7 +368,17 @@ func TestCallToolMatchesMCPGo(t *testing.T) {
 		case "mcp-go":
 			o.res, o.err = cl.CallTool(ctx, mcp.CallToolRequest{Params: params()})
 		default:
-			o.res, o.err = (&conn{client: cl}).callTool(ctx, params())
+			var r Result
+			r, o.err = (&conn{client: cl}).callTool(ctx, params(), mode == "raw")
+			if mode == "decoded" && r.Raw != nil {
+				t.Errorf("decoded mode returned raw %s", r.Raw)
+			}
+			if o.err == nil {
+				o.res, o.err = r.Decode()
+				if o.err == nil && r.IsError != o.res.IsError {
+					t.Errorf("%s: IsError %v, result says %v", mode, r.IsError, o.res.IsError)
+				}
+			}
 		}
 		if tc.cancel {
 			select {
@@ -230,46 +393,48 @@ func TestCallToolMatchesMCPGo(t *testing.T) {
 		return o
 	}
 	for i, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			old, got := run(t, i, "mcp-go"), run(t, i, "callTool")
-			if d := sameOutcome(old.res, old.err, got.res, got.err); d != "" {
-				t.Fatal(d)
-			}
-			if old.err != nil {
-				_, oldTransport := errors.AsType[*transport.Error](old.err)
-				_, newTransport := errors.AsType[*transport.Error](got.err)
-				if oldTransport != newTransport {
-					t.Errorf("transport error: old %v, new %v", oldTransport, newTransport)
+		for _, mode := range []string{"decoded", "raw"} {
+			t.Run(tc.name+"/"+mode, func(t *testing.T) {
+				old, got := run(t, i, "mcp-go"), run(t, i, mode)
+				if d := sameOutcome(old.res, old.err, got.res, got.err); d != "" {
+					t.Fatal(d)
 				}
-				if errors.Is(old.err, context.Canceled) != errors.Is(got.err, context.Canceled) ||
-					errors.Is(old.err, context.DeadlineExceeded) != errors.Is(got.err, context.DeadlineExceeded) ||
-					errors.Is(old.err, client.ErrMaxInputRoundTripsExceeded) != errors.Is(got.err, client.ErrMaxInputRoundTripsExceeded) {
-					t.Errorf("errors.Is differs: old %v, new %v", old.err, got.err)
+				if old.err != nil {
+					_, oldTransport := errors.AsType[*transport.Error](old.err)
+					_, newTransport := errors.AsType[*transport.Error](got.err)
+					if oldTransport != newTransport {
+						t.Errorf("transport error: old %v, new %v", oldTransport, newTransport)
+					}
+					if errors.Is(old.err, context.Canceled) != errors.Is(got.err, context.Canceled) ||
+						errors.Is(old.err, context.DeadlineExceeded) != errors.Is(got.err, context.DeadlineExceeded) ||
+						errors.Is(old.err, client.ErrMaxInputRoundTripsExceeded) != errors.Is(got.err, client.ErrMaxInputRoundTripsExceeded) {
+						t.Errorf("errors.Is differs: old %v, new %v", old.err, got.err)
+					}
 				}
-			}
-			if !reflect.DeepEqual(old.params, got.params) {
-				t.Errorf("params sent:\nold %q\nnew %q", old.params, got.params)
-			}
-			for j, id := range got.ids {
-				want := fmt.Sprintf("toolgate-call-%d", j+1)
-				if s, ok := id.Value().(string); !ok || s != want {
-					t.Errorf("request id %d = %v, want %q", j, id.Value(), want)
+				if !reflect.DeepEqual(old.params, got.params) {
+					t.Errorf("params sent:\nold %q\nnew %q", old.params, got.params)
 				}
-			}
-			if len(old.notifications) != len(got.notifications) {
-				t.Fatalf("notifications: old %v, new %v", old.notifications, got.notifications)
-			}
-			for j := range old.notifications {
-				o, n := old.notifications[j], got.notifications[j]
-				if n.Params.AdditionalFields["requestId"] != got.ids[0] {
-					t.Errorf("cancelled names %v, want %v", n.Params.AdditionalFields["requestId"], got.ids[0])
+				for j, id := range got.ids {
+					want := fmt.Sprintf("toolgate-call-%d", j+1)
+					if s, ok := id.Value().(string); !ok || s != want {
+						t.Errorf("request id %d = %v, want %q", j, id.Value(), want)
+					}
 				}
-				delete(o.Params.AdditionalFields, "requestId")
-				delete(n.Params.AdditionalFields, "requestId")
-				if !reflect.DeepEqual(o, n) {
-					t.Errorf("notification: old %+v, new %+v", o, n)
+				if len(old.notifications) != len(got.notifications) {
+					t.Fatalf("notifications: old %v, new %v", old.notifications, got.notifications)
 				}
-			}
-		})
+				for j := range old.notifications {
+					o, n := old.notifications[j], got.notifications[j]
+					if n.Params.AdditionalFields["requestId"] != got.ids[0] {
+						t.Errorf("cancelled names %v, want %v", n.Params.AdditionalFields["requestId"], got.ids[0])
+					}
+					delete(o.Params.AdditionalFields, "requestId")
+					delete(n.Params.AdditionalFields, "requestId")
+					if !reflect.DeepEqual(o, n) {
+						t.Errorf("notification: old %+v, new %+v", o, n)
+					}
+				}
+			})
+		}
 	}
 }

@@ -529,6 +529,18 @@ func (c *Catalog) Forward(ctx context.Context, call Call) (*mcp.CallToolResult, 
 	return u.call(ctx, call)
 }
 
+// ForwardResult is Forward, except that a plain result from an upstream
+// comes back undecoded (Result.Raw): what the upstream sent is passed on to
+// the agent without being decoded and encoded again. Results of other
+// shapes, and those of the built-in tools, come back decoded.
+func (c *Catalog) ForwardResult(ctx context.Context, call Call) (Result, error) {
+	u := c.byNm[call.Server]
+	if u == nil {
+		return Result{}, fmt.Errorf("%w: no upstream named %q", ErrUnknownTool, call.Server)
+	}
+	return u.callResult(ctx, call, true)
+}
+
 // StripMeta returns meta without the keys toolgate must not forward: those
 // under "io.modelcontextprotocol/" (protocol-level, per hop) and "toolgate/"
 // (toolgate's own). It returns nil when nothing is left.

@@ -1,6 +1,8 @@
 package tools
 
 import (
+	"bytes"
+	"encoding/json"
 	"sync"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -49,22 +51,47 @@ func (l *linkSet) has(uri string) bool {
 	return ok
 }
 
-// noteLinks remembers the resource URIs in a tool result.
-func (u *upstream) noteLinks(r *mcp.CallToolResult) {
-	if r == nil {
+// noteLinks remembers the resource URIs in a tool result. A result passed
+// on undecoded is only decoded (its content's types and URIs) when its
+// bytes mention a resource at all.
+func (u *upstream) noteLinks(r Result) {
+	if r.Decoded != nil {
+		for _, ct := range r.Decoded.Content {
+			switch c := ct.(type) {
+			case mcp.ResourceLink:
+				u.links.add(c.URI)
+			case mcp.EmbeddedResource:
+				switch rc := c.Resource.(type) {
+				case mcp.TextResourceContents:
+					u.links.add(rc.URI)
+				case mcp.BlobResourceContents:
+					u.links.add(rc.URI)
+				}
+			}
+		}
 		return
 	}
-	for _, ct := range r.Content {
-		switch c := ct.(type) {
-		case mcp.ResourceLink:
+	if !bytes.Contains(r.Raw, []byte(`"resource`)) {
+		return
+	}
+	var res struct {
+		Content []struct {
+			Type     string `json:"type"`
+			URI      string `json:"uri"`
+			Resource struct {
+				URI string `json:"uri"`
+			} `json:"resource"`
+		} `json:"content"`
+	}
+	if json.Unmarshal(r.Raw, &res) != nil {
+		return
+	}
+	for _, c := range res.Content {
+		switch c.Type {
+		case "resource_link":
 			u.links.add(c.URI)
-		case mcp.EmbeddedResource:
-			switch rc := c.Resource.(type) {
-			case mcp.TextResourceContents:
-				u.links.add(rc.URI)
-			case mcp.BlobResourceContents:
-				u.links.add(rc.URI)
-			}
+		case "resource":
+			u.links.add(c.Resource.URI)
 		}
 	}
 }

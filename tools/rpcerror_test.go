@@ -12,7 +12,7 @@ import (
 // message and data, still matching mcp-go's sentinel for the code.
 func TestForwardKeepsRPCError(t *testing.T) {
 	c := startCatalog(t, Options{Upstreams: []Upstream{{Name: "a", Server: namedServer("here")}}})
-	_, err := c.Forward(context.Background(), Call{Server: "a", Tool: "gone", Name: "a__gone"})
+	_, err := c.ForwardResult(context.Background(), Call{Server: "a", Tool: "gone", Name: "a__gone"})
 	rpc, ok := errors.AsType[*RPCError](err)
 	if !ok {
 		t.Fatalf("err = %v (%T), want an *RPCError", err, err)

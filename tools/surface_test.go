@@ -205,14 +205,14 @@ func TestSurfaceRoutingAndGating(t *testing.T) {
 	mu.Unlock()
 
 	// A URI nobody lists or matches, handed out by a tool, goes back to
-	// that tool's upstream.
+	// that tool's upstream (decoded and undecoded results alike).
 	if _, err := cat.RouteResource("session://w/1"); !errors.Is(err, ErrUnknownResource) {
 		t.Fatalf("route session://w/1 before any link = %v", err)
 	}
 	if _, err := cat.Forward(ctx, Call{Server: "wiki", Tool: "mklink", Args: map[string]any{"uri": "session://w/1"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cat.Forward(ctx, Call{Server: "docs", Tool: "mklink", Args: map[string]any{"uri": "session://d/1"}}); err != nil {
+	if _, err := cat.ForwardResult(ctx, Call{Server: "docs", Tool: "mklink", Args: map[string]any{"uri": "session://d/1"}}); err != nil {
 		t.Fatal(err)
 	}
 	for uri, want := range map[string]string{"session://w/1": "wiki", "session://d/1": "docs"} {

@@ -37,17 +37,17 @@ func NeedsTask(def mcp.Tool) bool {
 }
 
 // callAsTask runs params as a task on the upstream and returns its result.
-func (c *conn) callAsTask(ctx context.Context, params mcp.CallToolParams) (*mcp.CallToolResult, error) {
+func (c *conn) callAsTask(ctx context.Context, params mcp.CallToolParams, raw bool) (Result, error) {
 	params.Task = &mcp.TaskParams{}
 	b, err := c.sendCall(ctx, params)
 	if err != nil {
-		return nil, err
+		return Result{}, err
 	}
 	var created struct {
 		Task mcp.Task `json:"task"`
 	}
 	if err := json.Unmarshal(b, &created); err != nil || created.Task.TaskId == "" {
-		return nil, fmt.Errorf("%s runs only as a task, and the upstream answered with no task: %s", params.Name, b)
+		return Result{}, fmt.Errorf("%s runs only as a task, and the upstream answered with no task: %s", params.Name, b)
 	}
 	task := created.Task
 	for !task.Status.IsTerminal() {
@@ -58,30 +58,35 @@ func (c *conn) callAsTask(ctx context.Context, params mcp.CallToolParams) (*mcp.
 		select {
 		case <-ctx.Done():
 			c.cancelTask(ctx, task.TaskId)
-			return nil, transport.NewError(ctx.Err())
+			return Result{}, transport.NewError(ctx.Err())
 		case <-time.After(wait):
 		}
 		b, err := c.taskRequest(ctx, mcp.MethodTasksGet, task.TaskId)
 		if err != nil {
-			return nil, fmt.Errorf("tasks/get %s: %w", task.TaskId, err)
+			return Result{}, fmt.Errorf("tasks/get %s: %w", task.TaskId, err)
 		}
 		if err := json.Unmarshal(b, &task); err != nil {
-			return nil, fmt.Errorf("tasks/get %s: %w", task.TaskId, err)
+			return Result{}, fmt.Errorf("tasks/get %s: %w", task.TaskId, err)
 		}
 	}
 	b, err = c.taskRequest(ctx, mcp.MethodTasksResult, task.TaskId)
 	if err != nil {
-		return nil, err
+		return Result{}, err
 	}
-	res, err := mcp.ParseCallToolResult(&b)
+	if raw {
+		if r, ok := passThrough(b); ok {
+			return r, nil
+		}
+	}
+	res, err := decodeCallToolResult(b)
 	if err != nil {
 		if task.Status != mcp.TaskStatusCompleted {
 			// A failed or cancelled task may have no tool result.
-			return nil, fmt.Errorf("task %s %s: %s", task.TaskId, task.Status, task.StatusMessage)
+			return Result{}, fmt.Errorf("task %s %s: %s", task.TaskId, task.Status, task.StatusMessage)
 		}
-		return nil, err
+		return Result{}, err
 	}
-	return res, nil
+	return Decoded(res), nil
 }
 
 // taskRequest sends one tasks/* request about task id.

@@ -530,15 +530,25 @@ func (u *upstream) parseTool(raw json.RawMessage, serverVersion string) (Tool, e
 }
 
 // call forwards one call over the live connection, or fails fast.
+// call forwards call and decodes the result; callResult with raw set
+// passes a plain result on undecoded.
 func (u *upstream) call(ctx context.Context, call Call) (*mcp.CallToolResult, error) {
+	r, err := u.callResult(ctx, call, false)
+	if err != nil {
+		return nil, err
+	}
+	return r.Decoded, nil
+}
+
+func (u *upstream) callResult(ctx context.Context, call Call, raw bool) (Result, error) {
 	u.mu.Lock()
 	c := u.conn
 	u.mu.Unlock()
 	if c == nil {
-		return nil, u.unavailable()
+		return Result{}, u.unavailable()
 	}
 	if c.isDead() {
-		return nil, u.unavailableFrom(c)
+		return Result{}, u.unavailableFrom(c)
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, u.spec.Timeout, errCallTimeout)
 	defer cancel()
@@ -563,7 +573,7 @@ func (u *upstream) call(ctx context.Context, call Call) (*mcp.CallToolResult, er
 			meta.AdditionalFields[MetaSession] = call.SessionID
 		}
 	case call.Sandbox != u.spec.Sandbox:
-		return nil, fmt.Errorf("upstream %q runs in sandbox profile %q and cannot run %s in profile %q: %w",
+		return Result{}, fmt.Errorf("upstream %q runs in sandbox profile %q and cannot run %s in profile %q: %w",
 			u.spec.Name, u.spec.Sandbox, call.Tool, call.Sandbox, ErrSandboxMismatch)
 	}
 	if fn := ProgressFrom(ctx); fn != nil {
@@ -588,7 +598,7 @@ func (u *upstream) call(ctx context.Context, call Call) (*mcp.CallToolResult, er
 	if u.needsTask(call.Tool) {
 		send = c.callAsTask // tasks.go
 	}
-	res, err := send(ctx, req.Params)
+	res, err := send(ctx, req.Params, raw)
 	untrack()
 	if err == nil {
 		c.answered.Store(time.Now().UnixNano())
@@ -597,12 +607,12 @@ func (u *upstream) call(ctx context.Context, call Call) (*mcp.CallToolResult, er
 	}
 	switch {
 	case errors.Is(context.Cause(ctx), errCallTimeout):
-		return nil, fmt.Errorf("upstream %q: %s timed out after %s", u.spec.Name, call.Tool, u.spec.Timeout)
+		return Result{}, fmt.Errorf("upstream %q: %s timed out after %s", u.spec.Name, call.Tool, u.spec.Timeout)
 	case ctx.Err() != nil:
-		return nil, fmt.Errorf("upstream %q: %s: %w", u.spec.Name, call.Tool, ctx.Err())
+		return Result{}, fmt.Errorf("upstream %q: %s: %w", u.spec.Name, call.Tool, ctx.Err())
 	}
 	if _, transportErr := errors.AsType[*transport.Error](err); !transportErr {
-		return nil, fmt.Errorf("upstream %q: %s: %w", u.spec.Name, call.Tool, err)
+		return Result{}, fmt.Errorf("upstream %q: %s: %w", u.spec.Name, call.Tool, err)
 	}
 	// The connection broke. A stdio process usually exits right after its
 	// stdout closes; give it a moment so the error can say how it ended.
@@ -613,10 +623,10 @@ func (u *upstream) call(ctx context.Context, call Call) (*mcp.CallToolResult, er
 		}
 	}
 	if c.isDead() {
-		return nil, u.unavailableFrom(c)
+		return Result{}, u.unavailableFrom(c)
 	}
 	go u.checkHealth(c, err)
-	return nil, fmt.Errorf("upstream %q: %s: %w", u.spec.Name, call.Tool, err)
+	return Result{}, fmt.Errorf("upstream %q: %s: %w", u.spec.Name, call.Tool, err)
 }
 
 // unavailableFrom describes a connection that just died.
