@@ -10,14 +10,16 @@ import (
 	"github.com/toolgate/toolgate/tools"
 )
 
-// The stdio fast path for tools/call.
+// The stdio fast path for tools/call. It pays for itself (docs/operating.md,
+// "What toolgate costs per call"): mcp-go's HandleMessage decodes a
+// tools/call line five times before the handler runs and goes through the
+// server's per-call tool filtering and request bookkeeping.
 //
-// mcp-go's HandleMessage decodes a tools/call line five times before the
-// handler runs (the envelope, the protocol _meta, the trace _meta, the
-// request, then its arguments again from their raw bytes), and
-// with large arguments that was the largest JSON cost of a proxied call.
-// callFast decodes the line once into what the handler needs, and serves
-// the call itself when it is the plain case: JSON-RPC 2.0, a tool that is
+// Invariant: for every line callFast serves, the gate gets the Call and
+// the agent the response that HandleMessage would give
+// (TestCallFastLikeMCPGo, FuzzCallFast). callFast decodes the line once
+// into what the handler needs, and serves the call itself only in the
+// plain case: JSON-RPC 2.0, a tool that is
 // exposed, no task augmentation, no multi round-trip answers, and a legacy
 // protocol (toolgate pins 2025-11-25; a request whose _meta names a
 // protocol of 2026-07-28 or later carries its session state in _meta,

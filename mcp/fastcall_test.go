@@ -137,8 +137,8 @@ func TestCallFastLikeMCPGo(t *testing.T) {
 // whether callFast served it.
 func compareCallFast(t testing.TB, c *stdioConn, g *echoGate, line []byte) bool {
 	t.Helper()
-	m, ok := peekMessage(line)
-	if !ok || m.ID == nil || m.Method != string(mcpgo.MethodToolsCall) {
+	var m message
+	if json.Unmarshal(line, &m) != nil || m.ID == nil || m.Method != string(mcpgo.MethodToolsCall) {
 		return false
 	}
 	fast, served := c.callFast(m.ID, line)
@@ -285,7 +285,10 @@ func TestCallFastPassesRawResult(t *testing.T) {
 		{`"a\"b"`, `{"jsonrpc":"2.0","id":"a\"b","method":"tools/call","params":{"name":"up__free"}}`},
 	} {
 		out.Reset()
-		m, _ := peekMessage([]byte(tc.line))
+		var m message
+		if err := json.Unmarshal([]byte(tc.line), &m); err != nil {
+			t.Fatal(err)
+		}
 		c.handle(true, m.ID, []byte(tc.line))
 		want := `{"jsonrpc":"2.0","id":` + tc.id + `,"result":` + rawResult + "}\n"
 		if out.String() != want {

@@ -94,7 +94,7 @@ type Server struct {
 	registered string // hash of the tool set last registered
 	// exposed maps each exposed tool name to what its calls need; Sync
 	// replaces it whole. Both the mcp-go handlers and the stdio fast path
-	// (stdio.go) look tools up in it at call time.
+	// (fastcall.go) look tools up in it at call time.
 	exposed   atomic.Pointer[map[string]*exposedTool]
 	soonMu    sync.Mutex
 	soonTimer *time.Timer

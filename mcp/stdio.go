@@ -36,16 +36,19 @@ func newStdioSessionID() string {
 // ServeStdio serves one agent over in/out until in ends or ctx is cancelled.
 // Nothing else may write to out.
 //
-// It replaces mcp-go's StdioServer, which costs each call two goroutine
-// hand-offs (a goroutine per line read, then a worker queue) and five JSON
-// decodings of the line before mcp-go's own. Here a pool of goroutines
-// takes turns reading: the one that reads a request wakes an idle one (or
-// starts one) to read on, and serves the request itself, so the call goes
-// on without waiting for a wake-up, on a goroutine whose stack has already
-// grown to what a call needs. Messages are dispatched as mcp-go's
+// It is not mcp-go's StdioServer, which has one session per process with a
+// constant id (each agent needs its own, see newStdioSessionID) and blocks
+// its reading when its tools/call queue is full (the answer that unblocks a
+// call under review comes on the input). Messages are dispatched as
 // StdioServer does: requests concurrently, notifications in order on the
 // reading goroutine, answers to toolgate's elicitation requests to the
 // waiting review.
+//
+// A pool of goroutines takes turns reading: the one that reads a request
+// wakes an idle one (or starts one) to read on, and serves the request
+// itself, on a stack already grown to what a call needs, without waiting
+// for a wake-up. This pays for itself against a reader that hands each
+// request to a new goroutine or to a worker (docs/operating.md).
 func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
 	sess := &stdioSession{
 		id:            newStdioSessionID(),
@@ -177,21 +180,15 @@ func (c *stdioConn) read() (call bool, id any, line []byte, ok bool) {
 			c.ended <- c.ctx.Err()
 			return false, nil, nil, false
 		}
-		// The peek routes most lines without decoding their params
-		// (mcp-go decodes them again anyway); anything it is unsure of
-		// gets the full decode.
-		m, peeked := peekMessage(line)
-		if !peeked {
-			m = message{}
-			if err := json.Unmarshal(line, &m); err != nil {
-				if !json.Valid(line) {
-					c.sess.write(mcpgo.NewJSONRPCError(mcpgo.NewRequestId(nil), mcpgo.PARSE_ERROR, "Parse error", nil))
-					continue
-				}
-				// Valid JSON but not a message object: mcp-go answers it.
-				c.handle(false, nil, line)
+		var m message
+		if err := json.Unmarshal(line, &m); err != nil {
+			if !json.Valid(line) {
+				c.sess.write(mcpgo.NewJSONRPCError(mcpgo.NewRequestId(nil), mcpgo.PARSE_ERROR, "Parse error", nil))
 				continue
 			}
+			// Valid JSON but not a message object: mcp-go answers it.
+			c.handle(false, nil, line)
+			continue
 		}
 		if m.Method == "" && m.ID != nil && (m.Result != nil || m.Error != nil) && c.sess.answer(m.ID, m.Result, m.Error) {
 			continue

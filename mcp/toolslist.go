@@ -115,7 +115,8 @@ func (s *Server) unannotatedHTTP(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		if m, ok := peekMessage(body); !ok || m.Method != string(mcpgo.MethodToolsList) {
+		var m message
+		if json.Unmarshal(body, &m) != nil || m.Method != string(mcpgo.MethodToolsList) {
 			next.ServeHTTP(w, r)
 			return
 		}

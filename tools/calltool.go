@@ -14,14 +14,16 @@ import (
 	"github.com/toolgate/toolgate"
 )
 
-// This file forwards tools/call without mcp-go's (*client.Client).CallTool,
-// whose mcp.ParseCallToolResult decodes a result four times over (a probe,
-// the result with its content as raw JSON, then each content item twice:
-// its type, then the typed item). With an 8 KB text result that was the
-// largest JSON cost of a proxied call. callTool sends the request through
-// the client's transport, as list does, and decodes the result in two
-// passes over the bytes that matter (the result, then each content item
-// once), falling back to mcp.ParseCallToolResult for anything unusual.
+// This file forwards tools/call without mcp-go's (*client.Client).CallTool:
+// callTool sends the request through the client's transport, as list does,
+// so that an upstream's JSON-RPC error keeps its code and data (RPCError),
+// and a plain result can be passed on undecoded (passThrough). When it is
+// decoded, it is in two passes over the bytes that matter (the result,
+// then each content item once) where mcp.ParseCallToolResult makes four;
+// both pay for themselves with results of a few KB (docs/operating.md).
+// Invariant: decodeCallToolResult returns what mcp.ParseCallToolResult
+// returns, on any input (TestDecodeCallToolResultMatchesMCPGo,
+// FuzzDecodeCallToolResult), falling back to it for anything unusual.
 //
 // What it keeps from CallTool, for the clients connect builds (a legacy
 // protocol version, no tracer or meta propagator, no elicitation, sampling

@@ -83,6 +83,15 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	}
 	harden(logger)
 	tuneGC(env)
+	stopProfiles, err := startProfiles(env)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := stopProfiles(); err != nil {
+			logger.Warn("writing profiles", "err", err)
+		}
+	}()
 
 	path, cfg, err := loadConfig(*configPath, env)
 	if err != nil {

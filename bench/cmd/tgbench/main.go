@@ -1,50 +1,48 @@
 // Command tgbench measures what toolgate adds to a tool call. In one run it
-// calls an upstream's echo tool directly, then the same tool through
-// toolgate, at concurrency 1 and 16, and prints p50/p99 latency, calls/s and
-// the overhead: the p50 latency toolgate adds at concurrency 1 and its share
-// of direct throughput at 16.
+// calls an upstream's echo tool three ways, side by side: directly, through
+// a plain MCP proxy built on mcp-go (bench/cmd/plainproxy: forwards
+// tools/call, nothing else), and through toolgate; at concurrency 1 and 16.
+// Rounds alternate the sides, so a machine's load shifts all of them alike.
+// For each side and level it prints p50/p99 latency, calls/s, the CPU time
+// per call of the side's server process (the proxy's, not its upstream's;
+// for the direct side, the upstream's), read from /proc/PID/stat before and
+// after each round, and that process's peak RSS (VmHWM).
 //
-// -server picks the upstream, the same on both sides: "go" (the default) is
-// the Go test upstream (testdata/upstream, an mcp-go server); "everything"
-// is the npm reference server @modelcontextprotocol/server-everything (the
-// TypeScript SDK), run with node from e2e/node_modules (install it with
-// `cd e2e && npm ci`, or let the e2e tests do it; -everything names another
-// copy of its dist/index.js). Its echo tool takes "message" instead of "text".
+// -server picks the upstream: "go" (the default) is the Go test upstream
+// (testdata/upstream, an mcp-go server); "everything" is the npm reference
+// server @modelcontextprotocol/server-everything (the TypeScript SDK), run
+// with node from e2e/node_modules (`cd e2e && npm ci`; -everything names
+// another copy of its dist/index.js). Its echo tool takes "message".
 //
 // Usage (from the repository root):
 //
 //	go run ./bench/cmd/tgbench [flags]
 //
-// Both sides use mcp-go clients pinned to protocol 2025-11-25 (what Cursor
-// and Claude Code speak). With -transport stdio (the default), the direct
-// side launches the upstream as a stdio subprocess, and the proxied side
-// launches `toolgate serve` as one, which launches its own upstream: one
-// client connection per side, shared by the concurrent callers, as an agent
-// would. With -transport http, one upstream serves streamable HTTP; the
-// direct side connects to it, the proxied side to `toolgate serve --http`
-// whose config points at that same upstream; each concurrent caller has its
-// own client session, like separate agents.
+// Clients are mcp-go's, pinned to protocol 2025-11-25 (what Cursor and
+// Claude Code speak). Both proxies reach their upstream over stdio. With
+// -transport stdio (the default), each side is a stdio subprocess shared by
+// the concurrent callers, as an agent would use it. With -transport http,
+// the direct side calls the upstream serving streamable HTTP, the proxies
+// serve streamable HTTP themselves, and each concurrent caller has its own
+// client session, like separate agents.
 //
-// toolgate runs with its real rules and SQLite audit log (a fresh database
-// in a temporary directory, or under -audit-dir, e.g. /dev/shm to take the
-// disk out). -rules picks the rule set: "100" (default) generates 100 rules
-// of which 99 must be evaluated or skipped before the one that allows the
-// call; "default" is the embedded default pack; anything else is a rule file.
+// toolgate runs with the rules -rules names ("default": the embedded
+// default pack plus an allow rule for echo; "100": 100 generated rules;
+// else a rule file) and its SQLite audit log (a fresh database in a
+// temporary directory, or under -audit-dir, e.g. /dev/shm). -alt NAME=BIN
+// adds another toolgate binary as a side of its own, with the same
+// configuration: an A/B comparison of two builds in one interleaved run.
 //
-// With -transport stdio, a third side (-floor, on by default) calls the same
-// upstream through a byte relay: tgbench re-executed as `tgbench -relay`,
-// which copies JSON-RPC lines both ways and renames the tool, nothing else.
-// What the relay adds is the floor of any stdio proxy on the machine (one
-// more process, two more pipes and their wake-ups); the report gives it next
-// to toolgate's figures, so that what toolgate itself costs is visible.
-//
-// The binaries are built with `go build` unless -toolgate and -upstream name
-// them. The aims (issue 6): added p50 under 150µs at concurrency 1, and at
-// least 80% of direct throughput at 16, on 2 cores; -check exits 1 when
-// either is missed.
+// The binaries are built with `go build` unless -toolgate, -plain and
+// -upstream name them. The aims (issue 15), for toolgate against the plain
+// proxy: CPU per call at most 1.3x, p50 at concurrency 1 at most 150µs
+// more, calls/s at the higher levels at least 0.8x, peak RSS under 30 MiB;
+// -check exits 1 when one is missed.
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -59,6 +57,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -69,24 +68,21 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
-	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/bench"
+	"github.com/toolgate/toolgate/rules"
+
+	"github.com/toolgate/toolgate/audit"
 )
 
-// The aims from issue 6.
+// The aims from issue 15, toolgate against the plain proxy.
 const (
+	aimCPURatio   = 1.3
 	aimAddedP50   = 150 * time.Microsecond
 	aimThroughput = 0.80
+	aimPeakRSS    = 30 << 20
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == relayFlag {
-		if err := relayMain(os.Args[2:]); err != nil {
-			fmt.Fprintln(os.Stderr, "tgbench relay:", err)
-			os.Exit(1)
-		}
-		return
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -105,22 +101,23 @@ func main() {
 var errMissed = errors.New("aim missed")
 
 type options struct {
-	server             string // "go" or "everything"
-	node, everything   string // for -server everything
-	transport          string
-	calls, warmup      int
-	conc               []int
-	rules              string
-	auditDir           string
-	auditDB            string
-	toolgate, upstream string
-	rounds             int
-	check              bool
-	floor              bool
-	text               string
-	stderr             io.Writer
-	workDir            string
+	server                    string // "go" or "everything"
+	node, everything          string // for -server everything
+	transport                 string
+	calls, warmup             int
+	conc                      []int
+	rules                     string
+	auditDir                  string
+	auditDB                   string
+	toolgate, plain, upstream string
+	alts                      []alt
+	rounds                    int
+	check                     bool
+	text                      string
 }
+
+// alt is another toolgate binary measured as a side of its own.
+type alt struct{ name, bin string }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tgbench", flag.ContinueOnError)
@@ -131,23 +128,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.node, "node", "node", "node binary, for -server everything")
 	fs.StringVar(&o.everything, "everything", "", "server-everything's dist/index.js (default: e2e/node_modules/@modelcontextprotocol/server-everything/dist/index.js)")
 	fs.StringVar(&o.transport, "transport", "stdio", "stdio or http")
-	fs.IntVar(&o.calls, "n", 2000, "measured calls per side and concurrency level")
-	fs.IntVar(&o.warmup, "warmup", 200, "unmeasured calls first")
-	fs.IntVar(&o.rounds, "rounds", 3, "alternate direct and proxied this many times and pool the samples (throughput: median round)")
-	fs.StringVar(&o.rules, "rules", "100", `rule set: "100" (generated), "default" (embedded pack) or a rule file`)
+	fs.IntVar(&o.calls, "n", 3000, "measured calls per side and concurrency level")
+	fs.IntVar(&o.warmup, "warmup", 300, "unmeasured calls first")
+	fs.IntVar(&o.rounds, "rounds", 5, "alternate the sides this many times and pool the samples (calls/s: median round)")
+	fs.StringVar(&o.rules, "rules", "default", `toolgate's rules: "default" (embedded pack plus an allow rule for echo), "100" (generated) or a rule file`)
 	fs.StringVar(&o.auditDir, "audit-dir", "", "directory for the audit database (default: a temporary directory)")
-	fs.StringVar(&o.auditDB, "audit-db", "", "a postgres:// `DSN` to keep the audit log in instead (an empty database)")
+	fs.StringVar(&o.auditDB, "audit-db", "", "a postgres:// `DSN` to keep the audit log in instead (an empty database; one toolgate side only)")
 	fs.StringVar(&o.toolgate, "toolgate", "", "toolgate binary (default: go build ./cmd/toolgate)")
+	fs.StringVar(&o.plain, "plain", "", "plain proxy binary (default: go build ./bench/cmd/plainproxy)")
 	fs.StringVar(&o.upstream, "upstream", "", "test upstream binary, for -server go (default: go build ./testdata/upstream)")
+	fs.Func("alt", "`NAME=BINARY`: another toolgate build, measured as a side of its own (repeatable)", func(s string) error {
+		name, bin, ok := strings.Cut(s, "=")
+		if !ok || name == "" || bin == "" {
+			return errors.New("want NAME=BINARY")
+		}
+		o.alts = append(o.alts, alt{name, bin})
+		return nil
+	})
 	fs.StringVar(&o.text, "text", "hello, toolgate", "the echo tool's argument")
 	fs.BoolVar(&o.check, "check", false, "exit 1 if an aim is missed")
-	fs.BoolVar(&o.floor, "floor", true, "with -transport stdio, also measure a byte relay (tgbench -relay): the floor of any stdio proxy")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	for _, s := range strings.Split(*concs, ",") {
-		var n int
-		if _, err := fmt.Sscan(strings.TrimSpace(s), &n); err != nil || n < 1 {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
 			return fmt.Errorf("-c %q: want positive integers", *concs)
 		}
 		o.conc = append(o.conc, n)
@@ -158,14 +163,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.server != "go" && o.server != "everything" {
 		return fmt.Errorf("-server %q: want go or everything", o.server)
 	}
-	o.stderr = stderr
 
 	dir, err := os.MkdirTemp("", "tgbench")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	o.workDir = dir
 	if err := buildBinaries(ctx, &o, dir); err != nil {
 		return err
 	}
@@ -184,125 +187,171 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer os.RemoveAll(adir)
 	}
-	dbPath := filepath.Join(adir, "audit.db")
-	if o.auditDB != "" {
-		dbPath = o.auditDB
-	}
-
-	// direct, toolgate and, with -floor, the relay.
-	const direct, proxied, relayed = 0, 1, 2
-	sides := make([]side, 2, 3)
-	switch o.transport {
-	case "stdio":
-		cfg, err := writeConfig(dir, fmt.Sprintf("up: {command: %q, args: %s}", up.command, yamlList(up.args)), rulesFile, dbPath)
-		if err != nil {
+	plainArgs := append([]string{"--prefix", "up__", "--", up.command}, up.args...)
+	// Each toolgate side has its own audit database and configuration.
+	toolgates := append([]alt{{"toolgate", o.toolgate}}, o.alts...)
+	cfgs := make([]string, len(toolgates))
+	for i, tg := range toolgates {
+		d := filepath.Join(adir, "side-"+tg.name)
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return err
 		}
-		sides[direct] = stdioSide("direct", up.command, up.args...)
-		sides[proxied] = stdioSide("toolgate", o.toolgate, "serve", "--config", cfg, "--log-level", "error")
-		if o.floor {
-			self, err := os.Executable()
-			if err != nil {
-				return err
+		server := fmt.Sprintf("up: {command: %q, args: %s}", up.command, yamlList(up.args))
+		dbPath := filepath.Join(d, "audit.db")
+		if o.auditDB != "" {
+			if len(toolgates) > 1 {
+				return errors.New("-audit-db takes one toolgate side: no -alt")
 			}
-			sides = append(sides, stdioSide("relay", self, append([]string{relayFlag, "up__echo=echo", "--", up.command}, up.args...)...))
-			sides[relayed].tool = "up__echo"
+			dbPath = o.auditDB
+		}
+		if cfgs[i], err = writeConfig(d, server, rulesFile, dbPath); err != nil {
+			return err
+		}
+	}
+
+	// The sides, in the order of each round: direct, plain, then toolgate
+	// and the alternatives.
+	var sides []*side
+	switch o.transport {
+	case "stdio":
+		sides = append(sides, stdioSide("direct", "echo", up.command, up.args...),
+			stdioSide("plain", "up__echo", o.plain, plainArgs...))
+		for i, tg := range toolgates {
+			sides = append(sides, stdioSide(tg.name, "up__echo", tg.bin, "serve", "--config", cfgs[i], "--log-level", "error"))
 		}
 	case "http":
-		upURL, stopUp, err := startHTTPUpstream(ctx, up)
+		upURL, pid, stopUp, err := startHTTPUpstream(ctx, up)
 		if err != nil {
 			return err
 		}
 		defer stopUp()
-		cfg, err := writeConfig(dir, fmt.Sprintf("up: {url: %q}", upURL), rulesFile, dbPath)
+		sides = append(sides, httpSide("direct", "echo", upURL, pid))
+		plainURL, pid, stopPlain, err := startHTTP(ctx, stderr, o.plain, append([]string{"--http", addrArg}, plainArgs...)...)
 		if err != nil {
-			return err
+			return fmt.Errorf("plain proxy: %w", err)
 		}
-		tgURL, stopTG, err := startHTTPToolgate(ctx, o.toolgate, cfg, stderr)
-		if err != nil {
-			return err
+		defer stopPlain()
+		sides = append(sides, httpSide("plain", "up__echo", plainURL, pid))
+		for i, tg := range toolgates {
+			u, pid, stop, err := startHTTP(ctx, stderr, tg.bin, "serve", "--config", cfgs[i], "--log-level", "error", "--http", addrArg)
+			if err != nil {
+				return fmt.Errorf("%s: %w", tg.name, err)
+			}
+			defer stop()
+			sides = append(sides, httpSide(tg.name, "up__echo", u, pid))
 		}
-		defer stopTG()
-		sides[0] = httpSide("direct", upURL)
-		sides[1] = httpSide("toolgate", tgURL)
 	}
-	sides[direct].tool, sides[proxied].tool = "echo", "up__echo"
 
 	fmt.Fprintf(stdout, "tgbench: echo tool of %s, %s transport, mcp-go clients (protocol %s)\n", up.desc, o.transport, mcp.ProtocolVersion20251125)
-	fmt.Fprintf(stdout, "toolgate: rules %s; audit log %s\n", rulesDesc, dbPath)
-	fmt.Fprintf(stdout, "%d measured calls per side and level, in %d alternating rounds, after %d warm-up calls\n\n", o.calls, o.rounds, o.warmup)
+	fmt.Fprintf(stdout, "toolgate: rules %s; SQLite audit log under %s\n", rulesDesc, adir)
+	fmt.Fprintf(stdout, "%d measured calls per side and level, in %d alternating rounds, after %d warm-up calls\n", o.calls, o.rounds, o.warmup)
+	fmt.Fprintf(stdout, "CPU: of the side's server process per call (direct: the upstream; proxies: the proxy alone); RSS: its peak (VmHWM)\n\n")
 
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "side\tconcurrency\tcalls\tp50\tp99\tcalls/s\t")
-	type key struct {
-		side int
-		c    int
-	}
+	fmt.Fprintln(tw, "side\tconcurrency\tcalls\tp50\tp99\tcalls/s\tCPU/call\tpeak RSS\t")
 	res := map[key]stats{}
 	for _, c := range o.conc {
-		for i := range sides {
-			if err := sides[i].open(ctx, c); err != nil {
-				return fmt.Errorf("%s: %w", sides[i].name, err)
-			}
+		if err := level(ctx, &o, sides, c, up.arg, res); err != nil {
+			return err
 		}
-		lat := make([][]time.Duration, len(sides))
-		rates := make([][]float64, len(sides))
-		for i := range sides {
-			if _, _, err := sides[i].load(ctx, c, o.warmup, up.arg, o.text); err != nil {
-				return fmt.Errorf("%s warm-up: %w", sides[i].name, err)
-			}
-		}
-		per := max(o.calls/o.rounds, c)
-		for range o.rounds {
-			for i := range sides {
-				l, wall, err := sides[i].load(ctx, c, per, up.arg, o.text)
-				if err != nil {
-					return fmt.Errorf("%s at concurrency %d: %w", sides[i].name, c, err)
-				}
-				lat[i] = append(lat[i], l...)
-				rates[i] = append(rates[i], float64(len(l))/wall.Seconds())
-			}
-		}
-		for i := range sides {
-			sides[i].close()
-			st := summarize(lat[i], rates[i])
-			res[key{i, c}] = st
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%.0f\t\n", sides[i].name, c, st.n, us(st.p50), us(st.p99), st.rate)
+		for _, s := range sides {
+			st := res[key{s.name, c}]
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%.0f\t%s\t%s\t\n", s.name, c, st.n, us(st.p50), us(st.p99), st.rate, cpuText(st.cpu), mib(st.rss))
 		}
 	}
 	tw.Flush()
-
 	fmt.Fprintln(stdout)
 	missed := false
-	floor := len(sides) > relayed
-	if d, p, ok := res[key{direct, 1}], res[key{proxied, 1}], slices.Contains(o.conc, 1); ok {
-		added := p.p50 - d.p50
-		ok := added < aimAddedP50
-		missed = missed || !ok
-		fmt.Fprintf(stdout, "added p50 at concurrency 1: %s (%.2fx direct; aim < %s) %s\n", us(added), float64(p.p50)/float64(d.p50), us(aimAddedP50), verdict(ok))
-		if floor {
-			r := res[key{relayed, 1}]
-			fmt.Fprintf(stdout, "  floor: a byte relay adds %s; toolgate adds %s more\n", us(r.p50-d.p50), us(p.p50-r.p50))
-		}
-	}
-	for _, c := range o.conc {
-		if c == 1 {
-			continue
-		}
-		d, p := res[key{direct, c}], res[key{proxied, c}]
-		ratio := p.rate / d.rate
-		ok := ratio >= aimThroughput
-		missed = missed || !ok
-		fmt.Fprintf(stdout, "throughput at concurrency %d: %.0f%% of direct (%.0f vs %.0f calls/s; aim >= %.0f%%) %s\n", c, 100*ratio, p.rate, d.rate, 100*aimThroughput, verdict(ok))
-		if floor {
-			r := res[key{relayed, c}]
-			fmt.Fprintf(stdout, "  floor: a byte relay reaches %.0f%% of direct (%.0f calls/s); toolgate %.0f%% of the relay\n", 100*r.rate/d.rate, r.rate, 100*p.rate/r.rate)
-		}
+	for _, tg := range toolgates {
+		missed = report(stdout, res, tg.name, o.conc) || missed
 	}
 	if o.check && missed {
 		return errMissed
 	}
 	return nil
+}
+
+// level measures every side at concurrency c, into res.
+func level(ctx context.Context, o *options, sides []*side, c int, arg string, res map[key]stats) error {
+	for _, s := range sides {
+		if err := s.open(ctx, c); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	defer func() {
+		for _, s := range sides {
+			s.close()
+		}
+	}()
+	lat := make([][]time.Duration, len(sides))
+	rates := make([][]float64, len(sides))
+	cpu := make([]time.Duration, len(sides))
+	cpuOK := make([]bool, len(sides))
+	for _, s := range sides {
+		if _, _, err := s.load(ctx, c, o.warmup, arg, o.text); err != nil {
+			return fmt.Errorf("%s warm-up: %w", s.name, err)
+		}
+	}
+	per := max(o.calls/o.rounds, c)
+	for i := range cpuOK {
+		cpuOK[i] = true
+	}
+	for range o.rounds {
+		for i, s := range sides {
+			before, err1 := procCPU(s.pid)
+			l, wall, err := s.load(ctx, c, per, arg, o.text)
+			if err != nil {
+				return fmt.Errorf("%s at concurrency %d: %w", s.name, c, err)
+			}
+			after, err2 := procCPU(s.pid)
+			cpu[i] += after - before
+			cpuOK[i] = cpuOK[i] && err1 == nil && err2 == nil
+			lat[i] = append(lat[i], l...)
+			rates[i] = append(rates[i], float64(len(l))/wall.Seconds())
+		}
+	}
+	for i, s := range sides {
+		st := summarize(lat[i], rates[i])
+		st.cpu = -1
+		if cpuOK[i] && st.n > 0 {
+			st.cpu = cpu[i] / time.Duration(st.n)
+		}
+		st.rss, _ = procPeakRSS(s.pid)
+		res[key{s.name, c}] = st
+	}
+	return nil
+}
+
+// report prints how the toolgate side name fares against the plain proxy,
+// and whether it missed an aim.
+func report(w io.Writer, res map[key]stats, name string, conc []int) (missed bool) {
+	fmt.Fprintf(w, "%s against the plain proxy:\n", name)
+	check := func(ok bool, format string, args ...any) {
+		missed = missed || !ok
+		fmt.Fprintf(w, "  "+format+" %s\n", append(args, verdict(ok))...)
+	}
+	for _, c := range conc {
+		p, t := res[key{"plain", c}], res[key{name, c}]
+		if p.cpu > 0 && t.cpu >= 0 {
+			r := float64(t.cpu) / float64(p.cpu)
+			check(r <= aimCPURatio, "c=%d: CPU/call %s vs %s: %.2fx (aim <= %.1fx)", c, cpuText(t.cpu), cpuText(p.cpu), r, aimCPURatio)
+		}
+		if c == 1 {
+			added := t.p50 - p.p50
+			check(added <= aimAddedP50, "c=1: p50 %s vs %s: %s more (aim <= %s)", us(t.p50), us(p.p50), us(added), us(aimAddedP50))
+		} else if p.rate > 0 {
+			r := t.rate / p.rate
+			check(r >= aimThroughput, "c=%d: %.0f vs %.0f calls/s: %.2fx (aim >= %.1fx)", c, t.rate, p.rate, r, aimThroughput)
+		}
+	}
+	var peak, plainPeak int64
+	for _, c := range conc {
+		peak, plainPeak = max(peak, res[key{name, c}].rss), max(plainPeak, res[key{"plain", c}].rss)
+	}
+	if peak > 0 {
+		check(peak < aimPeakRSS, "peak RSS %s vs %s (aim < %s)", mib(peak), mib(plainPeak), mib(aimPeakRSS))
+	}
+	return missed
 }
 
 func verdict(ok bool) string {
@@ -316,10 +365,31 @@ func us(d time.Duration) string {
 	return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
 }
 
+func cpuText(d time.Duration) string {
+	if d < 0 {
+		return "-"
+	}
+	return us(d)
+}
+
+func mib(b int64) string {
+	if b <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+}
+
+type key struct {
+	side string
+	c    int
+}
+
 type stats struct {
 	n        int
 	p50, p99 time.Duration
 	rate     float64
+	cpu      time.Duration // per call; -1 if unknown
+	rss      int64         // peak, bytes; 0 if unknown
 }
 
 func summarize(lat []time.Duration, rates []float64) stats {
@@ -338,24 +408,80 @@ func summarize(lat []time.Duration, rates []float64) stats {
 	return st
 }
 
+// clockTick is the unit of utime and stime in /proc/PID/stat (USER_HZ,
+// 100 on every Linux architecture Go supports).
+const clockTick = 10 * time.Millisecond
+
+// procCPU is the user plus system CPU time process pid has used so far.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name, which is in parentheses and may
+	// hold spaces: state is field 3, utime 14 and stime 15.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("malformed stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("malformed stat")
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return time.Duration(utime+stime) * clockTick, nil
+}
+
+// procPeakRSS is process pid's peak resident set size (VmHWM).
+func procPeakRSS(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmHWM")
+}
+
 // side is one way of reaching the echo tool: a way to open clients for a
-// concurrency level, and the clients opened.
+// concurrency level, the clients opened, and the process that serves them.
 type side struct {
 	name    string
 	tool    string
-	dial    func(ctx context.Context) (*client.Client, error)
+	dial    func(ctx context.Context) (*client.Client, int, error)
 	perConn bool // one client per concurrent caller (HTTP), else one shared
 	clients []*client.Client
+	pid     int
 }
 
-func stdioSide(name, command string, args ...string) side {
-	return side{name: name, dial: func(ctx context.Context) (*client.Client, error) {
-		return connect(ctx, transport.NewStdioWithOptions(command, nil, args, transport.WithCommandStderrWriter(io.Discard)))
+func stdioSide(name, tool, command string, args ...string) *side {
+	return &side{name: name, tool: tool, dial: func(ctx context.Context) (*client.Client, int, error) {
+		var cmd *exec.Cmd
+		tr := transport.NewStdioWithOptions(command, nil, args, transport.WithCommandStderrWriter(io.Discard),
+			transport.WithCommandFunc(func(ctx context.Context, command string, env, args []string) (*exec.Cmd, error) {
+				cmd = exec.CommandContext(ctx, command, args...)
+				return cmd, nil
+			}))
+		c, err := connect(ctx, tr)
+		if err != nil {
+			return nil, 0, err
+		}
+		return c, cmd.Process.Pid, nil
 	}}
 }
 
-func httpSide(name, url string) side {
-	return side{name: name, perConn: true, dial: func(ctx context.Context) (*client.Client, error) {
+func httpSide(name, tool, url string, pid int) *side {
+	return &side{name: name, tool: tool, perConn: true, pid: pid, dial: func(ctx context.Context) (*client.Client, int, error) {
 		// Each caller is an agent of its own, with its own connections
 		// (sharing net/http's default transport, which keeps two idle
 		// connections a host, 16 callers would mostly dial anew).
@@ -363,9 +489,10 @@ func httpSide(name, url string) side {
 		tr, err := transport.NewStreamableHTTP(url, transport.WithHTTPLogger(slog.New(slog.DiscardHandler)),
 			transport.WithHTTPBasicClient(own))
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		return connect(ctx, tr)
+		c, err := connect(ctx, tr)
+		return c, pid, err
 	}}
 }
 
@@ -375,12 +502,13 @@ func (s *side) open(ctx context.Context, c int) error {
 		n = c
 	}
 	for range n {
-		cl, err := s.dial(ctx)
+		cl, pid, err := s.dial(ctx)
 		if err != nil {
 			s.close()
 			return err
 		}
 		s.clients = append(s.clients, cl)
+		s.pid = pid
 	}
 	return nil
 }
@@ -443,7 +571,6 @@ func (s *side) load(ctx context.Context, c, n int, arg, text string) ([]time.Dur
 
 // connect starts and initializes a client pinned to 2025-11-25. The
 // transport lives as long as the client (a stdio child is killed on Close).
-// (The same steps as bench_test.go's dial, which takes a *testing.B.)
 func connect(ctx context.Context, tr transport.Interface) (*client.Client, error) {
 	c := client.NewClient(tr, client.WithProtocolVersion(mcp.ProtocolVersion20251125))
 	if err := c.Start(context.WithoutCancel(ctx)); err != nil {
@@ -465,16 +592,17 @@ func connect(ctx context.Context, tr transport.Interface) (*client.Client, error
 func moduleRoot(ctx context.Context) (string, error) {
 	out, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}").Output()
 	if err != nil {
-		return "", fmt.Errorf("finding the module (run tgbench inside the toolgate repository, or pass -toolgate, -upstream and -everything): %w", err)
+		return "", fmt.Errorf("finding the module (run tgbench inside the toolgate repository, or pass -toolgate, -plain, -upstream and -everything): %w", err)
 	}
 	return strings.TrimSpace(string(out)), nil
 }
 
+// buildBinaries builds, with go build, each binary not given by a flag.
 func buildBinaries(ctx context.Context, o *options, dir string) error {
 	if o.server != "go" && o.upstream == "" {
 		o.upstream = "-" // not needed
 	}
-	if o.toolgate != "" && o.upstream != "" {
+	if o.toolgate != "" && o.plain != "" && o.upstream != "" {
 		return nil
 	}
 	root, err := moduleRoot(ctx)
@@ -484,7 +612,7 @@ func buildBinaries(ctx context.Context, o *options, dir string) error {
 	for _, b := range []struct {
 		dst *string
 		pkg string
-	}{{&o.toolgate, "./cmd/toolgate"}, {&o.upstream, "./testdata/upstream"}} {
+	}{{&o.toolgate, "./cmd/toolgate"}, {&o.plain, "./bench/cmd/plainproxy"}, {&o.upstream, "./testdata/upstream"}} {
 		if *b.dst != "" {
 			continue
 		}
@@ -498,7 +626,7 @@ func buildBinaries(ctx context.Context, o *options, dir string) error {
 	return nil
 }
 
-// upstream is how to start the upstream both sides call.
+// upstream is how to start the upstream every side calls.
 type upstream struct {
 	desc    string   // for the report
 	command string   // a stdio server
@@ -557,22 +685,23 @@ func yamlList(items []string) string {
 	return "[" + strings.Join(q, ", ") + "]"
 }
 
-// writeRules returns the rule file for toolgate ("" = the embedded default
-// pack) and a description of it.
+// writeRules writes toolgate's rule file and returns its path and a
+// description of it.
 func writeRules(which, dir string) (string, string, error) {
+	var body, desc string
 	switch which {
 	case "default":
-		return "", "the embedded default pack (echo is allowed as read-only)", nil
+		// The pack's rules list is last, so a rule appended joins it.
+		body = string(rules.DefaultSource()) + "\n  - name: allow-echo\n    match: 'tool.name == \"echo\"'\n    action: allow\n    reason: tgbench's echo\n"
+		desc = "the embedded default pack plus an allow rule for echo"
 	case "100":
-		path := filepath.Join(dir, "rules-100.yaml")
-		if err := os.WriteFile(path, []byte(bench.HundredRules("tgbench-100")), 0o600); err != nil {
-			return "", "", err
-		}
-		return path, "100 generated rules (50 limited to other tools, 49 argument checks evaluated on every call, then the allow)", nil
+		body, desc = bench.HundredRules("tgbench-100"), "100 generated rules (50 limited to other tools, 49 argument checks evaluated on every call, then the allow)"
 	default:
 		abs, err := filepath.Abs(which)
 		return abs, which, err
 	}
+	path := filepath.Join(dir, "rules-"+which+".yaml")
+	return path, desc, os.WriteFile(path, []byte(body), 0o600)
 }
 
 func writeConfig(dir, server, rulesFile, dbPath string) (string, error) {
@@ -595,14 +724,16 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-func startProcess(ctx context.Context, stderr io.Writer, env []string, ready func() bool, name string, args ...string) (func(), error) {
+// startProcess starts a server and waits until ready says it is; it
+// returns the process id and a stop function.
+func startProcess(ctx context.Context, stderr io.Writer, env []string, ready func() bool, name string, args ...string) (int, func(), error) {
 	cmd := exec.Command(name, args...)
 	cmd.Stderr = stderr
 	if env != nil {
 		cmd.Env = append(os.Environ(), env...)
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	stop := func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -619,48 +750,59 @@ func startProcess(ctx context.Context, stderr io.Writer, env []string, ready fun
 	for !ready() {
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			stop()
-			return nil, fmt.Errorf("%s did not become ready", filepath.Base(name))
+			return 0, nil, fmt.Errorf("%s did not become ready", filepath.Base(name))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return stop, nil
+	return cmd.Process.Pid, stop, nil
 }
 
 // startHTTPUpstream starts up serving streamable HTTP: the Go upstream with
 // --http ADDR, server-everything on $PORT (all interfaces; tgbench uses
 // 127.0.0.1).
-func startHTTPUpstream(ctx context.Context, up upstream) (string, func(), error) {
+func startHTTPUpstream(ctx context.Context, up upstream) (string, int, func(), error) {
 	addr, err := freeAddr()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	args, env := []string{"--http", addr}, []string(nil)
 	if up.http != nil {
 		_, port, _ := net.SplitHostPort(addr)
 		args, env = up.http, []string{"PORT=" + port}
 	}
-	stop, err := startProcess(ctx, io.Discard, env, func() bool {
+	pid, stop, err := startProcess(ctx, io.Discard, env, func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
 		}
 		return err == nil
 	}, up.command, args...)
-	return "http://" + addr + "/mcp", stop, err
+	return "http://" + addr + "/mcp", pid, stop, err
 }
 
-func startHTTPToolgate(ctx context.Context, bin, cfg string, stderr io.Writer) (string, func(), error) {
+// addrArg, in startHTTP's arguments, stands for the address to listen on.
+const addrArg = "{addr}"
+
+// startHTTP starts a proxy serving streamable HTTP on a free address (the
+// argument addrArg) and waits for its /healthz.
+func startHTTP(ctx context.Context, stderr io.Writer, bin string, args ...string) (string, int, func(), error) {
 	addr, err := freeAddr()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
-	stop, err := startProcess(ctx, stderr, nil, func() bool {
+	args = slices.Clone(args)
+	for i, a := range args {
+		if a == addrArg {
+			args[i] = addr
+		}
+	}
+	pid, stop, err := startProcess(ctx, stderr, nil, func() bool {
 		resp, err := http.Get("http://" + addr + "/healthz")
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
-	}, bin, "serve", "--config", cfg, "--http", addr, "--log-level", "error")
-	return "http://" + addr + "/mcp", stop, err
+	}, bin, args...)
+	return "http://" + addr + "/mcp", pid, stop, err
 }
