@@ -497,9 +497,6 @@ func TestReadOnly(t *testing.T) {
 	}
 }
 
-// Aliases kept until the merge; the lead removes them.
-type syncBuffer = toolgatetest.SyncBuffer
-
 // TestOutcomeRidesWithNextDecision: called one after another, each call's
 // outcome commits with the next call's decision (one commit per call), and
 // the last one commits on its own shortly after, with no further write.

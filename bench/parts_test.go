@@ -41,9 +41,6 @@ func allowRules(b *testing.B) *rules.Set {
 	return s
 }
 
-// Aliases kept until the merge; the lead removes them.
-type nopRecorder = toolgatetest.NopRecorder
-
 func loopGate(b *testing.B, g *gate.Gate) {
 	ctx := context.Background()
 	defer reportCPU(b)()

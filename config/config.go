@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/toolgate/toolgate"
 )
 
 // Transport is how toolgate talks to an upstream server.
@@ -19,14 +17,6 @@ const (
 	TransportStdio Transport = "stdio" // a subprocess speaking JSON-RPC on stdin/stdout
 	TransportHTTP  Transport = "http"  // MCP streamable HTTP
 	TransportSSE   Transport = "sse"   // legacy HTTP+SSE
-)
-
-// Aliases kept until the merge; the lead removes them.
-const (
-	ChannelSlack       = toolgate.ChannelSlack
-	ChannelCLI         = toolgate.ChannelCLI
-	ChannelElicitation = toolgate.ChannelElicitation
-	ChannelWeb         = toolgate.ChannelWeb
 )
 
 // Slack connection modes.

@@ -213,9 +213,6 @@ func (fx *fixture) everythingPID(t *testing.T) int {
 	return pid
 }
 
-// Aliases kept until the merge; the lead removes them.
-type syncBuffer = toolgatetest.SyncBuffer
-
 // logOnFailure prints what a child process wrote to stderr if t failed.
 func logOnFailure(t *testing.T, what string, buf *toolgatetest.SyncBuffer) {
 	t.Cleanup(func() {

@@ -156,9 +156,6 @@ func call(t *testing.T, c *client.Client, name string, args map[string]any, meta
 	return res
 }
 
-// Aliases kept until the merge; the lead removes them.
-var waitUntil = toolgatetest.Eventually
-
 func TestCallBuilding(t *testing.T) {
 	f := newFixture(t, HTTPOptions{})
 	c, in := f.client(t, map[string]string{HeaderModel: "header-model@7"})

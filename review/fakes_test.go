@@ -194,9 +194,6 @@ func closedURL(t *testing.T) string {
 	return "http://" + addr + "/"
 }
 
-// Aliases kept until the merge; the lead removes them.
-var eventually = toolgatetest.Eventually
-
 // blocksOf decodes a posted message's blocks into generic JSON.
 func blocksOf(t *testing.T, v url.Values) []map[string]any {
 	t.Helper()
@@ -210,6 +207,3 @@ func blocksOf(t *testing.T, v url.Values) []map[string]any {
 func hasBlockType(bs []map[string]any, typ string) bool {
 	return slices.ContainsFunc(bs, func(b map[string]any) bool { return b["type"] == typ })
 }
-
-// Aliases kept until the merge; the lead removes them.
-type syncBuffer = toolgatetest.SyncBuffer

@@ -15,18 +15,6 @@ import (
 	"github.com/toolgate/toolgate"
 )
 
-// Aliases kept until the merge; the lead removes them.
-const (
-	ChannelSlack       = toolgate.ChannelSlack
-	ChannelCLI         = toolgate.ChannelCLI
-	ChannelElicitation = toolgate.ChannelElicitation
-	ChannelWeb         = toolgate.ChannelWeb
-	ChannelTimeout     = toolgate.ChannelTimeout
-	ChannelCancelled   = toolgate.ChannelCancelled
-	ChannelExpired     = toolgate.ChannelExpired
-	ChannelPending     = toolgate.ChannelPending
-)
-
 // Defaults for Options.
 const (
 	DefaultGrantTTL         = 15 * time.Minute
@@ -38,9 +26,6 @@ const (
 // ErrNoChannel is wrapped by Review's error when no review channel could be
 // reached; the gate then denies the call.
 var ErrNoChannel = errors.New("no review channel could be reached")
-
-// Aliases kept until the merge; the lead removes them.
-var ErrHeld = toolgate.ErrHeld
 
 // Options configures a Service. Store is required.
 type Options struct {

@@ -7,17 +7,6 @@ import (
 	"github.com/toolgate/toolgate"
 )
 
-// Aliases kept until the merge; the lead removes them.
-type Pending = toolgate.Pending
-
-// Aliases kept until the merge; the lead removes them.
-var (
-	ErrChannelRefused = toolgate.ErrChannelRefused
-	ErrSameApprover   = toolgate.ErrSameApprover
-	ErrMoreApprovals  = toolgate.ErrMoreApprovals
-	ErrSelfApproval   = toolgate.ErrSelfApproval
-)
-
 // Store is where reviews live durably. The audit package's *audit.Store
 // implements it; the gate's Recorder.Begin creates the pending entry (a call
 // whose decision is review) before any channel is asked.

@@ -1,10 +1,5 @@
 package review
 
-import "github.com/toolgate/toolgate"
-
-// Aliases kept until the merge; the lead removes them.
-type Verdict = toolgate.Verdict
-
 // sandboxText says where an approved call runs, for reviewers: the sandbox
 // profile its decision chose, or that toolgate does not confine it.
 func sandboxText(profile string) string {

@@ -15,12 +15,6 @@ import (
 	"github.com/toolgate/toolgate/toolgatetest"
 )
 
-// Aliases kept until the merge; the lead removes them.
-type syncBuffer = toolgatetest.SyncBuffer
-
-// Aliases kept until the merge; the lead removes them.
-var waitFor = toolgatetest.Eventually
-
 func TestLiveReload(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "rules.yaml")
 	write := func(s string) {

@@ -205,9 +205,6 @@ func drain(ch chan struct{}) {
 	}
 }
 
-// Aliases kept until the merge; the lead removes them.
-var waitFor = toolgatetest.Eventually
-
 func stats(t *testing.T, c *Catalog) map[string]float64 {
 	t.Helper()
 	res, err := c.Forward(context.Background(), call(c, "up__stats", nil))

@@ -10,22 +10,6 @@ import (
 	"github.com/toolgate/toolgate"
 )
 
-// Aliases kept until the merge; the lead removes them.
-type (
-	PinState = toolgate.PinState
-	Pin      = toolgate.Pin
-)
-
-// Aliases kept until the merge; the lead removes them.
-const (
-	PinUnchecked = toolgate.PinUnchecked
-	PinPinned    = toolgate.PinPinned
-	PinChanged   = toolgate.PinChanged
-	PinPending   = toolgate.PinPending
-	PinBuiltin   = toolgate.PinBuiltin
-	PinError     = toolgate.PinError
-)
-
 // PinStore keeps tool pins. *audit.Pins is one.
 type PinStore interface {
 	// CheckPin records t's definition (DefHash, Definition) if this is the

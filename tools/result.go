@@ -9,9 +9,6 @@ import (
 	"github.com/toolgate/toolgate"
 )
 
-// Aliases kept until the merge; the lead removes them.
-type Result = toolgate.Result
-
 // Decoded returns res as a Result (the zero Result for nil).
 func Decoded(res *mcp.CallToolResult) toolgate.Result {
 	if res == nil {

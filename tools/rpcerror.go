@@ -6,9 +6,6 @@ import (
 	"github.com/toolgate/toolgate"
 )
 
-// Aliases kept until the merge; the lead removes them.
-type RPCError = toolgate.RPCError
-
 // newRPCError returns an upstream's JSON-RPC error with mcp-go's error for
 // its code as Err, so errors.Is(err, mcp.ErrInvalidParams),
 // errors.As(err, &mcp.URLElicitationRequiredError{}) and the like work.

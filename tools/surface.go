@@ -12,16 +12,6 @@ import (
 
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
-
-	"github.com/toolgate/toolgate"
-)
-
-// Aliases kept until the merge; the lead removes them.
-const (
-	KindTool       = toolgate.KindTool
-	KindResource   = toolgate.KindResource
-	KindPrompt     = toolgate.KindPrompt
-	KindCompletion = toolgate.KindCompletion
 )
 
 // ErrUnknownResource matches (errors.Is) the error for a resource URI that

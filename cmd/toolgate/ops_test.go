@@ -676,9 +676,6 @@ type fuzzServer struct {
 	done  chan error
 }
 
-// Aliases kept until the merge; the lead removes them.
-type nopRec = toolgatetest.NopRecorder
-
 type echoForwarder struct{}
 
 func (echoForwarder) ForwardResult(_ context.Context, c toolgate.Call) (toolgate.Result, error) {

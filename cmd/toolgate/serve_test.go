@@ -52,9 +52,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// Aliases kept until the merge; the lead removes them.
-type syncBuffer = toolgatetest.SyncBuffer
-
 func writeConfig(t *testing.T, body string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "toolgate.yaml")
@@ -216,9 +213,6 @@ func rawTools(t *testing.T, c *client.Client) map[string]json.RawMessage {
 	}
 	return out
 }
-
-// Aliases kept until the merge; the lead removes them.
-var waitFor = toolgatetest.EventuallyWithin
 
 // complexSchema is testdata/upstream's "complex" tool schema.
 const complexSchema = `{"type":"object","$schema":"https://json-schema.org/draft/2020-12/schema","description":"top-level description","properties":{"mode":{"type":"string","enum":["a","b"]},"n":{"type":"integer","minimum":1}},"required":["mode"],"additionalProperties":false,"anyOf":[{"required":["n"]},{"properties":{"mode":{"const":"a"}}}]}`
