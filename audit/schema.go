@@ -187,8 +187,16 @@ CREATE INDEX events_rulesets ON events(seq) WHERE kind IN ('rules_load', 'rules_
 	body     TEXT    NOT NULL,
 	hash     TEXT    NOT NULL
 );`,
+	// 12: the calls table becomes a projection of the event log, brought
+	// up to date behind it (project.go); seq is the last event it
+	// reflects. Until now every event was written with its row.
+	`CREATE TABLE projection (
+	name TEXT    PRIMARY KEY,
+	seq  INTEGER NOT NULL
+);
+INSERT INTO projection (name, seq) SELECT 'calls', coalesce(max(seq), 0) FROM events;`,
 }
 
 // SchemaVersion is the schema version this build writes and understands
 // (len(migrations); a test keeps the two in step).
-const SchemaVersion = 11
+const SchemaVersion = 12
