@@ -468,6 +468,8 @@ func copyPrefix(ctx context.Context, tx *sql.Tx, p *archivePlan) error {
 		args []any
 	}{
 		{`INSERT INTO arch.chain_base (id, seq, hash) VALUES (1, ?, ?)`, []any{from, p.info.Start.Hash}},
+		// Every archived call is over and was projected before the cut.
+		{`UPDATE arch.projection SET seq = ? WHERE name = 'calls'`, []any{p.info.Head.Seq}},
 		{`CREATE TABLE arch.archive_info (body TEXT NOT NULL)`, nil},
 		{`INSERT INTO arch.archive_info (body) VALUES (?)`, []any{string(info)}},
 	} {
@@ -1029,6 +1031,11 @@ func OpenCombined(ctx context.Context, live *Store, paths []string, dir string) 
 		srcs = append(srcs, attached{a.tmp, fmt.Sprintf("a%d", i)})
 	}
 	srcs = append(srcs, attached{live.path, "live"})
+	// The copy's rows must reflect every event it copies.
+	if err := live.catchUp(ctx); err != nil {
+		closeAll()
+		return nil, err
+	}
 	if err := first.appendFrom(ctx, srcs); err != nil {
 		first.Close()
 		return nil, err
@@ -1084,6 +1091,11 @@ func (a *Archived) appendFrom(ctx context.Context, srcs []attached) error {
 				return fmt.Errorf("audit: combine archives: copy %s.%s: %w", s.alias, table, err)
 			}
 		}
+	}
+	// The sources' rows reflect their events (archives are cut whole,
+	// the live log was caught up), so the copy's reflect all of its own.
+	if _, err := tx.ExecContext(ctx, `UPDATE main.projection SET seq = (SELECT coalesce(max(seq), 0) FROM main.events) WHERE name = 'calls'`); err != nil {
+		return fmt.Errorf("audit: combine archives: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("audit: combine archives: %w", err)

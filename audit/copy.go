@@ -30,7 +30,9 @@ func (r *CopyReport) OK() bool {
 // copySkip are the tables CopyFrom leaves: the schema's own bookkeeping,
 // and the review leases of the source's processes (its reviews are
 // anyone's to expire in the copy).
-var copySkip = map[string]bool{"schema_migrations": true, "review_owners": true, "sqlite_sequence": true}
+// The projection's watermark is set, not copied: the copy's calls rows
+// reflect the source's events up to the source's watermark.
+var copySkip = map[string]bool{"schema_migrations": true, "review_owners": true, "sqlite_sequence": true, "projection": true}
 
 // CopyFrom copies every row of src, a SQLite log, into s, an empty
 // PostgreSQL log at the same schema version (`toolgate audit migrate`),
@@ -61,12 +63,19 @@ func (s *Store) CopyFrom(ctx context.Context, src *Store) (CopyReport, error) {
 	if err := rows.Err(); err != nil {
 		return rep, fmt.Errorf("audit: copy: list tables: %w", err)
 	}
+	if err := src.catchUp(ctx); err != nil {
+		return rep, fmt.Errorf("audit: copy: %w", err)
+	}
 	// One read transaction on the source: the copy is one snapshot of it.
 	stx, err := src.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return rep, fmt.Errorf("audit: copy: %w", err)
 	}
 	defer stx.Rollback()
+	mark, err := watermark(ctx, stx)
+	if err != nil {
+		return rep, fmt.Errorf("audit: copy: %w", err)
+	}
 	err = s.write(ctx, func(w *wtx) error {
 		if w.prev != "" {
 			return fmt.Errorf("%w (its chain has events)", ErrNotEmpty)
@@ -81,8 +90,11 @@ func (s *Store) CopyFrom(ctx context.Context, src *Store) (CopyReport, error) {
 		if err := w.resetIdentities(); err != nil {
 			return err
 		}
+		if _, err := w.s.conn.ExecContext(w.ctx, `UPDATE projection SET seq = ? WHERE name = 'calls'`, mark); err != nil {
+			return fmt.Errorf("audit: copy: set projection watermark: %w", err)
+		}
 		// Later writes in this batch chain after the copied head.
-		err := w.s.conn.QueryRowContext(w.ctx, `SELECT hash FROM events ORDER BY seq DESC LIMIT 1`).Scan(&w.prev)
+		err := w.s.conn.QueryRowContext(w.ctx, `SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1`).Scan(&w.head, &w.prev)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}

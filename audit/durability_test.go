@@ -220,35 +220,11 @@ func TestKill9LeavesEveryForwardedCall(t *testing.T) {
 		t.Skip("spawns a child process")
 	}
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	side := filepath.Join(dir, "forwarded")
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	killChild(t, "TestCrashChild", crashChildEnv+"="+dir, func() bool {
 		b, _ := os.ReadFile(side)
-		if strings.Count(string(b), "\n") >= 2000 {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("child made too little progress; stderr: %s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	err := cmd.Wait()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		t.Fatalf("child did not die by SIGKILL: %v; stderr: %s", err, stderr.String())
-	}
+		return strings.Count(string(b), "\n") >= 2000
+	})
 
 	s := openTest(t, filepath.Join(dir, "audit.db"), Options{})
 	ctx := context.Background()
@@ -427,5 +403,129 @@ func TestVerifyWhileWriting(t *testing.T) {
 		if rep, err := s.Verify(ctx); err != nil || !rep.OK() {
 			t.Fatalf("Verify during writes: %v %v", err, rep.First())
 		}
+	}
+}
+
+const unprojectedChildEnv = "TOOLGATE_AUDIT_UNPROJECTED_CHILD"
+
+// unprojectedCalls is how many calls TestUnprojectedChild records.
+const unprojectedCalls = 300
+
+// TestUnprojectedChild is the child process of
+// TestKill9BeforeProjectionRecovers: it records calls whose events commit
+// but whose rows are never projected, says so, and waits to be killed.
+func TestUnprojectedChild(t *testing.T) {
+	dir := os.Getenv(unprojectedChildEnv)
+	if dir == "" {
+		t.Skip("child process of TestKill9BeforeProjectionRecovers")
+	}
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(dir, "audit.db"), Options{projectDelay: time.Hour, projectBatch: 1 << 40})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
+	}
+	for i := range unprojectedCalls {
+		id := fmt.Sprintf("01U%06d", i)
+		a := []toolgate.Action{toolgate.Allow, toolgate.Deny}[i%2]
+		if err := s.Begin(ctx, testCall(id, i), testDecision(a)); err != nil {
+			fmt.Fprintln(os.Stderr, "begin:", err)
+			os.Exit(4)
+		}
+		if a == toolgate.Allow {
+			if err := s.Finish(ctx, id, toolgate.Outcome{Status: toolgate.StatusOK, ResultSize: i}); err != nil {
+				fmt.Fprintln(os.Stderr, "finish:", err)
+				os.Exit(4)
+			}
+		}
+	}
+	// Finish writes behind: wait until every outcome is committed, without
+	// a read (which would project).
+	for s.unprojected.Load() < unprojectedCalls*3/2 {
+		time.Sleep(time.Millisecond)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ready"), nil, 0o600); err != nil {
+		os.Exit(5)
+	}
+	select {}
+}
+
+// TestKill9BeforeProjectionRecovers: a process killed after its calls'
+// events committed but before calls was brought up to date leaves a log
+// whose projection the next Open completes, from the log alone.
+func TestKill9BeforeProjectionRecovers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns a child process")
+	}
+	dir := t.TempDir()
+	killChild(t, "TestUnprojectedChild", unprojectedChildEnv+"="+dir, func() bool {
+		_, err := os.Stat(filepath.Join(dir, "ready"))
+		return err == nil
+	})
+
+	path := filepath.Join(dir, "audit.db")
+	db := rawDB(t, path)
+	var rows, events, mark int
+	if err := db.QueryRow(`SELECT (SELECT count(*) FROM calls), (SELECT count(*) FROM events), (SELECT seq FROM projection)`).
+		Scan(&rows, &events, &mark); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 0 || events != unprojectedCalls*3/2 || mark != 0 {
+		t.Fatalf("after the kill: %d rows, %d events, watermark %d; want 0, %d, 0", rows, events, mark, unprojectedCalls*3/2)
+	}
+
+	s := openTest(t, path, Options{})
+	ctx := context.Background()
+	if err := db.QueryRow(`SELECT (SELECT count(*) FROM calls), (SELECT seq FROM projection)`).Scan(&rows, &mark); err != nil {
+		t.Fatal(err)
+	}
+	if rows != unprojectedCalls || mark != events {
+		t.Fatalf("after Open: %d rows, watermark %d; want %d, %d", rows, mark, unprojectedCalls, events)
+	}
+	recs, err := s.List(ctx, Filter{})
+	if err != nil || len(recs) != unprojectedCalls {
+		t.Fatalf("List = %d records, %v", len(recs), err)
+	}
+	for i, r := range recs {
+		want := toolgate.StatusOK
+		if i%2 == 1 {
+			want = toolgate.StatusRefused
+		}
+		if r.Status != want || (want == toolgate.StatusOK && (r.Outcome == nil || r.Outcome.ResultSize != i)) || string(r.Args) == "{}" {
+			t.Fatalf("call %s: status %s, outcome %+v, args %s", r.ID, r.Status, r.Outcome, r.Args)
+		}
+	}
+	if rep, err := s.Verify(ctx); err != nil || !rep.OK() || rep.Calls != unprojectedCalls {
+		t.Fatalf("Verify = %+v, %v", rep, err)
+	}
+}
+
+// killChild runs test name of this binary as a child process with env
+// added, waits until ready reports true, and kills it with SIGKILL.
+func killChild(t *testing.T, name, env string, ready func() bool) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+name+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !ready() {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("child made too little progress; stderr: %s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("child did not die by SIGKILL: %v; stderr: %s", err, stderr.String())
 	}
 }

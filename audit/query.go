@@ -94,6 +94,10 @@ func (f Filter) selectOrdered(cols string, ordered bool) (string, []any) {
 // breaking out of the loop.
 func (s *Store) Records(ctx context.Context, f Filter) iter.Seq2[*Record, error] {
 	return func(yield func(*Record, error) bool) {
+		if err := s.catchUp(ctx); err != nil {
+			yield(nil, fmt.Errorf("audit: list: %w", err))
+			return
+		}
 		q, args := f.selectSQL(recordCols)
 		rows, err := s.rdb.QueryContext(ctx, q, args...)
 		if err != nil {
@@ -131,6 +135,9 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*Record, error) {
 
 // Get returns call id, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (*Record, error) {
+	if err := s.catchUp(ctx); err != nil {
+		return nil, fmt.Errorf("audit: get %s: %w", id, err)
+	}
 	return s.getOn(ctx, s.rdb, id)
 }
 
@@ -153,6 +160,9 @@ func (s *Store) getOn(ctx context.Context, q rowQueryer, id string) (*Record, er
 // LastSeq returns the highest row Seq (0 for an empty log).
 func (s *Store) LastSeq(ctx context.Context) (int64, error) {
 	var n sql.NullInt64
+	if err := s.catchUp(ctx); err != nil {
+		return 0, fmt.Errorf("audit: last seq: %w", err)
+	}
 	if err := s.rdb.QueryRowContext(ctx, `SELECT max(seq) FROM calls`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("audit: last seq: %w", err)
 	}
@@ -171,6 +181,9 @@ func (s *Store) Tail(ctx context.Context, f Filter, interval time.Duration, fn f
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
+		if err := s.catchUp(ctx); err != nil && ctx.Err() == nil {
+			return fmt.Errorf("audit: tail: %w", err)
+		}
 		where, args := f.where()
 		rows, err := s.rdb.QueryContext(ctx, `SELECT `+recordCols+` FROM calls`+where+` ORDER BY seq`, args...)
 		if err != nil {
@@ -278,6 +291,9 @@ func (s *Store) Stats(ctx context.Context, f Filter) (Stats, error) {
 	}
 	st := Stats{Status: map[string]int{}}
 	wrap := func(err error) error { return fmt.Errorf("audit: stats: %w", err) }
+	if err := s.catchUp(ctx); err != nil {
+		return st, wrap(err)
+	}
 
 	counts := func(keyExpr string) ([]Count, error) {
 		rows, err := s.rdb.QueryContext(ctx, `SELECT `+keyExpr+`, action, count(*) FROM calls`+where+

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -85,8 +86,9 @@ func (s *Store) newEntry(c toolgate.Call, d toolgate.Decision) (*entryRow, error
 	return r, err
 }
 
-func (s *Store) encodeEntry(e Entry, status string, at int64) (*entryRow, error) {
-	r := &entryRow{e: e, args: string(e.Args), status: status, at: at}
+// newEntryRow is e's row with its column encodings (no event body).
+func newEntryRow(e Entry, status string) *entryRow {
+	r := &entryRow{e: e, args: string(e.Args), status: status}
 	if len(e.Args) == 0 {
 		r.args = "{}"
 		r.e.Args = json.RawMessage(r.args)
@@ -98,22 +100,31 @@ func (s *Store) encodeEntry(e Entry, status string, at int64) (*entryRow, error)
 	if len(e.Shadow) > 0 {
 		r.shadow = string(appendShadow(buf[:0], e.Shadow))
 	}
+	return r
+}
+
+func (s *Store) encodeEntry(e Entry, status string, at int64) (*entryRow, error) {
+	r := newEntryRow(e, status)
+	r.at = at
+	// The decision event carries the arguments: it alone makes the
+	// decision durable, and the row is projected from it.
 	var err error
-	// The decision event chains the arguments' hash, not the arguments: the
-	// row holds them once (big arguments were written twice), and Verify
-	// checks the row's arguments against the chained hash.
-	chained := r.e
-	chained.Args = nil
-	r.body, err = marshalCanonical(&event{Kind: kindDecision, ID: e.ID, At: at, Status: status, Decision: &chained})
+	r.body, err = marshalCanonical(&event{Kind: kindDecision, ID: e.ID, At: at, Status: status, Decision: &r.e})
 	if err != nil {
 		return nil, fmt.Errorf("audit: encode decision of %s: %w", e.ID, err)
 	}
 	return r, nil
 }
 
+// begin records r's row and its decision event together (a decision
+// whose row carries more than its event: a review's policy and MAC).
 func (w *wtx) begin(r *entryRow) error {
-	if err := w.insertEntry(&r.e, r.args, r.annotations, r.shadow, r.status); err != nil {
+	n, err := w.insertEntry(&r.e, r.args, r.annotations, r.shadow, r.status)
+	if err != nil {
 		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: begin %s: the call is already recorded", ErrState, r.e.ID)
 	}
 	if err := w.setReview(r.e.ID, r); err != nil {
 		return err
@@ -121,20 +132,35 @@ func (w *wtx) begin(r *entryRow) error {
 	return w.appendBody(r.e.ID, kindDecision, r.at, r.body)
 }
 
-// Begin records call c and its decision d, and returns once both are
+// beginHot records r's decision event alone; its row is projected later.
+func (w *wtx) beginHot(r *entryRow) error {
+	switch _, err := w.status(r.e.ID); {
+	case err == nil:
+		return fmt.Errorf("%w: begin %s: the call is already recorded", ErrState, r.e.ID)
+	case !errors.Is(err, ErrNotFound):
+		return err
+	}
+	if err := w.appendBody(r.e.ID, kindDecision, r.at, r.body); err != nil {
+		return err
+	}
+	w.stage(projItem{id: r.e.ID, status: r.status, entry: r})
+	return nil
+}
+
+// Begin records call c and its decision d, and returns once the decision is
 // committed: status started (allow), refused (deny) or pending (review).
 // Arguments pass through Options.Redact first. An error means nothing was
-// recorded and the call must not run.
+// recorded and the call must not run. An allowed or denied call's decision
+// is made durable by one append to the event log.
 func (s *Store) Begin(ctx context.Context, c toolgate.Call, d toolgate.Decision) error {
 	r, err := s.newEntry(c, d)
 	if err != nil {
 		return err
 	}
-	err = s.write(ctx, func(w *wtx) error { return w.begin(r) })
-	if err == nil && d.Action == toolgate.Allow {
-		s.inflight.Add(1) // started: its Finish follows
+	if d.Action == toolgate.Review {
+		return s.write(ctx, func(w *wtx) error { return w.begin(r) })
 	}
-	return err
+	return s.writeHot(ctx, func(w *wtx) error { return w.beginHot(r) })
 }
 
 // Resolve records a review's verdict for call id and moves it from pending
@@ -202,9 +228,6 @@ func (s *Store) Resolve(ctx context.Context, id string, v toolgate.Verdict) erro
 		}
 		return w.appendEvent(&event{Kind: kindVerdict, ID: id, At: at.UnixNano(), Status: status, Verdict: r})
 	})
-	if err == nil && v.Approved {
-		s.inflight.Add(1) // started: its Finish follows
-	}
 	return err
 }
 
@@ -225,7 +248,6 @@ func newReview(v toolgate.Verdict, decidedAt int64) *Review {
 // crash would leave it. o.Status must be StatusOK, StatusToolError or
 // StatusFailed; a zero FinishedAt means now.
 func (s *Store) Finish(ctx context.Context, id string, o toolgate.Outcome) error {
-	s.inflight.Add(-1) // the call has ended, whatever becomes of its outcome
 	switch o.Status {
 	case toolgate.StatusOK, toolgate.StatusToolError, toolgate.StatusFailed:
 	default:
@@ -241,20 +263,18 @@ func (s *Store) Finish(ctx context.Context, id string, o toolgate.Outcome) error
 	if err != nil {
 		return fmt.Errorf("audit: encode outcome of %s: %w", id, err)
 	}
-	return s.writeBehind("outcome of "+id, func(w *wtx) error {
-		// The update only matches a started call; read the state only to
-		// say why it did not.
-		n, err := w.setOutcome(id, &o)
+	return s.writeBehind("outcome of "+id, true, func(w *wtx) error {
+		status, err := w.status(id)
 		if err != nil {
 			return err
 		}
-		if n == 0 {
-			cs, err := w.state(id)
-			if err != nil {
-				return err
-			}
-			return fmt.Errorf("%w: finish %s: status is %s, not started", ErrState, id, cs.status)
+		if status != toolgate.StatusStarted {
+			return fmt.Errorf("%w: finish %s: status is %s, not started", ErrState, id, status)
 		}
-		return w.appendBody(id, kindOutcome, at.UnixNano(), body)
+		if err := w.appendBody(id, kindOutcome, at.UnixNano(), body); err != nil {
+			return err
+		}
+		w.stage(projItem{id: id, status: o.Status, outcome: &o})
+		return nil
 	})
 }

@@ -178,6 +178,9 @@ const replayChunk = 256
 func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress func(done, total int)) (ReplayReport, error) {
 	start := time.Now()
 	var rep ReplayReport
+	if err := st.catchUp(ctx); err != nil {
+		return rep, fmt.Errorf("audit: replay: %w", err)
+	}
 	// Grants are few next to calls: index them by the review that issued
 	// them and pick out those whose reviewed call is replayed.
 	all, err := st.Grants(ctx, true)

@@ -81,6 +81,9 @@ type Drift struct {
 // buckets of width bucket (BucketHour or BucketDay). now ends the window
 // when f.Until is zero. f.Limit is ignored.
 func (s *Store) Report(ctx context.Context, f Filter, bucket time.Duration, now time.Time) (Report, error) {
+	if err := s.catchUp(ctx); err != nil {
+		return Report{}, fmt.Errorf("audit: report: %w", err)
+	}
 	var name string
 	switch bucket {
 	case BucketHour:
@@ -318,6 +321,9 @@ type RuleVersion struct {
 // RuleVersions lists the rule-set versions the calls were decided under,
 // in order of first use: a timeline of the rules in force.
 func (s *Store) RuleVersions(ctx context.Context) ([]RuleVersion, error) {
+	if err := s.catchUp(ctx); err != nil {
+		return nil, fmt.Errorf("audit: rule versions: %w", err)
+	}
 	rows, err := s.rdb.QueryContext(ctx, `SELECT rules_version, max(rules_label), min(received_at), max(received_at), count(*)
 		FROM calls GROUP BY 1 ORDER BY 3`)
 	if err != nil {

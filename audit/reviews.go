@@ -13,6 +13,9 @@ import (
 // PendingReviews lists calls waiting for a verdict (status pending, none
 // stored yet), oldest first. Their Call.Args are the stored, redacted args.
 func (s *Store) PendingReviews(ctx context.Context) ([]toolgate.Pending, error) {
+	if err := s.catchUp(ctx); err != nil {
+		return nil, fmt.Errorf("audit: pending reviews: %w", err)
+	}
 	return s.pending(ctx, s.rdb, `WHERE status = 'pending' AND review_approved IS NULL`)
 }
 

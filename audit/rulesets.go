@@ -226,6 +226,9 @@ type RulesetPeriod struct {
 // RulesetHistory returns every load and rollback, oldest first, with when
 // each load was in force and the decisions its version made meanwhile.
 func (s *Store) RulesetHistory(ctx context.Context) ([]RulesetPeriod, error) {
+	if err := s.catchUp(ctx); err != nil {
+		return nil, fmt.Errorf("audit: rule-set history: %w", err)
+	}
 	rows, err := s.rdb.QueryContext(ctx, `SELECT kind, body FROM events WHERE kind IN ('rules_load', 'rules_rollback') ORDER BY seq`)
 	if err != nil {
 		return nil, fmt.Errorf("audit: rule-set history: %w", err)

@@ -187,7 +187,7 @@ CREATE INDEX events_rulesets ON events(seq) WHERE kind IN ('rules_load', 'rules_
 	body     TEXT    NOT NULL,
 	hash     TEXT    NOT NULL
 );`,
-	// 14: archives (archive.go). chain_base is where the events kept here
+	// 12: archives (archive.go). chain_base is where the events kept here
 	// begin: the last event moved out to an archive, whose hash the first
 	// kept event chains from (no row: nothing archived). A DELETE may
 	// remove only events at or before it, so archiving's prune is the one
@@ -203,8 +203,16 @@ DROP TRIGGER events_no_delete;
 CREATE TRIGGER events_no_delete BEFORE DELETE ON events
 WHEN old.seq > coalesce((SELECT seq FROM chain_base WHERE id = 1), 0)
 BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;`,
+	// 13: the calls table becomes a projection of the event log, brought
+	// up to date behind it (project.go); seq is the last event it
+	// reflects. Until now every event was written with its row.
+	`CREATE TABLE projection (
+	name TEXT    PRIMARY KEY,
+	seq  INTEGER NOT NULL
+);
+INSERT INTO projection (name, seq) SELECT 'calls', coalesce(max(seq), 0) FROM events;`,
 }
 
 // SchemaVersion is the schema version this build writes and understands
 // (len(migrations); a test keeps the two in step).
-const SchemaVersion = 12
+const SchemaVersion = 13

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -36,11 +35,14 @@ const (
 	// larger WAL costs a new file block per page).
 	walRestartFrames = 4096
 	// catchUpPasses bounds the unlocked passes before the locked one.
-	catchUpPasses = 3
-	// maxYields bounds how often the writer goroutine yields while waiting
-	// for the previous batch's callers to queue again.
-	maxYields          = 8
+	catchUpPasses      = 3
 	checkpointInterval = time.Second
+	// projectBatch is how many unprojected events make the writer bring
+	// the calls projection up to date at once; projectDelay how long a
+	// smaller tail may wait. The projection is a transaction of its own,
+	// so a larger batch touches each index page once for more rows.
+	projectBatch = 512
+	projectDelay = 100 * time.Millisecond
 	// behindDelay is how long a write behind (an outcome) may wait for a
 	// waited-for write (the next call's decision) to share its commit
 	// before the writer commits it alone. At concurrency 1 it turns two
@@ -120,6 +122,11 @@ type Options struct {
 	// LeaseTTL is how long an owner's lease lasts without renewal; zero
 	// means DefaultLeaseTTL. The store renews its own every LeaseTTL/3.
 	LeaseTTL time.Duration
+
+	// projectDelay and projectBatch override the defaults of the same
+	// names (tests).
+	projectDelay time.Duration
+	projectBatch int64
 }
 
 // DefaultLeaseTTL is the review lease's lifetime when Options.LeaseTTL is
@@ -163,8 +170,17 @@ type Store struct {
 	// to another goroutine), the writer goroutine (which drains what
 	// queued up meanwhile), the checkpointer's catch-up, or Close. Whoever
 	// releases it re-checks the queue, so no queued write is stranded.
-	wmu       sync.Mutex
-	lastBatch int // size of the previous batch; guarded by wmu
+	wmu sync.Mutex
+	// proj is the calls projection's state as this writer knows it;
+	// guarded by wmu.
+	proj projection
+	// unprojected counts the events this writer appended that the calls
+	// table does not reflect yet (read without wmu by catchUp).
+	unprojected atomic.Int64
+	// projTimer fires projectDelay after a tail started to build up;
+	// projQueued says a projection write is queued (guarded by wmu).
+	projTimer  *time.Timer
+	projQueued bool
 
 	qmu    sync.Mutex // guards closed, queue, nsync and flushArmed
 	closed bool
@@ -186,20 +202,24 @@ type Store struct {
 	commits, committed atomic.Int64
 	// behindFailed counts writes behind (outcomes) that failed.
 	behindFailed atomic.Int64
-	// inflight counts started calls whose Finish has not come yet (a hint
-	// for batching; Finish of a call that never started may skew it).
-	inflight  atomic.Int64
-	ckpt      chan struct{} // nudges the checkpointer
-	ckptStall atomic.Int64  // longest catch-up (commits held off), ns
-	ckptDone  chan struct{}
+	ckpt         chan struct{} // nudges the checkpointer
+	ckptStall    atomic.Int64  // longest catch-up (commits held off), ns
+	ckptDone     chan struct{}
 }
 
 // op is one queued write. The writer claims it (queued -> claimed) only once
 // it holds the write lock; a waiter that gives up first marks it abandoned
 // and the writer skips it, so a write reported as failed is never committed.
 // A write behind (done == nil) has no waiter: its failure is logged.
+//
+// A hot op (Begin of an allowed or denied call, Finish) only appends to the
+// event log: it shares transactions with other hot ops and never touches
+// the calls table or its indexes. Every other op may read or write calls:
+// it runs in a transaction without hot ops, after the projection has been
+// brought up to date, and leaves it up to date.
 type op struct {
 	state atomic.Int32
+	hot   bool
 	apply func(w *wtx) error
 	// result is set by apply for a write that commits but still reports an
 	// error to its caller (ErrVerdictConflict).
@@ -225,7 +245,7 @@ func (s *Store) finish(o *op, err error) {
 		s.behindFailed.Add(1)
 		s.o.Logger.Error("audit: write behind failed", "write", o.what, "err", err)
 	}
-	if s.o.OnBehind != nil {
+	if s.o.OnBehind != nil && o.hot {
 		s.o.OnBehind(time.Since(o.queued), err)
 	}
 }
@@ -255,6 +275,12 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = DefaultLeaseTTL
 	}
+	if o.projectDelay <= 0 {
+		o.projectDelay = projectDelay
+	}
+	if o.projectBatch <= 0 {
+		o.projectBatch = projectBatch
+	}
 	switch o.Synchronous {
 	case "":
 		o.Synchronous = SyncNormal
@@ -280,7 +306,10 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("audit: open %s: %w", path, err)
 	}
 	if o.ReadOnly {
-		if err := s.checkVersion(ctx); err != nil {
+		if err := s.checkVersion(ctx); err == nil {
+			err = catchUpFile(ctx, s.rdb, path, o)
+		}
+		if err != nil {
 			s.rdb.Close()
 			return nil, err
 		}
@@ -316,6 +345,8 @@ func (s *Store) start(ctx context.Context, checkpoints bool) error {
 	s.kick = make(chan struct{}, 1)
 	s.flush = time.NewTimer(time.Hour)
 	s.flush.Stop()
+	s.projTimer = time.NewTimer(time.Hour)
+	s.projTimer.Stop()
 	s.stop = make(chan struct{})
 	s.done = make(chan struct{})
 	s.ckpt = make(chan struct{}, 1)
@@ -325,6 +356,16 @@ func (s *Store) start(ctx context.Context, checkpoints bool) error {
 		go s.checkpointer()
 	} else {
 		close(s.ckptDone)
+	}
+	// Events committed but not projected by whoever wrote last (a crash
+	// between the two, or a process still running): project them now.
+	if lag, err := behind(ctx, s.rdb); err != nil || lag {
+		if err == nil {
+			err = s.write(ctx, func(*wtx) error { return nil })
+		}
+		if err != nil {
+			return errors.Join(err, s.Close())
+		}
 	}
 	if s.o.Owner != "" {
 		if err := s.RenewLease(ctx); err != nil {
@@ -501,11 +542,16 @@ func (s *Store) Close() error {
 		}
 		s.closed = true
 		s.qmu.Unlock()
-		// Nothing can queue any more: commit what did.
+		// Nothing can queue any more: commit what did, and leave the
+		// projection up to date for the readers that come next.
 		s.wmu.Lock()
 		for batch := s.take(); len(batch) > 0; batch = s.take() {
 			s.commit(batch)
 		}
+		if s.unprojected.Load() > 0 {
+			s.commitRun([]*op{newProjectionOp()}, false)
+		}
+		s.projTimer.Stop()
 		s.wmu.Unlock()
 		close(s.stop)
 		<-s.done
@@ -542,7 +588,22 @@ func (s *Store) write(ctx context.Context, apply func(w *wtx) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("audit: write: %w", err)
 	}
-	o := &op{apply: apply, done: make(chan error, 1)}
+	return s.wait(ctx, &op{apply: apply, done: make(chan error, 1)})
+}
+
+// writeHot is write for a hot op (see op).
+func (s *Store) writeHot(ctx context.Context, apply func(w *wtx) error) error {
+	if s.kick == nil {
+		return fmt.Errorf("audit: store opened read-only")
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("audit: write: %w", err)
+	}
+	return s.wait(ctx, &op{hot: true, apply: apply, done: make(chan error, 1)})
+}
+
+// wait queues o and waits for its result (see write).
+func (s *Store) wait(ctx context.Context, o *op) error {
 	alone, _, err := s.enqueue(o)
 	if err != nil {
 		return err
@@ -554,14 +615,6 @@ func (s *Store) write(ctx context.Context, apply func(w *wtx) error) error {
 	} else if s.wmu.TryLock() {
 		// Lead: commit until our own write is done, then hand whatever
 		// queued meanwhile to the writer goroutine.
-		// With other calls in flight, their next decisions are likely on
-		// their way: a few yields let them join this commit (under load
-		// each commit costs far more than the yields).
-		if s.inflight.Load() > 0 {
-			for i := 0; i < maxYields && s.queued() < 2; i++ {
-				runtime.Gosched()
-			}
-		}
 		for !o.finished {
 			batch := s.take()
 			if len(batch) == 0 {
@@ -594,11 +647,11 @@ func (s *Store) write(ctx context.Context, apply func(w *wtx) error) error {
 // the next waited-for write (usually the next call's decision), or on its
 // own behindDelay later if none comes. Failures are logged (what names the
 // write). Close commits what is still queued.
-func (s *Store) writeBehind(what string, apply func(w *wtx) error) error {
+func (s *Store) writeBehind(what string, hot bool, apply func(w *wtx) error) error {
 	if s.kick == nil {
 		return fmt.Errorf("audit: store opened read-only")
 	}
-	o := &op{apply: apply, what: what, queued: time.Now()}
+	o := &op{hot: hot, apply: apply, what: what, queued: time.Now()}
 	o.state.Store(opClaimed) // nobody can abandon it
 	_, arm, err := s.enqueue(o)
 	if arm {
@@ -694,14 +747,12 @@ func (s *Store) writer() {
 			s.qmu.Lock()
 			s.flushArmed = false
 			s.qmu.Unlock()
+		case <-s.projTimer.C:
+			s.wmu.Lock()
+			s.queueProjection()
+			s.wmu.Unlock()
 		}
 		for s.wmu.TryLock() { // else the holder re-checks the queue on release
-			// Under concurrency, let the callers just acknowledged queue
-			// their next writes before this batch closes: a few yields
-			// cost far less than the extra commit they save.
-			for i := 0; s.lastBatch > 1 && i < maxYields && s.queued() < s.lastBatch; i++ {
-				runtime.Gosched()
-			}
 			batch := s.take()
 			if len(batch) > 0 {
 				s.commit(batch)
@@ -714,17 +765,30 @@ func (s *Store) writer() {
 	}
 }
 
-// commit commits batch, acknowledging each write. Called with wmu held.
+// commit commits batch, acknowledging each write: each run of hot ops, and
+// each run of the others, in a transaction of its own, in queue order.
+// Called with wmu held.
 func (s *Store) commit(batch []*op) {
-	s.lastBatch = len(batch)
-	live := make([]*op, 0, len(batch))
-	for _, o := range batch {
+	for len(batch) > 0 {
+		n := 1
+		for n < len(batch) && batch[n].hot == batch[0].hot {
+			n++
+		}
+		s.commitRun(batch[:n], batch[0].hot)
+		batch = batch[n:]
+	}
+}
+
+// commitRun commits ops, all hot or all not (see op).
+func (s *Store) commitRun(ops []*op, hot bool) {
+	live := make([]*op, 0, len(ops))
+	for _, o := range ops {
 		if o.state.Load() != opAbandoned {
 			live = append(live, o)
 		}
 	}
 	for len(live) > 0 {
-		failed, err := s.tryCommit(live)
+		failed, err := s.tryCommit(live, hot)
 		if err != nil {
 			// The transaction as a whole failed (lock, disk, I/O): every
 			// write in it fails.
@@ -755,7 +819,7 @@ func (s *Store) commit(batch []*op) {
 // error), -1 after a successful commit, or an error for the whole batch.
 // Ops are claimed once the write lock is held; an op its waiter already
 // abandoned is dropped (it can never commit after its caller saw a failure).
-func (s *Store) tryCommit(live []*op) (int, error) {
+func (s *Store) tryCommit(live []*op, hot bool) (int, error) {
 	ctx := context.Background()
 	begin := "BEGIN IMMEDIATE"
 	if s.pg != nil {
@@ -775,9 +839,16 @@ func (s *Store) tryCommit(live []*op) (int, error) {
 		}
 	}
 	w := &wtx{s: s, ctx: ctx}
-	if err := s.stmts.head.QueryRowContext(ctx).Scan(&w.prev); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	if err := s.stmts.head.QueryRowContext(ctx).Scan(&w.head, &w.prev); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		rollback()
 		return 0, fmt.Errorf("audit: read chain head: %w", err)
+	}
+	if !hot {
+		s.projQueued = false // this transaction projects
+		if err := w.project(); err != nil {
+			rollback()
+			return 0, err
+		}
 	}
 	n := 0
 	for i, o := range live {
@@ -793,9 +864,16 @@ func (s *Store) tryCommit(live []*op) (int, error) {
 		o.result = w.result
 		n++
 	}
-	if n == 0 {
+	if n == 0 && w.projected == 0 {
 		rollback()
 		return -1, nil
+	}
+	if !hot {
+		// The ops' own events are reflected by their own writes to calls.
+		if err := w.setWatermark(w.head); err != nil {
+			rollback()
+			return 0, err
+		}
 	}
 	// Checked last, so the window in which the file can vanish unnoticed
 	// before the commit is as short as it gets.
@@ -809,6 +887,7 @@ func (s *Store) tryCommit(live []*op) (int, error) {
 		rollback()
 		return 0, fmt.Errorf("audit: commit: %w", err)
 	}
+	s.committedTx(w, hot)
 	if s.commits.Add(1)%checkpointEvery == 0 {
 		select {
 		case s.ckpt <- struct{}{}:

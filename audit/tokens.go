@@ -247,7 +247,7 @@ func (a *TokenAuth) touch(id string, now time.Time) {
 		return
 	}
 	at := utc(now).UnixNano()
-	err := a.s.writeBehind("token last use", func(w *wtx) error {
+	err := a.s.writeBehind("token last use", true, func(w *wtx) error {
 		_, err := w.s.conn.ExecContext(w.ctx, `UPDATE tokens SET last_used_at = ? WHERE id = ?`, at, id)
 		return err
 	})

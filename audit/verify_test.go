@@ -26,7 +26,11 @@ func fastClean(t testing.TB, s *Store) (bool, []Problem) {
 		defer rowTx.Rollback()
 	}
 	var fast VerifyReport
-	clean, err := verifyFast(ctx, evTx, rowTx, &fast, "")
+	mark, err := watermark(ctx, evTx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clean, err := verifyFast(ctx, evTx, rowTx, &fast, "", mark)
 	if err != nil {
 		t.Fatal(err)
 	}

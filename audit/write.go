@@ -11,22 +11,30 @@ import (
 // writeStmts are prepared once on the writer's connection.
 type writeStmts struct {
 	head, insertCall, insertEvent, state, setVerdict, setStatus, setOutcome, setSlack *sql.Stmt
+	exists, watermark, setWatermark, tail, eventBody                                  *sql.Stmt
 }
 
 const insertCallSQL = `INSERT INTO calls (id, received_at, decided_at, client_name, client_version, model_name, model_version,
 session_id, server, server_version, tool, name, schema_hash, annotations, args, args_hash, confidence,
 rules_version, rules_label, rule, action, reason, auto_approved, shadow, eval_error, toolgate_version, status, sandbox, review_owner,
 principal_user, principal_groups, auth, kind, confidence_effect)
-VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+ON CONFLICT (id) DO NOTHING`
 
 func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 	for _, p := range []struct {
 		dst *(*sql.Stmt)
 		sql string
 	}{
-		{&st.head, `SELECT hash FROM events ORDER BY seq DESC LIMIT 1`},
+		{&st.head, `SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1`},
+		{&st.exists, `SELECT count(*) FROM calls WHERE id = ?`},
+		{&st.watermark, `SELECT seq FROM projection WHERE name = 'calls'`},
+		{&st.setWatermark, `UPDATE projection SET seq = ? WHERE name = 'calls'`},
+		{&st.tail, `SELECT seq, kind FROM events WHERE seq > ? ORDER BY seq`},
+		{&st.eventBody, `SELECT body FROM events WHERE seq = ?`},
 		{&st.insertCall, insertCallSQL},
-		{&st.insertEvent, `INSERT INTO events (call_id, kind, at, body, prev_hash, hash) VALUES (?,?,?,?,?,?)`},
+		// RETURNING, not LastInsertId: PostgreSQL's driver has none.
+		{&st.insertEvent, `INSERT INTO events (call_id, kind, at, body, prev_hash, hash) VALUES (?,?,?,?,?,?) RETURNING seq`},
 		{&st.state, `SELECT status, decided_at, review_approved, reviewer, review_channel FROM calls WHERE id = ?`},
 		{&st.setVerdict, `UPDATE calls SET status = ?, review_approved = ?, reviewer = ?, review_channel = ?, review_reason = ?,
 			review_decided_at = ?, review_ms = ? WHERE id = ?`},
@@ -46,7 +54,8 @@ func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 }
 
 func (st *writeStmts) close() {
-	for _, s := range []*sql.Stmt{st.head, st.insertCall, st.insertEvent, st.state, st.setVerdict, st.setStatus, st.setOutcome, st.setSlack} {
+	for _, s := range []*sql.Stmt{st.head, st.insertCall, st.insertEvent, st.state, st.setVerdict, st.setStatus, st.setOutcome, st.setSlack,
+		st.exists, st.watermark, st.setWatermark, st.tail, st.eventBody} {
 		if s != nil {
 			s.Close()
 		}
@@ -57,9 +66,15 @@ func (st *writeStmts) close() {
 type wtx struct {
 	s    *Store
 	ctx  context.Context
-	prev string // hash of the last event written (chain head)
+	head int64  // seq of the last event written (chain head)
+	prev string // hash of the last event written
 	// result is an error the current op reports although its writes commit.
 	result error
+	// staged are the hot ops' events of this transaction, kept for the
+	// projection once it commits; projected counts the events project
+	// applied to calls.
+	staged    []projItem
+	projected int
 }
 
 // appendEvent chains one event body after the current head.
@@ -73,7 +88,8 @@ func (w *wtx) appendEvent(e *event) error {
 
 func (w *wtx) appendBody(id, kind string, at int64, body []byte) error {
 	h := chainHash(w.prev, body)
-	if _, err := w.s.stmts.insertEvent.ExecContext(w.ctx, id, kind, at, string(body), w.prev, h); err != nil {
+	err := w.s.stmts.insertEvent.QueryRowContext(w.ctx, id, kind, at, string(body), w.prev, h).Scan(&w.head)
+	if err != nil {
 		return fmt.Errorf("audit: append %s event for %s: %w", kind, id, err)
 	}
 	w.prev = h
@@ -107,20 +123,26 @@ func (w *wtx) state(id string) (callState, error) {
 	return cs, nil
 }
 
-func (w *wtx) insertEntry(e *Entry, args, annotations, shadow string, status string) error {
+// insertEntry inserts call e's row and returns how many rows it inserted
+// (0: a row with its id exists).
+func (w *wtx) insertEntry(e *Entry, args, annotations, shadow string, status string) (int64, error) {
 	var conf any
 	if e.Confidence != nil {
 		conf = *e.Confidence
 	}
-	_, err := w.s.stmts.insertCall.ExecContext(w.ctx, e.ID, e.ReceivedAt.UnixNano(), e.DecidedAt.UnixNano(),
+	res, err := w.s.stmts.insertCall.ExecContext(w.ctx, e.ID, e.ReceivedAt.UnixNano(), e.DecidedAt.UnixNano(),
 		e.Client.Name, e.Client.Version, e.Model.Name, e.Model.Version, e.Session, e.Server, e.ServerVersion,
 		e.Tool, e.Name, e.SchemaHash, annotations, args, e.ArgsHash, conf, e.RulesVersion, e.RulesLabel,
 		e.Rule, string(e.Action), e.Reason, e.AutoApproved, shadow, e.EvalError, e.ToolgateVersion, status, e.Sandbox, w.owner(status),
 		e.Principal.User, encodeGroups(e.Principal.Groups), e.Principal.Auth, kindColumn(e.Kind), e.ConfidenceEffect)
-	if err != nil {
-		return fmt.Errorf("audit: insert call %s: %w", e.ID, err)
+	var n int64
+	if err == nil {
+		n, err = res.RowsAffected()
 	}
-	return nil
+	if err != nil {
+		return 0, fmt.Errorf("audit: insert call %s: %w", e.ID, err)
+	}
+	return n, nil
 }
 
 func (w *wtx) setVerdict(id, status string, r *Review) error {

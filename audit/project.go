@@ -1,0 +1,255 @@
+package audit
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/toolgate/toolgate"
+)
+
+// The calls table is a projection of the event log. A hot op (see op)
+// makes a call's decision or outcome durable by appending its event alone;
+// the writer brings calls up to date behind it, in a transaction of its
+// own, once projectBatch events have piled up or projectDelay has passed,
+// and before any op that reads or writes calls. The projection table's
+// watermark is the last event calls reflects: events after it (a crash
+// between an event's commit and its projection, or another process's tail)
+// are applied from the log by whoever projects next, Open included.
+
+// projection is what the writer keeps of the events its hot ops appended
+// and calls does not reflect yet, decoded, so that neither projecting them
+// nor the state checks of later hot ops read them back. Guarded by wmu.
+type projection struct {
+	// items are by event seq; status is each call's status after its
+	// last event among them.
+	items  map[int64]projItem
+	status map[string]string
+}
+
+// projItem is one event as the projection applies it to calls.
+type projItem struct {
+	seq     int64
+	id      string
+	status  string
+	entry   *entryRow // a decision
+	outcome *toolgate.Outcome
+	verdict *Review
+}
+
+// newProjectionOp is a write that only brings calls up to date.
+func newProjectionOp() *op {
+	o := &op{apply: func(*wtx) error { return nil }, what: "calls projection", queued: time.Now()}
+	o.state.Store(opClaimed) // nobody waits on it
+	return o
+}
+
+// project applies to calls the events after the watermark. The caller
+// sets the watermark (to the head, once its own ops are applied).
+func (w *wtx) project() error {
+	st := &w.s.stmts
+	var mark int64
+	if err := st.watermark.QueryRowContext(w.ctx).Scan(&mark); err != nil {
+		return fmt.Errorf("audit: read projection watermark: %w", err)
+	}
+	if mark >= w.head {
+		return nil
+	}
+	type ref struct {
+		seq  int64
+		kind string
+	}
+	var refs []ref
+	rows, err := st.tail.QueryContext(w.ctx, mark)
+	if err != nil {
+		return fmt.Errorf("audit: read unprojected events: %w", err)
+	}
+	for rows.Next() {
+		var r ref
+		if err := rows.Scan(&r.seq, &r.kind); err != nil {
+			rows.Close()
+			return fmt.Errorf("audit: read unprojected events: %w", err)
+		}
+		refs = append(refs, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("audit: read unprojected events: %w", err)
+	}
+	for _, r := range refs {
+		it, ok := w.s.proj.items[r.seq]
+		if !ok {
+			switch r.kind {
+			case kindDecision, kindVerdict, kindStatus, kindOutcome:
+			default:
+				continue // not reflected in calls, or written with its row
+			}
+			if it, err = w.loadItem(r.seq); err != nil {
+				return err
+			}
+		}
+		if err := w.applyItem(&it); err != nil {
+			return err
+		}
+	}
+	w.projected = len(refs)
+	return nil
+}
+
+// loadItem reads event seq back from the log.
+func (w *wtx) loadItem(seq int64) (projItem, error) {
+	var body string
+	if err := w.s.stmts.eventBody.QueryRowContext(w.ctx, seq).Scan(&body); err != nil {
+		return projItem{}, fmt.Errorf("audit: read event %d: %w", seq, err)
+	}
+	var e event
+	if err := json.Unmarshal([]byte(body), &e); err != nil {
+		return projItem{}, fmt.Errorf("audit: decode event %d: %w", seq, err)
+	}
+	it := projItem{seq: seq, id: e.ID, status: e.Status, outcome: e.Outcome, verdict: e.Verdict}
+	if e.Decision != nil {
+		it.entry = newEntryRow(*e.Decision, e.Status)
+	}
+	return it, nil
+}
+
+// applyItem writes one event's effect on its call's row. An event that
+// does not fit the row (a second decision for an id, an outcome of a call
+// not started) changes nothing: the log keeps it and Verify reports it.
+func (w *wtx) applyItem(it *projItem) error {
+	var (
+		n   int64
+		err error
+	)
+	switch {
+	case it.entry != nil:
+		n, err = w.insertEntry(&it.entry.e, it.entry.args, it.entry.annotations, it.entry.shadow, it.status)
+	case it.outcome != nil:
+		n, err = w.setOutcome(it.id, it.outcome)
+	case it.verdict != nil:
+		return w.setVerdict(it.id, it.status, it.verdict)
+	default:
+		return w.setStatus(it.id, it.status)
+	}
+	if err == nil && n == 0 {
+		w.s.o.Logger.Error("audit: event does not fit its call's row; left to verify", "call_id", it.id, "seq", it.seq)
+	}
+	return err
+}
+
+// setWatermark records that calls reflects every event up to seq.
+func (w *wtx) setWatermark(seq int64) error {
+	if _, err := w.s.stmts.setWatermark.ExecContext(w.ctx, seq); err != nil {
+		return fmt.Errorf("audit: set projection watermark: %w", err)
+	}
+	return nil
+}
+
+// status is call id's status as of this transaction: its staged events,
+// the unprojected tail, then its row.
+func (w *wtx) status(id string) (string, error) {
+	for i := len(w.staged) - 1; i >= 0; i-- {
+		if w.staged[i].id == id {
+			return w.staged[i].status, nil
+		}
+	}
+	if st, ok := w.s.proj.status[id]; ok {
+		return st, nil
+	}
+	cs, err := w.state(id)
+	return cs.status, err
+}
+
+// stage keeps a hot op's event for the projection.
+func (w *wtx) stage(it projItem) {
+	it.seq = w.head
+	w.staged = append(w.staged, it)
+}
+
+// committedTx updates the writer's projection state after a commit.
+// Called with wmu held.
+func (s *Store) committedTx(w *wtx, hot bool) {
+	if !hot {
+		// calls reflects every event up to the head now.
+		clear(s.proj.items)
+		clear(s.proj.status)
+		s.unprojected.Store(0)
+		s.projTimer.Stop()
+		return
+	}
+	if len(w.staged) == 0 {
+		return
+	}
+	if s.proj.items == nil {
+		s.proj.items, s.proj.status = map[int64]projItem{}, map[string]string{}
+	}
+	for _, it := range w.staged {
+		s.proj.items[it.seq] = it
+		s.proj.status[it.id] = it.status
+	}
+	n := s.unprojected.Add(int64(len(w.staged)))
+	switch {
+	case n >= s.o.projectBatch:
+		s.queueProjection()
+	case n == int64(len(w.staged)):
+		s.projTimer.Reset(s.o.projectDelay)
+	}
+}
+
+// queueProjection queues a projection write unless one is queued. Called
+// with wmu held; whoever holds it commits the queue before releasing it.
+func (s *Store) queueProjection() {
+	if s.projQueued || s.unprojected.Load() == 0 {
+		return
+	}
+	_, arm, err := s.enqueue(newProjectionOp())
+	if err != nil {
+		return // closed: Close projects what is left
+	}
+	s.projQueued = true // reset by the next projecting commit
+	if arm {
+		s.flush.Reset(behindDelay)
+	}
+}
+
+// catchUp brings calls up to date with every event committed, so that a
+// read after a write sees it.
+func (s *Store) catchUp(ctx context.Context) error {
+	if s.kick == nil {
+		// Read-only: another process may have committed events since.
+		return catchUpFile(ctx, s.rdb, s.path, s.o)
+	}
+	if s.unprojected.Load() == 0 {
+		return nil
+	}
+	return s.write(ctx, func(*wtx) error { return nil })
+}
+
+// behind reports whether the log has events calls does not reflect.
+func behind(ctx context.Context, db *sql.DB) (bool, error) {
+	var b bool
+	err := db.QueryRowContext(ctx, `SELECT (SELECT seq FROM projection WHERE name = 'calls') <
+		(SELECT coalesce(max(seq), 0) FROM events)`).Scan(&b)
+	if err != nil {
+		return false, fmt.Errorf("audit: read projection watermark: %w", err)
+	}
+	return b, nil
+}
+
+// catchUpFile brings the calls projection of the log at path up to date
+// for a read-only store, whose readers must see every durable call: it
+// opens the log for writing just long enough to project.
+func catchUpFile(ctx context.Context, db *sql.DB, path string, o Options) error {
+	lag, err := behind(ctx, db)
+	if err != nil || !lag {
+		return err
+	}
+	o.ReadOnly, o.Owner = false, ""
+	w, err := Open(ctx, path, o)
+	if err != nil {
+		return fmt.Errorf("audit: %s has calls not yet in its calls table, and bringing it up to date failed: %w", path, err)
+	}
+	return w.Close()
+}
