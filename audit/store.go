@@ -306,7 +306,8 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("audit: open %s: %w", path, err)
 	}
 	if o.ReadOnly {
-		if err := s.checkVersion(ctx); err == nil {
+		err := s.checkVersion(ctx)
+		if err == nil {
 			err = catchUpFile(ctx, s.rdb, path, o)
 		}
 		if err != nil {

@@ -645,3 +645,23 @@ func TestOutcomeCommitsAfterTimedProjection(t *testing.T) {
 		}
 	}
 }
+
+// TestReadOnlyRefusesOlderSchema: a read-only store does not read a log it
+// would have to migrate first (no table it expects may be there).
+func TestReadOnlyRefusesOlderSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.db")
+	if err := openTest(t, path, Options{}).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rawDB(t, path).Exec(fmt.Sprintf("PRAGMA user_version = %d", SchemaVersion-1)); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(context.Background(), path, Options{ReadOnly: true})
+	if err == nil {
+		s.Close()
+		t.Fatal("read-only Open of an older schema succeeded")
+	}
+	if !strings.Contains(err.Error(), "migrate") {
+		t.Errorf("error = %v, want it to say to migrate", err)
+	}
+}
