@@ -97,8 +97,8 @@ func openExistingDB(ctx context.Context, flagPath string, env environ) (*audit.S
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(path); err != nil && !audit.IsPostgres(path) {
-		return nil, fmt.Errorf("audit: no audit DB at %s: %w", path, err)
+	if err := dbExists(path); err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
 	}
 	return audit.Open(ctx, path, audit.Options{ToolgateVersion: version})
 }

@@ -145,8 +145,8 @@ func runAudit(ctx context.Context, args []string, env environ, stdout, stderr io
 		return err
 	}
 	if sub != "import" {
-		if _, err := os.Stat(c.path); err != nil && !audit.IsPostgres(c.path) {
-			return fmt.Errorf("audit: no audit DB at %s (pass --db or set TOOLGATE_AUDIT_DB): %w", c.path, err)
+		if err := dbExists(c.path); err != nil {
+			return fmt.Errorf("audit: %w", err)
 		}
 	}
 	st, err := audit.Open(ctx, c.path, audit.Options{ReadOnly: sub != "import", ToolgateVersion: version})

@@ -71,8 +71,17 @@ func parseWithDB(fs *flag.FlagSet, args []string, what string, env environ) (pos
 	if path, err = dbPath(db, env); err != nil {
 		return nil, "", err
 	}
-	if _, err := os.Stat(path); err != nil && !audit.IsPostgres(path) {
-		return nil, "", fmt.Errorf("%s: no audit DB at %s (pass --db or set TOOLGATE_AUDIT_DB to the server's): %w", what, path, err)
+	if err := dbExists(path); err != nil {
+		return nil, "", fmt.Errorf("%s: %w", what, err)
 	}
 	return pos, path, nil
+}
+
+// dbExists reports a SQLite log missing at path, so that a command reading
+// it does not create an empty one; a PostgreSQL DSN is the server's to check.
+func dbExists(path string) error {
+	if _, err := os.Stat(path); err != nil && !audit.IsPostgres(path) {
+		return fmt.Errorf("no audit DB at %s (pass --db or set TOOLGATE_AUDIT_DB to the server's): %w", path, err)
+	}
+	return nil
 }
