@@ -98,16 +98,10 @@ func verifyTemplate(t testing.TB) string {
 }
 
 // copyDB copies the template (its WAL too, if any) to a new file and
-// opens it. The file's directory is not t.TempDir(), whose name a fuzz
-// seed's '#' would cut short in rawDB's file: URI.
+// opens it.
 func copyDB(t testing.TB, template string) (*Store, string) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "verify")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	path := filepath.Join(dir, "a.db")
+	path := filepath.Join(t.TempDir(), "a.db")
 	for _, suffix := range []string{"", "-wal"} {
 		data, err := os.ReadFile(template + suffix)
 		if errors.Is(err, os.ErrNotExist) && suffix != "" {
