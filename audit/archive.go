@@ -1049,8 +1049,7 @@ type attached struct{ path, alias string }
 // appendFrom copies the rows of srcs into a's copy, in order, in one
 // transaction (so the last, the live log, is read in one snapshot). Rows
 // the copy already has (a rule set) are kept; grants come from the last
-// source only. Calls rows get new seqs: a log whose calls were all
-// archived numbers its next ones from 1 again.
+// source only. Calls rows keep their seqs, their decision events'.
 func (a *Archived) appendFrom(ctx context.Context, srcs []attached) error {
 	db, err := sql.Open("sqlite3", snapshotDSN(a.tmp, a.o))
 	if err != nil {
@@ -1077,9 +1076,6 @@ func (a *Archived) appendFrom(ctx context.Context, srcs []attached) error {
 		cols, err := tableColumns(ctx, tx, table)
 		if err != nil {
 			return err
-		}
-		if table == "calls" {
-			cols = slices.DeleteFunc(cols, func(c string) bool { return c == `"seq"` })
 		}
 		list := strings.Join(cols, ", ")
 		for i, s := range srcs {

@@ -3,7 +3,6 @@ package audit
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -86,7 +85,7 @@ func (w *wtx) project() error {
 			default:
 				continue // not reflected in calls, or written with its row
 			}
-			if it, err = w.loadItem(r.seq); err != nil {
+			if it, err = w.loadItem(r.seq, r.kind); err != nil {
 				return err
 			}
 		}
@@ -99,14 +98,14 @@ func (w *wtx) project() error {
 }
 
 // loadItem reads event seq back from the log.
-func (w *wtx) loadItem(seq int64) (projItem, error) {
+func (w *wtx) loadItem(seq int64, kind string) (projItem, error) {
 	var body string
 	if err := w.s.stmts.eventBody.QueryRowContext(w.ctx, seq).Scan(&body); err != nil {
 		return projItem{}, fmt.Errorf("audit: read event %d: %w", seq, err)
 	}
-	var e event
-	if err := json.Unmarshal([]byte(body), &e); err != nil {
-		return projItem{}, fmt.Errorf("audit: decode event %d: %w", seq, err)
+	e, err := decodeEvent(kind, []byte(body))
+	if err != nil {
+		return projItem{}, fmt.Errorf("audit: event %d: %w", seq, err)
 	}
 	it := projItem{seq: seq, id: e.ID, status: e.Status, outcome: e.Outcome, verdict: e.Verdict}
 	if e.Decision != nil {
@@ -125,11 +124,11 @@ func (w *wtx) applyItem(it *projItem) error {
 	)
 	switch {
 	case it.entry != nil:
-		n, err = w.insertEntry(&it.entry.e, it.entry.args, it.entry.annotations, it.entry.shadow, it.status)
+		n, err = w.insertEntry(it.seq, &it.entry.e, it.status)
 	case it.outcome != nil:
-		n, err = w.setOutcome(it.id, it.outcome)
+		n, err = w.setOutcome(it.id, it.outcome, it.seq)
 	case it.verdict != nil:
-		return w.setVerdict(it.id, it.status, it.verdict)
+		return w.setVerdict(it.id, it.status, it.verdict, it.seq)
 	default:
 		return w.setStatus(it.id, it.status)
 	}

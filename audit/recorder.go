@@ -27,13 +27,12 @@ func initialStatus(a toolgate.Action) string {
 // body, computed by the caller so the writer goroutine only hashes and
 // inserts.
 type entryRow struct {
-	e                         Entry
-	args, annotations, shadow string
-	body                      []byte
-	status                    string
-	at                        int64
-	policy                    toolgate.ReviewPolicy // of a review decision
-	argsMAC                   string                // of a review decision: see Store.argsMAC
+	e       Entry
+	body    []byte
+	status  string
+	at      int64
+	policy  toolgate.ReviewPolicy // of a review decision
+	argsMAC string                // of a review decision: see Store.argsMAC
 }
 
 func (s *Store) newEntry(c toolgate.Call, d toolgate.Decision) (*entryRow, error) {
@@ -86,19 +85,11 @@ func (s *Store) newEntry(c toolgate.Call, d toolgate.Decision) (*entryRow, error
 	return r, err
 }
 
-// newEntryRow is e's row with its column encodings (no event body).
+// newEntryRow is e's row (no event body); Args are {} when there are none.
 func newEntryRow(e Entry, status string) *entryRow {
-	r := &entryRow{e: e, args: string(e.Args), status: status}
+	r := &entryRow{e: e, status: status}
 	if len(e.Args) == 0 {
-		r.args = "{}"
-		r.e.Args = json.RawMessage(r.args)
-	}
-	// The columns hold json.Marshal's encoding (encode.go), which cannot
-	// fail for these types.
-	var buf [256]byte
-	r.annotations = string(appendAnnotations(buf[:0], &e.Annotations))
-	if len(e.Shadow) > 0 {
-		r.shadow = string(appendShadow(buf[:0], e.Shadow))
+		r.e.Args = json.RawMessage("{}")
 	}
 	return r
 }
@@ -116,20 +107,20 @@ func (s *Store) encodeEntry(e Entry, status string, at int64) (*entryRow, error)
 	return r, nil
 }
 
-// begin records r's row and its decision event together (a decision
+// begin records r's decision event and its row together (a decision
 // whose row carries more than its event: a review's policy and MAC).
 func (w *wtx) begin(r *entryRow) error {
-	n, err := w.insertEntry(&r.e, r.args, r.annotations, r.shadow, r.status)
+	if err := w.appendBody(r.e.ID, kindDecision, r.at, r.body); err != nil {
+		return err
+	}
+	n, err := w.insertEntry(w.head, &r.e, r.status)
 	if err != nil {
 		return err
 	}
 	if n == 0 {
 		return fmt.Errorf("%w: begin %s: the call is already recorded", ErrState, r.e.ID)
 	}
-	if err := w.setReview(r.e.ID, r); err != nil {
-		return err
-	}
-	return w.appendBody(r.e.ID, kindDecision, r.at, r.body)
+	return w.setReview(r.e.ID, r)
 }
 
 // beginHot records r's decision event alone; its row is projected later.
@@ -210,11 +201,7 @@ func (s *Store) Resolve(ctx context.Context, id string, v toolgate.Verdict) erro
 		if cs.status != toolgate.StatusPending {
 			return fmt.Errorf("%w: resolve %s: status is %s, not pending", ErrState, id, cs.status)
 		}
-		var user, auth string
-		if err := w.s.conn.QueryRowContext(w.ctx, `SELECT principal_user, auth FROM calls WHERE id = ?`, id).Scan(&user, &auth); err != nil {
-			return fmt.Errorf("audit: principal of %s: %w", id, err)
-		}
-		if why := selfApproval(toolgate.Principal{User: user, Auth: auth}, v); why != "" {
+		if why := selfApproval(cs.principal, v); why != "" {
 			v.Approved, v.Reason = false, "refused: "+why
 			w.result = fmt.Errorf("%w: %s", toolgate.ErrSelfApproval, why)
 		}
@@ -222,13 +209,18 @@ func (s *Store) Resolve(ctx context.Context, id string, v toolgate.Verdict) erro
 		if v.Approved {
 			status = toolgate.StatusStarted
 		}
-		r := newReview(v, cs.decidedAt)
-		if err := w.setVerdict(id, status, r); err != nil {
-			return err
-		}
-		return w.appendEvent(&event{Kind: kindVerdict, ID: id, At: at.UnixNano(), Status: status, Verdict: r})
+		return w.verdict(id, at.UnixNano(), status, newReview(v, cs.decidedAt))
 	})
 	return err
+}
+
+// verdict chains verdict r of call id, which leaves it in status, and
+// records it on the call's row.
+func (w *wtx) verdict(id string, at int64, status string, r *Review) error {
+	if err := w.appendEvent(&event{Kind: kindVerdict, ID: id, At: at, Status: status, Verdict: r}); err != nil {
+		return err
+	}
+	return w.setVerdict(id, status, r, w.head)
 }
 
 func newReview(v toolgate.Verdict, decidedAt int64) *Review {

@@ -211,8 +211,90 @@ BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;`,
 	seq  INTEGER NOT NULL
 );
 INSERT INTO projection (name, seq) SELECT 'calls', coalesce(max(seq), 0) FROM events;`,
+	// 14: the events' format 2 (the events work); nothing on this branch.
+	`SELECT 1;`,
+	// 15: calls slim. A row keeps what the documented queries filter,
+	// group, sort or update on, and finds the rest in its events by
+	// primary key: seq is its decision event's seq, verdict_seq and
+	// outcome_seq its last verdict and outcome events (NULL: none), so
+	// list, show, export, replay and the web UI read the decision, verdict
+	// and outcome from their event bodies, the only copy. The columns:
+	//   - received_at, server, tool, action, client_name, model_name,
+	//     session_id, rule, principal_user, kind: audit list's and the web
+	//     UI's filters and stats' and report's groups;
+	//   - model_version (stats' by-model), rules_version and rules_label
+	//     (rules history, PendingFor's match), auto_approved and
+	//     eval_failed (stats' counts);
+	//   - status: what a call's next event may do, stats' by-status;
+	//   - review_approved, review_channel, review_ms: stats' and report's
+	//     review counts and times (NULL/'' unless reviewed);
+	//   - slack_*, review_owner, review_needs, review_channels, args_mac:
+	//     a review's state, chained nowhere (defaults unless reviewed);
+	//   - args: the arguments of a call whose decision event chains only
+	//     their hash (logs written before the event carried them); NULL
+	//     otherwise.
+	// Indexes, each for the query that needs it, and no other: every index
+	// is bytes and a page write per projected batch:
+	//   - id (UNIQUE): every read or change of one call by its id (show,
+	//     verdicts, outcomes, grants, reviews);
+	//   - calls_received: the time range of list, stats, report, replay
+	//     and rules history, list's newest N, retention's cut;
+	//   - calls_pending (partial, pending rows only): pending reviews,
+	//     their expiry and PendingFor.
+	// The other filters (tool, session, rule, user, ...) scan the time
+	// range: the rows are small, and an index each cost more per call than
+	// the row itself.
+	`CREATE TABLE calls_slim (
+	seq             INTEGER PRIMARY KEY,
+	id              TEXT    NOT NULL UNIQUE,
+	received_at     INTEGER NOT NULL,
+	client_name     TEXT    NOT NULL DEFAULT '',
+	model_name      TEXT    NOT NULL DEFAULT '',
+	model_version   TEXT    NOT NULL DEFAULT '',
+	session_id      TEXT    NOT NULL DEFAULT '',
+	server          TEXT    NOT NULL DEFAULT '',
+	tool            TEXT    NOT NULL DEFAULT '',
+	kind            TEXT    NOT NULL DEFAULT 'tool',
+	principal_user  TEXT    NOT NULL DEFAULT '',
+	rules_version   TEXT    NOT NULL DEFAULT '',
+	rules_label     TEXT    NOT NULL DEFAULT '',
+	rule            TEXT    NOT NULL DEFAULT '',
+	action          TEXT    NOT NULL,
+	auto_approved   INTEGER NOT NULL DEFAULT 0,
+	eval_failed     INTEGER NOT NULL DEFAULT 0,
+	status          TEXT    NOT NULL,
+	verdict_seq     INTEGER,
+	outcome_seq     INTEGER,
+	review_approved INTEGER,
+	review_channel  TEXT,
+	review_ms       INTEGER,
+	slack_channel   TEXT    NOT NULL DEFAULT '',
+	slack_ts        TEXT    NOT NULL DEFAULT '',
+	review_owner    TEXT    NOT NULL DEFAULT '',
+	review_needs    INTEGER NOT NULL DEFAULT 1,
+	review_channels TEXT    NOT NULL DEFAULT '',
+	args_mac        TEXT    NOT NULL DEFAULT '',
+	args            TEXT
+);
+INSERT INTO calls_slim (seq, id, received_at, client_name, model_name, model_version, session_id, server, tool, kind,
+	principal_user, rules_version, rules_label, rule, action, auto_approved, eval_failed, status, verdict_seq, outcome_seq,
+	review_approved, review_channel, review_ms, slack_channel, slack_ts, review_owner, review_needs, review_channels, args_mac, args)
+SELECT d.seq, c.id, c.received_at, c.client_name, c.model_name, c.model_version, c.session_id, c.server, c.tool, c.kind,
+	c.principal_user, c.rules_version, c.rules_label, c.rule, c.action, c.auto_approved, CASE WHEN c.eval_error != '' THEN 1 ELSE 0 END,
+	c.status, v.seq, o.seq, c.review_approved, CASE WHEN c.review_approved IS NULL THEN NULL ELSE c.review_channel END, c.review_ms,
+	c.slack_channel, c.slack_ts, c.review_owner, c.review_needs, c.review_channels, c.args_mac,
+	CASE WHEN d.body LIKE '%"args":null%' THEN c.args END
+FROM calls c
+JOIN (SELECT call_id, min(seq) AS seq FROM events WHERE kind = 'decision' GROUP BY call_id) AS dm ON dm.call_id = c.id
+JOIN events d ON d.seq = dm.seq
+LEFT JOIN (SELECT call_id, max(seq) AS seq FROM events WHERE kind = 'verdict' GROUP BY call_id) AS v ON v.call_id = c.id
+LEFT JOIN (SELECT call_id, max(seq) AS seq FROM events WHERE kind = 'outcome' GROUP BY call_id) AS o ON o.call_id = c.id;
+DROP TABLE calls;
+ALTER TABLE calls_slim RENAME TO calls;
+CREATE INDEX calls_received ON calls(received_at);
+CREATE INDEX calls_pending  ON calls(received_at) WHERE status = 'pending';`,
 }
 
 // SchemaVersion is the schema version this build writes and understands
 // (len(migrations); a test keeps the two in step).
-const SchemaVersion = 13
+const SchemaVersion = 15

@@ -1,7 +1,7 @@
 package audit
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -9,10 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash"
-	"maps"
-	"reflect"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -254,7 +251,7 @@ func (s *Store) verifyRowsIn(ctx context.Context, evTx, rowTx *sql.Tx, rep *Veri
 // verifyRows checks the calls rows (read in tx) against their events (read
 // in etx, which sees the same snapshot).
 func verifyRows(ctx context.Context, tx, etx *sql.Tx, rep *VerifyReport) error {
-	calls, err := tx.QueryContext(ctx, `SELECT `+recordCols+` FROM calls ORDER BY id`)
+	calls, err := tx.QueryContext(ctx, `SELECT `+rowCols+` FROM `+rowFrom+` ORDER BY calls.id`)
 	if err != nil {
 		return fmt.Errorf("audit: verify: %w", err)
 	}
@@ -299,29 +296,32 @@ func verifyRows(ctx context.Context, tx, etx *sql.Tx, rep *VerifyReport) error {
 		rep.add(Problem{Seq: e.seq, CallID: e.callID, What: "event has no calls row (row deleted?)"})
 	}
 	for calls.Next() {
-		row, err := scanRecord(calls)
+		row, err := scanRawRow(calls)
 		if err != nil {
 			rep.add(Problem{What: "unreadable calls row: " + err.Error()})
 			continue
 		}
 		rep.Calls++
-		var want Record
+		var (
+			want                   Record
+			decSeq, verSeq, outSeq int64
+		)
 		n := 0
 		for {
 			e := next()
 			if e == nil {
 				break
 			}
-			if e.callID < row.ID {
+			if e.callID < row.id {
 				orphan(e)
 				continue
 			}
-			if e.callID > row.ID {
+			if e.callID > row.id {
 				pending = e
 				break
 			}
-			var ev event
-			if err := json.Unmarshal([]byte(e.body), &ev); err != nil {
+			ev, err := decodeEvent(e.kind, []byte(e.body))
+			if err != nil {
 				rep.add(Problem{Seq: e.seq, CallID: e.callID, What: "event body is not valid JSON: " + err.Error()})
 				continue
 			}
@@ -333,28 +333,37 @@ func verifyRows(ctx context.Context, tx, etx *sql.Tx, rep *VerifyReport) error {
 			case n > 0 && ev.Kind == kindDecision:
 				rep.add(Problem{Seq: e.seq, CallID: e.callID, What: "second decision event for the call"})
 			}
-			want.fold(&ev)
+			want.fold(ev)
+			switch ev.Kind {
+			case kindDecision:
+				decSeq = cmp.Or(decSeq, e.seq)
+			case kindVerdict:
+				verSeq = e.seq
+			case kindOutcome:
+				outSeq = e.seq
+			}
 			n++
 		}
 		if evErr != nil {
 			return fmt.Errorf("audit: verify: %w", evErr)
 		}
 		if n == 0 {
-			rep.add(Problem{CallID: row.ID, What: "calls row has no events (inserted outside toolgate?)"})
+			rep.add(Problem{CallID: row.id, What: "calls row has no events (inserted outside toolgate?)"})
 			continue
 		}
-		got := *row
-		got.Seq, got.SlackChannel, got.SlackTS = 0, "", ""
-		if a := string(want.Args); a == "" || a == "null" {
-			// The decision event chains the arguments' hash only (logs
-			// written before that chain the arguments themselves).
-			if argsHash(got.Args) != want.ArgsHash {
-				rep.add(Problem{CallID: row.ID, What: "row's args do not match the chained args_hash"})
-			}
-			want.Args = got.Args // compared by hash; the diff below names the other columns
+		row.decode()
+		switch {
+		case !row.hasDecision:
+			rep.add(Problem{CallID: row.id, What: fmt.Sprintf("calls row points at no event (seq %d)", row.seq)})
+		case row.recErr != nil:
+			rep.add(Problem{CallID: row.id, What: "calls row points at an unreadable event: " + row.recErr.Error()})
 		}
-		if diff := recordDiff(&want, &got); diff != "" {
-			rep.add(Problem{CallID: row.ID, What: "row differs from its chained events: " + diff})
+		wantCols := slimOf(&want, decSeq, verSeq, outSeq)
+		if diff := slimDiff(&wantCols, &row.cols); diff != "" {
+			rep.add(Problem{CallID: row.id, What: "row differs from its chained events: " + diff})
+		}
+		if p := argsProblem(row.args, &want.Entry); p != "" {
+			rep.add(Problem{CallID: row.id, What: p})
 		}
 	}
 	if err := calls.Err(); err != nil {
@@ -367,46 +376,6 @@ func verifyRows(ctx context.Context, tx, etx *sql.Tx, rep *VerifyReport) error {
 		return fmt.Errorf("audit: verify: %w", evErr)
 	}
 	return nil
-}
-
-// recordDiff names the fields where got differs from want ("" if none).
-func recordDiff(want, got *Record) string {
-	wb, err1 := json.Marshal(want)
-	gb, err2 := json.Marshal(got)
-	if err1 == nil && err2 == nil && bytes.Equal(wb, gb) {
-		return ""
-	}
-	var wm, gm map[string]any
-	json.Unmarshal(wb, &wm)
-	json.Unmarshal(gb, &gm)
-	var diffs []string
-	diffMaps("", wm, gm, &diffs)
-	if len(diffs) == 0 {
-		return "encoding differs"
-	}
-	return strings.Join(diffs, "; ")
-}
-
-func diffMaps(prefix string, want, got map[string]any, out *[]string) {
-	keys := slices.Sorted(maps.Keys(want))
-	for k := range got {
-		if _, ok := want[k]; !ok {
-			keys = append(keys, k)
-		}
-	}
-	for _, k := range keys {
-		w, g := want[k], got[k]
-		if reflect.DeepEqual(w, g) {
-			continue
-		}
-		wm, ok1 := w.(map[string]any)
-		gm, ok2 := g.(map[string]any)
-		if ok1 && ok2 {
-			diffMaps(prefix+k+".", wm, gm, out)
-			continue
-		}
-		*out = append(*out, fmt.Sprintf("%s%s: chained %s, row has %s", prefix, k, short(w), short(g)))
-	}
 }
 
 func short(v any) string {
@@ -622,6 +591,9 @@ type foldState struct {
 	rawRev, rawOutc bool
 	status          string
 	n               int
+	// decSeq, verSeq and outSeq are the call's decision event and its last
+	// verdict and outcome events (0: none), which its row points at.
+	decSeq, verSeq, outSeq int64
 	// bad marks a problem the detailed pass names if the call has a row;
 	// orphanBad one it names if the call has none.
 	bad, orphanBad bool
@@ -645,72 +617,42 @@ func (st *foldState) fold(e *evItem) {
 		if e.hasEntry {
 			st.entry, st.hasEntry = e.entry, true
 		}
+		if st.decSeq == 0 {
+			st.decSeq = e.seq
+		}
 	case kindVerdict:
+		st.verSeq = e.seq
 		// A part hashed as stored and replaced before it could be
 		// compared with the row is not known to be well formed.
 		st.bad = st.bad || st.rawRev
 		st.review, st.hasRev, st.rawRev = e.review, e.hasRev, e.raw && e.hasRev
 	case kindOutcome:
+		st.outSeq = e.seq
 		st.bad = st.bad || st.rawOutc
 		st.outcome, st.hasOutc, st.rawOutc = e.outcome, e.hasOutc, e.raw && e.hasOutc
 	}
 }
 
-// rowItem is a calls row by the digests of its parts, encoded as the
-// chain encodes them.
+// rowItem is a calls row as the fast pass compares it with its events:
+// which events it points at, its status, and whether its derived columns
+// are what those events make them.
 type rowItem struct {
-	id     string
-	status string
-	// entry is the row's entry; entryHashed the same with its args left
-	// out, as decision events that chain only the args' hash hold them,
-	// and valid (hashedOK) only when the row's args hash to its args_hash.
-	entry, entryHashed, review, outcome digest
-	hashedOK, hasRev, hasOutc, bad      bool
+	id, status      string
+	seq, vseq, oseq int64
+	ok              bool
 }
 
-func (r *rowItem) digest(rec *Record, buf []byte) []byte {
-	r.id, r.status = rec.ID, rec.Status
-	sum := func(d *digest, enc func([]byte) ([]byte, error)) {
-		var err error
-		if buf, err = enc(buf[:0]); err != nil {
-			r.bad = true
-			return
-		}
-		*d = sha256.Sum256(buf)
-	}
-	e := rec.Entry
-	sum(&r.entry, func(b []byte) ([]byte, error) { return appendEntry(b, &e) })
-	if argsHash(e.Args) == e.ArgsHash {
-		e.Args = nil
-		sum(&r.entryHashed, func(b []byte) ([]byte, error) { return appendEntry(b, &e) })
-		r.hashedOK = true
-	}
-	if rec.Review != nil {
-		sum(&r.review, func(b []byte) ([]byte, error) { return appendReview(b, rec.Review) })
-		r.hasRev = true
-	}
-	if rec.Outcome != nil {
-		sum(&r.outcome, func(b []byte) ([]byte, error) { return appendOutcome(b, rec.Outcome) })
-		r.hasOutc = true
-	}
-	return buf
+func newRowItem(r *storedRow) rowItem {
+	r.decode()
+	return rowItem{id: r.id, status: r.status, seq: r.seq, vseq: r.vseq, oseq: r.oseq, ok: r.selfConsistent()}
 }
 
-// matches reports whether the row equals what its events fold to. Equal
-// encodings decode to equal records, so a match here is a match in
-// verifyRows; anything else is left to verifyRows to judge and name.
+// matches reports whether the row points at the events its call's fold
+// ends with and equals what they make it; anything else is left to
+// verifyRows to judge and name.
 func (r *rowItem) matches(st *foldState) bool {
-	switch {
-	case r.bad || st.bad || !st.hasEntry || r.status != st.status:
-		return false
-	case st.entry != r.entry && (!r.hashedOK || st.entry != r.entryHashed):
-		return false
-	case r.hasRev != st.hasRev || r.hasRev && r.review != st.review:
-		return false
-	case r.hasOutc != st.hasOutc || r.hasOutc && r.outcome != st.outcome:
-		return false
-	}
-	return true
+	return r.ok && !st.bad && st.hasEntry && r.status == st.status &&
+		r.seq == st.decSeq && r.vseq == st.verSeq && r.oseq == st.outSeq
 }
 
 // verifyFast checks the chain, reporting its problems, and reports
@@ -764,13 +706,13 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, pre
 		if tx == nil {
 			tx = evTx
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT `+recordCols+` FROM calls ORDER BY seq`)
+		rows, err := tx.QueryContext(ctx, `SELECT `+rowCols+` FROM `+rowFrom+` ORDER BY calls.seq`)
 		if err != nil {
 			rowErr = err
 			return
 		}
 		defer rows.Close()
-		recs := make([]*Record, 0, verifyChunk)
+		recs := make([]*storedRow, 0, verifyChunk)
 		flush := func() bool {
 			out := make([]rowItem, len(recs))
 			rowChunks = append(rowChunks, out)
@@ -778,27 +720,25 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, pre
 			rowJobs.Add(1)
 			ok := submit(func() {
 				defer rowJobs.Done()
-				var buf []byte
-				for i, rec := range in {
-					if rec == nil {
-						out[i].bad = true
-						continue
+				for i, r := range in {
+					if r == nil {
+						continue // unreadable: verifyRows names it
 					}
-					buf = out[i].digest(rec, buf)
+					out[i] = newRowItem(r)
 				}
 			})
 			if !ok {
 				rowJobs.Done()
 			}
-			recs = make([]*Record, 0, verifyChunk)
+			recs = make([]*storedRow, 0, verifyChunk)
 			return ok
 		}
 		for rows.Next() {
-			rec, err := scanRecord(rows)
+			r, err := scanRawRow(rows)
 			if err != nil {
-				rec = nil // unreadable: verifyRows names it
+				r = nil // unreadable: verifyRows names it
 			}
-			if recs = append(recs, rec); len(recs) == verifyChunk && !flush() {
+			if recs = append(recs, r); len(recs) == verifyChunk && !flush() {
 				return
 			}
 		}

@@ -14,11 +14,10 @@ type writeStmts struct {
 	exists, watermark, setWatermark, tail, eventBody                                  *sql.Stmt
 }
 
-const insertCallSQL = `INSERT INTO calls (id, received_at, decided_at, client_name, client_version, model_name, model_version,
-session_id, server, server_version, tool, name, schema_hash, annotations, args, args_hash, confidence,
-rules_version, rules_label, rule, action, reason, auto_approved, shadow, eval_error, toolgate_version, status, sandbox, review_owner,
-principal_user, principal_groups, auth, kind, confidence_effect)
-VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+// insertCallSQL inserts a call's row; its seq is its decision event's.
+const insertCallSQL = `INSERT INTO calls (seq, id, received_at, client_name, model_name, model_version, session_id, server, tool, kind,
+principal_user, rules_version, rules_label, rule, action, auto_approved, eval_failed, status, review_owner)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 ON CONFLICT (id) DO NOTHING`
 
 func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
@@ -35,12 +34,11 @@ func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 		{&st.insertCall, insertCallSQL},
 		// RETURNING, not LastInsertId: PostgreSQL's driver has none.
 		{&st.insertEvent, `INSERT INTO events (call_id, kind, at, body, prev_hash, hash) VALUES (?,?,?,?,?,?) RETURNING seq`},
-		{&st.state, `SELECT status, decided_at, review_approved, reviewer, review_channel FROM calls WHERE id = ?`},
-		{&st.setVerdict, `UPDATE calls SET status = ?, review_approved = ?, reviewer = ?, review_channel = ?, review_reason = ?,
-			review_decided_at = ?, review_ms = ? WHERE id = ?`},
+		{&st.state, `SELECT calls.status, d.body, v.body FROM calls JOIN events d ON d.seq = calls.seq
+			LEFT JOIN events v ON v.seq = calls.verdict_seq WHERE calls.id = ?`},
+		{&st.setVerdict, `UPDATE calls SET status = ?, review_approved = ?, review_channel = ?, review_ms = ?, verdict_seq = ? WHERE id = ?`},
 		{&st.setStatus, `UPDATE calls SET status = ? WHERE id = ?`},
-		{&st.setOutcome, `UPDATE calls SET status = ?, finished_at = ?, outcome_error = ?, duration_ns = ?, result_size = ?,
-			result_hash = ? WHERE id = ? AND status = 'started'`},
+		{&st.setOutcome, `UPDATE calls SET status = ?, outcome_seq = ? WHERE id = ? AND status = 'started'`},
 		{&st.setSlack, `UPDATE calls SET slack_channel = ?, slack_ts = ? WHERE id = ?`},
 	} {
 		s, err := c.PrepareContext(ctx, p.sql)
@@ -100,41 +98,39 @@ func (w *wtx) appendBody(id, kind string, at int64, body []byte) error {
 type callState struct {
 	status    string
 	decidedAt int64
-	verdict   *Review // nil when none is stored; only Approved/Reviewer/Channel set
+	verdict   *Review // nil when none is stored
+	principal toolgate.Principal
 }
 
 func (w *wtx) state(id string) (callState, error) {
 	var (
-		cs       callState
-		approved sql.NullBool
-		reviewer string
-		channel  string
+		cs           callState
+		dbody        string
+		vbody        sql.NullString
+		none, noArgs sql.NullString
 	)
-	err := w.s.stmts.state.QueryRowContext(w.ctx, id).Scan(&cs.status, &cs.decidedAt, &approved, &reviewer, &channel)
+	err := w.s.stmts.state.QueryRowContext(w.ctx, id).Scan(&cs.status, &dbody, &vbody)
 	if errors.Is(err, sql.ErrNoRows) {
 		return cs, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if err != nil {
 		return cs, fmt.Errorf("audit: read call %s: %w", id, err)
 	}
-	if approved.Valid {
-		cs.verdict = &Review{Approved: approved.Bool, Reviewer: reviewer, Channel: channel}
+	var r Record
+	if err := r.load(dbody, vbody, none, noArgs); err != nil {
+		return cs, fmt.Errorf("audit: read call %s: %w", id, err)
 	}
+	cs.decidedAt, cs.verdict, cs.principal = r.DecidedAt.UnixNano(), r.Review, r.Principal
 	return cs, nil
 }
 
-// insertEntry inserts call e's row and returns how many rows it inserted
-// (0: a row with its id exists).
-func (w *wtx) insertEntry(e *Entry, args, annotations, shadow string, status string) (int64, error) {
-	var conf any
-	if e.Confidence != nil {
-		conf = *e.Confidence
-	}
-	res, err := w.s.stmts.insertCall.ExecContext(w.ctx, e.ID, e.ReceivedAt.UnixNano(), e.DecidedAt.UnixNano(),
-		e.Client.Name, e.Client.Version, e.Model.Name, e.Model.Version, e.Session, e.Server, e.ServerVersion,
-		e.Tool, e.Name, e.SchemaHash, annotations, args, e.ArgsHash, conf, e.RulesVersion, e.RulesLabel,
-		e.Rule, string(e.Action), e.Reason, e.AutoApproved, shadow, e.EvalError, e.ToolgateVersion, status, e.Sandbox, w.owner(status),
-		e.Principal.User, encodeGroups(e.Principal.Groups), e.Principal.Auth, kindColumn(e.Kind), e.ConfidenceEffect)
+// insertEntry inserts call e's row, decided by event seq, and returns how
+// many rows it inserted (0: a row with its id exists).
+func (w *wtx) insertEntry(seq int64, e *Entry, status string) (int64, error) {
+	res, err := w.s.stmts.insertCall.ExecContext(w.ctx, seq, e.ID, e.ReceivedAt.UnixNano(),
+		e.Client.Name, e.Model.Name, e.Model.Version, e.Session, e.Server, e.Tool, kindColumn(e.Kind),
+		e.Principal.User, e.RulesVersion, e.RulesLabel, e.Rule, string(e.Action), e.AutoApproved, e.EvalError != "",
+		status, w.owner(status))
 	var n int64
 	if err == nil {
 		n, err = res.RowsAffected()
@@ -145,9 +141,9 @@ func (w *wtx) insertEntry(e *Entry, args, annotations, shadow string, status str
 	return n, nil
 }
 
-func (w *wtx) setVerdict(id, status string, r *Review) error {
-	_, err := w.s.stmts.setVerdict.ExecContext(w.ctx, status, r.Approved, r.Reviewer, r.Channel, r.Reason,
-		nanos(r.DecidedAt), r.TimeToDecision.Milliseconds(), id)
+// setVerdict records verdict r, chained as event seq, on call id.
+func (w *wtx) setVerdict(id, status string, r *Review, seq int64) error {
+	_, err := w.s.stmts.setVerdict.ExecContext(w.ctx, status, r.Approved, r.Channel, r.TimeToDecision.Milliseconds(), seq, id)
 	if err != nil {
 		return fmt.Errorf("audit: record verdict for %s: %w", id, err)
 	}
@@ -161,11 +157,11 @@ func (w *wtx) setStatus(id, status string) error {
 	return nil
 }
 
-// setOutcome records o on call id if it is started, and returns how many
-// rows it changed (0: no such call, or not started).
-func (w *wtx) setOutcome(id string, o *toolgate.Outcome) (int64, error) {
-	res, err := w.s.stmts.setOutcome.ExecContext(w.ctx, o.Status, nanos(o.FinishedAt), o.Error, int64(o.Duration),
-		o.ResultSize, o.ResultHash, id)
+// setOutcome records outcome o, chained as event seq, on call id if it is
+// started, and returns how many rows it changed (0: no such call, or not
+// started).
+func (w *wtx) setOutcome(id string, o *toolgate.Outcome, seq int64) (int64, error) {
+	res, err := w.s.stmts.setOutcome.ExecContext(w.ctx, o.Status, seq, id)
 	if err != nil {
 		return 0, fmt.Errorf("audit: record outcome of %s: %w", id, err)
 	}

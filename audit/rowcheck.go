@@ -1,0 +1,149 @@
+package audit
+
+import (
+	"database/sql"
+	"fmt"
+	"strings"
+)
+
+// rowCols are what verify reads of a calls row: the columns the projection
+// derives from the call's events (slimNames, in order), the legacy
+// arguments, and the bodies of the events the row points at.
+const rowCols = `calls.seq, calls.id, calls.received_at, calls.client_name, calls.model_name, calls.model_version,
+calls.session_id, calls.server, calls.tool, calls.kind, calls.principal_user, calls.rules_version, calls.rules_label,
+calls.rule, calls.action, calls.auto_approved, calls.eval_failed, calls.status, calls.verdict_seq, calls.outcome_seq,
+calls.review_approved, calls.review_channel, calls.review_ms, calls.args, d.body, v.body, o.body`
+
+// rowFrom joins a row to the events it points at, keeping a row whose
+// decision event is missing (verify names it).
+const rowFrom = `calls LEFT JOIN events d ON d.seq = calls.seq LEFT JOIN events v ON v.seq = calls.verdict_seq
+LEFT JOIN events o ON o.seq = calls.outcome_seq`
+
+// slimNames name the derived columns, in rowCols' order.
+var slimNames = []string{"seq", "id", "received_at", "client_name", "model_name", "model_version",
+	"session_id", "server", "tool", "kind", "principal_user", "rules_version", "rules_label",
+	"rule", "action", "auto_approved", "eval_failed", "status", "verdict_seq", "outcome_seq",
+	"review_approved", "review_channel", "review_ms"}
+
+// slimRow is a row's derived columns, each an int64, a string or nil
+// (NULL).
+type slimRow [23]any
+
+// storedRow is a calls row as verify reads it.
+type storedRow struct {
+	cols                slimRow
+	args, d, v, o       sql.NullString
+	seq, vseq, oseq     int64 // 0: NULL
+	id, status          string
+	rec                 *Record // from the events the row points at; nil if they do not decode
+	recErr              error
+	hasDecision, argsOK bool
+}
+
+// scanRawRow reads a row from rowCols; decode then reads its events.
+func scanRawRow(sc scanner) (*storedRow, error) {
+	var r storedRow
+	dst := make([]any, 0, len(r.cols)+4)
+	for i := range r.cols {
+		dst = append(dst, &r.cols[i])
+	}
+	dst = append(dst, &r.args, &r.d, &r.v, &r.o)
+	if err := sc.Scan(dst...); err != nil {
+		return nil, err
+	}
+	for i, c := range r.cols {
+		switch v := c.(type) {
+		case []byte:
+			r.cols[i] = string(v)
+		case bool: // a driver's boolean: stored 0/1
+			r.cols[i] = int64(0)
+			if v {
+				r.cols[i] = int64(1)
+			}
+		case int32:
+			r.cols[i] = int64(v)
+		}
+	}
+	r.seq, _ = r.cols[0].(int64)
+	r.id, _ = r.cols[1].(string)
+	r.status, _ = r.cols[17].(string)
+	r.vseq, _ = r.cols[18].(int64)
+	r.oseq, _ = r.cols[19].(int64)
+	r.hasDecision = r.d.Valid
+	return &r, nil
+}
+
+// decode reads the record the events the row points at hold.
+func (r *storedRow) decode() {
+	if !r.hasDecision {
+		return
+	}
+	var rec Record
+	if r.recErr = rec.load(r.d.String, r.v, r.o, sql.NullString{}); r.recErr == nil {
+		r.rec = &rec
+		rec.Status = r.status
+	}
+}
+
+// slimOf is the derived columns of the row of call r, whose decision,
+// last verdict and last outcome events are seq, vseq and oseq (0: none).
+func slimOf(r *Record, seq, vseq, oseq int64) slimRow {
+	b := func(v bool) int64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	opt := func(n int64) any {
+		if n == 0 {
+			return nil
+		}
+		return n
+	}
+	s := slimRow{seq, r.ID, r.ReceivedAt.UnixNano(), r.Client.Name, r.Model.Name, r.Model.Version,
+		r.Session, r.Server, r.Tool, kindColumn(r.Kind), r.Principal.User, r.RulesVersion, r.RulesLabel,
+		r.Rule, string(r.Action), b(r.AutoApproved), b(r.EvalError != ""), r.Status, opt(vseq), opt(oseq)}
+	if r.Review != nil {
+		s[20], s[21], s[22] = b(r.Review.Approved), r.Review.Channel, r.Review.TimeToDecision.Milliseconds()
+	}
+	return s
+}
+
+// slimDiff names the columns where got differs from want ("" if none).
+func slimDiff(want, got *slimRow) string {
+	var out []string
+	for i := range want {
+		if want[i] != got[i] {
+			out = append(out, fmt.Sprintf("%s: chained %s, row has %s", slimNames[i], short(want[i]), short(got[i])))
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// argsProblem says what is wrong with a row's legacy arguments given the
+// arguments and hash its decision event chains ("" if nothing): a row
+// holds them exactly when the event holds only their hash.
+func argsProblem(row sql.NullString, chained *Entry) string {
+	inEvent := len(chained.Args) > 0 && string(chained.Args) != "null"
+	switch {
+	case !row.Valid && !inEvent:
+		return "row lacks the arguments its decision event chains only the hash of"
+	case !row.Valid:
+		return ""
+	case inEvent && row.String != string(chained.Args):
+		return "args: row's arguments differ from the chained ones"
+	case !inEvent && argsHash([]byte(row.String)) != chained.ArgsHash:
+		return "args: row's args do not match the chained args_hash"
+	}
+	return ""
+}
+
+// selfConsistent reports whether the row's derived columns and arguments
+// are what the events it points at make them.
+func (r *storedRow) selfConsistent() bool {
+	if r.rec == nil {
+		return false
+	}
+	want := slimOf(r.rec, r.seq, r.vseq, r.oseq)
+	return want == r.cols && argsProblem(r.args, &r.rec.Entry) == ""
+}
