@@ -144,12 +144,7 @@ func TestVerifyFastSound(t *testing.T) {
 	if !checkFastSound(t, "untouched", s) {
 		t.Fatal("the fast pass does not find the untouched log clean")
 	}
-	cols := strings.Split(strings.NewReplacer("\n", " ", " ", "").Replace(recordCols), ",")
-	for _, col := range cols {
-		switch col {
-		case "seq", "slack_channel", "slack_ts":
-			continue
-		}
+	for _, col := range append(slimNames, "args") {
 		for _, set := range []string{col + " || 'x'", "NULL", "''"} {
 			s, path := copyDB(t, template)
 			// Reviewed calls with an outcome, a finished one, a refused one.
@@ -176,7 +171,9 @@ func TestVerifyFastSound(t *testing.T) {
 		{`UPDATE events SET body = replace(body, '"status":"started"}', '"status":"started"') WHERE kind = 'status'`, false},
 		{`UPDATE events SET body = replace(body, '"status":"started"}', '"status":"started","outcome":{}}') WHERE kind = 'status'`, true},
 		{`UPDATE events SET body = replace(body, '"status":"started"}', '"status":"started","outcome":{"status":5}}') WHERE kind = 'status'`, false},
-		{`UPDATE events SET body = replace(body, '"reviewer":"amy"', '"reviewer":"amy\u0000"')`, false},
+		// The row keeps no second copy of the reviewer: a chain rewritten
+		// consistently is the checkpoints' to catch (checkpoint.go).
+		{`UPDATE events SET body = replace(body, '"reviewer":"amy"', '"reviewer":"amy\u0000"')`, true},
 		{`UPDATE events SET body = replace(body, '"rule":"r-deny"', '"rule":"r-deny","rule":"r-allow"')`, false},
 		{`UPDATE events SET kind = 'status' WHERE call_id = '01VF2' AND kind = 'verdict'`, false},
 		{`DELETE FROM events WHERE call_id = '01VF0' AND kind = 'outcome'`, false},
@@ -207,8 +204,8 @@ func FuzzVerifyFast(f *testing.F) {
 	f.Add(false, 1, "annotations", "", `{"title":"x"}`)
 	template := verifyTemplate(f)
 	colOK := map[string]bool{}
-	for _, c := range strings.Split(strings.NewReplacer("\n", " ", " ", "").Replace(recordCols), ",") {
-		colOK[c] = c != "seq"
+	for _, c := range append(slimNames, "args") {
+		colOK[c] = true
 	}
 	f.Fuzz(func(t *testing.T, event bool, seq int, col, from, to string) {
 		s, path := copyDB(t, template)
