@@ -437,6 +437,8 @@ func copyPrefix(ctx context.Context, tx *sql.Tx, p *archivePlan) error {
 		{"calls", `id IN (` + archivedCalls + `)`, []any{from, to}},
 		{"review_approvals", `call_id IN (` + archivedCalls + `)`, []any{from, to}},
 		{"rulesets", `1 = 1`, nil},
+		// Every name, by the ids the calls rows refer to them by.
+		{"names", `1 = 1`, nil},
 	} {
 		cols, err := tableColumns(ctx, tx, c.table)
 		if err != nil {
@@ -1072,7 +1074,7 @@ func (a *Archived) appendFrom(ctx context.Context, srcs []attached) error {
 		return fmt.Errorf("audit: combine archives: %w", err)
 	}
 	defer tx.Rollback()
-	for _, table := range []string{"events", "calls", "review_approvals", "rulesets", "grants"} {
+	for _, table := range []string{"events", "names", "calls", "review_approvals", "rulesets", "grants"} {
 		cols, err := tableColumns(ctx, tx, table)
 		if err != nil {
 			return err

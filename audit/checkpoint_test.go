@@ -133,7 +133,8 @@ func TestCheckpointDetectsRewrite(t *testing.T) {
 		// its row; every hash after it is recomputed.
 		rewriteChain(t, path, `
 UPDATE events SET body = replace(body, '"rule":"r-deny"', '"rule":"r-harmless"') WHERE call_id = '01C001';
-UPDATE calls SET rule = 'r-harmless' WHERE id = '01C001';`)
+INSERT INTO names (name) VALUES ('r-harmless');
+UPDATE calls SET rule_ref = (SELECT id FROM names WHERE name = 'r-harmless') WHERE id = '01C001';`)
 		plain, err := s.Verify(ctx)
 		if err != nil || !plain.OK() {
 			t.Fatalf("the attacker's rewrite should pass plain Verify: %+v, %v", plain, err)
@@ -152,7 +153,8 @@ UPDATE calls SET rule = 'r-harmless' WHERE id = '01C001';`)
 		// only as safe as the chain. Publishing often narrows the window.
 		s, path, cps := setup(t)
 		rewriteChain(t, path, `UPDATE events SET body = replace(body, '"rule":"r-deny"', '"rule":"r-x"') WHERE call_id = '01C008';
-UPDATE calls SET rule = 'r-x' WHERE id = '01C008';`)
+INSERT INTO names (name) VALUES ('r-x');
+UPDATE calls SET rule_ref = (SELECT id FROM names WHERE name = 'r-x') WHERE id = '01C008';`)
 		rep, err := s.VerifyCheckpoints(ctx, cps, pub)
 		if err != nil || !rep.OK() {
 			t.Fatalf("rewrite past the last checkpoint: %+v, %v", rep, err)
@@ -173,7 +175,8 @@ UPDATE calls SET rule = 'r-x' WHERE id = '01C008';`)
 	t.Run("forged checkpoint", func(t *testing.T) {
 		s, path, cps := setup(t)
 		rewriteChain(t, path, `UPDATE events SET body = replace(body, '"rule":"r-deny"', '"rule":"r-x"') WHERE call_id = '01C001';
-UPDATE calls SET rule = 'r-x' WHERE id = '01C001';`)
+INSERT INTO names (name) VALUES ('r-x');
+UPDATE calls SET rule_ref = (SELECT id FROM names WHERE name = 'r-x') WHERE id = '01C001';`)
 		// The attacker edits the published checkpoints to the new heads.
 		var head2, head7 string
 		db := rawDB(t, path)

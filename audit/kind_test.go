@@ -48,7 +48,7 @@ func TestKindRoundTrip(t *testing.T) {
 		}
 	}
 	var col string
-	if err := rawDB(t, path).QueryRow(`SELECT kind FROM calls WHERE id = '01TOOL'`).Scan(&col); err != nil || col != "tool" {
+	if err := rawDB(t, path).QueryRow(`SELECT name FROM names JOIN calls ON calls.kind_ref = names.id WHERE calls.id = '01TOOL'`).Scan(&col); err != nil || col != "tool" {
 		t.Errorf("tool call's kind column = %q, %v", col, err)
 	}
 	var body string

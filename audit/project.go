@@ -170,6 +170,7 @@ func (w *wtx) stage(it projItem) {
 // committedTx updates the writer's projection state after a commit.
 // Called with wmu held.
 func (s *Store) committedTx(w *wtx, hot bool) {
+	s.committedNames(w)
 	if !hot {
 		// calls reflects every event up to the head now.
 		clear(s.proj.items)

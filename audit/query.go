@@ -52,13 +52,15 @@ func (f Filter) where() (string, []any) {
 	if !f.Until.IsZero() {
 		add("calls.received_at < ?", f.Until.UnixNano())
 	}
+	if f.Action != "" {
+		add("calls.action = ?", f.Action)
+	}
 	for _, c := range []struct{ col, v string }{
-		{"tool", f.Tool}, {"server", f.Server}, {"action", f.Action}, {"client_name", f.Client},
-		{"model_name", f.Model}, {"session_id", f.Session}, {"rule", f.Rule},
-		{"principal_user", f.User}, {"kind", f.Kind},
+		{"tool_ref", f.Tool}, {"server_ref", f.Server}, {"client_ref", f.Client}, {"model_ref", f.Model},
+		{"session_ref", f.Session}, {"rule_ref", f.Rule}, {"user_ref", f.User}, {"kind_ref", f.Kind},
 	} {
 		if c.v != "" {
-			add("calls."+c.col+" = ?", c.v)
+			add("calls."+c.col+" = "+nameRef, c.v)
 		}
 	}
 	if f.After > 0 {
@@ -297,9 +299,10 @@ func (s *Store) Stats(ctx context.Context, f Filter) (Stats, error) {
 		return st, wrap(err)
 	}
 
-	counts := func(keyExpr string) ([]Count, error) {
-		rows, err := s.rdb.QueryContext(ctx, `SELECT `+keyExpr+`, action, count(*) FROM calls`+where+
-			` GROUP BY 1, 2`, args...)
+	// counts groups by the refs, then names each group.
+	counts := func(refs, keyExpr string) ([]Count, error) {
+		rows, err := s.rdb.QueryContext(ctx, `SELECT `+keyExpr+`, action, n FROM (SELECT `+refs+`, action, count(*) AS n FROM calls`+
+			where+` GROUP BY `+refs+`, action) AS g`, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -346,16 +349,18 @@ func (s *Store) Stats(ctx context.Context, f Filter) (Stats, error) {
 		return out, nil
 	}
 	var err error
-	if st.ByTool, err = counts(`server || '/' || tool`); err != nil {
+	if st.ByTool, err = counts(`server_ref, tool_ref`, nameOf(`g.server_ref`)+` || '/' || `+nameOf(`g.tool_ref`)); err != nil {
 		return st, wrap(err)
 	}
-	if st.ByRule, err = counts(`rule`); err != nil {
+	if st.ByRule, err = counts(`rule_ref`, nameOf(`g.rule_ref`)); err != nil {
 		return st, wrap(err)
 	}
-	if st.ByUser, err = counts(`principal_user`); err != nil {
+	if st.ByUser, err = counts(`user_ref`, nameOf(`g.user_ref`)); err != nil {
 		return st, wrap(err)
 	}
-	if st.ByModel, err = counts(`model_name || CASE WHEN model_version != '' THEN '@' || model_version ELSE '' END`); err != nil {
+	version := nameOf(`g.model_version_ref`)
+	if st.ByModel, err = counts(`model_ref, model_version_ref`,
+		nameOf(`g.model_ref`)+` || CASE WHEN `+version+` != '' THEN '@' || `+version+` ELSE '' END`); err != nil {
 		return st, wrap(err)
 	}
 	for _, c := range st.ByTool {

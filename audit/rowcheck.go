@@ -7,12 +7,19 @@ import (
 )
 
 // rowCols are what verify reads of a calls row: the columns the projection
-// derives from the call's events (slimNames, in order), the legacy
-// arguments, and the bodies of the events the row points at.
-const rowCols = `calls.seq, calls.id, calls.received_at, calls.client_name, calls.model_name, calls.model_version,
-calls.session_id, calls.server, calls.tool, calls.kind, calls.principal_user, calls.rules_version, calls.rules_label,
-calls.rule, calls.action, calls.auto_approved, calls.eval_failed, calls.status, calls.verdict_seq, calls.outcome_seq,
-calls.review_approved, calls.review_channel, calls.review_ms, calls.args, d.body, v.body, o.body`
+// derives from the call's events (slimNames, in order; a ref as the string
+// it names), the legacy arguments, and the bodies of the events the row
+// points at.
+var rowCols = func() string {
+	cols := make([]string, len(slimNames))
+	for i, c := range slimNames {
+		cols[i] = "calls." + c
+		if strings.HasSuffix(c, "_ref") {
+			cols[i] = nameOf(cols[i])
+		}
+	}
+	return strings.Join(cols, ", ") + ", calls.args, d.body, v.body, o.body"
+}()
 
 // rowFrom joins a row to the events it points at, keeping a row whose
 // decision event is missing (verify names it).
@@ -20,9 +27,9 @@ const rowFrom = `calls LEFT JOIN events d ON d.seq = calls.seq LEFT JOIN events 
 LEFT JOIN events o ON o.seq = calls.outcome_seq`
 
 // slimNames name the derived columns, in rowCols' order.
-var slimNames = []string{"seq", "id", "received_at", "client_name", "model_name", "model_version",
-	"session_id", "server", "tool", "kind", "principal_user", "rules_version", "rules_label",
-	"rule", "action", "auto_approved", "eval_failed", "status", "verdict_seq", "outcome_seq",
+var slimNames = []string{"seq", "id", "received_at", "client_ref", "model_ref", "model_version_ref",
+	"session_ref", "server_ref", "tool_ref", "kind_ref", "user_ref", "rules_version_ref", "rules_label_ref",
+	"rule_ref", "action", "auto_approved", "eval_failed", "status", "verdict_seq", "outcome_seq",
 	"review_approved", "review_channel", "review_ms"}
 
 // slimRow is a row's derived columns, each an int64, a string or nil

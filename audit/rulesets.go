@@ -339,7 +339,7 @@ func (s *Store) countDecisions(ctx context.Context, p *RulesetPeriod, until *tim
 	}
 	from := p.From.UnixNano()
 	rows, err := s.rdb.QueryContext(ctx, `SELECT calls.action, count(*) FROM calls JOIN events d ON d.seq = calls.seq
-		WHERE calls.received_at >= ? AND calls.received_at < ? AND d.at >= ? AND d.at < ? AND calls.rules_version = ?
+		WHERE calls.received_at >= ? AND calls.received_at < ? AND d.at >= ? AND d.at < ? AND calls.rules_version_ref = `+nameRef+`
 		GROUP BY calls.action`,
 		from-int64(decideWithin), to, from, to, p.Version)
 	if err != nil {

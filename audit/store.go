@@ -174,6 +174,9 @@ type Store struct {
 	// proj is the calls projection's state as this writer knows it;
 	// guarded by wmu.
 	proj projection
+	// names caches the ids of the strings in names (names.go); guarded
+	// by wmu.
+	names map[string]int64
 	// unprojected counts the events this writer appended that the calls
 	// table does not reflect yet (read without wmu by catchUp).
 	unprojected atomic.Int64

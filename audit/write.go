@@ -11,12 +11,13 @@ import (
 // writeStmts are prepared once on the writer's connection.
 type writeStmts struct {
 	head, insertCall, insertEvent, state, setVerdict, setStatus, setOutcome, setSlack *sql.Stmt
-	exists, watermark, setWatermark, tail, eventBody                                  *sql.Stmt
+	exists, watermark, setWatermark, tail, eventBody, nameID, addName                 *sql.Stmt
 }
 
 // insertCallSQL inserts a call's row; its seq is its decision event's.
-const insertCallSQL = `INSERT INTO calls (seq, id, received_at, client_name, model_name, model_version, session_id, server, tool, kind,
-principal_user, rules_version, rules_label, rule, action, auto_approved, eval_failed, status, review_owner)
+const insertCallSQL = `INSERT INTO calls (seq, id, received_at, action, auto_approved, eval_failed, status, review_owner,
+server_ref, tool_ref, kind_ref, session_ref, user_ref, client_ref, model_ref, model_version_ref, rules_version_ref,
+rules_label_ref, rule_ref)
 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 ON CONFLICT (id) DO NOTHING`
 
@@ -32,6 +33,8 @@ func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 		{&st.tail, `SELECT seq, kind FROM events WHERE seq > ? ORDER BY seq`},
 		{&st.eventBody, `SELECT body FROM events WHERE seq = ?`},
 		{&st.insertCall, insertCallSQL},
+		{&st.nameID, `SELECT id FROM names WHERE name = ?`},
+		{&st.addName, `INSERT INTO names (name) VALUES (?) RETURNING id`},
 		// RETURNING, not LastInsertId: PostgreSQL's driver has none.
 		{&st.insertEvent, `INSERT INTO events (call_id, kind, at, body, prev_hash, hash) VALUES (?,?,?,?,?,?) RETURNING seq`},
 		{&st.state, `SELECT calls.status, d.body, v.body FROM calls JOIN events d ON d.seq = calls.seq
@@ -53,7 +56,7 @@ func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 
 func (st *writeStmts) close() {
 	for _, s := range []*sql.Stmt{st.head, st.insertCall, st.insertEvent, st.state, st.setVerdict, st.setStatus, st.setOutcome, st.setSlack,
-		st.exists, st.watermark, st.setWatermark, st.tail, st.eventBody} {
+		st.exists, st.watermark, st.setWatermark, st.tail, st.eventBody, st.nameID, st.addName} {
 		if s != nil {
 			s.Close()
 		}
@@ -73,6 +76,8 @@ type wtx struct {
 	// applied to calls.
 	staged    []projItem
 	projected int
+	// names are the name ids this transaction added or looked up.
+	names map[string]int64
 }
 
 // appendEvent chains one event body after the current head.
@@ -127,10 +132,13 @@ func (w *wtx) state(id string) (callState, error) {
 // insertEntry inserts call e's row, decided by event seq, and returns how
 // many rows it inserted (0: a row with its id exists).
 func (w *wtx) insertEntry(seq int64, e *Entry, status string) (int64, error) {
-	res, err := w.s.stmts.insertCall.ExecContext(w.ctx, seq, e.ID, e.ReceivedAt.UnixNano(),
-		e.Client.Name, e.Model.Name, e.Model.Version, e.Session, e.Server, e.Tool, kindColumn(e.Kind),
-		e.Principal.User, e.RulesVersion, e.RulesLabel, e.Rule, string(e.Action), e.AutoApproved, e.EvalError != "",
-		status, w.owner(status))
+	refs, err := w.refs(e.Server, e.Tool, kindColumn(e.Kind), e.Session, e.Principal.User, e.Client.Name,
+		e.Model.Name, e.Model.Version, e.RulesVersion, e.RulesLabel, e.Rule)
+	if err != nil {
+		return 0, err
+	}
+	res, err := w.s.stmts.insertCall.ExecContext(w.ctx, append([]any{seq, e.ID, e.ReceivedAt.UnixNano(),
+		string(e.Action), e.AutoApproved, e.EvalError != "", status, w.owner(status)}, refs...)...)
 	var n int64
 	if err == nil {
 		n, err = res.RowsAffected()
