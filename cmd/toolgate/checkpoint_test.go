@@ -103,8 +103,7 @@ func TestCheckpointCLI(t *testing.T) {
 		t.Fatalf("verify --checkpoints on a clean log: %s", out)
 	}
 
-	attackerRewrite(t, db, `UPDATE events SET body = replace(body, '"reviewer":"U-bob"', '"reviewer":"U-mallory"') WHERE call_id = '01JNQX0004AAAAAAAAAAAAAAAA';
-UPDATE calls SET reviewer = 'U-mallory' WHERE id = '01JNQX0004AAAAAAAAAAAAAAAA';`)
+	attackerRewrite(t, db, `UPDATE events SET body = replace(body, '"reviewer":"U-bob"', '"reviewer":"U-mallory"') WHERE call_id = '01JNQX0004AAAAAAAAAAAAAAAA';`)
 	if out, ok := tgRun(t, "audit", "verify", "--db", db); !ok {
 		t.Fatalf("the attacker's rewrite should pass plain verify:\n%s", out)
 	}
