@@ -190,31 +190,28 @@ func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress fu
 				out := make([]replayResult, len(chunk))
 				for i := range chunk {
 					row := &chunk[i]
-					r, err := decodeReplayed([]byte(row.dbody), row.args)
+					var r Record
+					err := r.load(row.dbody, row.vbody, sql.NullString{}, row.args)
+					var c toolgate.Call
+					if err == nil {
+						c, err = r.Call()
+					}
 					if err != nil {
 						errOnce.Do(func() { evalErr = err; cancel() })
 						break
 					}
-					c := r.call
 					d := set.Evaluate(ctx, c)
-					out[i] = replayResult{id: c.ID, oldAction: r.action, newAction: d.Action,
-						oldRule: r.rule, newRule: d.Rule, version: d.Version, label: d.Label, effect: d.ConfidenceEffect}
-					if d.Action != r.action || d.Rule != r.rule {
+					out[i] = replayResult{id: r.ID, oldAction: r.Action, newAction: d.Action,
+						oldRule: r.Rule, newRule: d.Rule, version: d.Version, label: d.Label, effect: d.ConfidenceEffect}
+					if d.Action != r.Action || d.Rule != r.Rule {
 						out[i].change = &Change{
-							ID: c.ID, ReceivedAt: c.Time, Server: c.Server, Tool: c.Tool,
-							OldAction: r.action, OldRule: r.rule,
+							ID: r.ID, ReceivedAt: c.Time, Server: r.Server, Tool: r.Tool,
+							OldAction: r.Action, OldRule: r.Rule,
 							NewAction: d.Action, NewRule: d.Rule, NewReason: d.Reason, NewError: d.Error, seq: row.seq,
-							OldConfidence: decisionEffect(r.effect), NewConfidence: d.ConfidenceEffect,
+							OldConfidence: decisionEffect(r.ConfidenceEffect), NewConfidence: d.ConfidenceEffect,
 						}
-						if row.vbody.Valid {
-							v, err := decodeEvent(kindVerdict, []byte(row.vbody.String))
-							if err != nil {
-								errOnce.Do(func() { evalErr = err; cancel() })
-								break
-							}
-							if v.Verdict != nil && v.Verdict.Channel == toolgate.ChannelGrant {
-								out[i].change.Grant = v.Verdict.Reason
-							}
+						if r.Review != nil && r.Review.Channel == toolgate.ChannelGrant {
+							out[i].change.Grant = r.Review.Reason
 						}
 					}
 				}
