@@ -65,7 +65,7 @@ func TestVerifyCatchesTampering(t *testing.T) {
 		{"row deleted", `DELETE FROM calls WHERE id = '01V4'`, "01V4", true, "no calls row"},
 		{"row inserted", `INSERT INTO calls (id, received_at, decided_at, action, status) VALUES ('01V00', 1, 1, 'allow', 'ok')`, "01V00", false, "no events"},
 		{"event body altered", `DROP TRIGGER events_no_update; UPDATE events SET body = replace(body, '"rule":"r-deny"', '"rule":"x"') WHERE call_id = '01V1'`, "01V1", true, "hash mismatch"},
-		{"event deleted", `DROP TRIGGER events_no_delete; DELETE FROM events WHERE seq = 3`, "01V2", true, "prev_hash"},
+		{"event deleted", `DROP TRIGGER events_no_delete; DELETE FROM events WHERE seq = 3`, "01V2", true, "missing"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

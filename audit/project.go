@@ -3,7 +3,6 @@ package audit
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -100,12 +99,15 @@ func (w *wtx) project() error {
 
 // loadItem reads event seq back from the log.
 func (w *wtx) loadItem(seq int64) (projItem, error) {
-	var body string
-	if err := w.s.stmts.eventBody.QueryRowContext(w.ctx, seq).Scan(&body); err != nil {
+	var (
+		id, kind, body string
+		at             int64
+	)
+	if err := w.s.stmts.eventBody.QueryRowContext(w.ctx, seq).Scan(&id, &kind, &at, &body); err != nil {
 		return projItem{}, fmt.Errorf("audit: read event %d: %w", seq, err)
 	}
-	var e event
-	if err := json.Unmarshal([]byte(body), &e); err != nil {
+	e, err := decodeEvent(id, kind, at, body)
+	if err != nil {
 		return projItem{}, fmt.Errorf("audit: decode event %d: %w", seq, err)
 	}
 	it := projItem{seq: seq, id: e.ID, status: e.Status, outcome: e.Outcome, verdict: e.Verdict}

@@ -93,23 +93,35 @@ func newEntryRow(e Entry, status string) *entryRow {
 		r.args = "{}"
 		r.e.Args = json.RawMessage(r.args)
 	}
-	// The columns hold json.Marshal's encoding (encode.go), which cannot
-	// fail for these types.
-	var buf [256]byte
-	r.annotations = string(appendAnnotations(buf[:0], &e.Annotations))
+	// The columns hold json.Marshal's encoding, which cannot fail for
+	// these types.
+	a, _ := json.Marshal(&e.Annotations)
+	r.annotations = string(a)
 	if len(e.Shadow) > 0 {
-		r.shadow = string(appendShadow(buf[:0], e.Shadow))
+		sh, _ := json.Marshal(e.Shadow)
+		r.shadow = string(sh)
 	}
 	return r
 }
 
 func (s *Store) encodeEntry(e Entry, status string, at int64) (*entryRow, error) {
+	if argsStored(e.Args) {
+		// The body holds the args as json.Marshal writes them, and their
+		// hash is derived from those bytes: the row must hold the same.
+		c, err := json.Marshal(e.Args)
+		if err != nil {
+			return nil, fmt.Errorf("audit: encode args of %s: %w", e.ID, err)
+		}
+		if string(c) != string(e.Args) {
+			e.Args, e.ArgsHash = c, argsHash(c)
+		}
+	}
 	r := newEntryRow(e, status)
 	r.at = at
 	// The decision event carries the arguments: it alone makes the
 	// decision durable, and the row is projected from it.
 	var err error
-	r.body, err = marshalCanonical(&event{Kind: kindDecision, ID: e.ID, At: at, Status: status, Decision: &r.e})
+	r.body, err = encodeEvent(&event{Kind: kindDecision, ID: e.ID, At: at, Status: status, Decision: &r.e})
 	if err != nil {
 		return nil, fmt.Errorf("audit: encode decision of %s: %w", e.ID, err)
 	}
@@ -259,7 +271,7 @@ func (s *Store) Finish(ctx context.Context, id string, o toolgate.Outcome) error
 	}
 	o.FinishedAt = utc(o.FinishedAt)
 	// Encode here, not in the writer, which every write waits behind.
-	body, err := marshalCanonical(&event{Kind: kindOutcome, ID: id, At: at.UnixNano(), Status: o.Status, Outcome: &o})
+	body, err := encodeEvent(&event{Kind: kindOutcome, ID: id, At: at.UnixNano(), Status: o.Status, Outcome: &o})
 	if err != nil {
 		return fmt.Errorf("audit: encode outcome of %s: %w", id, err)
 	}

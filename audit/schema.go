@@ -211,8 +211,14 @@ BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;`,
 	seq  INTEGER NOT NULL
 );
 INSERT INTO projection (name, seq) SELECT 'calls', coalesce(max(seq), 0) FROM events;`,
+	// 14: format-2 events (chain.go) store their hash as 32 raw bytes.
+	// SQLite keeps them in the TEXT column as a BLOB; PostgreSQL needs
+	// BYTEA, the hex text of the events before decoded to their bytes.
+	// A build that knows only format 1 must not open a log with format-2
+	// events: hence a version for SQLite too.
+	pgOnly(`ALTER TABLE events ALTER COLUMN hash TYPE BYTEA USING decode(hash, 'hex');`),
 }
 
 // SchemaVersion is the schema version this build writes and understands
 // (len(migrations); a test keeps the two in step).
-const SchemaVersion = 13
+const SchemaVersion = 14

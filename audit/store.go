@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -498,7 +499,9 @@ func (s *Store) migrate(ctx context.Context) error {
 			return err
 		}
 		if err == nil {
-			_, err = c.ExecContext(ctx, migrations[v])
+			if ddl := forDialect(migrations[v], "sqlite"); strings.TrimSpace(ddl) != "" {
+				_, err = c.ExecContext(ctx, ddl)
+			}
 		}
 		if err == nil {
 			_, err = c.ExecContext(ctx, `INSERT INTO schema_migrations(version, applied_at) VALUES (?, ?)`, v+1, s.o.Now().UnixNano())
@@ -840,9 +843,9 @@ func (s *Store) tryCommit(live []*op, hot bool) (int, error) {
 		}
 	}
 	w := &wtx{s: s, ctx: ctx}
-	if err := s.stmts.head.QueryRowContext(ctx).Scan(&w.head, &w.prev); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	if err := w.readHead(); err != nil {
 		rollback()
-		return 0, fmt.Errorf("audit: read chain head: %w", err)
+		return 0, err
 	}
 	if !hot {
 		s.projQueued = false // this transaction projects

@@ -578,13 +578,13 @@ func TestDecisionEventCarriesArgs(t *testing.T) {
 	}
 	chained := r.e
 	chained.Args = nil
-	if r.body, err = marshalCanonical(&event{Kind: kindDecision, ID: r.e.ID, At: r.at, Status: r.status, Decision: &chained}); err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(string(r.body), `"args":{`) {
-		t.Fatalf("old-layout body has args: %s", r.body)
-	}
-	if err := s.write(ctx, func(w *wtx) error { return w.begin(r) }); err != nil {
+	err = s.write(ctx, func(w *wtx) error {
+		if _, err := w.insertEntry(&r.e, r.args, r.annotations, r.shadow, r.status); err != nil {
+			return err
+		}
+		return w.appendFormat1(&event{Kind: kindDecision, ID: r.e.ID, At: r.at, Status: r.status, Decision: &chained})
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if rep, err := s.Verify(ctx); err != nil || !rep.OK() {

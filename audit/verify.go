@@ -8,14 +8,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"hash"
 	"maps"
 	"reflect"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/toolgate/toolgate"
 )
 
 // maxProblems bounds how many problems Verify lists.
@@ -193,51 +193,85 @@ func watermark(ctx context.Context, q querier) (int64, error) {
 }
 
 // verifyChain checks the chain of the events in tx, the first of which
-// follows the event hashed prev ("" for the genesis).
+// follows the event hashed prev (hex; "" for the genesis).
 func verifyChain(ctx context.Context, tx *sql.Tx, rep *VerifyReport, prev string) error {
-	rows, err := tx.QueryContext(ctx, `SELECT seq, call_id, body, prev_hash, hash FROM events ORDER BY seq`)
+	rows, err := tx.QueryContext(ctx, `SELECT `+chainCols+` FROM events ORDER BY seq`)
 	if err != nil {
 		return fmt.Errorf("audit: verify: %w", err)
 	}
 	defer rows.Close()
-	var (
-		seq                        int64
-		id, body, prevHash, stored string
-	)
+	p := hashRaw(prev)
+	var e evItem
 	for rows.Next() {
-		if err := rows.Scan(&seq, &id, &body, &prevHash, &stored); err != nil {
+		if err := e.scan(rows); err != nil {
 			return fmt.Errorf("audit: verify: %w", err)
 		}
 		rep.Events++
-		ok := chainHash(prevHash, []byte(body)) == stored
-		if prevHash != prev || !ok {
-			chainProblems(rep, seq, id, prev, prevHash, stored, body, ok)
-		}
-		prev = stored
+		e.check(p)
+		p = e.link(rep, p)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("audit: verify: %w", err)
 	}
-	rep.Head = prev
+	rep.Head = hashHex(p)
 	return nil
 }
 
-// chainProblems reports a broken link of event seq: prev is the previous
-// event's hash; hashOK says whether its body hashes to stored.
-func chainProblems(rep *VerifyReport, seq int64, id, prev, prevHash, stored, body string, hashOK bool) {
-	if prevHash != prev {
-		rep.add(Problem{Seq: seq, CallID: id, What: fmt.Sprintf("prev_hash %.12s… does not match the previous event's hash %.12s… (event missing, reordered or inserted)", prevHash, prev)})
+// chainCols are the events columns evItem.scan reads.
+const chainCols = `seq, call_id, kind, at, body, prev_hash, hash`
+
+func (e *evItem) scan(sc scanner) error {
+	*e = evItem{}
+	return sc.Scan(&e.seq, &e.callID, &e.kind, &e.at, &e.body, &e.prevHash, &e.hash)
+}
+
+// check hashes e as following the event hashed prev (raw): hashOK says
+// its stored hash is right. A format-1 event names its predecessor in
+// prev_hash and is hashed with it, so that a broken link and an altered
+// event are told apart; a format-2 event is hashed with prev.
+func (e *evItem) check(prev []byte) {
+	if !isFormat2(e.body) {
+		h := eventHash(hashRaw(e.prevHash), e.callID, e.kind, e.at, e.body)
+		e.hashOK = hashHex(e.hash) == hex.EncodeToString(h)
+		return
 	}
-	if !hashOK {
-		h := chainHash(prevHash, []byte(body))
-		rep.add(Problem{Seq: seq, CallID: id, What: fmt.Sprintf("hash mismatch: body hashes to %.12s…, stored %.12s… (event body altered)", h, stored)})
+	e.hashOK = e.prevHash == "" && bytes.Equal(eventHash(prev, e.callID, e.kind, e.at, e.body), e.hash)
+}
+
+// link reports e's problems as the event after the one hashed prev (raw),
+// and returns e's hash, raw.
+func (e *evItem) link(rep *VerifyReport, prev []byte) []byte {
+	format1 := !isFormat2(e.body)
+	if format1 && e.prevHash != hashHex(prev) {
+		rep.add(Problem{Seq: e.seq, CallID: e.callID, What: fmt.Sprintf("prev_hash %.12s… does not match the previous event's hash %.12s… (event missing, reordered or inserted)", e.prevHash, hashHex(prev))})
 	}
+	switch {
+	case e.hashOK:
+	case format1:
+		rep.add(Problem{Seq: e.seq, CallID: e.callID, What: fmt.Sprintf("hash mismatch: body hashes to %.12s…, stored %.12s… (event body altered)",
+			hex.EncodeToString(eventHash(hashRaw(e.prevHash), e.callID, e.kind, e.at, e.body)), hashHex(e.hash))})
+	case e.prevHash != "":
+		rep.add(Problem{Seq: e.seq, CallID: e.callID, What: "prev_hash is set on a format-2 event (event altered)"})
+	default:
+		rep.add(Problem{Seq: e.seq, CallID: e.callID, What: fmt.Sprintf("hash mismatch: event hashes to %.12s…, stored %.12s… (event altered, or the event before it missing, reordered or inserted)",
+			hex.EncodeToString(eventHash(prev, e.callID, e.kind, e.at, e.body)), hashHex(e.hash))})
+	}
+	return storedRaw(e.hash)
+}
+
+// storedRaw is a stored hash (raw, or format 1's hex text) as raw bytes.
+func storedRaw(h []byte) []byte {
+	if len(h) == sha256.Size {
+		return h
+	}
+	return hashRaw(string(h))
 }
 
 type evRow struct {
 	seq        int64
 	callID     string
 	kind, body string
+	at         int64
 }
 
 // verifyRowsIn runs verifyRows on a snapshotPair. verifyRows reads two
@@ -261,7 +295,7 @@ func verifyRows(ctx context.Context, tx, etx *sql.Tx, rep *VerifyReport) error {
 	defer calls.Close()
 	// Rows reflect the events up to the projection's watermark; later ones
 	// (committed since the last projection) are checked by the chain only.
-	evs, err := etx.QueryContext(ctx, `SELECT seq, call_id, kind, body FROM events
+	evs, err := etx.QueryContext(ctx, `SELECT seq, call_id, kind, body, at FROM events
 		WHERE seq <= (SELECT seq FROM projection WHERE name = 'calls') ORDER BY call_id, seq`)
 	if err != nil {
 		return fmt.Errorf("audit: verify: %w", err)
@@ -283,7 +317,7 @@ func verifyRows(ctx context.Context, tx, etx *sql.Tx, rep *VerifyReport) error {
 			return nil
 		}
 		var e evRow
-		if evErr = evs.Scan(&e.seq, &e.callID, &e.kind, &e.body); evErr != nil {
+		if evErr = evs.Scan(&e.seq, &e.callID, &e.kind, &e.body, &e.at); evErr != nil {
 			return nil
 		}
 		return &e
@@ -320,8 +354,8 @@ func verifyRows(ctx context.Context, tx, etx *sql.Tx, rep *VerifyReport) error {
 				pending = e
 				break
 			}
-			var ev event
-			if err := json.Unmarshal([]byte(e.body), &ev); err != nil {
+			ev, err := decodeEvent(e.callID, e.kind, e.at, e.body)
+			if err != nil {
 				rep.add(Problem{Seq: e.seq, CallID: e.callID, What: "event body is not valid JSON: " + err.Error()})
 				continue
 			}
@@ -333,7 +367,7 @@ func verifyRows(ctx context.Context, tx, etx *sql.Tx, rep *VerifyReport) error {
 			case n > 0 && ev.Kind == kindDecision:
 				rep.add(Problem{Seq: e.seq, CallID: e.callID, What: "second decision event for the call"})
 			}
-			want.fold(&ev)
+			want.fold(ev)
 			n++
 		}
 		if evErr != nil {
@@ -443,185 +477,81 @@ type digest [sha256.Size]byte
 
 // evItem is one event as read, and what a worker computed from it.
 type evItem struct {
-	seq                                int64
-	callID, kind, body, prevHash, hash string
+	seq                          int64
+	callID, kind, body, prevHash string
+	at                           int64
+	hash                         []byte
 
-	hashOK bool // body hashes to hash
-	// headerOK says the body is JSON whose kind and id are the columns'.
+	hashOK bool // the stored hash is the event's (see check)
+	// headerOK says the body decodes, and a format-1 body's kind and id
+	// are the columns'.
 	headerOK bool
-	// raw says the parts were hashed as stored, not yet known to be well
-	// formed JSON: matching a row's part proves they are.
-	raw    bool
-	status string
-	// The body's parts, by digest, and which of them it has.
+	status   string
+	// The body's parts, by digest (partDigest), and which of them it has.
 	entry, review, outcome    digest
 	hasEntry, hasRev, hasOutc bool
 }
 
-// hasher hashes what a worker checks, reusing its scratch buffer.
-type hasher struct {
-	h   hash.Hash
-	buf []byte
-}
-
-func newHasher() *hasher { return &hasher{h: sha256.New()} }
-
-// sum returns sha256(a || b).
-func (x *hasher) sum(a, b string) digest {
-	x.buf = append(append(x.buf[:0], a...), b...)
-	return sha256.Sum256(x.buf)
-}
-
-// digest hashes the event and reads its header and parts: from the
-// canonical layout directly when it is in it (see parseEnvelope), else
-// with encoding/json, as verifyRows reads every event.
-func (e *evItem) digest(x *hasher) {
-	sum := x.sum(e.prevHash, e.body)
-	var hx [2 * sha256.Size]byte
-	hex.Encode(hx[:], sum[:])
-	e.hashOK = string(hx[:]) == e.hash
-	if env, ok := parseEnvelope(e.body); ok && env.partKey == partOf(e.kind) {
-		e.headerOK = env.kind == e.kind && env.id == e.callID
-		e.status, e.raw = env.status, true
-		if env.part != "" {
-			d := x.sum(env.part, "")
-			switch env.partKey {
-			case "decision":
-				e.entry, e.hasEntry = d, true
-			case "verdict":
-				e.review, e.hasRev = d, true
-			case "outcome":
-				e.outcome, e.hasOutc = d, true
-			}
-		}
-		return
+// partDigest is the digest of one part of a record (its entry, review or
+// outcome) by which rows and events are compared: the sha256 of the part's
+// format-2 encoding with every time explicit, so that equal digests mean
+// equal parts whichever format the event was stored in.
+func partDigest(v any) (digest, bool) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return digest{}, false
 	}
-	var ev event
-	if json.Unmarshal([]byte(e.body), &ev) != nil {
+	return sha256.Sum256(b), true
+}
+
+// entryDigest is partDigest of an entry with its args hash, whether or
+// not its args are stored.
+func entryDigest(d *Entry) (digest, bool) {
+	p := newEntry2(d, 0)
+	p.ArgsHash = d.ArgsHash
+	return partDigest(p)
+}
+
+// outcomeDigest is partDigest of an outcome with its status.
+func outcomeDigest(o *toolgate.Outcome) (digest, bool) {
+	return partDigest(struct {
+		Status string `json:"st"`
+		*outcome2
+	}{o.Status, newOutcome2(o, 0)})
+}
+
+// digest decodes the event and digests its parts. The hash is checked by
+// check, in order.
+func (e *evItem) digest() {
+	ev, err := decodeEvent(e.callID, e.kind, e.at, e.body)
+	if err != nil {
 		return
 	}
 	e.headerOK = ev.ID == e.callID && ev.Kind == e.kind
 	e.status = ev.Status
-	enc := func(d *digest, f func([]byte) ([]byte, error)) bool {
-		b, err := f(x.buf[:0])
-		x.buf = b
-		if err != nil {
-			e.headerOK = false // cannot be encoded, so cannot match a row
-			return false
-		}
-		*d = sha256.Sum256(b)
-		return true
-	}
+	ok := true
 	if ev.Decision != nil {
-		e.hasEntry = enc(&e.entry, func(b []byte) ([]byte, error) { return appendEntry(b, ev.Decision) })
+		e.entry, e.hasEntry = entryDigest(ev.Decision)
+		ok = e.hasEntry
 	}
 	if ev.Verdict != nil {
-		e.hasRev = enc(&e.review, func(b []byte) ([]byte, error) { return appendReview(b, ev.Verdict) })
+		e.review, e.hasRev = partDigest(newReview2(ev.Verdict, 0))
+		ok = ok && e.hasRev
 	}
 	if ev.Outcome != nil {
-		e.hasOutc = enc(&e.outcome, func(b []byte) ([]byte, error) { return appendOutcome(b, ev.Outcome) })
+		e.outcome, e.hasOutc = outcomeDigest(ev.Outcome)
+		ok = ok && e.hasOutc
 	}
-}
-
-// partOf is the part an event of kind carries in the canonical layout
-// ("" for none, "?" for kinds parseEnvelope leaves to encoding/json).
-func partOf(kind string) string {
-	switch kind {
-	case kindDecision:
-		return "decision"
-	case kindVerdict:
-		return "verdict"
-	case kindOutcome:
-		return "outcome"
-	case kindStatus:
-		return ""
-	}
-	return "?"
-}
-
-// envelope is an event body in the canonical layout.
-type envelope struct {
-	kind, id, status string
-	// partKey names the part (decision, verdict or outcome) and part is
-	// its encoding, left unparsed; both "" when there is none.
-	partKey, part string
-}
-
-// parseEnvelope reads a body laid out as the chain's encoder writes it,
-//
-//	{"kind":K,"id":I,"at":N,"status":S[,"decision"|"verdict"|"outcome":P]}
-//
-// with K, I and S printable ASCII without escapes and N an integer. It
-// does not look into P: a part counts only once it equals a row's part
-// as the same encoder writes it, which proves it well formed. Any other
-// layout is not ok, and is read with encoding/json instead.
-func parseEnvelope(b string) (env envelope, ok bool) {
-	str := func(key string) (string, bool) {
-		if !strings.HasPrefix(b, key) {
-			return "", false
-		}
-		b = b[len(key):]
-		for i := 0; i < len(b); i++ {
-			switch c := b[i]; {
-			case c == '"':
-				s := b[:i]
-				b = b[i+1:]
-				return s, true
-			case c < 0x20 || c >= 0x7f || c == '\\':
-				return "", false
-			}
-		}
-		return "", false
-	}
-	if env.kind, ok = str(`{"kind":"`); !ok {
-		return env, false
-	}
-	if env.id, ok = str(`,"id":"`); !ok {
-		return env, false
-	}
-	if !strings.HasPrefix(b, `,"at":`) {
-		return env, false
-	}
-	b = b[len(`,"at":`):]
-	n := 0
-	if n < len(b) && b[n] == '-' {
-		n++
-	}
-	start := n
-	for n < len(b) && b[n] >= '0' && b[n] <= '9' {
-		n++
-	}
-	if n == start || b[start] == '0' && n > start+1 {
-		return env, false
-	}
-	if _, err := strconv.ParseInt(b[:n], 10, 64); err != nil {
-		return env, false
-	}
-	b = b[n:]
-	if env.status, ok = str(`,"status":"`); !ok {
-		return env, false
-	}
-	if b == "}" {
-		return env, true
-	}
-	for _, k := range []string{"decision", "verdict", "outcome"} {
-		if p, found := strings.CutPrefix(b, `,"`+k+`":`); found && strings.HasSuffix(p, "}") {
-			env.partKey, env.part = k, p[:len(p)-1]
-			return env, env.part != ""
-		}
-	}
-	return env, false
+	// A part that cannot be encoded cannot match a row.
+	e.headerOK = e.headerOK && ok
 }
 
 // foldState is what a call's events fold to (see Record.fold), by digest.
 type foldState struct {
 	entry, review, outcome    digest
 	hasEntry, hasRev, hasOutc bool
-	// rawRev and rawOutc say the review and outcome were hashed as stored
-	// (evItem.raw): they must still be compared with the row's.
-	rawRev, rawOutc bool
-	status          string
-	n               int
+	status                    string
+	n                         int
 	// bad marks a problem the detailed pass names if the call has a row;
 	// orphanBad one it names if the call has none.
 	bad, orphanBad bool
@@ -648,16 +578,13 @@ func (st *foldState) fold(e *evItem) {
 	case kindVerdict:
 		// A part hashed as stored and replaced before it could be
 		// compared with the row is not known to be well formed.
-		st.bad = st.bad || st.rawRev
-		st.review, st.hasRev, st.rawRev = e.review, e.hasRev, e.raw && e.hasRev
+		st.review, st.hasRev = e.review, e.hasRev
 	case kindOutcome:
-		st.bad = st.bad || st.rawOutc
-		st.outcome, st.hasOutc, st.rawOutc = e.outcome, e.hasOutc, e.raw && e.hasOutc
+		st.outcome, st.hasOutc = e.outcome, e.hasOutc
 	}
 }
 
-// rowItem is a calls row by the digests of its parts, encoded as the
-// chain encodes them.
+// rowItem is a calls row by the digests of its parts (partDigest).
 type rowItem struct {
 	id     string
 	status string
@@ -668,32 +595,26 @@ type rowItem struct {
 	hashedOK, hasRev, hasOutc, bad      bool
 }
 
-func (r *rowItem) digest(rec *Record, buf []byte) []byte {
+func (r *rowItem) digest(rec *Record) {
 	r.id, r.status = rec.ID, rec.Status
-	sum := func(d *digest, enc func([]byte) ([]byte, error)) {
-		var err error
-		if buf, err = enc(buf[:0]); err != nil {
-			r.bad = true
-			return
-		}
-		*d = sha256.Sum256(buf)
-	}
+	ok := true
 	e := rec.Entry
-	sum(&r.entry, func(b []byte) ([]byte, error) { return appendEntry(b, &e) })
+	r.entry, ok = entryDigest(&e)
 	if argsHash(e.Args) == e.ArgsHash {
 		e.Args = nil
-		sum(&r.entryHashed, func(b []byte) ([]byte, error) { return appendEntry(b, &e) })
-		r.hashedOK = true
+		r.entryHashed, r.hashedOK = entryDigest(&e)
 	}
 	if rec.Review != nil {
-		sum(&r.review, func(b []byte) ([]byte, error) { return appendReview(b, rec.Review) })
-		r.hasRev = true
+		var k bool
+		r.review, k = partDigest(newReview2(rec.Review, 0))
+		r.hasRev, ok = true, ok && k
 	}
 	if rec.Outcome != nil {
-		sum(&r.outcome, func(b []byte) ([]byte, error) { return appendOutcome(b, rec.Outcome) })
-		r.hasOutc = true
+		var k bool
+		r.outcome, k = outcomeDigest(rec.Outcome)
+		r.hasOutc, ok = true, ok && k
 	}
-	return buf
+	r.bad = !ok
 }
 
 // matches reports whether the row equals what its events fold to. Equal
@@ -721,7 +642,8 @@ func (r *rowItem) matches(st *foldState) bool {
 // verifyFast's first event follows the event hashed prev ("" for the
 // genesis). The rows reflect the events up to mark (the projection's
 // watermark); later ones are checked by the chain only.
-func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, prev string, mark int64) (clean bool, err error) {
+func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, base string, mark int64) (clean bool, err error) {
+	prev := hashRaw(base)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	jobs := make(chan func(), 8)
@@ -778,13 +700,12 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, pre
 			rowJobs.Add(1)
 			ok := submit(func() {
 				defer rowJobs.Done()
-				var buf []byte
 				for i, rec := range in {
 					if rec == nil {
 						out[i].bad = true
 						continue
 					}
-					buf = out[i].digest(rec, buf)
+					out[i].digest(rec)
 				}
 			})
 			if !ok {
@@ -820,18 +741,22 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, pre
 	var evErr error
 	readers.Go(func() {
 		defer close(order)
-		rows, err := evTx.QueryContext(ctx, `SELECT seq, call_id, kind, body, prev_hash, hash FROM events ORDER BY seq`)
+		rows, err := evTx.QueryContext(ctx, `SELECT `+chainCols+` FROM events ORDER BY seq`)
 		if err != nil {
 			evErr = err
 			return
 		}
 		defer rows.Close()
-		send := func(evs []evItem) bool {
+		// Each event is hashed after the stored hash of the row before
+		// it; the ordered pass checks that those hashes link up.
+		last := prev
+		send := func(evs []evItem, prev []byte) bool {
 			ch := &evChunk{evs: evs, done: make(chan struct{})}
 			if !submit(func() {
-				x := newHasher()
 				for i := range ch.evs {
-					ch.evs[i].digest(x)
+					ch.evs[i].check(prev)
+					prev = storedRaw(ch.evs[i].hash)
+					ch.evs[i].digest()
 				}
 				close(ch.done)
 			}) {
@@ -845,21 +770,22 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, pre
 			}
 		}
 		evs := make([]evItem, 0, verifyChunk)
+		first := last
 		for rows.Next() {
 			evs = append(evs, evItem{})
-			e := &evs[len(evs)-1]
-			if evErr = rows.Scan(&e.seq, &e.callID, &e.kind, &e.body, &e.prevHash, &e.hash); evErr != nil {
+			if evErr = evs[len(evs)-1].scan(rows); evErr != nil {
 				return
 			}
+			last = storedRaw(evs[len(evs)-1].hash)
 			if len(evs) == verifyChunk {
-				if !send(evs) {
+				if !send(evs, first) {
 					return
 				}
-				evs = make([]evItem, 0, verifyChunk)
+				evs, first = make([]evItem, 0, verifyChunk), last
 			}
 		}
 		if evErr = rows.Err(); evErr == nil && len(evs) > 0 {
-			send(evs)
+			send(evs, first)
 		}
 	})
 	states := map[string]*foldState{}
@@ -872,10 +798,7 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, pre
 		for i := range ch.evs {
 			e := &ch.evs[i]
 			rep.Events++
-			if e.prevHash != prev || !e.hashOK {
-				chainProblems(rep, e.seq, e.callID, prev, e.prevHash, e.hash, e.body, e.hashOK)
-			}
-			prev = e.hash
+			prev = e.link(rep, prev)
 			if e.seq > mark {
 				continue
 			}
@@ -893,7 +816,7 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, pre
 	if err := ctx.Err(); err != nil {
 		return false, fmt.Errorf("audit: verify: %w", err)
 	}
-	rep.Head = prev
+	rep.Head = hashHex(prev)
 
 	if rowTx == nil {
 		readRows()

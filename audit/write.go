@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+
 	"github.com/toolgate/toolgate"
 )
 
@@ -31,7 +32,7 @@ func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 		{&st.watermark, `SELECT seq FROM projection WHERE name = 'calls'`},
 		{&st.setWatermark, `UPDATE projection SET seq = ? WHERE name = 'calls'`},
 		{&st.tail, `SELECT seq, kind FROM events WHERE seq > ? ORDER BY seq`},
-		{&st.eventBody, `SELECT body FROM events WHERE seq = ?`},
+		{&st.eventBody, `SELECT call_id, kind, at, body FROM events WHERE seq = ?`},
 		{&st.insertCall, insertCallSQL},
 		// RETURNING, not LastInsertId: PostgreSQL's driver has none.
 		{&st.insertEvent, `INSERT INTO events (call_id, kind, at, body, prev_hash, hash) VALUES (?,?,?,?,?,?) RETURNING seq`},
@@ -67,7 +68,7 @@ type wtx struct {
 	s    *Store
 	ctx  context.Context
 	head int64  // seq of the last event written (chain head)
-	prev string // hash of the last event written
+	prev []byte // hash of the last event written, 32 raw bytes (none before the first)
 	// result is an error the current op reports although its writes commit.
 	result error
 	// staged are the hot ops' events of this transaction, kept for the
@@ -77,22 +78,39 @@ type wtx struct {
 	projected int
 }
 
-// appendEvent chains one event body after the current head.
+// appendEvent chains one event of a call after the current head.
 func (w *wtx) appendEvent(e *event) error {
-	body, err := marshalCanonical(e)
+	body, err := encodeEvent(e)
 	if err != nil {
 		return fmt.Errorf("audit: encode event: %w", err)
 	}
 	return w.appendBody(e.ID, e.Kind, e.At, body)
 }
 
+// appendBody chains an event after the current head, in format 2 (see
+// chain.go): a body not yet marked as format 2 (an event's own JSON
+// object) gets the marker.
 func (w *wtx) appendBody(id, kind string, at int64, body []byte) error {
-	h := chainHash(w.prev, body)
-	err := w.s.stmts.insertEvent.QueryRowContext(w.ctx, id, kind, at, string(body), w.prev, h).Scan(&w.head)
+	if !isFormat2(string(body)) {
+		body = markFormat2(body)
+	}
+	h := eventHash(w.prev, id, kind, at, string(body))
+	err := w.s.stmts.insertEvent.QueryRowContext(w.ctx, id, kind, at, string(body), "", h).Scan(&w.head)
 	if err != nil {
 		return fmt.Errorf("audit: append %s event for %s: %w", kind, id, err)
 	}
 	w.prev = h
+	return nil
+}
+
+// readHead reads the chain head: its seq and hash.
+func (w *wtx) readHead() error {
+	var h []byte
+	err := w.s.stmts.head.QueryRowContext(w.ctx).Scan(&w.head, &h)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("audit: read chain head: %w", err)
+	}
+	w.prev = hashRaw(hashHex(h))
 	return nil
 }
 
