@@ -252,3 +252,51 @@ func FuzzDecodeEvent(f *testing.F) {
 		}
 	})
 }
+
+// TestArgsHashOnly: with Options.ArgsHashOnly no byte of the arguments is
+// stored, in the event or the row; the record shows their hash, Verify
+// checks it, and Replay says those calls were not evaluated.
+func TestArgsHashOnly(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, "", Options{ArgsHashOnly: true})
+	c := testCall("01H0", 1)
+	c.Args = map[string]any{"path": "/very/distinctive/path"}
+	if err := s.Begin(ctx, c, testDecision(toolgate.Allow)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Finish(ctx, c.ID, toolgate.Outcome{Status: toolgate.StatusOK}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Get(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := argsHash([]byte(`{"path":"/very/distinctive/path"}`))
+	if r.Args != nil || r.ArgsHash != want {
+		t.Fatalf("record args %s, hash %s; want none and %s", r.Args, r.ArgsHash, want)
+	}
+	db := rawDB(t, s.Path())
+	var n int
+	if err := db.QueryRow(`SELECT (SELECT count(*) FROM events WHERE body LIKE '%distinctive%') +
+		(SELECT count(*) FROM calls WHERE args LIKE '%distinctive%')`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d places hold the arguments (%v)", n, err)
+	}
+	if rep, err := s.Verify(ctx); err != nil || !rep.OK() {
+		t.Fatalf("Verify = %+v, %v", rep, err)
+	}
+	rep, err := Replay(ctx, s, stubEvaluator{"write_file": toolgate.Deny}, Filter{}, nil)
+	if err != nil || rep.ArgsNotStored != 1 || rep.Total != 0 || rep.Changed != 0 {
+		t.Fatalf("Replay = %+v, %v; want the call not evaluated", rep, err)
+	}
+	for _, edit := range []string{
+		`UPDATE calls SET args = '{"path":"/tmp/x"}' WHERE id = '01H0'`,
+		`UPDATE calls SET args = '', args_hash = 'x' WHERE id = '01H0'`,
+	} {
+		if _, err := db.Exec(edit); err != nil {
+			t.Fatal(err)
+		}
+		if rep, err := s.Verify(ctx); err != nil || rep.OK() {
+			t.Fatalf("Verify after %s = %+v, %v", edit, rep, err)
+		}
+	}
+}

@@ -54,10 +54,11 @@ type Entry struct {
 	Kind        string               `json:"kind,omitempty"`
 	SchemaHash  string               `json:"schema_hash,omitempty"`
 	Annotations toolgate.Annotations `json:"annotations"`
-	// Args are the call's arguments as stored: after Options.Redact.
+	// Args are the call's arguments as stored: after Options.Redact; nil
+	// when only their hash is stored (Options.ArgsHashOnly).
 	Args json.RawMessage `json:"args"`
 	// ArgsHash is the hex sha256 of Args (the redacted arguments, so it
-	// cannot be used to guess a secret).
+	// cannot be used to guess a secret), stored even when Args are not.
 	ArgsHash string `json:"args_hash"`
 	// Confidence is the agent's stated confidence; nil when unknown.
 	Confidence   *float64        `json:"confidence,omitempty"`
@@ -236,7 +237,9 @@ func scanRecord(sc scanner) (*Record, error) {
 	if err := json.Unmarshal([]byte(annotations), &r.Annotations); err != nil {
 		return nil, fmt.Errorf("call %s: annotations: %w", r.ID, err)
 	}
-	r.Args = json.RawMessage(args)
+	if args != "" { // "": only their hash is stored
+		r.Args = json.RawMessage(args)
+	}
 	if r.Principal.Groups, err = decodeGroups(groups); err != nil {
 		return nil, fmt.Errorf("call %s: principal_groups: %w", r.ID, err)
 	}

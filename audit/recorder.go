@@ -76,6 +76,9 @@ func (s *Store) newEntry(c toolgate.Call, d toolgate.Decision) (*entryRow, error
 		AutoApproved: d.AutoApproved, Shadow: d.Shadow, EvalError: d.Error, Sandbox: d.Sandbox, ToolgateVersion: s.o.ToolgateVersion,
 		ConfidenceEffect: cmp.Or(d.ConfidenceEffect, toolgate.ConfidenceNone),
 	}
+	if s.o.ArgsHashOnly {
+		e.Args = nil
+	}
 	r, err := s.encodeEntry(e, initialStatus(d.Action), now.UnixNano())
 	if r != nil && d.Action == toolgate.Review {
 		r.policy = d.Review
@@ -89,7 +92,11 @@ func (s *Store) newEntry(c toolgate.Call, d toolgate.Decision) (*entryRow, error
 // newEntryRow is e's row with its column encodings (no event body).
 func newEntryRow(e Entry, status string) *entryRow {
 	r := &entryRow{e: e, args: string(e.Args), status: status}
-	if len(e.Args) == 0 {
+	switch {
+	case !argsStored(e.Args) && e.ArgsHash != "":
+		// Only the hash is stored: the args column is empty.
+		r.args, r.e.Args = "", nil
+	case len(e.Args) == 0:
 		r.args = "{}"
 		r.e.Args = json.RawMessage(r.args)
 	}

@@ -46,6 +46,11 @@ type ReplayReport struct {
 	// ("none" left out): what the thresholds tighten and auto_approve_at
 	// waives on the recorded claims.
 	Confidence map[string]int `json:"confidence,omitempty"`
+	// ArgsNotStored counts the matching calls recorded with only their
+	// arguments' hash (Options.ArgsHashOnly): they are not re-evaluated,
+	// since rules that look at the arguments cannot be, and are not in
+	// Total.
+	ArgsNotStored int `json:"args_not_stored,omitempty"`
 	// Elapsed is how long the replay took.
 	Elapsed time.Duration `json:"elapsed"`
 }
@@ -163,6 +168,7 @@ type replayResult struct {
 	version, label   string
 	effect           string
 	change           *Change
+	noArgs           bool // only the args' hash is stored: not evaluated
 }
 
 const replayChunk = 256
@@ -222,6 +228,10 @@ func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress fu
 				out := make([]replayResult, len(chunk))
 				for i := range chunk {
 					r := &chunk[i]
+					if r.args == "" {
+						out[i] = replayResult{id: r.id, noArgs: true}
+						continue
+					}
 					c, err := r.call()
 					if err != nil {
 						errOnce.Do(func() { evalErr = err; cancel() })
@@ -274,6 +284,10 @@ func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress fu
 	lastReport := 0
 	for out := range results {
 		for _, res := range out {
+			if res.noArgs {
+				rep.ArgsNotStored++
+				continue
+			}
 			rep.Total++
 			if rep.RulesVersion == "" {
 				rep.RulesVersion, rep.RulesLabel = res.version, res.label

@@ -100,6 +100,10 @@ type Options struct {
 	RedactText func(string) string
 	// ToolgateVersion is stored in every row.
 	ToolgateVersion string
+	// ArgsHashOnly stores only the sha256 of each call's (redacted)
+	// arguments, never the arguments (config audit.store_args: hash).
+	// Replay then cannot evaluate those calls (ReplayReport.ArgsNotStored).
+	ArgsHashOnly bool
 	// BusyTimeout is how long one transaction waits for another process's
 	// write lock; zero means DefaultBusyTimeout.
 	BusyTimeout time.Duration
