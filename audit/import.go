@@ -170,7 +170,7 @@ func (w *wtx) importRecord(ir *importRow) error {
 		if err := w.setVerdict(id, status, r); err != nil {
 			return err
 		}
-		if err := w.appendEvent(&event{Kind: kindVerdict, ID: id, At: ir.at, Status: status, Verdict: r}); err != nil {
+		if err := w.appendEvent(&event{Kind: kindVerdict, ID: id, At: max(ir.at, r.DecidedAt.UnixNano()), Status: status, Verdict: r}); err != nil {
 			return err
 		}
 	}
@@ -182,7 +182,7 @@ func (w *wtx) importRecord(ir *importRow) error {
 		if n == 0 {
 			return fmt.Errorf("%w: record %s has an outcome but its call was never started (status %s)", ErrState, id, status)
 		}
-		return w.appendEvent(&event{Kind: kindOutcome, ID: id, At: ir.at, Status: o.Status, Outcome: o})
+		return w.appendEvent(&event{Kind: kindOutcome, ID: id, At: o.FinishedAt.UnixNano(), Status: o.Status, Outcome: o})
 	}
 	if status != ir.rec.Status {
 		if err := w.setStatus(id, ir.rec.Status); err != nil {

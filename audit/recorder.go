@@ -277,6 +277,8 @@ func (s *Store) Finish(ctx context.Context, id string, o toolgate.Outcome) error
 		o.FinishedAt = at
 	}
 	o.FinishedAt = utc(o.FinishedAt)
+	// The event is at the finish: its body then holds no time of its own.
+	at = o.FinishedAt
 	// Encode here, not in the writer, which every write waits behind.
 	body, err := encodeEvent(&event{Kind: kindOutcome, ID: id, At: at.UnixNano(), Status: o.Status, Outcome: &o})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"reflect"
@@ -487,9 +488,45 @@ type evItem struct {
 	// are the columns'.
 	headerOK bool
 	status   string
-	// The body's parts, by digest (partDigest), and which of them it has.
+	// The body's parts, by digest (partDigest), and which of them it has;
+	// raw says the one part is by the digest of the whole body instead
+	// (see rawStatus), and status "" then follows from the decision.
 	entry, review, outcome    digest
 	hasEntry, hasRev, hasOutc bool
+	raw                       bool
+}
+
+// rawStatus reads the status of a format-2 decision or outcome body as
+// the writer lays it out, {"v":2[,"st":S],"d"|"o":...}, S printable
+// ASCII without escapes ("" when absent: a decision's initial status).
+// Such a body is compared with a row by the digest of the whole body
+// (rowItem.digest encodes the row's as the writer would): equal bytes
+// decode to equal values, and anything else is not ok and is decoded.
+func rawStatus(kind, body string) (string, bool) {
+	part := `,"d":`
+	if kind == kindOutcome {
+		part = `,"o":`
+	}
+	rest, ok := strings.CutPrefix(body, format2Prefix)
+	if !ok {
+		return "", false
+	}
+	if strings.HasPrefix(rest, part) {
+		return "", kind == kindDecision
+	}
+	rest, ok = strings.CutPrefix(rest, `,"st":"`)
+	if !ok {
+		return "", false
+	}
+	for i := 0; i < len(rest); i++ {
+		switch c := rest[i]; {
+		case c == '"':
+			return rest[:i], i > 0 && strings.HasPrefix(rest[i+1:], part)
+		case c < 0x20 || c >= 0x7f || c == '\\':
+			return "", false
+		}
+	}
+	return "", false
 }
 
 // partDigest is the digest of one part of a record (its entry, review or
@@ -512,6 +549,15 @@ func entryDigest(d *Entry) (digest, bool) {
 	return partDigest(p)
 }
 
+// bodyDigest is the sha256 of e's format-2 body.
+func bodyDigest(e *event) (digest, bool) {
+	b, err := encodeEvent(e)
+	if err != nil {
+		return digest{}, false
+	}
+	return sha256.Sum256(b), true
+}
+
 // outcomeDigest is partDigest of an outcome with its status.
 func outcomeDigest(o *toolgate.Outcome) (digest, bool) {
 	return partDigest(struct {
@@ -523,6 +569,18 @@ func outcomeDigest(o *toolgate.Outcome) (digest, bool) {
 // digest decodes the event and digests its parts. The hash is checked by
 // check, in order.
 func (e *evItem) digest() {
+	if e.kind == kindDecision || e.kind == kindOutcome {
+		if st, ok := rawStatus(e.kind, e.body); ok {
+			e.headerOK, e.status, e.raw = true, st, true
+			d := sha256.Sum256([]byte(e.body))
+			if e.kind == kindDecision {
+				e.entry, e.hasEntry = d, true
+			} else {
+				e.outcome, e.hasOutc = d, true
+			}
+			return
+		}
+	}
 	ev, err := decodeEvent(e.callID, e.kind, e.at, e.body)
 	if err != nil {
 		return
@@ -552,6 +610,11 @@ type foldState struct {
 	hasEntry, hasRev, hasOutc bool
 	status                    string
 	n                         int
+	// rawEntry and rawOutc say the entry and outcome are by body digest
+	// (evItem.raw), decidedAt and finishedAt are then their events' at,
+	// and initial says the status is the decision's initial one.
+	rawEntry, rawOutc, initial bool
+	decidedAt, finishedAt      int64
 	// bad marks a problem the detailed pass names if the call has a row;
 	// orphanBad one it names if the call has none.
 	bad, orphanBad bool
@@ -570,17 +633,20 @@ func (st *foldState) fold(e *evItem) {
 	}
 	st.n++
 	st.status = e.status
+	st.initial = e.raw && e.kind == kindDecision && e.status == ""
 	switch e.kind {
 	case kindDecision:
 		if e.hasEntry {
 			st.entry, st.hasEntry = e.entry, true
 		}
+		st.rawEntry, st.decidedAt = e.raw, e.at
 	case kindVerdict:
 		// A part hashed as stored and replaced before it could be
 		// compared with the row is not known to be well formed.
 		st.review, st.hasRev = e.review, e.hasRev
 	case kindOutcome:
 		st.outcome, st.hasOutc = e.outcome, e.hasOutc
+		st.rawOutc, st.finishedAt = e.raw, e.at
 	}
 }
 
@@ -593,25 +659,52 @@ type rowItem struct {
 	// and valid (hashedOK) only when the row's args hash to its args_hash.
 	entry, entryHashed, review, outcome digest
 	hashedOK, hasRev, hasOutc, bad      bool
+	// raw says entry and outcome are the digests of the decision and
+	// outcome bodies the writer makes of the row (events at decidedAt
+	// and finishedAt), not partDigests.
+	raw                   bool
+	initial               string // the decision's initial status
+	decidedAt, finishedAt int64
 }
 
-func (r *rowItem) digest(rec *Record) {
-	r.id, r.status = rec.ID, rec.Status
+// digest digests the row's parts: the entry and outcome as the writer
+// encodes them when raw (a log of format-2 events only), else by
+// partDigest.
+func (r *rowItem) digest(rec *Record, raw bool) {
+	r.id, r.status, r.raw = rec.ID, rec.Status, raw
 	ok := true
 	e := rec.Entry
-	r.entry, ok = entryDigest(&e)
-	if argsHash(e.Args) == e.ArgsHash {
-		e.Args = nil
-		r.entryHashed, r.hashedOK = entryDigest(&e)
+	if raw {
+		r.initial, r.decidedAt = initialStatus(e.Action), e.DecidedAt.UnixNano()
+		// The body holds the args as json.Marshal writes them and derives
+		// args_hash from those bytes: the row's must be the same bytes.
+		if argsStored(e.Args) {
+			c, err := json.Marshal(e.Args)
+			ok = err == nil && string(c) == string(e.Args) && argsHash(e.Args) == e.ArgsHash
+		}
+		var k bool
+		r.entry, k = bodyDigest(&event{Kind: kindDecision, ID: e.ID, At: r.decidedAt, Status: r.initial, Decision: &e})
+		ok = ok && k
+	} else {
+		r.entry, ok = entryDigest(&e)
+		if argsHash(e.Args) == e.ArgsHash {
+			e.Args = nil
+			r.entryHashed, r.hashedOK = entryDigest(&e)
+		}
 	}
 	if rec.Review != nil {
 		var k bool
 		r.review, k = partDigest(newReview2(rec.Review, 0))
 		r.hasRev, ok = true, ok && k
 	}
-	if rec.Outcome != nil {
+	if o := rec.Outcome; o != nil {
 		var k bool
-		r.outcome, k = outcomeDigest(rec.Outcome)
+		if raw {
+			r.finishedAt = o.FinishedAt.UnixNano()
+			r.outcome, k = bodyDigest(&event{Kind: kindOutcome, ID: e.ID, At: r.finishedAt, Status: o.Status, Outcome: o})
+		} else {
+			r.outcome, k = outcomeDigest(o)
+		}
 		r.hasOutc, ok = true, ok && k
 	}
 	r.bad = !ok
@@ -621,8 +714,16 @@ func (r *rowItem) digest(rec *Record) {
 // encodings decode to equal records, so a match here is a match in
 // verifyRows; anything else is left to verifyRows to judge and name.
 func (r *rowItem) matches(st *foldState) bool {
+	status := st.status
+	if st.initial {
+		status = r.initial
+	}
 	switch {
-	case r.bad || st.bad || !st.hasEntry || r.status != st.status:
+	case r.bad || st.bad || !st.hasEntry || r.status != status || st.initial && !r.raw:
+		return false
+	case r.raw != st.rawEntry || r.hasOutc && r.raw != st.rawOutc:
+		return false // digested differently
+	case r.raw && (r.decidedAt != st.decidedAt || r.hasOutc && r.finishedAt != st.finishedAt):
 		return false
 	case st.entry != r.entry && (!r.hashedOK || st.entry != r.entryHashed):
 		return false
@@ -644,6 +745,14 @@ func (r *rowItem) matches(st *foldState) bool {
 // watermark); later ones are checked by the chain only.
 func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, base string, mark int64) (clean bool, err error) {
 	prev := hashRaw(base)
+	// Format 1 never follows format 2: a log whose first event is format
+	// 2 has only format-2 events, and its rows are digested as the writer
+	// encodes them (rowItem.digest).
+	var first string
+	if err := evTx.QueryRowContext(ctx, `SELECT body FROM events ORDER BY seq LIMIT 1`).Scan(&first); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return false, fmt.Errorf("audit: verify: %w", err)
+	}
+	raw := first == "" || isFormat2(first)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	jobs := make(chan func(), 8)
@@ -705,7 +814,7 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, bas
 						out[i].bad = true
 						continue
 					}
-					out[i].digest(rec)
+					out[i].digest(rec, raw)
 				}
 			})
 			if !ok {
