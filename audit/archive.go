@@ -416,7 +416,7 @@ func planCut(ctx context.Context, tx *sql.Tx, before time.Time, maxCalls int, re
 	p.info.Head.Seq = head
 	p.info.Events = head - start.Seq
 	p.info.Calls = int64(len(p.ids))
-	if err := tx.QueryRowContext(ctx, `SELECT hash FROM events WHERE seq = ?`, head).Scan(&p.info.Head.Hash); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT hash FROM events WHERE seq = ?`, head).Scan(hexScan{&p.info.Head.Hash}); err != nil {
 		return nil, fmt.Errorf("audit: archive: event %d: %w", head, err)
 	}
 	return p, nil
@@ -617,7 +617,7 @@ func (w *wtx) prune(p *archivePlan, cut *Cut) error {
 		return fmt.Errorf("%w (another archive moved the chain's start to event %d)", ErrArchiveRace, base.Seq)
 	}
 	var head string
-	if err := q.QueryRowContext(ctx, `SELECT hash FROM events WHERE seq = ?`, p.info.Head.Seq).Scan(&head); err != nil || head != p.info.Head.Hash {
+	if err := q.QueryRowContext(ctx, `SELECT hash FROM events WHERE seq = ?`, p.info.Head.Seq).Scan(hexScan{&head}); err != nil || head != p.info.Head.Hash {
 		return fmt.Errorf("%w (event %d changed or is gone: %v)", ErrArchiveRace, p.info.Head.Seq, err)
 	}
 	late := ""
@@ -985,7 +985,7 @@ func archivedHash(ctx context.Context, archives []*Archived, seq int64) (hash st
 		if seq <= a.Info.Start.Seq || seq > a.Info.Head.Seq {
 			continue
 		}
-		err := a.rdb.QueryRowContext(ctx, `SELECT hash FROM events WHERE seq = ?`, seq).Scan(&hash)
+		err := a.rdb.QueryRowContext(ctx, `SELECT hash FROM events WHERE seq = ?`, seq).Scan(hexScan{&hash})
 		if errors.Is(err, sql.ErrNoRows) {
 			return "", false, nil
 		}

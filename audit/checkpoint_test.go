@@ -3,9 +3,7 @@ package audit
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -25,32 +23,7 @@ func rewriteChain(t testing.TB, path, edit string) {
 	if _, err := db.Exec(`DROP TRIGGER IF EXISTS events_no_update; DROP TRIGGER IF EXISTS events_no_delete;` + edit); err != nil {
 		t.Fatalf("attacker's edit: %v", err)
 	}
-	rows, err := db.Query(`SELECT seq, body FROM events ORDER BY seq`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	type ev struct {
-		seq  int64
-		body string
-	}
-	var evs []ev
-	for rows.Next() {
-		var e ev
-		if err := rows.Scan(&e.seq, &e.body); err != nil {
-			t.Fatal(err)
-		}
-		evs = append(evs, e)
-	}
-	rows.Close()
-	prev := ""
-	for _, e := range evs {
-		sum := sha256.Sum256([]byte(prev + e.body))
-		h := hex.EncodeToString(sum[:])
-		if _, err := db.Exec(`UPDATE events SET prev_hash = ?, hash = ? WHERE seq = ?`, prev, h, e.seq); err != nil {
-			t.Fatal(err)
-		}
-		prev = h
-	}
+	rehashChain(t, db)
 }
 
 func testKey(t testing.TB) (ed25519.PublicKey, ed25519.PrivateKey) {

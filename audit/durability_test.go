@@ -66,7 +66,7 @@ func TestVerifyCatchesTampering(t *testing.T) {
 		{"row inserted", `INSERT INTO calls (seq, id, received_at, action, status, server_ref, tool_ref, kind_ref, session_ref, user_ref, client_ref,
 			model_ref, model_version_ref, rules_version_ref, rules_label_ref, rule_ref) VALUES (999, '01V00', 1, 'allow', 'ok', 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1)`, "01V00", false, "no events"},
 		{"event body altered", `DROP TRIGGER events_no_update; UPDATE events SET body = replace(body, '"rule":"r-deny"', '"rule":"x"') WHERE call_id = '01V1'`, "01V1", true, "hash mismatch"},
-		{"event deleted", `DROP TRIGGER events_no_delete; DELETE FROM events WHERE seq = 3`, "01V2", true, "prev_hash"},
+		{"event deleted", `DROP TRIGGER events_no_delete; DELETE FROM events WHERE seq = 3`, "01V2", true, "missing"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -167,12 +167,12 @@ func (w *wtx) importRecord(ir *importRow) error {
 		if ir.rec.Status == toolgate.StatusPending {
 			status = toolgate.StatusPending
 		}
-		if err := w.verdict(id, ir.at, status, r); err != nil {
+		if err := w.verdict(id, max(ir.at, r.DecidedAt.UnixNano()), status, r); err != nil {
 			return err
 		}
 	}
 	if o := ir.outcome; o != nil {
-		if err := w.appendEvent(&event{Kind: kindOutcome, ID: id, At: ir.at, Status: o.Status, Outcome: o}); err != nil {
+		if err := w.appendEvent(&event{Kind: kindOutcome, ID: id, At: o.FinishedAt.UnixNano(), Status: o.Status, Outcome: o}); err != nil {
 			return err
 		}
 		n, err := w.setOutcome(id, o, w.head)

@@ -85,7 +85,7 @@ func (w *wtx) project() error {
 			default:
 				continue // not reflected in calls, or written with its row
 			}
-			if it, err = w.loadItem(r.seq, r.kind); err != nil {
+			if it, err = w.loadItem(r.seq); err != nil {
 				return err
 			}
 		}
@@ -98,14 +98,17 @@ func (w *wtx) project() error {
 }
 
 // loadItem reads event seq back from the log.
-func (w *wtx) loadItem(seq int64, kind string) (projItem, error) {
-	var body string
-	if err := w.s.stmts.eventBody.QueryRowContext(w.ctx, seq).Scan(&body); err != nil {
+func (w *wtx) loadItem(seq int64) (projItem, error) {
+	var (
+		id, kind, body string
+		at             int64
+	)
+	if err := w.s.stmts.eventBody.QueryRowContext(w.ctx, seq).Scan(&id, &kind, &at, &body); err != nil {
 		return projItem{}, fmt.Errorf("audit: read event %d: %w", seq, err)
 	}
-	e, err := decodeEvent(kind, []byte(body))
+	e, err := decodeEvent(id, kind, at, body)
 	if err != nil {
-		return projItem{}, fmt.Errorf("audit: event %d: %w", seq, err)
+		return projItem{}, fmt.Errorf("audit: decode event %d: %w", seq, err)
 	}
 	it := projItem{seq: seq, id: e.ID, status: e.Status, outcome: e.Outcome, verdict: e.Verdict}
 	if e.Decision != nil {

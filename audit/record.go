@@ -54,10 +54,11 @@ type Entry struct {
 	Kind        string               `json:"kind,omitempty"`
 	SchemaHash  string               `json:"schema_hash,omitempty"`
 	Annotations toolgate.Annotations `json:"annotations"`
-	// Args are the call's arguments as stored: after Options.Redact.
+	// Args are the call's arguments as stored: after Options.Redact; nil
+	// when only their hash is stored (Options.ArgsHashOnly).
 	Args json.RawMessage `json:"args"`
 	// ArgsHash is the hex sha256 of Args (the redacted arguments, so it
-	// cannot be used to guess a secret).
+	// cannot be used to guess a secret), stored even when Args are not.
 	ArgsHash string `json:"args_hash"`
 	// Confidence is the agent's stated confidence; nil when unknown.
 	Confidence   *float64        `json:"confidence,omitempty"`
@@ -140,10 +141,8 @@ const (
 	kindClick    = "click"    // a reviewer's click that changed nothing (RecordRefusedClick)
 )
 
-// event is the body of one chained event; its canonical JSON (encoding/json
-// of this struct: fixed field order, sorted map keys, UTC times) is hashed.
-// marshalCanonical (encode.go) encodes it by hand: a field added here, or to
-// a type it holds, needs a line there too (encode_test.go fails until then).
+// event is one chained event of a call, decoded (decodeEvent) from either
+// format (chain.go). Its JSON is the format-1 body.
 type event struct {
 	Kind     string            `json:"kind"`
 	ID       string            `json:"id"`
@@ -158,14 +157,6 @@ type event struct {
 func argsHash(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
-}
-
-// chainHash is the hash of an event: sha256(prev hash hex || body).
-func chainHash(prev string, body []byte) string {
-	h := sha256.New()
-	h.Write([]byte(prev))
-	h.Write(body)
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // fold applies an event to the record it describes (used by Verify to

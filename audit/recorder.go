@@ -75,6 +75,9 @@ func (s *Store) newEntry(c toolgate.Call, d toolgate.Decision) (*entryRow, error
 		AutoApproved: d.AutoApproved, Shadow: d.Shadow, EvalError: d.Error, Sandbox: d.Sandbox, ToolgateVersion: s.o.ToolgateVersion,
 		ConfidenceEffect: cmp.Or(d.ConfidenceEffect, toolgate.ConfidenceNone),
 	}
+	if s.o.ArgsHashOnly {
+		e.Args = nil
+	}
 	r, err := s.encodeEntry(e, initialStatus(d.Action), now.UnixNano())
 	if r != nil && d.Action == toolgate.Review {
 		r.policy = d.Review
@@ -85,22 +88,37 @@ func (s *Store) newEntry(c toolgate.Call, d toolgate.Decision) (*entryRow, error
 	return r, err
 }
 
-// newEntryRow is e's row (no event body); Args are {} when there are none.
+// newEntryRow is e's row (no event body); Args are {} when there are none
+// and no hash stands for them.
 func newEntryRow(e Entry, status string) *entryRow {
 	r := &entryRow{e: e, status: status}
-	if len(e.Args) == 0 {
+	switch {
+	case !argsStored(e.Args) && e.ArgsHash != "":
+		r.e.Args = nil // only their hash is stored
+	case len(e.Args) == 0:
 		r.e.Args = json.RawMessage("{}")
 	}
 	return r
 }
 
 func (s *Store) encodeEntry(e Entry, status string, at int64) (*entryRow, error) {
+	if argsStored(e.Args) {
+		// The body holds the args as json.Marshal writes them, and their
+		// hash is derived from those bytes: the row must hold the same.
+		c, err := json.Marshal(e.Args)
+		if err != nil {
+			return nil, fmt.Errorf("audit: encode args of %s: %w", e.ID, err)
+		}
+		if string(c) != string(e.Args) {
+			e.Args, e.ArgsHash = c, argsHash(c)
+		}
+	}
 	r := newEntryRow(e, status)
 	r.at = at
 	// The decision event carries the arguments: it alone makes the
 	// decision durable, and the row is projected from it.
 	var err error
-	r.body, err = marshalCanonical(&event{Kind: kindDecision, ID: e.ID, At: at, Status: status, Decision: &r.e})
+	r.body, err = encodeEvent(&event{Kind: kindDecision, ID: e.ID, At: at, Status: status, Decision: &r.e})
 	if err != nil {
 		return nil, fmt.Errorf("audit: encode decision of %s: %w", e.ID, err)
 	}
@@ -250,8 +268,10 @@ func (s *Store) Finish(ctx context.Context, id string, o toolgate.Outcome) error
 		o.FinishedAt = at
 	}
 	o.FinishedAt = utc(o.FinishedAt)
+	// The event is at the finish: its body then holds no time of its own.
+	at = o.FinishedAt
 	// Encode here, not in the writer, which every write waits behind.
-	body, err := marshalCanonical(&event{Kind: kindOutcome, ID: id, At: at.UnixNano(), Status: o.Status, Outcome: &o})
+	body, err := encodeEvent(&event{Kind: kindOutcome, ID: id, At: at.UnixNano(), Status: o.Status, Outcome: &o})
 	if err != nil {
 		return fmt.Errorf("audit: encode outcome of %s: %w", id, err)
 	}

@@ -45,6 +45,11 @@ type ReplayReport struct {
 	// ("none" left out): what the thresholds tighten and auto_approve_at
 	// waives on the recorded claims.
 	Confidence map[string]int `json:"confidence,omitempty"`
+	// ArgsNotStored counts the matching calls recorded with only their
+	// arguments' hash (Options.ArgsHashOnly): they are not re-evaluated,
+	// since rules that look at the arguments cannot be, and are not in
+	// Total.
+	ArgsNotStored int `json:"args_not_stored,omitempty"`
 	// Elapsed is how long the replay took.
 	Elapsed time.Duration `json:"elapsed"`
 }
@@ -111,16 +116,17 @@ type RuleSummary struct {
 // replayCols are the columns a replay needs: the call and the old decision
 // (the decision event), how a review ended (the verdict event), and the
 // arguments a decision event does not chain.
-const replayCols = `calls.seq, d.body, v.body, calls.args`
+const replayCols = `calls.seq, calls.id, d.at, d.body, v.at, v.body, calls.args`
 
 // replayJoins join a calls row to the events replayCols read.
 const replayJoins = ` JOIN events d ON d.seq = calls.seq LEFT JOIN events v ON v.seq = calls.verdict_seq`
 
 // replayRow is a row as read; JSON is decoded by the workers, in parallel.
 type replayRow struct {
-	seq         int64
-	dbody       string
-	vbody, args sql.NullString
+	seq  int64
+	id   string
+	d, v joined
+	args sql.NullString
 }
 
 type replayResult struct {
@@ -131,6 +137,7 @@ type replayResult struct {
 	version, label   string
 	effect           string
 	change           *Change
+	noArgs           bool // only the args' hash is stored: not evaluated
 }
 
 const replayChunk = 256
@@ -191,7 +198,11 @@ func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress fu
 				for i := range chunk {
 					row := &chunk[i]
 					var r Record
-					err := r.load(row.dbody, row.vbody, sql.NullString{}, row.args)
+					err := r.load(row.id, &row.d, &row.v, nil, row.args)
+					if err == nil && !argsStored(r.Args) {
+						out[i] = replayResult{id: r.ID, noArgs: true}
+						continue
+					}
 					var c toolgate.Call
 					if err == nil {
 						c, err = r.Call()
@@ -247,6 +258,10 @@ func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress fu
 	lastReport := 0
 	for out := range results {
 		for _, res := range out {
+			if res.noArgs {
+				rep.ArgsNotStored++
+				continue
+			}
 			rep.Total++
 			if rep.RulesVersion == "" {
 				rep.RulesVersion, rep.RulesLabel = res.version, res.label
@@ -337,7 +352,7 @@ func (s *Store) readReplay(ctx context.Context, f Filter, out chan<- []replayRow
 	for rows.Next() {
 		chunk = append(chunk, replayRow{})
 		r := &chunk[len(chunk)-1]
-		if err := rows.Scan(&r.seq, &r.dbody, &r.vbody, &r.args); err != nil {
+		if err := rows.Scan(&r.seq, &r.id, &r.d.at, &r.d.body, &r.v.at, &r.v.body, &r.args); err != nil {
 			return fmt.Errorf("audit: replay: %w", err)
 		}
 		if len(chunk) == replayChunk {

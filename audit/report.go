@@ -370,7 +370,7 @@ func (s *Store) ChainOf(ctx context.Context, id string) ([]ChainEvent, int64, er
 			e  ChainEvent
 			at int64
 		)
-		if err := rows.Scan(&e.Seq, &e.Kind, &at, &e.Hash); err != nil {
+		if err := rows.Scan(&e.Seq, &e.Kind, &at, hexScan{&e.Hash}); err != nil {
 			return nil, 0, fmt.Errorf("audit: chain of %s: %w", id, err)
 		}
 		e.At = time.Unix(0, at).UTC()

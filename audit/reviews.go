@@ -97,19 +97,19 @@ func (s *Store) SubmitVerdict(ctx context.Context, id string, v toolgate.Verdict
 // while none is stored. It reads the DB, so it sees verdicts written by
 // other processes (the server polls it).
 func (s *Store) ReviewVerdict(ctx context.Context, id string) (toolgate.Verdict, bool, error) {
-	var vbody sql.NullString
-	err := s.rdb.QueryRowContext(ctx, `SELECT v.body FROM calls LEFT JOIN events v ON v.seq = calls.verdict_seq
-		WHERE calls.id = ?`, id).Scan(&vbody)
+	var v joined
+	err := s.rdb.QueryRowContext(ctx, `SELECT v.at, v.body FROM calls LEFT JOIN events v ON v.seq = calls.verdict_seq
+		WHERE calls.id = ?`, id).Scan(&v.at, &v.body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return toolgate.Verdict{}, false, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if err != nil {
 		return toolgate.Verdict{}, false, fmt.Errorf("audit: read verdict of %s: %w", id, err)
 	}
-	if !vbody.Valid {
+	if !v.body.Valid {
 		return toolgate.Verdict{}, false, nil
 	}
-	e, err := decodeEvent(kindVerdict, []byte(vbody.String))
+	e, err := v.decode(id, kindVerdict)
 	if err != nil || e.Verdict == nil {
 		return toolgate.Verdict{}, false, fmt.Errorf("audit: read verdict of %s: %w", id, cmp.Or(err, errors.New("no verdict in its event")))
 	}

@@ -8,8 +8,8 @@ import (
 
 // rowCols are what verify reads of a calls row: the columns the projection
 // derives from the call's events (slimNames, in order; a ref as the string
-// it names), the legacy arguments, and the bodies of the events the row
-// points at.
+// it names), the legacy arguments, and the at and body of the events the
+// row points at.
 var rowCols = func() string {
 	cols := make([]string, len(slimNames))
 	for i, c := range slimNames {
@@ -18,7 +18,7 @@ var rowCols = func() string {
 			cols[i] = nameOf(cols[i])
 		}
 	}
-	return strings.Join(cols, ", ") + ", calls.args, d.body, v.body, o.body"
+	return strings.Join(cols, ", ") + ", calls.args, d.at, d.body, v.at, v.body, o.at, o.body"
 }()
 
 // rowFrom joins a row to the events it points at, keeping a row whose
@@ -38,13 +38,16 @@ type slimRow [23]any
 
 // storedRow is a calls row as verify reads it.
 type storedRow struct {
-	cols                slimRow
-	args, d, v, o       sql.NullString
-	seq, vseq, oseq     int64 // 0: NULL
-	id, status          string
-	rec                 *Record // from the events the row points at; nil if they do not decode
-	recErr              error
-	hasDecision, argsOK bool
+	cols            slimRow
+	args            sql.NullString
+	d, v, o         joined
+	seq, vseq, oseq int64 // 0: NULL
+	id, status      string
+	rec             *Record // from the events the row points at; nil if they do not decode
+	recErr          error
+	// dStatus, vStatus and oStatus are the statuses of the events the
+	// row points at, as decoded.
+	dStatus, vStatus, oStatus string
 }
 
 // scanRawRow reads a row from rowCols; decode then reads its events.
@@ -54,7 +57,7 @@ func scanRawRow(sc scanner) (*storedRow, error) {
 	for i := range r.cols {
 		dst = append(dst, &r.cols[i])
 	}
-	dst = append(dst, &r.args, &r.d, &r.v, &r.o)
+	dst = append(dst, &r.args, &r.d.at, &r.d.body, &r.v.at, &r.v.body, &r.o.at, &r.o.body)
 	if err := sc.Scan(dst...); err != nil {
 		return nil, err
 	}
@@ -76,21 +79,32 @@ func scanRawRow(sc scanner) (*storedRow, error) {
 	r.status, _ = r.cols[17].(string)
 	r.vseq, _ = r.cols[18].(int64)
 	r.oseq, _ = r.cols[19].(int64)
-	r.hasDecision = r.d.Valid
 	return &r, nil
 }
 
 // decode reads the record the events the row points at hold.
 func (r *storedRow) decode() {
-	if !r.hasDecision {
+	if !r.d.body.Valid {
 		return
 	}
-	var rec Record
-	if r.recErr = rec.load(r.d.String, r.v, r.o, sql.NullString{}); r.recErr == nil {
-		r.rec = &rec
-		rec.Status = r.status
+	de, ve, oe, err := decodeJoined(r.id, &r.d, &r.v, &r.o)
+	if r.recErr = err; err != nil {
+		return
+	}
+	rec := Record{Status: r.status}
+	rec.fill(de, ve, oe)
+	r.rec = &rec
+	r.dStatus = de.Status
+	if ve != nil {
+		r.vStatus = ve.Status
+	}
+	if oe != nil {
+		r.oStatus = oe.Status
 	}
 }
+
+// format1 reports whether the row's decision event is in format 1.
+func (r *storedRow) format1() bool { return !isFormat2(r.d.body.String) }
 
 // slimOf is the derived columns of the row of call r, whose decision,
 // last verdict and last outcome events are seq, vseq and oseq (0: none).
@@ -129,14 +143,18 @@ func slimDiff(want, got *slimRow) string {
 
 // argsProblem says what is wrong with a row's legacy arguments given the
 // arguments and hash its decision event chains ("" if nothing): a row
-// holds them exactly when the event holds only their hash.
-func argsProblem(row sql.NullString, chained *Entry) string {
-	inEvent := len(chained.Args) > 0 && string(chained.Args) != "null"
+// holds them exactly when its format-1 event holds only their hash (a
+// format-2 event without them is a call recorded with their hash only,
+// whose arguments are stored nowhere).
+func argsProblem(row sql.NullString, chained *Entry, format1 bool) string {
+	inEvent := argsStored(chained.Args)
 	switch {
-	case !row.Valid && !inEvent:
+	case !row.Valid && !inEvent && format1:
 		return "row lacks the arguments its decision event chains only the hash of"
 	case !row.Valid:
 		return ""
+	case !format1:
+		return "args: row holds arguments its format-2 decision event does not"
 	case inEvent && row.String != string(chained.Args):
 		return "args: row's arguments differ from the chained ones"
 	case !inEvent && argsHash([]byte(row.String)) != chained.ArgsHash:
@@ -152,5 +170,5 @@ func (r *storedRow) selfConsistent() bool {
 		return false
 	}
 	want := slimOf(r.rec, r.seq, r.vseq, r.oseq)
-	return want == r.cols && argsProblem(r.args, &r.rec.Entry) == ""
+	return want == r.cols && argsProblem(r.args, &r.rec.Entry, r.format1()) == ""
 }

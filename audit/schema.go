@@ -211,8 +211,12 @@ BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;`,
 	seq  INTEGER NOT NULL
 );
 INSERT INTO projection (name, seq) SELECT 'calls', coalesce(max(seq), 0) FROM events;`,
-	// 14: the events' format 2 (the events work); nothing on this branch.
-	`SELECT 1;`,
+	// 14: format-2 events (chain.go) store their hash as 32 raw bytes.
+	// SQLite keeps them in the TEXT column as a BLOB; PostgreSQL needs
+	// BYTEA, the hex text of the events before decoded to their bytes.
+	// A build that knows only format 1 must not open a log with format-2
+	// events: hence a version for SQLite too.
+	pgOnly(`ALTER TABLE events ALTER COLUMN hash TYPE BYTEA USING decode(hash, 'hex');`),
 	// 15: calls slim. A row keeps what the documented queries filter,
 	// group, sort or update on, and finds the rest in its events by
 	// primary key: seq is its decision event's seq, verdict_seq and
@@ -232,9 +236,10 @@ INSERT INTO projection (name, seq) SELECT 'calls', coalesce(max(seq), 0) FROM ev
 	//     review counts and times (NULL unless reviewed);
 	//   - slack_*, review_owner, review_needs, review_channels, args_mac:
 	//     a review's state, chained nowhere (defaults unless reviewed);
-	//   - args: the arguments of a call whose decision event chains only
-	//     their hash (logs written before the event carried them); NULL
-	//     otherwise.
+	//   - args: the arguments of a call whose format-1 decision event
+	//     chains only their hash (logs written before the event carried
+	//     them); NULL otherwise (a call recorded with audit.store_args:
+	//     hash has no arguments anywhere).
 	// Indexes, each for the query that needs it, and no other: every index
 	// is bytes and a page write per projected batch:
 	//   - id (UNIQUE): every read or change of one call by its id (show,

@@ -143,12 +143,15 @@ func TestBeginIsCommittedBeforeReturn(t *testing.T) {
 		if err := s.catchUp(ctx); err != nil {
 			t.Fatal(err)
 		}
-		var status, body string
-		if err := other.QueryRow(`SELECT calls.status, d.body FROM calls JOIN events d ON d.seq = calls.seq WHERE calls.id = ?`, id).Scan(&status, &body); err != nil {
+		var (
+			status string
+			d      joined
+		)
+		if err := other.QueryRow(`SELECT calls.status, d.at, d.body FROM calls JOIN events d ON d.seq = calls.seq WHERE calls.id = ?`, id).Scan(&status, &d.at, &d.body); err != nil {
 			t.Fatalf("second connection does not see %s: %v", id, err)
 		}
 		var r Record
-		if err := r.load(body, sql.NullString{}, sql.NullString{}, sql.NullString{}); err != nil {
+		if err := r.load(id, &d, nil, nil, sql.NullString{}); err != nil {
 			t.Fatal(err)
 		}
 		args, ver := string(r.Args), r.ToolgateVersion
@@ -580,13 +583,14 @@ func TestDecisionEventCarriesArgs(t *testing.T) {
 	}
 	chained := r.e
 	chained.Args = nil
-	if r.body, err = marshalCanonical(&event{Kind: kindDecision, ID: r.e.ID, At: r.at, Status: r.status, Decision: &chained}); err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(string(r.body), `"args":{`) {
-		t.Fatalf("old-layout body has args: %s", r.body)
-	}
-	if err := s.write(ctx, func(w *wtx) error { return w.begin(r) }); err != nil {
+	err = s.write(ctx, func(w *wtx) error {
+		if err := w.appendFormat1(&event{Kind: kindDecision, ID: r.e.ID, At: r.at, Status: r.status, Decision: &chained}); err != nil {
+			return err
+		}
+		_, err := w.insertEntry(w.head, &r.e, r.status)
+		return err
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if rep, err := s.Verify(ctx); err != nil || rep.OK() {

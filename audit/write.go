@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+
 	"github.com/toolgate/toolgate"
 )
 
@@ -31,13 +32,13 @@ func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 		{&st.watermark, `SELECT seq FROM projection WHERE name = 'calls'`},
 		{&st.setWatermark, `UPDATE projection SET seq = ? WHERE name = 'calls'`},
 		{&st.tail, `SELECT seq, kind FROM events WHERE seq > ? ORDER BY seq`},
-		{&st.eventBody, `SELECT body FROM events WHERE seq = ?`},
+		{&st.eventBody, `SELECT call_id, kind, at, body FROM events WHERE seq = ?`},
 		{&st.insertCall, insertCallSQL},
 		{&st.nameID, `SELECT id FROM names WHERE name = ?`},
 		{&st.addName, `INSERT INTO names (name) VALUES (?) RETURNING id`},
 		// RETURNING, not LastInsertId: PostgreSQL's driver has none.
 		{&st.insertEvent, `INSERT INTO events (call_id, kind, at, body, prev_hash, hash) VALUES (?,?,?,?,?,?) RETURNING seq`},
-		{&st.state, `SELECT calls.status, d.body, v.body FROM calls JOIN events d ON d.seq = calls.seq
+		{&st.state, `SELECT calls.status, d.at, d.body, v.at, v.body FROM calls JOIN events d ON d.seq = calls.seq
 			LEFT JOIN events v ON v.seq = calls.verdict_seq WHERE calls.id = ?`},
 		{&st.setVerdict, `UPDATE calls SET status = ?, review_approved = ?, review_channel = ?, review_ms = ?, verdict_seq = ? WHERE id = ?`},
 		{&st.setStatus, `UPDATE calls SET status = ? WHERE id = ?`},
@@ -68,7 +69,7 @@ type wtx struct {
 	s    *Store
 	ctx  context.Context
 	head int64  // seq of the last event written (chain head)
-	prev string // hash of the last event written
+	prev []byte // hash of the last event written, 32 raw bytes (none before the first)
 	// result is an error the current op reports although its writes commit.
 	result error
 	// staged are the hot ops' events of this transaction, kept for the
@@ -80,22 +81,39 @@ type wtx struct {
 	names map[string]int64
 }
 
-// appendEvent chains one event body after the current head.
+// appendEvent chains one event of a call after the current head.
 func (w *wtx) appendEvent(e *event) error {
-	body, err := marshalCanonical(e)
+	body, err := encodeEvent(e)
 	if err != nil {
 		return fmt.Errorf("audit: encode event: %w", err)
 	}
 	return w.appendBody(e.ID, e.Kind, e.At, body)
 }
 
+// appendBody chains an event after the current head, in format 2 (see
+// chain.go): a body not yet marked as format 2 (an event's own JSON
+// object) gets the marker.
 func (w *wtx) appendBody(id, kind string, at int64, body []byte) error {
-	h := chainHash(w.prev, body)
-	err := w.s.stmts.insertEvent.QueryRowContext(w.ctx, id, kind, at, string(body), w.prev, h).Scan(&w.head)
+	if !isFormat2(string(body)) {
+		body = markFormat2(body)
+	}
+	h := eventHash(w.prev, id, kind, at, string(body))
+	err := w.s.stmts.insertEvent.QueryRowContext(w.ctx, id, kind, at, string(body), "", h).Scan(&w.head)
 	if err != nil {
 		return fmt.Errorf("audit: append %s event for %s: %w", kind, id, err)
 	}
 	w.prev = h
+	return nil
+}
+
+// readHead reads the chain head: its seq and hash.
+func (w *wtx) readHead() error {
+	var h []byte
+	err := w.s.stmts.head.QueryRowContext(w.ctx).Scan(&w.head, &h)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("audit: read chain head: %w", err)
+	}
+	w.prev = hashRaw(hashHex(h))
 	return nil
 }
 
@@ -109,12 +127,10 @@ type callState struct {
 
 func (w *wtx) state(id string) (callState, error) {
 	var (
-		cs           callState
-		dbody        string
-		vbody        sql.NullString
-		none, noArgs sql.NullString
+		cs   callState
+		d, v joined
 	)
-	err := w.s.stmts.state.QueryRowContext(w.ctx, id).Scan(&cs.status, &dbody, &vbody)
+	err := w.s.stmts.state.QueryRowContext(w.ctx, id).Scan(&cs.status, &d.at, &d.body, &v.at, &v.body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return cs, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -122,7 +138,7 @@ func (w *wtx) state(id string) (callState, error) {
 		return cs, fmt.Errorf("audit: read call %s: %w", id, err)
 	}
 	var r Record
-	if err := r.load(dbody, vbody, none, noArgs); err != nil {
+	if err := r.load(id, &d, &v, nil, sql.NullString{}); err != nil {
 		return cs, fmt.Errorf("audit: read call %s: %w", id, err)
 	}
 	cs.decidedAt, cs.verdict, cs.principal = r.DecidedAt.UnixNano(), r.Review, r.Principal
