@@ -20,10 +20,6 @@ func TestStartProfiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := 0
-	for i := range 1 << 20 {
-		sink += len(make([]byte, i%64))
-	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -36,9 +32,6 @@ func TestStartProfiles(t *testing.T) {
 		if !bytes.HasPrefix(b, magic) {
 			t.Errorf("%s: file starts %q, want %q", name, b[:min(len(b), 8)], magic)
 		}
-	}
-	if sink == 0 {
-		t.Fatal("no allocations")
 	}
 
 	for _, name := range []string{envCPUProfile, envTrace} {
