@@ -1,0 +1,160 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/audit/pgtest"
+)
+
+// TestArchiveWhileReplicasAppend: on PostgreSQL, two replicas archive the
+// same log at once while both go on appending calls. One archive takes
+// the calls before the cut; the other prunes nothing (it raced, or found
+// nothing left); no call is lost or archived twice, and the archive and
+// the live log verify as one chain.
+func TestArchiveWhileReplicasAppend(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	ctx := context.Background()
+	clk := newClock()
+	a := openTest(t, dsn, Options{Now: clk.Now, Owner: "a"})
+	b := openTest(t, dsn, Options{Now: clk.Now, Owner: "b"})
+	var n atomic.Int64
+	call := func(s *Store) error {
+		i := n.Add(1)
+		id := fmt.Sprintf("01W%05d", i)
+		if err := s.Begin(ctx, testCall(id, int(i)), testDecision(toolgate.Allow)); err != nil {
+			return err
+		}
+		return s.Finish(ctx, id, toolgate.Outcome{Status: toolgate.StatusOK})
+	}
+	for i := range 200 {
+		if err := call([]*Store{a, b}[i%2]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush := func() {
+		t.Helper()
+		for _, s := range []*Store{a, b} {
+			if err := s.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The outcomes are written behind: committed before the cut time.
+	flush()
+	cutTime := clk.Now()
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for _, s := range []*Store{a, b} {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := call(s); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	dir := t.TempDir()
+	files := []string{filepath.Join(dir, "a.db.gz"), filepath.Join(dir, "b.db.gz")}
+	results := make([]*ArchiveResult, 2)
+	archErrs := make([]error, 2)
+	var aw sync.WaitGroup
+	for i, s := range []*Store{a, b} {
+		aw.Go(func() {
+			results[i], archErrs[i] = s.Archive(ctx, ArchiveOptions{Before: cutTime, To: files[i], Vacuum: i == 0})
+		})
+	}
+	aw.Wait()
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	won := -1
+	for i, err := range archErrs {
+		switch {
+		case err == nil:
+			if won >= 0 {
+				t.Fatalf("both replicas archived: %+v and %+v", results[0].Info, results[1].Info)
+			}
+			won = i
+		case errors.Is(err, ErrArchiveRace) || errors.Is(err, ErrNothingToArchive):
+			if _, serr := os.Stat(files[i]); !os.IsNotExist(serr) {
+				t.Errorf("replica %d's archive failed (%v) but left its file: %v", i, err, serr)
+			}
+		default:
+			t.Fatalf("replica %d: archive: %v", i, err)
+		}
+	}
+	if won < 0 {
+		t.Fatalf("no replica archived: %v, %v", archErrs[0], archErrs[1])
+	}
+	if got := results[won].Info.Calls; got != 200 {
+		t.Errorf("archived %d calls, want the 200 before the cut", got)
+	}
+	flush()
+	t.Logf("archived by replica %d; the other: %v; %d calls recorded", won, archErrs[1-won], n.Load())
+	l := &archiveLog{t: t, s: a, dir: dir}
+	rep := l.verifyAll(filepath.Base(files[won]))
+	if !rep.OK() {
+		t.Fatalf("VerifyArchives = %+v", rep)
+	}
+	if _, calls := rep.Events(); calls != n.Load() {
+		t.Errorf("the archive and the live log hold %d calls, %d were recorded", calls, n.Load())
+	}
+}
+
+// TestRetentionOneReplicaAtATime: while another replica holds the
+// retention lock, ApplyRetention archives nothing; once it is released,
+// the run archives.
+func TestRetentionOneReplicaAtATime(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	ctx := context.Background()
+	clk := newClock()
+	s := openTest(t, dsn, Options{Now: clk.Now})
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(writeSyntheticJSONL(pw, 50, clk.Now().Add(-48*time.Hour))) }()
+	if _, err := s.Import(ctx, pr); err != nil {
+		t.Fatal(err)
+	}
+	other, err := rawDB(t, dsn).Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.ExecContext(ctx, `SELECT pg_advisory_lock(?)`, int64(pgRetentionLock)); err != nil {
+		t.Fatal(err)
+	}
+	r := Retention{MaxAge: 24 * time.Hour, Dir: t.TempDir()}
+	if res, err := s.ApplyRetention(ctx, r); !errors.Is(err, ErrNothingToArchive) {
+		t.Fatalf("retention while another replica applies it = %+v, %v; want it skipped", res, err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(r.Dir, "*")); len(files) != 0 {
+		t.Fatalf("a skipped retention run wrote %v", files)
+	}
+	if _, err := other.ExecContext(ctx, `SELECT pg_advisory_unlock(?)`, int64(pgRetentionLock)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.ApplyRetention(ctx, r)
+	if err != nil || res.Info.Calls != 50 {
+		t.Fatalf("retention after the lock was released = %+v, %v; want the 50 calls archived", res, err)
+	}
+}
