@@ -112,7 +112,8 @@ type ArchiveOptions struct {
 	// pages to the file system. It holds the write lock for as long as it
 	// takes (seconds per GB), so a running server's calls wait; without
 	// it, the freed pages are reused by new records and the file stops
-	// growing instead of shrinking.
+	// growing instead of shrinking. On PostgreSQL it is a plain VACUUM
+	// (pgVacuum): no writer waits, and the tables keep their size.
 	Vacuum bool
 }
 
@@ -131,8 +132,9 @@ type ArchiveResult struct {
 	// More says the cut stopped at ArchiveOptions.MaxCalls: more calls
 	// before the cut time are left to archive.
 	More bool `json:"more,omitempty"`
-	// DBBytes and DBBytesAfter are the DB file's size (with its WAL)
-	// before and after (after the vacuum, if asked).
+	// DBBytes and DBBytesAfter are the DB file's size (with its WAL; on
+	// PostgreSQL its tables', see dbBytes) before and after (after the
+	// vacuum, if asked).
 	DBBytes      int64 `json:"db_bytes"`
 	DBBytesAfter int64 `json:"db_bytes_after"`
 	// Copy, Prune and Vacuum are how long each step took.
@@ -172,7 +174,8 @@ type HeldBack struct {
 // prune is the one path that removes events; whoever can write the DB
 // file can do the same by hand, as they could rewrite the chain before:
 // the signed checkpoints (VerifyCheckpoints, with the archives) are what
-// detect that.
+// detect that. On PostgreSQL the archive is the same file, and the prune
+// runs under the chain lock like every write (archive_pg.go).
 func (s *Store) Archive(ctx context.Context, o ArchiveOptions) (*ArchiveResult, error) {
 	if s.kick == nil {
 		return nil, fmt.Errorf("audit: archive: store opened read-only")

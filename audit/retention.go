@@ -35,8 +35,9 @@ const DefaultRetentionPerRun = 20000
 // Archive, a failure prunes nothing.
 //
 // On PostgreSQL one replica at a time applies it (the others get
-// ErrNothingToArchive), and the prune is followed by a plain VACUUM,
-// which blocks no writer.
+// ErrNothingToArchive), and the prune is followed by a plain VACUUM: it
+// blocks no writer, and makes the freed space reusable at once rather
+// than when autovacuum comes round.
 func (s *Store) ApplyRetention(ctx context.Context, r Retention) (*ArchiveResult, error) {
 	unlock, busy, err := s.retentionLock(ctx)
 	if err != nil {
@@ -99,7 +100,7 @@ func (s *Store) sizeCut(ctx context.Context, maxSize int64) (time.Time, error) {
 }
 
 // usedBytes is how much of the DB file its records take (the file less
-// its free pages).
+// its free pages; on PostgreSQL see pgUsedBytes).
 func (s *Store) usedBytes(ctx context.Context) (int64, error) {
 	if s.pg != nil {
 		return s.pgUsedBytes(ctx)
