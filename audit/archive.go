@@ -483,11 +483,11 @@ func copyPrefix(ctx context.Context, tx *sql.Tx, p *archivePlan) error {
 }
 
 // fillArchive fills the archive DB that dst writes (its tables named with
-// prefix pre) with the planned prefix: copy copies the rows of a table of
+// prefix pre) with the planned prefix: copyTable copies the rows of a table of
 // the log that match where into the archive's table of that name. It
 // checks the counts against the plan and records the archive's
 // chain_base and info.
-func fillArchive(ctx context.Context, dst *sql.Tx, pre string, p *archivePlan, copy func(table, where string, args []any) (int64, error)) error {
+func fillArchive(ctx context.Context, dst *sql.Tx, pre string, p *archivePlan, copyTable func(table, where string, args []any) (int64, error)) error {
 	from, to := p.info.Start.Seq, p.info.Head.Seq
 	for _, c := range []struct {
 		table, where string
@@ -498,7 +498,7 @@ func fillArchive(ctx context.Context, dst *sql.Tx, pre string, p *archivePlan, c
 		{"review_approvals", `call_id IN (` + archivedCalls + `)`, []any{from, to}},
 		{"rulesets", `1 = 1`, nil},
 	} {
-		n, err := copy(c.table, c.where, c.args)
+		n, err := copyTable(c.table, c.where, c.args)
 		if err != nil {
 			return fmt.Errorf("audit: archive: copy %s: %w", c.table, err)
 		}

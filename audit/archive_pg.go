@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
+	"regexp"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -69,11 +71,17 @@ type pgTable struct {
 	total, heap int64
 }
 
-// pgTables lists the log's tables (those of the current schema) with
+// pgTables lists the log's tables (those the migrations create, in the
+// current schema, which may hold other applications' tables too) with
 // their sizes.
 func (s *Store) pgTables(ctx context.Context) ([]pgTable, error) {
+	var names []string
+	for _, m := range regexp.MustCompile(`CREATE TABLE (\w+)`).FindAllStringSubmatch(strings.Join(migrations, "\n"), -1) {
+		names = append(names, m[1])
+	}
 	rows, err := s.rdb.QueryContext(ctx, `SELECT c.relname, pg_total_relation_size(c.oid), pg_table_size(c.oid)
-		FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' ORDER BY c.relname`)
+		FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' AND c.relname = ANY(?)
+		ORDER BY c.relname`, names)
 	if err != nil {
 		return nil, fmt.Errorf("audit: table sizes: %w", err)
 	}

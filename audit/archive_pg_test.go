@@ -136,6 +136,17 @@ func TestRetentionOneReplicaAtATime(t *testing.T) {
 	if _, err := s.Import(ctx, pr); err != nil {
 		t.Fatal(err)
 	}
+	// Another application's table in the same schema is not the log's.
+	size, err := s.dbBytes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rawDB(t, dsn).ExecContext(ctx, `CREATE TABLE other_app AS SELECT g, repeat('x', 100) AS pad FROM generate_series(1, 10000) g`); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := s.dbBytes(ctx); err != nil || after != size {
+		t.Fatalf("the log's size went from %d to %d bytes (%v) with another table in its schema", size, after, err)
+	}
 	other, err := rawDB(t, dsn).Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
