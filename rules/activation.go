@@ -40,6 +40,7 @@ type activation struct {
 	// ws is the set's workspace; norm the normalized call, computed on
 	// first use, and normVals its variables as CEL values, by normVar.
 	ws       *Workspace
+	kinds    *kindCache
 	norm     *normCall
 	normVals [numNormVars]ref.Val
 }
@@ -88,7 +89,7 @@ func (a *activation) normValue(v normVar) ref.Val {
 		if a.ws != nil {
 			ws = *a.ws
 		}
-		a.norm = normalize(a.c, ws)
+		a.norm = normalize(a.c, ws, a.kinds)
 	}
 	n := a.norm
 	var out ref.Val
@@ -177,12 +178,12 @@ var _ interpreter.Activation = (*activation)(nil)
 type activations struct{ pool sync.Pool }
 
 // get returns a fresh activation for c; put it back when the call is decided.
-func (p *activations) get(c *toolgate.Call, ws *Workspace) *activation {
+func (p *activations) get(c *toolgate.Call, ws *Workspace, kinds *kindCache) *activation {
 	a, _ := p.pool.Get().(*activation)
 	if a == nil {
 		a = &activation{}
 	}
-	a.c, a.ws = c, ws
+	a.c, a.ws, a.kinds = c, ws, kinds
 	return a
 }
 

@@ -52,6 +52,7 @@ type Set struct {
 	// limits are the file-level confidence thresholds, applied to every call.
 	limits limits
 	acts   activations // recycled per-call state
+	kinds  *kindCache  // tool.kind per tool definition
 	// ws is where calls run, for the normalized call (WithWorkspace).
 	ws Workspace
 }
@@ -185,6 +186,7 @@ func parse(name string, data []byte, fast bool) (*Set, error) {
 		def:     f.def,
 		onError: f.onError,
 		byTool:  map[string][]int{},
+		kinds:   newKindCache(),
 		limits:  limits{denyBelow: orUnset(f.denyBelow), reviewBelow: orUnset(f.reviewBelow)},
 	}
 	for i, spec := range f.rules {
@@ -551,7 +553,7 @@ func (s *Set) evaluate(ctx context.Context, c *toolgate.Call, trace *[]Step) too
 		d.Reason = fmt.Sprintf("the call was cancelled before it could be decided, so on_error (%s) applies", s.onError)
 		return d
 	}
-	act := s.acts.get(c, &s.ws)
+	act := s.acts.get(c, &s.ws, s.kinds)
 	defer s.acts.put(act)
 	won := false
 	ruled := false // a matching rule decided, thresholds included
