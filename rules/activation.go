@@ -43,6 +43,9 @@ type activation struct {
 	kinds    *kindCache
 	norm     *normCall
 	normVals [numNormVars]ref.Val
+	// sizes caches varSize; its first entries live in sizeBuf.
+	sizes   []namedSize
+	sizeBuf [12]namedSize
 }
 
 // normVar indexes activation.normVals.
@@ -114,34 +117,44 @@ func (a *activation) normValue(v normVar) ref.Val {
 			out = lists(n.argv)
 		case nvCmdCommands:
 			out = lists(n.commands)
-		case nvCmdPrograms:
-			out = strs(n.programs)
 		case nvCmdCwd:
 			out = types.String(n.cwd)
-		case nvCmdEscapes:
-			out = strs(n.escapes)
-		case nvCmdEnv:
-			out = strs(n.env)
-		case nvPathsAll:
-			out = strs(n.paths)
-		case nvPathsWritten:
-			out = strs(n.written)
-		case nvPathsOutside:
-			out = strs(n.outside)
-		case nvPathsSecret:
-			out = strs(n.secret)
-		case nvPathsPersistence:
-			out = strs(n.persistence)
-		case nvPathsPolicy:
-			out = strs(n.policy)
-		case nvNetURLs:
-			out = strs(n.urls)
-		case nvNetHosts:
-			out = strs(n.hosts)
+		default:
+			out = strs(n.strings(v))
 		}
 	}
 	a.normVals[v] = out
 	return out
+}
+
+// strings is the normalized call's list of strings v (nil for a variable
+// that is not one).
+func (n *normCall) strings(v normVar) []string {
+	switch v {
+	case nvCmdPrograms:
+		return n.programs
+	case nvCmdEscapes:
+		return n.escapes
+	case nvCmdEnv:
+		return n.env
+	case nvPathsAll:
+		return n.paths
+	case nvPathsWritten:
+		return n.written
+	case nvPathsOutside:
+		return n.outside
+	case nvPathsSecret:
+		return n.secret
+	case nvPathsPersistence:
+		return n.persistence
+	case nvPathsPolicy:
+		return n.policy
+	case nvNetURLs:
+		return n.urls
+	case nvNetHosts:
+		return n.hosts
+	}
+	return nil
 }
 
 // strVar indexes activation.strs.

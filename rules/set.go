@@ -117,6 +117,22 @@ type program struct {
 	prg     cel.Program
 	tracked bool
 	fast    int // fast-path nodes in the plan, for tests
+	// free is a tracked expression's program without cost tracking, run
+	// instead of prg on calls whose inputs (the variables vars names) are
+	// within bound, where the expression cannot reach CostLimit (see
+	// bound.go); nil when no bound applies.
+	free  cel.Program
+	bound costBound
+	vars  []string
+}
+
+// fits says whether act's call is within p's bound.
+func (p *program) fits(act *activation) bool {
+	var z size
+	for _, name := range p.vars {
+		z = z.max(act.varSize(name))
+	}
+	return p.bound.fits(z)
 }
 
 func (p *program) eval(ctx context.Context, act *activation) (ref.Val, error) {
@@ -132,8 +148,12 @@ func (p *program) eval(ctx context.Context, act *activation) (ref.Val, error) {
 		if ferr != nil {
 			return nil, ferr
 		}
+		prg := p.prg
+		if p.free != nil && p.fits(act) {
+			prg = p.free
+		}
 		f.SetCostTracker(nil)
-		v, _, err = p.prg.Eval(f)
+		v, _, err = prg.Eval(f)
 		f.SetCostTracker(nil)
 		if err != nil && errors.Is(err, interpreter.InterruptError{}) {
 			err = fmt.Errorf("%w: %w", err, context.Cause(ctx))
@@ -339,7 +359,34 @@ func compileExpr(env *cel.Env, globs globCache, fast bool, src *source, file, ru
 		errs.add(file, n, rule, field, "%v", err)
 		return program{}, nil, false
 	}
-	return program{prg: prg, tracked: tracked, fast: installed}, checked, true
+	p := program{prg: prg, tracked: tracked, fast: installed}
+	if !tracked || !fast {
+		return p, checked, true
+	}
+	bound, ok := estimateBound(env, checked)
+	if !ok {
+		return p, checked, true
+	}
+	p.bound, p.vars = bound, readVars(checked)
+	free := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize), cel.InterruptCheckFrequency(interruptEvery)}
+	free = append(free, fastPaths(checked, env.CELTypeAdapter(), globs, new(int))...)
+	if p.free, err = env.Program(checked, free...); err != nil {
+		errs.add(file, n, rule, field, "%v", err)
+		return program{}, nil, false
+	}
+	return p, checked, true
+}
+
+// readVars returns the variables a checked expression reads.
+func readVars(checked *cel.Ast) []string {
+	var out []string
+	for _, r := range checked.NativeRep().ReferenceMap() {
+		if r.Value == nil && r.Name != "" && !slices.Contains(out, r.Name) {
+			out = append(out, r.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // celHint adds advice to cel-go messages that rule authors commonly hit.
