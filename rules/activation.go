@@ -45,7 +45,7 @@ type activation struct {
 	normVals [numNormVars]ref.Val
 	// sizes caches varSize; its first entries live in sizeBuf.
 	sizes   []namedSize
-	sizeBuf [12]namedSize
+	sizeBuf [48]namedSize
 }
 
 // normVar indexes activation.normVals.
@@ -80,13 +80,8 @@ var normVars = map[string]normVar{
 	VarNetURLs: nvNetURLs, VarNetHosts: nvNetHosts,
 }
 
-// normValue returns the normalized call's variable v, normalizing the call
-// on first use. When the command line could not be split, every variable
-// but tool.kind is an error value: rules that read them fail closed.
-func (a *activation) normValue(v normVar) ref.Val {
-	if a.normVals[v] != nil {
-		return a.normVals[v]
-	}
+// normalized returns the normalized call, normalizing it on first use.
+func (a *activation) normalized() *normCall {
 	if a.norm == nil {
 		ws := Workspace{}
 		if a.ws != nil {
@@ -94,7 +89,17 @@ func (a *activation) normValue(v normVar) ref.Val {
 		}
 		a.norm = normalize(a.c, ws, a.kinds)
 	}
-	n := a.norm
+	return a.norm
+}
+
+// normValue returns the normalized call's variable v, normalizing the call
+// on first use. When the command line could not be split, every variable
+// but tool.kind is an error value: rules that read them fail closed.
+func (a *activation) normValue(v normVar) ref.Val {
+	if a.normVals[v] != nil {
+		return a.normVals[v]
+	}
+	n := a.normalized()
 	var out ref.Val
 	strs := func(l []string) ref.Val { return types.NewStringList(types.DefaultTypeAdapter, l) }
 	lists := func(l [][]string) ref.Val {

@@ -143,13 +143,14 @@ type namedSize struct {
 
 func (a *activation) computeSize(name string) size {
 	if nv, ok := normVars[name]; ok {
-		if v := a.normValue(nv); types.IsError(v) {
+		n := a.normalized()
+		switch {
+		case nv == nvKind:
+			return size{strs: len(n.kind)}
+		case n.err != nil:
 			return unbounded
 		}
-		n := a.norm
 		switch nv {
-		case nvKind:
-			return size{strs: len(n.kind)}
 		case nvCmdLine:
 			return size{strs: len(n.line)}
 		case nvCmdCwd:
