@@ -43,6 +43,8 @@ type activation struct {
 	kinds    *kindCache
 	norm     *normCall
 	normVals [numNormVars]ref.Val
+	// guardVars are the comprehension variables of a guard (guard.go).
+	guardVars [maxGuardDepth]gval
 	// sizes caches varSize; its first entries live in sizeBuf.
 	sizes   []namedSize
 	sizeBuf [48]namedSize
