@@ -45,9 +45,9 @@ type activation struct {
 	normVals [numNormVars]ref.Val
 	// guardVars are the comprehension variables of a guard (guard.go).
 	guardVars [maxGuardDepth]gval
-	// sizes caches varSize; its first entries live in sizeBuf.
-	sizes   []namedSize
-	sizeBuf [48]namedSize
+	// sizes caches varSize, by variable number; sized says which are set.
+	sizes [maxSized]size
+	sized uint64
 }
 
 // normVar indexes activation.normVals.

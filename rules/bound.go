@@ -119,26 +119,45 @@ func jsonSize(v any) size {
 	return size{}
 }
 
-// varSize is the size of variable name's value in this call, computed
-// once per call.
-func (a *activation) varSize(name string) size {
-	for _, e := range a.sizes {
-		if e.name == name {
-			return e.z
-		}
-	}
-	if a.sizes == nil {
-		a.sizes = a.sizeBuf[:0]
-	}
-	z := a.computeSize(name)
-	a.sizes = append(a.sizes, namedSize{name, z})
-	return z
+// varIDs numbers the variables bounded expressions read, so that an
+// activation caches their sizes by number.
+type varIDs map[string]int
+
+// varRef is a variable, by name and number.
+type varRef struct {
+	id   int
+	name string
 }
 
-// namedSize is one variable's size, cached in activation.sizes.
-type namedSize struct {
-	name string
-	z    size
+// refs returns names' references, numbering the new ones.
+func (v varIDs) refs(names []string) []varRef {
+	out := make([]varRef, len(names))
+	for i, name := range names {
+		id, ok := v[name]
+		if !ok {
+			id = len(v)
+			v[name] = id
+		}
+		out[i] = varRef{id, name}
+	}
+	return out
+}
+
+// maxSized is how many variables' sizes an activation caches; the sizes
+// of any beyond (a set would need more variables than CEL declares) are
+// computed on every use.
+const maxSized = 64
+
+// varSize is the size of v's value in this call, computed once per call.
+func (a *activation) varSize(v varRef) size {
+	if v.id >= maxSized {
+		return a.computeSize(v.name)
+	}
+	if a.sized&(1<<v.id) == 0 {
+		a.sizes[v.id] = a.computeSize(v.name)
+		a.sized |= 1 << v.id
+	}
+	return a.sizes[v.id]
 }
 
 func (a *activation) computeSize(name string) size {

@@ -46,7 +46,7 @@ func boundCalls(t *testing.T) []toolgate.Call {
 // so below CostLimit. It also fails if the bounds stop applying to the
 // default pack's common calls.
 func TestCostBoundSound(t *testing.T) {
-	env, err := newEnv(&funcs{globs: globCache{}})
+	env, err := newEnv(&funcs{globs: globCache{}, vars: varIDs{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,8 +79,8 @@ func TestCostBoundSound(t *testing.T) {
 			}
 			within++
 			var z size
-			for _, name := range p.vars {
-				z = z.max(act.varSize(name))
+			for _, v := range p.vars {
+				z = z.max(act.varSize(v))
 			}
 			est, err := env.EstimateCost(checked[i], sizeEstimator{z})
 			if err != nil {

@@ -126,14 +126,14 @@ type program struct {
 	// bound.go); nil when no bound applies.
 	free  cel.Program
 	bound costBound
-	vars  []string
+	vars  []varRef
 }
 
 // fits says whether act's call is within p's bound.
 func (p *program) fits(act *activation) bool {
 	var z size
-	for _, name := range p.vars {
-		z = z.max(act.varSize(name))
+	for _, v := range p.vars {
+		z = z.max(act.varSize(v))
 	}
 	return p.bound.fits(z)
 }
@@ -194,7 +194,7 @@ func parse(name string, data []byte, fast bool) (*Set, error) {
 	if f == nil {
 		return nil, errs.err()
 	}
-	fn := &funcs{globs: globCache{}}
+	fn := &funcs{globs: globCache{}, vars: varIDs{}}
 	env, err := newEnv(fn)
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
@@ -230,7 +230,7 @@ func parse(name string, data []byte, fast bool) (*Set, error) {
 			limits:        limits{denyBelow: orUnset(spec.denyBelow), reviewBelow: orUnset(spec.reviewBelow)},
 		}
 		if spec.match != nil {
-			p, checked, ok := compileExpr(env, fn.globs, fast, src, name, label, "match", spec.match, cel.BoolType, &errs)
+			p, checked, ok := compileExpr(env, fn, fast, src, name, label, "match", spec.match, cel.BoolType, &errs)
 			if ok {
 				r.match = p
 				r.reads.add(checked)
@@ -243,7 +243,7 @@ func parse(name string, data []byte, fast bool) (*Set, error) {
 			}
 		}
 		if spec.reasonExpr != nil {
-			if p, checked, ok := compileExpr(env, fn.globs, fast, src, name, label, "reason_expr", spec.reasonExpr, cel.StringType, &errs); ok {
+			if p, checked, ok := compileExpr(env, fn, fast, src, name, label, "reason_expr", spec.reasonExpr, cel.StringType, &errs); ok {
 				r.reasonExpr = &p
 				r.reads.add(checked)
 			}
@@ -321,7 +321,7 @@ func Load(path string) (*Set, error) {
 // compileExpr type-checks one expression and builds its program, with the
 // fast paths of fastpath.go when fast is set. Problems are added to errs at
 // their position in the file.
-func compileExpr(env *cel.Env, globs globCache, fast bool, src *source, file, rule, field string, n *yaml.Node, want *cel.Type, errs *errorList) (program, *cel.Ast, bool) {
+func compileExpr(env *cel.Env, fn *funcs, fast bool, src *source, file, rule, field string, n *yaml.Node, want *cel.Type, errs *errorList) (program, *cel.Ast, bool) {
 	if strings.TrimSpace(n.Value) == "" {
 		errs.add(file, n, rule, field, "empty expression")
 		return program{}, nil, false
@@ -338,6 +338,7 @@ func compileExpr(env *cel.Env, globs globCache, fast bool, src *source, file, ru
 		errs.add(file, n, rule, field, "must be a %s expression, but its type is %s", want, out)
 		return program{}, nil, false
 	}
+	globs := fn.globs
 	tracked := hasComprehension(checked)
 	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
 	if tracked {
@@ -371,7 +372,7 @@ func compileExpr(env *cel.Env, globs globCache, fast bool, src *source, file, ru
 	if !ok {
 		return p, checked, true
 	}
-	p.bound, p.vars = bound, readVars(checked)
+	p.bound, p.vars = bound, fn.vars.refs(readVars(checked))
 	free := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize), cel.InterruptCheckFrequency(interruptEvery)}
 	free = append(free, fastPaths(checked, env.CELTypeAdapter(), globs, new(int))...)
 	if p.free, err = env.Program(checked, free...); err != nil {
