@@ -2,6 +2,7 @@ package rules
 
 import (
 	"math"
+	"sync"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/cost"
@@ -27,41 +28,54 @@ func (z size) max(o size) size {
 	return size{max(z.lists, o.lists), max(z.strs, o.strs)}
 }
 
-// boundTiers are the string-length bounds a program's list bound is
+// strTiers are the string-length bounds a program's list bound is
 // estimated for, and listTiers the list bounds tried.
 var (
-	strTiers  = [...]int{64, 256, 1024, 4096, 16384, 65536}
-	listTiers = [...]int{2, 4, 8, 16, 32, 64, 128, 256, 1024}
+	strTiers  = [...]int{64, 1024, 16384, 65536}
+	listTiers = [...]int{4, 16, 64, 256}
 )
 
 // costBound is, for each of strTiers, the largest of listTiers under which
-// an expression cannot cost more than CostLimit (0: none).
-type costBound [len(strTiers)]int
+// an expression cannot cost more than CostLimit (-1: none). It is estimated
+// on first use: an estimate takes milliseconds, which every rule set's
+// load would pay for expressions it may never evaluate.
+type costBound struct {
+	once    sync.Once
+	env     *cel.Env
+	checked *cel.Ast
+	lists   [len(strTiers)]int
+}
 
 // fits says whether an expression with bound b cannot reach CostLimit on
 // inputs of size z.
 func (b *costBound) fits(z size) bool {
+	b.once.Do(b.estimate)
 	for i, s := range strTiers {
 		if z.strs <= s {
-			return z.lists <= b[i]
+			return z.lists <= b.lists[i]
 		}
 	}
 	return false
 }
 
-// estimateBound computes the bound of a checked expression; ok is false
-// when no tier bounds its cost (or the estimate fails).
-func estimateBound(env *cel.Env, checked *cel.Ast) (b costBound, ok bool) {
+// estimate computes the bound. A larger string bound allows at most the
+// list bound a smaller one does, so each tier starts below the last.
+func (b *costBound) estimate() {
+	top := len(listTiers)
 	for i, s := range strTiers {
-		for _, l := range listTiers {
-			est, err := env.EstimateCost(checked, sizeEstimator{size{l, s}})
+		b.lists[i] = -1
+		n := 0
+		for n < top {
+			est, err := b.env.EstimateCost(b.checked, sizeEstimator{size{listTiers[n], s}})
 			if err != nil || est.Max > CostLimit {
 				break
 			}
-			b[i], ok = l, true
+			b.lists[i] = listTiers[n]
+			n++
 		}
+		top = n
 	}
-	return b, ok
+	b.env, b.checked = nil, nil
 }
 
 // sizeEstimator tells cel-go's estimate that every input list and map has

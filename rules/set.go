@@ -123,9 +123,9 @@ type program struct {
 	// free is a tracked expression's program without cost tracking, run
 	// instead of prg on calls whose inputs (the variables vars names) are
 	// within bound, where the expression cannot reach CostLimit (see
-	// bound.go); nil when no bound applies.
+	// bound.go); nil for an untracked expression.
 	free  cel.Program
-	bound costBound
+	bound *costBound
 	vars  []varRef
 }
 
@@ -368,11 +368,7 @@ func compileExpr(env *cel.Env, fn *funcs, fast bool, src *source, file, rule, fi
 	if !tracked || !fast {
 		return p, checked, true
 	}
-	bound, ok := estimateBound(env, checked)
-	if !ok {
-		return p, checked, true
-	}
-	p.bound, p.vars = bound, fn.vars.refs(readVars(checked))
+	p.bound, p.vars = &costBound{env: env, checked: checked}, fn.vars.refs(readVars(checked))
 	free := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize), cel.InterruptCheckFrequency(interruptEvery)}
 	free = append(free, fastPaths(checked, env.CELTypeAdapter(), globs, new(int))...)
 	if p.free, err = env.Program(checked, free...); err != nil {
