@@ -3,7 +3,9 @@ package rules
 import (
 	"context"
 	"math/rand/v2"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"cel.dev/cel-go/cel"
@@ -137,4 +139,34 @@ rules:
 	if d := s.Evaluate(context.Background(), call(2000)); d.Action != toolgate.Deny || !strings.Contains(d.Error, "cost limit") {
 		t.Errorf("large call: %+v", d)
 	}
+}
+
+// TestDefaultPackConcurrentFirstUse decides calls at once on a fresh
+// default pack, whose cost bounds and tool kinds are computed on first
+// use, and requires the decisions of the general path.
+func TestDefaultPackConcurrentFirstUse(t *testing.T) {
+	fresh, err := Parse("default.yaml", defaultPack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh = fresh.WithWorkspace(packWorkspace)
+	general := mustParseGeneral(t, string(defaultPack)).WithWorkspace(packWorkspace)
+	ctx := context.Background()
+	var calls []toolgate.Call
+	for _, c := range packCalls() {
+		calls = append(calls, c)
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for n := range 20 {
+				c := calls[(g+n)%len(calls)]
+				if d, want := fresh.Evaluate(ctx, c), general.Evaluate(ctx, c); !reflect.DeepEqual(d, want) {
+					t.Errorf("%s: %+v, want %+v", c.Tool, d, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
