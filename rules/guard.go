@@ -340,17 +340,6 @@ func (c *guardCompiler) call(e ast.Expr) gnode {
 		}
 		return compareNode(fn, c.sub(args[0]), c.sub(args[1]))
 	case len(args) == 2 && slices.Contains([]string{operators.Less, operators.LessEquals, operators.Greater, operators.GreaterEquals}, fn):
-		if args[1].Kind() == ast.LiteralKind && args[1].AsLiteral().Type() == types.IntType {
-			// x op n, as in c.size() > 1: no node for the literal.
-			x, n := c.sub(args[0]), int64(args[1].AsLiteral().(types.Int))
-			return func(a *activation) gval {
-				v := x(a)
-				if v.k != gInt {
-					return unknown
-				}
-				return gbool(ordered(fn, compareInts(v.i, n)))
-			}
-		}
 		return compareNode(fn, c.sub(args[0]), c.sub(args[1]))
 	}
 	return nil
@@ -361,7 +350,7 @@ func logicalNode(nodes []gnode, or bool) gnode {
 	return func(a *activation) gval {
 		j := junction{or: or}
 		for _, n := range nodes {
-			if v := n(a); j.add(v.k == gBool, v.b) {
+			if j.add(n(a)) {
 				break
 			}
 		}
@@ -376,20 +365,16 @@ type junction struct {
 	or, decided, unknown bool
 }
 
-// add joins an operand, the bool b when known, and says whether the
-// result is decided.
-func (j *junction) add(known, b bool) bool {
+// add joins v, and says whether the result is decided.
+func (j *junction) add(v gval) bool {
 	switch {
-	case !known:
+	case v.k != gBool:
 		j.unknown = true
-	case b == j.or:
+	case v.b == j.or:
 		j.decided = true
 	}
 	return j.decided
 }
-
-// known returns whether v is a bool, and the bool.
-func known(v gval) (bool, bool) { return v.k == gBool, v.b }
 
 func (j *junction) result() gval {
 	switch {
@@ -452,26 +437,20 @@ func compareNode(op string, x, y gnode) gnode {
 		default:
 			return unknown
 		}
-		return gbool(ordered(op, c))
+		switch op {
+		case operators.Equals:
+			return gbool(c == 0)
+		case operators.NotEquals:
+			return gbool(c != 0)
+		case operators.Less:
+			return gbool(c < 0)
+		case operators.LessEquals:
+			return gbool(c <= 0)
+		case operators.Greater:
+			return gbool(c > 0)
+		}
+		return gbool(c >= 0)
 	}
-}
-
-// ordered says whether a comparison whose operands compare as c (-1, 0,
-// 1) holds under op.
-func ordered(op string, c int) bool {
-	switch op {
-	case operators.Equals:
-		return c == 0
-	case operators.NotEquals:
-		return c != 0
-	case operators.Less:
-		return c < 0
-	case operators.LessEquals:
-		return c <= 0
-	case operators.Greater:
-		return c > 0
-	}
-	return c >= 0
 }
 
 func boolInt(b bool) int64 {
@@ -533,17 +512,17 @@ func (c *guardCompiler) comprehension(comp ast.ComprehensionExpr) gnode {
 		// result does not depend on it.
 		j := junction{or: or}
 		for _, e := range r.l {
-			if a.guardVars[slot] = (gval{k: gStr, s: e}); j.add(known(pred(a))) {
+			if a.guardVars[slot] = (gval{k: gStr, s: e}); j.add(pred(a)) {
 				return j.result()
 			}
 		}
 		for _, e := range r.ll {
-			if a.guardVars[slot] = (gval{k: gList, l: e}); j.add(known(pred(a))) {
+			if a.guardVars[slot] = (gval{k: gList, l: e}); j.add(pred(a)) {
 				return j.result()
 			}
 		}
 		for k := range r.m {
-			if a.guardVars[slot] = (gval{k: gStr, s: k}); j.add(known(pred(a))) {
+			if a.guardVars[slot] = (gval{k: gStr, s: k}); j.add(pred(a)) {
 				return j.result()
 			}
 		}
