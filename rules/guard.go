@@ -267,16 +267,6 @@ func (c *guardCompiler) call(e ast.Expr) gnode {
 			}
 			return unknown
 		}
-	case fn == operators.Index && len(args) == 2 && args[0].Kind() == ast.IdentKind && c.inScope(args[0].AsIdent()) &&
-		args[1].Kind() == ast.LiteralKind && args[1].AsLiteral().Type() == types.IntType:
-		// c[i] on a comprehension variable: the common case, read at once.
-		slot, i := c.scope[args[0].AsIdent()], int64(args[1].AsLiteral().(types.Int))
-		return func(a *activation) gval {
-			if v := &a.guardVars[slot]; v.k == gList && i >= 0 && i < int64(len(v.l)) {
-				return gval{k: gStr, s: v.l[i]}
-			}
-			return unknown
-		}
 	case fn == operators.Index && len(args) == 2:
 		list, index := c.sub(args[0]), c.sub(args[1])
 		return func(a *activation) gval {
