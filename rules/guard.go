@@ -10,7 +10,6 @@ import (
 	"cel.dev/cel-go/common/operators"
 	"cel.dev/cel-go/common/overloads"
 	"cel.dev/cel-go/common/types"
-	"cel.dev/cel-go/common/types/ref"
 )
 
 // Guards decide a match expression from the normalized call without
@@ -43,7 +42,6 @@ const (
 	gStr
 	gList  // of strings
 	gLists // of lists of strings
-	gMap   // a JSON object: args, tool.annotations
 )
 
 // gval is a guard value.
@@ -54,19 +52,6 @@ type gval struct {
 	s  string
 	l  []string
 	ll [][]string
-	m  map[string]any
-}
-
-// jsonVal is a JSON value as a guard value: strings and bools; other
-// values are left to cel-go.
-func jsonVal(v any) gval {
-	switch x := v.(type) {
-	case string:
-		return gval{k: gStr, s: x}
-	case bool:
-		return gbool(x)
-	}
-	return unknown
 }
 
 var unknown = gval{}
@@ -146,36 +131,6 @@ func (c *guardCompiler) compile(e ast.Expr) gnode {
 	return nil
 }
 
-// isStringType says whether e is the type string (the checker resolved
-// the name to the type: no variable is called string).
-func (c *guardCompiler) isStringType(e ast.Expr) bool {
-	r, ok := c.refs[e.ID()]
-	return ok && e.Kind() == ast.IdentKind && e.AsIdent() == "string" && !c.inScope("string") && r.Name == "string"
-}
-
-// optionalField is m.?field.orValue(def) for a map m (args,
-// tool.annotations), a literal field and a literal default.
-func (c *guardCompiler) optionalField(target, def ast.Expr) gnode {
-	if target.Kind() != ast.CallKind || target.AsCall().FunctionName() != operators.OptSelect || len(target.AsCall().Args()) != 2 {
-		return nil
-	}
-	field, ok := stringLiteral(target.AsCall().Args()[1])
-	if !ok || def.Kind() != ast.LiteralKind {
-		return nil
-	}
-	m, d := c.sub(target.AsCall().Args()[0]), c.sub(def)
-	return func(a *activation) gval {
-		v := m(a)
-		if v.k != gMap {
-			return unknown
-		}
-		if x, ok := v.m[field]; ok {
-			return jsonVal(x)
-		}
-		return d(a)
-	}
-}
-
 // stringLiteral returns the string e is a literal of.
 func stringLiteral(e ast.Expr) (string, bool) {
 	if e.Kind() != ast.LiteralKind {
@@ -236,8 +191,6 @@ func (c *guardCompiler) call(e ast.Expr) gnode {
 			}
 		case fn == overloads.Matches && len(args) == 1:
 			return matchesNode(target, args[0])
-		case fn == "orValue" && len(args) == 1:
-			return c.optionalField(call.Target(), args[0])
 		case fn == "trim" && len(args) == 0:
 			return func(a *activation) gval {
 				if v := target(a); v.k == gStr {
@@ -272,15 +225,11 @@ func (c *guardCompiler) call(e ast.Expr) gnode {
 		return func(a *activation) gval {
 			l, i := list(a), index(a)
 			switch {
-			case i.k != gInt && l.k != gMap:
+			case i.k != gInt:
 			case l.k == gList && i.i >= 0 && i.i < int64(len(l.l)):
 				return gval{k: gStr, s: l.l[i.i]}
 			case l.k == gLists && i.i >= 0 && i.i < int64(len(l.ll)):
 				return gval{k: gList, l: l.ll[i.i]}
-			case l.k == gMap && i.k == gStr:
-				if v, ok := l.m[i.s]; ok {
-					return jsonVal(v)
-				}
 			}
 			return unknown
 		}
@@ -305,17 +254,6 @@ func (c *guardCompiler) call(e ast.Expr) gnode {
 			}
 			return gbool(slices.Contains(l.l, v.s))
 		}
-	case fn == operators.Equals && len(args) == 2 && c.isStringType(args[1]) &&
-		args[0].Kind() == ast.CallKind && args[0].AsCall().FunctionName() == overloads.TypeConvertType && len(args[0].AsCall().Args()) == 1:
-		// type(x) == string: true for a string; other values are left
-		// to cel-go.
-		x := c.sub(args[0].AsCall().Args()[0])
-		return func(a *activation) gval {
-			if x(a).k == gStr {
-				return gbool(true)
-			}
-			return unknown
-		}
 	case (fn == operators.Equals || fn == operators.NotEquals) && len(args) == 2:
 		for i, arg := range args {
 			if lit, ok := stringLiteral(arg); ok {
@@ -338,42 +276,29 @@ func (c *guardCompiler) call(e ast.Expr) gnode {
 // logicalNode is && (or ||, when or) over its operands.
 func logicalNode(nodes []gnode, or bool) gnode {
 	return func(a *activation) gval {
-		j := junction{or: or}
-		for _, n := range nodes {
-			if j.add(n(a)) {
-				break
-			}
-		}
-		return j.result()
+		return combine(len(nodes), or, func(i int) gval { return nodes[i](a) })
 	}
 }
 
-// junction joins operands as CEL's && (or ||, when or) does: one false
+// combine joins n operands as CEL's && (or ||, when or) does: one false
 // (true) operand decides, whatever the others are; otherwise an unknown
 // one makes the result unknown.
-type junction struct {
-	or, decided, unknown bool
-}
-
-// add joins v, and says whether the result is decided.
-func (j *junction) add(v gval) bool {
-	switch {
-	case v.k != gBool:
-		j.unknown = true
-	case v.b == j.or:
-		j.decided = true
+func combine(n int, or bool, operand func(i int) gval) gval {
+	all := true
+	for i := range n {
+		v := operand(i)
+		if v.k != gBool {
+			all = false
+			continue
+		}
+		if v.b == or {
+			return gbool(or)
+		}
 	}
-	return j.decided
-}
-
-func (j *junction) result() gval {
-	switch {
-	case j.decided:
-		return gbool(j.or)
-	case j.unknown:
-		return unknown
+	if all {
+		return gbool(!or)
 	}
-	return gbool(!j.or)
+	return unknown
 }
 
 // sizeNode is the size of a list (a string's size, in code points, is
@@ -385,8 +310,6 @@ func sizeNode(x gnode) gnode {
 			return gval{k: gInt, i: int64(len(v.l))}
 		case gLists:
 			return gval{k: gInt, i: int64(len(v.ll))}
-		case gMap:
-			return gval{k: gInt, i: int64(len(v.m))}
 		}
 		return unknown
 	}
@@ -422,8 +345,6 @@ func compareNode(op string, x, y gnode) gnode {
 			c = strings.Compare(v.s, w.s)
 		case v.k == gInt && w.k == gInt:
 			c = compareInts(v.i, w.i)
-		case v.k == gBool && w.k == gBool && (op == operators.Equals || op == operators.NotEquals):
-			c = compareInts(boolInt(v.b), boolInt(w.b))
 		default:
 			return unknown
 		}
@@ -441,13 +362,6 @@ func compareNode(op string, x, y gnode) gnode {
 		}
 		return gbool(c >= 0)
 	}
-}
-
-func boolInt(b bool) int64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func compareInts(a, b int64) int {
@@ -495,28 +409,23 @@ func (c *guardCompiler) comprehension(comp ast.ComprehensionExpr) gnode {
 	// all is false if any element is, true if all are true.
 	return func(a *activation) gval {
 		r := rng(a)
-		if r.k != gList && r.k != gLists && r.k != gMap {
+		var n int
+		switch r.k {
+		case gList:
+			n = len(r.l)
+		case gLists:
+			n = len(r.ll)
+		default:
 			return unknown
 		}
-		// A map's keys come in any order, as in cel-go: a definite
-		// result does not depend on it.
-		j := junction{or: or}
-		for _, e := range r.l {
-			if a.guardVars[slot] = (gval{k: gStr, s: e}); j.add(pred(a)) {
-				return j.result()
+		return combine(n, or, func(i int) gval {
+			if r.k == gList {
+				a.guardVars[slot] = gval{k: gStr, s: r.l[i]}
+			} else {
+				a.guardVars[slot] = gval{k: gList, l: r.ll[i]}
 			}
-		}
-		for _, e := range r.ll {
-			if a.guardVars[slot] = (gval{k: gList, l: e}); j.add(pred(a)) {
-				return j.result()
-			}
-		}
-		for k := range r.m {
-			if a.guardVars[slot] = (gval{k: gStr, s: k}); j.add(pred(a)) {
-				return j.result()
-			}
-		}
-		return j.result()
+			return pred(a)
+		})
 	}
 }
 
@@ -558,16 +467,6 @@ func varNode(name string) gnode {
 		return str(func(a *activation) string { return a.c.KindName() })
 	case VarToolKind:
 		return str(func(a *activation) string { return a.normalized().kind })
-	case VarArgs, VarToolAnnotations:
-		return func(a *activation) gval {
-			v, _ := a.ResolveName(name)
-			if val, ok := v.(ref.Val); ok && !types.IsError(val) {
-				if m, ok := val.Value().(map[string]any); ok {
-					return gval{k: gMap, m: m}
-				}
-			}
-			return unknown
-		}
 	case VarWorkspaceRoot, VarWorkspaceHome:
 		return str(func(a *activation) string {
 			switch {
