@@ -120,40 +120,27 @@ func (c *guardCompiler) compile(e ast.Expr) gnode {
 			return func(a *activation) gval { return a.guardVars[slot] }
 		}
 	case ast.ListKind:
-		if l, ok := stringLiterals(e); ok {
-			return func(*activation) gval { return gval{k: gList, l: l} }
+		if len(e.AsList().OptionalIndices()) > 0 {
+			return nil
 		}
+		var l []string
+		for _, el := range e.AsList().Elements() {
+			if el.Kind() != ast.LiteralKind {
+				return nil
+			}
+			s, ok := el.AsLiteral().(types.String)
+			if !ok {
+				return nil
+			}
+			l = append(l, string(s))
+		}
+		return func(*activation) gval { return gval{k: gList, l: l} }
 	case ast.CallKind:
 		return c.call(e)
 	case ast.ComprehensionKind:
 		return c.comprehension(e.AsComprehension())
 	}
 	return nil
-}
-
-// stringLiteral returns the string e is a literal of.
-func stringLiteral(e ast.Expr) (string, bool) {
-	if e.Kind() != ast.LiteralKind {
-		return "", false
-	}
-	s, ok := e.AsLiteral().(types.String)
-	return string(s), ok
-}
-
-// stringLiterals returns the strings of a list literal of string literals.
-func stringLiterals(e ast.Expr) ([]string, bool) {
-	if e.Kind() != ast.ListKind || len(e.AsList().OptionalIndices()) > 0 {
-		return nil, false
-	}
-	l := []string{}
-	for _, el := range e.AsList().Elements() {
-		s, ok := stringLiteral(el)
-		if !ok {
-			return nil, false
-		}
-		l = append(l, s)
-	}
-	return l, true
 }
 
 func (c *guardCompiler) inScope(name string) bool {
@@ -235,18 +222,6 @@ func (c *guardCompiler) call(e ast.Expr) gnode {
 		}
 	case fn == operators.In && len(args) == 2:
 		x, list := c.sub(args[0]), c.sub(args[1])
-		if lits, ok := stringLiterals(args[1]); ok {
-			set := make(map[string]bool, len(lits))
-			for _, s := range lits {
-				set[s] = true
-			}
-			return func(a *activation) gval {
-				if v := x(a); v.k == gStr {
-					return gbool(set[v.s])
-				}
-				return unknown
-			}
-		}
 		return func(a *activation) gval {
 			v, l := x(a), list(a)
 			if v.k != gStr || l.k != gList {
@@ -254,20 +229,8 @@ func (c *guardCompiler) call(e ast.Expr) gnode {
 			}
 			return gbool(slices.Contains(l.l, v.s))
 		}
-	case (fn == operators.Equals || fn == operators.NotEquals) && len(args) == 2:
-		for i, arg := range args {
-			if lit, ok := stringLiteral(arg); ok {
-				x, eq := c.sub(args[1-i]), fn == operators.Equals
-				return func(a *activation) gval {
-					if v := x(a); v.k == gStr {
-						return gbool((v.s == lit) == eq)
-					}
-					return unknown
-				}
-			}
-		}
-		return compareNode(fn, c.sub(args[0]), c.sub(args[1]))
-	case len(args) == 2 && slices.Contains([]string{operators.Less, operators.LessEquals, operators.Greater, operators.GreaterEquals}, fn):
+	case len(args) == 2 && slices.Contains([]string{operators.Equals, operators.NotEquals, operators.Less,
+		operators.LessEquals, operators.Greater, operators.GreaterEquals}, fn):
 		return compareNode(fn, c.sub(args[0]), c.sub(args[1]))
 	}
 	return nil
@@ -318,11 +281,14 @@ func sizeNode(x gnode) gnode {
 // matchesNode is x.matches(pattern) for a literal pattern; cel-go compiles
 // it with regexp too. A pattern that does not compile is left to cel-go.
 func matchesNode(x gnode, pattern ast.Expr) gnode {
-	p, ok := stringLiteral(pattern)
+	if pattern.Kind() != ast.LiteralKind {
+		return nil
+	}
+	p, ok := pattern.AsLiteral().(types.String)
 	if !ok {
 		return nil
 	}
-	re, err := regexp.Compile(p)
+	re, err := regexp.Compile(string(p))
 	if err != nil {
 		return nil
 	}
