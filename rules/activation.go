@@ -43,8 +43,6 @@ type activation struct {
 	kinds    *kindCache
 	norm     *normCall
 	normVals [numNormVars]ref.Val
-	// guardVars are the comprehension variables of a guard (guard.go).
-	guardVars [maxGuardDepth]gval
 	// sizes caches varSize, by variable number; sized says which are set.
 	sizes [maxSized]size
 	sized uint64

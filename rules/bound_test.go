@@ -170,3 +170,13 @@ func TestDefaultPackConcurrentFirstUse(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// mustParseGeneral compiles data without the evaluation shortcuts.
+func mustParseGeneral(t testing.TB, data string) *Set {
+	t.Helper()
+	s, err := parse("rules.yaml", []byte(data), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

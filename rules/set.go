@@ -87,9 +87,6 @@ type rule struct {
 	// error; the default pack's guards all come first.
 	toolKinds []string
 	callKinds []string
-	// guard decides the match from the normalized call when it can (see
-	// guard.go); nil without one.
-	guard *guard
 	// reads says which call inputs that differ on every call the rule's
 	// expressions read (see Memo).
 	reads reads
@@ -238,7 +235,6 @@ func parse(name string, data []byte, fast bool) (*Set, error) {
 				if fast {
 					r.toolKinds = conjunctStrings(checked, VarToolKind)
 					r.callKinds = conjunctStrings(checked, VarCallKind)
-					r.guard = newGuard(checked)
 				}
 			}
 		}
@@ -690,11 +686,6 @@ func (r *rule) matches(ctx context.Context, act *activation) (bool, error) {
 	if r.callKinds != nil && !slices.Contains(r.callKinds, act.c.KindName()) ||
 		r.toolKinds != nil && !slices.Contains(r.toolKinds, act.toolKind()) {
 		return false, nil
-	}
-	if r.guard != nil && (!r.match.tracked || r.match.free != nil && r.match.fits(act)) {
-		if matched, ok := r.guard.decide(act); ok {
-			return matched, nil
-		}
 	}
 	v, err := r.match.eval(ctx, act)
 	if err != nil {
