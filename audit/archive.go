@@ -112,7 +112,8 @@ type ArchiveOptions struct {
 	// pages to the file system. It holds the write lock for as long as it
 	// takes (seconds per GB), so a running server's calls wait; without
 	// it, the freed pages are reused by new records and the file stops
-	// growing instead of shrinking.
+	// growing instead of shrinking. On PostgreSQL it is a plain VACUUM
+	// (pgVacuum): no writer waits, and the tables keep their size.
 	Vacuum bool
 }
 
@@ -131,8 +132,9 @@ type ArchiveResult struct {
 	// More says the cut stopped at ArchiveOptions.MaxCalls: more calls
 	// before the cut time are left to archive.
 	More bool `json:"more,omitempty"`
-	// DBBytes and DBBytesAfter are the DB file's size (with its WAL)
-	// before and after (after the vacuum, if asked).
+	// DBBytes and DBBytesAfter are the DB file's size (with its WAL; on
+	// PostgreSQL its tables', see dbBytes) before and after (after the
+	// vacuum, if asked).
 	DBBytes      int64 `json:"db_bytes"`
 	DBBytesAfter int64 `json:"db_bytes_after"`
 	// Copy, Prune and Vacuum are how long each step took.
@@ -172,7 +174,8 @@ type HeldBack struct {
 // prune is the one path that removes events; whoever can write the DB
 // file can do the same by hand, as they could rewrite the chain before:
 // the signed checkpoints (VerifyCheckpoints, with the archives) are what
-// detect that.
+// detect that. On PostgreSQL the archive is the same file, and the prune
+// runs under the chain lock like every write (archive_pg.go).
 func (s *Store) Archive(ctx context.Context, o ArchiveOptions) (*ArchiveResult, error) {
 	if s.kick == nil {
 		return nil, fmt.Errorf("audit: archive: store opened read-only")
@@ -187,7 +190,11 @@ func (s *Store) Archive(ctx context.Context, o ArchiveOptions) (*ArchiveResult, 
 	if dir == "" {
 		dir = filepath.Dir(o.To)
 	}
-	res := &ArchiveResult{File: o.To, DBBytes: fileBytes(s.path)}
+	res := &ArchiveResult{File: o.To}
+	var err error
+	if res.DBBytes, err = s.dbBytes(ctx); err != nil {
+		return nil, err
+	}
 	// The calls rows must show every durable decision's status before the
 	// cut is chosen from them.
 	if err := s.Flush(ctx); err != nil {
@@ -233,8 +240,8 @@ func (s *Store) Archive(ctx context.Context, o ArchiveOptions) (*ArchiveResult, 
 		}
 		res.Vacuum = time.Since(t0)
 	}
-	res.DBBytesAfter = fileBytes(s.path)
-	return res, nil
+	res.DBBytesAfter, err = s.dbBytes(ctx)
+	return res, err
 }
 
 // archivePlan is what copyArchive chose and the prune must re-check.
@@ -250,32 +257,71 @@ type archivePlan struct {
 // of its own (the log's writer is not held up: only the archive file is
 // written).
 func (s *Store) copyArchive(ctx context.Context, path string, o ArchiveOptions, res *ArchiveResult) (*archivePlan, error) {
-	a, err := Open(ctx, path, Options{ToolgateVersion: s.o.ToolgateVersion, Now: s.o.Now})
-	if err != nil {
-		return nil, fmt.Errorf("audit: archive: create %s: %w", path, err)
+	if err := s.createArchiveDB(ctx, path); err != nil {
+		return nil, err
 	}
-	if err := a.Close(); err != nil {
-		return nil, fmt.Errorf("audit: archive: create %s: %w", path, err)
-	}
-	db, err := sql.Open("sqlite3", snapshotDSN(s.path, s.o))
-	if err != nil {
-		return nil, fmt.Errorf("audit: archive: %w", err)
-	}
-	defer db.Close()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("audit: archive: %w", err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `ATTACH DATABASE ? AS arch`, path); err != nil {
-		return nil, fmt.Errorf("audit: archive: attach %s: %w", path, err)
-	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), `DETACH DATABASE arch`)
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("audit: archive: %w", err)
+	// One snapshot of the log for the plan and the copy: on PostgreSQL a
+	// reader's (repeatable read), on SQLite a deferred transaction on a
+	// connection with the archive attached.
+	var tx *sql.Tx
+	if s.pg != nil {
+		var err error
+		if tx, err = s.rdb.BeginTx(ctx, nil); err != nil {
+			return nil, fmt.Errorf("audit: archive: %w", err)
+		}
+	} else {
+		db, err := sql.Open("sqlite3", snapshotDSN(s.path, s.o))
+		if err != nil {
+			return nil, fmt.Errorf("audit: archive: %w", err)
+		}
+		defer db.Close()
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("audit: archive: %w", err)
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, `ATTACH DATABASE ? AS arch`, path); err != nil {
+			return nil, fmt.Errorf("audit: archive: attach %s: %w", path, err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), `DETACH DATABASE arch`)
+		if tx, err = conn.BeginTx(ctx, nil); err != nil {
+			return nil, fmt.Errorf("audit: archive: %w", err)
+		}
 	}
 	defer tx.Rollback()
+	plan, err := s.planArchive(ctx, tx, o, res)
+	if err != nil {
+		return nil, err
+	}
+	if s.pg != nil {
+		err = pgCopyPrefix(ctx, tx, path, plan)
+	} else {
+		err = copyPrefix(ctx, tx, plan)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("audit: archive: %w", err)
+	}
+	return plan, nil
+}
+
+// createArchiveDB creates an empty log at path, at this build's schema.
+func (s *Store) createArchiveDB(ctx context.Context, path string) error {
+	a, err := Open(ctx, path, Options{ToolgateVersion: s.o.ToolgateVersion, Now: s.o.Now})
+	if err != nil {
+		return fmt.Errorf("audit: archive: create %s: %w", path, err)
+	}
+	if err := a.Close(); err != nil {
+		return fmt.Errorf("audit: archive: create %s: %w", path, err)
+	}
+	return nil
+}
+
+// planArchive picks the cut in tx's snapshot of the log and fills in the
+// archive's info.
+func (s *Store) planArchive(ctx context.Context, tx *sql.Tx, o ArchiveOptions, res *ArchiveResult) (*archivePlan, error) {
 	plan, err := planCut(ctx, tx, o.Before, o.MaxCalls, res)
 	if err != nil {
 		return nil, err
@@ -284,12 +330,6 @@ func (s *Store) copyArchive(ctx context.Context, path string, o ArchiveOptions, 
 	plan.info.CreatedAt = s.o.Now().UTC()
 	plan.info.SchemaVersion = SchemaVersion
 	plan.info.ToolgateVersion = s.o.ToolgateVersion
-	if err := copyPrefix(ctx, tx, plan); err != nil {
-		return nil, err
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("audit: archive: %w", err)
-	}
 	return plan, nil
 }
 
@@ -428,6 +468,26 @@ const archivedCalls = `SELECT call_id FROM events WHERE seq > ? AND seq <= ? AND
 // copyPrefix copies the planned prefix into the attached archive, every
 // column as stored, and records the archive's chain_base and info.
 func copyPrefix(ctx context.Context, tx *sql.Tx, p *archivePlan) error {
+	return fillArchive(ctx, tx, "arch.", p, func(table, where string, args []any) (int64, error) {
+		cols, err := tableColumns(ctx, tx, table)
+		if err != nil {
+			return 0, err
+		}
+		list := strings.Join(cols, ", ")
+		res, err := tx.ExecContext(ctx, `INSERT INTO arch.`+table+` (`+list+`) SELECT `+list+` FROM main.`+table+` WHERE `+where, args...)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	})
+}
+
+// fillArchive fills the archive DB that dst writes (its tables named with
+// prefix pre) with the planned prefix: copyTable copies the rows of a table of
+// the log that match where into the archive's table of that name. It
+// checks the counts against the plan and records the archive's
+// chain_base and info.
+func fillArchive(ctx context.Context, dst *sql.Tx, pre string, p *archivePlan, copyTable func(table, where string, args []any) (int64, error)) error {
 	from, to := p.info.Start.Seq, p.info.Head.Seq
 	for _, c := range []struct {
 		table, where string
@@ -440,17 +500,7 @@ func copyPrefix(ctx context.Context, tx *sql.Tx, p *archivePlan) error {
 		// Every name, by the ids the calls rows refer to them by.
 		{"names", `1 = 1`, nil},
 	} {
-		cols, err := tableColumns(ctx, tx, c.table)
-		if err != nil {
-			return err
-		}
-		list := strings.Join(cols, ", ")
-		q := `INSERT INTO arch.` + c.table + ` (` + list + `) SELECT ` + list + ` FROM main.` + c.table + ` WHERE ` + c.where
-		res, err := tx.ExecContext(ctx, q, c.args...)
-		if err != nil {
-			return fmt.Errorf("audit: archive: copy %s: %w", c.table, err)
-		}
-		n, err := res.RowsAffected()
+		n, err := copyTable(c.table, c.where, c.args)
 		if err != nil {
 			return fmt.Errorf("audit: archive: copy %s: %w", c.table, err)
 		}
@@ -469,13 +519,13 @@ func copyPrefix(ctx context.Context, tx *sql.Tx, p *archivePlan) error {
 		sql  string
 		args []any
 	}{
-		{`INSERT INTO arch.chain_base (id, seq, hash) VALUES (1, ?, ?)`, []any{from, p.info.Start.Hash}},
+		{`INSERT INTO ` + pre + `chain_base (id, seq, hash) VALUES (1, ?, ?)`, []any{from, p.info.Start.Hash}},
 		// Every archived call is over and was projected before the cut.
-		{`UPDATE arch.projection SET seq = ? WHERE name = 'calls'`, []any{p.info.Head.Seq}},
-		{`CREATE TABLE arch.archive_info (body TEXT NOT NULL)`, nil},
-		{`INSERT INTO arch.archive_info (body) VALUES (?)`, []any{string(info)}},
+		{`UPDATE ` + pre + `projection SET seq = ? WHERE name = 'calls'`, []any{p.info.Head.Seq}},
+		{`CREATE TABLE ` + pre + `archive_info (body TEXT NOT NULL)`, nil},
+		{`INSERT INTO ` + pre + `archive_info (body) VALUES (?)`, []any{string(info)}},
 	} {
-		if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
+		if _, err := dst.ExecContext(ctx, q.sql, q.args...); err != nil {
 			return fmt.Errorf("audit: archive: %w", err)
 		}
 	}
@@ -762,6 +812,9 @@ func readCuts(ctx context.Context, q querier) (map[int64]Cut, error) {
 
 // vacuum rebuilds the DB file without its free pages and truncates the WAL.
 func (s *Store) vacuum(ctx context.Context) error {
+	if s.pg != nil {
+		return s.pgVacuum(ctx)
+	}
 	// On the writer's connection with the write lock held, so no commit
 	// of this process waits on VACUUM's lock instead.
 	s.wmu.Lock()
@@ -1032,13 +1085,26 @@ func OpenCombined(ctx context.Context, live *Store, paths []string, dir string) 
 	for i, a := range rest {
 		srcs = append(srcs, attached{a.tmp, fmt.Sprintf("a%d", i)})
 	}
-	srcs = append(srcs, attached{live.path, "live"})
+	if live.pg == nil {
+		srcs = append(srcs, attached{live.path, "live"})
+	}
 	// The copy's rows must reflect every event it copies.
 	if err := live.catchUp(ctx); err != nil {
 		closeAll()
 		return nil, err
 	}
-	if err := first.appendFrom(ctx, srcs); err != nil {
+	var pgLive *sql.Tx
+	if live.pg != nil {
+		// A log on PostgreSQL is read in one snapshot (repeatable read).
+		tx, err := live.rdb.BeginTx(ctx, nil)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("audit: combine archives: %w", err)
+		}
+		defer tx.Rollback()
+		pgLive = tx
+	}
+	if err := first.appendFrom(ctx, srcs, pgLive); err != nil {
 		first.Close()
 		return nil, err
 	}
@@ -1048,11 +1114,12 @@ func OpenCombined(ctx context.Context, live *Store, paths []string, dir string) 
 // attached is a DB file and the schema name it is attached as.
 type attached struct{ path, alias string }
 
-// appendFrom copies the rows of srcs into a's copy, in order, in one
-// transaction (so the last, the live log, is read in one snapshot). Rows
+// appendFrom copies the rows of srcs, then those pgLive reads (a log on
+// PostgreSQL; nil for none), into a's copy, in order, in one transaction
+// (so the last, the live log, is read in one snapshot). Rows
 // the copy already has (a rule set) are kept; grants come from the last
 // source only. Calls rows keep their seqs, their decision events'.
-func (a *Archived) appendFrom(ctx context.Context, srcs []attached) error {
+func (a *Archived) appendFrom(ctx context.Context, srcs []attached, pgLive *sql.Tx) error {
 	db, err := sql.Open("sqlite3", snapshotDSN(a.tmp, a.o))
 	if err != nil {
 		return fmt.Errorf("audit: combine archives: %w", err)
@@ -1081,12 +1148,17 @@ func (a *Archived) appendFrom(ctx context.Context, srcs []attached) error {
 		}
 		list := strings.Join(cols, ", ")
 		for i, s := range srcs {
-			if table == "grants" && i < len(srcs)-1 {
+			if table == "grants" && (i < len(srcs)-1 || pgLive != nil) {
 				continue
 			}
 			q := `INSERT INTO main.` + table + ` (` + list + `) SELECT ` + list + ` FROM ` + s.alias + `.` + table + ` WHERE true ON CONFLICT DO NOTHING`
 			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return fmt.Errorf("audit: combine archives: copy %s.%s: %w", s.alias, table, err)
+			}
+		}
+		if pgLive != nil {
+			if _, err := copyRows(ctx, pgLive, tx, "main."+table, " ON CONFLICT DO NOTHING", `SELECT `+list+` FROM `+table); err != nil {
+				return fmt.Errorf("audit: combine archives: copy live %s: %w", table, err)
 			}
 		}
 	}

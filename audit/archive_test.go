@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/audit/pgtest"
 )
 
 // writeSyntheticJSONL writes n records in the format Import reads: calls
@@ -57,7 +58,11 @@ type archiveLog struct {
 func newArchiveLog(t *testing.T) *archiveLog {
 	clk := newClock()
 	dir := t.TempDir()
-	return &archiveLog{t: t, s: openTest(t, filepath.Join(dir, "audit.db"), Options{Now: clk.Now}), clk: clk, dir: dir}
+	loc := filepath.Join(dir, "audit.db")
+	if onPostgres() {
+		loc = pgtest.DSN(t)
+	}
+	return &archiveLog{t: t, s: openTest(t, loc, Options{Now: clk.Now}), clk: clk, dir: dir}
 }
 
 func (l *archiveLog) begin(id string, a toolgate.Action) {
@@ -431,7 +436,11 @@ func TestArchiveOfABrokenChainPrunesNothing(t *testing.T) {
 		l.begin(id, toolgate.Deny)
 	}
 	db := rawDB(t, l.s.Path())
-	if _, err := db.Exec(`DROP TRIGGER events_no_update; UPDATE events SET body = replace(body, 'because', 'BECAUSE') WHERE call_id = 'b'`); err != nil {
+	unguard := `DROP TRIGGER events_no_update`
+	if onPostgres() {
+		unguard = `ALTER TABLE events DISABLE TRIGGER events_no_update`
+	}
+	if _, err := db.Exec(unguard + `; UPDATE events SET body = replace(body, 'because', 'BECAUSE') WHERE call_id = 'b'`); err != nil {
 		t.Fatal(err)
 	}
 	before, err := l.s.Verify(ctx)

@@ -120,7 +120,21 @@ func (w *wtx) copyTable(stx *sql.Tx, t string) (int64, error) {
 	if have > 0 {
 		return 0, fmt.Errorf("%w (table %s has %d rows)", ErrNotEmpty, t, have)
 	}
-	rows, err := stx.QueryContext(w.ctx, `SELECT * FROM `+t+` ORDER BY rowid`)
+	return copyRows(w.ctx, stx, w.s.conn, t, "", `SELECT * FROM `+t+` ORDER BY rowid`)
+}
+
+// preparer is a connection or transaction statements are prepared on.
+type preparer interface {
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+}
+
+// copyRows inserts the rows query returns from src into table t of dst,
+// every column under the name the query gives it (suffix ends each
+// INSERT: a conflict clause), and returns how many it inserted. It copies either way between SQLite and PostgreSQL: both
+// schemas come from the same migrations, and the values (integers, text,
+// bytes, NULL) are stored as read.
+func copyRows(ctx context.Context, src querier, dst preparer, t, suffix, query string, args ...any) (int64, error) {
+	rows, err := src.QueryContext(ctx, query, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -133,7 +147,7 @@ func (w *wtx) copyTable(stx *sql.Tx, t string) (int64, error) {
 	for i, c := range cols {
 		quoted[i] = `"` + c + `"`
 	}
-	ins, err := w.s.conn.PrepareContext(w.ctx, `INSERT INTO `+t+` (`+strings.Join(quoted, ", ")+`) VALUES (?`+strings.Repeat(", ?", len(cols)-1)+`)`)
+	ins, err := dst.PrepareContext(ctx, `INSERT INTO `+t+` (`+strings.Join(quoted, ", ")+`) VALUES (?`+strings.Repeat(", ?", len(cols)-1)+`)`+suffix)
 	if err != nil {
 		return 0, err
 	}
@@ -157,7 +171,7 @@ func (w *wtx) copyTable(stx *sql.Tx, t string) (int64, error) {
 		if hashCol >= 0 {
 			vals[hashCol] = rawHashValue(vals[hashCol])
 		}
-		if _, err := ins.ExecContext(w.ctx, vals...); err != nil {
+		if _, err := ins.ExecContext(ctx, vals...); err != nil {
 			return n, fmt.Errorf("row %d: %w", n+1, err)
 		}
 		n++

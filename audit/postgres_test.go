@@ -43,7 +43,7 @@ func TestSuiteOnPostgres(t *testing.T) {
 		t.Skip("-short")
 	}
 	// The PostgreSQL-only tests already ran in this pass.
-	cmd := exec.Command(os.Args[0], "-test.count=1", "-test.timeout=10m", "-test.skip", "^(TestReplicasShareOneChain|TestListenDeliversVerdicts|TestCopyToPostgres|TestAdoptOrphanReviews|TestPostgresWriterReconnects)$")
+	cmd := exec.Command(os.Args[0], "-test.count=1", "-test.timeout=10m", "-test.skip", "^(TestReplicasShareOneChain|TestListenDeliversVerdicts|TestCopyToPostgres|TestAdoptOrphanReviews|TestPostgresWriterReconnects|TestArchiveWhileReplicasAppend|TestRetentionOneReplicaAtATime)$")
 	cmd.Env = append(os.Environ(), envDriver+"=postgres")
 	out, err := cmd.CombinedOutput()
 	if err != nil {

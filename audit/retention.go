@@ -33,7 +33,20 @@ const DefaultRetentionPerRun = 20000
 // the file stops growing without a pause in writes). It returns
 // ErrNothingToArchive when nothing is due or can be cut off whole; like
 // Archive, a failure prunes nothing.
+//
+// On PostgreSQL one replica at a time applies it (the others get
+// ErrNothingToArchive), and the prune is followed by a plain VACUUM: it
+// blocks no writer, and makes the freed space reusable at once rather
+// than when autovacuum comes round.
 func (s *Store) ApplyRetention(ctx context.Context, r Retention) (*ArchiveResult, error) {
+	unlock, busy, err := s.retentionLock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if busy {
+		return nil, fmt.Errorf("%w: another replica is applying the retention", ErrNothingToArchive)
+	}
+	defer unlock()
 	now := s.o.Now()
 	var before time.Time
 	if r.MaxAge > 0 {
@@ -59,7 +72,7 @@ func (s *Store) ApplyRetention(ctx context.Context, r Retention) (*ArchiveResult
 	if perRun <= 0 {
 		perRun = DefaultRetentionPerRun
 	}
-	return s.Archive(ctx, ArchiveOptions{Before: before, To: filepath.Join(r.Dir, name), MaxCalls: perRun})
+	return s.Archive(ctx, ArchiveOptions{Before: before, To: filepath.Join(r.Dir, name), MaxCalls: perRun, Vacuum: s.pg != nil})
 }
 
 // sizeCut returns the cut time that brings the records under nine tenths
@@ -87,8 +100,11 @@ func (s *Store) sizeCut(ctx context.Context, maxSize int64) (time.Time, error) {
 }
 
 // usedBytes is how much of the DB file its records take (the file less
-// its free pages).
+// its free pages; on PostgreSQL see pgUsedBytes).
 func (s *Store) usedBytes(ctx context.Context) (int64, error) {
+	if s.pg != nil {
+		return s.pgUsedBytes(ctx)
+	}
 	var pages, free, size int64
 	for _, p := range []struct {
 		q   string

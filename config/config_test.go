@@ -345,6 +345,10 @@ func TestAuditRetention(t *testing.T) {
 	if r.MaxAge != 720*time.Hour || r.MaxSize != 10<<30 || r.Interval != DefaultRetentionInterval || c.Audit.ArchiveDir != "arch" {
 		t.Errorf("retention = %+v, dir %q", r, c.Audit.ArchiveDir)
 	}
+	pg := "audit:\n  driver: postgres\n  dsn: postgres://tg@db/tg\n  retention:\n    max_age: 720h\n  archive_dir: arch\n"
+	if c, err := Parse("t.yaml", []byte(pg)); err != nil || c.Audit.Retention.MaxAge != 720*time.Hour {
+		t.Errorf("retention with driver postgres: %v", err)
+	}
 	for _, bad := range []string{
 		"audit:\n  retention:\n    max_age: 720h\n",  // no archive_dir
 		"audit:\n  retention:\n    max_size: lots\n", // not a size

@@ -169,8 +169,6 @@ func Parse(name string, data []byte) (*Config, error) {
 					d.errAt(v, "audit.path is the SQLite file; with audit.driver postgres the log is at audit.dsn")
 				case a.Driver != DriverPostgres && (a.DSN != "" || a.PasswordEnv != ""):
 					d.errAt(v, "audit.dsn and audit.password_env need audit.driver postgres")
-				case a.Driver == DriverPostgres && a.Retention.Enabled():
-					d.errAt(retentionKey, "audit.retention works on the SQLite log only; on PostgreSQL archive with pg_dump and partitions (docs/deploying.md)")
 				}
 			},
 			"review":  func(_, v *yaml.Node) { d.review(&cfg.Review, v) },

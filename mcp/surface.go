@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -303,7 +304,7 @@ func (cp completer) complete(ctx context.Context, c toolgate.Call, ref any, arg 
 // others pass untouched.
 func (s *Server) interceptSubscription(ctx context.Context, _ any, message any) error {
 	raw, ok := message.(json.RawMessage)
-	if !ok || !(strings.Contains(string(raw), string(mcpgo.MethodResourcesSubscribe)) || strings.Contains(string(raw), string(mcpgo.MethodResourcesUnsubscribe))) {
+	if !ok || !(bytes.Contains(raw, []byte(mcpgo.MethodResourcesSubscribe)) || bytes.Contains(raw, []byte(mcpgo.MethodResourcesUnsubscribe))) {
 		return nil
 	}
 	var m struct {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
@@ -165,11 +166,12 @@ func (s *Server) hideEliciting(ctx context.Context, ts []mcpgo.Tool) []mcpgo.Too
 	if tools.ElicitationSupported(ctx) == nil {
 		return ts
 	}
-	out := ts[:0:0]
-	for _, t := range ts {
-		if e := s.lookup(t.Name); e == nil || !e.tool.Elicits {
-			out = append(out, t)
-		}
+	hidden := func(t mcpgo.Tool) bool {
+		e := s.lookup(t.Name)
+		return e != nil && e.tool.Elicits
 	}
-	return out
+	if !slices.ContainsFunc(ts, hidden) {
+		return ts // the common case, and every tools/call of a shown tool: no copy
+	}
+	return slices.DeleteFunc(slices.Clone(ts), hidden)
 }

@@ -40,8 +40,12 @@ type activation struct {
 	// ws is the set's workspace; norm the normalized call, computed on
 	// first use, and normVals its variables as CEL values, by normVar.
 	ws       *Workspace
+	kinds    *kindCache
 	norm     *normCall
 	normVals [numNormVars]ref.Val
+	// sizes caches varSize, by variable number; sized says which are set.
+	sizes [maxSized]size
+	sized uint64
 }
 
 // normVar indexes activation.normVals.
@@ -76,6 +80,18 @@ var normVars = map[string]normVar{
 	VarNetURLs: nvNetURLs, VarNetHosts: nvNetHosts,
 }
 
+// normalized returns the normalized call, normalizing it on first use.
+func (a *activation) normalized() *normCall {
+	if a.norm == nil {
+		ws := Workspace{}
+		if a.ws != nil {
+			ws = *a.ws
+		}
+		a.norm = normalize(a.c, ws, a.kinds)
+	}
+	return a.norm
+}
+
 // normValue returns the normalized call's variable v, normalizing the call
 // on first use. When the command line could not be split, every variable
 // but tool.kind is an error value: rules that read them fail closed.
@@ -83,14 +99,7 @@ func (a *activation) normValue(v normVar) ref.Val {
 	if a.normVals[v] != nil {
 		return a.normVals[v]
 	}
-	if a.norm == nil {
-		ws := Workspace{}
-		if a.ws != nil {
-			ws = *a.ws
-		}
-		a.norm = normalize(a.c, ws)
-	}
-	n := a.norm
+	n := a.normalized()
 	var out ref.Val
 	strs := func(l []string) ref.Val { return types.NewStringList(types.DefaultTypeAdapter, l) }
 	lists := func(l [][]string) ref.Val {
@@ -113,34 +122,44 @@ func (a *activation) normValue(v normVar) ref.Val {
 			out = lists(n.argv)
 		case nvCmdCommands:
 			out = lists(n.commands)
-		case nvCmdPrograms:
-			out = strs(n.programs)
 		case nvCmdCwd:
 			out = types.String(n.cwd)
-		case nvCmdEscapes:
-			out = strs(n.escapes)
-		case nvCmdEnv:
-			out = strs(n.env)
-		case nvPathsAll:
-			out = strs(n.paths)
-		case nvPathsWritten:
-			out = strs(n.written)
-		case nvPathsOutside:
-			out = strs(n.outside)
-		case nvPathsSecret:
-			out = strs(n.secret)
-		case nvPathsPersistence:
-			out = strs(n.persistence)
-		case nvPathsPolicy:
-			out = strs(n.policy)
-		case nvNetURLs:
-			out = strs(n.urls)
-		case nvNetHosts:
-			out = strs(n.hosts)
+		default:
+			out = strs(n.strings(v))
 		}
 	}
 	a.normVals[v] = out
 	return out
+}
+
+// strings is the normalized call's list of strings v (nil for a variable
+// that is not one).
+func (n *normCall) strings(v normVar) []string {
+	switch v {
+	case nvCmdPrograms:
+		return n.programs
+	case nvCmdEscapes:
+		return n.escapes
+	case nvCmdEnv:
+		return n.env
+	case nvPathsAll:
+		return n.paths
+	case nvPathsWritten:
+		return n.written
+	case nvPathsOutside:
+		return n.outside
+	case nvPathsSecret:
+		return n.secret
+	case nvPathsPersistence:
+		return n.persistence
+	case nvPathsPolicy:
+		return n.policy
+	case nvNetURLs:
+		return n.urls
+	case nvNetHosts:
+		return n.hosts
+	}
+	return nil
 }
 
 // strVar indexes activation.strs.
@@ -177,12 +196,12 @@ var _ interpreter.Activation = (*activation)(nil)
 type activations struct{ pool sync.Pool }
 
 // get returns a fresh activation for c; put it back when the call is decided.
-func (p *activations) get(c *toolgate.Call, ws *Workspace) *activation {
+func (p *activations) get(c *toolgate.Call, ws *Workspace, kinds *kindCache) *activation {
 	a, _ := p.pool.Get().(*activation)
 	if a == nil {
 		a = &activation{}
 	}
-	a.c, a.ws = c, ws
+	a.c, a.ws, a.kinds = c, ws, kinds
 	return a
 }
 

@@ -70,16 +70,43 @@ func BenchmarkEvaluateHundred(b *testing.B) {
 	}
 }
 
-// BenchmarkEvaluateDefault measures the embedded pack on typical calls.
-func BenchmarkEvaluateDefault(b *testing.B) {
-	calls := map[string]toolgate.Call{
-		"read_file":       {Tool: "read_file", Server: "workspace", Args: map[string]any{"path": "src/main.go"}},
-		"write_file":      {Tool: "write_file", Server: "workspace", Args: map[string]any{"path": "src/main.go", "content": "package main"}},
-		"run_command":     {Tool: "run_command", Server: "workspace", Args: map[string]any{"command": "go test ./... && git status"}},
+// packCalls are calls as the gate hands them to the default pack: with
+// the tool's description, schema and annotations (tools.Tool.Call), in a
+// known workspace. echo is tgbench's upstream tool; the others are the
+// built-in workspace tools.
+func packCalls() map[string]toolgate.Call {
+	no := func() *bool { b := false; return &b }
+	ws := func(tool, desc, schema string, readOnly bool, args map[string]any) toolgate.Call {
+		destructive := !readOnly
+		return toolgate.Call{Server: "workspace", Tool: tool, Name: tool, Description: desc, InputSchema: []byte(schema),
+			Annotations: toolgate.Annotations{ReadOnly: &readOnly, Destructive: &destructive},
+			Args:        args, Sandbox: "workspace-read", SessionID: "stdio-0123456789ab"}
+	}
+	return map[string]toolgate.Call{
+		"echo": {Server: "up", Tool: "echo", Name: "up__echo", Description: "Returns the text it is given.",
+			InputSchema: []byte(`{"type":"object","properties":{"text":{"type":"string","description":"what to echo"}},"required":["text"]}`),
+			Annotations: toolgate.Annotations{Title: "Echo", ReadOnly: yes(), Idempotent: yes(), Destructive: no()},
+			Args:        map[string]any{"text": "hello, toolgate"}, SessionID: "stdio-0123456789ab"},
+		"read_file": ws("read_file", "Read a UTF-8 text file in the workspace and return its contents.",
+			`{"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}`, true,
+			map[string]any{"path": "src/main.go"}),
+		"write_file": ws("write_file", "Create or overwrite a text file in the workspace, atomically.",
+			`{"type":"object","properties":{"path":{"type":"string"},"content":{"type":"string"},"create_dirs":{"type":"boolean"}},"required":["path","content"]}`, false,
+			map[string]any{"path": "src/main.go", "content": "package main\n\nfunc main() {}\n"}),
+		"run_command": ws("run_command", "Run a shell command in the workspace with /bin/sh -c and return its exit code, stdout and stderr.",
+			`{"type":"object","properties":{"command":{"type":"string"},"args":{"type":"array","items":{"type":"string"}},"cwd":{"type":"string"}},"required":["command"]}`, false,
+			map[string]any{"command": "go test ./... && git status"}),
 		"other_annotated": {Tool: "search", Server: "gh", Annotations: toolgate.Annotations{ReadOnly: yes()}, Args: map[string]any{"q": "x"}},
 	}
-	s := Default()
-	for name, c := range calls {
+}
+
+// packWorkspace is where packCalls run.
+var packWorkspace = Workspace{Root: "/home/u/project", Home: "/home/u"}
+
+// BenchmarkEvaluateDefault measures the embedded pack on typical calls.
+func BenchmarkEvaluateDefault(b *testing.B) {
+	s := Default().WithWorkspace(packWorkspace)
+	for name, c := range packCalls() {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			defer reportCPU(b)()

@@ -18,7 +18,9 @@ func TestDefaultPackCompiles(t *testing.T) {
 	}
 }
 
-func TestDefaultPackCases(t *testing.T) {
+// defaultCases are the default pack's test cases.
+func defaultCases(t *testing.T) []Case {
+	t.Helper()
 	data, err := os.ReadFile("testdata/default_cases.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -27,6 +29,11 @@ func TestDefaultPackCases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cases
+}
+
+func TestDefaultPackCases(t *testing.T) {
+	cases := defaultCases(t)
 	s := Default()
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {

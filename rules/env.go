@@ -144,6 +144,7 @@ const (
 // once. Both are caches: they never change a result.
 type funcs struct {
 	globs    globCache
+	vars     varIDs
 	words    memo
 	commands memo
 }

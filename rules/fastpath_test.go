@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -101,14 +100,7 @@ func TestFastPathSameDecisions(t *testing.T) {
 		calls = append(calls, c)
 	}
 
-	data, err := os.ReadFile("testdata/default_cases.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cases, err := ParseCases("testdata/default_cases.yaml", data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cases := defaultCases(t)
 	defaultCalls := append([]toolgate.Call(nil), calls...)
 	for _, c := range cases {
 		defaultCalls = append(defaultCalls, c.Call)

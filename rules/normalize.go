@@ -38,7 +38,7 @@ func (s *Set) WithWorkspace(ws Workspace) *Set {
 	return &Set{
 		name: s.name, version: s.version, source: s.source, label: s.label, def: s.def, onError: s.onError,
 		rules: s.rules, byTool: s.byTool, unindexed: s.unindexed, hasShadow: s.hasShadow,
-		limits: s.limits, ws: ws,
+		limits: s.limits, kinds: s.kinds, ws: ws,
 	}
 }
 
@@ -151,9 +151,9 @@ var urlArgKeys = map[string]bool{
 }
 
 // normalize computes c's normalized call.
-func normalize(c *toolgate.Call, ws Workspace) *normCall {
+func normalize(c *toolgate.Call, ws Workspace, kinds *kindCache) *normCall {
 	n := &normCall{
-		kind:        inferKind(c),
+		kind:        kinds.kind(c),
 		seenPath:    map[string]bool{},
 		seenWritten: map[string]bool{},
 		seenURL:     map[string]bool{},

@@ -1,8 +1,10 @@
 package rules
 
 import (
+	"hash/maphash"
 	"slices"
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/toolgate/toolgate"
@@ -15,8 +17,12 @@ import (
 // hints can only raise a kind, never lower one: a tool that takes a
 // command is a shell tool whatever its readOnlyHint says.
 func inferKind(c *toolgate.Call) string {
+	return inferKindProps(c, schemaProps(c.InputSchema))
+}
+
+// inferKindProps is inferKind given the schema's property names.
+func inferKindProps(c *toolgate.Call, props []string) string {
 	name := nameTokens(c.Tool)
-	props := schemaProps(c.InputSchema)
 	if len(props) == 0 {
 		for k := range c.Args {
 			props = append(props, k)
@@ -124,6 +130,77 @@ func inferKind(c *toolgate.Call) string {
 		return KindNetwork
 	}
 	return KindOther
+}
+
+// kindCache remembers inferKind's answer per tool definition, so the
+// schema is decoded and the name split once per tool, not once per call.
+// The answer depends only on the fields kindKey holds and the schema
+// itself, except for a tool whose schema names no property: its kind
+// comes from each call's argument names, and the cache only remembers
+// that. Safe for concurrent use; a nil cache remembers nothing.
+type kindCache struct {
+	seed maphash.Seed
+	mu   sync.RWMutex
+	m    map[kindKey]kindEntry
+}
+
+// maxKinds bounds a kindCache: tools beyond it are inferred every call.
+const maxKinds = 4096
+
+// kindKey is what inferKind reads of a call, the schema by its hash.
+type kindKey struct {
+	tool, server, desc               string
+	schema                           uint64
+	readOnly, destructive, openWorld int8
+}
+
+type kindEntry struct {
+	schema string
+	kind   string // "": the kind depends on the call's arguments
+}
+
+func newKindCache() *kindCache {
+	return &kindCache{seed: maphash.MakeSeed(), m: map[kindKey]kindEntry{}}
+}
+
+// kind is inferKind(c), remembered.
+func (k *kindCache) kind(c *toolgate.Call) string {
+	if k == nil {
+		return inferKind(c)
+	}
+	hint := func(p *bool) int8 {
+		switch {
+		case p == nil:
+			return -1
+		case *p:
+			return 1
+		}
+		return 0
+	}
+	a := &c.Annotations
+	key := kindKey{tool: c.Tool, server: c.Server, desc: c.Description, schema: maphash.Bytes(k.seed, c.InputSchema),
+		readOnly: hint(a.ReadOnly), destructive: hint(a.Destructive), openWorld: hint(a.OpenWorld)}
+	k.mu.RLock()
+	e, ok := k.m[key]
+	k.mu.RUnlock()
+	if ok && e.schema == string(c.InputSchema) {
+		if e.kind != "" {
+			return e.kind
+		}
+		return inferKindProps(c, nil)
+	}
+	props := schemaProps(c.InputSchema)
+	kind := inferKindProps(c, props)
+	e = kindEntry{schema: string(c.InputSchema), kind: kind}
+	if len(props) == 0 {
+		e.kind = ""
+	}
+	k.mu.Lock()
+	if _, taken := k.m[key]; !taken && len(k.m) < maxKinds {
+		k.m[key] = e
+	}
+	k.mu.Unlock()
+	return kind
 }
 
 func containsAny(s string, subs ...string) bool {

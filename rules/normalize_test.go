@@ -60,7 +60,7 @@ func TestNormalizeShell(t *testing.T) {
 	}
 	join := func(l []string) string { return strings.Join(l, " ") }
 	for _, tc := range cases {
-		n := normalize(&toolgate.Call{Server: "workspace", Tool: "run_command", Args: map[string]any{"command": tc.line}}, ws)
+		n := normalize(&toolgate.Call{Server: "workspace", Tool: "run_command", Args: map[string]any{"command": tc.line}}, ws, nil)
 		if n.err != nil {
 			t.Errorf("%q: %v", tc.line, n.err)
 			continue
@@ -106,10 +106,57 @@ func TestInferKind(t *testing.T) {
 		{toolgate.Call{Tool: "kubectl_apply", InputSchema: []byte(`{"properties":{"filename":{},"manifest":{}}}`)}, KindOther},
 		{toolgate.Call{Tool: "get_weather"}, KindOther},
 	}
+	kinds := newKindCache()
 	for _, tc := range cases {
 		if got := inferKind(&tc.c); got != tc.want {
 			t.Errorf("%s (%s): kind %s, want %s", tc.c.Tool, tc.c.InputSchema, got, tc.want)
 		}
+		for range 2 { // the first call fills the cache, the second reads it
+			if got := kinds.kind(&tc.c); got != tc.want {
+				t.Errorf("%s (%s): cached kind %s, want %s", tc.c.Tool, tc.c.InputSchema, got, tc.want)
+			}
+		}
+	}
+}
+
+// TestKindCacheKey: the cache tells apart every input of inferKind: a
+// tool whose definition changes in any of them, or whose schema names no
+// property (its kind then follows each call's argument names), gets the
+// kind inferKind gives it, not the one remembered.
+func TestKindCacheKey(t *testing.T) {
+	yes := true
+	base := toolgate.Call{Tool: "helper", Server: "s", InputSchema: []byte(`{"properties":{"q":{}}}`)}
+	changes := map[string]func(*toolgate.Call){
+		"Tool":        func(c *toolgate.Call) { c.Tool = "run_command" },
+		"Server":      func(c *toolgate.Call) { c.Server = "postgres"; c.InputSchema = []byte(`{"properties":{"sql":{}}}`) },
+		"Description": func(c *toolgate.Call) { c.Description = "Execute a shell command" },
+		"InputSchema": func(c *toolgate.Call) { c.InputSchema = []byte(`{"properties":{"command":{}}}`) },
+		"NoProps":     func(c *toolgate.Call) { c.InputSchema = []byte(`{}`); c.Args = map[string]any{"cmd": "ls"} },
+		"OpenWorld":   func(c *toolgate.Call) { c.Annotations.OpenWorld = &yes },
+		"Destructive": func(c *toolgate.Call) { c.Tool = "delete_it"; c.Annotations.Destructive = &yes },
+	}
+	kinds := newKindCache()
+	for name, change := range changes {
+		if got := kinds.kind(&base); got != KindOther {
+			t.Fatalf("base: kind %s", got)
+		}
+		c := base
+		change(&c)
+		want := inferKind(&c)
+		if want == KindOther {
+			t.Fatalf("%s: the change does not change the kind", name)
+		}
+		for range 2 {
+			if got := kinds.kind(&c); got != want {
+				t.Errorf("%s: cached kind %s, want %s", name, got, want)
+			}
+		}
+	}
+	noProps := toolgate.Call{Tool: "helper", InputSchema: []byte(`{}`), Args: map[string]any{"q": "x"}}
+	kinds.kind(&noProps)
+	noProps.Args = map[string]any{"command": "ls"}
+	if got := kinds.kind(&noProps); got != KindShell {
+		t.Errorf("schema without properties: kind %s after a call with other arguments, want shell", got)
 	}
 }
 
@@ -131,7 +178,7 @@ func FuzzNormalize(f *testing.F) {
 			{"command": line, "args": []any{arg, line}},
 			{"command": []any{line, arg}, "cwd": arg},
 		} {
-			n := normalize(&toolgate.Call{Server: "workspace", Tool: "run_command", Args: args}, ws)
+			n := normalize(&toolgate.Call{Server: "workspace", Tool: "run_command", Args: args}, ws, nil)
 			if n.err == nil && n.kind != KindShell {
 				t.Fatalf("kind %s", n.kind)
 			}

@@ -52,6 +52,7 @@ type Set struct {
 	// limits are the file-level confidence thresholds, applied to every call.
 	limits limits
 	acts   activations // recycled per-call state
+	kinds  *kindCache  // tool.kind per tool definition
 	// ws is where calls run, for the normalized call (WithWorkspace).
 	ws Workspace
 }
@@ -116,6 +117,22 @@ type program struct {
 	prg     cel.Program
 	tracked bool
 	fast    int // fast-path nodes in the plan, for tests
+	// free is a tracked expression's program without cost tracking, run
+	// instead of prg on calls whose inputs (the variables vars names) are
+	// within bound, where the expression cannot reach CostLimit (see
+	// bound.go); nil for an untracked expression.
+	free  cel.Program
+	bound *costBound
+	vars  []varRef
+}
+
+// fits says whether act's call is within p's bound.
+func (p *program) fits(act *activation) bool {
+	var z size
+	for _, v := range p.vars {
+		z = z.max(act.varSize(v))
+	}
+	return p.bound.fits(z)
 }
 
 func (p *program) eval(ctx context.Context, act *activation) (ref.Val, error) {
@@ -131,8 +148,12 @@ func (p *program) eval(ctx context.Context, act *activation) (ref.Val, error) {
 		if ferr != nil {
 			return nil, ferr
 		}
+		prg := p.prg
+		if p.free != nil && p.fits(act) {
+			prg = p.free
+		}
 		f.SetCostTracker(nil)
-		v, _, err = p.prg.Eval(f)
+		v, _, err = prg.Eval(f)
 		f.SetCostTracker(nil)
 		if err != nil && errors.Is(err, interpreter.InterruptError{}) {
 			err = fmt.Errorf("%w: %w", err, context.Cause(ctx))
@@ -170,7 +191,7 @@ func parse(name string, data []byte, fast bool) (*Set, error) {
 	if f == nil {
 		return nil, errs.err()
 	}
-	fn := &funcs{globs: globCache{}}
+	fn := &funcs{globs: globCache{}, vars: varIDs{}}
 	env, err := newEnv(fn)
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
@@ -185,6 +206,7 @@ func parse(name string, data []byte, fast bool) (*Set, error) {
 		def:     f.def,
 		onError: f.onError,
 		byTool:  map[string][]int{},
+		kinds:   newKindCache(),
 		limits:  limits{denyBelow: orUnset(f.denyBelow), reviewBelow: orUnset(f.reviewBelow)},
 	}
 	for i, spec := range f.rules {
@@ -205,7 +227,7 @@ func parse(name string, data []byte, fast bool) (*Set, error) {
 			limits:        limits{denyBelow: orUnset(spec.denyBelow), reviewBelow: orUnset(spec.reviewBelow)},
 		}
 		if spec.match != nil {
-			p, checked, ok := compileExpr(env, fn.globs, fast, src, name, label, "match", spec.match, cel.BoolType, &errs)
+			p, checked, ok := compileExpr(env, fn, fast, src, name, label, "match", spec.match, cel.BoolType, &errs)
 			if ok {
 				r.match = p
 				r.reads.add(checked)
@@ -217,7 +239,7 @@ func parse(name string, data []byte, fast bool) (*Set, error) {
 			}
 		}
 		if spec.reasonExpr != nil {
-			if p, checked, ok := compileExpr(env, fn.globs, fast, src, name, label, "reason_expr", spec.reasonExpr, cel.StringType, &errs); ok {
+			if p, checked, ok := compileExpr(env, fn, fast, src, name, label, "reason_expr", spec.reasonExpr, cel.StringType, &errs); ok {
 				r.reasonExpr = &p
 				r.reads.add(checked)
 			}
@@ -295,7 +317,7 @@ func Load(path string) (*Set, error) {
 // compileExpr type-checks one expression and builds its program, with the
 // fast paths of fastpath.go when fast is set. Problems are added to errs at
 // their position in the file.
-func compileExpr(env *cel.Env, globs globCache, fast bool, src *source, file, rule, field string, n *yaml.Node, want *cel.Type, errs *errorList) (program, *cel.Ast, bool) {
+func compileExpr(env *cel.Env, fn *funcs, fast bool, src *source, file, rule, field string, n *yaml.Node, want *cel.Type, errs *errorList) (program, *cel.Ast, bool) {
 	if strings.TrimSpace(n.Value) == "" {
 		errs.add(file, n, rule, field, "empty expression")
 		return program{}, nil, false
@@ -312,6 +334,7 @@ func compileExpr(env *cel.Env, globs globCache, fast bool, src *source, file, ru
 		errs.add(file, n, rule, field, "must be a %s expression, but its type is %s", want, out)
 		return program{}, nil, false
 	}
+	globs := fn.globs
 	tracked := hasComprehension(checked)
 	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
 	if tracked {
@@ -337,7 +360,30 @@ func compileExpr(env *cel.Env, globs globCache, fast bool, src *source, file, ru
 		errs.add(file, n, rule, field, "%v", err)
 		return program{}, nil, false
 	}
-	return program{prg: prg, tracked: tracked, fast: installed}, checked, true
+	p := program{prg: prg, tracked: tracked, fast: installed}
+	if !tracked || !fast {
+		return p, checked, true
+	}
+	p.bound, p.vars = &costBound{env: env, checked: checked}, fn.vars.refs(readVars(checked))
+	free := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize), cel.InterruptCheckFrequency(interruptEvery)}
+	free = append(free, fastPaths(checked, env.CELTypeAdapter(), globs, new(int))...)
+	if p.free, err = env.Program(checked, free...); err != nil {
+		errs.add(file, n, rule, field, "%v", err)
+		return program{}, nil, false
+	}
+	return p, checked, true
+}
+
+// readVars returns the variables a checked expression reads.
+func readVars(checked *cel.Ast) []string {
+	var out []string
+	for _, r := range checked.NativeRep().ReferenceMap() {
+		if r.Value == nil && r.Name != "" && !slices.Contains(out, r.Name) {
+			out = append(out, r.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // celHint adds advice to cel-go messages that rule authors commonly hit.
@@ -551,7 +597,7 @@ func (s *Set) evaluate(ctx context.Context, c *toolgate.Call, trace *[]Step) too
 		d.Reason = fmt.Sprintf("the call was cancelled before it could be decided, so on_error (%s) applies", s.onError)
 		return d
 	}
-	act := s.acts.get(c, &s.ws)
+	act := s.acts.get(c, &s.ws, s.kinds)
 	defer s.acts.put(act)
 	won := false
 	ruled := false // a matching rule decided, thresholds included

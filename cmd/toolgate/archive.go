@@ -26,7 +26,11 @@ prunes them from the log; the chain stays verifiable across the cut
 (toolgate audit verify --archive FILE...). Pending reviews and calls still
 running are never archived: the cut stops before the first of them. Then
 the DB file is vacuumed to give the space back (--no-vacuum skips that:
-with a server writing, the vacuum holds its writes for its duration).`
+with a server writing, the vacuum holds its writes for its duration).
+On PostgreSQL (--db postgres://...) the archive is the same file; the
+prune runs under the chain's lock, so replicas may go on writing, and the
+vacuum is a plain VACUUM: it blocks no writes and makes the space reusable
+without shrinking the tables.`
 
 // runArchive is `toolgate audit archive`.
 func runArchive(ctx context.Context, args []string, env environ, stdout, stderr io.Writer) error {
@@ -40,7 +44,7 @@ func runArchive(ctx context.Context, args []string, env environ, stdout, stderr 
 		db, before, to, tmp, output string
 		noVacuum                    bool
 	)
-	fs.StringVar(&db, "db", "", "audit DB `path`")
+	fs.StringVar(&db, "db", "", "audit DB `path` or postgres:// URL")
 	fs.StringVar(&before, "before", "", "archive the calls decided before `T` (required)")
 	fs.StringVar(&to, "to", "", "the archive `file` to write (required; never overwritten)")
 	fs.StringVar(&tmp, "tmp", "", "`dir`ectory to build the uncompressed archive in (default: FILE's)")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -10,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
+	"github.com/toolgate/toolgate/audit/pgtest"
 )
 
 // writeCallsJSONL writes finished calls from to to (indexes; call i is
@@ -166,6 +169,76 @@ func TestArchiveCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	if out, ok := tgRun(t, "audit", "verify", "--db", db, "--archive", a1, a2); ok {
+		t.Fatalf("verify with an altered archive passed: %s", out)
+	}
+}
+
+// TestArchiveCLIPostgres: `audit archive` on a log in PostgreSQL writes
+// the same archive file as on SQLite, and `audit verify --archive` checks
+// it and the database as one chain; an altered archive, or a row or an
+// event altered in the database, fails the verify.
+func TestArchiveCLIPostgres(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	const n = 2000
+	dir := t.TempDir()
+	jsonl, arch := filepath.Join(dir, "calls.jsonl"), filepath.Join(dir, "a1.db.gz")
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	writeCallsJSONL(t, jsonl, 0, n, -1, start)
+	timed(t, "import", "audit", "import", "--db", dsn, jsonl)
+	out := timed(t, "archive", "audit", "archive", "--db", dsn, "--before", start.Add(n/2*time.Second).Format(time.RFC3339), "--to", arch)
+	if want := "archived " + strconv.Itoa(n/2) + " calls"; !strings.HasPrefix(out, want) {
+		t.Fatalf("archive: %s\nwant %q", out, want)
+	}
+	out = timed(t, "verify --archive", "audit", "verify", "--db", dsn, "--archive", arch)
+	if !strings.HasPrefix(out, "OK: 1 archives") || !strings.Contains(out, " and "+strconv.Itoa(n)+" calls;") {
+		t.Fatalf("verify --archive: %s", out)
+	}
+	if out, ok := tgRun(t, "audit", "verify", "--db", dsn); !ok || !strings.Contains(out, strconv.Itoa(n/2)+" calls") {
+		t.Fatalf("verify of the live log: %s", out)
+	}
+	out = timed(t, "stats --archive", "audit", "stats", "--db", dsn, "--archive", arch, "--output", "json")
+	var st audit.Report
+	if err := json.Unmarshal([]byte(out), &st); err != nil || st.Calls != n {
+		t.Fatalf("stats --archive counted %d calls, want %d (%v): %.500s", st.Calls, n, err, out)
+	}
+
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tamper := func(what, sql, undo string) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if out, ok := tgRun(t, "audit", "verify", "--db", dsn, "--archive", arch); ok {
+			t.Errorf("verify --archive passed with %s: %s", what, out)
+		}
+		if _, err := conn.Exec(ctx, undo); err != nil {
+			t.Fatalf("undo %s: %v", what, err)
+		}
+	}
+	last := "c" + strconv.Itoa(n-1)
+	tamper("a live row altered", `UPDATE calls SET tool = 'write_file' WHERE id = '`+last+`'`,
+		`UPDATE calls SET tool = 'read_file' WHERE id = '`+last+`'`)
+	tamper("a live event altered", `ALTER TABLE events DISABLE TRIGGER events_no_update;
+		UPDATE events SET body = replace(body, 'read_file', 'write_file') WHERE call_id = '`+last+`'`,
+		`UPDATE events SET body = replace(body, 'write_file', 'read_file') WHERE call_id = '`+last+`';
+		ALTER TABLE events ENABLE TRIGGER events_no_update`)
+	if out, ok := tgRun(t, "audit", "verify", "--db", dsn, "--archive", arch); !ok {
+		t.Fatalf("verify after undoing the edits: %s", out)
+	}
+	b, err := os.ReadFile(arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x40
+	if err := os.WriteFile(arch, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, ok := tgRun(t, "audit", "verify", "--db", dsn, "--archive", arch); ok {
 		t.Fatalf("verify with an altered archive passed: %s", out)
 	}
 }

@@ -6,7 +6,8 @@
 // For each side and level it prints p50/p99 latency, calls/s, the CPU time
 // per call of the side's server process (the proxy's, not its upstream's;
 // for the direct side, the upstream's), read from /proc/PID/stat before and
-// after each round, and that process's peak RSS (VmHWM).
+// after each round, and that process's peak RSS (VmHWM), then the
+// anonymous and file-backed parts of what it holds at the level's end.
 //
 // -server picks the upstream: "go" (the default) is the Go test upstream
 // (testdata/upstream, an mcp-go server); "everything" is the npm reference
@@ -245,10 +246,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "tgbench: echo tool of %s, %s transport, mcp-go clients (protocol %s)\n", up.desc, o.transport, mcp.ProtocolVersion20251125)
 	fmt.Fprintf(stdout, "toolgate: rules %s; SQLite audit log under %s\n", rulesDesc, adir)
 	fmt.Fprintf(stdout, "%d measured calls per side and level, in %d alternating rounds, after %d warm-up calls\n", o.calls, o.rounds, o.warmup)
-	fmt.Fprintf(stdout, "CPU: of the side's server process per call (direct: the upstream; proxies: the proxy alone); RSS: its peak (VmHWM)\n\n")
+	fmt.Fprintf(stdout, "CPU: of the side's server process per call (direct: the upstream; proxies: the proxy alone); RSS: its peak (VmHWM),\n")
+	fmt.Fprintf(stdout, "then what it holds at the level's end, MiB: anonymous (heaps, stacks) + file-backed (its executable's pages, shared)\n\n")
 
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "side\tconcurrency\tcalls\tp50\tp99\tcalls/s\tCPU/call\tpeak RSS\t")
+	fmt.Fprintln(tw, "side\tconcurrency\tcalls\tp50\tp99\tcalls/s\tCPU/call\tpeak RSS\tanon + file\t")
 	res := map[key]stats{}
 	for _, c := range o.conc {
 		if err := level(ctx, &o, sides, c, up.arg, res); err != nil {
@@ -256,7 +258,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		for _, s := range sides {
 			st := res[key{s.name, c}]
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%.0f\t%s\t%s\t\n", s.name, c, st.n, us(st.p50), us(st.p99), st.rate, cpuText(st.cpu), mib(st.rss))
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%.0f\t%s\t%s\t%.1f + %.1f\t\n", s.name, c, st.n, us(st.p50), us(st.p99), st.rate, cpuText(st.cpu), mib(st.mem.peak),
+				float64(st.mem.anon)/(1<<20), float64(st.mem.file)/(1<<20))
 		}
 	}
 	tw.Flush()
@@ -316,7 +319,7 @@ func level(ctx context.Context, o *options, sides []*side, c int, arg string, re
 		if cpuOK[i] && st.n > 0 {
 			st.cpu = cpu[i] / time.Duration(st.n)
 		}
-		st.rss, _ = procPeakRSS(s.pid)
+		st.mem, _ = procMemory(s.pid)
 		res[key{s.name, c}] = st
 	}
 	return nil
@@ -346,7 +349,7 @@ func report(w io.Writer, res map[key]stats, name string, conc []int) (missed boo
 	}
 	var peak, plainPeak int64
 	for _, c := range conc {
-		peak, plainPeak = max(peak, res[key{name, c}].rss), max(plainPeak, res[key{"plain", c}].rss)
+		peak, plainPeak = max(peak, res[key{name, c}].mem.peak), max(plainPeak, res[key{"plain", c}].mem.peak)
 	}
 	if peak > 0 {
 		check(peak < aimPeakRSS, "peak RSS %s vs %s (aim < %s)", mib(peak), mib(plainPeak), mib(aimPeakRSS))
@@ -389,7 +392,7 @@ type stats struct {
 	p50, p99 time.Duration
 	rate     float64
 	cpu      time.Duration // per call; -1 if unknown
-	rss      int64         // peak, bytes; 0 if unknown
+	mem      memory        // at the end of the level; zero if unknown
 }
 
 func summarize(lat []time.Duration, rates []float64) stats {
@@ -436,21 +439,38 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(utime+stime) * clockTick, nil
 }
 
-// procPeakRSS is process pid's peak resident set size (VmHWM).
-func procPeakRSS(pid int) (int64, error) {
+// memory is a process's resident memory, in bytes: its peak (VmHWM), and
+// what it holds now of anonymous memory (heaps, stacks) and of files
+// (mostly its own executable's pages, shared with every process running it).
+type memory struct{ peak, anon, file int64 }
+
+// procMemory reads process pid's memory from /proc/PID/status.
+func procMemory(pid int) (memory, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, err
+		return memory{}, err
 	}
 	defer f.Close()
+	var m memory
+	fields := map[string]*int64{"VmHWM:": &m.peak, "RssAnon:": &m.anon, "RssFile:": &m.file}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10, err
+		name, v, _ := strings.Cut(sc.Text(), "\t")
+		dst := fields[name]
+		if dst == nil {
+			continue
 		}
+		kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+		if err != nil {
+			return memory{}, fmt.Errorf("%s %q: %w", name, v, err)
+		}
+		*dst = kb << 10
+		delete(fields, name)
 	}
-	return 0, errors.New("no VmHWM")
+	if len(fields) > 0 {
+		return memory{}, errors.New("no VmHWM, RssAnon or RssFile in /proc/PID/status")
+	}
+	return m, sc.Err()
 }
 
 // side is one way of reaching the echo tool: a way to open clients for a

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"testing"
 )
 
@@ -38,8 +39,8 @@ func TestRunSmoke(t *testing.T) {
 				`c=1: p50 \d+µs vs \d+µs`, `c=2: \d+ vs \d+ calls/s`, `peak RSS [0-9.]+ MiB vs [0-9.]+ MiB`}
 			for _, side := range []string{"direct", "plain", "toolgate"} {
 				for _, c := range []string{"1", "2"} {
-					// calls, p50, p99, calls/s, CPU/call, peak RSS
-					wants = append(wants, side+` +`+c+` +20 +\d+µs +\d+µs +\d+ +\d+µs +[0-9.]+ MiB`)
+					// calls, p50, p99, calls/s, CPU/call, peak RSS, anon + file
+					wants = append(wants, side+` +`+c+` +20 +\d+µs +\d+µs +\d+ +\d+µs +[0-9.]+ MiB +[0-9]+\.[0-9] \+ [0-9]+\.[0-9]\b`)
 				}
 			}
 			for _, want := range wants {
@@ -51,7 +52,7 @@ func TestRunSmoke(t *testing.T) {
 	}
 }
 
-// TestProcStats reads this process's CPU time and peak RSS the way tgbench
+// TestProcStats reads this process's CPU time and memory the way tgbench
 // reads a side's.
 func TestProcStats(t *testing.T) {
 	pid := os.Getpid()
@@ -70,11 +71,15 @@ func TestProcStats(t *testing.T) {
 	if after < before {
 		t.Errorf("CPU time went back: %v then %v", before, after)
 	}
-	rss, err := procPeakRSS(pid)
+	m, err := procMemory(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rss < int64(len(buf)) {
-		t.Errorf("peak RSS %d bytes, less than the %d just touched", rss, len(buf))
+	if m.peak < int64(len(buf)) || m.anon < int64(len(buf)) {
+		t.Errorf("peak RSS %d bytes, anonymous %d: less than the %d just touched", m.peak, m.anon, len(buf))
 	}
+	if m.file <= 0 || m.peak < m.anon+m.file {
+		t.Errorf("file-backed RSS %d bytes (this test's executable runs from a file), peak %d below anonymous %d + file %d", m.file, m.peak, m.anon, m.file)
+	}
+	runtime.KeepAlive(buf)
 }
