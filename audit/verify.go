@@ -588,17 +588,32 @@ func newRowItem(cols *slimRow, args sql.NullString, names map[int64]string) rowI
 		r.ok = r.ok && ok && found
 		cols[i] = name
 	}
-	r.seq, _ = cols[0].(int64)
-	r.id, _ = cols[slimID].(string)
-	r.status, _ = cols[slimStatus].(string)
-	r.vseq, _ = cols[slimVerdictSeq].(int64)
-	r.oseq, _ = cols[slimOutcomeSeq].(int64)
+	// The columns compared outside the digests must have the types the
+	// detailed pass wants (slimOf), so that equal values mean equal rows.
+	var seqOK, statusOK, vOK, oOK bool
+	r.seq, seqOK = cols[0].(int64)
+	r.status, statusOK = cols[slimStatus].(string)
+	r.vseq, vOK = optSeq(cols[slimVerdictSeq])
+	r.oseq, oOK = optSeq(cols[slimOutcomeSeq])
+	r.ok = r.ok && seqOK && statusOK && vOK && oOK
+	r.id, _ = cols[slimID].(string) // in the digest
 	r.entry = slimKey(cols, slimID, slimEntryEnd)
 	r.hasReview = cols[slimReview] != nil || cols[slimReview+1] != nil || cols[slimReviewEnd] != nil
 	if r.hasReview {
 		r.review = slimKey(cols, slimReview, slimReviewEnd)
 	}
 	return r
+}
+
+// optSeq reads a column slimOf sets to an event's seq or nil (0, for none).
+func optSeq(v any) (int64, bool) {
+	switch n := v.(type) {
+	case nil:
+		return 0, true
+	case int64:
+		return n, n != 0
+	}
+	return 0, false
 }
 
 // matches reports whether the row points at the events its call's fold
