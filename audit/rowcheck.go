@@ -1,15 +1,17 @@
 package audit
 
 import (
+	"crypto/sha256"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
-// rowCols are what verify reads of a calls row: the columns the projection
-// derives from the call's events (slimNames, in order; a ref as the string
-// it names), the legacy arguments, and the at and body of the events the
-// row points at.
+// rowCols are what verify's detailed pass reads of a calls row: the
+// columns the projection derives from the call's events (slimNames, in
+// order; a ref as the string it names), the legacy arguments, and the at
+// and body of the events the row points at.
 var rowCols = func() string {
 	cols := make([]string, len(slimNames))
 	for i, c := range slimNames {
@@ -26,108 +28,148 @@ var rowCols = func() string {
 const rowFrom = `calls LEFT JOIN events d ON d.seq = calls.seq LEFT JOIN events v ON v.seq = calls.verdict_seq
 LEFT JOIN events o ON o.seq = calls.outcome_seq`
 
+// fastRowCols are what verify's fast pass reads of a calls row: its
+// derived columns (refs as ids, named from the names table in memory) and
+// the legacy arguments.
+var fastRowCols = "calls." + strings.Join(slimNames, ", calls.") + ", calls.args"
+
 // slimNames name the derived columns, in rowCols' order.
 var slimNames = []string{"seq", "id", "received_at", "client_ref", "model_ref", "model_version_ref",
 	"session_ref", "server_ref", "tool_ref", "kind_ref", "user_ref", "rules_version_ref", "rules_label_ref",
 	"rule_ref", "action", "auto_approved", "eval_failed", "status", "verdict_seq", "outcome_seq",
 	"review_approved", "review_channel", "review_ms"}
 
+// Indexes into slimRow: the decision's columns are slimID..slimEntryEnd,
+// the verdict's slimReview..slimReviewEnd.
+const (
+	slimID         = 1
+	slimEntryEnd   = 16
+	slimStatus     = 17
+	slimVerdictSeq = 18
+	slimOutcomeSeq = 19
+	slimReview     = 20
+	slimReviewEnd  = 22
+)
+
 // slimRow is a row's derived columns, each an int64, a string or nil
 // (NULL).
 type slimRow [23]any
 
-// storedRow is a calls row as verify reads it.
+// storedRow is a calls row as the detailed pass reads it.
 type storedRow struct {
 	cols            slimRow
 	args            sql.NullString
 	d, v, o         joined
 	seq, vseq, oseq int64 // 0: NULL
 	id, status      string
-	rec             *Record // from the events the row points at; nil if they do not decode
-	recErr          error
-	// dStatus, vStatus and oStatus are the statuses of the events the
-	// row points at, as decoded.
-	dStatus, vStatus, oStatus string
+	recErr          error // the events the row points at do not decode
+}
+
+// scanSlim scans a row's derived columns into cols, then rest, and
+// normalizes what drivers return to int64, string or nil.
+func scanSlim(sc scanner, cols *slimRow, rest ...any) error {
+	dst := make([]any, 0, len(cols)+len(rest))
+	for i := range cols {
+		dst = append(dst, &cols[i])
+	}
+	if err := sc.Scan(append(dst, rest...)...); err != nil {
+		return err
+	}
+	for i, c := range cols {
+		switch v := c.(type) {
+		case []byte:
+			cols[i] = string(v)
+		case bool: // a driver's boolean: stored 0/1
+			cols[i] = int64(0)
+			if v {
+				cols[i] = int64(1)
+			}
+		case int32:
+			cols[i] = int64(v)
+		}
+	}
+	return nil
 }
 
 // scanRawRow reads a row from rowCols; decode then reads its events.
 func scanRawRow(sc scanner) (*storedRow, error) {
 	var r storedRow
-	dst := make([]any, 0, len(r.cols)+4)
-	for i := range r.cols {
-		dst = append(dst, &r.cols[i])
-	}
-	dst = append(dst, &r.args, &r.d.at, &r.d.body, &r.v.at, &r.v.body, &r.o.at, &r.o.body)
-	if err := sc.Scan(dst...); err != nil {
+	if err := scanSlim(sc, &r.cols, &r.args, &r.d.at, &r.d.body, &r.v.at, &r.v.body, &r.o.at, &r.o.body); err != nil {
 		return nil, err
 	}
-	for i, c := range r.cols {
-		switch v := c.(type) {
-		case []byte:
-			r.cols[i] = string(v)
-		case bool: // a driver's boolean: stored 0/1
-			r.cols[i] = int64(0)
-			if v {
-				r.cols[i] = int64(1)
-			}
-		case int32:
-			r.cols[i] = int64(v)
-		}
-	}
 	r.seq, _ = r.cols[0].(int64)
-	r.id, _ = r.cols[1].(string)
-	r.status, _ = r.cols[17].(string)
-	r.vseq, _ = r.cols[18].(int64)
-	r.oseq, _ = r.cols[19].(int64)
+	r.id, _ = r.cols[slimID].(string)
+	r.status, _ = r.cols[slimStatus].(string)
+	r.vseq, _ = r.cols[slimVerdictSeq].(int64)
+	r.oseq, _ = r.cols[slimOutcomeSeq].(int64)
 	return &r, nil
 }
 
-// decode reads the record the events the row points at hold.
+// decode checks that the events the row points at decode.
 func (r *storedRow) decode() {
-	if !r.d.body.Valid {
-		return
-	}
-	de, ve, oe, err := decodeJoined(r.id, &r.d, &r.v, &r.o)
-	if r.recErr = err; err != nil {
-		return
-	}
-	rec := Record{Status: r.status}
-	rec.fill(de, ve, oe)
-	r.rec = &rec
-	r.dStatus = de.Status
-	if ve != nil {
-		r.vStatus = ve.Status
-	}
-	if oe != nil {
-		r.oStatus = oe.Status
+	if r.d.body.Valid {
+		_, _, _, r.recErr = decodeJoined(r.id, &r.d, &r.v, &r.o)
 	}
 }
 
-// format1 reports whether the row's decision event is in format 1.
-func (r *storedRow) format1() bool { return !isFormat2(r.d.body.String) }
+// slimBool is a boolean column's value.
+func slimBool(v bool) int64 {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// slimEntry sets the decision's columns of s from e.
+func slimEntry(s *slimRow, e *Entry) {
+	copy(s[slimID:slimEntryEnd+1], []any{e.ID, e.ReceivedAt.UnixNano(), e.Client.Name, e.Model.Name, e.Model.Version,
+		e.Session, e.Server, e.Tool, kindColumn(e.Kind), e.Principal.User, e.RulesVersion, e.RulesLabel,
+		e.Rule, string(e.Action), slimBool(e.AutoApproved), slimBool(e.EvalError != "")})
+}
+
+// slimVerdict sets the verdict's columns of s from r (nil: none).
+func slimVerdict(s *slimRow, r *Review) {
+	if r != nil {
+		s[slimReview], s[slimReview+1], s[slimReviewEnd] = slimBool(r.Approved), r.Channel, r.TimeToDecision.Milliseconds()
+	}
+}
 
 // slimOf is the derived columns of the row of call r, whose decision,
 // last verdict and last outcome events are seq, vseq and oseq (0: none).
 func slimOf(r *Record, seq, vseq, oseq int64) slimRow {
-	b := func(v bool) int64 {
-		if v {
-			return 1
-		}
-		return 0
-	}
 	opt := func(n int64) any {
 		if n == 0 {
 			return nil
 		}
 		return n
 	}
-	s := slimRow{seq, r.ID, r.ReceivedAt.UnixNano(), r.Client.Name, r.Model.Name, r.Model.Version,
-		r.Session, r.Server, r.Tool, kindColumn(r.Kind), r.Principal.User, r.RulesVersion, r.RulesLabel,
-		r.Rule, string(r.Action), b(r.AutoApproved), b(r.EvalError != ""), r.Status, opt(vseq), opt(oseq)}
-	if r.Review != nil {
-		s[20], s[21], s[22] = b(r.Review.Approved), r.Review.Channel, r.Review.TimeToDecision.Milliseconds()
-	}
+	s := slimRow{seq}
+	slimEntry(&s, &r.Entry)
+	s[slimStatus], s[slimVerdictSeq], s[slimOutcomeSeq] = r.Status, opt(vseq), opt(oseq)
+	slimVerdict(&s, r.Review)
 	return s
+}
+
+// slimKey is the digest of the columns of s from..to (inclusive): equal
+// digests mean equal values (each is encoded with its type and length).
+func slimKey(s *slimRow, from, to int) digest {
+	var buf [256]byte
+	b := buf[:0]
+	for _, v := range s[from : to+1] {
+		switch x := v.(type) {
+		case int64:
+			b = strconv.AppendInt(append(b, 'i'), x, 10)
+		case string:
+			b = strconv.AppendInt(append(b, 's'), int64(len(x)), 10)
+			b = append(append(b, ':'), x...)
+		case nil:
+			b = append(b, 'n')
+		default: // no event gives any other type
+			b = append(b, 'x')
+		}
+		b = append(b, ';')
+	}
+	return sha256.Sum256(b)
 }
 
 // slimDiff names the columns where got differs from want ("" if none).
@@ -161,14 +203,4 @@ func argsProblem(row sql.NullString, chained *Entry, format1 bool) string {
 		return "args: row's args do not match the chained args_hash"
 	}
 	return ""
-}
-
-// selfConsistent reports whether the row's derived columns and arguments
-// are what the events it points at make them.
-func (r *storedRow) selfConsistent() bool {
-	if r.rec == nil {
-		return false
-	}
-	want := slimOf(r.rec, r.seq, r.vseq, r.oseq)
-	return want == r.cols && argsProblem(r.args, &r.rec.Entry, r.format1()) == ""
 }

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -10,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 
 	jsonv1 "github.com/go-json-experiment/json/v1"
@@ -450,6 +450,10 @@ func standaloneProblem(id, kind, body string) string {
 // verifyChunk is how many events or rows the fast pass reads per batch.
 const verifyChunk = 512
 
+// digest is a sha256 by which the fast pass compares a row's columns with
+// what its events make them (slimKey).
+type digest [sha256.Size]byte
+
 // evItem is one event as read, and what a worker computed from it.
 type evItem struct {
 	seq                          int64
@@ -461,25 +465,37 @@ type evItem struct {
 	// headerOK says the body decodes, a format-1 body's kind and id are
 	// the columns', and a standalone event's body names its columns.
 	headerOK bool
-	// status is the call's status after the event; unknown when byRow.
-	status string
-	// byRow says the body was not decoded here: it is a format-2 decision,
-	// verdict or outcome, which the row that points at it decodes
-	// (rowItem), and which is known to be well formed only then.
-	byRow bool
+	status   string
+	// entry and review are the slimKeys of a decision's and a verdict's
+	// columns, when the event has one (hasPart).
+	entry, review digest
+	hasPart       bool
+	// args is what the row check needs of a decision's arguments.
+	args argsState
 }
 
-// read decodes what the fold needs of the event. The hash is checked by
-// check, in order.
+// argsState is what a calls row's legacy args column is checked against
+// (argsProblem): whether the decision event is format 1 and holds the
+// arguments, and the hash it holds when it does not.
+type argsState struct {
+	format1, inEvent bool
+	hash             string
+}
+
+// ok reports whether a row's args column fits; false may also mean that
+// only the detailed pass can tell.
+func (a *argsState) ok(row sql.NullString) bool {
+	if !row.Valid {
+		return a.inEvent || !a.format1
+	}
+	return a.format1 && !a.inEvent && argsHash([]byte(row.String)) == a.hash
+}
+
+// read decodes the event and digests what the row check needs of it. The
+// hash is checked by check, in order.
 func (e *evItem) read() {
-	switch e.kind {
-	case kindToken:
+	if e.kind == kindToken {
 		return
-	case kindDecision, kindVerdict, kindOutcome:
-		if isFormat2(e.body) {
-			e.byRow = true
-			return
-		}
 	}
 	if standaloneKinds[e.kind] || e.kind == kindRulesLoad || e.kind == kindRulesRollback {
 		e.headerOK = standaloneProblem(e.callID, e.kind, e.body) == ""
@@ -491,23 +507,33 @@ func (e *evItem) read() {
 	}
 	e.headerOK = ev.ID == e.callID && ev.Kind == e.kind
 	e.status = ev.Status
+	var s slimRow
+	switch {
+	case e.kind == kindDecision && ev.Decision != nil:
+		slimEntry(&s, ev.Decision)
+		e.entry, e.hasPart = slimKey(&s, slimID, slimEntryEnd), true
+		e.args = argsState{format1: !isFormat2(e.body), inEvent: argsStored(ev.Decision.Args)}
+		if e.args.format1 && !e.args.inEvent {
+			e.args.hash = ev.Decision.ArgsHash
+		}
+	case e.kind == kindVerdict && ev.Verdict != nil:
+		slimVerdict(&s, ev.Verdict)
+		e.review, e.hasPart = slimKey(&s, slimReview, slimReviewEnd), true
+	}
 }
 
 // foldState is what the fast pass needs of a call's events folded in
-// order (see Record.fold): which events its row must point at, and the
-// status they leave it in.
+// order (see Record.fold): which events its row must point at, and its
+// columns by digest.
 type foldState struct {
 	status string
 	n      int
 	// decSeq, verSeq and outSeq are the call's decision event and its last
 	// verdict and outcome events (0: none), which its row points at.
 	decSeq, verSeq, outSeq int64
-	// lastSeq is the last event, whose status the call has; lastByRow
-	// says its status is the row's to decode (evItem.byRow).
-	lastSeq   int64
-	lastByRow bool
-	// verByRow and outByRow say the same of the verdict and outcome.
-	verByRow, outByRow bool
+	entry, review          digest
+	hasEntry, hasReview    bool
+	args                   argsState
 	// bad marks a problem the detailed pass names if the call has a row;
 	// orphanBad one it names if the call has none.
 	bad, orphanBad bool
@@ -521,65 +547,104 @@ func (st *foldState) fold(e *evItem) {
 	default:
 		st.orphanBad = true
 	}
-	if !e.headerOK && !e.byRow || (st.n == 0) != (e.kind == kindDecision) {
+	if !e.headerOK || (st.n == 0) != (e.kind == kindDecision) {
 		st.bad = true
 	}
 	st.n++
-	st.status, st.lastSeq, st.lastByRow = e.status, e.seq, e.byRow
-	// An event left to the row and replaced before the row could point
-	// at it is not known to be well formed.
+	st.status = e.status
 	switch e.kind {
 	case kindDecision:
-		st.decSeq = cmp.Or(st.decSeq, e.seq)
+		if st.decSeq == 0 {
+			st.decSeq, st.entry, st.hasEntry, st.args = e.seq, e.entry, e.hasPart, e.args
+		}
 	case kindVerdict:
-		st.bad = st.bad || st.verSeq != 0 && st.verByRow
-		st.verSeq, st.verByRow = e.seq, e.byRow
+		st.verSeq, st.review, st.hasReview = e.seq, e.review, e.hasPart
 	case kindOutcome:
-		st.bad = st.bad || st.outSeq != 0 && st.outByRow
-		st.outSeq, st.outByRow = e.seq, e.byRow
+		st.outSeq = e.seq
 	}
 }
 
 // rowItem is a calls row as the fast pass compares it with its events:
-// which events it points at, the status of each as decoded, its status,
-// and whether its derived columns are what those events make them.
+// which events it points at, its status, and its columns by digest.
 type rowItem struct {
 	id, status      string
 	seq, vseq, oseq int64
-	// dStatus, vStatus and oStatus are the statuses the events at seq,
-	// vseq and oseq decode to.
-	dStatus, vStatus, oStatus string
-	ok                        bool
+	entry, review   digest
+	hasReview       bool
+	args            sql.NullString
+	// ok says the row was read and each of its refs names a string.
+	ok bool
 }
 
-func newRowItem(r *storedRow) rowItem {
-	r.decode()
-	it := rowItem{id: r.id, status: r.status, seq: r.seq, vseq: r.vseq, oseq: r.oseq, ok: r.selfConsistent()}
-	it.dStatus, it.vStatus, it.oStatus = r.dStatus, r.vStatus, r.oStatus
-	return it
+// newRowItem digests the row's columns cols, its refs named by names.
+func newRowItem(cols *slimRow, args sql.NullString, names map[int64]string) rowItem {
+	r := rowItem{args: args, ok: true}
+	for i, c := range slimNames {
+		if !strings.HasSuffix(c, "_ref") {
+			continue
+		}
+		id, ok := cols[i].(int64)
+		name, found := names[id]
+		r.ok = r.ok && ok && found
+		cols[i] = name
+	}
+	// The columns compared outside the digests must have the types the
+	// detailed pass wants (slimOf), so that equal values mean equal rows.
+	var seqOK, statusOK, vOK, oOK bool
+	r.seq, seqOK = cols[0].(int64)
+	r.status, statusOK = cols[slimStatus].(string)
+	r.vseq, vOK = optSeq(cols[slimVerdictSeq])
+	r.oseq, oOK = optSeq(cols[slimOutcomeSeq])
+	r.ok = r.ok && seqOK && statusOK && vOK && oOK
+	r.id, _ = cols[slimID].(string) // in the digest
+	r.entry = slimKey(cols, slimID, slimEntryEnd)
+	r.hasReview = cols[slimReview] != nil || cols[slimReview+1] != nil || cols[slimReviewEnd] != nil
+	if r.hasReview {
+		r.review = slimKey(cols, slimReview, slimReviewEnd)
+	}
+	return r
+}
+
+// optSeq reads a column slimOf sets to an event's seq or nil (0, for none).
+func optSeq(v any) (int64, bool) {
+	switch n := v.(type) {
+	case nil:
+		return 0, true
+	case int64:
+		return n, n != 0
+	}
+	return 0, false
 }
 
 // matches reports whether the row points at the events its call's fold
-// ends with and equals what they make it; anything else is left to
-// verifyRows to judge and name.
+// ends with and its columns are what they make them; anything else is
+// left to verifyRows to judge and name.
 func (r *rowItem) matches(st *foldState) bool {
-	if !r.ok || st.bad || r.seq != st.decSeq || r.vseq != st.verSeq || r.oseq != st.outSeq {
-		return false
+	return r.ok && !st.bad && st.hasEntry && r.status == st.status &&
+		r.seq == st.decSeq && r.vseq == st.verSeq && r.oseq == st.outSeq &&
+		r.entry == st.entry && r.hasReview == st.hasReview && (!r.hasReview || r.review == st.review) &&
+		st.args.ok(r.args)
+}
+
+// readNames reads the names table: each name by its id.
+func readNames(ctx context.Context, tx *sql.Tx) (map[int64]string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, name FROM names`)
+	if err != nil {
+		return nil, err
 	}
-	status := st.status
-	if st.lastByRow {
-		switch st.lastSeq {
-		case r.seq:
-			status = r.dStatus
-		case r.vseq:
-			status = r.vStatus
-		case r.oseq:
-			status = r.oStatus
-		default:
-			return false
+	defer rows.Close()
+	names := map[int64]string{}
+	for rows.Next() {
+		var (
+			id   int64
+			name string
+		)
+		if err := rows.Scan(&id, &name); err != nil {
+			return nil, err
 		}
+		names[id] = name
 	}
-	return r.status == status
+	return names, rows.Err()
 }
 
 // verifyFast checks the chain, reporting its problems, and reports
@@ -635,13 +700,23 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, bas
 		if tx == nil {
 			tx = evTx
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT `+rowCols+` FROM `+rowFrom+` ORDER BY calls.seq`)
+		names, err := readNames(ctx, tx)
+		if err != nil {
+			rowErr = err
+			return
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT `+fastRowCols+` FROM calls ORDER BY calls.seq`)
 		if err != nil {
 			rowErr = err
 			return
 		}
 		defer rows.Close()
-		recs := make([]*storedRow, 0, verifyChunk)
+		type read struct {
+			cols slimRow
+			args sql.NullString
+			ok   bool
+		}
+		recs := make([]read, 0, verifyChunk)
 		flush := func() bool {
 			out := make([]rowItem, len(recs))
 			rowChunks = append(rowChunks, out)
@@ -649,25 +724,23 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, bas
 			rowJobs.Add(1)
 			ok := submit(func() {
 				defer rowJobs.Done()
-				for i, r := range in {
-					if r == nil {
-						continue // unreadable: verifyRows names it
+				for i := range in {
+					if in[i].ok { // unreadable: verifyRows names it
+						out[i] = newRowItem(&in[i].cols, in[i].args, names)
 					}
-					out[i] = newRowItem(r)
 				}
 			})
 			if !ok {
 				rowJobs.Done()
 			}
-			recs = make([]*storedRow, 0, verifyChunk)
+			recs = make([]read, 0, verifyChunk)
 			return ok
 		}
 		for rows.Next() {
-			r, err := scanRawRow(rows)
-			if err != nil {
-				r = nil // unreadable: verifyRows names it
-			}
-			if recs = append(recs, r); len(recs) == verifyChunk && !flush() {
+			recs = append(recs, read{})
+			r := &recs[len(recs)-1]
+			r.ok = scanSlim(rows, &r.cols, &r.args) == nil
+			if len(recs) == verifyChunk && !flush() {
 				return
 			}
 		}

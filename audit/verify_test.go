@@ -202,6 +202,7 @@ func FuzzVerifyFast(f *testing.F) {
 	f.Add(false, 3, "reviewer", "", "mallory")
 	f.Add(false, 14, "args", "", `{"path":"/etc/passwd"}`)
 	f.Add(false, 1, "annotations", "", `{"title":"x"}`)
+	f.Add(false, 21, "verdict_seq", "", "0") // 01VF0, never reviewed: 0 is not NULL
 	template := verifyTemplate(f)
 	colOK := map[string]bool{}
 	for _, c := range append(slimNames, "args") {
