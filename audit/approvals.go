@@ -35,20 +35,20 @@ func (w *wtx) setReview(id string, r *entryRow) error {
 // twice, more approvers needed, each a review error the caller shows).
 // Denials end the review at once; approvals count until enough distinct
 // approvers have approved, each chained as it comes.
-func (w *wtx) admit(id string, v toolgate.Verdict, at time.Time, status string) (*toolgate.Verdict, error) {
+func (w *wtx) admit(id string, cs callState, v toolgate.Verdict, at time.Time) (*toolgate.Verdict, error) {
 	var (
-		needs      int
-		channels   string
-		user, auth string
+		needs    int
+		channels string
+		status   = cs.status
 	)
-	if err := w.s.conn.QueryRowContext(w.ctx, `SELECT review_needs, review_channels, principal_user, auth FROM calls WHERE id = ?`, id).
-		Scan(&needs, &channels, &user, &auth); err != nil {
+	if err := w.s.conn.QueryRowContext(w.ctx, `SELECT review_needs, review_channels FROM calls WHERE id = ?`, id).
+		Scan(&needs, &channels); err != nil {
 		return nil, fmt.Errorf("audit: review policy of %s: %w", id, err)
 	}
 	if !toolgate.IsReviewChannel(v.Channel) {
 		return &v, nil
 	}
-	if why := selfApproval(toolgate.Principal{User: user, Auth: auth}, v); why != "" {
+	if why := selfApproval(cs.principal, v); why != "" {
 		r := &Review{Reviewer: v.Reviewer, Channel: v.Channel, Reason: why, DecidedAt: at}
 		if err := w.appendEvent(&event{Kind: kindClick, ID: id, At: at.UnixNano(), Status: status, Verdict: r}); err != nil {
 			return nil, err

@@ -456,7 +456,7 @@ func planCut(ctx context.Context, tx *sql.Tx, before time.Time, maxCalls int, re
 	p.info.Head.Seq = head
 	p.info.Events = head - start.Seq
 	p.info.Calls = int64(len(p.ids))
-	if err := tx.QueryRowContext(ctx, `SELECT hash FROM events WHERE seq = ?`, head).Scan(&p.info.Head.Hash); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT hash FROM events WHERE seq = ?`, head).Scan(hexScan{&p.info.Head.Hash}); err != nil {
 		return nil, fmt.Errorf("audit: archive: event %d: %w", head, err)
 	}
 	return p, nil
@@ -497,6 +497,8 @@ func fillArchive(ctx context.Context, dst *sql.Tx, pre string, p *archivePlan, c
 		{"calls", `id IN (` + archivedCalls + `)`, []any{from, to}},
 		{"review_approvals", `call_id IN (` + archivedCalls + `)`, []any{from, to}},
 		{"rulesets", `1 = 1`, nil},
+		// Every name, by the ids the calls rows refer to them by.
+		{"names", `1 = 1`, nil},
 	} {
 		n, err := copyTable(c.table, c.where, c.args)
 		if err != nil {
@@ -665,7 +667,7 @@ func (w *wtx) prune(p *archivePlan, cut *Cut) error {
 		return fmt.Errorf("%w (another archive moved the chain's start to event %d)", ErrArchiveRace, base.Seq)
 	}
 	var head string
-	if err := q.QueryRowContext(ctx, `SELECT hash FROM events WHERE seq = ?`, p.info.Head.Seq).Scan(&head); err != nil || head != p.info.Head.Hash {
+	if err := q.QueryRowContext(ctx, `SELECT hash FROM events WHERE seq = ?`, p.info.Head.Seq).Scan(hexScan{&head}); err != nil || head != p.info.Head.Hash {
 		return fmt.Errorf("%w (event %d changed or is gone: %v)", ErrArchiveRace, p.info.Head.Seq, err)
 	}
 	late := ""
@@ -1036,7 +1038,7 @@ func archivedHash(ctx context.Context, archives []*Archived, seq int64) (hash st
 		if seq <= a.Info.Start.Seq || seq > a.Info.Head.Seq {
 			continue
 		}
-		err := a.rdb.QueryRowContext(ctx, `SELECT hash FROM events WHERE seq = ?`, seq).Scan(&hash)
+		err := a.rdb.QueryRowContext(ctx, `SELECT hash FROM events WHERE seq = ?`, seq).Scan(hexScan{&hash})
 		if errors.Is(err, sql.ErrNoRows) {
 			return "", false, nil
 		}
@@ -1116,8 +1118,7 @@ type attached struct{ path, alias string }
 // PostgreSQL; nil for none), into a's copy, in order, in one transaction
 // (so the last, the live log, is read in one snapshot). Rows
 // the copy already has (a rule set) are kept; grants come from the last
-// source only. Calls rows get new seqs: a log whose calls were all
-// archived numbers its next ones from 1 again.
+// source only. Calls rows keep their seqs, their decision events'.
 func (a *Archived) appendFrom(ctx context.Context, srcs []attached, pgLive *sql.Tx) error {
 	db, err := sql.Open("sqlite3", snapshotDSN(a.tmp, a.o))
 	if err != nil {
@@ -1140,13 +1141,10 @@ func (a *Archived) appendFrom(ctx context.Context, srcs []attached, pgLive *sql.
 		return fmt.Errorf("audit: combine archives: %w", err)
 	}
 	defer tx.Rollback()
-	for _, table := range []string{"events", "calls", "review_approvals", "rulesets", "grants"} {
+	for _, table := range []string{"events", "names", "calls", "review_approvals", "rulesets", "grants"} {
 		cols, err := tableColumns(ctx, tx, table)
 		if err != nil {
 			return err
-		}
-		if table == "calls" {
-			cols = slices.DeleteFunc(cols, func(c string) bool { return c == `"seq"` })
 		}
 		list := strings.Join(cols, ", ")
 		for i, s := range srcs {

@@ -240,7 +240,7 @@ func TestArchiveMovesWholeFinishedCallsAndChainVerifies(t *testing.T) {
 	})
 	t.Run("event altered in an archive", func(t *testing.T) {
 		a := l.open("one.db.gz")[0]
-		if _, err := rawDB(t, a.tmp).Exec(`DROP TRIGGER events_no_update; UPDATE events SET body = replace(body, '"a1"', '"a9"') WHERE call_id = 'a1'`); err != nil {
+		if _, err := rawDB(t, a.tmp).Exec(`DROP TRIGGER events_no_update; UPDATE events SET at = at + 1 WHERE call_id = 'a1'`); err != nil {
 			t.Fatal(err)
 		}
 		rep, err := VerifyArchives(ctx, l.s, append([]*Archived{a}, l.open("two.db.gz")...))
@@ -309,8 +309,15 @@ func TestVerifyReportsChainBaseMovedByHand(t *testing.T) {
 		l.begin(id, toolgate.Deny)
 	}
 	db := rawDB(t, l.s.Path())
-	if _, err := db.Exec(`INSERT INTO chain_base (id, seq, hash) SELECT 1, seq, hash FROM events WHERE seq = 2;
-		DELETE FROM calls WHERE id IN ('a', 'b'); DELETE FROM events WHERE seq <= 2`); err != nil {
+	var head []byte
+	if err := db.QueryRow(`SELECT hash FROM events WHERE seq = 2`).Scan(&head); err != nil {
+		t.Fatal(err)
+	}
+	// chain_base holds the hash as hex text, as Archive writes it.
+	if _, err := db.Exec(`INSERT INTO chain_base (id, seq, hash) VALUES (1, 2, ?)`, hashHex(head)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM calls WHERE id IN ('a', 'b'); DELETE FROM events WHERE seq <= 2`); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := l.s.Verify(context.Background())

@@ -92,7 +92,7 @@ func (s *Store) Checkpoint(ctx context.Context, key ed25519.PrivateKey) (*Checkp
 	}
 	var cp *Checkpoint
 	err := s.write(ctx, func(w *wtx) error {
-		c := &Checkpoint{At: s.o.Now().UTC(), Key: KeyID(pub), Head: w.prev}
+		c := &Checkpoint{At: s.o.Now().UTC(), Key: KeyID(pub), Head: hashHex(w.prev)}
 		q := w.s.conn
 		if err := q.QueryRowContext(w.ctx, `SELECT coalesce(max(seq), 0), count(*) FROM events`).Scan(&c.Seq, &c.Events); err != nil {
 			return fmt.Errorf("audit: checkpoint: %w", err)
@@ -250,7 +250,7 @@ func (s *Store) VerifyCheckpoints(ctx context.Context, cps []*Checkpoint, pub ed
 				continue
 			}
 		} else {
-			err = s.rdb.QueryRowContext(ctx, `SELECT hash FROM events WHERE seq = ?`, c.Seq).Scan(&hash)
+			err = s.rdb.QueryRowContext(ctx, `SELECT hash FROM events WHERE seq = ?`, c.Seq).Scan(hexScan{&hash})
 		}
 		switch {
 		case errors.Is(err, sql.ErrNoRows):

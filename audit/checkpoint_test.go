@@ -3,9 +3,7 @@ package audit
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -25,32 +23,7 @@ func rewriteChain(t testing.TB, path, edit string) {
 	if _, err := db.Exec(`DROP TRIGGER IF EXISTS events_no_update; DROP TRIGGER IF EXISTS events_no_delete;` + edit); err != nil {
 		t.Fatalf("attacker's edit: %v", err)
 	}
-	rows, err := db.Query(`SELECT seq, body FROM events ORDER BY seq`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	type ev struct {
-		seq  int64
-		body string
-	}
-	var evs []ev
-	for rows.Next() {
-		var e ev
-		if err := rows.Scan(&e.seq, &e.body); err != nil {
-			t.Fatal(err)
-		}
-		evs = append(evs, e)
-	}
-	rows.Close()
-	prev := ""
-	for _, e := range evs {
-		sum := sha256.Sum256([]byte(prev + e.body))
-		h := hex.EncodeToString(sum[:])
-		if _, err := db.Exec(`UPDATE events SET prev_hash = ?, hash = ? WHERE seq = ?`, prev, h, e.seq); err != nil {
-			t.Fatal(err)
-		}
-		prev = h
-	}
+	rehashChain(t, db)
 }
 
 func testKey(t testing.TB) (ed25519.PublicKey, ed25519.PrivateKey) {
@@ -133,7 +106,8 @@ func TestCheckpointDetectsRewrite(t *testing.T) {
 		// its row; every hash after it is recomputed.
 		rewriteChain(t, path, `
 UPDATE events SET body = replace(body, '"rule":"r-deny"', '"rule":"r-harmless"') WHERE call_id = '01C001';
-UPDATE calls SET rule = 'r-harmless' WHERE id = '01C001';`)
+INSERT INTO names (name) VALUES ('r-harmless');
+UPDATE calls SET rule_ref = (SELECT id FROM names WHERE name = 'r-harmless') WHERE id = '01C001';`)
 		plain, err := s.Verify(ctx)
 		if err != nil || !plain.OK() {
 			t.Fatalf("the attacker's rewrite should pass plain Verify: %+v, %v", plain, err)
@@ -152,7 +126,8 @@ UPDATE calls SET rule = 'r-harmless' WHERE id = '01C001';`)
 		// only as safe as the chain. Publishing often narrows the window.
 		s, path, cps := setup(t)
 		rewriteChain(t, path, `UPDATE events SET body = replace(body, '"rule":"r-deny"', '"rule":"r-x"') WHERE call_id = '01C008';
-UPDATE calls SET rule = 'r-x' WHERE id = '01C008';`)
+INSERT INTO names (name) VALUES ('r-x');
+UPDATE calls SET rule_ref = (SELECT id FROM names WHERE name = 'r-x') WHERE id = '01C008';`)
 		rep, err := s.VerifyCheckpoints(ctx, cps, pub)
 		if err != nil || !rep.OK() {
 			t.Fatalf("rewrite past the last checkpoint: %+v, %v", rep, err)
@@ -173,7 +148,8 @@ UPDATE calls SET rule = 'r-x' WHERE id = '01C008';`)
 	t.Run("forged checkpoint", func(t *testing.T) {
 		s, path, cps := setup(t)
 		rewriteChain(t, path, `UPDATE events SET body = replace(body, '"rule":"r-deny"', '"rule":"r-x"') WHERE call_id = '01C001';
-UPDATE calls SET rule = 'r-x' WHERE id = '01C001';`)
+INSERT INTO names (name) VALUES ('r-x');
+UPDATE calls SET rule_ref = (SELECT id FROM names WHERE name = 'r-x') WHERE id = '01C001';`)
 		// The attacker edits the published checkpoints to the new heads.
 		var head2, head7 string
 		db := rawDB(t, path)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -77,7 +78,7 @@ func (s *Store) CopyFrom(ctx context.Context, src *Store) (CopyReport, error) {
 		return rep, fmt.Errorf("audit: copy: %w", err)
 	}
 	err = s.write(ctx, func(w *wtx) error {
-		if w.prev != "" {
+		if len(w.prev) > 0 {
 			return fmt.Errorf("%w (its chain has events)", ErrNotEmpty)
 		}
 		for _, t := range tables {
@@ -94,11 +95,7 @@ func (s *Store) CopyFrom(ctx context.Context, src *Store) (CopyReport, error) {
 			return fmt.Errorf("audit: copy: set projection watermark: %w", err)
 		}
 		// Later writes in this batch chain after the copied head.
-		err := w.s.conn.QueryRowContext(w.ctx, `SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1`).Scan(&w.head, &w.prev)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		return nil
+		return w.readHead()
 	})
 	if err != nil {
 		return rep, err
@@ -160,10 +157,19 @@ func copyRows(ctx context.Context, src querier, dst preparer, t, suffix, query s
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
+	// events.hash is BYTEA on PostgreSQL: a hash stored as hex text
+	// (format 1) goes there as its raw bytes.
+	hashCol := -1
+	if t == "events" {
+		hashCol = slices.Index(cols, "hash")
+	}
 	var n int64
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
 			return n, err
+		}
+		if hashCol >= 0 {
+			vals[hashCol] = rawHashValue(vals[hashCol])
 		}
 		if _, err := ins.ExecContext(ctx, vals...); err != nil {
 			return n, fmt.Errorf("row %d: %w", n+1, err)
@@ -202,4 +208,15 @@ func (w *wtx) resetIdentities() error {
 		}
 	}
 	return nil
+}
+
+// rawHashValue is a scanned events.hash value as raw bytes.
+func rawHashValue(v any) any {
+	switch h := v.(type) {
+	case string:
+		return hashRaw(h)
+	case []byte:
+		return hashRaw(string(h))
+	}
+	return v
 }

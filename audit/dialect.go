@@ -20,7 +20,9 @@ import (
 //   - booleans: PostgreSQL will not store a Go bool in an integer column,
 //     so the connector passes bools as 0/1, as SQLite stores them;
 //   - DDL: pgDDL translates a migration's SQLite DDL (types, row ids,
-//     append-only triggers, reserved column names).
+//     append-only triggers, reserved column names);
+//   - a migration step only one of them needs is marked pgOnly or
+//     sqliteOnly (see forDialect).
 
 // rebind returns q with each ? placeholder outside string literals, quoted
 // identifiers and comments replaced by $n, numbered from 1.
@@ -146,11 +148,42 @@ var (
 	pgUser = regexp.MustCompile(`(?m)^(\s*)user(\s+TEXT)`)
 )
 
-// pgDDL translates a migration written for SQLite into PostgreSQL: row-id
+// Marks of a migration step one dialect runs alone, inside the
+// migration's one string: forDialect keeps the steps of its dialect and
+// drops the other's.
+const (
+	pgOnlyMark     = "/*postgres only*/"
+	sqliteOnlyMark = "/*sqlite only*/"
+	onlyEndMark    = "/*end only*/"
+)
+
+var onlyStep = regexp.MustCompile(`(?s)/\*(postgres|sqlite) only\*/(.*?)/\*end only\*/`)
+
+// pgOnly marks stmt as a migration step PostgreSQL runs and SQLite skips.
+func pgOnly(stmt string) string { return pgOnlyMark + stmt + onlyEndMark }
+
+// sqliteOnly marks stmt as a migration step SQLite runs and PostgreSQL skips.
+func sqliteOnly(stmt string) string { return sqliteOnlyMark + stmt + onlyEndMark }
+
+// forDialect is migration ddl for dialect ("postgres" or "sqlite"): its
+// steps marked for the other dialect removed, its own unmarked.
+func forDialect(ddl, dialect string) string {
+	return onlyStep.ReplaceAllStringFunc(ddl, func(m string) string {
+		sub := onlyStep.FindStringSubmatch(m)
+		if sub[1] != dialect {
+			return ""
+		}
+		return sub[2]
+	})
+}
+
+// pgDDL translates a migration written for SQLite into PostgreSQL (its
+// PostgreSQL-only steps kept as they are, its SQLite-only ones dropped): row-id
 // keys become identity columns, INTEGER (SQLite's is 64 bits) BIGINT, REAL
 // DOUBLE PRECISION, BLOB BYTEA, TEXT compares bytewise, and RAISE(ABORT)
 // triggers become plpgsql ones.
 func pgDDL(ddl string) string {
+	ddl = forDialect(ddl, "postgres")
 	ddl = pgTrigger.ReplaceAllString(ddl, `CREATE FUNCTION ${1}() RETURNS trigger LANGUAGE plpgsql AS $$$$
 BEGIN RAISE EXCEPTION '$4'; END $$$$;
 CREATE TRIGGER $1 BEFORE $2 ON $3 FOR EACH ROW EXECUTE FUNCTION ${1}();`)

@@ -42,6 +42,18 @@ func TestPgDDL(t *testing.T) {
 	}
 }
 
+// TestForDialect: a step marked for one dialect reaches it alone.
+func TestForDialect(t *testing.T) {
+	ddl := "CREATE TABLE a (x TEXT);\n" + pgOnly("ALTER TABLE a ALTER COLUMN x TYPE BYTEA;") + sqliteOnly("CREATE INDEX a_x ON a(x);")
+	pg, lite := pgDDL(ddl), forDialect(ddl, "sqlite")
+	if !strings.Contains(pg, "ALTER TABLE a ALTER COLUMN x TYPE BYTEA;") || strings.Contains(pg, "a_x") || strings.Contains(pg, "only*/") {
+		t.Errorf("PostgreSQL gets %q", pg)
+	}
+	if !strings.Contains(lite, "CREATE INDEX a_x ON a(x);") || strings.Contains(lite, "BYTEA") || strings.Contains(lite, "only*/") {
+		t.Errorf("SQLite gets %q", lite)
+	}
+}
+
 func TestRedactDSN(t *testing.T) {
 	for _, dsn := range []string{
 		"postgres://tg:s3cretpw@db:5432/tg?sslmode=require",

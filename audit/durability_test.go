@@ -56,16 +56,17 @@ func TestVerifyCatchesTampering(t *testing.T) {
 		wantSeq  bool
 		wantText string
 	}{
-		{"row rule changed", `UPDATE calls SET rule = 'harmless' WHERE id = '01V1'`, "01V1", false, "rule: chained"},
+		{"row rule changed", `UPDATE calls SET rule_ref = (SELECT id FROM names WHERE name = 'sess-1') WHERE id = '01V1'`, "01V1", false, "rule_ref: chained"},
 		{"row action changed", `UPDATE calls SET action = 'allow' WHERE id = '01V1'`, "01V1", false, "action"},
-		{"row verdict changed", `UPDATE calls SET review_approved = 1 WHERE id = '01V2'`, "01V2", false, "review.approved"},
-		{"row outcome changed", `UPDATE calls SET result_size = 99 WHERE id = '01V3'`, "01V3", false, "outcome.result_size"},
+		{"row verdict changed", `UPDATE calls SET review_approved = 1 WHERE id = '01V2'`, "01V2", false, "review_approved"},
+		{"row outcome dropped", `UPDATE calls SET outcome_seq = NULL WHERE id = '01V3'`, "01V3", false, "outcome_seq"},
 		{"row args changed", `UPDATE calls SET args = '{"path":"/etc/passwd"}' WHERE id = '01V0'`, "01V0", false, "args"},
-		{"row args and args_hash changed", `UPDATE calls SET args = '{}', args_hash = '44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a' WHERE id = '01V0'`, "01V0", false, "args"},
+		{"row points at another call's verdict", `UPDATE calls SET verdict_seq = (SELECT verdict_seq FROM calls WHERE id = '01V2') WHERE id = '01V1'`, "01V1", false, "verdict_seq"},
 		{"row deleted", `DELETE FROM calls WHERE id = '01V4'`, "01V4", true, "no calls row"},
-		{"row inserted", `INSERT INTO calls (id, received_at, decided_at, action, status) VALUES ('01V00', 1, 1, 'allow', 'ok')`, "01V00", false, "no events"},
+		{"row inserted", `INSERT INTO calls (seq, id, received_at, action, status, server_ref, tool_ref, kind_ref, session_ref, user_ref, client_ref,
+			model_ref, model_version_ref, rules_version_ref, rules_label_ref, rule_ref) VALUES (999, '01V00', 1, 'allow', 'ok', 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1)`, "01V00", false, "no events"},
 		{"event body altered", `DROP TRIGGER events_no_update; UPDATE events SET body = replace(body, '"rule":"r-deny"', '"rule":"x"') WHERE call_id = '01V1'`, "01V1", true, "hash mismatch"},
-		{"event deleted", `DROP TRIGGER events_no_delete; DELETE FROM events WHERE seq = 3`, "01V2", true, "prev_hash"},
+		{"event deleted", `DROP TRIGGER events_no_delete; DELETE FROM events WHERE seq = 3`, "01V2", true, "missing"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

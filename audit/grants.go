@@ -62,11 +62,8 @@ func (g *Grant) Active(now time.Time) bool {
 // carries that call's status unchanged, so Verify folds it as a no-op on
 // the row; the grant itself is the event's own record.
 type grantEvent struct {
-	Kind   string `json:"kind"`
-	ID     string `json:"id"`
-	At     int64  `json:"at"`
-	Status string `json:"status"`
-	Grant  *Grant `json:"grant"`
+	body2
+	Grant *Grant `json:"grant"`
 }
 
 const (
@@ -76,7 +73,7 @@ const (
 )
 
 func (w *wtx) appendGrantEvent(kind, callID, status string, at time.Time, g *Grant) error {
-	body, err := json.Marshal(grantEvent{Kind: kind, ID: callID, At: at.UnixNano(), Status: status, Grant: g})
+	body, err := json.Marshal(grantEvent{body2: body2{V: 2, Status: status}, Grant: g})
 	if err != nil {
 		return fmt.Errorf("audit: encode %s event: %w", kind, err)
 	}

@@ -167,22 +167,22 @@ func (w *wtx) importRecord(ir *importRow) error {
 		if ir.rec.Status == toolgate.StatusPending {
 			status = toolgate.StatusPending
 		}
-		if err := w.setVerdict(id, status, r); err != nil {
-			return err
-		}
-		if err := w.appendEvent(&event{Kind: kindVerdict, ID: id, At: ir.at, Status: status, Verdict: r}); err != nil {
+		if err := w.verdict(id, max(ir.at, r.DecidedAt.UnixNano()), status, r); err != nil {
 			return err
 		}
 	}
 	if o := ir.outcome; o != nil {
-		n, err := w.setOutcome(id, o)
+		if err := w.appendEvent(&event{Kind: kindOutcome, ID: id, At: o.FinishedAt.UnixNano(), Status: o.Status, Outcome: o}); err != nil {
+			return err
+		}
+		n, err := w.setOutcome(id, o, w.head)
 		if err != nil {
 			return err
 		}
 		if n == 0 {
 			return fmt.Errorf("%w: record %s has an outcome but its call was never started (status %s)", ErrState, id, status)
 		}
-		return w.appendEvent(&event{Kind: kindOutcome, ID: id, At: ir.at, Status: o.Status, Outcome: o})
+		return nil
 	}
 	if status != ir.rec.Status {
 		if err := w.setStatus(id, ir.rec.Status); err != nil {

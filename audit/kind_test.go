@@ -48,11 +48,11 @@ func TestKindRoundTrip(t *testing.T) {
 		}
 	}
 	var col string
-	if err := rawDB(t, path).QueryRow(`SELECT kind FROM calls WHERE id = '01TOOL'`).Scan(&col); err != nil || col != "tool" {
+	if err := rawDB(t, path).QueryRow(`SELECT name FROM names JOIN calls ON calls.kind_ref = names.id WHERE calls.id = '01TOOL'`).Scan(&col); err != nil || col != "tool" {
 		t.Errorf("tool call's kind column = %q, %v", col, err)
 	}
 	var body string
-	if err := rawDB(t, path).QueryRow(`SELECT body FROM events WHERE call_id = '01RES'`).Scan(&body); err != nil || !strings.Contains(body, `"kind":"resource"`) {
+	if err := rawDB(t, path).QueryRow(`SELECT body FROM events WHERE call_id = '01RES'`).Scan(&body); err != nil || !strings.Contains(body, `"ck":"resource"`) {
 		t.Errorf("resource call's event = %s, %v; want its kind chained", body, err)
 	}
 	if rep, err := s.Verify(ctx); err != nil || len(rep.Problems) != 0 {

@@ -19,18 +19,14 @@ import (
 // otherwise start a second review. The oldest wins: a retry waiting on it
 // is pending too, and newer.
 func (s *Store) PendingFor(ctx context.Context, c toolgate.Call, d toolgate.Decision) (reviewID string, ok bool, err error) {
-	r, err := s.getOn(ctx, s.rdb, c.ID)
-	if err != nil {
+	if _, err := s.getOn(ctx, s.rdb, c.ID); err != nil {
 		return "", false, err
 	}
-	var mac string
-	if err := s.rdb.QueryRowContext(ctx, `SELECT args_mac FROM calls WHERE id = ?`, c.ID).Scan(&mac); err != nil {
-		return "", false, fmt.Errorf("audit: argument binding of %s: %w", c.ID, err)
-	}
-	err = s.rdb.QueryRowContext(ctx, `SELECT id FROM calls
-		WHERE status = 'pending' AND id != ? AND args_mac != ''
-		AND server = ? AND tool = ? AND session_id = ? AND rules_version = ? AND args_mac = ?
-		ORDER BY received_at, seq LIMIT 1`, c.ID, r.Server, r.Tool, r.Session, d.Version, mac).Scan(&reviewID)
+	err = s.rdb.QueryRowContext(ctx, `SELECT p.id FROM calls p JOIN calls c ON c.id = ?
+		WHERE p.status = 'pending' AND p.id != c.id AND p.args_mac != '' AND p.args_mac = c.args_mac
+		AND p.server_ref = c.server_ref AND p.tool_ref = c.tool_ref AND p.session_ref = c.session_ref
+		AND p.rules_version_ref = `+nameRef+`
+		ORDER BY p.received_at, p.seq LIMIT 1`, c.ID, d.Version).Scan(&reviewID)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return "", false, nil

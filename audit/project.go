@@ -3,7 +3,6 @@ package audit
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -100,12 +99,15 @@ func (w *wtx) project() error {
 
 // loadItem reads event seq back from the log.
 func (w *wtx) loadItem(seq int64) (projItem, error) {
-	var body string
-	if err := w.s.stmts.eventBody.QueryRowContext(w.ctx, seq).Scan(&body); err != nil {
+	var (
+		id, kind, body string
+		at             int64
+	)
+	if err := w.s.stmts.eventBody.QueryRowContext(w.ctx, seq).Scan(&id, &kind, &at, &body); err != nil {
 		return projItem{}, fmt.Errorf("audit: read event %d: %w", seq, err)
 	}
-	var e event
-	if err := json.Unmarshal([]byte(body), &e); err != nil {
+	e, err := decodeEvent(id, kind, at, body)
+	if err != nil {
 		return projItem{}, fmt.Errorf("audit: decode event %d: %w", seq, err)
 	}
 	it := projItem{seq: seq, id: e.ID, status: e.Status, outcome: e.Outcome, verdict: e.Verdict}
@@ -125,11 +127,11 @@ func (w *wtx) applyItem(it *projItem) error {
 	)
 	switch {
 	case it.entry != nil:
-		n, err = w.insertEntry(&it.entry.e, it.entry.args, it.entry.annotations, it.entry.shadow, it.status)
+		n, err = w.insertEntry(it.seq, &it.entry.e, it.status)
 	case it.outcome != nil:
-		n, err = w.setOutcome(it.id, it.outcome)
+		n, err = w.setOutcome(it.id, it.outcome, it.seq)
 	case it.verdict != nil:
-		return w.setVerdict(it.id, it.status, it.verdict)
+		return w.setVerdict(it.id, it.status, it.verdict, it.seq)
 	default:
 		return w.setStatus(it.id, it.status)
 	}
@@ -171,6 +173,7 @@ func (w *wtx) stage(it projItem) {
 // committedTx updates the writer's projection state after a commit.
 // Called with wmu held.
 func (s *Store) committedTx(w *wtx, hot bool) {
+	s.committedNames(w)
 	if !hot {
 		// calls reflects every event up to the head now.
 		clear(s.proj.items)

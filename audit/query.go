@@ -47,22 +47,24 @@ func (f Filter) where() (string, []any) {
 		args = append(args, v)
 	}
 	if !f.Since.IsZero() {
-		add("received_at >= ?", f.Since.UnixNano())
+		add("calls.received_at >= ?", f.Since.UnixNano())
 	}
 	if !f.Until.IsZero() {
-		add("received_at < ?", f.Until.UnixNano())
+		add("calls.received_at < ?", f.Until.UnixNano())
+	}
+	if f.Action != "" {
+		add("calls.action = ?", f.Action)
 	}
 	for _, c := range []struct{ col, v string }{
-		{"tool", f.Tool}, {"server", f.Server}, {"action", f.Action}, {"client_name", f.Client},
-		{"model_name", f.Model}, {"session_id", f.Session}, {"rule", f.Rule},
-		{"principal_user", f.User}, {"kind", f.Kind},
+		{"tool_ref", f.Tool}, {"server_ref", f.Server}, {"client_ref", f.Client}, {"model_ref", f.Model},
+		{"session_ref", f.Session}, {"rule_ref", f.Rule}, {"user_ref", f.User}, {"kind_ref", f.Kind},
 	} {
 		if c.v != "" {
-			add(c.col+" = ?", c.v)
+			add("calls."+c.col+" = "+nameRef, c.v)
 		}
 	}
 	if f.After > 0 {
-		add("seq > ?", f.After)
+		add("calls.seq > ?", f.After)
 	}
 	if len(conds) == 0 {
 		return "", nil
@@ -70,24 +72,26 @@ func (f Filter) where() (string, []any) {
 	return " WHERE " + strings.Join(conds, " AND "), args
 }
 
-// selectSQL returns the query for cols under f, oldest first.
-func (f Filter) selectSQL(cols string) (string, []any) {
-	return f.selectOrdered(cols, true)
+// selectSQL returns the query for cols under f, oldest first; joins
+// follow calls (recordJoins when cols are recordCols).
+func (f Filter) selectSQL(cols, joins string) (string, []any) {
+	return f.selectOrdered(cols, joins, true)
 }
 
 // selectOrdered is selectSQL; with ordered false, rows come in whatever
 // order is cheapest (a full scan reads the table in insertion order
 // instead of walking an index and looking up each row).
-func (f Filter) selectOrdered(cols string, ordered bool) (string, []any) {
+func (f Filter) selectOrdered(cols, joins string, ordered bool) (string, []any) {
 	where, args := f.where()
 	if f.Limit > 0 {
 		return `SELECT ` + cols + ` FROM (SELECT * FROM calls` + where +
-			` ORDER BY received_at DESC, seq DESC LIMIT ?) AS latest ORDER BY received_at, seq`, append(args, f.Limit)
+			` ORDER BY calls.received_at DESC, calls.seq DESC LIMIT ?) AS calls` + joins +
+			` ORDER BY calls.received_at, calls.seq`, append(args, f.Limit)
 	}
 	if !ordered {
-		return `SELECT ` + cols + ` FROM calls` + where, args
+		return `SELECT ` + cols + ` FROM calls` + joins + where, args
 	}
-	return `SELECT ` + cols + ` FROM calls` + where + ` ORDER BY received_at, seq`, args
+	return `SELECT ` + cols + ` FROM calls` + joins + where + ` ORDER BY calls.received_at, calls.seq`, args
 }
 
 // Records streams the calls matching f, oldest first. Stop early by
@@ -98,7 +102,7 @@ func (s *Store) Records(ctx context.Context, f Filter) iter.Seq2[*Record, error]
 			yield(nil, fmt.Errorf("audit: list: %w", err))
 			return
 		}
-		q, args := f.selectSQL(recordCols)
+		q, args := f.selectSQL(recordCols, recordJoins)
 		rows, err := s.rdb.QueryContext(ctx, q, args...)
 		if err != nil {
 			yield(nil, fmt.Errorf("audit: list: %w", err))
@@ -147,7 +151,7 @@ type rowQueryer interface {
 }
 
 func (s *Store) getOn(ctx context.Context, q rowQueryer, id string) (*Record, error) {
-	r, err := scanRecord(q.QueryRowContext(ctx, `SELECT `+recordCols+` FROM calls WHERE id = ?`, id))
+	r, err := scanRecord(q.QueryRowContext(ctx, `SELECT `+recordCols+` FROM `+recordFrom+` WHERE calls.id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -185,7 +189,7 @@ func (s *Store) Tail(ctx context.Context, f Filter, interval time.Duration, fn f
 			return fmt.Errorf("audit: tail: %w", err)
 		}
 		where, args := f.where()
-		rows, err := s.rdb.QueryContext(ctx, `SELECT `+recordCols+` FROM calls`+where+` ORDER BY seq`, args...)
+		rows, err := s.rdb.QueryContext(ctx, `SELECT `+recordCols+` FROM `+recordFrom+where+` ORDER BY calls.seq`, args...)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -295,9 +299,10 @@ func (s *Store) Stats(ctx context.Context, f Filter) (Stats, error) {
 		return st, wrap(err)
 	}
 
-	counts := func(keyExpr string) ([]Count, error) {
-		rows, err := s.rdb.QueryContext(ctx, `SELECT `+keyExpr+`, action, count(*) FROM calls`+where+
-			` GROUP BY 1, 2`, args...)
+	// counts groups by the refs, then names each group.
+	counts := func(refs, keyExpr string) ([]Count, error) {
+		rows, err := s.rdb.QueryContext(ctx, `SELECT `+keyExpr+`, action, n FROM (SELECT `+refs+`, action, count(*) AS n FROM calls`+
+			where+` GROUP BY `+refs+`, action) AS g`, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -344,16 +349,18 @@ func (s *Store) Stats(ctx context.Context, f Filter) (Stats, error) {
 		return out, nil
 	}
 	var err error
-	if st.ByTool, err = counts(`server || '/' || tool`); err != nil {
+	if st.ByTool, err = counts(`server_ref, tool_ref`, nameOf(`g.server_ref`)+` || '/' || `+nameOf(`g.tool_ref`)); err != nil {
 		return st, wrap(err)
 	}
-	if st.ByRule, err = counts(`rule`); err != nil {
+	if st.ByRule, err = counts(`rule_ref`, nameOf(`g.rule_ref`)); err != nil {
 		return st, wrap(err)
 	}
-	if st.ByUser, err = counts(`principal_user`); err != nil {
+	if st.ByUser, err = counts(`user_ref`, nameOf(`g.user_ref`)); err != nil {
 		return st, wrap(err)
 	}
-	if st.ByModel, err = counts(`model_name || CASE WHEN model_version != '' THEN '@' || model_version ELSE '' END`); err != nil {
+	version := nameOf(`g.model_version_ref`)
+	if st.ByModel, err = counts(`model_ref, model_version_ref`,
+		nameOf(`g.model_ref`)+` || CASE WHEN `+version+` != '' THEN '@' || `+version+` ELSE '' END`); err != nil {
 		return st, wrap(err)
 	}
 	for _, c := range st.ByTool {
@@ -364,7 +371,7 @@ func (s *Store) Stats(ctx context.Context, f Filter) (Stats, error) {
 	}
 	var pending, approved, denied, unanswered sql.NullInt64
 	err = s.rdb.QueryRowContext(ctx, `SELECT
-		sum(auto_approved), sum(CASE WHEN eval_error != '' THEN 1 ELSE 0 END),
+		sum(auto_approved), sum(eval_failed),
 		sum(CASE WHEN action = 'review' AND review_approved IS NULL THEN 1 ELSE 0 END),
 		sum(CASE WHEN review_approved = 1 THEN 1 ELSE 0 END),
 		sum(CASE WHEN review_approved = 0 AND review_channel NOT IN `+unansweredChannels+` THEN 1 ELSE 0 END),

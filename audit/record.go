@@ -54,10 +54,11 @@ type Entry struct {
 	Kind        string               `json:"kind,omitempty"`
 	SchemaHash  string               `json:"schema_hash,omitempty"`
 	Annotations toolgate.Annotations `json:"annotations"`
-	// Args are the call's arguments as stored: after Options.Redact.
+	// Args are the call's arguments as stored: after Options.Redact; nil
+	// when only their hash is stored (Options.ArgsHashOnly).
 	Args json.RawMessage `json:"args"`
 	// ArgsHash is the hex sha256 of Args (the redacted arguments, so it
-	// cannot be used to guess a secret).
+	// cannot be used to guess a secret), stored even when Args are not.
 	ArgsHash string `json:"args_hash"`
 	// Confidence is the agent's stated confidence; nil when unknown.
 	Confidence   *float64        `json:"confidence,omitempty"`
@@ -140,10 +141,8 @@ const (
 	kindClick    = "click"    // a reviewer's click that changed nothing (RecordRefusedClick)
 )
 
-// event is the body of one chained event; its canonical JSON (encoding/json
-// of this struct: fixed field order, sorted map keys, UTC times) is hashed.
-// marshalCanonical (encode.go) encodes it by hand: a field added here, or to
-// a type it holds, needs a line there too (encode_test.go fails until then).
+// event is one chained event of a call, decoded (decodeEvent) from either
+// format (chain.go). Its JSON is the format-1 body.
 type event struct {
 	Kind     string            `json:"kind"`
 	ID       string            `json:"id"`
@@ -158,14 +157,6 @@ type event struct {
 func argsHash(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
-}
-
-// chainHash is the hash of an event: sha256(prev hash hex || body).
-func chainHash(prev string, body []byte) string {
-	h := sha256.New()
-	h.Write([]byte(prev))
-	h.Write(body)
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // fold applies an event to the record it describes (used by Verify to
@@ -204,76 +195,6 @@ func fromNanos(n sql.NullInt64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, n.Int64).UTC()
-}
-
-// recordCols is the column list scanRecord reads, in order.
-const recordCols = `seq, id, received_at, decided_at, client_name, client_version, model_name, model_version,
-session_id, server, server_version, tool, name, schema_hash, annotations, args, args_hash, confidence,
-rules_version, rules_label, rule, action, reason, auto_approved, shadow, eval_error, toolgate_version, status,
-review_approved, reviewer, review_channel, review_reason, review_decided_at, review_ms, slack_channel, slack_ts,
-finished_at, outcome_error, duration_ns, result_size, result_hash, sandbox,
-principal_user, principal_groups, auth, kind, confidence_effect`
-
-type scanner interface{ Scan(dest ...any) error }
-
-func scanRecord(sc scanner) (*Record, error) {
-	var (
-		r                          Record
-		received, decided          int64
-		annotations, args, shadow  string
-		confidence                 sql.NullFloat64
-		action                     string
-		auto                       bool
-		approved                   sql.NullBool
-		reviewer, channel, rreason string
-		rdecided, rms              sql.NullInt64
-		finished, dur, size        sql.NullInt64
-		oerr, rhash                string
-		groups                     string
-	)
-	err := sc.Scan(&r.Seq, &r.ID, &received, &decided, &r.Client.Name, &r.Client.Version, &r.Model.Name, &r.Model.Version,
-		&r.Session, &r.Server, &r.ServerVersion, &r.Tool, &r.Name, &r.SchemaHash, &annotations, &args, &r.ArgsHash, &confidence,
-		&r.RulesVersion, &r.RulesLabel, &r.Rule, &action, &r.Reason, &auto, &shadow, &r.EvalError, &r.ToolgateVersion, &r.Status,
-		&approved, &reviewer, &channel, &rreason, &rdecided, &rms, &r.SlackChannel, &r.SlackTS,
-		&finished, &oerr, &dur, &size, &rhash, &r.Sandbox,
-		&r.Principal.User, &groups, &r.Principal.Auth, &r.Kind, &r.ConfidenceEffect)
-	if err != nil {
-		return nil, err
-	}
-	r.Kind = entryKind(r.Kind)
-	r.ReceivedAt = time.Unix(0, received).UTC()
-	r.DecidedAt = time.Unix(0, decided).UTC()
-	if err := json.Unmarshal([]byte(annotations), &r.Annotations); err != nil {
-		return nil, fmt.Errorf("call %s: annotations: %w", r.ID, err)
-	}
-	r.Args = json.RawMessage(args)
-	if r.Principal.Groups, err = decodeGroups(groups); err != nil {
-		return nil, fmt.Errorf("call %s: principal_groups: %w", r.ID, err)
-	}
-	if confidence.Valid {
-		c := confidence.Float64
-		r.Confidence = &c
-	}
-	r.Action = toolgate.Action(action)
-	r.AutoApproved = auto
-	if shadow != "" {
-		if err := json.Unmarshal([]byte(shadow), &r.Shadow); err != nil {
-			return nil, fmt.Errorf("call %s: shadow: %w", r.ID, err)
-		}
-	}
-	if approved.Valid {
-		r.Review = &Review{
-			Approved: approved.Bool, Reviewer: reviewer, Channel: channel, Reason: rreason,
-			DecidedAt: fromNanos(rdecided), TimeToDecision: time.Duration(rms.Int64) * time.Millisecond,
-		}
-	}
-	if finished.Valid {
-		r.Outcome = &toolgate.Outcome{
-			Status: r.Status, Error: oerr, Duration: time.Duration(dur.Int64),
-			ResultSize: int(size.Int64), ResultHash: rhash, FinishedAt: fromNanos(finished),
-		}
-	}
-	return &r, nil
 }
 
 // encodeGroups is the principal_groups column of groups: a JSON array, ""

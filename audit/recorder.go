@@ -27,13 +27,12 @@ func initialStatus(a toolgate.Action) string {
 // body, computed by the caller so the writer goroutine only hashes and
 // inserts.
 type entryRow struct {
-	e                         Entry
-	args, annotations, shadow string
-	body                      []byte
-	status                    string
-	at                        int64
-	policy                    toolgate.ReviewPolicy // of a review decision
-	argsMAC                   string                // of a review decision: see Store.argsMAC
+	e       Entry
+	body    []byte
+	status  string
+	at      int64
+	policy  toolgate.ReviewPolicy // of a review decision
+	argsMAC string                // of a review decision: see Store.argsMAC
 }
 
 func (s *Store) newEntry(c toolgate.Call, d toolgate.Decision) (*entryRow, error) {
@@ -76,6 +75,9 @@ func (s *Store) newEntry(c toolgate.Call, d toolgate.Decision) (*entryRow, error
 		AutoApproved: d.AutoApproved, Shadow: d.Shadow, EvalError: d.Error, Sandbox: d.Sandbox, ToolgateVersion: s.o.ToolgateVersion,
 		ConfidenceEffect: cmp.Or(d.ConfidenceEffect, toolgate.ConfidenceNone),
 	}
+	if s.o.ArgsHashOnly {
+		e.Args = nil
+	}
 	r, err := s.encodeEntry(e, initialStatus(d.Action), now.UnixNano())
 	if r != nil && d.Action == toolgate.Review {
 		r.policy = d.Review
@@ -86,50 +88,57 @@ func (s *Store) newEntry(c toolgate.Call, d toolgate.Decision) (*entryRow, error
 	return r, err
 }
 
-// newEntryRow is e's row with its column encodings (no event body).
+// newEntryRow is e's row (no event body); Args are {} when there are none
+// and no hash stands for them.
 func newEntryRow(e Entry, status string) *entryRow {
-	r := &entryRow{e: e, args: string(e.Args), status: status}
-	if len(e.Args) == 0 {
-		r.args = "{}"
-		r.e.Args = json.RawMessage(r.args)
-	}
-	// The columns hold json.Marshal's encoding (encode.go), which cannot
-	// fail for these types.
-	var buf [256]byte
-	r.annotations = string(appendAnnotations(buf[:0], &e.Annotations))
-	if len(e.Shadow) > 0 {
-		r.shadow = string(appendShadow(buf[:0], e.Shadow))
+	r := &entryRow{e: e, status: status}
+	switch {
+	case !argsStored(e.Args) && e.ArgsHash != "":
+		r.e.Args = nil // only their hash is stored
+	case len(e.Args) == 0:
+		r.e.Args = json.RawMessage("{}")
 	}
 	return r
 }
 
 func (s *Store) encodeEntry(e Entry, status string, at int64) (*entryRow, error) {
+	if argsStored(e.Args) {
+		// The body holds the args as json.Marshal writes them, and their
+		// hash is derived from those bytes: the row must hold the same.
+		c, err := json.Marshal(e.Args)
+		if err != nil {
+			return nil, fmt.Errorf("audit: encode args of %s: %w", e.ID, err)
+		}
+		if string(c) != string(e.Args) {
+			e.Args, e.ArgsHash = c, argsHash(c)
+		}
+	}
 	r := newEntryRow(e, status)
 	r.at = at
 	// The decision event carries the arguments: it alone makes the
 	// decision durable, and the row is projected from it.
 	var err error
-	r.body, err = marshalCanonical(&event{Kind: kindDecision, ID: e.ID, At: at, Status: status, Decision: &r.e})
+	r.body, err = encodeEvent(&event{Kind: kindDecision, ID: e.ID, At: at, Status: status, Decision: &r.e})
 	if err != nil {
 		return nil, fmt.Errorf("audit: encode decision of %s: %w", e.ID, err)
 	}
 	return r, nil
 }
 
-// begin records r's row and its decision event together (a decision
+// begin records r's decision event and its row together (a decision
 // whose row carries more than its event: a review's policy and MAC).
 func (w *wtx) begin(r *entryRow) error {
-	n, err := w.insertEntry(&r.e, r.args, r.annotations, r.shadow, r.status)
+	if err := w.appendBody(r.e.ID, kindDecision, r.at, r.body); err != nil {
+		return err
+	}
+	n, err := w.insertEntry(w.head, &r.e, r.status)
 	if err != nil {
 		return err
 	}
 	if n == 0 {
 		return fmt.Errorf("%w: begin %s: the call is already recorded", ErrState, r.e.ID)
 	}
-	if err := w.setReview(r.e.ID, r); err != nil {
-		return err
-	}
-	return w.appendBody(r.e.ID, kindDecision, r.at, r.body)
+	return w.setReview(r.e.ID, r)
 }
 
 // beginHot records r's decision event alone; its row is projected later.
@@ -210,11 +219,7 @@ func (s *Store) Resolve(ctx context.Context, id string, v toolgate.Verdict) erro
 		if cs.status != toolgate.StatusPending {
 			return fmt.Errorf("%w: resolve %s: status is %s, not pending", ErrState, id, cs.status)
 		}
-		var user, auth string
-		if err := w.s.conn.QueryRowContext(w.ctx, `SELECT principal_user, auth FROM calls WHERE id = ?`, id).Scan(&user, &auth); err != nil {
-			return fmt.Errorf("audit: principal of %s: %w", id, err)
-		}
-		if why := selfApproval(toolgate.Principal{User: user, Auth: auth}, v); why != "" {
+		if why := selfApproval(cs.principal, v); why != "" {
 			v.Approved, v.Reason = false, "refused: "+why
 			w.result = fmt.Errorf("%w: %s", toolgate.ErrSelfApproval, why)
 		}
@@ -222,13 +227,18 @@ func (s *Store) Resolve(ctx context.Context, id string, v toolgate.Verdict) erro
 		if v.Approved {
 			status = toolgate.StatusStarted
 		}
-		r := newReview(v, cs.decidedAt)
-		if err := w.setVerdict(id, status, r); err != nil {
-			return err
-		}
-		return w.appendEvent(&event{Kind: kindVerdict, ID: id, At: at.UnixNano(), Status: status, Verdict: r})
+		return w.verdict(id, at.UnixNano(), status, newReview(v, cs.decidedAt))
 	})
 	return err
+}
+
+// verdict chains verdict r of call id, which leaves it in status, and
+// records it on the call's row.
+func (w *wtx) verdict(id string, at int64, status string, r *Review) error {
+	if err := w.appendEvent(&event{Kind: kindVerdict, ID: id, At: at, Status: status, Verdict: r}); err != nil {
+		return err
+	}
+	return w.setVerdict(id, status, r, w.head)
 }
 
 func newReview(v toolgate.Verdict, decidedAt int64) *Review {
@@ -258,8 +268,10 @@ func (s *Store) Finish(ctx context.Context, id string, o toolgate.Outcome) error
 		o.FinishedAt = at
 	}
 	o.FinishedAt = utc(o.FinishedAt)
+	// The event is at the finish: its body then holds no time of its own.
+	at = o.FinishedAt
 	// Encode here, not in the writer, which every write waits behind.
-	body, err := marshalCanonical(&event{Kind: kindOutcome, ID: id, At: at.UnixNano(), Status: o.Status, Outcome: &o})
+	body, err := encodeEvent(&event{Kind: kindOutcome, ID: id, At: at.UnixNano(), Status: o.Status, Outcome: &o})
 	if err != nil {
 		return fmt.Errorf("audit: encode outcome of %s: %w", id, err)
 	}

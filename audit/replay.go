@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"slices"
@@ -46,6 +45,11 @@ type ReplayReport struct {
 	// ("none" left out): what the thresholds tighten and auto_approve_at
 	// waives on the recorded claims.
 	Confidence map[string]int `json:"confidence,omitempty"`
+	// ArgsNotStored counts the matching calls recorded with only their
+	// arguments' hash (Options.ArgsHashOnly): they are not re-evaluated,
+	// since rules that look at the arguments cannot be, and are not in
+	// Total.
+	ArgsNotStored int `json:"args_not_stored,omitempty"`
 	// Elapsed is how long the replay took.
 	Elapsed time.Duration `json:"elapsed"`
 }
@@ -109,50 +113,20 @@ type RuleSummary struct {
 	Gained int `json:"gained"`
 }
 
-// replayCols are the columns a replay needs: the call and the old decision.
-const replayCols = `seq, id, received_at, client_name, client_version, model_name, model_version, session_id,
-server, server_version, tool, name, schema_hash, annotations, args, confidence, rule, action, review_channel, review_reason, kind,
-confidence_effect, principal_user, principal_groups, auth`
+// replayCols are the columns a replay needs: the call and the old decision
+// (the decision event), how a review ended (the verdict event), and the
+// arguments a decision event does not chain.
+const replayCols = `calls.seq, calls.id, d.at, d.body, v.at, v.body, calls.args`
+
+// replayJoins join a calls row to the events replayCols read.
+const replayJoins = ` JOIN events d ON d.seq = calls.seq LEFT JOIN events v ON v.seq = calls.verdict_seq`
 
 // replayRow is a row as read; JSON is decoded by the workers, in parallel.
 type replayRow struct {
-	seq                                         int64
-	id                                          string
-	received                                    int64
-	client, model                               toolgate.Peer
-	session, server, serverVersion, tool, name  string
-	schemaHash, annotations, args, rule, action string
-	reviewChannel, reviewReason, effect         string
-	kind                                        string
-	confidence                                  sql.NullFloat64
-	user, groups, auth                          string
-}
-
-func (r *replayRow) call() (toolgate.Call, error) {
-	c := toolgate.Call{
-		ID: r.id, Server: r.server, Tool: r.tool, Name: r.name, Kind: entryKind(r.kind), SchemaHash: r.schemaHash,
-		ServerVersion: r.serverVersion, Client: r.client, Model: r.model, SessionID: r.session,
-		Time: time.Unix(0, r.received).UTC(), Principal: toolgate.Principal{User: r.user, Auth: r.auth},
-	}
-	var err error
-	if c.Principal.Groups, err = decodeGroups(r.groups); err != nil {
-		return c, fmt.Errorf("call %s: principal_groups: %w", r.id, err)
-	}
-	if r.confidence.Valid {
-		v := r.confidence.Float64
-		c.Confidence = &v
-	}
-	if r.annotations != "{}" {
-		if err := json.Unmarshal([]byte(r.annotations), &c.Annotations); err != nil {
-			return c, fmt.Errorf("call %s: annotations: %w", r.id, err)
-		}
-	}
-	if r.args != "" && r.args != "null" {
-		if err := json.Unmarshal([]byte(r.args), &c.Args); err != nil {
-			return c, fmt.Errorf("call %s: args: %w", r.id, err)
-		}
-	}
-	return c, nil
+	seq  int64
+	id   string
+	d, v joined
+	args sql.NullString
 }
 
 type replayResult struct {
@@ -163,6 +137,7 @@ type replayResult struct {
 	version, label   string
 	effect           string
 	change           *Change
+	noArgs           bool // only the args' hash is stored: not evaluated
 }
 
 const replayChunk = 256
@@ -221,24 +196,33 @@ func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress fu
 			for chunk := range chunks {
 				out := make([]replayResult, len(chunk))
 				for i := range chunk {
-					r := &chunk[i]
-					c, err := r.call()
+					row := &chunk[i]
+					var r Record
+					err := r.load(row.id, &row.d, &row.v, nil, row.args)
+					if err == nil && !argsStored(r.Args) {
+						out[i] = replayResult{id: r.ID, noArgs: true}
+						continue
+					}
+					var c toolgate.Call
+					if err == nil {
+						c, err = r.Call()
+					}
 					if err != nil {
 						errOnce.Do(func() { evalErr = err; cancel() })
 						break
 					}
 					d := set.Evaluate(ctx, c)
-					out[i] = replayResult{id: r.id, oldAction: toolgate.Action(r.action), newAction: d.Action,
-						oldRule: r.rule, newRule: d.Rule, version: d.Version, label: d.Label, effect: d.ConfidenceEffect}
-					if string(d.Action) != r.action || d.Rule != r.rule {
+					out[i] = replayResult{id: r.ID, oldAction: r.Action, newAction: d.Action,
+						oldRule: r.Rule, newRule: d.Rule, version: d.Version, label: d.Label, effect: d.ConfidenceEffect}
+					if d.Action != r.Action || d.Rule != r.Rule {
 						out[i].change = &Change{
-							ID: r.id, ReceivedAt: c.Time, Server: r.server, Tool: r.tool,
-							OldAction: toolgate.Action(r.action), OldRule: r.rule,
-							NewAction: d.Action, NewRule: d.Rule, NewReason: d.Reason, NewError: d.Error, seq: r.seq,
-							OldConfidence: decisionEffect(r.effect), NewConfidence: d.ConfidenceEffect,
+							ID: r.ID, ReceivedAt: c.Time, Server: r.Server, Tool: r.Tool,
+							OldAction: r.Action, OldRule: r.Rule,
+							NewAction: d.Action, NewRule: d.Rule, NewReason: d.Reason, NewError: d.Error, seq: row.seq,
+							OldConfidence: decisionEffect(r.ConfidenceEffect), NewConfidence: d.ConfidenceEffect,
 						}
-						if r.reviewChannel == toolgate.ChannelGrant {
-							out[i].change.Grant = r.reviewReason
+						if r.Review != nil && r.Review.Channel == toolgate.ChannelGrant {
+							out[i].change.Grant = r.Review.Reason
 						}
 					}
 				}
@@ -274,6 +258,10 @@ func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress fu
 	lastReport := 0
 	for out := range results {
 		for _, res := range out {
+			if res.noArgs {
+				rep.ArgsNotStored++
+				continue
+			}
 			rep.Total++
 			if rep.RulesVersion == "" {
 				rep.RulesVersion, rep.RulesLabel = res.version, res.label
@@ -345,7 +333,7 @@ func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress fu
 }
 
 func (s *Store) count(ctx context.Context, f Filter) (int, error) {
-	q, args := f.selectSQL("1")
+	q, args := f.selectSQL("1", "")
 	var n int
 	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM (`+q+`) AS matched`, args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("audit: count: %w", err)
@@ -354,7 +342,7 @@ func (s *Store) count(ctx context.Context, f Filter) (int, error) {
 }
 
 func (s *Store) readReplay(ctx context.Context, f Filter, out chan<- []replayRow) error {
-	q, args := f.selectOrdered(replayCols, false) // Replay sorts its changes itself
+	q, args := f.selectOrdered(replayCols, replayJoins, false) // Replay sorts its changes itself
 	rows, err := s.rdb.QueryContext(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("audit: replay: %w", err)
@@ -364,10 +352,7 @@ func (s *Store) readReplay(ctx context.Context, f Filter, out chan<- []replayRow
 	for rows.Next() {
 		chunk = append(chunk, replayRow{})
 		r := &chunk[len(chunk)-1]
-		if err := rows.Scan(&r.seq, &r.id, &r.received, &r.client.Name, &r.client.Version, &r.model.Name, &r.model.Version,
-			&r.session, &r.server, &r.serverVersion, &r.tool, &r.name, &r.schemaHash, &r.annotations, &r.args,
-			&r.confidence, &r.rule, &r.action, &r.reviewChannel, &r.reviewReason, &r.kind, &r.effect,
-			&r.user, &r.groups, &r.auth); err != nil {
+		if err := rows.Scan(&r.seq, &r.id, &r.d.at, &r.d.body, &r.v.at, &r.v.body, &r.args); err != nil {
 			return fmt.Errorf("audit: replay: %w", err)
 		}
 		if len(chunk) == replayChunk {

@@ -83,6 +83,10 @@ func TestListFilters(t *testing.T) {
 	s := importFixture(t)
 	ctx := context.Background()
 	at := func(m int) time.Time { return time.Date(2026, 3, 1, 10, m, 0, 0, time.UTC) }
+	all, err := s.List(ctx, Filter{})
+	if err != nil || len(all) < 10 {
+		t.Fatalf("List = %d rows, %v", len(all), err)
+	}
 	cases := []struct {
 		f    Filter
 		want int
@@ -96,7 +100,7 @@ func TestListFilters(t *testing.T) {
 		{Filter{Session: "s-2"}, 1},
 		{Filter{Server: "workspace", Since: at(5), Until: at(8)}, 3},
 		{Filter{Limit: 2}, 2},
-		{Filter{After: 10}, 2},
+		{Filter{After: all[9].Seq}, 2},
 		{Filter{Server: "nope"}, 0},
 	}
 	for _, tc := range cases {

@@ -234,7 +234,8 @@ func (s *Store) drift(ctx context.Context, f Filter) ([]Drift, error) {
 // ruleCounts counts the calls matching f per rule, and in all.
 func (s *Store) ruleCounts(ctx context.Context, f Filter) (map[string]int, int, error) {
 	where, args := f.where()
-	rows, err := s.rdb.QueryContext(ctx, `SELECT rule, count(*) FROM calls`+where+` GROUP BY 1`, args...)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+nameOf(`g.rule_ref`)+`, n FROM (SELECT rule_ref, count(*) AS n FROM calls`+where+
+		` GROUP BY rule_ref) AS g`, args...)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -324,8 +325,9 @@ func (s *Store) RuleVersions(ctx context.Context) ([]RuleVersion, error) {
 	if err := s.catchUp(ctx); err != nil {
 		return nil, fmt.Errorf("audit: rule versions: %w", err)
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT rules_version, max(rules_label), min(received_at), max(received_at), count(*)
-		FROM calls GROUP BY 1 ORDER BY 3`)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+nameOf(`g.v`)+`, `+nameOf(`g.l`)+`, g.first, g.last, g.n FROM (
+		SELECT rules_version_ref AS v, max(rules_label_ref) AS l, min(received_at) AS first, max(received_at) AS last, count(*) AS n
+		FROM calls GROUP BY rules_version_ref) AS g ORDER BY g.first`)
 	if err != nil {
 		return nil, fmt.Errorf("audit: rule versions: %w", err)
 	}
@@ -368,7 +370,7 @@ func (s *Store) ChainOf(ctx context.Context, id string) ([]ChainEvent, int64, er
 			e  ChainEvent
 			at int64
 		)
-		if err := rows.Scan(&e.Seq, &e.Kind, &at, &e.Hash); err != nil {
+		if err := rows.Scan(&e.Seq, &e.Kind, &at, hexScan{&e.Hash}); err != nil {
 			return nil, 0, fmt.Errorf("audit: chain of %s: %w", id, err)
 		}
 		e.At = time.Unix(0, at).UTC()

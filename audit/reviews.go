@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -16,7 +17,7 @@ func (s *Store) PendingReviews(ctx context.Context) ([]toolgate.Pending, error) 
 	if err := s.catchUp(ctx); err != nil {
 		return nil, fmt.Errorf("audit: pending reviews: %w", err)
 	}
-	return s.pending(ctx, s.rdb, `WHERE status = 'pending' AND review_approved IS NULL`)
+	return s.pending(ctx, s.rdb, `WHERE calls.status = 'pending' AND calls.review_approved IS NULL`)
 }
 
 type queryer interface {
@@ -24,7 +25,7 @@ type queryer interface {
 }
 
 func (s *Store) pending(ctx context.Context, q queryer, where string, args ...any) ([]toolgate.Pending, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+recordCols+` FROM calls `+where+` ORDER BY received_at, seq`, args...)
+	rows, err := q.QueryContext(ctx, `SELECT `+recordCols+` FROM `+recordFrom+` `+where+` ORDER BY calls.received_at, calls.seq`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("audit: pending reviews: %w", err)
 	}
@@ -76,15 +77,11 @@ func (s *Store) SubmitVerdict(ctx context.Context, id string, v toolgate.Verdict
 		if cs.status != toolgate.StatusPending || cs.verdict != nil {
 			return nil
 		}
-		admitted, err := w.admit(id, v, at, cs.status)
+		admitted, err := w.admit(id, cs, v, at)
 		if admitted == nil || err != nil {
 			return err
 		}
-		r := newReview(*admitted, cs.decidedAt)
-		if err := w.setVerdict(id, toolgate.StatusPending, r); err != nil {
-			return err
-		}
-		if err := w.appendEvent(&event{Kind: kindVerdict, ID: id, At: at.UnixNano(), Status: toolgate.StatusPending, Verdict: r}); err != nil {
+		if err := w.verdict(id, at.UnixNano(), toolgate.StatusPending, newReview(*admitted, cs.decidedAt)); err != nil {
 			return err
 		}
 		ok = true
@@ -100,24 +97,23 @@ func (s *Store) SubmitVerdict(ctx context.Context, id string, v toolgate.Verdict
 // while none is stored. It reads the DB, so it sees verdicts written by
 // other processes (the server polls it).
 func (s *Store) ReviewVerdict(ctx context.Context, id string) (toolgate.Verdict, bool, error) {
-	var (
-		approved                  sql.NullBool
-		reviewer, channel, reason string
-		decided                   sql.NullInt64
-	)
-	err := s.rdb.QueryRowContext(ctx, `SELECT review_approved, reviewer, review_channel, review_reason, review_decided_at
-		FROM calls WHERE id = ?`, id).Scan(&approved, &reviewer, &channel, &reason, &decided)
+	var v joined
+	err := s.rdb.QueryRowContext(ctx, `SELECT v.at, v.body FROM calls LEFT JOIN events v ON v.seq = calls.verdict_seq
+		WHERE calls.id = ?`, id).Scan(&v.at, &v.body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return toolgate.Verdict{}, false, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if err != nil {
 		return toolgate.Verdict{}, false, fmt.Errorf("audit: read verdict of %s: %w", id, err)
 	}
-	if !approved.Valid {
+	if !v.body.Valid {
 		return toolgate.Verdict{}, false, nil
 	}
-	return toolgate.Verdict{Approved: approved.Bool, Reviewer: reviewer, Channel: channel, Reason: reason,
-		DecidedAt: fromNanos(decided)}, true, nil
+	e, err := v.decode(id, kindVerdict)
+	if err != nil || e.Verdict == nil {
+		return toolgate.Verdict{}, false, fmt.Errorf("audit: read verdict of %s: %w", id, cmp.Or(err, errors.New("no verdict in its event")))
+	}
+	return e.Verdict.Verdict(), true, nil
 }
 
 // SetReviewMessage remembers where call id's Slack review message is. This
@@ -171,10 +167,7 @@ func (s *Store) ExpireOrphanReviews(ctx context.Context, now time.Time) ([]toolg
 				continue
 			}
 			r := newReview(toolgate.Verdict{Channel: toolgate.ChannelExpired, Reason: "the toolgate process holding the call ended before the review was answered", DecidedAt: now}, cs.decidedAt)
-			if err := w.setVerdict(id, toolgate.StatusRefused, r); err != nil {
-				return err
-			}
-			if err := w.appendEvent(&event{Kind: kindVerdict, ID: id, At: now.UnixNano(), Status: toolgate.StatusRefused, Verdict: r}); err != nil {
+			if err := w.verdict(id, now.UnixNano(), toolgate.StatusRefused, r); err != nil {
 				return err
 			}
 		}

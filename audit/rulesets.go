@@ -326,7 +326,8 @@ func (s *Store) liveOwners(ctx context.Context) (map[string]bool, error) {
 
 // decideWithin bounds how long after receiving a call toolgate decides it
 // (rule evaluation is bounded by rules.CostLimit per expression). It only
-// lets countDecisions use the received_at index; decided_at is exact.
+// lets countDecisions use the received_at index; the decision event's at
+// (its decided_at) is exact.
 const decideWithin = time.Hour
 
 // countDecisions fills p's counts: the calls p's version decided from
@@ -337,8 +338,9 @@ func (s *Store) countDecisions(ctx context.Context, p *RulesetPeriod, until *tim
 		to = until.UnixNano()
 	}
 	from := p.From.UnixNano()
-	rows, err := s.rdb.QueryContext(ctx, `SELECT action, count(*) FROM calls
-		WHERE received_at >= ? AND received_at < ? AND decided_at >= ? AND decided_at < ? AND rules_version = ? GROUP BY action`,
+	rows, err := s.rdb.QueryContext(ctx, `SELECT calls.action, count(*) FROM calls JOIN events d ON d.seq = calls.seq
+		WHERE calls.received_at >= ? AND calls.received_at < ? AND d.at >= ? AND d.at < ? AND calls.rules_version_ref = `+nameRef+`
+		GROUP BY calls.action`,
 		from-int64(decideWithin), to, from, to, p.Version)
 	if err != nil {
 		return fmt.Errorf("audit: rule-set history: %w", err)

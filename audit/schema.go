@@ -211,8 +211,114 @@ BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;`,
 	seq  INTEGER NOT NULL
 );
 INSERT INTO projection (name, seq) SELECT 'calls', coalesce(max(seq), 0) FROM events;`,
+	// 14: format-2 events (chain.go) store their hash as 32 raw bytes.
+	// SQLite keeps them in the TEXT column as a BLOB; PostgreSQL needs
+	// BYTEA, the hex text of the events before decoded to their bytes.
+	// A build that knows only format 1 must not open a log with format-2
+	// events: hence a version for SQLite too.
+	pgOnly(`ALTER TABLE events ALTER COLUMN hash TYPE BYTEA USING decode(hash, 'hex');`),
+	// 15: calls slim. A row keeps what the documented queries filter,
+	// group, sort or update on, and finds the rest in its events by
+	// primary key: seq is its decision event's seq, verdict_seq and
+	// outcome_seq its last verdict and outcome events (NULL: none), so
+	// list, show, export, replay and the web UI read the decision, verdict
+	// and outcome from their event bodies, the only copy. The *_ref
+	// columns hold the id in names of a string (names.go): each distinct
+	// server, tool, session, rule, ... is stored once. The columns:
+	//   - received_at, server, tool, action, client, model, session, rule,
+	//     user, kind: audit list's and the web UI's filters, stats' and
+	//     report's groups;
+	//   - model_version (stats' by model), rules_version and rules_label
+	//     (rules history, PendingFor's match), auto_approved and
+	//     eval_failed (stats' counts);
+	//   - status: what a call's next event may do, stats' by status;
+	//   - review_approved, review_channel, review_ms: stats' and report's
+	//     review counts and times (NULL unless reviewed);
+	//   - slack_*, review_owner, review_needs, review_channels, args_mac:
+	//     a review's state, chained nowhere (defaults unless reviewed);
+	//   - args: the arguments of a call whose format-1 decision event
+	//     chains only their hash (logs written before the event carried
+	//     them); NULL otherwise (a call recorded with audit.store_args:
+	//     hash has no arguments anywhere).
+	// Indexes, each for the query that needs it, and no other: every index
+	// is bytes and a page write per projected batch:
+	//   - id (UNIQUE): every read or change of one call by its id (show,
+	//     verdicts, outcomes, grants, reviews);
+	//   - calls_received: the time range of list, stats, report, replay
+	//     and rules history, list's newest N, retention's cut;
+	//   - calls_pending (partial, pending rows only): pending reviews,
+	//     their expiry and PendingFor.
+	// The other filters (tool, session, rule, user, ...) scan the time
+	// range: the rows are small, and an index each cost more per call than
+	// the row itself.
+	`CREATE TABLE names (
+	id   INTEGER PRIMARY KEY,
+	name TEXT    NOT NULL UNIQUE
+);
+INSERT INTO names (name)
+SELECT client_name FROM calls UNION SELECT model_name FROM calls UNION SELECT model_version FROM calls
+UNION SELECT session_id FROM calls UNION SELECT server FROM calls UNION SELECT tool FROM calls
+UNION SELECT kind FROM calls UNION SELECT principal_user FROM calls UNION SELECT rules_version FROM calls
+UNION SELECT rules_label FROM calls UNION SELECT rule FROM calls;
+CREATE TABLE calls_slim (
+	seq               INTEGER PRIMARY KEY,
+	id                TEXT    NOT NULL UNIQUE,
+	received_at       INTEGER NOT NULL,
+	server_ref        INTEGER NOT NULL,
+	tool_ref          INTEGER NOT NULL,
+	kind_ref          INTEGER NOT NULL,
+	session_ref       INTEGER NOT NULL,
+	user_ref          INTEGER NOT NULL,
+	client_ref        INTEGER NOT NULL,
+	model_ref         INTEGER NOT NULL,
+	model_version_ref INTEGER NOT NULL,
+	rules_version_ref INTEGER NOT NULL,
+	rules_label_ref   INTEGER NOT NULL,
+	rule_ref          INTEGER NOT NULL,
+	action            TEXT    NOT NULL,
+	auto_approved     INTEGER NOT NULL DEFAULT 0,
+	eval_failed       INTEGER NOT NULL DEFAULT 0,
+	status            TEXT    NOT NULL,
+	outcome_seq       INTEGER,
+	verdict_seq       INTEGER,
+	review_approved   INTEGER,
+	review_channel    TEXT,
+	review_ms         INTEGER,
+	slack_channel     TEXT    NOT NULL DEFAULT '',
+	slack_ts          TEXT    NOT NULL DEFAULT '',
+	review_owner      TEXT    NOT NULL DEFAULT '',
+	review_needs      INTEGER NOT NULL DEFAULT 1,
+	review_channels   TEXT    NOT NULL DEFAULT '',
+	args_mac          TEXT    NOT NULL DEFAULT '',
+	args              TEXT
+);
+INSERT INTO calls_slim (seq, id, received_at, server_ref, tool_ref, kind_ref, session_ref, user_ref, client_ref, model_ref,
+	model_version_ref, rules_version_ref, rules_label_ref, rule_ref, action, auto_approved, eval_failed, status, outcome_seq,
+	verdict_seq, review_approved, review_channel, review_ms, slack_channel, slack_ts, review_owner, review_needs,
+	review_channels, args_mac, args)
+SELECT d.seq, c.id, c.received_at,
+	(SELECT id FROM names WHERE name = c.server), (SELECT id FROM names WHERE name = c.tool),
+	(SELECT id FROM names WHERE name = c.kind), (SELECT id FROM names WHERE name = c.session_id),
+	(SELECT id FROM names WHERE name = c.principal_user), (SELECT id FROM names WHERE name = c.client_name),
+	(SELECT id FROM names WHERE name = c.model_name), (SELECT id FROM names WHERE name = c.model_version),
+	(SELECT id FROM names WHERE name = c.rules_version), (SELECT id FROM names WHERE name = c.rules_label),
+	(SELECT id FROM names WHERE name = c.rule),
+	c.action, c.auto_approved, CASE WHEN c.eval_error != '' THEN 1 ELSE 0 END, c.status, o.seq, v.seq,
+	c.review_approved, CASE WHEN c.review_approved IS NULL THEN NULL ELSE c.review_channel END,
+	CASE WHEN c.review_approved IS NULL THEN NULL ELSE c.review_ms END,
+	c.slack_channel, c.slack_ts, c.review_owner, c.review_needs, c.review_channels, c.args_mac,
+	CASE WHEN d.body LIKE '%"args":null%' THEN c.args END
+FROM calls c
+JOIN (SELECT call_id, min(seq) AS seq FROM events WHERE kind = 'decision' GROUP BY call_id) AS dm ON dm.call_id = c.id
+JOIN events d ON d.seq = dm.seq
+LEFT JOIN (SELECT call_id, max(seq) AS seq FROM events WHERE kind = 'verdict' GROUP BY call_id) AS v ON v.call_id = c.id
+LEFT JOIN (SELECT call_id, max(seq) AS seq FROM events WHERE kind = 'outcome' GROUP BY call_id) AS o ON o.call_id = c.id;
+DROP TABLE calls;
+ALTER TABLE calls_slim RENAME TO calls;
+CREATE INDEX calls_received ON calls(received_at);
+CREATE INDEX calls_pending  ON calls(received_at) WHERE status = 'pending';`,
 }
 
 // SchemaVersion is the schema version this build writes and understands
 // (len(migrations); a test keeps the two in step).
-const SchemaVersion = 13
+const SchemaVersion = 15

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,6 +100,10 @@ type Options struct {
 	RedactText func(string) string
 	// ToolgateVersion is stored in every row.
 	ToolgateVersion string
+	// ArgsHashOnly stores only the sha256 of each call's (redacted)
+	// arguments, never the arguments (config audit.store_args: hash).
+	// Replay then cannot evaluate those calls (ReplayReport.ArgsNotStored).
+	ArgsHashOnly bool
 	// BusyTimeout is how long one transaction waits for another process's
 	// write lock; zero means DefaultBusyTimeout.
 	BusyTimeout time.Duration
@@ -174,6 +179,9 @@ type Store struct {
 	// proj is the calls projection's state as this writer knows it;
 	// guarded by wmu.
 	proj projection
+	// names caches the ids of the strings in names (names.go); guarded
+	// by wmu.
+	names map[string]int64
 	// unprojected counts the events this writer appended that the calls
 	// table does not reflect yet (read without wmu by catchUp).
 	unprojected atomic.Int64
@@ -498,7 +506,9 @@ func (s *Store) migrate(ctx context.Context) error {
 			return err
 		}
 		if err == nil {
-			_, err = c.ExecContext(ctx, migrations[v])
+			if ddl := forDialect(migrations[v], "sqlite"); strings.TrimSpace(ddl) != "" {
+				_, err = c.ExecContext(ctx, ddl)
+			}
 		}
 		if err == nil {
 			_, err = c.ExecContext(ctx, `INSERT INTO schema_migrations(version, applied_at) VALUES (?, ?)`, v+1, s.o.Now().UnixNano())
@@ -840,9 +850,9 @@ func (s *Store) tryCommit(live []*op, hot bool) (int, error) {
 		}
 	}
 	w := &wtx{s: s, ctx: ctx}
-	if err := s.stmts.head.QueryRowContext(ctx).Scan(&w.head, &w.prev); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	if err := w.readHead(); err != nil {
 		rollback()
-		return 0, fmt.Errorf("audit: read chain head: %w", err)
+		return 0, err
 	}
 	if !hot {
 		s.projQueued = false // this transaction projects

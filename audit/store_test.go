@@ -143,10 +143,18 @@ func TestBeginIsCommittedBeforeReturn(t *testing.T) {
 		if err := s.catchUp(ctx); err != nil {
 			t.Fatal(err)
 		}
-		var status, args, ver string
-		if err := other.QueryRow(`SELECT status, args, toolgate_version FROM calls WHERE id = ?`, id).Scan(&status, &args, &ver); err != nil {
+		var (
+			status string
+			d      joined
+		)
+		if err := other.QueryRow(`SELECT calls.status, d.at, d.body FROM calls JOIN events d ON d.seq = calls.seq WHERE calls.id = ?`, id).Scan(&status, &d.at, &d.body); err != nil {
 			t.Fatalf("second connection does not see %s: %v", id, err)
 		}
+		var r Record
+		if err := r.load(id, &d, nil, nil, sql.NullString{}); err != nil {
+			t.Fatal(err)
+		}
+		args, ver := string(r.Args), r.ToolgateVersion
 		if want := initialStatus(a); status != want {
 			t.Errorf("%s: status %q, want %q", a, status, want)
 		}
@@ -271,15 +279,12 @@ func TestNullConfidence(t *testing.T) {
 	if err := s.Begin(ctx, c, testDecision(toolgate.Allow)); err != nil {
 		t.Fatal(err)
 	}
-	var conf sql.NullFloat64
-	if err := s.catchUp(ctx); err != nil {
+	r, err := s.Get(ctx, c.ID)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.rdb.QueryRow(`SELECT confidence FROM calls WHERE id = ?`, c.ID).Scan(&conf); err != nil {
-		t.Fatal(err)
-	}
-	if conf.Valid {
-		t.Errorf("confidence = %v, want NULL", conf.Float64)
+	if r.Confidence != nil {
+		t.Errorf("confidence = %v, want none", *r.Confidence)
 	}
 }
 
@@ -578,14 +583,25 @@ func TestDecisionEventCarriesArgs(t *testing.T) {
 	}
 	chained := r.e
 	chained.Args = nil
-	if r.body, err = marshalCanonical(&event{Kind: kindDecision, ID: r.e.ID, At: r.at, Status: r.status, Decision: &chained}); err != nil {
+	err = s.write(ctx, func(w *wtx) error {
+		if err := w.appendFormat1(&event{Kind: kindDecision, ID: r.e.ID, At: r.at, Status: r.status, Decision: &chained}); err != nil {
+			return err
+		}
+		_, err := w.insertEntry(w.head, &r.e, r.status)
+		return err
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(r.body), `"args":{`) {
-		t.Fatalf("old-layout body has args: %s", r.body)
+	if rep, err := s.Verify(ctx); err != nil || rep.OK() {
+		t.Fatalf("Verify of an old-layout decision whose row lacks the args = %+v, %v; want a problem", rep, err)
 	}
-	if err := s.write(ctx, func(w *wtx) error { return w.begin(r) }); err != nil {
+	// Migration 15 keeps the arguments of such a call in its row.
+	if _, err := s.conn.ExecContext(ctx, `UPDATE calls SET args = ? WHERE id = '01OLD'`, string(r.e.Args)); err != nil {
 		t.Fatal(err)
+	}
+	if got, err := s.Get(ctx, "01OLD"); err != nil || string(got.Args) != string(r.e.Args) {
+		t.Fatalf("Get of an old-layout call = %+v, %v; want its row's args", got, err)
 	}
 	if rep, err := s.Verify(ctx); err != nil || !rep.OK() {
 		t.Fatalf("Verify of both layouts = %+v, %v", rep, err)

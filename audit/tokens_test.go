@@ -135,7 +135,8 @@ func TestPrincipalRecordedAndFiltered(t *testing.T) {
 	}
 	// A row whose principal was changed after the fact no longer verifies.
 	db := rawDB(t, s.Path())
-	if _, err := db.Exec(`UPDATE calls SET principal_user = 'mallory' WHERE principal_user = 'bob'`); err != nil {
+	if _, err := db.Exec(`INSERT INTO names (name) VALUES ('mallory');
+		UPDATE calls SET user_ref = (SELECT id FROM names WHERE name = 'mallory') WHERE user_ref = (SELECT id FROM names WHERE name = 'bob')`); err != nil {
 		t.Fatal(err)
 	}
 	if rep, err := s.Verify(ctx); err != nil || rep.OK() {

@@ -8,14 +8,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"hash"
-	"maps"
-	"reflect"
 	"runtime"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
+
+	jsonv1 "github.com/go-json-experiment/json/v1"
 )
 
 // maxProblems bounds how many problems Verify lists.
@@ -75,20 +72,24 @@ func (r *VerifyReport) add(p Problem) {
 }
 
 // Verify checks the log's tamper evidence:
-//  1. the events chain: each event's prev_hash is the previous event's hash
-//     and its hash is sha256(prev_hash || body);
-//  2. every calls row equals the record rebuilt from its events (so an
-//     UPDATE of any chained column is caught), every row has events and
-//     every event has a row.
+//  1. the events chain, in either format (chain.go): each event's hash
+//     binds it to the event before it;
+//  2. every calls row points at its call's decision event and its last
+//     verdict and outcome events, and its columns (slimNames) are what
+//     those events make them (so an UPDATE of any derived column is
+//     caught); every row has events and every event has a row.
 //
-// Slack message locations and Seq are not covered. An error means Verify
-// could not read the DB; a tampered log is reported in the VerifyReport.
+// Slack message locations and a review's state are not covered. An error
+// means Verify could not read the DB; a tampered log is reported in the
+// VerifyReport.
 //
 // The events and the rows are read at once on two connections whose
-// snapshots hold the same events, and hashed, decoded and encoded by
-// GOMAXPROCS workers (verifyFast); the chain is still checked in order. That pass proves a clean log; when it finds anything amiss,
-// verifyRows, the detailed pass, re-checks the rows and names each
-// problem, so the report is the same either way.
+// snapshots hold the same events; GOMAXPROCS workers hash the events and
+// decode the ones the rows do not point at, and decode the events each row
+// points at (verifyFast); the chain is still checked in order. That pass
+// proves a clean log; when it finds anything amiss, verifyRows, the
+// detailed pass, re-checks the rows and names each problem, so the report
+// is the same either way.
 func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 	var rep VerifyReport
 	if err := s.catchUp(ctx); err != nil {
@@ -193,51 +194,85 @@ func watermark(ctx context.Context, q querier) (int64, error) {
 }
 
 // verifyChain checks the chain of the events in tx, the first of which
-// follows the event hashed prev ("" for the genesis).
+// follows the event hashed prev (hex; "" for the genesis).
 func verifyChain(ctx context.Context, tx *sql.Tx, rep *VerifyReport, prev string) error {
-	rows, err := tx.QueryContext(ctx, `SELECT seq, call_id, body, prev_hash, hash FROM events ORDER BY seq`)
+	rows, err := tx.QueryContext(ctx, `SELECT `+chainCols+` FROM events ORDER BY seq`)
 	if err != nil {
 		return fmt.Errorf("audit: verify: %w", err)
 	}
 	defer rows.Close()
-	var (
-		seq                        int64
-		id, body, prevHash, stored string
-	)
+	p := hashRaw(prev)
+	var e evItem
 	for rows.Next() {
-		if err := rows.Scan(&seq, &id, &body, &prevHash, &stored); err != nil {
+		if err := e.scan(rows); err != nil {
 			return fmt.Errorf("audit: verify: %w", err)
 		}
 		rep.Events++
-		ok := chainHash(prevHash, []byte(body)) == stored
-		if prevHash != prev || !ok {
-			chainProblems(rep, seq, id, prev, prevHash, stored, body, ok)
-		}
-		prev = stored
+		e.check(p)
+		p = e.link(rep, p)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("audit: verify: %w", err)
 	}
-	rep.Head = prev
+	rep.Head = hashHex(p)
 	return nil
 }
 
-// chainProblems reports a broken link of event seq: prev is the previous
-// event's hash; hashOK says whether its body hashes to stored.
-func chainProblems(rep *VerifyReport, seq int64, id, prev, prevHash, stored, body string, hashOK bool) {
-	if prevHash != prev {
-		rep.add(Problem{Seq: seq, CallID: id, What: fmt.Sprintf("prev_hash %.12s… does not match the previous event's hash %.12s… (event missing, reordered or inserted)", prevHash, prev)})
+// chainCols are the events columns evItem.scan reads.
+const chainCols = `seq, call_id, kind, at, body, prev_hash, hash`
+
+func (e *evItem) scan(sc scanner) error {
+	*e = evItem{}
+	return sc.Scan(&e.seq, &e.callID, &e.kind, &e.at, &e.body, &e.prevHash, &e.hash)
+}
+
+// check hashes e as following the event hashed prev (raw): hashOK says
+// its stored hash is right. A format-1 event names its predecessor in
+// prev_hash and is hashed with it, so that a broken link and an altered
+// event are told apart; a format-2 event is hashed with prev.
+func (e *evItem) check(prev []byte) {
+	if !isFormat2(e.body) {
+		h := eventHash(hashRaw(e.prevHash), e.callID, e.kind, e.at, e.body)
+		e.hashOK = hashHex(e.hash) == hex.EncodeToString(h)
+		return
 	}
-	if !hashOK {
-		h := chainHash(prevHash, []byte(body))
-		rep.add(Problem{Seq: seq, CallID: id, What: fmt.Sprintf("hash mismatch: body hashes to %.12s…, stored %.12s… (event body altered)", h, stored)})
+	e.hashOK = e.prevHash == "" && bytes.Equal(eventHash(prev, e.callID, e.kind, e.at, e.body), e.hash)
+}
+
+// link reports e's problems as the event after the one hashed prev (raw),
+// and returns e's hash, raw.
+func (e *evItem) link(rep *VerifyReport, prev []byte) []byte {
+	format1 := !isFormat2(e.body)
+	if format1 && e.prevHash != hashHex(prev) {
+		rep.add(Problem{Seq: e.seq, CallID: e.callID, What: fmt.Sprintf("prev_hash %.12s… does not match the previous event's hash %.12s… (event missing, reordered or inserted)", e.prevHash, hashHex(prev))})
 	}
+	switch {
+	case e.hashOK:
+	case format1:
+		rep.add(Problem{Seq: e.seq, CallID: e.callID, What: fmt.Sprintf("hash mismatch: body hashes to %.12s…, stored %.12s… (event body altered)",
+			hex.EncodeToString(eventHash(hashRaw(e.prevHash), e.callID, e.kind, e.at, e.body)), hashHex(e.hash))})
+	case e.prevHash != "":
+		rep.add(Problem{Seq: e.seq, CallID: e.callID, What: "prev_hash is set on a format-2 event (event altered)"})
+	default:
+		rep.add(Problem{Seq: e.seq, CallID: e.callID, What: fmt.Sprintf("hash mismatch: event hashes to %.12s…, stored %.12s… (event altered, or the event before it missing, reordered or inserted)",
+			hex.EncodeToString(eventHash(prev, e.callID, e.kind, e.at, e.body)), hashHex(e.hash))})
+	}
+	return storedRaw(e.hash)
+}
+
+// storedRaw is a stored hash (raw, or format 1's hex text) as raw bytes.
+func storedRaw(h []byte) []byte {
+	if len(h) == sha256.Size {
+		return h
+	}
+	return hashRaw(string(h))
 }
 
 type evRow struct {
 	seq        int64
 	callID     string
 	kind, body string
+	at         int64
 }
 
 // verifyRowsIn runs verifyRows on a snapshotPair. verifyRows reads two
@@ -254,14 +289,14 @@ func (s *Store) verifyRowsIn(ctx context.Context, evTx, rowTx *sql.Tx, rep *Veri
 // verifyRows checks the calls rows (read in tx) against their events (read
 // in etx, which sees the same snapshot).
 func verifyRows(ctx context.Context, tx, etx *sql.Tx, rep *VerifyReport) error {
-	calls, err := tx.QueryContext(ctx, `SELECT `+recordCols+` FROM calls ORDER BY id`)
+	calls, err := tx.QueryContext(ctx, `SELECT `+rowCols+` FROM `+rowFrom+` ORDER BY calls.id`)
 	if err != nil {
 		return fmt.Errorf("audit: verify: %w", err)
 	}
 	defer calls.Close()
 	// Rows reflect the events up to the projection's watermark; later ones
 	// (committed since the last projection) are checked by the chain only.
-	evs, err := etx.QueryContext(ctx, `SELECT seq, call_id, kind, body FROM events
+	evs, err := etx.QueryContext(ctx, `SELECT seq, call_id, kind, body, at FROM events
 		WHERE seq <= (SELECT seq FROM projection WHERE name = 'calls') ORDER BY call_id, seq`)
 	if err != nil {
 		return fmt.Errorf("audit: verify: %w", err)
@@ -283,7 +318,7 @@ func verifyRows(ctx context.Context, tx, etx *sql.Tx, rep *VerifyReport) error {
 			return nil
 		}
 		var e evRow
-		if evErr = evs.Scan(&e.seq, &e.callID, &e.kind, &e.body); evErr != nil {
+		if evErr = evs.Scan(&e.seq, &e.callID, &e.kind, &e.body, &e.at); evErr != nil {
 			return nil
 		}
 		return &e
@@ -293,35 +328,41 @@ func verifyRows(ctx context.Context, tx, etx *sql.Tx, rep *VerifyReport) error {
 			return // a token's events belong to no call
 		}
 		if standaloneKinds[e.kind] || e.kind == kindRulesLoad || e.kind == kindRulesRollback {
-			checkStandalone(rep, e)
+			if what := standaloneProblem(e.callID, e.kind, e.body); what != "" {
+				rep.add(Problem{Seq: e.seq, CallID: e.callID, What: what})
+			}
 			return
 		}
 		rep.add(Problem{Seq: e.seq, CallID: e.callID, What: "event has no calls row (row deleted?)"})
 	}
 	for calls.Next() {
-		row, err := scanRecord(calls)
+		row, err := scanRawRow(calls)
 		if err != nil {
 			rep.add(Problem{What: "unreadable calls row: " + err.Error()})
 			continue
 		}
 		rep.Calls++
-		var want Record
+		var (
+			want                   Record
+			decSeq, verSeq, outSeq int64
+			format1                bool // of the decision event
+		)
 		n := 0
 		for {
 			e := next()
 			if e == nil {
 				break
 			}
-			if e.callID < row.ID {
+			if e.callID < row.id {
 				orphan(e)
 				continue
 			}
-			if e.callID > row.ID {
+			if e.callID > row.id {
 				pending = e
 				break
 			}
-			var ev event
-			if err := json.Unmarshal([]byte(e.body), &ev); err != nil {
+			ev, err := decodeEvent(e.callID, e.kind, e.at, e.body)
+			if err != nil {
 				rep.add(Problem{Seq: e.seq, CallID: e.callID, What: "event body is not valid JSON: " + err.Error()})
 				continue
 			}
@@ -333,28 +374,39 @@ func verifyRows(ctx context.Context, tx, etx *sql.Tx, rep *VerifyReport) error {
 			case n > 0 && ev.Kind == kindDecision:
 				rep.add(Problem{Seq: e.seq, CallID: e.callID, What: "second decision event for the call"})
 			}
-			want.fold(&ev)
+			want.fold(ev)
+			switch ev.Kind {
+			case kindDecision:
+				if decSeq == 0 {
+					decSeq, format1 = e.seq, !isFormat2(e.body)
+				}
+			case kindVerdict:
+				verSeq = e.seq
+			case kindOutcome:
+				outSeq = e.seq
+			}
 			n++
 		}
 		if evErr != nil {
 			return fmt.Errorf("audit: verify: %w", evErr)
 		}
 		if n == 0 {
-			rep.add(Problem{CallID: row.ID, What: "calls row has no events (inserted outside toolgate?)"})
+			rep.add(Problem{CallID: row.id, What: "calls row has no events (inserted outside toolgate?)"})
 			continue
 		}
-		got := *row
-		got.Seq, got.SlackChannel, got.SlackTS = 0, "", ""
-		if a := string(want.Args); a == "" || a == "null" {
-			// The decision event chains the arguments' hash only (logs
-			// written before that chain the arguments themselves).
-			if argsHash(got.Args) != want.ArgsHash {
-				rep.add(Problem{CallID: row.ID, What: "row's args do not match the chained args_hash"})
-			}
-			want.Args = got.Args // compared by hash; the diff below names the other columns
+		row.decode()
+		switch {
+		case !row.d.body.Valid:
+			rep.add(Problem{CallID: row.id, What: fmt.Sprintf("calls row points at no event (seq %d)", row.seq)})
+		case row.recErr != nil:
+			rep.add(Problem{CallID: row.id, What: "calls row points at an unreadable event: " + row.recErr.Error()})
 		}
-		if diff := recordDiff(&want, &got); diff != "" {
-			rep.add(Problem{CallID: row.ID, What: "row differs from its chained events: " + diff})
+		wantCols := slimOf(&want, decSeq, verSeq, outSeq)
+		if diff := slimDiff(&wantCols, &row.cols); diff != "" {
+			rep.add(Problem{CallID: row.id, What: "row differs from its chained events: " + diff})
+		}
+		if p := argsProblem(row.args, &want.Entry, format1); p != "" {
+			rep.add(Problem{CallID: row.id, What: p})
 		}
 	}
 	if err := calls.Err(); err != nil {
@@ -369,46 +421,6 @@ func verifyRows(ctx context.Context, tx, etx *sql.Tx, rep *VerifyReport) error {
 	return nil
 }
 
-// recordDiff names the fields where got differs from want ("" if none).
-func recordDiff(want, got *Record) string {
-	wb, err1 := json.Marshal(want)
-	gb, err2 := json.Marshal(got)
-	if err1 == nil && err2 == nil && bytes.Equal(wb, gb) {
-		return ""
-	}
-	var wm, gm map[string]any
-	json.Unmarshal(wb, &wm)
-	json.Unmarshal(gb, &gm)
-	var diffs []string
-	diffMaps("", wm, gm, &diffs)
-	if len(diffs) == 0 {
-		return "encoding differs"
-	}
-	return strings.Join(diffs, "; ")
-}
-
-func diffMaps(prefix string, want, got map[string]any, out *[]string) {
-	keys := slices.Sorted(maps.Keys(want))
-	for k := range got {
-		if _, ok := want[k]; !ok {
-			keys = append(keys, k)
-		}
-	}
-	for _, k := range keys {
-		w, g := want[k], got[k]
-		if reflect.DeepEqual(w, g) {
-			continue
-		}
-		wm, ok1 := w.(map[string]any)
-		gm, ok2 := g.(map[string]any)
-		if ok1 && ok2 {
-			diffMaps(prefix+k+".", wm, gm, out)
-			continue
-		}
-		*out = append(*out, fmt.Sprintf("%s%s: chained %s, row has %s", prefix, k, short(w), short(g)))
-	}
-}
-
 func short(v any) string {
 	if v == nil {
 		return "nothing"
@@ -420,208 +432,108 @@ func short(v any) string {
 	return string(b)
 }
 
-// checkStandalone checks an event that belongs to no call (standaloneKinds):
-// its columns must agree with its body, so that a call's event cannot hide
-// from the row check by a changed kind column.
-func checkStandalone(rep *VerifyReport, e *evRow) {
+// standaloneProblem checks an event that belongs to no call
+// (standaloneKinds, rules events): its columns must agree with its body, so
+// that a call's event cannot hide from the row check by a changed kind
+// column. It says what is wrong ("" if nothing).
+func standaloneProblem(id, kind, body string) string {
 	var b struct{ Kind, ID string }
-	if err := json.Unmarshal([]byte(e.body), &b); err != nil {
-		rep.add(Problem{Seq: e.seq, CallID: e.callID, What: "event body is not valid JSON: " + err.Error()})
-		return
+	if err := jsonv1.Unmarshal([]byte(body), &b); err != nil {
+		return "event body is not valid JSON: " + err.Error()
 	}
-	if b.Kind != e.kind || b.ID != e.callID {
-		rep.add(Problem{Seq: e.seq, CallID: e.callID, What: fmt.Sprintf("event columns (%s, %s) disagree with its body (%s, %s)", e.callID, e.kind, b.ID, b.Kind)})
+	if b.Kind != kind || b.ID != id {
+		return fmt.Sprintf("event columns (%s, %s) disagree with its body (%s, %s)", id, kind, b.ID, b.Kind)
 	}
+	return ""
 }
 
 // verifyChunk is how many events or rows the fast pass reads per batch.
 const verifyChunk = 512
 
-// digest is the sha256 of one part of a record (its entry, review or
-// outcome) as the chain encodes it.
+// digest is a sha256 by which the fast pass compares a row's columns with
+// what its events make them (slimKey).
 type digest [sha256.Size]byte
 
 // evItem is one event as read, and what a worker computed from it.
 type evItem struct {
-	seq                                int64
-	callID, kind, body, prevHash, hash string
+	seq                          int64
+	callID, kind, body, prevHash string
+	at                           int64
+	hash                         []byte
 
-	hashOK bool // body hashes to hash
-	// headerOK says the body is JSON whose kind and id are the columns'.
+	hashOK bool // the stored hash is the event's (see check)
+	// headerOK says the body decodes, a format-1 body's kind and id are
+	// the columns', and a standalone event's body names its columns.
 	headerOK bool
-	// raw says the parts were hashed as stored, not yet known to be well
-	// formed JSON: matching a row's part proves they are.
-	raw    bool
-	status string
-	// The body's parts, by digest, and which of them it has.
-	entry, review, outcome    digest
-	hasEntry, hasRev, hasOutc bool
+	status   string
+	// entry and review are the slimKeys of a decision's and a verdict's
+	// columns, when the event has one (hasPart).
+	entry, review digest
+	hasPart       bool
+	// args is what the row check needs of a decision's arguments.
+	args argsState
 }
 
-// hasher hashes what a worker checks, reusing its scratch buffer.
-type hasher struct {
-	h   hash.Hash
-	buf []byte
+// argsState is what a calls row's legacy args column is checked against
+// (argsProblem): whether the decision event is format 1 and holds the
+// arguments, and the hash it holds when it does not.
+type argsState struct {
+	format1, inEvent bool
+	hash             string
 }
 
-func newHasher() *hasher { return &hasher{h: sha256.New()} }
-
-// sum returns sha256(a || b).
-func (x *hasher) sum(a, b string) digest {
-	x.buf = append(append(x.buf[:0], a...), b...)
-	return sha256.Sum256(x.buf)
+// ok reports whether a row's args column fits; false may also mean that
+// only the detailed pass can tell.
+func (a *argsState) ok(row sql.NullString) bool {
+	if !row.Valid {
+		return a.inEvent || !a.format1
+	}
+	return a.format1 && !a.inEvent && argsHash([]byte(row.String)) == a.hash
 }
 
-// digest hashes the event and reads its header and parts: from the
-// canonical layout directly when it is in it (see parseEnvelope), else
-// with encoding/json, as verifyRows reads every event.
-func (e *evItem) digest(x *hasher) {
-	sum := x.sum(e.prevHash, e.body)
-	var hx [2 * sha256.Size]byte
-	hex.Encode(hx[:], sum[:])
-	e.hashOK = string(hx[:]) == e.hash
-	if env, ok := parseEnvelope(e.body); ok && env.partKey == partOf(e.kind) {
-		e.headerOK = env.kind == e.kind && env.id == e.callID
-		e.status, e.raw = env.status, true
-		if env.part != "" {
-			d := x.sum(env.part, "")
-			switch env.partKey {
-			case "decision":
-				e.entry, e.hasEntry = d, true
-			case "verdict":
-				e.review, e.hasRev = d, true
-			case "outcome":
-				e.outcome, e.hasOutc = d, true
-			}
-		}
+// read decodes the event and digests what the row check needs of it. The
+// hash is checked by check, in order.
+func (e *evItem) read() {
+	if e.kind == kindToken {
 		return
 	}
-	var ev event
-	if json.Unmarshal([]byte(e.body), &ev) != nil {
+	if standaloneKinds[e.kind] || e.kind == kindRulesLoad || e.kind == kindRulesRollback {
+		e.headerOK = standaloneProblem(e.callID, e.kind, e.body) == ""
+		return
+	}
+	ev, err := decodeEvent(e.callID, e.kind, e.at, e.body)
+	if err != nil {
 		return
 	}
 	e.headerOK = ev.ID == e.callID && ev.Kind == e.kind
 	e.status = ev.Status
-	enc := func(d *digest, f func([]byte) ([]byte, error)) bool {
-		b, err := f(x.buf[:0])
-		x.buf = b
-		if err != nil {
-			e.headerOK = false // cannot be encoded, so cannot match a row
-			return false
+	var s slimRow
+	switch {
+	case e.kind == kindDecision && ev.Decision != nil:
+		slimEntry(&s, ev.Decision)
+		e.entry, e.hasPart = slimKey(&s, slimID, slimEntryEnd), true
+		e.args = argsState{format1: !isFormat2(e.body), inEvent: argsStored(ev.Decision.Args)}
+		if e.args.format1 && !e.args.inEvent {
+			e.args.hash = ev.Decision.ArgsHash
 		}
-		*d = sha256.Sum256(b)
-		return true
-	}
-	if ev.Decision != nil {
-		e.hasEntry = enc(&e.entry, func(b []byte) ([]byte, error) { return appendEntry(b, ev.Decision) })
-	}
-	if ev.Verdict != nil {
-		e.hasRev = enc(&e.review, func(b []byte) ([]byte, error) { return appendReview(b, ev.Verdict) })
-	}
-	if ev.Outcome != nil {
-		e.hasOutc = enc(&e.outcome, func(b []byte) ([]byte, error) { return appendOutcome(b, ev.Outcome) })
+	case e.kind == kindVerdict && ev.Verdict != nil:
+		slimVerdict(&s, ev.Verdict)
+		e.review, e.hasPart = slimKey(&s, slimReview, slimReviewEnd), true
 	}
 }
 
-// partOf is the part an event of kind carries in the canonical layout
-// ("" for none, "?" for kinds parseEnvelope leaves to encoding/json).
-func partOf(kind string) string {
-	switch kind {
-	case kindDecision:
-		return "decision"
-	case kindVerdict:
-		return "verdict"
-	case kindOutcome:
-		return "outcome"
-	case kindStatus:
-		return ""
-	}
-	return "?"
-}
-
-// envelope is an event body in the canonical layout.
-type envelope struct {
-	kind, id, status string
-	// partKey names the part (decision, verdict or outcome) and part is
-	// its encoding, left unparsed; both "" when there is none.
-	partKey, part string
-}
-
-// parseEnvelope reads a body laid out as the chain's encoder writes it,
-//
-//	{"kind":K,"id":I,"at":N,"status":S[,"decision"|"verdict"|"outcome":P]}
-//
-// with K, I and S printable ASCII without escapes and N an integer. It
-// does not look into P: a part counts only once it equals a row's part
-// as the same encoder writes it, which proves it well formed. Any other
-// layout is not ok, and is read with encoding/json instead.
-func parseEnvelope(b string) (env envelope, ok bool) {
-	str := func(key string) (string, bool) {
-		if !strings.HasPrefix(b, key) {
-			return "", false
-		}
-		b = b[len(key):]
-		for i := 0; i < len(b); i++ {
-			switch c := b[i]; {
-			case c == '"':
-				s := b[:i]
-				b = b[i+1:]
-				return s, true
-			case c < 0x20 || c >= 0x7f || c == '\\':
-				return "", false
-			}
-		}
-		return "", false
-	}
-	if env.kind, ok = str(`{"kind":"`); !ok {
-		return env, false
-	}
-	if env.id, ok = str(`,"id":"`); !ok {
-		return env, false
-	}
-	if !strings.HasPrefix(b, `,"at":`) {
-		return env, false
-	}
-	b = b[len(`,"at":`):]
-	n := 0
-	if n < len(b) && b[n] == '-' {
-		n++
-	}
-	start := n
-	for n < len(b) && b[n] >= '0' && b[n] <= '9' {
-		n++
-	}
-	if n == start || b[start] == '0' && n > start+1 {
-		return env, false
-	}
-	if _, err := strconv.ParseInt(b[:n], 10, 64); err != nil {
-		return env, false
-	}
-	b = b[n:]
-	if env.status, ok = str(`,"status":"`); !ok {
-		return env, false
-	}
-	if b == "}" {
-		return env, true
-	}
-	for _, k := range []string{"decision", "verdict", "outcome"} {
-		if p, found := strings.CutPrefix(b, `,"`+k+`":`); found && strings.HasSuffix(p, "}") {
-			env.partKey, env.part = k, p[:len(p)-1]
-			return env, env.part != ""
-		}
-	}
-	return env, false
-}
-
-// foldState is what a call's events fold to (see Record.fold), by digest.
+// foldState is what the fast pass needs of a call's events folded in
+// order (see Record.fold): which events its row must point at, and its
+// columns by digest.
 type foldState struct {
-	entry, review, outcome    digest
-	hasEntry, hasRev, hasOutc bool
-	// rawRev and rawOutc say the review and outcome were hashed as stored
-	// (evItem.raw): they must still be compared with the row's.
-	rawRev, rawOutc bool
-	status          string
-	n               int
+	status string
+	n      int
+	// decSeq, verSeq and outSeq are the call's decision event and its last
+	// verdict and outcome events (0: none), which its row points at.
+	decSeq, verSeq, outSeq int64
+	entry, review          digest
+	hasEntry, hasReview    bool
+	args                   argsState
 	// bad marks a problem the detailed pass names if the call has a row;
 	// orphanBad one it names if the call has none.
 	bad, orphanBad bool
@@ -642,75 +554,97 @@ func (st *foldState) fold(e *evItem) {
 	st.status = e.status
 	switch e.kind {
 	case kindDecision:
-		if e.hasEntry {
-			st.entry, st.hasEntry = e.entry, true
+		if st.decSeq == 0 {
+			st.decSeq, st.entry, st.hasEntry, st.args = e.seq, e.entry, e.hasPart, e.args
 		}
 	case kindVerdict:
-		// A part hashed as stored and replaced before it could be
-		// compared with the row is not known to be well formed.
-		st.bad = st.bad || st.rawRev
-		st.review, st.hasRev, st.rawRev = e.review, e.hasRev, e.raw && e.hasRev
+		st.verSeq, st.review, st.hasReview = e.seq, e.review, e.hasPart
 	case kindOutcome:
-		st.bad = st.bad || st.rawOutc
-		st.outcome, st.hasOutc, st.rawOutc = e.outcome, e.hasOutc, e.raw && e.hasOutc
+		st.outSeq = e.seq
 	}
 }
 
-// rowItem is a calls row by the digests of its parts, encoded as the
-// chain encodes them.
+// rowItem is a calls row as the fast pass compares it with its events:
+// which events it points at, its status, and its columns by digest.
 type rowItem struct {
-	id     string
-	status string
-	// entry is the row's entry; entryHashed the same with its args left
-	// out, as decision events that chain only the args' hash hold them,
-	// and valid (hashedOK) only when the row's args hash to its args_hash.
-	entry, entryHashed, review, outcome digest
-	hashedOK, hasRev, hasOutc, bad      bool
+	id, status      string
+	seq, vseq, oseq int64
+	entry, review   digest
+	hasReview       bool
+	args            sql.NullString
+	// ok says the row was read and each of its refs names a string.
+	ok bool
 }
 
-func (r *rowItem) digest(rec *Record, buf []byte) []byte {
-	r.id, r.status = rec.ID, rec.Status
-	sum := func(d *digest, enc func([]byte) ([]byte, error)) {
-		var err error
-		if buf, err = enc(buf[:0]); err != nil {
-			r.bad = true
-			return
+// newRowItem digests the row's columns cols, its refs named by names.
+func newRowItem(cols *slimRow, args sql.NullString, names map[int64]string) rowItem {
+	r := rowItem{args: args, ok: true}
+	for i, c := range slimNames {
+		if !strings.HasSuffix(c, "_ref") {
+			continue
 		}
-		*d = sha256.Sum256(buf)
+		id, ok := cols[i].(int64)
+		name, found := names[id]
+		r.ok = r.ok && ok && found
+		cols[i] = name
 	}
-	e := rec.Entry
-	sum(&r.entry, func(b []byte) ([]byte, error) { return appendEntry(b, &e) })
-	if argsHash(e.Args) == e.ArgsHash {
-		e.Args = nil
-		sum(&r.entryHashed, func(b []byte) ([]byte, error) { return appendEntry(b, &e) })
-		r.hashedOK = true
+	// The columns compared outside the digests must have the types the
+	// detailed pass wants (slimOf), so that equal values mean equal rows.
+	var seqOK, statusOK, vOK, oOK bool
+	r.seq, seqOK = cols[0].(int64)
+	r.status, statusOK = cols[slimStatus].(string)
+	r.vseq, vOK = optSeq(cols[slimVerdictSeq])
+	r.oseq, oOK = optSeq(cols[slimOutcomeSeq])
+	r.ok = r.ok && seqOK && statusOK && vOK && oOK
+	r.id, _ = cols[slimID].(string) // in the digest
+	r.entry = slimKey(cols, slimID, slimEntryEnd)
+	r.hasReview = cols[slimReview] != nil || cols[slimReview+1] != nil || cols[slimReviewEnd] != nil
+	if r.hasReview {
+		r.review = slimKey(cols, slimReview, slimReviewEnd)
 	}
-	if rec.Review != nil {
-		sum(&r.review, func(b []byte) ([]byte, error) { return appendReview(b, rec.Review) })
-		r.hasRev = true
-	}
-	if rec.Outcome != nil {
-		sum(&r.outcome, func(b []byte) ([]byte, error) { return appendOutcome(b, rec.Outcome) })
-		r.hasOutc = true
-	}
-	return buf
+	return r
 }
 
-// matches reports whether the row equals what its events fold to. Equal
-// encodings decode to equal records, so a match here is a match in
-// verifyRows; anything else is left to verifyRows to judge and name.
-func (r *rowItem) matches(st *foldState) bool {
-	switch {
-	case r.bad || st.bad || !st.hasEntry || r.status != st.status:
-		return false
-	case st.entry != r.entry && (!r.hashedOK || st.entry != r.entryHashed):
-		return false
-	case r.hasRev != st.hasRev || r.hasRev && r.review != st.review:
-		return false
-	case r.hasOutc != st.hasOutc || r.hasOutc && r.outcome != st.outcome:
-		return false
+// optSeq reads a column slimOf sets to an event's seq or nil (0, for none).
+func optSeq(v any) (int64, bool) {
+	switch n := v.(type) {
+	case nil:
+		return 0, true
+	case int64:
+		return n, n != 0
 	}
-	return true
+	return 0, false
+}
+
+// matches reports whether the row points at the events its call's fold
+// ends with and its columns are what they make them; anything else is
+// left to verifyRows to judge and name.
+func (r *rowItem) matches(st *foldState) bool {
+	return r.ok && !st.bad && st.hasEntry && r.status == st.status &&
+		r.seq == st.decSeq && r.vseq == st.verSeq && r.oseq == st.outSeq &&
+		r.entry == st.entry && r.hasReview == st.hasReview && (!r.hasReview || r.review == st.review) &&
+		st.args.ok(r.args)
+}
+
+// readNames reads the names table: each name by its id.
+func readNames(ctx context.Context, tx *sql.Tx) (map[int64]string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, name FROM names`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	names := map[int64]string{}
+	for rows.Next() {
+		var (
+			id   int64
+			name string
+		)
+		if err := rows.Scan(&id, &name); err != nil {
+			return nil, err
+		}
+		names[id] = name
+	}
+	return names, rows.Err()
 }
 
 // verifyFast checks the chain, reporting its problems, and reports
@@ -721,7 +655,8 @@ func (r *rowItem) matches(st *foldState) bool {
 // verifyFast's first event follows the event hashed prev ("" for the
 // genesis). The rows reflect the events up to mark (the projection's
 // watermark); later ones are checked by the chain only.
-func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, prev string, mark int64) (clean bool, err error) {
+func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, base string, mark int64) (clean bool, err error) {
+	prev := hashRaw(base)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	jobs := make(chan func(), 8)
@@ -749,8 +684,9 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, pre
 		}
 	}
 
-	// Rows: read (on their own connection when there is one), encoded
-	// by the workers, kept by digest until the events are folded.
+	// Rows: read (on their own connection when there is one), checked
+	// against the events they point at by the workers, kept until the
+	// events are folded.
 	var (
 		rowChunks [][]rowItem
 		rowErr    error
@@ -764,13 +700,23 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, pre
 		if tx == nil {
 			tx = evTx
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT `+recordCols+` FROM calls ORDER BY seq`)
+		names, err := readNames(ctx, tx)
+		if err != nil {
+			rowErr = err
+			return
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT `+fastRowCols+` FROM calls ORDER BY calls.seq`)
 		if err != nil {
 			rowErr = err
 			return
 		}
 		defer rows.Close()
-		recs := make([]*Record, 0, verifyChunk)
+		type read struct {
+			cols slimRow
+			args sql.NullString
+			ok   bool
+		}
+		recs := make([]read, 0, verifyChunk)
 		flush := func() bool {
 			out := make([]rowItem, len(recs))
 			rowChunks = append(rowChunks, out)
@@ -778,27 +724,23 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, pre
 			rowJobs.Add(1)
 			ok := submit(func() {
 				defer rowJobs.Done()
-				var buf []byte
-				for i, rec := range in {
-					if rec == nil {
-						out[i].bad = true
-						continue
+				for i := range in {
+					if in[i].ok { // unreadable: verifyRows names it
+						out[i] = newRowItem(&in[i].cols, in[i].args, names)
 					}
-					buf = out[i].digest(rec, buf)
 				}
 			})
 			if !ok {
 				rowJobs.Done()
 			}
-			recs = make([]*Record, 0, verifyChunk)
+			recs = make([]read, 0, verifyChunk)
 			return ok
 		}
 		for rows.Next() {
-			rec, err := scanRecord(rows)
-			if err != nil {
-				rec = nil // unreadable: verifyRows names it
-			}
-			if recs = append(recs, rec); len(recs) == verifyChunk && !flush() {
+			recs = append(recs, read{})
+			r := &recs[len(recs)-1]
+			r.ok = scanSlim(rows, &r.cols, &r.args) == nil
+			if len(recs) == verifyChunk && !flush() {
 				return
 			}
 		}
@@ -820,18 +762,22 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, pre
 	var evErr error
 	readers.Go(func() {
 		defer close(order)
-		rows, err := evTx.QueryContext(ctx, `SELECT seq, call_id, kind, body, prev_hash, hash FROM events ORDER BY seq`)
+		rows, err := evTx.QueryContext(ctx, `SELECT `+chainCols+` FROM events ORDER BY seq`)
 		if err != nil {
 			evErr = err
 			return
 		}
 		defer rows.Close()
-		send := func(evs []evItem) bool {
+		// Each event is hashed after the stored hash of the row before
+		// it; the ordered pass checks that those hashes link up.
+		last := prev
+		send := func(evs []evItem, prev []byte) bool {
 			ch := &evChunk{evs: evs, done: make(chan struct{})}
 			if !submit(func() {
-				x := newHasher()
 				for i := range ch.evs {
-					ch.evs[i].digest(x)
+					ch.evs[i].check(prev)
+					prev = storedRaw(ch.evs[i].hash)
+					ch.evs[i].read()
 				}
 				close(ch.done)
 			}) {
@@ -845,21 +791,22 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, pre
 			}
 		}
 		evs := make([]evItem, 0, verifyChunk)
+		first := last
 		for rows.Next() {
 			evs = append(evs, evItem{})
-			e := &evs[len(evs)-1]
-			if evErr = rows.Scan(&e.seq, &e.callID, &e.kind, &e.body, &e.prevHash, &e.hash); evErr != nil {
+			if evErr = evs[len(evs)-1].scan(rows); evErr != nil {
 				return
 			}
+			last = storedRaw(evs[len(evs)-1].hash)
 			if len(evs) == verifyChunk {
-				if !send(evs) {
+				if !send(evs, first) {
 					return
 				}
-				evs = make([]evItem, 0, verifyChunk)
+				evs, first = make([]evItem, 0, verifyChunk), last
 			}
 		}
 		if evErr = rows.Err(); evErr == nil && len(evs) > 0 {
-			send(evs)
+			send(evs, first)
 		}
 	})
 	states := map[string]*foldState{}
@@ -872,10 +819,7 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, pre
 		for i := range ch.evs {
 			e := &ch.evs[i]
 			rep.Events++
-			if e.prevHash != prev || !e.hashOK {
-				chainProblems(rep, e.seq, e.callID, prev, e.prevHash, e.hash, e.body, e.hashOK)
-			}
-			prev = e.hash
+			prev = e.link(rep, prev)
 			if e.seq > mark {
 				continue
 			}
@@ -893,7 +837,7 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, pre
 	if err := ctx.Err(); err != nil {
 		return false, fmt.Errorf("audit: verify: %w", err)
 	}
-	rep.Head = prev
+	rep.Head = hashHex(prev)
 
 	if rowTx == nil {
 		readRows()

@@ -144,12 +144,7 @@ func TestVerifyFastSound(t *testing.T) {
 	if !checkFastSound(t, "untouched", s) {
 		t.Fatal("the fast pass does not find the untouched log clean")
 	}
-	cols := strings.Split(strings.NewReplacer("\n", " ", " ", "").Replace(recordCols), ",")
-	for _, col := range cols {
-		switch col {
-		case "seq", "slack_channel", "slack_ts":
-			continue
-		}
+	for _, col := range append(slimNames, "args") {
 		for _, set := range []string{col + " || 'x'", "NULL", "''"} {
 			s, path := copyDB(t, template)
 			// Reviewed calls with an outcome, a finished one, a refused one.
@@ -163,20 +158,22 @@ func TestVerifyFastSound(t *testing.T) {
 		edit      string
 		wantClean bool // the meaning is unchanged
 	}{
-		{`UPDATE events SET body = replace(body, '"approved":false', '"approved":true')`, false},
-		{`UPDATE events SET body = replace(body, '{"kind":', '{ "kind":')`, true},
-		{`UPDATE events SET body = replace(body, '"status":"refused"', '"status":"refus\u0065d"')`, true},
-		{`UPDATE events SET body = replace(body, '"id":"01VF1"', '"id":"01VF1","ID":"01VF2"') WHERE call_id = '01VF1'`, false},
-		{`UPDATE events SET body = replace(body, '"kind":"decision"', '"Kind":"decision"')`, true}, // encoding/json matches keys in any case
-		{`UPDATE events SET body = replace(body, '"at":', '"at":"') WHERE seq = 3`, false},
-		{`UPDATE events SET body = replace(body, '}}', '}, "verdict": 7}') WHERE kind = 'outcome'`, false},
-		{`UPDATE events SET body = replace(body, '"result_size":3', '"result_size":3.5')`, false},
+		{`UPDATE events SET body = replace(body, '"ok":false', '"ok":true')`, false},
+		{`UPDATE events SET body = replace(body, '"d":{', '"d": {')`, true},
+		{`UPDATE events SET body = replace(body, '"st":"refused"', '"st":"refus\u0065d"')`, true},
+		{`UPDATE events SET body = replace(body, '"cl":', '"RCV":1,"cl":') WHERE call_id = '01VF1'`, false},
+		{`UPDATE events SET body = replace(body, '"act":', '"Act":')`, true}, // encoding/json matches keys in any case
+		{`UPDATE events SET body = replace(body, '"rcv":', '"rcv":"') WHERE seq = 3`, false},
+		{`UPDATE events SET body = replace(body, '}}', '}, "r": 7}') WHERE kind = 'outcome'`, false},
+		{`UPDATE events SET body = replace(body, '"size":3', '"size":3.5')`, false},
 		{`UPDATE events SET body = body || ' '`, true},
 		{`UPDATE events SET body = body || 'x' WHERE seq = 3`, false},
-		{`UPDATE events SET body = replace(body, '"status":"started"}', '"status":"started"') WHERE kind = 'status'`, false},
-		{`UPDATE events SET body = replace(body, '"status":"started"}', '"status":"started","outcome":{}}') WHERE kind = 'status'`, true},
-		{`UPDATE events SET body = replace(body, '"status":"started"}', '"status":"started","outcome":{"status":5}}') WHERE kind = 'status'`, false},
-		{`UPDATE events SET body = replace(body, '"reviewer":"amy"', '"reviewer":"amy\u0000"')`, false},
+		{`UPDATE events SET body = replace(body, '"st":"started"}', '"st":"started"') WHERE kind = 'status'`, false},
+		{`UPDATE events SET body = replace(body, '"st":"started"}', '"st":"started","o":{}}') WHERE kind = 'status'`, true},
+		{`UPDATE events SET body = replace(body, '"st":"started"}', '"st":"started","o":{"dur":"5"}}') WHERE kind = 'status'`, false},
+		// The row keeps no second copy of the reviewer: a chain rewritten
+		// consistently is the checkpoints' to catch (checkpoint.go).
+		{`UPDATE events SET body = replace(body, '"by":"amy"', '"by":"amy\u0000"')`, true},
 		{`UPDATE events SET body = replace(body, '"rule":"r-deny"', '"rule":"r-deny","rule":"r-allow"')`, false},
 		{`UPDATE events SET kind = 'status' WHERE call_id = '01VF2' AND kind = 'verdict'`, false},
 		{`DELETE FROM events WHERE call_id = '01VF0' AND kind = 'outcome'`, false},
@@ -199,16 +196,17 @@ func TestVerifyFastSound(t *testing.T) {
 // FuzzVerifyFast rewrites an event body (and the chain after it) or sets
 // a row's column, and holds the fast pass to the detailed one.
 func FuzzVerifyFast(f *testing.F) {
-	f.Add(true, 5, "", `"approved":false`, `"approved":true`)
-	f.Add(true, 2, "", `"status":"`, `"status":"\u0020`)
-	f.Add(true, 9, "", `{"kind"`, `{"kind":"x","kind"`)
+	f.Add(true, 5, "", `"ok":false`, `"ok":true`)
+	f.Add(true, 2, "", `"st":"`, `"st":"\u0020`)
+	f.Add(true, 9, "", `{"v":2`, `{"v":2,"v":2`)
 	f.Add(false, 3, "reviewer", "", "mallory")
 	f.Add(false, 14, "args", "", `{"path":"/etc/passwd"}`)
 	f.Add(false, 1, "annotations", "", `{"title":"x"}`)
+	f.Add(false, 21, "verdict_seq", "", "0") // 01VF0, never reviewed: 0 is not NULL
 	template := verifyTemplate(f)
 	colOK := map[string]bool{}
-	for _, c := range strings.Split(strings.NewReplacer("\n", " ", " ", "").Replace(recordCols), ",") {
-		colOK[c] = c != "seq"
+	for _, c := range append(slimNames, "args") {
+		colOK[c] = true
 	}
 	f.Fuzz(func(t *testing.T, event bool, seq int, col, from, to string) {
 		s, path := copyDB(t, template)

@@ -5,20 +5,21 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+
 	"github.com/toolgate/toolgate"
 )
 
 // writeStmts are prepared once on the writer's connection.
 type writeStmts struct {
 	head, insertCall, insertEvent, state, setVerdict, setStatus, setOutcome, setSlack *sql.Stmt
-	exists, watermark, setWatermark, tail, eventBody                                  *sql.Stmt
+	exists, watermark, setWatermark, tail, eventBody, nameID, addName                 *sql.Stmt
 }
 
-const insertCallSQL = `INSERT INTO calls (id, received_at, decided_at, client_name, client_version, model_name, model_version,
-session_id, server, server_version, tool, name, schema_hash, annotations, args, args_hash, confidence,
-rules_version, rules_label, rule, action, reason, auto_approved, shadow, eval_error, toolgate_version, status, sandbox, review_owner,
-principal_user, principal_groups, auth, kind, confidence_effect)
-VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+// insertCallSQL inserts a call's row; its seq is its decision event's.
+const insertCallSQL = `INSERT INTO calls (seq, id, received_at, action, auto_approved, eval_failed, status, review_owner,
+server_ref, tool_ref, kind_ref, session_ref, user_ref, client_ref, model_ref, model_version_ref, rules_version_ref,
+rules_label_ref, rule_ref)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 ON CONFLICT (id) DO NOTHING`
 
 func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
@@ -31,16 +32,17 @@ func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 		{&st.watermark, `SELECT seq FROM projection WHERE name = 'calls'`},
 		{&st.setWatermark, `UPDATE projection SET seq = ? WHERE name = 'calls'`},
 		{&st.tail, `SELECT seq, kind FROM events WHERE seq > ? ORDER BY seq`},
-		{&st.eventBody, `SELECT body FROM events WHERE seq = ?`},
+		{&st.eventBody, `SELECT call_id, kind, at, body FROM events WHERE seq = ?`},
 		{&st.insertCall, insertCallSQL},
+		{&st.nameID, `SELECT id FROM names WHERE name = ?`},
+		{&st.addName, `INSERT INTO names (name) VALUES (?) RETURNING id`},
 		// RETURNING, not LastInsertId: PostgreSQL's driver has none.
 		{&st.insertEvent, `INSERT INTO events (call_id, kind, at, body, prev_hash, hash) VALUES (?,?,?,?,?,?) RETURNING seq`},
-		{&st.state, `SELECT status, decided_at, review_approved, reviewer, review_channel FROM calls WHERE id = ?`},
-		{&st.setVerdict, `UPDATE calls SET status = ?, review_approved = ?, reviewer = ?, review_channel = ?, review_reason = ?,
-			review_decided_at = ?, review_ms = ? WHERE id = ?`},
+		{&st.state, `SELECT calls.status, d.at, d.body, v.at, v.body FROM calls JOIN events d ON d.seq = calls.seq
+			LEFT JOIN events v ON v.seq = calls.verdict_seq WHERE calls.id = ?`},
+		{&st.setVerdict, `UPDATE calls SET status = ?, review_approved = ?, review_channel = ?, review_ms = ?, verdict_seq = ? WHERE id = ?`},
 		{&st.setStatus, `UPDATE calls SET status = ? WHERE id = ?`},
-		{&st.setOutcome, `UPDATE calls SET status = ?, finished_at = ?, outcome_error = ?, duration_ns = ?, result_size = ?,
-			result_hash = ? WHERE id = ? AND status = 'started'`},
+		{&st.setOutcome, `UPDATE calls SET status = ?, outcome_seq = ? WHERE id = ? AND status = 'started'`},
 		{&st.setSlack, `UPDATE calls SET slack_channel = ?, slack_ts = ? WHERE id = ?`},
 	} {
 		s, err := c.PrepareContext(ctx, p.sql)
@@ -55,7 +57,7 @@ func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 
 func (st *writeStmts) close() {
 	for _, s := range []*sql.Stmt{st.head, st.insertCall, st.insertEvent, st.state, st.setVerdict, st.setStatus, st.setOutcome, st.setSlack,
-		st.exists, st.watermark, st.setWatermark, st.tail, st.eventBody} {
+		st.exists, st.watermark, st.setWatermark, st.tail, st.eventBody, st.nameID, st.addName} {
 		if s != nil {
 			s.Close()
 		}
@@ -67,7 +69,7 @@ type wtx struct {
 	s    *Store
 	ctx  context.Context
 	head int64  // seq of the last event written (chain head)
-	prev string // hash of the last event written
+	prev []byte // hash of the last event written, 32 raw bytes (none before the first)
 	// result is an error the current op reports although its writes commit.
 	result error
 	// staged are the hot ops' events of this transaction, kept for the
@@ -75,20 +77,28 @@ type wtx struct {
 	// applied to calls.
 	staged    []projItem
 	projected int
+	// names are the name ids this transaction added or looked up.
+	names map[string]int64
 }
 
-// appendEvent chains one event body after the current head.
+// appendEvent chains one event of a call after the current head.
 func (w *wtx) appendEvent(e *event) error {
-	body, err := marshalCanonical(e)
+	body, err := encodeEvent(e)
 	if err != nil {
 		return fmt.Errorf("audit: encode event: %w", err)
 	}
 	return w.appendBody(e.ID, e.Kind, e.At, body)
 }
 
+// appendBody chains an event after the current head, in format 2 (see
+// chain.go): a body not yet marked as format 2 (an event's own JSON
+// object) gets the marker.
 func (w *wtx) appendBody(id, kind string, at int64, body []byte) error {
-	h := chainHash(w.prev, body)
-	err := w.s.stmts.insertEvent.QueryRowContext(w.ctx, id, kind, at, string(body), w.prev, h).Scan(&w.head)
+	if !isFormat2(string(body)) {
+		body = markFormat2(body)
+	}
+	h := eventHash(w.prev, id, kind, at, string(body))
+	err := w.s.stmts.insertEvent.QueryRowContext(w.ctx, id, kind, at, string(body), "", h).Scan(&w.head)
 	if err != nil {
 		return fmt.Errorf("audit: append %s event for %s: %w", kind, id, err)
 	}
@@ -96,45 +106,55 @@ func (w *wtx) appendBody(id, kind string, at int64, body []byte) error {
 	return nil
 }
 
+// readHead reads the chain head: its seq and hash.
+func (w *wtx) readHead() error {
+	var h []byte
+	err := w.s.stmts.head.QueryRowContext(w.ctx).Scan(&w.head, &h)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("audit: read chain head: %w", err)
+	}
+	w.prev = hashRaw(hashHex(h))
+	return nil
+}
+
 // callState is what the writer needs to know about a call before changing it.
 type callState struct {
 	status    string
 	decidedAt int64
-	verdict   *Review // nil when none is stored; only Approved/Reviewer/Channel set
+	verdict   *Review // nil when none is stored
+	principal toolgate.Principal
 }
 
 func (w *wtx) state(id string) (callState, error) {
 	var (
-		cs       callState
-		approved sql.NullBool
-		reviewer string
-		channel  string
+		cs   callState
+		d, v joined
 	)
-	err := w.s.stmts.state.QueryRowContext(w.ctx, id).Scan(&cs.status, &cs.decidedAt, &approved, &reviewer, &channel)
+	err := w.s.stmts.state.QueryRowContext(w.ctx, id).Scan(&cs.status, &d.at, &d.body, &v.at, &v.body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return cs, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if err != nil {
 		return cs, fmt.Errorf("audit: read call %s: %w", id, err)
 	}
-	if approved.Valid {
-		cs.verdict = &Review{Approved: approved.Bool, Reviewer: reviewer, Channel: channel}
+	var r Record
+	if err := r.load(id, &d, &v, nil, sql.NullString{}); err != nil {
+		return cs, fmt.Errorf("audit: read call %s: %w", id, err)
 	}
+	cs.decidedAt, cs.verdict, cs.principal = r.DecidedAt.UnixNano(), r.Review, r.Principal
 	return cs, nil
 }
 
-// insertEntry inserts call e's row and returns how many rows it inserted
-// (0: a row with its id exists).
-func (w *wtx) insertEntry(e *Entry, args, annotations, shadow string, status string) (int64, error) {
-	var conf any
-	if e.Confidence != nil {
-		conf = *e.Confidence
+// insertEntry inserts call e's row, decided by event seq, and returns how
+// many rows it inserted (0: a row with its id exists).
+func (w *wtx) insertEntry(seq int64, e *Entry, status string) (int64, error) {
+	refs, err := w.refs(e.Server, e.Tool, kindColumn(e.Kind), e.Session, e.Principal.User, e.Client.Name,
+		e.Model.Name, e.Model.Version, e.RulesVersion, e.RulesLabel, e.Rule)
+	if err != nil {
+		return 0, err
 	}
-	res, err := w.s.stmts.insertCall.ExecContext(w.ctx, e.ID, e.ReceivedAt.UnixNano(), e.DecidedAt.UnixNano(),
-		e.Client.Name, e.Client.Version, e.Model.Name, e.Model.Version, e.Session, e.Server, e.ServerVersion,
-		e.Tool, e.Name, e.SchemaHash, annotations, args, e.ArgsHash, conf, e.RulesVersion, e.RulesLabel,
-		e.Rule, string(e.Action), e.Reason, e.AutoApproved, shadow, e.EvalError, e.ToolgateVersion, status, e.Sandbox, w.owner(status),
-		e.Principal.User, encodeGroups(e.Principal.Groups), e.Principal.Auth, kindColumn(e.Kind), e.ConfidenceEffect)
+	res, err := w.s.stmts.insertCall.ExecContext(w.ctx, append([]any{seq, e.ID, e.ReceivedAt.UnixNano(),
+		string(e.Action), e.AutoApproved, e.EvalError != "", status, w.owner(status)}, refs...)...)
 	var n int64
 	if err == nil {
 		n, err = res.RowsAffected()
@@ -145,9 +165,9 @@ func (w *wtx) insertEntry(e *Entry, args, annotations, shadow string, status str
 	return n, nil
 }
 
-func (w *wtx) setVerdict(id, status string, r *Review) error {
-	_, err := w.s.stmts.setVerdict.ExecContext(w.ctx, status, r.Approved, r.Reviewer, r.Channel, r.Reason,
-		nanos(r.DecidedAt), r.TimeToDecision.Milliseconds(), id)
+// setVerdict records verdict r, chained as event seq, on call id.
+func (w *wtx) setVerdict(id, status string, r *Review, seq int64) error {
+	_, err := w.s.stmts.setVerdict.ExecContext(w.ctx, status, r.Approved, r.Channel, r.TimeToDecision.Milliseconds(), seq, id)
 	if err != nil {
 		return fmt.Errorf("audit: record verdict for %s: %w", id, err)
 	}
@@ -161,11 +181,11 @@ func (w *wtx) setStatus(id, status string) error {
 	return nil
 }
 
-// setOutcome records o on call id if it is started, and returns how many
-// rows it changed (0: no such call, or not started).
-func (w *wtx) setOutcome(id string, o *toolgate.Outcome) (int64, error) {
-	res, err := w.s.stmts.setOutcome.ExecContext(w.ctx, o.Status, nanos(o.FinishedAt), o.Error, int64(o.Duration),
-		o.ResultSize, o.ResultHash, id)
+// setOutcome records outcome o, chained as event seq, on call id if it is
+// started, and returns how many rows it changed (0: no such call, or not
+// started).
+func (w *wtx) setOutcome(id string, o *toolgate.Outcome, seq int64) (int64, error) {
+	res, err := w.s.stmts.setOutcome.ExecContext(w.ctx, o.Status, seq, id)
 	if err != nil {
 		return 0, fmt.Errorf("audit: record outcome of %s: %w", id, err)
 	}

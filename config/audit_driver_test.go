@@ -32,3 +32,24 @@ func TestAuditDriver(t *testing.T) {
 		}
 	}
 }
+
+func TestAuditStoreArgs(t *testing.T) {
+	for _, tc := range []struct{ yaml, want, err string }{
+		{"audit: {}\n", "", ""},
+		{"audit: {store_args: full}\n", StoreArgsFull, ""},
+		{"audit: {store_args: hash}\n", StoreArgsHash, ""},
+		{"audit: {store_args: none}\n", "", "audit.store_args must be full or hash"},
+	} {
+		cfg, err := Parse("t.yaml", []byte(tc.yaml))
+		switch {
+		case tc.err != "":
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: err %v, want %q", tc.yaml, err, tc.err)
+			}
+		case err != nil:
+			t.Errorf("%q: %v", tc.yaml, err)
+		case cfg.Audit.StoreArgs != tc.want:
+			t.Errorf("%q: store_args %q, want %q", tc.yaml, cfg.Audit.StoreArgs, tc.want)
+		}
+	}
+}

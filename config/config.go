@@ -276,12 +276,21 @@ type Audit struct {
 	// without it pgx also reads $PGPASSWORD and ~/.pgpass).
 	DSN         string
 	PasswordEnv string
+	// StoreArgs is StoreArgsFull (the default when "") or StoreArgsHash:
+	// each call's arguments are not stored, only their sha256.
+	StoreArgs string
 	// LeaseTTL is how long a serve process that stops renewing its lease
 	// (it died) keeps its pending reviews before another process expires
 	// them (SQLite) or takes them over (PostgreSQL); zero means the audit
 	// package's default (30s).
 	LeaseTTL time.Duration
 }
+
+// Audit argument storage (Audit.StoreArgs).
+const (
+	StoreArgsFull = "full"
+	StoreArgsHash = "hash"
+)
 
 // Audit drivers.
 const (

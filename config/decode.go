@@ -151,6 +151,11 @@ func Parse(name string, data []byte) (*Config, error) {
 					"dsn":          func(_, v *yaml.Node) { cfg.Audit.DSN = d.str(v) },
 					"password_env": func(_, v *yaml.Node) { cfg.Audit.PasswordEnv = d.envName(v, "audit.password_env") },
 					"lease_ttl":    func(_, v *yaml.Node) { cfg.Audit.LeaseTTL = d.duration(v) },
+					"store_args": func(_, v *yaml.Node) {
+						if cfg.Audit.StoreArgs = d.str(v); cfg.Audit.StoreArgs != StoreArgsFull && cfg.Audit.StoreArgs != StoreArgsHash {
+							d.errAt(v, "audit.store_args must be %s or %s, got %q", StoreArgsFull, StoreArgsHash, cfg.Audit.StoreArgs)
+						}
+					},
 				})
 				if cfg.Audit.Retention.Enabled() && cfg.Audit.ArchiveDir == "" {
 					d.errAt(retentionKey, "audit.retention needs audit.archive_dir: the directory its archives go to")

@@ -221,8 +221,8 @@ func TestArchiveCLIPostgres(t *testing.T) {
 		}
 	}
 	last := "c" + strconv.Itoa(n-1)
-	tamper("a live row altered", `UPDATE calls SET tool = 'write_file' WHERE id = '`+last+`'`,
-		`UPDATE calls SET tool = 'read_file' WHERE id = '`+last+`'`)
+	tamper("a live row altered", `UPDATE calls SET received_at = received_at + 1 WHERE id = '`+last+`'`,
+		`UPDATE calls SET received_at = received_at - 1 WHERE id = '`+last+`'`)
 	tamper("a live event altered", `ALTER TABLE events DISABLE TRIGGER events_no_update;
 		UPDATE events SET body = replace(body, 'read_file', 'write_file') WHERE call_id = '`+last+`'`,
 		`UPDATE events SET body = replace(body, 'write_file', 'read_file') WHERE call_id = '`+last+`';

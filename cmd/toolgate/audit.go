@@ -629,6 +629,9 @@ func (c *auditCmd) replayText(rep audit.ReplayReport) error {
 	w := c.stdout
 	fmt.Fprintf(w, "replayed %d calls against %s (%s%s) in %v: %d would change\n",
 		rep.Total, c.rulesPath, rep.RulesVersion, labelSuffix(rep.RulesLabel), rep.Elapsed.Round(time.Millisecond), rep.Changed)
+	if rep.ArgsNotStored > 0 {
+		fmt.Fprintf(w, "%d calls not replayed: their arguments were not stored (audit.store_args: hash), only their hash\n", rep.ArgsNotStored)
+	}
 	if len(rep.Confidence) > 0 {
 		var parts []string
 		for _, e := range []string{toolgate.ConfidenceTightenedToReview, toolgate.ConfidenceTightenedToDeny, toolgate.ConfidenceAutoApproved} {

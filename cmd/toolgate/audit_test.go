@@ -197,13 +197,13 @@ func TestAuditVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`UPDATE calls SET reviewer = 'U-mallory' WHERE id = '01JNQX0004AAAAAAAAAAAAAAAA'`); err != nil {
+	if _, err := db.Exec(`UPDATE calls SET review_channel = 'forged' WHERE id = '01JNQX0004AAAAAAAAAAAAAAAA'`); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
 	out, _, err = runAuditCmd(t, env, "verify")
 	if !errors.Is(err, errFailed) || !strings.Contains(out, "BROKEN: first bad link: call 01JNQX0004AAAAAAAAAAAAAAAA") ||
-		!strings.Contains(out, "review.reviewer") {
+		!strings.Contains(out, "review_channel") {
 		t.Fatalf("verify tampered: %v\n%s", err, out)
 	}
 	out, _, err = runAuditCmd(t, env, "verify", "--output", "json")

@@ -3,7 +3,7 @@ package main
 import (
 	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -44,29 +44,32 @@ func attackerRewrite(t *testing.T, path, edit string) {
 	if _, err := db.Exec(`DROP TRIGGER events_no_update;` + edit); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := db.Query(`SELECT seq, body FROM events ORDER BY seq`)
+	rows, err := db.Query(`SELECT seq, call_id, kind, at, body FROM events ORDER BY seq`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var seqs []int64
-	var bodies []string
+	type event struct {
+		seq, at        int64
+		id, kind, body string
+	}
+	var evs []event
 	for rows.Next() {
-		var s int64
-		var b string
-		if err := rows.Scan(&s, &b); err != nil {
+		var e event
+		if err := rows.Scan(&e.seq, &e.id, &e.kind, &e.at, &e.body); err != nil {
 			t.Fatal(err)
 		}
-		seqs, bodies = append(seqs, s), append(bodies, b)
+		evs = append(evs, e)
 	}
 	rows.Close()
-	prev := ""
-	for i, s := range seqs {
-		sum := sha256.Sum256([]byte(prev + bodies[i]))
-		h := hex.EncodeToString(sum[:])
-		if _, err := db.Exec(`UPDATE events SET prev_hash = ?, hash = ? WHERE seq = ?`, prev, h, s); err != nil {
+	// Format 2 (audit/chain.go): sha256(prev || "2\x00" || call_id || "\x00" ||
+	// kind || "\x00" || at || "\x00" || body), stored raw; no prev_hash.
+	var prev []byte
+	for _, e := range evs {
+		sum := sha256.Sum256(fmt.Appendf(prev, "2\x00%s\x00%s\x00%d\x00%s", e.id, e.kind, e.at, e.body))
+		if _, err := db.Exec(`UPDATE events SET prev_hash = '', hash = ? WHERE seq = ?`, sum[:], e.seq); err != nil {
 			t.Fatal(err)
 		}
-		prev = h
+		prev = sum[:]
 	}
 }
 
@@ -103,8 +106,7 @@ func TestCheckpointCLI(t *testing.T) {
 		t.Fatalf("verify --checkpoints on a clean log: %s", out)
 	}
 
-	attackerRewrite(t, db, `UPDATE events SET body = replace(body, '"reviewer":"U-bob"', '"reviewer":"U-mallory"') WHERE call_id = '01JNQX0004AAAAAAAAAAAAAAAA';
-UPDATE calls SET reviewer = 'U-mallory' WHERE id = '01JNQX0004AAAAAAAAAAAAAAAA';`)
+	attackerRewrite(t, db, `UPDATE events SET body = replace(body, '"by":"U-bob"', '"by":"U-mallory"') WHERE call_id = '01JNQX0004AAAAAAAAAAAAAAAA';`)
 	if out, ok := tgRun(t, "audit", "verify", "--db", db); !ok {
 		t.Fatalf("the attacker's rewrite should pass plain verify:\n%s", out)
 	}

@@ -63,6 +63,7 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, dbPath st
 		Redact:          redactArgs(red),
 		RedactText:      red.String,
 		ToolgateVersion: version,
+		ArgsHashOnly:    cfg.Audit.StoreArgs == config.StoreArgsHash,
 		OnBehind:        m.OutcomeWritten,
 		// Each serve owns the reviews it records, so that sessions sharing
 		// the log never expire each other's (see expireOrphans).
