@@ -164,6 +164,24 @@ func (w *wtx) status(id string) (string, error) {
 	return cs.status, err
 }
 
+// known reports whether call id is recorded: staged, awaiting projection
+// or in calls. A decision checks only that, so it reads no event.
+func (w *wtx) known(id string) (bool, error) {
+	for i := len(w.staged) - 1; i >= 0; i-- {
+		if w.staged[i].id == id {
+			return true, nil
+		}
+	}
+	if _, ok := w.s.proj.status[id]; ok {
+		return true, nil
+	}
+	var n int
+	if err := w.s.stmts.exists.QueryRowContext(w.ctx, id).Scan(&n); err != nil {
+		return false, fmt.Errorf("audit: read call %s: %w", id, err)
+	}
+	return n > 0, nil
+}
+
 // stage keeps a hot op's event for the projection.
 func (w *wtx) stage(it projItem) {
 	it.seq = w.head

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -143,11 +142,10 @@ func (w *wtx) begin(r *entryRow) error {
 
 // beginHot records r's decision event alone; its row is projected later.
 func (w *wtx) beginHot(r *entryRow) error {
-	switch _, err := w.status(r.e.ID); {
-	case err == nil:
-		return fmt.Errorf("%w: begin %s: the call is already recorded", ErrState, r.e.ID)
-	case !errors.Is(err, ErrNotFound):
+	if known, err := w.known(r.e.ID); err != nil {
 		return err
+	} else if known {
+		return fmt.Errorf("%w: begin %s: the call is already recorded", ErrState, r.e.ID)
 	}
 	if err := w.appendBody(r.e.ID, kindDecision, r.at, r.body); err != nil {
 		return err
