@@ -149,30 +149,32 @@ func (w *wtx) setWatermark(seq int64) error {
 	return nil
 }
 
-// status is call id's status as of this transaction: its staged events,
-// the unprojected tail, then its row.
-func (w *wtx) status(id string) (string, error) {
+// unprojected is call id's status as of this transaction if calls does
+// not reflect it yet: its staged events, then the unprojected tail.
+func (w *wtx) unprojected(id string) (string, bool) {
 	for i := len(w.staged) - 1; i >= 0; i-- {
 		if w.staged[i].id == id {
-			return w.staged[i].status, nil
+			return w.staged[i].status, true
 		}
 	}
-	if st, ok := w.s.proj.status[id]; ok {
+	st, ok := w.s.proj.status[id]
+	return st, ok
+}
+
+// status is call id's status as of this transaction: unprojected, then
+// its row.
+func (w *wtx) status(id string) (string, error) {
+	if st, ok := w.unprojected(id); ok {
 		return st, nil
 	}
 	cs, err := w.state(id)
 	return cs.status, err
 }
 
-// known reports whether call id is recorded: staged, awaiting projection
-// or in calls. A decision checks only that, so it reads no event.
+// known reports whether call id is recorded: unprojected or in calls. A
+// decision checks only that, so it reads no event.
 func (w *wtx) known(id string) (bool, error) {
-	for i := len(w.staged) - 1; i >= 0; i-- {
-		if w.staged[i].id == id {
-			return true, nil
-		}
-	}
-	if _, ok := w.s.proj.status[id]; ok {
+	if _, ok := w.unprojected(id); ok {
 		return true, nil
 	}
 	var n int
