@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -197,4 +198,29 @@ func TestRestartClosesItsPredecessorsCalls(t *testing.T) {
 	l.recover(0)
 	set(gone.Process.Pid, hostIdentity())
 	l.recover(0, "01P1")
+}
+
+// TestRetentionPassesACrashedCall: a call a crash left started holds an
+// archive cut back, but not the retention, which closes it first.
+func TestRetentionPassesACrashedCall(t *testing.T) {
+	ctx := context.Background()
+	l := newRecoverLog(t)
+	l.start("01R1")
+	l.start("01R2")
+	if err := l.a.Finish(ctx, "01R2", toolgate.Outcome{Status: toolgate.StatusOK}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.advance(time.Hour)
+	l.b = openTest(t, l.path, Options{Owner: "proc-b", Now: l.clk.Now})
+	dir := t.TempDir()
+	if _, err := l.b.Archive(ctx, ArchiveOptions{Before: l.clk.Now(), To: filepath.Join(dir, "held.db.gz")}); !errors.Is(err, ErrNothingToArchive) {
+		t.Fatalf("Archive of a log whose first call is left started: %v, want nothing to archive", err)
+	}
+	res, err := l.b.ApplyRetention(ctx, Retention{MaxAge: time.Minute, Dir: dir, Horizon: 10 * time.Minute})
+	if err != nil || res.HeldBack != nil || res.Info.Calls != 2 {
+		t.Fatalf("ApplyRetention = %+v, %v; want both calls", res, err)
+	}
 }
