@@ -274,7 +274,7 @@ func (s *Store) Finish(ctx context.Context, id string, o toolgate.Outcome) error
 		return fmt.Errorf("audit: encode outcome of %s: %w", id, err)
 	}
 	return s.writeBehind("outcome of "+id, true, func(w *wtx) error {
-		status, err := w.finishStatus(id)
+		status, err := w.status(id)
 		if err != nil {
 			return err
 		}

@@ -145,26 +145,26 @@ func (w *wtx) interrupt(id, why string, now time.Time) (bool, error) {
 	return err == nil, err
 }
 
-// finishStatus is call id's status as Finish must see it. The started
-// status this writer keeps for its own unprojected events may be stale:
-// another process may have projected them and closed the call as
-// interrupted, and then the row says so.
-func (w *wtx) finishStatus(id string) (string, error) {
-	status, err := w.status(id)
-	if err != nil || status != toolgate.StatusStarted {
-		return status, err
+// status is call id's status as of this transaction: its row's, unless
+// this writer keeps a later one of its own, unprojected. Its own
+// "started" may be stale, though: another process may have projected the
+// decision and closed the call as interrupted since, and the row says so.
+func (w *wtx) status(id string) (string, error) {
+	own, ok := w.unprojected(id)
+	if ok && own != toolgate.StatusStarted {
+		return own, nil
 	}
 	var row string
-	err = w.s.conn.QueryRowContext(w.ctx, `SELECT status FROM calls WHERE id = ?`, id).Scan(&row)
+	err := w.s.stmts.rowStatus.QueryRowContext(w.ctx, id).Scan(&row)
 	switch {
+	case errors.Is(err, sql.ErrNoRows) && ok:
+		return own, nil // projected by nobody yet
 	case errors.Is(err, sql.ErrNoRows):
-		return status, nil // projected by nobody yet
+		return "", fmt.Errorf("%w: %s", ErrNotFound, id)
 	case err != nil:
 		return "", fmt.Errorf("audit: read status of %s: %w", id, err)
-	case row == toolgate.StatusInterrupted:
-		return row, nil
 	}
-	return status, nil
+	return row, nil
 }
 
 // liveLeaseStart returns when the earliest live lease started
