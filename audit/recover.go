@@ -23,19 +23,20 @@ import (
 //   - every live lease (see Options.Owner) started after the call's
 //     decision. The process that begins a call holds a lease from before
 //     its decision until after its outcome, so a call older than every
-//     live lease belongs to a process that is gone. A lease is live while
-//     renewed within LeaseTTL, unless its process ran on this machine (same
-//     host and PID namespace) and no longer exists: a restart after a
-//     crash closes its predecessor's calls at once.
+//     live lease belongs to a process that is gone. A lease of another
+//     machine is live while renewed within LeaseTTL; one of this machine
+//     (same host and PID namespace) while its process exists: a restart
+//     after a crash closes its predecessor's calls at once.
 //   - the call was decided longer ago than the horizon passed in: the
 //     longest review wait plus the longest call timeout (and a margin), so
 //     that nothing still runs it, whatever the leases say (a live process
 //     whose outcome write failed leaves its call started too).
 //
-// A process whose lease ran out while it lived (suspended longer than
-// LeaseTTL) is taken for dead like a crashed one: its late Finish of a call
-// closed meanwhile is refused and logged, and the call keeps the one
-// outcome, interrupted, so that the row and the chain never disagree.
+// A process of another machine whose lease ran out while it lived
+// (suspended longer than LeaseTTL) is taken for dead like a crashed one:
+// its late Finish of a call closed meanwhile is refused and logged, and
+// the call keeps the one outcome, interrupted, so that the row and the
+// chain never disagree.
 
 // Why an interrupted call was closed: the outcome's Error.
 const (
@@ -169,29 +170,30 @@ func (w *wtx) status(id string) (string, error) {
 
 // liveLeaseStart returns when the earliest live lease started
 // (math.MaxInt64 when none is live): no call decided before it can still
-// be running.
+// be running. A lease taken on this machine is live while its process
+// exists, whatever its heartbeat (a stopped process, or one renewing at a
+// longer lease_ttl than this store's); another machine's while renewed
+// within LeaseTTL.
 func (w *wtx) liveLeaseStart(now time.Time) (int64, error) {
-	rows, err := w.s.conn.QueryContext(w.ctx, `SELECT pid, host, started_at FROM review_owners WHERE heartbeat_at >= ?`,
-		now.Add(-w.s.o.LeaseTTL).UnixNano())
+	rows, err := w.s.conn.QueryContext(w.ctx, `SELECT pid, host, started_at, heartbeat_at FROM review_owners`)
 	if err != nil {
 		return 0, fmt.Errorf("audit: read leases: %w", err)
 	}
 	defer rows.Close()
-	here := hostIdentity()
+	here, stale := hostIdentity(), now.Add(-w.s.o.LeaseTTL).UnixNano()
 	cover := int64(math.MaxInt64)
 	for rows.Next() {
 		var (
-			pid     int
-			host    string
-			startAt int64
+			pid                int
+			host               string
+			startAt, heartbeat int64
 		)
-		if err := rows.Scan(&pid, &host, &startAt); err != nil {
+		if err := rows.Scan(&pid, &host, &startAt, &heartbeat); err != nil {
 			return 0, fmt.Errorf("audit: read leases: %w", err)
 		}
-		if host == here && processGone(pid) {
-			continue // its process died here without releasing it
+		if host == here && !processGone(pid) || host != here && heartbeat >= stale {
+			cover = min(cover, startAt)
 		}
-		cover = min(cover, startAt)
 	}
 	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("audit: read leases: %w", err)

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -13,9 +14,10 @@ import (
 	"github.com/toolgate/toolgate/audit/pgtest"
 )
 
-// recoverLog is a log shared by a process that runs calls (a, which
-// "crashes": it stops renewing its lease) and one started after them that
-// recovers them (b, a restart), on one clock the test moves.
+// recoverLog is a log shared by a process that runs calls (a, of another
+// machine by its lease, which "crashes": it stops renewing its lease) and
+// one started after them that recovers them (b, a restart), on one clock
+// the test moves.
 type recoverLog struct {
 	t     *testing.T
 	path  string
@@ -32,7 +34,16 @@ func newRecoverLog(t *testing.T) *recoverLog {
 	// a's lease is renewed by hand (its own renewal ticks in real time,
 	// once an hour): the clock decides whether it is live.
 	l.a = openTest(t, l.path, Options{Owner: "proc-a", LeaseTTL: 3 * time.Hour, Now: l.clk.Now})
+	l.setLease(os.Getpid(), "elsewhere")
 	return l
+}
+
+// setLease says a's lease was taken by process pid of host.
+func (l *recoverLog) setLease(pid int, host string) {
+	l.t.Helper()
+	if _, err := rawDB(l.t, l.path).ExecContext(context.Background(), `UPDATE review_owners SET pid = ?, host = ? WHERE owner = 'proc-a'`, pid, host); err != nil {
+		l.t.Fatal(err)
+	}
 }
 
 // advance moves the clock by d.
@@ -174,29 +185,23 @@ func TestLiveProcessCallsClosedAfterHorizon(t *testing.T) {
 	}
 }
 
-// TestRestartClosesItsPredecessorsCalls: the lease of a process of this
-// machine that no longer exists is dead at once, whatever its heartbeat
-// says; one of another machine, or whose process lives, is not.
+// TestRestartClosesItsPredecessorsCalls: a lease taken on this machine is
+// live while its process exists, whatever its heartbeat says (a stopped
+// process, or one with a longer lease TTL), and dead once it does not; one
+// of another machine lives by its heartbeat.
 func TestRestartClosesItsPredecessorsCalls(t *testing.T) {
-	ctx := context.Background()
 	l := newRecoverLog(t)
 	l.start("01P1")
 	gone := exec.Command("true")
 	if err := gone.Run(); err != nil {
 		t.Fatal(err)
 	}
-	db := rawDB(t, l.path)
-	set := func(pid int, host string) {
-		t.Helper()
-		if _, err := db.ExecContext(ctx, `UPDATE review_owners SET pid = ?, host = ? WHERE owner = 'proc-a'`, pid, host); err != nil {
-			t.Fatal(err)
-		}
-	}
-	set(gone.Process.Pid, "elsewhere "+hostIdentity())
+	l.setLease(gone.Process.Pid, "elsewhere "+hostIdentity())
 	l.recover(0)
-	set(1, hostIdentity()) // alive (init), whoever may signal it
+	l.advance(time.Hour)
+	l.setLease(os.Getpid(), hostIdentity())
 	l.recover(0)
-	set(gone.Process.Pid, hostIdentity())
+	l.setLease(gone.Process.Pid, hostIdentity())
 	l.recover(0, "01P1")
 }
 

@@ -27,8 +27,9 @@ prunes them from the log; the chain stays verifiable across the cut
 running are never archived: the cut stops before the first of them. A
 call left started by a toolgate that stopped while it ran (killed, crashed)
 is first closed as interrupted, once no process can still be running it:
-its process is gone (its lease ran out), or it is older than the longest
-review wait plus call timeout of the config (--config). Then
+its process is gone (its lease ran out, or its process on this host
+exited), or it is older than the longest review wait plus call timeout of
+the server's config (--config; without one, only the first applies). Then
 the DB file is vacuumed to give the space back (--no-vacuum skips that:
 with a server writing, the vacuum holds its writes for its duration).
 On PostgreSQL (--db postgres://...) the archive is the same file; the
@@ -49,7 +50,7 @@ func runArchive(ctx context.Context, args []string, env environ, stdout, stderr 
 		noVacuum                             bool
 	)
 	fs.StringVar(&db, "db", "", "audit DB `path` or postgres:// URL (default: the config's)")
-	fs.StringVar(&cfgPath, "config", "", "the server's config `file`, whose timeouts and lease_ttl say when a call left started is over (default $"+envConfig+")")
+	fs.StringVar(&cfgPath, "config", "", "the server's config `file`: its timeouts and lease_ttl say when a call left started is over (default $"+envConfig+")")
 	fs.StringVar(&before, "before", "", "archive the calls decided before `T` (required)")
 	fs.StringVar(&to, "to", "", "the archive `file` to write (required; never overwritten)")
 	fs.StringVar(&tmp, "tmp", "", "`dir`ectory to build the uncompressed archive in (default: FILE's)")
@@ -70,7 +71,7 @@ func runArchive(ctx context.Context, args []string, env environ, stdout, stderr 
 	if err != nil {
 		return fmt.Errorf("%w: audit archive: --before: %v", errUsage, err)
 	}
-	_, cfg, err := loadConfig(cfgPath, env)
+	cfgFile, cfg, err := loadConfig(cfgPath, env)
 	if err != nil {
 		return err
 	}
@@ -80,8 +81,13 @@ func runArchive(ctx context.Context, args []string, env environ, stdout, stderr 
 	}
 	defer st.Close()
 	// A call a stopped toolgate left started would hold the cut back for
-	// good: close it first, if no process can still be running it.
-	closed, err := st.CloseInterrupted(ctx, callHorizon(cfg))
+	// good: close it first, if no process can still be running it. Only
+	// the server's own config says how long its calls may run.
+	var horizon time.Duration
+	if cfgFile != "" {
+		horizon = callHorizon(cfg)
+	}
+	closed, err := st.CloseInterrupted(ctx, horizon)
 	if err != nil {
 		return err
 	}
