@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -228,4 +229,24 @@ func TestRetentionPassesACrashedCall(t *testing.T) {
 	if err != nil || res.HeldBack != nil || res.Info.Calls != 2 {
 		t.Fatalf("ApplyRetention = %+v, %v; want both calls", res, err)
 	}
+}
+
+// BenchmarkCloseInterruptedScan measures a recovery run that finds
+// nothing to close over a log of 100,000 finished calls: serve's
+// once-a-minute cost (the scan of calls for started rows).
+func BenchmarkCloseInterruptedScan(b *testing.B) {
+	const n = 100000
+	s := openTest(b, filepath.Join(b.TempDir(), "a.db"), Options{})
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(writeSyntheticJSONL(pw, n, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))) }()
+	if got, err := s.Import(context.Background(), pr); err != nil || got != n {
+		b.Fatalf("Import = %d, %v", got, err)
+	}
+	t0 := cpuTime()
+	for b.Loop() {
+		if ids, err := s.CloseInterrupted(context.Background(), time.Hour); err != nil || len(ids) != 0 {
+			b.Fatalf("CloseInterrupted = %v, %v", ids, err)
+		}
+	}
+	b.ReportMetric(float64(cpuTime()-t0)/float64(b.N)/1e3, "cpu-µs/op")
 }
