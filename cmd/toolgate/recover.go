@@ -36,12 +36,9 @@ func closeInterrupted(ctx context.Context, st *audit.Store, horizon time.Duratio
 	t := time.NewTicker(recoverEvery)
 	defer t.Stop()
 	for {
-		ids, err := st.CloseInterrupted(ctx, horizon)
-		switch {
-		case err != nil && ctx.Err() == nil:
+		// The store logs each call it closes.
+		if _, err := st.CloseInterrupted(ctx, horizon); err != nil && ctx.Err() == nil {
 			logger.Warn("closing the calls a stopped toolgate left started failed", "err", err)
-		case len(ids) > 0:
-			logger.Warn("closed calls a stopped toolgate left started as interrupted", "calls", len(ids), "horizon", horizon)
 		}
 		select {
 		case <-ctx.Done():
