@@ -253,8 +253,9 @@ func newReview(v toolgate.Verdict, decidedAt int64) *Review {
 // outcome is committed right behind, with whatever else is queued; Flush
 // waits for it, Close commits it. If it cannot be written (or the call is
 // not started), the failure is logged and the row stays "started", as a
-// crash would leave it (CloseInterrupted closes it later). o.Status must be StatusOK, StatusToolError or
-// StatusFailed; a zero FinishedAt means now.
+// crash would leave it (CloseInterrupted closes it later). o.Status must
+// be StatusOK, StatusToolError or StatusFailed; a zero FinishedAt means
+// now.
 func (s *Store) Finish(ctx context.Context, id string, o toolgate.Outcome) error {
 	switch o.Status {
 	case toolgate.StatusOK, toolgate.StatusToolError, toolgate.StatusFailed:
