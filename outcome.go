@@ -14,6 +14,11 @@ const (
 	// waiting; the call never ran, the approval became a grant that a
 	// retry of the same call uses.
 	StatusGranted = "granted"
+	// StatusInterrupted: forwarded, but no outcome was recorded because
+	// toolgate stopped (killed, crashed, power lost) while the call ran; the
+	// audit log closed it once no process could still be running it, and
+	// the outcome's Error says why.
+	StatusInterrupted = "interrupted"
 )
 
 // Outcome is what happened after a call was forwarded (or refused).

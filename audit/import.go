@@ -110,7 +110,8 @@ func (s *Store) prepareImport(rec *Record) (*importRow, error) {
 		return nil, errors.New("no id")
 	}
 	switch rec.Status {
-	case toolgate.StatusStarted, toolgate.StatusPending, toolgate.StatusRefused, toolgate.StatusOK, toolgate.StatusToolError, toolgate.StatusFailed:
+	case toolgate.StatusStarted, toolgate.StatusPending, toolgate.StatusRefused, toolgate.StatusOK, toolgate.StatusToolError, toolgate.StatusFailed,
+		toolgate.StatusInterrupted:
 	default:
 		return nil, fmt.Errorf("call %s: unknown status %q", rec.ID, rec.Status)
 	}

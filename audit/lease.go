@@ -24,7 +24,7 @@ func (s *Store) RenewLease(ctx context.Context) error {
 	if s.o.Owner == "" {
 		return nil
 	}
-	host, _ := os.Hostname()
+	host := hostIdentity() // see liveLeaseStart
 	now := s.o.Now().UnixNano()
 	return s.write(ctx, func(w *wtx) error {
 		_, err := w.s.conn.ExecContext(w.ctx, `INSERT INTO review_owners (owner, pid, host, started_at, heartbeat_at) VALUES (?,?,?,?,?)

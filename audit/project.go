@@ -161,16 +161,6 @@ func (w *wtx) unprojected(id string) (string, bool) {
 	return st, ok
 }
 
-// status is call id's status as of this transaction: unprojected, then
-// its row.
-func (w *wtx) status(id string) (string, error) {
-	if st, ok := w.unprojected(id); ok {
-		return st, nil
-	}
-	cs, err := w.state(id)
-	return cs.status, err
-}
-
 // known reports whether call id is recorded: unprojected or in calls. A
 // decision checks only that, so it reads no event.
 func (w *wtx) known(id string) (bool, error) {

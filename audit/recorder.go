@@ -253,8 +253,9 @@ func newReview(v toolgate.Verdict, decidedAt int64) *Review {
 // outcome is committed right behind, with whatever else is queued; Flush
 // waits for it, Close commits it. If it cannot be written (or the call is
 // not started), the failure is logged and the row stays "started", as a
-// crash would leave it. o.Status must be StatusOK, StatusToolError or
-// StatusFailed; a zero FinishedAt means now.
+// crash would leave it (CloseInterrupted closes it later). o.Status must
+// be StatusOK, StatusToolError or StatusFailed; a zero FinishedAt means
+// now.
 func (s *Store) Finish(ctx context.Context, id string, o toolgate.Outcome) error {
 	switch o.Status {
 	case toolgate.StatusOK, toolgate.StatusToolError, toolgate.StatusFailed:
@@ -278,7 +279,12 @@ func (s *Store) Finish(ctx context.Context, id string, o toolgate.Outcome) error
 		if err != nil {
 			return err
 		}
-		if status != toolgate.StatusStarted {
+		switch status {
+		case toolgate.StatusStarted:
+		case toolgate.StatusInterrupted:
+			// One outcome per call: the log keeps interrupted (recover.go).
+			return fmt.Errorf("%w: finish %s: its outcome (%s) came after it was closed as interrupted; not recorded", ErrState, id, o.Status)
+		default:
 			return fmt.Errorf("%w: finish %s: status is %s, not started", ErrState, id, status)
 		}
 		if err := w.appendBody(id, kindOutcome, at.UnixNano(), body); err != nil {

@@ -22,6 +22,11 @@ type Retention struct {
 	// so that its prune holds the write lock briefly; ArchiveResult.More
 	// says another run is due at once.
 	PerRun int
+	// Horizon is the longest a call may take from its decision to its
+	// outcome: each run first closes the calls left started longer ago
+	// (or by a process that is gone) as interrupted, so that a crash does
+	// not hold the cut back for good (see CloseInterrupted).
+	Horizon time.Duration
 }
 
 // DefaultRetentionPerRun is Retention.PerRun's default: about a second of
@@ -47,6 +52,9 @@ func (s *Store) ApplyRetention(ctx context.Context, r Retention) (*ArchiveResult
 		return nil, fmt.Errorf("%w: another replica is applying the retention", ErrNothingToArchive)
 	}
 	defer unlock()
+	if _, err := s.CloseInterrupted(ctx, r.Horizon); err != nil {
+		return nil, err
+	}
 	now := s.o.Now()
 	var before time.Time
 	if r.MaxAge > 0 {

@@ -13,6 +13,7 @@ import (
 type writeStmts struct {
 	head, insertCall, insertEvent, state, setVerdict, setStatus, setOutcome, setSlack *sql.Stmt
 	exists, watermark, setWatermark, tail, eventBody, nameID, addName                 *sql.Stmt
+	rowStatus                                                                         *sql.Stmt
 }
 
 // insertCallSQL inserts a call's row; its seq is its decision event's.
@@ -29,6 +30,7 @@ func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 	}{
 		{&st.head, `SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1`},
 		{&st.exists, `SELECT count(*) FROM calls WHERE id = ?`},
+		{&st.rowStatus, `SELECT status FROM calls WHERE id = ?`},
 		{&st.watermark, `SELECT seq FROM projection WHERE name = 'calls'`},
 		{&st.setWatermark, `UPDATE projection SET seq = ? WHERE name = 'calls'`},
 		{&st.tail, `SELECT seq, kind FROM events WHERE seq > ? ORDER BY seq`},
@@ -57,7 +59,7 @@ func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 
 func (st *writeStmts) close() {
 	for _, s := range []*sql.Stmt{st.head, st.insertCall, st.insertEvent, st.state, st.setVerdict, st.setStatus, st.setOutcome, st.setSlack,
-		st.exists, st.watermark, st.setWatermark, st.tail, st.eventBody, st.nameID, st.addName} {
+		st.exists, st.watermark, st.setWatermark, st.tail, st.eventBody, st.nameID, st.addName, st.rowStatus} {
 		if s != nil {
 			s.Close()
 		}

@@ -24,7 +24,12 @@ Moves the calls decided before T (RFC 3339 time, a date 2006-01-02, or a
 duration ago such as 720h or 30d) into FILE, a compressed archive, and
 prunes them from the log; the chain stays verifiable across the cut
 (toolgate audit verify --archive FILE...). Pending reviews and calls still
-running are never archived: the cut stops before the first of them. Then
+running are never archived: the cut stops before the first of them. A
+call left started by a toolgate that stopped while it ran (killed, crashed)
+is first closed as interrupted, once no process can still be running it:
+its process is gone (its lease ran out, or its process on this host
+exited), or it is older than the longest review wait plus call timeout of
+the server's config (--config; without one, only the first applies). Then
 the DB file is vacuumed to give the space back (--no-vacuum skips that:
 with a server writing, the vacuum holds its writes for its duration).
 On PostgreSQL (--db postgres://...) the archive is the same file; the
@@ -41,10 +46,11 @@ func runArchive(ctx context.Context, args []string, env environ, stdout, stderr 
 		fs.PrintDefaults()
 	}
 	var (
-		db, before, to, tmp, output string
-		noVacuum                    bool
+		db, before, to, tmp, output, cfgPath string
+		noVacuum                             bool
 	)
-	fs.StringVar(&db, "db", "", "audit DB `path` or postgres:// URL")
+	fs.StringVar(&db, "db", "", "audit DB `path` or postgres:// URL (default: the config's)")
+	fs.StringVar(&cfgPath, "config", "", "the server's config `file`: its timeouts and lease_ttl say when a call left started is over (default $"+envConfig+")")
 	fs.StringVar(&before, "before", "", "archive the calls decided before `T` (required)")
 	fs.StringVar(&to, "to", "", "the archive `file` to write (required; never overwritten)")
 	fs.StringVar(&tmp, "tmp", "", "`dir`ectory to build the uncompressed archive in (default: FILE's)")
@@ -65,11 +71,29 @@ func runArchive(ctx context.Context, args []string, env environ, stdout, stderr 
 	if err != nil {
 		return fmt.Errorf("%w: audit archive: --before: %v", errUsage, err)
 	}
-	st, err := openExistingDB(ctx, db, env)
+	cfgFile, cfg, err := loadConfig(cfgPath, env)
+	if err != nil {
+		return err
+	}
+	st, err := openExistingDB(ctx, cmp.Or(db, configDB(cfg.Audit, env)), env, cfg.Audit.LeaseTTL)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	// A call a stopped toolgate left started would hold the cut back for
+	// good: close it first, if no process can still be running it. Only
+	// the server's own config says how long its calls may run.
+	var horizon time.Duration
+	if cfgFile != "" {
+		horizon = callHorizon(cfg)
+	}
+	closed, err := st.CloseInterrupted(ctx, horizon)
+	if err != nil {
+		return err
+	}
+	if len(closed) > 0 {
+		fmt.Fprintf(stdout, "closed %d calls left started by a stopped toolgate as interrupted\n", len(closed))
+	}
 	res, err := st.Archive(ctx, audit.ArchiveOptions{Before: t, To: to, TempDir: tmp, Vacuum: !noVacuum})
 	if errors.Is(err, audit.ErrNothingToArchive) {
 		fmt.Fprintf(stdout, "nothing to archive: no finished call decided before %s can be cut off whole\n", t.UTC().Format(time.RFC3339))
@@ -96,7 +120,7 @@ func runArchive(ctx context.Context, args []string, env environ, stdout, stderr 
 
 // openExistingDB opens the audit DB for writing (flag path, else env's),
 // which must exist: a command that changes a log never creates one.
-func openExistingDB(ctx context.Context, flagPath string, env environ) (*audit.Store, error) {
+func openExistingDB(ctx context.Context, flagPath string, env environ, leaseTTL time.Duration) (*audit.Store, error) {
 	path, err := dbPath(flagPath, env)
 	if err != nil {
 		return nil, err
@@ -104,7 +128,7 @@ func openExistingDB(ctx context.Context, flagPath string, env environ) (*audit.S
 	if err := dbExists(path); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	return audit.Open(ctx, path, audit.Options{ToolgateVersion: version})
+	return audit.Open(ctx, path, audit.Options{ToolgateVersion: version, LeaseTTL: leaseTTL})
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
@@ -231,9 +255,9 @@ func closeArchives(as []*audit.Archived) {
 // its interval, until the returned stop is called (which waits for a run
 // in progress). A run that fails is logged and prunes nothing; the next
 // one tries again.
-func startRetention(ctx context.Context, st *audit.Store, a config.Audit, logger *slog.Logger) (stop func()) {
+func startRetention(ctx context.Context, st *audit.Store, a config.Audit, horizon time.Duration, logger *slog.Logger) (stop func()) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	r := audit.Retention{MaxAge: a.Retention.MaxAge, MaxSize: a.Retention.MaxSize, Dir: a.ArchiveDir}
+	r := audit.Retention{MaxAge: a.Retention.MaxAge, MaxSize: a.Retention.MaxSize, Dir: a.ArchiveDir, Horizon: horizon}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

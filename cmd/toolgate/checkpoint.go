@@ -234,7 +234,7 @@ func runCheckpoint(ctx context.Context, args []string, env environ, stdout, stde
 	if *db == "" {
 		*db = configDB(cfg.Audit, env)
 	}
-	st, err := openExistingDB(ctx, *db, env)
+	st, err := openExistingDB(ctx, *db, env, 0)
 	if err != nil {
 		return err
 	}

@@ -137,7 +137,7 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 		defer cp.start(ctx, ck.Interval)()
 	}
 	if cfg.Audit.Retention.Enabled() {
-		defer startRetention(ctx, pol.store, cfg.Audit, logger)()
+		defer startRetention(ctx, pol.store, cfg.Audit, callHorizon(cfg), logger)()
 	}
 
 	if slices.ContainsFunc(upstreams, func(u tools.Upstream) bool { return u.Name == toolgateSrv }) {

@@ -146,6 +146,7 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, dbPath st
 		sweep = ttl / 3 // a dead process's reviews are taken over soon after its lease ends
 	}
 	wg.Go(func() { expireOrphans(bg, svc, sweep, logger) })
+	wg.Go(func() { closeInterrupted(bg, st, callHorizon(cfg), logger) })
 	// On PostgreSQL a verdict recorded by another replica wakes the review
 	// waiting here at once (on SQLite Listen returns; reviews poll).
 	wg.Go(func() { _ = st.Listen(bg, svc.Wake) })
