@@ -87,6 +87,9 @@ type rule struct {
 	// error; the default pack's guards all come first.
 	toolKinds []string
 	callKinds []string
+	// need, when not nil, is what the match cannot be true without (see
+	// need.go); matches skips the program for a call that lacks it.
+	need *need
 	// reads says which call inputs that differ on every call the rule's
 	// expressions read (see Memo).
 	reads reads
@@ -133,6 +136,12 @@ func (p *program) fits(act *activation) bool {
 		z = z.max(act.varSize(v))
 	}
 	return p.bound.fits(z)
+}
+
+// limitless says whether p runs on act's call without a cost limit, which
+// could stop it whatever its value would have been.
+func (p *program) limitless(act *activation) bool {
+	return !p.tracked || p.free != nil && p.fits(act)
 }
 
 func (p *program) eval(ctx context.Context, act *activation) (ref.Val, error) {
@@ -235,6 +244,9 @@ func parse(name string, data []byte, fast bool) (*Set, error) {
 				if fast {
 					r.toolKinds = conjunctStrings(checked, VarToolKind)
 					r.callKinds = conjunctStrings(checked, VarCallKind)
+					if n, ok := matchNeed(checked); ok {
+						r.need = &n
+					}
 				}
 			}
 		}
@@ -684,7 +696,8 @@ func (r *rule) matches(ctx context.Context, act *activation) (bool, error) {
 		return false, err
 	}
 	if r.callKinds != nil && !slices.Contains(r.callKinds, act.c.KindName()) ||
-		r.toolKinds != nil && !slices.Contains(r.toolKinds, act.toolKind()) {
+		r.toolKinds != nil && !slices.Contains(r.toolKinds, act.toolKind()) ||
+		r.need != nil && !r.need.holds(act) && r.match.limitless(act) {
 		return false, nil
 	}
 	v, err := r.match.eval(ctx, act)
