@@ -14,19 +14,20 @@ import (
 // A need is what a match expression cannot be true without: at least one
 // of its atoms holds in the call. The atoms are "the normalized variable
 // (a list, cmd.line or cmd.cwd) is not empty" (a bit of vars, by normVar)
-// and "tool.kind is one of kinds". Most of the default pack's rules look only at what a
-// command runs or a path names, so a call that runs no command and names
-// no path skips them without evaluating them. A need with no atoms is an
-// expression that is never true.
+// and "tool.kind is one of kinds". Most of the default pack's rules look
+// only at what a command runs or a path names, so a call that runs no
+// command and names no path skips them without evaluating them. A need
+// with no atoms is an expression that is never true.
 //
-// The analysis claims more than "not true": when no atom holds, the
-// expression evaluates to false, never to an error, provided no cost limit
-// can stop it. CEL's && and || absorb an error when the other side decides
-// (false && error is false), so the claim holds whatever the parts the
-// analysis does not look at would do; a cost limit, which stops the whole
-// evaluation, is the one exception, so matches applies a need only to a
-// program that runs untracked (see program.limitless). Any expression
-// shape not recognised below has no need, and runs.
+// The analysis claims more than "not true": when no atom holds, evaluating
+// the expression runs only the parts the analysis looked at, each on empty
+// lists and strings, and it ends false, never in an error. So it cannot
+// reach a cost limit either (matchNeed bounds the expression's size), and
+// skipping it decides as evaluating would. cel-go evaluates && and || left
+// to right and stops at the first term that decides, so a need comes from
+// an operand that runs first, or from both; cel.bind's value always runs,
+// so it too must be one the analysis reads. Any expression shape not
+// recognised below has no need, and runs.
 type need struct {
 	vars  uint32
 	kinds []string
@@ -78,9 +79,18 @@ func (n *need) holds(a *activation) bool {
 // when it has none.
 func matchNeed(checked *cel.Ast) (need, bool) {
 	na := checked.NativeRep()
+	nodes := 0
+	ast.PostOrderVisit(na.Expr(), ast.NewExprVisitor(func(ast.Expr) { nodes++ }))
+	if nodes > maxNeedNodes {
+		return need{}, false
+	}
 	w := needWalker{refs: na.ReferenceMap(), scope: map[string]*bound{}}
 	return w.when(na.Expr(), true)
 }
+
+// maxNeedNodes bounds the size of an expression given a need: evaluated
+// on empty inputs, each node costs a few units at most, far from CostLimit.
+const maxNeedNodes = CostLimit / 100
 
 // bound is what the analysis knows of a variable cel.bind binds: the needs
 // of its value being empty (a list), false and true (a bool), by index
@@ -136,11 +146,8 @@ func (w needWalker) when(e ast.Expr, v bool) (need, bool) {
 			r, rok := w.when(args[1], v)
 			return l.or(r), lok && rok
 		case fn == either:
-			// One side that is not v decides.
-			if l, ok := w.when(args[0], v); ok {
-				return l, true
-			}
-			return w.when(args[1], v)
+			// The first side, run first, decides when it is not v.
+			return w.when(args[0], v)
 		case fn == operators.LogicalNot:
 			return w.when(args[0], !v)
 		case v && (fn == operators.Equals || fn == operators.In) || !v && fn == operators.NotEquals:
@@ -216,6 +223,9 @@ func (w needWalker) comprehension(e ast.Expr, v bool) (need, bool) {
 		b.needs[emptyIdx], b.ok[emptyIdx] = w.nonEmpty(init)
 		for _, bv := range []bool{false, true} {
 			b.needs[idx(bv)], b.ok[idx(bv)] = w.when(init, bv)
+		}
+		if !slices.Contains(b.ok[:], true) {
+			return need{}, false // init runs, and could be costly
 		}
 		in := w.inner(c)
 		in.scope[c.AccuVar()] = b

@@ -138,12 +138,6 @@ func (p *program) fits(act *activation) bool {
 	return p.bound.fits(z)
 }
 
-// limitless says whether p runs on act's call without a cost limit, which
-// could stop it whatever its value would have been.
-func (p *program) limitless(act *activation) bool {
-	return !p.tracked || p.free != nil && p.fits(act)
-}
-
 func (p *program) eval(ctx context.Context, act *activation) (ref.Val, error) {
 	var (
 		v   ref.Val
@@ -697,7 +691,7 @@ func (r *rule) matches(ctx context.Context, act *activation) (bool, error) {
 	}
 	if r.callKinds != nil && !slices.Contains(r.callKinds, act.c.KindName()) ||
 		r.toolKinds != nil && !slices.Contains(r.toolKinds, act.toolKind()) ||
-		r.need != nil && !r.need.holds(act) && r.match.limitless(act) {
+		r.need != nil && !r.need.holds(act) {
 		return false, nil
 	}
 	v, err := r.match.eval(ctx, act)
