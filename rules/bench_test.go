@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/bench"
@@ -115,6 +116,36 @@ func BenchmarkEvaluateDefault(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkEvaluateDefaultCold measures the embedded pack on tgbench's echo
+// call with the CPU caches cold, as in a server: between two calls it
+// touches 32 MiB, about what the rest of a call's path and the other
+// processes evict, so each evaluation reads the rules' programs from
+// memory. eval-cpu-ns is the evaluating thread's CPU time (Linux only).
+// Against BenchmarkEvaluateDefault/echo it shows why the rules cost
+// several times more per call in toolgate serve than in a loop, and why
+// skipping a rule (see need.go) saves more there than here.
+func BenchmarkEvaluateDefaultCold(b *testing.B) {
+	if threadCPU() < 0 {
+		b.Skip("no thread CPU clock")
+	}
+	s := Default()
+	c := packCalls()["echo"]
+	s.Evaluate(context.Background(), c) // first use estimates cost bounds
+	evict := make([]byte, 32<<20)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var in time.Duration
+	for b.Loop() {
+		for i := 0; i < len(evict); i += 64 {
+			evict[i]++
+		}
+		start := threadCPU()
+		s.Evaluate(context.Background(), c)
+		in += threadCPU() - start
+	}
+	b.ReportMetric(float64(in.Nanoseconds())/float64(b.N), "eval-cpu-ns")
 }
 
 // reportCPU adds the process's CPU time per operation (cpu-ns/op, GC

@@ -70,6 +70,20 @@ var fastPathValues = []any{
 
 var fastPathKeys = []string{"path", "n", "flag", "a", "command", "paths", "pattern", ""}
 
+// parseBoth compiles src with the evaluation shortcuts and without.
+func parseBoth(t testing.TB, src string) (fast, general *Set) {
+	t.Helper()
+	fast, err := parse("f.yaml", []byte(src), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	general, err = parse("f.yaml", []byte(src), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fast, general
+}
+
 // TestFastPathSameDecisions checks that the fast paths never change what a
 // set decides or explains, over hand-written and random calls, for the
 // rules above, the default pack with its test cases, and the benchmark set.
@@ -119,14 +133,7 @@ func TestFastPathSameDecisions(t *testing.T) {
 		{"tgbench rules", bench.HundredRules("t"), calls},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fast, err := parse("f.yaml", []byte(tc.src), true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			slow, err := parse("f.yaml", []byte(tc.src), false)
-			if err != nil {
-				t.Fatal(err)
-			}
+			fast, slow := parseBoth(t, tc.src)
 			for _, c := range tc.calls {
 				ctx := context.Background()
 				fd, fsteps, fskip := fast.Explain(ctx, c)
@@ -230,14 +237,7 @@ func FuzzFastPath(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	fast, err := parse("f.yaml", []byte(fastPathRules), true)
-	if err != nil {
-		f.Fatal(err)
-	}
-	slow, err := parse("f.yaml", []byte(fastPathRules), false)
-	if err != nil {
-		f.Fatal(err)
-	}
+	fast, slow := parseBoth(f, fastPathRules)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var args map[string]any
 		if json.Unmarshal(data, &args) != nil {

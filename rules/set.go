@@ -87,6 +87,9 @@ type rule struct {
 	// error; the default pack's guards all come first.
 	toolKinds []string
 	callKinds []string
+	// need, when not nil, is what the match cannot be true without (see
+	// need.go); matches skips the program for a call that lacks it.
+	need *need
 	// reads says which call inputs that differ on every call the rule's
 	// expressions read (see Memo).
 	reads reads
@@ -235,6 +238,9 @@ func parse(name string, data []byte, fast bool) (*Set, error) {
 				if fast {
 					r.toolKinds = conjunctStrings(checked, VarToolKind)
 					r.callKinds = conjunctStrings(checked, VarCallKind)
+					if n, ok := matchNeed(checked); ok {
+						r.need = &n
+					}
 				}
 			}
 		}
@@ -684,7 +690,8 @@ func (r *rule) matches(ctx context.Context, act *activation) (bool, error) {
 		return false, err
 	}
 	if r.callKinds != nil && !slices.Contains(r.callKinds, act.c.KindName()) ||
-		r.toolKinds != nil && !slices.Contains(r.toolKinds, act.toolKind()) {
+		r.toolKinds != nil && !slices.Contains(r.toolKinds, act.toolKind()) ||
+		r.need != nil && !r.need.holds(act) {
 		return false, nil
 	}
 	v, err := r.match.eval(ctx, act)
