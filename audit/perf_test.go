@@ -18,7 +18,7 @@ import (
 var (
 	genJSONL = flag.String("gen.jsonl", "", "TestGenerateJSONL: write a synthetic log of -gen.n calls to this file, for `toolgate audit import`")
 	genN     = flag.Int("gen.n", 200_000, "TestGenerateJSONL: how many calls")
-	benchDB  = flag.String("bench.db", "", "BenchmarkVerify: verify this log (built once by `toolgate audit import`), read-only, instead of importing one per size")
+	verifyDB = flag.String("verify.db", "", "BenchmarkVerify: verify this log (built once by `toolgate audit import`), read-only, instead of importing one per size")
 )
 
 // synthRecords streams n synthetic records shaped like a coding agent's
@@ -141,11 +141,11 @@ func importSynth(tb testing.TB, n int) *Store {
 }
 
 // BenchmarkVerify verifies a log of N imported calls (about 2.3 events a
-// call) and reports calls/s; with -bench.db, the log in that file:
+// call) and reports calls/s; with -verify.db, the log in that file:
 //
 //	go test -run TestGenerateJSONL ./audit -gen.jsonl=/tmp/100k.jsonl -gen.n=100000
 //	toolgate audit import --db /tmp/100k.db /tmp/100k.jsonl
-//	go test -run '^$' -bench BenchmarkVerify -bench.db /tmp/100k.db -cpuprofile cpu.out ./audit
+//	go test -run '^$' -bench BenchmarkVerify -cpuprofile cpu.out ./audit -verify.db=/tmp/100k.db
 func BenchmarkVerify(b *testing.B) {
 	run := func(b *testing.B, s *Store) {
 		b.ResetTimer()
@@ -162,9 +162,9 @@ func BenchmarkVerify(b *testing.B) {
 		// With the machine shared, CPU per call is steadier than calls/s.
 		b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(calls), "cpu-ns/call")
 	}
-	if *benchDB != "" {
+	if *verifyDB != "" {
 		b.Run("db", func(b *testing.B) {
-			s, err := Open(context.Background(), *benchDB, Options{ReadOnly: true})
+			s, err := Open(context.Background(), *verifyDB, Options{ReadOnly: true})
 			if err != nil {
 				b.Fatal(err)
 			}

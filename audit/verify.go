@@ -491,8 +491,9 @@ func (a *argsState) ok(row sql.NullString) bool {
 	return a.format1 && !a.inEvent && argsHash([]byte(row.String)) == a.hash
 }
 
-// read decodes the event and digests what the row check needs of it. The
-// hash is checked by check, in order.
+// read decodes the event (scanRowFields, decodeEvent for a body it leaves)
+// and digests what the row check needs of it. The hash is checked by
+// check, in order.
 func (e *evItem) read() {
 	if e.kind == kindToken {
 		return
@@ -501,9 +502,12 @@ func (e *evItem) read() {
 		e.headerOK = standaloneProblem(e.callID, e.kind, e.body) == ""
 		return
 	}
-	ev, err := decodeEvent(e.callID, e.kind, e.at, e.body)
-	if err != nil {
-		return
+	ev, ok := scanRowFields(e.callID, e.kind, e.at, e.body)
+	if !ok {
+		var err error
+		if ev, err = decodeEvent(e.callID, e.kind, e.at, e.body); err != nil {
+			return
+		}
 	}
 	e.headerOK = ev.ID == e.callID && ev.Kind == e.kind
 	e.status = ev.Status
