@@ -31,6 +31,12 @@ func viewOf(e *event) rowView {
 	return v
 }
 
+// event is f as decodeEvent gives it, for the fields f holds.
+func (f *rowFields) event() *event {
+	st, d, r := f.parts()
+	return &event{Status: st, Decision: d, Verdict: r}
+}
+
 // scanSeeds are the bodies encodeEvent writes for the synthetic log's
 // calls and for a decision with every field set.
 func scanSeeds(t testing.TB) []*event {
@@ -82,12 +88,12 @@ func TestScanRowFields(t *testing.T) {
 			t.Fatal(err)
 		}
 		body := string(b)
-		got, ok := scanRowFields(e.ID, e.Kind, e.At, body)
-		if !ok {
+		var f rowFields
+		if !f.scanRowFields(e.ID, body) {
 			t.Errorf("%s: scanRowFields does not read %s", e.Kind, body)
 			continue
 		}
-		if g, w := viewOf(got), viewOf(e); g != w {
+		if g, w := viewOf(f.event()), viewOf(e); g != w {
 			t.Errorf("%s: scanRowFields reads %s as %+v, want %+v", e.Kind, body, g, w)
 		}
 	}
@@ -113,8 +119,9 @@ func TestScanRowFields(t *testing.T) {
 		`{"kind":"decision","id":"x","status":"started"}`, // format 1
 		`{"v":2,"d":{"args":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}}`, // deep
 	} {
-		if e, ok := scanRowFields("01X", kindDecision, 5, body); ok {
-			t.Errorf("scanRowFields reads %s (as %+v): want it left to decodeEvent", body, viewOf(e))
+		var f rowFields
+		if f.scanRowFields("01X", body) {
+			t.Errorf("scanRowFields reads %s (as %+v): want it left to decodeEvent", body, viewOf(f.event()))
 		}
 	}
 }
@@ -132,15 +139,15 @@ func FuzzScanRowFields(f *testing.F) {
 	f.Add(kindDecision, int64(5), `{"v":2,"d":{"rcv":-1,"args":[{"a":"\u00e9\n"},1.5E+3,0,-7,true,false,null]}}`)
 	f.Add(kindVerdict, int64(5), `{"v":2,"r":{"ok":false,"ttd":-5}}`)
 	f.Fuzz(func(t *testing.T, kind string, at int64, body string) {
-		got, ok := scanRowFields("01F", kind, at, body)
-		if !ok {
+		var f rowFields
+		if !f.scanRowFields("01F", body) {
 			return
 		}
 		want, err := decodeEvent("01F", kind, at, body)
 		if err != nil {
 			t.Fatalf("scanRowFields reads %s, decodeEvent refuses it: %v", body, err)
 		}
-		if g, w := viewOf(got), viewOf(want); g != w {
+		if g, w := viewOf(f.event()), viewOf(want); g != w {
 			t.Fatalf("%s: scanRowFields reads %+v, decodeEvent %+v", body, g, w)
 		}
 	})

@@ -202,13 +202,16 @@ func verifyChain(ctx context.Context, tx *sql.Tx, rep *VerifyReport, prev string
 	}
 	defer rows.Close()
 	p := hashRaw(prev)
-	var e evItem
+	var (
+		e evItem
+		x eventHasher
+	)
 	for rows.Next() {
 		if err := e.scan(rows); err != nil {
 			return fmt.Errorf("audit: verify: %w", err)
 		}
 		rep.Events++
-		e.check(p)
+		e.check(&x, p)
 		p = e.link(rep, p)
 	}
 	if err := rows.Err(); err != nil {
@@ -226,17 +229,17 @@ func (e *evItem) scan(sc scanner) error {
 	return sc.Scan(&e.seq, &e.callID, &e.kind, &e.at, &e.body, &e.prevHash, &e.hash)
 }
 
-// check hashes e as following the event hashed prev (raw): hashOK says
-// its stored hash is right. A format-1 event names its predecessor in
+// check hashes e with x as following the event hashed prev (raw): hashOK
+// says its stored hash is right. A format-1 event names its predecessor in
 // prev_hash and is hashed with it, so that a broken link and an altered
 // event are told apart; a format-2 event is hashed with prev.
-func (e *evItem) check(prev []byte) {
+func (e *evItem) check(x *eventHasher, prev []byte) {
 	if !isFormat2(e.body) {
-		h := eventHash(hashRaw(e.prevHash), e.callID, e.kind, e.at, e.body)
+		h := x.sum(hashRaw(e.prevHash), e.callID, e.kind, e.at, e.body)
 		e.hashOK = hashHex(e.hash) == hex.EncodeToString(h)
 		return
 	}
-	e.hashOK = e.prevHash == "" && bytes.Equal(eventHash(prev, e.callID, e.kind, e.at, e.body), e.hash)
+	e.hashOK = e.prevHash == "" && bytes.Equal(x.sum(prev, e.callID, e.kind, e.at, e.body), e.hash)
 }
 
 // link reports e's problems as the event after the one hashed prev (raw),
@@ -502,26 +505,33 @@ func (e *evItem) read() {
 		e.headerOK = standaloneProblem(e.callID, e.kind, e.body) == ""
 		return
 	}
-	ev, ok := scanRowFields(e.callID, e.kind, e.at, e.body)
-	if !ok {
-		var err error
-		if ev, err = decodeEvent(e.callID, e.kind, e.at, e.body); err != nil {
+	var (
+		f       rowFields
+		dec     *Entry
+		verdict *Review
+	)
+	if f.scanRowFields(e.callID, e.body) {
+		e.headerOK = true
+		e.status, dec, verdict = f.parts()
+	} else {
+		ev, err := decodeEvent(e.callID, e.kind, e.at, e.body)
+		if err != nil {
 			return
 		}
+		e.headerOK = ev.ID == e.callID && ev.Kind == e.kind
+		e.status, dec, verdict = ev.Status, ev.Decision, ev.Verdict
 	}
-	e.headerOK = ev.ID == e.callID && ev.Kind == e.kind
-	e.status = ev.Status
 	var s slimRow
 	switch {
-	case e.kind == kindDecision && ev.Decision != nil:
-		slimEntry(&s, ev.Decision)
+	case e.kind == kindDecision && dec != nil:
+		slimEntry(&s, dec)
 		e.entry, e.hasPart = slimKey(&s, slimID, slimEntryEnd), true
-		e.args = argsState{format1: !isFormat2(e.body), inEvent: argsStored(ev.Decision.Args)}
+		e.args = argsState{format1: !isFormat2(e.body), inEvent: argsStored(dec.Args)}
 		if e.args.format1 && !e.args.inEvent {
-			e.args.hash = ev.Decision.ArgsHash
+			e.args.hash = dec.ArgsHash
 		}
-	case e.kind == kindVerdict && ev.Verdict != nil:
-		slimVerdict(&s, ev.Verdict)
+	case e.kind == kindVerdict && verdict != nil:
+		slimVerdict(&s, verdict)
 		e.review, e.hasPart = slimKey(&s, slimReview, slimReviewEnd), true
 	}
 }
@@ -778,8 +788,9 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, bas
 		send := func(evs []evItem, prev []byte) bool {
 			ch := &evChunk{evs: evs, done: make(chan struct{})}
 			if !submit(func() {
+				var x eventHasher
 				for i := range ch.evs {
-					ch.evs[i].check(prev)
+					ch.evs[i].check(&x, prev)
 					prev = storedRaw(ch.evs[i].hash)
 					ch.evs[i].read()
 				}
