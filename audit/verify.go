@@ -698,18 +698,15 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, bas
 		}
 	}
 
-	// Rows: read (on their own connection when there is one), checked
-	// against the events they point at by the workers, kept until the
-	// events are folded.
+	// Rows: read (on their own connection when there is one) and
+	// digested, kept until the events are folded.
 	var (
 		rowChunks [][]rowItem
 		rowErr    error
 		rowsDone  = make(chan struct{})
-		rowJobs   sync.WaitGroup
 	)
 	readRows := func() {
 		defer close(rowsDone)
-		defer rowJobs.Wait()
 		tx := rowTx
 		if tx == nil {
 			tx = evTx
@@ -725,42 +722,27 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, bas
 			return
 		}
 		defer rows.Close()
-		type read struct {
+		var (
 			cols slimRow
 			args sql.NullString
-			ok   bool
-		}
-		recs := make([]read, 0, verifyChunk)
-		flush := func() bool {
-			out := make([]rowItem, len(recs))
-			rowChunks = append(rowChunks, out)
-			in := recs
-			rowJobs.Add(1)
-			ok := submit(func() {
-				defer rowJobs.Done()
-				for i := range in {
-					if in[i].ok { // unreadable: verifyRows names it
-						out[i] = newRowItem(&in[i].cols, in[i].args, names)
-					}
-				}
-			})
-			if !ok {
-				rowJobs.Done()
-			}
-			recs = make([]read, 0, verifyChunk)
-			return ok
-		}
+			dst  []any
+			out  []rowItem
+		)
 		for rows.Next() {
-			recs = append(recs, read{})
-			r := &recs[len(recs)-1]
-			r.ok = scanSlim(rows, &r.cols, &r.args) == nil
-			if len(recs) == verifyChunk && !flush() {
-				return
+			if len(out) == verifyChunk {
+				rowChunks, out = append(rowChunks, out), nil
 			}
+			if out == nil {
+				out = make([]rowItem, 0, verifyChunk)
+			}
+			var r rowItem // unreadable (not ok): verifyRows names it
+			if scanSlim(rows, &dst, &cols, &args) == nil {
+				r = newRowItem(&cols, args, names)
+			}
+			out = append(out, r)
 		}
-		if rowErr = rows.Err(); rowErr == nil && len(recs) > 0 {
-			flush()
-		}
+		rowChunks = append(rowChunks, out)
+		rowErr = rows.Err()
 	}
 	if rowTx != nil {
 		readers.Go(readRows)
@@ -824,7 +806,10 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, bas
 			send(evs, first)
 		}
 	})
-	states := map[string]*foldState{}
+	var (
+		states = map[string]*foldState{}
+		free   []foldState // allocated a chunk at a time
+	)
 	for ch := range order {
 		select {
 		case <-ch.done:
@@ -840,7 +825,10 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, bas
 			}
 			st := states[e.callID]
 			if st == nil {
-				st = &foldState{}
+				if len(free) == 0 {
+					free = make([]foldState, verifyChunk)
+				}
+				st, free = &free[0], free[1:]
 				states[e.callID] = st
 			}
 			st.fold(e)
