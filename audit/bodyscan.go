@@ -66,7 +66,7 @@ func (f *rowFields) scanRowFields(id, body string) bool {
 		case "st":
 			return s.str(&f.status)
 		case "d":
-			f.d, f.hasD = Entry{ID: id}, true
+			f.d, f.hasD = Entry{ID: id, ReceivedAt: absTime(0, 0)}, true // as decodeEvent, without "rcv"
 			return s.decision(&f.d)
 		case "r":
 			f.hasR = true
