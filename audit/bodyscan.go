@@ -228,9 +228,12 @@ func (s *bodyScanner) outcome() bool {
 		switch key {
 		case "err", "rh":
 			return s.skipStr()
-		case "dur", "size", "fin":
+		case "dur", "fin":
 			_, ok := s.int()
 			return ok
+		case "size": // an int
+			n, ok := s.int()
+			return ok && int64(int(n)) == n
 		}
 		return false
 	})
