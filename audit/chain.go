@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"strconv"
 	"strings"
 	"time"
@@ -62,27 +63,40 @@ func markFormat2(b []byte) []byte {
 // eventHash is the chain hash, as 32 raw bytes, of an event that follows
 // the event hashed prev (raw bytes; empty for the first event of a log).
 func eventHash(prev []byte, id, kind string, at int64, body string) []byte {
-	h := sha256.New()
-	if !isFormat2(body) {
-		var hx [2 * sha256.Size]byte
-		n := hex.Encode(hx[:], prev)
-		h.Write(hx[:n])
-		h.Write([]byte(body))
-		return h.Sum(nil)
+	var x eventHasher
+	return x.sum(prev, id, kind, at, body)
+}
+
+// eventHasher computes eventHash for one goroutine's events, reusing its
+// buffer and sha256 state (no allocation per event).
+type eventHasher struct {
+	h        hash.Hash
+	buf, out []byte
+}
+
+// sum is eventHash(prev, id, kind, at, body), valid until x's next sum.
+func (x *eventHasher) sum(prev []byte, id, kind string, at int64, body string) []byte {
+	if x.h == nil {
+		x.h = sha256.New()
 	}
-	var buf [64]byte
-	b := append(buf[:0], prev...)
-	b = append(b, '2', 0)
-	h.Write(b)
-	h.Write([]byte(id))
-	b = append(buf[:0], 0)
-	b = append(b, kind...)
-	b = append(b, 0)
-	b = strconv.AppendInt(b, at, 10)
-	b = append(b, 0)
-	h.Write(b)
-	h.Write([]byte(body))
-	return h.Sum(nil)
+	x.h.Reset()
+	b := x.buf[:0]
+	if !isFormat2(body) {
+		b = hex.AppendEncode(b, prev)
+	} else {
+		b = append(b, prev...)
+		b = append(b, '2', 0)
+		b = append(b, id...)
+		b = append(b, 0)
+		b = append(b, kind...)
+		b = append(b, 0)
+		b = strconv.AppendInt(b, at, 10)
+		b = append(b, 0)
+	}
+	x.buf = append(b, body...)
+	x.h.Write(x.buf)
+	x.out = x.h.Sum(x.out[:0])
+	return x.out
 }
 
 // hashHex is a stored hash (32 raw bytes, or the hex text format-1 events

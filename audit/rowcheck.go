@@ -66,13 +66,15 @@ type storedRow struct {
 }
 
 // scanSlim scans a row's derived columns into cols, then rest, and
-// normalizes what drivers return to int64, string or nil.
-func scanSlim(sc scanner, cols *slimRow, rest ...any) error {
-	dst := make([]any, 0, len(cols)+len(rest))
+// normalizes what drivers return to int64, string or nil. dst holds the
+// destinations, kept from row to row.
+func scanSlim(sc scanner, dst *[]any, cols *slimRow, rest ...any) error {
+	d := (*dst)[:0]
 	for i := range cols {
-		dst = append(dst, &cols[i])
+		d = append(d, &cols[i])
 	}
-	if err := sc.Scan(append(dst, rest...)...); err != nil {
+	*dst = append(d, rest...)
+	if err := sc.Scan(*dst...); err != nil {
 		return err
 	}
 	for i, c := range cols {
@@ -93,8 +95,11 @@ func scanSlim(sc scanner, cols *slimRow, rest ...any) error {
 
 // scanRawRow reads a row from rowCols; decode then reads its events.
 func scanRawRow(sc scanner) (*storedRow, error) {
-	var r storedRow
-	if err := scanSlim(sc, &r.cols, &r.args, &r.d.at, &r.d.body, &r.v.at, &r.v.body, &r.o.at, &r.o.body); err != nil {
+	var (
+		r   storedRow
+		dst []any
+	)
+	if err := scanSlim(sc, &dst, &r.cols, &r.args, &r.d.at, &r.d.body, &r.v.at, &r.v.body, &r.o.at, &r.o.body); err != nil {
 		return nil, err
 	}
 	r.seq, _ = r.cols[0].(int64)

@@ -202,13 +202,16 @@ func verifyChain(ctx context.Context, tx *sql.Tx, rep *VerifyReport, prev string
 	}
 	defer rows.Close()
 	p := hashRaw(prev)
-	var e evItem
+	var (
+		e evItem
+		x eventHasher
+	)
 	for rows.Next() {
 		if err := e.scan(rows); err != nil {
 			return fmt.Errorf("audit: verify: %w", err)
 		}
 		rep.Events++
-		e.check(p)
+		e.check(&x, p)
 		p = e.link(rep, p)
 	}
 	if err := rows.Err(); err != nil {
@@ -226,17 +229,17 @@ func (e *evItem) scan(sc scanner) error {
 	return sc.Scan(&e.seq, &e.callID, &e.kind, &e.at, &e.body, &e.prevHash, &e.hash)
 }
 
-// check hashes e as following the event hashed prev (raw): hashOK says
-// its stored hash is right. A format-1 event names its predecessor in
+// check hashes e with x as following the event hashed prev (raw): hashOK
+// says its stored hash is right. A format-1 event names its predecessor in
 // prev_hash and is hashed with it, so that a broken link and an altered
 // event are told apart; a format-2 event is hashed with prev.
-func (e *evItem) check(prev []byte) {
+func (e *evItem) check(x *eventHasher, prev []byte) {
 	if !isFormat2(e.body) {
-		h := eventHash(hashRaw(e.prevHash), e.callID, e.kind, e.at, e.body)
+		h := x.sum(hashRaw(e.prevHash), e.callID, e.kind, e.at, e.body)
 		e.hashOK = hashHex(e.hash) == hex.EncodeToString(h)
 		return
 	}
-	e.hashOK = e.prevHash == "" && bytes.Equal(eventHash(prev, e.callID, e.kind, e.at, e.body), e.hash)
+	e.hashOK = e.prevHash == "" && bytes.Equal(x.sum(prev, e.callID, e.kind, e.at, e.body), e.hash)
 }
 
 // link reports e's problems as the event after the one hashed prev (raw),
@@ -491,8 +494,9 @@ func (a *argsState) ok(row sql.NullString) bool {
 	return a.format1 && !a.inEvent && argsHash([]byte(row.String)) == a.hash
 }
 
-// read decodes the event and digests what the row check needs of it. The
-// hash is checked by check, in order.
+// read decodes the event (scanRowFields, decodeEvent for a body it leaves)
+// and digests what the row check needs of it. The hash is checked by
+// check, in order.
 func (e *evItem) read() {
 	if e.kind == kindToken {
 		return
@@ -501,23 +505,33 @@ func (e *evItem) read() {
 		e.headerOK = standaloneProblem(e.callID, e.kind, e.body) == ""
 		return
 	}
-	ev, err := decodeEvent(e.callID, e.kind, e.at, e.body)
-	if err != nil {
-		return
+	var (
+		f       rowFields
+		dec     *Entry
+		verdict *Review
+	)
+	if f.scanRowFields(e.callID, e.body) {
+		e.headerOK = true
+		e.status, dec, verdict = f.parts()
+	} else {
+		ev, err := decodeEvent(e.callID, e.kind, e.at, e.body)
+		if err != nil {
+			return
+		}
+		e.headerOK = ev.ID == e.callID && ev.Kind == e.kind
+		e.status, dec, verdict = ev.Status, ev.Decision, ev.Verdict
 	}
-	e.headerOK = ev.ID == e.callID && ev.Kind == e.kind
-	e.status = ev.Status
 	var s slimRow
 	switch {
-	case e.kind == kindDecision && ev.Decision != nil:
-		slimEntry(&s, ev.Decision)
+	case e.kind == kindDecision && dec != nil:
+		slimEntry(&s, dec)
 		e.entry, e.hasPart = slimKey(&s, slimID, slimEntryEnd), true
-		e.args = argsState{format1: !isFormat2(e.body), inEvent: argsStored(ev.Decision.Args)}
+		e.args = argsState{format1: !isFormat2(e.body), inEvent: argsStored(dec.Args)}
 		if e.args.format1 && !e.args.inEvent {
-			e.args.hash = ev.Decision.ArgsHash
+			e.args.hash = dec.ArgsHash
 		}
-	case e.kind == kindVerdict && ev.Verdict != nil:
-		slimVerdict(&s, ev.Verdict)
+	case e.kind == kindVerdict && verdict != nil:
+		slimVerdict(&s, verdict)
 		e.review, e.hasPart = slimKey(&s, slimReview, slimReviewEnd), true
 	}
 }
@@ -684,18 +698,15 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, bas
 		}
 	}
 
-	// Rows: read (on their own connection when there is one), checked
-	// against the events they point at by the workers, kept until the
-	// events are folded.
+	// Rows: read (on their own connection when there is one) and
+	// digested, kept until the events are folded.
 	var (
 		rowChunks [][]rowItem
 		rowErr    error
 		rowsDone  = make(chan struct{})
-		rowJobs   sync.WaitGroup
 	)
 	readRows := func() {
 		defer close(rowsDone)
-		defer rowJobs.Wait()
 		tx := rowTx
 		if tx == nil {
 			tx = evTx
@@ -711,42 +722,27 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, bas
 			return
 		}
 		defer rows.Close()
-		type read struct {
+		var (
 			cols slimRow
 			args sql.NullString
-			ok   bool
-		}
-		recs := make([]read, 0, verifyChunk)
-		flush := func() bool {
-			out := make([]rowItem, len(recs))
-			rowChunks = append(rowChunks, out)
-			in := recs
-			rowJobs.Add(1)
-			ok := submit(func() {
-				defer rowJobs.Done()
-				for i := range in {
-					if in[i].ok { // unreadable: verifyRows names it
-						out[i] = newRowItem(&in[i].cols, in[i].args, names)
-					}
-				}
-			})
-			if !ok {
-				rowJobs.Done()
-			}
-			recs = make([]read, 0, verifyChunk)
-			return ok
-		}
+			dst  []any
+			out  []rowItem
+		)
 		for rows.Next() {
-			recs = append(recs, read{})
-			r := &recs[len(recs)-1]
-			r.ok = scanSlim(rows, &r.cols, &r.args) == nil
-			if len(recs) == verifyChunk && !flush() {
-				return
+			if len(out) == verifyChunk {
+				rowChunks, out = append(rowChunks, out), nil
 			}
+			if out == nil {
+				out = make([]rowItem, 0, verifyChunk)
+			}
+			var r rowItem // unreadable (not ok): verifyRows names it
+			if scanSlim(rows, &dst, &cols, &args) == nil {
+				r = newRowItem(&cols, args, names)
+			}
+			out = append(out, r)
 		}
-		if rowErr = rows.Err(); rowErr == nil && len(recs) > 0 {
-			flush()
-		}
+		rowChunks = append(rowChunks, out)
+		rowErr = rows.Err()
 	}
 	if rowTx != nil {
 		readers.Go(readRows)
@@ -774,8 +770,9 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, bas
 		send := func(evs []evItem, prev []byte) bool {
 			ch := &evChunk{evs: evs, done: make(chan struct{})}
 			if !submit(func() {
+				var x eventHasher
 				for i := range ch.evs {
-					ch.evs[i].check(prev)
+					ch.evs[i].check(&x, prev)
 					prev = storedRaw(ch.evs[i].hash)
 					ch.evs[i].read()
 				}
@@ -809,7 +806,10 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, bas
 			send(evs, first)
 		}
 	})
-	states := map[string]*foldState{}
+	var (
+		states = map[string]*foldState{}
+		free   []foldState // allocated a chunk at a time
+	)
 	for ch := range order {
 		select {
 		case <-ch.done:
@@ -825,7 +825,10 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, bas
 			}
 			st := states[e.callID]
 			if st == nil {
-				st = &foldState{}
+				if len(free) == 0 {
+					free = make([]foldState, verifyChunk)
+				}
+				st, free = &free[0], free[1:]
 				states[e.callID] = st
 			}
 			st.fold(e)
