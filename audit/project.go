@@ -107,6 +107,9 @@ func (w *wtx) loadItem(seq int64) (projItem, error) {
 		return projItem{}, fmt.Errorf("audit: read event %d: %w", seq, err)
 	}
 	e, err := decodeEvent(id, kind, at, body)
+	if err == nil {
+		err = e.resolve(newCtxReader(w.ctx, w.s.conn).get)
+	}
 	if err != nil {
 		return projItem{}, fmt.Errorf("audit: decode event %d: %w", seq, err)
 	}
@@ -194,6 +197,9 @@ func (w *wtx) stage(it projItem) {
 // Called with wmu held.
 func (s *Store) committedTx(w *wtx, hot bool) {
 	s.committedNames(w)
+	for body, seq := range w.ctxs {
+		s.ctxs.put(body, seq)
+	}
 	if !hot {
 		// calls reflects every event up to the head now.
 		clear(s.proj.items)

@@ -306,6 +306,8 @@ func verifyRows(ctx context.Context, tx, etx *sql.Tx, rep *VerifyReport) error {
 	var (
 		pending *evRow // next event not yet consumed
 		evErr   error
+		// cxs are the context events (call_id "": read before any call's).
+		cxs = newCtxReader(ctx, nil)
 	)
 	next := func() *evRow {
 		if pending != nil {
@@ -326,6 +328,12 @@ func verifyRows(ctx context.Context, tx, etx *sql.Tx, rep *VerifyReport) error {
 	orphan := func(e *evRow) {
 		if e.kind == kindToken {
 			return // a token's events belong to no call
+		}
+		if e.kind == kindContext {
+			if what := cxs.put(e.seq, e.callID, e.kind, e.at, e.body); what != "" {
+				rep.add(Problem{Seq: e.seq, CallID: e.callID, What: what})
+			}
+			return
 		}
 		if standaloneKinds[e.kind] || e.kind == kindRulesLoad || e.kind == kindRulesRollback {
 			if what := standaloneProblem(e.callID, e.kind, e.body); what != "" {
@@ -366,6 +374,10 @@ func verifyRows(ctx context.Context, tx, etx *sql.Tx, rep *VerifyReport) error {
 				rep.add(Problem{Seq: e.seq, CallID: e.callID, What: "event body is not valid JSON: " + err.Error()})
 				continue
 			}
+			if err := ev.resolve(cxs.before(e.seq)); err != nil {
+				rep.add(Problem{Seq: e.seq, CallID: e.callID, What: err.Error()})
+				continue
+			}
 			switch {
 			case ev.ID != e.callID || ev.Kind != e.kind:
 				rep.add(Problem{Seq: e.seq, CallID: e.callID, What: fmt.Sprintf("event columns (%s, %s) disagree with its body (%s, %s)", e.callID, e.kind, ev.ID, ev.Kind)})
@@ -394,7 +406,7 @@ func verifyRows(ctx context.Context, tx, etx *sql.Tx, rep *VerifyReport) error {
 			rep.add(Problem{CallID: row.id, What: "calls row has no events (inserted outside toolgate?)"})
 			continue
 		}
-		row.decode()
+		row.decode(cxs)
 		switch {
 		case !row.d.body.Valid:
 			rep.add(Problem{CallID: row.id, What: fmt.Sprintf("calls row points at no event (seq %d)", row.seq)})
@@ -491,10 +503,16 @@ func (a *argsState) ok(row sql.NullString) bool {
 	return a.format1 && !a.inEvent && argsHash([]byte(row.String)) == a.hash
 }
 
-// read decodes the event and digests what the row check needs of it. The
-// hash is checked by check, in order.
-func (e *evItem) read() {
-	if e.kind == kindToken {
+// read decodes the event, a decision's context from the context events
+// before it in cxs, and digests what the row check needs of it. The hash
+// is checked by check, in order.
+func (e *evItem) read(cxs *ctxReader) {
+	switch e.kind {
+	case kindToken:
+		return
+	case kindContext:
+		_, err := cxs.get(e.seq) // put by the reader, unless it does not decode
+		e.headerOK = err == nil && e.callID == ""
 		return
 	}
 	if standaloneKinds[e.kind] || e.kind == kindRulesLoad || e.kind == kindRulesRollback {
@@ -502,7 +520,7 @@ func (e *evItem) read() {
 		return
 	}
 	ev, err := decodeEvent(e.callID, e.kind, e.at, e.body)
-	if err != nil {
+	if err != nil || ev.resolve(cxs.before(e.seq)) != nil {
 		return
 	}
 	e.headerOK = ev.ID == e.callID && ev.Kind == e.kind
@@ -542,7 +560,7 @@ type foldState struct {
 func (st *foldState) fold(e *evItem) {
 	switch {
 	case e.kind == kindToken:
-	case standaloneKinds[e.kind] || e.kind == kindRulesLoad || e.kind == kindRulesRollback:
+	case standaloneKinds[e.kind] || e.kind == kindRulesLoad || e.kind == kindRulesRollback || e.kind == kindContext:
 		st.orphanBad = st.orphanBad || !e.headerOK
 	default:
 		st.orphanBad = true
@@ -760,6 +778,7 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, bas
 	}
 	order := make(chan *evChunk, 4)
 	var evErr error
+	cxs := newCtxReader(ctx, nil)
 	readers.Go(func() {
 		defer close(order)
 		rows, err := evTx.QueryContext(ctx, `SELECT `+chainCols+` FROM events ORDER BY seq`)
@@ -777,7 +796,7 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, bas
 				for i := range ch.evs {
 					ch.evs[i].check(prev)
 					prev = storedRaw(ch.evs[i].hash)
-					ch.evs[i].read()
+					ch.evs[i].read(cxs)
 				}
 				close(ch.done)
 			}) {
@@ -794,10 +813,14 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, bas
 		first := last
 		for rows.Next() {
 			evs = append(evs, evItem{})
-			if evErr = evs[len(evs)-1].scan(rows); evErr != nil {
+			e := &evs[len(evs)-1]
+			if evErr = e.scan(rows); evErr != nil {
 				return
 			}
-			last = storedRaw(evs[len(evs)-1].hash)
+			// Before the chunk goes out: the decisions after a context
+			// event, in this chunk or later ones, look it up.
+			cxs.put(e.seq, e.callID, e.kind, e.at, e.body)
+			last = storedRaw(e.hash)
 			if len(evs) == verifyChunk {
 				if !send(evs, first) {
 					return

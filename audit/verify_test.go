@@ -161,9 +161,9 @@ func TestVerifyFastSound(t *testing.T) {
 		{`UPDATE events SET body = replace(body, '"ok":false', '"ok":true')`, false},
 		{`UPDATE events SET body = replace(body, '"d":{', '"d": {')`, true},
 		{`UPDATE events SET body = replace(body, '"st":"refused"', '"st":"refus\u0065d"')`, true},
-		{`UPDATE events SET body = replace(body, '"cl":', '"RCV":1,"cl":') WHERE call_id = '01VF1'`, false},
+		{`UPDATE events SET body = replace(body, '"args":', '"RCV":1,"args":') WHERE call_id = '01VF1'`, false},
 		{`UPDATE events SET body = replace(body, '"act":', '"Act":')`, true}, // encoding/json matches keys in any case
-		{`UPDATE events SET body = replace(body, '"rcv":', '"rcv":"') WHERE seq = 3`, false},
+		{`UPDATE events SET body = replace(body, '"rcv":', '"rcv":"') WHERE call_id = '01VF1'`, false},
 		{`UPDATE events SET body = replace(body, '}}', '}, "r": 7}') WHERE kind = 'outcome'`, false},
 		{`UPDATE events SET body = replace(body, '"size":3', '"size":3.5')`, false},
 		{`UPDATE events SET body = body || ' '`, true},

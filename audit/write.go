@@ -79,6 +79,10 @@ type wtx struct {
 	projected int
 	// names are the name ids this transaction added or looked up.
 	names map[string]int64
+	// ctxs are the context events this transaction appended, by body;
+	// base is the chain base's seq (-1: not read yet).
+	ctxs map[string]int64
+	base int64
 }
 
 // appendEvent chains one event of a call after the current head.
@@ -138,7 +142,7 @@ func (w *wtx) state(id string) (callState, error) {
 		return cs, fmt.Errorf("audit: read call %s: %w", id, err)
 	}
 	var r Record
-	if err := r.load(id, &d, &v, nil, sql.NullString{}); err != nil {
+	if err := r.load(id, &d, &v, nil, sql.NullString{}, newCtxReader(w.ctx, w.s.conn).get); err != nil {
 		return cs, fmt.Errorf("audit: read call %s: %w", id, err)
 	}
 	cs.decidedAt, cs.verdict, cs.principal = r.DecidedAt.UnixNano(), r.Review, r.Principal
