@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -201,6 +202,21 @@ func (w *wtx) appendDecision(r *entryRow) error {
 		return err
 	}
 	return w.appendBody(r.e.ID, kindDecision, r.at, withCx(r.body, cx))
+}
+
+// leadingCx is the cx of the decision body that starts with b (withCx),
+// 0 if it names none.
+func leadingCx(b string) int64 {
+	rest, ok := strings.CutPrefix(b, format2Prefix+`,"cx":`)
+	if !ok {
+		return 0
+	}
+	end := strings.IndexFunc(rest, func(r rune) bool { return r < '0' || r > '9' })
+	if end < 0 {
+		end = len(rest)
+	}
+	n, _ := strconv.ParseInt(rest[:end], 10, 64)
+	return n
 }
 
 // withCx is a decision body encoded with cx < 0 (no context fields, no

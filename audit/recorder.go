@@ -30,10 +30,10 @@ type entryRow struct {
 	// body is the decision event's body without its context, which
 	// ctxBody (a context event's body) holds: appendDecision chains both.
 	body, ctxBody []byte
-	status  string
-	at      int64
-	policy  toolgate.ReviewPolicy // of a review decision
-	argsMAC string                // of a review decision: see Store.argsMAC
+	status        string
+	at            int64
+	policy        toolgate.ReviewPolicy // of a review decision
+	argsMAC       string                // of a review decision: see Store.argsMAC
 }
 
 func (s *Store) newEntry(c toolgate.Call, d toolgate.Decision) (*entryRow, error) {

@@ -112,11 +112,14 @@ func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 	if err != nil {
 		return rep, err
 	}
-	clean, err := verifyFast(ctx, evTx, rowTx, &rep, base.Hash, mark)
+	clean, err := verifyFast(ctx, evTx, rowTx, &rep, base, mark)
 	if err != nil {
 		return rep, err
 	}
 	if err := verifyBase(ctx, evTx, &rep, base); err != nil {
+		return rep, err
+	}
+	if err := verifyKept(ctx, evTx, &rep, base); err != nil {
 		return rep, err
 	}
 	if !clean {
@@ -193,15 +196,15 @@ func watermark(ctx context.Context, q querier) (int64, error) {
 	return mark, nil
 }
 
-// verifyChain checks the chain of the events in tx, the first of which
-// follows the event hashed prev (hex; "" for the genesis).
-func verifyChain(ctx context.Context, tx *sql.Tx, rep *VerifyReport, prev string) error {
-	rows, err := tx.QueryContext(ctx, `SELECT `+chainCols+` FROM events ORDER BY seq`)
+// verifyChain checks the chain of the events in tx after base, the first
+// of which follows base (the zero ChainPoint for the genesis).
+func verifyChain(ctx context.Context, tx *sql.Tx, rep *VerifyReport, base ChainPoint) error {
+	rows, err := tx.QueryContext(ctx, `SELECT `+chainCols+` FROM events WHERE seq > ? ORDER BY seq`, base.Seq)
 	if err != nil {
 		return fmt.Errorf("audit: verify: %w", err)
 	}
 	defer rows.Close()
-	p := hashRaw(prev)
+	p := hashRaw(base.Hash)
 	var e evItem
 	for rows.Next() {
 		if err := e.scan(rows); err != nil {
@@ -673,8 +676,8 @@ func readNames(ctx context.Context, tx *sql.Tx) (map[int64]string, error) {
 // verifyFast's first event follows the event hashed prev ("" for the
 // genesis). The rows reflect the events up to mark (the projection's
 // watermark); later ones are checked by the chain only.
-func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, base string, mark int64) (clean bool, err error) {
-	prev := hashRaw(base)
+func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, base ChainPoint, mark int64) (clean bool, err error) {
+	prev := hashRaw(base.Hash)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	jobs := make(chan func(), 8)
@@ -820,6 +823,10 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, bas
 			// Before the chunk goes out: the decisions after a context
 			// event, in this chunk or later ones, look it up.
 			cxs.put(e.seq, e.callID, e.kind, e.at, e.body)
+			if e.seq <= base.Seq {
+				evs = evs[:len(evs)-1] // kept by a cut: verifyKept checks it
+				continue
+			}
 			last = storedRaw(e.hash)
 			if len(evs) == verifyChunk {
 				if !send(evs, first) {

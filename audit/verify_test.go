@@ -30,7 +30,7 @@ func fastClean(t testing.TB, s *Store) (bool, []Problem) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clean, err := verifyFast(ctx, evTx, rowTx, &fast, "", mark)
+	clean, err := verifyFast(ctx, evTx, rowTx, &fast, ChainPoint{}, mark)
 	if err != nil {
 		t.Fatal(err)
 	}
