@@ -231,6 +231,9 @@ func FuzzDecodeEvent(f *testing.F) {
 	f.Add(kindVerdict, int64(5), `{"v":2,"st":"started","r":{"ok":true,"dec":9}}`)
 	f.Add(kindDecision, int64(5), `{"kind":"decision","id":"x","at":5,"status":"started","decision":{"args":null}}`)
 	f.Add(kindStatus, int64(0), `{"v":2}`)
+	f.Add(kindDecision, int64(5), `{"v":2,"cx":3,"d":{"rcv":1,"act":"allow","args":{}}}`)
+	f.Add(kindContext, int64(5), `{"v":2,"c":{"cl":{"name":"x"},"srv":"fs","pr":{"user":"bob"}}}`)
+	f.Add(kindOutcome, int64(5), `{"v":2,"cx":-1,"st":"ok","o":{}}`)
 	f.Fuzz(func(t *testing.T, kind string, at int64, body string) {
 		e, err := decodeEvent("01F", kind, at, body)
 		if err != nil || !isFormat2(body) {
