@@ -202,8 +202,8 @@ func FuzzVerifyFast(f *testing.F) {
 	f.Add(false, 3, "reviewer", "", "mallory")
 	f.Add(false, 14, "args", "", `{"path":"/etc/passwd"}`)
 	f.Add(false, 1, "annotations", "", `{"title":"x"}`)
-	f.Add(false, 21, "verdict_seq", "", "0") // 01VF0, never reviewed: 0 is not NULL
-	f.Add(true, 2, "", `"cx":1,`, `"cx":2,`) // a decision naming an event that is no context
+	f.Add(false, 21, "verdict_seq", "", "0")  // 01VF0, never reviewed: 0 is not NULL
+	f.Add(true, 2, "", `"cx":1,`, `"cx":2,`)  // a decision naming an event that is no context
 	f.Add(true, 1, "", `"srv":"`, `"srv":"x`) // a context event
 	template := verifyTemplate(f)
 	colOK := map[string]bool{}
