@@ -1094,7 +1094,7 @@ func VerifyArchives(ctx context.Context, live *Store, archives []*Archived) (Arc
 	slices.SortStableFunc(sorted, byStart)
 	cuts := map[int64]Cut{}
 	at := ChainPoint{}
-	for _, a := range sorted {
+	for i, a := range sorted {
 		name := filepath.Base(a.Path)
 		switch {
 		case a.Info.Start == at:
@@ -1102,6 +1102,9 @@ func VerifyArchives(ctx context.Context, live *Store, archives []*Archived) (Arc
 			problem(name, "archive missing: events %d to %d are in none of the archives given", at.Seq+1, a.Info.Start.Seq)
 		default:
 			problem(name, "starts at event %d (%.12s…), but the chain before it ends at event %d (%.12s…): archive overlaps another or is from another log", a.Info.Start.Seq, a.Info.Start.Hash, at.Seq, at.Hash)
+		}
+		if err := checkCopies(ctx, a, sorted[:i], problem); err != nil {
+			return rep, err
 		}
 		r, err := a.Verify(ctx)
 		if err != nil {
@@ -1150,6 +1153,37 @@ func VerifyArchives(ctx context.Context, live *Store, archives []*Archived) (Arc
 		}
 	}
 	return rep, nil
+}
+
+// checkCopies checks a's copies of the events before its start (the
+// context events a cut kept for its decisions): each must be the event the
+// archives before it hold.
+func checkCopies(ctx context.Context, a *Archived, before []*Archived, problem func(id, format string, args ...any)) error {
+	rows, err := a.rdb.QueryContext(ctx, `SELECT seq, hash FROM events WHERE seq <= ?`, a.Info.Start.Seq)
+	if err != nil {
+		return fmt.Errorf("audit: verify archive %s: %w", a.Path, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			seq  int64
+			hash string
+		)
+		if err := rows.Scan(&seq, hexScan{&hash}); err != nil {
+			return fmt.Errorf("audit: verify archive %s: %w", a.Path, err)
+		}
+		h, found, err := archivedHash(ctx, before, seq)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !found:
+			problem(filepath.Base(a.Path), "archive missing: its copy of event %d, from before its start, is in none of the archives before it", seq)
+		case h != hash:
+			problem(filepath.Base(a.Path), "its copy of event %d differs from the event the archive before it holds (altered)", seq)
+		}
+	}
+	return rows.Err()
 }
 
 // byStart orders archives along the chain.

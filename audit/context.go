@@ -186,11 +186,9 @@ func (w *wtx) contextSeq(body []byte, at int64) (int64, error) {
 // once per transaction: another process may have archived since the last.
 func (w *wtx) chainBase() (int64, error) {
 	if w.base < 0 {
-		b, err := chainBase(w.ctx, w.s.conn)
-		if err != nil {
-			return 0, err
+		if err := w.s.stmts.base.QueryRowContext(w.ctx).Scan(&w.base); err != nil {
+			return 0, fmt.Errorf("audit: read chain base: %w", err)
 		}
-		w.base = b.Seq
 	}
 	return w.base, nil
 }

@@ -77,6 +77,7 @@ func (w *wtx) project() error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("audit: read unprojected events: %w", err)
 	}
+	look := newCtxReader(w.ctx, w.s.conn).get
 	for _, r := range refs {
 		it, ok := w.s.proj.items[r.seq]
 		if !ok {
@@ -85,7 +86,7 @@ func (w *wtx) project() error {
 			default:
 				continue // not reflected in calls, or written with its row
 			}
-			if it, err = w.loadItem(r.seq); err != nil {
+			if it, err = w.loadItem(r.seq, look); err != nil {
 				return err
 			}
 		}
@@ -97,8 +98,9 @@ func (w *wtx) project() error {
 	return nil
 }
 
-// loadItem reads event seq back from the log.
-func (w *wtx) loadItem(seq int64) (projItem, error) {
+// loadItem reads event seq back from the log, a decision's context
+// through look.
+func (w *wtx) loadItem(seq int64, look ctxLookup) (projItem, error) {
 	var (
 		id, kind, body string
 		at             int64
@@ -108,7 +110,7 @@ func (w *wtx) loadItem(seq int64) (projItem, error) {
 	}
 	e, err := decodeEvent(id, kind, at, body)
 	if err == nil {
-		err = e.resolve(newCtxReader(w.ctx, w.s.conn).get)
+		err = e.resolve(look)
 	}
 	if err != nil {
 		return projItem{}, fmt.Errorf("audit: decode event %d: %w", seq, err)

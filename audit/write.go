@@ -12,7 +12,7 @@ import (
 // writeStmts are prepared once on the writer's connection.
 type writeStmts struct {
 	head, insertCall, insertEvent, state, setVerdict, setStatus, setOutcome, setSlack *sql.Stmt
-	exists, watermark, setWatermark, tail, eventBody, nameID, addName                 *sql.Stmt
+	exists, watermark, setWatermark, tail, eventBody, nameID, addName, base           *sql.Stmt
 }
 
 // insertCallSQL inserts a call's row; its seq is its decision event's.
@@ -28,6 +28,7 @@ func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 		sql string
 	}{
 		{&st.head, `SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1`},
+		{&st.base, `SELECT coalesce(max(seq), 0) FROM chain_base`},
 		{&st.exists, `SELECT count(*) FROM calls WHERE id = ?`},
 		{&st.watermark, `SELECT seq FROM projection WHERE name = 'calls'`},
 		{&st.setWatermark, `UPDATE projection SET seq = ? WHERE name = 'calls'`},
@@ -57,7 +58,7 @@ func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 
 func (st *writeStmts) close() {
 	for _, s := range []*sql.Stmt{st.head, st.insertCall, st.insertEvent, st.state, st.setVerdict, st.setStatus, st.setOutcome, st.setSlack,
-		st.exists, st.watermark, st.setWatermark, st.tail, st.eventBody, st.nameID, st.addName} {
+		st.exists, st.watermark, st.setWatermark, st.tail, st.eventBody, st.nameID, st.addName, st.base} {
 		if s != nil {
 			s.Close()
 		}
