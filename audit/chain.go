@@ -36,6 +36,14 @@ import (
 // where prev32 is the previous event's hash as 32 raw bytes (none for the
 // first event of a log). The hash covers every column but seq, whose order
 // the chain itself fixes.
+//
+// A context event (kind context, call_id "") has the body {"v":2,"c":{...}}
+// (ctx2): what the decisions of a session and tool share. A decision
+// names the context event it belongs to by seq, {"v":2,"cx":SEQ,...}, and
+// then leaves those fields out of its own body; a decision without cx
+// (written before context events) carries them. Verify requires cx to name
+// an earlier context event of the chain (or one an archive cut kept,
+// archive.go).
 
 // format2Prefix starts every format-2 body.
 const format2Prefix = `{"v":2`

@@ -187,3 +187,41 @@ func TestArchiveKeepsContexts(t *testing.T) {
 		})
 	}
 }
+
+// TestContextCompat: a decision written before context events (its
+// context fields in its own body) still reads and verifies next to the
+// ones that name a context.
+func TestContextCompat(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, "", Options{})
+	const old = `{"v":2,"d":{"rcv":1772362800000000000,"cl":{"name":"cursor","version":"1.0"},"mdl":{"name":"claude","version":"4"},"sess":"sess-1","srv":"fs","srv_v":"1.2.3","tool":"write_file","name":"fs__write_file","sch":"abc","ann":{"title":"Write"},"args":{"text":"xxxxx"},"conf":0.5,"rv":"v1","rl":"prod","rule":"r-allow","act":"allow","why":"because","ce":"none","sh":[{"rule":"shadow-1","action":"deny"}]}}`
+	at := int64(1772362800000000009)
+	if err := s.write(ctx, func(w *wtx) error {
+		e, err := decodeEvent("01OLD", kindDecision, at, old)
+		if err != nil {
+			return err
+		}
+		if err := w.appendBody("01OLD", kindDecision, at, []byte(old)); err != nil {
+			return err
+		}
+		_, err = w.insertEntry(w.head, e.Decision, e.Status)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Begin(ctx, testCall("01NEW", 1), testDecision(toolgate.Allow)); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := s.List(ctx, Filter{})
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("List = %d, %v", len(recs), err)
+	}
+	for _, r := range recs {
+		if r.Server != "fs" || r.Session != "sess-1" || r.Client.Version != "1.0" || r.RulesLabel != "prod" || r.Rule != "r-allow" {
+			t.Errorf("%s = %+v", r.ID, r.Entry)
+		}
+	}
+	if rep, err := s.Verify(ctx); err != nil || !rep.OK() || rep.Events != 3 {
+		t.Fatalf("Verify = %+v, %v", rep, err)
+	}
+}
