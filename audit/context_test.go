@@ -166,6 +166,26 @@ func TestArchiveKeepsContexts(t *testing.T) {
 			t.Fatalf("Replay across the cut = %+v, %v", rep, err)
 		}
 	})
+	t.Run("second archive", func(t *testing.T) {
+		// The second archive holds a2, which names the context the first
+		// cut kept: it holds a copy, checked against the first archive.
+		l := setup(t)
+		if _, err := l.archive(l.now(), "two.db.gz"); err != nil {
+			t.Fatal(err)
+		}
+		if all := l.verifyAll("one.db.gz", "two.db.gz"); !all.OK() {
+			t.Fatalf("VerifyArchives = %+v", all)
+		}
+		two := l.open("two.db.gz")[0]
+		if r, err := two.Get(ctx, "a2"); err != nil || r.Server != "fs" {
+			t.Fatalf("a2 in its archive = %+v, %v", r, err)
+		}
+		rep, err := two.Verify(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustOK(t, "Verify of the second archive", rep)
+	})
 	for _, tc := range []struct{ name, edit, want string }{
 		{"kept context deleted", `DELETE FROM events WHERE seq = 1`, "missing"},
 		{"kept context rewritten", `UPDATE events SET body = replace(body, '"srv":"fs"', '"srv":"fz"') WHERE seq = 1`, "differs from what the cut recorded"},
