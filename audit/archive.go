@@ -833,8 +833,9 @@ func chainBase(ctx context.Context, q querier) (ChainPoint, error) {
 // the head recorded by a chained cut event: the latest cut's event is
 // appended after every event there was, so it stays in the log until the
 // next archive, which sets a new base. A chain_base set by hand to hide
-// removed events has none.
-func verifyBase(ctx context.Context, q querier, rep *VerifyReport, base ChainPoint) error {
+// removed events has none. q may be an archive (which starts at a cut
+// recorded in the one after it) only if mayBeArchive.
+func verifyBase(ctx context.Context, q querier, rep *VerifyReport, base ChainPoint, mayBeArchive bool) error {
 	if base.Seq == 0 {
 		return nil
 	}
@@ -844,7 +845,7 @@ func verifyBase(ctx context.Context, q querier, rep *VerifyReport, base ChainPoi
 	}
 	c, ok := cuts[base.Seq]
 	switch {
-	case !ok && isArchiveStart(ctx, q, base):
+	case !ok && mayBeArchive && isArchiveStart(ctx, q, base):
 		// An archive starts where the one before it ends; that cut's
 		// event is later in the chain (VerifyArchives links the two).
 	case !ok:
@@ -857,19 +858,23 @@ func verifyBase(ctx context.Context, q querier, rep *VerifyReport, base ChainPoi
 
 // verifyKept checks the events at or before the chain's base that the log
 // keeps: each must be one the cut at the base kept (Cut.Kept), hash as
-// that cut recorded, and each it kept must be there. In an archive, which
-// holds them as copies of the archive before it, VerifyArchives checks
-// them against that one instead.
+// that cut recorded, and each it kept must be there. An archive holds
+// copies of them; when the cut at its start is in the archive before it,
+// VerifyArchives checks them against that one instead.
 func verifyKept(ctx context.Context, q querier, rep *VerifyReport, base ChainPoint) error {
-	if base.Seq == 0 || isArchiveStart(ctx, q, base) {
+	if base.Seq == 0 {
 		return nil
 	}
 	cuts, err := readCuts(ctx, q)
 	if err != nil {
 		return err
 	}
+	cut, ok := cuts[base.Seq]
+	if !ok {
+		return nil // an archive's start (VerifyArchives), or verifyBase's problem
+	}
 	kept := map[int64]KeptEvent{}
-	for _, k := range cuts[base.Seq].Kept {
+	for _, k := range cut.Kept {
 		kept[k.Seq] = k
 	}
 	rows, err := q.QueryContext(ctx, `SELECT `+chainCols+` FROM events WHERE seq <= ? ORDER BY seq`, base.Seq)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/audit/pgtest"
 )
 
 // TestContextEvents: the calls of one session and tool share one chained
@@ -66,6 +67,9 @@ func TestContextTamper(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "a.db")
+			if onPostgres() {
+				path = pgtest.DSN(t)
+			}
 			s := openTest(t, path, Options{})
 			// 1 context s1, 2 decision, 3 context s2, 4 decision, 5 decision (s1), 6 outcome
 			for i, sess := range []string{"s1", "s2", "s1"} {
