@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -92,6 +93,19 @@ type Cut struct {
 	SHA256 string `json:"sha256"`
 	// File is the archive's file name when written (informational).
 	File string `json:"file"`
+	// Kept are the context events at or before Head that the log keeps
+	// because decisions after Head name them (context.go): each event's
+	// seq, the hash of the event before it in the chain, and its own, so
+	// that a verify of the log alone checks them.
+	Kept []KeptEvent `json:"kept,omitempty"`
+}
+
+// KeptEvent is an event an archive cut left in the log: its seq, the hash
+// of the event before it, and its hash (hex).
+type KeptEvent struct {
+	Seq  int64  `json:"seq"`
+	Prev string `json:"prev"`
+	Hash string `json:"hash"`
 }
 
 // ArchiveOptions says what Archive moves and where.
@@ -247,9 +261,11 @@ func (s *Store) Archive(ctx context.Context, o ArchiveOptions) (*ArchiveResult, 
 // archivePlan is what copyArchive chose and the prune must re-check.
 type archivePlan struct {
 	info ArchiveInfo
-	// snapMax is the last seq the copy saw; ids the archived calls.
-	snapMax int64
-	ids     map[string]struct{}
+	// snapMax is the last seq the copy saw; ids the archived calls;
+	// below counts the events at or before the start (contexts an earlier
+	// cut kept), which the archive holds as well for its decisions.
+	snapMax, below int64
+	ids            map[string]struct{}
 }
 
 // copyArchive creates the archive DB at path, picks the cut and copies
@@ -350,7 +366,7 @@ func planCut(ctx context.Context, tx *sql.Tx, before time.Time, maxCalls int, re
 		return nil, err
 	}
 	p := &archivePlan{info: ArchiveInfo{Format: archiveFormat, Start: start}, ids: map[string]struct{}{}}
-	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM events`).Scan(&p.snapMax); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0), count(CASE WHEN seq <= ? THEN 1 END) FROM events`, start.Seq).Scan(&p.snapMax, &p.below); err != nil {
 		return nil, fmt.Errorf("audit: archive: %w", err)
 	}
 	// limit: the last event before the first decision at or after the
@@ -493,7 +509,7 @@ func fillArchive(ctx context.Context, dst *sql.Tx, pre string, p *archivePlan, c
 		table, where string
 		args         []any
 	}{
-		{"events", `seq > ? AND seq <= ?`, []any{from, to}},
+		{"events", `seq <= ?`, []any{to}},
 		{"calls", `id IN (` + archivedCalls + `)`, []any{from, to}},
 		{"review_approvals", `call_id IN (` + archivedCalls + `)`, []any{from, to}},
 		{"rulesets", `1 = 1`, nil},
@@ -505,8 +521,8 @@ func fillArchive(ctx context.Context, dst *sql.Tx, pre string, p *archivePlan, c
 			return fmt.Errorf("audit: archive: copy %s: %w", c.table, err)
 		}
 		switch {
-		case c.table == "events" && n != p.info.Events:
-			return fmt.Errorf("audit: archive: copied %d events, expected %d (seq gap in the log?)", n, p.info.Events)
+		case c.table == "events" && n != p.info.Events+p.below:
+			return fmt.Errorf("audit: archive: copied %d events, expected %d (seq gap in the log?)", n, p.info.Events+p.below)
 		case c.table == "calls" && n != p.info.Calls:
 			return fmt.Errorf("audit: archive: copied %d calls rows for %d decisions (rows missing from the log?)", n, p.info.Calls)
 		}
@@ -579,7 +595,7 @@ func checkArchiveDB(ctx context.Context, path string, info ArchiveInfo) error {
 	}
 	defer tx.Rollback()
 	var rep VerifyReport
-	if err := verifyChain(ctx, tx, &rep, info.Start.Hash); err != nil {
+	if err := verifyChain(ctx, tx, &rep, info.Start); err != nil {
 		return err
 	}
 	if !rep.OK() {
@@ -683,6 +699,9 @@ func (w *wtx) prune(p *archivePlan, cut *Cut) error {
 	if late != "" {
 		return fmt.Errorf("%w (call %s got an event)", ErrArchiveRace, late)
 	}
+	if cut.Kept, err = w.keptContexts(p, base); err != nil {
+		return err
+	}
 	// The cut event goes first: a new event's seq is one more than the
 	// largest kept, so the newest event must stay in the table for seqs
 	// never to be reused (the cut event is always newer than the prefix).
@@ -711,10 +730,69 @@ func (w *wtx) prune(p *archivePlan, cut *Cut) error {
 		ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`, to, p.info.Head.Hash); err != nil {
 		return fmt.Errorf("audit: archive: record the cut: %w", err)
 	}
-	if _, err := q.ExecContext(ctx, `DELETE FROM events WHERE seq > ? AND seq <= ?`, from, to); err != nil {
+	keep := make([]string, 0, len(cut.Kept)+1)
+	for _, k := range cut.Kept {
+		keep = append(keep, strconv.FormatInt(k.Seq, 10))
+	}
+	keep = append(keep, "0") // NOT IN () is not SQL
+	if _, err := q.ExecContext(ctx, `DELETE FROM events WHERE seq <= ? AND seq NOT IN (`+strings.Join(keep, ",")+`)`, to); err != nil {
 		return fmt.Errorf("audit: archive: prune events: %w", err)
 	}
 	return nil
+}
+
+// keptContexts lists the context events at or before the cut's head that
+// decisions after it name: the prune leaves them in the log. One an
+// earlier cut kept (at or before base) has the predecessor that cut
+// listed; the predecessor of any other is the event before it.
+func (w *wtx) keptContexts(p *archivePlan, base ChainPoint) ([]KeptEvent, error) {
+	q, ctx, head := w.s.conn, w.ctx, p.info.Head.Seq
+	need := map[int64]bool{}
+	// A decision's cx leads its body (withCx): the first bytes hold it.
+	if err := queryEach(ctx, q, `SELECT substr(body, 1, 40) FROM events WHERE seq > ? AND kind = 'decision'`, func(b string) bool {
+		if cx := leadingCx(b); cx > 0 && cx <= head {
+			need[cx] = true
+		}
+		return true
+	}, head); err != nil {
+		return nil, err
+	}
+	if len(need) == 0 {
+		return nil, nil
+	}
+	earlier := map[int64]KeptEvent{}
+	if base.Seq > 0 {
+		cuts, err := readCuts(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range cuts[base.Seq].Kept {
+			earlier[k.Seq] = k
+		}
+	}
+	out := make([]KeptEvent, 0, len(need))
+	for seq := range need {
+		k := KeptEvent{Seq: seq}
+		if err := q.QueryRowContext(ctx, `SELECT hash FROM events WHERE seq = ? AND kind = ?`, seq, kindContext).Scan(hexScan{&k.Hash}); err != nil {
+			return nil, fmt.Errorf("audit: archive: context event %d that a kept decision names: %w", seq, err)
+		}
+		if seq <= base.Seq {
+			e, ok := earlier[seq]
+			if !ok || e.Hash != k.Hash {
+				return nil, fmt.Errorf("audit: archive: context event %d is before the chain's base, and the last cut did not keep it", seq)
+			}
+			k.Prev = e.Prev
+		} else {
+			k.Prev = base.Hash
+			err := q.QueryRowContext(ctx, `SELECT hash FROM events WHERE seq > ? AND seq < ? ORDER BY seq DESC LIMIT 1`, base.Seq, seq).Scan(hexScan{&k.Prev})
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return nil, fmt.Errorf("audit: archive: %w", err)
+			}
+		}
+		out = append(out, k)
+	}
+	slices.SortFunc(out, func(a, b KeptEvent) int { return cmp.Compare(a.Seq, b.Seq) })
+	return out, nil
 }
 
 // queryEach runs a one-column query and passes each value to f until f
@@ -755,8 +833,9 @@ func chainBase(ctx context.Context, q querier) (ChainPoint, error) {
 // the head recorded by a chained cut event: the latest cut's event is
 // appended after every event there was, so it stays in the log until the
 // next archive, which sets a new base. A chain_base set by hand to hide
-// removed events has none.
-func verifyBase(ctx context.Context, q querier, rep *VerifyReport, base ChainPoint) error {
+// removed events has none. q may be an archive (which starts at a cut
+// recorded in the one after it) only if mayBeArchive.
+func verifyBase(ctx context.Context, q querier, rep *VerifyReport, base ChainPoint, mayBeArchive bool) error {
 	if base.Seq == 0 {
 		return nil
 	}
@@ -766,13 +845,63 @@ func verifyBase(ctx context.Context, q querier, rep *VerifyReport, base ChainPoi
 	}
 	c, ok := cuts[base.Seq]
 	switch {
-	case !ok && isArchiveStart(ctx, q, base):
+	case !ok && mayBeArchive && isArchiveStart(ctx, q, base):
 		// An archive starts where the one before it ends; that cut's
 		// event is later in the chain (VerifyArchives links the two).
 	case !ok:
 		rep.add(Problem{CallID: fmt.Sprintf("archive:%d", base.Seq), What: fmt.Sprintf("the log starts after event %d, but no chained cut event records an archive ending there (events removed?)", base.Seq)})
 	case c.Head != base:
 		rep.add(Problem{CallID: c.ID, What: fmt.Sprintf("the log's chain base %.12s… differs from the archived head %.12s… its cut event recorded", base.Hash, c.Head.Hash)})
+	}
+	return nil
+}
+
+// verifyKept checks the events at or before the chain's base that the log
+// keeps: each must be one the cut at the base kept (Cut.Kept), hash as
+// that cut recorded, and each it kept must be there. An archive holds
+// copies of them; when the cut at its start is in the archive before it,
+// VerifyArchives checks them against that one instead.
+func verifyKept(ctx context.Context, q querier, rep *VerifyReport, base ChainPoint) error {
+	if base.Seq == 0 {
+		return nil
+	}
+	cuts, err := readCuts(ctx, q)
+	if err != nil {
+		return err
+	}
+	cut, ok := cuts[base.Seq]
+	if !ok {
+		return nil // an archive's start (VerifyArchives), or verifyBase's problem
+	}
+	kept := map[int64]KeptEvent{}
+	for _, k := range cut.Kept {
+		kept[k.Seq] = k
+	}
+	rows, err := q.QueryContext(ctx, `SELECT `+chainCols+` FROM events WHERE seq <= ? ORDER BY seq`, base.Seq)
+	if err != nil {
+		return fmt.Errorf("audit: verify: %w", err)
+	}
+	defer rows.Close()
+	var e evItem
+	for rows.Next() {
+		if err := e.scan(rows); err != nil {
+			return fmt.Errorf("audit: verify: %w", err)
+		}
+		k, ok := kept[e.seq]
+		delete(kept, e.seq)
+		switch {
+		case !ok:
+			rep.add(Problem{Seq: e.seq, CallID: e.callID, What: fmt.Sprintf("event is at or before the chain's base (event %d), and the cut there did not keep it", base.Seq)})
+		case e.kind != kindContext || !isFormat2(e.body) || e.prevHash != "" ||
+			hashHex(e.hash) != k.Hash || hex.EncodeToString(eventHash(hashRaw(k.Prev), e.callID, e.kind, e.at, e.body)) != k.Hash:
+			rep.add(Problem{Seq: e.seq, CallID: e.callID, What: "kept context event differs from what the cut recorded (event altered)"})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("audit: verify: %w", err)
+	}
+	for seq := range kept {
+		rep.add(Problem{Seq: seq, What: "context event the last cut kept is missing (deleted?)"})
 	}
 	return nil
 }
@@ -970,7 +1099,7 @@ func VerifyArchives(ctx context.Context, live *Store, archives []*Archived) (Arc
 	slices.SortStableFunc(sorted, byStart)
 	cuts := map[int64]Cut{}
 	at := ChainPoint{}
-	for _, a := range sorted {
+	for i, a := range sorted {
 		name := filepath.Base(a.Path)
 		switch {
 		case a.Info.Start == at:
@@ -978,6 +1107,9 @@ func VerifyArchives(ctx context.Context, live *Store, archives []*Archived) (Arc
 			problem(name, "archive missing: events %d to %d are in none of the archives given", at.Seq+1, a.Info.Start.Seq)
 		default:
 			problem(name, "starts at event %d (%.12s…), but the chain before it ends at event %d (%.12s…): archive overlaps another or is from another log", a.Info.Start.Seq, a.Info.Start.Hash, at.Seq, at.Hash)
+		}
+		if err := checkCopies(ctx, a, sorted[:i], problem); err != nil {
+			return rep, err
 		}
 		r, err := a.Verify(ctx)
 		if err != nil {
@@ -1026,6 +1158,37 @@ func VerifyArchives(ctx context.Context, live *Store, archives []*Archived) (Arc
 		}
 	}
 	return rep, nil
+}
+
+// checkCopies checks a's copies of the events before its start (the
+// context events a cut kept for its decisions): each must be the event the
+// archives before it hold.
+func checkCopies(ctx context.Context, a *Archived, before []*Archived, problem func(id, format string, args ...any)) error {
+	rows, err := a.rdb.QueryContext(ctx, `SELECT seq, hash FROM events WHERE seq <= ?`, a.Info.Start.Seq)
+	if err != nil {
+		return fmt.Errorf("audit: verify archive %s: %w", a.Path, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			seq  int64
+			hash string
+		)
+		if err := rows.Scan(&seq, hexScan{&hash}); err != nil {
+			return fmt.Errorf("audit: verify archive %s: %w", a.Path, err)
+		}
+		h, found, err := archivedHash(ctx, before, seq)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !found:
+			problem(filepath.Base(a.Path), "archive missing: its copy of event %d, from before its start, is in none of the archives before it", seq)
+		case h != hash:
+			problem(filepath.Base(a.Path), "its copy of event %d differs from the event the archive before it holds (altered)", seq)
+		}
+	}
+	return rows.Err()
 }
 
 // byStart orders archives along the chain.

@@ -34,27 +34,43 @@ func (j *joined) decode(id, kind string) (*event, error) {
 	return decodeEvent(id, kind, j.at.Int64, j.body.String)
 }
 
+// rawRecord is a row read from recordCols, its events not decoded yet.
+type rawRecord struct {
+	r       Record
+	args    sql.NullString
+	d, v, o joined
+}
+
+// scanRaw reads a row from recordCols.
+func scanRaw(sc scanner) (*rawRecord, error) {
+	var w rawRecord
+	err := sc.Scan(&w.r.Seq, &w.r.ID, &w.r.Status, &w.r.SlackChannel, &w.r.SlackTS, &w.args,
+		&w.d.at, &w.d.body, &w.v.at, &w.v.body, &w.o.at, &w.o.body)
+	return &w, err
+}
+
+// record decodes the row's events, its decision's context from look.
+func (w *rawRecord) record(look ctxLookup) (*Record, error) {
+	if err := w.r.load(w.r.ID, &w.d, &w.v, &w.o, w.args, look); err != nil {
+		return nil, err
+	}
+	return &w.r, nil
+}
+
 // scanRecord reads a Record from recordCols.
-func scanRecord(sc scanner) (*Record, error) {
-	var (
-		r       Record
-		args    sql.NullString
-		d, v, o joined
-	)
-	if err := sc.Scan(&r.Seq, &r.ID, &r.Status, &r.SlackChannel, &r.SlackTS, &args,
-		&d.at, &d.body, &v.at, &v.body, &o.at, &o.body); err != nil {
+func scanRecord(sc scanner, look ctxLookup) (*Record, error) {
+	w, err := scanRaw(sc)
+	if err != nil {
 		return nil, err
 	}
-	if err := r.load(r.ID, &d, &v, &o, args); err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return w.record(look)
 }
 
 // load fills r's entry, review and outcome from the events of call id (o
-// may be nil: not read) and its row's legacy arguments.
-func (r *Record) load(id string, d, v, o *joined, args sql.NullString) error {
-	de, ve, oe, err := decodeJoined(id, d, v, o)
+// may be nil: not read), its decision's context from look, and its row's
+// legacy arguments.
+func (r *Record) load(id string, d, v, o *joined, args sql.NullString, look ctxLookup) error {
+	de, ve, oe, err := decodeJoined(id, d, v, o, look)
 	if err != nil {
 		return err
 	}
@@ -77,15 +93,18 @@ func (r *Record) fill(de, ve, oe *event) {
 	}
 }
 
-// decodeJoined decodes the decision, verdict and outcome events of call id
-// a row points at; v and o may be nil (not read) or point at none, and
+// decodeJoined decodes the decision (its context from look), verdict and
+// outcome events of call id a row points at; v and o may be nil (not read) or point at none, and
 // give nil events then.
-func decodeJoined(id string, d, v, o *joined) (de, ve, oe *event, err error) {
+func decodeJoined(id string, d, v, o *joined, look ctxLookup) (de, ve, oe *event, err error) {
 	if de, err = d.decode(id, kindDecision); err != nil {
 		return nil, nil, nil, fmt.Errorf("audit: decision event of %s: %w", id, err)
 	}
 	if de.Decision == nil {
 		return nil, nil, nil, fmt.Errorf("audit: decision event of %s has no decision", id)
+	}
+	if err = de.resolve(look); err != nil {
+		return nil, nil, nil, fmt.Errorf("audit: decision event of %s: %w", id, err)
 	}
 	if v != nil && v.body.Valid {
 		if ve, err = v.decode(id, kindVerdict); err != nil {

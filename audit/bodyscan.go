@@ -14,6 +14,7 @@ import (
 // and its decision and verdict when it has them.
 type rowFields struct {
 	status     string
+	cx         int64 // the context event the decision names (0: none)
 	d          Entry
 	r          Review
 	hasD, hasR bool
@@ -40,9 +41,10 @@ func (f *rowFields) parts() (string, *Entry, *Review) {
 // event's status, and of its decision (if any) ID, ReceivedAt,
 // Client.Name, Model, Session, Server, Tool, Kind, Principal.User,
 // RulesVersion, RulesLabel, Rule, Action, AutoApproved, EvalError and
-// Args, and of its verdict (if any) Approved, Channel and TimeToDecision.
-// Every other field is checked to have a value decodeEvent accepts, not
-// decoded.
+// Args, and of its verdict (if any) Approved, Channel and TimeToDecision;
+// and the cx its decision names, whose context fields the caller fills in
+// (ctx2.fill over them, as event.resolve does). Every other field is
+// checked to have a value decodeEvent accepts, not decoded.
 //
 // It accepts only bodies shaped as encodeEvent writes them: no whitespace
 // but inside the arguments, each member at most once and by its exact
@@ -63,6 +65,10 @@ func (f *rowFields) scanRowFields(id, body string) bool {
 		case "v":
 			_, ok := s.int()
 			return ok
+		case "cx":
+			n, ok := s.int()
+			f.cx = n
+			return ok && n >= 0
 		case "st":
 			return s.str(&f.status)
 		case "d":
@@ -76,7 +82,7 @@ func (f *rowFields) scanRowFields(id, body string) bool {
 		}
 		return false
 	})
-	if !ok || s.i != len(s.b) {
+	if !ok || s.i != len(s.b) || f.cx != 0 && !f.hasD {
 		return false
 	}
 	if f.hasD && f.status == "" {
@@ -88,8 +94,8 @@ func (f *rowFields) scanRowFields(id, body string) bool {
 // The members of each object scanRowFields reads, in the order of their
 // struct's fields (TestScanKeysInOrder).
 const (
-	body2Keys       = "v st d r o"
-	entry2Keys      = "rcv dec cl mdl pr sess srv srv_v tool name ck sch ann args ah conf rv rl rule act why auto ce sh err sbx tgv"
+	body2Keys       = "v cx st d r o c"
+	entry2Keys      = "rcv dec cl mdl pr sess srv srv_v tool name ck sch ann rv rl sbx tgv args ah conf rule act why auto ce sh err"
 	review2Keys     = "ok by ch why dec ttd"
 	outcome2Keys    = "err dur size rh fin"
 	peerKeys        = "name version"

@@ -13,13 +13,14 @@ import (
 // rowView is what a calls row reflects of an event (see scanRowFields).
 type rowView struct {
 	status      string
+	cx          int64
 	dec, ver    bool
 	cols        slimRow
 	argsInEvent bool
 }
 
 func viewOf(e *event) rowView {
-	v := rowView{status: e.Status}
+	v := rowView{status: e.Status, cx: e.cx}
 	if d := e.Decision; d != nil {
 		v.dec, v.argsInEvent = true, argsStored(d.Args)
 		slimEntry(&v.cols, d)
@@ -34,7 +35,7 @@ func viewOf(e *event) rowView {
 // event is f as decodeEvent gives it, for the fields f holds.
 func (f *rowFields) event() *event {
 	st, d, r := f.parts()
-	return &event{Status: st, Decision: d, Verdict: r}
+	return &event{Status: st, Decision: d, Verdict: r, cx: f.cx}
 }
 
 // scanSeeds are the bodies encodeEvent writes for the synthetic log's
@@ -54,12 +55,15 @@ func scanSeeds(t testing.TB) []*event {
 	}
 	hashOnly := *full
 	hashOnly.Args, hashOnly.ArgsHash = nil, argsHash(full.Args)
+	named := Entry{ID: full.ID, ReceivedAt: full.ReceivedAt, DecidedAt: full.DecidedAt, Args: full.Args, ArgsHash: argsHash(full.Args),
+		Rule: "r", Action: toolgate.Review} // naming context event 7: no context fields of its own
 	evs := []*event{
 		{Kind: kindDecision, ID: full.ID, At: 23, Status: toolgate.StatusPending, Decision: full},
 		{Kind: kindDecision, ID: full.ID, At: 23, Status: toolgate.StatusStarted, Decision: &hashOnly},
 		{Kind: kindVerdict, ID: full.ID, At: 40, Status: toolgate.StatusStarted,
 			Verdict: &Review{Approved: true, Reviewer: "r", Channel: "slack", Reason: "ok", DecidedAt: time.Unix(0, 39), TimeToDecision: time.Second}},
 		{Kind: kindStatus, ID: full.ID, At: 41, Status: toolgate.StatusRefused},
+		{Kind: kindDecision, ID: full.ID, At: 23, Status: toolgate.StatusPending, Decision: &named, cx: 7},
 	}
 	for r, err := range synthRecords(48) {
 		if err != nil {
@@ -99,6 +103,9 @@ func TestScanRowFields(t *testing.T) {
 	}
 	for _, body := range []string{
 		`{"v":2,"st":"ok","st":"refused"}`,                // a member twice: the last counts
+		`{"v":2,"cx":-1,"d":{"act":"allow"}}`,             // a negative cx
+		`{"v":2,"cx":3,"st":"ok"}`,                        // a cx on no decision
+		`{"v":2,"st":"ok","c":{"tool":"t"}}`,              // a context in a call's event
 		`{"v":2,"d":{"act":"allow","rule":"r"}}`,          // out of order
 		`{"v":2,"d":{"rule":"r","Act":"deny"}}`,           // matched in any case
 		`{"v":2,"d":{"rule":"r\u0030"}}`,                  // an escape in a value the row holds
@@ -153,6 +160,21 @@ func FuzzScanRowFields(f *testing.F) {
 	})
 }
 
+// jsonMembers are the JSON member names of struct type t in the order
+// json.Marshal writes them (an untagged embedded struct's inline).
+func jsonMembers(t reflect.Type) []string {
+	var names []string
+	for f := range t.Fields() {
+		if f.Anonymous && f.Tag.Get("json") == "" {
+			names = append(names, jsonMembers(f.Type)...)
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		names = append(names, name)
+	}
+	return names
+}
+
 // TestScanKeysInOrder: the members scanRowFields reads are those of the
 // structs encodeEvent writes, in their order, so that every body it writes
 // is read without decodeEvent (a field added to body2 must be added here).
@@ -162,12 +184,7 @@ func TestScanKeysInOrder(t *testing.T) {
 		peerKeys: toolgate.Peer{}, principalKeys: toolgate.Principal{}, annotationsKeys: toolgate.Annotations{},
 		shadowKeys: toolgate.ShadowResult{},
 	} {
-		var names []string
-		for f := range reflect.TypeOf(v).Fields() {
-			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-			names = append(names, name)
-		}
-		if got := strings.Join(names, " "); got != keys {
+		if got := strings.Join(jsonMembers(reflect.TypeOf(v)), " "); got != keys {
 			t.Errorf("%T has members %q, scanRowFields reads %q", v, got, keys)
 		}
 	}

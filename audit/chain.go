@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"strconv"
@@ -36,6 +37,14 @@ import (
 // where prev32 is the previous event's hash as 32 raw bytes (none for the
 // first event of a log). The hash covers every column but seq, whose order
 // the chain itself fixes.
+//
+// A context event (kind context, call_id "") has the body {"v":2,"c":{...}}
+// (ctx2): what the decisions of a session and tool share. A decision
+// names the context event it belongs to by seq, {"v":2,"cx":SEQ,...}, and
+// then leaves those fields out of its own body; a decision without cx
+// (written before context events) carries them. Verify requires cx to name
+// an earlier context event of the chain (or one an archive cut kept,
+// archive.go).
 
 // format2Prefix starts every format-2 body.
 const format2Prefix = `{"v":2`
@@ -123,38 +132,69 @@ func hashRaw(s string) []byte {
 	return []byte(s)
 }
 
-// body2 is the format-2 body of a call's event. Status is omitted from a
-// decision whose status is initialStatus of its action.
+// body2 is the format-2 body of a call's event, or of a context event.
+// Status is omitted from a decision whose status is initialStatus of its
+// action. Cx is the seq of the context event whose fields a decision's
+// entry omits; 0 (absent) in a decision that carries them itself (written
+// before context events existed).
 type body2 struct {
 	V        int       `json:"v"`
+	Cx       int64     `json:"cx,omitempty"`
 	Status   string    `json:"st,omitempty"`
 	Decision *entry2   `json:"d,omitempty"`
 	Verdict  *review2  `json:"r,omitempty"`
 	Outcome  *outcome2 `json:"o,omitempty"`
+	Context  *ctx2     `json:"c,omitempty"`
+}
+
+// ctx2 is what the decisions of one session and tool have in common: a
+// context event holds it once, and each decision points at that event
+// (body2.Cx) instead of repeating it.
+type ctx2 struct {
+	Client          toolgate.Peer        `json:"cl,omitzero"`
+	Model           toolgate.Peer        `json:"mdl,omitzero"`
+	Principal       toolgate.Principal   `json:"pr,omitzero"`
+	Session         string               `json:"sess,omitempty"`
+	Server          string               `json:"srv,omitempty"`
+	ServerVersion   string               `json:"srv_v,omitempty"`
+	Tool            string               `json:"tool,omitempty"`
+	Name            string               `json:"name,omitempty"`
+	Kind            string               `json:"ck,omitempty"`
+	SchemaHash      string               `json:"sch,omitempty"`
+	Annotations     toolgate.Annotations `json:"ann,omitzero"`
+	RulesVersion    string               `json:"rv,omitempty"`
+	RulesLabel      string               `json:"rl,omitempty"`
+	Sandbox         string               `json:"sbx,omitempty"`
+	ToolgateVersion string               `json:"tgv,omitempty"`
+}
+
+// ctxOf is d's context fields.
+func ctxOf(d *Entry) ctx2 {
+	return ctx2{Client: d.Client, Model: d.Model, Principal: d.Principal, Session: d.Session,
+		Server: d.Server, ServerVersion: d.ServerVersion, Tool: d.Tool, Name: d.Name, Kind: d.Kind,
+		SchemaHash: d.SchemaHash, Annotations: d.Annotations, RulesVersion: d.RulesVersion,
+		RulesLabel: d.RulesLabel, Sandbox: d.Sandbox, ToolgateVersion: d.ToolgateVersion}
+}
+
+// fill sets d's context fields from c.
+func (c *ctx2) fill(d *Entry) {
+	d.Client, d.Model, d.Principal, d.Session = c.Client, c.Model, c.Principal, c.Session
+	d.Server, d.ServerVersion, d.Tool, d.Name, d.Kind = c.Server, c.ServerVersion, c.Tool, c.Name, c.Kind
+	d.SchemaHash, d.Annotations, d.RulesVersion = c.SchemaHash, c.Annotations, c.RulesVersion
+	d.RulesLabel, d.Sandbox, d.ToolgateVersion = c.RulesLabel, c.Sandbox, c.ToolgateVersion
 }
 
 // entry2 is an Entry in a format-2 decision. ID is the event's call id;
 // DecidedAt is the event's at unless Decided says otherwise; ArgsHash is
-// the hash of Args, stored only when the arguments are not.
+// the hash of Args, stored only when the arguments are not. Its context
+// fields are empty when the body has a cx.
 type entry2 struct {
 	Received         int64                   `json:"rcv,omitempty"`
 	Decided          int64                   `json:"dec,omitempty"`
-	Client           toolgate.Peer           `json:"cl,omitzero"`
-	Model            toolgate.Peer           `json:"mdl,omitzero"`
-	Principal        toolgate.Principal      `json:"pr,omitzero"`
-	Session          string                  `json:"sess,omitempty"`
-	Server           string                  `json:"srv,omitempty"`
-	ServerVersion    string                  `json:"srv_v,omitempty"`
-	Tool             string                  `json:"tool,omitempty"`
-	Name             string                  `json:"name,omitempty"`
-	Kind             string                  `json:"ck,omitempty"`
-	SchemaHash       string                  `json:"sch,omitempty"`
-	Annotations      toolgate.Annotations    `json:"ann,omitzero"`
+	ctx2                                     // inline: the members cl ... tgv
 	Args             json.RawMessage         `json:"args,omitempty"`
 	ArgsHash         string                  `json:"ah,omitempty"`
 	Confidence       *float64                `json:"conf,omitempty"`
-	RulesVersion     string                  `json:"rv,omitempty"`
-	RulesLabel       string                  `json:"rl,omitempty"`
 	Rule             string                  `json:"rule,omitempty"`
 	Action           toolgate.Action         `json:"act"`
 	Reason           string                  `json:"why,omitempty"`
@@ -162,8 +202,6 @@ type entry2 struct {
 	ConfidenceEffect string                  `json:"ce,omitempty"`
 	Shadow           []toolgate.ShadowResult `json:"sh,omitempty"`
 	EvalError        string                  `json:"err,omitempty"`
-	Sandbox          string                  `json:"sbx,omitempty"`
-	ToolgateVersion  string                  `json:"tgv,omitempty"`
 }
 
 // review2 is a Review in a format-2 event; DecidedAt is the event's at
@@ -213,12 +251,16 @@ func absTime(n, at int64) time.Time {
 
 // encodeEvent returns e's format-2 body.
 func encodeEvent(e *event) ([]byte, error) {
-	b := body2{V: 2, Status: e.Status}
+	b := body2{V: 2, Status: e.Status, Context: e.context}
 	if d := e.Decision; d != nil {
 		if e.Status == initialStatus(d.Action) {
 			b.Status = ""
 		}
 		b.Decision = newEntry2(d, e.At)
+		if e.cx != 0 {
+			b.Decision.ctx2 = ctx2{}
+			b.Cx = max(e.cx, 0)
+		}
 	}
 	if r := e.Verdict; r != nil {
 		b.Verdict = newReview2(r, e.At)
@@ -238,13 +280,9 @@ func argsStored(a json.RawMessage) bool { return len(a) > 0 && string(a) != "nul
 // newEntry2 is d as a decision of an event at at.
 func newEntry2(d *Entry, at int64) *entry2 {
 	e := &entry2{
-		Received: relTime(d.ReceivedAt, 0), Decided: relTime(d.DecidedAt, at),
-		Client: d.Client, Model: d.Model, Principal: d.Principal, Session: d.Session,
-		Server: d.Server, ServerVersion: d.ServerVersion, Tool: d.Tool, Name: d.Name, Kind: d.Kind,
-		SchemaHash: d.SchemaHash, Annotations: d.Annotations, Confidence: d.Confidence,
-		RulesVersion: d.RulesVersion, RulesLabel: d.RulesLabel, Rule: d.Rule, Action: d.Action, Reason: d.Reason,
-		AutoApproved: d.AutoApproved, ConfidenceEffect: d.ConfidenceEffect, Shadow: d.Shadow,
-		EvalError: d.EvalError, Sandbox: d.Sandbox, ToolgateVersion: d.ToolgateVersion,
+		Received: relTime(d.ReceivedAt, 0), Decided: relTime(d.DecidedAt, at), ctx2: ctxOf(d),
+		Confidence: d.Confidence, Rule: d.Rule, Action: d.Action, Reason: d.Reason,
+		AutoApproved: d.AutoApproved, ConfidenceEffect: d.ConfidenceEffect, Shadow: d.Shadow, EvalError: d.EvalError,
 	}
 	if argsStored(d.Args) {
 		e.Args = d.Args
@@ -285,17 +323,23 @@ func decodeEvent(id, kind string, at int64, body string) (*event, error) {
 	if err := jsonv1.Unmarshal([]byte(body), &b); err != nil {
 		return nil, err
 	}
-	e = event{Kind: kind, ID: id, At: at, Status: b.Status}
+	switch {
+	case kind == kindContext && b.Context == nil:
+		return nil, errors.New("a context event without its context")
+	case kind != kindContext && b.Context != nil:
+		return nil, fmt.Errorf("a %s event with a context", kind)
+	case b.Cx < 0 || b.Cx > 0 && b.Decision == nil:
+		return nil, fmt.Errorf("cx %d on a %s event", b.Cx, kind)
+	}
+	e = event{Kind: kind, ID: id, At: at, Status: b.Status, context: b.Context}
 	if d := b.Decision; d != nil {
+		e.cx = b.Cx
 		e.Decision = &Entry{
 			ID: id, ReceivedAt: absTime(d.Received, 0), DecidedAt: absTime(d.Decided, at),
-			Client: d.Client, Model: d.Model, Principal: d.Principal, Session: d.Session,
-			Server: d.Server, ServerVersion: d.ServerVersion, Tool: d.Tool, Name: d.Name, Kind: d.Kind,
-			SchemaHash: d.SchemaHash, Annotations: d.Annotations, Args: d.Args, ArgsHash: d.ArgsHash, Confidence: d.Confidence,
-			RulesVersion: d.RulesVersion, RulesLabel: d.RulesLabel, Rule: d.Rule, Action: d.Action, Reason: d.Reason,
-			AutoApproved: d.AutoApproved, ConfidenceEffect: d.ConfidenceEffect, Shadow: d.Shadow,
-			EvalError: d.EvalError, Sandbox: d.Sandbox, ToolgateVersion: d.ToolgateVersion,
+			Args: d.Args, ArgsHash: d.ArgsHash, Confidence: d.Confidence, Rule: d.Rule, Action: d.Action, Reason: d.Reason,
+			AutoApproved: d.AutoApproved, ConfidenceEffect: d.ConfidenceEffect, Shadow: d.Shadow, EvalError: d.EvalError,
 		}
+		d.fill(e.Decision)
 		if len(d.Args) > 0 {
 			e.Decision.ArgsHash = argsHash(d.Args)
 		}

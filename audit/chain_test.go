@@ -130,13 +130,13 @@ func TestFormat2RoundTrip(t *testing.T) {
 func TestFormat2Tamper(t *testing.T) {
 	ctx := context.Background()
 	edits := []string{
-		`UPDATE events SET call_id = '01T1' WHERE seq = 1`,
-		`UPDATE events SET kind = 'status' WHERE seq = 2`,
-		`UPDATE events SET at = at + 1 WHERE seq = 1`,
-		`UPDATE events SET body = replace(body, '"rule":"r-allow"', '"rule":"r-allox"') WHERE seq = 1`,
-		`UPDATE events SET prev_hash = 'x' WHERE seq = 2`,
-		`UPDATE events SET hash = ? WHERE seq = 3`,
-		`DELETE FROM events WHERE seq = 2`,
+		`UPDATE events SET call_id = '01T1' WHERE seq = 2`,
+		`UPDATE events SET kind = 'status' WHERE seq = 3`,
+		`UPDATE events SET at = at + 1 WHERE seq = 2`,
+		`UPDATE events SET body = replace(body, '"rule":"r-allow"', '"rule":"r-allox"') WHERE seq = 2`,
+		`UPDATE events SET prev_hash = 'x' WHERE seq = 3`,
+		`UPDATE events SET hash = ? WHERE seq = 4`,
+		`DELETE FROM events WHERE seq = 3`,
 	}
 	for _, edit := range edits {
 		t.Run(edit, func(t *testing.T) {
@@ -204,7 +204,7 @@ func TestMixedFormats(t *testing.T) {
 	if err := s.Begin(ctx, testCall("01NEW", 2), testDecision(toolgate.Deny)); err != nil {
 		t.Fatal(err)
 	}
-	if rep, err := s.Verify(ctx); err != nil || !rep.OK() || rep.Events != 3 || rep.Calls != 2 {
+	if rep, err := s.Verify(ctx); err != nil || !rep.OK() || rep.Events != 4 || rep.Calls != 2 { // 01NEW's decision and context
 		t.Fatalf("Verify of a mixed log = %+v, %v", rep, err)
 	}
 	db := rawDB(t, s.Path())
@@ -231,6 +231,9 @@ func FuzzDecodeEvent(f *testing.F) {
 	f.Add(kindVerdict, int64(5), `{"v":2,"st":"started","r":{"ok":true,"dec":9}}`)
 	f.Add(kindDecision, int64(5), `{"kind":"decision","id":"x","at":5,"status":"started","decision":{"args":null}}`)
 	f.Add(kindStatus, int64(0), `{"v":2}`)
+	f.Add(kindDecision, int64(5), `{"v":2,"cx":3,"d":{"rcv":1,"act":"allow","args":{}}}`)
+	f.Add(kindContext, int64(5), `{"v":2,"c":{"cl":{"name":"x"},"srv":"fs","pr":{"user":"bob"}}}`)
+	f.Add(kindOutcome, int64(5), `{"v":2,"cx":-1,"st":"ok","o":{}}`)
 	f.Fuzz(func(t *testing.T, kind string, at int64, body string) {
 		e, err := decodeEvent("01F", kind, at, body)
 		if err != nil || !isFormat2(body) {

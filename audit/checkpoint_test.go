@@ -71,12 +71,13 @@ func TestCheckpointDetectsRewrite(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c1.Seq != 4 || c1.Events != 4 || c1.Calls != 4 || c2.Seq != 7 || c2.Calls != 7 || c2.Prev != c1.Hash() || c1.Prev != "" {
+		// A context event first.
+		if c1.Seq != 5 || c1.Events != 5 || c1.Calls != 4 || c2.Seq != 8 || c2.Calls != 7 || c2.Prev != c1.Hash() || c1.Prev != "" {
 			t.Fatalf("checkpoints = %+v, %+v", c1, c2)
 		}
 		seedCalls(t, s, 7, 2) // after the last checkpoint
 		rep, err := s.VerifyCheckpoints(ctx, []*Checkpoint{c1, c2}, pub)
-		if err != nil || !rep.OK() || rep.Checkpoints != 2 || rep.Latest.Hash() != c2.Hash() || rep.Log.Events != 9 {
+		if err != nil || !rep.OK() || rep.Checkpoints != 2 || rep.Latest.Hash() != c2.Hash() || rep.Log.Events != 10 {
 			t.Fatalf("clean VerifyCheckpoints = %+v, %v", rep, err)
 		}
 		// What the DB stored is what was signed.

@@ -44,7 +44,7 @@ func TestVerifyCatchesTampering(t *testing.T) {
 			t.Fatal(err)
 		}
 		rep, err := s.Verify(ctx)
-		if err != nil || !rep.OK() || rep.Events != 8 || rep.Calls != 5 || rep.Head == "" {
+		if err != nil || !rep.OK() || rep.Events != 9 || rep.Calls != 5 || rep.Head == "" {
 			t.Fatalf("clean Verify = %+v, %v", rep, err)
 		}
 		return s, path
@@ -66,7 +66,7 @@ func TestVerifyCatchesTampering(t *testing.T) {
 		{"row inserted", `INSERT INTO calls (seq, id, received_at, action, status, server_ref, tool_ref, kind_ref, session_ref, user_ref, client_ref,
 			model_ref, model_version_ref, rules_version_ref, rules_label_ref, rule_ref) VALUES (999, '01V00', 1, 'allow', 'ok', 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1)`, "01V00", false, "no events"},
 		{"event body altered", `DROP TRIGGER events_no_update; UPDATE events SET body = replace(body, '"rule":"r-deny"', '"rule":"x"') WHERE call_id = '01V1'`, "01V1", true, "hash mismatch"},
-		{"event deleted", `DROP TRIGGER events_no_delete; DELETE FROM events WHERE seq = 3`, "01V2", true, "missing"},
+		{"event deleted", `DROP TRIGGER events_no_delete; DELETE FROM events WHERE seq = 4`, "01V2", true, "missing"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -471,8 +471,9 @@ func TestKill9BeforeProjectionRecovers(t *testing.T) {
 		Scan(&rows, &events, &mark); err != nil {
 		t.Fatal(err)
 	}
-	if rows != 0 || events != unprojectedCalls*3/2 || mark != 0 {
-		t.Fatalf("after the kill: %d rows, %d events, watermark %d; want 0, %d, 0", rows, events, mark, unprojectedCalls*3/2)
+	// Each call's decision, half of them finished, and their one context.
+	if want := unprojectedCalls*3/2 + 1; rows != 0 || events != want || mark != 0 {
+		t.Fatalf("after the kill: %d rows, %d events, watermark %d; want 0, %d, 0", rows, events, mark, want)
 	}
 
 	s := openTest(t, path, Options{})

@@ -52,7 +52,8 @@ func TestKindRoundTrip(t *testing.T) {
 		t.Errorf("tool call's kind column = %q, %v", col, err)
 	}
 	var body string
-	if err := rawDB(t, path).QueryRow(`SELECT body FROM events WHERE call_id = '01RES'`).Scan(&body); err != nil || !strings.Contains(body, `"ck":"resource"`) {
+	if err := rawDB(t, path).QueryRow(`SELECT c.body FROM events d JOIN events c ON c.kind = 'context' AND d.body LIKE '{"v":2,"cx":' || c.seq || ',%'
+		WHERE d.call_id = '01RES'`).Scan(&body); err != nil || !strings.Contains(body, `"ck":"resource"`) {
 		t.Errorf("resource call's event = %s, %v; want its kind chained", body, err)
 	}
 	if rep, err := s.Verify(ctx); err != nil || len(rep.Problems) != 0 {

@@ -77,6 +77,7 @@ func (w *wtx) project() error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("audit: read unprojected events: %w", err)
 	}
+	look := newCtxReader(w.ctx, w.s.conn).get
 	for _, r := range refs {
 		it, ok := w.s.proj.items[r.seq]
 		if !ok {
@@ -85,7 +86,7 @@ func (w *wtx) project() error {
 			default:
 				continue // not reflected in calls, or written with its row
 			}
-			if it, err = w.loadItem(r.seq); err != nil {
+			if it, err = w.loadItem(r.seq, look); err != nil {
 				return err
 			}
 		}
@@ -97,8 +98,9 @@ func (w *wtx) project() error {
 	return nil
 }
 
-// loadItem reads event seq back from the log.
-func (w *wtx) loadItem(seq int64) (projItem, error) {
+// loadItem reads event seq back from the log, a decision's context
+// through look.
+func (w *wtx) loadItem(seq int64, look ctxLookup) (projItem, error) {
 	var (
 		id, kind, body string
 		at             int64
@@ -107,6 +109,9 @@ func (w *wtx) loadItem(seq int64) (projItem, error) {
 		return projItem{}, fmt.Errorf("audit: read event %d: %w", seq, err)
 	}
 	e, err := decodeEvent(id, kind, at, body)
+	if err == nil {
+		err = e.resolve(look)
+	}
 	if err != nil {
 		return projItem{}, fmt.Errorf("audit: decode event %d: %w", seq, err)
 	}
@@ -184,6 +189,9 @@ func (w *wtx) stage(it projItem) {
 // Called with wmu held.
 func (s *Store) committedTx(w *wtx, hot bool) {
 	s.committedNames(w)
+	for body, seq := range w.ctxs {
+		s.ctxs.put(body, seq)
+	}
 	if !hot {
 		// calls reflects every event up to the head now.
 		clear(s.proj.items)

@@ -109,8 +109,9 @@ func (s *Store) Records(ctx context.Context, f Filter) iter.Seq2[*Record, error]
 			return
 		}
 		defer rows.Close()
+		look := newCtxReader(ctx, s.rdb).get
 		for rows.Next() {
-			r, err := scanRecord(rows)
+			r, err := scanRecord(rows, look)
 			if err != nil {
 				yield(nil, fmt.Errorf("audit: list: %w", err))
 				return
@@ -151,7 +152,8 @@ type rowQueryer interface {
 }
 
 func (s *Store) getOn(ctx context.Context, q rowQueryer, id string) (*Record, error) {
-	r, err := scanRecord(q.QueryRowContext(ctx, `SELECT `+recordCols+` FROM `+recordFrom+` WHERE calls.id = ?`, id))
+	r, err := scanRecord(q.QueryRowContext(ctx, `SELECT `+recordCols+` FROM `+recordFrom+` WHERE calls.id = ?`, id),
+		newCtxReader(ctx, q).get)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -184,6 +186,7 @@ func (s *Store) Tail(ctx context.Context, f Filter, interval time.Duration, fn f
 	f.Limit = 0
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	look := newCtxReader(ctx, s.rdb).get
 	for {
 		if err := s.catchUp(ctx); err != nil && ctx.Err() == nil {
 			return fmt.Errorf("audit: tail: %w", err)
@@ -197,7 +200,7 @@ func (s *Store) Tail(ctx context.Context, f Filter, interval time.Duration, fn f
 			return fmt.Errorf("audit: tail: %w", err)
 		}
 		for rows.Next() {
-			r, err := scanRecord(rows)
+			r, err := scanRecord(rows, look)
 			if err == nil {
 				f.After = r.Seq
 				err = fn(r)

@@ -139,6 +139,7 @@ const (
 	kindStatus   = "status"   // a status change alone (finalizing a submitted verdict, expiry)
 	kindOutcome  = "outcome"  // Finish
 	kindClick    = "click"    // a reviewer's click that changed nothing (RecordRefusedClick)
+	kindContext  = "context"  // what decisions have in common (chain.go's ctx2); call_id ""
 )
 
 // event is one chained event of a call, decoded (decodeEvent) from either
@@ -151,6 +152,13 @@ type event struct {
 	Decision *Entry            `json:"decision,omitempty"`
 	Verdict  *Review           `json:"verdict,omitempty"`
 	Outcome  *toolgate.Outcome `json:"outcome,omitempty"`
+	// cx is the seq of the context event a format-2 decision's context
+	// fields are in (0: in its own body); resolve fills them in. Encoding
+	// a decision with cx < 0 leaves them out and cx too, for the writer to
+	// splice in (withCx).
+	cx int64
+	// context is a context event's fields.
+	context *ctx2
 }
 
 // argsHash is Entry.ArgsHash of the stored arguments b: their hex sha256.

@@ -26,12 +26,14 @@ func initialStatus(a toolgate.Action) string {
 // body, computed by the caller so the writer goroutine only hashes and
 // inserts.
 type entryRow struct {
-	e       Entry
-	body    []byte
-	status  string
-	at      int64
-	policy  toolgate.ReviewPolicy // of a review decision
-	argsMAC string                // of a review decision: see Store.argsMAC
+	e Entry
+	// body is the decision event's body without its context, which
+	// ctxBody (a context event's body) holds: appendDecision chains both.
+	body, ctxBody []byte
+	status        string
+	at            int64
+	policy        toolgate.ReviewPolicy // of a review decision
+	argsMAC       string                // of a review decision: see Store.argsMAC
 }
 
 func (s *Store) newEntry(c toolgate.Call, d toolgate.Decision) (*entryRow, error) {
@@ -117,7 +119,11 @@ func (s *Store) encodeEntry(e Entry, status string, at int64) (*entryRow, error)
 	// The decision event carries the arguments: it alone makes the
 	// decision durable, and the row is projected from it.
 	var err error
-	r.body, err = encodeEvent(&event{Kind: kindDecision, ID: e.ID, At: at, Status: status, Decision: &r.e})
+	r.body, err = encodeEvent(&event{Kind: kindDecision, ID: e.ID, At: at, Status: status, Decision: &r.e, cx: -1})
+	if err == nil {
+		c := ctxOf(&r.e)
+		r.ctxBody, err = encodeEvent(&event{Kind: kindContext, context: &c})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("audit: encode decision of %s: %w", e.ID, err)
 	}
@@ -127,7 +133,7 @@ func (s *Store) encodeEntry(e Entry, status string, at int64) (*entryRow, error)
 // begin records r's decision event and its row together (a decision
 // whose row carries more than its event: a review's policy and MAC).
 func (w *wtx) begin(r *entryRow) error {
-	if err := w.appendBody(r.e.ID, kindDecision, r.at, r.body); err != nil {
+	if err := w.appendDecision(r); err != nil {
 		return err
 	}
 	n, err := w.insertEntry(w.head, &r.e, r.status)
@@ -147,7 +153,7 @@ func (w *wtx) beginHot(r *entryRow) error {
 	} else if known {
 		return fmt.Errorf("%w: begin %s: the call is already recorded", ErrState, r.e.ID)
 	}
-	if err := w.appendBody(r.e.ID, kindDecision, r.at, r.body); err != nil {
+	if err := w.appendDecision(r); err != nil {
 		return err
 	}
 	w.stage(projItem{id: r.e.ID, status: r.status, entry: r})

@@ -188,6 +188,7 @@ func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress fu
 		evalErr error
 		errOnce sync.Once
 	)
+	look := newCtxReader(ctx, st.rdb).get
 	workers := runtime.GOMAXPROCS(0)
 	for range workers {
 		wg.Add(1)
@@ -198,7 +199,7 @@ func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress fu
 				for i := range chunk {
 					row := &chunk[i]
 					var r Record
-					err := r.load(row.id, &row.d, &row.v, nil, row.args)
+					err := r.load(row.id, &row.d, &row.v, nil, row.args, look)
 					if err == nil && !argsStored(r.Args) {
 						out[i] = replayResult{id: r.ID, noArgs: true}
 						continue

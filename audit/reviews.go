@@ -20,19 +20,30 @@ func (s *Store) PendingReviews(ctx context.Context) ([]toolgate.Pending, error) 
 	return s.pending(ctx, s.rdb, `WHERE calls.status = 'pending' AND calls.review_approved IS NULL`)
 }
 
-type queryer interface {
-	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
-}
-
-func (s *Store) pending(ctx context.Context, q queryer, where string, args ...any) ([]toolgate.Pending, error) {
+func (s *Store) pending(ctx context.Context, q querier, where string, args ...any) ([]toolgate.Pending, error) {
 	rows, err := q.QueryContext(ctx, `SELECT `+recordCols+` FROM `+recordFrom+` `+where+` ORDER BY calls.received_at, calls.seq`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("audit: pending reviews: %w", err)
 	}
 	defer rows.Close()
-	var out []toolgate.Pending
+	// The rows are all read before their contexts: q may be the writer's
+	// connection, which reads one result set at a time.
+	var raws []*rawRecord
 	for rows.Next() {
-		r, err := scanRecord(rows)
+		w, err := scanRaw(rows)
+		if err != nil {
+			return nil, fmt.Errorf("audit: pending reviews: %w", err)
+		}
+		raws = append(raws, w)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("audit: pending reviews: %w", err)
+	}
+	rows.Close()
+	look := newCtxReader(ctx, q).get
+	var out []toolgate.Pending
+	for _, w := range raws {
+		r, err := w.record(look)
 		if err != nil {
 			return nil, fmt.Errorf("audit: pending reviews: %w", err)
 		}
@@ -41,9 +52,6 @@ func (s *Store) pending(ctx context.Context, q queryer, where string, args ...an
 			return nil, err
 		}
 		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("audit: pending reviews: %w", err)
 	}
 	return out, nil
 }

@@ -110,10 +110,11 @@ func scanRawRow(sc scanner) (*storedRow, error) {
 	return &r, nil
 }
 
-// decode checks that the events the row points at decode.
-func (r *storedRow) decode() {
+// decode checks that the events the row points at decode, its
+// decision's context from the context events before it in cxs.
+func (r *storedRow) decode(cxs *ctxReader) {
 	if r.d.body.Valid {
-		_, _, _, r.recErr = decodeJoined(r.id, &r.d, &r.v, &r.o)
+		_, _, _, r.recErr = decodeJoined(r.id, &r.d, &r.v, &r.o, cxs.before(r.seq))
 	}
 }
 

@@ -182,6 +182,9 @@ type Store struct {
 	// names caches the ids of the strings in names (names.go); guarded
 	// by wmu.
 	names map[string]int64
+	// ctxs are the context events this writer wrote (context.go);
+	// guarded by wmu.
+	ctxs ctxCache
 	// unprojected counts the events this writer appended that the calls
 	// table does not reflect yet (read without wmu by catchUp).
 	unprojected atomic.Int64
@@ -849,7 +852,7 @@ func (s *Store) tryCommit(live []*op, hot bool) (int, error) {
 			return 0, err
 		}
 	}
-	w := &wtx{s: s, ctx: ctx}
+	w := &wtx{s: s, ctx: ctx, base: -1}
 	if err := w.readHead(); err != nil {
 		rollback()
 		return 0, err

@@ -151,7 +151,7 @@ func TestBeginIsCommittedBeforeReturn(t *testing.T) {
 			t.Fatalf("second connection does not see %s: %v", id, err)
 		}
 		var r Record
-		if err := r.load(id, &d, nil, nil, sql.NullString{}); err != nil {
+		if err := r.load(id, &d, nil, nil, sql.NullString{}, newCtxReader(ctx, other).get); err != nil {
 			t.Fatal(err)
 		}
 		args, ver := string(r.Args), r.ToolgateVersion

@@ -83,7 +83,7 @@ func TestTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep, err := s.Verify(ctx)
-	if err != nil || !rep.OK() || rep.Events != 4 {
+	if err != nil || !rep.OK() || rep.Events != 5 { // 3 token events, a context, a decision
 		t.Fatalf("Verify = %+v, %v", rep, err)
 	}
 }

@@ -112,11 +112,16 @@ func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 	if err != nil {
 		return rep, err
 	}
-	clean, err := verifyFast(ctx, evTx, rowTx, &rep, base.Hash, mark)
+	clean, err := verifyFast(ctx, evTx, rowTx, &rep, base, mark)
 	if err != nil {
 		return rep, err
 	}
-	if err := verifyBase(ctx, evTx, &rep, base); err != nil {
+	if err := verifyKept(ctx, evTx, &rep, base); err != nil {
+		return rep, err
+	}
+	// Archives are SQLite files: a log on PostgreSQL is none (and probing
+	// it for an archive's table would end evTx's transaction).
+	if err := verifyBase(ctx, evTx, &rep, base, s.pg == nil); err != nil {
 		return rep, err
 	}
 	if !clean {
@@ -193,15 +198,15 @@ func watermark(ctx context.Context, q querier) (int64, error) {
 	return mark, nil
 }
 
-// verifyChain checks the chain of the events in tx, the first of which
-// follows the event hashed prev (hex; "" for the genesis).
-func verifyChain(ctx context.Context, tx *sql.Tx, rep *VerifyReport, prev string) error {
-	rows, err := tx.QueryContext(ctx, `SELECT `+chainCols+` FROM events ORDER BY seq`)
+// verifyChain checks the chain of the events in tx after base, the first
+// of which follows base (the zero ChainPoint for the genesis).
+func verifyChain(ctx context.Context, tx *sql.Tx, rep *VerifyReport, base ChainPoint) error {
+	rows, err := tx.QueryContext(ctx, `SELECT `+chainCols+` FROM events WHERE seq > ? ORDER BY seq`, base.Seq)
 	if err != nil {
 		return fmt.Errorf("audit: verify: %w", err)
 	}
 	defer rows.Close()
-	p := hashRaw(prev)
+	p := hashRaw(base.Hash)
 	var (
 		e evItem
 		x eventHasher
@@ -309,6 +314,8 @@ func verifyRows(ctx context.Context, tx, etx *sql.Tx, rep *VerifyReport) error {
 	var (
 		pending *evRow // next event not yet consumed
 		evErr   error
+		// cxs are the context events (call_id "": read before any call's).
+		cxs = newCtxReader(ctx, nil)
 	)
 	next := func() *evRow {
 		if pending != nil {
@@ -329,6 +336,12 @@ func verifyRows(ctx context.Context, tx, etx *sql.Tx, rep *VerifyReport) error {
 	orphan := func(e *evRow) {
 		if e.kind == kindToken {
 			return // a token's events belong to no call
+		}
+		if e.kind == kindContext {
+			if what := cxs.put(e.seq, e.callID, e.kind, e.at, e.body); what != "" {
+				rep.add(Problem{Seq: e.seq, CallID: e.callID, What: what})
+			}
+			return
 		}
 		if standaloneKinds[e.kind] || e.kind == kindRulesLoad || e.kind == kindRulesRollback {
 			if what := standaloneProblem(e.callID, e.kind, e.body); what != "" {
@@ -369,6 +382,10 @@ func verifyRows(ctx context.Context, tx, etx *sql.Tx, rep *VerifyReport) error {
 				rep.add(Problem{Seq: e.seq, CallID: e.callID, What: "event body is not valid JSON: " + err.Error()})
 				continue
 			}
+			if err := ev.resolve(cxs.before(e.seq)); err != nil {
+				rep.add(Problem{Seq: e.seq, CallID: e.callID, What: err.Error()})
+				continue
+			}
 			switch {
 			case ev.ID != e.callID || ev.Kind != e.kind:
 				rep.add(Problem{Seq: e.seq, CallID: e.callID, What: fmt.Sprintf("event columns (%s, %s) disagree with its body (%s, %s)", e.callID, e.kind, ev.ID, ev.Kind)})
@@ -397,7 +414,7 @@ func verifyRows(ctx context.Context, tx, etx *sql.Tx, rep *VerifyReport) error {
 			rep.add(Problem{CallID: row.id, What: "calls row has no events (inserted outside toolgate?)"})
 			continue
 		}
-		row.decode()
+		row.decode(cxs)
 		switch {
 		case !row.d.body.Valid:
 			rep.add(Problem{CallID: row.id, What: fmt.Sprintf("calls row points at no event (seq %d)", row.seq)})
@@ -494,11 +511,17 @@ func (a *argsState) ok(row sql.NullString) bool {
 	return a.format1 && !a.inEvent && argsHash([]byte(row.String)) == a.hash
 }
 
-// read decodes the event (scanRowFields, decodeEvent for a body it leaves)
+// read decodes the event (scanRowFields, decodeEvent for a body it
+// leaves), a decision's context from the context events before it in cxs,
 // and digests what the row check needs of it. The hash is checked by
 // check, in order.
-func (e *evItem) read() {
-	if e.kind == kindToken {
+func (e *evItem) read(cxs *ctxReader) {
+	switch e.kind {
+	case kindToken:
+		return
+	case kindContext:
+		_, err := cxs.get(e.seq) // put by the reader, unless it does not decode
+		e.headerOK = err == nil && e.callID == ""
 		return
 	}
 	if standaloneKinds[e.kind] || e.kind == kindRulesLoad || e.kind == kindRulesRollback {
@@ -511,11 +534,18 @@ func (e *evItem) read() {
 		verdict *Review
 	)
 	if f.scanRowFields(e.callID, e.body) {
+		if f.cx != 0 {
+			c, err := cxs.before(e.seq)(f.cx)
+			if err != nil {
+				return
+			}
+			c.fill(&f.d)
+		}
 		e.headerOK = true
 		e.status, dec, verdict = f.parts()
 	} else {
 		ev, err := decodeEvent(e.callID, e.kind, e.at, e.body)
-		if err != nil {
+		if err != nil || ev.resolve(cxs.before(e.seq)) != nil {
 			return
 		}
 		e.headerOK = ev.ID == e.callID && ev.Kind == e.kind
@@ -556,7 +586,7 @@ type foldState struct {
 func (st *foldState) fold(e *evItem) {
 	switch {
 	case e.kind == kindToken:
-	case standaloneKinds[e.kind] || e.kind == kindRulesLoad || e.kind == kindRulesRollback:
+	case standaloneKinds[e.kind] || e.kind == kindRulesLoad || e.kind == kindRulesRollback || e.kind == kindContext:
 		st.orphanBad = st.orphanBad || !e.headerOK
 	default:
 		st.orphanBad = true
@@ -669,8 +699,8 @@ func readNames(ctx context.Context, tx *sql.Tx) (map[int64]string, error) {
 // verifyFast's first event follows the event hashed prev ("" for the
 // genesis). The rows reflect the events up to mark (the projection's
 // watermark); later ones are checked by the chain only.
-func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, base string, mark int64) (clean bool, err error) {
-	prev := hashRaw(base)
+func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, base ChainPoint, mark int64) (clean bool, err error) {
+	prev := hashRaw(base.Hash)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	jobs := make(chan func(), 8)
@@ -756,6 +786,7 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, bas
 	}
 	order := make(chan *evChunk, 4)
 	var evErr error
+	cxs := newCtxReader(ctx, nil)
 	readers.Go(func() {
 		defer close(order)
 		rows, err := evTx.QueryContext(ctx, `SELECT `+chainCols+` FROM events ORDER BY seq`)
@@ -774,7 +805,7 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, bas
 				for i := range ch.evs {
 					ch.evs[i].check(&x, prev)
 					prev = storedRaw(ch.evs[i].hash)
-					ch.evs[i].read()
+					ch.evs[i].read(cxs)
 				}
 				close(ch.done)
 			}) {
@@ -791,10 +822,18 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, bas
 		first := last
 		for rows.Next() {
 			evs = append(evs, evItem{})
-			if evErr = evs[len(evs)-1].scan(rows); evErr != nil {
+			e := &evs[len(evs)-1]
+			if evErr = e.scan(rows); evErr != nil {
 				return
 			}
-			last = storedRaw(evs[len(evs)-1].hash)
+			// Before the chunk goes out: the decisions after a context
+			// event, in this chunk or later ones, look it up.
+			cxs.put(e.seq, e.callID, e.kind, e.at, e.body)
+			if e.seq <= base.Seq {
+				evs = evs[:len(evs)-1] // kept by a cut: verifyKept checks it
+				continue
+			}
+			last = storedRaw(e.hash)
 			if len(evs) == verifyChunk {
 				if !send(evs, first) {
 					return

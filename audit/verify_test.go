@@ -30,7 +30,7 @@ func fastClean(t testing.TB, s *Store) (bool, []Problem) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clean, err := verifyFast(ctx, evTx, rowTx, &fast, "", mark)
+	clean, err := verifyFast(ctx, evTx, rowTx, &fast, ChainPoint{}, mark)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,9 +161,9 @@ func TestVerifyFastSound(t *testing.T) {
 		{`UPDATE events SET body = replace(body, '"ok":false', '"ok":true')`, false},
 		{`UPDATE events SET body = replace(body, '"d":{', '"d": {')`, true},
 		{`UPDATE events SET body = replace(body, '"st":"refused"', '"st":"refus\u0065d"')`, true},
-		{`UPDATE events SET body = replace(body, '"cl":', '"RCV":1,"cl":') WHERE call_id = '01VF1'`, false},
+		{`UPDATE events SET body = replace(body, '"args":', '"RCV":1,"args":') WHERE call_id = '01VF1'`, false},
 		{`UPDATE events SET body = replace(body, '"act":', '"Act":')`, true}, // encoding/json matches keys in any case
-		{`UPDATE events SET body = replace(body, '"rcv":', '"rcv":"') WHERE seq = 3`, false},
+		{`UPDATE events SET body = replace(body, '"rcv":', '"rcv":"') WHERE call_id = '01VF1'`, false},
 		{`UPDATE events SET body = replace(body, '}}', '}, "r": 7}') WHERE kind = 'outcome'`, false},
 		{`UPDATE events SET body = replace(body, '"size":3', '"size":3.5')`, false},
 		{`UPDATE events SET body = body || ' '`, true},
@@ -202,7 +202,9 @@ func FuzzVerifyFast(f *testing.F) {
 	f.Add(false, 3, "reviewer", "", "mallory")
 	f.Add(false, 14, "args", "", `{"path":"/etc/passwd"}`)
 	f.Add(false, 1, "annotations", "", `{"title":"x"}`)
-	f.Add(false, 21, "verdict_seq", "", "0") // 01VF0, never reviewed: 0 is not NULL
+	f.Add(false, 21, "verdict_seq", "", "0")  // 01VF0, never reviewed: 0 is not NULL
+	f.Add(true, 2, "", `"cx":1,`, `"cx":2,`)  // a decision naming an event that is no context
+	f.Add(true, 1, "", `"srv":"`, `"srv":"x`) // a context event
 	template := verifyTemplate(f)
 	colOK := map[string]bool{}
 	for _, c := range append(slimNames, "args") {

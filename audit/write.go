@@ -12,7 +12,7 @@ import (
 // writeStmts are prepared once on the writer's connection.
 type writeStmts struct {
 	head, insertCall, insertEvent, state, setVerdict, setStatus, setOutcome, setSlack *sql.Stmt
-	exists, watermark, setWatermark, tail, eventBody, nameID, addName                 *sql.Stmt
+	exists, watermark, setWatermark, tail, eventBody, nameID, addName, base           *sql.Stmt
 	rowStatus                                                                         *sql.Stmt
 }
 
@@ -29,6 +29,7 @@ func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 		sql string
 	}{
 		{&st.head, `SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1`},
+		{&st.base, `SELECT coalesce(max(seq), 0) FROM chain_base`},
 		{&st.exists, `SELECT count(*) FROM calls WHERE id = ?`},
 		{&st.rowStatus, `SELECT status FROM calls WHERE id = ?`},
 		{&st.watermark, `SELECT seq FROM projection WHERE name = 'calls'`},
@@ -59,7 +60,7 @@ func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 
 func (st *writeStmts) close() {
 	for _, s := range []*sql.Stmt{st.head, st.insertCall, st.insertEvent, st.state, st.setVerdict, st.setStatus, st.setOutcome, st.setSlack,
-		st.exists, st.watermark, st.setWatermark, st.tail, st.eventBody, st.nameID, st.addName, st.rowStatus} {
+		st.exists, st.watermark, st.setWatermark, st.tail, st.eventBody, st.nameID, st.addName, st.base, st.rowStatus} {
 		if s != nil {
 			s.Close()
 		}
@@ -81,6 +82,10 @@ type wtx struct {
 	projected int
 	// names are the name ids this transaction added or looked up.
 	names map[string]int64
+	// ctxs are the context events this transaction appended, by body;
+	// base is the chain base's seq (-1: not read yet).
+	ctxs map[string]int64
+	base int64
 }
 
 // appendEvent chains one event of a call after the current head.
@@ -140,7 +145,7 @@ func (w *wtx) state(id string) (callState, error) {
 		return cs, fmt.Errorf("audit: read call %s: %w", id, err)
 	}
 	var r Record
-	if err := r.load(id, &d, &v, nil, sql.NullString{}); err != nil {
+	if err := r.load(id, &d, &v, nil, sql.NullString{}, newCtxReader(w.ctx, w.s.conn).get); err != nil {
 		return cs, fmt.Errorf("audit: read call %s: %w", id, err)
 	}
 	cs.decidedAt, cs.verdict, cs.principal = r.DecidedAt.UnixNano(), r.Review, r.Principal

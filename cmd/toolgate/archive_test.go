@@ -217,8 +217,8 @@ func TestArchiveCLIPostgres(t *testing.T) {
 	tamper("a live row altered", `UPDATE calls SET received_at = received_at + 1 WHERE id = '`+last+`'`,
 		`UPDATE calls SET received_at = received_at - 1 WHERE id = '`+last+`'`)
 	tamper("a live event altered", `ALTER TABLE events DISABLE TRIGGER events_no_update;
-		UPDATE events SET body = replace(body, 'read_file', 'write_file') WHERE call_id = '`+last+`'`,
-		`UPDATE events SET body = replace(body, 'write_file', 'read_file') WHERE call_id = '`+last+`';
+		UPDATE events SET body = replace(body, 'allow-reads', 'allow-write') WHERE call_id = '`+last+`'`,
+		`UPDATE events SET body = replace(body, 'allow-write', 'allow-reads') WHERE call_id = '`+last+`';
 		ALTER TABLE events ENABLE TRIGGER events_no_update`)
 	if out, ok := tgRun(t, "audit", "verify", "--db", dsn, "--archive", arch); !ok {
 		t.Fatalf("verify after undoing the edits: %s", out)

@@ -190,7 +190,8 @@ func TestAuditVerify(t *testing.T) {
 	path := auditDB(t)
 	env := mapEnv{"TOOLGATE_AUDIT_DB": path}
 	out, _, err := runAuditCmd(t, env, "verify")
-	if err != nil || !strings.HasPrefix(out, "OK: 20 events and 12 calls") {
+	// 20 events of the calls, and the 7 contexts they name.
+	if err != nil || !strings.HasPrefix(out, "OK: 27 events and 12 calls") {
 		t.Fatalf("verify: %v\n%s", err, out)
 	}
 	db, err := sql.Open("sqlite3", "file:"+path)
@@ -209,6 +210,25 @@ func TestAuditVerify(t *testing.T) {
 	out, _, err = runAuditCmd(t, env, "verify", "--output", "json")
 	if !errors.Is(err, errFailed) || !strings.Contains(out, `"ok": false`) {
 		t.Fatalf("verify json: %v\n%s", err, out)
+	}
+}
+
+// TestAuditVerifyContextTamper: a context event rewritten in place (the
+// fields of every decision that names it) fails verify.
+func TestAuditVerifyContextTamper(t *testing.T) {
+	path := auditDB(t)
+	db, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DROP TRIGGER events_no_update; UPDATE events SET body = replace(body, '"srv":"', '"srv":"x')
+		WHERE seq = (SELECT min(seq) FROM events WHERE kind = 'context')`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	out, _, err := runAuditCmd(t, mapEnv{"TOOLGATE_AUDIT_DB": path}, "verify")
+	if !errors.Is(err, errFailed) || !strings.Contains(out, "hash mismatch") {
+		t.Fatalf("verify of a rewritten context: %v\n%s", err, out)
 	}
 }
 

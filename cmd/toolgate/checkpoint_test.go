@@ -204,7 +204,7 @@ func TestCheckpointWebhook(t *testing.T) {
 		t.Fatal(err)
 	}
 	line, _ := os.ReadFile(file)
-	if c.Seq != 20 || string(got)+"\n" != string(line) {
+	if c.Seq != 27 || string(got)+"\n" != string(line) {
 		t.Fatalf("webhook got %s; file has %s", got, line)
 	}
 	status = http.StatusInternalServerError
