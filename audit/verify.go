@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	jsonv1 "github.com/go-json-experiment/json/v1"
+	"github.com/toolgate/toolgate"
 )
 
 // maxProblems bounds how many problems Verify lists.
@@ -566,6 +567,18 @@ func (e *evItem) read(cxs *ctxReader) {
 	}
 }
 
+// statusConst is status as the constant of that name, so that a call's
+// fold state does not keep the event body it was scanned from alive.
+func statusConst(status string) string {
+	for _, c := range [...]string{toolgate.StatusOK, toolgate.StatusStarted, toolgate.StatusRefused, toolgate.StatusPending,
+		toolgate.StatusToolError, toolgate.StatusFailed, toolgate.StatusGranted, toolgate.StatusInterrupted} {
+		if status == c {
+			return c
+		}
+	}
+	return status
+}
+
 // foldState is what the fast pass needs of a call's events folded in
 // order (see Record.fold): which events its row must point at, and its
 // columns by digest.
@@ -595,7 +608,7 @@ func (st *foldState) fold(e *evItem) {
 		st.bad = true
 	}
 	st.n++
-	st.status = e.status
+	st.status = statusConst(e.status)
 	switch e.kind {
 	case kindDecision:
 		if st.decSeq == 0 {
@@ -785,6 +798,16 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, bas
 		done chan struct{}
 	}
 	order := make(chan *evChunk, 4)
+	// spare holds folded chunks' arrays for the reader to fill again.
+	spare := make(chan []evItem, cap(order)+4)
+	newChunk := func() []evItem {
+		select {
+		case evs := <-spare:
+			return evs[:0]
+		default:
+			return make([]evItem, 0, verifyChunk)
+		}
+	}
 	var evErr error
 	cxs := newCtxReader(ctx, nil)
 	readers.Go(func() {
@@ -818,7 +841,7 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, bas
 				return false
 			}
 		}
-		evs := make([]evItem, 0, verifyChunk)
+		evs := newChunk()
 		first := last
 		for rows.Next() {
 			evs = append(evs, evItem{})
@@ -838,7 +861,7 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, bas
 				if !send(evs, first) {
 					return
 				}
-				evs, first = make([]evItem, 0, verifyChunk), last
+				evs, first = newChunk(), last
 			}
 		}
 		if evErr = rows.Err(); evErr == nil && len(evs) > 0 {
@@ -871,6 +894,11 @@ func verifyFast(ctx context.Context, evTx, rowTx *sql.Tx, rep *VerifyReport, bas
 				states[e.callID] = st
 			}
 			st.fold(e)
+		}
+		clear(ch.evs) // drop the bodies
+		select {
+		case spare <- ch.evs:
+		default:
 		}
 	}
 	if evErr != nil {
