@@ -67,8 +67,9 @@ func (s *Store) CloseInterrupted(ctx context.Context, horizon time.Duration) ([]
 		return nil, fmt.Errorf("audit: close interrupted calls: %w", err)
 	}
 	var cands []started
-	rows, err := s.rdb.QueryContext(ctx, `SELECT calls.id, d.at FROM calls JOIN events d ON d.seq = calls.seq WHERE calls.status = ?`,
-		toolgate.StatusStarted)
+	// The status is a literal so that the planner can use calls_started.
+	rows, err := s.rdb.QueryContext(ctx, `SELECT calls.id, d.at FROM calls JOIN events d ON d.seq = calls.seq WHERE calls.status = '`+
+		toolgate.StatusStarted+`'`)
 	if err != nil {
 		return nil, fmt.Errorf("audit: close interrupted calls: %w", err)
 	}

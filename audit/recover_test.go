@@ -233,7 +233,7 @@ func TestRetentionPassesACrashedCall(t *testing.T) {
 
 // BenchmarkCloseInterruptedScan measures a recovery run that finds
 // nothing to close over a log of 100,000 finished calls: serve's
-// once-a-minute cost (the scan of calls for started rows).
+// once-a-minute cost (the started rows, read through calls_started).
 func BenchmarkCloseInterruptedScan(b *testing.B) {
 	const n = 100000
 	s := openTest(b, filepath.Join(b.TempDir(), "a.db"), Options{})
