@@ -24,18 +24,22 @@ type ctxLookup func(seq int64) (*ctx2, error)
 
 // resolve fills in the context fields of e's decision from the context
 // event it names, if it names one.
-func (e *event) resolve(look ctxLookup) error {
-	if e.cx == 0 || e.Decision == nil {
+func (e *event) resolve(look ctxLookup) error { return resolveCx(e.cx, e.Decision, look) }
+
+// resolveCx fills in the context fields of decision d (nil: none) from
+// context event cx (0: d names none) through look.
+func resolveCx(cx int64, d *Entry, look ctxLookup) error {
+	if cx == 0 || d == nil {
 		return nil
 	}
 	if look == nil {
-		return fmt.Errorf("decision names context event %d, which is not at hand", e.cx)
+		return fmt.Errorf("decision names context event %d, which is not at hand", cx)
 	}
-	c, err := look(e.cx)
+	c, err := look(cx)
 	if err != nil {
 		return err
 	}
-	c.fill(e.Decision)
+	c.fill(d)
 	return nil
 }
 

@@ -535,15 +535,12 @@ func (e *evItem) read(cxs *ctxReader) {
 		verdict *Review
 	)
 	if f.scanRowFields(e.callID, e.body) {
-		if f.cx != 0 {
-			c, err := cxs.before(e.seq)(f.cx)
-			if err != nil {
-				return
-			}
-			c.fill(&f.d)
+		status, d, r := f.parts()
+		if resolveCx(f.cx, d, cxs.before(e.seq)) != nil {
+			return
 		}
 		e.headerOK = true
-		e.status, dec, verdict = f.parts()
+		e.status, dec, verdict = status, d, r
 	} else {
 		ev, err := decodeEvent(e.callID, e.kind, e.at, e.body)
 		if err != nil || ev.resolve(cxs.before(e.seq)) != nil {

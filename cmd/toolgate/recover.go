@@ -15,7 +15,7 @@ import (
 const horizonMargin = time.Minute
 
 // recoverEvery is how often serve closes the calls that stopped processes
-// left started (each run scans the calls table once).
+// left started (each run reads the started rows by their partial index).
 const recoverEvery = time.Minute
 
 // callHorizon is the longest a call may take under cfg from its decision
