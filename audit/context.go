@@ -52,6 +52,9 @@ func decodeContext(seq int64, id, kind string, at int64, body string) (*ctx2, er
 	if err != nil {
 		return nil, fmt.Errorf("context event %d: %w", seq, err)
 	}
+	if e.context == nil { // a format-1 body: context events are format 2 only
+		return nil, fmt.Errorf("context event %d holds no context", seq)
+	}
 	return e.context, nil
 }
 

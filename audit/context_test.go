@@ -64,6 +64,7 @@ func TestContextTamper(t *testing.T) {
 		{"cx at a later context", `UPDATE events SET body = replace(body, '"cx":1,', '"cx":3,') WHERE seq = 2`, true, "not an earlier one"},
 		{"cx on an outcome", `UPDATE events SET body = replace(body, '{"v":2,', '{"v":2,"cx":1,') WHERE kind = 'outcome'`, true, "cx 1 on a outcome"},
 		{"context event deleted", `DELETE FROM events WHERE seq = 1`, true, "no context event 1"},
+		{"context body not format 2", `UPDATE events SET body = '{}' WHERE seq = 1`, true, "holds no context"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "a.db")
