@@ -730,6 +730,7 @@ func (w *wtx) prune(p *archivePlan, cut *Cut) error {
 		ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`, to, p.info.Head.Hash); err != nil {
 		return fmt.Errorf("audit: archive: record the cut: %w", err)
 	}
+	w.base = to // later writes of this transaction name no context at or below it
 	keep := make([]string, 0, len(cut.Kept)+1)
 	for _, k := range cut.Kept {
 		keep = append(keep, strconv.FormatInt(k.Seq, 10))

@@ -117,6 +117,15 @@ func hashHex(stored []byte) string {
 	return string(stored)
 }
 
+// storedHashRaw is a stored hash column (raw, or hex text in format 1)
+// as 32 raw bytes, like hashRaw(hashHex(stored)) without the round trip.
+func storedHashRaw(stored []byte) []byte {
+	if len(stored) == sha256.Size {
+		return stored
+	}
+	return hashRaw(string(stored))
+}
+
 // hashRaw is a hash given as hex text (or already raw) as 32 raw bytes;
 // nil for "" (no previous event). Anything else is returned as it is, so
 // that it matches no real hash.

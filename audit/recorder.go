@@ -102,18 +102,10 @@ func newEntryRow(e Entry, status string) *entryRow {
 	return r
 }
 
+// encodeEntry encodes e's decision event. e.Args must be json.Marshal's
+// encoding of the arguments (as Begin and Import make them), with ArgsHash
+// their hash: the body holds those bytes and the hash is derived from them.
 func (s *Store) encodeEntry(e Entry, status string, at int64) (*entryRow, error) {
-	if argsStored(e.Args) {
-		// The body holds the args as json.Marshal writes them, and their
-		// hash is derived from those bytes: the row must hold the same.
-		c, err := json.Marshal(e.Args)
-		if err != nil {
-			return nil, fmt.Errorf("audit: encode args of %s: %w", e.ID, err)
-		}
-		if string(c) != string(e.Args) {
-			e.Args, e.ArgsHash = c, argsHash(c)
-		}
-	}
 	r := newEntryRow(e, status)
 	r.at = at
 	// The decision event carries the arguments: it alone makes the

@@ -28,7 +28,10 @@ func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 		dst *(*sql.Stmt)
 		sql string
 	}{
-		{&st.head, `SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1`},
+		// The chain base rides with the head: a decision naming a cached
+		// context needs it, and it saves that decision's transaction a
+		// statement (a round trip on PostgreSQL).
+		{&st.head, `SELECT seq, hash, (SELECT coalesce(max(seq), 0) FROM chain_base) FROM events ORDER BY seq DESC LIMIT 1`},
 		{&st.base, `SELECT coalesce(max(seq), 0) FROM chain_base`},
 		{&st.exists, `SELECT count(*) FROM calls WHERE id = ?`},
 		{&st.rowStatus, `SELECT status FROM calls WHERE id = ?`},
@@ -113,14 +116,15 @@ func (w *wtx) appendBody(id, kind string, at int64, body []byte) error {
 	return nil
 }
 
-// readHead reads the chain head: its seq and hash.
+// readHead reads the chain head (its seq and hash) and the chain base.
 func (w *wtx) readHead() error {
 	var h []byte
-	err := w.s.stmts.head.QueryRowContext(w.ctx).Scan(&w.head, &h)
+	w.base = -1 // an empty log has no row: chainBase reads it if asked
+	err := w.s.stmts.head.QueryRowContext(w.ctx).Scan(&w.head, &h, &w.base)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("audit: read chain head: %w", err)
 	}
-	w.prev = hashRaw(hashHex(h))
+	w.prev = storedHashRaw(h)
 	return nil
 }
 
