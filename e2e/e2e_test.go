@@ -296,16 +296,6 @@ func (g *gateway) stop(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // --- the TypeScript SDK client (client.mjs) ---------------------------------
 
 // tsClient is a running client.mjs, answering one JSON line per step.
@@ -694,7 +684,7 @@ func TestTypeScriptClientCancel(t *testing.T) {
 	}
 	select {
 	case pid := <-seen:
-		waitDead(t, pid, 15*time.Second)
+		toolgatetest.WaitDead(t, 15*time.Second, pid)
 	default:
 		t.Fatal("the command never ran")
 	}
@@ -850,7 +840,7 @@ func TestUpstreamRestart(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitDead(t, pid, 10*time.Second)
+	toolgatetest.WaitDead(t, 10*time.Second, pid)
 
 	// During the outage: a prompt tool error naming the server, not a hang.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -892,7 +882,7 @@ func TestUpstreamRestart(t *testing.T) {
 func TestHTTPUpstream(t *testing.T) {
 	t.Parallel()
 	dir := realTempDir(t)
-	addr := freeAddr(t)
+	addr := toolgatetest.FreeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	up := exec.Command(filepath.Join(harness.dir, "node_modules", ".bin", "mcp-server-everything"), "streamableHttp")
 	up.Env = append(os.Environ(), "PORT="+port)
@@ -1144,26 +1134,4 @@ func TestDefaultConfig(t *testing.T) {
 	if a := c.must(call(toolWSRun, map[string]any{"command": "pwd"})); a.Result.IsError || !strings.Contains(a.Result.text(), cwd+"\n") {
 		t.Errorf("pwd: %+v", a.Result)
 	}
-}
-
-// waitDead polls until pid is gone (or a zombie).
-func waitDead(t *testing.T, pid int, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for alive(pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("process %d still alive after %s", pid, within)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
 }

@@ -1,13 +1,17 @@
 // Package toolgatetest holds what the tests of several toolgate packages
 // share: a log sink safe for concurrent use, a wait for a condition that
-// another goroutine brings about, and reading a call's result. It is
-// imported by tests only.
+// another goroutine or process brings about, a free port, whether a
+// process is gone, and reading a call's result. It is imported by tests
+// only.
 package toolgatetest
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -53,6 +57,38 @@ func EventuallyWithin(t testing.TB, what string, timeout time.Duration, cond fun
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// FreeAddr is a loopback TCP address no listener holds right now.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Alive reports whether pid is a running process (not a zombie).
+func Alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesised command name.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
+}
+
+// WaitDead waits until every pid is gone or a zombie, failing t after
+// within: a kill takes effect only once the kernel has delivered it.
+func WaitDead(t testing.TB, within time.Duration, pids ...int) {
+	t.Helper()
+	for _, pid := range pids {
+		EventuallyWithin(t, fmt.Sprintf("process %d to end", pid), within, func() bool { return !Alive(pid) })
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/review/slackfake"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // TestServeAuditLogGone: once the audit DB is deleted (or moved away) while
@@ -163,7 +164,7 @@ func TestServeSecretFiles(t *testing.T) {
 	t.Run("open token file", func(t *testing.T) {
 		cfg := writeConfig(t, upstreamConfig(t, "http: {auth_token_file: token}\n"))
 		token := writeSecret(t, filepath.Dir(cfg), "token", "file-token", 0o644)
-		out, err := exec.Command(toolgateBin, "serve", "--config", cfg, "--http", freeAddr(t)).CombinedOutput()
+		out, err := exec.Command(toolgateBin, "serve", "--config", cfg, "--http", toolgatetest.FreeAddr(t)).CombinedOutput()
 		var ee *exec.ExitError
 		want := "permissions 0644 for secret file " + token + " are too open: it must be accessible by its owner only (chmod 600 " + token + ")"
 		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), want) {

@@ -169,7 +169,7 @@ type httpToolgate struct {
 
 func startHTTPProc(t *testing.T, cfg string) *httpToolgate {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := toolgatetest.FreeAddr(t)
 	g := &httpToolgate{stderr: &toolgatetest.SyncBuffer{}, done: make(chan struct{}), base: "http://" + addr}
 	g.cmd = exec.Command(toolgateBin, "serve", "--config", cfg, "--http", addr)
 	g.cmd.Stderr = g.stderr

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -426,21 +425,10 @@ func TestServeBadConfig(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
-}
-
 // startHTTP runs `toolgate serve --http` and waits for /healthz.
 func startHTTP(t *testing.T, cfgPath string, args ...string) string {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := toolgatetest.FreeAddr(t)
 	cmd := exec.Command(toolgateBin, append([]string{"serve", "--config", cfgPath, "--http", addr}, args...)...)
 	stderr := &toolgatetest.SyncBuffer{}
 	cmd.Stderr = stderr

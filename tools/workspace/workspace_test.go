@@ -15,6 +15,7 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/toolgate/toolgate/toolgatetest"
 	"github.com/toolgate/toolgate/tools/sandbox/sandboxtest"
 )
 
@@ -505,18 +506,6 @@ func TestCapped(t *testing.T) {
 	}
 }
 
-// alive reports whether pid is a running (not zombie) process.
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the parenthesised command name.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
-}
-
 // sleepers returns the host pids of the processes running `sleep secs`:
 // a sandboxed command sees its own PID namespace, so its $! means nothing
 // out here; the unusual duration marks the processes of one test.
@@ -534,21 +523,6 @@ func waitSleepers(t *testing.T, secs, n int) []int {
 			t.Fatalf("%d processes running sleep %d, want %d", len(sleepers(secs)), secs, n)
 		}
 		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// waitDead polls until every pid is gone; the kill is asynchronous only up
-// to the kernel reaping orphans.
-func waitDead(t *testing.T, pids []int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for _, pid := range pids {
-		for alive(pid) {
-			if time.Now().After(deadline) {
-				t.Fatalf("process %d still alive", pid)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
 	}
 }
 
@@ -575,7 +549,7 @@ func TestRunCommandTimeoutKillsGroup(t *testing.T) {
 	if !r.isErr || !strings.Contains(r.text, "timed out after 2s") {
 		t.Fatalf("got %q, %v", r.text, r.isErr)
 	}
-	waitDead(t, pids)
+	toolgatetest.WaitDead(t, 10*time.Second, pids...)
 }
 
 func TestRunCommandBackgroundKilledOnExit(t *testing.T) {
@@ -586,7 +560,7 @@ func TestRunCommandBackgroundKilledOnExit(t *testing.T) {
 	if isErr || !strings.Contains(got, "sleepers: 2") {
 		t.Fatalf("got %q, %v", got, isErr)
 	}
-	waitDead(t, sleepers(300102))
+	toolgatetest.WaitDead(t, 10*time.Second, sleepers(300102)...)
 }
 
 func TestRunCommandCancelKillsGroup(t *testing.T) {
@@ -611,5 +585,5 @@ func TestRunCommandCancelKillsGroup(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	waitDead(t, pids)
+	toolgatetest.WaitDead(t, 10*time.Second, pids...)
 }
