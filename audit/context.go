@@ -200,13 +200,18 @@ func (w *wtx) chainBase() (int64, error) {
 	return w.base, nil
 }
 
-// appendDecision chains r's decision after its context event.
-func (w *wtx) appendDecision(r *entryRow) error {
+// appendDecision chains r's decision after its context event; with
+// onlyNew, not if calls has a row for the call (ErrState).
+func (w *wtx) appendDecision(r *entryRow, onlyNew bool) error {
 	cx, err := w.contextSeq(r.ctxBody, r.at)
 	if err != nil {
 		return err
 	}
-	return w.appendBody(r.e.ID, kindDecision, r.at, withCx(r.body, cx))
+	body := withCx(r.body, cx)
+	if onlyNew {
+		return w.insert(w.s.stmts.insertNewDecision, r.e.ID, kindDecision, r.at, body, r.e.ID)
+	}
+	return w.appendBody(r.e.ID, kindDecision, r.at, body)
 }
 
 // leadingCx is the cx of the decision body that starts with b (withCx),

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -218,12 +219,11 @@ func (s *Store) pgReconnect(ctx context.Context) error {
 	return nil
 }
 
-// lockChain takes the chain lock for the writer's open transaction.
-func (p *pgState) lockChain(ctx context.Context, c *sql.Conn) error {
-	if _, err := c.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, int64(pgChainLock)); err != nil {
-		return fmt.Errorf("audit: lock the chain: %w", err)
-	}
-	return nil
+// pgBeginLocked begins the writer's transaction and takes the chain lock
+// for it in one round trip: without arguments, pgx sends it as one simple
+// query, which may hold several statements.
+func pgBeginLocked() string {
+	return "BEGIN; SELECT pg_advisory_xact_lock(" + strconv.FormatInt(pgChainLock, 10) + ")"
 }
 
 // sameSnapshot begins a read transaction on another connection of db that

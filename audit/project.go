@@ -166,19 +166,6 @@ func (w *wtx) unprojected(id string) (string, bool) {
 	return st, ok
 }
 
-// known reports whether call id is recorded: unprojected or in calls. A
-// decision checks only that, so it reads no event.
-func (w *wtx) known(id string) (bool, error) {
-	if _, ok := w.unprojected(id); ok {
-		return true, nil
-	}
-	var n int
-	if err := w.s.stmts.exists.QueryRowContext(w.ctx, id).Scan(&n); err != nil {
-		return false, fmt.Errorf("audit: read call %s: %w", id, err)
-	}
-	return n > 0, nil
-}
-
 // stage keeps a hot op's event for the projection.
 func (w *wtx) stage(it projItem) {
 	it.seq = w.head

@@ -125,7 +125,7 @@ func (s *Store) encodeEntry(e Entry, status string, at int64) (*entryRow, error)
 // begin records r's decision event and its row together (a decision
 // whose row carries more than its event: a review's policy and MAC).
 func (w *wtx) begin(r *entryRow) error {
-	if err := w.appendDecision(r); err != nil {
+	if err := w.appendDecision(r, false); err != nil {
 		return err
 	}
 	n, err := w.insertEntry(w.head, &r.e, r.status)
@@ -140,12 +140,10 @@ func (w *wtx) begin(r *entryRow) error {
 
 // beginHot records r's decision event alone; its row is projected later.
 func (w *wtx) beginHot(r *entryRow) error {
-	if known, err := w.known(r.e.ID); err != nil {
-		return err
-	} else if known {
+	if _, ok := w.unprojected(r.e.ID); ok {
 		return fmt.Errorf("%w: begin %s: the call is already recorded", ErrState, r.e.ID)
 	}
-	if err := w.appendDecision(r); err != nil {
+	if err := w.appendDecision(r, true); err != nil {
 		return err
 	}
 	w.stage(projItem{id: r.e.ID, status: r.status, entry: r})

@@ -837,20 +837,15 @@ func (s *Store) tryCommit(live []*op, hot bool) (int, error) {
 	ctx := context.Background()
 	begin := "BEGIN IMMEDIATE"
 	if s.pg != nil {
-		begin = "BEGIN"
+		begin = pgBeginLocked()
 		if err := s.pgReconnect(ctx); err != nil {
 			return 0, err
 		}
 	}
-	if _, err := s.conn.ExecContext(ctx, begin); err != nil {
-		return 0, fmt.Errorf("audit: begin transaction: %w", err)
-	}
 	rollback := func() { s.conn.ExecContext(ctx, "ROLLBACK") }
-	if s.pg != nil {
-		if err := s.pg.lockChain(ctx, s.conn); err != nil {
-			rollback()
-			return 0, err
-		}
+	if _, err := s.conn.ExecContext(ctx, begin); err != nil {
+		rollback() // PostgreSQL: the lock may have failed inside the begun transaction
+		return 0, fmt.Errorf("audit: begin transaction: %w", err)
 	}
 	w := &wtx{s: s, ctx: ctx, base: -1}
 	if err := w.readHead(); err != nil {

@@ -165,8 +165,22 @@ func TestBeginIsCommittedBeforeReturn(t *testing.T) {
 			t.Errorf("args = %s, want %s", args, want)
 		}
 	}
-	if err := s.Begin(ctx, testCall("01ID0", 0), testDecision(toolgate.Allow)); err == nil {
-		t.Error("Begin with a duplicate id succeeded")
+	// A duplicate is refused whether calls reflects the first decision
+	// (01ID0, read above) or only the log does (01NEW, just begun).
+	if err := s.Begin(ctx, testCall("01NEW", 0), testDecision(toolgate.Allow)); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"01ID0", "01NEW"} {
+		if err := s.Begin(ctx, testCall(id, 0), testDecision(toolgate.Allow)); !errors.Is(err, ErrState) {
+			t.Errorf("Begin with the duplicate id %s: %v, want ErrState", id, err)
+		}
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := other.QueryRow(`SELECT count(*) FROM events WHERE kind = 'decision' AND call_id IN ('01ID0', '01NEW')`).Scan(&n); err != nil || n != 2 {
+		t.Errorf("decision events of the two ids: %d (%v), want 2", n, err)
 	}
 }
 

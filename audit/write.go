@@ -12,8 +12,8 @@ import (
 // writeStmts are prepared once on the writer's connection.
 type writeStmts struct {
 	head, insertCall, insertEvent, state, setVerdict, setStatus, setOutcome, setSlack *sql.Stmt
-	exists, watermark, setWatermark, tail, eventBody, nameID, addName, base           *sql.Stmt
-	rowStatus                                                                         *sql.Stmt
+	watermark, setWatermark, tail, eventBody, nameID, addName, base                   *sql.Stmt
+	rowStatus, insertNewDecision                                                      *sql.Stmt
 }
 
 // insertCallSQL inserts a call's row; its seq is its decision event's.
@@ -33,7 +33,6 @@ func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 		// statement (a round trip on PostgreSQL).
 		{&st.head, `SELECT seq, hash, (SELECT coalesce(max(seq), 0) FROM chain_base) FROM events ORDER BY seq DESC LIMIT 1`},
 		{&st.base, `SELECT coalesce(max(seq), 0) FROM chain_base`},
-		{&st.exists, `SELECT count(*) FROM calls WHERE id = ?`},
 		{&st.rowStatus, `SELECT status FROM calls WHERE id = ?`},
 		{&st.watermark, `SELECT seq FROM projection WHERE name = 'calls'`},
 		{&st.setWatermark, `UPDATE projection SET seq = ? WHERE name = 'calls'`},
@@ -44,6 +43,10 @@ func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 		{&st.addName, `INSERT INTO names (name) VALUES (?) RETURNING id`},
 		// RETURNING, not LastInsertId: PostgreSQL's driver has none.
 		{&st.insertEvent, `INSERT INTO events (call_id, kind, at, body, prev_hash, hash) VALUES (?,?,?,?,?,?) RETURNING seq`},
+		// A decision for a call calls has no row for: the check rides with
+		// the insert (no statement, or round trip, of its own).
+		{&st.insertNewDecision, `INSERT INTO events (call_id, kind, at, body, prev_hash, hash) SELECT ?,?,?,?,?,?
+			WHERE NOT EXISTS (SELECT 1 FROM calls WHERE id = ?) RETURNING seq`},
 		{&st.state, `SELECT calls.status, d.at, d.body, v.at, v.body FROM calls JOIN events d ON d.seq = calls.seq
 			LEFT JOIN events v ON v.seq = calls.verdict_seq WHERE calls.id = ?`},
 		{&st.setVerdict, `UPDATE calls SET status = ?, review_approved = ?, review_channel = ?, review_ms = ?, verdict_seq = ? WHERE id = ?`},
@@ -63,7 +66,7 @@ func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 
 func (st *writeStmts) close() {
 	for _, s := range []*sql.Stmt{st.head, st.insertCall, st.insertEvent, st.state, st.setVerdict, st.setStatus, st.setOutcome, st.setSlack,
-		st.exists, st.watermark, st.setWatermark, st.tail, st.eventBody, st.nameID, st.addName, st.base, st.rowStatus} {
+		st.watermark, st.setWatermark, st.tail, st.eventBody, st.nameID, st.addName, st.base, st.rowStatus, st.insertNewDecision} {
 		if s != nil {
 			s.Close()
 		}
@@ -104,12 +107,22 @@ func (w *wtx) appendEvent(e *event) error {
 // chain.go): a body not yet marked as format 2 (an event's own JSON
 // object) gets the marker.
 func (w *wtx) appendBody(id, kind string, at int64, body []byte) error {
+	return w.insert(w.s.stmts.insertEvent, id, kind, at, body)
+}
+
+// insert chains an event with stmt: insertEvent, or insertNewDecision
+// (extra is then the call id again), which inserts nothing, reported as
+// ErrState, when calls has a row for the call.
+func (w *wtx) insert(stmt *sql.Stmt, id, kind string, at int64, body []byte, extra ...any) error {
 	if !isFormat2(string(body)) {
 		body = markFormat2(body)
 	}
 	h := eventHash(w.prev, id, kind, at, string(body))
-	err := w.s.stmts.insertEvent.QueryRowContext(w.ctx, id, kind, at, string(body), "", h).Scan(&w.head)
-	if err != nil {
+	err := stmt.QueryRowContext(w.ctx, append([]any{id, kind, at, string(body), "", h}, extra...)...).Scan(&w.head)
+	switch {
+	case errors.Is(err, sql.ErrNoRows) && len(extra) > 0:
+		return fmt.Errorf("%w: begin %s: the call is already recorded", ErrState, id)
+	case err != nil:
 		return fmt.Errorf("audit: append %s event for %s: %w", kind, id, err)
 	}
 	w.prev = h
