@@ -208,10 +208,16 @@ func (w *wtx) appendDecision(r *entryRow, onlyNew bool) error {
 		return err
 	}
 	body := withCx(r.body, cx)
-	if onlyNew {
-		return w.insert(w.s.stmts.insertNewDecision, r.e.ID, kindDecision, r.at, body, r.e.ID)
+	if !onlyNew {
+		return w.appendBody(r.e.ID, kindDecision, r.at, body)
 	}
-	return w.appendBody(r.e.ID, kindDecision, r.at, body)
+	switch ok, err := w.appendUnless(r.e.ID, kindDecision, r.at, body, ""); {
+	case err != nil:
+		return err
+	case !ok:
+		return fmt.Errorf("%w: begin %s: the call is already recorded", ErrState, r.e.ID)
+	}
+	return nil
 }
 
 // leadingCx is the cx of the decision body that starts with b (withCx),

@@ -271,6 +271,19 @@ func (s *Store) Finish(ctx context.Context, id string, o toolgate.Outcome) error
 		return fmt.Errorf("audit: encode outcome of %s: %w", id, err)
 	}
 	return s.writeBehind("outcome of "+id, true, func(w *wtx) error {
+		if own, ok := w.unprojected(id); ok && own == toolgate.StatusStarted {
+			// Started in this process's log: the outcome is appended
+			// unless calls shows another status (another process closed
+			// the call as interrupted), which the check below reports.
+			appended, err := w.appendUnless(id, kindOutcome, at.UnixNano(), body, toolgate.StatusStarted)
+			if err != nil {
+				return err
+			}
+			if appended {
+				w.stage(projItem{id: id, status: o.Status, outcome: &o})
+				return nil
+			}
+		}
 		status, err := w.status(id)
 		if err != nil {
 			return err

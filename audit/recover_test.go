@@ -87,6 +87,37 @@ func (l *recoverLog) status(id string) *Record {
 	return r
 }
 
+// TestLateFinishOfAnUnprojectedCall: another process closes a call as
+// interrupted while the call's decision is still unprojected in the process
+// that runs it; that process's late Finish is refused all the same.
+func TestLateFinishOfAnUnprojectedCall(t *testing.T) {
+	ctx := context.Background()
+	l := newRecoverLog(t)
+	l.start("01U1") // a writes nothing after it: a holds it unprojected, started
+	l.recover(0)    // a's lease is live
+	l.advance(31 * time.Second)
+	if err := l.b.RenewLease(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.recover(0, "01U1")
+	if err := l.a.Finish(ctx, "01U1", toolgate.Outcome{Status: toolgate.StatusOK}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := l.status("01U1"); r.Status != toolgate.StatusInterrupted {
+		t.Fatalf("after a late Finish: %s %+v", r.Status, r.Outcome)
+	}
+	var outcomes int
+	if err := rawDB(t, l.path).QueryRowContext(ctx, `SELECT count(*) FROM events WHERE call_id = '01U1' AND kind = 'outcome'`).Scan(&outcomes); err != nil || outcomes != 1 {
+		t.Fatalf("outcome events of the closed call = %d, %v; want 1", outcomes, err)
+	}
+	if rep, err := l.b.Verify(ctx); err != nil || !rep.OK() {
+		t.Fatalf("verify: %+v, %v", rep, err)
+	}
+}
+
 // TestCrashedCallsClosedOnceTheirProcessIsGone: a call left started by a
 // process that stopped renewing its lease is closed as interrupted once
 // the lease has run out, not before; a late Finish of it is refused (one

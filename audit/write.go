@@ -13,7 +13,7 @@ import (
 type writeStmts struct {
 	head, insertCall, insertEvent, state, setVerdict, setStatus, setOutcome, setSlack *sql.Stmt
 	watermark, setWatermark, tail, eventBody, nameID, addName, base                   *sql.Stmt
-	rowStatus, insertNewDecision                                                      *sql.Stmt
+	rowStatus, insertUnlessCall                                                       *sql.Stmt
 }
 
 // insertCallSQL inserts a call's row; its seq is its decision event's.
@@ -43,10 +43,11 @@ func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 		{&st.addName, `INSERT INTO names (name) VALUES (?) RETURNING id`},
 		// RETURNING, not LastInsertId: PostgreSQL's driver has none.
 		{&st.insertEvent, `INSERT INTO events (call_id, kind, at, body, prev_hash, hash) VALUES (?,?,?,?,?,?) RETURNING seq`},
-		// A decision for a call calls has no row for: the check rides with
-		// the insert (no statement, or round trip, of its own).
-		{&st.insertNewDecision, `INSERT INTO events (call_id, kind, at, body, prev_hash, hash) SELECT ?,?,?,?,?,?
-			WHERE NOT EXISTS (SELECT 1 FROM calls WHERE id = ?) RETURNING seq`},
+		// insertEvent unless calls holds the call's row in another status
+		// than the given one (appendUnless): the check rides with the
+		// insert, without a statement (a round trip) of its own.
+		{&st.insertUnlessCall, `INSERT INTO events (call_id, kind, at, body, prev_hash, hash) SELECT ?,?,?,?,?,?
+			WHERE NOT EXISTS (SELECT 1 FROM calls WHERE id = ? AND status <> ?) RETURNING seq`},
 		{&st.state, `SELECT calls.status, d.at, d.body, v.at, v.body FROM calls JOIN events d ON d.seq = calls.seq
 			LEFT JOIN events v ON v.seq = calls.verdict_seq WHERE calls.id = ?`},
 		{&st.setVerdict, `UPDATE calls SET status = ?, review_approved = ?, review_channel = ?, review_ms = ?, verdict_seq = ? WHERE id = ?`},
@@ -66,7 +67,7 @@ func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 
 func (st *writeStmts) close() {
 	for _, s := range []*sql.Stmt{st.head, st.insertCall, st.insertEvent, st.state, st.setVerdict, st.setStatus, st.setOutcome, st.setSlack,
-		st.watermark, st.setWatermark, st.tail, st.eventBody, st.nameID, st.addName, st.base, st.rowStatus, st.insertNewDecision} {
+		st.watermark, st.setWatermark, st.tail, st.eventBody, st.nameID, st.addName, st.base, st.rowStatus, st.insertUnlessCall} {
 		if s != nil {
 			s.Close()
 		}
@@ -107,26 +108,33 @@ func (w *wtx) appendEvent(e *event) error {
 // chain.go): a body not yet marked as format 2 (an event's own JSON
 // object) gets the marker.
 func (w *wtx) appendBody(id, kind string, at int64, body []byte) error {
-	return w.insert(w.s.stmts.insertEvent, id, kind, at, body)
+	_, err := w.insert(w.s.stmts.insertEvent, id, kind, at, body)
+	return err
 }
 
-// insert chains an event with stmt: insertEvent, or insertNewDecision
-// (extra is then the call id again), which inserts nothing, reported as
-// ErrState, when calls has a row for the call.
-func (w *wtx) insert(stmt *sql.Stmt, id, kind string, at int64, body []byte, extra ...any) error {
+// appendUnless is appendBody for call id's event, unless calls holds the
+// call's row in a status other than status ("": in any status). It reports
+// whether it appended.
+func (w *wtx) appendUnless(id, kind string, at int64, body []byte, status string) (bool, error) {
+	return w.insert(w.s.stmts.insertUnlessCall, id, kind, at, body, id, status)
+}
+
+// insert chains an event with stmt, an insert of the event's columns (then
+// extra) that returns its seq, or no row when it inserted nothing.
+func (w *wtx) insert(stmt *sql.Stmt, id, kind string, at int64, body []byte, extra ...any) (bool, error) {
 	if !isFormat2(string(body)) {
 		body = markFormat2(body)
 	}
 	h := eventHash(w.prev, id, kind, at, string(body))
 	err := stmt.QueryRowContext(w.ctx, append([]any{id, kind, at, string(body), "", h}, extra...)...).Scan(&w.head)
 	switch {
-	case errors.Is(err, sql.ErrNoRows) && len(extra) > 0:
-		return fmt.Errorf("%w: begin %s: the call is already recorded", ErrState, id)
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
 	case err != nil:
-		return fmt.Errorf("audit: append %s event for %s: %w", kind, id, err)
+		return false, fmt.Errorf("audit: append %s event for %s: %w", kind, id, err)
 	}
 	w.prev = h
-	return nil
+	return true, nil
 }
 
 // readHead reads the chain head (its seq and hash) and the chain base.
