@@ -28,6 +28,12 @@ type projection struct {
 	status map[string]string
 }
 
+// eventRef is an event of the log's tail, as the projection lists it.
+type eventRef struct {
+	seq  int64
+	kind string
+}
+
 // projItem is one event as the projection applies it to calls.
 type projItem struct {
 	seq     int64
@@ -56,17 +62,13 @@ func (w *wtx) project() error {
 	if mark >= w.head {
 		return nil
 	}
-	type ref struct {
-		seq  int64
-		kind string
-	}
-	var refs []ref
+	var refs []eventRef
 	rows, err := st.tail.QueryContext(w.ctx, mark)
 	if err != nil {
 		return fmt.Errorf("audit: read unprojected events: %w", err)
 	}
 	for rows.Next() {
-		var r ref
+		var r eventRef
 		if err := rows.Scan(&r.seq, &r.kind); err != nil {
 			rows.Close()
 			return fmt.Errorf("audit: read unprojected events: %w", err)
@@ -78,8 +80,13 @@ func (w *wtx) project() error {
 		return fmt.Errorf("audit: read unprojected events: %w", err)
 	}
 	look := newCtxReader(w.ctx, w.s.conn).get
+	outcomes := w.foldableOutcomes(refs)
 	for _, r := range refs {
 		it, ok := w.s.proj.items[r.seq]
+		o, fold := outcomes[it.id]
+		if ok && fold && it.seq == o.seq {
+			continue // written with its decision
+		}
 		if !ok {
 			switch r.kind {
 			case kindDecision, kindVerdict, kindStatus, kindOutcome:
@@ -90,12 +97,46 @@ func (w *wtx) project() error {
 				return err
 			}
 		}
-		if err := w.applyItem(&it); err != nil {
+		var with *projItem
+		if ok && fold && it.entry != nil {
+			with = &o
+		}
+		if err := w.applyItem(&it, with); err != nil {
 			return err
 		}
 	}
 	w.projected = len(refs)
 	return nil
+}
+
+// foldableOutcomes are the outcomes among refs that the projection writes
+// with their call's decision, by call id: each of a call whose started
+// decision is the one event of the call before it in refs. Only when every
+// event in refs is this process's own (held in proj.items): another
+// process's event of the call could fall between the two.
+func (w *wtx) foldableOutcomes(refs []eventRef) map[string]projItem {
+	started := map[string]bool{}
+	var out map[string]projItem
+	for _, r := range refs {
+		it, ok := w.s.proj.items[r.seq]
+		if !ok {
+			return nil
+		}
+		switch {
+		case it.entry != nil && it.status == toolgate.StatusStarted && !started[it.id]:
+			started[it.id] = true
+		case it.outcome != nil && started[it.id]:
+			if out == nil {
+				out = map[string]projItem{}
+			}
+			out[it.id] = it
+			delete(started, it.id) // a later event of the call is not folded
+		default:
+			delete(started, it.id)
+			delete(out, it.id)
+		}
+	}
+	return out
 }
 
 // loadItem reads event seq back from the log, a decision's context
@@ -122,17 +163,21 @@ func (w *wtx) loadItem(seq int64, look ctxLookup) (projItem, error) {
 	return it, nil
 }
 
-// applyItem writes one event's effect on its call's row. An event that
-// does not fit the row (a second decision for an id, an outcome of a call
-// not started) changes nothing: the log keeps it and Verify reports it.
-func (w *wtx) applyItem(it *projItem) error {
+// applyItem writes one event's effect on its call's row; a decision's
+// with outcome, its call's outcome (foldableOutcomes), in one insert of
+// what the two would write. An event that does not fit the row (a second
+// decision for an id, an outcome of a call not started) changes nothing:
+// the log keeps it and Verify reports it.
+func (w *wtx) applyItem(it, outcome *projItem) error {
 	var (
 		n   int64
 		err error
 	)
 	switch {
+	case it.entry != nil && outcome != nil:
+		n, err = w.insertEntry(it.seq, &it.entry.e, outcome.status, outcome.seq)
 	case it.entry != nil:
-		n, err = w.insertEntry(it.seq, &it.entry.e, it.status)
+		n, err = w.insertEntry(it.seq, &it.entry.e, it.status, 0)
 	case it.outcome != nil:
 		n, err = w.setOutcome(it.id, it.outcome, it.seq)
 	case it.verdict != nil:

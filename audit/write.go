@@ -16,11 +16,12 @@ type writeStmts struct {
 	rowStatus, insertUnlessCall                                                       *sql.Stmt
 }
 
-// insertCallSQL inserts a call's row; its seq is its decision event's.
+// insertCallSQL inserts a call's row; its seq is its decision event's,
+// outcome_seq its outcome's when the row is written after it (else NULL).
 const insertCallSQL = `INSERT INTO calls (seq, id, received_at, action, auto_approved, eval_failed, status, review_owner,
-server_ref, tool_ref, kind_ref, session_ref, user_ref, client_ref, model_ref, model_version_ref, rules_version_ref,
-rules_label_ref, rule_ref)
-VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+outcome_seq, server_ref, tool_ref, kind_ref, session_ref, user_ref, client_ref, model_ref, model_version_ref,
+rules_version_ref, rules_label_ref, rule_ref)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 ON CONFLICT (id) DO NOTHING`
 
 func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
@@ -177,16 +178,21 @@ func (w *wtx) state(id string) (callState, error) {
 	return cs, nil
 }
 
-// insertEntry inserts call e's row, decided by event seq, and returns how
-// many rows it inserted (0: a row with its id exists).
-func (w *wtx) insertEntry(seq int64, e *Entry, status string) (int64, error) {
+// insertEntry inserts call e's row, decided by event seq and in status,
+// finished by event outcomeSeq (0: none yet), and returns how many rows it
+// inserted (0: a row with its id exists).
+func (w *wtx) insertEntry(seq int64, e *Entry, status string, outcomeSeq int64) (int64, error) {
 	refs, err := w.refs(e.Server, e.Tool, kindColumn(e.Kind), e.Session, e.Principal.User, e.Client.Name,
 		e.Model.Name, e.Model.Version, e.RulesVersion, e.RulesLabel, e.Rule)
 	if err != nil {
 		return 0, err
 	}
+	var outcome any // NULL
+	if outcomeSeq > 0 {
+		outcome = outcomeSeq
+	}
 	res, err := w.s.stmts.insertCall.ExecContext(w.ctx, append([]any{seq, e.ID, e.ReceivedAt.UnixNano(),
-		string(e.Action), e.AutoApproved, e.EvalError != "", status, w.owner(status)}, refs...)...)
+		string(e.Action), e.AutoApproved, e.EvalError != "", status, w.owner(status), outcome}, refs...)...)
 	var n int64
 	if err == nil {
 		n, err = res.RowsAffected()
