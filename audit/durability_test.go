@@ -531,3 +531,58 @@ func killChild(t *testing.T, name, env string, ready func() bool) {
 		t.Fatalf("child did not die by SIGKILL: %v; stderr: %s", err, stderr.String())
 	}
 }
+
+// TestProjectionInsertsInChunks: calls whose decisions and outcomes wait
+// for one projection get their rows, in their final status, through
+// several multi-row inserts, and the log verifies against them.
+func TestProjectionInsertsInChunks(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, "", Options{projectDelay: time.Hour, projectBatch: 1 << 40})
+	const n = 2*maxRowsPerInsert + 7
+	for i := range n {
+		id := fmt.Sprintf("01P%06d", i)
+		a := []toolgate.Action{toolgate.Allow, toolgate.Allow, toolgate.Deny}[i%3]
+		if err := s.Begin(ctx, testCall(id, i), testDecision(a)); err != nil {
+			t.Fatal(err)
+		}
+		if a == toolgate.Allow && i%5 != 0 { // every fifth allowed call still runs
+			if err := s.Finish(ctx, id, toolgate.Outcome{Status: toolgate.StatusOK, ResultSize: i}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT status, outcome_seq IS NOT NULL FROM calls`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var status string
+		var finished bool
+		if err := rows.Scan(&status, &finished); err != nil {
+			t.Fatal(err)
+		}
+		counts[fmt.Sprintf("%s %v", status, finished)]++
+	}
+	rows.Close()
+	want := map[string]int{}
+	for i := range n {
+		switch {
+		case i%3 == 2:
+			want["refused false"]++
+		case i%5 == 0:
+			want["started false"]++
+		default:
+			want["ok true"]++
+		}
+	}
+	if fmt.Sprint(counts) != fmt.Sprint(want) {
+		t.Errorf("calls rows by status and outcome: %v, want %v", counts, want)
+	}
+	if rep, err := s.Verify(ctx); err != nil || !rep.OK() || rep.Calls != n {
+		t.Fatalf("verify: %+v, %v", rep, err)
+	}
+}

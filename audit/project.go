@@ -81,6 +81,7 @@ func (w *wtx) project() error {
 	}
 	look := newCtxReader(w.ctx, w.s.conn).get
 	outcomes := w.foldableOutcomes(refs)
+	var batch callRows
 	for _, r := range refs {
 		it, ok := w.s.proj.items[r.seq]
 		o, fold := outcomes[it.id]
@@ -88,41 +89,113 @@ func (w *wtx) project() error {
 			continue // written with its decision
 		}
 		if !ok {
-			switch r.kind {
-			case kindDecision, kindVerdict, kindStatus, kindOutcome:
-			default:
+			if !reflected(r.kind) {
 				continue // not reflected in calls, or written with its row
 			}
 			if it, err = w.loadItem(r.seq, look); err != nil {
 				return err
 			}
 		}
-		var with *projItem
-		if ok && fold && it.entry != nil {
-			with = &o
+		if it.entry != nil {
+			status, outcomeSeq := it.status, int64(0)
+			if ok && fold {
+				// One row, in the status the outcome left: what the
+				// decision's insert and the outcome's update would write.
+				status, outcomeSeq = o.status, o.seq
+			}
+			if err := batch.add(w, it.seq, &it.entry.e, status, outcomeSeq); err != nil {
+				return err
+			}
+			continue
 		}
-		if err := w.applyItem(&it, with); err != nil {
+		// Rows first: the event may change one of them.
+		if err := batch.flush(w); err != nil {
 			return err
 		}
+		if err := w.applyItem(&it); err != nil {
+			return err
+		}
+	}
+	if err := batch.flush(w); err != nil {
+		return err
 	}
 	w.projected = len(refs)
 	return nil
 }
 
+// maxRowsPerInsert bounds a multi-row insert of calls rows (20 values a
+// row; SQLite takes up to 32766 a statement, PostgreSQL 65535).
+const maxRowsPerInsert = 256
+
+// callRows are calls rows the projection inserts together: one statement,
+// one round trip on PostgreSQL, for up to maxRowsPerInsert of them.
+type callRows struct {
+	values      []any
+	n           int
+	first, last int64 // their decision events' seqs, for the log
+}
+
+func (b *callRows) add(w *wtx, seq int64, e *Entry, status string, outcomeSeq int64) error {
+	row, err := w.callRow(seq, e, status, outcomeSeq)
+	if err != nil {
+		return err
+	}
+	if b.n == 0 {
+		b.first = seq
+	}
+	b.values, b.last = append(b.values, row...), seq
+	if b.n++; b.n == maxRowsPerInsert {
+		return b.flush(w)
+	}
+	return nil
+}
+
+// flush inserts the rows added since the last flush. A decision whose call
+// has a row already (a second decision for an id) changes nothing: the log
+// keeps it and Verify reports it.
+func (b *callRows) flush(w *wtx) error {
+	if b.n == 0 {
+		return nil
+	}
+	res, err := w.s.conn.ExecContext(w.ctx, insertCallsSQL(b.n), b.values...)
+	var n int64
+	if err == nil {
+		n, err = res.RowsAffected()
+	}
+	if err != nil {
+		return fmt.Errorf("audit: insert calls of events %d-%d: %w", b.first, b.last, err)
+	}
+	if n != int64(b.n) {
+		w.s.o.Logger.Error("audit: decisions do not fit their calls' rows; left to verify", "decisions", int64(b.n)-n, "from_seq", b.first, "to_seq", b.last)
+	}
+	b.values, b.n = b.values[:0], 0
+	return nil
+}
+
+// reflected reports whether calls reflects events of kind, when the
+// projection applies them.
+func reflected(kind string) bool {
+	switch kind {
+	case kindDecision, kindVerdict, kindStatus, kindOutcome:
+		return true
+	}
+	return false
+}
+
 // foldableOutcomes are the outcomes among refs that the projection writes
 // with their call's decision, by call id: each of a call whose started
 // decision is the one event of the call before it in refs. Only when every
-// event in refs is this process's own (held in proj.items): another
-// process's event of the call could fall between the two.
+// event in refs that calls reflects is this process's own (held in
+// proj.items): another process's event of the call could fall between.
 func (w *wtx) foldableOutcomes(refs []eventRef) map[string]projItem {
 	started := map[string]bool{}
 	var out map[string]projItem
 	for _, r := range refs {
 		it, ok := w.s.proj.items[r.seq]
-		if !ok {
-			return nil
-		}
 		switch {
+		case !ok && reflected(r.kind):
+			return nil
+		case !ok:
 		case it.entry != nil && it.status == toolgate.StatusStarted && !started[it.id]:
 			started[it.id] = true
 		case it.outcome != nil && started[it.id]:
@@ -163,21 +236,16 @@ func (w *wtx) loadItem(seq int64, look ctxLookup) (projItem, error) {
 	return it, nil
 }
 
-// applyItem writes one event's effect on its call's row; a decision's
-// with outcome, its call's outcome (foldableOutcomes), in one insert of
-// what the two would write. An event that does not fit the row (a second
-// decision for an id, an outcome of a call not started) changes nothing:
-// the log keeps it and Verify reports it.
-func (w *wtx) applyItem(it, outcome *projItem) error {
+// applyItem writes the effect of one event other than a decision (see
+// callRows) on its call's row. An event that does not fit the row (an
+// outcome of a call not started) changes nothing: the log keeps it and
+// Verify reports it.
+func (w *wtx) applyItem(it *projItem) error {
 	var (
 		n   int64
 		err error
 	)
 	switch {
-	case it.entry != nil && outcome != nil:
-		n, err = w.insertEntry(it.seq, &it.entry.e, outcome.status, outcome.seq)
-	case it.entry != nil:
-		n, err = w.insertEntry(it.seq, &it.entry.e, it.status, 0)
 	case it.outcome != nil:
 		n, err = w.setOutcome(it.id, it.outcome, it.seq)
 	case it.verdict != nil:

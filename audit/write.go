@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/toolgate/toolgate"
 )
@@ -16,13 +17,17 @@ type writeStmts struct {
 	rowStatus, insertUnlessCall                                                       *sql.Stmt
 }
 
-// insertCallSQL inserts a call's row; its seq is its decision event's,
+// insertCallsSQL inserts n calls rows (callRow's values); a row whose id
+// calls holds already is left out. A row's seq is its decision event's,
 // outcome_seq its outcome's when the row is written after it (else NULL).
-const insertCallSQL = `INSERT INTO calls (seq, id, received_at, action, auto_approved, eval_failed, status, review_owner,
+func insertCallsSQL(n int) string {
+	const row = `(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+	return `INSERT INTO calls (seq, id, received_at, action, auto_approved, eval_failed, status, review_owner,
 outcome_seq, server_ref, tool_ref, kind_ref, session_ref, user_ref, client_ref, model_ref, model_version_ref,
 rules_version_ref, rules_label_ref, rule_ref)
-VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+VALUES ` + strings.Repeat(row+`,`, n-1) + row + `
 ON CONFLICT (id) DO NOTHING`
+}
 
 func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 	for _, p := range []struct {
@@ -39,7 +44,7 @@ func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 		{&st.setWatermark, `UPDATE projection SET seq = ? WHERE name = 'calls'`},
 		{&st.tail, `SELECT seq, kind FROM events WHERE seq > ? ORDER BY seq`},
 		{&st.eventBody, `SELECT call_id, kind, at, body FROM events WHERE seq = ?`},
-		{&st.insertCall, insertCallSQL},
+		{&st.insertCall, insertCallsSQL(1)},
 		{&st.nameID, `SELECT id FROM names WHERE name = ?`},
 		{&st.addName, `INSERT INTO names (name) VALUES (?) RETURNING id`},
 		// RETURNING, not LastInsertId: PostgreSQL's driver has none.
@@ -178,21 +183,14 @@ func (w *wtx) state(id string) (callState, error) {
 	return cs, nil
 }
 
-// insertEntry inserts call e's row, decided by event seq and in status,
-// finished by event outcomeSeq (0: none yet), and returns how many rows it
-// inserted (0: a row with its id exists).
+// insertEntry inserts call e's row (see callRow) and returns how many
+// rows it inserted (0: a row with its id exists).
 func (w *wtx) insertEntry(seq int64, e *Entry, status string, outcomeSeq int64) (int64, error) {
-	refs, err := w.refs(e.Server, e.Tool, kindColumn(e.Kind), e.Session, e.Principal.User, e.Client.Name,
-		e.Model.Name, e.Model.Version, e.RulesVersion, e.RulesLabel, e.Rule)
+	row, err := w.callRow(seq, e, status, outcomeSeq)
 	if err != nil {
 		return 0, err
 	}
-	var outcome any // NULL
-	if outcomeSeq > 0 {
-		outcome = outcomeSeq
-	}
-	res, err := w.s.stmts.insertCall.ExecContext(w.ctx, append([]any{seq, e.ID, e.ReceivedAt.UnixNano(),
-		string(e.Action), e.AutoApproved, e.EvalError != "", status, w.owner(status), outcome}, refs...)...)
+	res, err := w.s.stmts.insertCall.ExecContext(w.ctx, row...)
 	var n int64
 	if err == nil {
 		n, err = res.RowsAffected()
@@ -201,6 +199,22 @@ func (w *wtx) insertEntry(seq int64, e *Entry, status string, outcomeSeq int64) 
 		return 0, fmt.Errorf("audit: insert call %s: %w", e.ID, err)
 	}
 	return n, nil
+}
+
+// callRow is the values of call e's row for insertCallsSQL: decided by
+// event seq, in status, finished by event outcomeSeq (0: none yet).
+func (w *wtx) callRow(seq int64, e *Entry, status string, outcomeSeq int64) ([]any, error) {
+	refs, err := w.refs(e.Server, e.Tool, kindColumn(e.Kind), e.Session, e.Principal.User, e.Client.Name,
+		e.Model.Name, e.Model.Version, e.RulesVersion, e.RulesLabel, e.Rule)
+	if err != nil {
+		return nil, err
+	}
+	var outcome any // NULL
+	if outcomeSeq > 0 {
+		outcome = outcomeSeq
+	}
+	return append([]any{seq, e.ID, e.ReceivedAt.UnixNano(), string(e.Action), e.AutoApproved, e.EvalError != "",
+		status, w.owner(status), outcome}, refs...), nil
 }
 
 // setVerdict records verdict r, chained as event seq, on call id.
