@@ -534,11 +534,11 @@ func killChild(t *testing.T, name, env string, ready func() bool) {
 
 // TestProjectionInsertsInChunks: calls whose decisions and outcomes wait
 // for one projection get their rows, in their final status, through
-// several multi-row inserts, and the log verifies against them.
+// inserts of 64, 8 and 1 rows, and the log verifies against them.
 func TestProjectionInsertsInChunks(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, "", Options{projectDelay: time.Hour, projectBatch: 1 << 40})
-	const n = 2*maxRowsPerInsert + 7
+	const n = 2*64 + 3*8 + 5 // every prepared insert size
 	for i := range n {
 		id := fmt.Sprintf("01P%06d", i)
 		a := []toolgate.Action{toolgate.Allow, toolgate.Allow, toolgate.Deny}[i%3]

@@ -14,7 +14,7 @@ import (
 type writeStmts struct {
 	head, insertCall, insertEvent, state, setVerdict, setStatus, setOutcome, setSlack *sql.Stmt
 	watermark, setWatermark, tail, eventBody, nameID, addName, base                   *sql.Stmt
-	rowStatus, insertUnlessCall                                                       *sql.Stmt
+	rowStatus, insertUnlessCall, insertCalls8, insertCalls64                          *sql.Stmt
 }
 
 // insertCallsSQL inserts n calls rows (callRow's values); a row whose id
@@ -45,6 +45,8 @@ func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 		{&st.tail, `SELECT seq, kind FROM events WHERE seq > ? ORDER BY seq`},
 		{&st.eventBody, `SELECT call_id, kind, at, body FROM events WHERE seq = ?`},
 		{&st.insertCall, insertCallsSQL(1)},
+		{&st.insertCalls8, insertCallsSQL(8)},
+		{&st.insertCalls64, insertCallsSQL(64)},
 		{&st.nameID, `SELECT id FROM names WHERE name = ?`},
 		{&st.addName, `INSERT INTO names (name) VALUES (?) RETURNING id`},
 		// RETURNING, not LastInsertId: PostgreSQL's driver has none.
@@ -73,7 +75,8 @@ func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 
 func (st *writeStmts) close() {
 	for _, s := range []*sql.Stmt{st.head, st.insertCall, st.insertEvent, st.state, st.setVerdict, st.setStatus, st.setOutcome, st.setSlack,
-		st.watermark, st.setWatermark, st.tail, st.eventBody, st.nameID, st.addName, st.base, st.rowStatus, st.insertUnlessCall} {
+		st.watermark, st.setWatermark, st.tail, st.eventBody, st.nameID, st.addName, st.base, st.rowStatus, st.insertUnlessCall,
+		st.insertCalls8, st.insertCalls64} {
 		if s != nil {
 			s.Close()
 		}
