@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/toolgate/toolgate"
 )
@@ -116,5 +118,36 @@ func TestMigrateSchema13(t *testing.T) {
 	}
 	if rep, err := s.Verify(ctx); err != nil || !rep.OK() || rep.Calls != int64(len(recs)+1) {
 		t.Fatalf("Verify after new calls = %+v, %v", rep, err)
+	}
+}
+
+// TestReadOnlyOpenWaitsForMigration: a reader (a CLI command) that opens
+// the log while a writer (serve starting) has yet to migrate it waits for
+// the migration instead of failing; with no writer it says to migrate.
+func TestReadOnlyOpenWaitsForMigration(t *testing.T) {
+	src, err := os.ReadFile("testdata/schema13.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "a.db")
+	if err := os.WriteFile(path, src, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := Open(ctx, path, Options{ReadOnly: true, BusyTimeout: 50 * time.Millisecond}); err == nil || !strings.Contains(err.Error(), "migrate it") {
+		t.Fatalf("read-only open of an unmigrated log: %v, want the advice to migrate it", err)
+	}
+	opened := make(chan error, 1)
+	go func() {
+		r, err := Open(ctx, path, Options{ReadOnly: true, BusyTimeout: 10 * time.Second})
+		if err == nil {
+			err = r.Close()
+		}
+		opened <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // the reader has seen schema 13 by now
+	openTest(t, path, Options{})       // the writer migrates
+	if err := <-opened; err != nil {
+		t.Fatalf("read-only open during the migration: %v", err)
 	}
 }

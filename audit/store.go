@@ -470,24 +470,35 @@ func (s *Store) openWriter(ctx context.Context) error {
 }
 
 // checkVersion fails if the DB's schema is not one this build can read.
+// An older schema may be one a writer (serve starting) is migrating step by
+// step, with no event to wait on from another process: it is read again
+// every 25 ms for up to BusyTimeout before the error says to migrate it.
 func (s *Store) checkVersion(ctx context.Context) error {
-	var v int
-	var err error
-	if s.pg != nil {
-		v, err = pgVersion(ctx, s.rdb)
-	} else {
-		err = s.rdb.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v)
+	deadline := time.Now().Add(s.o.BusyTimeout)
+	for {
+		var v int
+		var err error
+		if s.pg != nil {
+			v, err = pgVersion(ctx, s.rdb)
+		} else {
+			err = s.rdb.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v)
+		}
+		switch {
+		case err != nil:
+			return fmt.Errorf("audit: open %s: %w", s.path, err)
+		case v > SchemaVersion:
+			return fmt.Errorf("%w: %s has schema version %d, this toolgate knows up to %d; upgrade toolgate", ErrNewerSchema, s.path, v, SchemaVersion)
+		case v == SchemaVersion:
+			return nil
+		case time.Now().After(deadline):
+			return fmt.Errorf("audit: %s has schema version %d; run a toolgate command that writes (e.g. serve) to migrate it to %d", s.path, v, SchemaVersion)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("audit: open %s: %w", s.path, ctx.Err())
+		case <-time.After(25 * time.Millisecond):
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("audit: open %s: %w", s.path, err)
-	}
-	switch {
-	case v > SchemaVersion:
-		return fmt.Errorf("%w: %s has schema version %d, this toolgate knows up to %d; upgrade toolgate", ErrNewerSchema, s.path, v, SchemaVersion)
-	case v < SchemaVersion:
-		return fmt.Errorf("audit: %s has schema version %d; run a toolgate command that writes (e.g. serve) to migrate it to %d", s.path, v, SchemaVersion)
-	}
-	return nil
 }
 
 // migrate applies the missing migrations, each in its own transaction that
