@@ -20,14 +20,7 @@ import (
 // migrated to lists, counts and verifies the same calls, and takes new ones.
 func TestMigrateSchema13(t *testing.T) {
 	ctx := context.Background()
-	src, err := os.ReadFile("testdata/schema13.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "a.db")
-	if err := os.WriteFile(path, src, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := schema13Copy(t)
 	s := openTest(t, path, Options{})
 	recs, err := s.List(ctx, Filter{})
 	if err != nil {
@@ -125,14 +118,7 @@ func TestMigrateSchema13(t *testing.T) {
 // the log while a writer (serve starting) has yet to migrate it waits for
 // the migration instead of failing; with no writer it says to migrate.
 func TestReadOnlyOpenWaitsForMigration(t *testing.T) {
-	src, err := os.ReadFile("testdata/schema13.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "a.db")
-	if err := os.WriteFile(path, src, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := schema13Copy(t)
 	ctx := context.Background()
 	if _, err := Open(ctx, path, Options{ReadOnly: true, BusyTimeout: 50 * time.Millisecond}); err == nil || !strings.Contains(err.Error(), "migrate it") {
 		t.Fatalf("read-only open of an unmigrated log: %v, want the advice to migrate it", err)
@@ -150,4 +136,18 @@ func TestReadOnlyOpenWaitsForMigration(t *testing.T) {
 	if err := <-opened; err != nil {
 		t.Fatalf("read-only open during the migration: %v", err)
 	}
+}
+
+// schema13Copy is a copy of the schema-13 fixture log, to migrate.
+func schema13Copy(t *testing.T) string {
+	t.Helper()
+	src, err := os.ReadFile("testdata/schema13.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "a.db")
+	if err := os.WriteFile(path, src, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
