@@ -245,7 +245,9 @@ func BenchmarkReplicas(b *testing.B) {
 func TestPostgresWriterReconnects(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	ctx := context.Background()
-	s := openTest(t, dsn, Options{})
+	// No projection behind: the test's next Begin is the first write to
+	// meet the dead connection.
+	s := openTest(t, dsn, Options{projectDelay: time.Hour, projectBatch: 1 << 40})
 	if err := s.Begin(ctx, testCall("01RC1", 1), testDecision(toolgate.Allow)); err != nil {
 		t.Fatal(err)
 	}
@@ -253,8 +255,11 @@ func TestPostgresWriterReconnects(t *testing.T) {
 	if err := s.conn.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rawDB(t, dsn).Exec(`SELECT pg_terminate_backend(?)`, pid); err != nil {
-		t.Fatal(err)
+	// With a timeout, pg_terminate_backend returns once the backend is
+	// gone (true), not when the signal is sent.
+	var gone bool
+	if err := rawDB(t, dsn).QueryRow(`SELECT pg_terminate_backend(?, 10000)`, pid).Scan(&gone); err != nil || !gone {
+		t.Fatalf("terminate the writer's backend: %v, %v", gone, err)
 	}
 	if err := s.Begin(ctx, testCall("01RC2", 2), testDecision(toolgate.Allow)); err == nil {
 		t.Fatal("Begin on a terminated connection succeeded")
