@@ -189,7 +189,7 @@ func TestMixedFormats(t *testing.T) {
 		if err := w.appendFormat1(&event{Kind: kindDecision, ID: r.e.ID, At: r.at, Status: r.status, Decision: &r.e}); err != nil {
 			return err
 		}
-		if _, err := w.insertEntry(w.head, &r.e, r.status, 0); err != nil {
+		if _, err := w.insertEntry(w.head, &r.e, r.status); err != nil {
 			return err
 		}
 		if err := w.appendFormat1(&event{Kind: kindOutcome, ID: r.e.ID, At: r.at + 9, Status: o.Status, Outcome: &o}); err != nil {

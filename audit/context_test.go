@@ -229,7 +229,7 @@ func TestContextCompat(t *testing.T) {
 		if err := w.appendBody("01OLD", kindDecision, at, []byte(old)); err != nil {
 			return err
 		}
-		_, err = w.insertEntry(w.head, e.Decision, e.Status, 0)
+		_, err = w.insertEntry(w.head, e.Decision, e.Status)
 		return err
 	}); err != nil {
 		t.Fatal(err)

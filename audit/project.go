@@ -134,9 +134,6 @@ type callRows struct {
 	first, last int64 // their decision events' seqs, for the log
 }
 
-// callCols is how many values a calls row has in insertCallsSQL.
-const callCols = 20
-
 func (b *callRows) add(w *wtx, seq int64, e *Entry, status string, outcomeSeq int64) error {
 	row, err := w.callRow(seq, e, status, outcomeSeq)
 	if err != nil {

@@ -128,7 +128,7 @@ func (w *wtx) begin(r *entryRow) error {
 	if err := w.appendDecision(r, false); err != nil {
 		return err
 	}
-	n, err := w.insertEntry(w.head, &r.e, r.status, 0)
+	n, err := w.insertEntry(w.head, &r.e, r.status)
 	if err != nil {
 		return err
 	}

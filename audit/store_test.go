@@ -601,7 +601,7 @@ func TestDecisionEventCarriesArgs(t *testing.T) {
 		if err := w.appendFormat1(&event{Kind: kindDecision, ID: r.e.ID, At: r.at, Status: r.status, Decision: &chained}); err != nil {
 			return err
 		}
-		_, err := w.insertEntry(w.head, &r.e, r.status, 0)
+		_, err := w.insertEntry(w.head, &r.e, r.status)
 		return err
 	})
 	if err != nil {

@@ -17,11 +17,14 @@ type writeStmts struct {
 	rowStatus, insertUnlessCall, insertCalls8, insertCalls64                          *sql.Stmt
 }
 
+// callCols is how many values a calls row has (callRow).
+const callCols = 20
+
 // insertCallsSQL inserts n calls rows (callRow's values); a row whose id
 // calls holds already is left out. A row's seq is its decision event's,
 // outcome_seq its outcome's when the row is written after it (else NULL).
 func insertCallsSQL(n int) string {
-	const row = `(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+	row := "(" + strings.Repeat("?,", callCols-1) + "?)"
 	return `INSERT INTO calls (seq, id, received_at, action, auto_approved, eval_failed, status, review_owner,
 outcome_seq, server_ref, tool_ref, kind_ref, session_ref, user_ref, client_ref, model_ref, model_version_ref,
 rules_version_ref, rules_label_ref, rule_ref)
@@ -186,10 +189,10 @@ func (w *wtx) state(id string) (callState, error) {
 	return cs, nil
 }
 
-// insertEntry inserts call e's row (see callRow) and returns how many
-// rows it inserted (0: a row with its id exists).
-func (w *wtx) insertEntry(seq int64, e *Entry, status string, outcomeSeq int64) (int64, error) {
-	row, err := w.callRow(seq, e, status, outcomeSeq)
+// insertEntry inserts call e's row, decided by event seq, with no outcome
+// yet, and returns how many rows it inserted (0: a row with its id exists).
+func (w *wtx) insertEntry(seq int64, e *Entry, status string) (int64, error) {
+	row, err := w.callRow(seq, e, status, 0)
 	if err != nil {
 		return 0, err
 	}
