@@ -63,6 +63,27 @@ func (l *recoverLog) start(id string) {
 	}
 }
 
+// lateFinish finishes call id through a after b closed it as
+// interrupted: the outcome is not recorded, and the call keeps its one
+// outcome, interrupted.
+func (l *recoverLog) lateFinish(id string) {
+	l.t.Helper()
+	ctx := context.Background()
+	if err := l.a.Finish(ctx, id, toolgate.Outcome{Status: toolgate.StatusOK}); err != nil {
+		l.t.Fatal(err)
+	}
+	if err := l.a.Flush(ctx); err != nil {
+		l.t.Fatal(err)
+	}
+	if r := l.status(id); r.Status != toolgate.StatusInterrupted || r.Outcome == nil || r.Outcome.Status != toolgate.StatusInterrupted {
+		l.t.Fatalf("after a late Finish: %s %+v", r.Status, r.Outcome)
+	}
+	var outcomes int
+	if err := rawDB(l.t, l.path).QueryRowContext(ctx, `SELECT count(*) FROM events WHERE call_id = ? AND kind = 'outcome'`, id).Scan(&outcomes); err != nil || outcomes != 1 {
+		l.t.Fatalf("outcome events of the closed call = %d, %v; want 1", outcomes, err)
+	}
+}
+
 // recover runs b's recovery with horizon and checks it closed want.
 func (l *recoverLog) recover(horizon time.Duration, want ...string) {
 	l.t.Helper()
@@ -100,19 +121,7 @@ func TestLateFinishOfAnUnprojectedCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.recover(0, "01U1")
-	if err := l.a.Finish(ctx, "01U1", toolgate.Outcome{Status: toolgate.StatusOK}); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.a.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if r := l.status("01U1"); r.Status != toolgate.StatusInterrupted {
-		t.Fatalf("after a late Finish: %s %+v", r.Status, r.Outcome)
-	}
-	var outcomes int
-	if err := rawDB(t, l.path).QueryRowContext(ctx, `SELECT count(*) FROM events WHERE call_id = '01U1' AND kind = 'outcome'`).Scan(&outcomes); err != nil || outcomes != 1 {
-		t.Fatalf("outcome events of the closed call = %d, %v; want 1", outcomes, err)
-	}
+	l.lateFinish("01U1")
 	if rep, err := l.b.Verify(ctx); err != nil || !rep.OK() {
 		t.Fatalf("verify: %+v, %v", rep, err)
 	}
@@ -154,19 +163,7 @@ func TestCrashedCallsClosedOnceTheirProcessIsGone(t *testing.T) {
 	}
 	l.recover(0) // nothing left to close
 	// a was only suspended: its outcome comes late, and is not recorded.
-	if err := l.a.Finish(ctx, "01C1", toolgate.Outcome{Status: toolgate.StatusOK}); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.a.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if r := l.status("01C1"); r.Status != toolgate.StatusInterrupted || r.Outcome.Status != toolgate.StatusInterrupted {
-		t.Fatalf("after a late Finish: %s %+v", r.Status, r.Outcome)
-	}
-	var outcomes int
-	if err := rawDB(t, l.path).QueryRowContext(ctx, `SELECT count(*) FROM events WHERE call_id = '01C1' AND kind = 'outcome'`).Scan(&outcomes); err != nil || outcomes != 1 {
-		t.Fatalf("outcome events of the closed call = %d, %v; want 1", outcomes, err)
-	}
+	l.lateFinish("01C1")
 	rep, err := l.b.Verify(ctx)
 	if err != nil || !rep.OK() {
 		t.Fatalf("Verify = %+v, %v", rep, err)
