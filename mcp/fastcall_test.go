@@ -48,9 +48,9 @@ func (g *echoGate) take() *toolgate.Call {
 	return c
 }
 
-// fastCallConn is a stdio connection as ServeStdio sets one up, without
-// its reader, for calling callFast and HandleMessage side by side.
-func fastCallConn(t testing.TB) (*stdioConn, *echoGate) {
+// fastCallServer is a Server with an echo, a schema-less and an
+// own-_confidence tool, answering through an echoGate.
+func fastCallServer(t testing.TB) (*Server, *echoGate) {
 	t.Helper()
 	yes, no := true, false
 	with := func(name string, schema string) tools.Tool {
@@ -75,6 +75,14 @@ func fastCallConn(t testing.TB) (*stdioConn, *echoGate) {
 		t.Fatal(err)
 	}
 	srv.Sync()
+	return srv, g
+}
+
+// fastCallConn is a stdio connection as ServeStdio sets one up, without
+// its reader, for calling callFast and HandleMessage side by side.
+func fastCallConn(t testing.TB) (*stdioConn, *echoGate) {
+	t.Helper()
+	srv, g := fastCallServer(t)
 	sess := &stdioSession{id: newStdioSessionID(), notifications: make(chan mcpgo.JSONRPCNotification, 100), pending: map[int64]chan *elicitationAnswer{},
 		out: io.Discard, log: srv.log}
 	ctx, cancel := context.WithCancel(context.Background())
