@@ -3,6 +3,7 @@ package audit
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -111,10 +112,18 @@ func TestDiskFullDeniesPromptly(t *testing.T) {
 	if _, err := s.conn.ExecContext(ctx, fmt.Sprintf("PRAGMA max_page_count = %d", pages)); err != nil {
 		t.Fatal(err)
 	}
+	// The decision is spooled (durable); its import into the full log
+	// fails, and from then on every call is denied until one succeeds.
 	c := testCall("01F1", 1)
 	c.Args["blob"] = strings.Repeat("x", 64<<10)
+	if err := s.Begin(ctx, c, testDecision(toolgate.Allow)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err == nil || !strings.Contains(err.Error(), "full") {
+		t.Fatalf("Flush into a full log: %v, want it to say the database is full", err)
+	}
 	start := time.Now()
-	err := s.Begin(ctx, c, testDecision(toolgate.Allow))
+	err := s.Begin(ctx, testCall("01F2", 2), testDecision(toolgate.Allow))
 	if err == nil {
 		t.Fatal("Begin succeeded on a full database")
 	}
@@ -124,8 +133,22 @@ func TestDiskFullDeniesPromptly(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("Begin took %v to fail", d)
 	}
-	if _, err := s.Get(ctx, "01F1"); !errors.Is(err, ErrNotFound) {
+	// Room again: the spooled decision reaches the log, the refused one
+	// does not.
+	if _, err := s.conn.ExecContext(ctx, "PRAGMA max_page_count = 1000000"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, "01F1"); err != nil {
+		t.Errorf("the spooled decision: %v", err)
+	}
+	if _, err := s.Get(ctx, "01F2"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("failed Begin left a row: %v", err)
+	}
+	if err := s.Begin(ctx, testCall("01F3", 3), testDecision(toolgate.Allow)); err != nil {
+		t.Errorf("Begin once the log has room: %v", err)
 	}
 	if rep, err := s.Verify(ctx); err != nil || !rep.OK() {
 		t.Fatalf("Verify = %+v, %v", rep, err)
@@ -413,15 +436,16 @@ const unprojectedChildEnv = "TOOLGATE_AUDIT_UNPROJECTED_CHILD"
 const unprojectedCalls = 300
 
 // TestUnprojectedChild is the child process of
-// TestKill9BeforeProjectionRecovers: it records calls whose events commit
-// but whose rows are never projected, says so, and waits to be killed.
+// TestKill9BeforeProjectionRecovers: it records calls whose decisions and
+// outcomes are spooled but never imported, says so, and waits to be
+// killed.
 func TestUnprojectedChild(t *testing.T) {
 	dir := os.Getenv(unprojectedChildEnv)
 	if dir == "" {
 		t.Skip("child process of TestKill9BeforeProjectionRecovers")
 	}
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(dir, "audit.db"), Options{projectDelay: time.Hour, projectBatch: 1 << 40})
+	s, err := Open(ctx, filepath.Join(dir, "audit.db"), Options{importDelay: time.Hour, importBatch: 1 << 40})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(3)
@@ -440,11 +464,6 @@ func TestUnprojectedChild(t *testing.T) {
 			}
 		}
 	}
-	// Finish writes behind: wait until every outcome is committed, without
-	// a read (which would project).
-	for s.unprojected.Load() < unprojectedCalls*3/2 {
-		time.Sleep(time.Millisecond)
-	}
 	if err := os.WriteFile(filepath.Join(dir, "ready"), nil, 0o600); err != nil {
 		os.Exit(5)
 	}
@@ -452,8 +471,8 @@ func TestUnprojectedChild(t *testing.T) {
 }
 
 // TestKill9BeforeProjectionRecovers: a process killed after its calls'
-// events committed but before calls was brought up to date leaves a log
-// whose projection the next Open completes, from the log alone.
+// decisions and outcomes were spooled but before they reached the log
+// leaves a spool that the next Open imports and projects, and deletes.
 func TestKill9BeforeProjectionRecovers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns a child process")
@@ -465,24 +484,36 @@ func TestKill9BeforeProjectionRecovers(t *testing.T) {
 	})
 
 	path := filepath.Join(dir, "audit.db")
-	db := rawDB(t, path)
+	spools, err := filepath.Glob(filepath.Join(path+SpoolSuffix, "*"))
+	if err != nil || len(spools) != 1 {
+		t.Fatalf("spools after the kill: %v %v", spools, err)
+	}
+	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro") // as it is: rawDB would import
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
 	var rows, events, mark int
 	if err := db.QueryRow(`SELECT (SELECT count(*) FROM calls), (SELECT count(*) FROM events), (SELECT seq FROM projection)`).
 		Scan(&rows, &events, &mark); err != nil {
 		t.Fatal(err)
 	}
-	// Each call's decision, half of them finished, and their one context.
-	if want := unprojectedCalls*3/2 + 1; rows != 0 || events != want || mark != 0 {
-		t.Fatalf("after the kill: %d rows, %d events, watermark %d; want 0, %d, 0", rows, events, mark, want)
+	if rows != 0 || events != 0 || mark != 0 {
+		t.Fatalf("after the kill: %d rows, %d events, watermark %d; want all in the spool", rows, events, mark)
 	}
 
 	s := openTest(t, path, Options{})
 	ctx := context.Background()
-	if err := db.QueryRow(`SELECT (SELECT count(*) FROM calls), (SELECT seq FROM projection)`).Scan(&rows, &mark); err != nil {
+	if err := db.QueryRow(`SELECT (SELECT count(*) FROM calls), (SELECT count(*) FROM events), (SELECT seq FROM projection)`).
+		Scan(&rows, &events, &mark); err != nil {
 		t.Fatal(err)
 	}
-	if rows != unprojectedCalls || mark != events {
-		t.Fatalf("after Open: %d rows, watermark %d; want %d, %d", rows, mark, unprojectedCalls, events)
+	// Each call's decision, half of them finished, and their one context.
+	if want := unprojectedCalls*3/2 + 1; rows != unprojectedCalls || events != want || mark != events {
+		t.Fatalf("after Open: %d rows, %d events, watermark %d; want %d, %d, %d", rows, events, mark, unprojectedCalls, want, want)
+	}
+	if left, _ := filepath.Glob(filepath.Join(path+SpoolSuffix, "*")); len(left) != 0 {
+		t.Errorf("the imported spool of a dead process is kept: %v", left)
 	}
 	recs, err := s.List(ctx, Filter{})
 	if err != nil || len(recs) != unprojectedCalls {

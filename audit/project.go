@@ -1,9 +1,11 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/toolgate/toolgate"
@@ -83,7 +85,7 @@ func (w *wtx) project() error {
 	outcomes := w.foldableOutcomes(refs)
 	var batch callRows
 	for _, r := range refs {
-		it, ok := w.s.proj.items[r.seq]
+		it, ok := w.item(r.seq)
 		o, fold := outcomes[it.id]
 		if ok && fold && it.seq == o.seq {
 			continue // written with its decision
@@ -198,7 +200,7 @@ func (w *wtx) foldableOutcomes(refs []eventRef) map[string]projItem {
 	started := map[string]bool{}
 	var out map[string]projItem
 	for _, r := range refs {
-		it, ok := w.s.proj.items[r.seq]
+		it, ok := w.item(r.seq)
 		switch {
 		case !ok && reflected(r.kind):
 			return nil
@@ -286,6 +288,19 @@ func (w *wtx) unprojected(id string) (string, bool) {
 	return st, ok
 }
 
+// item is the event at seq as this writer holds it, decoded: one its hot
+// ops appended earlier, or one this transaction staged.
+func (w *wtx) item(seq int64) (projItem, bool) {
+	if it, ok := w.s.proj.items[seq]; ok {
+		return it, true
+	}
+	i, ok := slices.BinarySearchFunc(w.staged, seq, func(it projItem, seq int64) int { return cmp.Compare(it.seq, seq) })
+	if !ok {
+		return projItem{}, false
+	}
+	return w.staged[i], true
+}
+
 // stage keeps a hot op's event for the projection.
 func (w *wtx) stage(it projItem) {
 	it.seq = w.head
@@ -296,6 +311,9 @@ func (w *wtx) stage(it projItem) {
 // Called with wmu held.
 func (s *Store) committedTx(w *wtx, hot bool) {
 	s.committedNames(w)
+	if s.spool != nil {
+		s.spoolCommitted(w)
+	}
 	for body, seq := range w.ctxs {
 		s.ctxs.put(body, seq)
 	}
@@ -349,7 +367,7 @@ func (s *Store) catchUp(ctx context.Context) error {
 		// Read-only: another process may have committed events since.
 		return catchUpFile(ctx, s.rdb, s.path, s.o)
 	}
-	if s.unprojected.Load() == 0 {
+	if s.unprojected.Load() == 0 && !s.spool.hasPending() {
 		return nil
 	}
 	return s.write(ctx, func(*wtx) error { return nil })
@@ -371,6 +389,9 @@ func behind(ctx context.Context, db *sql.DB) (bool, error) {
 // opens the log for writing just long enough to project.
 func catchUpFile(ctx context.Context, db *sql.DB, path string, o Options) error {
 	lag, err := behind(ctx, db)
+	if err == nil && !lag && !IsPostgres(path) {
+		lag, err = spoolsBehind(ctx, db, path)
+	}
 	if err != nil || !lag {
 		return err
 	}

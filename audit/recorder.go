@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -163,6 +164,13 @@ func (s *Store) Begin(ctx context.Context, c toolgate.Call, d toolgate.Decision)
 	if d.Action == toolgate.Review {
 		return s.write(ctx, func(w *wtx) error { return w.begin(r) })
 	}
+	if s.spool != nil && !s.spool.off {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("audit: write: %w", err)
+		}
+		rec := &spoolRecord{kind: kindDecision, id: r.e.ID, status: r.status, at: r.at, body: r.body, ctx: r.ctxBody}
+		return s.spoolAppend(rec, r.status, func(w *wtx) error { return w.beginHot(r) })
+	}
 	return s.writeHot(ctx, func(w *wtx) error { return w.beginHot(r) })
 }
 
@@ -270,7 +278,7 @@ func (s *Store) Finish(ctx context.Context, id string, o toolgate.Outcome) error
 	if err != nil {
 		return fmt.Errorf("audit: encode outcome of %s: %w", id, err)
 	}
-	return s.writeBehind("outcome of "+id, true, func(w *wtx) error {
+	apply := func(w *wtx) error {
 		if own, ok := w.unprojected(id); ok && own == toolgate.StatusStarted {
 			// Started in this process's log: the outcome is appended
 			// unless calls shows another status (another process closed
@@ -301,5 +309,16 @@ func (s *Store) Finish(ctx context.Context, id string, o toolgate.Outcome) error
 		}
 		w.stage(projItem{id: id, status: o.Status, outcome: &o})
 		return nil
-	})
+	}
+	if s.spool != nil && !s.spool.off {
+		rec := &spoolRecord{kind: kindOutcome, id: id, status: o.Status, at: at.UnixNano(), body: body}
+		err := s.spoolAppend(rec, o.Status, apply)
+		if !errors.Is(err, errNotSpooled) {
+			if s.o.OnBehind != nil {
+				s.o.OnBehind(0, err) // durable once spooled
+			}
+			return err
+		}
+	}
+	return s.writeBehind("outcome of "+id, true, apply)
 }

@@ -63,6 +63,9 @@ func (s *Store) CloseInterrupted(ctx context.Context, horizon time.Duration) ([]
 	// Candidates from the readers (a scan of calls, off the write lock),
 	// once calls reflects every process's events; the write transaction
 	// re-checks each against the leases it sees.
+	if s.spool != nil {
+		s.spool.scanWant.Add(1) // a dead process's spool first
+	}
 	if err := s.Flush(ctx); err != nil {
 		return nil, fmt.Errorf("audit: close interrupted calls: %w", err)
 	}

@@ -322,8 +322,11 @@ CREATE INDEX calls_pending  ON calls(received_at) WHERE status = 'pending';`,
 	// scanning every row. It holds the calls running now (and any a crash
 	// left), so it stays a few pages whatever the log's size.
 	`CREATE INDEX calls_started ON calls(seq) WHERE status = 'started';`,
+	// 17: spools: how far each process's spool (spool.go) is imported
+	// into the log, in bytes.
+	`CREATE TABLE spools (name TEXT PRIMARY KEY, imported BIGINT NOT NULL);`,
 }
 
 // SchemaVersion is the schema version this build writes and understands
 // (len(migrations); a test keeps the two in step).
-const SchemaVersion = 16
+const SchemaVersion = 17

@@ -116,8 +116,9 @@ type Options struct {
 	// Synchronous is the durability level; "" means SyncNormal.
 	Synchronous Synchronous
 	// OnBehind, if set, is told about each write behind (an outcome) once
-	// it is committed or has failed: how long it waited since Finish
-	// queued it, and its error. It runs on the writer's path: keep it cheap.
+	// it is durable (committed, or spooled: a wait of 0) or has failed:
+	// how long it waited since Finish queued it, and its error. It runs on
+	// the writer's path or Finish's: keep it cheap.
 	OnBehind func(wait time.Duration, err error)
 	// ReadOnly opens the DB for queries only (no migrations, no writer);
 	// for CLI commands that only read. The DB must exist.
@@ -131,9 +132,12 @@ type Options struct {
 	LeaseTTL time.Duration
 
 	// projectDelay and projectBatch override the defaults of the same
-	// names (tests).
+	// names, importDelay behindDelay and importBatch spoolImportBatch for
+	// the spool's imports (tests).
 	projectDelay time.Duration
 	projectBatch int64
+	importDelay  time.Duration
+	importBatch  int
 }
 
 // DefaultLeaseTTL is the review lease's lifetime when Options.LeaseTTL is
@@ -162,6 +166,9 @@ type Store struct {
 	stmts writeStmts
 	// pg is set when the log is in PostgreSQL (postgres.go); nil for SQLite.
 	pg *pgState
+	// spool is where hot writes go on a SQLite log open for writing
+	// (spool.go); nil otherwise.
+	spool *spool
 
 	// macKey keys argsMAC; drawn at Open.
 	macKey [32]byte
@@ -294,6 +301,12 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	if o.projectBatch <= 0 {
 		o.projectBatch = projectBatch
 	}
+	if o.importDelay <= 0 {
+		o.importDelay = behindDelay
+	}
+	if o.importBatch <= 0 {
+		o.importBatch = spoolImportBatch
+	}
 	switch o.Synchronous {
 	case "":
 		o.Synchronous = SyncNormal
@@ -347,6 +360,17 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		// No writer goroutine runs yet: Close only closes the connections.
 		return nil, errors.Join(err, s.Close())
 	}
+	// Every writer imports the other processes' spools; one at
+	// SyncFull has none of its own: its commits fsync, which group
+	// commit shares among concurrent calls and a spool could not.
+	s.spool = &spool{live: map[string]string{}, off: o.Synchronous == SyncFull}
+	s.spool.scanWant.Store(1)
+	// The directory exists from here on, whether this process spools or
+	// not, so that the sandbox hides it (a hide covers an existing path):
+	// an agent must not leave a spool there for the next Open to import.
+	if err := os.MkdirAll(path+SpoolSuffix, 0o700); err != nil {
+		return nil, errors.Join(fmt.Errorf("audit: create spool directory: %w", err), s.Close())
+	}
 	if err := s.start(ctx, true); err != nil {
 		return nil, err
 	}
@@ -373,7 +397,11 @@ func (s *Store) start(ctx context.Context, checkpoints bool) error {
 	}
 	// Events committed but not projected by whoever wrote last (a crash
 	// between the two, or a process still running): project them now.
-	if lag, err := behind(ctx, s.rdb); err != nil || lag {
+	lag, err := behind(ctx, s.rdb)
+	if err == nil && !lag && s.spool != nil {
+		lag, err = spoolsBehind(ctx, s.rdb, s.path)
+	}
+	if err != nil || lag {
 		if err == nil {
 			err = s.write(ctx, func(*wtx) error { return nil })
 		}
@@ -575,8 +603,11 @@ func (s *Store) Close() error {
 		for batch := s.take(); len(batch) > 0; batch = s.take() {
 			s.commit(batch)
 		}
-		if s.unprojected.Load() > 0 {
+		if s.unprojected.Load() > 0 || s.spool.hasPending() {
 			s.commitRun([]*op{newProjectionOp()}, false)
+		}
+		if s.spool != nil {
+			s.closeSpool()
 		}
 		s.projTimer.Stop()
 		s.wmu.Unlock()
@@ -823,6 +854,9 @@ func (s *Store) commitRun(ops []*op, hot bool) {
 			if s.pg != nil {
 				s.pg.stale = true // the connection may be gone: the next batch opens another
 			}
+			if s.spool != nil {
+				s.spoolFailed(err)
+			}
 			for _, o := range live {
 				s.finish(o, err)
 			}
@@ -864,6 +898,19 @@ func (s *Store) tryCommit(live []*op, hot bool) (int, error) {
 	if err := w.readHead(); err != nil {
 		rollback()
 		return 0, err
+	}
+	if s.spool != nil {
+		if want := s.spool.scanWant.Load(); want > s.spool.scanDone {
+			if err := w.importForeign(); err != nil {
+				rollback()
+				return 0, err
+			}
+			w.scanned = want
+		}
+		if err := w.importSpool(); err != nil {
+			rollback()
+			return 0, err
+		}
 	}
 	if !hot {
 		s.projQueued = false // this transaction projects

@@ -83,6 +83,7 @@ func rawDB(t testing.TB, path string) *sql.DB {
 			db = sql.OpenDB(rebindConnector{stdlib.GetConnector(*cfg)})
 		}
 	} else {
+		readerCatchUp(path)
 		db, err = sql.Open("sqlite3", "file:"+(&url.URL{Path: path}).EscapedPath()+"?_busy_timeout=5000")
 	}
 	if err != nil {
@@ -90,6 +91,15 @@ func rawDB(t testing.TB, path string) *sql.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// readerCatchUp opens the SQLite log at path as any reader does, which
+// imports what its writers have spooled (a log that is not there yet, or
+// not a log, is left alone).
+func readerCatchUp(path string) {
+	if ro, err := Open(context.Background(), path, Options{ReadOnly: true}); err == nil {
+		ro.Close()
+	}
 }
 
 func TestOpenCreatesPrivateFiles(t *testing.T) {
@@ -136,6 +146,9 @@ func TestBeginIsCommittedBeforeReturn(t *testing.T) {
 		if err := s.Begin(ctx, testCall(id, i), testDecision(a)); err != nil {
 			t.Fatal(err)
 		}
+		// Durable once Begin returns: another process opening the log
+		// (here the reader's catch-up, while s runs) finds it.
+		readerCatchUp(path)
 		var n int
 		if err := other.QueryRow(`SELECT count(*) FROM events WHERE call_id = ? AND kind = 'decision'`, id).Scan(&n); err != nil || n != 1 {
 			t.Fatalf("second connection sees %d decisions of %s: %v", n, id, err)
@@ -371,6 +384,10 @@ func TestReviewsAcrossProcesses(t *testing.T) {
 	}
 }
 
+// TestWriteFailsPromptlyWhenLocked: a write that needs the log's lock
+// (a review's decision) fails within WriteTimeout while another process
+// holds it; a spooled decision does not wait for it at all, and reaches
+// the log once the lock is free.
 func TestWriteFailsPromptlyWhenLocked(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "a.db")
 	s := openTest(t, path, Options{BusyTimeout: 100 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
@@ -389,12 +406,20 @@ func TestWriteFailsPromptlyWhenLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	err = s.Begin(ctx, testCall("01L1", 1), testDecision(toolgate.Allow))
+	err = s.Begin(ctx, testCall("01L1", 1), testDecision(toolgate.Review))
 	if err == nil {
-		t.Fatal("Begin succeeded while the DB was locked")
+		t.Fatal("Begin of a review succeeded while the DB was locked")
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("Begin took %v to fail", d)
+	}
+	if !onPostgres() {
+		if err := s.Begin(ctx, testCall("01L3", 3), testDecision(toolgate.Allow)); err != nil {
+			t.Fatalf("spooled Begin while the DB was locked: %v", err)
+		}
+		if err := s.Flush(ctx); err == nil {
+			t.Fatal("Flush succeeded while the DB was locked")
+		}
 	}
 	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
 		t.Fatal(err)
@@ -405,6 +430,9 @@ func TestWriteFailsPromptlyWhenLocked(t *testing.T) {
 	}
 	if err := s.Begin(ctx, testCall("01L2", 2), testDecision(toolgate.Allow)); err != nil {
 		t.Fatalf("Begin after unlock: %v", err)
+	}
+	if _, err := s.Get(ctx, "01L3"); !onPostgres() && err != nil {
+		t.Errorf("the decision spooled while locked: %v", err)
 	}
 }
 
@@ -580,6 +608,9 @@ func TestDecisionEventCarriesArgs(t *testing.T) {
 	c := testCall("01NEW", 1)
 	c.Args = map[string]any{"path": "/very/distinctive/path"}
 	if err := s.Begin(ctx, c, testDecision(toolgate.Allow)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	var body string

@@ -105,6 +105,13 @@ type wtx struct {
 	// base is the chain base's seq (-1: not read yet).
 	ctxs map[string]int64
 	base int64
+	// spoolEnd is how far this transaction imported this process's spool
+	// (0: none); removeSpools are spools to delete once it commits.
+	spoolEnd     int64
+	removeSpools []string
+	// scanned is the spool.scanWant this transaction's import of the
+	// other processes' spools answers (0: none).
+	scanned int64
 }
 
 // appendEvent chains one event of a call after the current head.

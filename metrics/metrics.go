@@ -274,7 +274,7 @@ func (w *recorder) Finish(ctx context.Context, id string, o toolgate.Outcome) er
 }
 
 // OutcomeWritten observes an outcome the audit log wrote behind (see
-// audit.Options.OnBehind): the time from Finish to its commit into
+// audit.Options.OnBehind): the time from Finish to its being durable into
 // toolgate_audit_write_seconds{op="finish"}, and a failure into
 // toolgate_audit_write_errors_total{op="finish"}.
 func (m *Metrics) OutcomeWritten(wait time.Duration, err error) {

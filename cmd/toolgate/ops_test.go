@@ -117,8 +117,10 @@ func TestOpsUpstreamHang(t *testing.T) {
 }
 
 // TestOpsAuditUnwritable: while another process holds the audit log's write
-// lock, calls are refused with a message saying why, and never reach the
-// upstream; once the lock is gone, calls run again.
+// lock, calls are spooled (durable, run) until it has held it for the
+// write timeout; then they are refused with a message saying why, and never
+// reach the upstream. Once the lock is gone, calls run again and the
+// spooled ones are in the log.
 func TestOpsAuditUnwritable(t *testing.T) {
 	cfg, db := opsConfig(t, allowRules, "", "")
 	c, _, _ := startStdio(t, cfg)
@@ -139,22 +141,45 @@ func TestOpsAuditUnwritable(t *testing.T) {
 	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		t.Fatal(err)
 	}
+	if got := mustCall(t, c, "up__echo", map[string]any{"text": "spooled while locked"}); got != "spooled while locked" {
+		t.Fatalf("call as the lock is taken: %q", got)
+	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	res, err := callTool(cctx, c, "up__slow", map[string]any{"seconds": 0, "steps": 1}, "")
-	if err != nil {
-		t.Fatalf("call with the audit log locked: %v", err)
+	var refused string
+	ran := 0 // slow calls spooled and run before the refusals began
+	for refused == "" {
+		res, err := callTool(cctx, c, "up__slow", map[string]any{"seconds": 0, "steps": 1}, "")
+		if err != nil {
+			t.Fatalf("call with the audit log locked: %v", err)
+		}
+		if res.IsError {
+			refused = resultText(res)
+		} else {
+			ran++
+		}
 	}
-	if msg := resultText(res); !res.IsError || !strings.Contains(msg, "audit log could not record this call, so it was not run (fail closed)") {
-		t.Errorf("refusal = %q (isError %v)", msg, res.IsError)
+	if !strings.Contains(refused, "audit log could not record this call, so it was not run (fail closed)") || !strings.Contains(refused, "lock") {
+		t.Errorf("refusal = %q", refused)
 	}
 	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
 		t.Fatal(err)
 	}
+	toolgatetest.Eventually(t, "calls run again once the lock is gone", func() bool {
+		res, err := callTool(cctx, c, "up__echo", map[string]any{"text": "x"}, "")
+		return err == nil && !res.IsError
+	})
 	var after struct{ Started int }
 	_ = json.Unmarshal([]byte(mustCall(t, c, "up__stats", nil)), &after)
-	if after.Started != before.Started {
-		t.Errorf("the upstream ran %d slow calls while the audit log was locked", after.Started-before.Started)
+	if after.Started != before.Started+ran {
+		t.Errorf("the upstream ran %d slow calls while the audit log was locked, %d of them refused", after.Started-before.Started, after.Started-before.Started-ran)
+	}
+	var found bool
+	for _, r := range records(t, db) {
+		found = found || strings.Contains(string(r.Args), "spooled while locked")
+	}
+	if !found {
+		t.Error("the call spooled while the log was locked is not in it")
 	}
 }
 

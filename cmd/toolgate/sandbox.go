@@ -361,6 +361,9 @@ func ownFiles(configPath string, cfg *config.Config, dbPath string) []ownFile {
 	}
 	if !audit.IsPostgres(dbPath) {
 		add("audit log", dbPath)
+		// The calls spooled but not yet in the log; a spool left there is
+		// imported as genuine calls.
+		add("audit log's spools", dbPath+audit.SpoolSuffix)
 	}
 	if ck := cfg.Audit.Checkpoint; ck.KeyFile != "" {
 		add("checkpoint key", ck.KeyFile)

@@ -1,0 +1,144 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/toolgate/toolgate"
+)
+
+// TestSpoolRecordsRoundTrip: records read back are the ones written, and a
+// spool cut anywhere inside its last record reads back as the records
+// before it (a torn tail, as a kill mid-write leaves).
+func TestSpoolRecordsRoundTrip(t *testing.T) {
+	recs := []spoolRecord{
+		{kind: kindDecision, id: "01A", status: toolgate.StatusStarted, at: 1, body: []byte(`{"v":2}`), ctx: []byte(`{"c":1}`)},
+		{kind: kindOutcome, id: "01A", status: toolgate.StatusOK, at: -5, body: []byte(`{"o":"é\n"}`)},
+		{kind: kindDecision, id: "01B", status: toolgate.StatusRefused, at: 1 << 62, body: bytes.Repeat([]byte("x"), 70000)},
+	}
+	var file []byte
+	var ends []int64
+	for i := range recs {
+		file = append(file, recs[i].encode()...)
+		ends = append(ends, int64(len(file)))
+	}
+	for cut := ends[1]; cut <= int64(len(file)); cut++ {
+		if cut != ends[1] && cut != int64(len(file)) && cut%97 != 0 {
+			continue
+		}
+		got, gotEnds, err := readSpoolBytes(t, file[:cut])
+		want := 2
+		if cut == int64(len(file)) {
+			want = 3
+		}
+		if len(got) != want || (want == 2 && cut != ends[1]) != (err != nil) {
+			t.Fatalf("cut at %d: %d records, %v; want %d", cut, len(got), err, want)
+		}
+		for i := range got {
+			if string(got[i].encode()) != string(recs[i].encode()) || gotEnds[i] != ends[i] {
+				t.Fatalf("cut at %d: record %d = %+v end %d", cut, i, got[i], gotEnds[i])
+			}
+		}
+	}
+	// A flipped byte stops the reading at its record.
+	bad := bytes.Clone(file)
+	bad[ends[0]+12] ^= 1
+	if got, _, err := readSpoolBytes(t, bad); len(got) != 1 || err == nil {
+		t.Fatalf("corrupt second record: %d records, %v", len(got), err)
+	}
+}
+
+func readSpoolBytes(t testing.TB, b []byte) ([]spoolRecord, []int64, error) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "spool")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	return readSpool(f, 0)
+}
+
+// FuzzReadSpool: whatever a spool file holds, reading it neither panics
+// nor returns a record that is not what some append wrote.
+func FuzzReadSpool(f *testing.F) {
+	r := spoolRecord{kind: kindOutcome, id: "01A", status: "ok", at: 7, body: []byte(`{}`)}
+	f.Add(r.encode())
+	f.Add(append(r.encode(), r.encode()[:9]...))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		recs, ends, _ := readSpoolBytes(t, b)
+		var at int64
+		for i := range recs {
+			enc := recs[i].encode()
+			if int64(len(enc)) != ends[i]-at || !bytes.Equal(enc, b[at:ends[i]]) {
+				t.Fatalf("record %d read back as %+v, which encodes otherwise", i, recs[i])
+			}
+			at = ends[i]
+		}
+	})
+}
+
+// TestDeadSpoolWithTornTail: a process killed mid-append leaves a spool
+// whose complete records the next Open imports; the torn tail is dropped
+// with the file. A live process's spool is imported by another's Open too,
+// but kept, and its owner's own import then skips what is done.
+func TestDeadSpoolWithTornTail(t *testing.T) {
+	skipOnPostgres(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	live := filepath.Join(dir, "live.db")
+	s := openTest(t, live, Options{importDelay: 1 << 62, importBatch: 1 << 30})
+	if err := s.Begin(ctx, testCall("01T0", 0), testDecision(toolgate.Allow)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Finish(ctx, "01T0", toolgate.Outcome{Status: toolgate.StatusOK}); err != nil {
+		t.Fatal(err)
+	}
+
+	// What a kill leaves beside another log: such a spool, plus half a
+	// record, and no lock on it.
+	b, err := os.ReadFile(s.spool.f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := (&spoolRecord{kind: kindDecision, id: "01T1", status: "started", body: []byte(`{}`)}).encode()
+	dead := filepath.Join(dir, "dead.db")
+	left := filepath.Join(dead+SpoolSuffix, "00000000deadbeef")
+	if err := os.MkdirAll(filepath.Dir(left), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(left, append(b, half[:len(half)/2]...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := openTest(t, dead, Options{})
+	if r, err := d.Get(ctx, "01T0"); err != nil || r.Status != toolgate.StatusOK {
+		t.Fatalf("the dead spool's call: %+v, %v", r, err)
+	}
+	if _, err := d.Get(ctx, "01T1"); err == nil {
+		t.Error("the torn record was imported")
+	}
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Errorf("the dead spool is kept: %v", err)
+	}
+
+	other := openTest(t, live, Options{})
+	if r, err := other.Get(ctx, "01T0"); err != nil || r.Status != toolgate.StatusOK {
+		t.Fatalf("the live spool's call, from another process: %+v, %v", r, err)
+	}
+	if _, err := os.Stat(s.spool.f.Name()); err != nil {
+		t.Errorf("a live process's spool was removed: %v", err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := s.Verify(ctx); err != nil || !rep.OK() || rep.Calls != 1 || rep.Events != 3 {
+		t.Fatalf("Verify = %+v, %v", rep, err)
+	}
+}
