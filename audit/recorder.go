@@ -151,6 +151,18 @@ func (w *wtx) beginHot(r *entryRow) error {
 	return nil
 }
 
+// beginSpooled chains a spooled decision, staged for the projection. Its
+// Begin returned, so its call may have run: the event is kept whatever the
+// log holds (a second decision for an id is the projection's and Verify's
+// to report, not a reason to drop a durable record).
+func (w *wtx) beginSpooled(r *entryRow) error {
+	if err := w.appendDecision(r, false); err != nil {
+		return err
+	}
+	w.stage(projItem{id: r.e.ID, status: r.status, entry: r})
+	return nil
+}
+
 // Begin records call c and its decision d, and returns once the decision is
 // committed: status started (allow), refused (deny) or pending (review).
 // Arguments pass through Options.Redact first. An error means nothing was
@@ -169,7 +181,7 @@ func (s *Store) Begin(ctx context.Context, c toolgate.Call, d toolgate.Decision)
 			return fmt.Errorf("audit: write: %w", err)
 		}
 		rec := &spoolRecord{kind: kindDecision, id: r.e.ID, status: r.status, at: r.at, body: r.body, ctx: r.ctxBody}
-		return s.spoolAppend(rec, r.status, func(w *wtx) error { return w.beginHot(r) })
+		return s.spoolAppend(rec, r.status, func(w *wtx) error { return w.beginSpooled(r) })
 	}
 	return s.writeHot(ctx, func(w *wtx) error { return w.beginHot(r) })
 }

@@ -283,9 +283,8 @@ func (s *Store) createSpool() error {
 
 // importSpool chains this process's pending spooled records into the log,
 // each staged for the projection, and records how far the spool is
-// imported. A record that does not fit the log (a second decision for an
-// id, an outcome of a call closed meanwhile) is logged and skipped: it
-// stays in no log, as a rolled-back write would.
+// imported. An outcome of a call closed meanwhile (CloseInterrupted) is
+// logged and skipped, as Finish refuses it (recover.go).
 func (w *wtx) importSpool() error {
 	sp := w.s.spool
 	sp.queued.Store(false) // records appended from now on queue another import
@@ -509,10 +508,7 @@ func (w *wtx) importFile(path, name string) error {
 func (w *wtx) applyRecord(r *spoolRecord, look ctxLookup) error {
 	if r.kind == kindDecision {
 		e := &entryRow{e: Entry{ID: r.id}, body: r.body, ctxBody: r.ctx, at: r.at, status: r.status}
-		if _, ok := w.unprojected(r.id); ok {
-			return fmt.Errorf("%w: begin %s: the call is already recorded", ErrState, r.id)
-		}
-		if err := w.appendDecision(e, true); err != nil {
+		if err := w.appendDecision(e, false); err != nil { // kept: see beginSpooled
 			return err
 		}
 	} else {

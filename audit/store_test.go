@@ -572,10 +572,14 @@ func TestOutcomeRidesWithNextDecision(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// One per call, but a scheduling pause longer than behindDelay between
-	// a Finish and the next Begin lets an outcome commit alone: allow some.
+	// PostgreSQL: one per call, but a scheduling pause longer than
+	// behindDelay between a Finish and the next Begin lets an outcome
+	// commit alone: allow some. SQLite: the calls are spooled, and their
+	// imports are a few commits for all of them.
 	c1 := s.commits.Load()
-	if got := c1 - c0; got > n+n/5 {
+	if got, want := c1-c0, int64(n/5); !onPostgres() && got > want {
+		t.Errorf("%d sequential spooled calls took %d commits, want at most %d", n, got, want)
+	} else if got := c1 - c0; got > n+n/5 {
 		t.Errorf("%d sequential calls took %d commits, want about %d", n, got, n)
 	}
 	last := fmt.Sprintf("01RIDE%04d", n-1)
@@ -593,7 +597,7 @@ func TestOutcomeRidesWithNextDecision(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if got := s.commits.Load() - c1; got != 1 {
+	if got := s.commits.Load() - c1; onPostgres() && got != 1 {
 		t.Errorf("the last outcome took %d commits, want 1", got)
 	}
 }
