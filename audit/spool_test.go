@@ -142,3 +142,27 @@ func TestDeadSpoolWithTornTail(t *testing.T) {
 		t.Fatalf("Verify = %+v, %v", rep, err)
 	}
 }
+
+// TestSpooledDuplicateIsKept: a decision spooled for an id the log already
+// holds (which toolgate's ids never repeat) is chained all the same, its
+// Begin having returned, and Verify reports it.
+func TestSpooledDuplicateIsKept(t *testing.T) {
+	skipOnPostgres(t)
+	ctx := context.Background()
+	s := openTest(t, "", Options{})
+	for range 2 {
+		if err := s.Begin(ctx, testCall("01DUP", 1), testDecision(toolgate.Deny)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	if err := s.rdb.QueryRow(`SELECT count(*) FROM events WHERE call_id = '01DUP' AND kind = 'decision'`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("%d decisions of 01DUP, %v; want both", n, err)
+	}
+	if rep, err := s.Verify(ctx); err != nil || rep.OK() {
+		t.Fatalf("Verify = %+v, %v; want the second decision reported", rep, err)
+	}
+}
