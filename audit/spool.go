@@ -36,6 +36,7 @@ import (
 // A spool is durable as the log is at Synchronous NORMAL: an append
 // survives a kill of toolgate (its bytes are in the page cache). At FULL a
 // process spools nothing (see Open).
+//
 // Its owner holds an exclusive flock on it while it runs. Opening the log
 // for writing imports every other spool's complete records (a read-only
 // open that finds some opens it for writing just long enough), and deletes
@@ -44,10 +45,12 @@ import (
 // reads it. A record is length-prefixed and CRC-checked: a torn last
 // record (power loss mid-write) is not a record; its call never ran.
 //
-// Fail closed: an append fails if the log's file or the spool's is no
-// longer at its path (liveFiles), and while the last import failed (the
-// log is gone, the disk full) every append fails with that error, so no
-// call runs whose decision could not reach the log.
+// Fail closed: a decision is refused while the log's files are not at
+// their path (liveness.go) or the spool was deleted, and after a failed
+// import (the log gone, the disk full) every append is refused with its
+// error until an import succeeds (another process holding the log's lock
+// counts once it has held it for WriteTimeout): no call runs whose
+// decision could not reach the log.
 
 const (
 	// SpoolSuffix names the directory of the spools beside the log (the
@@ -189,6 +192,9 @@ func (s *Store) spoolAppend(rec *spoolRecord, state string, apply func(w *wtx) e
 		return fmt.Errorf("audit: the spooled calls could not be imported into the log, so no call is recorded: %w", *e)
 	}
 	b := rec.encode()
+	if len(b)-8 > maxSpoolRecord {
+		return fmt.Errorf("audit: %s of %s is %d bytes, more than a spool record holds (%d)", rec.kind, rec.id, len(b), maxSpoolRecord)
+	}
 	sp.mu.Lock()
 	if sp.closed {
 		sp.mu.Unlock()
