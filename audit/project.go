@@ -279,13 +279,22 @@ func (w *wtx) setWatermark(seq int64) error {
 // unprojected is call id's status as of this transaction if calls does
 // not reflect it yet: its staged events, then the unprojected tail.
 func (w *wtx) unprojected(id string) (string, bool) {
+	if st, ok := w.stagedStatus(id); ok {
+		return st, true
+	}
+	st, ok := w.s.proj.status[id]
+	return st, ok
+}
+
+// stagedStatus is call id's status after the events this transaction
+// staged, if it staged any.
+func (w *wtx) stagedStatus(id string) (string, bool) {
 	for i := len(w.staged) - 1; i >= 0; i-- {
 		if w.staged[i].id == id {
 			return w.staged[i].status, true
 		}
 	}
-	st, ok := w.s.proj.status[id]
-	return st, ok
+	return "", false
 }
 
 // item is the event at seq as this writer holds it, decoded: one its hot

@@ -291,6 +291,15 @@ func (s *Store) Finish(ctx context.Context, id string, o toolgate.Outcome) error
 		return fmt.Errorf("audit: encode outcome of %s: %w", id, err)
 	}
 	apply := func(w *wtx) error {
+		if own, ok := w.stagedStatus(id); ok && own == toolgate.StatusStarted {
+			// Decided in this transaction: no other process has seen the
+			// call, so nothing can have closed it.
+			if err := w.appendBody(id, kindOutcome, at.UnixNano(), body); err != nil {
+				return err
+			}
+			w.stage(projItem{id: id, status: o.Status, outcome: &o})
+			return nil
+		}
 		if own, ok := w.unprojected(id); ok && own == toolgate.StatusStarted {
 			// Started in this process's log: the outcome is appended
 			// unless calls shows another status (another process closed
