@@ -7,6 +7,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 
 	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/toolgatetest"
 )
 
@@ -142,8 +144,17 @@ func TestServeKill9LeavesEveryForwardedCallRecorded(t *testing.T) {
 	stop()
 	wg.Wait()
 
+	// The dead process's spool holds calls the log does not: the reader
+	// below (audit export) imports them first.
+	pending := spoolPending(t, db)
+	if pending == 0 {
+		t.Error("the killed toolgate's spool held nothing the log lacked; the test did not reach its recovery")
+	}
 	ids := durLines(t, received)
 	rows := recordRows(t, db)
+	if left, _ := filepath.Glob(filepath.Join(db+audit.SpoolSuffix, "*")); len(left) != 0 {
+		t.Errorf("the dead process's spool was not deleted once imported: %v", left)
+	}
 	inFlight := 0
 	seen := map[string]bool{}
 	for _, id := range ids {
@@ -160,8 +171,8 @@ func TestServeKill9LeavesEveryForwardedCallRecorded(t *testing.T) {
 			t.Errorf("call %s: audit status %q, want started or ok", id, st)
 		}
 	}
-	t.Logf("upstream received %d calls; audit rows %d; %d received calls were in flight (status started) at the kill",
-		len(ids), len(rows), inFlight)
+	t.Logf("upstream received %d calls; audit rows %d; %d received calls were in flight (status started) at the kill; %d spooled bytes not yet in the log",
+		len(ids), len(rows), inFlight, pending)
 	if inFlight == 0 {
 		t.Error("no received call was in flight when toolgate was killed; the kill did not land mid-load")
 	}
@@ -171,6 +182,32 @@ func TestServeKill9LeavesEveryForwardedCallRecorded(t *testing.T) {
 		!strings.Contains(verify, fmt.Sprintf("%d calls verified", len(rows))) {
 		t.Errorf("audit verify: %s", verify)
 	}
+}
+
+// spoolPending is how many bytes the spools of the log at db hold beyond
+// what the log records having imported, read without opening the log
+// through toolgate (which would import them).
+func spoolPending(t *testing.T, db string) int64 {
+	t.Helper()
+	raw, err := sql.Open("sqlite3", "file:"+db+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	spools, _ := filepath.Glob(filepath.Join(db+audit.SpoolSuffix, "*"))
+	var pending int64
+	for _, p := range spools {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var done int64
+		if err := raw.QueryRow(`SELECT coalesce(max(imported), 0) FROM spools WHERE name = ?`, filepath.Base(p)).Scan(&done); err != nil {
+			t.Fatal(err)
+		}
+		pending += fi.Size() - done
+	}
+	return pending
 }
 
 // recordRows maps the id argument of every call of the upstream's record
