@@ -195,6 +195,13 @@ func (s *Store) spoolAppend(rec *spoolRecord, state string, apply func(w *wtx) e
 	if len(b)-8 > maxSpoolRecord {
 		return fmt.Errorf("audit: %s of %s is %d bytes, more than a spool record holds (%d)", rec.kind, rec.id, len(b), maxSpoolRecord)
 	}
+	// No decision goes in while the log is gone (each commit's check,
+	// liveness.go).
+	if rec.kind == kindDecision {
+		if err := s.files.check(s.path); err != nil {
+			return err
+		}
+	}
 	sp.mu.Lock()
 	if sp.closed {
 		sp.mu.Unlock()
@@ -218,18 +225,12 @@ func (s *Store) spoolAppend(rec *spoolRecord, state string, apply func(w *wtx) e
 		sp.mu.Unlock()
 		return errNotSpooled
 	}
-	// No decision goes in while the log is gone (each commit's check,
-	// liveness.go), and no record into a spool deleted meanwhile (it would
-	// be lost with this process).
-	var err error
-	if rec.kind == kindDecision {
-		err = s.files.check(s.path)
-	}
-	if err == nil {
-		var st syscall.Stat_t
-		if err = syscall.Fstat(int(sp.f.Fd()), &st); err == nil && st.Nlink == 0 {
-			err = &goneError{path: s.path, detail: "its spool " + sp.f.Name() + " was deleted"}
-		}
+	// No record into a spool deleted meanwhile: it would be lost with
+	// this process.
+	var st syscall.Stat_t
+	err := syscall.Fstat(int(sp.f.Fd()), &st)
+	if err == nil && st.Nlink == 0 {
+		err = &goneError{path: s.path, detail: "its spool " + sp.f.Name() + " was deleted"}
 	}
 	if err == nil {
 		if _, err = sp.f.Write(b); err != nil {

@@ -166,3 +166,39 @@ func TestSpooledDuplicateIsKept(t *testing.T) {
 		t.Fatalf("Verify = %+v, %v; want the second decision reported", rep, err)
 	}
 }
+
+// TestSpoolAcrossProcesses: two serving processes on one log (two stores,
+// each with its own spool and lease). Another's CloseInterrupted imports
+// a live process's spooled call without closing it (its lease is live);
+// the owner's own import then skips what was imported, and its outcome
+// lands on the row the other projected.
+func TestSpoolAcrossProcesses(t *testing.T) {
+	skipOnPostgres(t)
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "audit.db")
+	a := openTest(t, path, Options{Owner: "a", importDelay: 1 << 62, importBatch: 1 << 30})
+	b := openTest(t, path, Options{Owner: "b"})
+	if err := a.Begin(ctx, testCall("01X", 0), testDecision(toolgate.Allow)); err != nil {
+		t.Fatal(err)
+	}
+	closed, err := b.CloseInterrupted(ctx, 0)
+	if err != nil || len(closed) != 0 {
+		t.Fatalf("CloseInterrupted = %v, %v; want nothing closed (a is alive)", closed, err)
+	}
+	if r, err := b.Get(ctx, "01X"); err != nil || r.Status != toolgate.StatusStarted {
+		t.Fatalf("a's spooled call, from b: %+v, %v", r, err)
+	}
+	if err := a.Finish(ctx, "01X", toolgate.Outcome{Status: toolgate.StatusOK, ResultSize: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err := b.Get(ctx, "01X")
+	if err != nil || r.Status != toolgate.StatusOK || r.Outcome == nil || r.Outcome.ResultSize != 7 {
+		t.Fatalf("after a's outcome: %+v, %v", r, err)
+	}
+	if rep, err := b.Verify(ctx); err != nil || !rep.OK() || rep.Calls != 1 || rep.Events != 3 {
+		t.Fatalf("Verify = %+v, %v", rep, err)
+	}
+}
