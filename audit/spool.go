@@ -196,8 +196,14 @@ func (s *Store) spoolAppend(rec *spoolRecord, state string, apply func(w *wtx) e
 		return fmt.Errorf("audit: %s of %s is %d bytes, more than a spool record holds (%d)", rec.kind, rec.id, len(b), maxSpoolRecord)
 	}
 	// No decision goes in while the log is gone (each commit's check,
-	// liveness.go).
+	// liveness.go); checked off the lock, so a closed store says so first.
 	if rec.kind == kindDecision {
+		sp.mu.Lock()
+		closed := sp.closed
+		sp.mu.Unlock()
+		if closed {
+			return ErrClosed
+		}
 		if err := s.files.check(s.path); err != nil {
 			return err
 		}
