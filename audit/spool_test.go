@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/toolgate/toolgate"
@@ -200,5 +201,49 @@ func TestSpoolAcrossProcesses(t *testing.T) {
 	}
 	if rep, err := b.Verify(ctx); err != nil || !rep.OK() || rep.Calls != 1 || rep.Events != 3 {
 		t.Fatalf("Verify = %+v, %v", rep, err)
+	}
+}
+
+// TestVerifyReportsASecondOutcome: a call has one outcome; another one
+// chained after it (a record imported twice, or written by hand and the
+// chain re-hashed) is reported, on both passes.
+func TestVerifyReportsASecondOutcome(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, "", Options{})
+	if err := s.Begin(ctx, testCall("01TWO", 0), testDecision(toolgate.Allow)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Finish(ctx, "01TWO", toolgate.Outcome{Status: toolgate.StatusOK}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := s.Verify(ctx); err != nil || !rep.OK() {
+		t.Fatalf("Verify before = %+v, %v", rep, err)
+	}
+	db := rawDB(t, s.Path())
+	if _, err := db.Exec(`INSERT INTO events (call_id, kind, at, body, prev_hash, hash)
+		SELECT call_id, kind, at + 1, body, '', '' FROM events WHERE call_id = '01TWO' AND kind = 'outcome'`); err != nil {
+		t.Fatal(err)
+	}
+	dropAppendOnly(t, db)
+	rehashChain(t, db)
+	// As the CLI verifies: its open projects the event, which fits no row.
+	ro, err := Open(ctx, s.Path(), Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	rep, err := ro.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range rep.Problems {
+		found = found || strings.Contains(p.What, "outcome event for a call that is ok, not started")
+	}
+	if !found {
+		t.Fatalf("Verify = %+v; want the second outcome reported", rep.Problems)
 	}
 }

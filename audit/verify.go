@@ -394,6 +394,8 @@ func verifyRows(ctx context.Context, tx, etx *sql.Tx, rep *VerifyReport) error {
 				rep.add(Problem{Seq: e.seq, CallID: e.callID, What: "first event of the call is " + ev.Kind + ", not a decision"})
 			case n > 0 && ev.Kind == kindDecision:
 				rep.add(Problem{Seq: e.seq, CallID: e.callID, What: "second decision event for the call"})
+			case ev.Kind == kindOutcome && want.Status != toolgate.StatusStarted:
+				rep.add(Problem{Seq: e.seq, CallID: e.callID, What: fmt.Sprintf("outcome event for a call that is %s, not started (one outcome per call)", want.Status)})
 			}
 			want.fold(ev)
 			switch ev.Kind {
@@ -601,7 +603,7 @@ func (st *foldState) fold(e *evItem) {
 	default:
 		st.orphanBad = true
 	}
-	if !e.headerOK || (st.n == 0) != (e.kind == kindDecision) {
+	if !e.headerOK || (st.n == 0) != (e.kind == kindDecision) || (e.kind == kindOutcome && st.status != toolgate.StatusStarted) {
 		st.bad = true
 	}
 	st.n++
