@@ -62,6 +62,9 @@ const (
 	spoolImportBatch = 256
 	// maxSpoolRecord bounds a record's length when reading one back.
 	maxSpoolRecord = 64 << 20
+	// spoolRotate is the size from which a spool whose every record is
+	// imported is deleted and the next append starts a new one.
+	spoolRotate = 16 << 20
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -353,6 +356,15 @@ func (s *Store) spoolCommitted(w *wtx) {
 		}
 	}
 	sp.pending = append(sp.pending[:0], sp.pending[i:]...)
+	if len(sp.pending) == 0 && sp.f != nil && sp.size >= s.o.spoolRotate {
+		// Everything in it is in the log: the next append starts a new
+		// spool rather than let this one grow with the process's life.
+		if err := os.Remove(sp.f.Name()); err != nil {
+			s.o.Logger.Warn("audit: cannot delete an imported spool", "spool", sp.f.Name(), "err", err)
+		}
+		sp.f.Close()
+		sp.f, sp.size = nil, 0
+	}
 }
 
 // spoolFailed queues another import after a failed one. Until one

@@ -3,8 +3,10 @@ package audit
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -245,5 +247,44 @@ func TestVerifyReportsASecondOutcome(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("Verify = %+v; want the second outcome reported", rep.Problems)
+	}
+}
+
+// TestSpoolRotates: a spool whose records are all imported is replaced
+// once it has grown past its size, so a long-running process's spool does
+// not grow with its life; nothing is lost on the way.
+func TestSpoolRotates(t *testing.T) {
+	skipOnPostgres(t)
+	ctx := context.Background()
+	s := openTest(t, "", Options{spoolRotate: 4 << 10})
+	var names []string
+	for i := range 40 {
+		id := fmt.Sprintf("01ROT%03d", i)
+		if err := s.Begin(ctx, testCall(id, i), testDecision(toolgate.Allow)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Finish(ctx, id, toolgate.Outcome{Status: toolgate.StatusOK}); err != nil {
+			t.Fatal(err)
+		}
+		if i%4 == 3 {
+			if err := s.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.spool.mu.Lock()
+		if s.spool.f != nil && !slices.Contains(names, s.spool.name) {
+			names = append(names, s.spool.name)
+		}
+		s.spool.mu.Unlock()
+	}
+	if len(names) < 3 {
+		t.Fatalf("spools used: %v; want it replaced as it grew past 4 KiB", names)
+	}
+	left, _ := filepath.Glob(filepath.Join(s.Path()+SpoolSuffix, "*"))
+	if len(left) > 1 {
+		t.Errorf("spools left: %v; want the current one at most", left)
+	}
+	if rep, err := s.Verify(ctx); err != nil || !rep.OK() || rep.Calls != 40 {
+		t.Fatalf("Verify = %+v, %v", rep, err)
 	}
 }

@@ -132,12 +132,13 @@ type Options struct {
 	LeaseTTL time.Duration
 
 	// projectDelay and projectBatch override the defaults of the same
-	// names, importDelay behindDelay and importBatch spoolImportBatch for
-	// the spool's imports (tests).
+	// names, importDelay behindDelay, importBatch spoolImportBatch and
+	// spoolRotate spoolRotate for the spool (tests).
 	projectDelay time.Duration
 	projectBatch int64
 	importDelay  time.Duration
 	importBatch  int
+	spoolRotate  int64
 }
 
 // DefaultLeaseTTL is the review lease's lifetime when Options.LeaseTTL is
@@ -306,6 +307,9 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	}
 	if o.importBatch <= 0 {
 		o.importBatch = spoolImportBatch
+	}
+	if o.spoolRotate <= 0 {
+		o.spoolRotate = spoolRotate
 	}
 	switch o.Synchronous {
 	case "":
