@@ -235,15 +235,13 @@ func TestServeSandboxContainsAgent(t *testing.T) {
 // the pack allows runs read-only, and the patterns that name secrets are
 // denied.
 // TestServeSandboxSpoolsNotWritable: toolgate will not serve where a
-// sandbox profile could write the audit log's spool directory: a spool left
-// there is imported, by the next toolgate to open the log, as genuine
-// calls. (The directory is also hidden in every profile, as the log is.)
+// sandbox profile could write the audit log's spool directory, even before
+// it exists (a first run): a spool left there is imported, by the next
+// toolgate to open the log, as genuine calls. (The directory is also
+// hidden in every profile, as the log is.)
 func TestServeSandboxSpoolsNotWritable(t *testing.T) {
 	f := sbSetup(t, allowAllIn("workspace-write"))
 	cfg := f.config(fmt.Sprintf("sandbox:\n  profiles:\n    workspace-write: {write: [%q]}\n", f.db+audit.SpoolSuffix))
-	if err := os.MkdirAll(f.db+audit.SpoolSuffix, 0o700); err != nil {
-		t.Fatal(err)
-	}
 	cmd := exec.Command(toolgateBin, "serve", "--config", cfg)
 	cmd.Env = append(os.Environ(), f.env()...)
 	b, err := cmd.CombinedOutput()
