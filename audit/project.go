@@ -382,25 +382,26 @@ func (s *Store) catchUp(ctx context.Context) error {
 	return s.write(ctx, func(*wtx) error { return nil })
 }
 
-// behind reports whether the log has events calls does not reflect.
-func behind(ctx context.Context, db *sql.DB) (bool, error) {
+// behind reports whether the log at path has events calls does not
+// reflect, or (SQLite) a spool holds records the log lacks.
+func behind(ctx context.Context, db *sql.DB, path string) (bool, error) {
 	var b bool
 	err := db.QueryRowContext(ctx, `SELECT (SELECT seq FROM projection WHERE name = 'calls') <
 		(SELECT coalesce(max(seq), 0) FROM events)`).Scan(&b)
 	if err != nil {
 		return false, fmt.Errorf("audit: read projection watermark: %w", err)
 	}
-	return b, nil
+	if b || IsPostgres(path) {
+		return b, nil
+	}
+	return spoolsBehind(ctx, db, path)
 }
 
 // catchUpFile brings the calls projection of the log at path up to date
 // for a read-only store, whose readers must see every durable call: it
 // opens the log for writing just long enough to project.
 func catchUpFile(ctx context.Context, db *sql.DB, path string, o Options) error {
-	lag, err := behind(ctx, db)
-	if err == nil && !lag && !IsPostgres(path) {
-		lag, err = spoolsBehind(ctx, db, path)
-	}
+	lag, err := behind(ctx, db, path)
 	if err != nil || !lag {
 		return err
 	}

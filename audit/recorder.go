@@ -176,7 +176,7 @@ func (s *Store) Begin(ctx context.Context, c toolgate.Call, d toolgate.Decision)
 	if d.Action == toolgate.Review {
 		return s.write(ctx, func(w *wtx) error { return w.begin(r) })
 	}
-	if s.spool != nil && !s.spool.off {
+	if s.spool.on() {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("audit: write: %w", err)
 		}
@@ -263,6 +263,15 @@ func newReview(v toolgate.Verdict, decidedAt int64) *Review {
 	}
 }
 
+// appendOutcome chains outcome o of call id, staged for the projection.
+func (w *wtx) appendOutcome(id string, at int64, body []byte, o *toolgate.Outcome) error {
+	if err := w.appendBody(id, kindOutcome, at, body); err != nil {
+		return err
+	}
+	w.stage(projItem{id: id, status: o.Status, outcome: o})
+	return nil
+}
+
 // Finish records the outcome of a forwarded (started) call. It does not wait
 // for the commit: the call has already run, so nothing waits on the outcome
 // being durable, and the agent gets its result one commit sooner. The
@@ -294,11 +303,7 @@ func (s *Store) Finish(ctx context.Context, id string, o toolgate.Outcome) error
 		if own, ok := w.stagedStatus(id); ok && own == toolgate.StatusStarted {
 			// Decided in this transaction: no other process has seen the
 			// call, so nothing can have closed it.
-			if err := w.appendBody(id, kindOutcome, at.UnixNano(), body); err != nil {
-				return err
-			}
-			w.stage(projItem{id: id, status: o.Status, outcome: &o})
-			return nil
+			return w.appendOutcome(id, at.UnixNano(), body, &o)
 		}
 		if own, ok := w.unprojected(id); ok && own == toolgate.StatusStarted {
 			// Started in this process's log: the outcome is appended
@@ -325,13 +330,9 @@ func (s *Store) Finish(ctx context.Context, id string, o toolgate.Outcome) error
 		default:
 			return fmt.Errorf("%w: finish %s: status is %s, not started", ErrState, id, status)
 		}
-		if err := w.appendBody(id, kindOutcome, at.UnixNano(), body); err != nil {
-			return err
-		}
-		w.stage(projItem{id: id, status: o.Status, outcome: &o})
-		return nil
+		return w.appendOutcome(id, at.UnixNano(), body, &o)
 	}
-	if s.spool != nil && !s.spool.off {
+	if s.spool.on() {
 		rec := &spoolRecord{kind: kindOutcome, id: id, status: o.Status, at: at.UnixNano(), body: body}
 		err := s.spoolAppend(rec, o.Status, apply)
 		if !errors.Is(err, errNotSpooled) {

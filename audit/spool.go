@@ -261,9 +261,7 @@ func (s *Store) spoolAppend(rec *spoolRecord, state string, apply func(w *wtx) e
 	n := len(sp.pending)
 	sp.mu.Unlock()
 	if !sp.queued.Swap(true) {
-		if _, arm, err := s.enqueue(newProjectionOp()); err == nil && arm {
-			s.flush.Reset(s.o.importDelay)
-		}
+		s.queueImport()
 	}
 	if n == s.o.importBatch {
 		s.wake()
@@ -291,9 +289,6 @@ func (s *Store) createSpool() error {
 		return fmt.Errorf("audit: lock spool %s: %w", path, err)
 	}
 	s.spool.f, s.spool.name = f, filepath.Base(path)
-	if s.spool.live == nil {
-		s.spool.live = map[string]string{}
-	}
 	return nil
 }
 
@@ -310,7 +305,7 @@ func (w *wtx) importSpool() error {
 	if len(recs) == 0 {
 		return nil
 	}
-	done, err := w.spoolOffset(name)
+	done, err := spoolOffset(w.ctx, w.s.conn, name)
 	if err != nil {
 		return err
 	}
@@ -318,15 +313,24 @@ func (w *wtx) importSpool() error {
 		if r.end <= done {
 			continue // imported by another process (a reader catching up)
 		}
-		if err := r.apply(w); err != nil {
-			if !errors.Is(err, ErrState) {
-				return err
-			}
-			w.s.o.Logger.Error("audit: spooled event does not fit the log; not recorded", "call_id", r.id, "err", err)
+		if err := w.unfit(r.apply(w), name, r.id); err != nil {
+			return err
 		}
 	}
 	w.spoolEnd = recs[len(recs)-1].end
 	return w.setSpoolOffset(name, w.spoolEnd)
+}
+
+// unfit returns err, the error of importing call id's record from spool,
+// unless the record does not fit the log (ErrState: an outcome of a call
+// closed meanwhile), which it logs: the record is skipped, as Finish
+// refuses such an outcome (recover.go).
+func (w *wtx) unfit(err error, spool, id string) error {
+	if !errors.Is(err, ErrState) {
+		return err
+	}
+	w.s.o.Logger.Error("audit: spooled event does not fit the log; not recorded", "spool", spool, "call_id", id, "err", err)
+	return nil
 }
 
 // spoolCommitted updates the spool's state after w committed: drops the
@@ -335,9 +339,7 @@ func (w *wtx) importSpool() error {
 func (s *Store) spoolCommitted(w *wtx) {
 	sp := s.spool
 	for _, p := range w.removeSpools {
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.o.Logger.Warn("audit: cannot delete an imported spool", "spool", p, "err", err)
-		}
+		s.removeSpool(p)
 	}
 	sp.scanDone = max(sp.scanDone, w.scanned)
 	if w.spoolEnd == 0 {
@@ -359,9 +361,7 @@ func (s *Store) spoolCommitted(w *wtx) {
 	if len(sp.pending) == 0 && sp.f != nil && sp.size >= s.o.spoolRotate {
 		// Everything in it is in the log: the next append starts a new
 		// spool rather than let this one grow with the process's life.
-		if err := os.Remove(sp.f.Name()); err != nil {
-			s.o.Logger.Warn("audit: cannot delete an imported spool", "spool", sp.f.Name(), "err", err)
-		}
+		s.removeSpool(sp.f.Name())
 		sp.f.Close()
 		sp.f, sp.size = nil, 0
 	}
@@ -394,15 +394,22 @@ func (s *Store) spoolFailed(err error) {
 		sp.failed.Store(&err)
 	}
 	sp.queued.Store(true)
+	s.queueImport()
+}
+
+// queueImport queues a write whose transaction imports the spool (as every
+// one does first), committed with the next waited-for write or importDelay
+// later. The caller has set spool.queued.
+func (s *Store) queueImport() {
 	if _, arm, err := s.enqueue(newProjectionOp()); err == nil && arm {
 		s.flush.Reset(s.o.importDelay)
 	}
 }
 
-func (w *wtx) spoolOffset(name string) (int64, error) {
+// spoolOffset is how far spool name is imported (0: not at all).
+func spoolOffset(ctx context.Context, q querier, name string) (int64, error) {
 	var n int64
-	err := w.s.conn.QueryRowContext(w.ctx, `SELECT coalesce(max(imported), 0) FROM spools WHERE name = ?`, name).Scan(&n)
-	if err != nil {
+	if err := q.QueryRowContext(ctx, `SELECT coalesce(max(imported), 0) FROM spools WHERE name = ?`, name).Scan(&n); err != nil {
 		return 0, fmt.Errorf("audit: read spool offset: %w", err)
 	}
 	return n, nil
@@ -440,12 +447,9 @@ func foreignSpools(path, own string) ([]string, error) {
 // spool, and marks for deletion (after the commit) each one fully imported
 // whose owner is gone. Rows of spools whose file is gone are dropped.
 func (w *wtx) importForeign() error {
-	own := ""
-	if w.s.spool != nil {
-		w.s.spool.mu.Lock()
-		own = w.s.spool.name
-		w.s.spool.mu.Unlock()
-	}
+	w.s.spool.mu.Lock()
+	own := w.s.spool.name
+	w.s.spool.mu.Unlock()
 	names, err := foreignSpools(w.s.path, own)
 	if err != nil {
 		return err
@@ -492,18 +496,15 @@ func (w *wtx) importFile(path, name string) error {
 		return fmt.Errorf("audit: open spool: %w", err)
 	}
 	defer f.Close()
-	done, err := w.spoolOffset(name)
+	done, err := spoolOffset(w.ctx, w.s.conn, name)
 	if err != nil {
 		return err
 	}
 	recs, ends, rerr := readSpool(f, done)
 	look := newCtxReader(w.ctx, w.s.conn).get
 	for i := range recs {
-		if err := w.applyRecord(&recs[i], look); err != nil {
-			if !errors.Is(err, ErrState) {
-				return err
-			}
-			w.s.o.Logger.Error("audit: spooled event does not fit the log; not recorded", "spool", name, "call_id", recs[i].id, "err", err)
+		if err := w.unfit(w.applyRecord(&recs[i], look), name, recs[i].id); err != nil {
+			return err
 		}
 	}
 	if len(ends) > 0 {
@@ -568,9 +569,9 @@ func spoolsBehind(ctx context.Context, db *sql.DB, path string) (bool, error) {
 		if err != nil {
 			continue
 		}
-		var done int64
-		if err := db.QueryRowContext(ctx, `SELECT coalesce(max(imported), 0) FROM spools WHERE name = ?`, n).Scan(&done); err != nil {
-			return false, fmt.Errorf("audit: read spool offset: %w", err)
+		done, err := spoolOffset(ctx, db, n)
+		if err != nil {
+			return false, err
 		}
 		if fi.Size() > done {
 			return true, nil
@@ -578,6 +579,16 @@ func spoolsBehind(ctx context.Context, db *sql.DB, path string) (bool, error) {
 	}
 	return false, nil
 }
+
+// removeSpool deletes a spool whose records are all in the log.
+func (s *Store) removeSpool(path string) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.o.Logger.Warn("audit: cannot delete an imported spool", "spool", path, "err", err)
+	}
+}
+
+// on reports whether hot writes go to the spool (see Open).
+func (sp *spool) on() bool { return sp != nil && !sp.off }
 
 // hasPending reports whether records wait for their import; false for a
 // store without a spool.
@@ -601,7 +612,7 @@ func (s *Store) closeSpool() {
 		return
 	}
 	if len(sp.pending) == 0 {
-		os.Remove(sp.f.Name())
+		s.removeSpool(sp.f.Name())
 	} else {
 		s.o.Logger.Error("audit: spooled calls not imported at close; the next toolgate to open the log imports them", "spool", sp.f.Name(), "records", len(sp.pending))
 	}

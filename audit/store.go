@@ -401,10 +401,7 @@ func (s *Store) start(ctx context.Context, checkpoints bool) error {
 	}
 	// Events committed but not projected by whoever wrote last (a crash
 	// between the two, or a process still running): project them now.
-	lag, err := behind(ctx, s.rdb)
-	if err == nil && !lag && s.spool != nil {
-		lag, err = spoolsBehind(ctx, s.rdb, s.path)
-	}
+	lag, err := behind(ctx, s.rdb, s.path)
 	if err != nil || lag {
 		if err == nil {
 			err = s.write(ctx, func(*wtx) error { return nil })
