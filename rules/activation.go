@@ -27,11 +27,6 @@ type activation struct {
 	groups ref.Val
 	// strs caches the string variables, by strVar.
 	strs [numStrVars]ref.Val
-	// argVals caches lookups of args by key for the fast paths (see
-	// argOrValue), so each key's value is converted once per call. Its
-	// first entries live in argBuf, sparing an allocation.
-	argVals []argVal
-	argBuf  [4]argVal
 	// frame is the execution frame the call's programs without cost
 	// tracking share, tracked the one its tracked programs share, which
 	// carries the call's context (see program.eval); nil until one runs.
@@ -180,13 +175,6 @@ const (
 	strResourceURI
 	numStrVars
 )
-
-// argVal is one cached lookup of args.
-type argVal struct {
-	key types.String
-	val ref.Val
-	res argResult
-}
 
 var _ interpreter.Activation = (*activation)(nil)
 
@@ -344,23 +332,6 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return a.now, true
 	}
 	return nil, false
-}
-
-// arg looks key up in args once per call; see lookupArg. All programs of
-// a set share one environment, so adapter is the same on every call.
-func (a *activation) arg(key types.String, adapter types.Adapter) (ref.Val, argResult) {
-	for i := range a.argVals {
-		if e := &a.argVals[i]; e.key == key {
-			return e.val, e.res
-		}
-	}
-	args, _ := a.ResolveName(VarArgs)
-	val, res := lookupArg(args, key, adapter)
-	if a.argVals == nil {
-		a.argVals = a.argBuf[:0]
-	}
-	a.argVals = append(a.argVals, argVal{key: key, val: val, res: res})
-	return val, res
 }
 
 // Parent implements interpreter.Activation.

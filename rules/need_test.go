@@ -11,6 +11,20 @@ import (
 	"github.com/toolgate/toolgate"
 )
 
+// parseBoth compiles src with the evaluation shortcuts and without.
+func parseBoth(t testing.TB, src string) (fast, general *Set) {
+	t.Helper()
+	fast, err := parse("f.yaml", []byte(src), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	general, err = parse("f.yaml", []byte(src), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fast, general
+}
+
 // needOf compiles match as the one rule of a set and returns its need, as
 // the names of the variables and the kinds it holds on; ok false for none.
 func needOf(t *testing.T, match string) (vars, kinds []string, ok bool) {

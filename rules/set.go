@@ -114,12 +114,10 @@ func (r *reads) add(checked *cel.Ast) {
 
 // program is a compiled expression; tracked ones run with cost limits and
 // context checks, each in a frame of its own, while the others share one
-// frame per call (activation.execFrame) and may hold the fast paths of
-// fastpath.go.
+// frame per call (activation.execFrame).
 type program struct {
 	prg     cel.Program
 	tracked bool
-	fast    int // fast-path nodes in the plan, for tests
 	// free is a tracked expression's program without cost tracking, run
 	// instead of prg on calls whose inputs (the variables vars names) are
 	// within bound, where the expression cannot reach CostLimit (see
@@ -186,8 +184,9 @@ func Parse(name string, data []byte) (*Set, error) {
 	return parse(name, data, true)
 }
 
-// parse is Parse; fast false leaves out the evaluation fast paths (see
-// fastpath.go), so tests can check they never change a decision.
+// parse is Parse; fast false leaves out the evaluation shortcuts (the
+// cost bounds of bound.go, the kind guards and needs of rule.matches), so
+// tests can check they never change a decision.
 func parse(name string, data []byte, fast bool) (*Set, error) {
 	var errs errorList
 	f := decodeFile(name, data, &errs)
@@ -320,8 +319,9 @@ func Load(path string) (*Set, error) {
 	return Parse(path, data)
 }
 
-// compileExpr type-checks one expression and builds its program, with the
-// fast paths of fastpath.go when fast is set. Problems are added to errs at
+// compileExpr type-checks one expression and builds its program, with a
+// program without cost tracking for bounded calls (bound.go) when fast is
+// set. Problems are added to errs at
 // their position in the file.
 func compileExpr(env *cel.Env, fn *funcs, fast bool, src *source, file, rule, field string, n *yaml.Node, want *cel.Type, errs *errorList) (program, *cel.Ast, bool) {
 	if strings.TrimSpace(n.Value) == "" {
@@ -357,22 +357,17 @@ func compileExpr(env *cel.Env, fn *funcs, fast bool, src *source, file, rule, fi
 		}
 		globs[lit.pattern] = g
 	}
-	installed := 0
-	if fast && !tracked {
-		opts = append(opts, fastPaths(checked, env.CELTypeAdapter(), globs, &installed)...)
-	}
 	prg, err := env.Program(checked, opts...)
 	if err != nil {
 		errs.add(file, n, rule, field, "%v", err)
 		return program{}, nil, false
 	}
-	p := program{prg: prg, tracked: tracked, fast: installed}
+	p := program{prg: prg, tracked: tracked}
 	if !tracked || !fast {
 		return p, checked, true
 	}
 	p.bound, p.vars = &costBound{env: env, checked: checked}, fn.vars.refs(readVars(checked))
 	free := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize), cel.InterruptCheckFrequency(interruptEvery)}
-	free = append(free, fastPaths(checked, env.CELTypeAdapter(), globs, new(int))...)
 	if p.free, err = env.Program(checked, free...); err != nil {
 		errs.add(file, n, rule, field, "%v", err)
 		return program{}, nil, false
