@@ -231,9 +231,6 @@ func TestServeSandboxContainsAgent(t *testing.T) {
 	})
 }
 
-// TestServeSandboxDefaultPack: with the embedded default rules, the read
-// the pack allows runs read-only, and the patterns that name secrets are
-// denied.
 // TestServeSandboxSpoolsNotWritable: toolgate will not serve where a
 // sandbox profile could write the audit log's spool directory, even before
 // it exists (a first run): a spool left there is imported, by the next
@@ -250,6 +247,33 @@ func TestServeSandboxSpoolsNotWritable(t *testing.T) {
 	}
 }
 
+// TestServeSandboxReadsAroundOwnFiles: a profile that may read the
+// directory holding toolgate's state (the audit log, its WAL and spools
+// under ~/.local/state/toolgate) runs commands, and they find that state
+// empty.
+func TestServeSandboxReadsAroundOwnFiles(t *testing.T) {
+	f := sbSetup(t, allowAllIn("reader"))
+	local := filepath.Join(f.home, ".local")
+	if err := os.MkdirAll(local, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(local, "notes.txt"), []byte("visible"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.c, _, f.stderr = startStdio(t, f.config(fmt.Sprintf("sandbox:\n  profiles:\n    reader: {read: [%q]}\n", local)), f.env()...)
+	f.run(t, "true") // a first call, so the log and its spool exist
+	if _, err := os.Stat(f.db); err != nil {
+		t.Fatal(err)
+	}
+	out, isErr := f.run(t, "cat "+filepath.Join(local, "notes.txt")+"; echo; ls -A "+filepath.Dir(f.db)+"; cat "+f.db+" 2>&1; echo end")
+	if isErr || !strings.Contains(out, "stdout:\nvisible\ncat: "+f.db+": No such file or directory\nend") {
+		t.Errorf("want the notes read and the state directory empty, got:\n%s", out)
+	}
+}
+
+// TestServeSandboxDefaultPack: with the embedded default rules, the read
+// the pack allows runs read-only, and the patterns that name secrets are
+// denied.
 func TestServeSandboxDefaultPack(t *testing.T) {
 	f := sbSetup(t, "")
 	cfg := f.config("")

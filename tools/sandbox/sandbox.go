@@ -426,15 +426,31 @@ func (s *Sandbox) args(p Profile, dir string) ([]string, []string, error) {
 			a = append(a, "--ro-bind", ws, ws)
 		}
 	}
+	// A hidden directory is an empty read-only tmpfs, in which nothing
+	// can be mounted: a hidden path inside one is masked by it already.
+	var dirs, files []string
 	for _, h := range s.o.Hide {
+		h = filepath.Clean(h)
 		fi, err := os.Stat(h)
 		switch {
 		case err != nil || !s.visible(p, h):
-			continue
 		case fi.IsDir():
-			a = append(a, "--tmpfs", h, "--remount-ro", h)
+			dirs = append(dirs, h)
 		default:
-			a = append(a, "--ro-bind", "/dev/null", h)
+			files = append(files, h)
+		}
+	}
+	masked := func(h string) bool {
+		return slices.ContainsFunc(dirs, func(d string) bool { return d != h && Within(d, h) })
+	}
+	for _, d := range dirs {
+		if !masked(d) {
+			a = append(a, "--tmpfs", d, "--remount-ro", d)
+		}
+	}
+	for _, f := range files {
+		if !masked(f) {
+			a = append(a, "--ro-bind", "/dev/null", f)
 		}
 	}
 	if dir != "" {

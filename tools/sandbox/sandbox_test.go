@@ -243,3 +243,37 @@ func TestProfileChecks(t *testing.T) {
 		t.Error("a protected path outside the workspace was accepted")
 	}
 }
+
+// TestHiddenInsideHiddenDir: a profile that reads a directory holding a
+// hidden directory and hidden files inside it (toolgate's state directory
+// and its audit log, under ~/.local) runs, and sees neither: the hidden
+// directory is empty, and nothing is mounted inside it, which its
+// read-only tmpfs would refuse.
+func TestHiddenInsideHiddenDir(t *testing.T) {
+	f := newFixture(t)
+	local := filepath.Join(f.home, ".local")
+	state := filepath.Join(local, "state", "toolgate")
+	if err := os.MkdirAll(filepath.Join(state, "audit.db.spool"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(state, "audit.db"), "SQLite format 3")
+	write(t, filepath.Join(state, "audit.db-wal"), "WAL-BYTES")
+	write(t, filepath.Join(local, "notes.txt"), "visible")
+	sb, err := New(Options{
+		Bwrap:     f.sb.o.Bwrap,
+		Workspace: f.ws,
+		Home:      f.home,
+		Hide: []string{filepath.Join(state, "audit.db"), state + "/", filepath.Join(state, "audit.db-wal"),
+			filepath.Join(state, "audit.db.spool"), filepath.Join(state, "audit.db-journal")},
+		Env:      []string{"PATH=/usr/bin:/bin", "HOME=" + f.home},
+		Profiles: []Profile{{Name: "reads-local", Workspace: ReadAccess, Read: []string{local}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.sb = sb
+	out, code := f.run(t, "reads-local", "cat "+filepath.Join(local, "notes.txt")+"; echo; ls -A "+state+"; echo end")
+	if code != 0 || out != "visible\nend\n" {
+		t.Errorf("exit code %d; want the notes and an empty state directory, got:\n%s", code, out)
+	}
+}
