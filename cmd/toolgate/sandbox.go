@@ -89,9 +89,6 @@ func buildSandbox(ctx context.Context, cfg *config.Config, env environ, own []ow
 	}
 	for _, f := range own {
 		hide = append(hide, f.path)
-		if f.what == "audit log" {
-			hide = append(hide, f.path+"-wal", f.path+"-shm", f.path+"-journal")
-		}
 	}
 	for _, h := range cfg.Sandbox.Hide {
 		hide = append(hide, tilde(h))
@@ -361,6 +358,11 @@ func ownFiles(configPath string, cfg *config.Config, dbPath string) []ownFile {
 	}
 	if !audit.IsPostgres(dbPath) {
 		add("audit log", dbPath)
+		// SQLite's files beside it hold transactions not yet in it:
+		// clobbering the WAL loses them.
+		for _, sfx := range []string{"-wal", "-shm", "-journal"} {
+			add("audit log's "+sfx[1:]+" file", dbPath+sfx)
+		}
 		// The calls spooled but not yet in the log; a spool left there is
 		// imported as genuine calls.
 		add("audit log's spools", dbPath+audit.SpoolSuffix)
