@@ -336,8 +336,8 @@ func (s *Store) Finish(ctx context.Context, id string, o toolgate.Outcome) error
 		rec := &spoolRecord{kind: kindOutcome, id: id, status: o.Status, at: at.UnixNano(), body: body}
 		err := s.spoolAppend(rec, o.Status, apply)
 		if !errors.Is(err, errNotSpooled) {
-			if s.o.OnBehind != nil {
-				s.o.OnBehind(0, err) // durable once spooled
+			if err != nil {
+				s.outcomeWritten(0, err) // else counted once imported
 			}
 			return err
 		}

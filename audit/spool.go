@@ -72,8 +72,8 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // errTorn: a spool ends inside a record (its writer stopped mid-write).
 var errTorn = errors.New("torn record")
 
-// errNotSpooled: an outcome of a call whose decision this process did not
-// spool (a reviewed call): it goes the way of any other write.
+// errNotSpooled: a second outcome of a call whose first this process
+// spooled: it goes the way of any other write, whose check reports it.
 var errNotSpooled = errors.New("audit: call not spooled here")
 
 // spool is this process's spool file, created on the first append.
@@ -86,8 +86,9 @@ type spool struct {
 	name    string // base name: the spools table's key
 	size    int64  // bytes appended
 	pending []spooled
-	// live holds the calls this process spooled a decision of and whose
-	// record is pending or whose outcome is to come, by id: their status.
+	// live holds the calls this process spooled a record of that is
+	// pending, or a decision of whose outcome is to come, by id: their
+	// status.
 	live map[string]string
 	// failed is the last import's error (nil once one succeeds).
 	failed atomic.Pointer[error]
@@ -230,7 +231,7 @@ func (s *Store) spoolAppend(rec *spoolRecord, state string, apply func(w *wtx) e
 	case rec.kind == kindDecision && ok:
 		sp.mu.Unlock()
 		return fmt.Errorf("%w: begin %s: the call is already recorded (%s)", ErrState, rec.id, cur)
-	case rec.kind == kindOutcome && cur != toolgate.StatusStarted:
+	case rec.kind == kindOutcome && ok && cur != toolgate.StatusStarted:
 		sp.mu.Unlock()
 		return errNotSpooled
 	}
@@ -313,8 +314,14 @@ func (w *wtx) importSpool() error {
 		if r.end <= done {
 			continue // imported by another process (a reader catching up)
 		}
-		if err := w.unfit(r.apply(w), name, r.id); err != nil {
-			return err
+		if err := r.apply(w); err != nil {
+			if err := w.unfit(err, name, r.id); err != nil {
+				return err
+			}
+			if w.skipped == nil {
+				w.skipped = map[int64]error{}
+			}
+			w.skipped[r.end] = err
 		}
 	}
 	w.spoolEnd = recs[len(recs)-1].end
@@ -323,10 +330,11 @@ func (w *wtx) importSpool() error {
 
 // unfit returns err, the error of importing call id's record from spool,
 // unless the record does not fit the log (ErrState: an outcome of a call
-// closed meanwhile), which it logs: the record is skipped, as Finish
-// refuses such an outcome (recover.go).
+// closed meanwhile, or not started; ErrNotFound: of no call), which it
+// logs: the record is skipped, as Finish refuses such an outcome
+// (recover.go).
 func (w *wtx) unfit(err error, spool, id string) error {
-	if !errors.Is(err, ErrState) {
+	if !errors.Is(err, ErrState) && !errors.Is(err, ErrNotFound) {
 		return err
 	}
 	w.s.o.Logger.Error("audit: spooled event does not fit the log; not recorded", "spool", spool, "call_id", id, "err", err)
@@ -355,6 +363,9 @@ func (s *Store) spoolCommitted(w *wtx) {
 		r := sp.pending[i]
 		if r.out || r.state != toolgate.StatusStarted {
 			delete(sp.live, r.id) // nothing more comes for this call
+		}
+		if r.out {
+			s.outcomeWritten(0, w.skipped[r.end]) // durable since its append
 		}
 	}
 	sp.pending = append(sp.pending[:0], sp.pending[i:]...)

@@ -206,6 +206,37 @@ func TestSpoolAcrossProcesses(t *testing.T) {
 	}
 }
 
+// TestReviewedOutcomeSpooled: the outcome of a reviewed call (its decision
+// and verdict committed as before) is spooled as well, so a reader sees it
+// as soon as Finish returns, before its process imports anything.
+func TestReviewedOutcomeSpooled(t *testing.T) {
+	skipOnPostgres(t)
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "audit.db")
+	s := openTest(t, path, Options{importDelay: 1 << 62, importBatch: 1 << 30})
+	if err := s.Begin(ctx, testCall("01RV", 0), testDecision(toolgate.Review)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Resolve(ctx, "01RV", toolgate.Verdict{Approved: true, Reviewer: "alice", Channel: toolgate.ChannelCLI}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Finish(ctx, "01RV", toolgate.Outcome{Status: toolgate.StatusOK, ResultSize: 3}); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := Open(ctx, path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	r, err := ro.Get(ctx, "01RV")
+	if err != nil || r.Status != toolgate.StatusOK || r.Outcome == nil || r.Outcome.ResultSize != 3 || r.Review == nil || r.Review.Reviewer != "alice" {
+		t.Fatalf("the reviewed call, read at once: %+v, %v", r, err)
+	}
+	if rep, err := ro.Verify(ctx); err != nil || !rep.OK() {
+		t.Fatalf("Verify = %+v, %v", rep, err)
+	}
+}
+
 // TestVerifyReportsASecondOutcome: a call has one outcome; another one
 // chained after it (a record imported twice, or written by hand and the
 // chain re-hashed) is reported, on both passes.

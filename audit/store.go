@@ -263,11 +263,23 @@ func (s *Store) finish(o *op, err error) {
 		return
 	}
 	if err != nil {
-		s.behindFailed.Add(1)
 		s.o.Logger.Error("audit: write behind failed", "write", o.what, "err", err)
 	}
-	if s.o.OnBehind != nil && o.hot {
-		s.o.OnBehind(time.Since(o.queued), err)
+	if o.hot {
+		s.outcomeWritten(time.Since(o.queued), err)
+	} else if err != nil {
+		s.behindFailed.Add(1)
+	}
+}
+
+// outcomeWritten counts an outcome written behind, durable after wait or
+// failed with err, and tells Options.OnBehind.
+func (s *Store) outcomeWritten(wait time.Duration, err error) {
+	if err != nil {
+		s.behindFailed.Add(1)
+	}
+	if s.o.OnBehind != nil {
+		s.o.OnBehind(wait, err)
 	}
 }
 

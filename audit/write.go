@@ -109,6 +109,9 @@ type wtx struct {
 	// (0: none); removeSpools are spools to delete once it commits.
 	spoolEnd     int64
 	removeSpools []string
+	// skipped are the errors of the own spooled records this transaction
+	// skipped (see unfit), by the record's end offset.
+	skipped map[int64]error
 	// scanned is the spool.scanWant this transaction's import of the
 	// other processes' spools answers (0: none).
 	scanned int64
