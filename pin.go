@@ -1,6 +1,7 @@
 package toolgate
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -30,6 +31,18 @@ const (
 	// closed.
 	PinError PinState = "error"
 )
+
+// ToolDef is what a pin covers of one tool as its upstream lists it: where
+// it is, the name agents see, and its canonical definition.
+type ToolDef struct {
+	// Server is the upstream's name in the config; Tool the tool's name
+	// on it; Name the name agents see.
+	Server, Tool, Name string
+	// Definition is the canonical JSON of the definition (name, title,
+	// description, schemas, annotations); Hash its hex sha256.
+	Definition json.RawMessage
+	Hash       string
+}
 
 // Pin is a tool's pin status as the catalog last checked it.
 type Pin struct {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/toolgate/toolgate"
-	"github.com/toolgate/toolgate/tools"
 )
 
 // PinMode is how a tool seen for the first time is treated.
@@ -136,17 +135,17 @@ func scanPin(sc scanner) (*ToolPin, error) {
 	return &p, nil
 }
 
-// ObservePin records that tool t was listed with its current definition
-// and returns its pin: a tool seen for the first time is inserted, pinned
+// ObservePin records that tool t was listed with its definition, and
+// returns its pin: a tool seen for the first time is inserted, pinned
 // at once in mode PinTOFU, pending approval in PinStrict; a definition
 // other than the one seen last is recorded as seen. Each of those is
 // chained in the audit log. Seeing the same definition again writes
 // nothing.
-func (s *Store) ObservePin(ctx context.Context, t tools.Tool, mode PinMode) (*ToolPin, error) {
-	if t.DefHash == "" {
+func (s *Store) ObservePin(ctx context.Context, t toolgate.ToolDef, mode PinMode) (*ToolPin, error) {
+	if t.Hash == "" {
 		return nil, fmt.Errorf("audit: tool %s has no definition hash", t.Name)
 	}
-	if p, err := s.pin(ctx, s.rdb, t.Server, t.Def.Name); err == nil && p.SeenHash == t.DefHash && p.Name == t.Name {
+	if p, err := s.pin(ctx, s.rdb, t.Server, t.Tool); err == nil && p.SeenHash == t.Hash && p.Name == t.Name {
 		return p, nil // the common case: nothing new, no write
 	} else if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, err
@@ -154,14 +153,14 @@ func (s *Store) ObservePin(ctx context.Context, t tools.Tool, mode PinMode) (*To
 	var out *ToolPin
 	at := utc(s.o.Now())
 	err := s.write(ctx, func(w *wtx) error {
-		p, err := s.pin(w.ctx, w.s.conn, t.Server, t.Def.Name)
+		p, err := s.pin(w.ctx, w.s.conn, t.Server, t.Tool)
 		by := ""
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			p = &ToolPin{Server: t.Server, Tool: t.Def.Name, Name: t.Name, SeenHash: t.DefHash, SeenDef: t.Definition,
+			p = &ToolPin{Server: t.Server, Tool: t.Tool, Name: t.Name, SeenHash: t.Hash, SeenDef: t.Definition,
 				SeenAt: at, FirstSeen: at}
 			if mode != PinStrict {
-				p.PinnedHash, p.PinnedDef, p.ApprovedAt, p.ApprovedBy = t.DefHash, t.Definition, &at, ByTOFU
+				p.PinnedHash, p.PinnedDef, p.ApprovedAt, p.ApprovedBy = t.Hash, t.Definition, &at, ByTOFU
 				by = ByTOFU
 			}
 			var approved any
@@ -175,7 +174,7 @@ func (s *Store) ObservePin(ctx context.Context, t tools.Tool, mode PinMode) (*To
 			}
 		case err != nil:
 			return err
-		case p.SeenHash == t.DefHash:
+		case p.SeenHash == t.Hash:
 			if p.Name != t.Name {
 				if _, err := w.s.conn.ExecContext(w.ctx, `UPDATE tool_pins SET name = ? WHERE server = ? AND tool = ?`,
 					t.Name, p.Server, p.Tool); err != nil {
@@ -186,7 +185,7 @@ func (s *Store) ObservePin(ctx context.Context, t tools.Tool, mode PinMode) (*To
 			out = p
 			return nil
 		default:
-			p.Name, p.SeenHash, p.SeenDef, p.SeenAt = t.Name, t.DefHash, t.Definition, at
+			p.Name, p.SeenHash, p.SeenDef, p.SeenAt = t.Name, t.Hash, t.Definition, at
 			if _, err := w.s.conn.ExecContext(w.ctx, `UPDATE tool_pins SET name = ?, seen_hash = ?, seen_def = ?, seen_at = ?
 				WHERE server = ? AND tool = ?`, p.Name, p.SeenHash, string(p.SeenDef), at.UnixNano(), p.Server, p.Tool); err != nil {
 				return fmt.Errorf("audit: record tool %s: %w", t.Name, err)
@@ -194,7 +193,7 @@ func (s *Store) ObservePin(ctx context.Context, t tools.Tool, mode PinMode) (*To
 		}
 		p.State = p.state()
 		out = p
-		return w.appendPinEvent(kindPinSeen, at, p, t.DefHash, by)
+		return w.appendPinEvent(kindPinSeen, at, p, t.Hash, by)
 	})
 	if err != nil {
 		return nil, err
@@ -325,8 +324,8 @@ func NewPins(s *Store, mode PinMode) *Pins {
 }
 
 // CheckPin implements tools.PinStore.
-func (p *Pins) CheckPin(ctx context.Context, t tools.Tool) (toolgate.Pin, error) {
-	tp, err := p.s.ObservePin(ctx, t, p.mode)
+func (p *Pins) CheckPin(ctx context.Context, d toolgate.ToolDef) (toolgate.Pin, error) {
+	tp, err := p.s.ObservePin(ctx, d, p.mode)
 	if err != nil {
 		p.mu.Lock()
 		p.failed = true

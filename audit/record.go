@@ -48,7 +48,7 @@ type Entry struct {
 	ServerVersion string             `json:"server_version,omitempty"`
 	Tool          string             `json:"tool"`
 	Name          string             `json:"name,omitempty"`
-	// Kind is the call's kind (tools.Call.Kind): "" for a tool call,
+	// Kind is the call's kind (toolgate.Call.Kind): "" for a tool call,
 	// else resource, prompt or completion. The kind column holds "tool"
 	// for "".
 	Kind        string               `json:"kind,omitempty"`
@@ -97,7 +97,7 @@ func (r Review) Verdict() toolgate.Verdict {
 	return toolgate.Verdict{Approved: r.Approved, Reviewer: r.Reviewer, Channel: r.Channel, Reason: r.Reason, DecidedAt: r.DecidedAt}
 }
 
-// Call rebuilds the tools.Call as the rules saw it, except that Args are
+// Call rebuilds the toolgate.Call as the rules saw it, except that Args are
 // the stored (redacted) arguments.
 func (r *Record) Call() (toolgate.Call, error) {
 	c := toolgate.Call{

@@ -143,7 +143,7 @@ type replayResult struct {
 const replayChunk = 256
 
 // Replay re-evaluates the calls matching f with set, rebuilding each
-// tools.Call from its recorded context (client, model, session, principal,
+// toolgate.Call from its recorded context (client, model, session, principal,
 // server and version, tool, annotations, args, confidence; `now` is the
 // recorded receive time, so time-based rules replay deterministically).
 // Args are the stored ones, after redaction: rules that look at a redacted

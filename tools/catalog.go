@@ -136,6 +136,11 @@ type Tool struct {
 	Pin toolgate.Pin
 }
 
+// PinDef is what a pin covers of t.
+func (t *Tool) PinDef() toolgate.ToolDef {
+	return toolgate.ToolDef{Server: t.Server, Tool: t.Def.Name, Name: t.Name, Definition: t.Definition, Hash: t.DefHash}
+}
+
 // Call is a call of t carrying what t's definition decides (identity,
 // version, annotations, schema, pin, sandbox profile); the caller adds the
 // arguments and the call's context. The MCP edge and corpus scoring both
@@ -442,7 +447,7 @@ func (c *Catalog) pin(u *upstream, t Tool) toolgate.Pin {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), pinTimeout)
 	defer cancel()
-	p, err := c.o.Pins.CheckPin(ctx, t)
+	p, err := c.o.Pins.CheckPin(ctx, t.PinDef())
 	if err != nil {
 		c.log.Error("checking a tool's pin failed; the tool is quarantined", "tool", t.Name, "server", t.Server, "err", err)
 		return toolgate.Pin{State: toolgate.PinError, Err: err.Error()}

@@ -12,10 +12,10 @@ import (
 
 // PinStore keeps tool pins. *audit.Pins is one.
 type PinStore interface {
-	// CheckPin records t's definition (DefHash, Definition) if this is the
-	// first time its server and name are seen, or if it differs from the
-	// one seen last, and returns t's state against its pin.
-	CheckPin(ctx context.Context, t Tool) (toolgate.Pin, error)
+	// CheckPin records d if this is the first time its server and tool
+	// are seen, or if it differs from the definition seen last, and
+	// returns d's state against its pin.
+	CheckPin(ctx context.Context, d toolgate.ToolDef) (toolgate.Pin, error)
 }
 
 // pinnedFields are the members of a tools/list entry a definition hash

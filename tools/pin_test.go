@@ -55,18 +55,18 @@ type fakePins struct {
 	fail   atomic.Bool
 }
 
-func (f *fakePins) CheckPin(_ context.Context, t Tool) (toolgate.Pin, error) {
+func (f *fakePins) CheckPin(_ context.Context, t toolgate.ToolDef) (toolgate.Pin, error) {
 	if f.fail.Load() {
 		return toolgate.Pin{}, errors.New("disk I/O error")
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.asked[t.Server]++
-	f.seen[t.Name] = t.DefHash
+	f.seen[t.Name] = t.Hash
 	if _, ok := f.pinned[t.Name]; !ok {
-		f.pinned[t.Name] = t.DefHash
+		f.pinned[t.Name] = t.Hash
 	}
-	if f.pinned[t.Name] != t.DefHash {
+	if f.pinned[t.Name] != t.Hash {
 		return toolgate.Pin{State: toolgate.PinChanged}, nil
 	}
 	return toolgate.Pin{State: toolgate.PinPinned}, nil
