@@ -27,6 +27,10 @@ func TestLayers(t *testing.T) {
 			return !strings.HasPrefix(p, "github.com/mark3labs/") && !strings.HasPrefix(p, "github.com/slack-go/") &&
 				p != "github.com/mattn/go-sqlite3" && p != mod+"/tools" && p != mod+"/audit" && p != mod+"/review" && p != mod+"/mcp"
 		}},
+		// Review: not the catalog, so not the MCP client.
+		{mod + "/review", func(p string) bool {
+			return p != mod+"/tools" && p != mod+"/audit" && !strings.HasPrefix(p, "github.com/mark3labs/mcp-go/client")
+		}},
 		// Audit: neither review nor the catalog, so neither Slack nor the
 		// MCP library.
 		{mod + "/audit", func(p string) bool {

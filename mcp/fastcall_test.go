@@ -33,7 +33,7 @@ func (g *echoGate) Handle(ctx context.Context, c toolgate.Call) toolgate.Result 
 		toolgate.Call
 		Meta     map[string]any `json:"meta"`
 		Progress bool           `json:"progress"`
-	}{c, c.Meta, tools.ProgressFrom(ctx) != nil})
+	}{c, c.Meta, toolgate.ProgressFrom(ctx) != nil})
 	if err != nil {
 		return tools.Decoded(mcpgo.NewToolResultError(err.Error()))
 	}

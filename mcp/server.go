@@ -339,7 +339,7 @@ func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMet
 	}
 	s.identify(ctx, &c, meta, modelHeader)
 	if reqMeta != nil && reqMeta.ProgressToken != nil {
-		ctx = tools.WithProgress(ctx, s.progress(ctx, reqMeta.ProgressToken))
+		ctx = toolgate.WithProgress(ctx, s.progress(ctx, reqMeta.ProgressToken))
 	}
 	res := s.o.Gate.Handle(ctx, c)
 	if res.Empty() {
@@ -373,7 +373,7 @@ func (s *Server) identify(ctx context.Context, c *toolgate.Call, meta map[string
 }
 
 // progress returns a ProgressFunc that reports to the agent under token.
-func (s *Server) progress(ctx context.Context, token mcpgo.ProgressToken) tools.ProgressFunc {
+func (s *Server) progress(ctx context.Context, token mcpgo.ProgressToken) toolgate.ProgressFunc {
 	return func(progress, total float64, message string) {
 		params := map[string]any{"progressToken": token, "progress": progress}
 		if total > 0 {

@@ -49,7 +49,7 @@ func (g *stdioGate) Handle(ctx context.Context, c toolgate.Call) toolgate.Result
 			return tools.Decoded(mcpgo.NewToolResultError("cancelled"))
 		}
 	case "progress":
-		if fn := tools.ProgressFrom(ctx); fn != nil {
+		if fn := toolgate.ProgressFrom(ctx); fn != nil {
 			fn(1, 2, "half")
 			fn(2, 2, "done")
 		}

@@ -11,7 +11,7 @@ import (
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
-	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate/mcp/elicit"
 )
 
 // mcp-go's mcp.Tool always marshals an "annotations" member, so a tool its
@@ -163,7 +163,7 @@ func (b *bufferedResponse) Flush()                      {}
 // (tools.Tool.Elicits), which would fail for it. mcp-go applies it to
 // tools/list and to tools/call.
 func (s *Server) hideEliciting(ctx context.Context, ts []mcpgo.Tool) []mcpgo.Tool {
-	if tools.ElicitationSupported(ctx) == nil {
+	if elicit.Supported(ctx) == nil {
 		return ts
 	}
 	hidden := func(t mcpgo.Tool) bool {

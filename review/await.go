@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/toolgate/toolgate"
-	"github.com/toolgate/toolgate/tools"
 )
 
 // EndedStore is a Store that also tells when a review is over, not only
@@ -47,7 +46,7 @@ func (s *Service) Await(ctx context.Context, id string, maxWait time.Duration) (
 	defer timer.Stop()
 	poll := time.NewTicker(s.o.PollInterval)
 	defer poll.Stop()
-	progress := tools.ProgressFrom(ctx)
+	progress := toolgate.ProgressFrom(ctx)
 	var progressC <-chan time.Time
 	if progress != nil {
 		t := time.NewTicker(s.o.ProgressInterval)
@@ -91,7 +90,7 @@ func (s *Service) ended(ctx context.Context, id string) (toolgate.Verdict, bool,
 }
 
 // progress tells the agent how the review it waits on is going.
-func (w *wait) progress(send tools.ProgressFunc) {
+func (w *wait) progress(send toolgate.ProgressFunc) {
 	t := w.s.o.Timeout
 	send((t - w.expires.Sub(w.s.o.Now())).Seconds(), t.Seconds(), w.progressText())
 }

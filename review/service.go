@@ -9,10 +9,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/toolgate/toolgate/redact"
-	"github.com/toolgate/toolgate/tools"
-
 	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/mcp/elicit"
+	"github.com/toolgate/toolgate/redact"
 )
 
 // Defaults for Options.
@@ -211,7 +210,7 @@ func (s *Service) Review(ctx context.Context, c toolgate.Call, d toolgate.Decisi
 				why = append(why, errors.New("elicitation: disabled in config"))
 				continue
 			}
-			if err := tools.ElicitationSupported(ctx); err != nil {
+			if err := elicit.Supported(ctx); err != nil {
 				why = append(why, fmt.Errorf("elicitation: %w", err))
 				continue
 			}
@@ -242,7 +241,7 @@ func (s *Service) Review(ctx context.Context, c toolgate.Call, d toolgate.Decisi
 		defer t.Stop()
 		holdC = t.C
 	}
-	progress := tools.ProgressFrom(ctx)
+	progress := toolgate.ProgressFrom(ctx)
 	var progressC <-chan time.Time
 	if progress != nil {
 		t := time.NewTicker(s.o.ProgressInterval)

@@ -24,7 +24,6 @@ import (
 	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/review/slackfake"
 	"github.com/toolgate/toolgate/toolgatetest"
-	"github.com/toolgate/toolgate/tools"
 )
 
 const (
@@ -540,7 +539,7 @@ func TestProgressWhileWaiting(t *testing.T) {
 		o.Timeout = 300 * time.Millisecond
 		o.ProgressInterval = 20 * time.Millisecond
 	})
-	ctx := tools.WithProgress(t.Context(), func(p, total float64, msg string) {
+	ctx := toolgate.WithProgress(t.Context(), func(p, total float64, msg string) {
 		mu.Lock()
 		defer mu.Unlock()
 		got = append(got, p)

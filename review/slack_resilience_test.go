@@ -12,7 +12,6 @@ import (
 	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/review/slackfake"
 	"github.com/toolgate/toolgate/toolgatetest"
-	"github.com/toolgate/toolgate/tools"
 )
 
 // Tests of the Slack channel under trouble: rate limits, failing updates, a
@@ -204,7 +203,7 @@ func TestSocketModeDownFallsToCLI(t *testing.T) {
 
 	var mu sync.Mutex
 	var progress []string
-	ctx := tools.WithProgress(t.Context(), func(_, _ float64, msg string) {
+	ctx := toolgate.WithProgress(t.Context(), func(_, _ float64, msg string) {
 		mu.Lock()
 		defer mu.Unlock()
 		progress = append(progress, msg)

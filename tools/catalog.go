@@ -534,7 +534,7 @@ func (c *Catalog) exposedName(server, name string) string {
 //
 // The call gets the upstream's Timeout. Cancelling ctx cancels the upstream
 // request (on stdio, mcp-go sends notifications/cancelled). When ctx carries
-// a [ProgressFunc], the upstream call gets its own progress token and the
+// a [toolgate.ProgressFunc], the upstream call gets its own progress token and the
 // upstream's progress notifications are relayed to it. Meta keys reserved by
 // MCP ("io.modelcontextprotocol/...") or toolgate ("toolgate/...") are not
 // forwarded. A down upstream fails fast with an [*UnavailableError].

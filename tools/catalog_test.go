@@ -160,10 +160,10 @@ func TestInProcessCatalog(t *testing.T) {
 		t.Errorf("upstream saw _meta %v, want only com.example/trace", m)
 	}
 
-	// Progress goes to the ProgressFunc in ctx.
+	// Progress goes to the toolgate.ProgressFunc in ctx.
 	var mu sync.Mutex
 	var steps []string
-	ctx := WithProgress(context.Background(), func(p, total float64, msg string) {
+	ctx := toolgate.WithProgress(context.Background(), func(p, total float64, msg string) {
 		mu.Lock()
 		steps = append(steps, fmt.Sprintf("%g/%g %s", p, total, msg))
 		mu.Unlock()
@@ -294,7 +294,7 @@ func TestStdioCancelProgressTimeout(t *testing.T) {
 	t.Run("progress", func(t *testing.T) {
 		var mu sync.Mutex
 		var got []float64
-		ctx := WithProgress(context.Background(), func(p, total float64, msg string) {
+		ctx := toolgate.WithProgress(context.Background(), func(p, total float64, msg string) {
 			mu.Lock()
 			got = append(got, p)
 			mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/mcp/elicit"
 )
 
 // Upstreams may ask the user for input while one of their tools runs (MCP
@@ -26,41 +27,6 @@ import (
 // on the connection. When calls of several agents are in flight (an HTTP
 // toolgate shared by agents, one upstream process), toolgate cannot tell
 // whose user to ask and answers the upstream with an error.
-
-// ElicitationSupported reports why the agent of ctx (the MCP request a
-// call came in on) cannot be asked through elicitation, or nil when it can.
-func ElicitationSupported(ctx context.Context) error {
-	sess := server.ClientSessionFromContext(ctx)
-	if sess == nil {
-		return errors.New("not called from an MCP request (no client session)")
-	}
-	if _, ok := sess.(server.SessionWithElicitation); !ok {
-		return errors.New("the transport cannot send elicitation requests")
-	}
-	if ci, ok := sess.(server.SessionWithClientInfo); ok && ci.GetClientCapabilities().Elicitation == nil {
-		return errors.New("the MCP client did not declare the elicitation capability")
-	}
-	return nil
-}
-
-// Elicit sends req to the agent of ctx and waits for the answer: through
-// mcp-go's server when the request came through its dispatch (it also
-// checks the protocol allows server-initiated requests), else straight to
-// the session (toolgate's stdio fast path, which serves only legacy
-// protocol requests).
-func Elicit(ctx context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
-	if srv := server.ServerFromContext(ctx); srv != nil {
-		return srv.RequestElicitation(ctx, req)
-	}
-	sess, ok := server.ClientSessionFromContext(ctx).(server.SessionWithElicitation)
-	if !ok {
-		return nil, server.ErrElicitationNotSupported
-	}
-	if err := req.Params.Validate(); err != nil {
-		return nil, err
-	}
-	return sess.RequestElicitation(ctx, req)
-}
 
 // inflight is a call forwarded on a connection and not yet answered.
 type inflight struct {
@@ -129,7 +95,7 @@ func (r elicitRelay) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*m
 			r.u.log.Info("tool asks the user questions; hidden from clients without elicitation", "tool", f.call.Tool)
 			go r.u.cat.rebuild()
 		}
-		err = ElicitationSupported(f.ctx)
+		err = elicit.Supported(f.ctx)
 	}
 	if err != nil {
 		r.u.log.Warn("upstream elicitation refused", "err", err)
@@ -145,7 +111,7 @@ func (r elicitRelay) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*m
 	defer cancel()
 	stop := context.AfterFunc(ctx, cancel)
 	defer stop()
-	res, err := Elicit(ask, req)
+	res, err := elicit.Ask(ask, req)
 	if err != nil {
 		log.Warn("upstream elicitation failed", "err", err)
 		return nil, fmt.Errorf("toolgate: asking the agent's user: %w", err)

@@ -78,7 +78,7 @@ type conn struct {
 	// connection that answers needs no ping.
 	answered atomic.Int64
 	progMu   sync.Mutex
-	progress map[string]ProgressFunc
+	progress map[string]toolgate.ProgressFunc
 	listSeq  atomic.Int64
 	callSeq  atomic.Int64 // ids of callTool's requests
 
@@ -277,7 +277,7 @@ func remoteClient() *http.Client {
 func (u *upstream) connect(ctx context.Context) (*conn, []Tool, error) {
 	ctx, cancel := context.WithTimeout(ctx, u.cat.o.StartTimeout)
 	defer cancel()
-	c := &conn{dead: make(chan struct{}), progress: map[string]ProgressFunc{}}
+	c := &conn{dead: make(chan struct{}), progress: map[string]toolgate.ProgressFunc{}}
 	var tr transport.Interface
 	switch {
 	case u.spec.Server != nil:
@@ -577,7 +577,7 @@ func (u *upstream) callResult(ctx context.Context, call toolgate.Call, raw bool)
 		return toolgate.Result{}, fmt.Errorf("upstream %q runs in sandbox profile %q and cannot run %s in profile %q: %w",
 			u.spec.Name, u.spec.Sandbox, call.Tool, call.Sandbox, ErrSandboxMismatch)
 	}
-	if fn := ProgressFrom(ctx); fn != nil {
+	if fn := toolgate.ProgressFrom(ctx); fn != nil {
 		tok := "toolgate-" + strconv.FormatInt(c.tokens.Add(1), 10)
 		meta.ProgressToken = tok
 		key := tokenKey(tok)
