@@ -7,7 +7,7 @@ import (
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
-	"github.com/toolgate/toolgate/mcp/elicit"
+	"github.com/toolgate/toolgate/mcp/agent"
 )
 
 // The stdio fast path for tools/call. It pays for itself (docs/operating.md,
@@ -63,7 +63,7 @@ func (c *stdioConn) callFast(id any, line []byte) (mcpgo.JSONRPCMessage, bool) {
 		return nil, false
 	}
 	e := c.srv.lookup(p.Name)
-	if e == nil || e.tool.Elicits && elicit.Supported(c.ctx) != nil {
+	if e == nil || e.tool.Elicits && agent.CanElicit(c.ctx) != nil {
 		// mcp-go refuses a tool hidden from this agent (hideEliciting).
 		return nil, false
 	}

@@ -11,7 +11,7 @@ import (
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
-	"github.com/toolgate/toolgate/mcp/elicit"
+	"github.com/toolgate/toolgate/mcp/agent"
 )
 
 // mcp-go's mcp.Tool always marshals an "annotations" member, so a tool its
@@ -163,7 +163,7 @@ func (b *bufferedResponse) Flush()                      {}
 // (tools.Tool.Elicits), which would fail for it. mcp-go applies it to
 // tools/list and to tools/call.
 func (s *Server) hideEliciting(ctx context.Context, ts []mcpgo.Tool) []mcpgo.Tool {
-	if elicit.Supported(ctx) == nil {
+	if agent.CanElicit(ctx) == nil {
 		return ts
 	}
 	hidden := func(t mcpgo.Tool) bool {

@@ -9,14 +9,14 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/toolgate/toolgate"
-	"github.com/toolgate/toolgate/mcp/elicit"
+	"github.com/toolgate/toolgate/mcp/agent"
 )
 
 // elicit asks the agent's user and stores the answer as a verdict with
 // channel "elicitation". It returns an error when the question could not be
 // asked or answered; an answer that loses the race is not an error.
 func (s *Service) elicit(ctx context.Context, c toolgate.Call, d toolgate.Decision, expires time.Time) error {
-	res, err := elicit.Ask(ctx, mcpgo.ElicitationRequest{
+	res, err := agent.Elicit(ctx, mcpgo.ElicitationRequest{
 		Request: mcpgo.Request{Method: string(mcpgo.MethodElicitationCreate)},
 		Params: mcpgo.ElicitationParams{
 			Message:         s.elicitMessage(c, d, expires),

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/toolgate/toolgate"
-	"github.com/toolgate/toolgate/mcp/elicit"
+	"github.com/toolgate/toolgate/mcp/agent"
 	"github.com/toolgate/toolgate/redact"
 )
 
@@ -210,7 +210,7 @@ func (s *Service) Review(ctx context.Context, c toolgate.Call, d toolgate.Decisi
 				why = append(why, errors.New("elicitation: disabled in config"))
 				continue
 			}
-			if err := elicit.Supported(ctx); err != nil {
+			if err := agent.CanElicit(ctx); err != nil {
 				why = append(why, fmt.Errorf("elicitation: %w", err))
 				continue
 			}

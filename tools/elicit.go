@@ -10,7 +10,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 	"github.com/toolgate/toolgate"
-	"github.com/toolgate/toolgate/mcp/elicit"
+	"github.com/toolgate/toolgate/mcp/agent"
 )
 
 // Upstreams may ask the user for input while one of their tools runs (MCP
@@ -95,7 +95,7 @@ func (r elicitRelay) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*m
 			r.u.log.Info("tool asks the user questions; hidden from clients without elicitation", "tool", f.call.Tool)
 			go r.u.cat.rebuild()
 		}
-		err = elicit.Supported(f.ctx)
+		err = agent.CanElicit(f.ctx)
 	}
 	if err != nil {
 		r.u.log.Warn("upstream elicitation refused", "err", err)
@@ -111,7 +111,7 @@ func (r elicitRelay) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*m
 	defer cancel()
 	stop := context.AfterFunc(ctx, cancel)
 	defer stop()
-	res, err := elicit.Ask(ask, req)
+	res, err := agent.Elicit(ask, req)
 	if err != nil {
 		log.Warn("upstream elicitation failed", "err", err)
 		return nil, fmt.Errorf("toolgate: asking the agent's user: %w", err)

@@ -2,11 +2,11 @@ package tools
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/mark3labs/mcp-go/mcp"
-	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/toolgate/toolgate/mcp/agent"
 )
 
 // Upstreams may ask the agent's model for a completion while one of their
@@ -24,37 +24,6 @@ import (
 // context of every upstream; an upstream must not get other upstreams'
 // results through the agent's model.
 
-// SamplingSupported reports why the agent of ctx cannot be asked for a
-// completion, or nil when it can.
-func SamplingSupported(ctx context.Context) error {
-	sess := server.ClientSessionFromContext(ctx)
-	if sess == nil {
-		return errors.New("not called from an MCP request (no client session)")
-	}
-	if _, ok := sess.(server.SessionWithSampling); !ok {
-		return errors.New("the transport cannot send sampling requests")
-	}
-	if ci, ok := sess.(server.SessionWithClientInfo); ok && ci.GetClientCapabilities().Sampling == nil {
-		return errors.New("the MCP client did not declare the sampling capability")
-	}
-	return nil
-}
-
-// Sample sends req to the agent of ctx and waits for the completion:
-// through mcp-go's server when the request came through its dispatch (it
-// also checks the protocol allows server-initiated requests), else
-// straight to the session.
-func Sample(ctx context.Context, req mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
-	if srv := server.ServerFromContext(ctx); srv != nil {
-		return srv.RequestSampling(ctx, req)
-	}
-	sess, ok := server.ClientSessionFromContext(ctx).(server.SessionWithSampling)
-	if !ok {
-		return nil, errors.New("the transport cannot send sampling requests")
-	}
-	return sess.RequestSampling(ctx, req)
-}
-
 // samplingRelay is an upstream connection's sampling handler.
 type samplingRelay struct {
 	u *upstream
@@ -64,7 +33,7 @@ type samplingRelay struct {
 func (r samplingRelay) CreateMessage(ctx context.Context, req mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
 	f, err := r.c.asker()
 	if err == nil {
-		err = SamplingSupported(f.ctx)
+		err = agent.CanSample(f.ctx)
 	}
 	if err != nil {
 		r.u.log.Warn("upstream sampling request refused", "err", err)
@@ -81,7 +50,7 @@ func (r samplingRelay) CreateMessage(ctx context.Context, req mcp.CreateMessageR
 	defer cancel()
 	stop := context.AfterFunc(ctx, cancel)
 	defer stop()
-	res, err := Sample(ask, req)
+	res, err := agent.Sample(ask, req)
 	if err != nil {
 		log.Warn("upstream sampling request failed", "err", err)
 		return nil, fmt.Errorf("toolgate: asking the agent's model: %w", err)
