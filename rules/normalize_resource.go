@@ -22,10 +22,10 @@ import (
 // control characters around the URI and tabs and newlines in it, and
 // takes a backslash for a slash; most readers drop a query or fragment,
 // some keep it as part of the name; some ignore the host, some decode
-// twice, some stop at a NUL. So the path is the one every reading shares
-// where they agree, each other reading's path is added too (any of them
-// can make the call secret), and resource.unchecked says why the URI is
-// not one every reader reads the same way.
+// twice, some stop at a NUL. So the call reads the path net/url gives and
+// each other reading's path where it differs (any of them can make the
+// call secret), and resource.unchecked says why the URI is not one every
+// reader reads the same way.
 func (n *normCall) fileResource(c *toolgate.Call, ws Workspace) bool {
 	if c.Kind != toolgate.KindResource {
 		return false
