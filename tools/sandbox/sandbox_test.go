@@ -163,7 +163,10 @@ func TestProtectedFileCreatedIsRemoved(t *testing.T) {
 	if err := c.Run(); err != nil {
 		t.Fatal(err)
 	}
-	removed := c.Cleanup()
+	removed, err := c.Cleanup()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(removed) != 1 || removed[0] != filepath.Join(f.ws, ".mcp.json") {
 		t.Fatalf("removed %v", removed)
 	}

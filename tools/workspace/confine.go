@@ -111,7 +111,15 @@ func (w *ws) writeInSandbox(prof sandbox.Profile, rel string, data []byte, mode 
 	c.Stdin, c.Stderr = bytes.NewReader(data), &stderr
 	err = c.Run()
 	c.Kill()
-	c.Cleanup()
+	removed, cerr := c.Cleanup()
+	if cerr != nil {
+		w.log.Error("a write left what it created at a protected path", "err", cerr)
+		return fmt.Errorf("toolgate could not remove what the write created at a protected path, which can become code or policy outside the sandbox; have the user remove it: %w", cerr)
+	}
+	if len(removed) > 0 {
+		return refusal(fmt.Sprintf("toolgate removed %s after the write: it did not exist before, and it is a protected path or on the way to one "+
+			"(it would become code or policy outside the sandbox)", strings.Join(removed, ", ")))
+	}
 	switch msg := strings.TrimSpace(stderr.String()); {
 	case err == nil:
 		return nil

@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/toolgate/toolgate/tools/sandbox"
 )
@@ -82,5 +85,22 @@ func TestWriteInSandboxHoldsProtectedPaths(t *testing.T) {
 	}
 	if err := w.writeInSandbox(prof, "src/ok.txt", []byte("fine"), 0o644); err != nil {
 		t.Fatalf("a plain write: %v", err)
+	}
+}
+
+// TestCommandReportsWhatCleanupLeft: a command whose creation at a
+// protected path toolgate could not remove fails, and says what is left.
+func TestCommandReportsWhatCleanupLeft(t *testing.T) {
+	r := runResult{profile: sandbox.Builtin()[1], stdout: newCapped(64), stderr: newCapped(64),
+		cleanupErr: errors.New("sandbox: removing /ws/.mcp.json, which the run created: permission denied")}
+	res := r.toolResult(time.Second)
+	var text strings.Builder
+	for _, c := range res.Content {
+		if tc, ok := c.(mcp.TextContent); ok {
+			text.WriteString(tc.Text)
+		}
+	}
+	if !res.IsError || !strings.Contains(text.String(), "could not remove") || !strings.Contains(text.String(), "/ws/.mcp.json") {
+		t.Errorf("isError %v:\n%s", res.IsError, text.String())
 	}
 }
