@@ -1,12 +1,13 @@
 package main
 
 import (
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/toolgate/toolgate/tools/sandbox/sandboxtest"
 )
 
 // defaultPackConfig writes the config with no rules file: the embedded
@@ -19,31 +20,6 @@ func (f *sbFixture) defaultPackConfig(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return cfg
-}
-
-// snapshot lists every path under dir with its type and, for files, content.
-func snapshot(t *testing.T, dir string) []string {
-	t.Helper()
-	var out []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		s := p + " " + d.Type().String()
-		if d.Type().IsRegular() {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			s += " " + string(b)
-		}
-		out = append(out, s)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // TestServeSandboxCleanupStaysInWorkspace: with the embedded default rules,
@@ -70,7 +46,7 @@ func TestServeSandboxCleanupStaysInWorkspace(t *testing.T) {
 		}
 	}
 	f.c, _, f.stderr = startStdio(t, f.defaultPackConfig(t), f.env()...)
-	before := snapshot(t, filepath.Dir(other))
+	before := sandboxtest.Tree(t, filepath.Dir(other))
 
 	mustCall(t, f.c, "workspace__write_file", map[string]any{"path": "z.sh", "content": "ln -s ../../other/.git .git\necho linked\n"})
 	out, _ := f.run(t, "sh z.sh")
@@ -83,14 +59,14 @@ func TestServeSandboxCleanupStaysInWorkspace(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(f.ws, ".git")); err == nil {
 		t.Error("the .git link is still there")
 	}
-	if after := snapshot(t, filepath.Dir(other)); !slices.Equal(after, before) {
+	if after := sandboxtest.Tree(t, filepath.Dir(other)); !slices.Equal(after, before) {
 		t.Errorf("another project's git directory changed:\nbefore %q\nafter  %q", before, after)
 	}
 
 	if out, isErr := f.run(t, "cat main.txt > copy.txt"); isErr {
 		t.Errorf("the next routine write failed: %s", out)
 	}
-	if after := snapshot(t, filepath.Dir(other)); !slices.Equal(after, before) {
+	if after := sandboxtest.Tree(t, filepath.Dir(other)); !slices.Equal(after, before) {
 		t.Errorf("the next run changed another project's git directory:\nbefore %q\nafter  %q", before, after)
 	}
 

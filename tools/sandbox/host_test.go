@@ -1,13 +1,14 @@
 package sandbox
 
 import (
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/toolgate/toolgate/tools/sandbox/sandboxtest"
 )
 
 // hostFixture is a workspace with no repository, with the default protected
@@ -20,14 +21,7 @@ type hostFixture struct {
 
 func newHostFixture(t *testing.T) *hostFixture {
 	t.Helper()
-	bwrap, err := exec.LookPath("bwrap")
-	if err != nil {
-		t.Fatalf("bubblewrap is needed: %v (apt-get install bubblewrap)", err)
-	}
-	base, err := filepath.EvalSymlinks(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bwrap, base := bwrapAndBase(t)
 	f := &hostFixture{ws: filepath.Join(base, "ws"), other: filepath.Join(base, "other", ".git")}
 	for _, d := range []string{f.ws, filepath.Join(f.other, "hooks"), filepath.Join(f.other, "info")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -37,6 +31,7 @@ func newHostFixture(t *testing.T) *hostFixture {
 	write(t, filepath.Join(f.other, "config"), "[core]\n")
 	write(t, filepath.Join(f.other, "hooks", "pre-commit"), "#!/bin/sh\n")
 	write(t, filepath.Join(f.other, "info", "attributes"), "* text\n")
+	var err error
 	f.sb, err = New(Options{Bwrap: bwrap, Workspace: f.ws, Home: filepath.Join(base, "home"), Protect: DefaultProtect,
 		Env: []string{"PATH=/usr/bin:/bin"}})
 	if err != nil {
@@ -45,31 +40,6 @@ func newHostFixture(t *testing.T) *hostFixture {
 	// A test that fails may leave directories without their write bit.
 	t.Cleanup(func() { _ = exec.Command("chmod", "-R", "u+rwx", base).Run() })
 	return f
-}
-
-// tree lists every path under dir with its type and, for files, content.
-func tree(t *testing.T, dir string) []string {
-	t.Helper()
-	var out []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		s := strings.TrimPrefix(p, dir) + " " + d.Type().String()
-		if d.Type().IsRegular() {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			s += " " + string(b)
-		}
-		out = append(out, s)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // runClean runs script in workspace-write, then Cleanup, and returns what
@@ -117,7 +87,7 @@ func TestCleanupStaysInWorkspace(t *testing.T) {
 					t.Fatalf("%v %s", err, out)
 				}
 			}
-			before := tree(t, filepath.Dir(f.other))
+			before := sandboxtest.Tree(t, filepath.Dir(f.other))
 			removed, err := f.runClean(t, strings.ReplaceAll(tc.script, "OTHER", f.other))
 			if err != nil {
 				t.Errorf("Cleanup: %v", err)
@@ -125,14 +95,14 @@ func TestCleanupStaysInWorkspace(t *testing.T) {
 			if !slices.Equal(removed, tc.want) {
 				t.Errorf("Cleanup removed %q, want %q", removed, tc.want)
 			}
-			if after := tree(t, filepath.Dir(f.other)); !slices.Equal(after, before) {
+			if after := sandboxtest.Tree(t, filepath.Dir(f.other)); !slices.Equal(after, before) {
 				t.Errorf("a directory outside the workspace changed:\nbefore %q\nafter  %q", before, after)
 			}
 			// The next run starts, and changes nothing outside either.
 			if _, err := f.runClean(t, "echo ok > ok.txt"); err != nil {
 				t.Errorf("Cleanup after a plain run: %v", err)
 			}
-			if after := tree(t, filepath.Dir(f.other)); !slices.Equal(after, before) {
+			if after := sandboxtest.Tree(t, filepath.Dir(f.other)); !slices.Equal(after, before) {
 				t.Errorf("the next run changed a directory outside the workspace:\nbefore %q\nafter  %q", before, after)
 			}
 		})
@@ -150,12 +120,12 @@ func TestProtectRefusesSymlinkedParent(t *testing.T) {
 	if err := os.Symlink(f.other, filepath.Join(f.ws, ".git")); err != nil {
 		t.Fatal(err)
 	}
-	before := tree(t, filepath.Dir(f.other))
+	before := sandboxtest.Tree(t, filepath.Dir(f.other))
 	_, err := f.sb.Command(t.Context(), WorkspaceWrite, f.ws, []string{"true"})
 	if err == nil || !strings.Contains(err.Error(), ".git is a symlink") {
 		t.Errorf("a run with a symlinked .git: err %v, want a refusal naming .git", err)
 	}
-	if after := tree(t, filepath.Dir(f.other)); !slices.Equal(after, before) {
+	if after := sandboxtest.Tree(t, filepath.Dir(f.other)); !slices.Equal(after, before) {
 		t.Errorf("a directory outside the workspace changed:\nbefore %q\nafter  %q", before, after)
 	}
 	// Read-only runs hold nothing, and still run.
