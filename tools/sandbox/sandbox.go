@@ -100,7 +100,9 @@ type Options struct {
 	// writable workspace. A missing one whose name ends in "/" is created
 	// as an empty directory first, so it can be held read-only too; a
 	// missing file is watched instead: if a run creates it, it is removed
-	// afterwards and the run reports it (Cmd.Cleanup).
+	// afterwards and the run reports it (Cmd.Cleanup). When a path's
+	// parent is missing, the first missing name on the way is watched. A
+	// symlink on the way to a path, or at it, refuses the run.
 	Protect []string
 	// Env is the whole environment of a sandboxed command ("K=V"); bwrap
 	// itself gets the same one, so /proc/1/environ inside shows nothing more.
