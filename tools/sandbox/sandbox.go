@@ -508,8 +508,9 @@ func (s *Sandbox) visible(p Profile, h string) bool {
 }
 
 // protect appends the read-only mounts that hold the workspace's protected
-// paths, creating missing protected directories, and returns the missing
-// protected files to watch.
+// paths, creating missing protected directories, and returns the
+// workspace-relative paths to watch: missing protected files, and the first
+// missing name on the way to a protected path whose parent is missing.
 //
 // A mount point cannot be renamed or removed, but its parent's entry can:
 // holding .git/config alone would let a run rename .git away and put a
