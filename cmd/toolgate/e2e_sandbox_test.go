@@ -276,12 +276,7 @@ func TestServeSandboxReadsAroundOwnFiles(t *testing.T) {
 // denied.
 func TestServeSandboxDefaultPack(t *testing.T) {
 	f := sbSetup(t, "")
-	cfg := f.config("")
-	body, _ := os.ReadFile(cfg)
-	if err := os.WriteFile(cfg, []byte(strings.Replace(string(body), "rules: {file: \""+f.rules+"\"}", "rules: {file: \"\"}", 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f.c, _, f.stderr = startStdio(t, cfg, f.env()...)
+	f.c, _, f.stderr = startStdio(t, f.defaultPackConfig(t), f.env()...)
 
 	out, isErr := f.run(t, "cat main.txt")
 	if isErr || !strings.Contains(out, "hello from the workspace") || !strings.Contains(out, "sandbox: read-only") {
