@@ -136,7 +136,7 @@ func answerReview(ctx context.Context, st review.Store, id string, v toolgate.Ve
 			how = "approved"
 		}
 		if won.Reviewer != "" {
-			how += " by " + won.Reviewer
+			how += " by " + visible(won.Reviewer)
 		}
 		return fmt.Errorf("review: %s was already %s via %s at %s; your answer was not recorded",
 			id, how, won.Channel, won.DecidedAt.Local().Format(time.DateTime))
@@ -145,14 +145,14 @@ func answerReview(ctx context.Context, st review.Store, id string, v toolgate.Ve
 	if v.Approved {
 		word = "approved"
 	}
-	fmt.Fprintf(stdout, "%s %s as %s\n", word, id, v.Reviewer)
+	fmt.Fprintf(stdout, "%s %s as %s\n", word, id, visible(v.Reviewer))
 	return nil
 }
 
 // printPendingReviews writes the pending reviews as a table or a JSON array.
 func printPendingReviews(w io.Writer, ps []toolgate.Pending, asJSON bool, now time.Time) error {
-	r := redact.New(nil)
 	if asJSON {
+		r := redact.New(nil)
 		if ps == nil {
 			ps = []toolgate.Pending{}
 		}
@@ -172,19 +172,17 @@ func printPendingReviews(w io.Writer, ps []toolgate.Pending, asJSON bool, now ti
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tWAITING\tTOOL\tRULE\tREQUESTED BY\tCLIENT\tARGS")
 	for _, p := range ps {
-		args, _ := json.Marshal(r.Value(p.Call.Args))
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Call.ID,
-			now.Sub(p.RequestedAt).Round(time.Second), p.Call.Name, reviewOrDash(p.Decision.Rule),
-			reviewOrDash(p.Call.Principal.User), reviewOrDash(p.Call.Client.Name), reviewOneLine(string(args), 80))
+		fmt.Fprintln(tw, visibleCells(p.Call.ID, now.Sub(p.RequestedAt).Round(time.Second).String(), p.Call.Name,
+			dash(p.Decision.Rule), dash(p.Call.Principal.User), dash(p.Call.Client.Name), reviewArgs(p.Call.Args)))
 	}
 	return tw.Flush()
 }
 
-func reviewOrDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
+// reviewArgs is the redacted one-line preview of a call's arguments that
+// reviewers see in the terminal, made visible.
+func reviewArgs(args any) string {
+	b, _ := json.Marshal(redact.New(nil).Value(args))
+	return visible(reviewOneLine(string(b), 80))
 }
 
 // reviewOneLine squeezes s onto one line of at most n runes.

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/audit"
 )
 
 func TestVisible(t *testing.T) {
@@ -94,4 +99,60 @@ func FuzzVisible(f *testing.F) {
 			}
 		}
 	})
+}
+
+// terminalSafe fails unless out holds only printable runes and newlines.
+func terminalSafe(t *testing.T, what, out string) {
+	t.Helper()
+	if !utf8.ValidString(out) {
+		t.Errorf("%s: output is not valid UTF-8:\n%q", what, out)
+	}
+	for _, r := range out {
+		if r != '\n' && !unicode.IsPrint(r) {
+			t.Errorf("%s: output holds %U, which a terminal acts on or hides:\n%q", what, r, out)
+			return
+		}
+	}
+}
+
+// TestCLIShowsStoredControlsEscaped stores a call whose every
+// agent-influenced text holds terminal controls, and runs each command that
+// prints it for people: nothing it prints acts on the terminal.
+func TestCLIShowsStoredControlsEscaped(t *testing.T) {
+	const evil = "\x1b[8m\r\u202e\u009b\x7f\n\t" // the store keeps no invalid UTF-8
+	path := filepath.Join(t.TempDir(), "audit.db")
+	st, err := audit.Open(t.Context(), path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := toolgate.Call{
+		ID: "01EVIL", Server: "srv" + evil, Tool: "tool" + evil, Name: "name" + evil,
+		Args:      map[string]any{"k" + evil: "v" + evil},
+		Client:    toolgate.Peer{Name: "client" + evil, Version: "1" + evil},
+		Model:     toolgate.Peer{Name: "model" + evil, Version: "2" + evil},
+		SessionID: "session" + evil,
+		Principal: toolgate.Principal{User: "user" + evil, Groups: []string{"group" + evil}},
+		Time:      time.Now(),
+	}
+	d := toolgate.Decision{Action: toolgate.Review, Rule: "rule" + evil, Reason: "reason" + evil, Version: "v1" + evil, Sandbox: "sb" + evil}
+	if err := st.Begin(t.Context(), c, d); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	env := mapEnv{"TOOLGATE_AUDIT_DB": path}
+	for _, args := range [][]string{{"list"}, {"tail"}, {"show", "01EVIL"}, {"stats"}} {
+		out, _, err := runAuditCmd(t, env, args...)
+		if err != nil {
+			t.Fatalf("audit %v: %v", args, err)
+		}
+		terminalSafe(t, "audit "+strings.Join(args, " "), out)
+		if !strings.Contains(out, `\x1b[8m\r\u202e\u009b\x7f\n\t`) {
+			t.Errorf("audit %v does not show the controls escaped:\n%s", args, out)
+		}
+	}
+	out, _, err := runReviewCmd(t, env, "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	terminalSafe(t, "review list", out)
 }
