@@ -106,12 +106,27 @@ func runReview(ctx context.Context, args []string, env environ, stdout, stderr i
 			return fmt.Errorf("review: %w", err)
 		}
 		defer st.Close()
-		return answerReview(ctx, st, pos[0], v, stdout)
+		what := ""
+		if r, err := st.Get(ctx, pos[0]); err == nil {
+			what = reviewedCall(r)
+		}
+		return answerReview(ctx, st, pos[0], what, v, stdout)
 	}
 }
 
-// answerReview stores v for review id and says what happened.
-func answerReview(ctx context.Context, st review.Store, id string, v toolgate.Verdict, stdout io.Writer) error {
+// reviewedCall is the one line answerReview shows of the call a reviewer
+// answered: its tool and arguments as `review list` showed them.
+func reviewedCall(r *audit.Record) string {
+	var args any
+	if err := json.Unmarshal(r.Args, &args); err != nil {
+		return visible(r.Name) + " (arguments not stored)"
+	}
+	return visible(r.Name) + " " + reviewArgs(args)
+}
+
+// answerReview stores v for review id and says what happened; what is
+// the call (reviewedCall), "" when it could not be read.
+func answerReview(ctx context.Context, st review.Store, id, what string, v toolgate.Verdict, stdout io.Writer) error {
 	ok, err := st.SubmitVerdict(ctx, id, v)
 	switch {
 	case errors.Is(err, audit.ErrNotFound):
@@ -145,7 +160,10 @@ func answerReview(ctx context.Context, st review.Store, id string, v toolgate.Ve
 	if v.Approved {
 		word = "approved"
 	}
-	fmt.Fprintf(stdout, "%s %s as %s\n", word, id, visible(v.Reviewer))
+	if what != "" {
+		what = ": " + what
+	}
+	fmt.Fprintf(stdout, "%s %s as %s%s\n", word, id, visible(v.Reviewer), what)
 	return nil
 }
 
