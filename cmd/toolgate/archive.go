@@ -233,15 +233,15 @@ func (c *auditCmd) verifyArchives(ctx context.Context) error {
 // printArchiveReport prints every problem of rep, each naming its archive.
 func (c *auditCmd) printArchiveReport(rep *audit.ArchiveReport) {
 	for _, p := range rep.Problems {
-		fmt.Fprintf(c.stdout, "BROKEN: %s: %s\n", cmp.Or(p.CallID, "live log"), p.What)
+		fmt.Fprintf(c.stdout, "BROKEN: %s: %s\n", visible(cmp.Or(p.CallID, "live log")), visible(p.What))
 	}
 	for _, a := range rep.Archives {
 		for _, p := range a.Report.Problems {
-			fmt.Fprintf(c.stdout, "BROKEN: archive %s: %s\n", filepath.Base(a.File), p)
+			fmt.Fprintf(c.stdout, "BROKEN: archive %s: %s\n", visible(filepath.Base(a.File)), visible(p.String()))
 		}
 	}
 	for _, p := range rep.Live.Problems {
-		fmt.Fprintf(c.stdout, "BROKEN: live log: %s\n", p)
+		fmt.Fprintf(c.stdout, "BROKEN: live log: %s\n", visible(p.String()))
 	}
 }
 

@@ -297,13 +297,13 @@ func (c *auditCmd) verifyCheckpoints(ctx context.Context) error {
 		}
 	} else {
 		for _, p := range rep.Problems {
-			fmt.Fprintf(c.stdout, "BROKEN: %s\n", p.What)
+			fmt.Fprintf(c.stdout, "BROKEN: %s\n", visible(p.What))
 		}
 		if rep.Archives != nil {
 			c.printArchiveReport(rep.Archives)
 		} else {
 			for _, p := range rep.Log.Problems {
-				fmt.Fprintf(c.stdout, "BROKEN: %s\n", p)
+				fmt.Fprintf(c.stdout, "BROKEN: %s\n", visible(p.String()))
 			}
 		}
 		if rep.OK() {
