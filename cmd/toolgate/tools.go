@@ -12,6 +12,7 @@ import (
 
 	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
+	"github.com/toolgate/toolgate/review"
 )
 
 const toolsUsage = `usage:
@@ -87,7 +88,7 @@ func runTools(ctx context.Context, args []string, env environ, stdout, stderr io
 			fmt.Fprintln(stdout, "nothing to approve: every tool named is pinned to its current definition")
 		}
 		for _, p := range ps {
-			fmt.Fprintf(stdout, "approved %s: definition %s pinned by %s\n", visible(p.Name), visible(short12(p.PinnedHash)), visible(p.ApprovedBy))
+			fmt.Fprintf(stdout, "approved %s: definition %s pinned by %s\n", review.Visible(p.Name), review.Visible(short12(p.PinnedHash)), review.Visible(p.ApprovedBy))
 		}
 		return nil
 	}
@@ -150,7 +151,7 @@ func showPin(w io.Writer, ps []*audit.ToolPin, name string) error {
 			continue
 		}
 		found = true
-		fmt.Fprintf(w, "%s (server %s, tool %s): %s\n", visible(p.Name), visible(p.Server), visible(p.Tool), visible(string(p.State)))
+		fmt.Fprintf(w, "%s (server %s, tool %s): %s\n", review.Visible(p.Name), review.Visible(p.Server), review.Visible(p.Tool), review.Visible(string(p.State)))
 		for _, d := range []struct {
 			what string
 			hash string
@@ -164,7 +165,7 @@ func showPin(w io.Writer, ps []*audit.ToolPin, name string) error {
 				fmt.Fprintf(w, "%s: none\n", d.what)
 				continue
 			}
-			fmt.Fprintf(w, "%s (%s):\n%s\n", d.what, visible(d.hash), visibleJSON(d.def, ""))
+			fmt.Fprintf(w, "%s (%s):\n%s\n", d.what, review.Visible(d.hash), visibleJSON(d.def, ""))
 		}
 	}
 	if !found {
