@@ -201,19 +201,21 @@ func (n *normCall) argPaths(args map[string]any, c *toolgate.Call, ws Workspace,
 		v := args[k]
 		if pathArgKeys[k] {
 			for _, s := range stringsOf(v) {
-				if isURL(s) && !strings.HasPrefix(s, "file://") {
+				if isURL(s) && !isFileURL(s) {
 					n.addURL(s)
 					continue
 				}
-				p := resolvePath(s, n.cwd, ws)
-				n.addPath(p)
-				switch {
-				case writes && (destArgKeys[k] || !hasAnyKey(args, destArgKeys)):
-					n.addDest(p)
-				case writes && k == "source" && isMove(c.Tool):
-					n.addWritten(p)
-				default:
-					n.read[p] = true
+				for _, r := range pathReadings(s) {
+					p := resolvePath(r, n.cwd, ws)
+					n.addPath(p)
+					switch {
+					case writes && (destArgKeys[k] || !hasAnyKey(args, destArgKeys)):
+						n.addDest(p)
+					case writes && k == "source" && isMove(c.Tool):
+						n.addWritten(p)
+					default:
+						n.read[p] = true
+					}
 				}
 			}
 		}

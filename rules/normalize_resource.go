@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -106,4 +107,37 @@ var dropTabsAndNewlines = strings.NewReplacer("\t", "", "\n", "", "\r", "")
 func (n *normCall) readPath(p string) {
 	n.addPath(p)
 	n.read[p] = true
+}
+
+// isFileURL reports whether s has the file scheme, in any case.
+func isFileURL(s string) bool {
+	scheme, _, ok := strings.Cut(s, ":")
+	return ok && strings.EqualFold(scheme, "file")
+}
+
+// pathReadings are the paths a tool's path argument s may name: s as
+// written, and for a file: URL also the path after "file://", that path
+// cut at a query or fragment, and the path net/url decodes. Upstreams read
+// a file URL their own ways (see fileResource); the call touches every
+// reading, so a secret among them makes it secret.
+func pathReadings(s string) []string {
+	out := []string{s}
+	if !isFileURL(s) {
+		return out
+	}
+	add := func(p string) {
+		if p != "" && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	_, rest, _ := strings.Cut(s, ":")
+	raw := strings.TrimPrefix(rest, "//")
+	add(raw)
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		add(raw[:i])
+	}
+	if u, err := url.Parse("file:" + rest); err == nil && u.Opaque == "" {
+		add(u.Path)
+	}
+	return out
 }

@@ -280,3 +280,23 @@ func FuzzFileResource(f *testing.F) {
 		}
 	})
 }
+
+// TestPathReadings: a file: URL in a tool's path argument names every
+// path an upstream may read for it; anything else names itself.
+func TestPathReadings(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"src/main.go", []string{"src/main.go"}},
+		{"https://example.com/a", []string{"https://example.com/a"}},
+		{"file:///h/.netrc?x", []string{"file:///h/.netrc?x", "/h/.netrc?x", "/h/.netrc"}},
+		{"FILE:///h/%2Essh/id_rsa", []string{"FILE:///h/%2Essh/id_rsa", "/h/%2Essh/id_rsa", "/h/.ssh/id_rsa"}},
+		{"file:///h/proj/.env#", []string{"file:///h/proj/.env#", "/h/proj/.env#", "/h/proj/.env"}},
+		{"file:notes.txt", []string{"file:notes.txt", "notes.txt"}},
+	} {
+		if got := pathReadings(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("pathReadings(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
