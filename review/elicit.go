@@ -71,14 +71,14 @@ var elicitSchema = map[string]any{
 func (s *Service) elicitMessage(c toolgate.Call, d toolgate.Decision, expires time.Time) string {
 	r := s.o.Redactor
 	var b strings.Builder
-	fmt.Fprintf(&b, "toolgate: the agent wants to %s.", Visible(c.Wants()))
+	fmt.Fprintf(&b, "toolgate: the agent wants to %s.", toolgate.Visible(c.Wants()))
 	if p := c.Principal.String(); p != "" {
-		fmt.Fprintf(&b, "\nRequested by %s.", Visible(p))
+		fmt.Fprintf(&b, "\nRequested by %s.", toolgate.Visible(p))
 	}
 	if d.Rule != "" {
 		fmt.Fprintf(&b, "\nRule %q asks for a human review", d.Rule)
 		if d.Reason != "" {
-			b.WriteString(": " + Visible(d.Reason))
+			b.WriteString(": " + toolgate.Visible(d.Reason))
 		}
 		b.WriteString(".")
 	}

@@ -240,7 +240,7 @@ func slackDate(t time.Time) string {
 // bidi control of the agent's can add or reorder lines), then mrkdwn's
 // specials.
 func escape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "```", "`\u200b``").Replace(Visible(s))
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "```", "`\u200b``").Replace(toolgate.Visible(s))
 }
 
 // codeEscape makes s safe inside a ``` block however it is cut: a zero
@@ -293,7 +293,7 @@ func argsPreviewPlain(args any) string {
 		if len(vj) > per {
 			vj = truncate(vj, per) + fmt.Sprintf(" (%d bytes in all)", len(vj))
 		}
-		b.WriteString("  " + Visible(kj) + ": " + Visible(vj))
+		b.WriteString("  " + toolgate.Visible(kj) + ": " + toolgate.Visible(vj))
 		if i < len(keys)-1 {
 			b.WriteString(",")
 		}

@@ -6,6 +6,10 @@ import (
 	"html/template"
 	"net/http"
 	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/toolgate/toolgate"
 )
 
 // pageNames are the templates rendered inside layout.html.
@@ -87,8 +91,35 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, page string, v 
 		h.serverError(w, "rendering "+page, err)
 		return
 	}
+	writeHTML(w, buf.Bytes())
+}
+
+// writeHTML writes a rendered page with every rune a reader would not see
+// printed (bidi controls, zero-width and other format characters,
+// controls other than the page's own line breaks and tabs, invalid UTF-8)
+// shown as toolgate.Visible shows it: text of the agent's, its client's or
+// an upstream's cannot reorder or hide what a reviewer reads. toolgate's
+// templates hold no such rune, and HTML needs none.
+func writeHTML(w http.ResponseWriter, page []byte) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_, _ = buf.WriteTo(w)
+	hidden := func(r rune) bool {
+		return r != '\n' && r != '\t' && r != '\r' && (r == utf8.RuneError || !unicode.IsPrint(r))
+	}
+	if bytes.IndexFunc(page, hidden) < 0 {
+		_, _ = w.Write(page)
+		return
+	}
+	var b bytes.Buffer
+	for len(page) > 0 {
+		r, n := utf8.DecodeRune(page)
+		if hidden(r) {
+			b.WriteString(toolgate.Visible(string(page[:n])))
+		} else {
+			b.Write(page[:n])
+		}
+		page = page[n:]
+	}
+	_, _ = b.WriteTo(w)
 }
 
 // renderFragment renders one named template of the reviews page alone
@@ -100,6 +131,5 @@ func (h *Handler) renderFragment(w http.ResponseWriter, name string, v viewer, d
 		h.serverError(w, "rendering "+name, err)
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_, _ = buf.WriteTo(w)
+	writeHTML(w, buf.Bytes())
 }

@@ -143,3 +143,39 @@ func TestReadOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestPagesShowHiddenRunes: a call whose client name, model, arguments
+// and reason carry bidi controls and invisible characters is shown with
+// them escaped, on the reviews page and on the call's page, so they cannot
+// reorder or hide what a reviewer reads.
+func TestPagesShowHiddenRunes(t *testing.T) {
+	st, err := audit.Open(context.Background(), filepath.Join(t.TempDir(), "a.db"), audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	c := toolgate.Call{ID: "01HIDDEN", Server: "shell", Tool: "exec", Name: "shell__exec", Time: time.Now(),
+		Client: toolgate.Peer{Name: "claude\u202eedoc"}, Model: toolgate.Peer{Name: "gpt\u200b5"},
+		Args: map[string]any{"command": "ls \u2066-la\u2069"}}
+	d := toolgate.Decision{Action: toolgate.Review, Rule: "shell", Reason: "runs\u202e ls"}
+	if err := st.Begin(context.Background(), c, d); err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Options{Store: st, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	for _, path := range []string{"/ui/reviews", "/ui/audit/01HIDDEN"} {
+		page := get(t, http.DefaultClient, srv.URL+path)
+		if i := strings.IndexAny(page, "\u202e\u2066\u2069\u200b"); i >= 0 {
+			t.Errorf("%s holds a hidden rune at %d: %q", path, i, page[max(0, i-40):min(len(page), i+40)])
+		}
+		for _, want := range []string{`claude\u202eedoc`, `runs\u202e ls`} {
+			if !strings.Contains(page, want) {
+				t.Errorf("%s does not show %q", path, want)
+			}
+		}
+	}
+}

@@ -14,9 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/config"
-	"github.com/toolgate/toolgate/review"
 )
 
 const archiveUsage = `usage: toolgate audit archive --before T --to FILE [--db PATH] [--no-vacuum] [--tmp DIR]
@@ -234,15 +234,15 @@ func (c *auditCmd) verifyArchives(ctx context.Context) error {
 // printArchiveReport prints every problem of rep, each naming its archive.
 func (c *auditCmd) printArchiveReport(rep *audit.ArchiveReport) {
 	for _, p := range rep.Problems {
-		fmt.Fprintf(c.stdout, "BROKEN: %s: %s\n", review.Visible(cmp.Or(p.CallID, "live log")), review.Visible(p.What))
+		fmt.Fprintf(c.stdout, "BROKEN: %s: %s\n", toolgate.Visible(cmp.Or(p.CallID, "live log")), toolgate.Visible(p.What))
 	}
 	for _, a := range rep.Archives {
 		for _, p := range a.Report.Problems {
-			fmt.Fprintf(c.stdout, "BROKEN: archive %s: %s\n", review.Visible(filepath.Base(a.File)), review.Visible(p.String()))
+			fmt.Fprintf(c.stdout, "BROKEN: archive %s: %s\n", toolgate.Visible(filepath.Base(a.File)), toolgate.Visible(p.String()))
 		}
 	}
 	for _, p := range rep.Live.Problems {
-		fmt.Fprintf(c.stdout, "BROKEN: live log: %s\n", review.Visible(p.String()))
+		fmt.Fprintf(c.stdout, "BROKEN: live log: %s\n", toolgate.Visible(p.String()))
 	}
 }
 

@@ -15,7 +15,6 @@ import (
 
 	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
-	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/rules"
 )
 
@@ -327,7 +326,7 @@ func (c *auditCmd) showOne(ctx context.Context, id string) error {
 			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
 		}
 	}
-	row := func(k, v string) { rawRow(k, review.Visible(v)) }
+	row := func(k, v string) { rawRow(k, toolgate.Visible(v)) }
 	peer := func(name, ver string) string {
 		if ver == "" {
 			return name
@@ -526,7 +525,7 @@ func (c *auditCmd) stats(ctx context.Context) error {
 	sort.Strings(keys)
 	var st []string
 	for _, k := range keys {
-		st = append(st, fmt.Sprintf("%s %d", review.Visible(k), s.Status[k]))
+		st = append(st, fmt.Sprintf("%s %d", toolgate.Visible(k), s.Status[k]))
 	}
 	fmt.Fprintf(tw, "status:\t%s\n", strings.Join(st, ", "))
 	if err := tw.Flush(); err != nil {
@@ -541,7 +540,7 @@ func (c *auditCmd) stats(ctx context.Context) error {
 			if key == "" {
 				key = "(default)"
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", review.Visible(key), x.Calls, x.Allow, x.Deny, x.Review)
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", toolgate.Visible(key), x.Calls, x.Allow, x.Deny, x.Review)
 		}
 		tw.Flush()
 	}
@@ -568,9 +567,9 @@ func (c *auditCmd) verify(ctx context.Context) error {
 	} else if rep.OK() {
 		fmt.Fprintf(c.stdout, "OK: %d events and %d calls verified; chain head %s\n", rep.Events, rep.Calls, rep.Head)
 	} else {
-		fmt.Fprintf(c.stdout, "BROKEN: first bad link: %s\n", review.Visible(rep.First().String()))
+		fmt.Fprintf(c.stdout, "BROKEN: first bad link: %s\n", toolgate.Visible(rep.First().String()))
 		for _, p := range rep.Problems[1:] {
-			fmt.Fprintf(c.stdout, "  also: %s\n", review.Visible(p.String()))
+			fmt.Fprintf(c.stdout, "  also: %s\n", toolgate.Visible(p.String()))
 		}
 		if rep.More {
 			fmt.Fprintln(c.stdout, "  (more problems not listed)")
@@ -641,7 +640,7 @@ func (c *auditCmd) replayText(rep audit.ReplayReport) error {
 		fmt.Fprintf(w, "the agents' stated confidence changed %s of the new decisions\n", strings.Join(parts, ", "))
 	}
 	dec := func(a toolgate.Action, rule string) string {
-		return review.Visible(string(a) + " (" + ruleName(rule) + ")")
+		return toolgate.Visible(string(a) + " (" + ruleName(rule) + ")")
 	}
 	if rep.Changed > 0 {
 		if err := c.replayChanges(rep, dec); err != nil {
@@ -657,7 +656,7 @@ func (c *auditCmd) replayText(rep audit.ReplayReport) error {
 	for _, g := range rep.Grants {
 		revoked := "-"
 		if g.RevokedAt != nil {
-			revoked = g.RevokedAt.Local().Format("2006-01-02 15:04:05") + " by " + review.Visible(g.RevokedBy)
+			revoked = g.RevokedAt.Local().Format("2006-01-02 15:04:05") + " by " + toolgate.Visible(g.RevokedBy)
 		}
 		now := dec(g.NewAction, g.NewRule)
 		if g.Changed {
@@ -695,7 +694,7 @@ func (c *auditCmd) replayChanges(rep audit.ReplayReport, dec func(toolgate.Actio
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "RULE\tBEFORE\tAFTER\tLOST\tGAINED\t")
 	for _, r := range rep.Rules {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", review.Visible(ruleName(r.Rule)), r.Before, r.After, r.Lost, r.Gained)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", toolgate.Visible(ruleName(r.Rule)), r.Before, r.After, r.Lost, r.Gained)
 	}
 	return tw.Flush()
 }
@@ -748,5 +747,5 @@ func grantNote(grant string) string {
 	if grant == "" {
 		return ""
 	}
-	return " (ran on a grant: " + review.Visible(grant) + ")"
+	return " (ran on a grant: " + toolgate.Visible(grant) + ")"
 }

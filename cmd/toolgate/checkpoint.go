@@ -19,9 +19,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/config"
-	"github.com/toolgate/toolgate/review"
 )
 
 // publishTimeout bounds one webhook POST of a checkpoint.
@@ -298,13 +298,13 @@ func (c *auditCmd) verifyCheckpoints(ctx context.Context) error {
 		}
 	} else {
 		for _, p := range rep.Problems {
-			fmt.Fprintf(c.stdout, "BROKEN: %s\n", review.Visible(p.What))
+			fmt.Fprintf(c.stdout, "BROKEN: %s\n", toolgate.Visible(p.What))
 		}
 		if rep.Archives != nil {
 			c.printArchiveReport(rep.Archives)
 		} else {
 			for _, p := range rep.Log.Problems {
-				fmt.Fprintf(c.stdout, "BROKEN: %s\n", review.Visible(p.String()))
+				fmt.Fprintf(c.stdout, "BROKEN: %s\n", toolgate.Visible(p.String()))
 			}
 		}
 		if rep.OK() {

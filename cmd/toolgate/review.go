@@ -119,9 +119,9 @@ func runReview(ctx context.Context, args []string, env environ, stdout, stderr i
 func reviewedCall(r *audit.Record) string {
 	var args any
 	if err := json.Unmarshal(r.Args, &args); err != nil {
-		return review.Visible(r.Name) + " (arguments not stored)"
+		return toolgate.Visible(r.Name) + " (arguments not stored)"
 	}
-	return review.Visible(r.Name) + " " + reviewArgs(args)
+	return toolgate.Visible(r.Name) + " " + reviewArgs(args)
 }
 
 // answerReview stores v for review id and says what happened; what is
@@ -151,7 +151,7 @@ func answerReview(ctx context.Context, st review.Store, id, what string, v toolg
 			how = "approved"
 		}
 		if won.Reviewer != "" {
-			how += " by " + review.Visible(won.Reviewer)
+			how += " by " + toolgate.Visible(won.Reviewer)
 		}
 		return fmt.Errorf("review: %s was already %s via %s at %s; your answer was not recorded",
 			id, how, won.Channel, won.DecidedAt.Local().Format(time.DateTime))
@@ -163,7 +163,7 @@ func answerReview(ctx context.Context, st review.Store, id, what string, v toolg
 	if what != "" {
 		what = ": " + what
 	}
-	fmt.Fprintf(stdout, "%s %s as %s%s\n", word, id, review.Visible(v.Reviewer), what)
+	fmt.Fprintf(stdout, "%s %s as %s%s\n", word, id, toolgate.Visible(v.Reviewer), what)
 	return nil
 }
 
@@ -200,7 +200,7 @@ func printPendingReviews(w io.Writer, ps []toolgate.Pending, asJSON bool, now ti
 // reviewers see in the terminal, made visible.
 func reviewArgs(args any) string {
 	b, _ := json.Marshal(redact.New(nil).Value(args))
-	return review.Visible(reviewOneLine(string(b), 80))
+	return toolgate.Visible(reviewOneLine(string(b), 80))
 }
 
 // reviewOneLine squeezes s onto one line of at most n runes.

@@ -12,7 +12,6 @@ import (
 
 	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
-	"github.com/toolgate/toolgate/review"
 )
 
 const toolsUsage = `usage:
@@ -88,7 +87,7 @@ func runTools(ctx context.Context, args []string, env environ, stdout, stderr io
 			fmt.Fprintln(stdout, "nothing to approve: every tool named is pinned to its current definition")
 		}
 		for _, p := range ps {
-			fmt.Fprintf(stdout, "approved %s: definition %s pinned by %s\n", review.Visible(p.Name), review.Visible(short12(p.PinnedHash)), review.Visible(p.ApprovedBy))
+			fmt.Fprintf(stdout, "approved %s: definition %s pinned by %s\n", toolgate.Visible(p.Name), toolgate.Visible(short12(p.PinnedHash)), toolgate.Visible(p.ApprovedBy))
 		}
 		return nil
 	}
@@ -151,7 +150,7 @@ func showPin(w io.Writer, ps []*audit.ToolPin, name string) error {
 			continue
 		}
 		found = true
-		fmt.Fprintf(w, "%s (server %s, tool %s): %s\n", review.Visible(p.Name), review.Visible(p.Server), review.Visible(p.Tool), review.Visible(string(p.State)))
+		fmt.Fprintf(w, "%s (server %s, tool %s): %s\n", toolgate.Visible(p.Name), toolgate.Visible(p.Server), toolgate.Visible(p.Tool), toolgate.Visible(string(p.State)))
 		for _, d := range []struct {
 			what string
 			hash string
@@ -165,7 +164,7 @@ func showPin(w io.Writer, ps []*audit.ToolPin, name string) error {
 				fmt.Fprintf(w, "%s: none\n", d.what)
 				continue
 			}
-			fmt.Fprintf(w, "%s (%s):\n%s\n", d.what, review.Visible(d.hash), visibleJSON(d.def, ""))
+			fmt.Fprintf(w, "%s (%s):\n%s\n", d.what, toolgate.Visible(d.hash), visibleJSON(d.def, ""))
 		}
 	}
 	if !found {

@@ -5,14 +5,14 @@ import (
 	"encoding/json"
 	"strings"
 
-	"github.com/toolgate/toolgate/review"
+	"github.com/toolgate/toolgate"
 )
 
 // visibleCells joins cols into one tab-separated row for a tabwriter,
 // each made visible: a column can neither end its cell nor its line.
 func visibleCells(cols ...string) string {
 	for i, c := range cols {
-		cols[i] = review.Visible(c)
+		cols[i] = toolgate.Visible(c)
 	}
 	return strings.Join(cols, "\t")
 }
@@ -24,11 +24,11 @@ func visibleCells(cols ...string) string {
 func visibleJSON(raw []byte, prefix string) string {
 	var b bytes.Buffer
 	if err := json.Indent(&b, raw, "", "  "); err != nil {
-		return review.Visible(string(raw))
+		return toolgate.Visible(string(raw))
 	}
 	lines := strings.Split(b.String(), "\n")
 	for i, l := range lines {
-		lines[i] = review.Visible(l)
+		lines[i] = toolgate.Visible(l)
 	}
 	return strings.Join(lines, "\n"+prefix)
 }
