@@ -84,3 +84,57 @@ func TestWriteInSandboxHoldsProtectedPaths(t *testing.T) {
 		t.Fatalf("a plain write: %v", err)
 	}
 }
+
+// TestHiddenFileUnderAnotherName (F4): a sandbox.hide file in the workspace
+// stays refused when the agent asks for it by another name: after
+// run_command renames a directory above it (which the sandbox now
+// refuses), through a hard link, or under a directory renamed outside the
+// sandbox (the file tools compare device and inode too).
+func TestHiddenFileUnderAnotherName(t *testing.T) {
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hidden := filepath.Join(root, "conf", "prod.secret")
+	mkdir(t, filepath.Dir(hidden))
+	write(t, hidden, "HIDDEN-IN-WS-SECRET")
+	write(t, filepath.Join(root, "main.txt"), "hello")
+	bwrap, err := exec.LookPath("bwrap")
+	if err != nil {
+		t.Fatalf("bubblewrap is needed: %v", err)
+	}
+	sb, err := sandbox.New(sandbox.Options{Bwrap: bwrap, Workspace: root, Hide: []string{hidden},
+		Protect: sandbox.DefaultProtect, Env: []string{"PATH=" + DefaultPath, "HOME=/tmp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := connect(t, Options{Root: root, Sandbox: sb})
+	if got, isErr := call(t, c, ToolReadFile, map[string]any{"path": "conf/prod.secret"}); !isErr || strings.Contains(got, "HIDDEN") {
+		t.Fatalf("read_file of the hidden file: %q", got)
+	}
+	// What run_command does in workspace-write.
+	cmd, err := sb.Command(t.Context(), sandbox.WorkspaceWrite, root, []string{"/bin/sh", "-c", "mv conf conf2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Run()
+	cmd.Cleanup()
+	if got, _ := call(t, c, ToolReadFile, map[string]any{"path": "conf2/prod.secret"}); strings.Contains(got, "HIDDEN") {
+		t.Errorf("read_file conf2/prod.secret after mv conf conf2 returned the hidden file")
+		_ = os.Rename(filepath.Join(root, "conf2"), filepath.Join(root, "conf"))
+	}
+	if err := os.Link(hidden, filepath.Join(root, "hardlink")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(root, "conf"), filepath.Join(root, "conf3")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"hardlink", "conf3/prod.secret"} {
+		if got, _ := call(t, c, ToolReadFile, map[string]any{"path": p}); strings.Contains(got, "HIDDEN") {
+			t.Errorf("read_file %s returned the hidden file: %q", p, got)
+		}
+	}
+	if got, _ := call(t, c, ToolListDir, map[string]any{"path": "."}); strings.Contains(got, "hardlink") || !strings.Contains(got, "main.txt") {
+		t.Errorf("list_dir . = %q, want main.txt without the hard link", got)
+	}
+}
