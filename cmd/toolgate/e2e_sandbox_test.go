@@ -90,6 +90,18 @@ func (f *sbFixture) config(extra string) string {
 	return cfg
 }
 
+// startDefaultPack starts toolgate on the fixture with the embedded
+// default rules (no rules file).
+func (f *sbFixture) startDefaultPack(t *testing.T) {
+	t.Helper()
+	cfg := f.config("")
+	body, _ := os.ReadFile(cfg)
+	if err := os.WriteFile(cfg, []byte(strings.Replace(string(body), "rules: {file: \""+f.rules+"\"}", "rules: {file: \"\"}", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.c, _, f.stderr = startStdio(t, cfg, f.env()...)
+}
+
 func (f *sbFixture) env() []string {
 	return []string{"HOME=" + f.home, "XDG_STATE_HOME=", "XDG_CACHE_HOME=", "XDG_CONFIG_HOME=",
 		"TOOLGATE_AUTH_TOKEN=" + sbToken, "SLACK_BOT_TOKEN=" + sbBot, "SLACK_SIGNING_SECRET=" + sbSigning}
@@ -276,12 +288,7 @@ func TestServeSandboxReadsAroundOwnFiles(t *testing.T) {
 // denied.
 func TestServeSandboxDefaultPack(t *testing.T) {
 	f := sbSetup(t, "")
-	cfg := f.config("")
-	body, _ := os.ReadFile(cfg)
-	if err := os.WriteFile(cfg, []byte(strings.Replace(string(body), "rules: {file: \""+f.rules+"\"}", "rules: {file: \"\"}", 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f.c, _, f.stderr = startStdio(t, cfg, f.env()...)
+	f.startDefaultPack(t)
 
 	out, isErr := f.run(t, "cat main.txt")
 	if isErr || !strings.Contains(out, "hello from the workspace") || !strings.Contains(out, "sandbox: read-only") {
