@@ -181,7 +181,8 @@ func TestAgentSettingsHeld(t *testing.T) {
 			t.Errorf("%s survived the run", p)
 		}
 	}
-	for _, p := range []string{".gemini/settings.json", ".roo/mcp.json", ".amazonq/mcp.json", ".zed/settings.json", ".clinerules"} {
+	for _, p := range []string{".gemini/settings.json", ".roo/mcp.json", ".amazonq/mcp.json", ".zed/settings.json", ".clinerules",
+		".git/commondir", ".git/modules/libs/ui/config", ".git/modules/a/modules/b/hooks/pre-commit", ".git/worktrees/wt/commondir"} {
 		if !f.sb.Protected(p) {
 			t.Errorf("Protected(%q) = false: write_file would not refuse it", p)
 		}
@@ -237,5 +238,16 @@ func TestHiddenInWorkspaceStaysHidden(t *testing.T) {
 	}
 	if sb.Hidden(filepath.Join(f.ws, "main.txt")) {
 		t.Error("Hidden(main.txt) = true")
+	}
+}
+
+// TestProtectedLeavesOrdinaryPaths: Protected names no path git must write.
+func TestProtectedLeavesOrdinaryPaths(t *testing.T) {
+	f := newFixture(t)
+	for _, p := range []string{"main.txt", ".git/HEAD", ".git/index", ".git/modules/ui/HEAD", ".git/modules/ui/index",
+		".git/worktrees/wt/HEAD", ".git/objects/ab/cd", ".gitignore", "src/config"} {
+		if f.sb.Protected(p) {
+			t.Errorf("Protected(%q) = true", p)
+		}
 	}
 }

@@ -16,8 +16,10 @@
 //   - /tmp is a private tmpfs, /proc shows only the sandbox's own processes,
 //     /dev holds only the standard devices;
 //   - the workspace is mounted read-only or read-write, as the profile says;
-//     in a writable workspace the Protect paths (.git/config, .git/hooks,
-//     agent permission files) stay read-only, so a write cannot become code
+//     in a writable workspace the Protect paths (git's control files in
+//     .git and its submodules' and worktrees' git directories, the
+//     core.hooksPath directory, agent and editor settings) stay read-only,
+//     and Hide paths in it keep their place, so a write cannot become code
 //     that runs outside the sandbox or policy the agent grants itself.
 //
 // Every process of a run lives in the run's PID namespace, whose init is
@@ -586,12 +588,24 @@ func (s *Sandbox) Workspace() string { return s.o.Workspace }
 
 // Protected reports whether rel, a clean workspace-relative path, is or
 // lies under one of the Protect paths (the paths that stay read-only in a
-// writable workspace).
+// writable workspace), or, when those hold .git's control files, is a
+// control file of a git directory under .git/modules or .git/worktrees
+// (by name: the run's mounts hold the ones that exist).
 func (s *Sandbox) Protected(rel string) bool {
 	rel = filepath.Clean(rel)
 	for _, p := range s.o.Protect {
 		p = filepath.Clean(strings.TrimSuffix(p, "/"))
 		if rel == p || strings.HasPrefix(rel, p+"/") {
+			return true
+		}
+	}
+	if !slices.Contains(s.o.Protect, ".git/config") ||
+		!strings.HasPrefix(rel, ".git/modules/") && !strings.HasPrefix(rel, ".git/worktrees/") {
+		return false
+	}
+	for _, c := range GitControl {
+		c = strings.TrimSuffix(c, "/")
+		if strings.HasSuffix(rel, "/"+c) || strings.Contains(rel, "/"+c+"/") {
 			return true
 		}
 	}
