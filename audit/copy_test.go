@@ -21,7 +21,7 @@ func TestCopyToPostgres(t *testing.T) {
 	if err := src.RecordRulesetLoad(ctx, RulesetLoad{Version: "sha256:e0dfa70eb69d", Label: "l", File: "r.yaml", Source: []byte("rules: []\n")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := src.CreateToken(ctx, "alice", []string{"dev"}, time.Time{}, "admin"); err != nil {
+	if _, _, err := src.CreateToken(ctx, "alice", []string{"dev"}, ScopeAgent, time.Time{}, "admin"); err != nil {
 		t.Fatal(err)
 	}
 	for i, a := range []toolgate.Action{toolgate.Allow, toolgate.Deny, toolgate.Review, toolgate.Review} {

@@ -325,8 +325,11 @@ CREATE INDEX calls_pending  ON calls(received_at) WHERE status = 'pending';`,
 	// 17: spools: how far each process's spool (spool.go) is imported
 	// into the log, in bytes.
 	`CREATE TABLE spools (name TEXT PRIMARY KEY, imported BIGINT NOT NULL);`,
+	// 18: what a token opens (tokens.go): "agent", the MCP edge, or
+	// "review", the web UI; never both, since agents hold theirs.
+	`ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'agent';`,
 }
 
 // SchemaVersion is the schema version this build writes and understands
 // (len(migrations); a test keeps the two in step).
-const SchemaVersion = 17
+const SchemaVersion = 18

@@ -40,6 +40,14 @@ var (
 	ErrTokenExpired = errors.New("audit: token expired")
 )
 
+// What a token opens. An agent token authenticates at the MCP edge; a
+// review token signs a reviewer in to the web UI, where agent tokens are
+// refused: an agent holds its token, and must not answer reviews with it.
+const (
+	ScopeAgent  = "agent"
+	ScopeReview = "review"
+)
+
 // kindToken chains a token's creation or revocation, under the token's id
 // (Verify leaves these events out of its per-call checks).
 const kindToken = "token"
@@ -49,6 +57,7 @@ type Token struct {
 	ID        string    `json:"id"`
 	User      string    `json:"user"`
 	Groups    []string  `json:"groups,omitempty"`
+	Scope     string    `json:"scope"` // ScopeAgent or ScopeReview
 	CreatedAt time.Time `json:"created_at"`
 	CreatedBy string    `json:"created_by,omitempty"`
 	// ExpiresAt is zero for a token that does not expire.
@@ -65,6 +74,7 @@ type tokenEvent struct {
 	Actor     string    `json:"actor"`
 	User      string    `json:"user"`
 	Groups    []string  `json:"groups,omitempty"`
+	Scope     string    `json:"scope,omitempty"` // "" for an agent token
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
@@ -74,14 +84,17 @@ func tokenHash(secret string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// CreateToken stores a new token for user (with groups, expiring at
-// expires unless that is zero) and returns it with the secret, which is
-// shown once and stored only as its sha256. actor (the OS user running
-// the command) is chained with the creation.
-func (s *Store) CreateToken(ctx context.Context, user string, groups []string, expires time.Time, actor string) (Token, string, error) {
+// CreateToken stores a new token for user (with groups, for scope,
+// expiring at expires unless that is zero) and returns it with the secret,
+// which is shown once and stored only as its sha256. actor (the OS user
+// running the command) is chained with the creation.
+func (s *Store) CreateToken(ctx context.Context, user string, groups []string, scope string, expires time.Time, actor string) (Token, string, error) {
 	user = strings.TrimSpace(user)
 	if user == "" {
 		return Token{}, "", errors.New("audit: a token needs a user")
+	}
+	if scope != ScopeAgent && scope != ScopeReview {
+		return Token{}, "", fmt.Errorf("audit: token scope %q is not %q or %q", scope, ScopeAgent, ScopeReview)
 	}
 	raw := make([]byte, tokenBytes+6)
 	if _, err := rand.Read(raw); err != nil {
@@ -90,16 +103,20 @@ func (s *Store) CreateToken(ctx context.Context, user string, groups []string, e
 	secret := TokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:tokenBytes])
 	now := utc(s.o.Now())
 	t := Token{
-		ID: "tok_" + hex.EncodeToString(raw[tokenBytes:]), User: user, Groups: toolgate.NormalGroups(groups),
+		ID: "tok_" + hex.EncodeToString(raw[tokenBytes:]), User: user, Groups: toolgate.NormalGroups(groups), Scope: scope,
 		CreatedAt: now, CreatedBy: actor, ExpiresAt: utc(expires),
 	}
+	te := tokenEvent{Action: "create", Actor: actor, User: t.User, Groups: t.Groups, ExpiresAt: t.ExpiresAt}
+	if scope != ScopeAgent {
+		te.Scope = scope
+	}
 	err := s.write(ctx, func(w *wtx) error {
-		_, err := w.s.conn.ExecContext(w.ctx, `INSERT INTO tokens (id, hash, "user", groups, created_at, created_by, expires_at)
-			VALUES (?,?,?,?,?,?,?)`, t.ID, tokenHash(secret), t.User, encodeGroups(t.Groups), now.UnixNano(), actor, nanos(t.ExpiresAt))
+		_, err := w.s.conn.ExecContext(w.ctx, `INSERT INTO tokens (id, hash, "user", groups, scope, created_at, created_by, expires_at)
+			VALUES (?,?,?,?,?,?,?,?)`, t.ID, tokenHash(secret), t.User, encodeGroups(t.Groups), scope, now.UnixNano(), actor, nanos(t.ExpiresAt))
 		if err != nil {
 			return fmt.Errorf("audit: store token: %w", err)
 		}
-		return w.appendToken(t.ID, now, tokenEvent{Action: "create", Actor: actor, User: t.User, Groups: t.Groups, ExpiresAt: t.ExpiresAt})
+		return w.appendToken(t.ID, now, te)
 	})
 	if err != nil {
 		return Token{}, "", err
@@ -155,7 +172,7 @@ func (s *Store) RevokeToken(ctx context.Context, id, actor string) error {
 
 // Tokens lists every token, oldest first.
 func (s *Store) Tokens(ctx context.Context) ([]Token, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id, "user", groups, created_at, created_by, expires_at, revoked_at, revoked_by, last_used_at
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, "user", groups, scope, created_at, created_by, expires_at, revoked_at, revoked_by, last_used_at
 		FROM tokens ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("audit: tokens: %w", err)
@@ -169,7 +186,7 @@ func (s *Store) Tokens(ctx context.Context) ([]Token, error) {
 			created                    int64
 			expires, revoked, lastUsed sql.NullInt64
 		)
-		if err := rows.Scan(&t.ID, &t.User, &groups, &created, &t.CreatedBy, &expires, &revoked, &t.RevokedBy, &lastUsed); err != nil {
+		if err := rows.Scan(&t.ID, &t.User, &groups, &t.Scope, &created, &t.CreatedBy, &expires, &revoked, &t.RevokedBy, &lastUsed); err != nil {
 			return nil, fmt.Errorf("audit: tokens: %w", err)
 		}
 		if t.Groups, err = decodeGroups(groups); err != nil {
@@ -181,18 +198,22 @@ func (s *Store) Tokens(ctx context.Context) ([]Token, error) {
 	return out, rows.Err()
 }
 
-// TokenAuth authenticates per-user tokens against a Store. It reads the
-// store on every lookup, so a revocation or expiry (written by any
-// process) takes effect on the next request.
+// TokenAuth authenticates per-user tokens of one scope against a Store.
+// It reads the store on every lookup, so a revocation or expiry (written
+// by any process) takes effect on the next request.
 type TokenAuth struct {
-	s *Store
+	s     *Store
+	scope string
 	// used remembers when each token's last use was written.
 	mu   sync.Mutex
 	used map[string]time.Time
 }
 
-// TokenAuth returns the authenticator of s's tokens.
-func (s *Store) TokenAuth() *TokenAuth { return &TokenAuth{s: s, used: map[string]time.Time{}} }
+// TokenAuth returns the authenticator of s's tokens of scope (ScopeAgent
+// or ScopeReview): a token of the other scope is unknown to it.
+func (s *Store) TokenAuth(scope string) *TokenAuth {
+	return &TokenAuth{s: s, scope: scope, used: map[string]time.Time{}}
+}
 
 // Authenticate returns the principal secret belongs to, or an error:
 // ErrTokenUnknown, ErrTokenRevoked, ErrTokenExpired, or a read failure
@@ -203,11 +224,11 @@ func (a *TokenAuth) Authenticate(ctx context.Context, secret string) (toolgate.P
 	}
 	want := tokenHash(secret)
 	var (
-		id, hash, user, groups string
-		expires, revoked       sql.NullInt64
+		id, hash, user, groups, scope string
+		expires, revoked              sql.NullInt64
 	)
-	err := a.s.rdb.QueryRowContext(ctx, `SELECT id, hash, "user", groups, expires_at, revoked_at FROM tokens WHERE hash = ?`, want).
-		Scan(&id, &hash, &user, &groups, &expires, &revoked)
+	err := a.s.rdb.QueryRowContext(ctx, `SELECT id, hash, "user", groups, scope, expires_at, revoked_at FROM tokens WHERE hash = ?`, want).
+		Scan(&id, &hash, &user, &groups, &scope, &expires, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return toolgate.Principal{}, ErrTokenUnknown
 	}
@@ -216,7 +237,7 @@ func (a *TokenAuth) Authenticate(ctx context.Context, secret string) (toolgate.P
 	}
 	// The index found the row by equality; comparing again in constant
 	// time keeps the decision itself independent of how the bytes differ.
-	if subtle.ConstantTimeCompare([]byte(hash), []byte(want)) != 1 {
+	if subtle.ConstantTimeCompare([]byte(hash), []byte(want)) != 1 || scope != a.scope {
 		return toolgate.Principal{}, ErrTokenUnknown
 	}
 	now := a.s.o.Now()

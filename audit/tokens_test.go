@@ -11,12 +11,51 @@ import (
 	"github.com/toolgate/toolgate"
 )
 
+// TestTokenScopes: an agent token opens only what authenticates agents,
+// a review token only what signs reviewers in; an unknown scope is
+// refused, and the scope is listed and chained with the creation.
+func TestTokenScopes(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, "", Options{})
+	_, agent, err := s.CreateToken(ctx, "alice", nil, ScopeAgent, time.Time{}, "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, review, err := s.CreateToken(ctx, "alice", nil, ScopeReview, time.Time{}, "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		scope, secret string
+		ok            bool
+	}{{ScopeAgent, agent, true}, {ScopeAgent, review, false}, {ScopeReview, review, true}, {ScopeReview, agent, false}} {
+		p, err := s.TokenAuth(c.scope).Authenticate(ctx, c.secret)
+		if c.ok != (err == nil) || c.ok && p.User != "alice" {
+			t.Errorf("%s authenticator, %s token: %+v, %v", c.scope, map[bool]string{true: "its own", false: "the other"}[c.ok], p, err)
+		}
+		if !c.ok && !errors.Is(err, ErrTokenUnknown) {
+			t.Errorf("%s authenticator: a token of the other scope gives %v, want ErrTokenUnknown", c.scope, err)
+		}
+	}
+	if _, _, err := s.CreateToken(ctx, "alice", nil, "admin", time.Time{}, "root"); err == nil {
+		t.Error("a token of an unknown scope was created")
+	}
+	ts, err := s.Tokens(ctx)
+	if err != nil || len(ts) != 2 || ts[0].Scope != ScopeAgent || ts[1].Scope != ScopeReview {
+		t.Fatalf("Tokens = %+v, %v", ts, err)
+	}
+	var body string
+	if err := rawDB(t, s.Path()).QueryRow(`SELECT body FROM events WHERE call_id = ?`, rt.ID).Scan(&body); err != nil || !strings.Contains(body, `"scope":"review"`) {
+		t.Fatalf("the review token's creation event: %q, %v", body, err)
+	}
+}
+
 func TestTokens(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
 	s := openTest(t, "", Options{Now: clk.Now})
 
-	tok, secret, err := s.CreateToken(ctx, "alice", []string{"oncall", "dev", "dev", ""}, time.Time{}, "root")
+	tok, secret, err := s.CreateToken(ctx, "alice", []string{"oncall", "dev", "dev", ""}, ScopeAgent, time.Time{}, "root")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +65,7 @@ func TestTokens(t *testing.T) {
 	if !slices.Equal(tok.Groups, []string{"dev", "oncall"}) {
 		t.Fatalf("groups %v", tok.Groups)
 	}
-	_, other, err := s.CreateToken(ctx, "bob", nil, clk.Now().Add(time.Hour), "root")
+	_, other, err := s.CreateToken(ctx, "bob", nil, ScopeAgent, clk.Now().Add(time.Hour), "root")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +73,7 @@ func TestTokens(t *testing.T) {
 		t.Fatal("two tokens alike")
 	}
 
-	auth := s.TokenAuth()
+	auth := s.TokenAuth(ScopeAgent)
 	p, err := auth.Authenticate(ctx, secret)
 	if err != nil || p.User != "alice" || p.Auth != toolgate.AuthToken || !slices.Equal(p.Groups, []string{"dev", "oncall"}) {
 		t.Fatalf("Authenticate = %+v, %v", p, err)
@@ -92,11 +131,11 @@ func TestTokenExpiry(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	s := openTest(t, "", Options{Now: func() time.Time { return now }})
-	_, secret, err := s.CreateToken(ctx, "alice", nil, now.Add(time.Minute), "root")
+	_, secret, err := s.CreateToken(ctx, "alice", nil, ScopeAgent, now.Add(time.Minute), "root")
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth := s.TokenAuth()
+	auth := s.TokenAuth(ScopeAgent)
 	if _, err := auth.Authenticate(ctx, secret); err != nil {
 		t.Fatal(err)
 	}
@@ -150,15 +189,15 @@ func BenchmarkTokenAuthenticate(b *testing.B) {
 	ctx := context.Background()
 	s := openTest(b, "", Options{Now: time.Now})
 	for i := range 100 {
-		if _, _, err := s.CreateToken(ctx, "user"+string(rune('a'+i%26)), []string{"dev"}, time.Time{}, "root"); err != nil {
+		if _, _, err := s.CreateToken(ctx, "user"+string(rune('a'+i%26)), []string{"dev"}, ScopeAgent, time.Time{}, "root"); err != nil {
 			b.Fatal(err)
 		}
 	}
-	_, secret, err := s.CreateToken(ctx, "alice", []string{"oncall"}, time.Time{}, "root")
+	_, secret, err := s.CreateToken(ctx, "alice", []string{"oncall"}, ScopeAgent, time.Time{}, "root")
 	if err != nil {
 		b.Fatal(err)
 	}
-	auth := s.TokenAuth()
+	auth := s.TokenAuth(ScopeAgent)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

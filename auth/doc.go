@@ -4,6 +4,6 @@
 // token checked against its issuer's published keys. Each returns the
 // caller as a tools.Principal; the edge refuses the request on any error.
 //
-//	a := auth.Chain{Shared: shared, Tokens: st.TokenAuth(), TokenPrefix: audit.TokenPrefix, OIDC: o}
+//	a := auth.Chain{Shared: shared, Tokens: st.TokenAuth(audit.ScopeAgent), TokenPrefix: audit.TokenPrefix, OIDC: o}
 //	p, err := a.Authenticate(ctx, bearer)
 package auth

@@ -123,6 +123,10 @@ type OIDC struct {
 	UserClaim string
 	// GroupsClaim is the claim listing the principal's groups (default "groups").
 	GroupsClaim string
+	// ReviewAudience, when set, signs reviewers in to the web UI with
+	// access tokens minted for it. Tokens for Audience never sign in there:
+	// an agent holds one.
+	ReviewAudience string
 }
 
 // Pos is a position in a config file. Line and Col are 1-based; 0 means unknown.
@@ -237,9 +241,18 @@ type HTTP struct {
 	// SessionIdle ends a session that has had no request for this long
 	// (default 30m); its client must initialize a new one.
 	SessionIdle time.Duration
-	// Reviewers may answer reviews in the web UI: user names (the shared
-	// token's is SharedUser), or "group:NAME" for a group's members.
-	// Empty means nobody: an agent holds a credential the UI accepts.
+	// ReviewerTokenEnv and ReviewerTokenFile give the reviewers' shared
+	// token: it signs in to the web UI (as ReviewerUser) and nowhere else.
+	// No credential /mcp accepts signs in to the UI, since agents hold
+	// those: reviewers use this token, per-user review tokens (`toolgate
+	// tokens create --review`) or OIDC tokens for OIDC.ReviewAudience.
+	ReviewerTokenEnv, ReviewerTokenFile string
+	// ReviewerUser is the user the reviewers' shared token signs in as;
+	// "" means "reviewer".
+	ReviewerUser string
+	// Reviewers may answer reviews in the web UI: user names (the
+	// reviewers' shared token's is ReviewerUser), or "group:NAME" for a
+	// group's members. Empty means nobody.
 	Reviewers []string
 }
 
@@ -402,10 +415,8 @@ func Load(path string) (*Config, error) {
 		return nil, err
 	}
 	dir := filepath.Dir(path)
-	sl := &c.Review.Slack
-	for _, p := range []*string{&c.Rules.File, &c.Audit.Path, &c.Audit.ArchiveDir, &c.Metrics.AuthTokenFile, &c.Audit.Checkpoint.KeyFile,
-		&c.HTTP.AuthTokenFile, &sl.BotTokenFile, &sl.AppTokenFile, &sl.SigningSecretFile} {
-		if *p != "" && !filepath.IsAbs(*p) && !strings.HasPrefix(*p, "@") {
+	for _, f := range c.files() {
+		if p := f.path; *p != "" && !filepath.IsAbs(*p) && !strings.HasPrefix(*p, "@") {
 			*p = filepath.Join(dir, *p)
 		}
 	}
@@ -415,6 +426,48 @@ func Load(path string) (*Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// File is a file or directory a config names: what it holds, and its path.
+type File struct {
+	What, Path string
+}
+
+// fileRef is a path field of a config and what the file holds.
+type fileRef struct {
+	what string
+	path *string
+}
+
+// files are the path fields of c: Load resolves them, Files lists them.
+func (c *Config) files() []fileRef {
+	sl := &c.Review.Slack
+	return []fileRef{
+		{"rules file", &c.Rules.File},
+		{"audit log", &c.Audit.Path},
+		{"audit archives", &c.Audit.ArchiveDir},
+		{"checkpoint key", &c.Audit.Checkpoint.KeyFile},
+		{"secret file", &c.Metrics.AuthTokenFile},
+		{"secret file", &c.HTTP.AuthTokenFile},
+		{"secret file", &c.HTTP.ReviewerTokenFile},
+		{"secret file", &sl.BotTokenFile},
+		{"secret file", &sl.AppTokenFile},
+		{"secret file", &sl.SigningSecretFile},
+	}
+}
+
+// Files returns the files and directories c names, but the audit log (whose
+// path the environment may override): its rules file, archives, keys and
+// the files secrets are read from. Empty paths and "@" names (embedded
+// rule packs) are left out.
+func (c *Config) Files() []File {
+	var out []File
+	for _, f := range c.files() {
+		if p := *f.path; p != "" && !strings.HasPrefix(p, "@") && f.path != &c.Audit.Path {
+			out = append(out, File{f.what, p})
+		}
+	}
+	return out
 }
 
 // EnabledServers returns the servers that are not disabled, in file order.

@@ -139,7 +139,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown key with suggestion", "servers:\n  fs:\n    comand: npx\n",
 			[]string{`c.yaml:3:5: unknown key "comand" in server "fs" (did you mean "command"?)`}},
 		{"unknown top-level key", "sevrers: {}\n", []string{`c.yaml:1:1: unknown key "sevrers" in the config (did you mean "servers"?)`}},
-		{"far unknown key lists known", "http: {zzzzzzzzzz: 1}\n", []string{`c.yaml:1:8: unknown key "zzzzzzzzzz" in http (known keys: allowed_origins, auth_token_env, auth_token_file, max_request_bytes, oidc, reviewers, session_idle, shared_user, tokens)`}},
+		{"far unknown key lists known", "http: {zzzzzzzzzz: 1}\n", []string{`c.yaml:1:8: unknown key "zzzzzzzzzz" in http (known keys: allowed_origins, auth_token_env, auth_token_file, max_request_bytes, oidc, reviewer_token_env, reviewer_token_file, reviewer_user, reviewers, session_idle, shared_user, tokens)`}},
 		{"bad duration", "servers:\n  a: {command: x, timeout: 5 minutes}\n", []string{`c.yaml:2:28: invalid duration "5 minutes"`}},
 		{"unitless duration", "review: {timeout: 30}\n", []string{`c.yaml:1:19: duration 30 has no unit`}},
 		{"negative duration", "workspace: {command_timeout: -1s}\n", []string{`c.yaml:1:30: duration "-1s" must be positive`}},

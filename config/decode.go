@@ -638,15 +638,17 @@ func (d *decoder) http(h *HTTP, v *yaml.Node) {
 				h.Tokens = b
 			}
 		},
-		"shared_user": func(_, v *yaml.Node) { h.SharedUser = d.str(v) },
-		"reviewers":   func(_, v *yaml.Node) { h.Reviewers = d.strList(v, "http.reviewers", false) },
+		"shared_user":   func(_, v *yaml.Node) { h.SharedUser = d.str(v) },
+		"reviewer_user": func(_, v *yaml.Node) { h.ReviewerUser = d.str(v) },
+		"reviewers":     func(_, v *yaml.Node) { h.Reviewers = d.strList(v, "http.reviewers", false) },
 		"oidc": func(_, v *yaml.Node) {
 			o := &OIDC{}
 			d.fields(v, "http.oidc", map[string]func(k, v *yaml.Node){
-				"issuer":       func(_, v *yaml.Node) { o.Issuer = d.str(v) },
-				"audience":     func(_, v *yaml.Node) { o.Audience = d.str(v) },
-				"user_claim":   func(_, v *yaml.Node) { o.UserClaim = d.str(v) },
-				"groups_claim": func(_, v *yaml.Node) { o.GroupsClaim = d.str(v) },
+				"issuer":          func(_, v *yaml.Node) { o.Issuer = d.str(v) },
+				"audience":        func(_, v *yaml.Node) { o.Audience = d.str(v) },
+				"user_claim":      func(_, v *yaml.Node) { o.UserClaim = d.str(v) },
+				"groups_claim":    func(_, v *yaml.Node) { o.GroupsClaim = d.str(v) },
+				"review_audience": func(_, v *yaml.Node) { o.ReviewAudience = d.str(v) },
 			})
 			if u, err := url.Parse(o.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 				d.errAt(v, "http.oidc.issuer must be the issuer's URL, got %q", o.Issuer)
@@ -654,13 +656,18 @@ func (d *decoder) http(h *HTTP, v *yaml.Node) {
 			if o.Audience == "" {
 				d.errAt(v, "http.oidc.audience must be set (the audience toolgate's tokens are minted for)")
 			}
+			if o.ReviewAudience != "" && o.ReviewAudience == o.Audience {
+				d.errAt(v, "http.oidc.review_audience must differ from audience: agents hold tokens for audience, and must not sign in to the web UI with them")
+			}
 			h.OIDC = o
 		},
 		"session_idle": func(_, v *yaml.Node) { h.SessionIdle = d.duration(v) },
 	}
 	check := d.secret(handlers, "http", "auth_token", &h.AuthTokenEnv, &h.AuthTokenFile)
+	checkReviewer := d.secret(handlers, "http", "reviewer_token", &h.ReviewerTokenEnv, &h.ReviewerTokenFile)
 	d.fields(v, "http", handlers)
 	check()
+	checkReviewer()
 }
 
 // secret adds the handlers of a secret's two keys to handlers: NAME_env,

@@ -71,20 +71,22 @@ var elicitSchema = map[string]any{
 func (s *Service) elicitMessage(c toolgate.Call, d toolgate.Decision, expires time.Time) string {
 	r := s.o.Redactor
 	var b strings.Builder
-	fmt.Fprintf(&b, "toolgate: the agent wants to %s.", c.Wants())
+	fmt.Fprintf(&b, "toolgate: the agent wants to %s.", Visible(c.Wants()))
 	if p := c.Principal.String(); p != "" {
-		fmt.Fprintf(&b, "\nRequested by %s.", p)
+		fmt.Fprintf(&b, "\nRequested by %s.", Visible(p))
 	}
 	if d.Rule != "" {
 		fmt.Fprintf(&b, "\nRule %q asks for a human review", d.Rule)
 		if d.Reason != "" {
-			b.WriteString(": " + d.Reason)
+			b.WriteString(": " + Visible(d.Reason))
 		}
 		b.WriteString(".")
 	}
 	fmt.Fprintf(&b, "\nIf approved, it runs in %s.", sandboxText(d.Sandbox))
 	fmt.Fprintf(&b, "\nArguments:\n%s", argsPreviewPlain(r.Value(c.Args)))
 	fmt.Fprintf(&b, "\nDecision %s; denied automatically at %s.", c.ID, expires.Format(time.Kitchen))
+	// What the agent, an upstream or a rule wrote is Visible, one line
+	// each; the argument preview's lines are Visible too.
 	return r.String(b.String())
 }
 

@@ -236,9 +236,11 @@ func slackDate(t time.Time) string {
 	return fmt.Sprintf("<!date^%d^{date_short_pretty} {time_secs}|%s>", t.Unix(), t.UTC().Format(time.RFC3339))
 }
 
-// escape makes s safe inside Slack mrkdwn.
+// escape makes s safe inside Slack mrkdwn: Visible (no line break or
+// bidi control of the agent's can add or reorder lines), then mrkdwn's
+// specials.
 func escape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "```", "`\u200b``").Replace(s)
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "```", "`\u200b``").Replace(Visible(s))
 }
 
 // codeEscape makes s safe inside a ``` block however it is cut: a zero
@@ -253,7 +255,9 @@ func argsPreview(args any) string {
 // argsPreviewPlain renders args (already redacted) for a reviewer: an
 // object one top-level key a line, each value's JSON cut to its share of
 // argsPreviewLimit so that every key stays visible; anything else as
-// indented JSON cut at argsPreviewLimit. Nothing is HTML-escaped.
+// indented JSON cut at argsPreviewLimit. What JSON leaves as it is and a
+// reader would not see (bidi controls, invisible characters) is made
+// Visible; nothing is HTML-escaped.
 func argsPreviewPlain(args any) string {
 	m, ok := args.(map[string]any)
 	if !ok {
@@ -261,6 +265,7 @@ func argsPreviewPlain(args any) string {
 		if err != nil {
 			return "(arguments could not be shown)"
 		}
+		s = visibleLines(s)
 		if len(s) > argsPreviewLimit {
 			s = truncate(s, argsPreviewLimit) + fmt.Sprintf("\n… (%d bytes in all)", len(s))
 		}
@@ -288,7 +293,7 @@ func argsPreviewPlain(args any) string {
 		if len(vj) > per {
 			vj = truncate(vj, per) + fmt.Sprintf(" (%d bytes in all)", len(vj))
 		}
-		b.WriteString("  " + kj + ": " + vj)
+		b.WriteString("  " + Visible(kj) + ": " + Visible(vj))
 		if i < len(keys)-1 {
 			b.WriteString(",")
 		}

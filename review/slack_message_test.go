@@ -189,3 +189,37 @@ func TestRefusedClicksReported(t *testing.T) {
 		}
 	}
 }
+
+// TestMessageShowsAgentControls: what the agent controls (its client's
+// name, the model it states, its arguments, the reason a rule copies from
+// them) cannot add lines to the message or reorder them: line breaks and
+// bidi controls are shown escaped, in the message and in the question the
+// agent's user is asked through elicitation.
+func TestMessageShowsAgentControls(t *testing.T) {
+	h := newHarness(t, true, nil)
+	h.run()
+	c, d := testCall("01CONTROLS")
+	c.Client.Name = "claude-code\n*Model:*\nclaude-opus (fake)"
+	c.Model.Name = "gpt\u202eevil"
+	c.Args = map[string]any{"command": "ls \u2066-la\u2069", "note\u202e": "x"}
+	d.Reason = "runs ls\n*Rule:* allowed"
+	h.store.add(c, d)
+	go func() { _, _ = h.svc.Review(t.Context(), c, d) }()
+	text := slackfake.Readable(h.waitPosted(1))
+	for _, bad := range []string{"\n*Model:*\nclaude-opus (fake)", "\u202e", "\u2066", "\n*Rule:* allowed"} {
+		if strings.Contains(text, bad) {
+			t.Errorf("the message holds %q as sent:\n%s", bad, text)
+		}
+	}
+	for _, want := range []string{`claude-code\n*Model:*\nclaude-opus (fake)`, `gpt\u202eevil`, `ls \u2066-la\u2069`, `note\u202e`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the message does not show %q:\n%s", want, text)
+		}
+	}
+	q := h.svc.elicitMessage(c, d, time.Unix(1700000000, 0))
+	for _, bad := range []string{"\u202e", "\u2066", "\n*Rule:* allowed"} {
+		if strings.Contains(q, bad) {
+			t.Errorf("the elicitation question holds %q as sent:\n%s", bad, q)
+		}
+	}
+}

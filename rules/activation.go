@@ -173,6 +173,7 @@ const (
 	strPrincipalAuth
 	strCallKind
 	strResourceURI
+	strResourceUnchecked
 	numStrVars
 )
 
@@ -306,6 +307,14 @@ func (a *activation) ResolveName(name string) (any, bool) {
 			uri, _ = c.Args["uri"].(string)
 		}
 		return a.str(strResourceURI, uri), true
+	case VarResourceFile:
+		return types.Bool(c.Kind == toolgate.KindResource && a.normalized().resFile), true
+	case VarResourceUnchecked:
+		why := ""
+		if c.Kind == toolgate.KindResource {
+			why = a.normalized().resUnchecked
+		}
+		return a.str(strResourceUnchecked, why), true
 	case VarToolSandbox:
 		return types.String(c.Sandbox), true
 	case VarWorkspaceRoot:

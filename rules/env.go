@@ -67,6 +67,15 @@ const (
 	// VarResourceURI is the URI a resources/read reads, "" for other kinds
 	// (string).
 	VarResourceURI = "resource.uri"
+	// VarResourceFile is true for a resources/read of a file: URI (any
+	// case), whose path the normalized call classifies like a file
+	// read's: paths.all, paths.outside, paths.secret... (bool).
+	VarResourceFile = "resource.file"
+	// VarResourceUnchecked says why a file: resource's URI cannot be
+	// vouched for, as upstreams parse URIs differently (a query or
+	// fragment, a host, a relative path, a backslash, a % left after
+	// decoding...); "" when it can, and for other calls (string).
+	VarResourceUnchecked = "resource.unchecked"
 )
 
 // The normalized call (normalize.go): what the call does, computed once per
@@ -193,6 +202,8 @@ func newEnv(fn *funcs) (*cel.Env, error) {
 		cel.Variable(VarPrincipalAuth, cel.StringType),
 		cel.Variable(VarCallKind, cel.StringType),
 		cel.Variable(VarResourceURI, cel.StringType),
+		cel.Variable(VarResourceFile, cel.BoolType),
+		cel.Variable(VarResourceUnchecked, cel.StringType),
 		cel.Variable(VarToolKind, cel.StringType),
 		cel.Variable(VarToolSandbox, cel.StringType),
 		cel.Variable(VarCmdLine, cel.StringType),

@@ -118,6 +118,11 @@ type normCall struct {
 	outside, secret, persistence, policy  []string
 	urls, hosts                           []string
 	seenPath, seenWritten, seenURL, seenH map[string]bool
+	// resFile is set for a resource read of a file: URI (fileResource);
+	// resUnchecked then says why its path cannot be vouched for ("" when
+	// it can).
+	resFile      bool
+	resUnchecked string
 }
 
 // pathArgKeys are argument names that hold a path (or a list of paths).
@@ -169,7 +174,9 @@ func normalize(c *toolgate.Call, ws Workspace, kinds *kindCache) *normCall {
 		}
 	}
 	writes := n.kind == KindFileWrite || writesByName(c.Tool)
-	n.argPaths(c.Args, c, ws, writes, 0)
+	if !n.fileResource(c, ws) {
+		n.argPaths(c.Args, c, ws, writes, 0)
+	}
 	if n.kind == KindShell {
 		n.shell(c, ws)
 	}

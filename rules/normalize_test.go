@@ -2,7 +2,10 @@ package rules
 
 import (
 	"fmt"
+	"net/url"
+	"path"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -182,6 +185,98 @@ func FuzzNormalize(f *testing.F) {
 			if n.err == nil && n.kind != KindShell {
 				t.Fatalf("kind %s", n.kind)
 			}
+		}
+	})
+}
+
+// TestNormalizeFileResource: a resource read of a file: URI reads the
+// path the URI names, decoded and cleaned, classified like a file tool's;
+// a URI that readers could read differently also reads each other
+// reading's path, and says why it cannot be vouched for.
+func TestNormalizeFileResource(t *testing.T) {
+	ws := Workspace{Root: "/h/proj", Home: "/h", Own: []string{"/srv/tg/audit.db"}}
+	cases := []struct {
+		uri                   string
+		file                  bool
+		paths, secret, unchkd string // unchkd: a word of resource.unchecked, "" for none
+	}{
+		{"file:///h/proj/src/main.go", true, "/h/proj/src/main.go", "", ""},
+		{"FILE://localhost/h/proj/a%20b.txt", true, "/h/proj/a b.txt", "", ""},
+		{"file:/h/proj/x/../y", true, "/h/proj/y", "", ""},
+		{"file:///h/%2Essh/id_rsa", true, "/h/.ssh/id_rsa", "/h/.ssh/id_rsa", ""},
+		{"file:///h/.netrc?x", true, "/h/.netrc", "/h/.netrc", "query"},
+		{"file:///h/.netrc#", true, "/h/.netrc", "/h/.netrc", "fragment"},
+		{"file:///h/proj/.env?", true, "/h/proj/.env", "/h/proj/.env", "query"},
+		{"file:///h/.kube/config", true, "/h/.kube/config", "/h/.kube/config", ""},
+		{"file:///srv/tg/audit.db", true, "/srv/tg/audit.db", "/srv/tg/audit.db", ""},
+		{"file://otherhost/etc/passwd", true, "/etc/passwd", "", "host"},
+		{"file://u@localhost/h/proj/a", true, "/h/proj/a", "", "user"},
+		{"file:.netrc", true, "/.netrc /h/proj/.netrc", "/.netrc /h/proj/.netrc", "relative"},
+		{"file:~/.aws/credentials", true, "/~/.aws/credentials /h/.aws/credentials", "/~/.aws/credentials /h/.aws/credentials", "relative"},
+		{"file:///h/%252Essh/config", true, "/h/%2Essh/config /h/.ssh/config", "/h/.ssh/config", "percent"},
+		{"file:///h/.netrc%00.txt", true, "/h/.netrc\x00.txt /h/.netrc", "/h/.netrc", "control"},
+		{`file:///h/proj/..\..\.netrc`, true, "/.netrc", "/.netrc", "backslash"},
+		{" file:///h/.ne\ttrc ", true, "/h/.netrc", "/h/.netrc", "spaces"},
+		{"file:///h/%zz", true, "", "", "not a valid URI"},
+		{"file://", true, "", "", "no path"},
+		{"file:///h/proj/%FF", true, "/h/proj/\xff", "", "UTF-8"},
+		{"test://static/resource/1", false, "", "", ""},
+		{"repo://proj/.env", false, "", "", ""},
+		{"filex:///h/.netrc", false, "", "", ""},
+	}
+	join := func(l []string) string { return strings.Join(l, " ") }
+	for _, tc := range cases {
+		n := normalize(&toolgate.Call{Kind: toolgate.KindResource, Server: "fs", Tool: "files", Args: map[string]any{"uri": tc.uri}}, ws, nil)
+		if n.resFile != tc.file || join(n.paths) != tc.paths || join(n.secret) != tc.secret ||
+			(tc.unchkd == "") != (n.resUnchecked == "") || !strings.Contains(n.resUnchecked, tc.unchkd) {
+			t.Errorf("%q: file %v, paths %q, secret %q, unchecked %q\nwant file %v, paths %q, secret %q, unchecked with %q",
+				tc.uri, n.resFile, join(n.paths), join(n.secret), n.resUnchecked, tc.file, tc.paths, tc.secret, tc.unchkd)
+		}
+		for _, p := range n.paths {
+			if !n.read[p] || len(n.written) > 0 {
+				t.Errorf("%q: %s is not only read (written %q)", tc.uri, p, n.written)
+			}
+		}
+	}
+	// A tool call with the same argument is not a resource read.
+	n := normalize(&toolgate.Call{Server: "fs", Tool: "files", Args: map[string]any{"uri": "file:///h/.netrc?x"}}, ws, nil)
+	if n.resFile || n.resUnchecked != "" {
+		t.Errorf("tool call: file %v, unchecked %q", n.resFile, n.resUnchecked)
+	}
+}
+
+// FuzzFileResource: whatever the URI, a file: resource is vouched for
+// (resource.unchecked empty) only when it reads exactly the path Go's
+// net/url gives it, and it has no query, fragment, host but localhost,
+// backslash, control character or space around it; and the path net/url gives is
+// always one the call reads.
+func FuzzFileResource(f *testing.F) {
+	for _, s := range []string{
+		"file:///h/.netrc?x", "file:///h/.netrc#", "file://otherhost/etc/passwd", "file:.env", "file:///a%2Fb",
+		"file:///a%252e", "FILE://LOCALHOST/x", " file:///x", "file:///a\\..\\b", "file:///a%00b", "https://x/y",
+	} {
+		f.Add(s)
+	}
+	ws := Workspace{Root: "/w", Home: "/h"}
+	f.Fuzz(func(t *testing.T, uri string) {
+		n := normalize(&toolgate.Call{Kind: toolgate.KindResource, Args: map[string]any{"uri": uri}}, ws, nil)
+		if !n.resFile {
+			if n.resUnchecked != "" {
+				t.Fatalf("not a file URI, yet unchecked %q", n.resUnchecked)
+			}
+			return
+		}
+		u, err := url.Parse(uri)
+		asGiven := strings.TrimFunc(uri, func(r rune) bool { return r <= ' ' }) == uri && !strings.ContainsAny(uri, "\\\t\n\r")
+		if err == nil && asGiven && u.Path != "" && u.Opaque == "" && !slices.Contains(n.paths, path.Clean(u.Path)) {
+			t.Fatalf("net/url reads %q, the call %q", path.Clean(u.Path), n.paths)
+		}
+		if n.resUnchecked != "" {
+			return
+		}
+		if err != nil || !asGiven || strings.ContainsAny(uri, "?#\x00") || u.Host != "" && !strings.EqualFold(u.Host, "localhost") ||
+			len(n.paths) != 1 || n.paths[0] != path.Clean(u.Path) || !strings.HasPrefix(n.paths[0], "/") {
+			t.Fatalf("vouched for, yet net/url gives %+v (%v); paths %q", u, err, n.paths)
 		}
 	})
 }

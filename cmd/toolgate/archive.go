@@ -16,6 +16,7 @@ import (
 
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/config"
+	"github.com/toolgate/toolgate/review"
 )
 
 const archiveUsage = `usage: toolgate audit archive --before T --to FILE [--db PATH] [--no-vacuum] [--tmp DIR]
@@ -233,15 +234,15 @@ func (c *auditCmd) verifyArchives(ctx context.Context) error {
 // printArchiveReport prints every problem of rep, each naming its archive.
 func (c *auditCmd) printArchiveReport(rep *audit.ArchiveReport) {
 	for _, p := range rep.Problems {
-		fmt.Fprintf(c.stdout, "BROKEN: %s: %s\n", cmp.Or(p.CallID, "live log"), p.What)
+		fmt.Fprintf(c.stdout, "BROKEN: %s: %s\n", review.Visible(cmp.Or(p.CallID, "live log")), review.Visible(p.What))
 	}
 	for _, a := range rep.Archives {
 		for _, p := range a.Report.Problems {
-			fmt.Fprintf(c.stdout, "BROKEN: archive %s: %s\n", filepath.Base(a.File), p)
+			fmt.Fprintf(c.stdout, "BROKEN: archive %s: %s\n", review.Visible(filepath.Base(a.File)), review.Visible(p.String()))
 		}
 	}
 	for _, p := range rep.Live.Problems {
-		fmt.Fprintf(c.stdout, "BROKEN: live log: %s\n", p)
+		fmt.Fprintf(c.stdout, "BROKEN: live log: %s\n", review.Visible(p.String()))
 	}
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
+	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/rules"
 )
 
@@ -294,10 +294,10 @@ func listRow(r *audit.Record) string {
 		// A resource read, prompt get or completion: say which.
 		what = r.Kind + " " + what
 	}
-	return strings.Join([]string{
+	return visibleCells(
 		r.ReceivedAt.Local().Format("2006-01-02 15:04:05"), r.ID, r.Status, action, dash(r.Rule),
 		what, dash(r.Principal.User), dash(r.Client.Name), dash(r.Model.Name), reviewer,
-	}, "\t")
+	)
 }
 
 func dash(s string) string {
@@ -319,11 +319,15 @@ func (c *auditCmd) showOne(ctx context.Context, id string) error {
 		return c.writeJSON(r)
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-	row := func(k, v string) {
+	// Every value is made visible, so none can break its line or
+	// rewrite the ones above; only the arguments' own indentation spans
+	// lines (rawRow).
+	rawRow := func(k, v string) {
 		if v != "" {
 			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
 		}
 	}
+	row := func(k, v string) { rawRow(k, review.Visible(v)) }
 	peer := func(name, ver string) string {
 		if ver == "" {
 			return name
@@ -353,12 +357,7 @@ func (c *auditCmd) showOne(ctx context.Context, id string) error {
 	} else {
 		row("confidence", "unknown")
 	}
-	var args bytes.Buffer
-	if err := json.Indent(&args, r.Args, "\t", "  "); err != nil {
-		args.Reset()
-		args.Write(r.Args)
-	}
-	row("args", args.String())
+	rawRow("args", visibleJSON(r.Args, "\t"))
 	row("args hash", r.ArgsHash)
 	action := string(r.Action)
 	if r.AutoApproved {
@@ -527,7 +526,7 @@ func (c *auditCmd) stats(ctx context.Context) error {
 	sort.Strings(keys)
 	var st []string
 	for _, k := range keys {
-		st = append(st, fmt.Sprintf("%s %d", k, s.Status[k]))
+		st = append(st, fmt.Sprintf("%s %d", review.Visible(k), s.Status[k]))
 	}
 	fmt.Fprintf(tw, "status:\t%s\n", strings.Join(st, ", "))
 	if err := tw.Flush(); err != nil {
@@ -542,7 +541,7 @@ func (c *auditCmd) stats(ctx context.Context) error {
 			if key == "" {
 				key = "(default)"
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", key, x.Calls, x.Allow, x.Deny, x.Review)
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", review.Visible(key), x.Calls, x.Allow, x.Deny, x.Review)
 		}
 		tw.Flush()
 	}
@@ -569,9 +568,9 @@ func (c *auditCmd) verify(ctx context.Context) error {
 	} else if rep.OK() {
 		fmt.Fprintf(c.stdout, "OK: %d events and %d calls verified; chain head %s\n", rep.Events, rep.Calls, rep.Head)
 	} else {
-		fmt.Fprintf(c.stdout, "BROKEN: first bad link: %s\n", rep.First())
+		fmt.Fprintf(c.stdout, "BROKEN: first bad link: %s\n", review.Visible(rep.First().String()))
 		for _, p := range rep.Problems[1:] {
-			fmt.Fprintf(c.stdout, "  also: %s\n", p)
+			fmt.Fprintf(c.stdout, "  also: %s\n", review.Visible(p.String()))
 		}
 		if rep.More {
 			fmt.Fprintln(c.stdout, "  (more problems not listed)")
@@ -641,7 +640,9 @@ func (c *auditCmd) replayText(rep audit.ReplayReport) error {
 		}
 		fmt.Fprintf(w, "the agents' stated confidence changed %s of the new decisions\n", strings.Join(parts, ", "))
 	}
-	dec := func(a toolgate.Action, rule string) string { return string(a) + " (" + ruleName(rule) + ")" }
+	dec := func(a toolgate.Action, rule string) string {
+		return review.Visible(string(a) + " (" + ruleName(rule) + ")")
+	}
 	if rep.Changed > 0 {
 		if err := c.replayChanges(rep, dec); err != nil {
 			return err
@@ -656,13 +657,13 @@ func (c *auditCmd) replayText(rep audit.ReplayReport) error {
 	for _, g := range rep.Grants {
 		revoked := "-"
 		if g.RevokedAt != nil {
-			revoked = g.RevokedAt.Local().Format("2006-01-02 15:04:05") + " by " + g.RevokedBy
+			revoked = g.RevokedAt.Local().Format("2006-01-02 15:04:05") + " by " + review.Visible(g.RevokedBy)
 		}
 		now := dec(g.NewAction, g.NewRule)
 		if g.Changed {
 			now += " CHANGED"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t%s\t%d\t%s\t%s\t->\t%s\n", g.ID, g.ReviewID, g.Server, g.Tool, g.Scope, g.Approver,
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t->\t%s\n", visibleCells(g.ID, g.ReviewID, g.Server+"/"+g.Tool, g.Scope, g.Approver),
 			g.Uses, revoked, dec(g.OldAction, g.OldRule), now)
 	}
 	return tw.Flush()
@@ -679,8 +680,8 @@ func (c *auditCmd) replayChanges(rep audit.ReplayReport, dec func(toolgate.Actio
 			fmt.Fprintf(tw, "... %d more (use --show 0 or --output json)\n", len(rep.Changes)-c.show)
 			break
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t->\t%s\n", ch.ReceivedAt.Local().Format("2006-01-02 15:04:05"), ch.ID,
-			ch.Server, ch.Tool, dec(ch.OldAction, ch.OldRule)+effectNote(ch.OldConfidence), dec(ch.NewAction, ch.NewRule)+effectNote(ch.NewConfidence)+grantNote(ch.Grant))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t->\t%s\n", ch.ReceivedAt.Local().Format("2006-01-02 15:04:05"), visibleCells(ch.ID, ch.Server+"/"+ch.Tool),
+			dec(ch.OldAction, ch.OldRule)+effectNote(ch.OldConfidence), dec(ch.NewAction, ch.NewRule)+effectNote(ch.NewConfidence)+grantNote(ch.Grant))
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nCHANGES BY RULE")
@@ -694,7 +695,7 @@ func (c *auditCmd) replayChanges(rep audit.ReplayReport, dec func(toolgate.Actio
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "RULE\tBEFORE\tAFTER\tLOST\tGAINED\t")
 	for _, r := range rep.Rules {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", ruleName(r.Rule), r.Before, r.After, r.Lost, r.Gained)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", review.Visible(ruleName(r.Rule)), r.Before, r.After, r.Lost, r.Gained)
 	}
 	return tw.Flush()
 }
@@ -747,5 +748,5 @@ func grantNote(grant string) string {
 	if grant == "" {
 		return ""
 	}
-	return " (ran on a grant: " + grant + ")"
+	return " (ran on a grant: " + review.Visible(grant) + ")"
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/config"
+	"github.com/toolgate/toolgate/review"
 )
 
 // publishTimeout bounds one webhook POST of a checkpoint.
@@ -297,13 +298,13 @@ func (c *auditCmd) verifyCheckpoints(ctx context.Context) error {
 		}
 	} else {
 		for _, p := range rep.Problems {
-			fmt.Fprintf(c.stdout, "BROKEN: %s\n", p.What)
+			fmt.Fprintf(c.stdout, "BROKEN: %s\n", review.Visible(p.What))
 		}
 		if rep.Archives != nil {
 			c.printArchiveReport(rep.Archives)
 		} else {
 			for _, p := range rep.Log.Problems {
-				fmt.Fprintf(c.stdout, "BROKEN: %s\n", p)
+				fmt.Fprintf(c.stdout, "BROKEN: %s\n", review.Visible(p.String()))
 			}
 		}
 		if rep.OK() {

@@ -4,13 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/toolgate/toolgate/audit"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/toolgate/toolgate/audit"
 
 	"github.com/mark3labs/mcp-go/client"
 
@@ -88,18 +89,6 @@ func (f *sbFixture) config(extra string) string {
 		panic(err)
 	}
 	return cfg
-}
-
-// startDefaultPack starts toolgate on the fixture with the embedded
-// default rules (no rules file).
-func (f *sbFixture) startDefaultPack(t *testing.T) {
-	t.Helper()
-	cfg := f.config("")
-	body, _ := os.ReadFile(cfg)
-	if err := os.WriteFile(cfg, []byte(strings.Replace(string(body), "rules: {file: \""+f.rules+"\"}", "rules: {file: \"\"}", 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f.c, _, f.stderr = startStdio(t, cfg, f.env()...)
 }
 
 func (f *sbFixture) env() []string {
@@ -288,7 +277,7 @@ func TestServeSandboxReadsAroundOwnFiles(t *testing.T) {
 // denied.
 func TestServeSandboxDefaultPack(t *testing.T) {
 	f := sbSetup(t, "")
-	f.startDefaultPack(t)
+	f.c, _, f.stderr = startStdio(t, f.defaultPackConfig(t), f.env()...)
 
 	out, isErr := f.run(t, "cat main.txt")
 	if isErr || !strings.Contains(out, "hello from the workspace") || !strings.Contains(out, "sandbox: read-only") {
@@ -500,7 +489,7 @@ func TestServeDefaultPackGitCommondir(t *testing.T) {
 	userGit("init", "-q")
 	userGit("add", "-A")
 	userGit("commit", "-q", "-m", "first")
-	f.startDefaultPack(t)
+	f.c, _, f.stderr = startStdio(t, f.defaultPackConfig(t), f.env()...)
 	marker := filepath.Join(f.dir, "PWNED-commondir")
 	write := func(path, content string) string {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

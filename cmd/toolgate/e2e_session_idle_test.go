@@ -1,11 +1,12 @@
 package main
 
 import (
-	"github.com/toolgate/toolgate/toolgatetest"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // TestServeHTTPSessionIdle: a session whose client goes away without

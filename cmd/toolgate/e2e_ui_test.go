@@ -7,13 +7,11 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -142,10 +140,12 @@ func TestWebUI(t *testing.T) {
 	sample := filepath.Join(dir, "sample.jsonl")
 	uiSampleLog(t, sample, now)
 	rvCLI(t, nil, "audit", "import", sample, "--db", db)
-	newToken := func(user string) string {
-		return strings.TrimSpace(rvCLI(t, nil, "tokens", "create", "--db", db, "--user", user))
+	newToken := func(user string, flags ...string) string {
+		return strings.TrimSpace(rvCLI(t, nil, append([]string{"tokens", "create", "--db", db, "--user", user}, flags...)...))
 	}
+	// Agent tokens call /mcp; review tokens sign in to the UI.
 	alice, rita := newToken("alice"), newToken("rita")
+	aliceUI, ritaUI := newToken("alice", "--review"), newToken("rita", "--review")
 	cfg := writeConfig(t, fmt.Sprintf(`servers:
   up: {command: %q}
 workspace: {enabled: false}
@@ -209,7 +209,7 @@ review: {channels: [web], timeout: 60s}
 	run("sign in",
 		chromedp.Navigate(base+"/ui/"),
 		chromedp.WaitVisible(chromedp.ID("token")),
-		chromedp.SendKeys(chromedp.ID("token"), rita),
+		chromedp.SendKeys(chromedp.ID("token"), ritaUI),
 		chromedp.Click(chromedp.ID("signin")),
 		chromedp.WaitVisible(chromedp.ID("queue-empty")),
 	)
@@ -345,7 +345,7 @@ review: {channels: [web], timeout: 60s}
 			"wrong token":     {url.Values{"action": {"approve"}, "csrf": {"x" + csrf}}, nil},
 			"another origin":  {url.Values{"action": {"approve"}, "csrf": {csrf}}, map[string]string{"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}},
 			"no session":      {url.Values{"action": {"approve"}, "csrf": {csrf}}, map[string]string{"Cookie": "toolgate_ui=forged"}},
-			"sign-in no csrf": {url.Values{"token": {rita}}, nil},
+			"sign-in no csrf": {url.Values{"token": {ritaUI}}, nil},
 		} {
 			path := "/ui/reviews/" + id
 			if name == "sign-in no csrf" {
@@ -367,39 +367,27 @@ review: {channels: [web], timeout: 60s}
 	})
 
 	t.Run("only http.reviewers answer", func(t *testing.T) {
-		jar, _ := cookiejar.New(nil)
-		c := &http.Client{Jar: jar}
-		page := func(path string) string {
-			t.Helper()
-			resp, err := c.Get(base + path)
-			if err != nil {
-				t.Fatal(err)
+		for name, cred := range map[string]string{"a made-up token": "tg_not-a-token", "alice's agent token": alice} {
+			if _, _, ok := uiSignIn(t, base, cred); ok {
+				t.Fatalf("%s signed in", name)
 			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			return string(b)
 		}
-		token := regexp.MustCompile(`name="csrf" value="([^"]+)"`)
-		m := token.FindStringSubmatch(page("/ui/signin"))
-		if m == nil {
-			t.Fatal("no CSRF token on the sign-in page")
-		}
-		if resp, err := c.PostForm(base+"/ui/signin", url.Values{"csrf": {m[1]}, "token": {"tg_not-a-token"}}); err != nil || resp.Request.URL.Query().Get("error") == "" {
-			t.Fatalf("a made-up token signed in: %v", err)
-		}
-		m = token.FindStringSubmatch(page("/ui/signin"))
-		resp, err := c.PostForm(base+"/ui/signin", url.Values{"csrf": {m[1]}, "token": {alice}})
-		if err != nil || resp.Request.URL.Path != "/ui/reviews" {
-			t.Fatalf("alice's sign-in: %v", err)
+		c, csrf, ok := uiSignIn(t, base, aliceUI)
+		if !ok {
+			t.Fatal("alice's review token did not sign in")
 		}
 		done := agentCall(rita)
 		id := rvWaitPending(t, db, 1)[0]
-		body := page("/ui/reviews")
-		if !strings.Contains(body, `id="not-reviewer"`) || strings.Contains(body, `class="approve"`) {
+		resp, err := c.Get(base + "/ui/reviews")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if body := string(b); !strings.Contains(body, `id="not-reviewer"`) || strings.Contains(body, `class="approve"`) {
 			t.Errorf("alice, not a reviewer, is offered to act:\n%s", body)
 		}
-		m = token.FindStringSubmatch(body) // the sign-out form's
-		if resp, err := c.PostForm(base+"/ui/reviews/"+id, url.Values{"csrf": {m[1]}, "action": {"approve"}}); err != nil || resp.StatusCode != http.StatusForbidden {
+		if resp, err := c.PostForm(base+"/ui/reviews/"+id, url.Values{"csrf": {csrf}, "action": {"approve"}}); err != nil || resp.StatusCode != http.StatusForbidden {
 			t.Errorf("alice's approval: %v %v, want 403", resp.StatusCode, err)
 		}
 		rvCLI(t, nil, "review", "deny", id, "--db", db, "--reason", "done")
@@ -476,7 +464,7 @@ review: {channels: [web], timeout: 60s}
 	t.Run("revoking the token ends the session", func(t *testing.T) {
 		var id string
 		for _, line := range strings.Split(rvCLI(t, nil, "tokens", "list", "--db", db), "\n") {
-			if f := strings.Fields(line); len(f) > 1 && f[1] == "rita" {
+			if f := strings.Fields(line); len(f) > 3 && f[1] == "rita" && f[3] == "review" {
 				id = f[0]
 			}
 		}

@@ -105,7 +105,7 @@ func printGrants(w io.Writer, gs []*audit.Grant, now time.Time) error {
 		if g.MaxUses > 0 {
 			uses += fmt.Sprintf("/%d", g.MaxUses)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, g.ReviewID, g.Server, g.Tool, g.Scope, g.Session, g.Approver, uses, state)
+		fmt.Fprintln(tw, visibleCells(g.ID, g.ReviewID, g.Server+"/"+g.Tool, g.Scope, g.Session, g.Approver, uses, state))
 	}
 	return tw.Flush()
 }

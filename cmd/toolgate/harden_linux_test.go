@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"github.com/toolgate/toolgate/toolgatetest"
 	"io"
 	"os"
 	"os/exec"
@@ -11,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // nobody is the unprivileged uid and gid the processes of

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -14,25 +16,57 @@ import (
 	"github.com/toolgate/toolgate/mcp"
 )
 
-// buildAuth returns what /mcp accepts: the shared token (when one is set),
-// per-user tokens from st (http.tokens), OIDC access tokens (http.oidc).
-// An empty chain means /mcp asks for no credential.
-func buildAuth(ctx context.Context, h config.HTTP, shared string, st *audit.Store) (auth.Chain, error) {
+// buildAuth returns what opens scope (audit.ScopeAgent: /mcp;
+// audit.ScopeReview: the web UI). /mcp accepts the shared token (when one
+// is set), agent tokens from st (http.tokens) and OIDC access tokens for
+// http.oidc.audience; an empty chain means it asks for no credential. The
+// web UI accepts the reviewers' shared token, review tokens from st and
+// OIDC access tokens for http.oidc.review_audience. No credential opens
+// both: agents hold theirs, and must not answer reviews with them.
+func buildAuth(ctx context.Context, h config.HTTP, shared, scope string, st *audit.Store) (auth.Chain, error) {
 	var c auth.Chain
+	user, audience := h.SharedUser, ""
+	if h.OIDC != nil {
+		audience = h.OIDC.Audience
+	}
+	if scope == audit.ScopeReview {
+		user, audience = cmp.Or(h.ReviewerUser, "reviewer"), ""
+		if h.OIDC != nil {
+			audience = h.OIDC.ReviewAudience
+		}
+	}
 	if shared != "" {
-		c.Shared = mcp.SharedToken{Token: shared, User: h.SharedUser}
+		c.Shared = mcp.SharedToken{Token: shared, User: user}
 	}
-	if h.Tokens {
-		c.Tokens, c.TokenPrefix = st.TokenAuth(), audit.TokenPrefix
+	if h.Tokens || scope == audit.ScopeReview {
+		c.Tokens, c.TokenPrefix = st.TokenAuth(scope), audit.TokenPrefix
 	}
-	if o := h.OIDC; o != nil {
-		v, err := auth.NewOIDC(ctx, auth.OIDCOptions{Issuer: o.Issuer, Audience: o.Audience, UserClaim: o.UserClaim, GroupsClaim: o.GroupsClaim})
+	if o := h.OIDC; o != nil && audience != "" {
+		v, err := auth.NewOIDC(ctx, auth.OIDCOptions{Issuer: o.Issuer, Audience: audience, UserClaim: o.UserClaim, GroupsClaim: o.GroupsClaim})
 		if err != nil {
 			return c, fmt.Errorf("http.oidc: %w", err)
 		}
 		c.OIDC = v
 	}
 	return c, nil
+}
+
+// reviewerToken reads the reviewers' shared token (http.reviewer_token_*),
+// "" when none is configured. It must differ from the agents' token.
+func reviewerToken(h config.HTTP, env environ, agents string) (string, error) {
+	if h.ReviewerTokenEnv == "" && h.ReviewerTokenFile == "" {
+		return "", nil
+	}
+	t, err := secret(env, h.ReviewerTokenEnv, h.ReviewerTokenFile)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("http.reviewer_token_file: %w", err)
+	case t == "":
+		return "", fmt.Errorf("http: %s is empty or not set", secretSource(h.ReviewerTokenEnv, h.ReviewerTokenFile))
+	case subtle.ConstantTimeCompare([]byte(t), []byte(agents)) == 1:
+		return "", errors.New("http: the reviewer token is the agents' token (http.auth_token_*): agents hold that one, so it must not answer reviews; give reviewers a token of their own")
+	}
+	return t, nil
 }
 
 // metricsPlan says where /metrics is served and what it asks for.

@@ -106,12 +106,27 @@ func runReview(ctx context.Context, args []string, env environ, stdout, stderr i
 			return fmt.Errorf("review: %w", err)
 		}
 		defer st.Close()
-		return answerReview(ctx, st, pos[0], v, stdout)
+		what := ""
+		if r, err := st.Get(ctx, pos[0]); err == nil {
+			what = reviewedCall(r)
+		}
+		return answerReview(ctx, st, pos[0], what, v, stdout)
 	}
 }
 
-// answerReview stores v for review id and says what happened.
-func answerReview(ctx context.Context, st review.Store, id string, v toolgate.Verdict, stdout io.Writer) error {
+// reviewedCall is the one line answerReview shows of the call a reviewer
+// answered: its tool and arguments as `review list` showed them.
+func reviewedCall(r *audit.Record) string {
+	var args any
+	if err := json.Unmarshal(r.Args, &args); err != nil {
+		return review.Visible(r.Name) + " (arguments not stored)"
+	}
+	return review.Visible(r.Name) + " " + reviewArgs(args)
+}
+
+// answerReview stores v for review id and says what happened; what is
+// the call (reviewedCall), "" when it could not be read.
+func answerReview(ctx context.Context, st review.Store, id, what string, v toolgate.Verdict, stdout io.Writer) error {
 	ok, err := st.SubmitVerdict(ctx, id, v)
 	switch {
 	case errors.Is(err, audit.ErrNotFound):
@@ -136,7 +151,7 @@ func answerReview(ctx context.Context, st review.Store, id string, v toolgate.Ve
 			how = "approved"
 		}
 		if won.Reviewer != "" {
-			how += " by " + won.Reviewer
+			how += " by " + review.Visible(won.Reviewer)
 		}
 		return fmt.Errorf("review: %s was already %s via %s at %s; your answer was not recorded",
 			id, how, won.Channel, won.DecidedAt.Local().Format(time.DateTime))
@@ -145,14 +160,17 @@ func answerReview(ctx context.Context, st review.Store, id string, v toolgate.Ve
 	if v.Approved {
 		word = "approved"
 	}
-	fmt.Fprintf(stdout, "%s %s as %s\n", word, id, v.Reviewer)
+	if what != "" {
+		what = ": " + what
+	}
+	fmt.Fprintf(stdout, "%s %s as %s%s\n", word, id, review.Visible(v.Reviewer), what)
 	return nil
 }
 
 // printPendingReviews writes the pending reviews as a table or a JSON array.
 func printPendingReviews(w io.Writer, ps []toolgate.Pending, asJSON bool, now time.Time) error {
-	r := redact.New(nil)
 	if asJSON {
+		r := redact.New(nil)
 		if ps == nil {
 			ps = []toolgate.Pending{}
 		}
@@ -172,19 +190,17 @@ func printPendingReviews(w io.Writer, ps []toolgate.Pending, asJSON bool, now ti
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tWAITING\tTOOL\tRULE\tREQUESTED BY\tCLIENT\tARGS")
 	for _, p := range ps {
-		args, _ := json.Marshal(r.Value(p.Call.Args))
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Call.ID,
-			now.Sub(p.RequestedAt).Round(time.Second), p.Call.Name, reviewOrDash(p.Decision.Rule),
-			reviewOrDash(p.Call.Principal.User), reviewOrDash(p.Call.Client.Name), reviewOneLine(string(args), 80))
+		fmt.Fprintln(tw, visibleCells(p.Call.ID, now.Sub(p.RequestedAt).Round(time.Second).String(), p.Call.Name,
+			dash(p.Decision.Rule), dash(p.Call.Principal.User), dash(p.Call.Client.Name), reviewArgs(p.Call.Args)))
 	}
 	return tw.Flush()
 }
 
-func reviewOrDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
+// reviewArgs is the redacted one-line preview of a call's arguments that
+// reviewers see in the terminal, made visible.
+func reviewArgs(args any) string {
+	b, _ := json.Marshal(redact.New(nil).Value(args))
+	return review.Visible(reviewOneLine(string(b), 80))
 }
 
 // reviewOneLine squeezes s onto one line of at most n runes.

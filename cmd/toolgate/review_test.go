@@ -84,6 +84,10 @@ func TestReviewListApproveDeny(t *testing.T) {
 	if err != nil || !strings.Contains(out, "approved 01AAA as "+me) {
 		t.Fatalf("approve: %q, %v", out, err)
 	}
+	// It says what was approved, as the list showed it: redacted.
+	if !strings.Contains(out, "shell__exec") || !strings.Contains(out, "rm -rf build") || strings.Contains(out, "sk-live-should-not-show") {
+		t.Errorf("approve printed %q, want the tool and its redacted arguments", out)
+	}
 	if v, ok := storedVerdict(t, path, "01AAA"); !ok || !v.Approved || v.Reviewer != me || v.Channel != "cli" {
 		t.Errorf("stored %+v, %v", v, ok)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/rules"
 )
 
@@ -236,7 +237,7 @@ func printRuleDecision(w io.Writer, d toolgate.Decision, steps []rules.Step, ski
 	fmt.Fprintf(w, "action:  %s\n", d.Action)
 	fmt.Fprintf(w, "rule:    %s\n", rule)
 	if d.Reason != "" {
-		fmt.Fprintf(w, "reason:  %s\n", d.Reason)
+		fmt.Fprintf(w, "reason:  %s\n", review.Visible(d.Reason))
 	}
 	if d.AutoApproved {
 		fmt.Fprintf(w, "auto-approved: yes (the agent's confidence met auto_approve_at)\n")
@@ -245,7 +246,7 @@ func printRuleDecision(w io.Writer, d toolgate.Decision, steps []rules.Step, ski
 		fmt.Fprintf(w, "confidence: %s (the agent's stated confidence made the action stricter)\n", d.ConfidenceEffect)
 	}
 	if d.Error != "" {
-		fmt.Fprintf(w, "error:   %s\n", d.Error)
+		fmt.Fprintf(w, "error:   %s\n", review.Visible(d.Error))
 	}
 	v := d.Version
 	if d.Label != "" {
@@ -260,7 +261,7 @@ func printRuleDecision(w io.Writer, d toolgate.Decision, steps []rules.Step, ski
 		if s.Error != "" {
 			line += " [error: " + s.Error + "]"
 		}
-		fmt.Fprintln(w, line)
+		fmt.Fprintln(w, review.Visible(line))
 	}
 	fmt.Fprintln(w, "why:")
 	width := 0
@@ -276,7 +277,7 @@ func printRuleDecision(w io.Writer, d toolgate.Decision, steps []rules.Step, ski
 		if s.Error != "" {
 			line += ": " + s.Error
 		}
-		fmt.Fprintln(w, line)
+		fmt.Fprintln(w, review.Visible(line))
 	}
 	if len(steps) == 0 {
 		fmt.Fprintln(w, "  no rule applied to this call")

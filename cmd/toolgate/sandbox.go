@@ -341,8 +341,9 @@ func leavesSandbox(sb *sandbox.Sandbox, cfg config.Sandbox, name string) string 
 	return ""
 }
 
-// ownFiles lists toolgate's own files for cfg: the config file, the rules
-// file, the audit log and the files secrets are read from.
+// ownFiles lists toolgate's own files for cfg: the config file, the audit
+// log and what the config names (config.Files: the rules file, archives,
+// keys, the files secrets are read from).
 func ownFiles(configPath string, cfg *config.Config, dbPath string) []ownFile {
 	var own []ownFile
 	add := func(what, p string) {
@@ -352,9 +353,6 @@ func ownFiles(configPath string, cfg *config.Config, dbPath string) []ownFile {
 	}
 	if configPath != "" {
 		add("config file", configPath)
-	}
-	if f := cfg.Rules.File; f != "" && f != rules.DefaultName {
-		add("rules file", f)
 	}
 	if !audit.IsPostgres(dbPath) {
 		add("audit log", dbPath)
@@ -367,18 +365,14 @@ func ownFiles(configPath string, cfg *config.Config, dbPath string) []ownFile {
 		// imported as genuine calls.
 		add("audit log's spools", dbPath+audit.SpoolSuffix)
 	}
+	for _, f := range cfg.Files() {
+		add(f.What, f.Path)
+	}
 	if ck := cfg.Audit.Checkpoint; ck.KeyFile != "" {
-		add("checkpoint key", ck.KeyFile)
 		for _, t := range checkpointTargets(ck) {
 			if !strings.Contains(t, "://") {
 				add("checkpoint log", t)
 			}
-		}
-	}
-	sl := cfg.Review.Slack
-	for _, f := range []string{cfg.HTTP.AuthTokenFile, sl.BotTokenFile, sl.AppTokenFile, sl.SigningSecretFile} {
-		if f != "" {
-			add("secret file", f)
 		}
 	}
 	return own

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/rules"
 	"github.com/toolgate/toolgate/rules/corpus"
 )
@@ -110,9 +111,9 @@ func printScore(w io.Writer, r scoreOutput) {
 	for _, m := range r.Misses {
 		fmt.Fprintf(w, "  %s [%s] got %s by %s (%s)\n", m.ID, m.Label, m.Decision, ruleName(m.Rule), m.Where)
 		if m.Reason != "" {
-			fmt.Fprintf(w, "      reason: %s\n", strings.Join(strings.Fields(m.Reason), " "))
+			fmt.Fprintf(w, "      reason: %s\n", review.Visible(strings.Join(strings.Fields(m.Reason), " ")))
 		}
-		fmt.Fprintf(w, "      why:    %s\n", m.Why)
+		fmt.Fprintf(w, "      why:    %s\n", review.Visible(m.Why))
 	}
 	for _, f := range r.Failed {
 		fmt.Fprintf(w, "FAIL: %s\n", f)

@@ -18,7 +18,6 @@ import (
 
 	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
-	"github.com/toolgate/toolgate/auth"
 	"github.com/toolgate/toolgate/config"
 	"github.com/toolgate/toolgate/gate"
 	"github.com/toolgate/toolgate/mcp"
@@ -105,6 +104,19 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 		model = mcp.ParseModel(m)
 	}
 
+	// The HTTP credentials are read before anything starts: a bad one
+	// stops serve here.
+	var token, rtoken string
+	if *httpAddr != "" {
+		if token = *authToken; token == "" {
+			if token, err = secret(env, cfg.HTTP.AuthTokenEnv, cfg.HTTP.AuthTokenFile); err != nil {
+				return fmt.Errorf("serve: http.auth_token_file: %w", err)
+			}
+		}
+		if rtoken, err = reviewerToken(cfg.HTTP, env, token); err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
 	dbp, err := dbPath(configDB(cfg.Audit, env), env)
 	if err != nil {
 		return err
@@ -204,13 +216,7 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 		}
 		return srv.ServeStdio(ctx, stdin, stdout)
 	}
-	token := *authToken
-	if token == "" {
-		if token, err = secret(env, cfg.HTTP.AuthTokenEnv, cfg.HTTP.AuthTokenFile); err != nil {
-			return fmt.Errorf("serve: http.auth_token_file: %w", err)
-		}
-	}
-	chain, err := buildAuth(ctx, cfg.HTTP, token, pol.store)
+	chain, err := buildAuth(ctx, cfg.HTTP, token, audit.ScopeAgent, pol.store)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -225,7 +231,11 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	if mp.handler != nil && mp.listen == "" {
 		pol.routes[pathMetrics] = mp.handler
 	}
-	ui, err := web.New(web.Options{Store: pol.store, Auth: uiAuth(chain), Decide: pol.Decider.Decide,
+	uiChain, err := buildAuth(ctx, cfg.HTTP, rtoken, audit.ScopeReview, pol.store)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	ui, err := web.New(web.Options{Store: pol.store, Auth: uiChain, Decide: pol.Decider.Decide,
 		MayReview: mayReview(cfg.HTTP, logger), Logger: logger.With("component", "web")})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -241,20 +251,9 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 // processes (approvals): a one-row query on the audit DB.
 const pinPoll = time.Second
 
-// uiAuth is what signs reviewers in to the web UI: the credentials the
-// MCP edge accepts; nil (nobody can sign in) when it accepts any caller.
-func uiAuth(c auth.Chain) auth.Authenticator {
-	if c.Empty() {
-		return nil
-	}
-	return c
-}
-
-// mayReview says who may answer reviews in the web UI: the users and
-// "group:NAME" members of http.reviewers; nobody without the list. Even
-// in a one-person setup the list is needed: the agent holds a credential
-// the UI accepts (its user's token, or the shared token), and must not
-// sign in with it to approve calls.
+// mayReview says who of those signed in to the web UI (with a reviewer's
+// credential, buildAuth) may answer reviews: the users and "group:NAME"
+// members of http.reviewers; nobody without the list.
 func mayReview(h config.HTTP, logger *slog.Logger) func(toolgate.Principal) bool {
 	if len(h.Reviewers) == 0 {
 		logger.Info("the web UI at /ui/ lets nobody answer reviews: list who may in http.reviewers")

@@ -120,7 +120,16 @@ func (n *notes) progressField(token, key string) []any {
 	return out
 }
 
+// serveTestClient is the clientInfo connect and startStdio send.
+var serveTestClient = mcp.Implementation{Name: "serve-test", Version: "1.0"}
+
 func connect(t *testing.T, tr transport.Interface, opts ...client.ClientOption) (*client.Client, *notes) {
+	t.Helper()
+	return connectAs(t, tr, serveTestClient, opts...)
+}
+
+// connectAs is connect with the clientInfo the agent sends in initialize.
+func connectAs(t *testing.T, tr transport.Interface, info mcp.Implementation, opts ...client.ClientOption) (*client.Client, *notes) {
 	t.Helper()
 	c := client.NewClient(tr, append([]client.ClientOption{client.WithProtocolVersion(mcp.ProtocolVersion20251125)}, opts...)...)
 	// Start's ctx lives as long as the transport (stdio kills its child when it ends).
@@ -131,7 +140,7 @@ func connect(t *testing.T, tr transport.Interface, opts ...client.ClientOption) 
 	c.OnNotification(n.add)
 	req := mcp.InitializeRequest{}
 	req.Params.ProtocolVersion = mcp.ProtocolVersion20251125
-	req.Params.ClientInfo = mcp.Implementation{Name: "serve-test", Version: "1.0"}
+	req.Params.ClientInfo = info
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := c.Initialize(ctx, req); err != nil {
@@ -143,10 +152,16 @@ func connect(t *testing.T, tr transport.Interface, opts ...client.ClientOption) 
 
 func startStdio(t *testing.T, cfgPath string, env ...string) (*client.Client, *notes, *toolgatetest.SyncBuffer) {
 	t.Helper()
+	return startStdioAs(t, cfgPath, serveTestClient, env...)
+}
+
+// startStdioAs is startStdio with the clientInfo the agent sends.
+func startStdioAs(t *testing.T, cfgPath string, info mcp.Implementation, env ...string) (*client.Client, *notes, *toolgatetest.SyncBuffer) {
+	t.Helper()
 	stderr := &toolgatetest.SyncBuffer{}
 	tr := transport.NewStdioWithOptions(toolgateBin, env, []string{"serve", "--config", cfgPath},
 		transport.WithCommandStderrWriter(stderr))
-	c, n := connect(t, tr)
+	c, n := connectAs(t, tr, info)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("toolgate stderr:\n%s", stderr.String())

@@ -16,7 +16,7 @@ import (
 )
 
 const tokensUsage = `usage:
-  toolgate tokens create --user NAME [--group G]... [--expires D] [--db PATH] [--output text|json]
+  toolgate tokens create --user NAME [--group G]... [--review] [--expires D] [--db PATH] [--output text|json]
   toolgate tokens list [--db PATH] [--output text|json]
   toolgate tokens revoke TOKEN_ID [--db PATH]
 
@@ -24,7 +24,11 @@ Per-user bearer tokens for agents over HTTP (accepted when the config says
 http.tokens: true). create prints the new token once: toolgate keeps only
 its sha256, so it cannot show it again. Every call made with it is recorded
 under its user (and groups), which rules see as principal.user and
-principal.groups. --expires takes a duration (90d, 720h) or a date/time
+principal.groups. With --review the token is a reviewer's instead: it
+signs in to the web UI at /ui/ (as a reviewer when http.reviewers lists
+the user or a group) and is refused at /mcp, as agent tokens are refused
+at /ui/: an agent holds its token, and must not answer reviews with it.
+--expires takes a duration (90d, 720h) or a date/time
 (2027-01-31, RFC 3339); without it the token does not expire. revoke takes
 effect on the next request, in every running toolgate sharing the DB.
 Creation and revocation are chained in the audit log with the OS user who
@@ -60,6 +64,7 @@ func runTokens(ctx context.Context, args []string, env environ, stdout, stderr i
 	var groups groupFlags
 	fs.Var(&groups, "group", "a `group` of the user (repeat for more)")
 	expires := fs.String("expires", "", "expiry: a duration from now (90d, 720h) or a date/time")
+	review := fs.Bool("review", false, "a reviewer's token for the web UI, not an agent's")
 	output := fs.String("output", "text", "output format: text or json")
 	switch sub {
 	case "create", "list", "revoke":
@@ -93,7 +98,11 @@ func runTokens(ctx context.Context, args []string, env environ, stdout, stderr i
 			return fmt.Errorf("tokens: %w", err)
 		}
 		defer st.Close()
-		t, secret, err := st.CreateToken(ctx, *user, groups, exp, actor)
+		scope := audit.ScopeAgent
+		if *review {
+			scope = audit.ScopeReview
+		}
+		t, secret, err := st.CreateToken(ctx, *user, groups, scope, exp, actor)
 		if err != nil {
 			return fmt.Errorf("tokens: %w", err)
 		}
@@ -104,7 +113,7 @@ func runTokens(ctx context.Context, args []string, env environ, stdout, stderr i
 			}{t, secret})
 		}
 		fmt.Fprintln(stdout, secret)
-		fmt.Fprintf(stderr, "token %s for %s created; it is shown only this once\n", t.ID, t.User)
+		fmt.Fprintf(stderr, "%s token %s for %s created; it is shown only this once\n", t.Scope, t.ID, t.User)
 		return nil
 	}
 	pos, path, err := parseWithDB(fs, args, "tokens "+sub, env)
@@ -192,7 +201,7 @@ func printTokens(w io.Writer, ts []audit.Token, now time.Time) error {
 		return t.Local().Format("2006-01-02 15:04")
 	}
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tUSER\tGROUPS\tCREATED\tEXPIRES\tLAST USED\tSTATE")
+	fmt.Fprintln(tw, "ID\tUSER\tGROUPS\tSCOPE\tCREATED\tEXPIRES\tLAST USED\tSTATE")
 	for _, t := range ts {
 		state := "active"
 		switch {
@@ -205,7 +214,7 @@ func printTokens(w io.Writer, ts []audit.Token, now time.Time) error {
 		if !t.ExpiresAt.IsZero() {
 			exp = when(t.ExpiresAt)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.User, dash(strings.Join(t.Groups, ",")),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.User, dash(strings.Join(t.Groups, ",")), t.Scope,
 			when(t.CreatedAt), exp, when(t.LastUsed), state)
 	}
 	return tw.Flush()

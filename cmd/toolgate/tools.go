@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
+	"github.com/toolgate/toolgate/review"
 )
 
 const toolsUsage = `usage:
@@ -88,7 +88,7 @@ func runTools(ctx context.Context, args []string, env environ, stdout, stderr io
 			fmt.Fprintln(stdout, "nothing to approve: every tool named is pinned to its current definition")
 		}
 		for _, p := range ps {
-			fmt.Fprintf(stdout, "approved %s: definition %s pinned by %s\n", p.Name, short12(p.PinnedHash), p.ApprovedBy)
+			fmt.Fprintf(stdout, "approved %s: definition %s pinned by %s\n", review.Visible(p.Name), review.Visible(short12(p.PinnedHash)), review.Visible(p.ApprovedBy))
 		}
 		return nil
 	}
@@ -136,8 +136,8 @@ func printPins(w io.Writer, ps []*audit.ToolPin) error {
 		if p.State == toolgate.PinPinned {
 			seen = "="
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Server, p.Tool, p.State, short12(p.PinnedHash), seen,
-			p.FirstSeen.Local().Format(time.DateTime), approved)
+		fmt.Fprintln(tw, visibleCells(p.Name, p.Server, p.Tool, string(p.State), short12(p.PinnedHash), seen,
+			p.FirstSeen.Local().Format(time.DateTime), approved))
 	}
 	return tw.Flush()
 }
@@ -151,7 +151,7 @@ func showPin(w io.Writer, ps []*audit.ToolPin, name string) error {
 			continue
 		}
 		found = true
-		fmt.Fprintf(w, "%s (server %s, tool %s): %s\n", p.Name, p.Server, p.Tool, p.State)
+		fmt.Fprintf(w, "%s (server %s, tool %s): %s\n", review.Visible(p.Name), review.Visible(p.Server), review.Visible(p.Tool), review.Visible(string(p.State)))
 		for _, d := range []struct {
 			what string
 			hash string
@@ -165,12 +165,7 @@ func showPin(w io.Writer, ps []*audit.ToolPin, name string) error {
 				fmt.Fprintf(w, "%s: none\n", d.what)
 				continue
 			}
-			var buf bytes.Buffer
-			if err := json.Indent(&buf, d.def, "", "  "); err != nil {
-				buf.Reset()
-				buf.Write(d.def)
-			}
-			fmt.Fprintf(w, "%s (%s):\n%s\n", d.what, d.hash, buf.String())
+			fmt.Fprintf(w, "%s (%s):\n%s\n", d.what, review.Visible(d.hash), visibleJSON(d.def, ""))
 		}
 	}
 	if !found {

@@ -15,6 +15,10 @@
 //	          answer's action and content.
 //	env       returns the process's environment, a JSON list of "K=V".
 //
+// Resources, with --files only: the template file:///{+path} reads any
+// file, its path as Go's net/url parses the URI (a query or fragment
+// dropped, as most file readers do).
+//
 // Flags: --name sets serverInfo.name; --fail-start exits at once with an error
 // on stderr, like a misconfigured server; --fidelity adds the tools of
 // fidelity.go; --rugpull FILE makes echo's description the content of FILE
@@ -28,6 +32,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net/url"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -46,6 +51,7 @@ func main() {
 	httpAddr := flag.String("http", "", "serve streamable HTTP on this address instead of stdio")
 	fidelity := flag.Bool("fidelity", false, "add the tools of fidelity.go")
 	rugpull := flag.String("rugpull", "", "redefine echo's description from this `file` when it changes")
+	files := flag.Bool("files", false, "serve every file as a resource (template file:///{+path})")
 	flag.Parse()
 	if *failStart {
 		fmt.Fprintln(os.Stderr, "upstream: cannot start: missing API key (on purpose)")
@@ -203,6 +209,21 @@ func main() {
 
 	if *fidelity {
 		addFidelityTools(s)
+	}
+	if *files {
+		s.AddResourceTemplate(mcp.NewResourceTemplate("file:///{+path}", "files",
+			mcp.WithTemplateDescription("Any file, by its file: URI."), mcp.WithTemplateMIMEType("text/plain")),
+			func(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+				u, err := url.Parse(req.Params.URI)
+				if err != nil {
+					return nil, err
+				}
+				b, err := os.ReadFile(u.Path)
+				if err != nil {
+					return nil, err
+				}
+				return []mcp.ResourceContents{mcp.TextResourceContents{URI: req.Params.URI, MIMEType: "text/plain", Text: string(b)}}, nil
+			})
 	}
 	if *httpAddr != "" {
 		log.Fatal(server.NewStreamableHTTPServer(s).Start(*httpAddr))

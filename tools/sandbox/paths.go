@@ -73,18 +73,28 @@ const maxGitDirWalk = 4096
 var errTooManyGitDirs = errors.New("sandbox: .git/modules or .git/worktrees holds too many directories to protect them all")
 
 // protectPaths returns the workspace-relative paths to hold read-only (or
-// watch) in ws for one run: the Protect paths, and, when Protect holds
-// .git's control files (it does by default), the same files of every
+// watch) in ws for one run, sorted: the Protect paths, and, when Protect
+// holds .git's control files (it does by default), the same files of every
 // submodule's and linked worktree's git directory under .git, and the
 // hooks directory the repository's core.hooksPath names.
 func (s *Sandbox) protectPaths(ws string) ([]string, error) {
 	out := slices.Clone(s.o.Protect)
-	if !slices.Contains(s.o.Protect, ".git/config") {
-		return out, nil
+	if slices.Contains(s.o.Protect, ".git/config") && realDir(filepath.Join(ws, ".git")) {
+		more, err := gitControlPaths(ws)
+		if err != nil {
+			return nil, err
+		}
+		out = append(append(out, more...), hooksPathEntries(ws)...)
 	}
-	if fi, err := os.Lstat(filepath.Join(ws, ".git")); err != nil || !fi.IsDir() {
-		return out, nil
-	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// gitControlPaths returns the control files of the git directories under
+// ws/.git: each submodule's (.git/modules/NAME, nested ones too) and each
+// linked worktree's (.git/worktrees/NAME). Links are not followed.
+func gitControlPaths(ws string) ([]string, error) {
+	var out []string
 	walked := 0
 	var gitDir, names func(rel string) error
 	// A submodule's name may hold slashes (.git/modules/libs/x): the
@@ -96,40 +106,53 @@ func (s *Sandbox) protectPaths(ws string) ([]string, error) {
 		if isGitDir(filepath.Join(ws, rel)) {
 			return gitDir(rel)
 		}
-		des, _ := os.ReadDir(filepath.Join(ws, rel))
-		for _, de := range des {
-			if de.IsDir() {
-				if err := names(filepath.Join(rel, de.Name())); err != nil {
-					return err
-				}
+		for _, name := range subdirs(filepath.Join(ws, rel)) {
+			if err := names(filepath.Join(rel, name)); err != nil {
+				return err
 			}
 		}
 		return nil
 	}
 	gitDir = func(rel string) error {
-		out = append(out, gitPaths(rel, GitControl)...)
-		des, _ := os.ReadDir(filepath.Join(ws, rel, "modules"))
-		for _, de := range des {
-			if de.IsDir() {
-				if err := names(filepath.Join(rel, "modules", de.Name())); err != nil {
-					return err
-				}
+		if rel != ".git" {
+			out = append(out, gitPaths(rel, GitControl)...)
+		}
+		for _, name := range subdirs(filepath.Join(ws, rel, "modules")) {
+			if err := names(filepath.Join(rel, "modules", name)); err != nil {
+				return err
 			}
 		}
-		des, _ = os.ReadDir(filepath.Join(ws, rel, "worktrees"))
-		for _, de := range des {
-			if de.IsDir() {
-				out = append(out, gitPaths(filepath.Join(rel, "worktrees", de.Name()), WorktreeControl)...)
-			}
+		for _, name := range subdirs(filepath.Join(ws, rel, "worktrees")) {
+			out = append(out, gitPaths(filepath.Join(rel, "worktrees", name), WorktreeControl)...)
 		}
 		return nil
 	}
 	if err := gitDir(".git"); err != nil {
 		return nil, err
 	}
-	out = append(out, hooksPathEntries(ws)...)
-	slices.Sort(out)
-	return slices.Compact(out), nil
+	return out, nil
+}
+
+// realDir reports whether p is a directory, not a link to one.
+func realDir(p string) bool {
+	fi, err := os.Lstat(p)
+	return err == nil && fi.IsDir()
+}
+
+// subdirs returns the names of the directories in dir (links left out),
+// none when dir is not itself a directory.
+func subdirs(dir string) []string {
+	if !realDir(dir) {
+		return nil
+	}
+	des, _ := os.ReadDir(dir)
+	var out []string
+	for _, de := range des {
+		if de.IsDir() {
+			out = append(out, de.Name())
+		}
+	}
+	return out
 }
 
 // isGitDir reports whether dir looks like a git directory (it has HEAD).

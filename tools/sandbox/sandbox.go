@@ -102,7 +102,9 @@ type Options struct {
 	// writable workspace. A missing one whose name ends in "/" is created
 	// as an empty directory first, so it can be held read-only too; a
 	// missing file is watched instead: if a run creates it, it is removed
-	// afterwards and the run reports it (Cmd.Cleanup).
+	// afterwards and the run reports it (Cmd.Cleanup). When a path's
+	// parent is missing, the first missing name on the way is watched. A
+	// symlink on the way to a path, or at it, refuses the run.
 	Protect []string
 	// Env is the whole environment of a sandboxed command ("K=V"); bwrap
 	// itself gets the same one, so /proc/1/environ inside shows nothing more.
@@ -283,7 +285,8 @@ type Cmd struct {
 	*exec.Cmd
 	// Profile is the profile it runs with.
 	Profile  Profile
-	watch    []string // absolute paths of missing protected files
+	ws       string   // the workspace, when watch is not empty
+	watch    []string // workspace-relative paths to remove if the run creates them
 	argsPipe *os.File // read end of bwrap's --args pipe, until Start
 }
 
@@ -313,6 +316,7 @@ func (s *Sandbox) Command(ctx context.Context, profile, dir string, argv []strin
 		if err != nil {
 			return nil, err
 		}
+		c.ws = s.o.Workspace
 		r, w, err := os.Pipe()
 		if err != nil {
 			return nil, fmt.Errorf("sandbox: %w", err)
@@ -364,19 +368,48 @@ func (c *Cmd) Kill() {
 	}
 }
 
-// Cleanup removes the protected files the run created (they did not exist
-// when it started, so no mount could hold them read-only) and returns their
-// paths. Call it after the command has exited.
-func (c *Cmd) Cleanup() []string {
+// Cleanup removes what the run created at the watched paths: a protected
+// file that did not exist when it started (no mount could hold it
+// read-only), or the first missing directory on the way to a protected
+// path (a .git a run made where there was none: a repository, a file
+// naming another git directory, or a link). If the run replaced a
+// directory on the way with a symlink, the link itself is removed: Cleanup
+// runs with toolgate's rights, so it goes through an os.Root on the
+// workspace and follows no link (see walk). It returns the paths it
+// removed, and an error naming each one it could not remove, even after
+// giving the directories involved their owner's permission bits back (a
+// run may take them away to keep what it created). Call it after the
+// command has exited.
+func (c *Cmd) Cleanup() ([]string, error) {
+	if len(c.watch) == 0 {
+		return nil, nil
+	}
+	root, err := openWorkspace(c.ws, true)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: after the run: %w", err)
+	}
+	defer root.Close()
 	var removed []string
-	for _, p := range c.watch {
-		if _, err := os.Lstat(p); err == nil {
-			if os.RemoveAll(p) == nil {
-				removed = append(removed, p)
+	var errs []error
+	for _, rel := range c.watch {
+		p, err := walk(root, rel, true)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("sandbox: after the run: %s: %w", filepath.Join(c.ws, rel), err))
+			continue
+		}
+		// Nothing there, or a file where a directory was: there is
+		// nothing at rel, and nothing to remove.
+		created := p.fi != nil && (p.rel == rel || p.fi.Mode()&fs.ModeSymlink != 0)
+		if created {
+			if err := remove(p.dir, p.name); err != nil {
+				errs = append(errs, fmt.Errorf("sandbox: removing %s, which the run created: %w", filepath.Join(c.ws, p.rel), err))
+			} else {
+				removed = append(removed, filepath.Join(c.ws, p.rel))
 			}
 		}
+		p.dir.Close()
 	}
-	return removed
+	return removed, errors.Join(errs...)
 }
 
 func nulJoin(args []string) []byte {
@@ -487,8 +520,9 @@ func (s *Sandbox) visible(p Profile, h string) bool {
 }
 
 // protect appends the read-only mounts that hold the workspace's protected
-// paths, creating missing protected directories, and returns the missing
-// protected files to watch.
+// paths, creating missing protected directories, and returns the
+// workspace-relative paths to watch: missing protected files, and the first
+// missing name on the way to a protected path whose parent is missing.
 //
 // A mount point cannot be renamed or removed, but its parent's entry can:
 // holding .git/config alone would let a run rename .git away and put a
@@ -498,41 +532,31 @@ func (s *Sandbox) visible(p Profile, h string) bool {
 // in the workspace (hidden): each is masked by a mount, and renaming a
 // directory above it would move it out from under its mask.
 func (s *Sandbox) protect(a []string, ws string, hidden []string) ([]string, []string, error) {
-	var watch, held []string
+	root, err := os.OpenRoot(ws)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sandbox: workspace: %w", err)
+	}
+	defer root.Close()
 	rels, err := s.protectPaths(ws)
 	if err != nil {
 		return nil, nil, err
 	}
+	var watch, held []string
+	// Sorted, a protected directory comes before the paths under it, so
+	// it exists (and is held, not watched) when they are looked at.
 	for _, rel := range rels {
-		isDir := strings.HasSuffix(rel, "/")
-		p := filepath.Join(ws, filepath.Clean(strings.TrimSuffix(rel, "/")))
-		fi, err := os.Lstat(p)
+		p, hold, err := protectOne(root, rel)
 		switch {
-		case err == nil && fi.Mode()&fs.ModeSymlink != 0:
-			// A mount holds what a link points to, not the link: the
-			// run could replace the link itself. Refuse rather than
-			// protect the wrong thing.
-			return nil, nil, fmt.Errorf("sandbox: protected path %s is a symlink; replace it with the file or directory it points to", rel)
-		case err == nil:
-			held = append(held, p)
-		case !errors.Is(err, fs.ErrNotExist):
+		case err != nil:
 			return nil, nil, fmt.Errorf("sandbox: protected path %s: %w", rel, err)
-		case isDir:
-			parent := filepath.Dir(p)
-			if _, perr := os.Stat(parent); perr != nil {
-				// .git/hooks/ when there is no .git: nothing to protect
-				// until a repository exists; watch the path instead.
-				watch = append(watch, p)
-				continue
-			}
-			if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-				return nil, nil, fmt.Errorf("sandbox: creating protected directory %s: %w", rel, err)
-			}
-			held = append(held, p)
+		case hold:
+			held = append(held, filepath.Join(ws, p))
 		default:
 			watch = append(watch, p)
 		}
 	}
+	slices.Sort(watch)
+	watch = slices.Compact(watch)
 	var pins []string
 	for _, p := range slices.Concat(held, hidden) {
 		for d := filepath.Dir(p); d != ws && Within(ws, d); d = filepath.Dir(d) {
@@ -547,6 +571,50 @@ func (s *Sandbox) protect(a []string, ws string, hidden []string) ([]string, []s
 		a = append(a, "--ro-bind", p, p)
 	}
 	return a, watch, nil
+}
+
+// protectOne looks at protected path rel in the workspace, without
+// following a link, and returns the workspace-relative path to hold
+// read-only (creating it if rel names a missing directory), or else the
+// one to watch.
+func protectOne(root *os.Root, rel string) (path string, hold bool, err error) {
+	clean := filepath.Clean(strings.TrimSuffix(rel, "/"))
+	p, err := walk(root, clean, false)
+	if err != nil {
+		return "", false, err
+	}
+	defer p.dir.Close()
+	switch {
+	case p.fi != nil && p.fi.Mode()&fs.ModeSymlink != 0 && p.rel == clean:
+		// A mount holds what a link points to, not the link: the run
+		// could replace the link itself. Refuse rather than protect
+		// the wrong thing.
+		return "", false, errors.New("is a symlink; replace it with the file or directory it points to")
+	case p.fi != nil && p.fi.Mode()&fs.ModeSymlink != 0:
+		// Through a link, the mounts would hold what it points to, maybe
+		// outside the workspace, and a run could repoint it.
+		return "", false, fmt.Errorf("%s is a symlink; replace it with the directory it points to", p.rel)
+	case p.fi != nil && p.rel != clean:
+		return "", false, fmt.Errorf("%s is not a directory", p.rel)
+	case p.fi != nil:
+		return clean, true, nil
+	case p.rel != clean:
+		// .git/hooks/ when there is no .git: nothing to hold until the
+		// directory exists. Watch the first missing name instead: what
+		// a run puts there (a repository, a .git file naming another
+		// git directory, a link) is removed when it ends.
+		return p.rel, false, nil
+	case strings.HasSuffix(rel, "/"):
+		if err := p.dir.Mkdir(p.name, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return "", false, fmt.Errorf("creating it: %w", err)
+		}
+		if fi, err := p.dir.Lstat(p.name); err != nil || !fi.IsDir() {
+			return "", false, fmt.Errorf("creating it: %s changed while toolgate created it", p.rel)
+		}
+		return clean, true, nil
+	default:
+		return clean, false, nil
+	}
 }
 
 // Within reports whether absolute path p is dir or lies under it,

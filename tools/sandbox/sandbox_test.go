@@ -23,14 +23,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, profiles ...Profile) *fixture {
 	t.Helper()
-	bwrap, err := exec.LookPath("bwrap")
-	if err != nil {
-		t.Fatalf("bubblewrap is needed: %v (apt-get install bubblewrap)", err)
-	}
-	base, err := filepath.EvalSymlinks(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bwrap, base := bwrapAndBase(t)
 	f := &fixture{ws: filepath.Join(base, "ws"), home: filepath.Join(base, "home")}
 	for _, d := range []string{f.ws, filepath.Join(f.ws, ".git", "hooks"), filepath.Join(f.home, ".ssh"), filepath.Join(f.home, "toolchain")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -43,6 +36,7 @@ func newFixture(t *testing.T, profiles ...Profile) *fixture {
 	write(t, filepath.Join(f.ws, ".git", "config"), "[core]\n")
 	write(t, filepath.Join(f.ws, "main.txt"), "hello")
 	write(t, filepath.Join(f.ws, "toolgate.yaml"), "rules: {file: secret-rules.yaml}\n")
+	var err error
 	f.sb, err = New(Options{
 		Bwrap:     bwrap,
 		Workspace: f.ws,
@@ -56,6 +50,21 @@ func newFixture(t *testing.T, profiles ...Profile) *fixture {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// bwrapAndBase returns bubblewrap's path, failing the test without it, and
+// a fresh directory with its symlinks evaluated.
+func bwrapAndBase(t *testing.T) (bwrap, base string) {
+	t.Helper()
+	bwrap, err := exec.LookPath("bwrap")
+	if err != nil {
+		t.Fatalf("bubblewrap is needed: %v (apt-get install bubblewrap)", err)
+	}
+	base, err = filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bwrap, base
 }
 
 func write(t *testing.T, p, s string) {
@@ -164,7 +173,10 @@ func TestProtectedFileCreatedIsRemoved(t *testing.T) {
 	if err := c.Run(); err != nil {
 		t.Fatal(err)
 	}
-	removed := c.Cleanup()
+	removed, err := c.Cleanup()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(removed) != 1 || removed[0] != filepath.Join(f.ws, ".mcp.json") {
 		t.Fatalf("removed %v", removed)
 	}

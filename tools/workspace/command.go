@@ -85,6 +85,7 @@ func (w *ws) commandDir(prof sandbox.Profile, cwd string) (string, error) {
 type runResult struct {
 	profile        sandbox.Profile
 	removed        []string // protected files the command created, removed after it
+	cleanupErr     error    // what the command created at a protected path and toolgate could not remove
 	exitCode       int      // -1 when killed or not started
 	signal         string
 	timedOut       bool
@@ -117,7 +118,10 @@ func (w *ws) run(ctx context.Context, prof sandbox.Profile, dir string, argv []s
 	err = cmd.Wait()
 	// Kill whatever the command left running (background jobs).
 	cmd.Kill()
-	res.removed = cmd.Cleanup()
+	res.removed, res.cleanupErr = cmd.Cleanup()
+	if res.cleanupErr != nil {
+		w.log.ErrorContext(ctx, "a command left what it created at a protected path", "err", res.cleanupErr)
+	}
 	res.duration = time.Since(start)
 
 	switch {
@@ -165,7 +169,11 @@ func (r runResult) toolResult(timeout time.Duration) *mcp.CallToolResult {
 	writeStream(&b, "stdout", r.stdout)
 	writeStream(&b, "stderr", r.stderr)
 	for _, p := range r.removed {
-		fmt.Fprintf(&b, "toolgate removed %s: the command created it, and it is a protected path (it would become code or policy outside the sandbox)\n", p)
+		fmt.Fprintf(&b, "toolgate removed %s: the command created it, and it is a protected path or on the way to one (it would become code or policy outside the sandbox)\n", p)
+		failed = true
+	}
+	if r.cleanupErr != nil {
+		fmt.Fprintf(&b, "toolgate could not remove what the command created at a protected path, which can become code or policy outside the sandbox; have the user remove it: %v\n", r.cleanupErr)
 		failed = true
 	}
 	if failed && !r.profile.Unsandboxed && sandboxRefusal(r.stderr.String()) {

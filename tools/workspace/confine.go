@@ -84,8 +84,10 @@ func (w *ws) checked(prof sandbox.Profile, p string, a access) (string, error) {
 
 // writeScript replaces "$1" (relative to the working directory, the
 // workspace) with standard input, atomically: a temporary file beside it,
-// mode "$2", synced, renamed over it.
+// mode "$2", synced, renamed over it. With "$3" = 1 it makes the missing
+// directories first.
 const writeScript = `set -e
+if [ "$3" = 1 ]; then mkdir -p -- "$(dirname -- "$1")"; fi
 t=$(mktemp -- "$(dirname -- "$1")/.toolgate-XXXXXX.toolgate-tmp")
 trap 'rm -f -- "$t"' EXIT
 cat > "$t"
@@ -100,10 +102,14 @@ trap - EXIT`
 // by a command running at the same time that swaps a directory for a
 // symlink; inside the sandbox the kernel holds the protected paths
 // read-only whatever the path resolves to.
-func (w *ws) writeInSandbox(prof sandbox.Profile, rel string, data []byte, mode fs.FileMode) error {
+func (w *ws) writeInSandbox(prof sandbox.Profile, rel string, data []byte, mode fs.FileMode, mkdirs bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
 	defer cancel()
-	c, err := w.sb.Command(ctx, prof.Name, w.root, []string{"/bin/sh", "-c", writeScript, "sh", rel, fmt.Sprintf("%o", mode.Perm())})
+	mk := "0"
+	if mkdirs {
+		mk = "1"
+	}
+	c, err := w.sb.Command(ctx, prof.Name, w.root, []string{"/bin/sh", "-c", writeScript, "sh", rel, fmt.Sprintf("%o", mode.Perm()), mk})
 	if err != nil {
 		return fmt.Errorf("the sandbox: %w", err)
 	}
@@ -111,7 +117,15 @@ func (w *ws) writeInSandbox(prof sandbox.Profile, rel string, data []byte, mode 
 	c.Stdin, c.Stderr = bytes.NewReader(data), &stderr
 	err = c.Run()
 	c.Kill()
-	c.Cleanup()
+	removed, cerr := c.Cleanup()
+	if cerr != nil {
+		w.log.Error("a write left what it created at a protected path", "err", cerr)
+		return fmt.Errorf("toolgate could not remove what the write created at a protected path, which can become code or policy outside the sandbox; have the user remove it: %w", cerr)
+	}
+	if len(removed) > 0 {
+		return refusal(fmt.Sprintf("toolgate removed %s after the write: it did not exist before, and it is a protected path or on the way to one "+
+			"(it would become code or policy outside the sandbox)", strings.Join(removed, ", ")))
+	}
 	switch msg := strings.TrimSpace(stderr.String()); {
 	case err == nil:
 		return nil

@@ -139,7 +139,10 @@ func (w *ws) writeFile(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallT
 // is replaced, not the link).
 func (w *ws) write(r *os.Root, prof sandbox.Profile, rel string, data []byte, mkdirs bool) error {
 	dir, base := filepath.Dir(rel), filepath.Base(rel)
-	if mkdirs && dir != "." {
+	// In a sandbox, the missing directories are made there, with the
+	// file: what the call creates is then watched like what a command
+	// creates (a .git where there was none is removed afterwards).
+	if mkdirs && dir != "." && prof.Unsandboxed {
 		if err := r.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
@@ -148,7 +151,7 @@ func (w *ws) write(r *os.Root, prof sandbox.Profile, rel string, data []byte, mk
 	fi, err := r.Lstat(rel)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if _, derr := r.Stat(dir); errors.Is(derr, fs.ErrNotExist) {
+		if _, derr := r.Stat(dir); errors.Is(derr, fs.ErrNotExist) && !mkdirs {
 			return refusal("parent directory " + dir + " does not exist; pass create_dirs: true to create it")
 		}
 	case err != nil:
@@ -177,7 +180,7 @@ func (w *ws) write(r *os.Root, prof sandbox.Profile, rel string, data []byte, mk
 	}
 
 	if !prof.Unsandboxed {
-		return w.writeInSandbox(prof, rel, data, mode)
+		return w.writeInSandbox(prof, rel, data, mode, mkdirs)
 	}
 	tmp := filepath.Join(dir, "."+base+"."+randomSuffix()+".toolgate-tmp")
 	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

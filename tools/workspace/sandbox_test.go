@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/toolgate/toolgate/tools/sandbox"
 )
@@ -68,7 +71,7 @@ func TestWriteInSandboxHoldsProtectedPaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, rel := range []string{".git/hooks/pre-commit", "src/swapped/post-checkout", ".git/config"} {
-		err := w.writeInSandbox(prof, rel, []byte("#!/bin/sh\nevil\n"), 0o755)
+		err := w.writeInSandbox(prof, rel, []byte("#!/bin/sh\nevil\n"), 0o755, false)
 		var r refusal
 		if !errors.As(err, &r) || !strings.Contains(err.Error(), "protected") {
 			t.Errorf("%s: %v, want a protected-path refusal", rel, err)
@@ -80,7 +83,7 @@ func TestWriteInSandboxHoldsProtectedPaths(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(root, ".git", "config")); string(b) != "[core]\n" {
 		t.Errorf(".git/config = %q", b)
 	}
-	if err := w.writeInSandbox(prof, "src/ok.txt", []byte("fine"), 0o644); err != nil {
+	if err := w.writeInSandbox(prof, "src/ok.txt", []byte("fine"), 0o644, false); err != nil {
 		t.Fatalf("a plain write: %v", err)
 	}
 }
@@ -136,5 +139,54 @@ func TestHiddenFileUnderAnotherName(t *testing.T) {
 	}
 	if got, _ := call(t, c, ToolListDir, map[string]any{"path": "."}); strings.Contains(got, "hardlink") || !strings.Contains(got, "main.txt") {
 		t.Errorf("list_dir . = %q, want main.txt without the hard link", got)
+	}
+}
+
+// TestWriteFileCannotMakeRepository: where the workspace has no .git,
+// write_file cannot leave one: a .git file naming a git directory of the
+// agent's making, or a .git directory made through create_dirs (whose
+// commondir or config would run the agent's commands in the user's next
+// git status). What it created is removed, and the call says so; a
+// protected path itself (.git/commondir) is refused before anything is
+// written.
+func TestWriteFileCannotMakeRepository(t *testing.T) {
+	root := t.TempDir()
+	c := connect(t, Options{Root: root})
+	for _, tc := range []struct {
+		args map[string]any
+		want string
+	}{
+		{map[string]any{"path": ".git", "content": "gitdir: evil\n"}, "toolgate removed"},
+		{map[string]any{"path": ".git/commondir", "content": "../evil\n", "create_dirs": true}, "is protected"},
+		{map[string]any{"path": ".git/objects/info/alternates", "content": "/tmp\n", "create_dirs": true}, "toolgate removed"},
+	} {
+		args := tc.args
+		text, isErr := call(t, c, ToolWriteFile, args)
+		if !isErr || !strings.Contains(text, tc.want) {
+			t.Errorf("write_file %v: isError %v, %s; want %q", args, isErr, text, tc.want)
+		}
+		if _, err := os.Lstat(filepath.Join(root, ".git")); err == nil {
+			t.Fatalf("write_file %v left a .git", args)
+		}
+	}
+	if text, isErr := call(t, c, ToolWriteFile, map[string]any{"path": "sub/dir/ok.txt", "content": "fine", "create_dirs": true}); isErr {
+		t.Fatalf("a plain write with create_dirs: %s", text)
+	}
+}
+
+// TestCommandReportsWhatCleanupLeft: a command whose creation at a
+// protected path toolgate could not remove fails, and says what is left.
+func TestCommandReportsWhatCleanupLeft(t *testing.T) {
+	r := runResult{profile: sandbox.Builtin()[1], stdout: newCapped(64), stderr: newCapped(64),
+		cleanupErr: errors.New("sandbox: removing /ws/.mcp.json, which the run created: permission denied")}
+	res := r.toolResult(time.Second)
+	var text strings.Builder
+	for _, c := range res.Content {
+		if tc, ok := c.(mcp.TextContent); ok {
+			text.WriteString(tc.Text)
+		}
+	}
+	if !res.IsError || !strings.Contains(text.String(), "could not remove") || !strings.Contains(text.String(), "/ws/.mcp.json") {
+		t.Errorf("isError %v:\n%s", res.IsError, text.String())
 	}
 }

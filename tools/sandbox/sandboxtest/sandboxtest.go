@@ -1,10 +1,12 @@
 // Package sandboxtest helps tests watch sandboxed commands from the host:
 // their processes live in a PID namespace of their own, so they are found
-// by command line, and a service on the host's loopback shows whether a
-// sandbox reaches the host's network.
+// by command line, a service on the host's loopback shows whether a
+// sandbox reaches the host's network, and a tree's listing shows whether
+// anything in it changed.
 package sandboxtest
 
 import (
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -28,6 +30,33 @@ func Processes(cmdline string) []int {
 		}
 	}
 	return pids
+}
+
+// Tree lists every path under dir, links not followed, with its type and,
+// for a regular file, its content: two listings differ when anything in the
+// tree was added, removed, replaced or rewritten.
+func Tree(t testing.TB, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		s := p + " " + d.Type().String()
+		if d.Type().IsRegular() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			s += " " + string(b)
+		}
+		out = append(out, s)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // Sleep is the command line of `sleep secs`: tests give each sleeper an

@@ -1,0 +1,62 @@
+package review
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Visible returns s as a terminal or a chat message should show it to a
+// reviewer: every rune
+// that a terminal would act on rather than print, or that hides or
+// reorders the text around it, is written as its Go escape, so that the
+// reviewer sees it instead of its effect. That is C0 controls and DEL
+// (ESC, CR, LF and TAB included: "\x1b", "\r", "\n", "\t"), C1 controls
+// ("\u009b"), bidi controls ("\u202e", "\u2066", "\u200f", "\u061c"),
+// other invisible format characters (zero-width ones, tag characters,
+// "\ufeff"), separators other than ASCII space, and unassigned and
+// private-use code points: everything unicode.IsPrint refuses. Each byte
+// of invalid UTF-8 becomes "\xNN". Printable text, backslashes and
+// quotes included, is unchanged, so Visible(Visible(s)) == Visible(s).
+//
+// Every string shown to a reviewer that came from the agent, its client,
+// an upstream, a rule or another reviewer goes through Visible: in the
+// CLI's tables, Slack messages and elicitation questions alike, such a
+// string cannot redraw, reorder or hide what the reviewer decides on. JSON
+// output needs no such care, since encoding/json escapes controls and
+// readers of JSON decode it.
+func Visible(s string) string {
+	i := strings.IndexFunc(s, func(r rune) bool { return r == utf8.RuneError || !unicode.IsPrint(r) })
+	if i < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 16)
+	b.WriteString(s[:i])
+	for s = s[i:]; s != ""; {
+		r, n := utf8.DecodeRuneInString(s)
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[0])
+		case unicode.IsPrint(r):
+			b.WriteString(s[:n])
+		default:
+			q := strconv.QuoteRune(r) // '\x1b', '\n', '\u202e', '\U000e0041'
+			b.WriteString(q[1 : len(q)-1])
+		}
+		s = s[n:]
+	}
+	return b.String()
+}
+
+// visibleLines is Visible for each line of s: its line breaks are kept,
+// as the message's own, and everything else in a line is made visible.
+func visibleLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = Visible(l)
+	}
+	return strings.Join(lines, "\n")
+}

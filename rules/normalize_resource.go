@@ -1,0 +1,109 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"path"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/toolgate/toolgate"
+)
+
+// fileResource normalizes a resource read whose URI has the file scheme
+// (in any case) as a file read: the path the URI names, decoded and
+// cleaned, is a path the call reads, classified like a file tool's
+// (paths.all, paths.outside, paths.secret...). It reports whether c is
+// such a read; any other call or URI is left to argPaths.
+//
+// What toolgate checks must be what the upstream reads, and upstreams
+// parse URIs their own way: a WHATWG parser (Node's URL) drops spaces and
+// control characters around the URI and tabs and newlines in it, and
+// takes a backslash for a slash; most readers drop a query or fragment,
+// some keep it as part of the name; some ignore the host, some decode
+// twice, some stop at a NUL. So the call reads the path net/url gives and
+// each other reading's path where it differs (any of them can make the
+// call secret), and resource.unchecked says why the URI is not one every
+// reader reads the same way.
+func (n *normCall) fileResource(c *toolgate.Call, ws Workspace) bool {
+	if c.Kind != toolgate.KindResource {
+		return false
+	}
+	uri, _ := c.Args["uri"].(string)
+	var why []string
+	s := dropTabsAndNewlines.Replace(strings.TrimFunc(uri, func(r rune) bool { return r <= ' ' }))
+	if scheme, _, ok := strings.Cut(s, ":"); !ok || !strings.EqualFold(scheme, "file") {
+		return false
+	}
+	n.resFile = true
+	defer func() { n.resUnchecked = strings.Join(why, "; ") }()
+	if s != uri {
+		why = append(why, "it has spaces or control characters, which URL parsers drop")
+	}
+	if strings.Contains(s, `\`) {
+		why = append(why, `it has a backslash, which some readers take for a "/"`)
+		s = strings.ReplaceAll(s, `\`, "/")
+	}
+	if strings.ContainsAny(s, "?#") {
+		why = append(why, "it has a query or a fragment, which readers drop or keep as part of the name")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner
+		}
+		why = append(why, fmt.Sprintf("it is not a valid URI (%v)", err))
+		return true
+	}
+	if u.Opaque != "" {
+		// file:x/y: a WHATWG parser reads /x/y, a naive reader x/y
+		// where it runs, which may be the workspace.
+		why = append(why, "its path is relative")
+		op, err := url.PathUnescape(u.Opaque)
+		if err != nil {
+			op = u.Opaque
+		}
+		n.readPath(path.Clean("/" + op))
+		n.readPath(resolvePath(op, ws.root(), ws))
+		return true
+	}
+	if u.User != nil {
+		why = append(why, "it has user information")
+	}
+	if u.Host != "" && !strings.EqualFold(u.Host, "localhost") {
+		why = append(why, fmt.Sprintf("it names the host %q, which readers ignore or reach over the network", u.Host))
+	}
+	p := u.Path
+	if p == "" {
+		why = append(why, "it names no path")
+		return true
+	}
+	n.readPath(path.Clean(p))
+	if strings.ContainsFunc(p, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		why = append(why, "its path has control characters")
+		if i := strings.IndexByte(p, 0); i >= 0 {
+			n.readPath(path.Clean(p[:i]))
+		}
+	}
+	if !utf8.ValidString(p) {
+		why = append(why, "its path is not valid UTF-8")
+	}
+	if strings.Contains(p, "%") {
+		why = append(why, `its path is still percent-encoded once decoded ("%"), which a reader that decodes twice reads differently`)
+		if q, err := url.PathUnescape(p); err == nil {
+			n.readPath(path.Clean(q))
+		}
+	}
+	return true
+}
+
+// dropTabsAndNewlines removes what a WHATWG URL parser removes anywhere
+// in a URI.
+var dropTabsAndNewlines = strings.NewReplacer("\t", "", "\n", "", "\r", "")
+
+// readPath records p, absolute and clean, as a path the call only reads.
+func (n *normCall) readPath(p string) {
+	n.addPath(p)
+	n.read[p] = true
+}

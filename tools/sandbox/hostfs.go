@@ -1,0 +1,173 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Host-side work on the workspace (protect's checks and directories before
+// a run, Cleanup's removals after it) runs with toolgate's own rights, on
+// names a sandboxed command may have rearranged. So it goes through an
+// os.Root on the workspace, which cannot leave it, and it opens one name at
+// a time and never follows a symlink, not even one that stays inside: a
+// symlinked directory on the way is reported, not entered.
+
+// errChanged says a directory was replaced between looking at it and
+// opening it: a command running at the same time is rearranging the path.
+var errChanged = errors.New("changed while toolgate looked at it")
+
+// place is where a walk down a workspace-relative path stopped.
+type place struct {
+	// dir is the directory holding name, opened without following a
+	// link. The caller closes it.
+	dir *os.Root
+	// rel is the workspace-relative path of name.
+	rel  string
+	name string
+	// fi is name's Lstat; nil when name does not exist.
+	fi fs.FileInfo
+}
+
+// walk goes down rel (clean and local) from ws one name at a time and stops
+// at rel itself or at the first name on the way that is missing, is a
+// symlink or is not a directory. Each directory is opened by its single
+// name and checked to be the one Lstat saw, so no link, and no directory
+// swapped for one, is ever followed. With fix, a directory on the way that
+// its owner cannot read or search (a command took the bits away) gets its
+// owner's bits back before it is entered.
+func walk(ws *os.Root, rel string, fix bool) (place, error) {
+	dir, err := ws.OpenRoot(".")
+	if err != nil {
+		return place{}, err
+	}
+	names := strings.Split(filepath.ToSlash(rel), "/")
+	for i, name := range names {
+		p := place{dir: dir, rel: filepath.Join(names[:i+1]...), name: name}
+		fi, err := dir.Lstat(name)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return p, nil
+		case err != nil:
+			dir.Close()
+			return place{}, err
+		}
+		p.fi = fi
+		if i == len(names)-1 || !fi.IsDir() {
+			return p, nil // rel itself, or a link or a file where a directory should be
+		}
+		if fix && fi.Mode().Perm()&0o500 != 0o500 {
+			if err := ownerRWX(dir, name); err != nil {
+				dir.Close()
+				return place{}, err
+			}
+		}
+		sub, err := openDir(dir, name, fi)
+		dir.Close()
+		if err != nil {
+			return place{}, fmt.Errorf("%s: %w", p.rel, err)
+		}
+		dir = sub
+	}
+	panic("unreachable")
+}
+
+// openDir opens directory name in dir, which Lstat saw as fi, and checks
+// that what it opened is that directory (not a link put in its place).
+func openDir(dir *os.Root, name string, fi fs.FileInfo) (*os.Root, error) {
+	sub, err := dir.OpenRoot(name)
+	if err != nil {
+		return nil, err
+	}
+	if got, err := sub.Stat("."); err != nil || !os.SameFile(fi, got) {
+		sub.Close()
+		return nil, errChanged
+	}
+	return sub, nil
+}
+
+// ownerRWX gives the owner of directory name in dir read, write and search
+// permission, keeping the other bits. os.Root's Chmod does not follow a
+// symlink in name's place.
+func ownerRWX(dir *os.Root, name string) error {
+	fi, err := dir.Lstat(name)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s: not a directory", name)
+	}
+	if fi.Mode().Perm()&0o700 == 0o700 {
+		return nil
+	}
+	return dir.Chmod(name, fi.Mode().Perm()|0o700)
+}
+
+// remove removes name in dir (a link itself, not what it points to; a
+// directory with everything in it). A command can make that fail for
+// toolgate by taking the write bit off dir or off directories it created
+// under name: those get their owner's bits back, and the removal is tried
+// again. Only dir (which the caller could search, so the Chmod of "."
+// reaches it) and what lies under name are touched, and no link is
+// followed.
+func remove(dir *os.Root, name string) error {
+	err := dir.RemoveAll(name)
+	if err == nil || !errors.Is(err, fs.ErrPermission) {
+		return err
+	}
+	if ferr := ownerRWX(dir, "."); ferr != nil {
+		return errors.Join(err, ferr)
+	}
+	if ferr := writableTree(dir, name); ferr != nil {
+		return errors.Join(err, ferr)
+	}
+	return dir.RemoveAll(name)
+}
+
+// writableTree gives every directory at or under name in dir (links not
+// followed) its owner's read, write and search bits.
+func writableTree(dir *os.Root, name string) error {
+	fi, err := dir.Lstat(name)
+	if err != nil || !fi.IsDir() {
+		return nil // gone, a file or a link: nothing to open
+	}
+	if err := ownerRWX(dir, name); err != nil {
+		return err
+	}
+	sub, err := openDir(dir, name, fi)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	f, err := sub.Open(".")
+	if err != nil {
+		return err
+	}
+	entries, err := f.ReadDir(-1)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		if e.IsDir() {
+			errs = append(errs, writableTree(sub, e.Name()))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// openWorkspace opens ws, the configured workspace (an absolute path with
+// symlinks evaluated). With fix, a workspace its owner cannot read or
+// search (a command took the bits away) gets its owner's bits back first.
+func openWorkspace(ws string, fix bool) (*os.Root, error) {
+	if fi, err := os.Stat(ws); fix && err == nil && fi.IsDir() && fi.Mode().Perm()&0o500 != 0o500 {
+		if err := os.Chmod(ws, fi.Mode().Perm()|0o700); err != nil {
+			return nil, err
+		}
+	}
+	return os.OpenRoot(ws)
+}
