@@ -3,9 +3,11 @@ package rules
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/tools/sandbox"
 )
 
 func TestDefaultPackCompiles(t *testing.T) {
@@ -201,3 +203,40 @@ func TestDefaultPackAttacks(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestDefaultPackDeniesWhatTheSandboxProtects: every path the sandbox holds
+// read-only in a writable workspace (sandbox.DefaultProtect) is one the
+// pack denies writing through any tool, so a write the sandbox would refuse
+// never reaches it as routine; and the control files of submodules' and
+// linked worktrees' git directories too.
+func TestDefaultPackDeniesWhatTheSandboxProtects(t *testing.T) {
+	s := Default().WithWorkspace(attackWS)
+	var paths []string
+	for _, p := range sandbox.DefaultProtect {
+		if dir, ok := strings.CutSuffix(p, "/"); ok {
+			p = dir + "/x.json"
+		}
+		paths = append(paths, p)
+	}
+	for _, p := range sandbox.AgentSettings {
+		// A name without "/" may still be a directory (.gemini, .clinerules).
+		paths = append(paths, strings.TrimSuffix(p, "/")+"/x.json")
+	}
+	for _, c := range sandbox.GitControl {
+		paths = append(paths, ".git/modules/libs/ui/"+strings.TrimSuffix(c, "/"), ".git/modules/a/modules/b/"+strings.TrimSuffix(c, "/"))
+	}
+	for _, c := range sandbox.WorktreeControl {
+		paths = append(paths, ".git/worktrees/wt/"+c)
+	}
+	for _, p := range paths {
+		for _, call := range []toolgate.Call{
+			{Server: "workspace", Tool: "write_file", Name: "workspace__write_file", Args: map[string]any{"path": p, "content": "x"}},
+			{Server: "fs", Tool: "write_file", Args: map[string]any{"path": attackWS.Root + "/" + p, "content": "x"}},
+			shellCall("echo x > " + p),
+		} {
+			if d := s.Evaluate(context.Background(), call); d.Action != toolgate.Deny {
+				t.Errorf("%s %v: %s by %q, want deny", call.Tool, call.Args, d.Action, d.Rule)
+			}
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/toolgate/toolgate/tools/sandbox"
 )
 
 // The path classes of the normalized call. Patterns use glob's syntax and
@@ -45,7 +47,7 @@ var harmlessSecretPatterns = []string{
 var persistencePatterns = []string{
 	"**/.{bashrc,bash_profile,bash_login,bash_logout,profile,zshrc,zprofile,zshenv,zlogin,zlogout,cshrc,tcshrc,kshrc,mkshrc}",
 	"**/.config/fish/**", "/etc/profile", "/etc/profile.d/**", "/etc/bash.bashrc", "/etc/zsh/**", "/etc/environment",
-	"**/.git/hooks", "**/.git/hooks/**", "**/.git/config", "**/.git/info/**", "**/.gitconfig", "~/.config/git/**",
+	"**/.git", "**/.git/info/**", "**/.gitconfig", "~/.config/git/**",
 	"**/.husky/**", "**/.pre-commit-config.yaml", "**/.gitmodules",
 	"**/.github/workflows", "**/.github/workflows/**", "**/.github/actions/**", "**/.gitlab-ci.yml", "**/.gitlab-ci/**",
 	"**/.circleci/**", "**/jenkinsfile", "**/.travis.yml", "**/azure-pipelines.yml", "**/.buildkite/**",
@@ -63,14 +65,42 @@ var persistencePatterns = []string{
 	"~/.m2/settings.xml", "~/.docker/config.json",
 }
 
+// gitControlPatterns are the git control files the sandbox holds read-only
+// (sandbox.GitControl, sandbox.WorktreeControl), as patterns: in any .git,
+// in its submodules' git directories (.git/modules/NAME, nested too) and
+// in its linked worktrees' (.git/worktrees/NAME). A write there is
+// persistence: commondir, for one, moves git's config and hooks into a
+// directory the agent wrote. Derived from the sandbox's lists, so the rules
+// and the sandbox name the same files.
+func gitControlPatterns() []string {
+	var out []string
+	for _, dir := range []string{"**/.git/", "**/.git/modules/**/"} {
+		out = append(out, settingPatterns(dir, sandbox.GitControl)...)
+	}
+	return append(out, settingPatterns("**/.git/worktrees/*/", sandbox.WorktreeControl)...)
+}
+
+// settingPatterns returns patterns matching each of names (a trailing "/"
+// marks a directory) under prefix, and everything inside it: a name may be
+// a file or a directory of files (.clinerules is either).
+func settingPatterns(prefix string, names []string) []string {
+	var out []string
+	for _, n := range names {
+		n = strings.ToLower(strings.TrimSuffix(n, "/"))
+		out = append(out, prefix+n, prefix+n+"/**")
+	}
+	return out
+}
+
 // agentPolicyPatterns are the files that set what coding agents may do
-// unasked: an agent that edits them grants itself permissions.
+// unasked: an agent that edits them grants itself permissions. The
+// workspace's agent and editor settings are sandbox.AgentSettings, the
+// list the sandbox holds read-only, matched anywhere in a path (see
+// settingPatterns); these are the rest: settings in the home directory,
+// and toolgate's own.
 var agentPolicyPatterns = []string{
-	"**/.claude", "**/.claude/**", "~/.claude.json", "**/.cursor", "**/.cursor/**", "**/.cursorrules",
-	"**/.mcp.json", "**/.vscode/settings.json", "**/.vscode/mcp.json", "**/.codex/**", "**/.gemini/**",
-	"**/.windsurf/**", "**/.windsurfrules", "**/.aider.conf.yml", "**/.continue/**", "**/.roo/**",
-	"**/.clinerules", "**/.amazonq/**", "**/claude_desktop_config.json", "**/.zed/settings.json",
-	"**/toolgate.{yaml,yml}", "**/.toolgate", "**/.toolgate/**", "~/.config/toolgate/**",
+	"~/.claude.json", "**/claude_desktop_config.json",
+	"**/toolgate.{yaml,yml}", "~/.config/toolgate/**",
 	"~/.local/state/toolgate/**", "~/.local/share/toolgate/**",
 }
 
@@ -94,8 +124,8 @@ var compiledClasses = sync.OnceValue(func() *pathClasses {
 	return &pathClasses{
 		secret:      compile(secretPatterns),
 		harmless:    compile(harmlessSecretPatterns),
-		persistence: compile(persistencePatterns),
-		policy:      compile(agentPolicyPatterns),
+		persistence: compile(slices.Concat(persistencePatterns, gitControlPatterns())),
+		policy:      compile(slices.Concat(agentPolicyPatterns, settingPatterns("**/", sandbox.AgentSettings))),
 	}
 })
 

@@ -16,8 +16,10 @@
 //   - /tmp is a private tmpfs, /proc shows only the sandbox's own processes,
 //     /dev holds only the standard devices;
 //   - the workspace is mounted read-only or read-write, as the profile says;
-//     in a writable workspace the Protect paths (.git/config, .git/hooks,
-//     agent permission files) stay read-only, so a write cannot become code
+//     in a writable workspace the Protect paths (git's control files in
+//     .git and its submodules' and worktrees' git directories, the
+//     core.hooksPath directory, agent and editor settings) stay read-only,
+//     and Hide paths in it keep their place, so a write cannot become code
 //     that runs outside the sandbox or policy the agent grants itself.
 //
 // Every process of a run lives in the run's PID namespace, whose init is
@@ -128,14 +130,13 @@ var DefaultHide = []string{
 }
 
 // DefaultProtect are the workspace paths that stay read-only in a writable
-// workspace: git's config and hooks (a hook or a config alias is code that
-// runs the next time the user runs git), and the permission and server
-// files of coding agents and editors.
-var DefaultProtect = []string{
-	".git/config", ".git/hooks/", ".git/info/attributes",
-	".claude/", ".cursor/", ".vscode/", ".idea/", ".toolgate/",
-	".mcp.json", ".envrc", ".gitmodules",
-}
+// workspace: git's control files in .git (GitControl: a hook or a config
+// alias is code that runs the next time the user runs git), the permission
+// and server files of coding agents and editors (AgentSettings), .envrc and
+// .gitmodules. At each run the sandbox adds the control files of the
+// submodules' and linked worktrees' git directories under .git, and the
+// directory core.hooksPath names when it lies in the workspace.
+var DefaultProtect = slices.Concat(gitPaths(".git", GitControl), AgentSettings, []string{".envrc", ".gitmodules"})
 
 // ErrUnknownProfile is returned for a profile name that is not configured.
 var ErrUnknownProfile = errors.New("unknown sandbox profile")
@@ -153,6 +154,10 @@ func ValidName(s string) bool { return profileNameRE.MatchString(s) }
 type Sandbox struct {
 	o        Options
 	profiles map[string]Profile
+	// hiddenIDs are the identities of the Hide paths that existed at New,
+	// so that a hidden file reached by another name (a hard link, a
+	// renamed directory) is still hidden from the file tools.
+	hiddenIDs map[fileID]bool
 }
 
 // New checks o and returns a Sandbox. It does not run bwrap: see Probe.
@@ -164,7 +169,14 @@ func New(o Options) (*Sandbox, error) {
 		o.Home = "/tmp"
 	}
 	o.Hide = append(slices.Clone(DefaultHide), o.Hide...)
-	s := &Sandbox{o: o, profiles: map[string]Profile{}}
+	s := &Sandbox{o: o, profiles: map[string]Profile{}, hiddenIDs: map[fileID]bool{}}
+	for _, h := range o.Hide {
+		if fi, err := os.Stat(h); err == nil {
+			if id, ok := idOf(fi); ok {
+				s.hiddenIDs[id] = true
+			}
+		}
+	}
 	var errs []error
 	for _, p := range o.Profiles {
 		if err := checkProfile(p); err != nil {
@@ -451,7 +463,7 @@ func (s *Sandbox) args(p Profile, dir string) ([]string, []string, error) {
 		if p.Workspace == WriteAccess {
 			a = append(a, "--bind", ws, ws)
 			var err error
-			a, watch, err = s.protect(a, ws)
+			a, watch, err = s.protect(a, ws, s.hidePins(ws))
 			if err != nil {
 				return nil, nil, err
 			}
@@ -516,17 +528,23 @@ func (s *Sandbox) visible(p Profile, h string) bool {
 // holding .git/config alone would let a run rename .git away and put a
 // copy with its own hooks in its place. So every directory between the
 // workspace and a held path is bound onto itself (still writable) first,
-// which pins the whole chain of names.
-func (s *Sandbox) protect(a []string, ws string) ([]string, []string, error) {
+// which pins the whole chain of names. The same holds for the hidden paths
+// in the workspace (hidden): each is masked by a mount, and renaming a
+// directory above it would move it out from under its mask.
+func (s *Sandbox) protect(a []string, ws string, hidden []string) ([]string, []string, error) {
 	root, err := os.OpenRoot(ws)
 	if err != nil {
 		return nil, nil, fmt.Errorf("sandbox: workspace: %w", err)
 	}
 	defer root.Close()
+	rels, err := s.protectPaths(ws)
+	if err != nil {
+		return nil, nil, err
+	}
 	var watch, held []string
 	// Sorted, a protected directory comes before the paths under it, so
 	// it exists (and is held, not watched) when they are looked at.
-	for _, rel := range slices.Sorted(slices.Values(s.o.Protect)) {
+	for _, rel := range rels {
 		p, hold, err := protectOne(root, rel)
 		switch {
 		case err != nil:
@@ -540,7 +558,7 @@ func (s *Sandbox) protect(a []string, ws string) ([]string, []string, error) {
 	slices.Sort(watch)
 	watch = slices.Compact(watch)
 	var pins []string
-	for _, p := range held {
+	for _, p := range slices.Concat(held, hidden) {
 		for d := filepath.Dir(p); d != ws && Within(ws, d); d = filepath.Dir(d) {
 			pins = append(pins, d)
 		}
@@ -638,7 +656,9 @@ func (s *Sandbox) Workspace() string { return s.o.Workspace }
 
 // Protected reports whether rel, a clean workspace-relative path, is or
 // lies under one of the Protect paths (the paths that stay read-only in a
-// writable workspace).
+// writable workspace), or, when those hold .git's control files, is a
+// control file of a git directory under .git/modules or .git/worktrees
+// (by name: the run's mounts hold the ones that exist).
 func (s *Sandbox) Protected(rel string) bool {
 	rel = filepath.Clean(rel)
 	for _, p := range s.o.Protect {
@@ -647,18 +667,49 @@ func (s *Sandbox) Protected(rel string) bool {
 			return true
 		}
 	}
+	if !slices.Contains(s.o.Protect, ".git/config") ||
+		!strings.HasPrefix(rel, ".git/modules/") && !strings.HasPrefix(rel, ".git/worktrees/") {
+		return false
+	}
+	for _, c := range GitControl {
+		c = strings.TrimSuffix(c, "/")
+		if strings.HasSuffix(rel, "/"+c) || strings.Contains(rel, "/"+c+"/") {
+			return true
+		}
+	}
 	return false
 }
 
 // Hidden reports whether absolute path p is, or lies under, a Hide path:
-// something no sandboxed process can see.
+// something no sandboxed process can see. Besides the names, it compares
+// identities (device and inode, recorded at New): p, and in the workspace
+// each directory above it, is hidden when it is the file or directory a
+// Hide path named, under whatever name it is reached now.
 func (s *Sandbox) Hidden(p string) bool {
 	for _, h := range s.o.Hide {
 		if Within(h, p) {
 			return true
 		}
 	}
-	return false
+	if len(s.hiddenIDs) == 0 || !filepath.IsAbs(p) {
+		return false
+	}
+	for d := filepath.Clean(p); ; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil && s.HiddenFile(fi) {
+			return true
+		}
+		if ws := s.o.Workspace; ws == "" || d == ws || !Within(ws, d) {
+			return false
+		}
+	}
+}
+
+// HiddenFile reports whether fi (of an open file, say) is one of the Hide
+// paths, by identity: the file tools check what they opened, so a path
+// swapped after Hidden answered is still caught.
+func (s *Sandbox) HiddenFile(fi fs.FileInfo) bool {
+	id, ok := idOf(fi)
+	return ok && s.hiddenIDs[id]
 }
 
 // Describe says in a few words what p allows, for agents and reviewers.

@@ -86,6 +86,7 @@ func (f *fixture) run(t *testing.T, profile, script string) (string, int) {
 	c.Stdout, c.Stderr = &out, &out
 	err = c.Run()
 	c.Kill()
+	c.Cleanup() // as run_command does
 	var ee *exec.ExitError
 	switch {
 	case err == nil:

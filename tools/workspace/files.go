@@ -54,7 +54,7 @@ func (w *ws) readFile(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallTo
 	var data []byte
 	err = w.withRoot(rel, func(r *os.Root, rel string) error {
 		var rerr error
-		data, rerr = w.read(r, rel)
+		data, rerr = w.read(r, rel, prof)
 		return rerr
 	})
 	w.log.DebugContext(ctx, "workspace call", "tool", ToolReadFile, "bytes", len(data), "err", err)
@@ -65,7 +65,7 @@ func (w *ws) readFile(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallTo
 }
 
 // read returns the contents of regular text file rel, or a refusal.
-func (w *ws) read(r *os.Root, rel string) ([]byte, error) {
+func (w *ws) read(r *os.Root, rel string, prof sandbox.Profile) ([]byte, error) {
 	// O_NONBLOCK: opening a FIFO must not hang the call; it is then refused
 	// as "not a regular file" below.
 	f, err := r.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
@@ -78,6 +78,10 @@ func (w *ws) read(r *os.Root, rel string) ([]byte, error) {
 		return nil, err
 	}
 	switch {
+	case !prof.Unsandboxed && w.sb.HiddenFile(fi):
+		// The name was checked before; this is the file it led to
+		// (a hard link to a hidden file, or a path swapped since).
+		return nil, refusal("is hidden from the agent's tools (toolgate's own files and secret stores are never visible)")
 	case fi.IsDir():
 		return nil, refusal("is a directory; use list_dir")
 	case !fi.Mode().IsRegular():

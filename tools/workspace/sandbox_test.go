@@ -88,22 +88,82 @@ func TestWriteInSandboxHoldsProtectedPaths(t *testing.T) {
 	}
 }
 
+// TestHiddenFileUnderAnotherName (F4): a sandbox.hide file in the workspace
+// stays refused when the agent asks for it by another name: after
+// run_command renames a directory above it (which the sandbox now
+// refuses), through a hard link, or under a directory renamed outside the
+// sandbox (the file tools compare device and inode too).
+func TestHiddenFileUnderAnotherName(t *testing.T) {
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hidden := filepath.Join(root, "conf", "prod.secret")
+	mkdir(t, filepath.Dir(hidden))
+	write(t, hidden, "HIDDEN-IN-WS-SECRET")
+	write(t, filepath.Join(root, "main.txt"), "hello")
+	bwrap, err := exec.LookPath("bwrap")
+	if err != nil {
+		t.Fatalf("bubblewrap is needed: %v", err)
+	}
+	sb, err := sandbox.New(sandbox.Options{Bwrap: bwrap, Workspace: root, Hide: []string{hidden},
+		Protect: sandbox.DefaultProtect, Env: []string{"PATH=" + DefaultPath, "HOME=/tmp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := connect(t, Options{Root: root, Sandbox: sb})
+	if got, isErr := call(t, c, ToolReadFile, map[string]any{"path": "conf/prod.secret"}); !isErr || strings.Contains(got, "HIDDEN") {
+		t.Fatalf("read_file of the hidden file: %q", got)
+	}
+	// What run_command does in workspace-write.
+	cmd, err := sb.Command(t.Context(), sandbox.WorkspaceWrite, root, []string{"/bin/sh", "-c", "mv conf conf2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Run()
+	cmd.Cleanup()
+	if got, _ := call(t, c, ToolReadFile, map[string]any{"path": "conf2/prod.secret"}); strings.Contains(got, "HIDDEN") {
+		t.Errorf("read_file conf2/prod.secret after mv conf conf2 returned the hidden file")
+		_ = os.Rename(filepath.Join(root, "conf2"), filepath.Join(root, "conf"))
+	}
+	if err := os.Link(hidden, filepath.Join(root, "hardlink")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(root, "conf"), filepath.Join(root, "conf3")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"hardlink", "conf3/prod.secret"} {
+		if got, _ := call(t, c, ToolReadFile, map[string]any{"path": p}); strings.Contains(got, "HIDDEN") {
+			t.Errorf("read_file %s returned the hidden file: %q", p, got)
+		}
+	}
+	if got, _ := call(t, c, ToolListDir, map[string]any{"path": "."}); strings.Contains(got, "hardlink") || !strings.Contains(got, "main.txt") {
+		t.Errorf("list_dir . = %q, want main.txt without the hard link", got)
+	}
+}
+
 // TestWriteFileCannotMakeRepository: where the workspace has no .git,
 // write_file cannot leave one: a .git file naming a git directory of the
 // agent's making, or a .git directory made through create_dirs (whose
 // commondir or config would run the agent's commands in the user's next
-// git status). What it created is removed, and the call says so.
+// git status). What it created is removed, and the call says so; a
+// protected path itself (.git/commondir) is refused before anything is
+// written.
 func TestWriteFileCannotMakeRepository(t *testing.T) {
 	root := t.TempDir()
 	c := connect(t, Options{Root: root})
-	for _, args := range []map[string]any{
-		{"path": ".git", "content": "gitdir: evil\n"},
-		{"path": ".git/commondir", "content": "../evil\n", "create_dirs": true},
-		{"path": ".git/objects/info/alternates", "content": "/tmp\n", "create_dirs": true},
+	for _, tc := range []struct {
+		args map[string]any
+		want string
+	}{
+		{map[string]any{"path": ".git", "content": "gitdir: evil\n"}, "toolgate removed"},
+		{map[string]any{"path": ".git/commondir", "content": "../evil\n", "create_dirs": true}, "is protected"},
+		{map[string]any{"path": ".git/objects/info/alternates", "content": "/tmp\n", "create_dirs": true}, "toolgate removed"},
 	} {
+		args := tc.args
 		text, isErr := call(t, c, ToolWriteFile, args)
-		if !isErr || !strings.Contains(text, "toolgate removed") {
-			t.Errorf("write_file %v: isError %v, %s", args, isErr, text)
+		if !isErr || !strings.Contains(text, tc.want) {
+			t.Errorf("write_file %v: isError %v, %s; want %q", args, isErr, text, tc.want)
 		}
 		if _, err := os.Lstat(filepath.Join(root, ".git")); err == nil {
 			t.Fatalf("write_file %v left a .git", args)

@@ -1,0 +1,231 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// GitControl are the paths of a git directory, relative to it, that decide
+// what git runs and where it reads that from: its config (aliases,
+// core.fsmonitor, core.pager, filters), the per-worktree config, commondir
+// (which moves config and hooks to another directory), the hooks, and the
+// attributes that pick filters. A write to any of them is code that runs
+// the next time the user runs git. A trailing "/" marks a directory.
+//
+// The sandbox holds them read-only in the workspace's .git and in every
+// submodule's git directory under it; the rule pack (package rules)
+// classifies the same names as persistence. Both read this list.
+var GitControl = []string{"config", "config.worktree", "commondir", "hooks/", "info/attributes"}
+
+// WorktreeControl are the paths of a linked worktree's git directory
+// (.git/worktrees/NAME) that decide where git reads config and hooks from:
+// commondir and the per-worktree config. Its other files are the
+// worktree's HEAD and index, which git must write.
+var WorktreeControl = []string{"commondir", "config.worktree"}
+
+// AgentSettings are the workspace paths that set what coding agents and
+// editors do unasked: permission and MCP server files, rules and tasks.
+// An agent that writes them grants itself permissions, or starts a server
+// the next time a client opens the project. A trailing "/" marks a
+// directory that is created empty when missing, so a mount can hold it;
+// without it, a missing path is watched and removed if a run creates it.
+//
+// The sandbox holds them read-only in the workspace root (DefaultProtect);
+// the rule pack (package rules) classifies the same names, anywhere in a
+// path, as agent policy. Both read this list, so they cannot drift apart.
+var AgentSettings = []string{
+	".claude/", ".cursor/", ".vscode/", ".idea/", ".toolgate/", ".mcp.json",
+	".codex", ".gemini", ".windsurf", ".continue", ".roo", ".amazonq", ".zed",
+	".cursorrules", ".windsurfrules", ".clinerules", ".aider.conf.yml",
+}
+
+func gitPaths(dir string, control []string) []string {
+	out := make([]string, 0, len(control))
+	for _, c := range control {
+		out = append(out, dir+"/"+c)
+	}
+	return out
+}
+
+// gitHooks are the names git runs from a hooks directory; they stand for
+// the directory when core.hooksPath names the workspace root itself.
+var gitHooks = []string{"applypatch-msg", "pre-applypatch", "post-applypatch", "pre-commit", "pre-merge-commit",
+	"prepare-commit-msg", "commit-msg", "post-commit", "pre-rebase", "post-checkout", "post-merge", "pre-push",
+	"pre-receive", "update", "proc-receive", "post-receive", "post-update", "reference-transaction",
+	"push-to-checkout", "pre-auto-gc", "post-rewrite", "sendemail-validate", "fsmonitor-watchman",
+	"p4-changelist", "p4-prepare-changelist", "p4-post-changelist", "p4-pre-submit", "post-index-change"}
+
+// maxGitDirWalk bounds the directories protectPaths visits under .git's
+// modules and worktrees: a run could fill them with empty directories.
+const maxGitDirWalk = 4096
+
+// errTooManyGitDirs stops a run whose .git/modules holds more directories
+// than protectPaths visits: a submodule it did not reach would be
+// unprotected, so the run does not start.
+var errTooManyGitDirs = errors.New("sandbox: .git/modules or .git/worktrees holds too many directories to protect them all")
+
+// protectPaths returns the workspace-relative paths to hold read-only (or
+// watch) in ws for one run, sorted: the Protect paths, and, when Protect
+// holds .git's control files (it does by default), the same files of every
+// submodule's and linked worktree's git directory under .git, and the
+// hooks directory the repository's core.hooksPath names.
+func (s *Sandbox) protectPaths(ws string) ([]string, error) {
+	out := slices.Clone(s.o.Protect)
+	if slices.Contains(s.o.Protect, ".git/config") && realDir(filepath.Join(ws, ".git")) {
+		more, err := gitControlPaths(ws)
+		if err != nil {
+			return nil, err
+		}
+		out = append(append(out, more...), hooksPathEntries(ws)...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// gitControlPaths returns the control files of the git directories under
+// ws/.git: each submodule's (.git/modules/NAME, nested ones too) and each
+// linked worktree's (.git/worktrees/NAME). Links are not followed.
+func gitControlPaths(ws string) ([]string, error) {
+	var out []string
+	walked := 0
+	var gitDir, names func(rel string) error
+	// A submodule's name may hold slashes (.git/modules/libs/x): the
+	// directories on the way to its git directory are names.
+	names = func(rel string) error {
+		if walked++; walked > maxGitDirWalk {
+			return errTooManyGitDirs
+		}
+		if isGitDir(filepath.Join(ws, rel)) {
+			return gitDir(rel)
+		}
+		for _, name := range subdirs(filepath.Join(ws, rel)) {
+			if err := names(filepath.Join(rel, name)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	gitDir = func(rel string) error {
+		if rel != ".git" {
+			out = append(out, gitPaths(rel, GitControl)...)
+		}
+		for _, name := range subdirs(filepath.Join(ws, rel, "modules")) {
+			if err := names(filepath.Join(rel, "modules", name)); err != nil {
+				return err
+			}
+		}
+		for _, name := range subdirs(filepath.Join(ws, rel, "worktrees")) {
+			out = append(out, gitPaths(filepath.Join(rel, "worktrees", name), WorktreeControl)...)
+		}
+		return nil
+	}
+	if err := gitDir(".git"); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// realDir reports whether p is a directory, not a link to one.
+func realDir(p string) bool {
+	fi, err := os.Lstat(p)
+	return err == nil && fi.IsDir()
+}
+
+// subdirs returns the names of the directories in dir (links left out),
+// none when dir is not itself a directory.
+func subdirs(dir string) []string {
+	if !realDir(dir) {
+		return nil
+	}
+	des, _ := os.ReadDir(dir)
+	var out []string
+	for _, de := range des {
+		if de.IsDir() {
+			out = append(out, de.Name())
+		}
+	}
+	return out
+}
+
+// isGitDir reports whether dir looks like a git directory (it has HEAD).
+func isGitDir(dir string) bool {
+	fi, err := os.Lstat(filepath.Join(dir, "HEAD"))
+	return err == nil && fi.Mode().IsRegular()
+}
+
+var gitExe = sync.OnceValue(func() string {
+	p, _ := exec.LookPath("git")
+	return p
+})
+
+// hooksPathEntries returns the protect entries for the hooks directory
+// the repository in ws runs its hooks from when core.hooksPath sets one
+// inside the workspace (husky and the like: ".husky", ".githooks"); nil
+// when it is unset, lies outside the workspace, or git is not installed.
+// The setting is read as the user's git reads it (system, global and
+// repository config, includes), by git itself: .git/config is held
+// read-only, so a run cannot move the hooks elsewhere.
+func hooksPathEntries(ws string) []string {
+	git := gitExe()
+	if git == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, git, "config", "--type=path", "--get", "core.hooksPath")
+	cmd.Dir = ws
+	cmd.Env = append(os.Environ(), "GIT_DIR="+filepath.Join(ws, ".git"))
+	out, err := cmd.Output()
+	if err != nil {
+		return nil // unset (exit 1), or git cannot read the config
+	}
+	dir := strings.TrimRight(string(out), "\r\n")
+	if dir == "" {
+		return nil
+	}
+	if !filepath.IsAbs(dir) {
+		// Relative to where hooks run: the top of the working tree.
+		dir = filepath.Join(ws, dir)
+	}
+	dir = filepath.Clean(dir)
+	if !Within(ws, dir) {
+		return nil
+	}
+	if dir == ws {
+		return slices.Clone(gitHooks)
+	}
+	rel, _ := filepath.Rel(ws, dir)
+	entries := []string{rel + "/"}
+	if filepath.Base(rel) == "_" && filepath.Dir(rel) != "." {
+		// husky 9: core.hooksPath is .husky/_, whose scripts run the
+		// user's hooks in .husky itself.
+		entries = append(entries, filepath.Dir(rel)+"/")
+	}
+	return entries
+}
+
+// hidePins returns the hidden paths that lie strictly inside ws and exist:
+// the directories between ws and each are pinned, so a run cannot rename
+// one and with it take the hidden path out from under its mask.
+func (s *Sandbox) hidePins(ws string) []string {
+	var out []string
+	for _, h := range s.o.Hide {
+		h = filepath.Clean(h)
+		if h == ws || !Within(ws, h) {
+			continue
+		}
+		if _, err := os.Lstat(h); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		out = append(out, h)
+	}
+	return out
+}
