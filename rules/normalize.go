@@ -205,7 +205,7 @@ func (n *normCall) argPaths(args map[string]any, c *toolgate.Call, ws Workspace,
 					n.addURL(s)
 					continue
 				}
-				for _, r := range pathReadings(s) {
+				for _, r := range pathReadings(s, ws) {
 					p := resolvePath(r, n.cwd, ws)
 					n.addPath(p)
 					switch {

@@ -32,13 +32,33 @@ func (n *normCall) fileResource(c *toolgate.Call, ws Workspace) bool {
 		return false
 	}
 	uri, _ := c.Args["uri"].(string)
-	var why []string
-	s := dropTabsAndNewlines.Replace(strings.TrimFunc(uri, func(r rune) bool { return r <= ' ' }))
-	if scheme, _, ok := strings.Cut(s, ":"); !ok || !strings.EqualFold(scheme, "file") {
+	paths, why, ok := fileURLReadings(uri, ws)
+	if !ok {
 		return false
 	}
 	n.resFile = true
-	defer func() { n.resUnchecked = strings.Join(why, "; ") }()
+	for _, p := range paths {
+		n.readPath(p)
+	}
+	n.resUnchecked = strings.Join(why, "; ")
+	return true
+}
+
+// fileURLReadings reads uri as upstreams may read a file: URI: paths are
+// the paths, absolute and clean, that one reader or another takes it to
+// name (the one net/url gives first), and why says what makes readers
+// differ (nothing: every reader reads the one path). ok is false when uri
+// does not have the file scheme.
+func fileURLReadings(uri string, ws Workspace) (paths, why []string, ok bool) {
+	add := func(p string) {
+		if !slices.Contains(paths, p) {
+			paths = append(paths, p)
+		}
+	}
+	s := dropTabsAndNewlines.Replace(strings.TrimFunc(uri, func(r rune) bool { return r <= ' ' }))
+	if !isFileURL(s) {
+		return nil, nil, false
+	}
 	if s != uri {
 		why = append(why, "it has spaces or control characters, which URL parsers drop")
 	}
@@ -55,7 +75,7 @@ func (n *normCall) fileResource(c *toolgate.Call, ws Workspace) bool {
 			err = inner
 		}
 		why = append(why, fmt.Sprintf("it is not a valid URI (%v)", err))
-		return true
+		return paths, why, true
 	}
 	if u.Opaque != "" {
 		// file:x/y: a WHATWG parser reads /x/y, a naive reader x/y
@@ -65,9 +85,9 @@ func (n *normCall) fileResource(c *toolgate.Call, ws Workspace) bool {
 		if err != nil {
 			op = u.Opaque
 		}
-		n.readPath(path.Clean("/" + op))
-		n.readPath(resolvePath(op, ws.root(), ws))
-		return true
+		add(path.Clean("/" + op))
+		add(resolvePath(op, ws.root(), ws))
+		return paths, why, true
 	}
 	if u.User != nil {
 		why = append(why, "it has user information")
@@ -78,13 +98,13 @@ func (n *normCall) fileResource(c *toolgate.Call, ws Workspace) bool {
 	p := u.Path
 	if p == "" {
 		why = append(why, "it names no path")
-		return true
+		return paths, why, true
 	}
-	n.readPath(path.Clean(p))
+	add(path.Clean(p))
 	if strings.ContainsFunc(p, func(r rune) bool { return r < ' ' || r == 0x7f }) {
 		why = append(why, "its path has control characters")
 		if i := strings.IndexByte(p, 0); i >= 0 {
-			n.readPath(path.Clean(p[:i]))
+			add(path.Clean(p[:i]))
 		}
 	}
 	if !utf8.ValidString(p) {
@@ -93,10 +113,10 @@ func (n *normCall) fileResource(c *toolgate.Call, ws Workspace) bool {
 	if strings.Contains(p, "%") {
 		why = append(why, `its path is still percent-encoded once decoded ("%"), which a reader that decodes twice reads differently`)
 		if q, err := url.PathUnescape(p); err == nil {
-			n.readPath(path.Clean(q))
+			add(path.Clean(q))
 		}
 	}
-	return true
+	return paths, why, true
 }
 
 // dropTabsAndNewlines removes what a WHATWG URL parser removes anywhere
@@ -116,28 +136,10 @@ func isFileURL(s string) bool {
 }
 
 // pathReadings are the paths a tool's path argument s may name: s as
-// written, and for a file: URL also the path after "file://", that path
-// cut at a query or fragment, and the path net/url decodes. Upstreams read
-// a file URL their own ways (see fileResource); the call touches every
-// reading, so a secret among them makes it secret.
-func pathReadings(s string) []string {
-	out := []string{s}
-	if !isFileURL(s) {
-		return out
-	}
-	add := func(p string) {
-		if p != "" && !slices.Contains(out, p) {
-			out = append(out, p)
-		}
-	}
-	_, rest, _ := strings.Cut(s, ":")
-	raw := strings.TrimPrefix(rest, "//")
-	add(raw)
-	if i := strings.IndexAny(raw, "?#"); i >= 0 {
-		add(raw[:i])
-	}
-	if u, err := url.Parse("file:" + rest); err == nil && u.Opaque == "" {
-		add(u.Path)
-	}
-	return out
+// written, and for a file: URL every path a reader may take it to name
+// (fileURLReadings); the call touches every reading, so a secret among
+// them makes it secret.
+func pathReadings(s string, ws Workspace) []string {
+	paths, _, _ := fileURLReadings(s, ws)
+	return append([]string{s}, paths...)
 }

@@ -282,21 +282,35 @@ func FuzzFileResource(f *testing.F) {
 }
 
 // TestPathReadings: a file: URL in a tool's path argument names every
-// path an upstream may read for it; anything else names itself.
+// path an upstream may read for it, itself included; anything else names
+// itself.
 func TestPathReadings(t *testing.T) {
+	ws := Workspace{Root: "/h/proj", Home: "/h"}
 	for _, tc := range []struct {
 		in   string
 		want []string
 	}{
 		{"src/main.go", []string{"src/main.go"}},
 		{"https://example.com/a", []string{"https://example.com/a"}},
-		{"file:///h/.netrc?x", []string{"file:///h/.netrc?x", "/h/.netrc?x", "/h/.netrc"}},
-		{"FILE:///h/%2Essh/id_rsa", []string{"FILE:///h/%2Essh/id_rsa", "/h/%2Essh/id_rsa", "/h/.ssh/id_rsa"}},
-		{"file:///h/proj/.env#", []string{"file:///h/proj/.env#", "/h/proj/.env#", "/h/proj/.env"}},
-		{"file:notes.txt", []string{"file:notes.txt", "notes.txt"}},
+		{"file:///h/.netrc?x", []string{"file:///h/.netrc?x", "/h/.netrc"}},
+		{"FILE:///h/%2Essh/id_rsa", []string{"FILE:///h/%2Essh/id_rsa", "/h/.ssh/id_rsa"}},
+		{"file:///h/proj/.env#", []string{"file:///h/proj/.env#", "/h/proj/.env"}},
+		{"file:etc/shadow", []string{"file:etc/shadow", "/etc/shadow", "/h/proj/etc/shadow"}},
+		{"file:///h/.ne\ttrc", []string{"/h/.netrc"}},
+		{`file:///h/proj/..\..\.netrc`, []string{"/.netrc"}},
+		{"file:///h/%252Essh/config", []string{"/h/.ssh/config"}},
 	} {
-		if got := pathReadings(tc.in); !slices.Equal(got, tc.want) {
-			t.Errorf("pathReadings(%q) = %q, want %q", tc.in, got, tc.want)
+		got := pathReadings(tc.in, ws)
+		if got[0] != tc.in {
+			t.Errorf("pathReadings(%q) = %q: does not start with the argument", tc.in, got)
+		}
+		for _, w := range tc.want {
+			if !slices.Contains(got, w) {
+				t.Errorf("pathReadings(%q) = %q: lacks %q", tc.in, got, w)
+			}
+		}
+		if !isFileURL(tc.in) && len(got) != 1 {
+			t.Errorf("pathReadings(%q) = %q, want the argument alone", tc.in, got)
 		}
 	}
 }
