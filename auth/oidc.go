@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,6 +33,11 @@ type OIDCOptions struct {
 	// Audience must be among the token's "aud" values. Required: a token
 	// minted for another service is not a credential for toolgate.
 	Audience string
+	// NotAudience, when set, must not be among them: a token minted for
+	// both (an identity provider may list every client a user holds roles
+	// in) opens neither side of a split such as toolgate's /mcp and its
+	// web UI.
+	NotAudience string
 	// UserClaim names the claim that is the principal's user; "" means
 	// DefaultUserClaim. It must be a non-empty string in every token.
 	UserClaim string
@@ -103,6 +109,9 @@ func (a *OIDC) Authenticate(ctx context.Context, raw string) (toolgate.Principal
 	tok, err := a.v.Verify(ctx, raw)
 	if err != nil {
 		return toolgate.Principal{}, fmt.Errorf("auth: oidc: %w", err)
+	}
+	if a.o.NotAudience != "" && slices.Contains(tok.Audience, a.o.NotAudience) {
+		return toolgate.Principal{}, fmt.Errorf("auth: oidc: the token is also for %q, which this credential must not open", a.o.NotAudience)
 	}
 	var claims map[string]any
 	if err := tok.Claims(&claims); err != nil {

@@ -61,7 +61,7 @@ func uiSignIn(t *testing.T, base, cred string) (c *http.Client, csrf string, ok 
 // cannot sign in to the UI and approve its own review, while the
 // reviewers' own credentials (the reviewers' shared token, a review token,
 // an OIDC token for the review audience) sign in and answer, and open
-// nothing at /mcp. A reviewer token equal to the agents' token is refused
+// nothing at /mcp; an OIDC token for both audiences opens neither. A reviewer token equal to the agents' token is refused
 // at start.
 func TestUIRefusesAgentCredentials(t *testing.T) {
 	dir := t.TempDir()
@@ -152,6 +152,18 @@ review: {channels: [web], timeout: 60s}
 			}
 		}
 
+	}
+
+	// An identity provider may list every client a user holds roles in: a
+	// token for both audiences opens neither side.
+	claims := oidctest.Claims(iss.URL, "toolgate", "dave", time.Hour)
+	claims["aud"] = []string{"toolgate", "toolgate-review"}
+	both := iss.Sign(t, claims)
+	if code := mcpInitStatus(t, base, both); code != http.StatusUnauthorized {
+		t.Errorf("an oidc token for both audiences at /mcp: %d, want 401", code)
+	}
+	if _, _, ok := uiSignIn(t, base, both); ok {
+		t.Error("an oidc token for both audiences signed in to the web UI")
 	}
 
 	t.Run("the reviewer token must not be the agents'", func(t *testing.T) {

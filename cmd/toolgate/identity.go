@@ -22,17 +22,18 @@ import (
 // http.oidc.audience; an empty chain means it asks for no credential. The
 // web UI accepts the reviewers' shared token, review tokens from st and
 // OIDC access tokens for http.oidc.review_audience. No credential opens
-// both: agents hold theirs, and must not answer reviews with them.
+// both (an OIDC token for both audiences opens neither): agents hold
+// theirs, and must not answer reviews with them.
 func buildAuth(ctx context.Context, h config.HTTP, shared, scope string, st *audit.Store) (auth.Chain, error) {
 	var c auth.Chain
-	user, audience := h.SharedUser, ""
+	user, audience, other := h.SharedUser, "", ""
 	if h.OIDC != nil {
-		audience = h.OIDC.Audience
+		audience, other = h.OIDC.Audience, h.OIDC.ReviewAudience
 	}
 	if scope == audit.ScopeReview {
-		user, audience = cmp.Or(h.ReviewerUser, "reviewer"), ""
+		user, audience, other = cmp.Or(h.ReviewerUser, "reviewer"), "", ""
 		if h.OIDC != nil {
-			audience = h.OIDC.ReviewAudience
+			audience, other = h.OIDC.ReviewAudience, h.OIDC.Audience
 		}
 	}
 	if shared != "" {
@@ -42,7 +43,7 @@ func buildAuth(ctx context.Context, h config.HTTP, shared, scope string, st *aud
 		c.Tokens, c.TokenPrefix = st.TokenAuth(scope), audit.TokenPrefix
 	}
 	if o := h.OIDC; o != nil && audience != "" {
-		v, err := auth.NewOIDC(ctx, auth.OIDCOptions{Issuer: o.Issuer, Audience: audience, UserClaim: o.UserClaim, GroupsClaim: o.GroupsClaim})
+		v, err := auth.NewOIDC(ctx, auth.OIDCOptions{Issuer: o.Issuer, Audience: audience, NotAudience: other, UserClaim: o.UserClaim, GroupsClaim: o.GroupsClaim})
 		if err != nil {
 			return c, fmt.Errorf("http.oidc: %w", err)
 		}
