@@ -183,10 +183,15 @@ func (s *Store) issueGrant(ctx context.Context, id, scope string, ttl time.Durat
 }
 
 // UseGrant looks for an active grant covering call c (decided d, recorded
-// pending by Begin): same server, tool, rules version and session, and the
-// same arguments for a once grant. Found, it counts the use, chains it, and
-// returns the verdict that runs the call ("approved by X via grant G of
-// review R"); ok is false when no grant covers the call.
+// pending by Begin): same server, tool, rules version and session, the
+// same arguments for a once grant, and issued by the review of a call the
+// same rule decided, to run in the same sandbox. The reviewer approved
+// the call under that rule's review policy (its approvals, its channels)
+// and profile: a retry another rule decides (the agent stated another
+// confidence, another model) is reviewed afresh. Found, it counts the
+// use, chains it, and returns the verdict that runs the call ("approved
+// by X via grant G of review R"); ok is false when no grant covers the
+// call.
 func (s *Store) UseGrant(ctx context.Context, c toolgate.Call, d toolgate.Decision) (v toolgate.Verdict, ok bool, err error) {
 	at := utc(s.o.Now())
 	err = s.write(ctx, func(w *wtx) error {
@@ -199,16 +204,9 @@ func (s *Store) UseGrant(ctx context.Context, c toolgate.Call, d toolgate.Decisi
 		if err != nil {
 			return err
 		}
-		row := w.s.conn.QueryRowContext(w.ctx, `SELECT `+grantCols+` FROM grants
-			WHERE server = ? AND tool = ? AND session = ? AND rules_version = ? AND (args_hash = '' OR args_hash = ?)
-			AND revoked_at IS NULL AND expires_at > ? AND (max_uses = 0 OR uses < max_uses)
-			ORDER BY created_at LIMIT 1`, r.Server, r.Tool, r.Session, d.Version, mac, at.UnixNano())
-		g, err := scanGrant(row)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("audit: find grant: %w", err)
+		g, err := w.grantFor(r, d, mac, at)
+		if err != nil || g == nil {
+			return err
 		}
 		if _, err := w.s.conn.ExecContext(w.ctx, `UPDATE grants SET uses = uses + 1 WHERE id = ?`, g.ID); err != nil {
 			return fmt.Errorf("audit: use grant: %w", err)
@@ -220,6 +218,41 @@ func (s *Store) UseGrant(ctx context.Context, c toolgate.Call, d toolgate.Decisi
 		return w.appendGrantEvent(kindGrantUse, c.ID, r.Status, at, g)
 	})
 	return v, ok, err
+}
+
+// grantFor is the oldest active grant covering call r decided d (see
+// UseGrant), nil when none does.
+func (w *wtx) grantFor(r *Record, d toolgate.Decision, mac string, at time.Time) (*Grant, error) {
+	rows, err := w.s.conn.QueryContext(w.ctx, `SELECT `+grantCols+` FROM grants
+		WHERE server = ? AND tool = ? AND session = ? AND rules_version = ? AND (args_hash = '' OR args_hash = ?)
+		AND revoked_at IS NULL AND expires_at > ? AND (max_uses = 0 OR uses < max_uses)
+		ORDER BY created_at`, r.Server, r.Tool, r.Session, d.Version, mac, at.UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("audit: find grant: %w", err)
+	}
+	var gs []*Grant
+	for rows.Next() {
+		g, err := scanGrant(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("audit: find grant: %w", err)
+		}
+		gs = append(gs, g)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("audit: find grant: %w", err)
+	}
+	for _, g := range gs {
+		rv, err := w.s.getOn(w.ctx, w.s.conn, g.ReviewID)
+		if err != nil {
+			return nil, err
+		}
+		if rv.Rule == d.Rule && rv.Sandbox == d.Sandbox {
+			return g, nil
+		}
+	}
+	return nil, nil
 }
 
 // Grants lists grants, newest first; all includes expired, used up and

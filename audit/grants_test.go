@@ -210,3 +210,43 @@ func TestGrantBindsSecrets(t *testing.T) {
 		t.Fatal("the grant did not run the approved call")
 	}
 }
+
+// TestGrantBindsTheDecision: an approval covers a retry only where the
+// same rule decided it, to run in the same sandbox. The agent can change
+// what decides its call (the confidence it states, the model it names),
+// and a retry another rule decides (another sandbox, another review
+// policy) is reviewed afresh, as is a retry attaching to a pending review
+// of another rule's.
+func TestGrantBindsTheDecision(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "audit.db"), Options{})
+	ruleA := testDecision(toolgate.Review)
+	ruleA.Rule, ruleA.Sandbox = "confident-review", "read-only"
+	ruleB := ruleA
+	ruleB.Rule, ruleB.Sandbox = "unsure-two-approvals", "workspace-write"
+	begin := func(id string, d toolgate.Decision) {
+		t.Helper()
+		if err := s.Begin(ctx, testCall(id, 0), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	begin("01B0", ruleA)
+	begin("01B1", ruleB)
+	if id, ok, err := s.PendingFor(ctx, testCall("01B1", 0), ruleB); ok || err != nil {
+		t.Fatalf("a call another rule decided attaches to pending review %s: %v %v", id, ok, err)
+	}
+	if ok, err := s.SubmitVerdict(ctx, "01B0", toolgate.Verdict{Approved: true, Reviewer: "alice", Channel: "slack"}); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if _, err := s.IssueGrant(ctx, "01B0", ScopeOnce, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	begin("01B2", ruleB)
+	if _, ok, err := s.UseGrant(ctx, testCall("01B2", 0), ruleB); ok || err != nil {
+		t.Fatalf("a retry decided by another rule, to run in another sandbox, used the grant: %v %v", ok, err)
+	}
+	begin("01B3", ruleA)
+	if _, ok, err := s.UseGrant(ctx, testCall("01B3", 0), ruleA); !ok || err != nil {
+		t.Fatalf("the retry decided by the same rule: %v %v", ok, err)
+	}
+}

@@ -25,7 +25,7 @@ func (s *Store) PendingFor(ctx context.Context, c toolgate.Call, d toolgate.Deci
 	err = s.rdb.QueryRowContext(ctx, `SELECT p.id FROM calls p JOIN calls c ON c.id = ?
 		WHERE p.status = 'pending' AND p.id != c.id AND p.args_mac != '' AND p.args_mac = c.args_mac
 		AND p.server_ref = c.server_ref AND p.tool_ref = c.tool_ref AND p.session_ref = c.session_ref
-		AND p.rules_version_ref = `+nameRef+`
+		AND p.rule_ref = c.rule_ref AND p.rules_version_ref = `+nameRef+`
 		ORDER BY p.received_at, p.seq LIMIT 1`, c.ID, d.Version).Scan(&reviewID)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
