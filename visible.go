@@ -17,7 +17,9 @@ import (
 // ("\u009b"), bidi controls ("\u202e", "\u2066", "\u200f", "\u061c"),
 // other invisible format characters (zero-width ones, tag characters,
 // "\ufeff"), separators other than ASCII space, and unassigned and
-// private-use code points: everything unicode.IsPrint refuses. Each byte
+// private-use code points: everything unicode.IsPrint refuses; and what
+// it accepts but shows as nothing or a blank (Shown), such as the
+// Hangul fillers, the braille blank and variation selectors. Each byte
 // of invalid UTF-8 becomes "\xNN". Printable text, backslashes and
 // quotes included, is unchanged, so Visible(Visible(s)) == Visible(s).
 //
@@ -29,7 +31,7 @@ import (
 // output needs no such care, since encoding/json escapes controls and
 // readers of JSON decode it.
 func Visible(s string) string {
-	i := strings.IndexFunc(s, func(r rune) bool { return r == utf8.RuneError || !unicode.IsPrint(r) })
+	i := strings.IndexFunc(s, func(r rune) bool { return r == utf8.RuneError || !Shown(r) })
 	if i < 0 {
 		return s
 	}
@@ -41,13 +43,23 @@ func Visible(s string) string {
 		switch {
 		case r == utf8.RuneError && n == 1:
 			fmt.Fprintf(&b, `\x%02x`, s[0])
-		case unicode.IsPrint(r):
+		case Shown(r):
 			b.WriteString(s[:n])
 		default:
-			q := strconv.QuoteRune(r) // '\x1b', '\n', '\u202e', '\U000e0041'
+			q := strconv.QuoteRuneToASCII(r) // '\x1b', '\n', '\u202e', '\U000e0041'
 			b.WriteString(q[1 : len(q)-1])
 		}
 		s = s[n:]
 	}
 	return b.String()
+}
+
+// Shown reports whether a terminal or a page shows r as a glyph of its
+// own: printable, and not one of the runes Unicode says to render as
+// nothing (default-ignorable: the Hangul fillers U+115F, U+1160, U+3164,
+// U+FFA0, the combining grapheme joiner) or a variation selector, nor the
+// braille blank U+2800, which shows as a space that is not one.
+func Shown(r rune) bool {
+	return unicode.IsPrint(r) && r != 0x2800 &&
+		!unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r) && !unicode.Is(unicode.Variation_Selector, r)
 }

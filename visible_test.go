@@ -4,7 +4,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -29,6 +28,8 @@ func TestVisible(t *testing.T) {
 		{"rm\u200b-rf\ufeff\u2060\u00ad", `rm\u200b-rf\ufeff\u2060\u00ad`},
 		{"tag\U000E0041\U000E007F", `tag\U000e0041\U000e007f`},
 		{"nbsp\u00a0ls\u2028ps\u2029", `nbsp\u00a0ls\u2028ps\u2029`},
+		// Runes a terminal shows as nothing or a blank that is not a space.
+		{"a\u3164b\u115f\u1160\uffa0\u2800\u034f\ufe0f", `a\u3164b\u115f\u1160\uffa0\u2800\u034f\ufe0f`},
 		// Private use and unassigned code points.
 		{"\ue000\U0010FFFD", `\ue000\U0010fffd`},
 		// Invalid UTF-8: each bad byte, by value.
@@ -59,11 +60,11 @@ func FuzzVisible(f *testing.F) {
 			t.Fatalf("Visible(%q) = %q: invalid UTF-8", s, got)
 		}
 		for _, r := range got {
-			if !unicode.IsPrint(r) {
+			if !Shown(r) {
 				t.Fatalf("Visible(%q) = %q: holds %U", s, got, r)
 			}
 		}
-		if utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) && got != s {
+		if utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return !Shown(r) }) && got != s {
 			t.Fatalf("Visible(%q) = %q: printable text changed", s, got)
 		}
 		if again := Visible(got); again != got {

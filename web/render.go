@@ -6,7 +6,6 @@ import (
 	"html/template"
 	"net/http"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/toolgate/toolgate"
@@ -103,7 +102,7 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, page string, v 
 func writeHTML(w http.ResponseWriter, page []byte) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	hidden := func(r rune) bool {
-		return r != '\n' && r != '\t' && r != '\r' && (r == utf8.RuneError || !unicode.IsPrint(r))
+		return r != '\n' && r != '\t' && r != '\r' && (r == utf8.RuneError || !toolgate.Shown(r))
 	}
 	if bytes.IndexFunc(page, hidden) < 0 {
 		_, _ = w.Write(page)

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/toolgate/toolgate"
@@ -38,7 +37,7 @@ func terminalSafe(t *testing.T, what, out string) {
 		t.Errorf("%s: output is not valid UTF-8:\n%q", what, out)
 	}
 	for _, r := range out {
-		if r != '\n' && !unicode.IsPrint(r) {
+		if r != '\n' && !toolgate.Shown(r) {
 			t.Errorf("%s: output holds %U, which a terminal acts on or hides:\n%q", what, r, out)
 			return
 		}
