@@ -86,7 +86,8 @@ type Call struct {
 	// Time is when toolgate received the call; rules see it as `now`.
 	Time time.Time `json:"time"`
 	// Meta is the request's _meta to pass upstream (progressToken and
-	// reserved keys removed, see tools.StripMeta). Not recorded.
+	// reserved keys removed, see tools.StripMeta). Not recorded; a grant
+	// binds it with the arguments.
 	Meta map[string]any `json:"-"`
 }
 

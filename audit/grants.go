@@ -316,20 +316,29 @@ func (s *Store) RevokeGrant(ctx context.Context, id, by string) error {
 }
 
 // argsMAC binds grants to the arguments as the agent sent them, secrets
-// included: an HMAC-SHA256, keyed by a key this Store drew at Open, of
-// their JSON (map keys sorted, so equal arguments give equal bytes). The
-// stored args_hash will not do: it is of the redacted arguments, under
-// which an approval of one token would cover another. A keyed MAC, unlike
-// a plain hash, gives no way to test guesses of a secret against the log.
-// The key lives only in this process, as does the session a grant is
-// bound to.
-func (s *Store) argsMAC(args map[string]any) (string, error) {
+// included, and to the _meta passed upstream with them (an upstream may act
+// on its own _meta keys, and an approval covers what the upstream gets):
+// an HMAC-SHA256, keyed by a key this Store drew at Open, of their JSON
+// (map keys sorted, so equal arguments give equal bytes). The stored
+// args_hash will not do: it is of the redacted arguments, under which an
+// approval of one token would cover another. A keyed MAC, unlike a plain
+// hash, gives no way to test guesses of a secret against the log. The key
+// lives only in this process, as does the session a grant is bound to.
+func (s *Store) argsMAC(args, meta map[string]any) (string, error) {
 	b, err := json.Marshal(args)
 	if err != nil {
 		return "", fmt.Errorf("audit: encode arguments: %w", err)
 	}
 	m := hmac.New(sha256.New, s.macKey[:])
 	m.Write(b)
+	if len(meta) > 0 {
+		mb, err := json.Marshal(meta)
+		if err != nil {
+			return "", fmt.Errorf("audit: encode _meta: %w", err)
+		}
+		m.Write([]byte{0})
+		m.Write(mb)
+	}
 	return hex.EncodeToString(m.Sum(nil)), nil
 }
 

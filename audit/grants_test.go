@@ -250,3 +250,45 @@ func TestGrantBindsTheDecision(t *testing.T) {
 		t.Fatalf("the retry decided by the same rule: %v %v", ok, err)
 	}
 }
+
+// TestGrantBindsMeta: the _meta passed upstream is part of what an
+// approval covers: a retry with other _meta (an upstream may act on its
+// own keys, say dry_run) is not covered and does not attach to the
+// pending review.
+func TestGrantBindsMeta(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "audit.db"), Options{})
+	d := testDecision(toolgate.Review)
+	call := func(id string, meta map[string]any) toolgate.Call {
+		c := testCall(id, 0)
+		c.Meta = meta
+		return c
+	}
+	dry, wet := map[string]any{"dry_run": true}, map[string]any{"dry_run": false, "target": "prod"}
+	for _, c := range []toolgate.Call{call("01M0", dry), call("01M1", wet)} {
+		if err := s.Begin(ctx, c, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if id, ok, err := s.PendingFor(ctx, call("01M1", wet), d); ok || err != nil {
+		t.Fatalf("a call with other _meta attaches to pending review %s: %v %v", id, ok, err)
+	}
+	if ok, err := s.SubmitVerdict(ctx, "01M0", toolgate.Verdict{Approved: true, Reviewer: "alice", Channel: "slack"}); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if _, err := s.IssueGrant(ctx, "01M0", ScopeOnce, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		id   string
+		meta map[string]any
+		ok   bool
+	}{{"01M2", wet, false}, {"01M3", nil, false}, {"01M4", dry, true}} {
+		if err := s.Begin(ctx, call(c.id, c.meta), d); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := s.UseGrant(ctx, call(c.id, c.meta), d); ok != c.ok || err != nil {
+			t.Errorf("retry with _meta %v: covered %v (%v), want %v", c.meta, ok, err, c.ok)
+		}
+	}
+}

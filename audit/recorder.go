@@ -83,7 +83,7 @@ func (s *Store) newEntry(c toolgate.Call, d toolgate.Decision) (*entryRow, error
 	r, err := s.encodeEntry(e, initialStatus(d.Action), now.UnixNano())
 	if r != nil && d.Action == toolgate.Review {
 		r.policy = d.Review
-		if r.argsMAC, err = s.argsMAC(c.Args); err != nil {
+		if r.argsMAC, err = s.argsMAC(c.Args, c.Meta); err != nil {
 			return nil, err
 		}
 	}
