@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -84,7 +85,11 @@ func (s *Sandbox) protectPaths(ws string) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(append(out, more...), hooksPathEntries(ws)...)
+		hooks, err := hooksPathEntries(ws)
+		if err != nil {
+			return nil, err
+		}
+		out = append(append(out, more...), hooks...)
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
@@ -168,28 +173,39 @@ var gitExe = sync.OnceValue(func() string {
 
 // hooksPathEntries returns the protect entries for the hooks directory
 // the repository in ws runs its hooks from when core.hooksPath sets one
-// inside the workspace (husky and the like: ".husky", ".githooks"); nil
+// inside the workspace (husky and the like: ".husky", ".githooks"); none
 // when it is unset, lies outside the workspace, or git is not installed.
 // The setting is read as the user's git reads it (system, global and
 // repository config, includes), by git itself: .git/config is held
-// read-only, so a run cannot move the hooks elsewhere.
-func hooksPathEntries(ws string) []string {
+// read-only, so a run cannot move the hooks elsewhere. A config git cannot
+// read is an error: the run would go unprotected. git gets only what
+// locates the user's config in its environment, none of toolgate's.
+func hooksPathEntries(ws string) ([]string, error) {
 	git := gitExe()
 	if git == "" {
-		return nil
+		return nil, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, git, "config", "--type=path", "--get", "core.hooksPath")
 	cmd.Dir = ws
-	cmd.Env = append(os.Environ(), "GIT_DIR="+filepath.Join(ws, ".git"))
+	cmd.Env = []string{"GIT_DIR=" + filepath.Join(ws, ".git")}
+	for _, k := range []string{"PATH", "HOME", "XDG_CONFIG_HOME", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM", "GIT_CONFIG_NOSYSTEM"} {
+		if v, ok := os.LookupEnv(k); ok {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
 	out, err := cmd.Output()
-	if err != nil {
-		return nil // unset (exit 1), or git cannot read the config
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit) && exit.ExitCode() == 1:
+		return nil, nil // unset
+	case err != nil:
+		return nil, fmt.Errorf("sandbox: reading core.hooksPath of %s: %w", ws, err)
 	}
 	dir := strings.TrimRight(string(out), "\r\n")
 	if dir == "" {
-		return nil
+		return nil, nil
 	}
 	if !filepath.IsAbs(dir) {
 		// Relative to where hooks run: the top of the working tree.
@@ -197,10 +213,10 @@ func hooksPathEntries(ws string) []string {
 	}
 	dir = filepath.Clean(dir)
 	if !Within(ws, dir) {
-		return nil
+		return nil, nil
 	}
 	if dir == ws {
-		return slices.Clone(gitHooks)
+		return slices.Clone(gitHooks), nil
 	}
 	rel, _ := filepath.Rel(ws, dir)
 	entries := []string{rel + "/"}
@@ -209,7 +225,7 @@ func hooksPathEntries(ws string) []string {
 		// user's hooks in .husky itself.
 		entries = append(entries, filepath.Dir(rel)+"/")
 	}
-	return entries
+	return entries, nil
 }
 
 // hidePins returns the hidden paths that lie strictly inside ws and exist:

@@ -251,3 +251,17 @@ func TestProtectedLeavesOrdinaryPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestUnreadableGitConfigRefusesRun: when git cannot read the repository's
+// config, toolgate cannot tell where its hooks live, so a writable run
+// does not start rather than run with the hooks unprotected.
+func TestUnreadableGitConfigRefusesRun(t *testing.T) {
+	f := repoFixture(t)
+	if err := os.WriteFile(filepath.Join(f.ws, ".git", "config"), []byte("[core\nhooksPath = .husky\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.sb.Command(t.Context(), WorkspaceWrite, f.ws, []string{"/bin/true"})
+	if err == nil || !strings.Contains(err.Error(), "core.hooksPath") {
+		t.Fatalf("a run with an unreadable git config: %v, want it refused naming core.hooksPath", err)
+	}
+}
