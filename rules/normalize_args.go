@@ -110,8 +110,8 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 			}
 			continue
 		}
-		if isURL(a) {
-			n.addURL(a)
+		if isURL(a) || isFileURL(a) {
+			sa.urlWord(a)
 			continue
 		}
 		if strings.HasPrefix(a, "-") && len(a) > 1 || prog == "find" && (a == "(" || a == "!" || a == ")") {
@@ -282,8 +282,8 @@ func (sa *shellAnalysis) wordPath(w, cwd string) string {
 	if w == "" || strings.ContainsRune(w, '\n') || w == "-" || w == "--" || w == "{}" {
 		return ""
 	}
-	if isURL(w) {
-		sa.n.addURL(w)
+	if isURL(w) || isFileURL(w) {
+		sa.urlWord(w)
 		return ""
 	}
 	if i := strings.Index(w, "=@"); i >= 0 {
@@ -292,8 +292,8 @@ func (sa *shellAnalysis) wordPath(w, cwd string) string {
 		w = w[1:]
 	} else if i := strings.IndexByte(w, '='); i > 0 && !strings.ContainsAny(w[:i], "/ ") {
 		v := w[i+1:]
-		if isURL(v) {
-			sa.n.addURL(v)
+		if isURL(v) || isFileURL(v) {
+			sa.urlWord(v)
 			return ""
 		}
 		if strings.ContainsAny(v, "/~") || strings.HasPrefix(v, ".") {
@@ -306,6 +306,26 @@ func (sa *shellAnalysis) wordPath(w, cwd string) string {
 	p := resolvePath(w, cwd, sa.ws)
 	sa.n.addPath(p)
 	return p
+}
+
+// urlWord records the URL a command word names. A file: URL (scheme in
+// any case, any host) names no host: it is a path the command reads, every
+// path a reader may take it to name (fileURLReadings), as a tool's path
+// argument is, so curl file:///home/u/.ssh/id_rsa reads a secret store.
+func (sa *shellAnalysis) urlWord(w string) {
+	paths, _, ok := fileURLReadings(w, sa.ws)
+	if !ok {
+		sa.n.addURL(w)
+		return
+	}
+	if len(paths) == 0 {
+		// No path to read (file://host alone, an invalid URI): what the
+		// program reads is not known.
+		sa.n.addComputed(w)
+	}
+	for _, p := range paths {
+		sa.n.readPath(p)
+	}
 }
 
 var (
