@@ -53,6 +53,9 @@ func (sa *shellAnalysis) line(s, cwd string, depth int) error {
 	for i := 0; i < len(toks); i++ {
 		t := toks[i]
 		nested = append(nested, t.nested...)
+		if t.computed {
+			sa.n.addComputed(t.text)
+		}
 		switch {
 		case t.op:
 			if err := flush(); err != nil {
