@@ -93,8 +93,22 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 	shortOut := shortOutputOpts[prog]
 	codeOpts := interpreters[prog]
 	hostDone := false
+	valueNext := false // the word is an option's value: a path maybe, not a host
+	if prog == "env" || prog == "export" || prog == "declare" || prog == "typeset" {
+		for _, a := range cmd[1:] {
+			if isAssignment(a) {
+				name, val, _ := strings.Cut(a, "=")
+				sa.envAssign(name, val)
+			}
+		}
+	}
 	for i := 1; i < len(cmd); i++ {
 		a := cmd[i]
+		if valueNext {
+			valueNext = false
+			sa.wordPath(a, cwd)
+			continue
+		}
 		if writeNext {
 			writeNext = false
 			if p := sa.wordPath(a, cwd); p != "" {
@@ -120,6 +134,16 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 				findExpr = true
 			}
 			sa.escapeOpt(prog, name, val, hasVal, cmd[i+1:])
+			if fetchers[prog] {
+				v := val
+				if !hasVal && i+1 < len(cmd) {
+					v = cmd[i+1]
+				}
+				if sa.fetchOpt(prog, name, v) && !hasVal {
+					valueNext = true
+					continue
+				}
+			}
 			switch {
 			case outputOpts[name] || shortOut != "" && name == shortOut:
 				if hasVal {
@@ -161,8 +185,8 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 		}
 		if netPrograms[prog] && !hostDone && hostLike.MatchString(a) && !strings.HasPrefix(a, ".") {
 			n.addURL(a)
-			if prog != "scp" && prog != "rsync" {
-				hostDone = true
+			if prog != "scp" && prog != "rsync" && !fetchers[prog] {
+				hostDone = true // (curl and wget fetch every URL they are given)
 			}
 			if !strings.Contains(a, ":") || prog == "curl" || prog == "wget" {
 				continue
@@ -306,6 +330,115 @@ func (sa *shellAnalysis) wordPath(w, cwd string) string {
 	p := resolvePath(w, cwd, sa.ws)
 	sa.n.addPath(p)
 	return p
+}
+
+// fetchers fetch every URL among their operands, and have options that
+// send the request elsewhere.
+var fetchers = map[string]bool{"curl": true, "wget": true}
+
+// anyHost stands in net.hosts for a destination toolgate cannot read (a
+// proxy or a config file chosen by the command): it is no local host.
+const anyHost = "(any host)"
+
+// fetchValueOpts are curl's and wget's options that take a separate value
+// that is not a URL or host (a header, a method, a time, data).
+var fetchValueOpts = map[string]bool{
+	"-H": true, "--header": true, "-A": true, "--user-agent": true, "-X": true, "--request": true, "-u": true,
+	"--user": true, "-w": true, "--write-out": true, "-m": true, "--max-time": true, "--connect-timeout": true,
+	"--retry": true, "--retry-delay": true, "--retry-max-time": true, "-r": true, "--range": true, "-b": true,
+	"--cookie": true, "-c": true, "--cookie-jar": true, "-C": true, "--continue-at": true, "-Y": true, "-y": true,
+	"--speed-limit": true, "--speed-time": true, "--limit-rate": true, "--max-filesize": true, "--max-redirs": true,
+	"-U": true, "--proxy-user": true, "-E": true, "--cert": true, "--key": true, "--cacert": true, "--capath": true,
+	"-D": true, "--dump-header": true, "--trace": true, "--trace-ascii": true, "--stderr": true, "-d": true,
+	"--data": true, "--data-raw": true, "--data-binary": true, "--data-urlencode": true, "--data-ascii": true,
+	"-F": true, "--form": true, "--form-string": true, "--json": true, "--oauth2-bearer": true,
+	"-T": true, "--upload-file": true, "-t": true, "--tries": true, "--timeout": true, "--wait": true,
+	"-Q": true, "--quota": true, "-l": true, "--level": true, "--post-data": true, "--body-data": true,
+	"--method": true, "--post-file": true, "--body-file": true,
+}
+
+// fetchOpt records what an option of curl or wget (prog) does to where
+// the request goes, given its value v (the next word when the option has
+// none of its own), and reports whether the option takes a value. A proxy,
+// --connect-to, --resolve: their hosts. A config or input file (curl -K,
+// wget -i), wget -e commands: a destination toolgate cannot read, anyHost.
+func (sa *shellAnalysis) fetchOpt(prog, name, v string) bool {
+	n := sa.n
+	switch {
+	case name == "-x" || name == "--proxy" || name == "--preproxy" || name == "--proxy1.0" ||
+		strings.HasPrefix(name, "--socks") || name == "--doh-url":
+		sa.proxyHost(v)
+		return true
+	case name == "--connect-to" || name == "--resolve":
+		found := false
+		for _, part := range strings.FieldsFunc(v, func(r rune) bool { return r == ':' || r == ',' || r == '+' }) {
+			if hostLike.MatchString(part) && !isDigits(strings.ReplaceAll(part, ".", "")) || isIPv4(part) {
+				n.addURL(part)
+				found = true
+			}
+		}
+		if !found {
+			n.addURL(anyHost)
+		}
+		return true
+	case prog == "curl" && (name == "-K" || name == "--config"),
+		prog == "wget" && (name == "-i" || name == "--input-file" || name == "--config"):
+		n.addURL(anyHost)
+		return true
+	case prog == "wget" && (name == "-e" || name == "--execute"):
+		key, val, _ := strings.Cut(v, "=")
+		key = strings.ToLower(strings.TrimSpace(key))
+		switch {
+		case strings.Contains(key, "proxy"):
+			sa.proxyHost(strings.TrimSpace(val))
+		case key != "robots":
+			n.addURL(anyHost)
+		}
+		return true
+	}
+	return fetchValueOpts[name] || prog == "curl" && (name == "-e" || name == "--referer") ||
+		prog == "wget" && (name == "-B" || name == "--base" || name == "-P" || name == "-a" || name == "-o")
+}
+
+// proxyHost records the host of a proxy setting: anyHost when it is empty
+// or names none.
+func (sa *shellAnalysis) proxyHost(v string) {
+	rest := v
+	if i := strings.Index(v, "://"); i >= 0 {
+		rest = v[i+3:]
+	}
+	if hostOf(rest) == "" || strings.Contains(v, "$") {
+		sa.n.addURL(anyHost)
+		return
+	}
+	sa.n.addURL(v)
+}
+
+func isIPv4(s string) bool {
+	parts := strings.Split(s, ".")
+	if len(parts) != 4 {
+		return false
+	}
+	for _, p := range parts {
+		if !isDigits(p) {
+			return false
+		}
+	}
+	return true
+}
+
+// envAssign records what setting the variable name to val before a
+// command does to where it sends requests: a proxy variable (http_proxy,
+// HTTPS_PROXY, ALL_PROXY, no_proxy...) or one that names a config file of
+// curl or wget (CURL_HOME, WGETRC) moves the destination.
+func (sa *shellAnalysis) envAssign(name, val string) {
+	l := strings.ToLower(name)
+	switch {
+	case l == "no_proxy" || l == "curl_home" || l == "wgetrc":
+		sa.n.addURL(anyHost)
+	case strings.HasSuffix(l, "_proxy") && val != "":
+		sa.proxyHost(val)
+	}
 }
 
 // urlWord records the URL a command word names. A file: URL (scheme in

@@ -369,6 +369,7 @@ func (sa *shellAnalysis) run(words []string, cwd string, depth int) (string, err
 		for len(w) > 0 && isAssignment(w[0]) {
 			name, val, _ := strings.Cut(w[0], "=")
 			sa.wordPath(val, cwd)
+			sa.envAssign(name, val)
 			if loaderVars[name] || strings.HasPrefix(name, "DYLD_") || strings.HasPrefix(name, "GIT_CONFIG") {
 				n.addEscape(name + "=")
 			}
