@@ -263,7 +263,18 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 		sa.gitWrites(cmd, cwd)
 	case prog == "tar" && len(cmd) > 1 && (strings.HasPrefix(cmd[1], "x") || slices.Contains(cmd, "-x") || slices.Contains(cmd, "--extract") ||
 		strings.HasPrefix(cmd[1], "-") && !strings.HasPrefix(cmd[1], "--") && strings.Contains(cmd[1], "x")):
-		n.addWritten(cwd)
+		sa.tarExtract(cmd, cwd)
+	case prog == "unzip" && !slices.ContainsFunc(cmd[1:], func(a string) bool {
+		return a == "-l" || a == "-t" || a == "-v" || a == "-Z" || a == "-p" || a == "-c" || a == "-z"
+	}):
+		dir := cwd
+		for i, a := range cmd[1:] {
+			if a == "-d" && i+2 < len(cmd) {
+				dir = resolvePath(cmd[i+2], cwd, sa.ws)
+			}
+		}
+		n.addWritten(dir)
+		n.addComputed("unzip: the members it writes under " + dir)
 	case !readers[prog] && !shellInterpreters[prog] && shellWrappers[prog] == nil && extraWrappers[prog] == nil &&
 		packageRunners[prog] == nil:
 		// (Wrappers and package runners write nothing themselves: the
@@ -297,6 +308,77 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 			n.addEnv("*")
 		}
 	}
+}
+
+// tarExtract records what a tar extraction writes: its directory (cwd, or
+// -C/--directory), and the members it writes there, which no rule can
+// read (cmd.computed), so anything below it; a --transform/--xform (bsdtar
+// -s) renames members to where its replacement says (s,^h,.git/hooks,
+// writes .git/hooks), and is computed too.
+func (sa *shellAnalysis) tarExtract(cmd []string, cwd string) {
+	dir := cwd
+	var exprs []string
+	for i := 1; i < len(cmd); i++ {
+		name, val, hasVal := strings.Cut(cmd[i], "=")
+		if !hasVal && i+1 < len(cmd) {
+			val = cmd[i+1]
+		}
+		switch {
+		case name == "-C" || longOpt(name, 4, "--directory"):
+			dir = resolvePath(val, cwd, sa.ws)
+		case longOpt(name, 4, "--transform", "--xform") || name == "-s":
+			exprs = append(exprs, val)
+		}
+	}
+	sa.n.addWritten(dir)
+	sa.n.addComputed("tar: the members it writes under " + dir)
+	for _, e := range exprs {
+		for _, repl := range sedReplacements(e) {
+			if strings.ContainsAny(repl, `\&`) {
+				continue // a back-reference: computed, recorded above
+			}
+			if repl != "" {
+				sa.n.addWritten(resolvePath(repl, dir, sa.ws))
+			}
+		}
+	}
+}
+
+// sedReplacements returns the replacements of the s commands in a
+// tar --transform expression ("s,^h,.git/hooks,;s/a/b/g"); one it cannot
+// split is returned whole.
+func sedReplacements(e string) []string {
+	var out []string
+	for e != "" {
+		if len(e) < 2 || e[0] != 's' {
+			return append(out, e)
+		}
+		d := e[1]
+		parts := []string{}
+		start := 2
+		i := 2
+		for ; i < len(e) && len(parts) < 2; i++ {
+			if e[i] == '\\' {
+				i++
+				continue
+			}
+			if e[i] == d {
+				parts = append(parts, e[start:i])
+				start = i + 1
+			}
+		}
+		if len(parts) < 2 {
+			return append(out, e)
+		}
+		out = append(out, parts[1])
+		e = e[i:]
+		if j := strings.IndexByte(e, ';'); j >= 0 {
+			e = e[j+1:]
+		} else {
+			e = ""
+		}
+	}
+	return out
 }
 
 // wordPath records the path a word names, if it names one, and returns it
