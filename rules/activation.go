@@ -55,6 +55,7 @@ const (
 	nvCmdCwd
 	nvCmdEscapes
 	nvCmdEnv
+	nvCmdComputed
 	nvPathsAll
 	nvPathsWritten
 	nvPathsOutside
@@ -70,7 +71,8 @@ const (
 var normVars = map[string]normVar{
 	VarToolKind: nvKind, VarCmdLine: nvCmdLine, VarCmdArgv: nvCmdArgv, VarCmdCommands: nvCmdCommands,
 	VarCmdPrograms: nvCmdPrograms, VarCmdCwd: nvCmdCwd, VarCmdEscapes: nvCmdEscapes, VarCmdEnv: nvCmdEnv,
-	VarPathsAll: nvPathsAll, VarPathsWritten: nvPathsWritten, VarPathsOutside: nvPathsOutside,
+	VarCmdComputed: nvCmdComputed,
+	VarPathsAll:    nvPathsAll, VarPathsWritten: nvPathsWritten, VarPathsOutside: nvPathsOutside,
 	VarPathsSecret: nvPathsSecret, VarPathsPersistence: nvPathsPersistence, VarPathsPolicy: nvPathsPolicy,
 	VarNetURLs: nvNetURLs, VarNetHosts: nvNetHosts,
 }
@@ -137,6 +139,8 @@ func (n *normCall) strings(v normVar) []string {
 		return n.escapes
 	case nvCmdEnv:
 		return n.env
+	case nvCmdComputed:
+		return n.computed
 	case nvPathsAll:
 		return n.paths
 	case nvPathsWritten:
@@ -327,7 +331,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 			return types.String(""), true
 		}
 		return types.String(a.ws.Home), true
-	case VarToolKind, VarCmdLine, VarCmdArgv, VarCmdCommands, VarCmdPrograms, VarCmdCwd, VarCmdEscapes, VarCmdEnv,
+	case VarToolKind, VarCmdLine, VarCmdArgv, VarCmdCommands, VarCmdPrograms, VarCmdCwd, VarCmdEscapes, VarCmdEnv, VarCmdComputed,
 		VarPathsAll, VarPathsWritten, VarPathsOutside, VarPathsSecret, VarPathsPersistence, VarPathsPolicy,
 		VarNetURLs, VarNetHosts:
 		return a.normValue(normVars[name]), true

@@ -109,6 +109,11 @@ const (
 	// VarCmdEnv are the environment variables the command reads; "*"
 	// when it dumps the environment (list(string)).
 	VarCmdEnv = "cmd.env"
+	// VarCmdComputed are the words whose value is only known when the
+	// command runs, or that toolgate does not read exactly, so they could
+	// name any path or host: brace expansions past the bound, archive
+	// members, file: URLs with no path... (list(string)).
+	VarCmdComputed = "cmd.computed"
 	// VarPathsAll are every path the call names, absolute and clean (list(string)).
 	VarPathsAll = "paths.all"
 	// VarPathsWritten are the paths the call may write, create or delete (list(string)).
@@ -213,6 +218,7 @@ func newEnv(fn *funcs) (*cel.Env, error) {
 		cel.Variable(VarCmdCwd, cel.StringType),
 		cel.Variable(VarCmdEscapes, strList),
 		cel.Variable(VarCmdEnv, strList),
+		cel.Variable(VarCmdComputed, strList),
 		cel.Variable(VarPathsAll, strList),
 		cel.Variable(VarPathsWritten, strList),
 		cel.Variable(VarPathsOutside, strList),

@@ -108,6 +108,9 @@ type normCall struct {
 	// env are the environment variables the call reads; "*" for a dump
 	// of the whole environment.
 	env []string
+	// computed are the words whose value toolgate cannot read exactly,
+	// so they could name anything (see addComputed).
+	computed []string
 	// paths are every path the call names, resolved; written those it may
 	// write, create or delete; the others are subsets by class.
 	paths, written []string
@@ -409,6 +412,15 @@ func (n *normCall) addProgram(p string) {
 func (n *normCall) addEscape(e string) {
 	if !slices.Contains(n.escapes, e) {
 		n.escapes = append(n.escapes, e)
+	}
+}
+
+// addComputed records a word (or a program's operands, described) whose
+// value is only known when the command runs, or that toolgate does not
+// read exactly: it could name any path or host.
+func (n *normCall) addComputed(w string) {
+	if !slices.Contains(n.computed, w) {
+		n.computed = append(n.computed, w)
 	}
 }
 

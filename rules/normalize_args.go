@@ -93,8 +93,22 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 	shortOut := shortOutputOpts[prog]
 	codeOpts := interpreters[prog]
 	hostDone := false
+	valueNext := false // the word is an option's value: a path maybe, not a host
+	if prog == "env" || prog == "export" || prog == "declare" || prog == "typeset" {
+		for _, a := range cmd[1:] {
+			if isAssignment(a) {
+				name, val, _ := strings.Cut(a, "=")
+				sa.envAssign(name, val)
+			}
+		}
+	}
 	for i := 1; i < len(cmd); i++ {
 		a := cmd[i]
+		if valueNext {
+			valueNext = false
+			sa.wordPath(a, cwd)
+			continue
+		}
 		if writeNext {
 			writeNext = false
 			if p := sa.wordPath(a, cwd); p != "" {
@@ -110,8 +124,8 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 			}
 			continue
 		}
-		if isURL(a) {
-			n.addURL(a)
+		if isURL(a) || isFileURL(a) {
+			sa.urlWord(a)
 			continue
 		}
 		if strings.HasPrefix(a, "-") && len(a) > 1 || prog == "find" && (a == "(" || a == "!" || a == ")") {
@@ -120,6 +134,16 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 				findExpr = true
 			}
 			sa.escapeOpt(prog, name, val, hasVal, cmd[i+1:])
+			if fetchers[prog] {
+				v := val
+				if !hasVal && i+1 < len(cmd) {
+					v = cmd[i+1]
+				}
+				if sa.fetchOpt(prog, name, v) && !hasVal {
+					valueNext = true
+					continue
+				}
+			}
 			switch {
 			case outputOpts[name] || shortOut != "" && name == shortOut:
 				if hasVal {
@@ -161,8 +185,8 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 		}
 		if netPrograms[prog] && !hostDone && hostLike.MatchString(a) && !strings.HasPrefix(a, ".") {
 			n.addURL(a)
-			if prog != "scp" && prog != "rsync" {
-				hostDone = true
+			if prog != "scp" && prog != "rsync" && !fetchers[prog] {
+				hostDone = true // (curl and wget fetch every URL they are given)
 			}
 			if !strings.Contains(a, ":") || prog == "curl" || prog == "wget" {
 				continue
@@ -239,7 +263,18 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 		sa.gitWrites(cmd, cwd)
 	case prog == "tar" && len(cmd) > 1 && (strings.HasPrefix(cmd[1], "x") || slices.Contains(cmd, "-x") || slices.Contains(cmd, "--extract") ||
 		strings.HasPrefix(cmd[1], "-") && !strings.HasPrefix(cmd[1], "--") && strings.Contains(cmd[1], "x")):
-		n.addWritten(cwd)
+		sa.tarExtract(cmd, cwd)
+	case prog == "unzip" && !slices.ContainsFunc(cmd[1:], func(a string) bool {
+		return a == "-l" || a == "-t" || a == "-v" || a == "-Z" || a == "-p" || a == "-c" || a == "-z"
+	}):
+		dir := cwd
+		for i, a := range cmd[1:] {
+			if a == "-d" && i+2 < len(cmd) {
+				dir = resolvePath(cmd[i+2], cwd, sa.ws)
+			}
+		}
+		n.addWritten(dir)
+		n.addComputed("unzip: the members it writes under " + dir)
 	case !readers[prog] && !shellInterpreters[prog] && shellWrappers[prog] == nil && extraWrappers[prog] == nil &&
 		packageRunners[prog] == nil:
 		// (Wrappers and package runners write nothing themselves: the
@@ -275,6 +310,77 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 	}
 }
 
+// tarExtract records what a tar extraction writes: its directory (cwd, or
+// -C/--directory), and the members it writes there, which no rule can
+// read (cmd.computed), so anything below it; a --transform/--xform (bsdtar
+// -s) renames members to where its replacement says (s,^h,.git/hooks,
+// writes .git/hooks), and is computed too.
+func (sa *shellAnalysis) tarExtract(cmd []string, cwd string) {
+	dir := cwd
+	var exprs []string
+	for i := 1; i < len(cmd); i++ {
+		name, val, hasVal := strings.Cut(cmd[i], "=")
+		if !hasVal && i+1 < len(cmd) {
+			val = cmd[i+1]
+		}
+		switch {
+		case name == "-C" || longOpt(name, 4, "--directory"):
+			dir = resolvePath(val, cwd, sa.ws)
+		case longOpt(name, 4, "--transform", "--xform") || name == "-s":
+			exprs = append(exprs, val)
+		}
+	}
+	sa.n.addWritten(dir)
+	sa.n.addComputed("tar: the members it writes under " + dir)
+	for _, e := range exprs {
+		for _, repl := range sedReplacements(e) {
+			if strings.ContainsAny(repl, `\&`) {
+				continue // a back-reference: computed, recorded above
+			}
+			if repl != "" {
+				sa.n.addWritten(resolvePath(repl, dir, sa.ws))
+			}
+		}
+	}
+}
+
+// sedReplacements returns the replacements of the s commands in a
+// tar --transform expression ("s,^h,.git/hooks,;s/a/b/g"); one it cannot
+// split is returned whole.
+func sedReplacements(e string) []string {
+	var out []string
+	for e != "" {
+		if len(e) < 2 || e[0] != 's' {
+			return append(out, e)
+		}
+		d := e[1]
+		parts := []string{}
+		start := 2
+		i := 2
+		for ; i < len(e) && len(parts) < 2; i++ {
+			if e[i] == '\\' {
+				i++
+				continue
+			}
+			if e[i] == d {
+				parts = append(parts, e[start:i])
+				start = i + 1
+			}
+		}
+		if len(parts) < 2 {
+			return append(out, e)
+		}
+		out = append(out, parts[1])
+		e = e[i:]
+		if j := strings.IndexByte(e, ';'); j >= 0 {
+			e = e[j+1:]
+		} else {
+			e = ""
+		}
+	}
+	return out
+}
+
 // wordPath records the path a word names, if it names one, and returns it
 // resolved. Words that are data rather than names (multi-line text) name
 // none; curl's @file and name=@file name file; dd's of=file names file.
@@ -282,8 +388,8 @@ func (sa *shellAnalysis) wordPath(w, cwd string) string {
 	if w == "" || strings.ContainsRune(w, '\n') || w == "-" || w == "--" || w == "{}" {
 		return ""
 	}
-	if isURL(w) {
-		sa.n.addURL(w)
+	if isURL(w) || isFileURL(w) {
+		sa.urlWord(w)
 		return ""
 	}
 	if i := strings.Index(w, "=@"); i >= 0 {
@@ -292,8 +398,8 @@ func (sa *shellAnalysis) wordPath(w, cwd string) string {
 		w = w[1:]
 	} else if i := strings.IndexByte(w, '='); i > 0 && !strings.ContainsAny(w[:i], "/ ") {
 		v := w[i+1:]
-		if isURL(v) {
-			sa.n.addURL(v)
+		if isURL(v) || isFileURL(v) {
+			sa.urlWord(v)
 			return ""
 		}
 		if strings.ContainsAny(v, "/~") || strings.HasPrefix(v, ".") {
@@ -306,6 +412,135 @@ func (sa *shellAnalysis) wordPath(w, cwd string) string {
 	p := resolvePath(w, cwd, sa.ws)
 	sa.n.addPath(p)
 	return p
+}
+
+// fetchers fetch every URL among their operands, and have options that
+// send the request elsewhere.
+var fetchers = map[string]bool{"curl": true, "wget": true}
+
+// anyHost stands in net.hosts for a destination toolgate cannot read (a
+// proxy or a config file chosen by the command): it is no local host.
+const anyHost = "(any host)"
+
+// fetchValueOpts are curl's and wget's options that take a separate value
+// that is not a URL or host (a header, a method, a time, data).
+var fetchValueOpts = map[string]bool{
+	"-H": true, "--header": true, "-A": true, "--user-agent": true, "-X": true, "--request": true, "-u": true,
+	"--user": true, "-w": true, "--write-out": true, "-m": true, "--max-time": true, "--connect-timeout": true,
+	"--retry": true, "--retry-delay": true, "--retry-max-time": true, "-r": true, "--range": true, "-b": true,
+	"--cookie": true, "-c": true, "--cookie-jar": true, "-C": true, "--continue-at": true, "-Y": true, "-y": true,
+	"--speed-limit": true, "--speed-time": true, "--limit-rate": true, "--max-filesize": true, "--max-redirs": true,
+	"-U": true, "--proxy-user": true, "-E": true, "--cert": true, "--key": true, "--cacert": true, "--capath": true,
+	"-D": true, "--dump-header": true, "--trace": true, "--trace-ascii": true, "--stderr": true, "-d": true,
+	"--data": true, "--data-raw": true, "--data-binary": true, "--data-urlencode": true, "--data-ascii": true,
+	"-F": true, "--form": true, "--form-string": true, "--json": true, "--oauth2-bearer": true,
+	"-T": true, "--upload-file": true, "-t": true, "--tries": true, "--timeout": true, "--wait": true,
+	"-Q": true, "--quota": true, "-l": true, "--level": true, "--post-data": true, "--body-data": true,
+	"--method": true, "--post-file": true, "--body-file": true,
+}
+
+// fetchOpt records what an option of curl or wget (prog) does to where
+// the request goes, given its value v (the next word when the option has
+// none of its own), and reports whether the option takes a value. A proxy,
+// --connect-to, --resolve: their hosts. A config or input file (curl -K,
+// wget -i), wget -e commands: a destination toolgate cannot read, anyHost.
+func (sa *shellAnalysis) fetchOpt(prog, name, v string) bool {
+	n := sa.n
+	switch {
+	case name == "-x" || name == "--proxy" || name == "--preproxy" || name == "--proxy1.0" ||
+		strings.HasPrefix(name, "--socks") || name == "--doh-url":
+		sa.proxyHost(v)
+		return true
+	case name == "--connect-to" || name == "--resolve":
+		found := false
+		for _, part := range strings.FieldsFunc(v, func(r rune) bool { return r == ':' || r == ',' || r == '+' }) {
+			if hostLike.MatchString(part) && !isDigits(strings.ReplaceAll(part, ".", "")) || isIPv4(part) {
+				n.addURL(part)
+				found = true
+			}
+		}
+		if !found {
+			n.addURL(anyHost)
+		}
+		return true
+	case prog == "curl" && (name == "-K" || name == "--config"),
+		prog == "wget" && (name == "-i" || name == "--input-file" || name == "--config"):
+		n.addURL(anyHost)
+		return true
+	case prog == "wget" && (name == "-e" || name == "--execute"):
+		key, val, _ := strings.Cut(v, "=")
+		key = strings.ToLower(strings.TrimSpace(key))
+		switch {
+		case strings.Contains(key, "proxy"):
+			sa.proxyHost(strings.TrimSpace(val))
+		case key != "robots":
+			n.addURL(anyHost)
+		}
+		return true
+	}
+	return fetchValueOpts[name] || prog == "curl" && (name == "-e" || name == "--referer") ||
+		prog == "wget" && (name == "-B" || name == "--base" || name == "-P" || name == "-a" || name == "-o")
+}
+
+// proxyHost records the host of a proxy setting: anyHost when it is empty
+// or names none.
+func (sa *shellAnalysis) proxyHost(v string) {
+	rest := v
+	if i := strings.Index(v, "://"); i >= 0 {
+		rest = v[i+3:]
+	}
+	if hostOf(rest) == "" || strings.Contains(v, "$") {
+		sa.n.addURL(anyHost)
+		return
+	}
+	sa.n.addURL(v)
+}
+
+func isIPv4(s string) bool {
+	parts := strings.Split(s, ".")
+	if len(parts) != 4 {
+		return false
+	}
+	for _, p := range parts {
+		if !isDigits(p) {
+			return false
+		}
+	}
+	return true
+}
+
+// envAssign records what setting the variable name to val before a
+// command does to where it sends requests: a proxy variable (http_proxy,
+// HTTPS_PROXY, ALL_PROXY, no_proxy...) or one that names a config file of
+// curl or wget (CURL_HOME, WGETRC) moves the destination.
+func (sa *shellAnalysis) envAssign(name, val string) {
+	l := strings.ToLower(name)
+	switch {
+	case l == "no_proxy" || l == "curl_home" || l == "wgetrc":
+		sa.n.addURL(anyHost)
+	case strings.HasSuffix(l, "_proxy") && val != "":
+		sa.proxyHost(val)
+	}
+}
+
+// urlWord records the URL a command word names. A file: URL (scheme in
+// any case, any host) names no host: it is a path the command reads, every
+// path a reader may take it to name (fileURLReadings), as a tool's path
+// argument is, so curl file:///home/u/.ssh/id_rsa reads a secret store.
+func (sa *shellAnalysis) urlWord(w string) {
+	paths, _, ok := fileURLReadings(w, sa.ws)
+	if !ok {
+		sa.n.addURL(w)
+		return
+	}
+	if len(paths) == 0 {
+		// No path to read (file://host alone, an invalid URI): what the
+		// program reads is not known.
+		sa.n.addComputed(w)
+	}
+	for _, p := range paths {
+		sa.n.readPath(p)
+	}
 }
 
 var (

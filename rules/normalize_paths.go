@@ -104,9 +104,14 @@ var agentPolicyPatterns = []string{
 	"~/.local/state/toolgate/**", "~/.local/share/toolgate/**",
 }
 
-// pathClasses holds the compiled class patterns.
+// pathClasses holds the compiled class patterns. persistenceDirs and
+// policyDirs match the directories that could hold a path of the class
+// (see classDirs); names are the names class patterns spell out (see
+// classNames).
 type pathClasses struct {
 	secret, harmless, persistence, policy globPattern
+	persistenceDirs, policyDirs           globPattern
+	names                                 []string
 }
 
 var compiledClasses = sync.OnceValue(func() *pathClasses {
@@ -121,13 +126,138 @@ var compiledClasses = sync.OnceValue(func() *pathClasses {
 		}
 		return out
 	}
+	persistence := slices.Concat(persistencePatterns, gitControlPatterns())
+	policy := slices.Concat(agentPolicyPatterns, settingPatterns("**/", sandbox.AgentSettings))
 	return &pathClasses{
-		secret:      compile(secretPatterns),
-		harmless:    compile(harmlessSecretPatterns),
-		persistence: compile(slices.Concat(persistencePatterns, gitControlPatterns())),
-		policy:      compile(slices.Concat(agentPolicyPatterns, settingPatterns("**/", sandbox.AgentSettings))),
+		secret:          compile(secretPatterns),
+		harmless:        compile(harmlessSecretPatterns),
+		persistence:     compile(persistence),
+		policy:          compile(policy),
+		persistenceDirs: compile(classDirs(persistence)),
+		policyDirs:      compile(classDirs(policy)),
+		names:           classNames(slices.Concat(secretPatterns, persistence, policy)),
 	}
 })
+
+// classDirs returns patterns for the directories above the paths pats
+// match: each proper prefix of a pattern that names something ("**/.github"
+// of "**/.github/workflows", "~/.config" of "~/.config/systemd/**"), not
+// one of "**" alone, "/" or "~", which are above every path, nor a
+// top-level directory (/usr: deny-broad-delete says more). Writing such
+// a directory whole (mv ci .circleci, cp -r gh/. .github) writes what the
+// class names.
+func classDirs(pats []string) []string {
+	var out []string
+	for _, p := range pats {
+		alts, err := expandBraces(p)
+		if err != nil {
+			panic("rules: bad class pattern " + p + ": " + err.Error())
+		}
+		for _, a := range alts {
+			comps := strings.Split(a, "/")
+			for k := 1; k < len(comps); k++ {
+				named := false
+				for _, c := range comps[:k] {
+					named = named || c != "" && c != "**" && c != "~"
+				}
+				if d := strings.Join(comps[:k], "/"); named && !(k == 2 && comps[0] == "") && !slices.Contains(out, d) {
+					out = append(out, d)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// classNames returns the names (path components) pats spell out, lower
+// case, a wildcard in one replaced by "x" (cron* is cronx): what a shell
+// pattern in a path is tried against (see patternReadings).
+func classNames(pats []string) []string {
+	var out []string
+	for _, p := range pats {
+		alts, _ := expandBraces(p)
+		for _, a := range alts {
+			for _, c := range strings.Split(a, "/") {
+				c = strings.NewReplacer("**", "x", "*", "x", "?", "x").Replace(strings.ToLower(c))
+				if c != "" && c != "x" && c != "~" && !slices.Contains(out, c) {
+					out = append(out, c)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// maxPatternReadings bounds patternReadings' product.
+const maxPatternReadings = 256
+
+// patternReadings returns the paths rel (with shell pattern characters)
+// may expand to that the classes can tell apart: each component with
+// pattern characters replaced by every class name it matches (or kept as
+// written when it matches none). Wildcards alone ("*") and an extension
+// pattern ("*.yaml") are kept as written: they name no file in
+// particular, and would make every `sed -i ... k8s/*.yaml` a class path
+// (the directory they expand in still counts: see classMatch). all is set when there are more
+// than maxPatternReadings: rel could then be anything.
+func patternReadings(rel string, names []string) (out []string, all bool) {
+	out = []string{""}
+	for i, part := range strings.Split(rel, "/") {
+		opts := []string{part}
+		ext := strings.HasPrefix(part, "*.") && !hasPattern(part[1:])
+		if hasPattern(part) && !ext && strings.ContainsFunc(part, func(r rune) bool { return r != '*' && r != '?' }) {
+			for _, n := range names {
+				if shellGlob(part, n) {
+					opts = append(opts, n)
+				}
+			}
+		}
+		if len(out)*len(opts) > maxPatternReadings {
+			return nil, true
+		}
+		next := make([]string, 0, len(out)*len(opts))
+		for _, o := range out {
+			for _, p := range opts {
+				if i > 0 {
+					p = o + "/" + p
+				}
+				next = append(next, p)
+			}
+		}
+		out = next
+	}
+	return out, false
+}
+
+// classMatch reports whether the written path rel is of the class whose
+// paths g matches and whose directories dirs matches: rel is one, or a
+// directory that could hold one; if rel holds shell pattern characters,
+// so is one of the paths it may expand to, or the directory it expands in
+// (the components before the first pattern).
+func classMatch(g, dirs globPattern, rel string) bool {
+	if g.match(rel) || dirs.match(rel) {
+		return true
+	}
+	if !hasPattern(rel) {
+		return false
+	}
+	readings, all := patternReadings(rel, compiledClasses().names)
+	if all {
+		return true
+	}
+	for _, r := range readings {
+		if g.match(r) || dirs.match(r) {
+			return true
+		}
+	}
+	parts := strings.Split(rel, "/")
+	for i, part := range parts {
+		if hasPattern(part) {
+			d := strings.Join(parts[:i], "/")
+			return d != "" && d != "~" && (g.match(d) || dirs.match(d))
+		}
+	}
+	return false
+}
 
 // secretNames and secretDirs stand for the secret stores when a path
 // holds shell pattern characters: the shell expands it, so it counts as
@@ -161,7 +291,7 @@ func isSecretPath(p, rel string) bool {
 			names = append(slices.Clip(secretDirs), secretNames...)
 		}
 		for _, name := range names {
-			if shellMatch(part, name) && (i == len(parts)-1 || part != "gh") {
+			if shellGlob(part, name) && (i == len(parts)-1 || part != "gh") {
 				return true
 			}
 		}
@@ -169,22 +299,20 @@ func isSecretPath(p, rel string) bool {
 	return false
 }
 
-// shellMatch is path.Match as the shell expands a pattern: a leading dot
-// must be matched by a dot.
-func shellMatch(pattern, name string) bool {
-	if strings.HasPrefix(name, ".") && !strings.HasPrefix(pattern, ".") {
-		return false
-	}
-	ok, err := path.Match(pattern, name)
-	return err == nil && ok
-}
-
+// isPersistencePath reports whether the written path rel is where code
+// runs later, or a directory that could hold such a path (.github,
+// .git/hooks), or a pattern that could expand to one.
 func isPersistencePath(p, rel string) bool {
-	return compiledClasses().persistence.match(rel)
+	cl := compiledClasses()
+	return classMatch(cl.persistence, cl.persistenceDirs, rel)
 }
 
+// isPolicyPath reports whether the written path rel is one of toolgate's
+// own files or an agent's permission file, a directory that could hold
+// one, or a pattern that could expand to one.
 func isPolicyPath(p, rel string, ws Workspace) bool {
-	return isOwnPath(p, ws) || compiledClasses().policy.match(rel)
+	cl := compiledClasses()
+	return isOwnPath(p, ws) || classMatch(cl.policy, cl.policyDirs, rel)
 }
 
 // isOwnPath reports whether p is one of toolgate's own files (or under one).

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -53,6 +54,9 @@ func (sa *shellAnalysis) line(s, cwd string, depth int) error {
 	for i := 0; i < len(toks); i++ {
 		t := toks[i]
 		nested = append(nested, t.nested...)
+		if t.computed {
+			sa.n.addComputed(t.text)
+		}
 		switch {
 		case t.op:
 			if err := flush(); err != nil {
@@ -362,10 +366,12 @@ func (sa *shellAnalysis) run(words []string, cwd string, depth int) (string, err
 		// A program run from the workspace is a path it names.
 		sa.n.addPath(resolvePath(w[0], cwd, sa.ws))
 	}
+	feeder := "" // xargs or parallel: what runs gets operands no rule sees
 	for {
 		for len(w) > 0 && isAssignment(w[0]) {
 			name, val, _ := strings.Cut(w[0], "=")
 			sa.wordPath(val, cwd)
+			sa.envAssign(name, val)
 			if loaderVars[name] || strings.HasPrefix(name, "DYLD_") || strings.HasPrefix(name, "GIT_CONFIG") {
 				n.addEscape(name + "=")
 			}
@@ -411,7 +417,7 @@ func (sa *shellAnalysis) run(words []string, cwd string, depth int) (string, err
 			if len(rest) == 0 {
 				return prog, nil
 			}
-			w = rest
+			w, feeder = rest, prog
 			continue
 		}
 		if _, ok := shellWrappers[prog]; ok || extraWrappers[prog] != nil {
@@ -422,12 +428,19 @@ func (sa *shellAnalysis) run(words []string, cwd string, depth int) (string, err
 			if len(next) == 0 {
 				return prog, nil
 			}
+			if prog == "xargs" {
+				feeder = prog
+			}
 			w = next
 			continue
 		}
 		break
 	}
 	prog := programName(w[0])
+	if feeder != "" && deletesRecursively(prog, w) {
+		// ls | xargs rm -rf is rm -rf *, with operands no rule can read.
+		n.addEscape(feeder + " " + prog + " -r")
+	}
 	if strings.ContainsRune(w[0], '/') && readers[prog] && !systemBinDir(w[0]) {
 		// A program called like a system tool but run from elsewhere.
 		n.addEscape(w[0])
@@ -512,6 +525,21 @@ func (sa *shellAnalysis) run(words []string, cwd string, depth int) (string, err
 		}
 	}
 	return prog, nil
+}
+
+// deletesRecursively reports whether the command w of prog deletes or
+// opens up a tree: rm, shred or srm, chmod, chown or chgrp with -R or
+// --recursive, find -delete.
+func deletesRecursively(prog string, w []string) bool {
+	switch prog {
+	case "rm", "shred", "srm", "chmod", "chown", "chgrp":
+		return slices.ContainsFunc(w[1:], func(a string) bool {
+			return a == "--recursive" || len(a) > 1 && a[0] == '-' && a[1] != '-' && strings.ContainsAny(a, "rR")
+		})
+	case "find":
+		return slices.Contains(w, "-delete")
+	}
+	return false
 }
 
 // loaderVars are environment variables that make a program load or run

@@ -20,28 +20,39 @@ var shellOps = []string{"&&", "||", "|&", ";;", ";", "|", "&", "\n", "(", ")"}
 
 // shellToken is one word or operator of a command line. Nested holds the
 // command lines found in $(...), `...`, <(...) and >(...) inside the word.
+// computed is set on a word toolgate did not expand exactly (a brace
+// expansion past maxBraceWords, read as a pattern: see braceStars).
 type shellToken struct {
-	text   string
-	op     bool
-	nested []string
+	text     string
+	op       bool
+	nested   []string
+	computed bool
 }
 
 // shellSplit tokenizes a POSIX-like command line: quotes and backslashes are
 // removed from words; control operators (&& || ; | & newline parentheses) and
 // redirections (> >> < 2> 2>&1 &> ...) become tokens of their own; comments
-// are dropped. It is a policy helper, not a shell: it does not expand
-// variables, globs or aliases, and heredoc bodies are read as commands.
+// are dropped; $'...' strings are decoded and brace expressions expanded,
+// as bash does (an unquoted .{e,}nv gives the words .env and .nv). It is a
+// policy helper, not a shell: it does not expand variables, globs or
+// aliases, and heredoc bodies are read as commands.
 func shellSplit(s string) ([]shellToken, error) {
 	var (
-		toks    []shellToken
-		word    strings.Builder
-		inWord  bool
-		nested  []string
+		toks   []shellToken
+		word   strings.Builder
+		pat    strings.Builder // the word in pattern form: what was quoted escaped (quotePattern)
+		inWord bool
+		nested []string
+		quoted = func(t string) {
+			word.WriteString(t)
+			quotePattern(&pat, t)
+		}
 		flushed = func() {
 			if inWord {
-				toks = append(toks, shellToken{text: word.String(), nested: nested})
+				toks = append(toks, braceWords(word.String(), pat.String(), nested)...)
 			}
 			word.Reset()
+			pat.Reset()
 			inWord, nested = false, nil
 		}
 	)
@@ -57,7 +68,7 @@ func shellSplit(s string) ([]shellToken, error) {
 				continue
 			}
 			if i+1 < len(s) {
-				word.WriteByte(s[i+1])
+				quoted(s[i+1 : i+2])
 				i += 2
 			} else {
 				i++
@@ -72,14 +83,16 @@ func shellSplit(s string) ([]shellToken, error) {
 			if end < 0 {
 				return nil, fmt.Errorf("%w: unterminated single quote", errShell)
 			}
-			word.WriteString(s[i+1 : i+1+end])
+			quoted(s[i+1 : i+1+end])
 			i += end + 2
 			inWord = true
 		case c == '$' && i+1 < len(s) && s[i+1] == '\'':
-			j, err := ansiQuote(s, i+2, &word)
+			var dec strings.Builder
+			j, err := ansiQuote(s, i+2, &dec)
 			if err != nil {
 				return nil, err
 			}
+			quoted(dec.String())
 			i, inWord = j, true
 		case c == '"':
 			j := i + 1
@@ -87,7 +100,7 @@ func shellSplit(s string) ([]shellToken, error) {
 				switch {
 				case s[j] == '\\' && j+1 < len(s) && strings.IndexByte("$`\"\\\n", s[j+1]) >= 0:
 					if s[j+1] != '\n' {
-						word.WriteByte(s[j+1])
+						quoted(s[j+1 : j+2])
 					}
 					j++
 				case s[j] == '$' && j+1 < len(s) && s[j+1] == '(' || s[j] == '`':
@@ -95,11 +108,11 @@ func shellSplit(s string) ([]shellToken, error) {
 					if err != nil {
 						return nil, err
 					}
-					word.WriteString(s[j:end])
+					quoted(s[j:end])
 					nested = append(nested, inner)
 					j = end - 1
 				default:
-					word.WriteByte(s[j])
+					quoted(s[j : j+1])
 				}
 			}
 			if j >= len(s) {
@@ -112,7 +125,7 @@ func shellSplit(s string) ([]shellToken, error) {
 			if err != nil {
 				return nil, err
 			}
-			word.WriteString(s[i:end])
+			quoted(s[i:end])
 			nested = append(nested, inner)
 			i, inWord = end, true
 		case c == '>' || c == '<':
@@ -121,6 +134,7 @@ func shellSplit(s string) ([]shellToken, error) {
 			if inWord && (isDigits(word.String()) || word.String() == "&") {
 				prefix = word.String()
 				word.Reset()
+				pat.Reset()
 				inWord = false
 			} else {
 				flushed()
@@ -140,6 +154,7 @@ func shellSplit(s string) ([]shellToken, error) {
 		case c == '&' && i+1 < len(s) && s[i+1] == '>':
 			flushed()
 			word.WriteByte('&')
+			pat.WriteByte('&')
 			inWord = true
 			i++
 		default:
@@ -150,12 +165,34 @@ func shellSplit(s string) ([]shellToken, error) {
 				continue
 			}
 			word.WriteByte(c)
+			pat.WriteByte(c)
 			inWord = true
 			i++
 		}
 	}
 	flushed()
 	return toks, nil
+}
+
+// braceWords returns the words one word gives after brace expansion: the
+// word text itself when its pattern form pat has no brace expression; one
+// word per alternative (the first carrying the word's nested command
+// lines); past maxBraceWords, the word read as a pattern (braceStars) and
+// marked computed.
+func braceWords(text, pat string, nested []string) []shellToken {
+	if !strings.Contains(pat, "{") {
+		return []shellToken{{text: text, nested: nested}}
+	}
+	words, err := expandShellBraces(pat)
+	if err != nil {
+		return []shellToken{{text: unquotePattern(braceStars(pat)), nested: nested, computed: true}}
+	}
+	out := make([]shellToken, len(words))
+	for i, w := range words {
+		out[i] = shellToken{text: unquotePattern(w)}
+	}
+	out[0].nested = nested
+	return out
 }
 
 func shellOp(s string) string {
@@ -177,34 +214,6 @@ func isDigits(s string) bool {
 		}
 	}
 	return true
-}
-
-// ansiQuote reads a $'...' string starting after the opening quote.
-func ansiQuote(s string, i int, w *strings.Builder) (int, error) {
-	for ; i < len(s); i++ {
-		switch s[i] {
-		case '\'':
-			return i + 1, nil
-		case '\\':
-			if i+1 >= len(s) {
-				return 0, fmt.Errorf("%w: unterminated $'...' quote", errShell)
-			}
-			i++
-			switch s[i] {
-			case 'n':
-				w.WriteByte('\n')
-			case 't':
-				w.WriteByte('\t')
-			case 'r':
-				w.WriteByte('\r')
-			default:
-				w.WriteByte(s[i])
-			}
-		default:
-			w.WriteByte(s[i])
-		}
-	}
-	return 0, fmt.Errorf("%w: unterminated $'...' quote", errShell)
 }
 
 // substitution reads $(...), <(...), >(...) or `...` at s[i] and returns the
