@@ -283,7 +283,10 @@ func isSecretPath(p, rel string) bool {
 	}
 	parts := strings.Split(rel, "/")
 	for i, part := range parts {
-		if !strings.ContainsFunc(part, func(r rune) bool { return r != '*' && r != '?' && r != '.' }) {
+		if !strings.HasPrefix(part, ".") && !strings.ContainsFunc(part, func(r rune) bool { return r != '*' && r != '?' && r != '.' }) {
+			// Wildcards alone (*, *.*) are not tried against the names:
+			// they would make most globs secret. One that starts with a
+			// dot (.*, .??*) is: it matches .env and the like.
 			continue
 		}
 		names := secretDirs

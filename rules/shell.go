@@ -94,6 +94,11 @@ func shellSplit(s string) ([]shellToken, error) {
 			}
 			quoted(dec.String())
 			i, inWord = j, true
+		case c == '$' && i+1 < len(s) && s[i+1] == '"':
+			// $"...": bash's locale translation, which is the string
+			// itself where no message catalog translates it.
+			i++
+			continue
 		case c == '"':
 			j := i + 1
 			for ; j < len(s) && s[j] != '"'; j++ {

@@ -207,7 +207,7 @@ func braceGroup(p string, from int) (open, end int, alts []string, ok bool) {
 			}
 		}
 		if close < 0 {
-			return 0, 0, nil, false // no closing brace: nothing later closes either
+			continue // a "{" that never closes is a letter; bash goes on to the next
 		}
 		if i > 0 && p[i-1] == '$' && (i < 2 || p[i-2] != '\\') {
 			i = close // ${...}: a parameter
