@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -65,6 +66,59 @@ var shortOutputOpts = map[string]string{
 	"go": "-o", "rustc": "-o", "pandoc": "-o", "ld": "-o", "as": "-o", "ssh-keygen": "-f", "openssl": "-out",
 	"base64": "-o", "uglifyjs": "-o", "esbuild": "-o", "tsc": "-outDir", "javac": "-d", "unzip": "-d",
 	"zip": "-o", "gzip": "-o", "tar": "-C", "split": "-o", "strace": "-o", "ltrace": "-o", "script": "-O",
+	"iconv": "-o", "gcc-ld": "-o", "ld.lld": "-o", "ld.gold": "-o", "tcc": "-o", "zig": "-o", "nasm": "-o",
+	"yasm": "-o", "musl-gcc": "-o", "emcc": "-o", "clang++": "-o", "gfortran": "-o", "nvcc": "-o",
+}
+
+// attachedOut are the programs whose short output option takes its value
+// in the same word too (getopt's -oFILE: gcc -o.github/x writes
+// .github/x). Programs with long single-dash options (go -overlay, javac
+// -deprecation, openssl -outform) are not among them.
+var attachedOut = map[string]bool{
+	"curl": true, "wget": true, "sort": true, "gcc": true, "cc": true, "clang": true, "g++": true, "c++": true,
+	"rustc": true, "pandoc": true, "ld": true, "as": true, "ssh-keygen": true, "base64": true, "unzip": true,
+	"gzip": true, "tar": true, "strace": true, "ltrace": true, "script": true, "iconv": true, "tcc": true,
+	"nasm": true, "yasm": true, "musl-gcc": true, "emcc": true, "clang++": true, "gfortran": true, "nvcc": true,
+	"ld.lld": true, "ld.gold": true,
+}
+
+// clusterOut are the flag letters that may come before a program's short
+// output option in one word (curl -sSLo FILE, sort -rno FILE): getopt
+// programs whose other options in such a cluster take no value.
+var clusterOut = map[string]string{
+	"curl": "sSLfkvIiqgGNZjJlMpRB0123456", "wget": "qvcNSrkpmbdhFx", "sort": "bdfgiMhnRrscuVz",
+}
+
+// targetDirProgs take the directory they write into as -t DIR (also -tDIR,
+// a cluster ending in t, and --target-directory[=]DIR); their operands
+// are then all sources.
+var targetDirProgs = map[string]bool{
+	"cp": true, "mv": true, "ln": true, "install": true, "gcp": true, "gmv": true, "gln": true, "ginstall": true,
+}
+
+// fetchWriteOpts are the options of fetchers whose value is a file they
+// write (headers, cookies, logs, traces) or a directory they write into.
+var fetchWriteOpts = map[string]map[string]bool{
+	"curl": {"-D": true, "--dump-header": true, "-c": true, "--cookie-jar": true, "--trace": true, "--trace-ascii": true,
+		"--stderr": true, "--libcurl": true, "--etag-save": true, "--hsts": true, "--alt-svc": true},
+	"wget": {"-o": true, "--output-file": true, "-a": true, "--append-output": true, "-P": true, "--directory-prefix": true,
+		"--save-cookies": true, "--warc-file": true, "--rejected-log": true},
+}
+
+// operandWriters are readers whose operand at the given index (counting
+// every operand, "-" for stdin too) is a file they write: uniq IN OUT,
+// xxd IN OUT (xxd -r too).
+var operandWriters = map[string]int{"uniq": 1, "xxd": 1}
+
+// valueOpts are the short options of some readers that take the next word
+// as their value, so that word is no operand.
+var valueOpts = map[string]map[string]bool{
+	"uniq": {"-f": true, "-s": true, "-w": true, "--skip-fields": true, "--skip-chars": true, "--check-chars": true},
+	"xxd": {"-c": true, "-g": true, "-l": true, "-o": true, "-s": true, "-n": true, "-cols": true, "-len": true,
+		"-seek": true, "-groupsize": true, "-name": true, "-offset": true},
+	"awk":  {"-v": true, "-F": true, "--assign": true, "--field-separator": true},
+	"gawk": {"-v": true, "-F": true, "--assign": true, "--field-separator": true}, "mawk": {"-v": true, "-F": true},
+	"nawk": {"-v": true, "-F": true},
 }
 
 // netPrograms take a host as a positional argument.
@@ -94,6 +148,11 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 	codeOpts := interpreters[prog]
 	hostDone := false
 	valueNext := false // the word is an option's value: a path maybe, not a host
+	skipNext := false  // the word is an option's value that names no path
+	targetDir := false // cp -t DIR: every operand is a source
+	var targetDirs []string
+	var operands []string // every operand word, "-" too
+	includeNext := false  // gawk -i/-l: the next word is a library
 	if prog == "env" || prog == "export" || prog == "declare" || prog == "typeset" {
 		for _, a := range cmd[1:] {
 			if isAssignment(a) {
@@ -104,6 +163,15 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 	}
 	for i := 1; i < len(cmd); i++ {
 		a := cmd[i]
+		if skipNext {
+			skipNext = false
+			continue
+		}
+		if includeNext {
+			includeNext = false
+			sa.awkInclude(prog, a, &inPlace, &scripts)
+			continue
+		}
 		if valueNext {
 			valueNext = false
 			sa.wordPath(a, cwd)
@@ -113,6 +181,9 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 			writeNext = false
 			if p := sa.wordPath(a, cwd); p != "" {
 				n.addDest(p)
+				if targetDir && len(targetDirs) == 0 {
+					targetDirs = append(targetDirs, p)
+				}
 			}
 			continue
 		}
@@ -139,12 +210,72 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 				if !hasVal && i+1 < len(cmd) {
 					v = cmd[i+1]
 				}
-				if sa.fetchOpt(prog, name, v) && !hasVal {
-					valueNext = true
-					continue
+				if sa.fetchOpt(prog, name, v) {
+					if fetchWriteOpts[prog][name] {
+						if hasVal {
+							n.addDest(sa.wordPath(val, cwd))
+						} else {
+							writeNext = true
+						}
+						continue
+					}
+					if !hasVal {
+						valueNext = true
+						continue
+					}
 				}
 			}
+			short := !strings.HasPrefix(a, "--")
 			switch {
+			case valueOpts[prog][name] && !hasVal:
+				skipNext = true
+			case targetDirProgs[prog] && (longOpt(name, 3, "--target-directory") || short && clusterValue(a, 't', "abdfFHilLnPpRrsuvxTZCcD") != ""):
+				targetDir = true
+				v := val
+				if short {
+					v = clusterValue(a, 't', "abdfFHilLnPpRrsuvxTZCcD")
+				}
+				if hasVal || short && v != "-" {
+					if p := sa.wordPath(v, cwd); p != "" {
+						n.addDest(p)
+						targetDirs = append(targetDirs, p)
+					}
+				} else {
+					writeNext = true
+				}
+			case strings.HasSuffix(prog, "awk") && (name == "-i" || name == "-l" || longOpt(name, 4, "--include", "--load")):
+				if hasVal {
+					sa.awkInclude(prog, val, &inPlace, &scripts)
+				} else {
+					includeNext = true
+				}
+			case strings.HasSuffix(prog, "awk") && short && (strings.HasPrefix(a, "-i") || strings.HasPrefix(a, "-l")):
+				sa.awkInclude(prog, a[2:], &inPlace, &scripts) // gawk -iinplace
+			case prog == "yq" && (name == "--inplace" || short && strings.ContainsRune(a[1:], 'i') && !strings.ContainsAny(a, "=/.")):
+				inPlace = true
+			case prog == "yq" && (name == "--split-exp" || name == "-s"):
+				n.addWritten(cwd)
+				n.addComputed("yq --split-exp: the files it writes under " + cwd)
+				if !hasVal {
+					skipNext = true
+				}
+			case prog == "ssh" && name == "-E":
+				writeNext = true
+			case (prog == "sed" || prog == "gsed") && short && clusterValue(a, 'i', "nrEsuz") != "":
+				inPlace = true // sed -ni, sed -Ei.bak
+			case shortOut != "" && len(shortOut) == 2 && short && len(a) > 2 && attachedOut[prog] && strings.HasPrefix(a, shortOut):
+				// -oFILE: the value in the same word.
+				if p := sa.wordPath(a[2:], cwd); p != "" {
+					n.addDest(p)
+				}
+			case shortOut != "" && len(shortOut) == 2 && short && clusterOut[prog] != "" && clusterValue(a, shortOut[1], clusterOut[prog]) != "":
+				if v := clusterValue(a, shortOut[1], clusterOut[prog]); v != "-" {
+					if p := sa.wordPath(v, cwd); p != "" {
+						n.addDest(p)
+					}
+				} else {
+					writeNext = true
+				}
 			case outputOpts[name] || shortOut != "" && name == shortOut:
 				if hasVal {
 					if p := sa.wordPath(val, cwd); p != "" {
@@ -172,6 +303,7 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 			}
 			continue
 		}
+		operands = append(operands, a)
 		if prog == "sed" && a == "" && inPlace && len(scripts) == 0 {
 			continue // BSD sed's -i "" (no backup suffix)
 		}
@@ -218,6 +350,27 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 	for _, s := range scripts {
 		sa.scriptEscapes(prog, s)
 	}
+	// What a reader writes to among its operands (uniq IN OUT).
+	writtenOp := ""
+	if k, ok := operandWriters[prog]; ok && k < len(operands) {
+		if writtenOp = sa.wordPath(operands[k], cwd); writtenOp != "" {
+			n.addDest(writtenOp)
+		}
+	}
+	if prog == "sqlite3" {
+		sa.sqliteWrites(cmd, cwd)
+	}
+	if prog == "split" || prog == "csplit" || prog == "gsplit" || prog == "gcsplit" {
+		n.addComputed(prog + ": the files it names from its prefix")
+	}
+	if targetDir {
+		// cp -t DIR a b writes DIR/a and DIR/b.
+		for _, d := range targetDirs {
+			for _, p := range positional {
+				n.addDest(d + "/" + path.Base(p))
+			}
+		}
+	}
 	switch {
 	case prog == "tee":
 		for _, p := range positional {
@@ -228,7 +381,7 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 			n.addWritten(p)
 		}
 	case lastArgWritten[prog]:
-		if len(positional) > 1 {
+		if len(positional) > 1 && !targetDir {
 			n.addDest(positional[len(positional)-1])
 		}
 	case inPlace:
@@ -286,7 +439,7 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 	}
 	// What the program reads: every operand but the ones it only writes to.
 	for i, p := range positional {
-		if prog != "tee" && !(lastArgWritten[prog] && i == len(positional)-1 && i > 0) {
+		if prog != "tee" && !(lastArgWritten[prog] && !targetDir && i == len(positional)-1 && i > 0) && (p != writtenOp || writtenOp == "") {
 			n.read[p] = true
 		}
 	}
@@ -307,6 +460,94 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 		if len(cmd) == 1 || slices.Contains(cmd, "-p") || slices.Contains(cmd, "-x") || slices.Contains(cmd, "-v") {
 			n.addEnv("*")
 		}
+	}
+}
+
+// clusterValue reads a short-option word as getopt does when the option
+// letter opt takes a value: "-oFILE" and "-sLoFILE" give FILE, "-sLo"
+// gives "-" (the value is the next word); flags are the letters that may
+// come before opt in the word. It returns "" when the word does not hold
+// opt.
+func clusterValue(a string, opt byte, flags string) string {
+	if len(a) < 2 || a[0] != '-' || a[1] == '-' {
+		return ""
+	}
+	for k := 1; k < len(a); k++ {
+		if a[k] == opt {
+			if k+1 == len(a) {
+				return "-"
+			}
+			return a[k+1:]
+		}
+		if !strings.ContainsRune(flags, rune(a[k])) {
+			return ""
+		}
+	}
+	return ""
+}
+
+// awkInclude records a gawk library (-i LIB, -l EXT): -i inplace edits
+// every input file; any other library is code the rules cannot read, as
+// -f's is.
+func (sa *shellAnalysis) awkInclude(prog, lib string, inPlace *bool, scripts *[]string) {
+	if strings.Contains(strings.ToLower(lib), "inplace") {
+		*inPlace = true
+		return
+	}
+	*scripts = append(*scripts, "")
+}
+
+// sqliteRisky matches SQL or dot commands of the sqlite3 shell that write
+// files other than the database, attach others, or run programs.
+var sqliteRisky = regexp.MustCompile(`(?i)\.(?:output|once|backup|save|log|excel|open|clone|trace|cd|shell|system|load|import|read|archive|ar)\b|\battach\b|\bvacuum\b|writefile|load_extension|edit\s*\(`)
+
+// sqliteWrites records what sqlite3 writes: its database (the first
+// operand), and, when its SQL names other files or comes from stdin
+// (which no rule can read), that what it writes is computed.
+func (sa *shellAnalysis) sqliteWrites(cmd []string, cwd string) {
+	db := ""
+	sql := 0
+	readonly := false
+	for i := 1; i < len(cmd); i++ {
+		a := cmd[i]
+		if strings.HasPrefix(a, "-") && len(a) > 1 {
+			name := strings.TrimPrefix(a, "-")
+			switch {
+			case name == "readonly" || name == "-readonly" || name == "safe" || name == "-safe":
+				readonly = true
+			case name == "cmd" || name == "-cmd":
+				if i+1 < len(cmd) && sqliteRisky.MatchString(cmd[i+1]) {
+					sa.n.addComputed("sqlite3 " + cmd[i+1])
+				}
+				i++
+			case name == "init" || name == "-init":
+				sa.n.addComputed("sqlite3 -init")
+				i++
+			case strings.HasPrefix(name, "A") || name == "-archive":
+				sa.n.addWritten(cwd)
+				sa.n.addComputed("sqlite3 -A: the files it extracts under " + cwd)
+			case name == "separator" || name == "newline" || name == "nullvalue" || name == "vfs" || name == "maxsize" ||
+				name == "mmap" || name == "pagecache" || name == "lookaside" || name == "heap":
+				i++
+			}
+			continue
+		}
+		if db == "" {
+			db = a
+			continue
+		}
+		sql++
+		if sqliteRisky.MatchString(a) {
+			sa.n.addComputed("sqlite3 " + a)
+		}
+	}
+	if db != "" && db != ":memory:" && !readonly {
+		if p := resolvePath(db, cwd, sa.ws); p != "" {
+			sa.n.addWritten(p)
+		}
+	}
+	if sql == 0 && !readonly {
+		sa.n.addComputed("sqlite3: the SQL it reads from stdin")
 	}
 }
 
@@ -830,6 +1071,19 @@ func (sa *shellAnalysis) gitInner(cmd []string, cwd string, depth int) error {
 // gitWrites records the files a git command writes that are not the
 // working tree's own: `git config` settings.
 func (sa *shellAnalysis) gitWrites(cmd []string, cwd string) {
+	if len(cmd) > 3 && cmd[1] == "mv" {
+		// git mv SRC... DST writes DST (in cwd, which git -C moves).
+		var pos []string
+		for _, a := range cmd[2:] {
+			if !strings.HasPrefix(a, "-") {
+				pos = append(pos, a)
+			}
+		}
+		if len(pos) > 1 {
+			sa.n.addDest(resolvePath(pos[len(pos)-1], cwd, sa.ws))
+		}
+		return
+	}
 	if len(cmd) < 3 || cmd[1] != "config" {
 		return
 	}
