@@ -63,3 +63,14 @@ func Shown(r rune) bool {
 	return unicode.IsPrint(r) && r != 0x2800 &&
 		!unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r) && !unicode.Is(unicode.Variation_Selector, r)
 }
+
+// VisibleLines is Visible for each line of s: its line breaks are kept, as
+// the text's own (a JSON document's indentation, a message's lines), and
+// everything else in a line is made visible.
+func VisibleLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = Visible(l)
+	}
+	return strings.Join(lines, "\n")
+}

@@ -68,6 +68,9 @@ var elicitSchema = map[string]any{
 	"required": []string{"approve"},
 }
 
+// elicitMessage is the question put to the agent's user. What the agent,
+// an upstream or a rule wrote goes in Visible, so it adds no line of its
+// own (argsPreviewPlain's lines are Visible too).
 func (s *Service) elicitMessage(c toolgate.Call, d toolgate.Decision, expires time.Time) string {
 	r := s.o.Redactor
 	var b strings.Builder
@@ -85,8 +88,6 @@ func (s *Service) elicitMessage(c toolgate.Call, d toolgate.Decision, expires ti
 	fmt.Fprintf(&b, "\nIf approved, it runs in %s.", sandboxText(d.Sandbox))
 	fmt.Fprintf(&b, "\nArguments:\n%s", argsPreviewPlain(r.Value(c.Args)))
 	fmt.Fprintf(&b, "\nDecision %s; denied automatically at %s.", c.ID, expires.Format(time.Kitchen))
-	// What the agent, an upstream or a rule wrote is Visible, one line
-	// each; the argument preview's lines are Visible too.
 	return r.String(b.String())
 }
 

@@ -265,7 +265,7 @@ func argsPreviewPlain(args any) string {
 		if err != nil {
 			return "(arguments could not be shown)"
 		}
-		s = visibleLines(s)
+		s = toolgate.VisibleLines(s)
 		if len(s) > argsPreviewLimit {
 			s = truncate(s, argsPreviewLimit) + fmt.Sprintf("\n… (%d bytes in all)", len(s))
 		}

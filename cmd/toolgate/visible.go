@@ -26,9 +26,7 @@ func visibleJSON(raw []byte, prefix string) string {
 	if err := json.Indent(&b, raw, "", "  "); err != nil {
 		return toolgate.Visible(string(raw))
 	}
-	lines := strings.Split(b.String(), "\n")
-	for i, l := range lines {
-		lines[i] = toolgate.Visible(l)
-	}
-	return strings.Join(lines, "\n"+prefix)
+	// Visible escapes every line break in a line, so the ones left are
+	// the indentation's.
+	return strings.ReplaceAll(toolgate.VisibleLines(b.String()), "\n", "\n"+prefix)
 }
