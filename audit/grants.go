@@ -80,6 +80,10 @@ func (w *wtx) appendGrantEvent(kind, callID, status string, at time.Time, g *Gra
 	return w.appendBody(callID, kind, at.UnixNano(), body)
 }
 
+// grantActive selects the grants still usable at the time bound to it (see
+// Grant.Active).
+const grantActive = `revoked_at IS NULL AND expires_at > ? AND (max_uses = 0 OR uses < max_uses)`
+
 const grantCols = `id, review_id, server, tool, args_hash, rules_version, session, scope, approver, channel,
 created_at, expires_at, max_uses, uses, revoked_at, revoked_by`
 
@@ -223,25 +227,10 @@ func (s *Store) UseGrant(ctx context.Context, c toolgate.Call, d toolgate.Decisi
 // grantFor is the oldest active grant covering call r decided d (see
 // UseGrant), nil when none does.
 func (w *wtx) grantFor(r *Record, d toolgate.Decision, mac string, at time.Time) (*Grant, error) {
-	rows, err := w.s.conn.QueryContext(w.ctx, `SELECT `+grantCols+` FROM grants
-		WHERE server = ? AND tool = ? AND session = ? AND rules_version = ? AND (args_hash = '' OR args_hash = ?)
-		AND revoked_at IS NULL AND expires_at > ? AND (max_uses = 0 OR uses < max_uses)
-		ORDER BY created_at`, r.Server, r.Tool, r.Session, d.Version, mac, at.UnixNano())
+	gs, err := queryGrants(w.ctx, w.s.conn, `WHERE server = ? AND tool = ? AND session = ? AND rules_version = ? AND (args_hash = '' OR args_hash = ?)
+		AND `+grantActive+` ORDER BY created_at`, r.Server, r.Tool, r.Session, d.Version, mac, at.UnixNano())
 	if err != nil {
-		return nil, fmt.Errorf("audit: find grant: %w", err)
-	}
-	var gs []*Grant
-	for rows.Next() {
-		g, err := scanGrant(rows)
-		if err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("audit: find grant: %w", err)
-		}
-		gs = append(gs, g)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("audit: find grant: %w", err)
+		return nil, err
 	}
 	for _, g := range gs {
 		rv, err := w.s.getOn(w.ctx, w.s.conn, g.ReviewID)
@@ -259,20 +248,20 @@ func (w *wtx) grantFor(r *Record, d toolgate.Decision, mac string, at time.Time)
 // revoked ones.
 func (s *Store) Grants(ctx context.Context, all bool) ([]*Grant, error) {
 	if all {
-		return s.queryGrants(ctx, `ORDER BY created_at DESC`)
+		return queryGrants(ctx, s.rdb, `ORDER BY created_at DESC`)
 	}
-	return s.queryGrants(ctx, `WHERE revoked_at IS NULL AND expires_at > ? AND (max_uses = 0 OR uses < max_uses)
-		ORDER BY created_at DESC`, s.o.Now().UnixNano())
+	return queryGrants(ctx, s.rdb, `WHERE `+grantActive+` ORDER BY created_at DESC`, s.o.Now().UnixNano())
 }
 
 // GrantsOf returns the grants issued by call id's review, oldest first.
 func (s *Store) GrantsOf(ctx context.Context, id string) ([]*Grant, error) {
-	return s.queryGrants(ctx, `WHERE review_id = ? ORDER BY created_at`, id)
+	return queryGrants(ctx, s.rdb, `WHERE review_id = ? ORDER BY created_at`, id)
 }
 
-// queryGrants reads the grants the clause (WHERE ... ORDER BY ...) selects.
-func (s *Store) queryGrants(ctx context.Context, clause string, args ...any) ([]*Grant, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+grantCols+` FROM grants `+clause, args...)
+// queryGrants reads, through q (the readers, or the writer's transaction),
+// the grants the clause (WHERE ... ORDER BY ...) selects.
+func queryGrants(ctx context.Context, q querier, clause string, args ...any) ([]*Grant, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+grantCols+` FROM grants `+clause, args...)
 	if err != nil {
 		return nil, fmt.Errorf("audit: grants: %w", err)
 	}
