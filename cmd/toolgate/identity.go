@@ -31,10 +31,7 @@ func buildAuth(ctx context.Context, h config.HTTP, shared, scope string, st *aud
 		audience, other = h.OIDC.Audience, h.OIDC.ReviewAudience
 	}
 	if scope == audit.ScopeReview {
-		user, audience, other = cmp.Or(h.ReviewerUser, "reviewer"), "", ""
-		if h.OIDC != nil {
-			audience, other = h.OIDC.ReviewAudience, h.OIDC.Audience
-		}
+		user, audience, other = cmp.Or(h.ReviewerUser, "reviewer"), other, audience
 	}
 	if shared != "" {
 		c.Shared = mcp.SharedToken{Token: shared, User: user}

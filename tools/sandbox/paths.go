@@ -73,6 +73,10 @@ const maxGitDirWalk = 4096
 // unprotected, so the run does not start.
 var errTooManyGitDirs = errors.New("sandbox: .git/modules or .git/worktrees holds too many directories to protect them all")
 
+// holdsGit reports whether Protect holds .git's control files (it does by
+// default): then those of the git directories under .git are held too.
+func (s *Sandbox) holdsGit() bool { return slices.Contains(s.o.Protect, ".git/config") }
+
 // protectPaths returns the workspace-relative paths to hold read-only (or
 // watch) in ws for one run, sorted: the Protect paths, and, when Protect
 // holds .git's control files (it does by default), the same files of every
@@ -80,7 +84,7 @@ var errTooManyGitDirs = errors.New("sandbox: .git/modules or .git/worktrees hold
 // hooks directory the repository's core.hooksPath names.
 func (s *Sandbox) protectPaths(ws string) ([]string, error) {
 	out := slices.Clone(s.o.Protect)
-	if slices.Contains(s.o.Protect, ".git/config") && realDir(filepath.Join(ws, ".git")) {
+	if s.holdsGit() && realDir(filepath.Join(ws, ".git")) {
 		more, err := gitControlPaths(ws)
 		if err != nil {
 			return nil, err

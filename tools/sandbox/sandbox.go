@@ -667,7 +667,7 @@ func (s *Sandbox) Protected(rel string) bool {
 			return true
 		}
 	}
-	if !slices.Contains(s.o.Protect, ".git/config") ||
+	if !s.holdsGit() ||
 		!strings.HasPrefix(rel, ".git/modules/") && !strings.HasPrefix(rel, ".git/worktrees/") {
 		return false
 	}
