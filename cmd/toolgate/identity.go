@@ -52,16 +52,11 @@ func buildAuth(ctx context.Context, h config.HTTP, shared, scope string, st *aud
 // reviewerToken reads the reviewers' shared token (http.reviewer_token_*),
 // "" when none is configured. It must differ from the agents' token.
 func reviewerToken(h config.HTTP, env environ, agents string) (string, error) {
-	if h.ReviewerTokenEnv == "" && h.ReviewerTokenFile == "" {
-		return "", nil
-	}
-	t, err := secret(env, h.ReviewerTokenEnv, h.ReviewerTokenFile)
+	t, err := configuredSecret(env, "http", "reviewer_token", h.ReviewerTokenEnv, h.ReviewerTokenFile)
 	switch {
 	case err != nil:
-		return "", fmt.Errorf("http.reviewer_token_file: %w", err)
-	case t == "":
-		return "", fmt.Errorf("http: %s is empty or not set", secretSource(h.ReviewerTokenEnv, h.ReviewerTokenFile))
-	case subtle.ConstantTimeCompare([]byte(t), []byte(agents)) == 1:
+		return "", err
+	case t != "" && subtle.ConstantTimeCompare([]byte(t), []byte(agents)) == 1:
 		return "", errors.New("http: the reviewer token is the agents' token (http.auth_token_*): agents hold that one, so it must not answer reviews; give reviewers a token of their own")
 	}
 	return t, nil
@@ -82,15 +77,9 @@ type metricsPlan struct {
 // with neither gets no /metrics on the MCP listener, since every agent can
 // reach that listener; a one-person setup keeps it there, open, as before.
 func planMetrics(mc config.Metrics, perUser bool, env environ, m http.Handler, logger *slog.Logger) (metricsPlan, error) {
-	token := ""
-	if mc.AuthTokenFile != "" || mc.AuthTokenEnv != "" {
-		var err error
-		if token, err = secret(env, mc.AuthTokenEnv, mc.AuthTokenFile); err != nil {
-			return metricsPlan{}, fmt.Errorf("metrics.auth_token_file: %w", err)
-		}
-		if token == "" {
-			return metricsPlan{}, fmt.Errorf("metrics: %s is empty or not set", secretSource(mc.AuthTokenEnv, mc.AuthTokenFile))
-		}
+	token, err := configuredSecret(env, "metrics", "auth_token", mc.AuthTokenEnv, mc.AuthTokenFile)
+	if err != nil {
+		return metricsPlan{}, err
 	}
 	if mc.Listen == "" && token == "" && perUser {
 		logger.Warn("/metrics is not served: with per-user credentials it needs metrics.auth_token_env/_file or metrics.listen")

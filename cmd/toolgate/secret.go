@@ -21,6 +21,23 @@ func secret(env environ, envKey, file string) (string, error) {
 	return readSecretFile(file)
 }
 
+// configuredSecret reads the secret a config section names in its NAME_env
+// or NAME_file key (envKey, file): "" when it names none; one it names that
+// cannot be read, or is empty or unset, is an error.
+func configuredSecret(env environ, section, name, envKey, file string) (string, error) {
+	if envKey == "" && file == "" {
+		return "", nil
+	}
+	v, err := secret(env, envKey, file)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("%s.%s_file: %w", section, name, err)
+	case v == "":
+		return "", fmt.Errorf("%s: %s is empty or not set", section, secretSource(envKey, file))
+	}
+	return v, nil
+}
+
 // secretSource names where secret reads from, for messages.
 func secretSource(envKey, file string) string {
 	if file != "" {
