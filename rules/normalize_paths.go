@@ -259,16 +259,20 @@ func classMatch(g, dirs globPattern, rel string) bool {
 	return false
 }
 
-// secretNames and secretDirs stand for the secret stores when a path
-// holds shell pattern characters: the shell expands it, so it counts as
-// secret if its last component could name one of secretNames, or another
-// component one of secretDirs. A component of wildcards alone ("*") is
-// not enough: it would make every `ls src/*` secret.
+// secretNames, secretNamesIn and secretDirs stand for the secret stores
+// when a path holds shell pattern characters: the shell expands it, so it
+// counts as secret if its last component could name one of secretNames,
+// or one of secretNamesIn while the component before it could name that
+// name's directory, or another component one of secretDirs. A component
+// of wildcards alone ("*") is not enough: it would make every `ls src/*`
+// secret. secretNamesIn are names secret only in their directory, so that
+// `cat *.yml` or `wc -l src/*s` stay ordinary reads.
 var (
 	secretNames = []string{".env", ".env.local", ".env.production", "id_rsa", "id_ed25519", "id_ecdsa", "id_dsa",
 		".netrc", ".git-credentials", ".pgpass", ".npmrc", ".pypirc", ".vault-token", "environ", "shadow", "server.key",
-		"private.key", "key.pem", "cert.pem", ".bash_history", ".zsh_history", "credentials", "hosts.yml"}
-	secretDirs = []string{".ssh", ".aws", ".gnupg", ".kube", ".docker", ".azure", "gcloud", ".password-store", "gh"}
+		"private.key", "key.pem", "cert.pem", ".bash_history", ".zsh_history"}
+	secretNamesIn = map[string][]string{"credentials": {".aws", ".gem", ".cargo"}, "hosts.yml": {"gh"}}
+	secretDirs    = []string{".ssh", ".aws", ".gnupg", ".kube", ".docker", ".azure", "gcloud", ".password-store", "gh"}
 )
 
 // isSecretPath reports whether the path names a secret store; rel is
@@ -296,6 +300,13 @@ func isSecretPath(p, rel string) bool {
 		for _, name := range names {
 			if shellGlob(part, name) && (i == len(parts)-1 || part != "gh") {
 				return true
+			}
+		}
+		if i == len(parts)-1 && i > 0 {
+			for name, dirs := range secretNamesIn {
+				if shellGlob(part, name) && slices.ContainsFunc(dirs, func(d string) bool { return shellGlob(parts[i-1], d) }) {
+					return true
+				}
 			}
 		}
 	}
