@@ -514,6 +514,8 @@ func inside(p, dir string) bool {
 // classify sorts the paths into the classes rules read.
 func (n *normCall) classify(ws Workspace) {
 	root := ws.root()
+	n.paths = n.withParentReadings(n.paths, n.seenPath)
+	n.written = n.withParentReadings(n.written, n.seenWritten)
 	for _, p := range n.paths {
 		if !inside(p, root) {
 			n.outside = append(n.outside, p)
@@ -544,6 +546,36 @@ func (n *normCall) classify(ws Workspace) {
 			n.policy = append(n.policy, p)
 		}
 	}
+}
+
+// withParentReadings adds to paths, after each path with a pattern
+// component that could match "..", the path that component makes by
+// matching it: bash before 5.2 (macOS's /bin/bash, Ubuntu 22.04) expands
+// `.?` and `.[.]` to "..", so `cat .?/x` reads outside the directory.
+// The added path is read or written as the one it comes from; seen is
+// the set paths is kept unique by.
+func (n *normCall) withParentReadings(paths []string, seen map[string]bool) []string {
+	for i := 0; i < len(paths); i++ {
+		p := paths[i]
+		if !strings.ContainsAny(p, "*?[") {
+			continue
+		}
+		parts := strings.Split(p, "/")
+		for j, part := range parts {
+			if strings.ContainsAny(part, "*?[") && shellGlob(part, "..") {
+				parts[j] = ".."
+			}
+		}
+		alt := path.Clean(strings.Join(parts, "/"))
+		if seen[alt] {
+			continue
+		}
+		seen[alt] = true
+		paths = slices.Insert(paths, i+1, alt)
+		n.read[alt], n.dest[alt] = n.read[p], n.dest[p]
+		i++
+	}
+	return paths
 }
 
 // relTo returns p lower-cased and relative to the workspace root or the
