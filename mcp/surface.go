@@ -274,7 +274,7 @@ func (cp completer) CompletePromptArgument(ctx context.Context, name string, arg
 		return nil, fmt.Errorf("toolgate: no prompt %s: %w", name, tools.ErrUnknownPrompt)
 	}
 	ref := mcpgo.PromptReference{Type: "ref/prompt", Name: p.Def.Name}
-	args := map[string]any{"ref": "prompt", "name": p.Def.Name, "argument": arg.Name, "value": arg.Value}
+	args := completionArgs(map[string]any{"ref": "prompt", "name": p.Def.Name}, arg, cctx)
 	return cp.complete(ctx, cp.s.newCall(ctx, toolgate.KindCompletion, p.Server, p.Def.Name, p.Name, args, nil, ""), ref, arg, cctx)
 }
 
@@ -284,8 +284,24 @@ func (cp completer) CompleteResourceArgument(ctx context.Context, uriTemplate st
 		return nil, fmt.Errorf("toolgate: %w", err)
 	}
 	ref := mcpgo.ResourceReference{Type: "ref/resource", URI: uriTemplate}
-	args := map[string]any{"ref": "resource", "uri": uriTemplate, "argument": arg.Name, "value": arg.Value}
+	args := completionArgs(map[string]any{"ref": "resource", "uri": uriTemplate}, arg, cctx)
 	return cp.complete(ctx, cp.s.newCall(ctx, toolgate.KindCompletion, server, uriTemplate, uriTemplate, args, nil, ""), ref, arg, cctx)
+}
+
+// completionArgs adds to args what the agent sends upstream with a
+// completion: the argument, its value, and the values of the other
+// arguments it has filled in (context.arguments), which the upstream may
+// act on, so the rules and the log see them too.
+func completionArgs(args map[string]any, arg mcpgo.CompleteArgument, cctx mcpgo.CompleteContext) map[string]any {
+	args["argument"], args["value"] = arg.Name, arg.Value
+	if len(cctx.Arguments) > 0 {
+		ctxArgs := make(map[string]any, len(cctx.Arguments))
+		for k, v := range cctx.Arguments {
+			ctxArgs[k] = v
+		}
+		args["context"] = ctxArgs
+	}
+	return args
 }
 
 func (cp completer) complete(ctx context.Context, c toolgate.Call, ref any, arg mcpgo.CompleteArgument, cctx mcpgo.CompleteContext) (*mcpgo.Completion, error) {

@@ -189,10 +189,14 @@ func TestSurface(t *testing.T) {
 	cr := mcpgo.CompleteRequest{}
 	cr.Params.Ref = mcpgo.PromptReference{Type: "ref/prompt", Name: "up__hello"}
 	cr.Params.Argument = mcpgo.CompleteArgument{Name: "who", Value: "b"}
+	cr.Params.Context.Arguments = map[string]string{"greeting": "evil; rm -rf ~"}
 	if _, err := a.Complete(ctx, cr); err != nil {
 		t.Errorf("completion/complete: %v", err)
 	}
-	if c := f.gate.last(); c.Kind != toolgate.KindCompletion || c.Server != "up" || c.Args["argument"] != "who" {
+	// The other arguments go upstream with the completion, so the gate
+	// (rules and log) sees them too.
+	if c := f.gate.last(); c.Kind != toolgate.KindCompletion || c.Server != "up" || c.Args["argument"] != "who" ||
+		fmt.Sprint(c.Args["context"]) != "map[greeting:evil; rm -rf ~]" {
 		t.Errorf("the completion's gate call = %+v", c)
 	}
 
