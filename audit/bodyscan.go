@@ -52,8 +52,8 @@ func (f *rowFields) parts() (string, *Entry, *Review) {
 // without fraction or exponent, no null (but in the arguments and _meta),
 // valid UTF-8. For any other body it returns false and the caller decodes
 // it with decodeEvent; for a body it accepts, decodeEvent succeeds with
-// the same values of those fields (FuzzScanRowFields). The fast pass of Verify reads every
-// event with it, at a fraction of decodeEvent's cost.
+// the same values of those fields (FuzzScanRowFields). The fast pass of
+// Verify reads every event with it, at a fraction of decodeEvent's cost.
 func (f *rowFields) scanRowFields(id, body string) bool {
 	if !isFormat2(body) || !utf8.ValidString(body) {
 		return false
