@@ -85,10 +85,14 @@ type Call struct {
 	Principal Principal `json:"principal,omitzero"`
 	// Time is when toolgate received the call; rules see it as `now`.
 	Time time.Time `json:"time"`
-	// Meta is the request's _meta to pass upstream (progressToken and
-	// reserved keys removed, see tools.StripMeta). Not recorded; a grant
-	// binds it with the arguments.
-	Meta map[string]any `json:"-"`
+	// Meta is the request's _meta that goes upstream with the arguments:
+	// the agent's, without progressToken and the reserved keys (see
+	// tools.StripMeta). What toolgate adds when forwarding is its own:
+	// the sandbox profile and session its built-in servers get (Sandbox,
+	// SessionID) and a progress token of its own per hop. The audit log
+	// records Meta redacted, reviewers are shown it with the arguments,
+	// and a grant binds it with them. nil when there is none.
+	Meta map[string]any `json:"meta,omitempty"`
 }
 
 // KindName is c's kind, KindTool for a call that names none.

@@ -47,13 +47,13 @@ func (f *rowFields) parts() (string, *Entry, *Review) {
 // checked to have a value decodeEvent accepts, not decoded.
 //
 // It accepts only bodies shaped as encodeEvent writes them: no whitespace
-// but inside the arguments, each member at most once and by its exact
-// name, strings without escapes (but those skipped), integers without
-// fraction or exponent, no null (but the arguments), valid UTF-8. For any
-// other body it returns false and the caller decodes it with decodeEvent;
-// for a body it accepts, decodeEvent succeeds with the same values of
-// those fields (FuzzScanRowFields). The fast pass of Verify reads every
-// event with it, at a fraction of decodeEvent's cost.
+// but inside the arguments and _meta, each member at most once and by its
+// exact name, strings without escapes (but those skipped), integers
+// without fraction or exponent, no null (but in the arguments and _meta),
+// valid UTF-8. For any other body it returns false and the caller decodes
+// it with decodeEvent; for a body it accepts, decodeEvent succeeds with
+// the same values of those fields (FuzzScanRowFields). The fast pass of
+// Verify reads every event with it, at a fraction of decodeEvent's cost.
 func (f *rowFields) scanRowFields(id, body string) bool {
 	if !isFormat2(body) || !utf8.ValidString(body) {
 		return false
@@ -95,7 +95,7 @@ func (f *rowFields) scanRowFields(id, body string) bool {
 // struct's fields (TestScanKeysInOrder).
 const (
 	body2Keys       = "v cx st d r o c"
-	entry2Keys      = "rcv dec cl mdl pr sess srv srv_v tool name ck sch ann rv rl sbx tgv args ah conf rule act why auto ce sh err"
+	entry2Keys      = "rcv dec cl mdl pr sess srv srv_v tool name ck sch ann rv rl sbx tgv args ah meta conf rule act why auto ce sh err"
 	review2Keys     = "ok by ch why dec ttd"
 	outcome2Keys    = "err dur size rh fin"
 	peerKeys        = "name version"
@@ -168,6 +168,8 @@ func (s *bodyScanner) decision(d *Entry) bool {
 			}
 			d.Args = json.RawMessage(s.b[from:s.i])
 			return true
+		case "meta":
+			return s.value(0)
 		case "conf":
 			return s.number()
 		case "rv":

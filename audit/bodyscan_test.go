@@ -49,6 +49,7 @@ func scanSeeds(t testing.TB) []*event {
 		Session:   "s", Server: "srv", ServerVersion: "2", Tool: "t", Name: "n", Kind: "resource", SchemaHash: "sh",
 		Annotations: toolgate.Annotations{Title: "T", ReadOnly: &yes, Destructive: &yes, Idempotent: &yes, OpenWorld: &yes},
 		Args:        json.RawMessage(`{"a":"\u003cb\u003e é", "n": [1.5e3, -2, null, true, {}]}`),
+		Meta:        json.RawMessage(`{"dry_run":false,"p":{"q":[null,"\u202e"]}}`),
 		Confidence:  &conf, RulesVersion: "v1", RulesLabel: "l", Rule: "r", Action: toolgate.Review, Reason: "why",
 		AutoApproved: true, ConfidenceEffect: "none", Shadow: []toolgate.ShadowResult{{Rule: "x", Action: toolgate.Deny, Reason: "y", Error: "z"}},
 		EvalError: "e", Sandbox: "sb", ToolgateVersion: "tv",

@@ -195,14 +195,16 @@ func (c *ctx2) fill(d *Entry) {
 
 // entry2 is an Entry in a format-2 decision. ID is the event's call id;
 // DecidedAt is the event's at unless Decided says otherwise; ArgsHash is
-// the hash of Args, stored only when the arguments are not. Its context
-// fields are empty when the body has a cx.
+// the hash of Args, stored only when the arguments are not; Meta is
+// absent for a call without _meta. Its context fields are empty when the
+// body has a cx.
 type entry2 struct {
 	Received         int64                   `json:"rcv,omitempty"`
 	Decided          int64                   `json:"dec,omitempty"`
 	ctx2                                     // inline: the members cl ... tgv
 	Args             json.RawMessage         `json:"args,omitempty"`
 	ArgsHash         string                  `json:"ah,omitempty"`
+	Meta             json.RawMessage         `json:"meta,omitempty"`
 	Confidence       *float64                `json:"conf,omitempty"`
 	Rule             string                  `json:"rule,omitempty"`
 	Action           toolgate.Action         `json:"act"`
@@ -292,6 +294,7 @@ func newEntry2(d *Entry, at int64) *entry2 {
 		Received: relTime(d.ReceivedAt, 0), Decided: relTime(d.DecidedAt, at), ctx2: ctxOf(d),
 		Confidence: d.Confidence, Rule: d.Rule, Action: d.Action, Reason: d.Reason,
 		AutoApproved: d.AutoApproved, ConfidenceEffect: d.ConfidenceEffect, Shadow: d.Shadow, EvalError: d.EvalError,
+		Meta: d.Meta,
 	}
 	if argsStored(d.Args) {
 		e.Args = d.Args
@@ -345,7 +348,7 @@ func decodeEvent(id, kind string, at int64, body string) (*event, error) {
 		e.cx = b.Cx
 		e.Decision = &Entry{
 			ID: id, ReceivedAt: absTime(d.Received, 0), DecidedAt: absTime(d.Decided, at),
-			Args: d.Args, ArgsHash: d.ArgsHash, Confidence: d.Confidence, Rule: d.Rule, Action: d.Action, Reason: d.Reason,
+			Args: d.Args, ArgsHash: d.ArgsHash, Meta: d.Meta, Confidence: d.Confidence, Rule: d.Rule, Action: d.Action, Reason: d.Reason,
 			AutoApproved: d.AutoApproved, ConfidenceEffect: d.ConfidenceEffect, Shadow: d.Shadow, EvalError: d.EvalError,
 		}
 		d.fill(e.Decision)

@@ -127,6 +127,9 @@ func (s *Store) prepareImport(rec *Record) (*importRow, error) {
 		return nil, fmt.Errorf("call %s: args: %w", rec.ID, err)
 	}
 	e.Args, e.ArgsHash = ab, argsHash(ab)
+	if e.Meta, err = normalMeta(e.Meta); err != nil {
+		return nil, fmt.Errorf("call %s: _meta: %w", rec.ID, err)
+	}
 	e.ReceivedAt, e.DecidedAt = utc(e.ReceivedAt), utc(e.DecidedAt)
 	if e.DecidedAt.IsZero() {
 		e.DecidedAt = e.ReceivedAt
@@ -208,6 +211,23 @@ func WriteJSONL(w io.Writer, recs func(yield func(*Record, error) bool)) error {
 	return nil
 }
 
+// normalMeta is an imported record's _meta as Begin records it: keys
+// sorted and compact, nil for none (absent, null or {}). Anything but an
+// object is refused.
+func normalMeta(raw json.RawMessage) (json.RawMessage, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return json.Marshal(m)
+}
+
 // csvHeader is the header row WriteCSV writes. Keep in sync with csvRow
 // and docs/audit.md.
 var csvHeader = []string{
@@ -217,10 +237,12 @@ var csvHeader = []string{
 	"rules_version", "rules_label", "shadow", "review_approved", "reviewer", "review_channel", "review_reason",
 	"review_decided_at", "time_to_decision_ms", "finished_at", "duration_ms", "result_size", "result_hash",
 	"outcome_error", "toolgate_version", "sandbox", "principal_user", "principal_groups", "auth", "kind", "confidence_effect",
+	"meta",
 }
 
 // WriteCSV writes records as CSV with a header row (see docs/audit.md); times are RFC 3339 UTC,
-// empty when unset; args and shadow are JSON.
+// empty when unset; args, shadow and meta (the call's _meta, empty for
+// none) are JSON.
 func WriteCSV(w io.Writer, recs func(yield func(*Record, error) bool)) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(csvHeader); err != nil {
@@ -277,5 +299,6 @@ func csvRow(r *Record) []string {
 		r.RulesVersion, r.RulesLabel, shadow, approved, rv.Reviewer, rv.Channel, rv.Reason, ts(rv.DecidedAt), ttd,
 		ts(o.FinishedAt), dur, size, o.ResultHash, o.Error, r.ToolgateVersion, r.Sandbox,
 		r.Principal.User, encodeGroups(r.Principal.Groups), r.Principal.Auth, kindColumn(r.Kind), r.ConfidenceEffect,
+		string(r.Meta),
 	}
 }

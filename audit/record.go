@@ -60,6 +60,10 @@ type Entry struct {
 	// ArgsHash is the hex sha256 of Args (the redacted arguments, so it
 	// cannot be used to guess a secret), stored even when Args are not.
 	ArgsHash string `json:"args_hash"`
+	// Meta is the call's _meta that went upstream with the arguments
+	// (toolgate.Call.Meta), after Options.Redact like them; nil when the
+	// call had none, and when only the arguments' hash is stored.
+	Meta json.RawMessage `json:"meta,omitempty"`
 	// Confidence is the agent's stated confidence; nil when unknown.
 	Confidence   *float64        `json:"confidence,omitempty"`
 	RulesVersion string          `json:"rules_version"`
@@ -97,8 +101,8 @@ func (r Review) Verdict() toolgate.Verdict {
 	return toolgate.Verdict{Approved: r.Approved, Reviewer: r.Reviewer, Channel: r.Channel, Reason: r.Reason, DecidedAt: r.DecidedAt}
 }
 
-// Call rebuilds the toolgate.Call as the rules saw it, except that Args are
-// the stored (redacted) arguments.
+// Call rebuilds the toolgate.Call as the rules saw it, except that Args
+// and Meta are the stored (redacted) ones.
 func (r *Record) Call() (toolgate.Call, error) {
 	c := toolgate.Call{
 		ID: r.ID, Server: r.Server, Tool: r.Tool, Name: r.Name, Kind: r.Kind,
@@ -109,6 +113,11 @@ func (r *Record) Call() (toolgate.Call, error) {
 	if len(r.Args) > 0 && !bytes.Equal(r.Args, []byte("null")) {
 		if err := json.Unmarshal(r.Args, &c.Args); err != nil {
 			return c, fmt.Errorf("audit: call %s: args: %w", r.ID, err)
+		}
+	}
+	if argsStored(r.Meta) {
+		if err := json.Unmarshal(r.Meta, &c.Meta); err != nil {
+			return c, fmt.Errorf("audit: call %s: _meta: %w", r.ID, err)
 		}
 	}
 	return c, nil

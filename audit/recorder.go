@@ -52,6 +52,19 @@ func (s *Store) newEntry(c toolgate.Call, d toolgate.Decision) (*entryRow, error
 	if err != nil {
 		return nil, fmt.Errorf("audit: encode args of %s: %w", c.ID, err)
 	}
+	// _meta goes upstream with the arguments, so it is recorded as they
+	// are: redacted, and not at all where only their hash is kept. A call
+	// without _meta (most) records nothing for it.
+	var meta json.RawMessage
+	if len(c.Meta) > 0 && !s.o.ArgsHashOnly {
+		m := c.Meta
+		if s.o.Redact != nil {
+			m = s.o.Redact(m)
+		}
+		if meta, err = json.Marshal(m); err != nil {
+			return nil, fmt.Errorf("audit: encode _meta of %s: %w", c.ID, err)
+		}
+	}
 	now := utc(s.o.Now())
 	received := utc(c.Time)
 	if received.IsZero() {
@@ -72,7 +85,7 @@ func (s *Store) newEntry(c toolgate.Call, d toolgate.Decision) (*entryRow, error
 		ID: c.ID, ReceivedAt: received, DecidedAt: now,
 		Client: c.Client, Model: c.Model, Principal: c.Principal, Session: c.SessionID,
 		Server: c.Server, ServerVersion: c.ServerVersion, Tool: c.Tool, Name: c.Name, Kind: entryKind(c.Kind), SchemaHash: c.SchemaHash,
-		Annotations: c.Annotations, Args: ab, ArgsHash: argsHash(ab), Confidence: c.Confidence,
+		Annotations: c.Annotations, Args: ab, ArgsHash: argsHash(ab), Meta: meta, Confidence: c.Confidence,
 		RulesVersion: d.Version, RulesLabel: d.Label, Rule: d.Rule, Action: d.Action, Reason: d.Reason,
 		AutoApproved: d.AutoApproved, Shadow: d.Shadow, EvalError: d.Error, Sandbox: d.Sandbox, ToolgateVersion: s.o.ToolgateVersion,
 		ConfidenceEffect: cmp.Or(d.ConfidenceEffect, toolgate.ConfidenceNone),

@@ -87,6 +87,9 @@ func (s *Service) elicitMessage(c toolgate.Call, d toolgate.Decision, expires ti
 	}
 	fmt.Fprintf(&b, "\nIf approved, it runs in %s.", sandboxText(d.Sandbox))
 	fmt.Fprintf(&b, "\nArguments:\n%s", argsPreviewPlain(r.Value(c.Args)))
+	if len(c.Meta) > 0 {
+		fmt.Fprintf(&b, "\n_meta (sent to the tool's server with the arguments):\n%s", argsPreviewPlain(r.Value(c.Meta)))
+	}
 	fmt.Fprintf(&b, "\nDecision %s; denied automatically at %s.", c.ID, expires.Format(time.Kitchen))
 	return r.String(b.String())
 }

@@ -116,7 +116,10 @@ func (sc *slackChannel) reviewBlocks(c toolgate.Call, d toolgate.Decision, expir
 		fields = append(fields, mrkdwn("*Expires:*\n"+slackDate(expires)))
 	}
 	blocks = append(blocks, slack.NewSectionBlock(nil, fields, nil))
-	blocks = append(blocks, slack.NewSectionBlock(mrkdwn("*Arguments:*\n```"+argsPreview(r.Value(c.Args))+"```"), nil, nil))
+	blocks = append(blocks, jsonSection("*Arguments:*", r.Value(c.Args)))
+	if len(c.Meta) > 0 {
+		blocks = append(blocks, jsonSection("*`_meta`* (sent to the tool's server with the arguments):", r.Value(c.Meta)))
+	}
 	blocks = append(blocks, slack.NewContextBlock("toolgate_about",
 		mrkdwn(truncate("*May answer:* "+sc.answerers(), 1900)),
 		mrkdwn("*Audit:* `toolgate audit show "+escape(truncate(c.ID, 100))+"` on toolgate's host")))
@@ -247,9 +250,11 @@ func escape(s string) string {
 // width space after every backquote means no cut can form a closing fence.
 var codeEscape = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "`", "`\u200b").Replace
 
-// argsPreview is argsPreviewPlain for a ``` block in a section.
-func argsPreview(args any) string {
-	return cutLines(codeEscape(argsPreviewPlain(args)), sectionLimit-len("*Arguments:*\n``````"))
+// jsonSection is a section showing v (arguments or _meta, already
+// redacted) under heading: argsPreviewPlain in a ``` block, cut to fit.
+func jsonSection(heading string, v any) slack.Block {
+	code := cutLines(codeEscape(argsPreviewPlain(v)), sectionLimit-len(heading)-len("\n``````"))
+	return slack.NewSectionBlock(mrkdwn(heading+"\n```"+code+"```"), nil, nil)
 }
 
 // argsPreviewPlain renders args (already redacted) for a reviewer: an
@@ -333,14 +338,23 @@ func cutLines(s string, n int) string {
 	return s[:cut] + fmt.Sprintf(note, strings.Count(s[cut:], "\n"))
 }
 
-// fullArgsBlocks renders args (already redacted) in full, as indented JSON
-// in ``` blocks of at most fullArgsChunk bytes each, for the thread reply
-// of "View full arguments".
-func fullArgsBlocks(args any) []slack.Block {
+// fullArgsBlocks renders args and the call's _meta (both already
+// redacted; meta nil for none) in full, as indented JSON, each line
+// Visible, in ``` blocks of at most fullArgsChunk bytes each, for the
+// thread reply of "View full arguments".
+func fullArgsBlocks(args, meta any) []slack.Block {
 	s, err := jsonText(args, true)
 	if err != nil {
 		s = "(arguments could not be shown)"
 	}
+	if meta != nil {
+		m, err := jsonText(meta, true)
+		if err != nil {
+			m = "(could not be shown)"
+		}
+		s += "\n\n_meta (sent to the tool's server with the arguments):\n" + m
+	}
+	s = toolgate.VisibleLines(s)
 	var blocks []slack.Block
 	for len(s) > 0 && len(blocks) < fullArgsMaxBlocks {
 		var chunk string

@@ -46,9 +46,10 @@ func (h *Handler) callPage(w http.ResponseWriter, r *http.Request, v viewer) {
 		h.serverError(w, "reading call", err)
 		return
 	}
-	var args any
-	_ = json.Unmarshal(rec.Args, &args)
-	pretty, _ := json.MarshalIndent(h.o.Redactor.Value(args), "", "  ")
+	pretty, meta := h.redactedJSON(rec.Args), ""
+	if len(rec.Meta) > 0 {
+		meta = h.redactedJSON(rec.Meta)
+	}
 	grants, err := h.o.Store.GrantsOf(r.Context(), id)
 	if err != nil {
 		h.serverError(w, "reading grants", err)
@@ -61,7 +62,7 @@ func (h *Handler) callPage(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	rep, at, verr := h.verifyStatus(r.Context())
 	data := map[string]any{
-		"R": rec, "Args": string(pretty), "Grants": grants, "Chain": chain, "ChainLen": length,
+		"R": rec, "Args": pretty, "Meta": meta, "Grants": grants, "Chain": chain, "ChainLen": length,
 		"VerifyOK": verr == nil && rep.OK(), "VerifyAt": at, "Verify": rep,
 	}
 	if verr != nil {
@@ -84,4 +85,13 @@ func (h *Handler) rulesPage(w http.ResponseWriter, r *http.Request, v viewer) {
 		return
 	}
 	h.render(w, r, "rules", v, map[string]any{"Versions": vs})
+}
+
+// redactedJSON is the stored JSON raw (a call's arguments or _meta)
+// redacted again and indented, for a page.
+func (h *Handler) redactedJSON(raw json.RawMessage) string {
+	var v any
+	_ = json.Unmarshal(raw, &v)
+	b, _ := json.MarshalIndent(h.o.Redactor.Value(v), "", "  ")
+	return string(b)
 }

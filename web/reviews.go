@@ -20,6 +20,7 @@ import (
 type pendingView struct {
 	ID, Tool, Rule, Reason, Requester, Model, Client, Session string
 	Args                                                      string // redacted, indented JSON
+	Meta                                                      string // the call's _meta, as Args; "" for none
 	Waiting                                                   string
 	RequestedAt                                               time.Time
 	// SessionMinutes is the longest approval for the session the rule
@@ -43,6 +44,10 @@ func (h *Handler) pendingViews(ctx context.Context, v viewer) ([]pendingView, er
 			Client: orDash(peer(p.Call.Client.Name, p.Call.Client.Version)), Session: p.Call.SessionID,
 			Args: string(args), RequestedAt: p.RequestedAt, Waiting: now.Sub(p.RequestedAt).Round(time.Second).String(),
 			SessionMinutes: int(h.sessionGrantOf(ctx, p) / time.Minute),
+		}
+		if len(p.Call.Meta) > 0 {
+			meta, _ := json.MarshalIndent(h.o.Redactor.Value(p.Call.Meta), "", "  ")
+			pv.Meta = string(meta)
 		}
 		if v.s != nil && v.s.who.Personal() && p.Call.Principal.Personal() && v.s.who.User == p.Call.Principal.User {
 			pv.Own = true

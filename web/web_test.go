@@ -149,24 +149,11 @@ func TestReadOnly(t *testing.T) {
 // them escaped, on the reviews page and on the call's page, so they cannot
 // reorder or hide what a reviewer reads.
 func TestPagesShowHiddenRunes(t *testing.T) {
-	st, err := audit.Open(context.Background(), filepath.Join(t.TempDir(), "a.db"), audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	c := toolgate.Call{ID: "01HIDDEN", Server: "shell", Tool: "exec", Name: "shell__exec", Time: time.Now(),
 		Client: toolgate.Peer{Name: "claude\u202eedoc"}, Model: toolgate.Peer{Name: "gpt\u200b5"},
 		Args: map[string]any{"command": "ls \u2066-la\u2069"}}
 	d := toolgate.Decision{Action: toolgate.Review, Rule: "shell", Reason: "runs\u202e ls"}
-	if err := st.Begin(context.Background(), c, d); err != nil {
-		t.Fatal(err)
-	}
-	h, err := New(Options{Store: st, ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
+	srv := readOnlyUI(t, d, c)
 	for _, path := range []string{"/ui/reviews", "/ui/audit/01HIDDEN"} {
 		page := get(t, http.DefaultClient, srv.URL+path)
 		if i := strings.IndexAny(page, "\u202e\u2066\u2069\u200b"); i >= 0 {
@@ -178,4 +165,58 @@ func TestPagesShowHiddenRunes(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestPagesShowMeta: the review queue and the call's page show the _meta
+// sent upstream with the arguments, redacted and made visible; a call
+// without _meta shows none.
+func TestPagesShowMeta(t *testing.T) {
+	secret := "ghp_" + "0123456789abcdefghijABCDEFGHIJ012345"
+	srv := readOnlyUI(t, toolgate.Decision{Action: toolgate.Review, Rule: "shell"},
+		toolgate.Call{ID: "01META", Server: "shell", Tool: "exec", Name: "shell__exec", Time: time.Now(), Args: map[string]any{"command": "ls"},
+			Meta: map[string]any{"dry_run": false, "auth": "Bearer " + secret, "note\u202e": "<b>x</b>"}},
+		toolgate.Call{ID: "01PLAIN", Server: "shell", Tool: "exec", Name: "shell__exec", Time: time.Now(), Args: map[string]any{"command": "ls"}})
+	for _, path := range []string{"/ui/reviews", "/ui/audit/01META"} {
+		page := get(t, http.DefaultClient, srv.URL+path)
+		for _, want := range []string{"<code>_meta</code>", `dry_run&#34;: false`, `auth&#34;: &#34;[REDACTED]&#34;`, `note\u202e`, `\u003cb\u003ex`} {
+			if !strings.Contains(page, want) {
+				t.Errorf("%s does not show %q", path, want)
+			}
+		}
+		for _, bad := range []string{secret, "\u202e", "<b>x"} {
+			if strings.Contains(page, bad) {
+				t.Errorf("%s holds %q", path, bad)
+			}
+		}
+	}
+	page := get(t, http.DefaultClient, srv.URL+"/ui/audit/01PLAIN")
+	if !strings.Contains(page, "01PLAIN") || strings.Contains(page, "_meta") {
+		t.Errorf("the page of a call without _meta mentions it:\n%s", page)
+	}
+	if queue := get(t, http.DefaultClient, srv.URL+"/ui/reviews"); strings.Count(queue, "<code>_meta</code>") != 1 {
+		t.Errorf("the queue shows _meta %d times for one call with it", strings.Count(queue, "<code>_meta</code>"))
+	}
+}
+
+// readOnlyUI serves a read-only UI over a new log holding calls, each
+// decided d (a log without redaction: the UI redacts what it shows).
+func readOnlyUI(t *testing.T, d toolgate.Decision, calls ...toolgate.Call) *httptest.Server {
+	t.Helper()
+	st, err := audit.Open(context.Background(), filepath.Join(t.TempDir(), "a.db"), audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	for _, c := range calls {
+		if err := st.Begin(context.Background(), c, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := New(Options{Store: st, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
 }

@@ -319,8 +319,8 @@ func (c *auditCmd) showOne(ctx context.Context, id string) error {
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
 	// Every value is made visible, so none can break its line or
-	// rewrite the ones above; only the arguments' own indentation spans
-	// lines (rawRow).
+	// rewrite the ones above; only the indentation of the arguments and
+	// _meta spans lines (rawRow).
 	rawRow := func(k, v string) {
 		if v != "" {
 			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
@@ -358,6 +358,9 @@ func (c *auditCmd) showOne(ctx context.Context, id string) error {
 	}
 	rawRow("args", visibleJSON(r.Args, "\t"))
 	row("args hash", r.ArgsHash)
+	if len(r.Meta) > 0 {
+		rawRow("_meta", visibleJSON(r.Meta, "\t"))
+	}
 	action := string(r.Action)
 	if r.AutoApproved {
 		action += " (auto-approved)"

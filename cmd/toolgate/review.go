@@ -115,13 +115,13 @@ func runReview(ctx context.Context, args []string, env environ, stdout, stderr i
 }
 
 // reviewedCall is the one line answerReview shows of the call a reviewer
-// answered: its tool and arguments as `review list` showed them.
+// answered: its tool, arguments and _meta as `review list` showed them.
 func reviewedCall(r *audit.Record) string {
-	var args any
-	if err := json.Unmarshal(r.Args, &args); err != nil {
+	c, err := r.Call()
+	if err != nil || !json.Valid(r.Args) {
 		return toolgate.Visible(r.Name) + " (arguments not stored)"
 	}
-	return toolgate.Visible(r.Name) + " " + reviewArgs(args)
+	return toolgate.Visible(r.Name) + " " + reviewArgs(c.Args, c.Meta)
 }
 
 // answerReview stores v for review id and says what happened; what is
@@ -175,8 +175,12 @@ func printPendingReviews(w io.Writer, ps []toolgate.Pending, asJSON bool, now ti
 			ps = []toolgate.Pending{}
 		}
 		for i := range ps {
-			if a, ok := r.Value(ps[i].Call.Args).(map[string]any); ok {
-				ps[i].Call.Args = a
+			c := &ps[i].Call
+			if a, ok := r.Value(c.Args).(map[string]any); ok {
+				c.Args = a
+			}
+			if m, ok := r.Value(c.Meta).(map[string]any); ok && len(m) > 0 {
+				c.Meta = m
 			}
 		}
 		enc := json.NewEncoder(w)
@@ -191,16 +195,23 @@ func printPendingReviews(w io.Writer, ps []toolgate.Pending, asJSON bool, now ti
 	fmt.Fprintln(tw, "ID\tWAITING\tTOOL\tRULE\tREQUESTED BY\tCLIENT\tARGS")
 	for _, p := range ps {
 		fmt.Fprintln(tw, visibleCells(p.Call.ID, now.Sub(p.RequestedAt).Round(time.Second).String(), p.Call.Name,
-			dash(p.Decision.Rule), dash(p.Call.Principal.User), dash(p.Call.Client.Name), reviewArgs(p.Call.Args)))
+			dash(p.Decision.Rule), dash(p.Call.Principal.User), dash(p.Call.Client.Name), reviewArgs(p.Call.Args, p.Call.Meta)))
 	}
 	return tw.Flush()
 }
 
 // reviewArgs is the redacted one-line preview of a call's arguments that
-// reviewers see in the terminal, made visible.
-func reviewArgs(args any) string {
-	b, _ := json.Marshal(redact.New(nil).Value(args))
-	return toolgate.Visible(reviewOneLine(string(b), 80))
+// reviewers see in the terminal, made visible, followed by its _meta
+// (which goes upstream with them) when it has any.
+func reviewArgs(args any, meta map[string]any) string {
+	r := redact.New(nil)
+	b, _ := json.Marshal(r.Value(args))
+	s := reviewOneLine(string(b), 80)
+	if len(meta) > 0 {
+		b, _ = json.Marshal(r.Value(meta))
+		s += " _meta " + reviewOneLine(string(b), 80)
+	}
+	return toolgate.Visible(s)
 }
 
 // reviewOneLine squeezes s onto one line of at most n runes.

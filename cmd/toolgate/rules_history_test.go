@@ -98,7 +98,7 @@ func TestServeConfidenceCannotWaiveReview(t *testing.T) {
 		t.Errorf("audit show does not show the claim and its effect:\n%s", out)
 	}
 	csv := rvCLI(t, nil, "audit", "export", "--db", f.db, "--format", "csv")
-	if lines := strings.Split(strings.TrimSpace(csv), "\n"); len(lines) != 2 || !strings.HasSuffix(lines[0], ",confidence_effect") || !strings.HasSuffix(lines[1], ",none") {
+	if lines := strings.Split(strings.TrimSpace(csv), "\n"); len(lines) != 2 || !strings.HasSuffix(lines[0], ",confidence_effect,meta") || !strings.HasSuffix(lines[1], ",none,") {
 		t.Errorf("CSV export:\n%s", csv)
 	}
 }
