@@ -20,6 +20,7 @@ import (
 type activation struct {
 	c    *toolgate.Call
 	args ref.Val
+	meta ref.Val
 	ann  ref.Val
 	conf ref.Val
 	now  ref.Val
@@ -266,6 +267,11 @@ func (a *activation) ResolveName(name string) (any, bool) {
 			a.args = argsValue(c.Args)
 		}
 		return a.args, true
+	case VarMeta:
+		if a.meta == nil {
+			a.meta = argsValue(c.Meta)
+		}
+		return a.meta, true
 	case VarToolAnnotations:
 		if a.ann == nil {
 			a.ann = annotationsValue(c.TrustedAnnotations())

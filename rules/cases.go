@@ -77,6 +77,8 @@ type CallSpec struct {
 	Server  string         `yaml:"server"`
 	Exposed string         `yaml:"exposed"`
 	Args    map[string]any `yaml:"args"`
+	// Meta is the request's _meta that goes upstream with the arguments.
+	Meta map[string]any `yaml:"meta"`
 	// Description and InputSchema are the tool's definition, from which
 	// tool.kind is inferred.
 	Description string         `yaml:"description"`
@@ -107,7 +109,7 @@ type CallSpec struct {
 // ToCall converts the spec into the Call the gate would see.
 func (cs CallSpec) ToCall() (toolgate.Call, error) {
 	c := toolgate.Call{
-		ID: cs.ID, Tool: cs.Tool, Server: cs.Server, Name: cs.Exposed, Args: cs.Args,
+		ID: cs.ID, Tool: cs.Tool, Server: cs.Server, Name: cs.Exposed, Args: cs.Args, Meta: cs.Meta,
 		Annotations: cs.Annotations, Client: cs.Client, Model: cs.Model,
 		Confidence: cs.Confidence,
 		SessionID:  cs.Session,

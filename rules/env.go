@@ -37,6 +37,11 @@ const (
 	// VarArgs are the call's arguments as JSON values (map(string, dyn));
 	// every JSON number is a double.
 	VarArgs = "args"
+	// VarMeta is the request's _meta that goes upstream with the arguments
+	// (toolgate.Call.Meta), as JSON values (map(string, dyn)); empty when
+	// the agent sent none. Some servers act on it (a dry-run flag), so a
+	// rule can decide on it as on args.
+	VarMeta = "meta"
 	// VarClientName is the agent's MCP client name from initialize ("" if unknown).
 	VarClientName = "client.name"
 	// VarClientVersion is the agent's MCP client version ("" if unknown).
@@ -195,6 +200,7 @@ func newEnv(fn *funcs) (*cel.Env, error) {
 		cel.Variable(VarToolPinned, cel.BoolType),
 		cel.Variable(VarToolChanged, cel.BoolType),
 		cel.Variable(VarArgs, cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable(VarMeta, cel.MapType(cel.StringType, cel.DynType)),
 		cel.Variable(VarClientName, cel.StringType),
 		cel.Variable(VarClientVersion, cel.StringType),
 		cel.Variable(VarModelName, cel.StringType),

@@ -70,7 +70,7 @@ func (m *Memo) Evaluate(ctx context.Context, c toolgate.Call) toolgate.Decision 
 // key appends to dst an encoding of every field of c that evaluation can
 // read (the CEL variables, the normalized call's inputs, the confidence
 // thresholds), distinct calls getting distinct keys. It leaves out only
-// what no rule can read: the call's ID and Meta, and its Time and
+// what no rule can read: the call's ID, and its Time and
 // SessionID when no rule reads now or session.id. ok is false for
 // arguments that are not JSON values, which evaluation converts first.
 // TestMemoKeyCoversCall fails when tools.Call gains a field not named here.
@@ -108,10 +108,14 @@ func (m *Memo) key(dst []byte, c *toolgate.Call) (_ []byte, ok bool) {
 	if m.session {
 		dst = appendKeyString(dst, c.SessionID)
 	}
-	if c.Args == nil {
-		return append(dst, 'n'), true
+	for _, v := range []map[string]any{c.Args, c.Meta} {
+		if v == nil {
+			dst = append(dst, 'n')
+		} else if dst, ok = appendKeyValue(dst, v, 0); !ok {
+			return dst, false
+		}
 	}
-	return appendKeyValue(dst, c.Args, 0)
+	return dst, true
 }
 
 func appendKeyString(dst []byte, s string) []byte {

@@ -152,6 +152,7 @@ func TestVariables(t *testing.T) {
 		Tool: "t", Server: "srv", Name: "srv__t",
 		Annotations: toolgate.Annotations{Title: "T", Destructive: yes()},
 		Args:        map[string]any{"n": 5, "list": []any{"a", 1.5}, "nested": map[string]any{"k": true}},
+		Meta:        map[string]any{"dry_run": false},
 		Client:      toolgate.Peer{Name: "cursor", Version: "1.2"},
 		Model:       toolgate.Peer{Name: "claude", Version: "4"},
 		Confidence:  conf(0.5),
@@ -164,6 +165,7 @@ func TestVariables(t *testing.T) {
 		`!has(tool.annotations.readOnlyHint) && !tool.annotations.?readOnlyHint.orValue(false)`,
 		`args.n == 5 && args.n == 5.0 && type(args.n) == double && args.list[1] > 1`,
 		`args.nested.k && args.list.size() == 2`,
+		`meta.dry_run == false && !has(meta.other)`,
 		`client.name == "cursor" && client.version == "1.2" && model.name == "claude" && model.version == "4"`,
 		`confidence.hasValue() && confidence.value() == 0.5 && confidence.orValue(0.0) < 0.6`,
 		`session.id == "s1"`,
@@ -179,6 +181,13 @@ func TestVariables(t *testing.T) {
 		if d := s.Evaluate(context.Background(), c); d.Action != toolgate.Allow {
 			t.Errorf("%s: got %s (err %q)", expr, d.Action, d.Error)
 		}
+	}
+}
+
+func TestMetaWithoutOneIsEmpty(t *testing.T) {
+	s := mustParse(t, "version: 1\ndefault: deny\nrules:\n  - {name: r, match: 'meta.size() == 0 && !has(meta.dry_run)', action: allow}\n")
+	if d := s.Evaluate(context.Background(), toolgate.Call{}); d.Action != toolgate.Allow {
+		t.Errorf("a call without _meta: got %+v", d)
 	}
 }
 
