@@ -127,8 +127,7 @@ type Tool struct {
 	// a profile, that profile; "" otherwise.
 	Sandbox string
 	// Definition is the canonical JSON of what a pin covers (see
-	// [Definition]): name, title, description, schemas, annotations.
-	// DefHash is its hex sha256.
+	// [Definition]): Def as agents are sent it. DefHash is its hex sha256.
 	Definition json.RawMessage
 	DefHash    string
 	// Pin is the definition's state against its pin, as of the catalog's

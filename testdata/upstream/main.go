@@ -23,7 +23,8 @@
 // on stderr, like a misconfigured server; --fidelity adds the tools of
 // fidelity.go; --rugpull FILE makes echo's description the content of FILE
 // whenever that file appears or changes (a rug pull: a tool redefined after
-// it was approved), announced with tools/list_changed.
+// it was approved), announced with tools/list_changed; --raw-tools FILE
+// serves FILE as the tools list, verbatim, instead (rawtools.go).
 package main
 
 import (
@@ -52,7 +53,14 @@ func main() {
 	fidelity := flag.Bool("fidelity", false, "add the tools of fidelity.go")
 	rugpull := flag.String("rugpull", "", "redefine echo's description from this `file` when it changes")
 	files := flag.Bool("files", false, "serve every file as a resource (template file:///{+path})")
+	rawTools := flag.String("raw-tools", "", "serve this `file`'s content as the tools list, verbatim (rawtools.go)")
 	flag.Parse()
+	if *rawTools != "" {
+		if err := serveRawTools(*rawTools); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if *failStart {
 		fmt.Fprintln(os.Stderr, "upstream: cannot start: missing API key (on purpose)")
 		os.Exit(2)
