@@ -19,6 +19,8 @@
 // file, its path as Go's net/url parses the URI (a query or fragment
 // dropped, as most file readers do).
 //
+// Prompts, with --prompts NAME,...: one per name, answering "NAME from SERVER".
+//
 // Flags: --name sets serverInfo.name; --fail-start exits at once with an error
 // on stderr, like a misconfigured server; --fidelity adds the tools of
 // fidelity.go; --rugpull FILE makes echo's description the content of FILE
@@ -35,6 +37,7 @@ import (
 	"log"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +56,7 @@ func main() {
 	fidelity := flag.Bool("fidelity", false, "add the tools of fidelity.go")
 	rugpull := flag.String("rugpull", "", "redefine echo's description from this `file` when it changes")
 	files := flag.Bool("files", false, "serve every file as a resource (template file:///{+path})")
+	prompts := flag.String("prompts", "", "comma-separated `names` of prompts to serve")
 	rawTools := flag.String("raw-tools", "", "serve this `file`'s content as the tools list, verbatim (rawtools.go)")
 	flag.Parse()
 	if *rawTools != "" {
@@ -67,6 +71,9 @@ func main() {
 	}
 
 	opts := []server.ServerOption{server.WithToolCapabilities(true), server.WithElicitation()}
+	if *prompts != "" {
+		opts = append(opts, server.WithPromptCapabilities(true))
+	}
 	if *fidelity {
 		opts = append(opts, server.WithTaskCapabilities(true, true, true))
 	}
@@ -217,6 +224,14 @@ func main() {
 
 	if *fidelity {
 		addFidelityTools(s)
+	}
+	for p := range strings.SplitSeq(*prompts, ",") {
+		if p == "" {
+			continue
+		}
+		s.AddPrompt(mcp.NewPrompt(p), func(context.Context, mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+			return mcp.NewGetPromptResult(p+" from "+*name, nil), nil
+		})
 	}
 	if *files {
 		s.AddResourceTemplate(mcp.NewResourceTemplate("file:///{+path}", "files",
