@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mark3labs/mcp-go/mcp"
+
 	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/tools"
 )
@@ -17,8 +19,8 @@ import (
 // pinTool is upstream tool "echo" of server "up" with description desc.
 func pinTool(t *testing.T, desc string) toolgate.ToolDef {
 	t.Helper()
-	raw, _ := json.Marshal(map[string]any{"name": "echo", "description": desc, "inputSchema": map[string]any{"type": "object"}})
-	canon, hash, err := tools.Definition(raw)
+	def := mcp.Tool{Name: "echo", Description: desc, RawInputSchema: json.RawMessage(`{"type":"object"}`)}
+	canon, hash, err := tools.Definition(def, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,7 +50,7 @@ type Upstream struct {
 	Name string
 	// Unprefixed exposes the server's tools under their upstream names
 	// alone (still made valid by ExposedName). A name another upstream
-	// already exposes is refused (see Catalog).
+	// lists too is exposed by neither (see Catalog.rebuild).
 	Unprefixed bool
 	// Command, Args, BaseEnv, Env and Dir start a stdio server. Its
 	// environment is exactly BaseEnv followed by Env ("K=V"; a key in Env
@@ -127,8 +127,7 @@ type Tool struct {
 	// a profile, that profile; "" otherwise.
 	Sandbox string
 	// Definition is the canonical JSON of what a pin covers (see
-	// [Definition]): name, title, description, schemas, annotations.
-	// DefHash is its hex sha256.
+	// [Definition]): Def as agents are sent it. DefHash is its hex sha256.
 	Definition json.RawMessage
 	DefHash    string
 	// Pin is the definition's state against its pin, as of the catalog's
@@ -247,11 +246,10 @@ type Catalog struct {
 	// sent again to those that reconnect.
 	levelMu sync.Mutex
 	level   mcp.LoggingLevel
-	// owners maps each exposed name to the server exposing it, and
-	// refused lists the tools not exposed because another server's tool
-	// has their name; both are replaced by each rebuild.
-	owners  map[string]string
-	refused []*NameCollisionError
+	// refused lists the names not exposed because two servers' tools
+	// have them (replaced by each rebuild); refusedPrompts the same for
+	// prompts (each rebuildSurface).
+	refused, refusedPrompts []*NameCollisionError
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -417,15 +415,15 @@ func (c *Catalog) Status() []UpstreamStatus {
 	return out
 }
 
-// Collisions returns the tools not exposed because another server's tool is
-// exposed under the same name, one error each naming both servers; nil when
-// there are none. serve refuses to start while there are any.
+// Collisions returns the tool and prompt names not exposed because two
+// servers list them, one error each naming both servers; nil when there
+// are none. serve refuses to start while there are any.
 func (c *Catalog) Collisions() error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	errs := make([]error, len(c.refused))
-	for i, e := range c.refused {
-		errs[i] = e
+	var errs []error
+	for _, e := range slices.Concat(c.refused, c.refusedPrompts) {
+		errs = append(errs, e)
 	}
 	return errors.Join(errs...)
 }
@@ -462,43 +460,36 @@ func (c *Catalog) pin(u *upstream, t Tool) toolgate.Pin {
 // rebuild recomputes the exposed tool list from every upstream's tools and
 // calls OnChange when it differs from the previous one.
 //
-// Two servers' tools under one exposed name are never both exposed, nor
-// does one silently shadow the other: the one already exposed keeps the
-// name (of two appearing in one rebuild, the first in Options order) and
-// the other is refused, logged as an error with both servers, and reported
-// by Collisions.
+// A name two servers' tools are listed under is exposed by neither, at
+// start and whenever it happens later: logged as an error with both
+// servers and reported by Collisions. Which server came up first, or
+// lists its tool first, does not matter, so none can take a name another
+// lists, whether that one is slow to start or adds the tool later. An
+// upstream that is down keeps its last tools' names.
 func (c *Catalog) rebuild() {
 	c.rebuildMu.Lock()
 	defer c.rebuildMu.Unlock()
-	c.mu.RLock()
-	prevOwners := c.owners
-	c.mu.RUnlock()
 	listed := make([][]Tool, len(c.ups))
-	claim := map[string]Tool{}
+	var claims []nameClaim
 	for i, u := range c.ups {
 		listed[i] = u.elicits.mark(u.currentTools())
 		for _, t := range listed[i] {
-			if prev, dup := claim[t.Name]; !dup || prevOwners[t.Name] == t.Server && prev.Server != t.Server {
-				claim[t.Name] = t
-			}
+			claims = append(claims, nameClaim{exposed: t.Name, server: t.Server, name: t.Def.Name})
 		}
 	}
+	taken, refused := contested("tool", claims)
+	for _, e := range refused {
+		c.log.Error("tool not exposed: two servers list a tool under its name", "err", e, "tool", e.Name, "server", e.Server, "other_server", e.OtherServer)
+	}
 	var all []Tool
-	var refused []*NameCollisionError
 	index := map[string]Tool{}
-	owners := map[string]string{}
 	for i, ts := range listed {
 		for _, t := range ts {
-			if w := claim[t.Name]; w.Server != t.Server {
-				e := &NameCollisionError{Name: t.Name, Server: w.Server, Tool: w.Def.Name, OtherServer: t.Server, OtherTool: t.Def.Name}
-				c.log.Error("tool not exposed: another server's tool has its name", "err", e,
-					"tool", t.Name, "server", t.Server, "exposing_server", w.Server)
-				refused = append(refused, e)
+			if taken[t.Name] {
 				continue
 			}
 			t.Pin = c.pin(c.ups[i], t)
 			index[t.Name] = t
-			owners[t.Name] = t.Server
 			all = append(all, t)
 		}
 	}
@@ -512,7 +503,7 @@ func (c *Catalog) rebuild() {
 	c.mu.Lock()
 	changed := fp != c.fprint
 	c.tools, c.index, c.fprint = all, index, fp
-	c.owners, c.refused = owners, refused
+	c.refused = refused
 	c.mu.Unlock()
 	if changed && c.o.OnChange != nil {
 		c.o.OnChange()

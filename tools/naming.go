@@ -88,20 +88,47 @@ func nameByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
 }
 
-// NameCollisionError is a name two upstreams' tools would both be exposed
-// under. The catalog refuses the second rather than shadow the first.
+// NameCollisionError is a name two upstreams' tools (or prompts) would
+// both be exposed under. The catalog exposes neither: which one an agent
+// meant cannot be told, and exposing either would let a server take
+// calls meant for the other's.
 type NameCollisionError struct {
+	// Kind is "tool" or "prompt".
+	Kind string
 	// Name is the exposed name.
 	Name string
-	// Server and Tool are the tool exposed under Name; OtherServer and
-	// OtherTool the one refused.
+	// Server and Tool are one server and its upstream name for Name,
+	// OtherServer and OtherTool another.
 	Server, Tool           string
 	OtherServer, OtherTool string
 }
 
 // Error names both servers and tools, and the way out.
 func (e *NameCollisionError) Error() string {
-	return fmt.Sprintf("tool name %q is exposed by server %q (tool %q) and by server %q (tool %q): "+
-		"only the first is exposed; set prefix: true on one of the servers to expose its tools under its name",
-		e.Name, e.Server, e.Tool, e.OtherServer, e.OtherTool)
+	return fmt.Sprintf("%s name %q is listed by server %q (%s %q) and by server %q (%s %q): neither is exposed; "+
+		"set prefix: true on one of the servers to expose its %ss under its name",
+		e.Kind, e.Name, e.Server, e.Kind, e.Tool, e.OtherServer, e.Kind, e.OtherTool, e.Kind)
+}
+
+// nameClaim is one server's tool or prompt listed under an exposed name.
+type nameClaim struct{ exposed, server, name string }
+
+// contested returns the exposed names that more than one server claims,
+// and one error for each server claiming a name after the first (in the
+// order of claims). A server claiming a name twice is not a collision.
+func contested(kind string, claims []nameClaim) (map[string]bool, []*NameCollisionError) {
+	first := map[string]nameClaim{}
+	out := map[string]bool{}
+	var errs []*NameCollisionError
+	for _, cl := range claims {
+		f, dup := first[cl.exposed]
+		switch {
+		case !dup:
+			first[cl.exposed] = cl
+		case f.server != cl.server:
+			out[cl.exposed] = true
+			errs = append(errs, &NameCollisionError{Kind: kind, Name: cl.exposed, Server: f.server, Tool: f.name, OtherServer: cl.server, OtherTool: cl.name})
+		}
+	}
+	return out, errs
 }

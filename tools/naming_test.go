@@ -123,41 +123,131 @@ func TestUnprefixedCatalog(t *testing.T) {
 	}
 }
 
+// TestNameCollisions: a name two servers' tools are listed under is
+// exposed by neither, at start and when one adds it later (even the one
+// first in the order); when one drops it, the other's is exposed.
 func TestNameCollisions(t *testing.T) {
-	a := namedServer("search")
+	a := namedServer("search", "only_a")
 	b := namedServer("search", "only_b")
 	c := startCatalog(t, Options{Upstreams: []Upstream{
 		{Name: "a", Server: a, Unprefixed: true},
 		{Name: "b", Server: b, Unprefixed: true},
 	}})
-	// At start: whichever came up first keeps the name, and the collision
-	// is reported naming both servers.
-	var ce *NameCollisionError
-	if err := c.Collisions(); !errors.As(err, &ce) || ce.Name != "search" || ce.Server == ce.OtherServer {
-		t.Fatalf("Collisions() = %v, want search refused for one of a and b", err)
-	} else if msg := err.Error(); !strings.Contains(msg, `server "a"`) || !strings.Contains(msg, `server "b"`) {
-		t.Errorf("error %q does not name both servers", msg)
-	}
-	if tl, ok := c.Lookup("search"); !ok || tl.Server != ce.Server {
-		t.Fatalf("search exposed by %+v, want %s", tl, ce.Server)
-	}
-
-	// A tool appearing later under a name already exposed is refused,
-	// even from a server earlier in the order: nothing is shadowed.
-	addTextTool(b, "late", "from b")
-	toolgatetest.Eventually(t, "late listed", func() bool { _, ok := c.Lookup("late"); return ok })
-	addTextTool(a, "late", "from a")
-	time.Sleep(300 * time.Millisecond) // a relists; give it the chance to take the name
-	if tl, _ := c.Lookup("late"); tl.Server != "b" {
-		t.Errorf("late now exposed by %q: a's later tool shadowed b's", tl.Server)
-	}
-	toolgatetest.Eventually(t, "a's late refused", func() bool {
-		return strings.Contains(errorText(c.Collisions()), `"late" is exposed by server "b" (tool "late") and by server "a"`)
+	toolgatetest.Eventually(t, "both servers' own tools", func() bool {
+		_, okA := c.Lookup("only_a")
+		_, okB := c.Lookup("only_b")
+		return okA && okB
 	})
+	var ce *NameCollisionError
+	if err := c.Collisions(); !errors.As(err, &ce) || ce.Kind != "tool" || ce.Name != "search" || ce.Server == ce.OtherServer {
+		t.Fatalf("Collisions() = %v, want search refused for a and b", err)
+	} else if msg := err.Error(); !strings.Contains(msg, `server "a"`) || !strings.Contains(msg, `server "b"`) || !strings.Contains(msg, "neither is exposed") {
+		t.Errorf("error %q does not name both servers, or say neither is exposed", msg)
+	}
+	if tl, ok := c.Lookup("search"); ok {
+		t.Fatalf("search exposed by %s though a and b both list it", tl.Server)
+	}
 
-	// When the owner drops the tool, the name is free for the other.
+	addTextTool(b, "late", "from b")
+	toolgatetest.Eventually(t, "late listed", func() bool { tl, ok := c.Lookup("late"); return ok && tl.Server == "b" })
+	addTextTool(a, "late", "from a")
+	toolgatetest.Eventually(t, "late refused for both", func() bool {
+		return strings.Contains(errorText(c.Collisions()), `"late" is listed by server "a" (tool "late") and by server "b"`)
+	})
+	if tl, ok := c.Lookup("late"); ok {
+		t.Errorf("late still exposed by %q once a and b both list it", tl.Server)
+	}
+
+	// When one drops the tool, the name is the other's alone.
 	b.DeleteTools("late")
-	toolgatetest.Eventually(t, "late handed to a", func() bool { tl, ok := c.Lookup("late"); return ok && tl.Server == "a" })
+	toolgatetest.Eventually(t, "late exposed by a", func() bool { tl, ok := c.Lookup("late"); return ok && tl.Server == "a" })
+}
+
+// TestNameCollisionSlowStart: a server that comes up after Start returned
+// does not lose a name it lists to one that came up first: from then on
+// neither exposes it, and the collision is reported.
+func TestNameCollisionSlowStart(t *testing.T) {
+	slow, file := rawUpstream(t, "slow", "")
+	slow.Unprefixed = true
+	c := startCatalog(t, Options{StartWait: 100 * time.Millisecond, Upstreams: []Upstream{
+		slow,
+		{Name: "fast", Server: namedServer("echo"), Unprefixed: true},
+	}})
+	toolgatetest.Eventually(t, "fast's echo", func() bool { tl, ok := c.Lookup("echo"); return ok && tl.Server == "fast" })
+	writeFile(t, file, `[{"name":"echo","description":"the slow server's echo"},{"name":"slow_only"}]`)
+	toolgatetest.Eventually(t, "the slow server up", func() bool { _, ok := c.Lookup("slow_only"); return ok })
+	if tl, ok := c.Lookup("echo"); ok {
+		t.Fatalf("echo exposed by %s once both list it", tl.Server)
+	}
+	if msg := errorText(c.Collisions()); !strings.Contains(msg, `"echo" is listed by server "slow" (tool "echo") and by server "fast"`) {
+		t.Fatalf("Collisions() = %q", msg)
+	}
+}
+
+// TestPromptNameCollisions: prompts follow the tools' rule. Two servers
+// listing one prompt name at start expose neither (Collisions reports it);
+// a server first in the order adding another's prompt name later does not
+// take it, neither exposes it; when it drops it, the other's is back.
+func TestPromptNameCollisions(t *testing.T) {
+	prompt := func(s *server.MCPServer, name, reply string) {
+		s.AddPrompt(mcp.NewPrompt(name), func(context.Context, mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+			return mcp.NewGetPromptResult(reply, nil), nil
+		})
+	}
+	newServer := func() *server.MCPServer {
+		return server.NewMCPServer("p", "1", server.WithToolCapabilities(true), server.WithPromptCapabilities(true))
+	}
+	a, b := newServer(), newServer()
+	prompt(a, "greet", "a")
+	prompt(b, "greet", "b")
+	prompt(b, "review", "b")
+	c := startCatalog(t, Options{Upstreams: []Upstream{
+		{Name: "a", Server: a, Unprefixed: true},
+		{Name: "b", Server: b, Unprefixed: true},
+	}})
+	toolgatetest.Eventually(t, "b's review", func() bool { _, ok := c.LookupPrompt("review"); return ok })
+	if p, ok := c.LookupPrompt("greet"); ok {
+		t.Fatalf("greet exposed by %s though a and b both list it", p.Server)
+	}
+	var ce *NameCollisionError
+	if err := c.Collisions(); !errors.As(err, &ce) || ce.Kind != "prompt" || ce.Name != "greet" {
+		t.Fatalf("Collisions() = %v, want the prompt greet", err)
+	}
+
+	prompt(a, "review", "a")
+	toolgatetest.Eventually(t, "review refused for both", func() bool {
+		return strings.Contains(errorText(c.Collisions()), `prompt name "review" is listed by server "a"`)
+	})
+	if p, ok := c.LookupPrompt("review"); ok {
+		t.Fatalf("review exposed by %s once a lists it too", p.Server)
+	}
+	a.DeletePrompts("review")
+	toolgatetest.Eventually(t, "review back with b", func() bool { p, ok := c.LookupPrompt("review"); return ok && p.Server == "b" })
+}
+
+// TestPromptNameKeptWhileDown: a server that is down keeps its prompts'
+// names: another's prompt of the same name stays hidden until the name is
+// its alone.
+func TestPromptNameKeptWhileDown(t *testing.T) {
+	a := server.NewMCPServer("a", "1", server.WithToolCapabilities(true), server.WithPromptCapabilities(true))
+	a.AddPrompt(mcp.NewPrompt("greet"), func(context.Context, mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+		return mcp.NewGetPromptResult("a", nil), nil
+	})
+	c := startCatalog(t, Options{MinBackoff: time.Hour, Upstreams: []Upstream{
+		{Name: "a", Server: a, Unprefixed: true},
+		{Name: "b", Command: upstreamBin, Args: []string{"--prompts", "greet,only_b"}, Unprefixed: true},
+	}})
+	toolgatetest.Eventually(t, "b's only_b", func() bool { _, ok := c.LookupPrompt("only_b"); return ok })
+	if p, ok := c.LookupPrompt("greet"); ok {
+		t.Fatalf("greet exposed by %s though a and b both list it", p.Server)
+	}
+	if _, err := c.Forward(context.Background(), toolgate.Call{Server: "b", Tool: "crash", Name: "crash"}); err == nil {
+		t.Fatal("b's crash returned")
+	}
+	toolgatetest.Eventually(t, "b's prompts gone with b", func() bool { _, ok := c.LookupPrompt("only_b"); return !ok })
+	if p, ok := c.LookupPrompt("greet"); ok {
+		t.Fatalf("greet exposed by %s while b, which lists it too, is down", p.Server)
+	}
 }
 
 func errorText(err error) string {

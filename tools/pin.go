@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/mark3labs/mcp-go/mcp"
+
 	"github.com/toolgate/toolgate"
 )
 
@@ -18,27 +20,32 @@ type PinStore interface {
 	CheckPin(ctx context.Context, d toolgate.ToolDef) (toolgate.Pin, error)
 }
 
-// pinnedFields are the members of a tools/list entry a definition hash
-// covers: everything an agent (and a rule) reads to decide what the tool
-// does. A change in any of them is a new definition.
-var pinnedFields = []string{"name", "title", "description", "inputSchema", "outputSchema", "annotations"}
-
-// Definition returns the canonical JSON of the pinned members of one
-// tools/list entry (raw) and its hex sha256, the definition hash.
-func Definition(raw json.RawMessage) (canon json.RawMessage, hash string, err error) {
-	var all map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &all); err != nil {
-		return nil, "", fmt.Errorf("tool definition: %w", err)
-	}
-	pinned := make(map[string]json.RawMessage, len(pinnedFields))
-	for _, k := range pinnedFields {
-		if v, ok := all[k]; ok && string(v) != "null" {
-			pinned[k] = v
-		}
-	}
-	b, err := json.Marshal(pinned)
+// Definition returns the canonical JSON of what a pin covers of one
+// upstream tool and its hex sha256, the definition hash. def is the tool
+// as decoded for agents and rules (DecodeTool), unannotated whether it
+// was listed without annotations (Tool.Unannotated).
+//
+// A pin covers every member of def that agents are sent (name, title,
+// description, schemas, annotations, _meta, icons, execution, ...), taken
+// from def itself, never from the upstream's bytes beside it: what is
+// pinned, what `toolgate tools show` displays and what agents and rules
+// get are one value, so no spelling of a member (another letter case, a
+// key given twice) can reach an agent or a rule unpinned.
+func Definition(def mcp.Tool, unannotated bool) (canon json.RawMessage, hash string, err error) {
+	b, err := json.Marshal(def)
 	if err != nil {
 		return nil, "", fmt.Errorf("tool definition: %w", err)
+	}
+	if unannotated {
+		// mcp-go writes annotations always; agents are sent none (mcp/toolslist.go).
+		var members map[string]json.RawMessage
+		if err := json.Unmarshal(b, &members); err != nil {
+			return nil, "", fmt.Errorf("tool definition: %w", err)
+		}
+		delete(members, "annotations")
+		if b, err = json.Marshal(members); err != nil {
+			return nil, "", fmt.Errorf("tool definition: %w", err)
+		}
 	}
 	if canon, err = CanonicalJSON(b); err != nil {
 		return nil, "", fmt.Errorf("tool definition: %w", err)

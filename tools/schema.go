@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 )
 
 // SchemaHash returns the hex sha256 of schema's canonical JSON: object keys
@@ -126,4 +127,42 @@ func encodeMembers(ms []member) json.RawMessage {
 	}
 	buf.WriteByte('}')
 	return buf.Bytes()
+}
+
+// duplicateKey returns a key that one object of the JSON text raw has
+// twice, "" when none has. It reads raw once, however deep.
+func duplicateKey(raw []byte) (string, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	var open []map[string]bool // each open object's keys; nil for an array
+	key := false               // the next token is a key (or the object's end)
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return "", nil
+		}
+		if err != nil {
+			return "", err
+		}
+		switch tok {
+		case json.Delim('{'):
+			open, key = append(open, map[string]bool{}), true
+			continue
+		case json.Delim('['):
+			open, key = append(open, nil), false
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			open = open[:len(open)-1]
+		default:
+			if key {
+				k, _ := tok.(string)
+				if open[len(open)-1][k] {
+					return k, nil
+				}
+				open[len(open)-1][k], key = true, false
+				continue
+			}
+		}
+		// A value ended: in an object, a key comes next.
+		key = len(open) > 0 && open[len(open)-1] != nil
+	}
 }

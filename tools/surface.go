@@ -132,6 +132,14 @@ func (u *upstream) currentSurface() upSurface {
 	return u.surf
 }
 
+// lastPrompts returns the prompts the upstream listed last, also while
+// it is down: their names stay its own (rebuildSurface).
+func (u *upstream) lastPrompts() []Prompt {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.surf.prompts
+}
+
 // relistSurface lists again after a resources or prompts list_changed.
 func (u *upstream) relistSurface(ctx context.Context, c *conn) {
 	lctx, cancel := context.WithTimeout(ctx, u.cat.o.StartTimeout)
@@ -157,12 +165,24 @@ type surfaceIndex struct {
 }
 
 // rebuildSurface recomputes the merged surface and calls OnChange when it
-// differs from the previous one.
+// differs from the previous one. A prompt name two servers list is
+// exposed by neither, as a tool name is (Catalog.rebuild); a server that
+// is down keeps the names of the prompts it listed last.
 func (c *Catalog) rebuildSurface() {
 	c.rebuildMu.Lock()
 	defer c.rebuildMu.Unlock()
 	idx := &surfaceIndex{byURI: map[string][]string{}, prompts: map[string]Prompt{}, template: map[string][]string{}}
 	seenRes, seenTpl := map[string]bool{}, map[string]bool{}
+	var claims []nameClaim
+	for _, u := range c.ups {
+		for _, p := range u.lastPrompts() {
+			claims = append(claims, nameClaim{exposed: p.Name, server: p.Server, name: p.Def.Name})
+		}
+	}
+	taken, refused := contested("prompt", claims)
+	for _, e := range refused {
+		c.log.Error("prompt not exposed: two servers list a prompt under its name", "err", e, "prompt", e.Name, "server", e.Server, "other_server", e.OtherServer)
+	}
 	for _, u := range c.ups {
 		s := u.currentSurface()
 		if s.caps.Resources != nil {
@@ -199,8 +219,11 @@ func (c *Catalog) rebuildSurface() {
 			idx.Templates = append(idx.Templates, t)
 		}
 		for _, p := range s.prompts {
+			if taken[p.Name] {
+				continue
+			}
 			if _, dup := idx.prompts[p.Name]; dup {
-				c.log.Warn("exposed prompt name collides; later prompt hidden", "prompt", p.Name, "server", p.Server)
+				c.log.Warn("upstream listed a prompt twice; first kept", "prompt", p.Name, "server", p.Server)
 				continue
 			}
 			idx.prompts[p.Name] = p
@@ -219,7 +242,7 @@ func (c *Catalog) rebuildSurface() {
 
 	c.mu.Lock()
 	changed := fp != c.surfacePrint
-	c.surface, c.surfacePrint = idx, fp
+	c.surface, c.surfacePrint, c.refusedPrompts = idx, fp, refused
 	c.mu.Unlock()
 	if changed && c.o.OnChange != nil {
 		c.o.OnChange()

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -476,20 +477,76 @@ func (u *upstream) list(ctx context.Context, c *conn) ([]Tool, error) {
 
 // parseTool decodes one tools/list entry, keeping its schemas as raw JSON.
 func (u *upstream) parseTool(raw json.RawMessage, serverVersion string) (Tool, error) {
-	var def mcp.Tool
-	if err := json.Unmarshal(raw, &def); err != nil {
-		return Tool{}, fmt.Errorf("undecodable tool: %w", err)
+	def, unannotated, err := DecodeTool(raw)
+	if err != nil {
+		return Tool{}, err
 	}
+	sandbox := u.spec.Sandbox
+	switch {
+	case u.spec.Server != nil:
+		if def.Meta != nil {
+			sandbox, _ = def.Meta.AdditionalFields[MetaSandbox].(string)
+		}
+	case def.Meta != nil:
+		// "toolgate/" keys are toolgate's word; an upstream's are dropped.
+		def.Meta = foreignMeta(def.Meta)
+	}
+	hash, err := SchemaHash(def.RawInputSchema)
+	if err != nil {
+		return Tool{}, fmt.Errorf("tool %q: input schema: %w", def.Name, err)
+	}
+	canon, defHash, err := Definition(def, unannotated)
+	if err != nil {
+		return Tool{}, fmt.Errorf("tool %q: %w", def.Name, err)
+	}
+	return Tool{
+		Sandbox:       sandbox,
+		Unannotated:   unannotated,
+		Name:          u.cat.exposedName(u.spec.Name, def.Name),
+		Server:        u.spec.Name,
+		ServerVersion: serverVersion,
+		Def:           def,
+		SchemaHash:    hash,
+		Definition:    canon,
+		DefHash:       defHash,
+		Annotations:   AnnotationsOf(def),
+	}, nil
+}
+
+// AnnotationsOf is def's behaviour hints as rules see them.
+func AnnotationsOf(def mcp.Tool) toolgate.Annotations {
+	a := def.Annotations
+	return toolgate.Annotations{Title: a.Title, ReadOnly: a.ReadOnlyHint, Destructive: a.DestructiveHint,
+		Idempotent: a.IdempotentHint, OpenWorld: a.OpenWorldHint}
+}
+
+// DecodeTool decodes one tools/list entry into the definition agents and
+// rules are given and pins cover (Definition), with its schemas as the
+// upstream's raw JSON (an absent input schema is {"type":"object"});
+// unannotated is whether it has no annotations member. An entry with a key twice in one object is refused: the schemas
+// reach agents as the upstream wrote them, and readers differ on which of
+// two same keys counts (the pin keeps the last; a model reads both).
+func DecodeTool(raw json.RawMessage) (def mcp.Tool, unannotated bool, err error) {
+	if k, err := duplicateKey(raw); err != nil {
+		return mcp.Tool{}, false, fmt.Errorf("undecodable tool: %w", err)
+	} else if k != "" {
+		return mcp.Tool{}, false, fmt.Errorf("tool refused: its definition has the key %q twice in one object", k)
+	}
+	if err := json.Unmarshal(raw, &def); err != nil {
+		return mcp.Tool{}, false, fmt.Errorf("undecodable tool: %w", err)
+	}
+	// Decoded as def's members are (encoding/json matches keys in any
+	// letter case, the last one winning), so these are def's schemas.
 	var schemas struct {
 		Input       json.RawMessage `json:"inputSchema"`
 		Output      json.RawMessage `json:"outputSchema"`
 		Annotations json.RawMessage `json:"annotations"`
 	}
 	if err := json.Unmarshal(raw, &schemas); err != nil {
-		return Tool{}, fmt.Errorf("tool %q: %w", def.Name, err)
+		return mcp.Tool{}, false, fmt.Errorf("tool %q: %w", def.Name, err)
 	}
 	if def.Name == "" {
-		return Tool{}, errors.New("tool without a name")
+		return mcp.Tool{}, false, errors.New("tool without a name")
 	}
 	if len(schemas.Input) == 0 || string(schemas.Input) == "null" {
 		schemas.Input = json.RawMessage(`{"type":"object"}`)
@@ -500,34 +557,28 @@ func (u *upstream) parseTool(raw json.RawMessage, serverVersion string) (Tool, e
 		def.RawOutputSchema = schemas.Output
 	}
 	if err := mcp.ValidateParamHeaderAnnotations(&def); err != nil {
-		return Tool{}, fmt.Errorf("tool %q: %w", def.Name, err)
+		return mcp.Tool{}, false, fmt.Errorf("tool %q: %w", def.Name, err)
 	}
-	hash, err := SchemaHash(schemas.Input)
-	if err != nil {
-		return Tool{}, fmt.Errorf("tool %q: input schema: %w", def.Name, err)
+	return def, len(schemas.Annotations) == 0 || string(schemas.Annotations) == "null", nil
+}
+
+// foreignMeta is an upstream tool's _meta without the "toolgate/" keys;
+// nil when nothing else is left.
+func foreignMeta(m *mcp.Meta) *mcp.Meta {
+	out := &mcp.Meta{ProgressToken: m.ProgressToken}
+	for k, v := range m.AdditionalFields {
+		if strings.HasPrefix(k, "toolgate/") {
+			continue
+		}
+		if out.AdditionalFields == nil {
+			out.AdditionalFields = map[string]any{}
+		}
+		out.AdditionalFields[k] = v
 	}
-	canon, defHash, err := Definition(raw)
-	if err != nil {
-		return Tool{}, fmt.Errorf("tool %q: %w", def.Name, err)
+	if out.ProgressToken == nil && out.AdditionalFields == nil {
+		return nil
 	}
-	a := def.Annotations
-	sandbox := u.spec.Sandbox
-	if u.spec.Server != nil && def.Meta != nil {
-		sandbox, _ = def.Meta.AdditionalFields[MetaSandbox].(string)
-	}
-	return Tool{
-		Sandbox:       sandbox,
-		Unannotated:   len(schemas.Annotations) == 0 || string(schemas.Annotations) == "null",
-		Name:          u.cat.exposedName(u.spec.Name, def.Name),
-		Server:        u.spec.Name,
-		ServerVersion: serverVersion,
-		Def:           def,
-		SchemaHash:    hash,
-		Definition:    canon,
-		DefHash:       defHash,
-		Annotations: toolgate.Annotations{Title: a.Title, ReadOnly: a.ReadOnlyHint, Destructive: a.DestructiveHint,
-			Idempotent: a.IdempotentHint, OpenWorld: a.OpenWorldHint},
-	}, nil
+	return out
 }
 
 // call forwards one call over the live connection, or fails fast.

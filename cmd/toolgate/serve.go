@@ -187,9 +187,9 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 
 	cat.Start(ctx) // returns once every upstream has had its first attempt (bounded)
 	defer cat.Close()
-	// Two servers exposing one name is a configuration error: refuse it
-	// now rather than serve one and hide the other. (A collision that
-	// appears later, after a list_changed, is refused for the later tool.)
+	// Two servers listing one name is a configuration error: refuse it
+	// now rather than serve without either. (A collision that appears
+	// later, a server up late or a list_changed, hides both and is logged.)
 	if err := cat.Collisions(); err != nil {
 		return fmt.Errorf("serve: %s: %w", path, err)
 	}

@@ -26,7 +26,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mark3labs/mcp-go/mcp"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/toolgate/toolgate"
@@ -383,36 +382,24 @@ func upstreamTool(server, name string, def toolDef) (tools.Tool, error) {
 }
 
 // catalogTool decodes a tools/list entry the way the catalog does
-// (tools/upstream.go parseTool): the input schema kept raw, an absent one
-// read as {"type":"object"}, hashed; sandbox is the server's profile.
+// (tools.DecodeTool), its input schema hashed; sandbox is the server's
+// profile.
 func catalogTool(server string, raw json.RawMessage, sandbox string) (tools.Tool, error) {
-	var def mcp.Tool
-	if err := json.Unmarshal(raw, &def); err != nil {
+	def, _, err := tools.DecodeTool(raw)
+	if err != nil {
 		return tools.Tool{}, fmt.Errorf("tool definition: %w", err)
 	}
-	var schemas struct {
-		Input json.RawMessage `json:"inputSchema"`
-	}
-	if err := json.Unmarshal(raw, &schemas); err != nil {
-		return tools.Tool{}, fmt.Errorf("tool definition: %w", err)
-	}
-	if len(schemas.Input) == 0 || string(schemas.Input) == "null" {
-		schemas.Input = json.RawMessage(`{"type":"object"}`)
-	}
-	def.InputSchema, def.RawInputSchema = mcp.ToolInputSchema{}, schemas.Input
-	hash, err := tools.SchemaHash(schemas.Input)
+	hash, err := tools.SchemaHash(def.RawInputSchema)
 	if err != nil {
 		return tools.Tool{}, fmt.Errorf("input schema: %w", err)
 	}
-	a := def.Annotations
 	return tools.Tool{
-		Name:       server + tools.DefaultSeparator + def.Name,
-		Server:     server,
-		Def:        def,
-		SchemaHash: hash,
-		Sandbox:    sandbox,
-		Annotations: toolgate.Annotations{Title: a.Title, ReadOnly: a.ReadOnlyHint, Destructive: a.DestructiveHint,
-			Idempotent: a.IdempotentHint, OpenWorld: a.OpenWorldHint},
+		Name:        server + tools.DefaultSeparator + def.Name,
+		Server:      server,
+		Def:         def,
+		SchemaHash:  hash,
+		Sandbox:     sandbox,
+		Annotations: tools.AnnotationsOf(def),
 	}, nil
 }
 

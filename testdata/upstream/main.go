@@ -19,11 +19,14 @@
 // file, its path as Go's net/url parses the URI (a query or fragment
 // dropped, as most file readers do).
 //
+// Prompts, with --prompts NAME,...: one per name, answering "NAME from SERVER".
+//
 // Flags: --name sets serverInfo.name; --fail-start exits at once with an error
 // on stderr, like a misconfigured server; --fidelity adds the tools of
 // fidelity.go; --rugpull FILE makes echo's description the content of FILE
 // whenever that file appears or changes (a rug pull: a tool redefined after
-// it was approved), announced with tools/list_changed.
+// it was approved), announced with tools/list_changed; --raw-tools FILE
+// serves FILE as the tools list, verbatim, instead (rawtools.go).
 package main
 
 import (
@@ -34,6 +37,7 @@ import (
 	"log"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,13 +56,24 @@ func main() {
 	fidelity := flag.Bool("fidelity", false, "add the tools of fidelity.go")
 	rugpull := flag.String("rugpull", "", "redefine echo's description from this `file` when it changes")
 	files := flag.Bool("files", false, "serve every file as a resource (template file:///{+path})")
+	prompts := flag.String("prompts", "", "comma-separated `names` of prompts to serve")
+	rawTools := flag.String("raw-tools", "", "serve this `file`'s content as the tools list, verbatim (rawtools.go)")
 	flag.Parse()
+	if *rawTools != "" {
+		if err := serveRawTools(*rawTools); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if *failStart {
 		fmt.Fprintln(os.Stderr, "upstream: cannot start: missing API key (on purpose)")
 		os.Exit(2)
 	}
 
 	opts := []server.ServerOption{server.WithToolCapabilities(true), server.WithElicitation()}
+	if *prompts != "" {
+		opts = append(opts, server.WithPromptCapabilities(true))
+	}
 	if *fidelity {
 		opts = append(opts, server.WithTaskCapabilities(true, true, true))
 	}
@@ -209,6 +224,14 @@ func main() {
 
 	if *fidelity {
 		addFidelityTools(s)
+	}
+	for p := range strings.SplitSeq(*prompts, ",") {
+		if p == "" {
+			continue
+		}
+		s.AddPrompt(mcp.NewPrompt(p), func(context.Context, mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+			return mcp.NewGetPromptResult(p+" from "+*name, nil), nil
+		})
 	}
 	if *files {
 		s.AddResourceTemplate(mcp.NewResourceTemplate("file:///{+path}", "files",
