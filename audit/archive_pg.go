@@ -21,8 +21,12 @@ import (
 // plain VACUUM (pgVacuum), which blocks no reader or writer.
 
 // pgRetentionLock is the session advisory lock held by the replica
-// applying the retention, so that one replica at a time archives.
-const pgRetentionLock = pgChainLock + 2
+// applying the retention, so that one replica at a time archives. It is
+// taken with the log's schema as its first key: logs in other schemas of
+// the same database apply their own retention meanwhile. (Two replicas
+// cutting at once would still be safe, the cut being under the chain
+// lock; this lock only spares the second one the work.)
+const pgRetentionLock int32 = 0x74677274 // "tgrt"
 
 // pgCopyPrefix is copyPrefix for a log on PostgreSQL: it copies the
 // planned prefix from tx, a snapshot of the log, into the archive DB at
@@ -162,7 +166,7 @@ func (s *Store) retentionLock(ctx context.Context) (unlock func(), busy bool, er
 	// Closing the session releases the lock, whatever happened to it.
 	unlock = func() { conn.Close(context.WithoutCancel(ctx)) }
 	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(pgRetentionLock)).Scan(&ok); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext(current_schema()), $1)`, pgRetentionLock).Scan(&ok); err != nil {
 		unlock()
 		return nil, false, fmt.Errorf("audit: retention: %w", err)
 	}

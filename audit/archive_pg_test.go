@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -125,7 +126,8 @@ func TestArchiveWhileReplicasAppend(t *testing.T) {
 
 // TestRetentionOneReplicaAtATime: while another replica holds the
 // retention lock, ApplyRetention archives nothing; once it is released,
-// the run archives.
+// the run archives, though the log of another schema in the same database
+// is applying its retention meanwhile.
 func TestRetentionOneReplicaAtATime(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	ctx := context.Background()
@@ -147,14 +149,19 @@ func TestRetentionOneReplicaAtATime(t *testing.T) {
 	if after, err := s.dbBytes(ctx); err != nil || after != size {
 		t.Fatalf("the log's size went from %d to %d bytes (%v) with another table in its schema", size, after, err)
 	}
-	other, err := rawDB(t, dsn).Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
+	lock := func(dsn string) *sql.Conn {
+		c, err := rawDB(t, dsn).Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := c.ExecContext(ctx, `SELECT pg_advisory_lock(hashtext(current_schema()), ?)`, pgRetentionLock); err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
-	defer other.Close()
-	if _, err := other.ExecContext(ctx, `SELECT pg_advisory_lock(?)`, int64(pgRetentionLock)); err != nil {
-		t.Fatal(err)
-	}
+	lock(pgtest.DSN(t))
+	other := lock(dsn)
 	r := Retention{MaxAge: 24 * time.Hour, Dir: t.TempDir()}
 	if res, err := s.ApplyRetention(ctx, r); !errors.Is(err, ErrNothingToArchive) {
 		t.Fatalf("retention while another replica applies it = %+v, %v; want it skipped", res, err)
@@ -162,7 +169,7 @@ func TestRetentionOneReplicaAtATime(t *testing.T) {
 	if files, _ := filepath.Glob(filepath.Join(r.Dir, "*")); len(files) != 0 {
 		t.Fatalf("a skipped retention run wrote %v", files)
 	}
-	if _, err := other.ExecContext(ctx, `SELECT pg_advisory_unlock(?)`, int64(pgRetentionLock)); err != nil {
+	if _, err := other.ExecContext(ctx, `SELECT pg_advisory_unlock(hashtext(current_schema()), ?)`, pgRetentionLock); err != nil {
 		t.Fatal(err)
 	}
 	res, err := s.ApplyRetention(ctx, r)
