@@ -1,0 +1,215 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// The workspace's own secret files (.env, keys, a .aws directory) are
+// masked in every sandboxed run that mounts the workspace: the rules deny a
+// command that names one, but a command can reach a file without naming it
+// (a computed word, a script, a test), so the sandbox must hold what the
+// rules mean. Which paths are secret is the caller's to say
+// (Options.Secret: toolgate passes the rules' own secret class), so the
+// two cannot drift apart. At each run the workspace is walked, as toolgate,
+// through an os.Root one directory at a time, following no symlink, and
+// every secret file or directory found is masked like a Hide path.
+
+// SkipDirs are the directory names the walk for secret files does not
+// enter, at any depth: version control stores, installed dependencies and
+// caches of tools, which are large and hold no user secrets. A secret
+// inside one is not masked; the rules still deny a command that names it.
+var SkipDirs = []string{".git", ".hg", ".svn", ".jj", "node_modules", ".venv", "__pycache__",
+	".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".gradle"}
+
+// Bounds of the walk for secret files. A workspace past them refuses every
+// run that would mount it: a secret the walk did not reach would be
+// readable inside.
+const (
+	// defaultMaxSecretWalk is how many files and directories the walk
+	// looks at, outside SkipDirs.
+	defaultMaxSecretWalk = 200_000
+	// maxSecretDepth is how deep it goes: each level holds a directory
+	// open.
+	maxSecretDepth = 256
+)
+
+// ErrSecretWalk is returned by Command when the workspace could not be
+// searched for its secret files (too many files, a directory toolgate
+// cannot read): the run is refused rather than run with them readable.
+var ErrSecretWalk = errors.New("sandbox: cannot mask the workspace's secret files, so the command was not run")
+
+// secretHint says how to fix a workspace the walk cannot finish.
+const secretHint = "; toolgate looks for them at every run; fix the cause, or, to let sandboxed runs read the " +
+	"workspace's secret files, set sandbox.workspace_secrets: visible in toolgate's config"
+
+// secretWalk finds the secret files and directories under a workspace.
+type secretWalk struct {
+	ctx    context.Context
+	secret func(rel string) bool
+	limit  int // entries the walk may look at
+	left   int // entries still to look at
+	// files and dirs are the secret paths found, workspace-relative.
+	files, dirs []string
+}
+
+// secretPaths walks the workspace and returns the workspace-relative slash
+// paths of its secret files (anything but a directory or a symlink) and
+// directories. It does not enter a secret directory (the whole of it is
+// masked), a SkipDirs directory or a symlink. An error (ErrSecretWalk)
+// means the walk did not see the whole workspace.
+func (s *Sandbox) secretPaths(ctx context.Context) (files, dirs []string, err error) {
+	root, err := os.OpenRoot(s.o.Workspace)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrSecretWalk, err)
+	}
+	defer root.Close()
+	w := &secretWalk{ctx: ctx, secret: s.o.Secret, limit: s.maxSecretWalk, left: s.maxSecretWalk}
+	if err := w.dir(root, "", 0); err != nil {
+		return nil, nil, fmt.Errorf("%w: %w%s", ErrSecretWalk, err, secretHint)
+	}
+	return w.files, w.dirs, nil
+}
+
+// dir looks at the entries of d, the workspace directory rel ("" for the
+// workspace itself), and walks the directories among them that are neither
+// secret nor skipped, after closing d's listing, so a level of the walk
+// holds one descriptor.
+func (w *secretWalk) dir(d *os.Root, rel string, depth int) error {
+	if err := w.ctx.Err(); err != nil {
+		return err
+	}
+	if depth > maxSecretDepth {
+		return fmt.Errorf("%s: directories nested more than %d deep", rel, maxSecretDepth)
+	}
+	var sub []string
+	err := w.list(d, rel, func(name string, t fs.FileMode) error {
+		if w.left--; w.left < 0 {
+			return fmt.Errorf("the workspace holds more than %d files and directories outside %v; move generated trees "+
+				"(build outputs, vendored code) out of it", w.limit, SkipDirs)
+		}
+		p := join(rel, name)
+		switch {
+		case t&fs.ModeSymlink != 0:
+			// Not followed: what a link leads to is masked when its
+			// own path is a secret.
+		case t.IsDir() && slices.Contains(SkipDirs, name):
+		case w.secret(p) && t.IsDir():
+			w.dirs = append(w.dirs, p)
+		case w.secret(p):
+			w.files = append(w.files, p)
+		case t.IsDir():
+			sub = append(sub, name)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, name := range sub {
+		p := join(rel, name)
+		fi, err := d.Lstat(name)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue // removed since it was listed: nothing under it to mask
+		case err != nil:
+			return fmt.Errorf("%s: %w", p, err)
+		case !fi.IsDir():
+			return fmt.Errorf("%s: %w", p, errChanged)
+		}
+		sd, err := openDir(d, name, fi)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		err = w.dir(sd, p, depth+1)
+		sd.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// list calls fn with the name and type of each entry of d, reading the
+// directory in batches.
+func (w *secretWalk) list(d *os.Root, rel string, fn func(name string, t fs.FileMode) error) error {
+	f, err := d.Open(".")
+	if err != nil {
+		return fmt.Errorf("%s: %w", display(rel), err)
+	}
+	defer f.Close()
+	for {
+		des, err := f.ReadDir(1024)
+		for _, de := range des {
+			if err := fn(de.Name(), de.Type()); err != nil {
+				return err
+			}
+		}
+		switch {
+		case err == io.EOF:
+			return nil
+		case err != nil:
+			return fmt.Errorf("%s: %w", display(rel), err)
+		}
+	}
+}
+
+func join(rel, name string) string {
+	if rel == "" {
+		return name
+	}
+	return rel + "/" + name
+}
+
+// display is a workspace-relative path as messages show it.
+func display(rel string) string {
+	if rel == "" {
+		return "the workspace"
+	}
+	return rel
+}
+
+// secretIn reports whether rel, a clean workspace-relative path, is masked
+// as a secret in the runs: it, or a directory above it, is a secret path
+// that the walk would find now (it exists and is no symlink, and no
+// directory on the way is a symlink or one of SkipDirs). When that cannot
+// be told, it is taken as masked.
+func (s *Sandbox) secretIn(rel string) bool {
+	if s.o.Secret == nil || s.o.Workspace == "" || !filepath.IsLocal(rel) {
+		return false
+	}
+	names := strings.Split(filepath.ToSlash(rel), "/")
+	for i, name := range names {
+		p := strings.Join(names[:i+1], "/")
+		if s.o.Secret(p) {
+			return s.secretExists(p)
+		}
+		if slices.Contains(SkipDirs, name) {
+			return false
+		}
+	}
+	return false
+}
+
+// secretExists reports whether the workspace holds the secret path p, not
+// through a symlink, and not as one; true when it cannot be told.
+func (s *Sandbox) secretExists(p string) bool {
+	root, err := openWorkspace(s.o.Workspace, false)
+	if err != nil {
+		return true
+	}
+	defer root.Close()
+	at, err := walk(root, p, false)
+	if err != nil {
+		return true
+	}
+	defer at.dir.Close()
+	return at.rel == filepath.FromSlash(p) && at.fi != nil && at.fi.Mode()&fs.ModeSymlink == 0
+}
