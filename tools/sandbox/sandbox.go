@@ -39,6 +39,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 )
 
 // Built-in profile names.
@@ -169,6 +171,13 @@ type Sandbox struct {
 	hiddenIDs map[fileID]bool
 	// maxSecretWalk bounds the entries the walk for secret files looks at.
 	maxSecretWalk int
+	// now is the wall clock the walk compares directories' change times
+	// with.
+	now func() time.Time
+	// walked are the directory listings of the last walk that finished
+	// (see secretWalk), guarded by walkMu.
+	walkMu sync.Mutex
+	walked map[string]listing
 }
 
 // New checks o and returns a Sandbox. It does not run bwrap: see Probe.
@@ -180,7 +189,8 @@ func New(o Options) (*Sandbox, error) {
 		o.Home = "/tmp"
 	}
 	o.Hide = append(slices.Clone(DefaultHide), o.Hide...)
-	s := &Sandbox{o: o, profiles: map[string]Profile{}, hiddenIDs: map[fileID]bool{}, maxSecretWalk: defaultMaxSecretWalk}
+	s := &Sandbox{o: o, profiles: map[string]Profile{}, hiddenIDs: map[fileID]bool{},
+		maxSecretWalk: defaultMaxSecretWalk, now: time.Now}
 	for _, h := range o.Hide {
 		if fi, err := os.Stat(h); err == nil {
 			if id, ok := idOf(fi); ok {

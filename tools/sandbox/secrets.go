@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 )
 
 // The workspace's own secret files (.env, keys, a .aws directory) are
@@ -50,14 +51,42 @@ var ErrSecretWalk = errors.New("sandbox: cannot mask the workspace's secret file
 const secretHint = "; toolgate looks for them at every run; fix the cause, or, to let sandboxed runs read the " +
 	"workspace's secret files, set sandbox.workspace_secrets: visible in toolgate's config"
 
+// stableAge is how long before a walk starts a directory must have last
+// changed for the walk's listing of it to be trusted by later walks: a
+// change made in the same clock tick as the listing (file system times
+// are coarse) could leave the directory's change time as it was.
+const stableAge = 2 * time.Second
+
+// listing is what the walk learnt from one directory: how many entries it
+// holds, which of them are secret (files and dirs, names) and which are
+// directories to walk (sub). A later walk reuses it, instead of reading
+// the directory and matching every name again, while the directory at
+// that path is the same one (id) with the same change time (ctime, which
+// every entry added, removed or renamed moves forward and no one can set
+// back), and that time was stableAge older than the walk that read it
+// (walked).
+type listing struct {
+	id               fileID
+	ctime, walked    time.Time
+	entries          int
+	files, dirs, sub []string
+}
+
 // secretWalk finds the secret files and directories under a workspace.
 type secretWalk struct {
 	ctx    context.Context
 	secret func(rel string) bool
+	start  time.Time
 	limit  int // entries the walk may look at
 	left   int // entries still to look at
 	// files and dirs are the secret paths found, workspace-relative.
 	files, dirs []string
+	// prev are the listings of the last walk that finished, by
+	// workspace-relative path ("" for the workspace); next are this
+	// walk's, which replace them if it finishes.
+	prev, next map[string]listing
+	// listed counts the directories this walk read.
+	listed int
 }
 
 // secretPaths walks the workspace and returns the workspace-relative slash
@@ -66,54 +95,67 @@ type secretWalk struct {
 // masked), a SkipDirs directory or a symlink. An error (ErrSecretWalk)
 // means the walk did not see the whole workspace.
 func (s *Sandbox) secretPaths(ctx context.Context) (files, dirs []string, err error) {
-	root, err := os.OpenRoot(s.o.Workspace)
+	w, err := s.walkSecrets(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", ErrSecretWalk, err)
-	}
-	defer root.Close()
-	w := &secretWalk{ctx: ctx, secret: s.o.Secret, limit: s.maxSecretWalk, left: s.maxSecretWalk}
-	if err := w.dir(root, "", 0); err != nil {
-		return nil, nil, fmt.Errorf("%w: %w%s", ErrSecretWalk, err, secretHint)
+		return nil, nil, err
 	}
 	return w.files, w.dirs, nil
 }
 
-// dir looks at the entries of d, the workspace directory rel ("" for the
-// workspace itself), and walks the directories among them that are neither
-// secret nor skipped, after closing d's listing, so a level of the walk
-// holds one descriptor.
-func (w *secretWalk) dir(d *os.Root, rel string, depth int) error {
+// walkSecrets walks the workspace for secretPaths.
+func (s *Sandbox) walkSecrets(ctx context.Context) (*secretWalk, error) {
+	root, err := os.OpenRoot(s.o.Workspace)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSecretWalk, err)
+	}
+	defer root.Close()
+	s.walkMu.Lock()
+	prev := s.walked
+	s.walkMu.Unlock()
+	w := &secretWalk{ctx: ctx, secret: s.o.Secret, start: s.now(), limit: s.maxSecretWalk, left: s.maxSecretWalk,
+		prev: prev, next: make(map[string]listing, len(prev))}
+	fi, err := root.Stat(".")
+	if err == nil {
+		err = w.dir(root, fi, "", 0)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w%s", ErrSecretWalk, err, secretHint)
+	}
+	s.walkMu.Lock()
+	s.walked = w.next
+	s.walkMu.Unlock()
+	return w, nil
+}
+
+// dir takes in the entries of d, the workspace directory rel ("" for the
+// workspace itself) that Lstat saw as fi, and walks the directories among
+// them that are neither secret nor skipped, after closing d's listing, so
+// a level of the walk holds one descriptor.
+func (w *secretWalk) dir(d *os.Root, fi fs.FileInfo, rel string, depth int) error {
 	if err := w.ctx.Err(); err != nil {
 		return err
 	}
 	if depth > maxSecretDepth {
 		return fmt.Errorf("%s: directories nested more than %d deep", rel, maxSecretDepth)
 	}
-	var sub []string
-	err := w.list(d, rel, func(name string, t fs.FileMode) error {
-		if w.left--; w.left < 0 {
-			return fmt.Errorf("the workspace holds more than %d files and directories outside %v; move generated trees "+
-				"(build outputs, vendored code) out of it", w.limit, SkipDirs)
+	l, ok := w.reuse(rel, fi)
+	if !ok {
+		var err error
+		if l, err = w.list(d, rel, fi); err != nil {
+			return err
 		}
-		p := join(rel, name)
-		switch {
-		case t&fs.ModeSymlink != 0:
-			// Not followed: what a link leads to is masked when its
-			// own path is a secret.
-		case t.IsDir() && slices.Contains(SkipDirs, name):
-		case w.secret(p) && t.IsDir():
-			w.dirs = append(w.dirs, p)
-		case w.secret(p):
-			w.files = append(w.files, p)
-		case t.IsDir():
-			sub = append(sub, name)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
 	}
-	for _, name := range sub {
+	if w.left -= l.entries; w.left < 0 {
+		return w.tooMany()
+	}
+	w.next[rel] = l
+	for _, name := range l.files {
+		w.files = append(w.files, join(rel, name))
+	}
+	for _, name := range l.dirs {
+		w.dirs = append(w.dirs, join(rel, name))
+	}
+	for _, name := range l.sub {
 		p := join(rel, name)
 		fi, err := d.Lstat(name)
 		switch {
@@ -126,9 +168,9 @@ func (w *secretWalk) dir(d *os.Root, rel string, depth int) error {
 		}
 		sd, err := openDir(d, name, fi)
 		if err != nil {
-			return fmt.Errorf("%s: %w", p, err)
+			return dirError(p, err)
 		}
-		err = w.dir(sd, p, depth+1)
+		err = w.dir(sd, fi, p, depth+1)
 		sd.Close()
 		if err != nil {
 			return err
@@ -137,28 +179,77 @@ func (w *secretWalk) dir(d *os.Root, rel string, depth int) error {
 	return nil
 }
 
-// list calls fn with the name and type of each entry of d, reading the
-// directory in batches.
-func (w *secretWalk) list(d *os.Root, rel string, fn func(name string, t fs.FileMode) error) error {
+// reuse returns the last walk's listing of rel if it still holds for the
+// directory Lstat saw as fi.
+func (w *secretWalk) reuse(rel string, fi fs.FileInfo) (listing, bool) {
+	l, ok := w.prev[rel]
+	if !ok {
+		return listing{}, false
+	}
+	id, okID := idOf(fi)
+	ctime, okTime := changeTime(fi)
+	return l, okID && okTime && id == l.id && ctime.Equal(l.ctime) && ctime.Before(l.walked.Add(-stableAge))
+}
+
+// list reads directory d (rel, seen as fi) in batches and sorts its
+// entries: secret, to walk, or neither.
+func (w *secretWalk) list(d *os.Root, rel string, fi fs.FileInfo) (listing, error) {
+	w.listed++
+	l := listing{walked: w.start}
+	l.id, _ = idOf(fi)
+	l.ctime, _ = changeTime(fi)
 	f, err := d.Open(".")
 	if err != nil {
-		return fmt.Errorf("%s: %w", display(rel), err)
+		return l, dirError(rel, err)
 	}
 	defer f.Close()
+	r, err := plainDir(f)
+	if err != nil {
+		return l, fmt.Errorf("%s: %w", display(rel), err)
+	}
+	if r != f {
+		defer r.Close()
+	}
 	for {
-		des, err := f.ReadDir(1024)
+		des, err := r.ReadDir(1024)
 		for _, de := range des {
-			if err := fn(de.Name(), de.Type()); err != nil {
-				return err
+			if l.entries++; l.entries > w.left {
+				return l, w.tooMany()
+			}
+			name, t := de.Name(), de.Type()
+			switch p := join(rel, name); {
+			case t&fs.ModeSymlink != 0:
+				// Not followed: what a link leads to is masked when
+				// its own path is a secret.
+			case t.IsDir() && slices.Contains(SkipDirs, name):
+			case w.secret(p) && t.IsDir():
+				l.dirs = append(l.dirs, name)
+			case w.secret(p):
+				l.files = append(l.files, name)
+			case t.IsDir():
+				l.sub = append(l.sub, name)
 			}
 		}
 		switch {
 		case err == io.EOF:
-			return nil
+			return l, nil
 		case err != nil:
-			return fmt.Errorf("%s: %w", display(rel), err)
+			return l, fmt.Errorf("%s: %w", display(rel), err)
 		}
 	}
+}
+
+func (w *secretWalk) tooMany() error {
+	return fmt.Errorf("the workspace holds more than %d files and directories outside %v; move generated trees "+
+		"(build outputs, vendored code) out of it", w.limit, SkipDirs)
+}
+
+// dirError is the walk's error for directory rel, which it could not open.
+func dirError(rel string, err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("%s: toolgate cannot read this directory (chmod u+rx fixes it): %w", display(rel), err)
+	}
+	return fmt.Errorf("%s: %w", display(rel), err)
 }
 
 func join(rel, name string) string {

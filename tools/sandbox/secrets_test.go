@@ -5,8 +5,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // testSecret stands for the rules' secret class (package rules imports this
@@ -46,12 +48,13 @@ func newSecretsFixture(t *testing.T) *secretsFixture {
 		}
 		write(t, p, content)
 	}
-	// A loop and a link out: the walk follows neither.
-	if err := os.Symlink("..", filepath.Join(f.ws, "sub", "up")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("/", filepath.Join(f.ws, "root")); err != nil {
-		t.Fatal(err)
+	// A loop, a link out, and a secret name that is a link to a file that
+	// is not: the walk follows none of them, and masks no link (a mount
+	// would mask what it points to).
+	for link, target := range map[string]string{"sub/up": "..", "root": "/", "link.key": "sub/notes.txt"} {
+		if err := os.Symlink(target, filepath.Join(f.ws, link)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	o := f.sb.o
 	o.Secret = testSecret
@@ -153,7 +156,7 @@ func TestWorkspaceSecretsFailClosed(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = os.Chmod(filepath.Join(f.ws, "deep", "a"), 0o755) })
-		}, "deep/a: open .: permission denied"},
+		}, "deep/a: toolgate cannot read this directory (chmod u+rx fixes it)"},
 		{"too deep", func(t *testing.T, f *secretsFixture) {
 			if err := os.MkdirAll(filepath.Join(f.ws, strings.Repeat("d/", maxSecretDepth+2)), 0o755); err != nil {
 				t.Fatal(err)
@@ -179,9 +182,6 @@ func TestWorkspaceSecretsFailClosed(t *testing.T) {
 // name that is a symlink and one in a skipped directory are not.
 func TestWorkspaceSecretsHidden(t *testing.T) {
 	f := newSecretsFixture(t)
-	if err := os.Symlink("sub/notes.txt", filepath.Join(f.ws, "link.key")); err != nil {
-		t.Fatal(err)
-	}
 	for rel, want := range map[string]bool{
 		".env": true, "sub/.aws": true, "sub/.aws/credentials": true, "sub/.aws/missing": true, "deep/a/b/c/Server.KEY": true,
 		".env.example": false, "sub/notes.txt": false, "new.key": false, "sub/new/.env": false, "link.key": false,
@@ -206,5 +206,50 @@ func TestWorkspaceSecretsOff(t *testing.T) {
 	f.sb = sb
 	if out, _ := f.run(t, ReadOnly, "cat .env"); !strings.Contains(out, "SECRET-DOTENV") {
 		t.Errorf(".env is not readable without a matcher:\n%s", out)
+	}
+}
+
+// TestSecretWalkReuse: a walk reuses the last one's listing of a directory
+// only while that directory has not changed since, and had not changed for
+// stableAge before that walk; a secret added, or moved in by renaming a
+// directory, is found by the next walk.
+func TestSecretWalkReuse(t *testing.T) {
+	f := newSecretsFixture(t)
+	walk := func(t *testing.T) *secretWalk {
+		t.Helper()
+		w, err := f.sb.walkSecrets(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(w.files)
+		slices.Sort(w.dirs)
+		return w
+	}
+	// A clock behind every directory's change time: nothing is stable.
+	f.sb.now = func() time.Time { return time.Unix(0, 0) }
+	all := walk(t).listed
+	if w := walk(t); w.listed != all {
+		t.Fatalf("the second walk read %d directories, want all %d: a directory that had just changed was trusted", w.listed, all)
+	}
+	// A clock an hour ahead: every directory is stable from here on.
+	f.sb.now = func() time.Time { return time.Now().Add(time.Hour) }
+	walk(t)
+	if w := walk(t); w.listed != 0 {
+		t.Fatalf("a walk of an unchanged workspace read %d directories", w.listed)
+	}
+	write(t, filepath.Join(f.ws, "sub", ".env"), "SECRET-NEW")
+	if err := os.Rename(filepath.Join(f.ws, "deep", "a"), filepath.Join(f.ws, "sub", "a")); err != nil {
+		t.Fatal(err)
+	}
+	w := walk(t)
+	if want := []string{".env", "sub/.env", "sub/a/b/c/Server.KEY"}; !slices.Equal(w.files, want) {
+		t.Errorf("secret files %q, want %q", w.files, want)
+	}
+	if want := []string{"sub/.aws"}; !slices.Equal(w.dirs, want) {
+		t.Errorf("secret directories %q, want %q", w.dirs, want)
+	}
+	// sub and deep changed; sub/a, sub/a/b and sub/a/b/c are new paths.
+	if w.listed != 5 {
+		t.Errorf("the walk read %d directories, want 5", w.listed)
 	}
 }
