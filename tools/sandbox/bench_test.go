@@ -21,15 +21,18 @@ func BenchmarkCommand(b *testing.B) {
 	ws := b.TempDir()
 	sb := benchSandbox(b, ws, []sandbox.Profile{{Name: sandbox.None, Unsandboxed: true}})
 	for _, profile := range []string{sandbox.None, sandbox.ReadOnly, sandbox.WorkspaceWrite} {
-		b.Run(profile, func(b *testing.B) { runLatency(b, sb, profile, ws) })
+		b.Run(profile, func(b *testing.B) { runLatency(b, sb, profile) })
 	}
 }
 
 // BenchmarkSecretWalk times the walk that finds the workspace's secret
-// files, with the rules' secret class, alone (walk) and as part of a run
-// of `sh -c true` in read-only (run): on a synthetic tree of 20,000 files
-// in 1,000 directories with 20 secrets among them (and a node_modules of
-// 20,000 more, skipped), and on this repository.
+// files, with the rules' secret class: alone, with no listing of a past
+// walk (walk-cold: the first run) and with all of them still good
+// (walk-warm: directories that have not changed for a few seconds), and as
+// part of a run of `sh -c true` in read-only and (but for the repository)
+// workspace-write, warm. On a synthetic tree of 20,000 files in 1,000 directories with 20
+// secrets among them (and a node_modules of 20,000 more, skipped), and on
+// this repository.
 func BenchmarkSecretWalk(b *testing.B) {
 	synthetic := b.TempDir()
 	for i := range 1000 {
@@ -56,9 +59,12 @@ func BenchmarkSecretWalk(b *testing.B) {
 	}
 	for _, tc := range []struct{ name, ws string }{{"synthetic-20k", synthetic}, {"repo", repo}} {
 		sb := benchSandbox(b, tc.ws, nil)
-		b.Run(tc.name+"/walk", func(b *testing.B) {
+		walk := func(b *testing.B, cold bool) {
 			var n int
 			for b.Loop() {
+				if cold {
+					sb.ForgetWalks()
+				}
 				files, dirs, err := sb.SecretPaths(b.Context())
 				if err != nil {
 					b.Fatal(err)
@@ -66,8 +72,17 @@ func BenchmarkSecretWalk(b *testing.B) {
 				n = len(files) + len(dirs)
 			}
 			b.ReportMetric(float64(n), "secrets")
-		})
-		b.Run(tc.name+"/run", func(b *testing.B) { runLatency(b, sb, sandbox.ReadOnly, tc.ws) })
+		}
+		b.Run(tc.name+"/walk-cold", func(b *testing.B) { walk(b, true) })
+		sb.SetClock(func() time.Time { return time.Now().Add(time.Hour) })
+		b.Run(tc.name+"/walk-warm", func(b *testing.B) { walk(b, false) })
+		profiles := []string{sandbox.ReadOnly, sandbox.WorkspaceWrite}
+		if tc.ws == repo {
+			profiles = profiles[:1] // a writable run would create the protected directories in the checkout
+		}
+		for _, profile := range profiles {
+			b.Run(tc.name+"/run-"+profile, func(b *testing.B) { runLatency(b, sb, profile) })
+		}
 	}
 }
 
@@ -90,7 +105,7 @@ func benchSandbox(b *testing.B, ws string, profiles []sandbox.Profile) *sandbox.
 }
 
 // runLatency runs `sh -c true` in profile and reports p50 and p99.
-func runLatency(b *testing.B, sb *sandbox.Sandbox, profile, ws string) {
+func runLatency(b *testing.B, sb *sandbox.Sandbox, profile string) {
 	lat := make([]time.Duration, 0, b.N)
 	for b.Loop() {
 		start := time.Now()
