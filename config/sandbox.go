@@ -25,8 +25,7 @@ type Sandbox struct {
 	// Protect are more workspace-relative paths kept read-only in a
 	// writable workspace; a trailing "/" marks a directory.
 	Protect []string
-	// WorkspaceSecrets is SecretsHidden ("" means it too: the workspace's
-	// secret files are masked in every run) or SecretsVisible.
+	// WorkspaceSecrets is SecretsHidden (the default) or SecretsVisible.
 	WorkspaceSecrets string
 	// Profiles are the profiles rules and servers may name, in file order.
 	// read-only and workspace-write exist even when not listed (listing
