@@ -45,11 +45,11 @@ const (
 // ErrSecretWalk is returned by Command when the workspace could not be
 // searched for its secret files (too many files, a directory toolgate
 // cannot read): the run is refused rather than run with them readable.
-var ErrSecretWalk = errors.New("sandbox: cannot mask the workspace's secret files, so the command was not run")
+var ErrSecretWalk = errors.New("sandbox: toolgate could not look through the whole workspace for secret files to mask, so the command was not run")
 
 // secretHint says how to fix a workspace the walk cannot finish.
-const secretHint = "; toolgate looks for them at every run; fix the cause, or, to let sandboxed runs read the " +
-	"workspace's secret files, set sandbox.workspace_secrets: visible in toolgate's config"
+const secretHint = "; fix that, or set sandbox.workspace_secrets: visible in toolgate's config to let sandboxed " +
+	"commands read the workspace's secret files"
 
 // stableAge is how long before a walk starts a directory must have last
 // changed for the walk's listing of it to be trusted by later walks: a
@@ -240,8 +240,8 @@ func (w *secretWalk) list(d *os.Root, rel string, fi fs.FileInfo) (listing, erro
 }
 
 func (w *secretWalk) tooMany() error {
-	return fmt.Errorf("the workspace holds more than %d files and directories outside %v; move generated trees "+
-		"(build outputs, vendored code) out of it", w.limit, SkipDirs)
+	return fmt.Errorf("it holds more than %d files and directories (not counting %s); move generated trees "+
+		"(build outputs, vendored code) out of it", w.limit, strings.Join(SkipDirs, ", "))
 }
 
 // dirError is the walk's error for directory rel, which it could not open.
