@@ -111,7 +111,8 @@ type Options struct {
 	// Secret, when set, says which workspace paths hold secrets: it is
 	// given a workspace-relative slash path ("config/.env", ".aws") and
 	// reports whether that path names a secret file or directory. At each
-	// run that mounts the workspace, the sandbox walks it (see SkipDirs)
+	// run that mounts the workspace or part of it (a Read or Write path
+	// in it, a system path over it), the sandbox walks it (see SkipDirs)
 	// and masks every secret that exists, as it masks a Hide path: a file
 	// reads as empty, a directory as an empty one, both read-only and
 	// pinned in place, so a run can neither read nor move them. A run
@@ -480,19 +481,23 @@ func (s *Sandbox) args(ctx context.Context, p Profile, dir string) ([]string, []
 		a = append(a, "--bind-try", w, w)
 	}
 	var watch, dirs, files []string
-	if ws := s.o.Workspace; ws != "" && p.Workspace != NoAccess {
-		if s.o.Secret != nil {
-			sf, sd, err := s.secretPaths(ctx)
-			if err != nil {
-				return nil, nil, err
-			}
-			for _, rel := range sf {
-				files = append(files, filepath.Join(ws, rel))
-			}
-			for _, rel := range sd {
-				dirs = append(dirs, filepath.Join(ws, rel))
+	if s.o.Secret != nil && s.showsWorkspace(p) {
+		sf, sd, err := s.secretPaths(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, rel := range sf {
+			if f := filepath.Join(s.o.Workspace, rel); s.visible(p, f) {
+				files = append(files, f)
 			}
 		}
+		for _, rel := range sd {
+			if d := filepath.Join(s.o.Workspace, rel); s.visible(p, d) {
+				dirs = append(dirs, d)
+			}
+		}
+	}
+	if ws := s.o.Workspace; ws != "" && p.Workspace != NoAccess {
 		if p.Workspace == WriteAccess {
 			a = append(a, "--bind", ws, ws)
 			var err error
@@ -549,6 +554,24 @@ func (s *Sandbox) args(ctx context.Context, p Profile, dir string) ([]string, []
 		a = append(a, "--chdir", dir)
 	}
 	return a, watch, nil
+}
+
+// showsWorkspace reports whether any of the workspace is mounted in
+// profile p: as the workspace, or under or as a system, Read or Write path.
+func (s *Sandbox) showsWorkspace(p Profile) bool {
+	ws := s.o.Workspace
+	if ws == "" {
+		return false
+	}
+	if p.Workspace != NoAccess {
+		return true
+	}
+	for _, r := range slices.Concat(s.o.System, p.Read, p.Write) {
+		if Within(r, ws) || Within(ws, r) {
+			return true
+		}
+	}
+	return false
 }
 
 // visible reports whether host path h would be mounted in profile p (and so

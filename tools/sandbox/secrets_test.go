@@ -58,6 +58,8 @@ func newSecretsFixture(t *testing.T) *secretsFixture {
 	}
 	o := f.sb.o
 	o.Secret = testSecret
+	// A profile without the workspace that mounts part of it.
+	o.Profiles = append(o.Profiles, Profile{Name: "reads-sub", Workspace: NoAccess, Read: []string{filepath.Join(f.ws, "sub")}})
 	sb, err := New(o)
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +85,10 @@ func TestWorkspaceSecretsMasked(t *testing.T) {
 	}
 	if py, err := os.Stat("/usr/bin/python3"); err == nil && !py.IsDir() {
 		reads = append(reads, `python3 -c 'print(open(".e"+"nv").read())'`)
+	}
+	out, code := f.run(t, "reads-sub", "cat "+filepath.Join(f.ws, "sub", "notes.txt")+" "+filepath.Join(f.ws, "sub", ".aws", "*"))
+	if !strings.Contains(out, "NOTES-VISIBLE") || strings.Contains(out, "SECRET-") {
+		t.Errorf("a profile that reads part of the workspace (exit %d):\n%s", code, out)
 	}
 	for _, profile := range []string{ReadOnly, WorkspaceWrite} {
 		for _, script := range reads {
