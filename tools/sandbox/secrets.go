@@ -40,6 +40,10 @@ const (
 	// maxSecretDepth is how deep it goes: each level holds a directory
 	// open.
 	maxSecretDepth = 256
+	// maxSecretMasks is how many secrets it masks: each is a mount, and
+	// bubblewrap's cost grows faster than their number (about a tenth of
+	// a second for a hundred, seconds for a thousand).
+	maxSecretMasks = 256
 )
 
 // ErrSecretWalk is returned by Command when the workspace could not be
@@ -149,6 +153,10 @@ func (w *secretWalk) dir(d *os.Root, fi fs.FileInfo, rel string, depth int) erro
 		return w.tooMany()
 	}
 	w.next[rel] = l
+	if n := len(w.files) + len(w.dirs) + len(l.files) + len(l.dirs); n > maxSecretMasks {
+		return fmt.Errorf("it holds more than %d secret files and directories (%s among them), each of which a run "+
+			"would mask with a mount; rename the ones that hold no secret (test fixtures), or move them out", maxSecretMasks, display(rel))
+	}
 	for _, name := range l.files {
 		w.files = append(w.files, join(rel, name))
 	}

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path"
 	"path/filepath"
@@ -163,6 +164,11 @@ func TestWorkspaceSecretsFailClosed(t *testing.T) {
 			}
 			t.Cleanup(func() { _ = os.Chmod(filepath.Join(f.ws, "deep", "a"), 0o755) })
 		}, "deep/a: toolgate cannot read this directory (chmod u+rx fixes it)"},
+		{"too many secrets", func(t *testing.T, f *secretsFixture) {
+			for i := range maxSecretMasks {
+				write(t, filepath.Join(f.ws, "sub", fmt.Sprintf("k%d.key", i)), "")
+			}
+		}, "more than 256 secret files and directories (sub among them)"},
 		{"too deep", func(t *testing.T, f *secretsFixture) {
 			if err := os.MkdirAll(filepath.Join(f.ws, strings.Repeat("d/", maxSecretDepth+2)), 0o755); err != nil {
 				t.Fatal(err)
