@@ -14,14 +14,15 @@ import (
 )
 
 // The workspace's own secret files (.env, keys, a .aws directory) are
-// masked in every sandboxed run that mounts the workspace: the rules deny a
-// command that names one, but a command can reach a file without naming it
-// (a computed word, a script, a test), so the sandbox must hold what the
-// rules mean. Which paths are secret is the caller's to say
-// (Options.Secret: toolgate passes the rules' own secret class), so the
-// two cannot drift apart. At each run the workspace is walked, as toolgate,
-// through an os.Root one directory at a time, following no symlink, and
-// every secret file or directory found is masked like a Hide path.
+// masked in every sandboxed run that mounts any of the workspace: the
+// rules deny a command that names one, but a command can reach a file
+// without naming it (a computed word, a script, a test), so the sandbox
+// must hold what the rules mean. Which paths are secret is the caller's to
+// say (Options.Secret: toolgate passes the rules' own secret class), so
+// the two cannot drift apart. At each run the workspace is walked, as
+// toolgate, through an os.Root one directory at a time, following no
+// symlink, and every secret file or directory found is masked like a Hide
+// path.
 
 // SkipDirs are the directory names the walk for secret files does not
 // enter, at any depth: version control stores, installed dependencies and
@@ -47,8 +48,9 @@ const (
 )
 
 // ErrSecretWalk is returned by Command when the workspace could not be
-// searched for its secret files (too many files, a directory toolgate
-// cannot read): the run is refused rather than run with them readable.
+// searched for its secret files, or holds too many to mask (see the
+// bounds above, or a directory toolgate cannot read): the run is refused
+// rather than run with them readable.
 var ErrSecretWalk = errors.New("sandbox: toolgate could not look through the whole workspace for secret files to mask, so the command was not run")
 
 // secretHint says how to fix a workspace the walk cannot finish.
