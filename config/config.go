@@ -518,6 +518,9 @@ func (c *Config) applyDefaults(workspaceEnabled *bool) {
 	if c.Pinning.Mode == "" {
 		c.Pinning.Mode = PinningTOFU
 	}
+	if c.Sandbox.WorkspaceSecrets == "" {
+		c.Sandbox.WorkspaceSecrets = SecretsHidden
+	}
 	if c.Audit.Checkpoint.Interval == 0 {
 		c.Audit.Checkpoint.Interval = DefaultCheckpointInterval
 	}

@@ -176,6 +176,7 @@ func TestParseErrors(t *testing.T) {
 			[]string{`c.yaml:1:24: review.slack.mode must be socket or http`, `c.yaml:1:40: review.slack.http_path must start with /`}},
 		{"slack api url no slash", "review: {slack: {api_url: 'http://h/api'}}\n", []string{`c.yaml:1:27: review.slack.api_url: "http://h/api" must end with "/"`}},
 		{"pinning mode", "pinning: {mode: trust}\n", []string{`c.yaml:1:17: pinning.mode must be tofu or strict, got "trust"`}},
+		{"workspace secrets", "sandbox: {workspace_secrets: shown}\n", []string{`c.yaml:1:30: sandbox.workspace_secrets must be hidden or visible, got "shown"`}},
 		{"slack api url relative", "review: {slack: {api_url: /api/}}\n", []string{`c.yaml:1:27: review.slack.api_url: "/api/" is not an absolute http(s) URL`}},
 		{"slack api url scheme", "review: {slack: {api_url: 'ftp://h/api/'}}\n", []string{`c.yaml:1:27: review.slack.api_url: "ftp://h/api/" is not an absolute http(s) URL`}},
 		{"top level list", "- a\n- b\n", []string{`c.yaml:1:1: the config must be a mapping, got a list`}},
@@ -322,6 +323,16 @@ func TestPinningMode(t *testing.T) {
 		cfg, err := Parse("c.yaml", []byte(src))
 		if err != nil || cfg.Pinning.Mode != want {
 			t.Errorf("%q: mode %q, %v; want %q", src, cfg.Pinning.Mode, err, want)
+		}
+	}
+}
+
+func TestWorkspaceSecrets(t *testing.T) {
+	for src, want := range map[string]string{"": SecretsHidden, "sandbox: {workspace_secrets: visible}": SecretsVisible,
+		"sandbox: {workspace_secrets: hidden}": SecretsHidden} {
+		cfg, err := Parse("c.yaml", []byte(src))
+		if err != nil || cfg.Sandbox.WorkspaceSecrets != want {
+			t.Errorf("%q: workspace_secrets %q, %v; want %q", src, cfg.Sandbox.WorkspaceSecrets, err, want)
 		}
 	}
 }

@@ -25,6 +25,8 @@ type Sandbox struct {
 	// Protect are more workspace-relative paths kept read-only in a
 	// writable workspace; a trailing "/" marks a directory.
 	Protect []string
+	// WorkspaceSecrets is SecretsHidden (the default) or SecretsVisible.
+	WorkspaceSecrets string
 	// Profiles are the profiles rules and servers may name, in file order.
 	// read-only and workspace-write exist even when not listed (listing
 	// one extends it); none (no sandbox) exists only when listed.
@@ -44,6 +46,17 @@ type Profile struct {
 	Write []string
 	Pos   Pos
 }
+
+// Values of sandbox.workspace_secrets.
+const (
+	// SecretsHidden masks the workspace's secret files and directories
+	// (.env, keys, .aws/, as the rules' secret class names them) in every
+	// sandboxed run.
+	SecretsHidden = "hidden"
+	// SecretsVisible leaves them readable, for a project whose commands
+	// need its .env inside the sandbox.
+	SecretsVisible = "visible"
+)
 
 var profileNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
@@ -68,6 +81,12 @@ func (d *decoder) sandbox(s *Sandbox, v *yaml.Node) {
 		},
 		"hide":    func(_, v *yaml.Node) { s.Hide = d.strList(v, "sandbox.hide", false) },
 		"protect": func(_, v *yaml.Node) { s.Protect = d.strList(v, "sandbox.protect", false) },
+		"workspace_secrets": func(_, v *yaml.Node) {
+			s.WorkspaceSecrets = d.str(v)
+			if s.WorkspaceSecrets != SecretsHidden && s.WorkspaceSecrets != SecretsVisible {
+				d.errAt(v, "sandbox.workspace_secrets must be %s or %s, got %q", SecretsHidden, SecretsVisible, s.WorkspaceSecrets)
+			}
+		},
 		"profiles": func(_, v *yaml.Node) {
 			v = deref(v)
 			if isNull(v) {

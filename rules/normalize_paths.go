@@ -275,11 +275,28 @@ var (
 	secretDirs    = []string{".ssh", ".aws", ".gnupg", ".kube", ".docker", ".azure", "gcloud", ".password-store", "gh"}
 )
 
+// WorkspaceSecret reports whether rel, a workspace-relative slash path
+// ("config/.env", ".aws", "deploy/server.key"), names a secret store by
+// the secret class the rules use: secretPatterns, less the harmless
+// look-alikes (.env.example), matched lower-cased. The sandbox masks the
+// paths it reports in every run (sandbox.Options.Secret), so a command
+// that reaches one without naming it (a computed word, a script) finds
+// what a rule would have denied empty.
+func WorkspaceSecret(rel string) bool {
+	return secretClass(strings.ToLower(rel))
+}
+
+// secretClass reports whether rel, as relTo makes it, is of the secret
+// class and not a harmless look-alike.
+func secretClass(rel string) bool {
+	cl := compiledClasses()
+	return cl.secret.match(rel) && !cl.harmless.match(rel)
+}
+
 // isSecretPath reports whether the path names a secret store; rel is
 // the path as relTo makes it.
 func isSecretPath(p, rel string) bool {
-	cl := compiledClasses()
-	if cl.secret.match(rel) && !cl.harmless.match(rel) {
+	if secretClass(rel) {
 		return true
 	}
 	if !strings.ContainsAny(rel, "*?[") {

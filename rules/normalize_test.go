@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"path"
@@ -311,6 +312,29 @@ func TestPathReadings(t *testing.T) {
 		}
 		if !isFileURL(tc.in) && len(got) != 1 {
 			t.Errorf("pathReadings(%q) = %q, want the argument alone", tc.in, got)
+		}
+	}
+}
+
+// TestWorkspaceSecret: the sandbox's view of the secret class, on
+// workspace-relative paths, ignores case, leaves the harmless look-alikes
+// and ordinary files out, and agrees with the default pack: read_file of
+// a path is denied as a secret exactly when WorkspaceSecret says so.
+func TestWorkspaceSecret(t *testing.T) {
+	s := Default().WithWorkspace(Workspace{Root: "/home/u/proj", Home: "/home/u"})
+	for rel, want := range map[string]bool{
+		".env": true, "apps/web/.env": true, ".ENV": true, ".env.production": true, ".envrc": true,
+		"sub/.aws": true, "sub/.aws/credentials": true, ".ssh": true, "keys/id_ed25519": true, "deploy/Server.KEY": true,
+		"tls.pem": true, "terraform.tfstate": true, ".git-credentials": true, "config/credentials.json": true,
+		".env.example": false, "apps/web/.env.sample": false, "dev.example.env": false, "src/main.go": false,
+		".github": false, ".gitignore": false, "environment.go": false, ".azure": false, "docs/aws.md": false,
+	} {
+		if got := WorkspaceSecret(rel); got != want {
+			t.Errorf("WorkspaceSecret(%q) = %v, want %v", rel, got, want)
+		}
+		call := toolgate.Call{Server: "workspace", Tool: "read_file", Name: "workspace__read_file", Args: map[string]any{"path": rel}}
+		if d := s.Evaluate(context.Background(), call); (d.Rule == "deny-secret-paths") != want {
+			t.Errorf("read_file %s: %s by %q; WorkspaceSecret says %v", rel, d.Action, d.Rule, want)
 		}
 	}
 }

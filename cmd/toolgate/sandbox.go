@@ -167,8 +167,16 @@ func buildSandbox(ctx context.Context, cfg *config.Config, env environ, own []ow
 	if unavailable != nil {
 		unavailable = fmt.Errorf("%w (to run the built-in tools unconfined instead, define sandbox.profiles.none and name sandbox: none in a rule)", unavailable)
 	}
+	// The workspace's secret files are what the rules call secret, so
+	// the sandbox holds what a rule means even against a command that
+	// reaches one without naming it.
+	secret := rules.WorkspaceSecret
+	if cfg.Sandbox.WorkspaceSecrets == config.SecretsVisible {
+		secret = nil
+		logger.Warn("sandbox.workspace_secrets is visible: sandboxed runs can read the workspace's secret files (.env, keys)", "config", cfg.File)
+	}
 	sb, err := sandbox.New(sandbox.Options{Bwrap: bwrap, Workspace: ws, Home: home, Hide: hide, Protect: protect, Env: sbEnv,
-		Profiles: list, Unavailable: unavailable})
+		Secret: secret, Profiles: list, Unavailable: unavailable})
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}

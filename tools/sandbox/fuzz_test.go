@@ -61,11 +61,14 @@ func FuzzProtected(f *testing.F) {
 // FuzzArgs builds a profile from arbitrary read and write paths: New
 // refuses it, or bwrap's options mount nothing read-write but the
 // workspace (and directories in it) and the profile's Write paths, and
-// mask every hidden path after the last mount that could show it.
+// mask every hidden path, and the workspace's secret file, after the last
+// mount that could show it.
 func FuzzArgs(f *testing.F) {
 	ws := f.TempDir()
-	if err := os.WriteFile(filepath.Join(ws, "secret"), []byte("x"), 0o600); err != nil {
-		f.Fatal(err)
+	for _, name := range []string{"secret", ".env"} {
+		if err := os.WriteFile(filepath.Join(ws, name), []byte("x"), 0o600); err != nil {
+			f.Fatal(err)
+		}
 	}
 	f.Add(ws+"/secret", ws+"/secret", false)
 	f.Add("/usr/share", "/var/cache/x", true)
@@ -76,14 +79,15 @@ func FuzzArgs(f *testing.F) {
 	f.Fuzz(func(t *testing.T, read, write string, network bool) {
 		p := Profile{Name: "fuzz", Workspace: WriteAccess, Network: network, Read: []string{read}, Write: []string{write}}
 		sb, err := New(Options{Bwrap: "bwrap", Workspace: ws, Home: "/home/u", Hide: []string{"/etc/toolgate.yaml", ws + "/secret"},
-			Protect: DefaultProtect, Profiles: []Profile{p}})
+			Protect: DefaultProtect, Profiles: []Profile{p}, Secret: func(rel string) bool { return rel == ".env" }})
 		if err != nil {
 			return
 		}
-		args, _, err := sb.args(p, ws)
+		args, _, err := sb.args(t.Context(), p, ws)
 		if err != nil {
 			return
 		}
+		masks := append(slices.Clone(sb.o.Hide), filepath.Join(ws, ".env"))
 		lastCover := map[string]int{}
 		for i := 0; i < len(args); i++ {
 			switch args[i] {
@@ -94,7 +98,7 @@ func FuzzArgs(f *testing.F) {
 				}
 				fallthrough
 			case "--ro-bind", "--ro-bind-try":
-				for _, h := range sb.o.Hide {
+				for _, h := range masks {
 					if Within(args[i+2], h) {
 						lastCover[h] = i
 					}

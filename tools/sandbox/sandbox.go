@@ -39,6 +39,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 )
 
 // Built-in profile names.
@@ -106,6 +108,16 @@ type Options struct {
 	// parent is missing, the first missing name on the way is watched. A
 	// symlink on the way to a path, or at it, refuses the run.
 	Protect []string
+	// Secret, when set, says which workspace paths hold secrets: it is
+	// given a workspace-relative slash path ("config/.env", ".aws") and
+	// reports whether that path names a secret file or directory. At each
+	// run that mounts the workspace or part of it (a Read or Write path
+	// in it, a system path over it), the sandbox walks it (see SkipDirs)
+	// and masks every secret that exists, as it masks a Hide path: a file
+	// reads as empty, a directory as an empty one, both read-only and
+	// pinned in place, so a run can neither read nor move them. A run
+	// whose walk cannot finish is refused (ErrSecretWalk). nil masks none.
+	Secret func(rel string) bool
 	// Env is the whole environment of a sandboxed command ("K=V"); bwrap
 	// itself gets the same one, so /proc/1/environ inside shows nothing more.
 	Env []string
@@ -158,6 +170,15 @@ type Sandbox struct {
 	// so that a hidden file reached by another name (a hard link, a
 	// renamed directory) is still hidden from the file tools.
 	hiddenIDs map[fileID]bool
+	// maxSecretWalk bounds the entries the walk for secret files looks at.
+	maxSecretWalk int
+	// now is the wall clock the walk compares directories' change times
+	// with.
+	now func() time.Time
+	// walked are the directory listings of the last walk that finished
+	// (see secretWalk), guarded by walkMu.
+	walkMu sync.Mutex
+	walked map[string]listing
 }
 
 // New checks o and returns a Sandbox. It does not run bwrap: see Probe.
@@ -169,7 +190,8 @@ func New(o Options) (*Sandbox, error) {
 		o.Home = "/tmp"
 	}
 	o.Hide = append(slices.Clone(DefaultHide), o.Hide...)
-	s := &Sandbox{o: o, profiles: map[string]Profile{}, hiddenIDs: map[fileID]bool{}}
+	s := &Sandbox{o: o, profiles: map[string]Profile{}, hiddenIDs: map[fileID]bool{},
+		maxSecretWalk: defaultMaxSecretWalk, now: time.Now}
 	for _, h := range o.Hide {
 		if fi, err := os.Stat(h); err == nil {
 			if id, ok := idOf(fi); ok {
@@ -312,7 +334,7 @@ func (s *Sandbox) Command(ctx context.Context, profile, dir string, argv []strin
 		cmd = exec.CommandContext(ctx, argv[0], argv[1:]...)
 	} else {
 		var args []string
-		args, c.watch, err = s.args(p, dir)
+		args, c.watch, err = s.args(ctx, p, dir)
 		if err != nil {
 			return nil, err
 		}
@@ -424,7 +446,7 @@ func nulJoin(args []string) []byte {
 // args returns bwrap's options for a command in profile p, run in dir, and
 // the protected files to watch. Mount order matters: later mounts cover earlier
 // ones, so masks and protections come after what they cover.
-func (s *Sandbox) args(p Profile, dir string) ([]string, []string, error) {
+func (s *Sandbox) args(ctx context.Context, p Profile, dir string) ([]string, []string, error) {
 	a := []string{
 		"--die-with-parent", "--new-session",
 		"--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
@@ -458,12 +480,28 @@ func (s *Sandbox) args(p Profile, dir string) ([]string, []string, error) {
 	for _, w := range p.Write {
 		a = append(a, "--bind-try", w, w)
 	}
-	var watch []string
+	var watch, dirs, files []string
+	if s.o.Secret != nil && s.showsWorkspace(p) {
+		sf, sd, err := s.secretPaths(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, rel := range sf {
+			if f := filepath.Join(s.o.Workspace, rel); s.visible(p, f) {
+				files = append(files, f)
+			}
+		}
+		for _, rel := range sd {
+			if d := filepath.Join(s.o.Workspace, rel); s.visible(p, d) {
+				dirs = append(dirs, d)
+			}
+		}
+	}
 	if ws := s.o.Workspace; ws != "" && p.Workspace != NoAccess {
 		if p.Workspace == WriteAccess {
 			a = append(a, "--bind", ws, ws)
 			var err error
-			a, watch, err = s.protect(a, ws, s.hidePins(ws))
+			a, watch, err = s.protect(a, ws, slices.Concat(s.hidePins(ws), files, dirs))
 			if err != nil {
 				return nil, nil, err
 			}
@@ -473,7 +511,7 @@ func (s *Sandbox) args(p Profile, dir string) ([]string, []string, error) {
 	}
 	// A hidden directory is an empty read-only tmpfs, in which nothing
 	// can be mounted: a hidden path inside one is masked by it already.
-	var dirs, files []string
+	// The workspace's secrets join the Hide paths here.
 	for _, h := range s.o.Hide {
 		h = filepath.Clean(h)
 		fi, err := os.Stat(h)
@@ -485,8 +523,22 @@ func (s *Sandbox) args(p Profile, dir string) ([]string, []string, error) {
 			files = append(files, h)
 		}
 	}
+	slices.Sort(dirs)
+	slices.Sort(files)
+	dirs, files = slices.Compact(dirs), slices.Compact(files)
+	isDir := make(map[string]bool, len(dirs))
+	for _, d := range dirs {
+		isDir[d] = true
+	}
 	masked := func(h string) bool {
-		return slices.ContainsFunc(dirs, func(d string) bool { return d != h && Within(d, h) })
+		for d := filepath.Dir(h); ; d = filepath.Dir(d) {
+			if isDir[d] {
+				return true
+			}
+			if d == "/" {
+				return false
+			}
+		}
 	}
 	for _, d := range dirs {
 		if !masked(d) {
@@ -502,6 +554,24 @@ func (s *Sandbox) args(p Profile, dir string) ([]string, []string, error) {
 		a = append(a, "--chdir", dir)
 	}
 	return a, watch, nil
+}
+
+// showsWorkspace reports whether any of the workspace is mounted in
+// profile p: as the workspace, or under or as a system, Read or Write path.
+func (s *Sandbox) showsWorkspace(p Profile) bool {
+	ws := s.o.Workspace
+	if ws == "" {
+		return false
+	}
+	if p.Workspace != NoAccess {
+		return true
+	}
+	for _, r := range slices.Concat(s.o.System, p.Read, p.Write) {
+		if Within(r, ws) || Within(ws, r) {
+			return true
+		}
+	}
+	return false
 }
 
 // visible reports whether host path h would be mounted in profile p (and so
@@ -680,14 +750,20 @@ func (s *Sandbox) Protected(rel string) bool {
 	return false
 }
 
-// Hidden reports whether absolute path p is, or lies under, a Hide path:
-// something no sandboxed process can see. Besides the names, it compares
-// identities (device and inode, recorded at New): p, and in the workspace
-// each directory above it, is hidden when it is the file or directory a
-// Hide path named, under whatever name it is reached now.
+// Hidden reports whether absolute path p is, or lies under, a Hide path
+// or a secret of the workspace (Options.Secret) that exists: something no
+// sandboxed process can see. Besides the names, it compares identities
+// (device and inode, recorded at New): p, and in the workspace each
+// directory above it, is hidden when it is the file or directory a Hide
+// path named, under whatever name it is reached now.
 func (s *Sandbox) Hidden(p string) bool {
 	for _, h := range s.o.Hide {
 		if Within(h, p) {
+			return true
+		}
+	}
+	if ws := s.o.Workspace; ws != "" && Within(ws, p) {
+		if rel, err := filepath.Rel(ws, filepath.Clean(p)); err == nil && s.secretIn(rel) {
 			return true
 		}
 	}

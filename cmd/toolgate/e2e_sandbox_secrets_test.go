@@ -1,0 +1,123 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The workspace's own secrets, and a look-alike that holds none.
+var wsSecretFiles = map[string]string{
+	".env":                 "DATABASE_URL=WS-DOTENV-SECRET",
+	"sub/.aws/credentials": "aws_secret_access_key = WS-AWS-SECRET",
+	"deploy/tls.pem":       "-----BEGIN PRIVATE KEY----- WS-PEM-SECRET",
+	".env.example":         "DATABASE_URL=EXAMPLE-PLACEHOLDER",
+}
+
+// wsSecretsSetup is a sandbox fixture whose workspace holds wsSecretFiles.
+func wsSecretsSetup(t *testing.T, rulesYAML string) *sbFixture {
+	t.Helper()
+	f := sbSetup(t, rulesYAML)
+	for rel, content := range wsSecretFiles {
+		p := filepath.Join(f.ws, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
+}
+
+// wsSecretsIntact fails the test unless the workspace's files are on the
+// host as they were written.
+func (f *sbFixture) wsSecretsIntact(t *testing.T, after string) {
+	t.Helper()
+	for rel, content := range wsSecretFiles {
+		if b, err := os.ReadFile(filepath.Join(f.ws, rel)); err != nil || string(b) != content {
+			t.Errorf("after %s, %s on the host is %q, %v; want %q", after, rel, b, err, content)
+		}
+	}
+}
+
+// TestServeSandboxWorkspaceSecretsDefaultPack: with the embedded default
+// rules, the commands that read the workspace's .env without naming it
+// (python3 -c with a computed name, a computed shell word: both allowed
+// without a human) run, and find it empty; the look-alike .env.example is
+// read.
+func TestServeSandboxWorkspaceSecretsDefaultPack(t *testing.T) {
+	f := wsSecretsSetup(t, "")
+	f.c, _, f.stderr = startStdio(t, f.defaultPackConfig(t), f.env()...)
+	for _, cmd := range []string{
+		`python3 -c 'print(open(".e"+"nv").read()); print(open("sub/.a"+"ws/credentials").read())'`,
+		`cat ${x:-.env} ${y:-sub/.a}ws/credentials ${z:-deploy/tls.p}em`,
+	} {
+		out, _ := f.run(t, cmd)
+		if !strings.Contains(out, "sandbox: ") {
+			t.Errorf("%s did not run (the rules no longer allow it, so this test shows nothing):\n%s", cmd, out)
+		}
+		if strings.Contains(out, "-SECRET") {
+			t.Errorf("%s read a workspace secret:\n%s", cmd, out)
+		}
+	}
+	if out, isErr := f.run(t, "cat .env.example"); isErr || !strings.Contains(out, "EXAMPLE-PLACEHOLDER") {
+		t.Errorf("the look-alike .env.example is not readable: %s", out)
+	}
+	f.wsSecretsIntact(t, "the runs")
+}
+
+// TestServeSandboxWorkspaceSecrets: with rules that allow everything in
+// workspace-write, so what the test sees is the sandbox's doing alone, no
+// command reads the workspace's secrets, nor moves, removes, overwrites or
+// links them; the file tools refuse them by any name; a secret the agent
+// creates is its own.
+func TestServeSandboxWorkspaceSecrets(t *testing.T) {
+	f := wsSecretsSetup(t, allowAllIn("workspace-write"))
+	if err := os.Symlink(".env", filepath.Join(f.ws, "settings.txt")); err != nil {
+		t.Fatal(err)
+	}
+	f.c, _, f.stderr = startStdio(t, f.config(""), f.env()...)
+	for _, cmd := range []string{
+		`python3 -c 'print(open(".e"+"nv").read()); print(open("sub/.a"+"ws/credentials").read())'`,
+		`x=.e; cat ${x}nv sub/.a*/* deploy/*.pem settings.txt; grep -r SECRET . 2>&1`,
+		"mv .env moved; cat moved", "rm .env", "rm -rf sub deploy", "ln .env linked; cat linked",
+		"echo X > .env", "mv sub/.aws aws; cat aws/credentials", "mv sub sub2; cat sub2/.aws/credentials",
+	} {
+		out, _ := f.run(t, cmd)
+		if strings.Contains(out, "-SECRET") {
+			t.Errorf("%s read a workspace secret:\n%s", cmd, out)
+		}
+		f.wsSecretsIntact(t, cmd)
+	}
+	if out, isErr := f.run(t, "cat .env.example"); isErr || !strings.Contains(out, "EXAMPLE-PLACEHOLDER") {
+		t.Errorf("the look-alike .env.example is not readable: %s", out)
+	}
+	for _, p := range []string{".env", "settings.txt", "sub/.aws/credentials", "deploy/tls.pem"} {
+		res, err := callTool(t.Context(), f.c, "workspace__read_file", map[string]any{"path": p}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.IsError || strings.Contains(resultText(res), "-SECRET") {
+			t.Errorf("read_file %s was not refused: %s", p, resultText(res))
+		}
+	}
+	if out, isErr := f.run(t, "echo MINE > mine.pem && cat mine.pem"); isErr || !strings.Contains(out, "MINE") {
+		t.Errorf("a secret file the agent made is not readable to it: %s", out)
+	}
+}
+
+// TestServeSandboxWorkspaceSecretsVisible: sandbox.workspace_secrets:
+// visible lets runs read the workspace's .env (a dev server that needs
+// it), and toolgate says so at start.
+func TestServeSandboxWorkspaceSecretsVisible(t *testing.T) {
+	f := wsSecretsSetup(t, allowAllIn("read-only"))
+	f.c, _, f.stderr = startStdio(t, f.config("sandbox: {workspace_secrets: visible}\n"), f.env()...)
+	if out, _ := f.run(t, "cat .env"); !strings.Contains(out, "WS-DOTENV-SECRET") {
+		t.Errorf("with workspace_secrets: visible, .env is not readable:\n%s", out)
+	}
+	if !strings.Contains(f.stderr.String(), "workspace_secrets is visible") {
+		t.Errorf("the start log does not say the secrets are visible:\n%s", f.stderr.String())
+	}
+}
