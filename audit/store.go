@@ -507,7 +507,7 @@ func (s *Store) openWriter(ctx context.Context) error {
 		return fmt.Errorf("audit: open %s: %w", s.path, err)
 	}
 	s.cdb.SetMaxOpenConns(1)
-	return s.stmts.prepare(ctx, s.conn)
+	return s.stmts.prepare(ctx, s.conn, false)
 }
 
 // checkVersion fails if the DB's schema is not one this build can read.
