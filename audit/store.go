@@ -195,6 +195,8 @@ type Store struct {
 	// ctxs are the context events this writer wrote (context.go);
 	// guarded by wmu.
 	ctxs ctxCache
+	// hasher hashes the events the writer appends; guarded by wmu.
+	hasher eventHasher
 	// unprojected counts the events this writer appended that the calls
 	// table does not reflect yet (read without wmu by catchUp).
 	unprojected atomic.Int64

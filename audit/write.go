@@ -153,15 +153,16 @@ func (w *wtx) insert(stmt *sql.Stmt, id, kind string, at int64, body []byte, ext
 	if !isFormat2(string(body)) {
 		body = markFormat2(body)
 	}
-	h := eventHash(w.prev, id, kind, at, string(body))
-	seq, err := insertedSeq(w.ctx, w.s.pg != nil, stmt, append([]any{id, kind, at, string(body), "", h}, extra...))
+	b := string(body)
+	h := w.s.hasher.sum(w.prev, id, kind, at, b)
+	seq, err := insertedSeq(w.ctx, w.s.pg != nil, stmt, append([]any{id, kind, at, b, "", h}, extra...))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return false, nil
 	case err != nil:
 		return false, fmt.Errorf("audit: append %s event for %s: %w", kind, id, err)
 	}
-	w.head, w.prev = seq, h
+	w.head, w.prev = seq, append(w.prev[:0], h...)
 	return true, nil
 }
 
