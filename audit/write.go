@@ -150,10 +150,10 @@ func (w *wtx) appendUnless(id, kind string, at int64, body []byte, status string
 // insert chains an event with stmt, an insert of the event's columns (then
 // extra) that may insert nothing, and reports whether it inserted.
 func (w *wtx) insert(stmt *sql.Stmt, id, kind string, at int64, body []byte, extra ...any) (bool, error) {
-	if !isFormat2(string(body)) {
-		body = markFormat2(body)
-	}
 	b := string(body)
+	if !isFormat2(b) {
+		b = string(markFormat2(body))
+	}
 	h := w.s.hasher.sum(w.prev, id, kind, at, b)
 	seq, err := insertedSeq(w.ctx, w.s.pg != nil, stmt, append([]any{id, kind, at, b, "", h}, extra...))
 	switch {
@@ -231,7 +231,7 @@ func (w *wtx) state(id string) (callState, error) {
 // insertEntry inserts call e's row, decided by event seq, with no outcome
 // yet, and returns how many rows it inserted (0: a row with its id exists).
 func (w *wtx) insertEntry(seq int64, e *Entry, status string) (int64, error) {
-	row, err := w.callRow(seq, e, status, 0)
+	row, err := w.callRow(make([]any, 0, callCols), seq, e, status, 0)
 	if err != nil {
 		return 0, err
 	}
@@ -246,20 +246,18 @@ func (w *wtx) insertEntry(seq int64, e *Entry, status string) (int64, error) {
 	return n, nil
 }
 
-// callRow is the values of call e's row for insertCallsSQL: decided by
-// event seq, in status, finished by event outcomeSeq (0: none yet).
-func (w *wtx) callRow(seq int64, e *Entry, status string, outcomeSeq int64) ([]any, error) {
-	refs, err := w.refs(e.Server, e.Tool, kindColumn(e.Kind), e.Session, e.Principal.User, e.Client.Name,
-		e.Model.Name, e.Model.Version, e.RulesVersion, e.RulesLabel, e.Rule)
-	if err != nil {
-		return nil, err
-	}
+// callRow appends to dst the values of call e's row for insertCallsSQL:
+// decided by event seq, in status, finished by event outcomeSeq (0: none
+// yet).
+func (w *wtx) callRow(dst []any, seq int64, e *Entry, status string, outcomeSeq int64) ([]any, error) {
 	var outcome any // NULL
 	if outcomeSeq > 0 {
 		outcome = outcomeSeq
 	}
-	return append([]any{seq, e.ID, e.ReceivedAt.UnixNano(), string(e.Action), e.AutoApproved, e.EvalError != "",
-		status, w.owner(status), outcome}, refs...), nil
+	dst = append(dst, seq, e.ID, e.ReceivedAt.UnixNano(), string(e.Action), e.AutoApproved, e.EvalError != "",
+		status, w.owner(status), outcome)
+	return w.refs(dst, e.Server, e.Tool, kindColumn(e.Kind), e.Session, e.Principal.User, e.Client.Name,
+		e.Model.Name, e.Model.Version, e.RulesVersion, e.RulesLabel, e.Rule)
 }
 
 // setVerdict records verdict r, chained as event seq, on call id.
