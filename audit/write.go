@@ -32,10 +32,10 @@ VALUES ` + strings.Repeat(row+`,`, n-1) + row + `
 ON CONFLICT (id) DO NOTHING`
 }
 
-// prepare prepares the statements on c; pg says c is PostgreSQL's.
+// prepare prepares the statements on c, PostgreSQL's if pg. An event's
+// insert returns its seq there only: its driver has no LastInsertId, and
+// on SQLite RETURNING costs a result row per event.
 func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn, pg bool) error {
-	// An event's insert returns its seq on PostgreSQL, whose driver has no
-	// LastInsertId; on SQLite, RETURNING would cost a result row per event.
 	returning := ""
 	if pg {
 		returning = " RETURNING seq"
@@ -167,22 +167,21 @@ func (w *wtx) insert(stmt *sql.Stmt, id, kind string, at int64, body []byte, ext
 }
 
 // insertedSeq runs stmt, an insert of one row or none (prepared with
-// RETURNING seq on PostgreSQL), and returns the row's seq: sql.ErrNoRows
-// when it inserted none.
+// RETURNING seq on PostgreSQL), and returns the row's seq, or
+// sql.ErrNoRows when it inserted none.
 func insertedSeq(ctx context.Context, pg bool, stmt *sql.Stmt, args []any) (seq int64, err error) {
 	if pg {
 		err = stmt.QueryRowContext(ctx, args...).Scan(&seq)
 		return seq, err
 	}
 	res, err := stmt.ExecContext(ctx, args...)
-	var n int64
 	if err == nil {
-		n, err = res.RowsAffected()
+		seq, err = res.RowsAffected()
 	}
-	if err == nil && n == 0 {
-		err = sql.ErrNoRows
-	}
-	if err != nil {
+	switch {
+	case err == nil && seq == 0:
+		return 0, sql.ErrNoRows
+	case err != nil:
 		return 0, err
 	}
 	return res.LastInsertId()

@@ -223,8 +223,7 @@ func (g *Gate) handle(ctx context.Context, c toolgate.Call, forward func(context
 			g.observe(c, d, toolgate.Outcome{Status: toolgate.StatusRefused, Error: err.Error()})
 			return refusal(c, "the audit log could not record the review verdict, so the call was not run (fail closed): "+err.Error())
 		}
-		log.Info("review answered", slog.String("rule", d.Rule), slog.Bool("approved", v.Approved), slog.String("reviewer", v.Reviewer),
-			slog.String("channel", v.Channel))
+		log.Info("review answered", slog.String("rule", d.Rule), slog.Bool("approved", v.Approved), slog.String("reviewer", v.Reviewer), slog.String("channel", v.Channel))
 		if v.Channel == toolgate.ChannelPending && !v.Approved {
 			// It waited on its call's review, which is still pending.
 			g.observe(c, d, toolgate.Outcome{Status: toolgate.StatusPending})
@@ -259,16 +258,14 @@ func (g *Gate) handle(ctx context.Context, c toolgate.Call, forward func(context
 // callLog logs about one call, with its call_id, server and tool first. It
 // builds nothing for a level the logger does not have enabled: Logger.With
 // would format those three attributes on every call, and most calls log
-// only at Debug. It holds the three, not the call, which would then
-// escape to the heap with every call.
+// only at Debug. A pointer to the call would move every call to the heap.
 type callLog struct {
 	l                *slog.Logger
 	ctx              context.Context
 	id, server, tool string
 }
 
-// log takes attributes, not ...any, whose values would be boxed on the
-// heap whether the level is enabled or not.
+// log takes attributes: ...any would box its values at every level.
 func (cl callLog) log(level slog.Level, msg string, attrs ...slog.Attr) {
 	if !cl.l.Enabled(cl.ctx, level) {
 		return
