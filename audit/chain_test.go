@@ -75,7 +75,7 @@ func (w *wtx) appendFormat1(e *event) error {
 	if w.s.pg != nil {
 		stored = h // BYTEA
 	}
-	err = w.s.stmts.insertEvent.QueryRowContext(w.ctx, e.ID, e.Kind, e.At, string(body), hashHex(w.prev), stored).Scan(&w.head)
+	w.head, err = insertedSeq(w.ctx, w.s.pg != nil, w.s.stmts.insertEvent, []any{e.ID, e.Kind, e.At, string(body), hashHex(w.prev), stored})
 	w.prev = h
 	return err
 }

@@ -45,17 +45,16 @@ func (w *wtx) name(s string) (int64, error) {
 	return id, nil
 }
 
-// refs returns the ids of ss, in order.
-func (w *wtx) refs(ss ...string) ([]any, error) {
-	out := make([]any, len(ss))
-	for i, s := range ss {
+// refs appends the ids of ss to dst, in order.
+func (w *wtx) refs(dst []any, ss ...string) ([]any, error) {
+	for _, s := range ss {
 		id, err := w.name(s)
 		if err != nil {
 			return nil, err
 		}
-		out[i] = id
+		dst = append(dst, id)
 	}
-	return out, nil
+	return dst, nil
 }
 
 // committedNames caches the ids w added. Called with wmu held.

@@ -125,7 +125,7 @@ func openPostgres(ctx context.Context, dsn string, o Options) (*Store, error) {
 	if err := s.pgMigrate(ctx); err != nil {
 		return fail(err)
 	}
-	if err := s.stmts.prepare(ctx, s.conn); err != nil {
+	if err := s.stmts.prepare(ctx, s.conn, true); err != nil {
 		return fail(err)
 	}
 	if err := s.start(ctx, false); err != nil {
@@ -211,7 +211,7 @@ func (s *Store) pgReconnect(ctx context.Context) error {
 		return fmt.Errorf("audit: reconnect to %s: %w", s.path, err)
 	}
 	s.conn = c
-	if err := s.stmts.prepare(ctx, c); err != nil {
+	if err := s.stmts.prepare(ctx, c, true); err != nil {
 		return fmt.Errorf("audit: reconnect to %s: %w", s.path, err)
 	}
 	s.pg.stale = false

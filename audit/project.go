@@ -64,13 +64,15 @@ func (w *wtx) project() error {
 	if mark >= w.head {
 		return nil
 	}
-	var refs []eventRef
+	var (
+		refs []eventRef
+		r    eventRef // scanned into: one allocation, not one per event
+	)
 	rows, err := st.tail.QueryContext(w.ctx, mark)
 	if err != nil {
 		return fmt.Errorf("audit: read unprojected events: %w", err)
 	}
 	for rows.Next() {
-		var r eventRef
 		if err := rows.Scan(&r.seq, &r.kind); err != nil {
 			rows.Close()
 			return fmt.Errorf("audit: read unprojected events: %w", err)
@@ -137,15 +139,13 @@ type callRows struct {
 }
 
 func (b *callRows) add(w *wtx, seq int64, e *Entry, status string, outcomeSeq int64) error {
-	row, err := w.callRow(seq, e, status, outcomeSeq)
-	if err != nil {
-		return err
-	}
 	if len(b.values) == 0 {
 		b.first = seq
 	}
-	b.values, b.last = append(b.values, row...), seq
-	return nil
+	var err error
+	b.values, err = w.callRow(b.values, seq, e, status, outcomeSeq)
+	b.last = seq
+	return err
 }
 
 // flush inserts the rows added since the last flush. A decision whose call

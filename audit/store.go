@@ -195,6 +195,8 @@ type Store struct {
 	// ctxs are the context events this writer wrote (context.go);
 	// guarded by wmu.
 	ctxs ctxCache
+	// hasher hashes the events the writer appends; guarded by wmu.
+	hasher eventHasher
 	// unprojected counts the events this writer appended that the calls
 	// table does not reflect yet (read without wmu by catchUp).
 	unprojected atomic.Int64
@@ -507,7 +509,7 @@ func (s *Store) openWriter(ctx context.Context) error {
 		return fmt.Errorf("audit: open %s: %w", s.path, err)
 	}
 	s.cdb.SetMaxOpenConns(1)
-	return s.stmts.prepare(ctx, s.conn)
+	return s.stmts.prepare(ctx, s.conn, false)
 }
 
 // checkVersion fails if the DB's schema is not one this build can read.

@@ -197,6 +197,29 @@ func TestBeginIsCommittedBeforeReturn(t *testing.T) {
 	}
 }
 
+// TestDuplicateInCallsKeepsChain: a hot decision whose call calls holds
+// already (no spool: sync FULL) appends no event, so the next one chains
+// onto the real head.
+func TestDuplicateInCallsKeepsChain(t *testing.T) {
+	s := openTest(t, "", Options{Synchronous: SyncFull})
+	ctx := context.Background()
+	if err := s.Begin(ctx, testCall("01DUP", 0), testDecision(toolgate.Allow)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil { // calls holds 01DUP
+		t.Fatal(err)
+	}
+	if err := s.Begin(ctx, testCall("01DUP", 1), testDecision(toolgate.Allow)); !errors.Is(err, ErrState) {
+		t.Fatalf("Begin of 01DUP again: %v, want ErrState", err)
+	}
+	if err := s.Begin(ctx, testCall("01NEXT", 2), testDecision(toolgate.Allow)); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := s.Verify(ctx); err != nil || !rep.OK() {
+		t.Fatalf("Verify: %v %v", err, rep.First())
+	}
+}
+
 func TestRecordRoundTrip(t *testing.T) {
 	s := openTest(t, "", Options{ToolgateVersion: "1"})
 	ctx := context.Background()

@@ -32,7 +32,14 @@ VALUES ` + strings.Repeat(row+`,`, n-1) + row + `
 ON CONFLICT (id) DO NOTHING`
 }
 
-func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
+// prepare prepares the statements on c, PostgreSQL's if pg. An event's
+// insert returns its seq there only: its driver has no LastInsertId, and
+// on SQLite RETURNING costs a result row per event.
+func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn, pg bool) error {
+	returning := ""
+	if pg {
+		returning = " RETURNING seq"
+	}
 	for _, p := range []struct {
 		dst *(*sql.Stmt)
 		sql string
@@ -52,13 +59,12 @@ func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 		{&st.insertCalls64, insertCallsSQL(64)},
 		{&st.nameID, `SELECT id FROM names WHERE name = ?`},
 		{&st.addName, `INSERT INTO names (name) VALUES (?) RETURNING id`},
-		// RETURNING, not LastInsertId: PostgreSQL's driver has none.
-		{&st.insertEvent, `INSERT INTO events (call_id, kind, at, body, prev_hash, hash) VALUES (?,?,?,?,?,?) RETURNING seq`},
+		{&st.insertEvent, `INSERT INTO events (call_id, kind, at, body, prev_hash, hash) VALUES (?,?,?,?,?,?)` + returning},
 		// insertEvent unless calls holds the call's row in another status
 		// than the given one (appendUnless): the check rides with the
 		// insert, without a statement (a round trip) of its own.
 		{&st.insertUnlessCall, `INSERT INTO events (call_id, kind, at, body, prev_hash, hash) SELECT ?,?,?,?,?,?
-			WHERE NOT EXISTS (SELECT 1 FROM calls WHERE id = ? AND status <> ?) RETURNING seq`},
+			WHERE NOT EXISTS (SELECT 1 FROM calls WHERE id = ? AND status <> ?)` + returning},
 		{&st.state, `SELECT calls.status, d.at, d.body, v.at, v.body FROM calls JOIN events d ON d.seq = calls.seq
 			LEFT JOIN events v ON v.seq = calls.verdict_seq WHERE calls.id = ?`},
 		{&st.setVerdict, `UPDATE calls SET status = ?, review_approved = ?, review_channel = ?, review_ms = ?, verdict_seq = ? WHERE id = ?`},
@@ -142,21 +148,43 @@ func (w *wtx) appendUnless(id, kind string, at int64, body []byte, status string
 }
 
 // insert chains an event with stmt, an insert of the event's columns (then
-// extra) that returns its seq, or no row when it inserted nothing.
+// extra) that may insert nothing, and reports whether it inserted.
 func (w *wtx) insert(stmt *sql.Stmt, id, kind string, at int64, body []byte, extra ...any) (bool, error) {
-	if !isFormat2(string(body)) {
-		body = markFormat2(body)
+	b := string(body)
+	if !isFormat2(b) {
+		b = string(markFormat2(body))
 	}
-	h := eventHash(w.prev, id, kind, at, string(body))
-	err := stmt.QueryRowContext(w.ctx, append([]any{id, kind, at, string(body), "", h}, extra...)...).Scan(&w.head)
+	h := w.s.hasher.sum(w.prev, id, kind, at, b)
+	seq, err := insertedSeq(w.ctx, w.s.pg != nil, stmt, append([]any{id, kind, at, b, "", h}, extra...))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return false, nil
 	case err != nil:
 		return false, fmt.Errorf("audit: append %s event for %s: %w", kind, id, err)
 	}
-	w.prev = h
+	w.head, w.prev = seq, append(w.prev[:0], h...)
 	return true, nil
+}
+
+// insertedSeq runs stmt, an insert of one row or none (prepared with
+// RETURNING seq on PostgreSQL), and returns the row's seq, or
+// sql.ErrNoRows when it inserted none.
+func insertedSeq(ctx context.Context, pg bool, stmt *sql.Stmt, args []any) (seq int64, err error) {
+	if pg {
+		err = stmt.QueryRowContext(ctx, args...).Scan(&seq)
+		return seq, err
+	}
+	res, err := stmt.ExecContext(ctx, args...)
+	if err == nil {
+		seq, err = res.RowsAffected()
+	}
+	switch {
+	case err == nil && seq == 0:
+		return 0, sql.ErrNoRows
+	case err != nil:
+		return 0, err
+	}
+	return res.LastInsertId()
 }
 
 // readHead reads the chain head (its seq and hash) and the chain base.
@@ -202,7 +230,7 @@ func (w *wtx) state(id string) (callState, error) {
 // insertEntry inserts call e's row, decided by event seq, with no outcome
 // yet, and returns how many rows it inserted (0: a row with its id exists).
 func (w *wtx) insertEntry(seq int64, e *Entry, status string) (int64, error) {
-	row, err := w.callRow(seq, e, status, 0)
+	row, err := w.callRow(make([]any, 0, callCols), seq, e, status, 0)
 	if err != nil {
 		return 0, err
 	}
@@ -217,20 +245,18 @@ func (w *wtx) insertEntry(seq int64, e *Entry, status string) (int64, error) {
 	return n, nil
 }
 
-// callRow is the values of call e's row for insertCallsSQL: decided by
-// event seq, in status, finished by event outcomeSeq (0: none yet).
-func (w *wtx) callRow(seq int64, e *Entry, status string, outcomeSeq int64) ([]any, error) {
-	refs, err := w.refs(e.Server, e.Tool, kindColumn(e.Kind), e.Session, e.Principal.User, e.Client.Name,
-		e.Model.Name, e.Model.Version, e.RulesVersion, e.RulesLabel, e.Rule)
-	if err != nil {
-		return nil, err
-	}
+// callRow appends to dst the values of call e's row for insertCallsSQL:
+// decided by event seq, in status, finished by event outcomeSeq (0: none
+// yet).
+func (w *wtx) callRow(dst []any, seq int64, e *Entry, status string, outcomeSeq int64) ([]any, error) {
 	var outcome any // NULL
 	if outcomeSeq > 0 {
 		outcome = outcomeSeq
 	}
-	return append([]any{seq, e.ID, e.ReceivedAt.UnixNano(), string(e.Action), e.AutoApproved, e.EvalError != "",
-		status, w.owner(status), outcome}, refs...), nil
+	dst = append(dst, seq, e.ID, e.ReceivedAt.UnixNano(), string(e.Action), e.AutoApproved, e.EvalError != "",
+		status, w.owner(status), outcome)
+	return w.refs(dst, e.Server, e.Tool, kindColumn(e.Kind), e.Session, e.Principal.User, e.Client.Name,
+		e.Model.Name, e.Model.Version, e.RulesVersion, e.RulesLabel, e.Rule)
 }
 
 // setVerdict records verdict r, chained as event seq, on call id.

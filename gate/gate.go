@@ -165,7 +165,7 @@ func (g *Gate) handle(ctx context.Context, c toolgate.Call, forward func(context
 	if c.ID == "" {
 		c.ID = NewID(c.Time)
 	}
-	log := callLog{g.o.Logger, ctx, &c}
+	log := callLog{g.o.Logger, ctx, c.ID, c.Server, c.Tool}
 
 	if ps, ok := g.o.Forwarder.(PinSource); ok {
 		if p, ok := ps.PinOf(c); ok {
@@ -186,7 +186,7 @@ func (g *Gate) handle(ctx context.Context, c toolgate.Call, forward func(context
 		d.Action, d.Error = toolgate.Deny, fmt.Sprintf("invalid action %q", d.Action)
 	}
 	if d.Error != "" {
-		log.Warn("rule evaluation error", "rule", d.Rule, "effect", d.Action, "err", d.Error)
+		log.Warn("rule evaluation error", slog.String("rule", d.Rule), slog.String("effect", string(d.Action)), slog.String("err", d.Error))
 	}
 	// The profile a call runs in is part of its decision: the rule's
 	// choice, else the tool's default. It is recorded and shown to
@@ -201,29 +201,29 @@ func (g *Gate) handle(ctx context.Context, c toolgate.Call, forward func(context
 	}
 
 	if err := g.o.Recorder.Begin(ctx, c, d); err != nil {
-		log.Error("audit write failed; call denied", "err", err)
+		log.Error("audit write failed; call denied", slog.Any("err", err))
 		g.observe(c, d, toolgate.Outcome{Status: toolgate.StatusRefused, Error: err.Error()})
 		return refusal(c, "the audit log could not record this call, so it was not run (fail closed): "+err.Error())
 	}
 
 	switch d.Action {
 	case toolgate.Deny:
-		log.Info("call denied", "rule", d.Rule, "effect", d.Action)
+		log.Info("call denied", slog.String("rule", d.Rule), slog.String("effect", string(d.Action)))
 		g.observe(c, d, toolgate.Outcome{Status: toolgate.StatusRefused})
 		return refusal(c, denyText(d))
 	case toolgate.Review:
 		v, held := g.review(ctx, c, d)
 		if held {
-			log.Info("review held; the call returns pending", "rule", d.Rule)
+			log.Info("review held; the call returns pending", slog.String("rule", d.Rule))
 			g.observe(c, d, toolgate.Outcome{Status: toolgate.StatusPending})
 			return refusal(c, heldText(d, v))
 		}
 		if err := g.o.Recorder.Resolve(context.WithoutCancel(ctx), c.ID, v); err != nil {
-			log.Error("audit write of review verdict failed; call denied", "err", err)
+			log.Error("audit write of review verdict failed; call denied", slog.Any("err", err))
 			g.observe(c, d, toolgate.Outcome{Status: toolgate.StatusRefused, Error: err.Error()})
 			return refusal(c, "the audit log could not record the review verdict, so the call was not run (fail closed): "+err.Error())
 		}
-		log.Info("review answered", "rule", d.Rule, "approved", v.Approved, "reviewer", v.Reviewer, "channel", v.Channel)
+		log.Info("review answered", slog.String("rule", d.Rule), slog.Bool("approved", v.Approved), slog.String("reviewer", v.Reviewer), slog.String("channel", v.Channel))
 		if v.Channel == toolgate.ChannelPending && !v.Approved {
 			// It waited on its call's review, which is still pending.
 			g.observe(c, d, toolgate.Outcome{Status: toolgate.StatusPending})
@@ -235,14 +235,14 @@ func (g *Gate) handle(ctx context.Context, c toolgate.Call, forward func(context
 		}
 	}
 
-	log.Debug("call forwarded", "rule", d.Rule, "effect", d.Action)
+	log.Debug("call forwarded", slog.String("rule", d.Rule), slog.String("effect", string(d.Action)))
 	start := g.o.Now()
 	res, err := forward(ctx, c)
 	out := outcome(res, err, g.o.Now().Sub(start), g.o.Now())
 	if ferr := g.o.Recorder.Finish(context.WithoutCancel(ctx), c.ID, out); ferr != nil {
 		// The call already ran; its decision row stays "started", which is
 		// what a crash would leave too. Say so loudly.
-		log.Error("audit write of outcome failed", "err", ferr)
+		log.Error("audit write of outcome failed", slog.Any("err", ferr))
 	}
 	g.observe(c, d, out)
 	if err != nil {
@@ -258,26 +258,26 @@ func (g *Gate) handle(ctx context.Context, c toolgate.Call, forward func(context
 // callLog logs about one call, with its call_id, server and tool first. It
 // builds nothing for a level the logger does not have enabled: Logger.With
 // would format those three attributes on every call, and most calls log
-// only at Debug.
+// only at Debug. A pointer to the call would move every call to the heap.
 type callLog struct {
-	l   *slog.Logger
-	ctx context.Context
-	c   *toolgate.Call
+	l                *slog.Logger
+	ctx              context.Context
+	id, server, tool string
 }
 
-func (cl callLog) log(level slog.Level, msg string, args ...any) {
+// log takes attributes: ...any would box its values at every level.
+func (cl callLog) log(level slog.Level, msg string, attrs ...slog.Attr) {
 	if !cl.l.Enabled(cl.ctx, level) {
 		return
 	}
-	all := make([]any, 0, 6+len(args))
-	all = append(all, "call_id", cl.c.ID, "server", cl.c.Server, "tool", cl.c.Tool)
-	cl.l.Log(cl.ctx, level, msg, append(all, args...)...)
+	all := append(make([]slog.Attr, 0, 3+len(attrs)), slog.String("call_id", cl.id), slog.String("server", cl.server), slog.String("tool", cl.tool))
+	cl.l.LogAttrs(cl.ctx, level, msg, append(all, attrs...)...)
 }
 
-func (cl callLog) Debug(msg string, args ...any) { cl.log(slog.LevelDebug, msg, args...) }
-func (cl callLog) Info(msg string, args ...any)  { cl.log(slog.LevelInfo, msg, args...) }
-func (cl callLog) Warn(msg string, args ...any)  { cl.log(slog.LevelWarn, msg, args...) }
-func (cl callLog) Error(msg string, args ...any) { cl.log(slog.LevelError, msg, args...) }
+func (cl callLog) Debug(msg string, attrs ...slog.Attr) { cl.log(slog.LevelDebug, msg, attrs...) }
+func (cl callLog) Info(msg string, attrs ...slog.Attr)  { cl.log(slog.LevelInfo, msg, attrs...) }
+func (cl callLog) Warn(msg string, attrs ...slog.Attr)  { cl.log(slog.LevelWarn, msg, attrs...) }
+func (cl callLog) Error(msg string, attrs ...slog.Attr) { cl.log(slog.LevelError, msg, attrs...) }
 
 func (g *Gate) observe(c toolgate.Call, d toolgate.Decision, o toolgate.Outcome) {
 	if g.o.Observer != nil {

@@ -1,9 +1,11 @@
 package gate
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -223,6 +225,22 @@ func TestHandleAssignsSortableIDs(t *testing.T) {
 		if ids[i] <= ids[i-1] {
 			t.Errorf("ids not increasing: %v", ids)
 		}
+	}
+}
+
+// TestHandleLogsTheCall: a call's log records name it (call_id, server,
+// tool) before their own attributes.
+func TestHandleLogsTheCall(t *testing.T) {
+	var buf bytes.Buffer
+	j := &journal{}
+	g, err := New(Options{Decider: fixed{Action: toolgate.Allow, Rule: "ok"}, Recorder: &recorder{j: j}, Forwarder: &forwarder{j: j},
+		Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Handle(t.Context(), toolgate.Call{ID: "01LOG", Server: "fs", Tool: "read", Name: "fs__read"})
+	if want := `msg="call forwarded" call_id=01LOG server=fs tool=read rule=ok effect=allow`; !strings.Contains(buf.String(), want) {
+		t.Errorf("log:\n%s\nwant a line with %s", buf.String(), want)
 	}
 }
 

@@ -160,15 +160,7 @@ var urlArgKeys = map[string]bool{
 
 // normalize computes c's normalized call.
 func normalize(c *toolgate.Call, ws Workspace, kinds *kindCache) *normCall {
-	n := &normCall{
-		kind:        kinds.kind(c),
-		seenPath:    map[string]bool{},
-		seenWritten: map[string]bool{},
-		seenURL:     map[string]bool{},
-		seenH:       map[string]bool{},
-		dest:        map[string]bool{},
-		read:        map[string]bool{},
-	}
+	n := &normCall{kind: kinds.kind(c)}
 	n.cwd = ws.root()
 	for _, k := range cwdArgKeys {
 		if s, ok := c.Args[k].(string); ok && s != "" {
@@ -217,7 +209,7 @@ func (n *normCall) argPaths(args map[string]any, c *toolgate.Call, ws Workspace,
 					case writes && k == "source" && isMove(c.Tool):
 						n.addWritten(p)
 					default:
-						n.read[p] = true
+						mark(&n.read, p)
 					}
 				}
 			}
@@ -378,11 +370,22 @@ func quoteArgv(argv []string) string {
 }
 
 func (n *normCall) addPath(p string) {
-	if p == "" || n.seenPath[p] {
-		return
+	if p != "" && mark(&n.seenPath, p) {
+		n.paths = append(n.paths, p)
 	}
-	n.seenPath[p] = true
-	n.paths = append(n.paths, p)
+}
+
+// mark adds k to the set *m, made on first use (most calls name no path
+// and no URL), and reports whether k is new to it.
+func mark(m *map[string]bool, k string) bool {
+	if (*m)[k] {
+		return false
+	}
+	if *m == nil {
+		*m = map[string]bool{}
+	}
+	(*m)[k] = true
+	return true
 }
 
 // addDest records a path the call only writes to (a redirection target,
@@ -391,16 +394,14 @@ func (n *normCall) addPath(p string) {
 func (n *normCall) addDest(p string) {
 	n.addWritten(p)
 	if p != "" {
-		n.dest[p] = true
+		mark(&n.dest, p)
 	}
 }
 
 func (n *normCall) addWritten(p string) {
-	if p == "" || n.seenWritten[p] {
-		return
+	if p != "" && mark(&n.seenWritten, p) {
+		n.written = append(n.written, p)
 	}
-	n.seenWritten[p] = true
-	n.written = append(n.written, p)
 }
 
 func (n *normCall) addProgram(p string) {
@@ -438,16 +439,14 @@ func (n *normCall) addURL(s string) {
 	}
 	host := ""
 	if i := strings.Index(s, "://"); i > 0 {
-		if !n.seenURL[s] {
-			n.seenURL[s] = true
+		if mark(&n.seenURL, s) {
 			n.urls = append(n.urls, s)
 		}
 		host = hostOf(s[i+3:])
 	} else {
 		host = hostOf(s)
 	}
-	if host != "" && !n.seenH[host] {
-		n.seenH[host] = true
+	if host != "" && mark(&n.seenH, host) {
 		n.hosts = append(n.hosts, host)
 	}
 }
@@ -531,8 +530,7 @@ func (n *normCall) classify(ws Workspace) {
 		}
 	}
 	for _, p := range n.written {
-		if !n.seenPath[p] {
-			n.seenPath[p] = true
+		if mark(&n.seenPath, p) {
 			n.paths = append(n.paths, p)
 			if !inside(p, root) {
 				n.outside = append(n.outside, p)

@@ -440,7 +440,7 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 	// What the program reads: every operand but the ones it only writes to.
 	for i, p := range positional {
 		if prog != "tee" && !(lastArgWritten[prog] && !targetDir && i == len(positional)-1 && i > 0) && (p != writtenOp || writtenOp == "") {
-			n.read[p] = true
+			mark(&n.read, p)
 		}
 	}
 	if pagers[prog] {

@@ -126,7 +126,7 @@ var dropTabsAndNewlines = strings.NewReplacer("\t", "", "\n", "", "\r", "")
 // readPath records p, absolute and clean, as a path the call only reads.
 func (n *normCall) readPath(p string) {
 	n.addPath(p)
-	n.read[p] = true
+	mark(&n.read, p)
 }
 
 // isFileURL reports whether s has the file scheme, in any case.

@@ -220,7 +220,7 @@ func (sa *shellAnalysis) simple(words, redirs []string, docs []heredoc, cwd stri
 		case op[0] == '>' && !isDevSink(p):
 			n.addDest(p)
 		case op[0] == '<':
-			n.read[p] = true
+			mark(&n.read, p)
 		}
 	}
 	for _, w := range words {
