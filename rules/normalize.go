@@ -513,8 +513,8 @@ func inside(p, dir string) bool {
 // classify sorts the paths into the classes rules read.
 func (n *normCall) classify(ws Workspace) {
 	root := ws.root()
-	n.paths = n.withParentReadings(n.paths, n.seenPath)
-	n.written = n.withParentReadings(n.written, n.seenWritten)
+	n.paths = n.withParentReadings(n.paths, &n.seenPath)
+	n.written = n.withParentReadings(n.written, &n.seenWritten)
 	for _, p := range n.paths {
 		if !inside(p, root) {
 			n.outside = append(n.outside, p)
@@ -552,7 +552,7 @@ func (n *normCall) classify(ws Workspace) {
 // `.?` and `.[.]` to "..", so `cat .?/x` reads outside the directory.
 // The added path is read or written as the one it comes from; seen is
 // the set paths is kept unique by.
-func (n *normCall) withParentReadings(paths []string, seen map[string]bool) []string {
+func (n *normCall) withParentReadings(paths []string, seen *map[string]bool) []string {
 	for i := 0; i < len(paths); i++ {
 		p := paths[i]
 		if !strings.ContainsAny(p, "*?[") {
@@ -565,12 +565,16 @@ func (n *normCall) withParentReadings(paths []string, seen map[string]bool) []st
 			}
 		}
 		alt := path.Clean(strings.Join(parts, "/"))
-		if seen[alt] {
+		if alt == p || !mark(seen, alt) {
 			continue
 		}
-		seen[alt] = true
 		paths = slices.Insert(paths, i+1, alt)
-		n.read[alt], n.dest[alt] = n.read[p], n.dest[p]
+		if n.read[p] {
+			mark(&n.read, alt)
+		}
+		if n.dest[p] {
+			mark(&n.dest, alt)
+		}
 		i++
 	}
 	return paths

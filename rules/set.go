@@ -567,6 +567,19 @@ func (s *Set) Evaluate(ctx context.Context, c toolgate.Call) toolgate.Decision {
 	return s.evaluate(ctx, &c, nil)
 }
 
+// recoverDecision, deferred, turns a panic while deciding (a bug in the
+// reading of some agent-written input, which CEL's own recovery does not
+// cover when it happens outside a program) into on_error's decision for
+// the call, so that one call's input never takes the server down nor gets
+// a call through undecided.
+func (s *Set) recoverDecision(d *toolgate.Decision) {
+	if r := recover(); r != nil {
+		*d = toolgate.Decision{Version: s.version, Label: s.label, Action: s.onError,
+			Error:  fmt.Sprintf("rules: evaluation failed: %v", r),
+			Reason: fmt.Sprintf("toolgate could not evaluate its rules on this call, so on_error (%s) applies", s.onError)}
+	}
+}
+
 // Step is one rule's part in a decision, as Explain reports it.
 type Step struct {
 	// Rule is the rule's name.
@@ -588,11 +601,12 @@ func (s *Set) Explain(ctx context.Context, c toolgate.Call) (d toolgate.Decision
 	return d, steps, s.Len() - len(steps)
 }
 
-func (s *Set) evaluate(ctx context.Context, c *toolgate.Call, trace *[]Step) toolgate.Decision {
+func (s *Set) evaluate(ctx context.Context, c *toolgate.Call, trace *[]Step) (d toolgate.Decision) {
 	if s == nil {
 		return toolgate.Decision{Action: toolgate.Deny, Error: "no rule set is loaded"}
 	}
-	d := toolgate.Decision{Version: s.version, Label: s.label}
+	defer s.recoverDecision(&d)
+	d = toolgate.Decision{Version: s.version, Label: s.label}
 	if err := ctx.Err(); err != nil {
 		d.Action, d.Error = s.onError, errString("call context", err)
 		d.Reason = fmt.Sprintf("the call was cancelled before it could be decided, so on_error (%s) applies", s.onError)

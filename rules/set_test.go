@@ -380,3 +380,17 @@ func TestCostLimitPerExpression(t *testing.T) {
 		t.Fatalf("past the limit: %+v", d)
 	}
 }
+
+// TestPanicDecidesOnError: a panic while a call is decided gives
+// on_error's decision with the panic as its error, not a crash.
+func TestPanicDecidesOnError(t *testing.T) {
+	s := mustParse(t, "version: 1\ndefault: allow\non_error: review\nrules:\n  - {name: a, match: 'true', action: allow}\n")
+	d := func() (d toolgate.Decision) {
+		defer s.recoverDecision(&d)
+		d.Action = toolgate.Allow
+		panic("assignment to entry in nil map")
+	}()
+	if d.Action != toolgate.Review || !strings.Contains(d.Error, "nil map") {
+		t.Errorf("a panicking decision = %+v, want on_error (review) with the panic as its error", d)
+	}
+}
