@@ -163,16 +163,21 @@ func (s *Store) retentionLock(ctx context.Context) (unlock func(), busy bool, er
 	if err != nil {
 		return nil, false, fmt.Errorf("audit: retention: %w", err)
 	}
-	// Closing the session releases the lock, whatever happened to it.
-	unlock = func() { conn.Close(context.WithoutCancel(ctx)) }
+	// Closing the session releases the lock, whatever happened to it; the
+	// explicit unlock first releases it before unlock returns (the server
+	// ends a closed session's locks a moment later).
+	closeConn := func() { conn.Close(context.WithoutCancel(ctx)) }
 	var ok bool
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext(current_schema()), $1)`, pgRetentionLock).Scan(&ok); err != nil {
-		unlock()
+		closeConn()
 		return nil, false, fmt.Errorf("audit: retention: %w", err)
 	}
 	if !ok {
-		unlock()
+		closeConn()
 		return nil, true, nil
 	}
-	return unlock, false, nil
+	return func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtext(current_schema()), $1)`, pgRetentionLock)
+		closeConn()
+	}, false, nil
 }
