@@ -10,8 +10,8 @@ import (
 )
 
 // maxConnsCeiling bounds the default connection cap: an idle connection
-// costs toolgate about 18 KB (buffers, its goroutine, the kernel's socket),
-// so 8192 of them about 150 MB. Legitimate use is far below: an agent holds
+// costs toolgate about 19 KB of RSS (buffers, its goroutine), so 8192 of
+// them about 150 MB. Legitimate use is far below: an agent holds
 // one or two (its calls, and its session's GET stream), and the sessions of
 // everyone together are capped at 4096 by default.
 const maxConnsCeiling = 8192
