@@ -7,8 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,19 +20,8 @@ import (
 // a session gets 400 and opens none.
 func TestServeHTTPSessionCap(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	db := filepath.Join(dir, "audit.db")
-	rulesFile := filepath.Join(dir, "allow.yaml")
-	if err := os.WriteFile(rulesFile, []byte("version: 1\nlabel: caps\ndefault: allow\nrules: []\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := writeConfig(t, fmt.Sprintf(`servers:
-  up: {command: %q}
-workspace: {enabled: false}
-rules: {file: %q}
-audit: {path: %q}
-http: {tokens: true, max_sessions_per_principal: 2}
-`, upstreamBin, rulesFile, db))
+	cfg, db := upstreamConfigDB(t, "http: {tokens: true, max_sessions_per_principal: 2}\n")
+	cfg = writeConfig(t, cfg)
 	newToken := func(user string) string {
 		tok := strings.TrimSpace(rvCLI(t, nil, "tokens", "create", "--db", db, "--user", user))
 		if !strings.HasPrefix(tok, audit.TokenPrefix) {
