@@ -630,8 +630,11 @@ type sessionOwners struct {
 	count map[string]int    // owner key -> its sessions, bound or being opened
 	total int               // all sessions, bound or being opened
 	// warned: owner keys refused at their cap since they were last below
-	// it, so a client retrying in a loop is logged once, not per attempt.
-	warned map[string]bool
+	// it, and warnedAll: the overall cap refused since the total was last
+	// below it; so a client retrying in a loop is logged once, not per
+	// attempt.
+	warned    map[string]bool
+	warnedAll bool
 }
 
 // ownerKey identifies a principal for session binding.
@@ -733,6 +736,7 @@ func (so *sessionOwners) release(key string) {
 		delete(so.count, key)
 	}
 	delete(so.warned, key)
+	so.warnedAll = false
 }
 
 // take binds session id to key, in the slot key reserved for it.
@@ -769,10 +773,14 @@ func (so *sessionOwners) refuse(log *slog.Logger, w http.ResponseWriter, r *http
 		status = http.StatusServiceUnavailable
 		text = fmt.Sprintf("too many open MCP sessions on this gateway (%d): try again once some have ended", so.max)
 	}
-	key := ownerKey(p)
 	so.mu.Lock()
-	first := !so.warned[key]
-	so.warned[key] = true
+	var first bool
+	if errors.Is(err, errAllSessions) {
+		first, so.warnedAll = !so.warnedAll, true
+	} else {
+		key := ownerKey(p)
+		first, so.warned[key] = !so.warned[key], true
+	}
 	so.mu.Unlock()
 	if first {
 		log.Warn("http initialize refused: "+err.Error(), "user", p.User, "auth", p.Auth, "remote", r.RemoteAddr,

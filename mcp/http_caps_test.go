@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,13 +12,15 @@ import (
 	"time"
 
 	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // capsServer is toolgate's HTTP handler with small session caps, three
 // users and a settable clock.
-func capsServer(t *testing.T, clock *fakeClock) (*HTTPHandler, string) {
+func capsServer(t *testing.T, clock *fakeClock, log *toolgatetest.SyncBuffer) (*HTTPHandler, string) {
 	t.Helper()
-	srv, err := New(Options{Version: "t", Gate: refuseGate{}, Catalog: noTools{}, Surface: noSurface{}})
+	srv, err := New(Options{Version: "t", Gate: refuseGate{}, Catalog: noTools{}, Surface: noSurface{},
+		Logger: slog.New(slog.NewTextHandler(log, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +72,8 @@ func capsDo(t *testing.T, method, url, token, session, contentType, body string)
 // opened none.
 func TestSessionCaps(t *testing.T) {
 	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	h, url := capsServer(t, clock)
+	log := &toolgatetest.SyncBuffer{}
+	h, url := capsServer(t, clock, log)
 	open := func(token string) (int, string, string) {
 		return capsDo(t, http.MethodPost, url, token, "", "application/json", capsInit)
 	}
@@ -103,6 +107,10 @@ func TestSessionCaps(t *testing.T) {
 		t.Fatalf("alice's initialize naming her session: %d, session %q, %s", status, id, body)
 	}
 
+	// Refusals are logged once until the principal is below its cap.
+	if n := strings.Count(log.String(), "initialize refused: the principal's session cap is reached"); n != 1 {
+		t.Errorf("2 refusals of alice logged %d times, want once:\n%s", n, log.String())
+	}
 	for range 2 {
 		if status, id, body := open("tok-b"); status != http.StatusOK || id == "" {
 			t.Fatalf("bob's initialize while alice is at her cap: %d %q %s", status, id, body)
@@ -142,7 +150,7 @@ func TestSessionCaps(t *testing.T) {
 // to nobody, and hold it for the stream).
 func TestGetWithoutSession(t *testing.T) {
 	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	h, url := capsServer(t, clock)
+	h, url := capsServer(t, clock, &toolgatetest.SyncBuffer{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
