@@ -10,6 +10,11 @@ const (
 	StatusOK        = "ok"         // forwarded, upstream returned a result
 	StatusToolError = "tool_error" // forwarded, upstream returned isError
 	StatusFailed    = "failed"     // forwarded, transport or upstream failure
+	// StatusCancelled: forwarded, then the agent cancelled the call
+	// (notifications/cancelled, or it went away) before the upstream
+	// answered. The upstream may have acted: the outcome is unknown, not a
+	// failure, and the outcome's Error says so.
+	StatusCancelled = "cancelled"
 	// StatusGranted: a review approved after its agent had stopped
 	// waiting; the call never ran, the approval became a grant that a
 	// retry of the same call uses.

@@ -111,7 +111,7 @@ func (s *Store) prepareImport(rec *Record) (*importRow, error) {
 	}
 	switch rec.Status {
 	case toolgate.StatusStarted, toolgate.StatusPending, toolgate.StatusRefused, toolgate.StatusOK, toolgate.StatusToolError, toolgate.StatusFailed,
-		toolgate.StatusInterrupted:
+		toolgate.StatusInterrupted, toolgate.StatusCancelled:
 	default:
 		return nil, fmt.Errorf("call %s: unknown status %q", rec.ID, rec.Status)
 	}

@@ -570,7 +570,7 @@ func (e *evItem) read(cxs *ctxReader) {
 // fold state does not keep the event body it was scanned from alive.
 func statusConst(status string) string {
 	for _, c := range [...]string{toolgate.StatusOK, toolgate.StatusStarted, toolgate.StatusRefused, toolgate.StatusPending,
-		toolgate.StatusToolError, toolgate.StatusFailed, toolgate.StatusGranted, toolgate.StatusInterrupted} {
+		toolgate.StatusToolError, toolgate.StatusFailed, toolgate.StatusGranted, toolgate.StatusInterrupted, toolgate.StatusCancelled} {
 		if status == c {
 			return c
 		}

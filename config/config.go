@@ -33,6 +33,15 @@ const (
 	DefaultAuthTokenEnv    = "TOOLGATE_AUTH_TOKEN"
 	DefaultMaxRequestBytes = 4 << 20
 	DefaultSessionIdle     = 30 * time.Minute
+	// DefaultMaxSessions and DefaultMaxSessionsPerPrincipal cap the live
+	// HTTP sessions, of everyone and of one principal.
+	DefaultMaxSessions             = 4096
+	DefaultMaxSessionsPerPrincipal = 64
+	// DefaultConnIdle closes an HTTP keep-alive connection with no request
+	// for this long.
+	DefaultConnIdle = 2 * time.Minute
+	// DefaultBodyTimeout bounds the reading of an HTTP request's body.
+	DefaultBodyTimeout     = time.Minute
 	DefaultReviewTimeout   = 5 * time.Minute
 	DefaultReviewHold      = 45 * time.Second
 	DefaultSlackBotEnv     = "SLACK_BOT_TOKEN"
@@ -241,6 +250,22 @@ type HTTP struct {
 	// SessionIdle ends a session that has had no request for this long
 	// (default 30m); its client must initialize a new one.
 	SessionIdle time.Duration
+	// MaxSessions caps the live MCP sessions of all principals together
+	// (default 4096; an initialize beyond it gets 503), and
+	// MaxSessionsPerPrincipal those of one principal (default 64; 429).
+	// A session ends with DELETE or SessionIdle.
+	MaxSessions, MaxSessionsPerPrincipal int
+	// ConnIdle closes a keep-alive connection that has had no request for
+	// this long (default 2m).
+	ConnIdle time.Duration
+	// BodyTimeout bounds the reading of a request's body, from the end of
+	// its headers (default 1m); a slower body gets 408.
+	BodyTimeout time.Duration
+	// MaxConnections caps the open HTTP connections (/metrics' own
+	// listener included); 0 means 3/4 of the process's open file limit, at
+	// most 8192. At the cap, the connection idle the longest is closed to
+	// make room, or the new one waits.
+	MaxConnections int
 	// ReviewerTokenEnv and ReviewerTokenFile give the reviewers' shared
 	// token: it signs in to the web UI (as ReviewerUser) and nowhere else.
 	// No credential /mcp accepts signs in to the UI, since agents hold
@@ -514,6 +539,18 @@ func (c *Config) applyDefaults(workspaceEnabled *bool) {
 	}
 	if c.HTTP.SessionIdle == 0 {
 		c.HTTP.SessionIdle = DefaultSessionIdle
+	}
+	if c.HTTP.MaxSessions == 0 {
+		c.HTTP.MaxSessions = DefaultMaxSessions
+	}
+	if c.HTTP.MaxSessionsPerPrincipal == 0 {
+		c.HTTP.MaxSessionsPerPrincipal = DefaultMaxSessionsPerPrincipal
+	}
+	if c.HTTP.ConnIdle == 0 {
+		c.HTTP.ConnIdle = DefaultConnIdle
+	}
+	if c.HTTP.BodyTimeout == 0 {
+		c.HTTP.BodyTimeout = DefaultBodyTimeout
 	}
 	if c.Pinning.Mode == "" {
 		c.Pinning.Mode = PinningTOFU

@@ -239,6 +239,9 @@ func (g *Gate) handle(ctx context.Context, c toolgate.Call, forward func(context
 	start := g.o.Now()
 	res, err := forward(ctx, c)
 	out := outcome(res, err, g.o.Now().Sub(start), g.o.Now())
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
+		out.Status, out.Error = toolgate.StatusCancelled, cancelledText+" ("+err.Error()+")"
+	}
 	if ferr := g.o.Recorder.Finish(context.WithoutCancel(ctx), c.ID, out); ferr != nil {
 		// The call already ran; its decision row stays "started", which is
 		// what a crash would leave too. Say so loudly.
@@ -374,6 +377,10 @@ func (g *Gate) follow(ctx context.Context, c toolgate.Call, d toolgate.Decision)
 	}
 	return gv, true
 }
+
+// cancelledText is the outcome's Error of a call the agent cancelled after
+// it was forwarded.
+const cancelledText = "outcome unknown: the agent cancelled the call after it was forwarded, and the upstream may have acted on it"
 
 // outcome describes a forwarded call's end. The result's size and hash are
 // those of its JSON as the agent gets it: the upstream's bytes for a result

@@ -67,10 +67,16 @@ type forwarder struct {
 	j   *journal
 	res toolgate.Result
 	err error
+	// cancel, when set, is called while the call is forwarded: the agent
+	// cancels it then.
+	cancel context.CancelFunc
 }
 
 func (f *forwarder) ForwardResult(context.Context, toolgate.Call) (toolgate.Result, error) {
 	f.j.add("forward")
+	if f.cancel != nil {
+		f.cancel()
+	}
 	return f.res, f.err
 }
 
@@ -115,6 +121,8 @@ func TestHandle(t *testing.T) {
 		wantError  bool
 		wantText   []string
 		wantStatus string // recorded outcome, when finished
+		// agentCancels: the agent cancels the call while it is forwarded.
+		agentCancels bool
 	}{
 		{name: "allow forwards after the decision is recorded",
 			decision: toolgate.Decision{Action: toolgate.Allow, Rule: "reads"}, fwd: forwarder{res: ok},
@@ -154,6 +162,12 @@ func TestHandle(t *testing.T) {
 		{name: "upstream failure is a tool error and recorded",
 			decision: toolgate.Decision{Action: toolgate.Allow}, fwd: forwarder{err: errors.New("connection reset")},
 			wantEvents: "begin:allow forward finish:failed", wantError: true, wantText: []string{"connection reset"}, wantStatus: toolgate.StatusFailed},
+		{name: "a call the agent cancels once forwarded is recorded cancelled, not failed",
+			decision: toolgate.Decision{Action: toolgate.Allow}, fwd: forwarder{err: context.Canceled}, agentCancels: true,
+			wantEvents: "begin:allow forward finish:cancelled", wantError: true, wantText: []string{"context canceled"}, wantStatus: toolgate.StatusCancelled},
+		{name: "an upstream failing with context canceled while the agent waits is failed",
+			decision: toolgate.Decision{Action: toolgate.Allow}, fwd: forwarder{err: context.Canceled},
+			wantEvents: "begin:allow forward finish:failed", wantError: true, wantText: []string{"context canceled"}, wantStatus: toolgate.StatusFailed},
 		{name: "upstream tool error passes through and is recorded",
 			decision: toolgate.Decision{Action: toolgate.Allow}, fwd: forwarder{res: toolgatetest.TextResult("no such file", true)},
 			wantEvents: "begin:allow forward finish:tool_error", wantError: true, wantText: []string{"no such file"}, wantStatus: toolgate.StatusToolError},
@@ -176,7 +190,12 @@ func TestHandle(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res := g.Handle(t.Context(), toolgate.Call{Server: "ws", Tool: "write_file", Name: "ws__write_file"})
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			if tc.agentCancels {
+				fwd.cancel = cancel
+			}
+			res := g.Handle(ctx, toolgate.Call{Server: "ws", Tool: "write_file", Name: "ws__write_file"})
 			if got := j.String(); got != tc.wantEvents {
 				t.Errorf("events = %q, want %q", got, tc.wantEvents)
 			}
@@ -193,6 +212,9 @@ func TestHandle(t *testing.T) {
 			}
 			if tc.wantStatus != "" && rec.finished.Status != tc.wantStatus {
 				t.Errorf("recorded status %q, want %q", rec.finished.Status, tc.wantStatus)
+			}
+			if tc.wantStatus == toolgate.StatusCancelled && !strings.HasPrefix(rec.finished.Error, "outcome unknown: the agent cancelled") {
+				t.Errorf("cancelled outcome's error %q does not say the outcome is unknown", rec.finished.Error)
 			}
 			if tc.wantStatus == toolgate.StatusOK && (rec.finished.ResultHash == "" || rec.finished.ResultSize == 0) {
 				t.Errorf("outcome lacks the result's size and hash: %+v", rec.finished)

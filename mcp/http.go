@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -45,6 +46,15 @@ const DefaultSessionIdle = 30 * time.Minute
 // headerSessionID carries the session on every request after initialize.
 const headerSessionID = "Mcp-Session-Id"
 
+// Session caps applied when HTTPOptions leaves them 0. A session costs
+// about 11 KB and lives until DELETE or SessionIdle after its last request,
+// so without a cap one credential could open sessions until the gateway
+// runs out of memory, for every other user too.
+const (
+	DefaultMaxSessions             = 4096
+	DefaultMaxSessionsPerPrincipal = 64
+)
+
 // HTTPOptions configures the streamable HTTP transport.
 type HTTPOptions struct {
 	// Auth, when set, must accept the request's "Authorization: Bearer
@@ -71,6 +81,14 @@ type HTTPOptions struct {
 	// A request naming an ended session gets 404, and the client must
 	// initialize a new one, as the MCP transport specifies.
 	SessionIdle time.Duration
+	// MaxSessions caps the live sessions of all principals together; an
+	// initialize beyond it gets 503. 0 means DefaultMaxSessions.
+	MaxSessions int
+	// MaxSessionsPerPrincipal caps one principal's live sessions (all
+	// clients without credentials are one principal); an initialize
+	// beyond it gets 429, saying to end a session (DELETE) or wait for one
+	// to idle out. 0 means DefaultMaxSessionsPerPrincipal.
+	MaxSessionsPerPrincipal int
 	// Now is the clock for SessionIdle; nil means time.Now.
 	Now func() time.Time
 }
@@ -99,11 +117,18 @@ func (s *Server) HTTPHandler(o HTTPOptions) *HTTPHandler {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.MaxSessions <= 0 {
+		o.MaxSessions = DefaultMaxSessions
+	}
+	if o.MaxSessionsPerPrincipal <= 0 {
+		o.MaxSessionsPerPrincipal = DefaultMaxSessionsPerPrincipal
+	}
 	h := &HTTPHandler{
 		sessions: &sessionTable{idle: o.SessionIdle, now: o.Now, live: map[string]*sessionUse{}},
-		owners:   &sessionOwners{m: map[string]string{}},
-		log:      s.log,
-		stop:     make(chan struct{}),
+		owners: &sessionOwners{max: o.MaxSessions, maxPer: o.MaxSessionsPerPrincipal, idle: o.SessionIdle,
+			m: map[string]string{}, count: map[string]int{}, warned: map[string]bool{}},
+		log:  s.log,
+		stop: make(chan struct{}),
 	}
 	h.streamable = server.NewStreamableHTTPServer(s.mcp,
 		server.WithStreamableHTTPProtocolVersions(mcpgo.LegacyProtocolVersions()...),
@@ -490,6 +515,12 @@ func guard(o HTTPOptions, log *slog.Logger, next http.Handler) http.Handler {
 				return
 			}
 			body, err := io.ReadAll(io.LimitReader(r.Body, o.MaxRequestBytes+1))
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// The server's body timeout: the peer sends too slowly.
+				log.Warn("http request refused: body not received in time", "remote", r.RemoteAddr, "read", len(body))
+				http.Error(w, "request body not received in time", http.StatusRequestTimeout)
+				return
+			}
 			if err != nil {
 				http.Error(w, "reading request body: "+err.Error(), http.StatusBadRequest)
 				return
@@ -498,10 +529,33 @@ func guard(o HTTPOptions, log *slog.Logger, next http.Handler) http.Handler {
 				http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
 				return
 			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
+			r.Body = requestBody{Reader: bytes.NewReader(body), data: body}
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// requestBody is a request body guard has read in full, so that handlers
+// after it can look at it without consuming it.
+type requestBody struct {
+	*bytes.Reader
+	data []byte
+}
+
+func (requestBody) Close() error { return nil }
+
+// requestBytes returns r's body without consuming it.
+func requestBytes(r *http.Request) []byte {
+	if b, ok := r.Body.(requestBody); ok {
+		return b.data
+	}
+	if r.Body == nil {
+		return nil
+	}
+	// Not read by guard (a handler served without it): read it here.
+	data, _ := io.ReadAll(r.Body)
+	r.Body = requestBody{Reader: bytes.NewReader(data), data: data}
+	return data
 }
 
 // errNoBearer: the request has no "Authorization: Bearer" credential.
@@ -563,22 +617,59 @@ func principalFrom(ctx context.Context) toolgate.Principal {
 // sessionOwners binds each MCP session to the principal that opened it:
 // a request naming a session (Mcp-Session-Id) must come from the same
 // principal, so a session id seen in a log or a proxy is no credential.
+// It also caps the sessions open at once, per principal and overall. Every
+// session mcp-go creates comes from an initialize that passed the caps
+// here: the only other way, a GET without a session id, is refused.
 type sessionOwners struct {
-	mu sync.Mutex
-	m  map[string]string // session id -> owner key
+	max, maxPer int
+	// idle is how long an unused session lives, for the refusal's message.
+	idle time.Duration
+
+	mu    sync.Mutex
+	m     map[string]string // session id -> owner key
+	count map[string]int    // owner key -> its sessions, bound or being opened
+	total int               // all sessions, bound or being opened
+	// warned: owner keys refused at their cap since they were last below
+	// it, and warnedAll: the overall cap refused since the total was last
+	// below it; so a client retrying in a loop is logged once, not per
+	// attempt.
+	warned    map[string]bool
+	warnedAll bool
 }
 
 // ownerKey identifies a principal for session binding.
 func ownerKey(p toolgate.Principal) string { return p.Auth + "\x00" + p.User }
 
+// Why an initialize is refused; they stop at bind, which answers 429 or
+// 503.
+var (
+	errPrincipalSessions = errors.New("the principal's session cap is reached")
+	errAllSessions       = errors.New("the gateway's session cap is reached")
+)
+
 // bind wraps next: requests carrying Mcp-Session-Id are checked against
 // the session's owner (404 for a session toolgate never handed out, 403
-// for another principal's); a response that hands out a new session id
-// binds it to the requester; a DELETE that ends a session unbinds it.
+// for another principal's); an initialize takes one of its principal's
+// session slots, and the session id its response hands out is bound to the
+// requester; a DELETE that ends a session unbinds it and frees its slot.
 func (so *sessionOwners) bind(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key := ownerKey(principalFrom(r.Context()))
-		if id := r.Header.Get(server.HeaderKeySessionID); id != "" {
+		p := principalFrom(r.Context())
+		key := ownerKey(p)
+		msg := jsonrpcMessage{}
+		if r.Method == http.MethodPost {
+			msg = parseMessage(requestBytes(r))
+		}
+		id := r.Header.Get(headerSessionID)
+		if msg.Method == mcpgo.MethodInitialize && id != "" {
+			// mcp-go ignores the id and opens a new session, which must
+			// go through the caps and be bound like any other.
+			r = r.Clone(r.Context())
+			r.Header.Del(headerSessionID)
+			id = ""
+		}
+		switch {
+		case id != "":
 			so.mu.Lock()
 			owner, known := so.m[id]
 			so.mu.Unlock()
@@ -588,7 +679,7 @@ func (so *sessionOwners) bind(log *slog.Logger, next http.Handler) http.Handler 
 				return
 			case subtle.ConstantTimeCompare([]byte(owner), []byte(key)) != 1:
 				log.Warn("http request refused: session belongs to another principal", "remote", r.RemoteAddr,
-					"user", principalFrom(r.Context()).User)
+					"user", p.User)
 				http.Error(w, "this session belongs to another principal", http.StatusForbidden)
 				return
 			}
@@ -596,26 +687,149 @@ func (so *sessionOwners) bind(log *slog.Logger, next http.Handler) http.Handler 
 			if r.Method == http.MethodDelete {
 				so.drop(id)
 			}
-			return
+		case r.Method == http.MethodGet:
+			// mcp-go would open a listening stream on a session of its
+			// own, bound to no principal and outside the caps. A server
+			// that requires sessions answers 400 to requests without one
+			// (MCP streamable HTTP transport, session management).
+			http.Error(w, "GET needs the Mcp-Session-Id of a session opened with initialize", http.StatusBadRequest)
+		case msg.Method == mcpgo.MethodInitialize:
+			if err := so.reserve(key); err != nil {
+				so.refuse(log, w, r, p, msg.ID, err)
+				return
+			}
+			b := &sessionBinder{ResponseWriter: w, so: so, key: key}
+			next.ServeHTTP(b, r)
+			if !b.took {
+				so.release(key)
+			}
+		default:
+			// Not a session's request and opens none (mcp-go answers 404,
+			// or serves a protocol version without sessions).
+			next.ServeHTTP(w, r)
 		}
-		next.ServeHTTP(&sessionBinder{ResponseWriter: w, so: so, key: key}, r)
 	})
 }
 
-// drop unbinds a session that ended (DELETE or idle expiry).
+// reserve takes a session slot for key, or says which cap is reached.
+func (so *sessionOwners) reserve(key string) error {
+	so.mu.Lock()
+	defer so.mu.Unlock()
+	switch {
+	case so.count[key] >= so.maxPer:
+		return errPrincipalSessions
+	case so.total >= so.max:
+		return errAllSessions
+	}
+	so.count[key]++
+	so.total++
+	return nil
+}
+
+// release frees a slot of key: its session ended, or the initialize that
+// reserved it opened none.
+func (so *sessionOwners) release(key string) {
+	so.mu.Lock()
+	defer so.mu.Unlock()
+	so.total--
+	if so.count[key]--; so.count[key] <= 0 {
+		delete(so.count, key)
+	}
+	delete(so.warned, key)
+	so.warnedAll = false
+}
+
+// take binds session id to key, in the slot key reserved for it.
+func (so *sessionOwners) take(id, key string) {
+	so.mu.Lock()
+	so.m[id] = key
+	so.mu.Unlock()
+}
+
+// drop unbinds a session that ended (DELETE or idle expiry) and frees its
+// slot.
 func (so *sessionOwners) drop(id string) {
 	so.mu.Lock()
+	key, ok := so.m[id]
 	delete(so.m, id)
 	so.mu.Unlock()
+	if ok {
+		so.release(key)
+	}
+}
+
+// refuse answers an initialize refused by a cap: a JSON-RPC error (for the
+// agent, and the person reading its client's error) with 429 for the
+// principal's cap, 503 for the gateway's.
+func (so *sessionOwners) refuse(log *slog.Logger, w http.ResponseWriter, r *http.Request, p toolgate.Principal, id json.RawMessage, err error) {
+	who := p.User
+	if who == "" {
+		who = "clients without credentials"
+	}
+	status := http.StatusTooManyRequests
+	text := fmt.Sprintf("too many open MCP sessions for %s (%d): end one (DELETE %s with its Mcp-Session-Id), or wait until one has been unused for %s",
+		who, so.maxPer, PathMCP, so.idle)
+	if errors.Is(err, errAllSessions) {
+		status = http.StatusServiceUnavailable
+		text = fmt.Sprintf("too many open MCP sessions on this gateway (%d): try again once some have ended", so.max)
+	}
+	so.mu.Lock()
+	var first bool
+	if errors.Is(err, errAllSessions) {
+		first, so.warnedAll = !so.warnedAll, true
+	} else {
+		key := ownerKey(p)
+		first, so.warned[key] = !so.warned[key], true
+	}
+	so.mu.Unlock()
+	if first {
+		log.Warn("http initialize refused: "+err.Error(), "user", p.User, "auth", p.Auth, "remote", r.RemoteAddr,
+			"per_principal", so.maxPer, "max", so.max)
+	}
+	if len(id) == 0 {
+		id = json.RawMessage("null")
+	}
+	body, _ := json.Marshal(struct {
+		JSONRPC string                    `json:"jsonrpc"`
+		ID      json.RawMessage           `json:"id"`
+		Error   mcpgo.JSONRPCErrorDetails `json:"error"`
+	}{mcpgo.JSONRPC_VERSION, id, mcpgo.JSONRPCErrorDetails{Code: codeTooManySessions, Message: text}})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// codeTooManySessions is the JSON-RPC error code of a refused initialize
+// (implementation-defined server errors are -32000 to -32099).
+const codeTooManySessions = -32000
+
+// jsonrpcMessage is what bind needs of a request body: whether it is an
+// initialize, and its id for an error answer.
+type jsonrpcMessage struct {
+	ID     json.RawMessage `json:"id"`
+	Method mcpgo.MCPMethod `json:"method"`
+}
+
+// parseMessage reads a body as mcp-go v1.2.1 does (encoding/json into a
+// struct with these field types), so both agree on what is an initialize;
+// a body that is no JSON object is none, and mcp-go refuses it.
+func parseMessage(body []byte) jsonrpcMessage {
+	var m jsonrpcMessage
+	if json.Unmarshal(body, &m) != nil {
+		return jsonrpcMessage{}
+	}
+	return m
 }
 
 // sessionBinder binds the session id a response hands out, before its
 // headers are sent (so the client cannot use the id before it is bound).
 type sessionBinder struct {
 	http.ResponseWriter
-	so    *sessionOwners
-	key   string
-	bound bool
+	so  *sessionOwners
+	key string
+	// bound: the response's headers were looked at; took: they handed out
+	// a session, now bound in the slot key reserved.
+	bound, took bool
 }
 
 func (b *sessionBinder) bindNow() {
@@ -624,9 +838,8 @@ func (b *sessionBinder) bindNow() {
 	}
 	b.bound = true
 	if id := b.Header().Get(server.HeaderKeySessionID); id != "" {
-		b.so.mu.Lock()
-		b.so.m[id] = b.key
-		b.so.mu.Unlock()
+		b.so.take(id, b.key)
+		b.took = true
 	}
 }
 

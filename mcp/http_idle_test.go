@@ -99,7 +99,8 @@ func newIdleServer(t *testing.T, idle time.Duration, clock *fakeClock) *idleServ
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := srv.HTTPHandler(HTTPOptions{SessionIdle: idle, Now: clock.Now})
+	// One principal (no credentials) opens thousands of sessions here.
+	h := srv.HTTPHandler(HTTPOptions{SessionIdle: idle, Now: clock.Now, MaxSessions: 1 << 16, MaxSessionsPerPrincipal: 1 << 16})
 	ts := httptest.NewServer(h)
 	t.Cleanup(func() {
 		_ = h.Close(context.Background())

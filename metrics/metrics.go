@@ -80,7 +80,7 @@ func New(reg prometheus.Registerer) *Metrics {
 
 	m.calls = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "calls_total",
-		Help: "Tool calls handled, by upstream server, upstream tool name and final status (ok, tool_error, failed, refused).",
+		Help: "Tool calls handled, by upstream server, upstream tool name and final status (ok, tool_error, failed, cancelled, refused).",
 	}, []string{"server", "tool", "status"})
 	m.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "decisions_total",
@@ -179,7 +179,7 @@ func (m *Metrics) Observe(c toolgate.Call, d toolgate.Decision, o toolgate.Outco
 		}
 	}
 	switch o.Status {
-	case toolgate.StatusOK, toolgate.StatusToolError, toolgate.StatusFailed:
+	case toolgate.StatusOK, toolgate.StatusToolError, toolgate.StatusFailed, toolgate.StatusCancelled:
 		m.upstreamDur.WithLabelValues(server).Observe(o.Duration.Seconds())
 	}
 }

@@ -70,7 +70,7 @@ func TestServeReplicasPostgresKill9(t *testing.T) {
 	// held 20 ms, so calls are in flight when the kill lands.
 	const agents, before, after = 64, 400, 200
 	// The load stops between calls (a cancelled call would be recorded
-	// as failed, which is right, but not what this test counts).
+	// as cancelled, which is right, but not what this test counts).
 	var stopped atomic.Bool
 	var wg sync.WaitGroup
 	var mu sync.Mutex

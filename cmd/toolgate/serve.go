@@ -220,7 +220,8 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	hopts := mcp.HTTPOptions{AllowedOrigins: cfg.HTTP.AllowedOrigins, MaxRequestBytes: cfg.HTTP.MaxRequestBytes, SessionIdle: cfg.HTTP.SessionIdle}
+	hopts := mcp.HTTPOptions{AllowedOrigins: cfg.HTTP.AllowedOrigins, MaxRequestBytes: cfg.HTTP.MaxRequestBytes, SessionIdle: cfg.HTTP.SessionIdle,
+		MaxSessions: cfg.HTTP.MaxSessions, MaxSessionsPerPrincipal: cfg.HTTP.MaxSessionsPerPrincipal}
 	if !chain.Empty() {
 		hopts.Auth = chain
 	}
@@ -244,7 +245,7 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	// The UI signs its users in itself (session cookie, CSRF token).
 	pol.routes[web.Prefix] = ui
 	h := srv.HTTPHandler(hopts)
-	return serveHTTP(ctx, *httpAddr, h, pol.routes, mp, !chain.Empty(), logger)
+	return serveHTTP(ctx, *httpAddr, cfg.HTTP, h, pol.routes, mp, !chain.Empty(), logger)
 }
 
 // pinPoll is how often serve looks for tool pin changes made by other
@@ -310,8 +311,10 @@ func tuneGC(env environ) (serving func()) {
 // serveHTTP serves h (/mcp, /healthz) plus the policy's extra routes, which
 // authenticate themselves (Slack signs its requests, /metrics takes its own
 // token) and so bypass the MCP bearer/Origin guard, until ctx ends. With
-// mp.listen, /metrics has a listener of its own.
-func serveHTTP(ctx context.Context, addr string, h *mcp.HTTPHandler, routes map[string]http.Handler, mp metricsPlan, authed bool, logger *slog.Logger) error {
+// mp.listen, /metrics has a listener of its own. Both listeners share hc's
+// connection cap, idle time and body timeout, which hold before any
+// credential is checked.
+func serveHTTP(ctx context.Context, addr string, hc config.HTTP, h *mcp.HTTPHandler, routes map[string]http.Handler, mp metricsPlan, authed bool, logger *slog.Logger) error {
 	var handler http.Handler = h
 	if len(routes) > 0 {
 		mux := http.NewServeMux()
@@ -328,14 +331,27 @@ func serveHTTP(ctx context.Context, addr string, h *mcp.HTTPHandler, routes map[
 	if ta, ok := ln.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() && !authed {
 		logger.Warn("HTTP on a non-loopback address without --auth-token: anyone who can reach it can call tools", "addr", ln.Addr().String())
 	}
-	hs := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	fds, maxConns := fdLimit(), hc.MaxConnections
+	if maxConns == 0 {
+		maxConns = defaultMaxConns(fds)
+	} else if fds > 0 && maxConns > fds*3/4 {
+		logger.Warn("http.max_connections is above 3/4 of the open file limit: with that many connections, the audit log, upstreams and commands may fail with too many open files",
+			"max_connections", maxConns, "open_file_limit", fds)
 	}
-	logger.Info("listening", "url", "http://"+ln.Addr().String()+mcp.PathMCP, "auth", authed)
+	limit := newConnLimit(maxConns, logger)
+	newServer := func(h http.Handler) *http.Server {
+		return &http.Server{
+			Handler:           bodyDeadline(hc.BodyTimeout, h),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       hc.ConnIdle,
+			ConnState:         limit.connState,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		}
+	}
+	hs := newServer(handler)
+	logger.Info("listening", "url", "http://"+ln.Addr().String()+mcp.PathMCP, "auth", authed, "max_connections", maxConns)
 	errc := make(chan error, 2)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- hs.Serve(limit.listen(ln)) }()
 	if mp.listen != "" && mp.handler != nil {
 		mln, err := net.Listen("tcp", mp.listen)
 		if err != nil {
@@ -344,9 +360,9 @@ func serveHTTP(ctx context.Context, addr string, h *mcp.HTTPHandler, routes map[
 		}
 		mux := http.NewServeMux()
 		mux.Handle(pathMetrics, mp.handler)
-		ms := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: hs.ErrorLog}
+		ms := newServer(mux)
 		logger.Info("metrics listening", "url", "http://"+mln.Addr().String()+pathMetrics)
-		go func() { errc <- ms.Serve(mln) }()
+		go func() { errc <- ms.Serve(limit.listen(mln)) }()
 		defer ms.Close()
 	}
 	select {

@@ -64,13 +64,20 @@ func writeConfig(t *testing.T, body string) string {
 // allow-everything rule file (these tests are about the proxy, not policy)
 // and the audit log in a temporary directory.
 func upstreamConfig(t *testing.T, extra string) string {
+	cfg, _ := upstreamConfigDB(t, extra)
+	return cfg
+}
+
+// upstreamConfigDB is upstreamConfig, and the path of its audit log.
+func upstreamConfigDB(t *testing.T, extra string) (cfg, db string) {
 	dir := t.TempDir()
 	rulesFile := filepath.Join(dir, "allow.yaml")
 	if err := os.WriteFile(rulesFile, []byte("version: 1\nlabel: gateway-tests\ndefault: allow\nrules: []\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	db = filepath.Join(dir, "audit.db")
 	return fmt.Sprintf("servers:\n  up:\n    command: %q\nworkspace: {enabled: false}\nrules: {file: %q}\naudit: {path: %q}\n%s",
-		upstreamBin, rulesFile, filepath.Join(dir, "audit.db"), extra)
+		upstreamBin, rulesFile, db, extra), db
 }
 
 // notes collects the notifications a client receives.
