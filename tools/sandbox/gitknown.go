@@ -385,29 +385,27 @@ func (s *Sandbox) held(root *os.Root, rel string) bool {
 	return ok && store.has(b.sum)
 }
 
-// sumOf returns the blob id of the regular workspace file rel (not
-// reached through a symlink), from prev while it holds; ok is false for
-// a file that cannot be hashed (see blobID).
+// sumOf returns the blob id of the regular workspace file rel (the name
+// itself no symlink), from prev while it holds; ok is false for a file
+// that cannot be hashed (see blobID). A directory on the way may have
+// become a symlink since the walk: the file it leads to, in the
+// workspace, is the one hashed, and the one a run finds there.
 func sumOf(root *os.Root, rel string, long bool, prev map[string]blobSum, now time.Time) (blobSum, bool) {
-	at, err := walk(root, rel, false)
-	if err != nil {
+	fi, err := root.Lstat(rel)
+	if err != nil || !fi.Mode().IsRegular() {
 		return blobSum{}, false
 	}
-	defer at.dir.Close()
-	if at.fi == nil || at.rel != rel || !at.fi.Mode().IsRegular() {
-		return blobSum{}, false
-	}
-	if b, ok := prev[rel]; ok && b.fresh(at.fi, long) {
+	if b, ok := prev[rel]; ok && b.fresh(fi, long) {
 		return b, true
 	}
-	id, okID := idOf(at.fi)
-	ctime, okTime := changeTime(at.fi)
+	id, okID := idOf(fi)
+	ctime, okTime := changeTime(fi)
 	if !okID || !okTime {
 		return blobSum{}, false
 	}
-	sum, err := blobID(at.dir, at.name, at.fi, long)
+	sum, err := blobID(root, rel, fi, long)
 	if err != nil {
 		return blobSum{}, false
 	}
-	return blobSum{id: id, size: at.fi.Size(), mtime: at.fi.ModTime(), ctime: ctime, hashed: now, long: long, sum: sum}, true
+	return blobSum{id: id, size: fi.Size(), mtime: fi.ModTime(), ctime: ctime, hashed: now, long: long, sum: sum}, true
 }
