@@ -115,8 +115,10 @@ type Options struct {
 	// in it, a system path over it), the sandbox walks it (see SkipDirs)
 	// and masks every secret that exists, as it masks a Hide path: a file
 	// reads as empty, a directory as an empty one, both read-only and
-	// pinned in place, so a run can neither read nor move them. A run
-	// whose walk cannot finish is refused (ErrSecretWalk). nil masks none.
+	// pinned in place, so a run can neither read nor move them. A file
+	// whose content the workspace's .git holds is not masked (see
+	// unheld). A run whose walk cannot finish is refused
+	// (ErrSecretWalk). nil masks none.
 	Secret func(rel string) bool
 	// Env is the whole environment of a sandboxed command ("K=V"); bwrap
 	// itself gets the same one, so /proc/1/environ inside shows nothing more.

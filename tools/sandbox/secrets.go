@@ -22,7 +22,7 @@ import (
 // the two cannot drift apart. At each run the workspace is walked, as
 // toolgate, through an os.Root one directory at a time, following no
 // symlink, and every secret file or directory found is masked like a Hide
-// path.
+// path, but a file whose content git already holds (gitknown.go).
 
 // SkipDirs are the directory names the walk for secret files does not
 // enter, at any depth: version control stores, installed dependencies and
