@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -185,6 +186,8 @@ func TestParseErrors(t *testing.T) {
 		{"slack api url no slash", "review: {slack: {api_url: 'http://h/api'}}\n", []string{`c.yaml:1:27: review.slack.api_url: "http://h/api" must end with "/"`}},
 		{"pinning mode", "pinning: {mode: trust}\n", []string{`c.yaml:1:17: pinning.mode must be tofu or strict, got "trust"`}},
 		{"workspace secrets", "sandbox: {workspace_secrets: shown}\n", []string{`c.yaml:1:30: sandbox.workspace_secrets must be hidden or visible, got "shown"`}},
+		{"workspace secrets visible", "sandbox: {workspace_secrets_visible: testdata/*.key}\n",
+			[]string{`c.yaml:1:38: sandbox.workspace_secrets_visible must be a list, got "testdata/*.key"`}},
 		{"slack api url relative", "review: {slack: {api_url: /api/}}\n", []string{`c.yaml:1:27: review.slack.api_url: "/api/" is not an absolute http(s) URL`}},
 		{"slack api url scheme", "review: {slack: {api_url: 'ftp://h/api/'}}\n", []string{`c.yaml:1:27: review.slack.api_url: "ftp://h/api/" is not an absolute http(s) URL`}},
 		{"top level list", "- a\n- b\n", []string{`c.yaml:1:1: the config must be a mapping, got a list`}},
@@ -342,6 +345,10 @@ func TestWorkspaceSecrets(t *testing.T) {
 		if err != nil || cfg.Sandbox.WorkspaceSecrets != want {
 			t.Errorf("%q: workspace_secrets %q, %v; want %q", src, cfg.Sandbox.WorkspaceSecrets, err, want)
 		}
+	}
+	cfg, err := Parse("c.yaml", []byte("sandbox: {workspace_secrets_visible: ['testdata/**/*.key', config/dev.pem]}"))
+	if want := []string{"testdata/**/*.key", "config/dev.pem"}; err != nil || !slices.Equal(cfg.Sandbox.WorkspaceSecretsVisible, want) {
+		t.Errorf("workspace_secrets_visible %q, %v; want %q", cfg.Sandbox.WorkspaceSecretsVisible, err, want)
 	}
 }
 

@@ -27,6 +27,10 @@ type Sandbox struct {
 	Protect []string
 	// WorkspaceSecrets is SecretsHidden (the default) or SecretsVisible.
 	WorkspaceSecrets string
+	// WorkspaceSecretsVisible are glob patterns (the rules' glob syntax)
+	// over workspace-relative paths: the secret files and directories
+	// they match are neither masked nor refused to the file tools.
+	WorkspaceSecretsVisible []string
 	// Profiles are the profiles rules and servers may name, in file order.
 	// read-only and workspace-write exist even when not listed (listing
 	// one extends it); none (no sandbox) exists only when listed.
@@ -86,6 +90,9 @@ func (d *decoder) sandbox(s *Sandbox, v *yaml.Node) {
 			if s.WorkspaceSecrets != SecretsHidden && s.WorkspaceSecrets != SecretsVisible {
 				d.errAt(v, "sandbox.workspace_secrets must be %s or %s, got %q", SecretsHidden, SecretsVisible, s.WorkspaceSecrets)
 			}
+		},
+		"workspace_secrets_visible": func(_, v *yaml.Node) {
+			s.WorkspaceSecretsVisible = d.strList(v, "sandbox.workspace_secrets_visible", false)
 		},
 		"profiles": func(_, v *yaml.Node) {
 			v = deref(v)

@@ -3,6 +3,7 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -31,6 +32,24 @@ func glob(name, pattern string) (bool, error) {
 		return false, err
 	}
 	return g.match(name), nil
+}
+
+// Globs compiles patterns, in the syntax of the rules' glob function,
+// into one matcher that reports whether a path matches any of them; for
+// the config's path lists, which read the same as a rule's patterns. A
+// malformed pattern is an error that quotes it.
+func Globs(patterns []string) (func(name string) bool, error) {
+	gs := make([]globPattern, 0, len(patterns))
+	for _, p := range patterns {
+		g, err := compilePattern(p)
+		if err != nil {
+			return nil, err
+		}
+		gs = append(gs, g)
+	}
+	return func(name string) bool {
+		return slices.ContainsFunc(gs, func(g globPattern) bool { return g.match(name) })
+	}, nil
 }
 
 // globPattern is a compiled pattern: one automaton per brace alternative.

@@ -74,3 +74,21 @@ func TestGlobLinear(t *testing.T) {
 		t.Fatalf("got %v, %v", got, err)
 	}
 }
+
+// TestGlobs: the config's pattern lists match as a rule's glob does, any
+// of them; a malformed one is an error.
+func TestGlobs(t *testing.T) {
+	m, err := Globs([]string{"testdata/**/*.key", "config/dev.pem"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{"testdata/server.key": true, "testdata/a/b.key": true, "config/dev.pem": true,
+		"server.key": false, "config/prod.pem": false, "x/config/dev.pem": false} {
+		if m(name) != want {
+			t.Errorf("%s: %v, want %v", name, !want, want)
+		}
+	}
+	if _, err := Globs([]string{"ok", "[z-a]"}); !errors.Is(err, errBadPattern) || !strings.Contains(err.Error(), "[z-a]") {
+		t.Errorf("a bad pattern: %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -119,5 +120,68 @@ func TestServeSandboxWorkspaceSecretsVisible(t *testing.T) {
 	}
 	if !strings.Contains(f.stderr.String(), "workspace_secrets is visible") {
 		t.Errorf("the start log does not say the secrets are visible:\n%s", f.stderr.String())
+	}
+}
+
+// TestServeSandboxWorkspaceSecretsInGit: a secret-named fixture committed
+// to the workspace's git, and one sandbox.workspace_secrets_visible lists,
+// are readable in the runs and to the file tools, and git add -A commits
+// around the masked ones; the untracked secrets stay masked, refused to
+// read_file, and named in a failed run's result; a malformed pattern
+// keeps toolgate from starting.
+func TestServeSandboxWorkspaceSecretsInGit(t *testing.T) {
+	f := wsSecretsSetup(t, allowAllIn("workspace-write"))
+	for rel, content := range map[string]string{
+		"testdata/server.key": "FIXTURE-KEY-COMMITTED",
+		"config/dev.pem":      "DEV-PEM-LISTED",
+		".gitignore":          ".env\ndeploy/\nsub/\n",
+	} {
+		p := filepath.Join(f.ws, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{{"init", "-q"}, {"add", "testdata/server.key"}, {"commit", "-qm", "fixture"}} {
+		cmd := exec.Command("git", append([]string{"-C", f.ws, "-c", "user.name=t", "-c", "user.email=t@t"}, args...)...)
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + f.home, "GIT_CONFIG_NOSYSTEM=1"}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	f.c, _, f.stderr = startStdio(t, f.config("sandbox: {workspace_secrets_visible: [config/dev.pem]}\n"), f.env()...)
+
+	if out, isErr := f.run(t, "cat testdata/server.key config/dev.pem"); isErr ||
+		!strings.Contains(out, "FIXTURE-KEY-COMMITTED") || !strings.Contains(out, "DEV-PEM-LISTED") {
+		t.Errorf("the committed fixture and the listed file are not readable in a run:\n%s", out)
+	}
+	for p, want := range map[string]string{"testdata/server.key": "FIXTURE-KEY-COMMITTED", "config/dev.pem": "DEV-PEM-LISTED", ".env": ""} {
+		res, err := callTool(t.Context(), f.c, "workspace__read_file", map[string]any{"path": p}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if text := resultText(res); want == "" && (!res.IsError || strings.Contains(text, "-SECRET")) || want != "" && text != want {
+			t.Errorf("read_file %s: %s", p, text)
+		}
+	}
+	out, isErr := f.run(t, "cat .env deploy/tls.pem")
+	if !isErr || strings.Contains(out, "-SECRET") ||
+		!strings.Contains(out, "toolgate masked these secret files of the workspace in this run, so they could not be read: .env, deploy/tls.pem, sub/.aws") {
+		t.Errorf("a run that failed on masked secrets does not name them, or read one:\n%s", out)
+	}
+	if out, isErr := f.run(t, "git add -A && git commit -qm run && git status --porcelain && git show --stat HEAD"); isErr ||
+		!strings.Contains(out, "config/dev.pem") || strings.Contains(out, "?? ") || strings.Contains(out, " M ") {
+		t.Errorf("git add -A in a run:\n%s", out)
+	}
+	f.wsSecretsIntact(t, "the runs")
+
+	cfg := f.config("sandbox: {workspace_secrets_visible: ['config/[z-a].pem']}\n")
+	cmd := exec.Command(toolgateBin, "serve", "--config", cfg)
+	cmd.Env = append(os.Environ(), f.env()...)
+	if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), "sandbox.workspace_secrets_visible") ||
+		!strings.Contains(string(b), "[z-a]") {
+		t.Errorf("serve with a malformed pattern: %v\n%s", err, b)
 	}
 }

@@ -170,9 +170,11 @@ func buildSandbox(ctx context.Context, cfg *config.Config, env environ, own []ow
 	// The workspace's secret files are what the rules call secret, so
 	// the sandbox holds what a rule means even against a command that
 	// reaches one without naming it.
-	secret := rules.WorkspaceSecret
-	if cfg.Sandbox.WorkspaceSecrets == config.SecretsVisible {
-		secret = nil
+	secret, err := workspaceSecret(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if secret == nil {
 		logger.Warn("sandbox.workspace_secrets is visible: sandboxed runs can read the workspace's secret files (.env, keys)", "config", cfg.File)
 	}
 	sb, err := sandbox.New(sandbox.Options{Bwrap: bwrap, Workspace: ws, Home: home, Hide: hide, Protect: protect, Env: sbEnv,
@@ -190,6 +192,26 @@ func buildSandbox(ctx context.Context, cfg *config.Config, env environ, own []ow
 	}
 	logger.Info("sandbox ready", "bwrap", bwrap, "profiles", sb.Names(), "workspace", ws)
 	return sb, nil
+}
+
+// workspaceSecret says which workspace paths the sandbox masks: the rules'
+// secret class, less what sandbox.workspace_secrets_visible lists (a
+// directory's pattern may be written "dir" or "dir/**"); nil for none
+// (sandbox.workspace_secrets: visible).
+func workspaceSecret(cfg *config.Config) (func(rel string) bool, error) {
+	if cfg.Sandbox.WorkspaceSecrets == config.SecretsVisible {
+		return nil, nil
+	}
+	if len(cfg.Sandbox.WorkspaceSecretsVisible) == 0 {
+		return rules.WorkspaceSecret, nil
+	}
+	visible, err := rules.Globs(cfg.Sandbox.WorkspaceSecretsVisible)
+	if err != nil {
+		return nil, fmt.Errorf("%s: sandbox.workspace_secrets_visible: %w", cfg.File, err)
+	}
+	return func(rel string) bool {
+		return rules.WorkspaceSecret(rel) && !visible(rel) && !visible(rel+"/")
+	}, nil
 }
 
 // sandboxEnv is the whole environment of a sandboxed command: the

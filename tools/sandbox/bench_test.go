@@ -30,34 +30,20 @@ func BenchmarkCommand(b *testing.B) {
 // walk (walk-cold: the first run) and with all of them still good
 // (walk-warm: directories that have not changed for a few seconds), and as
 // part of a run of `sh -c true` in read-only and (but for the repository)
-// workspace-write, warm. On a synthetic tree of 20,000 files in 1,000 directories with 20
-// secrets among them (and a node_modules of 20,000 more, skipped), and on
-// this repository.
+// workspace-write, warm. On a synthetic tree of 20,000 files in 1,000
+// directories with 20 secrets among them (and a node_modules of 20,000
+// more, skipped), on the same tree as a git repository with 20 more
+// secret-named files committed (git-20k), and on this repository.
 func BenchmarkSecretWalk(b *testing.B) {
 	synthetic := b.TempDir()
-	for i := range 1000 {
-		dir := filepath.Join(synthetic, fmt.Sprintf("pkg%02d", i/25), fmt.Sprintf("mod%02d", i%25))
-		nm := filepath.Join(synthetic, "node_modules", fmt.Sprintf("dep%03d", i))
-		for _, d := range []string{dir, nm} {
-			if err := os.MkdirAll(d, 0o755); err != nil {
-				b.Fatal(err)
-			}
-			for j := range 20 {
-				name := fmt.Sprintf("file%02d.go", j)
-				if j == 0 && i%50 == 0 {
-					name = ".env"
-				}
-				if err := os.WriteFile(filepath.Join(d, name), nil, 0o644); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
-	}
+	synthTree(b, synthetic, false)
+	withGit := b.TempDir()
+	synthTree(b, withGit, true)
 	repo, err := filepath.Abs("../..")
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, tc := range []struct{ name, ws string }{{"synthetic-20k", synthetic}, {"repo", repo}} {
+	for _, tc := range []struct{ name, ws string }{{"synthetic-20k", synthetic}, {"git-20k", withGit}, {"repo", repo}} {
 		sb := benchSandbox(b, tc.ws, nil)
 		walk := func(b *testing.B, cold bool) {
 			var n int
@@ -82,6 +68,49 @@ func BenchmarkSecretWalk(b *testing.B) {
 		}
 		for _, profile := range profiles {
 			b.Run(tc.name+"/run-"+profile, func(b *testing.B) { runLatency(b, sb, profile) })
+		}
+	}
+}
+
+// synthTree fills ws with 20,000 empty files in 1,000 directories, 20 of
+// them .env files, and a node_modules of 20,000 more. With git, ws is a
+// repository, the .env files hold a line each (never added), and 20 more
+// directories hold a server.key, committed.
+func synthTree(b *testing.B, ws string, git bool) {
+	b.Helper()
+	var keys []string
+	for i := range 1000 {
+		dir := filepath.Join(ws, fmt.Sprintf("pkg%02d", i/25), fmt.Sprintf("mod%02d", i%25))
+		nm := filepath.Join(ws, "node_modules", fmt.Sprintf("dep%03d", i))
+		for _, d := range []string{dir, nm} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				b.Fatal(err)
+			}
+			for j := range 20 {
+				name, content := fmt.Sprintf("file%02d.go", j), ""
+				switch {
+				case j == 0 && i%50 == 0:
+					name = ".env"
+					if git {
+						content = fmt.Sprintf("TOKEN=%d\n", i)
+					}
+				case j == 0 && i%50 == 25 && git && d == dir:
+					name, content = "server.key", fmt.Sprintf("KEY %d\n", i)
+					keys = append(keys, filepath.Join(d, name))
+				}
+				if err := os.WriteFile(filepath.Join(d, name), []byte(content), 0o644); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	if !git {
+		return
+	}
+	for _, args := range [][]string{{"init", "-q"}, append([]string{"add", "--"}, keys...),
+		{"-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "keys"}} {
+		if out, err := exec.Command("git", append([]string{"-C", ws}, args...)...).CombinedOutput(); err != nil {
+			b.Fatalf("git %v: %v\n%s", args, err, out)
 		}
 	}
 }

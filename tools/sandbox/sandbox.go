@@ -115,8 +115,10 @@ type Options struct {
 	// in it, a system path over it), the sandbox walks it (see SkipDirs)
 	// and masks every secret that exists, as it masks a Hide path: a file
 	// reads as empty, a directory as an empty one, both read-only and
-	// pinned in place, so a run can neither read nor move them. A run
-	// whose walk cannot finish is refused (ErrSecretWalk). nil masks none.
+	// pinned in place, so a run can neither read nor move them. A file
+	// whose content the workspace's .git holds is not masked (see
+	// unheld). A run whose walk cannot finish is refused
+	// (ErrSecretWalk). nil masks none.
 	Secret func(rel string) bool
 	// Env is the whole environment of a sandboxed command ("K=V"); bwrap
 	// itself gets the same one, so /proc/1/environ inside shows nothing more.
@@ -176,9 +178,11 @@ type Sandbox struct {
 	// with.
 	now func() time.Time
 	// walked are the directory listings of the last walk that finished
-	// (see secretWalk), guarded by walkMu.
+	// (see secretWalk), and sums the blob ids of the secret files it
+	// found (see unheld), guarded by walkMu.
 	walkMu sync.Mutex
 	walked map[string]listing
+	sums   map[string]blobSum
 }
 
 // New checks o and returns a Sandbox. It does not run bwrap: see Probe.
@@ -306,7 +310,12 @@ func (s *Sandbox) Writable() []string {
 type Cmd struct {
 	*exec.Cmd
 	// Profile is the profile it runs with.
-	Profile  Profile
+	Profile Profile
+	// Masked are the workspace's secret files and directories the run
+	// finds empty (Options.Secret), workspace-relative slash paths,
+	// sorted: what the agent and the user may need to know when a
+	// command that reads one fails.
+	Masked   []string
 	ws       string   // the workspace, when watch is not empty
 	watch    []string // workspace-relative paths to remove if the run creates them
 	argsPipe *os.File // read end of bwrap's --args pipe, until Start
@@ -334,7 +343,7 @@ func (s *Sandbox) Command(ctx context.Context, profile, dir string, argv []strin
 		cmd = exec.CommandContext(ctx, argv[0], argv[1:]...)
 	} else {
 		var args []string
-		args, c.watch, err = s.args(ctx, p, dir)
+		args, c.watch, c.Masked, err = s.args(ctx, p, dir)
 		if err != nil {
 			return nil, err
 		}
@@ -443,11 +452,12 @@ func nulJoin(args []string) []byte {
 	return b
 }
 
-// args returns bwrap's options for a command in profile p, run in dir, and
-// the protected files to watch. Mount order matters: later mounts cover earlier
-// ones, so masks and protections come after what they cover.
-func (s *Sandbox) args(ctx context.Context, p Profile, dir string) ([]string, []string, error) {
-	a := []string{
+// args returns bwrap's options for a command in profile p, run in dir, the
+// protected files to watch and the workspace's secrets it masks. Mount
+// order matters: later mounts cover earlier ones, so masks and protections
+// come after what they cover.
+func (s *Sandbox) args(ctx context.Context, p Profile, dir string) (a, watch, masked []string, err error) {
+	a = []string{
 		"--die-with-parent", "--new-session",
 		"--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
 		"--cap-drop", "ALL",
@@ -480,30 +490,32 @@ func (s *Sandbox) args(ctx context.Context, p Profile, dir string) ([]string, []
 	for _, w := range p.Write {
 		a = append(a, "--bind-try", w, w)
 	}
-	var watch, dirs, files []string
+	var dirs, files []string
 	if s.o.Secret != nil && s.showsWorkspace(p) {
 		sf, sd, err := s.secretPaths(ctx)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		for _, rel := range sf {
 			if f := filepath.Join(s.o.Workspace, rel); s.visible(p, f) {
 				files = append(files, f)
+				masked = append(masked, rel)
 			}
 		}
 		for _, rel := range sd {
 			if d := filepath.Join(s.o.Workspace, rel); s.visible(p, d) {
 				dirs = append(dirs, d)
+				masked = append(masked, rel)
 			}
 		}
+		slices.Sort(masked)
 	}
 	if ws := s.o.Workspace; ws != "" && p.Workspace != NoAccess {
 		if p.Workspace == WriteAccess {
 			a = append(a, "--bind", ws, ws)
-			var err error
 			a, watch, err = s.protect(a, ws, slices.Concat(s.hidePins(ws), files, dirs))
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 		} else {
 			a = append(a, "--ro-bind", ws, ws)
@@ -530,7 +542,7 @@ func (s *Sandbox) args(ctx context.Context, p Profile, dir string) ([]string, []
 	for _, d := range dirs {
 		isDir[d] = true
 	}
-	masked := func(h string) bool {
+	under := func(h string) bool {
 		for d := filepath.Dir(h); ; d = filepath.Dir(d) {
 			if isDir[d] {
 				return true
@@ -541,19 +553,19 @@ func (s *Sandbox) args(ctx context.Context, p Profile, dir string) ([]string, []
 		}
 	}
 	for _, d := range dirs {
-		if !masked(d) {
+		if !under(d) {
 			a = append(a, "--tmpfs", d, "--remount-ro", d)
 		}
 	}
 	for _, f := range files {
-		if !masked(f) {
+		if !under(f) {
 			a = append(a, "--ro-bind", "/dev/null", f)
 		}
 	}
 	if dir != "" {
 		a = append(a, "--chdir", dir)
 	}
-	return a, watch, nil
+	return a, watch, masked, nil
 }
 
 // showsWorkspace reports whether any of the workspace is mounted in

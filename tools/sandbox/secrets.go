@@ -22,7 +22,7 @@ import (
 // the two cannot drift apart. At each run the workspace is walked, as
 // toolgate, through an os.Root one directory at a time, following no
 // symlink, and every secret file or directory found is masked like a Hide
-// path.
+// path, but a file whose content git already holds (gitknown.go).
 
 // SkipDirs are the directory names the walk for secret files does not
 // enter, at any depth: version control stores, installed dependencies and
@@ -96,16 +96,17 @@ type secretWalk struct {
 }
 
 // secretPaths walks the workspace and returns the workspace-relative slash
-// paths of its secret files (anything but a directory or a symlink) and
-// directories. It does not enter a secret directory (the whole of it is
-// masked), a SkipDirs directory or a symlink. An error (ErrSecretWalk)
-// means the walk did not see the whole workspace.
+// paths of its secret files (anything but a directory or a symlink) to
+// mask, those whose content git does not hold (see unheld), and of its
+// secret directories. It does not enter a secret directory (the whole of
+// it is masked), a SkipDirs directory or a symlink. An error
+// (ErrSecretWalk) means the walk did not see the whole workspace.
 func (s *Sandbox) secretPaths(ctx context.Context) (files, dirs []string, err error) {
 	w, err := s.walkSecrets(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	return w.files, w.dirs, nil
+	return s.unheld(w.files), w.dirs, nil
 }
 
 // walkSecrets walks the workspace for secretPaths.
@@ -280,8 +281,9 @@ func display(rel string) string {
 // secretIn reports whether rel, a clean workspace-relative path, is masked
 // as a secret in the runs: it, or a directory above it, is a secret path
 // that the walk would find now (it exists and is no symlink, and no
-// directory on the way is a symlink or one of SkipDirs). When that cannot
-// be told, it is taken as masked.
+// directory on the way is a symlink or one of SkipDirs), and is not a
+// file whose content git holds. When that cannot be told, it is taken as
+// masked.
 func (s *Sandbox) secretIn(rel string) bool {
 	if s.o.Secret == nil || s.o.Workspace == "" || !filepath.IsLocal(rel) {
 		return false
@@ -300,7 +302,8 @@ func (s *Sandbox) secretIn(rel string) bool {
 }
 
 // secretExists reports whether the workspace holds the secret path p, not
-// through a symlink, and not as one; true when it cannot be told.
+// through a symlink, and not as one, nor as a file whose content git
+// holds; true when it cannot be told.
 func (s *Sandbox) secretExists(p string) bool {
 	root, err := openWorkspace(s.o.Workspace, false)
 	if err != nil {
@@ -312,5 +315,8 @@ func (s *Sandbox) secretExists(p string) bool {
 		return true
 	}
 	defer at.dir.Close()
-	return at.rel == filepath.FromSlash(p) && at.fi != nil && at.fi.Mode()&fs.ModeSymlink == 0
+	if at.rel != filepath.FromSlash(p) || at.fi == nil || at.fi.Mode()&fs.ModeSymlink != 0 {
+		return false
+	}
+	return at.fi.IsDir() || !s.held(root, p)
 }

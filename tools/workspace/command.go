@@ -53,7 +53,7 @@ func (w *ws) runCommand(ctx context.Context, req mcp.CallToolRequest) (*mcp.Call
 	}
 	res := w.run(ctx, prof, dir, argv)
 	w.log.DebugContext(ctx, "workspace call", "tool", ToolRunCommand, "sandbox", prof.Name, "command_bytes", len(command), "args", len(args),
-		"exit_code", res.exitCode, "timed_out", res.timedOut, "duration", res.duration, "err", res.err)
+		"exit_code", res.exitCode, "timed_out", res.timedOut, "duration", res.duration, "masked", res.masked, "err", res.err)
 	return res.toolResult(w.timeout), nil
 }
 
@@ -85,6 +85,7 @@ func (w *ws) commandDir(prof sandbox.Profile, cwd string) (string, error) {
 type runResult struct {
 	profile        sandbox.Profile
 	removed        []string // protected files the command created, removed after it
+	masked         []string // the workspace's secrets the sandbox masked (sandbox.Cmd.Masked)
 	cleanupErr     error    // what the command created at a protected path and toolgate could not remove
 	exitCode       int      // -1 when killed or not started
 	signal         string
@@ -113,6 +114,7 @@ func (w *ws) run(ctx context.Context, prof sandbox.Profile, dir string, argv []s
 	}
 	cmd.Stdout, cmd.Stderr = res.stdout, res.stderr
 	cmd.WaitDelay = waitDelay
+	res.masked = cmd.Masked
 
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -183,9 +185,27 @@ func (r runResult) toolResult(timeout time.Duration) *mcp.CallToolResult {
 	if failed && !r.profile.Unsandboxed && sandboxRefusal(r.stderr.String()) {
 		fmt.Fprintf(&b, "note: the sandbox profile %q refused this (%s); if the call needs more, a rule that names another profile (sandbox:) can run it there\n", r.profile.Name, w)
 	}
+	if failed && len(r.masked) > 0 {
+		b.WriteString(maskedNote(r.masked))
+	}
 	res := mcp.NewToolResultText(b.String())
 	res.IsError = failed
 	return res
+}
+
+// maxMaskedNames is how many masked paths a failed run's note names.
+const maxMaskedNames = 5
+
+// maskedNote tells the agent which of the workspace's secrets a failed run
+// could not read, by path: a test that reads one fails for that reason,
+// and the agent can say so to the user instead of guessing.
+func maskedNote(masked []string) string {
+	names := strings.Join(masked[:min(len(masked), maxMaskedNames)], ", ")
+	if len(masked) > maxMaskedNames {
+		names += fmt.Sprintf(" and %d more", len(masked)-maxMaskedNames)
+	}
+	return fmt.Sprintf("note: toolgate masked these secret files of the workspace in this run, so they could not be read: %s "+
+		"(sandbox.workspace_secrets in toolgate's docs)\n", names)
 }
 
 func writeStream(b *strings.Builder, name string, c *capped) {

@@ -190,3 +190,25 @@ func TestCommandReportsWhatCleanupLeft(t *testing.T) {
 		t.Errorf("isError %v:\n%s", res.IsError, text.String())
 	}
 }
+
+// TestCommandNamesMaskedSecrets: a failed command's result names the
+// workspace secrets its run masked (five, and how many more); a command
+// that succeeded says nothing of them.
+func TestCommandNamesMaskedSecrets(t *testing.T) {
+	masked := []string{".env", "a.key", "b.key", "c.key", "d.key", "e.key", "f.key"}
+	for _, code := range []int{1, 0} {
+		r := runResult{profile: sandbox.Builtin()[0], stdout: newCapped(64), stderr: newCapped(64), exitCode: code, masked: masked}
+		res := r.toolResult(time.Second)
+		var text strings.Builder
+		for _, c := range res.Content {
+			if tc, ok := c.(mcp.TextContent); ok {
+				text.WriteString(tc.Text)
+			}
+		}
+		note := "toolgate masked these secret files of the workspace in this run, so they could not be read: " +
+			".env, a.key, b.key, c.key, d.key and 2 more (sandbox.workspace_secrets"
+		if got := strings.Contains(text.String(), note); got != (code != 0) || strings.Contains(text.String(), "e.key") {
+			t.Errorf("exit code %d: want the note only when it failed:\n%s", code, text.String())
+		}
+	}
+}
