@@ -82,14 +82,14 @@ func (s *Sandbox) holdsGit() bool { return slices.Contains(s.o.Protect, ".git/co
 // holds .git's control files (it does by default), the same files of every
 // submodule's and linked worktree's git directory under .git, and the
 // hooks directory the repository's core.hooksPath names.
-func (s *Sandbox) protectPaths(ws string) ([]string, error) {
+func (s *Sandbox) protectPaths(ctx context.Context, ws string) ([]string, error) {
 	out := slices.Clone(s.o.Protect)
 	if s.holdsGit() && realDir(filepath.Join(ws, ".git")) {
 		more, err := gitControlPaths(ws)
 		if err != nil {
 			return nil, err
 		}
-		hooks, err := hooksPathEntries(ws)
+		hooks, err := hooksPathEntries(ctx, ws)
 		if err != nil {
 			return nil, err
 		}
@@ -184,12 +184,12 @@ var gitExe = sync.OnceValue(func() string {
 // read-only, so a run cannot move the hooks elsewhere. A config git cannot
 // read is an error: the run would go unprotected. git gets only what
 // locates the user's config in its environment, none of toolgate's.
-func hooksPathEntries(ws string) ([]string, error) {
+func hooksPathEntries(ctx context.Context, ws string) ([]string, error) {
 	git := gitExe()
 	if git == "" {
 		return nil, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, git, "config", "--type=path", "--get", "core.hooksPath")
 	cmd.Dir = ws

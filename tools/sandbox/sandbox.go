@@ -513,7 +513,7 @@ func (s *Sandbox) args(ctx context.Context, p Profile, dir string) (a, watch, ma
 	if ws := s.o.Workspace; ws != "" && p.Workspace != NoAccess {
 		if p.Workspace == WriteAccess {
 			a = append(a, "--bind", ws, ws)
-			a, watch, err = s.protect(a, ws, slices.Concat(s.hidePins(ws), files, dirs))
+			a, watch, err = s.protect(ctx, a, ws, slices.Concat(s.hidePins(ws), files, dirs))
 			if err != nil {
 				return nil, nil, nil, err
 			}
@@ -613,13 +613,13 @@ func (s *Sandbox) visible(p Profile, h string) bool {
 // which pins the whole chain of names. The same holds for the hidden paths
 // in the workspace (hidden): each is masked by a mount, and renaming a
 // directory above it would move it out from under its mask.
-func (s *Sandbox) protect(a []string, ws string, hidden []string) ([]string, []string, error) {
+func (s *Sandbox) protect(ctx context.Context, a []string, ws string, hidden []string) ([]string, []string, error) {
 	root, err := os.OpenRoot(ws)
 	if err != nil {
 		return nil, nil, fmt.Errorf("sandbox: workspace: %w", err)
 	}
 	defer root.Close()
-	rels, err := s.protectPaths(ws)
+	rels, err := s.protectPaths(ctx, ws)
 	if err != nil {
 		return nil, nil, err
 	}
