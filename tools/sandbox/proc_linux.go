@@ -1,6 +1,10 @@
 package sandbox
 
-import "syscall"
+import (
+	"os"
+	"strconv"
+	"syscall"
+)
 
 // groupLeader starts a command as the leader of its own process group, and
 // kills it if toolgate dies first: bwrap's PID namespace then takes every
@@ -11,3 +15,20 @@ func groupLeader() *syscall.SysProcAttr {
 
 // killGroup kills process group pgid.
 func killGroup(pgid int) error { return syscall.Kill(-pgid, syscall.SIGKILL) }
+
+// OpenedPath returns the absolute path by which the kernel knows open file
+// f, symlinks resolved: what it is, not the name it was opened by. A file
+// removed since has " (deleted)" after its path; a path too long to be
+// told is an error.
+func OpenedPath(f *os.File) (string, error) {
+	rc, err := f.SyscallConn() // not f.Fd(), which makes a FIFO's reads block
+	if err != nil {
+		return "", err
+	}
+	var p string
+	cerr := rc.Control(func(fd uintptr) { p, err = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(fd))) })
+	if cerr != nil {
+		return "", cerr
+	}
+	return p, err
+}

@@ -3,6 +3,7 @@
 package sandbox
 
 import (
+	"errors"
 	"os"
 	"syscall"
 )
@@ -18,3 +19,6 @@ func killGroup(pid int) error {
 	}
 	return p.Kill()
 }
+
+// OpenedPath is not known here: it returns errors.ErrUnsupported.
+func OpenedPath(f *os.File) (string, error) { return "", errors.ErrUnsupported }

@@ -3,8 +3,10 @@ package workspace
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -59,6 +61,29 @@ func (w *ws) checkPath(p sandbox.Profile, real string, a access) error {
 			"permission and server files become code or policy outside the sandbox); ask the user to change it", p.Name))
 	}
 	return nil
+}
+
+// checkOpened checks the file f, opened by an agent's path, by where it
+// really is: the path was checked before it was opened, but a symlink
+// swapped in meanwhile, or a path too long to resolve, can lead somewhere
+// else. It returns f's real workspace-relative path ("" where the system
+// cannot say, outside Linux, or for an unsandboxed profile).
+func (w *ws) checkOpened(f *os.File, prof sandbox.Profile) (string, error) {
+	if prof.Unsandboxed {
+		return "", nil
+	}
+	real, err := sandbox.OpenedPath(f)
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+		return "", nil
+	case err != nil:
+		return "", refusal("could not be checked: where it leads cannot be told (" + err.Error() + ")")
+	}
+	rel, ok := under(w.root, real)
+	if !ok {
+		return "", refusal("leads outside the workspace, or was removed while being opened")
+	}
+	return rel, w.checkPath(prof, rel, accessRead)
 }
 
 // checked resolves agent path p to a workspace-relative path and checks it,

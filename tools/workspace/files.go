@@ -77,6 +77,9 @@ func (w *ws) read(r *os.Root, rel string, prof sandbox.Profile) ([]byte, error) 
 	if err != nil {
 		return nil, err
 	}
+	if _, err := w.checkOpened(f, prof); err != nil {
+		return nil, err
+	}
 	switch {
 	case !prof.Unsandboxed && w.sb.HiddenFile(fi):
 		// The name was checked before; this is the file it led to
@@ -237,12 +240,7 @@ func (w *ws) listDir(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToo
 	)
 	err = w.withRoot(rel, func(r *os.Root, rel string) error {
 		var lerr error
-		entries, more, lerr = w.list(r, rel)
-		if !prof.Unsandboxed {
-			entries = slices.DeleteFunc(entries, func(e entry) bool {
-				return w.sb.Hidden(filepath.Join(w.root, rel, e.name))
-			})
-		}
+		entries, more, lerr = w.list(r, rel, prof)
 		return lerr
 	})
 	w.log.DebugContext(ctx, "workspace call", "tool", ToolListDir, "entries", len(entries), "err", err)
@@ -273,13 +271,18 @@ func (w *ws) listDir(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToo
 	return mcp.NewToolResultText(b.String()), nil
 }
 
-// list reads up to w.maxList entries of directory rel, sorted by name.
-func (w *ws) list(r *os.Root, rel string) ([]entry, bool, error) {
+// list reads up to w.maxList entries of directory rel, sorted by name,
+// without those hidden from profile prof.
+func (w *ws) list(r *os.Root, rel string, prof sandbox.Profile) ([]entry, bool, error) {
 	f, err := r.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, false, err
 	}
 	defer f.Close()
+	real, err := w.checkOpened(f, prof)
+	if err != nil {
+		return nil, false, err
+	}
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, false, err
@@ -310,7 +313,9 @@ func (w *ws) list(r *os.Root, rel string) ([]entry, bool, error) {
 				e.size = info.Size()
 			}
 		}
-		out = append(out, e)
+		if prof.Unsandboxed || !w.sb.Hidden(filepath.Join(w.root, real, e.name)) {
+			out = append(out, e)
+		}
 	}
 	slices.SortFunc(out, func(a, b entry) int { return strings.Compare(a.name, b.name) })
 	return out, more, nil
