@@ -23,7 +23,7 @@ var secretPatterns = []string{
 	"**/.kube", "**/.kube/**", "**/kubeconfig", "**/.docker/config.json",
 	"**/{.,_}netrc", "**/.git-credentials", "**/.pgpass", "**/.my.cnf",
 	"**/.config/gh", "**/.config/gh/**", "**/.config/hub",
-	"~/.npmrc", "~/.pypirc", "~/.gem/credentials", "~/.cargo/credentials*", "~/.terraform.d/**",
+	"**/.npmrc", "**/.pypirc", "~/.gem/credentials", "~/.cargo/credentials*", "~/.terraform.d/**",
 	"~/.vault-token", "**/.gnupg", "**/.gnupg/**", "~/.password-store/**", "~/.local/share/keyrings/**",
 	"~/library/keychains/**", "~/.config/op/**", "~/.config/{google-chrome,chromium,bravesoftware}/**",
 	"~/.mozilla/**", "~/library/application support/google/chrome/**", "~/library/cookies/**",

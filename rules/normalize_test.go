@@ -323,7 +323,7 @@ func TestPathReadings(t *testing.T) {
 func TestWorkspaceSecret(t *testing.T) {
 	s := Default().WithWorkspace(Workspace{Root: "/home/u/proj", Home: "/home/u"})
 	for rel, want := range map[string]bool{
-		".env": true, "apps/web/.env": true, ".ENV": true, ".env.production": true, ".envrc": true,
+		".env": true, "apps/web/.env": true, ".ENV": true, ".env.production": true, ".envrc": true, "web/.npmrc": true,
 		"sub/.aws": true, "sub/.aws/credentials": true, ".ssh": true, "keys/id_ed25519": true, "deploy/Server.KEY": true,
 		"tls.pem": true, "terraform.tfstate": true, ".git-credentials": true, "config/credentials.json": true,
 		".env.example": false, "apps/web/.env.sample": false, "dev.example.env": false, "src/main.go": false,
