@@ -48,25 +48,21 @@ const maxKnownBytes = 1 << 20
 const maxPacks = 256
 
 // blobSum is the blob id of a workspace file's content, and the file it
-// was computed from: a later run reuses it while the file at that path
-// is the same one (id) with the same size, modification and change
-// times, and that change time was stableAge older than the hashing.
+// was computed from: a later run reuses it while its stamp holds (seen is
+// when it was hashed) and the file has the same size and modification
+// time.
 type blobSum struct {
-	id           fileID
-	size         int64
-	mtime, ctime time.Time
-	hashed       time.Time
-	long         bool // a SHA-256 id
-	sum          []byte
+	stamp
+	size  int64
+	mtime time.Time
+	long  bool // a SHA-256 id
+	sum   []byte
 }
 
 // fresh reports whether b still holds for fi, the file at its path now,
 // in a repository whose ids are long (SHA-256) or not.
 func (b blobSum) fresh(fi fs.FileInfo, long bool) bool {
-	id, okID := idOf(fi)
-	ctime, okTime := changeTime(fi)
-	return okID && okTime && b.long == long && id == b.id && fi.Size() == b.size && fi.ModTime().Equal(b.mtime) &&
-		ctime.Equal(b.ctime) && ctime.Before(b.hashed.Add(-stableAge))
+	return b.long == long && fi.Size() == b.size && fi.ModTime().Equal(b.mtime) && b.holds(fi)
 }
 
 // objectStore is the workspace's .git/objects, open for lookups.
@@ -356,7 +352,7 @@ func (s *Sandbox) unheldIn(files []string) (out []string, hashed int) {
 		b, ok := sumOf(root, rel, store.long, prev, now)
 		if ok {
 			next[rel] = b
-			if b.hashed.Equal(now) {
+			if b.seen.Equal(now) {
 				hashed++
 			}
 		}
@@ -398,14 +394,13 @@ func sumOf(root *os.Root, rel string, long bool, prev map[string]blobSum, now ti
 	if b, ok := prev[rel]; ok && b.fresh(fi, long) {
 		return b, true
 	}
-	id, okID := idOf(fi)
-	ctime, okTime := changeTime(fi)
-	if !okID || !okTime {
+	st, ok := stampOf(fi, now)
+	if !ok {
 		return blobSum{}, false
 	}
 	sum, err := blobID(root, rel, fi, long)
 	if err != nil {
 		return blobSum{}, false
 	}
-	return blobSum{id: id, size: fi.Size(), mtime: fi.ModTime(), ctime: ctime, hashed: now, long: long, sum: sum}, true
+	return blobSum{stamp: st, size: fi.Size(), mtime: fi.ModTime(), long: long, sum: sum}, true
 }

@@ -57,23 +57,43 @@ var ErrSecretWalk = errors.New("sandbox: toolgate could not look through the who
 const secretHint = "; fix that, or set sandbox.workspace_secrets: visible in toolgate's config to let sandboxed " +
 	"commands read the workspace's secret files"
 
-// stableAge is how long before a walk starts a directory must have last
-// changed for the walk's listing of it to be trusted by later walks: a
-// change made in the same clock tick as the listing (file system times
-// are coarse) could leave the directory's change time as it was.
+// stableAge is how long before a walk starts a directory (or a file
+// hashed) must have last changed for what the walk learnt of it to be
+// trusted by later walks: a change made in the same clock tick as the
+// reading (file system times are coarse) could leave the change time as
+// it was.
 const stableAge = 2 * time.Second
+
+// stamp is a file as a walk saw it: its identity, its change time (which
+// every change of its entries or content moves forward and no one can set
+// back) and when the walk read it.
+type stamp struct {
+	id          fileID
+	ctime, seen time.Time
+}
+
+// stampOf is fi as seen at time seen; ok is false where the system gives
+// no identity or change time.
+func stampOf(fi fs.FileInfo, seen time.Time) (st stamp, ok bool) {
+	id, okID := idOf(fi)
+	ctime, okTime := changeTime(fi)
+	return stamp{id: id, ctime: ctime, seen: seen}, okID && okTime
+}
+
+// holds reports whether fi, the file at the stamp's path now, is the same
+// one, unchanged, and its change time was stableAge older than the
+// reading: only then does what was read of it still hold.
+func (st stamp) holds(fi fs.FileInfo) bool {
+	now, ok := stampOf(fi, st.seen)
+	return ok && now.id == st.id && now.ctime.Equal(st.ctime) && st.ctime.Before(st.seen.Add(-stableAge))
+}
 
 // listing is what the walk learnt from one directory: how many entries it
 // holds, which of them are secret (files and dirs, names) and which are
 // directories to walk (sub). A later walk reuses it, instead of reading
-// the directory and matching every name again, while the directory at
-// that path is the same one (id) with the same change time (ctime, which
-// every entry added, removed or renamed moves forward and no one can set
-// back), and that time was stableAge older than the walk that read it
-// (walked).
+// the directory and matching every name again, while its stamp holds.
 type listing struct {
-	id               fileID
-	ctime, walked    time.Time
+	stamp
 	entries          int
 	files, dirs, sub []string
 }
@@ -194,21 +214,15 @@ func (w *secretWalk) dir(d *os.Root, fi fs.FileInfo, rel string, depth int) erro
 // directory Lstat saw as fi.
 func (w *secretWalk) reuse(rel string, fi fs.FileInfo) (listing, bool) {
 	l, ok := w.prev[rel]
-	if !ok {
-		return listing{}, false
-	}
-	id, okID := idOf(fi)
-	ctime, okTime := changeTime(fi)
-	return l, okID && okTime && id == l.id && ctime.Equal(l.ctime) && ctime.Before(l.walked.Add(-stableAge))
+	return l, ok && l.holds(fi)
 }
 
 // list reads directory d (rel, seen as fi) in batches and sorts its
 // entries: secret, to walk, or neither.
 func (w *secretWalk) list(d *os.Root, rel string, fi fs.FileInfo) (listing, error) {
 	w.listed++
-	l := listing{walked: w.start}
-	l.id, _ = idOf(fi)
-	l.ctime, _ = changeTime(fi)
+	var l listing
+	l.stamp, _ = stampOf(fi, w.start)
 	f, err := d.Open(".")
 	if err != nil {
 		return l, dirError(rel, err)
