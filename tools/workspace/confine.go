@@ -63,19 +63,19 @@ func (w *ws) checkPath(p sandbox.Profile, real string, a access) error {
 	return nil
 }
 
-// checkOpened checks the file f, opened by an agent's path, by where it
-// really is: the path was checked before it was opened, but a symlink
+// checkOpened checks the file f, opened by the agent's path rel, by where
+// it really is: rel was checked before it was opened, but a symlink
 // swapped in meanwhile, or a path too long to resolve, can lead somewhere
-// else. It returns f's real workspace-relative path ("" where the system
-// cannot say, outside Linux, or for an unsandboxed profile).
-func (w *ws) checkOpened(f *os.File, prof sandbox.Profile) (string, error) {
+// else. It returns f's real workspace-relative path (rel itself where the
+// system cannot say, outside Linux, or for an unsandboxed profile).
+func (w *ws) checkOpened(f *os.File, rel string, prof sandbox.Profile) (string, error) {
 	if prof.Unsandboxed {
-		return "", nil
+		return rel, nil
 	}
 	real, err := sandbox.OpenedPath(f)
 	switch {
 	case errors.Is(err, errors.ErrUnsupported):
-		return "", nil
+		return rel, nil
 	case err != nil:
 		return "", refusal("could not be checked: where it leads cannot be told (" + err.Error() + ")")
 	}

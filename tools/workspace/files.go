@@ -77,7 +77,7 @@ func (w *ws) read(r *os.Root, rel string, prof sandbox.Profile) ([]byte, error) 
 	if err != nil {
 		return nil, err
 	}
-	if _, err := w.checkOpened(f, prof); err != nil {
+	if _, err := w.checkOpened(f, rel, prof); err != nil {
 		return nil, err
 	}
 	switch {
@@ -279,7 +279,7 @@ func (w *ws) list(r *os.Root, rel string, prof sandbox.Profile) ([]entry, bool, 
 		return nil, false, err
 	}
 	defer f.Close()
-	real, err := w.checkOpened(f, prof)
+	real, err := w.checkOpened(f, rel, prof)
 	if err != nil {
 		return nil, false, err
 	}
