@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -110,14 +109,7 @@ func (s *Server) unannotatedHTTP(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			http.Error(w, "reading request body: "+err.Error(), http.StatusBadRequest)
-			return
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		var m message
-		if json.Unmarshal(body, &m) != nil || m.Method != string(mcpgo.MethodToolsList) {
+		if parseMessage(requestBytes(r)).Method != mcpgo.MethodToolsList {
 			next.ServeHTTP(w, r)
 			return
 		}
