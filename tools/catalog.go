@@ -554,9 +554,17 @@ func (c *Catalog) ForwardResult(ctx context.Context, call toolgate.Call) (toolga
 // under "io.modelcontextprotocol/" (protocol-level, per hop) and "toolgate/"
 // (toolgate's own). It returns nil when nothing is left.
 func StripMeta(meta map[string]any) map[string]any {
+	return metaWithout(meta, func(k string) bool {
+		return strings.HasPrefix(k, "io.modelcontextprotocol/") || strings.HasPrefix(k, "toolgate/") || k == "progressToken"
+	})
+}
+
+// metaWithout returns meta without the keys drop names; nil when nothing
+// is left.
+func metaWithout(meta map[string]any, drop func(key string) bool) map[string]any {
 	var out map[string]any
 	for k, v := range meta {
-		if strings.HasPrefix(k, "io.modelcontextprotocol/") || strings.HasPrefix(k, "toolgate/") || k == "progressToken" {
+		if drop(k) {
 			continue
 		}
 		if out == nil {

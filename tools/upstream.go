@@ -565,16 +565,9 @@ func DecodeTool(raw json.RawMessage) (def mcp.Tool, unannotated bool, err error)
 // foreignMeta is an upstream tool's _meta without the "toolgate/" keys;
 // nil when nothing else is left.
 func foreignMeta(m *mcp.Meta) *mcp.Meta {
-	out := &mcp.Meta{ProgressToken: m.ProgressToken}
-	for k, v := range m.AdditionalFields {
-		if strings.HasPrefix(k, "toolgate/") {
-			continue
-		}
-		if out.AdditionalFields == nil {
-			out.AdditionalFields = map[string]any{}
-		}
-		out.AdditionalFields[k] = v
-	}
+	out := &mcp.Meta{ProgressToken: m.ProgressToken, AdditionalFields: metaWithout(m.AdditionalFields, func(k string) bool {
+		return strings.HasPrefix(k, "toolgate/")
+	})}
 	if out.ProgressToken == nil && out.AdditionalFields == nil {
 		return nil
 	}
