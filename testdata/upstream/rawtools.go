@@ -50,7 +50,7 @@ func serveRawTools(file string) error {
 			for len(read()) == 0 {
 				time.Sleep(20 * time.Millisecond)
 			}
-			go announceChanges(read, write)
+			go announceChanges(read(), read, write)
 			write(fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2025-11-25","capabilities":{"tools":{"listChanged":true}},"serverInfo":{"name":"rawtools","version":"1"}}}`, req.ID))
 		case "tools/list":
 			write(fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":{"tools":%s}}`, req.ID, read()))
@@ -64,9 +64,11 @@ func serveRawTools(file string) error {
 	return in.Err()
 }
 
-// announceChanges sends tools/list_changed each time read's answer changes.
-func announceChanges(read func() []byte, write func(string)) {
-	last := read()
+// announceChanges sends tools/list_changed each time read's answer
+// changes from last, the content when the server was initialized (read
+// before the goroutine starts, so a change made right after initialize is
+// not taken for the start).
+func announceChanges(last []byte, read func() []byte, write func(string)) {
 	for range time.Tick(20 * time.Millisecond) {
 		if b := read(); !bytes.Equal(b, last) {
 			last = b
