@@ -23,7 +23,9 @@ var secretPatterns = []string{
 	"**/.kube", "**/.kube/**", "**/kubeconfig", "**/.docker/config.json",
 	"**/{.,_}netrc", "**/.git-credentials", "**/.pgpass", "**/.my.cnf",
 	"**/.config/gh", "**/.config/gh/**", "**/.config/hub",
-	"**/.npmrc", "**/.pypirc", "~/.gem/credentials", "~/.cargo/credentials*", "~/.terraform.d/**",
+	"**/.npmrc", "**/.pypirc", "**/.yarnrc.yml", "~/.gem/credentials", "~/.cargo/credentials*", "~/.terraform.d/**",
+	"~/.m2/settings.xml", "~/.m2/settings-security.xml", "~/.gradle/gradle.properties",
+	"~/.composer/auth.json", "~/.config/composer/auth.json", "~/.s3cfg", "~/.boto", "~/.config/rclone/**",
 	"~/.vault-token", "**/.gnupg", "**/.gnupg/**", "~/.password-store/**", "~/.local/share/keyrings/**",
 	"~/library/keychains/**", "~/.config/op/**", "~/.config/{google-chrome,chromium,bravesoftware}/**",
 	"~/.mozilla/**", "~/library/application support/google/chrome/**", "~/library/cookies/**",
@@ -269,7 +271,7 @@ func classMatch(g, dirs globPattern, rel string) bool {
 // `cat *.yml` or `wc -l src/*s` stay ordinary reads.
 var (
 	secretNames = []string{".env", ".env.local", ".env.production", "id_rsa", "id_ed25519", "id_ecdsa", "id_dsa",
-		".netrc", ".git-credentials", ".pgpass", ".npmrc", ".pypirc", ".vault-token", "environ", "shadow", "server.key",
+		".netrc", ".git-credentials", ".pgpass", ".npmrc", ".pypirc", ".yarnrc.yml", ".vault-token", "environ", "shadow", "server.key",
 		"private.key", "key.pem", "cert.pem", ".bash_history", ".zsh_history"}
 	secretNamesIn = map[string][]string{"credentials": {".aws", ".gem", ".cargo"}, "hosts.yml": {"gh"}}
 	secretDirs    = []string{".ssh", ".aws", ".gnupg", ".kube", ".docker", ".azure", "gcloud", ".password-store", "gh"}

@@ -324,7 +324,8 @@ func TestWorkspaceSecret(t *testing.T) {
 	s := Default().WithWorkspace(Workspace{Root: "/home/u/proj", Home: "/home/u"})
 	for rel, want := range map[string]bool{
 		".env": true, "apps/web/.env": true, ".ENV": true, ".env.production": true, ".envrc": true, "web/.npmrc": true,
-		"sub/.aws": true, "sub/.aws/credentials": true, ".ssh": true, "keys/id_ed25519": true, "deploy/Server.KEY": true,
+		"web/.yarnrc.yml": true,
+		"sub/.aws":        true, "sub/.aws/credentials": true, ".ssh": true, "keys/id_ed25519": true, "deploy/Server.KEY": true,
 		"tls.pem": true, "terraform.tfstate": true, ".git-credentials": true, "config/credentials.json": true,
 		".env.example": false, "apps/web/.env.sample": false, "dev.example.env": false, "src/main.go": false,
 		".github": false, ".gitignore": false, "environment.go": false, ".azure": false, "docs/aws.md": false,

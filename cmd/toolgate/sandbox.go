@@ -24,7 +24,8 @@ func homeSecrets() []string {
 	return []string{".ssh", ".aws", ".azure", ".config/gcloud", ".config/gh", ".config/hub", ".kube", ".netrc",
 		".docker", ".gnupg", ".local/share/keyrings", ".password-store", ".git-credentials", ".npmrc", ".pypirc",
 		".cargo/credentials", ".cargo/credentials.toml", ".config/toolgate", ".local/state/toolgate", ".terraform.d",
-		".vault-token", ".bash_history", ".zsh_history"}
+		".vault-token", ".bash_history", ".zsh_history", ".yarnrc.yml", ".m2/settings.xml", ".m2/settings-security.xml",
+		".gradle/gradle.properties", ".composer/auth.json", ".config/composer/auth.json", ".s3cfg", ".boto", ".config/rclone"}
 }
 
 // toolchainPaths are home paths every profile may read when they exist:
