@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -25,7 +26,8 @@ import (
 )
 
 // The spool makes a call's decision and outcome durable on SQLite with one
-// write(2) each, instead of a transaction each. A serving process appends
+// store into a shared file mapping each, instead of a transaction each (or
+// a write(2) each, which costs a call more than the rest of the spool). A serving process appends
 // them to a file of its own in a directory beside the log (SpoolSuffix); the
 // writer imports the spooled events into the hash-chained log behind, in
 // one transaction per batch (spoolImportBatch records, or behindDelay after
@@ -34,8 +36,14 @@ import (
 // event is imported exactly once whoever imports it.
 //
 // A spool is durable as the log is at Synchronous NORMAL: an append
-// survives a kill of toolgate (its bytes are in the page cache). At FULL a
-// process spools nothing (see Open).
+// survives a kill of toolgate (its bytes are in the page cache, the
+// mapping's backing). At FULL a process spools nothing (see Open).
+//
+// The file is allocated ahead (spoolGrow at a time) and mapped: records
+// follow each other from its start, then zeros to its end. A record's
+// header (length, checksum) is stored after its body, so a reader or a
+// kill sees a record whole or not at all; a zero length is the end (no
+// record is empty).
 //
 // Its owner holds an exclusive flock on it while it runs. Opening the log
 // for writing imports every other spool's complete records (a read-only
@@ -65,6 +73,13 @@ const (
 	// spoolRotate is the size from which a spool whose every record is
 	// imported is deleted and the next append starts a new one.
 	spoolRotate = 16 << 20
+	// spoolGrow is how much of a spool's file is allocated and mapped at
+	// a time (more when a record needs it).
+	spoolGrow = 4 << 20
+	// spoolRelease is the step in which appended pages are let go of by
+	// the mapping (they stay in the page cache and the file): the process
+	// keeps at most this much of its spool resident.
+	spoolRelease = 1 << 20
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -81,6 +96,8 @@ type spool struct {
 	mu      sync.Mutex
 	off     bool // hot writes commit as before (SyncFull)
 	f       *os.File
+	m       []byte // f, mapped: the records, then zeros to its end
+	held    int64  // m's pages from here on may be resident (spoolRelease)
 	closed  bool   // the store is closing: no more appends
 	broken  error  // a torn record could not be cut off: no more appends
 	name    string // base name: the spools table's key
@@ -169,6 +186,9 @@ func readSpool(f *os.File, from int64) (recs []spoolRecord, ends []int64, err er
 			return recs, ends, fmt.Errorf("%w at offset %d", errTorn, at)
 		}
 		n := binary.LittleEndian.Uint32(hdr[:])
+		if n == 0 {
+			return recs, ends, nil // the zeros after the last record
+		}
 		if n > maxSpoolRecord {
 			return recs, ends, fmt.Errorf("bad record length %d at offset %d", n, at)
 		}
@@ -243,14 +263,7 @@ func (s *Store) spoolAppend(rec *spoolRecord, state string, apply func(w *wtx) e
 		err = &goneError{path: s.path, detail: "its spool " + sp.f.Name() + " was deleted"}
 	}
 	if err == nil {
-		if _, err = sp.f.Write(b); err != nil {
-			err = fmt.Errorf("audit: append to spool %s: %w", sp.f.Name(), err)
-			// A partial write (disk full) leaves a torn record, past which
-			// nothing would be read back: cut it off, or take no more.
-			if terr := sp.f.Truncate(sp.size); terr != nil {
-				sp.broken = err
-			}
-		}
+		err = sp.put(b)
 	}
 	if err != nil {
 		sp.mu.Unlock()
@@ -290,7 +303,65 @@ func (s *Store) createSpool() error {
 		return fmt.Errorf("audit: lock spool %s: %w", path, err)
 	}
 	s.spool.f, s.spool.name = f, filepath.Base(path)
+	if err := s.spool.grow(spoolGrow); err != nil {
+		s.spool.unmap()
+		f.Close()
+		os.Remove(path)
+		return err
+	}
 	return nil
+}
+
+// grow allocates and maps at least n bytes of the spool's file. Called
+// with sp.mu held.
+func (sp *spool) grow(n int64) error {
+	page := int64(os.Getpagesize())
+	n = (n + page - 1) / page * page
+	if err := allocate(sp.f, n); err != nil {
+		return fmt.Errorf("audit: allocate spool %s: %w", sp.f.Name(), err)
+	}
+	m, err := syscall.Mmap(int(sp.f.Fd()), 0, int(n), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("audit: map spool %s: %w", sp.f.Name(), err)
+	}
+	sp.unmap()
+	sp.m, sp.held = m, sp.size/page*page
+	return nil
+}
+
+// put stores record b after the last one, its header last (see the top of
+// this file), and lets go of the pages appended before the last
+// spoolRelease step. A fault (the file cut short under the mapping, no
+// space for a page) is an error, not a crash: nothing is appended. Called
+// with sp.mu held.
+func (sp *spool) put(b []byte) (err error) {
+	if need := sp.size + int64(len(b)); need > int64(len(sp.m)) {
+		if err := sp.grow(max(need, int64(len(sp.m))+spoolGrow)); err != nil {
+			return err
+		}
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("audit: append to spool %s: %v", sp.f.Name(), r)
+		}
+	}()
+	at := sp.size
+	copy(sp.m[at+8:], b[8:])
+	copy(sp.m[at:at+8], b[:8])
+	if rel := (at + int64(len(b))) / spoolRelease * spoolRelease; rel > sp.held {
+		_ = syscall.Madvise(sp.m[sp.held:rel], syscall.MADV_DONTNEED)
+		sp.held = rel
+	}
+	return nil
+}
+
+// unmap drops the spool's mapping. Called with sp.mu held.
+func (sp *spool) unmap() {
+	if sp.m != nil {
+		_ = syscall.Munmap(sp.m)
+		sp.m = nil
+	}
 }
 
 // importSpool chains this process's pending spooled records into the log,
@@ -373,6 +444,7 @@ func (s *Store) spoolCommitted(w *wtx) {
 		// Everything in it is in the log: the next append starts a new
 		// spool rather than let this one grow with the process's life.
 		s.removeSpool(sp.f.Name())
+		sp.unmap()
 		sp.f.Close()
 		sp.f, sp.size = nil, 0
 	}
@@ -576,19 +648,28 @@ func spoolsBehind(ctx context.Context, db *sql.DB, path string) (bool, error) {
 		return false, err
 	}
 	for _, n := range names {
-		fi, err := os.Stat(filepath.Join(path+SpoolSuffix, n))
-		if err != nil {
-			continue
-		}
 		done, err := spoolOffset(ctx, db, n)
 		if err != nil {
 			return false, err
 		}
-		if fi.Size() > done {
+		if recordAt(filepath.Join(path+SpoolSuffix, n), done) {
 			return true, nil
 		}
 	}
 	return false, nil
+}
+
+// recordAt reports whether the spool at path has a record (whole or torn)
+// at offset off: a length there, not the zeros after the last one.
+func recordAt(path string, off int64) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var n [4]byte
+	k, _ := f.ReadAt(n[:], off)
+	return k == len(n) && binary.LittleEndian.Uint32(n[:]) != 0 || k > 0 && k < len(n)
 }
 
 // removeSpool deletes a spool whose records are all in the log.
@@ -627,6 +708,7 @@ func (s *Store) closeSpool() {
 	} else {
 		s.o.Logger.Error("audit: spooled calls not imported at close; the next toolgate to open the log imports them", "spool", sp.f.Name(), "records", len(sp.pending))
 	}
+	sp.unmap()
 	sp.f.Close()
 	sp.f = nil
 }

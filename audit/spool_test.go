@@ -111,6 +111,7 @@ func TestDeadSpoolWithTornTail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b = b[:s.spool.size] // the records, without the zeros allocated after them
 	half := (&spoolRecord{kind: kindDecision, id: "01T1", status: "started", body: []byte(`{}`)}).encode()
 	dead := filepath.Join(dir, "dead.db")
 	left := filepath.Join(dead+SpoolSuffix, "00000000deadbeef")
@@ -318,4 +319,113 @@ func TestSpoolRotates(t *testing.T) {
 	if rep, err := s.Verify(ctx); err != nil || !rep.OK() || rep.Calls != 40 {
 		t.Fatalf("Verify = %+v, %v", rep, err)
 	}
+}
+
+// TestSpoolHeaderLast: an append a kill interrupts after its body but
+// before its header leaves the spool reading as the records before it,
+// with no error: the zeros after the last record end it. The live spool's
+// own file reads back as what was appended.
+func TestSpoolHeaderLast(t *testing.T) {
+	skipOnPostgres(t)
+	ctx := context.Background()
+	s := openTest(t, "", Options{importDelay: 1 << 62, importBatch: 1 << 30})
+	for i := range 3 {
+		if err := s.Begin(ctx, testCall(fmt.Sprintf("01H%d", i), i), testDecision(toolgate.Allow)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sp := s.spool
+	sp.mu.Lock()
+	size, f := sp.size, sp.f
+	body := (&spoolRecord{kind: kindDecision, id: "01HX", status: "started", body: []byte(`{}`)}).encode()
+	copy(sp.m[size+8:], body[8:]) // what put stores first
+	sp.mu.Unlock()
+	if fi, err := f.Stat(); err != nil || fi.Size() <= size {
+		t.Fatalf("spool file: %v, %v; want it allocated past its %d bytes of records", fi, err, size)
+	}
+	recs, ends, err := readSpool(f, 0)
+	if err != nil || len(recs) != 3 || ends[2] != size {
+		t.Fatalf("read %d records ending at %v, %v; want the 3 appended, ending at %d", len(recs), ends, err, size)
+	}
+	if !recordAt(f.Name(), 0) || recordAt(f.Name(), size) {
+		t.Errorf("recordAt: a record at 0 %v, at the end %v", recordAt(f.Name(), 0), recordAt(f.Name(), size))
+	}
+}
+
+// TestSpoolGrows: a record larger than the spool's allocation grows the
+// file and its mapping, and what was appended before stays.
+func TestSpoolGrows(t *testing.T) {
+	skipOnPostgres(t)
+	ctx := context.Background()
+	s := openTest(t, "", Options{importDelay: 1 << 62, importBatch: 1 << 30})
+	c := testCall("01G0", 0)
+	if err := s.Begin(ctx, c, testDecision(toolgate.Allow)); err != nil {
+		t.Fatal(err)
+	}
+	big := testCall("01G1", 1)
+	big.Args = map[string]any{"blob": strings.Repeat("g", spoolGrow+spoolGrow/2)}
+	if err := s.Begin(ctx, big, testDecision(toolgate.Allow)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Finish(ctx, "01G1", toolgate.Outcome{Status: toolgate.StatusOK}); err != nil {
+		t.Fatal(err)
+	}
+	recs, _, err := readSpool(s.spool.f, 0)
+	if err != nil || len(recs) != 3 || recs[1].id != "01G1" {
+		t.Fatalf("read %d records, %v", len(recs), err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Get(ctx, "01G1"); err != nil || r.Status != toolgate.StatusOK || len(r.Args) < spoolGrow {
+		t.Fatalf("the large call: %v, %v", r.Status, err)
+	}
+}
+
+// TestSpoolReleasesPages: the spool's appended pages leave the process's
+// resident memory in spoolRelease steps, while their records stay in the
+// file.
+func TestSpoolReleasesPages(t *testing.T) {
+	skipOnPostgres(t)
+	ctx := context.Background()
+	s := openTest(t, "", Options{importDelay: 1 << 62, importBatch: 1 << 30})
+	n := 0
+	for ; s.spool.size < 3*spoolRelease; n++ {
+		c := testCall(fmt.Sprintf("01R%05d", n), n)
+		c.Args = map[string]any{"pad": strings.Repeat("r", 4000)}
+		if err := s.Begin(ctx, c, testDecision(toolgate.Allow)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rss := mappedRSS(t, s.spool.f.Name())
+	if rss > 2*spoolRelease {
+		t.Errorf("%d bytes of the spool resident after %d appended; want at most %d", rss, s.spool.size, 2*spoolRelease)
+	}
+	if recs, _, err := readSpool(s.spool.f, 0); err != nil || len(recs) != n {
+		t.Fatalf("read %d records, %v; want %d", len(recs), err, n)
+	}
+}
+
+// mappedRSS is the resident size of this process's mapping of path, from
+// /proc/self/smaps.
+func mappedRSS(t *testing.T, path string) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Skip("no /proc/self/smaps:", err)
+	}
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 6 && strings.Contains(f[0], "-"):
+			in = f[len(f)-1] == path
+		case in && len(f) == 3 && f[0] == "Rss:":
+			var kb int64
+			fmt.Sscan(f[1], &kb)
+			return kb << 10
+		}
+	}
+	t.Fatalf("no mapping of %s in /proc/self/smaps", path)
+	return 0
 }
