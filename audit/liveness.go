@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
 )
 
 // ErrGone is matched (errors.Is) by the error of every write made while the
@@ -32,9 +35,31 @@ func (e *goneError) Is(target error) bool { return target == ErrGone }
 // row while the calls they record run: a fail-open. The Store refuses to
 // commit while either path names another file or nothing; a file moved
 // away and back is the same file again, and writes resume.
+//
+// A check stats both paths only when something may have changed: watch
+// (inotify on the log's directory, where it works) tells it whether any
+// name there was created, deleted or renamed since, or the directory
+// itself moved, and it stats anyway once fullCheckEvery has passed (a
+// directory above renamed, which no event reports; the log's files move
+// with it, intact). The kernel queues an event before the unlink or rename
+// that causes it returns, so a check after the change sees it.
 type liveFiles struct {
-	db  os.FileInfo
-	wal os.FileInfo // nil when there was no WAL at open
+	db    os.FileInfo
+	wal   os.FileInfo // nil when there was no WAL at open
+	watch *dirWatch   // nil: every check stats
+}
+
+// fullCheckEvery bounds how long a watched check goes without a stat.
+const fullCheckEvery = 250 * time.Millisecond
+
+// dirWatch says whether a directory's names may have changed since its
+// last quiet answer. dirty counts the changes seen and checks failed since
+// a check last passed (zero: none); a check that passes clears it only if
+// nothing was seen meanwhile.
+type dirWatch struct {
+	fd    atomic.Int64 // -1 once closed
+	dirty atomic.Int64
+	last  atomic.Int64 // unix nanoseconds of the last full check that passed
 }
 
 // walSuffix names SQLite's write-ahead log beside the DB.
@@ -46,21 +71,55 @@ const walSuffix = "-wal"
 func rememberFiles(path string) (liveFiles, error) {
 	var lf liveFiles
 	var err error
+	lf.watch = watchDir(filepath.Dir(path))
 	if lf.db, err = os.Stat(path); err != nil {
-		return lf, fmt.Errorf("audit: %w", err)
+		lf.close()
+		return liveFiles{}, fmt.Errorf("audit: %w", err)
 	}
 	switch fi, err := os.Stat(path + walSuffix); {
 	case err == nil:
 		lf.wal = fi
 	case !errors.Is(err, fs.ErrNotExist):
-		return lf, fmt.Errorf("audit: %w", err)
+		lf.close()
+		return liveFiles{}, fmt.Errorf("audit: %w", err)
 	}
 	return lf, nil
 }
 
+// close stops the watch.
+func (lf liveFiles) close() {
+	if lf.watch != nil {
+		lf.watch.close()
+	}
+}
+
 // check returns a *goneError unless path (and its WAL, if one was there at
-// open) still names the files that were opened. It costs one stat per file.
+// open) still names the files that were opened: one stat per file, or
+// none while the watch has seen nothing (see liveFiles).
 func (lf liveFiles) check(path string) error {
+	w := lf.watch
+	if w == nil {
+		return lf.stat(path)
+	}
+	now := time.Now().UnixNano()
+	d := w.dirty.Load()
+	if w.changed() {
+		d = w.dirty.Add(1)
+	} else if d == 0 && now-w.last.Load() < int64(fullCheckEvery) {
+		return nil
+	}
+	if err := lf.stat(path); err != nil {
+		w.dirty.Add(1)
+		return err
+	}
+	if w.dirty.CompareAndSwap(d, 0) {
+		w.last.Store(now)
+	}
+	return nil
+}
+
+// stat returns a *goneError unless path and its WAL name the files opened.
+func (lf liveFiles) stat(path string) error {
 	if err := sameFile(path, lf.db); err != nil {
 		return &goneError{path: path, detail: err.Error()}
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/toolgate/toolgate"
 )
@@ -93,6 +94,54 @@ func TestGoneLogRefusesWrites(t *testing.T) {
 	}
 }
 
+// TestGoneLogAncestorMoved: a directory above the log's, renamed, takes
+// the log from its path with no event in the log's own directory: the
+// checks stat again at least every fullCheckEvery, so writes are refused
+// soon after, and resume once it is back.
+func TestGoneLogAncestorMoved(t *testing.T) {
+	ctx := context.Background()
+	top := t.TempDir()
+	path := filepath.Join(top, "a", "state", "audit.db")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s := openTest(t, path, Options{})
+	if err := s.Begin(ctx, testCall("01ANC0", 0), testDecision(toolgate.Allow)); err != nil {
+		t.Fatal(err)
+	}
+	restore := moveAway(t, filepath.Join(top, "a"))
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 1; ; i++ {
+		err := s.Begin(ctx, testCall(fmt.Sprintf("01ANC%d", i), i), testDecision(toolgate.Allow))
+		if errors.Is(err, ErrGone) {
+			break
+		}
+		if err != nil || time.Now().After(deadline) {
+			t.Fatalf("Begin %d with the log's parent moved away: %v; want ErrGone", i, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	restore()
+	// The calls spooled before the check saw the move are imported once
+	// the writer retries; appends are refused until then.
+	for i := 100; ; i++ {
+		err := s.Begin(ctx, testCall(fmt.Sprintf("01ANC%d", i), i), testDecision(toolgate.Allow))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Begin with the log back: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := s.Verify(ctx); err != nil || !rep.OK() {
+		t.Errorf("Verify: %v %+v", err, rep.Problems)
+	}
+}
+
 // moveAway renames path aside and returns how to move it back.
 func moveAway(t *testing.T, path string) func() {
 	t.Helper()
@@ -107,7 +156,8 @@ func moveAway(t *testing.T, path string) func() {
 }
 
 // BenchmarkLiveFilesCheck is the cost the liveness check adds to each
-// commit: a stat of the DB and of its WAL.
+// decision and commit: a read of the watch that finds nothing, mostly (a
+// stat of the DB and of its WAL where there is no watch).
 func BenchmarkLiveFilesCheck(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "audit.db")
 	s := openTest(b, path, Options{})

@@ -644,6 +644,7 @@ func (s *Store) Close() error {
 		errs = append(errs, s.cdb.Close())
 	}
 	errs = append(errs, s.rdb.Close())
+	s.files.close()
 	return errors.Join(errs...)
 }
 
