@@ -27,11 +27,12 @@ import (
 
 // The spool makes a call's decision and outcome durable on SQLite with one
 // store into a shared file mapping each, instead of a transaction each (or
-// a write(2) each, which costs a call more than the rest of the spool). A serving process appends
-// them to a file of its own in a directory beside the log (SpoolSuffix); the
-// writer imports the spooled events into the hash-chained log behind, in
-// one transaction per batch (spoolImportBatch records, or behindDelay after
-// the first), which also projects them into calls. The spools table holds
+// a write(2) each, which cost a call more than the rest of the spool). A
+// serving process appends them to a file of its own in a directory beside
+// the log (SpoolSuffix); the writer imports the spooled events into the
+// hash-chained log behind, in one transaction per batch (spoolImportBatch
+// records, or behindDelay after the first), which also projects them into
+// calls. The spools table holds
 // how far each spool was imported, in the importing transaction, so an
 // event is imported exactly once whoever imports it.
 //
@@ -99,7 +100,6 @@ type spool struct {
 	m       []byte // f, mapped: the records, then zeros to its end
 	held    int64  // m's pages from here on may be resident (spoolRelease)
 	closed  bool   // the store is closing: no more appends
-	broken  error  // a torn record could not be cut off: no more appends
 	name    string // base name: the spools table's key
 	size    int64  // bytes appended
 	pending []spooled
@@ -236,10 +236,6 @@ func (s *Store) spoolAppend(rec *spoolRecord, state string, apply func(w *wtx) e
 	if sp.closed {
 		sp.mu.Unlock()
 		return ErrClosed
-	}
-	if sp.broken != nil {
-		sp.mu.Unlock()
-		return sp.broken
 	}
 	if sp.f == nil {
 		if err := s.createSpool(); err != nil {
