@@ -429,3 +429,22 @@ func mappedRSS(t *testing.T, path string) int64 {
 	t.Fatalf("no mapping of %s in /proc/self/smaps", path)
 	return 0
 }
+
+// TestSpoolCutShort: a spool file cut short under its mapping (by another
+// process of the same user) makes the next append fault; the fault fails
+// that Begin with an error instead of killing the process.
+func TestSpoolCutShort(t *testing.T) {
+	skipOnPostgres(t)
+	ctx := context.Background()
+	s := openTest(t, "", Options{importDelay: 1 << 62, importBatch: 1 << 30})
+	if err := s.Begin(ctx, testCall("01CUT0", 0), testDecision(toolgate.Allow)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(s.spool.f.Name(), 0); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Begin(ctx, testCall("01CUT1", 1), testDecision(toolgate.Allow))
+	if err == nil || !strings.Contains(err.Error(), "append to spool") {
+		t.Fatalf("Begin into a spool cut short: %v; want the append's fault as an error", err)
+	}
+}
