@@ -63,6 +63,7 @@ const (
 	nvPathsSecret
 	nvPathsPersistence
 	nvPathsPolicy
+	nvPathsInstructions
 	nvNetURLs
 	nvNetHosts
 	numNormVars
@@ -74,7 +75,7 @@ var normVars = map[string]normVar{
 	VarCmdPrograms: nvCmdPrograms, VarCmdCwd: nvCmdCwd, VarCmdEscapes: nvCmdEscapes, VarCmdEnv: nvCmdEnv,
 	VarCmdComputed: nvCmdComputed,
 	VarPathsAll:    nvPathsAll, VarPathsWritten: nvPathsWritten, VarPathsOutside: nvPathsOutside,
-	VarPathsSecret: nvPathsSecret, VarPathsPersistence: nvPathsPersistence, VarPathsPolicy: nvPathsPolicy,
+	VarPathsSecret: nvPathsSecret, VarPathsPersistence: nvPathsPersistence, VarPathsPolicy: nvPathsPolicy, VarPathsInstructions: nvPathsInstructions,
 	VarNetURLs: nvNetURLs, VarNetHosts: nvNetHosts,
 }
 
@@ -154,6 +155,8 @@ func (n *normCall) strings(v normVar) []string {
 		return n.persistence
 	case nvPathsPolicy:
 		return n.policy
+	case nvPathsInstructions:
+		return n.instructions
 	case nvNetURLs:
 		return n.urls
 	case nvNetHosts:
@@ -338,7 +341,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		}
 		return types.String(a.ws.Home), true
 	case VarToolKind, VarCmdLine, VarCmdArgv, VarCmdCommands, VarCmdPrograms, VarCmdCwd, VarCmdEscapes, VarCmdEnv, VarCmdComputed,
-		VarPathsAll, VarPathsWritten, VarPathsOutside, VarPathsSecret, VarPathsPersistence, VarPathsPolicy,
+		VarPathsAll, VarPathsWritten, VarPathsOutside, VarPathsSecret, VarPathsPersistence, VarPathsPolicy, VarPathsInstructions,
 		VarNetURLs, VarNetHosts:
 		return a.normValue(normVars[name]), true
 	case VarNow:

@@ -3,6 +3,7 @@ package rules
 import (
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -208,7 +209,9 @@ func ptr[T any](v T) *T { return &v }
 // read-only in a writable workspace (sandbox.DefaultProtect) is one the
 // pack denies writing through any tool, so a write the sandbox would refuse
 // never reaches it as routine; and the control files of submodules' and
-// linked worktrees' git directories too.
+// linked worktrees' git directories too. Agents' instruction files
+// (sandbox.AgentInstructions) are the exception: a write to them is
+// reviewed, by the rule that says why, in the root and anywhere below it.
 func TestDefaultPackDeniesWhatTheSandboxProtects(t *testing.T) {
 	s := Default().WithWorkspace(attackWS)
 	var paths []string
@@ -216,10 +219,12 @@ func TestDefaultPackDeniesWhatTheSandboxProtects(t *testing.T) {
 		if dir, ok := strings.CutSuffix(p, "/"); ok {
 			p = dir + "/x.json"
 		}
-		paths = append(paths, p)
+		if !slices.Contains(sandbox.AgentInstructions, p) {
+			paths = append(paths, p)
+		}
 	}
-	for _, p := range sandbox.AgentSettings {
-		// A name without "/" may still be a directory (.gemini, .clinerules).
+	for _, p := range slices.Concat(sandbox.AgentSettings, sandbox.Persistence) {
+		// A name without "/" may still be a directory (.gemini, .husky).
 		paths = append(paths, strings.TrimSuffix(p, "/")+"/x.json")
 	}
 	for _, c := range sandbox.GitControl {
@@ -228,14 +233,26 @@ func TestDefaultPackDeniesWhatTheSandboxProtects(t *testing.T) {
 	for _, c := range sandbox.WorktreeControl {
 		paths = append(paths, ".git/worktrees/wt/"+c)
 	}
-	for _, p := range paths {
-		for _, call := range []toolgate.Call{
+	calls := func(p string) []toolgate.Call {
+		return []toolgate.Call{
 			{Server: "workspace", Tool: "write_file", Name: "workspace__write_file", Args: map[string]any{"path": p, "content": "x"}},
 			{Server: "fs", Tool: "write_file", Args: map[string]any{"path": attackWS.Root + "/" + p, "content": "x"}},
 			shellCall("echo x > " + p),
-		} {
+		}
+	}
+	for _, p := range paths {
+		for _, call := range calls(p) {
 			if d := s.Evaluate(context.Background(), call); d.Action != toolgate.Deny {
 				t.Errorf("%s %v: %s by %q, want deny", call.Tool, call.Args, d.Action, d.Rule)
+			}
+		}
+	}
+	for _, p := range sandbox.AgentInstructions {
+		for _, p := range []string{p, "pkg/sub/" + p, p + "/x.md"} {
+			for _, call := range calls(p) {
+				if d := s.Evaluate(context.Background(), call); d.Action != toolgate.Review || d.Rule != "review-agent-instruction-writes" {
+					t.Errorf("%s %v: %s by %q, want review by review-agent-instruction-writes", call.Tool, call.Args, d.Action, d.Rule)
+				}
 			}
 		}
 	}

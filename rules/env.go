@@ -133,6 +133,9 @@ const (
 	// VarPathsPolicy are the written paths of toolgate's own files and of
 	// agents' permission files (list(string)).
 	VarPathsPolicy = "paths.policy"
+	// VarPathsInstructions are the written paths of agents' instruction
+	// files: CLAUDE.md, AGENTS.md, .cursorrules... (list(string)).
+	VarPathsInstructions = "paths.instructions"
 	// VarNetURLs are the URLs the call names (list(string)).
 	VarNetURLs = "net.urls"
 	// VarNetHosts are the hosts the call names, lower case (list(string)).
@@ -231,6 +234,7 @@ func newEnv(fn *funcs) (*cel.Env, error) {
 		cel.Variable(VarPathsSecret, strList),
 		cel.Variable(VarPathsPersistence, strList),
 		cel.Variable(VarPathsPolicy, strList),
+		cel.Variable(VarPathsInstructions, strList),
 		cel.Variable(VarNetURLs, strList),
 		cel.Variable(VarNetHosts, strList),
 		cel.Variable(VarWorkspaceRoot, cel.StringType),

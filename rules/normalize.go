@@ -119,6 +119,7 @@ type normCall struct {
 	// the paths it reads (see classify).
 	dest, read                            map[string]bool
 	outside, secret, persistence, policy  []string
+	instructions                          []string
 	urls, hosts                           []string
 	seenPath, seenWritten, seenURL, seenH map[string]bool
 	// resFile is set for a resource read of a file: URI (fileResource);
@@ -542,6 +543,9 @@ func (n *normCall) classify(ws Workspace) {
 		}
 		if isPolicyPath(p, rel, ws) {
 			n.policy = append(n.policy, p)
+		}
+		if isInstructionPath(rel) {
+			n.instructions = append(n.instructions, p)
 		}
 	}
 }

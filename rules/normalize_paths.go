@@ -36,6 +36,32 @@ var secretPatterns = []string{
 	"/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/ssl/private/**",
 	"/root", "/root/**", "/{var/,}run/secrets/**", "/var/run/secrets",
 	"~/.config/toolgate/**", "~/.local/state/toolgate/**",
+	"**/.dev.vars", "**/.dev.vars.*", "**/serviceaccountkey*.json", "**/*-firebase-adminsdk-*.json", "**/authkey_*.p8",
+	"~/.terraformrc", "~/terraform.rc",
+}
+
+// secretFiles are the secret stores that are single files with a name of
+// their own, wherever they are: an editor's or a tool's copy of one
+// (secretCopies) holds the same secret.
+var secretFiles = []string{
+	".env", ".envrc", ".dev.vars", ".npmrc", ".pypirc", ".yarnrc.yml", ".netrc", "_netrc", ".git-credentials", ".pgpass",
+	".my.cnf", ".htpasswd", ".vault-token", "master.key", "credentials.json", "service-account*.json",
+	"serviceaccountkey*.json", "*.tfstate", "id_{rsa,dsa,ecdsa,ed25519,xmss}", "*.{pem,key,p12,pfx,jks,keystore,kdbx,ppk}",
+}
+
+// secretCopies returns patterns for the copies editors and tools leave of
+// each of names: emacs's backup (x~) and auto-save (#x#) files, vim's swap
+// files (.x.swp; x.swp for a dot file), and the .bak, .orig, .old, .save,
+// .backup and .rej copies of patch tools and hand edits.
+func secretCopies(names []string) []string {
+	var out []string
+	for _, n := range names {
+		out = append(out, "**/"+n+"~", "**/#"+n+"#", "**/"+n+".{bak,orig,old,save,backup,rej,swp,swo,swx}")
+		if !strings.HasPrefix(n, ".") {
+			out = append(out, "**/."+n+".sw?")
+		}
+	}
+	return out
 }
 
 // harmlessSecretPatterns are look-alikes that hold no secret.
@@ -44,25 +70,26 @@ var harmlessSecretPatterns = []string{
 }
 
 // persistencePatterns are where a write makes code run later, outside
-// this call: shell start-up files, git hooks and config, CI pipelines,
-// cron and service units, PATH directories, editor tasks.
+// this call: shell start-up files, git hooks and config, cron and service
+// units, PATH directories, editor tasks, and the workspace's own (CI
+// pipelines, .envrc, pre-commit's config...), which are sandbox.Persistence,
+// the list the sandbox holds read-only, matched anywhere in a path (see
+// settingPatterns); these are the rest.
 var persistencePatterns = []string{
 	"**/.{bashrc,bash_profile,bash_login,bash_logout,profile,zshrc,zprofile,zshenv,zlogin,zlogout,cshrc,tcshrc,kshrc,mkshrc}",
 	"**/.config/fish/**", "/etc/profile", "/etc/profile.d/**", "/etc/bash.bashrc", "/etc/zsh/**", "/etc/environment",
 	"**/.git", "**/.git/info/**", "**/.gitconfig", "~/.config/git/**",
-	"**/.husky/**", "**/.pre-commit-config.yaml", "**/.gitmodules",
-	"**/.github/workflows", "**/.github/workflows/**", "**/.github/actions/**", "**/.gitlab-ci.yml", "**/.gitlab-ci/**",
-	"**/.circleci/**", "**/jenkinsfile", "**/.travis.yml", "**/azure-pipelines.yml", "**/.buildkite/**",
-	"**/bitbucket-pipelines.yml", "**/.drone.yml", "**/.woodpecker.yml", "**/.woodpecker/**",
 	"/etc/cron*", "/etc/cron*/**", "/var/spool/cron/**", "/etc/anacrontab",
 	"~/.config/systemd/**", "/etc/systemd/**", "/lib/systemd/**", "/usr/lib/systemd/**",
 	"~/library/launchagents/**", "/library/launch{agents,daemons}/**", "/etc/init.d/**", "/etc/rc.local",
 	"~/.config/autostart/**", "/etc/xdg/autostart/**",
 	"/etc/sudoers", "/etc/sudoers.d/**", "/etc/ld.so.preload", "/etc/passwd", "/etc/group", "/etc/hosts",
-	"**/.ssh/**", "**/.envrc",
+	"**/.ssh/**",
 	"~/.local/bin/**", "~/bin/**", "/usr/local/bin/**", "/usr/bin/**", "/bin/**", "/usr/local/sbin/**",
-	"~/.local/lib/python*/site-packages/**", "**/sitecustomize.py", "**/usercustomize.py",
+	"~/.local/lib/python*/site-packages/**",
 	"**/.vscode/tasks.json", "**/.vscode/launch.json",
+	"**/mise/config.toml", "**/{.,}mise.*.toml", "**/.config/mise.toml", "**/.config/mise/**",
+	"**/.config/lefthook.{yml,yaml,json,jsonc,toml}", "~/.config/nvim/**", "~/.config/helix/**",
 	"~/.npmrc", "~/.pypirc", "~/.config/pip/**", "~/.pip/**", "~/.cargo/config*", "~/.gradle/init.d/**",
 	"~/.m2/settings.xml", "~/.docker/config.json",
 }
@@ -106,14 +133,14 @@ var agentPolicyPatterns = []string{
 	"~/.local/state/toolgate/**", "~/.local/share/toolgate/**",
 }
 
-// pathClasses holds the compiled class patterns. persistenceDirs and
-// policyDirs match the directories that could hold a path of the class
-// (see classDirs); names are the names class patterns spell out (see
-// classNames).
+// pathClasses holds the compiled class patterns. persistenceDirs,
+// policyDirs and instructionDirs match the directories that could hold a
+// path of the class (see classDirs); names are the names class patterns
+// spell out (see classNames).
 type pathClasses struct {
-	secret, harmless, persistence, policy globPattern
-	persistenceDirs, policyDirs           globPattern
-	names                                 []string
+	secret, harmless, persistence, policy, instructions globPattern
+	persistenceDirs, policyDirs, instructionDirs        globPattern
+	names                                               []string
 }
 
 var compiledClasses = sync.OnceValue(func() *pathClasses {
@@ -128,16 +155,19 @@ var compiledClasses = sync.OnceValue(func() *pathClasses {
 		}
 		return out
 	}
-	persistence := slices.Concat(persistencePatterns, gitControlPatterns())
+	persistence := slices.Concat(persistencePatterns, gitControlPatterns(), settingPatterns("**/", sandbox.Persistence))
 	policy := slices.Concat(agentPolicyPatterns, settingPatterns("**/", sandbox.AgentSettings))
+	instructions := settingPatterns("**/", sandbox.AgentInstructions)
 	return &pathClasses{
-		secret:          compile(secretPatterns),
+		secret:          compile(slices.Concat(secretPatterns, secretCopies(secretFiles))),
 		harmless:        compile(harmlessSecretPatterns),
 		persistence:     compile(persistence),
 		policy:          compile(policy),
+		instructions:    compile(instructions),
 		persistenceDirs: compile(classDirs(persistence)),
 		policyDirs:      compile(classDirs(policy)),
-		names:           classNames(slices.Concat(secretPatterns, persistence, policy)),
+		instructionDirs: compile(classDirs(instructions)),
+		names:           classNames(slices.Concat(secretPatterns, persistence, policy, instructions)),
 	}
 })
 
@@ -271,7 +301,7 @@ func classMatch(g, dirs globPattern, rel string) bool {
 // `cat *.yml` or `wc -l src/*s` stay ordinary reads.
 var (
 	secretNames = []string{".env", ".env.local", ".env.production", "id_rsa", "id_ed25519", "id_ecdsa", "id_dsa",
-		".netrc", ".git-credentials", ".pgpass", ".npmrc", ".pypirc", ".yarnrc.yml", ".vault-token", "environ", "shadow", "server.key",
+		".netrc", ".git-credentials", ".pgpass", ".npmrc", ".pypirc", ".yarnrc.yml", ".vault-token", ".dev.vars", "environ", "shadow", "server.key",
 		"private.key", "key.pem", "cert.pem", ".bash_history", ".zsh_history"}
 	secretNamesIn = map[string][]string{"credentials": {".aws", ".gem", ".cargo"}, "hosts.yml": {"gh"}}
 	secretDirs    = []string{".ssh", ".aws", ".gnupg", ".kube", ".docker", ".azure", "gcloud", ".password-store", "gh"}
@@ -342,10 +372,26 @@ func isPersistencePath(p, rel string) bool {
 
 // isPolicyPath reports whether the written path rel is one of toolgate's
 // own files or an agent's permission file, a directory that could hold
-// one, or a pattern that could expand to one.
+// one, or a pattern that could expand to one. An instruction file in an
+// agent's settings directory (.cursor/rules/x.mdc) is not, when named
+// exactly: isInstructionPath has it.
 func isPolicyPath(p, rel string, ws Workspace) bool {
 	cl := compiledClasses()
-	return isOwnPath(p, ws) || classMatch(cl.policy, cl.policyDirs, rel)
+	if isOwnPath(p, ws) {
+		return true
+	}
+	if !hasPattern(rel) && cl.instructions.match(rel) {
+		return false
+	}
+	return classMatch(cl.policy, cl.policyDirs, rel)
+}
+
+// isInstructionPath reports whether the written path rel is an agent's
+// instruction file (sandbox.AgentInstructions, anywhere in a path), a
+// directory that could hold one, or a pattern that could expand to one.
+func isInstructionPath(rel string) bool {
+	cl := compiledClasses()
+	return classMatch(cl.instructions, cl.instructionDirs, rel)
 }
 
 // isOwnPath reports whether p is one of toolgate's own files (or under one).

@@ -45,7 +45,55 @@ var WorktreeControl = []string{"commondir", "config.worktree"}
 var AgentSettings = []string{
 	".claude/", ".cursor/", ".vscode/", ".idea/", ".toolgate/", ".mcp.json",
 	".codex", ".gemini", ".windsurf", ".continue", ".roo", ".amazonq", ".zed",
-	".cursorrules", ".windsurfrules", ".clinerules", ".aider.conf.yml",
+	".aider.conf.yml",
+}
+
+// AgentInstructions are the workspace paths coding agents read as standing
+// instructions: a prompt every session of every agent in the project
+// starts with. An agent rewrites them at a user's request, so the rule
+// pack (package rules) reviews a write to them, anywhere in a path, rather
+// than denying it; a run must not rewrite them behind the rules, so the
+// sandbox holds them read-only in the workspace root (DefaultProtect).
+// Those under an AgentSettings directory (.cursor/rules) are held with it.
+// No entry ends in "/": a missing one is watched, not created.
+var AgentInstructions = []string{
+	"CLAUDE.md", "CLAUDE.local.md", "AGENTS.md", "AGENTS.override.md", "GEMINI.md",
+	".github/copilot-instructions.md", ".github/instructions",
+	".cursorrules", ".windsurfrules", ".clinerules", ".cursor/rules", ".windsurf/rules",
+}
+
+// Persistence are the workspace paths that make code run later, outside
+// the sandbox and outside the rules: a file a tool the user runs or
+// opens reads and executes (direnv's .envrc, pre-commit's and lefthook's
+// configs, husky's hooks, mise's config, a dev container's
+// initializeCommand, an editor's project-local Lua or language servers,
+// Python's sitecustomize), or a CI pipeline. The sandbox holds them
+// read-only in the workspace root (DefaultProtect); the rule pack (package
+// rules) classifies the same names, anywhere in a path, as persistence.
+// Both read this list. No entry ends in "/": a missing one is not created
+// but watched, and removed if a run creates it, with the first missing
+// directory on the way to it (a .github a run makes where there was none).
+var Persistence = slices.Concat([]string{
+	".envrc", ".gitmodules", ".husky", ".pre-commit-config.yaml",
+	".github/workflows", ".github/actions", ".gitlab-ci.yml", ".gitlab-ci", ".circleci", "Jenkinsfile", ".travis.yml",
+	"azure-pipelines.yml", ".buildkite", "bitbucket-pipelines.yml", ".drone.yml", ".woodpecker.yml", ".woodpecker",
+	".devcontainer", ".devcontainer.json",
+	"mise.toml", ".mise.toml", "mise.local.toml", ".mise.local.toml", ".mise",
+	".lefthook", ".lefthook-local",
+	".nvim.lua", ".nvimrc", ".exrc", ".lazy.lua", ".helix",
+	"sitecustomize.py", "usercustomize.py",
+}, lefthookConfigs())
+
+// lefthookConfigs are the names lefthook reads its (and the local
+// override's) configuration from, with or without a leading dot.
+func lefthookConfigs() []string {
+	var out []string
+	for _, base := range []string{"lefthook", "lefthook-local"} {
+		for _, ext := range []string{"yml", "yaml", "json", "jsonc", "toml"} {
+			out = append(out, base+"."+ext, "."+base+"."+ext)
+		}
+	}
+	return out
 }
 
 func gitPaths(dir string, control []string) []string {

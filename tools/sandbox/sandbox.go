@@ -146,11 +146,13 @@ var DefaultHide = []string{
 // DefaultProtect are the workspace paths that stay read-only in a writable
 // workspace: git's control files in .git (GitControl: a hook or a config
 // alias is code that runs the next time the user runs git), the permission
-// and server files of coding agents and editors (AgentSettings), .envrc and
-// .gitmodules. At each run the sandbox adds the control files of the
-// submodules' and linked worktrees' git directories under .git, and the
-// directory core.hooksPath names when it lies in the workspace.
-var DefaultProtect = slices.Concat(gitPaths(".git", GitControl), AgentSettings, []string{".envrc", ".gitmodules"})
+// and server files of coding agents and editors (AgentSettings), their
+// instruction files (AgentInstructions), and the files that make code run
+// later outside the sandbox (Persistence: .envrc, pre-commit's config, CI).
+// At each run the sandbox adds the control files of the submodules' and
+// linked worktrees' git directories under .git, and the directory
+// core.hooksPath names when it lies in the workspace.
+var DefaultProtect = slices.Concat(gitPaths(".git", GitControl), AgentSettings, AgentInstructions, Persistence)
 
 // ErrUnknownProfile is returned for a profile name that is not configured.
 var ErrUnknownProfile = errors.New("unknown sandbox profile")
