@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 )
@@ -195,27 +193,6 @@ func holdPaths(held, pins, masks []string) []holdPath {
 		out = append(out, holdPath{path: p, kind: masked})
 	}
 	return out
-}
-
-// newSecretIn returns what tells whether a path created in the workspace
-// during a run is a secret the run would have masked had it existed when
-// it started: nil when the run masks none.
-func (s *Sandbox) newSecretIn(p Profile) func(abs string) bool {
-	if s.o.Secret == nil || !s.showsWorkspace(p) {
-		return nil
-	}
-	ws := s.o.Workspace
-	return func(abs string) bool {
-		rel, err := filepath.Rel(ws, abs)
-		if err != nil || !filepath.IsLocal(rel) || !s.visible(p, abs) {
-			return false
-		}
-		rel = filepath.ToSlash(rel)
-		if slices.ContainsFunc(strings.Split(rel, "/"), func(n string) bool { return slices.Contains(SkipDirs, n) }) {
-			return false
-		}
-		return s.o.Secret(rel)
-	}
 }
 
 // holdReason words what happened to h, for the agent and the user.

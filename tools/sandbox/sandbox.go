@@ -350,14 +350,14 @@ func (s *Sandbox) Command(ctx context.Context, profile, dir string, argv []strin
 	if p.Unsandboxed {
 		cmd = exec.CommandContext(ctx, argv[0], argv[1:]...)
 	} else {
-		var args, dirs []string
-		args, c.watch, c.Masked, c.hold, dirs, err = s.args(ctx, p, dir)
+		var args []string
+		args, c.watch, c.Masked, c.hold, err = s.args(ctx, p, dir)
 		if err != nil {
 			return nil, err
 		}
 		c.ws = s.o.Workspace
 		ctx, c.cancel = context.WithCancelCause(ctx)
-		c.holdWatch, err = watchHold(c.hold, dirs, s.newSecretIn(p), &c.holdLog, func() { c.cancel(ErrHoldEnded) })
+		c.holdWatch, err = watchHold(c.hold, &c.holdLog, func() { c.cancel(ErrHoldEnded) })
 		if err != nil {
 			c.cancel(err)
 			return nil, err
@@ -511,11 +511,11 @@ func nulJoin(args []string) []byte {
 }
 
 // args returns bwrap's options for a command in profile p, run in dir, the
-// protected files to watch, the workspace's secrets it masks, what its
-// mounts hold (held, pinned and masked paths) and the directories to watch
-// for new secrets. Mount order matters: later mounts cover earlier ones, so
-// masks and protections come after what they cover.
-func (s *Sandbox) args(ctx context.Context, p Profile, dir string) (a, watch, masked []string, hold []holdPath, secretDirs []string, err error) {
+// protected files to watch, the workspace's secrets it masks and what its
+// mounts hold (held, pinned and masked paths). Mount order matters: later
+// mounts cover earlier ones, so masks and protections come after what they
+// cover.
+func (s *Sandbox) args(ctx context.Context, p Profile, dir string) (a, watch, masked []string, hold []holdPath, err error) {
 	a = []string{
 		"--die-with-parent", "--new-session",
 		"--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
@@ -553,7 +553,7 @@ func (s *Sandbox) args(ctx context.Context, p Profile, dir string) (a, watch, ma
 	if s.o.Secret != nil && s.showsWorkspace(p) {
 		sf, sd, err := s.secretPaths(ctx)
 		if err != nil {
-			return nil, nil, nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		for _, rel := range sf {
 			if f := filepath.Join(s.o.Workspace, rel); s.visible(p, f) {
@@ -575,7 +575,7 @@ func (s *Sandbox) args(ctx context.Context, p Profile, dir string) (a, watch, ma
 			a = append(a, "--bind", ws, ws)
 			a, watch, held, pins, err = s.protect(ctx, a, ws, slices.Concat(s.hidePins(ws), files, dirs))
 			if err != nil {
-				return nil, nil, nil, nil, nil, err
+				return nil, nil, nil, nil, err
 			}
 		} else {
 			a = append(a, "--ro-bind", ws, ws)
@@ -628,14 +628,7 @@ func (s *Sandbox) args(ctx context.Context, p Profile, dir string) (a, watch, ma
 	if dir != "" {
 		a = append(a, "--chdir", dir)
 	}
-	if s.newSecretIn(p) != nil {
-		// New secrets are looked for where secrets are, and at the top.
-		secretDirs = append(secretDirs, s.o.Workspace)
-		for _, rel := range masked {
-			secretDirs = append(secretDirs, filepath.Dir(filepath.Join(s.o.Workspace, rel)))
-		}
-	}
-	return a, watch, masked, holdPaths(held, pins, masks), secretDirs, nil
+	return a, watch, masked, holdPaths(held, pins, masks), nil
 }
 
 // showsWorkspace reports whether any of the workspace is mounted in

@@ -12,15 +12,14 @@ import (
 
 // holdWatch follows, with inotify, the directories that hold a run's held,
 // pinned and masked paths, and calls lost the first time one of those
-// names is replaced, removed or created, git's lock for a held file
-// appears, or a secret the run would have masked appears (see hold.go).
+// names is replaced, removed or created, or git's lock for a held file
+// appears (see hold.go).
 type holdWatch struct {
 	fd, stopR, stopW int
 	dirs             map[int32]string // watch descriptor → directory
 	names            map[string]int   // held, pinned or masked path → index in hold
 	locks            map[string]int   // git's lock for a held file → index in hold
 	hold             []holdPath
-	newSecret        func(abs string) bool
 	log              *holdLog
 	lost             func()
 	done             chan struct{}
@@ -31,13 +30,12 @@ type holdWatch struct {
 // removed or renamed away. A write into a file in place keeps the mount.
 const watchedEvents = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO
 
-// watchHold starts watching the directories of hold, and dirs (where
-// newSecret looks for new secrets), before the run starts, so no change
-// made while it runs goes unseen. A watch that cannot be set up refuses
-// the run: its holds would go unwatched.
-func watchHold(hold []holdPath, dirs []string, newSecret func(string) bool, log *holdLog, lost func()) (*holdWatch, error) {
+// watchHold starts watching the directories of hold before the run
+// starts, so no change made while it runs goes unseen. A watch that cannot
+// be set up refuses the run: its holds would go unwatched.
+func watchHold(hold []holdPath, log *holdLog, lost func()) (*holdWatch, error) {
 	w := &holdWatch{fd: -1, stopR: -1, stopW: -1, dirs: map[int32]string{}, names: map[string]int{}, locks: map[string]int{},
-		hold: hold, newSecret: newSecret, log: log, lost: lost, done: make(chan struct{})}
+		hold: hold, log: log, lost: lost, done: make(chan struct{})}
 	fail := func(err error) (*holdWatch, error) {
 		w.close()
 		return nil, fmt.Errorf("sandbox: watching the protected and masked paths for changes during the run "+
@@ -52,6 +50,7 @@ func watchHold(hold []holdPath, dirs []string, newSecret func(string) bool, log 
 		return fail(err)
 	}
 	w.stopR, w.stopW = p[0], p[1]
+	var dirs []string
 	for i, h := range hold {
 		w.names[h.path] = i
 		if h.lock != "" {
@@ -143,7 +142,6 @@ func (w *holdWatch) event(wd int32, mask uint32, name string) {
 		return
 	}
 	p := filepath.Join(dir, name)
-	created := mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0
 	if i, ok := w.names[p]; ok {
 		what := "was replaced"
 		switch {
@@ -157,13 +155,8 @@ func (w *holdWatch) event(wd int32, mask uint32, name string) {
 		w.end(p, holdReason(w.hold[i], what))
 		return
 	}
-	if i, ok := w.locks[p]; ok && created {
+	if i, ok := w.locks[p]; ok && mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0 {
 		w.end(w.hold[i].path, holdReason(w.hold[i], "was about to be replaced: "+filepath.Base(p)+" appeared, which git writes and renames over it"))
-		return
-	}
-	if created && w.newSecret != nil && w.newSecret(p) {
-		w.end(p, fmt.Sprintf("%s, a secret file, appeared in the workspace (made on the host, or by the command; "+
-			"a run masks only the secrets that exist when it starts, so the command may have read it)", p))
 	}
 }
 

@@ -5,7 +5,7 @@ package sandbox
 // holdWatch does nothing elsewhere than Linux, where no run is sandboxed.
 type holdWatch struct{}
 
-func watchHold([]holdPath, []string, func(string) bool, *holdLog, func()) (*holdWatch, error) {
+func watchHold([]holdPath, *holdLog, func()) (*holdWatch, error) {
 	return &holdWatch{}, nil
 }
 
