@@ -321,6 +321,14 @@ type Cmd struct {
 	ws       string   // the workspace, when watch is not empty
 	watch    []string // workspace-relative paths to remove if the run creates them
 	argsPipe *os.File // read end of bwrap's --args pipe, until Start
+	// hold are the paths the run's mounts hold, as they were at the
+	// start; holdWatch watches them during the run, holdLog collects
+	// the ones whose hold ended, and cancel kills the run (see hold.go).
+	hold      []holdPath
+	holdWatch *holdWatch
+	holdLog   holdLog
+	holdOnce  sync.Once
+	cancel    context.CancelCauseFunc
 }
 
 // Command prepares argv to run in profile, in dir (an absolute path that
@@ -345,13 +353,25 @@ func (s *Sandbox) Command(ctx context.Context, profile, dir string, argv []strin
 		cmd = exec.CommandContext(ctx, argv[0], argv[1:]...)
 	} else {
 		var args []string
-		args, c.watch, c.Masked, err = s.args(ctx, p, dir)
+		args, c.watch, c.Masked, c.hold, err = s.args(ctx, p, dir)
 		if err != nil {
 			return nil, err
 		}
 		c.ws = s.o.Workspace
+		ctx, c.cancel = context.WithCancelCause(ctx)
+		c.holdWatch, err = watchHold(c.hold, &c.holdLog, func() { c.cancel(ErrHoldEnded) })
+		if err != nil {
+			c.cancel(err)
+			return nil, err
+		}
+		// Recorded once the watches are in place: a change after this is
+		// seen by the watcher, or after the run, or both.
+		for i := range c.hold {
+			c.hold[i].record()
+		}
 		r, w, err := os.Pipe()
 		if err != nil {
+			c.endHold()
 			return nil, fmt.Errorf("sandbox: %w", err)
 		}
 		// The mount options go through a pipe (--args), so the paths
@@ -382,6 +402,18 @@ func (c *Cmd) Start() error {
 		_ = c.argsPipe.Close()
 		c.argsPipe = nil
 	}
+	if err != nil {
+		c.endHold()
+	}
+	return err
+}
+
+// Wait waits for the command to exit, then stops watching the paths its
+// mounts held and checks them (see HoldErr). It must be used instead of
+// the embedded exec.Cmd's.
+func (c *Cmd) Wait() error {
+	err := c.Cmd.Wait()
+	c.endHold()
 	return err
 }
 
@@ -391,6 +423,31 @@ func (c *Cmd) Run() error {
 		return err
 	}
 	return c.Wait()
+}
+
+// HoldErr reports, once Wait (or a failed Start) has returned, whether a
+// protected or masked path was replaced, removed or changed on the host
+// while the run was in flight: nil, or ErrHoldEnded with each path, what
+// happened to it and what to do. The run was killed when the change was
+// seen, which may be after a process of it reached the new file: a call
+// that gets this error failed, and the paths it names are for the user to
+// inspect.
+func (c *Cmd) HoldErr() error {
+	c.endHold()
+	return c.holdLog.err()
+}
+
+// endHold stops watching the run's held paths and compares each with what
+// it was at the start.
+func (c *Cmd) endHold() {
+	c.holdOnce.Do(func() {
+		if c.holdWatch == nil {
+			return
+		}
+		c.holdWatch.stop()
+		holdLogged(&c.holdLog, c.hold)
+		c.cancel(nil)
+	})
 }
 
 // Kill kills the command's process group: bwrap and, through its PID
@@ -414,6 +471,7 @@ func (c *Cmd) Kill() {
 // run may take them away to keep what it created). Call it after the
 // command has exited.
 func (c *Cmd) Cleanup() ([]string, error) {
+	c.endHold()
 	if len(c.watch) == 0 {
 		return nil, nil
 	}
@@ -455,10 +513,11 @@ func nulJoin(args []string) []byte {
 }
 
 // args returns bwrap's options for a command in profile p, run in dir, the
-// protected files to watch and the workspace's secrets it masks. Mount
-// order matters: later mounts cover earlier ones, so masks and protections
-// come after what they cover.
-func (s *Sandbox) args(ctx context.Context, p Profile, dir string) (a, watch, masked []string, err error) {
+// protected files to watch, the workspace's secrets it masks and what its
+// mounts hold (held, pinned and masked paths). Mount order matters: later
+// mounts cover earlier ones, so masks and protections come after what they
+// cover.
+func (s *Sandbox) args(ctx context.Context, p Profile, dir string) (a, watch, masked []string, hold []holdPath, err error) {
 	a = []string{
 		"--die-with-parent", "--new-session",
 		"--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
@@ -496,7 +555,7 @@ func (s *Sandbox) args(ctx context.Context, p Profile, dir string) (a, watch, ma
 	if s.o.Secret != nil && s.showsWorkspace(p) {
 		sf, sd, err := s.secretPaths(ctx)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		for _, rel := range sf {
 			if f := filepath.Join(s.o.Workspace, rel); s.visible(p, f) {
@@ -512,12 +571,13 @@ func (s *Sandbox) args(ctx context.Context, p Profile, dir string) (a, watch, ma
 		}
 		slices.Sort(masked)
 	}
+	var held, pins []string
 	if ws := s.o.Workspace; ws != "" && p.Workspace != NoAccess {
 		if p.Workspace == WriteAccess {
 			a = append(a, "--bind", ws, ws)
-			a, watch, err = s.protect(ctx, a, ws, slices.Concat(s.hidePins(ws), files, dirs))
+			a, watch, held, pins, err = s.protect(ctx, a, ws, slices.Concat(s.hidePins(ws), files, dirs))
 			if err != nil {
-				return nil, nil, nil, err
+				return nil, nil, nil, nil, err
 			}
 		} else {
 			a = append(a, "--ro-bind", ws, ws)
@@ -554,20 +614,23 @@ func (s *Sandbox) args(ctx context.Context, p Profile, dir string) (a, watch, ma
 			}
 		}
 	}
+	var masks []string
 	for _, d := range dirs {
 		if !under(d) {
 			a = append(a, "--tmpfs", d, "--remount-ro", d)
+			masks = append(masks, d)
 		}
 	}
 	for _, f := range files {
 		if !under(f) {
 			a = append(a, "--ro-bind", "/dev/null", f)
+			masks = append(masks, f)
 		}
 	}
 	if dir != "" {
 		a = append(a, "--chdir", dir)
 	}
-	return a, watch, masked, nil
+	return a, watch, masked, holdPaths(held, pins, masks), nil
 }
 
 // showsWorkspace reports whether any of the workspace is mounted in
@@ -605,8 +668,9 @@ func (s *Sandbox) visible(p Profile, h string) bool {
 
 // protect appends the read-only mounts that hold the workspace's protected
 // paths, creating missing protected directories, and returns the
-// workspace-relative paths to watch: missing protected files, and the first
-// missing name on the way to a protected path whose parent is missing.
+// workspace-relative paths to watch (missing protected files, and the first
+// missing name on the way to a protected path whose parent is missing),
+// and the absolute paths it holds read-only and pins.
 //
 // A mount point cannot be renamed or removed, but its parent's entry can:
 // holding .git/config alone would let a run rename .git away and put a
@@ -615,24 +679,23 @@ func (s *Sandbox) visible(p Profile, h string) bool {
 // which pins the whole chain of names. The same holds for the hidden paths
 // in the workspace (hidden): each is masked by a mount, and renaming a
 // directory above it would move it out from under its mask.
-func (s *Sandbox) protect(ctx context.Context, a []string, ws string, hidden []string) ([]string, []string, error) {
+func (s *Sandbox) protect(ctx context.Context, a []string, ws string, hidden []string) (_, watch, held, pins []string, _ error) {
 	root, err := os.OpenRoot(ws)
 	if err != nil {
-		return nil, nil, fmt.Errorf("sandbox: workspace: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("sandbox: workspace: %w", err)
 	}
 	defer root.Close()
 	rels, err := s.protectPaths(ctx, ws)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	var watch, held []string
 	// Sorted, a protected directory comes before the paths under it, so
 	// it exists (and is held, not watched) when they are looked at.
 	for _, rel := range rels {
 		p, hold, err := protectOne(root, rel)
 		switch {
 		case err != nil:
-			return nil, nil, fmt.Errorf("sandbox: protected path %s: %w", rel, err)
+			return nil, nil, nil, nil, fmt.Errorf("sandbox: protected path %s: %w", rel, err)
 		case hold:
 			held = append(held, filepath.Join(ws, p))
 		default:
@@ -641,20 +704,20 @@ func (s *Sandbox) protect(ctx context.Context, a []string, ws string, hidden []s
 	}
 	slices.Sort(watch)
 	watch = slices.Compact(watch)
-	var pins []string
 	for _, p := range slices.Concat(held, hidden) {
 		for d := filepath.Dir(p); d != ws && Within(ws, d); d = filepath.Dir(d) {
 			pins = append(pins, d)
 		}
 	}
 	slices.Sort(pins) // a parent sorts before its children, so is bound first
-	for _, d := range slices.Compact(pins) {
+	pins = slices.Compact(pins)
+	for _, d := range pins {
 		a = append(a, "--bind", d, d)
 	}
 	for _, p := range held {
 		a = append(a, "--ro-bind", p, p)
 	}
-	return a, watch, nil
+	return a, watch, held, pins, nil
 }
 
 // protectOne looks at protected path rel in the workspace, without

@@ -87,6 +87,7 @@ type runResult struct {
 	removed        []string // protected files the command created, removed after it
 	masked         []string // the workspace's secrets the sandbox masked (sandbox.Cmd.Masked)
 	cleanupErr     error    // what the command created at a protected path and toolgate could not remove
+	holdErr        error    // a protected or masked path the host replaced during the run (sandbox.ErrHoldEnded)
 	exitCode       int      // -1 when killed or not started
 	signal         string
 	timedOut       bool
@@ -118,7 +119,7 @@ func (w *ws) run(ctx context.Context, prof sandbox.Profile, dir string, argv []s
 
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		res.err = err
+		res.err, res.holdErr = err, cmd.HoldErr()
 		return res
 	}
 	err = cmd.Wait()
@@ -127,6 +128,9 @@ func (w *ws) run(ctx context.Context, prof sandbox.Profile, dir string, argv []s
 	res.removed, res.cleanupErr = cmd.Cleanup()
 	if res.cleanupErr != nil {
 		w.log.ErrorContext(ctx, "a command left what it created at a protected path", "err", res.cleanupErr)
+	}
+	if res.holdErr = cmd.HoldErr(); res.holdErr != nil {
+		w.log.WarnContext(ctx, "a protected or masked path changed on the host while a command ran", "err", res.holdErr)
 	}
 	res.duration = time.Since(start)
 
@@ -171,6 +175,10 @@ func (r runResult) toolResult(timeout time.Duration) *mcp.CallToolResult {
 	default:
 		fmt.Fprintf(&b, "exit code: %d\n", r.exitCode)
 		failed = r.exitCode != 0
+	}
+	if r.holdErr != nil {
+		fmt.Fprintf(&b, "toolgate: this call failed: %v\n", r.holdErr)
+		failed = true
 	}
 	writeStream(&b, "stdout", r.stdout)
 	writeStream(&b, "stderr", r.stderr)

@@ -143,6 +143,10 @@ func (w *ws) writeInSandbox(prof sandbox.Profile, rel string, data []byte, mode 
 	err = c.Run()
 	c.Kill()
 	removed, cerr := c.Cleanup()
+	if herr := c.HoldErr(); herr != nil {
+		w.log.Warn("a protected or masked path changed on the host while a write ran", "err", herr)
+		return fmt.Errorf("toolgate: %w", herr)
+	}
 	if cerr != nil {
 		w.log.Error("a write left what it created at a protected path", "err", cerr)
 		return fmt.Errorf("toolgate could not remove what the write created at a protected path, which can become code or policy outside the sandbox; have the user remove it: %w", cerr)

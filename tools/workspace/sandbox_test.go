@@ -11,6 +11,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/toolgate/toolgate/tools"
 	"github.com/toolgate/toolgate/tools/sandbox"
 )
 
@@ -209,6 +210,62 @@ func TestCommandNamesMaskedSecrets(t *testing.T) {
 			".env, a.key, b.key, c.key, d.key and 2 more (sandbox.workspace_secrets"
 		if got := strings.Contains(text.String(), note); got != (code != 0) || strings.Contains(text.String(), "e.key") {
 			t.Errorf("exit code %d: want the note only when it failed:\n%s", code, text.String())
+		}
+	}
+}
+
+// TestCommandStoppedWhenHoldEnds: a run_command in workspace-write that
+// retries appending to .git/config is killed when the host replaces the
+// file (which ends the read-only mount's hold on it), and the call fails
+// naming the file, the kill and what to do.
+func TestCommandStoppedWhenHoldEnds(t *testing.T) {
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mkdir(t, filepath.Join(root, ".git", "hooks"))
+	cfg := filepath.Join(root, ".git", "config")
+	write(t, cfg, "[core]\n")
+	c := connect(t, Options{Root: root})
+	req := mcp.CallToolRequest{}
+	req.Params.Name = ToolRunCommand
+	req.Params.Arguments = map[string]any{"command": `echo > ready; while :; do echo '[alias] x = !id' >> .git/config 2>/dev/null; sleep 0.05; done`}
+	req.Params.Meta = &mcp.Meta{AdditionalFields: map[string]any{tools.MetaSandbox: sandbox.WorkspaceWrite}}
+	type result struct {
+		res *mcp.CallToolResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := c.CallTool(t.Context(), req)
+		done <- result{res, err}
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(root, "ready")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the command did not start")
+		}
+	}
+	write(t, cfg+".new", "[core]\n[user]\n\tname = u\n")
+	if err := os.Rename(cfg+".new", cfg); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	var text strings.Builder
+	for _, ct := range r.res.Content {
+		if tc, ok := ct.(mcp.TextContent); ok {
+			text.WriteString(tc.Text)
+		}
+	}
+	for _, want := range []string{"toolgate: this call failed", cfg + ", which the sandbox held read-only, was replaced on the host",
+		"killed the run", "Retry the call"} {
+		if !r.res.IsError || !strings.Contains(text.String(), want) {
+			t.Fatalf("isError %v, want it with %q:\n%s", r.res.IsError, want, text.String())
 		}
 	}
 }
