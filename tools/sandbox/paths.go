@@ -62,6 +62,24 @@ var AgentInstructions = []string{
 	".cursorrules", ".windsurfrules", ".clinerules", ".cursor/rules", ".windsurf/rules",
 }
 
+// InstructionOf returns the entry of AgentInstructions that rel, a
+// workspace-relative path, is or lies under, when a write may release its
+// hold (CommandReleasing): not one under a held settings directory
+// (.cursor/rules, held with .cursor). "" otherwise.
+func InstructionOf(rel string) string {
+	rel = filepath.ToSlash(rel)
+	for _, e := range AgentInstructions {
+		if rel != e && !strings.HasPrefix(rel, e+"/") {
+			continue
+		}
+		if slices.ContainsFunc(AgentSettings, func(d string) bool { return strings.HasPrefix(e, strings.TrimSuffix(d, "/")+"/") }) {
+			return ""
+		}
+		return e
+	}
+	return ""
+}
+
 // Persistence are the workspace paths that make code run later, outside
 // the sandbox and outside the rules: a file a tool the user runs or
 // opens reads and executes (direnv's .envrc, pre-commit's and lefthook's

@@ -336,6 +336,23 @@ type Cmd struct {
 // command is in its own process group; its Cancel kills the group, which
 // ends the sandbox's PID namespace and with it every process of the run.
 func (s *Sandbox) Command(ctx context.Context, profile, dir string, argv []string) (*Cmd, error) {
+	return s.command(ctx, profile, dir, argv, "")
+}
+
+// CommandReleasing is Command with one agent instruction file (or
+// directory) of AgentInstructions, release, left writable: the rules
+// decide a write to one (a review, by default), and write_file, whose
+// command is its own fixed script, writes it once they let it. Any other
+// path, or one under another held directory (.cursor/rules under
+// .cursor), is refused.
+func (s *Sandbox) CommandReleasing(ctx context.Context, profile, dir string, argv []string, release string) (*Cmd, error) {
+	if release == "" || InstructionOf(release) != release {
+		return nil, fmt.Errorf("sandbox: %s is not an agent instruction path that can be released", release)
+	}
+	return s.command(ctx, profile, dir, argv, release)
+}
+
+func (s *Sandbox) command(ctx context.Context, profile, dir string, argv []string, release string) (*Cmd, error) {
 	p, err := s.Profile(profile)
 	if err != nil {
 		return nil, err
@@ -353,7 +370,7 @@ func (s *Sandbox) Command(ctx context.Context, profile, dir string, argv []strin
 		cmd = exec.CommandContext(ctx, argv[0], argv[1:]...)
 	} else {
 		var args []string
-		args, c.watch, c.Masked, c.hold, err = s.args(ctx, p, dir)
+		args, c.watch, c.Masked, c.hold, err = s.args(ctx, p, dir, release)
 		if err != nil {
 			return nil, err
 		}
@@ -517,7 +534,7 @@ func nulJoin(args []string) []byte {
 // mounts hold (held, pinned and masked paths). Mount order matters: later
 // mounts cover earlier ones, so masks and protections come after what they
 // cover.
-func (s *Sandbox) args(ctx context.Context, p Profile, dir string) (a, watch, masked []string, hold []holdPath, err error) {
+func (s *Sandbox) args(ctx context.Context, p Profile, dir, release string) (a, watch, masked []string, hold []holdPath, err error) {
 	a = []string{
 		"--die-with-parent", "--new-session",
 		"--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
@@ -575,7 +592,7 @@ func (s *Sandbox) args(ctx context.Context, p Profile, dir string) (a, watch, ma
 	if ws := s.o.Workspace; ws != "" && p.Workspace != NoAccess {
 		if p.Workspace == WriteAccess {
 			a = append(a, "--bind", ws, ws)
-			a, watch, held, pins, err = s.protect(ctx, a, ws, slices.Concat(s.hidePins(ws), files, dirs))
+			a, watch, held, pins, err = s.protect(ctx, a, ws, slices.Concat(s.hidePins(ws), files, dirs), release)
 			if err != nil {
 				return nil, nil, nil, nil, err
 			}
@@ -679,7 +696,7 @@ func (s *Sandbox) visible(p Profile, h string) bool {
 // which pins the whole chain of names. The same holds for the hidden paths
 // in the workspace (hidden): each is masked by a mount, and renaming a
 // directory above it would move it out from under its mask.
-func (s *Sandbox) protect(ctx context.Context, a []string, ws string, hidden []string) (_, watch, held, pins []string, _ error) {
+func (s *Sandbox) protect(ctx context.Context, a []string, ws string, hidden []string, release string) (_, watch, held, pins []string, _ error) {
 	root, err := os.OpenRoot(ws)
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("sandbox: workspace: %w", err)
@@ -688,6 +705,9 @@ func (s *Sandbox) protect(ctx context.Context, a []string, ws string, hidden []s
 	rels, err := s.protectPaths(ctx, ws)
 	if err != nil {
 		return nil, nil, nil, nil, err
+	}
+	if release != "" {
+		rels = slices.DeleteFunc(rels, func(r string) bool { return r == release })
 	}
 	// Sorted, a protected directory comes before the paths under it, so
 	// it exists (and is held, not watched) when they are looked at.

@@ -56,7 +56,9 @@ func (w *ws) checkPath(p sandbox.Profile, real string, a access) error {
 		return nil
 	case w.sb.Hidden(filepath.Join(w.root, real)):
 		return refusal("is hidden from the agent's tools (toolgate's own files and secret stores are never visible)")
-	case a == accessWrite && w.sb.Protected(real):
+	case a == accessWrite && w.sb.Protected(real) && sandbox.InstructionOf(real) == "":
+		// An agent instruction file is held from runs, not from a write
+		// the rules let through (writeInSandbox releases it).
 		return refusal(fmt.Sprintf("is protected: it stays read-only in the sandbox profile %q (git config and hooks, agent "+
 			"permission and server files become code or policy outside the sandbox); ask the user to change it", p.Name))
 	}
@@ -134,7 +136,14 @@ func (w *ws) writeInSandbox(prof sandbox.Profile, rel string, data []byte, mode 
 	if mkdirs {
 		mk = "1"
 	}
-	c, err := w.sb.Command(ctx, prof.Name, w.root, []string{"/bin/sh", "-c", writeScript, "sh", rel, fmt.Sprintf("%o", mode.Perm()), mk})
+	argv := []string{"/bin/sh", "-c", writeScript, "sh", rel, fmt.Sprintf("%o", mode.Perm()), mk}
+	var c *sandbox.Cmd
+	var err error
+	if inst := sandbox.InstructionOf(rel); inst != "" {
+		c, err = w.sb.CommandReleasing(ctx, prof.Name, w.root, argv, inst)
+	} else {
+		c, err = w.sb.Command(ctx, prof.Name, w.root, argv)
+	}
 	if err != nil {
 		return fmt.Errorf("the sandbox: %w", err)
 	}

@@ -269,3 +269,71 @@ func TestCommandStoppedWhenHoldEnds(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteFileInstructions: the sandbox holds agents' instruction files
+// (CLAUDE.md, AGENTS.md, .github/instructions) read-only in every run, so
+// a command cannot rewrite them behind the rules; write_file, which the
+// rules decide (a review, by default), writes them, existing or new. A
+// CLAUDE.md that is a symlink to a protected file does not carry the write
+// there, and the release is for instruction paths alone.
+func TestWriteFileInstructions(t *testing.T) {
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mkdir(t, filepath.Join(root, ".git"))
+	mkdir(t, filepath.Join(root, ".github")) // a missing one is removed with what a call puts in it (.github/workflows)
+	write(t, filepath.Join(root, ".git", "config"), "[core]\n")
+	write(t, filepath.Join(root, "CLAUDE.md"), "# notes\n")
+	sb := testSandbox(t, root)
+	c := connect(t, Options{Root: root, Sandbox: sb})
+
+	cmd, err := sb.Command(t.Context(), sandbox.WorkspaceWrite, root, []string{"/bin/sh", "-c",
+		"echo run >> CLAUDE.md; echo run > AGENTS.md; mkdir -p .github/instructions && echo run > .github/instructions/x.md"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Run()
+	if _, err := cmd.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "CLAUDE.md")); string(b) != "# notes\n" {
+		t.Errorf("a run rewrote CLAUDE.md: %q", b)
+	}
+	for _, p := range []string{"AGENTS.md", ".github/instructions/x.md"} {
+		if _, err := os.Stat(filepath.Join(root, p)); err == nil {
+			t.Errorf("a run's %s stayed", p)
+		}
+	}
+
+	for _, tc := range []struct{ path, args string }{
+		{"CLAUDE.md", ""},
+		{"AGENTS.md", ""},
+		{".github/instructions/go.md", "dirs"},
+	} {
+		args := map[string]any{"path": tc.path, "content": "by write_file\n", "create_dirs": tc.args == "dirs"}
+		if got, isErr := call(t, c, ToolWriteFile, args); isErr {
+			t.Errorf("write_file %s: %s", tc.path, got)
+		}
+		if b, _ := os.ReadFile(filepath.Join(root, tc.path)); string(b) != "by write_file\n" {
+			t.Errorf("%s = %q after write_file", tc.path, b)
+		}
+	}
+
+	if _, err := sb.CommandReleasing(t.Context(), sandbox.WorkspaceWrite, root, []string{"true"}, ".git/config"); err == nil ||
+		!strings.Contains(err.Error(), "not an agent instruction path") {
+		t.Errorf("CommandReleasing of .git/config: %v; want it refused", err)
+	}
+	if err := os.Remove(filepath.Join(root, "CLAUDE.md")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(".git/config", filepath.Join(root, "CLAUDE.md")); err != nil {
+		t.Fatal(err)
+	}
+	if got, isErr := call(t, c, ToolWriteFile, map[string]any{"path": "CLAUDE.md", "content": "[core]\n\tfsmonitor = evil\n"}); !isErr {
+		t.Errorf("write_file through a CLAUDE.md linked to .git/config: %s", got)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, ".git", "config")); string(b) != "[core]\n" {
+		t.Errorf(".git/config = %q", b)
+	}
+}
