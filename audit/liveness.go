@@ -97,9 +97,15 @@ func (lf liveFiles) close() {
 // open) still names the files that were opened: one stat per file, or
 // none while the watch has seen nothing (see liveFiles).
 func (lf liveFiles) check(path string) error {
-	w := lf.watch
+	return lf.watch.check(func() error { return lf.stat(path) })
+}
+
+// check runs full, the check of the files in w's directory, unless w has
+// seen no change since the last one passed, less than fullCheckEvery ago;
+// a nil w always runs it.
+func (w *dirWatch) check(full func() error) error {
 	if w == nil {
-		return lf.stat(path)
+		return full()
 	}
 	now := time.Now().UnixNano()
 	d := w.dirty.Load()
@@ -108,7 +114,7 @@ func (lf liveFiles) check(path string) error {
 	} else if d == 0 && now-w.last.Load() < int64(fullCheckEvery) {
 		return nil
 	}
-	if err := lf.stat(path); err != nil {
+	if err := full(); err != nil {
 		w.dirty.Add(1)
 		return err
 	}

@@ -97,11 +97,12 @@ type spool struct {
 	mu      sync.Mutex
 	off     bool // hot writes commit as before (SyncFull)
 	f       *os.File
-	m       []byte // f, mapped: the records, then zeros to its end
-	held    int64  // m's pages from here on may be resident (spoolRelease)
-	closed  bool   // the store is closing: no more appends
-	name    string // base name: the spools table's key
-	size    int64  // bytes appended
+	watch   *dirWatch // the spools' directory (nil: each append checks f)
+	m       []byte    // f, mapped: the records, then zeros to its end
+	held    int64     // m's pages from here on may be resident (spoolRelease)
+	closed  bool      // the store is closing: no more appends
+	name    string    // base name: the spools table's key
+	size    int64     // bytes appended
 	pending []spooled
 	// live holds the calls this process spooled a record of that is
 	// pending, or a decision of whose outcome is to come, by id: their
@@ -253,11 +254,16 @@ func (s *Store) spoolAppend(rec *spoolRecord, state string, apply func(w *wtx) e
 	}
 	// No record into a spool deleted meanwhile: it would be lost with
 	// this process.
-	var st syscall.Stat_t
-	err := syscall.Fstat(int(sp.f.Fd()), &st)
-	if err == nil && st.Nlink == 0 {
-		err = &goneError{path: s.path, detail: "its spool " + sp.f.Name() + " was deleted"}
-	}
+	err := sp.watch.check(func() error {
+		var st syscall.Stat_t
+		if err := syscall.Fstat(int(sp.f.Fd()), &st); err != nil {
+			return err
+		}
+		if st.Nlink == 0 {
+			return &goneError{path: s.path, detail: "its spool " + sp.f.Name() + " was deleted"}
+		}
+		return nil
+	})
 	if err == nil {
 		err = sp.put(b)
 	}
@@ -287,6 +293,9 @@ func (s *Store) createSpool() error {
 	dir := s.path + SpoolSuffix
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("audit: create spool directory: %w", err)
+	}
+	if s.spool.watch == nil {
+		s.spool.watch = watchDir(dir)
 	}
 	path := filepath.Join(dir, hex.EncodeToString(id[:]))
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
@@ -696,6 +705,9 @@ func (s *Store) closeSpool() {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	sp.closed = true
+	if sp.watch != nil {
+		sp.watch.close()
+	}
 	if sp.f == nil {
 		return
 	}

@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -446,5 +447,28 @@ func TestSpoolCutShort(t *testing.T) {
 	err := s.Begin(ctx, testCall("01CUT1", 1), testDecision(toolgate.Allow))
 	if err == nil || !strings.Contains(err.Error(), "append to spool") {
 		t.Fatalf("Begin into a spool cut short: %v; want the append's fault as an error", err)
+	}
+}
+
+// TestSpoolDeletedRefuses: once the process's spool is deleted, no record
+// goes into it (it would die with the process): the next Begin, right
+// after the deletion, and every one after it, fails with ErrGone.
+func TestSpoolDeletedRefuses(t *testing.T) {
+	skipOnPostgres(t)
+	ctx := context.Background()
+	s := openTest(t, "", Options{importDelay: 1 << 62, importBatch: 1 << 30})
+	for i := range 2 {
+		if err := s.Begin(ctx, testCall(fmt.Sprintf("01DEL%d", i), i), testDecision(toolgate.Allow)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(s.spool.f.Name()); err != nil {
+		t.Fatal(err)
+	}
+	for i := 2; i < 4; i++ {
+		err := s.Begin(ctx, testCall(fmt.Sprintf("01DEL%d", i), i), testDecision(toolgate.Allow))
+		if !errors.Is(err, ErrGone) || !strings.Contains(err.Error(), "was deleted") {
+			t.Fatalf("Begin %d after the spool was deleted: %v; want ErrGone", i, err)
+		}
 	}
 }
