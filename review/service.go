@@ -70,6 +70,13 @@ type Options struct {
 	// the agent (when it asked for progress); zero means
 	// DefaultProgressInterval.
 	ProgressInterval time.Duration
+	// Decide evaluates a call under the rules in force (the gate's
+	// Decider). A Slack "Approve for this session" click on a review
+	// another process posted (its decision, with the rule's session_grant,
+	// is not in this one) is honoured only when Decide, on the recorded
+	// call, still picks the same rule (toolgate.Pending.SessionGrant); nil
+	// refuses such clicks.
+	Decide func(ctx context.Context, c toolgate.Call) toolgate.Decision
 	// Redactor masks secrets in what is shown to reviewers; nil uses
 	// redact's default rules.
 	Redactor *redact.Redactor

@@ -78,25 +78,31 @@ func TestServeTwoPersonOnePerson(t *testing.T) {
 // fake; slackExtra: more keys of review.slack) and the terminal as
 // channels.
 func startTwoPerson(t *testing.T, ruleExtra, slackExtra string) (*slackfake.Server, *client.Client, string, *toolgatetest.SyncBuffer) {
-	t.Helper()
-	fs := slackfake.New(t)
-	dir := t.TempDir()
-	rules := filepath.Join(dir, "rules.yaml")
-	if err := os.WriteFile(rules, []byte(`version: 1
-default: allow
-rules:
-  - name: two-person
+	return startSlackRules(t, `  - name: two-person
     match: 'tool.name == "echo"'
     action: review
     reason: needs two people
     approvals: 2
-`+ruleExtra), 0o600); err != nil {
+`+ruleExtra, slackExtra)
+}
+
+// startSlackRules serves upstream's echo under rules (the YAML items of a
+// rule file's rules: list; anything else is allowed), with Slack (the
+// fake; slackExtra: more keys of review.slack) and the terminal as
+// channels. It returns the fake, the agent's client, the audit DB and
+// serve's stderr.
+func startSlackRules(t *testing.T, rules, slackExtra string) (*slackfake.Server, *client.Client, string, *toolgatetest.SyncBuffer) {
+	t.Helper()
+	fs := slackfake.New(t)
+	dir := t.TempDir()
+	rulesFile := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(rulesFile, []byte("version: 1\ndefault: allow\nrules:\n"+rules), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	db := filepath.Join(dir, "audit.db")
 	cfg := writeConfig(t, fmt.Sprintf("servers:\n  up:\n    command: %q\nworkspace: {enabled: false}\nrules: {file: %q}\naudit: {path: %q}\n"+
 		"review:\n  timeout: 60s\n  channels: [slack, cli]\n  slack: {channel: '#approvals', %s, api_url: %q}\n",
-		upstreamBin, rules, db, slackExtra, fs.APIURL()))
+		upstreamBin, rulesFile, db, slackExtra, fs.APIURL()))
 	stderr := &toolgatetest.SyncBuffer{}
 	c, _ := connect(t, transport.NewStdioWithOptions(toolgateBin, rvSlackEnv, []string{"serve", "--config", cfg},
 		transport.WithCommandStderrWriter(stderr)))

@@ -122,6 +122,7 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, dbPath st
 		OnHeldEnd:   m.ReviewEnded,
 		GrantTTL:    cfg.Review.GrantTTL,
 		Elicitation: len(cfg.Review.Channels) == 0 || slices.Contains(cfg.Review.Channels, toolgate.ChannelElicitation),
+		Decide:      live.Decide,
 		Redactor:    red,
 		Logger:      logger.With("component", "review"),
 	})
