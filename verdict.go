@@ -74,7 +74,9 @@ var (
 type Verdict struct {
 	// Approved is true only on an explicit approval.
 	Approved bool `json:"approved"`
-	// Reviewer identifies who decided: a Slack user ID, a local user name, "elicitation:<client>".
+	// Reviewer identifies who decided: a Slack user ID, "cli:" and an OS
+	// account, "web:" and a signed-in user, "elicitation:" and the call's
+	// principal user (or "elicitation:session:" and its session).
 	Reviewer string `json:"reviewer,omitempty"`
 	// Channel is how the answer came: a review channel, or one of the
 	// verdict channels that are no person's answer ("timeout", "grant"...).
