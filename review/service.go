@@ -77,7 +77,8 @@ type Options struct {
 	// call, still picks the same rule (toolgate.Pending.SessionGrant); nil
 	// refuses such clicks.
 	Decide func(ctx context.Context, c toolgate.Call) toolgate.Decision
-	// Redactor masks secrets in what is shown to reviewers; nil uses
+	// Redactor masks secrets in what is shown to reviewers, with the
+	// reviewers' marks (Redactor.ForReviewers is applied to it); nil uses
 	// redact's default rules.
 	Redactor *redact.Redactor
 	// Logger receives one line per review event; nil discards. Arguments
@@ -122,9 +123,10 @@ func New(o Options) (*Service, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.Redactor == nil {
-		o.Redactor = redact.New(nil)
-	}
+	// A reviewer is told what each mask hides (its length, and words or
+	// shell characters in it), so that no argument made to look like a
+	// secret hides what the call does.
+	o.Redactor = o.Redactor.ForReviewers()
 	s := &Service{o: o, waiters: map[string][]chan struct{}{}}
 	s.channels = o.Channels
 	if len(s.channels) == 0 {
