@@ -719,7 +719,7 @@ var marker = regexp.MustCompile(`^\[REDACTED(?: [0-9]+ chars(?: — contains (?:
 // IsMask reports whether s is a mask (Mask, or one Describe wrote) and
 // nothing else.
 func IsMask(s string) bool {
-	return len(marker.FindString(s)) == len(s) && s != ""
+	return strings.HasPrefix(s, "[REDACTED") && len(marker.FindString(s)) == len(s)
 }
 
 // markerAt reports whether s starts with a mask, in quotes or not.
@@ -727,7 +727,7 @@ func markerAt(s string) bool {
 	for _, q := range []string{`\"`, `"`, `'`} {
 		s = strings.TrimPrefix(s, q)
 	}
-	return marker.MatchString(s)
+	return strings.HasPrefix(s, "[REDACTED") && marker.MatchString(s)
 }
 
 // shellChars are the characters that make a hidden text more than a
