@@ -1,6 +1,7 @@
 package toolgate
 
 import (
+	"context"
 	"errors"
 	"time"
 )
@@ -73,7 +74,9 @@ var (
 type Verdict struct {
 	// Approved is true only on an explicit approval.
 	Approved bool `json:"approved"`
-	// Reviewer identifies who decided: a Slack user ID, a local user name, "elicitation:<client>".
+	// Reviewer identifies who decided: a Slack user ID, "cli:" and an OS
+	// account, "web:" and a signed-in user, "elicitation:" and the call's
+	// principal user (or "elicitation:session:" and its session).
 	Reviewer string `json:"reviewer,omitempty"`
 	// Channel is how the answer came: a review channel, or one of the
 	// verdict channels that are no person's answer ("timeout", "grant"...).
@@ -99,4 +102,25 @@ type Pending struct {
 	// one was posted, so it can be updated after a restart.
 	SlackChannel string `json:"slack_channel,omitempty"`
 	SlackTS      string `json:"slack_ts,omitempty"`
+}
+
+// SessionGrant is the longest approval for the session p's rule allows:
+// its session_grant, from the decision when it carries one (the process
+// that asked holds it), else found by deciding the recorded call again
+// with decide (the rules in force; nil for none), since a stored review
+// does not keep it. A decision under another rules version, or by another
+// rule, allows none: what a reviewer may grant comes from the rules,
+// never from the request that asks for the grant.
+func (p Pending) SessionGrant(ctx context.Context, decide func(context.Context, Call) Decision) time.Duration {
+	if p.Decision.SessionGrant > 0 {
+		return p.Decision.SessionGrant
+	}
+	if decide == nil {
+		return 0
+	}
+	d := decide(ctx, p.Call)
+	if d.Version != p.Decision.Version || d.Rule != p.Decision.Rule || d.Action != Review {
+		return 0
+	}
+	return d.SessionGrant
 }

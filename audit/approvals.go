@@ -34,7 +34,9 @@ func (w *wtx) setReview(id string, r *entryRow) error {
 // err then says why (a channel the rule does not accept, the same approver
 // twice, more approvers needed, each a review error the caller shows).
 // Denials end the review at once; approvals count until enough distinct
-// approvers have approved, each chained as it comes.
+// approvers have approved, each chained as it comes. Approvers are
+// distinct people: by principal user where the channel names one
+// (approvedBy), else by reviewer name.
 func (w *wtx) admit(id string, cs callState, v toolgate.Verdict, at time.Time) (*toolgate.Verdict, error) {
 	var (
 		needs    int
@@ -62,8 +64,11 @@ func (w *wtx) admit(id string, cs callState, v toolgate.Verdict, at time.Time) (
 	if !v.Approved || needs <= 1 {
 		return &v, nil
 	}
-	res, err := w.s.conn.ExecContext(w.ctx, `INSERT INTO review_approvals (call_id, approver, channel, at) VALUES (?,?,?,?) ON CONFLICT DO NOTHING`,
-		id, v.Reviewer, v.Channel, at.UnixNano())
+	if err := w.approvedBy(id, v); err != nil {
+		return nil, err
+	}
+	res, err := w.s.conn.ExecContext(w.ctx, `INSERT INTO review_approvals (call_id, approver, channel, at, approver_user) VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING`,
+		id, v.Reviewer, v.Channel, at.UnixNano(), v.ReviewerUser)
 	if err != nil {
 		return nil, fmt.Errorf("audit: record approval of %s: %w", id, err)
 	}
@@ -93,6 +98,35 @@ func (w *wtx) admit(id string, cs callState, v toolgate.Verdict, at time.Time) (
 	}
 	v.Reviewer = strings.Join(who, " + ")
 	return &v, nil
+}
+
+// approvedBy returns ErrSameApprover when the person behind approval v
+// (v.ReviewerUser, compared as selfApproval compares) has already approved
+// call id under another reviewer name: a mapped Slack user and the same
+// user in the web UI are one approver, not two. An approval whose channel
+// cannot name its person is told apart by its reviewer name only.
+func (w *wtx) approvedBy(id string, v toolgate.Verdict) error {
+	if v.ReviewerUser == "" {
+		return nil
+	}
+	rows, err := w.s.conn.QueryContext(w.ctx, `SELECT approver, channel, approver_user FROM review_approvals WHERE call_id = ? AND approver_user <> ''`, id)
+	if err != nil {
+		return fmt.Errorf("audit: approvals of %s: %w", id, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var approver, channel, user string
+		if err := rows.Scan(&approver, &channel, &user); err != nil {
+			return fmt.Errorf("audit: approvals of %s: %w", id, err)
+		}
+		if strings.EqualFold(user, v.ReviewerUser) {
+			return fmt.Errorf("%w: already approved by %s (as %s via %s); another approver must", toolgate.ErrSameApprover, user, approver, channel)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("audit: approvals of %s: %w", id, err)
+	}
+	return nil
 }
 
 // selfApproval says why approval v of a call made by caller must be

@@ -168,6 +168,38 @@ func TestTwoPersonReview(t *testing.T) {
 	}
 }
 
+// TestTwoPersonReviewOnePerson: one person approving through two channels
+// (a Slack user mapped to rita, then rita in the web UI, in other case) is
+// one approver: the second approval is refused and the review waits for
+// someone else.
+func TestTwoPersonReviewOnePerson(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "audit.db"), Options{})
+	d := testDecision(toolgate.Review)
+	d.Review = toolgate.ReviewPolicy{Approvals: 2}
+	if err := s.Begin(ctx, testCall("01R1", 0), d); err != nil {
+		t.Fatal(err)
+	}
+	submit := func(who, user, ch string) (bool, error) {
+		return s.SubmitVerdict(ctx, "01R1", toolgate.Verdict{Approved: true, Reviewer: who, ReviewerUser: user, Channel: ch})
+	}
+	if ok, err := submit("U0RITA", "rita", "slack"); ok || !errors.Is(err, toolgate.ErrMoreApprovals) {
+		t.Fatalf("rita in Slack: %v %v", ok, err)
+	}
+	if ok, err := submit("web:rita", "Rita", "web"); ok || !errors.Is(err, toolgate.ErrSameApprover) || !strings.Contains(err.Error(), "already approved by rita") {
+		t.Fatalf("rita in the web UI: %v %v", ok, err)
+	}
+	if _, decided, _ := s.ReviewVerdict(ctx, "01R1"); decided {
+		t.Fatal("one person's two approvals decided a two-person review")
+	}
+	if ok, err := submit("web:sam", "sam", "web"); !ok || err != nil {
+		t.Fatalf("sam: %v %v", ok, err)
+	}
+	if v, decided, _ := s.ReviewVerdict(ctx, "01R1"); !decided || v.Reviewer != "U0RITA + web:sam" {
+		t.Fatalf("verdict: %+v %v", v, decided)
+	}
+}
+
 // TestGrantBindsSecrets: arguments that differ only in a secret the log
 // redacts are different calls to a grant: approving one token does not
 // approve another.

@@ -147,7 +147,7 @@ const replayChunk = 256
 // server and version, tool, annotations, args, confidence; `now` is the
 // recorded receive time, so time-based rules replay deterministically).
 // Args are the stored ones, after redaction: rules that look at a redacted
-// value see "[REDACTED]". Rows are streamed and evaluated by GOMAXPROCS
+// value see its mask. Rows are streamed and evaluated by GOMAXPROCS
 // workers; give it a rules.Memo to decide each distinct call once.
 // progress, if not nil, is called from one goroutine with (done, total).
 func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress func(done, total int)) (ReplayReport, error) {

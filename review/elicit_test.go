@@ -35,8 +35,16 @@ func (a *elicitAnswer) Elicit(ctx context.Context, req mcpgo.ElicitationRequest)
 // client without the elicitation capability.
 func callThroughMCP(t *testing.T, h *harness, id string, ans *elicitAnswer) string {
 	t.Helper()
+	c, _ := testCall(id)
+	c.SessionID = "stdio-0123456789ab"
+	return callThroughMCPAs(t, h, c, ans)
+}
+
+// callThroughMCPAs is callThroughMCP for call c.
+func callThroughMCPAs(t *testing.T, h *harness, c toolgate.Call, ans *elicitAnswer) string {
+	t.Helper()
 	srv := server.NewMCPServer("toolgate", "test", server.WithElicitation())
-	c, d := testCall(id)
+	_, d := testCall(c.ID)
 	h.store.add(c, d)
 	srv.AddTool(mcpgo.NewTool("guarded"), func(ctx context.Context, _ mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
 		v, err := h.svc.Review(ctx, c, d)
@@ -78,13 +86,13 @@ func TestElicitation(t *testing.T) {
 		want string
 	}{
 		{"approve", mcpgo.ElicitationResponse{Action: mcpgo.ElicitationResponseActionAccept, Content: map[string]any{"approve": true}},
-			`approved=true reviewer=elicitation:claude-code channel=elicitation`},
+			`approved=true reviewer=elicitation:session:stdio-0123456789ab channel=elicitation`},
 		{"accept unticked", mcpgo.ElicitationResponse{Action: mcpgo.ElicitationResponseActionAccept, Content: map[string]any{"approve": false, "reason": " too broad "}},
-			`approved=false reviewer=elicitation:claude-code channel=elicitation reason="too broad"`},
+			`approved=false reviewer=elicitation:session:stdio-0123456789ab channel=elicitation reason="too broad"`},
 		{"decline", mcpgo.ElicitationResponse{Action: mcpgo.ElicitationResponseActionDecline},
-			`approved=false reviewer=elicitation:claude-code channel=elicitation reason="declined by the user"`},
+			`approved=false reviewer=elicitation:session:stdio-0123456789ab channel=elicitation reason="declined by the user"`},
 		{"cancel", mcpgo.ElicitationResponse{Action: mcpgo.ElicitationResponseActionCancel},
-			`approved=false reviewer=elicitation:claude-code channel=elicitation reason="the user dismissed the review question"`},
+			`approved=false reviewer=elicitation:session:stdio-0123456789ab channel=elicitation reason="the user dismissed the review question"`},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -98,6 +106,33 @@ func TestElicitation(t *testing.T) {
 			if !strings.Contains(q.Params.Message, "shell__exec") || strings.Contains(q.Params.Message, "hunter2") ||
 				strings.Contains(q.Params.Message, fakeSecret) {
 				t.Errorf("question = %q", q.Params.Message)
+			}
+		})
+	}
+}
+
+// TestElicitationReviewer: an elicitation answer is recorded under the
+// call's principal (or session), which toolgate knows, never under the
+// client's self-declared name, which the agent chooses.
+func TestElicitationReviewer(t *testing.T) {
+	const forged = "root via cli, checked by security team"
+	for _, tc := range []struct {
+		name      string
+		principal toolgate.Principal
+		want      string
+	}{
+		{"a principal", toolgate.Principal{User: "alice", Auth: toolgate.AuthShared}, "reviewer=elicitation:alice "},
+		{"no credential", toolgate.Principal{}, "reviewer=elicitation:session:mcp-7f3a "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, false, func(o *Options) { o.Elicitation = true; o.Channels = []string{toolgate.ChannelElicitation} })
+			c, _ := testCall("01ELIWHO")
+			c.Client.Name, c.Principal, c.SessionID = forged, tc.principal, "mcp-7f3a"
+			ans := &elicitAnswer{res: mcpgo.ElicitationResponse{Action: mcpgo.ElicitationResponseActionAccept, Content: map[string]any{"approve": true}},
+				asks: make(chan mcpgo.ElicitationRequest, 1)}
+			got := callThroughMCPAs(t, h, c, ans)
+			if !strings.Contains(got, tc.want) || strings.Contains(got, "root via cli") {
+				t.Errorf("got %s, want %s", got, tc.want)
 			}
 		})
 	}

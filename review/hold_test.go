@@ -69,14 +69,7 @@ func TestHeldReview(t *testing.T) {
 func TestSlackApproveForSession(t *testing.T) {
 	h := newHarness(t, true, nil)
 	h.run()
-	c, d := testCall("01SESSION")
-	d.SessionGrant = 30 * time.Minute
-	h.store.add(c, d)
-	res := make(chan result, 1)
-	go func() {
-		v, err := h.svc.Review(t.Context(), c, d)
-		res <- result{v, err}
-	}()
+	c, res := h.reviewFor(t.Context(), "01SESSION", 30*time.Minute)
 	post := h.waitPosted(1)
 	if !slackfake.ContainsText(post, `"action_id":"approve_session"`) || !slackfake.ContainsText(post, `"value":"01SESSION|1800"`) {
 		t.Fatalf("no session button: %s", post.Get("blocks"))
@@ -98,6 +91,67 @@ func TestSlackApproveForSession(t *testing.T) {
 	h.slack.Click(click(approver, ActionDeny, c2.ID, ""))
 	if r := await(t, res2); r.v.Approved {
 		t.Fatalf("denied review: %+v", r.v)
+	}
+}
+
+// TestSlackSessionGrantFromRule: what an "Approve for this session" click
+// grants comes from the review's rule, not from the button's value, which
+// the client sends back and can forge: a longer length is cut to the
+// rule's session_grant; a rule without one refuses the click (and a plain
+// Approve carrying a length grants no session); a review another process
+// posted is granted what its rule, decided again, allows.
+func TestSlackSessionGrantFromRule(t *testing.T) {
+	const other = "01OTHERPROCESS"
+	h := newHarness(t, true, func(o *Options) {
+		o.Decide = func(_ context.Context, c toolgate.Call) toolgate.Decision {
+			_, d := testCall(c.ID)
+			if c.ID == other {
+				d.SessionGrant = 20 * time.Minute
+			}
+			return d
+		}
+	})
+	h.run()
+	grant := func(id string) string {
+		h.store.mu.Lock()
+		defer h.store.mu.Unlock()
+		return h.store.grants[id+"/session"]
+	}
+
+	c, res := h.reviewFor(t.Context(), "01CAPPED", 30*time.Minute)
+	h.waitPosted(1)
+	h.slack.Click(click(approver, ActionApproveSession, c.ID+"|43200", ""))
+	if r := await(t, res); r.err != nil || !r.v.Approved {
+		t.Fatalf("Review = %+v, %v", r.v, r.err)
+	}
+	toolgatetest.Eventually(t, "the session grant", func() bool { return grant(c.ID) != "" })
+	if g := grant(c.ID); g != "30m0s" {
+		t.Errorf("a button asking 12h on a 30m rule granted %s", g)
+	}
+
+	c2, res2 := h.review(t.Context(), "01NOSESSION")
+	h.waitPosted(2)
+	h.slack.Click(click(approver, ActionApproveSession, c2.ID+"|315360000", ""))
+	if eph := h.slack.WaitEphemerals(1); !strings.Contains(eph.Get("text"), "does not allow an approval for the session") {
+		t.Errorf("forged session click told: %v", eph)
+	}
+	if _, decided, _ := h.store.ReviewVerdict(t.Context(), c2.ID); decided {
+		t.Fatal("a forged session click on a rule without session_grant answered the review")
+	}
+	h.slack.Click(click(approver, ActionApprove, c2.ID+"|315360000", ""))
+	if r := await(t, res2); r.err != nil || !r.v.Approved {
+		t.Fatalf("Review = %+v, %v", r.v, r.err)
+	}
+	if g := grant(c2.ID); g != "" {
+		t.Errorf("a plain Approve carrying a length granted the session for %s", g)
+	}
+
+	oc, od := testCall(other)
+	h.store.add(oc, od) // pending in the store, posted by no process here
+	h.slack.Click(click(approver, ActionApproveSession, other+"|315360000", ""))
+	toolgatetest.Eventually(t, "the other process's review's session grant", func() bool { return grant(other) != "" })
+	if g := grant(other); g != "20m0s" {
+		t.Errorf("another process's review granted %s, want its rule's 20m", g)
 	}
 }
 

@@ -33,7 +33,7 @@ func TestReviewShowsMeta(t *testing.T) {
 	post := h.waitPosted(1)
 	text := slackfake.Readable(post)
 	for _, want := range []string{"*`_meta`* (sent to the tool's server with the arguments):", `"dry_run": false`,
-		`"auth": "[REDACTED]"`, `"note\u202e": "gpt\u2066x"`, `"&lt;!channel&gt;"`} {
+		`"auth": "[REDACTED 47 chars — contains spaces — not shown]"`, `"note\u202e": "gpt\u2066x"`, `"&lt;!channel&gt;"`} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the message lacks %q:\n%s", want, text)
 		}
@@ -48,7 +48,7 @@ func TestReviewShowsMeta(t *testing.T) {
 	h.slack.Click(slackfake.Action{User: approver, ActionID: ActionViewArgs, Value: c.ID, MessageTS: ts})
 	reply := h.slack.WaitReplies(ts, 1)
 	full := slackfake.Readable(reply)
-	for _, want := range []string{"_meta (sent to the tool's server with the arguments):", `"dry_run": false`, `"auth": "[REDACTED]"`, `"note\u202e"`} {
+	for _, want := range []string{"_meta (sent to the tool's server with the arguments):", `"dry_run": false`, `"auth": "[REDACTED 47 chars — contains spaces — not shown]"`, `"note\u202e"`} {
 		if !strings.Contains(full, want) {
 			t.Errorf("the full arguments lack %q:\n%s", want, full)
 		}
@@ -60,7 +60,7 @@ func TestReviewShowsMeta(t *testing.T) {
 	}
 
 	q := h.svc.elicitMessage(c, d, time.Unix(1700000000, 0))
-	for _, want := range []string{"\n_meta (sent to the tool's server with the arguments):\n", `"dry_run": false`, `"auth": "[REDACTED]"`, `"note\u202e": "gpt\u2066x"`} {
+	for _, want := range []string{"\n_meta (sent to the tool's server with the arguments):\n", `"dry_run": false`, `"auth": "[REDACTED 47 chars — contains spaces — not shown]"`, `"note\u202e": "gpt\u2066x"`} {
 		if !strings.Contains(q, want) {
 			t.Errorf("the elicitation question lacks %q:\n%s", want, q)
 		}

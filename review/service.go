@@ -70,7 +70,15 @@ type Options struct {
 	// the agent (when it asked for progress); zero means
 	// DefaultProgressInterval.
 	ProgressInterval time.Duration
-	// Redactor masks secrets in what is shown to reviewers; nil uses
+	// Decide evaluates a call under the rules in force (the gate's
+	// Decider). A Slack "Approve for this session" click on a review
+	// another process posted (its decision, with the rule's session_grant,
+	// is not in this one) is honoured only when Decide, on the recorded
+	// call, still picks the same rule (toolgate.Pending.SessionGrant); nil
+	// refuses such clicks.
+	Decide func(ctx context.Context, c toolgate.Call) toolgate.Decision
+	// Redactor masks secrets in what is shown to reviewers, with the
+	// reviewers' marks (Redactor.ForReviewers is applied to it); nil uses
 	// redact's default rules.
 	Redactor *redact.Redactor
 	// Logger receives one line per review event; nil discards. Arguments
@@ -115,9 +123,10 @@ func New(o Options) (*Service, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.Redactor == nil {
-		o.Redactor = redact.New(nil)
-	}
+	// A reviewer is told what each mask hides (its length, and words or
+	// shell characters in it), so that no argument made to look like a
+	// secret hides what the call does.
+	o.Redactor = o.Redactor.ForReviewers()
 	s := &Service{o: o, waiters: map[string][]chan struct{}{}}
 	s.channels = o.Channels
 	if len(s.channels) == 0 {

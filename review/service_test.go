@@ -109,7 +109,13 @@ type result struct {
 
 // review starts Review for a new pending call in the background.
 func (h *harness) review(ctx context.Context, id string) (toolgate.Call, <-chan result) {
+	return h.reviewFor(ctx, id, 0)
+}
+
+// reviewFor is review of a call whose rule has session_grant: session.
+func (h *harness) reviewFor(ctx context.Context, id string, session time.Duration) (toolgate.Call, <-chan result) {
 	c, d := testCall(id)
+	d.SessionGrant = session
 	h.store.add(c, d)
 	out := make(chan result, 1)
 	go func() {

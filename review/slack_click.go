@@ -66,7 +66,7 @@ func (sc *slackChannel) refused(id, user, why, msg string) {
 // posted before the form existed, it denies at once with the reason typed
 // into the message.
 func (sc *slackChannel) handleClick(ctx context.Context, cb slack.InteractionCallback, a *slack.BlockAction) {
-	id, session := sessionValue(a.Value)
+	id, asked := sessionValue(a.Value)
 	user := cb.User.ID
 	if id == "" {
 		return
@@ -75,6 +75,13 @@ func (sc *slackChannel) handleClick(ctx context.Context, cb slack.InteractionCal
 		sc.refused(id, user, RefusedNotApprover, "not an approver")
 		sc.ephemeral(ctx, cb, "You are not on toolgate's approver list, so your click was not counted. The review is still waiting for an approver.")
 		return
+	}
+	var session time.Duration
+	if a.ActionID == ActionApproveSession {
+		var ok bool
+		if session, ok = sc.sessionGrant(ctx, cb, id, asked); !ok {
+			return
+		}
 	}
 	v := toolgate.Verdict{Approved: a.ActionID != ActionDeny, Reviewer: user, Channel: toolgate.ChannelSlack}
 	switch {
@@ -214,13 +221,8 @@ func (sc *slackChannel) showArgs(ctx context.Context, cb slack.InteractionCallba
 	}
 	if !ok {
 		// Not posted by this process: look for it among the pending reviews.
-		ps, err := sc.s.o.Store.PendingReviews(ctx)
-		if err == nil {
-			for _, p := range ps {
-				if p.Call.ID == id {
-					lr = &liveReview{c: p.Call, d: p.Decision}
-				}
-			}
+		if p, pending, _ := sc.pending(ctx, id); pending {
+			lr = &liveReview{c: p.Call, d: p.Decision}
 		}
 		if lr == nil {
 			sc.ephemeral(ctx, cb, "This review is no longer waiting. Its call is in the audit log: `toolgate audit show "+escape(id)+"` on toolgate's host.")
@@ -254,8 +256,60 @@ func (sc *slackChannel) showArgs(ctx context.Context, cb slack.InteractionCallba
 	sc.log().Info("full arguments posted in the review's thread", "call_id", id, "slack_user", cb.User.ID)
 }
 
+// sessionGrant is how long an "Approve for this session" click on review
+// id grants: the length the button asked for (asked; zero for none),
+// capped at the session_grant of the review's rule, which is looked up
+// (toolgate.Pending.SessionGrant) and never taken from the click: the
+// button's value comes back from the client and can be forged. It reports
+// false, having told the clicker, when the rule allows no session grant or
+// the review cannot be looked up. A review no longer pending gets zero,
+// and the click is then answered as any late click is.
+func (sc *slackChannel) sessionGrant(ctx context.Context, cb slack.InteractionCallback, id string, asked time.Duration) (time.Duration, bool) {
+	p, pending, err := sc.pending(ctx, id)
+	switch {
+	case err != nil:
+		sc.log().Error("looking up a review for a session approval failed", "call_id", id, "err", err)
+		sc.ephemeral(ctx, cb, "toolgate could not look up this review ("+err.Error()+"). Your click was not counted; try again.")
+		return 0, false
+	case !pending:
+		return 0, true
+	}
+	limit := p.SessionGrant(ctx, sc.s.o.Decide)
+	if limit <= 0 {
+		sc.refused(id, cb.User.ID, RefusedPolicy, "the rule allows no approval for the session")
+		sc.ephemeral(ctx, cb, "This review's rule does not allow an approval for the session (no session_grant). Your click was not counted; the review is still waiting.")
+		return 0, false
+	}
+	if asked <= 0 || asked > limit {
+		return limit, true
+	}
+	return asked, true
+}
+
+// pending is review id as this process holds it (posted here) or, posted
+// by another process, as the store lists it; false when it is not pending.
+func (sc *slackChannel) pending(ctx context.Context, id string) (toolgate.Pending, bool, error) {
+	sc.mu.Lock()
+	lr, ok := sc.live[id]
+	sc.mu.Unlock()
+	if ok {
+		return toolgate.Pending{Call: lr.c, Decision: lr.d}, true, nil
+	}
+	ps, err := sc.s.o.Store.PendingReviews(ctx)
+	if err != nil {
+		return toolgate.Pending{}, false, err
+	}
+	for _, p := range ps {
+		if p.Call.ID == id {
+			return p, true, nil
+		}
+	}
+	return toolgate.Pending{}, false, nil
+}
+
 // sessionValue splits a button's value: the call id and, for
-// ActionApproveSession, the session grant's length ("<id>|<seconds>").
+// ActionApproveSession, the session grant's length the button asks for
+// ("<id>|<seconds>"), which sessionGrant caps at the rule's.
 func sessionValue(v string) (id string, session time.Duration) {
 	id, secs, ok := strings.Cut(v, "|")
 	if !ok {

@@ -39,7 +39,7 @@ func TestMessageForReviewers(t *testing.T) {
 	}
 	for _, want := range []string{
 		// each top-level key, the long one cut to its share
-		`"a_blob": "xxx`, "(9002 bytes in all)", `"command": "deploy --token [REDACTED]"`, `"m_token": "[REDACTED]"`,
+		`"a_blob": "xxx`, "(9002 bytes in all)", `"command": "deploy --token [REDACTED 40 chars — not shown]"`, `"m_token": "[REDACTED 40 chars — not shown]"`,
 		`"z_last": "the last key"`,
 		`"m_url": "https://example.com/deploy?env=prod&amp;force=1 &lt;now&gt;"`,
 		// who asks
@@ -78,7 +78,7 @@ func TestMessageForReviewers(t *testing.T) {
 	if !strings.Contains(joined.String(), `"a_blob": "`+blob+`"`) {
 		t.Errorf("the thread does not show all of a_blob:\n%s", full)
 	}
-	for _, want := range []string{`"z_last": "the last key"`, `"m_token": "[REDACTED]"`, "force=1 &lt;now&gt;"} {
+	for _, want := range []string{`"z_last": "the last key"`, `"m_token": "[REDACTED 40 chars — not shown]"`, "force=1 &lt;now&gt;"} {
 		if !strings.Contains(full, want) {
 			t.Errorf("the full arguments lack %q", want)
 		}
@@ -105,7 +105,7 @@ func TestMessageForReviewers(t *testing.T) {
 		t.Fatalf("Review = %+v", r.v)
 	}
 	up := h.slack.WaitUpdates(1)
-	if strings.Contains(up.Get("blocks"), fakeSecret) || !strings.Contains(slackfake.Readable(up), "*Reason:* token [REDACTED] is in the command") {
+	if strings.Contains(up.Get("blocks"), fakeSecret) || !strings.Contains(slackfake.Readable(up), "*Reason:* token [REDACTED 40 chars — not shown] is in the command") {
 		t.Errorf("the denial's reason is not redacted: %s", slackfake.Readable(up))
 	}
 	// A View click after the end points to the audit log.
@@ -128,7 +128,7 @@ func TestRuleReasonRedacted(t *testing.T) {
 	if strings.Contains(post.Get("blocks")+post.Get("text"), fakeSecret) {
 		t.Errorf("the rule's reason leaks the token: %s", post.Get("blocks"))
 	}
-	if !strings.Contains(slackfake.Readable(post), "shell command may change state: deploy --token [REDACTED]") {
+	if !strings.Contains(slackfake.Readable(post), "shell command may change state: deploy --token [REDACTED 40 chars — not shown]") {
 		t.Errorf("the rule's reason is missing: %s", slackfake.Readable(post))
 	}
 	h.svc.submit(t.Context(), c.ID, toolgate.Verdict{Channel: toolgate.ChannelCLI, Reviewer: "cli:bob", Reason: "no: " + fakeSecret})

@@ -112,18 +112,8 @@ func (sc *slackChannel) waitingCall(ctx context.Context, id string) (toolgate.Ca
 	if _, decided, err := sc.s.o.Store.ReviewVerdict(ctx, id); err != nil || decided {
 		return toolgate.Call{}, false
 	}
-	sc.mu.Lock()
-	lr, ok := sc.live[id]
-	sc.mu.Unlock()
-	if ok {
-		return lr.c, true
-	}
-	if ps, err := sc.s.o.Store.PendingReviews(ctx); err == nil {
-		for _, p := range ps {
-			if p.Call.ID == id {
-				return p.Call, true
-			}
-		}
+	if p, ok, _ := sc.pending(ctx, id); ok {
+		return p.Call, true
 	}
 	return toolgate.Call{ID: id}, true
 }

@@ -43,7 +43,7 @@ func (h *Handler) pendingViews(ctx context.Context, v viewer) ([]pendingView, er
 			Requester: orDash(p.Call.Principal.String()), Model: orDash(peer(p.Call.Model.Name, p.Call.Model.Version)),
 			Client: orDash(peer(p.Call.Client.Name, p.Call.Client.Version)), Session: p.Call.SessionID,
 			Args: string(args), RequestedAt: p.RequestedAt, Waiting: now.Sub(p.RequestedAt).Round(time.Second).String(),
-			SessionMinutes: int(h.sessionGrantOf(ctx, p) / time.Minute),
+			SessionMinutes: int(p.SessionGrant(ctx, h.o.Decide) / time.Minute),
 		}
 		if len(p.Call.Meta) > 0 {
 			meta, _ := json.MarshalIndent(h.o.Redactor.Value(p.Call.Meta), "", "  ")
@@ -248,7 +248,7 @@ func (h *Handler) sessionGrant(ctx context.Context, id string) (time.Duration, e
 	}
 	for _, p := range ps {
 		if p.Call.ID == id {
-			g := h.sessionGrantOf(ctx, p)
+			g := p.SessionGrant(ctx, h.o.Decide)
 			if g <= 0 {
 				return 0, errors.New("This rule does not allow an approval for the session.")
 			}
@@ -256,24 +256,6 @@ func (h *Handler) sessionGrant(ctx context.Context, id string) (time.Duration, e
 		}
 	}
 	return 0, errors.New("This review is no longer waiting; your answer changed nothing.")
-}
-
-// sessionGrantOf is the longest approval for the session review p's rule
-// allows: its session_grant, found by deciding the recorded call again
-// under the rules in force (the review row does not keep it). A decision
-// under another rules version, or by another rule, allows none.
-func (h *Handler) sessionGrantOf(ctx context.Context, p toolgate.Pending) time.Duration {
-	if p.Decision.SessionGrant > 0 {
-		return p.Decision.SessionGrant
-	}
-	if h.o.Decide == nil {
-		return 0
-	}
-	d := h.o.Decide(ctx, p.Call)
-	if d.Version != p.Decision.Version || d.Rule != p.Decision.Rule || d.Action != toolgate.Review {
-		return 0
-	}
-	return d.SessionGrant
 }
 
 // flash shows msg on the reviews page the browser is sent back to.

@@ -62,8 +62,9 @@ type Options struct {
 	// PollInterval is how often the live queue looks for changes
 	// (DefaultPollInterval when zero).
 	PollInterval time.Duration
-	// Redactor masks secrets in the arguments shown; redact.New(nil)
-	// when nil (as the Slack messages and `review list` do).
+	// Redactor masks secrets in the arguments shown, with the reviewers'
+	// marks (Redactor.ForReviewers is applied to it, as the Slack
+	// messages and `review list` do); redact's default rules when nil.
 	Redactor *redact.Redactor
 	Logger   *slog.Logger
 	Now      func() time.Time
@@ -97,9 +98,7 @@ func New(o Options) (*Handler, error) {
 	if o.PollInterval <= 0 {
 		o.PollInterval = DefaultPollInterval
 	}
-	if o.Redactor == nil {
-		o.Redactor = redact.New(nil)
-	}
+	o.Redactor = o.Redactor.ForReviewers()
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}

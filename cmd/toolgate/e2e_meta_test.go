@@ -39,7 +39,9 @@ func TestServeReviewShowsMeta(t *testing.T) {
 	}()
 	ids := rvWaitPending(t, db, 1)
 
-	const shown = `_meta {"api_key":"[REDACTED]","dry_run":false,"note":"a\u202eb"}`
+	// What reviewers and the log see of the key: how long it was.
+	const mask = "[REDACTED 40 chars — not shown]"
+	const shown = `_meta {"api_key":"` + mask + `","dry_run":false,"note":"a\u202eb"}`
 	list := rvCLI(t, nil, "review", "list", "--db", db)
 	if !strings.Contains(list, shown) {
 		t.Errorf("review list does not show the _meta %s:\n%s", shown, list)
@@ -48,7 +50,7 @@ func TestServeReviewShowsMeta(t *testing.T) {
 	if err := json.Unmarshal([]byte(rvCLI(t, nil, "review", "list", "--db", db, "--output", "json")), &ps); err != nil || len(ps) != 1 {
 		t.Fatalf("review list --output json: %v %v", ps, err)
 	}
-	if m := ps[0].Call.Meta; len(m) != 3 || m["dry_run"] != false || m["api_key"] != "[REDACTED]" {
+	if m := ps[0].Call.Meta; len(m) != 3 || m["dry_run"] != false || m["api_key"] != mask {
 		t.Errorf("review list --output json: _meta %v", m)
 	}
 	approved := rvCLI(t, nil, "review", "approve", ids[0], "--db", db)
@@ -61,7 +63,7 @@ func TestServeReviewShowsMeta(t *testing.T) {
 	}
 
 	show := rvCLI(t, nil, "audit", "show", ids[0], "--db", db)
-	for _, want := range []string{"_meta:", `"dry_run": false`, `"api_key": "[REDACTED]"`, `"note": "a\u202eb"`} {
+	for _, want := range []string{"_meta:", `"dry_run": false`, `"api_key": "` + mask + `"`, `"note": "a\u202eb"`} {
 		if !strings.Contains(show, want) {
 			t.Errorf("audit show lacks %q:\n%s", want, show)
 		}
@@ -73,7 +75,7 @@ func TestServeReviewShowsMeta(t *testing.T) {
 		return b.String()
 	}
 	r := rvAuditRow(t, db, ids[0])
-	if want := `{"api_key":"[REDACTED]","dry_run":false,"note":"a` + "\u202e" + `b"}`; compact(r.Meta) != want {
+	if want := `{"api_key":"` + mask + `","dry_run":false,"note":"a` + "\u202e" + `b"}`; compact(r.Meta) != want {
 		t.Errorf("audit show --output json: _meta %s, want %s", r.Meta, want)
 	}
 	export := rvCLI(t, nil, "audit", "export", "--db", db)
@@ -91,7 +93,7 @@ func TestServeReviewShowsMeta(t *testing.T) {
 			t.Errorf("%s holds a bidi control:\n%s", name, out)
 		}
 	}
-	if !strings.Contains(export, `"meta":{"api_key":"[REDACTED]","dry_run":false`) {
+	if !strings.Contains(export, `"meta":{"api_key":"`+mask+`","dry_run":false`) {
 		t.Errorf("audit export lacks the _meta:\n%s", export)
 	}
 	var recs []audit.Record

@@ -81,10 +81,15 @@ type rvCall struct {
 }
 
 func rvStart(c *client.Client, ctx context.Context, text, progressToken string) *rvCall {
+	return rvStartArgs(c, ctx, map[string]any{"text": text}, progressToken)
+}
+
+// rvStartArgs is rvStart with the call's arguments.
+func rvStartArgs(c *client.Client, ctx context.Context, args map[string]any, progressToken string) *rvCall {
 	rc := &rvCall{done: make(chan struct{})}
 	go func() {
 		defer close(rc.done)
-		rc.res, rc.err = callTool(ctx, c, "up__echo", map[string]any{"text": text}, progressToken)
+		rc.res, rc.err = callTool(ctx, c, "up__echo", args, progressToken)
 	}()
 	return rc
 }

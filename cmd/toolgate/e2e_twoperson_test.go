@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 
 	"github.com/toolgate/toolgate/review"
@@ -22,31 +23,8 @@ import (
 // second approver runs it, and the log names both.
 func TestServeTwoPersonReview(t *testing.T) {
 	const second = "U0SECOND"
-	fs := slackfake.New(t)
-	dir := t.TempDir()
-	rules := filepath.Join(dir, "rules.yaml")
-	if err := os.WriteFile(rules, []byte(`version: 1
-default: allow
-rules:
-  - name: two-person
-    match: 'tool.name == "echo"'
-    action: review
-    reason: needs two people
-    approvals: 2
-    review_channels: [slack]
-    escalate_after: 1s
-    escalate_to: [S0SRE]
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	db := filepath.Join(dir, "audit.db")
-	cfg := writeConfig(t, fmt.Sprintf("servers:\n  up:\n    command: %q\nworkspace: {enabled: false}\nrules: {file: %q}\naudit: {path: %q}\n"+
-		"review:\n  timeout: 60s\n  channels: [slack, cli]\n  slack: {channel: '#approvals', approvers: [%s, %s], api_url: %q}\n",
-		upstreamBin, rules, db, rvApprover, second, fs.APIURL()))
-	stderr := &toolgatetest.SyncBuffer{}
-	c, _ := connect(t, transport.NewStdioWithOptions(toolgateBin, rvSlackEnv, []string{"serve", "--config", cfg},
-		transport.WithCommandStderrWriter(stderr)))
-	fs.WaitConnected()
+	fs, c, db, stderr := startTwoPerson(t, "    review_channels: [slack]\n    escalate_after: 1s\n    escalate_to: [S0SRE]\n",
+		fmt.Sprintf("approvers: [%s, %s]", rvApprover, second))
 
 	call := rvStart(c, t.Context(), "two people agreed", "")
 	post := fs.WaitPosts(1)
@@ -70,6 +48,78 @@ rules:
 	if eph := fs.WaitEphemerals(2); !strings.Contains(eph.Get("text"), "another approver must") {
 		t.Errorf("same approver again told: %v", eph)
 	}
+	secondApproverRuns(t, fs, call, db, id, rvApprover, second, stderr)
+}
+
+// TestServeTwoPersonOnePerson: `approvals: 2` wants two people, not two
+// channels: rita approves in Slack (her Slack user mapped to her) and then
+// on the terminal as the same account; the second approval is refused as
+// hers already, the call waits, and another approver runs it.
+func TestServeTwoPersonOnePerson(t *testing.T) {
+	const rita, other = "U0RITA", "U0OTHER"
+	account := reviewAccount(os.Getuid())
+	fs, c, db, stderr := startTwoPerson(t, "",
+		fmt.Sprintf("approvers: [%s, %s], users: {%s: %q, %s: someone-else}", rita, other, rita, account, other))
+
+	call := rvStart(c, t.Context(), "two people agreed", "")
+	id := rvPostedID(t, fs.WaitPosts(1))
+	fs.Click(rvClick(rita, review.ActionApprove, id, ""))
+	if eph := fs.WaitEphemerals(1); !strings.Contains(eph.Get("text"), "1 of 2 approvals") {
+		t.Errorf("rita told: %v", eph)
+	}
+	if out := rvCLIFail(t, "review", "approve", id, "--db", db); !strings.Contains(out, "already approved by "+account) {
+		t.Errorf("rita again, on the terminal: %s", out)
+	}
+	secondApproverRuns(t, fs, call, db, id, rita, other, stderr)
+}
+
+// startTwoPerson serves upstream's echo behind a rule wanting two
+// approvers (ruleExtra: more YAML lines of the rule), with Slack (the
+// fake; slackExtra: more keys of review.slack) and the terminal as
+// channels.
+func startTwoPerson(t *testing.T, ruleExtra, slackExtra string) (*slackfake.Server, *client.Client, string, *toolgatetest.SyncBuffer) {
+	return startSlackRules(t, `  - name: two-person
+    match: 'tool.name == "echo"'
+    action: review
+    reason: needs two people
+    approvals: 2
+`+ruleExtra, slackExtra)
+}
+
+// startSlackRules serves upstream's echo under rules (the YAML items of a
+// rule file's rules: list; anything else is allowed), with Slack (the
+// fake; slackExtra: more keys of review.slack) and the terminal as
+// channels. It returns the fake, the agent's client, the audit DB and
+// serve's stderr.
+func startSlackRules(t *testing.T, rules, slackExtra string) (*slackfake.Server, *client.Client, string, *toolgatetest.SyncBuffer) {
+	t.Helper()
+	fs := slackfake.New(t)
+	dir := t.TempDir()
+	rulesFile := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(rulesFile, []byte("version: 1\ndefault: allow\nrules:\n"+rules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "audit.db")
+	cfg := writeConfig(t, fmt.Sprintf("servers:\n  up:\n    command: %q\nworkspace: {enabled: false}\nrules: {file: %q}\naudit: {path: %q}\n"+
+		"review:\n  timeout: 60s\n  channels: [slack, cli]\n  slack: {channel: '#approvals', %s, api_url: %q}\n",
+		upstreamBin, rulesFile, db, slackExtra, fs.APIURL()))
+	stderr := &toolgatetest.SyncBuffer{}
+	c, _ := connect(t, transport.NewStdioWithOptions(toolgateBin, rvSlackEnv, []string{"serve", "--config", cfg},
+		transport.WithCommandStderrWriter(stderr)))
+	fs.WaitConnected()
+	return fs, c, db, stderr
+}
+
+// secondApproverRuns checks that call id still waits after first's
+// approval, then has second approve it: the call runs, and the log names
+// both approvers.
+func secondApproverRuns(t *testing.T, fs *slackfake.Server, call *rvCall, db, id, first, second string, stderr *toolgatetest.SyncBuffer) {
+	t.Helper()
+	defer func() {
+		if t.Failed() {
+			t.Logf("stderr:\n%s", stderr.String())
+		}
+	}()
 	if !call.pending() {
 		t.Fatalf("one approver ran a two-person call: %s", resultText(call.wait(t)))
 	}
@@ -77,10 +127,7 @@ rules:
 	if res := call.wait(t); res.IsError || resultText(res) != "two people agreed" {
 		t.Fatalf("approved call: %s", resultText(res))
 	}
-	if r := rvAuditRow(t, db, id); r.Review == nil || r.Review.Reviewer != rvApprover+" + "+second {
+	if r := rvAuditRow(t, db, id); r.Review == nil || r.Review.Reviewer != first+" + "+second {
 		t.Fatalf("audit review: %+v", r.Review)
-	}
-	if t.Failed() {
-		t.Logf("stderr:\n%s", stderr.String())
 	}
 }

@@ -170,7 +170,7 @@ func answerReview(ctx context.Context, st review.Store, id, what string, v toolg
 // printPendingReviews writes the pending reviews as a table or a JSON array.
 func printPendingReviews(w io.Writer, ps []toolgate.Pending, asJSON bool, now time.Time) error {
 	if asJSON {
-		r := redact.New(nil)
+		r := redact.New(nil).ForReviewers()
 		if ps == nil {
 			ps = []toolgate.Pending{}
 		}
@@ -204,7 +204,7 @@ func printPendingReviews(w io.Writer, ps []toolgate.Pending, asJSON bool, now ti
 // reviewers see in the terminal, made visible, followed by its _meta
 // (which goes upstream with them) when it has any.
 func reviewArgs(args any, meta map[string]any) string {
-	r := redact.New(nil)
+	r := redact.New(nil).ForReviewers()
 	b, _ := json.Marshal(r.Value(args))
 	s := reviewOneLine(string(b), 80)
 	if len(meta) > 0 {

@@ -21,6 +21,7 @@ import (
 	"github.com/toolgate/toolgate/config"
 	"github.com/toolgate/toolgate/gate"
 	"github.com/toolgate/toolgate/mcp"
+	"github.com/toolgate/toolgate/redact"
 	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/tools"
 	"github.com/toolgate/toolgate/tools/reviewtool"
@@ -236,7 +237,7 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	ui, err := web.New(web.Options{Store: pol.store, Auth: uiChain, Decide: pol.Decider.Decide,
+	ui, err := web.New(web.Options{Store: pol.store, Auth: uiChain, Decide: pol.Decider.Decide, Redactor: redact.New(cfg.Audit.RedactKeys),
 		MayReview: mayReview(cfg.HTTP, logger), Logger: logger.With("component", "web")})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)

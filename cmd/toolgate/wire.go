@@ -59,8 +59,12 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, dbPath st
 	red := redact.New(cfg.Audit.RedactKeys)
 	m := metrics.New(prometheus.NewRegistry())
 	st, err := audit.Open(ctx, dbPath, audit.Options{
-		Logger:          logger.With("component", "audit"),
-		Redact:          redactArgs(red),
+		Logger: logger.With("component", "audit"),
+		// Arguments are stored with the reviewers' marks: the web UI and
+		// `toolgate review` show the stored ones, and a mask must say
+		// what it hides there too (its length, words, shell characters;
+		// never the text).
+		Redact:          redactArgs(red.ForReviewers()),
 		RedactText:      red.String,
 		ToolgateVersion: version,
 		ArgsHashOnly:    cfg.Audit.StoreArgs == config.StoreArgsHash,
@@ -122,6 +126,7 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, dbPath st
 		OnHeldEnd:   m.ReviewEnded,
 		GrantTTL:    cfg.Review.GrantTTL,
 		Elicitation: len(cfg.Review.Channels) == 0 || slices.Contains(cfg.Review.Channels, toolgate.ChannelElicitation),
+		Decide:      live.Decide,
 		Redactor:    red,
 		Logger:      logger.With("component", "review"),
 	})
