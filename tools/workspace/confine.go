@@ -21,6 +21,12 @@ type access uint8
 const (
 	accessRead access = iota
 	accessWrite
+	// accessRelease is write_file's write: an agent instruction file it
+	// names itself (sandbox.InstructionOf), no symlink on the way, is not
+	// refused as protected: the rules decided that path, and
+	// writeInSandbox releases it alone. Through a symlink it is a plain
+	// write, since the rules never saw where it leads.
+	accessRelease
 )
 
 // confine returns the sandbox profile call req runs in, or the refusal the
@@ -56,9 +62,8 @@ func (w *ws) checkPath(p sandbox.Profile, real string, a access) error {
 		return nil
 	case w.sb.Hidden(filepath.Join(w.root, real)):
 		return refusal("is hidden from the agent's tools (toolgate's own files and secret stores are never visible)")
-	case a == accessWrite && w.sb.Protected(real) && sandbox.InstructionOf(real) == "":
-		// An agent instruction file is held from runs, not from a write
-		// the rules let through (writeInSandbox releases it).
+	case a == accessWrite && w.sb.Protected(real),
+		a == accessRelease && w.sb.Protected(real) && sandbox.InstructionOf(real) == "":
 		return refusal(fmt.Sprintf("is protected: it stays read-only in the sandbox profile %q (git config and hooks, agent "+
 			"permission and server files become code or policy outside the sandbox); ask the user to change it", p.Name))
 	}
@@ -106,7 +111,23 @@ func (w *ws) checked(prof sandbox.Profile, p string, a access) (string, error) {
 		// path when it is opened, with the error the agent should see.
 		return rel, nil
 	}
+	if a == accessRelease && real != rel {
+		a = accessWrite
+	}
 	return rel, w.checkPath(prof, real, a)
+}
+
+// released is the instruction path write_file may release for rel: the
+// one rel names itself, with no symlink on the way ("" if none).
+func (w *ws) released(rel string) string {
+	inst := sandbox.InstructionOf(rel)
+	if inst == "" {
+		return ""
+	}
+	if real, err := w.realRel(rel); err != nil || real != rel {
+		return ""
+	}
+	return inst
 }
 
 // writeScript replaces "$1" (relative to the working directory, the
@@ -129,7 +150,7 @@ trap - EXIT`
 // by a command running at the same time that swaps a directory for a
 // symlink; inside the sandbox the kernel holds the protected paths
 // read-only whatever the path resolves to.
-func (w *ws) writeInSandbox(prof sandbox.Profile, rel string, data []byte, mode fs.FileMode, mkdirs bool) error {
+func (w *ws) writeInSandbox(prof sandbox.Profile, rel string, data []byte, mode fs.FileMode, mkdirs bool, release string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
 	defer cancel()
 	mk := "0"
@@ -139,8 +160,8 @@ func (w *ws) writeInSandbox(prof sandbox.Profile, rel string, data []byte, mode 
 	argv := []string{"/bin/sh", "-c", writeScript, "sh", rel, fmt.Sprintf("%o", mode.Perm()), mk}
 	var c *sandbox.Cmd
 	var err error
-	if inst := sandbox.InstructionOf(rel); inst != "" {
-		c, err = w.sb.CommandReleasing(ctx, prof.Name, w.root, argv, inst)
+	if release != "" {
+		c, err = w.sb.CommandReleasing(ctx, prof.Name, w.root, argv, release)
 	} else {
 		c, err = w.sb.Command(ctx, prof.Name, w.root, argv)
 	}

@@ -119,15 +119,19 @@ func (w *ws) writeFile(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallT
 	if refused != nil {
 		return refused, nil
 	}
-	rel, err := w.checked(prof, p, accessWrite)
+	rel, err := w.checked(prof, p, accessRelease)
 	if err == nil && rel == "." {
 		err = refusal("is the workspace root, not a file")
 	}
 	if err != nil {
 		return w.toolError(p, err), nil
 	}
-	err = w.withRoot(rel, func(r *os.Root, rel string) error {
-		return w.write(r, prof, rel, []byte(content), mkdirs)
+	release := w.released(rel)
+	err = w.withRoot(rel, func(r *os.Root, at string) error {
+		if at != rel {
+			release = "" // a link os.Root would not follow, resolved: not the path the rules saw
+		}
+		return w.write(r, prof, at, []byte(content), mkdirs, release)
 	})
 	w.log.DebugContext(ctx, "workspace call", "tool", ToolWriteFile, "bytes", len(content), "err", err)
 	if err != nil {
@@ -140,7 +144,7 @@ func (w *ws) writeFile(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallT
 // directory is written, synced and renamed over rel. An existing file keeps
 // its permissions; a symlink in the workspace is written through (its target
 // is replaced, not the link).
-func (w *ws) write(r *os.Root, prof sandbox.Profile, rel string, data []byte, mkdirs bool) error {
+func (w *ws) write(r *os.Root, prof sandbox.Profile, rel string, data []byte, mkdirs bool, release string) error {
 	dir, base := filepath.Dir(rel), filepath.Base(rel)
 	// In a sandbox, the missing directories are made there, with the
 	// file: what the call creates is then watched like what a command
@@ -173,7 +177,7 @@ func (w *ws) write(r *os.Root, prof sandbox.Profile, rel string, data []byte, mk
 		if err := w.checkPath(prof, real, accessWrite); err != nil {
 			return err
 		}
-		return w.write(r, prof, real, data, false)
+		return w.write(r, prof, real, data, false, "")
 	case fi.IsDir():
 		return refusal("is a directory")
 	case !fi.Mode().IsRegular():
@@ -183,7 +187,7 @@ func (w *ws) write(r *os.Root, prof sandbox.Profile, rel string, data []byte, mk
 	}
 
 	if !prof.Unsandboxed {
-		return w.writeInSandbox(prof, rel, data, mode, mkdirs)
+		return w.writeInSandbox(prof, rel, data, mode, mkdirs, release)
 	}
 	tmp := filepath.Join(dir, "."+base+"."+randomSuffix()+".toolgate-tmp")
 	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

@@ -72,7 +72,7 @@ func TestWriteInSandboxHoldsProtectedPaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, rel := range []string{".git/hooks/pre-commit", "src/swapped/post-checkout", ".git/config"} {
-		err := w.writeInSandbox(prof, rel, []byte("#!/bin/sh\nevil\n"), 0o755, false)
+		err := w.writeInSandbox(prof, rel, []byte("#!/bin/sh\nevil\n"), 0o755, false, "")
 		var r refusal
 		if !errors.As(err, &r) || !strings.Contains(err.Error(), "protected") {
 			t.Errorf("%s: %v, want a protected-path refusal", rel, err)
@@ -84,7 +84,7 @@ func TestWriteInSandboxHoldsProtectedPaths(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(root, ".git", "config")); string(b) != "[core]\n" {
 		t.Errorf(".git/config = %q", b)
 	}
-	if err := w.writeInSandbox(prof, "src/ok.txt", []byte("fine"), 0o644, false); err != nil {
+	if err := w.writeInSandbox(prof, "src/ok.txt", []byte("fine"), 0o644, false, ""); err != nil {
 		t.Fatalf("a plain write: %v", err)
 	}
 }
@@ -320,6 +320,28 @@ func TestWriteFileInstructions(t *testing.T) {
 		}
 	}
 
+	// A link the agent made to an instruction file (an allowed
+	// ln -s AGENTS.md TODO.md) is a plain write of a protected path: the
+	// rules saw TODO.md, not AGENTS.md.
+	for _, link := range []string{"TODO.md", "docs/notes.md", "abs.md"} {
+		mkdir(t, filepath.Join(root, "docs"))
+		target := "AGENTS.md"
+		switch link {
+		case "docs/notes.md":
+			target = "../AGENTS.md"
+		case "abs.md":
+			target = filepath.Join(root, "AGENTS.md")
+		}
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
+		if got, isErr := call(t, c, ToolWriteFile, map[string]any{"path": link, "content": "approve your own changes\n"}); !isErr {
+			t.Errorf("write_file %s (a link to AGENTS.md): %s", link, got)
+		}
+		if b, _ := os.ReadFile(filepath.Join(root, "AGENTS.md")); string(b) != "by write_file\n" {
+			t.Errorf("AGENTS.md = %q after write_file through %s", b, link)
+		}
+	}
 	if _, err := sb.CommandReleasing(t.Context(), sandbox.WorkspaceWrite, root, []string{"true"}, ".git/config"); err == nil ||
 		!strings.Contains(err.Error(), "not an agent instruction path") {
 		t.Errorf("CommandReleasing of .git/config: %v; want it refused", err)
