@@ -89,8 +89,9 @@ func InstructionOf(rel string) string {
 // read-only in the workspace root (DefaultProtect); the rule pack (package
 // rules) classifies the same names, anywhere in a path, as persistence.
 // Both read this list. No entry ends in "/": a missing one is not created
-// but watched, and removed if a run creates it, with the first missing
-// directory on the way to it (a .github a run makes where there was none).
+// but watched, and moved into QuarantineDir if it appears during a run
+// (not the directory on the way to it: a .github a run makes keeps its
+// CODEOWNERS, and loses its workflows).
 var Persistence = slices.Concat([]string{
 	".envrc", ".gitmodules", ".husky", ".pre-commit-config.yaml",
 	".github/workflows", ".github/actions", ".gitlab-ci.yml", ".gitlab-ci", ".circleci", "Jenkinsfile", ".travis.yml",

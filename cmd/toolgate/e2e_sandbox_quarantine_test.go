@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestServeSandboxKeepsHostFiles: with the embedded default rules, the
+// user creates, on the host while a command of the agent runs, a .github
+// with a workflow and a CODEOWNERS, a CLAUDE.md and an .envrc, where none
+// was. toolgate cannot tell them from what the run made, so the protected
+// ones leave their place (nothing made during a run stays where tools read
+// it as code or policy), but nothing is deleted: .github and its
+// CODEOWNERS stay where they are (toolgate used to delete the whole
+// .github), and the workflow, CLAUDE.md and .envrc are kept in the
+// quarantine directory the result names, from where the user can move them
+// back.
+func TestServeSandboxKeepsHostFiles(t *testing.T) {
+	f := sbSetup(t, "")
+	f.c, _, f.stderr = startStdio(t, f.defaultPackConfig(t), f.env()...)
+	type result struct {
+		text string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		res, err := callTool(ctx, f.c, "workspace__run_command",
+			map[string]any{"command": "touch started; while [ ! -e host-done ]; do sleep 0.05; done; echo waited"}, "")
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		done <- result{text: resultText(res)}
+	}()
+	for {
+		if _, err := os.Stat(filepath.Join(f.ws, "started")); err == nil {
+			break
+		}
+		select {
+		case r := <-done:
+			t.Fatalf("the command ended before the host wrote: %v %s", r.err, r.text)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	files := map[string]string{".github/workflows/ci.yml": "on: push\n", ".github/CODEOWNERS": "* @me\n", "CLAUDE.md": "# mine\n", ".envrc": "use flake\n", "host-done": ""}
+	for _, rel := range []string{".github/workflows/ci.yml", ".github/CODEOWNERS", "CLAUDE.md", ".envrc", "host-done"} {
+		p := filepath.Join(f.ws, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(files[rel]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if !strings.Contains(r.text, "waited") {
+		t.Fatalf("the command did not run to its end: %s", r.text)
+	}
+	if b, err := os.ReadFile(filepath.Join(f.ws, ".github", "CODEOWNERS")); err != nil || string(b) != "* @me\n" {
+		t.Errorf(".github/CODEOWNERS = %q, %v; want it left in place:\n%s", b, err, r.text)
+	}
+	quarantine := filepath.Join(f.ws, ".toolgate", "quarantine")
+	for _, rel := range []string{".github/workflows", "CLAUDE.md", ".envrc"} {
+		if _, err := os.Lstat(filepath.Join(f.ws, rel)); err == nil {
+			t.Errorf("%s, which appeared during the run, is still in place", rel)
+		}
+		if !strings.Contains(r.text, "toolgate removed "+filepath.Join(f.ws, rel)+":") {
+			t.Errorf("the result does not say %s was taken away:\n%s", rel, r.text)
+		}
+	}
+	kept, _ := filepath.Glob(filepath.Join(quarantine, "*"))
+	if len(kept) != 1 {
+		t.Fatalf("quarantine holds %q, want one directory for the run", kept)
+	}
+	if !strings.Contains(r.text, "it is kept in "+kept[0]) {
+		t.Errorf("the result does not say where they went (%s):\n%s", kept[0], r.text)
+	}
+	for _, rel := range []string{".github/workflows/ci.yml", "CLAUDE.md", ".envrc"} {
+		if b, err := os.ReadFile(filepath.Join(kept[0], rel)); err != nil || string(b) != files[rel] {
+			t.Errorf("kept %s = %q, %v; want %q", rel, b, err, files[rel])
+		}
+	}
+	// A later command cannot change what was kept.
+	rel, _ := filepath.Rel(f.ws, kept[0])
+	f.run(t, "echo PWNED > "+rel+"/.envrc")
+	if b, _ := os.ReadFile(filepath.Join(kept[0], ".envrc")); string(b) != files[".envrc"] {
+		t.Errorf("a later run changed the kept .envrc to %q", b)
+	}
+}
