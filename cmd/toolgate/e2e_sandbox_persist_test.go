@@ -24,7 +24,9 @@ func TestServeDefaultPackPersistenceNames(t *testing.T) {
 		}
 	}
 	f.c, _, f.stderr = startStdio(t, f.defaultPackConfig(t), f.env()...)
-	created := []string{".husky/pre-commit", ".devcontainer/devcontainer.json", "AGENTS.md", "lefthook.yml", ".nvim.lua", ".github/copilot-instructions.md"}
+	created := []string{".husky/pre-commit", ".devcontainer/devcontainer.json", "AGENTS.md", "lefthook.yml", ".nvim.lua", ".github/copilot-instructions.md",
+		"opencode.json", ".kiro/settings/mcp.json", "AGENT.md", ".goosehints", ".github/agents/x.agent.md", ".forgejo/workflows/ci.yml",
+		".gitpod.yml", ".vimrc", ".dir-locals.el"}
 	for _, rel := range append([]string{"CLAUDE.md", ".pre-commit-config.yaml"}, created...) {
 		// The name is split in its first component, so no rule sees it.
 		half := 2
