@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,5 +95,35 @@ func TestServeSandboxKeepsHostFiles(t *testing.T) {
 	f.run(t, "echo PWNED > "+rel+"/.envrc")
 	if b, _ := os.ReadFile(filepath.Join(kept[0], ".envrc")); string(b) != files[".envrc"] {
 		t.Errorf("a later run changed the kept .envrc to %q", b)
+	}
+}
+
+// TestServeSandboxSymlinkedModuleConfig: with the embedded default rules, a
+// command (allowed: the names it writes are computed) makes a submodule git
+// directory whose config is a link to README.md, which the agent may write.
+// No mount can hold a link, so every later writable run is refused until
+// it is gone, and the refusal says a command may have made it and what to
+// remove; once the user removes it, runs start again.
+func TestServeSandboxSymlinkedModuleConfig(t *testing.T) {
+	f := sbSetup(t, "")
+	f.c, _, f.stderr = startStdio(t, f.defaultPackConfig(t), f.env()...)
+	h := func(s string) string { return "bytes.fromhex('" + hex.EncodeToString([]byte(s)) + "').decode()" }
+	out, _ := f.run(t, `python3 -c "import os; j=os.path.join; d=`+h(".git/modules/x")+`; [os.makedirs(j(d, s), exist_ok=True) for s in ('objects','refs')]; `+
+		`open(j(d, 'HEAD'),'w').write('ref: refs/heads/main'); os.symlink(`+h("../../../README.md")+`, j(d, 'con'+'fig')); print('made')"`)
+	if !strings.Contains(out, "made") {
+		t.Fatalf("the command did not run (the rules no longer allow it, so this test shows nothing):\n%s", out)
+	}
+	link := filepath.Join(f.ws, ".git", "modules", "x", "config")
+	out, isErr := f.run(t, "echo ok > notes.txt")
+	for _, want := range []string{"is a symlink", "A command of the agent may have made it", "rm " + link} {
+		if !isErr || !strings.Contains(out, want) {
+			t.Errorf("the next run: isError %v, want %q in:\n%s", isErr, want, out)
+		}
+	}
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if out, isErr := f.run(t, "echo ok > notes.txt"); isErr {
+		t.Errorf("a run after the user removed the link failed:\n%s", out)
 	}
 }

@@ -733,7 +733,17 @@ func (s *Sandbox) protect(ctx context.Context, a []string, ws string, hidden []s
 	// it exists (and is held, not watched) when they are looked at.
 	for _, rel := range rels {
 		p, hold, err := protectOne(root, rel)
+		var link linkError
 		switch {
+		case errors.As(err, &link):
+			// Every later run fails the same way until someone acts, and
+			// a run may have made the link itself (.git/modules is
+			// writable): say so, and exactly what to remove.
+			return nil, nil, nil, nil, fmt.Errorf("sandbox: protected path %s: %s is a symlink, which a mount cannot hold "+
+				"(it would hold what the link points to, and a command could repoint it), so no command runs with a writable "+
+				"workspace until it is gone. A command of the agent may have made it: if the user did not, remove it (rm %s) "+
+				"and check what it pointed to; if the user did, replace it with the %s it points to",
+				rel, filepath.Join(ws, link.rel), filepath.Join(ws, link.rel), link.want)
 		case err != nil:
 			return nil, nil, nil, nil, fmt.Errorf("sandbox: protected path %s: %w", rel, err)
 		case hold:
@@ -760,6 +770,14 @@ func (s *Sandbox) protect(ctx context.Context, a []string, ws string, hidden []s
 	return a, watch, held, pins, nil
 }
 
+// linkError says a protected path, or a directory on the way to it (rel,
+// workspace-relative), is a symlink: the run is refused. want is what
+// should be there instead. It stops in protect, which words it for the
+// user.
+type linkError struct{ rel, want string }
+
+func (e linkError) Error() string { return e.rel + " is a symlink" }
+
 // protectOne looks at protected path rel in the workspace, without
 // following a link, and returns the workspace-relative path to hold
 // read-only (creating it if rel names a missing directory), or else the
@@ -776,11 +794,11 @@ func protectOne(root *os.Root, rel string) (path string, hold bool, err error) {
 		// A mount holds what a link points to, not the link: the run
 		// could replace the link itself. Refuse rather than protect
 		// the wrong thing.
-		return "", false, errors.New("is a symlink; replace it with the file or directory it points to")
+		return "", false, linkError{rel: p.rel, want: "file or directory"}
 	case p.fi != nil && p.fi.Mode()&fs.ModeSymlink != 0:
 		// Through a link, the mounts would hold what it points to, maybe
 		// outside the workspace, and a run could repoint it.
-		return "", false, fmt.Errorf("%s is a symlink; replace it with the directory it points to", p.rel)
+		return "", false, linkError{rel: p.rel, want: "directory"}
 	case p.fi != nil && p.rel != clean:
 		return "", false, fmt.Errorf("%s is not a directory", p.rel)
 	case p.fi != nil:
