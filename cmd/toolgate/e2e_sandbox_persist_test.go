@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -96,7 +95,7 @@ func TestServeDefaultPackSecretCopies(t *testing.T) {
 	var names []string
 	for _, rel := range append(secrets, "README.md~", "app.example.env") {
 		// In hex, so the rules see no name of the run's.
-		names = append(names, "bytes.fromhex('"+hex.EncodeToString([]byte(rel))+"').decode()")
+		names = append(names, hexName(rel))
 	}
 	cmd := `python3 -c "
 for n in [` + strings.Join(names, ", ") + `]:

@@ -90,12 +90,24 @@ func TestServeSandboxKeepsHostFiles(t *testing.T) {
 			t.Errorf("kept %s = %q, %v; want %q", rel, b, err, files[rel])
 		}
 	}
-	// A later command cannot change what was kept.
-	rel, _ := filepath.Rel(f.ws, kept[0])
-	f.run(t, "echo PWNED > "+rel+"/.envrc")
+	// A later command can neither read the kept .envrc (a secret name,
+	// masked there too) nor change it.
+	rel, _ := filepath.Rel(f.ws, filepath.Join(kept[0], ".envrc"))
+	out, _ := f.run(t, `python3 -c "
+n=`+hexName(rel)+`
+print('read:', open(n).read())
+open(n,'w').write('PWNED')"`)
+	if !strings.Contains(out, "sandbox: ") || strings.Contains(out, "use flake") {
+		t.Errorf("a later run did not run, or read the kept .envrc:\n%s", out)
+	}
 	if b, _ := os.ReadFile(filepath.Join(kept[0], ".envrc")); string(b) != files[".envrc"] {
 		t.Errorf("a later run changed the kept .envrc to %q", b)
 	}
+}
+
+// hexName is Python that yields name, which the rules do not see in it.
+func hexName(name string) string {
+	return "bytes.fromhex('" + hex.EncodeToString([]byte(name)) + "').decode()"
 }
 
 // TestServeSandboxSymlinkedModuleConfig: with the embedded default rules, a
@@ -107,7 +119,7 @@ func TestServeSandboxKeepsHostFiles(t *testing.T) {
 func TestServeSandboxSymlinkedModuleConfig(t *testing.T) {
 	f := sbSetup(t, "")
 	f.c, _, f.stderr = startStdio(t, f.defaultPackConfig(t), f.env()...)
-	h := func(s string) string { return "bytes.fromhex('" + hex.EncodeToString([]byte(s)) + "').decode()" }
+	h := hexName
 	out, _ := f.run(t, `python3 -c "import os; j=os.path.join; d=`+h(".git/modules/x")+`; [os.makedirs(j(d, s), exist_ok=True) for s in ('objects','refs')]; `+
 		`open(j(d, 'HEAD'),'w').write('ref: refs/heads/main'); os.symlink(`+h("../../../README.md")+`, j(d, 'con'+'fig')); print('made')"`)
 	if !strings.Contains(out, "made") {
