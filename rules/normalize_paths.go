@@ -38,6 +38,8 @@ var secretPatterns = []string{
 	"~/.config/toolgate/**", "~/.local/state/toolgate/**",
 	"**/.dev.vars", "**/.dev.vars.*", "**/serviceaccountkey*.json", "**/*-firebase-adminsdk-*.json", "**/authkey_*.p8",
 	"~/.terraformrc", "~/terraform.rc",
+	"**/*.env", "**/.env-*", "**/.env_*", "**/terraform.tfvars", "**/terraform.tfvars.json", "**/*.auto.tfvars",
+	"**/*.auto.tfvars.json", "**/kubeconfig.{yaml,yml,json}", "**/*.kubeconfig", "**/.streamlit/secrets.toml",
 }
 
 // secretFiles are the secret stores that are single files with a name of
@@ -47,17 +49,25 @@ var secretFiles = []string{
 	".env", ".envrc", ".dev.vars", ".npmrc", ".pypirc", ".yarnrc.yml", ".netrc", "_netrc", ".git-credentials", ".pgpass",
 	".my.cnf", ".htpasswd", ".vault-token", "master.key", "credentials.json", "service-account*.json",
 	"serviceaccountkey*.json", "*.tfstate", "id_{rsa,dsa,ecdsa,ed25519,xmss}", "*.{pem,key,p12,pfx,jks,keystore,kdbx,ppk}",
+	"*.env", ".env-*", ".env_*", "terraform.tfvars", "*.auto.tfvars", "kubeconfig", "*.kubeconfig",
 }
 
 // secretCopies returns patterns for the copies editors and tools leave of
 // each of names: emacs's backup (x~) and auto-save (#x#) files, vim's swap
-// files (.x.swp; x.swp for a dot file), and the .bak, .orig, .old, .save,
-// .backup and .rej copies of patch tools and hand edits.
+// files (.x.swp; x.swp for a dot file) and undo files (.x.un~; x.un~ with
+// another undodir naming), kate's swap files (.x.kate-swp), the .bak,
+// .orig, .old, .save, .backup, .rej and .tmp copies of patch tools, scripts
+// and hand edits, a file manager's "x (copy)" and "x copy", and, for a
+// dot file, the same copies without the dot (env.bak of .env).
 func secretCopies(names []string) []string {
+	const suffixes = "{bak,orig,old,save,backup,rej,tmp}"
 	var out []string
 	for _, n := range names {
-		out = append(out, "**/"+n+"~", "**/#"+n+"#", "**/"+n+".{bak,orig,old,save,backup,rej,swp,swo,swx}")
-		if !strings.HasPrefix(n, ".") {
+		out = append(out, "**/"+n+"~", "**/#"+n+"#", "**/"+n+"."+suffixes, "**/"+n+".{swp,swo,swx,un~}",
+			"**/."+n+".{un~,kate-swp}", "**/"+n+" (*copy)", "**/"+n+" (*copy) *", "**/"+n+" copy", "**/"+n+" copy *")
+		if bare, ok := strings.CutPrefix(n, "."); ok {
+			out = append(out, "**/"+bare+"."+suffixes)
+		} else {
 			out = append(out, "**/."+n+".sw?")
 		}
 	}
@@ -66,7 +76,8 @@ func secretCopies(names []string) []string {
 
 // harmlessSecretPatterns are look-alikes that hold no secret.
 var harmlessSecretPatterns = []string{
-	"**/.env.{example,sample,template,dist,defaults,schema,local.example}", "**/*.example.env",
+	"**/.env.{example,sample,template,dist,defaults,schema,local.example}", "**/*.{example,sample,template,dist}.env",
+	"**/.env{-,_}{example,sample,template,dist,defaults}", "**/{example,sample,template}.env",
 }
 
 // persistencePatterns are where a write makes code run later, outside

@@ -29,8 +29,9 @@ import (
 // top, and only the user can tell them apart.
 
 // ErrHoldEnded is returned by Cmd.HoldErr when a protected or masked path
-// was replaced, removed or changed on the host while the run was in
-// flight, so the sandbox's hold on it may have ended before the run did.
+// was replaced, removed or changed on the host (or git's lock for it
+// appeared, which another run may make too) while the run was in flight,
+// so the sandbox's hold on it may have ended before the run did.
 var ErrHoldEnded = errors.New("the sandbox's hold on a protected or masked path ended while the command ran")
 
 // holdKind is how a run's mounts hold a path.
@@ -168,9 +169,10 @@ func (l *holdLog) err() error {
 		killed = ", so toolgate killed the run at once"
 	}
 	return fmt.Errorf("%w%s: %s. The sandbox holds a file, not its name: git, an editor's save, sed -i and most tools "+
-		"that rewrite a file write a new one and rename it over the old, and the new one is not held. Retry the call once "+
-		"the change on the host is done; to avoid this, do not change these files on the host while a command of the agent "+
-		"runs in the workspace, or give the agent a worktree of its own", ErrHoldEnded, killed, strings.Join(l.reasons, "; "))
+		"that rewrite a file write a new one and rename it over the old, and the new one is not held; git's lock file appearing "+
+		"means such a rename is coming, whether git on the host or another command of the agent (in .git, which runs may write) "+
+		"made it. Retry the call once the change is done; to avoid this, do not change these files on the host while a command "+
+		"of the agent runs in the workspace, or give the agent a worktree of its own", ErrHoldEnded, killed, strings.Join(l.reasons, "; "))
 }
 
 // holdPaths returns what a run's mounts hold: the held protected paths,
@@ -201,7 +203,8 @@ func holdReason(h holdPath, what string) string {
 	if h.kind == masked {
 		advice = "the command may have read the new file"
 	}
-	return fmt.Sprintf("%s, which the sandbox %s, %s on the host (%s)", h.path, h.kind, what, advice)
+	return fmt.Sprintf("%s, which the sandbox %s, %s on the host or by another command running in the workspace "+
+		"(toolgate cannot tell which) (%s)", h.path, h.kind, what, advice)
 }
 
 // holdLogged adds, after a run, every held path that is not what it was

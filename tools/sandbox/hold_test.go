@@ -210,3 +210,17 @@ func TestHoldPathChanged(t *testing.T) {
 		t.Fatalf("removed: %q", got)
 	}
 }
+
+// TestHeldLockByAnotherRun: a run that makes git's lock for a held file
+// (harmless in itself: it cannot rename it over the file) ends every other
+// run holding that file, as git on the host would; the reason does not
+// blame the host alone, since toolgate cannot tell who made the lock.
+func TestHeldLockByAnotherRun(t *testing.T) {
+	f := repoFixture(t)
+	r := startHeld(t, f, `while :; do sleep 0.05; done`)
+	f.run(t, WorkspaceWrite, "touch .git/config.lock; rm .git/config.lock")
+	r.stopped(t, filepath.Join(f.ws, ".git", "config"))
+	if herr := r.c.HoldErr(); !strings.Contains(herr.Error(), "on the host or by another command running in the workspace") {
+		t.Errorf("HoldErr = %v, want it to say another command may have made the lock", herr)
+	}
+}

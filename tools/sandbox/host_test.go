@@ -46,6 +46,21 @@ func newHostFixture(t *testing.T) *hostFixture {
 // Cleanup removed (relative to the workspace, sorted) and its error.
 func (f *hostFixture) runClean(t *testing.T, script string) ([]string, error) {
 	t.Helper()
+	removed, err := f.ran(t, script).Cleanup()
+	for i, p := range removed {
+		var rerr error
+		if removed[i], rerr = filepath.Rel(f.ws, p); rerr != nil {
+			t.Fatal(rerr)
+		}
+	}
+	slices.Sort(removed)
+	return removed, err
+}
+
+// ran runs script in workspace-write and returns the command, which
+// exited 0, for Cleanup.
+func (f *hostFixture) ran(t *testing.T, script string) *Cmd {
+	t.Helper()
 	c, err := f.sb.Command(t.Context(), WorkspaceWrite, f.ws, []string{"/bin/sh", "-c", script})
 	if err != nil {
 		t.Fatal(err)
@@ -55,15 +70,7 @@ func (f *hostFixture) runClean(t *testing.T, script string) ([]string, error) {
 	if err := c.Run(); err != nil {
 		t.Fatalf("%s: %v\n%s", script, err, out.String())
 	}
-	removed, err := c.Cleanup()
-	for i, p := range removed {
-		var rerr error
-		if removed[i], rerr = filepath.Rel(f.ws, p); rerr != nil {
-			t.Fatal(rerr)
-		}
-	}
-	slices.Sort(removed)
-	return removed, err
+	return c
 }
 
 // TestCleanupStaysInWorkspace: a run that replaces a directory on the way
@@ -203,5 +210,50 @@ func TestCleanupRestoresWriteBits(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCleanupQuarantines: what appears at a protected path during a run
+// (made by the run, or by the user on the host: toolgate cannot tell) is
+// moved into a directory of its own under QuarantineDir, not deleted, with
+// its workspace path kept and a .git named dot-git; what is not a protected
+// path (.github/CODEOWNERS beside the workflows) stays where it is; and
+// later runs cannot change what was kept.
+func TestCleanupQuarantines(t *testing.T) {
+	f := newHostFixture(t)
+	c := f.ran(t, `mkdir -p .github/workflows .git && echo PWN > .github/workflows/ci.yml && echo '* @me' > .github/CODEOWNERS && `+
+		`echo 'export A=1' > .envrc && echo 'ref: refs/heads/main' > .git/HEAD`)
+	removed, err := c.Cleanup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Join(f.ws, ".envrc"), filepath.Join(f.ws, ".git"), filepath.Join(f.ws, ".github", "workflows")}
+	slices.Sort(removed)
+	if !slices.Equal(removed, want) {
+		t.Errorf("Cleanup took away %q, want %q", removed, want)
+	}
+	if !Within(filepath.Join(f.ws, QuarantineDir), c.Quarantine) || c.Quarantine == filepath.Join(f.ws, QuarantineDir) {
+		t.Fatalf("Quarantine = %q, want a directory under %s", c.Quarantine, QuarantineDir)
+	}
+	for rel, content := range map[string]string{".github/workflows/ci.yml": "PWN\n", ".envrc": "export A=1\n", "dot-git/HEAD": "ref: refs/heads/main\n"} {
+		if b, err := os.ReadFile(filepath.Join(c.Quarantine, rel)); err != nil || string(b) != content {
+			t.Errorf("quarantined %s = %q, %v; want %q", rel, b, err, content)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(f.ws, ".github", "CODEOWNERS")); err != nil || string(b) != "* @me\n" {
+		t.Errorf(".github/CODEOWNERS = %q, %v; want it left in place", b, err)
+	}
+	for _, rel := range []string{".envrc", ".git", ".github/workflows"} {
+		if _, err := os.Lstat(filepath.Join(f.ws, rel)); err == nil {
+			t.Errorf("%s is still in place", rel)
+		}
+	}
+	// A later run can neither change what was kept nor put a link in its way.
+	q, _ := filepath.Rel(f.ws, c.Quarantine)
+	if _, err := f.runClean(t, `echo PWN2 > '`+q+`/.envrc'; rm -rf .toolgate; ln -s . .toolgate; true`); err != nil {
+		t.Errorf("Cleanup: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(c.Quarantine, ".envrc")); err != nil || string(b) != "export A=1\n" {
+		t.Errorf("a later run changed the quarantined .envrc: %q, %v", b, err)
 	}
 }

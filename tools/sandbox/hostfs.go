@@ -1,12 +1,15 @@
 package sandbox
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Host-side work on the workspace (protect's checks and directories before
@@ -170,4 +173,75 @@ func openWorkspace(ws string, fix bool) (*os.Root, error) {
 		}
 	}
 	return os.OpenRoot(ws)
+}
+
+// QuarantineDir is the workspace directory Cleanup moves what appeared at a
+// watched protected path into, one directory per run (a UTC time and a
+// random suffix), the workspace-relative path kept under it. It lies in
+// .toolgate/, which DefaultProtect holds read-only in every writable run,
+// so no run can change what was put there or reach it through a link, and
+// it is on the workspace's filesystem, so a rename moves it there. No tool
+// reads a file there as what it was (a workflow, an .envrc, a hook); a
+// directory or file named .git is stored as dot-git, so git does not take
+// it for a repository when the user looks around there.
+const QuarantineDir = ".toolgate/quarantine"
+
+// quarantine moves what Cleanup takes away into a new directory under
+// QuarantineDir; ok says whether the run held .toolgate/, so the move may
+// go there. dir is the directory it made (workspace-relative), "" until
+// it made one.
+type quarantine struct {
+	root *os.Root
+	ok   bool
+	dir  string
+}
+
+// take moves p (a name a walk found, in p.dir) into the quarantine and
+// checks that nothing is left at its name; when it cannot be moved there,
+// it removes it.
+func (q *quarantine) take(p place) error {
+	if q.ok {
+		if err := q.move(p); err == nil {
+			if _, err := p.dir.Lstat(p.name); errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+		}
+	}
+	return remove(p.dir, p.name)
+}
+
+func (q *quarantine) move(p place) error {
+	if q.dir == "" {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		dir := filepath.Join(QuarantineDir, time.Now().UTC().Format("2006-01-02T15-04-05Z")+"-"+hex.EncodeToString(b[:]))
+		if err := q.root.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		q.dir = dir
+	}
+	var names []string
+	for _, n := range strings.Split(filepath.ToSlash(p.rel), "/") {
+		if n == ".git" {
+			n = "dot-git"
+		}
+		names = append(names, n)
+	}
+	dst := filepath.Join(q.dir, filepath.Join(names...))
+	if err := q.root.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return err
+	}
+	err := q.root.Rename(p.rel, dst)
+	if errors.Is(err, fs.ErrPermission) {
+		// A run may have taken the write bit off the directory holding
+		// p, or off p itself (a directory's ".." changes with it).
+		if p.fi.IsDir() {
+			_ = ownerRWX(p.dir, p.name)
+		}
+		if ferr := ownerRWX(p.dir, "."); ferr != nil {
+			return errors.Join(err, ferr)
+		}
+		err = q.root.Rename(p.rel, dst)
+	}
+	return err
 }

@@ -46,6 +46,9 @@ var AgentSettings = []string{
 	".claude/", ".cursor/", ".vscode/", ".idea/", ".toolgate/", ".mcp.json",
 	".codex", ".gemini", ".windsurf", ".continue", ".roo", ".amazonq", ".zed",
 	".aider.conf.yml",
+	// opencode (its plugins are JavaScript it loads), Crush, Qwen Code,
+	// Kiro (.kiro/settings/mcp.json, .kiro/steering), Kilo Code.
+	"opencode.json", "opencode.jsonc", ".opencode", "crush.json", ".crush.json", ".qwen", ".kiro", ".kilocode",
 }
 
 // AgentInstructions are the workspace paths coding agents read as standing
@@ -57,9 +60,10 @@ var AgentSettings = []string{
 // Those under an AgentSettings directory (.cursor/rules) are held with it.
 // No entry ends in "/": a missing one is watched, not created.
 var AgentInstructions = []string{
-	"CLAUDE.md", "CLAUDE.local.md", "AGENTS.md", "AGENTS.override.md", "GEMINI.md",
-	".github/copilot-instructions.md", ".github/instructions",
+	"CLAUDE.md", "CLAUDE.local.md", "AGENTS.md", "AGENTS.override.md", "AGENT.md", "GEMINI.md",
+	".github/copilot-instructions.md", ".github/instructions", ".github/prompts", ".github/chatmodes", ".github/agents",
 	".cursorrules", ".windsurfrules", ".clinerules", ".cursor/rules", ".windsurf/rules",
+	".rules", ".goosehints", ".junie/guidelines.md", ".kiro/steering", ".trae/rules", ".augment-guidelines",
 }
 
 // InstructionOf returns the entry of AgentInstructions that rel, a
@@ -84,21 +88,30 @@ func InstructionOf(rel string) string {
 // the sandbox and outside the rules: a file a tool the user runs or
 // opens reads and executes (direnv's .envrc, pre-commit's and lefthook's
 // configs, husky's hooks, mise's config, a dev container's
-// initializeCommand, an editor's project-local Lua or language servers,
-// Python's sitecustomize), or a CI pipeline. The sandbox holds them
+// initializeCommand, Gitpod's and devbox's start-up tasks, an editor's
+// project-local config (vim's and Neovim's exrc, Emacs's .dir-locals.el,
+// Helix's language servers), Python's sitecustomize), or a CI pipeline.
+// Not here: the configs of the tools the project builds with (.npmrc,
+// .pnpmfile.cjs, .yarnrc.yml, .cargo/config.toml, .mvn/, .bazelrc): a
+// build already runs the project's own code (package scripts, build.rs,
+// tests), which a run writes anyway, so holding them would stop routine
+// edits and close nothing. The sandbox holds them
 // read-only in the workspace root (DefaultProtect); the rule pack (package
 // rules) classifies the same names, anywhere in a path, as persistence.
 // Both read this list. No entry ends in "/": a missing one is not created
-// but watched, and removed if a run creates it, with the first missing
-// directory on the way to it (a .github a run makes where there was none).
+// but watched, and moved into QuarantineDir if it appears during a run
+// (not the directory on the way to it: a .github a run makes keeps its
+// CODEOWNERS, and loses its workflows).
 var Persistence = slices.Concat([]string{
 	".envrc", ".gitmodules", ".husky", ".pre-commit-config.yaml",
 	".github/workflows", ".github/actions", ".gitlab-ci.yml", ".gitlab-ci", ".circleci", "Jenkinsfile", ".travis.yml",
 	"azure-pipelines.yml", ".buildkite", "bitbucket-pipelines.yml", ".drone.yml", ".woodpecker.yml", ".woodpecker",
-	".devcontainer", ".devcontainer.json",
+	".forgejo/workflows", ".gitea/workflows", ".cirrus.yml", ".cirrus.star", "appveyor.yml", ".appveyor.yml", ".semaphore",
+	"cloudbuild.yaml", "cloudbuild.yml", "buildspec.yml", ".tekton",
+	".devcontainer", ".devcontainer.json", ".gitpod.yml", "devbox.json",
 	"mise.toml", ".mise.toml", "mise.local.toml", ".mise.local.toml", ".mise",
 	".lefthook", ".lefthook-local",
-	".nvim.lua", ".nvimrc", ".exrc", ".lazy.lua", ".helix",
+	".nvim.lua", ".nvimrc", ".exrc", ".vimrc", "_vimrc", ".lazy.lua", ".helix", ".dir-locals.el", ".dir-locals-2.el",
 	"sitecustomize.py", "usercustomize.py",
 }, lefthookConfigs())
 

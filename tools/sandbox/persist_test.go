@@ -12,8 +12,7 @@ import (
 // run later outside the sandbox (Persistence) and agents' instruction
 // files (AgentInstructions) stay out of a run's reach: one that exists is
 // read-only, whether a file or a directory, and one a run creates is
-// removed after it, with the directory it made on the way (.github), not
-// one that was there.
+// taken away after it, not the directory it made on the way (.github).
 func TestPersistenceAndInstructionsHeld(t *testing.T) {
 	f := newFixture(t)
 	existing := map[string]string{
@@ -47,14 +46,17 @@ func TestPersistenceAndInstructionsHeld(t *testing.T) {
 			t.Errorf("Protected(%q) = false: write_file would not refuse it", p)
 		}
 	}
-	// Where there was no .github, the one a run makes goes with the
-	// workflow in it.
+	// Where there was no .github, the workflows a run makes go; the
+	// .github it made, with what else is in it, stays.
 	if err := os.RemoveAll(filepath.Join(f.ws, ".github")); err != nil {
 		t.Fatal(err)
 	}
-	f.run(t, WorkspaceWrite, "mkdir -p .github/workflows && echo PWN > .github/workflows/ci.yml")
-	if _, err := os.Lstat(filepath.Join(f.ws, ".github")); err == nil {
-		t.Error(".github, made by the run with a workflow in it, survived the run")
+	f.run(t, WorkspaceWrite, "mkdir -p .github/workflows && echo PWN > .github/workflows/ci.yml && echo '* @me' > .github/CODEOWNERS")
+	if _, err := os.Lstat(filepath.Join(f.ws, ".github", "workflows")); err == nil {
+		t.Error(".github/workflows, made by the run, survived the run")
+	}
+	if _, err := os.Lstat(filepath.Join(f.ws, ".github", "CODEOWNERS")); err != nil {
+		t.Errorf(".github/CODEOWNERS, no protected path, was taken away with the workflows: %v", err)
 	}
 	if out, code := f.run(t, WorkspaceWrite, "echo ok > notes.md && mkdir -p src/mise && echo ok > src/mise/x.go"); code != 0 {
 		t.Fatalf("an ordinary write failed: %s", out)

@@ -103,10 +103,12 @@ type Options struct {
 	// Protect are workspace-relative paths that stay read-only in a
 	// writable workspace. A missing one whose name ends in "/" is created
 	// as an empty directory first, so it can be held read-only too; a
-	// missing file is watched instead: if a run creates it, it is removed
-	// afterwards and the run reports it (Cmd.Cleanup). When a path's
-	// parent is missing, the first missing name on the way is watched. A
-	// symlink on the way to a path, or at it, refuses the run.
+	// missing file is watched instead: if it appears during the run, it
+	// is moved into QuarantineDir (or removed) afterwards and the run
+	// reports it (Cmd.Cleanup). When the parent of a path in .git is
+	// missing, the first missing name on the way is watched (a whole new
+	// repository goes); elsewhere only the path itself is. A symlink on
+	// the way to a path, or at it, refuses the run.
 	Protect []string
 	// Secret, when set, says which workspace paths hold secrets: it is
 	// given a workspace-relative slash path ("config/.env", ".aws") and
@@ -317,10 +319,17 @@ type Cmd struct {
 	// finds empty (Options.Secret), workspace-relative slash paths,
 	// sorted: what the agent and the user may need to know when a
 	// command that reads one fails.
-	Masked   []string
-	ws       string   // the workspace, when watch is not empty
-	watch    []string // workspace-relative paths to remove if the run creates them
-	argsPipe *os.File // read end of bwrap's --args pipe, until Start
+	Masked []string
+	// Quarantine is the directory Cleanup moved what it took away into,
+	// absolute: what was at workspace path REL is at Quarantine/REL (a
+	// .git named dot-git). "" when it took nothing away, or removed it.
+	Quarantine string
+	ws         string // the workspace, when watch is not empty
+	// quarantine says whether the run held QuarantineDir's parent
+	// (.toolgate/) read-only, so Cleanup may move things into it.
+	quarantine bool
+	watch      []string // workspace-relative paths to remove if the run creates them
+	argsPipe   *os.File // read end of bwrap's --args pipe, until Start
 	// hold are the paths the run's mounts hold, as they were at the
 	// start; holdWatch watches them during the run, holdLog collects
 	// the ones whose hold ended, and cancel kills the run (see hold.go).
@@ -375,6 +384,8 @@ func (s *Sandbox) command(ctx context.Context, profile, dir string, argv []strin
 			return nil, err
 		}
 		c.ws = s.o.Workspace
+		qdir := filepath.Join(c.ws, filepath.Dir(QuarantineDir))
+		c.quarantine = slices.ContainsFunc(c.hold, func(h holdPath) bool { return h.kind == heldRO && h.path == qdir })
 		ctx, c.cancel = context.WithCancelCause(ctx)
 		c.holdWatch, err = watchHold(c.hold, &c.holdLog, func() { c.cancel(ErrHoldEnded) })
 		if err != nil {
@@ -475,18 +486,23 @@ func (c *Cmd) Kill() {
 	}
 }
 
-// Cleanup removes what the run created at the watched paths: a protected
-// file that did not exist when it started (no mount could hold it
-// read-only), or the first missing directory on the way to a protected
-// path (a .git a run made where there was none: a repository, a file
-// naming another git directory, or a link). If the run replaced a
-// directory on the way with a symlink, the link itself is removed: Cleanup
-// runs with toolgate's rights, so it goes through an os.Root on the
-// workspace and follows no link (see walk). It returns the paths it
-// removed, and an error naming each one it could not remove, even after
-// giving the directories involved their owner's permission bits back (a
-// run may take them away to keep what it created). Call it after the
-// command has exited.
+// Cleanup takes away what appeared at the watched paths during the run: a
+// protected file or directory that did not exist when it started (no mount
+// could hold it read-only), or, in .git, the first missing directory on the
+// way to a protected path (a .git a run made where there was none: a
+// repository, a file naming another git directory, or a link). inotify
+// cannot tell who made it: the run, or the user on the host. So nothing is
+// destroyed when it can be kept: it is moved into a directory of its own
+// under QuarantineDir (Cmd.Quarantine), which every writable run holds
+// read-only and where no tool reads it as what it was; only when that
+// fails (the Protect paths do not hold .toolgate/, or the move fails) is it
+// removed. If the run replaced a directory on the way with a symlink, the
+// link itself is taken away: Cleanup runs with toolgate's rights, so it
+// goes through an os.Root on the workspace and follows no link (see walk).
+// It returns the absolute paths it took away, and an error naming each one
+// it could not, even after giving the directories involved their owner's
+// permission bits back (a run may take them away to keep what it created).
+// Call it after the command has exited.
 func (c *Cmd) Cleanup() ([]string, error) {
 	c.endHold()
 	if len(c.watch) == 0 {
@@ -497,6 +513,7 @@ func (c *Cmd) Cleanup() ([]string, error) {
 		return nil, fmt.Errorf("sandbox: after the run: %w", err)
 	}
 	defer root.Close()
+	q := quarantine{root: root, ok: c.quarantine}
 	var removed []string
 	var errs []error
 	for _, rel := range c.watch {
@@ -509,13 +526,16 @@ func (c *Cmd) Cleanup() ([]string, error) {
 		// nothing at rel, and nothing to remove.
 		created := p.fi != nil && (p.rel == rel || p.fi.Mode()&fs.ModeSymlink != 0)
 		if created {
-			if err := remove(p.dir, p.name); err != nil {
-				errs = append(errs, fmt.Errorf("sandbox: removing %s, which the run created: %w", filepath.Join(c.ws, p.rel), err))
+			if err := q.take(p); err != nil {
+				errs = append(errs, fmt.Errorf("sandbox: removing %s, which appeared during the run: %w", filepath.Join(c.ws, p.rel), err))
 			} else {
 				removed = append(removed, filepath.Join(c.ws, p.rel))
 			}
 		}
 		p.dir.Close()
+	}
+	if q.dir != "" {
+		c.Quarantine = filepath.Join(c.ws, q.dir)
 	}
 	return removed, errors.Join(errs...)
 }
@@ -685,9 +705,9 @@ func (s *Sandbox) visible(p Profile, h string) bool {
 
 // protect appends the read-only mounts that hold the workspace's protected
 // paths, creating missing protected directories, and returns the
-// workspace-relative paths to watch (missing protected files, and the first
-// missing name on the way to a protected path whose parent is missing),
-// and the absolute paths it holds read-only and pins.
+// workspace-relative paths to watch (missing protected paths, and in .git
+// the first missing name on the way to one whose parent is missing), and
+// the absolute paths it holds read-only and pins.
 //
 // A mount point cannot be renamed or removed, but its parent's entry can:
 // holding .git/config alone would let a run rename .git away and put a
@@ -713,7 +733,17 @@ func (s *Sandbox) protect(ctx context.Context, a []string, ws string, hidden []s
 	// it exists (and is held, not watched) when they are looked at.
 	for _, rel := range rels {
 		p, hold, err := protectOne(root, rel)
+		var link linkError
 		switch {
+		case errors.As(err, &link):
+			// Every later run fails the same way until someone acts, and
+			// a run may have made the link itself (.git/modules is
+			// writable): say so, and exactly what to remove.
+			return nil, nil, nil, nil, fmt.Errorf("sandbox: protected path %s: %s is a symlink, which a mount cannot hold "+
+				"(it would hold what the link points to, and a command could repoint it), so no command runs with a writable "+
+				"workspace until it is gone. A command of the agent may have made it: if the user did not, remove it (rm %s) "+
+				"and check what it pointed to; if the user did, replace it with the %s it points to",
+				rel, filepath.Join(ws, link.rel), filepath.Join(ws, link.rel), link.want)
 		case err != nil:
 			return nil, nil, nil, nil, fmt.Errorf("sandbox: protected path %s: %w", rel, err)
 		case hold:
@@ -740,6 +770,14 @@ func (s *Sandbox) protect(ctx context.Context, a []string, ws string, hidden []s
 	return a, watch, held, pins, nil
 }
 
+// linkError says a protected path, or a directory on the way to it (rel,
+// workspace-relative), is a symlink: the run is refused. want is what
+// should be there instead. It stops in protect, which words it for the
+// user.
+type linkError struct{ rel, want string }
+
+func (e linkError) Error() string { return e.rel + " is a symlink" }
+
 // protectOne looks at protected path rel in the workspace, without
 // following a link, and returns the workspace-relative path to hold
 // read-only (creating it if rel names a missing directory), or else the
@@ -756,21 +794,27 @@ func protectOne(root *os.Root, rel string) (path string, hold bool, err error) {
 		// A mount holds what a link points to, not the link: the run
 		// could replace the link itself. Refuse rather than protect
 		// the wrong thing.
-		return "", false, errors.New("is a symlink; replace it with the file or directory it points to")
+		return "", false, linkError{rel: p.rel, want: "file or directory"}
 	case p.fi != nil && p.fi.Mode()&fs.ModeSymlink != 0:
 		// Through a link, the mounts would hold what it points to, maybe
 		// outside the workspace, and a run could repoint it.
-		return "", false, fmt.Errorf("%s is a symlink; replace it with the directory it points to", p.rel)
+		return "", false, linkError{rel: p.rel, want: "directory"}
 	case p.fi != nil && p.rel != clean:
 		return "", false, fmt.Errorf("%s is not a directory", p.rel)
 	case p.fi != nil:
 		return clean, true, nil
-	case p.rel != clean:
+	case p.rel != clean && (clean == ".git" || strings.HasPrefix(clean, ".git/")):
 		// .git/hooks/ when there is no .git: nothing to hold until the
 		// directory exists. Watch the first missing name instead: what
 		// a run puts there (a repository, a .git file naming another
-		// git directory, a link) is removed when it ends.
+		// git directory, a link) is taken away when it ends.
 		return p.rel, false, nil
+	case p.rel != clean:
+		// .github/workflows when there is no .github: watch the path
+		// itself, not the directory on the way, which may hold what
+		// the user keeps (.github/CODEOWNERS, made on the host during
+		// the run). A link on the way is taken away too (Cleanup).
+		return clean, false, nil
 	case strings.HasSuffix(rel, "/"):
 		if err := p.dir.Mkdir(p.name, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 			return "", false, fmt.Errorf("creating it: %w", err)

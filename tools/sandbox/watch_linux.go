@@ -156,7 +156,10 @@ func (w *holdWatch) event(wd int32, mask uint32, name string) {
 		return
 	}
 	if i, ok := w.locks[p]; ok && mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0 {
-		w.end(w.hold[i].path, holdReason(w.hold[i], "was about to be replaced: "+filepath.Base(p)+" appeared, which git writes and renames over it"))
+		// Another run may have made the lock (.git is writable in a run,
+		// its control files are not): inotify does not say who did, so
+		// every run holding the file ends, and the reason says so.
+		w.end(w.hold[i].path, holdReason(w.hold[i], "was about to be replaced: "+filepath.Base(p)+" appeared, which git writes and renames over it,"))
 	}
 }
 

@@ -84,7 +84,8 @@ func (w *ws) commandDir(prof sandbox.Profile, cwd string) (string, error) {
 // runResult is what happened to one command.
 type runResult struct {
 	profile        sandbox.Profile
-	removed        []string // protected files the command created, removed after it
+	removed        []string // protected paths that appeared during the command, taken away after it
+	quarantine     string   // where they went ("" when they were removed)
 	masked         []string // the workspace's secrets the sandbox masked (sandbox.Cmd.Masked)
 	cleanupErr     error    // what the command created at a protected path and toolgate could not remove
 	holdErr        error    // a protected or masked path the host replaced during the run (sandbox.ErrHoldEnded)
@@ -126,6 +127,7 @@ func (w *ws) run(ctx context.Context, prof sandbox.Profile, dir string, argv []s
 	// Kill whatever the command left running (background jobs).
 	cmd.Kill()
 	res.removed, res.cleanupErr = cmd.Cleanup()
+	res.quarantine = cmd.Quarantine
 	if res.cleanupErr != nil {
 		w.log.ErrorContext(ctx, "a command left what it created at a protected path", "err", res.cleanupErr)
 	}
@@ -183,7 +185,13 @@ func (r runResult) toolResult(timeout time.Duration) *mcp.CallToolResult {
 	writeStream(&b, "stdout", r.stdout)
 	writeStream(&b, "stderr", r.stderr)
 	for _, p := range r.removed {
-		fmt.Fprintf(&b, "toolgate removed %s: the command created it, and it is a protected path or on the way to one (it would become code or policy outside the sandbox)\n", p)
+		where := "it is deleted"
+		if r.quarantine != "" {
+			where = "it is kept in " + r.quarantine + " (a .git there is named dot-git)"
+		}
+		fmt.Fprintf(&b, "toolgate removed %s: it appeared during the command at a protected path or on the way to one, "+
+			"where it would become code or policy outside the sandbox; %s. The command made it, or a program on the host did "+
+			"(toolgate cannot tell which): if it is the user's, they can move it back when no command runs\n", p, where)
 		failed = true
 	}
 	if r.cleanupErr != nil {

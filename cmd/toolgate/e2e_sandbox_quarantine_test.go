@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestServeSandboxKeepsHostFiles: with the embedded default rules, the
+// user creates, on the host while a command of the agent runs, a .github
+// with a workflow and a CODEOWNERS, a CLAUDE.md and an .envrc, where none
+// was. toolgate cannot tell them from what the run made, so the protected
+// ones leave their place (nothing made during a run stays where tools read
+// it as code or policy), but nothing is deleted: .github and its
+// CODEOWNERS stay where they are (toolgate used to delete the whole
+// .github), and the workflow, CLAUDE.md and .envrc are kept in the
+// quarantine directory the result names, from where the user can move them
+// back.
+func TestServeSandboxKeepsHostFiles(t *testing.T) {
+	f := sbSetup(t, "")
+	f.c, _, f.stderr = startStdio(t, f.defaultPackConfig(t), f.env()...)
+	type result struct {
+		text string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		res, err := callTool(ctx, f.c, "workspace__run_command",
+			map[string]any{"command": "touch started; while [ ! -e host-done ]; do sleep 0.05; done; echo waited"}, "")
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		done <- result{text: resultText(res)}
+	}()
+	for {
+		if _, err := os.Stat(filepath.Join(f.ws, "started")); err == nil {
+			break
+		}
+		select {
+		case r := <-done:
+			t.Fatalf("the command ended before the host wrote: %v %s", r.err, r.text)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	files := map[string]string{".github/workflows/ci.yml": "on: push\n", ".github/CODEOWNERS": "* @me\n", "CLAUDE.md": "# mine\n", ".envrc": "use flake\n", "host-done": ""}
+	for _, rel := range []string{".github/workflows/ci.yml", ".github/CODEOWNERS", "CLAUDE.md", ".envrc", "host-done"} {
+		p := filepath.Join(f.ws, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(files[rel]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if !strings.Contains(r.text, "waited") {
+		t.Fatalf("the command did not run to its end: %s", r.text)
+	}
+	if b, err := os.ReadFile(filepath.Join(f.ws, ".github", "CODEOWNERS")); err != nil || string(b) != "* @me\n" {
+		t.Errorf(".github/CODEOWNERS = %q, %v; want it left in place:\n%s", b, err, r.text)
+	}
+	quarantine := filepath.Join(f.ws, ".toolgate", "quarantine")
+	for _, rel := range []string{".github/workflows", "CLAUDE.md", ".envrc"} {
+		if _, err := os.Lstat(filepath.Join(f.ws, rel)); err == nil {
+			t.Errorf("%s, which appeared during the run, is still in place", rel)
+		}
+		if !strings.Contains(r.text, "toolgate removed "+filepath.Join(f.ws, rel)+":") {
+			t.Errorf("the result does not say %s was taken away:\n%s", rel, r.text)
+		}
+	}
+	kept, _ := filepath.Glob(filepath.Join(quarantine, "*"))
+	if len(kept) != 1 {
+		t.Fatalf("quarantine holds %q, want one directory for the run", kept)
+	}
+	if !strings.Contains(r.text, "it is kept in "+kept[0]) {
+		t.Errorf("the result does not say where they went (%s):\n%s", kept[0], r.text)
+	}
+	for _, rel := range []string{".github/workflows/ci.yml", "CLAUDE.md", ".envrc"} {
+		if b, err := os.ReadFile(filepath.Join(kept[0], rel)); err != nil || string(b) != files[rel] {
+			t.Errorf("kept %s = %q, %v; want %q", rel, b, err, files[rel])
+		}
+	}
+	// A later command can neither read the kept .envrc (a secret name,
+	// masked there too) nor change it.
+	rel, _ := filepath.Rel(f.ws, filepath.Join(kept[0], ".envrc"))
+	out, _ := f.run(t, `python3 -c "
+n=`+hexName(rel)+`
+print('read:', open(n).read())
+open(n,'w').write('PWNED')"`)
+	if !strings.Contains(out, "sandbox: ") || strings.Contains(out, "use flake") {
+		t.Errorf("a later run did not run, or read the kept .envrc:\n%s", out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(kept[0], ".envrc")); string(b) != files[".envrc"] {
+		t.Errorf("a later run changed the kept .envrc to %q", b)
+	}
+}
+
+// hexName is Python that yields name, which the rules do not see in it.
+func hexName(name string) string {
+	return "bytes.fromhex('" + hex.EncodeToString([]byte(name)) + "').decode()"
+}
+
+// TestServeSandboxSymlinkedModuleConfig: with the embedded default rules, a
+// command (allowed: the names it writes are computed) makes a submodule git
+// directory whose config is a link to README.md, which the agent may write.
+// No mount can hold a link, so every later writable run is refused until
+// it is gone, and the refusal says a command may have made it and what to
+// remove; once the user removes it, runs start again.
+func TestServeSandboxSymlinkedModuleConfig(t *testing.T) {
+	f := sbSetup(t, "")
+	f.c, _, f.stderr = startStdio(t, f.defaultPackConfig(t), f.env()...)
+	h := hexName
+	out, _ := f.run(t, `python3 -c "import os; j=os.path.join; d=`+h(".git/modules/x")+`; [os.makedirs(j(d, s), exist_ok=True) for s in ('objects','refs')]; `+
+		`open(j(d, 'HEAD'),'w').write('ref: refs/heads/main'); os.symlink(`+h("../../../README.md")+`, j(d, 'con'+'fig')); print('made')"`)
+	if !strings.Contains(out, "made") {
+		t.Fatalf("the command did not run (the rules no longer allow it, so this test shows nothing):\n%s", out)
+	}
+	link := filepath.Join(f.ws, ".git", "modules", "x", "config")
+	out, isErr := f.run(t, "echo ok > notes.txt")
+	for _, want := range []string{"is a symlink", "A command of the agent may have made it", "rm " + link} {
+		if !isErr || !strings.Contains(out, want) {
+			t.Errorf("the next run: isError %v, want %q in:\n%s", isErr, want, out)
+		}
+	}
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if out, isErr := f.run(t, "echo ok > notes.txt"); isErr {
+		t.Errorf("a run after the user removed the link failed:\n%s", out)
+	}
+}
