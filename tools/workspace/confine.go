@@ -182,8 +182,12 @@ func (w *ws) writeInSandbox(prof sandbox.Profile, rel string, data []byte, mode 
 		return fmt.Errorf("toolgate could not remove what the write created at a protected path, which can become code or policy outside the sandbox; have the user remove it: %w", cerr)
 	}
 	if len(removed) > 0 {
-		return refusal(fmt.Sprintf("toolgate removed %s after the write: it did not exist before, and it is a protected path or on the way to one "+
-			"(it would become code or policy outside the sandbox)", strings.Join(removed, ", ")))
+		where := "deleted"
+		if c.Quarantine != "" {
+			where = "kept in " + c.Quarantine
+		}
+		return refusal(fmt.Sprintf("toolgate removed %s after the write (%s): it did not exist before, and it is a protected path or on the way to one "+
+			"(it would become code or policy outside the sandbox)", strings.Join(removed, ", "), where))
 	}
 	switch msg := strings.TrimSpace(stderr.String()); {
 	case err == nil:

@@ -158,6 +158,7 @@ func TestWriteFileCannotMakeRepository(t *testing.T) {
 		want string
 	}{
 		{map[string]any{"path": ".git", "content": "gitdir: evil\n"}, "toolgate removed"},
+		{map[string]any{"path": ".git", "content": "gitdir: evil\n"}, "(kept in " + filepath.Join(root, ".toolgate", "quarantine")},
 		{map[string]any{"path": ".git/commondir", "content": "../evil\n", "create_dirs": true}, "is protected"},
 		{map[string]any{"path": ".git/objects/info/alternates", "content": "/tmp\n", "create_dirs": true}, "toolgate removed"},
 	} {
