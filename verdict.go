@@ -104,19 +104,19 @@ type Pending struct {
 	SlackTS      string `json:"slack_ts,omitempty"`
 }
 
-// SessionGrant is the longest approval for the session p's rule allows:
-// its session_grant, from the decision when it carries one (the process
-// that asked holds it), else found by deciding the recorded call again
-// with decide (the rules in force; nil for none), since a stored review
-// does not keep it. A decision under another rules version, or by another
-// rule, allows none: what a reviewer may grant comes from the rules,
-// never from the request that asks for the grant.
+// SessionGrant is the longest approval for the session p's rule allows,
+// by the rules in force: p's call is decided again with decide, and the
+// decision's session_grant counts only when it comes from the same rule
+// of the same rules version, still asking for review. A reload that drops
+// the rule's session_grant, or has another rule decide the call, allows
+// none, whatever p's decision said when the review was asked. Without
+// decide (no live rules), p's decision is all there is: a stored review
+// does not keep its session_grant, so it allows none; the process that
+// asked holds it. What a reviewer may grant comes from the rules, never
+// from the request that asks for the grant.
 func (p Pending) SessionGrant(ctx context.Context, decide func(context.Context, Call) Decision) time.Duration {
-	if p.Decision.SessionGrant > 0 {
-		return p.Decision.SessionGrant
-	}
 	if decide == nil {
-		return 0
+		return p.Decision.SessionGrant
 	}
 	d := decide(ctx, p.Call)
 	if d.Version != p.Decision.Version || d.Rule != p.Decision.Rule || d.Action != Review {

@@ -64,6 +64,12 @@ func (w *wtx) admit(id string, cs callState, v toolgate.Verdict, at time.Time) (
 	if !v.Approved || needs <= 1 {
 		return &v, nil
 	}
+	// An elicitation is answered in the agent's own client, by the
+	// requester's side (or by the client itself): it is not one of the
+	// distinct people a rule asks for.
+	if v.Channel == toolgate.ChannelElicitation {
+		return nil, fmt.Errorf("%w: an answer in the agent's own client (elicitation) does not count toward the %d approvals this review needs", toolgate.ErrChannelRefused, needs)
+	}
 	if err := w.approvedBy(id, v); err != nil {
 		return nil, err
 	}

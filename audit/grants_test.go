@@ -200,6 +200,35 @@ func TestTwoPersonReviewOnePerson(t *testing.T) {
 	}
 }
 
+// TestTwoPersonReviewNotTheAgentsUser: an answer in the agent's own client
+// (elicitation) is the requester's side: its approval does not count
+// toward a review wanting two approvers, whoever it names; its denial
+// still ends the review.
+func TestTwoPersonReviewNotTheAgentsUser(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "audit.db"), Options{})
+	d := testDecision(toolgate.Review)
+	d.Review = toolgate.ReviewPolicy{Approvals: 2}
+	for _, id := range []string{"01E1", "01E2"} {
+		if err := s.Begin(ctx, testCall(id, 0), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ok, err := s.SubmitVerdict(ctx, "01E1", toolgate.Verdict{Approved: true, Reviewer: "elicitation:session:stdio-1", ReviewerUser: "eli", Channel: toolgate.ChannelElicitation})
+	if ok || !errors.Is(err, toolgate.ErrChannelRefused) {
+		t.Fatalf("the agent's user approves: %v %v", ok, err)
+	}
+	for _, who := range []string{"cli:rita", "cli:sam"} {
+		ok, err = s.SubmitVerdict(ctx, "01E1", toolgate.Verdict{Approved: true, Reviewer: who, Channel: toolgate.ChannelCLI})
+	}
+	if v, decided, _ := s.ReviewVerdict(ctx, "01E1"); !ok || err != nil || !decided || v.Reviewer != "cli:rita + cli:sam" {
+		t.Fatalf("verdict: %+v %v (%v %v)", v, decided, ok, err)
+	}
+	if ok, err := s.SubmitVerdict(ctx, "01E2", toolgate.Verdict{Reviewer: "elicitation:session:stdio-1", Channel: toolgate.ChannelElicitation}); !ok || err != nil {
+		t.Fatalf("the agent's user denies: %v %v", ok, err)
+	}
+}
+
 // TestGrantBindsSecrets: arguments that differ only in a secret the log
 // redacts are different calls to a grant: approving one token does not
 // approve another.

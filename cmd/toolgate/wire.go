@@ -127,8 +127,11 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, dbPath st
 		GrantTTL:    cfg.Review.GrantTTL,
 		Elicitation: len(cfg.Review.Channels) == 0 || slices.Contains(cfg.Review.Channels, toolgate.ChannelElicitation),
 		Decide:      live.Decide,
-		Redactor:    red,
-		Logger:      logger.With("component", "review"),
+		// The account `toolgate review approve` records too: over stdio
+		// the agent's user and the terminal's are one person.
+		Account:  reviewAccount(os.Getuid()),
+		Redactor: red,
+		Logger:   logger.With("component", "review"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("review: %w", err)
