@@ -54,13 +54,19 @@ var secretKeyParts = []string{
 	"encryptionkey", "cookie", "session", "credential", "bearer",
 }
 
-// notSecretSuffixes end normalized keys that name a location or a program
-// (credential_helper, password_file, cookie_jar, token_url, auth_sock):
-// their values are not secret, and not masked.
-var notSecretSuffixes = []string{
-	"file", "files", "path", "paths", "dir", "directory", "helper", "command", "cmd",
-	"url", "uri", "jar", "socket", "sock", "program", "script", "exe", "executable",
-}
+// programSuffixes and locationSuffixes end normalized keys that name a
+// program or a location (credential_helper, password_cmd; password_file,
+// token_url, auth_sock). What fetches a secret, or where it is, is not the
+// secret and may be the call's action ("credential.helper=/tmp/pwn.sh",
+// "session_file": "/etc/cron.d/evil"), so a reviewer must see it
+// (shownUnder): any value under a program key, a value under a location
+// key that reads as a location (an absolute, home or ./ path, a URL). A
+// bare word under a location key is masked all the same
+// (API_TOKEN_FILE=Hunter2).
+var (
+	programSuffixes  = []string{"helper", "command", "cmd", "program", "script", "exe", "executable"}
+	locationSuffixes = []string{"file", "files", "path", "paths", "dir", "directory", "url", "uri", "jar", "socket", "sock"}
+)
 
 // secretKeyExact are normalized keys that are secret only as a whole word
 // ("auth" yes, "author" no).
@@ -155,14 +161,6 @@ func secretKey(n string, extra []string) bool {
 	if strings.HasSuffix(n, "tokens") || strings.HasSuffix(n, "count") {
 		return false
 	}
-	// Where a secret is, or what fetches it, is not the secret, and may
-	// be the call's action: "credential.helper=/tmp/pwn.sh",
-	// "session_file": "/etc/cron.d/evil". A reviewer must see it.
-	for _, p := range notSecretSuffixes {
-		if strings.HasSuffix(n, p) {
-			return false
-		}
-	}
 	for _, p := range secretKeyParts {
 		if strings.Contains(n, p) {
 			return true
@@ -177,6 +175,23 @@ func secretKey(n string, extra []string) bool {
 		if strings.Contains(n, e) {
 			return true
 		}
+	}
+	return false
+}
+
+// shownUnder reports whether v, a value under the normalized secret key n,
+// is shown (see programSuffixes).
+func shownUnder(n string, v any) bool {
+	str, ok := v.(string)
+	suffix := func(p string) bool { return strings.HasSuffix(n, p) }
+	switch {
+	case !ok:
+		return false
+	case slices.ContainsFunc(programSuffixes, suffix):
+		return true
+	case slices.ContainsFunc(locationSuffixes, suffix):
+		return strings.Contains(str, "://") || strings.HasPrefix(str, "/") || strings.HasPrefix(str, "~/") ||
+			strings.HasPrefix(str, "./") || strings.HasPrefix(str, "../")
 	}
 	return false
 }
@@ -274,7 +289,7 @@ func (r *Redactor) value(v any, depth int) any {
 // another key redacted to the same text.
 func (r *Redactor) put(out map[string]any, k string, e any, depth int) {
 	var val any
-	if r.IsSecretKey(k) {
+	if r.IsSecretKey(k) && !shownUnder(normalizeKey(k), e) {
 		val = r.maskWhole(e)
 	} else {
 		val = r.value(e, depth+1)
@@ -523,7 +538,7 @@ func buildRules(extraNorm []string, mask func(string) string) []rule {
 			for start > 0 && isIdentByte(s[start-1]) {
 				start--
 			}
-			if !secretKey(normalizeKey(s[start:m[3]]), extraNorm) {
+			if n := normalizeKey(s[start:m[3]]); !secretKey(n, extraNorm) || shownUnder(n, unquote(group(s, m, 4))) {
 				return "", false
 			}
 			// A value that is a mask is kept, so that masking is

@@ -3,6 +3,7 @@ package redact
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"reflect"
 	"slices"
@@ -481,6 +482,20 @@ func TestLocationKeysShown(t *testing.T) {
 		if got := r.String(s); got != s {
 			t.Errorf("String(%q) = %q, want unchanged", s, got)
 		}
+	}
+	// A bare word under a location key is no location: it may be the
+	// secret itself.
+	for _, s := range []string{
+		"export API_TOKEN_FILE=Hunter2Secret",
+		`{"client_secret_path":"Hunter2Secret","secret_url":"Hunter2Secret"}`,
+		"AWS_SECRET_ACCESS_KEY_ID_URL=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+	} {
+		if got := r.String(s); strings.Contains(got, "Hunter2Secret") || strings.Contains(got, "wJalr") {
+			t.Errorf("String(%q) = %q, want the value masked", s, got)
+		}
+	}
+	if v := r.Value(map[string]any{"api_token_file": "Hunter2Secret"}); strings.Contains(fmt.Sprint(v), "Hunter2Secret") {
+		t.Errorf("Value = %v, want the bare word masked", v)
 	}
 	v := r.Value(map[string]any{"session_file": "/etc/cron.d/evil", "credential_helper": "/tmp/pwn.sh", "session": "s3"})
 	want := map[string]any{"session_file": "/etc/cron.d/evil", "credential_helper": "/tmp/pwn.sh", "session": "[REDACTED 2 chars — not shown]"}
