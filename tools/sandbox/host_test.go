@@ -257,3 +257,31 @@ func TestCleanupQuarantines(t *testing.T) {
 		t.Errorf("a later run changed the quarantined .envrc: %q, %v", b, err)
 	}
 }
+
+// TestQuarantineKeepsNoLinks: what a run created at a protected path and
+// linked elsewhere (ln CLAUDE.md keep) is kept in the quarantine as a file
+// of its own, so writing the other name changes nothing kept; moved back by
+// the user, it is held like any file. A held file with another name (the
+// user's, or one moved back before this) refuses the run, saying how to
+// fix it, since that name would write it behind the hold.
+func TestQuarantineKeepsNoLinks(t *testing.T) {
+	f := newHostFixture(t)
+	c := f.ran(t, `echo x > .envrc && ln .envrc keep`)
+	if _, err := c.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	kept := filepath.Join(c.Quarantine, ".envrc")
+	if _, err := f.runClean(t, `echo EVIL >> keep`); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(kept); err != nil || string(b) != "x\n" {
+		t.Fatalf("kept .envrc = %q, %v; want it unchanged by a write to the run's other name", b, err)
+	}
+	if err := os.Link(filepath.Join(f.ws, "keep"), filepath.Join(f.ws, ".envrc")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.sb.Command(t.Context(), WorkspaceWrite, f.ws, []string{"true"})
+	if err == nil || !strings.Contains(err.Error(), ".envrc has 2 hard links") || !strings.Contains(err.Error(), "find . -samefile .envrc") {
+		t.Fatalf("a run with a held .envrc of two names: %v; want it refused, saying how to fix it", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -243,5 +244,41 @@ func (q *quarantine) move(p place) error {
 		}
 		err = q.root.Rename(p.rel, dst)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return q.detach(dst)
+}
+
+// detach gives each file under dst (kept in the quarantine) that has
+// another name an inode of its own, a copy: a run that linked what it
+// created (ln CLAUDE.md keep) must not be able to change what is kept,
+// which the user may move back to where the sandbox holds it.
+func (q *quarantine) detach(dst string) error {
+	return fs.WalkDir(q.root.FS(), filepath.ToSlash(dst), func(name string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil || links(fi) < 2 {
+			return err
+		}
+		b, err := fs.ReadFile(q.root.FS(), name)
+		if err != nil {
+			return err
+		}
+		tmp := name + ".toolgate-copy"
+		if err := q.root.WriteFile(tmp, b, fi.Mode().Perm()); err != nil {
+			return err
+		}
+		return q.root.Rename(tmp, name)
+	})
+}
+
+// links is fi's number of hard links (1 where the system does not say).
+func links(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Nlink)
+	}
+	return 1
 }

@@ -801,6 +801,12 @@ func protectOne(root *os.Root, rel string) (path string, hold bool, err error) {
 		return "", false, linkError{rel: p.rel, want: "directory"}
 	case p.fi != nil && p.rel != clean:
 		return "", false, fmt.Errorf("%s is not a directory", p.rel)
+	case p.fi != nil && p.fi.Mode().IsRegular() && links(p.fi) > 1:
+		// A mount holds the path, not the file: another name for it
+		// elsewhere in the workspace would write it behind the hold.
+		return "", false, fmt.Errorf("%s has %d hard links: another name for the file could change it behind the sandbox's hold "+
+			"(a command can link a file it created, or one moved back from %s); the user should make it a file of its own "+
+			"(cp %s x && mv x %s) and remove the other names (find . -samefile %s)", p.rel, links(p.fi), QuarantineDir, p.rel, p.rel, p.rel)
 	case p.fi != nil:
 		return clean, true, nil
 	case p.rel != clean && (clean == ".git" || strings.HasPrefix(clean, ".git/")):
