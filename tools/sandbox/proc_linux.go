@@ -14,7 +14,14 @@ func groupLeader() *syscall.SysProcAttr {
 }
 
 // killGroup kills process group pgid.
-func killGroup(pgid int) error { return syscall.Kill(-pgid, syscall.SIGKILL) }
+func killGroup(pgid int) error {
+	if err := syscall.Kill(-pgid, syscall.SIGKILL); err != syscall.ESRCH {
+		return err
+	}
+	// The group had exited (a hold ended just as the run did): its exit
+	// status stands, as exec.Cmd does for os.ErrProcessDone.
+	return os.ErrProcessDone
+}
 
 // OpenedPath returns the absolute path by which the kernel knows open file
 // f, symlinks resolved: what it is, not the name it was opened by. A file
