@@ -16,8 +16,8 @@ import (
 // was. toolgate cannot tell them from what the run made, so the protected
 // ones leave their place (nothing made during a run stays where tools read
 // it as code or policy), but nothing is deleted: .github and its
-// CODEOWNERS stay where they are (toolgate used to delete the whole
-// .github), and the workflow, CLAUDE.md and .envrc are kept in the
+// CODEOWNERS stay where they are (only the protected path itself is
+// watched), and the workflow, CLAUDE.md and .envrc are kept in the
 // quarantine directory the result names, from where the user can move them
 // back.
 func TestServeSandboxKeepsHostFiles(t *testing.T) {
