@@ -538,16 +538,17 @@ func buildRules(extraNorm []string, mask func(string) string) []rule {
 			for start > 0 && isIdentByte(s[start-1]) {
 				start--
 			}
-			if n := normalizeKey(s[start:m[3]]); !secretKey(n, extraNorm) || shownUnder(n, unquote(group(s, m, 4))) {
+			q, v := quoted(group(s, m, 4))
+			if n := normalizeKey(s[start:m[3]]); !secretKey(n, extraNorm) || shownUnder(n, v) {
 				return "", false
 			}
 			// A value that is a mask is kept, so that masking is
 			// idempotent; one that only starts with a mask is masked
 			// whole ("[REDACTED]hunter2" is not a mask).
-			if IsMask(unquote(group(s, m, 4))) {
+			if IsMask(v) {
 				return "", false
 			}
-			return group(s, m, 1) + group(s, m, 2) + group(s, m, 3) + quoteLike(group(s, m, 4), mask), true
+			return group(s, m, 1) + group(s, m, 2) + group(s, m, 3) + q + mask(v) + q, true
 		},
 	}
 	rs = append(rs, rule{name: "key-value", hint: starts, apply: kv.apply})
@@ -658,16 +659,6 @@ func credentialLike(tok string) bool {
 	return false
 }
 
-// quoteLike masks the value v, keeping the quotes it is in.
-func quoteLike(v string, mask func(string) string) string {
-	for _, q := range []string{`\"`, `"`, `'`} {
-		if strings.HasPrefix(v, q) {
-			return q + mask(strings.TrimSuffix(strings.TrimPrefix(v, q), q)) + q
-		}
-	}
-	return mask(v)
-}
-
 var (
 	pemBegin = regexp.MustCompile(`-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----`)
 	pemEnd   = regexp.MustCompile(`-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----`)
@@ -769,14 +760,16 @@ func IsMask(s string) bool {
 	return strings.HasPrefix(s, "[REDACTED") && len(marker.FindString(s)) == len(s)
 }
 
-// unquote is v without the quotes quoteLike keeps.
-func unquote(v string) string {
+// quoted splits a key's value v into the quote it starts with (\", " or
+// ', "" for a bare word) and what is inside, which the kv rule masks
+// between the same quotes.
+func quoted(v string) (q, inner string) {
 	for _, q := range []string{`\"`, `"`, `'`} {
 		if strings.HasPrefix(v, q) {
-			return strings.TrimSuffix(strings.TrimPrefix(v, q), q)
+			return q, strings.TrimSuffix(strings.TrimPrefix(v, q), q)
 		}
 	}
-	return v
+	return "", v
 }
 
 // shellChars are the characters that make a hidden text more than a
