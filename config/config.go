@@ -238,7 +238,8 @@ type HTTP struct {
 	// AllowedOrigins are the browser origins accepted (scheme://host[:port]);
 	// an entry without a port matches any port. Requests without Origin are allowed.
 	AllowedOrigins []string
-	// MaxRequestBytes limits a request body.
+	// MaxRequestBytes limits a request body over HTTP, and a message (a
+	// line) over stdio.
 	MaxRequestBytes int64
 	// Tokens accepts per-user bearer tokens (`toolgate tokens create`).
 	Tokens bool

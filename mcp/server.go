@@ -82,6 +82,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for Call.Time; nil means time.Now.
 	Now func() time.Time
+	// MaxLineBytes limits a message over stdio, as HTTPOptions'
+	// MaxRequestBytes does a request body; 0 means DefaultMaxRequestBytes.
+	MaxLineBytes int64
 }
 
 // Server is the agent-facing MCP server.
@@ -121,6 +124,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.MaxLineBytes <= 0 {
+		o.MaxLineBytes = DefaultMaxRequestBytes
 	}
 	s := &Server{o: o, log: o.Logger}
 	opts := []server.ServerOption{

@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -170,7 +171,12 @@ func (c *stdioConn) worker() {
 // input ended or the session is closing.
 func (c *stdioConn) read() (call bool, id any, line []byte, ok bool) {
 	for {
-		line, err := c.in.ReadBytes('\n')
+		line, err := readLine(c.in, c.srv.o.MaxLineBytes)
+		if errors.Is(err, errLineTooLong) {
+			c.sess.write(mcpgo.NewJSONRPCError(mcpgo.NewRequestId(lineID(line)), mcpgo.INVALID_REQUEST,
+				fmt.Sprintf("message too large: toolgate reads at most %d bytes a message", c.srv.o.MaxLineBytes), nil))
+			continue
+		}
 		if err != nil {
 			// A last line without a newline is not a message (as in mcp-go).
 			c.ended <- err
@@ -428,4 +434,68 @@ func (s *stdioSession) answer(id any, result, rpcErr json.RawMessage) bool {
 	default:
 	}
 	return true
+}
+
+// errLineTooLong is readLine's error for a line longer than its limit.
+var errLineTooLong = errors.New("line too long")
+
+// readLine reads one line, newline included. A line of more than max
+// bytes (its newline not counted) is read to its end and dropped, so one
+// oversized message costs max bytes of memory, not its size, and the next
+// line is read whole: it returns the line's first max bytes and
+// errLineTooLong.
+func readLine(r *bufio.Reader, max int64) ([]byte, error) {
+	var line []byte
+	over := false
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if !over {
+			if room := max + 1 - int64(len(line)); int64(len(chunk)) > room || int64(len(chunk)) == room && chunk[len(chunk)-1] != '\n' {
+				over = true
+				line = append(line, chunk[:room-1]...)
+			} else {
+				line = append(line, chunk...)
+			}
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if over && err == nil {
+			return line, errLineTooLong
+		}
+		return line, err
+	}
+}
+
+// lineID is the id of the request whose line begins with prefix, so that
+// the refusal of a too-large request answers it; nil when the prefix has
+// no top-level "id" before a value it cuts short.
+func lineID(prefix []byte) any {
+	d := json.NewDecoder(bytes.NewReader(prefix))
+	d.UseNumber()
+	if t, err := d.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	for d.More() {
+		key, err := d.Token()
+		if err != nil {
+			return nil
+		}
+		var v any
+		if err := d.Decode(&v); err != nil {
+			return nil
+		}
+		if key == "id" {
+			switch id := v.(type) {
+			case string:
+				return id
+			case json.Number:
+				if n, err := id.Int64(); err == nil {
+					return n
+				}
+			}
+			return nil
+		}
+	}
+	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -355,6 +356,7 @@ type rawStdio struct {
 	stdin  io.WriteCloser
 	lines  chan rawLine
 	stderr *toolgatetest.SyncBuffer
+	pid    int
 }
 
 // rawLine is one response line from toolgate, decoded and as sent.
@@ -381,6 +383,7 @@ func startRawStdioWith(t *testing.T, cfg, capabilities string) *rawStdio {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	r.pid = cmd.Process.Pid
 	t.Cleanup(func() {
 		_ = stdin.Close()
 		done := make(chan error, 1)
@@ -473,10 +476,18 @@ func TestOpsBadArguments(t *testing.T) {
 		t.Errorf("schema-mismatched arguments: isError %v, text %q; want a tool error naming the bad argument", isErr, text)
 	}
 
-	// Oversized lines: 6 MiB of junk, then a 2 MiB argument.
+	// Oversized lines: a 64 MiB call is refused by its id without being
+	// held whole, 6 MiB of junk is refused too, a 2 MiB argument is served.
+	r.send(`{"jsonrpc":"2.0","id":23,"method":"tools/call","params":{"name":"up__echo","arguments":{"text":"` + strings.Repeat("z", 64<<20) + `"}}}`)
+	if m := r.next(); errCode(m) != -32600 || m["id"] != 23.0 || !strings.Contains(fmt.Sprint(m["error"]), "at most 4194304 bytes") {
+		t.Errorf("64 MiB call: got %v, want error -32600 for id 23 naming the limit", m)
+	}
+	if hwm := peakRSS(t, r.pid); hwm > 128<<20 {
+		t.Errorf("peak RSS after a 64 MiB line: %d MiB, want the line not held whole", hwm>>20)
+	}
 	r.send(strings.Repeat("x", 6<<20))
-	if m := r.next(); errCode(m) != -32700 {
-		t.Errorf("6 MiB junk line: got error code %d, want -32700", errCode(m))
+	if m := r.next(); errCode(m) != -32600 || m["id"] != nil {
+		t.Errorf("6 MiB junk line: got %v, want error -32600 without an id", m)
 	}
 	big := strings.Repeat("y", 2<<20)
 	r.send(`{"jsonrpc":"2.0","id":21,"method":"tools/call","params":{"name":"up__echo","arguments":{"text":"` + big + `"}}}`)
@@ -823,4 +834,24 @@ func (fs *fuzzServer) until(t testing.TB, id string) {
 			return
 		}
 	}
+}
+
+// peakRSS is process pid's peak resident set size (VmHWM), in bytes.
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	for l := range strings.Lines(string(b)) {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "VmHWM:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("no VmHWM in /proc/%d/status", pid)
+	return 0
 }

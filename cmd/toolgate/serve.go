@@ -180,7 +180,8 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	srv, err = mcp.New(mcp.Options{Version: version, Gate: g, Catalog: cat, Surface: cat, DefaultModel: model, Logger: logger})
+	srv, err = mcp.New(mcp.Options{Version: version, Gate: g, Catalog: cat, Surface: cat, DefaultModel: model, Logger: logger,
+		MaxLineBytes: cfg.HTTP.MaxRequestBytes})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
