@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,6 +23,9 @@ import (
 // back.
 func TestServeSandboxKeepsHostFiles(t *testing.T) {
 	f := sbSetup(t, "")
+	if out, err := exec.Command("git", "-C", f.ws, "init", "-q").CombinedOutput(); err != nil {
+		t.Fatalf("git init: %v %s", err, out)
+	}
 	f.c, _, f.stderr = startStdio(t, f.defaultPackConfig(t), f.env()...)
 	type result struct {
 		text string
@@ -78,7 +82,7 @@ func TestServeSandboxKeepsHostFiles(t *testing.T) {
 			t.Errorf("the result does not say %s was taken away:\n%s", rel, r.text)
 		}
 	}
-	kept, _ := filepath.Glob(filepath.Join(quarantine, "*"))
+	kept, _ := filepath.Glob(filepath.Join(quarantine, "2*"))
 	if len(kept) != 1 {
 		t.Fatalf("quarantine holds %q, want one directory for the run", kept)
 	}
@@ -89,6 +93,10 @@ func TestServeSandboxKeepsHostFiles(t *testing.T) {
 		if b, err := os.ReadFile(filepath.Join(kept[0], rel)); err != nil || string(b) != files[rel] {
 			t.Errorf("kept %s = %q, %v; want %q", rel, b, err, files[rel])
 		}
+	}
+	// git does not offer what was kept for a commit.
+	if out, err := exec.Command("git", "-C", f.ws, "status", "--porcelain", "--untracked-files=all").CombinedOutput(); err != nil || strings.Contains(string(out), "quarantine") {
+		t.Errorf("git status lists the quarantine (%v):\n%s", err, out)
 	}
 	// A later command can neither read the kept .envrc (a secret name,
 	// masked there too) nor change it.

@@ -219,6 +219,9 @@ func (q *quarantine) move(p place) error {
 		if err := q.root.MkdirAll(dir, 0o700); err != nil {
 			return err
 		}
+		if err := q.ignored(); err != nil {
+			return err
+		}
 		q.dir = dir
 	}
 	var names []string
@@ -248,6 +251,21 @@ func (q *quarantine) move(p place) error {
 		return err
 	}
 	return q.detach(dst)
+}
+
+// ignored makes git ignore QuarantineDir (a .gitignore of "*" there), so
+// what was taken away from a run is not committed back by a "git add -A",
+// under another path or, once the user moves it, in its own place.
+func (q *quarantine) ignored() error {
+	f, err := q.root.OpenFile(filepath.Join(QuarantineDir, ".gitignore"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString("*\n")
+	return errors.Join(err, f.Close())
 }
 
 // detach gives each file under dst (kept in the quarantine) that has
