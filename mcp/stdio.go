@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -472,7 +473,6 @@ func readLine(r *bufio.Reader, max int64) ([]byte, error) {
 // no top-level "id" before a value it cuts short.
 func lineID(prefix []byte) any {
 	d := json.NewDecoder(bytes.NewReader(prefix))
-	d.UseNumber()
 	if t, err := d.Token(); err != nil || t != json.Delim('{') {
 		return nil
 	}
@@ -481,21 +481,21 @@ func lineID(prefix []byte) any {
 		if err != nil {
 			return nil
 		}
-		var v any
+		var v json.RawMessage
 		if err := d.Decode(&v); err != nil {
 			return nil
 		}
-		if key == "id" {
-			switch id := v.(type) {
-			case string:
-				return id
-			case json.Number:
-				if n, err := id.Int64(); err == nil {
-					return n
-				}
-			}
-			return nil
+		if key != "id" {
+			continue
 		}
+		var s string
+		if json.Unmarshal(v, &s) == nil {
+			return s
+		}
+		if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+			return n
+		}
+		return nil
 	}
 	return nil
 }
