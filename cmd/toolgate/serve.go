@@ -127,6 +127,7 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	if err != nil {
 		return err
 	}
+	defer sb.Close()
 	upstreams, err := buildUpstreams(cfg, env, sb, logger)
 	if err != nil {
 		return err

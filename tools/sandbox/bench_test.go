@@ -130,6 +130,7 @@ func benchSandbox(b *testing.B, ws string, profiles []sandbox.Profile) *sandbox.
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(sb.Close)
 	return sb
 }
 

@@ -22,13 +22,9 @@ func gitFixture(t *testing.T, initArgs ...string) *fixture {
 		}
 	}
 	f.git(t, append([]string{"init", "-q"}, initArgs...)...)
-	sb, err := New(Options{Bwrap: bwrap, Workspace: f.ws, Home: f.home, Protect: DefaultProtect, Secret: testSecret,
+	f.sb = newSandbox(t, Options{Bwrap: bwrap, Workspace: f.ws, Home: f.home, Protect: DefaultProtect, Secret: testSecret,
 		Env: []string{"PATH=/usr/bin:/bin", "HOME=" + f.home, "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@t",
 			"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@t"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.sb = sb
 	return f
 }
 

@@ -31,12 +31,8 @@ func newHostFixture(t *testing.T) *hostFixture {
 	write(t, filepath.Join(f.other, "config"), "[core]\n")
 	write(t, filepath.Join(f.other, "hooks", "pre-commit"), "#!/bin/sh\n")
 	write(t, filepath.Join(f.other, "info", "attributes"), "* text\n")
-	var err error
-	f.sb, err = New(Options{Bwrap: bwrap, Workspace: f.ws, Home: filepath.Join(base, "home"), Protect: DefaultProtect,
+	f.sb = newSandbox(t, Options{Bwrap: bwrap, Workspace: f.ws, Home: filepath.Join(base, "home"), Protect: DefaultProtect,
 		Env: []string{"PATH=/usr/bin:/bin"}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// A test that fails may leave directories without their write bit.
 	t.Cleanup(func() { _ = exec.Command("chmod", "-R", "u+rwx", base).Run() })
 	return f

@@ -22,7 +22,7 @@ func repoFixture(t *testing.T, hide ...string) *fixture {
 	f.git(t, "init", "-q")
 	f.git(t, "add", "-A")
 	f.git(t, "commit", "-q", "-m", "first")
-	sb, err := New(Options{
+	f.sb = newSandbox(t, Options{
 		Bwrap:     f.sb.o.Bwrap,
 		Workspace: f.ws,
 		Home:      f.home,
@@ -31,10 +31,6 @@ func repoFixture(t *testing.T, hide ...string) *fixture {
 		Env: []string{"PATH=/usr/bin:/bin", "HOME=" + f.home, "GIT_AUTHOR_NAME=a", "GIT_AUTHOR_EMAIL=a@example.com",
 			"GIT_COMMITTER_NAME=a", "GIT_COMMITTER_EMAIL=a@example.com"},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.sb = sb
 	return f
 }
 
@@ -206,12 +202,8 @@ func TestHiddenInWorkspaceStaysHidden(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(t, filepath.Join(keys, "k"), "HIDDEN-KEY")
-	sb, err := New(Options{Bwrap: f.sb.o.Bwrap, Workspace: f.ws, Home: f.home, Hide: []string{secret, keys}, Protect: DefaultProtect,
+	f.sb = newSandbox(t, Options{Bwrap: f.sb.o.Bwrap, Workspace: f.ws, Home: f.home, Hide: []string{secret, keys}, Protect: DefaultProtect,
 		Env: []string{"PATH=/usr/bin:/bin"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.sb = sb
 	for _, script := range []string{"mv conf conf2", "mv conf/deep conf/deep2", "cp -a conf conf3 && cat conf3/deep/prod.secret", "ln conf/deep/prod.secret l", "mv keys keys2"} {
 		f.run(t, WorkspaceWrite, script)
 	}
@@ -232,11 +224,11 @@ func TestHiddenInWorkspaceStaysHidden(t *testing.T) {
 		}
 	}
 	for _, p := range []string{"hardlink", "conf-renamed/deep/prod.secret", "keys-renamed", "keys-renamed/k"} {
-		if !sb.Hidden(filepath.Join(f.ws, p)) {
+		if !f.sb.Hidden(filepath.Join(f.ws, p)) {
 			t.Errorf("Hidden(%s) = false", p)
 		}
 	}
-	if sb.Hidden(filepath.Join(f.ws, "main.txt")) {
+	if f.sb.Hidden(filepath.Join(f.ws, "main.txt")) {
 		t.Error("Hidden(main.txt) = true")
 	}
 }

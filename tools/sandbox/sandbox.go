@@ -167,10 +167,13 @@ var profileNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 // ValidName reports whether s can name a profile.
 func ValidName(s string) bool { return profileNameRE.MatchString(s) }
 
-// Sandbox builds sandboxed commands. It holds no resources; it is safe for
-// concurrent use.
+// Sandbox builds sandboxed commands. It is safe for concurrent use. Its
+// first sandboxed command opens the inotify instance all its commands
+// share to watch what their mounts hold (watch_linux.go), which Close
+// releases.
 type Sandbox struct {
 	o        Options
+	watcher  *watcher
 	profiles map[string]Profile
 	// hiddenIDs are the identities of the Hide paths that existed at New,
 	// so that a hidden file reached by another name (a hard link, a
@@ -198,7 +201,7 @@ func New(o Options) (*Sandbox, error) {
 		o.Home = "/tmp"
 	}
 	o.Hide = append(slices.Clone(DefaultHide), o.Hide...)
-	s := &Sandbox{o: o, profiles: map[string]Profile{}, hiddenIDs: map[fileID]bool{},
+	s := &Sandbox{o: o, watcher: newWatcher(), profiles: map[string]Profile{}, hiddenIDs: map[fileID]bool{},
 		maxSecretWalk: defaultMaxSecretWalk, now: time.Now}
 	for _, h := range o.Hide {
 		if fi, err := os.Stat(h); err == nil {
@@ -242,6 +245,10 @@ func New(o Options) (*Sandbox, error) {
 	}
 	return s, nil
 }
+
+// Close releases what the Sandbox's commands share. A sandboxed command
+// still running is killed, and none starts after.
+func (s *Sandbox) Close() { s.watcher.close() }
 
 // Builtin returns the built-in profiles, ReadOnly and WorkspaceWrite.
 func Builtin() []Profile {
@@ -387,7 +394,7 @@ func (s *Sandbox) command(ctx context.Context, profile, dir string, argv []strin
 		qdir := filepath.Join(c.ws, filepath.Dir(QuarantineDir))
 		c.quarantine = slices.ContainsFunc(c.hold, func(h holdPath) bool { return h.kind == heldRO && h.path == qdir })
 		ctx, c.cancel = context.WithCancelCause(ctx)
-		c.holdWatch, err = watchHold(c.hold, &c.holdLog, func() { c.cancel(ErrHoldEnded) })
+		c.holdWatch, err = s.watcher.watch(c.hold, &c.holdLog, func() { c.cancel(ErrHoldEnded) })
 		if err != nil {
 			c.cancel(err)
 			return nil, err

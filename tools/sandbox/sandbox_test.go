@@ -36,8 +36,7 @@ func newFixture(t *testing.T, profiles ...Profile) *fixture {
 	write(t, filepath.Join(f.ws, ".git", "config"), "[core]\n")
 	write(t, filepath.Join(f.ws, "main.txt"), "hello")
 	write(t, filepath.Join(f.ws, "toolgate.yaml"), "rules: {file: secret-rules.yaml}\n")
-	var err error
-	f.sb, err = New(Options{
+	f.sb = newSandbox(t, Options{
 		Bwrap:     bwrap,
 		Workspace: f.ws,
 		Home:      f.home,
@@ -46,10 +45,18 @@ func newFixture(t *testing.T, profiles ...Profile) *fixture {
 		Env:       []string{"PATH=/usr/bin:/bin", "HOME=" + f.home, "VISIBLE=yes"},
 		Profiles:  profiles,
 	})
+	return f
+}
+
+// newSandbox is New for a test, closed when the test ends.
+func newSandbox(t testing.TB, o Options) *Sandbox {
+	t.Helper()
+	sb, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f
+	t.Cleanup(sb.Close)
+	return sb
 }
 
 // bwrapAndBase returns bubblewrap's path, failing the test without it, and
@@ -272,7 +279,7 @@ func TestHiddenInsideHiddenDir(t *testing.T) {
 	write(t, filepath.Join(state, "audit.db"), "SQLite format 3")
 	write(t, filepath.Join(state, "audit.db-wal"), "WAL-BYTES")
 	write(t, filepath.Join(local, "notes.txt"), "visible")
-	sb, err := New(Options{
+	f.sb = newSandbox(t, Options{
 		Bwrap:     f.sb.o.Bwrap,
 		Workspace: f.ws,
 		Home:      f.home,
@@ -281,10 +288,6 @@ func TestHiddenInsideHiddenDir(t *testing.T) {
 		Env:      []string{"PATH=/usr/bin:/bin", "HOME=" + f.home},
 		Profiles: []Profile{{Name: "reads-local", Workspace: ReadAccess, Read: []string{local}}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.sb = sb
 	out, code := f.run(t, "reads-local", "cat "+filepath.Join(local, "notes.txt")+"; echo; ls -A "+state+"; echo end")
 	if code != 0 || out != "visible\nend\n" {
 		t.Errorf("exit code %d; want the notes and an empty state directory, got:\n%s", code, out)

@@ -61,11 +61,7 @@ func newSecretsFixture(t *testing.T) *secretsFixture {
 	o.Secret = testSecret
 	// A profile without the workspace that mounts part of it.
 	o.Profiles = append(o.Profiles, Profile{Name: "reads-sub", Workspace: NoAccess, Read: []string{filepath.Join(f.ws, "sub")}})
-	sb, err := New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.sb = sb
+	f.sb = newSandbox(t, o)
 	return &secretsFixture{fixture: f, base: filepath.Dir(f.ws)}
 }
 
@@ -211,11 +207,7 @@ func TestWorkspaceSecretsOff(t *testing.T) {
 	f := newSecretsFixture(t)
 	o := f.sb.o
 	o.Secret = nil
-	sb, err := New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.sb = sb
+	f.sb = newSandbox(t, o)
 	if out, _ := f.run(t, ReadOnly, "cat .env"); !strings.Contains(out, "SECRET-DOTENV") {
 		t.Errorf(".env is not readable without a matcher:\n%s", out)
 	}

@@ -6,23 +6,55 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
 
-// holdWatch follows, with inotify, the directories that hold a run's held,
-// pinned and masked paths, and calls lost the first time one of those
-// names is replaced, removed or created, or git's lock for a held file
-// appears (see hold.go).
+// watcher is a Sandbox's one inotify instance, which all its runs share:
+// the per-user instances (fs.inotify.max_user_instances) are shared with
+// the commands, which run as the same user, so one that uses them up
+// while it runs must not make the runs that start meanwhile refuse. The
+// first sandboxed run opens it, Sandbox.Close closes it. A directory that
+// several runs watch is watched once, counting their references: inotify
+// gives the same watch descriptor for the same directory. Every event is
+// handled under mu, by the reader or by a run starting or ending, so a
+// run sees every change queued before it stops watching.
+type watcher struct {
+	mu       sync.Mutex
+	fd, wake int // inotify and the reader's eventfd; -1 until the first run and after Close
+	buf      []byte
+	closed   bool
+	err      error               // the events could not be read: every run refuses
+	dirs     map[int32]*dirWatch // watch descriptor → its directory's watch
+	runs     map[*holdWatch]bool // the runs watching
+	reader   sync.WaitGroup
+}
+
+// dirWatch is a watched directory and how many references runs hold on it.
+type dirWatch struct {
+	wd   int32
+	refs int
+}
+
+// watchKey names a path by its directory's watch and its base name.
+type watchKey struct {
+	dir  *dirWatch
+	name string
+}
+
+// holdWatch is one run's part: the names it holds, and its references.
 type holdWatch struct {
-	fd, stopR, stopW int
-	dirs             map[int32]string // watch descriptor → directory
-	names            map[string]int   // held, pinned or masked path → index in hold
-	locks            map[string]int   // git's lock for a held file → index in hold
-	hold             []holdPath
-	log              *holdLog
-	lost             func()
-	done             chan struct{}
+	w     *watcher
+	dirs  []*dirWatch
+	names map[watchKey]holdPath // held, pinned and masked paths
+	locks map[watchKey]holdPath // git's lock for a held file → the held file
+	log   *holdLog
+	lost  func()
+}
+
+func newWatcher() *watcher {
+	return &watcher{fd: -1, wake: -1, runs: map[*holdWatch]bool{}}
 }
 
 // watchedEvents are the changes of a directory's entries that can end a
@@ -30,119 +62,199 @@ type holdWatch struct {
 // removed or renamed away. A write into a file in place keeps the mount.
 const watchedEvents = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO
 
-// watchHold starts watching the directories of hold before the run
-// starts, so no change made while it runs goes unseen. A watch that cannot
-// be set up refuses the run: its holds would go unwatched.
-func watchHold(hold []holdPath, log *holdLog, lost func()) (*holdWatch, error) {
-	w := &holdWatch{fd: -1, stopR: -1, stopW: -1, dirs: map[int32]string{}, names: map[string]int{}, locks: map[string]int{},
-		hold: hold, log: log, lost: lost, done: make(chan struct{})}
+// watch starts watching the directories of hold before the run starts, so
+// no change made while it runs goes unseen; lost kills the run. A watch
+// that cannot be set up refuses the run: its holds would go unwatched.
+func (w *watcher) watch(hold []holdPath, log *holdLog, lost func()) (*holdWatch, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	fail := func(err error) (*holdWatch, error) {
-		w.close()
 		return nil, fmt.Errorf("sandbox: watching the protected and masked paths for changes during the run "+
 			"(see fs.inotify.max_user_instances and max_user_watches in sysctl): %w", err)
 	}
-	var err error
-	if w.fd, err = unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK); err != nil {
+	if err := w.open(); err != nil {
 		return fail(err)
 	}
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
-		return fail(err)
+	// What is queued now happened before this run's watches were in place.
+	if w.drain(); w.err != nil {
+		return fail(w.err)
 	}
-	w.stopR, w.stopW = p[0], p[1]
-	var dirs []string
-	for i, h := range hold {
-		w.names[h.path] = i
+	hw := &holdWatch{w: w, names: map[watchKey]holdPath{}, locks: map[watchKey]holdPath{}, log: log, lost: lost}
+	added := map[string]*dirWatch{}
+	for _, h := range hold {
+		d := filepath.Dir(h.path)
+		dw := added[d]
+		if dw == nil {
+			wd, err := unix.InotifyAddWatch(w.fd, d, watchedEvents|unix.IN_ONLYDIR|unix.IN_DONT_FOLLOW)
+			if err != nil {
+				w.release(hw)
+				return fail(fmt.Errorf("%s: %w", d, err))
+			}
+			if dw = w.dirs[int32(wd)]; dw == nil {
+				dw = &dirWatch{wd: int32(wd)}
+				w.dirs[dw.wd] = dw
+			}
+			dw.refs++
+			added[d] = dw
+			hw.dirs = append(hw.dirs, dw)
+		}
+		hw.names[watchKey{dw, filepath.Base(h.path)}] = h
 		if h.lock != "" {
-			w.locks[h.lock] = i
+			hw.locks[watchKey{dw, filepath.Base(h.lock)}] = h
 		}
-		dirs = append(dirs, filepath.Dir(h.path))
 	}
-	added := map[string]bool{}
-	for _, d := range dirs {
-		if added[d] {
-			continue
-		}
-		added[d] = true
-		wd, err := unix.InotifyAddWatch(w.fd, d, watchedEvents|unix.IN_ONLYDIR|unix.IN_DONT_FOLLOW)
-		if err != nil {
-			return fail(fmt.Errorf("%s: %w", d, err))
-		}
-		w.dirs[int32(wd)] = d
+	w.runs[hw] = true
+	return hw, nil
+}
+
+// open opens the instance and starts its reader, the first time.
+func (w *watcher) open() error {
+	switch {
+	case w.closed:
+		return errors.New("the sandbox is closed")
+	case w.err != nil:
+		return w.err
+	case w.fd >= 0:
+		return nil
 	}
-	go w.loop()
-	return w, nil
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return err
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		_ = unix.Close(fd)
+		return err
+	}
+	w.fd, w.wake, w.buf, w.dirs = fd, wake, make([]byte, 64<<10), map[int32]*dirWatch{}
+	w.reader.Add(1)
+	go w.read()
+	return nil
 }
 
 // stop handles every change queued until now and stops watching. Call it
 // once, after the run has exited.
-func (w *holdWatch) stop() {
-	_, _ = unix.Write(w.stopW, []byte{0})
-	<-w.done
-	w.close()
+func (hw *holdWatch) stop() {
+	hw.w.mu.Lock()
+	defer hw.w.mu.Unlock()
+	hw.w.drain()
+	hw.w.release(hw)
 }
 
-func (w *holdWatch) close() {
-	for _, fd := range []int{w.fd, w.stopR, w.stopW} {
+// release drops hw and its references, removing a directory's watch with
+// the last one.
+func (w *watcher) release(hw *holdWatch) {
+	delete(w.runs, hw)
+	for _, dw := range hw.dirs {
+		// A watch the kernel removed (IN_IGNORED) is no longer in dirs:
+		// its descriptor is not removed again.
+		if dw.refs--; dw.refs == 0 && w.dirs[dw.wd] == dw {
+			delete(w.dirs, dw.wd)
+			_, _ = unix.InotifyRmWatch(w.fd, uint32(dw.wd))
+		}
+	}
+}
+
+// close releases the inotify instance. A run still in flight is killed:
+// its holds can no longer be followed.
+func (w *watcher) close() {
+	w.mu.Lock()
+	w.closed = true
+	w.endAll("toolgate closed the sandbox while the command ran, so it no longer follows the protected and masked paths")
+	if w.wake >= 0 {
+		_, _ = unix.Write(w.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	}
+	w.mu.Unlock()
+	w.reader.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, fd := range []int{w.fd, w.wake} {
 		if fd >= 0 {
 			_ = unix.Close(fd)
 		}
 	}
+	w.fd, w.wake = -1, -1
 }
 
-func (w *holdWatch) loop() {
-	defer close(w.done)
-	buf := make([]byte, 64<<10)
-	fds := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}, {Fd: int32(w.stopR), Events: unix.POLLIN}}
+// read handles the events as they come, until Close or an error.
+func (w *watcher) read() {
+	defer w.reader.Done()
+	fds := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}, {Fd: int32(w.wake), Events: unix.POLLIN}}
 	for {
-		if _, err := unix.Poll(fds, -1); err != nil && !errors.Is(err, unix.EINTR) {
-			w.end("", fmt.Sprintf("toolgate could not follow the changes to the protected and masked paths: %v", err))
-			return
+		_, err := unix.Poll(fds, -1)
+		w.mu.Lock()
+		switch {
+		case err == nil:
+			w.drain()
+		case !errors.Is(err, unix.EINTR):
+			w.fail(err)
 		}
-		if err := w.drain(buf); err != nil {
-			w.end("", fmt.Sprintf("toolgate could not follow the changes to the protected and masked paths: %v", err))
-			return
-		}
-		if fds[1].Revents != 0 {
+		done := w.closed || w.err != nil
+		w.mu.Unlock()
+		if done {
 			return
 		}
 	}
 }
 
+// fail ends every run and refuses the next ones: changes may go unseen.
+func (w *watcher) fail(err error) {
+	w.err = fmt.Errorf("toolgate could not follow the changes to the protected and masked paths: %w", err)
+	w.endAll(w.err.Error())
+}
+
+func (w *watcher) endAll(reason string) {
+	for hw := range w.runs {
+		hw.end("", reason)
+	}
+}
+
 // drain handles the events queued now.
-func (w *holdWatch) drain(buf []byte) error {
-	for {
-		n, err := unix.Read(w.fd, buf)
+func (w *watcher) drain() {
+	for w.fd >= 0 && w.err == nil {
+		n, err := unix.Read(w.fd, w.buf)
 		switch {
 		case errors.Is(err, unix.EAGAIN):
-			return nil
+			return
 		case errors.Is(err, unix.EINTR):
 			continue
 		case err != nil:
-			return err
+			w.fail(err)
+			return
 		}
 		for off := 0; off+unix.SizeofInotifyEvent <= n; {
-			wd := int32(binary.NativeEndian.Uint32(buf[off:]))
-			mask := binary.NativeEndian.Uint32(buf[off+4:])
-			size := int(binary.NativeEndian.Uint32(buf[off+12:]))
-			name := strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+size]), "\x00")
+			wd := int32(binary.NativeEndian.Uint32(w.buf[off:]))
+			mask := binary.NativeEndian.Uint32(w.buf[off+4:])
+			size := int(binary.NativeEndian.Uint32(w.buf[off+12:]))
+			name := strings.TrimRight(string(w.buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+size]), "\x00")
 			off += unix.SizeofInotifyEvent + size
 			w.event(wd, mask, name)
 		}
 	}
 }
 
-func (w *holdWatch) event(wd int32, mask uint32, name string) {
+func (w *watcher) event(wd int32, mask uint32, name string) {
 	if mask&unix.IN_Q_OVERFLOW != 0 {
-		w.end("", "more changes happened in the workspace at once than toolgate could follow, so it cannot tell whether a protected or masked path was replaced")
+		w.endAll("more changes happened in the workspace at once than toolgate could follow, so it cannot tell whether a protected or masked path was replaced")
 		return
 	}
-	dir, ok := w.dirs[wd]
-	if !ok || name == "" {
-		return
+	dw := w.dirs[wd]
+	switch {
+	case dw == nil:
+	case mask&unix.IN_IGNORED != 0:
+		// The directory is gone and the kernel removed its watch. It
+		// hands out descriptors cyclically, so the IN_IGNORED that
+		// follows release's own removal names no live watch.
+		delete(w.dirs, wd)
+	case name != "":
+		for hw := range w.runs {
+			hw.event(watchKey{dw, name}, mask)
+		}
 	}
-	p := filepath.Join(dir, name)
-	if i, ok := w.names[p]; ok {
+}
+
+func (hw *holdWatch) event(k watchKey, mask uint32) {
+	if h, ok := hw.names[k]; ok {
 		what := "was replaced"
 		switch {
 		case mask&unix.IN_CREATE != 0:
@@ -152,23 +264,23 @@ func (w *holdWatch) event(wd int32, mask uint32, name string) {
 		case mask&unix.IN_MOVED_FROM != 0:
 			what = "was renamed away"
 		}
-		w.end(p, holdReason(w.hold[i], what))
+		hw.end(h.path, holdReason(h, what))
 		return
 	}
-	if i, ok := w.locks[p]; ok && mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0 {
+	if h, ok := hw.locks[k]; ok && mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0 {
 		// Another run may have made the lock (.git is writable in a run,
 		// its control files are not): inotify does not say who did, so
 		// every run holding the file ends, and the reason says so.
-		w.end(w.hold[i].path, holdReason(w.hold[i], "was about to be replaced: "+filepath.Base(p)+" appeared, which git writes and renames over it,"))
+		hw.end(h.path, holdReason(h, "was about to be replaced: "+k.name+" appeared, which git writes and renames over it,"))
 	}
 }
 
 // end notes the reason and, the first time, kills the run.
-func (w *holdWatch) end(path, reason string) {
+func (hw *holdWatch) end(path, reason string) {
 	if path == "" {
 		path = reason
 	}
-	if w.log.add(path, reason) {
-		w.log.kill(w.lost)
+	if hw.log.add(path, reason) {
+		hw.log.kill(hw.lost)
 	}
 }

@@ -2,11 +2,18 @@
 
 package sandbox
 
-// holdWatch does nothing elsewhere than Linux, where no run is sandboxed.
+// watcher and holdWatch do nothing elsewhere than Linux, where no run is
+// sandboxed.
+type watcher struct{}
+
 type holdWatch struct{}
 
-func watchHold([]holdPath, *holdLog, func()) (*holdWatch, error) {
+func newWatcher() *watcher { return &watcher{} }
+
+func (*watcher) watch([]holdPath, *holdLog, func()) (*holdWatch, error) {
 	return &holdWatch{}, nil
 }
+
+func (*watcher) close() {}
 
 func (*holdWatch) stop() {}

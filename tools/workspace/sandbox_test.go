@@ -41,6 +41,7 @@ func testSandbox(t testing.TB, root string, env ...string) *sandbox.Sandbox {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(sb.Close)
 	return sb
 }
 
@@ -112,6 +113,7 @@ func TestHiddenFileUnderAnotherName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(sb.Close)
 	c := connect(t, Options{Root: root, Sandbox: sb})
 	if got, isErr := call(t, c, ToolReadFile, map[string]any{"path": "conf/prod.secret"}); !isErr || strings.Contains(got, "HIDDEN") {
 		t.Fatalf("read_file of the hidden file: %q", got)
