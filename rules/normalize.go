@@ -24,6 +24,11 @@ type Workspace struct {
 	// audit DB, secret files), absolute: paths.policy names every path at
 	// or under one of them.
 	Own []string
+	// Dirs are the directories servers run in, absolute, by server name,
+	// where they differ from Root: a relative path a call of such a server
+	// names is the one the server opens, resolved against its own
+	// directory. Paths are inside the workspace by Root alone.
+	Dirs map[string]string
 }
 
 // WithWorkspace returns a set with s's rules that resolves the paths calls
@@ -31,10 +36,10 @@ type Workspace struct {
 // is unchanged; the two share their compiled rules. When s already
 // resolves against ws, it is s.
 func (s *Set) WithWorkspace(ws Workspace) *Set {
-	if s == nil || ws.Root == s.ws.Root && ws.Home == s.ws.Home && slices.Equal(ws.Own, s.ws.Own) {
+	if s == nil || ws.Root == s.ws.Root && ws.Home == s.ws.Home && slices.Equal(ws.Own, s.ws.Own) && maps.Equal(ws.Dirs, s.ws.Dirs) {
 		return s
 	}
-	ws.Own = slices.Clone(ws.Own)
+	ws.Own, ws.Dirs = slices.Clone(ws.Own), maps.Clone(ws.Dirs)
 	return &Set{
 		name: s.name, version: s.version, source: s.source, label: s.label, def: s.def, onError: s.onError,
 		rules: s.rules, byTool: s.byTool, unindexed: s.unindexed, hasShadow: s.hasShadow,
@@ -63,6 +68,15 @@ func (w Workspace) root() string {
 		return unknownRoot
 	}
 	return path.Clean(w.Root)
+}
+
+// dir is the directory server runs in, against which the relative paths
+// its calls name resolve.
+func (w Workspace) dir(server string) string {
+	if d, ok := w.Dirs[server]; ok {
+		return path.Clean(d)
+	}
+	return w.root()
 }
 
 func (w Workspace) home() string {
@@ -162,10 +176,10 @@ var urlArgKeys = map[string]bool{
 // normalize computes c's normalized call.
 func normalize(c *toolgate.Call, ws Workspace, kinds *kindCache) *normCall {
 	n := &normCall{kind: kinds.kind(c)}
-	n.cwd = ws.root()
+	n.cwd = ws.dir(c.Server)
 	for _, k := range cwdArgKeys {
 		if s, ok := c.Args[k].(string); ok && s != "" {
-			n.cwd = resolvePath(s, ws.root(), ws)
+			n.cwd = resolvePath(s, n.cwd, ws)
 			break
 		}
 	}
@@ -201,7 +215,7 @@ func (n *normCall) argPaths(args map[string]any, c *toolgate.Call, ws Workspace,
 					n.addURL(s)
 					continue
 				}
-				for _, r := range pathReadings(s, ws) {
+				for _, r := range pathReadings(s, n.cwd, ws) {
 					p := resolvePath(r, n.cwd, ws)
 					n.addPath(p)
 					switch {

@@ -769,7 +769,7 @@ func (sa *shellAnalysis) envAssign(name, val string) {
 // path a reader may take it to name (fileURLReadings), as a tool's path
 // argument is, so curl file:///home/u/.ssh/id_rsa reads a secret store.
 func (sa *shellAnalysis) urlWord(w string) {
-	paths, _, ok := fileURLReadings(w, sa.ws)
+	paths, _, ok := fileURLReadings(w, sa.n.cwd, sa.ws)
 	if !ok {
 		sa.n.addURL(w)
 		return

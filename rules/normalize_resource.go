@@ -32,7 +32,7 @@ func (n *normCall) fileResource(c *toolgate.Call, ws Workspace) bool {
 		return false
 	}
 	uri, _ := c.Args["uri"].(string)
-	paths, why, ok := fileURLReadings(uri, ws)
+	paths, why, ok := fileURLReadings(uri, ws.dir(c.Server), ws)
 	if !ok {
 		return false
 	}
@@ -47,9 +47,10 @@ func (n *normCall) fileResource(c *toolgate.Call, ws Workspace) bool {
 // fileURLReadings reads uri as upstreams may read a file: URI: paths are
 // the paths, absolute and clean, that one reader or another takes it to
 // name (the one net/url gives first), and why says what makes readers
-// differ (nothing: every reader reads the one path). ok is false when uri
-// does not have the file scheme.
-func fileURLReadings(uri string, ws Workspace) (paths, why []string, ok bool) {
+// differ (nothing: every reader reads the one path); a relative one
+// (file:x) resolves against dir, where its reader runs. ok is false when
+// uri does not have the file scheme.
+func fileURLReadings(uri, dir string, ws Workspace) (paths, why []string, ok bool) {
 	add := func(p string) {
 		if !slices.Contains(paths, p) {
 			paths = append(paths, p)
@@ -86,7 +87,7 @@ func fileURLReadings(uri string, ws Workspace) (paths, why []string, ok bool) {
 			op = u.Opaque
 		}
 		add(path.Clean("/" + op))
-		add(resolvePath(op, ws.root(), ws))
+		add(resolvePath(op, dir, ws))
 		return paths, why, true
 	}
 	if u.User != nil {
@@ -139,7 +140,7 @@ func isFileURL(s string) bool {
 // written, and for a file: URL every path a reader may take it to name
 // (fileURLReadings); the call touches every reading, so a secret among
 // them makes it secret.
-func pathReadings(s string, ws Workspace) []string {
-	paths, _, _ := fileURLReadings(s, ws)
+func pathReadings(s, dir string, ws Workspace) []string {
+	paths, _, _ := fileURLReadings(s, dir, ws)
 	return append([]string{s}, paths...)
 }

@@ -34,6 +34,33 @@ func TestWithWorkspaceCopiesEveryField(t *testing.T) {
 	}
 }
 
+// TestServerDirs: a relative path resolves against the directory of the
+// server the call goes to when Workspace.Dirs names one (a path argument,
+// a command's paths and its cwd, a relative file: resource), against the
+// root otherwise; inside the workspace is still by the root.
+func TestServerDirs(t *testing.T) {
+	ws := Workspace{Root: "/w", Home: "/h", Dirs: map[string]string{"up": "/srv/tg"}}
+	for _, tc := range []struct {
+		c       toolgate.Call
+		path    string
+		outside bool
+	}{
+		{toolgate.Call{Server: "up", Tool: "read", Args: map[string]any{"path": "toolgate.yaml"}}, "/srv/tg/toolgate.yaml", true},
+		{toolgate.Call{Server: "up", Tool: "read", Args: map[string]any{"path": "../../w/a"}}, "/w/a", false},
+		{toolgate.Call{Server: "other", Tool: "read", Args: map[string]any{"path": "toolgate.yaml"}}, "/w/toolgate.yaml", false},
+		{toolgate.Call{Server: "up", Tool: "run_command", Args: map[string]any{"command": "cat x"}}, "/srv/tg/x", true},
+		{toolgate.Call{Kind: toolgate.KindResource, Server: "up", Tool: "files", Args: map[string]any{"uri": "file:x"}}, "/srv/tg/x", true},
+	} {
+		n := normalize(&tc.c, ws, nil)
+		if !slices.Contains(n.paths, tc.path) || slices.Contains(n.outside, tc.path) != tc.outside {
+			t.Errorf("%s %v: paths %q, outside %q; want %s (outside: %v)", tc.c.Server, tc.c.Args, n.paths, n.outside, tc.path, tc.outside)
+		}
+	}
+	if w := mustParse(t, "version: 1\nlabel: x\ndefault: review\nrules: []\n").WithWorkspace(ws); w.WithWorkspace(Workspace{Root: "/w", Home: "/h"}) == w {
+		t.Error("WithWorkspace ignores a change of Dirs")
+	}
+}
+
 // TestNormalizeShell checks what the normalized call says of command lines:
 // the commands run, unwrapped; their programs; the paths resolved and
 // classified; hosts; escapes; variables.
@@ -301,7 +328,7 @@ func TestPathReadings(t *testing.T) {
 		{`file:///h/proj/..\..\.netrc`, []string{"/.netrc"}},
 		{"file:///h/%252Essh/config", []string{"/h/.ssh/config"}},
 	} {
-		got := pathReadings(tc.in, ws)
+		got := pathReadings(tc.in, ws.root(), ws)
 		if got[0] != tc.in {
 			t.Errorf("pathReadings(%q) = %q: does not start with the argument", tc.in, got)
 		}

@@ -26,7 +26,7 @@ func TestOwnFilesDeniedToCalls(t *testing.T) {
 	cfg.HTTP.ReviewerTokenFile = "/etc/toolgate/reviewer.token"
 	cfg.Workspace.Root = "/home/u/proj"
 	env := mapEnv{"HOME": "/home/u"}
-	ws := rulesWorkspace(cfg, env, ownFiles("/etc/toolgate/toolgate.yaml", cfg, db))
+	ws := rulesWorkspace(cfg, env, ownFiles("/etc/toolgate/toolgate.yaml", cfg, db), nil)
 	pack := rules.Default().WithWorkspace(ws)
 	fsWrite := func(p string) toolgate.Call {
 		return toolgate.Call{Server: "fs", Tool: "write_file", Name: "fs__write_file",

@@ -22,6 +22,7 @@ import (
 	"github.com/toolgate/toolgate/redact"
 	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/rules"
+	"github.com/toolgate/toolgate/tools"
 )
 
 // policy is everything serve plugs into the gate besides the forwarder:
@@ -257,14 +258,28 @@ func expireOrphans(ctx context.Context, svc *review.Service, interval time.Durat
 
 // rulesWorkspace is what rules resolve the paths calls name against: the
 // workspace root as configured (made absolute), the home directory, and
-// toolgate's own files, which no call may read or write.
-func rulesWorkspace(cfg *config.Config, env environ, own []ownFile) rules.Workspace {
+// toolgate's own files, which no call may read or write, and the
+// directories the stdio servers ups run in.
+func rulesWorkspace(cfg *config.Config, env environ, own []ownFile, ups []tools.Upstream) rules.Workspace {
 	ws := rules.Workspace{Home: env.Getenv("HOME")}
 	if root, err := filepath.Abs(cfg.Workspace.Root); err == nil {
 		ws.Root = root
 	}
 	for _, o := range own {
 		ws.Own = append(ws.Own, o.path)
+	}
+	// A stdio server opens a relative path in the directory it runs in
+	// (its cwd, else toolgate's), which need not be the workspace root.
+	for _, u := range ups {
+		if u.Command == "" {
+			continue
+		}
+		if d, err := filepath.Abs(u.Dir); err == nil && d != ws.Root {
+			if ws.Dirs == nil {
+				ws.Dirs = map[string]string{}
+			}
+			ws.Dirs[u.Name] = d
+		}
 	}
 	return ws
 }

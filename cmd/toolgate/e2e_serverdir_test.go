@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestServeRelativePathsWhereTheServerRuns: an unsandboxed stdio server
+// that runs outside workspace.root (here toolgate's own directory, which
+// holds its config and audit log, as a service's often does) opens a
+// relative path there. The embedded default rules judge the path the
+// server opens: "toolgate.yaml" and "audit.db" are toolgate's own files
+// and denied, not workspace files that allow-workspace-reads allows, and
+// "ws/notes.txt" is the workspace file it names.
+func TestServeRelativePathsWhereTheServerRuns(t *testing.T) {
+	dir := t.TempDir()
+	ws := filepath.Join(dir, "ws")
+	if err := os.MkdirAll(ws, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ws, "notes.txt"), []byte("workspace notes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "toolgate.yaml")
+	body := fmt.Sprintf("servers:\n  up: {command: %q, cwd: %q}\nworkspace: {enabled: false, root: %q}\naudit: {path: %q}\nreview: {timeout: 2s}\n",
+		upstreamBin, dir, ws, filepath.Join(dir, "audit.db"))
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, _, _ := startStdio(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, p := range []string{"toolgate.yaml", "audit.db", "./audit.db-wal"} {
+		res, err := callTool(ctx, c, "up__read", map[string]any{"path": p}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if text := resultText(res); !res.IsError || !strings.Contains(text, "refused") || strings.Contains(text, "servers:") {
+			t.Errorf("read %s: %s; want it denied as toolgate's own file", p, text)
+		}
+	}
+	res, err := callTool(ctx, c, "up__read", map[string]any{"path": "ws/notes.txt"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text := resultText(res); res.IsError || !strings.Contains(text, "workspace notes") {
+		t.Errorf("read ws/notes.txt: %s; want the workspace file read", text)
+	}
+}
