@@ -366,3 +366,21 @@ func TestWorkspaceSecret(t *testing.T) {
 		}
 	}
 }
+
+// TestLongCommandNotAnalysed: a command longer than maxShellBytes is not
+// analysed, so the embedded pack's on_error decides and the error says
+// why; one of maxShellBytes is analysed as any other.
+func TestLongCommandNotAnalysed(t *testing.T) {
+	s := Default().WithWorkspace(Workspace{Root: "/w", Home: "/h"})
+	run := func(cmd string) toolgate.Decision {
+		return s.Evaluate(context.Background(), toolgate.Call{Server: "workspace", Tool: "run_command", Args: map[string]any{"command": cmd}})
+	}
+	fits := "echo " + strings.Repeat("a", maxShellBytes-len("echo "))
+	if d := run(fits); d.Error != "" || d.Action != toolgate.Allow {
+		t.Errorf("a command of maxShellBytes: %s (%s), error %q; want it analysed and allowed", d.Action, d.Rule, d.Error)
+	}
+	d := run(fits + "a")
+	if d.Action != toolgate.Review || !strings.Contains(d.Error, fmt.Sprintf("a command of %d bytes, more than the %d analysed", maxShellBytes+1, maxShellBytes)) {
+		t.Errorf("a command of maxShellBytes+1: %s, error %q; want on_error (review) saying why", d.Action, d.Error)
+	}
+}
