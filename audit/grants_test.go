@@ -385,6 +385,19 @@ func TestGrantBindsTheKind(t *testing.T) {
 			t.Fatal(ok, err)
 		}
 	}
+	// grantOnce approves c, begun and pending, with a once grant.
+	grantOnce := func(c toolgate.Call) *Grant {
+		t.Helper()
+		approve(c.ID)
+		g, err := s.IssueGrant(ctx, c.ID, ScopeOnce, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.Kind != c.KindName() {
+			t.Fatalf("the grant of a %s has kind %q", c.KindName(), g.Kind)
+		}
+		return g
+	}
 	covered := func(c toolgate.Call) bool {
 		t.Helper()
 		begin(c)
@@ -395,20 +408,14 @@ func TestGrantBindsTheKind(t *testing.T) {
 		return ok
 	}
 
-	begin(call("01K0", toolgate.KindPrompt))
+	prompt := call("01K0", toolgate.KindPrompt)
+	begin(prompt)
 	tool := call("01K1", "")
 	begin(tool)
 	if id, ok, err := s.PendingFor(ctx, tool, d); ok || err != nil {
 		t.Fatalf("a tool call waits on the pending review %s of a prompt: %v %v", id, ok, err)
 	}
-	approve("01K0")
-	g, err := s.IssueGrant(ctx, "01K0", ScopeOnce, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if g.Kind != toolgate.KindPrompt {
-		t.Fatalf("the prompt's grant has kind %q", g.Kind)
-	}
+	grantOnce(prompt)
 	for _, c := range []toolgate.Call{call("01K2", ""), call("01K3", toolgate.KindTool), call("01K4", toolgate.KindResource)} {
 		if covered(c) {
 			t.Fatalf("a call of kind %q ran on a prompt's grant", c.KindName())
@@ -427,16 +434,13 @@ func TestGrantBindsTheKind(t *testing.T) {
 		t.Fatal("a tool call ran on a prompt's session grant")
 	}
 
-	// A tool call's grant still runs the tool call, and no prompt; with
+	// A tool call's grant still runs the tool call, and no completion; with
 	// the kind '' of a grant issued before grants had one, it runs nothing.
-	begin(call("01K8", ""))
-	approve("01K8")
-	tg, err := s.IssueGrant(ctx, "01K8", ScopeOnce, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tg.Kind != toolgate.KindTool {
-		t.Fatalf("the tool call's grant has kind %q", tg.Kind)
+	tool = call("01K8", "")
+	begin(tool)
+	tg := grantOnce(tool)
+	if covered(call("01KB", toolgate.KindCompletion)) {
+		t.Fatal("a completion ran on a tool call's grant")
 	}
 	if _, err := rawDB(t, path).Exec(`UPDATE grants SET kind = '' WHERE id = ?`, tg.ID); err != nil {
 		t.Fatal(err)
