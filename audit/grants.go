@@ -19,11 +19,12 @@ import (
 
 // Grant scopes.
 const (
-	// ScopeOnce: the same call (server, tool, arguments, rules version,
-	// session), once.
+	// ScopeOnce: the same call (kind, server, tool, arguments, rules
+	// version, session), once.
 	ScopeOnce = "once"
-	// ScopeSession: the same tool in the same session, any arguments, any
-	// number of times until the grant expires.
+	// ScopeSession: the same tool (or prompt, resource, ...: the same
+	// kind and name) in the same session, any arguments, any number of
+	// times until the grant expires.
 	ScopeSession = "session"
 )
 
@@ -34,6 +35,10 @@ type Grant struct {
 	ReviewID string `json:"review_id"`
 	Server   string `json:"server"`
 	Tool     string `json:"tool"`
+	// Kind is the kind of call it covers (toolgate.Call.KindName: "tool",
+	// "prompt", ...): a prompt may share a tool's server and name. ""
+	// for a grant issued before grants had one; it covers no call.
+	Kind string `json:"kind"`
 	// ArgsHash binds a once grant to the approved arguments as the agent
 	// sent them (an HMAC, see Store.argsMAC; not Entry.ArgsHash); "" for
 	// a session grant (any arguments).
@@ -84,7 +89,7 @@ func (w *wtx) appendGrantEvent(kind, callID, status string, at time.Time, g *Gra
 // Grant.Active).
 const grantActive = `revoked_at IS NULL AND expires_at > ? AND (max_uses = 0 OR uses < max_uses)`
 
-const grantCols = `id, review_id, server, tool, args_hash, rules_version, session, scope, approver, channel,
+const grantCols = `id, review_id, server, tool, kind, args_hash, rules_version, session, scope, approver, channel,
 created_at, expires_at, max_uses, uses, revoked_at, revoked_by`
 
 func scanGrant(sc scanner) (*Grant, error) {
@@ -93,7 +98,7 @@ func scanGrant(sc scanner) (*Grant, error) {
 		created, expires int64
 		revoked          sql.NullInt64
 	)
-	if err := sc.Scan(&g.ID, &g.ReviewID, &g.Server, &g.Tool, &g.ArgsHash, &g.RulesVersion, &g.Session, &g.Scope,
+	if err := sc.Scan(&g.ID, &g.ReviewID, &g.Server, &g.Tool, &g.Kind, &g.ArgsHash, &g.RulesVersion, &g.Session, &g.Scope,
 		&g.Approver, &g.Channel, &created, &expires, &g.MaxUses, &g.Uses, &revoked, &g.RevokedBy); err != nil {
 		return nil, err
 	}
@@ -149,7 +154,7 @@ func (s *Store) issueGrant(ctx context.Context, id, scope string, ttl time.Durat
 		}
 		g = &Grant{
 			ID: ulid.MustNew(ulid.Timestamp(at), rand.Reader).String(), ReviewID: id, Server: r.Server, Tool: r.Tool,
-			RulesVersion: r.RulesVersion, Session: r.Session, Scope: scope, Approver: r.Review.Reviewer,
+			Kind: r.KindName(), RulesVersion: r.RulesVersion, Session: r.Session, Scope: scope, Approver: r.Review.Reviewer,
 			Channel: r.Review.Channel, CreatedAt: at, ExpiresAt: at.Add(ttl), MaxUses: 1,
 		}
 		if scope == ScopeOnce {
@@ -162,8 +167,8 @@ func (s *Store) issueGrant(ctx context.Context, id, scope string, ttl time.Durat
 		} else {
 			g.MaxUses = 0
 		}
-		if _, err := w.s.conn.ExecContext(w.ctx, `INSERT INTO grants (`+grantCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,'')`,
-			g.ID, g.ReviewID, g.Server, g.Tool, g.ArgsHash, g.RulesVersion, g.Session, g.Scope, g.Approver, g.Channel,
+		if _, err := w.s.conn.ExecContext(w.ctx, `INSERT INTO grants (`+grantCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,'')`,
+			g.ID, g.ReviewID, g.Server, g.Tool, g.Kind, g.ArgsHash, g.RulesVersion, g.Session, g.Scope, g.Approver, g.Channel,
 			g.CreatedAt.UnixNano(), g.ExpiresAt.UnixNano(), g.MaxUses, 0); err != nil {
 			return fmt.Errorf("audit: insert grant: %w", err)
 		}
@@ -187,7 +192,7 @@ func (s *Store) issueGrant(ctx context.Context, id, scope string, ttl time.Durat
 }
 
 // UseGrant looks for an active grant covering call c (decided d, recorded
-// pending by Begin): same server, tool, rules version and session, the
+// pending by Begin): same kind, server, tool, rules version and session, the
 // same arguments for a once grant, and issued by the review of a call the
 // same rule decided, to run in the same sandbox. The reviewer approved
 // the call under that rule's review policy (its approvals, its channels)
@@ -227,8 +232,9 @@ func (s *Store) UseGrant(ctx context.Context, c toolgate.Call, d toolgate.Decisi
 // grantFor is the oldest active grant covering call r decided d (see
 // UseGrant), nil when none does.
 func (w *wtx) grantFor(r *Record, d toolgate.Decision, mac string, at time.Time) (*Grant, error) {
-	gs, err := queryGrants(w.ctx, w.s.conn, `WHERE server = ? AND tool = ? AND session = ? AND rules_version = ? AND (args_hash = '' OR args_hash = ?)
-		AND `+grantActive+` ORDER BY created_at`, r.Server, r.Tool, r.Session, d.Version, mac, at.UnixNano())
+	gs, err := queryGrants(w.ctx, w.s.conn, `WHERE server = ? AND tool = ? AND kind = ? AND session = ? AND rules_version = ?
+		AND (args_hash = '' OR args_hash = ?) AND `+grantActive+` ORDER BY created_at`,
+		r.Server, r.Tool, r.KindName(), r.Session, d.Version, mac, at.UnixNano())
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/audit/pgtest"
 )
 
 // TestGrantLifecycle: an approval that arrives after the call stopped
@@ -351,5 +352,109 @@ func TestGrantBindsMeta(t *testing.T) {
 		if _, ok, err := s.UseGrant(ctx, call(c.id, c.meta), d); ok != c.ok || err != nil {
 			t.Errorf("retry with _meta %v: covered %v (%v), want %v", c.meta, ok, err, c.ok)
 		}
+	}
+}
+
+// TestGrantBindsTheKind: a prompt (or resource, completion) may share a
+// tool's server, name and arguments, and an approval of one is no
+// approval of the other: a tool call does not wait on a prompt's pending
+// review nor run on its grant, once or for the session, and a grant
+// issued before grants recorded a kind covers no call at all.
+func TestGrantBindsTheKind(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "audit.db")
+	if onPostgres() {
+		path = pgtest.DSN(t)
+	}
+	s := openTest(t, path, Options{})
+	d := testDecision(toolgate.Review)
+	call := func(id, kind string) toolgate.Call {
+		c := testCall(id, 0)
+		c.Kind = kind
+		return c
+	}
+	begin := func(c toolgate.Call) {
+		t.Helper()
+		if err := s.Begin(ctx, c, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	approve := func(id string) {
+		t.Helper()
+		if ok, err := s.SubmitVerdict(ctx, id, toolgate.Verdict{Approved: true, Reviewer: "alice", Channel: "cli"}); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+	}
+	// grantOnce approves c, begun and pending, with a once grant.
+	grantOnce := func(c toolgate.Call) *Grant {
+		t.Helper()
+		approve(c.ID)
+		g, err := s.IssueGrant(ctx, c.ID, ScopeOnce, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.Kind != c.KindName() {
+			t.Fatalf("the grant of a %s has kind %q", c.KindName(), g.Kind)
+		}
+		return g
+	}
+	covered := func(c toolgate.Call) bool {
+		t.Helper()
+		begin(c)
+		_, ok, err := s.UseGrant(ctx, c, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+
+	prompt := call("01K0", toolgate.KindPrompt)
+	begin(prompt)
+	tool := call("01K1", "")
+	begin(tool)
+	if id, ok, err := s.PendingFor(ctx, tool, d); ok || err != nil {
+		t.Fatalf("a tool call waits on the pending review %s of a prompt: %v %v", id, ok, err)
+	}
+	grantOnce(prompt)
+	for _, c := range []toolgate.Call{call("01K2", ""), call("01K3", toolgate.KindTool), call("01K4", toolgate.KindResource)} {
+		if covered(c) {
+			t.Fatalf("a call of kind %q ran on a prompt's grant", c.KindName())
+		}
+	}
+	if !covered(call("01K5", toolgate.KindPrompt)) {
+		t.Fatal("the prompt's retry did not use its grant")
+	}
+
+	begin(call("01K6", toolgate.KindPrompt))
+	approve("01K6")
+	if _, err := s.GrantSession(ctx, "01K6", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if covered(call("01K7", "")) {
+		t.Fatal("a tool call ran on a prompt's session grant")
+	}
+
+	// A tool call's grant still runs the tool call, and no completion; with
+	// the kind '' of a grant issued before grants had one, it runs nothing.
+	tool = call("01K8", "")
+	begin(tool)
+	tg := grantOnce(tool)
+	if covered(call("01KB", toolgate.KindCompletion)) {
+		t.Fatal("a completion ran on a tool call's grant")
+	}
+	if _, err := rawDB(t, path).Exec(`UPDATE grants SET kind = '' WHERE id = ?`, tg.ID); err != nil {
+		t.Fatal(err)
+	}
+	if covered(call("01K9", "")) {
+		t.Fatal("a grant with no kind ran a tool call")
+	}
+	if _, err := rawDB(t, path).Exec(`UPDATE grants SET kind = 'tool' WHERE id = ?`, tg.ID); err != nil {
+		t.Fatal(err)
+	}
+	if !covered(call("01KA", toolgate.KindTool)) {
+		t.Fatal("the tool call's retry did not use its grant")
+	}
+	if rep, err := s.Verify(ctx); err != nil || len(rep.Problems) > 0 {
+		t.Fatalf("Verify = %+v, %v", rep, err)
 	}
 }

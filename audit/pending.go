@@ -11,8 +11,8 @@ import (
 
 // PendingFor finds the review a retry of call c (decided d, recorded
 // pending by Begin) can wait on instead of starting its own: a call with
-// the binding of a grant (same server, tool, session, rules version and
-// arguments, by the MAC Begin stored in c's own row)
+// the binding of a grant (same kind, server, tool, session, rules version
+// and arguments, by the MAC Begin stored in c's own row)
 // whose review is not over. That includes one answered but not yet acted
 // on: an approval stored by another process becomes a grant only when the
 // process holding the call next polls, and a retry in between would
@@ -24,7 +24,7 @@ func (s *Store) PendingFor(ctx context.Context, c toolgate.Call, d toolgate.Deci
 	}
 	err = s.rdb.QueryRowContext(ctx, `SELECT p.id FROM calls p JOIN calls c ON c.id = ?
 		WHERE p.status = 'pending' AND p.id != c.id AND p.args_mac != '' AND p.args_mac = c.args_mac
-		AND p.server_ref = c.server_ref AND p.tool_ref = c.tool_ref AND p.session_ref = c.session_ref
+		AND p.kind_ref = c.kind_ref AND p.server_ref = c.server_ref AND p.tool_ref = c.tool_ref AND p.session_ref = c.session_ref
 		AND p.rule_ref = c.rule_ref AND p.rules_version_ref = `+nameRef+`
 		ORDER BY p.received_at, p.seq LIMIT 1`, c.ID, d.Version).Scan(&reviewID)
 	switch {

@@ -332,8 +332,13 @@ CREATE INDEX calls_pending  ON calls(received_at) WHERE status = 'pending';`,
 	// ReviewerUser), so that one person approving through two channels
 	// (a mapped Slack user and the web UI) counts once.
 	`ALTER TABLE review_approvals ADD COLUMN approver_user TEXT NOT NULL DEFAULT '';`,
+	// 20: the kind of call a grant covers (tool, prompt, resource,
+	// completion): a prompt and a tool may share a server and name, and an
+	// approval of one must not run the other. A grant issued before has
+	// kind '', which no call's kind equals: it matches nothing.
+	`ALTER TABLE grants ADD COLUMN kind TEXT NOT NULL DEFAULT '';`,
 }
 
 // SchemaVersion is the schema version this build writes and understands
 // (len(migrations); a test keeps the two in step).
-const SchemaVersion = 19
+const SchemaVersion = 20

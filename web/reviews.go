@@ -19,6 +19,7 @@ import (
 // pendingView is one waiting review as the queue shows it.
 type pendingView struct {
 	ID, Tool, Rule, Reason, Requester, Model, Client, Session string
+	Kind                                                      string // tool, prompt, resource or completion: a prompt may share a tool's name
 	Args                                                      string // redacted, indented JSON
 	Meta                                                      string // the call's _meta, as Args; "" for none
 	Waiting                                                   string
@@ -39,7 +40,7 @@ func (h *Handler) pendingViews(ctx context.Context, v viewer) ([]pendingView, er
 	for _, p := range ps {
 		args, _ := json.MarshalIndent(h.o.Redactor.Value(p.Call.Args), "", "  ")
 		pv := pendingView{
-			ID: p.Call.ID, Tool: p.Call.Name, Rule: orDash(p.Decision.Rule), Reason: p.Decision.Reason,
+			ID: p.Call.ID, Tool: p.Call.Name, Kind: p.Call.KindName(), Rule: orDash(p.Decision.Rule), Reason: p.Decision.Reason,
 			Requester: orDash(p.Call.Principal.String()), Model: orDash(peer(p.Call.Model.Name, p.Call.Model.Version)),
 			Client: orDash(peer(p.Call.Client.Name, p.Call.Client.Version)), Session: p.Call.SessionID,
 			Args: string(args), RequestedAt: p.RequestedAt, Waiting: now.Sub(p.RequestedAt).Round(time.Second).String(),

@@ -222,6 +222,21 @@ func TestPagesShowMeta(t *testing.T) {
 	}
 }
 
+// TestQueueShowsKind: the review queue says what kind of call each review
+// is, since a prompt may share a tool's name and an approval covers its
+// kind only.
+func TestQueueShowsKind(t *testing.T) {
+	srv := readOnlyUI(t, toolgate.Decision{Action: toolgate.Review, Rule: "all"},
+		toolgate.Call{ID: "01PROMPT", Server: "up", Tool: "record", Name: "up__record", Kind: toolgate.KindPrompt, Time: time.Now(), Args: map[string]any{"id": "x"}},
+		toolgate.Call{ID: "01TOOL", Server: "up", Tool: "record", Name: "up__record", Time: time.Now(), Args: map[string]any{"id": "x"}})
+	page := get(t, http.DefaultClient, srv.URL+"/ui/reviews")
+	for _, want := range []string{`<span class="kind">prompt</span> <code>up__record</code>`, `<span class="kind">tool</span> <code>up__record</code>`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("/ui/reviews does not show %q", want)
+		}
+	}
+}
+
 // readOnlyUI serves a read-only UI over a new log holding calls, each
 // decided d (a log without redaction: the UI redacts what it shows).
 func readOnlyUI(t *testing.T, d toolgate.Decision, calls ...toolgate.Call) *httptest.Server {

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
@@ -148,4 +152,125 @@ func TestServeClientTimeoutGrant(t *testing.T) {
 	if err := json.Unmarshal([]byte(rvCLI(t, nil, "audit", "verify", "--db", db, "--output", "json")), &v); err != nil || !v.OK || v.Report.Events == 0 {
 		t.Fatalf("audit verify: %+v %v", v, err)
 	}
+}
+
+// TestServePromptGrantRunsNoToolCall attacks, as an agent over HTTP, an
+// upstream whose prompt and tool are both named record: under rules that
+// review everything, it gets the prompt up__record reviewed and approved,
+// then calls the tool up__record in the same session with the same
+// arguments. The tool call neither waits on the prompt's review nor runs
+// on its grant: it is reviewed on its own, and the file the tool would
+// write is not written. The reviewer is shown which kind each review is.
+// A tool call's own approval still runs the retried tool call. (Before
+// grants matched the kind, the tool call ran on the prompt's grant.)
+func TestServePromptGrantRunsNoToolCall(t *testing.T) {
+	dir := t.TempDir()
+	rules := writeFile(t, dir, "rules.yaml", "version: 1\ndefault: review\nrules: []\n")
+	db := filepath.Join(dir, "audit.db")
+	cfg := writeConfig(t, fmt.Sprintf("servers:\n  up:\n    command: %q\n    args: [--prompts, 'record,echo']\n"+
+		"workspace: {enabled: false}\nrules: {file: %q}\naudit: {path: %q}\nreview: {timeout: 60s, hold: 1s, channels: [cli]}\n",
+		upstreamBin, rules, db))
+	const token = "agent-token"
+	c := idClient(t, startHTTP(t, cfg, "--auth-token", token), token)
+	pwned := filepath.Join(dir, "PWNED")
+	args := map[string]any{"file": pwned, "id": "written-by-tool-record"}
+
+	getPrompt := func() (string, error) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		req := mcp.GetPromptRequest{}
+		req.Params.Name, req.Params.Arguments = "up__record", map[string]string{"file": pwned, "id": "written-by-tool-record"}
+		res, err := c.GetPrompt(ctx, req)
+		if err != nil {
+			return "", err
+		}
+		var b strings.Builder
+		for _, m := range res.Messages {
+			if tc, ok := m.Content.(mcp.TextContent); ok {
+				b.WriteString(tc.Text)
+			}
+		}
+		return res.Description + b.String(), nil
+	}
+	// toolHeld calls the tool and returns the review it is held on.
+	toolHeld := func(when string) string {
+		t.Helper()
+		res, err := callTool(t.Context(), c, "up__record", args, "")
+		if err != nil {
+			t.Fatalf("tool call %s: %v", when, err)
+		}
+		m := heldReviewID.FindStringSubmatch(resultText(res))
+		if !res.IsError || m == nil {
+			t.Fatalf("tool call %s: isError %v: %s", when, res.IsError, resultText(res))
+		}
+		if _, err := os.Stat(pwned); !os.IsNotExist(err) {
+			t.Fatalf("tool call %s wrote %s (%v)", when, pwned, err)
+		}
+		return m[1]
+	}
+
+	_, err := getPrompt()
+	m := heldReviewID.FindStringSubmatch(fmt.Sprint(err))
+	if m == nil {
+		t.Fatalf("prompts/get under review: %v", err)
+	}
+	promptReview := m[1]
+	if out := rvCLI(t, nil, "review", "list", "--db", db); !kindShown(out, promptReview, "prompt") {
+		t.Errorf("review list does not show the review is of a prompt:\n%s", out)
+	}
+	// Before anyone answers: the tool call does not wait on the prompt's review.
+	toolReview := toolHeld("while the prompt's review is pending")
+	if toolReview == promptReview {
+		t.Fatalf("the tool call waits on the prompt's review %s", promptReview)
+	}
+	if out := rvCLI(t, nil, "review", "approve", promptReview, "--db", db); !strings.Contains(out, "prompt up__record") {
+		t.Errorf("review approve does not say it approved a prompt: %s", out)
+	}
+	toolgatetest.EventuallyWithin(t, "the prompt's grant", 20*time.Second, func() bool {
+		return strings.Contains(rvCLI(t, nil, "grants", "list", "--db", db), promptReview)
+	})
+	// On the prompt's grant: the tool call is still held, on its own review.
+	if id := toolHeld("after the prompt's approval"); id != toolReview {
+		t.Fatalf("the tool call is held on review %s, want its own %s", id, toolReview)
+	}
+	if text, err := getPrompt(); err != nil || !strings.Contains(text, "record from upstream") {
+		t.Fatalf("the prompt's retry on its grant: %q, %v", text, err)
+	}
+
+	if out := rvCLI(t, nil, "review", "approve", toolReview, "--db", db); !strings.Contains(out, "tool up__record") {
+		t.Errorf("review approve does not say it approved a tool call: %s", out)
+	}
+	toolgatetest.EventuallyWithin(t, "the tool call's grant", 20*time.Second, func() bool {
+		return strings.Contains(rvCLI(t, nil, "grants", "list", "--db", db), toolReview)
+	})
+	res, err := callTool(t.Context(), c, "up__record", args, "")
+	if err != nil || res.IsError {
+		t.Fatalf("the tool call's retry on its grant: %v %s", err, resultText(res))
+	}
+	if b, err := os.ReadFile(pwned); err != nil || string(b) != "written-by-tool-record\n" {
+		t.Fatalf("the approved tool call wrote %q, %v", b, err)
+	}
+	for _, r := range records(t, db) {
+		if r.Review == nil || r.Review.Channel != toolgate.ChannelGrant || r.Outcome == nil {
+			continue
+		}
+		want := promptReview
+		if r.KindName() == toolgate.KindTool {
+			want = toolReview
+		}
+		if !strings.Contains(r.Review.Reason, "of review "+want) {
+			t.Errorf("a %s ran on %q, want on review %s", r.KindName(), r.Review.Reason, want)
+		}
+	}
+}
+
+// kindShown reports whether review list's table shows review id's kind.
+func kindShown(table, id, kind string) bool {
+	for _, line := range strings.Split(table, "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[0] == id {
+			return f[2] == kind
+		}
+	}
+	return false
 }

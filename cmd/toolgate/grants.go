@@ -90,7 +90,7 @@ func printGrants(w io.Writer, gs []*audit.Grant, now time.Time) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "GRANT\tREVIEW\tTOOL\tSCOPE\tSESSION\tAPPROVER\tUSES\tSTATE")
+	fmt.Fprintln(tw, "GRANT\tREVIEW\tKIND\tNAME\tSCOPE\tSESSION\tAPPROVER\tUSES\tSTATE")
 	for _, g := range gs {
 		state := "usable until " + g.ExpiresAt.Local().Format("15:04:05")
 		switch {
@@ -105,7 +105,7 @@ func printGrants(w io.Writer, gs []*audit.Grant, now time.Time) error {
 		if g.MaxUses > 0 {
 			uses += fmt.Sprintf("/%d", g.MaxUses)
 		}
-		fmt.Fprintln(tw, visibleCells(g.ID, g.ReviewID, g.Server+"/"+g.Tool, g.Scope, g.Session, g.Approver, uses, state))
+		fmt.Fprintln(tw, visibleCells(g.ID, g.ReviewID, dash(g.Kind), g.Server+"/"+g.Tool, g.Scope, g.Session, g.Approver, uses, state))
 	}
 	return tw.Flush()
 }

@@ -115,13 +115,15 @@ func runReview(ctx context.Context, args []string, env environ, stdout, stderr i
 }
 
 // reviewedCall is the one line answerReview shows of the call a reviewer
-// answered: its tool, arguments and _meta as `review list` showed them.
+// answered: its kind (a prompt may share a tool's name), name, arguments
+// and _meta as `review list` showed them.
 func reviewedCall(r *audit.Record) string {
+	what := r.KindName() + " " + toolgate.Visible(r.Name)
 	c, err := r.Call()
 	if err != nil || !json.Valid(r.Args) {
-		return toolgate.Visible(r.Name) + " (arguments not stored)"
+		return what + " (arguments not stored)"
 	}
-	return toolgate.Visible(r.Name) + " " + reviewArgs(c.Args, c.Meta)
+	return what + " " + reviewArgs(c.Args, c.Meta)
 }
 
 // answerReview stores v for review id and says what happened; what is
@@ -192,9 +194,10 @@ func printPendingReviews(w io.Writer, ps []toolgate.Pending, asJSON bool, now ti
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tWAITING\tTOOL\tRULE\tREQUESTED BY\tCLIENT\tARGS")
+	// KIND: a prompt, resource or completion may share a tool's name.
+	fmt.Fprintln(tw, "ID\tWAITING\tKIND\tNAME\tRULE\tREQUESTED BY\tCLIENT\tARGS")
 	for _, p := range ps {
-		fmt.Fprintln(tw, visibleCells(p.Call.ID, now.Sub(p.RequestedAt).Round(time.Second).String(), p.Call.Name,
+		fmt.Fprintln(tw, visibleCells(p.Call.ID, now.Sub(p.RequestedAt).Round(time.Second).String(), p.Call.KindName(), p.Call.Name,
 			dash(p.Decision.Rule), dash(p.Call.Principal.User), dash(p.Call.Client.Name), reviewArgs(p.Call.Args, p.Call.Meta)))
 	}
 	return tw.Flush()
