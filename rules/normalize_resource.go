@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"path"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -85,7 +84,7 @@ func fileURLReadings(uri string, ws Workspace) (paths, why []string, ok bool) {
 		if err != nil {
 			op = u.Opaque
 		}
-		add(path.Clean("/" + op))
+		add(cleanPath("/" + op))
 		add(resolvePath(op, ws.root(), ws))
 		return paths, why, true
 	}
@@ -100,11 +99,11 @@ func fileURLReadings(uri string, ws Workspace) (paths, why []string, ok bool) {
 		why = append(why, "it names no path")
 		return paths, why, true
 	}
-	add(path.Clean(p))
+	add(cleanPath(p))
 	if strings.ContainsFunc(p, func(r rune) bool { return r < ' ' || r == 0x7f }) {
 		why = append(why, "its path has control characters")
 		if i := strings.IndexByte(p, 0); i >= 0 {
-			add(path.Clean(p[:i]))
+			add(cleanPath(p[:i]))
 		}
 	}
 	if !utf8.ValidString(p) {
@@ -113,7 +112,7 @@ func fileURLReadings(uri string, ws Workspace) (paths, why []string, ok bool) {
 	if strings.Contains(p, "%") {
 		why = append(why, `its path is still percent-encoded once decoded ("%"), which a reader that decodes twice reads differently`)
 		if q, err := url.PathUnescape(p); err == nil {
-			add(path.Clean(q))
+			add(cleanPath(q))
 		}
 	}
 	return paths, why, true
