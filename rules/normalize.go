@@ -506,16 +506,16 @@ func resolvePath(p, dir string, ws Workspace) string {
 	return cleanPath(p)
 }
 
-// cleanPath is path.Clean for a path a call names, but for the links in
-// /proc and /dev, which the kernel follows where text cleaning would not
-// (see walkPath).
+// cleanPath is path.Clean for a path a call names, but for the system's
+// links, which the kernel follows where text cleaning would not (see
+// walkPath).
 func cleanPath(p string) string {
 	p, _ = walkPath(p)
 	return p
 }
 
 // walkPath cleans the absolute path p as the kernel reads it through the
-// links of /proc and /dev. A process's root (/proc/PID/root, PID a number,
+// system's links. A process's root (/proc/PID/root, PID a number,
 // self or thread-self, or /proc/PID/task/TID/root) is "/", so what follows
 // it is read from there: /proc/self/root/etc/shadow is /etc/shadow, and
 // the classes judge it as that. Where the target is one the rules cannot
@@ -536,7 +536,7 @@ func walkPath(p string) (clean string, resolved bool) {
 		if c == "" || c == "." {
 			continue
 		}
-		if l := procLink(out); l == linkOpaque || l == linkAlias && c == ".." {
+		if l := linkKind(out); l == linkOpaque || l == linkAlias && c == ".." {
 			for _, r := range parts[i:] {
 				if r != "" && r != "." {
 					out = append(out, r)
@@ -549,14 +549,14 @@ func walkPath(p string) (clean string, resolved bool) {
 			continue
 		}
 		out = append(out, c)
-		if procLink(out) == linkRoot {
+		if linkKind(out) == linkRoot {
 			out = out[:0]
 		}
 	}
 	return "/" + strings.Join(out, "/"), true
 }
 
-// The links of /proc and /dev that walkPath reads.
+// The links walkPath reads.
 const (
 	linkNone   = iota
 	linkRoot   // a process's root directory
@@ -571,8 +571,8 @@ const (
 // a directory instead, walkPath still keeps its ".." as written.
 var systemLinks = []string{"proc/thread-self", "proc/net", "dev/fd", "var/run", "var/lock", "bin", "sbin", "lib", "lib32", "lib64", "libx32"}
 
-// procLink returns which link the absolute path of components c is.
-func procLink(c []string) int {
+// linkKind returns which link the absolute path of components c is.
+func linkKind(c []string) int {
 	switch {
 	case len(c) <= 2 && slices.Contains(systemLinks, strings.Join(c, "/")):
 		return linkAlias
@@ -643,8 +643,8 @@ func (n *normCall) classify(ws Workspace) {
 
 // resolved reports whether the clean path p names a file the rules can
 // know (see walkPath): one that goes through a process's working
-// directory or open file could be any file, a secret store too, so the
-// secret class holds it.
+// directory or open file, or a system link's "..", could be any file, a
+// secret store too, so the secret class holds it.
 func resolved(p string) bool {
 	_, ok := walkPath(p)
 	return ok
