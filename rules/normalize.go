@@ -530,7 +530,95 @@ func resolvePath(p, dir string, ws Workspace) string {
 	if !strings.HasPrefix(p, "/") {
 		p = dir + "/" + p
 	}
-	return path.Clean(p)
+	return cleanPath(p)
+}
+
+// cleanPath is path.Clean for a path a call names, but for the system's
+// links, which the kernel follows where text cleaning would not (see
+// walkPath).
+func cleanPath(p string) string {
+	p, _ = walkPath(p)
+	return p
+}
+
+// walkPath cleans the absolute path p as the kernel reads it through the
+// system's links. A process's root (/proc/PID/root, PID a number,
+// self or thread-self, or /proc/PID/task/TID/root) is "/", so what follows
+// it is read from there: /proc/self/root/etc/shadow is /etc/shadow, and
+// the classes judge it as that. Where the target is one the rules cannot
+// know, p is kept as written from there on, ".." included, and resolved is
+// false: after a process's working directory or open file (/proc/PID/cwd,
+// /proc/PID/fd/N, the same under task/TID, /dev/fd/N, /dev/stdin,
+// /dev/stdout, /dev/stderr), and at a ".." right after one of
+// systemLinks. So /proc/self/cwd/../x is not presented as /proc/self/x,
+// and the secret class holds it (see classify). A relative p is
+// path.Clean's.
+func walkPath(p string) (clean string, resolved bool) {
+	if !strings.HasPrefix(p, "/") || !strings.Contains(p, "/proc/") && !strings.Contains(p, "/dev/") && !strings.Contains(p, "/..") {
+		return path.Clean(p), true
+	}
+	parts := strings.Split(p, "/")
+	var out []string
+	for i, c := range parts {
+		if c == "" || c == "." {
+			continue
+		}
+		if l := linkKind(out); l == linkOpaque || l == linkAlias && c == ".." {
+			for _, r := range parts[i:] {
+				if r != "" && r != "." {
+					out = append(out, r)
+				}
+			}
+			return "/" + strings.Join(out, "/"), false
+		}
+		if c == ".." {
+			out = out[:max(len(out)-1, 0)]
+			continue
+		}
+		out = append(out, c)
+		if linkKind(out) == linkRoot {
+			out = out[:0]
+		}
+	}
+	return "/" + strings.Join(out, "/"), true
+}
+
+// The links walkPath reads.
+const (
+	linkNone   = iota
+	linkRoot   // a process's root directory
+	linkOpaque // a process's working directory or open file: any target
+	linkAlias  // one of systemLinks
+)
+
+// systemLinks are links to a directory elsewhere, so that their ".." is
+// not the directory their path shows: /dev/fd/../environ is
+// /proc/self/environ, /var/run/../etc/shadow is /etc/shadow (/var/run is
+// /run), /bin/../local/bin is /usr/local/bin (merged /usr). Where one is
+// a directory instead, walkPath still keeps its ".." as written.
+var systemLinks = []string{"proc/thread-self", "proc/net", "dev/fd", "var/run", "var/lock", "bin", "sbin", "lib", "lib32", "lib64", "libx32"}
+
+// linkKind returns which link the absolute path of components c is.
+func linkKind(c []string) int {
+	switch {
+	case len(c) <= 2 && slices.Contains(systemLinks, strings.Join(c, "/")):
+		return linkAlias
+	case len(c) == 2 && c[0] == "dev" && (c[1] == "stdin" || c[1] == "stdout" || c[1] == "stderr"), len(c) == 3 && c[0] == "dev" && c[1] == "fd":
+		return linkOpaque
+	case len(c) < 3 || c[0] != "proc" || !(c[1] == "self" || c[1] == "thread-self" || isDigits(c[1])):
+		return linkNone
+	}
+	c = c[2:]
+	if len(c) >= 3 && c[0] == "task" && isDigits(c[1]) {
+		c = c[2:]
+	}
+	switch {
+	case len(c) == 1 && c[0] == "root":
+		return linkRoot
+	case len(c) == 1 && c[0] == "cwd", len(c) == 2 && c[0] == "fd":
+		return linkOpaque
+	}
+	return linkNone
 }
 
 // inside reports whether p is dir or under it.
@@ -553,7 +641,7 @@ func (n *normCall) classify(ws Workspace) {
 		if n.dest[p] && !n.read[p] && inside(p, root) && strings.HasPrefix(path.Base(rel), ".env") && path.Base(rel) != ".envrc" {
 			continue
 		}
-		if isSecretPath(p, rel) || isOwnPath(p, ws) {
+		if isSecretPath(p, rel) || isOwnPath(p, ws) || !resolved(p) {
 			n.secret = append(n.secret, p)
 		}
 	}
@@ -562,6 +650,9 @@ func (n *normCall) classify(ws Workspace) {
 			n.paths = append(n.paths, p)
 			if !inside(p, root) {
 				n.outside = append(n.outside, p)
+			}
+			if !resolved(p) {
+				n.secret = append(n.secret, p)
 			}
 		}
 		rel := relTo(p, root, ws.home())
@@ -575,6 +666,15 @@ func (n *normCall) classify(ws Workspace) {
 			n.instructions = append(n.instructions, p)
 		}
 	}
+}
+
+// resolved reports whether the clean path p names a file the rules can
+// know (see walkPath): one that goes through a process's working
+// directory or open file, or a system link's "..", could be any file, a
+// secret store too, so the secret class holds it.
+func resolved(p string) bool {
+	_, ok := walkPath(p)
+	return ok
 }
 
 // withParentReadings adds to paths, after each path with a pattern
@@ -595,7 +695,7 @@ func (n *normCall) withParentReadings(paths []string, seen *map[string]bool) []s
 				parts[j] = ".."
 			}
 		}
-		alt := path.Clean(strings.Join(parts, "/"))
+		alt := cleanPath(strings.Join(parts, "/"))
 		if alt == p || !mark(seen, alt) {
 			continue
 		}

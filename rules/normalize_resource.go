@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"path"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -86,7 +85,7 @@ func fileURLReadings(uri, dir string, ws Workspace) (paths, why []string, ok boo
 		if err != nil {
 			op = u.Opaque
 		}
-		add(path.Clean("/" + op))
+		add(cleanPath("/" + op))
 		add(resolvePath(op, dir, ws))
 		return paths, why, true
 	}
@@ -101,11 +100,11 @@ func fileURLReadings(uri, dir string, ws Workspace) (paths, why []string, ok boo
 		why = append(why, "it names no path")
 		return paths, why, true
 	}
-	add(path.Clean(p))
+	add(cleanPath(p))
 	if strings.ContainsFunc(p, func(r rune) bool { return r < ' ' || r == 0x7f }) {
 		why = append(why, "its path has control characters")
 		if i := strings.IndexByte(p, 0); i >= 0 {
-			add(path.Clean(p[:i]))
+			add(cleanPath(p[:i]))
 		}
 	}
 	if !utf8.ValidString(p) {
@@ -114,7 +113,7 @@ func fileURLReadings(uri, dir string, ws Workspace) (paths, why []string, ok boo
 	if strings.Contains(p, "%") {
 		why = append(why, `its path is still percent-encoded once decoded ("%"), which a reader that decodes twice reads differently`)
 		if q, err := url.PathUnescape(p); err == nil {
-			add(path.Clean(q))
+			add(cleanPath(q))
 		}
 	}
 	return paths, why, true

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"path"
 	"reflect"
 	"slices"
 	"strings"
@@ -275,13 +274,15 @@ func TestNormalizeFileResource(t *testing.T) {
 
 // FuzzFileResource: whatever the URI, a file: resource is vouched for
 // (resource.unchecked empty) only when it reads exactly the path Go's
-// net/url gives it, and it has no query, fragment, host but localhost,
-// backslash, control character or space around it; and the path net/url gives is
-// always one the call reads.
+// net/url gives it (cleaned as the rules clean a path: cleanPath), and it
+// has no query, fragment, host but localhost, backslash, control
+// character or space around it; and the path net/url gives is always one
+// the call reads.
 func FuzzFileResource(f *testing.F) {
 	for _, s := range []string{
 		"file:///h/.netrc?x", "file:///h/.netrc#", "file://otherhost/etc/passwd", "file:.env", "file:///a%2Fb",
 		"file:///a%252e", "FILE://LOCALHOST/x", " file:///x", "file:///a\\..\\b", "file:///a%00b", "https://x/y",
+		"file:///proc/self/root/etc/shadow", "file:///proc/self/cwd/../x",
 	} {
 		f.Add(s)
 	}
@@ -296,14 +297,14 @@ func FuzzFileResource(f *testing.F) {
 		}
 		u, err := url.Parse(uri)
 		asGiven := strings.TrimFunc(uri, func(r rune) bool { return r <= ' ' }) == uri && !strings.ContainsAny(uri, "\\\t\n\r")
-		if err == nil && asGiven && u.Path != "" && u.Opaque == "" && !slices.Contains(n.paths, path.Clean(u.Path)) {
-			t.Fatalf("net/url reads %q, the call %q", path.Clean(u.Path), n.paths)
+		if err == nil && asGiven && u.Path != "" && u.Opaque == "" && !slices.Contains(n.paths, cleanPath(u.Path)) {
+			t.Fatalf("net/url reads %q, the call %q", cleanPath(u.Path), n.paths)
 		}
 		if n.resUnchecked != "" {
 			return
 		}
 		if err != nil || !asGiven || strings.ContainsAny(uri, "?#\x00") || u.Host != "" && !strings.EqualFold(u.Host, "localhost") ||
-			len(n.paths) != 1 || n.paths[0] != path.Clean(u.Path) || !strings.HasPrefix(n.paths[0], "/") {
+			len(n.paths) != 1 || n.paths[0] != cleanPath(u.Path) || !strings.HasPrefix(n.paths[0], "/") {
 			t.Fatalf("vouched for, yet net/url gives %+v (%v); paths %q", u, err, n.paths)
 		}
 	})
@@ -382,5 +383,100 @@ func TestLongCommandNotAnalysed(t *testing.T) {
 	d := run(fits + "a")
 	if d.Action != toolgate.Review || !strings.Contains(d.Error, fmt.Sprintf("a command of %d bytes, more than the %d analysed", maxShellBytes+1, maxShellBytes)) {
 		t.Errorf("a command of maxShellBytes+1: %s, error %q; want on_error (review) saying why", d.Action, d.Error)
+	}
+}
+
+// TestWalkPath: a path through /proc/PID/root is the path it names from
+// "/"; one through a process's working directory or open file, or with a
+// ".." after a /proc or /dev link whose parent is elsewhere, keeps what
+// follows as written and is not resolved; every other path is
+// path.Clean's.
+func TestWalkPath(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		resolved bool
+	}{
+		{"/proc/self/root/etc/shadow", "/etc/shadow", true},
+		{"/proc/1/root/etc/shadow", "/etc/shadow", true},
+		{"/proc/thread-self/root/etc/shadow", "/etc/shadow", true},
+		{"/proc/1/task/2/root/etc/shadow", "/etc/shadow", true},
+		{"/proc/self/task/2/root//home/u/.ssh/./id_rsa", "/home/u/.ssh/id_rsa", true},
+		{"/proc/self/root/proc/self/root/etc/shadow", "/etc/shadow", true},
+		{"/proc/self/root/../etc/shadow", "/etc/shadow", true},
+		{"/proc/./self/../self/root/etc/shadow", "/etc/shadow", true},
+		{"/x/../proc/self/root/etc/shadow", "/etc/shadow", true},
+		{"/proc/self/root", "/", true},
+		{"/proc/self/cwd/../toolgate.yaml", "/proc/self/cwd/../toolgate.yaml", false},
+		{"/proc/self/cwd/./a//b/", "/proc/self/cwd/a/b", false},
+		{"/proc/self/root/proc/1/cwd/x", "/proc/1/cwd/x", false},
+		{"/proc/1/task/2/cwd/../x", "/proc/1/task/2/cwd/../x", false},
+		{"/proc/self/fd/3/../x", "/proc/self/fd/3/../x", false},
+		{"/proc/self/task/2/fd/3/x", "/proc/self/task/2/fd/3/x", false},
+		{"/dev/fd/3/../x", "/dev/fd/3/../x", false},
+		{"/dev/fd/../environ", "/dev/fd/../environ", false},
+		{"/dev/stdin/../x", "/dev/stdin/../x", false},
+		{"/proc/thread-self/../../environ", "/proc/thread-self/../../environ", false},
+		{"/proc/net/../environ", "/proc/net/../environ", false},
+		{"/var/run/../etc/shadow", "/var/run/../etc/shadow", false},
+		{"/usr/../bin/../local/bin/x", "/bin/../local/bin/x", false},
+		{"/var/run/x/../y", "/var/run/y", true},
+		{"/var/x/../run", "/var/run", true},
+		{"/proc/self/cwd", "/proc/self/cwd", true},
+		{"/proc/self/cwd/", "/proc/self/cwd", true},
+		{"/dev/fd/2", "/dev/fd/2", true},
+		{"/dev/stdout", "/dev/stdout", true},
+		{"/proc/self/environ", "/proc/self/environ", true},
+		{"/proc/self/../1/environ", "/proc/1/environ", true},
+		{"/proc/self/fd/..", "/proc/self", true},
+		{"/proc/x/root/etc/shadow", "/proc/x/root/etc/shadow", true},
+		{"/proc/self/task/x/root/a", "/proc/self/task/x/root/a", true},
+		{"/home/u/proc/self/root/a", "/home/u/proc/self/root/a", true},
+		{"/home/u/proj/../.netrc", "/home/u/.netrc", true},
+		{"/..", "/", true},
+		{"a/../b", "b", true},
+	} {
+		got, ok := walkPath(tc.in)
+		if got != tc.want || ok != tc.resolved {
+			t.Errorf("walkPath(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.resolved)
+		}
+		if again, ok2 := walkPath(got); again != got || ok2 != ok {
+			t.Errorf("walkPath(%q) = %q, %v; not a fixed point of %q", got, again, ok2, tc.in)
+		}
+	}
+}
+
+// TestNormalizeProcPaths: every way a call names a path (a file tool's
+// argument, a command's operand and redirection, a command's directory, a
+// file: resource) reads /proc links alike: through a process's root, the
+// path it names; through its working directory or an open file, a secret
+// path kept as written.
+func TestNormalizeProcPaths(t *testing.T) {
+	ws := Workspace{Root: "/h/proj", Home: "/h"}
+	for _, tc := range []struct {
+		call           toolgate.Call
+		secret, absent string
+	}{
+		{toolgate.Call{Tool: "read_file", Args: map[string]any{"path": "/proc/self/root/etc/shadow"}}, "/etc/shadow", ""},
+		{toolgate.Call{Tool: "read_file", Args: map[string]any{"path": "/proc/self/cwd/../toolgate.yaml"}}, "/proc/self/cwd/../toolgate.yaml", "/proc/self/toolgate.yaml"},
+		{toolgate.Call{Tool: "read_file", Args: map[string]any{"path": "file:///proc/1/root/h/.netrc"}}, "/h/.netrc", ""},
+		{toolgate.Call{Tool: "run_command", Args: map[string]any{"command": "cat /proc/self/root/h/.ssh/id_rsa"}}, "/h/.ssh/id_rsa", ""},
+		{toolgate.Call{Tool: "run_command", Args: map[string]any{"command": "cat < /proc/self/cwd/../x"}}, "/proc/self/cwd/../x", "/proc/self/x"},
+		{toolgate.Call{Tool: "run_command", Args: map[string]any{"command": "cd /proc/self/cwd/.. && cat toolgate.yaml"}}, "/proc/self/cwd/../toolgate.yaml", "/proc/self/toolgate.yaml"},
+		{toolgate.Call{Tool: "run_command", Args: map[string]any{"command": "cat x", "cwd": "/proc/self/root/etc"}}, "", ""},
+		{toolgate.Call{Tool: "run_command", Args: map[string]any{"command": "cat shadow", "cwd": "/proc/self/root/etc"}}, "/etc/shadow", ""},
+		{toolgate.Call{Tool: "run_command", Args: map[string]any{"command": "echo x > /dev/fd/3/../y"}}, "/dev/fd/3/../y", "/dev/y"},
+		{toolgate.Call{Tool: "write_file", Args: map[string]any{"path": "/dev/stdin/../../h/.bashrc", "content": "x"}}, "/dev/stdin/../../h/.bashrc", "/h/.bashrc"},
+		{toolgate.Call{Kind: toolgate.KindResource, Args: map[string]any{"uri": "file:///proc/self/root/h/.netrc"}}, "/h/.netrc", ""},
+		{toolgate.Call{Kind: toolgate.KindResource, Args: map[string]any{"uri": "file:///proc/self/cwd/../x"}}, "/proc/self/cwd/../x", "/proc/self/x"},
+		{toolgate.Call{Tool: "run_command", Args: map[string]any{"command": "echo x > /dev/fd/2; cat /dev/stdin | wc -l"}}, "", ""},
+	} {
+		n := normalize(&tc.call, ws, nil)
+		name := fmt.Sprint(tc.call.Args)
+		if tc.secret == "" && len(n.secret) > 0 || tc.secret != "" && !slices.Contains(n.secret, tc.secret) {
+			t.Errorf("%s: secret %q, want %q", name, n.secret, tc.secret)
+		}
+		if tc.absent != "" && slices.Contains(n.paths, tc.absent) {
+			t.Errorf("%s: paths %q name %s, which the call does not", name, n.paths, tc.absent)
+		}
 	}
 }

@@ -43,11 +43,7 @@ func readResource(t *testing.T, c *client.Client, uri string) (string, error) {
 // path, the query, the fragment, the kubeconfig, the gh token, the audit
 // log and the file outside the workspace were all served.)
 func TestServeDefaultPackGuardsFileResources(t *testing.T) {
-	f := sbSetup(t, "version: 1\nrules: []\n") // the rules file is not used: the pack is the embedded one
-	db := filepath.Join(f.dir, "var", "audit.db")
-	cfg := writeFile(t, filepath.Dir(f.rules), "toolgate.yaml", fmt.Sprintf("servers:\n  files:\n    command: %q\n    args: [--files]\n"+
-		"workspace: {enabled: false, root: %q}\naudit: {path: %q}\nreview: {timeout: 1s, channels: [cli]}\n", upstreamBin, f.ws, db))
-	c, _, _ := startStdio(t, cfg, f.env()...)
+	f, db, c := startFilesUpstream(t)
 
 	inside := "file://" + f.ws + "/main.txt"
 	if text, err := readResource(t, c, inside); err != nil || text != "hello from the workspace" {
@@ -80,6 +76,69 @@ func TestServeDefaultPackGuardsFileResources(t *testing.T) {
 			if strings.Contains(text+err.Error(), s) {
 				t.Errorf("read %s: %q reached the agent: %.80q %v", tc.uri, s, text, err)
 			}
+		}
+	}
+}
+
+// startFilesUpstream starts the built binary under the embedded default
+// rules, with a home full of secrets (sbSetup), the audit log at db, a
+// path no pattern names, and one upstream, files, that serves any file as
+// a resource (testdata/upstream --files) and reads any path with its read
+// tool; reviews go unanswered and are refused after a second.
+func startFilesUpstream(t *testing.T) (f *sbFixture, db string, c *client.Client) {
+	t.Helper()
+	f = sbSetup(t, "version: 1\nrules: []\n") // the rules file is not used: the pack is the embedded one
+	db = filepath.Join(f.dir, "var", "audit.db")
+	cfg := writeFile(t, filepath.Dir(f.rules), "toolgate.yaml", fmt.Sprintf("servers:\n  files:\n    command: %q\n    args: [--files]\n"+
+		"workspace: {enabled: false, root: %q}\naudit: {path: %q}\nreview: {timeout: 1s, channels: [cli]}\n", upstreamBin, f.ws, db))
+	c, _, _ = startStdio(t, cfg, f.env()...)
+	return f, db, c
+}
+
+// TestServeDefaultPackReadsProcPaths attacks, as an agent, the files
+// upstream with paths through /proc links, under the embedded default
+// rules. A path through the upstream's root (/proc/self/root) is judged
+// as the path it names: toolgate's own files and /etc/shadow are denied
+// as they are named directly, and a workspace file is served, which shows
+// the upstream reads such paths. A path through its working directory is
+// denied, and the refusal shows it as written. (Before, each denied path
+// here was only reviewed, and the one through the working directory was
+// shown cleaned to a harmless /proc/self/... path.)
+func TestServeDefaultPackReadsProcPaths(t *testing.T) {
+	f, db, c := startFilesUpstream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	read := func(p string) (string, bool) {
+		res, err := callTool(ctx, c, "files__read", map[string]any{"path": p}, "")
+		if err != nil {
+			t.Fatalf("read %s: %v", p, err)
+		}
+		return resultText(res), res.IsError
+	}
+	if text, refused := read("/proc/self/root" + f.ws + "/main.txt"); refused || text != "hello from the workspace" {
+		t.Errorf("read of a workspace file through /proc/self/root: %.80q (refused %v); want the file", text, refused)
+	}
+	// shows is the path the refusal names: the path through the root as
+	// what it names, the one through the working directory as written.
+	for _, tc := range []struct{ path, shows string }{
+		{"/proc/self/root" + f.home + "/.config/toolgate/x.txt", "(" + f.home + "/.config/toolgate/x.txt)"},
+		{"/proc/self/root" + db, "(" + db + ")"},
+		{"/proc/thread-self/root/etc/shadow", "(/etc/shadow)"},
+		{"/proc/self/cwd/../../.." + f.home + "/.config/toolgate/x.txt", "(/proc/self/cwd/../../.." + f.home + "/.config/toolgate/x.txt)"},
+	} {
+		text, refused := read(tc.path)
+		if !refused || !strings.Contains(text, "deny-secret-paths") || !strings.Contains(text, tc.shows) {
+			t.Errorf("read %s: %.300q (refused %v), want a refusal by deny-secret-paths naming %s", tc.path, text, refused, tc.shows)
+		}
+		for _, s := range append(mustNotSee, "toolgate dir") {
+			if strings.Contains(text, s) {
+				t.Errorf("read %s: %q reached the agent", tc.path, s)
+			}
+		}
+	}
+	for _, uri := range []string{"file:///proc/self/root" + f.home + "/.config/toolgate/x.txt", "file:///proc/1/root" + db} {
+		if text, err := readResource(t, c, uri); err == nil || !strings.Contains(err.Error(), "deny-secret-resources") {
+			t.Errorf("read %s: %.80q, %v; want a refusal by deny-secret-resources", uri, text, err)
 		}
 	}
 }
