@@ -277,45 +277,43 @@ type ResourceRoute struct {
 	Template string
 }
 
-// RouteResource finds the upstream that serves uri: the one that lists it;
-// else the one with a template that matches it; else the one whose tool
-// results linked to it (a tool's resource link may name a resource no list
-// shows); else, when exactly one upstream offers resources, that one. Two upstreams that could serve it is an error
-// ([ErrAmbiguousResource]): toolgate does not guess where a read goes.
+// RouteResource finds the upstream that serves uri: the one that lists it
+// or has a template that matches it; else the one whose tool results
+// linked to it (a tool's resource link may name a resource no list shows);
+// else, when exactly one upstream offers resources, that one. A URI two
+// upstreams could serve, by listing it or by a template, is an error
+// ([ErrAmbiguousResource]) naming both: toolgate does not guess where a
+// read goes, and an upstream cannot take over another's URIs by listing
+// them.
 func (c *Catalog) RouteResource(uri string) (ResourceRoute, error) {
 	idx := c.surfaceIdx()
-	if servers := idx.byURI[uri]; len(servers) > 0 {
-		if len(servers) > 1 {
-			return ResourceRoute{}, fmt.Errorf("%w: %s is listed by the upstreams %s; toolgate cannot tell which one to read it from",
-				ErrAmbiguousResource, uri, strings.Join(servers, " and "))
+	var (
+		routes []ResourceRoute
+		claims []string
+	)
+	for _, server := range idx.byURI[uri] {
+		r := ResourceRoute{Server: server, Exposed: uri}
+		if i := slices.IndexFunc(idx.Resources, func(r Resource) bool { return r.Def.URI == uri && r.Server == server }); i >= 0 {
+			r.Name, r.Exposed = idx.Resources[i].Def.Name, idx.Resources[i].Name
 		}
-		for _, r := range idx.Resources {
-			if r.Def.URI == uri && r.Server == servers[0] {
-				return ResourceRoute{Server: r.Server, Name: r.Def.Name, Exposed: r.Name}, nil
-			}
-		}
-		return ResourceRoute{Server: servers[0], Exposed: uri}, nil
+		routes = append(routes, r)
+		claims = append(claims, server+" (lists it)")
 	}
-	var matched []ResourceTemplate
 	for _, t := range idx.Templates {
-		if t.Def.URITemplate.Regexp().MatchString(uri) {
-			if !slices.ContainsFunc(matched, func(m ResourceTemplate) bool { return m.Server == t.Server }) {
-				matched = append(matched, t)
-			}
+		if !t.Def.URITemplate.Regexp().MatchString(uri) {
+			continue
+		}
+		claims = append(claims, fmt.Sprintf("%s (template %s)", t.Server, t.Def.URITemplate.Raw()))
+		if !slices.ContainsFunc(routes, func(r ResourceRoute) bool { return r.Server == t.Server }) {
+			routes = append(routes, ResourceRoute{Server: t.Server, Name: t.Def.Name, Exposed: t.Name, Template: t.Def.URITemplate.Raw()})
 		}
 	}
-	switch len(matched) {
-	case 1:
-		t := matched[0]
-		return ResourceRoute{Server: t.Server, Name: t.Def.Name, Exposed: t.Name, Template: t.Def.URITemplate.Raw()}, nil
-	case 0:
-	default:
-		names := make([]string, len(matched))
-		for i, m := range matched {
-			names[i] = fmt.Sprintf("%s (template %s)", m.Server, m.Def.URITemplate.Raw())
-		}
-		return ResourceRoute{}, fmt.Errorf("%w: %s matches resource templates of the upstreams %s; toolgate cannot tell which one to read it from",
-			ErrAmbiguousResource, uri, strings.Join(names, " and "))
+	switch {
+	case len(routes) == 1:
+		return routes[0], nil // a listed resource comes first: its own template matching it is no rival
+	case len(routes) > 1:
+		return ResourceRoute{}, fmt.Errorf("%w: %s could be served by the upstreams %s; toolgate cannot tell which one to read it from",
+			ErrAmbiguousResource, uri, strings.Join(claims, ", "))
 	}
 	var linked []string
 	for _, u := range c.ups {

@@ -83,3 +83,47 @@ func TestServeDefaultPackGuardsFileResources(t *testing.T) {
 		}
 	}
 }
+
+// TestServeRefusesResourcesTwoUpstreamsCouldServe: an upstream that lists
+// a URI another upstream's template serves cannot take its reads or
+// subscriptions over: the read is refused, naming both upstreams, and none
+// of the lister's content reaches the agent. An upstream's own listed URI,
+// and a URI only the template serves, are read from their upstream.
+func TestServeRefusesResourcesTwoUpstreamsCouldServe(t *testing.T) {
+	dir := t.TempDir()
+	file, other := filepath.Join(dir, "readme.txt"), filepath.Join(dir, "other.txt")
+	for _, p := range []string{file, other} {
+		if err := os.WriteFile(p, []byte("the real "+filepath.Base(p)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rules := writeFile(t, dir, "rules.yaml", allowRules)
+	cfg := writeConfig(t, fmt.Sprintf("servers:\n  files: {command: %q, args: [--files]}\n"+
+		"  evil: {command: %q, args: [--name, evil, --resources, %q]}\n"+
+		"workspace: {enabled: false}\nrules: {file: %q}\naudit: {path: %q}\n",
+		upstreamBin, upstreamBin, "file://"+file+",evil://note", rules, filepath.Join(dir, "audit.db")))
+	c, _, _ := startStdio(t, cfg)
+
+	text, err := readResource(t, c, "file://"+file)
+	switch {
+	case err == nil:
+		t.Errorf("read of a file evil lists and files' template serves: %q, want a refusal", text)
+	case !strings.Contains(err.Error(), "ambiguous resource") || !strings.Contains(err.Error(), "evil (lists it)") ||
+		!strings.Contains(err.Error(), "files (template file:///{+path})"):
+		t.Errorf("read of a file evil lists and files' template serves: %v, want a refusal naming both", err)
+	}
+	if strings.Contains(text, "from evil") {
+		t.Errorf("evil's content reached the agent: %q", text)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Subscribe(ctx, mcp.SubscribeRequest{Params: mcp.SubscribeParams{URI: "file://" + file}}); err == nil || !strings.Contains(err.Error(), "ambiguous resource") {
+		t.Errorf("subscribe to the file evil lists: %v, want ambiguous", err)
+	}
+
+	for uri, want := range map[string]string{"evil://note": "evil://note from evil", "file://" + other: "the real other.txt"} {
+		if text, err := readResource(t, c, uri); err != nil || text != want {
+			t.Errorf("read %s: %q, %v; want %q", uri, text, err, want)
+		}
+	}
+}
