@@ -379,6 +379,9 @@ func (c *Catalog) live(server string) (*upstream, *conn, error) {
 
 // ReadResource reads uri from server (see RouteResource), within the
 // upstream's call timeout. meta is the agent's _meta, stripped as for calls.
+// Like GetPrompt and Complete, the read is in flight on the connection
+// while it runs (trackRequest), so an upstream's question meanwhile goes to
+// this agent only when no other agent's request is in flight too.
 func (c *Catalog) ReadResource(ctx context.Context, server, uri string, meta map[string]any) (*mcp.ReadResourceResult, error) {
 	u, cn, err := c.live(server)
 	if err != nil {
@@ -391,6 +394,7 @@ func (c *Catalog) ReadResource(ctx context.Context, server, uri string, meta map
 	if m := StripMeta(meta); m != nil {
 		req.Params.Meta = &mcp.Meta{AdditionalFields: m}
 	}
+	defer cn.trackRequest(ctx, string(mcp.MethodResourcesRead), uri)()
 	res, err := cn.client.ReadResource(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: resources/read %s: %w", server, uri, err)
@@ -412,6 +416,7 @@ func (c *Catalog) GetPrompt(ctx context.Context, p Prompt, args map[string]strin
 	if m := StripMeta(meta); m != nil {
 		req.Params.Meta = &mcp.Meta{AdditionalFields: m}
 	}
+	defer cn.trackRequest(ctx, string(mcp.MethodPromptsGet), p.Def.Name)()
 	res, err := cn.client.GetPrompt(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: prompts/get %s: %w", p.Server, p.Def.Name, err)
@@ -430,6 +435,7 @@ func (c *Catalog) Complete(ctx context.Context, server string, ref any, arg mcp.
 	defer cancel()
 	req := mcp.CompleteRequest{}
 	req.Params.Ref, req.Params.Argument, req.Params.Context = ref, arg, cctx
+	defer cn.trackRequest(ctx, string(mcp.MethodCompletionComplete), refName(ref))()
 	res, err := cn.client.Complete(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: completion/complete: %w", server, err)
@@ -437,14 +443,29 @@ func (c *Catalog) Complete(ctx context.Context, server string, ref any, arg mcp.
 	return &res.Completion, nil
 }
 
-// rawRequest sends one request the client has no method for, with a
-// string id that cannot collide with the client's numeric ones.
-func (cn *conn) rawRequest(ctx context.Context, method string, params any) error {
+// refName is how the log names a completion's reference.
+func refName(ref any) string {
+	switch r := ref.(type) {
+	case mcp.PromptReference:
+		return "prompt " + r.Name
+	case mcp.ResourceReference:
+		return "template " + r.URI
+	}
+	return fmt.Sprintf("%T", ref)
+}
+
+// rawRequest sends one request about uri the client has no method for,
+// with a string id that cannot collide with the client's numeric ones. It
+// is toolgate's own request, on behalf of whichever agents subscribed, so
+// it is in flight as no agent's: an upstream's question meanwhile is
+// refused.
+func (cn *conn) rawRequest(ctx context.Context, method, uri string) error {
+	defer cn.trackRequest(context.Background(), method, uri)()
 	resp, err := cn.client.GetTransport().SendRequest(ctx, transport.JSONRPCRequest{
 		JSONRPC: mcp.JSONRPC_VERSION,
 		ID:      mcp.NewRequestId(fmt.Sprintf("toolgate-req-%d", cn.listSeq.Add(1))),
 		Method:  method,
-		Params:  params,
+		Params:  map[string]any{"uri": uri},
 	})
 	if err != nil {
 		return err
@@ -475,7 +496,7 @@ func (c *Catalog) Subscribe(ctx context.Context, uri string) (string, error) {
 		}
 		ctx, cancel := context.WithTimeout(ctx, u.spec.Timeout)
 		defer cancel()
-		if err := cn.rawRequest(ctx, string(mcp.MethodResourcesSubscribe), map[string]any{"uri": uri}); err != nil {
+		if err := cn.rawRequest(ctx, string(mcp.MethodResourcesSubscribe), uri); err != nil {
 			return "", fmt.Errorf("upstream %q: resources/subscribe %s: %w", r.Server, uri, err)
 		}
 	}
@@ -505,7 +526,7 @@ func (c *Catalog) Unsubscribe(ctx context.Context, server, uri string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, u.spec.Timeout)
 	defer cancel()
-	if err := cn.rawRequest(ctx, string(mcp.MethodResourcesUnsubscribe), map[string]any{"uri": uri}); err != nil {
+	if err := cn.rawRequest(ctx, string(mcp.MethodResourcesUnsubscribe), uri); err != nil {
 		return fmt.Errorf("upstream %q: resources/unsubscribe %s: %w", server, uri, err)
 	}
 	return nil
@@ -538,6 +559,7 @@ func (u *upstream) setLevel(ctx context.Context, cn *conn, level mcp.LoggingLeve
 	defer cancel()
 	req := mcp.SetLevelRequest{}
 	req.Params.Level = level
+	defer cn.trackRequest(context.Background(), string(mcp.MethodSetLogLevel), string(level))() // the most verbose level any agent asked for: no one agent's
 	if err := cn.client.SetLevel(ctx, req); err != nil {
 		return fmt.Errorf("upstream %q: logging/setLevel: %w", u.spec.Name, err)
 	}
@@ -559,7 +581,7 @@ func (u *upstream) restore(ctx context.Context, cn *conn) {
 	defer u.subMu.Unlock()
 	for uri := range u.subs {
 		sctx, cancel := context.WithTimeout(ctx, u.spec.Timeout)
-		err := cn.rawRequest(sctx, string(mcp.MethodResourcesSubscribe), map[string]any{"uri": uri})
+		err := cn.rawRequest(sctx, string(mcp.MethodResourcesSubscribe), uri)
 		cancel()
 		if err != nil {
 			u.log.Warn("restoring a resource subscription failed", "uri", uri, "err", err)
