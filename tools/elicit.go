@@ -16,33 +16,62 @@ import (
 // Upstreams may ask the user for input while one of their tools runs (MCP
 // elicitation: "which branch?", "confirm the deletion"). toolgate declares
 // the capability to its upstreams and relays each question to the agent
-// whose call is in flight on that upstream connection, prefixed with the
+// whose request is in flight on that upstream connection, prefixed with the
 // upstream's name so the user sees who asks; the agent's client shows it
 // and returns the answer. The question and answer are not recorded (they
 // may hold what the user typed); the log says that one was asked, by whom,
-// during which call, and the answer's action.
+// during which request, and the answer's action.
 //
-// The protocol (2025-11-25) does not tie a server's request to the call it
-// is made for, so the agent is inferred: the one whose calls are in flight
-// on the connection. When calls of several agents are in flight (an HTTP
-// toolgate shared by agents, one upstream process), toolgate cannot tell
+// The protocol (2025-11-25) does not tie a server's request to the request
+// it is made for, so the agent is inferred: the one whose requests are in
+// flight on the connection. Every request toolgate forwards counts, not
+// only tool calls: a question asked while one agent reads a resource must
+// not reach another agent whose tool call happens to be running. When
+// requests of several agents are in flight (an HTTP toolgate shared by
+// agents, one upstream process), or one toolgate sends on no agent's behalf
+// (a subscription restored after a reconnection), toolgate cannot tell
 // whose user to ask and answers the upstream with an error.
 
-// inflight is a call forwarded on a connection and not yet answered.
+// inflight is a request forwarded on a connection and not yet answered.
 type inflight struct {
-	ctx  context.Context
+	ctx context.Context
+	// call is the tool call, nil for any other request.
 	call *toolgate.Call
+	// what names a request that is not a tool call, for the log:
+	// "resources/read <uri>".
+	what string
 }
 
-// track records a call in flight on c until the returned func is called.
+// logAttrs are what the log says of the request a question was asked during.
+func (f inflight) logAttrs() []any {
+	if f.call == nil {
+		return []any{"request", f.what}
+	}
+	return []any{"call_id", f.call.ID, "tool", f.call.Tool}
+}
+
+// track records a tool call in flight on c until the returned func is
+// called.
 func (c *conn) track(ctx context.Context, call *toolgate.Call) (untrack func()) {
+	return c.fly(inflight{ctx: ctx, call: call})
+}
+
+// trackRequest records a request other than a tool call (method and its
+// target, for the log) in flight on c until the returned func is called.
+// ctx is the agent's request; one without a client session is toolgate's
+// own.
+func (c *conn) trackRequest(ctx context.Context, method, target string) (untrack func()) {
+	return c.fly(inflight{ctx: ctx, what: method + " " + target})
+}
+
+func (c *conn) fly(f inflight) (untrack func()) {
 	c.flightMu.Lock()
 	c.flightSeq++
 	seq := c.flightSeq
 	if c.flights == nil {
 		c.flights = map[uint64]inflight{}
 	}
-	c.flights[seq] = inflight{ctx: ctx, call: call}
+	c.flights[seq] = f
 	c.flightMu.Unlock()
 	return func() {
 		c.flightMu.Lock()
@@ -51,33 +80,44 @@ func (c *conn) track(ctx context.Context, call *toolgate.Call) (untrack func()) 
 	}
 }
 
-// asker returns the call whose agent an upstream's question goes to: the
-// latest in flight, provided all in flight are one agent's.
-func (c *conn) asker() (inflight, error) {
+// asker returns the request whose agent an upstream's question goes to:
+// the latest in flight, provided all in flight are one agent's session. A
+// request without a session is no agent's, so it is never the same asker
+// as another request. tool is the upstream tool the question is put down
+// to (elicitMarks): the latest's, when every request in flight is a tool
+// call; "" otherwise, as the question may be a read's or a prompt's.
+func (c *conn) asker() (f inflight, tool string, err error) {
 	c.flightMu.Lock()
 	defer c.flightMu.Unlock()
 	var (
-		latest  inflight
-		maxSeq  uint64
-		session string
+		maxSeq    uint64
+		session   string
+		onlyCalls = true
 	)
-	for seq, f := range c.flights {
+	for seq, g := range c.flights {
 		id := ""
-		if s := server.ClientSessionFromContext(f.ctx); s != nil {
+		if s := server.ClientSessionFromContext(g.ctx); s != nil {
 			id = s.SessionID()
 		}
+		if id == "" {
+			id = fmt.Sprintf("\x00toolgate-%d", seq) // no agent's: equal to no other
+		}
 		if maxSeq != 0 && id != session {
-			return inflight{}, errors.New("calls of several agents are in flight on this upstream, so toolgate cannot tell whose user to ask")
+			return inflight{}, "", errors.New("requests of several agents are in flight on this upstream, so toolgate cannot tell whose user to ask")
 		}
 		session = id
+		onlyCalls = onlyCalls && g.call != nil
 		if seq > maxSeq {
-			latest, maxSeq = f, seq
+			f, maxSeq = g, seq
 		}
 	}
 	if maxSeq == 0 {
-		return inflight{}, errors.New("no call to this upstream is in flight, so there is no user to ask")
+		return inflight{}, "", errors.New("no request to this upstream is in flight, so there is no user to ask")
 	}
-	return latest, nil
+	if onlyCalls {
+		tool = f.call.Tool
+	}
+	return f, tool, nil
 }
 
 // elicitRelay is an upstream connection's elicitation handler.
@@ -87,12 +127,12 @@ type elicitRelay struct {
 }
 
 func (r elicitRelay) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
-	f, err := r.c.asker()
+	f, tool, err := r.c.asker()
 	if err == nil {
 		// Whether or not this agent can answer, the tool elicits: from
 		// now on it is not listed to agents that cannot.
-		if r.u.elicits.note(f.call.Tool) {
-			r.u.log.Info("tool asks the user questions; hidden from clients without elicitation", "tool", f.call.Tool)
+		if tool != "" && r.u.elicits.note(tool) {
+			r.u.log.Info("tool asks the user questions; hidden from clients without elicitation", "tool", tool)
 			go r.u.cat.rebuild()
 		}
 		err = agent.CanElicit(f.ctx)
@@ -101,12 +141,12 @@ func (r elicitRelay) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*m
 		r.u.log.Warn("upstream elicitation refused", "err", err)
 		return nil, fmt.Errorf("toolgate: %w", err)
 	}
-	log := r.u.log.With("call_id", f.call.ID, "tool", f.call.Tool)
+	log := r.u.log.With(f.logAttrs()...)
 	req.Params.Message = fmt.Sprintf("[%s] %s", r.u.spec.Name, req.Params.Message)
 	// The form's fields in the upstream's order, not mcp-go's sorted map.
 	req.Params.RequestedSchema = r.u.schemas.original(req.Params.RequestedSchema)
-	// The answer is the call's: it ends when the call does, or when the
-	// upstream withdraws the question.
+	// The answer is the request's: it ends when the request does, or when
+	// the upstream withdraws the question.
 	ask, cancel := context.WithCancel(f.ctx)
 	defer cancel()
 	stop := context.AfterFunc(ctx, cancel)
@@ -122,7 +162,9 @@ func (r elicitRelay) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*m
 
 // elicitMarks are the upstream tools seen asking the user something during
 // a call: the tool of the call an elicitation was relayed for (or refused
-// for want of a client that can answer). toolgate cannot know it sooner:
+// for want of a client that can answer), when only tool calls were in
+// flight (a question asked while a read or prompt is in flight may be
+// that request's, and marking a tool for it would hide the tool). toolgate cannot know it sooner:
 // nothing in a tool's definition says it elicits, and an upstream that
 // lists some tools only to clients that can elicit sees toolgate, which
 // declares the capability to every upstream, as one. The zero value is

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/toolgatetest"
 )
 
@@ -34,13 +35,27 @@ func (s *agentSession) RequestElicitation(ctx context.Context, req mcp.Elicitati
 	return s.answer(req), nil
 }
 
+// servedAsR adds to up the tool "wait", which answers once release is
+// closed, and returns a catalog with up as its upstream "r", up.
+func servedAsR(t *testing.T, up *server.MCPServer) (c *Catalog, release chan struct{}) {
+	release = make(chan struct{})
+	up.AddTool(mcp.NewTool("wait"), func(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		<-release
+		return mcp.NewToolResultText("released"), nil
+	})
+	srv := httptest.NewServer(server.NewStreamableHTTPServer(up))
+	t.Cleanup(srv.Close)
+	c = startCatalog(t, Options{Upstreams: []Upstream{{Name: "r", URL: srv.URL + "/mcp"}}})
+	toolgatetest.Eventually(t, "the upstream up", func() bool { return c.Status()[0].Up })
+	return c, release
+}
+
 // TestElicitationRelayed: an upstream's question during a call reaches the
 // user of the agent that made the call, named as the upstream's, and the
 // answer goes back to the upstream; it is refused when the agent cannot be
 // asked, or when calls of several agents are in flight.
 func TestElicitationRelayed(t *testing.T) {
 	up := server.NewMCPServer("asker", "1", server.WithToolCapabilities(true), server.WithElicitation())
-	release := make(chan struct{})
 	up.AddTool(mcp.NewTool("ask"), func(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		res, err := up.RequestElicitation(ctx, mcp.ElicitationRequest{Params: mcp.ElicitationParams{
 			Message:         "which branch?",
@@ -51,14 +66,7 @@ func TestElicitationRelayed(t *testing.T) {
 		}
 		return mcp.NewToolResultText(fmt.Sprintf("%s %v", res.Action, res.Content)), nil
 	})
-	up.AddTool(mcp.NewTool("wait"), func(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		<-release
-		return mcp.NewToolResultText("released"), nil
-	})
-	srv := httptest.NewServer(server.NewStreamableHTTPServer(up))
-	t.Cleanup(srv.Close)
-	c := startCatalog(t, Options{Upstreams: []Upstream{{Name: "r", URL: srv.URL + "/mcp"}}})
-	toolgatetest.Eventually(t, "the upstream up", func() bool { return c.Status()[0].Up })
+	c, release := servedAsR(t, up)
 
 	agent := func(id string, elicits bool) *agentSession {
 		a := &agentSession{id: id, asked: make(chan string, 1), answer: func(mcp.ElicitationRequest) *mcp.ElicitationResult {
@@ -121,5 +129,173 @@ func TestElicitationRelayed(t *testing.T) {
 	case q := <-a.asked:
 		t.Errorf("the user was asked %q although the agent could not be told apart", q)
 	default:
+	}
+}
+
+// askingCompleter completes a prompt argument with the answer to a question.
+type askingCompleter func(context.Context) string
+
+func (q askingCompleter) CompletePromptArgument(ctx context.Context, _ string, _ mcp.CompleteArgument, _ mcp.CompleteContext) (*mcp.Completion, error) {
+	return &mcp.Completion{Values: []string{q(ctx)}}, nil
+}
+
+// TestElicitationDuringOtherRequests: a question an upstream asks while it
+// answers a resource read, a prompt get or a completion goes to the agent that made that
+// request, never to another agent whose tool call is in flight on the same
+// connection: with both in flight it is refused, and neither user is asked.
+// Nor is a tool marked as asking for a question it did not ask.
+func TestElicitationDuringOtherRequests(t *testing.T) {
+	var question askingCompleter
+	up := server.NewMCPServer("asker", "1", server.WithToolCapabilities(true), server.WithResourceCapabilities(false, false),
+		server.WithPromptCapabilities(false), server.WithElicitation(), server.WithCompletions(), server.WithPromptCompletionProvider(&question))
+	question = func(ctx context.Context) string {
+		res, err := up.RequestElicitation(ctx, mcp.ElicitationRequest{Params: mcp.ElicitationParams{
+			Message:         "your password?",
+			RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{"branch": map[string]any{"type": "string"}}},
+		}})
+		if err != nil {
+			return "no answer: " + err.Error()
+		}
+		return fmt.Sprintf("%s %v", res.Action, res.Content)
+	}
+	up.AddResourceTemplate(mcp.NewResourceTemplate("ask://{x}", "ask"), func(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+		return []mcp.ResourceContents{mcp.TextResourceContents{URI: req.Params.URI, Text: question(ctx)}}, nil
+	})
+	up.AddPrompt(mcp.NewPrompt("ask"), func(ctx context.Context, _ mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+		return mcp.NewGetPromptResult("", []mcp.PromptMessage{mcp.NewPromptMessage(mcp.RoleUser, mcp.NewTextContent(question(ctx)))}), nil
+	})
+	c, release := servedAsR(t, up)
+	toolgatetest.Eventually(t, "the upstream's prompt", func() bool { _, ok := c.LookupPrompt("r__ask"); return ok })
+	prompt, _ := c.LookupPrompt("r__ask")
+
+	agent := func(id string) *agentSession {
+		return &agentSession{id: id, caps: mcp.ClientCapabilities{Elicitation: &mcp.ElicitationCapability{}}, asked: make(chan string, 1),
+			answer: func(mcp.ElicitationRequest) *mcp.ElicitationResult {
+				return &mcp.ElicitationResult{ElicitationResponse: mcp.ElicitationResponse{Action: mcp.ElicitationResponseActionAccept, Content: map[string]any{"branch": id}}}
+			}}
+	}
+	alice, bob := agent("alice"), agent("bob")
+	read := func(a *agentSession) string {
+		res, err := c.ReadResource(up.WithContext(context.Background(), a), "r", "ask://1", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Contents[0].(mcp.TextResourceContents).Text
+	}
+	get := func(a *agentSession) string {
+		res, err := c.GetPrompt(up.WithContext(context.Background(), a), prompt, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Messages[0].Content.(mcp.TextContent).Text
+	}
+	complete := func(a *agentSession) string {
+		res, err := c.Complete(up.WithContext(context.Background(), a), "r", mcp.PromptReference{Type: "ref/prompt", Name: "ask"}, mcp.CompleteArgument{Name: "x"}, mcp.CompleteContext{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Values[0]
+	}
+	noneAsked := func(when string) {
+		t.Helper()
+		for _, a := range []*agentSession{alice, bob} {
+			select {
+			case q := <-a.asked:
+				t.Errorf("%s: %s's user was asked %q", when, a.id, q)
+			default:
+			}
+		}
+	}
+
+	// Alone, the reader's own user is asked.
+	if got := read(bob); got != "accept map[branch:bob]" {
+		t.Errorf("bob's read alone: %q", got)
+	}
+	select {
+	case q := <-bob.asked:
+		if q != "[r] your password?" {
+			t.Errorf("question shown to bob: %q", q)
+		}
+	default:
+		t.Error("bob's user was not asked during his read") // the question is answered before the read is
+	}
+
+	// Alice's tool call in flight: bob's read and prompt may not reach her.
+	waiting := make(chan error, 1)
+	go func() {
+		_, err := c.Forward(up.WithContext(context.Background(), alice), call(c, "r__wait", nil))
+		waiting <- err
+	}()
+	toolgatetest.Eventually(t, "alice's call in flight", func() bool {
+		cn := c.byNm["r"].conn
+		cn.flightMu.Lock()
+		defer cn.flightMu.Unlock()
+		return len(cn.flights) == 1
+	})
+	if got := read(bob); !strings.Contains(got, "no answer") || !strings.Contains(got, "several agents") {
+		t.Errorf("bob's read with alice's call in flight: %q", got)
+	}
+	if got := get(bob); !strings.Contains(got, "no answer") || !strings.Contains(got, "several agents") {
+		t.Errorf("bob's prompt with alice's call in flight: %q", got)
+	}
+	if got := complete(bob); !strings.Contains(got, "no answer") || !strings.Contains(got, "several agents") {
+		t.Errorf("bob's completion with alice's call in flight: %q", got)
+	}
+	noneAsked("with alice's call in flight")
+	close(release)
+	if err := <-waiting; err != nil {
+		t.Fatal(err)
+	}
+	if c.byNm["r"].elicits.mark([]Tool{{Def: mcp.Tool{Name: "wait"}}})[0].Elicits {
+		t.Error("the tool in flight was marked as asking the user for a read's question")
+	}
+}
+
+// TestAsker: whose user an upstream's question goes to, from what is in
+// flight on the connection, and which tool it is put down to.
+func TestAsker(t *testing.T) {
+	srv := server.NewMCPServer("x", "1")
+	sess := func(id string) context.Context { return srv.WithContext(context.Background(), &agentSession{id: id}) }
+	tool := func(ctx context.Context, name string) func(*conn) {
+		return func(c *conn) { c.track(ctx, &toolgate.Call{Tool: name}) }
+	}
+	req := func(ctx context.Context) func(*conn) {
+		return func(c *conn) { c.trackRequest(ctx, "resources/read", "x://1") }
+	}
+	for _, tc := range []struct {
+		name      string
+		flights   []func(*conn)
+		wantWhat  string // the asker's request; "" for a tool call
+		wantTool  string
+		wantError string
+	}{
+		{name: "nothing in flight", wantError: "no request"},
+		{name: "one call", flights: []func(*conn){tool(sess("a"), "t1")}, wantTool: "t1"},
+		{name: "one agent's calls: the latest", flights: []func(*conn){tool(sess("a"), "t1"), tool(sess("a"), "t2")}, wantTool: "t2"},
+		{name: "one agent's call and read: no tool to mark", flights: []func(*conn){tool(sess("a"), "t1"), req(sess("a"))}, wantWhat: "resources/read x://1"},
+		{name: "one agent's read and, later, call: no tool to mark", flights: []func(*conn){req(sess("a")), tool(sess("a"), "t1")}},
+		{name: "a read alone", flights: []func(*conn){req(sess("b"))}, wantWhat: "resources/read x://1"},
+		{name: "two agents' calls", flights: []func(*conn){tool(sess("a"), "t1"), tool(sess("b"), "t2")}, wantError: "several agents"},
+		{name: "one agent's call, another's read", flights: []func(*conn){tool(sess("a"), "t1"), req(sess("b"))}, wantError: "several agents"},
+		{name: "an agent's call and toolgate's own request", flights: []func(*conn){tool(sess("a"), "t1"), req(context.Background())}, wantError: "several agents"},
+		{name: "two of toolgate's own requests", flights: []func(*conn){req(context.Background()), req(context.Background())}, wantError: "several agents"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &conn{}
+			for _, fly := range tc.flights {
+				fly(c)
+			}
+			f, tool, err := c.asker()
+			switch {
+			case tc.wantError != "":
+				if err == nil || !strings.Contains(err.Error(), tc.wantError) {
+					t.Errorf("asker() error = %v, want %q", err, tc.wantError)
+				}
+			case err != nil:
+				t.Errorf("asker() = %v", err)
+			case tool != tc.wantTool || f.what != tc.wantWhat:
+				t.Errorf("asker() = request %q, tool %q; want %q, %q", f.what, tool, tc.wantWhat, tc.wantTool)
+			}
+		})
 	}
 }

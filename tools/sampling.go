@@ -12,12 +12,12 @@ import (
 // Upstreams may ask the agent's model for a completion while one of their
 // tools runs (MCP sampling, sampling/createMessage). toolgate declares the
 // capability to its upstreams and relays each request, like an
-// elicitation, to the agent whose call is in flight on that connection
+// elicitation, to the agent whose request is in flight on that connection
 // (see elicit.go for how the agent is inferred and when it cannot be); the
 // agent's client decides, usually with its user, whether and how to answer.
 // Neither the request nor the completion is recorded (they may hold the
 // user's data); the log says that one was asked, by whom, during which
-// call, and the model that answered.
+// request, and the model that answered.
 //
 // One change is made on the way: includeContext becomes "none". Context
 // from "this server" or "all servers" means, behind toolgate, the agent's
@@ -31,7 +31,7 @@ type samplingRelay struct {
 }
 
 func (r samplingRelay) CreateMessage(ctx context.Context, req mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
-	f, err := r.c.asker()
+	f, _, err := r.c.asker()
 	if err == nil {
 		err = agent.CanSample(f.ctx)
 	}
@@ -39,13 +39,13 @@ func (r samplingRelay) CreateMessage(ctx context.Context, req mcp.CreateMessageR
 		r.u.log.Warn("upstream sampling request refused", "err", err)
 		return nil, fmt.Errorf("toolgate: %w", err)
 	}
-	log := r.u.log.With("call_id", f.call.ID, "tool", f.call.Tool)
+	log := r.u.log.With(f.logAttrs()...)
 	if ic := req.CreateMessageParams.IncludeContext; ic != "" && ic != "none" {
 		log.Info("upstream sampling request: includeContext set to none", "asked", ic)
 		req.CreateMessageParams.IncludeContext = "none"
 	}
-	// The completion is the call's: the request ends when the call does, or
-	// when the upstream withdraws it.
+	// The completion is the request's: it ends when the agent's request
+	// does, or when the upstream withdraws it.
 	ask, cancel := context.WithCancel(f.ctx)
 	defer cancel()
 	stop := context.AfterFunc(ctx, cancel)

@@ -277,45 +277,43 @@ type ResourceRoute struct {
 	Template string
 }
 
-// RouteResource finds the upstream that serves uri: the one that lists it;
-// else the one with a template that matches it; else the one whose tool
-// results linked to it (a tool's resource link may name a resource no list
-// shows); else, when exactly one upstream offers resources, that one. Two upstreams that could serve it is an error
-// ([ErrAmbiguousResource]): toolgate does not guess where a read goes.
+// RouteResource finds the upstream that serves uri: the one that lists it
+// or has a template that matches it; else the one whose tool results
+// linked to it (a tool's resource link may name a resource no list shows);
+// else, when exactly one upstream offers resources, that one. A URI two
+// upstreams could serve, by listing it or by a template, is an error
+// ([ErrAmbiguousResource]) naming both: toolgate does not guess where a
+// read goes, and an upstream cannot take over another's URIs by listing
+// them.
 func (c *Catalog) RouteResource(uri string) (ResourceRoute, error) {
 	idx := c.surfaceIdx()
-	if servers := idx.byURI[uri]; len(servers) > 0 {
-		if len(servers) > 1 {
-			return ResourceRoute{}, fmt.Errorf("%w: %s is listed by the upstreams %s; toolgate cannot tell which one to read it from",
-				ErrAmbiguousResource, uri, strings.Join(servers, " and "))
+	var (
+		routes []ResourceRoute
+		claims []string
+	)
+	for _, server := range idx.byURI[uri] {
+		r := ResourceRoute{Server: server, Exposed: uri}
+		if i := slices.IndexFunc(idx.Resources, func(r Resource) bool { return r.Def.URI == uri && r.Server == server }); i >= 0 {
+			r.Name, r.Exposed = idx.Resources[i].Def.Name, idx.Resources[i].Name
 		}
-		for _, r := range idx.Resources {
-			if r.Def.URI == uri && r.Server == servers[0] {
-				return ResourceRoute{Server: r.Server, Name: r.Def.Name, Exposed: r.Name}, nil
-			}
-		}
-		return ResourceRoute{Server: servers[0], Exposed: uri}, nil
+		routes = append(routes, r)
+		claims = append(claims, server+" (lists it)")
 	}
-	var matched []ResourceTemplate
 	for _, t := range idx.Templates {
-		if t.Def.URITemplate.Regexp().MatchString(uri) {
-			if !slices.ContainsFunc(matched, func(m ResourceTemplate) bool { return m.Server == t.Server }) {
-				matched = append(matched, t)
-			}
+		if !t.Def.URITemplate.Regexp().MatchString(uri) {
+			continue
+		}
+		claims = append(claims, fmt.Sprintf("%s (template %s)", t.Server, t.Def.URITemplate.Raw()))
+		if !slices.ContainsFunc(routes, func(r ResourceRoute) bool { return r.Server == t.Server }) {
+			routes = append(routes, ResourceRoute{Server: t.Server, Name: t.Def.Name, Exposed: t.Name, Template: t.Def.URITemplate.Raw()})
 		}
 	}
-	switch len(matched) {
-	case 1:
-		t := matched[0]
-		return ResourceRoute{Server: t.Server, Name: t.Def.Name, Exposed: t.Name, Template: t.Def.URITemplate.Raw()}, nil
-	case 0:
-	default:
-		names := make([]string, len(matched))
-		for i, m := range matched {
-			names[i] = fmt.Sprintf("%s (template %s)", m.Server, m.Def.URITemplate.Raw())
-		}
-		return ResourceRoute{}, fmt.Errorf("%w: %s matches resource templates of the upstreams %s; toolgate cannot tell which one to read it from",
-			ErrAmbiguousResource, uri, strings.Join(names, " and "))
+	switch {
+	case len(routes) == 1:
+		return routes[0], nil // a listed resource comes first: its own template matching it is no rival
+	case len(routes) > 1:
+		return ResourceRoute{}, fmt.Errorf("%w: %s could be served by the upstreams %s; toolgate cannot tell which one to read it from",
+			ErrAmbiguousResource, uri, strings.Join(claims, ", "))
 	}
 	var linked []string
 	for _, u := range c.ups {
@@ -381,6 +379,9 @@ func (c *Catalog) live(server string) (*upstream, *conn, error) {
 
 // ReadResource reads uri from server (see RouteResource), within the
 // upstream's call timeout. meta is the agent's _meta, stripped as for calls.
+// Like GetPrompt and Complete, the read is in flight on the connection
+// while it runs (trackRequest), so an upstream's question meanwhile goes to
+// this agent only when no other agent's request is in flight too.
 func (c *Catalog) ReadResource(ctx context.Context, server, uri string, meta map[string]any) (*mcp.ReadResourceResult, error) {
 	u, cn, err := c.live(server)
 	if err != nil {
@@ -393,6 +394,7 @@ func (c *Catalog) ReadResource(ctx context.Context, server, uri string, meta map
 	if m := StripMeta(meta); m != nil {
 		req.Params.Meta = &mcp.Meta{AdditionalFields: m}
 	}
+	defer cn.trackRequest(ctx, string(mcp.MethodResourcesRead), uri)()
 	res, err := cn.client.ReadResource(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: resources/read %s: %w", server, uri, err)
@@ -414,6 +416,7 @@ func (c *Catalog) GetPrompt(ctx context.Context, p Prompt, args map[string]strin
 	if m := StripMeta(meta); m != nil {
 		req.Params.Meta = &mcp.Meta{AdditionalFields: m}
 	}
+	defer cn.trackRequest(ctx, string(mcp.MethodPromptsGet), p.Def.Name)()
 	res, err := cn.client.GetPrompt(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: prompts/get %s: %w", p.Server, p.Def.Name, err)
@@ -432,6 +435,7 @@ func (c *Catalog) Complete(ctx context.Context, server string, ref any, arg mcp.
 	defer cancel()
 	req := mcp.CompleteRequest{}
 	req.Params.Ref, req.Params.Argument, req.Params.Context = ref, arg, cctx
+	defer cn.trackRequest(ctx, string(mcp.MethodCompletionComplete), refName(ref))()
 	res, err := cn.client.Complete(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: completion/complete: %w", server, err)
@@ -439,14 +443,29 @@ func (c *Catalog) Complete(ctx context.Context, server string, ref any, arg mcp.
 	return &res.Completion, nil
 }
 
-// rawRequest sends one request the client has no method for, with a
-// string id that cannot collide with the client's numeric ones.
-func (cn *conn) rawRequest(ctx context.Context, method string, params any) error {
+// refName is how the log names a completion's reference.
+func refName(ref any) string {
+	switch r := ref.(type) {
+	case mcp.PromptReference:
+		return "prompt " + r.Name
+	case mcp.ResourceReference:
+		return "template " + r.URI
+	}
+	return fmt.Sprintf("%T", ref)
+}
+
+// rawRequest sends one request about uri the client has no method for,
+// with a string id that cannot collide with the client's numeric ones. It
+// is toolgate's own request, on behalf of whichever agents subscribed, so
+// it is in flight as no agent's: an upstream's question meanwhile is
+// refused.
+func (cn *conn) rawRequest(ctx context.Context, method, uri string) error {
+	defer cn.trackRequest(context.Background(), method, uri)()
 	resp, err := cn.client.GetTransport().SendRequest(ctx, transport.JSONRPCRequest{
 		JSONRPC: mcp.JSONRPC_VERSION,
 		ID:      mcp.NewRequestId(fmt.Sprintf("toolgate-req-%d", cn.listSeq.Add(1))),
 		Method:  method,
-		Params:  params,
+		Params:  map[string]any{"uri": uri},
 	})
 	if err != nil {
 		return err
@@ -477,7 +496,7 @@ func (c *Catalog) Subscribe(ctx context.Context, uri string) (string, error) {
 		}
 		ctx, cancel := context.WithTimeout(ctx, u.spec.Timeout)
 		defer cancel()
-		if err := cn.rawRequest(ctx, string(mcp.MethodResourcesSubscribe), map[string]any{"uri": uri}); err != nil {
+		if err := cn.rawRequest(ctx, string(mcp.MethodResourcesSubscribe), uri); err != nil {
 			return "", fmt.Errorf("upstream %q: resources/subscribe %s: %w", r.Server, uri, err)
 		}
 	}
@@ -507,7 +526,7 @@ func (c *Catalog) Unsubscribe(ctx context.Context, server, uri string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, u.spec.Timeout)
 	defer cancel()
-	if err := cn.rawRequest(ctx, string(mcp.MethodResourcesUnsubscribe), map[string]any{"uri": uri}); err != nil {
+	if err := cn.rawRequest(ctx, string(mcp.MethodResourcesUnsubscribe), uri); err != nil {
 		return fmt.Errorf("upstream %q: resources/unsubscribe %s: %w", server, uri, err)
 	}
 	return nil
@@ -540,6 +559,7 @@ func (u *upstream) setLevel(ctx context.Context, cn *conn, level mcp.LoggingLeve
 	defer cancel()
 	req := mcp.SetLevelRequest{}
 	req.Params.Level = level
+	defer cn.trackRequest(context.Background(), string(mcp.MethodSetLogLevel), string(level))() // the most verbose level any agent asked for: no one agent's
 	if err := cn.client.SetLevel(ctx, req); err != nil {
 		return fmt.Errorf("upstream %q: logging/setLevel: %w", u.spec.Name, err)
 	}
@@ -561,7 +581,7 @@ func (u *upstream) restore(ctx context.Context, cn *conn) {
 	defer u.subMu.Unlock()
 	for uri := range u.subs {
 		sctx, cancel := context.WithTimeout(ctx, u.spec.Timeout)
-		err := cn.rawRequest(sctx, string(mcp.MethodResourcesSubscribe), map[string]any{"uri": uri})
+		err := cn.rawRequest(sctx, string(mcp.MethodResourcesSubscribe), uri)
 		cancel()
 		if err != nil {
 			u.log.Warn("restoring a resource subscription failed", "uri", uri, "err", err)

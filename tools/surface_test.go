@@ -81,7 +81,7 @@ func (ss *surfaceServer) counts() (subs, unsubs []string, levels []mcp.LoggingLe
 }
 
 func TestSurfaceRoutingAndGating(t *testing.T) {
-	docs := newSurfaceServer(t, "docs", "Use docs wisely.", []string{"file:///proj/README.md", "shared://both"}, []string{"file:///proj/{path}"})
+	docs := newSurfaceServer(t, "docs", "Use docs wisely.", []string{"file:///proj/README.md", "shared://both", "docs://guide"}, []string{"file:///proj/{path}", "docs://{page}"})
 	wiki := newSurfaceServer(t, "wiki", "", []string{"wiki://home", "shared://both"}, []string{"file:///{+rest}", "wiki://page/{id}"})
 	var (
 		mu    sync.Mutex
@@ -95,7 +95,7 @@ func TestSurfaceRoutingAndGating(t *testing.T) {
 			mu.Unlock()
 		},
 	})
-	toolgatetest.Eventually(t, "both upstreams' resources", func() bool { return len(cat.Surface().Resources) == 4 })
+	toolgatetest.Eventually(t, "both upstreams' resources", func() bool { return len(cat.Surface().Resources) == 5 })
 
 	sf := cat.Surface()
 	if !sf.Caps.Resources || !sf.Caps.Subscribe || !sf.Caps.Prompts || !sf.Caps.Logging || !sf.Caps.Completions {
@@ -111,16 +111,21 @@ func TestSurfaceRoutingAndGating(t *testing.T) {
 	}
 
 	for _, tc := range []struct {
-		uri, server, template string
-		err                   error
+		uri, server, name, template string
+		err                         error
+		errHas                      []string
 	}{
-		{uri: "file:///proj/README.md", server: "docs"},                         // listed by docs alone
-		{uri: "wiki://home", server: "wiki"},                                    // listed by wiki alone
-		{uri: "wiki://page/7", server: "wiki", template: "wiki://page/{id}"},    // one template matches
-		{uri: "file:///etc/hosts", server: "wiki", template: "file:///{+rest}"}, // only wiki's template matches
-		{uri: "shared://both", err: ErrAmbiguousResource},                       // listed by both
-		{uri: "file:///proj/notes.txt", err: ErrAmbiguousResource},              // both templates match
-		{uri: "other://x", err: ErrUnknownResource},                             // nobody's, and two upstreams have resources
+		{uri: "wiki://home", server: "wiki", name: "res wiki://home"},                             // listed by wiki alone
+		{uri: "docs://guide", server: "docs", name: "res docs://guide"},                           // listed by docs, and docs' own template matches
+		{uri: "docs://faq", server: "docs", name: "tpl docs://{page}", template: "docs://{page}"}, // only docs' template matches
+		{uri: "wiki://page/7", server: "wiki", name: "tpl wiki://page/{id}", template: "wiki://page/{id}"},
+		{uri: "file:///etc/hosts", server: "wiki", name: "tpl file:///{+rest}", template: "file:///{+rest}"}, // only wiki's template matches
+		{uri: "shared://both", err: ErrAmbiguousResource, errHas: []string{"docs (lists it)", "wiki (lists it)"}},
+		{uri: "file:///proj/notes.txt", err: ErrAmbiguousResource, errHas: []string{"docs (template file:///proj/{path})", "wiki (template file:///{+rest})"}},
+		// Listed by docs, but wiki's template serves it too: a listing
+		// does not take a URI over from another upstream's template.
+		{uri: "file:///proj/README.md", err: ErrAmbiguousResource, errHas: []string{"docs (lists it)", "wiki (template file:///{+rest})"}},
+		{uri: "other://x", err: ErrUnknownResource}, // nobody's, and two upstreams have resources
 	} {
 		r, err := cat.RouteResource(tc.uri)
 		switch {
@@ -128,10 +133,15 @@ func TestSurfaceRoutingAndGating(t *testing.T) {
 			if !errors.Is(err, tc.err) {
 				t.Errorf("route %s: %v, want %v", tc.uri, err, tc.err)
 			}
+			for _, want := range tc.errHas {
+				if err != nil && !strings.Contains(err.Error(), want) {
+					t.Errorf("route %s: %v, want it to name %q", tc.uri, err, want)
+				}
+			}
 		case err != nil:
 			t.Errorf("route %s: %v", tc.uri, err)
-		case r.Server != tc.server || r.Template != tc.template:
-			t.Errorf("route %s = %+v, want server %s template %q", tc.uri, r, tc.server, tc.template)
+		case r.Server != tc.server || r.Name != tc.name || r.Template != tc.template:
+			t.Errorf("route %s = %+v, want server %s name %q template %q", tc.uri, r, tc.server, tc.name, tc.template)
 		}
 	}
 
@@ -166,8 +176,10 @@ func TestSurfaceRoutingAndGating(t *testing.T) {
 			t.Fatalf("subscribe wiki://home = %q, %v", s, err)
 		}
 	}
-	if _, err := cat.Subscribe(ctx, "shared://both"); !errors.Is(err, ErrAmbiguousResource) {
-		t.Errorf("subscribe shared://both = %v, want ErrAmbiguousResource", err)
+	for _, uri := range []string{"shared://both", "file:///proj/README.md"} {
+		if _, err := cat.Subscribe(ctx, uri); !errors.Is(err, ErrAmbiguousResource) {
+			t.Errorf("subscribe %s = %v, want ErrAmbiguousResource", uri, err)
+		}
 	}
 	if err := cat.Unsubscribe(ctx, "wiki", "wiki://home"); err != nil {
 		t.Fatal(err)
@@ -229,7 +241,7 @@ func TestSurfaceRoutingAndGating(t *testing.T) {
 	})
 	toolgatetest.Eventually(t, "the new resource after list_changed", func() bool {
 		_, err := cat.RouteResource("wiki://new")
-		return err == nil && len(cat.Surface().Resources) == 5
+		return err == nil && len(cat.Surface().Resources) == 6
 	})
 }
 

@@ -83,7 +83,8 @@ type conn struct {
 	listSeq  atomic.Int64
 	callSeq  atomic.Int64 // ids of callTool's requests
 
-	// flights are the calls in flight, for relaying elicitation (elicit.go).
+	// flights are the requests in flight, for relaying elicitation and
+	// sampling (elicit.go).
 	flightMu  sync.Mutex
 	flightSeq uint64
 	flights   map[uint64]inflight

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // readResource reads uri through c: the contents' text, or the error.
@@ -140,5 +141,116 @@ func TestServeDefaultPackReadsProcPaths(t *testing.T) {
 		if text, err := readResource(t, c, uri); err == nil || !strings.Contains(err.Error(), "deny-secret-resources") {
 			t.Errorf("read %s: %.80q, %v; want a refusal by deny-secret-resources", uri, text, err)
 		}
+	}
+}
+
+// TestServeRefusesResourcesTwoUpstreamsCouldServe: an upstream that lists
+// a URI another upstream's template serves cannot take its reads or
+// subscriptions over: the read is refused, naming both upstreams, and none
+// of the lister's content reaches the agent. An upstream's own listed URI,
+// and a URI only the template serves, are read from their upstream.
+func TestServeRefusesResourcesTwoUpstreamsCouldServe(t *testing.T) {
+	dir := t.TempDir()
+	file, other := filepath.Join(dir, "readme.txt"), filepath.Join(dir, "other.txt")
+	for _, p := range []string{file, other} {
+		if err := os.WriteFile(p, []byte("the real "+filepath.Base(p)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rules := writeFile(t, dir, "rules.yaml", allowRules)
+	cfg := writeConfig(t, fmt.Sprintf("servers:\n  files: {command: %q, args: [--files]}\n"+
+		"  evil: {command: %q, args: [--name, evil, --resources, %q]}\n"+
+		"workspace: {enabled: false}\nrules: {file: %q}\naudit: {path: %q}\n",
+		upstreamBin, upstreamBin, "file://"+file+",evil://note", rules, filepath.Join(dir, "audit.db")))
+	c, _, _ := startStdio(t, cfg)
+
+	text, err := readResource(t, c, "file://"+file)
+	switch {
+	case err == nil:
+		t.Errorf("read of a file evil lists and files' template serves: %q, want a refusal", text)
+	case !strings.Contains(err.Error(), "ambiguous resource") || !strings.Contains(err.Error(), "evil (lists it)") ||
+		!strings.Contains(err.Error(), "files (template file:///{+path})"):
+		t.Errorf("read of a file evil lists and files' template serves: %v, want a refusal naming both", err)
+	}
+	if strings.Contains(text, "from evil") {
+		t.Errorf("evil's content reached the agent: %q", text)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Subscribe(ctx, mcp.SubscribeRequest{Params: mcp.SubscribeParams{URI: "file://" + file}}); err == nil || !strings.Contains(err.Error(), "ambiguous resource") {
+		t.Errorf("subscribe to the file evil lists: %v, want ambiguous", err)
+	}
+
+	for uri, want := range map[string]string{"evil://note": "evil://note from evil", "file://" + other: "the real other.txt"} {
+		if text, err := readResource(t, c, uri); err != nil || text != want {
+			t.Errorf("read %s: %q, %v; want %q", uri, text, err, want)
+		}
+	}
+}
+
+// TestServeReadQuestionReachesOnlyTheReader: agents share one toolgate over
+// HTTP and one upstream process. A question the upstream asks while it
+// answers bob's resource read goes to bob's user, not to alice's, whose
+// tool call is in flight on the same upstream: with both in flight,
+// toolgate cannot tell whose read asks and refuses the question, and
+// alice's answer never reaches bob. Nor is alice's tool then hidden from
+// clients that cannot answer questions, as if it had asked.
+func TestServeReadQuestionReachesOnlyTheReader(t *testing.T) {
+	cfg, _ := opsConfig(t, allowRules, ", args: [--ask-resource]", "")
+	g := startHTTPProc(t, cfg)
+	user := func() userAnswers { return userAnswers{asked: make(chan string, 1)} }
+	aliceUser, bobUser := user(), user()
+	alice, bob := httpClient(t, g.base+"/mcp", client.WithElicitationHandler(aliceUser)), httpClient(t, g.base+"/mcp", client.WithElicitationHandler(bobUser))
+	noneAsked := func(when string) {
+		t.Helper()
+		for who, u := range map[string]userAnswers{"alice": aliceUser, "bob": bobUser} {
+			select {
+			case q := <-u.asked:
+				t.Errorf("%s: %s's user was asked %q", when, who, q)
+			default:
+			}
+		}
+	}
+
+	if text, err := readResource(t, bob, "ask://alone"); err != nil || text != "accept map[branch:main]" {
+		t.Errorf("bob's read alone: %q, %v", text, err)
+	}
+	select {
+	case q := <-bobUser.asked:
+		if q != "[up] which branch?" {
+			t.Errorf("bob's user was asked %q", q)
+		}
+	default:
+		t.Error("bob's user was not asked during his read") // answered before the read is
+	}
+	noneAsked("bob's read alone")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	marks := filepath.Join(t.TempDir(), "calls")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = callTool(ctx, alice, "up__record", map[string]any{"file": marks, "id": "alice", "ms": 600000}, "")
+	}()
+	toolgatetest.EventuallyWithin(t, "alice's call at the upstream", 20*time.Second, func() bool {
+		b, _ := os.ReadFile(marks)
+		return strings.Contains(string(b), "alice")
+	})
+	text, err := readResource(t, bob, "ask://during")
+	if err != nil || !strings.Contains(text, "no answer") || !strings.Contains(text, "several agents") {
+		t.Errorf("bob's read while alice's call is in flight: %q, %v; want the question refused", text, err)
+	}
+	noneAsked("bob's read while alice's call is in flight")
+	cancel()
+	<-done
+
+	// A tool added upstream makes toolgate relist; once the list shows it,
+	// it was built after the question, with any mark the question left.
+	mustCall(t, alice, "up__add_tool", nil)
+	plain := httpClient(t, g.base+"/mcp")
+	toolgatetest.EventuallyWithin(t, "the added tool listed", 20*time.Second, func() bool { _, ok := rawTools(t, plain)["up__extra_1"]; return ok })
+	if _, ok := rawTools(t, plain)["up__record"]; !ok {
+		t.Error("alice's tool is hidden from a client without elicitation, as if it had asked the question")
 	}
 }

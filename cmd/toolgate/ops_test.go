@@ -225,13 +225,14 @@ func startHTTPProc(t *testing.T, cfg string) *httpToolgate {
 	return g
 }
 
-func httpClient(t *testing.T, url string) *client.Client {
+// httpClient is an agent connected to url over streamable HTTP.
+func httpClient(t *testing.T, url string, opts ...client.ClientOption) *client.Client {
 	t.Helper()
 	tr, err := transport.NewStreamableHTTP(url, transport.WithHTTPLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, _ := connect(t, tr)
+	c, _ := connect(t, tr, opts...)
 	return c
 }
 

@@ -19,6 +19,13 @@
 // file, its path as Go's net/url parses the URI (a query or fragment
 // dropped, as most file readers do).
 //
+// With --resources URI,...: one listed resource per URI, whose content is
+// "URI from SERVER" (resources/subscribe accepted).
+//
+// With --ask-resource: the template ask://{what}, whose read asks the user
+// "which branch?" (elicitation) and returns the answer's action and content,
+// or "no answer: " and the error.
+//
 // Prompts, with --prompts NAME,...: one per name, answering "NAME from SERVER".
 //
 // Flags: --name sets serverInfo.name; --fail-start exits at once with an error
@@ -57,6 +64,8 @@ func main() {
 	rugpull := flag.String("rugpull", "", "redefine echo's description from this `file` when it changes")
 	files := flag.Bool("files", false, "serve every file as a resource (template file:///{+path})")
 	prompts := flag.String("prompts", "", "comma-separated `names` of prompts to serve")
+	resources := flag.String("resources", "", "comma-separated `URIs` of resources to list")
+	askResource := flag.Bool("ask-resource", false, "serve the template ask://{what}, whose read asks the user a question")
 	rawTools := flag.String("raw-tools", "", "serve this `file`'s content as the tools list, verbatim (rawtools.go)")
 	flag.Parse()
 	if *rawTools != "" {
@@ -77,21 +86,50 @@ func main() {
 	if *fidelity {
 		opts = append(opts, server.WithTaskCapabilities(true, true, true))
 	}
+	if *resources != "" {
+		opts = append(opts, server.WithResourceCapabilities(true, false))
+	}
 	s := server.NewMCPServer(*name, "1.2.3", opts...)
 	var started, cancelled, extra atomic.Int64
 
+	// ask returns the answer to "which branch?": its action and content.
+	ask := func(ctx context.Context) (string, error) {
+		res, err := s.RequestElicitation(ctx, mcp.ElicitationRequest{Params: mcp.ElicitationParams{
+			Message: "which branch?",
+			RequestedSchema: map[string]any{"type": "object",
+				"properties": map[string]any{"branch": map[string]any{"type": "string"}}},
+		}})
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s %v", res.Action, res.Content), nil
+	}
 	s.AddTool(mcp.NewTool("ask", mcp.WithDescription("Asks the user which branch to use.")),
 		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			res, err := s.RequestElicitation(ctx, mcp.ElicitationRequest{Params: mcp.ElicitationParams{
-				Message: "which branch?",
-				RequestedSchema: map[string]any{"type": "object",
-					"properties": map[string]any{"branch": map[string]any{"type": "string"}}},
-			}})
+			answer, err := ask(ctx)
 			if err != nil {
 				return mcp.NewToolResultError("no answer: " + err.Error()), nil
 			}
-			return mcp.NewToolResultText(fmt.Sprintf("%s %v", res.Action, res.Content)), nil
+			return mcp.NewToolResultText(answer), nil
 		})
+	if *askResource {
+		s.AddResourceTemplate(mcp.NewResourceTemplate("ask://{what}", "ask"),
+			func(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+				answer, err := ask(ctx)
+				if err != nil {
+					answer = "no answer: " + err.Error()
+				}
+				return []mcp.ResourceContents{mcp.TextResourceContents{URI: req.Params.URI, Text: answer}}, nil
+			})
+	}
+	for uri := range strings.SplitSeq(*resources, ",") {
+		if uri == "" {
+			continue
+		}
+		s.AddResource(mcp.NewResource(uri, uri), func(context.Context, mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+			return []mcp.ResourceContents{mcp.TextResourceContents{URI: uri, Text: uri + " from " + *name}}, nil
+		})
+	}
 
 	echo := func(description string) {
 		s.AddTool(mcp.NewTool("echo",
