@@ -318,24 +318,26 @@ func (n *normCall) shell(c *toolgate.Call, ws Workspace) {
 		argv   []string
 		isArgv bool
 	)
-	keys := commandArgKeys
-	for _, k := range slices.Sorted(maps.Keys(c.Args)) {
-		if lk := strings.ToLower(k); (strings.HasSuffix(lk, "command") || strings.HasSuffix(lk, "_cmd")) && !slices.Contains(keys, k) {
-			keys = append(slices.Clip(keys), k)
-		}
-	}
-	for _, k := range keys {
-		v, ok := c.Args[k]
-		if !ok {
-			continue
-		}
-		switch x := v.(type) {
+	cmds := commandValues(c.Args)
+	if len(cmds) > 0 {
+		switch x := cmds[0].(type) {
 		case string:
 			line = x
-		case []any, []string:
+		default:
 			argv, isArgv = stringsOf(x), true
 		}
-		break
+		cmds = cmds[1:]
+	}
+	// Every other command argument (a tool's post_command, a nested
+	// step's command, a list under commands) runs too: each is analysed
+	// as a line of its own, and cmd.line holds them all, a line each.
+	var more []string
+	for _, v := range cmds {
+		if s, ok := v.(string); ok {
+			more = append(more, s)
+		} else {
+			more = append(more, quoteArgv(stringsOf(v)))
+		}
 	}
 	if !isArgv {
 		// A program and its argument list: the workspace tool runs exactly
@@ -355,8 +357,8 @@ func (n *normCall) shell(c *toolgate.Call, ws Workspace) {
 		}
 	}
 	sa := shellAnalysis{n: n, ws: ws}
-	if size := len(line) + len(strings.Join(argv, " ")); size > maxShellBytes {
-		n.line = line
+	if size := len(line) + len(strings.Join(argv, " ")) + len(strings.Join(more, "\n")); size > maxShellBytes {
+		n.line = strings.Join(append([]string{line}, more...), "\n")
 		n.err = fmt.Errorf("%w: a command of %d bytes, more than the %d analysed", errShell, size, maxShellBytes)
 		return
 	}
@@ -371,10 +373,72 @@ func (n *normCall) shell(c *toolgate.Call, ws Workspace) {
 		n.line = line
 		n.err = sa.line(line, n.cwd, 0)
 	}
+	for _, l := range more {
+		if n.err != nil {
+			return
+		}
+		n.line += "\n" + l
+		n.err = sa.line(l, n.cwd, 0)
+	}
 	if n.err != nil {
 		return
 	}
 	n.argv = append(n.argv, sa.nested...)
+}
+
+// commandValues are the command arguments of args: the string or list
+// under each command key (cmd, a key ending in "command" or "_cmd", and at
+// the top level the rest of commandArgKeys: a nested "code" or "script" is
+// seldom a shell's), and each string under a key ending in "commands" or
+// "_cmds", at any depth up to maxArgWalk (nested objects and lists of
+// them). The first is the top-level one of commandArgKeys that comes first
+// there, the tool's command; the rest follow in key order.
+func commandValues(args map[string]any) []any {
+	var first, rest []any
+	firstKey := len(commandArgKeys)
+	var walk func(m map[string]any, depth int)
+	walkValue := func(v any, depth int) {
+		switch x := v.(type) {
+		case map[string]any:
+			walk(x, depth+1)
+		case []any:
+			for _, e := range x {
+				if m, ok := e.(map[string]any); ok {
+					walk(m, depth+1)
+				}
+			}
+		}
+	}
+	walk = func(m map[string]any, depth int) {
+		if depth > maxArgWalk {
+			return
+		}
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			v, lk := m[k], strings.ToLower(k)
+			switch {
+			case strings.HasSuffix(lk, "commands") || strings.HasSuffix(lk, "_cmds"):
+				for _, s := range stringsOf(v) {
+					rest = append(rest, s)
+				}
+			case depth == 0 && slices.Contains(commandArgKeys, k) || lk == "cmd" || strings.HasSuffix(lk, "command") || strings.HasSuffix(lk, "_cmd"):
+				if _, ok := v.(string); !ok && stringsOf(v) == nil {
+					break
+				}
+				if i := slices.Index(commandArgKeys, k); depth == 0 && i >= 0 && i < firstKey {
+					if first != nil {
+						rest = append(rest, first...)
+					}
+					first, firstKey = []any{v}, i
+					continue
+				}
+				rest = append(rest, v)
+				continue
+			}
+			walkValue(v, depth)
+		}
+	}
+	walk(args, 0)
+	return append(first, rest...)
 }
 
 // quoteArgv renders an argv as a shell command line that would run it.

@@ -52,3 +52,37 @@ func TestServeRelativePathsWhereTheServerRuns(t *testing.T) {
 		t.Errorf("read ws/notes.txt: %s; want the workspace file read", text)
 	}
 }
+
+// TestServeEveryCommandArgumentRead: a shell server's tool that runs a
+// post_command after its command has both read by the embedded default
+// rules: a secret read in the second is denied as in the first, and
+// nothing of it reaches the agent; two harmless ones still run.
+func TestServeEveryCommandArgumentRead(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, ".env"), []byte("API_KEY=sk-live-123"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "toolgate.yaml")
+	body := fmt.Sprintf("servers:\n  sh: {command: %q, args: [--shell], cwd: %q}\nworkspace: {enabled: false, root: %q}\naudit: {path: %q}\nreview: {timeout: 1s}\n",
+		upstreamBin, dir, dir, filepath.Join(filepath.Dir(cfg), "audit.db"))
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, _, _ := startStdio(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := callTool(ctx, c, "sh__exec", map[string]any{"command": "ls", "post_command": "cat .env"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text := resultText(res); !res.IsError || !strings.Contains(text, "deny-secret-paths") || strings.Contains(text, "sk-live") {
+		t.Errorf("post_command cat .env: %s; want it denied by deny-secret-paths", text)
+	}
+	res, err = callTool(ctx, c, "sh__exec", map[string]any{"command": "echo first", "post_command": "echo second"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text := resultText(res); res.IsError || !strings.Contains(text, "first\nsecond") {
+		t.Errorf("two echo commands: %s; want both run", text)
+	}
+}

@@ -44,6 +44,7 @@ import (
 	"log"
 	"net/url"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,6 +67,7 @@ func main() {
 	prompts := flag.String("prompts", "", "comma-separated `names` of prompts to serve")
 	resources := flag.String("resources", "", "comma-separated `URIs` of resources to list")
 	askResource := flag.Bool("ask-resource", false, "serve the template ask://{what}, whose read asks the user a question")
+	shell := flag.Bool("shell", false, "add exec, which runs its command, then its post_command, with sh -c")
 	rawTools := flag.String("raw-tools", "", "serve this `file`'s content as the tools list, verbatim (rawtools.go)")
 	flag.Parse()
 	if *rawTools != "" {
@@ -219,6 +221,21 @@ func main() {
 			}
 			return mcp.NewToolResultText(string(b)), nil
 		})
+
+	if *shell {
+		s.AddTool(mcp.NewTool("exec", mcp.WithDescription("Runs a shell command, then its post_command."),
+			mcp.WithString("command", mcp.Required()), mcp.WithString("post_command")),
+			func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				var out []byte
+				for _, k := range []string{"command", "post_command"} {
+					if c := req.GetString(k, ""); c != "" {
+						b, _ := exec.CommandContext(ctx, "sh", "-c", c).CombinedOutput()
+						out = append(out, b...)
+					}
+				}
+				return mcp.NewToolResultText(string(out)), nil
+			})
+	}
 
 	s.AddTool(mcp.NewTool("env", mcp.WithDescription("The process's environment.")),
 		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
