@@ -32,7 +32,7 @@ var secretPatterns = []string{
 	"**/.{bash,zsh,sh,python,psql,mysql,node_repl}_history", "**/.histfile",
 	"**/.env", "**/.env.*", "**/.envrc", "**/credentials.json", "**/service-account*.json",
 	"**/*.tfstate", "**/*.tfstate.*", "**/.htpasswd", "**/master.key",
-	"/proc/*/environ", "/proc/*/task/*/environ", "/proc/*/mem", "/proc/*/fd/**",
+	"/proc/*/{,task/*/}{environ,mem,fd/**,map_files/**}",
 	"/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/ssl/private/**",
 	"/root", "/root/**", "/{var/,}run/secrets/**", "/var/run/secrets",
 	"~/.config/toolgate/**", "~/.local/state/toolgate/**",
