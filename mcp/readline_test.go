@@ -3,13 +3,16 @@ package mcp
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
+	"strconv"
+	"strings"
 	"testing"
 )
 
 // FuzzReadLine holds readLine to bufio's ReadBytes: the same lines, those
-// longer than max cut to their first max bytes with errLineTooLong, and
-// the lines after them read whole, whatever the buffer's size.
+// longer than max cut to their first max bytes with a *lineTooLongError,
+// and the lines after them read whole, whatever the buffer's size.
 func FuzzReadLine(f *testing.F) {
 	f.Add([]byte("ab\ncdefgh\n\nij"), 3, 16)
 	f.Add([]byte("abc\nabcd\n"), 3, 16)
@@ -22,10 +25,11 @@ func FuzzReadLine(f *testing.F) {
 			line, err := readLine(got, int64(max))
 			wline, werr := want.ReadBytes('\n')
 			body := bytes.TrimSuffix(wline, []byte("\n"))
+			var big *lineTooLongError
 			switch {
 			case werr == nil && len(body) > max:
-				if !errors.Is(err, errLineTooLong) || !bytes.Equal(line, wline[:max]) {
-					t.Fatalf("line of %d, max %d: got %q, %v; want its first %d bytes and errLineTooLong", len(body), max, line, err, max)
+				if !errors.As(err, &big) || !bytes.Equal(line, wline[:max]) {
+					t.Fatalf("line of %d, max %d: got %q, %v; want its first %d bytes and a lineTooLongError", len(body), max, line, err, max)
 				}
 			case werr != nil && len(wline) > max:
 				if err != werr || !bytes.Equal(line, wline[:max]) {
@@ -41,18 +45,45 @@ func FuzzReadLine(f *testing.F) {
 	})
 }
 
-func TestLineID(t *testing.T) {
-	for in, want := range map[string]any{
-		`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"arguments":{"x":"yyy`: int64(7),
-		`{"id":"a","params":`:                        "a",
-		`{"method":"tools/call","params":{"id":3,"x`: nil, // an id inside params is not the request's
-		`{"params":{"x":"yyy`:                        nil,
-		`{"id":1.5,"x":`:                             nil,
-		`["id",1]`:                                   nil,
-		`{"params":{},"id":9}`:                       int64(9),
+// FuzzTopLevel holds topLevel to encoding/json on every JSON object: the
+// same top-level "id" (a string or an int64 of at most maxIDBytes), and
+// the same answer to "a response, not a request?", fed in pieces of any
+// size.
+func FuzzTopLevel(f *testing.F) {
+	for _, s := range []string{
+		`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"arguments":{"x":"y"}}}`,
+		`{"method":"tools/call","params":{"id":3,"x":"}"},"jsonrpc":"2.0","id":"a\"b"}`,
+		`{"result":{"id":1},"id":9}`, `{"error":{},"id":"x","method":"m"}`, `{"id":1,"id":2}`,
+		`{ "id" : 12 , "p" : [ {"id":4} ] }`, `{"id":1.5}`, `{"id":null,"result":1}`, `["id",1]`,
+		`{"id":"` + strings.Repeat("a", maxIDBytes-2) + `"   }`, `{"id":"` + strings.Repeat("a", maxIDBytes-1) + `"}`,
+		`{"id":  "a b"  ,"method":"x"}`,
 	} {
-		if got := lineID([]byte(in)); got != want {
-			t.Errorf("lineID(%s) = %#v, want %#v", in, got, want)
-		}
+		f.Add([]byte(s), 3)
 	}
+	f.Fuzz(func(t *testing.T, in []byte, piece int) {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(in, &m) != nil {
+			return
+		}
+		var tl topLevel
+		for rest, piece := in, piece&15+1; len(rest) > 0; rest = rest[min(piece, len(rest)):] {
+			tl.feed(rest[:min(piece, len(rest))])
+		}
+		got := tl.result()
+		var want any
+		if raw, ok := m["id"]; ok && len(raw) <= maxIDBytes {
+			var s string
+			if json.Unmarshal(raw, &s) == nil {
+				want = s
+			} else if n, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
+				want = n
+			}
+		}
+		_, method := m["method"]
+		_, result := m["result"]
+		_, rpcErr := m["error"]
+		if got.id != want || got.response != (!method && (result || rpcErr)) {
+			t.Fatalf("%s: got id %#v, response %v; encoding/json reads id %#v, method %v, result %v, error %v", in, got.id, got.response, want, method, result, rpcErr)
+		}
+	})
 }

@@ -2,7 +2,6 @@ package mcp
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -11,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -173,8 +171,14 @@ func (c *stdioConn) worker() {
 func (c *stdioConn) read() (call bool, id any, line []byte, ok bool) {
 	for {
 		line, err := readLine(c.in, c.srv.o.MaxLineBytes)
-		if errors.Is(err, errLineTooLong) {
-			c.sess.write(mcpgo.NewJSONRPCError(mcpgo.NewRequestId(lineID(line)), mcpgo.INVALID_REQUEST,
+		if big := (*lineTooLongError)(nil); errors.As(err, &big) {
+			if big.response {
+				// An answer is not answered: an error under its id would
+				// land among the agent's own requests.
+				c.srv.log.Warn("stdio: dropped a response past max_request_bytes", "bytes_kept", len(line))
+				continue
+			}
+			c.sess.write(mcpgo.NewJSONRPCError(mcpgo.NewRequestId(big.id), mcpgo.INVALID_REQUEST,
 				fmt.Sprintf("message too large: toolgate reads at most %d bytes a message", c.srv.o.MaxLineBytes), nil))
 			continue
 		}
@@ -435,67 +439,4 @@ func (s *stdioSession) answer(id any, result, rpcErr json.RawMessage) bool {
 	default:
 	}
 	return true
-}
-
-// errLineTooLong is readLine's error for a line longer than its limit.
-var errLineTooLong = errors.New("line too long")
-
-// readLine reads one line, newline included. A line of more than max
-// bytes (its newline not counted) is read to its end and dropped, so one
-// oversized message costs max bytes of memory, not its size, and the next
-// line is read whole: it returns the line's first max bytes and
-// errLineTooLong.
-func readLine(r *bufio.Reader, max int64) ([]byte, error) {
-	var line []byte
-	over := false
-	for {
-		chunk, err := r.ReadSlice('\n')
-		if !over {
-			if room := max + 1 - int64(len(line)); int64(len(chunk)) > room || int64(len(chunk)) == room && chunk[len(chunk)-1] != '\n' {
-				over = true
-				line = append(line, chunk[:room-1]...)
-			} else {
-				line = append(line, chunk...)
-			}
-		}
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		if over && err == nil {
-			return line, errLineTooLong
-		}
-		return line, err
-	}
-}
-
-// lineID is the id of the request whose line begins with prefix, so that
-// the refusal of a too-large request answers it; nil when the prefix has
-// no top-level "id" before a value it cuts short.
-func lineID(prefix []byte) any {
-	d := json.NewDecoder(bytes.NewReader(prefix))
-	if t, err := d.Token(); err != nil || t != json.Delim('{') {
-		return nil
-	}
-	for d.More() {
-		key, err := d.Token()
-		if err != nil {
-			return nil
-		}
-		var v json.RawMessage
-		if err := d.Decode(&v); err != nil {
-			return nil
-		}
-		if key != "id" {
-			continue
-		}
-		var s string
-		if json.Unmarshal(v, &s) == nil {
-			return s
-		}
-		if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
-			return n
-		}
-		return nil
-	}
-	return nil
 }

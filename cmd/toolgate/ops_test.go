@@ -477,9 +477,11 @@ func TestOpsBadArguments(t *testing.T) {
 		t.Errorf("schema-mismatched arguments: isError %v, text %q; want a tool error naming the bad argument", isErr, text)
 	}
 
-	// Oversized lines: a 64 MiB call is refused by its id without being
-	// held whole, 6 MiB of junk is refused too, a 2 MiB argument is served.
-	r.send(`{"jsonrpc":"2.0","id":23,"method":"tools/call","params":{"name":"up__echo","arguments":{"text":"` + strings.Repeat("z", 64<<20) + `"}}}`)
+	// Oversized lines: a 64 MiB call is refused by its id (written last,
+	// as the TypeScript SDK does) without being held whole, 6 MiB of junk
+	// is refused too, a 5 MiB response to nothing is dropped unanswered,
+	// a 2 MiB argument is served.
+	r.send(`{"jsonrpc":"2.0","method":"tools/call","params":{"name":"up__echo","arguments":{"text":"` + strings.Repeat("z", 64<<20) + `"}},"id":23}`)
 	if m := r.next(); errCode(m) != -32600 || m["id"] != 23.0 || !strings.Contains(fmt.Sprint(m["error"]), "at most 4194304 bytes") {
 		t.Errorf("64 MiB call: got %v, want error -32600 for id 23 naming the limit", m)
 	}
@@ -490,6 +492,7 @@ func TestOpsBadArguments(t *testing.T) {
 	if m := r.next(); errCode(m) != -32600 || m["id"] != nil {
 		t.Errorf("6 MiB junk line: got %v, want error -32600 without an id", m)
 	}
+	r.send(`{"jsonrpc":"2.0","id":99,"result":{"content":"` + strings.Repeat("r", 5<<20) + `"}}`)
 	big := strings.Repeat("y", 2<<20)
 	r.send(`{"jsonrpc":"2.0","id":21,"method":"tools/call","params":{"name":"up__echo","arguments":{"text":"` + big + `"}}}`)
 	if text, isErr := callResult(r.next()); isErr || text != big {
