@@ -64,7 +64,7 @@ func (sa *shellAnalysis) line(s, cwd string, depth int) error {
 			}
 		case isRedirection(t.text):
 			target := ""
-			if !strings.HasSuffix(t.text, "&") && !redirToFD.MatchString(t.text) && i+1 < len(toks) && !toks[i+1].op {
+			if !redirToFD.MatchString(t.text) && i+1 < len(toks) && !toks[i+1].op {
 				i++
 				target = toks[i].text
 				nested = append(nested, toks[i].nested...)
@@ -94,6 +94,33 @@ func (sa *shellAnalysis) line(s, cwd string, depth int) error {
 
 // redirToFD matches a redirection that names its target itself: >&2, 2>&1, <&-.
 var redirToFD = regexp.MustCompile(`&[0-9-]+$`)
+
+// redirAccess says what the redirection op (as shellSplit gives it, fd
+// number or & included) does with its target word ("" when op names a
+// descriptor itself): reads it, writes it, or both. Every form that opens
+// a file does one: < reads; >, >>, >|, &>, &>> write; <> reads and writes
+// (the file is opened for both, so 1<>.git/config writes it); >&WORD,
+// N>&WORD and <&WORD duplicate a descriptor when WORD is digits or -, and
+// otherwise open the file WORD (bash's >&file is &>file). A here-string's
+// word is read as a path too: a program that takes names on its input
+// (xargs cat <<< ~/.ssh/id_rsa) reads it. A here-document's delimiter
+// names nothing.
+func redirAccess(op, target string) (reads, writes bool) {
+	op = strings.TrimLeft(op, "0123456789&")
+	if target == "" || strings.HasPrefix(op, "<<") && !strings.HasPrefix(op, "<<<") {
+		return false, false
+	}
+	if strings.HasSuffix(op, "&") && isFDWord(target) {
+		return false, false
+	}
+	return strings.Contains(op, "<"), strings.Contains(op, ">")
+}
+
+// isFDWord reports whether w, the word after >& or <&, names a descriptor
+// (2, 3-) or closes one (-) rather than a file.
+func isFDWord(w string) bool {
+	return w == "-" || isDigits(strings.TrimSuffix(w, "-"))
+}
 
 // isRedirection reports whether a token from shellSplit is a redirection
 // operator (the tokenizer keeps them as words of their own).
@@ -204,9 +231,10 @@ func cutHeredocs(s string) (string, []heredoc, error) {
 func (sa *shellAnalysis) simple(words, redirs []string, docs []heredoc, cwd string, depth int) (string, error) {
 	n := sa.n
 	for i := 0; i+1 < len(redirs); i += 2 {
-		op, target := strings.TrimLeft(redirs[i], "0123456789&"), redirs[i+1]
+		target := redirs[i+1]
 		sa.envRefs(target)
-		if target == "" {
+		reads, writes := redirAccess(redirs[i], target)
+		if !reads && !writes {
 			continue
 		}
 		p := resolvePath(target, cwd, sa.ws)
@@ -217,10 +245,15 @@ func (sa *shellAnalysis) simple(words, redirs []string, docs []heredoc, cwd stri
 		}
 		n.addPath(p)
 		switch {
-		case op[0] == '>' && !isDevSink(p):
-			n.addDest(p)
-		case op[0] == '<':
+		case reads:
+			// Read first (<> too): what it held before is read, so a
+			// secret it names stays one.
 			mark(&n.read, p)
+			if writes && !isDevSink(p) {
+				n.addWritten(p)
+			}
+		case !isDevSink(p):
+			n.addDest(p)
 		}
 	}
 	for _, w := range words {
@@ -410,6 +443,13 @@ func (sa *shellAnalysis) run(words []string, cwd string, depth int) (string, err
 			rest := unwrapOnce(w)
 			for i, a := range rest {
 				if strings.HasPrefix(a, ":::") {
+					// The input sources: operands after :::, files of
+					// them after ::::.
+					for _, v := range rest[i:] {
+						if !strings.HasPrefix(v, ":::") {
+							sa.wordPath(v, cwd)
+						}
+					}
 					rest = rest[:i]
 					break
 				}
@@ -437,6 +477,12 @@ func (sa *shellAnalysis) run(words []string, cwd string, depth int) (string, err
 		break
 	}
 	prog := programName(w[0])
+	if feeder != "" {
+		// The operands xargs or parallel appends come from its input (a
+		// pipe, xargs -a FILE, parallel :::: FILE): ls | grep env | xargs
+		// cat reads .env, named nowhere on the line.
+		n.addComputed(feeder + " " + prog + ": the operands it reads from its input")
+	}
 	if feeder != "" && deletesRecursively(prog, w) {
 		// ls | xargs rm -rf is rm -rf *, with operands no rule can read.
 		n.addEscape(feeder + " " + prog + " -r")

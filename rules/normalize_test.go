@@ -3,6 +3,7 @@ package rules
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
 	"reflect"
 	"slices"
@@ -480,6 +481,103 @@ func TestNormalizeProcPaths(t *testing.T) {
 		}
 		if tc.absent != "" && slices.Contains(n.paths, tc.absent) {
 			t.Errorf("%s: paths %q name %s, which the call does not", name, n.paths, tc.absent)
+		}
+	}
+}
+
+// TestRedirectionTargets: every redirection form shellSplit gives reads
+// its target, writes it (dest: without reading it), does both (<>), or
+// names a descriptor and no file.
+func TestRedirectionTargets(t *testing.T) {
+	ws := Workspace{Root: "/w", Home: "/h"}
+	type want struct{ read, written, dest string }
+	cases := []struct {
+		line string
+		want want
+	}{
+		{`cat < a`, want{read: `/w/a`}},
+		{`cat 0< a`, want{read: `/w/a`}},
+		{"cat <<EOF\nx\nEOF", want{}},
+		{"cat <<-EOF\nx\nEOF", want{}},
+		{`xargs cat <<< a`, want{read: `/w/a`}},
+		{`cat <> a`, want{read: `/w/a`, written: `/w/a`}},
+		{`printf 1<>a`, want{read: `/w/a`, written: `/w/a`}},
+		{`cat 3<>/dev/null`, want{read: `/dev/null`}},
+		{`cat <&3`, want{}},
+		{`cat <&-`, want{}},
+		{`exec 3<&0`, want{}},
+		{`cat <&a`, want{read: `/w/a`}},
+		{`cat <& a`, want{read: `/w/a`}},
+		{`echo > a`, want{written: `/w/a`, dest: `/w/a`}},
+		{`echo >> a`, want{written: `/w/a`, dest: `/w/a`}},
+		{`echo >| a`, want{written: `/w/a`, dest: `/w/a`}},
+		{`echo 2> a`, want{written: `/w/a`, dest: `/w/a`}},
+		{`echo 2>/dev/null`, want{}},
+		{`echo >&2`, want{}},
+		{`echo >& 2`, want{}},
+		{`echo >&-`, want{}},
+		{`echo 2>&1`, want{}},
+		{`echo 2>&1-`, want{}},
+		{`(echo >&2)`, want{}},
+		{`echo >&a`, want{written: `/w/a`, dest: `/w/a`}},
+		{`echo >& a`, want{written: `/w/a`, dest: `/w/a`}},
+		{`echo 1>&a`, want{written: `/w/a`, dest: `/w/a`}},
+		{`echo >&2a`, want{written: `/w/2a`, dest: `/w/2a`}},
+		{`echo >&'2'a`, want{written: `/w/2a`, dest: `/w/2a`}},
+		{`echo >&/dev/null`, want{}},
+		{`echo &> a`, want{written: `/w/a`, dest: `/w/a`}},
+		{`echo &>> a`, want{written: `/w/a`, dest: `/w/a`}},
+		{`echo &>/dev/null`, want{}},
+	}
+	join := func(m map[string]bool) string {
+		return strings.Join(slices.Sorted(maps.Keys(m)), " ")
+	}
+	for _, tc := range cases {
+		n := normalize(&toolgate.Call{Server: "workspace", Tool: "run_command", Args: map[string]any{"command": tc.line}}, ws, nil)
+		if n.err != nil {
+			t.Errorf("%q: %v", tc.line, n.err)
+			continue
+		}
+		if got := (want{join(n.read), strings.Join(n.written, " "), join(n.dest)}); got != tc.want {
+			t.Errorf("%q:\n got %+v\nwant %+v", tc.line, got, tc.want)
+		}
+	}
+}
+
+// TestFeederOperandsComputed: the operands xargs or parallel appends come
+// from its input, so the command it runs has computed operands; parallel's
+// ::: operands and :::: files are paths.
+func TestFeederOperandsComputed(t *testing.T) {
+	ws := Workspace{Root: "/w", Home: "/h"}
+	cases := []struct {
+		line           string
+		computed, read string
+	}{
+		{`ls | xargs cat`, `xargs cat: the operands it reads from its input`, ``},
+		{`xargs -a list cat`, `xargs cat: the operands it reads from its input`, `/w/list`},
+		{`xargs -0 -I{} cat {} < list`, `xargs cat: the operands it reads from its input`, `/w/list`},
+		{`ls | parallel cat`, `parallel cat: the operands it reads from its input`, ``},
+		{`parallel cat ::: a :::: b`, `parallel cat: the operands it reads from its input`, `/w/a /w/b`},
+		{`ls | xargs`, ``, ``},
+		{`ls | cat`, ``, ``},
+	}
+	for _, tc := range cases {
+		n := normalize(&toolgate.Call{Server: "workspace", Tool: "run_command", Args: map[string]any{"command": tc.line}}, ws, nil)
+		if n.err != nil {
+			t.Errorf("%q: %v", tc.line, n.err)
+			continue
+		}
+		var read []string
+		for _, p := range n.paths {
+			if !n.dest[p] && p != "/w" {
+				read = append(read, p)
+			}
+		}
+		if got := strings.Join(n.computed, " "); got != tc.computed {
+			t.Errorf("%q: computed %q, want %q", tc.line, got, tc.computed)
+		}
+		if got := strings.Join(read, " "); got != tc.read {
+			t.Errorf("%q: paths %q, want %q", tc.line, got, tc.read)
 		}
 	}
 }

@@ -150,8 +150,14 @@ func shellSplit(s string) ([]shellToken, error) {
 			}
 			if j < len(s) && s[j] == '&' {
 				j++
+				// >&2 and <&- name a descriptor only when the word ends
+				// there: bash reads >&2x as >& 2x, a file named 2x.
+				k := j
 				for j < len(s) && (s[j] >= '0' && s[j] <= '9' || s[j] == '-') {
 					j++
+				}
+				if j < len(s) && !strings.ContainsRune(" \t\n;|&<>()", rune(s[j])) {
+					j = k
 				}
 			}
 			toks = append(toks, shellToken{text: prefix + s[i:j]})
