@@ -153,6 +153,9 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 	var targetDirs []string
 	var operands []string // every operand word, "-" too
 	includeNext := false  // gawk -i/-l: the next word is a library
+	jqLike := prog == "jq" || prog == "yq" || prog == "gojq" || prog == "jaq"
+	jqFilter := jqLike // the next operand is a jq or yq filter, no path
+	skipWords := 0     // jq --arg NAME VALUE: words that name no path
 	if prog == "env" || prog == "export" || prog == "declare" || prog == "typeset" {
 		for _, a := range cmd[1:] {
 			if isAssignment(a) {
@@ -165,6 +168,10 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 		a := cmd[i]
 		if skipNext {
 			skipNext = false
+			continue
+		}
+		if skipWords > 0 {
+			skipWords--
 			continue
 		}
 		if includeNext {
@@ -259,6 +266,22 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 				if !hasVal {
 					skipNext = true
 				}
+			case jqLike && (name == "--arg" || name == "--argjson"):
+				skipWords = 2
+			case jqLike && (name == "--slurpfile" || name == "--rawfile"):
+				skipWords = 2 // NAME FILE
+				if i+2 < len(cmd) {
+					n.readPath(sa.wordPath(cmd[i+2], cwd))
+				}
+			case jqLike && (name == "--indent" || name == "-L"):
+				skipWords = 1
+				if name == "-L" && i+1 < len(cmd) {
+					n.readPath(sa.wordPath(cmd[i+1], cwd))
+				}
+			case jqLike && short && strings.HasPrefix(a, "-L"):
+				n.readPath(sa.wordPath(a[2:], cwd))
+			case jqLike && (name == "-f" || name == "--from-file"):
+				jqFilter = false
 			case prog == "ssh" && name == "-E":
 				writeNext = true
 			case (prog == "sed" || prog == "gsed") && short && clusterValue(a, 'i', "nrEsuz") != "":
@@ -342,6 +365,12 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 			scripts = append(scripts, a)
 			continue
 		}
+		if jqFilter {
+			if prog != "yq" || len(operands) > 1 || !slices.Contains([]string{"e", "eval", "ea", "eval-all"}, a) {
+				jqFilter = false // read by jqFilters
+			}
+			continue
+		}
 		if codeOpts != nil && len(codeOpts) > 0 && codeOpts[0] == a { // deno eval CODE
 			scriptNext = true
 			continue
@@ -381,8 +410,8 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 	for _, s := range scripts {
 		sa.scriptEscapes(prog, s, cwd)
 	}
-	if prog == "jq" || prog == "yq" || prog == "gojq" || prog == "jaq" {
-		sa.jqFilters(prog, cmd[1:])
+	if jqLike {
+		sa.jqFilters(prog, cmd[1:], cwd)
 	}
 	// What a reader writes to among its operands (uniq IN OUT).
 	writtenOp := ""
@@ -975,7 +1004,7 @@ func (sa *shellAnalysis) scriptEscapes(prog, s, cwd string) {
 // escape a filter that loads a file (yq's load) or comes from a file no
 // rule reads. Every word that is no option is read as a filter: a file
 // name that looks like one only makes the call stricter.
-func (sa *shellAnalysis) jqFilters(prog string, words []string) {
+func (sa *shellAnalysis) jqFilters(prog string, words []string, cwd string) {
 	for i, w := range words {
 		if strings.HasPrefix(w, "-") {
 			if w == "-f" || w == "--from-file" || strings.HasPrefix(w, "--from-file=") {
@@ -992,6 +1021,14 @@ func (sa *shellAnalysis) jqFilters(prog string, words []string) {
 		}
 		if loads {
 			sa.n.addEscape(prog + " load")
+		}
+		// A quoted string that looks like a path may name a file the
+		// filter loads (yq's load, jq's import and include).
+		for _, q := range codeQuoted.FindAllStringSubmatch(w, -1) {
+			if m := q[1] + q[2]; m != "" && !strings.ContainsAny(m, " \t") && (strings.ContainsRune(m, '/') ||
+				strings.HasPrefix(m, ".") || strings.HasPrefix(m, "~") || codeKeyFile.MatchString(m)) {
+				sa.n.readPath(resolvePath(m, cwd, sa.ws))
+			}
 		}
 	}
 }

@@ -321,13 +321,14 @@ var (
 	// jqEnvAny matches any other read of the environment: env, $ENV,
 	// strenv, env() of a computed name, yq's envsubst.
 	jqEnvAny = regexp.MustCompile(`\$ENV\b|(?:^|[^.\w$"])env\b|\bstrenv\b|\benvsubst\b`)
-	// yqLoad matches yq's load operators, which read a file the filter
-	// names.
-	yqLoad = regexp.MustCompile(`\bload(?:_[a-z0-9]+)?\s*\(`)
+	// yqLoad matches yq's load operators and jq's import and include,
+	// which read a file the filter names.
+	yqLoad = regexp.MustCompile(`\bload(?:_[a-z0-9]+)?\s*\(|\b(?:import|include)\s*"`)
 )
 
 // jqScript returns the environment variables a jq or yq filter reads
-// ("*" for one it cannot name) and whether it loads a file of its own.
+// ("*" for one it cannot name) and whether it loads a file of its own
+// (yq's load, jq's modules).
 func jqScript(s string) (env []string, loads bool) {
 	for _, m := range jqEnvName.FindAllStringSubmatch(s, -1) {
 		env = append(env, m[1]+m[2])
