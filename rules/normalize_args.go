@@ -153,6 +153,9 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 	var targetDirs []string
 	var operands []string // every operand word, "-" too
 	includeNext := false  // gawk -i/-l: the next word is a library
+	jqLike := prog == "jq" || prog == "yq" || prog == "gojq" || prog == "jaq"
+	jqFilter := jqLike // the next operand is a jq or yq filter, no path
+	skipWords := 0     // jq --arg NAME VALUE: words that name no path
 	if prog == "env" || prog == "export" || prog == "declare" || prog == "typeset" {
 		for _, a := range cmd[1:] {
 			if isAssignment(a) {
@@ -165,6 +168,10 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 		a := cmd[i]
 		if skipNext {
 			skipNext = false
+			continue
+		}
+		if skipWords > 0 {
+			skipWords--
 			continue
 		}
 		if includeNext {
@@ -259,6 +266,22 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 				if !hasVal {
 					skipNext = true
 				}
+			case jqLike && (name == "--arg" || name == "--argjson"):
+				skipWords = 2
+			case jqLike && (name == "--slurpfile" || name == "--rawfile"):
+				skipWords = 2 // NAME FILE
+				if i+2 < len(cmd) {
+					n.readPath(sa.wordPath(cmd[i+2], cwd))
+				}
+			case jqLike && (name == "--indent" || name == "-L"):
+				skipWords = 1
+				if name == "-L" && i+1 < len(cmd) {
+					n.readPath(sa.wordPath(cmd[i+1], cwd))
+				}
+			case jqLike && short && strings.HasPrefix(a, "-L"):
+				n.readPath(sa.wordPath(a[2:], cwd))
+			case jqLike && (name == "-f" || name == "--from-file"):
+				jqFilter = false
 			case prog == "ssh" && name == "-E":
 				writeNext = true
 			case (prog == "sed" || prog == "gsed") && short && clusterValue(a, 'i', "nrEsuz") != "":
@@ -286,6 +309,37 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 				}
 			case prog == "find" && (strings.HasPrefix(name, "-fprint") || name == "-fls"):
 				writeNext = true
+			case (prog == "sed" || prog == "gsed") && short && (clusterValue(a, 'e', "nrEsuz") != "" || clusterValue(a, 'f', "nrEsuz") != ""):
+				// -ne SCRIPT, -e'1r FILE', -nf FILE: getopt's reading,
+				// which takes everything after the letter, = too.
+				if v := clusterValue(a, 'e', "nrEsuz"); v == "-" {
+					scriptNext = true
+				} else if v != "" {
+					scripts = append(scripts, v)
+				} else {
+					scripts = append(scripts, "")
+					if clusterValue(a, 'f', "nrEsuz") == "-" {
+						skipNext = true
+					}
+				}
+			case strings.HasSuffix(prog, "awk") && short && len(a) > 2 && (a[1] == 'e' || a[1] == 'f' || a[1] == 'E'):
+				// -e'PROGRAM'; -fFILE and -EFILE hold a program no rule reads.
+				if a[1] == 'e' {
+					scripts = append(scripts, a[2:])
+				} else {
+					scripts = append(scripts, "")
+				}
+			case strings.HasSuffix(prog, "awk") && longOpt(name, 4, "--source"):
+				if hasVal {
+					scripts = append(scripts, val)
+				} else {
+					scriptNext = true
+				}
+			case strings.HasSuffix(prog, "awk") && (name == "-E" || longOpt(name, 4, "--exec")):
+				scripts = append(scripts, "")
+				if !hasVal {
+					skipNext = true
+				}
 			case slices.Contains(codeOpts, name) || (prog == "sed" || strings.HasSuffix(prog, "awk")) && (name == "-e" || name == "--expression"):
 				if hasVal {
 					scripts = append(scripts, val)
@@ -307,8 +361,14 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 		if prog == "sed" && a == "" && inPlace && len(scripts) == 0 {
 			continue // BSD sed's -i "" (no backup suffix)
 		}
-		if (prog == "sed" || strings.HasSuffix(prog, "awk")) && len(scripts) == 0 {
+		if (prog == "sed" || prog == "gsed" || strings.HasSuffix(prog, "awk")) && len(scripts) == 0 {
 			scripts = append(scripts, a)
+			continue
+		}
+		if jqFilter {
+			if prog != "yq" || len(operands) > 1 || !slices.Contains([]string{"e", "eval", "ea", "eval-all"}, a) {
+				jqFilter = false // read by jqFilters
+			}
 			continue
 		}
 		if codeOpts != nil && len(codeOpts) > 0 && codeOpts[0] == a { // deno eval CODE
@@ -348,7 +408,10 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 		}
 	}
 	for _, s := range scripts {
-		sa.scriptEscapes(prog, s)
+		sa.scriptEscapes(prog, s, cwd)
+	}
+	if jqLike {
+		sa.jqFilters(prog, cmd[1:], cwd)
 	}
 	// What a reader writes to among its operands (uniq IN OUT).
 	writtenOp := ""
@@ -892,36 +955,80 @@ func (sa *shellAnalysis) escapeOpt(prog, name, val string, hasVal bool, rest []s
 	}
 }
 
-var (
-	awkRuns = regexp.MustCompile(`\bsystem\s*\(|\|\s*getline|getline\s*<|\bprint[f]?\b[^;}]*(?:\||>)|\bclose\s*\(`)
-	// sedRuns matches sed's e command, the w, W, r and R commands (file
-	// access), and the e and w flags of s with the usual delimiters.
-	sedRuns = regexp.MustCompile(`(?:^|[;\n{}])\s*(?:[0-9$]+|/[^/]*/)?(?:,(?:[0-9$]+|/[^/]*/))?\s*!?\s*[ewWrR](?:\s|$)` +
-		`|s/(?:\\.|[^\\/])*/(?:\\.|[^\\/])*/[gpiImM0-9]*[ew]` +
-		`|s\|(?:\\.|[^\\|])*\|(?:\\.|[^\\|])*\|[gpiImM0-9]*[ew]` +
-		`|s#(?:\\.|[^\\#])*#(?:\\.|[^\\#])*#[gpiImM0-9]*[ew]` +
-		`|s:(?:\\.|[^\\:])*:(?:\\.|[^\\:])*:[gpiImM0-9]*[ew]`)
-)
-
 // codeRuns matches inline code that reaches the network, runs programs or
 // evaluates computed code.
 var codeRuns = regexp.MustCompile(`(?i)\b(socket|urllib|urlopen|requests|httpx|aiohttp|http\.client|http\.request|https?\.get|fetch\s*\(|xmlhttprequest|smtplib|ftplib|telnetlib|paramiko|net\.connect|net\.socket|dgram|subprocess|os\.system|os\.popen|os\.exec|spawn|child_process|execsync|execfile|exec\s*\(|eval\s*\(|__import__|compile\s*\(|importlib|ctypes|pty|system\s*\(|popen|backtick|qx|io\.popen|Runtime\.getRuntime|open3|Kernel\.exec|shell_exec|passthru|proc_open|LWP|IO::Socket|Net::|curl|wget|base64|b64decode|atob|fromCharCode|\\x[0-9a-f]{2})`)
 
-// scriptEscapes records a sed or awk program that runs commands or
-// touches files of its own choosing.
-func (sa *shellAnalysis) scriptEscapes(prog, s string) {
+// scriptEscapes records what a sed or awk program does beyond reading its
+// input: the files sed's r and w commands name, and as an escape a
+// program that runs commands or touches files of its own choosing, or
+// that no rule can read (-f FILE), or that sed's parse does not know.
+func (sa *shellAnalysis) scriptEscapes(prog, s, cwd string) {
 	switch {
 	case prog == "" || s == "":
-		if s == "" && (prog == "sed" || strings.HasSuffix(prog, "awk")) {
+		if s == "" && (prog == "sed" || prog == "gsed" || strings.HasSuffix(prog, "awk")) {
 			sa.n.addEscape(prog + " -f")
 		}
 	case strings.HasSuffix(prog, "awk"):
-		if awkRuns.MatchString(s) {
+		runs, env := awkScript(s)
+		for _, v := range env {
+			sa.n.addEnv(v)
+		}
+		if runs {
 			sa.n.addEscape("awk system")
 		}
 	case prog == "sed" || prog == "gsed":
-		if sedRuns.MatchString(s) {
+		files, ok := sedScript(s)
+		if !ok {
 			sa.n.addEscape("sed e")
+			return
+		}
+		for _, f := range files {
+			if f.name == "/dev/stdout" || f.name == "/dev/stderr" {
+				continue // GNU sed's own names for its output
+			}
+			p := resolvePath(f.name, cwd, sa.ws)
+			if f.write {
+				sa.n.addPath(p)
+				sa.n.addDest(p)
+				sa.n.addEscape("sed w")
+			} else {
+				sa.n.readPath(p)
+				sa.n.addEscape("sed r")
+			}
+		}
+	}
+}
+
+// jqFilters records the environment a jq or yq filter reads, and as an
+// escape a filter that loads a file (yq's load) or comes from a file no
+// rule reads. Every word that is no option is read as a filter: a file
+// name that looks like one only makes the call stricter.
+func (sa *shellAnalysis) jqFilters(prog string, words []string, cwd string) {
+	for i, w := range words {
+		if strings.HasPrefix(w, "-") {
+			if w == "-f" || w == "--from-file" || strings.HasPrefix(w, "--from-file=") {
+				sa.n.addEscape(prog + " -f")
+			}
+			continue
+		}
+		if i > 0 && (words[i-1] == "--arg" || i > 1 && words[i-2] == "--arg") {
+			continue // --arg NAME VALUE: a string
+		}
+		env, loads := jqScript(w)
+		for _, v := range env {
+			sa.n.addEnv(v)
+		}
+		if loads {
+			sa.n.addEscape(prog + " load")
+		}
+		// A quoted string that looks like a path may name a file the
+		// filter loads (yq's load, jq's import and include).
+		for _, q := range codeQuoted.FindAllStringSubmatch(w, -1) {
+			if m := q[1] + q[2]; m != "" && !strings.ContainsAny(m, " \t") && (strings.ContainsRune(m, '/') ||
+				strings.HasPrefix(m, ".") || strings.HasPrefix(m, "~") || codeKeyFile.MatchString(m)) {
+				sa.n.readPath(resolvePath(m, cwd, sa.ws))
+			}
 		}
 	}
 }
