@@ -224,7 +224,7 @@ var cwdArgKeys = []string{"cwd", "workdir", "working_directory", "workingDirecto
 var urlArgKeys = map[string]bool{
 	"url": true, "uri": true, "urls": true, "href": true, "endpoint": true, "host": true, "hostname": true,
 	"server": true, "webhook": true, "remote": true, "link": true, "address": true, "domain": true,
-	"proxy": true, "socks": true, "socks5": true,
+	"socks": true, "socks5": true,
 }
 
 // urlKeyWords are the last words of argument names that hold a URL or a
@@ -283,8 +283,10 @@ const maxArgWalk = 6
 // name beside its path), so its loose strings, those no key marks as a
 // path or URL, are paths too, resolved as a path key's: all of them when
 // the call names no path otherwise, else those that could leave the
-// directory they resolve against (holding "/", ".." or "~") outside keys
-// of text (textKeyWords). A loose ordinary word stays a word.
+// directory they resolve against: holding "/", ".." or "~", or under a
+// key of text (textKeyWords: content, pattern...), where "/" and "~" are
+// common, holding ".." as a whole path component (a pattern ../../.ssh/*).
+// A loose ordinary word stays a word.
 func (n *normCall) argPaths(args map[string]any, c *toolgate.Call, ws Workspace, writes bool) {
 	var loose []looseArg
 	fileTool := n.kind == KindFileRead || n.kind == KindFileWrite
@@ -294,7 +296,8 @@ func (n *normCall) argPaths(args map[string]any, c *toolgate.Call, ws Workspace,
 	}
 	none := len(n.paths) == 0
 	for _, a := range loose {
-		if none || !a.text && (strings.ContainsAny(a.s, "/~") || strings.Contains(a.s, "..")) {
+		if none || a.text && slices.Contains(strings.Split(a.s, "/"), "..") ||
+			!a.text && (strings.ContainsAny(a.s, "/~") || strings.Contains(a.s, "..")) {
 			n.argPath(a.key, a.s, a.args, c, ws, writes)
 		}
 	}
@@ -341,8 +344,11 @@ func (n *normCall) walkArgs(args map[string]any, c *toolgate.Call, ws Workspace,
 			n.walkArgs(x, c, ws, writes, keepLoose, loose, depth+1)
 		case []any:
 			for _, e := range x {
-				if y, ok := e.(map[string]any); ok {
+				switch y := e.(type) {
+				case map[string]any:
 					n.walkArgs(y, c, ws, writes, keepLoose, loose, depth+1)
+				case []any: // paths: [["/x"]], as the key's own
+					n.walkArgs(map[string]any{k: y}, c, ws, writes, keepLoose, loose, depth+1)
 				}
 			}
 		}
@@ -668,8 +674,8 @@ func (n *normCall) addURL(s string) {
 	} else {
 		host = hostOf(s)
 	}
-	if strings.ContainsFunc(s, isAmbiguousURLRune) {
-		host = anyHost
+	if i := strings.Index(s, ":"); i > 0 && strings.ContainsFunc(s[:i], isAmbiguousURLRune) {
+		host = anyHost // ht\ttp://evil.example: a WHATWG parser drops the tab
 	}
 	if host != "" && mark(&n.seenH, host) {
 		n.hosts = append(n.hosts, host)
