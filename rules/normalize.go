@@ -166,11 +166,13 @@ var pathArgKeys = map[string]bool{
 
 // pathKeyWords are the last words of argument names that hold a path
 // (absolute_path, relative_path, target_file, outDir, FilePath,
-// pathname, location). Whole words only: profile is no file.
+// pathname). Whole words only: profile is no file. Not location, which
+// as often names a place (a weather tool's); a file tool's is a path as
+// its other loose arguments are (see argPaths).
 var pathKeyWords = map[string]bool{
 	"path": true, "paths": true, "pathname": true, "pathnames": true, "filepath": true, "filepaths": true,
 	"file": true, "files": true, "filename": true, "filenames": true, "dirname": true, "dir": true, "dirs": true,
-	"directory": true, "directories": true, "folder": true, "folders": true, "location": true,
+	"directory": true, "directories": true, "folder": true, "folders": true,
 }
 
 // isPathArgKey reports whether the argument k holds a path: a key of
@@ -280,13 +282,13 @@ const maxArgWalk = 6
 //
 // A file tool (file_read, file_write) opens what its arguments name
 // whatever their keys are called (a read_file's name, a create_file's
-// name beside its path), so its loose strings, those no key marks as a
-// path or URL, are paths too, resolved as a path key's: all of them when
-// the call names no path otherwise, else those that could leave the
-// directory they resolve against: holding "/", ".." or "~", or under a
-// key of text (textKeyWords: content, pattern...), where "/" and "~" are
-// common, holding ".." as a whole path component (a pattern ../../.ssh/*).
-// A loose ordinary word stays a word.
+// name beside its path, which may be ../.bashrc or .env), so its loose
+// strings, those no key marks as a path or URL, are paths too, resolved
+// as a path key's. Those under a key of text (textKeyWords: content,
+// old_string, pattern...), where "/" and "~" are common and a path
+// seldom is, only when the call names no path otherwise or they hold ".."
+// as a whole path component (a pattern ../../.ssh/*). A loose word
+// (encoding: utf-8) is then a path in the directory, which is harmless.
 func (n *normCall) argPaths(args map[string]any, c *toolgate.Call, ws Workspace, writes bool) {
 	var loose []looseArg
 	fileTool := n.kind == KindFileRead || n.kind == KindFileWrite
@@ -296,8 +298,7 @@ func (n *normCall) argPaths(args map[string]any, c *toolgate.Call, ws Workspace,
 	}
 	none := len(n.paths) == 0
 	for _, a := range loose {
-		if none || a.text && slices.Contains(strings.Split(a.s, "/"), "..") ||
-			!a.text && (strings.ContainsAny(a.s, "/~") || strings.Contains(a.s, "..")) {
+		if none || !a.text || slices.Contains(strings.Split(a.s, "/"), "..") {
 			n.argPath(a.key, a.s, a.args, c, ws, writes)
 		}
 	}
@@ -380,7 +381,8 @@ func (n *normCall) argPath(k, s string, args map[string]any, c *toolgate.Call, w
 // another any "file:/..." one.
 func isFileURLArg(s string, key bool) bool {
 	s = dropTabsAndNewlines.Replace(strings.TrimFunc(s, func(r rune) bool { return r <= ' ' }))
-	return isFileURL(s) && (key || strings.HasPrefix(s[len("file:"):], "/"))
+	_, rest, _ := strings.Cut(s, ":")
+	return isFileURL(s) && (key || strings.HasPrefix(rest, "/"))
 }
 
 // lastWord is the last of k's words (nameWords), "" when it has none.

@@ -13,7 +13,7 @@ func TestPathArgKeys(t *testing.T) {
 	for k, want := range map[string]bool{
 		"path": true, "Path": true, "PATH": true, "absolute_path": true, "relative_path": true, "FilePath": true,
 		"file-path": true, "pathname": true, "target_file": true, "file_name": true, "fileName": true, "FILE_NAME": true,
-		"outDir": true, "location": true, "workingDirectory": true, "filenames": true, "dir_name": true,
+		"outDir": true, "location": false, "workingDirectory": true, "filenames": true, "dir_name": true,
 		"profile": false, "name": false, "mobile": false, "file_type": false, "filename_pattern": false, "encoding": false,
 		"tile": false, "": false, "_": false,
 	} {
@@ -32,9 +32,9 @@ func TestPathArgKeys(t *testing.T) {
 }
 
 // TestFileToolLooseArgs: a file tool's string argument under a key
-// toolgate does not know is a path when the call names no other, or when
-// it could leave the directory; text keys only by a ".." component; other
-// kinds' loose strings are no paths.
+// toolgate does not know is a path; under a text key only when the call
+// names no other or it has a ".." component; other kinds' loose strings
+// are no paths.
 func TestFileToolLooseArgs(t *testing.T) {
 	ws := Workspace{Root: "/h/p", Home: "/h"}
 	for _, tc := range []struct {
@@ -46,14 +46,16 @@ func TestFileToolLooseArgs(t *testing.T) {
 		{"read_file", map[string]any{"name": "notes.txt"}, []string{"/h/p/notes.txt"}, nil},
 		{"read_file", map[string]any{"path": ".", "name": "../../.ssh/id_rsa"}, []string{"/h/p", "/.ssh/id_rsa"}, nil},
 		{"read_file", map[string]any{"path": ".", "name": "~/.ssh/id_rsa"}, []string{"/h/p", "/h/.ssh/id_rsa"}, nil},
-		{"read_file", map[string]any{"path": "a", "encoding": "utf-8", "mode": "r"}, []string{"/h/p/a"}, nil},
+		{"read_file", map[string]any{"path": ".", "name": ".env", "offset": 3.0}, []string{"/h/p", "/h/p/.env"}, nil},
+		{"read_file", map[string]any{"path": ".", "location": "/etc/hosts"}, []string{"/h/p", "/etc/hosts"}, nil},
 		{"create_file", map[string]any{"path": ".", "name": "../.bashrc", "content": "/etc/x ~/y"}, []string{"/h/p", "/h/.bashrc"}, []string{"/h/p", "/h/.bashrc"}},
 		{"edit_file", map[string]any{"target_file": "a.go", "code_edit": "// ~/x ../y /etc/z"}, []string{"/h/p/a.go"}, []string{"/h/p/a.go"}},
 		{"search_files", map[string]any{"path": ".", "pattern": "../../.ssh/*"}, []string{"/h/p", "/.ssh/*"}, nil},
-		{"search_files", map[string]any{"path": ".", "pattern": "^/api/"}, []string{"/h/p"}, nil},
+		{"search_files", map[string]any{"path": ".", "pattern": "^/api/", "query": "~/x"}, []string{"/h/p"}, nil},
 		{"read_multiple_files", map[string]any{"paths": []any{[]any{"/h/.ssh/id_rsa"}}}, []string{"/h/.ssh/id_rsa"}, nil},
 		{"copy_file", map[string]any{"src_path": "a", "dest_path": "b"}, []string{"/h/p/b", "/h/p/a"}, []string{"/h/p/b"}},
 		{"lookup_user", map[string]any{"name": "/etc/hosts"}, nil, nil},
+		{"get_weather", map[string]any{"location": "/Paris"}, nil, nil},
 	} {
 		c := toolgate.Call{Tool: tc.tool, Server: "fs", Args: tc.args}
 		n := normalize(&c, ws, nil)
