@@ -179,7 +179,11 @@ var pathKeyWords = map[string]bool{
 // pathArgKeys, one whose last word is one of pathKeyWords, or a file's,
 // directory's or folder's name (file_name, fileName, dir_name).
 func isPathArgKey(k string) bool {
-	w := nameWords(k)
+	return isPathKeyWords(nameWords(k))
+}
+
+// isPathKeyWords is isPathArgKey given the key's words.
+func isPathKeyWords(w []string) bool {
 	if len(w) == 0 {
 		return false
 	}
@@ -198,7 +202,7 @@ var destArgKeys = map[string]bool{"destination": true, "dst": true, "dest": true
 // target_file, output_dir).
 func isDestArgKey(k string) bool {
 	w := nameWords(k)
-	return len(w) > 0 && (destArgKeys[strings.Join(w, "_")] || len(w) > 1 && destArgKeys[w[0]] && isPathArgKey(k))
+	return len(w) > 0 && (destArgKeys[strings.Join(w, "_")] || len(w) > 1 && destArgKeys[w[0]] && isPathKeyWords(w))
 }
 
 // textKeyWords are the last words of argument names that hold text, not
@@ -238,7 +242,11 @@ var urlKeyWords = map[string]bool{
 
 // isURLArgKey reports whether the argument k holds a URL or a host.
 func isURLArgKey(k string) bool {
-	w := nameWords(k)
+	return isURLKeyWords(nameWords(k))
+}
+
+// isURLKeyWords is isURLArgKey given the key's words.
+func isURLKeyWords(w []string) bool {
 	return len(w) > 0 && (urlArgKeys[strings.Join(w, "_")] || urlKeyWords[w[len(w)-1]])
 }
 
@@ -322,7 +330,8 @@ func (n *normCall) walkArgs(args map[string]any, c *toolgate.Call, ws Workspace,
 	// the same on every evaluation.
 	for _, k := range slices.Sorted(maps.Keys(args)) {
 		v := args[k]
-		pathKey, urlKey := isPathArgKey(k), isURLArgKey(k)
+		w := nameWords(k)
+		pathKey, urlKey := isPathKeyWords(w), isURLKeyWords(w)
 		for _, s := range stringsOf(v) {
 			switch {
 			case isFileURLArg(s, pathKey || urlKey):
@@ -337,7 +346,7 @@ func (n *normCall) walkArgs(args map[string]any, c *toolgate.Call, ws Workspace,
 			case urlKey:
 				n.addURL(s)
 			case keepLoose:
-				*loose = append(*loose, looseArg{key: k, s: s, args: args, text: textKeyWords[lastWord(k)]})
+				*loose = append(*loose, looseArg{key: k, s: s, args: args, text: len(w) > 0 && textKeyWords[w[len(w)-1]]})
 			}
 		}
 		switch x := v.(type) {
@@ -383,15 +392,6 @@ func isFileURLArg(s string, key bool) bool {
 	s = dropTabsAndNewlines.Replace(strings.TrimFunc(s, func(r rune) bool { return r <= ' ' }))
 	_, rest, _ := strings.Cut(s, ":")
 	return isFileURL(s) && (key || strings.HasPrefix(rest, "/"))
-}
-
-// lastWord is the last of k's words (nameWords), "" when it has none.
-func lastWord(k string) string {
-	w := nameWords(k)
-	if len(w) == 0 {
-		return ""
-	}
-	return w[len(w)-1]
 }
 
 // writesByName reports whether a tool's name says it writes what its path
