@@ -7,6 +7,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/toolgate/toolgate"
 )
@@ -144,19 +145,76 @@ type normCall struct {
 	resUnchecked string
 }
 
-// pathArgKeys are argument names that hold a path (or a list of paths).
+// argKey is an argument name as the key tables below spell it: its words
+// (nameWords) joined by "_", so filePath, FILE_PATH and file-path are all
+// file_path. Servers name their arguments every way; what a key holds
+// does not depend on its spelling.
+func argKey(k string) string {
+	return strings.Join(nameWords(k), "_")
+}
+
+// pathArgKeys are argument names that hold a path (or a list of paths),
+// as argKey spells them.
 var pathArgKeys = map[string]bool{
 	"path": true, "paths": true, "file": true, "files": true, "filename": true, "file_path": true,
-	"filepath": true, "filePath": true, "source": true, "destination": true, "src": true, "dst": true,
+	"filepath": true, "source": true, "destination": true, "src": true, "dst": true,
 	"dest": true, "target": true, "dir": true, "directory": true, "folder": true, "cwd": true,
-	"workdir": true, "working_directory": true, "workingDirectory": true, "root": true, "repo_path": true,
-	"repoPath": true, "repository_path": true, "uri": true, "old_path": true, "new_path": true,
+	"workdir": true, "working_directory": true, "root": true, "repo_path": true,
+	"repository_path": true, "uri": true, "old_path": true, "new_path": true,
 	"from": true, "to": true, "output": true, "input": true, "notebook_path": true, "image": true,
 }
 
-// writeArgKeys are the path arguments a file_write tool writes; for other
-// write tools every path argument counts as written.
+// pathKeyWords are the last words of argument names that hold a path
+// (absolute_path, relative_path, target_file, outDir, FilePath,
+// pathname). Whole words only: profile is no file. Not location, which
+// as often names a place (a weather tool's); a file tool's is a path as
+// its other loose arguments are (see argPaths).
+var pathKeyWords = map[string]bool{
+	"path": true, "paths": true, "pathname": true, "pathnames": true, "filepath": true, "filepaths": true,
+	"file": true, "files": true, "filename": true, "filenames": true, "dirname": true, "dir": true, "dirs": true,
+	"directory": true, "directories": true, "folder": true, "folders": true,
+}
+
+// isPathArgKey reports whether the argument k holds a path: a key of
+// pathArgKeys, one whose last word is one of pathKeyWords, or a file's,
+// directory's or folder's name (file_name, fileName, dir_name).
+func isPathArgKey(k string) bool {
+	return isPathKeyWords(nameWords(k))
+}
+
+// isPathKeyWords is isPathArgKey given the key's words.
+func isPathKeyWords(w []string) bool {
+	if len(w) == 0 {
+		return false
+	}
+	last := w[len(w)-1]
+	return pathArgKeys[strings.Join(w, "_")] || pathKeyWords[last] ||
+		len(w) > 1 && (last == "name" || last == "names") && (pathKeyWords[w[len(w)-2]] || w[len(w)-2] == "path")
+}
+
+// destArgKeys are the path arguments a write tool writes to without
+// reading, as argKey spells them; when a call has none of them, every
+// path argument of a write tool counts as one.
 var destArgKeys = map[string]bool{"destination": true, "dst": true, "dest": true, "to": true, "new_path": true, "target": true, "output": true}
+
+// isDestArgKey reports whether the path argument k is a destination: one
+// of destArgKeys, or a path key whose first word is one (dest_path,
+// target_file, output_dir).
+func isDestArgKey(k string) bool {
+	w := nameWords(k)
+	return len(w) > 0 && (destArgKeys[strings.Join(w, "_")] || len(w) > 1 && destArgKeys[w[0]] && isPathKeyWords(w))
+}
+
+// textKeyWords are the last words of argument names that hold text, not
+// a path (content, old_string, new_source, code_edit, pattern): a file
+// tool's loose strings (see argPaths) under them are paths only when the
+// call names no path otherwise.
+var textKeyWords = map[string]bool{
+	"content": true, "contents": true, "text": true, "data": true, "body": true, "string": true, "str": true,
+	"patch": true, "diff": true, "code": true, "source": true, "edit": true, "edits": true, "query": true,
+	"pattern": true, "patterns": true, "regex": true, "regexp": true, "replacement": true, "message": true,
+	"comment": true, "description": true, "title": true, "instructions": true, "prompt": true,
+}
 
 // commandArgKeys hold a shell command line (string) or argv (list).
 var commandArgKeys = []string{"command", "cmd", "script", "command_line", "commandLine", "shell_command", "bash_command", "code"}
@@ -167,11 +225,29 @@ var argvArgKeys = []string{"args", "argv", "arguments"}
 // cwdArgKeys hold the directory a command runs in.
 var cwdArgKeys = []string{"cwd", "workdir", "working_directory", "workingDirectory", "dir", "directory"}
 
-// urlArgKeys hold a URL or a host.
+// urlArgKeys hold a URL or a host, as argKey spells them; a proxy's
+// too, which is where the request goes.
 var urlArgKeys = map[string]bool{
 	"url": true, "uri": true, "urls": true, "href": true, "endpoint": true, "host": true, "hostname": true,
-	"server": true, "base_url": true, "baseUrl": true, "webhook": true, "webhook_url": true, "remote": true,
-	"link": true, "address": true, "domain": true,
+	"server": true, "webhook": true, "remote": true, "link": true, "address": true, "domain": true,
+	"socks": true, "socks5": true,
+}
+
+// urlKeyWords are the last words of argument names that hold a URL or a
+// host (base_url, webhookUrl, db_host, http_proxy, proxy_url).
+var urlKeyWords = map[string]bool{
+	"url": true, "urls": true, "uri": true, "uris": true, "href": true, "endpoint": true, "host": true,
+	"hostname": true, "webhook": true, "proxy": true,
+}
+
+// isURLArgKey reports whether the argument k holds a URL or a host.
+func isURLArgKey(k string) bool {
+	return isURLKeyWords(nameWords(k))
+}
+
+// isURLKeyWords is isURLArgKey given the key's words.
+func isURLKeyWords(w []string) bool {
+	return len(w) > 0 && (urlArgKeys[strings.Join(w, "_")] || urlKeyWords[w[len(w)-1]])
 }
 
 // maxShellBytes bounds the command a call's analysis reads: past it, the
@@ -193,7 +269,7 @@ func normalize(c *toolgate.Call, ws Workspace, kinds *kindCache) *normCall {
 	}
 	writes := n.kind == KindFileWrite || writesByName(c.Tool)
 	if !n.fileResource(c, ws) {
-		n.argPaths(c.Args, c, ws, writes, 0)
+		n.argPaths(c.Args, c, ws, writes)
 	}
 	if n.kind == KindShell {
 		n.shell(c, ws)
@@ -207,9 +283,46 @@ const maxArgWalk = 6
 
 // argPaths records the paths and URLs of a tool's arguments, at any depth
 // (push_files' files: [{path: ...}]): values of path keys, values of URL
-// keys, and every string that is a URL. On a tool that writes, path
-// values are written: the destination ones when the tool has them.
-func (n *normCall) argPaths(args map[string]any, c *toolgate.Call, ws Workspace, writes bool, depth int) {
+// keys, and every string that is a URL. A file: URL (scheme in any case)
+// under any key, or any "file://" string, is a path as a path key's value
+// is, never a host. On a tool that writes, path values are written: the
+// destination ones when the tool has them.
+//
+// A file tool (file_read, file_write) opens what its arguments name
+// whatever their keys are called (a read_file's name, a create_file's
+// name beside its path, which may be ../.bashrc or .env), so its loose
+// strings, those no key marks as a path or URL, are paths too, resolved
+// as a path key's. Those under a key of text (textKeyWords: content,
+// old_string, pattern...), where "/" and "~" are common and a path
+// seldom is, only when the call names no path otherwise or they hold ".."
+// as a whole path component (a pattern ../../.ssh/*). A loose word
+// (encoding: utf-8) is then a path in the directory, which is harmless.
+func (n *normCall) argPaths(args map[string]any, c *toolgate.Call, ws Workspace, writes bool) {
+	var loose []looseArg
+	fileTool := n.kind == KindFileRead || n.kind == KindFileWrite
+	n.walkArgs(args, c, ws, writes, fileTool, &loose, 0)
+	if !fileTool {
+		return
+	}
+	none := len(n.paths) == 0
+	for _, a := range loose {
+		if none || !a.text || slices.Contains(strings.Split(a.s, "/"), "..") {
+			n.argPath(a.key, a.s, a.args, c, ws, writes)
+		}
+	}
+}
+
+// looseArg is a string argument no key marks as a path or a URL: s under
+// key in args; text when key is one of text (textKeyWords).
+type looseArg struct {
+	key, s string
+	args   map[string]any
+	text   bool
+}
+
+// walkArgs is argPaths' walk of args, depth levels down; it adds the
+// loose strings to *loose when keepLoose.
+func (n *normCall) walkArgs(args map[string]any, c *toolgate.Call, ws Workspace, writes, keepLoose bool, loose *[]looseArg, depth int) {
 	if depth > maxArgWalk {
 		return
 	}
@@ -217,51 +330,68 @@ func (n *normCall) argPaths(args map[string]any, c *toolgate.Call, ws Workspace,
 	// the same on every evaluation.
 	for _, k := range slices.Sorted(maps.Keys(args)) {
 		v := args[k]
-		if pathArgKeys[k] {
-			for _, s := range stringsOf(v) {
-				if isURL(s) && !isFileURL(s) {
-					n.addURL(s)
-					continue
-				}
-				for _, r := range pathReadings(s, n.cwd, ws) {
-					p := resolvePath(r, n.cwd, ws)
-					n.addPath(p)
-					switch {
-					case writes && (destArgKeys[k] || !hasAnyKey(args, destArgKeys)):
-						n.addDest(p)
-					case writes && k == "source" && isMove(c.Tool):
-						n.addWritten(p)
-					default:
-						mark(&n.read, p)
-					}
-				}
-			}
-		}
-		if urlArgKeys[k] {
-			for _, s := range stringsOf(v) {
+		w := nameWords(k)
+		pathKey, urlKey := isPathKeyWords(w), isURLKeyWords(w)
+		for _, s := range stringsOf(v) {
+			switch {
+			case isFileURLArg(s, pathKey || urlKey):
+				n.argPath(k, s, args, c, ws, writes)
+			case isURL(s):
 				n.addURL(s)
+			case pathKey:
+				n.argPath(k, s, args, c, ws, writes)
+				if urlKey {
+					n.addURL(s)
+				}
+			case urlKey:
+				n.addURL(s)
+			case keepLoose:
+				*loose = append(*loose, looseArg{key: k, s: s, args: args, text: len(w) > 0 && textKeyWords[w[len(w)-1]]})
 			}
 		}
 		switch x := v.(type) {
-		case string:
-			if isURL(x) {
-				n.addURL(x)
-			}
 		case map[string]any:
-			n.argPaths(x, c, ws, writes, depth+1)
+			n.walkArgs(x, c, ws, writes, keepLoose, loose, depth+1)
 		case []any:
 			for _, e := range x {
 				switch y := e.(type) {
 				case map[string]any:
-					n.argPaths(y, c, ws, writes, depth+1)
-				case string:
-					if isURL(y) {
-						n.addURL(y)
-					}
+					n.walkArgs(y, c, ws, writes, keepLoose, loose, depth+1)
+				case []any: // paths: [["/x"]], as the key's own
+					n.walkArgs(map[string]any{k: y}, c, ws, writes, keepLoose, loose, depth+1)
 				}
 			}
 		}
 	}
+}
+
+// argPath records s, the value of the path argument k of args, as every
+// path it may name (pathReadings), resolved against the call's directory:
+// on a tool that writes, written (the destination ones when args has
+// them, a move's source too), else read.
+func (n *normCall) argPath(k, s string, args map[string]any, c *toolgate.Call, ws Workspace, writes bool) {
+	for _, r := range pathReadings(s, n.cwd, ws) {
+		p := resolvePath(r, n.cwd, ws)
+		n.addPath(p)
+		switch {
+		case writes && (isDestArgKey(k) || !hasDestKey(args)):
+			n.addDest(p)
+		case writes && argKey(k) == "source" && isMove(c.Tool):
+			n.addWritten(p)
+		default:
+			mark(&n.read, p)
+		}
+	}
+}
+
+// isFileURLArg reports whether the argument s is a file: URL as a reader
+// takes it, spaces and control characters around it and tabs and
+// newlines in it dropped: under a path or URL key (key) any one, under
+// another any "file:/..." one.
+func isFileURLArg(s string, key bool) bool {
+	s = dropTabsAndNewlines.Replace(strings.TrimFunc(s, func(r rune) bool { return r <= ' ' }))
+	_, rest, _ := strings.Cut(s, ":")
+	return isFileURL(s) && (key || strings.HasPrefix(rest, "/"))
 }
 
 // writesByName reports whether a tool's name says it writes what its path
@@ -282,9 +412,10 @@ func isMove(tool string) bool {
 	return strings.Contains(t, "move") || strings.Contains(t, "rename")
 }
 
-func hasAnyKey(m map[string]any, keys map[string]bool) bool {
+// hasDestKey reports whether m has a destination argument (isDestArgKey).
+func hasDestKey(m map[string]any) bool {
 	for k := range m {
-		if keys[k] {
+		if isDestArgKey(k) {
 			return true
 		}
 	}
@@ -524,6 +655,8 @@ func (n *normCall) addEnv(v string) {
 }
 
 // addURL records a URL (scheme://...) or a bare host the call names.
+// Where URL parsers could read another host than hostOf (see
+// hostOf), the host is anyHost.
 func (n *normCall) addURL(s string) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -535,21 +668,52 @@ func (n *normCall) addURL(s string) {
 			n.urls = append(n.urls, s)
 		}
 		host = hostOf(s[i+3:])
+		// A WHATWG parser skips the slashes and backslashes after a
+		// special scheme: http:///evil.example is evil.example.
+		if host == "" && slices.Contains(specialSchemes, strings.ToLower(s[:i])) {
+			host = anyHost
+		}
 	} else {
 		host = hostOf(s)
+	}
+	if i := strings.Index(s, ":"); i > 0 && strings.ContainsFunc(s[:i], isAmbiguousURLRune) {
+		host = anyHost // ht\ttp://evil.example: a WHATWG parser drops the tab
 	}
 	if host != "" && mark(&n.seenH, host) {
 		n.hosts = append(n.hosts, host)
 	}
 }
 
-// hostOf returns the host of "user@host:port/path?query", lower case.
+// specialSchemes are the WHATWG URL standard's schemes with a host,
+// parsed leniently (file aside, which names a path).
+var specialSchemes = []string{"http", "https", "ws", "wss", "ftp"}
+
+// isAmbiguousURLRune reports whether r is a control character, which a
+// WHATWG parser drops (tab, newline) and others keep or stop at.
+func isAmbiguousURLRune(r rune) bool {
+	return r < ' ' || r == 0x7f
+}
+
+// hostOf returns the host of "user@host:port/path?query", lower case:
+// what follows the last "@" of what comes before the first "/", "?" or
+// "#". Where parsers differ on that, it is anyHost, a destination the
+// rules cannot read: a backslash, space or control character in it (a
+// WHATWG parser, Node's fetch, takes "\" for "/", so
+// http://evil.example\@localhost/ is evil.example), or a "%" or a
+// non-ASCII character in the host (decoded, or mapped by IDNA, by some
+// parsers only).
 func hostOf(s string) string {
 	if i := strings.IndexAny(s, "/?#"); i >= 0 {
 		s = s[:i]
 	}
+	if strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == '\\' || r == 0x7f }) {
+		return anyHost
+	}
 	if i := strings.LastIndexByte(s, '@'); i >= 0 {
 		s = s[i+1:]
+	}
+	if strings.ContainsFunc(s, func(r rune) bool { return r == '%' || r >= utf8.RuneSelf }) {
+		return anyHost
 	}
 	if strings.HasPrefix(s, "[") { // [::1]:80
 		if i := strings.IndexByte(s, ']'); i > 0 {

@@ -212,10 +212,21 @@ func containsAny(s string, subs ...string) bool {
 	return false
 }
 
-// nameTokens splits a tool name into lower-case words: "readTextFile",
-// "read_text_file" and "read-text-file" are all read, text, file; the
-// whole name joined by "_" is a token too ("pull_request" stays one).
+// nameTokens splits a tool name into its words (nameWords), and adds
+// each two neighbouring words joined by "_" ("pull_request" stays one).
 func nameTokens(s string) []string {
+	out := nameWords(s)
+	words := len(out)
+	for i := 0; i+1 < words; i++ {
+		out = append(out, out[i]+"_"+out[i+1])
+	}
+	return out
+}
+
+// nameWords splits a name into lower-case words: "readTextFile",
+// "read_text_file", "READ_TEXT_FILE" and "read-text-file" are all read,
+// text, file.
+func nameWords(s string) []string {
 	var (
 		out []string
 		cur []rune
@@ -239,9 +250,5 @@ func nameTokens(s string) []string {
 		}
 	}
 	flush()
-	words := len(out)
-	for i := 0; i+1 < words; i++ {
-		out = append(out, out[i]+"_"+out[i+1])
-	}
 	return out
 }
