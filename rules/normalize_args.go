@@ -67,7 +67,7 @@ var shortOutputOpts = map[string]string{
 	"base64": "-o", "uglifyjs": "-o", "esbuild": "-o", "tsc": "-outDir", "javac": "-d", "unzip": "-d",
 	"zip": "-o", "gzip": "-o", "tar": "-C", "split": "-o", "strace": "-o", "ltrace": "-o", "script": "-O",
 	"iconv": "-o", "gcc-ld": "-o", "ld.lld": "-o", "ld.gold": "-o", "tcc": "-o", "zig": "-o", "nasm": "-o",
-	"yasm": "-o", "musl-gcc": "-o", "emcc": "-o", "clang++": "-o", "gfortran": "-o", "nvcc": "-o",
+	"yasm": "-o", "musl-gcc": "-o", "emcc": "-o", "clang++": "-o", "gfortran": "-o", "nvcc": "-o", "tree": "-o",
 }
 
 // attachedOut are the programs whose short output option takes its value
@@ -79,7 +79,7 @@ var attachedOut = map[string]bool{
 	"rustc": true, "pandoc": true, "ld": true, "as": true, "ssh-keygen": true, "base64": true, "unzip": true,
 	"gzip": true, "tar": true, "strace": true, "ltrace": true, "script": true, "iconv": true, "tcc": true,
 	"nasm": true, "yasm": true, "musl-gcc": true, "emcc": true, "clang++": true, "gfortran": true, "nvcc": true,
-	"ld.lld": true, "ld.gold": true,
+	"ld.lld": true, "ld.gold": true, "tree": true,
 }
 
 // clusterOut are the flag letters that may come before a program's short
