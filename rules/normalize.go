@@ -347,6 +347,8 @@ func (n *normCall) walkArgs(args map[string]any, c *toolgate.Call, ws Workspace,
 				n.addURL(s)
 			case keepLoose:
 				*loose = append(*loose, looseArg{key: k, s: s, args: args, text: len(w) > 0 && textKeyWords[w[len(w)-1]]})
+			case n.kind != KindShell && n.namesSecret(s, ws):
+				n.argPath(k, s, args, c, ws, writes)
 			}
 		}
 		switch x := v.(type) {
@@ -363,6 +365,24 @@ func (n *normCall) walkArgs(args map[string]any, c *toolgate.Call, ws Workspace,
 			}
 		}
 	}
+}
+
+// namesSecret says whether s, the value of a key that is not a path's, is
+// spelled as a path (from /, ~, ./ or ../) to a secret store or one of
+// toolgate's own files: a tool may open any argument (read {name:
+// ~/.ssh/id_rsa}, get_document {id: /home/u/.aws/credentials}). Other
+// values are left alone, so an API route or a query stays what it is.
+func (n *normCall) namesSecret(s string, ws Workspace) bool {
+	if !strings.HasPrefix(s, "/") && !strings.HasPrefix(s, "~") && !strings.HasPrefix(s, "./") && !strings.HasPrefix(s, "../") || strings.ContainsAny(s, "\n\x00") {
+		return false
+	}
+	for _, r := range pathReadings(s, n.cwd, ws) {
+		p := resolvePath(r, n.cwd, ws)
+		if isSecretPath(p, relTo(p, ws.root(), ws.home())) || isOwnPath(p, ws) {
+			return true
+		}
+	}
+	return false
 }
 
 // argPath records s, the value of the path argument k of args, as every
