@@ -284,7 +284,7 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 				jqFilter = false
 			case prog == "ssh" && name == "-E":
 				writeNext = true
-			case (prog == "sed" || prog == "gsed") && short && clusterValue(a, 'i', "nrEsuz") != "":
+			case (prog == "sed" || prog == "gsed") && short && clusterValue(a, 'i', "nrEsuzb") != "":
 				inPlace = true // sed -ni, sed -Ei.bak
 			case shortOut != "" && len(shortOut) == 2 && short && len(a) > 2 && attachedOut[prog] && strings.HasPrefix(a, shortOut):
 				// -oFILE: the value in the same word.
@@ -309,16 +309,16 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 				}
 			case prog == "find" && (strings.HasPrefix(name, "-fprint") || name == "-fls"):
 				writeNext = true
-			case (prog == "sed" || prog == "gsed") && short && (clusterValue(a, 'e', "nrEsuz") != "" || clusterValue(a, 'f', "nrEsuz") != ""):
+			case (prog == "sed" || prog == "gsed") && short && (clusterValue(a, 'e', "nrEsuzb") != "" || clusterValue(a, 'f', "nrEsuzb") != ""):
 				// -ne SCRIPT, -e'1r FILE', -nf FILE: getopt's reading,
 				// which takes everything after the letter, = too.
-				if v := clusterValue(a, 'e', "nrEsuz"); v == "-" {
+				if v := clusterValue(a, 'e', "nrEsuzb"); v == "-" {
 					scriptNext = true
 				} else if v != "" {
 					scripts = append(scripts, v)
 				} else {
 					scripts = append(scripts, "")
-					if clusterValue(a, 'f', "nrEsuz") == "-" {
+					if clusterValue(a, 'f', "nrEsuzb") == "-" {
 						skipNext = true
 					}
 				}
@@ -335,12 +335,20 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 				} else {
 					scriptNext = true
 				}
+			case strings.HasSuffix(prog, "awk") && short && strings.HasPrefix(a, "-W"):
+				// mawk's -W takes a word of its own options, among them
+				// exec FILE (-W e): a program no rule reads.
+				scripts = append(scripts, "")
+				if a == "-W" {
+					skipNext = true
+				}
 			case strings.HasSuffix(prog, "awk") && (name == "-E" || longOpt(name, 4, "--exec")):
 				scripts = append(scripts, "")
 				if !hasVal {
 					skipNext = true
 				}
-			case slices.Contains(codeOpts, name) || (prog == "sed" || strings.HasSuffix(prog, "awk")) && (name == "-e" || name == "--expression"):
+			case slices.Contains(codeOpts, name) || (prog == "sed" || prog == "gsed" || strings.HasSuffix(prog, "awk")) && name == "-e" ||
+				(prog == "sed" || prog == "gsed") && longOpt(name, 3, "--expression"):
 				if hasVal {
 					scripts = append(scripts, val)
 				} else {
@@ -350,7 +358,7 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 				scriptNext = true // the script, followed by run
 			case (prog == "sed" || prog == "perl" || prog == "gsed") && (strings.HasPrefix(name, "-i") || name == "--in-place"):
 				inPlace = true
-			case (prog == "sed" || strings.HasSuffix(prog, "awk")) && (name == "-f" || name == "--file"):
+			case (prog == "sed" || prog == "gsed" || strings.HasSuffix(prog, "awk")) && (name == "-f" || longOpt(name, 4, "--file")):
 				scripts = append(scripts, "")
 			case hasVal:
 				sa.wordPath(val, cwd)

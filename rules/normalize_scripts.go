@@ -298,6 +298,9 @@ func awkPrintRedirects(s string, regexes bool) bool {
 			i = j - 1
 		case c == ')' || c == ']' || c == '$':
 			operand = c != '$'
+		case c == '\n' && awkContinues(s[:i]):
+			// A statement goes on after a backslash-newline, a comma,
+			// && or ||.
 		case c == ';' || c == '{' || c == '}' || c == '\n':
 			inPrint = false
 			operand = false
@@ -312,6 +315,13 @@ func awkPrintRedirects(s string, regexes bool) bool {
 		}
 	}
 	return false
+}
+
+// awkContinues says whether an awk statement ending s goes on past the
+// newline that follows it.
+func awkContinues(s string) bool {
+	s = strings.TrimRight(s, " \t")
+	return strings.HasSuffix(s, "\\") || strings.HasSuffix(s, ",") || strings.HasSuffix(s, "&&") || strings.HasSuffix(s, "||")
 }
 
 var (
