@@ -368,8 +368,8 @@ func (n *normCall) walkArgs(args map[string]any, c *toolgate.Call, ws Workspace,
 }
 
 // namesSecret says whether s, the value of a key that is not a path's, is
-// spelled as a path (from /, ~, ./ or ../) to a secret store or one of
-// toolgate's own files: a tool may open any argument (read {name:
+// spelled as a path (from /, ~, ./ or ../) that is secret (isSecret): a
+// tool may open any argument (read {name:
 // ~/.ssh/id_rsa}, get_document {id: /home/u/.aws/credentials}). Other
 // values are left alone, so an API route or a query stays what it is.
 func (n *normCall) namesSecret(s string, ws Workspace) bool {
@@ -378,7 +378,7 @@ func (n *normCall) namesSecret(s string, ws Workspace) bool {
 	}
 	for _, r := range pathReadings(s, n.cwd, ws) {
 		p := resolvePath(r, n.cwd, ws)
-		if isSecretPath(p, relTo(p, ws.root(), ws.home())) || isOwnPath(p, ws) {
+		if isSecret(p, relTo(p, ws.root(), ws.home()), ws) {
 			return true
 		}
 	}
@@ -726,7 +726,7 @@ func hostOf(s string) string {
 	if i := strings.IndexAny(s, "/?#"); i >= 0 {
 		s = s[:i]
 	}
-	if strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == '\\' || r == 0x7f }) {
+	if strings.ContainsFunc(s, func(r rune) bool { return isAmbiguousURLRune(r) || r == ' ' || r == '\\' }) {
 		return anyHost
 	}
 	if i := strings.LastIndexByte(s, '@'); i >= 0 {
@@ -875,6 +875,13 @@ func inside(p, dir string) bool {
 }
 
 // classify sorts the paths into the classes rules read.
+// isSecret reports whether the call's path p (rel, relative to the
+// workspace or the home) is in paths.secret: a secret store, one of
+// toolgate's own files, or a path whose target the rules cannot know.
+func isSecret(p, rel string, ws Workspace) bool {
+	return isSecretPath(p, rel) || isOwnPath(p, ws) || !resolved(p)
+}
+
 func (n *normCall) classify(ws Workspace) {
 	root := ws.root()
 	n.paths = n.withParentReadings(n.paths, &n.seenPath)
@@ -889,7 +896,7 @@ func (n *normCall) classify(ws Workspace) {
 		if n.dest[p] && !n.read[p] && inside(p, root) && strings.HasPrefix(path.Base(rel), ".env") && path.Base(rel) != ".envrc" {
 			continue
 		}
-		if isSecretPath(p, rel) || isOwnPath(p, ws) || !resolved(p) {
+		if isSecret(p, rel, ws) {
 			n.secret = append(n.secret, p)
 		}
 	}
