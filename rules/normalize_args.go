@@ -153,6 +153,7 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 	var targetDirs []string
 	var operands []string // every operand word, "-" too
 	includeNext := false  // gawk -i/-l: the next word is a library
+	sedLike, awkLike := prog == "sed" || prog == "gsed", strings.HasSuffix(prog, "awk")
 	jqLike := prog == "jq" || prog == "yq" || prog == "gojq" || prog == "jaq"
 	jqFilter := jqLike // the next operand is a jq or yq filter, no path
 	skipWords := 0     // jq --arg NAME VALUE: words that name no path
@@ -250,13 +251,13 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 				} else {
 					writeNext = true
 				}
-			case strings.HasSuffix(prog, "awk") && (name == "-i" || name == "-l" || longOpt(name, 4, "--include", "--load")):
+			case awkLike && (name == "-i" || name == "-l" || longOpt(name, 4, "--include", "--load")):
 				if hasVal {
 					sa.awkInclude(prog, val, &inPlace, &scripts)
 				} else {
 					includeNext = true
 				}
-			case strings.HasSuffix(prog, "awk") && short && (strings.HasPrefix(a, "-i") || strings.HasPrefix(a, "-l")):
+			case awkLike && short && (strings.HasPrefix(a, "-i") || strings.HasPrefix(a, "-l")):
 				sa.awkInclude(prog, a[2:], &inPlace, &scripts) // gawk -iinplace
 			case prog == "yq" && (name == "--inplace" || short && strings.ContainsRune(a[1:], 'i') && !strings.ContainsAny(a, "=/.")):
 				inPlace = true
@@ -284,7 +285,7 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 				jqFilter = false
 			case prog == "ssh" && name == "-E":
 				writeNext = true
-			case (prog == "sed" || prog == "gsed") && short && clusterValue(a, 'i', "nrEsuzb") != "":
+			case sedLike && short && clusterValue(a, 'i', "nrEsuzb") != "":
 				inPlace = true // sed -ni, sed -Ei.bak
 			case shortOut != "" && len(shortOut) == 2 && short && len(a) > 2 && attachedOut[prog] && strings.HasPrefix(a, shortOut):
 				// -oFILE: the value in the same word.
@@ -309,7 +310,7 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 				}
 			case prog == "find" && (strings.HasPrefix(name, "-fprint") || name == "-fls"):
 				writeNext = true
-			case (prog == "sed" || prog == "gsed") && short && (clusterValue(a, 'e', "nrEsuzb") != "" || clusterValue(a, 'f', "nrEsuzb") != ""):
+			case sedLike && short && (clusterValue(a, 'e', "nrEsuzb") != "" || clusterValue(a, 'f', "nrEsuzb") != ""):
 				// -ne SCRIPT, -e'1r FILE', -nf FILE: getopt's reading,
 				// which takes everything after the letter, = too.
 				if v := clusterValue(a, 'e', "nrEsuzb"); v == "-" {
@@ -322,33 +323,33 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 						skipNext = true
 					}
 				}
-			case strings.HasSuffix(prog, "awk") && short && len(a) > 2 && (a[1] == 'e' || a[1] == 'f' || a[1] == 'E'):
+			case awkLike && short && len(a) > 2 && (a[1] == 'e' || a[1] == 'f' || a[1] == 'E'):
 				// -e'PROGRAM'; -fFILE and -EFILE hold a program no rule reads.
 				if a[1] == 'e' {
 					scripts = append(scripts, a[2:])
 				} else {
 					scripts = append(scripts, "")
 				}
-			case strings.HasSuffix(prog, "awk") && longOpt(name, 4, "--source"):
+			case awkLike && longOpt(name, 4, "--source"):
 				if hasVal {
 					scripts = append(scripts, val)
 				} else {
 					scriptNext = true
 				}
-			case strings.HasSuffix(prog, "awk") && short && strings.HasPrefix(a, "-W"):
+			case awkLike && short && strings.HasPrefix(a, "-W"):
 				// mawk's -W takes a word of its own options, among them
 				// exec FILE (-W e): a program no rule reads.
 				scripts = append(scripts, "")
 				if a == "-W" {
 					skipNext = true
 				}
-			case strings.HasSuffix(prog, "awk") && (name == "-E" || longOpt(name, 4, "--exec")):
+			case awkLike && (name == "-E" || longOpt(name, 4, "--exec")):
 				scripts = append(scripts, "")
 				if !hasVal {
 					skipNext = true
 				}
-			case slices.Contains(codeOpts, name) || (prog == "sed" || prog == "gsed" || strings.HasSuffix(prog, "awk")) && name == "-e" ||
-				(prog == "sed" || prog == "gsed") && longOpt(name, 3, "--expression"):
+			case slices.Contains(codeOpts, name) || (sedLike || awkLike) && name == "-e" ||
+				sedLike && longOpt(name, 3, "--expression"):
 				if hasVal {
 					scripts = append(scripts, val)
 				} else {
@@ -356,9 +357,9 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 				}
 			case shellInterpreters[prog] && !strings.HasPrefix(name, "--") && strings.ContainsRune(name, 'c'):
 				scriptNext = true // the script, followed by run
-			case (prog == "sed" || prog == "perl" || prog == "gsed") && (strings.HasPrefix(name, "-i") || name == "--in-place"):
+			case (sedLike || prog == "perl") && (strings.HasPrefix(name, "-i") || name == "--in-place"):
 				inPlace = true
-			case (prog == "sed" || prog == "gsed" || strings.HasSuffix(prog, "awk")) && (name == "-f" || longOpt(name, 4, "--file")):
+			case (sedLike || awkLike) && (name == "-f" || longOpt(name, 4, "--file")):
 				scripts = append(scripts, "")
 			case hasVal:
 				sa.wordPath(val, cwd)
@@ -369,7 +370,7 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 		if prog == "sed" && a == "" && inPlace && len(scripts) == 0 {
 			continue // BSD sed's -i "" (no backup suffix)
 		}
-		if (prog == "sed" || prog == "gsed" || strings.HasSuffix(prog, "awk")) && len(scripts) == 0 {
+		if (sedLike || awkLike) && len(scripts) == 0 {
 			scripts = append(scripts, a)
 			continue
 		}
