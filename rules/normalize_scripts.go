@@ -31,10 +31,13 @@ func sedScript(s string) (files []sedFile, ok bool) {
 		i += j
 		return v
 	}
-	fileArg := func(write bool) bool {
+	blanks := func() {
 		for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
 			i++
 		}
+	}
+	fileArg := func(write bool) bool {
+		blanks()
 		name := restOfLine()
 		if name == "" {
 			return false
@@ -79,18 +82,14 @@ func sedScript(s string) (files []sedFile, ok bool) {
 			continue
 		case '=', 'd', 'D', 'g', 'G', 'h', 'H', 'n', 'N', 'p', 'P', 'x', 'z', 'F':
 		case 'l', 'q', 'Q', 'L':
-			for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
-				i++
-			}
+			blanks()
 			for i < len(s) && s[i] >= '0' && s[i] <= '9' {
 				i++
 			}
 		case ':', 'b', 't', 'T':
 			// A label ends at the first blank, ; or } here, which is
 			// never later than where sed ends it.
-			for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
-				i++
-			}
+			blanks()
 			for i < len(s) && strings.IndexByte(" \t\n;}", s[i]) < 0 {
 				i++
 			}
