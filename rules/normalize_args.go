@@ -361,6 +361,16 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 				inPlace = true
 			case (sedLike || awkLike) && (name == "-f" || longOpt(name, 4, "--file")):
 				scripts = append(scripts, "")
+			case namesFromFile(prog, name, a):
+				// The files it reads are named in a list file, which no
+				// rule reads: sort --files0-from=F prints every file F
+				// names, ~/.ssh/id_rsa too.
+				n.addComputed(prog + " " + name + ": the files named in a list it reads")
+				if hasVal {
+					sa.wordPath(val, cwd)
+				} else if name != "-c" && !checkProgs[prog] {
+					valueNext = true
+				}
 			case hasVal:
 				sa.wordPath(val, cwd)
 			}
@@ -1102,6 +1112,30 @@ func (sa *shellAnalysis) gitGlobal(cmd []string, cwd string) ([]string, string) 
 		i = len(cmd)
 	}
 	return append([]string{"git"}, cmd[i:]...), dir
+}
+
+// checkProgs are the checksum programs, whose -c FILE (--check) hashes
+// every file FILE lists.
+var checkProgs = map[string]bool{"md5sum": true, "sha1sum": true, "sha224sum": true, "sha256sum": true,
+	"sha384sum": true, "sha512sum": true, "b2sum": true, "cksum": true, "shasum": true, "b3sum": true}
+
+// namesFromFile reports whether option a (name, before any =) of prog
+// makes it read files named in a list file rather than on the line: GNU
+// sort, wc and du's --files0-from, a checksum program's -c, file's -f,
+// git's --pathspec-from-file.
+func namesFromFile(prog, name, a string) bool {
+	short := !strings.HasPrefix(a, "--")
+	switch {
+	case prog == "sort" || prog == "wc" || prog == "du":
+		return longOpt(name, 5, "--files0-from")
+	case checkProgs[prog]:
+		return longOpt(name, 4, "--check") || short && strings.ContainsRune(name[1:], 'c')
+	case prog == "file":
+		return longOpt(name, 4, "--files-from") || short && clusterValue(a, 'f', "bcEhiklLNnprsvz0") != ""
+	case prog == "git":
+		return longOpt(name, 12, "--pathspec-from-file")
+	}
+	return false
 }
 
 // longOpt reports whether name is one of the long options full, or an
