@@ -53,10 +53,23 @@ var allArgsWritten = map[string]bool{
 var lastArgWritten = map[string]bool{"cp": true, "ln": true, "install": true, "rsync": true, "scp": true, "ditto": true}
 
 // outputOpts take the file a program writes as their value, for any program.
-var outputOpts = map[string]bool{
-	"--output": true, "--output-file": true, "--outfile": true, "--out": true, "--out-file": true,
-	"--outdir": true, "--out-dir": true, "--output-dir": true, "--output-document": true, "--log-file": true,
-	"--directory-prefix": true,
+var outputOpts = map[string]int{
+	"--output": 3, "--output-file": 3, "--outfile": 3, "--out": 5, "--out-file": 5,
+	"--outdir": 5, "--out-dir": 5, "--output-dir": 3, "--output-document": 3, "--log-file": 6,
+	"--directory-prefix": 12,
+}
+
+// isOutputOpt reports whether name is a long output option or an
+// abbreviation GNU getopt takes for one (sort --outp=FILE): a prefix of
+// it at least as long as outputOpts says, which keeps other programs'
+// options (ls --directory) out.
+func isOutputOpt(name string) bool {
+	for full, min := range outputOpts {
+		if longOpt(name, min, full) {
+			return true
+		}
+	}
+	return false
 }
 
 // shortOutputOpts are the single-letter output options of the programs
@@ -68,6 +81,7 @@ var shortOutputOpts = map[string]string{
 	"zip": "-o", "gzip": "-o", "tar": "-C", "split": "-o", "strace": "-o", "ltrace": "-o", "script": "-O",
 	"iconv": "-o", "gcc-ld": "-o", "ld.lld": "-o", "ld.gold": "-o", "tcc": "-o", "zig": "-o", "nasm": "-o",
 	"yasm": "-o", "musl-gcc": "-o", "emcc": "-o", "clang++": "-o", "gfortran": "-o", "nvcc": "-o", "tree": "-o",
+	"time": "-o",
 }
 
 // attachedOut are the programs whose short output option takes its value
@@ -79,7 +93,7 @@ var attachedOut = map[string]bool{
 	"rustc": true, "pandoc": true, "ld": true, "as": true, "ssh-keygen": true, "base64": true, "unzip": true,
 	"gzip": true, "tar": true, "strace": true, "ltrace": true, "script": true, "iconv": true, "tcc": true,
 	"nasm": true, "yasm": true, "musl-gcc": true, "emcc": true, "clang++": true, "gfortran": true, "nvcc": true,
-	"ld.lld": true, "ld.gold": true, "tree": true,
+	"ld.lld": true, "ld.gold": true, "tree": true, "time": true,
 }
 
 // clusterOut are the flag letters that may come before a program's short
@@ -157,6 +171,15 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 	jqLike := prog == "jq" || prog == "yq" || prog == "gojq" || prog == "jaq"
 	jqFilter := jqLike // the next operand is a jq or yq filter, no path
 	skipWords := 0     // jq --arg NAME VALUE: words that name no path
+	if prog == "printf" || prog == "read" || prog == "mapfile" || prog == "readarray" {
+		// printf -v NAME, read NAME, mapfile NAME set a variable the
+		// rest of the line runs with (printf -v PATH %s ./bin).
+		for _, a := range cmd[1:] {
+			if name := strings.TrimPrefix(a, "-v"); isLoaderVar(name) {
+				n.addEscape(name + "=")
+			}
+		}
+	}
 	if prog == "env" || prog == "export" || prog == "declare" || prog == "typeset" {
 		for _, a := range cmd[1:] {
 			if isAssignment(a) {
@@ -300,7 +323,7 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 				} else {
 					writeNext = true
 				}
-			case outputOpts[name] || shortOut != "" && name == shortOut:
+			case isOutputOpt(name) || shortOut != "" && name == shortOut:
 				if hasVal {
 					if p := sa.wordPath(val, cwd); p != "" {
 						n.addDest(p)
@@ -357,10 +380,12 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 				}
 			case shellInterpreters[prog] && !strings.HasPrefix(name, "--") && strings.ContainsRune(name, 'c'):
 				scriptNext = true // the script, followed by run
-			case (sedLike || prog == "perl") && (strings.HasPrefix(name, "-i") || name == "--in-place"):
+			case (sedLike || prog == "perl") && strings.HasPrefix(name, "-i") || sedLike && longOpt(name, 3, "--in-place"):
 				inPlace = true
 			case (sedLike || awkLike) && (name == "-f" || longOpt(name, 4, "--file")):
 				scripts = append(scripts, "")
+			case short && len(a) > 2 && sa.attachedSecret(a[2:], cwd):
+				// -fFILE: read as a secret by whatever option -f is.
 			case namesFromFile(prog, name, a):
 				// The files it reads are named in a list file, which no
 				// rule reads: sort --files0-from=F prints every file F
@@ -907,8 +932,19 @@ func (sa *shellAnalysis) escapeOpt(prog, name, val string, hasVal bool, rest []s
 	n := sa.n
 	switch prog {
 	case "rg", "ripgrep":
-		if name == "--pre" {
-			n.addEscape("rg --pre")
+		if name == "--pre" || name == "--hostname-bin" {
+			n.addEscape("rg " + name)
+		}
+	case "fd", "fdfind":
+		// -x/-X CMD runs CMD on what fd finds (clap: clusters, no
+		// abbreviations).
+		if name == "--exec" || name == "--exec-batch" || !strings.HasPrefix(name, "--") && strings.ContainsAny(name, "xX") {
+			n.addEscape("fd " + name)
+		}
+	case "ag", "ack":
+		// --pager CMD runs CMD; both take abbreviations (--pag).
+		if longOpt(name, 5, "--pager") {
+			n.addEscape(prog + " --pager")
 		}
 	case "find":
 		switch name {
@@ -948,7 +984,7 @@ func (sa *shellAnalysis) escapeOpt(prog, name, val string, hasVal bool, rest []s
 			n.addEscape(prog + " -S")
 		}
 	case "sort":
-		if longOpt(name, 5, "--compress-program") {
+		if longOpt(name, 4, "--compress-program") {
 			n.addEscape("sort --compress-program")
 		}
 	case "psql", "mysql", "sqlite3", "mariadb":
@@ -1112,6 +1148,23 @@ func (sa *shellAnalysis) gitGlobal(cmd []string, cwd string) ([]string, string) 
 		i = len(cmd)
 	}
 	return append([]string{"git"}, cmd[i:]...), dir
+}
+
+// attachedSecret records v, the value in the same word as a short option
+// (date -f/home/u/.ssh/id_rsa, file -m.env, git blame -S.env), as a read
+// path when it is spelled as a path (not a glob) to a secret (isSecret),
+// and reports whether it did. Other such values are left alone: what the
+// option does with them is not known (cut -d/, grep -e/api/).
+func (sa *shellAnalysis) attachedSecret(v, cwd string) bool {
+	if !strings.HasPrefix(v, "/") && !strings.HasPrefix(v, "~") && !strings.HasPrefix(v, ".") || strings.ContainsAny(v, "*?[\n") {
+		return false
+	}
+	p := resolvePath(v, cwd, sa.ws)
+	if !isSecret(p, relTo(p, sa.ws.root(), sa.ws.home()), sa.ws) {
+		return false
+	}
+	sa.n.readPath(p)
+	return true
 }
 
 // checkProgs are the checksum programs, whose -c FILE (--check) hashes

@@ -405,8 +405,11 @@ func (sa *shellAnalysis) run(words []string, cwd string, depth int) (string, err
 			name, val, _ := strings.Cut(w[0], "=")
 			sa.wordPath(val, cwd)
 			sa.envAssign(name, val)
-			if loaderVars[name] || strings.HasPrefix(name, "DYLD_") || strings.HasPrefix(name, "GIT_CONFIG") {
+			if isLoaderVar(name) {
 				n.addEscape(name + "=")
+			}
+			if strings.HasPrefix(name, "GIT_TRACE") && strings.HasPrefix(val, "/") {
+				n.addDest(resolvePath(val, cwd, sa.ws)) // git appends its trace to the file
 			}
 			w = w[1:]
 		}
@@ -421,9 +424,24 @@ func (sa *shellAnalysis) run(words []string, cwd string, depth int) (string, err
 				n.addEnv("*")
 				return prog, nil
 			}
-			for i, a := range w {
-				if (a == "-S" || a == "--split-string") && i+1 < len(w) {
-					return prog, sa.line(strings.Join(w[i+1:], " "), cwd, depth+1)
+			for i, a := range w[1:] {
+				if a == "--" || !strings.HasPrefix(a, "-") {
+					break
+				}
+				// -S STRING, -SSTRING, -iS STRING, --split-string[=]STRING
+				// (abbreviated too): env splits STRING into the command
+				// and its first words, and runs it with the rest.
+				name, val, hasVal := strings.Cut(a, "=")
+				if longOpt(name, 3, "--split-string") && !hasVal {
+					val = "-"
+				} else if !longOpt(name, 3, "--split-string") {
+					val = clusterValue(a, 'S', "i0v")
+				}
+				switch {
+				case val == "-" && i+2 < len(w):
+					return prog, sa.line(strings.Join(w[i+2:], " "), cwd, depth+1)
+				case val != "" && val != "-":
+					return prog, sa.line(strings.Join(append([]string{val}, w[i+2:]...), " "), cwd, depth+1)
 				}
 			}
 		case "command", "type", "which", "hash":
@@ -598,6 +616,13 @@ var loaderVars = map[string]bool{
 	"PYTHONHOME": true, "NODE_OPTIONS": true, "NODE_PATH": true, "PERL5OPT": true, "PERL5LIB": true, "RUBYOPT": true,
 	"RUBYLIB": true, "JAVA_TOOL_OPTIONS": true, "_JAVA_OPTIONS": true, "MANPAGER": true, "IFS": true, "SHELLOPTS": true,
 	"PS4": true, "GCONV_PATH": true, "npm_config_script_shell": true, "NPM_CONFIG_SCRIPT_SHELL": true,
+	"ACK_PAGER": true, "ACK_PAGER_COLOR": true, "ACK_OPTIONS": true, "ACKRC": true, "RIPGREP_CONFIG_PATH": true,
+}
+
+// isLoaderVar reports whether setting the variable name makes a program
+// load or run code it names (loaderVars, DYLD_*, GIT_CONFIG*).
+func isLoaderVar(name string) bool {
+	return loaderVars[name] || strings.HasPrefix(name, "DYLD_") || strings.HasPrefix(name, "GIT_CONFIG")
 }
 
 // systemBinDir reports whether a program path lies in a system directory.
