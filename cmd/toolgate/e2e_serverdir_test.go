@@ -86,3 +86,55 @@ func TestServeEveryCommandArgumentRead(t *testing.T) {
 		t.Errorf("two echo commands: %s; want both run", text)
 	}
 }
+
+// TestServeOptionSpellingsRunNothing: commands on an unsandboxed shell
+// server that run code or read a secret through an option's spelling
+// (an abbreviation, a value in the option's own word, a list file) are
+// refused, and do nothing.
+func TestServeOptionSpellingsRunNothing(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		".env":        "API_KEY=sk-live-123\n",
+		"payload.txt": strings.Repeat("touch PWNED-sort\n", 4096), // past sort -S 1k: it spills, through --co
+		"list":        ".env\x00",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(t.TempDir(), "toolgate.yaml")
+	body := fmt.Sprintf("servers:\n  sh: {command: %q, args: [--shell], cwd: %q}\nworkspace: {enabled: false, root: %q}\naudit: {path: %q}\nreview: {timeout: 1s}\n",
+		upstreamBin, dir, dir, filepath.Join(filepath.Dir(cfg), "audit.db"))
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, _, _ := startStdio(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, command := range []string{
+		"sort --co=sh -S 1k payload.txt",
+		`env -S'sh -c "touch PWNED-env"' true`,
+		"sort --files0-from=list",
+		"date -f.env",
+	} {
+		res, err := callTool(ctx, c, "sh__exec", map[string]any{"command": command}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if text := resultText(res); !res.IsError || strings.Contains(text, "sk-live") {
+			t.Errorf("%s: %s; want it refused", command, text)
+		}
+	}
+	for _, f := range []string{"PWNED-sort", "PWNED-env"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			t.Errorf("%s exists: a refused command ran", f)
+		}
+	}
+	res, err := callTool(ctx, c, "sh__exec", map[string]any{"command": "sort payload.txt"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text := resultText(res); res.IsError || !strings.Contains(text, "touch PWNED-sort") {
+		t.Errorf("sort payload.txt: %s; want it run", text)
+	}
+}
