@@ -196,11 +196,21 @@ func printPendingReviews(w io.Writer, ps []toolgate.Pending, asJSON bool, now ti
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	// KIND: a prompt, resource or completion may share a tool's name.
 	fmt.Fprintln(tw, "ID\tWAITING\tKIND\tNAME\tRULE\tREQUESTED BY\tCLIENT\tARGS")
+	cut := false
 	for _, p := range ps {
+		args := reviewArgs(p.Call.Args, p.Call.Meta)
+		cut = cut || strings.Contains(args, "…(+")
 		fmt.Fprintln(tw, visibleCells(p.Call.ID, now.Sub(p.RequestedAt).Round(time.Second).String(), p.Call.KindName(), p.Call.Name,
-			dash(p.Decision.Rule), dash(p.Call.Principal.User), dash(p.Call.Client.Name), reviewArgs(p.Call.Args, p.Call.Meta)))
+			dash(p.Decision.Rule), dash(p.Call.Principal.User), dash(p.Call.Client.Name), args))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if cut {
+		_, err := fmt.Fprintln(w, "ARGS that end in …(+N) go on for N more characters: `toolgate audit show ID` shows a call whole.")
+		return err
+	}
+	return nil
 }
 
 // reviewArgs is the redacted one-line preview of a call's arguments that
@@ -217,11 +227,12 @@ func reviewArgs(args any, meta map[string]any) string {
 	return toolgate.Visible(s)
 }
 
-// reviewOneLine squeezes s onto one line of at most n runes.
+// reviewOneLine squeezes s onto one line of n runes, and says how many it
+// cut: a reviewer must know that a command goes on past what is shown.
 func reviewOneLine(s string, n int) string {
 	s = strings.Join(strings.Fields(s), " ")
 	if rs := []rune(s); len(rs) > n {
-		return string(rs[:n-1]) + "…"
+		return string(rs[:n]) + fmt.Sprintf("…(+%d)", len(rs)-n)
 	}
 	return s
 }
