@@ -2,7 +2,9 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,7 +13,8 @@ import (
 
 // TestPendingFor: a retry finds the review of the same call not yet over
 // (same server, tool, session, rules version and arguments), the oldest
-// first, never itself; not another call's, nor one that is over.
+// first, never itself nor a later call's; not another call's, nor one that
+// is over. The retry is not listed for review and takes no answer.
 // ReviewEnded says when that is: an approval alone is not the end, its
 // grant is.
 func TestPendingFor(t *testing.T) {
@@ -47,6 +50,29 @@ func TestPendingFor(t *testing.T) {
 	begin("01P4", 0, nil)                                                     // the retry
 	if got := find("01P4", 0); got != "01P0" {
 		t.Fatalf("the retry found %q, want 01P0", got)
+	}
+	// Neither waits on the other: the earlier asks the reviewers, and is
+	// the one review listed and answered.
+	if got := find("01P0", 0); got != "" {
+		t.Fatalf("the earlier call found the later one: %s", got)
+	}
+	listed := func() []string {
+		t.Helper()
+		ps, err := s.PendingReviews(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, p := range ps {
+			ids = append(ids, p.Call.ID)
+		}
+		return ids
+	}
+	if got := strings.Join(listed(), " "); got != "01P0 01P2 01P1" {
+		t.Fatalf("pending reviews %s, want 01P0 01P2 01P1 (not the retry 01P4)", got)
+	}
+	if ok, err := s.SubmitVerdict(ctx, "01P4", toolgate.Verdict{Approved: true, Reviewer: "alice", Channel: "web"}); ok || !errors.Is(err, ErrFollows) || !strings.Contains(err.Error(), "review 01P0") {
+		t.Fatalf("an answer to the retry = %v, %v; want ErrFollows naming 01P0", ok, err)
 	}
 	if got := find("01P1", 1); got != "" {
 		t.Fatalf("a call with other arguments found %q", got)

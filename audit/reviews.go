@@ -12,12 +12,15 @@ import (
 )
 
 // PendingReviews lists calls waiting for a verdict (status pending, none
-// stored yet), oldest first. Their Call.Args are the stored, redacted args.
+// stored yet), oldest first, but not a retry that waits on an earlier
+// call's review (PendingFor): reviewers answer that one. Their Call.Args
+// are the stored, redacted args.
 func (s *Store) PendingReviews(ctx context.Context) ([]toolgate.Pending, error) {
 	if err := s.catchUp(ctx); err != nil {
 		return nil, fmt.Errorf("audit: pending reviews: %w", err)
 	}
-	return s.pending(ctx, s.rdb, `WHERE calls.status = 'pending' AND calls.review_approved IS NULL`)
+	return s.pending(ctx, s.rdb, `WHERE calls.status = 'pending' AND calls.review_approved IS NULL
+		AND calls.id NOT IN (SELECT c.id FROM calls c JOIN calls p ON `+earlierSameCall+` WHERE c.status = 'pending')`)
 }
 
 func (s *Store) pending(ctx context.Context, q querier, where string, args ...any) ([]toolgate.Pending, error) {
@@ -69,7 +72,8 @@ func (r *Record) pending() (toolgate.Pending, error) {
 // across processes: the first answer wins). The call stays pending until
 // the gate's Resolve finalizes it. ok is false when there was already a
 // verdict or the call is no longer pending; ErrNotFound when there is no
-// such call.
+// such call; ErrFollows when a person answers a retry that waits on an
+// earlier call's review (PendingFor): its answer would count for nothing.
 func (s *Store) SubmitVerdict(ctx context.Context, id string, v toolgate.Verdict) (bool, error) {
 	at := utc(s.o.Now())
 	if v.DecidedAt.IsZero() {
@@ -84,6 +88,11 @@ func (s *Store) SubmitVerdict(ctx context.Context, id string, v toolgate.Verdict
 		}
 		if cs.status != toolgate.StatusPending || cs.verdict != nil {
 			return nil
+		}
+		if toolgate.IsReviewChannel(v.Channel) {
+			if rid, err := w.follows(id); err != nil || rid != "" {
+				return cmp.Or(err, fmt.Errorf("%w: call %s is a retry that waits on review %s; answer that review", ErrFollows, id, rid))
+			}
 		}
 		admitted, err := w.admit(id, cs, v, at)
 		if admitted == nil || err != nil {

@@ -84,6 +84,9 @@ var (
 	// stored first (by SubmitVerdict or an earlier Resolve) is not one. The
 	// stored verdict wins and the call is recorded as refused.
 	ErrVerdictConflict = errors.New("audit: a different verdict was already recorded")
+	// ErrFollows: a person answered a retry that waits on an earlier
+	// call's review (PendingFor); that review is the one to answer.
+	ErrFollows = errors.New("audit: the call waits on another review")
 )
 
 // Options configures a Store. The zero value is usable.

@@ -1,9 +1,12 @@
 package review_test
 
 import (
+	"context"
+	"errors"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -74,12 +77,16 @@ func TestRetryWaitsOnHeldReview(t *testing.T) {
 		}
 		return ids
 	}
-	waitPending := func(n int) {
+	// A retry's row is recorded before it waits on the review, and is not
+	// listed for review.
+	waitRecorded := func(id string) {
 		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); len(pending()) != n; time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("pending reviews %v, want %d", pending(), n)
-			}
+		toolgatetest.Eventually(t, "call "+id+" recorded", func() bool {
+			_, err := st.Get(t.Context(), id)
+			return err == nil
+		})
+		if got := pending(); len(got) != 1 {
+			t.Fatalf("pending reviews %v while the retry %s waits, want only its review", got, id)
 		}
 	}
 
@@ -106,7 +113,7 @@ func TestRetryWaitsOnHeldReview(t *testing.T) {
 
 	// Approved while the retry waits: it runs, on the grant.
 	retry := handle("01AWAIT2")
-	waitPending(2) // the retry's own row, until it is resolved
+	waitRecorded("01AWAIT2")
 	if ok, err := st.SubmitVerdict(t.Context(), "01AWAIT0", toolgate.Verdict{Approved: true, Reviewer: "cli:alice", Channel: toolgate.ChannelCLI}); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
@@ -127,7 +134,7 @@ func TestRetryWaitsOnHeldReview(t *testing.T) {
 		t.Fatalf("a call after the grant's one use: %s", text)
 	}
 	retry = handle("01AWAIT4")
-	waitPending(2)
+	waitRecorded("01AWAIT4")
 	if ok, err := st.SubmitVerdict(t.Context(), "01AWAIT3", toolgate.Verdict{Reviewer: "cli:bob", Channel: toolgate.ChannelCLI, Reason: "use the archive"}); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
@@ -137,6 +144,98 @@ func TestRetryWaitsOnHeldReview(t *testing.T) {
 	}
 	if fw.n.Load() != 1 {
 		t.Fatalf("forwarded %d times", fw.n.Load())
+	}
+	if rep, err := st.Verify(t.Context()); err != nil || len(rep.Problems) > 0 {
+		t.Fatalf("Verify = %+v, %v", rep, err)
+	}
+}
+
+// meetAtBegin records calls in st, each returning from Begin only once
+// every call of the group has been recorded: the calls then look for a
+// pending review of the same call with every row there.
+type meetAtBegin struct {
+	*audit.Store
+	met *sync.WaitGroup
+}
+
+func (m meetAtBegin) Begin(ctx context.Context, c toolgate.Call, d toolgate.Decision) error {
+	err := m.Store.Begin(ctx, c, d)
+	m.met.Done()
+	m.met.Wait()
+	return err
+}
+
+// TestTwinCallsDoNotWaitOnEachOther, over a real audit DB through the
+// gate: two identical calls recorded at once, each seeing the other's
+// pending row, do not each wait on the other's review (then nobody is
+// asked and every answer is lost). The earlier asks the reviewers and is
+// the one review listed; the later waits on it and takes no answer of its
+// own. Approving the listed review runs the earlier call, once; the later
+// is told the approval ran another call, and no approval is recorded on
+// it.
+func TestTwinCallsDoNotWaitOnEachOther(t *testing.T) {
+	st := openAudit(t, filepath.Join(t.TempDir(), "audit.db"))
+	svc, err := review.New(review.Options{Store: st, Channels: []string{toolgate.ChannelWeb},
+		Timeout: 20 * time.Second, Hold: 10 * time.Second, PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var met sync.WaitGroup
+	met.Add(2)
+	fw := &countingForwarder{}
+	g, err := gate.New(gate.Options{Decider: decideReview{}, Reviewer: svc, Recorder: meetAtBegin{st, &met}, Granter: st, Forwarder: fw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{"01TWIN0", "01TWIN1"}
+	out := map[string]chan toolgate.Result{}
+	for _, id := range ids {
+		c, _ := reviewCall(id)
+		out[id] = make(chan toolgate.Result, 1)
+		go func() { out[id] <- g.Handle(t.Context(), c) }()
+	}
+	met.Wait()
+	listed, err := st.PendingReviews(t.Context())
+	var got []string
+	for _, p := range listed {
+		got = append(got, p.Call.ID)
+	}
+	if err != nil || len(got) != 1 {
+		t.Fatalf("pending reviews %v, %v; want one", got, err)
+	}
+	asker := got[0]
+	other := ids[0]
+	if other == asker {
+		other = ids[1]
+	}
+	// The waiting call's own row takes no answer; the listed one does.
+	if ok, err := st.SubmitVerdict(t.Context(), other, toolgate.Verdict{Approved: true, Reviewer: "web:rita", Channel: toolgate.ChannelWeb}); ok || !errors.Is(err, audit.ErrFollows) {
+		t.Fatalf("approving the waiting call %s = %v, %v; want ErrFollows", other, ok, err)
+	}
+	if ok, err := st.SubmitVerdict(t.Context(), asker, toolgate.Verdict{Approved: true, Reviewer: "web:rita", Channel: toolgate.ChannelWeb}); !ok || err != nil {
+		t.Fatalf("approving %s = %v, %v", asker, ok, err)
+	}
+	result := func(id string) (string, bool) {
+		t.Helper()
+		select {
+		case res := <-out[id]:
+			return toolgatetest.Text(res), res.IsError
+		case <-time.After(10 * time.Second):
+			t.Fatalf("call %s did not return", id)
+			return "", false
+		}
+	}
+	if text, isErr := result(asker); isErr || text != "deleted" {
+		t.Fatalf("the call whose review was approved: %v %s", isErr, text)
+	}
+	if text, isErr := result(other); !isErr || !strings.Contains(text, "review "+asker+" of the same call was approved for one run") {
+		t.Fatalf("the call that waited: %v %s", isErr, text)
+	}
+	if fw.n.Load() != 1 {
+		t.Fatalf("forwarded %d times, want once", fw.n.Load())
+	}
+	if r, _ := st.Get(t.Context(), other); r.Status != toolgate.StatusRefused || r.Review == nil || r.Review.Approved || r.Review.Reviewer != "" {
+		t.Fatalf("the waiting call's row: %s %+v", r.Status, r.Review)
 	}
 	if rep, err := st.Verify(t.Context()); err != nil || len(rep.Problems) > 0 {
 		t.Fatalf("Verify = %+v, %v", rep, err)

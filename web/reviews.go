@@ -209,7 +209,7 @@ func (h *Handler) verdict(w http.ResponseWriter, r *http.Request, v viewer) {
 	case errors.Is(err, toolgate.ErrMoreApprovals):
 		h.flash(w, r, v, "Your approval counts ("+err.Error()+"). The review waits for another approver.")
 		return
-	case errors.Is(err, toolgate.ErrSameApprover), errors.Is(err, toolgate.ErrChannelRefused):
+	case errors.Is(err, toolgate.ErrSameApprover), errors.Is(err, toolgate.ErrChannelRefused), errors.Is(err, audit.ErrFollows):
 		h.flash(w, r, v, "Your answer was not counted: "+err.Error()+".")
 		return
 	case errors.Is(err, audit.ErrNotFound):
