@@ -135,8 +135,8 @@ func TestTwoPersonReview(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "audit.db"), Options{})
 	d := testDecision(toolgate.Review)
 	d.Review = toolgate.ReviewPolicy{Approvals: 2, Channels: []string{"slack"}}
-	for _, id := range []string{"01P1", "01P2"} {
-		if err := s.Begin(ctx, testCall(id, 0), d); err != nil {
+	for i, id := range []string{"01P1", "01P2"} {
+		if err := s.Begin(ctx, testCall(id, i), d); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -210,8 +210,8 @@ func TestTwoPersonReviewNotTheAgentsUser(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "audit.db"), Options{})
 	d := testDecision(toolgate.Review)
 	d.Review = toolgate.ReviewPolicy{Approvals: 2}
-	for _, id := range []string{"01E1", "01E2"} {
-		if err := s.Begin(ctx, testCall(id, 0), d); err != nil {
+	for i, id := range []string{"01E1", "01E2"} {
+		if err := s.Begin(ctx, testCall(id, i), d); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -425,7 +425,9 @@ func TestGrantBindsTheKind(t *testing.T) {
 		t.Fatal("the prompt's retry did not use its grant")
 	}
 
-	begin(call("01K6", toolgate.KindPrompt))
+	other := call("01K6", toolgate.KindPrompt) // not 01K5's retry, still pending here
+	other.Args["n"] = float64(6)
+	begin(other)
 	approve("01K6")
 	if _, err := s.GrantSession(ctx, "01K6", time.Hour); err != nil {
 		t.Fatal(err)
@@ -436,22 +438,28 @@ func TestGrantBindsTheKind(t *testing.T) {
 
 	// A tool call's grant still runs the tool call, and no completion; with
 	// the kind '' of a grant issued before grants had one, it runs nothing.
-	tool = call("01K8", "")
+	// Arguments of their own: 01K1, the same call, is still pending.
+	call8 := func(id, kind string) toolgate.Call {
+		c := call(id, kind)
+		c.Args["n"] = float64(8)
+		return c
+	}
+	tool = call8("01K8", "")
 	begin(tool)
 	tg := grantOnce(tool)
-	if covered(call("01KB", toolgate.KindCompletion)) {
+	if covered(call8("01KB", toolgate.KindCompletion)) {
 		t.Fatal("a completion ran on a tool call's grant")
 	}
 	if _, err := rawDB(t, path).Exec(`UPDATE grants SET kind = '' WHERE id = ?`, tg.ID); err != nil {
 		t.Fatal(err)
 	}
-	if covered(call("01K9", "")) {
+	if covered(call8("01K9", "")) {
 		t.Fatal("a grant with no kind ran a tool call")
 	}
 	if _, err := rawDB(t, path).Exec(`UPDATE grants SET kind = 'tool' WHERE id = ?`, tg.ID); err != nil {
 		t.Fatal(err)
 	}
-	if !covered(call("01KA", toolgate.KindTool)) {
+	if !covered(call8("01KA", toolgate.KindTool)) {
 		t.Fatal("the tool call's retry did not use its grant")
 	}
 	if rep, err := s.Verify(ctx); err != nil || len(rep.Problems) > 0 {

@@ -13,9 +13,11 @@ func TestSelfApprovalRefused(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, "", Options{})
 	alice := toolgate.Principal{User: "alice", Auth: toolgate.AuthToken}
+	n := 0
 	begin := func(id string, p toolgate.Principal) {
 		t.Helper()
-		c := testCall(id, 1)
+		n++
+		c := testCall(id, n) // each its own call, none another's retry
 		c.Principal = p
 		if err := s.Begin(ctx, c, testDecision(toolgate.Review)); err != nil {
 			t.Fatal(err)

@@ -345,8 +345,8 @@ func TestReviewsAcrossProcesses(t *testing.T) {
 	server := openTest(t, path, Options{})
 	cli := openTest(t, path, Options{}) // stands in for `toolgate review approve`
 	ctx := context.Background()
-	for _, id := range []string{"01R1", "01R2", "01R3"} {
-		if err := server.Begin(ctx, testCall(id, 1), testDecision(toolgate.Review)); err != nil {
+	for i, id := range []string{"01R1", "01R2", "01R3"} {
+		if err := server.Begin(ctx, testCall(id, i+1), testDecision(toolgate.Review)); err != nil {
 			t.Fatal(err)
 		}
 	}
