@@ -70,6 +70,13 @@ var (
 	ErrSelfApproval = errors.New("self-approval refused")
 )
 
+// ErrTakenOver is returned when recording an approval finds that the
+// call's review was taken over by another toolgate process (sharing the
+// audit log) while the one holding the call was stalled: that process
+// ends the review, and an approval becomes a grant for the agent's retry.
+// The holder must not run the call.
+var ErrTakenOver = errors.New("the review was taken over by another toolgate process")
+
 // Verdict is a human's (or an auto-approval's) answer to a review.
 type Verdict struct {
 	// Approved is true only on an explicit approval.

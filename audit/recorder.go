@@ -207,7 +207,13 @@ func (s *Store) Begin(ctx context.Context, c toolgate.Call, d toolgate.Decision)
 // The call is started only when both the stored verdict and v approve; if
 // v approves but the stored verdict does not, the call is recorded as
 // refused and Resolve returns ErrVerdictConflict, so the gate denies.
-// Resolving an already-resolved call with an agreeing verdict is a no-op.
+//
+// Resolve returns nil for an approval only when it moved the call from
+// pending to started, in its own write transaction: the gate runs the
+// call on that nil, so an approval of a call already ended (started,
+// refused, granted) or of a review another process took over
+// (AdoptOrphanReviews) is an error and changes nothing (see
+// runnableBy). Resolving an already-ended call with a denial is a no-op.
 func (s *Store) Resolve(ctx context.Context, id string, v toolgate.Verdict) error {
 	at := utc(s.o.Now())
 	if v.DecidedAt.IsZero() {
@@ -217,6 +223,11 @@ func (s *Store) Resolve(ctx context.Context, id string, v toolgate.Verdict) erro
 		cs, err := w.state(id)
 		if err != nil {
 			return err
+		}
+		if v.Approved {
+			if err := cs.runnableBy(id, w.s.o.Owner); err != nil {
+				return err
+			}
 		}
 		if cs.verdict != nil {
 			status := toolgate.StatusRefused
@@ -228,10 +239,7 @@ func (s *Store) Resolve(ctx context.Context, id string, v toolgate.Verdict) erro
 				conflict = fmt.Errorf("%w: call %s was denied by %s via %s", ErrVerdictConflict, id, cs.verdict.Reviewer, cs.verdict.Channel)
 			}
 			if cs.status != toolgate.StatusPending {
-				if v.Approved && cs.status == toolgate.StatusRefused {
-					return conflict
-				}
-				return nil // already finalized; idempotent
+				return nil // a denial of an ended call: it stays as it ended
 			}
 			w.s.o.Logger.Debug("audit: finalizing stored verdict", "call_id", id, "status", status)
 			if err := w.setStatus(id, status); err != nil {
@@ -257,6 +265,33 @@ func (s *Store) Resolve(ctx context.Context, id string, v toolgate.Verdict) erro
 		return w.verdict(id, at.UnixNano(), status, newReview(v, cs.decidedAt))
 	})
 	return err
+}
+
+// runnableBy returns nil when process owner may start call id on an
+// approval: the call is pending and its review is still owner's. A review
+// another process took over (its holder was stalled past its lease) is
+// that process's to end: an approval there becomes a grant for the
+// agent's retry (status granted), or, answered before the takeover, the
+// call is refused. Starting it here as well would run one approval twice,
+// or run a call the log says never ran. Like any other state check, it
+// is read in the write transaction that would start the call.
+func (cs *callState) runnableBy(id, owner string) error {
+	taken := func(what string) error {
+		return fmt.Errorf("%w: call %s: %s", toolgate.ErrTakenOver, id, what)
+	}
+	switch {
+	case cs.status == toolgate.StatusPending && cs.owner == owner:
+		return nil
+	case cs.status == toolgate.StatusPending:
+		return taken("another toolgate process holds its review now")
+	case cs.status == toolgate.StatusGranted:
+		return taken("its approval became a grant for the agent's retry")
+	case cs.status == toolgate.StatusRefused && cs.verdict != nil && !cs.verdict.Approved && cs.verdict.Channel != toolgate.ChannelExpired:
+		return fmt.Errorf("%w: call %s was denied by %s via %s", ErrVerdictConflict, id, cs.verdict.Reviewer, cs.verdict.Channel)
+	case cs.status == toolgate.StatusRefused:
+		return taken("another toolgate process ended its review") // ExpireOrphanReviews
+	}
+	return fmt.Errorf("%w: resolve %s: status is %s, not pending", ErrState, id, cs.status)
 }
 
 // verdict chains verdict r of call id, which leaves it in status, and

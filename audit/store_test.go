@@ -369,12 +369,13 @@ func TestReviewsAcrossProcesses(t *testing.T) {
 	if err != nil || !decided || !v.Approved || v.Reviewer != "bob" {
 		t.Fatalf("ReviewVerdict = %+v %v %v", v, decided, err)
 	}
-	// The gate resolves with what it polled: idempotent, call starts.
+	// The gate resolves with what it polled: the call starts, once. A
+	// second approval would run it again: it is refused.
 	if err := server.Resolve(ctx, "01R1", v); err != nil {
 		t.Fatal(err)
 	}
-	if err := server.Resolve(ctx, "01R1", v); err != nil {
-		t.Fatalf("second Resolve: %v", err)
+	if err := server.Resolve(ctx, "01R1", v); !errors.Is(err, ErrState) {
+		t.Fatalf("second Resolve: %v, want ErrState", err)
 	}
 	if r, _ := server.Get(ctx, "01R1"); r.Status != toolgate.StatusStarted || r.Review.Reviewer != "bob" {
 		t.Fatalf("after resolve: %+v", r)

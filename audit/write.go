@@ -65,7 +65,7 @@ func (st *writeStmts) prepare(ctx context.Context, c *sql.Conn, pg bool) error {
 		// insert, without a statement (a round trip) of its own.
 		{&st.insertUnlessCall, `INSERT INTO events (call_id, kind, at, body, prev_hash, hash) SELECT ?,?,?,?,?,?
 			WHERE NOT EXISTS (SELECT 1 FROM calls WHERE id = ? AND status <> ?)` + returning},
-		{&st.state, `SELECT calls.status, d.at, d.body, v.at, v.body FROM calls JOIN events d ON d.seq = calls.seq
+		{&st.state, `SELECT calls.status, calls.review_owner, d.at, d.body, v.at, v.body FROM calls JOIN events d ON d.seq = calls.seq
 			LEFT JOIN events v ON v.seq = calls.verdict_seq WHERE calls.id = ?`},
 		{&st.setVerdict, `UPDATE calls SET status = ?, review_approved = ?, review_channel = ?, review_ms = ?, verdict_seq = ? WHERE id = ?`},
 		{&st.setStatus, `UPDATE calls SET status = ? WHERE id = ?`},
@@ -201,7 +201,10 @@ func (w *wtx) readHead() error {
 
 // callState is what the writer needs to know about a call before changing it.
 type callState struct {
-	status    string
+	status string
+	// owner is the process whose review the call is (review_owner):
+	// its holder, until another process takes the review over.
+	owner     string
 	decidedAt int64
 	verdict   *Review // nil when none is stored
 	principal toolgate.Principal
@@ -212,7 +215,7 @@ func (w *wtx) state(id string) (callState, error) {
 		cs   callState
 		d, v joined
 	)
-	err := w.s.stmts.state.QueryRowContext(w.ctx, id).Scan(&cs.status, &d.at, &d.body, &v.at, &v.body)
+	err := w.s.stmts.state.QueryRowContext(w.ctx, id).Scan(&cs.status, &cs.owner, &d.at, &d.body, &v.at, &v.body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return cs, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}

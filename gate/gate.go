@@ -218,7 +218,11 @@ func (g *Gate) handle(ctx context.Context, c toolgate.Call, forward func(context
 			g.observe(c, d, toolgate.Outcome{Status: toolgate.StatusPending})
 			return refusal(c, heldText(d, v))
 		}
-		if err := g.o.Recorder.Resolve(context.WithoutCancel(ctx), c.ID, v); err != nil {
+		if err := g.o.Recorder.Resolve(context.WithoutCancel(ctx), c.ID, v); errors.Is(err, toolgate.ErrTakenOver) {
+			log.Warn("review taken over by another process while this one was stalled; call not run", slog.Any("err", err))
+			g.observe(c, d, toolgate.Outcome{Status: toolgate.StatusRefused, Error: err.Error()})
+			return refusal(c, takenOverText)
+		} else if err != nil {
 			log.Error("audit write of review verdict failed; call denied", slog.Any("err", err))
 			g.observe(c, d, toolgate.Outcome{Status: toolgate.StatusRefused, Error: err.Error()})
 			return refusal(c, "the audit log could not record the review verdict, so the call was not run (fail closed): "+err.Error())
@@ -449,6 +453,13 @@ func reviewDeniedText(d toolgate.Decision, v toolgate.Verdict) string {
 	}
 	return s + ". Ask the user before trying again."
 }
+
+// takenOverText tells the agent why a call whose review another toolgate
+// process took over did not run, and that its retry is how an approval
+// there is used.
+const takenOverText = "while this toolgate process was stalled, another one took over the review of this call, " +
+	"so the call did not run here; an approval there is turned into a grant: retry the same call with the same " +
+	"arguments, and it runs once if the review is approved (it waits for a review still open, and is reviewed again otherwise)"
 
 func heldText(d toolgate.Decision, v toolgate.Verdict) string {
 	s := "a human review is required"

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -175,6 +177,90 @@ func TestServeReplicasPostgresKill9(t *testing.T) {
 	}
 	t.Logf("replica %d took the review over; replica %d received the click", adopter, other)
 
+	if verify := rvCLI(t, nil, "audit", "verify", "--db", dsn); !strings.HasPrefix(verify, "OK: ") {
+		t.Errorf("audit verify: %s", verify)
+	}
+}
+
+// TestServeReplicasPostgresStalledHolder: a replica holding a reviewed call
+// is stopped (SIGSTOP) past its lease; the other takes the review over,
+// and the reviewer's approval there becomes a grant. The stalled replica,
+// continued, reads that approval: it must not run the call (the retry
+// runs it, on the grant), so the one approval runs the call once, and
+// the upstream never receives a call the log says never ran.
+func TestServeReplicasPostgresStalledHolder(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	dir := t.TempDir()
+	rulesFile := filepath.Join(dir, "rules.yaml")
+	rules := "version: 1\nlabel: stalled-e2e\ndefault: allow\nrules:\n" +
+		"  - name: record-needs-human\n    match: 'tool.name == \"record\"'\n    action: review\n    reason: recording needs a human\n"
+	if err := os.WriteFile(rulesFile, []byte(rules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	received := filepath.Join(dir, "received.log")
+	cfg := writeConfig(t, fmt.Sprintf("servers:\n  up:\n    command: %q\nworkspace: {enabled: false}\nrules: {file: %q}\n"+
+		"audit: {driver: postgres, dsn: %q, lease_ttl: 3s}\n"+
+		"review:\n  timeout: 120s\n  hold: 100s\n  channels: [cli]\n", upstreamBin, rulesFile, dsn))
+	holder, taker := durStart(t, cfg), durStart(t, cfg)
+	c := httpClient(t, holder.url)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	args := map[string]any{"file": received, "id": "x"}
+	held := &rvCall{done: make(chan struct{})}
+	go func() {
+		defer close(held.done)
+		held.res, held.err = callTool(ctx, c, "up__record", args, "")
+	}()
+	reviewID := rvWaitPending(t, dsn, 1)[0]
+
+	if err := holder.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = holder.cmd.Process.Signal(syscall.SIGCONT) })
+	toolgatetest.EventuallyWithin(t, "the other replica to take the review over", 30*time.Second, func() bool {
+		return strings.Contains(taker.stderr.String(), "review taken over from an ended process")
+	})
+	rvCLI(t, nil, "review", "approve", reviewID, "--db", dsn)
+	toolgatetest.EventuallyWithin(t, "the approval to become a grant", 30*time.Second, func() bool {
+		return rvAuditRow(t, dsn, reviewID).Status == toolgate.StatusGranted
+	})
+	if err := holder.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-held.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the held call still waits after the stalled replica continued")
+	}
+	if held.err != nil || !held.res.IsError || !strings.Contains(resultText(held.res), "retry the same call") {
+		t.Fatalf("the stalled replica's answer to the held call: %v %+v", held.err, held.res)
+	}
+	ranX := func() int {
+		b, err := os.ReadFile(received)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		return strings.Count(string(b), "x\n")
+	}
+	if n := ranX(); n != 0 {
+		t.Fatalf("the stalled replica ran the call on an approval that became a grant (upstream received it %d times)", n)
+	}
+	if r := rvAuditRow(t, dsn, reviewID); r.Status != toolgate.StatusGranted {
+		t.Fatalf("the held call is %s, want granted", r.Status)
+	}
+
+	// The retry, in the same session, runs once on the grant.
+	if res, err := callTool(ctx, c, "up__record", args, ""); err != nil || res.IsError {
+		t.Fatalf("the retry: %v %s", err, resultText(res))
+	}
+	var grants []audit.Grant
+	if err := json.Unmarshal([]byte(rvCLI(t, nil, "grants", "list", "--all", "--db", dsn, "--output", "json")), &grants); err != nil ||
+		len(grants) != 1 || grants[0].ReviewID != reviewID || grants[0].Uses != 1 {
+		t.Fatalf("grants: %+v %v", grants, err)
+	}
+	if n := ranX(); n != 1 {
+		t.Fatalf("one approval ran the call %d times", n)
+	}
 	if verify := rvCLI(t, nil, "audit", "verify", "--db", dsn); !strings.HasPrefix(verify, "OK: ") {
 		t.Errorf("audit verify: %s", verify)
 	}
