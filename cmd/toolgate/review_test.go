@@ -30,9 +30,10 @@ func seedReviews(t *testing.T, ids ...string) string {
 	for i, id := range ids {
 		c := toolgate.Call{
 			ID: id, Server: "shell", Tool: "exec", Name: "shell__exec",
-			Args:   map[string]any{"command": "rm -rf build", "api_key": "sk-live-should-not-show"},
-			Client: toolgate.Peer{Name: "cursor"},
-			Time:   time.Now().Add(time.Duration(i-10) * time.Second),
+			Args:      map[string]any{"command": "rm -rf build", "api_key": "sk-live-should-not-show"},
+			Client:    toolgate.Peer{Name: "cursor"},
+			SessionID: "session-" + id, // each its own call, none another's retry
+			Time:      time.Now().Add(time.Duration(i-10) * time.Second),
 		}
 		d := toolgate.Decision{Action: toolgate.Review, Rule: "destructive", Reason: "deletes files", Version: "v1"}
 		if err := st.Begin(ctx, c, d); err != nil {
