@@ -101,6 +101,7 @@ var attachedOut = map[string]bool{
 // programs whose other options in such a cluster take no value.
 var clusterOut = map[string]string{
 	"curl": "sSLfkvIiqgGNZjJlMpRB0123456", "wget": "qvcNSrkpmbdhFx", "sort": "bdfgiMhnRrscuVz",
+	"tree": "aAcCdDfFghilnNpqQrsStuvx",
 }
 
 // targetDirProgs take the directory they write into as -t DIR (also -tDIR,
@@ -174,8 +175,19 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 	if prog == "printf" || prog == "read" || prog == "mapfile" || prog == "readarray" {
 		// printf -v NAME, read NAME, mapfile NAME set a variable the
 		// rest of the line runs with (printf -v PATH %s ./bin).
-		for _, a := range cmd[1:] {
-			if name := strings.TrimPrefix(a, "-v"); isLoaderVar(name) {
+		for i, a := range cmd[1:] {
+			name := a
+			if prog == "printf" {
+				switch {
+				case a == "-v" && i+2 < len(cmd):
+					name = cmd[i+2]
+				case strings.HasPrefix(a, "-v"):
+					name = a[2:]
+				default:
+					continue
+				}
+			}
+			if isLoaderVar(name) {
 				n.addEscape(name + "=")
 			}
 		}
@@ -346,6 +358,17 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 						skipNext = true
 					}
 				}
+			case awkLike && (short && len(a) > 2 && strings.ContainsRune("opd", rune(a[1])) ||
+				hasVal && longOpt(name, 4, "--pretty-print", "--profile", "--dump-variables")):
+				// gawk -oFILE, -pFILE, -dFILE and their long forms write
+				// the program, a profile or the variables to FILE.
+				v := val
+				if short {
+					v = a[2:]
+				}
+				if p := sa.wordPath(v, cwd); p != "" {
+					n.addDest(p)
+				}
 			case awkLike && short && len(a) > 2 && (a[1] == 'e' || a[1] == 'f' || a[1] == 'E'):
 				// -e'PROGRAM'; -fFILE and -EFILE hold a program no rule reads.
 				if a[1] == 'e' {
@@ -384,7 +407,7 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 				inPlace = true
 			case (sedLike || awkLike) && (name == "-f" || longOpt(name, 4, "--file")):
 				scripts = append(scripts, "")
-			case short && len(a) > 2 && sa.attachedSecret(a[2:], cwd):
+			case short && len(a) > 2 && sa.attachedSecret(prog, a, cwd):
 				// -fFILE: read as a secret by whatever option -f is.
 			case namesFromFile(prog, name, a):
 				// The files it reads are named in a list file, which no
@@ -393,8 +416,8 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 				n.addComputed(prog + " " + name + ": the files named in a list it reads")
 				if hasVal {
 					sa.wordPath(val, cwd)
-				} else if name != "-c" && !checkProgs[prog] {
-					valueNext = true
+				} else if !checkProgs[prog] && !gitStdinOpts[name] {
+					valueNext = true // the list file
 				}
 			case hasVal:
 				sa.wordPath(val, cwd)
@@ -938,7 +961,7 @@ func (sa *shellAnalysis) escapeOpt(prog, name, val string, hasVal bool, rest []s
 	case "fd", "fdfind":
 		// -x/-X CMD runs CMD on what fd finds (clap: clusters, no
 		// abbreviations).
-		if name == "--exec" || name == "--exec-batch" || !strings.HasPrefix(name, "--") && strings.ContainsAny(name, "xX") {
+		if name == "--exec" || name == "--exec-batch" || !strings.HasPrefix(name, "--") && fdExecFlag(name) {
 			n.addEscape("fd " + name)
 		}
 	case "ag", "ack":
@@ -1097,6 +1120,7 @@ var benignGitConfig = []string{"color.", "user.name", "user.email", "advice.", "
 // run code, and returns the rest and the directory -C names ("" for none).
 func (sa *shellAnalysis) gitGlobal(cmd []string, cwd string) ([]string, string) {
 	dir := ""
+	repoGiven := false
 	i := 1
 	for i < len(cmd) && strings.HasPrefix(cmd[i], "-") {
 		a := cmd[i]
@@ -1133,6 +1157,7 @@ func (sa *shellAnalysis) gitGlobal(cmd []string, cwd string) ([]string, string) 
 			takesVal = !hasVal && name == "--config-env"
 		case "--git-dir", "--work-tree", "--namespace", "--super-prefix", "--list-cmds", "--attr-source":
 			takesVal = !hasVal
+			repoGiven = repoGiven || name == "--git-dir" || name == "--work-tree"
 			if hasVal {
 				sa.wordPath(val, cwd)
 			} else if i+1 < len(cmd) {
@@ -1147,35 +1172,72 @@ func (sa *shellAnalysis) gitGlobal(cmd []string, cwd string) ([]string, string) 
 	if i > len(cmd) {
 		i = len(cmd)
 	}
+	// git takes as its repository the first directory from where it runs
+	// up that is one: a .git, or a directory holding HEAD, objects/ and
+	// refs/ (a bare repository), whose config runs code (core.fsmonitor).
+	// One the agent made below the root (git init --bare sub, cp -r .git
+	// sub) is no path the rules see, so git run anywhere but the root, or
+	// pointed at a repository, finds what no rule read.
+	if repoGiven || path.Clean(cwd) != sa.ws.root() {
+		sa.n.addComputed("git run in " + cwd + ": the repository it finds there")
+	}
 	return append([]string{"git"}, cmd[i:]...), dir
 }
 
-// attachedSecret records v, the value in the same word as a short option
-// (date -f/home/u/.ssh/id_rsa, file -m.env, git blame -S.env), as a read
-// path when it is spelled as a path (not a glob) to a secret (isSecret),
-// and reports whether it did. Other such values are left alone: what the
-// option does with them is not known (cut -d/, grep -e/api/).
-func (sa *shellAnalysis) attachedSecret(v, cwd string) bool {
-	if !strings.HasPrefix(v, "/") && !strings.HasPrefix(v, "~") && !strings.HasPrefix(v, ".") || strings.ContainsAny(v, "*?[\n") {
+// attachedSecret records the value in the same word as a short option, or
+// a cluster of them (date -f/home/u/.ssh/id_rsa, date -Rf.env, file
+// -bm.env), as a read path when it names a secret (isSecret), and reports
+// whether it did. Which letter takes a value is not known here, so each
+// tail of the word spelled as a path is tried. Other such values are left
+// alone: what the option does with them is not known (cut -d/, grep
+// -e/api/), and an exclusion (ls -I.env, fd -E.env) names what is not read.
+func (sa *shellAnalysis) attachedSecret(prog, a, cwd string) bool {
+	if strings.ContainsAny(a, "*?[\n") || len(a) > 4096 {
 		return false
 	}
-	p := resolvePath(v, cwd, sa.ws)
-	if !isSecret(p, relTo(p, sa.ws.root(), sa.ws.home()), sa.ws) {
-		return false
+	for k := 2; k < len(a); k++ {
+		v := a[k:]
+		if !strings.HasPrefix(v, "/") && !strings.HasPrefix(v, "~") && !strings.HasPrefix(v, ".") && !strings.Contains(v, "/") ||
+			excludeOpts[prog] != 0 && a[k-1] == excludeOpts[prog] {
+			continue
+		}
+		p := resolvePath(v, cwd, sa.ws)
+		if isSecret(p, relTo(p, sa.ws.root(), sa.ws.home()), sa.ws) {
+			sa.n.readPath(p)
+			return true
+		}
 	}
-	sa.n.readPath(p)
-	return true
+	return false
 }
+
+// excludeOpts are the letters of programs' options whose value names what
+// they leave out (ls -I.env lists all but .env).
+var excludeOpts = map[string]byte{"ls": 'I', "tree": 'I', "fd": 'E', "fdfind": 'E'}
 
 // checkProgs are the checksum programs, whose -c FILE (--check) hashes
 // every file FILE lists.
 var checkProgs = map[string]bool{"md5sum": true, "sha1sum": true, "sha224sum": true, "sha256sum": true,
 	"sha384sum": true, "sha512sum": true, "b2sum": true, "cksum": true, "shasum": true, "b3sum": true}
 
+// fdExecFlag reports whether the short cluster name has fd's -x or -X
+// among its flags, before a letter whose value is the rest (-etsx is the
+// extension tsx).
+func fdExecFlag(name string) bool {
+	for _, r := range name[1:] {
+		switch {
+		case r == 'x' || r == 'X':
+			return true
+		case strings.ContainsRune("eEtdjSco", r):
+			return false
+		}
+	}
+	return false
+}
+
 // namesFromFile reports whether option a (name, before any =) of prog
-// makes it read files named in a list file rather than on the line: GNU
-// sort, wc and du's --files0-from, a checksum program's -c, file's -f,
-// git's --pathspec-from-file.
+// makes it read files named in a list file or its input rather than on
+// the line: GNU sort, wc and du's --files0-from, a checksum program's -c,
+// file's -f, git's --pathspec-from-file and --stdin (gitStdinOpts).
 func namesFromFile(prog, name, a string) bool {
 	short := !strings.HasPrefix(a, "--")
 	switch {
@@ -1186,10 +1248,14 @@ func namesFromFile(prog, name, a string) bool {
 	case prog == "file":
 		return longOpt(name, 4, "--files-from") || short && clusterValue(a, 'f', "bcEhiklLNnprsvz0") != ""
 	case prog == "git":
-		return longOpt(name, 12, "--pathspec-from-file")
+		return longOpt(name, 12, "--pathspec-from-file") || gitStdinOpts[name]
 	}
 	return false
 }
+
+// gitStdinOpts make git read the objects, revisions or paths it shows from
+// its input (git cat-file --batch < list prints HEAD:.env).
+var gitStdinOpts = map[string]bool{"--stdin": true, "--stdin-paths": true, "--batch": true, "--batch-command": true}
 
 // longOpt reports whether name is one of the long options full, or an
 // abbreviation of one at least min bytes long: git and GNU getopt accept

@@ -90,9 +90,6 @@ var persistencePatterns = []string{
 	"**/.{bashrc,bash_profile,bash_login,bash_logout,profile,zshrc,zprofile,zshenv,zlogin,zlogout,cshrc,tcshrc,kshrc,mkshrc}",
 	"**/.config/fish/**", "/etc/profile", "/etc/profile.d/**", "/etc/bash.bashrc", "/etc/zsh/**", "/etc/environment",
 	"**/.git", "**/.git/info/**", "**/.gitconfig", "~/.config/git/**",
-	// A directory with HEAD, objects/ and refs/ is a repository to git run
-	// in it (git -C sub status), whose config (core.fsmonitor) runs code.
-	"**/head",
 	"/etc/cron*", "/etc/cron*/**", "/var/spool/cron/**", "/etc/anacrontab",
 	"~/.config/systemd/**", "/etc/systemd/**", "/lib/systemd/**", "/usr/lib/systemd/**",
 	"~/library/launchagents/**", "/library/launch{agents,daemons}/**", "/etc/init.d/**", "/etc/rc.local",

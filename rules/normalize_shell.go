@@ -408,7 +408,7 @@ func (sa *shellAnalysis) run(words []string, cwd string, depth int) (string, err
 			if isLoaderVar(name) {
 				n.addEscape(name + "=")
 			}
-			if strings.HasPrefix(name, "GIT_TRACE") && strings.HasPrefix(val, "/") {
+			if strings.HasPrefix(name, "GIT_TRACE") && (strings.HasPrefix(val, "/") || strings.HasPrefix(val, "~")) && !strings.HasPrefix(val, "/dev/") {
 				n.addDest(resolvePath(val, cwd, sa.ws)) // git appends its trace to the file
 			}
 			w = w[1:]
