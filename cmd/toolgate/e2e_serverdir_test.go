@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -102,6 +103,19 @@ func TestServeOptionSpellingsRunNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A bare repository the agent made below the root (in a sandbox, where
+	// it runs nothing), whose config runs a command wherever git finds it.
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Fatal("git is needed")
+	}
+	for _, args := range [][]string{{"init", "-q", "--bare", "evil"}, {"config", "-f", "evil/config", "core.bare", "false"},
+		{"config", "-f", "evil/config", "core.worktree", dir}, {"config", "-f", "evil/config", "core.fsmonitor", "touch " + filepath.Join(dir, "PWNED-git") + "; false"}} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
 	cfg := filepath.Join(t.TempDir(), "toolgate.yaml")
 	body := fmt.Sprintf("servers:\n  sh: {command: %q, args: [--shell], cwd: %q}\nworkspace: {enabled: false, root: %q}\naudit: {path: %q}\nreview: {timeout: 1s}\n",
 		upstreamBin, dir, dir, filepath.Join(filepath.Dir(cfg), "audit.db"))
@@ -112,6 +126,7 @@ func TestServeOptionSpellingsRunNothing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for _, command := range []string{
+		"git -C evil status",
 		"sort --co=sh -S 1k payload.txt",
 		`env -S'sh -c "touch PWNED-env"' true`,
 		"sort --files0-from=list",
@@ -125,7 +140,7 @@ func TestServeOptionSpellingsRunNothing(t *testing.T) {
 			t.Errorf("%s: %s; want it refused", command, text)
 		}
 	}
-	for _, f := range []string{"PWNED-sort", "PWNED-env"} {
+	for _, f := range []string{"PWNED-sort", "PWNED-env", "PWNED-git"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
 			t.Errorf("%s exists: a refused command ran", f)
 		}
