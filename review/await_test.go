@@ -191,8 +191,9 @@ func TestTwinCallsDoNotWaitOnEachOther(t *testing.T) {
 	out := map[string]chan toolgate.Result{}
 	for _, id := range ids {
 		c, _ := reviewCall(id)
-		out[id] = make(chan toolgate.Result, 1)
-		go func() { out[id] <- g.Handle(t.Context(), c) }()
+		ch := make(chan toolgate.Result, 1)
+		out[id] = ch
+		go func() { ch <- g.Handle(t.Context(), c) }()
 	}
 	met.Wait()
 	listed, err := st.PendingReviews(t.Context())
