@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // TestPendingFor: a retry finds the review of the same call not yet over
@@ -56,19 +57,7 @@ func TestPendingFor(t *testing.T) {
 	if got := find("01P0", 0); got != "" {
 		t.Fatalf("the earlier call found the later one: %s", got)
 	}
-	listed := func() []string {
-		t.Helper()
-		ps, err := s.PendingReviews(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ids []string
-		for _, p := range ps {
-			ids = append(ids, p.Call.ID)
-		}
-		return ids
-	}
-	if got := strings.Join(listed(), " "); got != "01P0 01P2 01P1" {
+	if got := strings.Join(toolgatetest.PendingIDs(t, s), " "); got != "01P0 01P2 01P1" {
 		t.Fatalf("pending reviews %s, want 01P0 01P2 01P1 (not the retry 01P4)", got)
 	}
 	if ok, err := s.SubmitVerdict(ctx, "01P4", toolgate.Verdict{Approved: true, Reviewer: "alice", Channel: "web"}); ok || !errors.Is(err, ErrFollows) || !strings.Contains(err.Error(), "review 01P0") {

@@ -65,18 +65,6 @@ func TestRetryWaitsOnHeldReview(t *testing.T) {
 			return "", false
 		}
 	}
-	pending := func() []string {
-		t.Helper()
-		ps, err := st.PendingReviews(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ids []string
-		for _, p := range ps {
-			ids = append(ids, p.Call.ID)
-		}
-		return ids
-	}
 	// A retry's row is recorded before it waits on the review, and is not
 	// listed for review.
 	waitRecorded := func(id string) {
@@ -85,7 +73,7 @@ func TestRetryWaitsOnHeldReview(t *testing.T) {
 			_, err := st.Get(t.Context(), id)
 			return err == nil
 		})
-		if got := pending(); len(got) != 1 {
+		if got := toolgatetest.PendingIDs(t, st); len(got) != 1 {
 			t.Fatalf("pending reviews %v while the retry %s waits, want only its review", got, id)
 		}
 	}
@@ -103,7 +91,7 @@ func TestRetryWaitsOnHeldReview(t *testing.T) {
 	if d := time.Since(start); d < hold {
 		t.Errorf("the retry was answered pending after %v, before the hold", d)
 	}
-	if got := pending(); len(got) != 1 || got[0] != "01AWAIT0" {
+	if got := toolgatetest.PendingIDs(t, st); len(got) != 1 || got[0] != "01AWAIT0" {
 		t.Fatalf("pending reviews after the retry: %v", got)
 	}
 	if r, _ := st.Get(t.Context(), "01AWAIT1"); r.Status != toolgate.StatusRefused || r.Review == nil ||
@@ -196,13 +184,9 @@ func TestTwinCallsDoNotWaitOnEachOther(t *testing.T) {
 		go func() { ch <- g.Handle(t.Context(), c) }()
 	}
 	met.Wait()
-	listed, err := st.PendingReviews(t.Context())
-	var got []string
-	for _, p := range listed {
-		got = append(got, p.Call.ID)
-	}
-	if err != nil || len(got) != 1 {
-		t.Fatalf("pending reviews %v, %v; want one", got, err)
+	got := toolgatetest.PendingIDs(t, st)
+	if len(got) != 1 {
+		t.Fatalf("pending reviews %v; want one", got)
 	}
 	asker := got[0]
 	other := ids[0]

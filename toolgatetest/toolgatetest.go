@@ -134,3 +134,22 @@ type NopRecorder struct{}
 func (NopRecorder) Begin(context.Context, toolgate.Call, toolgate.Decision) error { return nil }
 func (NopRecorder) Resolve(context.Context, string, toolgate.Verdict) error       { return nil }
 func (NopRecorder) Finish(context.Context, string, toolgate.Outcome) error        { return nil }
+
+// PendingLister lists the reviews waiting for an answer (audit.Store).
+type PendingLister interface {
+	PendingReviews(context.Context) ([]toolgate.Pending, error)
+}
+
+// PendingIDs returns the ids of the calls l lists for review, in its order.
+func PendingIDs(t testing.TB, l PendingLister) []string {
+	t.Helper()
+	ps, err := l.PendingReviews(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, p := range ps {
+		ids = append(ids, p.Call.ID)
+	}
+	return ids
+}

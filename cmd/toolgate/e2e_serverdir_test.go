@@ -63,13 +63,7 @@ func TestServeEveryCommandArgumentRead(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, ".env"), []byte("API_KEY=sk-live-123"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := filepath.Join(t.TempDir(), "toolgate.yaml")
-	body := fmt.Sprintf("servers:\n  sh: {command: %q, args: [--shell], cwd: %q}\nworkspace: {enabled: false, root: %q}\naudit: {path: %q}\nreview: {timeout: 1s}\n",
-		upstreamBin, dir, dir, filepath.Join(filepath.Dir(cfg), "audit.db"))
-	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, _, _ := startStdio(t, cfg)
+	c, _, _ := startStdio(t, shellServerConfig(t, dir))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	res, err := callTool(ctx, c, "sh__exec", map[string]any{"command": "ls", "post_command": "cat .env"}, "")
@@ -116,13 +110,7 @@ func TestServeOptionSpellingsRunNothing(t *testing.T) {
 			t.Fatalf("git %v: %v\n%s", args, err, out)
 		}
 	}
-	cfg := filepath.Join(t.TempDir(), "toolgate.yaml")
-	body := fmt.Sprintf("servers:\n  sh: {command: %q, args: [--shell], cwd: %q}\nworkspace: {enabled: false, root: %q}\naudit: {path: %q}\nreview: {timeout: 1s}\n",
-		upstreamBin, dir, dir, filepath.Join(filepath.Dir(cfg), "audit.db"))
-	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, _, _ := startStdio(t, cfg)
+	c, _, _ := startStdio(t, shellServerConfig(t, dir))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for _, command := range []string{
@@ -152,4 +140,18 @@ func TestServeOptionSpellingsRunNothing(t *testing.T) {
 	if text := resultText(res); res.IsError || !strings.Contains(text, "touch PWNED-sort") {
 		t.Errorf("sort payload.txt: %s; want it run", text)
 	}
+}
+
+// shellServerConfig writes a config with one unsandboxed shell server (the
+// test upstream's exec tool) run in dir, the workspace, and a review that
+// nobody answers in time.
+func shellServerConfig(t *testing.T, dir string) string {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "toolgate.yaml")
+	body := fmt.Sprintf("servers:\n  sh: {command: %q, args: [--shell], cwd: %q}\nworkspace: {enabled: false, root: %q}\naudit: {path: %q}\nreview: {timeout: 1s}\n",
+		upstreamBin, dir, dir, filepath.Join(filepath.Dir(cfg), "audit.db"))
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
