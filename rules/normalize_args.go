@@ -101,7 +101,7 @@ var attachedOut = map[string]bool{
 // programs whose other options in such a cluster take no value.
 var clusterOut = map[string]string{
 	"curl": "sSLfkvIiqgGNZjJlMpRB0123456", "wget": "qvcNSrkpmbdhFx", "sort": "bdfgiMhnRrscuVz",
-	"tree": "aAcCdDfFghilnNpqQrsStuvx",
+	"tree": "aAcCdDfFghilnNpqQrsStuvxRXJ",
 }
 
 // targetDirProgs take the directory they write into as -t DIR (also -tDIR,
@@ -197,6 +197,9 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 			if isAssignment(a) {
 				name, val, _ := strings.Cut(a, "=")
 				sa.envAssign(name, val)
+				if prog == "env" && isLoaderVar(name) {
+					n.addEscape(name + "=") // env PATH=./bin ls, as PATH=./bin ls
+				}
 			}
 		}
 	}
@@ -322,6 +325,24 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 				writeNext = true
 			case sedLike && short && clusterValue(a, 'i', "nrEsuzb") != "":
 				inPlace = true // sed -ni, sed -Ei.bak
+			case prog == "tree" && short && len(a) > 2 && !strings.HasPrefix(a, "-o") && strings.ContainsRune(a, 'o'):
+				// tree takes each value of a cluster from the words after
+				// it, in order: -Po PATTERN FILE writes FILE.
+				vals, out := 0, -1
+				for _, r := range a[1:] {
+					if strings.ContainsRune("oLPIHT", r) {
+						if r == 'o' && out < 0 {
+							out = vals
+						}
+						vals++
+					}
+				}
+				if i+1+out < len(cmd) {
+					if p := sa.wordPath(cmd[i+1+out], cwd); p != "" {
+						n.addDest(p)
+					}
+				}
+				skipWords = vals
 			case shortOut != "" && len(shortOut) == 2 && short && len(a) > 2 && attachedOut[prog] && strings.HasPrefix(a, shortOut):
 				// -oFILE: the value in the same word.
 				if p := sa.wordPath(a[2:], cwd); p != "" {
@@ -358,13 +379,14 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 						skipNext = true
 					}
 				}
-			case awkLike && (short && len(a) > 2 && strings.ContainsRune("opd", rune(a[1])) ||
+			case awkLike && (short && gawkOutput(a) != "" ||
 				hasVal && longOpt(name, 4, "--pretty-print", "--profile", "--dump-variables")):
-				// gawk -oFILE, -pFILE, -dFILE and their long forms write
-				// the program, a profile or the variables to FILE.
+				// gawk -oFILE, -pFILE, -dFILE (after flags too: -bo)
+				// and their long forms write the program, a profile or
+				// the variables to FILE.
 				v := val
 				if short {
-					v = a[2:]
+					v = gawkOutput(a)
 				}
 				if p := sa.wordPath(v, cwd); p != "" {
 					n.addDest(p)
@@ -1130,6 +1152,9 @@ func (sa *shellAnalysis) gitGlobal(cmd []string, cwd string) ([]string, string) 
 		case "-C":
 			takesVal = true
 			if i+1 < len(cmd) {
+				// git's chdir follows a symlink before a .., which
+				// resolvePath reads as text.
+				repoGiven = repoGiven || hasDotDot(cmd[i+1])
 				dir = resolvePath(cmd[i+1], cwd, sa.ws)
 				sa.n.addPath(dir)
 				cwd = dir
@@ -1178,7 +1203,7 @@ func (sa *shellAnalysis) gitGlobal(cmd []string, cwd string) ([]string, string) 
 	// One the agent made below the root (git init --bare sub, cp -r .git
 	// sub) is no path the rules see, so git run anywhere but the root, or
 	// pointed at a repository, finds what no rule read.
-	if repoGiven || path.Clean(cwd) != sa.ws.root() {
+	if repoGiven || sa.cwdUnsure || path.Clean(cwd) != sa.ws.root() {
 		sa.n.addComputed("git run in " + cwd + ": the repository it finds there")
 	}
 	return append([]string{"git"}, cmd[i:]...), dir
@@ -1192,8 +1217,14 @@ func (sa *shellAnalysis) gitGlobal(cmd []string, cwd string) ([]string, string) 
 // alone: what the option does with them is not known (cut -d/, grep
 // -e/api/), and an exclusion (ls -I.env, fd -E.env) names what is not read.
 func (sa *shellAnalysis) attachedSecret(prog, a, cwd string) bool {
-	if strings.ContainsAny(a, "*?[\n") || len(a) > 4096 {
+	if strings.ContainsAny(a, "*?[\n") {
 		return false
+	}
+	if len(a) > 4096 {
+		// Past what is worth trying tail by tail (a path is at most
+		// 4095 bytes): what the option reads is not known.
+		sa.n.addComputed(prog + " " + a[:2] + "...: a value past 4096 bytes")
+		return true
 	}
 	for k := 2; k < len(a); k++ {
 		v := a[k:]
@@ -1218,6 +1249,18 @@ var excludeOpts = map[string]byte{"ls": 'I', "tree": 'I', "fd": 'E', "fdfind": '
 // every file FILE lists.
 var checkProgs = map[string]bool{"md5sum": true, "sha1sum": true, "sha224sum": true, "sha256sum": true,
 	"sha384sum": true, "sha512sum": true, "b2sum": true, "cksum": true, "shasum": true, "b3sum": true}
+
+// gawkOutput returns the file of gawk's -o, -p or -d in short cluster a
+// (-oFILE, -bpFILE), "" when it has none or names none (-o alone writes
+// awkprof.out).
+func gawkOutput(a string) string {
+	for _, l := range "opd" {
+		if v := clusterValue(a, byte(l), "bcCgMnNOPrsStVY"); v != "" && v != "-" {
+			return v
+		}
+	}
+	return ""
+}
 
 // fdExecFlag reports whether the short cluster name has fd's -x or -X
 // among its flags, before a letter whose value is the rest (-etsx is the

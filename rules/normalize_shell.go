@@ -12,6 +12,10 @@ import (
 type shellAnalysis struct {
 	n  *normCall
 	ws Workspace
+	// cwdUnsure: a cd of the line went where only the shell knows (cd -,
+	// popd, cd -P a/..), so the directory later commands run in is a
+	// guess; git run after it may find any repository (gitGlobal).
+	cwdUnsure bool
 	// nested are the simple commands found in substitutions, heredocs and
 	// sh -c strings, as written; they follow the top-level ones in cmd.argv.
 	nested [][]string
@@ -283,16 +287,62 @@ func (sa *shellAnalysis) simple(words, redirs []string, docs []heredoc, cwd stri
 			sa.envRefs(d.body)
 		}
 	}
-	if w := shellUnwrap(words); len(w) > 0 && (w[0] == "cd" || w[0] == "pushd") {
+	if w := shellUnwrap(words); len(w) > 1 && w[0] == "set" && (strings.Contains(strings.Join(w, " "), "physical") ||
+		slices.ContainsFunc(w[1:], func(a string) bool { return strings.HasPrefix(a, "-") && strings.ContainsRune(a, 'P') })) {
+		sa.cwdUnsure = true // set -P: every later cd is physical
+	}
+	if w := shellUnwrap(words); len(w) > 0 && (w[0] == "cd" || w[0] == "pushd" || w[0] == "popd") {
+		var ops []string
+		physical := false
+		for _, a := range w[1:] {
+			if strings.HasPrefix(a, "-") && len(a) > 1 && a != "--" {
+				physical = physical || strings.ContainsRune(a, 'P')
+			} else if a != "--" {
+				ops = append(ops, a)
+			}
+		}
 		switch {
-		case len(w) == 1:
+		case w[0] == "cd" && len(ops) == 0:
 			n.addPath(sa.ws.home()) // a bare cd goes home
 			return sa.ws.home(), nil
-		case w[1] != "-":
-			return resolvePath(w[len(w)-1], cwd, sa.ws), nil
+		case w[0] == "popd" || len(ops) != 1 || ops[0] == "-" || ops[0] == "+":
+			// Where it goes is the shell's to know: the directory stack,
+			// $OLDPWD, the first of two operands.
+			sa.cwdUnsure = true
+			return cwd, nil
+		default:
+			// cd -P goes to a symlink's target, out of which a later ..
+			// climbs, where the text says it climbs back.
+			sa.cwdUnsure = sa.cwdUnsure || physical
+			return resolvePath(ops[0], cwd, sa.ws), nil
 		}
 	}
 	return cwd, nil
+}
+
+// hasDotDot reports whether path p has a .. element: read as text it
+// climbs out of the directory before it, while the kernel climbs out of
+// where a symlink there leads.
+func hasDotDot(p string) bool {
+	return slices.Contains(strings.Split(p, "/"), "..")
+}
+
+// envChdir reads env's -C DIR, -CDIR (also in a cluster) or --chdir[=]DIR
+// at the start of w: the directory, and how many more words it took.
+func envChdir(w []string) (string, int) {
+	a := w[0]
+	name, val, hasVal := strings.Cut(a, "=")
+	switch {
+	case longOpt(name, 4, "--chdir") && hasVal:
+		return val, 0
+	case longOpt(name, 4, "--chdir") || !strings.HasPrefix(a, "--") && clusterValue(a, 'C', "i0v") == "-":
+		if len(w) > 1 {
+			return w[1], 1
+		}
+	case !strings.HasPrefix(a, "--"):
+		return clusterValue(a, 'C', "i0v"), 0
+	}
+	return "", 0
 }
 
 // substitutionsIn returns the command lines in $(...) and `...` of text
@@ -424,9 +474,16 @@ func (sa *shellAnalysis) run(words []string, cwd string, depth int) (string, err
 				n.addEnv("*")
 				return prog, nil
 			}
-			for i, a := range w[1:] {
+			for i := 0; i+1 < len(w); i++ {
+				a := w[i+1]
 				if a == "--" || !strings.HasPrefix(a, "-") {
 					break
+				}
+				// -C DIR, -CDIR, --chdir[=]DIR: the command runs in DIR.
+				if d, skip := envChdir(w[i+1:]); d != "" {
+					cwd = resolvePath(d, cwd, sa.ws)
+					i += skip
+					continue
 				}
 				// -S STRING, -SSTRING, -iS STRING, --split-string[=]STRING
 				// (abbreviated too): env splits STRING into the command
@@ -617,6 +674,10 @@ var loaderVars = map[string]bool{
 	"RUBYLIB": true, "JAVA_TOOL_OPTIONS": true, "_JAVA_OPTIONS": true, "MANPAGER": true, "IFS": true, "SHELLOPTS": true,
 	"PS4": true, "GCONV_PATH": true, "npm_config_script_shell": true, "NPM_CONFIG_SCRIPT_SHELL": true,
 	"ACK_PAGER": true, "ACK_PAGER_COLOR": true, "ACK_OPTIONS": true, "ACKRC": true, "RIPGREP_CONFIG_PATH": true,
+	// Where git and the shell find their config and directories: git reads
+	// $HOME/.gitconfig, $XDG_CONFIG_HOME/git/config, GIT_COMMON_DIR's config.
+	"HOME": true, "XDG_CONFIG_HOME": true, "GIT_COMMON_DIR": true, "GIT_WORK_TREE": true, "CDPATH": true, "OLDPWD": true,
+	"GNUPGHOME": true, // gpg.conf can name programs gpg runs (git log --show-signature)
 }
 
 // isLoaderVar reports whether setting the variable name makes a program
