@@ -155,3 +155,35 @@ func shellServerConfig(t *testing.T, dir string) string {
 	}
 	return cfg
 }
+
+// TestServeGitUsesNoPlantedBareRepository: git in a stdio server toolgate
+// starts takes no bare repository it finds where it runs (an agent can make
+// one with git init --bare, and its config runs code); here the rules allow
+// git status, run at the workspace's root, which such a repository is.
+func TestServeGitUsesNoPlantedBareRepository(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Fatal("git is needed")
+	}
+	dir := t.TempDir()
+	evil := filepath.Join(dir, "evil")
+	marker := filepath.Join(dir, "PWNED")
+	for _, args := range [][]string{{"init", "-q", "--bare", evil}, {"config", "-f", evil + "/config", "core.bare", "false"},
+		{"config", "-f", evil + "/config", "core.worktree", evil}, {"config", "-f", evil + "/config", "core.fsmonitor", "touch " + marker + "; false"}} {
+		if out, err := exec.Command("git", args...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	c, _, _ := startStdio(t, shellServerConfig(t, evil))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := callTool(ctx, c, "sh__exec", map[string]any{"command": "git status"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatalf("git status ran the planted repository's fsmonitor: %s", resultText(res))
+	}
+	if text := resultText(res); !strings.Contains(text, "safe.bareRepository") {
+		t.Errorf("git status: %s; want git's refusal of the bare repository", text)
+	}
+}
