@@ -203,6 +203,25 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 			}
 		}
 	}
+	if prog == "env" {
+		// env -u GIT_CONFIG_COUNT drops what toolgate sets for git
+		// (safe.bareRepository); -u of a loader variable, what the user
+		// set.
+		for i, a := range cmd[1:] {
+			name := ""
+			switch {
+			case (a == "-u" || a == "--unset") && i+2 < len(cmd):
+				name = cmd[i+2]
+			case strings.HasPrefix(a, "--unset="):
+				name = strings.TrimPrefix(a, "--unset=")
+			case strings.HasPrefix(a, "-u"):
+				name = a[2:]
+			}
+			if strings.HasPrefix(name, "GIT_") || isLoaderVar(name) {
+				n.addEscape("env -u " + name)
+			}
+		}
+	}
 	for i := 1; i < len(cmd); i++ {
 		a := cmd[i]
 		if skipNext {
@@ -980,6 +999,17 @@ func (sa *shellAnalysis) escapeOpt(prog, name, val string, hasVal bool, rest []s
 		if name == "--pre" || name == "--hostname-bin" {
 			n.addEscape("rg " + name)
 		}
+	case "git":
+		// git runs itself in each submodule the index names, where a
+		// repository the agent made is (git init --separate-git-dir, then
+		// git add): its config runs code. toolgate's servers ignore
+		// submodules in status and diff (diff.ignoreSubmodules); these
+		// go into them anyway.
+		switch {
+		case longOpt(name, 4, "--recurse-submodules"), name == "--ignore-submodules" && hasVal && val != "all",
+			name == "--dirty" || name == "--broken" || strings.HasPrefix(name, "--dirty=") || strings.HasPrefix(name, "--broken="):
+			n.addComputed("git " + name + ": runs git in the submodules, whose config no rule reads")
+		}
 	case "fd", "fdfind":
 		// -x/-X CMD runs CMD on what fd finds (clap: clusters, no
 		// abbreviations).
@@ -1180,13 +1210,20 @@ func (sa *shellAnalysis) gitGlobal(cmd []string, cwd string) ([]string, string) 
 				sa.n.addEscape("git " + name)
 			}
 			takesVal = !hasVal && name == "--config-env"
+		case "--bare":
+			repoGiven = true // the directory it runs in is the repository
 		case "--git-dir", "--work-tree", "--namespace", "--super-prefix", "--list-cmds", "--attr-source":
 			takesVal = !hasVal
-			repoGiven = repoGiven || name == "--git-dir" || name == "--work-tree"
-			if hasVal {
-				sa.wordPath(val, cwd)
-			} else if i+1 < len(cmd) {
-				sa.wordPath(cmd[i+1], cwd)
+			v := val
+			if !hasVal && i+1 < len(cmd) {
+				v = cmd[i+1]
+			}
+			sa.wordPath(v, cwd)
+			// Another repository than the workspace's own (its root, its
+			// .git) is one no rule read.
+			if name == "--git-dir" || name == "--work-tree" {
+				p := resolvePath(v, cwd, sa.ws)
+				repoGiven = repoGiven || p != sa.ws.root() && p != path.Join(sa.ws.root(), ".git")
 			}
 		}
 		i++

@@ -287,11 +287,13 @@ func (sa *shellAnalysis) simple(words, redirs []string, docs []heredoc, cwd stri
 			sa.envRefs(d.body)
 		}
 	}
-	if w := shellUnwrap(words); len(w) > 1 && w[0] == "set" && (strings.Contains(strings.Join(w, " "), "physical") ||
+	if w := shellUnwrap(stripKeywords(words)); len(w) > 1 && w[0] == "set" && (strings.Contains(strings.Join(w, " "), "physical") ||
 		slices.ContainsFunc(w[1:], func(a string) bool { return strings.HasPrefix(a, "-") && strings.ContainsRune(a, 'P') })) {
 		sa.cwdUnsure = true // set -P: every later cd is physical
 	}
-	if w := shellUnwrap(words); len(w) > 0 && (w[0] == "cd" || w[0] == "pushd" || w[0] == "popd") {
+	// A cd in braces, an if or a loop (if cd x; then ...) moves the
+	// commands after it too.
+	if w := shellUnwrap(stripKeywords(words)); len(w) > 0 && (w[0] == "cd" || w[0] == "pushd" || w[0] == "popd") {
 		var ops []string
 		physical := false
 		for _, a := range w[1:] {
@@ -318,6 +320,21 @@ func (sa *shellAnalysis) simple(words, redirs []string, docs []heredoc, cwd stri
 		}
 	}
 	return cwd, nil
+}
+
+// stripKeywords drops the shell grammar around a simple command:
+// if/while/until/do/then/else, braces and ! lead the command they apply
+// to; done/fi/esac end one.
+func stripKeywords(w []string) []string {
+	for len(w) > 0 {
+		switch w[0] {
+		case "if", "then", "else", "elif", "while", "until", "do", "!", "{", "}", "done", "fi", "esac", "in":
+			w = w[1:]
+			continue
+		}
+		return w
+	}
+	return w
 }
 
 // hasDotDot reports whether path p has a .. element: read as text it
@@ -425,22 +442,13 @@ func (sa *shellAnalysis) run(words []string, cwd string, depth int) (string, err
 	if depth > maxShellDepth {
 		return "", fmt.Errorf("%w: command nesting deeper than %d", errShell, maxShellDepth)
 	}
-	w := words
-	// Shell grammar around simple commands: if/while/until/do/then/else,
-	// braces and ! lead the command they apply to; done/fi/esac end one;
 	// for NAME in WORDS names values, not a program.
-	for len(w) > 0 {
-		switch w[0] {
-		case "if", "then", "else", "elif", "while", "until", "do", "!", "{", "}", "done", "fi", "esac", "in":
-			w = w[1:]
-			continue
-		case "for", "select", "case":
-			for _, v := range w[1:] {
-				sa.wordPath(v, cwd)
-			}
-			return "", nil
+	w := stripKeywords(words)
+	if len(w) > 0 && (w[0] == "for" || w[0] == "select" || w[0] == "case") {
+		for _, v := range w[1:] {
+			sa.wordPath(v, cwd)
 		}
-		break
+		return "", nil
 	}
 	if len(w) == 0 {
 		return "", nil

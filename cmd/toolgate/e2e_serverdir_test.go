@@ -187,3 +187,58 @@ func TestServeGitUsesNoPlantedBareRepository(t *testing.T) {
 		t.Errorf("git status: %s; want git's refusal of the bare repository", text)
 	}
 }
+
+// TestServeGitRunsNoPlantedSubmoduleConfig: a submodule whose git
+// directory the agent made (git init --separate-git-dir, git add) has a
+// config that runs code (core.fsmonitor, a clean filter); git status and
+// git diff at the workspace's root, which the rules allow, must not run it.
+func TestServeGitRunsNoPlantedSubmoduleConfig(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Fatal("git is needed")
+	}
+	dir := t.TempDir()
+	marker := filepath.Join(t.TempDir(), "PWNED")
+	git := func(in string, args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-c", "user.name=u", "-c", "user.email=u@example.com"}, args...)...)
+		cmd.Dir = in
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	lib := filepath.Join(dir, "lib")
+	git(dir, "init", "-q")
+	git(dir, "commit", "-q", "--allow-empty", "-m", "root")
+	git(dir, "init", "-q", "--separate-git-dir=gd", "lib")
+	if err := os.WriteFile(filepath.Join(lib, "R"), []byte("r"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	git(lib, "add", "R")
+	git(lib, "commit", "-q", "-m", "lib")
+	git(dir, "add", "lib")
+	run := "touch " + marker
+	git(dir, "config", "-f", "gd/config", "core.fsmonitor", run+"; false")
+	git(dir, "config", "-f", "gd/config", "filter.x.clean", "sh -c '"+run+"; cat'")
+	if err := os.WriteFile(filepath.Join(lib, ".gitattributes"), []byte("* filter=x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, _, _ := startStdio(t, shellServerConfig(t, dir))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, command := range []string{"git status", "git diff"} {
+		later := time.Now().Add(2 * time.Second) // R's new mtime makes it stat-dirty
+		if err := os.Chtimes(filepath.Join(lib, "R"), later, later); err != nil {
+			t.Fatal(err)
+		}
+		res, err := callTool(ctx, c, "sh__exec", map[string]any{"command": command}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.IsError {
+			t.Fatalf("%s: %s; want it run", command, resultText(res))
+		}
+		if _, err := os.Stat(marker); err == nil {
+			t.Fatalf("%s ran the planted submodule's config: %s", command, resultText(res))
+		}
+	}
+}

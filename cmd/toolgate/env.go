@@ -2,8 +2,8 @@ package main
 
 // upstreamBaseEnv is the part of toolgate's environment a stdio upstream
 // gets, before its config's env: what programs need to find their tools,
-// their home and the user's locale and terminal, and git's
-// safe.bareRepository. Nothing else passes:
+// their home and the user's locale and terminal, and git's config of
+// gitEnv. Nothing else passes:
 // toolgate's environment holds its own secrets (the bearer token, Slack
 // tokens) and whatever the agent's launcher put there, and an upstream may
 // hand its environment to the agent.
@@ -19,12 +19,21 @@ func upstreamBaseEnv(env environ) []string {
 			out = append(out, k+"="+v)
 		}
 	}
-	// git uses a bare repository only when told to (--git-dir, GIT_DIR),
-	// never one it finds where it runs: a directory holding HEAD, objects/
-	// and refs/ that an agent made in the workspace (git init --bare sub,
-	// cp -r .git sub) would otherwise be the repository of a git run there,
-	// and its config (core.fsmonitor) code that runs. Config given this
-	// way is the command line's, which a repository's cannot undo; a
-	// server's env can (GIT_CONFIG_COUNT=0).
-	return append(out, "GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=safe.bareRepository", "GIT_CONFIG_VALUE_0=explicit")
+	return append(out, gitEnv...)
 }
+
+// gitEnv is git config, given as the command line's, which a repository's
+// cannot undo (a server's env can: GIT_CONFIG_COUNT=0). An agent can make
+// a repository in the workspace (git init --bare sub; git init
+// --separate-git-dir=gd sub, then git add sub) and write its config as an
+// ordinary file; git run at the root must not run that config's code:
+//   - safe.bareRepository=explicit: git uses a bare repository only when
+//     told to (--git-dir, GIT_DIR), never one it finds where it runs;
+//   - diff.ignoreSubmodules=all: status and diff do not run git inside
+//     the submodules the index names (the rules review the options that
+//     still do: --ignore-submodules=none, describe --dirty);
+//   - core.fsmonitor=false: no fsmonitor hook runs, in any repository.
+var gitEnv = []string{"GIT_CONFIG_COUNT=3",
+	"GIT_CONFIG_KEY_0=safe.bareRepository", "GIT_CONFIG_VALUE_0=explicit",
+	"GIT_CONFIG_KEY_1=diff.ignoreSubmodules", "GIT_CONFIG_VALUE_1=all",
+	"GIT_CONFIG_KEY_2=core.fsmonitor", "GIT_CONFIG_VALUE_2=false"}
