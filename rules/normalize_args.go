@@ -203,13 +203,18 @@ func (sa *shellAnalysis) args(prog string, cmd []string, cwd string) {
 			}
 		}
 	}
-	if prog == "env" {
+	if prog == "env" || prog == "exec" {
 		// env -u GIT_CONFIG_COUNT drops what toolgate sets for git
 		// (safe.bareRepository); -u of a loader variable, what the user
-		// set.
+		// set; env -i and bash's exec -c drop all of it.
 		for i, a := range cmd[1:] {
 			name := ""
 			switch {
+			case a == "--" || !strings.HasPrefix(a, "-"):
+			case prog == "exec" && clusterHas(a, 'c', "a"),
+				prog == "env" && (a == "-" || longOpt(a, 4, "--ignore-environment") || clusterHas(a, 'i', "uCS")):
+				n.addEscape(prog + " " + a + ": drops the environment toolgate sets")
+			case prog == "exec":
 			case (a == "-u" || a == "--unset") && i+2 < len(cmd):
 				name = cmd[i+2]
 			case strings.HasPrefix(a, "--unset="):
@@ -1286,6 +1291,24 @@ var excludeOpts = map[string]byte{"ls": 'I', "tree": 'I', "fd": 'E', "fdfind": '
 // every file FILE lists.
 var checkProgs = map[string]bool{"md5sum": true, "sha1sum": true, "sha224sum": true, "sha256sum": true,
 	"sha384sum": true, "sha512sum": true, "b2sum": true, "cksum": true, "shasum": true, "b3sum": true}
+
+// clusterHas reports whether the short option cluster a has the flag
+// letter among the flags before a letter of values, whose value is the
+// rest (env -vi has i; env -uinfo unsets "info").
+func clusterHas(a string, flag byte, values string) bool {
+	if strings.HasPrefix(a, "--") || !strings.HasPrefix(a, "-") {
+		return false
+	}
+	for k := 1; k < len(a); k++ {
+		switch {
+		case a[k] == flag:
+			return true
+		case strings.IndexByte(values, a[k]) >= 0:
+			return false
+		}
+	}
+	return false
+}
 
 // gawkOutput returns the file of gawk's -o, -p or -d in short cluster a
 // (-oFILE, -bpFILE), "" when it has none or names none (-o alone writes
