@@ -343,9 +343,13 @@ func (g *Gate) follow(ctx context.Context, c toolgate.Call, d toolgate.Decision)
 	}
 	id, ok, err := pf.PendingFor(ctx, c, d)
 	if err != nil {
-		g.o.Logger.Warn("looking for a pending review of the same call failed; the call is reviewed", "call_id", c.ID, "err", err)
+		// Its own review could not be answered if an earlier twin is
+		// pending (reviewers answer that one): refuse now, not after the
+		// review times out unseen.
+		g.o.Logger.Warn("looking for a pending review of the same call failed; the call is refused", "call_id", c.ID, "err", err)
+		return toolgate.Verdict{Channel: "error", Reason: fmt.Sprintf("looking for a review of the same call failed: %v", err), DecidedAt: g.o.Now()}, true
 	}
-	if !ok || err != nil {
+	if !ok {
 		return v, false
 	}
 	g.o.Logger.Info("the same call is already under review; waiting on it", "call_id", c.ID, "review", id)
