@@ -29,26 +29,40 @@ import (
 // .git/index, each gitlink's .git that is a directory, or a .git file
 // naming any other git directory, is taken away like a protected path that
 // appeared (Cleanup); so is one that appeared or changed during the run at
-// a gitlink that was there before it.
+// a gitlink that was there before it. A held submodule's own index
+// (.git/modules/NAME/index, writable too) is looked at the same way, down
+// to maxGitlinkDepth: git at the root enters its gitlinks from it.
 
-// gitlinkListTimeout bounds git ls-files on the workspace's index.
+// gitlinkListTimeout bounds git ls-files on one index.
 const gitlinkListTimeout = 30 * time.Second
 
 // maxGitFile is the largest .git file read as a pointer to a git directory.
 const maxGitFile = 4096
 
+// maxGitlinkDepth is how deep submodules of submodules are looked at;
+// deeper, a .git at a gitlink counts as one the run could have written.
+const maxGitlinkDepth = 8
+
 // gitlinks is what Cleanup needs to find a repository put at a submodule's
-// path during a writable run: the root's index before the run, the
-// gitlinks it held, and what was at each one's .git.
+// path during a writable run: for each index looked at before the run (by
+// the workspace-relative git directory holding it: ".git",
+// ".git/modules/NAME"), what it was, its gitlinks, and what was at each
+// one's .git.
 type gitlinks struct {
-	s      *Sandbox
-	index  fs.FileInfo // .git/index before the run; nil when there was none
-	known  bool        // paths were listed from index
-	paths  []string    // workspace-relative, slash-separated
+	s     *Sandbox
+	repos map[string]*repoLinks
+}
+
+type repoLinks struct {
+	index fs.FileInfo // its index before the run; nil when there was none
+	known bool        // paths were listed from index
+	paths []string    // relative to the repository's worktree, slash-separated
+	// dotGit is the Lstat of each gitlink's .git before the run, by
+	// workspace-relative path (nil: none).
 	dotGit map[string]fs.FileInfo
 }
 
-// gitlinkCache is the gitlinks of the last index listed, kept while its
+// gitlinkCache is the gitlinks of one index as last listed, kept while its
 // stamp holds, so a run whose index has not changed does not run git.
 type gitlinkCache struct {
 	stamp
@@ -57,73 +71,98 @@ type gitlinkCache struct {
 	paths []string
 }
 
-// gitlinkState is a Sandbox's gitlinkCache, guarded.
+// gitlinkState is a Sandbox's gitlinkCache of each index (by absolute
+// path), guarded.
 type gitlinkState struct {
 	mu    sync.Mutex
-	cache gitlinkCache
+	cache map[string]gitlinkCache
 }
 
-// recordGitlinks notes the workspace's gitlinks and their .git before a
-// writable run; nil when the workspace has no .git directory, the Protect
-// paths do not hold it, or git is not installed (then no git runs a
-// submodule's config). When the index cannot be listed now, Cleanup lists
-// it after the run as if the run had changed it.
-func (s *Sandbox) recordGitlinks(ctx context.Context, ws string) *gitlinks {
+// recordGitlinks notes the gitlinks of the workspace's index, and of its
+// held submodules', and their .git before a writable run whose mounts hold
+// hold; nil when the workspace has no .git directory, the Protect paths do
+// not hold it, or git is not installed (then no git runs a submodule's
+// config). An index that cannot be listed now is listed after the run as
+// if the run had changed it.
+func (s *Sandbox) recordGitlinks(ctx context.Context, ws string, hold []holdPath) *gitlinks {
 	if !s.holdsGit() || !realDir(filepath.Join(ws, ".git")) || gitExe() == "" {
 		return nil
 	}
-	g := &gitlinks{s: s, dotGit: map[string]fs.FileInfo{}}
-	fi, err := os.Lstat(filepath.Join(ws, ".git", "index"))
-	if err == nil {
-		g.index = fi
+	root, err := os.OpenRoot(ws)
+	if err != nil {
+		return &gitlinks{s: s} // every index is listed after the run
 	}
-	if g.paths, err = s.gitlinkPaths(ctx, ws, g.index); err != nil {
-		return g
+	defer root.Close()
+	g := &gitlinks{s: s, repos: map[string]*repoLinks{}}
+	var record func(gitDir, wt string, depth int)
+	record = func(gitDir, wt string, depth int) {
+		if depth > maxGitlinkDepth || g.repos[gitDir] != nil {
+			return
+		}
+		r := &repoLinks{dotGit: map[string]fs.FileInfo{}}
+		g.repos[gitDir] = r
+		if fi, err := os.Lstat(filepath.Join(ws, gitDir, "index")); err == nil {
+			r.index = fi
+		}
+		var err error
+		if r.paths, err = s.gitlinkPaths(ctx, ws, gitDir, r.index); err != nil {
+			return
+		}
+		r.known = true
+		for _, p := range r.paths {
+			dotGit := filepath.Join(wt, filepath.FromSlash(p), ".git")
+			r.dotGit[dotGit], _ = os.Lstat(filepath.Join(ws, dotGit))
+			if sub := heldGitDir(root, ws, dotGit, hold); sub != "" {
+				record(sub, filepath.Join(wt, filepath.FromSlash(p)), depth+1)
+			}
+		}
 	}
-	g.known = true
-	for _, p := range g.paths {
-		g.dotGit[p], _ = os.Lstat(filepath.Join(ws, filepath.FromSlash(p), ".git"))
-	}
+	record(".git", "", 0)
 	return g
 }
 
-// gitlinkPaths returns the gitlinks in the workspace's index, which Lstat
-// saw as index (nil: there is none), from the cache while it holds.
-func (s *Sandbox) gitlinkPaths(ctx context.Context, ws string, index fs.FileInfo) ([]string, error) {
+// gitlinkPaths returns the gitlinks in the index of git directory gitDir
+// (workspace-relative), which Lstat saw as index (nil: there is none),
+// from the cache while it holds.
+func (s *Sandbox) gitlinkPaths(ctx context.Context, ws, gitDir string, index fs.FileInfo) ([]string, error) {
 	if index == nil {
 		return nil, nil
 	}
+	key := filepath.Join(ws, gitDir, "index")
 	now := s.now()
 	s.links.mu.Lock()
-	c := s.links.cache
+	c, ok := s.links.cache[key]
 	s.links.mu.Unlock()
-	if c.paths != nil && index.Size() == c.size && index.ModTime().Equal(c.mtime) && c.holds(index) {
+	if ok && index.Size() == c.size && index.ModTime().Equal(c.mtime) && c.holds(index) {
 		return c.paths, nil
 	}
 	st, ok := stampOf(index, now)
-	paths, err := listGitlinks(ctx, ws)
+	paths, err := listGitlinks(ctx, filepath.Join(ws, gitDir))
 	if err != nil {
 		return nil, err
 	}
-	if ok && paths != nil {
+	if ok {
 		s.links.mu.Lock()
-		s.links.cache = gitlinkCache{stamp: st, size: index.Size(), mtime: index.ModTime(), paths: paths}
+		if s.links.cache == nil {
+			s.links.cache = map[string]gitlinkCache{}
+		}
+		s.links.cache[key] = gitlinkCache{stamp: st, size: index.Size(), mtime: index.ModTime(), paths: paths}
 		s.links.mu.Unlock()
 	}
 	return paths, nil
 }
 
-// listGitlinks runs git ls-files on the workspace's index and returns its
-// gitlinks (mode 160000), an empty non-nil slice for none. git runs with
+// listGitlinks runs git ls-files on the index of git directory gitDir
+// (absolute) and returns its gitlinks (mode 160000). git runs with
 // none of the user's or toolgate's settings beyond the repository's own
 // config, which the sandbox holds read-only: no system or global config,
 // no fsmonitor, no hooks; ls-files only reads the index (a split index's
 // shared part too, as git status does).
-func listGitlinks(ctx context.Context, ws string) ([]string, error) {
+func listGitlinks(ctx context.Context, gitDir string) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, gitlinkListTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, gitExe(), "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null",
-		"--git-dir="+filepath.Join(ws, ".git"), "ls-files", "--stage", "-z")
+		"--git-dir="+gitDir, "ls-files", "--stage", "-z")
 	cmd.Dir = "/"
 	cmd.Env = []string{"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "HOME=", "GIT_OPTIONAL_LOCKS=0"}
 	var stderr bytes.Buffer
@@ -135,7 +174,7 @@ func listGitlinks(ctx context.Context, ws string) ([]string, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	paths := []string{}
+	var paths []string
 	r := bufio.NewReader(out)
 	var perr error
 	for {
@@ -187,79 +226,99 @@ func sameEntry(a, b fs.FileInfo) bool {
 }
 
 // takeGitlinks takes away, into q, each gitlink's .git that lets git at
-// the root run a config the run could write: after a run that changed the
-// index, every one that is not a .git file naming a git directory the run
-// held; after one that did not, the same among those that appeared or
-// changed. It returns the absolute paths it took away.
+// the root run a config the run could write: after a run that changed an
+// index, every one of its gitlinks' that is not a .git file naming a git
+// directory the run held; after one that did not, the same among those
+// that appeared or changed. The held submodules' indexes are looked at the
+// same way. It returns the absolute paths it took away.
 func (c *Cmd) takeGitlinks(root *os.Root, q *quarantine) (removed []string, errs []error) {
 	g := c.links
-	var index fs.FileInfo
-	if fi, err := os.Lstat(filepath.Join(c.ws, ".git", "index")); err == nil {
-		index = fi
-	}
-	changed := !g.known || !sameEntry(g.index, index)
-	paths := g.paths
-	if changed {
-		var err error
-		if paths, err = g.s.gitlinkPaths(context.Background(), c.ws, index); err != nil {
-			return nil, []error{fmt.Errorf("sandbox: after the run: listing the submodules in %s, whose index the run changed "+
-				"(a repository at a submodule's path runs its own config when git runs at the root): %w", c.ws, err)}
+	var check func(gitDir, wt string, depth int)
+	check = func(gitDir, wt string, depth int) {
+		r := g.repos[gitDir]
+		if r == nil {
+			r = &repoLinks{}
 		}
-	}
-	for _, p := range paths {
-		rel := filepath.Join(filepath.FromSlash(p), ".git")
-		at, err := walk(root, rel, true)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("sandbox: after the run: %s: %w", filepath.Join(c.ws, rel), err))
-			continue
+		var index fs.FileInfo
+		if fi, err := os.Lstat(filepath.Join(c.ws, gitDir, "index")); err == nil {
+			index = fi
 		}
-		// Nothing there, or a file or a link on the way: git enters no
-		// submodule through a symlink.
-		keep := at.fi == nil || at.rel != rel ||
-			!changed && sameEntry(g.dotGit[p], at.fi) ||
-			at.fi.Mode().IsRegular() && c.heldGitFile(root, p, rel)
-		if !keep {
-			if err := q.take(at); err != nil {
-				errs = append(errs, fmt.Errorf("sandbox: taking away %s, a repository at a submodule's path: %w", filepath.Join(c.ws, rel), err))
-			} else {
-				removed = append(removed, filepath.Join(c.ws, rel))
+		changed := !r.known || !sameEntry(r.index, index)
+		paths := r.paths
+		if changed {
+			var err error
+			if paths, err = g.s.gitlinkPaths(context.Background(), c.ws, gitDir, index); err != nil {
+				errs = append(errs, fmt.Errorf("sandbox: after the run: listing the submodules in %s, whose index the run changed "+
+					"(a repository at a submodule's path runs its own config when git runs at the root): %w", filepath.Join(c.ws, gitDir), err))
+				return
 			}
 		}
-		at.dir.Close()
+		for _, p := range paths {
+			dotGit := filepath.Join(wt, filepath.FromSlash(p), ".git")
+			at, err := walk(root, dotGit, true)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("sandbox: after the run: %s: %w", filepath.Join(c.ws, dotGit), err))
+				continue
+			}
+			// Nothing there, or a file or a link on the way: git enters
+			// no submodule through a symlink.
+			if at.fi == nil || at.rel != dotGit {
+				at.dir.Close()
+				continue
+			}
+			sub := ""
+			if depth < maxGitlinkDepth && at.fi.Mode().IsRegular() {
+				sub = heldGitDir(root, c.ws, dotGit, c.hold)
+			}
+			switch {
+			case sub != "":
+				check(sub, filepath.Join(wt, filepath.FromSlash(p)), depth+1)
+			case !changed && sameEntry(r.dotGit[dotGit], at.fi):
+			default:
+				if err := q.take(at); err != nil {
+					errs = append(errs, fmt.Errorf("sandbox: taking away %s, a repository at a submodule's path: %w", filepath.Join(c.ws, dotGit), err))
+				} else {
+					removed = append(removed, filepath.Join(c.ws, dotGit))
+				}
+			}
+			at.dir.Close()
+		}
 	}
+	check(".git", "", 0)
 	return removed, errs
 }
 
-// heldGitFile reports whether the .git file rel, at gitlink path p, names
-// a git directory whose config this run held read-only: one under
-// .git/modules that existed when the run started. The named directory is
-// found as git finds it (the kernel resolves the path), and compared by
-// identity.
-func (c *Cmd) heldGitFile(root *os.Root, p, rel string) bool {
-	b, err := readFile(root, rel, maxGitFile)
+// heldGitDir returns the workspace-relative git directory that the .git
+// file dotGit (relative to ws, which root opens) names when it is one whose config hold
+// held read-only: one under .git/modules that existed when the run
+// started; "" otherwise. The named directory is found as git finds it
+// (the kernel resolves the path), and compared by identity.
+func heldGitDir(root *os.Root, ws, dotGit string, hold []holdPath) string {
+	b, err := readFile(root, dotGit, maxGitFile)
 	if err != nil {
-		return false
+		return ""
 	}
 	dir, ok := strings.CutPrefix(string(b), "gitdir:")
 	if !ok {
-		return false
+		return ""
 	}
 	dir = strings.TrimSpace(dir)
 	if !filepath.IsAbs(dir) {
-		dir = c.ws + "/" + p + "/" + dir
+		dir = filepath.Dir(filepath.Join(ws, dotGit)) + "/" + dir
 	}
 	target, err := os.Stat(dir)
 	if err != nil || !target.IsDir() {
-		return false
+		return ""
 	}
-	modules := filepath.Join(c.ws, ".git", "modules")
-	for _, h := range c.hold {
-		if h.kind != heldRO || h.gone || filepath.Base(h.path) != "config" || !Within(modules, h.path) {
+	modules := filepath.Join(ws, ".git", "modules")
+	for _, h := range hold {
+		if h.kind != heldRO || filepath.Base(h.path) != "config" || !Within(modules, h.path) {
 			continue
 		}
 		if fi, err := os.Stat(filepath.Dir(h.path)); err == nil && os.SameFile(fi, target) {
-			return true
+			rel, _ := filepath.Rel(ws, filepath.Dir(h.path))
+			return rel
 		}
 	}
-	return false
+	return ""
 }

@@ -23,19 +23,22 @@ func (f *fixture) ranCleaned(t *testing.T, script string) (*Cmd, []string) {
 }
 
 // userStatus runs git status at the workspace's root as the user's shell
-// server does (outside the sandbox, with toolgate's command-line config)
-// and reports whether it ran the filter that touches marker.
+// server does (outside the sandbox, with toolgate's command-line config),
+// and then as the user's terminal does, and reports whether either ran the
+// filter that touches marker.
 func (f *fixture) userStatus(t *testing.T, marker string) bool {
 	t.Helper()
-	cmd := exec.Command("git", "status", "--short")
-	cmd.Dir = f.ws
-	cmd.Env = append(os.Environ(), "HOME="+f.home, "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_COUNT=2",
-		"GIT_CONFIG_KEY_0=diff.ignoreSubmodules", "GIT_CONFIG_VALUE_0=all", "GIT_CONFIG_KEY_1=core.fsmonitor", "GIT_CONFIG_VALUE_1=false")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git status: %v\n%s", err, out)
+	server := []string{"GIT_CONFIG_COUNT=2", "GIT_CONFIG_KEY_0=diff.ignoreSubmodules", "GIT_CONFIG_VALUE_0=all",
+		"GIT_CONFIG_KEY_1=core.fsmonitor", "GIT_CONFIG_VALUE_1=false"}
+	for _, extra := range [][]string{server, nil} {
+		cmd := exec.Command("git", "status", "--short")
+		cmd.Dir = f.ws
+		cmd.Env = append(append(os.Environ(), "HOME="+f.home, "GIT_CONFIG_NOSYSTEM=1"), extra...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git status: %v\n%s", err, out)
+		}
 	}
-	_, err = os.Lstat(marker)
+	_, err := os.Lstat(marker)
 	return err == nil
 }
 
@@ -45,9 +48,12 @@ const gitmodules = `[submodule "lib"]\n\tpath = lib\n\turl = ./lib\n\tignore = n
 
 // plantFilter is a script that gives the git directory at gitdir a filter
 // that touches marker, and changes lib/R so git status runs it.
-func plantFilter(gitdir, marker string) string {
+func plantFilter(gitdir, marker string) string { return plantFilterIn("lib", gitdir, marker) }
+
+// plantFilterIn is plantFilter for the submodule at path sub.
+func plantFilterIn(sub, gitdir, marker string) string {
 	return `printf '[filter "x"]\n\tclean = touch ` + marker + ` && cat\n' >> ` + gitdir + `/config && ` +
-		`echo 'R filter=x' > lib/.gitattributes && echo s > lib/R`
+		`echo 'R filter=x' > ` + sub + `/.gitattributes && echo s > ` + sub + `/R`
 }
 
 // TestGitlinkRepositoryTakenAway: a run that puts a repository of its own
@@ -100,17 +106,45 @@ func TestGitlinkRepositoryTakenAway(t *testing.T) {
 	}
 }
 
+// userSubmodule makes lib a submodule the user added: a .git file naming
+// .git/modules/lib.
+func (f *fixture) userSubmodule(t *testing.T) {
+	t.Helper()
+	src := filepath.Join(filepath.Dir(f.ws), "src")
+	for _, args := range [][]string{{"init", "-q", src}, {"-C", src, "commit", "-q", "--allow-empty", "-m", "s"},
+		{"-c", "protocol.file.allow=always", "submodule", "add", "-q", src, "lib"}, {"commit", "-q", "-m", "submodule"}} {
+		f.git(t, args...)
+	}
+}
+
+// TestGitlinkInSubmoduleTakenAway: a repository a run adds to the index
+// of the user's submodule (.git/modules/lib/index, writable like the
+// root's) loses its .git: git status at the root enters the submodule,
+// and from it the repository.
+func TestGitlinkInSubmoduleTakenAway(t *testing.T) {
+	f := repoFixture(t)
+	f.userSubmodule(t)
+	marker := filepath.Join(filepath.Dir(f.ws), "ran")
+	_, removed := f.ranCleaned(t, `cd lib && git init -q evil && (cd evil && echo r > R && git add R && git commit -qm r) && `+
+		`git add evil 2>/dev/null && cd .. && `+plantFilterIn("lib/evil", "lib/evil/.git", marker))
+	if want := []string{filepath.Join(f.ws, "lib", "evil", ".git")}; !slices.Equal(removed, want) {
+		t.Errorf("Cleanup took away %q, want %q", removed, want)
+	}
+	if f.userStatus(t, marker) {
+		t.Error("the user's git status at the root ran the filter the run planted in a submodule's submodule")
+	}
+	if _, err := os.Lstat(filepath.Join(f.ws, "lib", ".git")); err != nil {
+		t.Errorf("the user's submodule lost its .git: %v", err)
+	}
+}
+
 // TestGitlinkProperSubmoduleKept: a submodule the user added (a .git file
 // naming its git directory under .git/modules) stays checked out through
 // runs that change the index, and git in the sandbox still works with it;
 // one a run makes has a git directory the run wrote, so its .git goes.
 func TestGitlinkProperSubmoduleKept(t *testing.T) {
 	f := repoFixture(t)
-	src := filepath.Join(filepath.Dir(f.ws), "src")
-	for _, args := range [][]string{{"init", "-q", src}, {"-C", src, "commit", "-q", "--allow-empty", "-m", "s"},
-		{"-c", "protocol.file.allow=always", "submodule", "add", "-q", src, "lib"}, {"commit", "-q", "-m", "submodule"}} {
-		f.git(t, args...)
-	}
+	f.userSubmodule(t)
 	c, removed := f.ranCleaned(t, `echo y > new && git add new && git -C lib status --short`)
 	if len(removed) != 0 || c.Quarantine != "" {
 		t.Errorf("Cleanup took away %q from a run that only added a file", removed)

@@ -397,7 +397,7 @@ func (s *Sandbox) command(ctx context.Context, profile, dir string, argv []strin
 		}
 		c.ws = s.o.Workspace
 		if p.Workspace == WriteAccess && c.ws != "" {
-			c.links = s.recordGitlinks(ctx, c.ws)
+			c.links = s.recordGitlinks(ctx, c.ws, c.hold)
 		}
 		qdir := filepath.Join(c.ws, filepath.Dir(QuarantineDir))
 		c.quarantine = slices.ContainsFunc(c.hold, func(h holdPath) bool { return h.kind == heldRO && h.path == qdir })
