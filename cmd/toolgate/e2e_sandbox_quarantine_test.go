@@ -147,3 +147,73 @@ func TestServeSandboxSymlinkedModuleConfig(t *testing.T) {
 		t.Errorf("a run after the user removed the link failed:\n%s", out)
 	}
 }
+
+// TestServeSandboxGitlinkRepository: with the embedded default rules, the
+// agent puts a repository of its own at a submodule's path (attack round
+// 18: git init --separate-git-dir and git add, a .gitmodules with ignore =
+// none only in the index, a filter in the separate git directory's config). After the
+// run that changed the index, toolgate takes the submodule's .git into the
+// quarantine and says so, and git status at the root, run as an
+// unsandboxed shell server runs it (with toolgate's command-line git
+// config), runs no filter of the agent's.
+func TestServeSandboxGitlinkRepository(t *testing.T) {
+	f := sbSetup(t, "")
+	if err := os.RemoveAll(filepath.Join(f.ws, ".git")); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"init", "-q"}, {"add", "-A"}, {"commit", "-q", "-m", "first"}} {
+		if out, err := exec.Command("git", append([]string{"-C", f.ws, "-c", "user.name=u", "-c", "user.email=u@x"}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %s: %v %s", args, err, out)
+		}
+	}
+	f.c, _, f.stderr = startStdio(t, f.defaultPackConfig(t), f.env()...)
+	marker := filepath.Join(f.dir, "hook-ran")
+	out, _ := f.run(t, "git init -q --separate-git-dir=gd lib && cd lib && echo x > R && git add R && "+
+		"git -c user.name=u -c user.email=u@x commit -qm i && cd .. && git add lib && git ls-files -s")
+	if !strings.Contains(out, "160000") {
+		t.Fatalf("the command did not add the gitlink (the rules no longer allow it, so this test shows nothing):\n%s", out)
+	}
+	dotGit := filepath.Join(f.ws, "lib", ".git")
+	if !strings.Contains(out, "toolgate removed "+dotGit+":") {
+		t.Errorf("the result does not say %s was taken away:\n%s", dotGit, out)
+	}
+	if _, err := os.Lstat(dotGit); err == nil {
+		t.Errorf("%s is still in place", dotGit)
+	}
+	kept, _ := filepath.Glob(filepath.Join(f.ws, ".toolgate", "quarantine", "2*", "lib", "dot-git"))
+	if len(kept) != 1 {
+		t.Errorf("the quarantine holds %q, want lib/dot-git", kept)
+	}
+	// The rest of the plant, as round 18 did it: a script puts the
+	// .gitmodules in the index.
+	mk := "import subprocess\n" +
+		"gm='[submodule \"lib\"]\\n\\tpath = lib\\n\\turl = ./lib\\n\\tignore = none\\n'\n" +
+		"oid=subprocess.run(['git','hash-object','-w','--stdin'],input=gm,capture_output=True,text=True,check=True).stdout.strip()\n" +
+		"subprocess.run(['git','update-index','--add','--cacheinfo','100644,%s,.gitmodules'%oid],check=True)\n" +
+		"print(subprocess.run(['git','show',':.gitmodules'],capture_output=True,text=True).stdout)\n"
+	for path, content := range map[string]string{
+		"mk.py":              mk,
+		"gd/config":          "[core]\n\trepositoryformatversion = 0\n\tbare = false\n[filter \"x\"]\n\tclean = \"sh -c 'touch " + marker + "; cat'\"\n",
+		"lib/.gitattributes": "R filter=x\n",
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		res, err := callTool(ctx, f.c, "workspace__write_file", map[string]any{"path": path, "content": content}, "")
+		cancel()
+		if err != nil || res.IsError {
+			t.Fatalf("write_file %s: %v %s", path, err, resultText(res))
+		}
+	}
+	if out, _ := f.run(t, "python3 mk.py && touch lib/R"); !strings.Contains(out, "ignore = none") {
+		t.Fatalf("the command did not put .gitmodules in the index:\n%s", out)
+	}
+	status := exec.Command("git", "status", "--short")
+	status.Dir = f.ws
+	status.Env = append(os.Environ(), "HOME="+f.home, "GIT_CONFIG_COUNT=2", "GIT_CONFIG_KEY_0=diff.ignoreSubmodules",
+		"GIT_CONFIG_VALUE_0=all", "GIT_CONFIG_KEY_1=core.fsmonitor", "GIT_CONFIG_VALUE_1=false")
+	if b, err := status.CombinedOutput(); err != nil {
+		t.Fatalf("git status: %v %s", err, b)
+	}
+	if _, err := os.Lstat(marker); err == nil {
+		t.Error("git status at the root ran the filter the agent planted in a submodule's git directory")
+	}
+}

@@ -55,9 +55,13 @@ func (f *hostFixture) runClean(t *testing.T, script string) ([]string, error) {
 
 // ran runs script in workspace-write and returns the command, which
 // exited 0, for Cleanup.
-func (f *hostFixture) ran(t *testing.T, script string) *Cmd {
+func (f *hostFixture) ran(t *testing.T, script string) *Cmd { return ranIn(t, f.sb, f.ws, script) }
+
+// ranIn runs script with sh in workspace-write in ws and returns the
+// command, which exited 0, for Cleanup.
+func ranIn(t *testing.T, sb *Sandbox, ws, script string) *Cmd {
 	t.Helper()
-	c, err := f.sb.Command(t.Context(), WorkspaceWrite, f.ws, []string{"/bin/sh", "-c", script})
+	c, err := sb.Command(t.Context(), WorkspaceWrite, ws, []string{"/bin/sh", "-c", script})
 	if err != nil {
 		t.Fatal(err)
 	}

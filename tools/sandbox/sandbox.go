@@ -190,6 +190,8 @@ type Sandbox struct {
 	walkMu sync.Mutex
 	walked map[string]listing
 	sums   map[string]blobSum
+	// links are the gitlinks of the workspace's index (see gitlink.go).
+	links gitlinkState
 }
 
 // New checks o and returns a Sandbox. It does not run bwrap: see Probe.
@@ -336,7 +338,10 @@ type Cmd struct {
 	// (.toolgate/) read-only, so Cleanup may move things into it.
 	quarantine bool
 	watch      []string // workspace-relative paths to remove if the run creates them
-	argsPipe   *os.File // read end of bwrap's --args pipe, until Start
+	// links are the workspace's gitlinks before a writable run, nil for
+	// none to check (see takeGitlinks).
+	links    *gitlinks
+	argsPipe *os.File // read end of bwrap's --args pipe, until Start
 	// hold are the paths the run's mounts hold, as they were at the
 	// start; holdWatch watches them during the run, holdLog collects
 	// the ones whose hold ended, and cancel kills the run (see hold.go).
@@ -391,6 +396,9 @@ func (s *Sandbox) command(ctx context.Context, profile, dir string, argv []strin
 			return nil, err
 		}
 		c.ws = s.o.Workspace
+		if p.Workspace == WriteAccess && c.ws != "" {
+			c.links = s.recordGitlinks(ctx, c.ws, c.hold)
+		}
 		qdir := filepath.Join(c.ws, filepath.Dir(QuarantineDir))
 		c.quarantine = slices.ContainsFunc(c.hold, func(h holdPath) bool { return h.kind == heldRO && h.path == qdir })
 		ctx, c.cancel = context.WithCancelCause(ctx)
@@ -512,7 +520,7 @@ func (c *Cmd) Kill() {
 // Call it after the command has exited.
 func (c *Cmd) Cleanup() ([]string, error) {
 	c.endHold()
-	if len(c.watch) == 0 {
+	if len(c.watch) == 0 && c.links == nil {
 		return nil, nil
 	}
 	root, err := openWorkspace(c.ws, true)
@@ -540,6 +548,10 @@ func (c *Cmd) Cleanup() ([]string, error) {
 			}
 		}
 		p.dir.Close()
+	}
+	if c.links != nil {
+		more, lerrs := c.takeGitlinks(root, &q)
+		removed, errs = append(removed, more...), append(errs, lerrs...)
 	}
 	if q.dir != "" {
 		c.Quarantine = filepath.Join(c.ws, q.dir)

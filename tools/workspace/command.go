@@ -189,7 +189,7 @@ func (r runResult) toolResult(timeout time.Duration) *mcp.CallToolResult {
 		if r.quarantine != "" {
 			where = "it is kept in " + r.quarantine + " (a .git there is named dot-git)"
 		}
-		fmt.Fprintf(&b, "toolgate removed %s: it appeared during the command at a protected path or on the way to one, "+
+		fmt.Fprintf(&b, "toolgate removed %s: it appeared during the command at a protected path or on the way to one, or it is a repository at a submodule's path that git at the root would enter, "+
 			"where it would become code or policy outside the sandbox; %s. The command made it, or a program on the host did "+
 			"(toolgate cannot tell which): if it is the user's, they can move it back when no command runs\n", p, where)
 		failed = true

@@ -186,7 +186,8 @@ func (w *ws) writeInSandbox(prof sandbox.Profile, rel string, data []byte, mode 
 		if c.Quarantine != "" {
 			where = "kept in " + c.Quarantine
 		}
-		return refusal(fmt.Sprintf("toolgate removed %s after the write (%s): it did not exist before, and it is a protected path or on the way to one "+
+		return refusal(fmt.Sprintf("toolgate removed %s after the write (%s): it did not exist before, and it is a protected path or on the way to one, "+
+			"or it is a repository at a submodule's path that git at the root would enter "+
 			"(it would become code or policy outside the sandbox)", strings.Join(removed, ", "), where))
 	}
 	switch msg := strings.TrimSpace(stderr.String()); {

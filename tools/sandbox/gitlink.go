@@ -1,0 +1,324 @@
+package sandbox
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// A gitlink in the workspace's index (a submodule's entry) whose path holds
+// a .git makes git at the root enter that repository: git status there
+// runs the submodule's filters, hooks and fsmonitor, from its own config,
+// with the rights of whoever runs it, and a .gitmodules in the index can
+// ask for it (ignore = none) whatever the command line's
+// diff.ignoreSubmodules says. A submodule's config is held read-only only
+// when its git directory lies under .git/modules and existed when the run
+// started; the index, a repository made with git init --separate-git-dir
+// and a .git file are all writable. So after a writable run that changed
+// .git/index, each gitlink's .git that is a directory, or a .git file
+// naming any other git directory, is taken away like a protected path that
+// appeared (Cleanup); so is one that appeared or changed during the run at
+// a gitlink that was there before it. A held submodule's own index
+// (.git/modules/NAME/index, writable too) is looked at the same way, down
+// to maxGitlinkDepth: git at the root enters its gitlinks from it.
+
+// gitlinkListTimeout bounds git ls-files on one index.
+const gitlinkListTimeout = 30 * time.Second
+
+// maxGitFile is the largest .git file read as a pointer to a git directory.
+const maxGitFile = 4096
+
+// maxGitlinkDepth is how deep submodules of submodules are looked at;
+// deeper, a .git at a gitlink counts as one the run could have written.
+const maxGitlinkDepth = 8
+
+// gitlinks is what Cleanup needs to find a repository put at a submodule's
+// path during a writable run: for each index looked at before the run (by
+// the workspace-relative git directory holding it: ".git",
+// ".git/modules/NAME"), what it was, its gitlinks, and what was at each
+// one's .git.
+type gitlinks struct {
+	s     *Sandbox
+	repos map[string]*repoLinks
+}
+
+type repoLinks struct {
+	index fs.FileInfo // its index before the run; nil when there was none
+	known bool        // paths were listed from index
+	paths []string    // relative to the repository's worktree, slash-separated
+	// dotGit is the Lstat of each gitlink's .git before the run, by
+	// workspace-relative path (nil: none).
+	dotGit map[string]fs.FileInfo
+}
+
+// gitlinkCache is the gitlinks of one index as last listed, kept while its
+// stamp holds, so a run whose index has not changed does not run git.
+type gitlinkCache struct {
+	stamp
+	size  int64
+	mtime time.Time
+	paths []string
+}
+
+// gitlinkState is a Sandbox's gitlinkCache of each index (by absolute
+// path), guarded.
+type gitlinkState struct {
+	mu    sync.Mutex
+	cache map[string]gitlinkCache
+}
+
+// recordGitlinks notes the gitlinks of the workspace's index, and of its
+// held submodules', and their .git before a writable run whose mounts hold
+// hold; nil when the workspace has no .git directory, the Protect paths do
+// not hold it, or git is not installed (then no git runs a submodule's
+// config). An index that cannot be listed now is listed after the run as
+// if the run had changed it.
+func (s *Sandbox) recordGitlinks(ctx context.Context, ws string, hold []holdPath) *gitlinks {
+	if !s.holdsGit() || !realDir(filepath.Join(ws, ".git")) || gitExe() == "" {
+		return nil
+	}
+	root, err := os.OpenRoot(ws)
+	if err != nil {
+		return &gitlinks{s: s} // every index is listed after the run
+	}
+	defer root.Close()
+	g := &gitlinks{s: s, repos: map[string]*repoLinks{}}
+	var record func(gitDir, wt string, depth int)
+	record = func(gitDir, wt string, depth int) {
+		if depth > maxGitlinkDepth || g.repos[gitDir] != nil {
+			return
+		}
+		r := &repoLinks{dotGit: map[string]fs.FileInfo{}}
+		g.repos[gitDir] = r
+		if fi, err := os.Lstat(filepath.Join(ws, gitDir, "index")); err == nil {
+			r.index = fi
+		}
+		var err error
+		if r.paths, err = s.gitlinkPaths(ctx, ws, gitDir, r.index); err != nil {
+			return
+		}
+		r.known = true
+		for _, p := range r.paths {
+			dotGit := filepath.Join(wt, filepath.FromSlash(p), ".git")
+			r.dotGit[dotGit], _ = os.Lstat(filepath.Join(ws, dotGit))
+			if sub := heldGitDir(root, ws, dotGit, hold); sub != "" {
+				record(sub, filepath.Join(wt, filepath.FromSlash(p)), depth+1)
+			}
+		}
+	}
+	record(".git", "", 0)
+	return g
+}
+
+// gitlinkPaths returns the gitlinks in the index of git directory gitDir
+// (workspace-relative), which Lstat saw as index (nil: there is none),
+// from the cache while it holds.
+func (s *Sandbox) gitlinkPaths(ctx context.Context, ws, gitDir string, index fs.FileInfo) ([]string, error) {
+	if index == nil {
+		return nil, nil
+	}
+	key := filepath.Join(ws, gitDir, "index")
+	now := s.now()
+	s.links.mu.Lock()
+	c, ok := s.links.cache[key]
+	s.links.mu.Unlock()
+	if ok && index.Size() == c.size && index.ModTime().Equal(c.mtime) && c.holds(index) {
+		return c.paths, nil
+	}
+	st, ok := stampOf(index, now)
+	paths, err := listGitlinks(ctx, filepath.Join(ws, gitDir))
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		s.links.mu.Lock()
+		if s.links.cache == nil {
+			s.links.cache = map[string]gitlinkCache{}
+		}
+		s.links.cache[key] = gitlinkCache{stamp: st, size: index.Size(), mtime: index.ModTime(), paths: paths}
+		s.links.mu.Unlock()
+	}
+	return paths, nil
+}
+
+// listGitlinks runs git ls-files on the index of git directory gitDir
+// (absolute) and returns its gitlinks (mode 160000). git runs with
+// none of the user's or toolgate's settings beyond the repository's own
+// config, which the sandbox holds read-only: no system or global config,
+// no fsmonitor, no hooks; ls-files only reads the index (a split index's
+// shared part too, as git status does).
+func listGitlinks(ctx context.Context, gitDir string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, gitlinkListTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, gitExe(), "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null",
+		"--git-dir="+gitDir, "ls-files", "--stage", "-z")
+	cmd.Dir = "/"
+	cmd.Env = []string{"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "HOME=", "GIT_OPTIONAL_LOCKS=0"}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	var paths []string
+	r := bufio.NewReader(out)
+	var perr error
+	for {
+		rec, err := r.ReadBytes(0)
+		if errors.Is(err, io.EOF) && len(rec) == 0 {
+			break
+		}
+		if err != nil {
+			perr = err
+			break
+		}
+		// "MODE OID STAGE\tPATH\0"
+		meta, path, ok := bytes.Cut(bytes.TrimSuffix(rec, []byte{0}), []byte{'\t'})
+		if !ok {
+			perr = fmt.Errorf("git ls-files: unexpected record %q", rec)
+			break
+		}
+		if !bytes.HasPrefix(meta, []byte("160000 ")) {
+			continue
+		}
+		if !filepath.IsLocal(string(path)) {
+			perr = fmt.Errorf("git ls-files: gitlink %q leaves the workspace", path)
+			break
+		}
+		paths = append(paths, string(path))
+	}
+	if perr != nil {
+		_ = cmd.Process.Kill()
+	}
+	if err := cmd.Wait(); err != nil || perr != nil {
+		return nil, fmt.Errorf("git ls-files --stage: %w: %s", errors.Join(perr, err), strings.TrimSpace(stderr.String()))
+	}
+	slices.Sort(paths)
+	return slices.Compact(paths), nil
+}
+
+// sameEntry reports whether a and b (Lstats of one name, nil for none) are
+// the same file, unchanged: identity, size, modification and change time.
+func sameEntry(a, b fs.FileInfo) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	ida, okA := idOf(a)
+	idb, okB := idOf(b)
+	ca, okCA := changeTime(a)
+	cb, okCB := changeTime(b)
+	return okA && okB && okCA && okCB && ida == idb && ca.Equal(cb) && a.Size() == b.Size() &&
+		a.ModTime().Equal(b.ModTime()) && a.Mode() == b.Mode()
+}
+
+// takeGitlinks takes away, into q, each gitlink's .git that lets git at
+// the root run a config the run could write: after a run that changed an
+// index, every one of its gitlinks' that is not a .git file naming a git
+// directory the run held; after one that did not, the same among those
+// that appeared or changed. The held submodules' indexes are looked at the
+// same way. It returns the absolute paths it took away.
+func (c *Cmd) takeGitlinks(root *os.Root, q *quarantine) (removed []string, errs []error) {
+	g := c.links
+	var check func(gitDir, wt string, depth int)
+	check = func(gitDir, wt string, depth int) {
+		r := g.repos[gitDir]
+		if r == nil {
+			r = &repoLinks{}
+		}
+		var index fs.FileInfo
+		if fi, err := os.Lstat(filepath.Join(c.ws, gitDir, "index")); err == nil {
+			index = fi
+		}
+		changed := !r.known || !sameEntry(r.index, index)
+		paths := r.paths
+		if changed {
+			var err error
+			if paths, err = g.s.gitlinkPaths(context.Background(), c.ws, gitDir, index); err != nil {
+				errs = append(errs, fmt.Errorf("sandbox: after the run: listing the submodules in %s, whose index the run changed "+
+					"(a repository at a submodule's path runs its own config when git runs at the root): %w", filepath.Join(c.ws, gitDir), err))
+				return
+			}
+		}
+		for _, p := range paths {
+			dotGit := filepath.Join(wt, filepath.FromSlash(p), ".git")
+			at, err := walk(root, dotGit, true)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("sandbox: after the run: %s: %w", filepath.Join(c.ws, dotGit), err))
+				continue
+			}
+			// Nothing there, or a file or a link on the way: git enters
+			// no submodule through a symlink.
+			if at.fi == nil || at.rel != dotGit {
+				at.dir.Close()
+				continue
+			}
+			sub := ""
+			if depth < maxGitlinkDepth && at.fi.Mode().IsRegular() {
+				sub = heldGitDir(root, c.ws, dotGit, c.hold)
+			}
+			switch {
+			case sub != "":
+				check(sub, filepath.Join(wt, filepath.FromSlash(p)), depth+1)
+			case !changed && sameEntry(r.dotGit[dotGit], at.fi):
+			default:
+				if err := q.take(at); err != nil {
+					errs = append(errs, fmt.Errorf("sandbox: taking away %s, a repository at a submodule's path: %w", filepath.Join(c.ws, dotGit), err))
+				} else {
+					removed = append(removed, filepath.Join(c.ws, dotGit))
+				}
+			}
+			at.dir.Close()
+		}
+	}
+	check(".git", "", 0)
+	return removed, errs
+}
+
+// heldGitDir returns the workspace-relative git directory that the .git
+// file dotGit (relative to ws, which root opens) names when it is one whose config hold
+// held read-only: one under .git/modules that existed when the run
+// started; "" otherwise. The named directory is found as git finds it
+// (the kernel resolves the path), and compared by identity.
+func heldGitDir(root *os.Root, ws, dotGit string, hold []holdPath) string {
+	b, err := readFile(root, dotGit, maxGitFile)
+	if err != nil {
+		return ""
+	}
+	dir, ok := strings.CutPrefix(string(b), "gitdir:")
+	if !ok {
+		return ""
+	}
+	dir = strings.TrimSpace(dir)
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Dir(filepath.Join(ws, dotGit)) + "/" + dir
+	}
+	target, err := os.Stat(dir)
+	if err != nil || !target.IsDir() {
+		return ""
+	}
+	modules := filepath.Join(ws, ".git", "modules")
+	for _, h := range hold {
+		if h.kind != heldRO || filepath.Base(h.path) != "config" || !Within(modules, h.path) {
+			continue
+		}
+		if fi, err := os.Stat(filepath.Dir(h.path)); err == nil && os.SameFile(fi, target) {
+			rel, _ := filepath.Rel(ws, filepath.Dir(h.path))
+			return rel
+		}
+	}
+	return ""
+}
