@@ -198,8 +198,20 @@ func TestServeHTTPConnLimits(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("initialize with %d idle connections held: %d", max, resp.StatusCode)
 		}
-		if _, closed := held[0].closedByServer(t); !closed {
-			t.Errorf("the connection idle the longest was not closed")
+		// One idle connection was closed for the agent's: which one is the
+		// longest idle by the server's clock, which marks a connection idle
+		// after its response is out, so the order the client saw is no
+		// proof of it under load.
+		deadline := time.Now().Add(5 * time.Second)
+		closed := 0
+		for _, c := range held {
+			_ = c.SetReadDeadline(deadline)
+			if _, err := io.ReadAll(c.r); err == nil {
+				closed++
+			}
+		}
+		if closed != 1 {
+			t.Errorf("%d of the %d idle connections were closed for the agent's, want 1", closed, max)
 		}
 	})
 }
