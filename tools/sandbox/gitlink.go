@@ -196,8 +196,11 @@ func listGitlinks(ctx context.Context, gitDir string) ([]string, error) {
 			continue
 		}
 		if !filepath.IsLocal(string(path)) {
-			perr = fmt.Errorf("git ls-files: gitlink %q leaves the workspace", path)
-			break
+			// An entry no checkout could have made ("../x", "/x"): git
+			// at the root makes no submodule of it, so it is no
+			// gitlink to look at, and failing the whole listing for
+			// it would leave every other one unlooked at.
+			continue
 		}
 		paths = append(paths, string(path))
 	}
@@ -246,11 +249,17 @@ func (c *Cmd) takeGitlinks(root *os.Root, q *quarantine) (removed []string, errs
 		changed := !r.known || !sameEntry(r.index, index)
 		paths := r.paths
 		if changed {
-			var err error
-			if paths, err = g.s.gitlinkPaths(context.Background(), c.ws, gitDir, index); err != nil {
-				errs = append(errs, fmt.Errorf("sandbox: after the run: listing the submodules in %s, whose index the run changed "+
-					"(a repository at a submodule's path runs its own config when git runs at the root): %w", filepath.Join(c.ws, gitDir), err))
-				return
+			// An index that cannot be listed now (git fails on it, or
+			// times out) may hold gitlinks the run added: the ones
+			// known from before the run are looked at as if each had
+			// changed, and the error says the rest went unchecked.
+			if now, err := g.s.gitlinkPaths(context.Background(), c.ws, gitDir, index); err != nil {
+				errs = append(errs, fmt.Errorf("sandbox: after the run: listing the submodules in %s, whose index the run changed, failed, "+
+					"so a repository the run put at a submodule's path it added may still be there and run its own config when git "+
+					"runs at the root (toolgate took away every one at the submodules it knew of before the run); have the user check "+
+					"git ls-files --stage | grep ^160000 before running git there: %w", filepath.Join(c.ws, gitDir), err))
+			} else {
+				paths = now
 			}
 		}
 		for _, p := range paths {

@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"bytes"
+	"crypto/sha1"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,7 +65,6 @@ func plantFilterIn(sub, gitdir, marker string) string {
 // root runs none of its config. Without takeGitlinks, that git status
 // runs the filter in every case.
 func TestGitlinkRepositoryTakenAway(t *testing.T) {
-	initLib := `(cd lib && echo r > R && git add R && git commit -qm r) && `
 	// A worktree .gitmodules the run makes is taken away (Persistence):
 	// the run puts one in the index, which git reads when the file is
 	// missing.
@@ -83,10 +84,7 @@ func TestGitlinkRepositoryTakenAway(t *testing.T) {
 			f := repoFixture(t)
 			marker := filepath.Join(filepath.Dir(f.ws), "ran")
 			if tc.setup != "" {
-				write(t, filepath.Join(f.ws, ".gitmodules"), strings.ReplaceAll(strings.ReplaceAll(gitmodules, `\n`, "\n"), `\t`, "\t"))
-				f.git(t, "add", ".gitmodules")
-				f.git(t, "update-index", "--add", "--cacheinfo", "160000,"+strings.Repeat("a", 40)+","+tc.setup)
-				f.git(t, "commit", "-q", "-m", "gitlink")
+				f.userGitlink(t, tc.setup)
 			}
 			c, removed := f.ranCleaned(t, tc.script+plantFilter(tc.gitdir, marker))
 			dotGit := filepath.Join(f.ws, "lib", ".git")
@@ -104,6 +102,16 @@ func TestGitlinkRepositoryTakenAway(t *testing.T) {
 			}
 		})
 	}
+}
+
+// userGitlink commits a gitlink at sub, not checked out, and a
+// .gitmodules that asks git at the root to enter it.
+func (f *fixture) userGitlink(t *testing.T, sub string) {
+	t.Helper()
+	write(t, filepath.Join(f.ws, ".gitmodules"), strings.ReplaceAll(strings.ReplaceAll(gitmodules, `\n`, "\n"), `\t`, "\t"))
+	f.git(t, "add", ".gitmodules")
+	f.git(t, "update-index", "--add", "--cacheinfo", "160000,"+strings.Repeat("a", 40)+","+sub)
+	f.git(t, "commit", "-q", "-m", "gitlink")
 }
 
 // userSubmodule makes lib a submodule the user added: a .git file naming
@@ -164,4 +172,50 @@ func TestGitlinkProperSubmoduleKept(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(f.ws, "lib", ".git")); err != nil {
 		t.Errorf("the user's submodule lost its .git: %v", err)
 	}
+}
+
+// initLib is a script that commits a file in the repository at lib.
+const initLib = `(cd lib && echo r > R && git add R && git commit -qm r) && `
+
+// TestGitlinkListingFailsClosed: an index entry no checkout could make
+// ("../x", written into the index with its checksum redone) does not stop
+// the look at the other gitlinks, and an index git cannot read after the
+// run still costs the run every repository at the gitlinks known before
+// it, with an error that says the check failed. Without either, the
+// planted lib/.git stayed.
+func TestGitlinkListingFailsClosed(t *testing.T) {
+	t.Run("gitlink leaving the workspace", func(t *testing.T) {
+		f := repoFixture(t)
+		f.userGitlink(t, "lib")
+		f.git(t, "update-index", "--add", "--cacheinfo", "160000,"+strings.Repeat("a", 40)+",.-/x")
+		index := filepath.Join(f.ws, ".git", "index")
+		b, err := os.ReadFile(index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = bytes.Replace(b[:len(b)-sha1.Size], []byte(".-/x"), []byte("../x"), 1)
+		sum := sha1.Sum(b)
+		write(t, index, string(append(b, sum[:]...)))
+		marker := filepath.Join(filepath.Dir(f.ws), "ran")
+		_, removed := f.ranCleaned(t, `git init -q lib && `+initLib+plantFilter("lib/.git", marker))
+		if want := []string{filepath.Join(f.ws, "lib", ".git")}; !slices.Equal(removed, want) {
+			t.Errorf("Cleanup took away %q, want %q", removed, want)
+		}
+		if f.userStatus(t, marker) {
+			t.Error("the user's git status at the root ran the filter the run planted in a submodule")
+		}
+	})
+	t.Run("index git cannot read", func(t *testing.T) {
+		f := repoFixture(t)
+		f.userGitlink(t, "lib")
+		c := ranIn(t, f.sb, f.ws, `git init -q lib && `+initLib+`printf XXXX | dd of=.git/index conv=notrunc 2>/dev/null`)
+		c.Kill()
+		removed, err := c.Cleanup()
+		if err == nil || !strings.Contains(err.Error(), "listing the submodules") {
+			t.Errorf("Cleanup: %v, want the failed listing reported", err)
+		}
+		if want := []string{filepath.Join(f.ws, "lib", ".git")}; !slices.Equal(removed, want) {
+			t.Errorf("Cleanup took away %q, want %q", removed, want)
+		}
+	})
 }
