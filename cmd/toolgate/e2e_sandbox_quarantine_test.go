@@ -121,20 +121,35 @@ func hexName(name string) string {
 // TestServeSandboxSymlinkedModuleConfig: with the embedded default rules, a
 // command (allowed: the names it writes are computed) makes a submodule git
 // directory whose config is a link to README.md, which the agent may write.
-// No mount can hold a link, so every later writable run is refused until
-// it is gone, and the refusal says a command may have made it and what to
-// remove; once the user removes it, runs start again.
+// What a run makes under .git/modules goes to the quarantine when it ends,
+// and the result says so. The same link made on the host cannot be held by
+// a mount, so every later writable run is refused until it is gone, and
+// the refusal says a command may have made it and what to remove; once
+// the user removes it, runs start again.
 func TestServeSandboxSymlinkedModuleConfig(t *testing.T) {
 	f := sbSetup(t, "")
 	f.c, _, f.stderr = startStdio(t, f.defaultPackConfig(t), f.env()...)
 	h := hexName
-	out, _ := f.run(t, `python3 -c "import os; j=os.path.join; d=`+h(".git/modules/x")+`; [os.makedirs(j(d, s), exist_ok=True) for s in ('objects','refs')]; `+
+	out, isErr := f.run(t, `python3 -c "import os; j=os.path.join; d=`+h(".git/modules/x")+`; [os.makedirs(j(d, s), exist_ok=True) for s in ('objects','refs')]; `+
 		`open(j(d, 'HEAD'),'w').write('ref: refs/heads/main'); os.symlink(`+h("../../../README.md")+`, j(d, 'con'+'fig')); print('made')"`)
 	if !strings.Contains(out, "made") {
 		t.Fatalf("the command did not run (the rules no longer allow it, so this test shows nothing):\n%s", out)
 	}
-	link := filepath.Join(f.ws, ".git", "modules", "x", "config")
-	out, isErr := f.run(t, "echo ok > notes.txt")
+	if modules := filepath.Join(f.ws, ".git", "modules"); !isErr || !strings.Contains(out, "toolgate removed "+modules) {
+		t.Errorf("the run that made .git/modules/x: isError %v, want %s taken away in:\n%s", isErr, modules, out)
+	}
+	x := filepath.Join(f.ws, ".git", "modules", "x")
+	link := filepath.Join(x, "config")
+	if err := os.MkdirAll(x, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(x, "HEAD"), []byte("ref: refs/heads/main\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../../README.md", link); err != nil {
+		t.Fatal(err)
+	}
+	out, isErr = f.run(t, "echo ok > notes.txt")
 	for _, want := range []string{"is a symlink", "A command of the agent may have made it", "rm " + link} {
 		if !isErr || !strings.Contains(out, want) {
 			t.Errorf("the next run: isError %v, want %q in:\n%s", isErr, want, out)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -330,4 +331,114 @@ func heldGitDir(root *os.Root, ws, dotGit string, hold []holdPath) string {
 		}
 	}
 	return ""
+}
+
+// gitDirSlots are the names in each directory under .git where git finds
+// other git directories (see gitControlPaths), by workspace-relative
+// path, before a writable run; nil names for one that did not exist.
+//
+// A git directory the run makes in one (git init
+// --separate-git-dir=.git/modules/evil) has a config the run wrote; at
+// the next run it exists, so the sandbox holds it, and a .git file naming
+// it would pass as a submodule the user added (heldGitDir). So whatever
+// appears in a slot during a writable run is taken away like a protected
+// path that appeared: a submodule or a linked worktree is added on the
+// host, not by an agent.
+type gitDirSlots map[string]map[string]bool
+
+// recordGitDirSlots lists the slots of the workspace ws's .git before a
+// writable run; nil when the Protect paths do not hold .git's control
+// files or there is no .git directory.
+func (s *Sandbox) recordGitDirSlots(ws string) (gitDirSlots, error) {
+	if !s.holdsGit() || !realDir(filepath.Join(ws, ".git")) {
+		return nil, nil
+	}
+	_, rels, err := gitControlPaths(ws)
+	if err != nil {
+		return nil, err
+	}
+	slots := gitDirSlots{}
+	for _, rel := range rels {
+		des, err := os.ReadDir(filepath.Join(ws, rel))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			slots[rel] = nil
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+		names := make(map[string]bool, len(des))
+		for _, de := range des {
+			names[de.Name()] = true
+		}
+		slots[rel] = names
+	}
+	return slots, nil
+}
+
+// takeGitDirs takes away, into q, what appeared in a slot during the run:
+// a slot that did not exist, or each new name in one that did. It
+// returns the absolute paths it took away.
+func (c *Cmd) takeGitDirs(root *os.Root, q *quarantine) (removed []string, errs []error) {
+	// Sorted, a slot comes before the slots under it: one taken away
+	// whole takes those with it.
+	for _, rel := range slices.Sorted(maps.Keys(c.slots)) {
+		before := c.slots[rel]
+		var news []string
+		if before == nil {
+			news = []string{rel}
+		} else {
+			names, err := readNames(root, rel)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("sandbox: after the run: %s: %w", filepath.Join(c.ws, rel), err))
+			}
+			for _, n := range names {
+				if !before[n] {
+					news = append(news, filepath.Join(rel, n))
+				}
+			}
+			slices.Sort(news)
+		}
+		for _, p := range news {
+			at, err := walk(root, p, true)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("sandbox: after the run: %s: %w", filepath.Join(c.ws, p), err))
+				continue
+			}
+			if at.fi != nil && at.rel == p {
+				if err := q.take(at); err != nil {
+					errs = append(errs, fmt.Errorf("sandbox: taking away %s, which appeared during the run where git finds "+
+						"submodules' and worktrees' git directories: %w", filepath.Join(c.ws, p), err))
+				} else {
+					removed = append(removed, filepath.Join(c.ws, p))
+				}
+			}
+			at.dir.Close()
+		}
+	}
+	return removed, errs
+}
+
+// readNames returns the names in directory rel, reached without following
+// a link; none when it is missing, or a link or a file is on the way.
+func readNames(root *os.Root, rel string) ([]string, error) {
+	at, err := walk(root, rel, true)
+	if err != nil {
+		return nil, err
+	}
+	defer at.dir.Close()
+	if at.fi == nil || at.rel != rel || !at.fi.IsDir() {
+		return nil, nil
+	}
+	sub, err := openDir(at.dir, at.name, at.fi)
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Close()
+	f, err := sub.Open(".")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
 }

@@ -163,10 +163,10 @@ func TestGitlinkProperSubmoduleKept(t *testing.T) {
 	// A git directory the run made under .git/modules (git submodule
 	// add cannot write .git/config in the sandbox, but git init can put
 	// one there) did not exist when it started: its config was the
-	// run's to write.
+	// run's to write. Both go.
 	_, removed = f.ranCleaned(t, `git init -q --separate-git-dir=.git/modules/lib2 lib2 && `+
 		`git -C lib2 commit -q --allow-empty -m s && git add lib2 2>/dev/null`)
-	if want := []string{filepath.Join(f.ws, "lib2", ".git")}; !slices.Equal(removed, want) {
+	if want := []string{filepath.Join(f.ws, ".git", "modules", "lib2"), filepath.Join(f.ws, "lib2", ".git")}; !slices.Equal(removed, want) {
 		t.Errorf("Cleanup took away %q, want %q", removed, want)
 	}
 	if _, err := os.Lstat(filepath.Join(f.ws, "lib", ".git")); err != nil {
@@ -218,4 +218,32 @@ func TestGitlinkListingFailsClosed(t *testing.T) {
 			t.Errorf("Cleanup took away %q, want %q", removed, want)
 		}
 	})
+}
+
+// TestGitDirMadeUnderModulesTakenAway: a git directory a run makes under
+// .git/modules (or a nested submodule's modules/, or .git/worktrees) goes
+// to the quarantine with it, so a later run cannot point a .git file at
+// it as at a submodule the user added: the sandbox would hold the config
+// the first run wrote, and take it for the user's. Without takeGitDirs,
+// the second run's restored lib/.git stayed and the user's git status ran
+// the first run's filter.
+func TestGitDirMadeUnderModulesTakenAway(t *testing.T) {
+	f := repoFixture(t)
+	f.userSubmodule(t)
+	marker := filepath.Join(filepath.Dir(f.ws), "ran")
+	_, removed := f.ranCleaned(t, `mkdir -p .git/modules/lib/modules/inner .git/worktrees/w && `+
+		`git init -q --separate-git-dir=.git/modules/evil x && (cd x && echo r > R && git add R && git commit -qm r) && `+
+		`git add x && mkdir t && cp x/.git t/ && `+plantFilterIn("x", ".git/modules/evil", marker))
+	for _, p := range []string{".git/modules/evil", ".git/modules/lib/modules", ".git/worktrees"} {
+		if !slices.Contains(removed, filepath.Join(f.ws, p)) {
+			t.Errorf("Cleanup took away %q, want %s among them", removed, p)
+		}
+	}
+	_, removed = f.ranCleaned(t, `cp -a t/. x/`)
+	if want := []string{filepath.Join(f.ws, "x", ".git")}; !slices.Equal(removed, want) {
+		t.Errorf("the second run: Cleanup took away %q, want %q", removed, want)
+	}
+	if f.userStatus(t, marker) {
+		t.Error("the user's git status at the root ran the filter a run planted in a git directory under .git/modules")
+	}
 }
