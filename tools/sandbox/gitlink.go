@@ -32,7 +32,9 @@ import (
 // appeared (Cleanup); so is one that appeared or changed during the run at
 // a gitlink that was there before it. A held submodule's own index
 // (.git/modules/NAME/index, writable too) is looked at the same way, down
-// to maxGitlinkDepth: git at the root enters its gitlinks from it.
+// to maxGitlinkDepth: git at the root enters its gitlinks from it. A
+// gitlink's .git that is a directory in the worktree has its control
+// files held read-only during the run (gitlinkGitDirs).
 
 // gitlinkListTimeout bounds git ls-files on one index.
 const gitlinkListTimeout = 30 * time.Second
@@ -81,11 +83,11 @@ type gitlinkState struct {
 
 // recordGitlinks notes the gitlinks of the workspace's index, and of its
 // held submodules', and their .git before a writable run whose mounts hold
-// hold; nil when the workspace has no .git directory, the Protect paths do
+// read-only the submodule configs held (absolute paths); nil when the workspace has no .git directory, the Protect paths do
 // not hold it, or git is not installed (then no git runs a submodule's
 // config). An index that cannot be listed now is listed after the run as
 // if the run had changed it.
-func (s *Sandbox) recordGitlinks(ctx context.Context, ws string, hold []holdPath) *gitlinks {
+func (s *Sandbox) recordGitlinks(ctx context.Context, ws string, held []string) *gitlinks {
 	if !s.holdsGit() || !realDir(filepath.Join(ws, ".git")) || gitExe() == "" {
 		return nil
 	}
@@ -113,7 +115,7 @@ func (s *Sandbox) recordGitlinks(ctx context.Context, ws string, hold []holdPath
 		for _, p := range r.paths {
 			dotGit := filepath.Join(wt, filepath.FromSlash(p), ".git")
 			r.dotGit[dotGit], _ = os.Lstat(filepath.Join(ws, dotGit))
-			if sub := heldGitDir(root, ws, dotGit, hold); sub != "" {
+			if sub := heldGitDir(root, ws, dotGit, held); sub != "" {
 				record(sub, filepath.Join(wt, filepath.FromSlash(p)), depth+1)
 			}
 		}
@@ -278,7 +280,7 @@ func (c *Cmd) takeGitlinks(root *os.Root, q *quarantine) (removed []string, errs
 			}
 			sub := ""
 			if depth < maxGitlinkDepth && at.fi.Mode().IsRegular() {
-				sub = heldGitDir(root, c.ws, dotGit, c.hold)
+				sub = heldGitDir(root, c.ws, dotGit, heldConfigs(c.hold))
 			}
 			switch {
 			case sub != "":
@@ -299,11 +301,12 @@ func (c *Cmd) takeGitlinks(root *os.Root, q *quarantine) (removed []string, errs
 }
 
 // heldGitDir returns the workspace-relative git directory that the .git
-// file dotGit (relative to ws, which root opens) names when it is one whose config hold
-// held read-only: one under .git/modules that existed when the run
-// started; "" otherwise. The named directory is found as git finds it
-// (the kernel resolves the path), and compared by identity.
-func heldGitDir(root *os.Root, ws, dotGit string, hold []holdPath) string {
+// file dotGit (relative to ws, which root opens) names when it is one
+// whose config is among held (absolute paths the run holds read-only):
+// one under .git/modules that existed when the run started; ""
+// otherwise. The named directory is found as git finds it (the kernel
+// resolves the path), and compared by identity.
+func heldGitDir(root *os.Root, ws, dotGit string, held []string) string {
 	b, err := readFile(root, dotGit, maxGitFile)
 	if err != nil {
 		return ""
@@ -321,16 +324,62 @@ func heldGitDir(root *os.Root, ws, dotGit string, hold []holdPath) string {
 		return ""
 	}
 	modules := filepath.Join(ws, ".git", "modules")
-	for _, h := range hold {
-		if h.kind != heldRO || filepath.Base(h.path) != "config" || !Within(modules, h.path) {
+	for _, h := range held {
+		if filepath.Base(h) != "config" || !Within(modules, h) {
 			continue
 		}
-		if fi, err := os.Stat(filepath.Dir(h.path)); err == nil && os.SameFile(fi, target) {
-			rel, _ := filepath.Rel(ws, filepath.Dir(h.path))
+		if fi, err := os.Stat(filepath.Dir(h)); err == nil && os.SameFile(fi, target) {
+			rel, _ := filepath.Rel(ws, filepath.Dir(h))
 			return rel
 		}
 	}
 	return ""
+}
+
+// heldConfigs returns the paths hold holds read-only.
+func heldConfigs(hold []holdPath) []string {
+	var out []string
+	for _, h := range hold {
+		if h.kind == heldRO {
+			out = append(out, h.path)
+		}
+	}
+	return out
+}
+
+// gitlinkGitDirs returns the control files (GitControl) of each gitlink's
+// .git that is a directory in the worktree (an old-style submodule, or git
+// init sub && git add sub on the host), workspace-relative, for the run to
+// hold read-only: git at the root enters it and runs its config, which is
+// the user's, so a run must not write it. The gitlinks are those
+// recordGitlinks finds, given the submodule configs the run will hold
+// (protect, workspace-relative). A .git reached through a link is left
+// out: git enters no submodule through one.
+func (s *Sandbox) gitlinkGitDirs(ctx context.Context, ws string, protect []string) []string {
+	var held []string
+	for _, rel := range protect {
+		if fi, err := os.Lstat(filepath.Join(ws, rel)); err == nil && fi.Mode().IsRegular() {
+			held = append(held, filepath.Join(ws, rel))
+		}
+	}
+	g := s.recordGitlinks(ctx, ws, held)
+	if g == nil {
+		return nil
+	}
+	var out []string
+	for _, r := range g.repos {
+		for dotGit, fi := range r.dotGit {
+			abs := filepath.Join(ws, dotGit)
+			if fi == nil || !fi.IsDir() || dotGit == ".git" {
+				continue
+			}
+			if real, err := filepath.EvalSymlinks(abs); err != nil || real != abs {
+				continue
+			}
+			out = append(out, gitPaths(dotGit, GitControl)...)
+		}
+	}
+	return out
 }
 
 // gitDirSlots are the names in each directory under .git where git finds

@@ -247,3 +247,41 @@ func TestGitDirMadeUnderModulesTakenAway(t *testing.T) {
 		t.Error("the user's git status at the root ran the filter a run planted in a git directory under .git/modules")
 	}
 }
+
+// TestGitlinkGitDirectoryHeld: the config, hooks and attributes of a
+// repository the user has at a gitlink, its .git a directory in the
+// worktree (git init lib && git add lib on the host, an old-style
+// submodule), stay read-only in a run, which leaves the index alone: git
+// at the root enters it, .gitmodules asking for it. Without the hold, the
+// run's filter sat in lib/.git/config, whose directory's Lstat did not
+// change, and the user's git status ran it.
+func TestGitlinkGitDirectoryHeld(t *testing.T) {
+	f := repoFixture(t)
+	f.git(t, "init", "-q", "lib")
+	write(t, filepath.Join(f.ws, "lib", "R"), "r\n")
+	f.git(t, "-C", "lib", "add", "R")
+	f.git(t, "-C", "lib", "commit", "-q", "-m", "r")
+	write(t, filepath.Join(f.ws, ".gitmodules"), strings.ReplaceAll(strings.ReplaceAll(gitmodules, `\n`, "\n"), `\t`, "\t"))
+	f.git(t, "add", ".gitmodules", "lib")
+	f.git(t, "commit", "-q", "-m", "lib")
+	config, err := os.ReadFile(filepath.Join(f.ws, "lib", ".git", "config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(filepath.Dir(f.ws), "ran")
+	_, removed := f.ranCleaned(t, `printf '[core]\n\tfsmonitor = "touch `+marker+`; false"\n' >> lib/.git/config; `+
+		`printf '* filter=x\n' >> lib/.git/info/attributes; mkdir -p lib/.git/hooks; echo 'touch `+marker+`' > lib/.git/hooks/post-index-change; `+
+		plantFilter("lib/.git", marker)+`; true`)
+	if b, _ := os.ReadFile(filepath.Join(f.ws, "lib", ".git", "config")); string(b) != string(config) {
+		t.Errorf("the run changed lib/.git/config to:\n%s", b)
+	}
+	if want := []string{filepath.Join(f.ws, "lib", ".git", "info", "attributes")}; !slices.Equal(removed, want) {
+		t.Errorf("Cleanup took away %q, want %q", removed, want)
+	}
+	if f.userStatus(t, marker) {
+		t.Error("the user's git status at the root ran what a run wrote into the config of the repository at a gitlink")
+	}
+	if _, err := os.Lstat(filepath.Join(f.ws, "lib", ".git", "HEAD")); err != nil {
+		t.Errorf("the user's repository at lib lost its .git: %v", err)
+	}
+}

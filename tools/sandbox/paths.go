@@ -159,8 +159,9 @@ func (s *Sandbox) holdsGit() bool { return slices.Contains(s.o.Protect, ".git/co
 // protectPaths returns the workspace-relative paths to hold read-only (or
 // watch) in ws for one run, sorted: the Protect paths, and, when Protect
 // holds .git's control files (it does by default), the same files of every
-// submodule's and linked worktree's git directory under .git, and the
-// hooks directory the repository's core.hooksPath names.
+// submodule's and linked worktree's git directory under .git and of each
+// gitlink's .git directory in the worktree (gitlinkGitDirs), and the hooks
+// directory the repository's core.hooksPath names.
 func (s *Sandbox) protectPaths(ctx context.Context, ws string) ([]string, error) {
 	out := slices.Clone(s.o.Protect)
 	if s.holdsGit() && realDir(filepath.Join(ws, ".git")) {
@@ -172,7 +173,7 @@ func (s *Sandbox) protectPaths(ctx context.Context, ws string) ([]string, error)
 		if err != nil {
 			return nil, err
 		}
-		out = append(append(out, more...), hooks...)
+		out = slices.Concat(out, more, hooks, s.gitlinkGitDirs(ctx, ws, more))
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil

@@ -152,7 +152,8 @@ var DefaultHide = []string{
 // instruction files (AgentInstructions), and the files that make code run
 // later outside the sandbox (Persistence: .envrc, pre-commit's config, CI).
 // At each run the sandbox adds the control files of the submodules' and
-// linked worktrees' git directories under .git, and the directory
+// linked worktrees' git directories under .git and of each gitlink's .git
+// directory in the worktree, and the directory
 // core.hooksPath names when it lies in the workspace.
 var DefaultProtect = slices.Concat(gitPaths(".git", GitControl), AgentSettings, AgentInstructions, Persistence)
 
@@ -400,7 +401,7 @@ func (s *Sandbox) command(ctx context.Context, profile, dir string, argv []strin
 		}
 		c.ws = s.o.Workspace
 		if p.Workspace == WriteAccess && c.ws != "" {
-			c.links = s.recordGitlinks(ctx, c.ws, c.hold)
+			c.links = s.recordGitlinks(ctx, c.ws, heldConfigs(c.hold))
 			if c.slots, err = s.recordGitDirSlots(c.ws); err != nil {
 				return nil, err
 			}
