@@ -121,20 +121,35 @@ func hexName(name string) string {
 // TestServeSandboxSymlinkedModuleConfig: with the embedded default rules, a
 // command (allowed: the names it writes are computed) makes a submodule git
 // directory whose config is a link to README.md, which the agent may write.
-// No mount can hold a link, so every later writable run is refused until
-// it is gone, and the refusal says a command may have made it and what to
-// remove; once the user removes it, runs start again.
+// What a run makes under .git/modules goes to the quarantine when it ends,
+// and the result says so. The same link made on the host cannot be held by
+// a mount, so every later writable run is refused until it is gone, and
+// the refusal says a command may have made it and what to remove; once
+// the user removes it, runs start again.
 func TestServeSandboxSymlinkedModuleConfig(t *testing.T) {
 	f := sbSetup(t, "")
 	f.c, _, f.stderr = startStdio(t, f.defaultPackConfig(t), f.env()...)
 	h := hexName
-	out, _ := f.run(t, `python3 -c "import os; j=os.path.join; d=`+h(".git/modules/x")+`; [os.makedirs(j(d, s), exist_ok=True) for s in ('objects','refs')]; `+
+	out, isErr := f.run(t, `python3 -c "import os; j=os.path.join; d=`+h(".git/modules/x")+`; [os.makedirs(j(d, s), exist_ok=True) for s in ('objects','refs')]; `+
 		`open(j(d, 'HEAD'),'w').write('ref: refs/heads/main'); os.symlink(`+h("../../../README.md")+`, j(d, 'con'+'fig')); print('made')"`)
 	if !strings.Contains(out, "made") {
 		t.Fatalf("the command did not run (the rules no longer allow it, so this test shows nothing):\n%s", out)
 	}
-	link := filepath.Join(f.ws, ".git", "modules", "x", "config")
-	out, isErr := f.run(t, "echo ok > notes.txt")
+	if modules := filepath.Join(f.ws, ".git", "modules"); !isErr || !strings.Contains(out, "toolgate removed "+modules) {
+		t.Errorf("the run that made .git/modules/x: isError %v, want %s taken away in:\n%s", isErr, modules, out)
+	}
+	x := filepath.Join(f.ws, ".git", "modules", "x")
+	link := filepath.Join(x, "config")
+	if err := os.MkdirAll(x, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(x, "HEAD"), []byte("ref: refs/heads/main\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../../README.md", link); err != nil {
+		t.Fatal(err)
+	}
+	out, isErr = f.run(t, "echo ok > notes.txt")
 	for _, want := range []string{"is a symlink", "A command of the agent may have made it", "rm " + link} {
 		if !isErr || !strings.Contains(out, want) {
 			t.Errorf("the next run: isError %v, want %q in:\n%s", isErr, want, out)
@@ -206,6 +221,70 @@ func TestServeSandboxGitlinkRepository(t *testing.T) {
 	if out, _ := f.run(t, "python3 mk.py && touch lib/R"); !strings.Contains(out, "ignore = none") {
 		t.Fatalf("the command did not put .gitmodules in the index:\n%s", out)
 	}
+	if f.serverStatusRan(t, marker) {
+		t.Error("git status at the root ran the filter the agent planted in a submodule's git directory")
+	}
+}
+
+// TestServeSandboxGitlinkGitDirectoryHeld: with the embedded default
+// rules, the agent appends a filter to the config of a repository the user
+// keeps at a submodule's path with its .git a directory (attack round 19,
+// F3: the index left alone, .gitmodules asking for the submodule). The run
+// finds the config read-only, and git status at the root, run as an
+// unsandboxed shell server runs it, runs no filter of the agent's.
+func TestServeSandboxGitlinkGitDirectoryHeld(t *testing.T) {
+	f := sbSetup(t, "")
+	if err := os.RemoveAll(filepath.Join(f.ws, ".git")); err != nil {
+		t.Fatal(err)
+	}
+	lib := filepath.Join(f.ws, "lib")
+	if err := os.MkdirAll(lib, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for path, content := range map[string]string{
+		"lib/R":       "r\n",
+		".gitmodules": "[submodule \"lib\"]\n\tpath = lib\n\turl = ./lib\n\tignore = none\n",
+	} {
+		if err := os.WriteFile(filepath.Join(f.ws, path), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{{"-C", lib, "init", "-q"}, {"-C", lib, "add", "R"}, {"-C", lib, "commit", "-q", "-m", "r"},
+		{"-C", f.ws, "init", "-q"}, {"-C", f.ws, "add", "-A"}, {"-C", f.ws, "commit", "-q", "-m", "first"}} {
+		if out, err := exec.Command("git", append([]string{"-c", "user.name=u", "-c", "user.email=u@x"}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %s: %v %s", args, err, out)
+		}
+	}
+	if out, _ := exec.Command("git", "-C", f.ws, "ls-files", "-s", "lib").CombinedOutput(); !strings.HasPrefix(string(out), "160000") {
+		t.Fatalf("lib is not a gitlink:\n%s", out)
+	}
+	f.c, _, f.stderr = startStdio(t, f.defaultPackConfig(t), f.env()...)
+	marker := filepath.Join(f.dir, "filter-ran")
+	plant := "[filter \"x\"]\n\tclean = \"sh -c 'touch " + marker + "; cat'\"\n"
+	out, _ := f.run(t, `python3 -c "
+for n, s in ((`+hexName("lib/.git/config")+`, `+hexName(plant)+`), (`+hexName("lib/.gitattributes")+`, 'R filter=x\n')):
+    try:
+        open(n, 'a').write(s); print('wrote', n)
+    except OSError as e:
+        print('refused', e)
+"`)
+	if !strings.Contains(out, "refused [Errno 30] Read-only file system") || !strings.Contains(out, "wrote lib/.gitattributes") {
+		t.Errorf("the run did not find lib/.git/config read-only (or did not run):\n%s", out)
+	}
+	later := time.Now().Add(2 * time.Second) // R's new mtime makes it stat-dirty
+	if err := os.Chtimes(filepath.Join(lib, "R"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	if f.serverStatusRan(t, marker) {
+		t.Error("git status at the root ran the filter the agent appended to the config of the repository at a submodule's path")
+	}
+}
+
+// serverStatusRan runs git status at the workspace's root as an
+// unsandboxed shell server does (with toolgate's command-line git config)
+// and reports whether marker exists after.
+func (f *sbFixture) serverStatusRan(t *testing.T, marker string) bool {
+	t.Helper()
 	status := exec.Command("git", "status", "--short")
 	status.Dir = f.ws
 	status.Env = append(os.Environ(), "HOME="+f.home, "GIT_CONFIG_COUNT=2", "GIT_CONFIG_KEY_0=diff.ignoreSubmodules",
@@ -213,7 +292,6 @@ func TestServeSandboxGitlinkRepository(t *testing.T) {
 	if b, err := status.CombinedOutput(); err != nil {
 		t.Fatalf("git status: %v %s", err, b)
 	}
-	if _, err := os.Lstat(marker); err == nil {
-		t.Error("git status at the root ran the filter the agent planted in a submodule's git directory")
-	}
+	_, err := os.Lstat(marker)
+	return err == nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,7 +32,9 @@ import (
 // appeared (Cleanup); so is one that appeared or changed during the run at
 // a gitlink that was there before it. A held submodule's own index
 // (.git/modules/NAME/index, writable too) is looked at the same way, down
-// to maxGitlinkDepth: git at the root enters its gitlinks from it.
+// to maxGitlinkDepth: git at the root enters its gitlinks from it. A
+// gitlink's .git that is a directory in the worktree has its control
+// files held read-only during the run (gitlinkGitDirs).
 
 // gitlinkListTimeout bounds git ls-files on one index.
 const gitlinkListTimeout = 30 * time.Second
@@ -80,11 +83,11 @@ type gitlinkState struct {
 
 // recordGitlinks notes the gitlinks of the workspace's index, and of its
 // held submodules', and their .git before a writable run whose mounts hold
-// hold; nil when the workspace has no .git directory, the Protect paths do
+// read-only the submodule configs held (absolute paths); nil when the workspace has no .git directory, the Protect paths do
 // not hold it, or git is not installed (then no git runs a submodule's
 // config). An index that cannot be listed now is listed after the run as
 // if the run had changed it.
-func (s *Sandbox) recordGitlinks(ctx context.Context, ws string, hold []holdPath) *gitlinks {
+func (s *Sandbox) recordGitlinks(ctx context.Context, ws string, held []string) *gitlinks {
 	if !s.holdsGit() || !realDir(filepath.Join(ws, ".git")) || gitExe() == "" {
 		return nil
 	}
@@ -112,7 +115,7 @@ func (s *Sandbox) recordGitlinks(ctx context.Context, ws string, hold []holdPath
 		for _, p := range r.paths {
 			dotGit := filepath.Join(wt, filepath.FromSlash(p), ".git")
 			r.dotGit[dotGit], _ = os.Lstat(filepath.Join(ws, dotGit))
-			if sub := heldGitDir(root, ws, dotGit, hold); sub != "" {
+			if sub := heldGitDir(root, ws, dotGit, held); sub != "" {
 				record(sub, filepath.Join(wt, filepath.FromSlash(p)), depth+1)
 			}
 		}
@@ -196,8 +199,11 @@ func listGitlinks(ctx context.Context, gitDir string) ([]string, error) {
 			continue
 		}
 		if !filepath.IsLocal(string(path)) {
-			perr = fmt.Errorf("git ls-files: gitlink %q leaves the workspace", path)
-			break
+			// An entry no checkout could have made ("../x", "/x"): git
+			// at the root makes no submodule of it, so it is no
+			// gitlink to look at, and failing the whole listing for
+			// it would leave every other one unlooked at.
+			continue
 		}
 		paths = append(paths, string(path))
 	}
@@ -246,11 +252,17 @@ func (c *Cmd) takeGitlinks(root *os.Root, q *quarantine) (removed []string, errs
 		changed := !r.known || !sameEntry(r.index, index)
 		paths := r.paths
 		if changed {
-			var err error
-			if paths, err = g.s.gitlinkPaths(context.Background(), c.ws, gitDir, index); err != nil {
-				errs = append(errs, fmt.Errorf("sandbox: after the run: listing the submodules in %s, whose index the run changed "+
-					"(a repository at a submodule's path runs its own config when git runs at the root): %w", filepath.Join(c.ws, gitDir), err))
-				return
+			// An index that cannot be listed now (git fails on it, or
+			// times out) may hold gitlinks the run added: the ones
+			// known from before the run are looked at as if each had
+			// changed, and the error says the rest went unchecked.
+			if now, err := g.s.gitlinkPaths(context.Background(), c.ws, gitDir, index); err != nil {
+				errs = append(errs, fmt.Errorf("sandbox: after the run: listing the submodules in %s, whose index the run changed, failed, "+
+					"so a repository the run put at a submodule's path it added may still be there and run its own config when git "+
+					"runs at the root (toolgate took away every one at the submodules it knew of before the run); have the user check "+
+					"git ls-files --stage | grep ^160000 before running git there: %w", filepath.Join(c.ws, gitDir), err))
+			} else {
+				paths = now
 			}
 		}
 		for _, p := range paths {
@@ -268,7 +280,7 @@ func (c *Cmd) takeGitlinks(root *os.Root, q *quarantine) (removed []string, errs
 			}
 			sub := ""
 			if depth < maxGitlinkDepth && at.fi.Mode().IsRegular() {
-				sub = heldGitDir(root, c.ws, dotGit, c.hold)
+				sub = heldGitDir(root, c.ws, dotGit, heldConfigs(c.hold))
 			}
 			switch {
 			case sub != "":
@@ -289,11 +301,12 @@ func (c *Cmd) takeGitlinks(root *os.Root, q *quarantine) (removed []string, errs
 }
 
 // heldGitDir returns the workspace-relative git directory that the .git
-// file dotGit (relative to ws, which root opens) names when it is one whose config hold
-// held read-only: one under .git/modules that existed when the run
-// started; "" otherwise. The named directory is found as git finds it
-// (the kernel resolves the path), and compared by identity.
-func heldGitDir(root *os.Root, ws, dotGit string, hold []holdPath) string {
+// file dotGit (relative to ws, which root opens) names when it is one
+// whose config is among held (absolute paths the run holds read-only):
+// one under .git/modules that existed when the run started; ""
+// otherwise. The named directory is found as git finds it (the kernel
+// resolves the path), and compared by identity.
+func heldGitDir(root *os.Root, ws, dotGit string, held []string) string {
 	b, err := readFile(root, dotGit, maxGitFile)
 	if err != nil {
 		return ""
@@ -311,14 +324,170 @@ func heldGitDir(root *os.Root, ws, dotGit string, hold []holdPath) string {
 		return ""
 	}
 	modules := filepath.Join(ws, ".git", "modules")
-	for _, h := range hold {
-		if h.kind != heldRO || filepath.Base(h.path) != "config" || !Within(modules, h.path) {
+	for _, h := range held {
+		if filepath.Base(h) != "config" || !Within(modules, h) {
 			continue
 		}
-		if fi, err := os.Stat(filepath.Dir(h.path)); err == nil && os.SameFile(fi, target) {
-			rel, _ := filepath.Rel(ws, filepath.Dir(h.path))
+		if fi, err := os.Stat(filepath.Dir(h)); err == nil && os.SameFile(fi, target) {
+			rel, _ := filepath.Rel(ws, filepath.Dir(h))
 			return rel
 		}
 	}
 	return ""
+}
+
+// heldConfigs returns the paths hold holds read-only.
+func heldConfigs(hold []holdPath) []string {
+	var out []string
+	for _, h := range hold {
+		if h.kind == heldRO {
+			out = append(out, h.path)
+		}
+	}
+	return out
+}
+
+// gitlinkGitDirs returns the control files (GitControl) of each gitlink's
+// .git that is a directory in the worktree (an old-style submodule, or git
+// init sub && git add sub on the host), workspace-relative, for the run to
+// hold read-only: git at the root enters it and runs its config, which is
+// the user's, so a run must not write it. The gitlinks are those
+// recordGitlinks finds, given the submodule configs the run will hold
+// (protect, workspace-relative). A .git reached through a link is left
+// out: git enters no submodule through one.
+func (s *Sandbox) gitlinkGitDirs(ctx context.Context, ws string, protect []string) []string {
+	var held []string
+	for _, rel := range protect {
+		if fi, err := os.Lstat(filepath.Join(ws, rel)); err == nil && fi.Mode().IsRegular() {
+			held = append(held, filepath.Join(ws, rel))
+		}
+	}
+	g := s.recordGitlinks(ctx, ws, held)
+	if g == nil {
+		return nil
+	}
+	var out []string
+	for _, r := range g.repos {
+		for dotGit, fi := range r.dotGit {
+			abs := filepath.Join(ws, dotGit)
+			if fi == nil || !fi.IsDir() || dotGit == ".git" {
+				continue
+			}
+			if real, err := filepath.EvalSymlinks(abs); err != nil || real != abs {
+				continue
+			}
+			out = append(out, gitPaths(dotGit, GitControl)...)
+		}
+	}
+	return out
+}
+
+// gitDirSlots are the names in each directory under .git where git finds
+// other git directories (see gitControlPaths), by workspace-relative
+// path, before a writable run; nil names for one that did not exist.
+//
+// A git directory the run makes in one (git init
+// --separate-git-dir=.git/modules/evil) has a config the run wrote; at
+// the next run it exists, so the sandbox holds it, and a .git file naming
+// it would pass as a submodule the user added (heldGitDir). So whatever
+// appears in a slot during a writable run is taken away like a protected
+// path that appeared: a submodule or a linked worktree is added on the
+// host, not by an agent.
+type gitDirSlots map[string]map[string]bool
+
+// recordGitDirSlots lists the slots of the workspace ws's .git before a
+// writable run; nil when the Protect paths do not hold .git's control
+// files or there is no .git directory.
+func (s *Sandbox) recordGitDirSlots(ws string) (gitDirSlots, error) {
+	if !s.holdsGit() || !realDir(filepath.Join(ws, ".git")) {
+		return nil, nil
+	}
+	_, rels, err := gitControlPaths(ws)
+	if err != nil {
+		return nil, err
+	}
+	slots := gitDirSlots{}
+	for _, rel := range rels {
+		des, err := os.ReadDir(filepath.Join(ws, rel))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			slots[rel] = nil
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+		names := make(map[string]bool, len(des))
+		for _, de := range des {
+			names[de.Name()] = true
+		}
+		slots[rel] = names
+	}
+	return slots, nil
+}
+
+// takeGitDirs takes away, into q, what appeared in a slot during the run:
+// a slot that did not exist, or each new name in one that did. It
+// returns the absolute paths it took away.
+func (c *Cmd) takeGitDirs(root *os.Root, q *quarantine) (removed []string, errs []error) {
+	// Sorted, a slot comes before the slots under it: one taken away
+	// whole takes those with it.
+	for _, rel := range slices.Sorted(maps.Keys(c.slots)) {
+		before := c.slots[rel]
+		var news []string
+		if before == nil {
+			news = []string{rel}
+		} else {
+			names, err := readNames(root, rel)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("sandbox: after the run: %s: %w", filepath.Join(c.ws, rel), err))
+			}
+			for _, n := range names {
+				if !before[n] {
+					news = append(news, filepath.Join(rel, n))
+				}
+			}
+			slices.Sort(news)
+		}
+		for _, p := range news {
+			at, err := walk(root, p, true)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("sandbox: after the run: %s: %w", filepath.Join(c.ws, p), err))
+				continue
+			}
+			if at.fi != nil && at.rel == p {
+				if err := q.take(at); err != nil {
+					errs = append(errs, fmt.Errorf("sandbox: taking away %s, which appeared during the run where git finds "+
+						"submodules' and worktrees' git directories: %w", filepath.Join(c.ws, p), err))
+				} else {
+					removed = append(removed, filepath.Join(c.ws, p))
+				}
+			}
+			at.dir.Close()
+		}
+	}
+	return removed, errs
+}
+
+// readNames returns the names in directory rel, reached without following
+// a link; none when it is missing, or a link or a file is on the way.
+func readNames(root *os.Root, rel string) ([]string, error) {
+	at, err := walk(root, rel, true)
+	if err != nil {
+		return nil, err
+	}
+	defer at.dir.Close()
+	if at.fi == nil || at.rel != rel || !at.fi.IsDir() {
+		return nil, nil
+	}
+	sub, err := openDir(at.dir, at.name, at.fi)
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Close()
+	f, err := sub.Open(".")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
 }

@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"bytes"
+	"crypto/sha1"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,7 +65,6 @@ func plantFilterIn(sub, gitdir, marker string) string {
 // root runs none of its config. Without takeGitlinks, that git status
 // runs the filter in every case.
 func TestGitlinkRepositoryTakenAway(t *testing.T) {
-	initLib := `(cd lib && echo r > R && git add R && git commit -qm r) && `
 	// A worktree .gitmodules the run makes is taken away (Persistence):
 	// the run puts one in the index, which git reads when the file is
 	// missing.
@@ -83,10 +84,7 @@ func TestGitlinkRepositoryTakenAway(t *testing.T) {
 			f := repoFixture(t)
 			marker := filepath.Join(filepath.Dir(f.ws), "ran")
 			if tc.setup != "" {
-				write(t, filepath.Join(f.ws, ".gitmodules"), strings.ReplaceAll(strings.ReplaceAll(gitmodules, `\n`, "\n"), `\t`, "\t"))
-				f.git(t, "add", ".gitmodules")
-				f.git(t, "update-index", "--add", "--cacheinfo", "160000,"+strings.Repeat("a", 40)+","+tc.setup)
-				f.git(t, "commit", "-q", "-m", "gitlink")
+				f.userGitlink(t, tc.setup)
 			}
 			c, removed := f.ranCleaned(t, tc.script+plantFilter(tc.gitdir, marker))
 			dotGit := filepath.Join(f.ws, "lib", ".git")
@@ -104,6 +102,16 @@ func TestGitlinkRepositoryTakenAway(t *testing.T) {
 			}
 		})
 	}
+}
+
+// userGitlink commits a gitlink at sub, not checked out, and a
+// .gitmodules that asks git at the root to enter it.
+func (f *fixture) userGitlink(t *testing.T, sub string) {
+	t.Helper()
+	write(t, filepath.Join(f.ws, ".gitmodules"), strings.ReplaceAll(strings.ReplaceAll(gitmodules, `\n`, "\n"), `\t`, "\t"))
+	f.git(t, "add", ".gitmodules")
+	f.git(t, "update-index", "--add", "--cacheinfo", "160000,"+strings.Repeat("a", 40)+","+sub)
+	f.git(t, "commit", "-q", "-m", "gitlink")
 }
 
 // userSubmodule makes lib a submodule the user added: a .git file naming
@@ -155,13 +163,125 @@ func TestGitlinkProperSubmoduleKept(t *testing.T) {
 	// A git directory the run made under .git/modules (git submodule
 	// add cannot write .git/config in the sandbox, but git init can put
 	// one there) did not exist when it started: its config was the
-	// run's to write.
+	// run's to write. Both go.
 	_, removed = f.ranCleaned(t, `git init -q --separate-git-dir=.git/modules/lib2 lib2 && `+
 		`git -C lib2 commit -q --allow-empty -m s && git add lib2 2>/dev/null`)
-	if want := []string{filepath.Join(f.ws, "lib2", ".git")}; !slices.Equal(removed, want) {
+	if want := []string{filepath.Join(f.ws, ".git", "modules", "lib2"), filepath.Join(f.ws, "lib2", ".git")}; !slices.Equal(removed, want) {
 		t.Errorf("Cleanup took away %q, want %q", removed, want)
 	}
 	if _, err := os.Lstat(filepath.Join(f.ws, "lib", ".git")); err != nil {
 		t.Errorf("the user's submodule lost its .git: %v", err)
+	}
+}
+
+// initLib is a script that commits a file in the repository at lib.
+const initLib = `(cd lib && echo r > R && git add R && git commit -qm r) && `
+
+// TestGitlinkListingFailsClosed: an index entry no checkout could make
+// ("../x", written into the index with its checksum redone) does not stop
+// the look at the other gitlinks, and an index git cannot read after the
+// run still costs the run every repository at the gitlinks known before
+// it, with an error that says the check failed. Without either, the
+// planted lib/.git stayed.
+func TestGitlinkListingFailsClosed(t *testing.T) {
+	t.Run("gitlink leaving the workspace", func(t *testing.T) {
+		f := repoFixture(t)
+		f.userGitlink(t, "lib")
+		f.git(t, "update-index", "--add", "--cacheinfo", "160000,"+strings.Repeat("a", 40)+",.-/x")
+		index := filepath.Join(f.ws, ".git", "index")
+		b, err := os.ReadFile(index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = bytes.Replace(b[:len(b)-sha1.Size], []byte(".-/x"), []byte("../x"), 1)
+		sum := sha1.Sum(b)
+		write(t, index, string(append(b, sum[:]...)))
+		marker := filepath.Join(filepath.Dir(f.ws), "ran")
+		_, removed := f.ranCleaned(t, `git init -q lib && `+initLib+plantFilter("lib/.git", marker))
+		if want := []string{filepath.Join(f.ws, "lib", ".git")}; !slices.Equal(removed, want) {
+			t.Errorf("Cleanup took away %q, want %q", removed, want)
+		}
+		if f.userStatus(t, marker) {
+			t.Error("the user's git status at the root ran the filter the run planted in a submodule")
+		}
+	})
+	t.Run("index git cannot read", func(t *testing.T) {
+		f := repoFixture(t)
+		f.userGitlink(t, "lib")
+		c := ranIn(t, f.sb, f.ws, `git init -q lib && `+initLib+`printf XXXX | dd of=.git/index conv=notrunc 2>/dev/null`)
+		c.Kill()
+		removed, err := c.Cleanup()
+		if err == nil || !strings.Contains(err.Error(), "listing the submodules") {
+			t.Errorf("Cleanup: %v, want the failed listing reported", err)
+		}
+		if want := []string{filepath.Join(f.ws, "lib", ".git")}; !slices.Equal(removed, want) {
+			t.Errorf("Cleanup took away %q, want %q", removed, want)
+		}
+	})
+}
+
+// TestGitDirMadeUnderModulesTakenAway: a git directory a run makes under
+// .git/modules (or a nested submodule's modules/, or .git/worktrees) goes
+// to the quarantine with it, so a later run cannot point a .git file at
+// it as at a submodule the user added: the sandbox would hold the config
+// the first run wrote, and take it for the user's. Without takeGitDirs,
+// the second run's restored lib/.git stayed and the user's git status ran
+// the first run's filter.
+func TestGitDirMadeUnderModulesTakenAway(t *testing.T) {
+	f := repoFixture(t)
+	f.userSubmodule(t)
+	marker := filepath.Join(filepath.Dir(f.ws), "ran")
+	_, removed := f.ranCleaned(t, `mkdir -p .git/modules/lib/modules/inner .git/worktrees/w && `+
+		`git init -q --separate-git-dir=.git/modules/evil x && (cd x && echo r > R && git add R && git commit -qm r) && `+
+		`git add x && mkdir t && cp x/.git t/ && `+plantFilterIn("x", ".git/modules/evil", marker))
+	for _, p := range []string{".git/modules/evil", ".git/modules/lib/modules", ".git/worktrees"} {
+		if !slices.Contains(removed, filepath.Join(f.ws, p)) {
+			t.Errorf("Cleanup took away %q, want %s among them", removed, p)
+		}
+	}
+	_, removed = f.ranCleaned(t, `cp -a t/. x/`)
+	if want := []string{filepath.Join(f.ws, "x", ".git")}; !slices.Equal(removed, want) {
+		t.Errorf("the second run: Cleanup took away %q, want %q", removed, want)
+	}
+	if f.userStatus(t, marker) {
+		t.Error("the user's git status at the root ran the filter a run planted in a git directory under .git/modules")
+	}
+}
+
+// TestGitlinkGitDirectoryHeld: the config, hooks and attributes of a
+// repository the user has at a gitlink, its .git a directory in the
+// worktree (git init lib && git add lib on the host, an old-style
+// submodule), stay read-only in a run, which leaves the index alone: git
+// at the root enters it, .gitmodules asking for it. Without the hold, the
+// run's filter sat in lib/.git/config, whose directory's Lstat did not
+// change, and the user's git status ran it.
+func TestGitlinkGitDirectoryHeld(t *testing.T) {
+	f := repoFixture(t)
+	f.git(t, "init", "-q", "lib")
+	write(t, filepath.Join(f.ws, "lib", "R"), "r\n")
+	f.git(t, "-C", "lib", "add", "R")
+	f.git(t, "-C", "lib", "commit", "-q", "-m", "r")
+	write(t, filepath.Join(f.ws, ".gitmodules"), strings.ReplaceAll(strings.ReplaceAll(gitmodules, `\n`, "\n"), `\t`, "\t"))
+	f.git(t, "add", ".gitmodules", "lib")
+	f.git(t, "commit", "-q", "-m", "lib")
+	config, err := os.ReadFile(filepath.Join(f.ws, "lib", ".git", "config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(filepath.Dir(f.ws), "ran")
+	_, removed := f.ranCleaned(t, `printf '[core]\n\tfsmonitor = "touch `+marker+`; false"\n' >> lib/.git/config; `+
+		`printf '* filter=x\n' >> lib/.git/info/attributes; mkdir -p lib/.git/hooks; echo 'touch `+marker+`' > lib/.git/hooks/post-index-change; `+
+		plantFilter("lib/.git", marker)+`; true`)
+	if b, _ := os.ReadFile(filepath.Join(f.ws, "lib", ".git", "config")); string(b) != string(config) {
+		t.Errorf("the run changed lib/.git/config to:\n%s", b)
+	}
+	if want := []string{filepath.Join(f.ws, "lib", ".git", "info", "attributes")}; !slices.Equal(removed, want) {
+		t.Errorf("Cleanup took away %q, want %q", removed, want)
+	}
+	if f.userStatus(t, marker) {
+		t.Error("the user's git status at the root ran what a run wrote into the config of the repository at a gitlink")
+	}
+	if _, err := os.Lstat(filepath.Join(f.ws, "lib", ".git", "HEAD")); err != nil {
+		t.Errorf("the user's repository at lib lost its .git: %v", err)
 	}
 }

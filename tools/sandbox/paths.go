@@ -159,12 +159,13 @@ func (s *Sandbox) holdsGit() bool { return slices.Contains(s.o.Protect, ".git/co
 // protectPaths returns the workspace-relative paths to hold read-only (or
 // watch) in ws for one run, sorted: the Protect paths, and, when Protect
 // holds .git's control files (it does by default), the same files of every
-// submodule's and linked worktree's git directory under .git, and the
-// hooks directory the repository's core.hooksPath names.
+// submodule's and linked worktree's git directory under .git and of each
+// gitlink's .git directory in the worktree (gitlinkGitDirs), and the hooks
+// directory the repository's core.hooksPath names.
 func (s *Sandbox) protectPaths(ctx context.Context, ws string) ([]string, error) {
 	out := slices.Clone(s.o.Protect)
 	if s.holdsGit() && realDir(filepath.Join(ws, ".git")) {
-		more, err := gitControlPaths(ws)
+		more, _, err := gitControlPaths(ws)
 		if err != nil {
 			return nil, err
 		}
@@ -172,7 +173,7 @@ func (s *Sandbox) protectPaths(ctx context.Context, ws string) ([]string, error)
 		if err != nil {
 			return nil, err
 		}
-		out = append(append(out, more...), hooks...)
+		out = slices.Concat(out, more, hooks, s.gitlinkGitDirs(ctx, ws, more))
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
@@ -180,8 +181,11 @@ func (s *Sandbox) protectPaths(ctx context.Context, ws string) ([]string, error)
 
 // gitControlPaths returns the control files of the git directories under
 // ws/.git: each submodule's (.git/modules/NAME, nested ones too) and each
-// linked worktree's (.git/worktrees/NAME). Links are not followed.
-func gitControlPaths(ws string) ([]string, error) {
+// linked worktree's (.git/worktrees/NAME), and the slots: the directories
+// it looked for git directories in (each git directory's modules/ and
+// worktrees/, whether they exist or not, and the directories on the way
+// to a submodule's whose name holds slashes). Links are not followed.
+func gitControlPaths(ws string) (paths, slots []string, _ error) {
 	var out []string
 	walked := 0
 	var gitDir, names func(rel string) error
@@ -194,6 +198,7 @@ func gitControlPaths(ws string) ([]string, error) {
 		if isGitDir(filepath.Join(ws, rel)) {
 			return gitDir(rel)
 		}
+		slots = append(slots, rel)
 		for _, name := range subdirs(filepath.Join(ws, rel)) {
 			if err := names(filepath.Join(rel, name)); err != nil {
 				return err
@@ -205,6 +210,7 @@ func gitControlPaths(ws string) ([]string, error) {
 		if rel != ".git" {
 			out = append(out, gitPaths(rel, GitControl)...)
 		}
+		slots = append(slots, filepath.Join(rel, "modules"), filepath.Join(rel, "worktrees"))
 		for _, name := range subdirs(filepath.Join(ws, rel, "modules")) {
 			if err := names(filepath.Join(rel, "modules", name)); err != nil {
 				return err
@@ -216,9 +222,9 @@ func gitControlPaths(ws string) ([]string, error) {
 		return nil
 	}
 	if err := gitDir(".git"); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return out, nil
+	return out, slots, nil
 }
 
 // realDir reports whether p is a directory, not a link to one.

@@ -152,7 +152,8 @@ var DefaultHide = []string{
 // instruction files (AgentInstructions), and the files that make code run
 // later outside the sandbox (Persistence: .envrc, pre-commit's config, CI).
 // At each run the sandbox adds the control files of the submodules' and
-// linked worktrees' git directories under .git, and the directory
+// linked worktrees' git directories under .git and of each gitlink's .git
+// directory in the worktree, and the directory
 // core.hooksPath names when it lies in the workspace.
 var DefaultProtect = slices.Concat(gitPaths(".git", GitControl), AgentSettings, AgentInstructions, Persistence)
 
@@ -340,7 +341,10 @@ type Cmd struct {
 	watch      []string // workspace-relative paths to remove if the run creates them
 	// links are the workspace's gitlinks before a writable run, nil for
 	// none to check (see takeGitlinks).
-	links    *gitlinks
+	links *gitlinks
+	// slots are what the directories under .git where git finds other git
+	// directories held before a writable run (see takeGitDirs).
+	slots    gitDirSlots
 	argsPipe *os.File // read end of bwrap's --args pipe, until Start
 	// hold are the paths the run's mounts hold, as they were at the
 	// start; holdWatch watches them during the run, holdLog collects
@@ -397,7 +401,10 @@ func (s *Sandbox) command(ctx context.Context, profile, dir string, argv []strin
 		}
 		c.ws = s.o.Workspace
 		if p.Workspace == WriteAccess && c.ws != "" {
-			c.links = s.recordGitlinks(ctx, c.ws, c.hold)
+			c.links = s.recordGitlinks(ctx, c.ws, heldConfigs(c.hold))
+			if c.slots, err = s.recordGitDirSlots(c.ws); err != nil {
+				return nil, err
+			}
 		}
 		qdir := filepath.Join(c.ws, filepath.Dir(QuarantineDir))
 		c.quarantine = slices.ContainsFunc(c.hold, func(h holdPath) bool { return h.kind == heldRO && h.path == qdir })
@@ -505,7 +512,9 @@ func (c *Cmd) Kill() {
 // protected file or directory that did not exist when it started (no mount
 // could hold it read-only), or, in .git, the first missing directory on the
 // way to a protected path (a .git a run made where there was none: a
-// repository, a file naming another git directory, or a link). inotify
+// repository, a file naming another git directory, or a link), what
+// appeared where git finds submodules' and worktrees' git directories
+// (takeGitDirs), and a repository at a submodule's path (takeGitlinks). inotify
 // cannot tell who made it: the run, or the user on the host. So nothing is
 // destroyed when it can be kept: it is moved into a directory of its own
 // under QuarantineDir (Cmd.Quarantine), which every writable run holds
@@ -520,7 +529,7 @@ func (c *Cmd) Kill() {
 // Call it after the command has exited.
 func (c *Cmd) Cleanup() ([]string, error) {
 	c.endHold()
-	if len(c.watch) == 0 && c.links == nil {
+	if len(c.watch) == 0 && c.links == nil && c.slots == nil {
 		return nil, nil
 	}
 	root, err := openWorkspace(c.ws, true)
@@ -548,6 +557,10 @@ func (c *Cmd) Cleanup() ([]string, error) {
 			}
 		}
 		p.dir.Close()
+	}
+	if c.slots != nil {
+		more, serrs := c.takeGitDirs(root, &q)
+		removed, errs = append(removed, more...), append(errs, serrs...)
 	}
 	if c.links != nil {
 		more, lerrs := c.takeGitlinks(root, &q)
