@@ -114,9 +114,15 @@ func (s *Sandbox) recordGitlinks(ctx context.Context, ws string, held []string) 
 		r.known = true
 		for _, p := range r.paths {
 			dotGit := filepath.Join(wt, filepath.FromSlash(p), ".git")
-			r.dotGit[dotGit], _ = os.Lstat(filepath.Join(ws, dotGit))
+			fi, _ := os.Lstat(filepath.Join(ws, dotGit))
+			r.dotGit[dotGit] = fi
 			if sub := heldGitDir(root, ws, dotGit, held); sub != "" {
 				record(sub, filepath.Join(wt, filepath.FromSlash(p)), depth+1)
+			} else if fi != nil && fi.IsDir() {
+				// A .git directory in the worktree (an old-style
+				// submodule): its control files are held, its index
+				// is not, and git at the root enters its gitlinks too.
+				record(dotGit, filepath.Join(wt, filepath.FromSlash(p)), depth+1)
 			}
 		}
 	}
@@ -286,6 +292,9 @@ func (c *Cmd) takeGitlinks(root *os.Root, q *quarantine) (removed []string, errs
 			case sub != "":
 				check(sub, filepath.Join(wt, filepath.FromSlash(p)), depth+1)
 			case !changed && sameEntry(r.dotGit[dotGit], at.fi):
+				if at.fi.IsDir() && depth < maxGitlinkDepth {
+					check(dotGit, filepath.Join(wt, filepath.FromSlash(p)), depth+1) // as recordGitlinks
+				}
 			default:
 				if err := q.take(at); err != nil {
 					errs = append(errs, fmt.Errorf("sandbox: taking away %s, a repository at a submodule's path: %w", filepath.Join(c.ws, dotGit), err))

@@ -285,3 +285,32 @@ func TestGitlinkGitDirectoryHeld(t *testing.T) {
 		t.Errorf("the user's repository at lib lost its .git: %v", err)
 	}
 }
+
+// TestGitlinkInOldStyleSubmoduleTakenAway: the index of a repository the
+// user has at a gitlink as a .git directory (an old-style submodule) is
+// writable; a run that adds a gitlink of its own there, with a nested
+// repository at it, loses that repository's .git, and the user's git
+// status at the root, which enters lib and then lib/inner, runs nothing.
+func TestGitlinkInOldStyleSubmoduleTakenAway(t *testing.T) {
+	f := repoFixture(t)
+	f.git(t, "init", "-q", "lib")
+	write(t, filepath.Join(f.ws, "lib", "R"), "r\n")
+	f.git(t, "-C", "lib", "add", "R")
+	f.git(t, "-C", "lib", "commit", "-q", "-m", "r")
+	f.git(t, "add", "lib")
+	f.git(t, "commit", "-q", "-m", "lib")
+	marker := filepath.Join(filepath.Dir(f.ws), "ran")
+	// The gitlink goes in through a copy of lib's index written back in
+	// place, so neither lib/.git nor the root's index changes.
+	_, removed := f.ranCleaned(t, `set -e; git init -q lib/inner; echo i > lib/inner/R; `+
+		`git -C lib/inner add R; git -C lib/inner -c user.name=u -c user.email=u@x commit -qm i; `+
+		`printf '[core]\n\tfsmonitor = "touch `+marker+`; false"\n' >> lib/inner/.git/config; `+
+		`cp lib/.git/index /tmp/ix; GIT_INDEX_FILE=/tmp/ix git -C lib update-index --add --cacheinfo 160000,$(git -C lib/inner rev-parse HEAD),inner; `+
+		`cat /tmp/ix > lib/.git/index`)
+	if want := []string{filepath.Join(f.ws, "lib", "inner", ".git")}; !slices.Equal(removed, want) {
+		t.Errorf("Cleanup took away %q, want %q", removed, want)
+	}
+	if f.userStatus(t, marker) {
+		t.Error("the user's git status at the root ran the config of a repository a run put at a gitlink of lib's index")
+	}
+}
