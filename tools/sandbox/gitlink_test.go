@@ -257,10 +257,7 @@ func TestGitDirMadeUnderModulesTakenAway(t *testing.T) {
 // change, and the user's git status ran it.
 func TestGitlinkGitDirectoryHeld(t *testing.T) {
 	f := repoFixture(t)
-	f.git(t, "init", "-q", "lib")
-	write(t, filepath.Join(f.ws, "lib", "R"), "r\n")
-	f.git(t, "-C", "lib", "add", "R")
-	f.git(t, "-C", "lib", "commit", "-q", "-m", "r")
+	f.oldStyleLib(t)
 	write(t, filepath.Join(f.ws, ".gitmodules"), strings.ReplaceAll(strings.ReplaceAll(gitmodules, `\n`, "\n"), `\t`, "\t"))
 	f.git(t, "add", ".gitmodules", "lib")
 	f.git(t, "commit", "-q", "-m", "lib")
@@ -293,10 +290,7 @@ func TestGitlinkGitDirectoryHeld(t *testing.T) {
 // status at the root, which enters lib and then lib/inner, runs nothing.
 func TestGitlinkInOldStyleSubmoduleTakenAway(t *testing.T) {
 	f := repoFixture(t)
-	f.git(t, "init", "-q", "lib")
-	write(t, filepath.Join(f.ws, "lib", "R"), "r\n")
-	f.git(t, "-C", "lib", "add", "R")
-	f.git(t, "-C", "lib", "commit", "-q", "-m", "r")
+	f.oldStyleLib(t)
 	f.git(t, "add", "lib")
 	f.git(t, "commit", "-q", "-m", "lib")
 	marker := filepath.Join(filepath.Dir(f.ws), "ran")
@@ -313,4 +307,14 @@ func TestGitlinkInOldStyleSubmoduleTakenAway(t *testing.T) {
 	if f.userStatus(t, marker) {
 		t.Error("the user's git status at the root ran the config of a repository a run put at a gitlink of lib's index")
 	}
+}
+
+// oldStyleLib makes lib a repository with one commit, its .git a directory
+// in its worktree, for the caller to add at the root as a gitlink.
+func (f *fixture) oldStyleLib(t *testing.T) {
+	t.Helper()
+	f.git(t, "init", "-q", "lib")
+	write(t, filepath.Join(f.ws, "lib", "R"), "r\n")
+	f.git(t, "-C", "lib", "add", "R")
+	f.git(t, "-C", "lib", "commit", "-q", "-m", "r")
 }
