@@ -90,6 +90,9 @@ var persistencePatterns = []string{
 	"**/.{bashrc,bash_profile,bash_login,bash_logout,profile,zshrc,zprofile,zshenv,zlogin,zlogout,cshrc,tcshrc,kshrc,mkshrc}",
 	"**/.config/fish/**", "/etc/profile", "/etc/profile.d/**", "/etc/bash.bashrc", "/etc/zsh/**", "/etc/environment",
 	"**/.git", "**/.git/info/**", "**/.gitconfig", "~/.config/git/**",
+	// An index names the submodules git at the root enters (gitlinks, a
+	// .gitmodules in it): git writes it, a write by its path is a plant.
+	"**/.git/index",
 	"/etc/cron*", "/etc/cron*/**", "/var/spool/cron/**", "/etc/anacrontab",
 	"~/.config/systemd/**", "/etc/systemd/**", "/lib/systemd/**", "/usr/lib/systemd/**",
 	"~/library/launchagents/**", "/library/launch{agents,daemons}/**", "/etc/init.d/**", "/etc/rc.local",
