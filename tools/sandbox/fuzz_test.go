@@ -83,7 +83,7 @@ func FuzzArgs(f *testing.F) {
 		if err != nil {
 			return
 		}
-		args, _, _, _, err := sb.args(t.Context(), p, ws, "")
+		args, _, _, _, _, err := sb.args(t.Context(), p, ws, "")
 		if err != nil {
 			return
 		}

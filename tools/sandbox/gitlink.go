@@ -245,6 +245,7 @@ func sameEntry(a, b fs.FileInfo) bool {
 // same way. It returns the absolute paths it took away.
 func (c *Cmd) takeGitlinks(root *os.Root, q *quarantine) (removed []string, errs []error) {
 	g := c.links
+	held := heldConfigs(c.hold)
 	var check func(gitDir, wt string, depth int)
 	check = func(gitDir, wt string, depth int) {
 		r := g.repos[gitDir]
@@ -286,7 +287,7 @@ func (c *Cmd) takeGitlinks(root *os.Root, q *quarantine) (removed []string, errs
 			}
 			sub := ""
 			if depth < maxGitlinkDepth && at.fi.Mode().IsRegular() {
-				sub = heldGitDir(root, c.ws, dotGit, heldConfigs(c.hold))
+				sub = heldGitDir(root, c.ws, dotGit, held)
 			}
 			switch {
 			case sub != "":
@@ -356,22 +357,34 @@ func heldConfigs(hold []holdPath) []string {
 	return out
 }
 
+// gitBefore is what Cleanup's check of git's repositories (takeGitlinks,
+// takeGitDirs) needs from before a writable run; recorded once, with the
+// paths the run holds (protectPaths).
+type gitBefore struct {
+	links *gitlinks
+	slots gitDirSlots
+}
+
+// existingFiles returns the regular files among rels (relative to ws), as
+// absolute paths: the ones of them a run's mounts hold.
+func existingFiles(ws string, rels []string) []string {
+	var out []string
+	for _, rel := range rels {
+		if fi, err := os.Lstat(filepath.Join(ws, rel)); err == nil && fi.Mode().IsRegular() {
+			out = append(out, filepath.Join(ws, rel))
+		}
+	}
+	return out
+}
+
 // gitlinkGitDirs returns the control files (GitControl) of each gitlink's
 // .git that is a directory in the worktree (an old-style submodule, or git
 // init sub && git add sub on the host), workspace-relative, for the run to
 // hold read-only: git at the root enters it and runs its config, which is
-// the user's, so a run must not write it. The gitlinks are those
-// recordGitlinks finds, given the submodule configs the run will hold
-// (protect, workspace-relative). A .git reached through a link is left
-// out: git enters no submodule through one.
-func (s *Sandbox) gitlinkGitDirs(ctx context.Context, ws string, protect []string) []string {
-	var held []string
-	for _, rel := range protect {
-		if fi, err := os.Lstat(filepath.Join(ws, rel)); err == nil && fi.Mode().IsRegular() {
-			held = append(held, filepath.Join(ws, rel))
-		}
-	}
-	g := s.recordGitlinks(ctx, ws, held)
+// the user's, so a run must not write it. The gitlinks are g's (nil: none).
+// A .git reached through a link is left out: git enters no submodule
+// through one.
+func gitlinkGitDirs(g *gitlinks, ws string) []string {
 	if g == nil {
 		return nil
 	}
@@ -404,17 +417,9 @@ func (s *Sandbox) gitlinkGitDirs(ctx context.Context, ws string, protect []strin
 // host, not by an agent.
 type gitDirSlots map[string]map[string]bool
 
-// recordGitDirSlots lists the slots of the workspace ws's .git before a
-// writable run; nil when the Protect paths do not hold .git's control
-// files or there is no .git directory.
-func (s *Sandbox) recordGitDirSlots(ws string) (gitDirSlots, error) {
-	if !s.holdsGit() || !realDir(filepath.Join(ws, ".git")) {
-		return nil, nil
-	}
-	_, rels, err := gitControlPaths(ws)
-	if err != nil {
-		return nil, err
-	}
+// gitDirSlotsOf lists the slots rels (gitControlPaths) of the workspace
+// ws's .git before a writable run.
+func gitDirSlotsOf(ws string, rels []string) (gitDirSlots, error) {
 	slots := gitDirSlots{}
 	for _, rel := range rels {
 		des, err := os.ReadDir(filepath.Join(ws, rel))

@@ -161,22 +161,29 @@ func (s *Sandbox) holdsGit() bool { return slices.Contains(s.o.Protect, ".git/co
 // holds .git's control files (it does by default), the same files of every
 // submodule's and linked worktree's git directory under .git and of each
 // gitlink's .git directory in the worktree (gitlinkGitDirs), and the hooks
-// directory the repository's core.hooksPath names.
-func (s *Sandbox) protectPaths(ctx context.Context, ws string) ([]string, error) {
+// directory the repository's core.hooksPath names. It also returns what
+// Cleanup's check of git's repositories needs from before the run (zero
+// when there is no .git to look at), found on the same walk.
+func (s *Sandbox) protectPaths(ctx context.Context, ws string) ([]string, gitBefore, error) {
 	out := slices.Clone(s.o.Protect)
+	var gb gitBefore
 	if s.holdsGit() && realDir(filepath.Join(ws, ".git")) {
-		more, _, err := gitControlPaths(ws)
+		more, slots, err := gitControlPaths(ws)
 		if err != nil {
-			return nil, err
+			return nil, gitBefore{}, err
 		}
 		hooks, err := hooksPathEntries(ctx, ws)
 		if err != nil {
-			return nil, err
+			return nil, gitBefore{}, err
 		}
-		out = slices.Concat(out, more, hooks, s.gitlinkGitDirs(ctx, ws, more))
+		if gb.slots, err = gitDirSlotsOf(ws, slots); err != nil {
+			return nil, gitBefore{}, err
+		}
+		gb.links = s.recordGitlinks(ctx, ws, existingFiles(ws, more))
+		out = slices.Concat(out, more, hooks, gitlinkGitDirs(gb.links, ws))
 	}
 	slices.Sort(out)
-	return slices.Compact(out), nil
+	return slices.Compact(out), gb, nil
 }
 
 // gitControlPaths returns the control files of the git directories under

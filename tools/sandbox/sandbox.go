@@ -395,17 +395,12 @@ func (s *Sandbox) command(ctx context.Context, profile, dir string, argv []strin
 		cmd = exec.CommandContext(ctx, argv[0], argv[1:]...)
 	} else {
 		var args []string
-		args, c.watch, c.Masked, c.hold, err = s.args(ctx, p, dir, release)
+		var gb gitBefore
+		args, c.watch, c.Masked, c.hold, gb, err = s.args(ctx, p, dir, release)
 		if err != nil {
 			return nil, err
 		}
-		c.ws = s.o.Workspace
-		if p.Workspace == WriteAccess && c.ws != "" {
-			c.links = s.recordGitlinks(ctx, c.ws, heldConfigs(c.hold))
-			if c.slots, err = s.recordGitDirSlots(c.ws); err != nil {
-				return nil, err
-			}
-		}
+		c.ws, c.links, c.slots = s.o.Workspace, gb.links, gb.slots
 		qdir := filepath.Join(c.ws, filepath.Dir(QuarantineDir))
 		c.quarantine = slices.ContainsFunc(c.hold, func(h holdPath) bool { return h.kind == heldRO && h.path == qdir })
 		ctx, c.cancel = context.WithCancelCause(ctx)
@@ -586,7 +581,7 @@ func nulJoin(args []string) []byte {
 // mounts hold (held, pinned and masked paths). Mount order matters: later
 // mounts cover earlier ones, so masks and protections come after what they
 // cover.
-func (s *Sandbox) args(ctx context.Context, p Profile, dir, release string) (a, watch, masked []string, hold []holdPath, err error) {
+func (s *Sandbox) args(ctx context.Context, p Profile, dir, release string) (a, watch, masked []string, hold []holdPath, gb gitBefore, err error) {
 	a = []string{
 		"--die-with-parent", "--new-session",
 		"--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
@@ -624,7 +619,7 @@ func (s *Sandbox) args(ctx context.Context, p Profile, dir, release string) (a, 
 	if s.o.Secret != nil && s.showsWorkspace(p) {
 		sf, sd, err := s.secretPaths(ctx)
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return nil, nil, nil, nil, gitBefore{}, err
 		}
 		for _, rel := range sf {
 			if f := filepath.Join(s.o.Workspace, rel); s.visible(p, f) {
@@ -644,9 +639,9 @@ func (s *Sandbox) args(ctx context.Context, p Profile, dir, release string) (a, 
 	if ws := s.o.Workspace; ws != "" && p.Workspace != NoAccess {
 		if p.Workspace == WriteAccess {
 			a = append(a, "--bind", ws, ws)
-			a, watch, held, pins, err = s.protect(ctx, a, ws, slices.Concat(s.hidePins(ws), files, dirs), release)
+			a, watch, held, pins, gb, err = s.protect(ctx, a, ws, slices.Concat(s.hidePins(ws), files, dirs), release)
 			if err != nil {
-				return nil, nil, nil, nil, err
+				return nil, nil, nil, nil, gitBefore{}, err
 			}
 		} else {
 			a = append(a, "--ro-bind", ws, ws)
@@ -699,7 +694,7 @@ func (s *Sandbox) args(ctx context.Context, p Profile, dir, release string) (a, 
 	if dir != "" {
 		a = append(a, "--chdir", dir)
 	}
-	return a, watch, masked, holdPaths(held, pins, masks), nil
+	return a, watch, masked, holdPaths(held, pins, masks), gb, nil
 }
 
 // showsWorkspace reports whether any of the workspace is mounted in
@@ -748,15 +743,15 @@ func (s *Sandbox) visible(p Profile, h string) bool {
 // which pins the whole chain of names. The same holds for the hidden paths
 // in the workspace (hidden): each is masked by a mount, and renaming a
 // directory above it would move it out from under its mask.
-func (s *Sandbox) protect(ctx context.Context, a []string, ws string, hidden []string, release string) (_, watch, held, pins []string, _ error) {
+func (s *Sandbox) protect(ctx context.Context, a []string, ws string, hidden []string, release string) (_, watch, held, pins []string, gb gitBefore, _ error) {
 	root, err := os.OpenRoot(ws)
 	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("sandbox: workspace: %w", err)
+		return nil, nil, nil, nil, gitBefore{}, fmt.Errorf("sandbox: workspace: %w", err)
 	}
 	defer root.Close()
-	rels, err := s.protectPaths(ctx, ws)
+	rels, gb, err := s.protectPaths(ctx, ws)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, nil, gitBefore{}, err
 	}
 	if release != "" {
 		rels = slices.DeleteFunc(rels, func(r string) bool { return r == release })
@@ -771,13 +766,13 @@ func (s *Sandbox) protect(ctx context.Context, a []string, ws string, hidden []s
 			// Every later run fails the same way until someone acts, and
 			// a run may have made the link itself (.git/modules is
 			// writable): say so, and exactly what to remove.
-			return nil, nil, nil, nil, fmt.Errorf("sandbox: protected path %s: %s is a symlink, which a mount cannot hold "+
+			return nil, nil, nil, nil, gitBefore{}, fmt.Errorf("sandbox: protected path %s: %s is a symlink, which a mount cannot hold "+
 				"(it would hold what the link points to, and a command could repoint it), so no command runs with a writable "+
 				"workspace until it is gone. A command of the agent may have made it: if the user did not, remove it (rm %s) "+
 				"and check what it pointed to; if the user did, replace it with the %s it points to",
 				rel, filepath.Join(ws, link.rel), filepath.Join(ws, link.rel), link.want)
 		case err != nil:
-			return nil, nil, nil, nil, fmt.Errorf("sandbox: protected path %s: %w", rel, err)
+			return nil, nil, nil, nil, gitBefore{}, fmt.Errorf("sandbox: protected path %s: %w", rel, err)
 		case hold:
 			held = append(held, filepath.Join(ws, p))
 		default:
@@ -799,7 +794,7 @@ func (s *Sandbox) protect(ctx context.Context, a []string, ws string, hidden []s
 	for _, p := range held {
 		a = append(a, "--ro-bind", p, p)
 	}
-	return a, watch, held, pins, nil
+	return a, watch, held, pins, gb, nil
 }
 
 // linkError says a protected path, or a directory on the way to it (rel,
