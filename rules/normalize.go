@@ -377,12 +377,18 @@ func (n *normCall) namesSecret(s string, ws Workspace) bool {
 		return false
 	}
 	for _, r := range pathReadings(s, n.cwd, ws) {
-		p := resolvePath(r, n.cwd, ws)
-		if isSecret(p, relTo(p, ws.root(), ws.home()), ws) {
+		if _, secret := secretPath(r, n.cwd, ws); secret {
 			return true
 		}
 	}
 	return false
+}
+
+// secretPath resolves s against dir and reports whether the path is
+// secret (isSecret).
+func secretPath(s, dir string, ws Workspace) (string, bool) {
+	p := resolvePath(s, dir, ws)
+	return p, isSecret(p, relTo(p, ws.root(), ws.home()), ws)
 }
 
 // argPath records s, the value of the path argument k of args, as every

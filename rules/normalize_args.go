@@ -1012,13 +1012,13 @@ func (sa *shellAnalysis) escapeOpt(prog, name, val string, hasVal bool, rest []s
 		// go into them anyway.
 		switch {
 		case longOpt(name, 4, "--recurse-submodules"), name == "--ignore-submodules" && hasVal && val != "all",
-			name == "--dirty" || name == "--broken" || strings.HasPrefix(name, "--dirty=") || strings.HasPrefix(name, "--broken="):
+			name == "--dirty" || name == "--broken":
 			n.addComputed("git " + name + ": runs git in the submodules, whose config no rule reads")
 		}
 	case "fd", "fdfind":
 		// -x/-X CMD runs CMD on what fd finds (clap: clusters, no
 		// abbreviations).
-		if name == "--exec" || name == "--exec-batch" || !strings.HasPrefix(name, "--") && fdExecFlag(name) {
+		if name == "--exec" || name == "--exec-batch" || clusterHas(name, 'x', fdValues) || clusterHas(name, 'X', fdValues) {
 			n.addEscape("fd " + name)
 		}
 	case "ag", "ack":
@@ -1274,8 +1274,7 @@ func (sa *shellAnalysis) attachedSecret(prog, a, cwd string) bool {
 			excludeOpts[prog] != 0 && a[k-1] == excludeOpts[prog] {
 			continue
 		}
-		p := resolvePath(v, cwd, sa.ws)
-		if isSecret(p, relTo(p, sa.ws.root(), sa.ws.home()), sa.ws) {
+		if p, secret := secretPath(v, cwd, sa.ws); secret {
 			sa.n.readPath(p)
 			return true
 		}
@@ -1322,20 +1321,9 @@ func gawkOutput(a string) string {
 	return ""
 }
 
-// fdExecFlag reports whether the short cluster name has fd's -x or -X
-// among its flags, before a letter whose value is the rest (-etsx is the
-// extension tsx).
-func fdExecFlag(name string) bool {
-	for _, r := range name[1:] {
-		switch {
-		case r == 'x' || r == 'X':
-			return true
-		case strings.ContainsRune("eEtdjSco", r):
-			return false
-		}
-	}
-	return false
-}
+// fdValues are fd's short options that take the rest of a cluster as
+// their value (-etsx is the extension tsx, no -x).
+const fdValues = "eEtdjSco"
 
 // namesFromFile reports whether option a (name, before any =) of prog
 // makes it read files named in a list file or its input rather than on

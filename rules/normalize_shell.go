@@ -287,13 +287,14 @@ func (sa *shellAnalysis) simple(words, redirs []string, docs []heredoc, cwd stri
 			sa.envRefs(d.body)
 		}
 	}
-	if w := shellUnwrap(stripKeywords(words)); len(w) > 1 && w[0] == "set" && (strings.Contains(strings.Join(w, " "), "physical") ||
+	// A cd in braces, an if or a loop (if cd x; then ...) moves the
+	// commands after it too.
+	w := shellUnwrap(stripKeywords(words))
+	if len(w) > 1 && w[0] == "set" && (strings.Contains(strings.Join(w, " "), "physical") ||
 		slices.ContainsFunc(w[1:], func(a string) bool { return strings.HasPrefix(a, "-") && strings.ContainsRune(a, 'P') })) {
 		sa.cwdUnsure = true // set -P: every later cd is physical
 	}
-	// A cd in braces, an if or a loop (if cd x; then ...) moves the
-	// commands after it too.
-	if w := shellUnwrap(stripKeywords(words)); len(w) > 0 && (w[0] == "cd" || w[0] == "pushd" || w[0] == "popd") {
+	if len(w) > 0 && (w[0] == "cd" || w[0] == "pushd" || w[0] == "popd") {
 		var ops []string
 		physical := false
 		for _, a := range w[1:] {
