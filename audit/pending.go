@@ -29,14 +29,8 @@ func (s *Store) PendingFor(ctx context.Context, c toolgate.Call, d toolgate.Deci
 	if _, err := s.getOn(ctx, s.rdb, c.ID); err != nil {
 		return "", false, err
 	}
-	err = s.rdb.QueryRowContext(ctx, followedSQL, c.ID).Scan(&reviewID)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return "", false, nil
-	case err != nil:
-		return "", false, fmt.Errorf("audit: find a pending review of the same call as %s: %w", c.ID, err)
-	}
-	return reviewID, true, nil
+	reviewID, err = followed(ctx, s.rdb, c.ID)
+	return reviewID, reviewID != "", err
 }
 
 // earlierSameCall is the SQL condition that row p is pending, earlier
@@ -49,10 +43,11 @@ const earlierSameCall = `p.status = 'pending' AND p.seq < c.seq AND p.args_mac !
 // earlier pending row of the same call.
 const followedSQL = `SELECT p.id FROM calls p JOIN calls c ON c.id = ? WHERE ` + earlierSameCall + ` ORDER BY p.seq LIMIT 1`
 
-// follows returns the review row id waits on (PendingFor), "" when none.
-func (w *wtx) follows(id string) (string, error) {
+// followed returns the review call id waits on (PendingFor) as q reads
+// the log, "" when none.
+func followed(ctx context.Context, q querier, id string) (string, error) {
 	var rid string
-	err := w.s.conn.QueryRowContext(w.ctx, followedSQL, id).Scan(&rid)
+	err := q.QueryRowContext(ctx, followedSQL, id).Scan(&rid)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}

@@ -90,7 +90,7 @@ func (s *Store) SubmitVerdict(ctx context.Context, id string, v toolgate.Verdict
 			return nil
 		}
 		if toolgate.IsReviewChannel(v.Channel) {
-			if rid, err := w.follows(id); err != nil || rid != "" {
+			if rid, err := followed(w.ctx, w.s.conn, id); err != nil || rid != "" {
 				return cmp.Or(err, fmt.Errorf("%w: call %s is a retry that waits on review %s; answer that review", ErrFollows, id, rid))
 			}
 		}
