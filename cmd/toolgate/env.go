@@ -1,9 +1,8 @@
 package main
 
 // upstreamBaseEnv is the part of toolgate's environment a stdio upstream
-// gets, before its config's env: what programs need to find their tools,
-// their home and the user's locale and terminal, and git's config of
-// gitEnv. Nothing else passes:
+// and a sandboxed command get: what programs need to find their tools,
+// their home and the user's locale and terminal. Nothing else passes:
 // toolgate's environment holds its own secrets (the bearer token, Slack
 // tokens) and whatever the agent's launcher put there, and an upstream may
 // hand its environment to the agent.
@@ -19,7 +18,15 @@ func upstreamBaseEnv(env environ) []string {
 			out = append(out, k+"="+v)
 		}
 	}
-	return append(out, gitEnv...)
+	return out
+}
+
+// serverBaseEnv is what a stdio upstream gets before its config's env:
+// upstreamBaseEnv, and gitEnv. Sandboxed commands do not get gitEnv:
+// there a planted repository's config runs confined, and
+// diff.ignoreSubmodules would hide a submodule's changes from git commit.
+func serverBaseEnv(env environ) []string {
+	return append(upstreamBaseEnv(env), gitEnv...)
 }
 
 // gitEnv is git config, given as the command line's, which a repository's

@@ -231,12 +231,7 @@ func sandboxEnv(ctx context.Context, c config.Sandbox, env environ, home, cache 
 	set("PATH", workspace.DefaultPath)
 	for _, kv := range upstreamBaseEnv(env) {
 		k, v, _ := strings.Cut(kv, "=")
-		// Not gitEnv: inside the sandbox a planted repository's config
-		// runs confined, and diff.ignoreSubmodules would hide a
-		// submodule's changes from git commit there.
-		if !strings.HasPrefix(k, "GIT_CONFIG_") {
-			set(k, v)
-		}
+		set(k, v)
 	}
 	set("HOME", home)
 	set("TMPDIR", "/tmp")

@@ -442,7 +442,7 @@ func buildUpstreams(cfg *config.Config, env environ, sb *sandbox.Sandbox, logger
 			Name:       s.Name,
 			Unprefixed: !cfg.Prefixed(s),
 			Command:    x.expand("command", s.Command),
-			BaseEnv:    upstreamBaseEnv(env),
+			BaseEnv:    serverBaseEnv(env),
 			Dir:        x.expand("cwd", s.Cwd),
 			URL:        x.expand("url", s.URL),
 			SSE:        s.Type == config.TransportSSE,
