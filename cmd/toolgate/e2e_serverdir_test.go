@@ -99,17 +99,7 @@ func TestServeOptionSpellingsRunNothing(t *testing.T) {
 	}
 	// A bare repository the agent made below the root (in a sandbox, where
 	// it runs nothing), whose config runs a command wherever git finds it.
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Fatal("git is needed")
-	}
-	for _, args := range [][]string{{"init", "-q", "--bare", "evil"}, {"config", "-f", "evil/config", "core.bare", "false"},
-		{"config", "-f", "evil/config", "core.worktree", dir}, {"config", "-f", "evil/config", "core.fsmonitor", "touch " + filepath.Join(dir, "PWNED-git") + "; false"}} {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
+	plantBareRepository(t, filepath.Join(dir, "evil"), dir, filepath.Join(dir, "PWNED-git"))
 	c, _, _ := startStdio(t, shellServerConfig(t, dir))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -161,18 +151,10 @@ func shellServerConfig(t *testing.T, dir string) string {
 // one with git init --bare, and its config runs code); here the rules allow
 // git status, run at the workspace's root, which such a repository is.
 func TestServeGitUsesNoPlantedBareRepository(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Fatal("git is needed")
-	}
 	dir := t.TempDir()
 	evil := filepath.Join(dir, "evil")
 	marker := filepath.Join(dir, "PWNED")
-	for _, args := range [][]string{{"init", "-q", "--bare", evil}, {"config", "-f", evil + "/config", "core.bare", "false"},
-		{"config", "-f", evil + "/config", "core.worktree", evil}, {"config", "-f", evil + "/config", "core.fsmonitor", "touch " + marker + "; false"}} {
-		if out, err := exec.Command("git", args...).CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
+	plantBareRepository(t, evil, evil, marker)
 	c, _, _ := startStdio(t, shellServerConfig(t, evil))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -193,32 +175,21 @@ func TestServeGitUsesNoPlantedBareRepository(t *testing.T) {
 // config that runs code (core.fsmonitor, a clean filter); git status and
 // git diff at the workspace's root, which the rules allow, must not run it.
 func TestServeGitRunsNoPlantedSubmoduleConfig(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Fatal("git is needed")
-	}
 	dir := t.TempDir()
 	marker := filepath.Join(t.TempDir(), "PWNED")
-	git := func(in string, args ...string) {
-		t.Helper()
-		cmd := exec.Command("git", append([]string{"-c", "user.name=u", "-c", "user.email=u@example.com"}, args...)...)
-		cmd.Dir = in
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
 	lib := filepath.Join(dir, "lib")
-	git(dir, "init", "-q")
-	git(dir, "commit", "-q", "--allow-empty", "-m", "root")
-	git(dir, "init", "-q", "--separate-git-dir=gd", "lib")
+	gitIn(t, dir, "init", "-q")
+	gitIn(t, dir, "commit", "-q", "--allow-empty", "-m", "root")
+	gitIn(t, dir, "init", "-q", "--separate-git-dir=gd", "lib")
 	if err := os.WriteFile(filepath.Join(lib, "R"), []byte("r"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	git(lib, "add", "R")
-	git(lib, "commit", "-q", "-m", "lib")
-	git(dir, "add", "lib")
+	gitIn(t, lib, "add", "R")
+	gitIn(t, lib, "commit", "-q", "-m", "lib")
+	gitIn(t, dir, "add", "lib")
 	run := "touch " + marker
-	git(dir, "config", "-f", "gd/config", "core.fsmonitor", run+"; false")
-	git(dir, "config", "-f", "gd/config", "filter.x.clean", "sh -c '"+run+"; cat'")
+	gitIn(t, dir, "config", "-f", "gd/config", "core.fsmonitor", run+"; false")
+	gitIn(t, dir, "config", "-f", "gd/config", "filter.x.clean", "sh -c '"+run+"; cat'")
 	if err := os.WriteFile(filepath.Join(lib, ".gitattributes"), []byte("* filter=x\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -240,5 +211,26 @@ func TestServeGitRunsNoPlantedSubmoduleConfig(t *testing.T) {
 		if _, err := os.Stat(marker); err == nil {
 			t.Fatalf("%s ran the planted submodule's config: %s", command, resultText(res))
 		}
+	}
+}
+
+// gitIn runs git in dir as a user named u; the test fails if it fails.
+func gitIn(t *testing.T, dir string, args ...string) {
+	t.Helper()
+	cmd := exec.Command("git", append([]string{"-c", "user.name=u", "-c", "user.email=u@example.com"}, args...)...)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+}
+
+// plantBareRepository makes evil (absolute) a bare repository, as an agent
+// can in a sandbox, whose config makes git at worktree touch marker
+// (core.fsmonitor) wherever git takes it for its repository.
+func plantBareRepository(t *testing.T, evil, worktree, marker string) {
+	t.Helper()
+	gitIn(t, filepath.Dir(evil), "init", "-q", "--bare", evil)
+	for _, kv := range [][2]string{{"core.bare", "false"}, {"core.worktree", worktree}, {"core.fsmonitor", "touch " + marker + "; false"}} {
+		gitIn(t, filepath.Dir(evil), "config", "-f", filepath.Join(evil, "config"), kv[0], kv[1])
 	}
 }
