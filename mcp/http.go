@@ -483,13 +483,6 @@ func (t *sessionTable) expire() []string {
 	return ids
 }
 
-// len is the number of live sessions.
-func (t *sessionTable) len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.live)
-}
-
 // guard wraps next with, in order: Origin check (cheapest, and a browser
 // attack must not learn whether a token is right), bearer auth, body limit.
 func guard(o HTTPOptions, log *slog.Logger, next http.Handler) http.Handler {

@@ -171,3 +171,10 @@ func TestGetWithoutSession(t *testing.T) {
 		t.Errorf("%d sessions live after a GET without a session, want 0", n)
 	}
 }
+
+// len is the number of live sessions.
+func (t *sessionTable) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.live)
+}

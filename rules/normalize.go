@@ -175,14 +175,9 @@ var pathKeyWords = map[string]bool{
 	"directory": true, "directories": true, "folder": true, "folders": true,
 }
 
-// isPathArgKey reports whether the argument k holds a path: a key of
-// pathArgKeys, one whose last word is one of pathKeyWords, or a file's,
-// directory's or folder's name (file_name, fileName, dir_name).
-func isPathArgKey(k string) bool {
-	return isPathKeyWords(nameWords(k))
-}
-
-// isPathKeyWords is isPathArgKey given the key's words.
+// isPathKeyWords reports whether an argument whose key has words w holds a
+// path: a key of pathArgKeys, one whose last word is one of pathKeyWords,
+// or a file's, directory's or folder's name (file_name, fileName, dir_name).
 func isPathKeyWords(w []string) bool {
 	if len(w) == 0 {
 		return false
@@ -240,12 +235,8 @@ var urlKeyWords = map[string]bool{
 	"hostname": true, "webhook": true, "proxy": true,
 }
 
-// isURLArgKey reports whether the argument k holds a URL or a host.
-func isURLArgKey(k string) bool {
-	return isURLKeyWords(nameWords(k))
-}
-
-// isURLKeyWords is isURLArgKey given the key's words.
+// isURLKeyWords reports whether an argument whose key has words w holds a
+// URL or a host.
 func isURLKeyWords(w []string) bool {
 	return len(w) > 0 && (urlArgKeys[strings.Join(w, "_")] || urlKeyWords[w[len(w)-1]])
 }

@@ -17,16 +17,16 @@ func TestPathArgKeys(t *testing.T) {
 		"profile": false, "name": false, "mobile": false, "file_type": false, "filename_pattern": false, "encoding": false,
 		"tile": false, "": false, "_": false,
 	} {
-		if got := isPathArgKey(k); got != want {
-			t.Errorf("isPathArgKey(%q) = %v, want %v", k, got, want)
+		if got := isPathKeyWords(nameWords(k)); got != want {
+			t.Errorf("isPathKeyWords(nameWords(%q)) = %v, want %v", k, got, want)
 		}
 	}
 	for k, want := range map[string]bool{
 		"url": true, "URL": true, "baseUrl": true, "webhook_url": true, "db_host": true, "proxy": true, "http_proxy": true,
 		"httpsProxy": true, "proxy_url": true, "socks": true, "forward": false, "name": false, "hosting": false,
 	} {
-		if got := isURLArgKey(k); got != want {
-			t.Errorf("isURLArgKey(%q) = %v, want %v", k, got, want)
+		if got := isURLKeyWords(nameWords(k)); got != want {
+			t.Errorf("isURLKeyWords(nameWords(%q)) = %v, want %v", k, got, want)
 		}
 	}
 }

@@ -21,9 +21,6 @@ import (
 // EnvDSN names the environment variable holding the test cluster's DSN.
 const EnvDSN = "TOOLGATE_TEST_POSTGRES"
 
-// Available reports whether a test cluster is configured.
-func Available() bool { return os.Getenv(EnvDSN) != "" }
-
 // Require skips t (fails it under CI) when no test cluster is configured,
 // and returns the cluster's DSN.
 func Require(t testing.TB) string {

@@ -121,8 +121,3 @@ type environ interface {
 type osEnv struct{}
 
 func (osEnv) Getenv(key string) string { return os.Getenv(key) }
-
-// mapEnv is an environ backed by a map, for tests.
-type mapEnv map[string]string
-
-func (m mapEnv) Getenv(key string) string { return m[key] }

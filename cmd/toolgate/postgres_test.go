@@ -27,3 +27,8 @@ func TestConfigDB(t *testing.T) {
 		}
 	}
 }
+
+// mapEnv is an environ backed by a map.
+type mapEnv map[string]string
+
+func (m mapEnv) Getenv(key string) string { return m[key] }
