@@ -46,6 +46,9 @@ const (
 	// ChannelGrant is the verdict channel of a call that ran on a grant:
 	// an earlier approval bound to the same call.
 	ChannelGrant = "grant"
+	// ChannelLimit marks a review never asked: its session already had as
+	// many reviews waiting as it may (review.max_pending).
+	ChannelLimit = "limit"
 )
 
 // ErrHeld is returned by a review when the time a call waits passed

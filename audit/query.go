@@ -286,7 +286,7 @@ type Count struct {
 }
 
 // unansweredChannels are verdict channels that mean no person answered.
-const unansweredChannels = `('timeout','expired','none','error')`
+const unansweredChannels = `('timeout','expired','none','error','limit')`
 
 // Stats computes Stats over the calls matching f (f.Limit is ignored).
 func (s *Store) Stats(ctx context.Context, f Filter) (Stats, error) {

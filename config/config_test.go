@@ -36,6 +36,7 @@ rules: {file: rules.yaml}
 audit: {path: /var/audit.db, redact_keys: [password]}
 review:
   timeout: 2m
+  max_pending: 3
   channels: [slack, cli]
   slack: {channel: "#approvals", mode: http, approvers: [U1], approver_groups: [S1], api_url: "http://127.0.0.1:9/api/"}
 `
@@ -74,6 +75,7 @@ review:
 		"conns":       {cfg.HTTP.MaxConnections, 500},
 		"rules":       {cfg.Rules, Rules{"rules.yaml"}},
 		"review t":    {cfg.Review.Timeout, 2 * time.Minute},
+		"max pending": {cfg.Review.MaxPending, 3},
 		"slack mode":  {cfg.Review.Slack.Mode, "http"},
 		"slack bot":   {cfg.Review.Slack.BotTokenEnv, DefaultSlackBotEnv},
 		"slack path":  {cfg.Review.Slack.HTTPPath, DefaultSlackHTTPPath},
@@ -170,6 +172,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad origin", "http: {allowed_origins: [\"http://x/path\", localhost]}\n",
 			[]string{`c.yaml:1:26: http.allowed_origins: "http://x/path" is not an origin`, `c.yaml:1:43: http.allowed_origins: "localhost" is not an origin`}},
 		{"bad max bytes", "http: {max_request_bytes: -5}\n", []string{`c.yaml:1:27: expected a positive whole number`}},
+		{"bad max pending", "review: {max_pending: 0}\n", []string{`c.yaml:1:23: expected a positive whole number`}},
 		{"bad env name", "http: {auth_token_env: 'MY-TOKEN'}\n", []string{`c.yaml:1:24: http.auth_token_env must be an environment variable name`}},
 		{"token env and file", "http: {auth_token_env: TOK, auth_token_file: tok}\n", []string{`c.yaml:1:46: http: give auth_token_env or auth_token_file, not both`}},
 		{"empty token file", "http: {auth_token_file: ''}\n", []string{`c.yaml:1:25: http.auth_token_file must be a path, got ""`}},

@@ -725,9 +725,10 @@ func (d *decoder) metrics(m *Metrics, v *yaml.Node) {
 func (d *decoder) review(r *Review, v *yaml.Node) {
 	var channelsNode *yaml.Node
 	d.fields(v, "review", map[string]func(k, v *yaml.Node){
-		"timeout":   func(_, v *yaml.Node) { r.Timeout = d.duration(v) },
-		"hold":      func(_, v *yaml.Node) { r.Hold = d.duration(v) },
-		"grant_ttl": func(_, v *yaml.Node) { r.GrantTTL = d.duration(v) },
+		"timeout":     func(_, v *yaml.Node) { r.Timeout = d.duration(v) },
+		"hold":        func(_, v *yaml.Node) { r.Hold = d.duration(v) },
+		"grant_ttl":   func(_, v *yaml.Node) { r.GrantTTL = d.duration(v) },
+		"max_pending": func(_, v *yaml.Node) { r.MaxPending = int(d.positiveInt(v)) },
 		"channels": func(_, v *yaml.Node) {
 			channelsNode = v
 			r.Channels = d.strList(v, "review.channels", false)

@@ -19,6 +19,7 @@ const (
 	DefaultGrantTTL         = 15 * time.Minute
 	DefaultTimeout          = 5 * time.Minute
 	DefaultPollInterval     = 500 * time.Millisecond
+	DefaultMaxPending       = 5
 	DefaultProgressInterval = 5 * time.Second
 )
 
@@ -56,6 +57,14 @@ type Options struct {
 	// GrantTTL is how long a grant from a held review stays usable; zero
 	// means DefaultGrantTTL.
 	GrantTTL time.Duration
+	// MaxPending is how many reviews one session (Call.SessionID) may have
+	// waiting in this process, held ones included; a call past it is
+	// refused without asking anyone (Channel toolgate.ChannelLimit). A
+	// prompt-injected agent would otherwise send reviewers a flood of
+	// requests, hoping one is approved in haste. Zero means
+	// DefaultMaxPending. A session lives in one process (stdio, or one
+	// HTTP replica), so the count is exact.
+	MaxPending int
 	// OnHeldEnd, when set, is told the verdict of each held review when it
 	// ends (the gate, which no longer waits, is not): for metrics.
 	OnHeldEnd func(id string, v toolgate.Verdict)
@@ -106,6 +115,7 @@ type Service struct {
 
 	mu      sync.Mutex
 	waiters map[string][]chan struct{} // call id -> woken when its review changes
+	open    map[string]int             // session id -> its reviews waiting (MaxPending)
 }
 
 // New checks o and returns a Service. It does not contact Slack; Run does.
@@ -125,6 +135,9 @@ func New(o Options) (*Service, error) {
 	if o.GrantTTL <= 0 {
 		o.GrantTTL = DefaultGrantTTL
 	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = DefaultMaxPending
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -135,7 +148,7 @@ func New(o Options) (*Service, error) {
 	// shell characters in it), so that no argument made to look like a
 	// secret hides what the call does.
 	o.Redactor = o.Redactor.ForReviewers()
-	s := &Service{o: o, waiters: map[string][]chan struct{}{}}
+	s := &Service{o: o, waiters: map[string][]chan struct{}{}, open: map[string]int{}}
 	s.channels = o.Channels
 	if len(s.channels) == 0 {
 		if o.Slack != nil {
@@ -178,16 +191,23 @@ func (s *Service) Channels() []string { return slices.Clone(s.channels) }
 // failed; the gate denies the call.
 func (s *Service) Review(ctx context.Context, c toolgate.Call, d toolgate.Decision) (toolgate.Verdict, error) {
 	log := s.o.Logger.With("call_id", c.ID, "server", c.Server, "tool", c.Tool, "rule", d.Rule)
+	if !s.admit(c.SessionID) {
+		log.Warn("review not asked: the session has too many reviews waiting", "max_pending", s.o.MaxPending)
+		return toolgate.Verdict{Channel: toolgate.ChannelLimit, DecidedAt: s.o.Now(), Reason: fmt.Sprintf(
+			"%d reviews of this session are already waiting for an answer (review.max_pending), so this call was not sent to "+
+				"reviewers; wait for those answers (the review_status tool tells them) before asking for more", s.o.MaxPending)}, nil
+	}
 	start := s.o.Now()
 	expires := start.Add(s.o.Timeout)
 	wake := s.register(c.ID)
+	w := &wait{s: s, c: c, d: d, log: log, expires: expires, counted: true}
 	defer func() {
-		if wake != nil {
+		if wake != nil { // not held: the review ends with this call
 			s.unregister(c.ID, wake)
+			s.release(w)
 		}
 	}()
 
-	w := &wait{s: s, c: c, d: d, log: log, expires: expires}
 	var why []error
 	listening := false
 	pushed := false // a push channel (slack, elicitation) was reached
@@ -334,6 +354,30 @@ func (s *Service) conclude(w *wait, v toolgate.Verdict) toolgate.Verdict {
 	return v
 }
 
+// admit counts a review of session in, unless the session has MaxPending
+// waiting already.
+func (s *Service) admit(session string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open[session] >= s.o.MaxPending {
+		return false
+	}
+	s.open[session]++
+	return true
+}
+
+// release counts w's review out once it ends, if admit counted it in.
+func (s *Service) release(w *wait) {
+	if !w.counted {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open[w.c.SessionID]--; s.open[w.c.SessionID] <= 0 {
+		delete(s.open, w.c.SessionID)
+	}
+}
+
 // register returns a channel woken when review id changes; several waits
 // (the review, and a retry's Await) may watch one review.
 func (s *Service) register(id string) chan struct{} {
@@ -466,6 +510,9 @@ type wait struct {
 	escalated bool
 	// slackErr is why Slack, listed, was not used (slack_socket.go).
 	slackErr error
+	// counted: the review counts against its session's MaxPending (one
+	// adopted from an ended process does not).
+	counted bool
 }
 
 func (w *wait) postSlack(ctx context.Context) error {
@@ -528,6 +575,7 @@ func (w *wait) heldText() string {
 // it expires, then keeps it (keepHeld). It owns the review's wake-up
 // registration.
 func (s *Service) awaitHeld(w *wait, wake chan struct{}, expires time.Time) {
+	defer s.release(w)
 	defer s.unregister(w.c.ID, wake)
 	ctx := context.Background()
 	timer := time.NewTimer(time.Until(expires))

@@ -126,6 +126,7 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, dbPath st
 		Hold:        cfg.Review.Hold,
 		OnHeldEnd:   m.ReviewEnded,
 		GrantTTL:    cfg.Review.GrantTTL,
+		MaxPending:  cfg.Review.MaxPending,
 		Elicitation: len(cfg.Review.Channels) == 0 || slices.Contains(cfg.Review.Channels, toolgate.ChannelElicitation),
 		Decide:      live.Decide,
 		// The account `toolgate review approve` records too: over stdio
