@@ -300,3 +300,64 @@ func links(fi fs.FileInfo) uint64 {
 	}
 	return 1
 }
+
+// defaultMaxHeldWalk bounds the entries soleNames looks at in one run's
+// held directories together: git's hooks and the agents' and editors'
+// settings are a few dozen files.
+const defaultMaxHeldWalk = 10000
+
+// heldWalk is what is left of the entries soleNames may look at in one
+// run, out of limit.
+type heldWalk struct{ limit, left int }
+
+// linkedError says held file rel has n names, and how the user makes it a
+// file of its own. A mount holds a name, not the file: another name for
+// it, in the workspace or in a profile's Write path, would write it
+// behind the hold (a hook the user's next git commit runs). Where the
+// other names are is not known without searching every mounted
+// filesystem, so any other name refuses the run; the copy the message
+// gives breaks the link wherever the other names are.
+func linkedError(rel string, n uint64) error {
+	return fmt.Errorf("%s has %d hard links: another name for the file could change it behind the sandbox's hold "+
+		"(a command can link a file it created, or one moved back from %s); the user should make it a file of its own "+
+		"(cp %s x && mv x %s) and remove the other names (find . -samefile %s)", rel, n, QuarantineDir, rel, rel, rel)
+}
+
+// soleNames checks that no regular file under held directory p has
+// another name (linkedError): the directory's read-only mount holds the
+// names in it, not the files. A run cannot give one another name (link(2)
+// from a read-only bind mount to any other mount fails with EXDEV), so the
+// check is made once, before the run. A symlink in p is held as a link and
+// not followed: where it points is as writable as that place is. It looks
+// at no more than w.left entries, counting down, and refuses the run past
+// them, or when it cannot read one (it fails closed). QuarantineDir is not looked into: each file it keeps was given a
+// name of its own as it was moved in (detach), no run can give it another,
+// and no tool reads it as what it was; it can hold whole repositories.
+func soleNames(p place, w *heldWalk) error {
+	parent := filepath.Dir(p.rel)
+	return fs.WalkDir(p.dir.FS(), p.name, func(name string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("checking its files for other names (hard links): %w", err)
+		}
+		rel := filepath.Join(parent, filepath.FromSlash(name))
+		if w.left--; w.left < 0 {
+			return fmt.Errorf("the protected directories hold more than %d files and directories, each of which toolgate "+
+				"checks for other names (hard links) before a writable run, so no command runs with a writable workspace "+
+				"until they hold fewer (%s is where the check stopped)", w.limit, rel)
+		}
+		switch {
+		case d.IsDir() && rel == QuarantineDir:
+			return fs.SkipDir
+		case !d.Type().IsRegular():
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return fmt.Errorf("checking %s for other names (hard links): %w", rel, err)
+		}
+		if n := links(fi); n > 1 {
+			return linkedError(rel, n)
+		}
+		return nil
+	})
+}

@@ -108,7 +108,10 @@ type Options struct {
 	// reports it (Cmd.Cleanup). When the parent of a path in .git is
 	// missing, the first missing name on the way is watched (a whole new
 	// repository goes); elsewhere only the path itself is. A symlink on
-	// the way to a path, or at it, refuses the run.
+	// the way to a path, or at it, refuses the run, and so does a held
+	// file with another name (a hard link), or a regular file with one
+	// anywhere in a held directory (QuarantineDir aside): a mount holds
+	// names, not files (see soleNames).
 	Protect []string
 	// Secret, when set, says which workspace paths hold secrets: it is
 	// given a workspace-relative slash path ("config/.env", ".aws") and
@@ -182,6 +185,9 @@ type Sandbox struct {
 	hiddenIDs map[fileID]bool
 	// maxSecretWalk bounds the entries the walk for secret files looks at.
 	maxSecretWalk int
+	// maxHeldWalk bounds the entries a writable run's check of the held
+	// directories for files with other names looks at (soleNames).
+	maxHeldWalk int
 	// now is the wall clock the walk compares directories' change times
 	// with.
 	now func() time.Time
@@ -205,7 +211,7 @@ func New(o Options) (*Sandbox, error) {
 	}
 	o.Hide = append(slices.Clone(DefaultHide), o.Hide...)
 	s := &Sandbox{o: o, watcher: newWatcher(), profiles: map[string]Profile{}, hiddenIDs: map[fileID]bool{},
-		maxSecretWalk: defaultMaxSecretWalk, now: time.Now}
+		maxSecretWalk: defaultMaxSecretWalk, maxHeldWalk: defaultMaxHeldWalk, now: time.Now}
 	for _, h := range o.Hide {
 		if fi, err := os.Stat(h); err == nil {
 			if id, ok := idOf(fi); ok {
@@ -758,8 +764,9 @@ func (s *Sandbox) protect(ctx context.Context, a []string, ws string, hidden []s
 	}
 	// Sorted, a protected directory comes before the paths under it, so
 	// it exists (and is held, not watched) when they are looked at.
+	w := heldWalk{limit: s.maxHeldWalk, left: s.maxHeldWalk}
 	for _, rel := range rels {
-		p, hold, err := protectOne(root, rel)
+		p, hold, err := protectOne(root, rel, &w)
 		var link linkError
 		switch {
 		case errors.As(err, &link):
@@ -808,8 +815,10 @@ func (e linkError) Error() string { return e.rel + " is a symlink" }
 // protectOne looks at protected path rel in the workspace, without
 // following a link, and returns the workspace-relative path to hold
 // read-only (creating it if rel names a missing directory), or else the
-// one to watch.
-func protectOne(root *os.Root, rel string) (path string, hold bool, err error) {
+// one to watch. A held file, or a regular file in a held directory, with
+// another name refuses the run (see soleNames); the check of a directory
+// counts down w.
+func protectOne(root *os.Root, rel string, w *heldWalk) (path string, hold bool, err error) {
 	clean := filepath.Clean(strings.TrimSuffix(rel, "/"))
 	p, err := walk(root, clean, false)
 	if err != nil {
@@ -829,11 +838,12 @@ func protectOne(root *os.Root, rel string) (path string, hold bool, err error) {
 	case p.fi != nil && p.rel != clean:
 		return "", false, fmt.Errorf("%s is not a directory", p.rel)
 	case p.fi != nil && p.fi.Mode().IsRegular() && links(p.fi) > 1:
-		// A mount holds the path, not the file: another name for it
-		// elsewhere in the workspace would write it behind the hold.
-		return "", false, fmt.Errorf("%s has %d hard links: another name for the file could change it behind the sandbox's hold "+
-			"(a command can link a file it created, or one moved back from %s); the user should make it a file of its own "+
-			"(cp %s x && mv x %s) and remove the other names (find . -samefile %s)", p.rel, links(p.fi), QuarantineDir, p.rel, p.rel, p.rel)
+		return "", false, linkedError(p.rel, links(p.fi))
+	case p.fi != nil && p.fi.IsDir():
+		if err := soleNames(p, w); err != nil {
+			return "", false, err
+		}
+		return clean, true, nil
 	case p.fi != nil:
 		return clean, true, nil
 	case p.rel != clean && (clean == ".git" || strings.HasPrefix(clean, ".git/")):
