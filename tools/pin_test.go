@@ -24,7 +24,7 @@ func definitionOf(t *testing.T, raw string) (canon, hash string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, h, err := Definition(def, unannotated)
+	c, h, err := ToolDefinition(def, unannotated)
 	if err != nil {
 		t.Fatal(err)
 	}
