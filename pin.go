@@ -32,16 +32,49 @@ const (
 	PinError PinState = "error"
 )
 
-// ToolDef is what a pin covers of one tool as its upstream lists it: where
-// it is, the name agents see, and its canonical definition.
+// KindResourceTemplate is the kind of a resource template's pin
+// (ToolDef.Kind). It is no call's kind: a read through a template is a
+// call of KindResource.
+const KindResourceTemplate = "resource_template"
+
+// ToolDef is what a pin covers of one declaration an upstream lists (a
+// tool, prompt, resource or resource template): what it is, where, the
+// name agents see, and its canonical definition. Kind, Server and Tool
+// identify the pin: no two declarations share all three, whatever their
+// names, since each kind is its own namespace.
 type ToolDef struct {
-	// Server is the upstream's name in the config; Tool the tool's name
-	// on it; Name the name agents see.
+	// Kind is KindTool, KindPrompt, KindResource or KindResourceTemplate;
+	// "" counts as KindTool.
+	Kind string
+	// Server is the upstream's name in the config; Tool what identifies
+	// the declaration on it: a tool's or prompt's name, a resource's URI,
+	// a template's URI template (a resource's name need not be unique,
+	// its URI is). Name is the name agents see.
 	Server, Tool, Name string
-	// Definition is the canonical JSON of the definition (name, title,
-	// description, schemas, annotations); Hash its hex sha256.
+	// Definition is the canonical JSON of everything agents are sent of
+	// the declaration (see tools.Definition); Hash its hex sha256.
 	Definition json.RawMessage
 	Hash       string
+}
+
+// KindName is d's kind, KindTool when it names none.
+func (d ToolDef) KindName() string {
+	if d.Kind == "" {
+		return KindTool
+	}
+	return d.Kind
+}
+
+// KindNoun is how messages name a declaration of kind: "resource
+// template" for KindResourceTemplate, the kind itself otherwise.
+func KindNoun(kind string) string {
+	switch kind {
+	case "":
+		return KindTool
+	case KindResourceTemplate:
+		return "resource template"
+	}
+	return kind
 }
 
 // Pin is a tool's pin status as the catalog last checked it.
@@ -62,20 +95,22 @@ func (p Pin) Quarantined() bool {
 // one toolgate or an admin approved.
 func (p Pin) Trusted() bool { return p.State == PinPinned || p.State == PinBuiltin }
 
-// Refusal says why a call of quarantined tool name is refused, in words an
-// agent can pass on to its user. Like a review's refusal, it does not name
+// Refusal says why a call of quarantined declaration name, of kind (a
+// call's or a pin's kind), is refused, in words an agent can pass on to
+// its user. Like a review's refusal, it does not name
 // the command that approves the tool: the agent is the adversary, and an
 // agent with a shell of its own must not be handed it. The admin finds it
 // in toolgate's log and in `toolgate tools list`.
-func (p Pin) Refusal(name string) string {
+func (p Pin) Refusal(kind, name string) string {
+	what := KindNoun(kind)
 	switch p.State {
 	case PinChanged:
-		return fmt.Sprintf("tool %s's definition changed since it was approved on %s, so it is quarantined until an admin reviews and approves the new definition; ask the user",
-			name, p.ApprovedAt.UTC().Format(time.DateOnly))
+		return fmt.Sprintf("%s %s's definition changed since it was approved on %s, so it is quarantined until an admin reviews and approves the new definition; ask the user",
+			what, name, p.ApprovedAt.UTC().Format(time.DateOnly))
 	case PinPending:
-		return fmt.Sprintf("tool %s is new and not approved yet (pinning mode strict), so it is quarantined until an admin reviews and approves its definition; ask the user", name)
+		return fmt.Sprintf("%s %s is new and not approved yet (pinning mode strict), so it is quarantined until an admin reviews and approves its definition; ask the user", what, name)
 	case PinError:
-		return fmt.Sprintf("toolgate could not check tool %s's definition against its pin (%s), so it does not run it (fail closed)", name, p.Err)
+		return fmt.Sprintf("toolgate could not check %s %s's definition against its pin (%s), so it does not use it (fail closed)", what, name, p.Err)
 	}
 	return ""
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,11 +29,18 @@ const (
 // ByTOFU is the ApprovedBy of a pin made at first sight in mode tofu.
 const ByTOFU = "toolgate (trust on first use)"
 
-// ToolPin is one upstream tool's pin: the definition approved (at first
+// ToolPin is one upstream declaration's pin (a tool's, prompt's,
+// resource's or resource template's): the definition approved (at first
 // sight, or by an admin) and the definition seen last.
 type ToolPin struct {
+	// Kind is toolgate.KindTool, KindPrompt, KindResource or
+	// KindResourceTemplate.
+	Kind   string `json:"kind"`
 	Server string `json:"server"`
-	Tool   string `json:"tool"`
+	// Tool identifies the declaration on its server (toolgate.ToolDef.Tool):
+	// a tool's or prompt's name, a resource's URI, a template's URI
+	// template.
+	Tool string `json:"tool"`
 	// Name is the exposed name the tool was last seen under.
 	Name string `json:"name"`
 	// PinnedHash is the approved definition's hash; "" if none ever was.
@@ -87,29 +96,47 @@ type pinEvent struct {
 	By string `json:"by,omitempty"`
 }
 
+// A pin's events are of kind KIND_seen or KIND_approve, KIND its pin's
+// kind (tool_seen, prompt_approve, resource_template_seen, ...).
 const (
-	kindPinSeen    = "tool_seen"
-	kindPinApprove = "tool_approve"
+	pinSeen        = "_seen"
+	pinApprove     = "_approve"
+	kindPinSeen    = toolgate.KindTool + pinSeen
+	kindPinApprove = toolgate.KindTool + pinApprove
 )
+
+// pinKinds are the kinds of declaration pinned.
+var pinKinds = []string{toolgate.KindTool, toolgate.KindPrompt, toolgate.KindResource, toolgate.KindResourceTemplate}
 
 // standaloneKinds are the event kinds not about a call: Verify checks
 // them in the chain but looks for no calls row.
-var standaloneKinds = map[string]bool{kindPinSeen: true, kindPinApprove: true, kindArchiveCut: true}
+var standaloneKinds = func() map[string]bool {
+	m := map[string]bool{kindArchiveCut: true}
+	for _, k := range pinKinds {
+		m[k+pinSeen], m[k+pinApprove] = true, true
+	}
+	return m
+}()
 
-func pinEventID(server, tool string) string { return "tool:" + server + "/" + tool }
+// pinEventID is the call_id of a pin's events: "KIND:SERVER/TOOL". No
+// call's id has a colon (they are ULIDs), and the kind prefix keeps a
+// prompt's events apart from a tool's of the same server and name.
+func pinEventID(kind, server, tool string) string { return kind + ":" + server + "/" + tool }
 
-// appendPinEvent chains a kind event about p; by is who approved ("" for
-// a definition seen, unless trust on first use pinned it).
-func (w *wtx) appendPinEvent(kind string, at time.Time, p *ToolPin, hash, by string) error {
-	body, err := json.Marshal(pinEvent{Kind: kind, ID: pinEventID(p.Server, p.Tool), At: at.UnixNano(),
+// appendPinEvent chains p's event of kind what (pinSeen or pinApprove);
+// by is who approved ("" for a definition seen, unless trust on first use
+// pinned it).
+func (w *wtx) appendPinEvent(what string, at time.Time, p *ToolPin, hash, by string) error {
+	kind, id := p.Kind+what, pinEventID(p.Kind, p.Server, p.Tool)
+	body, err := json.Marshal(pinEvent{Kind: kind, ID: id, At: at.UnixNano(),
 		Server: p.Server, Tool: p.Tool, Name: p.Name, Hash: hash, Pinned: p.PinnedHash, By: by})
 	if err != nil {
 		return fmt.Errorf("audit: encode %s event: %w", kind, err)
 	}
-	return w.appendBody(pinEventID(p.Server, p.Tool), kind, at.UnixNano(), body)
+	return w.appendBody(id, kind, at.UnixNano(), body)
 }
 
-const pinCols = `server, tool, name, pinned_hash, pinned_def, seen_hash, seen_def, seen_at, first_seen, approved_at, approved_by`
+const pinCols = `kind, server, tool, name, pinned_hash, pinned_def, seen_hash, seen_def, seen_at, first_seen, approved_at, approved_by`
 
 func scanPin(sc scanner) (*ToolPin, error) {
 	var (
@@ -118,7 +145,7 @@ func scanPin(sc scanner) (*ToolPin, error) {
 		seenAt, first      int64
 		approvedAt         sql.NullInt64
 	)
-	if err := sc.Scan(&p.Server, &p.Tool, &p.Name, &p.PinnedHash, &pinnedDef, &p.SeenHash, &seenDef, &seenAt, &first,
+	if err := sc.Scan(&p.Kind, &p.Server, &p.Tool, &p.Name, &p.PinnedHash, &pinnedDef, &p.SeenHash, &seenDef, &seenAt, &first,
 		&approvedAt, &p.ApprovedBy); err != nil {
 		return nil, err
 	}
@@ -135,17 +162,21 @@ func scanPin(sc scanner) (*ToolPin, error) {
 	return &p, nil
 }
 
-// ObservePin records that tool t was listed with its definition, and
-// returns its pin: a tool seen for the first time is inserted, pinned
-// at once in mode PinTOFU, pending approval in PinStrict; a definition
-// other than the one seen last is recorded as seen. Each of those is
-// chained in the audit log. Seeing the same definition again writes
-// nothing.
+// ObservePin records that declaration t (a tool, prompt, resource or
+// resource template) was listed with its definition, and returns its pin:
+// one seen for the first time is inserted, pinned at once in mode
+// PinTOFU, pending approval in PinStrict; a definition other than the one
+// seen last is recorded as seen. Each of those is chained in the audit
+// log. Seeing the same definition again writes nothing.
 func (s *Store) ObservePin(ctx context.Context, t toolgate.ToolDef, mode PinMode) (*ToolPin, error) {
-	if t.Hash == "" {
-		return nil, fmt.Errorf("audit: tool %s has no definition hash", t.Name)
+	kind := t.KindName()
+	if !slices.Contains(pinKinds, kind) {
+		return nil, fmt.Errorf("audit: %s %s: no such kind of pin", kind, t.Name)
 	}
-	if p, err := s.pin(ctx, s.rdb, t.Server, t.Tool); err == nil && p.SeenHash == t.Hash && p.Name == t.Name {
+	if t.Hash == "" {
+		return nil, fmt.Errorf("audit: %s %s has no definition hash", toolgate.KindNoun(kind), t.Name)
+	}
+	if p, err := s.pin(ctx, s.rdb, kind, t.Server, t.Tool); err == nil && p.SeenHash == t.Hash && p.Name == t.Name {
 		return p, nil // the common case: nothing new, no write
 	} else if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, err
@@ -153,11 +184,11 @@ func (s *Store) ObservePin(ctx context.Context, t toolgate.ToolDef, mode PinMode
 	var out *ToolPin
 	at := utc(s.o.Now())
 	err := s.write(ctx, func(w *wtx) error {
-		p, err := s.pin(w.ctx, w.s.conn, t.Server, t.Tool)
+		p, err := s.pin(w.ctx, w.s.conn, kind, t.Server, t.Tool)
 		by := ""
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			p = &ToolPin{Server: t.Server, Tool: t.Tool, Name: t.Name, SeenHash: t.Hash, SeenDef: t.Definition,
+			p = &ToolPin{Kind: kind, Server: t.Server, Tool: t.Tool, Name: t.Name, SeenHash: t.Hash, SeenDef: t.Definition,
 				SeenAt: at, FirstSeen: at}
 			if mode != PinStrict {
 				p.PinnedHash, p.PinnedDef, p.ApprovedAt, p.ApprovedBy = t.Hash, t.Definition, &at, ByTOFU
@@ -167,18 +198,18 @@ func (s *Store) ObservePin(ctx context.Context, t toolgate.ToolDef, mode PinMode
 			if p.ApprovedAt != nil {
 				approved = at.UnixNano()
 			}
-			if _, err := w.s.conn.ExecContext(w.ctx, `INSERT INTO tool_pins (`+pinCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
-				p.Server, p.Tool, p.Name, p.PinnedHash, string(p.PinnedDef), p.SeenHash, string(p.SeenDef), at.UnixNano(), at.UnixNano(),
+			if _, err := w.s.conn.ExecContext(w.ctx, `INSERT INTO pins (`+pinCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+				p.Kind, p.Server, p.Tool, p.Name, p.PinnedHash, string(p.PinnedDef), p.SeenHash, string(p.SeenDef), at.UnixNano(), at.UnixNano(),
 				approved, p.ApprovedBy); err != nil {
-				return fmt.Errorf("audit: record tool %s: %w", t.Name, err)
+				return fmt.Errorf("audit: record %s %s: %w", toolgate.KindNoun(kind), t.Name, err)
 			}
 		case err != nil:
 			return err
 		case p.SeenHash == t.Hash:
 			if p.Name != t.Name {
-				if _, err := w.s.conn.ExecContext(w.ctx, `UPDATE tool_pins SET name = ? WHERE server = ? AND tool = ?`,
-					t.Name, p.Server, p.Tool); err != nil {
-					return fmt.Errorf("audit: record tool %s: %w", t.Name, err)
+				if _, err := w.s.conn.ExecContext(w.ctx, `UPDATE pins SET name = ? WHERE kind = ? AND server = ? AND tool = ?`,
+					t.Name, p.Kind, p.Server, p.Tool); err != nil {
+					return fmt.Errorf("audit: record %s %s: %w", toolgate.KindNoun(kind), t.Name, err)
 				}
 				p.Name = t.Name
 			}
@@ -186,14 +217,14 @@ func (s *Store) ObservePin(ctx context.Context, t toolgate.ToolDef, mode PinMode
 			return nil
 		default:
 			p.Name, p.SeenHash, p.SeenDef, p.SeenAt = t.Name, t.Hash, t.Definition, at
-			if _, err := w.s.conn.ExecContext(w.ctx, `UPDATE tool_pins SET name = ?, seen_hash = ?, seen_def = ?, seen_at = ?
-				WHERE server = ? AND tool = ?`, p.Name, p.SeenHash, string(p.SeenDef), at.UnixNano(), p.Server, p.Tool); err != nil {
-				return fmt.Errorf("audit: record tool %s: %w", t.Name, err)
+			if _, err := w.s.conn.ExecContext(w.ctx, `UPDATE pins SET name = ?, seen_hash = ?, seen_def = ?, seen_at = ?
+				WHERE kind = ? AND server = ? AND tool = ?`, p.Name, p.SeenHash, string(p.SeenDef), at.UnixNano(), p.Kind, p.Server, p.Tool); err != nil {
+				return fmt.Errorf("audit: record %s %s: %w", toolgate.KindNoun(kind), t.Name, err)
 			}
 		}
 		p.State = p.state()
 		out = p
-		return w.appendPinEvent(kindPinSeen, at, p, t.Hash, by)
+		return w.appendPinEvent(pinSeen, at, p, t.Hash, by)
 	})
 	if err != nil {
 		return nil, err
@@ -207,44 +238,91 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func (s *Store) pin(ctx context.Context, q querier, server, tool string) (*ToolPin, error) {
-	p, err := scanPin(q.QueryRowContext(ctx, `SELECT `+pinCols+` FROM tool_pins WHERE server = ? AND tool = ?`, server, tool))
+func (s *Store) pin(ctx context.Context, q querier, kind, server, tool string) (*ToolPin, error) {
+	p, err := scanPin(q.QueryRowContext(ctx, `SELECT `+pinCols+` FROM pins WHERE kind = ? AND server = ? AND tool = ?`, kind, server, tool))
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("audit: read pin of %s/%s: %w", server, tool, err)
+		return nil, fmt.Errorf("audit: read pin of %s %s/%s: %w", kind, server, tool, err)
 	}
 	return p, err
 }
 
-// ToolPins lists every tool ever seen, by exposed name.
+// ToolPins lists every declaration ever seen (tools, prompts, resources,
+// resource templates), by exposed name, then kind.
 func (s *Store) ToolPins(ctx context.Context) ([]*ToolPin, error) {
 	return allPins(ctx, s.rdb)
 }
 
 func allPins(ctx context.Context, q querier) ([]*ToolPin, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+pinCols+` FROM tool_pins ORDER BY name, server, tool`)
+	rows, err := q.QueryContext(ctx, `SELECT `+pinCols+` FROM pins ORDER BY name, kind, server, tool`)
 	if err != nil {
-		return nil, fmt.Errorf("audit: tool pins: %w", err)
+		return nil, fmt.Errorf("audit: pins: %w", err)
 	}
 	defer rows.Close()
 	var out []*ToolPin
 	for rows.Next() {
 		p, err := scanPin(rows)
 		if err != nil {
-			return nil, fmt.Errorf("audit: tool pins: %w", err)
+			return nil, fmt.Errorf("audit: pins: %w", err)
 		}
 		out = append(out, p)
 	}
 	return out, rows.Err()
 }
 
-// ErrNoSuchTool: ApprovePins was given a name no tool was seen under.
-var ErrNoSuchTool = errors.New("audit: no tool seen under that name")
+// ErrNoSuchTool: ApprovePins was given a name no declaration was seen
+// under.
+var ErrNoSuchTool = errors.New("audit: no tool, prompt or resource seen under that name")
 
-// ApprovePins approves the definition last seen of each tool named (by
-// exposed name), and with allChanged of every changed or pending tool, as
+// ErrAmbiguousPin: ApprovePins was given a name that declarations of two
+// kinds (a tool and a prompt, say) were seen under.
+var ErrAmbiguousPin = errors.New("audit: declarations of more than one kind were seen under that name")
+
+// Names returns the names p answers to on the command line: its exposed
+// name, alone and after its kind ("prompt:up__greet"), and for a resource
+// or template also its URI (template) alone and after its kind, since
+// resources' names need not be unique.
+func (p *ToolPin) Names() []string {
+	names := []string{p.Name, p.Kind + ":" + p.Name}
+	if p.Kind == toolgate.KindResource || p.Kind == toolgate.KindResourceTemplate {
+		names = append(names, p.Tool, p.Kind+":"+p.Tool)
+	}
+	return names
+}
+
+// MatchPins returns the pins of ps that name designates (see Names). A
+// name designating declarations of more than one kind is an error
+// (ErrAmbiguousPin) that lists their qualified names, and one designating
+// none ErrNoSuchTool: the admin approves what was reviewed, never a
+// namesake.
+func MatchPins(ps []*ToolPin, name string) ([]*ToolPin, error) {
+	var (
+		out   []*ToolPin
+		kinds []string
+	)
+	for _, p := range ps {
+		if !slices.Contains(p.Names(), name) {
+			continue
+		}
+		out = append(out, p)
+		if q := p.Kind + ":" + p.Name; !slices.Contains(kinds, q) {
+			kinds = append(kinds, q)
+		}
+	}
+	switch {
+	case len(out) == 0:
+		return nil, fmt.Errorf("%w: %s (see `toolgate tools list`)", ErrNoSuchTool, name)
+	case slices.ContainsFunc(out, func(p *ToolPin) bool { return p.Kind != out[0].Kind }):
+		return nil, fmt.Errorf("%w: %s; name one of %s", ErrAmbiguousPin, name, strings.Join(kinds, ", "))
+	}
+	return out, nil
+}
+
+// ApprovePins approves the definition last seen of each declaration named
+// (see MatchPins), and with allChanged of every changed or pending one, as
 // approved by by (e.g. "cli:alice"), chaining each approval. It returns
-// the pins it approved; a tool whose seen definition is already the pinned
-// one is left as it is. All or nothing: an unknown name approves none.
+// the pins it approved; one whose seen definition is already the pinned
+// one is left as it is. All or nothing: an unknown or ambiguous name
+// approves none.
 func (s *Store) ApprovePins(ctx context.Context, names []string, allChanged bool, by string) ([]*ToolPin, error) {
 	at := utc(s.o.Now())
 	var out []*ToolPin
@@ -254,32 +332,30 @@ func (s *Store) ApprovePins(ctx context.Context, names []string, allChanged bool
 		if err != nil {
 			return err
 		}
-		want := map[string]bool{}
+		want := map[*ToolPin]bool{}
 		for _, n := range names {
-			want[n] = true
+			ps, err := MatchPins(all, n)
+			if err != nil {
+				return err
+			}
+			for _, p := range ps {
+				want[p] = true
+			}
 		}
 		for _, p := range all {
-			named := want[p.Name]
-			delete(want, p.Name)
-			if !named && !(allChanged && p.State != toolgate.PinPinned) {
-				continue
-			}
-			if p.State == toolgate.PinPinned {
+			if p.State == toolgate.PinPinned || !(want[p] || allChanged) {
 				continue
 			}
 			p.PinnedHash, p.PinnedDef, p.ApprovedAt, p.ApprovedBy = p.SeenHash, p.SeenDef, &at, by
-			if _, err := w.s.conn.ExecContext(w.ctx, `UPDATE tool_pins SET pinned_hash = ?, pinned_def = ?, approved_at = ?, approved_by = ?
-				WHERE server = ? AND tool = ?`, p.PinnedHash, string(p.PinnedDef), at.UnixNano(), by, p.Server, p.Tool); err != nil {
-				return fmt.Errorf("audit: approve %s: %w", p.Name, err)
+			if _, err := w.s.conn.ExecContext(w.ctx, `UPDATE pins SET pinned_hash = ?, pinned_def = ?, approved_at = ?, approved_by = ?
+				WHERE kind = ? AND server = ? AND tool = ?`, p.PinnedHash, string(p.PinnedDef), at.UnixNano(), by, p.Kind, p.Server, p.Tool); err != nil {
+				return fmt.Errorf("audit: approve %s %s: %w", toolgate.KindNoun(p.Kind), p.Name, err)
 			}
 			p.State = p.state()
-			if err := w.appendPinEvent(kindPinApprove, at, p, p.SeenHash, by); err != nil {
+			if err := w.appendPinEvent(pinApprove, at, p, p.SeenHash, by); err != nil {
 				return err
 			}
 			out = append(out, p)
-		}
-		for n := range want {
-			return fmt.Errorf("%w: %s (see `toolgate tools list`)", ErrNoSuchTool, n)
 		}
 		return nil
 	})
@@ -290,15 +366,15 @@ func (s *Store) ApprovePins(ctx context.Context, names []string, allChanged bool
 }
 
 // pinsVersion is a fingerprint of the pins an approval changes: it moves
-// whenever a tool is added or a pin approved (an approval stamps
+// whenever a declaration is added or a pin approved (an approval stamps
 // approved_at with its time; the sum is a float sum, which cannot overflow).
 func (s *Store) pinsVersion(ctx context.Context) (string, error) {
 	var (
 		n, last int64
 		sum     float64
 	)
-	if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MAX(approved_at), 0), COALESCE(SUM(CAST(approved_at AS DOUBLE PRECISION)), 0) FROM tool_pins`).Scan(&n, &last, &sum); err != nil {
-		return "", fmt.Errorf("audit: tool pins: %w", err)
+	if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MAX(approved_at), 0), COALESCE(SUM(CAST(approved_at AS DOUBLE PRECISION)), 0) FROM pins`).Scan(&n, &last, &sum); err != nil {
+		return "", fmt.Errorf("audit: pins: %w", err)
 	}
 	return fmt.Sprintf("%d/%d/%g", n, last, sum), nil
 }

@@ -337,8 +337,32 @@ CREATE INDEX calls_pending  ON calls(received_at) WHERE status = 'pending';`,
 	// approval of one must not run the other. A grant issued before has
 	// kind '', which no call's kind equals: it matches nothing.
 	`ALTER TABLE grants ADD COLUMN kind TEXT NOT NULL DEFAULT '';`,
+	// 21: pins of prompts, resources and resource templates beside the
+	// tools' (pins.go): one table whose key leads with the kind, so that a
+	// prompt and a tool of one server and name are two pins. A resource's
+	// tool column holds its URI, a template's its URI template. The tool
+	// pins carry over as kind 'tool'; their chained events keep their
+	// call_id ("tool:SERVER/TOOL").
+	`CREATE TABLE pins (
+	kind        TEXT    NOT NULL,
+	server      TEXT    NOT NULL,
+	tool        TEXT    NOT NULL,
+	name        TEXT    NOT NULL,
+	pinned_hash TEXT    NOT NULL DEFAULT '',
+	pinned_def  TEXT    NOT NULL DEFAULT '',
+	seen_hash   TEXT    NOT NULL,
+	seen_def    TEXT    NOT NULL,
+	seen_at     INTEGER NOT NULL,
+	first_seen  INTEGER NOT NULL,
+	approved_at INTEGER,
+	approved_by TEXT    NOT NULL DEFAULT '',
+	PRIMARY KEY (kind, server, tool)
+);
+INSERT INTO pins (kind, server, tool, name, pinned_hash, pinned_def, seen_hash, seen_def, seen_at, first_seen, approved_at, approved_by)
+SELECT 'tool', server, tool, name, pinned_hash, pinned_def, seen_hash, seen_def, seen_at, first_seen, approved_at, approved_by FROM tool_pins;
+DROP TABLE tool_pins;`,
 }
 
 // SchemaVersion is the schema version this build writes and understands
 // (len(migrations); a test keeps the two in step).
-const SchemaVersion = 20
+const SchemaVersion = 21

@@ -176,7 +176,7 @@ func (g *Gate) handle(ctx context.Context, c toolgate.Call, forward func(context
 	if c.Pin.Quarantined() {
 		// The tool's definition is not the approved one: no rule may run
 		// it, whatever the definition now claims (annotations included).
-		d = toolgate.Decision{Action: toolgate.Deny, Rule: RulePin, Reason: c.Pin.Refusal(c.Name)}
+		d = toolgate.Decision{Action: toolgate.Deny, Rule: RulePin, Reason: c.Pin.Refusal(c.KindName(), c.Name)}
 	} else {
 		d = g.o.Decider.Decide(ctx, c)
 	}

@@ -285,7 +285,7 @@ func (s *Server) wrap(t tools.Tool) (server.ServerTool, *exposedTool, error) {
 func quarantinedDef(t tools.Tool) mcpgo.Tool {
 	return mcpgo.Tool{
 		Name:           t.Def.Name,
-		Description:    "QUARANTINED by toolgate, every call is refused: " + t.Pin.Refusal(t.Name) + ".",
+		Description:    quarantinedText(t.Pin, toolgate.KindTool, t.Name),
 		RawInputSchema: json.RawMessage(`{"type":"object"}`),
 	}
 }

@@ -140,7 +140,8 @@ func combineInstructions(own string, ups []tools.ServerInstructions) string {
 
 // syncSurface registers the upstreams' current resources, templates and
 // prompts with mcp-go under their exposed names, each group only when it
-// changed (mcp-go sends agents list_changed for every registration).
+// changed (mcp-go sends agents list_changed for every registration). A
+// quarantined one (tools.Decl.Pin) is registered as its stub.
 func (s *Server) syncSurface() {
 	if s.o.Surface == nil {
 		return
@@ -151,6 +152,9 @@ func (s *Server) syncSurface() {
 	for _, r := range sf.Resources {
 		def := r.Def
 		def.Name = r.Name
+		if r.Pin.Quarantined() {
+			def = mcpgo.Resource{URI: r.Def.URI, Name: r.Def.URI, Description: quarantinedText(r.Pin, toolgate.KindResource, r.Name)}
+		}
 		res = append(res, server.ServerResource{Resource: def, Handler: s.readResource})
 	}
 	if changedGroup(&s.surf.registered[0], res, func(r server.ServerResource) any { return r.Resource }) {
@@ -164,6 +168,10 @@ func (s *Server) syncSurface() {
 	for _, t := range sf.Templates {
 		def := t.Def
 		def.Name = t.Name
+		if t.Pin.Quarantined() {
+			def = mcpgo.ResourceTemplate{URITemplate: t.Def.URITemplate, Name: t.Def.URITemplate.Raw(),
+				Description: quarantinedText(t.Pin, toolgate.KindResourceTemplate, t.Name)}
+		}
 		tpls = append(tpls, server.ServerResourceTemplate{Template: def, Handler: s.readResource})
 	}
 	if changedGroup(&s.surf.registered[1], tpls, func(t server.ServerResourceTemplate) any { return t.Template }) {
@@ -174,11 +182,24 @@ func (s *Server) syncSurface() {
 	for _, p := range sf.Prompts {
 		def := p.Def
 		def.Name = p.Name
+		if p.Pin.Quarantined() {
+			def = mcpgo.Prompt{Name: p.Name, Description: quarantinedText(p.Pin, toolgate.KindPrompt, p.Name)}
+		}
 		prompts = append(prompts, server.ServerPrompt{Prompt: def, Handler: s.getPrompt})
 	}
 	if changedGroup(&s.surf.registered[2], prompts, func(p server.ServerPrompt) any { return p.Prompt }) {
 		s.mcp.SetPrompts(prompts...)
 	}
+}
+
+// quarantinedText is the description of a quarantined declaration's stub,
+// which keeps only what identifies it (a prompt's name, a resource's URI,
+// a template's URI template): as for a quarantined tool (quarantinedDef),
+// none of the upstream's unapproved text (description, title, arguments,
+// annotations, _meta, icons) reaches the agent, and a get or read of it
+// reaches the gate, which refuses and records it.
+func quarantinedText(p toolgate.Pin, kind, name string) string {
+	return "QUARANTINED by toolgate, every use is refused: " + p.Refusal(kind, name) + "."
 }
 
 // changedGroup reports whether the definitions of items differ from those

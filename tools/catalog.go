@@ -137,7 +137,7 @@ type Tool struct {
 
 // PinDef is what a pin covers of t.
 func (t *Tool) PinDef() toolgate.ToolDef {
-	return toolgate.ToolDef{Server: t.Server, Tool: t.Def.Name, Name: t.Name, Definition: t.Definition, Hash: t.DefHash}
+	return toolgate.ToolDef{Kind: toolgate.KindTool, Server: t.Server, Tool: t.Def.Name, Name: t.Name, Definition: t.Definition, Hash: t.DefHash}
 }
 
 // Call is a call of t carrying what t's definition decides (identity,
@@ -381,15 +381,31 @@ func (c *Catalog) Lookup(name string) (Tool, bool) {
 	return t, ok
 }
 
-// PinOf returns the current pin state of call's tool; ok is false when no
-// tool of call's server and name is exposed under call.Name. It implements
-// gate.PinSource.
+// PinOf returns the current pin state of what call uses, by its kind: its
+// tool, its prompt, or for a resource read the listed resource or the
+// template that routes its URI (RouteResource). ok is false when the
+// catalog lists no such declaration of call's server and name (a
+// completion, or a resource no list declares, which agents were told
+// nothing about). It implements gate.PinSource.
 func (c *Catalog) PinOf(call toolgate.Call) (toolgate.Pin, bool) {
-	t, ok := c.Lookup(call.Name)
-	if !ok || t.Server != call.Server || t.Def.Name != call.Tool {
-		return toolgate.Pin{}, false
+	switch call.KindName() {
+	case toolgate.KindTool:
+		t, ok := c.Lookup(call.Name)
+		if !ok || t.Server != call.Server || t.Def.Name != call.Tool {
+			return toolgate.Pin{}, false
+		}
+		return t.Pin, true
+	case toolgate.KindPrompt:
+		p, ok := c.LookupPrompt(call.Name)
+		if !ok || p.Server != call.Server || p.Def.Name != call.Tool {
+			return toolgate.Pin{}, false
+		}
+		return p.Pin, true
+	case toolgate.KindResource:
+		uri, _ := call.Args["uri"].(string)
+		return c.resourcePin(call.Server, uri)
 	}
-	return t.Pin, true
+	return toolgate.Pin{}, false
 }
 
 // UpstreamStatus describes one upstream's current state.
@@ -428,15 +444,20 @@ func (c *Catalog) Collisions() error {
 	return errors.Join(errs...)
 }
 
-// Refresh rebuilds the tool list, checking every tool's pin again, and
-// calls OnChange if anything changed (e.g. an admin approved a pin).
-func (c *Catalog) Refresh() { c.rebuild() }
+// Refresh rebuilds the tool list and the merged resources and prompts,
+// checking every pin again, and calls OnChange if anything changed (e.g.
+// an admin approved a pin).
+func (c *Catalog) Refresh() {
+	c.rebuild()
+	c.rebuildSurface()
+}
 
-// pinTimeout bounds checking one tool's pin.
+// pinTimeout bounds checking one pin.
 const pinTimeout = 10 * time.Second
 
-// pin returns t's pin state: what Options.Pins says, fail closed.
-func (c *Catalog) pin(u *upstream, t Tool) toolgate.Pin {
+// pin returns the pin state of d, listed by u: what Options.Pins says,
+// fail closed.
+func (c *Catalog) pin(u *upstream, d toolgate.ToolDef) toolgate.Pin {
 	switch {
 	case c.o.Pins == nil:
 		return toolgate.Pin{}
@@ -445,14 +466,21 @@ func (c *Catalog) pin(u *upstream, t Tool) toolgate.Pin {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), pinTimeout)
 	defer cancel()
-	p, err := c.o.Pins.CheckPin(ctx, t.PinDef())
+	kind := d.KindName()
+	p, err := c.o.Pins.CheckPin(ctx, d)
 	if err != nil {
-		c.log.Error("checking a tool's pin failed; the tool is quarantined", "tool", t.Name, "server", t.Server, "err", err)
+		c.log.Error("checking a pin failed; the "+toolgate.KindNoun(kind)+" is quarantined", "kind", kind, "name", d.Name, "server", d.Server, "err", err)
 		return toolgate.Pin{State: toolgate.PinError, Err: err.Error()}
 	}
 	if p.Quarantined() {
-		c.log.Warn("tool quarantined: its definition is not approved; review it with `toolgate tools show "+t.Name+"`, approve it with `toolgate tools approve "+t.Name+"`",
-			"tool", t.Name, "server", t.Server, "pin", p.State, "def_hash", t.DefHash)
+		// The qualified name approves this declaration alone, whatever
+		// else is exposed under its name.
+		name := d.Name
+		if kind != toolgate.KindTool {
+			name = kind + ":" + d.Name
+		}
+		c.log.Warn(toolgate.KindNoun(kind)+" quarantined: its definition is not approved; review it with `toolgate tools show "+name+"`, approve it with `toolgate tools approve "+name+"`",
+			"kind", kind, "name", d.Name, "server", d.Server, "pin", p.State, "def_hash", d.Hash)
 	}
 	return p
 }
@@ -488,7 +516,7 @@ func (c *Catalog) rebuild() {
 			if taken[t.Name] {
 				continue
 			}
-			t.Pin = c.pin(c.ups[i], t)
+			t.Pin = c.pin(c.ups[i], t.PinDef())
 			index[t.Name] = t
 			all = append(all, t)
 		}

@@ -12,15 +12,16 @@ import (
 	"github.com/toolgate/toolgate"
 )
 
-// PinStore keeps tool pins. *audit.Pins is one.
+// PinStore keeps the pins of upstream tools, prompts, resources and
+// resource templates. *audit.Pins is one.
 type PinStore interface {
-	// CheckPin records d if this is the first time its server and tool
-	// are seen, or if it differs from the definition seen last, and
+	// CheckPin records d if this is the first time its kind, server and
+	// tool are seen, or if it differs from the definition seen last, and
 	// returns d's state against its pin.
 	CheckPin(ctx context.Context, d toolgate.ToolDef) (toolgate.Pin, error)
 }
 
-// Definition returns the canonical JSON of what a pin covers of one
+// ToolDefinition returns the canonical JSON of what a pin covers of one
 // upstream tool and its hex sha256, the definition hash. def is the tool
 // as decoded for agents and rules (DecodeTool), unannotated whether it
 // was listed without annotations (Tool.Unannotated).
@@ -31,7 +32,7 @@ type PinStore interface {
 // pinned, what `toolgate tools show` displays and what agents and rules
 // get are one value, so no spelling of a member (another letter case, a
 // key given twice) can reach an agent or a rule unpinned.
-func Definition(def mcp.Tool, unannotated bool) (canon json.RawMessage, hash string, err error) {
+func ToolDefinition(def mcp.Tool, unannotated bool) (canon json.RawMessage, hash string, err error) {
 	b, err := json.Marshal(def)
 	if err != nil {
 		return nil, "", fmt.Errorf("tool definition: %w", err)
@@ -47,8 +48,33 @@ func Definition(def mcp.Tool, unannotated bool) (canon json.RawMessage, hash str
 			return nil, "", fmt.Errorf("tool definition: %w", err)
 		}
 	}
-	if canon, err = CanonicalJSON(b); err != nil {
-		return nil, "", fmt.Errorf("tool definition: %w", err)
+	return canonicalDefinition(b)
+}
+
+// Definition returns the canonical JSON of what a pin covers of one
+// upstream prompt, resource or resource template (an mcp.Prompt,
+// mcp.Resource or mcp.ResourceTemplate) and its hex sha256. decl is the
+// value agents are sent (re-encoded, its name aside: see the mcp
+// package's syncSurface), decoded once from the upstream's list, so every
+// member it has is pinned (a prompt's name, title, description,
+// arguments, _meta and icons; a resource's URI, name, title, description,
+// MIME type, size, annotations, _meta and icons), and no spelling of a
+// member the upstream sent (another letter case, a key given twice) can
+// reach an agent other than as pinned: no bytes of the upstream's are
+// passed on beside it.
+func Definition(decl any) (canon json.RawMessage, hash string, err error) {
+	b, err := json.Marshal(decl)
+	if err != nil {
+		return nil, "", fmt.Errorf("definition: %w", err)
+	}
+	return canonicalDefinition(b)
+}
+
+// canonicalDefinition is b's canonical JSON and its hex sha256.
+func canonicalDefinition(b []byte) (json.RawMessage, string, error) {
+	canon, err := CanonicalJSON(b)
+	if err != nil {
+		return nil, "", fmt.Errorf("definition: %w", err)
 	}
 	sum := sha256.Sum256(canon)
 	return canon, hex.EncodeToString(sum[:]), nil

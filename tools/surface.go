@@ -12,6 +12,8 @@ import (
 
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/toolgate/toolgate"
 )
 
 // ErrUnknownResource matches (errors.Is) the error for a resource URI that
@@ -33,6 +35,7 @@ type Resource struct {
 	Server string
 	// Def is the upstream's definition, unchanged.
 	Def mcp.Resource
+	Decl
 }
 
 // ResourceTemplate is one upstream resource template as exposed (name
@@ -41,6 +44,7 @@ type ResourceTemplate struct {
 	Name   string
 	Server string
 	Def    mcp.ResourceTemplate
+	Decl
 }
 
 // Prompt is one upstream prompt as exposed (name prefixed).
@@ -48,6 +52,42 @@ type Prompt struct {
 	Name   string
 	Server string
 	Def    mcp.Prompt
+	Decl
+}
+
+// Decl is what pinning knows of a resource, template or prompt.
+type Decl struct {
+	// Definition is the canonical JSON of what a pin covers (see
+	// [Definition]): Def as agents are sent it. DefHash is its hex sha256.
+	Definition json.RawMessage
+	DefHash    string
+	// Pin is the definition's state against its pin, as of the catalog's
+	// last rebuildSurface; PinUnchecked without Options.Pins. Agents are
+	// shown a quarantined one's stub, and its reads or gets are refused.
+	Pin toolgate.Pin
+}
+
+// declOf is the pinning half of def, or why def cannot be pinned.
+func declOf(def any) (Decl, error) {
+	canon, hash, err := Definition(def)
+	return Decl{Definition: canon, DefHash: hash}, err
+}
+
+// PinDef is what a pin covers of r: a resource is identified by its URI.
+func (r *Resource) PinDef() toolgate.ToolDef {
+	return toolgate.ToolDef{Kind: toolgate.KindResource, Server: r.Server, Tool: r.Def.URI, Name: r.Name, Definition: r.Definition, Hash: r.DefHash}
+}
+
+// PinDef is what a pin covers of t: a template is identified by its URI
+// template as written.
+func (t *ResourceTemplate) PinDef() toolgate.ToolDef {
+	return toolgate.ToolDef{Kind: toolgate.KindResourceTemplate, Server: t.Server, Tool: t.Def.URITemplate.Raw(), Name: t.Name,
+		Definition: t.Definition, Hash: t.DefHash}
+}
+
+// PinDef is what a pin covers of p.
+func (p *Prompt) PinDef() toolgate.ToolDef {
+	return toolgate.ToolDef{Kind: toolgate.KindPrompt, Server: p.Server, Tool: p.Def.Name, Name: p.Name, Definition: p.Definition, Hash: p.DefHash}
 }
 
 // Capabilities is what the upstreams offer beyond tools, merged: a feature
@@ -92,7 +132,12 @@ func (u *upstream) listSurface(ctx context.Context, c *conn) upSurface {
 			u.log.Warn("resources/list failed; the upstream's resources are not exposed", "err", err)
 		} else {
 			for _, r := range res.Resources {
-				s.resources = append(s.resources, Resource{Name: u.cat.exposedName(u.spec.Name, r.Name), Server: u.spec.Name, Def: r})
+				d, err := declOf(r)
+				if err != nil {
+					u.log.Warn("upstream resource skipped", "resource", r.URI, "err", err)
+					continue
+				}
+				s.resources = append(s.resources, Resource{Name: u.cat.exposedName(u.spec.Name, r.Name), Server: u.spec.Name, Def: r, Decl: d})
 			}
 		}
 		if res, err := c.client.ListResourceTemplates(ctx, mcp.ListResourceTemplatesRequest{}); err != nil {
@@ -103,7 +148,12 @@ func (u *upstream) listSurface(ctx context.Context, c *conn) upSurface {
 					u.log.Warn("upstream resource template without a URI template skipped", "template", t.Name)
 					continue
 				}
-				s.templates = append(s.templates, ResourceTemplate{Name: u.cat.exposedName(u.spec.Name, t.Name), Server: u.spec.Name, Def: t})
+				d, err := declOf(t)
+				if err != nil {
+					u.log.Warn("upstream resource template skipped", "template", t.Name, "err", err)
+					continue
+				}
+				s.templates = append(s.templates, ResourceTemplate{Name: u.cat.exposedName(u.spec.Name, t.Name), Server: u.spec.Name, Def: t, Decl: d})
 			}
 		}
 	}
@@ -112,7 +162,12 @@ func (u *upstream) listSurface(ctx context.Context, c *conn) upSurface {
 			u.log.Warn("prompts/list failed; the upstream's prompts are not exposed", "err", err)
 		} else {
 			for _, p := range res.Prompts {
-				s.prompts = append(s.prompts, Prompt{Name: u.cat.exposedName(u.spec.Name, p.Name), Server: u.spec.Name, Def: p})
+				d, err := declOf(p)
+				if err != nil {
+					u.log.Warn("upstream prompt skipped", "prompt", p.Name, "err", err)
+					continue
+				}
+				s.prompts = append(s.prompts, Prompt{Name: u.cat.exposedName(u.spec.Name, p.Name), Server: u.spec.Name, Def: p, Decl: d})
 			}
 		}
 	}
@@ -164,10 +219,12 @@ type surfaceIndex struct {
 	template map[string][]string // URI template (as written) -> servers
 }
 
-// rebuildSurface recomputes the merged surface and calls OnChange when it
-// differs from the previous one. A prompt name two servers list is
-// exposed by neither, as a tool name is (Catalog.rebuild); a server that
-// is down keeps the names of the prompts it listed last.
+// rebuildSurface recomputes the merged surface, checking the pin of each
+// resource, template and prompt exposed (as rebuild does each tool's),
+// and calls OnChange when it differs from the previous one. A prompt name
+// two servers list is exposed by neither, as a tool name is
+// (Catalog.rebuild); a server that is down keeps the names of the prompts
+// it listed last.
 func (c *Catalog) rebuildSurface() {
 	c.rebuildMu.Lock()
 	defer c.rebuildMu.Unlock()
@@ -204,6 +261,7 @@ func (c *Catalog) rebuildSurface() {
 				continue
 			}
 			seenRes[r.Name] = true
+			r.Pin = c.pin(u, r.PinDef())
 			idx.Resources = append(idx.Resources, r)
 		}
 		for _, t := range s.templates {
@@ -216,6 +274,7 @@ func (c *Catalog) rebuildSurface() {
 				continue
 			}
 			seenTpl[t.Name] = true
+			t.Pin = c.pin(u, t.PinDef())
 			idx.Templates = append(idx.Templates, t)
 		}
 		for _, p := range s.prompts {
@@ -226,6 +285,7 @@ func (c *Catalog) rebuildSurface() {
 				c.log.Warn("upstream listed a prompt twice; first kept", "prompt", p.Name, "server", p.Server)
 				continue
 			}
+			p.Pin = c.pin(u, p.PinDef())
 			idx.prompts[p.Name] = p
 			idx.Prompts = append(idx.Prompts, p)
 		}
@@ -338,6 +398,29 @@ func (c *Catalog) RouteResource(uri string) (ResourceRoute, error) {
 		return ResourceRoute{Server: only[0], Exposed: uri}, nil
 	}
 	return ResourceRoute{}, fmt.Errorf("%w: no upstream lists %s or has a resource template matching it", ErrUnknownResource, uri)
+}
+
+// resourcePin is the pin of what routes a read of uri to server: the
+// resource listed with that URI, else the template matching it (as
+// RouteResource chooses); ok is false when neither is listed.
+func (c *Catalog) resourcePin(server, uri string) (toolgate.Pin, bool) {
+	route, err := c.RouteResource(uri)
+	if err != nil || route.Server != server {
+		return toolgate.Pin{}, false
+	}
+	idx := c.surfaceIdx()
+	if route.Template == "" {
+		i := slices.IndexFunc(idx.Resources, func(r Resource) bool { return r.Server == server && r.Def.URI == uri })
+		if i < 0 {
+			return toolgate.Pin{}, false
+		}
+		return idx.Resources[i].Pin, true
+	}
+	i := slices.IndexFunc(idx.Templates, func(t ResourceTemplate) bool { return t.Server == server && t.Def.URITemplate.Raw() == route.Template })
+	if i < 0 {
+		return toolgate.Pin{}, false
+	}
+	return idx.Templates[i].Pin, true
 }
 
 // LookupPrompt returns the prompt exposed under name.

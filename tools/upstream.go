@@ -496,7 +496,7 @@ func (u *upstream) parseTool(raw json.RawMessage, serverVersion string) (Tool, e
 	if err != nil {
 		return Tool{}, fmt.Errorf("tool %q: input schema: %w", def.Name, err)
 	}
-	canon, defHash, err := Definition(def, unannotated)
+	canon, defHash, err := ToolDefinition(def, unannotated)
 	if err != nil {
 		return Tool{}, fmt.Errorf("tool %q: %w", def.Name, err)
 	}

@@ -18,20 +18,28 @@ const toolsUsage = `usage:
   toolgate tools list [--db PATH | --config FILE] [--output text|json]
   toolgate tools show NAME [--db PATH | --config FILE]
   toolgate tools approve NAME... [--all-changed] [--db PATH | --config FILE]
+  (tools, prompts, resources and resource templates alike; NAME below)
 
-toolgate pins every upstream tool's definition (name, title, description,
-input and output schemas, annotations) when it first sees it. A tool whose
-definition later changes is quarantined: its calls are refused until an
-admin approves the new definition. Under pinning mode strict, a new tool is
+toolgate pins the definition of every upstream tool, prompt, resource and
+resource template (everything agents are sent of it: name, title,
+description, schemas or arguments, annotations, _meta, icons, ...) when it
+first sees it. One whose definition later changes is quarantined: agents
+see a stub, and its calls, gets or reads are refused until an admin
+approves the new definition. Under pinning mode strict, a new one is
 quarantined until approved too.
 
-list shows every tool seen: its status (pinned, changed, new-pending), the
-hash of its pinned definition and of the one seen last, when it was first
-seen and who approved it when. show prints a tool's pinned and current
-definitions, to review before approving. approve pins the current
-definition of each named tool (by exposed name; --all-changed: of every
-changed or pending tool), recorded in the audit log with your user name. A
-running toolgate applies it within a second, without a restart.
+list shows every declaration seen: its kind, status (pinned, changed,
+new-pending), the hash of its pinned definition and of the one seen last,
+when it was first seen and who approved it when. show prints the pinned
+and current definitions of what NAME names, to review before approving.
+approve pins the current definition of each one named (--all-changed: of
+every changed or pending one), recorded in the audit log with your user
+name. A running toolgate applies it within a second, without a restart.
+
+NAME is an exposed name (up__echo); when a tool and a prompt (say) share
+it, qualify it with the kind: tool:up__echo, prompt:up__echo,
+resource:NAME, resource_template:NAME. A resource is also named by its
+URI, a template by its URI template.
 
 --db defaults to the config's audit.path with --config, else
 $TOOLGATE_AUDIT_DB, else $XDG_STATE_HOME/toolgate/audit.db, else
@@ -68,9 +76,9 @@ func runTools(ctx context.Context, args []string, env environ, stdout, stderr io
 	case sub == "list" && (len(pos) != 0 || (*output != "text" && *output != "json")):
 		return fmt.Errorf("%w: tools list takes no arguments and --output text or json", errUsage)
 	case sub == "show" && len(pos) != 1:
-		return fmt.Errorf("%w: tools show needs exactly one tool name (see `toolgate tools list`)", errUsage)
+		return fmt.Errorf("%w: tools show needs exactly one name (see `toolgate tools list`)", errUsage)
 	case sub == "approve" && len(pos) == 0 && !*allChanged:
-		return fmt.Errorf("%w: tools approve needs tool names or --all-changed", errUsage)
+		return fmt.Errorf("%w: tools approve needs names or --all-changed", errUsage)
 	}
 	st, err := audit.Open(ctx, path, audit.Options{ReadOnly: sub != "approve"})
 	if err != nil {
@@ -84,10 +92,11 @@ func runTools(ctx context.Context, args []string, env environ, stdout, stderr io
 			return fmt.Errorf("tools: %w", err)
 		}
 		if len(ps) == 0 {
-			fmt.Fprintln(stdout, "nothing to approve: every tool named is pinned to its current definition")
+			fmt.Fprintln(stdout, "nothing to approve: everything named is pinned to its current definition")
 		}
 		for _, p := range ps {
-			fmt.Fprintf(stdout, "approved %s: definition %s pinned by %s\n", toolgate.Visible(p.Name), toolgate.Visible(short12(p.PinnedHash)), toolgate.Visible(p.ApprovedBy))
+			fmt.Fprintf(stdout, "approved %s %s: definition %s pinned by %s\n", toolgate.KindNoun(p.Kind), toolgate.Visible(p.Name),
+				toolgate.Visible(short12(p.PinnedHash)), toolgate.Visible(p.ApprovedBy))
 		}
 		return nil
 	}
@@ -121,11 +130,11 @@ func short12(h string) string {
 
 func printPins(w io.Writer, ps []*audit.ToolPin) error {
 	if len(ps) == 0 {
-		fmt.Fprintln(w, "no tools seen yet")
+		fmt.Fprintln(w, "no tools, prompts or resources seen yet")
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TOOL\tSERVER\tUPSTREAM TOOL\tSTATUS\tPINNED\tSEEN\tFIRST SEEN\tAPPROVED")
+	fmt.Fprintln(tw, "NAME\tKIND\tSERVER\tUPSTREAM NAME OR URI\tSTATUS\tPINNED\tSEEN\tFIRST SEEN\tAPPROVED")
 	for _, p := range ps {
 		approved := "-"
 		if p.ApprovedAt != nil {
@@ -135,22 +144,22 @@ func printPins(w io.Writer, ps []*audit.ToolPin) error {
 		if p.State == toolgate.PinPinned {
 			seen = "="
 		}
-		fmt.Fprintln(tw, visibleCells(p.Name, p.Server, p.Tool, string(p.State), short12(p.PinnedHash), seen,
+		fmt.Fprintln(tw, visibleCells(p.Name, p.Kind, p.Server, p.Tool, string(p.State), short12(p.PinnedHash), seen,
 			p.FirstSeen.Local().Format(time.DateTime), approved))
 	}
 	return tw.Flush()
 }
 
-// showPin prints the pinned and the current definition of the tool
-// exposed as name.
+// showPin prints the pinned and the current definition of what name
+// designates (audit.MatchPins).
 func showPin(w io.Writer, ps []*audit.ToolPin, name string) error {
-	found := false
-	for _, p := range ps {
-		if p.Name != name {
-			continue
-		}
-		found = true
-		fmt.Fprintf(w, "%s (server %s, tool %s): %s\n", toolgate.Visible(p.Name), toolgate.Visible(p.Server), toolgate.Visible(p.Tool), toolgate.Visible(string(p.State)))
+	matched, err := audit.MatchPins(ps, name)
+	if err != nil {
+		return fmt.Errorf("tools: %w", err)
+	}
+	for _, p := range matched {
+		fmt.Fprintf(w, "%s %s (server %s, upstream %s): %s\n", toolgate.KindNoun(p.Kind), toolgate.Visible(p.Name), toolgate.Visible(p.Server),
+			toolgate.Visible(p.Tool), toolgate.Visible(string(p.State)))
 		for _, d := range []struct {
 			what string
 			hash string
@@ -166,9 +175,6 @@ func showPin(w io.Writer, ps []*audit.ToolPin, name string) error {
 			}
 			fmt.Fprintf(w, "%s (%s):\n%s\n", d.what, toolgate.Visible(d.hash), visibleJSON(d.def, ""))
 		}
-	}
-	if !found {
-		return fmt.Errorf("tools: %w: %s (see `toolgate tools list`)", audit.ErrNoSuchTool, name)
 	}
 	return nil
 }
