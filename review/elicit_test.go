@@ -2,6 +2,7 @@ package review
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -11,17 +12,23 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
-// elicitAnswer is the agent's user, answering every question the same way.
+// elicitAnswer is the agent's user, answering every question the same way
+// (or its client, failing to ask with fail).
 type elicitAnswer struct {
 	res       mcpgo.ElicitationResponse
+	fail      error
 	asks      chan mcpgo.ElicitationRequest
 	withdrawn chan struct{} // closed when an unanswered question is withdrawn
 }
 
 func (a *elicitAnswer) Elicit(ctx context.Context, req mcpgo.ElicitationRequest) (*mcpgo.ElicitationResult, error) {
 	a.asks <- req
+	if a.fail != nil {
+		return nil, a.fail
+	}
 	if a.res.Action == "" { // never answers
 		<-ctx.Done()
 		close(a.withdrawn)
@@ -233,4 +240,65 @@ func TestElicitationThroughSessionOnly(t *testing.T) {
 	if q := <-ans.asks; !strings.Contains(q.Params.Message, "shell__exec") {
 		t.Errorf("question = %q", q.Params.Message)
 	}
+}
+
+// heldElicitHarness asks the agent's user first, then waits in the
+// terminal channel, holding calls after 50ms.
+func heldElicitHarness(t *testing.T) *harness {
+	return newHarness(t, false, func(o *Options) {
+		o.Elicitation, o.Hold = true, 50*time.Millisecond
+		o.Channels = []string{toolgate.ChannelElicitation, toolgate.ChannelCLI}
+	})
+}
+
+// isHeld reports whether callThroughMCP's text says the call was held.
+func isHeld(got string) bool {
+	return strings.HasPrefix(got, "approved=false reviewer= channel=pending") && strings.Contains(got, toolgate.ErrHeld.Error())
+}
+
+// endHeld denies held review id, so that it ends before the test does.
+func (h *harness) endHeld(t *testing.T, id, session string) {
+	t.Helper()
+	if ok, err := h.svc.submit(context.Background(), id, toolgate.Verdict{Reviewer: "cli:alice", Channel: toolgate.ChannelCLI}); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	toolgatetest.Eventually(t, "the held review's end", func() bool { return h.openFor(session) == 0 })
+}
+
+// TestElicitationNotAskedOfPersonalCaller: a caller named by their own
+// credential is not asked to approve their own call (the store would
+// refuse the approval, and no hold applies while the user is asked): the
+// review goes to the next channel, and the call is held as usual.
+func TestElicitationNotAskedOfPersonalCaller(t *testing.T) {
+	h := heldElicitHarness(t)
+	c, d := testCall("01ELIPERSONAL")
+	c.SessionID = "http-session"
+	c.Principal = toolgate.Principal{User: "alice", Auth: toolgate.AuthToken}
+	ans := &elicitAnswer{res: mcpgo.ElicitationResponse{Action: mcpgo.ElicitationResponseActionAccept, Content: map[string]any{"approve": true}},
+		asks: make(chan mcpgo.ElicitationRequest, 1)}
+	got := callThroughMCPAs(t, h, c, d, ans)
+	if !isHeld(got) {
+		t.Fatalf("got %s", got)
+	}
+	if len(ans.asks) != 0 {
+		t.Error("alice was asked to approve her own call")
+	}
+	h.endHeld(t, c.ID, c.SessionID)
+}
+
+// TestElicitationFailureArmsHold: when asking the agent's user fails, the
+// review waits in the other channels under review.hold, as if the user had
+// never been asked, rather than keeping the call until the review's end.
+func TestElicitationFailureArmsHold(t *testing.T) {
+	h := heldElicitHarness(t)
+	c, d := testCall("01ELIFAILHOLD")
+	c.SessionID = "stdio-0123456789ab"
+	ans := &elicitAnswer{fail: errors.New("the client's form broke"), asks: make(chan mcpgo.ElicitationRequest, 1)}
+	if got := callThroughMCPAs(t, h, c, d, ans); !isHeld(got) {
+		t.Fatalf("got %s, want the call held once asking the user failed", got)
+	}
+	if len(ans.asks) != 1 {
+		t.Error("the user was not asked")
+	}
+	h.endHeld(t, c.ID, c.SessionID)
 }

@@ -197,7 +197,7 @@ func (s *Service) Review(ctx context.Context, c toolgate.Call, d toolgate.Decisi
 			"%d reviews of this session are already waiting for an answer (review.max_pending), so this call was not sent to "+
 				"reviewers; wait for those answers (the review_status tool tells them) before asking for more", s.o.MaxPending)}, nil
 	}
-	start := s.o.Now()
+	start, began := s.o.Now(), time.Now() // began: for the real timers
 	expires := start.Add(s.o.Timeout)
 	wake := s.register(c.ID)
 	w := &wait{s: s, c: c, d: d, log: log, expires: expires, counted: true}
@@ -254,6 +254,14 @@ func (s *Service) Review(ctx context.Context, c toolgate.Call, d toolgate.Decisi
 				why = append(why, fmt.Errorf("elicitation: rule %q needs %d approvers other than the agent's user", d.Rule, d.Review.Approvals))
 				continue
 			}
+			// A caller named by their own credential would be asked to
+			// approve their own call, which the store refuses: asking
+			// would only hold the call (no hold applies while the user is
+			// asked) for an answer that cannot count.
+			if c.Principal.Personal() {
+				why = append(why, fmt.Errorf("elicitation: the agent's user %s cannot approve their own call", c.Principal.User))
+				continue
+			}
 			if err := agent.CanElicit(ctx); err != nil {
 				why = append(why, fmt.Errorf("elicitation: %w", err))
 				continue
@@ -279,11 +287,18 @@ func (s *Service) Review(ctx context.Context, c toolgate.Call, d toolgate.Decisi
 		defer t.Stop()
 		escalateC = t.C
 	}
+	// The hold does not apply while the agent's own user is asked (pushed
+	// with no Slack message): the client shows the question. It starts
+	// when that ends in a failure, for what is left of it.
 	var holdC <-chan time.Time
-	if h := s.Hold(); h < s.o.Timeout && !(pushed && w.msgTS == "") {
-		t := time.NewTimer(h)
-		defer t.Stop()
-		holdC = t.C
+	armHold := func() {
+		if h := s.Hold(); h < s.o.Timeout {
+			t := time.NewTimer(h - time.Since(began))
+			holdC = t.C
+		}
+	}
+	if !(pushed && w.msgTS == "") {
+		armHold()
 	}
 	progress := toolgate.ProgressFrom(ctx)
 	var progressC <-chan time.Time
@@ -315,6 +330,9 @@ func (s *Service) Review(ctx context.Context, c toolgate.Call, d toolgate.Decisi
 				if !listening && w.msgTS == "" {
 					err = fmt.Errorf("review of %s: %w: elicitation: %w", c.ID, ErrNoChannel, err)
 					return s.conclude(w, toolgate.Verdict{Channel: "error", Reason: err.Error()}), err
+				}
+				if holdC == nil {
+					armHold()
 				}
 			}
 		case <-timer.C:

@@ -132,7 +132,7 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	if err != nil {
 		return err
 	}
-	pol, err := buildPolicy(ctx, cfg, env, dbp, rulesWorkspace(cfg, env, own, upstreams), sandboxRulesCheck(sb, cfg.Sandbox), logger)
+	pol, err := buildPolicy(ctx, cfg, env, dbp, rulesWorkspace(cfg, env, own, upstreams), sandboxRulesCheck(sb, cfg.Sandbox), *httpAddr != "", logger)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

@@ -56,7 +56,7 @@ const pathMetrics = "/metrics"
 // Socket Mode, CLI verdict polling, expiring the reviews of ended
 // processes). Reviews whose process is gone (its lease ran out, or it had
 // none) are expired first; another live process's are left alone.
-func buildPolicy(ctx context.Context, cfg *config.Config, env environ, dbPath string, ws rules.Workspace, checkRules func(*rules.Set) error, logger *slog.Logger) (_ *policy, err error) {
+func buildPolicy(ctx context.Context, cfg *config.Config, env environ, dbPath string, ws rules.Workspace, checkRules func(*rules.Set) error, overHTTP bool, logger *slog.Logger) (_ *policy, err error) {
 	red := redact.New(cfg.Audit.RedactKeys)
 	m := metrics.New(prometheus.NewRegistry())
 	st, err := audit.Open(ctx, dbPath, audit.Options{
@@ -127,7 +127,7 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, dbPath st
 		OnHeldEnd:   m.ReviewEnded,
 		GrantTTL:    cfg.Review.GrantTTL,
 		MaxPending:  cfg.Review.MaxPending,
-		Elicitation: len(cfg.Review.Channels) == 0 || slices.Contains(cfg.Review.Channels, toolgate.ChannelElicitation),
+		Elicitation: elicitReviews(cfg.Review.Channels, overHTTP, logger),
 		Decide:      live.Decide,
 		// The account `toolgate review approve` records too: over stdio
 		// the agent's user and the terminal's are one person.
@@ -185,6 +185,21 @@ func buildPolicy(ctx context.Context, cfg *config.Config, env environ, dbPath st
 		p.routes[cfg.Review.Slack.HTTPPath] = svc.InteractionHandler()
 	}
 	return p, nil
+}
+
+// elicitReviews reports whether reviews may ask the agent's own user
+// (MCP elicitation). Over stdio the client that answers is the one that
+// started toolgate for its user, so it is a default channel. Over HTTP
+// anyone holding an agent's credential can open a session that answers,
+// the agent included when it can read its token: there it is used only
+// when review.channels lists it, and then with a warning.
+func elicitReviews(channels []string, overHTTP bool, logger *slog.Logger) bool {
+	listed := slices.Contains(channels, toolgate.ChannelElicitation)
+	if overHTTP && listed {
+		logger.Warn("review.channels lists elicitation while serving HTTP: whoever holds an agent's shared or no-token credential can answer its reviews, " +
+			"an agent that reads its own token included (callers with per-user tokens or OIDC cannot approve their own calls)")
+	}
+	return listed || (len(channels) == 0 && !overHTTP)
 }
 
 func rulesFileName(f string) string {
