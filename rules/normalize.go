@@ -26,6 +26,11 @@ type Workspace struct {
 	// audit DB, secret files), absolute: paths.policy names every path at
 	// or under one of them.
 	Own []string
+	// Hidden are the paths the sandbox hides from every command (the
+	// config's sandbox.hide), absolute: paths.secret names every path at
+	// or under one of them, so a server outside the sandbox is not the way
+	// around the hiding.
+	Hidden []string
 	// Dirs are the directories servers run in, absolute, by server name,
 	// where they differ from Root: a relative path a call of such a server
 	// names is the one the server opens, resolved against its own
@@ -38,10 +43,11 @@ type Workspace struct {
 // is unchanged; the two share their compiled rules. When s already
 // resolves against ws, it is s.
 func (s *Set) WithWorkspace(ws Workspace) *Set {
-	if s == nil || ws.Root == s.ws.Root && ws.Home == s.ws.Home && slices.Equal(ws.Own, s.ws.Own) && maps.Equal(ws.Dirs, s.ws.Dirs) {
+	if s == nil || ws.Root == s.ws.Root && ws.Home == s.ws.Home && slices.Equal(ws.Own, s.ws.Own) &&
+		slices.Equal(ws.Hidden, s.ws.Hidden) && maps.Equal(ws.Dirs, s.ws.Dirs) {
 		return s
 	}
-	ws.Own, ws.Dirs = slices.Clone(ws.Own), maps.Clone(ws.Dirs)
+	ws.Own, ws.Hidden, ws.Dirs = slices.Clone(ws.Own), slices.Clone(ws.Hidden), maps.Clone(ws.Dirs)
 	return &Set{
 		name: s.name, version: s.version, source: s.source, label: s.label, def: s.def, onError: s.onError,
 		rules: s.rules, byTool: s.byTool, unindexed: s.unindexed, hasShadow: s.hasShadow,
@@ -874,9 +880,10 @@ func inside(p, dir string) bool {
 // classify sorts the paths into the classes rules read.
 // isSecret reports whether the call's path p (rel, relative to the
 // workspace or the home) is in paths.secret: a secret store, one of
-// toolgate's own files, or a path whose target the rules cannot know.
+// toolgate's own files, a path the sandbox hides, or a path whose target
+// the rules cannot know.
 func isSecret(p, rel string, ws Workspace) bool {
-	return isSecretPath(p, rel) || isOwnPath(p, ws) || !resolved(p)
+	return isSecretPath(p, rel) || underAny(p, ws.Own) || underAny(p, ws.Hidden) || !resolved(p)
 }
 
 func (n *normCall) classify(ws Workspace) {

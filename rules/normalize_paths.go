@@ -391,7 +391,7 @@ func isPersistencePath(p, rel string) bool {
 // exactly: isInstructionPath has it.
 func isPolicyPath(p, rel string, ws Workspace) bool {
 	cl := compiledClasses()
-	if isOwnPath(p, ws) {
+	if underAny(p, ws.Own) {
 		return true
 	}
 	if !hasPattern(rel) && cl.instructions.match(rel) {
@@ -408,9 +408,9 @@ func isInstructionPath(rel string) bool {
 	return classMatch(cl.instructions, cl.instructionDirs, rel)
 }
 
-// isOwnPath reports whether p is one of toolgate's own files (or under one).
-func isOwnPath(p string, ws Workspace) bool {
-	for _, o := range ws.Own {
+// underAny reports whether p is one of paths (absolute), or under one.
+func underAny(p string, paths []string) bool {
+	for _, o := range paths {
 		if o != "" && inside(p, path.Clean(o)) {
 			return true
 		}

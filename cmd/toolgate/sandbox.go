@@ -40,6 +40,17 @@ type ownFile struct {
 	what, path string
 }
 
+// expandHome is path p of the config with a leading ~ meaning home.
+func expandHome(p, home string) string {
+	if p == "~" {
+		return home
+	}
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		return filepath.Join(home, rest)
+	}
+	return p
+}
+
 // buildSandbox builds the sandbox from cfg. It returns an error only for
 // what must stop toolgate from starting (one of its own files where a
 // sandbox could write it, a workspace that holds the home directory); a
@@ -50,15 +61,7 @@ func buildSandbox(ctx context.Context, cfg *config.Config, env environ, own []ow
 	if home == "" {
 		home = "/tmp"
 	}
-	tilde := func(p string) string {
-		if p == "~" {
-			return home
-		}
-		if rest, ok := strings.CutPrefix(p, "~/"); ok {
-			return filepath.Join(home, rest)
-		}
-		return p
-	}
+	tilde := func(p string) string { return expandHome(p, home) }
 	var ws string
 	if cfg.Workspace.Enabled {
 		var err error

@@ -284,6 +284,17 @@ func rulesWorkspace(cfg *config.Config, env environ, own []ownFile, ups []tools.
 	for _, o := range own {
 		ws.Own = append(ws.Own, o.path)
 	}
+	// The sandbox hides sandbox.hide from commands; the rules treat it as
+	// secret, by the name given and the one it resolves to, for the servers
+	// and resources outside the sandbox.
+	for _, h := range cfg.Sandbox.Hide {
+		if h = expandHome(h, ws.Home); filepath.IsAbs(h) {
+			ws.Hidden = append(ws.Hidden, filepath.Clean(h))
+			if real, err := filepath.EvalSymlinks(h); err == nil && real != filepath.Clean(h) {
+				ws.Hidden = append(ws.Hidden, real)
+			}
+		}
+	}
 	// A stdio server opens a relative path in the directory it runs in
 	// (its cwd, else toolgate's), which need not be the workspace root.
 	for _, u := range ups {
