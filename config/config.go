@@ -383,9 +383,10 @@ type Review struct {
 	Hold time.Duration
 	// GrantTTL is how long such a grant stays usable (default 15m).
 	GrantTTL time.Duration
-	// MaxPending is how many reviews one agent session may have waiting,
-	// held ones included (default 5); past it a call that needs review is
-	// refused without asking anyone.
+	// MaxPending is how many reviews one requester (a per-user
+	// credential's person, else everyone on the shared token or none) may
+	// have waiting, held ones included (default 5); past it a call that
+	// needs review is refused without asking anyone.
 	MaxPending int
 	// Channels are tried in order: slack, cli, elicitation, web. Empty means the
 	// review package's default.

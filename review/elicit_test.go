@@ -256,13 +256,17 @@ func isHeld(got string) bool {
 	return strings.HasPrefix(got, "approved=false reviewer= channel=pending") && strings.Contains(got, toolgate.ErrHeld.Error())
 }
 
-// endHeld denies held review id, so that it ends before the test does.
-func (h *harness) endHeld(t *testing.T, id, session string) {
+// endHeld denies held review c, so that it ends before the test does.
+func (h *harness) endHeld(t *testing.T, c toolgate.Call) {
 	t.Helper()
-	if ok, err := h.svc.submit(context.Background(), id, toolgate.Verdict{Reviewer: "cli:alice", Channel: toolgate.ChannelCLI}); !ok || err != nil {
+	if ok, err := h.svc.submit(context.Background(), c.ID, toolgate.Verdict{Reviewer: "cli:alice", Channel: toolgate.ChannelCLI}); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
-	toolgatetest.Eventually(t, "the held review's end", func() bool { return h.openFor(session) == 0 })
+	toolgatetest.Eventually(t, "the held review's end", func() bool {
+		h.svc.mu.Lock()
+		defer h.svc.mu.Unlock()
+		return h.svc.open[requester(c)] == 0
+	})
 }
 
 // TestElicitationNotAskedOfPersonalCaller: a caller named by their own
@@ -283,7 +287,7 @@ func TestElicitationNotAskedOfPersonalCaller(t *testing.T) {
 	if len(ans.asks) != 0 {
 		t.Error("alice was asked to approve her own call")
 	}
-	h.endHeld(t, c.ID, c.SessionID)
+	h.endHeld(t, c)
 }
 
 // TestElicitationFailureArmsHold: when asking the agent's user fails, the
@@ -300,5 +304,5 @@ func TestElicitationFailureArmsHold(t *testing.T) {
 	if len(ans.asks) != 1 {
 		t.Error("the user was not asked")
 	}
-	h.endHeld(t, c.ID, c.SessionID)
+	h.endHeld(t, c)
 }

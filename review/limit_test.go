@@ -11,10 +11,11 @@ import (
 	"github.com/toolgate/toolgate/toolgatetest"
 )
 
-// reviewIn starts the review of call id in session.
-func (h *harness) reviewIn(id, session string) (toolgate.Call, <-chan result) {
+// reviewBy starts the review of call id by user, each in a session of its
+// own: the limit is the requester's, not the session's.
+func (h *harness) reviewBy(id, user string) (toolgate.Call, <-chan result) {
 	c, d := testCall(id)
-	c.SessionID = session
+	c.SessionID, c.Principal = "session-"+id, userPrincipal(user)
 	h.store.add(c, d)
 	out := make(chan result, 1)
 	go func() {
@@ -24,49 +25,54 @@ func (h *harness) reviewIn(id, session string) (toolgate.Call, <-chan result) {
 	return c, out
 }
 
-// openFor is how many reviews of session the service counts as waiting.
-func (h *harness) openFor(session string) int {
+func userPrincipal(user string) toolgate.Principal {
+	return toolgate.Principal{User: user, Auth: toolgate.AuthToken}
+}
+
+// openFor is how many reviews of user's calls the service counts as
+// waiting.
+func (h *harness) openFor(user string) int {
 	h.svc.mu.Lock()
 	defer h.svc.mu.Unlock()
-	return h.svc.open[session]
+	return h.svc.open[requester(toolgate.Call{Principal: userPrincipal(user)})]
 }
 
 func isLimited(r result) bool {
 	return r.err == nil && !r.v.Approved && r.v.Channel == toolgate.ChannelLimit &&
-		strings.Contains(r.v.Reason, "2 reviews of this session are already waiting") && strings.Contains(r.v.Reason, "review.max_pending")
+		strings.Contains(r.v.Reason, "2 reviews of your calls are already waiting") && strings.Contains(r.v.Reason, "review.max_pending")
 }
 
 // TestMaxPendingHeld: reviews held past Hold still count against their
-// session; the one past MaxPending is refused without a reviewer being
-// asked, another session is not affected, and a held review's end frees
-// its place.
+// requester, whatever session each came in; the one past MaxPending is
+// refused without a reviewer being asked, another requester is not
+// affected, and a held review's end frees its place.
 func TestMaxPendingHeld(t *testing.T) {
 	h := newHarness(t, false, func(o *Options) {
 		o.Channels = []string{toolgate.ChannelCLI}
 		o.Hold = 20 * time.Millisecond
 		o.MaxPending = 2
 	})
-	a, resA := h.reviewIn("01LIMITA", "s1")
-	_, resB := h.reviewIn("01LIMITB", "s1")
+	a, resA := h.reviewBy("01LIMITA", "alice")
+	_, resB := h.reviewBy("01LIMITB", "alice")
 	for _, res := range []<-chan result{resA, resB} {
 		if r := await(t, res); !errors.Is(r.err, toolgate.ErrHeld) {
 			t.Fatalf("Review = %+v, %v; want held", r.v, r.err)
 		}
 	}
-	if _, res := h.reviewIn("01LIMITC", "s1"); !isLimited(await(t, res)) {
-		t.Fatal("a third review of the session was asked")
+	if _, res := h.reviewBy("01LIMITC", "alice"); !isLimited(await(t, res)) {
+		t.Fatal("a third review of the requester was asked")
 	}
 	if strings.Contains(h.logs.String(), "01LIMITC") && !strings.Contains(h.logs.String(), "too many reviews waiting") {
 		t.Errorf("log: %s", h.logs)
 	}
-	if _, res := h.reviewIn("01LIMITD", "s2"); !errors.Is(await(t, res).err, toolgate.ErrHeld) {
-		t.Fatal("another session's review was refused")
+	if _, res := h.reviewBy("01LIMITD", "bob"); !errors.Is(await(t, res).err, toolgate.ErrHeld) {
+		t.Fatal("another requester's review was refused")
 	}
 	if ok, err := h.svc.submit(context.Background(), a.ID, toolgate.Verdict{Reviewer: "cli:alice", Channel: toolgate.ChannelCLI}); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
-	toolgatetest.Eventually(t, "the held review's place freed", func() bool { return h.openFor("s1") == 1 })
-	if _, res := h.reviewIn("01LIMITE", "s1"); !errors.Is(await(t, res).err, toolgate.ErrHeld) {
+	toolgatetest.Eventually(t, "the held review's place freed", func() bool { return h.openFor("alice") == 1 })
+	if _, res := h.reviewBy("01LIMITE", "alice"); !errors.Is(await(t, res).err, toolgate.ErrHeld) {
 		t.Fatal("a review after one ended was refused")
 	}
 	for _, id := range []string{"01LIMITB", "01LIMITD", "01LIMITE"} {
@@ -74,7 +80,7 @@ func TestMaxPendingHeld(t *testing.T) {
 			t.Fatal(ok, err)
 		}
 	}
-	toolgatetest.Eventually(t, "every held review ended", func() bool { return h.openFor("s1")+h.openFor("s2") == 0 })
+	toolgatetest.Eventually(t, "every held review ended", func() bool { return h.openFor("alice")+h.openFor("bob") == 0 })
 }
 
 // TestMaxPendingWaiting: a review the call waits for counts until its
@@ -84,11 +90,11 @@ func TestMaxPendingWaiting(t *testing.T) {
 		o.Channels = []string{toolgate.ChannelCLI}
 		o.MaxPending = 2
 	})
-	a, resA := h.reviewIn("01WAITA", "s1")
-	_, resB := h.reviewIn("01WAITB", "s1")
-	toolgatetest.Eventually(t, "two reviews waiting", func() bool { return h.openFor("s1") == 2 })
-	if _, res := h.reviewIn("01WAITC", "s1"); !isLimited(await(t, res)) {
-		t.Fatal("a third review of the session was asked")
+	a, resA := h.reviewBy("01WAITA", "alice")
+	_, resB := h.reviewBy("01WAITB", "alice")
+	toolgatetest.Eventually(t, "two reviews waiting", func() bool { return h.openFor("alice") == 2 })
+	if _, res := h.reviewBy("01WAITC", "alice"); !isLimited(await(t, res)) {
+		t.Fatal("a third review of the requester was asked")
 	}
 	if ok, err := h.svc.submit(context.Background(), a.ID, toolgate.Verdict{Approved: true, Reviewer: "cli:alice", Channel: toolgate.ChannelCLI}); !ok || err != nil {
 		t.Fatal(ok, err)
@@ -96,11 +102,11 @@ func TestMaxPendingWaiting(t *testing.T) {
 	if r := await(t, resA); !r.v.Approved {
 		t.Fatalf("Review = %+v, %v", r.v, r.err)
 	}
-	if h.openFor("s1") != 1 {
-		t.Fatalf("open = %d after one review ended, want 1", h.openFor("s1"))
+	if h.openFor("alice") != 1 {
+		t.Fatalf("open = %d after one review ended, want 1", h.openFor("alice"))
 	}
-	c, resD := h.reviewIn("01WAITD", "s1")
-	toolgatetest.Eventually(t, "the next review waiting", func() bool { return h.openFor("s1") == 2 })
+	c, resD := h.reviewBy("01WAITD", "alice")
+	toolgatetest.Eventually(t, "the next review waiting", func() bool { return h.openFor("alice") == 2 })
 	for _, id := range []string{"01WAITB", c.ID} {
 		if ok, err := h.svc.submit(context.Background(), id, toolgate.Verdict{Reviewer: "cli:alice", Channel: toolgate.ChannelCLI}); !ok || err != nil {
 			t.Fatal(ok, err)
@@ -108,7 +114,7 @@ func TestMaxPendingWaiting(t *testing.T) {
 	}
 	await(t, resB)
 	await(t, resD)
-	if n := h.openFor("s1"); n != 0 {
+	if n := h.openFor("alice"); n != 0 {
 		t.Errorf("open = %d after every review ended", n)
 	}
 }

@@ -57,13 +57,15 @@ type Options struct {
 	// GrantTTL is how long a grant from a held review stays usable; zero
 	// means DefaultGrantTTL.
 	GrantTTL time.Duration
-	// MaxPending is how many reviews one session (Call.SessionID) may have
-	// waiting in this process, held ones included; a call past it is
-	// refused without asking anyone (Channel toolgate.ChannelLimit). A
-	// prompt-injected agent would otherwise send reviewers a flood of
-	// requests, hoping one is approved in haste. Zero means
-	// DefaultMaxPending. A session lives in one process (stdio, or one
-	// HTTP replica), so the count is exact.
+	// MaxPending is how many reviews one requester may have waiting in
+	// this process, held ones included; a call past it is refused without
+	// asking anyone (Channel toolgate.ChannelLimit). A prompt-injected
+	// agent would otherwise send reviewers a flood of requests, hoping one
+	// is approved in haste. The requester is the call's principal: the
+	// person a per-user token or OIDC names, else everyone sharing this
+	// process's one token or none (over stdio, its one agent). Not the
+	// session: an agent can end its session and open another, while its
+	// held reviews wait on. Zero means DefaultMaxPending.
 	MaxPending int
 	// OnHeldEnd, when set, is told the verdict of each held review when it
 	// ends (the gate, which no longer waits, is not): for metrics.
@@ -115,7 +117,7 @@ type Service struct {
 
 	mu      sync.Mutex
 	waiters map[string][]chan struct{} // call id -> woken when its review changes
-	open    map[string]int             // session id -> its reviews waiting (MaxPending)
+	open    map[string]int             // requester -> its reviews waiting (MaxPending)
 }
 
 // New checks o and returns a Service. It does not contact Slack; Run does.
@@ -191,10 +193,10 @@ func (s *Service) Channels() []string { return slices.Clone(s.channels) }
 // failed; the gate denies the call.
 func (s *Service) Review(ctx context.Context, c toolgate.Call, d toolgate.Decision) (toolgate.Verdict, error) {
 	log := s.o.Logger.With("call_id", c.ID, "server", c.Server, "tool", c.Tool, "rule", d.Rule)
-	if !s.admit(c.SessionID) {
-		log.Warn("review not asked: the session has too many reviews waiting", "max_pending", s.o.MaxPending)
+	if !s.admit(requester(c)) {
+		log.Warn("review not asked: the requester has too many reviews waiting", "max_pending", s.o.MaxPending)
 		return toolgate.Verdict{Channel: toolgate.ChannelLimit, DecidedAt: s.o.Now(), Reason: fmt.Sprintf(
-			"%d reviews of this session are already waiting for an answer (review.max_pending), so this call was not sent to "+
+			"%d reviews of your calls are already waiting for an answer (review.max_pending), so this call was not sent to "+
 				"reviewers; wait for those answers (the review_status tool tells them) before asking for more", s.o.MaxPending)}, nil
 	}
 	start, began := s.o.Now(), time.Now() // began: for the real timers
@@ -372,15 +374,20 @@ func (s *Service) conclude(w *wait, v toolgate.Verdict) toolgate.Verdict {
 	return v
 }
 
-// admit counts a review of session in, unless the session has MaxPending
-// waiting already.
-func (s *Service) admit(session string) bool {
+// requester is whose reviews of c count together against MaxPending.
+func requester(c toolgate.Call) string {
+	return c.Principal.Auth + ":" + c.Principal.User
+}
+
+// admit counts a review of requester in, unless it has MaxPending waiting
+// already.
+func (s *Service) admit(requester string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.open[session] >= s.o.MaxPending {
+	if s.open[requester] >= s.o.MaxPending {
 		return false
 	}
-	s.open[session]++
+	s.open[requester]++
 	return true
 }
 
@@ -389,10 +396,11 @@ func (s *Service) release(w *wait) {
 	if !w.counted {
 		return
 	}
+	key := requester(w.c)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.open[w.c.SessionID]--; s.open[w.c.SessionID] <= 0 {
-		delete(s.open, w.c.SessionID)
+	if s.open[key]--; s.open[key] <= 0 {
+		delete(s.open, key)
 	}
 }
 
@@ -528,7 +536,7 @@ type wait struct {
 	escalated bool
 	// slackErr is why Slack, listed, was not used (slack_socket.go).
 	slackErr error
-	// counted: the review counts against its session's MaxPending (one
+	// counted: the review counts against its requester's MaxPending (one
 	// adopted from an ended process does not).
 	counted bool
 }

@@ -24,7 +24,7 @@ func TestServeReviewFloodLimited(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := resultText(res)
-	if !res.IsError || !strings.Contains(text, "2 reviews of this session are already waiting") || !strings.Contains(text, "review.max_pending") {
+	if !res.IsError || !strings.Contains(text, "2 reviews of your calls are already waiting") || !strings.Contains(text, "review.max_pending") {
 		t.Fatalf("the third call: isError %v: %s", res.IsError, text)
 	}
 	if r := rvAuditRow(t, db, rvDecisionID.FindStringSubmatch(text)[1]); r.Status != toolgate.StatusRefused || r.Review == nil || r.Review.Channel != toolgate.ChannelLimit {
@@ -47,5 +47,35 @@ func TestServeReviewFloodLimited(t *testing.T) {
 	rvCLI(t, nil, "review", "approve", ids[0], "--db", db)
 	if r := d.wait(t); r.IsError || resultText(r) != "d" {
 		t.Fatalf("a call after the reviews ended: %s", resultText(r))
+	}
+}
+
+// TestServeReviewFloodAcrossSessions: over HTTP the limit is the
+// requester's, not the session's: an agent that ends its session, with
+// its reviews held, and opens another gets no more reviews in front of
+// reviewers.
+func TestServeReviewFloodAcrossSessions(t *testing.T) {
+	cfg, db := rvConfig(t, nil, "  timeout: 60s\n  hold: 1s\n  channels: [cli]\n  max_pending: 2\n")
+	g := startHTTPProc(t, cfg)
+	first := httpClient(t, g.base+"/mcp")
+	for _, text := range []string{"a", "b"} {
+		res, err := callTool(t.Context(), first, "up__echo", map[string]any{"text": text}, "")
+		if err != nil || !res.IsError || !heldReviewID.MatchString(resultText(res)) {
+			t.Fatalf("call %s: %v: %s", text, err, resultText(res))
+		}
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	second := httpClient(t, g.base+"/mcp")
+	res, err := callTool(t.Context(), second, "up__echo", map[string]any{"text": "c"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text := resultText(res); !res.IsError || !strings.Contains(text, "review.max_pending") {
+		t.Fatalf("a call in a new session: isError %v: %s", res.IsError, text)
+	}
+	if ids := rvWaitPending(t, db, 2); len(ids) != 2 {
+		t.Fatalf("pending reviews: %v", ids)
 	}
 }
