@@ -148,8 +148,8 @@ func pathReadings(s, dir string, ws Workspace) []string {
 // scheme than file: may read. Its server maps the URI to what it reads
 // its own way, often a file (repo://proj/.env, notes:///home/u/.ssh/id_rsa),
 // and may decode it once or more. So every reading of the text after the
-// scheme, percent-decoded as far as it goes (decodeAll), as written and
-// lower-cased, with its authority as the first component and without it,
+// scheme, as written and percent-decoded as far as it goes (decodeAll),
+// with its authority as the first component and without it,
 // with and without a query or fragment, that is secret as a file read
 // (isSecret: a secret store, toolgate's own files) is a path the call
 // reads. Other readings are left out, so the paths of an ordinary
@@ -163,9 +163,9 @@ func (n *normCall) otherResource(c *toolgate.Call, ws Workspace) {
 	var texts []string
 	for _, t := range []string{rest, decodeAll(rest)} {
 		t = strings.ReplaceAll(t, `\`, "/")
-		texts = append(texts, t, strings.ToLower(t))
+		texts = append(texts, t)
 		if i := strings.IndexAny(t, "?#"); i >= 0 {
-			texts = append(texts, t[:i], strings.ToLower(t[:i]))
+			texts = append(texts, t[:i])
 		}
 	}
 	for _, t := range texts {
