@@ -254,3 +254,57 @@ func TestServeReadQuestionReachesOnlyTheReader(t *testing.T) {
 		t.Error("alice's tool is hidden from a client without elicitation, as if it had asked the question")
 	}
 }
+
+// TestServeDefaultPackGuardsPrompts attacks, as an agent, an upstream
+// prompt that embeds the file its path argument names (testdata/upstream
+// --files, explain_file), under the embedded default rules, with a home
+// full of secrets. A prompt given an SSH key, a .env, toolgate's own audit
+// log or a path outside the workspace is refused, and none of their
+// contents reaches the agent; one given a workspace file is served, which
+// shows the prompt reads what it is given. (Before, the pack allowed every
+// prompt whatever it named, and the key, the .env and the log were served.)
+func TestServeDefaultPackGuardsPrompts(t *testing.T) {
+	f, db, c := startFilesUpstream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	get := func(path string) (string, error) {
+		res, err := c.GetPrompt(ctx, mcp.GetPromptRequest{Params: mcp.GetPromptParams{Name: "files__explain_file", Arguments: map[string]string{"path": path}}})
+		if err != nil {
+			return "", err
+		}
+		var b strings.Builder
+		for _, m := range res.Messages {
+			if tc, ok := m.Content.(mcp.TextContent); ok {
+				b.WriteString(tc.Text)
+			}
+		}
+		return b.String(), nil
+	}
+
+	inside := filepath.Join(f.ws, "main.txt")
+	if text, err := get(inside); err != nil || !strings.Contains(text, "hello from the workspace") {
+		t.Fatalf("prompt on %s: %q, %v; want the file", inside, text, err)
+	}
+	secret, outside := "deny-secret-prompts-and-completions", "review-prompts-and-completions-outside-workspace"
+	for _, tc := range []struct{ path, refusal string }{
+		{filepath.Join(f.home, ".ssh", "id_ed25519"), secret},
+		{filepath.Join(f.home, "other-project", ".env"), secret},
+		{filepath.Join(f.home, ".netrc"), secret},
+		{db, secret},
+		{filepath.Join(f.home, ".gitconfig"), outside},
+	} {
+		text, err := get(tc.path)
+		if err == nil {
+			t.Errorf("prompt on %s: served %.80q, want a refusal", tc.path, text)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.refusal) {
+			t.Errorf("prompt on %s: %v, want a refusal saying %q", tc.path, err, tc.refusal)
+		}
+		for _, s := range append(mustNotSee, "Dev Eloper", "hello from the workspace") {
+			if strings.Contains(text+err.Error(), s) {
+				t.Errorf("prompt on %s: %q reached the agent: %.80q %v", tc.path, s, text, err)
+			}
+		}
+	}
+}

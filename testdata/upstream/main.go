@@ -17,7 +17,9 @@
 //
 // Resources, with --files only: the template file:///{+path} reads any
 // file, its path as Go's net/url parses the URI (a query or fragment
-// dropped, as most file readers do).
+// dropped, as most file readers do); and the prompt explain_file, whose
+// argument path names a file it embeds (a prompt that reads what it is
+// given).
 //
 // With --resources URI,...: one listed resource per URI, whose content is
 // "URI from SERVER" (resources/subscribe accepted).
@@ -82,7 +84,7 @@ func main() {
 	}
 
 	opts := []server.ServerOption{server.WithToolCapabilities(true), server.WithElicitation()}
-	if *prompts != "" {
+	if *prompts != "" || *files {
 		opts = append(opts, server.WithPromptCapabilities(true))
 	}
 	if *fidelity {
@@ -301,6 +303,15 @@ func main() {
 					return nil, err
 				}
 				return []mcp.ResourceContents{mcp.TextResourceContents{URI: req.Params.URI, MIMEType: "text/plain", Text: string(b)}}, nil
+			})
+		s.AddPrompt(mcp.NewPrompt("explain_file", mcp.WithArgument("path", mcp.RequiredArgument())),
+			func(_ context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+				b, err := os.ReadFile(req.Params.Arguments["path"])
+				if err != nil {
+					return nil, err
+				}
+				return mcp.NewGetPromptResult("explain this file", []mcp.PromptMessage{
+					mcp.NewPromptMessage(mcp.RoleUser, mcp.NewTextContent("Explain this file:\n"+string(b)))}), nil
 			})
 	}
 	if *httpAddr != "" {
