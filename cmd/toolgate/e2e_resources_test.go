@@ -14,6 +14,25 @@ import (
 	"github.com/toolgate/toolgate/toolgatetest"
 )
 
+// getPrompt gets the prompt name with args through c: its description
+// and the text of its messages, or the error.
+func getPrompt(t *testing.T, c *client.Client, name string, args map[string]string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	res, err := c.GetPrompt(ctx, mcp.GetPromptRequest{Params: mcp.GetPromptParams{Name: name, Arguments: args}})
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, m := range res.Messages {
+		if tc, ok := m.Content.(mcp.TextContent); ok {
+			b.WriteString(tc.Text)
+		}
+	}
+	return res.Description + b.String(), nil
+}
+
 // readResource reads uri through c: the contents' text, or the error.
 func readResource(t *testing.T, c *client.Client, uri string) (string, error) {
 	t.Helper()
@@ -265,20 +284,8 @@ func TestServeReadQuestionReachesOnlyTheReader(t *testing.T) {
 // prompt whatever it named, and the key, the .env and the log were served.)
 func TestServeDefaultPackGuardsPrompts(t *testing.T) {
 	f, db, c := startFilesUpstream(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	get := func(path string) (string, error) {
-		res, err := c.GetPrompt(ctx, mcp.GetPromptRequest{Params: mcp.GetPromptParams{Name: "files__explain_file", Arguments: map[string]string{"path": path}}})
-		if err != nil {
-			return "", err
-		}
-		var b strings.Builder
-		for _, m := range res.Messages {
-			if tc, ok := m.Content.(mcp.TextContent); ok {
-				b.WriteString(tc.Text)
-			}
-		}
-		return b.String(), nil
+		return getPrompt(t, c, "files__explain_file", map[string]string{"path": path})
 	}
 
 	inside := filepath.Join(f.ws, "main.txt")
