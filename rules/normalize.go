@@ -262,10 +262,13 @@ func normalize(c *toolgate.Call, ws Workspace, kinds *kindCache) *normCall {
 	switch {
 	case n.fileResource(c, ws):
 	case c.Kind == toolgate.KindResource:
-		n.otherResource(c, ws)
+		uri, _ := c.Args["uri"].(string)
+		n.otherResource(uri, ws)
 		n.argPaths(c.Args, c, ws, writes)
 	case c.Kind == toolgate.KindCompletion:
-		n.argPaths(completedArgs(c.Args), c, ws, writes)
+		args := completedArgs(c.Args)
+		n.argPaths(args, c, ws, writes)
+		n.completedResource(c, args, ws)
 	default:
 		n.argPaths(c.Args, c, ws, writes)
 	}

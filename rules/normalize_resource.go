@@ -154,8 +154,7 @@ func pathReadings(s, dir string, ws Workspace) []string {
 // (isSecret: a secret store, toolgate's own files) is a path the call
 // reads. Other readings are left out, so the paths of an ordinary
 // resource (test://static/resource/1) stay empty: it is not a file.
-func (n *normCall) otherResource(c *toolgate.Call, ws Workspace) {
-	uri, _ := c.Args["uri"].(string)
+func (n *normCall) otherResource(uri string, ws Workspace) {
 	_, rest, ok := strings.Cut(uri, ":")
 	if !ok {
 		return
@@ -250,4 +249,81 @@ func completedArgs(args map[string]any) map[string]any {
 		out[name] = args["value"]
 	}
 	return out
+}
+
+// completedResource records what a completion of a resource template's
+// argument reads: the template filled in with the arguments it completes
+// (args, completedArgs), as the server may list what that URI names
+// (file:///{+path} with home/u/.ssh/ lists /home/u/.ssh), a file: URI's
+// every reading (fileURLReadings), another scheme's secret ones
+// (otherResource).
+func (n *normCall) completedResource(c *toolgate.Call, args map[string]any, ws Workspace) {
+	tmpl, _ := c.Args["uri"].(string)
+	if ref, _ := c.Args["ref"].(string); ref != "resource" || tmpl == "" {
+		return
+	}
+	uri := expandTemplate(tmpl, args)
+	paths, _, ok := fileURLReadings(uri, n.cwd, ws)
+	if !ok {
+		n.otherResource(uri, ws)
+		return
+	}
+	for _, p := range paths {
+		n.readPath(p)
+	}
+}
+
+// expandTemplate fills the URI template tmpl (RFC 6570) with vars as a
+// server reading it would: each expression's defined variables, with the
+// operator's prefix and separators, values put in as they are (a reader
+// decodes what expansion would encode), undefined ones dropped.
+func expandTemplate(tmpl string, vars map[string]any) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(tmpl, '{')
+		j := strings.IndexByte(tmpl[i+1:], '}')
+		if i < 0 || j < 0 {
+			b.WriteString(tmpl)
+			return b.String()
+		}
+		b.WriteString(tmpl[:i])
+		expr := tmpl[i+1 : i+1+j]
+		tmpl = tmpl[i+2+j:]
+		prefix, sep, named := "", ",", false
+		if expr != "" && strings.ContainsRune("+#./;?&", rune(expr[0])) {
+			switch expr[0] {
+			case '#':
+				prefix = "#"
+			case '.':
+				prefix, sep = ".", "."
+			case '/':
+				prefix, sep = "/", "/"
+			case ';':
+				prefix, sep, named = ";", ";", true
+			case '?':
+				prefix, sep, named = "?", "&", true
+			case '&':
+				prefix, sep, named = "&", "&", true
+			}
+			expr = expr[1:]
+		}
+		first := true
+		for _, spec := range strings.Split(expr, ",") {
+			name, _, _ := strings.Cut(strings.TrimSuffix(spec, "*"), ":")
+			v, ok := vars[name].(string)
+			if !ok {
+				continue
+			}
+			if first {
+				b.WriteString(prefix)
+			} else {
+				b.WriteString(sep)
+			}
+			first = false
+			if named {
+				b.WriteString(name + "=")
+			}
+			b.WriteString(v)
+		}
+	}
 }

@@ -592,3 +592,23 @@ func TestFeederOperandsComputed(t *testing.T) {
 		}
 	}
 }
+
+// TestExpandTemplate: a resource template filled in as its server reads
+// it, values as they are, undefined variables dropped.
+func TestExpandTemplate(t *testing.T) {
+	vars := map[string]any{"path": "home/u/.ssh", "x": "a b", "y": "c"}
+	for tmpl, want := range map[string]string{
+		"file:///{+path}":        "file:///home/u/.ssh",
+		"file:///{path}":         "file:///home/u/.ssh",
+		"file://{/x,y}":          "file:///a b/c",
+		"repo://r{/path*}{?x,y}": "repo://r/home/u/.ssh?x=a b&y=c",
+		"r://{.x}{#y}{;x}{&y}":   "r://.a b#c;x=a b&y=c",
+		"r://{z}/{x:3}":          "r:///a b",
+		"r://{x":                 "r://{x",
+		"r://}{":                 "r://}{",
+	} {
+		if got := expandTemplate(tmpl, vars); got != want {
+			t.Errorf("expandTemplate(%q) = %q, want %q", tmpl, got, want)
+		}
+	}
+}
