@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -276,12 +277,16 @@ func TestServeReadQuestionReachesOnlyTheReader(t *testing.T) {
 
 // TestServeDefaultPackGuardsPrompts attacks, as an agent, an upstream
 // prompt that embeds the file its path argument names (testdata/upstream
-// --files, explain_file), under the embedded default rules, with a home
-// full of secrets. A prompt given an SSH key, a .env, toolgate's own audit
-// log or a path outside the workspace is refused, and none of their
-// contents reaches the agent; one given a workspace file is served, which
-// shows the prompt reads what it is given. (Before, the pack allowed every
-// prompt whatever it named, and the key, the .env and the log were served.)
+// --files, explain_file), and its completions, which list a directory,
+// under the embedded default rules, with a home full of secrets. A prompt
+// given an SSH key, a .env, toolgate's own audit log or a path outside the
+// workspace is refused, and none of their contents reaches the agent; so
+// is a completion listing the SSH directory (of the prompt's argument or
+// of the file:///{+path} template's) or the home directory. A prompt given
+// a workspace file, and a completion in the workspace, are served, which
+// shows the upstream reads and lists what it is given. (Before, the pack
+// allowed every prompt and completion whatever it named, and each was
+// served.)
 func TestServeDefaultPackGuardsPrompts(t *testing.T) {
 	f, db, c := startFilesUpstream(t)
 	get := func(path string) (string, error) {
@@ -312,6 +317,41 @@ func TestServeDefaultPackGuardsPrompts(t *testing.T) {
 			if strings.Contains(text+err.Error(), s) {
 				t.Errorf("prompt on %s: %q reached the agent: %.80q %v", tc.path, s, text, err)
 			}
+		}
+	}
+
+	complete := func(ref any, value string) ([]string, error) {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		res, err := c.Complete(ctx, mcp.CompleteRequest{Params: mcp.CompleteParams{Ref: ref, Argument: mcp.CompleteArgument{Name: "path", Value: value}}})
+		if err != nil {
+			return nil, err
+		}
+		return res.Completion.Values, nil
+	}
+	prompt := mcp.PromptReference{Type: "ref/prompt", Name: "files__explain_file"}
+	template := mcp.ResourceReference{Type: "ref/resource", URI: "file:///{+path}"}
+	if names, err := complete(prompt, f.ws+"/ma"); err != nil || !slices.Contains(names, inside) {
+		t.Fatalf("completion of %s/ma: %q, %v; want %s listed", f.ws, names, err, inside)
+	}
+	for _, tc := range []struct {
+		ref            any
+		value, refusal string
+	}{
+		{prompt, f.home + "/.ssh/", secret},
+		{template, strings.TrimPrefix(f.home, "/") + "/.ssh/", secret},
+		{prompt, f.home + "/", outside},
+	} {
+		names, err := complete(tc.ref, tc.value)
+		if err == nil {
+			t.Errorf("completion of %s: listed %q, want a refusal", tc.value, names)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.refusal) {
+			t.Errorf("completion of %s: %v, want a refusal saying %q", tc.value, err, tc.refusal)
+		}
+		if strings.Contains(err.Error(), "id_ed25519") || strings.Contains(err.Error(), "other-project") {
+			t.Errorf("completion of %s: a name in the directory reached the agent: %v", tc.value, err)
 		}
 	}
 }

@@ -19,7 +19,8 @@
 // file, its path as Go's net/url parses the URI (a query or fragment
 // dropped, as most file readers do); and the prompt explain_file, whose
 // argument path names a file it embeds (a prompt that reads what it is
-// given).
+// given). Completions of either's argument list the names in the
+// directory the value is in (the template's value read from /).
 //
 // With --resources URI,...: one listed resource per URI, whose content is
 // "URI from SERVER" (resources/subscribe accepted).
@@ -47,6 +48,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,6 +88,10 @@ func main() {
 	opts := []server.ServerOption{server.WithToolCapabilities(true), server.WithElicitation()}
 	if *prompts != "" || *files {
 		opts = append(opts, server.WithPromptCapabilities(true))
+	}
+	if *files {
+		opts = append(opts, server.WithCompletions(), server.WithPromptCompletionProvider(dirLister{}),
+			server.WithResourceCompletionProvider(dirLister{}))
 	}
 	if *fidelity {
 		opts = append(opts, server.WithTaskCapabilities(true, true, true))
@@ -320,4 +326,29 @@ func main() {
 	if err := server.ServeStdio(s); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// dirLister completes a path argument with the names in the directory
+// the value is in, as a file-path completion does.
+type dirLister struct{}
+
+func (dirLister) CompletePromptArgument(_ context.Context, _ string, arg mcp.CompleteArgument, _ mcp.CompleteContext) (*mcp.Completion, error) {
+	return listDir(arg.Value)
+}
+
+func (dirLister) CompleteResourceArgument(_ context.Context, _ string, arg mcp.CompleteArgument, _ mcp.CompleteContext) (*mcp.Completion, error) {
+	return listDir("/" + arg.Value)
+}
+
+func listDir(value string) (*mcp.Completion, error) {
+	dir := filepath.Dir(value + "x")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	c := &mcp.Completion{Values: []string{}}
+	for _, e := range entries {
+		c.Values = append(c.Values, filepath.Join(dir, e.Name()))
+	}
+	return c, nil
 }
