@@ -265,10 +265,22 @@ func normalize(c *toolgate.Call, ws Workspace, kinds *kindCache) *normCall {
 		}
 	}
 	writes := n.kind == KindFileWrite || writesByName(c.Tool)
-	if !n.fileResource(c, ws) {
+	switch {
+	case n.fileResource(c, ws):
+	case c.Kind == toolgate.KindResource:
+		uri, _ := c.Args["uri"].(string)
+		n.otherResource(uri, ws)
+		n.argPaths(c.Args, c, ws, writes)
+	case c.Kind == toolgate.KindCompletion:
+		args := completedArgs(c.Args)
+		n.argPaths(args, c, ws, writes)
+		n.completedResource(c, args, ws)
+	default:
 		n.argPaths(c.Args, c, ws, writes)
 	}
-	if n.kind == KindShell {
+	// A prompt or completion runs nothing: a command among its arguments
+	// is text (explain this command), decided on the paths it names.
+	if n.kind == KindShell && c.KindName() == toolgate.KindTool {
 		n.shell(c, ws)
 	}
 	n.classify(ws)

@@ -143,3 +143,187 @@ func pathReadings(s, dir string, ws Workspace) []string {
 	paths, _, _ := fileURLReadings(s, dir, ws)
 	return append([]string{s}, paths...)
 }
+
+// otherResource records the secret stores a resource read of another
+// scheme than file: may read. Its server maps the URI to what it reads
+// its own way, often a file (repo://proj/.env, notes:///home/u/.ssh/id_rsa),
+// and may decode it once or more. So every reading of the text after the
+// scheme, as written and percent-decoded as far as it goes (decodeAll),
+// with its authority as the first component and without it,
+// with and without a query or fragment, that is secret as a file read
+// (isSecret: a secret store, toolgate's own files) is a path the call
+// reads. Other readings are left out, so the paths of an ordinary
+// resource (test://static/resource/1) stay empty: it is not a file.
+func (n *normCall) otherResource(uri string, ws Workspace) {
+	_, rest, ok := strings.Cut(uri, ":")
+	if !ok {
+		return
+	}
+	var texts []string
+	for _, t := range []string{rest, decodeAll(rest)} {
+		t = strings.ReplaceAll(t, `\`, "/")
+		texts = append(texts, t)
+		if i := strings.IndexAny(t, "?#"); i >= 0 {
+			texts = append(texts, t[:i])
+		}
+	}
+	for _, t := range texts {
+		readings := []string{"/" + t}
+		if auth, ok := strings.CutPrefix(t, "//"); ok {
+			readings = []string{"/" + auth}
+			if _, p, ok := strings.Cut(auth, "/"); ok {
+				readings = append(readings, "/"+p)
+			}
+		}
+		for _, r := range readings {
+			p := cleanPath(r)
+			if isSecret(p, relTo(p, ws.root(), ws.home()), ws) && !slices.Contains(n.paths, p) {
+				n.readPath(p)
+			}
+		}
+	}
+}
+
+// maxDecodes bounds how many times decodeAll decodes.
+const maxDecodes = 8
+
+// decodeAll percent-decodes s until it stays the same (at most
+// maxDecodes times), as a reader that decodes repeatedly would read it;
+// a % that starts no valid escape is kept, as lenient decoders keep it.
+func decodeAll(s string) string {
+	for range maxDecodes {
+		d := decodeLenient(s)
+		if d == s {
+			break
+		}
+		s = d
+	}
+	return s
+}
+
+// decodeLenient decodes each valid %XX escape of s once.
+func decodeLenient(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
+}
+
+// completedArgs are the arguments a completion names for the rules: the
+// value of the argument it completes, under that argument's name, and
+// the other arguments the agent has filled in (context). The upstream
+// completes the value as the prompt's or template's argument, so it
+// names a path as that argument would; the completion's own keys (ref,
+// name, uri: a URI template) name none.
+func completedArgs(args map[string]any) map[string]any {
+	out := map[string]any{}
+	if ctx, ok := args["context"].(map[string]any); ok {
+		for k, v := range ctx {
+			out[k] = v
+		}
+	}
+	if name, ok := args["argument"].(string); ok {
+		out[name] = args["value"]
+	}
+	return out
+}
+
+// completedResource records what a completion of a resource template's
+// argument reads: the template filled in with the arguments it completes
+// (args, completedArgs), as the server may list what that URI names
+// (file:///{+path} with home/u/.ssh/ lists /home/u/.ssh), a file: URI's
+// every reading (fileURLReadings), another scheme's secret ones
+// (otherResource).
+func (n *normCall) completedResource(c *toolgate.Call, args map[string]any, ws Workspace) {
+	tmpl, _ := c.Args["uri"].(string)
+	if ref, _ := c.Args["ref"].(string); ref != "resource" || tmpl == "" {
+		return
+	}
+	uri := expandTemplate(tmpl, args)
+	paths, _, ok := fileURLReadings(uri, n.cwd, ws)
+	if !ok {
+		n.otherResource(uri, ws)
+		return
+	}
+	for _, p := range paths {
+		n.readPath(p)
+	}
+}
+
+// expandTemplate fills the URI template tmpl (RFC 6570) with vars as a
+// server reading it would: each expression's defined variables, with the
+// operator's prefix and separators, values put in as they are (a reader
+// decodes what expansion would encode), undefined ones dropped.
+func expandTemplate(tmpl string, vars map[string]any) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(tmpl, '{')
+		j := strings.IndexByte(tmpl[i+1:], '}')
+		if i < 0 || j < 0 {
+			b.WriteString(tmpl)
+			return b.String()
+		}
+		b.WriteString(tmpl[:i])
+		expr := tmpl[i+1 : i+1+j]
+		tmpl = tmpl[i+2+j:]
+		prefix, sep, named := "", ",", false
+		if expr != "" && strings.ContainsRune("+#./;?&", rune(expr[0])) {
+			switch expr[0] {
+			case '#':
+				prefix = "#"
+			case '.':
+				prefix, sep = ".", "."
+			case '/':
+				prefix, sep = "/", "/"
+			case ';':
+				prefix, sep, named = ";", ";", true
+			case '?':
+				prefix, sep, named = "?", "&", true
+			case '&':
+				prefix, sep, named = "&", "&", true
+			}
+			expr = expr[1:]
+		}
+		first := true
+		for _, spec := range strings.Split(expr, ",") {
+			name, _, _ := strings.Cut(strings.TrimSuffix(spec, "*"), ":")
+			v, ok := vars[name].(string)
+			if !ok {
+				continue
+			}
+			if first {
+				b.WriteString(prefix)
+			} else {
+				b.WriteString(sep)
+			}
+			first = false
+			if named {
+				b.WriteString(name + "=")
+			}
+			b.WriteString(v)
+		}
+	}
+}

@@ -220,7 +220,9 @@ func FuzzNormalize(f *testing.F) {
 // TestNormalizeFileResource: a resource read of a file: URI reads the
 // path the URI names, decoded and cleaned, classified like a file tool's;
 // a URI that readers could read differently also reads each other
-// reading's path, and says why it cannot be vouched for.
+// reading's path, and says why it cannot be vouched for. A resource of
+// another scheme reads, decoded until stable, each reading that is a
+// secret store or toolgate's own file, and no other path.
 func TestNormalizeFileResource(t *testing.T) {
 	ws := Workspace{Root: "/h/proj", Home: "/h", Own: []string{"/srv/tg/audit.db"}}
 	cases := []struct {
@@ -249,8 +251,17 @@ func TestNormalizeFileResource(t *testing.T) {
 		{"file://", true, "", "", "no path"},
 		{"file:///h/proj/%FF", true, "/h/proj/\xff", "", "UTF-8"},
 		{"test://static/resource/1", false, "", "", ""},
-		{"repo://proj/.env", false, "", "", ""},
-		{"filex:///h/.netrc", false, "", "", ""},
+		// Another scheme reads what its server maps it to: only the
+		// readings that are secret as file reads are its paths.
+		{"repo://proj/.env", false, "/proj/.env /.env", "/proj/.env /.env", ""},
+		{"filex:///h/.netrc", false, "/h/.netrc", "/h/.netrc", ""},
+		{"repo://proj/%2eenv", false, "/proj/.env /.env", "/proj/.env /.env", ""},
+		{"x:///h/proj/%25252E%25252Eenv", false, "/h/proj/..env", "/h/proj/..env", ""},
+		{"x:///srv/tg/audit.db?v=1", false, "/srv/tg/audit.db", "/srv/tg/audit.db", ""},
+		{"x://h/%2Essh/config", false, "/h/.ssh/config /.ssh/config", "/h/.ssh/config /.ssh/config", ""},
+		{"x:///h/proj/.ENV", false, "/h/proj/.ENV", "/h/proj/.ENV", ""},
+		{"repo://proj/docs/read%20me.md", false, "", "", ""},
+		{"repo://proj/%2Eenv.example", false, "", "", ""},
 	}
 	join := func(l []string) string { return strings.Join(l, " ") }
 	for _, tc := range cases {
@@ -578,6 +589,26 @@ func TestFeederOperandsComputed(t *testing.T) {
 		}
 		if got := strings.Join(read, " "); got != tc.read {
 			t.Errorf("%q: paths %q, want %q", tc.line, got, tc.read)
+		}
+	}
+}
+
+// TestExpandTemplate: a resource template filled in as its server reads
+// it, values as they are, undefined variables dropped.
+func TestExpandTemplate(t *testing.T) {
+	vars := map[string]any{"path": "home/u/.ssh", "x": "a b", "y": "c"}
+	for tmpl, want := range map[string]string{
+		"file:///{+path}":        "file:///home/u/.ssh",
+		"file:///{path}":         "file:///home/u/.ssh",
+		"file://{/x,y}":          "file:///a b/c",
+		"repo://r{/path*}{?x,y}": "repo://r/home/u/.ssh?x=a b&y=c",
+		"r://{.x}{#y}{;x}{&y}":   "r://.a b#c;x=a b&y=c",
+		"r://{z}/{x:3}":          "r:///a b",
+		"r://{x":                 "r://{x",
+		"r://}{":                 "r://}{",
+	} {
+		if got := expandTemplate(tmpl, vars); got != want {
+			t.Errorf("expandTemplate(%q) = %q, want %q", tmpl, got, want)
 		}
 	}
 }

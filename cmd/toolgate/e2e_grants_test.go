@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
@@ -175,23 +172,8 @@ func TestServePromptGrantRunsNoToolCall(t *testing.T) {
 	pwned := filepath.Join(dir, "PWNED")
 	args := map[string]any{"file": pwned, "id": "written-by-tool-record"}
 
-	getPrompt := func() (string, error) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-		defer cancel()
-		req := mcp.GetPromptRequest{}
-		req.Params.Name, req.Params.Arguments = "up__record", map[string]string{"file": pwned, "id": "written-by-tool-record"}
-		res, err := c.GetPrompt(ctx, req)
-		if err != nil {
-			return "", err
-		}
-		var b strings.Builder
-		for _, m := range res.Messages {
-			if tc, ok := m.Content.(mcp.TextContent); ok {
-				b.WriteString(tc.Text)
-			}
-		}
-		return res.Description + b.String(), nil
+	getRecord := func() (string, error) {
+		return getPrompt(t, c, "up__record", map[string]string{"file": pwned, "id": "written-by-tool-record"})
 	}
 	// toolHeld calls the tool and returns the review it is held on.
 	toolHeld := func(when string) string {
@@ -210,7 +192,7 @@ func TestServePromptGrantRunsNoToolCall(t *testing.T) {
 		return m[1]
 	}
 
-	_, err := getPrompt()
+	_, err := getRecord()
 	m := heldReviewID.FindStringSubmatch(fmt.Sprint(err))
 	if m == nil {
 		t.Fatalf("prompts/get under review: %v", err)
@@ -234,7 +216,7 @@ func TestServePromptGrantRunsNoToolCall(t *testing.T) {
 	if id := toolHeld("after the prompt's approval"); id != toolReview {
 		t.Fatalf("the tool call is held on review %s, want its own %s", id, toolReview)
 	}
-	if text, err := getPrompt(); err != nil || !strings.Contains(text, "record from upstream") {
+	if text, err := getRecord(); err != nil || !strings.Contains(text, "record from upstream") {
 		t.Fatalf("the prompt's retry on its grant: %q, %v", text, err)
 	}
 

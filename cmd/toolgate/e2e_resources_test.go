@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,25 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/toolgate/toolgate/toolgatetest"
 )
+
+// getPrompt gets the prompt name with args through c: its description
+// and the text of its messages, or the error.
+func getPrompt(t *testing.T, c *client.Client, name string, args map[string]string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	res, err := c.GetPrompt(ctx, mcp.GetPromptRequest{Params: mcp.GetPromptParams{Name: name, Arguments: args}})
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, m := range res.Messages {
+		if tc, ok := m.Content.(mcp.TextContent); ok {
+			b.WriteString(tc.Text)
+		}
+	}
+	return res.Description + b.String(), nil
+}
 
 // readResource reads uri through c: the contents' text, or the error.
 func readResource(t *testing.T, c *client.Client, uri string) (string, error) {
@@ -252,5 +272,86 @@ func TestServeReadQuestionReachesOnlyTheReader(t *testing.T) {
 	toolgatetest.EventuallyWithin(t, "the added tool listed", 20*time.Second, func() bool { _, ok := rawTools(t, plain)["up__extra_1"]; return ok })
 	if _, ok := rawTools(t, plain)["up__record"]; !ok {
 		t.Error("alice's tool is hidden from a client without elicitation, as if it had asked the question")
+	}
+}
+
+// TestServeDefaultPackGuardsPrompts attacks, as an agent, an upstream
+// prompt that embeds the file its path argument names (testdata/upstream
+// --files, explain_file), and its completions, which list a directory,
+// under the embedded default rules, with a home full of secrets. A prompt
+// given an SSH key, a .env, toolgate's own audit log or a path outside the
+// workspace is refused, and none of their contents reaches the agent; so
+// is a completion listing the SSH directory (of the prompt's argument or
+// of the file:///{+path} template's) or the home directory. A prompt given
+// a workspace file, and a completion in the workspace, are served, which
+// shows the upstream reads and lists what it is given. (Before, the pack
+// allowed every prompt and completion whatever it named, and each was
+// served.)
+func TestServeDefaultPackGuardsPrompts(t *testing.T) {
+	f, db, c := startFilesUpstream(t)
+	get := func(path string) (string, error) {
+		return getPrompt(t, c, "files__explain_file", map[string]string{"path": path})
+	}
+
+	inside := filepath.Join(f.ws, "main.txt")
+	if text, err := get(inside); err != nil || !strings.Contains(text, "hello from the workspace") {
+		t.Fatalf("prompt on %s: %q, %v; want the file", inside, text, err)
+	}
+	secret, outside := "deny-secret-prompts-and-completions", "review-prompts-and-completions-outside-workspace"
+	for _, tc := range []struct{ path, refusal string }{
+		{filepath.Join(f.home, ".ssh", "id_ed25519"), secret},
+		{filepath.Join(f.home, "other-project", ".env"), secret},
+		{filepath.Join(f.home, ".netrc"), secret},
+		{db, secret},
+		{filepath.Join(f.home, ".gitconfig"), outside},
+	} {
+		text, err := get(tc.path)
+		if err == nil {
+			t.Errorf("prompt on %s: served %.80q, want a refusal", tc.path, text)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.refusal) {
+			t.Errorf("prompt on %s: %v, want a refusal saying %q", tc.path, err, tc.refusal)
+		}
+		for _, s := range append(mustNotSee, "Dev Eloper", "hello from the workspace") {
+			if strings.Contains(text+err.Error(), s) {
+				t.Errorf("prompt on %s: %q reached the agent: %.80q %v", tc.path, s, text, err)
+			}
+		}
+	}
+
+	complete := func(ref any, value string) ([]string, error) {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		res, err := c.Complete(ctx, mcp.CompleteRequest{Params: mcp.CompleteParams{Ref: ref, Argument: mcp.CompleteArgument{Name: "path", Value: value}}})
+		if err != nil {
+			return nil, err
+		}
+		return res.Completion.Values, nil
+	}
+	prompt := mcp.PromptReference{Type: "ref/prompt", Name: "files__explain_file"}
+	template := mcp.ResourceReference{Type: "ref/resource", URI: "file:///{+path}"}
+	if names, err := complete(prompt, f.ws+"/ma"); err != nil || !slices.Contains(names, inside) {
+		t.Fatalf("completion of %s/ma: %q, %v; want %s listed", f.ws, names, err, inside)
+	}
+	for _, tc := range []struct {
+		ref            any
+		value, refusal string
+	}{
+		{prompt, f.home + "/.ssh/", secret},
+		{template, strings.TrimPrefix(f.home, "/") + "/.ssh/", secret},
+		{prompt, f.home + "/", outside},
+	} {
+		names, err := complete(tc.ref, tc.value)
+		if err == nil {
+			t.Errorf("completion of %s: listed %q, want a refusal", tc.value, names)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.refusal) {
+			t.Errorf("completion of %s: %v, want a refusal saying %q", tc.value, err, tc.refusal)
+		}
+		if strings.Contains(err.Error(), "id_ed25519") || strings.Contains(err.Error(), "other-project") {
+			t.Errorf("completion of %s: a name in the directory reached the agent: %v", tc.value, err)
+		}
 	}
 }

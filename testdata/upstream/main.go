@@ -17,7 +17,10 @@
 //
 // Resources, with --files only: the template file:///{+path} reads any
 // file, its path as Go's net/url parses the URI (a query or fragment
-// dropped, as most file readers do).
+// dropped, as most file readers do); and the prompt explain_file, whose
+// argument path names a file it embeds (a prompt that reads what it is
+// given). Completions of either's argument list the names in the
+// directory the value is in (the template's value read from /).
 //
 // With --resources URI,...: one listed resource per URI, whose content is
 // "URI from SERVER" (resources/subscribe accepted).
@@ -48,6 +51,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,8 +90,12 @@ func main() {
 	}
 
 	opts := []server.ServerOption{server.WithToolCapabilities(true), server.WithElicitation()}
-	if *prompts != "" {
+	if *prompts != "" || *files {
 		opts = append(opts, server.WithPromptCapabilities(true))
+	}
+	if *files {
+		opts = append(opts, server.WithCompletions(), server.WithPromptCompletionProvider(dirLister{}),
+			server.WithResourceCompletionProvider(dirLister{}))
 	}
 	if *fidelity {
 		opts = append(opts, server.WithTaskCapabilities(true, true, true))
@@ -316,6 +324,15 @@ func main() {
 				}
 				return []mcp.ResourceContents{mcp.TextResourceContents{URI: req.Params.URI, MIMEType: "text/plain", Text: string(b)}}, nil
 			})
+		s.AddPrompt(mcp.NewPrompt("explain_file", mcp.WithArgument("path", mcp.RequiredArgument())),
+			func(_ context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+				b, err := os.ReadFile(req.Params.Arguments["path"])
+				if err != nil {
+					return nil, err
+				}
+				return mcp.NewGetPromptResult("explain this file", []mcp.PromptMessage{
+					mcp.NewPromptMessage(mcp.RoleUser, mcp.NewTextContent("Explain this file:\n"+string(b)))}), nil
+			})
 	}
 	if *httpAddr != "" {
 		log.Fatal(server.NewStreamableHTTPServer(s).Start(*httpAddr))
@@ -323,4 +340,29 @@ func main() {
 	if err := server.ServeStdio(s); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// dirLister completes a path argument with the names in the directory
+// the value is in, as a file-path completion does.
+type dirLister struct{}
+
+func (dirLister) CompletePromptArgument(_ context.Context, _ string, arg mcp.CompleteArgument, _ mcp.CompleteContext) (*mcp.Completion, error) {
+	return listDir(arg.Value)
+}
+
+func (dirLister) CompleteResourceArgument(_ context.Context, _ string, arg mcp.CompleteArgument, _ mcp.CompleteContext) (*mcp.Completion, error) {
+	return listDir("/" + arg.Value)
+}
+
+func listDir(value string) (*mcp.Completion, error) {
+	dir := filepath.Dir(value + "x")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	c := &mcp.Completion{Values: []string{}}
+	for _, e := range entries {
+		c.Values = append(c.Values, filepath.Join(dir, e.Name()))
+	}
+	return c, nil
 }
