@@ -347,7 +347,7 @@ func TestCatalogPinsSurface(t *testing.T) {
 	}
 	toolgatetest.Eventually(t, "the prompt, resource and template to be listed", func() bool {
 		sf := c.Surface()
-		return len(sf.Prompts) == 1 && len(sf.Resources) == 1 && len(sf.Templates) == 1
+		return echoPrompt(sf) != nil && len(sf.Resources) == 1 && len(sf.Templates) == 1
 	})
 	for name, call := range calls {
 		if s := state(name, call); s != toolgate.PinPinned {
@@ -379,8 +379,8 @@ func TestCatalogPinsSurface(t *testing.T) {
 		t.Fatalf("the tool named as the prompt: %q", s)
 	}
 	sf := c.Surface()
-	if !strings.Contains(string(sf.Prompts[0].Definition), "id_rsa") || !strings.Contains(string(sf.Resources[0].Definition), "id_rsa") {
-		t.Fatalf("pinned definitions do not hold what agents would be sent: %s %s", sf.Prompts[0].Definition, sf.Resources[0].Definition)
+	if p := echoPrompt(sf); !strings.Contains(string(p.Definition), "id_rsa") || !strings.Contains(string(sf.Resources[0].Definition), "id_rsa") {
+		t.Fatalf("pinned definitions do not hold what agents would be sent: %s %s", p.Definition, sf.Resources[0].Definition)
 	}
 
 	pins.approve("prompt:up__echo")
@@ -391,4 +391,14 @@ func TestCatalogPinsSurface(t *testing.T) {
 	if s := state("resource", calls["resource"]); s != toolgate.PinChanged {
 		t.Fatalf("the resource after the prompt's approval: %q", s)
 	}
+}
+
+// echoPrompt is the echo prompt among sf's (--files adds others).
+func echoPrompt(sf Surface) *Prompt {
+	for i, p := range sf.Prompts {
+		if p.Name == "up__echo" {
+			return &sf.Prompts[i]
+		}
+	}
+	return nil
 }
