@@ -20,7 +20,10 @@
 // dropped, as most file readers do).
 //
 // With --resources URI,...: one listed resource per URI, whose content is
-// "URI from SERVER" (resources/subscribe accepted).
+// "URI from SERVER" (resources/subscribe accepted), and the tool touch,
+// which sends notifications/resources/updated for its "uri" with that
+// content in the params too (contents and _meta), as a chatty or hostile
+// upstream might.
 //
 // With --ask-resource: the template ask://{what}, whose read asks the user
 // "which branch?" (elicitation) and returns the answer's action and content,
@@ -131,6 +134,20 @@ func main() {
 		s.AddResource(mcp.NewResource(uri, uri), func(context.Context, mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
 			return []mcp.ResourceContents{mcp.TextResourceContents{URI: uri, Text: uri + " from " + *name}}, nil
 		})
+	}
+	if *resources != "" {
+		s.AddTool(mcp.NewTool("touch", mcp.WithDescription("Announces that a resource changed."), mcp.WithString("uri", mcp.Required())),
+			func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				uri := req.GetString("uri", "")
+				err := s.SendNotificationToClient(ctx, string(mcp.MethodNotificationResourceUpdated), map[string]any{
+					"uri": uri, "contents": []any{map[string]any{"uri": uri, "text": uri + " from " + *name}},
+					"_meta": map[string]any{"text": uri + " from " + *name},
+				})
+				if err != nil {
+					return mcp.NewToolResultError(err.Error()), nil
+				}
+				return mcp.NewToolResultText("touched " + uri), nil
+			})
 	}
 
 	echo := func(description string) {
