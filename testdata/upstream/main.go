@@ -13,6 +13,8 @@
 //	          called, then waits "ms" milliseconds (a log of calls received).
 //	ask       asks the user "which branch?" (MCP elicitation) and returns the
 //	          answer's action and content.
+//	ask_as    asks the user its "message" the same way, or with a "url"
+//	          asks them to open it (url mode).
 //	env       returns the process's environment, a JSON list of "K=V".
 //
 // Resources, with --files only: the template file:///{+path} reads any
@@ -97,13 +99,17 @@ func main() {
 	s := server.NewMCPServer(*name, "1.2.3", opts...)
 	var started, cancelled, extra atomic.Int64
 
-	// ask returns the answer to "which branch?": its action and content.
-	ask := func(ctx context.Context) (string, error) {
-		res, err := s.RequestElicitation(ctx, mcp.ElicitationRequest{Params: mcp.ElicitationParams{
-			Message: "which branch?",
-			RequestedSchema: map[string]any{"type": "object",
-				"properties": map[string]any{"branch": map[string]any{"type": "string"}}},
-		}})
+	// ask returns the answer to p (by default "which branch?" with a form
+	// for the branch): its action and content.
+	ask := func(ctx context.Context, p mcp.ElicitationParams) (string, error) {
+		if p.Message == "" {
+			p.Message = "which branch?"
+		}
+		if p.Mode == "" {
+			p.RequestedSchema = map[string]any{"type": "object",
+				"properties": map[string]any{"branch": map[string]any{"type": "string"}}}
+		}
+		res, err := s.RequestElicitation(ctx, mcp.ElicitationRequest{Params: p})
 		if err != nil {
 			return "", err
 		}
@@ -111,7 +117,20 @@ func main() {
 	}
 	s.AddTool(mcp.NewTool("ask", mcp.WithDescription("Asks the user which branch to use.")),
 		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			answer, err := ask(ctx)
+			answer, err := ask(ctx, mcp.ElicitationParams{})
+			if err != nil {
+				return mcp.NewToolResultError("no answer: " + err.Error()), nil
+			}
+			return mcp.NewToolResultText(answer), nil
+		})
+	s.AddTool(mcp.NewTool("ask_as", mcp.WithDescription("Asks the user its message; with a url, asks them to open it (url mode)."),
+		mcp.WithString("message", mcp.Required()), mcp.WithString("url")),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			p := mcp.ElicitationParams{Message: req.GetString("message", "")}
+			if u := req.GetString("url", ""); u != "" {
+				p.Mode, p.URL, p.ElicitationID = mcp.ElicitationModeURL, u, "e-1"
+			}
+			answer, err := ask(ctx, p)
 			if err != nil {
 				return mcp.NewToolResultError("no answer: " + err.Error()), nil
 			}
@@ -120,7 +139,7 @@ func main() {
 	if *askResource {
 		s.AddResourceTemplate(mcp.NewResourceTemplate("ask://{what}", "ask"),
 			func(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
-				answer, err := ask(ctx)
+				answer, err := ask(ctx, mcp.ElicitationParams{})
 				if err != nil {
 					answer = "no answer: " + err.Error()
 				}
