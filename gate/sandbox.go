@@ -42,8 +42,12 @@ func (g *Gate) confine(c *toolgate.Call, d *toolgate.Decision) {
 	default:
 		err = fmt.Errorf("the decision names sandbox profile %q, which toolgate cannot apply to this %s", c.Sandbox, c.KindName())
 	}
+	by := "the matching rule"
+	if d.Rule != "" {
+		by = fmt.Sprintf("rule %q", d.Rule)
+	}
 	c.Sandbox = ""
 	d.Action, d.Rule, d.Sandbox = toolgate.Deny, RuleSandbox, ""
 	d.AutoApproved, d.ConfidenceEffect = false, ""
-	d.Reason = err.Error() + "; a rule naming a sandbox profile can only run this call on an upstream that runs in that profile"
+	d.Reason = fmt.Sprintf("%v; %s names a sandbox profile, so the call runs only on an upstream that runs in it", err, by)
 }

@@ -86,7 +86,8 @@ func TestConfine(t *testing.T) {
 				return
 			}
 			var refused *RefusedError
-			if !errors.As(err, &refused) || !strings.Contains(refused.Text, RuleSandbox) || !strings.Contains(refused.Text, "read-only") {
+			if !errors.As(err, &refused) || !strings.Contains(refused.Text, RuleSandbox) || !strings.Contains(refused.Text, "read-only") ||
+				!strings.Contains(refused.Text, `rule "auto" names`) {
 				t.Errorf("Run = %v; want a refusal by %s naming the profile", err, RuleSandbox)
 			}
 			if rec.d.Rule != RuleSandbox || rec.d.Sandbox != "" || rec.d.AutoApproved || rec.d.ConfidenceEffect != "" {
