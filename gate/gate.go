@@ -199,6 +199,7 @@ func (g *Gate) handle(ctx context.Context, c toolgate.Call, forward func(context
 	default:
 		c.Sandbox = d.Sandbox
 	}
+	g.confine(&c, &d)
 
 	if err := g.o.Recorder.Begin(ctx, c, d); err != nil {
 		log.Error("audit write failed; call denied", slog.Any("err", err))

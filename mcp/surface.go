@@ -484,9 +484,10 @@ func (s *Server) relayLevel(ctx context.Context) {
 }
 
 // Notify delivers an upstream's notification to the agent sessions it is
-// for: notifications/resources/updated to the sessions subscribed to its
-// URI, notifications/message to the sessions that set a log level (each
-// filtered by its level), with the logger prefixed by the upstream's name.
+// for: notifications/resources/updated, with its URI alone, to the
+// sessions subscribed to that URI; notifications/message to the sessions
+// that set a log level (each filtered by its level), with the logger
+// prefixed by the upstream's name.
 // It never blocks. Use it as the catalog's Notify.
 func (s *Server) Notify(n tools.Notification) {
 	switch n.Method {
@@ -500,8 +501,11 @@ func (s *Server) Notify(n tools.Notification) {
 			}
 		}
 		s.surf.mu.Unlock()
+		// Only the URI, which is the subscriber's own: an upstream's other
+		// params (content, _meta) would hand a session a resource the
+		// rules never decided it may read.
 		for _, session := range to {
-			if err := s.mcp.SendNotificationToSpecificClient(session, n.Method, n.Params); err != nil {
+			if err := s.mcp.SendNotificationToSpecificClient(session, n.Method, map[string]any{"uri": uri}); err != nil {
 				s.log.Debug("resource update not delivered", "session", session, "uri", uri, "err", err)
 			}
 		}

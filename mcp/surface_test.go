@@ -218,7 +218,7 @@ func TestSurface(t *testing.T) {
 		t.Fatal("the level never reached the upstream")
 	}
 	f.up.SendNotificationToAllClients(string(mcpgo.MethodNotificationResourceUpdated), map[string]any{"uri": "up://other"})
-	f.up.SendNotificationToAllClients(string(mcpgo.MethodNotificationResourceUpdated), map[string]any{"uri": "up://a"})
+	f.up.SendNotificationToAllClients(string(mcpgo.MethodNotificationResourceUpdated), map[string]any{"uri": "up://a", "contents": "SECRET=1", "_meta": map[string]any{"x": "SECRET=1"}})
 	f.up.SendNotificationToAllClients(string(mcpgo.MethodNotificationMessage), map[string]any{"level": "debug", "data": "too verbose"})
 	f.up.SendNotificationToAllClients(string(mcpgo.MethodNotificationMessage), map[string]any{"level": "error", "logger": "db", "data": "boom"})
 	toolgatetest.Eventually(t, "a's update and log message", func() bool {
@@ -230,6 +230,11 @@ func TestSurface(t *testing.T) {
 		case string(mcpgo.MethodNotificationResourceUpdated):
 			if n.Params.AdditionalFields["uri"] != "up://a" {
 				t.Errorf("a got an update of %v, which it did not subscribe to", n.Params.AdditionalFields["uri"])
+			}
+			// An update carries the URI alone: what else the upstream
+			// put in it could be content no rule let a read.
+			if len(n.Params.AdditionalFields) != 1 || len(n.Params.Meta) != 0 {
+				t.Errorf("a got an update with %+v, want the URI alone", n.Params)
 			}
 		case string(mcpgo.MethodNotificationMessage):
 			if n.Params.AdditionalFields["logger"] != "up/db" || n.Params.AdditionalFields["data"] != "boom" {

@@ -16,9 +16,10 @@ import (
 // Upstreams may ask the user for input while one of their tools runs (MCP
 // elicitation: "which branch?", "confirm the deletion"). toolgate declares
 // the capability to its upstreams and relays each question to the agent
-// whose request is in flight on that upstream connection, prefixed with the
-// upstream's name so the user sees who asks; the agent's client shows it
-// and returns the answer. The question and answer are not recorded (they
+// whose request is in flight on that upstream connection, each line of its
+// message prefixed with the upstream's name so the user sees who asks (see
+// attributed); the agent's client shows it and returns the answer. A URL
+// to open (url mode) goes only to a client that declared that mode. The question and answer are not recorded (they
 // may hold what the user typed); the log says that one was asked, by whom,
 // during which request, and the answer's action.
 //
@@ -135,14 +136,14 @@ func (r elicitRelay) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*m
 			r.u.log.Info("tool asks the user questions; hidden from clients without elicitation", "tool", tool)
 			go r.u.cat.rebuild()
 		}
-		err = agent.CanElicit(f.ctx)
+		err = agent.CanElicitMode(f.ctx, req.Params.Mode)
 	}
 	if err != nil {
 		r.u.log.Warn("upstream elicitation refused", "err", err)
 		return nil, fmt.Errorf("toolgate: %w", err)
 	}
 	log := r.u.log.With(f.logAttrs()...)
-	req.Params.Message = fmt.Sprintf("[%s] %s", r.u.spec.Name, req.Params.Message)
+	req.Params.Message = r.u.attributed(req.Params.Message)
 	// The form's fields in the upstream's order, not mcp-go's sorted map.
 	req.Params.RequestedSchema = r.u.schemas.original(req.Params.RequestedSchema)
 	// The answer is the request's: it ends when the request does, or when

@@ -19,10 +19,11 @@ import (
 // user's data); the log says that one was asked, by whom, during which
 // request, and the model that answered.
 //
-// One change is made on the way: includeContext becomes "none". Context
-// from "this server" or "all servers" means, behind toolgate, the agent's
-// context of every upstream; an upstream must not get other upstreams'
-// results through the agent's model.
+// Two changes are made on the way: includeContext becomes "none", and the
+// system prompt starts with a line naming the upstream (labelSampling).
+// Context from "this server" or "all servers" means, behind toolgate, the
+// agent's context of every upstream; an upstream must not get other
+// upstreams' results through the agent's model.
 
 // samplingRelay is an upstream connection's sampling handler.
 type samplingRelay struct {
@@ -44,6 +45,7 @@ func (r samplingRelay) CreateMessage(ctx context.Context, req mcp.CreateMessageR
 		log.Info("upstream sampling request: includeContext set to none", "asked", ic)
 		req.CreateMessageParams.IncludeContext = "none"
 	}
+	r.u.labelSampling(&req.CreateMessageParams)
 	// The completion is the request's: it ends when the agent's request
 	// does, or when the upstream withdraws it.
 	ask, cancel := context.WithCancel(f.ctx)

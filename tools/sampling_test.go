@@ -28,7 +28,8 @@ func (s *samplingAgent) RequestSampling(_ context.Context, req mcp.CreateMessage
 
 // TestSamplingRelayed: an upstream's sampling request during a call reaches
 // the agent that made the call, with includeContext "none" whatever the
-// upstream asked, and the completion goes back to the upstream; an agent
+// upstream asked and a system prompt naming the upstream, and the
+// completion goes back to the upstream; an agent
 // whose client did not declare sampling is not asked.
 func TestSamplingRelayed(t *testing.T) {
 	up := server.NewMCPServer("sampler", "1", server.WithToolCapabilities(true))
@@ -73,6 +74,11 @@ func TestSamplingRelayed(t *testing.T) {
 	case req := <-a.sampled:
 		if req.IncludeContext != "none" {
 			t.Errorf("includeContext reaching the agent: %q, want none", req.IncludeContext)
+		}
+		// The request names its upstream, which wrote it, to the client
+		// and the model.
+		if !strings.HasPrefix(req.SystemPrompt, `toolgate: this request comes from the MCP server "s" behind toolgate`) {
+			t.Errorf("system prompt reaching the agent: %q, want it to name the upstream", req.SystemPrompt)
 		}
 		if tc, ok := req.Messages[0].Content.(mcp.TextContent); !ok || tc.Text != "2+2?" {
 			t.Errorf("messages reaching the agent: %+v", req.Messages)

@@ -605,10 +605,11 @@ func (u *upstream) callResult(ctx context.Context, call toolgate.Call, raw bool)
 	if req.Params.Arguments == nil {
 		req.Params.Arguments = map[string]any{}
 	}
+	if _, err := u.confine(call); err != nil {
+		return toolgate.Result{}, err
+	}
 	meta := &mcp.Meta{AdditionalFields: StripMeta(call.Meta)}
-	switch {
-	case u.spec.Server != nil && call.Sandbox == "" && call.SessionID == "":
-	case u.spec.Server != nil:
+	if u.spec.Server != nil && (call.Sandbox != "" || call.SessionID != "") {
 		if meta.AdditionalFields == nil {
 			meta.AdditionalFields = map[string]any{}
 		}
@@ -618,9 +619,6 @@ func (u *upstream) callResult(ctx context.Context, call toolgate.Call, raw bool)
 		if call.SessionID != "" {
 			meta.AdditionalFields[MetaSession] = call.SessionID
 		}
-	case call.Sandbox != u.spec.Sandbox:
-		return toolgate.Result{}, fmt.Errorf("upstream %q runs in sandbox profile %q and cannot run %s in profile %q: %w",
-			u.spec.Name, u.spec.Sandbox, call.Tool, call.Sandbox, ErrSandboxMismatch)
 	}
 	if fn := toolgate.ProgressFrom(ctx); fn != nil {
 		tok := "toolgate-" + strconv.FormatInt(c.tokens.Add(1), 10)

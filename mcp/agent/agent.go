@@ -14,9 +14,25 @@ import (
 )
 
 // CanElicit reports why the agent of ctx (the MCP request a call came in
-// on) cannot be asked through elicitation, or nil when it can.
-func CanElicit(ctx context.Context) error {
-	return can[server.SessionWithElicitation](ctx, "elicitation", func(c mcp.ClientCapabilities) bool { return c.Elicitation != nil })
+// on) cannot be asked through elicitation with a form, or nil when it can.
+func CanElicit(ctx context.Context) error { return CanElicitMode(ctx, mcp.ElicitationModeForm) }
+
+// CanElicitMode is CanElicit for an elicitation of mode ("" is form). A
+// client declares the modes it shows (MCP 2025-11-25: elicitation: {form:
+// {}, url: {}}); an empty elicitation object declares form alone, so a
+// client that declared it is never sent a URL to open.
+func CanElicitMode(ctx context.Context, mode string) error {
+	switch mode {
+	case "", mcp.ElicitationModeForm:
+		return can[server.SessionWithElicitation](ctx, "elicitation", func(c mcp.ClientCapabilities) bool {
+			return c.Elicitation != nil && (c.Elicitation.Form != nil || c.Elicitation.URL == nil)
+		})
+	case mcp.ElicitationModeURL:
+		return can[server.SessionWithElicitation](ctx, "elicitation url mode", func(c mcp.ClientCapabilities) bool {
+			return c.Elicitation != nil && c.Elicitation.URL != nil
+		})
+	}
+	return fmt.Errorf("unknown elicitation mode %q", mode)
 }
 
 // CanSample reports why the agent of ctx cannot be asked for a completion,

@@ -13,6 +13,8 @@
 //	          called, then waits "ms" milliseconds (a log of calls received).
 //	ask       asks the user "which branch?" (MCP elicitation) and returns the
 //	          answer's action and content.
+//	ask_as    asks the user its "message" the same way, or with a "url"
+//	          asks them to open it (url mode).
 //	env       returns the process's environment, a JSON list of "K=V".
 //
 // Resources, with --files only: the template file:///{+path} reads any
@@ -23,7 +25,10 @@
 // directory the value is in (the template's value read from /).
 //
 // With --resources URI,...: one listed resource per URI, whose content is
-// "URI from SERVER" (resources/subscribe accepted).
+// "URI from SERVER" (resources/subscribe accepted), and the tool touch,
+// which sends notifications/resources/updated for its "uri" with that
+// content in the params too (contents and _meta), as a chatty or hostile
+// upstream might.
 //
 // With --ask-resource: the template ask://{what}, whose read asks the user
 // "which branch?" (elicitation) and returns the answer's action and content,
@@ -116,13 +121,17 @@ func main() {
 	}
 	var started, cancelled, extra atomic.Int64
 
-	// ask returns the answer to "which branch?": its action and content.
-	ask := func(ctx context.Context) (string, error) {
-		res, err := s.RequestElicitation(ctx, mcp.ElicitationRequest{Params: mcp.ElicitationParams{
-			Message: "which branch?",
-			RequestedSchema: map[string]any{"type": "object",
-				"properties": map[string]any{"branch": map[string]any{"type": "string"}}},
-		}})
+	// ask returns the answer to p (by default "which branch?" with a form
+	// for the branch): its action and content.
+	ask := func(ctx context.Context, p mcp.ElicitationParams) (string, error) {
+		if p.Message == "" {
+			p.Message = "which branch?"
+		}
+		if p.Mode == "" {
+			p.RequestedSchema = map[string]any{"type": "object",
+				"properties": map[string]any{"branch": map[string]any{"type": "string"}}}
+		}
+		res, err := s.RequestElicitation(ctx, mcp.ElicitationRequest{Params: p})
 		if err != nil {
 			return "", err
 		}
@@ -130,7 +139,20 @@ func main() {
 	}
 	s.AddTool(mcp.NewTool("ask", mcp.WithDescription("Asks the user which branch to use.")),
 		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			answer, err := ask(ctx)
+			answer, err := ask(ctx, mcp.ElicitationParams{})
+			if err != nil {
+				return mcp.NewToolResultError("no answer: " + err.Error()), nil
+			}
+			return mcp.NewToolResultText(answer), nil
+		})
+	s.AddTool(mcp.NewTool("ask_as", mcp.WithDescription("Asks the user its message; with a url, asks them to open it (url mode)."),
+		mcp.WithString("message", mcp.Required()), mcp.WithString("url")),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			p := mcp.ElicitationParams{Message: req.GetString("message", "")}
+			if u := req.GetString("url", ""); u != "" {
+				p.Mode, p.URL, p.ElicitationID = mcp.ElicitationModeURL, u, "e-1"
+			}
+			answer, err := ask(ctx, p)
 			if err != nil {
 				return mcp.NewToolResultError("no answer: " + err.Error()), nil
 			}
@@ -139,7 +161,7 @@ func main() {
 	if *askResource {
 		s.AddResourceTemplate(mcp.NewResourceTemplate("ask://{what}", "ask"),
 			func(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
-				answer, err := ask(ctx)
+				answer, err := ask(ctx, mcp.ElicitationParams{})
 				if err != nil {
 					answer = "no answer: " + err.Error()
 				}
@@ -153,6 +175,20 @@ func main() {
 		s.AddResource(mcp.NewResource(uri, uri, mcp.WithResourceDescription(describe("The resource "+uri+"."))), func(context.Context, mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
 			return []mcp.ResourceContents{mcp.TextResourceContents{URI: uri, Text: uri + " from " + *name}}, nil
 		})
+	}
+	if *resources != "" {
+		s.AddTool(mcp.NewTool("touch", mcp.WithDescription("Announces that a resource changed."), mcp.WithString("uri", mcp.Required())),
+			func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				uri := req.GetString("uri", "")
+				err := s.SendNotificationToClient(ctx, string(mcp.MethodNotificationResourceUpdated), map[string]any{
+					"uri": uri, "contents": []any{map[string]any{"uri": uri, "text": uri + " from " + *name}},
+					"_meta": map[string]any{"text": uri + " from " + *name},
+				})
+				if err != nil {
+					return mcp.NewToolResultError(err.Error()), nil
+				}
+				return mcp.NewToolResultText("touched " + uri), nil
+			})
 	}
 
 	echo := func(description string) {
