@@ -273,57 +273,128 @@ func allPins(ctx context.Context, q querier) ([]*ToolPin, error) {
 // under.
 var ErrNoSuchTool = errors.New("audit: no tool, prompt or resource seen under that name")
 
-// ErrAmbiguousPin: ApprovePins was given a name that declarations of two
-// kinds (a tool and a prompt, say) were seen under.
-var ErrAmbiguousPin = errors.New("audit: declarations of more than one kind were seen under that name")
+// ErrAmbiguousPin: ApprovePins was given a name that more than one
+// declaration answers to (a tool and a prompt, say, or two servers'
+// resources of one URI).
+var ErrAmbiguousPin = errors.New("audit: more than one declaration answers to that name")
 
-// Names returns the names p answers to on the command line: its exposed
-// name, alone and after its kind ("prompt:up__greet"), and for a resource
-// or template also its URI (template) alone and after its kind, since
-// resources' names need not be unique.
-func (p *ToolPin) Names() []string {
-	names := []string{p.Name, p.Kind + ":" + p.Name}
-	if p.Kind == toolgate.KindResource || p.Kind == toolgate.KindResourceTemplate {
-		names = append(names, p.Tool, p.Kind+":"+p.Tool)
+// ErrPinMoved: ApprovePins was given the hash of a definition that is no
+// longer the one seen (the upstream changed it after the admin reviewed
+// it), so it approved nothing.
+var ErrPinMoved = errors.New("audit: the definition changed since it was reviewed")
+
+// MinHashPrefix is the fewest hex digits of a definition hash that
+// ApprovePins accepts as the one reviewed. The upstream writes both the
+// definition the admin reviews and the one it swaps in, so it can search
+// for two sharing a prefix (a birthday search: 2^(2n) hashes for n hex
+// digits); 32 digits put that out of reach, 12 would not.
+const MinHashPrefix = 32
+
+// CheckHashPrefix reports whether h can name a reviewed definition: at
+// least MinHashPrefix and at most 64 lowercase hex digits.
+func CheckHashPrefix(h string) error {
+	if len(h) < MinHashPrefix || len(h) > 64 || strings.Trim(h, "0123456789abcdef") != "" {
+		return fmt.Errorf("audit: definition hash %q: want %d to 64 lowercase hex digits (the hash `toolgate tools show` prints)", h, MinHashPrefix)
 	}
-	return names
+	return nil
 }
 
-// MatchPins returns the pins of ps that name designates (see Names). A
-// name designating declarations of more than one kind is an error
-// (ErrAmbiguousPin) that lists their qualified names, and one designating
-// none ErrNoSuchTool: the admin approves what was reviewed, never a
-// namesake.
-func MatchPins(ps []*ToolPin, name string) ([]*ToolPin, error) {
-	var (
-		out   []*ToolPin
-		kinds []string
-	)
+// ID is the name p alone answers to, whatever other declarations are
+// called: KIND:SERVER/TOOL (prompt:up/greet, resource:up/mem://notes),
+// also its events' call_id.
+func (p *ToolPin) ID() string { return pinEventID(p.Kind, p.Server, p.Tool) }
+
+// answersTo reports whether name designates p. A name that starts with a
+// kind and a colon is qualified: KIND:SERVER/TOOL is p's ID, KIND:NAME its
+// exposed name (exposed names have no slash), never a URI: a URI is the
+// upstream's free text, which could spell another declaration's qualified
+// name. Any other name is p's exposed name or, for a resource or template,
+// its URI (template).
+func (p *ToolPin) answersTo(name string) bool {
+	if kind, rest, ok := strings.Cut(name, ":"); ok && slices.Contains(pinKinds, kind) {
+		if server, tool, ok := strings.Cut(rest, "/"); ok {
+			return p.Kind == kind && p.Server == server && p.Tool == tool
+		}
+		return p.Kind == kind && p.Name == rest
+	}
+	return p.Name == name || ((p.Kind == toolgate.KindResource || p.Kind == toolgate.KindResourceTemplate) && p.Tool == name)
+}
+
+// Ref is the shortest name that designates p among ps (see MatchPin), as
+// one shell word an admin can paste: its kind-qualified exposed name (its
+// bare name for a tool) when that names p alone, else its ID (shellWord).
+func (p *ToolPin) Ref(ps []*ToolPin) string {
+	names := []string{p.Kind + ":" + p.Name}
+	if p.Kind == toolgate.KindTool {
+		names = []string{p.Name, p.Kind + ":" + p.Name}
+	}
+	for _, n := range names {
+		if m, err := MatchPin(ps, n); err == nil && m == p {
+			return n
+		}
+	}
+	return shellWord(p.ID())
+}
+
+// shellWord is s as one word of a POSIX shell command line, shown as
+// toolgate.Visible shows it: single-quoted unless it is made of
+// characters no shell acts on. A pasted word with an invisible rune in it
+// (now escaped) designates nothing, so approves nothing.
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.:/@%+=,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(toolgate.Visible(s), "'", `'\''`) + "'"
+}
+
+// MatchPin returns the pin of ps that name designates (see answersTo). A
+// name designating more than one is an error (ErrAmbiguousPin) that lists
+// their IDs, and one designating none ErrNoSuchTool: the admin approves
+// what was reviewed, never a namesake.
+func MatchPin(ps []*ToolPin, name string) (*ToolPin, error) {
+	var out []*ToolPin
 	for _, p := range ps {
-		if !slices.Contains(p.Names(), name) {
-			continue
-		}
-		out = append(out, p)
-		if q := p.Kind + ":" + p.Name; !slices.Contains(kinds, q) {
-			kinds = append(kinds, q)
+		if p.answersTo(name) {
+			out = append(out, p)
 		}
 	}
-	switch {
-	case len(out) == 0:
+	switch len(out) {
+	case 0:
 		return nil, fmt.Errorf("%w: %s (see `toolgate tools list`)", ErrNoSuchTool, name)
-	case slices.ContainsFunc(out, func(p *ToolPin) bool { return p.Kind != out[0].Kind }):
-		return nil, fmt.Errorf("%w: %s; name one of %s", ErrAmbiguousPin, name, strings.Join(kinds, ", "))
+	case 1:
+		return out[0], nil
 	}
-	return out, nil
+	ids := make([]string, len(out))
+	for i, p := range out {
+		ids[i] = shellWord(p.ID())
+	}
+	return nil, fmt.Errorf("%w: %s; name one of %s", ErrAmbiguousPin, name, strings.Join(ids, ", "))
 }
 
-// ApprovePins approves the definition last seen of each declaration named
-// (see MatchPins), and with allChanged of every changed or pending one, as
-// approved by by (e.g. "cli:alice"), chaining each approval. It returns
-// the pins it approved; one whose seen definition is already the pinned
-// one is left as it is. All or nothing: an unknown or ambiguous name
-// approves none.
-func (s *Store) ApprovePins(ctx context.Context, names []string, allChanged bool, by string) ([]*ToolPin, error) {
+// PinRef designates a declaration to approve: Name as MatchPin reads it
+// and, when not "", Hash: a prefix (CheckHashPrefix) of the hash of the
+// definition the admin reviewed.
+type PinRef struct {
+	Name, Hash string
+}
+
+// ApprovePins approves the definition last seen of each declaration
+// refs designates, and with allChanged of every changed or pending one,
+// as approved by by (e.g. "cli:alice"), chaining each approval. It
+// returns the pins it approved; one whose seen definition is already the
+// pinned one is left as it is. A ref with a Hash approves only if the
+// definition seen is that one, checked in the transaction that pins it,
+// so a definition swapped in after the admin reviewed it is never
+// approved (ErrPinMoved). All or nothing: an unknown or ambiguous name,
+// or a moved definition, approves none.
+func (s *Store) ApprovePins(ctx context.Context, refs []PinRef, allChanged bool, by string) ([]*ToolPin, error) {
+	for _, r := range refs {
+		if r.Hash != "" {
+			if err := CheckHashPrefix(r.Hash); err != nil {
+				return nil, err
+			}
+		}
+	}
 	at := utc(s.o.Now())
 	var out []*ToolPin
 	err := s.write(ctx, func(w *wtx) error {
@@ -333,14 +404,16 @@ func (s *Store) ApprovePins(ctx context.Context, names []string, allChanged bool
 			return err
 		}
 		want := map[*ToolPin]bool{}
-		for _, n := range names {
-			ps, err := MatchPins(all, n)
+		for _, r := range refs {
+			p, err := MatchPin(all, r.Name)
 			if err != nil {
 				return err
 			}
-			for _, p := range ps {
-				want[p] = true
+			if r.Hash != "" && !strings.HasPrefix(p.SeenHash, r.Hash) {
+				return fmt.Errorf("%w: %s %s's definition is now %s, not %s as reviewed; nothing approved: review it again with `toolgate tools show %s`",
+					ErrPinMoved, toolgate.KindNoun(p.Kind), p.Name, p.SeenHash, r.Hash, p.Ref(all))
 			}
+			want[p] = true
 		}
 		for _, p := range all {
 			if p.State == toolgate.PinPinned || !(want[p] || allChanged) {

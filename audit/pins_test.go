@@ -90,11 +90,11 @@ func TestPinsTOFU(t *testing.T) {
 	check(v1, toolgate.PinPinned) // changed back: the pinned definition again
 	check(v2, toolgate.PinChanged)
 
-	if _, err := s.ApprovePins(ctx, []string{"up__nope"}, false, "cli:alice"); !errors.Is(err, ErrNoSuchTool) {
+	if _, err := s.ApprovePins(ctx, []PinRef{{Name: "up__nope"}}, false, "cli:alice"); !errors.Is(err, ErrNoSuchTool) {
 		t.Fatalf("approving an unknown tool: %v", err)
 	}
 	clk.add(time.Hour)
-	got, err := s.ApprovePins(ctx, []string{"up__echo"}, false, "cli:alice")
+	got, err := s.ApprovePins(ctx, []PinRef{{Name: "up__echo"}}, false, "cli:alice")
 	if err != nil || len(got) != 1 || got[0].ApprovedBy != "cli:alice" || got[0].PinnedHash != v2.Hash {
 		t.Fatalf("approve: %+v %v", got, err)
 	}
@@ -141,7 +141,7 @@ func TestPinsStrict(t *testing.T) {
 	if p, err := pins.CheckPin(ctx, v1); err != nil || p.State != toolgate.PinPending || !p.Quarantined() {
 		t.Fatalf("new tool in strict mode: %+v %v", p, err)
 	}
-	if _, err := s.ApprovePins(ctx, []string{"up__echo"}, false, "cli:alice"); err != nil {
+	if _, err := s.ApprovePins(ctx, []PinRef{{Name: "up__echo"}}, false, "cli:alice"); err != nil {
 		t.Fatal(err)
 	}
 	if p, err := pins.CheckPin(ctx, v1); err != nil || p.State != toolgate.PinPinned {
@@ -193,7 +193,7 @@ func TestPinsWatch(t *testing.T) {
 	go pins.Watch(ctx, time.Millisecond, func() { calls <- struct{}{} })
 	<-calls // the first look always reports
 	other := openTest(t, path, Options{})
-	if _, err := other.ApprovePins(ctx, []string{"up__echo"}, false, "cli:alice"); err != nil {
+	if _, err := other.ApprovePins(ctx, []PinRef{{Name: "up__echo"}}, false, "cli:alice"); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -253,20 +253,20 @@ func TestPinsKinds(t *testing.T) {
 	check(decls[toolgate.KindTool], toolgate.PinPinned)
 	check(decls[toolgate.KindResourceTemplate], toolgate.PinPinned)
 
-	if _, err := s.ApprovePins(ctx, []string{"up__echo"}, false, "cli:alice"); !errors.Is(err, ErrAmbiguousPin) {
+	if _, err := s.ApprovePins(ctx, []PinRef{{Name: "up__echo"}}, false, "cli:alice"); !errors.Is(err, ErrAmbiguousPin) {
 		t.Fatalf("approving a name four kinds share: %v", err)
 	}
 	check(evilPrompt, toolgate.PinChanged) // all or nothing
-	if _, err := s.ApprovePins(ctx, []string{"prompt:up__nope"}, false, "cli:alice"); !errors.Is(err, ErrNoSuchTool) {
+	if _, err := s.ApprovePins(ctx, []PinRef{{Name: "prompt:up__nope"}}, false, "cli:alice"); !errors.Is(err, ErrNoSuchTool) {
 		t.Fatalf("approving an unknown prompt: %v", err)
 	}
-	got, err := s.ApprovePins(ctx, []string{"prompt:up__echo"}, false, "cli:alice")
+	got, err := s.ApprovePins(ctx, []PinRef{{Name: "prompt:up__echo"}}, false, "cli:alice")
 	if err != nil || len(got) != 1 || got[0].Kind != toolgate.KindPrompt || got[0].PinnedHash != evilPrompt.Hash {
 		t.Fatalf("approve prompt:up__echo: %+v %v", got, err)
 	}
 	check(evilPrompt, toolgate.PinPinned)
 	check(evilRes, toolgate.PinChanged)
-	if got, err := s.ApprovePins(ctx, []string{"mem://echo"}, false, "cli:alice"); err != nil || len(got) != 1 || got[0].Kind != toolgate.KindResource {
+	if got, err := s.ApprovePins(ctx, []PinRef{{Name: "mem://echo"}}, false, "cli:alice"); err != nil || len(got) != 1 || got[0].Kind != toolgate.KindResource {
 		t.Fatalf("approve by URI: %+v %v", got, err)
 	}
 	check(evilRes, toolgate.PinPinned)

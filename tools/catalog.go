@@ -479,7 +479,7 @@ func (c *Catalog) pin(u *upstream, d toolgate.ToolDef) toolgate.Pin {
 		if kind != toolgate.KindTool {
 			name = kind + ":" + d.Name
 		}
-		c.log.Warn(toolgate.KindNoun(kind)+" quarantined: its definition is not approved; review it with `toolgate tools show "+name+"`, approve it with `toolgate tools approve "+name+"`",
+		c.log.Warn(toolgate.KindNoun(kind)+" quarantined: its definition is not approved; review it with `toolgate tools show "+name+"`, approve it with `toolgate tools approve "+name+" --hash "+d.Hash+"`",
 			"kind", kind, "name", d.Name, "server", d.Server, "pin", p.State, "def_hash", d.Hash)
 	}
 	return p

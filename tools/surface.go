@@ -131,7 +131,16 @@ func (u *upstream) listSurface(ctx context.Context, c *conn) upSurface {
 		if res, err := c.client.ListResources(ctx, mcp.ListResourcesRequest{}); err != nil {
 			u.log.Warn("resources/list failed; the upstream's resources are not exposed", "err", err)
 		} else {
+			// A resource's pin is keyed by its URI: two listed with one URI
+			// would each overwrite the other's seen definition on every
+			// listing, so the first is kept (as a prompt listed twice is).
+			uris := map[string]bool{}
 			for _, r := range res.Resources {
+				if uris[r.URI] {
+					u.log.Warn("upstream listed a resource URI twice; first kept", "resource", r.Name, "uri", r.URI)
+					continue
+				}
+				uris[r.URI] = true
 				d, err := declOf(r)
 				if err != nil {
 					u.log.Warn("upstream resource skipped", "resource", r.URI, "err", err)
@@ -143,11 +152,18 @@ func (u *upstream) listSurface(ctx context.Context, c *conn) upSurface {
 		if res, err := c.client.ListResourceTemplates(ctx, mcp.ListResourceTemplatesRequest{}); err != nil {
 			u.log.Warn("resources/templates/list failed; the upstream's resource templates are not exposed", "err", err)
 		} else {
+			tpls := map[string]bool{} // keyed by URI template, as their pins are
 			for _, t := range res.ResourceTemplates {
 				if t.URITemplate == nil || t.URITemplate.Template == nil {
 					u.log.Warn("upstream resource template without a URI template skipped", "template", t.Name)
 					continue
 				}
+				raw := t.URITemplate.Raw()
+				if tpls[raw] {
+					u.log.Warn("upstream listed a URI template twice; first kept", "template", t.Name, "uri_template", raw)
+					continue
+				}
+				tpls[raw] = true
 				d, err := declOf(t)
 				if err != nil {
 					u.log.Warn("upstream resource template skipped", "template", t.Name, "err", err)
