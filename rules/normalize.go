@@ -308,12 +308,18 @@ const maxArgWalk = 6
 // (encoding: utf-8) is then a path in the directory, which is harmless.
 func (n *normCall) argPaths(args map[string]any, c *toolgate.Call, ws Workspace, writes bool) {
 	var loose []looseArg
-	fileTool := n.kind == KindFileRead || n.kind == KindFileWrite
+	// A prompt's server may read its argument as a file whatever it is
+	// called (summarize's document: .env), and a completion lists what its
+	// value names: their loose strings are paths as a file tool's, but
+	// text (a prompt's code, message) only when it climbs with "..".
+	k := c.KindName()
+	surface := k == toolgate.KindPrompt || k == toolgate.KindCompletion
+	fileTool := n.kind == KindFileRead || n.kind == KindFileWrite || surface
 	n.walkArgs(args, c, ws, writes, fileTool, &loose, 0)
 	if !fileTool {
 		return
 	}
-	none := len(n.paths) == 0
+	none := len(n.paths) == 0 && !surface
 	for _, a := range loose {
 		if none || !a.text || slices.Contains(strings.Split(a.s, "/"), "..") {
 			n.argPath(a.key, a.s, a.args, c, ws, writes)

@@ -3,6 +3,7 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -237,7 +238,9 @@ func unhex(c byte) byte {
 // the other arguments the agent has filled in (context). The upstream
 // completes the value as the prompt's or template's argument, so it
 // names a path as that argument would; the completion's own keys (ref,
-// name, uri: a URI template) name none.
+// name, uri: a URI template) name none. A context value under the
+// completed argument's name is kept beside the value, in a list: the
+// server may read either.
 func completedArgs(args map[string]any) map[string]any {
 	out := map[string]any{}
 	if ctx, ok := args["context"].(map[string]any); ok {
@@ -246,7 +249,11 @@ func completedArgs(args map[string]any) map[string]any {
 		}
 	}
 	if name, ok := args["argument"].(string); ok {
-		out[name] = args["value"]
+		if prev, ok := out[name]; ok {
+			out[name] = []any{args["value"], prev}
+		} else {
+			out[name] = args["value"]
+		}
 	}
 	return out
 }
@@ -262,14 +269,23 @@ func (n *normCall) completedResource(c *toolgate.Call, args map[string]any, ws W
 	if ref, _ := c.Args["ref"].(string); ref != "resource" || tmpl == "" {
 		return
 	}
-	uri := expandTemplate(tmpl, args)
-	paths, _, ok := fileURLReadings(uri, n.cwd, ws)
-	if !ok {
-		n.otherResource(uri, ws)
-		return
+	name, _ := c.Args["argument"].(string)
+	values, both := args[name].([]any) // the value and the context's (completedArgs)
+	if !both {
+		values = []any{args[name]}
 	}
-	for _, p := range paths {
-		n.readPath(p)
+	for _, v := range values {
+		filled := maps.Clone(args)
+		filled[name] = v
+		uri := expandTemplate(tmpl, filled)
+		paths, _, ok := fileURLReadings(uri, n.cwd, ws)
+		if !ok {
+			n.otherResource(uri, ws)
+			continue
+		}
+		for _, p := range paths {
+			n.readPath(p)
+		}
 	}
 }
 

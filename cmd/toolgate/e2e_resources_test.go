@@ -355,3 +355,38 @@ func TestServeDefaultPackGuardsPrompts(t *testing.T) {
 		}
 	}
 }
+
+// TestServeDefaultPackGuardsPromptArgumentsByAnyName: a prompt whose server
+// reads its argument as a file, whatever the argument is called
+// (summarize's document), is refused a relative path to a secret (the
+// server runs in the workspace), as it is an absolute one, and serves a
+// workspace file.
+func TestServeDefaultPackGuardsPromptArgumentsByAnyName(t *testing.T) {
+	f := sbSetup(t, "version: 1\nrules: []\n")
+	if err := os.MkdirAll(filepath.Join(f.ws, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(f.ws, ".env"), []byte("WORKSPACE-ENV-SECRET"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeFile(t, filepath.Dir(f.rules), "toolgate.yaml", fmt.Sprintf("servers:\n  files:\n    command: %q\n    args: [--files]\n    cwd: %q\n"+
+		"workspace: {enabled: false, root: %q}\naudit: {path: %q}\nreview: {timeout: 1s, channels: [cli]}\n", upstreamBin, f.ws, f.ws, filepath.Join(f.dir, "audit.db")))
+	c, _, _ := startStdio(t, cfg, f.env()...)
+	get := func(doc string) (string, error) {
+		return getPrompt(t, c, "files__summarize", map[string]string{"document": doc})
+	}
+	if text, err := get("sub/../main.txt"); err != nil || !strings.Contains(text, "hello from the workspace") {
+		t.Fatalf("summarize of a workspace file: %q, %v", text, err)
+	}
+	for _, doc := range []string{".env", "sub/../.env", "sub/../../../.ssh/id_ed25519"} {
+		text, err := get(doc)
+		if err == nil || !strings.Contains(err.Error(), "deny-secret-prompts-and-completions") {
+			t.Errorf("summarize of %s: %.80q, %v; want a refusal", doc, text, err)
+		}
+		for _, s := range append(mustNotSee, "WORKSPACE-ENV-SECRET") {
+			if strings.Contains(text, s) {
+				t.Errorf("summarize of %s: %q reached the agent", doc, s)
+			}
+		}
+	}
+}

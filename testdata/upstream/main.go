@@ -21,8 +21,9 @@
 // file, its path as Go's net/url parses the URI (a query or fragment
 // dropped, as most file readers do); and the prompt explain_file, whose
 // argument path names a file it embeds (a prompt that reads what it is
-// given). Completions of either's argument list the names in the
-// directory the value is in (the template's value read from /).
+// given), and summarize, which does the same with its argument document.
+// Completions of the template's and explain_file's argument list the names
+// in the directory the value is in (the template's value read from /).
 //
 // With --resources URI,...: one listed resource per URI, whose content is
 // "URI from SERVER" (resources/subscribe accepted), and the tool touch,
@@ -360,15 +361,17 @@ func main() {
 				}
 				return []mcp.ResourceContents{mcp.TextResourceContents{URI: req.Params.URI, MIMEType: "text/plain", Text: string(b)}}, nil
 			})
-		s.AddPrompt(mcp.NewPrompt("explain_file", mcp.WithArgument("path", mcp.RequiredArgument())),
-			func(_ context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
-				b, err := os.ReadFile(req.Params.Arguments["path"])
-				if err != nil {
-					return nil, err
-				}
-				return mcp.NewGetPromptResult("explain this file", []mcp.PromptMessage{
-					mcp.NewPromptMessage(mcp.RoleUser, mcp.NewTextContent("Explain this file:\n"+string(b)))}), nil
-			})
+		for name, arg := range map[string]string{"explain_file": "path", "summarize": "document"} {
+			s.AddPrompt(mcp.NewPrompt(name, mcp.WithArgument(arg, mcp.RequiredArgument())),
+				func(_ context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+					b, err := os.ReadFile(req.Params.Arguments[arg])
+					if err != nil {
+						return nil, err
+					}
+					return mcp.NewGetPromptResult(name, []mcp.PromptMessage{
+						mcp.NewPromptMessage(mcp.RoleUser, mcp.NewTextContent("Explain this file:\n"+string(b)))}), nil
+				})
+		}
 	}
 	if *httpAddr != "" {
 		log.Fatal(server.NewStreamableHTTPServer(s).Start(*httpAddr))
