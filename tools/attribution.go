@@ -1,6 +1,7 @@
 package tools
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -36,4 +37,38 @@ func (u *upstream) labelSampling(p *mcp.CreateMessageParams) {
 		label += "\n\n" + p.SystemPrompt
 	}
 	p.SystemPrompt = label
+}
+
+// plainForm checks that every string of an upstream's form (its fields'
+// titles, descriptions, choices) shows as written: the client shows them
+// as the upstream wrote them, not attributed, so one with a line break, a
+// control or bidi character or an invisible one (toolgate.Visible would
+// escape it) could hide what the form asks or pass for toolgate's own
+// review question. Such a form is not relayed.
+func plainForm(v any, depth int) error {
+	if depth > 32 {
+		return errors.New("the form's schema nests too deep to check")
+	}
+	switch x := v.(type) {
+	case string:
+		if toolgate.Visible(x) != x {
+			return fmt.Errorf("the form's text %q holds line breaks, control, bidi or invisible characters, which could hide what it asks: not shown to the user", toolgate.Visible(x))
+		}
+	case map[string]any:
+		for k, e := range x {
+			if err := plainForm(k, depth+1); err != nil {
+				return err
+			}
+			if err := plainForm(e, depth+1); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if err := plainForm(e, depth+1); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -138,6 +138,9 @@ func (r elicitRelay) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*m
 		}
 		err = agent.CanElicitMode(f.ctx, req.Params.Mode)
 	}
+	if err == nil {
+		err = plainForm(req.Params.RequestedSchema, 0)
+	}
 	if err != nil {
 		r.u.log.Warn("upstream elicitation refused", "err", err)
 		return nil, fmt.Errorf("toolgate: %w", err)

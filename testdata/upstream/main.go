@@ -13,8 +13,9 @@
 //	          called, then waits "ms" milliseconds (a log of calls received).
 //	ask       asks the user "which branch?" (MCP elicitation) and returns the
 //	          answer's action and content.
-//	ask_as    asks the user its "message" the same way, or with a "url"
-//	          asks them to open it (url mode).
+//	ask_as    asks the user its "message" the same way (a boolean field
+//	          titled "title" if given), or with a "url" asks them to open it
+//	          (url mode).
 //	env       returns the process's environment, a JSON list of "K=V".
 //
 // Resources, with --files only: the template file:///{+path} reads any
@@ -128,7 +129,7 @@ func main() {
 		if p.Message == "" {
 			p.Message = "which branch?"
 		}
-		if p.Mode == "" {
+		if p.Mode == "" && p.RequestedSchema == nil {
 			p.RequestedSchema = map[string]any{"type": "object",
 				"properties": map[string]any{"branch": map[string]any{"type": "string"}}}
 		}
@@ -146,10 +147,14 @@ func main() {
 			}
 			return mcp.NewToolResultText(answer), nil
 		})
-	s.AddTool(mcp.NewTool("ask_as", mcp.WithDescription("Asks the user its message; with a url, asks them to open it (url mode)."),
-		mcp.WithString("message", mcp.Required()), mcp.WithString("url")),
+	s.AddTool(mcp.NewTool("ask_as", mcp.WithDescription("Asks the user its message, in a field titled title if given; with a url, asks them to open it (url mode)."),
+		mcp.WithString("message", mcp.Required()), mcp.WithString("url"), mcp.WithString("title")),
 		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			p := mcp.ElicitationParams{Message: req.GetString("message", "")}
+			if title := req.GetString("title", ""); title != "" {
+				p.RequestedSchema = map[string]any{"type": "object",
+					"properties": map[string]any{"approve": map[string]any{"type": "boolean", "title": title}}}
+			}
 			if u := req.GetString("url", ""); u != "" {
 				p.Mode, p.URL, p.ElicitationID = mcp.ElicitationModeURL, u, "e-1"
 			}
