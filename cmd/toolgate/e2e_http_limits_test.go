@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -202,15 +204,22 @@ func TestServeHTTPConnLimits(t *testing.T) {
 		// longest idle by the server's clock, which marks a connection idle
 		// after its response is out, so the order the client saw is no
 		// proof of it under load.
+		// Each is read at once: a read past the deadline times out even on
+		// a connection already closed, so reading them one after another
+		// would miss a victim behind one that stays open.
 		deadline := time.Now().Add(5 * time.Second)
-		closed := 0
+		var closed atomic.Int32
+		var wg sync.WaitGroup
 		for _, c := range held {
 			_ = c.SetReadDeadline(deadline)
-			if _, err := io.ReadAll(c.r); err == nil {
-				closed++
-			}
+			wg.Go(func() {
+				if _, err := io.ReadAll(c.r); err == nil {
+					closed.Add(1)
+				}
+			})
 		}
-		if closed != 1 {
+		wg.Wait()
+		if closed := closed.Load(); closed != 1 {
 			t.Errorf("%d of the %d idle connections were closed for the agent's, want 1", closed, max)
 		}
 	})
