@@ -116,8 +116,7 @@ func runTools(ctx context.Context, args []string, env environ, stdout, stderr io
 			fmt.Fprintln(stdout, "nothing to approve: everything named is pinned to its current definition")
 		}
 		for _, p := range ps {
-			fmt.Fprintf(stdout, "approved %s %s (server %s, upstream %s): definition %s pinned by %s\n", toolgate.KindNoun(p.Kind), toolgate.Visible(p.Name),
-				toolgate.Visible(p.Server), toolgate.Visible(p.Tool), toolgate.Visible(p.PinnedHash), toolgate.Visible(p.ApprovedBy))
+			fmt.Fprintf(stdout, "approved %s: definition %s pinned by %s\n", pinTitle(p), toolgate.Visible(p.PinnedHash), toolgate.Visible(p.ApprovedBy))
 			if *hash == "" {
 				// Unconfirmed: the admin sees what was pinned, which may
 				// not be what they reviewed.
@@ -154,6 +153,12 @@ func short12(h string) string {
 	return h
 }
 
+// pinTitle names p for an admin: its kind, exposed name, server and what
+// identifies it there (an upstream name, a URI).
+func pinTitle(p *audit.ToolPin) string {
+	return fmt.Sprintf("%s %s (server %s, upstream %s)", toolgate.KindNoun(p.Kind), toolgate.Visible(p.Name), toolgate.Visible(p.Server), toolgate.Visible(p.Tool))
+}
+
 func printPins(w io.Writer, ps []*audit.ToolPin) error {
 	if len(ps) == 0 {
 		fmt.Fprintln(w, "no tools, prompts or resources seen yet")
@@ -184,8 +189,7 @@ func showPin(w io.Writer, ps []*audit.ToolPin, name string) error {
 	if err != nil {
 		return fmt.Errorf("tools: %w", err)
 	}
-	fmt.Fprintf(w, "%s %s (server %s, upstream %s): %s\n", toolgate.KindNoun(p.Kind), toolgate.Visible(p.Name), toolgate.Visible(p.Server),
-		toolgate.Visible(p.Tool), toolgate.Visible(string(p.State)))
+	fmt.Fprintf(w, "%s: %s\n", pinTitle(p), toolgate.Visible(string(p.State)))
 	for _, d := range []struct {
 		what string
 		hash string
