@@ -1,8 +1,10 @@
 package review_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -153,6 +155,20 @@ func (m meetAtBegin) Begin(ctx context.Context, c toolgate.Call, d toolgate.Deci
 	return err
 }
 
+// logSignal closes seen once a log line holding text is written.
+type logSignal struct {
+	text string
+	once sync.Once
+	seen chan struct{}
+}
+
+func (l *logSignal) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte(l.text)) {
+		l.once.Do(func() { close(l.seen) })
+	}
+	return len(p), nil
+}
+
 // TestTwinCallsDoNotWaitOnEachOther, over a real audit DB through the
 // gate: two identical calls recorded at once, each seeing the other's
 // pending row, do not each wait on the other's review (then nobody is
@@ -171,7 +187,12 @@ func TestTwinCallsDoNotWaitOnEachOther(t *testing.T) {
 	var met sync.WaitGroup
 	met.Add(2)
 	fw := &countingForwarder{}
-	g, err := gate.New(gate.Options{Decider: decideReview{}, Reviewer: svc, Recorder: meetAtBegin{st, &met}, Granter: st, Forwarder: fw})
+	// The approval comes once the later call waits on the earlier's review:
+	// given before, the earlier call may have run by the time the later one
+	// looks, and then the later rightly asks for a review of its own.
+	following := &logSignal{text: "the same call is already under review", seen: make(chan struct{})}
+	g, err := gate.New(gate.Options{Decider: decideReview{}, Reviewer: svc, Recorder: meetAtBegin{st, &met}, Granter: st, Forwarder: fw,
+		Logger: slog.New(slog.NewTextHandler(following, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,6 +213,11 @@ func TestTwinCallsDoNotWaitOnEachOther(t *testing.T) {
 	other := ids[0]
 	if other == asker {
 		other = ids[1]
+	}
+	select {
+	case <-following.seen:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no call waited on the other's review")
 	}
 	// The waiting call's own row takes no answer; the listed one does.
 	if ok, err := st.SubmitVerdict(t.Context(), other, toolgate.Verdict{Approved: true, Reviewer: "web:rita", Channel: toolgate.ChannelWeb}); ok || !errors.Is(err, audit.ErrFollows) {
