@@ -37,6 +37,11 @@ const (
 // call of KindResource.
 const KindResourceTemplate = "resource_template"
 
+// KindInstructions is the kind of the pin of an upstream's initialize
+// instructions (ToolDef.Kind), which agents are sent as toolgate's own:
+// its Tool and Name are the upstream's name. It is no call's kind.
+const KindInstructions = "instructions"
+
 // ToolDef is what a pin covers of one declaration an upstream lists (a
 // tool, prompt, resource or resource template): what it is, where, the
 // name agents see, and its canonical definition. Kind, Server and Tool
@@ -66,13 +71,16 @@ func (d ToolDef) KindName() string {
 }
 
 // KindNoun is how messages name a declaration of kind: "resource
-// template" for KindResourceTemplate, the kind itself otherwise.
+// template" for KindResourceTemplate, "instructions of server" for
+// KindInstructions, the kind itself otherwise.
 func KindNoun(kind string) string {
 	switch kind {
 	case "":
 		return KindTool
 	case KindResourceTemplate:
 		return "resource template"
+	case KindInstructions:
+		return "instructions of server"
 	}
 	return kind
 }

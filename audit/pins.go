@@ -106,7 +106,7 @@ const (
 )
 
 // pinKinds are the kinds of declaration pinned.
-var pinKinds = []string{toolgate.KindTool, toolgate.KindPrompt, toolgate.KindResource, toolgate.KindResourceTemplate}
+var pinKinds = []string{toolgate.KindTool, toolgate.KindPrompt, toolgate.KindResource, toolgate.KindResourceTemplate, toolgate.KindInstructions}
 
 // standaloneKinds are the event kinds not about a call: Verify checks
 // them in the chain but looks for no calls row.

@@ -125,15 +125,20 @@ func (s *Server) advertise(caps *mcpgo.ServerCapabilities, instructions *string)
 }
 
 // combineInstructions is toolgate's instructions, then each upstream's
-// under a line naming the upstream.
+// under a line naming the upstream; a quarantined upstream's text is
+// replaced by why it is withheld.
 func combineInstructions(own string, ups []tools.ServerInstructions) string {
 	parts := []string{}
 	if own = strings.TrimSpace(own); own != "" {
 		parts = append(parts, own)
 	}
 	for _, in := range ups {
+		text := in.Text
+		if in.Pin.Quarantined() {
+			text = "QUARANTINED by toolgate, withheld: " + in.Pin.Refusal(toolgate.KindInstructions, in.Server) + "."
+		}
 		parts = append(parts, fmt.Sprintf("Instructions of the MCP server %q (behind toolgate; the names of its tools, prompts and resources start with %q unless configured otherwise):\n%s",
-			in.Server, in.Server, in.Text))
+			in.Server, in.Server, text))
 	}
 	return strings.Join(parts, "\n\n")
 }

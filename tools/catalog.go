@@ -382,13 +382,19 @@ func (c *Catalog) Lookup(name string) (Tool, bool) {
 }
 
 // PinOf returns the current pin state of what call uses, by its kind: its
-// tool, its prompt, or for a resource read the listed resource or the
-// template that routes its URI (RouteResource). ok is false when the
-// catalog lists no such declaration of call's server and name (a
-// completion, or a resource no list declares, which agents were told
-// nothing about). It implements gate.PinSource.
+// tool, its prompt, for a resource read the listed resource or the
+// template that routes its URI (RouteResource), for a completion the
+// prompt or template it completes (an unapproved declaration's arguments
+// are its upstream's unapproved text too). ok is false when the catalog
+// lists no such declaration of call's server and name (a resource no list
+// declares, which agents were told nothing about). It implements
+// gate.PinSource.
 func (c *Catalog) PinOf(call toolgate.Call) (toolgate.Pin, bool) {
-	switch call.KindName() {
+	kind := call.KindName()
+	if kind == toolgate.KindCompletion && call.Args["ref"] == "prompt" {
+		kind = toolgate.KindPrompt
+	}
+	switch kind {
 	case toolgate.KindTool:
 		t, ok := c.Lookup(call.Name)
 		if !ok || t.Server != call.Server || t.Def.Name != call.Tool {
@@ -404,6 +410,8 @@ func (c *Catalog) PinOf(call toolgate.Call) (toolgate.Pin, bool) {
 	case toolgate.KindResource:
 		uri, _ := call.Args["uri"].(string)
 		return c.resourcePin(call.Server, uri)
+	case toolgate.KindCompletion:
+		return c.templatePin(call.Server, call.Tool)
 	}
 	return toolgate.Pin{}, false
 }

@@ -107,10 +107,17 @@ type Surface struct {
 	Instructions []ServerInstructions
 }
 
-// ServerInstructions are one upstream's initialize instructions.
+// ServerInstructions are one upstream's initialize instructions, pinned
+// as its prompts are: a quarantined one is withheld from agents.
 type ServerInstructions struct {
 	Server string
 	Text   string
+	Decl
+}
+
+// PinDef is what a pin covers of in: the text, under its server's name.
+func (in *ServerInstructions) PinDef() toolgate.ToolDef {
+	return toolgate.ToolDef{Kind: toolgate.KindInstructions, Server: in.Server, Tool: in.Server, Name: in.Server, Definition: in.Definition, Hash: in.DefHash}
 }
 
 // upSurface is what one upstream offers beyond tools, as last listed.
@@ -266,7 +273,14 @@ func (c *Catalog) rebuildSurface() {
 		idx.Caps.Logging = idx.Caps.Logging || s.caps.Logging != nil
 		idx.Caps.Completions = idx.Caps.Completions || s.caps.Completions != nil
 		if t := strings.TrimSpace(s.instructions); t != "" {
-			idx.Instructions = append(idx.Instructions, ServerInstructions{Server: u.spec.Name, Text: t})
+			in := ServerInstructions{Server: u.spec.Name, Text: t}
+			if d, err := declOf(t); err != nil {
+				in.Pin = toolgate.Pin{State: toolgate.PinError, Err: err.Error()}
+			} else {
+				in.Decl = d
+				in.Pin = c.pin(u, in.PinDef())
+			}
+			idx.Instructions = append(idx.Instructions, in)
 		}
 		for _, r := range s.resources {
 			if !slices.Contains(idx.byURI[r.Def.URI], r.Server) {
@@ -432,7 +446,14 @@ func (c *Catalog) resourcePin(server, uri string) (toolgate.Pin, bool) {
 		}
 		return idx.Resources[i].Pin, true
 	}
-	i := slices.IndexFunc(idx.Templates, func(t ResourceTemplate) bool { return t.Server == server && t.Def.URITemplate.Raw() == route.Template })
+	return c.templatePin(server, route.Template)
+}
+
+// templatePin is the pin of server's resource template written exactly
+// uriTemplate; ok is false when server lists none.
+func (c *Catalog) templatePin(server, uriTemplate string) (toolgate.Pin, bool) {
+	idx := c.surfaceIdx()
+	i := slices.IndexFunc(idx.Templates, func(t ResourceTemplate) bool { return t.Server == server && t.Def.URITemplate.Raw() == uriTemplate })
 	if i < 0 {
 		return toolgate.Pin{}, false
 	}

@@ -101,7 +101,7 @@ func TestSurfaceRoutingAndGating(t *testing.T) {
 	if !sf.Caps.Resources || !sf.Caps.Subscribe || !sf.Caps.Prompts || !sf.Caps.Logging || !sf.Caps.Completions {
 		t.Errorf("merged capabilities = %+v, want all", sf.Caps)
 	}
-	if len(sf.Instructions) != 1 || sf.Instructions[0] != (ServerInstructions{Server: "docs", Text: "Use docs wisely."}) {
+	if len(sf.Instructions) != 1 || sf.Instructions[0].Server != "docs" || sf.Instructions[0].Text != "Use docs wisely." {
 		t.Errorf("instructions = %+v, want docs' only", sf.Instructions)
 	}
 	for _, r := range sf.Resources {

@@ -44,8 +44,8 @@
 // whenever that file appears or changes (a rug pull: a tool redefined after
 // it was approved), announced with tools/list_changed; --surface-desc FILE
 // makes the description of every prompt, listed resource and resource
-// template the content of FILE, if it has any when the server starts (a
-// rug pull between connections); --raw-tools FILE serves FILE as the tools
+// template, and the server's instructions, the content of FILE, if it has
+// any when the server starts (a rug pull between connections); --raw-tools FILE serves FILE as the tools
 // list, verbatim, instead (rawtools.go).
 package main
 
@@ -110,9 +110,8 @@ func main() {
 	if *resources != "" {
 		opts = append(opts, server.WithResourceCapabilities(true, false))
 	}
-	s := server.NewMCPServer(*name, "1.2.3", opts...)
-	// describe is the description of a prompt, resource or template:
-	// FILE's content (--surface-desc), else dflt.
+	// describe is the description of a prompt, resource or template, and
+	// the server's instructions: FILE's content (--surface-desc), else dflt.
 	describe := func(dflt string) string {
 		if *surfaceDesc != "" {
 			if b, err := os.ReadFile(*surfaceDesc); err == nil && len(b) > 0 {
@@ -121,6 +120,10 @@ func main() {
 		}
 		return dflt
 	}
+	if *surfaceDesc != "" {
+		opts = append(opts, server.WithInstructions(describe("Use "+*name+" well.")))
+	}
+	s := server.NewMCPServer(*name, "1.2.3", opts...)
 	var started, cancelled, extra atomic.Int64
 
 	// ask returns the answer to p (by default "which branch?" with a form
