@@ -107,7 +107,13 @@ func openPostgres(ctx context.Context, dsn string, o Options) (*Store, error) {
 		}
 		return s, nil
 	}
-	s.wdb = sql.OpenDB(rebindConnector{stdlib.GetConnector(*cfg.Copy())})
+	// A replica stalled inside a write transaction (stopped, frozen, cut
+	// off) holds the chain lock, and with it every replica's writes, until
+	// its transaction ends: the server ends it once it has idled a lease,
+	// after which the others take this replica for dead anyway.
+	wcfg := cfg.Copy()
+	wcfg.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(o.LeaseTTL.Milliseconds(), 10)
+	s.wdb = sql.OpenDB(rebindConnector{stdlib.GetConnector(*wcfg)})
 	s.wdb.SetMaxOpenConns(1)
 	s.wdb.SetConnMaxLifetime(0)
 	s.wdb.SetConnMaxIdleTime(0)

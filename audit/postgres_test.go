@@ -272,3 +272,50 @@ func TestPostgresWriterReconnects(t *testing.T) {
 		t.Fatalf("Verify = %+v, %v; want 2 calls", rep, err)
 	}
 }
+
+// TestStalledReplicaFreesTheChain: a replica stalled inside a write
+// transaction holds the chain lock, and so every replica's writes; the
+// server ends that transaction once it has idled the replica's lease, so
+// the others append again, the stalled write fails rather than commits
+// later, and the stalled replica's next write succeeds.
+func TestStalledReplicaFreesTheChain(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	ctx := context.Background()
+	stalled := openTest(t, dsn, Options{Owner: "stalled", LeaseTTL: time.Second})
+	other := openTest(t, dsn, Options{Owner: "other", LeaseTTL: time.Second, WriteTimeout: 30 * time.Second})
+	r, err := stalled.newEntry(testCall("01ST1", 1), testDecision(toolgate.Review))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inTx, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- stalled.write(ctx, func(w *wtx) error {
+			close(inTx)
+			<-release
+			return w.begin(r)
+		})
+	}()
+	<-inTx
+	otherDone := make(chan error, 1)
+	go func() { otherDone <- other.Begin(ctx, testCall("01ST2", 2), testDecision(toolgate.Review)) }()
+	select {
+	case err = <-otherDone:
+		close(release)
+	case <-time.After(30 * time.Second):
+		close(release)
+		t.Fatal("a write still waits on the chain lock of a replica stalled in its transaction")
+	}
+	if err != nil {
+		t.Fatalf("a write while another replica stalls in its transaction: %v", err)
+	}
+	if err := <-done; err == nil {
+		t.Fatal("the stalled replica's transaction committed after the server ended it")
+	}
+	if err := stalled.Begin(ctx, testCall("01ST3", 3), testDecision(toolgate.Review)); err != nil {
+		t.Fatalf("the stalled replica's next write: %v", err)
+	}
+	rep, err := other.Verify(ctx)
+	if err != nil || !rep.OK() || rep.Calls != 2 {
+		t.Fatalf("Verify = %+v, %v; want 2 calls", rep, err)
+	}
+}

@@ -891,6 +891,12 @@ func (s *Store) commitRun(ops []*op, hot bool) {
 		// error was sent; redo the others without it. Ops re-read their
 		// state inside the new transaction, so re-running is safe.
 		live = slices.Delete(live, failed, failed+1)
+		if s.pg != nil && s.conn.PingContext(context.Background()) != nil {
+			// Or it failed because the server ended the connection (as it
+			// ends a transaction that idled a lease): the next try opens
+			// another.
+			s.pg.stale = true
+		}
 	}
 }
 
