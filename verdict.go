@@ -71,6 +71,10 @@ var (
 	// be told apart from who did); the refusal is recorded, and the
 	// review waits for someone else.
 	ErrSelfApproval = errors.New("self-approval refused")
+	// ErrArgsNotShown: the approval came through a channel that shows
+	// reviewers the call as stored, and its arguments are not stored
+	// (only their hash), so the approver cannot have seen them.
+	ErrArgsNotShown = errors.New("approval refused")
 )
 
 // ErrTakenOver is returned when recording an approval finds that the
@@ -112,6 +116,10 @@ type Pending struct {
 	// one was posted, so it can be updated after a restart.
 	SlackChannel string `json:"slack_channel,omitempty"`
 	SlackTS      string `json:"slack_ts,omitempty"`
+	// ArgsNotStored is true when the log keeps only the hash of the call's
+	// arguments and _meta (audit store_args: hash): Call has none to show,
+	// and channels that show the stored call cannot approve it.
+	ArgsNotStored bool `json:"args_not_stored,omitempty"`
 }
 
 // SessionGrant is the longest approval for the session p's rule allows,

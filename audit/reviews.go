@@ -63,7 +63,7 @@ func (r *Record) pending() (toolgate.Pending, error) {
 	c, err := r.Call()
 	return toolgate.Pending{
 		Call: c, Decision: r.Decision(), RequestedAt: r.DecidedAt,
-		SlackChannel: r.SlackChannel, SlackTS: r.SlackTS,
+		SlackChannel: r.SlackChannel, SlackTS: r.SlackTS, ArgsNotStored: !argsStored(r.Args),
 	}, err
 }
 
@@ -93,6 +93,11 @@ func (s *Store) SubmitVerdict(ctx context.Context, id string, v toolgate.Verdict
 			if rid, err := followed(w.ctx, w.s.conn, id); err != nil || rid != "" {
 				return cmp.Or(err, fmt.Errorf("%w: call %s is a retry that waits on review %s; answer that review", ErrFollows, id, rid))
 			}
+		}
+		// The terminal and the web page show the call as stored.
+		if v.Approved && !cs.argsStored && (v.Channel == toolgate.ChannelCLI || v.Channel == toolgate.ChannelWeb) {
+			return fmt.Errorf("%w: call %s's arguments are not stored (audit store_args: hash), so the %s could not show them to you; "+
+				"deny it, or approve it where the call is shown whole (Slack, or the agent's client)", toolgate.ErrArgsNotShown, id, map[string]string{toolgate.ChannelCLI: "terminal", toolgate.ChannelWeb: "web page"}[v.Channel])
 		}
 		admitted, err := w.admit(id, cs, v, at)
 		if admitted == nil || err != nil {

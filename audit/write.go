@@ -208,6 +208,8 @@ type callState struct {
 	decidedAt int64
 	verdict   *Review // nil when none is stored
 	principal toolgate.Principal
+	// argsStored is false when only the arguments' hash is stored.
+	argsStored bool
 }
 
 func (w *wtx) state(id string) (callState, error) {
@@ -226,7 +228,7 @@ func (w *wtx) state(id string) (callState, error) {
 	if err := r.load(id, &d, &v, nil, sql.NullString{}, newCtxReader(w.ctx, w.s.conn).get); err != nil {
 		return cs, fmt.Errorf("audit: read call %s: %w", id, err)
 	}
-	cs.decidedAt, cs.verdict, cs.principal = r.DecidedAt.UnixNano(), r.Review, r.Principal
+	cs.decidedAt, cs.verdict, cs.principal, cs.argsStored = r.DecidedAt.UnixNano(), r.Review, r.Principal, argsStored(r.Args)
 	return cs, nil
 }
 

@@ -222,6 +222,10 @@ func (sc *slackChannel) showArgs(ctx context.Context, cb slack.InteractionCallba
 	if !ok {
 		// Not posted by this process: look for it among the pending reviews.
 		if p, pending, _ := sc.pending(ctx, id); pending {
+			if p.ArgsNotStored {
+				sc.ephemeral(ctx, cb, "This call's arguments are not stored (audit store_args: hash), so only the toolgate process that posted this message could show them whole, and it is gone. Deny the call unless the message shows them all.")
+				return
+			}
 			lr = &liveReview{c: p.Call, d: p.Decision}
 		}
 		if lr == nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/toolgate/toolgate/audit"
 )
@@ -92,6 +93,17 @@ func (h *Handler) rulesPage(w http.ResponseWriter, r *http.Request, v viewer) {
 func (h *Handler) redactedJSON(raw json.RawMessage) string {
 	var v any
 	_ = json.Unmarshal(raw, &v)
-	b, _ := json.MarshalIndent(h.o.Redactor.Value(v), "", "  ")
-	return string(b)
+	return h.pageJSON(v)
+}
+
+// pageJSON is v redacted and indented, with <, > and & written as they
+// are (the page's template escapes them): a reviewer would read \u003e
+// for a shell's redirect.
+func (h *Handler) pageJSON(v any) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(h.o.Redactor.Value(v))
+	return strings.TrimSuffix(b.String(), "\n")
 }

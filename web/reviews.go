@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -28,6 +27,9 @@ type pendingView struct {
 	// allows, in minutes; 0 when it allows none.
 	SessionMinutes int
 	Own            bool // the viewer made this call (approval is refused)
+	// ArgsNotStored: the log keeps only the arguments' hash, so the page
+	// cannot show them, and offers no approval (the store refuses one).
+	ArgsNotStored bool
 }
 
 func (h *Handler) pendingViews(ctx context.Context, v viewer) ([]pendingView, error) {
@@ -38,17 +40,15 @@ func (h *Handler) pendingViews(ctx context.Context, v viewer) ([]pendingView, er
 	now := h.o.Now()
 	out := make([]pendingView, 0, len(ps))
 	for _, p := range ps {
-		args, _ := json.MarshalIndent(h.o.Redactor.Value(p.Call.Args), "", "  ")
 		pv := pendingView{
 			ID: p.Call.ID, Tool: p.Call.Name, Kind: p.Call.KindName(), Rule: orDash(p.Decision.Rule), Reason: p.Decision.Reason,
 			Requester: orDash(p.Call.Principal.String()), Model: orDash(peer(p.Call.Model.Name, p.Call.Model.Version)),
 			Client: orDash(peer(p.Call.Client.Name, p.Call.Client.Version)), Session: p.Call.SessionID,
-			Args: string(args), RequestedAt: p.RequestedAt, Waiting: now.Sub(p.RequestedAt).Round(time.Second).String(),
-			SessionMinutes: int(p.SessionGrant(ctx, h.o.Decide) / time.Minute),
+			Args: h.pageJSON(p.Call.Args), RequestedAt: p.RequestedAt, Waiting: now.Sub(p.RequestedAt).Round(time.Second).String(),
+			SessionMinutes: int(p.SessionGrant(ctx, h.o.Decide) / time.Minute), ArgsNotStored: p.ArgsNotStored,
 		}
 		if len(p.Call.Meta) > 0 {
-			meta, _ := json.MarshalIndent(h.o.Redactor.Value(p.Call.Meta), "", "  ")
-			pv.Meta = string(meta)
+			pv.Meta = h.pageJSON(p.Call.Meta)
 		}
 		if v.s != nil && v.s.who.Personal() && p.Call.Principal.Personal() && v.s.who.User == p.Call.Principal.User {
 			pv.Own = true
@@ -209,7 +209,7 @@ func (h *Handler) verdict(w http.ResponseWriter, r *http.Request, v viewer) {
 	case errors.Is(err, toolgate.ErrMoreApprovals):
 		h.flash(w, r, v, "Your approval counts ("+err.Error()+"). The review waits for another approver.")
 		return
-	case errors.Is(err, toolgate.ErrSameApprover), errors.Is(err, toolgate.ErrChannelRefused), errors.Is(err, audit.ErrFollows):
+	case errors.Is(err, toolgate.ErrSameApprover), errors.Is(err, toolgate.ErrChannelRefused), errors.Is(err, audit.ErrFollows), errors.Is(err, toolgate.ErrArgsNotShown):
 		h.flash(w, r, v, "Your answer was not counted: "+err.Error()+".")
 		return
 	case errors.Is(err, audit.ErrNotFound):

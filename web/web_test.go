@@ -202,7 +202,7 @@ func TestPagesShowMeta(t *testing.T) {
 		toolgate.Call{ID: "01PLAIN", Server: "shell", Tool: "exec", Name: "shell__exec", Time: time.Now(), Args: map[string]any{"command": "ls"}})
 	for _, path := range []string{"/ui/reviews", "/ui/audit/01META"} {
 		page := get(t, http.DefaultClient, srv.URL+path)
-		for _, want := range []string{"<code>_meta</code>", `dry_run&#34;: false`, `auth&#34;: &#34;[REDACTED 47 chars — contains spaces — not shown]&#34;`, `note\u202e`, `\u003cb\u003ex`} {
+		for _, want := range []string{"<code>_meta</code>", `dry_run&#34;: false`, `auth&#34;: &#34;[REDACTED 47 chars — contains spaces — not shown]&#34;`, `note\u202e`, `&lt;b&gt;x`} {
 			if !strings.Contains(page, want) {
 				t.Errorf("%s does not show %q", path, want)
 			}
@@ -258,4 +258,57 @@ func readOnlyUI(t *testing.T, d toolgate.Decision, calls ...toolgate.Call) *http
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// TestQueueCannotApproveUnstoredArgs: with only the arguments' hash in the
+// log (audit store_args: hash), the queue would show `{}` for any call:
+// it says the arguments are not stored instead, offers no approval, and a
+// forged approval is not counted; a denial is.
+func TestQueueCannotApproveUnstoredArgs(t *testing.T) {
+	st, err := audit.Open(context.Background(), filepath.Join(t.TempDir(), "a.db"), audit.Options{ArgsHashOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	c := toolgate.Call{ID: "01HASHED", Server: "shell", Tool: "exec", Name: "shell__exec", Time: time.Now(), Args: map[string]any{"command": "rm -rf ~"}}
+	if err := st.Begin(context.Background(), c, toolgate.Decision{Action: toolgate.Review, Rule: "shell"}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Options{Store: st, Auth: tokens{"tg_rita": {User: "rita", Auth: toolgate.AuthToken}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar}
+	m := csrfRE.FindStringSubmatch(get(t, hc, srv.URL+"/ui/signin"))
+	if _, err := hc.PostForm(srv.URL+"/ui/signin", url.Values{"token": {"tg_rita"}, "csrf": {m[1]}}); err != nil {
+		t.Fatal(err)
+	}
+	page := get(t, hc, srv.URL+"/ui/reviews")
+	if !strings.Contains(page, "<strong>not stored</strong>") || strings.Contains(page, `value="approve"`) || !strings.Contains(page, `value="deny"`) {
+		t.Fatalf("the queue for a call whose arguments are not stored:\n%s", page)
+	}
+	csrf := csrfRE.FindStringSubmatch(page)[1]
+	answer := func(action string) string {
+		t.Helper()
+		resp, err := hc.PostForm(srv.URL+"/ui/reviews/01HASHED", url.Values{"csrf": {csrf}, "action": {action}, "reason": {"unseen"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if out := answer("approve"); !strings.Contains(out, "arguments are not stored") {
+		t.Errorf("a forged approval was answered:\n%s", out)
+	}
+	if _, decided, err := st.ReviewVerdict(context.Background(), "01HASHED"); err != nil || decided {
+		t.Fatalf("after the approval: decided %v, %v", decided, err)
+	}
+	answer("deny")
+	if v, decided, err := st.ReviewVerdict(context.Background(), "01HASHED"); err != nil || !decided || v.Approved {
+		t.Fatalf("after the denial: %+v %v %v", v, decided, err)
+	}
 }

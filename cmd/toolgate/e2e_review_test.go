@@ -478,3 +478,42 @@ func rvClickEvents(t *testing.T, db, user string) int {
 	}
 	return n
 }
+
+// TestServeReviewArgsNotStored: with audit store_args: hash the log keeps
+// no arguments, so the terminal, which shows reviewers the call as stored,
+// would show an approver nothing of what runs (`{}` for `rm -rf`). It says
+// the arguments are not stored and refuses an approval; a denial is
+// taken, and the call is refused.
+func TestServeReviewArgsNotStored(t *testing.T) {
+	cfg, db := rvConfig(t, nil, "  channels: [cli]\n")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hashed := strings.Replace(string(b), "audit: {path: ", "audit: {store_args: hash, path: ", 1)
+	if hashed == string(b) {
+		t.Fatal("no audit section to change")
+	}
+	if err := os.WriteFile(cfg, []byte(hashed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, _, _ := startStdio(t, cfg)
+	call := rvStart(c, t.Context(), "rm -rf ~", "")
+	id := rvWaitPending(t, db, 1)[0]
+	if list := rvCLI(t, nil, "review", "list", "--db", db); !strings.Contains(list, "NOT STORED") || strings.Contains(list, "{}") {
+		t.Fatalf("review list of a call whose arguments are not stored:\n%s", list)
+	}
+	if out := rvCLIFail(t, "review", "approve", id, "--db", db); !strings.Contains(out, "arguments are not stored") {
+		t.Fatalf("review approve: %s", out)
+	}
+	if !call.pending() {
+		t.Fatal("the call ended on an approval nobody could see")
+	}
+	rvCLI(t, nil, "review", "deny", id, "--db", db, "--reason", "cannot see it")
+	if res := call.wait(t); !res.IsError || !strings.Contains(resultText(res), "cannot see it") {
+		t.Fatalf("the denied call: %s", resultText(res))
+	}
+	if r := rvAuditRow(t, db, id); r.Status != toolgate.StatusRefused || r.Review == nil || r.Review.Approved {
+		t.Fatalf("audit row: %s %+v", r.Status, r.Review)
+	}
+}

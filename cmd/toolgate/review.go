@@ -114,6 +114,10 @@ func runReview(ctx context.Context, args []string, env environ, stdout, stderr i
 	}
 }
 
+// argsNotStored stands for the arguments of a call the log keeps only
+// the hash of: the terminal cannot show them, so it cannot approve it.
+const argsNotStored = "(NOT STORED: audit store_args is hash; approve in Slack or the agent's client, or deny)"
+
 // reviewedCall is the one line answerReview shows of the call a reviewer
 // answered: its kind (a prompt may share a tool's name), name, arguments
 // and _meta as `review list` showed them.
@@ -121,7 +125,7 @@ func reviewedCall(r *audit.Record) string {
 	what := r.KindName() + " " + toolgate.Visible(r.Name)
 	c, err := r.Call()
 	if err != nil || !json.Valid(r.Args) {
-		return what + " (arguments not stored)"
+		return what + " " + argsNotStored
 	}
 	return what + " " + reviewArgs(c.Args, c.Meta)
 }
@@ -199,9 +203,12 @@ func printPendingReviews(w io.Writer, ps []toolgate.Pending, asJSON bool, now ti
 	cut := false
 	for _, p := range ps {
 		args := reviewArgs(p.Call.Args, p.Call.Meta)
+		if p.ArgsNotStored {
+			args = argsNotStored
+		}
 		cut = cut || strings.Contains(args, "…(+")
 		fmt.Fprintln(tw, visibleCells(p.Call.ID, now.Sub(p.RequestedAt).Round(time.Second).String(), p.Call.KindName(), p.Call.Name,
-			dash(p.Decision.Rule), dash(p.Call.Principal.User), dash(p.Call.Client.Name), args))
+			dash(p.Decision.Rule), dash(p.Call.Principal.User), dash(reviewCut(toolgate.Visible(p.Call.Client.Name), 40)), args))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -218,19 +225,32 @@ func printPendingReviews(w io.Writer, ps []toolgate.Pending, asJSON bool, now ti
 // (which goes upstream with them) when it has any.
 func reviewArgs(args any, meta map[string]any) string {
 	r := redact.New(nil).ForReviewers()
-	b, _ := json.Marshal(r.Value(args))
-	s := reviewOneLine(string(b), 80)
+	s := reviewCut(toolgate.Visible(reviewJSON(r.Value(args))), 80)
 	if len(meta) > 0 {
-		b, _ = json.Marshal(r.Value(meta))
-		s += " _meta " + reviewOneLine(string(b), 80)
+		s += " _meta " + reviewCut(toolgate.Visible(reviewJSON(r.Value(meta))), 80)
 	}
-	return toolgate.Visible(s)
+	return s
 }
 
-// reviewOneLine squeezes s onto one line of n runes, and says how many it
-// cut: a reviewer must know that a command goes on past what is shown.
-func reviewOneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
+// reviewJSON is v's JSON, on one line since JSON strings hold no line
+// break, with <, > and & as they are: a reviewer would read \u003e for a
+// shell's redirect.
+func reviewJSON(v any) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// reviewCut squeezes each run of ASCII spaces in s (made visible) to one,
+// so that padding cannot push a command's tail out of view, then cuts it
+// to n runes and says how many it cut: a reviewer must know that a
+// command goes on past what is shown. Any other space, one that is no word
+// break to a shell (U+00A0 before a #), has been made visible by then and
+// is left as its escape.
+func reviewCut(s string, n int) string {
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == ' ' }), " ")
 	if rs := []rune(s); len(rs) > n {
 		return string(rs[:n]) + fmt.Sprintf("…(+%d)", len(rs)-n)
 	}

@@ -222,3 +222,29 @@ func TestReviewListSaysWhatItCuts(t *testing.T) {
 		t.Errorf("a short argument:\n%s", s)
 	}
 }
+
+// TestReviewListShowsWhatBashReads: review list shows a command as bash
+// reads it: a space that is no word break (U+00A0 before a #, which bash
+// then runs past) as its escape, a redirect and && as they are, and a
+// client name, which the agent chooses, too short to push the arguments
+// out of view.
+func TestReviewListShowsWhatBashReads(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct {
+		client, command, want string
+	}{
+		{"claude-code", "git status\u00a0# ; touch PWNED", `{"command":"git status\u00a0# ; touch PWNED"}`},
+		{"claude-code", "echo hi > /dev/null && id", `{"command":"echo hi > /dev/null && id"}`},
+		{"claude-code" + strings.Repeat(" ", 400) + `{"command":"git status"}`, "touch PWNED2", `{"command":"touch PWNED2"}`},
+	} {
+		var out bytes.Buffer
+		ps := []toolgate.Pending{{Call: toolgate.Call{ID: "c1", Name: "sh", Client: toolgate.Peer{Name: tc.client}, Args: map[string]any{"command": tc.command}}, RequestedAt: now}}
+		if err := printPendingReviews(&out, ps, false, now); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(out.String(), "\n")
+		if i := strings.Index(lines[1], tc.want); i < 0 || i > 150 {
+			t.Errorf("%q: want %s within 150 columns in\n%s", tc.command, tc.want, out.String())
+		}
+	}
+}
