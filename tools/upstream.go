@@ -212,6 +212,7 @@ func (u *upstream) up(c *conn, tools []Tool) {
 }
 
 func (u *upstream) down(err error, retryIn time.Duration) {
+	err = u.scrub(err)
 	u.mu.Lock()
 	u.conn = nil
 	u.lastErr = err.Error()
@@ -274,6 +275,38 @@ func remoteClient() *http.Client {
 	return &http.Client{Transport: tr}
 }
 
+// remote is the URL a remote upstream's transport is given, and the HTTP
+// client that sends its requests to the configured URL (remoteURL). The
+// client shares u.http's transport, so its idle connections outlive this
+// connection.
+func (u *upstream) remote() (remoteURL, *http.Client, error) {
+	ru, err := newRemoteURL(u.spec.URL, u.spec.Headers)
+	if err != nil {
+		return remoteURL{}, nil, err
+	}
+	base := u.http
+	if base == nil {
+		base = remoteClient()
+	}
+	hc := *base
+	hc.Transport = ru.roundTripper(base.Transport)
+	return ru, &hc, nil
+}
+
+// scrub is err with the upstream's configured URL and header values
+// hidden (remoteURL.scrub): every error an upstream hands on, and every
+// one it logs, goes through it.
+func (u *upstream) scrub(err error) error {
+	if err == nil || u.spec.URL == "" {
+		return err
+	}
+	ru, perr := newRemoteURL(u.spec.URL, u.spec.Headers)
+	if perr != nil {
+		return err
+	}
+	return ru.scrub(err)
+}
+
 // connect starts the transport, initializes and lists tools, all within
 // StartTimeout.
 func (u *upstream) connect(ctx context.Context) (*conn, []Tool, error) {
@@ -296,17 +329,25 @@ func (u *upstream) connect(ctx context.Context) (*conn, []Tool, error) {
 		}()
 		tr = transport.NewIO(u.schemas.reader(p.stdout), p.stdin, p.stderrCloser())
 	case u.spec.SSE:
-		t, err := transport.NewSSE(u.spec.URL, transport.WithHeaders(u.spec.Headers), transport.WithSSELogger(u.log),
-			transport.WithHTTPClient(u.http))
+		ru, hc, err := u.remote()
 		if err != nil {
 			return nil, nil, fmt.Errorf("sse transport: %w", err)
 		}
+		t, err := transport.NewSSE(ru.public, transport.WithHeaders(u.spec.Headers), transport.WithSSELogger(u.log),
+			transport.WithHTTPClient(hc))
+		if err != nil {
+			return nil, nil, fmt.Errorf("sse transport: %w", u.scrub(err))
+		}
 		tr = t
 	default:
-		t, err := transport.NewStreamableHTTP(u.spec.URL, transport.WithHTTPHeaders(u.spec.Headers),
-			transport.WithContinuousListening(), transport.WithHTTPLogger(u.log), transport.WithHTTPBasicClient(u.http))
+		ru, hc, err := u.remote()
 		if err != nil {
 			return nil, nil, fmt.Errorf("http transport: %w", err)
+		}
+		t, err := transport.NewStreamableHTTP(ru.public, transport.WithHTTPHeaders(u.spec.Headers),
+			transport.WithContinuousListening(), transport.WithHTTPLogger(u.log), transport.WithHTTPBasicClient(hc))
+		if err != nil {
+			return nil, nil, fmt.Errorf("http transport: %w", u.scrub(err))
 		}
 		tr = t
 	}
@@ -410,7 +451,7 @@ func (u *upstream) relistLoop(ctx context.Context, c *conn) {
 		tools, err := u.list(lctx, c)
 		cancel()
 		if err != nil {
-			u.log.Warn("relisting tools after list_changed failed", "err", err)
+			u.log.Warn("relisting tools after list_changed failed", "err", u.scrub(err))
 			continue
 		}
 		u.mu.Lock()
@@ -586,7 +627,14 @@ func (u *upstream) call(ctx context.Context, call toolgate.Call) (*mcp.CallToolR
 	return Decode(r)
 }
 
+// callResult forwards call; its error is scrubbed, as it reaches the agent
+// and the audit log.
 func (u *upstream) callResult(ctx context.Context, call toolgate.Call, raw bool) (toolgate.Result, error) {
+	r, err := u.forward(ctx, call, raw)
+	return r, u.scrub(err)
+}
+
+func (u *upstream) forward(ctx context.Context, call toolgate.Call, raw bool) (toolgate.Result, error) {
 	u.mu.Lock()
 	c := u.conn
 	u.mu.Unlock()
@@ -677,7 +725,7 @@ func (u *upstream) callResult(ctx context.Context, call toolgate.Call, raw bool)
 func (u *upstream) unavailableFrom(c *conn) *UnavailableError {
 	e := &UnavailableError{Server: u.spec.Name, Reason: "connection lost"}
 	if c.deadErr != nil {
-		e.Reason = c.deadErr.Error()
+		e.Reason = u.scrub(c.deadErr).Error()
 		if pe, ok := errors.AsType[*procError](c.deadErr); ok {
 			e.Stderr = lastLine(pe.stderr)
 		}
@@ -715,7 +763,7 @@ func (u *upstream) pingLoop(ctx context.Context, c *conn, interval time.Duration
 			return
 		default:
 			failed++
-			u.log.Warn("upstream ping failed", "err", err, "failed_in_a_row", failed)
+			u.log.Warn("upstream ping failed", "err", u.scrub(err), "failed_in_a_row", failed)
 			if failed >= 2 {
 				c.fail(fmt.Errorf("health check: %d pings in a row failed: %w", failed, err))
 				return
