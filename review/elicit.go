@@ -89,9 +89,15 @@ func (s *Service) elicitMessage(c toolgate.Call, d toolgate.Decision, expires ti
 		b.WriteString(".")
 	}
 	fmt.Fprintf(&b, "\nIf approved, it runs in %s.", sandboxText(d.Sandbox))
-	fmt.Fprintf(&b, "\nArguments:\n%s", argsPreviewPlain(r.Value(c.Args)))
+	args, cut := argsPreview(r.Value(c.Args))
+	fmt.Fprintf(&b, "\nArguments:\n%s", args)
 	if len(c.Meta) > 0 {
-		fmt.Fprintf(&b, "\n_meta (sent to the tool's server with the arguments):\n%s", argsPreviewPlain(r.Value(c.Meta)))
+		meta, metaCut := argsPreview(r.Value(c.Meta))
+		fmt.Fprintf(&b, "\n_meta (sent to the tool's server with the arguments):\n%s", meta)
+		cut = cut || metaCut
+	}
+	if cut {
+		fmt.Fprintf(&b, "\nSome values above are cut, and approving runs them whole: deny unless you have read them all (`toolgate audit show %s` on toolgate's host shows the call).", c.ID)
 	}
 	fmt.Fprintf(&b, "\nDecision %s; denied automatically at %s.", c.ID, expires.Format(time.Kitchen))
 	return r.String(b.String())

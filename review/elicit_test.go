@@ -306,3 +306,24 @@ func TestElicitationFailureArmsHold(t *testing.T) {
 	}
 	h.endHeld(t, c)
 }
+
+// TestElicitationSaysWhatItCuts: a value too long for the question is cut,
+// and the question then says so, since the user has no other view of it
+// in their client: a payload past the cut would run approved unseen.
+func TestElicitationSaysWhatItCuts(t *testing.T) {
+	h := newHarness(t, false, func(o *Options) { o.Elicitation = true; o.Channels = []string{toolgate.ChannelElicitation} })
+	c, d := testCall("01ELICUT")
+	for _, tc := range []struct {
+		command string
+		cut     bool
+	}{
+		{"ls -la", false},
+		{strings.Repeat("x", 1500) + " ; touch PWNED", true},
+	} {
+		c.Args = map[string]any{"command": tc.command}
+		msg := h.svc.elicitMessage(c, d, time.Now())
+		if strings.Contains(msg, "Some values above are cut") != tc.cut || strings.Contains(msg, "PWNED") {
+			t.Errorf("%d-byte command: %s", len(tc.command), msg)
+		}
+	}
+}

@@ -264,20 +264,26 @@ func jsonSection(heading string, v any) slack.Block {
 // reader would not see (bidi controls, invisible characters) is made
 // Visible; nothing is HTML-escaped.
 func argsPreviewPlain(args any) string {
+	s, _ := argsPreview(args)
+	return s
+}
+
+// argsPreview is argsPreviewPlain, and whether it cut a value.
+func argsPreview(args any) (preview string, cut bool) {
 	m, ok := args.(map[string]any)
 	if !ok {
 		s, err := jsonText(args, true)
 		if err != nil {
-			return "(arguments could not be shown)"
+			return "(arguments could not be shown)", false
 		}
 		s = toolgate.VisibleLines(s)
 		if len(s) > argsPreviewLimit {
-			s = truncate(s, argsPreviewLimit) + fmt.Sprintf("\n… (%d bytes in all)", len(s))
+			return truncate(s, argsPreviewLimit) + fmt.Sprintf("\n… (%d bytes in all)", len(s)), true
 		}
-		return s
+		return s, false
 	}
 	if len(m) == 0 {
-		return "{}"
+		return "{}", false
 	}
 	keys := slices.Sorted(func(yield func(string) bool) {
 		for k := range m {
@@ -297,6 +303,7 @@ func argsPreviewPlain(args any) string {
 		}
 		if len(vj) > per {
 			vj = truncate(vj, per) + fmt.Sprintf(" (%d bytes in all)", len(vj))
+			cut = true
 		}
 		b.WriteString("  " + toolgate.Visible(kj) + ": " + toolgate.Visible(vj))
 		if i < len(keys)-1 {
@@ -305,7 +312,7 @@ func argsPreviewPlain(args any) string {
 		b.WriteString("\n")
 	}
 	b.WriteString("}")
-	return b.String()
+	return b.String(), cut
 }
 
 // jsonText encodes v as JSON without escaping <, > and & (a reviewer
