@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -240,8 +239,10 @@ func (c *auditCmd) parseFilter() error {
 // ("90m", "36h", "7d"); see audit.ParseWhen.
 func parseWhen(s string, now time.Time) (time.Time, error) { return audit.ParseWhen(s, now) }
 
+// writeJSON writes v indented, with audit.NewJSONEncoder's escapes: the
+// records hold agent- and upstream-chosen text.
 func (c *auditCmd) writeJSON(v any) error {
-	enc := json.NewEncoder(c.stdout)
+	enc := audit.NewJSONEncoder(c.stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
@@ -419,7 +420,7 @@ func (c *auditCmd) tail(ctx context.Context) error {
 	if c.limit == 0 {
 		recs = nil
 	}
-	enc := json.NewEncoder(c.stdout)
+	enc := audit.NewJSONEncoder(c.stdout)
 	// Followed rows cannot be aligned by tabwriter after the fact, so tail
 	// pads columns to fixed widths.
 	emit := func(r *audit.Record) error {
