@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -19,7 +20,7 @@ import (
 
 const auditUsage = `usage:
   toolgate audit list   [FILTERS] [--limit N]        recorded calls, newest N (default 100; 0 = all)
-  toolgate audit show   ID                           one call in full
+  toolgate audit show   ID [--archive FILE|DIR...]   one call in full, from the log or else the archives
   toolgate audit tail   [-f] [-n N] [FILTERS]        the last N calls (default 10); -f follows new ones
   toolgate audit export [--format jsonl|csv] [FILTERS]  every matching call, to stdout
   toolgate audit import FILE.jsonl                   append exported records (fixtures, migration)
@@ -37,8 +38,8 @@ const auditUsage = `usage:
   toolgate audit archive --before T --to FILE        move the calls decided before T into an archive
                                                      and prune them (see audit archive -h)
 
-verify, replay and stats take --archive FILE|DIR... to read archives with
-the live log (verify checks them as one chain).
+verify, replay, stats and show take --archive FILE|DIR... to read archives
+with the live log (verify checks them as one chain).
 
 FILTERS: --since T --until T (RFC 3339 time, a date 2006-01-02, or a duration
 ago such as 90m or 7d) --tool --server --action allow|deny|review --client
@@ -91,7 +92,7 @@ func runAudit(ctx context.Context, args []string, env environ, stdout, stderr io
 		c.filterFlags(fs)
 	}
 	switch sub {
-	case "verify", "replay", "stats":
+	case "verify", "replay", "stats", "show":
 		fs.Var(&c.archives, "archive", "read this archive `file` (or every *.gz in a directory) with the live log; repeat it, or list more files after it")
 	}
 	switch sub {
@@ -132,8 +133,10 @@ func runAudit(ctx context.Context, args []string, env environ, stdout, stderr io
 		wantPos = 1
 	}
 	if len(c.archives) > 0 {
-		// --archive A B C: the files after the flag are archives too.
-		c.archives, pos = append(c.archives, pos...), nil
+		// --archive A B C: the files after the flag are archives too;
+		// show's first argument stays its call's id.
+		n := min(wantPos, len(pos))
+		c.archives, pos = append(c.archives, pos[n:]...), pos[:n]
 	}
 	if len(pos) != wantPos {
 		return fmt.Errorf("%w: audit %s takes %d argument(s), got %d: %s", errUsage, sub, wantPos, len(pos), strings.Join(pos, " "))
@@ -309,8 +312,15 @@ func dash(s string) string {
 
 func (c *auditCmd) showOne(ctx context.Context, id string) error {
 	r, err := c.st.Get(ctx, id)
+	if errors.Is(err, audit.ErrNotFound) && len(c.archives) > 0 {
+		r, err = c.getArchived(ctx, id)
+	}
 	if errors.Is(err, audit.ErrNotFound) {
-		return fmt.Errorf("audit show: no call %s in %s", id, c.path)
+		if len(c.archives) > 0 {
+			return fmt.Errorf("audit show: no call %s in %s nor in its archives", id, c.path)
+		}
+		// Retention and `audit archive` move older calls out of the log.
+		return fmt.Errorf("audit show: no call %s in %s; if it is older, it may be archived: add --archive DIR (audit.archive_dir) to look in the archives", id, c.path)
 	}
 	if err != nil {
 		return err
@@ -395,6 +405,31 @@ func (c *auditCmd) showOne(ctx context.Context, id string) error {
 	}
 	row("toolgate", r.ToolgateVersion)
 	return tw.Flush()
+}
+
+// getArchived looks for the call id in c's archives, opening one at a time
+// (each is decompressed to a temporary copy), newest first: recent
+// archives are the likelier place of a call someone asks about.
+func (c *auditCmd) getArchived(ctx context.Context, id string) (*audit.Record, error) {
+	files, err := archiveFiles(c.archives)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range slices.Backward(files) {
+		a, err := audit.OpenArchive(ctx, f, "")
+		if err != nil {
+			return nil, err
+		}
+		r, err := a.Get(ctx, id)
+		a.Close()
+		if !errors.Is(err, audit.ErrNotFound) {
+			if err != nil {
+				return nil, fmt.Errorf("audit show: archive %s: %w", f, err)
+			}
+			return r, nil
+		}
+	}
+	return nil, audit.ErrNotFound
 }
 
 func labelSuffix(l string) string {

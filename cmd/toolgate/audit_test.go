@@ -367,3 +367,35 @@ func TestAuditExportHostile(t *testing.T) {
 	}
 	check("show --output json", out, recs)
 }
+
+// TestAuditShowArchived: show finds a call that was archived out of the
+// log when given the archive directory, and without it says where to look.
+func TestAuditShowArchived(t *testing.T) {
+	path := auditDB(t)
+	env := mapEnv{"TOOLGATE_AUDIT_DB": path}
+	dir := filepath.Join(t.TempDir(), "archives")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runAuditCmd(t, env, "archive", "--before", "2026-03-01T10:03:30Z", "--to", filepath.Join(dir, "a.db.gz")); err != nil {
+		t.Fatal(err)
+	}
+	const id = "01JNQX0002AAAAAAAAAAAAAAAA" // archived
+	_, _, err := runAuditCmd(t, env, "show", id)
+	if err == nil || !strings.Contains(err.Error(), "--archive") {
+		t.Fatalf("show of an archived call without --archive: %v, want a pointer to --archive", err)
+	}
+	for _, args := range [][]string{{"show", id, "--archive", dir}, {"show", "--archive", dir, id}} {
+		out, _, err := runAuditCmd(t, env, args...)
+		if err != nil || !strings.Contains(out, id) || !strings.Contains(out, "deny-env") {
+			t.Errorf("%v: %v\n%s", args, err, out)
+		}
+	}
+	// A call still in the log is shown from it.
+	if out, _, err := runAuditCmd(t, env, "show", "01JNQX0008AAAAAAAAAAAAAAAA", "--archive", dir); err != nil || !strings.Contains(out, "via timeout") {
+		t.Errorf("show of a live call with --archive: %v\n%s", err, out)
+	}
+	if _, _, err := runAuditCmd(t, env, "show", "01NOPE", "--archive", dir); err == nil || !strings.Contains(err.Error(), "nor in its archives") {
+		t.Errorf("show unknown with --archive: %v", err)
+	}
+}
