@@ -669,6 +669,10 @@ func (c *auditCmd) replayText(rep audit.ReplayReport) error {
 	if rep.ArgsNotStored > 0 {
 		fmt.Fprintf(w, "%d calls not replayed: their arguments were not stored (audit.store_args: hash), only their hash\n", rep.ArgsNotStored)
 	}
+	if rep.Masked > 0 {
+		fmt.Fprintf(w, "%d of the calls were evaluated on masked values ([REDACTED ...] in their stored arguments): "+
+			"their results may differ from the live decisions ([masked] below)\n", rep.Masked)
+	}
 	if len(rep.Confidence) > 0 {
 		var parts []string
 		for _, e := range []string{toolgate.ConfidenceTightenedToReview, toolgate.ConfidenceTightenedToDeny, toolgate.ConfidenceAutoApproved} {
@@ -719,7 +723,7 @@ func (c *auditCmd) replayChanges(rep audit.ReplayReport, dec func(toolgate.Actio
 			break
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t->\t%s\n", ch.ReceivedAt.Local().Format("2006-01-02 15:04:05"), visibleCells(ch.ID, ch.Server+"/"+ch.Tool),
-			dec(ch.OldAction, ch.OldRule)+effectNote(ch.OldConfidence), dec(ch.NewAction, ch.NewRule)+effectNote(ch.NewConfidence)+grantNote(ch.Grant))
+			dec(ch.OldAction, ch.OldRule)+effectNote(ch.OldConfidence), dec(ch.NewAction, ch.NewRule)+effectNote(ch.NewConfidence)+grantNote(ch.Grant)+maskedNote(ch.Masked))
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nCHANGES BY RULE")
@@ -744,6 +748,14 @@ func effectNote(e string) string {
 		return ""
 	}
 	return " [confidence: " + e + "]"
+}
+
+// maskedNote marks a change decided on redaction masks, not on the values.
+func maskedNote(masked bool) string {
+	if masked {
+		return " [masked]"
+	}
+	return ""
 }
 
 func ruleName(r string) string {

@@ -399,3 +399,58 @@ func TestAuditShowArchived(t *testing.T) {
 		t.Errorf("show unknown with --archive: %v", err)
 	}
 }
+
+// TestAuditReplayMasked: a replay says how many calls it evaluated on
+// redaction masks rather than the values, and marks the changed ones: the
+// fixture's 01JNQX0010 (a token masked whole) and a call whose path is a
+// described mask.
+func TestAuditReplayMasked(t *testing.T) {
+	path := auditDB(t)
+	env := mapEnv{"TOOLGATE_AUDIT_DB": path}
+	masked := filepath.Join(t.TempDir(), "masked.jsonl")
+	rec := `{"client":{"name":"claude-code"},"session":"s-m","server":"workspace","annotations":{},` +
+		`"id":"01JNQXM001AAAAAAAAAAAAAAAA","received_at":"2026-03-01T11:00:00Z","tool":"write_file","name":"ws__write_file",` +
+		`"args":{"path":"[REDACTED 12 chars — not shown]"},"action":"deny","status":"refused","rule":"deny-secret-paths"}` + "\n"
+	if err := os.WriteFile(masked, []byte(rec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runAuditCmd(t, env, "import", masked); err != nil {
+		t.Fatal(err)
+	}
+	newRules := filepath.Join(auditFixture, "rules-new.yaml")
+	out, _, err := runAuditCmd(t, env, "replay", "--rules", newRules, "--show", "0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "2 of the calls were evaluated on masked values") {
+		t.Errorf("replay text does not count the masked call:\n%s", out)
+	}
+	isMasked := func(id string) bool { return id == "01JNQXM001AAAAAAAAAAAAAAAA" || id == "01JNQX0010AAAAAAAAAAAAAAAA" }
+	marked := 0
+	for _, l := range strings.Split(out, "\n") {
+		for _, f := range strings.Fields(l) { // a changed call's row names its id
+			if strings.HasPrefix(f, "01JNQX") && isMasked(f) != strings.Contains(l, "[masked]") {
+				t.Errorf("replay text row marks the masked calls wrongly: %q", l)
+			}
+		}
+		if strings.HasSuffix(l, "[masked]") {
+			marked++
+		}
+	}
+	if marked != 2 {
+		t.Errorf("replay text marks %d changed calls [masked], want 2:\n%s", marked, out)
+	}
+	out, _, err = runAuditCmd(t, env, "replay", "--rules", newRules, "--output", "json")
+	var rep audit.ReplayReport
+	if err != nil || json.Unmarshal([]byte(out), &rep) != nil {
+		t.Fatalf("replay json: %v\n%s", err, out)
+	}
+	if rep.Masked != 2 {
+		t.Errorf("replay json masked = %d, want 2", rep.Masked)
+	}
+	for _, ch := range rep.Changes {
+		if ch.Masked != isMasked(ch.ID) {
+			t.Errorf("change %s masked = %v", ch.ID, ch.Masked)
+		}
+	}
+}
