@@ -28,8 +28,8 @@ import (
 // CLI's tables, Slack messages, elicitation questions and the web UI's
 // pages alike, such a
 // string cannot redraw, reorder or hide what the reviewer decides on. JSON
-// output needs no such care, since encoding/json escapes controls and
-// readers of JSON decode it.
+// output writes such runes as \u escapes (audit.NewJSONEncoder), which
+// readers of JSON decode.
 func Visible(s string) string {
 	i := strings.IndexFunc(s, func(r rune) bool { return r == utf8.RuneError || !Shown(r) })
 	if i < 0 {

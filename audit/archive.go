@@ -968,10 +968,14 @@ func fileBytes(path string) int64 {
 	return n
 }
 
+// removeDB removes a temporary DB copy and everything opening it made
+// beside it: SQLite's files and the directory of spools (SpoolSuffix),
+// which would otherwise be left behind by every archive run.
 func removeDB(path string) {
 	for _, suf := range []string{"", "-wal", "-shm", "-journal"} {
 		os.Remove(path + suf)
 	}
+	os.RemoveAll(path + SpoolSuffix)
 }
 
 // Archived is an archive opened for reading: a decompressed copy, migrated

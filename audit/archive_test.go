@@ -2,15 +2,18 @@ package audit
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -421,7 +424,7 @@ func TestApplyRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res2, err := l.s.ApplyRetention(ctx, Retention{MaxSize: used / 2, Dir: dir})
+	res2, err := l.s.ApplyRetention(ctx, Retention{MaxSize: used / 2, MinAge: time.Hour, Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,6 +441,87 @@ func TestApplyRetention(t *testing.T) {
 	l.dir = dir
 	if rep := l.verifyAll(files...); !rep.OK() {
 		t.Fatalf("VerifyArchives = %+v", rep)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer a logger writes to from the store's
+// goroutines while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestRetentionMinAge: a size cut archives no call younger than MinAge
+// (a week by default), however far the log is over max_size, and says so
+// in the log; and a run leaves nothing but its archive in the directory.
+func TestRetentionMinAge(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	dir := t.TempDir()
+	loc := filepath.Join(dir, "audit.db")
+	if onPostgres() {
+		loc = pgtest.DSN(t)
+	}
+	var logs lockedBuffer
+	s := openTest(t, loc, Options{Now: clk.Now, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	// 100 calls eight days old, then 200 of the last minutes: the ones an
+	// agent filling the log would want pushed out.
+	var old, recent bytes.Buffer
+	if err := writeSyntheticJSONL(&old, 100, clk.Now().Add(-8*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeSyntheticJSONL(&recent, 200, clk.Now().Add(-250*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	in := old.String() + strings.ReplaceAll(recent.String(), `{"id":"c`, `{"id":"r`)
+	if _, err := s.Import(ctx, strings.NewReader(in)); err != nil {
+		t.Fatal(err)
+	}
+	archives := filepath.Join(dir, "archives")
+	bySize := Retention{MaxSize: 1, Dir: archives}
+	res, err := s.ApplyRetention(ctx, bySize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Info.Calls != 100 {
+		t.Errorf("size cut of a log over max_size archived %d calls, want the 100 older than a week", res.Info.Calls)
+	}
+	for _, id := range []string{"r0", "r199"} {
+		if _, err := s.Get(ctx, id); err != nil {
+			t.Errorf("recent call %s after the size cut: %v", id, err)
+		}
+	}
+	if !strings.Contains(logs.String(), "younger than min_age") {
+		t.Errorf("no warning that recent calls exceed max_size; log:\n%s", logs.String())
+	}
+	if _, err := s.ApplyRetention(ctx, bySize); !errors.Is(err, ErrNothingToArchive) {
+		t.Errorf("size cut of a log of recent calls: err = %v, want nothing to archive", err)
+	}
+	// MinAge shorter than the default lets the cut take more.
+	bySize.MinAge = 100 * time.Second
+	if res, err = s.ApplyRetention(ctx, bySize); err != nil || res.Info.Calls < 140 || res.Info.Calls > 160 {
+		t.Errorf("size cut with min_age 100s: %+v, %v; want the ~150 calls older than that", res, err)
+	}
+	entries, err := os.ReadDir(archives)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".db.gz") {
+			t.Errorf("archive run left %s in %s", e.Name(), archives)
+		}
 	}
 }
 

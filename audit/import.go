@@ -9,8 +9,12 @@ import (
 	"fmt"
 	"github.com/toolgate/toolgate"
 	"io"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // importBatch is how many records Import commits per transaction.
@@ -197,9 +201,10 @@ func (w *wtx) importRecord(ir *importRow) error {
 	return nil
 }
 
-// WriteJSONL writes records as JSON Lines, the format Import reads.
+// WriteJSONL writes records as JSON Lines, the format Import reads, with
+// NewJSONEncoder's escapes.
 func WriteJSONL(w io.Writer, recs func(yield func(*Record, error) bool)) error {
-	enc := json.NewEncoder(w)
+	enc := NewJSONEncoder(w)
 	for r, err := range recs {
 		if err != nil {
 			return err
@@ -209,6 +214,60 @@ func WriteJSONL(w io.Writer, recs func(yield func(*Record, error) bool)) error {
 		}
 	}
 	return nil
+}
+
+// NewJSONEncoder is json.NewEncoder(w) for JSON that a person may look at
+// (a terminal, an editor, a spreadsheet's import): besides the controls
+// encoding/json escapes, it writes every other rune toolgate.Visible would
+// escape (DEL, C1 controls, bidi controls such as U+202E, zero-width and
+// other invisible characters) as its \u escape, so none of them can
+// reorder or hide the text around it. The document decodes to the same
+// value. Invalid UTF-8 (which JSON cannot escape) is left as it is.
+func NewJSONEncoder(w io.Writer) *json.Encoder { return json.NewEncoder(&jsonEscaper{w: w}) }
+
+// jsonEscaper rewrites what a json.Encoder writes to it with
+// appendJSONEscaped. It relies on the encoder writing each value whole in
+// one Write, so that no rune is split between two writes.
+type jsonEscaper struct {
+	w   io.Writer
+	buf []byte
+}
+
+func (e *jsonEscaper) Write(p []byte) (int, error) {
+	e.buf = appendJSONEscaped(e.buf[:0], p)
+	if _, err := e.w.Write(e.buf); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// appendJSONEscaped appends the JSON text p to dst with each rune above
+// ASCII's printable range that toolgate.Shown refuses written as \uXXXX
+// (a surrogate pair above U+FFFF). Such a rune can only be inside a JSON
+// string (outside them JSON is ASCII), where the escape stands for the
+// same rune; ASCII is copied as it is, since encoding/json already
+// escapes the C0 controls in strings and the ones left are the
+// document's own whitespace.
+func appendJSONEscaped(dst, p []byte) []byte {
+	for len(p) > 0 {
+		if c := p[0]; c < utf8.RuneSelf && c != 0x7f {
+			dst = append(dst, c)
+			p = p[1:]
+			continue
+		}
+		r, n := utf8.DecodeRune(p)
+		switch {
+		case r == utf8.RuneError && n == 1, toolgate.Shown(r):
+			dst = append(dst, p[:n]...)
+		case r > 0xffff:
+			r1, r2 := utf16.EncodeRune(r)
+			dst = fmt.Appendf(dst, `\u%04x\u%04x`, r1, r2)
+		default:
+			dst = fmt.Appendf(dst, `\u%04x`, r)
+		}
+		p = p[n:]
+	}
+	return dst
 }
 
 // normalMeta is an imported record's _meta as Begin records it: keys
@@ -242,7 +301,14 @@ var csvHeader = []string{
 
 // WriteCSV writes records as CSV with a header row (see docs/audit.md); times are RFC 3339 UTC,
 // empty when unset; args, shadow and meta (the call's _meta, empty for
-// none) are JSON.
+// none) are JSON, with NewJSONEncoder's escapes.
+//
+// Most cells hold text the agent, its client or an upstream chose (tool,
+// client and model names, reasons), and a spreadsheet runs a cell that
+// starts with = + - or @ as a formula. So every other cell is made
+// visible (toolgate.Visible: no raw control, bidi or invisible rune
+// reaches the file), and one that then starts with a formula character
+// gets a leading ' (csvCell), which spreadsheets show as text.
 func WriteCSV(w io.Writer, recs func(yield func(*Record, error) bool)) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(csvHeader); err != nil {
@@ -252,13 +318,43 @@ func WriteCSV(w io.Writer, recs func(yield func(*Record, error) bool)) error {
 		if err != nil {
 			return err
 		}
-		if err := cw.Write(csvRow(r)); err != nil {
+		row := csvRow(r)
+		for i, c := range row {
+			if i != csvArgs && i != csvShadow && i != csvMeta {
+				row[i] = csvCell(c)
+			}
+		}
+		if err := cw.Write(row); err != nil {
 			return fmt.Errorf("audit: export: %w", err)
 		}
 	}
 	cw.Flush()
 	return cw.Error()
 }
+
+// The columns of csvHeader that hold JSON: escaped as JSON, not made
+// visible, so that they stay valid JSON (and start with { or [, never a
+// formula character).
+var (
+	csvArgs   = slices.Index(csvHeader, "args")
+	csvShadow = slices.Index(csvHeader, "shadow")
+	csvMeta   = slices.Index(csvHeader, "meta")
+)
+
+// csvCell is s made visible and, if it then starts with a character a
+// spreadsheet reads as the start of a formula (= + - @, or a TAB or CR
+// that Visible has already escaped), prefixed with ' (the OWASP rule for
+// CSV injection).
+func csvCell(s string) string {
+	s = toolgate.Visible(s)
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+// csvJSON is the JSON text b as WriteCSV writes it.
+func csvJSON(b []byte) string { return string(appendJSONEscaped(nil, b)) }
 
 func csvRow(r *Record) []string {
 	ts := func(t time.Time) string {
@@ -274,7 +370,7 @@ func csvRow(r *Record) []string {
 	shadow := ""
 	if len(r.Shadow) > 0 {
 		b, _ := json.Marshal(r.Shadow)
-		shadow = string(b)
+		shadow = csvJSON(b)
 	}
 	var rv Review
 	approved := ""
@@ -295,10 +391,10 @@ func csvRow(r *Record) []string {
 	return []string{
 		r.ID, ts(r.ReceivedAt), ts(r.DecidedAt), r.Status, string(r.Action), r.Rule, r.Reason,
 		strconv.FormatBool(r.AutoApproved), r.EvalError, r.Server, r.ServerVersion, r.Tool, r.Name, r.SchemaHash,
-		r.Client.Name, r.Client.Version, r.Model.Name, r.Model.Version, r.Session, conf, string(r.Args), r.ArgsHash,
+		r.Client.Name, r.Client.Version, r.Model.Name, r.Model.Version, r.Session, conf, csvJSON(r.Args), r.ArgsHash,
 		r.RulesVersion, r.RulesLabel, shadow, approved, rv.Reviewer, rv.Channel, rv.Reason, ts(rv.DecidedAt), ttd,
 		ts(o.FinishedAt), dur, size, o.ResultHash, o.Error, r.ToolgateVersion, r.Sandbox,
 		r.Principal.User, encodeGroups(r.Principal.Groups), r.Principal.Auth, kindColumn(r.Kind), r.ConfidenceEffect,
-		string(r.Meta),
+		csvJSON(r.Meta),
 	}
 }

@@ -160,3 +160,21 @@ func TestImportRefusesBadMeta(t *testing.T) {
 		t.Errorf("Verify = %+v, %v", rep, err)
 	}
 }
+
+// TestHasMaskMatchesRedact: every mask redact writes is one HasMask finds,
+// whole or inside a value, so replay's masked count stays in step with it.
+func TestHasMaskMatchesRedact(t *testing.T) {
+	for _, m := range []string{redact.Mask, redact.Describe("hunter2 with spaces; and | pipes")} {
+		if !redact.IsMask(m) {
+			t.Fatalf("%q is not a mask", m)
+		}
+		for _, args := range []string{`{"p":"` + m + `"}`, `{"url":"https://u:` + m + `@host/"}`} {
+			if !HasMask([]byte(args)) {
+				t.Errorf("HasMask(%s) = false", args)
+			}
+		}
+	}
+	if HasMask([]byte(`{"p":"REDACTED"}`)) {
+		t.Error(`HasMask of "REDACTED" without its bracket = true`)
+	}
+}

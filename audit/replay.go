@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"database/sql"
@@ -50,6 +51,11 @@ type ReplayReport struct {
 	// since rules that look at the arguments cannot be, and are not in
 	// Total.
 	ArgsNotStored int `json:"args_not_stored,omitempty"`
+	// Masked counts the replayed calls whose stored arguments hold a
+	// redaction mask ("[REDACTED ...]", see HasMask): the new rules saw
+	// the mask where the live decision saw the value, so their result for
+	// these calls may differ from what the live decision would be.
+	Masked int `json:"masked,omitempty"`
 	// Elapsed is how long the replay took.
 	Elapsed time.Duration `json:"elapsed"`
 }
@@ -85,6 +91,10 @@ type Change struct {
 	NewConfidence string `json:"new_confidence_effect,omitempty"`
 	// NewError is the evaluation error under the new rules, if any.
 	NewError string `json:"new_error,omitempty"`
+	// Masked says the call's stored arguments hold a redaction mask: the
+	// new decision was made on the mask, not on the value (see
+	// ReplayReport.Masked).
+	Masked bool `json:"masked,omitempty"`
 	// Grant says, for a call that ran on a grant, whose ("approved by X
 	// via grant G of review R"): the approval the new rules would revisit.
 	Grant string `json:"grant,omitempty"`
@@ -138,7 +148,19 @@ type replayResult struct {
 	effect           string
 	change           *Change
 	noArgs           bool // only the args' hash is stored: not evaluated
+	masked           bool // evaluated on args that hold a redaction mask
 }
+
+// maskPrefix starts every mask redaction writes in place of a value or
+// part of one (redact.Mask, and redact.Describe's "[REDACTED 12 chars —
+// ...]"); audit does not import redact, so a test keeps the two in step.
+const maskPrefix = "[REDACTED"
+
+// HasMask reports whether the stored arguments args (JSON) hold a
+// redaction mask anywhere, in a whole value or inside one. An agent can
+// write the text itself; it then counts as masked too, which errs on the
+// side of a warning.
+func HasMask(args []byte) bool { return bytes.Contains(args, []byte(maskPrefix)) }
 
 const replayChunk = 256
 
@@ -147,7 +169,7 @@ const replayChunk = 256
 // server and version, tool, annotations, args, confidence; `now` is the
 // recorded receive time, so time-based rules replay deterministically).
 // Args are the stored ones, after redaction: rules that look at a redacted
-// value see its mask. Rows are streamed and evaluated by GOMAXPROCS
+// value see its mask, and ReplayReport.Masked counts the calls so decided. Rows are streamed and evaluated by GOMAXPROCS
 // workers; give it a rules.Memo to decide each distinct call once.
 // progress, if not nil, is called from one goroutine with (done, total).
 func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress func(done, total int)) (ReplayReport, error) {
@@ -214,13 +236,15 @@ func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress fu
 					}
 					d := set.Evaluate(ctx, c)
 					out[i] = replayResult{id: r.ID, oldAction: r.Action, newAction: d.Action,
-						oldRule: r.Rule, newRule: d.Rule, version: d.Version, label: d.Label, effect: d.ConfidenceEffect}
+						oldRule: r.Rule, newRule: d.Rule, version: d.Version, label: d.Label, effect: d.ConfidenceEffect,
+						masked: HasMask(r.Args)}
 					if d.Action != r.Action || d.Rule != r.Rule {
 						out[i].change = &Change{
 							ID: r.ID, ReceivedAt: c.Time, Server: r.Server, Tool: r.Tool,
 							OldAction: r.Action, OldRule: r.Rule,
 							NewAction: d.Action, NewRule: d.Rule, NewReason: d.Reason, NewError: d.Error, seq: row.seq,
 							OldConfidence: decisionEffect(r.ConfidenceEffect), NewConfidence: d.ConfidenceEffect,
+							Masked: out[i].masked,
 						}
 						if r.Review != nil && r.Review.Channel == toolgate.ChannelGrant {
 							out[i].change.Grant = r.Review.Reason
@@ -264,6 +288,9 @@ func Replay(ctx context.Context, st *Store, set Evaluator, f Filter, progress fu
 				continue
 			}
 			rep.Total++
+			if res.masked {
+				rep.Masked++
+			}
 			if rep.RulesVersion == "" {
 				rep.RulesVersion, rep.RulesLabel = res.version, res.label
 			}

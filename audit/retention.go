@@ -13,8 +13,16 @@ type Retention struct {
 	// MaxAge archives the calls decided longer ago than this (0: none).
 	MaxAge time.Duration
 	// MaxSize archives the oldest calls while the records take more than
-	// this many bytes (0: no limit), down to nine tenths of it.
+	// this many bytes (0: no limit), down to nine tenths of it, but never
+	// one received less than MinAge ago.
 	MaxSize int64
+	// MinAge is the age below which MaxSize archives no call (0:
+	// DefaultRetentionMinAge; negative: none). An agent can make the log
+	// grow (large arguments, refused calls are recorded too); without a
+	// floor it could push its own recent calls out of every everyday view
+	// (list, show, export, the web UI) into an archive within minutes.
+	// MaxAge is the operator's own choice and is not bounded by it.
+	MinAge time.Duration
 	// Dir is where the archives go, one file per run, named by the time
 	// of the run (created 0700 if missing).
 	Dir string
@@ -32,6 +40,11 @@ type Retention struct {
 // DefaultRetentionPerRun is Retention.PerRun's default: about a second of
 // prune on a 2-core machine.
 const DefaultRetentionPerRun = 20000
+
+// DefaultRetentionMinAge is Retention.MinAge's default: a week, long
+// enough for someone to look at what an agent did before a size cut can
+// take it out of the live log.
+const DefaultRetentionMinAge = 7 * 24 * time.Hour
 
 // ApplyRetention archives what r says is too old or too much (one
 // Archive, without a vacuum: freed pages are reused by new records, so
@@ -64,6 +77,18 @@ func (s *Store) ApplyRetention(ctx context.Context, r Retention) (*ArchiveResult
 		t, err := s.sizeCut(ctx, r.MaxSize)
 		if err != nil {
 			return nil, err
+		}
+		minAge := r.MinAge
+		if minAge == 0 {
+			minAge = DefaultRetentionMinAge
+		}
+		// Archive takes the calls decided before the cut, and a call is
+		// decided no earlier than it is received: a cut at floor keeps
+		// every call received less than minAge ago.
+		if floor := now.Add(-minAge); minAge > 0 && t.After(floor) {
+			s.o.Logger.Warn("audit retention: the log takes more than max_size with calls younger than min_age; they stay in the live log",
+				"max_size", r.MaxSize, "min_age", minAge, "size_cut", t, "kept_from", floor)
+			t = floor
 		}
 		if t.After(before) {
 			before = t

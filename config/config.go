@@ -345,8 +345,14 @@ type Retention struct {
 	// MaxAge archives the calls decided longer ago than this.
 	MaxAge time.Duration
 	// MaxSize archives the oldest calls while the log's records take more
-	// bytes than this (down to nine tenths of it).
+	// bytes than this (down to nine tenths of it), but never the calls
+	// received less than MinAge ago.
 	MaxSize int64
+	// MinAge bounds MaxSize: the calls younger than this stay in the log
+	// whatever its size (zero means the audit package's default, a week),
+	// so an agent cannot push its recent calls out of the live log by
+	// filling it.
+	MinAge time.Duration
 	// Interval is how often serve applies it (default 1h), and once at
 	// start.
 	Interval time.Duration

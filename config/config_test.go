@@ -366,12 +366,12 @@ func TestStartWait(t *testing.T) {
 }
 
 func TestAuditRetention(t *testing.T) {
-	c, err := Parse("t.yaml", []byte("audit:\n  retention:\n    max_age: 720h\n    max_size: 10GiB\n  archive_dir: arch\n"))
+	c, err := Parse("t.yaml", []byte("audit:\n  retention:\n    max_age: 720h\n    max_size: 10GiB\n    min_age: 72h\n  archive_dir: arch\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := c.Audit.Retention
-	if r.MaxAge != 720*time.Hour || r.MaxSize != 10<<30 || r.Interval != DefaultRetentionInterval || c.Audit.ArchiveDir != "arch" {
+	if r.MaxAge != 720*time.Hour || r.MaxSize != 10<<30 || r.MinAge != 72*time.Hour || r.Interval != DefaultRetentionInterval || c.Audit.ArchiveDir != "arch" {
 		t.Errorf("retention = %+v, dir %q", r, c.Audit.ArchiveDir)
 	}
 	pg := "audit:\n  driver: postgres\n  dsn: postgres://tg@db/tg\n  retention:\n    max_age: 720h\n  archive_dir: arch\n"

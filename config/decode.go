@@ -143,6 +143,7 @@ func Parse(name string, data []byte) (*Config, error) {
 						d.fields(v, "audit.retention", map[string]func(k, v *yaml.Node){
 							"max_age":  func(_, v *yaml.Node) { r.MaxAge = d.duration(v) },
 							"max_size": func(_, v *yaml.Node) { r.MaxSize = d.size(v) },
+							"min_age":  func(_, v *yaml.Node) { r.MinAge = d.duration(v) },
 							"interval": func(_, v *yaml.Node) { r.Interval = d.duration(v) },
 						})
 						retentionKey = k

@@ -258,7 +258,8 @@ func closeArchives(as []*audit.Archived) {
 // one tries again.
 func startRetention(ctx context.Context, st *audit.Store, a config.Audit, horizon time.Duration, logger *slog.Logger) (stop func()) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	r := audit.Retention{MaxAge: a.Retention.MaxAge, MaxSize: a.Retention.MaxSize, Dir: a.ArchiveDir, Horizon: horizon}
+	r := audit.Retention{MaxAge: a.Retention.MaxAge, MaxSize: a.Retention.MaxSize, MinAge: a.Retention.MinAge,
+		Dir: a.ArchiveDir, Horizon: horizon}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

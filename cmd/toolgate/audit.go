@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -20,7 +20,7 @@ import (
 
 const auditUsage = `usage:
   toolgate audit list   [FILTERS] [--limit N]        recorded calls, newest N (default 100; 0 = all)
-  toolgate audit show   ID                           one call in full
+  toolgate audit show   ID [--archive FILE|DIR...]   one call in full, from the log or else the archives
   toolgate audit tail   [-f] [-n N] [FILTERS]        the last N calls (default 10); -f follows new ones
   toolgate audit export [--format jsonl|csv] [FILTERS]  every matching call, to stdout
   toolgate audit import FILE.jsonl                   append exported records (fixtures, migration)
@@ -38,8 +38,8 @@ const auditUsage = `usage:
   toolgate audit archive --before T --to FILE        move the calls decided before T into an archive
                                                      and prune them (see audit archive -h)
 
-verify, replay and stats take --archive FILE|DIR... to read archives with
-the live log (verify checks them as one chain).
+verify, replay, stats and show take --archive FILE|DIR... to read archives
+with the live log (verify checks them as one chain).
 
 FILTERS: --since T --until T (RFC 3339 time, a date 2006-01-02, or a duration
 ago such as 90m or 7d) --tool --server --action allow|deny|review --client
@@ -92,7 +92,7 @@ func runAudit(ctx context.Context, args []string, env environ, stdout, stderr io
 		c.filterFlags(fs)
 	}
 	switch sub {
-	case "verify", "replay", "stats":
+	case "verify", "replay", "stats", "show":
 		fs.Var(&c.archives, "archive", "read this archive `file` (or every *.gz in a directory) with the live log; repeat it, or list more files after it")
 	}
 	switch sub {
@@ -133,8 +133,10 @@ func runAudit(ctx context.Context, args []string, env environ, stdout, stderr io
 		wantPos = 1
 	}
 	if len(c.archives) > 0 {
-		// --archive A B C: the files after the flag are archives too.
-		c.archives, pos = append(c.archives, pos...), nil
+		// --archive A B C: the files after the flag are archives too;
+		// show's first argument stays its call's id.
+		n := min(wantPos, len(pos))
+		c.archives, pos = append(c.archives, pos[n:]...), pos[:n]
 	}
 	if len(pos) != wantPos {
 		return fmt.Errorf("%w: audit %s takes %d argument(s), got %d: %s", errUsage, sub, wantPos, len(pos), strings.Join(pos, " "))
@@ -240,8 +242,10 @@ func (c *auditCmd) parseFilter() error {
 // ("90m", "36h", "7d"); see audit.ParseWhen.
 func parseWhen(s string, now time.Time) (time.Time, error) { return audit.ParseWhen(s, now) }
 
+// writeJSON writes v indented, with audit.NewJSONEncoder's escapes: the
+// records hold agent- and upstream-chosen text.
 func (c *auditCmd) writeJSON(v any) error {
-	enc := json.NewEncoder(c.stdout)
+	enc := audit.NewJSONEncoder(c.stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
@@ -308,8 +312,15 @@ func dash(s string) string {
 
 func (c *auditCmd) showOne(ctx context.Context, id string) error {
 	r, err := c.st.Get(ctx, id)
+	if errors.Is(err, audit.ErrNotFound) && len(c.archives) > 0 {
+		r, err = c.getArchived(ctx, id)
+	}
 	if errors.Is(err, audit.ErrNotFound) {
-		return fmt.Errorf("audit show: no call %s in %s", id, c.path)
+		if len(c.archives) > 0 {
+			return fmt.Errorf("audit show: no call %s in %s nor in its archives", id, c.path)
+		}
+		// Retention and `audit archive` move older calls out of the log.
+		return fmt.Errorf("audit show: no call %s in %s; if it is older, it may be archived: add --archive DIR (audit.archive_dir) to look in the archives", id, c.path)
 	}
 	if err != nil {
 		return err
@@ -396,6 +407,31 @@ func (c *auditCmd) showOne(ctx context.Context, id string) error {
 	return tw.Flush()
 }
 
+// getArchived looks for the call id in c's archives, opening one at a time
+// (each is decompressed to a temporary copy), newest first: recent
+// archives are the likelier place of a call someone asks about.
+func (c *auditCmd) getArchived(ctx context.Context, id string) (*audit.Record, error) {
+	files, err := archiveFiles(c.archives)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range slices.Backward(files) {
+		a, err := audit.OpenArchive(ctx, f, "")
+		if err != nil {
+			return nil, err
+		}
+		r, err := a.Get(ctx, id)
+		a.Close()
+		if !errors.Is(err, audit.ErrNotFound) {
+			if err != nil {
+				return nil, fmt.Errorf("audit show: archive %s: %w", f, err)
+			}
+			return r, nil
+		}
+	}
+	return nil, audit.ErrNotFound
+}
+
 func labelSuffix(l string) string {
 	if l == "" {
 		return ""
@@ -419,7 +455,7 @@ func (c *auditCmd) tail(ctx context.Context) error {
 	if c.limit == 0 {
 		recs = nil
 	}
-	enc := json.NewEncoder(c.stdout)
+	enc := audit.NewJSONEncoder(c.stdout)
 	// Followed rows cannot be aligned by tabwriter after the fact, so tail
 	// pads columns to fixed widths.
 	emit := func(r *audit.Record) error {
@@ -633,6 +669,10 @@ func (c *auditCmd) replayText(rep audit.ReplayReport) error {
 	if rep.ArgsNotStored > 0 {
 		fmt.Fprintf(w, "%d calls not replayed: their arguments were not stored (audit.store_args: hash), only their hash\n", rep.ArgsNotStored)
 	}
+	if rep.Masked > 0 {
+		fmt.Fprintf(w, "%d of the calls were evaluated on masked values ([REDACTED ...] in their stored arguments): "+
+			"their results may differ from the live decisions ([masked] below)\n", rep.Masked)
+	}
 	if len(rep.Confidence) > 0 {
 		var parts []string
 		for _, e := range []string{toolgate.ConfidenceTightenedToReview, toolgate.ConfidenceTightenedToDeny, toolgate.ConfidenceAutoApproved} {
@@ -683,7 +723,7 @@ func (c *auditCmd) replayChanges(rep audit.ReplayReport, dec func(toolgate.Actio
 			break
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t->\t%s\n", ch.ReceivedAt.Local().Format("2006-01-02 15:04:05"), visibleCells(ch.ID, ch.Server+"/"+ch.Tool),
-			dec(ch.OldAction, ch.OldRule)+effectNote(ch.OldConfidence), dec(ch.NewAction, ch.NewRule)+effectNote(ch.NewConfidence)+grantNote(ch.Grant))
+			dec(ch.OldAction, ch.OldRule)+effectNote(ch.OldConfidence), dec(ch.NewAction, ch.NewRule)+effectNote(ch.NewConfidence)+grantNote(ch.Grant)+maskedNote(ch.Masked))
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nCHANGES BY RULE")
@@ -708,6 +748,14 @@ func effectNote(e string) string {
 		return ""
 	}
 	return " [confidence: " + e + "]"
+}
+
+// maskedNote marks a change decided on redaction masks, not on the values.
+func maskedNote(masked bool) string {
+	if masked {
+		return " [masked]"
+	}
+	return ""
 }
 
 func ruleName(r string) string {

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -256,5 +260,197 @@ func TestAuditReplay(t *testing.T) {
 	}
 	if _, _, err := runAuditCmd(t, env, "replay", "--rules", "/nonexistent.yaml"); err == nil {
 		t.Fatal("replay with a missing rule file succeeded")
+	}
+}
+
+// hostileRecord is one call whose agent- and upstream-chosen strings are
+// a spreadsheet formula, raw controls and bidi controls: what an agent or
+// an upstream can put in the log.
+const hostileRecord = `{"client":{"name":"=cmd|' /C calc'!A0","version":"@SUM(1+1)"},` +
+	`"model":{"name":"-2+3","version":"+1"},"session":"s-h","server":"ws",` +
+	`"id":"01JNQXH001AAAAAAAAAAAAAAAA","received_at":"2026-03-01T10:01:00Z",` +
+	`"tool":"=cmd|calc","name":"ws__\u0000nul\u001besc[2J\u202egnp.exe","args":{"p":"a\u202eb\u2066c\u0085d\u200be"},` +
+	`"action":"deny","status":"refused","rule":"r","reason":"\tlook\r\u061c"}` + "\n"
+
+// TestAuditExportHostile: CSV cells cannot start a formula nor carry a raw
+// control or bidi byte, and the JSON outputs write bidi and other
+// invisible runes as \u escapes that decode to the recorded value.
+func TestAuditExportHostile(t *testing.T) {
+	dir := t.TempDir()
+	fixture := filepath.Join(dir, "h.jsonl")
+	if err := os.WriteFile(fixture, []byte(hostileRecord), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := mapEnv{"TOOLGATE_AUDIT_DB": filepath.Join(dir, "audit.db")}
+	if _, _, err := runAuditCmd(t, env, "import", fixture); err != nil {
+		t.Fatal(err)
+	}
+	// rawBad is a byte sequence no output may hold: C0 controls but the
+	// line breaks a format uses, DEL, and the UTF-8 of C1, bidi and
+	// zero-width runes.
+	rawBad := func(out string) string {
+		for _, r := range out {
+			if (r < 0x20 && r != '\n' && r != '\r') || r == 0x7f || (r >= 0x80 && r <= 0x9f) ||
+				(r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) || r == 0x200b || r == 0x061c {
+				return fmt.Sprintf("%U", r)
+			}
+		}
+		return ""
+	}
+
+	out, _, err := runAuditCmd(t, env, "export", "--format", "csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := rawBad(out); r != "" {
+		t.Errorf("export csv holds a raw %s:\n%q", r, out)
+	}
+	rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("export csv: %v, %d rows\n%s", err, len(rows), out)
+	}
+	cell := map[string]string{}
+	for i, h := range rows[0] {
+		cell[h] = rows[1][i]
+		if c := rows[1][i]; c != "" && strings.ContainsRune("=+-@\t\r", rune(c[0])) {
+			t.Errorf("csv %s = %q starts a formula", h, c)
+		}
+	}
+	for col, want := range map[string]string{
+		"tool": `'=cmd|calc`, "client_name": `'=cmd|' /C calc'!A0`, "client_version": `'@SUM(1+1)`,
+		"model_name": `'-2+3`, "model_version": `'+1`, "name": `ws__\x00nul\x1besc[2J\u202egnp.exe`,
+		"reason": `\tlook\r\u061c`, "args": `{"p":"a\u202eb\u2066c\u0085d\u200be"}`,
+	} {
+		if cell[col] != want {
+			t.Errorf("csv %s = %q, want %q", col, cell[col], want)
+		}
+	}
+
+	wantArgs := map[string]any{"p": "a\u202eb\u2066c\u0085d\u200be"}
+	check := func(what, out string, recs []audit.Record) {
+		t.Helper()
+		if r := rawBad(out); r != "" {
+			t.Errorf("%s holds a raw %s:\n%q", what, r, out)
+		}
+		if len(recs) != 1 {
+			t.Fatalf("%s: %d records\n%s", what, len(recs), out)
+		}
+		var args map[string]any
+		if err := json.Unmarshal(recs[0].Args, &args); err != nil || !reflect.DeepEqual(args, wantArgs) {
+			t.Errorf("%s: args decode to %q (%v), want %q", what, args, err, wantArgs)
+		}
+		if n := recs[0].Name; n != "ws__\x00nul\x1besc[2J\u202egnp.exe" {
+			t.Errorf("%s: name decodes to %q", what, n)
+		}
+	}
+	var recs []audit.Record
+	for _, args := range [][]string{{"export"}, {"tail", "--output", "json"}} {
+		out, _, err = runAuditCmd(t, env, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r audit.Record
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		check(strings.Join(args, " "), out, []audit.Record{r})
+	}
+	out, _, err = runAuditCmd(t, env, "list", "--output", "json")
+	if err != nil || json.Unmarshal([]byte(out), &recs) != nil {
+		t.Fatalf("list json: %v\n%s", err, out)
+	}
+	check("list --output json", out, recs)
+	out, _, err = runAuditCmd(t, env, "show", "--output", "json", "01JNQXH001AAAAAAAAAAAAAAAA")
+	recs = []audit.Record{{}}
+	if err != nil || json.Unmarshal([]byte(out), &recs[0]) != nil {
+		t.Fatalf("show json: %v\n%s", err, out)
+	}
+	check("show --output json", out, recs)
+}
+
+// TestAuditShowArchived: show finds a call that was archived out of the
+// log when given the archive directory, and without it says where to look.
+func TestAuditShowArchived(t *testing.T) {
+	path := auditDB(t)
+	env := mapEnv{"TOOLGATE_AUDIT_DB": path}
+	dir := filepath.Join(t.TempDir(), "archives")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runAuditCmd(t, env, "archive", "--before", "2026-03-01T10:03:30Z", "--to", filepath.Join(dir, "a.db.gz")); err != nil {
+		t.Fatal(err)
+	}
+	const id = "01JNQX0002AAAAAAAAAAAAAAAA" // archived
+	_, _, err := runAuditCmd(t, env, "show", id)
+	if err == nil || !strings.Contains(err.Error(), "--archive") {
+		t.Fatalf("show of an archived call without --archive: %v, want a pointer to --archive", err)
+	}
+	for _, args := range [][]string{{"show", id, "--archive", dir}, {"show", "--archive", dir, id}} {
+		out, _, err := runAuditCmd(t, env, args...)
+		if err != nil || !strings.Contains(out, id) || !strings.Contains(out, "deny-env") {
+			t.Errorf("%v: %v\n%s", args, err, out)
+		}
+	}
+	// A call still in the log is shown from it.
+	if out, _, err := runAuditCmd(t, env, "show", "01JNQX0008AAAAAAAAAAAAAAAA", "--archive", dir); err != nil || !strings.Contains(out, "via timeout") {
+		t.Errorf("show of a live call with --archive: %v\n%s", err, out)
+	}
+	if _, _, err := runAuditCmd(t, env, "show", "01NOPE", "--archive", dir); err == nil || !strings.Contains(err.Error(), "nor in its archives") {
+		t.Errorf("show unknown with --archive: %v", err)
+	}
+}
+
+// TestAuditReplayMasked: a replay says how many calls it evaluated on
+// redaction masks rather than the values, and marks the changed ones: the
+// fixture's 01JNQX0010 (a token masked whole) and a call whose path is a
+// described mask.
+func TestAuditReplayMasked(t *testing.T) {
+	path := auditDB(t)
+	env := mapEnv{"TOOLGATE_AUDIT_DB": path}
+	masked := filepath.Join(t.TempDir(), "masked.jsonl")
+	rec := `{"client":{"name":"claude-code"},"session":"s-m","server":"workspace","annotations":{},` +
+		`"id":"01JNQXM001AAAAAAAAAAAAAAAA","received_at":"2026-03-01T11:00:00Z","tool":"write_file","name":"ws__write_file",` +
+		`"args":{"path":"[REDACTED 12 chars — not shown]"},"action":"deny","status":"refused","rule":"deny-secret-paths"}` + "\n"
+	if err := os.WriteFile(masked, []byte(rec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runAuditCmd(t, env, "import", masked); err != nil {
+		t.Fatal(err)
+	}
+	newRules := filepath.Join(auditFixture, "rules-new.yaml")
+	out, _, err := runAuditCmd(t, env, "replay", "--rules", newRules, "--show", "0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "2 of the calls were evaluated on masked values") {
+		t.Errorf("replay text does not count the masked call:\n%s", out)
+	}
+	isMasked := func(id string) bool { return id == "01JNQXM001AAAAAAAAAAAAAAAA" || id == "01JNQX0010AAAAAAAAAAAAAAAA" }
+	marked := 0
+	for _, l := range strings.Split(out, "\n") {
+		for _, f := range strings.Fields(l) { // a changed call's row names its id
+			if strings.HasPrefix(f, "01JNQX") && isMasked(f) != strings.Contains(l, "[masked]") {
+				t.Errorf("replay text row marks the masked calls wrongly: %q", l)
+			}
+		}
+		if strings.HasSuffix(l, "[masked]") {
+			marked++
+		}
+	}
+	if marked != 2 {
+		t.Errorf("replay text marks %d changed calls [masked], want 2:\n%s", marked, out)
+	}
+	out, _, err = runAuditCmd(t, env, "replay", "--rules", newRules, "--output", "json")
+	var rep audit.ReplayReport
+	if err != nil || json.Unmarshal([]byte(out), &rep) != nil {
+		t.Fatalf("replay json: %v\n%s", err, out)
+	}
+	if rep.Masked != 2 {
+		t.Errorf("replay json masked = %d, want 2", rep.Masked)
+	}
+	for _, ch := range rep.Changes {
+		if ch.Masked != isMasked(ch.ID) {
+			t.Errorf("change %s masked = %v", ch.ID, ch.Masked)
+		}
 	}
 }
