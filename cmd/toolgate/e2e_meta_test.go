@@ -47,7 +47,8 @@ func TestServeReviewShowsMeta(t *testing.T) {
 		t.Errorf("review list does not show the _meta %s:\n%s", shown, list)
 	}
 	var ps []toolgate.Pending
-	if err := json.Unmarshal([]byte(rvCLI(t, nil, "review", "list", "--db", db, "--output", "json")), &ps); err != nil || len(ps) != 1 {
+	pendingJSON := rvCLI(t, nil, "review", "list", "--db", db, "--output", "json")
+	if err := json.Unmarshal([]byte(pendingJSON), &ps); err != nil || len(ps) != 1 {
 		t.Fatalf("review list --output json: %v %v", ps, err)
 	}
 	if m := ps[0].Call.Meta; len(m) != 3 || m["dry_run"] != false || m["api_key"] != mask {
@@ -84,7 +85,7 @@ func TestServeReviewShowsMeta(t *testing.T) {
 	// No output holds the raw bidi control: the text a person reads shows
 	// it as \u202e, and JSON writes it as that escape (readers decode it).
 	for name, out := range map[string]string{"review list": list, "approve": approved, "audit show": show,
-		"audit list --output json": jsonList, "export": export} {
+		"audit list --output json": jsonList, "export": export, "review list --output json": pendingJSON} {
 		for _, bad := range []string{secret, "toolgate/confidence", "io.modelcontextprotocol", "p-1"} {
 			if strings.Contains(out, bad) {
 				t.Errorf("%s shows %q:\n%s", name, bad, out)

@@ -67,7 +67,9 @@ rules:
 		args []string
 		want []string
 	}{
-		{[]string{"review", "list"}, []string{id, shownClient, shownText}},
+		// review list squeezes the client's spaces and cuts it: the agent
+		// chooses it, and could push the arguments out of view.
+		{[]string{"review", "list"}, []string{id, `claude-code\r\x1b[28C1s up__echo - {"tex…(+24)`, shownText}},
 		{[]string{"audit", "list"}, []string{id, shownClient, shownModel}},
 		{[]string{"audit", "tail"}, []string{id, shownClient, shownModel}},
 		{[]string{"audit", "show", id}, []string{

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -63,7 +62,7 @@ func runGrants(ctx context.Context, args []string, env environ, stdout, stderr i
 			return fmt.Errorf("grants: %w", err)
 		}
 		if *output == "json" {
-			enc := json.NewEncoder(stdout)
+			enc := audit.NewJSONEncoder(stdout)
 			enc.SetIndent("", "  ")
 			return enc.Encode(gs)
 		}

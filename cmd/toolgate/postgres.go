@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -95,7 +94,7 @@ func runAuditMigrate(ctx context.Context, args []string, env environ, stdout, st
 		return fmt.Errorf("audit migrate: %w", err)
 	}
 	if *output == "json" {
-		enc := json.NewEncoder(stdout)
+		enc := audit.NewJSONEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
 			return err

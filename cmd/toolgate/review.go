@@ -189,7 +189,7 @@ func printPendingReviews(w io.Writer, ps []toolgate.Pending, asJSON bool, now ti
 				c.Meta = m
 			}
 		}
-		enc := json.NewEncoder(w)
+		enc := audit.NewJSONEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(ps)
 	}

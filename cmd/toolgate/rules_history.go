@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -124,7 +123,7 @@ func (c *rulesHistoryCmd) history(ctx context.Context) error {
 		return fmt.Errorf("rules history: %w", err)
 	}
 	if c.output == "json" {
-		enc := json.NewEncoder(c.stdout)
+		enc := audit.NewJSONEncoder(c.stdout)
 		enc.SetIndent("", "  ")
 		if h == nil {
 			h = []audit.RulesetPeriod{}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -157,7 +156,7 @@ func runTokens(ctx context.Context, args []string, env environ, stdout, stderr i
 }
 
 func writeIndented(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	enc := audit.NewJSONEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }

@@ -133,7 +133,7 @@ func runTools(ctx context.Context, args []string, env environ, stdout, stderr io
 		return showPin(stdout, ps, pos[0])
 	}
 	if *output == "json" {
-		enc := json.NewEncoder(stdout)
+		enc := audit.NewJSONEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if ps == nil {
 			ps = []*audit.ToolPin{}

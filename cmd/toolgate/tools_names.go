@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/tools"
 )
 
@@ -90,7 +90,7 @@ func runToolsNames(ctx context.Context, args []string, env environ, stdout, stde
 		rows = append(rows, toolName{Exposed: t.Name, Server: t.Server, Tool: t.Def.Name, How: how})
 	}
 	if *output == "json" {
-		enc := json.NewEncoder(stdout)
+		enc := audit.NewJSONEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if rows == nil {
 			rows = []toolName{}
