@@ -13,12 +13,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit/pgtest"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // writeSyntheticJSONL writes n records in the format Import reads: calls
@@ -444,25 +444,6 @@ func TestApplyRetention(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer a logger writes to from the store's
-// goroutines while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // TestRetentionMinAge: a size cut archives no call younger than MinAge
 // (a week by default), however far the log is over max_size, and says so
 // in the log; and a run leaves nothing but its archive in the directory.
@@ -474,7 +455,7 @@ func TestRetentionMinAge(t *testing.T) {
 	if onPostgres() {
 		loc = pgtest.DSN(t)
 	}
-	var logs lockedBuffer
+	var logs toolgatetest.SyncBuffer
 	s := openTest(t, loc, Options{Now: clk.Now, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	// 100 calls eight days old, then 200 of the last minutes: the ones an
 	// agent filling the log would want pushed out.
