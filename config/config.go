@@ -436,6 +436,13 @@ func Default() *Config {
 	return c
 }
 
+// EmbeddedRules is the rules.file that names the rule pack built into
+// toolgate (rules.DefaultName) rather than a file. Any other value is a
+// path, "@" or not: a path taken for a name would be read from the working
+// directory (the workspace, which the agent writes) and be no file of
+// toolgate's, unprotected.
+const EmbeddedRules = "@default"
+
 // Load reads and parses the file at path. See [Parse]. Relative paths of
 // files toolgate owns (rules.file, audit.path, the *_file secrets) are
 // resolved against the config file's directory, so a config works from any
@@ -453,7 +460,7 @@ func Load(path string) (*Config, error) {
 	}
 	dir := filepath.Dir(path)
 	for _, f := range c.files() {
-		if p := f.path; *p != "" && !filepath.IsAbs(*p) && !strings.HasPrefix(*p, "@") {
+		if p := f.path; *p != "" && !filepath.IsAbs(*p) && *p != EmbeddedRules {
 			*p = filepath.Join(dir, *p)
 		}
 	}
@@ -495,12 +502,12 @@ func (c *Config) files() []fileRef {
 
 // Files returns the files and directories c names, but the audit log (whose
 // path the environment may override): its rules file, archives, keys and
-// the files secrets are read from. Empty paths and "@" names (embedded
-// rule packs) are left out.
+// the files secrets are read from. Empty paths and EmbeddedRules are left
+// out.
 func (c *Config) Files() []File {
 	var out []File
 	for _, f := range c.files() {
-		if p := *f.path; p != "" && !strings.HasPrefix(p, "@") && f.path != &c.Audit.Path {
+		if p := *f.path; p != "" && p != EmbeddedRules && f.path != &c.Audit.Path {
 			out = append(out, File{f.what, p})
 		}
 	}

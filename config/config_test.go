@@ -303,6 +303,21 @@ func TestLoadResolvesOwnFilesAgainstTheConfigDir(t *testing.T) {
 	if c.Rules.File != "@default" || c.Audit.Path != "/var/lib/tg/audit.db" {
 		t.Errorf("@default and absolute paths changed: %q, %q", c.Rules.File, c.Audit.Path)
 	}
+	// Any other name starting with @ is a file of toolgate's, in the
+	// config's directory: read from the working directory (the workspace)
+	// it would be the agent's to write, and unprotected.
+	if err := os.WriteFile(path, []byte("rules: {file: '@rules.yaml'}\nhttp: {auth_token_file: '@token'}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = Load(path); err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "@rules.yaml"); c.Rules.File != want || c.HTTP.AuthTokenFile != filepath.Join(dir, "@token") {
+		t.Errorf("@-named files: %q, %q; want them in %s", c.Rules.File, c.HTTP.AuthTokenFile, dir)
+	}
+	if files := c.Files(); len(files) != 2 {
+		t.Errorf("own files %v; want the rules file and the token file", files)
+	}
 }
 
 // naming.prefix sets every server's default; a server's prefix overrides it.
