@@ -23,6 +23,24 @@ func (s *Store) PendingReviews(ctx context.Context) ([]toolgate.Pending, error) 
 		AND calls.id NOT IN (SELECT c.id FROM calls c JOIN calls p ON `+earlierSameCall+` WHERE c.status = 'pending')`)
 }
 
+// PendingOf counts the reviews of user's calls waiting in the log, in
+// every process that shares it (PostgreSQL replicas): those asked, held
+// or answered but not yet resolved, but not a retry that waits on an
+// earlier call's review. It implements review.PendingCounter.
+func (s *Store) PendingOf(ctx context.Context, user string) (int, error) {
+	if err := s.catchUp(ctx); err != nil {
+		return 0, fmt.Errorf("audit: pending reviews of %s: %w", user, err)
+	}
+	var n int
+	err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM calls WHERE calls.status = 'pending'
+		AND calls.user_ref = (SELECT id FROM names WHERE name = ?)
+		AND calls.id NOT IN (SELECT c.id FROM calls c JOIN calls p ON `+earlierSameCall+` WHERE c.status = 'pending')`, user).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("audit: pending reviews of %s: %w", user, err)
+	}
+	return n, nil
+}
+
 func (s *Store) pending(ctx context.Context, q querier, where string, args ...any) ([]toolgate.Pending, error) {
 	rows, err := q.QueryContext(ctx, `SELECT `+recordCols+` FROM `+recordFrom+` `+where+` ORDER BY calls.received_at, calls.seq`, args...)
 	if err != nil {

@@ -166,7 +166,8 @@ type Server struct {
 	Type Transport
 	// Command, Args, Env and Cwd start a stdio server. Env adds to a small
 	// allowlist of toolgate's environment (PATH, HOME, LANG...), never the
-	// rest of it. Values may hold ${VAR} references, unexpanded.
+	// rest of it. Values may hold ${VAR} references, unexpanded. Without
+	// Cwd the server starts in the home directory, never in the workspace.
 	Command string
 	Args    []string
 	Env     map[string]string

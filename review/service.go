@@ -193,11 +193,14 @@ func (s *Service) Channels() []string { return slices.Clone(s.channels) }
 // failed; the gate denies the call.
 func (s *Service) Review(ctx context.Context, c toolgate.Call, d toolgate.Decision) (toolgate.Verdict, error) {
 	log := s.o.Logger.With("call_id", c.ID, "server", c.Server, "tool", c.Tool, "rule", d.Rule)
-	if !s.admit(requester(c)) {
-		log.Warn("review not asked: the requester has too many reviews waiting", "max_pending", s.o.MaxPending)
-		return toolgate.Verdict{Channel: toolgate.ChannelLimit, DecidedAt: s.o.Now(), Reason: fmt.Sprintf(
-			"%d reviews of your calls are already waiting for an answer (review.max_pending), so this call was not sent to "+
-				"reviewers; wait for those answers (the review_status tool tells them) before asking for more", s.o.MaxPending)}, nil
+	if err := s.admit(ctx, c); err != nil {
+		log.Warn("review not asked: the requester has too many reviews waiting", "max_pending", s.o.MaxPending, "err", err)
+		reason := fmt.Sprintf("%d reviews of your calls are already waiting for an answer (review.max_pending), so this call was not sent to "+
+			"reviewers; wait for those answers (the review_status tool tells them) before asking for more", s.o.MaxPending)
+		if !errors.Is(err, errTooMany) {
+			reason = "toolgate could not count the reviews of your calls already waiting, so this call was not sent to reviewers (fail closed): " + err.Error()
+		}
+		return toolgate.Verdict{Channel: toolgate.ChannelLimit, DecidedAt: s.o.Now(), Reason: reason}, nil
 	}
 	start, began := s.o.Now(), time.Now() // began: for the real timers
 	expires := start.Add(s.o.Timeout)
@@ -379,16 +382,35 @@ func requester(c toolgate.Call) string {
 	return c.Principal.Auth + ":" + c.Principal.User
 }
 
-// admit counts a review of requester in, unless it has MaxPending waiting
-// already.
-func (s *Service) admit(requester string) bool {
+// errTooMany is admit's refusal: the requester has MaxPending reviews
+// waiting.
+var errTooMany = errors.New("too many reviews waiting")
+
+// admit counts c's review in, unless its requester has MaxPending waiting
+// already: in this process, or, for a person (a per-user credential),
+// in every process sharing the Store (PendingCounter), where c's own
+// call is recorded already. It counts c in only when it returns nil.
+func (s *Service) admit(ctx context.Context, c toolgate.Call) error {
+	key := requester(c)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.open[requester] >= s.o.MaxPending {
-		return false
+	if s.open[key] >= s.o.MaxPending {
+		s.mu.Unlock()
+		return errTooMany
 	}
-	s.open[requester]++
-	return true
+	s.open[key]++
+	s.mu.Unlock()
+	pc, ok := s.o.Store.(PendingCounter)
+	if !ok || !c.Principal.Personal() {
+		return nil
+	}
+	n, err := pc.PendingOf(ctx, c.Principal.User)
+	if err == nil && n > s.o.MaxPending {
+		err = errTooMany
+	}
+	if err != nil {
+		s.release(&wait{c: c, counted: true})
+	}
+	return err
 }
 
 // release counts w's review out once it ends, if admit counted it in.

@@ -10,6 +10,15 @@ import (
 // Store is where reviews live durably. The audit package's *audit.Store
 // implements it; the gate's Recorder.Begin creates the pending entry (a call
 // whose decision is review) before any channel is asked.
+// PendingCounter is a Store that counts a person's reviews waiting in
+// every process sharing it; *audit.Store is one. With it, MaxPending
+// holds for a person whose sessions spread over several replicas.
+type PendingCounter interface {
+	// PendingOf counts the reviews of user's calls waiting, the one being
+	// asked included once its call is recorded.
+	PendingOf(ctx context.Context, user string) (int, error)
+}
+
 type Store interface {
 	// PendingReviews lists calls still waiting for a verdict, oldest first.
 	PendingReviews(ctx context.Context) ([]toolgate.Pending, error)

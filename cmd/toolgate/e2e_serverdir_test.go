@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // TestServeRelativePathsWhereTheServerRuns: an unsandboxed stdio server
@@ -232,5 +235,63 @@ func plantBareRepository(t *testing.T, evil, worktree, marker string) {
 	gitIn(t, filepath.Dir(evil), "init", "-q", "--bare", evil)
 	for _, kv := range [][2]string{{"core.bare", "false"}, {"core.worktree", worktree}, {"core.fsmonitor", "touch " + marker + "; false"}} {
 		gitIn(t, filepath.Dir(evil), "config", "-f", filepath.Join(evil, "config"), kv[0], kv[1])
+	}
+}
+
+// TestServeServerStartsOutsideTheWorkspace: the agent's client starts
+// toolgate in the project, the workspace, whose files the agent's
+// commands write. A stdio server without cwd starts in the home
+// directory instead, so what it loads from its directory (npx's
+// ./node_modules, python -m's modules; here a file its tool reads by a
+// relative path) is not the agent's; a cwd set in the workspace is warned
+// about.
+func TestServeServerStartsOutsideTheWorkspace(t *testing.T) {
+	dir := t.TempDir()
+	ws, home := filepath.Join(dir, "ws"), filepath.Join(dir, "home")
+	for d, text := range map[string]string{ws: "planted by the agent", home: "the user's"} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "where.txt"), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rulesFile := filepath.Join(dir, "allow.yaml")
+	if err := os.WriteFile(rulesFile, []byte("version: 1\ndefault: allow\nrules: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := func(cwd string) (string, *toolgatetest.SyncBuffer) {
+		t.Helper()
+		server := fmt.Sprintf("{command: %q}", upstreamBin)
+		if cwd != "" {
+			server = fmt.Sprintf("{command: %q, cwd: %q}", upstreamBin, cwd)
+		}
+		cfg := filepath.Join(dir, "toolgate.yaml")
+		body := fmt.Sprintf("servers:\n  up: %s\nworkspace: {enabled: true}\nrules: {file: %q}\naudit: {path: %q}\n",
+			server, rulesFile, filepath.Join(dir, "audit.db"))
+		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		stderr := &toolgatetest.SyncBuffer{}
+		tr := transport.NewStdioWithOptions(toolgateBin, nil, []string{"serve", "--config", cfg},
+			transport.WithCommandStderrWriter(stderr),
+			transport.WithCommandFunc(func(ctx context.Context, command string, env, args []string) (*exec.Cmd, error) {
+				cmd := exec.CommandContext(ctx, command, args...)
+				cmd.Dir, cmd.Env = ws, append(os.Environ(), "HOME="+home)
+				return cmd, nil
+			}))
+		c, _ := connectAs(t, tr, serveTestClient)
+		res, err := callTool(t.Context(), c, "up__read", map[string]any{"path": "where.txt"}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.Close()
+		return resultText(res), stderr
+	}
+	if text, stderr := start(""); !strings.Contains(text, "the user's") {
+		t.Fatalf("a server without cwd read %q; want the home directory's file\n%s", text, stderr)
+	}
+	if text, stderr := start(ws); !strings.Contains(text, "planted by the agent") || !strings.Contains(stderr.String(), "this server starts in the workspace") {
+		t.Fatalf("a server with its cwd in the workspace read %q, or was not warned about:\n%s", text, stderr)
 	}
 }
