@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/toolgate/toolgate/audit"
@@ -149,6 +150,10 @@ func buildSandbox(ctx context.Context, cfg *config.Config, env environ, own []ow
 		logger.Warn("sandbox profile none is configured: calls a rule runs in it use toolgate's own rights, unconfined", "config", cfg.File)
 	}
 
+	// Before anything is looked up in it.
+	if err := hostPATH(env, sandbox.WritableBy(ws, list), logger); err != nil {
+		return nil, err
+	}
 	x := expander{env: env, where: fmt.Sprintf("%s: sandbox.set_env", cfg.File)}
 	sbEnv := sandboxEnv(ctx, cfg.Sandbox, env, home, cache, &x)
 	if err := errors.Join(x.errs...); err != nil {
@@ -280,6 +285,40 @@ func gitConfig(ctx context.Context, env environ, key string) string {
 		return ""
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// hostPATH takes out of toolgate's PATH every directory at or under a
+// path a sandbox profile can write (writable). toolgate looks up bwrap,
+// git and its servers' commands in its PATH and hands it to the servers,
+// which run unconfined: with a directory of the workspace on it (an
+// activated .venv/bin, direnv's PATH_add), an agent's command would put
+// its own bwrap or git there for toolgate to run outside any sandbox.
+// Sandboxed commands get a PATH of their own (workspace.DefaultPath).
+func hostPATH(env environ, writable []string, logger *slog.Logger) error {
+	var keep, dropped []string
+	for _, d := range filepath.SplitList(env.Getenv("PATH")) {
+		real, err := realPath(d)
+		if err != nil {
+			real = d // a directory that does not exist yet may be made by a run
+		}
+		if d == "" || !filepath.IsAbs(d) || slices.ContainsFunc(writable, func(w string) bool {
+			rw, err := realPath(w)
+			return sandbox.Within(w, real) || err == nil && sandbox.Within(rw, real)
+		}) {
+			dropped = append(dropped, d)
+			continue
+		}
+		keep = append(keep, d)
+	}
+	if len(dropped) == 0 {
+		return nil
+	}
+	logger.Warn("PATH directories a sandboxed command can write (or relative ones) are left out of toolgate's PATH: "+
+		"toolgate runs what it finds there (bwrap, git, its servers' commands) outside the sandbox", "dropped", dropped)
+	if err := os.Setenv("PATH", strings.Join(keep, string(filepath.ListSeparator))); err != nil {
+		return fmt.Errorf("sandbox: set PATH: %w", err)
+	}
+	return nil
 }
 
 // checkOwnFiles refuses to start when one of toolgate's own files lies

@@ -304,18 +304,27 @@ func (s *Sandbox) Names() []string {
 	return names
 }
 
-// Writable returns every host path some profile can write to, cleaned:
-// the workspace when a profile writes it, and each profile's Write paths.
-// toolgate's own files must lie outside all of them.
+// Writable returns every host path some profile can write to
+// (WritableBy). toolgate's own files must lie outside all of them.
 func (s *Sandbox) Writable() []string {
-	var out []string
+	ps := make([]Profile, 0, len(s.profiles))
 	for _, n := range s.Names() {
-		p := s.profiles[n]
+		ps = append(ps, s.profiles[n])
+	}
+	return WritableBy(s.o.Workspace, ps)
+}
+
+// WritableBy returns every host path one of profiles can write to,
+// cleaned and sorted: workspace when a profile writes it, and each
+// profile's Write paths.
+func WritableBy(workspace string, profiles []Profile) []string {
+	var out []string
+	for _, p := range profiles {
 		if p.Unsandboxed {
 			continue
 		}
-		if p.Workspace == WriteAccess && s.o.Workspace != "" {
-			out = append(out, s.o.Workspace)
+		if p.Workspace == WriteAccess && workspace != "" {
+			out = append(out, workspace)
 		}
 		for _, w := range p.Write {
 			out = append(out, filepath.Clean(w))
