@@ -248,6 +248,29 @@ func TestServeSandboxSpoolsNotWritable(t *testing.T) {
 	}
 }
 
+// TestServeSandboxRefusesOwnFileThroughWorkspaceLink: toolgate will not
+// serve with its rules file named through a link in the workspace (the
+// file itself elsewhere): the agent could point the name at rules of its
+// own, and the sandbox cannot hold a path through a link.
+func TestServeSandboxRefusesOwnFileThroughWorkspaceLink(t *testing.T) {
+	f := sbSetup(t, allowAllIn("workspace-write"))
+	link := filepath.Join(f.ws, "toolgate-rules.yaml")
+	if err := os.Symlink(f.rules, link); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(filepath.Dir(f.rules), "toolgate.yaml")
+	body := fmt.Sprintf("workspace: {enabled: true, root: %q}\nrules: {file: %q}\n", f.ws, link)
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(toolgateBin, "serve", "--config", cfg)
+	cmd.Env = append(os.Environ(), f.env()...)
+	b, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(b), "is named through "+f.ws) || !strings.Contains(string(b), f.rules) {
+		t.Errorf("serve with the rules file named through a workspace link: %v\n%s", err, b)
+	}
+}
+
 // TestServeSandboxReadsAroundOwnFiles: a profile that may read the
 // directory holding toolgate's state (the audit log, its WAL and spools
 // under ~/.local/state/toolgate) runs commands, and they find that state

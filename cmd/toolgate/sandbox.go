@@ -331,13 +331,20 @@ func checkOwnFiles(sb *sandbox.Sandbox, own []ownFile) error {
 		if err != nil {
 			continue
 		}
+		// As named, too: reached through a link in the workspace, the file
+		// is outside it, but the link is the agent's to replace, and the
+		// sandbox cannot hold a path through it.
+		named, _ := filepath.Abs(f.path)
 		for _, w := range sb.Writable() {
 			rw, err := realPath(w)
 			if err != nil {
 				continue
 			}
-			if sandbox.Within(rw, real) {
+			switch {
+			case sandbox.Within(rw, real):
 				errs = append(errs, fmt.Errorf("toolgate will not start: its %s %s lies inside %s, which a sandbox profile can write, so an agent could change it; move it out (or set workspace.root elsewhere)", f.what, f.path, w))
+			case sandbox.Within(rw, named) || sandbox.Within(w, named):
+				errs = append(errs, fmt.Errorf("toolgate will not start: its %s %s is named through %s, which a sandbox profile can write (a link there points to it), so an agent could point the name elsewhere; name it by its own path, %s", f.what, f.path, w, real))
 			}
 		}
 	}
