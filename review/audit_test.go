@@ -2,6 +2,8 @@ package review_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"github.com/toolgate/toolgate/gate"
 	"github.com/toolgate/toolgate/review"
 	"github.com/toolgate/toolgate/review/slackfake"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // These tests run the Service over a real audit DB (package audit's
@@ -249,4 +252,56 @@ func TestRecoverWithRealAudit(t *testing.T) {
 	if ps, _ := st.PendingReviews(t.Context()); len(ps) != 0 {
 		t.Errorf("still pending: %+v", ps)
 	}
+}
+
+// TestMaxPendingAcrossReplicas: the reviews of a person (a per-user
+// credential) waiting in another process that shares the log, as a
+// PostgreSQL replica does, count against MaxPending too; a caller
+// without one (stdio, a shared token) is counted per process.
+func TestMaxPendingAcrossReplicas(t *testing.T) {
+	st := openAudit(t, filepath.Join(t.TempDir(), "audit.db"))
+	replica := func() *review.Service {
+		svc, err := review.New(review.Options{Store: st, Channels: []string{toolgate.ChannelCLI},
+			Timeout: 20 * time.Second, Hold: 30 * time.Millisecond, PollInterval: 20 * time.Millisecond, MaxPending: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return svc
+	}
+	a, b := replica(), replica()
+	ask := func(svc *review.Service, id string, p toolgate.Principal) (toolgate.Verdict, error) {
+		t.Helper()
+		c, d := reviewCall(id)
+		c.Principal, c.Args["path"] = p, "/srv/"+id // not a retry of another
+		if err := st.Begin(t.Context(), c, d); err != nil {
+			t.Fatal(err)
+		}
+		return svc.Review(t.Context(), c, d)
+	}
+	alice, shared := toolgate.Principal{User: "alice", Auth: toolgate.AuthToken}, toolgate.Principal{User: "shared", Auth: toolgate.AuthShared}
+	for i, p := range []toolgate.Principal{alice, alice, shared, shared} {
+		if _, err := ask(a, fmt.Sprintf("01REPA%d", i), p); !errors.Is(err, toolgate.ErrHeld) {
+			t.Fatalf("review %d on replica a: %v; want it held", i, err)
+		}
+	}
+	if v, err := ask(b, "01REPB0", alice); err != nil || v.Channel != toolgate.ChannelLimit {
+		t.Fatalf("alice's third review, on replica b: %+v, %v; want it refused (review.max_pending)", v, err)
+	}
+	if _, err := ask(b, "01REPB1", shared); !errors.Is(err, toolgate.ErrHeld) {
+		t.Fatalf("a shared-token caller's review on replica b: %v; want it held", err)
+	}
+	held := []string{"01REPA0", "01REPA1", "01REPA2", "01REPA3", "01REPB1"}
+	for _, id := range held {
+		if _, err := st.SubmitVerdict(t.Context(), id, toolgate.Verdict{Reviewer: "cli:rita", Channel: toolgate.ChannelCLI}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	toolgatetest.Eventually(t, "every held review to end", func() bool {
+		for _, id := range held {
+			if ended, err := st.ReviewEnded(t.Context(), id); err != nil || !ended {
+				return false
+			}
+		}
+		return true
+	})
 }
