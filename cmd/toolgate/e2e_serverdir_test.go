@@ -260,11 +260,11 @@ func TestServeServerStartsOutsideTheWorkspace(t *testing.T) {
 	if err := os.WriteFile(rulesFile, []byte("version: 1\ndefault: allow\nrules: []\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	start := func(cwd string) (string, *toolgatetest.SyncBuffer) {
+	start := func(command, cwd string) (string, *toolgatetest.SyncBuffer) {
 		t.Helper()
-		server := fmt.Sprintf("{command: %q}", upstreamBin)
+		server := fmt.Sprintf("{command: %q}", command)
 		if cwd != "" {
-			server = fmt.Sprintf("{command: %q, cwd: %q}", upstreamBin, cwd)
+			server = fmt.Sprintf("{command: %q, cwd: %q}", command, cwd)
 		}
 		cfg := filepath.Join(dir, "toolgate.yaml")
 		body := fmt.Sprintf("servers:\n  up: %s\nworkspace: {enabled: true}\nrules: {file: %q}\naudit: {path: %q}\n",
@@ -288,10 +288,28 @@ func TestServeServerStartsOutsideTheWorkspace(t *testing.T) {
 		_ = c.Close()
 		return resultText(res), stderr
 	}
-	if text, stderr := start(""); !strings.Contains(text, "the user's") {
+	if text, stderr := start(upstreamBin, ""); !strings.Contains(text, "the user's") {
 		t.Fatalf("a server without cwd read %q; want the home directory's file\n%s", text, stderr)
 	}
-	if text, stderr := start(ws); !strings.Contains(text, "planted by the agent") || !strings.Contains(stderr.String(), "this server starts in the workspace") {
+	if text, stderr := start(upstreamBin, ws); !strings.Contains(text, "planted by the agent") || !strings.Contains(stderr.String(), "this server's cwd is in a path a sandboxed command can write") {
 		t.Fatalf("a server with its cwd in the workspace read %q, or was not warned about:\n%s", text, stderr)
+	}
+	// A relative command is the one in the server's directory, never the
+	// agent's of that name in the workspace.
+	srv, marker := filepath.Join(dir, "srv"), filepath.Join(dir, "PWNED")
+	for d, bin := range map[string]string{srv: "#!/bin/sh\nexec " + upstreamBin + " \"$@\"\n", ws: "#!/bin/sh\ntouch " + marker + "\nexec " + upstreamBin + " \"$@\"\n"} {
+		if err := os.MkdirAll(filepath.Join(d, "bin"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "bin", "server"), []byte(bin), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// (srv holds no where.txt: the server's read fails there.)
+	if text, stderr := start("./bin/server", srv); !strings.Contains(text, "no such file") {
+		t.Fatalf("./bin/server with its cwd outside the workspace read %q; want srv's where.txt, which is not there\n%s", text, stderr)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("./bin/server ran the workspace's bin/server")
 	}
 }

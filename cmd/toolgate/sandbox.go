@@ -297,14 +297,7 @@ func gitConfig(ctx context.Context, env environ, key string) string {
 func hostPATH(env environ, writable []string, logger *slog.Logger) error {
 	var keep, dropped []string
 	for _, d := range filepath.SplitList(env.Getenv("PATH")) {
-		real, err := realPath(d)
-		if err != nil {
-			real = d // a directory that does not exist yet may be made by a run
-		}
-		if d == "" || !filepath.IsAbs(d) || slices.ContainsFunc(writable, func(w string) bool {
-			rw, err := realPath(w)
-			return sandbox.Within(w, real) || err == nil && sandbox.Within(rw, real)
-		}) {
+		if d == "" || !filepath.IsAbs(d) || anyWritableOnTheWay(d, writable) {
 			dropped = append(dropped, d)
 			continue
 		}
@@ -326,29 +319,79 @@ func hostPATH(env environ, writable []string, logger *slog.Logger) error {
 // or the config that decide its calls, or the log that records them.
 func checkOwnFiles(sb *sandbox.Sandbox, own []ownFile) error {
 	var errs []error
+	writable := sb.Writable()
 	for _, f := range own {
 		real, err := realPath(f.path)
 		if err != nil {
 			continue
 		}
-		// As named, too: reached through a link in the workspace, the file
-		// is outside it, but the link is the agent's to replace, and the
-		// sandbox cannot hold a path through it.
-		named, _ := filepath.Abs(f.path)
-		for _, w := range sb.Writable() {
-			rw, err := realPath(w)
-			if err != nil {
-				continue
-			}
-			switch {
-			case sandbox.Within(rw, real):
+		inside := false
+		for _, w := range writable {
+			if rw, err := realPath(w); err == nil && sandbox.Within(rw, real) {
+				inside = true
 				errs = append(errs, fmt.Errorf("toolgate will not start: its %s %s lies inside %s, which a sandbox profile can write, so an agent could change it; move it out (or set workspace.root elsewhere)", f.what, f.path, w))
-			case sandbox.Within(rw, named) || sandbox.Within(w, named):
-				errs = append(errs, fmt.Errorf("toolgate will not start: its %s %s is named through %s, which a sandbox profile can write (a link there points to it), so an agent could point the name elsewhere; name it by its own path, %s", f.what, f.path, w, real))
 			}
+		}
+		// Through a link there, the file is elsewhere, but the link is the
+		// agent's to point at a file of its own, and the sandbox cannot
+		// hold a path through it.
+		if abs, _ := filepath.Abs(f.path); !inside && anyWritableOnTheWay(abs, writable) {
+			errs = append(errs, fmt.Errorf("toolgate will not start: its %s %s is named through a link in a path a sandbox profile can write, so an agent could point the name elsewhere; name it by its own path, %s", f.what, f.path, real))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// anyWritableOnTheWay reports whether resolving p (absolute) goes through
+// a path at or under one of writable, or their real paths: p itself, a
+// directory on the way, a link met, or where it points, to any depth. A
+// name whose resolution passes there is the agent's to repoint. A part
+// that does not exist is taken as named.
+func anyWritableOnTheWay(p string, writable []string) bool {
+	roots := slices.Clone(writable)
+	for _, w := range writable {
+		if rw, err := realPath(w); err == nil {
+			roots = append(roots, rw)
+		}
+	}
+	in := func(q string) bool {
+		return slices.ContainsFunc(roots, func(w string) bool { return sandbox.Within(w, q) })
+	}
+	rest := strings.Split(filepath.Clean(p), string(filepath.Separator))
+	cur, links := string(filepath.Separator), 0
+	for len(rest) > 0 {
+		c := rest[0]
+		rest = rest[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			cur = filepath.Dir(cur)
+			continue
+		}
+		next := filepath.Join(cur, c)
+		if in(next) {
+			return true
+		}
+		fi, err := os.Lstat(next)
+		if err != nil {
+			cur = next // not there (yet): the rest as named
+			continue
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			cur = next
+			continue
+		}
+		target, err := os.Readlink(next)
+		if links++; err != nil || links > 255 {
+			return true // cannot be followed: not toolgate's to trust
+		}
+		if filepath.IsAbs(target) {
+			cur = string(filepath.Separator)
+		}
+		rest = append(strings.Split(target, string(filepath.Separator)), rest...)
+	}
+	return false
 }
 
 // realPath is p absolute with its symlinks evaluated; for a path that does

@@ -431,36 +431,35 @@ func configUpstreams(ctx context.Context, path string, cfg *config.Config, env e
 	return dbp, sb, ups, nil
 }
 
-// serverDir is where a stdio server with command and cwd dir (as
-// configured) starts, and its command with a relative path made absolute
-// against toolgate's working directory, where it was written for. Without
-// a cwd it starts in home, not in toolgate's working directory: that is
-// the workspace the agent's client started toolgate in, where a command
-// writes what the server's command then loads as its own (npx prefers a
-// package under ./node_modules, python -m a module in the directory). When
-// home is in the workspace (or unknown), it starts in /. A cwd configured
-// in the workspace is the user's choice, and is warned about.
-func serverDir(command, dir, home, wsRoot string, log *slog.Logger) (string, string) {
-	if strings.ContainsRune(command, filepath.Separator) && !filepath.IsAbs(command) {
-		if abs, err := filepath.Abs(command); err == nil {
-			command = abs
-		}
-	}
-	inWorkspace := func(d string) bool {
-		abs, err := filepath.Abs(d)
-		return wsRoot != "" && err == nil && (abs == wsRoot || strings.HasPrefix(abs, wsRoot+string(filepath.Separator)))
-	}
+// serverDir is the directory a stdio server with command and cwd dir (as
+// configured) starts in. Without a cwd it starts in home, not in
+// toolgate's working directory: that is the workspace the agent's client
+// started toolgate in, where a command writes what the server's command
+// then loads as its own (npx prefers a package under ./node_modules,
+// python -m a module in the directory). When home is in the workspace (or
+// unknown), it starts in /. A relative command resolves in that directory,
+// as exec does. A command or cwd in a path a sandbox profile can write
+// (writable) is the user's choice, and is warned about: the agent can
+// rewrite what runs there as the user.
+func serverDir(command, dir, home string, writable []string, log *slog.Logger) string {
 	switch {
 	case dir != "":
-		if inWorkspace(dir) {
-			log.Warn("this server starts in the workspace (its cwd), where the agent's commands can put what its command loads "+
-				"(a package under node_modules for npx, a module for python -m): set its cwd outside the workspace unless you sandbox it", "cwd", dir)
-		}
-		return command, dir
-	case home == "" || !filepath.IsAbs(home) || inWorkspace(home):
-		return command, "/"
+	case home == "" || !filepath.IsAbs(home) || anyWritableOnTheWay(home, writable):
+		dir = "/"
+	default:
+		dir = home
 	}
-	return command, home
+	if strings.ContainsRune(command, filepath.Separator) && !filepath.IsAbs(command) {
+		command = filepath.Join(dir, command)
+	}
+	for what, p := range map[string]string{"cwd": dir, "command": command} {
+		if filepath.IsAbs(p) && anyWritableOnTheWay(p, writable) {
+			log.Warn("this server's "+what+" is in a path a sandboxed command can write (the workspace): the agent can put there what the server "+
+				"runs or loads (its program, a package under node_modules for npx, a module for python -m), and the server runs it as you, "+
+				"unsandboxed; move it out of the workspace, or give the server a sandbox profile", what, p)
+		}
+	}
+	return dir
 }
 
 // buildUpstreams turns the config's enabled servers (and the built-in
@@ -469,9 +468,9 @@ func serverDir(command, dir, home, wsRoot string, log *slog.Logger) (string, str
 func buildUpstreams(cfg *config.Config, env environ, sb *sandbox.Sandbox, logger *slog.Logger) ([]tools.Upstream, error) {
 	var out []tools.Upstream
 	var errs []error
-	wsRoot := ""
-	if cfg.Workspace.Enabled {
-		wsRoot, _ = filepath.Abs(cfg.Workspace.Root)
+	var writable []string
+	if sb != nil {
+		writable = sb.Writable()
 	}
 	for _, s := range cfg.EnabledServers() {
 		x := expander{env: env, where: fmt.Sprintf("%s: server %q", s.Pos, s.Name)}
@@ -490,7 +489,7 @@ func buildUpstreams(cfg *config.Config, env environ, sb *sandbox.Sandbox, logger
 			u.Sandboxer = sb
 		}
 		if u.Command != "" {
-			u.Command, u.Dir = serverDir(u.Command, u.Dir, env.Getenv("HOME"), wsRoot, logger.With("server", s.Name))
+			u.Dir = serverDir(u.Command, u.Dir, env.Getenv("HOME"), writable, logger.With("server", s.Name))
 		}
 		for _, a := range s.Args {
 			u.Args = append(u.Args, x.expand("args", a))
