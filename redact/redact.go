@@ -463,28 +463,20 @@ var tokenPatterns = []struct {
 	{"slack-webhook", `hooks\.slack\.com/(?:services|workflows)/([A-Za-z0-9/_\-]+)`, []string{"hooks.slack.com"}, nil},
 	{"openai-anthropic", `\bsk-[A-Za-z0-9_\-]{16,}`, []string{"sk-"}, nil},
 	{"google-api-key", `AIza[0-9A-Za-z_\-]{30,}`, []string{"aiza"}, nil},
-	// Service accounts' tokens start "ya29.c.".
-	{"google-oauth", `ya29\.(?:c\.)?[0-9A-Za-z_\-]{20,}`, []string{"ya29."}, notInName},
+	// Service accounts' tokens start "ya29.c."; a token runs past a DNS
+	// label's 63 characters, a name (ya29.x.evil.example) stays in clear.
+	{"google-oauth", `ya29\.(?:c\.)?[0-9A-Za-z_\-]{64,}`, []string{"ya29."}, nil},
 	{"stripe", `\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{10,}`, []string{"k_live_", "k_test_"}, nil},
 	{"stripe-webhook", `whsec_[0-9A-Za-z]{16,}`, []string{"whsec_"}, nil},
 	{"npm", `npm_[A-Za-z0-9]{30,}`, []string{"npm_"}, nil},
 	{"pypi", `pypi-[A-Za-z0-9_\-]{40,}`, []string{"pypi-"}, nil},
 	// A JWS: a header and a payload, both base64url JSON objects, the
 	// header at least as long as the shortest real one ({"alg":"none"},
-	// eyJhbGciOiJub25lIn0), then a signature (jwtSignature).
+	// eyJhbGciOiJub25lIn0), then a signature (jwtLike). Wherever it is
+	// (after %20, before ".x"): a token next to a name is still a token.
 	{"jwt", `eyJ[A-Za-z0-9_\-]{16,}\.eyJ[A-Za-z0-9_\-]{7,}\.[A-Za-z0-9_\-]*`, []string{"eyj"}, jwtLike},
-}
-
-// notInName reports whether match m of s is not part of a dotted name: not
-// right after a letter, digit or ".", nor right before "." and a letter or
-// digit. A token pattern that spans dots would otherwise swallow a host
-// ("eyJhbGciOi.exfil.example"), and a reviewer must see where a call
-// sends data. RE2 has no lookaround, hence a check in code.
-func notInName(s string, m []int) bool {
-	if m[0] > 0 && (isAlnum(s[m[0]-1]) || s[m[0]-1] == '.') {
-		return false
-	}
-	return !(m[1]+1 < len(s) && s[m[1]] == '.' && isAlnum(s[m[1]+1]))
+	// A JWE: header, encrypted key (empty for "dir"), IV, ciphertext, tag.
+	{"jwe", `eyJ[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}`, []string{"eyj"}, nil},
 }
 
 // jwtSignatureMin is the length of the shortest JWS signature in base64url
@@ -493,14 +485,13 @@ const jwtSignatureMin = 43
 
 // jwtLike reports whether match m of s is a JWT: its signature (after
 // the last ".") is empty (alg none) or of a real length, so that a name
-// like eyJhbGciOiJub25lIn0.eyJhIjoxfQ.com is not one, and it is not in a
-// dotted name (notInName).
+// like eyJhbGciOiJub25lIn0.eyJhIjoxfQ.com is not one. A name built to
+// look like a JWT (three labels, the last at least 43 long) is masked up
+// to its real domain, which stays in clear: [REDACTED].evil.example.
 func jwtLike(s string, m []int) bool {
 	tok := s[m[0]:m[1]]
-	if n := len(tok) - strings.LastIndexByte(tok, '.') - 1; n != 0 && n < jwtSignatureMin {
-		return false
-	}
-	return notInName(s, m)
+	n := len(tok) - strings.LastIndexByte(tok, '.') - 1
+	return n == 0 || n >= jwtSignatureMin
 }
 
 // genericValue is the value part of a KEY=value pair: a double-quoted

