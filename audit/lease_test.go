@@ -74,23 +74,31 @@ func TestLeaseReleasedAtClose(t *testing.T) {
 }
 
 // TestReasonRedacted: a rule's reason that quotes a secret from the
-// arguments is masked before it is stored or chained.
+// arguments, and an upstream's error that quotes one (a URL it failed to
+// reach), are masked before they are stored or chained.
 func TestReasonRedacted(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "audit.db")
 	s := openTest(t, path, Options{RedactText: func(s string) string { return strings.ReplaceAll(s, "ghp_secret123", "[REDACTED]") }})
-	d := testDecision(toolgate.Review)
+	d := testDecision(toolgate.Allow)
 	d.Reason = "shell command may change state: curl -H 'Authorization: ghp_secret123' x"
 	d.Error = "no such key: ghp_secret123"
 	if err := s.Begin(ctx, testCall("01S1", 0), d); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Finish(ctx, "01S1", toolgate.Outcome{Status: toolgate.StatusFailed, Error: `Post "https://mcp.example/ghp_secret123/sse": connection refused`}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	r, err := s.Get(ctx, "01S1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(r.Reason, "ghp_secret123") || !strings.Contains(r.Reason, "[REDACTED]") || strings.Contains(r.EvalError, "ghp_secret123") {
-		t.Fatalf("stored reason %q, error %q", r.Reason, r.EvalError)
+	if strings.Contains(r.Reason, "ghp_secret123") || !strings.Contains(r.Reason, "[REDACTED]") || strings.Contains(r.EvalError, "ghp_secret123") ||
+		r.Outcome == nil || !strings.Contains(r.Outcome.Error, "mcp.example/[REDACTED]/sse") {
+		t.Fatalf("stored reason %q, error %q, outcome %+v", r.Reason, r.EvalError, r.Outcome)
 	}
 	var bodies string
 	if err := rawDB(t, path).QueryRowContext(ctx, `SELECT group_concat(body) FROM events`).Scan(&bodies); err != nil {

@@ -111,9 +111,13 @@ func openPostgres(ctx context.Context, dsn string, o Options) (*Store, error) {
 	// off) holds the chain lock, and with it every replica's writes, until
 	// its transaction ends: the server ends it once it has idled a lease,
 	// after which the others take this replica for dead anyway.
-	wcfg := cfg.Copy()
-	wcfg.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(o.LeaseTTL.Milliseconds(), 10)
-	s.wdb = sql.OpenDB(rebindConnector{stdlib.GetConnector(*wcfg)})
+	// Set after connecting, not as a startup parameter, which poolers
+	// such as PgBouncer refuse.
+	idle := "SET idle_in_transaction_session_timeout = " + strconv.FormatInt(o.LeaseTTL.Milliseconds(), 10)
+	s.wdb = sql.OpenDB(rebindConnector{stdlib.GetConnector(*cfg.Copy(), stdlib.OptionAfterConnect(func(ctx context.Context, c *pgx.Conn) error {
+		_, err := c.Exec(ctx, idle)
+		return err
+	}))})
 	s.wdb.SetMaxOpenConns(1)
 	s.wdb.SetConnMaxLifetime(0)
 	s.wdb.SetConnMaxIdleTime(0)

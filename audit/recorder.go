@@ -340,6 +340,10 @@ func (s *Store) Finish(ctx context.Context, id string, o toolgate.Outcome) error
 		o.FinishedAt = at
 	}
 	o.FinishedAt = utc(o.FinishedAt)
+	if s.o.RedactText != nil && o.Error != "" {
+		// An upstream's error may quote what it was sent, or where.
+		o.Error = s.o.RedactText(o.Error)
+	}
 	// The event is at the finish: its body then holds no time of its own.
 	at = o.FinishedAt
 	// Encode here, not in the writer, which every write waits behind.

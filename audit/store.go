@@ -100,8 +100,8 @@ type Options struct {
 	// they are. It must not modify its argument.
 	Redact func(map[string]any) map[string]any
 	// RedactText masks secrets in the texts recorded with a decision (the
-	// rule's reason, which may quote the arguments, and evaluation errors);
-	// nil stores them as they are.
+	// rule's reason, which may quote the arguments, and evaluation errors)
+	// and an outcome's error; nil stores them as they are.
 	RedactText func(string) string
 	// ToolgateVersion is stored in every row.
 	ToolgateVersion string

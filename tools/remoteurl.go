@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/toolgate/toolgate/redact"
 )
 
 // redactedValue replaces each query value of a remote upstream's URL in
@@ -24,13 +26,15 @@ type remoteURL struct {
 	raw    string
 	real   *url.URL
 	public string
-	// headers are the values of the upstream's configured headers, which
-	// scrub hides too.
-	headers []string
+	// hidden are the texts scrub hides wherever they appear (a redirect's
+	// URL repeats the query): the upstream's configured header values, the
+	// URL's query values and userinfo, and the path segments that hold a
+	// token (.../mcp/sk-.../sse), which public keeps.
+	hidden []string
 }
 
-// minHeaderValue is the shortest header value scrub hides: shorter ones
-// ("1", "yes") are no credential, and hiding them would garble the text.
+// minHeaderValue is the shortest value scrub hides: shorter ones ("1",
+// "yes") are no credential, and hiding them would garble the text.
 const minHeaderValue = 8
 
 // newRemoteURL splits raw; headers are the upstream's configured ones.
@@ -67,13 +71,32 @@ func newRemoteURL(raw string, headers map[string]string) (remoteURL, error) {
 	if p, err := url.Parse(public); err == nil {
 		public = p.String()
 	}
-	var hv []string
-	for _, v := range headers {
+	var hidden []string
+	hide := func(v string) {
 		if len(v) >= minHeaderValue {
-			hv = append(hv, v)
+			hidden = append(hidden, v)
 		}
 	}
-	return remoteURL{raw: raw, real: real, public: public, headers: hv}, nil
+	for _, v := range headers {
+		hide(v)
+	}
+	for _, vs := range real.Query() {
+		for _, v := range vs {
+			hide(v)
+		}
+	}
+	if real.User != nil {
+		pw, _ := real.User.Password()
+		hide(pw)
+		hide(real.User.Username())
+	}
+	tokens := redact.New(nil)
+	for seg := range strings.SplitSeq(real.Path, "/") {
+		if tokens.String(seg) != seg {
+			hide(seg)
+		}
+	}
+	return remoteURL{raw: raw, real: real, public: public, hidden: hidden}, nil
 }
 
 // secret reports whether the URL holds anything public hides.
@@ -126,7 +149,7 @@ func (r remoteURL) scrub(err error) error {
 			out = strings.ReplaceAll(out, s, r.public)
 		}
 	}
-	for _, v := range r.headers {
+	for _, v := range r.hidden {
 		out = strings.ReplaceAll(out, v, redactedValue)
 	}
 	if out == msg {

@@ -96,3 +96,31 @@ func TestRemoteURLCredentialsSentHidden(t *testing.T) {
 	noSecret(t, "the status", c.Status()[0].LastError)
 	noSecret(t, "the log", logs.String())
 }
+
+// TestRemoteURLScrubsWhereverItAppears: an error that quotes a URL other
+// than the configured one (a redirect's, with the query again) or the
+// configured one's path (a token in it, as some hosted servers put one)
+// shows none of the credentials.
+func TestRemoteURLScrubsWhereverItAppears(t *testing.T) {
+	const pathToken = "sk-ak-PATHSECRETabcdef0123456789"
+	ru, err := newRemoteURL("https://u:"+urlPassword+"@mcp.example/mcp/"+pathToken+"/sse?api_key="+queryKey, map[string]string{"X-Api-Key": headerKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{
+		`Post "https://mcp.example/mcp/?api_key=` + queryKey + `": connection refused`,
+		`Post "https://mcp.example/mcp/` + pathToken + `/sse?api_key=REDACTED": dial tcp: connection refused`,
+		`server said: bad key ` + headerKey + ` for ` + urlPassword,
+	} {
+		got := ru.scrub(errorString(text)).Error()
+		for _, secret := range []string{queryKey, pathToken, headerKey, urlPassword} {
+			if strings.Contains(got, secret) {
+				t.Errorf("scrub(%q) = %q, holds %s", text, got, secret)
+			}
+		}
+	}
+}
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
