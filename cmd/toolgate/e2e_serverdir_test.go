@@ -288,11 +288,14 @@ func TestServeServerStartsOutsideTheWorkspace(t *testing.T) {
 		_ = c.Close()
 		return resultText(res), stderr
 	}
-	if text, stderr := start(upstreamBin, ""); !strings.Contains(text, "the user's") {
-		t.Fatalf("a server without cwd read %q; want the home directory's file\n%s", text, stderr)
+	const warning = "this server's cwd is in a path a sandboxed command can write"
+	if text, stderr := start(upstreamBin, ""); !strings.Contains(text, "the user's") || strings.Contains(stderr.String(), warning) {
+		t.Fatalf("a server without cwd read %q; want the home directory's file, and no warning\n%s", text, stderr)
 	}
-	if text, stderr := start(upstreamBin, ws); !strings.Contains(text, "planted by the agent") || !strings.Contains(stderr.String(), "this server's cwd is in a path a sandboxed command can write") {
-		t.Fatalf("a server with its cwd in the workspace read %q, or was not warned about:\n%s", text, stderr)
+	for _, cwd := range []string{ws, "."} {
+		if text, stderr := start(upstreamBin, cwd); !strings.Contains(text, "planted by the agent") || !strings.Contains(stderr.String(), warning) {
+			t.Fatalf("a server with its cwd %s in the workspace read %q, or was not warned about:\n%s", cwd, text, stderr)
+		}
 	}
 	// A relative command is the one in the server's directory, never the
 	// agent's of that name in the workspace.

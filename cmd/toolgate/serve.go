@@ -449,11 +449,15 @@ func serverDir(command, dir, home string, writable []string, log *slog.Logger) s
 	default:
 		dir = home
 	}
-	if strings.ContainsRune(command, filepath.Separator) && !filepath.IsAbs(command) {
-		command = filepath.Join(dir, command)
+	check := map[string]string{"cwd": dir}
+	if strings.ContainsRune(command, filepath.Separator) { // a bare name is looked up in PATH (hostPATH)
+		check["command"] = command
+		if !filepath.IsAbs(command) {
+			check["command"] = filepath.Join(dir, command)
+		}
 	}
-	for what, p := range map[string]string{"cwd": dir, "command": command} {
-		if filepath.IsAbs(p) && anyWritableOnTheWay(p, writable) {
+	for what, p := range check {
+		if abs, err := filepath.Abs(p); err == nil && anyWritableOnTheWay(abs, writable) {
 			log.Warn("this server's "+what+" is in a path a sandboxed command can write (the workspace): the agent can put there what the server "+
 				"runs or loads (its program, a package under node_modules for npx, a module for python -m), and the server runs it as you, "+
 				"unsandboxed; move it out of the workspace, or give the server a sandbox profile", what, p)
@@ -488,7 +492,8 @@ func buildUpstreams(cfg *config.Config, env environ, sb *sandbox.Sandbox, logger
 		if s.Sandbox != "" {
 			u.Sandboxer = sb
 		}
-		if u.Command != "" {
+		if u.Command != "" && s.Sandbox == "" {
+			// A sandboxed server's command runs confined, wherever it is.
 			u.Dir = serverDir(u.Command, u.Dir, env.Getenv("HOME"), writable, logger.With("server", s.Name))
 		}
 		for _, a := range s.Args {
