@@ -23,6 +23,8 @@ const (
 	// cookieSignin carries the nonce the sign-in form's CSRF token is an
 	// HMAC of (there is no session yet to hold one).
 	cookieSignin = "toolgate_ui_signin"
+	// cookieView carries the read-only UI's Options.ViewKey.
+	cookieView = "toolgate_ui_view"
 	// maxSessions bounds the sign-ins held; the oldest is dropped past it.
 	maxSessions = 10000
 )
@@ -172,6 +174,9 @@ func (h *Handler) viewer(next viewerHandler) http.HandlerFunc {
 				http.Error(w, "this UI is read-only", http.StatusForbidden)
 				return
 			}
+			if h.o.ViewKey != "" && !h.viewKeyOK(w, r) {
+				return
+			}
 			next(w, r, viewer{})
 			return
 		}
@@ -204,6 +209,27 @@ func (h *Handler) viewer(next viewerHandler) http.HandlerFunc {
 		}
 		next(w, r, viewer{s: ss, reviewer: h.o.MayReview == nil || h.o.MayReview(ss.who)})
 	}
+}
+
+// viewKeyOK reports whether r carries the read-only UI's view key, in its
+// cookie; else it has answered r. A key in the address sets the cookie,
+// and the page is reloaded without it, so that the key stays out of the
+// history and of what links send as Referer.
+func (h *Handler) viewKeyOK(w http.ResponseWriter, r *http.Request) bool {
+	if k := r.URL.Query().Get("key"); k != "" && sameToken(k, h.o.ViewKey) {
+		setCookie(w, r, cookieView, h.o.ViewKey, 0)
+		q := r.URL.Query()
+		q.Del("key")
+		u := *r.URL
+		u.RawQuery = q.Encode()
+		http.Redirect(w, r, u.RequestURI(), http.StatusSeeOther)
+		return false
+	}
+	if c, err := r.Cookie(cookieView); err == nil && sameToken(c.Value, h.o.ViewKey) {
+		return true
+	}
+	http.Error(w, "open the address `toolgate ui` printed: it carries the key to this log", http.StatusUnauthorized)
+	return false
 }
 
 func (h *Handler) signinPage(w http.ResponseWriter, r *http.Request) {

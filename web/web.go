@@ -57,6 +57,12 @@ type Options struct {
 	// ReadOnly serves the pages without sign-in and without any way to
 	// act (toolgate ui: a local view of an audit log file).
 	ReadOnly bool
+	// ViewKey, on the read-only UI, is the secret every request carries:
+	// in the address toolgate ui prints (?key=), which the browser swaps
+	// for a cookie. Loopback is not one person: another local account, or
+	// a sandboxed command with the host's network, would read the log.
+	// "" lets whoever connects see it.
+	ViewKey string
 	// SessionTTL bounds a sign-in (DefaultSessionTTL when zero).
 	SessionTTL time.Duration
 	// PollInterval is how often the live queue looks for changes

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
@@ -531,11 +532,36 @@ func TestUIReadOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base, _, ok := strings.Cut(strings.TrimPrefix(string(line[:n]), "toolgate ui: "), "/ui/")
-	if !ok {
+	printed, _, _ := strings.Cut(strings.TrimPrefix(string(line[:n]), "toolgate ui: "), " ")
+	base, _, ok := strings.Cut(printed, "/ui/")
+	if !ok || !strings.Contains(printed, "?key=") {
 		t.Fatalf("ui printed %q", line[:n])
 	}
+	// Loopback is not one person: without the key in the address it
+	// printed, the UI shows nothing; with it, the browser gets a cookie
+	// and the address without the key.
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, path := range []string{"/ui/reviews", "/ui/dashboard", "/ui/api/stats", "/ui/audit/01SAMPLE000000000000000001", "/ui/reviews?key=guess"} {
+		resp, err := noRedirect.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || strings.Contains(string(body), "secrets-denied") {
+			t.Errorf("GET %s without the key: %d", path, resp.StatusCode)
+		}
+	}
+	jar, _ := cookiejar.New(nil)
+	noRedirect.Jar = jar
+	resp, err := noRedirect.Get(printed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != "/ui/reviews" {
+		t.Fatalf("GET the printed address: %d to %q, want a redirect to the page without the key", resp.StatusCode, loc)
+	}
 	for path, want := range map[string]string{"/ui/dashboard": `id="kpi-calls"`, "/ui/reviews": "No reviews waiting", "/ui/audit?action=deny": "secrets-denied", "/ui/rules": "sample-v2"} {
 		resp, err := noRedirect.Get(base + path)
 		if err != nil {
@@ -550,7 +576,7 @@ func TestUIReadOnly(t *testing.T) {
 			t.Errorf("GET %s offers a form to act", path)
 		}
 	}
-	resp, err := noRedirect.PostForm(base+"/ui/reviews/01SAMPLE000000000000000001", url.Values{"action": {"approve"}})
+	resp, err = noRedirect.PostForm(base+"/ui/reviews/01SAMPLE000000000000000001", url.Values{"action": {"approve"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,8 +21,11 @@ const uiUsage = `usage: toolgate ui [--db PATH] [--listen ADDR]
 
 Serves the web UI (dashboard, audit browser, rule versions and the review
 queue, without any way to act) read-only over an audit log, at
-http://ADDR/ui/. Nobody signs in, so it listens on loopback only; to let a
-team review from a browser, serve the UI with 'toolgate serve --http'.
+the address it prints. Nobody signs in: it listens on loopback only, and
+the address carries a key made for this run, without which it shows
+nothing (another local account, or a sandboxed command with the host's
+network, can reach loopback too). To let a team review from a browser,
+serve the UI with 'toolgate serve --http'.
 
 --db defaults to $TOOLGATE_AUDIT_DB, else $XDG_STATE_HOME/toolgate/audit.db,
 else ~/.local/state/toolgate/audit.db.`
@@ -54,14 +59,17 @@ func runUI(ctx context.Context, args []string, env environ, stdout, stderr io.Wr
 	}
 	defer st.Close()
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	h, err := web.New(web.Options{Store: st, ReadOnly: true, Logger: logger})
+	key := make([]byte, 24)
+	_, _ = rand.Read(key) // crypto/rand.Read never fails (Go 1.24+)
+	viewKey := base64.RawURLEncoding.EncodeToString(key)
+	h, err := web.New(web.Options{Store: st, ReadOnly: true, ViewKey: viewKey, Logger: logger})
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
 	mux.Handle(web.Prefix, h)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
-	fmt.Fprintf(stdout, "toolgate ui: http://%s%s (read-only, %s)\n", ln.Addr(), web.Prefix, path)
+	fmt.Fprintf(stdout, "toolgate ui: http://%s%sreviews?key=%s (read-only, %s)\n", ln.Addr(), web.Prefix, viewKey, path)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
