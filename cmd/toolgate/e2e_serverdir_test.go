@@ -260,15 +260,13 @@ func TestServeServerStartsOutsideTheWorkspace(t *testing.T) {
 	if err := os.WriteFile(rulesFile, []byte("version: 1\ndefault: allow\nrules: []\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	start := func(command, cwd string) (string, *toolgatetest.SyncBuffer) {
+	// start serves up with extra (more of its YAML fields) and reads
+	// where.txt through it.
+	start := func(command, extra string) (string, *toolgatetest.SyncBuffer) {
 		t.Helper()
-		server := fmt.Sprintf("{command: %q}", command)
-		if cwd != "" {
-			server = fmt.Sprintf("{command: %q, cwd: %q}", command, cwd)
-		}
 		cfg := filepath.Join(dir, "toolgate.yaml")
-		body := fmt.Sprintf("servers:\n  up: %s\nworkspace: {enabled: true}\nrules: {file: %q}\naudit: {path: %q}\n",
-			server, rulesFile, filepath.Join(dir, "audit.db"))
+		body := fmt.Sprintf("servers:\n  up: {command: %q%s}\nworkspace: {enabled: true}\nrules: {file: %q}\naudit: {path: %q}\nsandbox: {profiles: {none: {}}}\n",
+			command, extra, rulesFile, filepath.Join(dir, "audit.db"))
 		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -293,9 +291,13 @@ func TestServeServerStartsOutsideTheWorkspace(t *testing.T) {
 		t.Fatalf("a server without cwd read %q; want the home directory's file, and no warning\n%s", text, stderr)
 	}
 	for _, cwd := range []string{ws, "."} {
-		if text, stderr := start(upstreamBin, cwd); !strings.Contains(text, "planted by the agent") || !strings.Contains(stderr.String(), warning) {
+		if text, stderr := start(upstreamBin, fmt.Sprintf(", cwd: %q", cwd)); !strings.Contains(text, "planted by the agent") || !strings.Contains(stderr.String(), warning) {
 			t.Fatalf("a server with its cwd %s in the workspace read %q, or was not warned about:\n%s", cwd, text, stderr)
 		}
+	}
+	// Profile none is no sandbox: such a server starts in the home too.
+	if text, stderr := start(upstreamBin, ", sandbox: none"); !strings.Contains(text, "the user's") {
+		t.Fatalf("a server in profile none read %q; want the home directory's file\n%s", text, stderr)
 	}
 	// A relative command is the one in the server's directory, never the
 	// agent's of that name in the workspace.
@@ -309,7 +311,7 @@ func TestServeServerStartsOutsideTheWorkspace(t *testing.T) {
 		}
 	}
 	// (srv holds no where.txt: the server's read fails there.)
-	if text, stderr := start("./bin/server", srv); !strings.Contains(text, "no such file") {
+	if text, stderr := start("./bin/server", fmt.Sprintf(", cwd: %q", srv)); !strings.Contains(text, "no such file") {
 		t.Fatalf("./bin/server with its cwd outside the workspace read %q; want srv's where.txt, which is not there\n%s", text, stderr)
 	}
 	if _, err := os.Stat(marker); err == nil {

@@ -30,6 +30,7 @@ func TestAnyWritableOnTheWay(t *testing.T) {
 		filepath.Join(out, "loop"):       filepath.Join(out, "loop"),
 		filepath.Join(out, "dangling"):   filepath.Join(ws, "not-yet"),
 		filepath.Join(out, "store", "x"): "bin",
+		filepath.Join(out, "lnk"):        filepath.Join(ws, "inner"),
 	} {
 		if err := os.Symlink(target, link); err != nil {
 			t.Fatal(err)
@@ -48,6 +49,12 @@ func TestAnyWritableOnTheWay(t *testing.T) {
 		filepath.Join(out, "loop", "x"):              true,
 		filepath.Join(out, "dangling", "bin"):        true,
 		filepath.Join(out, "real", "..", "..", "ws"): true,
+		// The kernel takes ".." after a link from the link's target:
+		// out/lnk/../rules.yaml is ws/rules.yaml (filepath.Join would
+		// clean it to out/rules.yaml).
+		out + "/lnk/../rules.yaml":   true,
+		out + "/lnk/x/../../bin":     true,
+		out + "/plain/../real/rules": false,
 	} {
 		if got := anyWritableOnTheWay(p, []string{ws}); got != want {
 			t.Errorf("anyWritableOnTheWay(%s) = %v, want %v", p, got, want)

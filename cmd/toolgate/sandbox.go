@@ -335,14 +335,15 @@ func checkOwnFiles(sb *sandbox.Sandbox, own []ownFile) error {
 		// Through a link there, the file is elsewhere, but the link is the
 		// agent's to point at a file of its own, and the sandbox cannot
 		// hold a path through it.
-		if abs, _ := filepath.Abs(f.path); !inside && anyWritableOnTheWay(abs, writable) {
+		if !inside && anyWritableOnTheWay(f.path, writable) {
 			errs = append(errs, fmt.Errorf("toolgate will not start: its %s %s is named through a link in a path a sandbox profile can write, so an agent could point the name elsewhere; name it by its own path, %s", f.what, f.path, real))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// anyWritableOnTheWay reports whether resolving p (absolute) goes through
+// anyWritableOnTheWay reports whether resolving p (relative ones against
+// the working directory) goes through
 // a path at or under one of writable, or their real paths: p itself, a
 // directory on the way, a link met, or where it points, to any depth. A
 // name whose resolution passes there is the agent's to repoint. A part
@@ -357,7 +358,16 @@ func anyWritableOnTheWay(p string, writable []string) bool {
 	in := func(q string) bool {
 		return slices.ContainsFunc(roots, func(w string) bool { return sandbox.Within(w, q) })
 	}
-	rest := strings.Split(filepath.Clean(p), string(filepath.Separator))
+	if !filepath.IsAbs(p) {
+		wd, err := os.Getwd()
+		if err != nil {
+			return true
+		}
+		p = wd + string(filepath.Separator) + p
+	}
+	// Not cleaned as text: the kernel takes a ".." after a link from where
+	// the link points (lnk/../rules.yaml is a sibling of lnk's target).
+	rest := strings.Split(p, string(filepath.Separator))
 	cur, links := string(filepath.Separator), 0
 	for len(rest) > 0 {
 		c := rest[0]

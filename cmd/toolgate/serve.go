@@ -457,7 +457,7 @@ func serverDir(command, dir, home string, writable []string, log *slog.Logger) s
 		}
 	}
 	for what, p := range check {
-		if abs, err := filepath.Abs(p); err == nil && anyWritableOnTheWay(abs, writable) {
+		if anyWritableOnTheWay(p, writable) {
 			log.Warn("this server's "+what+" is in a path a sandboxed command can write (the workspace): the agent can put there what the server "+
 				"runs or loads (its program, a package under node_modules for npx, a module for python -m), and the server runs it as you, "+
 				"unsandboxed; move it out of the workspace, or give the server a sandbox profile", what, p)
@@ -492,7 +492,7 @@ func buildUpstreams(cfg *config.Config, env environ, sb *sandbox.Sandbox, logger
 		if s.Sandbox != "" {
 			u.Sandboxer = sb
 		}
-		if u.Command != "" && s.Sandbox == "" {
+		if u.Command != "" && (s.Sandbox == "" || s.Sandbox == sandbox.None) {
 			// A sandboxed server's command runs confined, wherever it is.
 			u.Dir = serverDir(u.Command, u.Dir, env.Getenv("HOME"), writable, logger.With("server", s.Name))
 		}
