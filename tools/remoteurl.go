@@ -80,9 +80,20 @@ func newRemoteURL(raw string, headers map[string]string) (remoteURL, error) {
 	for _, v := range headers {
 		hide(v)
 	}
-	for _, vs := range real.Query() {
-		for _, v := range vs {
-			hide(v)
+	// Each value as written and as decoded either way (a "+" is a space to
+	// a query, a "+" to a path), and a valueless parameter's name: an
+	// error quotes a URL as its client wrote it (a redirect's, say).
+	for pair := range strings.SplitSeq(real.RawQuery, "&") {
+		k, v, _ := strings.Cut(pair, "=")
+		if v == "" {
+			v = k
+		}
+		hide(v)
+		if d, err := url.QueryUnescape(v); err == nil {
+			hide(d)
+		}
+		if d, err := url.PathUnescape(v); err == nil {
+			hide(d)
 		}
 	}
 	if real.User != nil {

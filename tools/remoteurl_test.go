@@ -107,6 +107,18 @@ func TestRemoteURLScrubsWhereverItAppears(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	enc, err := newRemoteURL("http://mcp.example/mcp?code=Abc%2Bdef%2F"+queryKey+"%3D%3D&plus=abc+def"+queryKey+"&"+bareKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{
+		`Post "http://other.example/mcp?code=Abc%2Bdef%2F` + queryKey + `%3D%3D&plus=abc+def` + queryKey + `&` + bareKey + `&again=1": refused`,
+		`Post "http://other.example/mcp?key=Abc+def/` + queryKey + `==": refused`,
+	} {
+		if got := enc.scrub(errorString(text)).Error(); strings.Contains(got, queryKey) || strings.Contains(got, bareKey) {
+			t.Errorf("scrub(%q) = %q, holds a credential", text, got)
+		}
+	}
 	for _, text := range []string{
 		`Post "https://mcp.example/mcp/?api_key=` + queryKey + `": connection refused`,
 		`Post "https://mcp.example/mcp/` + pathToken + `/sse?api_key=REDACTED": dial tcp: connection refused`,
