@@ -311,6 +311,7 @@ func New(opts Options) (*Catalog, error) {
 		if u.URL != "" {
 			up.http = remoteClient()
 			up.http.Transport = up.schemas.roundTripper(up.http.Transport)
+			up.url, up.urlErr = newRemoteURL(u.URL, u.Headers)
 		}
 		c.ups = append(c.ups, up)
 		c.byNm[u.Name] = up

@@ -40,6 +40,10 @@ type upstream struct {
 	// http is the HTTP client of a remote upstream, kept across
 	// reconnections (see remoteClient); nil for the others.
 	http *http.Client
+	// url is a remote upstream's configured URL split for its transport
+	// and scrub (remoteURL), once: urlErr says why it could not be.
+	url    remoteURL
+	urlErr error
 
 	mu       sync.Mutex
 	conn     *conn // nil while down
@@ -280,10 +284,10 @@ func remoteClient() *http.Client {
 // client shares u.http's transport, so its idle connections outlive this
 // connection.
 func (u *upstream) remote() (remoteURL, *http.Client, error) {
-	ru, err := newRemoteURL(u.spec.URL, u.spec.Headers)
-	if err != nil {
-		return remoteURL{}, nil, err
+	if u.urlErr != nil {
+		return remoteURL{}, nil, u.urlErr
 	}
+	ru := u.url
 	base := u.http
 	if base == nil {
 		base = remoteClient()
@@ -297,14 +301,10 @@ func (u *upstream) remote() (remoteURL, *http.Client, error) {
 // hidden (remoteURL.scrub): every error an upstream hands on, and every
 // one it logs, goes through it.
 func (u *upstream) scrub(err error) error {
-	if err == nil || u.spec.URL == "" {
+	if err == nil || u.spec.URL == "" || u.urlErr != nil {
 		return err
 	}
-	ru, perr := newRemoteURL(u.spec.URL, u.spec.Headers)
-	if perr != nil {
-		return err
-	}
-	return ru.scrub(err)
+	return u.url.scrub(err)
 }
 
 // connect starts the transport, initializes and lists tools, all within
