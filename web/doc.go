@@ -18,6 +18,6 @@
 // through audit.Store.SubmitVerdict like a Slack click, so the review
 // policy and the refusal of self-approval apply unchanged. Every response
 // carries a CSP allowing only this origin's scripts and styles (no inline
-// script) and frame-ancestors 'none'. The browser libraries (htmx, uPlot)
-// are vendored in assets/vendor (see VENDORED.md) and embedded.
+// script) and frame-ancestors 'none'. The charting library (uPlot) is
+// vendored in assets/vendor (see VENDORED.md) and embedded.
 package web

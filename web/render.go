@@ -122,7 +122,7 @@ func writeHTML(w http.ResponseWriter, page []byte) {
 }
 
 // renderFragment renders one named template of the reviews page alone
-// (for htmx to swap in).
+// (the live queue's script fetches it).
 func (h *Handler) renderFragment(w http.ResponseWriter, name string, v viewer, data map[string]any) {
 	var buf bytes.Buffer
 	pd := pageDataOf("reviews", v, h.o.ReadOnly, data)

@@ -296,6 +296,64 @@ review: {channels: [web], timeout: 60s}
 		}
 	})
 
+	t.Run("nothing moves under the pointer", func(t *testing.T) {
+		first := agentCall(alice)
+		run("first review appears", chromedp.WaitVisible(chromedp.CSS(`#queue article.pending`)))
+		second := agentCall(alice)
+		run("second review appears", chromedp.WaitVisible(chromedp.CSS(`#queue article.pending:nth-of-type(2)`)))
+		idOf := func(n int) string {
+			t.Helper()
+			a, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(fmt.Sprintf(`#queue article.pending:nth-of-type(%d)`, n)), "data-id"))
+			if err != nil || a.Value == "" {
+				t.Fatalf("review %d's id: %q, %v", n, a.Value, err)
+			}
+			return a.Value
+		}
+		top, bottom := idOf(1), idOf(2)
+		// box is where the review's Approve button is on the screen.
+		type box struct{ X, Y float64 }
+		button := func(id string) box {
+			t.Helper()
+			b, err := chromedp.Run(ctx, chromedp.Evaluate[box](fmt.Sprintf(
+				`(() => { const r = document.querySelector("#review-%s button.approve").getBoundingClientRect(); return {X: r.x + r.width/2, Y: r.y + r.height/2}; })()`, id)))
+			if err != nil {
+				t.Fatalf("where is %s's Approve: %v", id, err)
+			}
+			return b
+		}
+		aim, below := button(top), button(bottom)
+		// The reviewer's pointer rests on the first review's Approve while
+		// that review is answered elsewhere.
+		run("point at the first Approve", chromedp.MouseEvent(chromedp.MouseMoved, aim.X, aim.Y))
+		rvCLI(t, nil, "review", "deny", top, "--db", db, "--reason", "answered elsewhere")
+		run("the first review closes in place", chromedp.WaitVisible(chromedp.CSS(`#review-`+top+`.closed`)))
+		if got := button(bottom); got != below {
+			t.Fatalf("the second review's Approve moved from %+v to %+v under the pointer", below, got)
+		}
+		if dis, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("#review-`+top+` button.approve").disabled`)); err != nil || !dis {
+			t.Fatalf("the closed review's Approve is enabled (%v, %v)", dis, err)
+		}
+		// A click where the pointer was lands on nothing that approves.
+		run("click the closed Approve", chromedp.MouseClickXY(aim.X, aim.Y))
+		if r := waitDone(first); !r.isErr || !strings.Contains(r.text, "answered elsewhere") {
+			t.Fatalf("the denied call: %+v", r)
+		}
+		// Once the pointer leaves, the queue is drawn whole.
+		run("pointer leaves the queue", chromedp.MouseEvent(chromedp.MouseMoved, 5, 5))
+		toolgatetest.EventuallyWithin(t, "the closed review to go", 15*time.Second, func() bool {
+			n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#queue article.pending").length`))
+			return err == nil && n == 1
+		})
+		if id := idOf(1); id != bottom { // still waiting: the click approved nothing
+			t.Fatalf("the queue shows %s, want %s", id, bottom)
+		}
+		run("approve the second", chromedp.Click(chromedp.CSS(`#review-`+bottom+` button.approve`)))
+		waitText("#flash", "Approved")
+		if r := waitDone(second); r.isErr {
+			t.Fatalf("the approved call: %+v", r)
+		}
+	})
+
 	// The browser's session, for requests made outside it.
 	run("reviews page", chromedp.Navigate(base+"/ui/reviews"))
 	jar, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{})

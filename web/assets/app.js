@@ -1,18 +1,64 @@
 // toolgate web UI. Loaded from /ui/assets (CSP script-src 'self'; no
-// inline scripts). htmx swaps the review queue; uPlot draws the charts.
+// inline scripts). uPlot draws the charts.
 (function () {
   "use strict";
 
   // Live review queue: the server sends a "reviews" event whenever the set
-  // of pending reviews changes; the queue section (hx-trigger
-  // "reviews-changed from:body") then reloads itself.
+  // of pending reviews changes, and the queue is fetched again. Nothing
+  // moves under the pointer or the keyboard focus: while either is inside
+  // the queue and it shows a review, a review that left stays where it was,
+  // inert and marked closed, and new ones are added at the end (the queue
+  // is oldest first). A click aimed at one review can so never land on
+  // another that slid into its place. The queue is drawn whole again once
+  // pointer and focus have left it.
   function liveQueue() {
     var q = document.getElementById("queue");
-    if (!q || !window.EventSource) return;
+    if (!q || !window.EventSource || !window.fetch) return;
+    var pending = null; // the newest queue not yet drawn whole
+    function busy() {
+      return (q.matches(":hover") || q.contains(document.activeElement)) &&
+        q.querySelector("article.pending:not(.closed)") !== null;
+    }
+    function drawWhole() {
+      if (pending === null || busy()) return;
+      q.innerHTML = pending;
+      pending = null;
+    }
+    function merge(html) {
+      var next = document.createElement("div");
+      next.innerHTML = html;
+      var fresh = {};
+      next.querySelectorAll("article.pending").forEach(function (a) { fresh[a.id] = a; });
+      q.querySelectorAll("article.pending").forEach(function (a) {
+        if (fresh[a.id]) {
+          delete fresh[a.id];
+          return;
+        }
+        a.classList.add("closed");
+        a.setAttribute("aria-disabled", "true");
+        a.querySelectorAll("button, input").forEach(function (el) { el.disabled = true; });
+      });
+      next.querySelectorAll("article.pending").forEach(function (a) {
+        if (fresh[a.id]) q.appendChild(a);
+      });
+    }
+    function reload() {
+      fetch("/ui/reviews/queue", { credentials: "same-origin" })
+        .then(function (r) {
+          if (!r.ok) throw new Error(r.status);
+          return r.text();
+        })
+        .then(function (html) {
+          pending = html;
+          if (busy()) merge(html);
+          else drawWhole();
+        })
+        .catch(function () { /* the next event fetches again */ });
+    }
+    q.addEventListener("pointerleave", function () { setTimeout(drawWhole, 0); });
+    q.addEventListener("focusout", function () { setTimeout(drawWhole, 0); });
     var es = new EventSource("/ui/events?have=" + encodeURIComponent(q.getAttribute("data-have") || ""));
-    es.addEventListener("reviews", function () {
-      htmx.trigger(document.body, "reviews-changed");
-    });
+    es.addEventListener("reviews", reload);
   }
 
   function width(el) {
