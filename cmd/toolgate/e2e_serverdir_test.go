@@ -318,3 +318,72 @@ func TestServeServerStartsOutsideTheWorkspace(t *testing.T) {
 		t.Fatal("./bin/server ran the workspace's bin/server")
 	}
 }
+
+// TestServeWarnsAboutServerArgsAndEnvInTheWorkspace: an unsandboxed stdio
+// server's args and env that name a path the agent can write (a script,
+// a module on PYTHONPATH, a file NODE_OPTIONS requires, a library for
+// LD_PRELOAD) are warned about at start, as its cwd and command are; its
+// options, a served directory, and paths outside the workspace are not.
+func TestServeWarnsAboutServerArgsAndEnvInTheWorkspace(t *testing.T) {
+	dir := t.TempDir()
+	ws, home, srv := filepath.Join(dir, "ws"), filepath.Join(dir, "home"), filepath.Join(dir, "srv")
+	for _, d := range []string{filepath.Join(ws, "lib"), home, srv} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rulesFile := filepath.Join(dir, "allow.yaml")
+	if err := os.WriteFile(rulesFile, []byte("version: 1\ndefault: allow\nrules: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// start serves up with extra (more of its YAML fields) and returns
+	// serve's stderr once it serves.
+	start := func(extra string) string {
+		t.Helper()
+		cfg := filepath.Join(dir, "toolgate.yaml")
+		body := fmt.Sprintf("servers:\n  up: {command: %q%s}\nworkspace: {enabled: true}\nrules: {file: %q}\naudit: {path: %q}\nsandbox: {profiles: {none: {}}}\n",
+			upstreamBin, extra, rulesFile, filepath.Join(dir, "audit.db"))
+		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		stderr := &toolgatetest.SyncBuffer{}
+		tr := transport.NewStdioWithOptions(toolgateBin, nil, []string{"serve", "--config", cfg},
+			transport.WithCommandStderrWriter(stderr),
+			transport.WithCommandFunc(func(ctx context.Context, command string, env, args []string) (*exec.Cmd, error) {
+				cmd := exec.CommandContext(ctx, command, args...)
+				cmd.Dir, cmd.Env = ws, append(os.Environ(), "HOME="+home)
+				return cmd, nil
+			}))
+		c, _ := connectAs(t, tr, serveTestClient)
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "toolgate serving") && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
+		_ = c.Close()
+		return stderr.String()
+	}
+	const warning = "names a path a sandboxed command can write"
+	for _, c := range []struct{ extra, field string }{
+		{fmt.Sprintf(", args: [\"-name\", \"up\", %q]", filepath.Join(ws, "server.py")), "args[2]"},
+		{fmt.Sprintf(", cwd: %q, args: [\"-name\", \"up\", \"../ws/server.py\"]", srv), "args[2]"},
+		{fmt.Sprintf(", args: [\"-name\", \"up\", \"--\", \"--directory\", %q, \"run\", \"server.py\"]", ws), "args[4]"},
+		{fmt.Sprintf(", env: {PYTHONPATH: %q}", "/usr/lib/python3:"+filepath.Join(ws, "lib")), "env.PYTHONPATH"},
+		{fmt.Sprintf(", env: {NODE_OPTIONS: %q}", "--require "+filepath.Join(ws, "x.js")), "env.NODE_OPTIONS"},
+		{fmt.Sprintf(", env: {LD_PRELOAD: %q}", filepath.Join(ws, "x.so")), "env.LD_PRELOAD"},
+		// Profile none is no sandbox.
+		{fmt.Sprintf(", sandbox: none, args: [%q]", filepath.Join(ws, "server.py")), "args[0]"},
+	} {
+		if stderr := start(c.extra); !strings.Contains(stderr, "this server's "+c.field+" "+warning) {
+			t.Errorf("a server with%s was not warned about its %s:\n%s", c.extra, c.field, stderr)
+		}
+	}
+	for _, extra := range []string{
+		fmt.Sprintf(", args: [\"-name\", \"up\", \"--\", \"--port\", \"3\", %q, %q]", filepath.Join(srv, "server.py"), ws),
+		fmt.Sprintf(", env: {LANG: C, PYTHONPATH: %q, DATA_DIR: %q}", srv, ws),
+		// A sandboxed server runs confined, with what it loads.
+		fmt.Sprintf(", sandbox: workspace-write, args: [%q], env: {PYTHONPATH: %q}", filepath.Join(ws, "server.py"), filepath.Join(ws, "lib")),
+	} {
+		if stderr := start(extra); !strings.Contains(stderr, "toolgate serving") || strings.Contains(stderr, warning) {
+			t.Errorf("a server with%s was warned about, or did not start:\n%s", extra, stderr)
+		}
+	}
+}

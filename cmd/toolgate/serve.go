@@ -10,12 +10,14 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
@@ -466,6 +468,174 @@ func serverDir(command, dir, home string, writable []string, log *slog.Logger) s
 	return dir
 }
 
+// serverLoad is a path a stdio server's args or env names, which the
+// server may run or load as code: field is where ("args[2]",
+// "env.PYTHONPATH"), path the path, made absolute against the server's
+// directory when rel.
+type serverLoad struct {
+	field, path string
+	rel         bool
+}
+
+// serverLoads collects the paths a stdio server running command in dir
+// with args and env (KEY=VALUE) names: each value, and each entry of it
+// split on the list separator (PYTHONPATH=a:b, -javaagent:x.jar) and then
+// on spaces (NODE_OPTIONS="--require x.js"), that is absolute or holds a
+// separator, or an option's value (--opt=/x, -I/x). A file, or a path not
+// there yet, counts anywhere: a script, a module, a library, or what the
+// agent creates there. A directory counts only where it is looked in for
+// code: an interpreter's first argument that is not an option (node app/,
+// python pkg/), a short option's (-I/lib), the value of an option that
+// names a project (uv --directory, npm --prefix, git -C), and a variable
+// that names where a program finds code or its settings (PATH, HOME,
+// PYTHONPATH, NODE_OPTIONS, LD_LIBRARY_PATH, GIT_EXEC_PATH, ...). Another
+// directory, like server-filesystem's root or DATA_DIR, is what the
+// server serves.
+func serverLoads(command, dir string, args, env []string) []serverLoad {
+	var out []serverLoad
+	seen := map[serverLoad]bool{}
+	add := func(field, v string, dirs bool) {
+		for _, c := range pathPieces(v) {
+			l := serverLoad{field: field, path: c.path}
+			if !filepath.IsAbs(c.path) {
+				// Not cleaned as text: a ".." after a link is taken from
+				// where the link points (anyWritableOnTheWay).
+				l.path, l.rel = strings.TrimSuffix(dir, string(filepath.Separator))+string(filepath.Separator)+strings.TrimPrefix(c.path, "./"), true
+			}
+			if seen[l] {
+				continue
+			}
+			if fi, err := os.Stat(l.path); err == nil && fi.IsDir() && !dirs && !c.short {
+				continue
+			}
+			seen[l] = true
+			out = append(out, l)
+		}
+	}
+	first := interpreter(command)
+	for i, a := range args {
+		opt, _, _ := strings.Cut(a, "=")
+		dirs := codeDirOption(opt) || i > 0 && codeDirOption(args[i-1])
+		if !strings.HasPrefix(a, "-") {
+			dirs = dirs || first
+			first = false
+		}
+		add(fmt.Sprintf("args[%d]", i), a, dirs)
+	}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		add("env."+k, v, codeVar(k))
+	}
+	return out
+}
+
+// interpreter reports whether command runs the program its first
+// argument names, which may be a directory (node app/, python pkg/).
+func interpreter(command string) bool {
+	switch strings.TrimRight(filepath.Base(command), "0123456789.") {
+	case "node", "nodejs", "python", "pypy", "ruby", "perl", "php", "sh", "bash", "zsh", "dash":
+		return true
+	}
+	return false
+}
+
+// codeDirOption reports whether the option opt names the directory a
+// program runs from or loads its code from.
+func codeDirOption(opt string) bool {
+	switch opt {
+	case "--directory", "--project", "--prefix", "--cwd", "-C", "--app-dir", "--editable", "--with-editable":
+		return true
+	}
+	return false
+}
+
+// pathPiece is a path found in a value; short when it was a short
+// option's (-I/lib).
+type pathPiece struct {
+	path  string
+	short bool
+}
+
+// pathPieces returns the paths value names (see serverLoads), in order.
+func pathPieces(value string) []pathPiece {
+	var out []pathPiece
+	take := func(p string) {
+		short := false
+		if strings.HasPrefix(p, "-") {
+			switch i := strings.IndexByte(p, '='); {
+			case i >= 0:
+				p = p[i+1:]
+			case len(p) > 2 && p[1] != '-' && (p[2] == filepath.Separator || strings.HasPrefix(p[2:], "./") || strings.HasPrefix(p[2:], "../")):
+				p, short = p[2:], true
+			default:
+				return // --port, -y
+			}
+		}
+		if !strings.ContainsRune(p, filepath.Separator) {
+			return
+		}
+		out = append(out, pathPiece{p, short})
+	}
+	// Whole entries first, for a path with a space in it; then words, and
+	// a URL's colon is no separator.
+	if !strings.Contains(value, "://") {
+		for _, e := range filepath.SplitList(value) {
+			if !strings.HasPrefix(e, "-") || !strings.ContainsFunc(e, unicode.IsSpace) {
+				take(e)
+			}
+		}
+	}
+	for _, f := range strings.Fields(value) {
+		if !strings.Contains(f, "://") {
+			for _, e := range filepath.SplitList(f) {
+				take(e)
+			}
+		}
+	}
+	return out
+}
+
+// codeVar reports whether the environment variable k names where a
+// program finds code or its settings, so a directory there counts.
+func codeVar(k string) bool {
+	switch k {
+	case "PATH", "HOME", "ENV", "BASH_ENV", "ZDOTDIR", "CLASSPATH", "VIRTUAL_ENV":
+		return true
+	}
+	if strings.HasSuffix(k, "PATH") || strings.HasSuffix(k, "LIB") || strings.HasSuffix(k, "OPT") || strings.HasSuffix(k, "OPTIONS") {
+		return true // PYTHONPATH, NODE_PATH, PERL5LIB, RUBYLIB, RUBYOPT, NODE_OPTIONS, JAVA_TOOL_OPTIONS
+	}
+	for _, p := range []string{"PYTHON", "NODE_", "NPM_CONFIG_", "npm_config_", "PERL", "RUBY", "GEM_", "BUNDLE_",
+		"LD_", "DYLD_", "GIT_", "JAVA", "_JAVA", "XDG_CONFIG_", "XDG_DATA_", "UV_", "PIP_", "CONDA", "DENO_", "BUN_"} {
+		if strings.HasPrefix(k, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// warnServerLoads warns, as serverDir does for cwd and command, about
+// each path an unsandboxed stdio server running command names in its
+// args or env (serverLoads)
+// that a sandbox profile can write (writable): the agent can put there
+// what the server runs or loads. A relative one is left to serverDir's
+// warning when the server's directory dir is itself writable.
+func warnServerLoads(command, dir string, args, env []string, writable []string, log *slog.Logger) {
+	dirWritable := anyWritableOnTheWay(dir, writable)
+	for _, l := range serverLoads(command, dir, args, env) {
+		if l.rel && dirWritable || !anyWritableOnTheWay(l.path, writable) {
+			continue
+		}
+		attrs := []any{l.field, l.path}
+		if real, err := filepath.EvalSymlinks(l.path); err == nil && real != l.path {
+			attrs = append(attrs, "real", real)
+		}
+		log.Warn("this server's "+l.field+" names a path a sandboxed command can write (the workspace): the agent can put there what the server "+
+			"runs or loads (a script, a module on PYTHONPATH or NODE_PATH, a library for LD_PRELOAD, a file NODE_OPTIONS requires), and the server runs it as you, "+
+			"unsandboxed; move it out of the workspace, or give the server a sandbox profile", attrs...)
+	}
+}
+
 // buildUpstreams turns the config's enabled servers (and the built-in
 // workspace, when enabled) into catalog upstreams, expanding ${VAR}
 // references from env.
@@ -492,15 +662,18 @@ func buildUpstreams(cfg *config.Config, env environ, sb *sandbox.Sandbox, logger
 		if s.Sandbox != "" {
 			u.Sandboxer = sb
 		}
-		if u.Command != "" && (s.Sandbox == "" || s.Sandbox == sandbox.None) {
-			// A sandboxed server's command runs confined, wherever it is.
-			u.Dir = serverDir(u.Command, u.Dir, env.Getenv("HOME"), writable, logger.With("server", s.Name))
-		}
 		for _, a := range s.Args {
 			u.Args = append(u.Args, x.expand("args", a))
 		}
 		for _, k := range sortedKeys(s.Env) {
 			u.Env = append(u.Env, k+"="+x.expand("env."+k, s.Env[k]))
+		}
+		if u.Command != "" && (s.Sandbox == "" || s.Sandbox == sandbox.None) {
+			// A sandboxed server's command runs confined, wherever it is,
+			// and so does what it loads.
+			log := logger.With("server", s.Name)
+			u.Dir = serverDir(u.Command, u.Dir, env.Getenv("HOME"), writable, log)
+			warnServerLoads(u.Command, u.Dir, u.Args, u.Env, writable, log)
 		}
 		if len(s.Headers) > 0 {
 			u.Headers = map[string]string{}
