@@ -28,6 +28,7 @@
 package redact
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -464,35 +465,221 @@ var tokenPatterns = []struct {
 	{"slack-webhook", `hooks\.slack\.com/(?:services|workflows)/([A-Za-z0-9/_\-]+)`, []string{"hooks.slack.com"}, nil},
 	{"openai-anthropic", `\bsk-[A-Za-z0-9_\-]{16,}`, []string{"sk-"}, nil},
 	{"google-api-key", `AIza[0-9A-Za-z_\-]{30,}`, []string{"aiza"}, nil},
-	// Service accounts' tokens start "ya29.c."; a token runs past a DNS
-	// label's 63 characters, a name (ya29.x.evil.example) stays in clear.
-	{"google-oauth", `ya29\.(?:c\.)?[0-9A-Za-z_\-]{64,}`, []string{"ya29."}, nil},
+	// Service accounts' tokens start "ya29.c."; googleToken tells a token
+	// from a host (ya29.x.evil.example).
+	{"google-oauth", `ya29\.(?:c\.)?[0-9A-Za-z_\-]{` + fmt.Sprint(googleTokenMin) + `,}`, []string{"ya29."}, googleToken},
 	{"stripe", `\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{10,}`, []string{"k_live_", "k_test_"}, nil},
 	{"stripe-webhook", `whsec_[0-9A-Za-z]{16,}`, []string{"whsec_"}, nil},
 	{"npm", `npm_[A-Za-z0-9]{30,}`, []string{"npm_"}, nil},
 	{"pypi", `pypi-[A-Za-z0-9_\-]{40,}`, []string{"pypi-"}, nil},
-	// A JWS: a header and a payload, both base64url JSON objects, the
-	// header at least as long as the shortest real one ({"alg":"none"},
-	// eyJhbGciOiJub25lIn0), then a signature (jwtLike). Wherever it is
-	// (after %20, before ".x"): a token next to a name is still a token.
-	{"jwt", `eyJ[A-Za-z0-9_\-]{16,}\.eyJ[A-Za-z0-9_\-]{7,}\.[A-Za-z0-9_\-]*`, []string{"eyj"}, jwtLike},
-	// A JWE: header, encrypted key (empty for "dir"), IV, ciphertext, tag.
-	{"jwe", `eyJ[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}`, []string{"eyj"},
-		func(s string, m []int) (int, bool) { return inName(s, m), true }},
 }
 
-// jwtSignatureMin is the length of the shortest JWS signature in base64url
+// googleTokenMin is the shortest Google access token's text after "ya29."
+// (or "ya29.c.") that is masked. Real ones run from about 50 characters
+// (2012's ya29.AHES6Z...) to over 1000 (service accounts'), most past 150;
+// up to 2048 bytes in all, says Google.
+const googleTokenMin = 20
+
+// googleToken reports whether match m of s is a Google token: one that
+// goes on as a dotted name (".evil.example" follows) is a host's label
+// (https://ya29.example.com/, where the domain is example.com) unless it
+// is longer than a DNS label's 63 characters.
+func googleToken(s string, m []int) (int, bool) {
+	tok := s[m[0]:m[1]]
+	body := tok[strings.LastIndexByte(tok, '.')+1:]
+	return m[1], !dottedAfter(s, m[1]) || len(body) > 63
+}
+
+// dottedAfter reports whether s goes on at i as a dotted name: a "."
+// and a letter or digit.
+func dottedAfter(s string, i int) bool {
+	return i+1 < len(s) && s[i] == '.' && isAlnum(s[i+1])
+}
+
+// joseStarts are how a JOSE header (a JSON object whose first member's
+// name starts with a letter, as "alg", "typ", "kid" and "enc" do) starts
+// in base64, standard or URL-safe: "{" then '"' (eyJ), or whitespace first:
+// a space (eyA), a newline (ewo), "\r\n" (ew0), a tab (ewk). They are the
+// hints of the JWT/JWE rule; maskJOSE decodes what follows to tell a token.
+var joseStarts = []string{"eyJ", "eyA", "ewo", "ew0", "ewk"}
+
+// joseTriesPerRun bounds the header starts maskJOSE tries in one run of
+// base64 characters, so that a long run full of starts costs linear time.
+const joseTriesPerRun = 16
+
+// jwtSignatureMin is the length of the shortest JWS signature in base64
 // (HS256's 32 bytes); ES256, EdDSA and RS256 ones are longer.
 const jwtSignatureMin = 43
 
-// jwtLike reports whether match m of s is a JWT: its signature (after
-// the last ".") is empty (alg none) or of a real length, so that a name
-// like eyJhbGciOiJub25lIn0.eyJhIjoxfQ.com is not one; its mask ends where
-// inName says.
-func jwtLike(s string, m []int) (int, bool) {
-	tok := s[m[0]:m[1]]
-	n := len(tok) - strings.LastIndexByte(tok, '.') - 1
-	return inName(s, m), n == 0 || n >= jwtSignatureMin
+// maskJOSE masks JWTs (JWS: header.payload.signature, the header and
+// payload base64 JSON objects, the signature empty (alg none) or of a
+// real length) and JWEs (header, encrypted key, IV, ciphertext, tag: the
+// header a base64 JSON object, the other parts base64url, IV, ciphertext
+// and tag at least 16 long), wherever they stand (after %20, inside a
+// word). Base64 may be URL-safe or standard, padded or not. Decoding the
+// header and payload, not their shape, tells a token from a name made of
+// look-alike labels (https://eyJhbGciOi.exfil-service.com/); a token that
+// goes on as a dotted name is masked up to its last label only (inName).
+func maskJOSE(s string, mask func(string) string) string {
+	var b strings.Builder
+	last, runEnd, tries := 0, -1, 0
+	for i := 0; i < len(s); {
+		j := strings.IndexByte(s[i:], 'e')
+		if j < 0 {
+			break
+		}
+		j += i
+		i = j + 1
+		if !slices.ContainsFunc(joseStarts, func(p string) bool { return strings.HasPrefix(s[j:], p) }) {
+			continue
+		}
+		if j >= runEnd {
+			runEnd, tries = b64Run(s, j), 0
+		}
+		if tries++; tries > joseTriesPerRun {
+			i = runEnd
+			continue
+		}
+		end, ok := joseAt(s, j, runEnd)
+		if !ok {
+			continue
+		}
+		maskEnd := inName(s, []int{j, end})
+		b.WriteString(s[last:j])
+		b.WriteString(mask(s[j:maskEnd]))
+		b.WriteString(s[maskEnd:end])
+		last, i, runEnd = end, end, -1
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+// joseAt returns the end of the JWS or JWE whose header starts at j and
+// runs to h (b64Run), and whether there is one. The parts' layout is
+// checked first, their decoding last.
+func joseAt(s string, j, h int) (int, bool) {
+	if h >= len(s) || s[h] != '.' {
+		return 0, false
+	}
+	header := s[j:h]
+	// JWS: a payload that is a JSON object, then a signature.
+	if p := b64Run(s, h+1); p < len(s) && s[p] == '.' {
+		payload := s[h+1 : p]
+		end := jwsSignatureEnd(s, p+1, header, payload)
+		n := len(strings.TrimRight(s[p+1:end], "="))
+		if (n == 0 || n >= jwtSignatureMin) &&
+			(eyJShaped(header, 16) && eyJShaped(payload, 7) || b64JSONObject(header) && b64JSONObject(payload)) {
+			return end, true
+		}
+	}
+	// JWE: encrypted key (empty for "dir"), IV, ciphertext, tag.
+	i := h + 1
+	for k, min := range []int{0, 16, 16, 16} {
+		if k > 0 {
+			if i >= len(s) || s[i] != '.' {
+				return 0, false
+			}
+			i++
+		}
+		e := i
+		for e < len(s) && isBase64URL(s[e]) {
+			e++
+		}
+		if e-i < min {
+			return 0, false
+		}
+		i = e
+	}
+	return i, eyJShaped(header, 16) || b64JSONObject(header)
+}
+
+// eyJShaped reports whether seg has the shape of a base64url JSON object
+// that starts {" ("eyJ" and at least n more base64url characters), which
+// is masked even when it does not decode (a token cut or mangled, a
+// payload that is not JSON): what was masked before decoding was.
+func eyJShaped(seg string, n int) bool {
+	if !strings.HasPrefix(seg, "eyJ") || len(seg) < 3+n {
+		return false
+	}
+	for i := 3; i < len(seg); i++ {
+		if !isBase64URL(seg[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// jwsSignatureEnd is where a JWS signature starting at i ends, after
+// header and payload. A base64url signature ends at a "+" or "/"; a
+// standard one goes on through them when the header or payload is
+// standard base64 too, or when no part says which (no "-", "_", "+", "/"
+// or "=") and what comes before the "+" or "/" is too short for a
+// signature and is not a word of letters: in
+// "eyJ...eyJ....com/aaaa...", ".com/aaaa..." is a host's last label and
+// a path, not a signature.
+func jwsSignatureEnd(s string, i int, header, payload string) int {
+	e := i
+	for e < len(s) && isBase64URL(s[e]) {
+		e++
+	}
+	urlSafe := strings.ContainsAny(header, "-_") || strings.ContainsAny(payload, "-_") || strings.ContainsAny(s[i:e], "-_")
+	std := strings.ContainsAny(header, "+/=") || strings.ContainsAny(payload, "+/=")
+	if e < len(s) && (s[e] == '+' || s[e] == '/') && !urlSafe && (std || e-i < jwtSignatureMin && !isWord(s[i:e])) {
+		for e < len(s) && (isBase64URL(s[e]) || s[e] == '+' || s[e] == '/') {
+			e++
+		}
+	}
+	for k := 0; k < 2 && e < len(s) && s[e] == '='; k++ {
+		e++
+	}
+	return e
+}
+
+// isWord reports whether w is two letters or more, as a top-level domain
+// is.
+func isWord(w string) bool {
+	if len(w) < 2 {
+		return false
+	}
+	for i := 0; i < len(w); i++ {
+		if c := w[i] | 0x20; c < 'a' || c > 'z' {
+			return false
+		}
+	}
+	return true
+}
+
+func isBase64URL(c byte) bool { return isAlnum(c) || c == '-' || c == '_' }
+
+// b64Run is the end of the run of base64 characters (either alphabet)
+// from i, with up to two "=" of padding.
+func b64Run(s string, i int) int {
+	for i < len(s) && (isBase64URL(s[i]) || s[i] == '+' || s[i] == '/') {
+		i++
+	}
+	for k := 0; k < 2 && i < len(s) && s[i] == '='; k++ {
+		i++
+	}
+	return i
+}
+
+// b64JSONObject reports whether seg, base64 of either alphabet (not
+// both), padded or not, decodes to a JSON object.
+func b64JSONObject(seg string) bool {
+	seg = strings.TrimRight(seg, "=")
+	enc := base64.RawStdEncoding
+	if strings.ContainsAny(seg, "-_") {
+		enc = base64.RawURLEncoding
+	}
+	b, err := enc.DecodeString(seg)
+	if err != nil {
+		return false
+	}
+	t := strings.TrimLeft(string(b), " \t\r\n")
+	return strings.HasPrefix(t, "{") && json.Valid(b)
 }
 
 // inName is where the mask of a dotted token's match m of s ends: at the
@@ -503,7 +690,7 @@ func jwtLike(s string, m []int) (int, bool) {
 // followed by ".x" keeps its header and payload masked (its signature
 // alone is no credential), a JWE all but its tag.
 func inName(s string, m []int) int {
-	if m[1]+1 < len(s) && s[m[1]] == '.' && isAlnum(s[m[1]+1]) {
+	if dottedAfter(s, m[1]) {
 		if i := strings.LastIndexByte(s[m[0]:m[1]], '.'); i > 0 {
 			return m[0] + i
 		}
@@ -543,6 +730,11 @@ func buildRules(extraNorm []string, mask func(string) string) []rule {
 		}
 		rs = append(rs, rule{name: p.name, re: re, hint: p.hint, repl: repl})
 	}
+	jose := make([]string, len(joseStarts))
+	for i, p := range joseStarts {
+		jose[i] = strings.ToLower(p)
+	}
+	rs = append(rs, rule{name: "jwt-jwe", hint: jose, apply: func(s string) string { return maskJOSE(s, mask) }})
 	// scheme://user:password@host -> scheme://user:[REDACTED]@host. The
 	// password ends at the last "@" before the authority ends at "/", "?",
 	// "#" or "\" (WHATWG parsers, as in browsers and Node, end it at "\"

