@@ -1,6 +1,7 @@
 package toolgate
 
 import (
+	"context"
 	"slices"
 	"strings"
 )
@@ -36,6 +37,27 @@ type Principal struct {
 // then can a review tell the caller from the reviewer.
 func (p Principal) Personal() bool {
 	return p.User != "" && (p.Auth == AuthToken || p.Auth == AuthOIDC)
+}
+
+// Same reports whether p and q are one principal: the same user,
+// authenticated the same way (groups aside). It is how sessions are bound
+// to their principal, and how an upstream's log message is kept to the
+// principal whose request it can be put down to.
+func (p Principal) Same(q Principal) bool { return p.User == q.User && p.Auth == q.Auth }
+
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying p, set by the agent-facing edge on
+// every request it authenticated.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the principal ctx carries, zero for none (stdio,
+// HTTP without credentials, or a request toolgate makes on its own).
+func PrincipalFrom(ctx context.Context) Principal {
+	p, _ := ctx.Value(principalKey{}).(Principal)
+	return p
 }
 
 // String describes p for people: "alice (token; groups dev, oncall)", ""

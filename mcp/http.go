@@ -593,19 +593,16 @@ func (t SharedToken) Authenticate(_ context.Context, cred string) (toolgate.Prin
 	return toolgate.Principal{User: user, Auth: toolgate.AuthShared}, nil
 }
 
-type principalKey struct{}
-
-// withPrincipal returns ctx carrying the principal the edge authenticated.
+// withPrincipal returns ctx carrying the principal the edge authenticated
+// (toolgate.WithPrincipal: the catalog reads it too, to keep an
+// upstream's log messages to the principal they can be put down to).
 func withPrincipal(ctx context.Context, p toolgate.Principal) context.Context {
-	return context.WithValue(ctx, principalKey{}, p)
+	return toolgate.WithPrincipal(ctx, p)
 }
 
 // principalFrom returns the principal ctx carries, zero for none (stdio,
 // or HTTP without credentials).
-func principalFrom(ctx context.Context) toolgate.Principal {
-	p, _ := ctx.Value(principalKey{}).(toolgate.Principal)
-	return p
-}
+func principalFrom(ctx context.Context) toolgate.Principal { return toolgate.PrincipalFrom(ctx) }
 
 // sessionOwners binds each MCP session to the principal that opened it:
 // a request naming a session (Mcp-Session-Id) must come from the same

@@ -7,7 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+
 	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // users authenticates a fixed set of credentials.
@@ -109,5 +112,42 @@ func TestSharedTokenPrincipal(t *testing.T) {
 	}
 	if _, err := (SharedToken{Token: "s3cret", User: "me"}).Authenticate(context.Background(), "s3cret "); err == nil {
 		t.Error("a credential with a trailing space was accepted")
+	}
+}
+
+// TestSurfaceCallsCarryThePrincipal: a resource read, prompt get or
+// completion is a gated call like a tool call, and the rules and the audit
+// log see who made it.
+func TestSurfaceCallsCarryThePrincipal(t *testing.T) {
+	alice := toolgate.Principal{User: "alice", Groups: []string{"oncall"}, Auth: toolgate.AuthToken}
+	f, _ := newSurfaceFixtureHTTP(t, nil, HTTPOptions{Auth: users{"tok-a": alice}})
+	toolgatetest.Eventually(t, "the upstream's resources", func() bool { return len(f.cat.Surface().Resources) == 1 })
+	f.srv.Sync()
+	c, _ := f.client(t, map[string]string{"Authorization": "Bearer tok-a"})
+	ctx := context.Background()
+	rr := mcpgo.ReadResourceRequest{}
+	rr.Params.URI = "up://a"
+	if _, err := c.ReadResource(ctx, rr); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.gate.last(); got.Kind != toolgate.KindResource || got.Principal.User != "alice" || got.Principal.Auth != toolgate.AuthToken || len(got.Principal.Groups) != 1 {
+		t.Errorf("the read's call = %+v, want alice's", got)
+	}
+	gp := mcpgo.GetPromptRequest{}
+	gp.Params.Name, gp.Params.Arguments = "up__hello", map[string]string{"who": "bo"}
+	if _, err := c.GetPrompt(ctx, gp); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.gate.last(); got.Kind != toolgate.KindPrompt || got.Principal.User != "alice" {
+		t.Errorf("the prompt's call = %+v, want alice's", got)
+	}
+	cr := mcpgo.CompleteRequest{}
+	cr.Params.Ref = mcpgo.PromptReference{Type: "ref/prompt", Name: "up__hello"}
+	cr.Params.Argument = mcpgo.CompleteArgument{Name: "who", Value: "b"}
+	if _, err := c.Complete(ctx, cr); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.gate.last(); got.Kind != toolgate.KindCompletion || got.Principal.User != "alice" {
+		t.Errorf("the completion's call = %+v, want alice's", got)
 	}
 }

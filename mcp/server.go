@@ -320,7 +320,6 @@ func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMet
 		return tools.Decoded(mcpgo.NewToolResultError(err.Error()))
 	}
 	c := t.Call()
-	c.Principal = principalFrom(ctx)
 	c.Time = s.o.Now()
 	var meta map[string]any
 	if reqMeta != nil {
@@ -363,10 +362,12 @@ func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMet
 	return dec
 }
 
-// identify fills in who makes call c: the agent's session and client, the
-// model (meta, else the model header, else the default), and the _meta to
-// pass upstream.
+// identify fills in who makes call c, a tool call or any other gated
+// request: the principal the edge authenticated, the agent's session and
+// client, the model (meta, else the model header, else the default), and
+// the _meta to pass upstream.
 func (s *Server) identify(ctx context.Context, c *toolgate.Call, meta map[string]any, modelHeader string) {
+	c.Principal = principalFrom(ctx)
 	if sess := server.ClientSessionFromContext(ctx); sess != nil {
 		c.SessionID = sess.SessionID()
 		if ci, ok := sess.(server.SessionWithClientInfo); ok {

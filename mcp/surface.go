@@ -58,12 +58,19 @@ type surfaceState struct {
 	// subs maps a session to the URIs it subscribed to, each with the
 	// upstream serving it ("" while that upstream's answer is pending).
 	subs map[string]map[string]string
-	// levels are the log levels sessions set with logging/setLevel; only
-	// those sessions get upstream log messages.
-	levels map[string]mcpgo.LoggingLevel
+	// levels are the log levels sessions set with logging/setLevel, each
+	// with the session's principal; only those sessions get upstream log
+	// messages, and only those of the principal a message is for (Notify).
+	levels map[string]sessionLevel
 	// upLevel is the level last sent to the upstreams: the most verbose
 	// any session asked for.
 	upLevel mcpgo.LoggingLevel
+}
+
+// sessionLevel is the log level a session set, and who the session is.
+type sessionLevel struct {
+	level     mcpgo.LoggingLevel
+	principal toolgate.Principal
 }
 
 // surfaceOptions are the mcp-go options the surface needs. mcp-go only
@@ -81,7 +88,7 @@ func (s *Server) surfaceOptions() []server.ServerOption {
 	hooks.AddOnRequestInitialization(s.interceptSubscription)
 	hooks.AddAfterSetLevel(func(ctx context.Context, _ any, req *mcpgo.SetLevelRequest, _ *mcpgo.EmptyResult) {
 		if sess := server.ClientSessionFromContext(ctx); sess != nil {
-			s.setLevel(ctx, sess.SessionID(), req.Params.Level)
+			s.setLevel(ctx, sess.SessionID(), principalFrom(ctx), req.Params.Level)
 		}
 	})
 	hooks.AddOnUnregisterSession(func(ctx context.Context, sess server.ClientSession) { s.endSession(ctx, sess.SessionID()) })
@@ -454,14 +461,14 @@ var logLevels = []mcpgo.LoggingLevel{
 }
 
 // setLevel records session's level (mcp-go validated it and set it on the
-// session, which filters what the session gets) and relays the most
-// verbose level any session asked for to the upstreams.
-func (s *Server) setLevel(ctx context.Context, session string, level mcpgo.LoggingLevel) {
+// session, which filters what the session gets) and principal, and relays
+// the most verbose level any session asked for to the upstreams.
+func (s *Server) setLevel(ctx context.Context, session string, p toolgate.Principal, level mcpgo.LoggingLevel) {
 	s.surf.mu.Lock()
 	if s.surf.levels == nil {
-		s.surf.levels = map[string]mcpgo.LoggingLevel{}
+		s.surf.levels = map[string]sessionLevel{}
 	}
-	s.surf.levels[session] = level
+	s.surf.levels[session] = sessionLevel{level: level, principal: p}
 	s.surf.mu.Unlock()
 	s.relayLevel(ctx)
 }
@@ -472,7 +479,8 @@ func (s *Server) relayLevel(ctx context.Context) {
 	}
 	s.surf.mu.Lock()
 	want := mcpgo.LoggingLevel("")
-	for _, l := range s.surf.levels {
+	for _, sl := range s.surf.levels {
+		l := sl.level
 		if want == "" || slices.Index(logLevels, l) < slices.Index(logLevels, want) {
 			want = l
 		}
@@ -490,9 +498,12 @@ func (s *Server) relayLevel(ctx context.Context) {
 
 // Notify delivers an upstream's notification to the agent sessions it is
 // for: notifications/resources/updated, with its URI alone, to the
-// sessions subscribed to that URI; notifications/message to the sessions
-// that set a log level (each filtered by its level), with the logger
-// prefixed by the upstream's name.
+// sessions subscribed to that URI; notifications/message, with the logger
+// prefixed by the upstream's name, to the sessions that set a log level
+// (each filtered by its level) and belong to the principal the catalog
+// put the message down to (n.Audience): a line an upstream wrote while
+// serving one principal's request never reaches another principal's agent.
+// A message that is no one's is dropped, and only that is logged.
 // It never blocks. Use it as the catalog's Notify.
 func (s *Server) Notify(n tools.Notification) {
 	switch n.Method {
@@ -522,11 +533,19 @@ func (s *Server) Notify(n tools.Notification) {
 		} else {
 			logger = n.Server + "/" + logger
 		}
+		aud := n.Audience
+		if !aud.Anyone && !aud.One {
+			// No data: the line may be any principal's.
+			s.log.Debug("upstream log message dropped: it cannot be put down to one principal's requests", "server", n.Server)
+			return
+		}
 		msg := mcpgo.NewLoggingMessageNotification(mcpgo.LoggingLevel(level), logger, n.Params["data"])
 		s.surf.mu.Lock()
 		to := make([]string, 0, len(s.surf.levels))
-		for session := range s.surf.levels {
-			to = append(to, session)
+		for session, sl := range s.surf.levels {
+			if aud.Anyone || sl.principal.Same(aud.Principal) {
+				to = append(to, session)
+			}
 		}
 		s.surf.mu.Unlock()
 		for _, session := range to {

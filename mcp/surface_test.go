@@ -66,6 +66,12 @@ func surfaceUpstream(levels chan<- mcpgo.LoggingLevel) *server.MCPServer {
 
 func newSurfaceFixture(t *testing.T, g Gate) (*fixture, chan mcpgo.LoggingLevel) {
 	t.Helper()
+	return newSurfaceFixtureHTTP(t, g, HTTPOptions{})
+}
+
+// newSurfaceFixtureHTTP is newSurfaceFixture with o for the HTTP edge.
+func newSurfaceFixtureHTTP(t *testing.T, g Gate, o HTTPOptions) (*fixture, chan mcpgo.LoggingLevel) {
+	t.Helper()
 	levels := make(chan mcpgo.LoggingLevel, 8)
 	f := &fixture{up: surfaceUpstream(levels)}
 	var err error
@@ -88,7 +94,7 @@ func newSurfaceFixture(t *testing.T, g Gate) (*fixture, chan mcpgo.LoggingLevel)
 	f.cat.Start(context.Background())
 	t.Cleanup(func() { _ = f.cat.Close() })
 	f.srv.Sync()
-	h := f.srv.HTTPHandler(HTTPOptions{})
+	h := f.srv.HTTPHandler(o)
 	ts := httptest.NewServer(h)
 	t.Cleanup(func() {
 		_ = h.Close(context.Background())
@@ -283,5 +289,105 @@ func TestSurfaceNeedsRunGate(t *testing.T) {
 	}
 	if slices.ContainsFunc(rg.calls, func(c toolgate.Call) bool { return c.Kind != "" }) {
 		t.Errorf("a non-tool call reached Handle: %+v", rg.calls)
+	}
+}
+
+// TestLogMessagesStayWithTheirPrincipal: the upstream serves every
+// session over one connection, so a line it logs while running alice's
+// call goes to alice's sessions that set a level, never to bob's; a line
+// no one principal's request can explain goes to no one. (Each person
+// listens in a session of their own that sets the level, as a client
+// whose log view is its own connection does.)
+func TestLogMessagesStayWithTheirPrincipal(t *testing.T) {
+	alice := toolgate.Principal{User: "alice", Auth: toolgate.AuthToken}
+	bob := toolgate.Principal{User: "bob", Auth: toolgate.AuthToken}
+	f, levels := newSurfaceFixtureHTTP(t, nil, HTTPOptions{Auth: users{"tok-a": alice, "tok-b": bob}})
+	go func() {
+		for range levels { // the upstream's setLevel hook must not block
+		}
+	}()
+	// say logs its text while it runs, as an upstream logs what it works on.
+	f.up.AddTool(mcpgo.NewTool("say", mcpgo.WithString("text")), func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+		text := req.GetString("text", "")
+		// (As a map of strings: the in-process transport hands toolgate
+		// the params as the upstream built them, not decoded from JSON.)
+		if err := f.up.SendNotificationToClient(ctx, string(mcpgo.MethodNotificationMessage),
+			map[string]any{"level": "info", "logger": "work", "data": "working on " + text}); err != nil {
+			return mcpgo.NewToolResultError(err.Error()), nil
+		}
+		time.Sleep(100 * time.Millisecond) // mcp-go writes notifications from a goroutine of their own: let the line go first
+		return mcpgo.NewToolResultText("said " + text), nil
+	})
+	toolgatetest.Eventually(t, "the upstream's say tool", func() bool {
+		return slices.ContainsFunc(f.cat.Tools(), func(t tools.Tool) bool { return t.Name == "up__say" })
+	})
+	f.srv.Sync()
+
+	a, _ := f.client(t, map[string]string{"Authorization": "Bearer tok-a"})
+	listenA, inA := f.client(t, map[string]string{"Authorization": "Bearer tok-a"})
+	b, _ := f.client(t, map[string]string{"Authorization": "Bearer tok-b"})
+	listenB, inB := f.client(t, map[string]string{"Authorization": "Bearer tok-b"})
+	ctx := context.Background()
+	for _, c := range []*client.Client{listenA, listenB} {
+		sl := mcpgo.SetLevelRequest{}
+		sl.Params.Level = mcpgo.LoggingLevelDebug
+		if err := c.SetLevel(ctx, sl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logged := func(in *inbox) []string {
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		var out []string
+		for _, n := range in.ns {
+			if n.Method == string(mcpgo.MethodNotificationMessage) {
+				out = append(out, fmt.Sprint(n.Params.AdditionalFields["data"]))
+			}
+		}
+		return out
+	}
+	has := func(in *inbox, line string) func() bool {
+		return func() bool { return slices.Contains(logged(in), line) }
+	}
+	say := func(c *client.Client, text string) {
+		t.Helper()
+		if r := call(t, c, "up__say", map[string]any{"text": text}, nil); r.IsError {
+			t.Fatalf("say %s: %+v", text, r.Content)
+		}
+	}
+
+	say(a, "alice's file")
+	toolgatetest.Eventually(t, "alice's line in her session", has(inA, "working on alice's file"))
+	// Bob's own line reaches him, so had alice's been sent to him it
+	// would have come first, over the same stream.
+	say(b, "bob's query")
+	toolgatetest.Eventually(t, "bob's line in his session", has(inB, "working on bob's query"))
+	if got := logged(inB); !slices.Equal(got, []string{"working on bob's query"}) {
+		t.Errorf("bob's session got %q; want his own line alone", got)
+	}
+	if got := logged(inA); !slices.Equal(got, []string{"working on alice's file"}) {
+		t.Errorf("alice's session got %q; want her own line alone", got)
+	}
+
+	// A line while no request is in flight, the upstream having served
+	// both, is no one's.
+	f.up.SendNotificationToAllClients(string(mcpgo.MethodNotificationMessage), map[string]any{"level": "error", "data": "background"})
+	say(a, "more")
+	toolgatetest.Eventually(t, "alice's second line", has(inA, "working on more"))
+	say(b, "more of bob's")
+	toolgatetest.Eventually(t, "bob's second line", has(inB, "working on more of bob's"))
+	if slices.Contains(logged(inA), "background") || slices.Contains(logged(inB), "background") {
+		t.Errorf("a line no request explains was delivered: alice %q, bob %q", logged(inA), logged(inB))
+	}
+
+	// A message the catalog put down to no one is dropped; one it put
+	// down to anyone goes to every session that set a level.
+	f.srv.Notify(tools.Notification{Server: "up", Method: string(mcpgo.MethodNotificationMessage),
+		Params: map[string]any{"level": "error", "data": "no one's"}})
+	f.srv.Notify(tools.Notification{Server: "up", Method: string(mcpgo.MethodNotificationMessage),
+		Params: map[string]any{"level": "error", "data": "anyone's"}, Audience: tools.LogAudience{Anyone: true}})
+	toolgatetest.Eventually(t, "the line for anyone", func() bool { return has(inA, "anyone's")() && has(inB, "anyone's")() })
+	if slices.Contains(logged(inA), "no one's") || slices.Contains(logged(inB), "no one's") {
+		t.Errorf("a line for no one was delivered: alice %q, bob %q", logged(inA), logged(inB))
 	}
 }

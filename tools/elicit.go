@@ -66,6 +66,9 @@ func (c *conn) trackRequest(ctx context.Context, method, target string) (untrack
 }
 
 func (c *conn) fly(f inflight) (untrack func()) {
+	if p, ok := agentPrincipal(f); ok {
+		c.served.note(p)
+	}
 	c.flightMu.Lock()
 	c.flightSeq++
 	seq := c.flightSeq

@@ -607,6 +607,9 @@ func (c *Catalog) Subscribe(ctx context.Context, uri string) (string, error) {
 		return "", err
 	}
 	u := c.byNm[r.Server]
+	// toolgate subscribes upstream once, on behalf of every subscriber:
+	// each counts as served (logscope.go).
+	u.served.noteAgent(ctx)
 	u.subMu.Lock()
 	defer u.subMu.Unlock()
 	if u.subs[uri] == 0 {
@@ -716,4 +719,7 @@ type Notification struct {
 	// Method is notifications/message or notifications/resources/updated.
 	Method string
 	Params map[string]any
+	// Audience is, for notifications/message, whose sessions may have it
+	// (logscope.go); the zero value is no one's.
+	Audience LogAudience
 }

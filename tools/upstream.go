@@ -36,6 +36,9 @@ type upstream struct {
 	elicits elicitMarks
 	// relistSurf coalesces resources and prompts list_changed signals.
 	relistSurf chan struct{}
+	// served: whose requests the upstream has served, which decides who
+	// may have its log messages (logscope.go).
+	served served
 
 	// http is the HTTP client of a remote upstream, kept across
 	// reconnections (see remoteClient); nil for the others.
@@ -92,6 +95,9 @@ type conn struct {
 	flightMu  sync.Mutex
 	flightSeq uint64
 	flights   map[uint64]inflight
+	// served is the upstream's record of the principals it served
+	// (logscope.go); nil in tests that make a bare conn.
+	served *served
 }
 
 func (c *conn) fail(err error) {
@@ -312,7 +318,7 @@ func (u *upstream) scrub(err error) error {
 func (u *upstream) connect(ctx context.Context) (*conn, []Tool, error) {
 	ctx, cancel := context.WithTimeout(ctx, u.cat.o.StartTimeout)
 	defer cancel()
-	c := &conn{dead: make(chan struct{}), progress: map[string]toolgate.ProgressFunc{}}
+	c := &conn{dead: make(chan struct{}), progress: map[string]toolgate.ProgressFunc{}, served: &u.served}
 	var tr transport.Interface
 	switch {
 	case u.spec.Server != nil:
@@ -401,9 +407,16 @@ func (u *upstream) notify(c *conn, n mcp.JSONRPCNotification) {
 		case u.relistSurf <- struct{}{}:
 		default:
 		}
-	case string(mcp.MethodNotificationResourceUpdated), string(mcp.MethodNotificationMessage):
+	case string(mcp.MethodNotificationResourceUpdated):
 		if fn := u.cat.o.Notify; fn != nil {
 			fn(Notification{Server: u.spec.Name, Method: n.Method, Params: n.Params.AdditionalFields})
+		}
+	case string(mcp.MethodNotificationMessage):
+		// The audience is decided now, on the read loop: a line an
+		// upstream logs while it works on a request comes before its
+		// answer, so that request is still in flight (logscope.go).
+		if fn := u.cat.o.Notify; fn != nil {
+			fn(Notification{Server: u.spec.Name, Method: n.Method, Params: n.Params.AdditionalFields, Audience: c.logAudience()})
 		}
 	case string(mcp.MethodNotificationProgress):
 		f := n.Params.AdditionalFields

@@ -275,3 +275,33 @@ review: {channels: [cli], timeout: 60s}
 		}
 	})
 }
+
+// TestServeResourceRulesSeeThePrincipal: a rule on the principal decides a
+// resource read as it does a tool call, and the audit log records who read.
+func TestServeResourceRulesSeeThePrincipal(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "audit.db")
+	rules := writeFile(t, dir, "rules.yaml", "version: 1\ndefault: allow\nrules:\n"+
+		"  - {name: no-reads-for-bob, match: 'call.kind == \"resource\" && principal.user == \"bob\"', action: deny, reason: not bob's}\n")
+	cfg := writeConfig(t, fmt.Sprintf("servers:\n  up: {command: %q, args: [--resources, 'doc://plan']}\n"+
+		"workspace: {enabled: false}\nrules: {file: %q}\naudit: {path: %q}\nhttp:\n  tokens: true\n", upstreamBin, rules, db))
+	alice := strings.TrimSpace(rvCLI(t, nil, "tokens", "create", "--db", db, "--user", "alice"))
+	bob := strings.TrimSpace(rvCLI(t, nil, "tokens", "create", "--db", db, "--user", "bob"))
+	base := startHTTP(t, cfg)
+
+	if text, err := readResource(t, idClient(t, base, alice), "doc://plan"); err != nil || text != "doc://plan from upstream" {
+		t.Fatalf("alice's read: %q, %v", text, err)
+	}
+	if text, err := readResource(t, idClient(t, base, bob), "doc://plan"); err == nil || !strings.Contains(err.Error(), "no-reads-for-bob") {
+		t.Fatalf("bob's read: %q, %v; want a refusal by no-reads-for-bob", text, err)
+	}
+	users := map[string]string{}
+	for _, r := range idAuditList(t, db) {
+		if r.Kind == toolgate.KindResource {
+			users[r.Principal.User] = r.Status
+		}
+	}
+	if users["alice"] != toolgate.StatusOK || users["bob"] != toolgate.StatusRefused {
+		t.Errorf("the audit log's reads by user: %v", users)
+	}
+}

@@ -84,6 +84,7 @@ func main() {
 	shell := flag.Bool("shell", false, "add exec, which runs its command, then its post_command, with sh -c")
 	surfaceDesc := flag.String("surface-desc", "", "describe prompts, resources and templates with this `file`'s content at start")
 	rawTools := flag.String("raw-tools", "", "serve this `file`'s content as the tools list, verbatim (rawtools.go)")
+	logging := flag.Bool("logging", false, "add say, which logs (notifications/message) what it works on while it runs")
 	flag.Parse()
 	if *rawTools != "" {
 		if err := serveRawTools(*rawTools); err != nil {
@@ -109,6 +110,9 @@ func main() {
 	}
 	if *resources != "" {
 		opts = append(opts, server.WithResourceCapabilities(true, false))
+	}
+	if *logging {
+		opts = append(opts, server.WithLogging())
 	}
 	// describe is the description of a prompt, resource or template, and
 	// the server's instructions: FILE's content (--surface-desc), else dflt.
@@ -197,6 +201,21 @@ func main() {
 					return mcp.NewToolResultError(err.Error()), nil
 				}
 				return mcp.NewToolResultText("touched " + uri), nil
+			})
+	}
+
+	if *logging {
+		s.AddTool(mcp.NewTool("say", mcp.WithDescription("Logs what it works on, then says it."), mcp.WithString("text", mcp.Required())),
+			func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				text := req.GetString("text", "")
+				if err := s.SendLogMessageToClient(ctx, mcp.NewLoggingMessageNotification(mcp.LoggingLevelInfo, "work", "working on "+text)); err != nil {
+					return mcp.NewToolResultError(err.Error()), nil
+				}
+				// mcp-go writes notifications from a goroutine of its own:
+				// the line goes out before the answer, as a server's log
+				// of its work does.
+				time.Sleep(100 * time.Millisecond)
+				return mcp.NewToolResultText("said " + text), nil
 			})
 	}
 

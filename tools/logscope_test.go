@@ -1,0 +1,87 @@
+package tools
+
+import (
+	"context"
+	"testing"
+
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/toolgate/toolgate"
+)
+
+// TestLogAudience: whose sessions may have an upstream's log message, from
+// what is in flight on the connection and whom the upstream has served.
+func TestLogAudience(t *testing.T) {
+	srv := server.NewMCPServer("x", "1")
+	alice := toolgate.Principal{User: "alice", Auth: toolgate.AuthToken, Groups: []string{"dev"}}
+	alice2 := toolgate.Principal{User: "alice", Auth: toolgate.AuthToken} // her other token: other groups, same principal
+	bob := toolgate.Principal{User: "bob", Auth: toolgate.AuthToken}
+	// as is a request of p's agent, in session id.
+	as := func(id string, p toolgate.Principal) context.Context {
+		return toolgate.WithPrincipal(srv.WithContext(context.Background(), &agentSession{id: id}), p)
+	}
+	own := context.Background() // toolgate's own request: no session
+	call := func(ctx context.Context) func(*conn) {
+		// The edge puts the principal into the call as into ctx.
+		return func(c *conn) { c.track(ctx, &toolgate.Call{Tool: "t", Principal: toolgate.PrincipalFrom(ctx)}) }
+	}
+	read := func(ctx context.Context) func(*conn) {
+		return func(c *conn) { c.trackRequest(ctx, "resources/read", "x://1") }
+	}
+	anyone, none := LogAudience{Anyone: true}, LogAudience{}
+	only := func(p toolgate.Principal) LogAudience { return LogAudience{One: true, Principal: p} }
+	for _, tc := range []struct {
+		name string
+		// earlier requests, answered before the message; then those in
+		// flight when it arrives.
+		before, during []func(*conn)
+		want           LogAudience
+	}{
+		{name: "nothing ever served: the upstream's own line", want: anyone},
+		{name: "toolgate's own request, nothing served", during: []func(*conn){read(own)}, want: anyone},
+		{name: "one principal's call in flight", during: []func(*conn){call(as("a", alice))}, want: only(alice)},
+		{name: "one principal's read in flight", during: []func(*conn){read(as("a", alice))}, want: only(alice)},
+		{name: "one principal's two sessions", during: []func(*conn){call(as("a", alice)), read(as("a2", alice2))}, want: only(alice)},
+		{name: "two principals in flight", during: []func(*conn){call(as("a", alice)), call(as("b", bob))}, want: none},
+		{name: "a call and another principal's read", during: []func(*conn){call(as("a", alice)), read(as("b", bob))}, want: none},
+		{name: "after both were served, one in flight", before: []func(*conn){call(as("b", bob))}, during: []func(*conn){call(as("a", alice))}, want: only(alice)},
+		{name: "after both were served, none in flight", before: []func(*conn){call(as("a", alice)), read(as("b", bob))}, want: none},
+		{name: "after one was served, none in flight", before: []func(*conn){call(as("a", alice)), read(as("a2", alice2))}, want: only(alice)},
+		{name: "one in flight with toolgate's own, one served", during: []func(*conn){call(as("a", alice)), read(own)}, want: only(alice)},
+		{name: "toolgate's own request on behalf of another", before: []func(*conn){call(as("b", bob))},
+			during: []func(*conn){call(as("a", alice)), read(own)}, want: none},
+		{name: "without credentials: all one (no) principal", before: []func(*conn){call(as("x", toolgate.Principal{}))},
+			during: []func(*conn){call(as("y", toolgate.Principal{}))}, want: only(toolgate.Principal{})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &conn{served: &served{}}
+			for _, f := range tc.before {
+				c.flights = nil
+				f(c)
+			}
+			c.flights = nil
+			for _, f := range tc.during {
+				f(c)
+			}
+			got := c.logAudience()
+			if got.Anyone != tc.want.Anyone || got.One != tc.want.One || !got.Principal.Same(tc.want.Principal) {
+				t.Errorf("logAudience() = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestServedNoteAllocates nothing once the principal is known: it runs on
+// every forwarded request.
+func TestServedNoteAllocates(t *testing.T) {
+	var s served
+	p := toolgate.Principal{User: "alice", Auth: toolgate.AuthToken}
+	s.note(p)
+	if n := testing.AllocsPerRun(100, func() { s.note(p) }); n != 0 {
+		t.Errorf("note of a known principal: %v allocations", n)
+	}
+	s.note(toolgate.Principal{User: "bob", Auth: toolgate.AuthToken})
+	if n := testing.AllocsPerRun(100, func() { s.note(p) }); n != 0 {
+		t.Errorf("note after several: %v allocations", n)
+	}
+}
