@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
+
 	"github.com/toolgate/toolgate/toolgatetest"
 )
 
@@ -256,29 +258,11 @@ func TestServeServerStartsOutsideTheWorkspace(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rulesFile := filepath.Join(dir, "allow.yaml")
-	if err := os.WriteFile(rulesFile, []byte("version: 1\ndefault: allow\nrules: []\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	// start serves up with extra (more of its YAML fields) and reads
 	// where.txt through it.
 	start := func(command, extra string) (string, *toolgatetest.SyncBuffer) {
 		t.Helper()
-		cfg := filepath.Join(dir, "toolgate.yaml")
-		body := fmt.Sprintf("servers:\n  up: {command: %q%s}\nworkspace: {enabled: true}\nrules: {file: %q}\naudit: {path: %q}\nsandbox: {profiles: {none: {}}}\n",
-			command, extra, rulesFile, filepath.Join(dir, "audit.db"))
-		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		stderr := &toolgatetest.SyncBuffer{}
-		tr := transport.NewStdioWithOptions(toolgateBin, nil, []string{"serve", "--config", cfg},
-			transport.WithCommandStderrWriter(stderr),
-			transport.WithCommandFunc(func(ctx context.Context, command string, env, args []string) (*exec.Cmd, error) {
-				cmd := exec.CommandContext(ctx, command, args...)
-				cmd.Dir, cmd.Env = ws, append(os.Environ(), "HOME="+home)
-				return cmd, nil
-			}))
-		c, _ := connectAs(t, tr, serveTestClient)
+		c, stderr := serveAllowAll(t, dir, ws, home, command, extra)
 		res, err := callTool(t.Context(), c, "up__read", map[string]any{"path": "where.txt"}, "")
 		if err != nil {
 			t.Fatal(err)
@@ -332,32 +316,12 @@ func TestServeWarnsAboutServerArgsAndEnvInTheWorkspace(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rulesFile := filepath.Join(dir, "allow.yaml")
-	if err := os.WriteFile(rulesFile, []byte("version: 1\ndefault: allow\nrules: []\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	// start serves up with extra (more of its YAML fields) and returns
 	// serve's stderr once it serves.
 	start := func(extra string) string {
 		t.Helper()
-		cfg := filepath.Join(dir, "toolgate.yaml")
-		body := fmt.Sprintf("servers:\n  up: {command: %q%s}\nworkspace: {enabled: true}\nrules: {file: %q}\naudit: {path: %q}\nsandbox: {profiles: {none: {}}}\n",
-			upstreamBin, extra, rulesFile, filepath.Join(dir, "audit.db"))
-		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		stderr := &toolgatetest.SyncBuffer{}
-		tr := transport.NewStdioWithOptions(toolgateBin, nil, []string{"serve", "--config", cfg},
-			transport.WithCommandStderrWriter(stderr),
-			transport.WithCommandFunc(func(ctx context.Context, command string, env, args []string) (*exec.Cmd, error) {
-				cmd := exec.CommandContext(ctx, command, args...)
-				cmd.Dir, cmd.Env = ws, append(os.Environ(), "HOME="+home)
-				return cmd, nil
-			}))
-		c, _ := connectAs(t, tr, serveTestClient)
-		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "toolgate serving") && time.Now().Before(deadline); {
-			time.Sleep(20 * time.Millisecond)
-		}
+		c, stderr := serveAllowAll(t, dir, ws, home, upstreamBin, extra)
+		toolgatetest.EventuallyWithin(t, "toolgate serving", 10*time.Second, func() bool { return strings.Contains(stderr.String(), "toolgate serving") })
 		_ = c.Close()
 		return stderr.String()
 	}
@@ -386,4 +350,30 @@ func TestServeWarnsAboutServerArgsAndEnvInTheWorkspace(t *testing.T) {
 			t.Errorf("a server with%s was warned about, or did not start:\n%s", extra, stderr)
 		}
 	}
+}
+
+// serveAllowAll starts toolgate serve, as the agent's client would from
+// the workspace ws with HOME home, on a config in dir whose server up runs
+// command with extra (more of its YAML fields) and whose rules allow
+// everything; it returns the connected client and serve's stderr.
+func serveAllowAll(t *testing.T, dir, ws, home, command, extra string) (*client.Client, *toolgatetest.SyncBuffer) {
+	t.Helper()
+	rulesFile, cfg := filepath.Join(dir, "allow.yaml"), filepath.Join(dir, "toolgate.yaml")
+	body := fmt.Sprintf("servers:\n  up: {command: %q%s}\nworkspace: {enabled: true}\nrules: {file: %q}\naudit: {path: %q}\nsandbox: {profiles: {none: {}}}\n",
+		command, extra, rulesFile, filepath.Join(dir, "audit.db"))
+	for f, text := range map[string]string{rulesFile: "version: 1\ndefault: allow\nrules: []\n", cfg: body} {
+		if err := os.WriteFile(f, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stderr := &toolgatetest.SyncBuffer{}
+	tr := transport.NewStdioWithOptions(toolgateBin, nil, []string{"serve", "--config", cfg},
+		transport.WithCommandStderrWriter(stderr),
+		transport.WithCommandFunc(func(ctx context.Context, command string, env, args []string) (*exec.Cmd, error) {
+			cmd := exec.CommandContext(ctx, command, args...)
+			cmd.Dir, cmd.Env = ws, append(os.Environ(), "HOME="+home)
+			return cmd, nil
+		}))
+	c, _ := connectAs(t, tr, serveTestClient)
+	return c, stderr
 }
