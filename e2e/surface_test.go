@@ -239,6 +239,7 @@ func TestSurfaceStdio(t *testing.T) {
 	exerciseSurface(t, c, stdioTransport(fx))
 
 	c.must(map[string]any{"op": "setLevel", "level": "debug"})
+	c.must(map[string]any{"op": "readResource", "uri": uriText1}) // a session subscribes to what it has read
 	c.must(map[string]any{"op": "subscribe", "uri": uriText1})
 	c.must(call("everything__toggle-simulated-logging", nil))
 	c.must(call("everything__toggle-subscriber-updates", nil))
@@ -262,6 +263,7 @@ func TestSurfaceHTTP(t *testing.T) {
 	b.must(map[string]any{"op": "connect", "transport": httpTransport(g, "")})
 
 	a.must(map[string]any{"op": "setLevel", "level": "debug"})
+	a.must(map[string]any{"op": "readResource", "uri": uriText1}) // a session subscribes to what it has read
 	a.must(map[string]any{"op": "subscribe", "uri": uriText1})
 	a.must(call("everything__toggle-simulated-logging", nil))
 	a.must(call("everything__toggle-subscriber-updates", nil))

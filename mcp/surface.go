@@ -58,6 +58,11 @@ type surfaceState struct {
 	// subs maps a session to the URIs it subscribed to, each with the
 	// upstream serving it ("" while that upstream's answer is pending).
 	subs map[string]map[string]string
+	// read holds the URIs each session has read through the gate (at most
+	// maxReadURIs): the only ones it may subscribe to, since an update
+	// tells its subscriber when the resource changed, which the rules
+	// decide as a read.
+	read map[string]map[string]struct{}
 	// levels are the log levels sessions set with logging/setLevel, each
 	// with the session's principal; only those sessions get upstream log
 	// messages, and only those of the principal a message is for (Notify).
@@ -274,7 +279,30 @@ func (s *Server) readResource(ctx context.Context, req mcpgo.ReadResourceRequest
 	if err != nil {
 		return nil, err
 	}
+	if sess := server.ClientSessionFromContext(ctx); sess != nil {
+		s.noteRead(sess.SessionID(), uri)
+	}
 	return out.(*mcpgo.ReadResourceResult).Contents, nil
+}
+
+// maxReadURIs bounds the URIs remembered as read per session.
+const maxReadURIs = 4096
+
+// noteRead records that session read uri through the gate.
+func (s *Server) noteRead(session, uri string) {
+	s.surf.mu.Lock()
+	defer s.surf.mu.Unlock()
+	if s.surf.read == nil {
+		s.surf.read = map[string]map[string]struct{}{}
+	}
+	r := s.surf.read[session]
+	if r == nil {
+		r = map[string]struct{}{}
+		s.surf.read[session] = r
+	}
+	if len(r) < maxReadURIs {
+		r[uri] = struct{}{}
+	}
 }
 
 // getPrompt serves prompts/get as a gated call of kind prompt.
@@ -383,6 +411,10 @@ func (s *Server) interceptSubscription(ctx context.Context, _ any, message any) 
 // session's entry is "" (pending), so a repeated subscribe counts once.
 func (s *Server) subscribe(ctx context.Context, session, uri string) error {
 	s.surf.mu.Lock()
+	if _, read := s.surf.read[session][uri]; !read {
+		s.surf.mu.Unlock()
+		return fmt.Errorf("toolgate: subscribing to %s refused: a session may subscribe only to a resource it has read (the rules decide a read, and an update tells when the resource changed); read it first", uri)
+	}
 	if _, dup := s.surf.subs[session][uri]; dup {
 		s.surf.mu.Unlock()
 		return nil
@@ -437,6 +469,7 @@ func (s *Server) endSession(ctx context.Context, session string) {
 	s.surf.mu.Lock()
 	subs := s.surf.subs[session]
 	delete(s.surf.subs, session)
+	delete(s.surf.read, session)
 	_, hadLevel := s.surf.levels[session]
 	delete(s.surf.levels, session)
 	s.surf.mu.Unlock()

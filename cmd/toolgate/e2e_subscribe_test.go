@@ -13,16 +13,16 @@ import (
 	"github.com/toolgate/toolgate/toolgatetest"
 )
 
-// TestServeResourceUpdateCarriesOnlyTheURI: an upstream that puts a
+// TestServeResourceUpdateCarriesOnlyTheURI: a session subscribes only to
+// a resource it has read, so the rules decide who learns when a resource
+// changes as they decide its reads; and an upstream that puts a
 // resource's content into notifications/resources/updated (testdata
-// upstream's touch) cannot pass a subscriber a resource the rules deny it
-// as a read: the read is refused, the subscription (which no rule
-// decides) is accepted, and the update the agent gets holds the URI alone.
+// upstream's touch) passes the subscriber the URI alone.
 func TestServeResourceUpdateCarriesOnlyTheURI(t *testing.T) {
 	dir := t.TempDir()
 	rules := writeFile(t, dir, "rules.yaml", "version: 1\ndefault: allow\nrules:\n"+
 		"  - {name: no-env, match: 'call.kind == \"resource\" && args.uri == \"secret://env\"', action: deny, reason: a secret}\n")
-	cfg := writeConfig(t, fmt.Sprintf("servers:\n  up: {command: %q, args: [--resources, secret://env]}\n"+
+	cfg := writeConfig(t, fmt.Sprintf("servers:\n  up: {command: %q, args: [--resources, \"secret://env,notes://a\"]}\n"+
 		"workspace: {enabled: false}\nrules: {file: %q}\naudit: {path: %q}\n", upstreamBin, rules, filepath.Join(dir, "audit.db")))
 	c, n, _ := startStdio(t, cfg)
 
@@ -31,10 +31,18 @@ func TestServeResourceUpdateCarriesOnlyTheURI(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := c.Subscribe(ctx, mcp.SubscribeRequest{Params: mcp.SubscribeParams{URI: "secret://env"}}); err != nil {
-		t.Fatalf("subscribe: %v", err)
+	for _, uri := range []string{"secret://env", "notes://a"} { // read and refused; not read yet
+		if err := c.Subscribe(ctx, mcp.SubscribeRequest{Params: mcp.SubscribeParams{URI: uri}}); err == nil || !strings.Contains(err.Error(), "read it first") {
+			t.Fatalf("subscribe to %s: %v; want a refusal", uri, err)
+		}
 	}
-	mustCall(t, c, "up__touch", map[string]any{"uri": "secret://env"})
+	if _, err := readResource(t, c, "notes://a"); err != nil {
+		t.Fatalf("read notes://a: %v", err)
+	}
+	if err := c.Subscribe(ctx, mcp.SubscribeRequest{Params: mcp.SubscribeParams{URI: "notes://a"}}); err != nil {
+		t.Fatalf("subscribe to notes://a once read: %v", err)
+	}
+	mustCall(t, c, "up__touch", map[string]any{"uri": "notes://a"})
 	toolgatetest.EventuallyWithin(t, "the update", 20*time.Second, func() bool { return n.count(string(mcp.MethodNotificationResourceUpdated)) > 0 })
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -42,7 +50,7 @@ func TestServeResourceUpdateCarriesOnlyTheURI(t *testing.T) {
 		if x.Method != string(mcp.MethodNotificationResourceUpdated) {
 			continue
 		}
-		if p := x.Params; len(p.AdditionalFields) != 1 || p.AdditionalFields["uri"] != "secret://env" || len(p.Meta) != 0 {
+		if p := x.Params; len(p.AdditionalFields) != 1 || p.AdditionalFields["uri"] != "notes://a" || len(p.Meta) != 0 {
 			t.Errorf("update params %+v; want the URI alone", p)
 		}
 	}
