@@ -69,6 +69,7 @@ type pageData struct {
 	CanAct   bool
 	ReadOnly bool
 	Flash    string
+	Closed   string // the review the answer in Flash closed
 	Data     map[string]any
 }
 
@@ -84,7 +85,8 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, page string, v 
 	var buf bytes.Buffer
 	pd := pageDataOf(page, v, h.o.ReadOnly, data)
 	if v.s != nil {
-		pd.Flash = h.sessions.takeFlash(v.s)
+		f := h.sessions.takeFlash(v.s)
+		pd.Flash, pd.Closed = f.text, f.closed
 	}
 	if err := h.pages[page].ExecuteTemplate(&buf, "layout.html", pd); err != nil {
 		h.serverError(w, "rendering "+page, err)

@@ -224,7 +224,7 @@ func (h *Handler) verdict(w http.ResponseWriter, r *http.Request, v viewer) {
 		if won, decided, err := h.o.Store.ReviewVerdict(r.Context(), id); err == nil && decided {
 			msg = fmt.Sprintf("This review was already closed (%s via %s); your answer changed nothing.", outcome(won.Approved), won.Channel)
 		}
-		h.flash(w, r, v, msg)
+		h.answered(w, r, v, msg, id)
 		return
 	}
 	log.Info("web verdict stored", "approved", vd.Approved)
@@ -238,7 +238,7 @@ func (h *Handler) verdict(w http.ResponseWriter, r *http.Request, v viewer) {
 			msg += " Session grant " + gid + " for " + session.String() + "."
 		}
 	}
-	h.flash(w, r, v, msg)
+	h.answered(w, r, v, msg, id)
 }
 
 // sessionGrant returns the session_grant of pending review id's rule.
@@ -261,7 +261,14 @@ func (h *Handler) sessionGrant(ctx context.Context, id string) (time.Duration, e
 
 // flash shows msg on the reviews page the browser is sent back to.
 func (h *Handler) flash(w http.ResponseWriter, r *http.Request, v viewer, msg string) {
-	h.sessions.setFlash(v.s, msg)
+	h.sessions.setFlash(v.s, flash{text: msg})
+	http.Redirect(w, r, Prefix+"reviews", http.StatusSeeOther)
+}
+
+// answered is flash for an answer that closed review id (counted, or the
+// review was closed already): the page's script closes it in place.
+func (h *Handler) answered(w http.ResponseWriter, r *http.Request, v viewer, msg, id string) {
+	h.sessions.setFlash(v.s, flash{text: msg, closed: id})
 	http.Redirect(w, r, Prefix+"reviews", http.StatusSeeOther)
 }
 

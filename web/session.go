@@ -36,8 +36,12 @@ type session struct {
 	who     toolgate.Principal
 	csrf    string
 	expires time.Time
-	flash   string // one message for the next page
+	flash   flash // one message for the next page
 }
+
+// flash is a message for the next page, and the review an answer closed
+// ("" for none), by which the page's script closes that review in place.
+type flash struct{ text, closed string }
 
 type sessions struct {
 	mu  sync.Mutex
@@ -112,18 +116,18 @@ func (s *sessions) clear() {
 }
 
 // setFlash and takeFlash pass one message to the next page of a session.
-func (s *sessions) setFlash(ss *session, msg string) {
+func (s *sessions) setFlash(ss *session, f flash) {
 	s.mu.Lock()
-	ss.flash = msg
+	ss.flash = f
 	s.mu.Unlock()
 }
 
-func (s *sessions) takeFlash(ss *session) string {
+func (s *sessions) takeFlash(ss *session) flash {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := ss.flash
-	ss.flash = ""
-	return m
+	f := ss.flash
+	ss.flash = flash{}
+	return f
 }
 
 // signinCSRF is the sign-in form's CSRF token for the nonce in the

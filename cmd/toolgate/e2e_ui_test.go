@@ -162,7 +162,7 @@ review: {channels: [web], timeout: 60s}
 	defer cancelA()
 	bctx, cancelB := chromedp.NewContext(actx)
 	defer cancelB()
-	ctx, cancel := context.WithTimeout(bctx, 60*time.Second)
+	ctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
 	defer cancel()
 	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
@@ -239,6 +239,17 @@ review: {channels: [web], timeout: 60s}
 		return result{}
 	}
 
+	// leaveQueue moves the pointer out of the queue, which is then drawn
+	// whole: the reviews answered meanwhile, closed in place, go.
+	leaveQueue := func() {
+		t.Helper()
+		run("pointer leaves the queue", chromedp.MouseEvent(chromedp.MouseMoved, 5, 5))
+		toolgatetest.EventuallyWithin(t, "the closed reviews to go", 15*time.Second, func() bool {
+			n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#queue article.closed").length`))
+			return err == nil && n == 0
+		})
+	}
+
 	t.Run("approve a waiting call", func(t *testing.T) {
 		done := agentCall(alice)
 		// The page is not reloaded: the review arrives over SSE.
@@ -256,6 +267,7 @@ review: {channels: [web], timeout: 60s}
 		if len(recs) < 1 || recs[0].Review == nil || !recs[0].Review.Approved || recs[0].Review.Channel != "web" || recs[0].Review.Reviewer != "web:rita" {
 			t.Fatalf("audit record of the approval: %+v", recs)
 		}
+		leaveQueue()
 	})
 
 	t.Run("approve for the session", func(t *testing.T) {
@@ -279,6 +291,7 @@ review: {channels: [web], timeout: 60s}
 		if out := rvCLI(t, nil, "grants", "list", "--db", db); !strings.Contains(out, "session") || !strings.Contains(out, "web:rita") {
 			t.Errorf("grants list:\n%s", out)
 		}
+		leaveQueue()
 	})
 
 	t.Run("own call: approval refused, denial reaches the agent", func(t *testing.T) {
@@ -289,28 +302,32 @@ review: {channels: [web], timeout: 60s}
 		run("deny with a reason",
 			chromedp.WaitVisible(chromedp.CSS(`#queue article.pending input[name=reason]`)),
 			chromedp.SendKeys(chromedp.CSS(`#queue article.pending input[name=reason]`), "not on a Friday"),
-			chromedp.Click(chromedp.CSS(`#queue article.pending button.deny`)),
-			chromedp.WaitVisible(chromedp.ID("queue-empty")))
+			chromedp.Click(chromedp.CSS(`#queue article.pending button.deny`)))
+		leaveQueue()
+		run("queue empty", chromedp.WaitVisible(chromedp.ID("queue-empty")))
 		if r := waitDone(done); !r.isErr || !strings.Contains(r.text, "not on a Friday") {
 			t.Fatalf("the denied call: %+v", r)
 		}
 	})
 
 	t.Run("nothing moves under the pointer", func(t *testing.T) {
-		first := agentCall(alice)
-		run("first review appears", chromedp.WaitVisible(chromedp.CSS(`#queue article.pending`)))
-		second := agentCall(alice)
-		run("second review appears", chromedp.WaitVisible(chromedp.CSS(`#queue article.pending:nth-of-type(2)`)))
-		idOf := func(n int) string {
+		open := `#queue article.pending:not(.closed)`
+		// ids are the open reviews' ids, in the queue's order.
+		ids := func() []string {
 			t.Helper()
-			a, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(fmt.Sprintf(`#queue article.pending:nth-of-type(%d)`, n)), "data-id"))
-			if err != nil || a.Value == "" {
-				t.Fatalf("review %d's id: %q, %v", n, a.Value, err)
+			v, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("`+open+`")).map(a => a.dataset.id)`))
+			if err != nil {
+				t.Fatalf("open reviews: %v", err)
 			}
-			return a.Value
+			return v
 		}
-		top, bottom := idOf(1), idOf(2)
-		// box is where the review's Approve button is on the screen.
+		waitOpen := func(n int) []string {
+			t.Helper()
+			var v []string
+			toolgatetest.EventuallyWithin(t, fmt.Sprintf("%d open reviews", n), 15*time.Second, func() bool { v = ids(); return len(v) == n })
+			return v
+		}
+		// box is where a review's Approve button is on the screen.
 		type box struct{ X, Y float64 }
 		button := func(id string) box {
 			t.Helper()
@@ -321,37 +338,85 @@ review: {channels: [web], timeout: 60s}
 			}
 			return b
 		}
+		// under is the review the element at b is in ("" for none).
+		under := func(b box) string {
+			t.Helper()
+			id, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(
+				`(() => { const a = document.elementFromPoint(%f, %f)?.closest("article.pending"); return a ? a.dataset.id : ""; })()`, b.X, b.Y)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return id
+		}
+		closedIn := func(id string) {
+			t.Helper()
+			run(id+" closes in place", chromedp.WaitVisible(chromedp.CSS(`#review-`+id+`.closed`)))
+			if dis, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("#review-`+id+` button.approve").disabled`)); err != nil || !dis {
+				t.Fatalf("the closed review's Approve is enabled (%v, %v)", dis, err)
+			}
+		}
+
+		// A review answered elsewhere while the pointer rests on its
+		// Approve closes in place; the one below does not move.
+		first := agentCall(alice)
+		waitOpen(1)
+		second := agentCall(alice)
+		two := waitOpen(2)
+		top, bottom := two[0], two[1]
 		aim, below := button(top), button(bottom)
-		// The reviewer's pointer rests on the first review's Approve while
-		// that review is answered elsewhere.
 		run("point at the first Approve", chromedp.MouseEvent(chromedp.MouseMoved, aim.X, aim.Y))
 		rvCLI(t, nil, "review", "deny", top, "--db", db, "--reason", "answered elsewhere")
-		run("the first review closes in place", chromedp.WaitVisible(chromedp.CSS(`#review-`+top+`.closed`)))
+		closedIn(top)
 		if got := button(bottom); got != below {
 			t.Fatalf("the second review's Approve moved from %+v to %+v under the pointer", below, got)
 		}
-		if dis, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("#review-`+top+` button.approve").disabled`)); err != nil || !dis {
-			t.Fatalf("the closed review's Approve is enabled (%v, %v)", dis, err)
-		}
-		// A click where the pointer was lands on nothing that approves.
 		run("click the closed Approve", chromedp.MouseClickXY(aim.X, aim.Y))
 		if r := waitDone(first); !r.isErr || !strings.Contains(r.text, "answered elsewhere") {
 			t.Fatalf("the denied call: %+v", r)
 		}
-		// Once the pointer leaves, the queue is drawn whole.
-		run("pointer leaves the queue", chromedp.MouseEvent(chromedp.MouseMoved, 5, 5))
-		toolgatetest.EventuallyWithin(t, "the closed review to go", 15*time.Second, func() bool {
-			n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#queue article.pending").length`))
-			return err == nil && n == 1
-		})
-		if id := idOf(1); id != bottom { // still waiting: the click approved nothing
-			t.Fatalf("the queue shows %s, want %s", id, bottom)
+
+		// The only open review leaves under the pointer and the agent sends
+		// another: it comes below, not where the pointer rests.
+		run("point at the second Approve", chromedp.MouseEvent(chromedp.MouseMoved, below.X, below.Y))
+		rvCLI(t, nil, "review", "deny", bottom, "--db", db, "--reason", "answered elsewhere")
+		closedIn(bottom)
+		third := agentCall(alice)
+		next := waitOpen(1)[0]
+		if id := under(below); id != bottom {
+			t.Fatalf("under the pointer is now review %q, want the closed %s", id, bottom)
 		}
-		run("approve the second", chromedp.Click(chromedp.CSS(`#review-`+bottom+` button.approve`)))
+		if r := waitDone(second); !r.isErr {
+			t.Fatalf("the denied call: %+v", r)
+		}
+
+		// An answer from the page closes its review in place, so the second
+		// click of a double click lands on it, not on the review below.
+		fourth := agentCall(alice)
+		waitOpen(2)
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(document.querySelector("#review-`+next+`").scrollIntoView({block: "start"}), true)`)); err != nil {
+			t.Fatal(err)
+		}
+		at := button(next)
+		run("double-click Approve", chromedp.MouseClickXY(at.X, at.Y), chromedp.MouseClickXY(at.X, at.Y))
+		closedIn(next)
 		waitText("#flash", "Approved")
-		if r := waitDone(second); r.isErr {
+		if r := waitDone(third); r.isErr {
 			t.Fatalf("the approved call: %+v", r)
 		}
+		if id := under(at); id != next {
+			t.Fatalf("under the pointer after the answer is review %q, want the answered %s", id, next)
+		}
+		if open := ids(); len(open) != 1 || open[0] == next {
+			t.Fatalf("open reviews after one approval: %v", open)
+		}
+		leaveQueue()
+		last := waitOpen(1)[0]
+		run("approve the last", chromedp.Click(chromedp.CSS(`#review-`+last+` button.approve`)))
+		closedIn(last)
+		if r := waitDone(fourth); r.isErr {
+			t.Fatalf("the approved call: %+v", r)
+		}
+		leaveQueue()
 	})
 
 	// The browser's session, for requests made outside it.

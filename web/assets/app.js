@@ -3,44 +3,53 @@
 (function () {
   "use strict";
 
-  // Live review queue: the server sends a "reviews" event whenever the set
-  // of pending reviews changes, and the queue is fetched again. Nothing
-  // moves under the pointer or the keyboard focus: while either is inside
-  // the queue and it shows a review, a review that left stays where it was,
-  // inert and marked closed, and new ones are added at the end (the queue
-  // is oldest first). A click aimed at one review can so never land on
-  // another that slid into its place. The queue is drawn whole again once
-  // pointer and focus have left it.
-  function liveQueue() {
+  // The review queue. Nothing in it moves under the reviewer's pointer or
+  // keyboard focus, so a click aimed at one review can never land on
+  // another that slid into its place (an agent can cancel and resend its
+  // calls to try). A review that leaves while the pointer or focus is in
+  // the queue stays where it was, inert and marked closed, and new ones are
+  // added at the end (the queue is oldest first); the queue is drawn whole
+  // again once pointer and focus have left it. Answers are sent from the
+  // page, without a reload, which would move every review below the
+  // answered one up under the pointer: the answered review closes in
+  // place, and the server's message shows over the page, taking no space.
+  function reviewQueue() {
     var q = document.getElementById("queue");
-    if (!q || !window.EventSource || !window.fetch) return;
+    if (!q || !window.fetch) return;
     var pending = null; // the newest queue not yet drawn whole
     function busy() {
-      return (q.matches(":hover") || q.contains(document.activeElement)) &&
-        q.querySelector("article.pending:not(.closed)") !== null;
+      return q.matches(":hover") || q.contains(document.activeElement);
     }
     function drawWhole() {
       if (pending === null || busy()) return;
       q.innerHTML = pending;
       pending = null;
     }
+    function inert(a, on) {
+      a.querySelectorAll("button, input").forEach(function (el) { el.disabled = on; });
+    }
+    function close(a) {
+      a.classList.add("closed");
+      a.setAttribute("aria-disabled", "true");
+      inert(a, true);
+    }
     function merge(html) {
       var next = document.createElement("div");
       next.innerHTML = html;
-      var fresh = {};
+      var fresh = {}, added = false;
       next.querySelectorAll("article.pending").forEach(function (a) { fresh[a.id] = a; });
       q.querySelectorAll("article.pending").forEach(function (a) {
-        if (fresh[a.id]) {
-          delete fresh[a.id];
-          return;
-        }
-        a.classList.add("closed");
-        a.setAttribute("aria-disabled", "true");
-        a.querySelectorAll("button, input").forEach(function (el) { el.disabled = true; });
+        if (fresh[a.id]) delete fresh[a.id];
+        else close(a);
       });
       next.querySelectorAll("article.pending").forEach(function (a) {
-        if (fresh[a.id]) q.appendChild(a);
+        if (fresh[a.id]) {
+          q.appendChild(a);
+          added = true;
+        }
       });
+      var empty = document.getElementById("queue-empty");
+      if (added && empty) empty.hidden = true;
     }
     function reload() {
       fetch("/ui/reviews/queue", { credentials: "same-origin" })
@@ -57,8 +66,47 @@
     }
     q.addEventListener("pointerleave", function () { setTimeout(drawWhole, 0); });
     q.addEventListener("focusout", function () { setTimeout(drawWhole, 0); });
-    var es = new EventSource("/ui/events?have=" + encodeURIComponent(q.getAttribute("data-have") || ""));
-    es.addEventListener("reviews", reload);
+    q.addEventListener("submit", function (e) {
+      // getAttribute: form.action is the form's control named "action".
+      var form = e.target, a = form.closest("article.pending");
+      if (!a || !window.FormData || !window.DOMParser) return; // the form posts, and the page reloads
+      e.preventDefault();
+      var data = new FormData(form);
+      if (e.submitter && e.submitter.name) data.append(e.submitter.name, e.submitter.value);
+      inert(a, true); // one answer at a time
+      fetch(form.getAttribute("action"), { method: "POST", body: new URLSearchParams(data), credentials: "same-origin" })
+        .then(function (r) { return r.text(); })
+        .then(function (html) {
+          var page = new DOMParser().parseFromString(html, "text/html");
+          var f = page.getElementById("flash");
+          note(f ? f.textContent : "The answer got no reply.");
+          if (f && f.getAttribute("data-closed") === a.getAttribute("data-id")) close(a);
+          else inert(a, false); // still waiting: refused, or waiting for a second approver
+        })
+        .catch(function (err) {
+          note("Your answer was not sent: " + err);
+          inert(a, false);
+        });
+    });
+    if (window.EventSource) {
+      var es = new EventSource("/ui/events?have=" + encodeURIComponent(q.getAttribute("data-have") || ""));
+      es.addEventListener("reviews", reload);
+    }
+  }
+
+  // note shows msg in the page's message, over the page: it takes no
+  // space, so nothing moves when it comes or goes; a click on it hides it.
+  function note(msg) {
+    var f = document.getElementById("flash");
+    if (!f) {
+      f = document.createElement("p");
+      f.id = "flash";
+      f.className = "flash";
+      f.setAttribute("role", "status");
+      document.body.appendChild(f);
+    }
+    f.textContent = msg;
+    f.hidden = false;
   }
 
   function width(el) {
@@ -120,7 +168,9 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    liveQueue();
+    reviewQueue();
+    var f = document.getElementById("flash");
+    if (f) f.addEventListener("click", function () { f.hidden = true; });
     dashboard();
     ruleTimeline();
   });
