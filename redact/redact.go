@@ -465,29 +465,14 @@ var tokenPatterns = []struct {
 	{"slack-webhook", `hooks\.slack\.com/(?:services|workflows)/([A-Za-z0-9/_\-]+)`, []string{"hooks.slack.com"}, nil},
 	{"openai-anthropic", `\bsk-[A-Za-z0-9_\-]{16,}`, []string{"sk-"}, nil},
 	{"google-api-key", `AIza[0-9A-Za-z_\-]{30,}`, []string{"aiza"}, nil},
-	// Service accounts' tokens start "ya29.c."; googleToken tells a token
-	// from a host (ya29.x.evil.example).
-	{"google-oauth", `ya29\.(?:c\.)?[0-9A-Za-z_\-]{` + fmt.Sprint(googleTokenMin) + `,}`, []string{"ya29."}, googleToken},
+	// Service accounts' tokens start "ya29.c."; a token runs past a DNS
+	// label's 63 characters, so a name (ya29.x.evil.example, or a host
+	// whose top-level domain is ya29.xn--...) stays in clear.
+	{"google-oauth", `ya29\.(?:c\.)?[0-9A-Za-z_\-]{64,}`, []string{"ya29."}, nil},
 	{"stripe", `\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{10,}`, []string{"k_live_", "k_test_"}, nil},
 	{"stripe-webhook", `whsec_[0-9A-Za-z]{16,}`, []string{"whsec_"}, nil},
 	{"npm", `npm_[A-Za-z0-9]{30,}`, []string{"npm_"}, nil},
 	{"pypi", `pypi-[A-Za-z0-9_\-]{40,}`, []string{"pypi-"}, nil},
-}
-
-// googleTokenMin is the shortest Google access token's text after "ya29."
-// (or "ya29.c.") that is masked. Real ones run from about 50 characters
-// (2012's ya29.AHES6Z...) to over 1000 (service accounts'), most past 150;
-// up to 2048 bytes in all, says Google.
-const googleTokenMin = 20
-
-// googleToken reports whether match m of s is a Google token: one that
-// goes on as a dotted name (".evil.example" follows) is a host's label
-// (https://ya29.example.com/, where the domain is example.com) unless it
-// is longer than a DNS label's 63 characters.
-func googleToken(s string, m []int) (int, bool) {
-	tok := s[m[0]:m[1]]
-	body := tok[strings.LastIndexByte(tok, '.')+1:]
-	return m[1], !dottedAfter(s, m[1]) || len(body) > 63
 }
 
 // dottedAfter reports whether s goes on at i as a dotted name: a "."
@@ -690,12 +675,35 @@ func b64JSONObject(seg string) bool {
 // followed by ".x" keeps its header and payload masked (its signature
 // alone is no credential), a JWE all but its tag.
 func inName(s string, m []int) int {
+	tok := s[m[0]:m[1]]
 	if dottedAfter(s, m[1]) {
-		if i := strings.LastIndexByte(s[m[0]:m[1]], '.'); i > 0 {
+		if i := strings.LastIndexByte(tok, '.'); i > 0 {
 			return m[0] + i
 		}
 	}
+	// A last part that reads as a top-level domain (letters, or an IDN's
+	// xn--) after a part that fits a DNS label ends a host name, not a
+	// token (a signature or tag is that only by a rare chance): the last
+	// two labels, the domain, stay in clear.
+	if i := strings.LastIndexByte(tok, '.'); i > 0 && topLevel(tok[i+1:]) {
+		if j := strings.LastIndexByte(tok[:i], '.'); j > 0 && i-j-1 <= 63 {
+			return m[0] + j
+		}
+	}
 	return m[1]
+}
+
+// topLevel reports whether label reads as a top-level domain: 2 to 24
+// letters, or an internationalized one (xn--...); the longest is 24. A
+// JWS signature is longer (jwtSignatureMin).
+func topLevel(label string) bool {
+	if len(label) > 24 {
+		return false
+	}
+	if len(label) > 4 && strings.EqualFold(label[:4], "xn--") {
+		return true
+	}
+	return isWord(label)
 }
 
 // genericValue is the value part of a KEY=value pair: a double-quoted

