@@ -646,7 +646,7 @@ func TestJOSEShapes(t *testing.T) {
 		{"tok " + stdHdr + "." + stdPay + ".AbcDef" + sigStd, "tok " + Mask},
 		{"Zm9v" + spaced + "." + payload + "." + sigURL, "Zm9v" + Mask},
 		{"network" + spaced + "." + payload + "." + sigURL, "network" + Mask},
-		{"enc " + jweEnc + ".." + strings.Repeat("A", 16) + "." + strings.Repeat("B", 40) + "." + "Cc9_"+strings.Repeat("C", 18), "enc " + Mask},
+		{"enc " + jweEnc + ".." + strings.Repeat("A", 16) + "." + strings.Repeat("B", 40) + "." + "Cc9_" + strings.Repeat("C", 18), "enc " + Mask},
 		// A URL-safe token before a path: the path is not its signature.
 		{"https://api.example/t/" + spaced + "." + payload + "." + sigURL + "/refresh", "https://api.example/t/" + Mask + "/refresh"},
 		{"https://api.example/t/" + compact + "." + payload + "." + sigPlain + "/refresh", "https://api.example/t/" + Mask + "/refresh"},
