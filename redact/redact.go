@@ -786,19 +786,29 @@ func buildRules(extraNorm []string, mask func(string) string) []rule {
 	}
 	// Longest alternatives first so RE2's leftmost-first picks the full word.
 	sort.SliceStable(parts, func(i, j int) bool { return len(parts[i]) > len(parts[j]) })
-	keyRe := `(?:` + strings.Join(parts, "|") + `)[A-Za-z0-9_.\-]*`
+	// A key runs at most 64 bytes past its keyword, so a candidate that
+	// is no key fails without scanning the rest of the text.
+	keyRe := `(?:` + strings.Join(parts, "|") + `)[A-Za-z0-9_.\-]{0,64}`
+	keyHead := `^(?i)(` + keyRe + `)(\\?["']?\s*(?::=|=>|[:=])\s*)`
+	// keyOf is the normalized identifier whose keyword starts match m: the
+	// keyword only found a candidate; the whole identifier decides, so
+	// counts like max_tokens=100 are kept.
+	keyOf := func(s string, m []int) string {
+		start := m[0]
+		for start > 0 && isIdentByte(s[start-1]) {
+			start--
+		}
+		return normalizeKey(s[start:m[3]])
+	}
 	kv := &scanRule{
-		re:     regexp.MustCompile(`^(?i)(` + keyRe + `)(\\?["']?\s*(?::=|=>|[:=])\s*)((?:bearer|basic|token|digest|negotiate)\s+)?` + genericValue),
+		re:     regexp.MustCompile(keyHead + `((?:bearer|basic|token|digest|negotiate)\s+)?` + genericValue),
 		starts: starts,
+		head:   regexp.MustCompile(keyHead),
+		headOK: func(s string, m []int) bool { return secretKey(keyOf(s, m), extraNorm) },
+		mask:   mask,
 		repl: func(s string, m []int) (string, bool) {
-			// The keyword only found a candidate; the whole identifier
-			// decides, so counts like max_tokens=100 are kept.
-			start := m[0]
-			for start > 0 && isIdentByte(s[start-1]) {
-				start--
-			}
 			q, v := quoted(group(s, m, 4))
-			if n := normalizeKey(s[start:m[3]]); !secretKey(n, extraNorm) || shownUnder(n, v) {
+			if n := keyOf(s, m); !secretKey(n, extraNorm) || shownUnder(n, v) {
 				return "", false
 			}
 			// A value that is a mask is kept, so that masking is
@@ -827,9 +837,23 @@ type scanRule struct {
 	back func(c byte) bool
 	// wordStart requires a non-word byte (or the start) before a candidate.
 	wordStart bool
+	// head, when set, is a prefix of re that a candidate must match, and
+	// that headOK must accept (its match m, offsets in s), before re runs:
+	// a cheap test that spares re's longer scan.
+	head   *regexp.Regexp
+	headOK func(s string, m []int) bool
 	// repl returns the replacement of match m; false keeps the match as is.
 	repl func(s string, m []int) (string, bool)
+	// mask hides what is left of s from a candidate on once the matches
+	// kept as they are have scanned more than scanBudget allows.
+	mask func(string) string
 }
+
+// scanBudget bounds the bytes a scanRule's matches that are kept as they
+// are may scan, in multiples of the text's length: candidates overlap, so
+// without a bound text made of them (max_tokens=max_tokens=...) costs time
+// quadratic in its length. Past it, the rest of the text is masked.
+const scanBudget = 8
 
 func (k *scanRule) apply(s string) string {
 	lower := asciiLower(s)
@@ -858,10 +882,29 @@ func (k *scanRule) apply(s string) string {
 	}
 	sort.Ints(pos)
 	var b strings.Builder
-	last := 0
+	last, kept := 0, 0
 	for _, p := range pos {
 		if p < last {
 			continue
+		}
+		if kept > scanBudget*len(s)+64<<10 && k.mask != nil {
+			b.WriteString(s[last:p])
+			b.WriteString(k.mask(s[p:]))
+			return b.String()
+		}
+		if k.head != nil {
+			hm := k.head.FindStringSubmatchIndex(s[p:])
+			if hm == nil {
+				continue
+			}
+			for i := range hm {
+				if hm[i] >= 0 {
+					hm[i] += p
+				}
+			}
+			if !k.headOK(s, hm) {
+				continue
+			}
 		}
 		m := k.re.FindStringSubmatchIndex(s[p:])
 		if m == nil {
@@ -874,6 +917,7 @@ func (k *scanRule) apply(s string) string {
 		}
 		r, ok := k.repl(s, m)
 		if !ok {
+			kept += m[1] - p
 			continue
 		}
 		b.WriteString(s[last:p])

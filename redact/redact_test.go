@@ -436,6 +436,39 @@ func BenchmarkString(b *testing.B) {
 	})
 }
 
+// BenchmarkStringOverlapping: text made of key candidates, which an
+// agent can send; its cost per byte must not grow with its length.
+func BenchmarkStringOverlapping(b *testing.B) {
+	r := New(nil).ForReviewers()
+	for _, unit := range []string{"token", "max_tokens=", "token_file=/"} {
+		for _, n := range []int{10 << 10, 40 << 10} {
+			in := strings.Repeat(unit, n/len(unit))
+			b.Run(fmt.Sprintf("%s-%dK", strings.TrimRight(unit, "=/"), n>>10), func(b *testing.B) {
+				b.SetBytes(int64(len(in)))
+				for b.Loop() {
+					r.String(in)
+				}
+			})
+		}
+	}
+}
+
+// TestScanBudget: text made of overlapping key candidates that are kept as
+// they are (a location shown under its key, whose value runs to the text's
+// end) is scanned within a budget, and the rest masked; ordinary text of
+// the same shape, whose values end, is left as it is.
+func TestScanBudget(t *testing.T) {
+	r := New(nil)
+	in := strings.Repeat("token_file=/", 40<<10/12)
+	if out := r.String(in); !strings.HasSuffix(out, Mask) || len(out) > len(in)/10 {
+		t.Errorf("String(token_file=/ x %d) = %d bytes ending %q; want the rest masked", len(in)/12, len(out), out[max(0, len(out)-20):])
+	}
+	ordinary := strings.Repeat("token_file=/tmp/x ", 40<<10/18)
+	if out := r.String(ordinary); out != ordinary {
+		t.Errorf("String(token_file=/tmp/x x %d) changed it: %d bytes", len(ordinary)/18, len(out))
+	}
+}
+
 func BenchmarkValue(b *testing.B) {
 	r := New(nil)
 	args := map[string]any{
