@@ -369,6 +369,9 @@ func TestLogMessagesStayWithTheirPrincipal(t *testing.T) {
 
 	say(a, "alice's file")
 	toolgatetest.Eventually(t, "alice's line in her session", has(inA, "working on alice's file"))
+	// Until AnsweredGrace after alice's answer, a line may still be hers:
+	// bob's would go to no one.
+	time.Sleep(tools.AnsweredGrace)
 	// Bob's own line reaches him, so had alice's been sent to him it
 	// would have come first, over the same stream.
 	say(b, "bob's query")
@@ -380,11 +383,13 @@ func TestLogMessagesStayWithTheirPrincipal(t *testing.T) {
 		t.Errorf("alice's session got %q; want her own line alone", got)
 	}
 
-	// A line while no request is in flight, the upstream having served
-	// both, is no one's.
+	// A line while no request is in flight (nor answered within
+	// AnsweredGrace), the upstream having served both, is no one's.
+	time.Sleep(tools.AnsweredGrace)
 	f.up.SendNotificationToAllClients(string(mcpgo.MethodNotificationMessage), map[string]any{"level": "error", "data": "background"})
 	say(a, "more")
 	toolgatetest.Eventually(t, "alice's second line", has(inA, "working on more"))
+	time.Sleep(tools.AnsweredGrace)
 	say(b, "more of bob's")
 	toolgatetest.Eventually(t, "bob's second line", has(inB, "working on more of bob's"))
 	if slices.Contains(logged(inA), "background") || slices.Contains(logged(inB), "background") {

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
+	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 	"github.com/toolgate/toolgate"
@@ -31,9 +33,52 @@ import (
 // requests of several agents are in flight (an HTTP toolgate shared by
 // agents, one upstream process), or one toolgate sends on no agent's behalf
 // (a subscription restored after a reconnection), toolgate cannot tell
-// whose user to ask and answers the upstream with an error.
+// whose user to ask and answers the upstream with an error. A request
+// toolgate gave up on (cancelled, timed out) may still be at work on the
+// upstream, so it lingers, counting as its agent's without ever being
+// asked (see below): the question of alice's timed-out call is refused,
+// not put to bob, whose call is still in flight.
 
-// inflight is a request forwarded on a connection and not yet answered.
+// A request does not leave the connection's flights the moment toolgate
+// is done with it:
+//
+//   - answered by the upstream (a result, or an error of its own), it
+//     stays answered for AnsweredGrace, during which it counts for log
+//     attribution only: mcp-go's stdio server, for one, writes a request's
+//     log lines from another goroutine than its response, so a line logged
+//     during the request may arrive just after the answer;
+//   - given up on without the upstream's answer (its context ended: the
+//     agent cancelled, or the call timed out; or the connection failed), it
+//     lingers for the upstream's call timeout again (at least minLinger),
+//     as the upstream may still be working on it and ask a question about
+//     it or log about it meanwhile. A lingering request counts as its
+//     agent's request in flight for everything (another agent's question
+//     is then refused, a log line no other principal's), but its agent is
+//     never asked: it stopped waiting.
+//
+// Ended requests leave the set lazily, when it is next written or read
+// (sweepLocked): no timer per request.
+
+// flightState is where a request stands on its connection.
+type flightState uint8
+
+const (
+	flightActive    flightState = iota // toolgate waits for the upstream's answer
+	flightAnswered                     // the upstream answered, within AnsweredGrace
+	flightLingering                    // given up on without an answer, within the linger
+)
+
+// AnsweredGrace is how long a request the upstream answered still counts
+// for log attribution: a log line of another principal's request that
+// arrives meanwhile goes to no one. minLinger is the least a request given
+// up on lingers (see conn.lingerTime).
+const (
+	AnsweredGrace = time.Second
+	minLinger     = 10 * time.Second
+)
+
+// inflight is a request forwarded on a connection: in flight, or ended
+// and not yet gone (see above).
 type inflight struct {
 	ctx context.Context
 	// call is the tool call, nil for any other request.
@@ -41,6 +86,9 @@ type inflight struct {
 	// what names a request that is not a tool call, for the log:
 	// "resources/read <uri>".
 	what string
+	// state, and until when an ended request counts.
+	state flightState
+	until time.Time
 }
 
 // logAttrs are what the log says of the request a question was asked during.
@@ -51,25 +99,33 @@ func (f inflight) logAttrs() []any {
 	return []any{"call_id", f.call.ID, "tool", f.call.Tool}
 }
 
-// track records a tool call in flight on c until the returned func is
-// called.
-func (c *conn) track(ctx context.Context, call *toolgate.Call) (untrack func()) {
+// flight is a request tracked on a connection, until end.
+type flight struct {
+	c   *conn
+	seq uint64
+}
+
+// track records a tool call in flight on c until the returned flight ends.
+func (c *conn) track(ctx context.Context, call *toolgate.Call) flight {
 	return c.fly(inflight{ctx: ctx, call: call})
 }
 
 // trackRequest records a request other than a tool call (method and its
-// target, for the log) in flight on c until the returned func is called.
+// target, for the log) in flight on c until the returned flight ends.
 // ctx is the agent's request; one without a client session is toolgate's
 // own.
-func (c *conn) trackRequest(ctx context.Context, method, target string) (untrack func()) {
+func (c *conn) trackRequest(ctx context.Context, method, target string) flight {
 	return c.fly(inflight{ctx: ctx, what: method + " " + target})
 }
 
-func (c *conn) fly(f inflight) (untrack func()) {
+func (c *conn) fly(f inflight) flight {
 	if p, ok := agentPrincipal(f); ok {
 		c.served.note(p)
 	}
 	c.flightMu.Lock()
+	if c.flightEnded > 0 {
+		c.sweepLocked(c.clock())
+	}
 	c.flightSeq++
 	seq := c.flightSeq
 	if c.flights == nil {
@@ -77,48 +133,160 @@ func (c *conn) fly(f inflight) (untrack func()) {
 	}
 	c.flights[seq] = f
 	c.flightMu.Unlock()
-	return func() {
-		c.flightMu.Lock()
-		delete(c.flights, seq)
-		c.flightMu.Unlock()
+	return flight{c: c, seq: seq}
+}
+
+// end ends f, sent with ctx, which came back with err (nil for a result):
+// answered when the upstream answered, lingering when toolgate gave up on
+// it (upstreamAnswered).
+func (f flight) end(ctx context.Context, err error) {
+	f.land(upstreamAnswered(ctx, err))
+}
+
+// land ends f: answered says whether the upstream answered it.
+func (f flight) land(answered bool) {
+	c := f.c
+	now := c.clock()
+	c.flightMu.Lock()
+	defer c.flightMu.Unlock()
+	g, ok := c.flights[f.seq]
+	if !ok || g.state != flightActive {
+		return
 	}
+	if answered {
+		g.state, g.until = flightAnswered, now.Add(AnsweredGrace)
+	} else {
+		g.state, g.until = flightLingering, now.Add(c.lingerTime())
+	}
+	c.flights[f.seq] = g
+	if c.flightEnded == 0 || g.until.Before(c.flightSweep) {
+		c.flightSweep = g.until
+	}
+	c.flightEnded++
+	c.sweepLocked(now)
+}
+
+// upstreamAnswered reports whether a request sent with ctx that came back
+// with err (nil for a result) was answered by the upstream: a result, or
+// an error of the upstream's (a JSON-RPC error, a result that does not
+// decode), as opposed to toolgate giving up on it: its context ended (the
+// agent cancelled, the call timed out) or the connection failed
+// (*transport.Error, which is also how a call whose context ends fails),
+// with the upstream perhaps still working on it.
+func upstreamAnswered(ctx context.Context, err error) bool {
+	if err == nil {
+		return true
+	}
+	if _, ok := errors.AsType[*toolgate.RPCError](err); ok {
+		return true
+	}
+	if _, ok := errors.AsType[*transport.Error](err); ok {
+		return false
+	}
+	return ctx.Err() == nil
+}
+
+// lingerTime is how long a request given up on lingers: the upstream's
+// call timeout again, at least minLinger. A call given up on at any point
+// was allowed to run until its timeout, so an upstream that ignores the
+// cancellation is covered for the whole time the call was allowed, and
+// for as long again after a timeout; minLinger covers short timeouts.
+func (c *conn) lingerTime() time.Duration {
+	return max(c.linger, minLinger)
+}
+
+func (c *conn) clock() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return time.Now()
+}
+
+// sweepLocked drops the ended requests whose time is up, when one may be.
+// c.flightMu is held.
+func (c *conn) sweepLocked(now time.Time) {
+	if c.flightEnded == 0 || now.Before(c.flightSweep) {
+		return
+	}
+	ended, next := 0, time.Time{}
+	for seq, f := range c.flights {
+		switch {
+		case f.state == flightActive:
+		case !now.Before(f.until):
+			delete(c.flights, seq)
+		default:
+			ended++
+			if ended == 1 || f.until.Before(next) {
+				next = f.until
+			}
+		}
+	}
+	c.flightEnded, c.flightSweep = ended, next
+}
+
+// sessionOf is the agent session of request f (seq): its client session's
+// id; a request without a session is no agent's, so its "session" is equal
+// to no other.
+func sessionOf(f inflight, seq uint64) string {
+	if s := server.ClientSessionFromContext(f.ctx); s != nil {
+		if id := s.SessionID(); id != "" {
+			return id
+		}
+	}
+	return fmt.Sprintf("\x00toolgate-%d", seq)
 }
 
 // asker returns the request whose agent an upstream's question goes to:
-// the latest in flight, provided all in flight are one agent's session. A
-// request without a session is no agent's, so it is never the same asker
-// as another request. tool is the upstream tool the question is put down
-// to (elicitMarks): the latest's, when every request in flight is a tool
-// call; "" otherwise, as the question may be a read's or a prompt's.
+// the latest active one, provided all active and lingering ones are one
+// agent's session. A request without a session is no agent's, so it is
+// never the same asker as another request. A lingering request is never
+// the asker (its agent stopped waiting), and answered ones do not count.
+// tool is the upstream tool the question is put down to (elicitMarks): the
+// latest's, when every request in flight is a tool call and none lingers;
+// "" otherwise, as the question may be a read's or a prompt's, or the
+// lingering call's.
 func (c *conn) asker() (f inflight, tool string, err error) {
+	now := c.clock()
 	c.flightMu.Lock()
 	defer c.flightMu.Unlock()
+	c.sweepLocked(now)
 	var (
 		maxSeq    uint64
 		session   string
+		counted   bool
+		several   bool
+		lingering bool
 		onlyCalls = true
 	)
 	for seq, g := range c.flights {
-		id := ""
-		if s := server.ClientSessionFromContext(g.ctx); s != nil {
-			id = s.SessionID()
+		if g.state == flightAnswered {
+			continue
 		}
-		if id == "" {
-			id = fmt.Sprintf("\x00toolgate-%d", seq) // no agent's: equal to no other
+		id := sessionOf(g, seq)
+		if counted && id != session {
+			several = true
 		}
-		if maxSeq != 0 && id != session {
-			return inflight{}, "", errors.New("requests of several agents are in flight on this upstream, so toolgate cannot tell whose user to ask")
-		}
-		session = id
+		session, counted = id, true
 		onlyCalls = onlyCalls && g.call != nil
+		if g.state == flightLingering {
+			lingering = true
+			continue
+		}
 		if seq > maxSeq {
 			f, maxSeq = g, seq
 		}
 	}
-	if maxSeq == 0 {
+	switch {
+	case several && lingering:
+		return inflight{}, "", errors.New("requests of several agents are in flight on this upstream (one of them given up on by its agent, which the upstream may still be working on), so toolgate cannot tell whose user to ask")
+	case several:
+		return inflight{}, "", errors.New("requests of several agents are in flight on this upstream, so toolgate cannot tell whose user to ask")
+	case maxSeq == 0 && lingering:
+		return inflight{}, "", errors.New("the only request to this upstream the question can be about was given up on by its agent (cancelled or timed out) while the upstream may still be working on it, so there is no user to ask")
+	case maxSeq == 0:
 		return inflight{}, "", errors.New("no request to this upstream is in flight, so there is no user to ask")
 	}
-	if onlyCalls {
+	if onlyCalls && !lingering {
 		tool = f.call.Tool
 	}
 	return f, tool, nil

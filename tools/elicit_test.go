@@ -6,7 +6,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 	"github.com/toolgate/toolgate"
@@ -112,9 +114,7 @@ func TestElicitationRelayed(t *testing.T) {
 	}()
 	toolgatetest.Eventually(t, "the other agent's call in flight", func() bool {
 		cn := c.byNm["r"].conn
-		cn.flightMu.Lock()
-		defer cn.flightMu.Unlock()
-		return len(cn.flights) == 1
+		return activeFlights(cn) == 1
 	})
 	if got := ask(a); !strings.Contains(got, "several agents") {
 		t.Errorf("with two agents' calls in flight: %q", got)
@@ -228,9 +228,7 @@ func TestElicitationDuringOtherRequests(t *testing.T) {
 	}()
 	toolgatetest.Eventually(t, "alice's call in flight", func() bool {
 		cn := c.byNm["r"].conn
-		cn.flightMu.Lock()
-		defer cn.flightMu.Unlock()
-		return len(cn.flights) == 1
+		return activeFlights(cn) == 1
 	})
 	if got := read(bob); !strings.Contains(got, "no answer") || !strings.Contains(got, "several agents") {
 		t.Errorf("bob's read with alice's call in flight: %q", got)
@@ -297,5 +295,176 @@ func TestAsker(t *testing.T) {
 				t.Errorf("asker() = request %q, tool %q; want %q, %q", f.what, tool, tc.wantWhat, tc.wantTool)
 			}
 		})
+	}
+}
+
+// activeFlights is how many requests toolgate waits for on c.
+func activeFlights(c *conn) int {
+	c.flightMu.Lock()
+	defer c.flightMu.Unlock()
+	n := 0
+	for _, f := range c.flights {
+		if f.state == flightActive {
+			n++
+		}
+	}
+	return n
+}
+
+// fakeClock is a conn's clock in tests.
+type fakeClock struct{ t time.Time }
+
+func (k *fakeClock) now() time.Time      { return k.t }
+func (k *fakeClock) add(d time.Duration) { k.t = k.t.Add(d) }
+func newFakeClock() *fakeClock           { return &fakeClock{t: time.Unix(1_000_000, 0)} }
+func clocked(k *fakeClock, linger time.Duration) *conn {
+	return &conn{served: &served{}, now: k.now, linger: linger}
+}
+
+// TestAskerLingering: a request its agent gave up on (cancelled, timed
+// out) while the upstream may still be working on it lingers: the
+// upstream's question then reaches no other agent, and not its own either
+// (it stopped waiting), until the linger is over; an answered request does
+// not count.
+func TestAskerLingering(t *testing.T) {
+	srv := server.NewMCPServer("x", "1")
+	sess := func(id string) context.Context { return srv.WithContext(context.Background(), &agentSession{id: id}) }
+	alice, alice2, bob := sess("alice"), sess("alice"), sess("bob")
+	call := func(c *conn, ctx context.Context, tool string) flight {
+		return c.track(ctx, &toolgate.Call{Tool: tool})
+	}
+	gaveUp := func(f flight) { f.land(false) }
+	answered := func(f flight) { f.land(true) }
+
+	t.Run("alice's call lingers, bob's is in flight: refused, not bob's", func(t *testing.T) {
+		k := newFakeClock()
+		c := clocked(k, 500*time.Millisecond)
+		a := call(c, alice, "drop")
+		call(c, bob, "slow")
+		gaveUp(a)
+		if f, _, err := c.asker(); err == nil || !strings.Contains(err.Error(), "several agents") || !strings.Contains(err.Error(), "given up") {
+			t.Fatalf("asker() = %v, %v; want refused", f.logAttrs(), err)
+		}
+		k.add(minLinger - time.Millisecond)
+		if _, _, err := c.asker(); err == nil {
+			t.Fatal("asker() routed the question before the linger was over")
+		}
+		k.add(time.Millisecond)
+		f, tool, err := c.asker()
+		if err != nil || tool != "slow" {
+			t.Fatalf("after the linger: asker() = %v, %q, %v; want bob's call", f.logAttrs(), tool, err)
+		}
+		if len(c.flights) != 1 {
+			t.Errorf("flights after the linger: %d, want 1", len(c.flights))
+		}
+	})
+	t.Run("bob's call in flight, then alice's lingers: refused", func(t *testing.T) {
+		c := clocked(newFakeClock(), 0)
+		call(c, bob, "slow")
+		gaveUp(call(c, alice, "drop"))
+		if _, _, err := c.asker(); err == nil || !strings.Contains(err.Error(), "several agents") {
+			t.Fatalf("asker() = %v, want refused", err)
+		}
+	})
+	t.Run("alice's call lingers alone: refused, she stopped waiting", func(t *testing.T) {
+		k := newFakeClock()
+		c := clocked(k, 0)
+		gaveUp(call(c, alice, "drop"))
+		if _, _, err := c.asker(); err == nil || !strings.Contains(err.Error(), "given up") {
+			t.Fatalf("asker() = %v, want refused", err)
+		}
+		k.add(minLinger)
+		if _, _, err := c.asker(); err == nil || !strings.Contains(err.Error(), "no request") {
+			t.Fatalf("after the linger: asker() = %v, want nothing in flight", err)
+		}
+	})
+	t.Run("alice's call lingers, her next one is in flight: hers, no tool marked", func(t *testing.T) {
+		c := clocked(newFakeClock(), 0)
+		gaveUp(call(c, alice, "drop"))
+		call(c, alice2, "list")
+		f, tool, err := c.asker()
+		if err != nil || f.call == nil || f.call.Tool != "list" || tool != "" {
+			t.Fatalf("asker() = %v, %q, %v; want alice's call in flight, no tool", f.logAttrs(), tool, err)
+		}
+	})
+	t.Run("a read given up on lingers too", func(t *testing.T) {
+		c := clocked(newFakeClock(), 0)
+		c.trackRequest(alice, "resources/read", "x://1").end(context.Background(), transport.NewError(context.DeadlineExceeded))
+		call(c, bob, "slow")
+		if _, _, err := c.asker(); err == nil {
+			t.Fatal("asker() routed the question to bob")
+		}
+	})
+	t.Run("alice's call answered, bob's in flight: bob's", func(t *testing.T) {
+		c := clocked(newFakeClock(), 0)
+		a := call(c, alice, "drop")
+		call(c, bob, "slow")
+		answered(a)
+		f, tool, err := c.asker()
+		if err != nil || tool != "slow" {
+			t.Fatalf("asker() = %v, %q, %v; want bob's call", f.logAttrs(), tool, err)
+		}
+	})
+	t.Run("the linger is the upstream's timeout again, at least minLinger", func(t *testing.T) {
+		k := newFakeClock()
+		c := clocked(k, 3*minLinger)
+		gaveUp(call(c, alice, "drop"))
+		call(c, bob, "slow")
+		k.add(3*minLinger - time.Millisecond)
+		if _, _, err := c.asker(); err == nil {
+			t.Fatal("asker() routed the question before the upstream's timeout passed again")
+		}
+		k.add(time.Millisecond)
+		if _, _, err := c.asker(); err != nil {
+			t.Fatalf("after the linger: asker() = %v", err)
+		}
+	})
+	t.Run("ended requests go when the set is next written", func(t *testing.T) {
+		k := newFakeClock()
+		c := clocked(k, 0)
+		for range 5 {
+			answered(call(c, alice, "a"))
+		}
+		gaveUp(call(c, alice, "b"))
+		k.add(AnsweredGrace)
+		call(c, bob, "c")
+		if len(c.flights) != 2 || c.flightEnded != 1 {
+			t.Fatalf("flights = %d, %d ended; want the lingering one and bob's", len(c.flights), c.flightEnded)
+		}
+		k.add(minLinger)
+		call(c, bob, "d")
+		if len(c.flights) != 2 || c.flightEnded != 0 {
+			t.Fatalf("flights = %d, %d ended; want bob's two", len(c.flights), c.flightEnded)
+		}
+	})
+}
+
+// TestUpstreamAnswered: which ends of a request mean the upstream answered
+// it, and which that toolgate gave up on it with the upstream perhaps still
+// at work.
+func TestUpstreamAnswered(t *testing.T) {
+	live := context.Background()
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	rpc := newRPCError(&mcp.JSONRPCErrorDetails{Code: mcp.INVALID_PARAMS, Message: "bad"})
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		err  error
+		want bool
+	}{
+		{"a result", live, nil, true},
+		{"a result as the context ends", ended, nil, true},
+		{"the upstream's JSON-RPC error", live, fmt.Errorf("upstream: %w", rpc), true},
+		{"the upstream's JSON-RPC error as the context ends", ended, rpc, true},
+		{"mcp-go's error for a JSON-RPC error", live, mcp.ErrMethodNotFound, true},
+		{"a result that does not decode", live, fmt.Errorf("bad result"), true},
+		{"cancelled or timed out", ended, transport.NewError(context.Canceled), false},
+		{"an error as the context ends", ended, fmt.Errorf("task: %w", context.Canceled), false},
+		{"the connection failed", live, fmt.Errorf("x: %w", transport.NewError(fmt.Errorf("broken pipe"))), false},
+	} {
+		if got := upstreamAnswered(tc.ctx, tc.err); got != tc.want {
+			t.Errorf("%s: upstreamAnswered = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -18,7 +18,8 @@ import (
 //
 //   - the principal whose requests toolgate has in flight on the
 //     connection when the message arrives, when they are all one
-//     principal's;
+//     principal's; a request the upstream answered within AnsweredGrace,
+//     or one given up on that lingers, counts as in flight (elicit.go);
 //   - with none in flight, the principal the upstream has served, when it
 //     has served only one (every agent request forwarded to it since
 //     toolgate started, and every resource subscription);
@@ -131,8 +132,10 @@ func (c *conn) logAudience() LogAudience {
 		a   audience
 		own bool
 	)
+	now := c.clock()
 	c.flightMu.Lock()
-	for _, f := range c.flights {
+	c.sweepLocked(now)
+	for _, f := range c.flights { // active, lingering and answered alike
 		if p, ok := agentPrincipal(f); ok {
 			a.add(p)
 		} else {

@@ -3,6 +3,7 @@ package tools
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/mark3labs/mcp-go/server"
 
@@ -83,5 +84,81 @@ func TestServedNoteAllocates(t *testing.T) {
 	s.note(toolgate.Principal{User: "bob", Auth: toolgate.AuthToken})
 	if n := testing.AllocsPerRun(100, func() { s.note(p) }); n != 0 {
 		t.Errorf("note after several: %v allocations", n)
+	}
+}
+
+// TestLogAudienceEnded: a request answered a moment ago still counts for
+// its log lines (a stdio server may write them after its answer), and one
+// given up on counts while it lingers; both stop counting when their time
+// is up.
+func TestLogAudienceEnded(t *testing.T) {
+	srv := server.NewMCPServer("x", "1")
+	alice := toolgate.Principal{User: "alice", Auth: toolgate.AuthToken}
+	bob := toolgate.Principal{User: "bob", Auth: toolgate.AuthToken}
+	as := func(id string, p toolgate.Principal) context.Context {
+		return toolgate.WithPrincipal(srv.WithContext(context.Background(), &agentSession{id: id}), p)
+	}
+	call := func(c *conn, p toolgate.Principal) flight {
+		return c.track(as(p.User, p), &toolgate.Call{Tool: "t", Principal: p})
+	}
+	check := func(t *testing.T, c *conn, when string, want LogAudience) {
+		t.Helper()
+		got := c.logAudience()
+		if got.Anyone != want.Anyone || got.One != want.One || !got.Principal.Same(want.Principal) {
+			t.Errorf("%s: logAudience() = %+v, want %+v", when, got, want)
+		}
+	}
+	only := func(p toolgate.Principal) LogAudience { return LogAudience{One: true, Principal: p} }
+
+	t.Run("alice's call answered, bob's in flight: no one's until the grace is over", func(t *testing.T) {
+		k := newFakeClock()
+		c := clocked(k, 0)
+		a := call(c, alice)
+		call(c, bob)
+		a.land(true)
+		check(t, c, "just after alice's answer", LogAudience{})
+		k.add(AnsweredGrace - time.Millisecond)
+		check(t, c, "within the grace", LogAudience{})
+		k.add(time.Millisecond)
+		check(t, c, "after the grace", only(bob))
+	})
+	t.Run("alice's call answered, nothing else in flight: hers", func(t *testing.T) {
+		k := newFakeClock()
+		c := clocked(k, 0)
+		call(c, bob).land(true)
+		k.add(AnsweredGrace)
+		call(c, alice).land(true)
+		check(t, c, "within the grace", only(alice))
+		k.add(AnsweredGrace)
+		check(t, c, "after the grace, both served", LogAudience{})
+	})
+	t.Run("alice's call given up on, bob's in flight: no one's while it lingers", func(t *testing.T) {
+		k := newFakeClock()
+		c := clocked(k, time.Second)
+		call(c, alice).land(false)
+		call(c, bob)
+		k.add(minLinger - time.Millisecond)
+		check(t, c, "while alice's call lingers", LogAudience{})
+		k.add(time.Millisecond)
+		check(t, c, "after the linger", only(bob))
+	})
+}
+
+// TestTrackAllocates: tracking and ending a call, on every forwarded
+// request, allocates nothing once the set has room.
+func TestTrackAllocates(t *testing.T) {
+	k := newFakeClock()
+	c := clocked(k, 0)
+	ctx := context.Background()
+	call := &toolgate.Call{Tool: "t"}
+	run := func() {
+		c.track(ctx, call).land(true)
+		k.add(AnsweredGrace)
+	}
+	for range 10 {
+		run()
+	}
+	if n := testing.AllocsPerRun(100, run); n != 0 {
+		t.Errorf("track and land: %v allocations, want 0", n)
 	}
 }

@@ -502,7 +502,7 @@ func (c *Catalog) live(server string) (*upstream, *conn, error) {
 // Like GetPrompt and Complete, the read is in flight on the connection
 // while it runs (trackRequest), so an upstream's question meanwhile goes to
 // this agent only when no other agent's request is in flight too.
-func (c *Catalog) ReadResource(ctx context.Context, server, uri string, meta map[string]any) (*mcp.ReadResourceResult, error) {
+func (c *Catalog) ReadResource(ctx context.Context, server, uri string, meta map[string]any) (_ *mcp.ReadResourceResult, err error) {
 	u, cn, err := c.live(server)
 	if err != nil {
 		return nil, err
@@ -514,7 +514,8 @@ func (c *Catalog) ReadResource(ctx context.Context, server, uri string, meta map
 	if m := StripMeta(meta); m != nil {
 		req.Params.Meta = &mcp.Meta{AdditionalFields: m}
 	}
-	defer cn.trackRequest(ctx, string(mcp.MethodResourcesRead), uri)()
+	fl := cn.trackRequest(ctx, string(mcp.MethodResourcesRead), uri)
+	defer func() { fl.end(ctx, err) }()
 	res, err := cn.client.ReadResource(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: resources/read %s: %w", server, uri, err)
@@ -523,7 +524,7 @@ func (c *Catalog) ReadResource(ctx context.Context, server, uri string, meta map
 }
 
 // GetPrompt gets the prompt exposed as p.Name from its upstream.
-func (c *Catalog) GetPrompt(ctx context.Context, p Prompt, args map[string]string, meta map[string]any) (*mcp.GetPromptResult, error) {
+func (c *Catalog) GetPrompt(ctx context.Context, p Prompt, args map[string]string, meta map[string]any) (_ *mcp.GetPromptResult, err error) {
 	u, cn, err := c.live(p.Server)
 	if err != nil {
 		return nil, err
@@ -536,7 +537,8 @@ func (c *Catalog) GetPrompt(ctx context.Context, p Prompt, args map[string]strin
 	if m := StripMeta(meta); m != nil {
 		req.Params.Meta = &mcp.Meta{AdditionalFields: m}
 	}
-	defer cn.trackRequest(ctx, string(mcp.MethodPromptsGet), p.Def.Name)()
+	fl := cn.trackRequest(ctx, string(mcp.MethodPromptsGet), p.Def.Name)
+	defer func() { fl.end(ctx, err) }()
 	res, err := cn.client.GetPrompt(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: prompts/get %s: %w", p.Server, p.Def.Name, err)
@@ -546,7 +548,7 @@ func (c *Catalog) GetPrompt(ctx context.Context, p Prompt, args map[string]strin
 
 // Complete asks server for completions. ref is the upstream's reference
 // (a prompt's upstream name, or a template as written).
-func (c *Catalog) Complete(ctx context.Context, server string, ref any, arg mcp.CompleteArgument, cctx mcp.CompleteContext) (*mcp.Completion, error) {
+func (c *Catalog) Complete(ctx context.Context, server string, ref any, arg mcp.CompleteArgument, cctx mcp.CompleteContext) (_ *mcp.Completion, err error) {
 	u, cn, err := c.live(server)
 	if err != nil {
 		return nil, err
@@ -555,7 +557,8 @@ func (c *Catalog) Complete(ctx context.Context, server string, ref any, arg mcp.
 	defer cancel()
 	req := mcp.CompleteRequest{}
 	req.Params.Ref, req.Params.Argument, req.Params.Context = ref, arg, cctx
-	defer cn.trackRequest(ctx, string(mcp.MethodCompletionComplete), refName(ref))()
+	fl := cn.trackRequest(ctx, string(mcp.MethodCompletionComplete), refName(ref))
+	defer func() { fl.end(ctx, err) }()
 	res, err := cn.client.Complete(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: completion/complete: %w", server, err)
@@ -579,8 +582,9 @@ func refName(ref any) string {
 // is toolgate's own request, on behalf of whichever agents subscribed, so
 // it is in flight as no agent's: an upstream's question meanwhile is
 // refused.
-func (cn *conn) rawRequest(ctx context.Context, method, uri string) error {
-	defer cn.trackRequest(context.Background(), method, uri)()
+func (cn *conn) rawRequest(ctx context.Context, method, uri string) (err error) {
+	fl := cn.trackRequest(context.Background(), method, uri)
+	defer func() { fl.end(ctx, err) }()
 	resp, err := cn.client.GetTransport().SendRequest(ctx, transport.JSONRPCRequest{
 		JSONRPC: mcp.JSONRPC_VERSION,
 		ID:      mcp.NewRequestId(fmt.Sprintf("toolgate-req-%d", cn.listSeq.Add(1))),
@@ -682,8 +686,10 @@ func (u *upstream) setLevel(ctx context.Context, cn *conn, level mcp.LoggingLeve
 	defer cancel()
 	req := mcp.SetLevelRequest{}
 	req.Params.Level = level
-	defer cn.trackRequest(context.Background(), string(mcp.MethodSetLogLevel), string(level))() // the most verbose level any agent asked for: no one agent's
-	if err := cn.client.SetLevel(ctx, req); err != nil {
+	fl := cn.trackRequest(context.Background(), string(mcp.MethodSetLogLevel), string(level)) // the most verbose level any agent asked for: no one agent's
+	err := cn.client.SetLevel(ctx, req)
+	fl.end(ctx, err)
+	if err != nil {
 		return fmt.Errorf("upstream %q: logging/setLevel: %w", u.spec.Name, err)
 	}
 	return nil

@@ -90,11 +90,20 @@ type conn struct {
 	listSeq  atomic.Int64
 	callSeq  atomic.Int64 // ids of callTool's requests
 
-	// flights are the requests in flight, for relaying elicitation and
-	// sampling (elicit.go).
-	flightMu  sync.Mutex
-	flightSeq uint64
-	flights   map[uint64]inflight
+	// flights are the requests in flight, and those ended lately, for
+	// relaying elicitation and sampling and scoping log messages
+	// (elicit.go): flightEnded of them ended, the first to go at
+	// flightSweep.
+	flightMu    sync.Mutex
+	flightSeq   uint64
+	flights     map[uint64]inflight
+	flightEnded int
+	flightSweep time.Time
+	// linger is the upstream's call timeout, the base of how long a
+	// request given up on stays in flights (lingerTime).
+	linger time.Duration
+	// now is the clock of flights; nil is time.Now (tests set it).
+	now func() time.Time
 	// served is the upstream's record of the principals it served
 	// (logscope.go); nil in tests that make a bare conn.
 	served *served
@@ -318,7 +327,7 @@ func (u *upstream) scrub(err error) error {
 func (u *upstream) connect(ctx context.Context) (*conn, []Tool, error) {
 	ctx, cancel := context.WithTimeout(ctx, u.cat.o.StartTimeout)
 	defer cancel()
-	c := &conn{dead: make(chan struct{}), progress: map[string]toolgate.ProgressFunc{}, served: &u.served}
+	c := &conn{dead: make(chan struct{}), progress: map[string]toolgate.ProgressFunc{}, served: &u.served, linger: u.spec.Timeout}
 	var tr transport.Interface
 	switch {
 	case u.spec.Server != nil:
@@ -698,13 +707,15 @@ func (u *upstream) forward(ctx context.Context, call toolgate.Call, raw bool) (t
 		req.Params.Meta = meta
 	}
 
-	untrack := c.track(ctx, &call)
+	fl := c.track(ctx, &call)
 	send := c.callTool
 	if u.needsTask(call.Tool) {
 		send = c.callAsTask // tasks.go
 	}
 	res, err := send(ctx, req.Params, raw)
-	untrack()
+	// Answered, or given up on (timed out, cancelled, the connection
+	// failed) with the upstream perhaps still at work: it lingers.
+	fl.end(ctx, err)
 	if err == nil {
 		c.answered.Store(time.Now().UnixNano())
 		u.noteLinks(res)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/toolgatetest"
+	"github.com/toolgate/toolgate/tools"
 )
 
 // TestServeLogMessagesStayWithTheirPrincipal: a team server, one upstream
@@ -82,6 +83,9 @@ func TestServeLogMessagesStayWithTheirPrincipal(t *testing.T) {
 	}
 
 	say(callA, inA, "alice's ledger.xlsx")
+	// Until tools.AnsweredGrace after alice's answer, a line may still be
+	// hers: bob's would go to no one.
+	time.Sleep(tools.AnsweredGrace)
 	// bob's own line comes over the stream alice's would have.
 	say(callB, inB, "bob's query")
 	if got := lines(inB); !slices.Equal(got, []string{"working on bob's query"}) {

@@ -15,7 +15,9 @@
 //	          answer's action and content.
 //	ask_as    asks the user its "message" the same way (a boolean field
 //	          titled "title" if given), or with a "url" asks them to open it
-//	          (url mode).
+//	          (url mode); with "delay_ms", only after sleeping that long,
+//	          and even if the call was cancelled meanwhile (an upstream
+//	          that ignores cancellation).
 //	env       returns the process's environment, a JSON list of "K=V".
 //
 // Resources, with --files only: the template file:///{+path} reads any
@@ -84,7 +86,7 @@ func main() {
 	shell := flag.Bool("shell", false, "add exec, which runs its command, then its post_command, with sh -c")
 	surfaceDesc := flag.String("surface-desc", "", "describe prompts, resources and templates with this `file`'s content at start")
 	rawTools := flag.String("raw-tools", "", "serve this `file`'s content as the tools list, verbatim (rawtools.go)")
-	logging := flag.Bool("logging", false, "add say, which logs (notifications/message) what it works on while it runs")
+	logging := flag.Bool("logging", false, "add say, which logs (notifications/message) what it works on while it runs (with quick, answering at once, so the line may arrive after the answer)")
 	flag.Parse()
 	if *rawTools != "" {
 		if err := serveRawTools(*rawTools); err != nil {
@@ -155,8 +157,12 @@ func main() {
 			return mcp.NewToolResultText(answer), nil
 		})
 	s.AddTool(mcp.NewTool("ask_as", mcp.WithDescription("Asks the user its message, in a field titled title if given; with a url, asks them to open it (url mode)."),
-		mcp.WithString("message", mcp.Required()), mcp.WithString("url"), mcp.WithString("title")),
+		mcp.WithString("message", mcp.Required()), mcp.WithString("url"), mcp.WithString("title"), mcp.WithNumber("delay_ms")),
 		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			if d := req.GetFloat("delay_ms", 0); d > 0 {
+				time.Sleep(time.Duration(d * float64(time.Millisecond)))
+				ctx = context.WithoutCancel(ctx)
+			}
 			p := mcp.ElicitationParams{Message: req.GetString("message", "")}
 			if title := req.GetString("title", ""); title != "" {
 				p.RequestedSchema = map[string]any{"type": "object",
@@ -205,7 +211,7 @@ func main() {
 	}
 
 	if *logging {
-		s.AddTool(mcp.NewTool("say", mcp.WithDescription("Logs what it works on, then says it."), mcp.WithString("text", mcp.Required())),
+		s.AddTool(mcp.NewTool("say", mcp.WithDescription("Logs what it works on, then says it."), mcp.WithString("text", mcp.Required()), mcp.WithBoolean("quick")),
 			func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 				text := req.GetString("text", "")
 				if err := s.SendLogMessageToClient(ctx, mcp.NewLoggingMessageNotification(mcp.LoggingLevelInfo, "work", "working on "+text)); err != nil {
@@ -213,8 +219,10 @@ func main() {
 				}
 				// mcp-go writes notifications from a goroutine of its own:
 				// the line goes out before the answer, as a server's log
-				// of its work does.
-				time.Sleep(100 * time.Millisecond)
+				// of its work does; unless quick, when it may go out after.
+				if !req.GetBool("quick", false) {
+					time.Sleep(100 * time.Millisecond)
+				}
 				return mcp.NewToolResultText("said " + text), nil
 			})
 	}
