@@ -43,10 +43,12 @@ import (
 // is done with it:
 //
 //   - answered by the upstream (a result, or an error of its own), it
-//     stays answered for AnsweredGrace, during which it counts for log
-//     attribution only: mcp-go's stdio server, for one, writes a request's
-//     log lines from another goroutine than its response, so a line logged
-//     during the request may arrive just after the answer;
+//     leaves, but its principal counts for log attribution for
+//     AnsweredGrace (conn.lastAnswer, one entry per principal, so a busy
+//     connection keeps no entry per call): mcp-go's stdio server, for one,
+//     writes a request's log lines from another goroutine than its
+//     response, so a line logged during the request may arrive just after
+//     the answer;
 //   - given up on without the upstream's answer (its context ended: the
 //     agent cancelled, or the call timed out; or the connection failed), it
 //     lingers for the upstream's call timeout again (at least minLinger),
@@ -64,9 +66,20 @@ type flightState uint8
 
 const (
 	flightActive    flightState = iota // toolgate waits for the upstream's answer
-	flightAnswered                     // the upstream answered, within AnsweredGrace
 	flightLingering                    // given up on without an answer, within the linger
 )
+
+// answeredBy is whose request the upstream answered last, until when it
+// counts for log attribution: an agent's principal, or toolgate (own).
+type answeredBy struct {
+	p     toolgate.Principal
+	own   bool
+	until time.Time
+}
+
+// maxAnswered is how many principals' answers a connection remembers
+// before it drops those whose grace is over.
+const maxAnswered = 64
 
 // AnsweredGrace is how long a request the upstream answered still counts
 // for log attribution: a log line of another principal's request that
@@ -154,16 +167,38 @@ func (f flight) land(answered bool) {
 		return
 	}
 	if answered {
-		g.state, g.until = flightAnswered, now.Add(AnsweredGrace)
-	} else {
-		g.state, g.until = flightLingering, now.Add(c.lingerTime())
+		delete(c.flights, f.seq)
+		c.noteAnswered(g, now)
+		return
 	}
+	g.state, g.until = flightLingering, now.Add(c.lingerTime())
 	c.flights[f.seq] = g
 	if c.flightEnded == 0 || g.until.Before(c.flightSweep) {
 		c.flightSweep = g.until
 	}
 	c.flightEnded++
 	c.sweepLocked(now)
+}
+
+// noteAnswered records that the upstream answered request g at now.
+// c.flightMu is held.
+func (c *conn) noteAnswered(g inflight, now time.Time) {
+	p, agent := agentPrincipal(g)
+	key := "\x00own"
+	if agent {
+		key = string(p.Auth) + "\x00" + p.User
+	}
+	if c.lastAnswer == nil {
+		c.lastAnswer = map[string]answeredBy{}
+	}
+	if len(c.lastAnswer) >= maxAnswered {
+		for k, a := range c.lastAnswer {
+			if !now.Before(a.until) {
+				delete(c.lastAnswer, k)
+			}
+		}
+	}
+	c.lastAnswer[key] = answeredBy{p: p, own: !agent, until: now.Add(AnsweredGrace)}
 }
 
 // upstreamAnswered reports whether a request sent with ctx that came back
@@ -240,7 +275,7 @@ func sessionOf(f inflight, seq uint64) string {
 // the latest active one, provided all active and lingering ones are one
 // agent's session. A request without a session is no agent's, so it is
 // never the same asker as another request. A lingering request is never
-// the asker (its agent stopped waiting), and answered ones do not count.
+// the asker (its agent stopped waiting).
 // tool is the upstream tool the question is put down to (elicitMarks): the
 // latest's, when every request in flight is a tool call and none lingers;
 // "" otherwise, as the question may be a read's or a prompt's, or the
@@ -259,9 +294,6 @@ func (c *conn) asker() (f inflight, tool string, err error) {
 		onlyCalls = true
 	)
 	for seq, g := range c.flights {
-		if g.state == flightAnswered {
-			continue
-		}
 		id := sessionOf(g, seq)
 		if counted && id != session {
 			several = true

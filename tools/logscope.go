@@ -135,11 +135,20 @@ func (c *conn) logAudience() LogAudience {
 	now := c.clock()
 	c.flightMu.Lock()
 	c.sweepLocked(now)
-	for _, f := range c.flights { // active, lingering and answered alike
+	for _, f := range c.flights { // active and lingering alike
 		if p, ok := agentPrincipal(f); ok {
 			a.add(p)
 		} else {
 			own = true
+		}
+	}
+	for _, ans := range c.lastAnswer {
+		switch {
+		case !now.Before(ans.until):
+		case ans.own:
+			own = true
+		default:
+			a.add(ans.p)
 		}
 	}
 	c.flightMu.Unlock()

@@ -90,15 +90,17 @@ type conn struct {
 	listSeq  atomic.Int64
 	callSeq  atomic.Int64 // ids of callTool's requests
 
-	// flights are the requests in flight, and those ended lately, for
-	// relaying elicitation and sampling and scoping log messages
-	// (elicit.go): flightEnded of them ended, the first to go at
-	// flightSweep.
+	// flights are the requests in flight, and those given up on lately,
+	// for relaying elicitation and sampling and scoping log messages
+	// (elicit.go): flightEnded of them given up on, the first to go at
+	// flightSweep; lastAnswer is whose requests the upstream answered
+	// lately, by principal (lastAnswer).
 	flightMu    sync.Mutex
 	flightSeq   uint64
 	flights     map[uint64]inflight
 	flightEnded int
 	flightSweep time.Time
+	lastAnswer  map[string]answeredBy
 	// linger is the upstream's call timeout, the base of how long a
 	// request given up on stays in flights (lingerTime).
 	linger time.Duration
