@@ -59,9 +59,8 @@ type surfaceState struct {
 	// upstream serving it ("" while that upstream's answer is pending).
 	subs map[string]map[string]string
 	// read holds the URIs each session has read through the gate (at most
-	// maxReadURIs): the only ones it may subscribe to, since an update
-	// tells its subscriber when the resource changed, which the rules
-	// decide as a read.
+	// maxReadURIs): it subscribes to those without another decision; a
+	// subscription to any other is decided as a read (subscribe).
 	read map[string]map[string]struct{}
 	// levels are the log levels sessions set with logging/setLevel, each
 	// with the session's principal; only those sessions get upstream log
@@ -406,15 +405,36 @@ func (s *Server) interceptSubscription(ctx context.Context, _ any, message any) 
 	return nil
 }
 
-// subscribe records that session subscribed to uri; the catalog subscribes
-// upstream for the first session. While the upstream answers, the
-// session's entry is "" (pending), so a repeated subscribe counts once.
+// subscribe subscribes session to uri: at once when the session has read
+// it through the gate, else as a gated read of it.
 func (s *Server) subscribe(ctx context.Context, session, uri string) error {
 	s.surf.mu.Lock()
-	if _, read := s.surf.read[session][uri]; !read {
-		s.surf.mu.Unlock()
-		return fmt.Errorf("toolgate: subscribing to %s refused: a session may subscribe only to a resource it has read (the rules decide a read, and an update tells when the resource changed); read it first", uri)
+	_, read := s.surf.read[session][uri]
+	s.surf.mu.Unlock()
+	if read {
+		return s.relaySubscribe(ctx, session, uri)
 	}
+	// An update tells its subscriber when the resource changed, so a
+	// subscription to a resource the session has not read is decided as
+	// a read of it (kind resource, args uri and subscribe), and audited.
+	route, err := s.o.Surface.RouteResource(uri)
+	if err != nil {
+		return fmt.Errorf("toolgate: %w", err)
+	}
+	name := route.Name
+	if name == "" {
+		name = uri
+	}
+	c := s.newCall(ctx, toolgate.KindResource, route.Server, name, route.Exposed, map[string]any{"uri": uri, "subscribe": true}, nil, "")
+	_, err = s.run(ctx, c, func(ctx context.Context) (any, error) { return nil, s.relaySubscribe(ctx, session, uri) })
+	return err
+}
+
+// relaySubscribe records that session subscribed to uri; the catalog
+// subscribes upstream for the first session. While the upstream answers,
+// the session's entry is "" (pending), so a repeated subscribe counts once.
+func (s *Server) relaySubscribe(ctx context.Context, session, uri string) error {
+	s.surf.mu.Lock()
 	if _, dup := s.surf.subs[session][uri]; dup {
 		s.surf.mu.Unlock()
 		return nil

@@ -94,7 +94,7 @@ type conn struct {
 	// for relaying elicitation and sampling and scoping log messages
 	// (elicit.go): flightEnded of them given up on, the first to go at
 	// flightSweep; lastAnswer is whose requests the upstream answered
-	// lately, by principal (lastAnswer).
+	// lately, one entry per principal.
 	flightMu    sync.Mutex
 	flightSeq   uint64
 	flights     map[uint64]inflight

@@ -197,8 +197,8 @@ func TestServeRefusesResourcesTwoUpstreamsCouldServe(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := c.Subscribe(ctx, mcp.SubscribeRequest{Params: mcp.SubscribeParams{URI: "file://" + file}}); err == nil || !strings.Contains(err.Error(), "read it first") {
-		t.Errorf("subscribe to the file evil lists: %v, want a refusal (it cannot be read)", err)
+	if err := c.Subscribe(ctx, mcp.SubscribeRequest{Params: mcp.SubscribeParams{URI: "file://" + file}}); err == nil || !strings.Contains(err.Error(), "ambiguous resource") {
+		t.Errorf("subscribe to the file evil lists: %v, want ambiguous", err)
 	}
 
 	for uri, want := range map[string]string{"evil://note": "evil://note from evil", "file://" + other: "the real other.txt"} {
