@@ -104,6 +104,9 @@ type rule struct {
 	repl func(s string, m []int) string
 	// apply, when set, replaces re and repl.
 	apply func(s string) string
+	// scan is the scanRule apply runs, when it has a pre-check (its
+	// differential test runs it without).
+	scan *scanRule
 }
 
 // New returns a Redactor that also masks values under the given extra keys
@@ -786,29 +789,29 @@ func buildRules(extraNorm []string, mask func(string) string) []rule {
 	}
 	// Longest alternatives first so RE2's leftmost-first picks the full word.
 	sort.SliceStable(parts, func(i, j int) bool { return len(parts[i]) > len(parts[j]) })
-	// A key runs at most 64 bytes past its keyword, so a candidate that
-	// is no key fails without scanning the rest of the text.
-	keyRe := `(?:` + strings.Join(parts, "|") + `)[A-Za-z0-9_.\-]{0,64}`
-	keyHead := `^(?i)(` + keyRe + `)(\\?["']?\s*(?::=|=>|[:=])\s*)`
-	// keyOf is the normalized identifier whose keyword starts match m: the
+	// A key runs at most maxKeyTail bytes past its keyword, so a
+	// candidate that is no key fails without scanning the rest of the text.
+	keyRe := `(?:` + strings.Join(parts, "|") + `)[A-Za-z0-9_.\-]{0,` + fmt.Sprint(maxKeyTail) + `}`
+	// keyOf is the normalized identifier around the key from p to end: the
 	// keyword only found a candidate; the whole identifier decides, so
 	// counts like max_tokens=100 are kept.
-	keyOf := func(s string, m []int) string {
-		start := m[0]
-		for start > 0 && isIdentByte(s[start-1]) {
-			start--
+	keyOf := func(s string, p, end int) string {
+		for p > 0 && isIdentByte(s[p-1]) {
+			p--
 		}
-		return normalizeKey(s[start:m[3]])
+		return normalizeKey(s[p:end])
 	}
 	kv := &scanRule{
-		re:     regexp.MustCompile(keyHead + `((?:bearer|basic|token|digest|negotiate)\s+)?` + genericValue),
+		re:     regexp.MustCompile(`^(?i)(` + keyRe + `)(\\?["']?\s*(?::=|=>|[:=])\s*)((?:bearer|basic|token|digest|negotiate)\s+)?` + genericValue),
 		starts: starts,
-		head:   regexp.MustCompile(keyHead),
-		headOK: func(s string, m []int) bool { return secretKey(keyOf(s, m), extraNorm) },
-		mask:   mask,
+		pre: func(s string, p int) bool {
+			end, ok := keyHead(s, p)
+			return ok && secretKey(keyOf(s, p, end), extraNorm)
+		},
+		mask: mask,
 		repl: func(s string, m []int) (string, bool) {
 			q, v := quoted(group(s, m, 4))
-			if n := keyOf(s, m); !secretKey(n, extraNorm) || shownUnder(n, v) {
+			if n := keyOf(s, m[0], m[3]); !secretKey(n, extraNorm) || shownUnder(n, v) {
 				return "", false
 			}
 			// A value that is a mask is kept, so that masking is
@@ -820,7 +823,7 @@ func buildRules(extraNorm []string, mask func(string) string) []rule {
 			return group(s, m, 1) + group(s, m, 2) + group(s, m, 3) + q + mask(v) + q, true
 		},
 	}
-	rs = append(rs, rule{name: "key-value", hint: starts, apply: kv.apply})
+	rs = append(rs, rule{name: "key-value", hint: starts, apply: kv.apply, scan: kv})
 	return rs
 }
 
@@ -837,11 +840,10 @@ type scanRule struct {
 	back func(c byte) bool
 	// wordStart requires a non-word byte (or the start) before a candidate.
 	wordStart bool
-	// head, when set, is a prefix of re that a candidate must match, and
-	// that headOK must accept (its match m, offsets in s), before re runs:
-	// a cheap test that spares re's longer scan.
-	head   *regexp.Regexp
-	headOK func(s string, m []int) bool
+	// pre, when set, must accept a candidate at p before re runs: a cheap
+	// test that spares re's longer scan. It may accept what re then
+	// rejects, never the other way round.
+	pre func(s string, p int) bool
 	// repl returns the replacement of match m; false keeps the match as is.
 	repl func(s string, m []int) (string, bool)
 	// mask hides what is left of s from a candidate on once the matches
@@ -892,19 +894,8 @@ func (k *scanRule) apply(s string) string {
 			b.WriteString(k.mask(s[p:]))
 			return b.String()
 		}
-		if k.head != nil {
-			hm := k.head.FindStringSubmatchIndex(s[p:])
-			if hm == nil {
-				continue
-			}
-			for i := range hm {
-				if hm[i] >= 0 {
-					hm[i] += p
-				}
-			}
-			if !k.headOK(s, hm) {
-				continue
-			}
+		if k.pre != nil && !k.pre(s, p) {
+			continue
 		}
 		m := k.re.FindStringSubmatchIndex(s[p:])
 		if m == nil {
@@ -930,6 +921,36 @@ func (k *scanRule) apply(s string) string {
 	b.WriteString(s[last:])
 	return b.String()
 }
+
+// maxKeyTail bounds a key's length past its keyword (see keyRe).
+const maxKeyTail = 64
+
+// keyHead is what the key-value rule's pattern needs at p, checked
+// without it: a run of key characters and then a separator (an optional \
+// and quote, spaces, and :=, =>, : or =). It returns where the run ends.
+// It accepts whatever the pattern can match, and more: it does not check
+// the keyword, and reads a run up to 256 bytes, longer than any keyword
+// and maxKeyTail.
+func keyHead(s string, p int) (int, bool) {
+	end := p
+	for end < len(s) && end-p < 256 && (isAlnum(s[end]) || s[end] == '_' || s[end] == '.' || s[end] == '-') {
+		end++
+	}
+	i := end
+	if i < len(s) && s[i] == '\\' {
+		i++
+	}
+	if i < len(s) && (s[i] == '"' || s[i] == '\'') {
+		i++
+	}
+	for i < len(s) && isSpace(s[i]) {
+		i++
+	}
+	return end, i < len(s) && (s[i] == ':' || s[i] == '=')
+}
+
+// isSpace is RE2's \s: space, \t, \n, \f, \r (not \v).
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r' }
 
 func isAlnum(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'

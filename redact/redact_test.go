@@ -405,6 +405,16 @@ func FuzzString(f *testing.F) {
 		if got, want := r.pass(s), r.passEveryHint(s); got != want {
 			t.Fatalf("one-scan hints differ from a Contains per hint:\n in:   %q\n got:  %q\n want: %q", s, got, want)
 		}
+		for _, ru := range r.rules {
+			if ru.scan == nil {
+				continue
+			}
+			general := *ru.scan
+			general.pre = nil
+			if got, want := ru.scan.apply(s), general.apply(s); got != want {
+				t.Fatalf("rule %s: its pre-check changes what it masks:\n in:   %q\n got:  %q\n want: %q", ru.name, s, got, want)
+			}
+		}
 		for _, r := range []*Redactor{r, rr} {
 			once := r.String(s)
 			if twice := r.String(once); twice != once {
