@@ -500,7 +500,7 @@ func guard(o HTTPOptions, log *slog.Logger, next http.Handler) http.Handler {
 				http.Error(w, "unauthorized", http.StatusUnauthorized)
 				return
 			}
-			r = r.WithContext(withPrincipal(r.Context(), p))
+			r = r.WithContext(toolgate.WithPrincipal(r.Context(), p))
 		}
 		if r.Body != nil && r.Method == http.MethodPost {
 			if r.ContentLength > o.MaxRequestBytes {
@@ -593,17 +593,6 @@ func (t SharedToken) Authenticate(_ context.Context, cred string) (toolgate.Prin
 	return toolgate.Principal{User: user, Auth: toolgate.AuthShared}, nil
 }
 
-// withPrincipal returns ctx carrying the principal the edge authenticated
-// (toolgate.WithPrincipal: the catalog reads it too, to keep an
-// upstream's log messages to the principal they can be put down to).
-func withPrincipal(ctx context.Context, p toolgate.Principal) context.Context {
-	return toolgate.WithPrincipal(ctx, p)
-}
-
-// principalFrom returns the principal ctx carries, zero for none (stdio,
-// or HTTP without credentials).
-func principalFrom(ctx context.Context) toolgate.Principal { return toolgate.PrincipalFrom(ctx) }
-
 // sessionOwners binds each MCP session to the principal that opened it:
 // a request naming a session (Mcp-Session-Id) must come from the same
 // principal, so a session id seen in a log or a proxy is no credential.
@@ -644,7 +633,7 @@ var (
 // requester; a DELETE that ends a session unbinds it and frees its slot.
 func (so *sessionOwners) bind(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := principalFrom(r.Context())
+		p := toolgate.PrincipalFrom(r.Context())
 		key := ownerKey(p)
 		msg := jsonrpcMessage{}
 		if r.Method == http.MethodPost {

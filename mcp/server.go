@@ -367,7 +367,7 @@ func (s *Server) call(ctx context.Context, e *exposedTool, arguments any, reqMet
 // client, the model (meta, else the model header, else the default), and
 // the _meta to pass upstream.
 func (s *Server) identify(ctx context.Context, c *toolgate.Call, meta map[string]any, modelHeader string) {
-	c.Principal = principalFrom(ctx)
+	c.Principal = toolgate.PrincipalFrom(ctx)
 	if sess := server.ClientSessionFromContext(ctx); sess != nil {
 		c.SessionID = sess.SessionID()
 		if ci, ok := sess.(server.SessionWithClientInfo); ok {

@@ -92,7 +92,7 @@ func (s *Server) surfaceOptions() []server.ServerOption {
 	hooks.AddOnRequestInitialization(s.interceptSubscription)
 	hooks.AddAfterSetLevel(func(ctx context.Context, _ any, req *mcpgo.SetLevelRequest, _ *mcpgo.EmptyResult) {
 		if sess := server.ClientSessionFromContext(ctx); sess != nil {
-			s.setLevel(ctx, sess.SessionID(), principalFrom(ctx), req.Params.Level)
+			s.setLevel(ctx, sess.SessionID(), toolgate.PrincipalFrom(ctx), req.Params.Level)
 		}
 	})
 	hooks.AddOnUnregisterSession(func(ctx context.Context, sess server.ClientSession) { s.endSession(ctx, sess.SessionID()) })
