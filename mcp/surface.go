@@ -263,17 +263,12 @@ func (s *Server) run(ctx context.Context, c toolgate.Call, fn func(context.Conte
 // and reads it as a gated call of kind resource.
 func (s *Server) readResource(ctx context.Context, req mcpgo.ReadResourceRequest) ([]mcpgo.ResourceContents, error) {
 	uri := req.Params.URI
-	route, err := s.o.Surface.RouteResource(uri)
+	c, err := s.resourceCall(ctx, uri, map[string]any{"uri": uri}, req.Params.Meta, req.Header.Get(HeaderModel))
 	if err != nil {
-		return nil, fmt.Errorf("toolgate: %w", err)
+		return nil, err
 	}
-	name := route.Name
-	if name == "" {
-		name = uri
-	}
-	c := s.newCall(ctx, toolgate.KindResource, route.Server, name, route.Exposed, map[string]any{"uri": uri}, req.Params.Meta, req.Header.Get(HeaderModel))
 	out, err := s.run(ctx, c, func(ctx context.Context) (any, error) {
-		return s.o.Surface.ReadResource(ctx, route.Server, uri, c.Meta)
+		return s.o.Surface.ReadResource(ctx, c.Server, uri, c.Meta)
 	})
 	if err != nil {
 		return nil, err
@@ -417,17 +412,26 @@ func (s *Server) subscribe(ctx context.Context, session, uri string) error {
 	// An update tells its subscriber when the resource changed, so a
 	// subscription to a resource the session has not read is decided as
 	// a read of it (kind resource, args uri and subscribe), and audited.
+	c, err := s.resourceCall(ctx, uri, map[string]any{"uri": uri, "subscribe": true}, nil, "")
+	if err != nil {
+		return err
+	}
+	_, err = s.run(ctx, c, func(ctx context.Context) (any, error) { return nil, s.relaySubscribe(ctx, session, uri) })
+	return err
+}
+
+// resourceCall routes uri to its upstream and makes the gated call of kind
+// resource on it, with args (the uri among them).
+func (s *Server) resourceCall(ctx context.Context, uri string, args map[string]any, meta *mcpgo.Meta, modelHeader string) (toolgate.Call, error) {
 	route, err := s.o.Surface.RouteResource(uri)
 	if err != nil {
-		return fmt.Errorf("toolgate: %w", err)
+		return toolgate.Call{}, fmt.Errorf("toolgate: %w", err)
 	}
 	name := route.Name
 	if name == "" {
 		name = uri
 	}
-	c := s.newCall(ctx, toolgate.KindResource, route.Server, name, route.Exposed, map[string]any{"uri": uri, "subscribe": true}, nil, "")
-	_, err = s.run(ctx, c, func(ctx context.Context) (any, error) { return nil, s.relaySubscribe(ctx, session, uri) })
-	return err
+	return s.newCall(ctx, toolgate.KindResource, route.Server, name, route.Exposed, args, meta, modelHeader), nil
 }
 
 // relaySubscribe records that session subscribed to uri; the catalog
