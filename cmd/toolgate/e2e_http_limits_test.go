@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/toolgate/toolgate/audit"
 )
 
 // TestServeHTTPSessionCap: with per-user tokens, a user at
@@ -24,14 +22,7 @@ func TestServeHTTPSessionCap(t *testing.T) {
 	t.Parallel()
 	cfg, db := upstreamConfigDB(t, "http: {tokens: true, max_sessions_per_principal: 2}\n")
 	cfg = writeConfig(t, cfg)
-	newToken := func(user string) string {
-		tok := strings.TrimSpace(rvCLI(t, nil, "tokens", "create", "--db", db, "--user", user))
-		if !strings.HasPrefix(tok, audit.TokenPrefix) {
-			t.Fatalf("tokens create printed %q", tok)
-		}
-		return tok
-	}
-	alice, bob := newToken("alice"), newToken("bob")
+	alice, bob := createToken(t, db, "alice"), createToken(t, db, "bob")
 	g := startHTTPProc(t, cfg)
 	mcpURL := g.base + "/mcp"
 	as := func(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }

@@ -37,13 +37,36 @@ rules:
 // idClient connects to /mcp presenting bearer.
 func idClient(t *testing.T, base, bearer string) *client.Client {
 	t.Helper()
-	tr, err := transport.NewStreamableHTTP(base+"/mcp", transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + bearer}),
-		transport.WithHTTPLogger(slog.New(slog.DiscardHandler)))
+	c, _ := bearerClient(t, base, bearer, false)
+	return c
+}
+
+// bearerClient connects to the HTTP toolgate at base with the bearer
+// credential; listen keeps a stream open for what the server sends
+// unasked (notifications, an upstream's questions).
+func bearerClient(t *testing.T, base, bearer string, listen bool, opts ...client.ClientOption) (*client.Client, *notes) {
+	t.Helper()
+	topts := []transport.StreamableHTTPCOption{transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + bearer}),
+		transport.WithHTTPLogger(slog.New(slog.DiscardHandler))}
+	if listen {
+		topts = append(topts, transport.WithContinuousListening())
+	}
+	tr, err := transport.NewStreamableHTTP(base+"/mcp", topts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, _ := connect(t, tr)
-	return c
+	return connect(t, tr, opts...)
+}
+
+// createToken makes an agent token for user in the audit log db (flags:
+// more of tokens create's, such as --group G or --review).
+func createToken(t *testing.T, db, user string, flags ...string) string {
+	t.Helper()
+	tok := strings.TrimSpace(rvCLI(t, nil, append([]string{"tokens", "create", "--db", db, "--user", user}, flags...)...))
+	if !strings.HasPrefix(tok, audit.TokenPrefix) {
+		t.Fatalf("tokens create printed %q", tok)
+	}
+	return tok
 }
 
 func idCall(t *testing.T, c *client.Client, name string) (text string, isError bool) {
@@ -112,15 +135,11 @@ review: {channels: [cli], timeout: 60s}
 
 	// Tokens are made before the server first opens the DB.
 	newToken := func(user string, groups ...string) string {
-		args := []string{"tokens", "create", "--db", db, "--user", user}
+		var flags []string
 		for _, g := range groups {
-			args = append(args, "--group", g)
+			flags = append(flags, "--group", g)
 		}
-		tok := strings.TrimSpace(rvCLI(t, nil, args...))
-		if !strings.HasPrefix(tok, audit.TokenPrefix) {
-			t.Fatalf("tokens create printed %q", tok)
-		}
-		return tok
+		return createToken(t, db, user, flags...)
 	}
 	alice, bob, carol := newToken("alice", "oncall"), newToken("bob", "dev"), newToken("carol", "oncall")
 	me := reviewAccount(os.Getuid()) // the OS account that runs `toolgate review`

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -11,10 +10,8 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
-	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/toolgatetest"
 )
 
@@ -31,44 +28,18 @@ func TestServeQuestionOfATimedOutCallReachesNoOtherAgent(t *testing.T) {
 	rules := writeFile(t, dir, "rules.yaml", "version: 1\ndefault: allow\nrules: []\n")
 	cfg := writeConfig(t, fmt.Sprintf("servers:\n  up: {command: %q, timeout: 500ms}\n"+
 		"workspace: {enabled: false}\nrules: {file: %q}\naudit: {path: %q}\nhttp:\n  tokens: true\n", upstreamBin, rules, db))
-	token := func(user string) string {
-		tok := strings.TrimSpace(rvCLI(t, nil, "tokens", "create", "--db", db, "--user", user))
-		if !strings.HasPrefix(tok, audit.TokenPrefix) {
-			t.Fatalf("tokens create printed %q", tok)
-		}
-		return tok
-	}
-	aliceTok, bobTok := token("alice"), token("bob")
+	aliceTok, bobTok := createToken(t, db, "alice"), createToken(t, db, "bob")
 	g := startHTTPProc(t, cfg)
 	session := func(bearer string) (*client.Client, userAnswers) {
 		user := userAnswers{asked: make(chan string, 16)}
-		tr, err := transport.NewStreamableHTTP(g.base+"/mcp", transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + bearer}),
-			transport.WithContinuousListening(), transport.WithHTTPLogger(slog.New(slog.DiscardHandler)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, _ := connect(t, tr, client.WithElicitationHandler(user))
+		c, _ := bearerClient(t, g.base, bearer, true, client.WithElicitationHandler(user))
 		return c, user
 	}
 	alice, aliceUser := session(aliceTok)
 	bob, bobUser := session(bobTok)
 
 	// Bob's calls, back to back, each within the timeout.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			_, _ = callTool(ctx, bob, "up__slow", map[string]any{"seconds": 0.3, "steps": 1}, "")
-			cancel()
-		}
-	})
-	defer func() { close(stop); wg.Wait() }()
+	defer backToBack(bob, 0.3)()
 	time.Sleep(100 * time.Millisecond)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -104,23 +75,9 @@ func TestServeLogMessagesOfAnAnsweredCallStayWithTheirPrincipal(t *testing.T) {
 	rules := writeFile(t, dir, "rules.yaml", "version: 1\ndefault: allow\nrules: []\n")
 	cfg := writeConfig(t, fmt.Sprintf("servers:\n  up: {command: %q, args: [--logging]}\n"+
 		"workspace: {enabled: false}\nrules: {file: %q}\naudit: {path: %q}\nhttp:\n  tokens: true\n", upstreamBin, rules, db))
-	token := func(user string) string {
-		tok := strings.TrimSpace(rvCLI(t, nil, "tokens", "create", "--db", db, "--user", user))
-		if !strings.HasPrefix(tok, audit.TokenPrefix) {
-			t.Fatalf("tokens create printed %q", tok)
-		}
-		return tok
-	}
-	aliceTok, bobTok := token("alice"), token("bob")
+	aliceTok, bobTok := createToken(t, db, "alice"), createToken(t, db, "bob")
 	base := startHTTP(t, cfg)
-	session := func(bearer string) (*client.Client, *notes) {
-		tr, err := transport.NewStreamableHTTP(base+"/mcp", transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + bearer}),
-			transport.WithContinuousListening(), transport.WithHTTPLogger(slog.New(slog.DiscardHandler)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return connect(t, tr)
-	}
+	session := func(bearer string) (*client.Client, *notes) { return bearerClient(t, base, bearer, true) }
 	alice, _ := session(aliceTok)
 	bob, _ := session(bobTok)
 	bobLog, bobLines := session(bobTok)
@@ -132,36 +89,42 @@ func TestServeLogMessagesOfAnAnsweredCallStayWithTheirPrincipal(t *testing.T) {
 		t.Fatalf("logging/setLevel: %v", err)
 	}
 
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			_, _ = callTool(ctx, bob, "up__slow", map[string]any{"seconds": 0.05, "steps": 1}, "")
-		}
-	})
+	stopBob := backToBack(bob, 0.05)
 	for i := range 40 {
 		text := fmt.Sprintf("alice's secret %d", i)
 		if out := mustCall(t, alice, "up__say", map[string]any{"text": text, "quick": true}); out != "said "+text {
 			t.Fatalf("say %q: %s", text, out)
 		}
 	}
-	close(stop)
-	wg.Wait()
+	stopBob()
 	time.Sleep(500 * time.Millisecond) // lines still on their way
-	bobLines.mu.Lock()
-	defer bobLines.mu.Unlock()
 	n := 0
-	for _, x := range bobLines.all {
-		if x.Method == string(mcp.MethodNotificationMessage) && strings.Contains(fmt.Sprint(x.Params.AdditionalFields["data"]), "alice") {
+	for _, l := range bobLines.logLines() {
+		if strings.Contains(l, "alice") {
 			n++
 		}
 	}
 	if n > 0 {
 		t.Errorf("bob's log session got %d of alice's 40 lines", n)
 	}
+}
+
+// backToBack makes c call up__slow for seconds, again and again, until
+// the returned func is called (it returns once the last call ended).
+func backToBack(c *client.Client, seconds float64) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, _ = callTool(ctx, c, "up__slow", map[string]any{"seconds": seconds, "steps": 1}, "")
+			cancel()
+		}
+	})
+	return func() { close(done); wg.Wait() }
 }

@@ -3,18 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
-	"github.com/toolgate/toolgate/audit"
 	"github.com/toolgate/toolgate/toolgatetest"
 	"github.com/toolgate/toolgate/tools"
 )
@@ -30,24 +26,10 @@ func TestServeLogMessagesStayWithTheirPrincipal(t *testing.T) {
 	rules := writeFile(t, dir, "rules.yaml", "version: 1\ndefault: allow\nrules: []\n")
 	cfg := writeConfig(t, fmt.Sprintf("servers:\n  up: {command: %q, args: [--logging]}\n"+
 		"workspace: {enabled: false}\nrules: {file: %q}\naudit: {path: %q}\nhttp:\n  tokens: true\n", upstreamBin, rules, db))
-	token := func(user string) string {
-		tok := strings.TrimSpace(rvCLI(t, nil, "tokens", "create", "--db", db, "--user", user))
-		if !strings.HasPrefix(tok, audit.TokenPrefix) {
-			t.Fatalf("tokens create printed %q", tok)
-		}
-		return tok
-	}
-	alice, bob := token("alice"), token("bob")
+	alice, bob := createToken(t, db, "alice"), createToken(t, db, "bob")
 	base := startHTTP(t, cfg)
 
-	session := func(bearer string) (*client.Client, *notes) {
-		tr, err := transport.NewStreamableHTTP(base+"/mcp", transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + bearer}),
-			transport.WithContinuousListening(), transport.WithHTTPLogger(slog.New(slog.DiscardHandler)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return connect(t, tr)
-	}
+	session := func(bearer string) (*client.Client, *notes) { return bearerClient(t, base, bearer, true) }
 	// Each person calls in one session and reads the log in another, as
 	// a client whose log view has a connection of its own does.
 	callA, _ := session(alice)
@@ -63,23 +45,12 @@ func TestServeLogMessagesStayWithTheirPrincipal(t *testing.T) {
 			t.Fatalf("logging/setLevel: %v", err)
 		}
 	}
-	lines := func(n *notes) []string {
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		var out []string
-		for _, x := range n.all {
-			if x.Method == string(mcp.MethodNotificationMessage) {
-				out = append(out, fmt.Sprint(x.Params.AdditionalFields["data"]))
-			}
-		}
-		return out
-	}
 	say := func(c *client.Client, n *notes, text string) {
 		t.Helper()
 		if out := mustCall(t, c, "up__say", map[string]any{"text": text}); out != "said "+text {
 			t.Fatalf("say %q: %s", text, out)
 		}
-		toolgatetest.EventuallyWithin(t, "the line of "+text, 20*time.Second, func() bool { return slices.Contains(lines(n), "working on "+text) })
+		toolgatetest.EventuallyWithin(t, "the line of "+text, 20*time.Second, func() bool { return slices.Contains(n.logLines(), "working on "+text) })
 	}
 
 	say(callA, inA, "alice's ledger.xlsx")
@@ -88,10 +59,10 @@ func TestServeLogMessagesStayWithTheirPrincipal(t *testing.T) {
 	time.Sleep(tools.AnsweredGrace)
 	// bob's own line comes over the stream alice's would have.
 	say(callB, inB, "bob's query")
-	if got := lines(inB); !slices.Equal(got, []string{"working on bob's query"}) {
+	if got := inB.logLines(); !slices.Equal(got, []string{"working on bob's query"}) {
 		t.Errorf("bob's log session got %q; want his own line alone", got)
 	}
-	if got := lines(inA); !slices.Equal(got, []string{"working on alice's ledger.xlsx"}) {
+	if got := inA.logLines(); !slices.Equal(got, []string{"working on alice's ledger.xlsx"}) {
 		t.Errorf("alice's log session got %q; want her own line alone", got)
 	}
 }

@@ -104,6 +104,19 @@ func (n *notes) count(method string) int {
 	return c
 }
 
+// logLines are the data of the log messages (notifications/message) got.
+func (n *notes) logLines() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []string
+	for _, x := range n.all {
+		if x.Method == string(mcp.MethodNotificationMessage) {
+			out = append(out, fmt.Sprint(x.Params.AdditionalFields["data"]))
+		}
+	}
+	return out
+}
+
 func (n *notes) progress(token string) []float64 {
 	var out []float64
 	for _, v := range n.progressField(token, "progress") {
