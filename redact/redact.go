@@ -616,14 +616,9 @@ func jwsSignatureEnd(s string, i int, header, payload string) int {
 	urlSafe := strings.ContainsAny(header, "-_") || strings.ContainsAny(payload, "-_") || strings.ContainsAny(s[i:e], "-_")
 	std := strings.ContainsAny(header, "+/=") || strings.ContainsAny(payload, "+/=")
 	if e < len(s) && (s[e] == '+' || s[e] == '/') && !urlSafe && (std || e-i < jwtSignatureMin && !isWord(s[i:e])) {
-		for e < len(s) && (isBase64URL(s[e]) || s[e] == '+' || s[e] == '/') {
-			e++
-		}
+		return b64Run(s, e)
 	}
-	for k := 0; k < 2 && e < len(s) && s[e] == '='; k++ {
-		e++
-	}
-	return e
+	return padded(s, e)
 }
 
 // isWord reports whether w is two letters or more, as a top-level domain
@@ -648,6 +643,11 @@ func b64Run(s string, i int) int {
 	for i < len(s) && (isBase64URL(s[i]) || s[i] == '+' || s[i] == '/') {
 		i++
 	}
+	return padded(s, i)
+}
+
+// padded is the end of up to two "=" of base64 padding at i.
+func padded(s string, i int) int {
 	for k := 0; k < 2 && i < len(s) && s[i] == '='; k++ {
 		i++
 	}
