@@ -77,6 +77,13 @@ type answeredBy struct {
 	until time.Time
 }
 
+// answerKey keys conn.lastAnswer: one entry per principal (Principal.Same)
+// and one for toolgate's own requests.
+type answerKey struct {
+	auth, user string
+	own        bool
+}
+
 // maxAnswered is how many principals' answers a connection remembers
 // before it drops those whose grace is over.
 const maxAnswered = 64
@@ -184,12 +191,12 @@ func (f flight) land(answered bool) {
 // c.flightMu is held.
 func (c *conn) noteAnswered(g inflight, now time.Time) {
 	p, agent := agentPrincipal(g)
-	key := "\x00own"
+	key := answerKey{own: true}
 	if agent {
-		key = string(p.Auth) + "\x00" + p.User
+		key = answerKey{auth: p.Auth, user: p.User}
 	}
 	if c.lastAnswer == nil {
-		c.lastAnswer = map[string]answeredBy{}
+		c.lastAnswer = map[answerKey]answeredBy{}
 	}
 	if len(c.lastAnswer) >= maxAnswered {
 		for k, a := range c.lastAnswer {

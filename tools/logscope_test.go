@@ -145,20 +145,24 @@ func TestLogAudienceEnded(t *testing.T) {
 }
 
 // TestTrackAllocates: tracking and ending a call, on every forwarded
-// request, allocates nothing once the set has room.
+// request, toolgate's own or an agent's, allocates nothing once the set
+// has room.
 func TestTrackAllocates(t *testing.T) {
-	k := newFakeClock()
-	c := clocked(k, 0)
-	ctx := context.Background()
-	call := &toolgate.Call{Tool: "t"}
-	run := func() {
-		c.track(ctx, call).land(true)
-		k.add(AnsweredGrace)
-	}
-	for range 10 {
-		run()
-	}
-	if n := testing.AllocsPerRun(100, run); n != 0 {
-		t.Errorf("track and land: %v allocations, want 0", n)
+	alice := toolgate.Principal{User: "alice", Auth: toolgate.AuthToken}
+	agent := toolgate.WithPrincipal(server.NewMCPServer("x", "1").WithContext(context.Background(), &agentSession{id: "a"}), alice)
+	for name, ctx := range map[string]context.Context{"own": context.Background(), "agent": agent} {
+		k := newFakeClock()
+		c := clocked(k, 0)
+		call := &toolgate.Call{Tool: "t", Principal: alice}
+		run := func() {
+			c.track(ctx, call).land(true)
+			k.add(AnsweredGrace)
+		}
+		for range 10 {
+			run()
+		}
+		if n := testing.AllocsPerRun(100, run); n != 0 {
+			t.Errorf("%s: track and land: %v allocations, want 0", name, n)
+		}
 	}
 }

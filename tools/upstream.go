@@ -100,7 +100,7 @@ type conn struct {
 	flights     map[uint64]inflight
 	flightEnded int
 	flightSweep time.Time
-	lastAnswer  map[string]answeredBy
+	lastAnswer  map[answerKey]answeredBy
 	// linger is the upstream's call timeout, the base of how long a
 	// request given up on stays in flights (lingerTime).
 	linger time.Duration
