@@ -261,12 +261,12 @@ func (h *Handler) sessionGrant(ctx context.Context, id string) (time.Duration, e
 
 // flash shows msg on the reviews page the browser is sent back to.
 func (h *Handler) flash(w http.ResponseWriter, r *http.Request, v viewer, msg string) {
-	h.sessions.setFlash(v.s, flash{text: msg})
-	http.Redirect(w, r, Prefix+"reviews", http.StatusSeeOther)
+	h.answered(w, r, v, msg, "")
 }
 
 // answered is flash for an answer that closed review id (counted, or the
-// review was closed already): the page's script closes it in place.
+// review was closed already; "" for none): the page's script closes it in
+// place.
 func (h *Handler) answered(w http.ResponseWriter, r *http.Request, v viewer, msg, id string) {
 	h.sessions.setFlash(v.s, flash{text: msg, closed: id})
 	http.Redirect(w, r, Prefix+"reviews", http.StatusSeeOther)
