@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -69,6 +70,19 @@ type fixture struct {
 	gate *recordingGate
 	srv  *Server
 	url  string
+	// relayed is what the catalog handed the server to notify, in order.
+	relayed struct {
+		sync.Mutex
+		ns []tools.Notification
+	}
+}
+
+// wasRelayed reports whether the catalog handed the server a notification
+// whose data is data.
+func (f *fixture) wasRelayed(data string) bool {
+	f.relayed.Lock()
+	defer f.relayed.Unlock()
+	return slices.ContainsFunc(f.relayed.ns, func(n tools.Notification) bool { return n.Params["data"] == data })
 }
 
 func newFixture(t *testing.T, o HTTPOptions) *fixture {

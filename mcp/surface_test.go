@@ -78,7 +78,12 @@ func newSurfaceFixtureHTTP(t *testing.T, g Gate, o HTTPOptions) (*fixture, chan 
 	f.cat, err = tools.New(tools.Options{
 		Upstreams: []tools.Upstream{{Name: "up", Server: f.up}},
 		OnChange:  func() { f.srv.SyncSoon() },
-		Notify:    func(n tools.Notification) { f.srv.Notify(n) },
+		Notify: func(n tools.Notification) {
+			f.relayed.Lock()
+			f.relayed.ns = append(f.relayed.ns, n)
+			f.relayed.Unlock()
+			f.srv.Notify(n)
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -384,6 +389,9 @@ func TestLogMessagesStayWithTheirPrincipal(t *testing.T) {
 	// AnsweredGrace), the upstream having served both, is no one's.
 	time.Sleep(tools.AnsweredGrace)
 	f.up.SendNotificationToAllClients(string(mcpgo.MethodNotificationMessage), map[string]any{"level": "error", "data": "background"})
+	// The upstream sends it from a goroutine: a line that reached the
+	// catalog only once alice's next call was in flight would be hers.
+	toolgatetest.Eventually(t, "the background line through the catalog", func() bool { return f.wasRelayed("background") })
 	say(a, "more")
 	toolgatetest.Eventually(t, "alice's second line", has(inA, "working on more"))
 	time.Sleep(tools.AnsweredGrace)
