@@ -148,7 +148,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	})
 	fs.StringVar(&o.text, "text", "hello, toolgate", "the echo tool's argument")
 	fs.BoolVar(&o.check, "check", false, "exit 1 if an aim is missed")
-	if err := fs.Parse(args); err != nil {
+	err := fs.Parse(args)
+	if err != nil {
 		return err
 	}
 	for _, s := range strings.Split(*concs, ",") {
@@ -163,6 +164,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if o.server != "go" && o.server != "everything" {
 		return fmt.Errorf("-server %q: want go or everything", o.server)
+	}
+	// The sides run their upstream from directories of their own, so a
+	// binary named relative to here is named from the root.
+	for _, bin := range []*string{&o.toolgate, &o.plain, &o.upstream} {
+		if *bin != "" {
+			if *bin, err = filepath.Abs(*bin); err != nil {
+				return err
+			}
+		}
+	}
+	for i := range o.alts {
+		if o.alts[i].bin, err = filepath.Abs(o.alts[i].bin); err != nil {
+			return err
+		}
 	}
 
 	dir, err := os.MkdirTemp("", "tgbench")
