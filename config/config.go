@@ -37,6 +37,10 @@ const (
 	// HTTP sessions, of everyone and of one principal.
 	DefaultMaxSessions             = 4096
 	DefaultMaxSessionsPerPrincipal = 64
+	// DefaultMaxRequestsPerPrincipal caps one principal's HTTP requests in
+	// flight, DefaultMaxRequestValues the values in one request.
+	DefaultMaxRequestsPerPrincipal = 32
+	DefaultMaxRequestValues        = 20000
 	// DefaultConnIdle closes an HTTP keep-alive connection with no request
 	// for this long.
 	DefaultConnIdle = 2 * time.Minute
@@ -257,6 +261,11 @@ type HTTP struct {
 	// MaxSessionsPerPrincipal those of one principal (default 64; 429).
 	// A session ends with DELETE or SessionIdle.
 	MaxSessions, MaxSessionsPerPrincipal int
+	// MaxRequestsPerPrincipal caps the requests one principal has in
+	// flight over HTTP (default 32; 429 beyond), and MaxRequestValues the
+	// object members and array elements of one request (default 20000;
+	// 413 beyond).
+	MaxRequestsPerPrincipal, MaxRequestValues int
 	// ConnIdle closes a keep-alive connection that has had no request for
 	// this long (default 2m).
 	ConnIdle time.Duration
@@ -565,6 +574,12 @@ func (c *Config) applyDefaults(workspaceEnabled *bool) {
 	}
 	if c.HTTP.MaxSessionsPerPrincipal == 0 {
 		c.HTTP.MaxSessionsPerPrincipal = DefaultMaxSessionsPerPrincipal
+	}
+	if c.HTTP.MaxRequestsPerPrincipal == 0 {
+		c.HTTP.MaxRequestsPerPrincipal = DefaultMaxRequestsPerPrincipal
+	}
+	if c.HTTP.MaxRequestValues == 0 {
+		c.HTTP.MaxRequestValues = DefaultMaxRequestValues
 	}
 	if c.HTTP.ConnIdle == 0 {
 		c.HTTP.ConnIdle = DefaultConnIdle

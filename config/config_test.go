@@ -31,7 +31,8 @@ naming: {separator: "-"}
 workspace: {root: /work, command_timeout: 10s}
 model: {name: claude, version: "4"}
 http: {auth_token_env: MY_TOKEN, allowed_origins: ["http://localhost:3000"], max_request_bytes: 1024, session_idle: 10m,
-  max_sessions: 100, max_sessions_per_principal: 8, conn_idle: 30s, body_timeout: 5s, max_connections: 500}
+  max_sessions: 100, max_sessions_per_principal: 8, max_requests_per_principal: 9, max_request_values: 99,
+  conn_idle: 30s, body_timeout: 5s, max_connections: 500}
 rules: {file: rules.yaml}
 audit: {path: /var/audit.db, redact_keys: [password]}
 review:
@@ -70,6 +71,8 @@ review:
 		"idle":        {cfg.HTTP.SessionIdle, 10 * time.Minute},
 		"sessions":    {cfg.HTTP.MaxSessions, 100},
 		"per user":    {cfg.HTTP.MaxSessionsPerPrincipal, 8},
+		"in flight":   {cfg.HTTP.MaxRequestsPerPrincipal, 9},
+		"values":      {cfg.HTTP.MaxRequestValues, 99},
 		"conn idle":   {cfg.HTTP.ConnIdle, 30 * time.Second},
 		"body":        {cfg.HTTP.BodyTimeout, 5 * time.Second},
 		"conns":       {cfg.HTTP.MaxConnections, 500},
@@ -125,7 +128,8 @@ func TestDefaults(t *testing.T) {
 		}
 		if !cfg.Workspace.Enabled || cfg.Naming.Separator != "__" || cfg.HTTP.MaxRequestBytes != 4<<20 || cfg.HTTP.SessionIdle != 30*time.Minute ||
 			cfg.HTTP.MaxSessions != 4096 || cfg.HTTP.MaxSessionsPerPrincipal != 64 || cfg.HTTP.ConnIdle != 2*time.Minute ||
-			cfg.HTTP.BodyTimeout != time.Minute || cfg.HTTP.MaxConnections != 0 {
+			cfg.HTTP.BodyTimeout != time.Minute || cfg.HTTP.MaxConnections != 0 ||
+			cfg.HTTP.MaxRequestsPerPrincipal != 32 || cfg.HTTP.MaxRequestValues != 20000 {
 			t.Errorf("%s: defaults not applied: %+v", name, cfg)
 		}
 	}
@@ -150,7 +154,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown key with suggestion", "servers:\n  fs:\n    comand: npx\n",
 			[]string{`c.yaml:3:5: unknown key "comand" in server "fs" (did you mean "command"?)`}},
 		{"unknown top-level key", "sevrers: {}\n", []string{`c.yaml:1:1: unknown key "sevrers" in the config (did you mean "servers"?)`}},
-		{"far unknown key lists known", "http: {zzzzzzzzzz: 1}\n", []string{`c.yaml:1:8: unknown key "zzzzzzzzzz" in http (known keys: allowed_origins, auth_token_env, auth_token_file, body_timeout, conn_idle, max_connections, max_request_bytes, max_sessions, max_sessions_per_principal, oidc, reviewer_token_env, reviewer_token_file, reviewer_user, reviewers, session_idle, shared_user, tokens)`}},
+		{"far unknown key lists known", "http: {zzzzzzzzzz: 1}\n", []string{`c.yaml:1:8: unknown key "zzzzzzzzzz" in http (known keys: allowed_origins, auth_token_env, auth_token_file, body_timeout, conn_idle, max_connections, max_request_bytes, max_request_values, max_requests_per_principal, max_sessions, max_sessions_per_principal, oidc, reviewer_token_env, reviewer_token_file, reviewer_user, reviewers, session_idle, shared_user, tokens)`}},
 		{"bad duration", "servers:\n  a: {command: x, timeout: 5 minutes}\n", []string{`c.yaml:2:28: invalid duration "5 minutes"`}},
 		{"unitless duration", "review: {timeout: 30}\n", []string{`c.yaml:1:19: duration 30 has no unit`}},
 		{"negative duration", "workspace: {command_timeout: -1s}\n", []string{`c.yaml:1:30: duration "-1s" must be positive`}},

@@ -667,9 +667,13 @@ func (d *decoder) http(h *HTTP, v *yaml.Node) {
 		"max_sessions_per_principal": func(_, v *yaml.Node) {
 			h.MaxSessionsPerPrincipal = int(d.positiveInt(v))
 		},
-		"conn_idle":       func(_, v *yaml.Node) { h.ConnIdle = d.duration(v) },
-		"body_timeout":    func(_, v *yaml.Node) { h.BodyTimeout = d.duration(v) },
-		"max_connections": func(_, v *yaml.Node) { h.MaxConnections = int(d.positiveInt(v)) },
+		"max_requests_per_principal": func(_, v *yaml.Node) {
+			h.MaxRequestsPerPrincipal = int(d.positiveInt(v))
+		},
+		"max_request_values": func(_, v *yaml.Node) { h.MaxRequestValues = int(d.positiveInt(v)) },
+		"conn_idle":          func(_, v *yaml.Node) { h.ConnIdle = d.duration(v) },
+		"body_timeout":       func(_, v *yaml.Node) { h.BodyTimeout = d.duration(v) },
+		"max_connections":    func(_, v *yaml.Node) { h.MaxConnections = int(d.positiveInt(v)) },
 	}
 	check := d.secret(handlers, "http", "auth_token", &h.AuthTokenEnv, &h.AuthTokenFile)
 	checkReviewer := d.secret(handlers, "http", "reviewer_token", &h.ReviewerTokenEnv, &h.ReviewerTokenFile)

@@ -17,7 +17,8 @@
 //	workspace: {enabled: true, root: ".", command_timeout: 30s}
 //	model: {name: "", version: ""}
 //	http: {auth_token_env: TOOLGATE_AUTH_TOKEN, allowed_origins: ["http://localhost"], max_request_bytes: 4194304, session_idle: 30m,
-//	       max_sessions: 4096, max_sessions_per_principal: 64, conn_idle: 2m, body_timeout: 1m, max_connections: 0}
+//	       max_sessions: 4096, max_sessions_per_principal: 64, max_requests_per_principal: 32, max_request_values: 20000,
+//	       conn_idle: 2m, body_timeout: 1m, max_connections: 0}
 //	rules: {file: "", label: ""}
 //	audit: {path: "", redact_keys: [], checkpoint: {key_file: "", interval: 10m, publish: []}}
 //	# or, shared by replicas: audit: {driver: postgres, dsn: "postgres://toolgate@db:5432/toolgate", password_env: PGPASSWORD, lease_ttl: 30s}

@@ -89,6 +89,13 @@ type HTTPOptions struct {
 	// beyond it gets 429, saying to end a session (DELETE) or wait for one
 	// to idle out. 0 means DefaultMaxSessionsPerPrincipal.
 	MaxSessionsPerPrincipal int
+	// MaxRequestsPerPrincipal caps the POSTs one principal has in flight,
+	// from their headers to their answer; one beyond gets 429 and its
+	// connection is closed. 0 means DefaultMaxRequestsPerPrincipal.
+	MaxRequestsPerPrincipal int
+	// MaxRequestValues caps the object members and array elements of a
+	// request body (413 beyond). 0 means DefaultMaxRequestValues.
+	MaxRequestValues int
 	// Now is the clock for SessionIdle; nil means time.Now.
 	Now func() time.Time
 }
@@ -122,6 +129,12 @@ func (s *Server) HTTPHandler(o HTTPOptions) *HTTPHandler {
 	}
 	if o.MaxSessionsPerPrincipal <= 0 {
 		o.MaxSessionsPerPrincipal = DefaultMaxSessionsPerPrincipal
+	}
+	if o.MaxRequestsPerPrincipal <= 0 {
+		o.MaxRequestsPerPrincipal = DefaultMaxRequestsPerPrincipal
+	}
+	if o.MaxRequestValues <= 0 {
+		o.MaxRequestValues = DefaultMaxRequestValues
 	}
 	h := &HTTPHandler{
 		sessions: &sessionTable{idle: o.SessionIdle, now: o.Now, live: map[string]*sessionUse{}},
@@ -484,8 +497,11 @@ func (t *sessionTable) expire() []string {
 }
 
 // guard wraps next with, in order: Origin check (cheapest, and a browser
-// attack must not learn whether a token is right), bearer auth, body limit.
+// attack must not learn whether a token is right), bearer auth, the
+// principal's requests in flight (before the body, which a peer may send
+// slowly), body limits.
 func guard(o HTTPOptions, log *slog.Logger, next http.Handler) http.Handler {
+	load := newRequestLoad(o.MaxRequestsPerPrincipal)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if origin := r.Header.Get("Origin"); origin != "" && !originAllowed(origin, o.AllowedOrigins) {
 			log.Warn("http request refused: origin not allowed", "origin", origin, "remote", r.RemoteAddr)
@@ -497,10 +513,21 @@ func guard(o HTTPOptions, log *slog.Logger, next http.Handler) http.Handler {
 			if err != nil {
 				log.Warn("http request refused: bad or missing bearer credential", "remote", r.RemoteAddr, "err", err)
 				w.Header().Set("WWW-Authenticate", `Bearer realm="toolgate"`)
+				w.Header().Set("Connection", "close")
 				http.Error(w, "unauthorized", http.StatusUnauthorized)
 				return
 			}
 			r = r.WithContext(toolgate.WithPrincipal(r.Context(), p))
+		}
+		if r.Method == http.MethodPost {
+			p := toolgate.PrincipalFrom(r.Context())
+			key := ownerKey(p)
+			ok, first := load.enter(key)
+			if !ok {
+				load.refuseBusy(log, w, r, p, first)
+				return
+			}
+			defer load.leave(key)
 		}
 		if r.Body != nil && r.Method == http.MethodPost {
 			if r.ContentLength > o.MaxRequestBytes {
@@ -520,6 +547,11 @@ func guard(o HTTPOptions, log *slog.Logger, next http.Handler) http.Handler {
 			}
 			if int64(len(body)) > o.MaxRequestBytes {
 				http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+				return
+			}
+			if _, over := countValues(body, o.MaxRequestValues); over {
+				http.Error(w, fmt.Sprintf("request body has more than %d object members and array elements", o.MaxRequestValues),
+					http.StatusRequestEntityTooLarge)
 				return
 			}
 			r.Body = requestBody{Reader: bytes.NewReader(body), data: body}

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // TestServeHTTPSessionCap: with per-user tokens, a user at
@@ -213,5 +215,65 @@ func TestServeHTTPConnLimits(t *testing.T) {
 		if closed := closed.Load(); closed != 1 {
 			t.Errorf("%d of the %d idle connections were closed for the agent's, want 1", closed, max)
 		}
+	})
+}
+
+// TestServeHTTPRequestCap: a user holding http.max_requests_per_principal
+// POSTs in flight (bodies sent slowly) gets 429 for one more, on a
+// connection then closed, while another user is served; her slots come
+// back when her requests end. A body with more values than
+// http.max_request_values gets 413 before anything decodes it.
+func TestServeHTTPRequestCap(t *testing.T) {
+	t.Parallel()
+	cfg, db := upstreamConfigDB(t, "http: {tokens: true, max_requests_per_principal: 3, max_request_values: 50}\n")
+	cfg = writeConfig(t, cfg)
+	alice, bob := createToken(t, db, "alice"), createToken(t, db, "bob")
+	g := startHTTPProc(t, cfg)
+	mcpURL := g.base + "/mcp"
+	as := func(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
+
+	// Alice's three requests: headers complete, the body never.
+	held := make([]*rawConn, 3)
+	for i := range held {
+		held[i] = dialRaw(t, g.base)
+		if _, err := fmt.Fprintf(held[i], "POST /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{", alice); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The server takes a slot once it has read a request's headers, which
+	// the client cannot see: retry until the fourth is refused (bounded).
+	var out string
+	toolgatetest.Eventually(t, "alice's fourth request refused", func() bool {
+		c := dialRaw(t, g.base)
+		if _, err := fmt.Fprintf(c, "POST /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", alice, len(initBody), initBody); err != nil {
+			t.Fatal(err)
+		}
+		var closed bool
+		out, closed = c.closedByServer(t)
+		return closed && strings.HasPrefix(out, "HTTP/1.1 429 ")
+	})
+	if !strings.Contains(out, "too many requests in flight for alice (3)") || !strings.Contains(out, "Retry-After: 1") {
+		t.Fatalf("alice's refusal: %q", out)
+	}
+	if resp, body := post(t, mcpURL, initBody, as(bob)); resp.StatusCode != http.StatusOK {
+		t.Fatalf("bob's initialize while alice holds her requests: %d %s", resp.StatusCode, body)
+	}
+	if n := strings.Count(g.stderr.String(), "the principal's requests in flight are at the cap"); n != 1 {
+		t.Errorf("alice's refusals logged %d times, want once:\n%s", n, g.stderr.String())
+	}
+
+	many := `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"up__echo","arguments":{"text":"x"},"_meta":{` +
+		strings.Repeat(`"k":1,`, 50) + `"last":1}}}`
+	if resp, body := post(t, mcpURL, many, as(bob)); resp.StatusCode != http.StatusRequestEntityTooLarge ||
+		!strings.Contains(body, "more than 50 object members and array elements") {
+		t.Fatalf("a body of 55 values: %d %s", resp.StatusCode, body)
+	}
+
+	for _, c := range held {
+		c.Close()
+	}
+	toolgatetest.Eventually(t, "alice served once her held requests end", func() bool {
+		resp, _ := post(t, mcpURL, initBody, as(alice))
+		return resp.StatusCode == http.StatusOK
 	})
 }

@@ -227,7 +227,8 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 		return fmt.Errorf("serve: %w", err)
 	}
 	hopts := mcp.HTTPOptions{AllowedOrigins: cfg.HTTP.AllowedOrigins, MaxRequestBytes: cfg.HTTP.MaxRequestBytes, SessionIdle: cfg.HTTP.SessionIdle,
-		MaxSessions: cfg.HTTP.MaxSessions, MaxSessionsPerPrincipal: cfg.HTTP.MaxSessionsPerPrincipal}
+		MaxSessions: cfg.HTTP.MaxSessions, MaxSessionsPerPrincipal: cfg.HTTP.MaxSessionsPerPrincipal,
+		MaxRequestsPerPrincipal: cfg.HTTP.MaxRequestsPerPrincipal, MaxRequestValues: cfg.HTTP.MaxRequestValues}
 	if !chain.Empty() {
 		hopts.Auth = chain
 	}

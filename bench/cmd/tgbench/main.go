@@ -745,7 +745,9 @@ func writeConfig(dir, server, rulesFile, dbPath string) (string, error) {
 	if audit.IsPostgres(dbPath) {
 		auditYAML = fmt.Sprintf("{driver: postgres, dsn: %q}", dbPath)
 	}
-	body := fmt.Sprintf("servers:\n  %s\nworkspace: {enabled: false}\nrules: {file: %q}\naudit: %s\nreview: {channels: [cli]}\n",
+	// Every concurrent caller is the same principal (no credentials): the
+	// cap on one principal's requests in flight must not be what is measured.
+	body := fmt.Sprintf("servers:\n  %s\nworkspace: {enabled: false}\nrules: {file: %q}\naudit: %s\nreview: {channels: [cli]}\nhttp: {max_requests_per_principal: 4096}\n",
 		server, rulesFile, auditYAML)
 	return path, os.WriteFile(path, []byte(body), 0o600)
 }
