@@ -503,9 +503,15 @@ func (s *Service) adopt(p toolgate.Pending) {
 // Recover expires the reviews a previous process left pending (their calls
 // are gone) and updates their Slack messages to say so. Call it at start-up,
 // before serving. Slack failures are logged, not returned.
+//
+// Adoption and expiry judge the other processes' leases at one instant:
+// read twice, a lease running out in between (the adopting write waiting
+// in the commit queue) would be live to the one and dead to the other, and
+// a review a live process should carry on would be expired.
 func (s *Service) Recover(ctx context.Context) error {
+	now := s.o.Now()
 	if as, ok := s.o.Store.(AdoptStore); ok {
-		ps, err := as.AdoptOrphanReviews(ctx, s.o.Now())
+		ps, err := as.AdoptOrphanReviews(ctx, now)
 		if err != nil {
 			s.o.Logger.Warn("taking over the reviews of ended processes failed; they are expired instead", "err", err)
 		}
@@ -513,7 +519,7 @@ func (s *Service) Recover(ctx context.Context) error {
 			s.adopt(p)
 		}
 	}
-	ps, err := s.o.Store.ExpireOrphanReviews(ctx, s.o.Now())
+	ps, err := s.o.Store.ExpireOrphanReviews(ctx, now)
 	if err != nil {
 		return fmt.Errorf("review: expire orphan reviews: %w", err)
 	}
