@@ -993,10 +993,34 @@ var (
 	// pemBase64 is a run of base64 (a line of the body; PGP's checksum
 	// line is one too).
 	pemBase64 = regexp.MustCompile(`^=?[A-Za-z0-9+/]+={0,2}$`)
-	// pemLines splits a body into lines: real line breaks, or escaped
-	// ones in text that holds JSON.
-	pemLines = regexp.MustCompile(`\r?\n|\r|\\r\\n|\\n`)
 )
+
+// cutPEMLine cuts s at its first line break: a real one (\r\n, \n, \r) or
+// an escaped one in text that holds JSON (the characters \r\n or \n). found
+// is false when s has none. A body is read a line at a time, so that text
+// after a BEGIN line that is not a key costs its first line, not a pass over
+// all of it.
+func cutPEMLine(s string) (line, rest string, found bool) {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\n':
+			return s[:i], s[i+1:], true
+		case '\r':
+			if i+1 < len(s) && s[i+1] == '\n' {
+				return s[:i], s[i+2:], true
+			}
+			return s[:i], s[i+1:], true
+		case '\\':
+			if strings.HasPrefix(s[i:], `\r\n`) {
+				return s[:i], s[i+4:], true
+			}
+			if strings.HasPrefix(s[i:], `\n`) {
+				return s[:i], s[i+2:], true
+			}
+		}
+	}
+	return s, "", false
+}
 
 // maskPEM keeps each private key block's BEGIN and END lines and masks
 // what is between them when it is key material (keyMaterial); a block with
@@ -1042,7 +1066,9 @@ func maskPEM(s string, mask func(string) string) string {
 // base64, joined.
 func keyMaterial(body string) (string, bool) {
 	var runs []string
-	for _, line := range pemLines.Split(body, -1) {
+	for rest, more := body, true; more; {
+		var line string
+		line, rest, more = cutPEMLine(rest)
 		line = strings.TrimSpace(line)
 		switch {
 		case line == "":
