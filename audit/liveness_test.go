@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // TestGoneLogRefusesWrites: while the audit DB or its WAL at the configured
@@ -169,5 +171,31 @@ func BenchmarkLiveFilesCheck(b *testing.B) {
 		if err := s.files.check(path); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestGoneLogImportBacksOff: a spooled record whose import keeps failing
+// (the log deleted under it) is retried later after each failure, not in a
+// loop: a second of it makes a handful of attempts, each logged, where
+// retrying at once made thousands and flooded the log.
+func TestGoneLogImportBacksOff(t *testing.T) {
+	if onPostgres() {
+		t.Skip("the spool is SQLite's")
+	}
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "audit.db")
+	logs := &toolgatetest.SyncBuffer{}
+	s := openTest(t, path, Options{importDelay: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err := s.Begin(ctx, testCall("01SPOOLED", 1), testDecision(toolgate.Allow)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	failures := func() int { return strings.Count(logs.String(), "audit: write behind failed") }
+	toolgatetest.Eventually(t, "the import failing", func() bool { return failures() > 0 })
+	time.Sleep(time.Second)
+	if n := failures(); n > 20 {
+		t.Fatalf("%d failed imports within about a second of the log's deletion, want a handful", n)
 	}
 }

@@ -121,7 +121,18 @@ type spool struct {
 	// busySince is when imports started to find the log locked by another
 	// process (zero: they do not); guarded by wmu.
 	busySince time.Time
+	// retry is how long after a failed import the next one is queued
+	// (doubling up to maxImportRetry; zero once one succeeds), guarded by
+	// wmu; retryArmed says one is waiting to be queued.
+	retry      time.Duration
+	retryArmed atomic.Bool
 }
+
+// maxImportRetry bounds the wait before a failed import is tried again. A
+// log that stays unwritable (deleted, its disk full) must not turn the
+// retries into a loop that burns a core and floods the log with failures;
+// calls are refused meanwhile, so the wait delays nothing but the import.
+const maxImportRetry = 2 * time.Second
 
 // spooled is one appended record: its end offset and how the writer
 // applies it.
@@ -432,6 +443,7 @@ func (s *Store) spoolCommitted(w *wtx) {
 	end := w.spoolEnd
 	sp.failed.Store(nil)
 	sp.busySince = time.Time{}
+	sp.retry = 0
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	i := 0
@@ -455,7 +467,8 @@ func (s *Store) spoolCommitted(w *wtx) {
 	}
 }
 
-// spoolFailed queues another import after a failed one. Until one
+// spoolFailed queues another import after a failed one, later after each
+// failure in a row (see maxImportRetry). Until one
 // succeeds, appends fail with err; when another process holds the log's
 // lock, only once it has held it for WriteTimeout (the records are safe in
 // the spool meanwhile; a write that needs the lock waits that long too).
@@ -482,7 +495,13 @@ func (s *Store) spoolFailed(err error) {
 		sp.failed.Store(&err)
 	}
 	sp.queued.Store(true)
-	s.queueImport()
+	sp.retry = min(max(2*sp.retry, s.o.importDelay), maxImportRetry)
+	if sp.retryArmed.CompareAndSwap(false, true) {
+		time.AfterFunc(sp.retry, func() {
+			sp.retryArmed.Store(false)
+			s.queueImport()
+		})
+	}
 }
 
 // queueImport queues a write whose transaction imports the spool (as every

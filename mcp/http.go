@@ -139,7 +139,7 @@ func (s *Server) HTTPHandler(o HTTPOptions) *HTTPHandler {
 	h := &HTTPHandler{
 		sessions: &sessionTable{idle: o.SessionIdle, now: o.Now, live: map[string]*sessionUse{}},
 		owners: &sessionOwners{max: o.MaxSessions, maxPer: o.MaxSessionsPerPrincipal, idle: o.SessionIdle,
-			m: map[string]string{}, count: map[string]int{}, warned: map[string]bool{}},
+			m: map[string]string{}, count: map[string]int{}, streaming: map[string]bool{}, warned: map[string]bool{}},
 		log:  s.log,
 		stop: make(chan struct{}),
 	}
@@ -639,7 +639,12 @@ type sessionOwners struct {
 	mu    sync.Mutex
 	m     map[string]string // session id -> owner key
 	count map[string]int    // owner key -> its sessions, bound or being opened
-	total int               // all sessions, bound or being opened
+	// streaming: sessions whose GET stream is open. One each, as the
+	// TypeScript SDK's server allows: the stream's connection is busy for
+	// as long as it lasts, so streams without a cap would let one principal
+	// hold every connection the gateway may open.
+	streaming map[string]bool
+	total     int // all sessions, bound or being opened
 	// warned: owner keys refused at their cap since they were last below
 	// it, and warnedAll: the overall cap refused since the total was last
 	// below it; so a client retrying in a loop is logged once, not per
@@ -694,6 +699,13 @@ func (so *sessionOwners) bind(log *slog.Logger, next http.Handler) http.Handler 
 				http.Error(w, "this session belongs to another principal", http.StatusForbidden)
 				return
 			}
+			if r.Method == http.MethodGet {
+				if !so.startStream(id) {
+					http.Error(w, "this session's GET stream is already open: one per session", http.StatusConflict)
+					return
+				}
+				defer so.endStream(id)
+			}
 			next.ServeHTTP(w, r)
 			if r.Method == http.MethodDelete {
 				so.drop(id)
@@ -720,6 +732,24 @@ func (so *sessionOwners) bind(log *slog.Logger, next http.Handler) http.Handler 
 			next.ServeHTTP(w, r)
 		}
 	})
+}
+
+// startStream marks session id's GET stream open, unless it already is.
+func (so *sessionOwners) startStream(id string) bool {
+	so.mu.Lock()
+	defer so.mu.Unlock()
+	if so.streaming[id] {
+		return false
+	}
+	so.streaming[id] = true
+	return true
+}
+
+// endStream marks session id's GET stream closed.
+func (so *sessionOwners) endStream(id string) {
+	so.mu.Lock()
+	delete(so.streaming, id)
+	so.mu.Unlock()
 }
 
 // reserve takes a session slot for key, or says which cap is reached.

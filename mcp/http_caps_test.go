@@ -178,3 +178,63 @@ func (t *sessionTable) len() int {
 	defer t.mu.Unlock()
 	return len(t.live)
 }
+
+// TestOneStreamPerSession: a session's second GET stream gets 409 while its
+// first is open (each holds a connection for as long as it lasts); another
+// session's is served, and once the first closes the session may open one
+// again.
+func TestOneStreamPerSession(t *testing.T) {
+	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	_, url := capsServer(t, clock, &toolgatetest.SyncBuffer{})
+	session := func() string {
+		status, id, body := capsDo(t, http.MethodPost, url, "tok-a", "", "application/json", capsInit)
+		if status != http.StatusOK || id == "" {
+			t.Fatalf("initialize: %d %q %s", status, id, body)
+		}
+		return id
+	}
+	stream := func(ctx context.Context, id string) *http.Response {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Accept", "text/event-stream")
+		req.Header.Set("Authorization", "Bearer tok-a")
+		req.Header.Set(headerSessionID, id)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	one, two := session(), session()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first := stream(ctx, one)
+	if first.StatusCode != http.StatusOK {
+		t.Fatalf("the session's GET stream: %d", first.StatusCode)
+	}
+	// Bounded: were it served, its body would be a stream without end.
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	second := stream(sctx, one)
+	body, _ := io.ReadAll(second.Body)
+	second.Body.Close()
+	if second.StatusCode != http.StatusConflict || !strings.Contains(string(body), "one per session") {
+		t.Fatalf("a second GET stream of the session: %d %s", second.StatusCode, body)
+	}
+	other := stream(ctx, two)
+	if other.StatusCode != http.StatusOK {
+		t.Fatalf("another session's GET stream: %d", other.StatusCode)
+	}
+	cancel()
+	first.Body.Close()
+	other.Body.Close()
+	toolgatetest.Eventually(t, "a new stream once the first is closed", func() bool {
+		sctx, scancel := context.WithCancel(context.Background())
+		defer scancel()
+		resp := stream(sctx, one)
+		defer resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
