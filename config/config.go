@@ -183,6 +183,9 @@ type Server struct {
 	Disabled bool
 	// Timeout bounds each tools/call to this server (default 120s).
 	Timeout time.Duration
+	// MaxMessageBytes bounds each message the server sends (0: the
+	// default, 8 MiB); a larger answer fails its call.
+	MaxMessageBytes int64
 	// Sandbox is the profile a stdio server's process runs in; "" runs it
 	// unsandboxed (with a clean environment all the same).
 	Sandbox string

@@ -567,6 +567,11 @@ func (d *decoder) server(name string, k, v *yaml.Node) (Server, bool) {
 			}
 		},
 		"timeout": func(_, v *yaml.Node) { s.Timeout = d.duration(v) },
+		"max_message_bytes": func(_, v *yaml.Node) {
+			if s.MaxMessageBytes = d.size(v); s.MaxMessageBytes > 1<<30 {
+				d.errAt(v, "%s: max_message_bytes is at most 1GiB", what)
+			}
+		},
 		"sandbox": func(_, v *yaml.Node) { sandboxNode = v; s.Sandbox = d.str(v) },
 		"prefix": func(_, v *yaml.Node) {
 			if b, ok := d.boolean(v); ok {

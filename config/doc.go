@@ -12,6 +12,7 @@
 //	    url: https://example.com/mcp   # streamable HTTP; type: sse for legacy SSE
 //	    headers: {Authorization: "Bearer ${TOKEN}"}
 //	    timeout: 60s
+//	    max_message_bytes: 8MiB        # a larger answer fails its call
 //	    prefix: false                  # expose its tools under their own names
 //	naming: {separator: "__", prefix: true}
 //	workspace: {enabled: true, root: ".", command_timeout: 30s}

@@ -3,6 +3,7 @@ package tools
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -140,6 +141,9 @@ func (c *conn) sendCall(ctx context.Context, params mcp.CallToolParams) (json.Ra
 		return nil, transport.NewError(err)
 	}
 	if resp.Error != nil {
+		if isTooLarge(resp.Error) {
+			return nil, errors.New(resp.Error.Message)
+		}
 		return nil, newRPCError(resp.Error)
 	}
 	return resp.Result, nil

@@ -83,6 +83,10 @@ type Upstream struct {
 	Sandboxer *sandbox.Sandbox
 	// Timeout bounds each tools/call; 0 means DefaultCallTimeout.
 	Timeout time.Duration
+	// MaxMessage bounds each message a stdio or HTTP server sends, in
+	// bytes; 0 means DefaultMaxMessage. A response over it fails its call
+	// with a message saying so; the connection stays up (lineLimit).
+	MaxMessage int
 }
 
 func (u Upstream) transportName() string {
@@ -306,11 +310,14 @@ func New(opts Options) (*Catalog, error) {
 		if u.Timeout <= 0 {
 			u.Timeout = DefaultCallTimeout
 		}
+		if u.MaxMessage <= 0 {
+			u.MaxMessage = DefaultMaxMessage
+		}
 		up := &upstream{cat: c, spec: u, log: log.With("server", u.Name, "transport", u.transportName()), relist: make(chan struct{}, 1),
 			relistSurf: make(chan struct{}, 1), subs: map[string]int{}}
 		if u.URL != "" {
 			up.http = remoteClient()
-			up.http.Transport = up.schemas.roundTripper(up.http.Transport)
+			up.http.Transport = up.schemas.roundTripper(limitTransport{next: up.http.Transport, max: u.MaxMessage, reason: up.tooLarge(), onDrop: up.dropped})
 			up.url, up.urlErr = newRemoteURL(u.URL, u.Headers)
 		}
 		c.ups = append(c.ups, up)

@@ -324,6 +324,17 @@ func (u *upstream) scrub(err error) error {
 	return u.url.scrub(err)
 }
 
+// tooLarge is the error message of a call whose response was over
+// MaxMessage: what the agent can do about it.
+func (u *upstream) tooLarge() string {
+	return fmt.Sprintf("its answer was more than %d bytes, the limit on what server %q may send (max_message_bytes), so it was dropped: ask for less, such as a part of the file or a narrower query",
+		u.spec.MaxMessage, u.spec.Name)
+}
+
+func (u *upstream) dropped(id []byte, n int64) {
+	u.log.Warn("dropped a message over the size limit", "bytes", n, "limit", u.spec.MaxMessage, "id", string(id))
+}
+
 // connect starts the transport, initializes and lists tools, all within
 // StartTimeout.
 func (u *upstream) connect(ctx context.Context) (*conn, []Tool, error) {
@@ -344,7 +355,8 @@ func (u *upstream) connect(ctx context.Context) (*conn, []Tool, error) {
 			<-p.exited
 			c.fail(p.exitError())
 		}()
-		tr = transport.NewIO(u.schemas.reader(p.stdout), p.stdin, p.stderrCloser())
+		limited := newLineLimit(p.stdout, u.spec.MaxMessage, false, u.tooLarge(), u.dropped)
+		tr = transport.NewIO(u.schemas.reader(limited), p.stdin, p.stderrCloser())
 	case u.spec.SSE:
 		ru, hc, err := u.remote()
 		if err != nil {

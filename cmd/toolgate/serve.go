@@ -658,6 +658,7 @@ func buildUpstreams(cfg *config.Config, env environ, sb *sandbox.Sandbox, logger
 			URL:        x.expand("url", s.URL),
 			SSE:        s.Type == config.TransportSSE,
 			Timeout:    s.Timeout,
+			MaxMessage: int(s.MaxMessageBytes),
 			Sandbox:    s.Sandbox,
 		}
 		if s.Sandbox != "" {
