@@ -405,7 +405,12 @@ func (s *Server) interceptSubscription(ctx context.Context, _ any, message any) 
 func (s *Server) subscribe(ctx context.Context, session, uri string) error {
 	s.surf.mu.Lock()
 	_, read := s.surf.read[session][uri]
+	_, dup := s.surf.subs[session][uri]
+	full := len(s.surf.subs[session]) >= maxSubscriptions
 	s.surf.mu.Unlock()
+	if full && !dup {
+		return errTooManySubscriptions // before the gate: a refusal to keep it is not a read
+	}
 	if read {
 		return s.relaySubscribe(ctx, session, uri)
 	}
@@ -420,9 +425,23 @@ func (s *Server) subscribe(ctx context.Context, session, uri string) error {
 	return err
 }
 
+// maxURIBytes bounds a resource URI read or subscribed to: real ones are
+// far shorter, and each is held per session (read, subs), audited and
+// sent upstream, so a body-sized URI would cost all of that a thousandfold.
+const maxURIBytes = 8 << 10
+
+// maxSubscriptions bounds one session's subscriptions, which last as long
+// as the session and each hold an upstream subscription.
+const maxSubscriptions = 256
+
+var errTooManySubscriptions = fmt.Errorf("toolgate: this session has %d resource subscriptions, as many as toolgate keeps for one session: unsubscribe from one first", maxSubscriptions)
+
 // resourceCall routes uri to its upstream and makes the gated call of kind
 // resource on it, with args (the uri among them).
 func (s *Server) resourceCall(ctx context.Context, uri string, args map[string]any, meta *mcpgo.Meta, modelHeader string) (toolgate.Call, error) {
+	if len(uri) > maxURIBytes {
+		return toolgate.Call{}, fmt.Errorf("toolgate: the resource URI is %d bytes, more than the %d toolgate accepts", len(uri), maxURIBytes)
+	}
 	route, err := s.o.Surface.RouteResource(uri)
 	if err != nil {
 		return toolgate.Call{}, fmt.Errorf("toolgate: %w", err)
@@ -442,6 +461,10 @@ func (s *Server) relaySubscribe(ctx context.Context, session, uri string) error 
 	if _, dup := s.surf.subs[session][uri]; dup {
 		s.surf.mu.Unlock()
 		return nil
+	}
+	if len(s.surf.subs[session]) >= maxSubscriptions {
+		s.surf.mu.Unlock()
+		return errTooManySubscriptions
 	}
 	if s.surf.subs == nil {
 		s.surf.subs = map[string]map[string]string{}
