@@ -186,6 +186,10 @@ type Server struct {
 	// MaxMessageBytes bounds each message the server sends (0: the
 	// default, 8 MiB); a larger answer fails its call.
 	MaxMessageBytes int64
+	// MaxRequests is how many of the agents' requests the server is sent
+	// at once (0: no limit); MaxRequestsPerPrincipal how many of those one
+	// principal's may be (0: all). The others wait their turn.
+	MaxRequests, MaxRequestsPerPrincipal int
 	// Sandbox is the profile a stdio server's process runs in; "" runs it
 	// unsandboxed (with a clean environment all the same).
 	Sandbox string

@@ -24,6 +24,8 @@ servers:
     headers: {Authorization: "Bearer ${TOKEN}"}
     timeout: 60s
     max_message_bytes: 2MiB
+    max_requests: 6
+    max_requests_per_principal: 2
   legacy:
     type: sse
     url: http://localhost:9000/sse
@@ -50,8 +52,8 @@ review:
 		{Name: "fs", Type: TransportStdio, Command: "npx", Args: []string{"-y", "@modelcontextprotocol/server-filesystem", "/tmp", "8080"},
 			Env: map[string]string{"FOO": "bar", "EMPTY": ""}, Cwd: "/srv", Timeout: DefaultServerTimeout, Pos: Pos{"t.yaml", 3, 3}},
 		{Name: "remote", Type: TransportHTTP, URL: "https://example.com/mcp", Headers: map[string]string{"Authorization": "Bearer ${TOKEN}"},
-			Timeout: 60 * time.Second, MaxMessageBytes: 2 << 20, Pos: Pos{"t.yaml", 8, 3}},
-		{Name: "legacy", Type: TransportSSE, URL: "http://localhost:9000/sse", Disabled: true, Timeout: DefaultServerTimeout, Pos: Pos{"t.yaml", 13, 3}},
+			Timeout: 60 * time.Second, MaxMessageBytes: 2 << 20, MaxRequests: 6, MaxRequestsPerPrincipal: 2, Pos: Pos{"t.yaml", 8, 3}},
+		{Name: "legacy", Type: TransportSSE, URL: "http://localhost:9000/sse", Disabled: true, Timeout: DefaultServerTimeout, Pos: Pos{"t.yaml", 15, 3}},
 	}
 	if !reflect.DeepEqual(cfg.Servers, want) {
 		t.Errorf("servers:\n got %+v\nwant %+v", cfg.Servers, want)
@@ -157,6 +159,9 @@ func TestParseErrors(t *testing.T) {
 		{"unknown top-level key", "sevrers: {}\n", []string{`c.yaml:1:1: unknown key "sevrers" in the config (did you mean "servers"?)`}},
 		{"far unknown key lists known", "http: {zzzzzzzzzz: 1}\n", []string{`c.yaml:1:8: unknown key "zzzzzzzzzz" in http (known keys: allowed_origins, auth_token_env, auth_token_file, body_timeout, conn_idle, max_connections, max_request_bytes, max_request_values, max_requests_per_principal, max_sessions, max_sessions_per_principal, oidc, reviewer_token_env, reviewer_token_file, reviewer_user, reviewers, session_idle, shared_user, tokens)`}},
 		{"bad duration", "servers:\n  a: {command: x, timeout: 5 minutes}\n", []string{`c.yaml:2:28: invalid duration "5 minutes"`}},
+		{"per-principal share without a limit", "servers:\n  a: {command: x, max_requests_per_principal: 2}\n", []string{`c.yaml:2:47: server "a": max_requests_per_principal needs max_requests, and at least as many`}},
+		{"per-principal share over the limit", "servers:\n  a: {command: x, max_requests: 2, max_requests_per_principal: 3}\n", []string{`c.yaml:2:64: server "a": max_requests_per_principal needs max_requests, and at least as many`}},
+		{"no places", "servers:\n  a: {command: x, max_requests: 0}\n", []string{`c.yaml:2:33: expected a positive whole number, got "0"`}},
 		{"huge message limit", "servers:\n  a: {command: x, max_message_bytes: 2GiB}\n", []string{`c.yaml:2:38: server "a": max_message_bytes is at most 1GiB`}},
 		{"unitless duration", "review: {timeout: 30}\n", []string{`c.yaml:1:19: duration 30 has no unit`}},
 		{"negative duration", "workspace: {command_timeout: -1s}\n", []string{`c.yaml:1:30: duration "-1s" must be positive`}},

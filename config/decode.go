@@ -540,7 +540,7 @@ func (d *decoder) server(name string, k, v *yaml.Node) (Server, bool) {
 	s := Server{Name: name, Pos: d.pos(k)}
 	what := fmt.Sprintf("server %q", name)
 	nerr := len(d.errs)
-	var typeNode, urlNode, cmdNode, sandboxNode *yaml.Node
+	var typeNode, urlNode, cmdNode, sandboxNode, perNode *yaml.Node
 	d.fields(v, what, map[string]func(k, v *yaml.Node){
 		"type": func(_, v *yaml.Node) {
 			typeNode = v
@@ -571,6 +571,11 @@ func (d *decoder) server(name string, k, v *yaml.Node) (Server, bool) {
 			if s.MaxMessageBytes = d.size(v); s.MaxMessageBytes > 1<<30 {
 				d.errAt(v, "%s: max_message_bytes is at most 1GiB", what)
 			}
+		},
+		"max_requests": func(_, v *yaml.Node) { s.MaxRequests = int(d.positiveInt(v)) },
+		"max_requests_per_principal": func(_, v *yaml.Node) {
+			perNode = v
+			s.MaxRequestsPerPrincipal = int(d.positiveInt(v))
 		},
 		"sandbox": func(_, v *yaml.Node) { sandboxNode = v; s.Sandbox = d.str(v) },
 		"prefix": func(_, v *yaml.Node) {
@@ -610,6 +615,9 @@ func (d *decoder) server(name string, k, v *yaml.Node) (Server, bool) {
 	}
 	if s.Command != "" && len(s.Headers) > 0 {
 		d.errAt(cmdNode, "%s: headers only apply to HTTP and SSE servers (with \"url\")", what)
+	}
+	if s.MaxRequestsPerPrincipal > 0 && (s.MaxRequests == 0 || s.MaxRequestsPerPrincipal > s.MaxRequests) {
+		d.errAt(perNode, "%s: max_requests_per_principal needs max_requests, and at least as many", what)
 	}
 	if s.Sandbox != "" && s.Command == "" {
 		d.errAt(sandboxNode, "%s: sandbox only applies to stdio servers (with \"command\"); a remote server runs elsewhere", what)

@@ -13,6 +13,8 @@
 //	    headers: {Authorization: "Bearer ${TOKEN}"}
 //	    timeout: 60s
 //	    max_message_bytes: 8MiB        # a larger answer fails its call
+//	    max_requests: 8                # sent at once (default: no limit); the rest wait their turn
+//	    max_requests_per_principal: 4  # of those, one user's at most (default: all)
 //	    prefix: false                  # expose its tools under their own names
 //	naming: {separator: "__", prefix: true}
 //	workspace: {enabled: true, root: ".", command_timeout: 30s}

@@ -87,6 +87,12 @@ type Upstream struct {
 	// bytes; 0 means DefaultMaxMessage. A response over it fails its call
 	// with a message saying so; the connection stays up (lineLimit).
 	MaxMessage int
+	// MaxRequests is how many of the agents' requests (tool calls,
+	// resource reads, prompts, completions) the upstream is sent at once,
+	// 0 for no limit; MaxRequestsPerPrincipal how many of them one
+	// principal's may be (0: MaxRequests). Requests over either wait, within
+	// their timeout, and free places go to the waiting principals in turn.
+	MaxRequests, MaxRequestsPerPrincipal int
 }
 
 func (u Upstream) transportName() string {
@@ -314,7 +320,8 @@ func New(opts Options) (*Catalog, error) {
 			u.MaxMessage = DefaultMaxMessage
 		}
 		up := &upstream{cat: c, spec: u, log: log.With("server", u.Name, "transport", u.transportName()), relist: make(chan struct{}, 1),
-			relistSurf: make(chan struct{}, 1), subs: map[string]int{}}
+			relistSurf: make(chan struct{}, 1), subs: map[string]int{},
+			share: newShare(u.MaxRequests, u.MaxRequestsPerPrincipal)}
 		if u.URL != "" {
 			up.http = remoteClient()
 			up.http.Transport = up.schemas.roundTripper(limitTransport{next: up.http.Transport, max: u.MaxMessage, reason: up.tooLarge(), onDrop: up.dropped})

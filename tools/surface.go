@@ -514,6 +514,11 @@ func (c *Catalog) ReadResource(ctx context.Context, server, uri string, meta map
 	if m := StripMeta(meta); m != nil {
 		req.Params.Meta = &mcp.Meta{AdditionalFields: m}
 	}
+	release, err := u.admit(ctx, toolgate.PrincipalFrom(ctx))
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	fl := cn.trackRequest(ctx, string(mcp.MethodResourcesRead), uri)
 	defer func() { fl.end(ctx, err) }()
 	res, err := cn.client.ReadResource(ctx, req)
@@ -537,6 +542,11 @@ func (c *Catalog) GetPrompt(ctx context.Context, p Prompt, args map[string]strin
 	if m := StripMeta(meta); m != nil {
 		req.Params.Meta = &mcp.Meta{AdditionalFields: m}
 	}
+	release, err := u.admit(ctx, toolgate.PrincipalFrom(ctx))
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	fl := cn.trackRequest(ctx, string(mcp.MethodPromptsGet), p.Def.Name)
 	defer func() { fl.end(ctx, err) }()
 	res, err := cn.client.GetPrompt(ctx, req)
@@ -557,6 +567,11 @@ func (c *Catalog) Complete(ctx context.Context, server string, ref any, arg mcp.
 	defer cancel()
 	req := mcp.CompleteRequest{}
 	req.Params.Ref, req.Params.Argument, req.Params.Context = ref, arg, cctx
+	release, err := u.admit(ctx, toolgate.PrincipalFrom(ctx))
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	fl := cn.trackRequest(ctx, string(mcp.MethodCompletionComplete), refName(ref))
 	defer func() { fl.end(ctx, err) }()
 	res, err := cn.client.Complete(ctx, req)

@@ -64,6 +64,22 @@ type upstream struct {
 	subs  map[string]int
 	// links are the resource URIs its tool results handed out (links.go).
 	links linkSet
+	// share admits the agents' requests (nil: no limit).
+	share *share
+}
+
+// admit waits, within ctx, for a place for p's request to u (share), and
+// returns the function that frees it; a request that found none gets an
+// error saying why.
+func (u *upstream) admit(ctx context.Context, p toolgate.Principal) (release func(), err error) {
+	release, err = u.share.acquire(ctx, p)
+	switch {
+	case err == nil:
+		return release, nil
+	case errors.Is(err, context.DeadlineExceeded):
+		return nil, u.share.busyError(u.spec.Name, p)
+	}
+	return nil, fmt.Errorf("upstream %q: %w", u.spec.Name, err)
 }
 
 // conn is one live connection to an upstream.
@@ -721,6 +737,13 @@ func (u *upstream) forward(ctx context.Context, call toolgate.Call, raw bool) (t
 		req.Params.Meta = meta
 	}
 
+	asked := time.Now()
+	release, err := u.admit(ctx, call.Principal)
+	if err != nil {
+		return toolgate.Result{}, err
+	}
+	defer release()
+	waited := time.Since(asked)
 	fl := c.track(ctx, &call)
 	send := c.callTool
 	if u.needsTask(call.Tool) {
@@ -737,7 +760,11 @@ func (u *upstream) forward(ctx context.Context, call toolgate.Call, raw bool) (t
 	}
 	switch {
 	case errors.Is(context.Cause(ctx), errCallTimeout):
-		return toolgate.Result{}, fmt.Errorf("upstream %q: %s timed out after %s", u.spec.Name, call.Tool, u.spec.Timeout)
+		var queued string
+		if waited >= time.Millisecond {
+			queued = fmt.Sprintf(", %s of it waiting for a place (max_requests)", waited.Round(time.Millisecond))
+		}
+		return toolgate.Result{}, fmt.Errorf("upstream %q: %s timed out after %s%s", u.spec.Name, call.Tool, u.spec.Timeout, queued)
 	case ctx.Err() != nil:
 		return toolgate.Result{}, fmt.Errorf("upstream %q: %s: %w", u.spec.Name, call.Tool, ctx.Err())
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -276,4 +277,55 @@ func TestServeHTTPRequestCap(t *testing.T) {
 		resp, _ := post(t, mcpURL, initBody, as(alice))
 		return resp.StatusCode == http.StatusOK
 	})
+}
+
+// TestServeUpstreamShare: with servers.NAME.max_requests and
+// max_requests_per_principal, a user whose slow call fills her share of a
+// shared upstream waits for it with her next call, while another user's
+// calls are served at once.
+func TestServeUpstreamShare(t *testing.T) {
+	t.Parallel()
+	cfg, db := upstreamConfigDB(t, "http: {tokens: true}\n")
+	cfg = strings.Replace(cfg, "    command:", "    max_requests: 2\n    max_requests_per_principal: 1\n    command:", 1)
+	cfg = writeConfig(t, cfg)
+	alice, bob := createToken(t, db, "alice"), createToken(t, db, "bob")
+	g := startHTTPProc(t, cfg)
+	ac, bc := idClient(t, g.base, alice), idClient(t, g.base, bob)
+
+	slow := make(chan error, 1)
+	go func() {
+		_, err := callTool(context.Background(), ac, "up__slow", map[string]any{"seconds": 3, "steps": 1}, "")
+		slow <- err
+	}()
+	toolgatetest.Eventually(t, "alice's slow call at the upstream", func() bool {
+		text, _ := idCall(t, bc, "up__stats")
+		return strings.Contains(text, `"started":1`)
+	})
+	second := make(chan string, 1)
+	go func() {
+		res, err := callTool(context.Background(), ac, "up__echo", map[string]any{"text": "after"}, "")
+		if err != nil {
+			second <- err.Error()
+			return
+		}
+		second <- resultText(res)
+	}()
+	for range 3 {
+		if text, isErr := idCall(t, bc, "up__echo"); isErr || text != "hi" {
+			t.Fatalf("bob's call while alice's share is full: %q (error %v)", text, isErr)
+		}
+	}
+	select {
+	case err := <-slow:
+		t.Fatalf("alice's slow call ended (%v) before bob's were served: bob waited for her", err)
+	case got := <-second:
+		t.Fatalf("alice's second call ran (%q) while her first held her share", got)
+	default:
+	}
+	if err := <-slow; err != nil {
+		t.Fatalf("alice's slow call: %v", err)
+	}
+	if got := <-second; got != "after" {
+		t.Fatalf("alice's second call: %q", got)
+	}
 }

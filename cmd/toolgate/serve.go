@@ -650,16 +650,17 @@ func buildUpstreams(cfg *config.Config, env environ, sb *sandbox.Sandbox, logger
 	for _, s := range cfg.EnabledServers() {
 		x := expander{env: env, where: fmt.Sprintf("%s: server %q", s.Pos, s.Name)}
 		u := tools.Upstream{
-			Name:       s.Name,
-			Unprefixed: !cfg.Prefixed(s),
-			Command:    x.expand("command", s.Command),
-			BaseEnv:    serverBaseEnv(env),
-			Dir:        x.expand("cwd", s.Cwd),
-			URL:        x.expand("url", s.URL),
-			SSE:        s.Type == config.TransportSSE,
-			Timeout:    s.Timeout,
-			MaxMessage: int(s.MaxMessageBytes),
-			Sandbox:    s.Sandbox,
+			Name:        s.Name,
+			Unprefixed:  !cfg.Prefixed(s),
+			Command:     x.expand("command", s.Command),
+			BaseEnv:     serverBaseEnv(env),
+			Dir:         x.expand("cwd", s.Cwd),
+			URL:         x.expand("url", s.URL),
+			SSE:         s.Type == config.TransportSSE,
+			Timeout:     s.Timeout,
+			MaxMessage:  int(s.MaxMessageBytes),
+			MaxRequests: s.MaxRequests, MaxRequestsPerPrincipal: s.MaxRequestsPerPrincipal,
+			Sandbox: s.Sandbox,
 		}
 		if s.Sandbox != "" {
 			u.Sandboxer = sb
