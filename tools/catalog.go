@@ -324,7 +324,8 @@ func New(opts Options) (*Catalog, error) {
 			share: newShare(u.MaxRequests, u.MaxRequestsPerPrincipal)}
 		if u.URL != "" {
 			up.http = remoteClient()
-			up.http.Transport = up.schemas.roundTripper(limitTransport{next: up.http.Transport, max: u.MaxMessage, reason: up.tooLarge(), onDrop: up.dropped})
+			up.http.Transport = up.schemas.roundTripper(limitTransport{next: up.http.Transport, max: u.MaxMessage,
+				reason: up.tooLarge(), lines: up.tooManyLines(), onDrop: up.dropped})
 			up.url, up.urlErr = newRemoteURL(u.URL, u.Headers)
 		}
 		c.ups = append(c.ups, up)

@@ -19,31 +19,51 @@ import (
 // and take every session down with it.
 const DefaultMaxMessage = 8 << 20
 
-// lineLimit passes an upstream's messages on, one per line (stdio), or
-// one per SSE data line, while they are at most max bytes long. A longer
-// line is cut where it passes max and ended there, so the client drops
-// what it has as malformed; the rest is skipped, and what replaces it is
-// a JSON-RPC error answering the line's id, so the one call fails with a
-// message saying why while the connection and every other call go on. A
-// line without a top-level id, or that is a request or notification
-// (it has a method), is only dropped. The id is found by scanning every
-// line as it passes, since servers put it first (mcp-go) or last (the
-// TypeScript SDK); the client holds at most max bytes of a dropped line.
+// lineLimit passes an upstream's messages on while they are at most max
+// bytes long: one per line on stdio, one per event on an SSE stream. A
+// longer message is cut where it passes max and ended there, so the
+// client drops what it has as malformed; the rest is skipped, and what
+// replaces it is a JSON-RPC error answering the message's id, so the one
+// call fails with a message saying why while the connection and every
+// other call go on. A message without a top-level id, or that is a request
+// or notification (it has a method), is only dropped. The id is found by
+// scanning every message as it passes, since servers put it first
+// (mcp-go) or last (the TypeScript SDK); the client holds at most max
+// bytes of a dropped message.
 type lineLimit struct {
 	r      io.Reader
 	max    int
-	sse    bool                     // an SSE stream: the reply is a data line, the cut ends the event
+	sse    bool                     // an SSE stream (handleSSE)
 	reason string                   // the error message of a reply
-	onDrop func(id []byte, n int64) // told of each dropped line
+	lines  string                   // the error message of an SSE event of too many lines
+	onDrop func(id []byte, n int64) // told of each dropped message
 	buf    []byte                   // read from r, not yet handled
 	in     []byte                   // buf's unhandled part
 	out    []byte                   // to return before handling more
 	obuf   []byte                   // out's buffer, kept between lines
 	err    error                    // r's error, returned once in and out are empty
-	n      int64                    // the current line's length so far
-	over   bool                     // the current line passed max and is being skipped
+	n      int64                    // the current message's length so far
+	over   bool                     // the current message passed max and is being skipped
 	scan   idScan
+
+	// SSE only: the current line's length so far, its first byte, and
+	// how it is scanned (only the value of a data field is: skip is what
+	// is left of its "data: ", noScan marks another field); the bytes the
+	// client has copied joining the event's lines; why it was cut.
+	lineN  int64
+	first  byte
+	skip   int
+	noScan bool
+	copied int64
+	cause  string
 }
+
+// sseCopyFactor bounds, as a multiple of max, the bytes a client copies
+// joining the data lines of one SSE event: mcp-go copies the event's data
+// so far for each line, so an event of many short lines would cost time
+// quadratic in its size. A server writes a message as one data line; a
+// pretty-printed one of a few thousand lines stays well within this.
+const sseCopyFactor = 64
 
 func newLineLimit(r io.Reader, max int, sse bool, reason string, onDrop func([]byte, int64)) *lineLimit {
 	return &lineLimit{r: r, max: max, sse: sse, reason: reason, onDrop: onDrop, buf: make([]byte, 32<<10)}
@@ -62,7 +82,11 @@ func (l *lineLimit) Read(p []byte) (int, error) {
 				continue
 			}
 		}
-		l.out = l.handle(l.obuf[:0])
+		if l.sse {
+			l.out = l.handleSSE(l.obuf[:0])
+		} else {
+			l.out = l.handle(l.obuf[:0])
+		}
 		l.obuf = l.out[:0]
 	}
 	n := copy(p, l.out)
@@ -93,11 +117,7 @@ func (l *lineLimit) handle(out []byte) []byte {
 		if room := int64(l.max) - l.n; int64(len(line)) > room {
 			l.scan.write(line[:room])
 			out = append(out, line[:room]...)
-			if l.sse {
-				out = append(out, "\n\n"...)
-			} else {
-				out = append(out, '\n')
-			}
+			out = append(out, '\n')
 			l.n += room
 			l.in = l.in[room:]
 			l.over = true
@@ -117,7 +137,108 @@ func (l *lineLimit) handle(out []byte) []byte {
 	return out
 }
 
-// reply is what replaces the dropped line: an error answering its id,
+// handleSSE is handle for an SSE stream. A message is an event: its data
+// lines, which the client joins, up to the blank line that ends it. The
+// event counts whole, and an event whose lines would make the client copy
+// more than sseCopyFactor*max bytes joining them is cut as well. What
+// replaces a dropped event is an event of its own.
+func (l *lineLimit) handleSSE(out []byte) []byte {
+	for len(l.in) > 0 {
+		i := bytes.IndexByte(l.in, '\n')
+		seg := l.in
+		if i >= 0 {
+			seg = l.in[:i]
+		}
+		if l.lineN == 0 && len(seg) > 0 {
+			l.startLine(seg)
+		}
+		total := l.lineN + int64(len(seg))
+		blank := i >= 0 && (total == 0 || total == 1 && l.first == '\r')
+		if l.over {
+			l.scanSSE(seg)
+			if i < 0 {
+				l.lineN, l.in = total, nil
+				return out
+			}
+			l.in, l.lineN = l.in[i+1:], 0
+			if blank {
+				if r := l.reply(); r != nil {
+					out = append(append(out, "data: "...), r...)
+					out = append(out, '\n')
+				}
+				l.endEvent()
+			}
+			continue
+		}
+		if blank {
+			out = append(out, l.in[:i+1]...)
+			l.in, l.lineN = l.in[i+1:], 0
+			l.endEvent()
+			continue
+		}
+		if room := max(int64(l.max)-l.n, 0); int64(len(seg)) > room {
+			l.scanSSE(seg[:room])
+			out = append(out, seg[:room]...)
+			out = append(out, "\n\n"...)
+			l.n += room
+			l.lineN += room
+			l.in = l.in[room:]
+			l.over = true
+			continue
+		}
+		before := l.n - l.lineN
+		l.scanSSE(seg)
+		l.n += int64(len(seg))
+		if i < 0 {
+			out = append(out, seg...)
+			l.lineN, l.in = total, nil
+			return out
+		}
+		out = append(out, seg...)
+		l.in, l.lineN = l.in[i+1:], 0
+		// The client joins this line to the event so far, copying it.
+		if l.copied += before; l.copied > sseCopyFactor*int64(l.max) {
+			out = append(out, "\n\n"...)
+			l.over, l.cause = true, l.lines
+			continue
+		}
+		out = append(out, '\n')
+	}
+	return out
+}
+
+// startLine notes how the SSE line starting with seg is scanned.
+func (l *lineLimit) startLine(seg []byte) {
+	l.first, l.skip, l.noScan = seg[0], 0, false
+	switch {
+	case bytes.HasPrefix(seg, []byte("data:")):
+		l.skip = len("data:")
+		if len(seg) > l.skip && seg[l.skip] == ' ' {
+			l.skip++
+		}
+	case bytes.HasPrefix(seg, []byte("event:")), bytes.HasPrefix(seg, []byte("id:")),
+		bytes.HasPrefix(seg, []byte("retry:")), seg[0] == ':':
+		l.noScan = true
+	}
+}
+
+// scanSSE scans seg, the next bytes of the current SSE line, if they are
+// part of a data field's value.
+func (l *lineLimit) scanSSE(seg []byte) {
+	if l.noScan {
+		return
+	}
+	k := min(l.skip, len(seg))
+	l.skip -= k
+	l.scan.write(seg[k:])
+}
+
+func (l *lineLimit) endEvent() {
+	l.endLine()
+	l.copied, l.cause = 0, ""
+}
+
+// reply is what replaces a dropped message: an error answering its id,
 // or nothing.
 func (l *lineLimit) reply() []byte {
 	id := l.scan.id
@@ -127,11 +248,12 @@ func (l *lineLimit) reply() []byte {
 	if len(id) == 0 || l.scan.method {
 		return nil
 	}
-	msg, _ := json.Marshal(l.reason)
-	var b []byte
-	if l.sse {
-		b = append(b, "data: "...)
+	reason := l.reason
+	if l.cause != "" {
+		reason = l.cause
 	}
+	msg, _ := json.Marshal(reason)
+	var b []byte
 	b = append(b, `{"jsonrpc":"2.0","id":`...)
 	b = append(b, id...)
 	b = append(b, `,"error":{"code":-32603,"message":`...)
@@ -308,6 +430,7 @@ type limitTransport struct {
 	next   http.RoundTripper
 	max    int
 	reason string
+	lines  string // the reason for an SSE event of too many lines
 	onDrop func([]byte, int64)
 }
 
@@ -318,7 +441,9 @@ func (t limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	var r io.Reader
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		r = newLineLimit(resp.Body, t.max, true, t.reason, t.onDrop)
+		l := newLineLimit(resp.Body, t.max, true, t.reason, t.onDrop)
+		l.lines = t.lines
+		r = l
 	} else {
 		r = &capReader{r: resp.Body, left: int64(t.max), err: fmt.Errorf("%w: %s", errMessageTooLarge, t.reason)}
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -152,11 +153,151 @@ func TestLineLimit(t *testing.T) {
 	// of the event the stream's own blank line then ends.
 	sse := "event: message\ndata: " + bigLast + "\n\nevent: message\ndata: " + small + "\n\n"
 	out, _ := limited(t, sse, 100, true, iotest.OneByteReader)
-	cut := ("data: " + bigLast)[:100]
+	cut := ("data: " + bigLast)[:100-len("event: message")]
 	want := "event: message\n" + cut + "\n\n" + "data: " + reply(`"q"`) + "\n\nevent: message\ndata: " + small + "\n\n"
 	if out != want {
 		t.Errorf("sse: got\n%q\nwant\n%q", out, want)
 	}
+}
+
+// TestLineLimitSSEEvents: on an SSE stream a message is an event, however
+// many data lines it comes in. One over max in total is cut and answered
+// for its id, wherever the id is; one of so many lines that the client's
+// joining them would copy more than sseCopyFactor*max bytes is too; and
+// one within both passes as it came, CRLF or LF.
+func TestLineLimitSSEEvents(t *testing.T) {
+	reply := func(id, msg string) string {
+		return `data: {"jsonrpc":"2.0","id":` + id + `,"error":{"code":-32603,"message":"` + msg + `","data":` + tooLargeData + "}}\n\n"
+	}
+	small := "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":9,\"result\":{}}\n\n"
+	// The attack: 100-byte data lines that add up to far more than max.
+	split := "event: message\ndata: {\"jsonrpc\":\"2.0\",\"result\":{\"content\":[\n" +
+		strings.Repeat("data: {\"type\":\"text\",\"text\":\""+strings.Repeat("A", 60)+"\"},\n", 40) +
+		"data: {\"type\":\"text\",\"text\":\"END\"}]},\ndata: \"id\":\"s\"}\n\n"
+	// Many one-byte lines: within max, but quadratic to join.
+	many := "data: {\"id\":7,\"result\":\n" + strings.Repeat("data: \n", 3000) + "data: {}}\n\n"
+	pretty := "id: 4\r\nevent: message\r\ndata: {\r\ndata:   \"jsonrpc\": \"2.0\",\r\ndata:   \"id\": 5,\r\ndata:   \"result\": {}\r\ndata: }\r\n\r\n"
+	for name, chunk := range map[string]func(io.Reader) io.Reader{
+		"whole":    func(r io.Reader) io.Reader { return r },
+		"one byte": iotest.OneByteReader,
+		"random":   func(r io.Reader) io.Reader { return &randReader{r: r, rnd: rand.New(rand.NewPCG(3, 4))} },
+	} {
+		var dropped []string
+		l := newLineLimit(chunk(strings.NewReader(split+small+many+pretty+small)), 1000, true, "too large", func(id []byte, n int64) { dropped = append(dropped, string(id)) })
+		l.lines = "too many lines"
+		b, err := io.ReadAll(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := string(b)
+		cutSplit := split[:1000+strings.Count(split[:1000], "\n")]
+		cutSplit = cutSplit[:strings.LastIndexByte(cutSplit, '\n')+1] // whole lines up to the one cut
+		if !strings.HasPrefix(out, cutSplit) {
+			t.Fatalf("%s: the split event's first lines were not passed on:\n%.300q", name, out)
+		}
+		rest := out[len(cutSplit):]
+		i := strings.Index(rest, "\n\n")
+		if i < 0 || i > 1000 {
+			t.Fatalf("%s: the split event was not cut within max: %.300q", name, rest)
+		}
+		rest = rest[i+2:]
+		want := reply(`"s"`, "too large") + small
+		if !strings.HasPrefix(rest, want) {
+			t.Fatalf("%s: after the cut, got\n%.400q\nwant\n%q", name, rest, want)
+		}
+		rest = rest[len(want):]
+		// The many-line event: passed on until the copying passes its bound.
+		if !strings.HasPrefix(rest, "data: {\"id\":7,\"result\":\ndata: \n") {
+			t.Fatalf("%s: many lines: %.200q", name, rest)
+		}
+		j := strings.Index(rest, "\n\n")
+		if j < 0 {
+			t.Fatalf("%s: the many-line event was never ended", name)
+		}
+		if lines := strings.Count(rest[:j], "\n") + 1; lines >= 3000 {
+			t.Fatalf("%s: all %d lines of the many-line event passed", name, lines)
+		}
+		rest = rest[j+2:]
+		if want := reply("7", "too many lines") + pretty + small; rest != want {
+			t.Fatalf("%s: after the many-line event, got\n%q\nwant\n%q", name, rest, want)
+		}
+		if strings.Join(dropped, ",") != `"s",7` {
+			t.Errorf("%s: dropped %q", name, dropped)
+		}
+	}
+}
+
+// FuzzLineLimitSSE: a stream of SSE events each within max (and joined
+// within the copy bound) passes unchanged, however it is chunked; and
+// whatever the stream, no event passed on is longer than max bytes of
+// lines, so the client never holds more.
+func FuzzLineLimitSSE(f *testing.F) {
+	f.Add([]byte("event: message\ndata: {\"id\":1}\n\ndata: a\ndata: b\r\n\r\n"), uint8(40), uint64(1))
+	f.Add([]byte("data: "+strings.Repeat("x", 100)+"\n\ndata: {\"id\":2,\n\n"), uint8(30), uint64(2))
+	f.Add([]byte(strings.Repeat("data:\n", 200)+"\n"), uint8(10), uint64(3))
+	f.Fuzz(func(t *testing.T, in []byte, max uint8, seed uint64) {
+		limit := int(max) + 1
+		l := newLineLimit(&randReader{r: bytes.NewReader(in), rnd: rand.New(rand.NewPCG(seed, 0))}, limit, true, "too large", nil)
+		out, err := io.ReadAll(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sseWithin(in, limit) && !bytes.Equal(out, in) {
+			t.Fatalf("a stream within the limits changed:\n in %q\nout %q", in, out)
+		}
+		for _, ev := range sseEvents(out) {
+			if ev.n > int64(limit) && !bytes.Contains(ev.text, []byte(tooLargeData)) {
+				t.Fatalf("an event of %d bytes of lines (max %d) passed: %q", ev.n, limit, ev.text)
+			}
+		}
+	})
+}
+
+type sseEvent struct {
+	text   []byte
+	n      int64 // bytes of its lines, without line ends
+	copied int64 // bytes a client copies joining its lines
+}
+
+// sseEvents splits an SSE stream into events at blank lines (LF or CRLF),
+// as a client reads it.
+func sseEvents(b []byte) []sseEvent {
+	var evs []sseEvent
+	var cur sseEvent
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		line := b
+		if i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		if i >= 0 && (len(line) == 0 || string(line) == "\r") {
+			evs = append(evs, cur)
+			cur = sseEvent{}
+			continue
+		}
+		if i >= 0 {
+			cur.copied += cur.n
+		}
+		cur.n += int64(len(line))
+		cur.text = append(append(cur.text, line...), '\n')
+	}
+	if cur.n > 0 {
+		evs = append(evs, cur)
+	}
+	return evs
+}
+
+// sseWithin says whether every event of b is within limit and its lines
+// within the copy bound.
+func sseWithin(b []byte, limit int) bool {
+	for _, ev := range sseEvents(b) {
+		if ev.n > int64(limit) || ev.copied > sseCopyFactor*int64(limit) {
+			return false
+		}
+	}
+	return true
 }
 
 type randReader struct {
@@ -186,16 +327,38 @@ func TestMaxMessageUpstream(t *testing.T) {
 		}
 		return mcp.NewToolResultText(req.GetString("text", "")), nil
 	})
+	// As many text items as the text has bytes, after a notification.
+	s.AddTool(mcp.NewTool("items", mcp.WithString("text")), func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		if err := s.SendNotificationToClient(ctx, "notifications/message", map[string]any{"level": "info", "data": "starting"}); err != nil {
+			return nil, err
+		}
+		text := req.GetString("text", "")
+		if len(text) < 100 {
+			return mcp.NewToolResultText(text), nil
+		}
+		res := &mcp.CallToolResult{}
+		for range len(text) / 50 {
+			res.Content = append(res.Content, mcp.NewTextContent(strings.Repeat("i", 20)))
+		}
+		return res, nil
+	})
 	srv := httptest.NewServer(server.NewStreamableHTTPServer(s))
 	t.Cleanup(srv.Close)
+	// The same server, with each SSE event's data split into a line per
+	// content item: every line is short, the event is not.
+	split := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		server.NewStreamableHTTPServer(s).ServeHTTP(splitWriter{w}, r)
+	}))
+	t.Cleanup(split.Close)
 
 	const max = 64 << 10
 	c := startCatalog(t, Options{Upstreams: []Upstream{
 		{Name: "up", Command: upstreamBin, MaxMessage: max},
 		{Name: "r", URL: srv.URL + "/mcp", MaxMessage: max},
+		{Name: "split", URL: split.URL + "/mcp", MaxMessage: max},
 	}})
 	big := strings.Repeat("z", max)
-	for _, tool := range []string{"up__echo", "r__echo", "r__streamed"} {
+	for _, tool := range []string{"up__echo", "r__echo", "r__streamed", "split__items"} {
 		t.Run(tool, func(t *testing.T) {
 			toolgatetest.Eventually(t, tool+" listed", func() bool { _, ok := c.Lookup(tool); return ok })
 			pid := func() any { return nil }
@@ -222,6 +385,25 @@ func TestMaxMessageUpstream(t *testing.T) {
 				t.Errorf("the server was restarted: pid %v, then %v", before, after)
 			}
 		})
+	}
+}
+
+// splitWriter writes an SSE event's data a line per content item.
+type splitWriter struct{ http.ResponseWriter }
+
+func (w splitWriter) Write(b []byte) (int, error) {
+	if strings.HasPrefix(w.Header().Get("Content-Type"), "text/event-stream") {
+		if _, err := w.ResponseWriter.Write(bytes.ReplaceAll(b, []byte("},{"), []byte("},\ndata: {"))); err != nil {
+			return 0, err
+		}
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w splitWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
 	}
 }
 

@@ -347,6 +347,13 @@ func (u *upstream) tooLarge() string {
 		u.spec.MaxMessage, u.spec.Name)
 }
 
+// tooManyLines is the error message of a call whose response came as an
+// SSE event of more lines than lineLimit lets the client join.
+func (u *upstream) tooManyLines() string {
+	return fmt.Sprintf("its answer came split into so many SSE data lines that joining them would copy more than %d times the limit on what server %q may send (max_message_bytes), so it was dropped: the server should send each message as one line",
+		sseCopyFactor, u.spec.Name)
+}
+
 func (u *upstream) dropped(id []byte, n int64) {
 	u.log.Warn("dropped a message over the size limit", "bytes", n, "limit", u.spec.MaxMessage, "id", string(id))
 }
