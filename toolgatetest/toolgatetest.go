@@ -1,8 +1,8 @@
 // Package toolgatetest holds what the tests of several toolgate packages
 // share: a log sink safe for concurrent use, a wait for a condition that
 // another goroutine or process brings about, a free port, whether a
-// process is gone, and reading a call's result. It is imported by tests
-// only.
+// process is gone, reading a call's result, and an HTTP upstream that
+// splits its SSE events into many lines. It is imported by tests only.
 package toolgatetest
 
 import (

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -346,9 +345,7 @@ func TestMaxMessageUpstream(t *testing.T) {
 	t.Cleanup(srv.Close)
 	// The same server, with each SSE event's data split into a line per
 	// content item: every line is short, the event is not.
-	split := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		server.NewStreamableHTTPServer(s).ServeHTTP(splitWriter{w}, r)
-	}))
+	split := httptest.NewServer(toolgatetest.SplitSSEData(server.NewStreamableHTTPServer(s)))
 	t.Cleanup(split.Close)
 
 	const max = 64 << 10
@@ -385,25 +382,6 @@ func TestMaxMessageUpstream(t *testing.T) {
 				t.Errorf("the server was restarted: pid %v, then %v", before, after)
 			}
 		})
-	}
-}
-
-// splitWriter writes an SSE event's data a line per content item.
-type splitWriter struct{ http.ResponseWriter }
-
-func (w splitWriter) Write(b []byte) (int, error) {
-	if strings.HasPrefix(w.Header().Get("Content-Type"), "text/event-stream") {
-		if _, err := w.ResponseWriter.Write(bytes.ReplaceAll(b, []byte("},{"), []byte("},\ndata: {"))); err != nil {
-			return 0, err
-		}
-		return len(b), nil
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w splitWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
 	}
 }
 
