@@ -186,6 +186,8 @@ func (m *Metrics) Observe(c toolgate.Call, d toolgate.Decision, o toolgate.Outco
 
 // WatchUpstreams makes each scrape report toolgate_upstream_up,
 // toolgate_upstream_tools and toolgate_upstream_restarts_total from status,
+// and for a server with max_requests toolgate_upstream_places,
+// toolgate_upstream_places_busy and toolgate_upstream_requests_waiting,
 // typically (*tools.Catalog).Status. status must be cheap and safe for
 // concurrent use; nil stops the reporting.
 func (m *Metrics) WatchUpstreams(status func() []tools.UpstreamStatus) {
@@ -298,12 +300,21 @@ var (
 		"Tools the upstream server exposes (its last known list while it is down).", []string{"server"}, nil)
 	descRestarts = prometheus.NewDesc(Namespace+"_upstream_restarts_total",
 		"Connection attempts to the upstream server after the first.", []string{"server"}, nil)
+	descPlaces = prometheus.NewDesc(Namespace+"_upstream_places",
+		"The upstream server's max_requests: requests sent to it at once (only for a server with the limit).", []string{"server"}, nil)
+	descBusy = prometheus.NewDesc(Namespace+"_upstream_places_busy",
+		"Of the upstream server's max_requests places, those the agents' requests hold.", []string{"server"}, nil)
+	descWaiting = prometheus.NewDesc(Namespace+"_upstream_requests_waiting",
+		"The agents' requests waiting for a place at the upstream server (max_requests).", []string{"server"}, nil)
 )
 
 func (u upstreamCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descUp
 	ch <- descTools
 	ch <- descRestarts
+	ch <- descPlaces
+	ch <- descBusy
+	ch <- descWaiting
 }
 
 func (u upstreamCollector) Collect(ch chan<- prometheus.Metric) {
@@ -324,6 +335,11 @@ func (u upstreamCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up, s.Name)
 		ch <- prometheus.MustNewConstMetric(descTools, prometheus.GaugeValue, float64(s.Tools), s.Name)
 		ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(s.Restarts), s.Name)
+		if s.Places > 0 {
+			ch <- prometheus.MustNewConstMetric(descPlaces, prometheus.GaugeValue, float64(s.Places), s.Name)
+			ch <- prometheus.MustNewConstMetric(descBusy, prometheus.GaugeValue, float64(s.Busy), s.Name)
+			ch <- prometheus.MustNewConstMetric(descWaiting, prometheus.GaugeValue, float64(s.Waiting), s.Name)
+		}
 	}
 }
 

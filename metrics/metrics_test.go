@@ -272,7 +272,7 @@ func TestWatchUpstreams(t *testing.T) {
 	}
 	state := []tools.UpstreamStatus{
 		{Name: "fs", Up: true, Tools: 14},
-		{Name: "github", Up: false, Tools: 30, Restarts: 4, LastError: "process exited"},
+		{Name: "github", Up: false, Tools: 30, Restarts: 4, LastError: "process exited", Places: 4, Busy: 4, Waiting: 7},
 	}
 	m.WatchUpstreams(func() []tools.UpstreamStatus { return state })
 	for _, tc := range []struct {
@@ -283,10 +283,16 @@ func TestWatchUpstreams(t *testing.T) {
 		{"toolgate_upstream_up", "github", 0},
 		{"toolgate_upstream_tools", "github", 30},
 		{"toolgate_upstream_restarts_total", "github", 4},
+		{"toolgate_upstream_places", "github", 4},
+		{"toolgate_upstream_places_busy", "github", 4},
+		{"toolgate_upstream_requests_waiting", "github", 7},
 	} {
 		if got := value(t, reg, tc.name, "server", tc.server); got != tc.want {
 			t.Errorf("%s{server=%s} = %v, want %v", tc.name, tc.server, got, tc.want)
 		}
+	}
+	if n := series(t, reg, "toolgate_upstream_places_busy"); n != 1 {
+		t.Errorf("upstream_places_busy has %d series, want 1 (fs has no limit)", n)
 	}
 	state[1].Up = true // read at scrape time
 	if got := value(t, reg, "toolgate_upstream_up", "server", "github"); got != 1 {

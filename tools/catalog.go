@@ -444,6 +444,9 @@ type UpstreamStatus struct {
 	Restarts int
 	// LastError is why the upstream last went down, "" if it never did.
 	LastError string
+	// Places is its max_requests (0: no limit); Busy how many of them the
+	// agents' requests hold, Waiting how many requests wait for one.
+	Places, Busy, Waiting int
 }
 
 // Status reports every upstream's state, in Options order.

@@ -160,6 +160,20 @@ func (s *share) drop(k shareKey, w *shareWaiter) {
 	}
 }
 
+// state returns the places, how many are taken, and how many requests
+// wait for one; all 0 for no limit.
+func (s *share) state() (places, busy, waiting int) {
+	if s == nil {
+		return 0, 0, 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, q := range s.waiting {
+		waiting += len(q)
+	}
+	return s.max, s.busy, waiting
+}
+
 // busyError is what an agent is told of a request that found no place
 // before its timeout.
 func (s *share) busyError(server string, p toolgate.Principal) error {

@@ -75,6 +75,9 @@ func TestShareTakesTurns(t *testing.T) {
 	a2, a3 := queue(t, s, alice), queue(t, s, alice)
 	b1 := queue(t, s, bob)
 	c1 := queue(t, s, carol)
+	if places, busy, waiting := s.state(); places != 1 || busy != 1 || waiting != 4 {
+		t.Fatalf("state = %d places, %d busy, %d waiting; want 1, 1, 4", places, busy, waiting)
+	}
 
 	first()
 	first() // freeing twice frees once

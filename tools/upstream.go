@@ -151,12 +151,14 @@ func (u *upstream) currentTools() []Tool {
 
 func (u *upstream) status() UpstreamStatus {
 	u.mu.Lock()
-	defer u.mu.Unlock()
-	return UpstreamStatus{
+	s := UpstreamStatus{
 		Name: u.spec.Name, Transport: u.spec.transportName(), Up: u.conn != nil,
 		ServerName: u.info.Name, ServerVersion: u.info.Version, Tools: len(u.tools),
 		Restarts: u.restarts, LastError: u.lastErr,
 	}
+	u.mu.Unlock()
+	s.Places, s.Busy, s.Waiting = u.share.state()
+	return s
 }
 
 func (u *upstream) backoff(attempt int) time.Duration {
