@@ -411,9 +411,15 @@ func secretPath(s, dir string, ws Workspace) (string, bool) {
 // on a tool that writes, written (the destination ones when args has
 // them, a move's source too), else read.
 func (n *normCall) argPath(k, s string, args map[string]any, c *toolgate.Call, ws Workspace, writes bool) {
+	repo := n.kind == KindVCS && isRepoArg(k, args)
 	for _, r := range pathReadings(s, n.cwd, ws) {
 		p := resolvePath(r, n.cwd, ws)
 		n.addPath(p)
+		if repo && p != ws.root() && p != path.Join(ws.root(), ".git") {
+			// As for git in a shell command: a repository below the root
+			// may be one the agent made, with a config no rule read.
+			n.addComputed("git run in " + p + ": the repository it finds there")
+		}
 		switch {
 		case writes && (isDestArgKey(k) || !hasDestKey(args)):
 			n.addDest(p)
@@ -446,6 +452,26 @@ func writesByName(tool string) bool {
 		}
 	}
 	return false
+}
+
+// repoDirKeys are the arguments a local git tool runs git in, as argKey
+// spells them, besides those naming a repository's path (repo_path,
+// repositoryDir).
+var repoDirKeys = map[string]bool{"path": true, "dir": true, "directory": true, "cwd": true, "working_directory": true,
+	"working_dir": true, "workdir": true, "work_dir": true, "git_dir": true, "work_tree": true, "root": true,
+	"project_path": true, "project_dir": true, "repo": true, "repository": true}
+
+// isRepoArg reports whether the path argument k of a version-control
+// tool's args names the repository git runs in (mcp-server-git's
+// repo_path): a key with repo or repository in it, or one of repoDirKeys,
+// on a local tool (a remote one, with an owner argument, names a path
+// inside the repository it reads).
+func isRepoArg(k string, args map[string]any) bool {
+	if _, remote := args["owner"]; remote {
+		return false
+	}
+	w := nameWords(k)
+	return slices.Contains(w, "repo") || slices.Contains(w, "repository") || repoDirKeys[argKey(k)]
 }
 
 func isMove(tool string) bool {

@@ -84,6 +84,7 @@ func main() {
 	resources := flag.String("resources", "", "comma-separated `URIs` of resources to list")
 	askResource := flag.Bool("ask-resource", false, "serve the template ask://{what}, whose read asks the user a question")
 	shell := flag.Bool("shell", false, "add exec, which runs its command, then its post_command, with sh -c")
+	gitTools := flag.Bool("git", false, "add git_status and git_diff_unstaged, which run git in repo_path as mcp-server-git does")
 	surfaceDesc := flag.String("surface-desc", "", "describe prompts, resources and templates with this `file`'s content at start")
 	rawTools := flag.String("raw-tools", "", "serve this `file`'s content as the tools list, verbatim (rawtools.go)")
 	logging := flag.Bool("logging", false, "add say, which logs (notifications/message) what it works on while it runs (with quick, answering at once, so the line may arrive after the answer)")
@@ -329,6 +330,22 @@ func main() {
 				}
 				return mcp.NewToolResultText(string(out)), nil
 			})
+	}
+
+	if *gitTools {
+		for name, args := range map[string][]string{"git_status": {"status"}, "git_diff_unstaged": {"diff"}} {
+			s.AddTool(mcp.NewTool(name, mcp.WithDescription("Runs git "+args[0]+" in the repository."),
+				mcp.WithString("repo_path", mcp.Required())),
+				func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+					cmd := exec.CommandContext(ctx, "git", args...)
+					cmd.Dir = req.GetString("repo_path", "")
+					b, err := cmd.CombinedOutput()
+					if err != nil {
+						return mcp.NewToolResultError(fmt.Sprintf("%v: %s", err, b)), nil
+					}
+					return mcp.NewToolResultText(string(b)), nil
+				})
+		}
 	}
 
 	s.AddTool(mcp.NewTool("env", mcp.WithDescription("The process's environment.")),
