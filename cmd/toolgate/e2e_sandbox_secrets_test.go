@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -183,5 +184,50 @@ func TestServeSandboxWorkspaceSecretsInGit(t *testing.T) {
 	if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), "sandbox.workspace_secrets_visible") ||
 		!strings.Contains(string(b), "[z-a]") {
 		t.Errorf("serve with a malformed pattern: %v\n%s", err, b)
+	}
+}
+
+// TestServeSandboxWorkspaceSecretHardLink: with the embedded default
+// rules, the agent writes a script that creates .env with a placeholder
+// and gives it another name (a hard link), and runs it (both allowed
+// without a human). The user later puts the real secret into .env in
+// place (shell >, vim: same file). The other name must not show it: a
+// run that sees the workspace is refused, saying which secret has other
+// names, and read_file refuses the other name; once the user removes it,
+// runs work again and .env is masked.
+func TestServeSandboxWorkspaceSecretHardLink(t *testing.T) {
+	f := sbSetup(t, "")
+	f.c, _, f.stderr = startStdio(t, f.defaultPackConfig(t), f.env()...)
+	mustCall(t, f.c, "workspace__write_file", map[string]any{"path": "setup.sh",
+		"content": "E=.e\"nv\"; printf 'API_KEY=changeme\\n' > $E; ln $E notes.txt\n"})
+	if out, isErr := f.run(t, "sh setup.sh"); isErr {
+		t.Fatalf("sh setup.sh failed (the rules no longer allow it, so this test shows nothing):\n%s", out)
+	}
+	if fi, err := os.Stat(filepath.Join(f.ws, "notes.txt")); err != nil || fi.Sys().(*syscall.Stat_t).Nlink != 2 {
+		t.Fatalf("setup.sh did not link .env to notes.txt: %v", err)
+	}
+	// The user's edit: in place, the file keeps both names.
+	if err := os.WriteFile(filepath.Join(f.ws, ".env"), []byte("API_KEY=sk-REAL-SECRET\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := f.run(t, "cat notes.txt")
+	if strings.Contains(out, "sk-REAL") {
+		t.Errorf("cat notes.txt read the secret through its other name:\n%s", out)
+	}
+	if !strings.Contains(out, ".env has 2 hard links") {
+		t.Errorf("the refused run does not say which secret has other names:\n%s", out)
+	}
+	res, err := callTool(t.Context(), f.c, "workspace__read_file", map[string]any{"path": "notes.txt"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text := resultText(res); !res.IsError || strings.Contains(text, "sk-REAL") || !strings.Contains(text, "secret file .env") {
+		t.Errorf("read_file notes.txt was not refused as another name for .env: %s", text)
+	}
+	if err := os.Remove(filepath.Join(f.ws, "notes.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if out, isErr := f.run(t, "cat ${x:-.env}; echo ran"); !strings.Contains(out, "ran") || strings.Contains(out, "sk-REAL") {
+		t.Errorf("with the other name gone, a run does not work, or reads .env (error %v):\n%s", isErr, out)
 	}
 }

@@ -123,7 +123,8 @@ type Options struct {
 	// pinned in place, so a run can neither read nor move them. A file
 	// whose content the workspace's .git holds is not masked (see
 	// unheld). A run whose walk cannot finish is refused
-	// (ErrSecretWalk). nil masks none.
+	// (ErrSecretWalk), and so is one while a masked file has a name
+	// that is not masked (ErrSecretLinked). nil masks none.
 	Secret func(rel string) bool
 	// Env is the whole environment of a sandboxed command ("K=V"); bwrap
 	// itself gets the same one, so /proc/1/environ inside shows nothing more.

@@ -121,12 +121,33 @@ type secretWalk struct {
 // secret directories. It does not enter a secret directory (the whole of
 // it is masked), a SkipDirs directory or a symlink. An error
 // (ErrSecretWalk) means the walk did not see the whole workspace.
+//
+// A secret file with another name (a hard link) refuses the run
+// (ErrSecretLinked): the masks hold names, and the other name, wherever
+// it is, would show the secret's content (see linkedSecrets).
 func (s *Sandbox) secretPaths(ctx context.Context) (files, dirs []string, err error) {
-	w, err := s.walkSecrets(ctx)
+	files, dirs, linked, err := s.secretsAndLinks(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	return s.unheld(w.files), w.dirs, nil
+	if len(linked) > 0 {
+		return nil, nil, s.linkedSecretError(linked)
+	}
+	return files, dirs, nil
+}
+
+// secretsAndLinks returns what secretPaths masks, and the secret files
+// among them that have other names (linkedSecrets).
+func (s *Sandbox) secretsAndLinks(ctx context.Context) (files, dirs []string, linked map[fileID]linkedSecret, err error) {
+	w, err := s.walkSecrets(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	files = s.unheld(w.files)
+	if linked, err = s.linkedSecrets(ctx, files, w.dirs, w.left); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %w%s", ErrSecretWalk, err, secretHint)
+	}
+	return files, w.dirs, linked, nil
 }
 
 // walkSecrets walks the workspace for secretPaths.

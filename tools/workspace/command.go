@@ -107,7 +107,7 @@ func (w *ws) run(ctx context.Context, prof sandbox.Profile, dir string, argv []s
 	res := runResult{profile: prof, exitCode: -1, stdout: newCapped(w.maxOut), stderr: newCapped(w.maxOut)}
 	cmd, err := w.sb.Command(tctx, prof.Name, dir, argv)
 	if err != nil {
-		if errors.Is(err, sandbox.ErrSecretWalk) {
+		if errors.Is(err, sandbox.ErrSecretWalk) || errors.Is(err, sandbox.ErrSecretLinked) {
 			// Every run fails the same way until the user acts.
 			w.log.ErrorContext(ctx, "a command was refused", "err", err)
 		}

@@ -54,7 +54,7 @@ func (w *ws) readFile(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallTo
 	var data []byte
 	err = w.withRoot(rel, func(r *os.Root, rel string) error {
 		var rerr error
-		data, rerr = w.read(r, rel, prof)
+		data, rerr = w.read(ctx, r, rel, prof)
 		return rerr
 	})
 	w.log.DebugContext(ctx, "workspace call", "tool", ToolReadFile, "bytes", len(data), "err", err)
@@ -64,8 +64,27 @@ func (w *ws) readFile(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallTo
 	return mcp.NewToolResultText(string(data)), nil
 }
 
+// hiddenFile refuses fi, the file a checked name led to, when it is
+// hidden by identity: a Hide path reached by another name (a hard link, a
+// path swapped since the check), or another name for a secret file of the
+// workspace that the runs mask.
+func (w *ws) hiddenFile(ctx context.Context, fi fs.FileInfo) error {
+	if w.sb.HiddenFile(fi) {
+		return refusal("is hidden from the agent's tools (toolgate's own files and secret stores are never visible)")
+	}
+	secret, err := w.sb.LinkedSecret(ctx, fi)
+	switch {
+	case err != nil:
+		return refusal("has other names (hard links), and toolgate could not check that it is not a secret file of the workspace: " + err.Error())
+	case secret != "":
+		return refusal(fmt.Sprintf("is another name (a hard link) for the workspace's secret file %s, which the sandbox masks: "+
+			"it is refused as %s is, and no sandboxed command runs until the user gives %s a single name", secret, secret, secret))
+	}
+	return nil
+}
+
 // read returns the contents of regular text file rel, or a refusal.
-func (w *ws) read(r *os.Root, rel string, prof sandbox.Profile) ([]byte, error) {
+func (w *ws) read(ctx context.Context, r *os.Root, rel string, prof sandbox.Profile) ([]byte, error) {
 	// O_NONBLOCK: opening a FIFO must not hang the call; it is then refused
 	// as "not a regular file" below.
 	f, err := r.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
@@ -80,11 +99,12 @@ func (w *ws) read(r *os.Root, rel string, prof sandbox.Profile) ([]byte, error) 
 	if _, err := w.checkOpened(f, rel, prof); err != nil {
 		return nil, err
 	}
+	if !prof.Unsandboxed {
+		if err := w.hiddenFile(ctx, fi); err != nil {
+			return nil, err
+		}
+	}
 	switch {
-	case !prof.Unsandboxed && w.sb.HiddenFile(fi):
-		// The name was checked before; this is the file it led to
-		// (a hard link to a hidden file, or a path swapped since).
-		return nil, refusal("is hidden from the agent's tools (toolgate's own files and secret stores are never visible)")
 	case fi.IsDir():
 		return nil, refusal("is a directory; use list_dir")
 	case !fi.Mode().IsRegular():
