@@ -17,20 +17,37 @@ import (
 // GitControl are the paths of a git directory, relative to it, that decide
 // what git runs and where it reads that from: its config (aliases,
 // core.fsmonitor, core.pager, filters), the per-worktree config, commondir
-// (which moves config and hooks to another directory), the hooks, and the
-// attributes that pick filters. A write to any of them is code that runs
-// the next time the user runs git. A trailing "/" marks a directory.
+// (which moves config and hooks to another directory), the hooks, the
+// attributes that pick filters, and the state of a rebase, am or
+// cherry-pick in progress (GitSequences). A write to any of them is code
+// that runs the next time the user runs git. A trailing "/" marks a
+// directory that is created empty when missing, so a mount can hold it.
 //
 // The sandbox holds them read-only in the workspace's .git and in every
 // submodule's git directory under it; the rule pack (package rules)
 // classifies the same names as persistence. Both read this list.
-var GitControl = []string{"config", "config.worktree", "commondir", "hooks/", "info/attributes"}
+var GitControl = slices.Concat([]string{"config", "config.worktree", "commondir", "hooks/", "info/attributes"}, GitSequences)
+
+// GitSequences are the directories of a git directory where git keeps a
+// rebase (rebase-merge, rebase-apply), an am (rebase-apply) or a
+// cherry-pick or revert of several commits (sequencer) in progress: the
+// todo list, whose exec lines git runs when the user continues (git
+// rebase --continue), and the options it resumes with (a merge strategy,
+// a signing program). A run that leaves one behind (a rebase -i stopped
+// at a break, or at a conflict) would have the user's next git command on
+// the host run what it wrote. Each is a protected path without a trailing
+// "/": one that exists when a run starts (the user's own rebase, stopped)
+// is held read-only; a missing one is not created (git refuses to start a
+// rebase while one exists) but watched, so a run may rebase and finish,
+// and what it leaves there is moved into QuarantineDir after it (Cleanup).
+var GitSequences = []string{"rebase-merge", "rebase-apply", "sequencer"}
 
 // WorktreeControl are the paths of a linked worktree's git directory
-// (.git/worktrees/NAME) that decide where git reads config and hooks from:
-// commondir and the per-worktree config. Its other files are the
+// (.git/worktrees/NAME) that decide where git reads config and hooks from
+// (commondir and the per-worktree config), and what it runs when the
+// user continues a rebase there (GitSequences). Its other files are the
 // worktree's HEAD and index, which git must write.
-var WorktreeControl = []string{"commondir", "config.worktree"}
+var WorktreeControl = slices.Concat([]string{"commondir", "config.worktree"}, GitSequences)
 
 // AgentSettings are the workspace paths that set what coding agents and
 // editors do unasked: permission and MCP server files, rules and tasks.
