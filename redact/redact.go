@@ -928,13 +928,26 @@ const maxKeyTail = 64
 // keyHead is what the key-value rule's pattern needs at p, checked
 // without it: a run of key characters and then a separator (an optional \
 // and quote, spaces, and :=, =>, : or =). It returns where the run ends.
+// Key characters are the pattern's [A-Za-z0-9_.\-] under (?i), which
+// folds the Kelvin sign and the long s into its letters.
 // It accepts whatever the pattern can match, and more: it does not check
 // the keyword, and reads a run up to 256 bytes, longer than any keyword
 // and maxKeyTail.
 func keyHead(s string, p int) (int, bool) {
 	end := p
-	for end < len(s) && end-p < 256 && (isAlnum(s[end]) || s[end] == '_' || s[end] == '.' || s[end] == '-') {
-		end++
+	for end < len(s) && end-p < 256 {
+		switch {
+		case isAlnum(s[end]) || s[end] == '_' || s[end] == '.' || s[end] == '-':
+			end++
+			continue
+		case strings.HasPrefix(s[end:], "\u212a"): // the Kelvin sign, k folded (?i) as the pattern does
+			end += len("\u212a")
+			continue
+		case strings.HasPrefix(s[end:], "\u017f"): // the long s, folded to s
+			end += len("\u017f")
+			continue
+		}
+		break
 	}
 	i := end
 	if i < len(s) && s[i] == '\\' {

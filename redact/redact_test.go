@@ -8,6 +8,7 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -396,7 +397,9 @@ func FuzzString(f *testing.F) {
 		"eyAiYWxnIjogIkhTMjU2In0.e30." + strings.Repeat("-_", 22) + ".x",
 		"ewogImFsZyI6ICJkaXIiCn0..AAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBB.CCCCCCCCCCCCCCCC.evil.example",
 		"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4Pz5+In0=." + strings.Repeat("+/", 22) + "==/x",
-		"https://eyAiYSI6IDF9.e30.com/" + strings.Repeat("a", 50), "ya29.c." + strings.Repeat("Ab1", 7) + ".x"} {
+		"https://eyAiYSI6IDF9.e30.com/" + strings.Repeat("a", 50), "ya29.c." + strings.Repeat("Ab1", 7) + ".x",
+		// Key characters the pattern folds (?i): the Kelvin sign and the long s.
+		"token\u212a=hunter2", "secret\u212aey=hunter2xyz", "api\u017fecret: hunter2"} {
 		f.Add(s)
 	}
 	r := New([]string{"extra"})
@@ -781,6 +784,40 @@ func TestTokenShapedHostKeepsItsDomain(t *testing.T) {
 		domain := host[strings.LastIndexByte(host[:strings.LastIndexByte(host, '.')], '.')+1:]
 		if got := r.String(in); !strings.Contains(got, domain+"/u") {
 			t.Errorf("String(%q) = %q; want the domain %s in clear", in, got, domain)
+		}
+	}
+}
+
+// TestKeyFoldedLetters: a key spelled with a character the pattern folds
+// into a letter (the Kelvin sign for k, the long s for s) is a key like
+// its ASCII spelling, so its value is masked. (In the keyword itself, the
+// candidates are found by their ASCII spelling only: see the threat model.)
+func TestKeyFoldedLetters(t *testing.T) {
+	r := New(nil)
+	for _, in := range []string{"token\u212a=hunter2-secret-value", "secret\u212aey=hunter2-secret-value", "password_\u017f: hunter2-secret-value"} {
+		if out := r.String(in); strings.Contains(out, "hunter2") {
+			t.Errorf("String(%q) = %q: the value is not masked", in, out)
+		}
+	}
+}
+
+// BenchmarkAdversarial: texts made of candidates, one every few bytes, or
+// of values that run to the text's end: the worst an agent's argument can
+// make masking cost (linear in the text, a few MB/s).
+func BenchmarkAdversarial(b *testing.B) {
+	r := New(nil)
+	for _, unit := range []string{
+		"password=", "Bearer ", "token: ", "https://a:", "eyJ", `"api_key": "`, "password='", "token=Bearer ",
+		"token=a ", "Bearer abcdefgh1 ", "https://a:b@", `token=\"`, "token=[REDACTED] ", "token_file=/",
+	} {
+		for _, size := range []int{1 << 20, 4 << 20} {
+			s := strings.Repeat(unit, size/len(unit))
+			b.Run(strconv.Quote(unit)+"/"+strconv.Itoa(size>>20)+"MB", func(b *testing.B) {
+				b.SetBytes(int64(len(s)))
+				for b.Loop() {
+					r.String(s)
+				}
+			})
 		}
 	}
 }
