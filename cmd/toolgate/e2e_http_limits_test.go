@@ -294,7 +294,7 @@ func TestServeUpstreamShare(t *testing.T) {
 
 	slow := make(chan error, 1)
 	go func() {
-		_, err := callTool(context.Background(), ac, "up__slow", map[string]any{"seconds": 3, "steps": 1}, "")
+		_, err := callTool(context.Background(), ac, "up__slow", map[string]any{"seconds": 5, "steps": 1}, "")
 		slow <- err
 	}()
 	toolgatetest.Eventually(t, "alice's slow call at the upstream", func() bool {
