@@ -21,7 +21,7 @@ func (sc *slackChannel) escalate(ctx context.Context, channel, ts string, who []
 			mentions = append(mentions, "<@"+escape(id)+">")
 		}
 	}
-	text := fmt.Sprintf("%s: this review is still waiting for an answer (%s).", strings.Join(mentions, " "), escape(sc.s.o.Redactor.String(what)))
+	text := fmt.Sprintf("%s: this review is still waiting for an answer (%s).", strings.Join(mentions, " "), code(sc.s.o.Redactor.String(what)))
 	return sc.call(ctx, "chat.postMessage", 0, func(ctx context.Context) error {
 		_, _, err := sc.api.PostMessageContext(ctx, channel, slack.MsgOptionTS(ts), slack.MsgOptionText(text, false),
 			slack.MsgOptionDisableLinkUnfurl())

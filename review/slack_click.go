@@ -242,7 +242,7 @@ func (sc *slackChannel) showArgs(ctx context.Context, cb slack.InteractionCallba
 	err := sc.call(context.WithoutCancel(ctx), "chat.postMessage", 0, func(ctx context.Context) error {
 		_, _, err := sc.api.PostMessageContext(ctx, clickChannel(cb),
 			slack.MsgOptionTS(ts),
-			slack.MsgOptionText("Full arguments of "+escape(r.String(lr.c.Name))+" (decision "+escape(id)+")", false),
+			slack.MsgOptionText("Full arguments of "+code(r.String(lr.c.Name))+" (decision "+escape(id)+")", false),
 			slack.MsgOptionBlocks(fullArgsBlocks(r.Value(lr.c.Args), meta)...),
 			slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl())
 		return err

@@ -37,7 +37,7 @@ const (
 // called "<!channel>" cannot ping anyone.
 func (sc *slackChannel) fallbackText(c toolgate.Call, v *toolgate.Verdict) string {
 	r := sc.s.o.Redactor
-	name, id := escape(truncate(r.String(c.Name), 200)), escape(truncate(c.ID, 100))
+	name, id := code(truncate(r.String(c.Name), 200)), escape(truncate(c.ID, 100))
 	if v == nil {
 		return fmt.Sprintf("toolgate: review requested for %s (decision %s)", name, id)
 	}
@@ -57,8 +57,11 @@ func outcomeWord(v toolgate.Verdict) string {
 	}
 }
 
+// mrkdwn is a text object of Slack markup, verbatim: Slack links no bare
+// URL or channel name and parses no mention in it, so only what toolgate
+// marks up is markup.
 func mrkdwn(s string) *slack.TextBlockObject {
-	return slack.NewTextBlockObject(slack.MarkdownType, s, false, false)
+	return slack.NewTextBlockObject(slack.MarkdownType, s, false, true)
 }
 
 func plain(s string) *slack.TextBlockObject {
@@ -81,15 +84,15 @@ func (sc *slackChannel) reviewBlocks(c toolgate.Call, d toolgate.Decision, expir
 	}
 	blocks := []slack.Block{slack.NewHeaderBlock(plain(truncate(r.String(title), 145)))}
 
-	summary := fmt.Sprintf("An agent wants to run *%s* (`%s` on server `%s`).", txt(c.Name), txt(c.Tool), txt(c.Server))
+	summary := fmt.Sprintf("An agent wants to run %s (%s on server %s).", code(r.String(c.Name)), code(r.String(c.Tool)), code(r.String(c.Server)))
 	if c.Kind != "" && c.Kind != toolgate.KindTool {
-		summary = "An agent wants to " + txt(c.Wants()) + "."
+		summary = "An agent wants to " + code(r.String(c.Wants())) + "."
 	}
 	if d.Rule != "" {
-		summary += fmt.Sprintf("\n*Rule:* `%s`", txt(d.Rule))
+		summary += "\n*Rule:* " + code(d.Rule)
 	}
 	if d.Reason != "" {
-		summary += " — " + txt(d.Reason)
+		summary += " — " + code(r.String(d.Reason))
 	}
 	blocks = append(blocks, slack.NewSectionBlock(mrkdwn(truncate(summary, sectionLimit)), nil, nil))
 
@@ -98,8 +101,8 @@ func (sc *slackChannel) reviewBlocks(c toolgate.Call, d toolgate.Decision, expir
 		conf = strconv.FormatFloat(*c.Confidence, 'f', 2, 64)
 	}
 	fields := []*slack.TextBlockObject{
-		mrkdwn("*Client:*\n" + orDash(truncate(txt(peer(c.Client)), 200))),
-		mrkdwn("*Model:*\n" + orDash(truncate(txt(peer(c.Model)), 200))),
+		mrkdwn("*Client:*\n" + orDash(code(truncate(r.String(peer(c.Client)), 200)))),
+		mrkdwn("*Model:*\n" + orDash(code(truncate(r.String(peer(c.Model)), 200)))),
 		mrkdwn("*Session:*\n" + sessionText(c.SessionID)),
 	}
 	if p := c.Principal.String(); p != "" {
@@ -244,6 +247,18 @@ func slackDate(t time.Time) string {
 // specials.
 func escape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "```", "`\u200b``").Replace(toolgate.Visible(s))
+}
+
+// code shows s, text an agent or an upstream chose, as an inline code
+// span ("" for ""): Slack applies no formatting, emoji or link inside one,
+// so the text cannot bold, strike, badge or link itself (*APPROVED*,
+// :white_check_mark:), and its backquotes, which would end the span, are
+// shown as ˋ. Otherwise as escape.
+func code(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "`" + strings.ReplaceAll(escape(s), "`", "ˋ") + "`"
 }
 
 // codeEscape makes s safe inside a ``` block however it is cut: a zero

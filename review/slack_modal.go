@@ -163,7 +163,7 @@ func (sc *slackChannel) denyForm(c toolgate.Call, meta string) slack.ModalViewRe
 	r := sc.s.o.Redactor
 	what := "this call"
 	if c.Name != "" {
-		what = fmt.Sprintf("*%s* (`%s` on server `%s`)", escape(r.String(c.Name)), escape(r.String(c.Tool)), escape(r.String(c.Server)))
+		what = fmt.Sprintf("%s (%s on server %s)", code(r.String(c.Name)), code(r.String(c.Tool)), code(r.String(c.Server)))
 	}
 	name := c.Name
 	if name == "" {
