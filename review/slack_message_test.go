@@ -204,8 +204,13 @@ func TestMessageShowsAgentControls(t *testing.T) {
 	c.Args = map[string]any{"command": "ls \u2066-la\u2069", "note\u202e": "x"}
 	d.Reason = "runs ls\n*Rule:* allowed"
 	h.store.add(c, d)
-	go func() { _, _ = h.svc.Review(t.Context(), c, d) }()
+	res := make(chan result, 1)
+	go func() { v, err := h.svc.Review(t.Context(), c, d); res <- result{v, err} }()
 	text := slackfake.Readable(h.waitPosted(1))
+	defer func() {
+		h.svc.submit(t.Context(), c.ID, toolgate.Verdict{Channel: toolgate.ChannelCLI, Reviewer: "cli:bob", Reason: "no"})
+		await(t, res)
+	}()
 	for _, bad := range []string{"\n*Model:*\nclaude-opus (fake)", "\u202e", "\u2066", "\n*Rule:* allowed"} {
 		if strings.Contains(text, bad) {
 			t.Errorf("the message holds %q as sent:\n%s", bad, text)
