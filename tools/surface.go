@@ -497,30 +497,46 @@ func (c *Catalog) live(server string) (*upstream, *conn, error) {
 	return u, cn, nil
 }
 
+// agentRequest starts an agent's request other than a tool call (method
+// about target, for the log) to server's live connection: within the
+// upstream's call timeout (the returned ctx), once it has a place there
+// (admit), and in flight on the connection (trackRequest). end, called
+// with the request's error, ends all three.
+func (c *Catalog) agentRequest(ctx context.Context, server, method, target string) (_ context.Context, cn *conn, end func(error), err error) {
+	u, cn, err := c.live(server)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, u.spec.Timeout)
+	release, err := u.admit(ctx, toolgate.PrincipalFrom(ctx))
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	fl := cn.trackRequest(ctx, method, target)
+	return ctx, cn, func(err error) {
+		fl.end(ctx, err)
+		release()
+		cancel()
+	}, nil
+}
+
 // ReadResource reads uri from server (see RouteResource), within the
 // upstream's call timeout. meta is the agent's _meta, stripped as for calls.
 // Like GetPrompt and Complete, the read is in flight on the connection
 // while it runs (trackRequest), so an upstream's question meanwhile goes to
 // this agent only when no other agent's request is in flight too.
 func (c *Catalog) ReadResource(ctx context.Context, server, uri string, meta map[string]any) (_ *mcp.ReadResourceResult, err error) {
-	u, cn, err := c.live(server)
+	ctx, cn, end, err := c.agentRequest(ctx, server, string(mcp.MethodResourcesRead), uri)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, u.spec.Timeout)
-	defer cancel()
+	defer func() { end(err) }()
 	req := mcp.ReadResourceRequest{}
 	req.Params.URI = uri
 	if m := StripMeta(meta); m != nil {
 		req.Params.Meta = &mcp.Meta{AdditionalFields: m}
 	}
-	release, err := u.admit(ctx, toolgate.PrincipalFrom(ctx))
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	fl := cn.trackRequest(ctx, string(mcp.MethodResourcesRead), uri)
-	defer func() { fl.end(ctx, err) }()
 	res, err := cn.client.ReadResource(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: resources/read %s: %w", server, uri, err)
@@ -530,25 +546,17 @@ func (c *Catalog) ReadResource(ctx context.Context, server, uri string, meta map
 
 // GetPrompt gets the prompt exposed as p.Name from its upstream.
 func (c *Catalog) GetPrompt(ctx context.Context, p Prompt, args map[string]string, meta map[string]any) (_ *mcp.GetPromptResult, err error) {
-	u, cn, err := c.live(p.Server)
+	ctx, cn, end, err := c.agentRequest(ctx, p.Server, string(mcp.MethodPromptsGet), p.Def.Name)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, u.spec.Timeout)
-	defer cancel()
+	defer func() { end(err) }()
 	req := mcp.GetPromptRequest{}
 	req.Params.Name = p.Def.Name
 	req.Params.Arguments = args
 	if m := StripMeta(meta); m != nil {
 		req.Params.Meta = &mcp.Meta{AdditionalFields: m}
 	}
-	release, err := u.admit(ctx, toolgate.PrincipalFrom(ctx))
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	fl := cn.trackRequest(ctx, string(mcp.MethodPromptsGet), p.Def.Name)
-	defer func() { fl.end(ctx, err) }()
 	res, err := cn.client.GetPrompt(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: prompts/get %s: %w", p.Server, p.Def.Name, err)
@@ -559,21 +567,13 @@ func (c *Catalog) GetPrompt(ctx context.Context, p Prompt, args map[string]strin
 // Complete asks server for completions. ref is the upstream's reference
 // (a prompt's upstream name, or a template as written).
 func (c *Catalog) Complete(ctx context.Context, server string, ref any, arg mcp.CompleteArgument, cctx mcp.CompleteContext) (_ *mcp.Completion, err error) {
-	u, cn, err := c.live(server)
+	ctx, cn, end, err := c.agentRequest(ctx, server, string(mcp.MethodCompletionComplete), refName(ref))
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, u.spec.Timeout)
-	defer cancel()
+	defer func() { end(err) }()
 	req := mcp.CompleteRequest{}
 	req.Params.Ref, req.Params.Argument, req.Params.Context = ref, arg, cctx
-	release, err := u.admit(ctx, toolgate.PrincipalFrom(ctx))
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	fl := cn.trackRequest(ctx, string(mcp.MethodCompletionComplete), refName(ref))
-	defer func() { fl.end(ctx, err) }()
 	res, err := cn.client.Complete(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: completion/complete: %w", server, err)
