@@ -415,10 +415,10 @@ func (n *normCall) argPath(k, s string, args map[string]any, c *toolgate.Call, w
 	for _, r := range pathReadings(s, n.cwd, ws) {
 		p := resolvePath(r, n.cwd, ws)
 		n.addPath(p)
-		if repo && p != ws.root() && p != path.Join(ws.root(), ".git") {
+		if repo && !ws.ownRepo(p) {
 			// As for git in a shell command: a repository below the root
 			// may be one the agent made, with a config no rule read.
-			n.addComputed("git run in " + p + ": the repository it finds there")
+			n.addGitRunIn(p)
 		}
 		switch {
 		case writes && (isDestArgKey(k) || !hasDestKey(args)):

@@ -1228,7 +1228,7 @@ func (sa *shellAnalysis) gitGlobal(cmd []string, cwd string) ([]string, string) 
 			// .git) is one no rule read.
 			if name == "--git-dir" || name == "--work-tree" {
 				p := resolvePath(v, cwd, sa.ws)
-				repoGiven = repoGiven || p != sa.ws.root() && p != path.Join(sa.ws.root(), ".git")
+				repoGiven = repoGiven || !sa.ws.ownRepo(p)
 			}
 		}
 		i++
@@ -1246,9 +1246,21 @@ func (sa *shellAnalysis) gitGlobal(cmd []string, cwd string) ([]string, string) 
 	// sub) is no path the rules see, so git run anywhere but the root, or
 	// pointed at a repository, finds what no rule read.
 	if repoGiven || sa.cwdUnsure || path.Clean(cwd) != sa.ws.root() {
-		sa.n.addComputed("git run in " + cwd + ": the repository it finds there")
+		sa.n.addGitRunIn(cwd)
 	}
 	return append([]string{"git"}, cmd[i:]...), dir
+}
+
+// ownRepo reports whether p names the workspace's own repository: its
+// root or its .git, whose config and hooks the sandbox holds.
+func (w Workspace) ownRepo(p string) bool {
+	return p == w.root() || p == path.Join(w.root(), ".git")
+}
+
+// addGitRunIn records that git runs in dir, and so uses a repository no
+// rule read: the one it finds there.
+func (n *normCall) addGitRunIn(dir string) {
+	n.addComputed("git run in " + dir + ": the repository it finds there")
 }
 
 // attachedSecret records the value in the same word as a short option, or
