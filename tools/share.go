@@ -47,10 +47,6 @@ func newShare(max, per int) *share {
 	return &share{max: max, per: per, held: map[shareKey]int{}, waiting: map[shareKey][]*shareWaiter{}}
 }
 
-// errShareFull is the cause of a request given up while it waited for a
-// place, for the message the agent gets.
-var errShareFull = errors.New("no free place")
-
 // acquire waits for a place for p's request, until ctx ends, and returns
 // the function that frees it. On ctx's end it returns ctx's error.
 func (s *share) acquire(ctx context.Context, p toolgate.Principal) (release func(), err error) {
@@ -184,5 +180,5 @@ func (s *share) busyError(server string, p toolgate.Principal) error {
 	if s.per < s.max && mine >= s.per {
 		msg = fmt.Sprintf("upstream %q is busy with %d of your requests, the most it takes from one user at once (max_requests_per_principal), until this one timed out", server, mine)
 	}
-	return fmt.Errorf("%s: wait for your other requests to end, or try again later: %w", msg, errShareFull)
+	return errors.New(msg + ": wait for your other requests to end, or try again later: no free place")
 }
