@@ -156,6 +156,7 @@ func (l *lineLimit) handleSSE(out []byte) []byte {
 		blank := i >= 0 && (total == 0 || total == 1 && l.first == '\r')
 		if l.over {
 			l.scanSSE(seg)
+			l.n += int64(len(seg))
 			if i < 0 {
 				l.lineN, l.in = total, nil
 				return out
