@@ -222,3 +222,26 @@ rules:
 		t.Errorf("other tool: rule %q, want e", d.Rule)
 	}
 }
+
+// longText is an issue's body of 6 KB, without the words the pack looks for.
+var longText = strings.Repeat("The test fails one run in ten on CI, with a timeout in the setup of its fixture. ", 75)
+
+// issueCall is a call of an upstream's tool that the pack knows nothing
+// about, with a long text argument.
+func issueCall(body string) toolgate.Call {
+	return toolgate.Call{Tool: "create_issue", Server: "gh", Name: "gh__create_issue", Description: "Create an issue.",
+		Args: map[string]any{"title": "Flaky test", "body": body}}
+}
+
+// BenchmarkEvaluateLongText measures the embedded pack on a call whose
+// argument is a long text: the pack's checks of free text run over all of
+// it (see regex.go).
+func BenchmarkEvaluateLongText(b *testing.B) {
+	s := Default().WithWorkspace(packWorkspace)
+	c := issueCall(longText)
+	b.ReportAllocs()
+	defer reportCPU(b)()
+	for b.Loop() {
+		s.Evaluate(context.Background(), c)
+	}
+}

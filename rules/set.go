@@ -342,7 +342,7 @@ func compileExpr(env *cel.Env, fn *funcs, fast bool, src *source, file, rule, fi
 	}
 	globs := fn.globs
 	tracked := hasComprehension(checked)
-	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize), cel.OptimizeRegex(regexOptimizations...)}
 	if tracked {
 		opts = append(opts, cel.CostLimit(CostLimit), cel.InterruptCheckFrequency(interruptEvery))
 	}
@@ -367,7 +367,7 @@ func compileExpr(env *cel.Env, fn *funcs, fast bool, src *source, file, rule, fi
 		return p, checked, true
 	}
 	p.bound, p.vars = &costBound{env: env, checked: checked}, fn.vars.refs(readVars(checked))
-	free := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize), cel.InterruptCheckFrequency(interruptEvery)}
+	free := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize), cel.OptimizeRegex(regexOptimizations...), cel.InterruptCheckFrequency(interruptEvery)}
 	if p.free, err = env.Program(checked, free...); err != nil {
 		errs.add(file, n, rule, field, "%v", err)
 		return program{}, nil, false
