@@ -83,12 +83,12 @@ func compileFiltered(pattern string) (*filtered, error) {
 
 // MatchString is m.re.MatchString(s).
 func (m *filtered) MatchString(s string) bool {
-	if m.lits == nil || len(s) < minFiltered || m.fold && hasFoldedASCII(s) {
+	if m.lits == nil || len(s) < minFiltered {
 		return m.re.MatchString(s)
 	}
 	var lower []byte
 	if m.fold {
-		lower = asciiLower(s)
+		lower = foldASCII(s)
 	}
 	for _, l := range m.lits {
 		if l.fold && bytes.Contains(lower, []byte(l.s)) || !l.fold && strings.Contains(s, l.s) {
@@ -98,20 +98,24 @@ func (m *filtered) MatchString(s string) bool {
 	return false
 }
 
-// hasFoldedASCII reports whether s holds one of the two non-ASCII runes
-// that match an ASCII letter without case: the Kelvin sign (k) and the
-// long s (s). Without them, a case-insensitive match of an ASCII literal
-// is one of ASCII letters (TestFoldedASCII).
-func hasFoldedASCII(s string) bool {
-	return strings.Contains(s, "\u212a") || strings.Contains(s, "\u017f")
-}
-
-func asciiLower(s string) []byte {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
+// foldASCII returns s with every rune that matches an ASCII letter
+// without case made that letter in lower case: the ASCII capitals, the
+// Kelvin sign (k) and the long s (s), the only others (TestFoldedASCII).
+// A folded literal is in s when its lower case is in what this returns:
+// the rest of s is unchanged, and holds no ASCII byte that was not in s.
+func foldASCII(s string) []byte {
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		case c == 0xe2 && strings.HasPrefix(s[i:], "\u212a"):
+			c, i = 'k', i+len("\u212a")-1
+		case c == 0xc5 && strings.HasPrefix(s[i:], "\u017f"):
+			c, i = 's', i+len("\u017f")-1
 		}
+		b = append(b, c)
 	}
 	return b
 }
@@ -129,7 +133,7 @@ func required(re *syntax.Regexp) []literal {
 	case syntax.OpLiteral:
 		fold := re.Flags&syntax.FoldCase != 0
 		s := string(re.Rune)
-		// Folded literals are ASCII (see hasFoldedASCII); U+FFFD also
+		// Folded literals are ASCII (see foldASCII); U+FFFD also
 		// matches each byte of invalid UTF-8, which a search would miss.
 		for _, r := range re.Rune {
 			if fold && r >= utf8.RuneSelf || r == utf8.RuneError {
