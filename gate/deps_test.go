@@ -31,6 +31,11 @@ func TestLayers(t *testing.T) {
 		{mod + "/review", func(p string) bool {
 			return p != mod+"/tools" && p != mod+"/audit" && !strings.HasPrefix(p, "github.com/mark3labs/mcp-go/client")
 		}},
+		// Lookalike, which every review channel shows: the domain package,
+		// redact and golang.org/x/text, so web reaches it without review.
+		{mod + "/lookalike", func(p string) bool {
+			return stdlib(p) || p == mod || p == mod+"/redact" || strings.HasPrefix(p, "golang.org/x/text/")
+		}},
 		// Audit: neither review nor the catalog, so neither Slack nor the
 		// MCP library.
 		{mod + "/audit", func(p string) bool {

@@ -10,6 +10,7 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/lookalike"
 	"github.com/toolgate/toolgate/mcp/agent"
 )
 
@@ -71,13 +72,17 @@ var elicitSchema = map[string]any{
 	"required": []string{"approve"},
 }
 
-// elicitMessage is the question put to the agent's user. What the agent,
-// an upstream or a rule wrote goes in Visible, so it adds no line of its
-// own (argsPreviewPlain's lines are Visible too).
+// elicitMessage is the question put to the agent's user, with the
+// look-alike characters in it (lookalike.InCall) named before anything else.
+// What the agent, an upstream or a rule wrote goes in Visible, so it adds
+// no line of its own (argsPreviewPlain's lines are Visible too).
 func (s *Service) elicitMessage(c toolgate.Call, d toolgate.Decision, expires time.Time) string {
 	r := s.o.Redactor
 	var b strings.Builder
 	fmt.Fprintf(&b, "toolgate: the agent wants to %s.", toolgate.Visible(c.Wants()))
+	if w := lookalike.InCall(c, d, r); w != "" {
+		b.WriteString("\nWARNING: look-alike characters: " + w)
+	}
 	if p := c.Principal.String(); p != "" {
 		fmt.Fprintf(&b, "\nRequested by %s.", toolgate.Visible(p))
 	}

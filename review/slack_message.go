@@ -15,6 +15,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/lookalike"
 )
 
 // Sizes of what the review message shows. A section's text may hold 3000
@@ -83,6 +84,9 @@ func (sc *slackChannel) reviewBlocks(c toolgate.Call, d toolgate.Decision, expir
 		title = strings.ToUpper(outcomeWord(*v)[:1]) + outcomeWord(*v)[1:] + ": " + c.Name
 	}
 	blocks := []slack.Block{slack.NewHeaderBlock(plain(truncate(r.String(title), 145)))}
+	if w := lookalike.InCall(c, d, r); w != "" {
+		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(truncate(":warning: *Look-alike characters:* "+code(w), sectionLimit)), nil, nil))
+	}
 
 	summary := fmt.Sprintf("An agent wants to run %s (%s on server %s).", code(r.String(c.Name)), code(r.String(c.Tool)), code(r.String(c.Server)))
 	if c.Kind != "" && c.Kind != toolgate.KindTool {

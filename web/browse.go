@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/toolgate/toolgate/audit"
+	"github.com/toolgate/toolgate/lookalike"
 )
 
 // auditPageLimit is how many of the newest matching calls the audit
@@ -47,6 +48,7 @@ func (h *Handler) callPage(w http.ResponseWriter, r *http.Request, v viewer) {
 		h.serverError(w, "reading call", err)
 		return
 	}
+	c, _ := rec.Call() // arguments that do not decode stay nil; the rest is checked for look-alikes
 	pretty, meta := h.redactedJSON(rec.Args), ""
 	if len(rec.Meta) > 0 {
 		meta = h.redactedJSON(rec.Meta)
@@ -63,7 +65,7 @@ func (h *Handler) callPage(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	rep, at, verr := h.verifyStatus(r.Context())
 	data := map[string]any{
-		"R": rec, "Args": pretty, "Meta": meta, "Grants": grants, "Chain": chain, "ChainLen": length,
+		"R": rec, "Args": pretty, "Meta": meta, "Lookalikes": lookalike.InCall(c, rec.Decision(), h.o.Redactor), "Grants": grants, "Chain": chain, "ChainLen": length,
 		"VerifyOK": verr == nil && rep.OK(), "VerifyAt": at, "Verify": rep,
 	}
 	if verr != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
+	"github.com/toolgate/toolgate/lookalike"
 )
 
 // pendingView is one waiting review as the queue shows it.
@@ -30,6 +31,9 @@ type pendingView struct {
 	// ArgsNotStored: the log keeps only the arguments' hash, so the page
 	// cannot show them, and offers no approval (the store refuses one).
 	ArgsNotStored bool
+	// Lookalikes names the look-alike characters in what the review
+	// shows (lookalike.InCall); "" for none.
+	Lookalikes string
 }
 
 func (h *Handler) pendingViews(ctx context.Context, v viewer) ([]pendingView, error) {
@@ -46,6 +50,7 @@ func (h *Handler) pendingViews(ctx context.Context, v viewer) ([]pendingView, er
 			Client: orDash(peer(p.Call.Client.Name, p.Call.Client.Version)), Session: p.Call.SessionID,
 			Args: h.pageJSON(p.Call.Args), RequestedAt: p.RequestedAt, Waiting: now.Sub(p.RequestedAt).Round(time.Second).String(),
 			SessionMinutes: int(p.SessionGrant(ctx, h.o.Decide) / time.Minute), ArgsNotStored: p.ArgsNotStored,
+			Lookalikes: lookalike.InCall(p.Call, p.Decision, h.o.Redactor),
 		}
 		if len(p.Call.Meta) > 0 {
 			pv.Meta = h.pageJSON(p.Call.Meta)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/audit"
+	"github.com/toolgate/toolgate/lookalike"
 	"github.com/toolgate/toolgate/redact"
 	"github.com/toolgate/toolgate/review"
 )
@@ -173,7 +174,9 @@ func answerReview(ctx context.Context, st review.Store, id, what string, v toolg
 	return nil
 }
 
-// printPendingReviews writes the pending reviews as a table or a JSON array.
+// printPendingReviews writes the pending reviews as a table or a JSON
+// array; the table follows a warning line for each review that shows
+// look-alike characters (lookalike.InCall).
 func printPendingReviews(w io.Writer, ps []toolgate.Pending, asJSON bool, now time.Time) error {
 	if asJSON {
 		r := redact.New(nil).ForReviewers()
@@ -196,6 +199,12 @@ func printPendingReviews(w io.Writer, ps []toolgate.Pending, asJSON bool, now ti
 	if len(ps) == 0 {
 		fmt.Fprintln(w, "no reviews waiting")
 		return nil
+	}
+	r := redact.New(nil).ForReviewers()
+	for _, p := range ps {
+		if warn := lookalike.InCall(p.Call, p.Decision, r); warn != "" {
+			fmt.Fprintf(w, "WARNING: look-alike characters in %s: %s\n", toolgate.Visible(p.Call.ID), warn)
+		}
 	}
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	// KIND: a prompt, resource or completion may share a tool's name.

@@ -1,0 +1,309 @@
+// Package lookalike finds the words in a reviewer's view that pass for
+// other words: a host, path or command whose letters look like Latin
+// ones but are not (`gіthub.com` with a Cyrillic і, a fullwidth
+// `ｇithub.com`). Every review channel (Slack, the terminal, MCP
+// elicitation, the web UI) shows [Warning] above what it asks a reviewer
+// to approve.
+//
+// toolgate.Visible escapes what a reader would not see; this package
+// flags what a reader would misread. It is a package of its own, not the
+// domain package's, because it needs Unicode names and NFKC
+// (golang.org/x/text) while the domain package is standard library only;
+// review, web and the CLI all reach it, and it reaches nothing of
+// toolgate but the domain package and redact (what it warns of is what a
+// reviewer sees: redacted).
+package lookalike
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+	"golang.org/x/text/unicode/rangetable"
+	"golang.org/x/text/unicode/runenames"
+
+	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/redact"
+)
+
+// Bounds of what Warning says, whatever the size of what it is given.
+const (
+	maxWords     = 5  // words listed; the rest are counted
+	maxRunes     = 4  // suspicious runes listed per word; the rest are counted
+	maxWordRunes = 60 // runes of a word shown
+)
+
+// latinLike holds the letters of other scripts that look like an ASCII
+// letter or digit (from Unicode's confusables, UTS #39): Cyrillic, Greek,
+// Armenian, Cherokee and Lisu.
+var latinLike = rangetable.New([]rune("" +
+	"АВЕЗІЈКМНОРЅСТУХҮӀԚԜаеорсухѕіјԁһӏԛԝүѵ" + // Cyrillic
+	"ΑΒΕΖΗΙΚΜΝΟΡΤΥΧϹͿαγικνορυχϲϳ" + // Greek
+	"ՏՕՍօսցհոզ" + // Armenian
+	"ᎪᏴᏟᎠᎬᏀᎻᎫᏦᏞᎷᏢᏚᎢᏙᎳᏃᎥ" + // Cherokee
+	"ꓮꓐꓚꓓꓰꓝꓖꓧꓲꓙꓗꓡꓟꓠꓳꓑꓣꓢꓔꓴꓦꓪꓫꓬꓜ")...) // Lisu
+
+// mixesWithLatin are the scripts that UTS #39's "highly restrictive"
+// level lets share a word with Latin (Japanese, Chinese and Korean text
+// writes `Tシャツ` and `Go言語`), and the ones of no script of their own.
+var mixesWithLatin = []*unicode.RangeTable{
+	unicode.Latin, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul, unicode.Bopomofo,
+	unicode.Common, unicode.Inherited,
+}
+
+// Finding is one word that can pass for another, and the runes that make
+// it so, each once, in the order they occur.
+type Finding struct {
+	Word  string
+	Runes []rune
+}
+
+// Find returns the words of s that can pass for others. A word is a
+// maximal run of letters, digits, marks and the characters of hosts,
+// paths and identifiers (. - _ / @ :); its labels are the runs between
+// those characters. A word is flagged when
+//
+//   - a label holds ASCII letters and letters of a script that does not
+//     mix with Latin (`gіthub`, `раypal`): the other script's letters;
+//   - it has two labels or more, and one is made only of letters that look
+//     like Latin ones (latinLike), while the rest of the word has ASCII
+//     letters or only such letters too (`асе.com`, `асе.сом`,
+//     `/usr/bin/ѕһ`): those letters;
+//   - it holds a compatibility form of an ASCII letter, digit or
+//     separator, which NFKC turns into that character (`ｇithub`,
+//     `ﬁle`, the Kelvin sign K): those runes.
+//
+// A word wholly in another script (`Москва`, `東京`) and accented Latin
+// (`café`, `naïve`) are not flagged. Find does no I/O.
+func Find(s string) []Finding {
+	var out []Finding
+	for s != "" {
+		i := indexFunc(s, isWordRune)
+		if i < 0 {
+			break
+		}
+		s = s[i:]
+		j := indexFunc(s, func(r rune) bool { return !isWordRune(r) })
+		if j < 0 {
+			j = len(s)
+		}
+		if f := findWord(s[:j]); len(f.Runes) > 0 {
+			out = append(out, f)
+		}
+		s = s[j:]
+	}
+	return out
+}
+
+// indexFunc is strings.IndexFunc, with each invalid UTF-8 byte a
+// utf8.RuneError of its own (no word rune).
+func indexFunc(s string, f func(rune) bool) int {
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if n == 1 && r == utf8.RuneError {
+			r = -1
+		}
+		if f(r) {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+// findWord is Find for one word.
+func findWord(w string) Finding {
+	f := Finding{Word: w}
+	seen := map[rune]bool{}
+	add := func(r rune) {
+		if !seen[r] {
+			seen[r] = true
+			f.Runes = append(f.Runes, r)
+		}
+	}
+	labels := strings.FieldsFunc(w, func(r rune) bool { return !isLabelRune(r) })
+	var word letters
+	for _, l := range labels {
+		word.add(countLetters(l))
+	}
+	for _, l := range labels {
+		n := countLetters(l)
+		latinLikeLabel := len(labels) > 1 && n.all > 0 && n.latinLike == n.all && (word.ascii > 0 || word.latinLike == word.all)
+		for _, r := range l {
+			switch {
+			case compatASCII(r) != "":
+				add(r)
+			case n.ascii > 0 && n.other > 0 && isOtherScript(r):
+				add(r)
+			case latinLikeLabel && unicode.IsLetter(r):
+				add(r)
+			}
+		}
+	}
+	for _, r := range w {
+		if !isLabelRune(r) && compatASCII(r) != "" {
+			add(r)
+		}
+	}
+	return f
+}
+
+// letters counts the letters of a label or a word: all of them, the
+// ASCII ones, those of a script that does not mix with Latin, and those
+// in latinLike.
+type letters struct{ all, ascii, other, latinLike int }
+
+func (n *letters) add(m letters) {
+	n.all, n.ascii, n.other, n.latinLike = n.all+m.all, n.ascii+m.ascii, n.other+m.other, n.latinLike+m.latinLike
+}
+
+func countLetters(l string) letters {
+	var n letters
+	for _, r := range l {
+		if !unicode.IsLetter(r) {
+			continue
+		}
+		n.all++
+		switch {
+		case r < utf8.RuneSelf:
+			n.ascii++
+		case isOtherScript(r):
+			n.other++
+		}
+		if unicode.Is(latinLike, r) {
+			n.latinLike++
+		}
+	}
+	return n
+}
+
+func isOtherScript(r rune) bool {
+	return unicode.IsLetter(r) && !unicode.In(r, mixesWithLatin...)
+}
+
+// isLabelRune reports whether r is a letter, digit or mark.
+func isLabelRune(r rune) bool {
+	return unicode.In(r, unicode.L, unicode.N, unicode.M)
+}
+
+// isWordRune reports whether r belongs in a word: a letter, digit or
+// mark, a separator of hosts, paths and identifiers, or a compatibility
+// form of one.
+func isWordRune(r rune) bool {
+	if r < utf8.RuneSelf {
+		return r >= 0 && (isLabelRune(r) || strings.ContainsRune(".-_/@:", r))
+	}
+	return isLabelRune(r) || compatASCII(r) != ""
+}
+
+// compatASCII is what NFKC turns r into when r is not ASCII and that is
+// ASCII letters, digits or separators (ｇ→g, ﬁ→fi, ．→.); otherwise "".
+// A superscript or other non-decimal number (m², ½) is left alone.
+func compatASCII(r rune) string {
+	if r < utf8.RuneSelf || r == utf8.RuneError || unicode.In(r, unicode.No, unicode.Nl) || norm.NFKC.IsNormalString(string(r)) {
+		return ""
+	}
+	s := norm.NFKC.String(string(r))
+	if s == "" {
+		return ""
+	}
+	for _, c := range s {
+		if c >= utf8.RuneSelf || !isWordRune(c) {
+			return ""
+		}
+	}
+	return s
+}
+
+// Warning lists the findings in the text of vals, for a reviewer: strings
+// and, in maps and slices (JSON arguments), every key and string value.
+// It names at most maxWords words, each through toolgate.Visible and cut
+// to maxWordRunes runes, with at most maxRunes of its runes as their code
+// point, name and script, then says how many more there are:
+//
+//	gіthub.com: U+0456 CYRILLIC SMALL LETTER BYELORUSSIAN-UKRAINIAN I (Cyrillic)
+//
+// Findings are separated by "; ". "" when there is none.
+func Warning(vals ...any) string {
+	var parts []string
+	seen := map[string]bool{}
+	more := 0
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case string:
+			for _, f := range Find(v) {
+				switch {
+				case seen[f.Word]:
+				case len(parts) < maxWords:
+					parts = append(parts, f.String())
+				default:
+					more++
+				}
+				seen[f.Word] = true
+			}
+		case map[string]any:
+			for k, e := range v {
+				walk(k)
+				walk(e)
+			}
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		}
+	}
+	for _, v := range vals {
+		walk(v)
+	}
+	if more > 0 {
+		parts = append(parts, fmt.Sprintf("and %d more", more))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// InCall is Warning over what a review of call c decided d shows, as r
+// (a reviewers' Redactor) shows it: the call's name, tool and server,
+// client and model, who asked, the rule and its reason, and the redacted
+// arguments and _meta. The warning is redacted too.
+func InCall(c toolgate.Call, d toolgate.Decision, r *redact.Redactor) string {
+	return r.String(Warning(c.Name, c.Tool, c.Server, c.Client.Name, c.Client.Version, c.Model.Name, c.Model.Version,
+		c.Principal.String(), d.Rule, d.Reason, r.Value(c.Args), r.Value(c.Meta)))
+}
+
+// String shows f as Warning lists it.
+func (f Finding) String() string {
+	w := f.Word
+	if n := utf8.RuneCountInString(w); n > maxWordRunes {
+		w = string([]rune(w)[:maxWordRunes]) + "…"
+	}
+	var b strings.Builder
+	b.WriteString(toolgate.Visible(w) + ":")
+	for i, r := range f.Runes {
+		if i == maxRunes {
+			fmt.Fprintf(&b, ", and %d more", len(f.Runes)-maxRunes)
+			break
+		}
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, " U+%04X %s (%s", r, runenames.Name(r), script(r))
+		if s := compatASCII(r); s != "" {
+			fmt.Fprintf(&b, ", a form of %s", s)
+		}
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+// script names r's Unicode script.
+func script(r rune) string {
+	for name, t := range unicode.Scripts {
+		if unicode.Is(t, r) {
+			return name
+		}
+	}
+	return "Unknown"
+}

