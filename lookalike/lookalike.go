@@ -69,7 +69,7 @@ type Finding struct {
 //     mix with Latin (`gіthub`, `раypal`): the other script's letters;
 //   - it has two labels or more, and one is made only of letters that look
 //     like Latin ones (latinLike), while the rest of the word has ASCII
-//     letters or only such letters too (`асе.com`, `асе.сом`,
+//     letters or only such letters too (`асе.com`, `орех.ру`,
 //     `/usr/bin/ѕһ`): those letters;
 //   - it holds a compatibility form of an ASCII letter, digit or
 //     separator, which NFKC turns into that character (`ｇithub`,
@@ -80,12 +80,12 @@ type Finding struct {
 func Find(s string) []Finding {
 	var out []Finding
 	for s != "" {
-		i := indexFunc(s, isWordRune)
+		i := strings.IndexFunc(s, isWordRune)
 		if i < 0 {
 			break
 		}
 		s = s[i:]
-		j := indexFunc(s, func(r rune) bool { return !isWordRune(r) })
+		j := strings.IndexFunc(s, func(r rune) bool { return !isWordRune(r) })
 		if j < 0 {
 			j = len(s)
 		}
@@ -97,28 +97,15 @@ func Find(s string) []Finding {
 	return out
 }
 
-// indexFunc is strings.IndexFunc, with each invalid UTF-8 byte a
-// utf8.RuneError of its own (no word rune).
-func indexFunc(s string, f func(rune) bool) int {
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if n == 1 && r == utf8.RuneError {
-			r = -1
-		}
-		if f(r) {
-			return i
-		}
-		i += n
-	}
-	return -1
-}
-
 // findWord is Find for one word.
 func findWord(w string) Finding {
 	f := Finding{Word: w}
-	seen := map[rune]bool{}
+	var seen map[rune]bool
 	add := func(r rune) {
 		if !seen[r] {
+			if seen == nil {
+				seen = map[rune]bool{}
+			}
 			seen[r] = true
 			f.Runes = append(f.Runes, r)
 		}
@@ -193,7 +180,7 @@ func isLabelRune(r rune) bool {
 // form of one.
 func isWordRune(r rune) bool {
 	if r < utf8.RuneSelf {
-		return r >= 0 && (isLabelRune(r) || strings.ContainsRune(".-_/@:", r))
+		return isLabelRune(r) || strings.ContainsRune(".-_/@:", r)
 	}
 	return isLabelRune(r) || compatASCII(r) != ""
 }
