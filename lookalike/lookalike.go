@@ -48,10 +48,13 @@ var latinLike = rangetable.New([]rune("" +
 // mixesWithLatin are the scripts that UTS #39's "highly restrictive"
 // level lets share a word with Latin (Japanese, Chinese and Korean text
 // writes `Tシャツ` and `Go言語`), and the ones of no script of their own.
-var mixesWithLatin = []*unicode.RangeTable{
+var mixesWithLatin = rangetable.Merge(
 	unicode.Latin, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul, unicode.Bopomofo,
 	unicode.Common, unicode.Inherited,
-}
+)
+
+// labelRunes are the letters, digits and marks.
+var labelRunes = rangetable.Merge(unicode.L, unicode.N, unicode.M)
 
 // Finding is one word that can pass for another, and the runes that make
 // it so, each once, in the order they occur.
@@ -80,16 +83,22 @@ type Finding struct {
 func Find(s string) []Finding {
 	var out []Finding
 	for s != "" {
-		i := strings.IndexFunc(s, isWordRune)
-		if i < 0 {
+		// A word of ASCII alone is never flagged: skip to the word
+		// around the next byte that is not.
+		k := strings.IndexFunc(s, func(r rune) bool { return r >= utf8.RuneSelf })
+		if k < 0 {
 			break
 		}
+		i := strings.LastIndexFunc(s[:k], func(r rune) bool { return !isWordRune(r) }) + 1
 		s = s[i:]
 		j := strings.IndexFunc(s, func(r rune) bool { return !isWordRune(r) })
 		if j < 0 {
 			j = len(s)
 		}
-		if f := findWord(s[:j]); len(f.Runes) > 0 {
+		if j == 0 {
+			// The rune is no word's: step past it.
+			_, j = utf8.DecodeRuneInString(s)
+		} else if f := findWord(s[:j]); len(f.Runes) > 0 {
 			out = append(out, f)
 		}
 		s = s[j:]
@@ -109,6 +118,16 @@ func findWord(w string) Finding {
 			seen[r] = true
 			f.Runes = append(f.Runes, r)
 		}
+	}
+	// A word of one label and no ASCII letter (prose in another script)
+	// can hold only compatibility forms.
+	if !strings.ContainsFunc(w, func(r rune) bool { return r < utf8.RuneSelf && unicode.IsLetter(r) || !isLabelRune(r) }) {
+		for _, r := range w {
+			if compatASCII(r) != "" {
+				add(r)
+			}
+		}
+		return f
 	}
 	labels := strings.FieldsFunc(w, func(r rune) bool { return !isLabelRune(r) })
 	var word letters
@@ -167,12 +186,12 @@ func countLetters(l string) letters {
 }
 
 func isOtherScript(r rune) bool {
-	return unicode.IsLetter(r) && !unicode.In(r, mixesWithLatin...)
+	return unicode.IsLetter(r) && !unicode.Is(mixesWithLatin, r)
 }
 
 // isLabelRune reports whether r is a letter, digit or mark.
 func isLabelRune(r rune) bool {
-	return unicode.In(r, unicode.L, unicode.N, unicode.M)
+	return unicode.Is(labelRunes, r)
 }
 
 // isWordRune reports whether r belongs in a word: a letter, digit or
@@ -189,10 +208,12 @@ func isWordRune(r rune) bool {
 // ASCII letters, digits or separators (ｇ→g, ﬁ→fi, ．→.); otherwise "".
 // A superscript or other non-decimal number (m², ½) is left alone.
 func compatASCII(r rune) string {
-	if r < utf8.RuneSelf || r == utf8.RuneError || unicode.In(r, unicode.No, unicode.Nl) || norm.NFKC.IsNormalString(string(r)) {
+	var b [utf8.UTFMax]byte
+	rb := b[:utf8.EncodeRune(b[:], r)]
+	if r < utf8.RuneSelf || r == utf8.RuneError || norm.NFKC.IsNormal(rb) || unicode.In(r, unicode.No, unicode.Nl) {
 		return ""
 	}
-	s := norm.NFKC.String(string(r))
+	s := norm.NFKC.String(string(rb))
 	if s == "" {
 		return ""
 	}

@@ -127,3 +127,21 @@ func TestInCall(t *testing.T) {
 		t.Errorf("InCall of plain ASCII = %q", got)
 	}
 }
+
+// BenchmarkWarning measures a review's warning over 1 MB of arguments:
+// English prose (no word has a rune outside ASCII), Russian prose (every
+// word does, none is flagged) and words that are all flagged.
+func BenchmarkWarning(b *testing.B) {
+	for _, tc := range []struct{ name, s string }{
+		{"ascii", strings.Repeat("The test fails one run in ten on CI, with a timeout. ", 20000)},
+		{"cyrillic", strings.Repeat("Тест падает один раз из десяти на CI. ", 20000)},
+		{"flagged", strings.Repeat("gіthub.com раypal ", 40000)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(tc.s)))
+			for b.Loop() {
+				Warning(tc.s)
+			}
+		})
+	}
+}
