@@ -95,10 +95,10 @@ func (s *Service) elicitMessage(c toolgate.Call, d toolgate.Decision, expires ti
 	}
 	fmt.Fprintf(&b, "\nIf approved, it runs in %s.", sandboxText(d.Sandbox))
 	args, cut := argsPreview(r.Value(c.Args))
-	fmt.Fprintf(&b, "\nArguments:\n%s", args)
+	fmt.Fprintf(&b, "\nArguments:\n%s", fenced(args))
 	if len(c.Meta) > 0 {
 		meta, metaCut := argsPreview(r.Value(c.Meta))
-		fmt.Fprintf(&b, "\n_meta (sent to the tool's server with the arguments):\n%s", meta)
+		fmt.Fprintf(&b, "\n_meta (sent to the tool's server with the arguments):\n%s", fenced(meta))
 		cut = cut || metaCut
 	}
 	if cut {
@@ -106,6 +106,16 @@ func (s *Service) elicitMessage(c toolgate.Call, d toolgate.Decision, expires ti
 	}
 	fmt.Fprintf(&b, "\nDecision %s; denied automatically at %s.", c.ID, expires.Format(time.Kitchen))
 	return r.String(b.String())
+}
+
+// fenced puts an argsPreview in a markdown code block, so that a client
+// that renders the question as markdown shows the agent's arguments as
+// they are: no link, image (which a client would fetch), heading or
+// emphasis. No line of a preview can close the block: each is JSON's (a
+// brace, or an indented key and quoted value). A client showing plain
+// text shows the fence lines as they are.
+func fenced(preview string) string {
+	return "```\n" + preview + "\n```"
 }
 
 // elicitReviewer names whoever answers an elicitation about call c by
