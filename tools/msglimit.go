@@ -25,11 +25,12 @@ const DefaultMaxMessage = 8 << 20
 // client drops what it has as malformed; the rest is skipped, and what
 // replaces it is a JSON-RPC error answering the message's id, so the one
 // call fails with a message saying why while the connection and every
-// other call go on. A message without a top-level id, or that is a request
-// or notification (it has a method), is only dropped. The id is found by
-// scanning every message as it passes, since servers put it first
-// (mcp-go) or last (the TypeScript SDK); the client holds at most max
-// bytes of a dropped message.
+// other call go on. A request the server makes (it has a method and an
+// id) is replaced by one that the client answers with an error at once;
+// a message without a top-level id (a notification) is only dropped. The
+// id is found by scanning every message as it passes, since servers put
+// it first (mcp-go) or last (the TypeScript SDK); the client holds at
+// most max bytes of a dropped message.
 type lineLimit struct {
 	r      io.Reader
 	max    int
@@ -246,8 +247,15 @@ func (l *lineLimit) reply() []byte {
 	if l.onDrop != nil {
 		l.onDrop(id, l.n)
 	}
-	if len(id) == 0 || l.scan.method {
+	if len(id) == 0 {
 		return nil
+	}
+	if l.scan.method {
+		// A request the client knows no method of takes its place: the
+		// client answers it with an error naming the method, so the server
+		// stops waiting for an answer instead of waiting out its timeout.
+		m, _ := json.Marshal(fmt.Sprintf("toolgate: a request of more than %d bytes, the limit on what this server may send (max_message_bytes), was dropped", l.max))
+		return fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%s,"method":%s}`+"\n", id, m)
 	}
 	reason := l.reason
 	if l.cause != "" {

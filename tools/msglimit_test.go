@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -410,6 +411,50 @@ func BenchmarkLineLimit(b *testing.B) {
 						break
 					}
 				}
+			}
+		})
+	}
+}
+
+// TestMaxMessageServerRequest: a request the server makes that is over
+// the limit (an elicitation with a huge message) is answered with an
+// error naming the limit, so the server's tool goes on at once, and the
+// next call is served.
+func TestMaxMessageServerRequest(t *testing.T) {
+	// The same tool over streamable HTTP, where the request comes as an
+	// SSE event on the call's response.
+	s := server.NewMCPServer("big", "1", server.WithToolCapabilities(true), server.WithElicitation())
+	s.AddTool(mcp.NewTool("ask_as", mcp.WithString("message")), func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		_, err := s.RequestElicitation(ctx, mcp.ElicitationRequest{Params: mcp.ElicitationParams{Message: req.GetString("message", ""),
+			RequestedSchema: map[string]any{"type": "object"}}})
+		if err != nil {
+			return mcp.NewToolResultError("no answer: " + err.Error()), nil
+		}
+		return mcp.NewToolResultText("answered"), nil
+	})
+	s.AddTool(mcp.NewTool("echo", mcp.WithString("text")), func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return mcp.NewToolResultText(req.GetString("text", "")), nil
+	})
+	srv := httptest.NewServer(server.NewStreamableHTTPServer(s))
+	t.Cleanup(srv.Close)
+
+	const max = 64 << 10
+	c := startCatalog(t, Options{Upstreams: []Upstream{
+		{Name: "up", Command: upstreamBin, MaxMessage: max, Timeout: 20 * time.Second},
+		{Name: "r", URL: srv.URL + "/mcp", MaxMessage: max, Timeout: 20 * time.Second},
+	}})
+	for _, up := range []string{"up", "r"} {
+		t.Run(up, func(t *testing.T) {
+			toolgatetest.Eventually(t, up+"__ask_as listed", func() bool { _, ok := c.Lookup(up + "__ask_as"); return ok })
+			res, err := c.Forward(context.Background(), call(c, up+"__ask_as", map[string]any{"message": strings.Repeat("q", max)}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := text(res); !res.IsError || !strings.Contains(got, "no answer:") || !strings.Contains(got, "max_message_bytes") {
+				t.Fatalf("the server's tool got %q (error %v), not an error naming the limit", got, res.IsError)
+			}
+			if res, err := c.Forward(context.Background(), call(c, up+"__echo", map[string]any{"text": "next"})); err != nil || text(res) != "next" {
+				t.Fatalf("the next call: %q, %v", text(res), err)
 			}
 		})
 	}
