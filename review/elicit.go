@@ -74,22 +74,26 @@ var elicitSchema = map[string]any{
 
 // elicitMessage is the question put to the agent's user, with the
 // look-alike characters in it (lookalike.InCall) named before anything else.
-// What the agent, an upstream or a rule wrote goes in Visible, so it adds
-// no line of its own (argsPreviewPlain's lines are Visible too).
+// Each part is redacted on its own, before it is put in the question, so
+// that no mask can span two parts. What the agent, an upstream or a rule
+// wrote goes in Visible, so it adds no line of its own, and in markdown
+// code (inline, or the arguments' fenced block), so that a client that
+// renders markdown draws nothing of it.
 func (s *Service) elicitMessage(c toolgate.Call, d toolgate.Decision, expires time.Time) string {
 	r := s.o.Redactor
+	shown := func(s string) string { return inlineCode(toolgate.Visible(r.String(s))) }
 	var b strings.Builder
-	fmt.Fprintf(&b, "toolgate: the agent wants to %s.", toolgate.Visible(c.Wants()))
+	fmt.Fprintf(&b, "toolgate: the agent wants to %s.", shown(c.Wants()))
 	if w := lookalike.InCall(c, d, r); w != "" {
-		b.WriteString("\nWARNING: look-alike characters: " + w)
+		b.WriteString("\nWARNING: look-alike characters: " + inlineCode(w))
 	}
 	if p := c.Principal.String(); p != "" {
-		fmt.Fprintf(&b, "\nRequested by %s.", toolgate.Visible(p))
+		fmt.Fprintf(&b, "\nRequested by %s.", shown(p))
 	}
 	if d.Rule != "" {
-		fmt.Fprintf(&b, "\nRule %q asks for a human review", d.Rule)
+		fmt.Fprintf(&b, "\nRule %s asks for a human review", shown(d.Rule))
 		if d.Reason != "" {
-			b.WriteString(": " + toolgate.Visible(d.Reason))
+			b.WriteString(": " + shown(d.Reason))
 		}
 		b.WriteString(".")
 	}
@@ -105,7 +109,27 @@ func (s *Service) elicitMessage(c toolgate.Call, d toolgate.Decision, expires ti
 		fmt.Fprintf(&b, "\nSome values above are cut, and approving runs them whole: deny unless you have read them all (`toolgate audit show %s` on toolgate's host shows the call).", c.ID)
 	}
 	fmt.Fprintf(&b, "\nDecision %s; denied automatically at %s.", c.ID, expires.Format(time.Kitchen))
-	return r.String(b.String())
+	return b.String()
+}
+
+// inlineCode is s, one line, as a markdown code span: delimited by more
+// backticks than any run of them in s, so nothing in s ends it, and
+// padded with a space where s starts or ends with one.
+func inlineCode(s string) string {
+	n, run := 1, 0
+	for i := range len(s) {
+		if s[i] != '`' {
+			run = 0
+			continue
+		}
+		run++
+		n = max(n, run+1)
+	}
+	d := strings.Repeat("`", n)
+	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
+		s = " " + s + " "
+	}
+	return d + s + d
 }
 
 // fenced puts an argsPreview in a markdown code block, so that a client
