@@ -16,6 +16,8 @@ package lookalike
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -148,12 +150,23 @@ func findWord(w string) Finding {
 			}
 		}
 	}
-	for _, r := range w {
+	prev := utf8.RuneError
+	for i, r := range w {
 		if !isLabelRune(r) && compatASCII(r) != "" {
 			add(r)
 		}
+		if strings.ContainsRune(separatorLike, r) && isASCIIAlnum(prev) {
+			if next, _ := utf8.DecodeRuneInString(w[i+utf8.RuneLen(r):]); isASCIIAlnum(next) {
+				add(r)
+			}
+		}
+		prev = r
 	}
 	return f
+}
+
+func isASCIIAlnum(r rune) bool {
+	return r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r))
 }
 
 // letters counts the letters of a label or a word: all of them, the
@@ -201,61 +214,88 @@ func isWordRune(r rune) bool {
 	if r < utf8.RuneSelf {
 		return isLabelRune(r) || strings.ContainsRune(".-_/@:", r)
 	}
-	return isLabelRune(r) || compatASCII(r) != ""
+	return isLabelRune(r) || strings.ContainsRune(separatorLike, r) || compatASCII(r) != ""
 }
+
+// separatorLike are runes that pass for a slash or a dot and that NFKC
+// leaves alone: the division, fraction and big slashes, a box-drawing
+// diagonal, the ideographic and Armenian full stops, the katakana middle
+// dot and the Hangul araea. Between two ASCII letters or digits
+// (`github∕org`, `github。com`) they are flagged; in prose (`東京。`) not.
+const separatorLike = "\u2215\u2044\u29f8\u2571\u3002\u0589\u30fb\u318d"
 
 // compatASCII is what NFKC turns r into when r is not ASCII and that is
 // ASCII letters, digits or separators (ｇ→g, ﬁ→fi, ．→.); otherwise "".
-// A superscript or other non-decimal number (m², ½) is left alone.
+// A superscript or other number that NFKC makes no letter of (m², ½) is
+// left alone; the roman numerals (ⅼ→l, ⅿ→m) are letters' forms.
 func compatASCII(r rune) string {
 	var b [utf8.UTFMax]byte
 	rb := b[:utf8.EncodeRune(b[:], r)]
-	if r < utf8.RuneSelf || r == utf8.RuneError || norm.NFKC.IsNormal(rb) || unicode.In(r, unicode.No, unicode.Nl) {
+	if r < utf8.RuneSelf || r == utf8.RuneError || norm.NFKC.IsNormal(rb) {
 		return ""
 	}
 	s := norm.NFKC.String(string(rb))
 	if s == "" {
 		return ""
 	}
+	letter := false
 	for _, c := range s {
 		if c >= utf8.RuneSelf || !isWordRune(c) {
 			return ""
 		}
+		letter = letter || unicode.IsLetter(c)
+	}
+	if !letter && unicode.In(r, unicode.No, unicode.Nl) {
+		return ""
 	}
 	return s
 }
 
 // Warning lists the findings in the text of vals, for a reviewer: strings
-// and, in maps and slices (JSON arguments), every key and string value.
-// It names at most maxWords words, each through toolgate.Visible and cut
-// to maxWordRunes runes, with at most maxRunes of its runes as their code
-// point, name and script, then says how many more there are:
+// and, in maps and slices (JSON arguments), every key and string value,
+// keys in order. It names at most maxWords words, each through
+// toolgate.Visible and cut to maxWordRunes runes, with at most maxRunes of
+// its runes as their code point, name and script, then says how many more
+// there are:
 //
 //	gіthub.com: U+0456 CYRILLIC SMALL LETTER BYELORUSSIAN-UKRAINIAN I (Cyrillic)
 //
-// Findings are separated by "; ". "" when there is none.
+// Words that look like a host, path or address (they hold . / @ or :)
+// come first, and the words of earlier vals before those of later ones,
+// so decoys elsewhere cannot push such a word out of the list. Only the
+// first maxChecked bytes of text are read; the warning says how much more
+// there is. Findings are separated by "; ". "" when there is none.
 func Warning(vals ...any) string {
-	var parts []string
+	var first, rest []string
 	seen := map[string]bool{}
-	more := 0
+	more, budget, unchecked := 0, maxChecked, 0
 	var walk func(v any)
 	walk = func(v any) {
 		switch v := v.(type) {
 		case string:
+			if len(v) > budget {
+				unchecked += len(v) - budget
+				v = v[:budget]
+			}
+			budget -= len(v)
 			for _, f := range Find(v) {
+				list := &rest
+				if strings.ContainsAny(f.Word, "./@:"+separatorLike) {
+					list = &first
+				}
 				switch {
 				case seen[f.Word]:
-				case len(parts) < maxWords:
-					parts = append(parts, f.String())
+				case len(*list) < maxWords:
+					*list = append(*list, f.String())
 				default:
 					more++
 				}
 				seen[f.Word] = true
 			}
 		case map[string]any:
-			for k, e := range v {
+			for _, k := range slices.Sorted(maps.Keys(v)) {
 				walk(k)
-				walk(e)
+				walk(v[k])
 			}
 		case []any:
 			for _, e := range v {
@@ -266,19 +306,31 @@ func Warning(vals ...any) string {
 	for _, v := range vals {
 		walk(v)
 	}
+	parts := append(first, rest...)
+	if len(parts) > maxWords {
+		more += len(parts) - maxWords
+		parts = parts[:maxWords]
+	}
 	if more > 0 {
 		parts = append(parts, fmt.Sprintf("and %d more", more))
+	}
+	if unchecked > 0 {
+		parts = append(parts, fmt.Sprintf("and %d bytes of text past the first %d were not checked: read them before approving", unchecked, maxChecked))
 	}
 	return strings.Join(parts, "; ")
 }
 
+// maxChecked bounds the bytes of text Warning reads, which a page of
+// reviews recomputes at every load: 5-30 MB/s, by script.
+const maxChecked = 1 << 20
+
 // InCall is Warning over what a review of call c decided d shows, as r
-// (a reviewers' Redactor) shows it: the call's name, tool and server,
-// client and model, who asked, the rule and its reason, and the redacted
-// arguments and _meta. The warning is redacted too.
+// (a reviewers' Redactor) shows it: the redacted arguments and _meta (what
+// runs, first), the call's name, tool and server, the rule's reason and
+// name, who asked, client and model. The warning is redacted too.
 func InCall(c toolgate.Call, d toolgate.Decision, r *redact.Redactor) string {
-	return r.String(Warning(c.Name, c.Tool, c.Server, c.Client.Name, c.Client.Version, c.Model.Name, c.Model.Version,
-		c.Principal.String(), d.Rule, d.Reason, r.Value(c.Args), r.Value(c.Meta)))
+	return r.String(Warning(r.Value(c.Args), r.Value(c.Meta), c.Name, c.Tool, c.Server, d.Reason, d.Rule,
+		c.Principal.String(), c.Client.Name, c.Client.Version, c.Model.Name, c.Model.Version))
 }
 
 // String shows f as Warning lists it.

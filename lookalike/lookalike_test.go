@@ -55,6 +55,51 @@ func TestWarning(t *testing.T) {
 	}
 }
 
+// TestWarningPassesFor: what passes for a letter, a slash or a dot, and
+// decoys put first, are named.
+func TestWarningPassesFor(t *testing.T) {
+	for _, tc := range []struct {
+		in   []any
+		want []string // in the warning; none: no warning
+	}{
+		// Roman numerals are letters' forms; other numbers are not.
+		{[]any{"cp build.sh /usr/ⅼocal/bin/ⅿake"}, []string{"U+217C SMALL ROMAN NUMERAL FIFTY", "a form of l", "U+217F SMALL ROMAN NUMERAL ONE THOUSAND"}},
+		{[]any{"gⅰthub.com"}, []string{"U+2170 SMALL ROMAN NUMERAL ONE"}},
+		{[]any{"m² ½ ²³"}, nil},
+		// A slash or dot look-alike between ASCII letters, not in prose.
+		{[]any{"https://github.com∕org.evil.example/x"}, []string{"U+2215 DIVISION SLASH"}},
+		{[]any{"github。com github・com a⁄b"}, []string{"U+3002 IDEOGRAPHIC FULL STOP", "U+30FB KATAKANA MIDDLE DOT", "U+2044 FRACTION SLASH"}},
+		{[]any{"東京。大阪・京都 Goを使う。 1⁄2"}, []string{"U+2044"}},
+		{[]any{"東京。大阪・京都 Goを使う。"}, nil},
+		// Decoys before a host-like word, in other values or the same
+		// one, do not push it out.
+		{[]any{map[string]any{"text": "git push https://gіthub.com/acme/infra.git main"}, "ｃｌａｕｄｅ ｃｏｄｅ ｃｌｉ ｆｏｒ ｍａｃ ｏｓ"}, []string{"https://gіthub.com/acme/infra.git: U+0456"}},
+		{[]any{map[string]any{"a": "ｘ ｙ ｚ ｗ ｖ ｕ", "b": "curl https://gіthub.com/x"}}, []string{"https://gіthub.com/x: U+0456", "and 2 more"}},
+	} {
+		got := Warning(tc.in...)
+		if len(tc.want) == 0 && got != "" {
+			t.Errorf("Warning(%q) = %q, want none", tc.in, got)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("Warning(%q) = %q, want %q in it", tc.in, got, w)
+			}
+		}
+	}
+}
+
+// TestWarningBounded: past maxChecked bytes of text, the warning says how
+// much was not read instead of reading it.
+func TestWarningBounded(t *testing.T) {
+	got := Warning(strings.Repeat("a ", maxChecked/2), "gіthub.com")
+	if want := fmt.Sprintf("and %d bytes of text past the first %d were not checked", len("gіthub.com"), maxChecked); !strings.Contains(got, want) || strings.Contains(got, "U+0456") {
+		t.Errorf("Warning = %q, want %q and no finding", got, want)
+	}
+	if got := Warning(strings.Repeat("a ", maxChecked/2-10), "gіthub.com"); !strings.Contains(got, "gіthub.com: U+0456") || strings.Contains(got, "not checked") {
+		t.Errorf("within the bound: %q", got)
+	}
+}
+
 // TestWarningValues: Warning reads every key and string value of JSON
 // arguments, and several values as one.
 func TestWarningValues(t *testing.T) {
@@ -71,8 +116,8 @@ func TestWarningValues(t *testing.T) {
 
 // maxWarning bounds Warning's length: maxWords words of maxWordRunes
 // runes, each escaped to at most 10 bytes, each with maxRunes runes of
-// at most 150 bytes, and the counts.
-const maxWarning = maxWords*(maxWordRunes*10+4+maxRunes*150+20) + 20
+// at most 150 bytes, and the counts and what was not checked.
+const maxWarning = maxWords*(maxWordRunes*10+4+maxRunes*150+20) + 150
 
 func FuzzWarning(f *testing.F) {
 	for _, s := range []string{
