@@ -260,13 +260,14 @@ func compatASCII(r rune) string {
 //
 //	gіthub.com: U+0456 CYRILLIC SMALL LETTER BYELORUSSIAN-UKRAINIAN I (Cyrillic)
 //
-// Words that look like a host, path or address (they hold . / @ or :)
-// come first, and the words of earlier vals before those of later ones,
-// so decoys elsewhere cannot push such a word out of the list. Only the
+// Words are listed by rank (Finding.rank), and the words of earlier vals
+// before those of later ones, so decoys of mere compatibility forms, or
+// outside hosts and paths, cannot push a host that mixes scripts out of
+// the list. Only the
 // first maxChecked bytes of text are read; the warning says how much more
 // there is. Findings are separated by "; ". "" when there is none.
 func Warning(vals ...any) string {
-	var first, rest []string
+	var lists [4][]string // by rank
 	seen := map[string]bool{}
 	more, budget, unchecked := 0, maxChecked, 0
 	var walk func(v any)
@@ -279,10 +280,7 @@ func Warning(vals ...any) string {
 			}
 			budget -= len(v)
 			for _, f := range Find(v) {
-				list := &rest
-				if strings.ContainsAny(f.Word, "./@:"+separatorLike) {
-					list = &first
-				}
+				list := &lists[f.rank()]
 				switch {
 				case seen[f.Word]:
 				case len(*list) < maxWords:
@@ -306,7 +304,7 @@ func Warning(vals ...any) string {
 	for _, v := range vals {
 		walk(v)
 	}
-	parts := append(first, rest...)
+	parts := slices.Concat(lists[:]...)
 	if len(parts) > maxWords {
 		more += len(parts) - maxWords
 		parts = parts[:maxWords]
@@ -331,6 +329,26 @@ const maxChecked = 1 << 20
 func InCall(c toolgate.Call, d toolgate.Decision, r *redact.Redactor) string {
 	return r.String(Warning(r.Value(c.Args), r.Value(c.Meta), c.Name, c.Tool, c.Server, d.Reason, d.Rule,
 		c.Principal.String(), c.Client.Name, c.Client.Version, c.Model.Name, c.Model.Version))
+}
+
+// rank orders findings for a reviewer, most deceptive first: a word that
+// looks like a host, path or address (it holds . / @ : or a look-alike of
+// one) and passes for another by more than compatibility forms (a letter
+// of another script, a look-alike separator), then any word that does,
+// then hosts and paths of compatibility forms alone (ｇithub.com), then
+// the rest.
+func (f Finding) rank() int {
+	more := slices.ContainsFunc(f.Runes, func(r rune) bool { return compatASCII(r) == "" })
+	host := strings.ContainsAny(f.Word, "./@:"+separatorLike)
+	switch {
+	case host && more:
+		return 0
+	case more:
+		return 1
+	case host:
+		return 2
+	}
+	return 3
 }
 
 // String shows f as Warning lists it.
