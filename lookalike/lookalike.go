@@ -47,6 +47,13 @@ var latinLike = rangetable.New([]rune("" +
 	"ᎪᏴᏟᎠᎬᏀᎻᎫᏦᏞᎷᏢᏚᎢᏙᎳᏃᎥ" + // Cherokee
 	"ꓮꓐꓚꓓꓰꓝꓖꓧꓲꓙꓗꓡꓟꓠꓳꓑꓣꓢꓔꓴꓦꓪꓫꓬꓜ")...) // Lisu
 
+// latinLookalike holds the Latin letters outside ASCII that look like an
+// ASCII letter without a visible mark: the dotless i and j, the script g,
+// alpha and iota, the small capitals and two hooked b's. Latin text uses
+// some of them (Turkish ı), so they are flagged only in a host, path or
+// address that has ASCII letters (`gıthub.com`, `ɢɪᴛʜᴜʙ.com`).
+var latinLookalike = rangetable.New([]rune("ıȷɡɑɩƅɓᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢ")...)
+
 // mixesWithLatin are the scripts that UTS #39's "highly restrictive"
 // level lets share a word with Latin (Japanese, Chinese and Korean text
 // writes `Tシャツ` and `Go言語`), and the ones of no script of their own.
@@ -136,6 +143,7 @@ func findWord(w string) Finding {
 	for _, l := range labels {
 		word.add(countLetters(l))
 	}
+	host := len(labels) > 1 && word.ascii > 0 && strings.ContainsAny(w, "./@:"+separatorLike)
 	for _, l := range labels {
 		n := countLetters(l)
 		latinLikeLabel := len(labels) > 1 && n.all > 0 && n.latinLike == n.all && (word.ascii > 0 || word.latinLike == word.all)
@@ -146,6 +154,8 @@ func findWord(w string) Finding {
 			case n.ascii > 0 && n.other > 0 && isOtherScript(r):
 				add(r)
 			case latinLikeLabel && unicode.IsLetter(r):
+				add(r)
+			case host && r >= utf8.RuneSelf && unicode.Is(latinLookalike, r):
 				add(r)
 			}
 		}

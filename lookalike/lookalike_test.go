@@ -71,6 +71,12 @@ func TestWarningPassesFor(t *testing.T) {
 		{[]any{"github。com github・com a⁄b"}, []string{"U+3002 IDEOGRAPHIC FULL STOP", "U+30FB KATAKANA MIDDLE DOT", "U+2044 FRACTION SLASH"}},
 		{[]any{"東京。大阪・京都 Goを使う。 1⁄2"}, []string{"U+2044"}},
 		{[]any{"東京。大阪・京都 Goを使う。"}, nil},
+		// Latin letters that pass for ASCII ones, in hosts and paths
+		// with ASCII letters; not in prose.
+		{[]any{"https://gıthub.com/x"}, []string{"U+0131 LATIN SMALL LETTER DOTLESS I"}},
+		{[]any{"ɢɪᴛʜᴜʙ.com"}, []string{"U+0262 LATIN LETTER SMALL CAPITAL G", "U+026A LATIN LETTER SMALL CAPITAL I"}},
+		{[]any{"github.com/ᴀdmin ɡoogle.com"}, []string{"U+1D00 LATIN LETTER SMALL CAPITAL A", "U+0261 LATIN SMALL LETTER SCRIPT G"}},
+		{[]any{"kırmızı ışık Iğdır"}, nil},
 		// Decoys before a host-like word, in other values or the same
 		// one, do not push it out.
 		{[]any{map[string]any{"text": "git push https://gіthub.com/acme/infra.git main"}, "ｃｌａｕｄｅ ｃｏｄｅ ｃｌｉ ｆｏｒ ｍａｃ ｏｓ"}, []string{"https://gіthub.com/acme/infra.git: U+0456"}},
