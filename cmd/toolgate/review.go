@@ -176,15 +176,18 @@ func answerReview(ctx context.Context, st review.Store, id, what string, v toolg
 
 // printPendingReviews writes the pending reviews as a table or a JSON
 // array; the table follows a warning line for each review that shows
-// look-alike characters (lookalike.InCall).
+// look-alike characters (lookalike.InCall), which JSON has as lookalikes.
 func printPendingReviews(w io.Writer, ps []toolgate.Pending, asJSON bool, now time.Time) error {
+	r := redact.New(nil).ForReviewers()
 	if asJSON {
-		r := redact.New(nil).ForReviewers()
-		if ps == nil {
-			ps = []toolgate.Pending{}
+		type pending struct {
+			toolgate.Pending
+			Lookalikes string `json:"lookalikes,omitempty"`
 		}
-		for i := range ps {
-			c := &ps[i].Call
+		out := make([]pending, len(ps))
+		for i, p := range ps {
+			out[i] = pending{p, lookalike.InCall(p.Call, p.Decision, r)}
+			c := &out[i].Call
 			if a, ok := r.Value(c.Args).(map[string]any); ok {
 				c.Args = a
 			}
@@ -194,13 +197,12 @@ func printPendingReviews(w io.Writer, ps []toolgate.Pending, asJSON bool, now ti
 		}
 		enc := audit.NewJSONEncoder(w)
 		enc.SetIndent("", "  ")
-		return enc.Encode(ps)
+		return enc.Encode(out)
 	}
 	if len(ps) == 0 {
 		fmt.Fprintln(w, "no reviews waiting")
 		return nil
 	}
-	r := redact.New(nil).ForReviewers()
 	for _, p := range ps {
 		if warn := lookalike.InCall(p.Call, p.Decision, r); warn != "" {
 			fmt.Fprintf(w, "WARNING: look-alike characters in %s: %s\n", toolgate.Visible(p.Call.ID), warn)

@@ -268,5 +268,17 @@ func TestReviewListWarnsOfLookalikes(t *testing.T) {
 		if s := out.String(); !strings.HasPrefix(s, tc.want) || strings.Contains(s, "WARNING") != (tc.want != "") {
 			t.Errorf("%s: want it to start %q:\n%s", tc.command, tc.want, s)
 		}
+		out.Reset()
+		if err := printPendingReviews(&out, ps, true, now); err != nil {
+			t.Fatal(err)
+		}
+		var got []struct {
+			Call       struct{ ID string }
+			Lookalikes string
+		}
+		if err := json.Unmarshal(out.Bytes(), &got); err != nil || len(got) != 1 || got[0].Call.ID != "c1" ||
+			(got[0].Lookalikes != "") != (tc.want != "") || !strings.Contains(tc.want, got[0].Lookalikes) {
+			t.Errorf("%s: JSON %s (%v)", tc.command, out.String(), err)
+		}
 	}
 }
