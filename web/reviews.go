@@ -36,6 +36,13 @@ type pendingView struct {
 	Lookalikes string
 }
 
+// shownCall is what the queue shows of a pending call that costs time in
+// the call's size: its redacted arguments and _meta and its look-alike
+// warning. An ID names one call for good, so each is made once while the
+// call waits, not at every load of the queue, which every reviewer's page
+// makes whenever any review arrives or ends.
+type shownCall struct{ args, meta, lookalikes string }
+
 func (h *Handler) pendingViews(ctx context.Context, v viewer) ([]pendingView, error) {
 	ps, err := h.o.Store.PendingReviews(ctx)
 	if err != nil {
@@ -43,23 +50,32 @@ func (h *Handler) pendingViews(ctx context.Context, v viewer) ([]pendingView, er
 	}
 	now := h.o.Now()
 	out := make([]pendingView, 0, len(ps))
+	h.shownMu.Lock()
+	defer h.shownMu.Unlock()
+	shown := make(map[string]shownCall, len(ps))
 	for _, p := range ps {
+		sh, ok := h.shown[p.Call.ID]
+		if !ok {
+			sh = shownCall{args: h.pageJSON(p.Call.Args), lookalikes: lookalike.InCall(p.Call, p.Decision, h.o.Redactor)}
+			if len(p.Call.Meta) > 0 {
+				sh.meta = h.pageJSON(p.Call.Meta)
+			}
+		}
+		shown[p.Call.ID] = sh
 		pv := pendingView{
 			ID: p.Call.ID, Tool: p.Call.Name, Kind: p.Call.KindName(), Rule: orDash(p.Decision.Rule), Reason: p.Decision.Reason,
 			Requester: orDash(p.Call.Principal.String()), Model: orDash(peer(p.Call.Model.Name, p.Call.Model.Version)),
 			Client: orDash(peer(p.Call.Client.Name, p.Call.Client.Version)), Session: p.Call.SessionID,
-			Args: h.pageJSON(p.Call.Args), RequestedAt: p.RequestedAt, Waiting: now.Sub(p.RequestedAt).Round(time.Second).String(),
+			Args: sh.args, Meta: sh.meta, Lookalikes: sh.lookalikes,
+			RequestedAt: p.RequestedAt, Waiting: now.Sub(p.RequestedAt).Round(time.Second).String(),
 			SessionMinutes: int(p.SessionGrant(ctx, h.o.Decide) / time.Minute), ArgsNotStored: p.ArgsNotStored,
-			Lookalikes: lookalike.InCall(p.Call, p.Decision, h.o.Redactor),
-		}
-		if len(p.Call.Meta) > 0 {
-			pv.Meta = h.pageJSON(p.Call.Meta)
 		}
 		if v.s != nil && v.s.who.Personal() && p.Call.Principal.Personal() && v.s.who.User == p.Call.Principal.User {
 			pv.Own = true
 		}
 		out = append(out, pv)
 	}
+	h.shown = shown
 	return out, nil
 }
 

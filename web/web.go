@@ -91,6 +91,9 @@ type Handler struct {
 	verified  time.Time
 	verifyRep audit.VerifyReport
 	verifyErr error
+
+	shownMu sync.Mutex
+	shown   map[string]shownCall // by call ID, for the reviews pending at the last look
 }
 
 // New returns the UI handler.

@@ -336,3 +336,44 @@ func TestPagesWarnOfLookalikes(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueShowsEachCallOnce: the queue makes what it shows of a pending
+// call (its redacted arguments, _meta and look-alike warning) once, and
+// forgets it when the call no longer waits.
+func TestQueueShowsEachCallOnce(t *testing.T) {
+	st, err := audit.Open(context.Background(), filepath.Join(t.TempDir(), "a.db"), audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	c := toolgate.Call{ID: "01ONCE", Server: "shell", Tool: "exec", Name: "shell__exec", Time: time.Now(), Args: map[string]any{"command": "curl https://gіthub.com/x"}}
+	if err := st.Begin(context.Background(), c, toolgate.Decision{Action: toolgate.Review, Rule: "shell"}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Options{Store: st, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	if page := get(t, http.DefaultClient, srv.URL+"/ui/reviews"); !strings.Contains(page, "gіthub.com/x: U&#43;0456") {
+		t.Fatalf("no warning on the first load:\n%s", page)
+	}
+	// What the next load shows comes from what the first made.
+	h.shownMu.Lock()
+	h.shown["01ONCE"] = shownCall{args: `"made once"`, lookalikes: "made once too"}
+	h.shownMu.Unlock()
+	if page := get(t, http.DefaultClient, srv.URL+"/ui/reviews"); !strings.Contains(page, "made once") || !strings.Contains(page, "made once too") || strings.Contains(page, "U&#43;0456") {
+		t.Errorf("the second load made the call's view again:\n%s", page)
+	}
+	if err := st.Resolve(context.Background(), c.ID, toolgate.Verdict{Reviewer: "cli:test", Channel: toolgate.ChannelCLI, Reason: "no"}); err != nil {
+		t.Fatal(err)
+	}
+	get(t, http.DefaultClient, srv.URL+"/ui/reviews")
+	h.shownMu.Lock()
+	n := len(h.shown)
+	h.shownMu.Unlock()
+	if n != 0 {
+		t.Errorf("%d calls kept after none waits", n)
+	}
+}
