@@ -241,6 +241,13 @@ func TestQueueShowsKind(t *testing.T) {
 // decided d (a log without redaction: the UI redacts what it shows).
 func readOnlyUI(t *testing.T, d toolgate.Decision, calls ...toolgate.Call) *httptest.Server {
 	t.Helper()
+	_, _, srv := readOnlyHandler(t, d, calls...)
+	return srv
+}
+
+// readOnlyHandler is readOnlyUI, with the handler and the audit log.
+func readOnlyHandler(t *testing.T, d toolgate.Decision, calls ...toolgate.Call) (*Handler, *audit.Store, *httptest.Server) {
+	t.Helper()
 	st, err := audit.Open(context.Background(), filepath.Join(t.TempDir(), "a.db"), audit.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -257,7 +264,7 @@ func readOnlyUI(t *testing.T, d toolgate.Decision, calls ...toolgate.Call) *http
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return srv
+	return h, st, srv
 }
 
 // TestQueueCannotApproveUnstoredArgs: with only the arguments' hash in the
@@ -341,21 +348,8 @@ func TestPagesWarnOfLookalikes(t *testing.T) {
 // call (its redacted arguments, _meta and look-alike warning) once, and
 // forgets it when the call no longer waits.
 func TestQueueShowsEachCallOnce(t *testing.T) {
-	st, err := audit.Open(context.Background(), filepath.Join(t.TempDir(), "a.db"), audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	c := toolgate.Call{ID: "01ONCE", Server: "shell", Tool: "exec", Name: "shell__exec", Time: time.Now(), Args: map[string]any{"command": "curl https://gіthub.com/x"}}
-	if err := st.Begin(context.Background(), c, toolgate.Decision{Action: toolgate.Review, Rule: "shell"}); err != nil {
-		t.Fatal(err)
-	}
-	h, err := New(Options{Store: st, ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
+	h, st, srv := readOnlyHandler(t, toolgate.Decision{Action: toolgate.Review, Rule: "shell"}, c)
 	if page := get(t, http.DefaultClient, srv.URL+"/ui/reviews"); !strings.Contains(page, "gіthub.com/x: U&#43;0456") {
 		t.Fatalf("no warning on the first load:\n%s", page)
 	}
