@@ -37,22 +37,21 @@ const (
 	maxWordRunes = 60 // runes of a word shown
 )
 
-// latinLike holds the letters of other scripts that look like an ASCII
-// letter or digit (from Unicode's confusables, UTS #39): Cyrillic, Greek,
-// Armenian, Cherokee and Lisu.
+// latinLike holds the letters outside ASCII that look like an ASCII
+// letter or digit (from Unicode's confusables, UTS #39): of Cyrillic,
+// Greek, Armenian, Cherokee and Lisu; of Latin itself without a visible
+// mark (the script g, alpha, iota, small capitals, the click letters ǀ
+// and ǁ; not Turkish ı, which Turkish paths and addresses are full of);
+// and of the scripts that may share a word with Latin (the ideographic
+// zero 〇, Hangul ㅇ and ㅣ, Bopomofo ㄏ and ㄧ).
 var latinLike = rangetable.New([]rune("" +
 	"АВЕЗІЈКМНОРЅСТУХҮӀԚԜаеорсухѕіјԁһӏԛԝүѵ" + // Cyrillic
 	"ΑΒΕΖΗΙΚΜΝΟΡΤΥΧϹͿαγικνορυχϲϳ" + // Greek
 	"ՏՕՍօսցհոզ" + // Armenian
 	"ᎪᏴᏟᎠᎬᏀᎻᎫᏦᏞᎷᏢᏚᎢᏙᎳᏃᎥ" + // Cherokee
-	"ꓮꓐꓚꓓꓰꓝꓖꓧꓲꓙꓗꓡꓟꓠꓳꓑꓣꓢꓔꓴꓦꓪꓫꓬꓜ")...) // Lisu
-
-// latinLookalike holds the Latin letters outside ASCII that look like an
-// ASCII letter without a visible mark: the dotless i and j, the script g,
-// alpha and iota, the small capitals and two hooked b's. Latin text uses
-// some of them (Turkish ı), so they are flagged only in a host, path or
-// address that has ASCII letters (`gıthub.com`, `ɢɪᴛʜᴜʙ.com`).
-var latinLookalike = rangetable.New([]rune("ıȷɡɑɩƅɓᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢ")...)
+	"ꓮꓐꓚꓓꓰꓝꓖꓧꓲꓙꓗꓡꓟꓠꓳꓑꓣꓢꓔꓴꓦꓪꓫꓬꓜ" + // Lisu
+	"ɡɑɩƅƖʋĸꞷǀǁᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢ" + // Latin
+	"〇ㅇㅣㄏㄧ丨")...) // Han, Hangul, Bopomofo
 
 // mixesWithLatin are the scripts that UTS #39's "highly restrictive"
 // level lets share a word with Latin (Japanese, Chinese and Korean text
@@ -78,7 +77,8 @@ type Finding struct {
 // those characters. A word is flagged when
 //
 //   - a label holds ASCII letters and letters of a script that does not
-//     mix with Latin (`gіthub`, `раypal`): the other script's letters;
+//     mix with Latin (`gіthub`, `раypal`), or that look like ASCII ones
+//     (latinLike: `ɡoogle`, `g〇〇gle`): those letters;
 //   - it has two labels or more, and one is made only of letters that look
 //     like Latin ones (latinLike), while the rest of the word has ASCII
 //     letters or only such letters too (`асе.com`, `орех.ру`,
@@ -143,7 +143,6 @@ func findWord(w string) Finding {
 	for _, l := range labels {
 		word.add(countLetters(l))
 	}
-	host := len(labels) > 1 && word.ascii > 0 && strings.ContainsAny(w, "./@:"+separatorLike)
 	for _, l := range labels {
 		n := countLetters(l)
 		latinLikeLabel := len(labels) > 1 && n.all > 0 && n.latinLike == n.all && (word.ascii > 0 || word.latinLike == word.all)
@@ -155,7 +154,7 @@ func findWord(w string) Finding {
 				add(r)
 			case latinLikeLabel && unicode.IsLetter(r):
 				add(r)
-			case host && r >= utf8.RuneSelf && unicode.Is(latinLookalike, r):
+			case n.ascii > 0 && r >= utf8.RuneSelf && unicode.Is(latinLike, r):
 				add(r)
 			}
 		}
@@ -229,10 +228,12 @@ func isWordRune(r rune) bool {
 
 // separatorLike are runes that pass for a slash or a dot and that NFKC
 // leaves alone: the division, fraction and big slashes, a box-drawing
-// diagonal, the ideographic and Armenian full stops, the katakana middle
-// dot and the Hangul araea. Between two ASCII letters or digits
-// (`github∕org`, `github。com`) they are flagged; in prose (`東京。`) not.
-const separatorLike = "\u2215\u2044\u29f8\u2571\u3002\u0589\u30fb\u318d"
+// diagonal, the Han and katakana strokes 丿 and ノ and the Kangxi
+// radical ⼃, the ideographic and Armenian full stops, the katakana
+// middle dot, the Hangul araea and the Latin sinological dot. Between two
+// ASCII letters or digits (`github∕org`, `github。com`, `com丿toolgate`)
+// they are flagged; in prose (`東京。`, `ノート`) not.
+const separatorLike = "\u2215\u2044\u29f8\u2571\u4e3f\u30ce\u2f03\u3002\u0589\u30fb\u318d\ua78f"
 
 // compatASCII is what NFKC turns r into when r is not ASCII and that is
 // ASCII letters, digits or separators (ｇ→g, ﬁ→fi, ．→.); otherwise "".
@@ -343,12 +344,14 @@ func InCall(c toolgate.Call, d toolgate.Decision, r *redact.Redactor) string {
 
 // rank orders findings for a reviewer, most deceptive first: a word that
 // looks like a host, path or address (it holds . / @ : or a look-alike of
-// one) and passes for another by more than compatibility forms (a letter
-// of another script, a look-alike separator), then any word that does,
-// then hosts and paths of compatibility forms alone (ｇithub.com), then
-// the rest.
+// one) and has a rune of another script than Latin, or a look-alike
+// separator, that passes for ASCII (`gіthub.com`, `github.com∕x`); then
+// any word with such a rune; then hosts and paths of Latin look-alikes and
+// compatibility forms alone (`ɡoogle.com`, `ｇithub.com`); then the rest.
 func (f Finding) rank() int {
-	more := slices.ContainsFunc(f.Runes, func(r rune) bool { return compatASCII(r) == "" })
+	more := slices.ContainsFunc(f.Runes, func(r rune) bool {
+		return strings.ContainsRune(separatorLike, r) || compatASCII(r) == "" && !unicode.Is(unicode.Latin, r)
+	})
 	host := strings.ContainsAny(f.Word, "./@:"+separatorLike)
 	switch {
 	case host && more:
