@@ -85,7 +85,9 @@ type Finding struct {
 //     `/usr/bin/ѕһ`): those letters;
 //   - it holds a compatibility form of an ASCII letter, digit or
 //     separator, which NFKC turns into that character (`ｇithub`,
-//     `ﬁle`, the Kelvin sign K): those runes.
+//     `ﬁle`, the Kelvin sign K): those runes;
+//   - a slash or dot look-alike (separatorLike) sits between two ASCII
+//     letters or digits (`github.com∕org`): that rune.
 //
 // A word wholly in another script (`Москва`, `東京`) and accented Latin
 // (`café`, `naïve`) are not flagged. Find does no I/O.
