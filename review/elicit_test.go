@@ -388,56 +388,6 @@ func TestElicitationFencesArguments(t *testing.T) {
 	}
 }
 
-// outsideCode is the question without its fenced blocks and inline code
-// spans (CommonMark's: a run of backticks ends at the next run of the same
-// length): what a client that renders markdown would read as markdown.
-func outsideCode(q string) string {
-	var out strings.Builder
-	inBlock := false
-	for _, l := range strings.Split(q, "\n") {
-		if l == "```" {
-			inBlock = !inBlock
-			continue
-		}
-		if inBlock {
-			continue
-		}
-		for l != "" {
-			i := strings.IndexByte(l, '`')
-			if i < 0 {
-				out.WriteString(l)
-				break
-			}
-			out.WriteString(l[:i])
-			n := len(l[i:]) - len(strings.TrimLeft(l[i:], "`"))
-			rest := l[i+n:]
-			end := -1
-			for j := 0; j < len(rest); {
-				k := strings.IndexByte(rest[j:], '`')
-				if k < 0 {
-					break
-				}
-				m := len(rest[j+k:]) - len(strings.TrimLeft(rest[j+k:], "`"))
-				if m == n {
-					end = j + k
-					break
-				}
-				j += k + m
-			}
-			if end < 0 {
-				out.WriteString(l[i:])
-				break
-			}
-			l = rest[end+n:]
-		}
-		out.WriteString("\n")
-	}
-	if inBlock {
-		out.WriteString("(an unclosed block)")
-	}
-	return out.String()
-}
-
 // TestElicitationMarkdownStaysCode: whatever the agent writes, in its
 // arguments, _meta or the command a rule's reason quotes, no link or
 // image reaches the question outside code, and the question's own lines
@@ -450,7 +400,7 @@ func TestElicitationMarkdownStaysCode(t *testing.T) {
 	c.Meta = map[string]any{"m": "password=\"" + img}
 	d.Reason = "not a routine command: frobnicate `` \"" + img + "\" # Safe ```"
 	q := h.svc.elicitMessage(c, d, time.Now())
-	if md := outsideCode(q); strings.Contains(md, "](") || strings.Contains(md, "![") {
+	if md := toolgatetest.OutsideMarkdownCode(q); strings.Contains(md, "](") || strings.Contains(md, "![") {
 		t.Errorf("markdown outside code:\n%s\nin the question:\n%s", md, q)
 	}
 	for _, line := range []string{"\nIf approved, it runs in ", "\nArguments:\n```\n", "\n_meta (sent to the tool's server with the arguments):\n```\n", "\nDecision 01ELIMD; "} {
