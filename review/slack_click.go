@@ -243,7 +243,7 @@ func (sc *slackChannel) showArgs(ctx context.Context, cb slack.InteractionCallba
 		_, _, err := sc.api.PostMessageContext(ctx, clickChannel(cb),
 			slack.MsgOptionTS(ts),
 			slack.MsgOptionText("Full arguments of "+code(r.String(lr.c.Name))+" (decision "+escape(id)+")", false),
-			slack.MsgOptionBlocks(fullArgsBlocks(r.Value(lr.c.Args), meta)...),
+			slack.MsgOptionBlocks(append(lookalikeBlocks(lr.c, lr.d, r), fullArgsBlocks(r.Value(lr.c.Args), meta)...)...),
 			slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl())
 		return err
 	})

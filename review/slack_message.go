@@ -16,6 +16,7 @@ import (
 
 	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/lookalike"
+	"github.com/toolgate/toolgate/redact"
 )
 
 // Sizes of what the review message shows. A section's text may hold 3000
@@ -84,9 +85,7 @@ func (sc *slackChannel) reviewBlocks(c toolgate.Call, d toolgate.Decision, expir
 		title = strings.ToUpper(outcomeWord(*v)[:1]) + outcomeWord(*v)[1:] + ": " + c.Name
 	}
 	blocks := []slack.Block{slack.NewHeaderBlock(plain(truncate(r.String(title), 145)))}
-	if w := lookalike.InCall(c, d, r); w != "" {
-		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(truncate(":warning: *Look-alike characters:* "+code(w), sectionLimit)), nil, nil))
-	}
+	blocks = append(blocks, lookalikeBlocks(c, d, r)...)
 
 	summary := fmt.Sprintf("An agent wants to run %s (%s on server %s).", code(r.String(c.Name)), code(r.String(c.Tool)), code(r.String(c.Server)))
 	if c.Kind != "" && c.Kind != toolgate.KindTool {
@@ -362,6 +361,16 @@ func cutLines(s string, n int) string {
 		return truncate(s, max(budget, 0))
 	}
 	return s[:cut] + fmt.Sprintf(note, strings.Count(s[cut:], "\n"))
+}
+
+// lookalikeBlocks warns of the look-alike characters in what the review
+// shows of the call (lookalike.InCall); none when there are none.
+func lookalikeBlocks(c toolgate.Call, d toolgate.Decision, r *redact.Redactor) []slack.Block {
+	w := lookalike.InCall(c, d, r)
+	if w == "" {
+		return nil
+	}
+	return []slack.Block{slack.NewSectionBlock(mrkdwn(truncate(":warning: *Look-alike characters:* "+code(w), sectionLimit)), nil, nil)}
 }
 
 // fullArgsBlocks renders args and the call's _meta (both already

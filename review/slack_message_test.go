@@ -268,7 +268,8 @@ func TestMessageAgentTextIsNoMarkup(t *testing.T) {
 
 // TestMessageWarnsOfLookalikes: a call whose arguments hold a host with a
 // Cyrillic і (gіthub.com) is posted with a warning naming the rune above
-// its arguments; the same call with a plain ASCII host has none.
+// its arguments, and so is its full arguments' thread reply; the same
+// call with a plain ASCII host has neither.
 func TestMessageWarnsOfLookalikes(t *testing.T) {
 	h := newHarness(t, true, nil)
 	h.run()
@@ -285,12 +286,19 @@ func TestMessageWarnsOfLookalikes(t *testing.T) {
 		h.store.add(c, d)
 		res := make(chan result, 1)
 		go func() { v, err := h.svc.Review(t.Context(), c, d); res <- result{v, err} }()
-		text := slackfake.Readable(h.waitPosted(i + 1))
+		text := slackfake.Readable(h.waitPosted(2*i + 1)) // each review's message, then its thread reply
+		ts := h.messageTS(c.ID)
+		h.slack.Click(slackfake.Action{User: approver, ActionID: ActionViewArgs, Value: c.ID, MessageTS: ts})
+		full := slackfake.Readable(h.slack.WaitReplies(ts, 1))
 		h.svc.submit(t.Context(), c.ID, toolgate.Verdict{Channel: toolgate.ChannelCLI, Reviewer: "cli:bob", Reason: "no"})
 		await(t, res)
-		w, args := strings.Index(text, ":warning: *Look-alike characters:* `https://gіthub.com/x: "+warn+"`"), strings.Index(text, "*Arguments:*")
+		const warning = ":warning: *Look-alike characters:* `https://gіthub.com/x: " + warn + "`"
+		w, args := strings.Index(text, warning), strings.Index(text, "*Arguments:*")
 		if tc.warned != (w >= 0 && w < args) || strings.Contains(text, "Look-alike") != tc.warned {
 			t.Errorf("%s: warned %v, want %v:\n%s", tc.command, w >= 0, tc.warned, text)
+		}
+		if w, args := strings.Index(full, warning), strings.Index(full, `"command"`); tc.warned != (w >= 0 && w < args) || strings.Contains(full, "Look-alike") != tc.warned {
+			t.Errorf("%s: full arguments warned %v, want %v:\n%s", tc.command, w >= 0, tc.warned, full)
 		}
 	}
 }

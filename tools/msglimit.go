@@ -30,7 +30,9 @@ const DefaultMaxMessage = 8 << 20
 // a message without a top-level id (a notification) is only dropped. The
 // id is found by scanning every message as it passes, since servers put
 // it first (mcp-go) or last (the TypeScript SDK); the client holds at
-// most max bytes of a dropped message.
+// most max bytes of a dropped message. A message whose JSON value ends
+// before the cut, with only white space after it up to there (padding),
+// reaches the client whole: nothing replaces it, and it is not a drop.
 type lineLimit struct {
 	r      io.Reader
 	max    int
@@ -45,6 +47,7 @@ type lineLimit struct {
 	err    error                    // r's error, returned once in and out are empty
 	n      int64                    // the current message's length so far
 	over   bool                     // the current message passed max and is being skipped
+	whole  bool                     // what the client got of it, cut, is still the whole message
 	scan   idScan
 
 	// SSE only: the current line's length so far, its first byte, and
@@ -121,7 +124,7 @@ func (l *lineLimit) handle(out []byte) []byte {
 			out = append(out, '\n')
 			l.n += room
 			l.in = l.in[room:]
-			l.over = true
+			l.over, l.whole = true, l.scan.whole()
 			continue
 		}
 		l.scan.write(line)
@@ -185,7 +188,7 @@ func (l *lineLimit) handleSSE(out []byte) []byte {
 			l.n += room
 			l.lineN += room
 			l.in = l.in[room:]
-			l.over = true
+			l.over, l.whole = true, l.scan.whole()
 			continue
 		}
 		before := l.n - l.lineN
@@ -201,7 +204,7 @@ func (l *lineLimit) handleSSE(out []byte) []byte {
 		// The client joins this line to the event so far, copying it.
 		if l.copied += before; l.copied > sseCopyFactor*int64(l.max) {
 			out = append(out, "\n\n"...)
-			l.over, l.cause = true, l.lines
+			l.over, l.whole, l.cause = true, l.scan.whole(), l.lines
 			continue
 		}
 		out = append(out, '\n')
@@ -243,6 +246,9 @@ func (l *lineLimit) endEvent() {
 // reply is what replaces a dropped message: an error answering its id,
 // or nothing.
 func (l *lineLimit) reply() []byte {
+	if l.whole {
+		return nil
+	}
 	id := l.scan.id
 	if l.onDrop != nil {
 		l.onDrop(id, l.n)
@@ -273,7 +279,7 @@ func (l *lineLimit) reply() []byte {
 }
 
 func (l *lineLimit) endLine() {
-	l.n, l.over = 0, false
+	l.n, l.over, l.whole = 0, false, false
 	l.scan = idScan{key: l.scan.key[:0], val: l.scan.val[:0], id: l.scan.id[:0]}
 }
 
@@ -293,7 +299,14 @@ type idScan struct {
 	valBad   bool   // the id's value is not a short scalar
 	id       []byte // empty: none found
 	method   bool
+	ended    bool // the top-level value closed
+	trailing bool // a byte other than white space came after it
 }
+
+// whole says whether what was scanned is one closed JSON value followed
+// by white space only: the client parses that as the whole message, so a
+// message cut after it (padding past the limit) was delivered, not dropped.
+func (s *idScan) whole() bool { return s.ended && !s.trailing }
 
 const maxIDLen = 128
 
@@ -305,6 +318,9 @@ func (s *idScan) write(b []byte) {
 		}
 		c := b[0]
 		b = b[1:]
+		if s.ended && c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			s.trailing = true
+		}
 		if s.inVal {
 			switch {
 			case s.depth == 1 && (c == ',' || c == '}'):
@@ -338,6 +354,7 @@ func (s *idScan) write(b []byte) {
 		case '}', ']':
 			s.depth--
 			s.afterStr = false
+			s.ended = s.ended || s.depth == 0
 		case ' ', '\t', '\r', '\n':
 		default:
 			s.afterStr = false

@@ -160,6 +160,43 @@ func TestLineLimit(t *testing.T) {
 	}
 }
 
+// TestLineLimitPadding: a message whose JSON ends before the cut, padded
+// with white space past max, reaches the client whole (it parses what it
+// gets as that message), so nothing replaces it and no drop is reported;
+// one with anything else before the cut is still answered for its id.
+func TestLineLimitPadding(t *testing.T) {
+	padded := `{"jsonrpc":"2.0","id":4,"result":{}}` + strings.Repeat(" ", 300)
+	junk := `{"jsonrpc":"2.0","id":5,"result":{}} x` + strings.Repeat(" ", 300)
+	request := `{"jsonrpc":"2.0","id":6,"method":"elicitation/create","params":{}}` + strings.Repeat("\t", 300)
+	small := `{"jsonrpc":"2.0","id":1,"result":{}}`
+	input := strings.Join([]string{padded, small, junk, request, small}, "\n") + "\n"
+	for name, chunk := range map[string]func(io.Reader) io.Reader{
+		"whole":    func(r io.Reader) io.Reader { return r },
+		"one byte": iotest.OneByteReader,
+	} {
+		out, dropped := limited(t, input, 100, false, chunk)
+		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+		if len(lines) != 6 || lines[0] != padded[:100] || lines[1] != small || lines[2] != junk[:100] ||
+			!strings.Contains(lines[3], `"id":5,"error"`) || lines[4] != request[:100] || lines[5] != small {
+			t.Errorf("%s: got lines\n%s", name, strings.Join(lines, "\n"))
+		}
+		if strings.Join(dropped, ",") != "5" {
+			t.Errorf("%s: dropped ids %q, want only the one with junk before the cut", name, dropped)
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(lines[0]), &m); err != nil {
+			t.Errorf("%s: the padded message does not parse as the client reads it: %v", name, err)
+		}
+	}
+
+	sse := "event: message\ndata: " + padded + "\n\nevent: message\ndata: " + small + "\n\n"
+	out, dropped := limited(t, sse, 100, true, iotest.OneByteReader)
+	cut := ("data: " + padded)[:100-len("event: message")]
+	if want := "event: message\n" + cut + "\n\nevent: message\ndata: " + small + "\n\n"; out != want || len(dropped) != 0 {
+		t.Errorf("sse: got\n%q (dropped %q)\nwant\n%q", out, dropped, want)
+	}
+}
+
 // TestLineLimitSSEEvents: on an SSE stream a message is an event, however
 // many data lines it comes in. One over max in total is cut and answered
 // for its id, wherever the id is; one of so many lines that the client's
