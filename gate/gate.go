@@ -122,6 +122,21 @@ type Options struct {
 // or it is new under pinning mode strict.
 const RulePin = "toolgate:pin"
 
+// RuleArgs is the rule name recorded for a call refused because its
+// arguments or _meta hold a key a server may read as another
+// (toolgate.CaseAmbiguity): the rules could decide on one value while the
+// server runs another.
+const RuleArgs = "toolgate:arguments"
+
+// caseAmbiguity is toolgate.CaseAmbiguity over c's arguments, then its
+// _meta.
+func caseAmbiguity(c toolgate.Call) string {
+	if why := toolgate.CaseAmbiguity(c.Args); why != "" {
+		return why
+	}
+	return toolgate.CaseAmbiguity(c.Meta)
+}
+
 // Gate is the one place every tool call passes through.
 type Gate struct {
 	o Options
@@ -177,6 +192,9 @@ func (g *Gate) handle(ctx context.Context, c toolgate.Call, forward func(context
 		// The tool's definition is not the approved one: no rule may run
 		// it, whatever the definition now claims (annotations included).
 		d = toolgate.Decision{Action: toolgate.Deny, Rule: RulePin, Reason: c.Pin.Refusal(c.KindName(), c.Name)}
+	} else if why := caseAmbiguity(c); why != "" {
+		d = toolgate.Decision{Action: toolgate.Deny, Rule: RuleArgs, Reason: "the call holds " + why +
+			"; servers that match keys ignoring case (as Go's encoding/json does) read such keys otherwise than the rules, so it is not run: send each key once, in one spelling"}
 	} else {
 		d = g.o.Decider.Decide(ctx, c)
 	}

@@ -119,3 +119,45 @@ func TestPinFromCatalog(t *testing.T) {
 		})
 	}
 }
+
+// TestCaseAmbiguityRefused: a call whose arguments or _meta hold two keys
+// that differ only in letter case, or a key with a rune that folds to an
+// ASCII letter, is refused and recorded as denied before any rule runs,
+// even when the rules allow everything; other keys are decided by the
+// rules.
+func TestCaseAmbiguityRefused(t *testing.T) {
+	for _, tc := range []struct {
+		args, meta map[string]any
+		refused    bool
+	}{
+		{map[string]any{"script": "ls", "ſcript": "id > /tmp/x"}, nil, true},
+		{map[string]any{"opts": map[string]any{"cwd": "/ws", "CWD": "/etc"}}, nil, true},
+		{map[string]any{"text": "hi"}, map[string]any{"dry_run": true, "DRY_RUN": false}, true},
+		{map[string]any{"cmd": "ls", "wor\u212adir": "/etc"}, nil, true},
+		{map[string]any{"script": "ls", "scripts": "id"}, map[string]any{"dry_run": true}, false},
+	} {
+		j := &journal{}
+		var decided toolgate.Decision
+		g, err := New(Options{
+			Decider: decider(func(toolgate.Call) toolgate.Decision {
+				j.add("decide")
+				return toolgate.Decision{Action: toolgate.Allow}
+			}),
+			Recorder:  &capture{recorder: &recorder{j: j}, d: &decided},
+			Forwarder: &forwarder{j: j, res: toolgatetest.TextResult("done", false)},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := g.Handle(context.Background(), toolgate.Call{Server: "up", Tool: "run", Name: "up__run", Args: tc.args, Meta: tc.meta})
+		if !tc.refused {
+			if res.IsError || j.String() != "decide begin:allow forward finish:ok" {
+				t.Errorf("%v: isError %v, journal %q", tc.args, res.IsError, j)
+			}
+			continue
+		}
+		if !res.IsError || j.String() != "begin:deny" || decided.Rule != RuleArgs || !strings.Contains(toolgatetest.Text(res), "ignoring case") {
+			t.Errorf("%v %v: isError %v, journal %q, recorded %+v, result %q", tc.args, tc.meta, res.IsError, j, decided, toolgatetest.Text(res))
+		}
+	}
+}

@@ -330,6 +330,20 @@ func main() {
 				}
 				return mcp.NewToolResultText(string(out)), nil
 			})
+		// run_script decodes its arguments into a struct, as typed Go
+		// handlers do: encoding/json matches keys to fields ignoring case.
+		type scriptArgs struct {
+			Script  string `json:"script"`
+			Workdir string `json:"workdir"`
+		}
+		s.AddTool(mcp.NewTool("run_script", mcp.WithDescription("Runs a shell script, in workdir if given."),
+			mcp.WithString("script", mcp.Required()), mcp.WithString("workdir")),
+			mcp.NewTypedToolHandler(func(ctx context.Context, _ mcp.CallToolRequest, a scriptArgs) (*mcp.CallToolResult, error) {
+				cmd := exec.CommandContext(ctx, "sh", "-c", a.Script)
+				cmd.Dir = a.Workdir
+				out, _ := cmd.CombinedOutput()
+				return mcp.NewToolResultText(string(out)), nil
+			}))
 	}
 
 	if *gitTools {

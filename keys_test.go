@@ -1,0 +1,64 @@
+package toolgate
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"unicode"
+)
+
+func TestCaseAmbiguity(t *testing.T) {
+	for _, tc := range []struct{ args, want string }{
+		{`{"script":"ls","Script":"id"}`, `both "Script" and "script", keys that differ only in letter case`},
+		{`{"a":{"x":[{"host":"localhost","HOST":"evil"}]}}`, `both "HOST" and "host"`},
+		{`{"σ":1,"ς":2}`, `both "ς" and "σ"`},
+		{`{"script":"ls","ſcript":"id"}`, `the key "ſcript", whose U+017F LATIN SMALL LETTER LONG S folds to an ASCII letter`},
+		{`{"cmd":"ls","wor\u212adir":"/etc"}`, "the key \"wor\u212adir\", whose U+212A KELVIN SIGN folds to an ASCII letter"},
+		{`[{"a":1},{"x":{"ſ":1}}]`, `the key "ſ"`},
+		{`{"script":"ls","scripts":"id","k":2,"名前":"x"}`, ""},
+		{`{"text":"ſcript script \u212a"}`, ""},
+		{`[{"a":1},{"A":2}]`, ""},
+	} {
+		var v any
+		if err := json.Unmarshal([]byte(tc.args), &v); err != nil {
+			t.Fatal(err)
+		}
+		if got := CaseAmbiguity(v); tc.want == "" && got != "" || !strings.HasPrefix(got, tc.want) {
+			t.Errorf("CaseAmbiguity(%s) = %q; want %q", tc.args, got, tc.want)
+		}
+	}
+}
+
+// TestCaseAmbiguityLikeEncodingJSON: two keys are reported exactly when
+// Go's encoding/json gives a struct field named as one the value of the
+// other, for every rune in a key that folds to another.
+func TestCaseAmbiguityLikeEncodingJSON(t *testing.T) {
+	for r := rune(0x41); r <= unicode.MaxRune; r++ {
+		f := unicode.SimpleFold(r)
+		if f == r || !unicode.IsPrint(r) {
+			continue
+		}
+		field := "x" + string(r)
+		typ := reflect.StructOf([]reflect.StructField{{Name: "X", Type: reflect.TypeFor[string](), Tag: reflect.StructTag(`json:"` + field + `"`)}})
+		decodes := func(key string) bool {
+			raw, _ := json.Marshal(map[string]string{key: "v"})
+			dst := reflect.New(typ)
+			if err := json.Unmarshal(raw, dst.Interface()); err != nil {
+				t.Fatal(err)
+			}
+			return dst.Elem().Field(0).String() == "v"
+		}
+		if !decodes(field) {
+			continue // not a name encoding/json takes from a tag (a mark is no letter)
+		}
+		for g := f; g != r; g = unicode.SimpleFold(g) {
+			twin := "x" + string(g)
+			decoded := decodes(twin)
+			twins := CaseAmbiguity(map[string]any{field: "a", twin: "b"}) != ""
+			if decoded != twins {
+				t.Fatalf("%q and %q: encoding/json matches %v, CaseAmbiguity %v", field, twin, decoded, twins)
+			}
+		}
+	}
+}
