@@ -22,6 +22,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/text/unicode/bidi"
 	"golang.org/x/text/unicode/norm"
 	"golang.org/x/text/unicode/rangetable"
 	"golang.org/x/text/unicode/runenames"
@@ -38,19 +39,21 @@ const (
 )
 
 // latinLike holds the letters outside ASCII that look like an ASCII
-// letter or digit (from Unicode's confusables, UTS #39): of Cyrillic,
-// Greek, Armenian, Cherokee and Lisu; of Latin itself without a visible
-// mark (the script g, alpha, iota, small capitals, the click letters ǀ
-// and ǁ; not Turkish ı, which Turkish paths and addresses are full of);
+// letter or digit (from Unicode's confusables, UTS #39, and Chromium's
+// list of Cyrillic letters that pass for Latin ones: п, г, ъ, Ь, ҽ, ѡ):
+// of Cyrillic, Greek, Armenian, Cherokee and Lisu; of Latin itself without
+// a visible mark (the script g, alpha, iota, small capitals, the click
+// letters ǀ and ǁ, ꭇ, ɾ, ƿ; not Turkish ı, which Turkish paths and
+// addresses are full of);
 // and of the scripts that may share a word with Latin (the ideographic
 // zero 〇, Hangul ㅇ and ㅣ, Bopomofo ㄏ and ㄧ).
 var latinLike = rangetable.New([]rune("" +
-	"АВЕЗІЈКМНОРЅСТУХҮӀԚԜаеорсухѕіјԁһӏԛԝүѵ" + // Cyrillic
+	"АВЕЗІЈКМНОРЅСТУХҮӀԚԜЬаеорсухѕіјԁһӏԛԝүѵпгъҽѡ" + // Cyrillic
 	"ΑΒΕΖΗΙΚΜΝΟΡΤΥΧϹͿαγικνορυχϲϳ" + // Greek
 	"ՏՕՍօսցհոզ" + // Armenian
 	"ᎪᏴᏟᎠᎬᏀᎻᎫᏦᏞᎷᏢᏚᎢᏙᎳᏃᎥ" + // Cherokee
 	"ꓮꓐꓚꓓꓰꓝꓖꓧꓲꓙꓗꓡꓟꓠꓳꓑꓣꓢꓔꓴꓦꓪꓫꓬꓜ" + // Lisu
-	"ɡɑɩƅƖʋĸꞷǀǁᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢ" + // Latin
+	"ɡɑɩƅƖʋĸꞷǀǁᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢꭇɾƿ" + // Latin
 	"〇ㅇㅣㄏㄧ丨")...) // Han, Hangul, Bopomofo
 
 // mixesWithLatin are the scripts that UTS #39's "highly restrictive"
@@ -78,7 +81,9 @@ type Finding struct {
 //
 //   - a label holds ASCII letters and letters of a script that does not
 //     mix with Latin (`gіthub`, `раypal`), or that look like ASCII ones
-//     (latinLike: `ɡoogle`, `g〇〇gle`): those letters;
+//     (latinLike: `ɡoogle`, `g〇〇gle`), or digits of another script
+//     (`depl०y`), or a combining mark that NFC does not absorb into its
+//     letter (`scrı̇pts`; a mark after a Latin letter too): those runes;
 //   - it has two labels or more, and one is made only of letters that look
 //     like Latin ones (latinLike), while the rest of the word has ASCII
 //     letters or only such letters too (`асе.com`, `орех.ру`,
@@ -87,35 +92,74 @@ type Finding struct {
 //     separator, which NFKC turns into that character (`ｇithub`,
 //     `ﬁle`, the Kelvin sign K): those runes;
 //   - a slash or dot look-alike (separatorLike) sits between two ASCII
-//     letters or digits (`github.com∕org`): that rune.
+//     letters or digits (`github.com∕org`): that rune;
+//   - it holds letters written right to left (Hebrew, Arabic) and s holds
+//     ASCII letters (`mv -f א ב` is drawn `mv -f ב א`): those letters.
 //
-// A word wholly in another script (`Москва`, `東京`) and accented Latin
-// (`café`, `naïve`) are not flagged. Find does no I/O.
+// Apart from words, a punctuation look-alike (punctLike, or a rune NFKC
+// turns into ASCII punctuation or a space: `ꞌ`, `‐`, `；`) next to an
+// ASCII letter, digit or punctuation mark, or to another such rune that is
+// no letter, is flagged with the run of s between ASCII spaces around it
+// as its word (`-m ꞌfix; echo x; ꞌ`, `‐‐dry-run`).
+//
+// A word wholly in another script (`Москва`, `東京`, `ノート`) and accented
+// Latin (`café`, `naïve`) are not flagged. Find does no I/O.
 func Find(s string) []Finding {
 	var out []Finding
-	for s != "" {
-		// A word of ASCII alone is never flagged: skip to the word
-		// around the next byte that is not.
-		k := strings.IndexFunc(s, func(r rune) bool { return r >= utf8.RuneSelf })
-		if k < 0 {
-			break
+	word, tok, t := 0, 0, -1 // where the last word and token checked end; out[t] is that token's
+	latin := 0               // 1 if s holds ASCII letters, 2 if not; found once an RTL letter asks
+	for k := 0; k < len(s); {
+		// ASCII is never flagged: skip to the next rune that is not.
+		if s[k] < utf8.RuneSelf {
+			k++
+			continue
 		}
-		i := strings.LastIndexFunc(s[:k], func(r rune) bool { return !isWordRune(r) }) + 1
-		s = s[i:]
-		j := strings.IndexFunc(s, func(r rune) bool { return !isWordRune(r) })
-		if j < 0 {
-			j = len(s)
+		r, n := utf8.DecodeRuneInString(s[k:])
+		if isPunctLike(r) && (nextToPunct(utf8.DecodeLastRuneInString(s[:k])) || nextToPunct(utf8.DecodeRuneInString(s[k+n:]))) {
+			if k >= tok {
+				start := tok + strings.LastIndexAny(s[tok:k], asciiSpace) + 1
+				tok = len(s)
+				if e := strings.IndexAny(s[k:], asciiSpace); e >= 0 {
+					tok = k + e
+				}
+				out, t = append(out, Finding{Word: s[start:tok]}), len(out)
+			}
+			if !slices.Contains(out[t].Runes, r) {
+				out[t].Runes = append(out[t].Runes, r)
+			}
 		}
-		if j == 0 {
-			// The rune is no word's: step past it.
-			_, j = utf8.DecodeRuneInString(s)
-		} else if f := findWord(s[:j]); len(f.Runes) > 0 {
-			out = append(out, f)
+		if k >= word && isWordRune(r) {
+			i := word
+			if j := strings.LastIndexFunc(s[word:k], notWordRune); j >= 0 {
+				_, m := utf8.DecodeRuneInString(s[word+j:])
+				i = word + j + m
+			}
+			word = len(s)
+			if j := strings.IndexFunc(s[k:], notWordRune); j >= 0 {
+				word = k + j
+			}
+			f := findWord(s[i:word])
+			if slices.ContainsFunc(f.Runes, isRTL) {
+				if latin == 0 {
+					latin = 2
+					if strings.ContainsFunc(s, func(r rune) bool { return r < utf8.RuneSelf && unicode.IsLetter(r) }) {
+						latin = 1
+					}
+				}
+				if latin == 2 {
+					f.Runes = slices.DeleteFunc(f.Runes, isRTL)
+				}
+			}
+			if len(f.Runes) > 0 {
+				out = append(out, f)
+			}
 		}
-		s = s[j:]
+		k += n
 	}
 	return out
 }
+
+const asciiSpace = " \t\n\v\f\r"
 
 // findWord is Find for one word.
 func findWord(w string) Finding {
@@ -131,10 +175,10 @@ func findWord(w string) Finding {
 		}
 	}
 	// A word of one label and no ASCII letter (prose in another script)
-	// can hold only compatibility forms.
+	// can hold only compatibility forms and right-to-left letters.
 	if !strings.ContainsFunc(w, func(r rune) bool { return r < utf8.RuneSelf && unicode.IsLetter(r) || !isLabelRune(r) }) {
 		for _, r := range w {
-			if compatASCII(r) != "" {
+			if compatASCII(r) != "" || isRTL(r) {
 				add(r)
 			}
 		}
@@ -150,16 +194,29 @@ func findWord(w string) Finding {
 	for i, l := range labels {
 		n := counts[i]
 		latinLikeLabel := len(labels) > 1 && n.all > 0 && n.latinLike == n.all && (word.ascii > 0 || word.latinLike == word.all)
+		marks := false
 		for _, r := range l {
 			switch {
-			case compatASCII(r) != "":
+			case compatASCII(r) != "",
+				n.ascii > 0 && n.other > 0 && isOtherScript(r),
+				latinLikeLabel && unicode.IsLetter(r),
+				n.ascii > 0 && r >= utf8.RuneSelf && (unicode.Is(latinLike, r) || unicode.IsDigit(r)),
+				isRTL(r):
 				add(r)
-			case n.ascii > 0 && n.other > 0 && isOtherScript(r):
-				add(r)
-			case latinLikeLabel && unicode.IsLetter(r):
-				add(r)
-			case n.ascii > 0 && r >= utf8.RuneSelf && unicode.Is(latinLike, r):
-				add(r)
+			}
+			marks = marks || isMark(r)
+		}
+		// A mark that NFC leaves apart from its letter draws as if part
+		// of it (ı + U+0307 as i), among ASCII letters or after a Latin
+		// one; a mark Visible escapes is seen.
+		if marks {
+			prev := utf8.RuneError
+			for _, r := range norm.NFC.String(l) {
+				if !isMark(r) {
+					prev = r
+				} else if toolgate.Shown(r) && (n.ascii > 0 || unicode.Is(unicode.Latin, prev)) {
+					add(r)
+				}
 			}
 		}
 	}
@@ -177,6 +234,9 @@ func findWord(w string) Finding {
 	}
 	return f
 }
+
+// isMark reports whether r is a mark drawn on the rune before it.
+func isMark(r rune) bool { return unicode.In(r, unicode.Mn, unicode.Me) }
 
 func isASCIIAlnum(r rune) bool {
 	return r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r))
@@ -227,22 +287,70 @@ func isWordRune(r rune) bool {
 	if r < utf8.RuneSelf {
 		return isLabelRune(r) || strings.ContainsRune(".-_/@:", r)
 	}
-	return isLabelRune(r) || strings.ContainsRune(separatorLike, r) || compatASCII(r) != ""
+	if isLabelRune(r) || strings.ContainsRune(separatorLike, r) {
+		return true
+	}
+	c := compatASCII(r)
+	return c != "" && !strings.ContainsFunc(c, notWordRune)
 }
 
+func notWordRune(r rune) bool { return !isWordRune(r) }
+
 // separatorLike are runes that pass for a slash or a dot and that NFKC
-// leaves alone: the division, fraction and big slashes, a box-drawing
-// diagonal, the Han and katakana strokes 丿 and ノ and the Kangxi
-// radical ⼃, the ideographic and Armenian full stops, the katakana
-// middle dot, the Hangul araea and the Latin sinological dot. Between two
-// ASCII letters or digits (`github∕org`, `github。com`, `com丿toolgate`)
-// they are flagged; in prose (`東京。`, `ノート`) not.
-const separatorLike = "\u2215\u2044\u29f8\u2571\u4e3f\u30ce\u2f03\u3002\u0589\u30fb\u318d\ua78f"
+// leaves alone (or, for ｡, turns into another of them): the division,
+// fraction, big and long slashes, a box-drawing diagonal, the Han,
+// katakana and Hanunoo strokes 丿, ㇓, 〳, ノ, ᜵ and the Kangxi radical ⼃;
+// the ideographic, halfwidth ideographic and Armenian full stops, the
+// Syriac, Vai and Kharoshthi dots, the hyphenation point, the dot
+// operator, the middle dots (katakana, Latin ·), the Hangul araea, the
+// Latin sinological dot, and the Arabic-Indic zeros ٠ and ۰. Between two
+// ASCII letters or digits (`github∕org`, `github。com`, `com丿toolgate`,
+// `github٠com`; the Catalan `l·l` too) they are flagged; in prose
+// (`東京。`, `ノート`) not.
+const separatorLike = "\u2215\u2044\u29f8\u2571\u27cb\u4e3f\u31d3\u3033\u30ce\u1735\u2f03" +
+	"\u3002\uff61\u0589\u0701\u0702\ua60e\U00010a50\u2027\u22c5\u30fb\u00b7\u318d\ua78f\u0660\u06f0"
+
+// punctLike are runes that pass for ASCII punctuation and that NFKC
+// leaves alone (or, for ‑ and ″, turns into another of them): the quotes
+// ꞌ Ꞌ ʼ ˈ ʹ ʺ ׳ ״ ′ ″ ˋ ‵, the hyphens and dashes ‐ ‑ ‒ – — − ˗ ⁃ ⎯ ─ 一 ー,
+// the colons ː ꞉ ∶ ׃ ः and the bars ∣ │ ⏐ ׀. With the runes NFKC turns
+// into ASCII punctuation or a space (＂, ；, the Greek question mark, ｜,
+// U+00A0), they are flagged next to ASCII that is not a space, or to
+// another of them that is no letter (`-m ꞌfix; echo x; ꞌ`, `‐‐dry-run`),
+// not in prose (`ノート`, `一二三`). Curly quotes are not among them: they
+// look curly, and English prose is full of them.
+const punctLike = "\ua78c\ua78b\u02bc\u02c8\u02b9\u02ba\u05f3\u05f4\u2032\u2033\u02cb\u2035" +
+	"\u2010\u2011\u2012\u2013\u2014\u2212\u02d7\u2043\u23af\u2500\u4e00\u30fc" +
+	"\u02d0\ua789\u2236\u05c3\u0903\u2223\u2502\u23d0\u05c0"
+
+// isPunctLike reports whether r passes for ASCII punctuation: it is in
+// punctLike, or NFKC turns it into ASCII that is not a word's.
+func isPunctLike(r rune) bool {
+	return r >= utf8.RuneSelf && (strings.ContainsRune(punctLike, r) || !isWordRune(r) && compatASCII(r) != "")
+}
+
+// nextToPunct reports whether r, beside a rune that passes for ASCII
+// punctuation, makes that rune read as part of ASCII text: r is ASCII
+// other than a space or control, or passes for punctuation and is no
+// letter. (It takes utf8.DecodeRuneInString's results.)
+func nextToPunct(r rune, _ int) bool {
+	return '!' <= r && r <= '~' || !unicode.IsLetter(r) && isPunctLike(r)
+}
+
+// isRTL reports whether r is a letter written right to left (bidi class
+// R or AL: Hebrew, Arabic, Syriac, Thaana, NKo...); none is below U+0590.
+func isRTL(r rune) bool {
+	if r < 0x590 || !unicode.IsLetter(r) {
+		return false
+	}
+	p, _ := bidi.LookupRune(r)
+	return p.Class() == bidi.R || p.Class() == bidi.AL
+}
 
 // compatASCII is what NFKC turns r into when r is not ASCII and that is
-// ASCII letters, digits or separators (ｇ→g, ﬁ→fi, ．→.); otherwise "".
-// A superscript or other number that NFKC makes no letter of (m², ½) is
-// left alone; the roman numerals (ⅼ→l, ⅿ→m) are letters' forms.
+// printable ASCII (ｇ→g, ﬁ→fi, ．→., ；→;, U+00A0→space); otherwise "". A
+// superscript or other number that NFKC makes no letter of (m², ½, ⑴)
+// is left alone; the roman numerals (ⅼ→l, ⅿ→m) are letters' forms.
 func compatASCII(r rune) string {
 	var b [utf8.UTFMax]byte
 	rb := b[:utf8.EncodeRune(b[:], r)]
@@ -255,7 +363,7 @@ func compatASCII(r rune) string {
 	}
 	letter := false
 	for _, c := range s {
-		if c >= utf8.RuneSelf || !isWordRune(c) {
+		if c < ' ' || c > '~' {
 			return ""
 		}
 		letter = letter || unicode.IsLetter(c)
@@ -276,13 +384,13 @@ func compatASCII(r rune) string {
 //	gіthub.com: U+0456 CYRILLIC SMALL LETTER BYELORUSSIAN-UKRAINIAN I (Cyrillic)
 //
 // Words are listed by rank (Finding.rank), and the words of earlier vals
-// before those of later ones, so decoys of mere compatibility forms, or
-// outside hosts and paths, cannot push a host that mixes scripts out of
-// the list. Only the
-// first maxChecked bytes of text are read; the warning says how much more
+// before those of later ones, so decoys of compatibility forms or of
+// visibly foreign letters, or outside hosts and paths, cannot push a host
+// whose letters pass for ASCII ones out of the list. Only the first
+// maxChecked bytes of text are read; the warning says how much more
 // there is. Findings are separated by "; ". "" when there is none.
 func Warning(vals ...any) string {
-	var lists [4][]string // by rank
+	var lists [8][]string // by rank
 	seen := map[string]bool{}
 	more, budget, unchecked := 0, maxChecked, 0
 	var walk func(v any)
@@ -346,27 +454,36 @@ func InCall(c toolgate.Call, d toolgate.Decision, r *redact.Redactor) string {
 		c.Principal.String(), c.Client.Name, c.Client.Version, c.Model.Name, c.Model.Version))
 }
 
-// rank orders findings for a reviewer, most deceptive first: a word that
+// rank orders findings for a reviewer, most deceptive first, by the
+// runes that make f flagged: a rune that passes for an ASCII one and is
+// no Latin letter (`gіthub.com`, `github.com∕x`, `‐‐dry-run`, `scrı̇pts`,
+// `depl०y`); then a Latin letter that does (`ɡoogle.com`); then a
+// compatibility form (`ｇithub.com`); then letters that look foreign
+// (`μservice`, `ΔT`) or are written right to left. Within each, a word that
 // looks like a host, path or address (it holds . / @ : or a look-alike of
-// one) and has a rune of another script than Latin, or a look-alike
-// separator, that passes for ASCII (`gіthub.com`, `github.com∕x`); then
-// any word with such a rune; then hosts and paths of Latin look-alikes and
-// compatibility forms alone (`ɡoogle.com`, `ｇithub.com`); then the rest.
+// one) comes first. So visibly foreign decoys cannot push out what passes
+// for ASCII.
 func (f Finding) rank() int {
-	more := slices.ContainsFunc(f.Runes, func(r rune) bool {
-		return strings.ContainsRune(separatorLike, r) || compatASCII(r) == "" && !unicode.Is(unicode.Latin, r)
-	})
-	host := strings.ContainsAny(f.Word, "./@:"+separatorLike)
-	switch {
-	case host && more:
-		return 0
-	case more:
-		return 1
-	case host:
-		return 2
+	kind := 3
+	for _, r := range f.Runes {
+		switch {
+		case compatASCII(r) != "":
+			kind = min(kind, 2)
+		case strings.ContainsRune(separatorLike+punctLike, r) || isMark(r) || unicode.IsDigit(r) ||
+			unicode.Is(latinLike, r) && !unicode.Is(unicode.Latin, r):
+			kind = 0
+		case unicode.Is(latinLike, r):
+			kind = min(kind, 1)
+		}
 	}
-	return 3
+	if strings.ContainsAny(f.Word, "./@:"+separatorLike) {
+		return 2 * kind
+	}
+	return 2*kind + 1
 }
+
+// rtlNote ends a finding of right-to-left letters.
+const rtlNote = " (right-to-left: may be shown in another order than it runs)"
 
 // String shows f as Warning lists it.
 func (f Finding) String() string {
@@ -386,9 +503,12 @@ func (f Finding) String() string {
 		}
 		fmt.Fprintf(&b, " U+%04X %s (%s", r, runenames.Name(r), script(r))
 		if s := compatASCII(r); s != "" {
-			fmt.Fprintf(&b, ", a form of %s", s)
+			fmt.Fprintf(&b, ", a form of %s", strings.ReplaceAll(s, " ", "a space"))
 		}
 		b.WriteString(")")
+	}
+	if slices.ContainsFunc(f.Runes, isRTL) {
+		b.WriteString(rtlNote)
 	}
 	return b.String()
 }
