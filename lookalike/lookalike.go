@@ -326,8 +326,10 @@ const punctLike = "\ua78c\ua78b\u02bc\u02c8\u02b9\u02ba\u05f3\u05f4\u2032\u2033\
 // isPunctLike reports whether r passes for ASCII punctuation: it is in
 // punctLike, or NFKC turns it into ASCII that is not a word's.
 func isPunctLike(r rune) bool {
-	return r >= utf8.RuneSelf && (strings.ContainsRune(punctLike, r) || !isWordRune(r) && compatASCII(r) != "")
+	return r >= utf8.RuneSelf && (unicode.Is(punctTable, r) || !isWordRune(r) && compatASCII(r) != "")
 }
+
+var punctTable = rangetable.New([]rune(punctLike)...)
 
 // nextToPunct reports whether r, beside a rune that passes for ASCII
 // punctuation, makes that rune read as part of ASCII text: r is ASCII
