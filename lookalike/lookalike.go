@@ -115,7 +115,7 @@ func Find(s string) []Finding {
 			continue
 		}
 		r, n := utf8.DecodeRuneInString(s[k:])
-		if isPunctLike(r) && (nextToPunct(utf8.DecodeLastRuneInString(s[:k])) || nextToPunct(utf8.DecodeRuneInString(s[k+n:]))) {
+		if isPunctLike(r) && (nextToPunct(utf8.DecodeLastRuneInString(s[:k])) || nextToPunct(utf8.DecodeRuneInString(s[k+n:]))) && !proseDash(s, k, r) {
 			if k >= tok {
 				start := tok + strings.LastIndexAny(s[tok:k], asciiSpace) + 1
 				tok = len(s)
@@ -314,11 +314,11 @@ const separatorLike = "\u2215\u2044\u29f8\u2571\u27cb\u4e3f\u31d3\u3033\u30ce\u1
 // leaves alone (or, for ‑ and ″, turns into another of them): the quotes
 // ꞌ Ꞌ ʼ ˈ ʹ ʺ ׳ ״ ′ ″ ˋ ‵, the hyphens and dashes ‐ ‑ ‒ – — − ˗ ⁃ ⎯ ─ 一 ー,
 // the colons ː ꞉ ∶ ׃ ः and the bars ∣ │ ⏐ ׀. With the runes NFKC turns
-// into ASCII punctuation or a space (＂, ；, the Greek question mark, ｜,
-// U+00A0), they are flagged next to ASCII that is not a space, or to
-// another of them that is no letter (`-m ꞌfix; echo x; ꞌ`, `‐‐dry-run`),
-// not in prose (`ノート`, `一二三`). Curly quotes are not among them: they
-// look curly, and English prose is full of them.
+// into ASCII punctuation (＂, ；, the Greek question mark, ｜), they are
+// flagged next to ASCII that is not a space, or to another of them that
+// is no letter (`-m ꞌfix; echo x; ꞌ`, `‐‐dry-run`), not in prose
+// (`ノート`, `一二三`, a dash between words: proseDash). Curly quotes are
+// not among them: they look curly, and English prose is full of them.
 const punctLike = "\ua78c\ua78b\u02bc\u02c8\u02b9\u02ba\u05f3\u05f4\u2032\u2033\u02cb\u2035" +
 	"\u2010\u2011\u2012\u2013\u2014\u2212\u02d7\u2043\u23af\u2500\u4e00\u30fc" +
 	"\u02d0\ua789\u2236\u05c3\u0903\u2223\u2502\u23d0\u05c0"
@@ -330,6 +330,26 @@ func isPunctLike(r rune) bool {
 }
 
 var punctTable = rangetable.New([]rune(punctLike)...)
+
+// proseDash reports whether r, at s[k:], is a dash wider than a hyphen
+// (– — ─ ⎯ 一 ー) used as prose uses it: after an ASCII letter or digit
+// (`fix—handle nil`, `调用API一次`), in a run of s between spaces that has
+// no dot, slash or colon of a host or path (`my–bucket.example.com`
+// is flagged). Before an option (` —force`) or in a host it is not prose.
+func proseDash(s string, k int, r rune) bool {
+	if !strings.ContainsRune("\u2013\u2014\u2500\u23af\u4e00\u30fc", r) {
+		return false
+	}
+	if prev, _ := utf8.DecodeLastRuneInString(s[:k]); !isASCIIAlnum(prev) {
+		return false
+	}
+	start := strings.LastIndexAny(s[:k], asciiSpace) + 1
+	end := len(s)
+	if e := strings.IndexAny(s[k:], asciiSpace); e >= 0 {
+		end = k + e
+	}
+	return !strings.ContainsAny(s[start:end], "./:")
+}
 
 // nextToPunct reports whether r, beside a rune that passes for ASCII
 // punctuation, makes that rune read as part of ASCII text: r is ASCII
@@ -350,7 +370,7 @@ func isRTL(r rune) bool {
 }
 
 // compatASCII is what NFKC turns r into when r is not ASCII and that is
-// printable ASCII (ｇ→g, ﬁ→fi, ．→., ；→;, U+00A0→space); otherwise "". A
+// printable ASCII other than spaces (ｇ→g, ﬁ→fi, ．→., ；→;); otherwise "". A
 // superscript or other number that NFKC makes no letter of (m², ½, ⑴)
 // is left alone; the roman numerals (ⅼ→l, ⅿ→m) are letters' forms.
 func compatASCII(r rune) string {
@@ -360,7 +380,10 @@ func compatASCII(r rune) string {
 		return ""
 	}
 	s := norm.NFKC.String(string(rb))
-	if s == "" {
+	if strings.Trim(s, " ") == "" || r == '\u2026' {
+		// Spaces (U+00A0, the ideographic space) can only make one word
+		// look like two, and an ellipsis reads as the three dots it is:
+		// neither passes for something else, and prose is full of both.
 		return ""
 	}
 	letter := false

@@ -71,6 +71,10 @@ func TestWarningPassesFor(t *testing.T) {
 		{[]any{"github。com github・com a⁄b"}, []string{"U+3002 IDEOGRAPHIC FULL STOP", "U+30FB KATAKANA MIDDLE DOT", "U+2044 FRACTION SLASH"}},
 		{[]any{"東京。大阪・京都 Goを使う。 1⁄2"}, []string{"U+2044"}},
 		{[]any{"東京。大阪・京都 Goを使う。"}, nil},
+		// Prose: spaces, an ellipsis, dashes between words; a dash
+		// before an option or in a host is flagged.
+		{[]any{"Bonjour\u00a0! 東京\u3000Tokyo, wait… it works—mostly; 调用API一次 ver–2"}, nil},
+		{[]any{"git push ‐‐force", "s3://my–bucket.example.com"}, []string{"U+2010 HYPHEN", "U+2013 EN DASH"}},
 		// Latin letters that pass for ASCII ones, in hosts and paths
 		// with ASCII letters; not in prose.
 		{[]any{"ɢɪᴛʜᴜʙ.com"}, []string{"U+0262 LATIN LETTER SMALL CAPITAL G", "U+026A LATIN LETTER SMALL CAPITAL I"}},
@@ -131,15 +135,24 @@ func TestWarningPassesFor(t *testing.T) {
 }
 
 // TestWarningEach: each rune that passes for ASCII punctuation, a slash,
-// a dot or a digit is flagged between ASCII letters.
+// a dot or a digit is flagged between ASCII letters of a host; the dashes
+// wider than a hyphen between words of prose are not.
 func TestWarningEach(t *testing.T) {
-	const runes = "ꞌꞋʼˈʹʺ׳״′″ˋ‵＂＇；\u037e｜＆＄﹣－＜＞\u00a0" + // quotes, shell punctuation, space
+	const runes = "ꞌꞋʼˈʹʺ׳״′″ˋ‵＂＇；\u037e｜＆＄﹣－＜＞" + // quotes, shell punctuation
 		"‐‑‒–—−˗⁃⎯─一ー" + "ː꞉∶׃ः" + "∣│⏐׀" + // hyphens, colons, bars
 		"०০൦๐၀٠۰" + // digits
 		"⟋㇓〳᜵\u0701\u0702\ua60e\U00010a50\u2027\u22c5\u00b7｡" // slashes, dots
 	for _, r := range runes {
-		if w, want := Warning("a"+string(r)+"b"), fmt.Sprintf("U+%04X", r); !strings.Contains(w, want) {
-			t.Errorf("Warning(%q) = %q, want %s in it", "a"+string(r)+"b", w, want)
+		if in, want := "a"+string(r)+"b.com", fmt.Sprintf("U+%04X", r); !strings.Contains(Warning(in), want) {
+			t.Errorf("Warning(%q) = %q, want %s in it", in, Warning(in), want)
+		}
+	}
+	for _, r := range "–—─⎯一ー" {
+		if in := "fix" + string(r) + "handle nil"; Warning(in) != "" {
+			t.Errorf("Warning(%q) = %q, want none", in, Warning(in))
+		}
+		if in := "rm x " + string(r) + "force"; !strings.Contains(Warning(in), fmt.Sprintf("U+%04X", r)) {
+			t.Errorf("Warning(%q) = %q, want U+%04X in it", in, Warning(in), r)
 		}
 	}
 }
