@@ -10,9 +10,9 @@ import (
 // CaseAmbiguity says where v, a decoded JSON value, holds a key that a
 // server may read as another key: two keys of one object, at any depth,
 // equal under Unicode's simple case folding ("script" and "SCRIPT", or
-// "script" and "ſcript" with a long s), or a key with one of the two
-// runes outside ASCII that fold to an ASCII letter, the long s and the
-// Kelvin sign ("worKdir"). "" when there is none.
+// "script" and "ſcript" with a long s), or a key with a rune outside
+// ASCII that a server may read as an ASCII letter (foldsToASCII:
+// "worKdir" with a Kelvin sign, "scrıpt"). "" when there is none.
 //
 // The rules read keys as they are spelled, while a server that decodes
 // its arguments into a struct with Go's encoding/json gives a field the
@@ -40,16 +40,20 @@ func CaseAmbiguity(v any) string {
 	return ""
 }
 
+// foldsToASCII are the runes outside ASCII that a server's case-blind
+// key matching can read as an ASCII letter: the long s and the Kelvin
+// sign fold to s and k (Go's encoding/json), and the dotless ı and the
+// dotted İ upper- or lower-case to I and i (.NET's and Java's ignore-case
+// comparisons).
+const foldsToASCII = "\u017f\u212a\u0131\u0130"
+
 // caseAmbiguousKeys is CaseAmbiguity for m's own keys.
 func caseAmbiguousKeys(m map[string]any) string {
 	var seen map[string]string
 	for k := range m {
-		if i := strings.IndexAny(k, "\u017f\u212a"); i >= 0 {
-			what := "U+017F LATIN SMALL LETTER LONG S"
-			if strings.HasPrefix(k[i:], "\u212a") {
-				what = "U+212A KELVIN SIGN"
-			}
-			return fmt.Sprintf("the key %q, whose %s folds to an ASCII letter", k, what)
+		if i := strings.IndexAny(k, foldsToASCII); i >= 0 {
+			r, _ := utf8.DecodeRuneInString(k[i:])
+			return fmt.Sprintf("the key %q, whose %U reads as an ASCII letter where keys are matched ignoring case", k, r)
 		}
 		if len(m) == 1 {
 			break
