@@ -421,8 +421,13 @@ func (n *normCall) argPath(k, s string, args map[string]any, c *toolgate.Call, w
 			n.addGitRunIn(p)
 		}
 		switch {
-		case writes && (isDestArgKey(k) || !hasDestKey(args)):
+		case writes && (isDestArgKey(k) || !hasDestKey(args)) && overwrites(c.Tool):
 			n.addDest(p)
+		case writes && (isDestArgKey(k) || !hasDestKey(args)):
+			// An edit reads what it changes, and may answer with it (a
+			// diff, a dry run).
+			n.addWritten(p)
+			mark(&n.read, p)
 		case writes && argKey(k) == "source" && isMove(c.Tool):
 			n.addWritten(p)
 		default:
@@ -472,6 +477,16 @@ func isRepoArg(k string, args map[string]any) bool {
 	}
 	w := nameWords(k)
 	return slices.Contains(w, "repo") || slices.Contains(w, "repository") || repoDirKeys[argKey(k)]
+}
+
+// overwrites reports whether a write tool named tool writes its file
+// whole, without reading what it held (write_file, create_file,
+// copy_file), as opposed to editing it in place (edit_file, apply_patch,
+// append_file).
+func overwrites(tool string) bool {
+	return slices.ContainsFunc(nameWords(tool), func(w string) bool {
+		return slices.Contains([]string{"write", "create", "save", "put", "copy", "cp", "upload", "download", "touch", "new"}, w)
+	})
 }
 
 func isMove(tool string) bool {

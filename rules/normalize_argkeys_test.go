@@ -49,7 +49,7 @@ func TestFileToolLooseArgs(t *testing.T) {
 		{"read_file", map[string]any{"path": ".", "name": ".env", "offset": 3.0}, []string{"/h/p", "/h/p/.env"}, nil},
 		{"read_file", map[string]any{"path": ".", "location": "/etc/hosts"}, []string{"/h/p", "/etc/hosts"}, nil},
 		{"create_file", map[string]any{"path": ".", "name": "../.bashrc", "content": "/etc/x ~/y"}, []string{"/h/p", "/h/.bashrc"}, []string{"/h/p", "/h/.bashrc"}},
-		{"edit_file", map[string]any{"target_file": "a.go", "code_edit": "// ~/x ../y /etc/z"}, []string{"/h/p/a.go"}, []string{"/h/p/a.go"}},
+		{"edit_file", map[string]any{"target_file": "a.go", "code_edit": "// ~/x ../y /etc/z"}, []string{"/h/p/a.go"}, nil}, // an edit reads its file
 		{"search_files", map[string]any{"path": ".", "pattern": "../../.ssh/*"}, []string{"/h/p", "/.ssh/*"}, nil},
 		{"search_files", map[string]any{"path": ".", "pattern": "^/api/", "query": "~/x"}, []string{"/h/p"}, nil},
 		{"read_multiple_files", map[string]any{"paths": []any{[]any{"/h/.ssh/id_rsa"}}}, []string{"/h/.ssh/id_rsa"}, nil},
