@@ -139,7 +139,11 @@ type normCall struct {
 	// dest are the written paths the call writes to without reading them
 	// (redirection targets, copy destinations, a write tool's file); read
 	// the paths it reads (see classify).
-	dest, read                            map[string]bool
+	dest, read map[string]bool
+	// moved are the sources a move tool renames (argPath); a run's mv
+	// needs no such care: the sandbox masks the secrets under a directory
+	// it moves.
+	moved                                 map[string]bool
 	outside, secret, persistence, policy  []string
 	instructions                          []string
 	urls, hosts                           []string
@@ -430,6 +434,7 @@ func (n *normCall) argPath(k, s string, args map[string]any, c *toolgate.Call, w
 			mark(&n.read, p)
 		case writes && argKey(k) == "source" && isMove(c.Tool):
 			n.addWritten(p)
+			mark(&n.moved, p)
 		default:
 			mark(&n.read, p)
 		}
@@ -974,6 +979,12 @@ func (n *normCall) classify(ws Workspace) {
 			}
 		}
 		rel := relTo(p, root, ws.home())
+		// Moving a directory above a secret store (.streamlit of
+		// .streamlit/secrets.toml) takes the store out of its name:
+		// move_file .streamlit st makes st/secrets.toml readable.
+		if n.moved[p] && compiledClasses().secretParents.match(rel) && !slices.Contains(n.secret, p) {
+			n.secret = append(n.secret, p)
+		}
 		if isPersistencePath(p, rel) {
 			n.persistence = append(n.persistence, p)
 		}

@@ -154,6 +154,7 @@ var agentPolicyPatterns = []string{
 type pathClasses struct {
 	secret, harmless, persistence, policy, instructions globPattern
 	persistenceDirs, policyDirs, instructionDirs        globPattern
+	secretParents                                       globPattern
 	names                                               []string
 }
 
@@ -181,6 +182,7 @@ var compiledClasses = sync.OnceValue(func() *pathClasses {
 		persistenceDirs: compile(classDirs(persistence)),
 		policyDirs:      compile(classDirs(policy)),
 		instructionDirs: compile(classDirs(instructions)),
+		secretParents:   compile(classDirs(secretPatterns)),
 		names:           classNames(slices.Concat(secretPatterns, persistence, policy, instructions)),
 	}
 })
