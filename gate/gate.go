@@ -111,6 +111,9 @@ type Options struct {
 	// PendingFinder and Reviewer a Waiter, a call whose review is already
 	// under way (a retry of a held call) waits on that review.
 	Granter Granter
+	// Linker, if set, finds the arguments that go through a link in the
+	// workspace: a call is decided on the paths they resolve to as well.
+	Linker Linker
 	// Logger receives one line per decision; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -196,7 +199,7 @@ func (g *Gate) handle(ctx context.Context, c toolgate.Call, forward func(context
 		d = toolgate.Decision{Action: toolgate.Deny, Rule: RuleArgs, Reason: "the call holds " + why +
 			"; servers that match keys ignoring case (as Go's encoding/json does) read such keys otherwise than the rules, so it is not run: send each key once, in one spelling"}
 	} else {
-		d = g.o.Decider.Decide(ctx, c)
+		d = g.throughLinks(ctx, c, g.o.Decider.Decide(ctx, c))
 	}
 	switch d.Action {
 	case toolgate.Allow, toolgate.Deny, toolgate.Review:

@@ -177,9 +177,13 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	root, err := filepath.Abs(cfg.Workspace.Root)
+	if err != nil {
+		return fmt.Errorf("serve: workspace root: %w", err)
+	}
 	g, err := gate.New(gate.Options{
 		Decider: pol.Decider, Reviewer: pol.Reviewer, Recorder: pol.Recorder, Observer: pol.Observer, Granter: pol.Granter,
-		Forwarder: cat, Logger: logger,
+		Forwarder: cat, Linker: workspace.Links{Root: root, Skip: []string{workspaceSrv}}, Logger: logger,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
