@@ -106,8 +106,9 @@ type Finding struct {
 // Latin (`café`, `naïve`) are not flagged. Find does no I/O.
 func Find(s string) []Finding {
 	var out []Finding
-	word, tok, t := 0, 0, -1 // where the last word and token checked end; out[t] is that token's
-	latin := 0               // 1 if s holds ASCII letters, 2 if not; found once an RTL letter asks
+	word := 0 // where the last word checked ends
+	var tok span
+	latin := 0 // 1 if s holds ASCII letters, 2 if not; found once an RTL letter asks
 	for k := 0; k < len(s); {
 		// ASCII is never flagged: skip to the next rune that is not.
 		if s[k] < utf8.RuneSelf {
@@ -115,17 +116,13 @@ func Find(s string) []Finding {
 			continue
 		}
 		r, n := utf8.DecodeRuneInString(s[k:])
-		if isPunctLike(r) && (nextToPunct(utf8.DecodeLastRuneInString(s[:k])) || nextToPunct(utf8.DecodeRuneInString(s[k+n:]))) && !proseDash(s, k, r) {
-			if k >= tok {
-				start := tok + strings.LastIndexAny(s[tok:k], asciiSpace) + 1
-				tok = len(s)
-				if e := strings.IndexAny(s[k:], asciiSpace); e >= 0 {
-					tok = k + e
-				}
-				out, t = append(out, Finding{Word: s[start:tok]}), len(out)
+		prev, _ := utf8.DecodeLastRuneInString(s[:k])
+		if isPunctLike(r) && (nextToPunct(prev, 0) || nextToPunct(utf8.DecodeRuneInString(s[k+n:]))) && !tok.at(s, k).proseDash(r, prev) {
+			if tok.finding < 0 {
+				out, tok.finding = append(out, Finding{Word: s[tok.start:tok.end]}), len(out)
 			}
-			if !slices.Contains(out[t].Runes, r) {
-				out[t].Runes = append(out[t].Runes, r)
+			if f := &out[tok.finding]; !slices.Contains(f.Runes, r) {
+				f.Runes = append(f.Runes, r)
 			}
 		}
 		if k >= word && isWordRune(r) {
@@ -331,24 +328,41 @@ func isPunctLike(r rune) bool {
 
 var punctTable = rangetable.New([]rune(punctLike)...)
 
-// proseDash reports whether r, at s[k:], is a dash wider than a hyphen
-// (– — ─ ⎯ 一 ー) used as prose uses it: after an ASCII letter or digit
-// (`fix—handle nil`, `调用API一次`), in a run of s between spaces that has
-// no dot, slash or colon of a host or path (`my–bucket.example.com`
-// is flagged). Before an option (` —force`) or in a host it is not prose.
-func proseDash(s string, k int, r rune) bool {
-	if !strings.ContainsRune("\u2013\u2014\u2500\u23af\u4e00\u30fc", r) {
-		return false
+// span is the run of a text between ASCII spaces around a rune Find
+// looks at, kept while Find moves through it, so that each byte of the
+// text is scanned once whatever the text (a run of dashes ten thousand
+// long included).
+type span struct {
+	start, end int
+	finding    int  // the index in Find's out of the run's finding; -1: none yet
+	hostish    bool // it holds a dot, slash or colon of a host or path
+}
+
+// at makes sp the run around s[k], a rune other than an ASCII space,
+// when sp is the run before it (k only grows), and returns sp.
+func (sp *span) at(s string, k int) *span {
+	if k < sp.end {
+		return sp
 	}
-	if prev, _ := utf8.DecodeLastRuneInString(s[:k]); !isASCIIAlnum(prev) {
-		return false
+	start := sp.end
+	if i := strings.LastIndexAny(s[start:k], asciiSpace); i >= 0 {
+		start += i + 1
 	}
-	start := strings.LastIndexAny(s[:k], asciiSpace) + 1
 	end := len(s)
 	if e := strings.IndexAny(s[k:], asciiSpace); e >= 0 {
 		end = k + e
 	}
-	return !strings.ContainsAny(s[start:end], "./:")
+	*sp = span{start: start, end: end, finding: -1, hostish: strings.ContainsAny(s[start:end], "./:")}
+	return sp
+}
+
+// proseDash reports whether r, in sp after prev, is a dash wider than a
+// hyphen (– — ─ ⎯ 一 ー) used as prose uses it: after an ASCII letter or
+// digit (`fix—handle nil`, `调用API一次`), in a run with no dot, slash or
+// colon of a host or path (`my–bucket.example.com` is flagged). Before an
+// option (` —force`) or in a host it is not prose.
+func (sp *span) proseDash(r, prev rune) bool {
+	return strings.ContainsRune("\u2013\u2014\u2500\u23af\u4e00\u30fc", r) && isASCIIAlnum(prev) && !sp.hostish
 }
 
 // nextToPunct reports whether r, beside a rune that passes for ASCII
@@ -370,33 +384,35 @@ func isRTL(r rune) bool {
 }
 
 // compatASCII is what NFKC turns r into when r is not ASCII and that is
-// printable ASCII other than spaces (ｇ→g, ﬁ→fi, ．→., ；→;); otherwise "". A
+// printable ASCII other than spaces (ｇ→g, ﬁ→fi, ．→., ；→;) or an
+// ellipsis; otherwise "". A
 // superscript or other number that NFKC makes no letter of (m², ½, ⑴)
 // is left alone; the roman numerals (ⅼ→l, ⅿ→m) are letters' forms.
 func compatASCII(r rune) string {
+	if r < utf8.RuneSelf || r == utf8.RuneError || r == '\u2026' {
+		// An ellipsis reads as the three dots it is, and prose is full of
+		// them.
+		return ""
+	}
+	// A rune whose decomposition is all ASCII composes to nothing else,
+	// so the decomposition is its NFKC (TestCompatASCIILikeNFKC), read
+	// from the tables without normalizing a string.
 	var b [utf8.UTFMax]byte
-	rb := b[:utf8.EncodeRune(b[:], r)]
-	if r < utf8.RuneSelf || r == utf8.RuneError || norm.NFKC.IsNormal(rb) {
-		return ""
-	}
-	s := norm.NFKC.String(string(rb))
-	if strings.Trim(s, " ") == "" || r == '\u2026' {
-		// Spaces (U+00A0, the ideographic space) can only make one word
-		// look like two, and an ellipsis reads as the three dots it is:
-		// neither passes for something else, and prose is full of both.
-		return ""
-	}
-	letter := false
-	for _, c := range s {
+	d := norm.NFKC.Properties(b[:utf8.EncodeRune(b[:], r)]).Decomposition()
+	letter, spaces := false, true
+	for _, c := range d {
 		if c < ' ' || c > '~' {
 			return ""
 		}
-		letter = letter || unicode.IsLetter(c)
+		letter = letter || 'a' <= c|0x20 && c|0x20 <= 'z'
+		spaces = spaces && c == ' '
 	}
-	if !letter && unicode.In(r, unicode.No, unicode.Nl) {
+	// Spaces (U+00A0, the ideographic space) can only make one word look
+	// like two.
+	if spaces || !letter && unicode.In(r, unicode.No, unicode.Nl) {
 		return ""
 	}
-	return s
+	return string(d)
 }
 
 // Warning lists the findings in the text of vals, for a reviewer: strings

@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/redact"
@@ -189,6 +192,36 @@ func TestWarningValues(t *testing.T) {
 // was not checked.
 const maxWarning = maxWords*(maxWordRunes*10+4+maxRunes*150+20+len(rtlNote)) + 150
 
+// TestCompatASCIILikeNFKC: compatASCII, which reads a rune's
+// decomposition from the tables, is what NFKC makes of every rune.
+func TestCompatASCIILikeNFKC(t *testing.T) {
+	want := func(r rune) string {
+		if r < utf8.RuneSelf || r == utf8.RuneError || r == '\u2026' {
+			return ""
+		}
+		s := norm.NFKC.String(string(r))
+		letter := false
+		for _, c := range s {
+			if c < ' ' || c > '~' {
+				return ""
+			}
+			letter = letter || unicode.IsLetter(c)
+		}
+		if strings.Trim(s, " ") == "" || !letter && unicode.In(r, unicode.No, unicode.Nl) {
+			return ""
+		}
+		return s
+	}
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		if r >= 0xd800 && r <= 0xdfff {
+			continue
+		}
+		if got, w := compatASCII(r), want(r); got != w {
+			t.Errorf("compatASCII(%U) = %q, NFKC makes %q", r, got, w)
+		}
+	}
+}
+
 func FuzzWarning(f *testing.F) {
 	for _, s := range []string{
 		"", "plain ascii https://github.com/x", "gіthub.com", "ｇithub.com", "асе.com", "Москва café 東京",
@@ -246,13 +279,21 @@ func TestInCall(t *testing.T) {
 // BenchmarkWarning measures a review's warning over 1 MB of arguments:
 // English prose (no word has a rune outside ASCII), Russian prose (every
 // word does, none is flagged), words that are all flagged, and English
-// prose with curly quotes and dashes (flagged).
+// prose with curly quotes and dashes (flagged), and text of no space at
+// all, of dashes after letters, quote look-alikes, no-break spaces or
+// fullwidth letters (each byte is to
+// be scanned once: a run of dashes once took time quadratic in its
+// length, 6.7 s for 200 KB).
 func BenchmarkWarning(b *testing.B) {
 	for _, tc := range []struct{ name, s string }{
 		{"ascii", strings.Repeat("The test fails one run in ten on CI, with a timeout. ", 20000)},
 		{"cyrillic", strings.Repeat("Тест падает один раз из десяти на CI. ", 20000)},
 		{"flagged", strings.Repeat("gіthub.com раypal ", 40000)},
 		{"punctuation", strings.Repeat("It’s the test—which fails—one run in ten. ", 20000)},
+		{"dashes", strings.Repeat("a—", 1<<18)},
+		{"quotes", strings.Repeat("aꞌ", 1<<18)},
+		{"spaces", strings.Repeat("\u00a0a", 1<<18)},
+		{"fullwidth", strings.Repeat("a/ｇ", 1<<18)},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(tc.s)))
