@@ -14,7 +14,7 @@ import (
 // symbolic link in the workspace, and the path each resolves to
 // (workspace.Links).
 type Linker interface {
-	Links(c toolgate.Call) map[string]string
+	Links(c toolgate.Call) (map[string]string, error)
 }
 
 // throughLinks returns the stricter of d and the decision on c with each
@@ -26,7 +26,11 @@ func (g *Gate) throughLinks(ctx context.Context, c toolgate.Call, d toolgate.Dec
 	if g.o.Linker == nil || d.Action == toolgate.Deny {
 		return d
 	}
-	links := g.o.Linker.Links(c)
+	links, err := g.o.Linker.Links(c)
+	if err != nil {
+		return toolgate.Decision{Action: toolgate.Deny, Rule: RuleArgs, Version: d.Version, Label: d.Label,
+			Reason: "toolgate could not look at every path of the call for links in the workspace, so it is not run: " + err.Error()}
+	}
 	if len(links) == 0 {
 		return d
 	}

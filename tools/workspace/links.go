@@ -1,10 +1,14 @@
 package workspace
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/toolgate/toolgate"
 )
@@ -25,31 +29,53 @@ type Links struct {
 	Skip []string
 }
 
-// Bounds of the work one call can cause: the string arguments looked at,
-// and a path's length.
+// maxLinkArgs bounds the distinct strings of one call that are looked at
+// (each costs an lstat or a few); a call with more is refused
+// (ErrTooManyPaths), not let through unread. maxLinkPath bounds a path's
+// length.
 const (
-	maxLinkArgs = 64
+	maxLinkArgs = 4096
 	maxLinkPath = 4096
 )
 
+// ErrTooManyPaths is Links' error for a call with more strings than it
+// looks at.
+var ErrTooManyPaths = errors.New("too many strings to look at for links")
+
 // Links returns, for each string argument of c that names a path in the
-// workspace through a symbolic link (absolute, or relative to the root,
-// with a slash or a leading dot), the path it resolves to. nil when there
-// is none. It only reads the file system (lstat, readlink).
-func (l Links) Links(c toolgate.Call) map[string]string {
+// workspace through a symbolic link, or by another Unicode normalization
+// of a name than the one on disk (absolute, or relative to the root), the
+// path it resolves to: every link on the way resolved, names spelled as
+// on disk. nil when there is none. It only reads the file system (lstat,
+// readlink, a directory's names).
+func (l Links) Links(c toolgate.Call) (map[string]string, error) {
 	if l.Root == "" || slices.Contains(l.Skip, c.Server) {
-		return nil
+		return nil, nil
 	}
 	var out map[string]string
-	n := 0
-	var walk func(v any)
-	walk = func(v any) {
+	seen := map[string]bool{}
+	// The root's real path, read once a call, when a path exists.
+	realRoot := ""
+	real := func() string {
+		if realRoot == "" {
+			realRoot = l.Root
+			if r, err := filepath.EvalSymlinks(l.Root); err == nil {
+				realRoot = r
+			}
+		}
+		return realRoot
+	}
+	var walk func(v any) error
+	walk = func(v any) error {
 		switch x := v.(type) {
 		case string:
-			if n++; n > maxLinkArgs || out[x] != "" {
-				return
+			if seen[x] {
+				return nil
 			}
-			if t, ok := l.through(x); ok {
+			if seen[x] = true; len(seen) > maxLinkArgs {
+				return fmt.Errorf("%w: the call holds more than %d distinct strings", ErrTooManyPaths, maxLinkArgs)
+			}
+			if t, ok := l.through(x, real); ok {
 				if out == nil {
 					out = map[string]string{}
 				}
@@ -57,22 +83,30 @@ func (l Links) Links(c toolgate.Call) map[string]string {
 			}
 		case map[string]any:
 			for _, e := range x {
-				walk(e)
+				if err := walk(e); err != nil {
+					return err
+				}
 			}
 		case []any:
 			for _, e := range x {
-				walk(e)
+				if err := walk(e); err != nil {
+					return err
+				}
 			}
 		}
+		return nil
 	}
-	walk(c.Args)
-	return out
+	if err := walk(c.Args); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // through reports whether s names a path in the workspace that goes
-// through a symbolic link below the root, and the path it resolves to.
-func (l Links) through(s string) (string, bool) {
-	if len(s) > maxLinkPath || strings.ContainsAny(s, "\x00\n") || !strings.Contains(s, "/") && !strings.HasPrefix(s, ".") {
+// through a symbolic link below the root, or that names an entry by
+// another normalization than its own, and the path it resolves to.
+func (l Links) through(s string, realRoot func() string) (string, bool) {
+	if s == "" || len(s) > maxLinkPath || strings.ContainsAny(s, "\x00\n") {
 		return "", false
 	}
 	p := s
@@ -80,45 +114,70 @@ func (l Links) through(s string) (string, bool) {
 		p = filepath.Join(l.Root, p)
 	}
 	rel, err := filepath.Rel(l.Root, filepath.Clean(p))
-	if err != nil || !filepath.IsLocal(rel) {
+	if err != nil || rel == "." || !filepath.IsLocal(rel) {
 		return "", false
 	}
-	cur := l.Root
+	// The longest part of the path that exists, each name spelled as on
+	// disk: a server may find an entry by another normalization
+	// (server-filesystem matches names by NFC).
 	parts := strings.Split(rel, string(filepath.Separator))
-	for i, part := range parts {
-		cur = filepath.Join(cur, part)
-		fi, err := os.Lstat(cur)
-		if err != nil {
-			return "", false // what does not exist yet goes through no link
+	cur, respelled := l.Root, false
+	n := 0
+	for ; n < len(parts); n++ {
+		name, ok := onDisk(cur, parts[n])
+		if !ok {
+			break
 		}
-		if fi.Mode()&os.ModeSymlink == 0 {
-			continue
-		}
-		t, err := filepath.EvalSymlinks(cur)
-		if err != nil {
-			// A dangling or looping link: where it leads is unknown.
-			t = cur
-			if dst, err := os.Readlink(cur); err == nil {
-				t = dst
-				if !filepath.IsAbs(dst) {
-					t = filepath.Join(filepath.Dir(cur), dst)
-				}
+		respelled = respelled || name != parts[n]
+		parts[n] = name
+		cur = filepath.Join(cur, name)
+	}
+	if n == 0 {
+		return "", false
+	}
+	real, err := filepath.EvalSymlinks(cur)
+	if err != nil {
+		// A dangling or looping link: where it leads is unknown, so it is
+		// judged by where it says.
+		real = cur
+		if dst, err := os.Readlink(cur); err == nil {
+			real = dst
+			if !filepath.IsAbs(dst) {
+				real = filepath.Join(filepath.Dir(cur), dst)
 			}
 		}
-		return l.named(filepath.Join(append([]string{t}, parts[i+1:]...)...)), true
+	}
+	real = l.named(real, realRoot())
+	if real == cur && !respelled {
+		return "", false
+	}
+	return filepath.Join(append([]string{real}, parts[n:]...)...), true
+}
+
+// onDisk returns the name under which dir holds name: name itself, or its
+// NFC or NFD form.
+func onDisk(dir, name string) (string, bool) {
+	if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+		return name, true
+	}
+	for _, f := range []norm.Form{norm.NFC, norm.NFD} {
+		if alt := f.String(name); alt != name {
+			if _, err := os.Lstat(filepath.Join(dir, alt)); err == nil {
+				return alt, true
+			}
+		}
 	}
 	return "", false
 }
 
-// named writes the resolved path t under Root as configured when it lies
-// in the workspace's real directory, which EvalSymlinks gives when Root
+// named writes the path t under Root as configured when it lies in the
+// workspace's real directory realRoot, which EvalSymlinks gives when Root
 // itself is reached through a link: the rules know the workspace by Root.
-func (l Links) named(t string) string {
-	real, err := filepath.EvalSymlinks(l.Root)
-	if err != nil || real == l.Root {
+func (l Links) named(t, realRoot string) string {
+	if realRoot == l.Root {
 		return t
 	}
-	if rel, err := filepath.Rel(real, t); err == nil && (rel == "." || filepath.IsLocal(rel)) {
+	if rel, err := filepath.Rel(realRoot, t); err == nil && (rel == "." || filepath.IsLocal(rel)) {
 		return filepath.Join(l.Root, rel)
 	}
 	return t

@@ -1,6 +1,8 @@
 package workspace
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -8,7 +10,8 @@ import (
 	"github.com/toolgate/toolgate"
 )
 
-// TestLinks: a workspace path argument through a link below the root is
+// TestLinks: a workspace path argument through a link below the root, or
+// through several, or naming one in another Unicode normalization, is
 // reported with the path it resolves to, written under the root as
 // configured even when that is itself a link; other strings, paths with
 // no link, paths outside the workspace and the skipped server's calls are
@@ -23,7 +26,8 @@ func TestLinks(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(real, ".env"), []byte("K=v"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for link, target := range map[string]string{"hk": ".git/hooks", "src/notes": "../.env", "out": "/etc", "gone": "nowhere/x"} {
+	for link, target := range map[string]string{"hk": ".git/hooks", "src/notes": "../.env", "out": "/etc", "gone": "nowhere/x",
+		"d": "src", "caf\u00e9": ".git/hooks"} {
 		if err := os.Symlink(target, filepath.Join(real, link)); err != nil {
 			t.Fatal(err)
 		}
@@ -41,12 +45,24 @@ func TestLinks(t *testing.T) {
 		"other": "/etc/hosts",
 		"out":   "./out/passwd",
 		"gone":  "gone",
+		"bare":  "hk",
+		"twice": filepath.Join(root, "d/notes"),          // a link reached through a link
+		"nfd":   filepath.Join(root, "cafe\u0301/x"),     // the link's name in another normalization
+		"list":  []any{"/etc/hosts", "src/main.go", "d"}, // a plain path, a missing one, a link
 	}
-	got := l.Links(toolgate.Call{Server: "fs", Args: args})
+	got, err := l.Links(toolgate.Call{Server: "fs", Args: args})
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := map[string]string{
 		filepath.Join(root, "hk/pre-commit"): filepath.Join(root, ".git/hooks/pre-commit"),
 		"src/notes":                          filepath.Join(root, ".env"),
 		"./out/passwd":                       "/etc/passwd",
+		"gone":                               filepath.Join(root, "nowhere/x"),
+		"hk":                                 filepath.Join(root, ".git/hooks"),
+		filepath.Join(root, "d/notes"):       filepath.Join(root, ".env"),
+		filepath.Join(root, "cafe\u0301/x"):  filepath.Join(root, ".git/hooks/x"),
+		"d":                                  filepath.Join(root, "src"),
 	}
 	if len(got) != len(want) {
 		t.Errorf("Links = %v, want %v", got, want)
@@ -56,7 +72,19 @@ func TestLinks(t *testing.T) {
 			t.Errorf("Links[%q] = %q, want %q", k, got[k], v)
 		}
 	}
-	if got := l.Links(toolgate.Call{Server: "workspace", Args: args}); got != nil {
-		t.Errorf("the skipped server's call: Links = %v", got)
+	if got, err := l.Links(toolgate.Call{Server: "workspace", Args: args}); got != nil || err != nil {
+		t.Errorf("the skipped server's call: Links = %v, %v", got, err)
+	}
+	// Past maxLinkArgs distinct strings the call is refused, not read in
+	// part; repeats count once.
+	many := []any{}
+	for i := range maxLinkArgs + 1 {
+		many = append(many, fmt.Sprint("f", i), "f0")
+	}
+	if _, err := l.Links(toolgate.Call{Server: "fs", Args: map[string]any{"paths": many}}); !errors.Is(err, ErrTooManyPaths) {
+		t.Errorf("%d distinct strings: err %v, want ErrTooManyPaths", len(many)/2, err)
+	}
+	if _, err := l.Links(toolgate.Call{Server: "fs", Args: map[string]any{"paths": many[:2*maxLinkArgs-2]}}); err != nil {
+		t.Errorf("%d distinct strings: %v", maxLinkArgs, err)
 	}
 }
