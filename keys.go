@@ -1,7 +1,12 @@
 package toolgate
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -10,9 +15,9 @@ import (
 // CaseAmbiguity says where v, a decoded JSON value, holds a key that a
 // server may read as another key: two keys of one object, at any depth,
 // equal under Unicode's simple case folding ("script" and "SCRIPT", or
-// "script" and "ſcript" with a long s), or a key with a rune outside
-// ASCII that a server may read as an ASCII letter (foldsToASCII:
-// "worKdir" with a Kelvin sign, "scrıpt"). "" when there is none.
+// "script" and "ſcript" with a long s; "script" and "scrıpt", which .NET
+// and Java compare equal ignoring case), or a key with the long s or the
+// Kelvin sign, which no key needs ("worKdir"). "" when there is none.
 //
 // The rules read keys as they are spelled, while a server that decodes
 // its arguments into a struct with Go's encoding/json gives a field the
@@ -40,12 +45,9 @@ func CaseAmbiguity(v any) string {
 	return ""
 }
 
-// foldsToASCII are the runes outside ASCII that a server's case-blind
-// key matching can read as an ASCII letter: the long s and the Kelvin
-// sign fold to s and k (Go's encoding/json), and the dotless ı and the
-// dotted İ upper- or lower-case to I and i (.NET's and Java's ignore-case
-// comparisons).
-const foldsToASCII = "\u017f\u212a\u0131\u0130"
+// foldsToASCII are the runes outside ASCII that Go's encoding/json folds
+// to an ASCII letter (s, k), and that no key needs.
+const foldsToASCII = "\u017f\u212a"
 
 // caseAmbiguousKeys is CaseAmbiguity for m's own keys.
 func caseAmbiguousKeys(m map[string]any) string {
@@ -70,14 +72,45 @@ func caseAmbiguousKeys(m map[string]any) string {
 	return ""
 }
 
-// foldKey maps k to one spelling per class of keys equal under simple case
-// folding: each rune becomes the least rune of its folding orbit (for
-// ASCII letters, the capital).
+// UndeclaredCase says where args holds a key that schema, a tool's input
+// schema, does not declare but that equals one of its properties ignoring
+// case ("CWD" for cwd): a server matching keys ignoring case takes it for
+// that property, while the rules read the property by its name. "" when
+// there is none.
+func UndeclaredCase(args map[string]any, schema json.RawMessage) string {
+	var props []string
+	for k := range args {
+		if bytes.Contains(schema, []byte(strconv.Quote(k)+":")) {
+			continue // declared (the test the gate makes on every call)
+		}
+		if props == nil {
+			var s struct {
+				Properties map[string]json.RawMessage `json:"properties"`
+			}
+			_ = json.Unmarshal(schema, &s)
+			props = append(slices.Collect(maps.Keys(s.Properties)), "")
+		}
+		for _, p := range props {
+			if p != "" && p != k && foldKey(p) == foldKey(k) {
+				return fmt.Sprintf("the key %q, which the tool does not declare and servers that match keys ignoring case read as its %q", k, p)
+			}
+		}
+	}
+	return ""
+}
+
+// foldKey maps k to one spelling per class of keys equal ignoring case:
+// each rune becomes the least rune of its simple folding orbit (for ASCII
+// letters, the capital), and the dotless ı and the dotted İ become I, as
+// .NET's and Java's ignore-case comparisons make them.
 func foldKey(k string) string {
 	if !strings.ContainsFunc(k, func(r rune) bool { return r >= utf8.RuneSelf }) {
 		return strings.ToUpper(k)
 	}
 	return strings.Map(func(r rune) rune {
+		if r == '\u0131' || r == '\u0130' {
+			return 'I'
+		}
 		least := r
 		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
 			least = min(least, f)

@@ -14,9 +14,11 @@ func TestCaseAmbiguity(t *testing.T) {
 		{`{"a":{"x":[{"host":"localhost","HOST":"evil"}]}}`, `both "HOST" and "host"`},
 		{`{"σ":1,"ς":2}`, `both "ς" and "σ"`},
 		{`{"script":"ls","ſcript":"id"}`, `the key "ſcript", whose U+017F reads as an ASCII letter where keys are matched ignoring case`},
+		{`{"ſ":1}`, `the key "ſ"`},
 		{`{"cmd":"ls","wor\u212adir":"/etc"}`, "the key \"wor\u212adir\", whose U+212A reads"},
-		{`{"scrıpt":"id"}`, `the key "scrıpt", whose U+0131 reads`},
-		{`{"x":{"İd":1}}`, `the key "İd", whose U+0130 reads`},
+		{`{"script":"ls","scrıpt":"id"}`, `both "script" and "scrıpt"`},
+		{`{"x":{"İd":1,"id":2}}`, `both "id" and "İd"`},
+		{`{"meta":{"başlık":"Türkçe","İl":"x"}}`, ""},
 		{`[{"a":1},{"x":{"ſ":1}}]`, `the key "ſ"`},
 		{`{"script":"ls","scripts":"id","k":2,"名前":"x"}`, ""},
 		{`{"text":"ſcript script \u212a"}`, ""},
@@ -28,6 +30,26 @@ func TestCaseAmbiguity(t *testing.T) {
 		}
 		if got := CaseAmbiguity(v); tc.want == "" && got != "" || !strings.HasPrefix(got, tc.want) {
 			t.Errorf("CaseAmbiguity(%s) = %q; want %q", tc.args, got, tc.want)
+		}
+	}
+}
+
+func TestUndeclaredCase(t *testing.T) {
+	schema := json.RawMessage(`{"type":"object","properties":{"command":{"type":"string"},"cwd":{"type":"string","description":"the \"CWD\" to run in"},"script":{"type":"string"}}}`)
+	for _, tc := range []struct{ args, want string }{
+		{`{"command":"ls","cwd":"."}`, ""},
+		{`{"command":"ls","CWD":".git/hooks"}`, `the key "CWD", which the tool does not declare and servers that match keys ignoring case read as its "cwd"`},
+		{`{"Command":"ls"}`, `the key "Command"`},
+		{`{"scrıpt":"id"}`, `the key "scrıpt", which the tool does not declare and servers that match keys ignoring case read as its "script"`},
+		{`{"cwı":"x","extra":1}`, ""},
+		{`{"command":"ls","cwD":"/"}`, `the key "cwD"`},
+	} {
+		var args map[string]any
+		if err := json.Unmarshal([]byte(tc.args), &args); err != nil {
+			t.Fatal(err)
+		}
+		if got := UndeclaredCase(args, schema); tc.want == "" && got != "" || !strings.HasPrefix(got, tc.want) {
+			t.Errorf("UndeclaredCase(%s) = %q; want %q", tc.args, got, tc.want)
 		}
 	}
 }

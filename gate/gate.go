@@ -132,12 +132,15 @@ const RulePin = "toolgate:pin"
 const RuleArgs = "toolgate:arguments"
 
 // caseAmbiguity is toolgate.CaseAmbiguity over c's arguments, then its
-// _meta.
+// _meta, then toolgate.UndeclaredCase over its arguments.
 func caseAmbiguity(c toolgate.Call) string {
 	if why := toolgate.CaseAmbiguity(c.Args); why != "" {
 		return why
 	}
-	return toolgate.CaseAmbiguity(c.Meta)
+	if why := toolgate.CaseAmbiguity(c.Meta); why != "" {
+		return why
+	}
+	return toolgate.UndeclaredCase(c.Args, c.InputSchema)
 }
 
 // Gate is the one place every tool call passes through.

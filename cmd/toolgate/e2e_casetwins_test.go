@@ -16,8 +16,8 @@ import (
 // the embedded rules, a read-only script is allowed and runs; the same
 // call with a twin key holding another script (spelled with a long s, or
 // capitals) is refused, and so is a workdir under a key spelled with a
-// Kelvin sign, which the rules do not read: nothing runs, and the log
-// records the refusals.
+// Kelvin sign or in capitals alone, which the rules do not read as the
+// declared workdir: nothing runs, and the log records the refusals.
 func TestServeCaseTwinKeysRefused(t *testing.T) {
 	dir := t.TempDir()
 	cfg := shellServerConfig(t, dir)
@@ -29,7 +29,7 @@ func TestServeCaseTwinKeysRefused(t *testing.T) {
 		t.Fatalf("echo hi: %v %s; want it allowed and run", err, resultText(res))
 	}
 	marker := filepath.Join(dir, "PWNED")
-	calls := []map[string]any{{"script": "pwd", "wor\u212adir": "/"}}
+	calls := []map[string]any{{"script": "pwd", "wor\u212adir": "/"}, {"script": "pwd", "WORKDIR": "/"}}
 	for _, twin := range []string{"\u017fcript", "SCRIPT", "Script"} {
 		calls = append(calls, map[string]any{"script": "echo hi", twin: "touch " + marker})
 	}
