@@ -229,7 +229,44 @@ func findWord(w string) Finding {
 		}
 		prev = r
 	}
+	// In a URL's host a Latin letter with a mark passes for the ASCII
+	// letter under it (gịthub.com, whose dot below a reader may not see):
+	// a host is no prose.
+	for _, r := range urlHost(w) {
+		if r >= utf8.RuneSelf && unicode.Is(unicode.Latin, r) && markedASCII(r) {
+			add(r)
+		}
+	}
 	return f
+}
+
+// urlHost returns the host of the URL w (scheme://user@host:port/path,
+// or git's user@host:path), or "" when w is none.
+func urlHost(w string) string {
+	if _, rest, ok := strings.Cut(w, "://"); ok {
+		w = rest
+	} else if i := strings.IndexByte(w, '@'); i >= 0 && strings.Contains(w[i:], ":") {
+		w = w[i+1:]
+	} else {
+		return ""
+	}
+	if i := strings.IndexByte(w, '/'); i >= 0 {
+		w = w[:i]
+	}
+	if i := strings.LastIndexByte(w, '@'); i >= 0 {
+		w = w[i+1:]
+	}
+	if i := strings.IndexByte(w, ':'); i >= 0 {
+		w = w[:i]
+	}
+	return w
+}
+
+// markedASCII reports whether r is an ASCII letter with marks (ị, é).
+func markedASCII(r rune) bool {
+	var b [utf8.UTFMax]byte
+	d := norm.NFD.Properties(b[:utf8.EncodeRune(b[:], r)]).Decomposition()
+	return len(d) > 1 && 'a' <= d[0]|0x20 && d[0]|0x20 <= 'z'
 }
 
 // isMark reports whether r is a mark drawn on the rune before it.
@@ -513,7 +550,7 @@ func (f Finding) rank() int {
 		case strings.ContainsRune(separatorLike+punctLike, r) || isMark(r) || unicode.IsDigit(r) ||
 			unicode.Is(latinLike, r) && !unicode.Is(unicode.Latin, r):
 			kind = 0
-		case unicode.Is(latinLike, r):
+		case unicode.Is(latinLike, r), markedASCII(r):
 			kind = min(kind, 1)
 		}
 	}

@@ -74,6 +74,11 @@ func TestWarningPassesFor(t *testing.T) {
 		{[]any{"github。com github・com a⁄b"}, []string{"U+3002 IDEOGRAPHIC FULL STOP", "U+30FB KATAKANA MIDDLE DOT", "U+2044 FRACTION SLASH"}},
 		{[]any{"東京。大阪・京都 Goを使う。 1⁄2"}, []string{"U+2044"}},
 		{[]any{"東京。大阪・京都 Goを使う。"}, nil},
+		// A marked Latin letter in a URL's host passes for the ASCII one;
+		// in a path or prose it is a name's.
+		{[]any{"git clone https://gịthub.com/acme/tools", "git@githụb.com:org/x.git"}, []string{"U+1ECB LATIN SMALL LETTER I WITH DOT BELOW", "U+1EE5"}},
+		{[]any{"https://user@pypị.org:443/simple"}, []string{"U+1ECB"}},
+		{[]any{"/home/josé/notes.txt café naïve https://example.com/josé"}, nil},
 		// Prose: spaces, an ellipsis, dashes between words; a dash
 		// before an option or in a host is flagged.
 		{[]any{"Bonjour\u00a0! 東京\u3000Tokyo, wait… it works—mostly; 调用API一次 ver–2"}, nil},
