@@ -12,6 +12,25 @@ const (
 	Review Action = "review"
 )
 
+// Stricter returns the stricter of a and b, deny before review before
+// allow (anything else counts as deny, as the zero Action does); a when
+// they are as strict.
+func Stricter(a, b Action) Action {
+	rank := func(x Action) int {
+		switch x {
+		case Allow:
+			return 0
+		case Review:
+			return 1
+		}
+		return 2
+	}
+	if rank(a) >= rank(b) {
+		return a
+	}
+	return b
+}
+
 // How the agent's stated confidence changed a decision (Decision.ConfidenceEffect).
 const (
 	// ConfidenceNone: the action is the rule's (or the default's). A

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -78,20 +76,27 @@ func caseAmbiguousKeys(m map[string]any) string {
 // that property, while the rules read the property by its name. "" when
 // there is none.
 func UndeclaredCase(args map[string]any, schema json.RawMessage) string {
-	var props []string
+	var props map[string]json.RawMessage
 	for k := range args {
 		if bytes.Contains(schema, []byte(strconv.Quote(k)+":")) {
-			continue // declared (the test the gate makes on every call)
+			// Named as a key in the schema, taken as declared: what every
+			// call with declared arguments costs is this search, not a
+			// decoding of its schema.
+			continue
 		}
 		if props == nil {
 			var s struct {
 				Properties map[string]json.RawMessage `json:"properties"`
 			}
 			_ = json.Unmarshal(schema, &s)
-			props = append(slices.Collect(maps.Keys(s.Properties)), "")
+			props = s.Properties
+			if props == nil {
+				props = map[string]json.RawMessage{}
+			}
 		}
-		for _, p := range props {
-			if p != "" && p != k && foldKey(p) == foldKey(k) {
+		f := foldKey(k)
+		for p := range props {
+			if p != k && foldKey(p) == f {
 				return fmt.Sprintf("the key %q, which the tool does not declare and servers that match keys ignoring case read as its %q", k, p)
 			}
 		}

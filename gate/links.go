@@ -37,7 +37,7 @@ func (g *Gate) throughLinks(ctx context.Context, c toolgate.Call, d toolgate.Dec
 	alt := c
 	alt.Args, _ = resolveLinks(c.Args, links).(map[string]any)
 	ld := g.o.Decider.Decide(ctx, alt)
-	if strictness(ld.Action) <= strictness(d.Action) {
+	if toolgate.Stricter(d.Action, ld.Action) == d.Action {
 		return d
 	}
 	var via []string
@@ -70,15 +70,4 @@ func resolveLinks(v any, links map[string]string) any {
 		return l
 	}
 	return v
-}
-
-// strictness orders actions: allow, review, deny.
-func strictness(a toolgate.Action) int {
-	switch a {
-	case toolgate.Allow:
-		return 0
-	case toolgate.Review:
-		return 1
-	}
-	return 2
 }

@@ -94,16 +94,20 @@ type Finding struct {
 //   - a slash or dot look-alike (separatorLike) sits between two ASCII
 //     letters or digits (`github.com∕org`): that rune;
 //   - it holds letters written right to left (Hebrew, Arabic) and s holds
-//     ASCII letters (`mv -f א ב` is drawn `mv -f ב א`): those letters.
+//     ASCII letters (`mv -f א ב` is drawn `mv -f ב א`): those letters;
+//   - it is a URL and its host holds a Latin letter with a mark
+//     (`https://gịthub.com`): that letter.
 //
 // Apart from words, a punctuation look-alike (punctLike, or a rune NFKC
-// turns into ASCII punctuation or a space: `ꞌ`, `‐`, `；`) next to an
-// ASCII letter, digit or punctuation mark, or to another such rune that is
-// no letter, is flagged with the run of s between ASCII spaces around it
-// as its word (`-m ꞌfix; echo x; ꞌ`, `‐‐dry-run`).
+// turns into ASCII punctuation: `ꞌ`, `‐`, `；`) next to an ASCII letter,
+// digit or punctuation mark, or to another such rune that is no letter,
+// is flagged with the run of s between ASCII spaces around it as its word
+// (`-m ꞌfix; echo x; ꞌ`, `‐‐dry-run`), unless it is a wide dash between
+// words of prose (proseDash).
 //
 // A word wholly in another script (`Москва`, `東京`, `ノート`) and accented
-// Latin (`café`, `naïve`) are not flagged. Find does no I/O.
+// Latin outside a URL's host (`café`, `naïve`) are not flagged. Find does
+// no I/O.
 func Find(s string) []Finding {
 	var out []Finding
 	word := 0 // where the last word checked ends

@@ -744,7 +744,7 @@ func (r *rule) decide(ctx context.Context, act *activation, c *toolgate.Call, on
 		if err != nil {
 			rd.Error = errString("reason_expr", err)
 			rd.Reason = fmt.Sprintf("rule %q matched but its reason could not be computed", r.name)
-			rd.Action = stricter(r.action, onError)
+			rd.Action = toolgate.Stricter(r.action, onError)
 		}
 	}
 	// The higher of the rule's and the file's threshold is the one that
@@ -802,21 +802,4 @@ func joinReason(reason, why string) string {
 		return why
 	}
 	return reason + "; " + why
-}
-
-// stricter returns the stricter of two actions: deny > review > allow.
-func stricter(a, b toolgate.Action) toolgate.Action {
-	rank := func(x toolgate.Action) int {
-		switch x {
-		case toolgate.Allow:
-			return 0
-		case toolgate.Review:
-			return 1
-		}
-		return 2
-	}
-	if rank(a) >= rank(b) {
-		return a
-	}
-	return b
 }
