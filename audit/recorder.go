@@ -327,13 +327,14 @@ func (w *wtx) appendOutcome(id string, at int64, body []byte, o *toolgate.Outcom
 // waits for it, Close commits it. If it cannot be written (or the call is
 // not started), the failure is logged and the row stays "started", as a
 // crash would leave it (CloseInterrupted closes it later). o.Status must
-// be StatusOK, StatusToolError, StatusFailed or StatusCancelled; a zero
-// FinishedAt means now.
+// be StatusOK, StatusToolError, StatusFailed or StatusCancelled, or
+// StatusRefused for an approved call the gate did not forward after all;
+// a zero FinishedAt means now.
 func (s *Store) Finish(ctx context.Context, id string, o toolgate.Outcome) error {
 	switch o.Status {
-	case toolgate.StatusOK, toolgate.StatusToolError, toolgate.StatusFailed, toolgate.StatusCancelled:
+	case toolgate.StatusOK, toolgate.StatusToolError, toolgate.StatusFailed, toolgate.StatusCancelled, toolgate.StatusRefused:
 	default:
-		return fmt.Errorf("%w: finish %s: outcome status %q is not ok, tool_error, failed or cancelled", ErrState, id, o.Status)
+		return fmt.Errorf("%w: finish %s: outcome status %q is not ok, tool_error, failed, cancelled or refused", ErrState, id, o.Status)
 	}
 	at := utc(s.o.Now())
 	if o.FinishedAt.IsZero() {

@@ -264,6 +264,38 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 }
 
+// TestApprovedNotRun: an approved call the gate then does not forward (the
+// workspace changed while it waited) is finished as refused, with why;
+// the log keeps the approval and verifies.
+func TestApprovedNotRun(t *testing.T) {
+	s := openTest(t, "", Options{ToolgateVersion: "1"})
+	ctx := context.Background()
+	c := testCall("01NR", 7)
+	if err := s.Begin(ctx, c, testDecision(toolgate.Review)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Resolve(ctx, c.ID, toolgate.Verdict{Approved: true, Reviewer: "alice", Channel: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Finish(ctx, c.ID, toolgate.Outcome{Status: toolgate.StatusRefused, Error: "the links changed"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Get(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != toolgate.StatusRefused || r.Review == nil || !r.Review.Approved || r.Outcome == nil || r.Outcome.Error != "the links changed" {
+		t.Fatalf("record = %+v review=%+v outcome=%+v", r, r.Review, r.Outcome)
+	}
+	rep, err := s.Verify(ctx)
+	if err != nil || !rep.OK() {
+		t.Fatalf("verify: %+v, %v", rep, err)
+	}
+}
+
 // TestFinishBehindFailures: Finish does not wait for its commit, so a
 // second Finish, or one for an unknown call, fails behind: the failure is
 // logged and counted, nothing is written, and the writes around it commit.

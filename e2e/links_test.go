@@ -1,11 +1,18 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+
+	"github.com/toolgate/toolgate/toolgatetest"
 )
 
 // TestDefaultPackFollowsLinks: server-filesystem runs unsandboxed and
@@ -23,6 +30,7 @@ func TestDefaultPackFollowsLinks(t *testing.T) {
 		filepath.Join(harness.dir, "node_modules", ".bin", "mcp-server-filesystem"), fx.wsDir, fx.wsDir, filepath.Join(fx.dir, "audit.db"))
 	mustWrite(t, fx.config, cfg, 0o644)
 	c := goStdio(t, fx)
+	linkRace(t, fx, c)
 	// Naming .env is denied; computing the name is allowed in the sandbox.
 	mustMkdir(t, filepath.Join(fx.wsDir, "sub"))
 	for _, cmd := range []string{"ln -s .git/hooks hk", `ln -s "$(printf .e)nv" notes`, "ln -s .git/hooks caf\u00e9",
@@ -51,5 +59,62 @@ func TestDefaultPackFollowsLinks(t *testing.T) {
 	}
 	if text, isErr := goCall(t, c, toolFSRead, map[string]any{"path": filepath.Join(fx.wsDir, "note.txt")}); isErr || text != wsText {
 		t.Errorf("a plain read: %q (isError %v)", text, isErr)
+	}
+}
+
+// linkRace: a command swaps hk between links to safe/ and to .git/hooks as
+// fast as it can while the agent sends writes of hk/race-N through
+// server-filesystem (the command computes the name, as the rules cannot
+// read it). Checked when hk led to safe/, a write would land in
+// the hooks if hk changed before the server opened it; toolgate holds
+// such calls until the command has ended, so every write lands in safe/.
+func linkRace(t *testing.T, fx *fixture, c *client.Client) {
+	mustMkdir(t, filepath.Join(fx.wsDir, "safe"))
+	swap := `python3 -c "
+import os, time
+open('swapping', 'w').close()
+end, i = time.time() + 2, 0
+while time.time() < end:
+    os.symlink(('safe', '.g' + 'it/hooks')[i % 2], '.t%d' % i)
+    os.replace('.t%d' % i, 'hk')
+    i += 1
+os.symlink('safe', '.t')
+os.replace('.t', 'hk')
+print(i, 'swaps')"`
+	ran := make(chan string, 1)
+	go func() {
+		text, _, err := goCallErr(context.Background(), c, toolWSRun, map[string]any{"command": swap})
+		if err != nil {
+			text = err.Error()
+		}
+		ran <- text
+	}()
+	toolgatetest.Eventually(t, "the command to start swapping", func() bool {
+		_, err := os.Stat(filepath.Join(fx.wsDir, "swapping"))
+		return err == nil
+	})
+	const writes = 40
+	var wg sync.WaitGroup
+	for i := range writes {
+		wg.Go(func() {
+			path := filepath.Join(fx.wsDir, "hk", fmt.Sprintf("race-%d", i))
+			text, isErr, err := goCallErr(context.Background(), c, "fs__write_file", map[string]any{"path": path, "content": "#!/bin/sh\necho pwned\n"})
+			if err != nil || isErr {
+				t.Errorf("write %s: %q (isError %v, %v)", path, text, isErr, err)
+			}
+		})
+		time.Sleep(time.Millisecond) // spread over the swaps
+	}
+	wg.Wait()
+	if text := <-ran; !strings.Contains(text, "swaps") {
+		t.Fatalf("the swapping command: %q", text)
+	}
+	hooks, _ := filepath.Glob(filepath.Join(fx.wsDir, ".git", "hooks", "race-*"))
+	safe, _ := filepath.Glob(filepath.Join(fx.wsDir, "safe", "race-*"))
+	if len(hooks) != 0 || len(safe) != writes {
+		t.Errorf("%d writes landed in .git/hooks and %d in safe/, want 0 and %d", len(hooks), len(safe), writes)
+	}
+	if err := os.Remove(filepath.Join(fx.wsDir, "hk")); err != nil {
+		t.Fatal(err)
 	}
 }

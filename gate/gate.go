@@ -194,6 +194,10 @@ func (g *Gate) handle(ctx context.Context, c toolgate.Call, forward func(context
 		}
 	}
 	var d toolgate.Decision
+	// The fence (Linker.Hold) is held from the links check to the answer,
+	// and let go while a person reviews.
+	release, links, bctx := func() {}, map[string]string(nil), ctx
+	defer func() { release() }()
 	if c.Pin.Quarantined() {
 		// The tool's definition is not the approved one: no rule may run
 		// it, whatever the definition now claims (annotations included).
@@ -201,8 +205,15 @@ func (g *Gate) handle(ctx context.Context, c toolgate.Call, forward func(context
 	} else if why := caseAmbiguity(c); why != "" {
 		d = toolgate.Decision{Action: toolgate.Deny, Rule: RuleArgs, Reason: "the call holds " + why +
 			"; servers that match keys ignoring case (as Go's encoding/json does) read such keys otherwise than the rules, so it is not run: send each key once, in one spelling"}
-	} else {
-		d = g.throughLinks(ctx, c, g.o.Decider.Decide(ctx, c))
+	} else if d = g.o.Decider.Decide(ctx, c); d.Action != toolgate.Deny && g.o.Linker != nil {
+		r, err := g.o.Linker.Hold(ctx, c)
+		if err != nil {
+			d = toolgate.Decision{Action: toolgate.Deny, Rule: RuleArgs, Version: d.Version, Label: d.Label, Reason: fenceText + err.Error()}
+			bctx = context.WithoutCancel(ctx)
+		} else {
+			release = r
+			d, links = g.throughLinks(ctx, c, d)
+		}
 	}
 	switch d.Action {
 	case toolgate.Allow, toolgate.Deny, toolgate.Review:
@@ -225,7 +236,7 @@ func (g *Gate) handle(ctx context.Context, c toolgate.Call, forward func(context
 	}
 	g.confine(&c, &d)
 
-	if err := g.o.Recorder.Begin(ctx, c, d); err != nil {
+	if err := g.o.Recorder.Begin(bctx, c, d); err != nil {
 		log.Error("audit write failed; call denied", slog.Any("err", err))
 		g.observe(c, d, toolgate.Outcome{Status: toolgate.StatusRefused, Error: err.Error()})
 		return refusal(c, "the audit log could not record this call, so it was not run (fail closed): "+err.Error())
@@ -237,6 +248,8 @@ func (g *Gate) handle(ctx context.Context, c toolgate.Call, forward func(context
 		g.observe(c, d, toolgate.Outcome{Status: toolgate.StatusRefused})
 		return refusal(c, denyText(d))
 	case toolgate.Review:
+		release()
+		release = func() {}
 		v, held := g.review(ctx, c, d)
 		if held {
 			log.Info("review held; the call returns pending", slog.String("rule", d.Rule))
@@ -261,6 +274,17 @@ func (g *Gate) handle(ctx context.Context, c toolgate.Call, forward func(context
 		if !v.Approved {
 			g.observe(c, d, toolgate.Outcome{Status: toolgate.StatusRefused})
 			return refusal(c, reviewDeniedText(d, v))
+		}
+		if g.o.Linker != nil {
+			var why string
+			if release, why = g.rehold(ctx, c, links); why != "" {
+				out := toolgate.Outcome{Status: toolgate.StatusRefused, Error: why, FinishedAt: g.o.Now()}
+				if err := g.o.Recorder.Finish(context.WithoutCancel(ctx), c.ID, out); err != nil {
+					log.Error("audit write of outcome failed", slog.Any("err", err))
+				}
+				g.observe(c, d, out)
+				return refusal(c, why)
+			}
 		}
 	}
 
@@ -486,6 +510,9 @@ func reviewDeniedText(d toolgate.Decision, v toolgate.Verdict) string {
 // takenOverText tells the agent why a call whose review another toolgate
 // process took over did not run, and that its retry is how an approval
 // there is used.
+const fenceText = "toolgate waits to run a call while calls that could change the workspace's links run " +
+	"(a command, or a change through a server outside the sandbox), and this call ended first: "
+
 const takenOverText = "while this toolgate process was stalled, another one took over the review of this call, " +
 	"so the call did not run here; an approval there is turned into a grant: retry the same call with the same " +
 	"arguments, and it runs once if the review is approved (it waits for a review still open, and is reviewed again otherwise)"

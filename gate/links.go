@@ -15,6 +15,10 @@ import (
 // (workspace.Links).
 type Linker interface {
 	Links(c toolgate.Call) (map[string]string, error)
+	// Hold keeps the links as they are for c until release is called:
+	// other calls that could change them wait. It returns ctx's error if
+	// ctx ends while c waits.
+	Hold(ctx context.Context, c toolgate.Call) (release func(), err error)
 }
 
 // throughLinks returns the stricter of d and the decision on c with each
@@ -22,30 +26,29 @@ type Linker interface {
 // The rules read paths as text, while a server outside the sandbox
 // follows links: a command can make hk a link to .git/hooks, and a write
 // of hk/pre-commit through such a server writes a git hook.
-func (g *Gate) throughLinks(ctx context.Context, c toolgate.Call, d toolgate.Decision) toolgate.Decision {
-	if g.o.Linker == nil || d.Action == toolgate.Deny {
-		return d
-	}
+// It also returns the links, which must stay as they are until the call
+// is answered (Linker.Hold).
+func (g *Gate) throughLinks(ctx context.Context, c toolgate.Call, d toolgate.Decision) (toolgate.Decision, map[string]string) {
 	links, err := g.o.Linker.Links(c)
 	if err != nil {
 		return toolgate.Decision{Action: toolgate.Deny, Rule: RuleArgs, Version: d.Version, Label: d.Label,
-			Reason: "toolgate could not look at every path of the call for links in the workspace, so it is not run: " + err.Error()}
+			Reason: "toolgate could not look at every path of the call for links in the workspace, so it is not run: " + err.Error()}, nil
 	}
 	if len(links) == 0 {
-		return d
+		return d, nil
 	}
 	alt := c
 	alt.Args, _ = resolveLinks(c.Args, links).(map[string]any)
 	ld := g.o.Decider.Decide(ctx, alt)
 	if toolgate.Stricter(d.Action, ld.Action) == d.Action {
-		return d
+		return d, links
 	}
 	var via []string
 	for _, p := range slices.Sorted(maps.Keys(links)) {
 		via = append(via, fmt.Sprintf("%q is a link to %q", p, links[p]))
 	}
 	ld.Reason = strings.Join(via, ", ") + ", and " + ld.Reason
-	return ld
+	return ld, links
 }
 
 // resolveLinks is v, a decoded JSON value, with each string that links
@@ -70,4 +73,35 @@ func resolveLinks(v any, links map[string]string) any {
 		return l
 	}
 	return v
+}
+
+// rehold takes the fence again for c after its review, and returns why c
+// may not run when the links under its paths are no longer was, those
+// the rules and the reviewer saw.
+func (g *Gate) rehold(ctx context.Context, c toolgate.Call, was map[string]string) (release func(), why string) {
+	release, err := g.o.Linker.Hold(ctx, c)
+	if err != nil {
+		return func() {}, fenceText + err.Error()
+	}
+	now, err := g.o.Linker.Links(c)
+	if err == nil && maps.Equal(now, was) {
+		return release, ""
+	}
+	release()
+	var changed []string
+	if err != nil {
+		changed = append(changed, err.Error())
+	}
+	for _, p := range slices.Sorted(maps.Keys(now)) {
+		if was[p] != now[p] {
+			changed = append(changed, fmt.Sprintf("%q is now a link to %q", p, now[p]))
+		}
+	}
+	for _, p := range slices.Sorted(maps.Keys(was)) {
+		if _, ok := now[p]; !ok {
+			changed = append(changed, fmt.Sprintf("%q is no longer a link to %q", p, was[p]))
+		}
+	}
+	return func() {}, "the approved call was not run: the links in the workspace on its paths changed while it waited for review (" +
+		strings.Join(changed, ", ") + "); the rules and the reviewer saw them as they were. Send the call again to have it decided on the workspace as it is now"
 }

@@ -63,3 +63,88 @@ func TestThroughLinks(t *testing.T) {
 		}
 	}
 }
+
+func (l linker) Hold(context.Context, toolgate.Call) (func(), error) { return func() {}, nil }
+
+// fenced is a Linker whose links a test changes, and which journals when
+// the fence is held and let go.
+type fenced struct {
+	j       *journal
+	links   map[string]string
+	holdErr error
+}
+
+func (f *fenced) Links(toolgate.Call) (map[string]string, error) { return f.links, nil }
+
+func (f *fenced) Hold(context.Context, toolgate.Call) (func(), error) {
+	if f.holdErr != nil {
+		f.j.add("hold-failed")
+		return nil, f.holdErr
+	}
+	f.j.add("hold")
+	return func() { f.j.add("release") }, nil
+}
+
+// relinker is a reviewer that approves after the workspace's links
+// changed to links, as a command run during the review can change them.
+type relinker struct {
+	reviewer
+	f     *fenced
+	links map[string]string
+}
+
+func (r *relinker) Review(ctx context.Context, c toolgate.Call, d toolgate.Decision) (toolgate.Verdict, error) {
+	r.f.links = r.links
+	return r.reviewer.Review(ctx, c, d)
+}
+
+// TestFenceHeldToTheAnswer: the fence is held from the links check to the
+// call's answer, let go while a person reviews, and taken again after; an
+// approved call whose links changed during its review is not run, and its
+// outcome says so. A call the rules deny takes no fence, and a call that
+// ends while it waits for the fence is refused and recorded.
+func TestFenceHeldToTheAnswer(t *testing.T) {
+	hooks := map[string]string{"/ws/hk": "/ws/.git/hooks"}
+	for _, tc := range []struct {
+		name             string
+		action           toolgate.Action
+		before, after    map[string]string
+		holdErr          error
+		want, wantResult string
+	}{
+		{"allowed", toolgate.Allow, nil, nil, nil, "hold begin:allow forward finish:ok release", "done"},
+		{"reviewed, unchanged", toolgate.Review, hooks, hooks, nil,
+			"hold begin:review release review resolve hold forward finish:ok release", "done"},
+		{"reviewed, a link made meanwhile", toolgate.Review, nil, hooks, nil,
+			"hold begin:review release review resolve hold release finish:refused", `"/ws/hk" is now a link to "/ws/.git/hooks"`},
+		{"reviewed, a link gone meanwhile", toolgate.Review, hooks, nil, nil,
+			"hold begin:review release review resolve hold release finish:refused", `"/ws/hk" is no longer a link`},
+		{"denied", toolgate.Deny, nil, nil, nil, "begin:deny", "denied by policy"},
+		{"ended waiting", toolgate.Allow, nil, nil, context.Canceled, "hold-failed begin:deny", "this call ended first"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			j := &journal{}
+			f := &fenced{j: j, links: tc.before, holdErr: tc.holdErr}
+			rec := &recorder{j: j}
+			g, err := New(Options{
+				Decider: fixed{Action: tc.action, Rule: "r"}, Linker: f, Recorder: rec,
+				Reviewer:  &relinker{reviewer: reviewer{j: j, v: toolgate.Verdict{Approved: true, Reviewer: "alice"}}, f: f, links: tc.after},
+				Forwarder: &forwarder{j: j, res: toolgatetest.TextResult("done", false)},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := g.Handle(context.Background(), toolgate.Call{Server: "fs", Tool: "write_file", Name: "fs__write_file",
+				Args: map[string]any{"path": "/ws/hk/x"}})
+			if got := j.String(); got != tc.want {
+				t.Errorf("journal %q, want %q", got, tc.want)
+			}
+			if text := toolgatetest.Text(res); !strings.Contains(text, tc.wantResult) {
+				t.Errorf("result %q, want %q in it", text, tc.wantResult)
+			}
+			if rec.finished.Status == toolgate.StatusRefused && !strings.Contains(rec.finished.Error, "changed while it waited for review") {
+				t.Errorf("recorded outcome %+v, want why it was not run", rec.finished)
+			}
+		})
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -183,7 +185,8 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	}
 	g, err := gate.New(gate.Options{
 		Decider: pol.Decider, Reviewer: pol.Reviewer, Recorder: pol.Recorder, Observer: pol.Observer, Granter: pol.Granter,
-		Forwarder: cat, Linker: workspace.Links{Root: root, Skip: []string{workspaceSrv}}, Logger: logger,
+		Forwarder: cat, Logger: logger,
+		Linker: &workspace.Links{Root: root, Skip: []string{workspaceSrv}, Outside: outsideSandbox(upstreams)},
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -644,6 +647,34 @@ func warnServerLoads(command, dir string, args, env []string, writable []string,
 // buildUpstreams turns the config's enabled servers (and the built-in
 // workspace, when enabled) into catalog upstreams, expanding ${VAR}
 // references from env.
+// unconfined reports whether u runs outside the sandbox.
+func unconfined(u tools.Upstream) bool {
+	return u.Server == nil && (u.Sandbox == "" || u.Sandbox == sandbox.None)
+}
+
+// outsideSandbox names the upstreams that may open the workspace's files
+// outside the sandbox, following its links: a stdio server not sandboxed,
+// or one reached on a loopback address (a server the user started here).
+func outsideSandbox(ups []tools.Upstream) []string {
+	var out []string
+	for _, u := range ups {
+		if !unconfined(u) {
+			continue
+		}
+		if u.Command == "" {
+			host := u.URL
+			if p, err := url.Parse(u.URL); err == nil {
+				host = p.Hostname()
+			}
+			if ip, err := netip.ParseAddr(host); (err != nil || !ip.IsLoopback()) && host != "localhost" && !strings.HasSuffix(host, ".localhost") {
+				continue
+			}
+		}
+		out = append(out, u.Name)
+	}
+	return out
+}
+
 func buildUpstreams(cfg *config.Config, env environ, sb *sandbox.Sandbox, logger *slog.Logger) ([]tools.Upstream, error) {
 	var out []tools.Upstream
 	var errs []error
@@ -675,7 +706,7 @@ func buildUpstreams(cfg *config.Config, env environ, sb *sandbox.Sandbox, logger
 		for _, k := range sortedKeys(s.Env) {
 			u.Env = append(u.Env, k+"="+x.expand("env."+k, s.Env[k]))
 		}
-		if u.Command != "" && (s.Sandbox == "" || s.Sandbox == sandbox.None) {
+		if u.Command != "" && unconfined(u) {
 			// A sandboxed server's command runs confined, wherever it is,
 			// and so does what it loads.
 			log := logger.With("server", s.Name)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,9 +21,11 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	"github.com/toolgate/toolgate/toolgatetest"
 	"github.com/toolgate/toolgate/tools"
+	"github.com/toolgate/toolgate/tools/sandbox"
 )
 
 // Binaries built once for this test binary by TestMain.
@@ -621,5 +624,28 @@ func TestServeRelaysUpstreamElicitation(t *testing.T) {
 		}
 	default:
 		t.Error("the user was not asked")
+	}
+}
+
+// TestOutsideSandbox: the calls fenced off from the workspace's commands
+// are those to a stdio server outside the sandbox (none set, or the none
+// profile) and to an HTTP server on a loopback address, which the user
+// started on this machine; not those to a sandboxed server, a remote one
+// or the built-in tools.
+func TestOutsideSandbox(t *testing.T) {
+	got := outsideSandbox([]tools.Upstream{
+		{Name: "fs", Command: "npx"},
+		{Name: "fs-none", Command: "npx", Sandbox: sandbox.None},
+		{Name: "fs-boxed", Command: "npx", Sandbox: "workspace-write"},
+		{Name: "local", URL: "http://localhost:8080/mcp"},
+		{Name: "local4", URL: "http://127.0.0.2:8080/mcp"},
+		{Name: "local6", URL: "http://[::1]:8080/mcp"},
+		{Name: "dev", URL: "http://app.localhost/mcp"},
+		{Name: "github", URL: "https://api.githubcopilot.com/mcp/"},
+		{Name: "lan", URL: "http://10.0.0.5/mcp"},
+		{Name: "workspace", Server: &mcpserver.MCPServer{}},
+	})
+	if want := []string{"fs", "fs-none", "local", "local4", "local6", "dev"}; !slices.Equal(got, want) {
+		t.Errorf("outside the sandbox: %v, want %v", got, want)
 	}
 }

@@ -27,6 +27,12 @@ type Links struct {
 	// one, whose file tools open paths through os.Root and whose commands
 	// run in the sandbox.
 	Skip []string
+	// Outside names the servers that open the workspace's files outside
+	// the sandbox: their calls are fenced off from the built-in commands
+	// (Hold). Calls to other servers (sandboxed, remote) take no fence.
+	Outside []string
+
+	fence fence
 }
 
 // maxLinkArgs bounds the distinct strings of one call that are looked at
@@ -48,7 +54,7 @@ var ErrTooManyPaths = errors.New("too many strings to look at for links")
 // path it resolves to: every link on the way resolved, names spelled as
 // on disk. nil when there is none. It only reads the file system (lstat,
 // readlink, a directory's names).
-func (l Links) Links(c toolgate.Call) (map[string]string, error) {
+func (l *Links) Links(c toolgate.Call) (map[string]string, error) {
 	if l.Root == "" || slices.Contains(l.Skip, c.Server) {
 		return nil, nil
 	}
@@ -105,7 +111,7 @@ func (l Links) Links(c toolgate.Call) (map[string]string, error) {
 // through reports whether s names a path in the workspace that goes
 // through a symbolic link below the root, or that names an entry by
 // another normalization than its own, and the path it resolves to.
-func (l Links) through(s string, realRoot func() string) (string, bool) {
+func (l *Links) through(s string, realRoot func() string) (string, bool) {
 	if s == "" || len(s) > maxLinkPath || strings.ContainsAny(s, "\x00\n") {
 		return "", false
 	}
@@ -173,7 +179,7 @@ func onDisk(dir, name string) (string, bool) {
 // named writes the path t under Root as configured when it lies in the
 // workspace's real directory realRoot, which EvalSymlinks gives when Root
 // itself is reached through a link: the rules know the workspace by Root.
-func (l Links) named(t, realRoot string) string {
+func (l *Links) named(t, realRoot string) string {
 	if realRoot == l.Root {
 		return t
 	}

@@ -36,7 +36,7 @@ func TestLinks(t *testing.T) {
 	if err := os.Symlink(real, root); err != nil {
 		t.Fatal(err)
 	}
-	l := Links{Root: root, Skip: []string{"workspace"}}
+	l := &Links{Root: root, Skip: []string{"workspace"}}
 	args := map[string]any{
 		"path":  filepath.Join(root, "hk/pre-commit"),
 		"edits": []any{map[string]any{"file": "src/notes"}},

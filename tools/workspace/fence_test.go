@@ -1,0 +1,118 @@
+package workspace
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/toolgate/toolgate"
+	"github.com/toolgate/toolgate/toolgatetest"
+)
+
+// TestFence: built-in commands run together, and read-only calls to a
+// server outside the sandbox run together, but never the two at once; a
+// call that may change the workspace through such a server runs alone;
+// the built-in reads and the calls to other servers (sandboxed, remote)
+// take no fence. Calls are let in in the order they
+// came, so a waiting change keeps later reads out until it has run, and
+// one that gives up waiting lets the rest in.
+func TestFence(t *testing.T) {
+	yes := true
+	l := &Links{Root: "/ws", Skip: []string{"workspace"}, Outside: []string{"fs"}}
+	command := toolgate.Call{Server: "workspace", Tool: "run_command"}
+	builtinRead := toolgate.Call{Server: "workspace", Tool: "read_file", Annotations: toolgate.Annotations{ReadOnly: &yes}}
+	read := toolgate.Call{Server: "fs", Tool: "read_file", Annotations: toolgate.Annotations{ReadOnly: &yes}}
+	resource := toolgate.Call{Server: "fs", Kind: toolgate.KindResource}
+	write := toolgate.Call{Server: "fs", Tool: "write_file"}
+	remote := toolgate.Call{Server: "github", Tool: "create_issue"}
+	// A definition nobody approved: its read-only hint is not believed.
+	changedRead := read
+	changedRead.Pin = toolgate.Pin{State: toolgate.PinChanged}
+
+	// try holds c if it can start now, without waiting.
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	try := func(c toolgate.Call) (func(), bool) {
+		release, err := l.Hold(done, c)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatalf("Hold: %v", err)
+		}
+		return release, err == nil
+	}
+	mustStart := func(what string, c toolgate.Call) func() {
+		t.Helper()
+		release, ok := try(c)
+		if !ok {
+			t.Fatalf("%s could not start", what)
+		}
+		return release
+	}
+	mustWait := func(what string, c toolgate.Call) {
+		t.Helper()
+		if _, ok := try(c); ok {
+			t.Fatalf("%s started", what)
+		}
+	}
+
+	c1, c2 := mustStart("a command", command), mustStart("a second command", command)
+	mustWait("a read through fs beside commands", read)
+	mustWait("a resource read beside commands", resource)
+	mustWait("a write through fs beside commands", write)
+	mustStart("a built-in read beside commands", builtinRead)()
+	mustStart("a call to a server not outside the sandbox beside commands", remote)()
+	c1()
+	mustWait("a read through fs beside a command", read)
+	c2()
+
+	r1, r2 := mustStart("a read through fs", read), mustStart("a resource read", resource)
+	mustWait("a command beside reads", command)
+	mustWait("a write beside reads", write)
+	mustWait("an unapproved read-only tool beside reads", changedRead)
+	r1()
+	r2()
+
+	w := mustStart("a write through fs", write)
+	mustWait("a read beside a write", read)
+	mustWait("a second write", write)
+	mustStart("a built-in read beside a write", builtinRead)()
+	w()
+
+	// First come, first served: a write waiting behind reads keeps a
+	// later read out; a command waiting behind it starts once it gave up.
+	r := mustStart("a read through fs", read)
+	ctx, giveUp := context.WithCancel(context.Background())
+	waited := make(chan error, 1)
+	go func() {
+		release, err := l.Hold(ctx, write)
+		if err == nil {
+			release()
+		}
+		waited <- err
+	}()
+	queued := func(n int) func() bool {
+		return func() bool {
+			l.fence.mu.Lock()
+			defer l.fence.mu.Unlock()
+			return len(l.fence.queue) == n
+		}
+	}
+	toolgatetest.Eventually(t, "the write to wait", queued(1))
+	mustWait("a read behind a waiting write", read)
+	started := make(chan func(), 1)
+	go func() {
+		release, err := l.Hold(context.Background(), command)
+		if err != nil {
+			t.Error(err)
+		}
+		started <- release
+	}()
+	toolgatetest.Eventually(t, "the command to wait", queued(2))
+	giveUp()
+	if err := <-waited; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the write that gave up: %v", err)
+	}
+	toolgatetest.Eventually(t, "the queue after the write left", queued(1))
+	r()
+	(<-started)()
+	mustStart("a read once all is done", read)()
+}
