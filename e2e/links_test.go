@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
 
 	"github.com/toolgate/toolgate/toolgatetest"
 )
@@ -116,5 +117,38 @@ print(i, 'swaps')"`
 	}
 	if err := os.Remove(filepath.Join(fx.wsDir, "hk")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLinksThroughHome: server-filesystem expands a leading ~ to its home,
+// which toolgate passes on; with the workspace under the home, a write
+// of ~/ws/hk/pre-commit through a link hk to .git/hooks is refused as the
+// hook write it is, like the same write by the full path.
+func TestLinksThroughHome(t *testing.T) {
+	t.Parallel()
+	fx := newFixture(t, allowAll)
+	mustMkdir(t, filepath.Join(fx.wsDir, ".git", "hooks"))
+	if err := os.Symlink(".git/hooks", filepath.Join(fx.wsDir, "hk")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf("start_wait: 120s\nservers:\n  fs:\n    command: %q\n    args: [%q]\nworkspace: {enabled: true, root: %q}\naudit: {path: %q}\nreview: {timeout: 1s, channels: [cli]}\n",
+		filepath.Join(harness.dir, "node_modules", ".bin", "mcp-server-filesystem"), fx.wsDir, fx.wsDir, filepath.Join(fx.dir, "audit.db"))
+	mustWrite(t, fx.config, cfg, 0o644)
+	stderr := &toolgatetest.SyncBuffer{}
+	logOnFailure(t, "toolgate serve (HOME above the workspace)", stderr)
+	c := goConnect(t, transport.NewStdioWithOptions(harness.bin, []string{"HOME=" + fx.dir}, []string{"serve", "--config", fx.config},
+		transport.WithCommandStderrWriter(stderr)))
+	rel, err := filepath.Rel(fx.dir, fx.wsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"~/" + rel + "/hk/pre-commit", filepath.Join(fx.wsDir, "hk", "pre-commit")} {
+		text, isErr := goCall(t, c, "fs__write_file", map[string]any{"path": p, "content": "#!/bin/sh\necho pwned\n"})
+		if !isErr || !strings.Contains(text, "is a link to") {
+			t.Errorf("write %s: %q (isError %v), want the refusal naming the link", p, text, isErr)
+		}
+		if _, err := os.Stat(filepath.Join(fx.wsDir, ".git", "hooks", "pre-commit")); err == nil {
+			t.Fatalf("a git hook was written through %s", p)
+		}
 	}
 }

@@ -186,7 +186,7 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	g, err := gate.New(gate.Options{
 		Decider: pol.Decider, Reviewer: pol.Reviewer, Recorder: pol.Recorder, Observer: pol.Observer, Granter: pol.Granter,
 		Forwarder: cat, Logger: logger,
-		Linker: &workspace.Links{Root: root, Skip: []string{workspaceSrv}, Outside: outsideSandbox(upstreams)},
+		Linker: &workspace.Links{Root: root, Home: env.Getenv("HOME"), Skip: []string{workspaceSrv}, Outside: outsideSandbox(upstreams)},
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)

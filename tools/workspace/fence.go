@@ -2,7 +2,10 @@ package workspace
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/toolgate/toolgate"
@@ -20,11 +23,12 @@ const (
 	// commands: the built-in tools that change the workspace. A command's
 	// processes all end with its call (its process group is killed).
 	commands
-	// looks: a read-only call to a server outside the sandbox, which
-	// follows links where the gate found them.
+	// looks: a call to a server outside the sandbox, which follows links
+	// where the gate found them.
 	looks
-	// change: any other call to a server outside the sandbox, which may
-	// make or move a link itself (git checkout, move_file).
+	// change: a call to such a server that is not annotated read-only and
+	// names a path in the workspace: it may make or move a link there
+	// itself (git checkout).
 	change
 )
 
@@ -111,10 +115,39 @@ func (l *Links) side(c toolgate.Call) side {
 		return commands
 	case !slices.Contains(l.Outside, c.Server):
 		return unfenced
-	case ro:
+	case ro || !l.names(c.Args):
 		return looks
 	}
 	return change
+}
+
+// names reports whether v, a call's decoded arguments, holds a string
+// naming a path that exists in the workspace: absolute, from the home, or
+// relative to the root (whose first name is then looked up).
+func (l *Links) names(v any) bool {
+	switch x := v.(type) {
+	case string:
+		p, relative, ok := l.local(x)
+		if !ok || !relative {
+			return ok
+		}
+		first, _, _ := strings.Cut(p, string(filepath.Separator))
+		_, err := os.Lstat(filepath.Join(l.Root, first))
+		return err == nil
+	case map[string]any:
+		for _, e := range x {
+			if l.names(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if l.names(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Hold keeps the workspace's links as they are for call c until release
@@ -124,8 +157,8 @@ func (l *Links) side(c toolgate.Call) side {
 // server-filesystem writes hk/x would otherwise land some writes in the
 // hooks, which the check saw as plain directories. A call to a server
 // outside the sandbox waits for the built-in commands running, and they
-// for it; a call that may change the workspace (not annotated read-only)
-// runs alone. Calls of one toolgate process are fenced, not those of
+// for it; a call that may change the workspace (not annotated read-only,
+// naming a path in it) runs alone. Calls of one toolgate process are fenced, not those of
 // another process serving the same workspace.
 func (l *Links) Hold(ctx context.Context, c toolgate.Call) (release func(), err error) {
 	s := l.side(c)

@@ -3,6 +3,9 @@ package workspace
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/toolgate/toolgate"
@@ -11,23 +14,36 @@ import (
 
 // TestFence: built-in commands run together, and read-only calls to a
 // server outside the sandbox run together, but never the two at once; a
-// call that may change the workspace through such a server runs alone;
+// call through such a server that may change the workspace (not
+// read-only, naming a path in it) runs alone;
 // the built-in reads and the calls to other servers (sandboxed, remote)
 // take no fence. Calls are let in in the order they
 // came, so a waiting change keeps later reads out until it has run, and
 // one that gives up waiting lets the rest in.
 func TestFence(t *testing.T) {
 	yes := true
-	l := &Links{Root: "/ws", Skip: []string{"workspace"}, Outside: []string{"fs"}}
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "notes.md"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l := &Links{Root: root, Home: filepath.Dir(root), Skip: []string{"workspace"}, Outside: []string{"fs"}}
 	command := toolgate.Call{Server: "workspace", Tool: "run_command"}
 	builtinRead := toolgate.Call{Server: "workspace", Tool: "read_file", Annotations: toolgate.Annotations{ReadOnly: &yes}}
 	read := toolgate.Call{Server: "fs", Tool: "read_file", Annotations: toolgate.Annotations{ReadOnly: &yes}}
 	resource := toolgate.Call{Server: "fs", Kind: toolgate.KindResource}
-	write := toolgate.Call{Server: "fs", Tool: "write_file"}
+	write := toolgate.Call{Server: "fs", Tool: "write_file", Args: map[string]any{"path": filepath.Join(root, "new/x")}}
+	// Naming the workspace from the home, or a name in it, or the root.
+	writes := []toolgate.Call{write,
+		{Server: "fs", Tool: "write_file", Args: map[string]any{"path": "~/" + filepath.Base(root) + "/x"}},
+		{Server: "fs", Tool: "edit_file", Args: map[string]any{"edits": []any{map[string]any{"path": "notes.md"}}}},
+		{Server: "fs", Tool: "git_checkout", Args: map[string]any{"repo_path": root}}}
+	// Naming no path in the workspace: it may still follow a link there.
+	fetch := toolgate.Call{Server: "fs", Tool: "fetch", Args: map[string]any{"url": "https://example.com", "name": "new-name"}}
 	remote := toolgate.Call{Server: "github", Tool: "create_issue"}
 	// A definition nobody approved: its read-only hint is not believed.
 	changedRead := read
 	changedRead.Pin = toolgate.Pin{State: toolgate.PinChanged}
+	changedRead.Args = map[string]any{"path": "notes.md"}
 
 	// try holds c if it can start now, without waiting.
 	done, cancel := context.WithCancel(context.Background())
@@ -58,6 +74,7 @@ func TestFence(t *testing.T) {
 	mustWait("a read through fs beside commands", read)
 	mustWait("a resource read beside commands", resource)
 	mustWait("a write through fs beside commands", write)
+	mustWait("a call through fs naming no workspace path beside commands", fetch)
 	mustStart("a built-in read beside commands", builtinRead)()
 	mustStart("a call to a server not outside the sandbox beside commands", remote)()
 	c1()
@@ -66,7 +83,10 @@ func TestFence(t *testing.T) {
 
 	r1, r2 := mustStart("a read through fs", read), mustStart("a resource read", resource)
 	mustWait("a command beside reads", command)
-	mustWait("a write beside reads", write)
+	for _, w := range writes {
+		mustWait(fmt.Sprintf("a change beside reads (%v)", w.Args), w)
+	}
+	mustStart("a call naming no workspace path beside reads", fetch)()
 	mustWait("an unapproved read-only tool beside reads", changedRead)
 	r1()
 	r2()

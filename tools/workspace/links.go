@@ -27,6 +27,9 @@ type Links struct {
 	// one, whose file tools open paths through os.Root and whose commands
 	// run in the sandbox.
 	Skip []string
+	// Home is the directory a leading ~ names: servers expand it
+	// (server-filesystem does), with the home toolgate gives them.
+	Home string
 	// Outside names the servers that open the workspace's files outside
 	// the sandbox: their calls are fenced off from the built-in commands
 	// (Hold). Calls to other servers (sandboxed, remote) take no fence.
@@ -112,15 +115,8 @@ func (l *Links) Links(c toolgate.Call) (map[string]string, error) {
 // through a symbolic link below the root, or that names an entry by
 // another normalization than its own, and the path it resolves to.
 func (l *Links) through(s string, realRoot func() string) (string, bool) {
-	if s == "" || len(s) > maxLinkPath || strings.ContainsAny(s, "\x00\n") {
-		return "", false
-	}
-	p := s
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(l.Root, p)
-	}
-	rel, err := filepath.Rel(l.Root, filepath.Clean(p))
-	if err != nil || rel == "." || !filepath.IsLocal(rel) {
+	rel, _, ok := l.local(s)
+	if !ok || rel == "." {
 		return "", false
 	}
 	// The longest part of the path that exists, each name spelled as on
@@ -158,6 +154,27 @@ func (l *Links) through(s string, realRoot func() string) (string, bool) {
 		return "", false
 	}
 	return filepath.Join(append([]string{real}, parts[n:]...)...), true
+}
+
+// local returns the path in the workspace that s names as a server opens
+// it (absolute, from the home, or relative to the root: relative is
+// true), relative to the root ("." for the root itself).
+func (l *Links) local(s string) (rel string, relative, ok bool) {
+	if s == "" || len(s) > maxLinkPath || strings.ContainsAny(s, "\x00\n") {
+		return "", false, false
+	}
+	p := s
+	if l.Home != "" && (p == "~" || strings.HasPrefix(p, "~/")) {
+		p = filepath.Join(l.Home, p[1:])
+	}
+	if relative = !filepath.IsAbs(p); relative {
+		p = filepath.Join(l.Root, p)
+	}
+	rel, err := filepath.Rel(l.Root, filepath.Clean(p))
+	if err != nil || (rel != "." && !filepath.IsLocal(rel)) {
+		return "", false, false
+	}
+	return rel, relative, true
 }
 
 // onDisk returns the name under which dir holds name: name itself, or its

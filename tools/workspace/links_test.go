@@ -13,7 +13,8 @@ import (
 // TestLinks: a workspace path argument through a link below the root, or
 // through several, or naming one in another Unicode normalization, is
 // reported with the path it resolves to, written under the root as
-// configured even when that is itself a link; other strings, paths with
+// configured even when that is itself a link, also when named from the
+// home (~/); other strings, paths with
 // no link, paths outside the workspace and the skipped server's calls are
 // not.
 func TestLinks(t *testing.T) {
@@ -36,7 +37,7 @@ func TestLinks(t *testing.T) {
 	if err := os.Symlink(real, root); err != nil {
 		t.Fatal(err)
 	}
-	l := &Links{Root: root, Skip: []string{"workspace"}}
+	l := &Links{Root: root, Home: filepath.Dir(root), Skip: []string{"workspace"}}
 	args := map[string]any{
 		"path":  filepath.Join(root, "hk/pre-commit"),
 		"edits": []any{map[string]any{"file": "src/notes"}},
@@ -49,6 +50,8 @@ func TestLinks(t *testing.T) {
 		"twice": filepath.Join(root, "d/notes"),          // a link reached through a link
 		"nfd":   filepath.Join(root, "cafe\u0301/x"),     // the link's name in another normalization
 		"list":  []any{"/etc/hosts", "src/main.go", "d"}, // a plain path, a missing one, a link
+		"home":  "~/ws/hk/x",                             // through the home, as servers expand ~
+		"user":  "~u/ws/hk/x",                            // ~u is no home to them
 	}
 	got, err := l.Links(toolgate.Call{Server: "fs", Args: args})
 	if err != nil {
@@ -63,6 +66,7 @@ func TestLinks(t *testing.T) {
 		filepath.Join(root, "d/notes"):       filepath.Join(root, ".env"),
 		filepath.Join(root, "cafe\u0301/x"):  filepath.Join(root, ".git/hooks/x"),
 		"d":                                  filepath.Join(root, "src"),
+		"~/ws/hk/x":                          filepath.Join(root, ".git/hooks/x"),
 	}
 	if len(got) != len(want) {
 		t.Errorf("Links = %v, want %v", got, want)
