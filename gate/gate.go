@@ -194,8 +194,8 @@ func (g *Gate) handle(ctx context.Context, c toolgate.Call, forward func(context
 		}
 	}
 	var d toolgate.Decision
-	// The fence (Linker.Hold) is held from the links check to the answer,
-	// and let go while a person reviews.
+	// The links are held as they are (Linker) from their check to the
+	// answer, and let go while a person reviews.
 	release, links, bctx := func() {}, map[string]string(nil), ctx
 	defer func() { release() }()
 	if c.Pin.Quarantined() {
@@ -206,13 +206,9 @@ func (g *Gate) handle(ctx context.Context, c toolgate.Call, forward func(context
 		d = toolgate.Decision{Action: toolgate.Deny, Rule: RuleArgs, Reason: "the call holds " + why +
 			"; servers that match keys ignoring case (as Go's encoding/json does) read such keys otherwise than the rules, so it is not run: send each key once, in one spelling"}
 	} else if d = g.o.Decider.Decide(ctx, c); d.Action != toolgate.Deny && g.o.Linker != nil {
-		r, err := g.o.Linker.Hold(ctx, c)
-		if err != nil {
-			d = toolgate.Decision{Action: toolgate.Deny, Rule: RuleArgs, Version: d.Version, Label: d.Label, Reason: fenceText + err.Error()}
+		if d, links, release = g.throughLinks(ctx, c, d); ctx.Err() != nil {
+			// It ended while it waited for the links: recorded all the same.
 			bctx = context.WithoutCancel(ctx)
-		} else {
-			release = r
-			d, links = g.throughLinks(ctx, c, d)
 		}
 	}
 	switch d.Action {

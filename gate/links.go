@@ -12,43 +12,43 @@ import (
 
 // Linker finds the paths among a call's arguments that go through a
 // symbolic link in the workspace, and the path each resolves to
-// (workspace.Links).
+// (workspace.Links). It keeps them so until release is called: other
+// calls that could change them wait. It returns ctx's error if ctx ends
+// while c waits.
 type Linker interface {
-	Links(c toolgate.Call) (map[string]string, error)
-	// Hold keeps the links as they are for c until release is called:
-	// other calls that could change them wait. It returns ctx's error if
-	// ctx ends while c waits.
-	Hold(ctx context.Context, c toolgate.Call) (release func(), err error)
+	Links(ctx context.Context, c toolgate.Call) (links map[string]string, release func(), err error)
 }
 
 // throughLinks returns the stricter of d and the decision on c with each
 // argument that goes through a link replaced by the path it resolves to.
 // The rules read paths as text, while a server outside the sandbox
 // follows links: a command can make hk a link to .git/hooks, and a write
-// of hk/pre-commit through such a server writes a git hook.
-// It also returns the links, which must stay as they are until the call
-// is answered (Linker.Hold).
-func (g *Gate) throughLinks(ctx context.Context, c toolgate.Call, d toolgate.Decision) (toolgate.Decision, map[string]string) {
-	links, err := g.o.Linker.Links(c)
+// of hk/pre-commit through such a server writes a git hook. It also
+// returns the links, which stay as they are until release is called.
+func (g *Gate) throughLinks(ctx context.Context, c toolgate.Call, d toolgate.Decision) (_ toolgate.Decision, links map[string]string, release func()) {
+	links, release, err := g.o.Linker.Links(ctx, c)
 	if err != nil {
-		return toolgate.Decision{Action: toolgate.Deny, Rule: RuleArgs, Version: d.Version, Label: d.Label,
-			Reason: "toolgate could not look at every path of the call for links in the workspace, so it is not run: " + err.Error()}, nil
+		why := "toolgate could not look at every path of the call for links in the workspace, so it is not run: "
+		if ctx.Err() != nil {
+			why = fenceText
+		}
+		return toolgate.Decision{Action: toolgate.Deny, Rule: RuleArgs, Version: d.Version, Label: d.Label, Reason: why + err.Error()}, nil, func() {}
 	}
 	if len(links) == 0 {
-		return d, nil
+		return d, nil, release
 	}
 	alt := c
 	alt.Args, _ = resolveLinks(c.Args, links).(map[string]any)
 	ld := g.o.Decider.Decide(ctx, alt)
 	if toolgate.Stricter(d.Action, ld.Action) == d.Action {
-		return d, links
+		return d, links, release
 	}
 	var via []string
 	for _, p := range slices.Sorted(maps.Keys(links)) {
 		via = append(via, fmt.Sprintf("%q is a link to %q", p, links[p]))
 	}
 	ld.Reason = strings.Join(via, ", ") + ", and " + ld.Reason
-	return ld, links
+	return ld, links, release
 }
 
 // resolveLinks is v, a decoded JSON value, with each string that links
@@ -79,15 +79,15 @@ func resolveLinks(v any, links map[string]string) any {
 // may not run when the links under its paths are no longer was, those
 // the rules and the reviewer saw.
 func (g *Gate) rehold(ctx context.Context, c toolgate.Call, was map[string]string) (release func(), why string) {
-	release, err := g.o.Linker.Hold(ctx, c)
-	if err != nil {
+	now, release, err := g.o.Linker.Links(ctx, c)
+	switch {
+	case err != nil && ctx.Err() != nil:
 		return func() {}, fenceText + err.Error()
-	}
-	now, err := g.o.Linker.Links(c)
-	if err == nil && maps.Equal(now, was) {
+	case err == nil && maps.Equal(now, was):
 		return release, ""
+	case err == nil:
+		release()
 	}
-	release()
 	var changed []string
 	if err != nil {
 		changed = append(changed, err.Error())

@@ -2,6 +2,7 @@ package gate
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -11,7 +12,9 @@ import (
 
 type linker map[string]string
 
-func (l linker) Links(toolgate.Call) (map[string]string, error) { return l, nil }
+func (l linker) Links(context.Context, toolgate.Call) (map[string]string, func(), error) {
+	return l, func() {}, nil
+}
 
 // TestThroughLinks: a call whose arguments go through links is decided
 // again on the paths they resolve to, and the stricter decision stands,
@@ -64,8 +67,6 @@ func TestThroughLinks(t *testing.T) {
 	}
 }
 
-func (l linker) Hold(context.Context, toolgate.Call) (func(), error) { return func() {}, nil }
-
 // fenced is a Linker whose links a test changes, and which journals when
 // the fence is held and let go.
 type fenced struct {
@@ -74,15 +75,13 @@ type fenced struct {
 	holdErr error
 }
 
-func (f *fenced) Links(toolgate.Call) (map[string]string, error) { return f.links, nil }
-
-func (f *fenced) Hold(context.Context, toolgate.Call) (func(), error) {
+func (f *fenced) Links(context.Context, toolgate.Call) (map[string]string, func(), error) {
 	if f.holdErr != nil {
 		f.j.add("hold-failed")
-		return nil, f.holdErr
+		return nil, nil, f.holdErr
 	}
 	f.j.add("hold")
-	return func() { f.j.add("release") }, nil
+	return f.links, func() { f.j.add("release") }, nil
 }
 
 // relinker is a reviewer that approves after the workspace's links
@@ -121,6 +120,7 @@ func TestFenceHeldToTheAnswer(t *testing.T) {
 			"hold begin:review release review resolve hold release finish:refused", `"/ws/hk" is no longer a link`},
 		{"denied", toolgate.Deny, nil, nil, nil, "begin:deny", "denied by policy"},
 		{"ended waiting", toolgate.Allow, nil, nil, context.Canceled, "hold-failed begin:deny", "this call ended first"},
+		{"too many paths", toolgate.Allow, nil, nil, errors.New("too many strings"), "hold-failed begin:deny", "could not look at every path"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			j := &journal{}
@@ -134,7 +134,12 @@ func TestFenceHeldToTheAnswer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res := g.Handle(context.Background(), toolgate.Call{Server: "fs", Tool: "write_file", Name: "fs__write_file",
+			ctx, cancel := context.WithCancel(context.Background())
+			if errors.Is(tc.holdErr, context.Canceled) {
+				cancel() // the agent cancelled the call while it waited
+			}
+			defer cancel()
+			res := g.Handle(ctx, toolgate.Call{Server: "fs", Tool: "write_file", Name: "fs__write_file",
 				Args: map[string]any{"path": "/ws/hk/x"}})
 			if got := j.String(); got != tc.want {
 				t.Errorf("journal %q, want %q", got, tc.want)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/tools"
 	"github.com/toolgate/toolgate/tools/sandbox"
 )
@@ -39,5 +40,21 @@ func BenchmarkRunCommand(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 		})
+	}
+}
+
+// BenchmarkLinksCheck measures what the gate asks of Links for a call to a
+// server outside the sandbox with one short string argument that names
+// no workspace path (tgbench's echo): the fence held and let go, and the
+// links looked for.
+func BenchmarkLinksCheck(b *testing.B) {
+	l := &Links{Root: b.TempDir(), Outside: []string{"up"}}
+	c := toolgate.Call{Server: "up", Tool: "echo", Args: map[string]any{"message": "hello"}}
+	for b.Loop() {
+		_, release, err := l.Links(context.Background(), c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		release()
 	}
 }

@@ -2,17 +2,24 @@ package workspace
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/toolgate/toolgate"
 )
 
-// A call's side of the fence (Links.Hold). Calls on one side may run
-// together; the two sides never do, and a change runs alone.
+// The fence keeps the workspace's links as the gate found them (Links)
+// until the call is answered. A command swapping hk between a directory
+// and a link to .git/hooks while server-filesystem writes hk/x would
+// otherwise land some writes in the hooks, which the check saw as plain
+// directories. So a call to a server outside the sandbox waits for the
+// built-in commands running, and they for it; a call that may change the
+// workspace (not annotated read-only, naming a path in it) runs alone.
+// Calls of one toolgate process are fenced, not those of another process
+// serving the same workspace.
+//
+// A call's side of the fence: calls on one side may run together; the
+// two sides never do, and a change runs alone.
 type side uint8
 
 const (
@@ -71,6 +78,9 @@ func (f *fence) admit() {
 // hold waits until a call of side s may run, and returns its release, or
 // ctx's error if it ends first.
 func (f *fence) hold(ctx context.Context, s side) (func(), error) {
+	if s == unfenced {
+		return func() {}, nil
+	}
 	release := sync.OnceFunc(func() {
 		f.mu.Lock()
 		f.running[s]--
@@ -104,13 +114,11 @@ func (f *fence) hold(ctx context.Context, s side) (func(), error) {
 	return nil, ctx.Err()
 }
 
-// side is the side of the fence call c runs on.
+// side is the side of the fence call c runs on, as far as its arguments
+// tell without a look at the file system: a relative path's first name
+// is looked up by check.
 func (l *Links) side(c toolgate.Call) side {
-	ro := c.KindName() != toolgate.KindTool
-	if a := c.TrustedAnnotations().ReadOnly; a != nil && *a {
-		ro = true
-	}
-	switch {
+	switch ro := readOnly(c); {
 	case slices.Contains(l.Skip, c.Server) && !ro:
 		return commands
 	case !slices.Contains(l.Outside, c.Server):
@@ -121,19 +129,22 @@ func (l *Links) side(c toolgate.Call) side {
 	return change
 }
 
+// readOnly reports whether c only reads: a resource, a prompt or a
+// completion, or a tool whose approved definition is annotated read-only.
+func readOnly(c toolgate.Call) bool {
+	if a := c.TrustedAnnotations().ReadOnly; a != nil && *a {
+		return true
+	}
+	return c.KindName() != toolgate.KindTool
+}
+
 // names reports whether v, a call's decoded arguments, holds a string
-// naming a path that exists in the workspace: absolute, from the home, or
-// relative to the root (whose first name is then looked up).
+// naming a path in the workspace absolutely or from the home.
 func (l *Links) names(v any) bool {
 	switch x := v.(type) {
 	case string:
-		p, relative, ok := l.local(x)
-		if !ok || !relative {
-			return ok
-		}
-		first, _, _ := strings.Cut(p, string(filepath.Separator))
-		_, err := os.Lstat(filepath.Join(l.Root, first))
-		return err == nil
+		_, relative, ok := l.local(x)
+		return ok && !relative
 	case map[string]any:
 		for _, e := range x {
 			if l.names(e) {
@@ -148,22 +159,4 @@ func (l *Links) names(v any) bool {
 		}
 	}
 	return false
-}
-
-// Hold keeps the workspace's links as they are for call c until release
-// is called (gate.Linker), waiting while calls that could change them
-// run. The gate holds it from the links check to the answer: a command
-// swapping hk between a directory and a link to .git/hooks while
-// server-filesystem writes hk/x would otherwise land some writes in the
-// hooks, which the check saw as plain directories. A call to a server
-// outside the sandbox waits for the built-in commands running, and they
-// for it; a call that may change the workspace (not annotated read-only,
-// naming a path in it) runs alone. Calls of one toolgate process are fenced, not those of
-// another process serving the same workspace.
-func (l *Links) Hold(ctx context.Context, c toolgate.Call) (release func(), err error) {
-	s := l.side(c)
-	if l.Root == "" || s == unfenced {
-		return func() {}, nil
-	}
-	return l.fence.hold(ctx, s)
 }

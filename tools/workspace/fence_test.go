@@ -49,7 +49,7 @@ func TestFence(t *testing.T) {
 	done, cancel := context.WithCancel(context.Background())
 	cancel()
 	try := func(c toolgate.Call) (func(), bool) {
-		release, err := l.Hold(done, c)
+		_, release, err := l.Links(done, c)
 		if err != nil && !errors.Is(err, context.Canceled) {
 			t.Fatalf("Hold: %v", err)
 		}
@@ -103,7 +103,7 @@ func TestFence(t *testing.T) {
 	ctx, giveUp := context.WithCancel(context.Background())
 	waited := make(chan error, 1)
 	go func() {
-		release, err := l.Hold(ctx, write)
+		_, release, err := l.Links(ctx, write)
 		if err == nil {
 			release()
 		}
@@ -120,7 +120,7 @@ func TestFence(t *testing.T) {
 	mustWait("a read behind a waiting write", read)
 	started := make(chan func(), 1)
 	go func() {
-		release, err := l.Hold(context.Background(), command)
+		_, release, err := l.Links(context.Background(), command)
 		if err != nil {
 			t.Error(err)
 		}

@@ -1,6 +1,7 @@
 package workspace
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -32,7 +33,7 @@ type Links struct {
 	Home string
 	// Outside names the servers that open the workspace's files outside
 	// the sandbox: their calls are fenced off from the built-in commands
-	// (Hold). Calls to other servers (sandboxed, remote) take no fence.
+	// (fence.go). Calls to other servers (sandboxed, remote) take no fence.
 	Outside []string
 
 	fence fence
@@ -53,15 +54,40 @@ var ErrTooManyPaths = errors.New("too many strings to look at for links")
 
 // Links returns, for each string argument of c that names a path in the
 // workspace through a symbolic link, or by another Unicode normalization
-// of a name than the one on disk (absolute, or relative to the root), the
-// path it resolves to: every link on the way resolved, names spelled as
-// on disk. nil when there is none. It only reads the file system (lstat,
-// readlink, a directory's names).
-func (l *Links) Links(c toolgate.Call) (map[string]string, error) {
-	if l.Root == "" || slices.Contains(l.Skip, c.Server) {
-		return nil, nil
+// of a name than the one on disk (absolute, from the home, or relative to
+// the root), the path it resolves to: every link on the way resolved,
+// names spelled as on disk; nil when there is none. It only reads the
+// file system (lstat, readlink, a directory's names). It holds the links
+// as they are until release is called (gate.Linker): see fence.go.
+func (l *Links) Links(ctx context.Context, c toolgate.Call) (links map[string]string, release func(), err error) {
+	return l.check(ctx, c, l.side(c))
+}
+
+func (l *Links) check(ctx context.Context, c toolgate.Call, s side) (map[string]string, func(), error) {
+	release, err := l.fence.hold(ctx, s)
+	if err != nil {
+		return nil, nil, err
 	}
-	var out map[string]string
+	if l.Root == "" || slices.Contains(l.Skip, c.Server) {
+		return nil, release, nil
+	}
+	links, named, err := l.find(c.Args)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	if s == looks && named && !readOnly(c) {
+		// A relative name of the workspace, which side could not tell
+		// without a look: the call may change it, so it runs alone.
+		release()
+		return l.check(ctx, c, change)
+	}
+	return links, release, nil
+}
+
+// find returns the links among the strings in v (Links), and whether one
+// of them is a relative path whose first name exists in the workspace.
+func (l *Links) find(v any) (links map[string]string, named bool, err error) {
 	seen := map[string]bool{}
 	// The root's real path, read once a call, when a path exists.
 	realRoot := ""
@@ -84,11 +110,13 @@ func (l *Links) Links(c toolgate.Call) (map[string]string, error) {
 			if seen[x] = true; len(seen) > maxLinkArgs {
 				return fmt.Errorf("%w: the call holds more than %d distinct strings", ErrTooManyPaths, maxLinkArgs)
 			}
-			if t, ok := l.through(x, real); ok {
-				if out == nil {
-					out = map[string]string{}
+			t, linked, rel := l.through(x, real)
+			named = named || rel
+			if linked {
+				if links == nil {
+					links = map[string]string{}
 				}
-				out[x] = t
+				links[x] = t
 			}
 		case map[string]any:
 			for _, e := range x {
@@ -105,19 +133,20 @@ func (l *Links) Links(c toolgate.Call) (map[string]string, error) {
 		}
 		return nil
 	}
-	if err := walk(c.Args); err != nil {
-		return nil, err
+	if err := walk(v); err != nil {
+		return nil, false, err
 	}
-	return out, nil
+	return links, named, nil
 }
 
 // through reports whether s names a path in the workspace that goes
 // through a symbolic link below the root, or that names an entry by
-// another normalization than its own, and the path it resolves to.
-func (l *Links) through(s string, realRoot func() string) (string, bool) {
-	rel, _, ok := l.local(s)
+// another normalization than its own, and the path it resolves to; and
+// whether s is a relative path whose first name exists.
+func (l *Links) through(s string, realRoot func() string) (target string, linked, named bool) {
+	rel, relative, ok := l.local(s)
 	if !ok || rel == "." {
-		return "", false
+		return "", false, ok && relative
 	}
 	// The longest part of the path that exists, each name spelled as on
 	// disk: a server may find an entry by another normalization
@@ -135,8 +164,9 @@ func (l *Links) through(s string, realRoot func() string) (string, bool) {
 		cur = filepath.Join(cur, name)
 	}
 	if n == 0 {
-		return "", false
+		return "", false, false
 	}
+	named = relative
 	real, err := filepath.EvalSymlinks(cur)
 	if err != nil {
 		// A dangling or looping link: where it leads is unknown, so it is
@@ -151,9 +181,9 @@ func (l *Links) through(s string, realRoot func() string) (string, bool) {
 	}
 	real = l.named(real, realRoot())
 	if real == cur && !respelled {
-		return "", false
+		return "", false, named
 	}
-	return filepath.Join(append([]string{real}, parts[n:]...)...), true
+	return filepath.Join(append([]string{real}, parts[n:]...)...), true, named
 }
 
 // local returns the path in the workspace that s names as a server opens

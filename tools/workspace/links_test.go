@@ -1,6 +1,7 @@
 package workspace
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -53,7 +54,8 @@ func TestLinks(t *testing.T) {
 		"home":  "~/ws/hk/x",                             // through the home, as servers expand ~
 		"user":  "~u/ws/hk/x",                            // ~u is no home to them
 	}
-	got, err := l.Links(toolgate.Call{Server: "fs", Args: args})
+	ctx := context.Background()
+	got, _, err := l.Links(ctx, toolgate.Call{Server: "fs", Args: args})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +78,7 @@ func TestLinks(t *testing.T) {
 			t.Errorf("Links[%q] = %q, want %q", k, got[k], v)
 		}
 	}
-	if got, err := l.Links(toolgate.Call{Server: "workspace", Args: args}); got != nil || err != nil {
+	if got, _, err := l.Links(ctx, toolgate.Call{Server: "workspace", Args: args}); got != nil || err != nil {
 		t.Errorf("the skipped server's call: Links = %v, %v", got, err)
 	}
 	// Past maxLinkArgs distinct strings the call is refused, not read in
@@ -85,10 +87,10 @@ func TestLinks(t *testing.T) {
 	for i := range maxLinkArgs + 1 {
 		many = append(many, fmt.Sprint("f", i), "f0")
 	}
-	if _, err := l.Links(toolgate.Call{Server: "fs", Args: map[string]any{"paths": many}}); !errors.Is(err, ErrTooManyPaths) {
+	if _, _, err := l.Links(ctx, toolgate.Call{Server: "fs", Args: map[string]any{"paths": many}}); !errors.Is(err, ErrTooManyPaths) {
 		t.Errorf("%d distinct strings: err %v, want ErrTooManyPaths", len(many)/2, err)
 	}
-	if _, err := l.Links(toolgate.Call{Server: "fs", Args: map[string]any{"paths": many[:2*maxLinkArgs-2]}}); err != nil {
+	if _, _, err := l.Links(ctx, toolgate.Call{Server: "fs", Args: map[string]any{"paths": many[:2*maxLinkArgs-2]}}); err != nil {
 		t.Errorf("%d distinct strings: %v", maxLinkArgs, err)
 	}
 }
