@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -72,32 +74,80 @@ func caseAmbiguousKeys(m map[string]any) string {
 
 // UndeclaredCase says where args holds a key that schema, a tool's input
 // schema, does not declare but that equals one of its properties ignoring
-// case ("CWD" for cwd): a server matching keys ignoring case takes it for
-// that property, while the rules read the property by its name. "" when
-// there is none.
+// case ("CWD" for cwd), at any depth the schema declares properties for
+// (an object property's, an array's items'): a server matching keys
+// ignoring case takes it for that property, while the rules read the
+// property by its name. "" when there is none.
 func UndeclaredCase(args map[string]any, schema json.RawMessage) string {
-	var props map[string]json.RawMessage
-	for k := range args {
-		if bytes.Contains(schema, []byte(strconv.Quote(k)+":")) {
-			// Named as a key in the schema, taken as declared: what every
-			// call with declared arguments costs is this search, not a
-			// decoding of its schema.
+	if allNamed(args, schema) {
+		// Every key is named as a key in the schema, so none is
+		// undeclared: what every call with declared arguments costs is
+		// this search, not a decoding of its schema.
+		return ""
+	}
+	return undeclaredCase(args, schema, "")
+}
+
+// allNamed reports whether every key in v, at any depth, appears as a key
+// in schema's text.
+func allNamed(v any, schema json.RawMessage) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if !bytes.Contains(schema, []byte(strconv.Quote(k)+":")) || !allNamed(e, schema) {
+				return false
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if !allNamed(e, schema) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// schemaNode is the part of a JSON schema UndeclaredCase follows.
+type schemaNode struct {
+	Properties map[string]json.RawMessage `json:"properties"`
+	Items      json.RawMessage            `json:"items"`
+}
+
+func undeclaredCase(args map[string]any, schema json.RawMessage, at string) string {
+	var s schemaNode
+	_ = json.Unmarshal(schema, &s)
+	for _, k := range slices.Sorted(maps.Keys(args)) {
+		if sub, ok := s.Properties[k]; ok {
+			if why := undeclaredIn(args[k], sub, at+k); why != "" {
+				return why
+			}
 			continue
 		}
-		if props == nil {
-			var s struct {
-				Properties map[string]json.RawMessage `json:"properties"`
-			}
-			_ = json.Unmarshal(schema, &s)
-			props = s.Properties
-			if props == nil {
-				props = map[string]json.RawMessage{}
+		f := foldKey(k)
+		for p := range s.Properties {
+			if foldKey(p) == f {
+				return fmt.Sprintf("the key %q, which the tool does not declare and servers that match keys ignoring case read as its %q", at+k, at+p)
 			}
 		}
-		f := foldKey(k)
-		for p := range props {
-			if p != k && foldKey(p) == f {
-				return fmt.Sprintf("the key %q, which the tool does not declare and servers that match keys ignoring case read as its %q", k, p)
+	}
+	return ""
+}
+
+// undeclaredIn is undeclaredCase on v, the value of the property at, whose
+// schema is schema: an object's keys, or each object item of an array.
+func undeclaredIn(v any, schema json.RawMessage, at string) string {
+	switch x := v.(type) {
+	case map[string]any:
+		return undeclaredCase(x, schema, at+".")
+	case []any:
+		var s schemaNode
+		if json.Unmarshal(schema, &s) != nil || len(s.Items) == 0 {
+			return ""
+		}
+		for i, e := range x {
+			if why := undeclaredIn(e, s.Items, fmt.Sprintf("%s[%d]", at, i)); why != "" {
+				return why
 			}
 		}
 	}

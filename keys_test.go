@@ -35,7 +35,9 @@ func TestCaseAmbiguity(t *testing.T) {
 }
 
 func TestUndeclaredCase(t *testing.T) {
-	schema := json.RawMessage(`{"type":"object","properties":{"command":{"type":"string"},"cwd":{"type":"string","description":"the \"CWD\" to run in"},"script":{"type":"string"}}}`)
+	schema := json.RawMessage(`{"type":"object","properties":{"command":{"type":"string"},"cwd":{"type":"string","description":"the \"CWD\" to run in"},"script":{"type":"string"},
+		"options":{"type":"object","properties":{"cwd":{"type":"string"},"env":{"type":"object"}}},
+		"steps":{"type":"array","items":{"type":"object","properties":{"run":{"type":"string"}}}}}}`)
 	for _, tc := range []struct{ args, want string }{
 		{`{"command":"ls","cwd":"."}`, ""},
 		{`{"command":"ls","CWD":".git/hooks"}`, `the key "CWD", which the tool does not declare and servers that match keys ignoring case read as its "cwd"`},
@@ -43,6 +45,11 @@ func TestUndeclaredCase(t *testing.T) {
 		{`{"scrıpt":"id"}`, `the key "scrıpt", which the tool does not declare and servers that match keys ignoring case read as its "script"`},
 		{`{"cwı":"x","extra":1}`, ""},
 		{`{"command":"ls","cwD":"/"}`, `the key "cwD"`},
+		// In an object property, and in an array's items.
+		{`{"command":"ls","options":{"env":{},"Cwd":"/"}}`, `the key "options.Cwd", which the tool does not declare and servers that match keys ignoring case read as its "options.cwd"`},
+		{`{"options":{"cwd":"."},"steps":[{"run":"ls"},{"run":"ls","RUN":"id"}]}`, `the key "steps[1].RUN"`},
+		{`{"options":{"cwd":".","extra":{"Cwd":"x"}}}`, ""},
+		{`{"steps":[{"run":"ls"}],"scripts":[{"RUN":"x"}]}`, ""},
 	} {
 		var args map[string]any
 		if err := json.Unmarshal([]byte(tc.args), &args); err != nil {
@@ -85,4 +92,32 @@ func TestCaseAmbiguityLikeEncodingJSON(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzUndeclaredCase: on any arguments and schema, UndeclaredCase does not
+// panic, names a key only when it reports one, and reports nothing when
+// the fast path (every key named in the schema) and the walk disagree on
+// no key: the walk alone finds what the fast path lets through.
+func FuzzUndeclaredCase(f *testing.F) {
+	f.Add(`{"options":{"Cwd":"/"}}`, `{"properties":{"options":{"properties":{"cwd":{}}}}}`)
+	f.Add(`{"steps":[{"RUN":"x"}]}`, `{"properties":{"steps":{"items":{"properties":{"run":{}}}}}}`)
+	f.Add(`{"a":1}`, `{"properties":{"A":{}}}`)
+	f.Fuzz(func(t *testing.T, argsJSON, schema string) {
+		var args map[string]any
+		if json.Unmarshal([]byte(argsJSON), &args) != nil {
+			return
+		}
+		got := UndeclaredCase(args, json.RawMessage(schema))
+		if got != "" && !strings.HasPrefix(got, "the key ") {
+			t.Fatalf("UndeclaredCase = %q", got)
+		}
+		if walk := undeclaredCase(args, json.RawMessage(schema), ""); got != walk && got != "" {
+			t.Fatalf("UndeclaredCase = %q, the walk %q", got, walk)
+		}
+		if got == "" && allNamed(args, json.RawMessage(schema)) == false {
+			if walk := undeclaredCase(args, json.RawMessage(schema), ""); walk != "" {
+				t.Fatalf("UndeclaredCase = %q, the walk %q", got, walk)
+			}
+		}
+	})
 }

@@ -35,25 +35,33 @@ func TestDefaultPackFollowsLinks(t *testing.T) {
 	// Naming .env is denied; computing the name is allowed in the sandbox.
 	mustMkdir(t, filepath.Join(fx.wsDir, "sub"))
 	for _, cmd := range []string{"ln -s .git/hooks hk", `ln -s "$(printf .e)nv" notes`, "ln -s .git/hooks caf\u00e9",
-		"ln -s sub d", `cd sub && ln -s "$(printf ../.e)nv" n`} {
+		"ln -s sub d", `cd sub && ln -s "$(printf ../.e)nv" n`,
+		// Names in mixed normalization, and with the Kelvin sign: the
+		// server finds each by its NFC form.
+		`ln -s .git/hooks "$(printf 'e\314\201\303\251')"`, `ln -s "$(printf .e)nv" "$(printf 'n\303\251e\314\201')"`,
+		`ln -s .git/hooks "$(printf '\342\204\252ey')"`} {
 		if text, isErr := goCall(t, c, toolWSRun, map[string]any{"command": cmd}); isErr {
 			t.Fatalf("%s: %q", cmd, text)
 		}
 	}
-	// The link by name, and by its name in another normalization, which
-	// server-filesystem also finds.
-	for _, dir := range []string{"hk", "cafe\u0301"} {
-		text, isErr := goCall(t, c, "fs__write_file", map[string]any{"path": filepath.Join(fx.wsDir, dir, "pre-commit"), "content": "#!/bin/sh\necho pwned\n"})
+	// The link by name, by its name in another normalization or in NFC
+	// (server-filesystem finds both), and paths the server cleans before
+	// it opens them: one with a newline in a name .. takes away, one past
+	// PATH_MAX until ./ are taken away.
+	for _, p := range []string{"hk/pre-commit", "cafe\u0301/pre-commit", "\u00e9\u00e9/pre-commit", "Key/pre-commit",
+		"x\n/../hk/pre-commit", strings.Repeat("./", 2100) + "hk/pre-commit"} {
+		text, isErr := goCall(t, c, "fs__write_file", map[string]any{"path": fx.wsDir + "/" + p, "content": "#!/bin/sh\necho pwned\n"})
 		if !isErr || !strings.Contains(text, "is a link to") || !strings.Contains(text, "deny-persistence-writes") {
-			t.Errorf("write %s/pre-commit: %q (isError %v), want the pack's refusal naming the link", dir, text, isErr)
+			t.Errorf("write %.40q: %.300q (isError %v), want the pack's refusal naming the link", p, text, isErr)
 		}
 		if _, err := os.Stat(filepath.Join(fx.wsDir, ".git", "hooks", "pre-commit")); err == nil {
-			t.Fatalf("a git hook was written through %s", dir)
+			t.Fatalf("a git hook was written through %.40q", p)
 		}
 	}
-	// A link, and a link reached through another.
-	for _, p := range []string{"notes", "d/n"} {
-		text, isErr := goCall(t, c, toolFSRead, map[string]any{"path": filepath.Join(fx.wsDir, p)})
+	// A link, a link reached through another, one named in NFC, and one
+	// through a cleaned path.
+	for _, p := range []string{"notes", "d/n", "n\u00e9\u00e9", "x\n/../notes"} {
+		text, isErr := goCall(t, c, toolFSRead, map[string]any{"path": fx.wsDir + "/" + p})
 		if !isErr || strings.Contains(text, "not-for-agents") || !strings.Contains(text, "deny-secret-paths") {
 			t.Errorf("read %s: %q (isError %v), want the pack's refusal", p, text, isErr)
 		}

@@ -16,7 +16,7 @@ import (
 // the embedded rules, a read-only script is allowed and runs; the same
 // call with a twin key holding another script (spelled with a long s, or
 // capitals) is refused, and so is a workdir under a key spelled with a
-// Kelvin sign or in capitals alone, which the rules do not read as the
+// Kelvin sign or in capitals alone, at the top or in an object argument, which the rules do not read as the
 // declared workdir: nothing runs, and the log records the refusals.
 func TestServeCaseTwinKeysRefused(t *testing.T) {
 	dir := t.TempDir()
@@ -29,7 +29,8 @@ func TestServeCaseTwinKeysRefused(t *testing.T) {
 		t.Fatalf("echo hi: %v %s; want it allowed and run", err, resultText(res))
 	}
 	marker := filepath.Join(dir, "PWNED")
-	calls := []map[string]any{{"script": "pwd", "wor\u212adir": "/"}, {"script": "pwd", "WORKDIR": "/"}}
+	calls := []map[string]any{{"script": "pwd", "wor\u212adir": "/"}, {"script": "pwd", "WORKDIR": "/"},
+		{"script": "pwd", "options": map[string]any{"WorkDir": "/"}}}
 	for _, twin := range []string{"\u017fcript", "SCRIPT", "Script"} {
 		calls = append(calls, map[string]any{"script": "echo hi", twin: "touch " + marker})
 	}

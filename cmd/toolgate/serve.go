@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
@@ -186,7 +187,7 @@ func runServe(ctx context.Context, args []string, env environ, stdin io.Reader, 
 	g, err := gate.New(gate.Options{
 		Decider: pol.Decider, Reviewer: pol.Reviewer, Recorder: pol.Recorder, Observer: pol.Observer, Granter: pol.Granter,
 		Forwarder: cat, Logger: logger,
-		Linker: &workspace.Links{Root: root, Home: env.Getenv("HOME"), Skip: []string{workspaceSrv}, Outside: outsideSandbox(upstreams)},
+		Linker: workspaceLinks(root, home(env), upstreams),
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -652,27 +653,71 @@ func unconfined(u tools.Upstream) bool {
 	return u.Server == nil && (u.Sandbox == "" || u.Sandbox == sandbox.None)
 }
 
-// outsideSandbox names the upstreams that may open the workspace's files
-// outside the sandbox, following its links: a stdio server not sandboxed,
-// or one reached on a loopback address (a server the user started here).
-func outsideSandbox(ups []tools.Upstream) []string {
-	var out []string
+// workspaceLinks is the gate's look at the links in the workspace root,
+// from home, for the calls to ups: the built-in tools' are not looked at,
+// and each server's calls are fenced by where it runs (workspace.Links).
+func workspaceLinks(root, home string, ups []tools.Upstream) *workspace.Links {
+	l := &workspace.Links{Root: root, Home: home, Skip: []string{workspaceSrv}}
 	for _, u := range ups {
-		if !unconfined(u) {
-			continue
-		}
-		if u.Command == "" {
-			host := u.URL
-			if p, err := url.Parse(u.URL); err == nil {
-				host = p.Hostname()
-			}
-			if ip, err := netip.ParseAddr(host); (err != nil || !ip.IsLoopback()) && host != "localhost" && !strings.HasSuffix(host, ".localhost") {
-				continue
+		switch {
+		case u.Server != nil:
+		case !unconfined(u):
+			l.Sandboxed = append(l.Sandboxed, u.Name)
+		case u.Command != "" || loopback(u.URL):
+			l.Outside = append(l.Outside, u.Name)
+			if pointsAt(u, root, home) {
+				l.Pointed = append(l.Pointed, u.Name)
 			}
 		}
-		out = append(out, u.Name)
 	}
-	return out
+	return l
+}
+
+// loopback reports whether rawURL reaches a server on this machine by a
+// loopback address, one the user started here.
+func loopback(rawURL string) bool {
+	p, err := url.Parse(rawURL)
+	if err != nil {
+		return false
+	}
+	host := p.Hostname()
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback() || host == "localhost" || strings.HasSuffix(host, ".localhost")
+}
+
+// pointsAt reports whether stdio server u starts in root or is given it:
+// its directory, or one of its arguments (or an option's value after =),
+// at or under root.
+func pointsAt(u tools.Upstream, root, home string) bool {
+	in := func(p string) bool {
+		if p == "~" || strings.HasPrefix(p, "~/") {
+			p = filepath.Join(home, p[1:])
+		}
+		rel, err := filepath.Rel(root, p)
+		return filepath.IsAbs(p) && err == nil && (rel == "." || filepath.IsLocal(rel))
+	}
+	if in(u.Dir) {
+		return true
+	}
+	for _, a := range u.Args {
+		if _, v, ok := strings.Cut(a, "="); in(a) || ok && in(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// home is the home directory the servers expand ~ to: $HOME, else the
+// user's entry in the password database, where a server without HOME
+// (node's os.homedir) looks.
+func home(env environ) string {
+	if h := env.Getenv("HOME"); h != "" {
+		return h
+	}
+	if u, err := user.Current(); err == nil {
+		return u.HomeDir
+	}
+	return ""
 }
 
 func buildUpstreams(cfg *config.Config, env environ, sb *sandbox.Sandbox, logger *slog.Logger) ([]tools.Upstream, error) {

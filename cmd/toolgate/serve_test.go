@@ -627,16 +627,22 @@ func TestServeRelaysUpstreamElicitation(t *testing.T) {
 	}
 }
 
-// TestOutsideSandbox: the calls fenced off from the workspace's commands
+// TestWorkspaceLinks: the calls fenced off from the workspace's commands
 // are those to a stdio server outside the sandbox (none set, or the none
 // profile) and to an HTTP server on a loopback address, which the user
-// started on this machine; not those to a sandboxed server, a remote one
-// or the built-in tools.
-func TestOutsideSandbox(t *testing.T) {
-	got := outsideSandbox([]tools.Upstream{
-		{Name: "fs", Command: "npx"},
+// started on this machine; not those to a remote one or the built-in
+// tools. A sandboxed server's calls are fenced as commands. Of those
+// outside, the servers started in the workspace or given it (their
+// directory, an argument or an option's value, from the home too) are
+// pointed at it.
+func TestWorkspaceLinks(t *testing.T) {
+	l := workspaceLinks("/home/u/ws", "/home/u", []tools.Upstream{
+		{Name: "fs", Command: "npx", Args: []string{"-y", "@modelcontextprotocol/server-filesystem", "/home/u/ws"}},
 		{Name: "fs-none", Command: "npx", Sandbox: sandbox.None},
 		{Name: "fs-boxed", Command: "npx", Sandbox: "workspace-write"},
+		{Name: "git", Command: "uvx", Args: []string{"mcp-server-git", "--repository=~/ws/sub"}},
+		{Name: "here", Command: "x", Dir: "/home/u/ws"},
+		{Name: "above", Command: "x", Dir: "/home/u", Args: []string{"/home/u/wsx", "ws"}},
 		{Name: "local", URL: "http://localhost:8080/mcp"},
 		{Name: "local4", URL: "http://127.0.0.2:8080/mcp"},
 		{Name: "local6", URL: "http://[::1]:8080/mcp"},
@@ -645,7 +651,13 @@ func TestOutsideSandbox(t *testing.T) {
 		{Name: "lan", URL: "http://10.0.0.5/mcp"},
 		{Name: "workspace", Server: &mcpserver.MCPServer{}},
 	})
-	if want := []string{"fs", "fs-none", "local", "local4", "local6", "dev"}; !slices.Equal(got, want) {
-		t.Errorf("outside the sandbox: %v, want %v", got, want)
+	for what, got := range map[string][2][]string{
+		"outside":   {l.Outside, {"fs", "fs-none", "git", "here", "above", "local", "local4", "local6", "dev"}},
+		"sandboxed": {l.Sandboxed, {"fs-boxed"}},
+		"pointed":   {l.Pointed, {"fs", "git", "here"}},
+	} {
+		if !slices.Equal(got[0], got[1]) {
+			t.Errorf("%s: %v, want %v", what, got[0], got[1])
+		}
 	}
 }

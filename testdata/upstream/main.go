@@ -52,6 +52,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -335,12 +336,16 @@ func main() {
 		type scriptArgs struct {
 			Script  string `json:"script"`
 			Workdir string `json:"workdir"`
+			Options struct {
+				Workdir string `json:"workdir"`
+			} `json:"options"`
 		}
-		s.AddTool(mcp.NewTool("run_script", mcp.WithDescription("Runs a shell script, in workdir if given."),
-			mcp.WithString("script", mcp.Required()), mcp.WithString("workdir")),
+		s.AddTool(mcp.NewTool("run_script", mcp.WithDescription("Runs a shell script, in workdir (or options.workdir) if given."),
+			mcp.WithString("script", mcp.Required()), mcp.WithString("workdir"),
+			mcp.WithObject("options", mcp.Properties(map[string]any{"workdir": map[string]any{"type": "string"}}))),
 			mcp.NewTypedToolHandler(func(ctx context.Context, _ mcp.CallToolRequest, a scriptArgs) (*mcp.CallToolResult, error) {
 				cmd := exec.CommandContext(ctx, "sh", "-c", a.Script)
-				cmd.Dir = a.Workdir
+				cmd.Dir = cmp.Or(a.Workdir, a.Options.Workdir)
 				out, _ := cmd.CombinedOutput()
 				return mcp.NewToolResultText(string(out)), nil
 			}))

@@ -13,8 +13,10 @@ import (
 // and a link to .git/hooks while server-filesystem writes hk/x would
 // otherwise land some writes in the hooks, which the check saw as plain
 // directories. So a call to a server outside the sandbox waits for the
-// built-in commands running, and they for it; a call that may change the
-// workspace (not annotated read-only, naming a path in it) runs alone.
+// commands running (the built-in ones, and a sandboxed server's calls
+// that may change the workspace), and they for it; a call that may
+// change the workspace (not annotated read-only, naming a path in it or
+// to a server given it) runs alone.
 // Calls of one toolgate process are fenced, not those of another process
 // serving the same workspace.
 //
@@ -24,18 +26,19 @@ type side uint8
 
 const (
 	// unfenced: a read by the built-in tools, which open every path
-	// through os.Root and check the real path they opened, and a call to
-	// a server that is sandboxed or elsewhere.
+	// through os.Root and check the real path they opened, a read by a
+	// sandboxed server, and a call to a server elsewhere.
 	unfenced side = iota
-	// commands: the built-in tools that change the workspace. A command's
-	// processes all end with its call (its process group is killed).
+	// commands: the calls that change the workspace in the sandbox: the
+	// built-in tools' (a command's processes all end with its call, its
+	// process group killed) and a sandboxed server's.
 	commands
 	// looks: a call to a server outside the sandbox, which follows links
 	// where the gate found them.
 	looks
 	// change: a call to such a server that is not annotated read-only and
-	// names a path in the workspace: it may make or move a link there
-	// itself (git checkout).
+	// names a path in the workspace, or goes to a server started in it or
+	// given it: it may make or move a link there itself (git checkout).
 	change
 )
 
@@ -119,14 +122,16 @@ func (f *fence) hold(ctx context.Context, s side) (func(), error) {
 // is looked up by check.
 func (l *Links) side(c toolgate.Call) side {
 	switch ro := readOnly(c); {
-	case slices.Contains(l.Skip, c.Server) && !ro:
+	case (slices.Contains(l.Skip, c.Server) || slices.Contains(l.Sandboxed, c.Server)) && !ro:
 		return commands
 	case !slices.Contains(l.Outside, c.Server):
 		return unfenced
-	case ro || !l.names(c.Args):
+	case ro:
 		return looks
+	case slices.Contains(l.Pointed, c.Server) || l.names(c.Args):
+		return change
 	}
-	return change
+	return looks
 }
 
 // readOnly reports whether c only reads: a resource, a prompt or a

@@ -12,10 +12,12 @@ import (
 	"github.com/toolgate/toolgate/toolgatetest"
 )
 
-// TestFence: built-in commands run together, and read-only calls to a
+// TestFence: commands (the built-in tools' and a sandboxed server's calls
+// that may change the workspace) run together, and read-only calls to a
 // server outside the sandbox run together, but never the two at once; a
 // call through such a server that may change the workspace (not
-// read-only, naming a path in it) runs alone;
+// read-only, naming a path in it or going to a server given it) runs
+// alone;
 // the built-in reads and the calls to other servers (sandboxed, remote)
 // take no fence. Calls are let in in the order they
 // came, so a waiting change keeps later reads out until it has run, and
@@ -26,7 +28,8 @@ func TestFence(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "notes.md"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	l := &Links{Root: root, Home: filepath.Dir(root), Skip: []string{"workspace"}, Outside: []string{"fs"}}
+	l := &Links{Root: root, Home: filepath.Dir(root), Skip: []string{"workspace"}, Sandboxed: []string{"sh"},
+		Outside: []string{"fs", "git"}, Pointed: []string{"git"}}
 	command := toolgate.Call{Server: "workspace", Tool: "run_command"}
 	builtinRead := toolgate.Call{Server: "workspace", Tool: "read_file", Annotations: toolgate.Annotations{ReadOnly: &yes}}
 	read := toolgate.Call{Server: "fs", Tool: "read_file", Annotations: toolgate.Annotations{ReadOnly: &yes}}
@@ -40,6 +43,11 @@ func TestFence(t *testing.T) {
 	// Naming no path in the workspace: it may still follow a link there.
 	fetch := toolgate.Call{Server: "fs", Tool: "fetch", Args: map[string]any{"url": "https://example.com", "name": "new-name"}}
 	remote := toolgate.Call{Server: "github", Tool: "create_issue"}
+	// A sandboxed server's call may change the workspace; its read not.
+	sandboxed := toolgate.Call{Server: "sh", Tool: "exec"}
+	sandboxedRead := toolgate.Call{Server: "sh", Tool: "cat", Annotations: toolgate.Annotations{ReadOnly: &yes}}
+	// A server given the workspace changes it with no path named.
+	checkout := toolgate.Call{Server: "git", Tool: "git_checkout", Args: map[string]any{"branch": "evil"}}
 	// A definition nobody approved: its read-only hint is not believed.
 	changedRead := read
 	changedRead.Pin = toolgate.Pin{State: toolgate.PinChanged}
@@ -70,20 +78,22 @@ func TestFence(t *testing.T) {
 		}
 	}
 
-	c1, c2 := mustStart("a command", command), mustStart("a second command", command)
+	c1, c2 := mustStart("a command", command), mustStart("a sandboxed server's call", sandboxed)
 	mustWait("a read through fs beside commands", read)
 	mustWait("a resource read beside commands", resource)
 	mustWait("a write through fs beside commands", write)
 	mustWait("a call through fs naming no workspace path beside commands", fetch)
 	mustStart("a built-in read beside commands", builtinRead)()
-	mustStart("a call to a server not outside the sandbox beside commands", remote)()
+	mustStart("a call to a remote server beside commands", remote)()
+	mustStart("a sandboxed server's read beside commands", sandboxedRead)()
+	mustStart("a second command", command)()
 	c1()
 	mustWait("a read through fs beside a command", read)
 	c2()
 
 	r1, r2 := mustStart("a read through fs", read), mustStart("a resource read", resource)
 	mustWait("a command beside reads", command)
-	for _, w := range writes {
+	for _, w := range append(writes, checkout) {
 		mustWait(fmt.Sprintf("a change beside reads (%v)", w.Args), w)
 	}
 	mustStart("a call naming no workspace path beside reads", fetch)()

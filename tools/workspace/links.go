@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
 
@@ -31,25 +32,35 @@ type Links struct {
 	// Home is the directory a leading ~ names: servers expand it
 	// (server-filesystem does), with the home toolgate gives them.
 	Home string
+	// Sandboxed names the servers besides the built-in one that run in
+	// the sandbox, where they may change the workspace: their calls not
+	// annotated read-only are fenced as the built-in commands are
+	// (fence.go).
+	Sandboxed []string
 	// Outside names the servers that open the workspace's files outside
-	// the sandbox: their calls are fenced off from the built-in commands
-	// (fence.go). Calls to other servers (sandboxed, remote) take no fence.
+	// the sandbox: their calls are fenced off from the commands. Calls to
+	// other servers (remote ones) take no fence.
 	Outside []string
+	// Pointed names those of Outside started in the workspace or given it
+	// (their directory, or an argument, at or under the root): any call
+	// of theirs not annotated read-only may change it (git checkout with
+	// no path), so it runs alone, whether it names a path or not.
+	Pointed []string
 
 	fence fence
 }
 
-// maxLinkArgs bounds the distinct strings of one call that are looked at
-// (each costs an lstat or a few); a call with more is refused
-// (ErrTooManyPaths), not let through unread. maxLinkPath bounds a path's
-// length.
+// maxLinkArgs bounds the distinct strings of one call that are looked at,
+// and maxLinkLooks the file system lookups for them (an lstat, or the
+// reading of a directory); a call that needs more is refused
+// (ErrTooManyPaths), not let through unread.
 const (
-	maxLinkArgs = 4096
-	maxLinkPath = 4096
+	maxLinkArgs  = 4096
+	maxLinkLooks = 1 << 14
 )
 
-// ErrTooManyPaths is Links' error for a call with more strings than it
-// looks at.
+// ErrTooManyPaths is Links' error for a call with more strings, or path
+// names, than it looks at.
 var ErrTooManyPaths = errors.New("too many strings to look at for links")
 
 // Links returns, for each string argument of c that names a path in the
@@ -88,74 +99,83 @@ func (l *Links) check(ctx context.Context, c toolgate.Call, s side) (map[string]
 // find returns the links among the strings in v (Links), and whether one
 // of them is a relative path whose first name exists in the workspace.
 func (l *Links) find(v any) (links map[string]string, named bool, err error) {
-	seen := map[string]bool{}
-	// The root's real path, read once a call, when a path exists.
-	realRoot := ""
-	real := func() string {
-		if realRoot == "" {
-			realRoot = l.Root
-			if r, err := filepath.EvalSymlinks(l.Root); err == nil {
-				realRoot = r
-			}
-		}
-		return realRoot
-	}
-	var walk func(v any) error
-	walk = func(v any) error {
-		switch x := v.(type) {
-		case string:
-			if seen[x] {
-				return nil
-			}
-			if seen[x] = true; len(seen) > maxLinkArgs {
-				return fmt.Errorf("%w: the call holds more than %d distinct strings", ErrTooManyPaths, maxLinkArgs)
-			}
-			t, linked, rel := l.through(x, real)
-			named = named || rel
-			if linked {
-				if links == nil {
-					links = map[string]string{}
-				}
-				links[x] = t
-			}
-		case map[string]any:
-			for _, e := range x {
-				if err := walk(e); err != nil {
-					return err
-				}
-			}
-		case []any:
-			for _, e := range x {
-				if err := walk(e); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
-	if err := walk(v); err != nil {
+	lk := &look{l: l, seen: map[string]bool{}}
+	if err := lk.walk(v); err != nil {
 		return nil, false, err
 	}
-	return links, named, nil
+	return lk.links, lk.named, nil
+}
+
+// look is one call's look at the workspace for links.
+type look struct {
+	l     *Links
+	seen  map[string]bool
+	links map[string]string
+	named bool
+	// looks counts the lookups made (maxLinkLooks); dirs keeps each
+	// directory read, by path.
+	looks int
+	dirs  map[string][]string
+	// realRoot is the root's real path, read when a path exists.
+	realRoot string
+}
+
+func (lk *look) walk(v any) error {
+	switch x := v.(type) {
+	case string:
+		if lk.seen[x] {
+			return nil
+		}
+		if lk.seen[x] = true; len(lk.seen) > maxLinkArgs {
+			return fmt.Errorf("%w: the call holds more than %d distinct strings", ErrTooManyPaths, maxLinkArgs)
+		}
+		t, linked, rel, err := lk.through(x)
+		if err != nil {
+			return err
+		}
+		lk.named = lk.named || rel
+		if linked {
+			if lk.links == nil {
+				lk.links = map[string]string{}
+			}
+			lk.links[x] = t
+		}
+	case map[string]any:
+		for _, e := range x {
+			if err := lk.walk(e); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if err := lk.walk(e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // through reports whether s names a path in the workspace that goes
 // through a symbolic link below the root, or that names an entry by
-// another normalization than its own, and the path it resolves to; and
+// another spelling than its own, and the path it resolves to; and
 // whether s is a relative path whose first name exists.
-func (l *Links) through(s string, realRoot func() string) (target string, linked, named bool) {
+func (lk *look) through(s string) (target string, linked, named bool, err error) {
+	l := lk.l
 	rel, relative, ok := l.local(s)
 	if !ok || rel == "." {
-		return "", false, ok && relative
+		return "", false, ok && relative, nil
 	}
 	// The longest part of the path that exists, each name spelled as on
-	// disk: a server may find an entry by another normalization
-	// (server-filesystem matches names by NFC).
+	// disk, as the server finds it.
 	parts := strings.Split(rel, string(filepath.Separator))
 	cur, respelled := l.Root, false
 	n := 0
 	for ; n < len(parts); n++ {
-		name, ok := onDisk(cur, parts[n])
+		name, ok, err := lk.onDisk(cur, parts[n])
+		if err != nil {
+			return "", false, false, err
+		}
 		if !ok {
 			break
 		}
@@ -164,7 +184,7 @@ func (l *Links) through(s string, realRoot func() string) (target string, linked
 		cur = filepath.Join(cur, name)
 	}
 	if n == 0 {
-		return "", false, false
+		return "", false, false, nil
 	}
 	named = relative
 	real, err := filepath.EvalSymlinks(cur)
@@ -179,18 +199,27 @@ func (l *Links) through(s string, realRoot func() string) (target string, linked
 			}
 		}
 	}
-	real = l.named(real, realRoot())
-	if real == cur && !respelled {
-		return "", false, named
+	if lk.realRoot == "" {
+		lk.realRoot = l.Root
+		if r, err := filepath.EvalSymlinks(l.Root); err == nil {
+			lk.realRoot = r
+		}
 	}
-	return filepath.Join(append([]string{real}, parts[n:]...)...), true, named
+	real = l.named(real, lk.realRoot)
+	if real == cur && !respelled {
+		return "", false, named, nil
+	}
+	return filepath.Join(append([]string{real}, parts[n:]...)...), true, named, nil
 }
 
 // local returns the path in the workspace that s names as a server opens
 // it (absolute, from the home, or relative to the root: relative is
-// true), relative to the root ("." for the root itself).
+// true), relative to the root ("." for the root itself), cleaned as the
+// server cleans it before it opens anything: a newline or a length past
+// the system's limit is no reason to look away.
 func (l *Links) local(s string) (rel string, relative, ok bool) {
-	if s == "" || len(s) > maxLinkPath || strings.ContainsAny(s, "\x00\n") {
+	if s == "" || strings.ContainsRune(s, 0) {
+		// A name with NUL opens nothing.
 		return "", false, false
 	}
 	p := s
@@ -207,20 +236,49 @@ func (l *Links) local(s string) (rel string, relative, ok bool) {
 	return rel, relative, true
 }
 
-// onDisk returns the name under which dir holds name: name itself, or its
-// NFC or NFD form.
-func onDisk(dir, name string) (string, bool) {
-	if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
-		return name, true
+// onDisk returns the name under which dir holds name as server-filesystem
+// finds it: name itself, else the one entry whose NFC form is name's
+// (two such entries: none, the server refuses the path).
+func (lk *look) onDisk(dir, name string) (string, bool, error) {
+	if lk.looks++; lk.looks > maxLinkLooks {
+		return "", false, fmt.Errorf("%w: its paths hold more than %d names to look up", ErrTooManyPaths, maxLinkLooks)
 	}
-	for _, f := range []norm.Form{norm.NFC, norm.NFD} {
-		if alt := f.String(name); alt != name {
-			if _, err := os.Lstat(filepath.Join(dir, alt)); err == nil {
-				return alt, true
+	if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+		return name, true, nil
+	}
+	if !strings.ContainsFunc(name, nfcAlias) {
+		// Only a name with such a rune has another spelling.
+		return "", false, nil
+	}
+	entries, ok := lk.dirs[dir]
+	if !ok {
+		f, err := os.Open(dir)
+		if err == nil {
+			entries, _ = f.Readdirnames(-1)
+			f.Close()
+		}
+		if lk.dirs == nil {
+			lk.dirs = map[string][]string{}
+		}
+		lk.dirs[dir] = entries
+	}
+	want, found := norm.NFC.String(name), ""
+	for _, e := range entries {
+		if norm.NFC.String(e) == want {
+			if found != "" {
+				return "", false, nil
 			}
+			found = e
 		}
 	}
-	return "", false
+	return found, found != "", nil
+}
+
+// nfcAlias reports whether r can stand in a name that another name equals
+// in NFC: a rune outside ASCII, or one of the three ASCII runes a rune
+// outside it composes to (K for the Kelvin sign, ; and `).
+func nfcAlias(r rune) bool {
+	return r >= utf8.RuneSelf || r == 'K' || r == ';' || r == '`'
 }
 
 // named writes the path t under Root as configured when it lies in the

@@ -6,7 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/toolgate/toolgate"
 )
@@ -29,7 +34,7 @@ func TestLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	for link, target := range map[string]string{"hk": ".git/hooks", "src/notes": "../.env", "out": "/etc", "gone": "nowhere/x",
-		"d": "src", "caf\u00e9": ".git/hooks"} {
+		"d": "src", "caf\u00e9": ".git/hooks", "e\u0301\u00e9": ".git/hooks", "\u212aey": ".git/hooks"} {
 		if err := os.Symlink(target, filepath.Join(real, link)); err != nil {
 			t.Fatal(err)
 		}
@@ -53,6 +58,14 @@ func TestLinks(t *testing.T) {
 		"list":  []any{"/etc/hosts", "src/main.go", "d"}, // a plain path, a missing one, a link
 		"home":  "~/ws/hk/x",                             // through the home, as servers expand ~
 		"user":  "~u/ws/hk/x",                            // ~u is no home to them
+		// Cleaned as the server cleans them: a newline, a length past
+		// PATH_MAX before cleaning.
+		"nl":   filepath.Join(root, "x\n") + "/../hk/y",
+		"long": root + "/" + strings.Repeat("./", 2100) + "hk/z",
+		// Names the server finds by NFC: a link named in mixed forms,
+		// and one with the Kelvin sign, named with a K.
+		"mixed":  "\u00e9\u00e9/pre-commit",
+		"kelvin": "Key/pre-commit",
 	}
 	ctx := context.Background()
 	got, _, err := l.Links(ctx, toolgate.Call{Server: "fs", Args: args})
@@ -60,15 +73,19 @@ func TestLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		filepath.Join(root, "hk/pre-commit"): filepath.Join(root, ".git/hooks/pre-commit"),
-		"src/notes":                          filepath.Join(root, ".env"),
-		"./out/passwd":                       "/etc/passwd",
-		"gone":                               filepath.Join(root, "nowhere/x"),
-		"hk":                                 filepath.Join(root, ".git/hooks"),
-		filepath.Join(root, "d/notes"):       filepath.Join(root, ".env"),
-		filepath.Join(root, "cafe\u0301/x"):  filepath.Join(root, ".git/hooks/x"),
-		"d":                                  filepath.Join(root, "src"),
-		"~/ws/hk/x":                          filepath.Join(root, ".git/hooks/x"),
+		filepath.Join(root, "hk/pre-commit"):    filepath.Join(root, ".git/hooks/pre-commit"),
+		"src/notes":                             filepath.Join(root, ".env"),
+		"./out/passwd":                          "/etc/passwd",
+		"gone":                                  filepath.Join(root, "nowhere/x"),
+		"hk":                                    filepath.Join(root, ".git/hooks"),
+		filepath.Join(root, "d/notes"):          filepath.Join(root, ".env"),
+		filepath.Join(root, "cafe\u0301/x"):     filepath.Join(root, ".git/hooks/x"),
+		"d":                                     filepath.Join(root, "src"),
+		"~/ws/hk/x":                             filepath.Join(root, ".git/hooks/x"),
+		filepath.Join(root, "x\n") + "/../hk/y": filepath.Join(root, ".git/hooks/y"),
+		root + "/" + strings.Repeat("./", 2100) + "hk/z": filepath.Join(root, ".git/hooks/z"),
+		"\u00e9\u00e9/pre-commit":                        filepath.Join(root, ".git/hooks/pre-commit"),
+		"Key/pre-commit":                                 filepath.Join(root, ".git/hooks/pre-commit"),
 	}
 	if len(got) != len(want) {
 		t.Errorf("Links = %v, want %v", got, want)
@@ -92,5 +109,33 @@ func TestLinks(t *testing.T) {
 	}
 	if _, _, err := l.Links(ctx, toolgate.Call{Server: "fs", Args: map[string]any{"paths": many[:2*maxLinkArgs-2]}}); err != nil {
 		t.Errorf("%d distinct strings: %v", maxLinkArgs, err)
+	}
+	// Names that exist, looked up past maxLinkLooks times (a link to its
+	// own directory, named again and again: each path costs the 40 links
+	// the kernel follows in one lookup): refused.
+	if err := os.Symlink(".", filepath.Join(real, "self")); err != nil {
+		t.Fatal(err)
+	}
+	deep := []any{}
+	for i := range maxLinkLooks/40 + 1 {
+		deep = append(deep, strings.Repeat("self/", 100)+fmt.Sprint(i))
+	}
+	if _, _, err := l.Links(ctx, toolgate.Call{Server: "fs", Args: map[string]any{"paths": deep}}); !errors.Is(err, ErrTooManyPaths) {
+		t.Errorf("%d paths through 40 links: err %v, want ErrTooManyPaths", len(deep), err)
+	}
+}
+
+// TestNFCAliasRunes: every rune outside ASCII whose NFC form is ASCII
+// composes to a rune nfcAlias names, so a name without one has no other
+// spelling the server would find.
+func TestNFCAliasRunes(t *testing.T) {
+	for r := rune(utf8.RuneSelf); r <= unicode.MaxRune; r++ {
+		if !utf8.ValidRune(r) {
+			continue
+		}
+		if s := norm.NFC.String(string(r)); !strings.ContainsFunc(s, func(c rune) bool { return c >= utf8.RuneSelf }) &&
+			strings.ContainsFunc(s, func(c rune) bool { return !nfcAlias(c) }) {
+			t.Errorf("%U composes to %q, which nfcAlias misses", r, s)
+		}
 	}
 }
