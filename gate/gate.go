@@ -146,7 +146,14 @@ func caseAmbiguity(c toolgate.Call) string {
 // Gate is the one place every tool call passes through.
 type Gate struct {
 	o Options
+	// after runs f once d has passed (time.AfterFunc; tests replace it).
+	after func(d time.Duration, f func())
 }
+
+// cancelGrace is how long the links stay held (Linker) after the agent
+// cancelled a forwarded call: its server may still be at work on it, and
+// a command let in at once could swap a link under it.
+const cancelGrace = 2 * time.Second
 
 // New returns a Gate. It reports a missing required part as an error rather
 // than running open.
@@ -165,7 +172,7 @@ func New(o Options) (*Gate, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Gate{o: o}, nil
+	return &Gate{o: o, after: func(d time.Duration, f func()) { time.AfterFunc(d, f) }}, nil
 }
 
 // NewID returns a new decision id: a ULID, sortable by time.
@@ -290,6 +297,8 @@ func (g *Gate) handle(ctx context.Context, c toolgate.Call, forward func(context
 	out := outcome(res, err, g.o.Now().Sub(start), g.o.Now())
 	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
 		out.Status, out.Error = toolgate.StatusCancelled, cancelledText+" ("+err.Error()+")"
+		g.after(cancelGrace, release)
+		release = func() {}
 	}
 	if ferr := g.o.Recorder.Finish(context.WithoutCancel(ctx), c.ID, out); ferr != nil {
 		// The call already ran; its decision row stays "started", which is

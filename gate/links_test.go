@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/toolgate/toolgate"
 	"github.com/toolgate/toolgate/toolgatetest"
@@ -151,5 +152,32 @@ func TestFenceHeldToTheAnswer(t *testing.T) {
 				t.Errorf("recorded outcome %+v, want why it was not run", rec.finished)
 			}
 		})
+	}
+}
+
+// TestFenceHeldAfterCancel: when the agent cancels a forwarded call, the
+// links stay held for cancelGrace more, as its server may still be at
+// work on it; then they are let go.
+func TestFenceHeldAfterCancel(t *testing.T) {
+	j := &journal{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	g, err := New(Options{
+		Decider: fixed{Action: toolgate.Allow, Rule: "r"}, Linker: &fenced{j: j}, Recorder: &recorder{j: j},
+		Forwarder: &forwarder{j: j, err: context.Canceled, cancel: cancel},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var later func()
+	var waited time.Duration
+	g.after = func(d time.Duration, f func()) { waited, later = d, f }
+	g.Handle(ctx, toolgate.Call{Server: "fs", Tool: "write_file", Args: map[string]any{"path": "/ws/x"}})
+	if got, want := j.String(), "hold begin:allow forward finish:cancelled"; got != want || later == nil || waited != cancelGrace {
+		t.Fatalf("journal %q, let go after %v; want %q, the links let go after %v", got, waited, want, cancelGrace)
+	}
+	later()
+	if got := j.String(); !strings.HasSuffix(got, "finish:cancelled release") {
+		t.Errorf("journal %q after the grace, want the links let go", got)
 	}
 }
