@@ -160,3 +160,49 @@ func TestLinksThroughHome(t *testing.T) {
 		}
 	}
 }
+
+// TestFenceOutlivesAStalledServer (attack round 22): server-filesystem
+// does its file work on four threads, and opening a FIFO to read blocks
+// one until someone opens it to write. So an agent can stall the server
+// with four reads and cancel them, send a write through a link to a plain
+// directory, which queues behind them, cancel it too, and have a command
+// swap the link to .git/hooks and open the FIFOs: the queued write would
+// land in the hooks after toolgate had let the link go (it did). A call
+// given up on without the server's answer stops a stdio server before its
+// links are let go, so nothing lands there.
+func TestFenceOutlivesAStalledServer(t *testing.T) {
+	t.Parallel()
+	fx := newFixture(t, allowAll)
+	mustMkdir(t, filepath.Join(fx.wsDir, ".git", "hooks"))
+	db := filepath.Join(fx.dir, "audit.db")
+	cfg := fmt.Sprintf("start_wait: 120s\nservers:\n  fs:\n    command: %q\n    args: [%q]\nworkspace: {enabled: true, root: %q}\naudit: {path: %q}\nreview: {timeout: 1s, channels: [cli]}\n",
+		filepath.Join(harness.dir, "node_modules", ".bin", "mcp-server-filesystem"), fx.wsDir, fx.wsDir, db)
+	mustWrite(t, fx.config, cfg, 0o644)
+	c := goStdio(t, fx)
+	setup := `mkdir safe && ln -s safe hk && python3 -c "import os; [os.mkfifo(f) for f in ('f1', 'f2', 'f3', 'f4')]"`
+	if text, isErr := goCall(t, c, toolWSRun, map[string]any{"command": setup}); isErr {
+		t.Fatalf("%s: %s", setup, text)
+	}
+	var wg sync.WaitGroup
+	stall, cancelStall := context.WithCancel(context.Background())
+	for _, f := range []string{"f1", "f2", "f3", "f4"} {
+		wg.Go(func() { goCallErr(stall, c, toolFSRead, map[string]any{"path": filepath.Join(fx.wsDir, f)}) })
+	}
+	time.Sleep(time.Second) // the reads reach the server and block its threads
+	cancelStall()
+	wg.Wait()
+	write, cancelWrite := context.WithCancel(context.Background())
+	wg.Go(func() {
+		goCallErr(write, c, "fs__write_file", map[string]any{"path": filepath.Join(fx.wsDir, "hk", "pre-commit"), "content": "#!/bin/sh\necho pwned\n"})
+	})
+	time.Sleep(4 * time.Second) // the write is forwarded, and queued behind the reads
+	cancelWrite()
+	wg.Wait()
+	swap := `rm hk && ln -s "$(printf .g)it/hooks" hk && for f in f1 f2 f3 f4; do (timeout 5 sh -c "echo x > $f" &); done; sleep 3`
+	if text, isErr := goCall(t, c, toolWSRun, map[string]any{"command": swap}); isErr {
+		t.Fatalf("%s: %s", swap, text)
+	}
+	if b, err := os.ReadFile(filepath.Join(fx.wsDir, ".git", "hooks", "pre-commit")); err == nil {
+		t.Fatalf("the write queued on the stalled server landed in .git/hooks: %q", b)
+	}
+}

@@ -217,6 +217,11 @@ func (g *Gate) handle(ctx context.Context, c toolgate.Call, forward func(context
 			// It ended while it waited for the links: recorded all the same.
 			bctx = context.WithoutCancel(ctx)
 		}
+		// Held links are let go once the server is done with the call.
+		c.Settle = release != nil
+	}
+	if release == nil {
+		release = func() {}
 	}
 	switch d.Action {
 	case toolgate.Allow, toolgate.Deny, toolgate.Review:
@@ -280,7 +285,10 @@ func (g *Gate) handle(ctx context.Context, c toolgate.Call, forward func(context
 		}
 		if g.o.Linker != nil {
 			var why string
-			if release, why = g.rehold(ctx, c, links); why != "" {
+			if release, why = g.rehold(ctx, c, links); release == nil {
+				release = func() {}
+			}
+			if why != "" {
 				out := toolgate.Outcome{Status: toolgate.StatusRefused, Error: why, FinishedAt: g.o.Now()}
 				if err := g.o.Recorder.Finish(context.WithoutCancel(ctx), c.ID, out); err != nil {
 					log.Error("audit write of outcome failed", slog.Any("err", err))

@@ -13,8 +13,8 @@ import (
 // Linker finds the paths among a call's arguments that go through a
 // symbolic link in the workspace, and the path each resolves to
 // (workspace.Links). It keeps them so until release is called: other
-// calls that could change them wait. It returns ctx's error if ctx ends
-// while c waits.
+// calls that could change them wait (release is nil when c is no call
+// they wait for). It returns ctx's error if ctx ends while c waits.
 type Linker interface {
 	Links(ctx context.Context, c toolgate.Call) (links map[string]string, release func(), err error)
 }
@@ -24,7 +24,8 @@ type Linker interface {
 // The rules read paths as text, while a server outside the sandbox
 // follows links: a command can make hk a link to .git/hooks, and a write
 // of hk/pre-commit through such a server writes a git hook. It also
-// returns the links, which stay as they are until release is called.
+// returns the links, which stay as they are until release is called (nil:
+// nothing held).
 func (g *Gate) throughLinks(ctx context.Context, c toolgate.Call, d toolgate.Decision) (_ toolgate.Decision, links map[string]string, release func()) {
 	links, release, err := g.o.Linker.Links(ctx, c)
 	if err != nil {
@@ -77,7 +78,7 @@ func resolveLinks(v any, links map[string]string) any {
 
 // rehold takes the fence again for c after its review, and returns why c
 // may not run when the links under its paths are no longer was, those
-// the rules and the reviewer saw.
+// the rules and the reviewer saw; release as Linker's.
 func (g *Gate) rehold(ctx context.Context, c toolgate.Call, was map[string]string) (release func(), why string) {
 	now, release, err := g.o.Linker.Links(ctx, c)
 	switch {
@@ -85,7 +86,7 @@ func (g *Gate) rehold(ctx context.Context, c toolgate.Call, was map[string]strin
 		return func() {}, fenceText + err.Error()
 	case err == nil && maps.Equal(now, was):
 		return release, ""
-	case err == nil:
+	case err == nil && release != nil:
 		release()
 	}
 	var changed []string

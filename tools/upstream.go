@@ -762,6 +762,9 @@ func (u *upstream) forward(ctx context.Context, call toolgate.Call, raw bool) (t
 	// Answered, or given up on (timed out, cancelled, the connection
 	// failed) with the upstream perhaps still at work: it lingers.
 	fl.end(ctx, err)
+	if call.Settle && !upstreamAnswered(ctx, err) {
+		u.settle(c, call.Tool)
+	}
 	if err == nil {
 		c.answered.Store(time.Now().UnixNano())
 		u.noteLinks(res)
@@ -793,6 +796,21 @@ func (u *upstream) forward(ctx context.Context, call toolgate.Call, raw bool) (t
 	}
 	go u.checkHealth(c, err)
 	return toolgate.Result{}, fmt.Errorf("upstream %q: %s: %w", u.spec.Name, call.Tool, err)
+}
+
+// settle stops c's server, when it is a process, after toolgate gave up
+// on a call of a Settle kind (toolgate.Call.Settle) without its answer:
+// the server may still be at work on it (a write queued behind reads it
+// was made to stall on), and the call's links are let go once it
+// returns. The supervisor starts the server again.
+func (u *upstream) settle(c *conn, tool string) {
+	if c.proc == nil {
+		return
+	}
+	u.cat.o.Logger.Warn("stopping the upstream: a call was given up on without its answer, and the server may still act on it",
+		"server", u.spec.Name, "tool", tool)
+	c.proc.kill()
+	c.fail(fmt.Errorf("stopped: a %s call was given up on without its answer", tool))
 }
 
 // unavailableFrom describes a connection that just died.

@@ -78,11 +78,11 @@ func (f *fence) admit() {
 	}
 }
 
-// hold waits until a call of side s may run, and returns its release, or
-// ctx's error if it ends first.
+// hold waits until a call of side s may run, and returns its release
+// (nil for an unfenced call), or ctx's error if it ends first.
 func (f *fence) hold(ctx context.Context, s side) (func(), error) {
 	if s == unfenced {
-		return func() {}, nil
+		return nil, nil
 	}
 	release := sync.OnceFunc(func() {
 		f.mu.Lock()

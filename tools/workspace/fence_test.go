@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/toolgate/toolgate"
@@ -17,11 +18,10 @@ import (
 // server outside the sandbox run together, but never the two at once; a
 // call through such a server that may change the workspace (not
 // read-only, naming a path in it or going to a server given it) runs
-// alone;
-// the built-in reads and the calls to other servers (sandboxed, remote)
-// take no fence. Calls are let in in the order they
-// came, so a waiting change keeps later reads out until it has run, and
-// one that gives up waiting lets the rest in.
+// alone; the built-in and sandboxed servers' reads and the calls to
+// remote servers take no fence (and get no release). Calls are let in in
+// the order they came, so a waiting change keeps later reads out until it
+// has run, and one that gives up waiting lets the rest in.
 func TestFence(t *testing.T) {
 	yes := true
 	root := t.TempDir()
@@ -31,7 +31,7 @@ func TestFence(t *testing.T) {
 	l := &Links{Root: root, Home: filepath.Dir(root), Skip: []string{"workspace"}, Sandboxed: []string{"sh"},
 		Outside: []string{"fs", "git"}, Pointed: []string{"git"}}
 	command := toolgate.Call{Server: "workspace", Tool: "run_command"}
-	builtinRead := toolgate.Call{Server: "workspace", Tool: "read_file", Annotations: toolgate.Annotations{ReadOnly: &yes}}
+	builtinRead := toolgate.Call{Server: "workspace", Tool: "workspace-read", Annotations: toolgate.Annotations{ReadOnly: &yes}}
 	read := toolgate.Call{Server: "fs", Tool: "read_file", Annotations: toolgate.Annotations{ReadOnly: &yes}}
 	resource := toolgate.Call{Server: "fs", Kind: toolgate.KindResource}
 	write := toolgate.Call{Server: "fs", Tool: "write_file", Args: map[string]any{"path": filepath.Join(root, "new/x")}}
@@ -42,10 +42,10 @@ func TestFence(t *testing.T) {
 		{Server: "fs", Tool: "git_checkout", Args: map[string]any{"repo_path": root}}}
 	// Naming no path in the workspace: it may still follow a link there.
 	fetch := toolgate.Call{Server: "fs", Tool: "fetch", Args: map[string]any{"url": "https://example.com", "name": "new-name"}}
-	remote := toolgate.Call{Server: "github", Tool: "create_issue"}
+	remote := toolgate.Call{Server: "github", Tool: "remote"}
 	// A sandboxed server's call may change the workspace; its read not.
 	sandboxed := toolgate.Call{Server: "sh", Tool: "exec"}
-	sandboxedRead := toolgate.Call{Server: "sh", Tool: "cat", Annotations: toolgate.Annotations{ReadOnly: &yes}}
+	sandboxedRead := toolgate.Call{Server: "sh", Tool: "sandbox-read", Annotations: toolgate.Annotations{ReadOnly: &yes}}
 	// A server given the workspace changes it with no path named.
 	checkout := toolgate.Call{Server: "git", Tool: "git_checkout", Args: map[string]any{"branch": "evil"}}
 	// A definition nobody approved: its read-only hint is not believed.
@@ -59,7 +59,13 @@ func TestFence(t *testing.T) {
 	try := func(c toolgate.Call) (func(), bool) {
 		_, release, err := l.Links(done, c)
 		if err != nil && !errors.Is(err, context.Canceled) {
-			t.Fatalf("Hold: %v", err)
+			t.Fatalf("Links: %v", err)
+		}
+		if fenced := release != nil; err == nil && fenced == slices.Contains([]string{"workspace-read", "remote", "sandbox-read"}, c.Tool) {
+			t.Fatalf("%s: fenced %v", c.Tool, fenced)
+		}
+		if release == nil {
+			release = func() {}
 		}
 		return release, err == nil
 	}

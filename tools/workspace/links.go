@@ -69,7 +69,8 @@ var ErrTooManyPaths = errors.New("too many strings to look at for links")
 // the root), the path it resolves to: every link on the way resolved,
 // names spelled as on disk; nil when there is none. It only reads the
 // file system (lstat, readlink, a directory's names). It holds the links
-// as they are until release is called (gate.Linker): see fence.go.
+// as they are until release is called (gate.Linker), nil when c takes no
+// fence: see fence.go.
 func (l *Links) Links(ctx context.Context, c toolgate.Call) (links map[string]string, release func(), err error) {
 	return l.check(ctx, c, l.side(c))
 }
@@ -84,7 +85,9 @@ func (l *Links) check(ctx context.Context, c toolgate.Call, s side) (map[string]
 	}
 	links, named, err := l.find(c.Args)
 	if err != nil {
-		release()
+		if release != nil {
+			release()
+		}
 		return nil, nil, err
 	}
 	if s == looks && named && !readOnly(c) {
