@@ -51,12 +51,11 @@ type Links struct {
 }
 
 // maxLinkArgs bounds the distinct strings of one call that are looked at,
-// and maxLinkLooks the file system lookups for them (an lstat, or the
-// reading of a directory); a call that needs more is refused
-// (ErrTooManyPaths), not let through unread.
+// and maxLinkLooks the file system lookups for them (look.spend); a call
+// that needs more is refused (ErrTooManyPaths), not let through unread.
 const (
-	maxLinkArgs  = 4096
-	maxLinkLooks = 1 << 14
+	maxLinkArgs  = 1 << 14
+	maxLinkLooks = 1 << 15
 )
 
 // ErrTooManyPaths is Links' error for a call with more strings, or path
@@ -115,10 +114,13 @@ type look struct {
 	seen  map[string]bool
 	links map[string]string
 	named bool
-	// looks counts the lookups made (maxLinkLooks); dirs keeps each
-	// directory read, by path.
+	// looks counts the lookups made (maxLinkLooks: a path looked up
+	// counts 1, a directory read 1 and 1 more per 64 entries); found keeps
+	// what each path looked up found, dirs each directory read, by real
+	// path (aliases).
 	looks int
-	dirs  map[string][]string
+	found map[string]string
+	dirs  map[string]map[string][]string
 	// realRoot is the root's real path, read when a path exists.
 	realRoot string
 }
@@ -241,40 +243,79 @@ func (l *Links) local(s string) (rel string, relative, ok bool) {
 
 // onDisk returns the name under which dir holds name as server-filesystem
 // finds it: name itself, else the one entry whose NFC form is name's
-// (two such entries: none, the server refuses the path).
+// (two such entries: none, the server refuses the path). Each path is
+// looked up once a call, each directory read once (by its real path),
+// and what they cost is counted against maxLinkLooks.
 func (lk *look) onDisk(dir, name string) (string, bool, error) {
-	if lk.looks++; lk.looks > maxLinkLooks {
-		return "", false, fmt.Errorf("%w: its paths hold more than %d names to look up", ErrTooManyPaths, maxLinkLooks)
+	p := filepath.Join(dir, name)
+	if found, ok := lk.found[p]; ok {
+		return found, found != "", nil
 	}
-	if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
-		return name, true, nil
+	if err := lk.spend(1); err != nil {
+		return "", false, err
 	}
-	if !strings.ContainsFunc(name, nfcAlias) {
+	found := ""
+	if _, err := os.Lstat(p); err == nil {
+		found = name
+	} else if strings.ContainsFunc(name, nfcAlias) {
 		// Only a name with such a rune has another spelling.
-		return "", false, nil
-	}
-	entries, ok := lk.dirs[dir]
-	if !ok {
-		f, err := os.Open(dir)
-		if err == nil {
-			entries, _ = f.Readdirnames(-1)
-			f.Close()
+		entries, err := lk.aliases(dir)
+		if err != nil {
+			return "", false, err
 		}
-		if lk.dirs == nil {
-			lk.dirs = map[string][]string{}
-		}
-		lk.dirs[dir] = entries
-	}
-	want, found := norm.NFC.String(name), ""
-	for _, e := range entries {
-		if norm.NFC.String(e) == want {
+		for _, e := range entries[norm.NFC.String(name)] {
 			if found != "" {
-				return "", false, nil
+				found = ""
+				break
 			}
 			found = e
 		}
 	}
+	if lk.found == nil {
+		lk.found = map[string]string{}
+	}
+	lk.found[p] = found
 	return found, found != "", nil
+}
+
+// aliases returns dir's entries that have another spelling (nfcAlias), by
+// their NFC form: only those can be what such a name finds.
+func (lk *look) aliases(dir string) (map[string][]string, error) {
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, nil
+	}
+	if m, ok := lk.dirs[real]; ok {
+		return m, nil
+	}
+	var names []string
+	if f, err := os.Open(real); err == nil {
+		names, _ = f.Readdirnames(-1)
+		f.Close()
+	}
+	if err := lk.spend(1 + len(names)/64); err != nil {
+		return nil, err
+	}
+	m := map[string][]string{}
+	for _, e := range names {
+		if strings.ContainsFunc(e, nfcAlias) {
+			n := norm.NFC.String(e)
+			m[n] = append(m[n], e)
+		}
+	}
+	if lk.dirs == nil {
+		lk.dirs = map[string]map[string][]string{}
+	}
+	lk.dirs[real] = m
+	return m, nil
+}
+
+// spend counts n lookups against maxLinkLooks.
+func (lk *look) spend(n int) error {
+	if lk.looks += n; lk.looks > maxLinkLooks {
+		return fmt.Errorf("%w: its paths need more than %d lookups (names, and directories read)", ErrTooManyPaths, maxLinkLooks)
+	}
+	return nil
 }
 
 // nfcAlias reports whether r can stand in a name that another name equals

@@ -110,18 +110,36 @@ func TestLinks(t *testing.T) {
 	if _, _, err := l.Links(ctx, toolgate.Call{Server: "fs", Args: map[string]any{"paths": many[:2*maxLinkArgs-2]}}); err != nil {
 		t.Errorf("%d distinct strings: %v", maxLinkArgs, err)
 	}
-	// Names that exist, looked up past maxLinkLooks times (a link to its
-	// own directory, named again and again: each path costs the 40 links
-	// the kernel follows in one lookup): refused.
-	if err := os.Symlink(".", filepath.Join(real, "self")); err != nil {
+	// Many paths of files in one deep directory: each name on the way is
+	// looked up once, so the call is not refused.
+	deep := filepath.Join(real, "src", "a", "b", "c")
+	if err := os.MkdirAll(deep, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	deep := []any{}
-	for i := range maxLinkLooks/40 + 1 {
-		deep = append(deep, strings.Repeat("self/", 100)+fmt.Sprint(i))
+	files := []any{}
+	for i := range 3300 {
+		files = append(files, filepath.Join(root, "src", "a", "b", "c", fmt.Sprint(i, ".go")))
 	}
-	if _, _, err := l.Links(ctx, toolgate.Call{Server: "fs", Args: map[string]any{"paths": deep}}); !errors.Is(err, ErrTooManyPaths) {
-		t.Errorf("%d paths through 40 links: err %v, want ErrTooManyPaths", len(deep), err)
+	if _, _, err := l.Links(ctx, toolgate.Call{Server: "fs", Args: map[string]any{"paths": files}}); err != nil {
+		t.Errorf("%d files in one directory: %v", len(files), err)
+	}
+	// Paths of names that all exist and differ (links to their own
+	// directory, five deep), looked up past maxLinkLooks times: refused.
+	for i := range 40 {
+		if err := os.Symlink(".", filepath.Join(real, fmt.Sprint("l", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	loops := []any{}
+	for i := range maxLinkArgs {
+		var p []string
+		for n := i; len(p) < 5; n /= 40 {
+			p = append(p, fmt.Sprint("l", n%40))
+		}
+		loops = append(loops, strings.Join(p, "/"))
+	}
+	if _, _, err := l.Links(ctx, toolgate.Call{Server: "fs", Args: map[string]any{"paths": loops}}); !errors.Is(err, ErrTooManyPaths) {
+		t.Errorf("%d paths of five names each: err %v, want ErrTooManyPaths", len(loops), err)
 	}
 }
 
