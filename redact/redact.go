@@ -811,7 +811,7 @@ func buildRules(extraNorm []string, mask func(string) string) []rule {
 		mask: mask,
 		repl: func(s string, m []int) (string, bool) {
 			q, v := quoted(group(s, m, 4))
-			if n := keyOf(s, m[0], m[3]); !secretKey(n, extraNorm) || shownUnder(n, v) {
+			if n := keyOf(s, m[0], m[3]); !secretKey(n, extraNorm) || shownUnder(n, v) || userinfo(s, m[0], v) {
 				return "", false
 			}
 			// A value that is a mask is kept, so that masking is
@@ -825,6 +825,18 @@ func buildRules(extraNorm []string, mask func(string) string) []rule {
 	}
 	rs = append(rs, rule{name: "key-value", hint: starts, apply: kv.apply, scan: kv})
 	return rs
+}
+
+// userinfo reports whether the identifier around s[p] is a URL's user
+// name whose password url-password masked: its value v is that mask and
+// "@" (scheme://token:[REDACTED]@host). The host after it stays in clear,
+// whatever the name says.
+func userinfo(s string, p int, v string) bool {
+	for p > 0 && isIdentByte(s[p-1]) {
+		p--
+	}
+	m := marker.FindString(v)
+	return strings.HasSuffix(s[:p], "://") && m != "" && strings.HasPrefix(v[len(m):], "@")
 }
 
 // scanRule finds candidate positions with plain string search for its

