@@ -152,8 +152,9 @@ func TestMemoKeyCoversCall(t *testing.T) {
 		"Principal":  {`"g" in principal.groups`, func(c *toolgate.Call) { c.Principal.Groups = []string{"g"} }},
 		"Time":       {`now > timestamp(5)`, func(c *toolgate.Call) { c.Time = time.Unix(10, 0) }},
 		"Meta":       {`meta.?dry_run.orValue(true) == false`, func(c *toolgate.Call) { c.Meta = map[string]any{"dry_run": false} }},
-		// Not readable by any rule.
-		"ID": {},
+		// Not readable by any rule (Settle is the gate's, set after the
+		// decision).
+		"ID": {}, "Settle": {},
 	}
 	// The key spells out the fields of these too.
 	for typ, n := range map[reflect.Type]int{reflect.TypeFor[toolgate.Annotations](): 5, reflect.TypeFor[toolgate.Pin](): 3,
