@@ -307,23 +307,27 @@ func TestElicitationFailureArmsHold(t *testing.T) {
 	h.endHeld(t, c)
 }
 
-// TestElicitationSaysWhatItCuts: a value too long for the question is cut,
-// and the question then says so, since the user has no other view of it
-// in their client: a payload past the cut would run approved unseen.
+// TestElicitationSaysWhatItCuts: a value or a key too long for the
+// question is cut, and the question then says so, since the user has no
+// other view of it in their client: a payload past the cut would run
+// approved unseen.
 func TestElicitationSaysWhatItCuts(t *testing.T) {
 	h := newHarness(t, false, func(o *Options) { o.Elicitation = true; o.Channels = []string{toolgate.ChannelElicitation} })
 	c, d := testCall("01ELICUT")
+	long := strings.Repeat("k", 100)
 	for _, tc := range []struct {
-		command string
-		cut     bool
+		args map[string]any
+		cut  bool
 	}{
-		{"ls -la", false},
-		{strings.Repeat("x", 1500) + " ; touch PWNED", true},
+		{map[string]any{"command": "ls -la"}, false},
+		{map[string]any{"command": strings.Repeat("x", 1500) + " ; touch PWNED"}, true},
+		// Keys past 100 bytes, alike in what is shown (attack round 22).
+		{map[string]any{long + "aPWNED": "1", long + "bPWNED": "2"}, true},
 	} {
-		c.Args = map[string]any{"command": tc.command}
+		c.Args = tc.args
 		msg := h.svc.elicitMessage(c, d, time.Now())
 		if strings.Contains(msg, "Some values above are cut") != tc.cut || strings.Contains(msg, "PWNED") {
-			t.Errorf("%d-byte command: %s", len(tc.command), msg)
+			t.Errorf("%.60v: %s", tc.args, msg)
 		}
 	}
 }

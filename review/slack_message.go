@@ -315,6 +315,11 @@ func argsPreview(args any) (preview string, cut bool) {
 	b.WriteString("{\n")
 	for i, k := range keys {
 		kj, _ := jsonText(truncate(k, 100), false)
+		if len(k) > 100 {
+			// Two long keys may differ past what is shown.
+			kj += fmt.Sprintf(" (key of %d bytes)", len(k))
+			cut = true
+		}
 		vj, err := jsonText(m[k], false)
 		if err != nil {
 			vj = "(could not be shown)"
