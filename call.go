@@ -93,9 +93,9 @@ type Call struct {
 	// records Meta redacted, reviewers are shown it with the arguments,
 	// and a grant binds it with them. nil when there is none.
 	Meta map[string]any `json:"meta,omitempty"`
-	// Settle, set by the gate for a call that must not outlive its
-	// answer (its links are held until then), asks the forwarder to
-	// return only once the server is done with it: given up on (the agent
+	// Settle, set by the gate for a call that may change the links held
+	// for it until its answer (gate.Linker), asks the forwarder to return
+	// only once the server is done with it: given up on (the agent
 	// cancelled, it timed out) without the server's answer, a stdio
 	// server is stopped first. Not recorded.
 	Settle bool `json:"-"`

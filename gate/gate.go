@@ -213,12 +213,10 @@ func (g *Gate) handle(ctx context.Context, c toolgate.Call, forward func(context
 		d = toolgate.Decision{Action: toolgate.Deny, Rule: RuleArgs, Reason: "the call holds " + why +
 			"; servers that match keys ignoring case (as Go's encoding/json does) read such keys otherwise than the rules, so it is not run: send each key once, in one spelling"}
 	} else if d = g.o.Decider.Decide(ctx, c); d.Action != toolgate.Deny && g.o.Linker != nil {
-		if d, links, release = g.throughLinks(ctx, c, d); ctx.Err() != nil {
+		if d, links, release = g.throughLinks(ctx, &c, d); ctx.Err() != nil {
 			// It ended while it waited for the links: recorded all the same.
 			bctx = context.WithoutCancel(ctx)
 		}
-		// Held links are let go once the server is done with the call.
-		c.Settle = release != nil
 	}
 	if release == nil {
 		release = func() {}

@@ -14,9 +14,11 @@ import (
 // symbolic link in the workspace, and the path each resolves to
 // (workspace.Links). It keeps them so until release is called: other
 // calls that could change them wait (release is nil when c is no call
-// they wait for). It returns ctx's error if ctx ends while c waits.
+// they wait for). settle says that c may change them itself, so its
+// server must be done with it before release (toolgate.Call.Settle). It
+// returns ctx's error if ctx ends while c waits.
 type Linker interface {
-	Links(ctx context.Context, c toolgate.Call) (links map[string]string, release func(), err error)
+	Links(ctx context.Context, c toolgate.Call) (links map[string]string, release func(), settle bool, err error)
 }
 
 // throughLinks returns the stricter of d and the decision on c with each
@@ -26,19 +28,20 @@ type Linker interface {
 // of hk/pre-commit through such a server writes a git hook. It also
 // returns the links, which stay as they are until release is called (nil:
 // nothing held).
-func (g *Gate) throughLinks(ctx context.Context, c toolgate.Call, d toolgate.Decision) (_ toolgate.Decision, links map[string]string, release func()) {
-	links, release, err := g.o.Linker.Links(ctx, c)
+func (g *Gate) throughLinks(ctx context.Context, c *toolgate.Call, d toolgate.Decision) (_ toolgate.Decision, links map[string]string, release func()) {
+	var err error
+	links, release, c.Settle, err = g.o.Linker.Links(ctx, *c)
 	if err != nil {
 		why := "toolgate could not look at every path of the call for links in the workspace, so it is not run: "
 		if ctx.Err() != nil {
 			why = fenceText
 		}
-		return toolgate.Decision{Action: toolgate.Deny, Rule: RuleArgs, Version: d.Version, Label: d.Label, Reason: why + err.Error()}, nil, func() {}
+		return toolgate.Decision{Action: toolgate.Deny, Rule: RuleArgs, Version: d.Version, Label: d.Label, Reason: why + err.Error()}, nil, nil
 	}
 	if len(links) == 0 {
 		return d, nil, release
 	}
-	alt := c
+	alt := *c
 	alt.Args, _ = resolveLinks(c.Args, links).(map[string]any)
 	ld := g.o.Decider.Decide(ctx, alt)
 	if toolgate.Stricter(d.Action, ld.Action) == d.Action {
@@ -80,7 +83,7 @@ func resolveLinks(v any, links map[string]string) any {
 // may not run when the links under its paths are no longer was, those
 // the rules and the reviewer saw; release as Linker's.
 func (g *Gate) rehold(ctx context.Context, c toolgate.Call, was map[string]string) (release func(), why string) {
-	now, release, err := g.o.Linker.Links(ctx, c)
+	now, release, _, err := g.o.Linker.Links(ctx, c)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return func() {}, fenceText + err.Error()

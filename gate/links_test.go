@@ -13,8 +13,8 @@ import (
 
 type linker map[string]string
 
-func (l linker) Links(context.Context, toolgate.Call) (map[string]string, func(), error) {
-	return l, func() {}, nil
+func (l linker) Links(context.Context, toolgate.Call) (map[string]string, func(), bool, error) {
+	return l, func() {}, false, nil
 }
 
 // TestThroughLinks: a call whose arguments go through links is decided
@@ -76,13 +76,13 @@ type fenced struct {
 	holdErr error
 }
 
-func (f *fenced) Links(context.Context, toolgate.Call) (map[string]string, func(), error) {
+func (f *fenced) Links(context.Context, toolgate.Call) (map[string]string, func(), bool, error) {
 	if f.holdErr != nil {
 		f.j.add("hold-failed")
-		return nil, nil, f.holdErr
+		return nil, nil, false, f.holdErr
 	}
 	f.j.add("hold")
-	return f.links, func() { f.j.add("release") }, nil
+	return f.links, func() { f.j.add("release") }, true, nil
 }
 
 // relinker is a reviewer that approves after the workspace's links

@@ -51,7 +51,7 @@ func BenchmarkLinksCheck(b *testing.B) {
 	l := &Links{Root: b.TempDir(), Outside: []string{"up"}}
 	c := toolgate.Call{Server: "up", Tool: "echo", Args: map[string]any{"message": "hello"}}
 	for b.Loop() {
-		_, release, err := l.Links(context.Background(), c)
+		_, release, _, err := l.Links(context.Background(), c)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -21,7 +21,8 @@ import (
 // alone; the built-in and sandboxed servers' reads and the calls to
 // remote servers take no fence (and get no release). Calls are let in in
 // the order they came, so a waiting change keeps later reads out until it
-// has run, and one that gives up waiting lets the rest in.
+// has run, and one that gives up waiting lets the rest in. Only a change
+// settles (its server is done with it before its fence goes).
 func TestFence(t *testing.T) {
 	yes := true
 	root := t.TempDir()
@@ -57,7 +58,7 @@ func TestFence(t *testing.T) {
 	done, cancel := context.WithCancel(context.Background())
 	cancel()
 	try := func(c toolgate.Call) (func(), bool) {
-		_, release, err := l.Links(done, c)
+		_, release, _, err := l.Links(done, c)
 		if err != nil && !errors.Is(err, context.Canceled) {
 			t.Fatalf("Links: %v", err)
 		}
@@ -119,7 +120,7 @@ func TestFence(t *testing.T) {
 	ctx, giveUp := context.WithCancel(context.Background())
 	waited := make(chan error, 1)
 	go func() {
-		_, release, err := l.Links(ctx, write)
+		_, release, _, err := l.Links(ctx, write)
 		if err == nil {
 			release()
 		}
@@ -136,7 +137,7 @@ func TestFence(t *testing.T) {
 	mustWait("a read behind a waiting write", read)
 	started := make(chan func(), 1)
 	go func() {
-		_, release, err := l.Links(context.Background(), command)
+		_, release, _, err := l.Links(context.Background(), command)
 		if err != nil {
 			t.Error(err)
 		}
@@ -151,4 +152,20 @@ func TestFence(t *testing.T) {
 	r()
 	(<-started)()
 	mustStart("a read once all is done", read)()
+
+	// A change's server must be done with it before its fence goes; no
+	// other call's.
+	changes := append(append([]toolgate.Call{}, writes...), checkout, changedRead)
+	for i, c := range append(changes, read, resource, fetch, command, sandboxed, builtinRead, remote) {
+		_, release, settle, err := l.Links(context.Background(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if release != nil {
+			release()
+		}
+		if want := i < len(changes); settle != want {
+			t.Errorf("%s %v: settle %v, want %v", c.Tool, c.Args, settle, want)
+		}
+	}
 }

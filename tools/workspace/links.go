@@ -69,25 +69,25 @@ var ErrTooManyPaths = errors.New("too many strings to look at for links")
 // names spelled as on disk; nil when there is none. It only reads the
 // file system (lstat, readlink, a directory's names). It holds the links
 // as they are until release is called (gate.Linker), nil when c takes no
-// fence: see fence.go.
-func (l *Links) Links(ctx context.Context, c toolgate.Call) (links map[string]string, release func(), err error) {
+// fence: see fence.go; settle is true for a call that may change them.
+func (l *Links) Links(ctx context.Context, c toolgate.Call) (links map[string]string, release func(), settle bool, err error) {
 	return l.check(ctx, c, l.side(c))
 }
 
-func (l *Links) check(ctx context.Context, c toolgate.Call, s side) (map[string]string, func(), error) {
+func (l *Links) check(ctx context.Context, c toolgate.Call, s side) (map[string]string, func(), bool, error) {
 	release, err := l.fence.hold(ctx, s)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	if l.Root == "" || slices.Contains(l.Skip, c.Server) {
-		return nil, release, nil
+		return nil, release, false, nil
 	}
 	links, named, err := l.find(c.Args)
 	if err != nil {
 		if release != nil {
 			release()
 		}
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	if s == looks && named && !readOnly(c) {
 		// A relative name of the workspace, which side could not tell
@@ -95,7 +95,9 @@ func (l *Links) check(ctx context.Context, c toolgate.Call, s side) (map[string]
 		release()
 		return l.check(ctx, c, change)
 	}
-	return links, release, nil
+	// A change given up on may still be done later, after its links are
+	// let go: its server is stopped first.
+	return links, release, s == change, nil
 }
 
 // find returns the links among the strings in v (Links), and whether one

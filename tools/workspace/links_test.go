@@ -68,7 +68,7 @@ func TestLinks(t *testing.T) {
 		"kelvin": "Key/pre-commit",
 	}
 	ctx := context.Background()
-	got, _, err := l.Links(ctx, toolgate.Call{Server: "fs", Args: args})
+	got, _, _, err := l.Links(ctx, toolgate.Call{Server: "fs", Args: args})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestLinks(t *testing.T) {
 			t.Errorf("Links[%q] = %q, want %q", k, got[k], v)
 		}
 	}
-	if got, _, err := l.Links(ctx, toolgate.Call{Server: "workspace", Args: args}); got != nil || err != nil {
+	if got, _, _, err := l.Links(ctx, toolgate.Call{Server: "workspace", Args: args}); got != nil || err != nil {
 		t.Errorf("the skipped server's call: Links = %v, %v", got, err)
 	}
 	// Past maxLinkArgs distinct strings the call is refused, not read in
@@ -104,10 +104,10 @@ func TestLinks(t *testing.T) {
 	for i := range maxLinkArgs + 1 {
 		many = append(many, fmt.Sprint("f", i), "f0")
 	}
-	if _, _, err := l.Links(ctx, toolgate.Call{Server: "fs", Args: map[string]any{"paths": many}}); !errors.Is(err, ErrTooManyPaths) {
+	if _, _, _, err := l.Links(ctx, toolgate.Call{Server: "fs", Args: map[string]any{"paths": many}}); !errors.Is(err, ErrTooManyPaths) {
 		t.Errorf("%d distinct strings: err %v, want ErrTooManyPaths", len(many)/2, err)
 	}
-	if _, _, err := l.Links(ctx, toolgate.Call{Server: "fs", Args: map[string]any{"paths": many[:2*maxLinkArgs-2]}}); err != nil {
+	if _, _, _, err := l.Links(ctx, toolgate.Call{Server: "fs", Args: map[string]any{"paths": many[:2*maxLinkArgs-2]}}); err != nil {
 		t.Errorf("%d distinct strings: %v", maxLinkArgs, err)
 	}
 	// Many paths of files in one deep directory: each name on the way is
@@ -120,7 +120,7 @@ func TestLinks(t *testing.T) {
 	for i := range 3300 {
 		files = append(files, filepath.Join(root, "src", "a", "b", "c", fmt.Sprint(i, ".go")))
 	}
-	if _, _, err := l.Links(ctx, toolgate.Call{Server: "fs", Args: map[string]any{"paths": files}}); err != nil {
+	if _, _, _, err := l.Links(ctx, toolgate.Call{Server: "fs", Args: map[string]any{"paths": files}}); err != nil {
 		t.Errorf("%d files in one directory: %v", len(files), err)
 	}
 	// Paths of names that all exist and differ (links to their own
@@ -138,7 +138,7 @@ func TestLinks(t *testing.T) {
 		}
 		loops = append(loops, strings.Join(p, "/"))
 	}
-	if _, _, err := l.Links(ctx, toolgate.Call{Server: "fs", Args: map[string]any{"paths": loops}}); !errors.Is(err, ErrTooManyPaths) {
+	if _, _, _, err := l.Links(ctx, toolgate.Call{Server: "fs", Args: map[string]any{"paths": loops}}); !errors.Is(err, ErrTooManyPaths) {
 		t.Errorf("%d paths of five names each: err %v, want ErrTooManyPaths", len(loops), err)
 	}
 }
