@@ -391,3 +391,41 @@ func TestConcurrentStartListsEveryUpstream(t *testing.T) {
 		}
 	}
 }
+
+// TestStdioSettle: a call that must settle (toolgate.Call.Settle), given up
+// on without its answer, has its server stopped before Forward returns: its
+// process is gone, and the calls made meanwhile are told toolgate stopped
+// it. Such stops are no crashes: however many in a row, the restart waits
+// no longer than the first.
+func TestStdioSettle(t *testing.T) {
+	const minBackoff = 300 * time.Millisecond
+	c := startCatalog(t, Options{Upstreams: []Upstream{{Name: "up", Command: upstreamBin}}, MinBackoff: minBackoff})
+	for i := range 4 {
+		var pid float64
+		toolgatetest.Eventually(t, "the upstream up", func() bool {
+			res, err := c.Forward(context.Background(), call(c, "up__stats", nil))
+			if err != nil {
+				return false
+			}
+			var st map[string]float64
+			_ = json.Unmarshal([]byte(text(res)), &st)
+			pid = st["pid"]
+			return pid > 0
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		slow := call(c, "up__slow", map[string]any{"seconds": 10, "steps": 100})
+		slow.Settle = true
+		time.AfterFunc(200*time.Millisecond, cancel)
+		if _, err := c.Forward(ctx, slow); !errors.Is(err, context.Canceled) {
+			t.Fatalf("stop %d: the cancelled call: %v", i, err)
+		}
+		if toolgatetest.Alive(int(pid)) {
+			t.Fatalf("stop %d: process %v still runs once Forward returned", i, pid)
+		}
+		_, err := c.Forward(context.Background(), call(c, "up__echo", map[string]any{"text": "x"}))
+		ue, ok := errors.AsType[*UnavailableError](err)
+		if !ok || !strings.Contains(ue.Reason, "stopped by toolgate") || ue.RetryIn > minBackoff {
+			t.Fatalf("stop %d: a call meanwhile: %v (%+v), want it told toolgate stopped it, a restart within %v", i, err, ue, minBackoff)
+		}
+	}
+}

@@ -208,8 +208,8 @@ func (u *upstream) supervise(ctx context.Context, first chan struct{}) {
 				relistWG.Wait()
 				return
 			}
-			if time.Since(upAt) >= u.cat.o.MaxBackoff {
-				attempt = 0 // it ran a good while: not a crash loop
+			if time.Since(upAt) >= u.cat.o.MaxBackoff || errors.Is(err, errSettled) {
+				attempt = 0 // it ran a good while, or toolgate stopped it: not a crash loop
 			}
 			attempt++
 			// Record the outage before the (slow) cleanup, so calls meanwhile
@@ -807,11 +807,15 @@ func (u *upstream) settle(c *conn, tool string) {
 	if c.proc == nil {
 		return
 	}
-	u.cat.o.Logger.Warn("stopping the upstream: a call was given up on without its answer, and the server may still act on it",
-		"server", u.spec.Name, "tool", tool)
+	u.log.Warn("stopping the upstream: a call was given up on without its answer, and the server may still act on it", "tool", tool)
+	// The cause first: the calls the kill breaks report it.
+	c.fail(fmt.Errorf("%w: a %s call that may change the workspace was given up on without its answer", errSettled, tool))
 	c.proc.kill()
-	c.fail(fmt.Errorf("stopped: a %s call was given up on without its answer", tool))
 }
+
+// errSettled is the end of a connection settle stopped: no crash, so the
+// server is started again without a growing backoff.
+var errSettled = errors.New("stopped by toolgate")
 
 // unavailableFrom describes a connection that just died.
 func (u *upstream) unavailableFrom(c *conn) *UnavailableError {
