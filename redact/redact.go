@@ -476,6 +476,11 @@ var tokenPatterns = []struct {
 	{"stripe-webhook", `whsec_[0-9A-Za-z]{16,}`, []string{"whsec_"}, nil},
 	{"npm", `npm_[A-Za-z0-9]{30,}`, []string{"npm_"}, nil},
 	{"pypi", `pypi-[A-Za-z0-9_\-]{40,}`, []string{"pypi-"}, nil},
+	// curl's and wget's user:password options (-u, --user, -U,
+	// --proxy-user, --http-password...): the password; a uid:gid
+	// (docker run -u 1000:1000) is none.
+	{"user-password", `(?:^|\s)(?:-u|-U|--user|--proxy-user)[\s=]*['"]?[^\s:'"]*:([^\s'"]+)`, []string{"-u", "--user", "--proxy-user"},
+		func(s string, m []int) (int, bool) { return m[3], strings.Trim(s[m[2]:m[3]], "0123456789") != "" }},
 }
 
 // dottedAfter reports whether s goes on at i as a dotted name: a "."

@@ -834,3 +834,21 @@ func BenchmarkAdversarial(b *testing.B) {
 		}
 	}
 }
+
+// TestUserPasswordOption: the password of curl's and wget's -u/--user
+// user:password is masked, the user shown; a uid:gid and an option
+// without a password are left alone.
+func TestUserPasswordOption(t *testing.T) {
+	r := New(nil)
+	for in, want := range map[string]string{
+		"curl -u admin:Hunter2SecretPw https://x.example/": "curl -u admin:" + Mask + " https://x.example/",
+		"curl --user=bob:s3cretpw https://x.example/":      "curl --user=bob:" + Mask + " https://x.example/",
+		"curl -U 'proxy:pr0xyPass' https://x.example/":     "curl -U 'proxy:" + Mask + "' https://x.example/",
+		"docker run -u 1000:1000 img":                      "docker run -u 1000:1000 img",
+		"git push -u origin main":                          "git push -u origin main",
+	} {
+		if got := r.String(in); got != want {
+			t.Errorf("String(%q)\n got  %q\n want %q", in, got, want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -427,5 +428,31 @@ func TestStdioSettle(t *testing.T) {
 		if !ok || !strings.Contains(ue.Reason, "stopped by toolgate") || ue.RetryIn > minBackoff {
 			t.Fatalf("stop %d: a call meanwhile: %v (%+v), want it told toolgate stopped it, a restart within %v", i, err, ue, minBackoff)
 		}
+	}
+}
+
+// TestStdioSecretsHidden: a stdio server that fails printing a value of
+// its configured environment (a token it was given) or a credential to
+// stderr: the outage error a call gets, the upstream's status and the
+// log show neither.
+func TestStdioSecretsHidden(t *testing.T) {
+	const token = "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+	const ghp = "ghp_SECRETSECRETSECRETSECRETSECRET1234"
+	var log toolgatetest.SyncBuffer
+	c := startCatalog(t, Options{Logger: slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Upstreams: []Upstream{{Name: "up", Command: "sh", Env: []string{"GITHUB_TOKEN=" + token},
+			Args: []string{"-c", `echo "could not connect as app using $GITHUB_TOKEN and ` + ghp + `" >&2; exit 1`}}}})
+	_, err := c.Forward(context.Background(), call(c, "up__x", nil))
+	if err == nil {
+		t.Fatal("a call to a server that failed to start succeeded")
+	}
+	st := c.Status()
+	for what, text := range map[string]string{"the call's error": err.Error(), "status": st[0].LastError, "the log": log.String()} {
+		if strings.Contains(text, token) || strings.Contains(text, "SECRETSECRET") {
+			t.Errorf("%s holds a secret: %s", what, text)
+		}
+	}
+	if !strings.Contains(err.Error(), "could not connect as app using") {
+		t.Errorf("the error lost the server's words: %v %+v", err, st[0])
 	}
 }

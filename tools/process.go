@@ -25,6 +25,7 @@ type process struct {
 	stdin  *os.File
 	stdout *os.File
 	log    *slog.Logger
+	clean  func(string) string
 
 	exited  chan struct{} // closed after Wait returned and stderr drained
 	waitErr error
@@ -44,7 +45,9 @@ type procError struct {
 func (e *procError) Error() string { return e.err.Error() }
 func (e *procError) Unwrap() error { return e.err }
 
-func startProcess(spec Upstream, log *slog.Logger) (*process, error) {
+// startProcess starts spec's server; clean hides secrets in each line
+// of its stderr before it is kept or logged.
+func startProcess(spec Upstream, log *slog.Logger, clean func(string) string) (*process, error) {
 	cmd := exec.Command(spec.Command, spec.Args...)
 	start := cmd.Start
 	if spec.Sandbox != "" {
@@ -85,7 +88,7 @@ func startProcess(spec Upstream, log *slog.Logger) (*process, error) {
 		return nil, fmt.Errorf("start %q: %w", spec.Command, err)
 	}
 	closeAll(inR, outW, errW) // the child has its copies
-	p := &process{cmd: cmd, stdin: inW, stdout: outR, log: log, exited: make(chan struct{})}
+	p := &process{cmd: cmd, stdin: inW, stdout: outR, log: log, clean: clean, exited: make(chan struct{})}
 	log.Debug("upstream process started", "pid", cmd.Process.Pid)
 	drained := make(chan struct{})
 	go func() {
@@ -116,7 +119,7 @@ func (p *process) readStderr(r *os.File) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	for sc.Scan() {
-		line := sc.Bytes()
+		line := p.clean(sc.Text())
 		p.tailMu.Lock()
 		p.tail = append(p.tail, line...)
 		p.tail = append(p.tail, '\n')
@@ -124,7 +127,7 @@ func (p *process) readStderr(r *os.File) {
 			p.tail = append([]byte(nil), p.tail[n-stderrTailBytes:]...)
 		}
 		p.tailMu.Unlock()
-		p.log.Debug("upstream stderr", "line", string(line))
+		p.log.Debug("upstream stderr", "line", line)
 	}
 	// Keep draining on a scanner error so the child never blocks on a full pipe.
 	_, _ = io.Copy(io.Discard, r)

@@ -78,7 +78,9 @@ func newRemoteURL(raw string, headers map[string]string) (remoteURL, error) {
 		}
 	}
 	for _, v := range headers {
-		hide(v)
+		for _, s := range headerSecrets(v) {
+			hide(s)
+		}
 	}
 	// Each value as written and as decoded either way (a "+" is a space to
 	// a query, a "+" to a path), and a valueless parameter's name: an

@@ -2,6 +2,7 @@ package tools
 
 import (
 	"context"
+	"encoding/base64"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -136,3 +137,24 @@ func TestRemoteURLScrubsWhereverItAppears(t *testing.T) {
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
+
+// TestHeaderTokensHidden: an Authorization header's credential is hidden
+// when an error quotes it without its scheme word ("the key sk-... has
+// expired", as many APIs answer a 403), and a Basic credential decoded,
+// its password too.
+func TestHeaderTokensHidden(t *testing.T) {
+	const token, password = "sk-live-SECRETSECRETSECRETSECRET99", "Hunter2SecretPw"
+	basic := base64.StdEncoding.EncodeToString([]byte("deploy:" + password))
+	for header, said := range map[string]string{
+		"Bearer " + token: "request failed with status 403: invalid credentials: the key " + token + " has expired",
+		"Basic " + basic:  "401: bad password " + password + " for deploy",
+	} {
+		ru, err := newRemoteURL("https://mcp.example/mcp", map[string]string{"Authorization": header})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ru.scrub(errorString(said)).Error(); strings.Contains(got, token) || strings.Contains(got, password) {
+			t.Errorf("scrub(%q) = %q, holds the credential", said, got)
+		}
+	}
+}

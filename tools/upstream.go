@@ -26,9 +26,11 @@ var errCallTimeout = errors.New("upstream call timeout")
 // upstream supervises one server: it connects, watches the connection and
 // reconnects with backoff. Its last known tools outlive the connection.
 type upstream struct {
-	cat    *Catalog
-	spec   Upstream
-	log    *slog.Logger
+	cat  *Catalog
+	spec Upstream
+	log  *slog.Logger
+	// hider hides the server's secrets in what it or its transport says.
+	hider  hider
 	relist chan struct{} // coalesced tools/list_changed signals
 	// schemas keeps the elicitation forms' field order (elicitorder.go).
 	schemas schemaTap
@@ -336,10 +338,17 @@ func (u *upstream) remote() (remoteURL, *http.Client, error) {
 // hidden (remoteURL.scrub): every error an upstream hands on, and every
 // one it logs, goes through it.
 func (u *upstream) scrub(err error) error {
-	if err == nil || u.spec.URL == "" || u.urlErr != nil {
+	if err == nil {
 		return err
 	}
-	return u.url.scrub(err)
+	if u.spec.URL != "" && u.urlErr == nil {
+		err = u.url.scrub(err)
+	}
+	msg := err.Error()
+	if out := u.hider.hide(msg); out != msg {
+		return &scrubbedError{msg: out, err: err}
+	}
+	return err
 }
 
 // tooLarge is the error message of a call whose response was over
@@ -371,7 +380,7 @@ func (u *upstream) connect(ctx context.Context) (*conn, []Tool, error) {
 	case u.spec.Server != nil:
 		tr = transport.NewInProcessTransport(u.spec.Server)
 	case u.spec.Command != "":
-		p, err := startProcess(u.spec, u.log)
+		p, err := startProcess(u.spec, u.log, u.hider.hide)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mark3labs/mcp-go/client/transport"
+
 	"github.com/toolgate/toolgate/toolgatetest"
 )
 
@@ -124,5 +126,30 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 	}
 	if err := out.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestServeInheritedFilesStayOut: whatever starts toolgate may leave files
+// open across exec (an IDE, an MCP client); a sandboxed command must not
+// get them: here a read-only run could read a file its profile hides
+// through one, and append to a file outside the workspace through the
+// other. The command finds neither descriptor open.
+func TestServeInheritedFilesStayOut(t *testing.T) {
+	f := sbSetup(t, allowAllIn("read-only"))
+	secret := filepath.Join(f.home, ".aws", "credentials")
+	outside := filepath.Join(f.dir, "outside.txt")
+	stderr := &toolgatetest.SyncBuffer{}
+	tr := transport.NewStdioWithOptions("sh", f.env(), []string{"-c", `exec 7<"$1" 8>>"$2"; exec "$3" serve --config "$4"`,
+		"sh", secret, outside, toolgateBin, f.config("")}, transport.WithCommandStderrWriter(stderr))
+	f.c, _ = connectAs(t, tr, serveTestClient)
+	out, _ := f.run(t, "ls -l /proc/self/fd; cat <&7; echo written-from-sandbox >&8")
+	if strings.Contains(out, "AWS-SECRET") {
+		t.Errorf("the command read a hidden file through an inherited descriptor:\n%s", out)
+	}
+	if b, _ := os.ReadFile(outside); len(b) > 0 {
+		t.Errorf("the read-only command wrote outside through an inherited descriptor: %q", b)
+	}
+	if strings.Contains(out, "credentials") || strings.Contains(out, "outside.txt") {
+		t.Errorf("the command's descriptors list the inherited files:\n%s", out)
 	}
 }
