@@ -2,12 +2,14 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mark3labs/mcp-go/client/transport"
 
@@ -103,5 +105,44 @@ func TestServeSecretsNeverLeave(t *testing.T) {
 				t.Errorf("corpus entry %d (%.12q...) leaked into the %s", i, s, name)
 			}
 		}
+	}
+}
+
+// TestServeServerSecretsStayOut: a stdio server given a token through its
+// env (${MY_GH_TOKEN}) that fails printing it to stderr: the agent's error,
+// the audit log and toolgate's log (debug) hold neither the token nor a
+// credential-shaped value it printed; the rest of its words are there.
+func TestServeServerSecretsStayOut(t *testing.T) {
+	const token, ghp = "9f8e7d6c5b4a39281706f5e4d3c2b1a0", "ghp_SECRETSECRETSECRETSECRETSECRET1234"
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "allow.yaml")
+	if err := os.WriteFile(rules, []byte("version: 1\ndefault: allow\nrules: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "audit.db")
+	script := `echo "could not connect as app using $GITHUB_TOKEN and ` + ghp + `" >&2; exit 1`
+	cfg := writeConfig(t, fmt.Sprintf("servers:\n  up:\n    command: sh\n    args: [-c, %q]\n    env: {GITHUB_TOKEN: \"${MY_GH_TOKEN}\"}\nworkspace: {enabled: false}\nrules: {file: %q}\naudit: {path: %q}\n",
+		script, rules, db))
+	stderr := &toolgatetest.SyncBuffer{}
+	tr := transport.NewStdioWithOptions(toolgateBin, []string{"MY_GH_TOKEN=" + token},
+		[]string{"serve", "--config", cfg, "--log-level", "debug"}, transport.WithCommandStderrWriter(stderr))
+	c, _ := connect(t, tr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := callTool(ctx, c, "up__anything", map[string]any{}, "")
+	text := ""
+	if err != nil {
+		text = err.Error()
+	} else {
+		text = resultText(res)
+	}
+	export := rvCLI(t, nil, "audit", "export", "--db", db, "--format", "jsonl")
+	for what, s := range map[string]string{"the agent's error": text, "the audit log": export, "toolgate's log": stderr.String()} {
+		if strings.Contains(s, token) || strings.Contains(s, "SECRETSECRET") {
+			t.Errorf("%s holds the server's secret:\n%s", what, s)
+		}
+	}
+	if !strings.Contains(stderr.String(), "could not connect as app using") {
+		t.Errorf("the log lost the server's words:\n%s", stderr.String())
 	}
 }
