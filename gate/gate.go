@@ -218,9 +218,6 @@ func (g *Gate) handle(ctx context.Context, c toolgate.Call, forward func(context
 			bctx = context.WithoutCancel(ctx)
 		}
 	}
-	if release == nil {
-		release = func() {}
-	}
 	switch d.Action {
 	case toolgate.Allow, toolgate.Deny, toolgate.Review:
 	default:
@@ -283,10 +280,7 @@ func (g *Gate) handle(ctx context.Context, c toolgate.Call, forward func(context
 		}
 		if g.o.Linker != nil {
 			var why string
-			if release, why = g.rehold(ctx, c, links); release == nil {
-				release = func() {}
-			}
-			if why != "" {
+			if release, why = g.rehold(ctx, c, links); why != "" {
 				out := toolgate.Outcome{Status: toolgate.StatusRefused, Error: why, FinishedAt: g.o.Now()}
 				if err := g.o.Recorder.Finish(context.WithoutCancel(ctx), c.ID, out); err != nil {
 					log.Error("audit write of outcome failed", slog.Any("err", err))
@@ -518,12 +512,14 @@ func reviewDeniedText(d toolgate.Decision, v toolgate.Verdict) string {
 	return s + ". Ask the user before trying again."
 }
 
-// takenOverText tells the agent why a call whose review another toolgate
-// process took over did not run, and that its retry is how an approval
-// there is used.
+// fenceText begins the refusal of a call that ended while it waited for
+// the links to be held (Linker); the error follows.
 const fenceText = "toolgate waits to run a call while calls that could change the workspace's links run " +
 	"(a command, or a change through a server outside the sandbox), and this call ended first: "
 
+// takenOverText tells the agent why a call whose review another toolgate
+// process took over did not run, and that its retry is how an approval
+// there is used.
 const takenOverText = "while this toolgate process was stalled, another one took over the review of this call, " +
 	"so the call did not run here; an approval there is turned into a grant: retry the same call with the same " +
 	"arguments, and it runs once if the review is approved (it waits for a review still open, and is reviewed again otherwise)"

@@ -26,17 +26,16 @@ type Linker interface {
 // The rules read paths as text, while a server outside the sandbox
 // follows links: a command can make hk a link to .git/hooks, and a write
 // of hk/pre-commit through such a server writes a git hook. It also
-// returns the links, which stay as they are until release is called (nil:
-// nothing held).
+// returns the links, which stay as they are until release is called.
 func (g *Gate) throughLinks(ctx context.Context, c *toolgate.Call, d toolgate.Decision) (_ toolgate.Decision, links map[string]string, release func()) {
 	var err error
-	links, release, c.Settle, err = g.o.Linker.Links(ctx, *c)
+	links, release, c.Settle, err = g.links(ctx, *c)
 	if err != nil {
 		why := "toolgate could not look at every path of the call for links in the workspace, so it is not run: "
 		if ctx.Err() != nil {
 			why = fenceText
 		}
-		return toolgate.Decision{Action: toolgate.Deny, Rule: RuleArgs, Version: d.Version, Label: d.Label, Reason: why + err.Error()}, nil, nil
+		return toolgate.Decision{Action: toolgate.Deny, Rule: RuleArgs, Version: d.Version, Label: d.Label, Reason: why + err.Error()}, nil, release
 	}
 	if len(links) == 0 {
 		return d, nil, release
@@ -53,6 +52,16 @@ func (g *Gate) throughLinks(ctx context.Context, c *toolgate.Call, d toolgate.De
 	}
 	ld.Reason = strings.Join(via, ", ") + ", and " + ld.Reason
 	return ld, links, release
+}
+
+// links is Linker.Links with a release that is never nil: a no-op where
+// nothing is held.
+func (g *Gate) links(ctx context.Context, c toolgate.Call) (map[string]string, func(), bool, error) {
+	links, release, settle, err := g.o.Linker.Links(ctx, c)
+	if release == nil {
+		release = func() {}
+	}
+	return links, release, settle, err
 }
 
 // resolveLinks is v, a decoded JSON value, with each string that links
@@ -81,17 +90,16 @@ func resolveLinks(v any, links map[string]string) any {
 
 // rehold takes the fence again for c after its review, and returns why c
 // may not run when the links under its paths are no longer was, those
-// the rules and the reviewer saw; release as Linker's.
+// the rules and the reviewer saw.
 func (g *Gate) rehold(ctx context.Context, c toolgate.Call, was map[string]string) (release func(), why string) {
-	now, release, _, err := g.o.Linker.Links(ctx, c)
+	now, release, _, err := g.links(ctx, c)
 	switch {
 	case err != nil && ctx.Err() != nil:
-		return func() {}, fenceText + err.Error()
+		return release, fenceText + err.Error()
 	case err == nil && maps.Equal(now, was):
 		return release, ""
-	case err == nil && release != nil:
-		release()
 	}
+	release()
 	var changed []string
 	if err != nil {
 		changed = append(changed, err.Error())

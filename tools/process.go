@@ -178,14 +178,14 @@ func (p *process) exitError() error {
 	return &procError{err: err, stderr: p.stderrTail()}
 }
 
-// stop ends the process: close stdin (MCP's polite shutdown), then SIGTERM,
-// then SIGKILL to its process group. It returns once the process exited.
 // kill ends the process group at once (SIGKILL) and waits for its exit.
 func (p *process) kill() {
 	signalGroup(p.cmd, true)
 	p.waitExit(5 * time.Second)
 }
 
+// stop ends the process: close stdin (MCP's polite shutdown), then SIGTERM,
+// then SIGKILL to its process group. It returns once the process exited.
 func (p *process) stop() {
 	p.stopOnce.Do(func() {
 		_ = p.stdin.Close()

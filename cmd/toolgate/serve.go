@@ -645,9 +645,6 @@ func warnServerLoads(command, dir string, args, env []string, writable []string,
 	}
 }
 
-// buildUpstreams turns the config's enabled servers (and the built-in
-// workspace, when enabled) into catalog upstreams, expanding ${VAR}
-// references from env.
 // unconfined reports whether u runs outside the sandbox.
 func unconfined(u tools.Upstream) bool {
 	return u.Server == nil && (u.Sandbox == "" || u.Sandbox == sandbox.None)
@@ -720,6 +717,9 @@ func home(env environ) string {
 	return ""
 }
 
+// buildUpstreams turns the config's enabled servers (and the built-in
+// workspace, when enabled) into catalog upstreams, expanding ${VAR}
+// references from env.
 func buildUpstreams(cfg *config.Config, env environ, sb *sandbox.Sandbox, logger *slog.Logger) ([]tools.Upstream, error) {
 	var out []tools.Upstream
 	var errs []error
