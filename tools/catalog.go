@@ -328,7 +328,7 @@ func New(opts Options) (*Catalog, error) {
 				reason: up.tooLarge(), lines: up.tooManyLines(), onDrop: up.dropped})
 			up.url, up.urlErr = newRemoteURL(u.URL, u.Headers)
 		}
-		up.hider = newHider(u, append(secretValues(u), up.url.hidden...))
+		up.hider = newHider(u)
 		c.ups = append(c.ups, up)
 		c.byNm[u.Name] = up
 	}

@@ -7,43 +7,42 @@ import (
 	"github.com/toolgate/toolgate/redact"
 )
 
-// hider hides an upstream's secrets in text that came from it or from its
-// transport (an error quoting a response, its stderr), before the text
-// reaches the agent, the audit log or toolgate's log: the values toolgate
-// gave it (values holds those it replaces wherever they appear), and, for
-// a stdio server, whatever looks like a credential to the redactor (what
-// it prints may hold secrets of its own). A remote server's errors keep
-// their URL's REDACTED placeholders, which the redactor would mask again.
+// hider hides a stdio server's secrets in what it prints to stderr and in
+// its errors, before the text reaches the agent, the audit log or
+// toolgate's log: the values toolgate gave it, wherever they appear, and
+// whatever looks like a credential to the redactor (what it prints may
+// hold secrets of its own). A remote server's are its URL's and headers'
+// (remoteURL.scrub); its hider is the zero one, which hides nothing.
 type hider struct {
 	values []string
-	r      *redact.Redactor // nil: none
+	r      *redact.Redactor // nil: the zero hider
 }
 
-// newHider hides u's secrets, values among them.
-func newHider(u Upstream, values []string) hider {
-	h := hider{values: values}
-	if u.Command != "" {
-		h.r = redact.New(nil)
+// newHider is the hider of u's secrets (secretValues).
+func newHider(u Upstream) hider {
+	if u.Command == "" {
+		return hider{}
 	}
-	return h
+	r := redact.New(nil)
+	return hider{values: secretValues(u, r), r: r}
 }
 
 // hide returns s with each value replaced by redactedValue, then redacted.
 func (h hider) hide(s string) string {
-	for _, v := range h.values {
-		s = strings.ReplaceAll(s, v, redactedValue)
-	}
 	if h.r == nil {
 		return s
+	}
+	for _, v := range h.values {
+		s = strings.ReplaceAll(s, v, redactedValue)
 	}
 	return h.r.String(s)
 }
 
-// secretValues are the values given to stdio server u that scrub hides: its
-// configured environment's (a token passed as GITHUB_TOKEN=${...}, which a
-// server may print when it fails), and its arguments that read as
-// credentials (--token=ghp_..., and the value after such an option's =).
-func secretValues(u Upstream) []string {
+// secretValues are the values given to stdio server u that a hider hides:
+// its configured environment's (a token passed as GITHUB_TOKEN=${...},
+// which a server may print when it fails), and its arguments that r reads
+// as credentials (--token=ghp_..., and the value after such an option's =).
+func secretValues(u Upstream, r *redact.Redactor) []string {
 	var out []string
 	hide := func(v string) {
 		if len(v) >= minHeaderValue {
@@ -54,7 +53,6 @@ func secretValues(u Upstream) []string {
 		_, v, _ := strings.Cut(kv, "=")
 		hide(v)
 	}
-	r := redact.New(nil)
 	for _, a := range u.Args {
 		if r.String(a) == a {
 			continue

@@ -29,7 +29,7 @@ type upstream struct {
 	cat  *Catalog
 	spec Upstream
 	log  *slog.Logger
-	// hider hides the server's secrets in what it or its transport says.
+	// hider hides a stdio server's secrets in what it says.
 	hider  hider
 	relist chan struct{} // coalesced tools/list_changed signals
 	// schemas keeps the elicitation forms' field order (elicitorder.go).
@@ -335,8 +335,8 @@ func (u *upstream) remote() (remoteURL, *http.Client, error) {
 }
 
 // scrub is err with the upstream's configured URL and header values
-// hidden (remoteURL.scrub): every error an upstream hands on, and every
-// one it logs, goes through it.
+// hidden (remoteURL.scrub), or a stdio server's secrets (hider): every
+// error an upstream hands on, and every one it logs, goes through it.
 func (u *upstream) scrub(err error) error {
 	if err == nil {
 		return err
