@@ -146,21 +146,9 @@ func readOnly(c toolgate.Call) bool {
 // names reports whether v, a call's decoded arguments, holds a string
 // naming a path in the workspace absolutely or from the home.
 func (l *Links) names(v any) bool {
-	switch x := v.(type) {
-	case string:
-		_, relative, ok := l.local(x)
-		return ok && !relative
-	case map[string]any:
-		for _, e := range x {
-			if l.names(e) {
-				return true
-			}
-		}
-	case []any:
-		for _, e := range x {
-			if l.names(e) {
-				return true
-			}
+	for s := range stringsIn(v) {
+		if _, relative, ok := l.local(s); ok && !relative {
+			return true
 		}
 	}
 	return false

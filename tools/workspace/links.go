@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
 	"slices"
@@ -128,10 +129,9 @@ type look struct {
 }
 
 func (lk *look) walk(v any) error {
-	switch x := v.(type) {
-	case string:
+	for x := range stringsIn(v) {
 		if lk.seen[x] {
-			return nil
+			continue
 		}
 		if lk.seen[x] = true; len(lk.seen) > maxLinkArgs {
 			return fmt.Errorf("%w: the call holds more than %d distinct strings", ErrTooManyPaths, maxLinkArgs)
@@ -147,20 +147,35 @@ func (lk *look) walk(v any) error {
 			}
 			lk.links[x] = t
 		}
-	case map[string]any:
-		for _, e := range x {
-			if err := lk.walk(e); err != nil {
-				return err
-			}
-		}
-	case []any:
-		for _, e := range x {
-			if err := lk.walk(e); err != nil {
-				return err
-			}
-		}
 	}
 	return nil
+}
+
+// stringsIn yields the strings in v, a decoded JSON value, at any depth.
+func stringsIn(v any) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		var walk func(v any) bool
+		walk = func(v any) bool {
+			switch x := v.(type) {
+			case string:
+				return yield(x)
+			case map[string]any:
+				for _, e := range x {
+					if !walk(e) {
+						return false
+					}
+				}
+			case []any:
+				for _, e := range x {
+					if !walk(e) {
+						return false
+					}
+				}
+			}
+			return true
+		}
+		walk(v)
+	}
 }
 
 // through reports whether s names a path in the workspace that goes
