@@ -220,19 +220,19 @@ func TestDuplicateInCallsKeepsChain(t *testing.T) {
 	}
 }
 
-func TestRecordRoundTrip(t *testing.T) {
+// approvedAndFinished records call c decided d (a review), approved by
+// alice on the CLI, and finished with o, in a new store, and returns the
+// store and c's record.
+func approvedAndFinished(t *testing.T, c toolgate.Call, d toolgate.Decision, o toolgate.Outcome) (*Store, *Record) {
+	t.Helper()
 	s := openTest(t, "", Options{ToolgateVersion: "1"})
 	ctx := context.Background()
-	c := testCall("01RT", 7)
-	d := testDecision(toolgate.Review)
 	if err := s.Begin(ctx, c, d); err != nil {
 		t.Fatal(err)
 	}
-	v := toolgate.Verdict{Approved: true, Reviewer: "alice", Channel: "cli", Reason: "ok"}
-	if err := s.Resolve(ctx, c.ID, v); err != nil {
+	if err := s.Resolve(ctx, c.ID, toolgate.Verdict{Approved: true, Reviewer: "alice", Channel: "cli", Reason: "ok"}); err != nil {
 		t.Fatal(err)
 	}
-	o := toolgate.Outcome{Status: toolgate.StatusOK, Duration: 42 * time.Millisecond, ResultSize: 10, ResultHash: "ff"}
 	if err := s.Finish(ctx, c.ID, o); err != nil {
 		t.Fatal(err)
 	}
@@ -244,6 +244,14 @@ func TestRecordRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, r
+}
+
+func TestRecordRoundTrip(t *testing.T) {
+	c := testCall("01RT", 7)
+	d := testDecision(toolgate.Review)
+	o := toolgate.Outcome{Status: toolgate.StatusOK, Duration: 42 * time.Millisecond, ResultSize: 10, ResultHash: "ff"}
+	_, r := approvedAndFinished(t, c, d, o)
 	if r.Status != toolgate.StatusOK || r.Review == nil || !r.Review.Approved || r.Review.Reviewer != "alice" || r.Outcome == nil ||
 		r.Outcome.Duration != o.Duration || r.Outcome.ResultHash != "ff" || r.Outcome.FinishedAt.IsZero() {
 		t.Fatalf("record = %+v review=%+v outcome=%+v", r, r.Review, r.Outcome)
@@ -268,29 +276,12 @@ func TestRecordRoundTrip(t *testing.T) {
 // workspace changed while it waited) is finished as refused, with why;
 // the log keeps the approval and verifies.
 func TestApprovedNotRun(t *testing.T) {
-	s := openTest(t, "", Options{ToolgateVersion: "1"})
-	ctx := context.Background()
-	c := testCall("01NR", 7)
-	if err := s.Begin(ctx, c, testDecision(toolgate.Review)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Resolve(ctx, c.ID, toolgate.Verdict{Approved: true, Reviewer: "alice", Channel: "cli"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Finish(ctx, c.ID, toolgate.Outcome{Status: toolgate.StatusRefused, Error: "the links changed"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	r, err := s.Get(ctx, c.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, r := approvedAndFinished(t, testCall("01NR", 7), testDecision(toolgate.Review),
+		toolgate.Outcome{Status: toolgate.StatusRefused, Error: "the links changed"})
 	if r.Status != toolgate.StatusRefused || r.Review == nil || !r.Review.Approved || r.Outcome == nil || r.Outcome.Error != "the links changed" {
 		t.Fatalf("record = %+v review=%+v outcome=%+v", r, r.Review, r.Outcome)
 	}
-	rep, err := s.Verify(ctx)
+	rep, err := s.Verify(context.Background())
 	if err != nil || !rep.OK() {
 		t.Fatalf("verify: %+v, %v", rep, err)
 	}

@@ -27,9 +27,7 @@ func TestDefaultPackFollowsLinks(t *testing.T) {
 	t.Parallel()
 	fx := newFixture(t, allowAll)
 	mustMkdir(t, filepath.Join(fx.wsDir, ".git", "hooks"))
-	cfg := fmt.Sprintf("start_wait: 120s\nservers:\n  fs:\n    command: %q\n    args: [%q]\nworkspace: {enabled: true, root: %q}\naudit: {path: %q}\nreview: {timeout: 1s, channels: [cli]}\n",
-		filepath.Join(harness.dir, "node_modules", ".bin", "mcp-server-filesystem"), fx.wsDir, fx.wsDir, filepath.Join(fx.dir, "audit.db"))
-	mustWrite(t, fx.config, cfg, 0o644)
+	writeFSConfig(t, fx, fx.wsDir, filepath.Join(fx.dir, "audit.db"))
 	c := goStdio(t, fx)
 	linkRace(t, fx, c)
 	// Naming .env is denied; computing the name is allowed in the sandbox.
@@ -139,9 +137,7 @@ func TestLinksThroughHome(t *testing.T) {
 	if err := os.Symlink(".git/hooks", filepath.Join(fx.wsDir, "hk")); err != nil {
 		t.Fatal(err)
 	}
-	cfg := fmt.Sprintf("start_wait: 120s\nservers:\n  fs:\n    command: %q\n    args: [%q]\nworkspace: {enabled: true, root: %q}\naudit: {path: %q}\nreview: {timeout: 1s, channels: [cli]}\n",
-		filepath.Join(harness.dir, "node_modules", ".bin", "mcp-server-filesystem"), fx.wsDir, fx.wsDir, filepath.Join(fx.dir, "audit.db"))
-	mustWrite(t, fx.config, cfg, 0o644)
+	writeFSConfig(t, fx, fx.wsDir, filepath.Join(fx.dir, "audit.db"))
 	stderr := &toolgatetest.SyncBuffer{}
 	logOnFailure(t, "toolgate serve (HOME above the workspace)", stderr)
 	c := goConnect(t, transport.NewStdioWithOptions(harness.bin, []string{"HOME=" + fx.dir}, []string{"serve", "--config", fx.config},
@@ -175,9 +171,7 @@ func TestFenceOutlivesAStalledServer(t *testing.T) {
 	fx := newFixture(t, allowAll)
 	mustMkdir(t, filepath.Join(fx.wsDir, ".git", "hooks"))
 	db := filepath.Join(fx.dir, "audit.db")
-	cfg := fmt.Sprintf("start_wait: 120s\nservers:\n  fs:\n    command: %q\n    args: [%q]\nworkspace: {enabled: true, root: %q}\naudit: {path: %q}\nreview: {timeout: 1s, channels: [cli]}\n",
-		filepath.Join(harness.dir, "node_modules", ".bin", "mcp-server-filesystem"), fx.wsDir, fx.wsDir, db)
-	mustWrite(t, fx.config, cfg, 0o644)
+	writeFSConfig(t, fx, fx.wsDir, db)
 	c := goStdio(t, fx)
 	setup := `mkdir safe && ln -s safe hk && python3 -c "import os; [os.mkfifo(f) for f in ('f1', 'f2', 'f3', 'f4')]"`
 	if text, isErr := goCall(t, c, toolWSRun, map[string]any{"command": setup}); isErr {

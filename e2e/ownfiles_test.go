@@ -22,9 +22,7 @@ func TestDefaultPackGuardsAuditFiles(t *testing.T) {
 	state := filepath.Join(fx.fsDir, "state")
 	mustMkdir(t, state)
 	db := filepath.Join(state, "audit.db")
-	cfg := fmt.Sprintf("start_wait: 120s\nservers:\n  fs:\n    command: %q\n    args: [%q]\nworkspace: {enabled: true, root: %q}\naudit: {path: %q}\nreview: {timeout: 1s, channels: [cli]}\n",
-		filepath.Join(harness.dir, "node_modules", ".bin", "mcp-server-filesystem"), fx.fsDir, fx.wsDir, db)
-	mustWrite(t, fx.config, cfg, 0o644)
+	writeFSConfig(t, fx, fx.fsDir, db)
 	c := goStdio(t, fx)
 	if text, isErr := goCall(t, c, toolWSRead, map[string]any{"path": "note.txt"}); isErr || text != wsText {
 		t.Fatalf("a read the pack allows: %q (isError %v)", text, isErr)
@@ -66,4 +64,14 @@ func TestDefaultPackGuardsAuditFiles(t *testing.T) {
 	if out, err := exec.Command(harness.bin, "audit", "verify", "--db", db).CombinedOutput(); err != nil {
 		t.Errorf("toolgate audit verify: %v\n%s", err, out)
 	}
+}
+
+// writeFSConfig writes fx's config: server-filesystem serving fsDir as
+// server fs, the built-in tools on fx's workspace, the embedded rules,
+// the audit log in db, and reviews answered only on the CLI, within 1s.
+func writeFSConfig(t *testing.T, fx *fixture, fsDir, db string) {
+	t.Helper()
+	cfg := fmt.Sprintf("start_wait: 120s\nservers:\n  fs:\n    command: %q\n    args: [%q]\nworkspace: {enabled: true, root: %q}\naudit: {path: %q}\nreview: {timeout: 1s, channels: [cli]}\n",
+		filepath.Join(harness.dir, "node_modules", ".bin", "mcp-server-filesystem"), fsDir, fx.wsDir, db)
+	mustWrite(t, fx.config, cfg, 0o644)
 }
