@@ -42,12 +42,11 @@ const (
 // letter or digit (from Unicode's confusables, UTS #39, and Chromium's
 // list of Cyrillic letters that pass for Latin ones: п, г, ъ, Ь, ҽ, ѡ):
 // of Cyrillic, Greek, Coptic, Armenian, Cherokee (capital and small) and
-// Lisu; of Latin itself without
-// a visible mark (the script g, alpha, iota, small capitals, the click
-// letters ǀ and ǁ, ꭇ, ɾ, ƿ; not Turkish ı, which Turkish paths and
-// addresses are full of);
-// and of the scripts that may share a word with Latin (the ideographic
-// zero 〇, Hangul ㅇ and ㅣ, Bopomofo ㄏ and ㄧ).
+// Lisu; of Latin itself without a visible mark (the script g, alpha,
+// iota, small capitals, the click letters ǀ and ǁ, ꭇ, ɾ, ƿ; not Turkish ı,
+// which Turkish paths and addresses are full of); and of the scripts that
+// may share a word with Latin (the ideographic zero 〇, Hangul ㅇ and ㅣ,
+// Bopomofo ㄏ and ㄧ).
 var latinLike = rangetable.New([]rune("" +
 	"АВЕЗІЈКМНОРЅСТУХҮӀԚԜЬаеорсухѕіјԁһӏԛԝүѵпгъҽѡԌԍ" + // Cyrillic
 	"ΑΒΕΖΗΙΚΜΝΟΡΤΥΧϹͿαγικνορυχϲϳω" + // Greek

@@ -16,9 +16,8 @@ import (
 // commands running (the built-in ones, and a sandboxed server's calls
 // that may change the workspace), and they for it; a call that may
 // change the workspace (not annotated read-only, naming a path in it or
-// to a server given it) runs alone.
-// Calls of one toolgate process are fenced, not those of another process
-// serving the same workspace.
+// to a server given it) runs alone. Calls of one toolgate process are
+// fenced, not those of another process serving the same workspace.
 //
 // A call's side of the fence: calls on one side may run together; the
 // two sides never do, and a change runs alone.
